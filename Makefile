@@ -1,0 +1,78 @@
+# distvm: top-level build.  See README.md.
+#
+#   make          set up (first time), stage QEMU, build qemu-system-x86_64,
+#                 the qtests and the guest images
+#   make check    all of that, then every test
+#   make demo     all of that, then a guest under distvm
+#   make bench    benchmarks under bench/
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+
+TOP := $(CURDIR)
+B := $(TOP)/build
+QEMU_BUILD := $(B)/qemu
+STAGED := $(B)/src
+GUESTS := $(B)/guests
+NINJA ?= ninja
+
+# Upstream qtests that cover what patches/ touches (build system, TCG
+# accelerator class, QAPI schema, HMP and -accel options).
+UPSTREAM_QTESTS ?= qmp-test qmp-cmd-test test-hmp machine-none-test \
+                   readconfig-test cpu-plug-test
+
+QTEST_TARGETS := tests/qtest/distvm-test $(addprefix tests/qtest/,$(UPSTREAM_QTESTS))
+
+-include $(B)/config.mk
+
+$(B)/config.mk: configure scripts/setup-host.sh scripts/fetch-qemu.sh
+	./configure
+
+# Stage the QEMU tree again whenever the patches or the upstream tree change.
+$(B)/.staged: $(B)/config.mk $(wildcard patches/*) scripts/stage-qemu.sh $(B)/upstream/version
+	scripts/stage-qemu.sh $(B)/upstream/tree $(STAGED) $(TOP)
+	@touch $@
+
+$(QEMU_BUILD)/.configured: $(B)/.staged $(B)/config.mk
+	@mkdir -p $(QEMU_BUILD)
+	@echo "distvm: configuring $(QEMU_SOURCE)"
+	cd $(QEMU_BUILD) && $(STAGED)/configure $(QEMU_CONFIGURE_FLAGS) > configure.log 2>&1 \
+	    || { tail -30 configure.log; exit 1; }
+	@touch $@
+
+.PHONY: all qemu guests check check-distvm check-upstream demo bench clean distclean
+
+all: qemu guests
+
+# Our own files are linked into the staged tree; relinking picks up files
+# added since the last staging and costs nothing otherwise.
+qemu: $(QEMU_BUILD)/.configured
+	@scripts/stage-qemu.sh --link-only $(B)/upstream/tree $(STAGED) $(TOP)
+	$(NINJA) -C $(QEMU_BUILD) qemu-system-x86_64 $(QTEST_TARGETS)
+	@scripts/link-firmware.sh $(QEMU_BUILD)
+	@ln -sfn qemu/qemu-system-x86_64 $(B)/qemu-system-x86_64
+
+guests:
+	@$(MAKE) --no-print-directory -f tests/qtest/distvm/guests.mk TOP=$(TOP) OUT=$(GUESTS)
+
+check: all
+	scripts/run-tests.sh $(B) $(UPSTREAM_QTESTS)
+
+check-distvm: all
+	scripts/run-tests.sh --distvm-only $(B)
+
+check-upstream: all
+	scripts/run-tests.sh --upstream-only $(B) $(UPSTREAM_QTESTS)
+
+demo: all
+	scripts/demo.sh $(B)
+
+bench: all
+	@for b in bench/*.sh; do [ -x "$$b" ] && "$$b" $(B) || exit 1; done
+
+clean:
+	rm -rf $(QEMU_BUILD) $(GUESTS) $(STAGED) $(B)/.staged $(B)/qemu-system-x86_64
+
+distclean:
+	rm -rf $(B)

@@ -1,0 +1,298 @@
+/*
+ * distvm accelerator: multi-threaded TCG whose guest spans several nodes
+ *
+ * distvm-accel is a subclass of tcg-accel.  It inherits TCG's machine
+ * initialisation and properties, insists on one host thread per vCPU
+ * (MTTCG) and adds the cluster properties.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/visitor.h"
+#include "qemu/error-report.h"
+#include "qemu/sockets.h"
+#include "qom/object.h"
+#include "hw/boards.h"
+#include "system/accel-ops.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+bool distvm_allowed;
+
+DistvmState *distvm_state(void)
+{
+    AccelState *accel = current_accel();
+
+    if (!accel || !distvm_enabled()) {
+        return NULL;
+    }
+    return (DistvmState *)object_dynamic_cast(OBJECT(accel),
+                                              TYPE_DISTVM_ACCEL);
+}
+
+uint32_t distvm_vcpu_node(DistvmState *s, int cpu_index)
+{
+    if (cpu_index < 0 || cpu_index >= s->nr_vcpus) {
+        return DISTVM_HOME_NODE;
+    }
+    return s->vcpu_node[cpu_index];
+}
+
+/*
+ * Parse a node address.  Only the two forms the cluster uses are
+ * accepted, so that a typo cannot silently select another transport.
+ */
+static SocketAddress *distvm_parse_address(const char *prop, const char *str,
+                                           Error **errp)
+{
+    SocketAddress *addr;
+
+    if (!g_str_has_prefix(str, "tcp:") && !g_str_has_prefix(str, "unix:")) {
+        error_setg(errp, "distvm: %s=%s: the address must be tcp:HOST:PORT "
+                   "or unix:PATH", prop, str);
+        return NULL;
+    }
+    addr = socket_parse(str, errp);
+    if (!addr) {
+        error_prepend(errp, "distvm: %s=%s: ", prop, str);
+        return NULL;
+    }
+    if (addr->type == SOCKET_ADDRESS_TYPE_INET &&
+        (!*addr->u.inet.host || !*addr->u.inet.port)) {
+        error_setg(errp, "distvm: %s=%s: the address must be tcp:HOST:PORT "
+                   "with both a host and a port", prop, str);
+        qapi_free_SocketAddress(addr);
+        return NULL;
+    }
+    return addr;
+}
+
+static void distvm_get_u32(Object *obj, Visitor *v, const char *name,
+                           void *opaque, Error **errp)
+{
+    uint32_t *field = (uint32_t *)((char *)obj + (uintptr_t)opaque);
+
+    visit_type_uint32(v, name, field, errp);
+}
+
+static void distvm_set_node_id(Object *obj, Visitor *v, const char *name,
+                               void *opaque, Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+    uint32_t value;
+
+    if (!visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    if (value >= DISTVM_MAX_NODES) {
+        error_setg(errp, "distvm: node-id=%" PRIu32 " is out of range "
+                   "(0 to %d)", value, DISTVM_MAX_NODES - 1);
+        return;
+    }
+    s->node_id = value;
+}
+
+static void distvm_set_nodes(Object *obj, Visitor *v, const char *name,
+                             void *opaque, Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+    uint32_t value;
+
+    if (!visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    if (value < 1 || value > DISTVM_MAX_NODES) {
+        error_setg(errp, "distvm: nodes=%" PRIu32 " is out of range "
+                   "(1 to %d)", value, DISTVM_MAX_NODES);
+        return;
+    }
+    s->nodes = value;
+}
+
+static char *distvm_get_listen(Object *obj, Error **errp)
+{
+    return g_strdup(DISTVM_ACCEL(obj)->listen);
+}
+
+static void distvm_set_listen(Object *obj, const char *value, Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+    SocketAddress *addr = distvm_parse_address("listen", value, errp);
+
+    if (!addr) {
+        return;
+    }
+    qapi_free_SocketAddress(s->listen_addr);
+    g_free(s->listen);
+    s->listen_addr = addr;
+    s->listen = g_strdup(value);
+}
+
+static char *distvm_get_home(Object *obj, Error **errp)
+{
+    return g_strdup(DISTVM_ACCEL(obj)->home);
+}
+
+static void distvm_set_home(Object *obj, const char *value, Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+    SocketAddress *addr = distvm_parse_address("home", value, errp);
+
+    if (!addr) {
+        return;
+    }
+    qapi_free_SocketAddress(s->home_addr);
+    g_free(s->home);
+    s->home_addr = addr;
+    s->home = g_strdup(value);
+}
+
+/* Check that the properties describe one consistent node. */
+static bool distvm_check_options(DistvmState *s, Error **errp)
+{
+    if (s->node_id >= s->nodes) {
+        error_setg(errp, "distvm: node-id=%" PRIu32 " is not below "
+                   "nodes=%" PRIu32, s->node_id, s->nodes);
+        return false;
+    }
+    if (s->node_id == DISTVM_HOME_NODE && s->home) {
+        error_setg(errp, "distvm: home= is for the other nodes; node 0 is "
+                   "the home node itself");
+        return false;
+    }
+    if (s->nodes > 1 && !s->listen) {
+        error_setg(errp, "distvm: a cluster of %" PRIu32 " nodes needs "
+                   "listen=tcp:HOST:PORT or listen=unix:PATH on every node",
+                   s->nodes);
+        return false;
+    }
+    if (s->node_id != DISTVM_HOME_NODE && !s->home) {
+        error_setg(errp, "distvm: node %" PRIu32 " needs home=ADDRESS, the "
+                   "listen address of node 0", s->node_id);
+        return false;
+    }
+    if (s->nodes > 1) {
+        error_setg(errp, "distvm: nodes=%" PRIu32 ": this build runs "
+                   "single-node clusters only (nodes=1)", s->nodes);
+        return false;
+    }
+    return true;
+}
+
+static int distvm_init_machine(MachineState *ms)
+{
+    DistvmState *s = DISTVM_ACCEL(ms->accelerator);
+    DistvmAccelClass *dc = DISTVM_ACCEL_GET_CLASS(s);
+    Error *err = NULL;
+    int ret;
+
+    if (!distvm_check_options(s, &err)) {
+        error_report_err(err);
+        return -EINVAL;
+    }
+    /*
+     * Each vCPU must have its own host thread: a vCPU of another node is
+     * parked in its thread, and a page fault stalls only the vCPU that
+     * took it.
+     */
+    if (!s->parent_obj.mttcg_enabled) {
+        error_report("distvm: needs multi-threaded TCG (thread=multi); "
+                     "thread=single, -icount and record/replay are not "
+                     "supported");
+        return -EINVAL;
+    }
+
+    ret = dc->parent_init_machine(ms);
+    if (ret < 0) {
+        return ret;
+    }
+
+    s->nr_vcpus = ms->smp.max_cpus;
+    s->vcpu_node = g_new0(uint32_t, s->nr_vcpus);
+    trace_distvm_init_machine(s->node_id, s->nodes, s->nr_vcpus);
+    return 0;
+}
+
+static void distvm_accel_instance_init(Object *obj)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+
+    s->node_id = DISTVM_HOME_NODE;
+    s->nodes = 1;
+}
+
+static void distvm_accel_instance_finalize(Object *obj)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+
+    g_free(s->listen);
+    g_free(s->home);
+    qapi_free_SocketAddress(s->listen_addr);
+    qapi_free_SocketAddress(s->home_addr);
+    g_free(s->vcpu_node);
+}
+
+static void distvm_accel_class_init(ObjectClass *oc, void *data)
+{
+    AccelClass *ac = ACCEL_CLASS(oc);
+    DistvmAccelClass *dc = DISTVM_ACCEL_CLASS(oc);
+
+    ac->name = "distvm";
+    dc->parent_init_machine = ac->init_machine;
+    ac->init_machine = distvm_init_machine;
+    ac->allowed = &distvm_allowed;
+
+    object_class_property_add(oc, "node-id", "uint32", distvm_get_u32,
+                              distvm_set_node_id, NULL,
+                              (void *)offsetof(DistvmState, node_id));
+    object_class_property_set_description(oc, "node-id",
+        "This node's id in the cluster, 0 to nodes-1 (0 is the home node, "
+        "which runs the devices; default 0)");
+
+    object_class_property_add(oc, "nodes", "uint32", distvm_get_u32,
+                              distvm_set_nodes, NULL,
+                              (void *)offsetof(DistvmState, nodes));
+    object_class_property_set_description(oc, "nodes",
+        "How many nodes the cluster has (default 1)");
+
+    object_class_property_add_str(oc, "listen", distvm_get_listen,
+                                  distvm_set_listen);
+    object_class_property_set_description(oc, "listen",
+        "This node's address for its peers: tcp:HOST:PORT or unix:PATH");
+
+    object_class_property_add_str(oc, "home", distvm_get_home,
+                                  distvm_set_home);
+    object_class_property_set_description(oc, "home",
+        "The home node's listen address, given on every other node");
+}
+
+static const TypeInfo distvm_accel_type = {
+    .name = TYPE_DISTVM_ACCEL,
+    .parent = TYPE_TCG_ACCEL,
+    .instance_size = sizeof(DistvmState),
+    .instance_init = distvm_accel_instance_init,
+    .instance_finalize = distvm_accel_instance_finalize,
+    .class_size = sizeof(DistvmAccelClass),
+    .class_init = distvm_accel_class_init,
+};
+
+/*
+ * The vCPU threads are TCG's own (inherited ops_init picks MTTCG).
+ * distvm-accel-ops exists because the accelerator framework looks its
+ * operations up by the accelerator's type name.
+ */
+static const TypeInfo distvm_accel_ops_type = {
+    .name = ACCEL_OPS_NAME("distvm"),
+    .parent = ACCEL_OPS_NAME("tcg"),
+    .abstract = true,
+};
+
+static void distvm_register_types(void)
+{
+    type_register_static(&distvm_accel_type);
+    type_register_static(&distvm_accel_ops_type);
+}
+
+type_init(distvm_register_types);

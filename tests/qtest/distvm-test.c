@@ -1,0 +1,316 @@
+/*
+ * distvm qtest suite
+ *
+ * Single-node tests: the accelerator and its options, query-distvm and
+ * "info distvm", the bare-metal SMP guest (exact final memory) and the
+ * Linux guest.  Every test that starts a guest asserts through QMP that
+ * distvm, not the qtest fallback, is the accelerator.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "libqtest.h"
+#include "distvm/distvm-node.h"
+#include "distvm/guest/smp-workload.h"
+
+static char *tmpdir;
+
+/* -accel help lists distvm; -accel distvm,help describes its options. */
+static void test_accel_listed(void)
+{
+    g_autofree char *out = NULL;
+    g_autofree char *help = NULL;
+
+    g_assert_cmpint(distvm_run_qemu("-accel help", &out), ==, 0);
+    g_assert_nonnull(strstr(out, "\ndistvm\n"));
+
+    g_assert_cmpint(distvm_run_qemu("-accel distvm,help", &help), ==, 0);
+    for (const char *p = "node-id\0nodes\0listen\0home\0thread\0"; *p;
+         p += strlen(p) + 1) {
+        g_autofree char *needle = g_strdup_printf("  %s=", p);
+
+        g_assert_nonnull(strstr(help, needle));
+    }
+}
+
+/* Bad options are refused at start-up with an error naming the problem. */
+static void test_bad_options(void)
+{
+    static const struct {
+        const char *opts;
+        const char *error;
+    } cases[] = {
+        { "thread=single", "needs multi-threaded TCG" },
+        { "nodes=0", "nodes=0 is out of range" },
+        { "nodes=17", "nodes=17 is out of range" },
+        { "node-id=16", "node-id=16 is out of range" },
+        { "node-id=2,nodes=2,listen=unix:/nonexistent/x,home=unix:/y",
+          "node-id=2 is not below nodes=2" },
+        { "listen=bogus", "the address must be tcp:HOST:PORT or unix:PATH" },
+        { "listen=tcp:localhost", "listen=tcp:localhost" },
+        { "home=unix:/tmp/x", "home= is for the other nodes" },
+        { "nodes=2", "needs listen=" },
+        { "node-id=1,nodes=2,listen=unix:/tmp/x", "needs home=" },
+        { "node-id=abc", "node-id" },
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *args = g_strdup_printf("-machine none -accel distvm,%s",
+                                                cases[i].opts);
+        g_autofree char *out = NULL;
+        int status = distvm_run_qemu(args, &out);
+
+        if (status != 1 || !strstr(out, cases[i].error)) {
+            g_error("'-accel distvm,%s': expected exit status 1 and an error "
+                    "with '%s', got status %d and:\n%s", cases[i].opts,
+                    cases[i].error, status, out);
+        }
+    }
+}
+
+/* query-distvm and "info distvm" on a single node with 2 vCPUs. */
+static void test_query(void)
+{
+    DistvmNode *node = distvm_node_start(tmpdir, 0, NULL, "-smp 2 -S");
+    QDict *info = distvm_assert_active(node->qts, 0);
+    QList *vcpus = qdict_get_qlist(info, "vcpus");
+    g_autofree char *hmp = NULL;
+    QListEntry *e;
+    int n = 0;
+
+    g_assert_cmpint(qdict_get_int(info, "nodes"), ==, 1);
+    g_assert_false(qdict_haskey(info, "home"));
+    QLIST_FOREACH_ENTRY(vcpus, e) {
+        QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpint(qdict_get_int(v, "cpu-index"), ==, n);
+        g_assert_cmpint(qdict_get_int(v, "node"), ==, 0);
+        g_assert_nonnull(strstr(qdict_get_str(v, "qom-path"), "/machine/"));
+        n++;
+    }
+    g_assert_cmpint(n, ==, 2);
+    qobject_unref(info);
+
+    hmp = qtest_hmp(node->qts, "info distvm");
+    g_assert_nonnull(strstr(hmp, "node 0 of 1 (home)"));
+    g_assert_nonnull(strstr(hmp, "vCPU 1: node 0"));
+    distvm_node_quit(node);
+}
+
+/* Under another accelerator, query-distvm fails rather than lying. */
+static void test_query_other_accel(void)
+{
+    QTestState *qts = qtest_init("-machine none");
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-distvm' }");
+
+    g_assert_true(qdict_haskey(resp, "error"));
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, "distvm is not the active accelerator");
+    qobject_unref(resp);
+    qtest_quit(qts);
+}
+
+/* Compute what the SMP guest must leave in memory. */
+static void expected_smp_results(uint32_t ncpus, uint32_t iters,
+                                 struct dg_results *r, uint64_t *priv)
+{
+    memset(r, 0, sizeof(*r));
+    memset(priv, 0, (size_t)ncpus * DG_PRIV_BYTES);
+    r->magic = DG_MAGIC_DONE;
+    r->ncpus = ncpus;
+    r->iters = iters;
+    r->cpus_started = ncpus;
+    for (uint32_t cpu = 0; cpu < ncpus; cpu++) {
+        uint64_t x = dg_seed(cpu), sum = 0;
+        uint64_t *p = priv + (size_t)cpu * DG_PRIV_WORDS;
+
+        for (uint32_t i = 0; i < iters; i++) {
+            x = dg_next(x);
+            p[dg_priv_index(x)] += dg_priv_delta(x, i);
+            sum += x;
+        }
+        r->checksum[cpu] = sum;
+        r->cpu_done[cpu] = 1;
+        r->locked_z += dg_multiples(iters, DG_LOCKED_EVERY) * (cpu + 1);
+    }
+    r->atomic_counter = ncpus * dg_multiples(iters, DG_ATOMIC_EVERY);
+    r->locked_x = ncpus * dg_multiples(iters, DG_LOCKED_EVERY);
+    r->locked_y = 2 * r->locked_x;
+    if (ncpus > 1) {
+        for (uint32_t i = 0; i < DG_RING_ITEMS; i++) {
+            r->ring_sum += dg_ring_value(i);
+        }
+        r->ring_count = DG_RING_ITEMS;
+    }
+}
+
+/* Wait for the SMP guest to finish; fails the test on timeout or FAIL. */
+static void wait_smp_guest(DistvmNode *node, int timeout_s)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
+    uint32_t magic;
+
+    for (;;) {
+        magic = qtest_readl(node->qts, DG_RESULT_BASE);
+        if (magic == DG_MAGIC_DONE || magic == DG_MAGIC_FAIL) {
+            break;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_autofree char *console = distvm_read_console(node);
+
+            g_error("SMP guest did not finish in %d s; console:\n%s",
+                    timeout_s, console);
+        }
+        g_usleep(50 * 1000);
+    }
+    if (magic != DG_MAGIC_DONE) {
+        g_autofree char *console = distvm_read_console(node);
+
+        g_error("SMP guest failed; console:\n%s", console);
+    }
+}
+
+static void check_smp_memory(QTestState *qts, uint32_t ncpus, uint32_t iters)
+{
+    g_autofree struct dg_results *want = g_new(struct dg_results, 1);
+    g_autofree struct dg_results *got = g_new(struct dg_results, 1);
+    g_autofree uint64_t *want_priv = g_new(uint64_t, ncpus * DG_PRIV_WORDS);
+    g_autofree uint64_t *got_priv = g_new(uint64_t, ncpus * DG_PRIV_WORDS);
+
+    expected_smp_results(ncpus, iters, want, want_priv);
+    qtest_memread(qts, DG_RESULT_BASE, got, sizeof(*got));
+    qtest_memread(qts, DG_PRIV_BASE, got_priv, ncpus * DG_PRIV_BYTES);
+
+    g_assert_cmphex(got->magic, ==, want->magic);
+    g_assert_cmpuint(got->ncpus, ==, want->ncpus);
+    g_assert_cmpuint(got->iters, ==, want->iters);
+    g_assert_cmpuint(got->cpus_started, ==, want->cpus_started);
+    g_assert_cmpuint(got->atomic_counter, ==, want->atomic_counter);
+    g_assert_cmpuint(got->locked_x, ==, want->locked_x);
+    g_assert_cmpuint(got->locked_y, ==, want->locked_y);
+    g_assert_cmpuint(got->locked_z, ==, want->locked_z);
+    g_assert_cmpuint(got->ring_count, ==, want->ring_count);
+    g_assert_cmpuint(got->ring_errors, ==, 0);
+    g_assert_cmphex(got->ring_sum, ==, want->ring_sum);
+    for (uint32_t cpu = 0; cpu < ncpus; cpu++) {
+        g_assert_cmphex(got->checksum[cpu], ==, want->checksum[cpu]);
+        g_assert_cmpuint(got->cpu_done[cpu], ==, 1);
+    }
+    /* The whole record, padding and unused slots included. */
+    g_assert_cmpmem(got, sizeof(*got), want, sizeof(*want));
+    g_assert_cmpmem(got_priv, ncpus * DG_PRIV_BYTES,
+                    want_priv, ncpus * DG_PRIV_BYTES);
+}
+
+static void run_smp_guest(uint32_t ncpus, uint32_t iters)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        "-machine pc -m 64M -smp %u -kernel %s -append 'cpus=%u iters=%u'",
+        ncpus, elf, ncpus, iters);
+    DistvmNode *node = distvm_node_start(tmpdir, 0, NULL, args);
+    g_autofree char *console = NULL;
+
+    wait_smp_guest(node, 300);
+    check_smp_memory(node->qts, ncpus, iters);
+    console = distvm_read_console(node);
+    g_assert_nonnull(strstr(console, "distvm-guest: all cpus up"));
+    g_assert_nonnull(strstr(console, "distvm-guest: DONE"));
+    distvm_assert_console_clean(console);
+    distvm_node_quit(node);
+}
+
+static void test_smp_guest_1cpu(void)
+{
+    run_smp_guest(1, 200000);
+}
+
+static void test_smp_guest_4cpus(void)
+{
+    run_smp_guest(4, 400000);
+}
+
+/* Expected output line of the Linux guest's workload number @i. */
+static char *linux_work_line(int i, int work)
+{
+    g_autoptr(GString) seq = g_string_new(NULL);
+    g_autofree char *sum = NULL;
+
+    for (int n = i * work + 1; n <= (i + 1) * work; n++) {
+        g_string_append_printf(seq, "%d\n", n);
+    }
+    sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, seq->str, seq->len);
+    return g_strdup_printf("distvm-linux: work %d %s", i, sum);
+}
+
+/*
+ * The Linux guest with 2 CPUs: both come online, the workload's output
+ * is exact, the console is clean and the guest powers off (exit 0).
+ */
+static void test_linux_smp2(void)
+{
+    const int work = 20000;
+    g_autofree char *kernel = distvm_guest_path("linux/vmlinuz");
+    g_autofree char *initrd = distvm_guest_path("linux/initramfs.cpio.gz");
+    g_autofree char *args = g_strdup_printf(
+        "-machine pc -m 512M -smp 2 -kernel %s -initrd %s "
+        "-append 'console=ttyS0 panic=-1 distvm.work=%d'",
+        kernel, initrd, work);
+    DistvmNode *node = distvm_node_start(tmpdir, 0, NULL, args);
+    g_autofree char *console = NULL;
+    QDict *ev;
+
+    if (!distvm_wait_console(node, "distvm-linux: workload done", 600)) {
+        console = distvm_read_console(node);
+        g_error("Linux guest did not finish its workload; console:\n%s",
+                console);
+    }
+    ev = qtest_qmp_eventwait_ref(node->qts, "SHUTDOWN");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
+                    ==, "guest-shutdown");
+    qobject_unref(ev);
+
+    console = distvm_read_console(node);
+    g_assert_nonnull(strstr(console, "distvm-linux: cpus-online 0-1\n"));
+    g_assert_nonnull(strstr(console, "distvm-linux: nproc 2\n"));
+    for (int i = 0; i < 2; i++) {
+        g_autofree char *line = linux_work_line(i, work);
+
+        if (!strstr(console, line)) {
+            g_error("missing '%s' in the console:\n%s", line, console);
+        }
+    }
+    distvm_assert_console_clean(console);
+    /* The process exits by itself after the power-off, with status 0. */
+    qtest_wait_qemu(node->qts);
+    distvm_node_quit(node);
+}
+
+int main(int argc, char **argv)
+{
+    int ret;
+
+    g_test_init(&argc, &argv, NULL);
+    if (!qtest_has_accel("distvm")) {
+        g_error("this QEMU binary has no distvm accelerator");
+    }
+    tmpdir = g_dir_make_tmp("distvm-test-XXXXXX", NULL);
+    g_assert(tmpdir);
+
+    qtest_add_func("/distvm/accel/listed", test_accel_listed);
+    qtest_add_func("/distvm/accel/bad-options", test_bad_options);
+    qtest_add_func("/distvm/qmp/query", test_query);
+    qtest_add_func("/distvm/qmp/query-other-accel", test_query_other_accel);
+    qtest_add_func("/distvm/smp-guest/1cpu", test_smp_guest_1cpu);
+    qtest_add_func("/distvm/smp-guest/4cpus", test_smp_guest_4cpus);
+    qtest_add_func("/distvm/linux/smp2", test_linux_smp2);
+
+    ret = g_test_run();
+    g_autofree char *rm = g_strdup_printf("rm -rf %s", tmpdir);
+    g_spawn_command_line_sync(rm, NULL, NULL, NULL, NULL);
+    g_free(tmpdir);
+    return ret;
+}

@@ -1,0 +1,166 @@
+/*
+ * distvm qtest helpers
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "distvm-node.h"
+
+const char *distvm_guest_dir(void)
+{
+    const char *dir = g_getenv("DISTVM_GUEST_DIR");
+
+    return dir ? dir : DISTVM_DEFAULT_GUEST_DIR;
+}
+
+char *distvm_guest_path(const char *name)
+{
+    char *path = g_build_filename(distvm_guest_dir(), name, NULL);
+
+    if (!g_file_test(path, G_FILE_TEST_EXISTS)) {
+        g_error("guest image %s is missing: build it with 'make' at the top "
+                "of the distvm tree (or set DISTVM_GUEST_DIR)", path);
+    }
+    return path;
+}
+
+QDict *distvm_assert_active(QTestState *qts, int node_id)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-distvm' }");
+    QDict *ret;
+
+    if (qdict_haskey(resp, "error")) {
+        QDict *err = qdict_get_qdict(resp, "error");
+
+        g_error("distvm is not the active accelerator: query-distvm "
+                "failed with '%s'", qdict_get_try_str(err, "desc"));
+    }
+    ret = qdict_get_qdict(resp, "return");
+    g_assert(ret);
+    g_assert_cmpint(qdict_get_int(ret, "node-id"), ==, node_id);
+    qobject_ref(ret);
+    qobject_unref(resp);
+    return ret;
+}
+
+int distvm_vcpu_node(QTestState *qts, int cpu_index)
+{
+    QDict *resp = qtest_qmp_assert_success_ref(qts,
+                                               "{ 'execute': 'query-distvm' }");
+    QListEntry *e;
+    int node = -1;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(resp, "vcpus"), e) {
+        QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(v, "cpu-index") == cpu_index) {
+            node = qdict_get_int(v, "node");
+        }
+    }
+    qobject_unref(resp);
+    g_assert_cmpint(node, >=, 0);
+    return node;
+}
+
+DistvmNode *distvm_node_start(const char *tmpdir, int node_id,
+                              const char *accel_opts,
+                              const char *extra_args)
+{
+    DistvmNode *node = g_new0(DistvmNode, 1);
+    QDict *info;
+
+    node->node_id = node_id;
+    node->serial_path = g_strdup_printf("%s/node%d-serial.log", tmpdir,
+                                        node_id);
+    node->qts = qtest_initf("-accel distvm%s%s -serial file:%s %s",
+                            accel_opts && *accel_opts ? "," : "",
+                            accel_opts ? accel_opts : "",
+                            node->serial_path, extra_args);
+    info = distvm_assert_active(node->qts, node_id);
+    qobject_unref(info);
+    return node;
+}
+
+void distvm_node_quit(DistvmNode *node)
+{
+    if (node->qts) {
+        qtest_quit(node->qts);
+    }
+    g_free(node->serial_path);
+    g_free(node);
+}
+
+char *distvm_read_console(DistvmNode *node)
+{
+    char *text = NULL;
+
+    char *out;
+
+    if (!g_file_get_contents(node->serial_path, &text, NULL, NULL)) {
+        return g_strdup("");
+    }
+    /* Serial consoles end lines with CR LF; keep LF only. */
+    out = text;
+    for (char *in = text; *in; in++) {
+        if (*in != '\r') {
+            *out++ = *in;
+        }
+    }
+    *out = '\0';
+    return text;
+}
+
+bool distvm_wait_console(DistvmNode *node, const char *needle, int timeout_s)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
+
+    for (;;) {
+        g_autofree char *text = distvm_read_console(node);
+
+        if (strstr(text, needle)) {
+            return true;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            return false;
+        }
+        g_usleep(100 * 1000);
+    }
+}
+
+void distvm_assert_console_clean(const char *console)
+{
+    static const char *const bad[] = {
+        "soft lockup", "rcu_sched self-detected stall",
+        "rcu: INFO: rcu_preempt detected stalls", "RCU Stall",
+        "BUG:", "Oops", "Kernel panic", "general protection fault",
+        "Marking clocksource", "as unstable", "Call Trace:",
+        "distvm-guest: FAIL",
+    };
+
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        if (strstr(console, bad[i])) {
+            g_error("guest console has '%s':\n%s", bad[i], console);
+        }
+    }
+}
+
+int distvm_run_qemu(const char *args, char **out)
+{
+    const char *binary = g_getenv("QTEST_QEMU_BINARY");
+    g_autofree char *cmd = NULL;
+    g_autofree char *sout = NULL;
+    g_autofree char *serr = NULL;
+    g_autoptr(GError) err = NULL;
+    int status;
+
+    g_assert(binary);
+    cmd = g_strdup_printf("%s -display none -nodefaults %s", binary, args);
+    if (!g_spawn_command_line_sync(cmd, &sout, &serr, &status, &err)) {
+        g_error("cannot run '%s': %s", cmd, err->message);
+    }
+    *out = g_strconcat(sout, serr, NULL);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

@@ -1,0 +1,66 @@
+/*
+ * distvm qtest helpers: starting nodes, checking that distvm is really the
+ * accelerator, reading guest consoles
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef DISTVM_NODE_H
+#define DISTVM_NODE_H
+
+#include "libqtest.h"
+
+typedef struct DistvmNode {
+    QTestState *qts;
+    int node_id;
+    char *serial_path;          /* the node's console, or NULL */
+} DistvmNode;
+
+/* Directory of the guest images (DISTVM_GUEST_DIR or the build's default). */
+const char *distvm_guest_dir(void);
+
+/* Path of guest image @name; fails the test if it was not built. */
+char *distvm_guest_path(const char *name);
+
+/*
+ * Start a node with "-accel distvm,@accel_opts" and @extra_args, its
+ * serial console written to a file in @tmpdir, and assert through QMP
+ * that distvm is the active accelerator and the node is @node_id.
+ */
+DistvmNode *distvm_node_start(const char *tmpdir, int node_id,
+                              const char *accel_opts,
+                              const char *extra_args);
+
+/* Stop the node (SIGTERM unless it exited) and free it. */
+void distvm_node_quit(DistvmNode *node);
+
+/*
+ * Assert that query-distvm answers on @qts for node @node_id: libqtest
+ * would otherwise silently fall back to -accel qtest.  Returns the
+ * query's result (unref it).
+ */
+QDict *distvm_assert_active(QTestState *qts, int node_id);
+
+/* The node running vCPU @cpu_index, as query-distvm reports it. */
+int distvm_vcpu_node(QTestState *qts, int cpu_index);
+
+/*
+ * Wait until the console file contains @needle, for at most @timeout_s
+ * seconds; returns whether it did.  The node's process must stay alive.
+ */
+bool distvm_wait_console(DistvmNode *node, const char *needle,
+                         int timeout_s);
+
+/* The console so far, with CR LF line ends turned into LF (g_free it). */
+char *distvm_read_console(DistvmNode *node);
+
+/* Fail the test if @console has a kernel or guest failure line. */
+void distvm_assert_console_clean(const char *console);
+
+/*
+ * Run qemu-system-x86_64 with @args (no qtest) and return its exit
+ * status; its stdout and stderr are returned in @out (g_free it).
+ */
+int distvm_run_qemu(const char *args, char **out);
+
+#endif /* DISTVM_NODE_H */

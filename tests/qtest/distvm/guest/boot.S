@@ -1,0 +1,99 @@
+/*
+ * distvm bare-metal SMP test guest: multiboot entry and AP trampoline
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#define MB_MAGIC        0x1badb002
+#define MB_FLAGS        0
+#define STACK_SHIFT     14              /* 16 KiB per CPU */
+
+    .section .multiboot, "a"
+    .align 4
+    .long MB_MAGIC
+    .long MB_FLAGS
+    .long -(MB_MAGIC + MB_FLAGS)
+
+    .text
+    .code32
+    .globl _start
+_start:
+    cli
+    lgdt gdt_desc
+    ljmp $0x08, $1f
+1:  movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movw %ax, %fs
+    movw %ax, %gs
+    movl $(cpu_stacks + (1 << STACK_SHIFT)), %esp
+    pushl %ebx                          /* multiboot information */
+    call guest_main
+halt_forever:
+    cli
+    hlt
+    jmp halt_forever
+
+/* APs arrive here from the trampoline, in protected mode. */
+    .globl ap_entry32
+ap_entry32:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movw %ax, %fs
+    movw %ax, %gs
+    movl $1, %eax
+    lock xaddl %eax, ap_next_stack      /* stack slot 1, 2, ... */
+    incl %eax
+    shll $STACK_SHIFT, %eax
+    addl $cpu_stacks, %eax
+    movl %eax, %esp
+    call ap_main
+    jmp halt_forever
+
+    .data
+    .align 8
+gdt:
+    .quad 0
+    .quad 0x00cf9a000000ffff            /* 0x08: flat 32-bit code */
+    .quad 0x00cf92000000ffff            /* 0x10: flat data */
+gdt_end:
+gdt_desc:
+    .word gdt_end - gdt - 1
+    .long gdt
+
+ap_next_stack:
+    .long 1
+
+    .bss
+    .align 4096
+    .globl cpu_stacks
+cpu_stacks:
+    .skip (17 << STACK_SHIFT)
+
+/*
+ * Real-mode start-up code for the APs.  Linked to run at 0x8000 and
+ * copied there by the BSP before it sends the SIPIs (vector 0x08).
+ */
+    .section .trampoline, "ax"
+    .code16
+    .globl trampoline_start
+trampoline_start:
+    cli
+    xorw %ax, %ax
+    movw %ax, %ds
+    lgdtl tr_gdt_desc
+    movl %cr0, %eax
+    orl $1, %eax
+    movl %eax, %cr0
+    ljmpl $0x08, $ap_entry32
+    .align 4
+tr_gdt_desc:
+    .word gdt_end - gdt - 1
+    .long gdt
+    .globl trampoline_end
+trampoline_end:
+
+    .section .note.GNU-stack, "", @progbits

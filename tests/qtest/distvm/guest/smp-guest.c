@@ -1,0 +1,379 @@
+/*
+ * distvm bare-metal SMP test guest
+ *
+ * The boot CPU starts every other CPU with INIT/SIPI, then all CPUs run
+ * the deterministic workload of smp-workload.h: a private buffer, locked
+ * adds to a shared counter and a spinlock-guarded non-atomic record; the
+ * first and the last CPU also pass DG_RING_ITEMS values through a
+ * single-producer/single-consumer ring.  Progress goes to the serial port;
+ * the test checks the final memory.
+ *
+ * Command line (multiboot, -append): "cpus=N iters=M".
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <stdint.h>
+#include "smp-workload.h"
+
+#define COM1            0x3f8
+#define LAPIC_BASE      0xfee00000u
+#define LAPIC_ID        0x020
+#define LAPIC_SVR       0x0f0
+#define LAPIC_ICR_LO    0x300
+#define LAPIC_ICR_HI    0x310
+#define ICR_PENDING     (1u << 12)
+#define ICR_INIT        0x00000500u
+#define ICR_STARTUP     0x00000600u
+#define ICR_ASSERT      0x00004000u
+#define ICR_LEVEL       0x00008000u
+#define TRAMPOLINE      0x8000u
+
+struct multiboot_info {
+    uint32_t flags;
+    uint32_t mem_lower, mem_upper, boot_device;
+    uint32_t cmdline;
+};
+
+extern char trampoline_start[], trampoline_end[], __trampoline_load[];
+
+static struct dg_results *const res = (struct dg_results *)DG_RESULT_BASE;
+static volatile uint32_t print_lock;
+static volatile uint32_t data_lock;
+static volatile uint32_t go;
+static uint32_t ncpus = 1, iters = 100000;
+
+/* The ring: the producer owns head, the consumer owns tail. */
+static volatile uint64_t ring[DG_RING_SLOTS];
+static volatile uint32_t ring_head, ring_tail;
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+    uint8_t v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline void cpu_relax(void)
+{
+    __asm__ volatile("pause" ::: "memory");
+}
+
+static inline uint32_t xchg(volatile uint32_t *p, uint32_t v)
+{
+    __asm__ volatile("xchgl %0, %1" : "+r"(v), "+m"(*p) : : "memory");
+    return v;
+}
+
+static inline void lock_add64(volatile uint64_t *p, uint32_t v)
+{
+    /* 64-bit locked add from 32-bit code: add low, carry into high. */
+    __asm__ volatile("lock addl %1, %0\n\t"
+                     "lock adcl $0, 4+%0"
+                     : "+m"(*p) : "ri"(v) : "memory", "cc");
+}
+
+static inline void lock_inc32(volatile uint32_t *p)
+{
+    __asm__ volatile("lock incl %0" : "+m"(*p) : : "memory", "cc");
+}
+
+static void spin_lock(volatile uint32_t *l)
+{
+    while (xchg(l, 1)) {
+        while (*l) {
+            cpu_relax();
+        }
+    }
+}
+
+static void spin_unlock(volatile uint32_t *l)
+{
+    __asm__ volatile("" ::: "memory");
+    *l = 0;
+}
+
+static inline uint32_t lapic_read(uint32_t reg)
+{
+    return *(volatile uint32_t *)(LAPIC_BASE + reg);
+}
+
+static inline void lapic_write(uint32_t reg, uint32_t v)
+{
+    *(volatile uint32_t *)(LAPIC_BASE + reg) = v;
+}
+
+static void putc_serial(char c)
+{
+    while (!(inb(COM1 + 5) & 0x20)) {
+        cpu_relax();
+    }
+    outb(COM1, c);
+}
+
+static void puts_serial(const char *s)
+{
+    while (*s) {
+        putc_serial(*s++);
+    }
+}
+
+static void putu(uint32_t v)
+{
+    char buf[12];
+    int i = 0;
+
+    do {
+        buf[i++] = '0' + v % 10;
+        v /= 10;
+    } while (v);
+    while (i) {
+        putc_serial(buf[--i]);
+    }
+}
+
+static void puthex64(uint64_t v)
+{
+    for (int i = 60; i >= 0; i -= 4) {
+        putc_serial("0123456789abcdef"[(v >> i) & 0xf]);
+    }
+}
+
+static void say_cpu(uint32_t cpu, const char *what)
+{
+    spin_lock(&print_lock);
+    puts_serial("distvm-guest: cpu ");
+    putu(cpu);
+    puts_serial(what);
+    spin_unlock(&print_lock);
+}
+
+static uint32_t parse_arg(const char *cmdline, const char *key, uint32_t def)
+{
+    const char *p = cmdline;
+
+    while (p && *p) {
+        const char *k = key;
+        const char *q = p;
+
+        while (*k && *q == *k) {
+            k++;
+            q++;
+        }
+        if (!*k && *q == '=') {
+            uint32_t v = 0;
+
+            for (q++; *q >= '0' && *q <= '9'; q++) {
+                v = v * 10 + (*q - '0');
+            }
+            return v;
+        }
+        while (*p && *p != ' ') {
+            p++;
+        }
+        while (*p == ' ') {
+            p++;
+        }
+    }
+    return def;
+}
+
+static void wait_icr_idle(void)
+{
+    while (lapic_read(LAPIC_ICR_LO) & ICR_PENDING) {
+        cpu_relax();
+    }
+}
+
+static void delay(uint32_t n)
+{
+    for (volatile uint32_t i = 0; i < n; i++) {
+        cpu_relax();
+    }
+}
+
+/* INIT, INIT de-assert, then two STARTUPs, to one APIC ID. */
+static void start_ap(uint32_t apic_id)
+{
+    lapic_write(LAPIC_ICR_HI, apic_id << 24);
+    lapic_write(LAPIC_ICR_LO, ICR_INIT | ICR_ASSERT | ICR_LEVEL);
+    wait_icr_idle();
+    lapic_write(LAPIC_ICR_HI, apic_id << 24);
+    lapic_write(LAPIC_ICR_LO, ICR_INIT | ICR_LEVEL);
+    wait_icr_idle();
+    delay(1000);
+    for (int i = 0; i < 2; i++) {
+        lapic_write(LAPIC_ICR_HI, apic_id << 24);
+        lapic_write(LAPIC_ICR_LO, ICR_STARTUP | (TRAMPOLINE >> 12));
+        wait_icr_idle();
+        delay(200);
+    }
+}
+
+static void ring_produce(void)
+{
+    for (uint32_t i = 0; i < DG_RING_ITEMS; i++) {
+        while (ring_head - ring_tail == DG_RING_SLOTS) {
+            cpu_relax();
+        }
+        ring[ring_head & (DG_RING_SLOTS - 1)] = dg_ring_value(i);
+        __asm__ volatile("" ::: "memory");
+        ring_head = ring_head + 1;
+    }
+}
+
+static void ring_consume(void)
+{
+    uint64_t sum = 0;
+    uint32_t errors = 0;
+
+    for (uint32_t i = 0; i < DG_RING_ITEMS; i++) {
+        uint64_t v;
+
+        while (ring_head == ring_tail) {
+            cpu_relax();
+        }
+        v = ring[ring_tail & (DG_RING_SLOTS - 1)];
+        __asm__ volatile("" ::: "memory");
+        ring_tail = ring_tail + 1;
+        if (v != dg_ring_value(i)) {
+            errors++;
+        }
+        sum += v;
+    }
+    res->ring_sum = sum;
+    res->ring_count = DG_RING_ITEMS;
+    res->ring_errors = errors;
+}
+
+static void workload(uint32_t cpu)
+{
+    volatile uint64_t *priv =
+        (volatile uint64_t *)(DG_PRIV_BASE + cpu * DG_PRIV_BYTES);
+    uint64_t x = dg_seed(cpu);
+    uint64_t sum = 0;
+
+    for (uint32_t i = 0; i < iters; i++) {
+        x = dg_next(x);
+        priv[dg_priv_index(x)] += dg_priv_delta(x, i);
+        sum += x;
+        if (i % DG_ATOMIC_EVERY == 0) {
+            lock_add64(&res->atomic_counter, 1);
+        }
+        if (i % DG_LOCKED_EVERY == 0) {
+            volatile uint64_t *px = &res->locked_x;
+            uint64_t t;
+
+            spin_lock(&data_lock);
+            t = *px;            /* a deliberately non-atomic update */
+            cpu_relax();
+            *px = t + 1;
+            res->locked_y = res->locked_y + 2;
+            res->locked_z = res->locked_z + cpu + 1;
+            spin_unlock(&data_lock);
+        }
+    }
+    if (ncpus > 1 && cpu == 0) {
+        ring_produce();
+    } else if (ncpus > 1 && cpu == ncpus - 1) {
+        ring_consume();
+    }
+    res->checksum[cpu] = sum;
+    __asm__ volatile("" ::: "memory");
+    res->cpu_done[cpu] = 1;
+    spin_lock(&print_lock);
+    puts_serial("distvm-guest: cpu ");
+    putu(cpu);
+    puts_serial(" checksum ");
+    puthex64(sum);
+    puts_serial("\n");
+    spin_unlock(&print_lock);
+}
+
+static uint32_t my_cpu(void)
+{
+    return lapic_read(LAPIC_ID) >> 24;
+}
+
+void ap_main(void);
+void ap_main(void)
+{
+    uint32_t cpu = my_cpu();
+
+    lock_inc32(&res->cpus_started);
+    say_cpu(cpu, " up\n");
+    while (!go) {
+        cpu_relax();
+    }
+    if (cpu < ncpus) {
+        workload(cpu);
+    }
+}
+
+void guest_main(struct multiboot_info *mbi);
+void guest_main(struct multiboot_info *mbi)
+{
+    const char *cmdline = (mbi->flags & 4) ? (const char *)mbi->cmdline : "";
+    uint32_t size = (uint32_t)(trampoline_end - trampoline_start);
+    uint32_t cpu, done;
+
+    ncpus = parse_arg(cmdline, "cpus", 1);
+    iters = parse_arg(cmdline, "iters", 100000);
+
+    puts_serial("distvm-guest: start cpus=");
+    putu(ncpus);
+    puts_serial(" iters=");
+    putu(iters);
+    puts_serial("\n");
+    if (ncpus < 1 || ncpus > DG_MAX_CPUS || my_cpu() != 0) {
+        res->magic = DG_MAGIC_FAIL;
+        puts_serial("distvm-guest: FAIL bad cpus= or boot CPU is not APIC 0\n");
+        return;
+    }
+
+    /* Clear the result area and the private buffers. */
+    for (uint32_t *p = (uint32_t *)res; p < (uint32_t *)(res + 1); p++) {
+        *p = 0;
+    }
+    for (uint32_t *p = (uint32_t *)DG_PRIV_BASE;
+         p < (uint32_t *)(DG_PRIV_BASE + ncpus * DG_PRIV_BYTES); p++) {
+        *p = 0;
+    }
+    res->ncpus = ncpus;
+    res->iters = iters;
+    res->cpus_started = 1;
+
+    for (uint32_t i = 0; i < size; i++) {
+        ((volatile char *)TRAMPOLINE)[i] = __trampoline_load[i];
+    }
+    lapic_write(LAPIC_SVR, lapic_read(LAPIC_SVR) | 0x100);
+    for (cpu = 1; cpu < ncpus; cpu++) {
+        start_ap(cpu);
+    }
+    for (uint32_t spins = 0; res->cpus_started < ncpus; spins++) {
+        if (spins == 200000000u) {
+            res->magic = DG_MAGIC_FAIL;
+            puts_serial("distvm-guest: FAIL not every AP started\n");
+            return;
+        }
+        cpu_relax();
+    }
+    puts_serial("distvm-guest: all cpus up\n");
+    go = 1;
+    workload(0);
+
+    do {
+        done = 0;
+        for (cpu = 0; cpu < ncpus; cpu++) {
+            done += *(volatile uint32_t *)&res->cpu_done[cpu];
+        }
+        cpu_relax();
+    } while (done < ncpus);
+    res->magic = DG_MAGIC_DONE;
+    puts_serial("distvm-guest: DONE\n");
+}

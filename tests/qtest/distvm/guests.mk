@@ -1,0 +1,22 @@
+# Guest images for the distvm tests, built into $(OUT) (never committed).
+#   make -f tests/qtest/distvm/guests.mk TOP=<repo> OUT=<dir>
+
+G := $(TOP)/tests/qtest/distvm/guest
+CC ?= cc
+LD ?= ld
+GUEST_CFLAGS := -m32 -march=i686 -O2 -ffreestanding -fno-pic -fno-pie \
+    -fno-stack-protector -fno-asynchronous-unwind-tables -nostdlib \
+    -Wall -Wextra -Werror -std=gnu11
+
+all: $(OUT)/smp-guest.elf $(OUT)/linux/.done
+
+$(OUT)/smp-guest.elf: $(G)/boot.S $(G)/smp-guest.c $(G)/smp-workload.h $(G)/guest.ld
+	@mkdir -p $(OUT)/obj
+	$(CC) $(GUEST_CFLAGS) -c $(G)/boot.S -o $(OUT)/obj/boot.o
+	$(CC) $(GUEST_CFLAGS) -c $(G)/smp-guest.c -o $(OUT)/obj/smp-guest.o
+	$(LD) -m elf_i386 -nostdlib --no-warn-rwx-segments -T $(G)/guest.ld -o $@ \
+	    $(OUT)/obj/boot.o $(OUT)/obj/smp-guest.o
+
+$(OUT)/linux/.done: $(TOP)/scripts/build-linux-guest.sh $(wildcard $(G)/linux/*)
+	$(TOP)/scripts/build-linux-guest.sh $(OUT)/linux
+	@touch $@
