@@ -49,7 +49,8 @@ all: qemu guests
 # added since the last staging and costs nothing otherwise.
 qemu: $(QEMU_BUILD)/.configured
 	@scripts/stage-qemu.sh --link-only $(B)/upstream/tree $(STAGED) $(TOP)
-	$(NINJA) -C $(QEMU_BUILD) qemu-system-x86_64 $(QTEST_TARGETS)
+	CCACHE_BASEDIR=$(TOP) CCACHE_NOHASHDIR=1 \
+	    $(NINJA) -C $(QEMU_BUILD) qemu-system-x86_64 $(QTEST_TARGETS)
 	@scripts/link-firmware.sh $(QEMU_BUILD)
 	@ln -sfn qemu/qemu-system-x86_64 $(B)/qemu-system-x86_64
 
