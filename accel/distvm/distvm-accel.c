@@ -19,6 +19,8 @@
 #include "distvm-internal.h"
 #include "trace.h"
 
+#define DISTVM_DEFAULT_JOIN_TIMEOUT 60
+
 bool distvm_allowed;
 
 DistvmState *distvm_state(void)
@@ -92,6 +94,13 @@ static void distvm_set_node_id(Object *obj, Visitor *v, const char *name,
         return;
     }
     s->node_id = value;
+}
+
+static void distvm_set_join_timeout(Object *obj, Visitor *v,
+                                    const char *name, void *opaque,
+                                    Error **errp)
+{
+    visit_type_uint32(v, name, &DISTVM_ACCEL(obj)->join_timeout, errp);
 }
 
 static void distvm_set_nodes(Object *obj, Visitor *v, const char *name,
@@ -173,9 +182,8 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
                    "listen address of node 0", s->node_id);
         return false;
     }
-    if (s->nodes > 1) {
-        error_setg(errp, "distvm: nodes=%" PRIu32 ": this build runs "
-                   "single-node clusters only (nodes=1)", s->nodes);
+    if (s->join_timeout == 0) {
+        error_setg(errp, "distvm: join-timeout must be at least 1 second");
         return false;
     }
     return true;
@@ -212,6 +220,12 @@ static int distvm_init_machine(MachineState *ms)
     s->nr_vcpus = ms->smp.max_cpus;
     s->vcpu_node = g_new0(uint32_t, s->nr_vcpus);
     trace_distvm_init_machine(s->node_id, s->nodes, s->nr_vcpus);
+
+    /* A single node shares nothing: it runs exactly as TCG does. */
+    if (s->nodes > 1 && !distvm_net_init(s, &err)) {
+        error_report_err(err);
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -221,6 +235,8 @@ static void distvm_accel_instance_init(Object *obj)
 
     s->node_id = DISTVM_HOME_NODE;
     s->nodes = 1;
+    s->join_timeout = DISTVM_DEFAULT_JOIN_TIMEOUT;
+    s->state = DISTVM_CLUSTER_RUNNING;
 }
 
 static void distvm_accel_instance_finalize(Object *obj)
@@ -256,6 +272,13 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
                               (void *)offsetof(DistvmState, nodes));
     object_class_property_set_description(oc, "nodes",
         "How many nodes the cluster has (default 1)");
+
+    object_class_property_add(oc, "join-timeout", "uint32", distvm_get_u32,
+                              distvm_set_join_timeout, NULL,
+                              (void *)offsetof(DistvmState, join_timeout));
+    object_class_property_set_description(oc, "join-timeout",
+        "Seconds a node keeps trying to reach its peers while the cluster "
+        "forms (default 60)");
 
     object_class_property_add_str(oc, "listen", distvm_get_listen,
                                   distvm_set_listen);

@@ -10,6 +10,30 @@
 #include "system/distvm.h"
 #include "accel/tcg/tcg-accel-state.h"
 #include "qapi/qapi-types-sockets.h"
+#include "qemu/thread.h"
+#include "io/channel-socket.h"
+#include "distvm-wire.h"
+
+typedef struct DistvmRam DistvmRam;
+
+typedef enum DistvmClusterState {
+    DISTVM_CLUSTER_JOINING,     /* waiting for the nodes and the mesh */
+    DISTVM_CLUSTER_RUNNING,     /* every node joined; RAM is shared */
+    DISTVM_CLUSTER_FAILED,      /* a node was lost */
+} DistvmClusterState;
+
+/* One other node of the cluster, as this node sees it. */
+typedef struct DistvmPeer {
+    uint32_t id;
+    char *addr;                 /* its listen address */
+    QIOChannelSocket *sioc;     /* NULL until connected */
+    QemuMutex send_lock;        /* one message at a time on sioc */
+    QemuThread rx_thread;
+    bool ready;                 /* home: it reported its mesh complete */
+    uint64_t bytes_sent;        /* atomic */
+    uint64_t bytes_received;    /* atomic */
+    uint64_t rtt_ns;            /* round trip measured at join */
+} DistvmPeer;
 
 OBJECT_DECLARE_TYPE(DistvmState, DistvmAccelClass, DISTVM_ACCEL)
 
@@ -23,10 +47,28 @@ struct DistvmState {
     char *home;
     SocketAddress *listen_addr; /* parsed from @listen */
     SocketAddress *home_addr;   /* parsed from @home */
+    uint32_t join_timeout;      /* seconds */
 
     /* vCPU placement: vcpu_node[cpu_index] is the node running it. */
     unsigned nr_vcpus;
     uint32_t *vcpu_node;
+
+    /* Cluster membership and transport (distvm-net.c) */
+    QemuMutex lock;             /* the fields below and peer->sioc */
+    QemuCond cond;
+    DistvmClusterState state;
+    DistvmPeer peers[DISTVM_MAX_NODES];
+    QIOChannelSocket *listener;
+    uint32_t fp_items;          /* this node's fingerprint */
+    char **fp_keys;
+    char **fp_values;
+    bool want_autostart;        /* start the guest once the cluster formed */
+    uint64_t protocol_errors;   /* atomic: connections dropped for bad input */
+    uint64_t bytes_sent;        /* atomic, all peers */
+    uint64_t bytes_received;    /* atomic, all peers */
+
+    /* Guest RAM coherence (distvm-ram.c) */
+    DistvmRam *ram;
 };
 
 struct DistvmAccelClass {
@@ -35,10 +77,27 @@ struct DistvmAccelClass {
     int (*parent_init_machine)(MachineState *ms);
 };
 
-/* The active distvm accelerator, or NULL when another one runs. */
+/* distvm-accel.c */
 DistvmState *distvm_state(void);
-
-/* The node running vCPU @cpu_index. */
 uint32_t distvm_vcpu_node(DistvmState *s, int cpu_index);
+
+static inline bool distvm_is_home(DistvmState *s)
+{
+    return s->node_id == DISTVM_HOME_NODE;
+}
+
+/* distvm-net.c */
+bool distvm_net_init(DistvmState *s, Error **errp);
+/* Send a message to @node (this node included); false if it is gone. */
+bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
+const char *distvm_cluster_state_name(DistvmClusterState state);
+void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
+
+/* distvm-ram.c */
+bool distvm_ram_init(DistvmState *s, Error **errp);
+void distvm_ram_fingerprint(GPtrArray *keys, GPtrArray *values);
+bool distvm_ram_start(DistvmState *s, Error **errp);
+void distvm_ram_limits(DistvmState *s, DistvmWireLimits *lim);
+bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp);
 
 #endif /* ACCEL_DISTVM_INTERNAL_H */

@@ -12,24 +12,107 @@
 #include "monitor/monitor.h"
 #include "hw/core/cpu.h"
 #include "distvm-internal.h"
+#include "distvm-ram.h"
 
-DistvmInfo *qmp_query_distvm(Error **errp)
+static DistvmState *distvm_state_or_error(Error **errp)
 {
     DistvmState *s = distvm_state();
-    DistvmInfo *info;
-    DistvmVcpuInfoList **tail;
-    CPUState *cpu;
 
     if (!s) {
         error_setg(errp, "distvm is not the active accelerator");
+    }
+    return s;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static DistvmFaultStats *fault_stats(DistvmRamStats *st, DistvmFaultKind kind)
+{
+    DistvmFaultStats *f = g_new0(DistvmFaultStats, 1);
+    uint64_t n = MIN(st->lat_count[kind], DISTVM_LAT_SAMPLES);
+
+    f->count = st->faults[kind];
+    if (n) {
+        g_autofree uint32_t *lat = g_memdup2(st->lat_us[kind],
+                                             n * sizeof(uint32_t));
+
+        qsort(lat, n, sizeof(uint32_t), cmp_u32);
+        f->has_p50_us = f->has_p99_us = true;
+        f->p50_us = lat[(n - 1) / 2];
+        f->p99_us = lat[(n - 1) * 99 / 100];
+    }
+    return f;
+}
+
+static DistvmRamInfo *ram_info(DistvmState *s)
+{
+    g_autofree DistvmRamStats *st = g_new(DistvmRamStats, 1);
+    DistvmRamInfo *ri = g_new0(DistvmRamInfo, 1);
+
+    distvm_ram_get_stats(s, st);
+    ri->invalid = st->pages[DISTVM_PAGE_I];
+    ri->shared = st->pages[DISTVM_PAGE_S];
+    ri->exclusive = st->pages[DISTVM_PAGE_E];
+    ri->read_miss = fault_stats(st, DISTVM_FAULT_READ_MISS);
+    ri->write_miss = fault_stats(st, DISTVM_FAULT_WRITE_MISS);
+    ri->upgrade = fault_stats(st, DISTVM_FAULT_UPGRADE);
+    ri->merged = st->merged;
+    ri->local = st->local;
+    ri->pages_sent = st->pages_sent;
+    ri->pages_received = st->pages_received;
+    ri->invalidations = st->invalidations;
+    return ri;
+}
+
+DistvmInfo *qmp_query_distvm(Error **errp)
+{
+    DistvmState *s = distvm_state_or_error(errp);
+    DistvmInfo *info;
+    DistvmVcpuInfoList **tail;
+    DistvmNodeInfoList **ntail;
+    CPUState *cpu;
+
+    if (!s) {
         return NULL;
     }
 
     info = g_new0(DistvmInfo, 1);
     info->node_id = s->node_id;
     info->nodes = s->nodes;
+    info->state = g_strdup(distvm_cluster_state_name(s->state));
     info->listen = g_strdup(s->listen);
     info->home = g_strdup(s->home);
+    info->bytes_sent = qatomic_read(&s->bytes_sent);
+    info->bytes_received = qatomic_read(&s->bytes_received);
+    info->protocol_errors = qatomic_read(&s->protocol_errors);
+
+    ntail = &info->node_list;
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        DistvmPeer *peer = &s->peers[i];
+        DistvmNodeInfo *n = g_new0(DistvmNodeInfo, 1);
+        uint64_t rtt = qatomic_read(&peer->rtt_ns);
+
+        n->node_id = i;
+        n->self = i == s->node_id;
+        n->address = g_strdup(n->self ? s->listen : peer->addr);
+        if (i == DISTVM_HOME_NODE && !n->address) {
+            n->address = g_strdup(s->home);
+        }
+        n->connected = n->self || qatomic_read(&peer->sioc) != NULL;
+        n->has_rtt_us = rtt != 0;
+        n->rtt_us = rtt / 1000;
+        n->bytes_sent = qatomic_read(&peer->bytes_sent);
+        n->bytes_received = qatomic_read(&peer->bytes_received);
+        QAPI_LIST_APPEND(ntail, n);
+    }
+    if (s->ram) {
+        info->ram = ram_info(s);
+    }
 
     tail = &info->vcpus;
     CPU_FOREACH(cpu) {
@@ -43,27 +126,79 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     return info;
 }
 
+DistvmPageStates *qmp_x_query_distvm_pages(const char *ramblock,
+                                           uint64_t start, uint64_t count,
+                                           Error **errp)
+{
+    DistvmState *s = distvm_state_or_error(errp);
+    DistvmPageStates *ret;
+    char *states;
+
+    if (!s) {
+        return NULL;
+    }
+    states = distvm_ram_page_states(s, ramblock, start, count, errp);
+    if (!states) {
+        return NULL;
+    }
+    ret = g_new0(DistvmPageStates, 1);
+    ret->states = states;
+    return ret;
+}
+
+static void hmp_print_faults(Monitor *mon, const char *name,
+                             DistvmFaultStats *f)
+{
+    monitor_printf(mon, "  %-10s %" PRId64, name, f->count);
+    if (f->has_p50_us) {
+        monitor_printf(mon, " (p50 %" PRId64 " us, p99 %" PRId64 " us)",
+                       f->p50_us, f->p99_us);
+    }
+    monitor_printf(mon, "\n");
+}
+
 static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
 {
     g_autoptr(DistvmInfo) info = NULL;
     Error *err = NULL;
     DistvmVcpuInfoList *v;
+    DistvmNodeInfoList *n;
 
     info = qmp_query_distvm(&err);
     if (hmp_handle_error(mon, err)) {
         return;
     }
-    monitor_printf(mon, "node %" PRId64 " of %" PRId64 "%s\n",
+    monitor_printf(mon, "node %" PRId64 " of %" PRId64 "%s, cluster %s\n",
                    info->node_id, info->nodes,
-                   info->node_id == DISTVM_HOME_NODE ? " (home)" : "");
-    if (info->listen) {
-        monitor_printf(mon, "  listen: %s\n", info->listen);
+                   info->node_id == DISTVM_HOME_NODE ? " (home)" : "",
+                   info->state);
+    for (n = info->node_list; n; n = n->next) {
+        monitor_printf(mon, "  node %" PRId64 ": %s%s%s", n->value->node_id,
+                       n->value->address ?: "-",
+                       n->value->self ? " (this node)" : "",
+                       n->value->connected ? "" : " (not connected)");
+        if (n->value->has_rtt_us) {
+            monitor_printf(mon, ", rtt %" PRId64 " us", n->value->rtt_us);
+        }
+        monitor_printf(mon, "\n");
     }
-    if (info->home) {
-        monitor_printf(mon, "  home: %s\n", info->home);
+    if (info->ram) {
+        DistvmRamInfo *r = info->ram;
+
+        monitor_printf(mon, "pages: %" PRId64 " invalid, %" PRId64 " shared, %"
+                       PRId64 " exclusive\nfaults:\n", r->invalid, r->shared,
+                       r->exclusive);
+        hmp_print_faults(mon, "read-miss", r->read_miss);
+        hmp_print_faults(mon, "write-miss", r->write_miss);
+        hmp_print_faults(mon, "upgrade", r->upgrade);
+        monitor_printf(mon, "  merged %" PRId64 ", local %" PRId64 "\n",
+                       r->merged, r->local);
     }
+    monitor_printf(mon, "bytes sent %" PRId64 ", received %" PRId64
+                   ", protocol errors %" PRId64 "\n", info->bytes_sent,
+                   info->bytes_received, info->protocol_errors);
     for (v = info->vcpus; v; v = v->next) {
-        monitor_printf(mon, "  vCPU %" PRId64 ": node %" PRId64 "\n",
+        monitor_printf(mon, "vCPU %" PRId64 ": node %" PRId64 "\n",
                        v->value->cpu_index, v->value->node);
     }
 }

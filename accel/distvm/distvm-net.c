@@ -1,0 +1,806 @@
+/*
+ * distvm: cluster membership and transport
+ *
+ * Every node listens on its "listen" address.  A node other than home
+ * connects to home and sends HELLO with its fingerprint; home refuses a
+ * node whose fingerprint differs (naming the first difference) and, once
+ * all nodes joined, sends each of them WELCOME with every node's address.
+ * Each node then connects to the nodes with lower ids (PEER_HELLO), so the
+ * nodes form a full mesh, and reports READY to home; when every node is
+ * ready, home sends START and the guest may run.
+ *
+ * One thread per connection receives and dispatches messages; they never
+ * take the BQL (see DESIGN.md, "Threads and locks").  Anything that needs
+ * the BQL is handed to the main loop with a bottom half.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-events-distvm.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/sockets.h"
+#include "qemu/timer.h"
+#include "block/aio.h"
+#include "hw/boards.h"
+#include "system/runstate.h"
+#include "system/system.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+/* How long a node retries its connections while the cluster forms. */
+#define DISTVM_CONNECT_RETRY_MS 50
+
+typedef struct DistvmConn {
+    DistvmState *s;
+    QIOChannelSocket *sioc;
+} DistvmConn;
+
+static GAsyncQueue *local_queue;
+static Notifier machine_ready_notifier;
+static Notifier exit_notifier;
+
+const char *distvm_cluster_state_name(DistvmClusterState state)
+{
+    switch (state) {
+    case DISTVM_CLUSTER_JOINING:
+        return "joining";
+    case DISTVM_CLUSTER_RUNNING:
+        return "running";
+    case DISTVM_CLUSTER_FAILED:
+        return "failed";
+    }
+    return "unknown";
+}
+
+static void distvm_limits(DistvmState *s, DistvmWireLimits *lim)
+{
+    lim->nodes = s->nodes;
+    distvm_ram_limits(s, lim);
+}
+
+/*
+ * Read one message from @ioc.  Returns 1 with @msg filled, 0 on a clean
+ * end of file before a message, -1 with @errp set on an error, a
+ * truncated message or a message that fails validation.
+ */
+static int distvm_recv(DistvmState *s, QIOChannel *ioc, DistvmMsg *msg,
+                       uint8_t **payload, uint64_t *bytes,
+                       Error **errp)
+{
+    uint8_t hbuf[DISTVM_WIRE_HDR_SIZE];
+    DistvmMsgHeader hdr;
+    DistvmWireLimits lim;
+    int ret;
+
+    ret = qio_channel_read_all_eof(ioc, (char *)hbuf, sizeof(hbuf), errp);
+    if (ret <= 0) {
+        return ret;
+    }
+    if (!distvm_wire_parse_header(hbuf, &hdr, errp)) {
+        return -1;
+    }
+    g_free(*payload);
+    *payload = g_malloc(hdr.length ? hdr.length : 1);
+    if (hdr.length &&
+        qio_channel_read_all(ioc, (char *)*payload, hdr.length, errp) < 0) {
+        error_prepend(errp, "%s message is truncated: ",
+                      distvm_msg_type_name(hdr.type));
+        return -1;
+    }
+    *bytes = sizeof(hbuf) + hdr.length;
+    distvm_limits(s, &lim);
+    if (!distvm_wire_decode(&hdr, *payload, &lim, msg, errp)) {
+        return -1;
+    }
+    trace_distvm_msg_recv(hdr.src, distvm_msg_type_name(hdr.type), hdr.seq,
+                          hdr.length);
+    return 1;
+}
+
+static void distvm_protocol_error(DistvmState *s, const char *from,
+                                  Error *err)
+{
+    qatomic_inc(&s->protocol_errors);
+    error_report("distvm: protocol error from %s: %s; dropping the "
+                 "connection", from, error_get_pretty(err));
+    error_free(err);
+}
+
+bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
+{
+    DistvmPeer *peer = &s->peers[node];
+    Error *err = NULL;
+    bool ok;
+
+    trace_distvm_msg_send(node, distvm_msg_type_name(lduw_le_p(msg->data + 6)),
+                          ldq_le_p(msg->data + 16),
+                          msg->len - DISTVM_WIRE_HDR_SIZE);
+    if (node == s->node_id) {
+        g_async_queue_push(local_queue,
+                           g_byte_array_append(g_byte_array_sized_new(msg->len),
+                                               msg->data, msg->len));
+        return true;
+    }
+    qemu_mutex_lock(&peer->send_lock);
+    ok = peer->sioc &&
+         qio_channel_write_all(QIO_CHANNEL(peer->sioc), (char *)msg->data,
+                               msg->len, &err) == 0;
+    qemu_mutex_unlock(&peer->send_lock);
+    if (!ok) {
+        trace_distvm_send_failed(node, err ? error_get_pretty(err) : "closed");
+        error_free(err);
+        return false;
+    }
+    qatomic_add(&peer->bytes_sent, msg->len);
+    qatomic_add(&s->bytes_sent, msg->len);
+    return true;
+}
+
+static bool distvm_send_raw(QIOChannelSocket *sioc, GByteArray *msg)
+{
+    return qio_channel_write_all(QIO_CHANNEL(sioc), (char *)msg->data,
+                                 msg->len, NULL) == 0;
+}
+
+/*
+ * A node the cluster cannot do without is gone: its pages are lost.  Tell
+ * the monitor and leave at once: a vCPU may be waiting for one of its
+ * pages, so nothing that waits for the vCPUs (vm_stop, the usual exit
+ * path) can be used.
+ */
+void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
+{
+    qemu_mutex_lock(&s->lock);
+    if (s->state == DISTVM_CLUSTER_FAILED) {
+        qemu_mutex_unlock(&s->lock);
+        return;
+    }
+    s->state = DISTVM_CLUSTER_FAILED;
+    qemu_mutex_unlock(&s->lock);
+
+    error_report("distvm: lost node %" PRIu32 " (%s); the guest cannot "
+                 "continue, stopping", node, why);
+    qapi_event_send_distvm_node_lost(node, why);
+    _exit(1);
+}
+
+/* ---- cluster formation ---- */
+
+static void distvm_cluster_started_bh(void *opaque)
+{
+    DistvmState *s = opaque;
+    Error *err = NULL;
+
+    if (!distvm_ram_start(s, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+    qemu_mutex_lock(&s->lock);
+    s->state = DISTVM_CLUSTER_RUNNING;
+    qemu_cond_broadcast(&s->cond);
+    qemu_mutex_unlock(&s->lock);
+    trace_distvm_cluster_running(s->node_id, s->nodes);
+    qapi_event_send_distvm_cluster_formed(s->node_id, s->nodes);
+
+    /* Measure the round trip to every peer once. */
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (i != s->node_id) {
+            g_autoptr(GByteArray) ping = g_byte_array_new();
+
+            distvm_wire_empty(ping, DISTVM_MSG_PING, s->node_id,
+                              get_clock_realtime());
+            distvm_send(s, i, ping);
+        }
+    }
+    if (distvm_is_home(s) && s->want_autostart) {
+        vm_start();
+    }
+}
+
+/* Called with s->lock held: every connection of the mesh is up. */
+static bool distvm_mesh_complete(DistvmState *s)
+{
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (i != s->node_id && !s->peers[i].sioc) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static void distvm_cluster_start(DistvmState *s)
+{
+    aio_bh_schedule_oneshot(qemu_get_aio_context(),
+                            distvm_cluster_started_bh, s);
+}
+
+/* Home: a node reported READY. */
+static void distvm_home_node_ready(DistvmState *s, uint32_t node)
+{
+    g_autoptr(GByteArray) start = g_byte_array_new();
+    bool all = true;
+
+    qemu_mutex_lock(&s->lock);
+    s->peers[node].ready = true;
+    for (uint32_t i = 1; i < s->nodes; i++) {
+        all &= s->peers[i].ready;
+    }
+    qemu_mutex_unlock(&s->lock);
+    if (!all) {
+        return;
+    }
+    distvm_wire_empty(start, DISTVM_MSG_START, s->node_id, 0);
+    for (uint32_t i = 1; i < s->nodes; i++) {
+        distvm_send(s, i, start);
+    }
+    distvm_cluster_start(s);
+}
+
+/* A node other than home: report READY once the mesh is complete. */
+static void distvm_check_ready(DistvmState *s)
+{
+    g_autoptr(GByteArray) ready = g_byte_array_new();
+    bool complete;
+
+    qemu_mutex_lock(&s->lock);
+    complete = distvm_mesh_complete(s);
+    qemu_mutex_unlock(&s->lock);
+    if (complete) {
+        distvm_wire_empty(ready, DISTVM_MSG_READY, s->node_id, 0);
+        distvm_send(s, DISTVM_HOME_NODE, ready);
+    }
+}
+
+/* ---- receiving ---- */
+
+static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
+{
+    Error *err = NULL;
+    uint32_t src = msg->hdr.src;
+
+    switch (msg->hdr.type) {
+    case DISTVM_MSG_READY:
+        if (distvm_is_home(s)) {
+            distvm_home_node_ready(s, src);
+            return;
+        }
+        break;
+    case DISTVM_MSG_START:
+        if (!distvm_is_home(s) && src == DISTVM_HOME_NODE) {
+            distvm_cluster_start(s);
+            return;
+        }
+        break;
+    case DISTVM_MSG_PING: {
+        g_autoptr(GByteArray) pong = g_byte_array_new();
+
+        distvm_wire_empty(pong, DISTVM_MSG_PONG, s->node_id, msg->u.value);
+        distvm_send(s, src, pong);
+        return;
+    }
+    case DISTVM_MSG_PONG:
+        qatomic_set(&s->peers[src].rtt_ns,
+                    get_clock_realtime() - msg->u.value);
+        return;
+    case DISTVM_MSG_PAGE_REQ:
+    case DISTVM_MSG_PAGE_FWD:
+    case DISTVM_MSG_PAGE_DATA:
+    case DISTVM_MSG_PAGE_INV:
+    case DISTVM_MSG_PAGE_INV_ACK:
+    case DISTVM_MSG_PAGE_GRANT:
+    case DISTVM_MSG_PAGE_DONE:
+        if (distvm_ram_handle(s, msg, &err)) {
+            return;
+        }
+        /*
+         * The message was well-formed but contradicts the directory: the
+         * cluster's state can no longer be trusted.
+         */
+        error_report("distvm: inconsistent %s from node %" PRIu32 ": %s",
+                     distvm_msg_type_name(msg->hdr.type), src,
+                     error_get_pretty(err));
+        error_free(err);
+        distvm_fatal_node_lost(s, src, "inconsistent page protocol message");
+        return;
+    default:
+        break;
+    }
+    error_report("distvm: unexpected %s from node %" PRIu32 " ignored",
+                 distvm_msg_type_name(msg->hdr.type), src);
+    qatomic_inc(&s->protocol_errors);
+}
+
+/* Receive loop of an identified peer. */
+static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer)
+{
+    g_autofree uint8_t *payload = NULL;
+    g_autofree char *from = g_strdup_printf("node %" PRIu32, peer->id);
+    bool bye = false;
+
+    for (;;) {
+        DistvmMsg msg;
+        Error *err = NULL;
+        uint64_t bytes = 0;
+        int ret = distvm_recv(s, QIO_CHANNEL(peer->sioc), &msg, &payload,
+                              &bytes, &err);
+
+        if (ret == 0) {
+            break;
+        }
+        if (ret < 0) {
+            if (bye) {
+                error_free(err);
+                break;
+            }
+            distvm_protocol_error(s, from, err);
+            distvm_fatal_node_lost(s, peer->id, "protocol error");
+            return;
+        }
+        qatomic_add(&peer->bytes_received, bytes);
+        qatomic_add(&s->bytes_received, bytes);
+        if (msg.hdr.src != peer->id) {
+            error_setg(&err, "message claims to come from node %" PRIu32,
+                       msg.hdr.src);
+            distvm_msg_clear(&msg);
+            distvm_protocol_error(s, from, err);
+            distvm_fatal_node_lost(s, peer->id, "protocol error");
+            return;
+        }
+        if (msg.hdr.type == DISTVM_MSG_BYE) {
+            bye = true;
+            trace_distvm_peer_bye(peer->id);
+            /* The cluster shuts down when any node leaves in order. */
+            qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
+            continue;
+        }
+        distvm_dispatch(s, &msg);
+        distvm_msg_clear(&msg);
+    }
+    if (!bye) {
+        distvm_fatal_node_lost(s, peer->id, "connection closed");
+    }
+}
+
+/* Home: check a joining node's HELLO; returns a refusal or NULL. */
+static char *distvm_check_hello(DistvmState *s, const DistvmMsgHello *h)
+{
+    uint32_t i;
+
+    if (h->node_id == DISTVM_HOME_NODE || h->node_id >= s->nodes) {
+        return g_strdup_printf("node-id=%" PRIu32 " is not a valid node of "
+                               "this %" PRIu32 "-node cluster (1 to %" PRIu32
+                               ")", h->node_id, s->nodes, s->nodes - 1);
+    }
+    if (h->nodes != s->nodes) {
+        return g_strdup_printf("node %" PRIu32 " was started with nodes=%"
+                               PRIu32 ", the home node with nodes=%" PRIu32,
+                               h->node_id, h->nodes, s->nodes);
+    }
+    for (i = 0; i < s->fp_items && i < h->nr_items; i++) {
+        if (strcmp(s->fp_keys[i], h->keys[i]) ||
+            strcmp(s->fp_values[i], h->values[i])) {
+            return g_strdup_printf("node %" PRIu32 " differs from the home "
+                                   "node in %s: the home node has '%s', node %"
+                                   PRIu32 " has %s%s%s", h->node_id,
+                                   s->fp_keys[i], s->fp_values[i], h->node_id,
+                                   strcmp(s->fp_keys[i], h->keys[i]) ?
+                                   "no such setting (it has " : "'",
+                                   strcmp(s->fp_keys[i], h->keys[i]) ?
+                                   h->keys[i] : h->values[i],
+                                   strcmp(s->fp_keys[i], h->keys[i]) ?
+                                   ")" : "'");
+        }
+    }
+    if (i < s->fp_items || i < h->nr_items) {
+        return g_strdup_printf("node %" PRIu32 " differs from the home node "
+                               "in %s: one of them does not have it",
+                               h->node_id, i < s->fp_items ? s->fp_keys[i] :
+                               h->keys[i]);
+    }
+    if (s->peers[h->node_id].sioc) {
+        return g_strdup_printf("node %" PRIu32 " has already joined",
+                               h->node_id);
+    }
+    if (s->state != DISTVM_CLUSTER_JOINING) {
+        return g_strdup("the cluster has already formed");
+    }
+    return NULL;
+}
+
+/* Home: a node joins.  Returns whether the connection is now its. */
+static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
+                               DistvmMsgHello *h)
+{
+    g_autoptr(GByteArray) reply = g_byte_array_new();
+    g_autofree char *refusal = NULL;
+    uint32_t joined = 0;
+
+    qemu_mutex_lock(&s->lock);
+    while (!s->fp_keys) {           /* the machine is still being built */
+        qemu_cond_wait(&s->cond, &s->lock);
+    }
+    refusal = distvm_check_hello(s, h);
+    if (!refusal) {
+        s->peers[h->node_id].sioc = sioc;
+        s->peers[h->node_id].addr = g_strdup(h->listen);
+        for (uint32_t i = 1; i < s->nodes; i++) {
+            joined += !!s->peers[i].sioc;
+        }
+    }
+    qemu_mutex_unlock(&s->lock);
+
+    if (refusal) {
+        error_report("distvm: refused a node: %s", refusal);
+        distvm_wire_refuse(reply, s->node_id, refusal);
+        distvm_send_raw(sioc, reply);
+        return false;
+    }
+    trace_distvm_node_joined(h->node_id, h->listen);
+    if (joined == s->nodes - 1) {
+        g_autofree char **addrs = g_new0(char *, s->nodes + 1);
+
+        addrs[0] = s->listen;
+        for (uint32_t i = 1; i < s->nodes; i++) {
+            addrs[i] = s->peers[i].addr;
+        }
+        distvm_wire_welcome(reply, s->nodes, addrs);
+        for (uint32_t i = 1; i < s->nodes; i++) {
+            distvm_send(s, i, reply);
+        }
+    }
+    return true;
+}
+
+/* A node other than home: a node with a higher id opens its connection. */
+static bool distvm_peer_accept(DistvmState *s, QIOChannelSocket *sioc,
+                               uint32_t node, Error **errp)
+{
+    bool ok = false;
+
+    qemu_mutex_lock(&s->lock);
+    if (node <= s->node_id) {
+        error_setg(errp, "node %" PRIu32 " opened a connection that node %"
+                   PRIu32 " should have opened", node, s->node_id);
+    } else if (s->peers[node].sioc) {
+        error_setg(errp, "node %" PRIu32 " is already connected", node);
+    } else if (s->state != DISTVM_CLUSTER_JOINING) {
+        error_setg(errp, "the cluster has already formed");
+    } else {
+        s->peers[node].sioc = sioc;
+        ok = true;
+    }
+    qemu_mutex_unlock(&s->lock);
+    if (ok) {
+        trace_distvm_peer_connected(node);
+        distvm_check_ready(s);
+    }
+    return ok;
+}
+
+/* The first message on an accepted connection identifies the peer. */
+static void *distvm_conn_thread(void *opaque)
+{
+    DistvmConn *conn = opaque;
+    DistvmState *s = conn->s;
+    QIOChannelSocket *sioc = conn->sioc;
+    g_autofree uint8_t *payload = NULL;
+    DistvmMsg msg;
+    Error *err = NULL;
+    uint64_t bytes;
+    uint32_t node = UINT32_MAX;
+    int ret;
+
+    g_free(conn);
+    rcu_register_thread();
+    ret = distvm_recv(s, QIO_CHANNEL(sioc), &msg, &payload, &bytes, &err);
+    if (ret < 0) {
+        distvm_protocol_error(s, "an unidentified connection", err);
+        goto drop;
+    }
+    if (ret == 0) {
+        goto drop;
+    }
+    if (msg.hdr.type == DISTVM_MSG_HELLO && distvm_is_home(s)) {
+        if (distvm_home_accept(s, sioc, &msg.u.hello)) {
+            node = msg.u.hello.node_id;
+        }
+    } else if (msg.hdr.type == DISTVM_MSG_PEER_HELLO && !distvm_is_home(s)) {
+        if (distvm_peer_accept(s, sioc, msg.u.node_id, &err)) {
+            node = msg.u.node_id;
+        } else {
+            distvm_protocol_error(s, "an unidentified connection", err);
+        }
+    } else {
+        error_setg(&err, "expected %s, got %s",
+                   distvm_is_home(s) ? "HELLO" : "PEER_HELLO",
+                   distvm_msg_type_name(msg.hdr.type));
+        distvm_protocol_error(s, "an unidentified connection", err);
+    }
+    distvm_msg_clear(&msg);
+    if (node != UINT32_MAX) {
+        distvm_peer_loop(s, &s->peers[node]);
+        rcu_unregister_thread();
+        return NULL;
+    }
+drop:
+    qio_channel_close(QIO_CHANNEL(sioc), NULL);
+    object_unref(OBJECT(sioc));
+    rcu_unregister_thread();
+    return NULL;
+}
+
+static void *distvm_accept_thread(void *opaque)
+{
+    DistvmState *s = opaque;
+
+    for (;;) {
+        QIOChannelSocket *sioc;
+        DistvmConn *conn;
+        QemuThread thread;
+
+        sioc = qio_channel_socket_accept(s->listener, NULL);
+        if (!sioc) {
+            g_usleep(10 * 1000);
+            continue;
+        }
+        qio_channel_set_blocking(QIO_CHANNEL(sioc), true, NULL);
+        qio_channel_set_delay(QIO_CHANNEL(sioc), false);
+        conn = g_new0(DistvmConn, 1);
+        conn->s = s;
+        conn->sioc = sioc;
+        qemu_thread_create(&thread, "distvm-conn", distvm_conn_thread, conn,
+                           QEMU_THREAD_DETACHED);
+    }
+    return NULL;
+}
+
+static QIOChannelSocket *distvm_connect(DistvmState *s, const char *addr_str,
+                                        Error **errp)
+{
+    g_autoptr(SocketAddress) addr = socket_parse(addr_str, errp);
+    int64_t deadline = get_clock() + s->join_timeout * NANOSECONDS_PER_SECOND;
+    QIOChannelSocket *sioc;
+
+    if (!addr) {
+        return NULL;
+    }
+    for (;;) {
+        Error *err = NULL;
+
+        sioc = qio_channel_socket_new();
+        if (qio_channel_socket_connect_sync(sioc, addr, &err) == 0) {
+            qio_channel_set_blocking(QIO_CHANNEL(sioc), true, NULL);
+            qio_channel_set_delay(QIO_CHANNEL(sioc), false);
+            return sioc;
+        }
+        object_unref(OBJECT(sioc));
+        if (get_clock() > deadline) {
+            error_propagate_prepend(errp, err, "distvm: cannot reach %s "
+                                    "within join-timeout=%" PRIu32 " s: ",
+                                    addr_str, s->join_timeout);
+            return NULL;
+        }
+        error_free(err);
+        g_usleep(DISTVM_CONNECT_RETRY_MS * 1000);
+    }
+}
+
+static void *distvm_peer_thread(void *opaque)
+{
+    DistvmPeer *peer = opaque;
+
+    rcu_register_thread();
+    distvm_peer_loop(distvm_state(), peer);
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* A node other than home: join the cluster through home. */
+static void *distvm_join_thread(void *opaque)
+{
+    DistvmState *s = opaque;
+    g_autoptr(GByteArray) buf = g_byte_array_new();
+    g_autofree uint8_t *payload = NULL;
+    QIOChannelSocket *home;
+    DistvmMsg msg;
+    Error *err = NULL;
+    uint64_t bytes;
+    int ret;
+
+    rcu_register_thread();
+    home = distvm_connect(s, s->home, &err);
+    if (!home) {
+        error_report_err(err);
+        exit(1);
+    }
+    distvm_wire_hello(buf, s->node_id, s->nodes, s->listen, s->fp_items,
+                      s->fp_keys, s->fp_values);
+    if (!distvm_send_raw(home, buf)) {
+        error_report("distvm: the home node %s closed the connection",
+                     s->home);
+        exit(1);
+    }
+    ret = distvm_recv(s, QIO_CHANNEL(home), &msg, &payload, &bytes, &err);
+    if (ret <= 0) {
+        error_report("distvm: no answer from the home node %s%s%s", s->home,
+                     err ? ": " : "", err ? error_get_pretty(err) : "");
+        exit(1);
+    }
+    if (msg.hdr.type == DISTVM_MSG_REFUSE) {
+        error_report("distvm: the home node refused this node: %s",
+                     msg.u.reason);
+        exit(1);
+    }
+    if (msg.hdr.type != DISTVM_MSG_WELCOME || msg.hdr.src != 0 ||
+        msg.u.welcome.nodes != s->nodes) {
+        error_report("distvm: unexpected %s from the home node while joining",
+                     distvm_msg_type_name(msg.hdr.type));
+        exit(1);
+    }
+    qemu_mutex_lock(&s->lock);
+    s->peers[DISTVM_HOME_NODE].sioc = home;
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        s->peers[i].addr = g_strdup(msg.u.welcome.addrs[i]);
+    }
+    qemu_mutex_unlock(&s->lock);
+    distvm_msg_clear(&msg);
+    trace_distvm_welcome(s->node_id, s->nodes);
+
+    /* Open the mesh connections to the nodes with lower ids. */
+    for (uint32_t i = 1; i < s->node_id; i++) {
+        QIOChannelSocket *sioc = distvm_connect(s, s->peers[i].addr, &err);
+
+        if (!sioc) {
+            error_report_err(err);
+            exit(1);
+        }
+        distvm_wire_node(buf, DISTVM_MSG_PEER_HELLO, s->node_id, s->node_id);
+        if (!distvm_send_raw(sioc, buf)) {
+            error_report("distvm: node %" PRIu32 " closed the connection",
+                         i);
+            exit(1);
+        }
+        qemu_mutex_lock(&s->lock);
+        s->peers[i].sioc = sioc;
+        qemu_mutex_unlock(&s->lock);
+        qemu_thread_create(&s->peers[i].rx_thread, "distvm-rx",
+                           distvm_peer_thread, &s->peers[i],
+                           QEMU_THREAD_DETACHED);
+    }
+    distvm_check_ready(s);
+    distvm_peer_loop(s, &s->peers[DISTVM_HOME_NODE]);
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* Messages a node sends to itself are handled here, in order. */
+static void *distvm_local_thread(void *opaque)
+{
+    DistvmState *s = opaque;
+
+    rcu_register_thread();
+    for (;;) {
+        g_autoptr(GByteArray) buf = g_async_queue_pop(local_queue);
+        DistvmMsgHeader hdr;
+        DistvmWireLimits lim;
+        DistvmMsg msg;
+        Error *err = NULL;
+
+        distvm_limits(s, &lim);
+        if (!distvm_wire_parse_header(buf->data, &hdr, &err) ||
+            !distvm_wire_decode(&hdr, buf->data + DISTVM_WIRE_HDR_SIZE,
+                                &lim, &msg, &err)) {
+            error_report("distvm: bad local message: %s",
+                         error_get_pretty(err));
+            abort();
+        }
+        distvm_dispatch(s, &msg);
+        distvm_msg_clear(&msg);
+    }
+    return NULL;
+}
+
+/* Leaving in order: tell the peers, so that they shut down too. */
+static void distvm_exit_notify(Notifier *n, void *data)
+{
+    DistvmState *s = distvm_state();
+    g_autoptr(GByteArray) bye = g_byte_array_new();
+
+    if (!s || s->state == DISTVM_CLUSTER_FAILED) {
+        return;
+    }
+    distvm_wire_empty(bye, DISTVM_MSG_BYE, s->node_id, 0);
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (i != s->node_id) {
+            distvm_send(s, i, bye);
+        }
+    }
+}
+
+static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
+{
+    g_autoptr(GPtrArray) keys = g_ptr_array_new();
+    g_autoptr(GPtrArray) values = g_ptr_array_new();
+
+#define FP(k, ...) do { \
+        g_ptr_array_add(keys, g_strdup(k)); \
+        g_ptr_array_add(values, g_strdup_printf(__VA_ARGS__)); \
+    } while (0)
+    FP("protocol", "%d", DISTVM_WIRE_VERSION);
+    FP("qemu version", "%s", QEMU_VERSION);
+    FP("machine type", "%s", MACHINE_GET_CLASS(ms)->name);
+    FP("cpu model", "%s", ms->cpu_type);
+    FP("memory size (-m)", "%" PRIu64, (uint64_t)ms->ram_size);
+    FP("vcpus (-smp)", "cpus=%u,maxcpus=%u,sockets=%u,dies=%u,clusters=%u,"
+       "cores=%u,threads=%u", ms->smp.cpus, ms->smp.max_cpus,
+       ms->smp.sockets, ms->smp.dies, ms->smp.clusters, ms->smp.cores,
+       ms->smp.threads);
+#undef FP
+    distvm_ram_fingerprint(keys, values);
+
+    qemu_mutex_lock(&s->lock);
+    s->fp_items = keys->len;
+    g_ptr_array_add(keys, NULL);
+    g_ptr_array_add(values, NULL);
+    s->fp_keys = (char **)g_ptr_array_steal(keys, NULL);
+    s->fp_values = (char **)g_ptr_array_steal(values, NULL);
+    qemu_cond_broadcast(&s->cond);
+    qemu_mutex_unlock(&s->lock);
+}
+
+/*
+ * The machine exists (its RAMBlocks too): describe it, hold the guest
+ * until the cluster has formed, and join.
+ */
+static void distvm_machine_ready(Notifier *n, void *data)
+{
+    DistvmState *s = distvm_state();
+    QemuThread thread;
+    Error *err = NULL;
+
+    if (!distvm_ram_init(s, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+    s->want_autostart = autostart;
+    autostart = 0;
+    distvm_build_fingerprint(s, MACHINE(qdev_get_machine()));
+    if (!distvm_is_home(s)) {
+        qemu_thread_create(&thread, "distvm-join", distvm_join_thread, s,
+                           QEMU_THREAD_DETACHED);
+    }
+}
+
+bool distvm_net_init(DistvmState *s, Error **errp)
+{
+    QemuThread thread;
+
+    qemu_mutex_init(&s->lock);
+    qemu_cond_init(&s->cond);
+    s->state = DISTVM_CLUSTER_JOINING;
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        s->peers[i].id = i;
+        qemu_mutex_init(&s->peers[i].send_lock);
+    }
+    s->listener = qio_channel_socket_new();
+    if (qio_channel_socket_listen_sync(s->listener, s->listen_addr,
+                                       DISTVM_MAX_NODES * 2, errp) < 0) {
+        error_prepend(errp, "distvm: cannot listen on %s: ", s->listen);
+        return false;
+    }
+    qio_channel_set_blocking(QIO_CHANNEL(s->listener), true, NULL);
+    local_queue = g_async_queue_new();
+    qemu_thread_create(&thread, "distvm-local", distvm_local_thread, s,
+                       QEMU_THREAD_DETACHED);
+    qemu_thread_create(&thread, "distvm-accept", distvm_accept_thread, s,
+                       QEMU_THREAD_DETACHED);
+
+    machine_ready_notifier.notify = distvm_machine_ready;
+    qemu_add_machine_init_done_notifier(&machine_ready_notifier);
+    exit_notifier.notify = distvm_exit_notify;
+    qemu_add_exit_notifier(&exit_notifier);
+    return true;
+}

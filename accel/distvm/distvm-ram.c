@@ -1,0 +1,945 @@
+/*
+ * distvm: guest RAM kept coherent across nodes
+ *
+ * Single writer / multiple readers per 4 KiB page (DESIGN.md section 4).
+ * On each node a page is I (not present), S (present, write-protected)
+ * or E (present, writable: this node owns it).  Every page has a fixed
+ * manager node that records its owner and copy set and handles one
+ * request for the page at a time:
+ *
+ *   read miss    requester -> manager -> owner or a sharer: PAGE_FWD;
+ *                the holder write-protects, copies, sends PAGE_DATA (S)
+ *   write miss   with an owner: PAGE_FWD(WRITE); the owner write-protects,
+ *                copies, sends PAGE_DATA (E), discards its copy
+ *   write, no    the manager invalidates every other copy (PAGE_INV, or
+ *   owner        PAGE_FWD(DROP) to the sharer that sends the data) and
+ *                sends PAGE_GRANT once they all acknowledged
+ *
+ * The requester sends PAGE_DONE when the page is in place, and only then
+ * does the manager take the page's next request.
+ *
+ * Faults come from a userfaultfd registered MISSING|WP on every RAMBlock
+ * and are read by one fault thread; concurrent faults on a page become one
+ * request.  Neither the fault thread nor the receive threads take the BQL,
+ * run work on a vCPU or wait for an RCU grace period: a vCPU stalled in a
+ * fault may hold the BQL.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <linux/userfaultfd.h>
+#include <sys/ioctl.h>
+#include <sys/eventfd.h>
+#include <poll.h>
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/cutils.h"
+#include "qemu/madvise.h"
+#include "qemu/main-loop.h"
+#include "qemu/rcu.h"
+#include "qemu/timer.h"
+#include "qemu/userfaultfd.h"
+#include "exec/ram_addr.h"
+#include "exec/ramblock.h"
+#include "exec/exec-all.h"
+#include "migration/blocker.h"
+#include "distvm-internal.h"
+#include "distvm-ram.h"
+#include "trace.h"
+
+#define PAGE_BITS       12
+#define NO_OWNER        (-1)
+/* Consecutive pages share a manager in runs of this many. */
+#define MANAGER_RUN_BITS 4
+
+typedef struct DistvmBlock {
+    RAMBlock *rb;
+    uint8_t *host;
+    ram_addr_t ram_addr;
+    uint64_t pages;
+    uint64_t first;             /* global number of its first page */
+    uint8_t *state;             /* DistvmPageState of every page, here */
+    int8_t *owner;              /* directory, for the pages managed here */
+    uint16_t *copyset;
+} DistvmBlock;
+
+/* A request of this node for a page, from fault to PAGE_DONE. */
+typedef struct DistvmPending {
+    DistvmFaultKind kind;
+    bool write;
+    bool got_data;
+    bool got_grant;
+    int64_t start_ns;
+} DistvmPending;
+
+/* A request the manager is handling, and the ones queued behind it. */
+typedef struct DistvmTxn {
+    uint32_t requester;
+    bool write;
+    int acks;                   /* PAGE_INV_ACKs still to come */
+    GQueue waiting;             /* DistvmQueued */
+} DistvmTxn;
+
+typedef struct DistvmQueued {
+    uint32_t requester;
+    uint32_t flags;
+} DistvmQueued;
+
+/* Messages built under the lock and sent after it is released. */
+typedef struct DistvmOutbox {
+    GPtrArray *msgs;            /* GByteArray */
+    GArray *dests;              /* uint32_t */
+} DistvmOutbox;
+
+struct DistvmRam {
+    QemuMutex lock;
+    uint32_t nr_blocks;
+    DistvmBlock *blocks;
+    uint64_t *block_pages;
+    bool started;
+    int uffd;
+    int quit_fd;
+    QemuThread fault_thread;
+    GHashTable *pending;        /* page key -> DistvmPending */
+    GHashTable *txns;           /* page key -> DistvmTxn (managed here) */
+    DistvmRamStats stats;
+    uint32_t lat_next;
+    Error *blocker;
+};
+
+static uint8_t zero_page[DISTVM_PAGE_SIZE] QEMU_ALIGNED(DISTVM_PAGE_SIZE);
+
+static inline gpointer page_key(uint32_t block, uint64_t page)
+{
+    return (gpointer)(uintptr_t)(((uint64_t)block << 44) | page);
+}
+
+static inline uint32_t page_manager(DistvmState *s, DistvmBlock *b,
+                                    uint64_t page)
+{
+    return ((b->first + page) >> MANAGER_RUN_BITS) % s->nodes;
+}
+
+static inline void *page_host(DistvmBlock *b, uint64_t page)
+{
+    return b->host + (page << PAGE_BITS);
+}
+
+/* ---- outbox ---- */
+
+static void outbox_init(DistvmOutbox *o)
+{
+    o->msgs = g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
+    o->dests = g_array_new(false, false, sizeof(uint32_t));
+}
+
+static GByteArray *outbox_add(DistvmOutbox *o, uint32_t dest)
+{
+    GByteArray *m = g_byte_array_new();
+
+    g_ptr_array_add(o->msgs, m);
+    g_array_append_val(o->dests, dest);
+    return m;
+}
+
+static void outbox_page(DistvmState *s, DistvmOutbox *o, uint32_t dest,
+                        DistvmMsgType type, uint32_t block, uint64_t page,
+                        uint32_t node, uint32_t flags, const void *data)
+{
+    distvm_wire_page(outbox_add(o, dest), type, s->node_id, 0, block, page,
+                     node, flags, data);
+}
+
+static void outbox_flush(DistvmState *s, DistvmOutbox *o)
+{
+    for (guint i = 0; i < o->msgs->len; i++) {
+        uint32_t dest = g_array_index(o->dests, uint32_t, i);
+
+        if (!distvm_send(s, dest, g_ptr_array_index(o->msgs, i))) {
+            distvm_fatal_node_lost(s, dest, "connection closed");
+        }
+    }
+    g_ptr_array_free(o->msgs, true);
+    g_array_free(o->dests, true);
+}
+
+/* ---- page operations (called with ram->lock held) ---- */
+
+static int uffd_place(DistvmRam *ram, void *host, const void *src, bool wp)
+{
+    struct uffdio_copy copy = {
+        .dst = (uintptr_t)host,
+        .src = (uintptr_t)src,
+        .len = DISTVM_PAGE_SIZE,
+        .mode = wp ? UFFDIO_COPY_MODE_WP : 0,
+    };
+
+    while (ioctl(ram->uffd, UFFDIO_COPY, &copy)) {
+        if (errno != EAGAIN) {
+            return -errno;
+        }
+        copy.copy = 0;
+    }
+    return 0;
+}
+
+static bool page_populated(void *host)
+{
+    unsigned char vec = 0;
+
+    return mincore(host, DISTVM_PAGE_SIZE, &vec) == 0 && (vec & 1);
+}
+
+/* The page's content changed under this node: as for a DMA write. */
+static void page_mark_changed(DistvmBlock *b, uint64_t page)
+{
+    ram_addr_t addr = b->ram_addr + (page << PAGE_BITS);
+    uint8_t mask = cpu_physical_memory_range_includes_clean(addr,
+                        DISTVM_PAGE_SIZE, DIRTY_CLIENTS_ALL);
+
+    if (mask & (1 << DIRTY_MEMORY_CODE)) {
+        tb_invalidate_phys_range(addr, addr + DISTVM_PAGE_SIZE - 1);
+        mask &= ~(1 << DIRTY_MEMORY_CODE);
+    }
+    cpu_physical_memory_set_dirty_range(addr, DISTVM_PAGE_SIZE, mask);
+}
+
+/* Drop this node's copy: write-protected first, so no write is lost. */
+static void page_discard(DistvmBlock *b, uint64_t page)
+{
+    ram_block_discard_range(b->rb, page << PAGE_BITS, DISTVM_PAGE_SIZE);
+    page_mark_changed(b, page);
+}
+
+/*
+ * Copy the page into @buf for sending.  An E page that was never touched
+ * here is not populated: it is all zero.  Returns whether it is zero.
+ */
+static bool page_copy(DistvmRam *ram, DistvmBlock *b, uint64_t page,
+                      bool write_protect, uint8_t *buf)
+{
+    void *host = page_host(b, page);
+
+    if (!page_populated(host)) {
+        return true;
+    }
+    if (write_protect) {
+        uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, true,
+                               false);
+    }
+    memcpy(buf, host, DISTVM_PAGE_SIZE);
+    return buffer_is_zero(buf, DISTVM_PAGE_SIZE);
+}
+
+static void stats_state(DistvmRam *ram, uint8_t from, uint8_t to)
+{
+    ram->stats.pages[from]--;
+    ram->stats.pages[to]++;
+}
+
+static void set_state(DistvmRam *ram, DistvmBlock *b, uint64_t page,
+                      DistvmPageState st)
+{
+    stats_state(ram, b->state[page], st);
+    b->state[page] = st;
+}
+
+/* ---- manager ---- */
+
+static int lowest_node(uint16_t set)
+{
+    return set ? ctz32(set) : -1;
+}
+
+static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                      uint64_t page, DistvmTxn *txn, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[block];
+    uint32_t r = txn->requester;
+    int owner = b->owner[page];
+    uint16_t set = b->copyset[page];
+    uint16_t rbit = 1u << r;
+
+    trace_distvm_mgr_start(block, page, r, txn->write, owner, set);
+    if (owner == (int)r) {
+        /* It holds the page already (a fault that raced with the grant). */
+        outbox_page(s, o, r, DISTVM_MSG_PAGE_GRANT, block, page, r, 0, NULL);
+        return true;
+    }
+    if (!txn->write) {
+        int holder = owner >= 0 ? owner : lowest_node(set & ~rbit);
+
+        if (holder < 0) {
+            if (set & rbit) {
+                outbox_page(s, o, r, DISTVM_MSG_PAGE_GRANT, block, page, r, 0,
+                            NULL);
+                return true;
+            }
+            error_setg(errp, "page %" PRIu64 " of %s has no holder", page,
+                       qemu_ram_get_idstr(b->rb));
+            return false;
+        }
+        outbox_page(s, o, holder, DISTVM_MSG_PAGE_FWD, block, page, r, 0,
+                    NULL);
+        b->owner[page] = NO_OWNER;
+        b->copyset[page] = set | rbit | (1u << holder);
+        return true;
+    }
+
+    if (owner >= 0) {
+        outbox_page(s, o, owner, DISTVM_MSG_PAGE_FWD, block, page, r,
+                    DISTVM_PAGE_WRITE, NULL);
+    } else {
+        uint16_t others = set & ~rbit;
+        int sender = (set & rbit) ? -1 : lowest_node(others);
+
+        if (!(set & rbit) && sender < 0) {
+            error_setg(errp, "page %" PRIu64 " of %s has no holder", page,
+                       qemu_ram_get_idstr(b->rb));
+            return false;
+        }
+        txn->acks = ctpop16(others);
+        for (uint32_t n = 0; n < s->nodes; n++) {
+            if (!(others & (1u << n))) {
+                continue;
+            }
+            if ((int)n == sender) {
+                outbox_page(s, o, n, DISTVM_MSG_PAGE_FWD, block, page, r,
+                            DISTVM_PAGE_DROP, NULL);
+            } else {
+                outbox_page(s, o, n, DISTVM_MSG_PAGE_INV, block, page, r, 0,
+                            NULL);
+            }
+        }
+        if (!txn->acks) {
+            outbox_page(s, o, r, DISTVM_MSG_PAGE_GRANT, block, page, r,
+                        DISTVM_PAGE_WRITE, NULL);
+        }
+    }
+    b->owner[page] = r;
+    b->copyset[page] = rbit;
+    return true;
+}
+
+static bool mgr_request(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                        uint64_t page, uint32_t requester, uint32_t flags,
+                        Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    DistvmTxn *txn = g_hash_table_lookup(ram->txns, page_key(block, page));
+
+    if (page_manager(s, &ram->blocks[block], page) != s->node_id) {
+        error_setg(errp, "node %" PRIu32 " does not manage page %" PRIu64
+                   " of RAMBlock %" PRIu32, s->node_id, page, block);
+        return false;
+    }
+    if (txn) {
+        DistvmQueued *q = g_new(DistvmQueued, 1);
+
+        q->requester = requester;
+        q->flags = flags;
+        g_queue_push_tail(&txn->waiting, q);
+        return true;
+    }
+    txn = g_new0(DistvmTxn, 1);
+    txn->requester = requester;
+    txn->write = flags & DISTVM_PAGE_WRITE;
+    g_queue_init(&txn->waiting);
+    g_hash_table_insert(ram->txns, page_key(block, page), txn);
+    return mgr_start(s, o, block, page, txn, errp);
+}
+
+static bool mgr_done(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                     uint64_t page, uint32_t from, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    DistvmTxn *txn = g_hash_table_lookup(ram->txns, page_key(block, page));
+    DistvmQueued *next;
+
+    if (!txn || txn->requester != from || txn->acks) {
+        error_setg(errp, "PAGE_DONE for page %" PRIu64 " of RAMBlock %"
+                   PRIu32 " with no request of node %" PRIu32 " to finish",
+                   page, block, from);
+        return false;
+    }
+    next = g_queue_pop_head(&txn->waiting);
+    if (!next) {
+        g_hash_table_remove(ram->txns, page_key(block, page));
+        return true;
+    }
+    txn->requester = next->requester;
+    txn->write = next->flags & DISTVM_PAGE_WRITE;
+    g_free(next);
+    return mgr_start(s, o, block, page, txn, errp);
+}
+
+static bool mgr_inv_ack(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                        uint64_t page, Error **errp)
+{
+    DistvmTxn *txn = g_hash_table_lookup(s->ram->txns, page_key(block, page));
+
+    if (!txn || !txn->write || txn->acks <= 0) {
+        error_setg(errp, "PAGE_INV_ACK for page %" PRIu64 " of RAMBlock %"
+                   PRIu32 " that is not being invalidated", page, block);
+        return false;
+    }
+    if (--txn->acks == 0) {
+        outbox_page(s, o, txn->requester, DISTVM_MSG_PAGE_GRANT, block, page,
+                    txn->requester, DISTVM_PAGE_WRITE, NULL);
+    }
+    return true;
+}
+
+/* ---- holder: send a page away ---- */
+
+static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                           uint64_t page, uint32_t requester, uint32_t flags,
+                           uint32_t manager, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[block];
+    uint8_t st = b->state[page];
+    g_autofree uint8_t *buf = g_malloc(DISTVM_PAGE_SIZE);
+    uint32_t dflags = 0;
+    bool zero;
+
+    if (st == DISTVM_PAGE_I || ((flags & DISTVM_PAGE_WRITE) &&
+                                st != DISTVM_PAGE_E)) {
+        error_setg(errp, "asked to forward page %" PRIu64 " of %s, held %s "
+                   "here", page, qemu_ram_get_idstr(b->rb),
+                   st == DISTVM_PAGE_I ? "nowhere" : "shared");
+        return false;
+    }
+    /* Order at the holder: state, write-protect, copy, send, discard. */
+    if (flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_DROP)) {
+        set_state(ram, b, page, DISTVM_PAGE_I);
+    } else {
+        set_state(ram, b, page, DISTVM_PAGE_S);
+    }
+    zero = page_copy(ram, b, page, st == DISTVM_PAGE_E, buf);
+    if (flags & DISTVM_PAGE_WRITE) {
+        dflags |= DISTVM_PAGE_WRITE;
+    }
+    if (zero) {
+        dflags |= DISTVM_PAGE_ZERO;
+    }
+    outbox_page(s, o, requester, DISTVM_MSG_PAGE_DATA, block, page, requester,
+                dflags, buf);
+    ram->stats.pages_sent++;
+    if (flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_DROP)) {
+        page_discard(b, page);
+    }
+    if (flags & DISTVM_PAGE_DROP) {
+        outbox_page(s, o, manager, DISTVM_MSG_PAGE_INV_ACK, block, page,
+                    requester, 0, NULL);
+    }
+    return true;
+}
+
+static bool holder_invalidate(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                              uint64_t page, uint32_t requester,
+                              uint32_t manager, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[block];
+
+    if (b->state[page] == DISTVM_PAGE_E) {
+        error_setg(errp, "asked to invalidate page %" PRIu64 " of %s, owned "
+                   "here", page, qemu_ram_get_idstr(b->rb));
+        return false;
+    }
+    if (b->state[page] == DISTVM_PAGE_S) {
+        set_state(ram, b, page, DISTVM_PAGE_I);
+        page_discard(b, page);
+    }
+    ram->stats.invalidations++;
+    outbox_page(s, o, manager, DISTVM_MSG_PAGE_INV_ACK, block, page,
+                requester, 0, NULL);
+    return true;
+}
+
+/* ---- requester ---- */
+
+static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                         uint64_t page, DistvmPending *p)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[block];
+    uint64_t us = (get_clock() - p->start_ns) / 1000;
+
+    ram->stats.lat_us[p->kind][ram->stats.lat_count[p->kind] %
+                               DISTVM_LAT_SAMPLES] = MIN(us, UINT32_MAX);
+    ram->stats.lat_count[p->kind]++;
+    trace_distvm_fault_done(block, page, p->kind, us);
+    g_hash_table_remove(ram->pending, page_key(block, page));
+    outbox_page(s, o, page_manager(s, b, page), DISTVM_MSG_PAGE_DONE, block,
+                page, s->node_id, 0, NULL);
+}
+
+static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
+                     Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[m->block];
+    DistvmPending *p = g_hash_table_lookup(ram->pending,
+                                           page_key(m->block, m->page));
+    void *host = page_host(b, m->page);
+    bool excl = m->flags & DISTVM_PAGE_WRITE;
+    const void *src = (m->flags & DISTVM_PAGE_ZERO) ? zero_page : m->data;
+    int ret;
+
+    if (!p || b->state[m->page] != DISTVM_PAGE_I || p->got_data) {
+        error_setg(errp, "PAGE_DATA for page %" PRIu64 " of %s, which this "
+                   "node did not ask for", m->page, qemu_ram_get_idstr(b->rb));
+        return false;
+    }
+    if (excl && (m->flags & DISTVM_PAGE_ZERO)) {
+        ret = uffd_zero_page(ram->uffd, host, DISTVM_PAGE_SIZE, false);
+    } else {
+        ret = uffd_place(ram, host, src, !excl);
+    }
+    if (ret) {
+        error_setg_errno(errp, -ret, "cannot place page %" PRIu64 " of %s",
+                         m->page, qemu_ram_get_idstr(b->rb));
+        return false;
+    }
+    page_mark_changed(b, m->page);
+    ram->stats.pages_received++;
+    p->got_data = true;
+    if (excl || (p->write && p->got_grant)) {
+        if (!excl) {
+            uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, false,
+                                   false);
+        }
+        set_state(ram, b, m->page, DISTVM_PAGE_E);
+        req_complete(s, o, m->block, m->page, p);
+    } else {
+        set_state(ram, b, m->page, DISTVM_PAGE_S);
+        if (!p->write) {
+            req_complete(s, o, m->block, m->page, p);
+        }
+    }
+    return true;
+}
+
+static bool req_grant(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
+                      Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[m->block];
+    DistvmPending *p = g_hash_table_lookup(ram->pending,
+                                           page_key(m->block, m->page));
+    void *host = page_host(b, m->page);
+    uint8_t st = b->state[m->page];
+
+    if (!p || p->got_grant) {
+        error_setg(errp, "PAGE_GRANT for page %" PRIu64 " of %s, which this "
+                   "node did not ask for", m->page, qemu_ram_get_idstr(b->rb));
+        return false;
+    }
+    p->got_grant = true;
+    if (st == DISTVM_PAGE_I) {
+        return true;            /* the data is on its way from a sharer */
+    }
+    if (m->flags & DISTVM_PAGE_WRITE) {
+        if (st == DISTVM_PAGE_S) {
+            if (!page_populated(host)) {
+                uffd_place(ram, host, zero_page, false);
+            }
+            uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, false,
+                                   false);
+            set_state(ram, b, m->page, DISTVM_PAGE_E);
+        }
+    } else {
+        uffd_wakeup(ram->uffd, host, DISTVM_PAGE_SIZE);
+    }
+    req_complete(s, o, m->block, m->page, p);
+    return true;
+}
+
+bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    const DistvmMsgPage *m = &msg->u.page;
+    DistvmOutbox o;
+    bool ok = false;
+
+    qemu_mutex_lock(&s->lock);
+    while (s->state == DISTVM_CLUSTER_JOINING) {
+        qemu_cond_wait(&s->cond, &s->lock);
+    }
+    qemu_mutex_unlock(&s->lock);
+
+    outbox_init(&o);
+    qemu_mutex_lock(&ram->lock);
+    switch (msg->hdr.type) {
+    case DISTVM_MSG_PAGE_REQ:
+        ok = mgr_request(s, &o, m->block, m->page, m->node, m->flags, errp);
+        break;
+    case DISTVM_MSG_PAGE_DONE:
+        ok = mgr_done(s, &o, m->block, m->page, msg->hdr.src, errp);
+        break;
+    case DISTVM_MSG_PAGE_INV_ACK:
+        ok = mgr_inv_ack(s, &o, m->block, m->page, errp);
+        break;
+    case DISTVM_MSG_PAGE_FWD:
+        ok = holder_forward(s, &o, m->block, m->page, m->node, m->flags,
+                            msg->hdr.src, errp);
+        break;
+    case DISTVM_MSG_PAGE_INV:
+        ok = holder_invalidate(s, &o, m->block, m->page, m->node,
+                               msg->hdr.src, errp);
+        break;
+    case DISTVM_MSG_PAGE_DATA:
+        ok = req_data(s, &o, m, errp);
+        break;
+    case DISTVM_MSG_PAGE_GRANT:
+        ok = req_grant(s, &o, m, errp);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+    qemu_mutex_unlock(&ram->lock);
+    outbox_flush(s, &o);
+    return ok;
+}
+
+/* ---- faults ---- */
+
+static DistvmBlock *block_of(DistvmRam *ram, uint64_t addr, uint32_t *index)
+{
+    for (uint32_t i = 0; i < ram->nr_blocks; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+
+        if (addr >= (uintptr_t)b->host &&
+            addr < (uintptr_t)b->host + (b->pages << PAGE_BITS)) {
+            *index = i;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags)
+{
+    DistvmRam *ram = s->ram;
+    bool wp = flags & UFFD_PAGEFAULT_FLAG_WP;
+    bool write = wp || (flags & UFFD_PAGEFAULT_FLAG_WRITE);
+    uint32_t block, rflags = 0;
+    DistvmBlock *b = block_of(ram, addr, &block);
+    DistvmPending *p;
+    DistvmOutbox o;
+    uint64_t page;
+    void *host;
+    uint8_t st;
+
+    if (!b) {
+        error_report("distvm: fault at %#" PRIx64 " outside guest RAM", addr);
+        return;
+    }
+    page = (addr - (uintptr_t)b->host) >> PAGE_BITS;
+    host = page_host(b, page);
+
+    qemu_mutex_lock(&ram->lock);
+    st = b->state[page];
+    trace_distvm_fault(block, page, wp, write, st);
+    if (g_hash_table_lookup(ram->pending, page_key(block, page))) {
+        ram->stats.merged++;
+        qemu_mutex_unlock(&ram->lock);
+        return;
+    }
+    if (st == DISTVM_PAGE_E || (st == DISTVM_PAGE_S && !wp)) {
+        /*
+         * Held here but not populated (never touched since it became
+         * ours: all zero), or a fault that raced with the page's
+         * arrival: resolve it locally.
+         */
+        int ret = 0;
+
+        if (st == DISTVM_PAGE_E && wp) {
+            uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, false,
+                                   false);
+        } else if (st == DISTVM_PAGE_E) {
+            ret = uffd_zero_page(ram->uffd, host, DISTVM_PAGE_SIZE, false);
+        } else {
+            ret = uffd_place(ram, host, zero_page, true);
+        }
+        if (ret) {
+            uffd_wakeup(ram->uffd, host, DISTVM_PAGE_SIZE);
+        }
+        ram->stats.local++;
+        qemu_mutex_unlock(&ram->lock);
+        return;
+    }
+    p = g_new0(DistvmPending, 1);
+    p->write = write;
+    p->start_ns = get_clock();
+    if (st == DISTVM_PAGE_S) {
+        p->kind = DISTVM_FAULT_UPGRADE;
+        rflags = DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY;
+    } else if (write) {
+        p->kind = DISTVM_FAULT_WRITE_MISS;
+        rflags = DISTVM_PAGE_WRITE;
+    } else {
+        p->kind = DISTVM_FAULT_READ_MISS;
+    }
+    ram->stats.faults[p->kind]++;
+    g_hash_table_insert(ram->pending, page_key(block, page), p);
+    outbox_init(&o);
+    outbox_page(s, &o, page_manager(s, b, page), DISTVM_MSG_PAGE_REQ, block,
+                page, s->node_id, rflags, NULL);
+    qemu_mutex_unlock(&ram->lock);
+    outbox_flush(s, &o);
+}
+
+static void *distvm_fault_thread(void *opaque)
+{
+    DistvmState *s = opaque;
+    DistvmRam *ram = s->ram;
+    struct uffd_msg msgs[16];
+
+    rcu_register_thread();
+    for (;;) {
+        struct pollfd pfd[2] = {
+            { .fd = ram->uffd, .events = POLLIN },
+            { .fd = ram->quit_fd, .events = POLLIN },
+        };
+        ssize_t n;
+
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            error_report("distvm: poll on userfaultfd: %s", strerror(errno));
+            break;
+        }
+        if (pfd[1].revents) {
+            break;
+        }
+        n = read(ram->uffd, msgs, sizeof(msgs));
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                error_report("distvm: reading userfaultfd: %s",
+                             strerror(errno));
+                break;
+            }
+            continue;
+        }
+        for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
+            if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
+                handle_fault(s, msgs[i].arg.pagefault.address,
+                             msgs[i].arg.pagefault.flags);
+            }
+        }
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* ---- set-up ---- */
+
+static int count_block(RAMBlock *rb, void *opaque)
+{
+    (*(uint32_t *)opaque)++;
+    return 0;
+}
+
+typedef struct BlockFill {
+    DistvmRam *ram;
+    uint32_t next;
+    uint64_t first;
+} BlockFill;
+
+static int fill_block(RAMBlock *rb, void *opaque)
+{
+    BlockFill *f = opaque;
+    DistvmBlock *b = &f->ram->blocks[f->next];
+
+    b->rb = rb;
+    b->host = qemu_ram_get_host_addr(rb);
+    b->ram_addr = qemu_ram_get_offset(rb);
+    b->pages = qemu_ram_get_used_length(rb) >> PAGE_BITS;
+    b->first = f->first;
+    f->ram->block_pages[f->next] = b->pages;
+    f->first += b->pages;
+    f->next++;
+    return 0;
+}
+
+bool distvm_ram_init(DistvmState *s, Error **errp)
+{
+    DistvmRam *ram = g_new0(DistvmRam, 1);
+    BlockFill fill = { .ram = ram };
+
+    qemu_ram_foreach_block(count_block, &ram->nr_blocks);
+    ram->blocks = g_new0(DistvmBlock, ram->nr_blocks);
+    ram->block_pages = g_new0(uint64_t, ram->nr_blocks);
+    qemu_ram_foreach_block(fill_block, &fill);
+    for (uint32_t i = 0; i < ram->nr_blocks; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+
+        if (qemu_ram_pagesize(b->rb) != DISTVM_PAGE_SIZE) {
+            error_setg(errp, "distvm: RAMBlock %s uses %zu-byte pages; only "
+                       "4 KiB pages are supported", qemu_ram_get_idstr(b->rb),
+                       qemu_ram_pagesize(b->rb));
+            return false;
+        }
+        if (qemu_ram_is_shared(b->rb)) {
+            error_setg(errp, "distvm: RAMBlock %s is shared memory; guest "
+                       "RAM must be private (share=off)",
+                       qemu_ram_get_idstr(b->rb));
+            return false;
+        }
+        b->state = g_new0(uint8_t, b->pages);
+        b->owner = g_new(int8_t, b->pages);
+        b->copyset = g_new(uint16_t, b->pages);
+    }
+    qemu_mutex_init(&ram->lock);
+    ram->pending = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    ram->txns = g_hash_table_new(NULL, NULL);
+    ram->uffd = -1;
+    ram->quit_fd = -1;
+    s->ram = ram;
+
+    /* Pages change hands behind the back of anything that discards them. */
+    if (ram_block_discard_disable(true)) {
+        error_setg(errp, "distvm: a device (balloon, virtio-mem) already "
+                   "discards guest RAM, which distvm cannot share");
+        return false;
+    }
+    error_setg(&ram->blocker, "distvm: a guest spread over several nodes "
+               "cannot be migrated, snapshotted or postcopied");
+    return migrate_add_blocker(&ram->blocker, errp) == 0;
+}
+
+void distvm_ram_fingerprint(GPtrArray *keys, GPtrArray *values)
+{
+    DistvmState *s = distvm_state();
+    DistvmRam *ram = s->ram;
+
+    g_ptr_array_add(keys, g_strdup("RAMBlocks"));
+    g_ptr_array_add(values, g_strdup_printf("%" PRIu32, ram->nr_blocks));
+    for (uint32_t i = 0; i < ram->nr_blocks; i++) {
+        g_ptr_array_add(keys, g_strdup_printf("RAMBlock %" PRIu32, i));
+        g_ptr_array_add(values, g_strdup_printf("%s, %" PRIu64 " bytes",
+                        qemu_ram_get_idstr(ram->blocks[i].rb),
+                        ram->blocks[i].pages << PAGE_BITS));
+    }
+}
+
+void distvm_ram_limits(DistvmState *s, DistvmWireLimits *lim)
+{
+    DistvmRam *ram = s->ram;
+
+    lim->nr_blocks = ram ? ram->nr_blocks : 0;
+    lim->block_pages = ram ? ram->block_pages : NULL;
+}
+
+/*
+ * The cluster has formed: share the guest's RAM.  Runs in the main loop
+ * before the first vCPU does, after the machine's reset wrote its ROMs.
+ */
+bool distvm_ram_start(DistvmState *s, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    uint64_t features = 0;
+    bool home = distvm_is_home(s);
+
+    if (uffd_query_features(&features) ||
+        !(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
+        error_setg(errp, "distvm: this host's userfaultfd has no "
+                   "write-protect support (Linux 5.7 or later is needed)");
+        return false;
+    }
+    ram->uffd = uffd_create_fd(UFFD_FEATURE_PAGEFAULT_FLAG_WP, true);
+    if (ram->uffd < 0) {
+        error_setg(errp, "distvm: cannot create a userfaultfd (is "
+                   "/dev/userfaultfd or vm.unprivileged_userfaultfd "
+                   "available to this user?)");
+        return false;
+    }
+    for (uint32_t i = 0; i < ram->nr_blocks; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+        size_t len = b->pages << PAGE_BITS;
+        uint64_t ioctls = 0;
+
+        qemu_madvise(b->host, len, QEMU_MADV_NOHUGEPAGE);
+        qemu_madvise(b->host, len, QEMU_MADV_UNMERGEABLE);
+        if (!home) {
+            ram_block_discard_range(b->rb, 0, len);
+        }
+        if (uffd_register_memory(ram->uffd, b->host, len,
+                                 UFFDIO_REGISTER_MODE_MISSING |
+                                 UFFDIO_REGISTER_MODE_WP, &ioctls)) {
+            error_setg(errp, "distvm: cannot register RAMBlock %s with "
+                       "userfaultfd", qemu_ram_get_idstr(b->rb));
+            return false;
+        }
+        memset(b->state, home ? DISTVM_PAGE_E : DISTVM_PAGE_I, b->pages);
+        ram->stats.pages[home ? DISTVM_PAGE_E : DISTVM_PAGE_I] += b->pages;
+        memset(b->owner, DISTVM_HOME_NODE, b->pages);
+        for (uint64_t p = 0; p < b->pages; p++) {
+            b->copyset[p] = 1u << DISTVM_HOME_NODE;
+        }
+    }
+    ram->quit_fd = eventfd(0, EFD_CLOEXEC);
+    qemu_thread_create(&ram->fault_thread, "distvm-fault",
+                       distvm_fault_thread, s, QEMU_THREAD_JOINABLE);
+    ram->started = true;
+    trace_distvm_ram_started(ram->nr_blocks);
+    return true;
+}
+
+/* ---- monitor ---- */
+
+void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats)
+{
+    DistvmRam *ram = s->ram;
+
+    if (!ram) {
+        memset(stats, 0, sizeof(*stats));
+        return;
+    }
+    qemu_mutex_lock(&ram->lock);
+    *stats = ram->stats;
+    qemu_mutex_unlock(&ram->lock);
+}
+
+char *distvm_ram_page_states(DistvmState *s, const char *idstr,
+                             uint64_t start, uint64_t count, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    static const char letter[] = { 'I', 'S', 'E' };
+    DistvmBlock *b = NULL;
+    char *out;
+
+    if (!ram || !ram->started) {
+        error_setg(errp, "distvm: guest RAM is not shared yet");
+        return NULL;
+    }
+    for (uint32_t i = 0; i < ram->nr_blocks; i++) {
+        if (!strcmp(qemu_ram_get_idstr(ram->blocks[i].rb), idstr)) {
+            b = &ram->blocks[i];
+        }
+    }
+    if (!b) {
+        error_setg(errp, "distvm: no RAMBlock '%s'", idstr);
+        return NULL;
+    }
+    if (start > b->pages || count > b->pages - start) {
+        error_setg(errp, "distvm: pages %" PRIu64 "+%" PRIu64 " are outside "
+                   "RAMBlock %s (%" PRIu64 " pages)", start, count, idstr,
+                   b->pages);
+        return NULL;
+    }
+    out = g_malloc(count + 1);
+    qemu_mutex_lock(&ram->lock);
+    for (uint64_t i = 0; i < count; i++) {
+        out[i] = letter[b->state[start + i]];
+    }
+    qemu_mutex_unlock(&ram->lock);
+    out[count] = '\0';
+    return out;
+}

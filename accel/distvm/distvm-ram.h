@@ -1,0 +1,43 @@
+/*
+ * distvm: guest RAM coherence, what the monitor sees of it
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef ACCEL_DISTVM_RAM_H
+#define ACCEL_DISTVM_RAM_H
+
+typedef enum DistvmPageState {
+    DISTVM_PAGE_I,              /* not present on this node */
+    DISTVM_PAGE_S,              /* present, read-only */
+    DISTVM_PAGE_E,              /* present, writable: owned here */
+    DISTVM_PAGE__MAX
+} DistvmPageState;
+
+typedef enum DistvmFaultKind {
+    DISTVM_FAULT_READ_MISS,
+    DISTVM_FAULT_WRITE_MISS,
+    DISTVM_FAULT_UPGRADE,
+    DISTVM_FAULT__MAX
+} DistvmFaultKind;
+
+/* Latencies of the last this many faults of each kind are kept. */
+#define DISTVM_LAT_SAMPLES 4096
+
+typedef struct DistvmRamStats {
+    uint64_t pages[DISTVM_PAGE__MAX];   /* this node's pages by state */
+    uint64_t faults[DISTVM_FAULT__MAX]; /* remote requests made */
+    uint64_t merged;            /* faults merged into a pending request */
+    uint64_t local;             /* faults resolved without a message */
+    uint64_t pages_sent;
+    uint64_t pages_received;
+    uint64_t invalidations;
+    uint64_t lat_count[DISTVM_FAULT__MAX];
+    uint32_t lat_us[DISTVM_FAULT__MAX][DISTVM_LAT_SAMPLES];
+} DistvmRamStats;
+
+void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats);
+char *distvm_ram_page_states(DistvmState *s, const char *idstr,
+                             uint64_t start, uint64_t count, Error **errp);
+
+#endif /* ACCEL_DISTVM_RAM_H */

@@ -1,0 +1,458 @@
+/*
+ * distvm wire protocol: encoder and validating decoder
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qapi/error.h"
+#include "distvm-wire.h"
+
+/* Fixed part of every PAGE_* payload: block, flags, page, node, reserved */
+#define PAGE_FIXED_SIZE 24
+
+static const char *const msg_type_names[DISTVM_MSG__MAX] = {
+    [DISTVM_MSG_HELLO] = "HELLO",
+    [DISTVM_MSG_WELCOME] = "WELCOME",
+    [DISTVM_MSG_REFUSE] = "REFUSE",
+    [DISTVM_MSG_PEER_HELLO] = "PEER_HELLO",
+    [DISTVM_MSG_READY] = "READY",
+    [DISTVM_MSG_START] = "START",
+    [DISTVM_MSG_PAGE_REQ] = "PAGE_REQ",
+    [DISTVM_MSG_PAGE_FWD] = "PAGE_FWD",
+    [DISTVM_MSG_PAGE_DATA] = "PAGE_DATA",
+    [DISTVM_MSG_PAGE_INV] = "PAGE_INV",
+    [DISTVM_MSG_PAGE_INV_ACK] = "PAGE_INV_ACK",
+    [DISTVM_MSG_PAGE_GRANT] = "PAGE_GRANT",
+    [DISTVM_MSG_PAGE_DONE] = "PAGE_DONE",
+    [DISTVM_MSG_PING] = "PING",
+    [DISTVM_MSG_PONG] = "PONG",
+    [DISTVM_MSG_BYE] = "BYE",
+};
+
+const char *distvm_msg_type_name(uint32_t type)
+{
+    if (type < DISTVM_MSG__MAX && msg_type_names[type]) {
+        return msg_type_names[type];
+    }
+    return "unknown";
+}
+
+bool distvm_wire_parse_header(const uint8_t *buf, DistvmMsgHeader *hdr,
+                              Error **errp)
+{
+    hdr->magic = ldl_le_p(buf);
+    hdr->version = lduw_le_p(buf + 4);
+    hdr->type = lduw_le_p(buf + 6);
+    hdr->length = ldl_le_p(buf + 8);
+    hdr->src = ldl_le_p(buf + 12);
+    hdr->seq = ldq_le_p(buf + 16);
+
+    if (hdr->magic != DISTVM_WIRE_MAGIC) {
+        error_setg(errp, "bad magic 0x%08" PRIx32, hdr->magic);
+        return false;
+    }
+    if (hdr->version != DISTVM_WIRE_VERSION) {
+        error_setg(errp, "protocol version %u, this node speaks %u",
+                   hdr->version, DISTVM_WIRE_VERSION);
+        return false;
+    }
+    if (hdr->type == 0 || hdr->type >= DISTVM_MSG__MAX) {
+        error_setg(errp, "unknown message type %u", hdr->type);
+        return false;
+    }
+    if (hdr->length > DISTVM_WIRE_MAX_PAYLOAD) {
+        error_setg(errp, "%s message of %" PRIu32 " bytes exceeds the "
+                   "limit of %u", distvm_msg_type_name(hdr->type),
+                   hdr->length, DISTVM_WIRE_MAX_PAYLOAD);
+        return false;
+    }
+    return true;
+}
+
+/* A bounds-checked reader over one payload. */
+typedef struct WireReader {
+    const uint8_t *p;
+    size_t left;
+    const char *what;           /* message type, for errors */
+} WireReader;
+
+static bool get_u32(WireReader *r, uint32_t *v, Error **errp)
+{
+    if (r->left < 4) {
+        error_setg(errp, "%s message is truncated", r->what);
+        return false;
+    }
+    *v = ldl_le_p(r->p);
+    r->p += 4;
+    r->left -= 4;
+    return true;
+}
+
+static bool get_u64(WireReader *r, uint64_t *v, Error **errp)
+{
+    if (r->left < 8) {
+        error_setg(errp, "%s message is truncated", r->what);
+        return false;
+    }
+    *v = ldq_le_p(r->p);
+    r->p += 8;
+    r->left -= 8;
+    return true;
+}
+
+static bool get_str(WireReader *r, char **s, Error **errp)
+{
+    uint32_t len;
+
+    if (!get_u32(r, &len, errp)) {
+        return false;
+    }
+    if (len > DISTVM_WIRE_MAX_STR) {
+        error_setg(errp, "%s message has a string of %" PRIu32 " bytes "
+                   "(limit %u)", r->what, len, DISTVM_WIRE_MAX_STR);
+        return false;
+    }
+    if (r->left < len) {
+        error_setg(errp, "%s message is truncated", r->what);
+        return false;
+    }
+    if (memchr(r->p, '\0', len)) {
+        error_setg(errp, "%s message has a string with a NUL byte", r->what);
+        return false;
+    }
+    *s = g_strndup((const char *)r->p, len);
+    r->p += len;
+    r->left -= len;
+    return true;
+}
+
+static bool check_node(const DistvmWireLimits *lim, const char *what,
+                       const char *field, uint32_t node, Error **errp)
+{
+    if (node >= lim->nodes) {
+        error_setg(errp, "%s message names node %" PRIu32 " in %s; the "
+                   "cluster has %" PRIu32, what, node, field, lim->nodes);
+        return false;
+    }
+    return true;
+}
+
+static bool decode_hello(WireReader *r, const DistvmMsgHeader *hdr,
+                         const DistvmWireLimits *lim, DistvmMsgHello *h,
+                         Error **errp)
+{
+    if (!get_u32(r, &h->node_id, errp) || !get_u32(r, &h->nodes, errp) ||
+        !get_str(r, &h->listen, errp) || !get_u32(r, &h->nr_items, errp)) {
+        return false;
+    }
+    if (h->node_id != hdr->src) {
+        error_setg(errp, "HELLO from node %" PRIu32 " claims node id %"
+                   PRIu32, hdr->src, h->node_id);
+        return false;
+    }
+    if (h->nodes == 0 || h->nodes > DISTVM_WIRE_MAX_NODES) {
+        error_setg(errp, "HELLO with a cluster of %" PRIu32 " nodes",
+                   h->nodes);
+        return false;
+    }
+    if (h->nr_items > DISTVM_WIRE_MAX_ITEMS) {
+        error_setg(errp, "HELLO with %" PRIu32 " fingerprint items (limit %u)",
+                   h->nr_items, DISTVM_WIRE_MAX_ITEMS);
+        return false;
+    }
+    h->keys = g_new0(char *, h->nr_items + 1);
+    h->values = g_new0(char *, h->nr_items + 1);
+    for (uint32_t i = 0; i < h->nr_items; i++) {
+        if (!get_str(r, &h->keys[i], errp) ||
+            !get_str(r, &h->values[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool decode_welcome(WireReader *r, DistvmMsgWelcome *w, Error **errp)
+{
+    if (!get_u32(r, &w->nodes, errp)) {
+        return false;
+    }
+    if (w->nodes == 0 || w->nodes > DISTVM_WIRE_MAX_NODES) {
+        error_setg(errp, "WELCOME with a cluster of %" PRIu32 " nodes",
+                   w->nodes);
+        return false;
+    }
+    w->addrs = g_new0(char *, w->nodes + 1);
+    for (uint32_t i = 0; i < w->nodes; i++) {
+        if (!get_str(r, &w->addrs[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool decode_page(WireReader *r, const DistvmMsgHeader *hdr,
+                        const DistvmWireLimits *lim, DistvmMsgPage *pg,
+                        Error **errp)
+{
+    uint32_t reserved;
+
+    if (lim->nr_blocks == 0) {
+        error_setg(errp, "%s message before the RAM layout was agreed",
+                   r->what);
+        return false;
+    }
+    if (!get_u32(r, &pg->block, errp) || !get_u32(r, &pg->flags, errp) ||
+        !get_u64(r, &pg->page, errp) || !get_u32(r, &pg->node, errp) ||
+        !get_u32(r, &reserved, errp)) {
+        return false;
+    }
+    if (pg->block >= lim->nr_blocks) {
+        error_setg(errp, "%s message for RAMBlock %" PRIu32 "; there are %"
+                   PRIu32, r->what, pg->block, lim->nr_blocks);
+        return false;
+    }
+    if (pg->page >= lim->block_pages[pg->block]) {
+        error_setg(errp, "%s message for page %" PRIu64 " of RAMBlock %"
+                   PRIu32 ", which has %" PRIu64 " pages", r->what, pg->page,
+                   pg->block, lim->block_pages[pg->block]);
+        return false;
+    }
+    if (pg->flags & ~DISTVM_PAGE_FLAGS_ALL) {
+        error_setg(errp, "%s message with unknown flags 0x%" PRIx32, r->what,
+                   pg->flags);
+        return false;
+    }
+    if (reserved) {
+        error_setg(errp, "%s message with a non-zero reserved field",
+                   r->what);
+        return false;
+    }
+    if (!check_node(lim, r->what, "its requester", pg->node, errp)) {
+        return false;
+    }
+    if (hdr->type == DISTVM_MSG_PAGE_REQ && pg->node != hdr->src) {
+        error_setg(errp, "PAGE_REQ from node %" PRIu32 " on behalf of node %"
+                   PRIu32, hdr->src, pg->node);
+        return false;
+    }
+    if (hdr->type == DISTVM_MSG_PAGE_DATA && !(pg->flags & DISTVM_PAGE_ZERO)) {
+        if (r->left < DISTVM_PAGE_SIZE) {
+            error_setg(errp, "PAGE_DATA message is truncated");
+            return false;
+        }
+        pg->data = r->p;
+        r->p += DISTVM_PAGE_SIZE;
+        r->left -= DISTVM_PAGE_SIZE;
+    } else {
+        pg->data = NULL;
+    }
+    return true;
+}
+
+bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
+                        const DistvmWireLimits *lim, DistvmMsg *msg,
+                        Error **errp)
+{
+    WireReader r = {
+        .p = payload,
+        .left = hdr->length,
+        .what = distvm_msg_type_name(hdr->type),
+    };
+    bool ok;
+
+    memset(msg, 0, sizeof(*msg));
+    msg->hdr = *hdr;
+    if (!check_node(lim, r.what, "its sender", hdr->src, errp)) {
+        return false;
+    }
+
+    switch (hdr->type) {
+    case DISTVM_MSG_HELLO:
+        ok = decode_hello(&r, hdr, lim, &msg->u.hello, errp);
+        break;
+    case DISTVM_MSG_WELCOME:
+        ok = decode_welcome(&r, &msg->u.welcome, errp);
+        break;
+    case DISTVM_MSG_REFUSE:
+        ok = get_str(&r, &msg->u.reason, errp);
+        break;
+    case DISTVM_MSG_PEER_HELLO:
+        ok = get_u32(&r, &msg->u.node_id, errp) &&
+             check_node(lim, r.what, "its node id", msg->u.node_id, errp);
+        if (ok && msg->u.node_id != hdr->src) {
+            error_setg(errp, "PEER_HELLO from node %" PRIu32 " claims node "
+                       "id %" PRIu32, hdr->src, msg->u.node_id);
+            ok = false;
+        }
+        break;
+    case DISTVM_MSG_READY:
+    case DISTVM_MSG_START:
+    case DISTVM_MSG_BYE:
+        ok = true;
+        break;
+    case DISTVM_MSG_PAGE_REQ:
+    case DISTVM_MSG_PAGE_FWD:
+    case DISTVM_MSG_PAGE_DATA:
+    case DISTVM_MSG_PAGE_INV:
+    case DISTVM_MSG_PAGE_INV_ACK:
+    case DISTVM_MSG_PAGE_GRANT:
+    case DISTVM_MSG_PAGE_DONE:
+        ok = decode_page(&r, hdr, lim, &msg->u.page, errp);
+        break;
+    case DISTVM_MSG_PING:
+    case DISTVM_MSG_PONG:
+        ok = get_u64(&r, &msg->u.value, errp);
+        break;
+    default:
+        error_setg(errp, "unknown message type %u", hdr->type);
+        ok = false;
+        break;
+    }
+    if (ok && r.left) {
+        error_setg(errp, "%s message has %zu bytes of trailing garbage",
+                   r.what, r.left);
+        ok = false;
+    }
+    if (!ok) {
+        distvm_msg_clear(msg);
+    }
+    return ok;
+}
+
+void distvm_msg_clear(DistvmMsg *msg)
+{
+    switch (msg->hdr.type) {
+    case DISTVM_MSG_HELLO:
+        g_free(msg->u.hello.listen);
+        g_strfreev(msg->u.hello.keys);
+        g_strfreev(msg->u.hello.values);
+        break;
+    case DISTVM_MSG_WELCOME:
+        g_strfreev(msg->u.welcome.addrs);
+        break;
+    case DISTVM_MSG_REFUSE:
+        g_free(msg->u.reason);
+        break;
+    default:
+        break;
+    }
+    memset(&msg->u, 0, sizeof(msg->u));
+}
+
+void distvm_wire_begin(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                       uint64_t seq)
+{
+    uint8_t hdr[DISTVM_WIRE_HDR_SIZE];
+
+    stl_le_p(hdr, DISTVM_WIRE_MAGIC);
+    stw_le_p(hdr + 4, DISTVM_WIRE_VERSION);
+    stw_le_p(hdr + 6, type);
+    stl_le_p(hdr + 8, 0);
+    stl_le_p(hdr + 12, src);
+    stq_le_p(hdr + 16, seq);
+    g_byte_array_set_size(buf, 0);
+    g_byte_array_append(buf, hdr, sizeof(hdr));
+}
+
+void distvm_wire_put_u32(GByteArray *buf, uint32_t v)
+{
+    uint8_t b[4];
+
+    stl_le_p(b, v);
+    g_byte_array_append(buf, b, sizeof(b));
+}
+
+void distvm_wire_put_u64(GByteArray *buf, uint64_t v)
+{
+    uint8_t b[8];
+
+    stq_le_p(b, v);
+    g_byte_array_append(buf, b, sizeof(b));
+}
+
+void distvm_wire_put_str(GByteArray *buf, const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+
+    distvm_wire_put_u32(buf, len);
+    g_byte_array_append(buf, (const guint8 *)s, len);
+}
+
+void distvm_wire_put_bytes(GByteArray *buf, const void *data, size_t len)
+{
+    g_byte_array_append(buf, data, len);
+}
+
+void distvm_wire_end(GByteArray *buf)
+{
+    stl_le_p(buf->data + 8, buf->len - DISTVM_WIRE_HDR_SIZE);
+}
+
+void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t nodes,
+                       const char *listen, uint32_t nr_items,
+                       char *const *keys, char *const *values)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_HELLO, src, 0);
+    distvm_wire_put_u32(buf, src);
+    distvm_wire_put_u32(buf, nodes);
+    distvm_wire_put_str(buf, listen);
+    distvm_wire_put_u32(buf, nr_items);
+    for (uint32_t i = 0; i < nr_items; i++) {
+        distvm_wire_put_str(buf, keys[i]);
+        distvm_wire_put_str(buf, values[i]);
+    }
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, char *const *addrs)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_WELCOME, 0, 0);
+    distvm_wire_put_u32(buf, nodes);
+    for (uint32_t i = 0; i < nodes; i++) {
+        distvm_wire_put_str(buf, addrs[i]);
+    }
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_refuse(GByteArray *buf, uint32_t src, const char *reason)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_REFUSE, src, 0);
+    distvm_wire_put_str(buf, reason);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_node(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                      uint32_t node_id)
+{
+    distvm_wire_begin(buf, type, src, 0);
+    distvm_wire_put_u32(buf, node_id);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_empty(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                       uint64_t seq)
+{
+    distvm_wire_begin(buf, type, src, seq);
+    if (type == DISTVM_MSG_PING || type == DISTVM_MSG_PONG) {
+        distvm_wire_put_u64(buf, seq);
+    }
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                      uint64_t seq, uint32_t block, uint64_t page,
+                      uint32_t node, uint32_t flags, const void *data)
+{
+    distvm_wire_begin(buf, type, src, seq);
+    distvm_wire_put_u32(buf, block);
+    distvm_wire_put_u32(buf, flags);
+    distvm_wire_put_u64(buf, page);
+    distvm_wire_put_u32(buf, node);
+    distvm_wire_put_u32(buf, 0);
+    if (type == DISTVM_MSG_PAGE_DATA && !(flags & DISTVM_PAGE_ZERO)) {
+        distvm_wire_put_bytes(buf, data, DISTVM_PAGE_SIZE);
+    }
+    distvm_wire_end(buf);
+}

@@ -1,0 +1,152 @@
+/*
+ * distvm wire protocol: message format, encoder and validating decoder
+ *
+ * Every message is a 24-byte little-endian header followed by a payload
+ * of header.length bytes:
+ *
+ *   u32 magic  "DVMP"      u16 version     u16 type
+ *   u32 length             u32 src (sending node)
+ *   u64 seq (request id; echoed by replies where the type says so)
+ *
+ * The decoder checks every field against DistvmWireLimits before a
+ * message is handed to the protocol.  It has no QEMU-global state so that
+ * it can be unit-tested and fuzzed on its own.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef ACCEL_DISTVM_WIRE_H
+#define ACCEL_DISTVM_WIRE_H
+
+#define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
+#define DISTVM_WIRE_VERSION     1
+#define DISTVM_WIRE_HDR_SIZE    24
+#define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
+#define DISTVM_WIRE_MAX_STR     4096
+#define DISTVM_WIRE_MAX_ITEMS   1024
+#define DISTVM_WIRE_MAX_NODES   16
+#define DISTVM_PAGE_SIZE        4096
+
+typedef enum DistvmMsgType {
+    DISTVM_MSG_HELLO = 1,       /* joining node -> home: fingerprint */
+    DISTVM_MSG_WELCOME,         /* home -> node: every node's address */
+    DISTVM_MSG_REFUSE,          /* home -> node: why it may not join */
+    DISTVM_MSG_PEER_HELLO,      /* node -> node: opens a mesh connection */
+    DISTVM_MSG_READY,           /* node -> home: mesh complete */
+    DISTVM_MSG_START,           /* home -> node: the cluster is formed */
+    DISTVM_MSG_PAGE_REQ,        /* requester -> manager */
+    DISTVM_MSG_PAGE_FWD,        /* manager -> holder: send the page */
+    DISTVM_MSG_PAGE_DATA,       /* holder -> requester: the page */
+    DISTVM_MSG_PAGE_INV,        /* manager -> sharer: drop your copy */
+    DISTVM_MSG_PAGE_INV_ACK,    /* sharer -> manager: dropped */
+    DISTVM_MSG_PAGE_GRANT,      /* manager -> requester: you own it now */
+    DISTVM_MSG_PAGE_DONE,       /* requester -> manager: placed */
+    DISTVM_MSG_PING,            /* round trip probe */
+    DISTVM_MSG_PONG,
+    DISTVM_MSG_BYE,             /* orderly leave */
+    DISTVM_MSG__MAX
+} DistvmMsgType;
+
+/* DistvmMsgPage.flags */
+#define DISTVM_PAGE_WRITE       0x01    /* REQ/FWD: exclusive; DATA: placed E */
+#define DISTVM_PAGE_ZERO        0x02    /* DATA: all-zero page, no bytes */
+#define DISTVM_PAGE_HAS_COPY    0x04    /* REQ: requester holds a current S */
+#define DISTVM_PAGE_DROP        0x08    /* FWD: drop your copy, then ack */
+#define DISTVM_PAGE_FLAGS_ALL   0x0f
+
+typedef struct DistvmMsgHeader {
+    uint32_t magic;
+    uint16_t version;
+    uint16_t type;
+    uint32_t length;
+    uint32_t src;
+    uint64_t seq;
+} DistvmMsgHeader;
+
+/* What a decoded message may refer to. */
+typedef struct DistvmWireLimits {
+    uint32_t nodes;             /* node ids are below this */
+    uint32_t nr_blocks;         /* 0 until the RAMBlock table is agreed */
+    const uint64_t *block_pages;    /* pages in each RAMBlock */
+} DistvmWireLimits;
+
+typedef struct DistvmMsgHello {
+    uint32_t node_id;
+    uint32_t nodes;
+    char *listen;
+    uint32_t nr_items;          /* fingerprint: ordered key/value pairs */
+    char **keys;
+    char **values;
+} DistvmMsgHello;
+
+typedef struct DistvmMsgWelcome {
+    uint32_t nodes;
+    char **addrs;               /* [nodes] listen address of every node */
+} DistvmMsgWelcome;
+
+typedef struct DistvmMsgPage {
+    uint32_t block;
+    uint64_t page;
+    uint32_t node;              /* REQ/FWD: the requester */
+    uint32_t flags;
+    const uint8_t *data;        /* DATA without ZERO: points into payload */
+} DistvmMsgPage;
+
+typedef struct DistvmMsg {
+    DistvmMsgHeader hdr;
+    union {
+        DistvmMsgHello hello;
+        DistvmMsgWelcome welcome;
+        char *reason;           /* REFUSE */
+        uint32_t node_id;       /* PEER_HELLO */
+        DistvmMsgPage page;     /* PAGE_* */
+        uint64_t value;         /* PING, PONG */
+    } u;
+} DistvmMsg;
+
+const char *distvm_msg_type_name(uint32_t type);
+
+/* Check a received header; @buf holds DISTVM_WIRE_HDR_SIZE bytes. */
+bool distvm_wire_parse_header(const uint8_t *buf, DistvmMsgHeader *hdr,
+                              Error **errp);
+
+/*
+ * Decode and validate the payload of a message whose header @hdr was
+ * accepted by distvm_wire_parse_header.  On success @msg owns copies of
+ * its strings (release with distvm_msg_clear), except that a page's data
+ * points into @payload.
+ */
+bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
+                        const DistvmWireLimits *lim, DistvmMsg *msg,
+                        Error **errp);
+
+void distvm_msg_clear(DistvmMsg *msg);
+
+/*
+ * Encoding: distvm_wire_begin starts a message in @buf (emptied first),
+ * the put functions append payload fields, distvm_wire_end fills in the
+ * length.
+ */
+void distvm_wire_begin(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                       uint64_t seq);
+void distvm_wire_put_u32(GByteArray *buf, uint32_t v);
+void distvm_wire_put_u64(GByteArray *buf, uint64_t v);
+void distvm_wire_put_str(GByteArray *buf, const char *s);
+void distvm_wire_put_bytes(GByteArray *buf, const void *data, size_t len);
+void distvm_wire_end(GByteArray *buf);
+
+/* Whole messages. */
+void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t nodes,
+                       const char *listen, uint32_t nr_items,
+                       char *const *keys, char *const *values);
+void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, char *const *addrs);
+void distvm_wire_refuse(GByteArray *buf, uint32_t src, const char *reason);
+void distvm_wire_node(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                      uint32_t node_id);
+void distvm_wire_empty(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                       uint64_t seq);
+void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                      uint64_t seq, uint32_t block, uint64_t page,
+                      uint32_t node, uint32_t flags, const void *data);
+
+#endif /* ACCEL_DISTVM_WIRE_H */
