@@ -38,6 +38,9 @@ typedef struct DistvmConn {
     QIOChannelSocket *sioc;
 } DistvmConn;
 
+#define DISTVM_RECV_IO_ERROR    (-1)
+#define DISTVM_RECV_BAD_MSG     (-2)
+
 static GAsyncQueue *local_queue;
 static Notifier machine_ready_notifier;
 static Notifier exit_notifier;
@@ -63,8 +66,9 @@ static void distvm_limits(DistvmState *s, DistvmWireLimits *lim)
 
 /*
  * Read one message from @ioc.  Returns 1 with @msg filled, 0 on a clean
- * end of file before a message, -1 with @errp set on an error, a
- * truncated message or a message that fails validation.
+ * end of file before a message, DISTVM_RECV_IO_ERROR when the connection
+ * broke and DISTVM_RECV_BAD_MSG for a truncated message or one that
+ * fails validation, both with @errp set.
  */
 static int distvm_recv(DistvmState *s, QIOChannel *ioc, DistvmMsg *msg,
                        uint8_t **payload, uint64_t *bytes,
@@ -77,10 +81,10 @@ static int distvm_recv(DistvmState *s, QIOChannel *ioc, DistvmMsg *msg,
 
     ret = qio_channel_read_all_eof(ioc, (char *)hbuf, sizeof(hbuf), errp);
     if (ret <= 0) {
-        return ret;
+        return ret ? DISTVM_RECV_IO_ERROR : 0;
     }
     if (!distvm_wire_parse_header(hbuf, &hdr, errp)) {
-        return -1;
+        return DISTVM_RECV_BAD_MSG;
     }
     g_free(*payload);
     *payload = g_malloc(hdr.length ? hdr.length : 1);
@@ -88,12 +92,12 @@ static int distvm_recv(DistvmState *s, QIOChannel *ioc, DistvmMsg *msg,
         qio_channel_read_all(ioc, (char *)*payload, hdr.length, errp) < 0) {
         error_prepend(errp, "%s message is truncated: ",
                       distvm_msg_type_name(hdr.type));
-        return -1;
+        return DISTVM_RECV_BAD_MSG;
     }
     *bytes = sizeof(hbuf) + hdr.length;
     distvm_limits(s, &lim);
     if (!distvm_wire_decode(&hdr, *payload, &lim, msg, errp)) {
-        return -1;
+        return DISTVM_RECV_BAD_MSG;
     }
     trace_distvm_msg_recv(hdr.src, distvm_msg_type_name(hdr.type), hdr.seq,
                           hdr.length);
@@ -331,12 +335,21 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer)
             break;
         }
         if (ret < 0) {
+            g_autofree char *why = NULL;
+
             if (bye) {
                 error_free(err);
                 break;
             }
-            distvm_protocol_error(s, from, err);
-            distvm_fatal_node_lost(s, peer->id, "protocol error");
+            why = g_strdup_printf("%s: %s", ret == DISTVM_RECV_BAD_MSG ?
+                                  "protocol error" : "connection lost",
+                                  error_get_pretty(err));
+            if (ret == DISTVM_RECV_BAD_MSG) {
+                distvm_protocol_error(s, from, err);
+            } else {
+                error_free(err);
+            }
+            distvm_fatal_node_lost(s, peer->id, why);
             return;
         }
         qatomic_add(&peer->bytes_received, bytes);
@@ -374,38 +387,38 @@ static char *distvm_check_hello(DistvmState *s, const DistvmMsgHello *h)
                                "this %" PRIu32 "-node cluster (1 to %" PRIu32
                                ")", h->node_id, s->nodes, s->nodes - 1);
     }
+    if (s->state != DISTVM_CLUSTER_JOINING) {
+        return g_strdup("the cluster has already formed");
+    }
+    if (s->peers[h->node_id].sioc) {
+        return g_strdup_printf("node %" PRIu32 " has already joined",
+                               h->node_id);
+    }
     if (h->nodes != s->nodes) {
         return g_strdup_printf("node %" PRIu32 " was started with nodes=%"
                                PRIu32 ", the home node with nodes=%" PRIu32,
                                h->node_id, h->nodes, s->nodes);
     }
     for (i = 0; i < s->fp_items && i < h->nr_items; i++) {
-        if (strcmp(s->fp_keys[i], h->keys[i]) ||
-            strcmp(s->fp_values[i], h->values[i])) {
+        bool same_key = !strcmp(s->fp_keys[i], h->keys[i]);
+
+        if (!same_key || strcmp(s->fp_values[i], h->values[i])) {
+            /* Quoted values are cut so the refusal fits in a message. */
             return g_strdup_printf("node %" PRIu32 " differs from the home "
-                                   "node in %s: the home node has '%s', node %"
-                                   PRIu32 " has %s%s%s", h->node_id,
-                                   s->fp_keys[i], s->fp_values[i], h->node_id,
-                                   strcmp(s->fp_keys[i], h->keys[i]) ?
-                                   "no such setting (it has " : "'",
-                                   strcmp(s->fp_keys[i], h->keys[i]) ?
-                                   h->keys[i] : h->values[i],
-                                   strcmp(s->fp_keys[i], h->keys[i]) ?
-                                   ")" : "'");
+                                   "node in %.200s: the home node has "
+                                   "'%.200s', node %" PRIu32 " has %s%.200s%s",
+                                   h->node_id, s->fp_keys[i], s->fp_values[i],
+                                   h->node_id,
+                                   same_key ? "'" : "no such setting (it has ",
+                                   same_key ? h->values[i] : h->keys[i],
+                                   same_key ? "'" : ")");
         }
     }
     if (i < s->fp_items || i < h->nr_items) {
         return g_strdup_printf("node %" PRIu32 " differs from the home node "
-                               "in %s: one of them does not have it",
+                               "in %.200s: one of them does not have it",
                                h->node_id, i < s->fp_items ? s->fp_keys[i] :
                                h->keys[i]);
-    }
-    if (s->peers[h->node_id].sioc) {
-        return g_strdup_printf("node %" PRIu32 " has already joined",
-                               h->node_id);
-    }
-    if (s->state != DISTVM_CLUSTER_JOINING) {
-        return g_strdup("the cluster has already formed");
     }
     return NULL;
 }
@@ -496,11 +509,12 @@ static void *distvm_conn_thread(void *opaque)
     g_free(conn);
     rcu_register_thread();
     ret = distvm_recv(s, QIO_CHANNEL(sioc), &msg, &payload, &bytes, &err);
-    if (ret < 0) {
+    if (ret == DISTVM_RECV_BAD_MSG) {
         distvm_protocol_error(s, "an unidentified connection", err);
         goto drop;
     }
-    if (ret == 0) {
+    if (ret <= 0) {
+        error_free(err);
         goto drop;
     }
     if (msg.hdr.type == DISTVM_MSG_HELLO && distvm_is_home(s)) {

@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
+#include "qemu/units.h"
 #include "distvm-node.h"
 
 const char *distvm_guest_dir(void)
@@ -163,4 +164,95 @@ int distvm_run_qemu(const char *args, char **out)
     }
     *out = g_strconcat(sout, serr, NULL);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+char *distvm_cluster_accel_opts(const char *dir, int nodes, int node_id)
+{
+    if (node_id == 0) {
+        return g_strdup_printf("node-id=0,nodes=%d,listen=unix:%s/node0.sock",
+                               nodes, dir);
+    }
+    return g_strdup_printf("node-id=%d,nodes=%d,listen=unix:%s/node%d.sock,"
+                           "home=unix:%s/node0.sock", node_id, nodes, dir,
+                           node_id, dir);
+}
+
+void distvm_wait_state(QTestState *qts, const char *state, int timeout_s)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *info = qtest_qmp_assert_success_ref(qts,
+                                        "{ 'execute': 'query-distvm' }");
+        bool done = !strcmp(qdict_get_str(info, "state"), state);
+
+        qobject_unref(info);
+        if (done) {
+            return;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_error("the cluster did not reach state '%s' in %d s", state,
+                    timeout_s);
+        }
+        g_usleep(20 * 1000);
+    }
+}
+
+DistvmCluster *distvm_cluster_start(const char *tmpdir, int nodes,
+                                    const char *machine_args)
+{
+    DistvmCluster *c = g_new0(DistvmCluster, 1);
+    static int count;
+
+    g_assert(nodes >= 2 && nodes <= (int)G_N_ELEMENTS(c->node));
+    c->nodes = nodes;
+    c->dir = g_strdup_printf("%s/cluster%d", tmpdir, count++);
+    g_assert(g_mkdir_with_parents(c->dir, 0700) == 0);
+    for (int i = 0; i < nodes; i++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(c->dir, nodes, i);
+
+        c->node[i] = distvm_node_start(c->dir, i, opts, machine_args);
+    }
+    for (int i = 0; i < nodes; i++) {
+        distvm_wait_state(c->node[i]->qts, "running", 60);
+    }
+    return c;
+}
+
+void distvm_cluster_quit(DistvmCluster *c)
+{
+    /*
+     * A node that quits tells the others, which shut down by themselves
+     * (exit status 0); qtest_quit then only reaps them.
+     */
+    for (int i = c->nodes - 1; i >= 0; i--) {
+        if (c->node[i]) {
+            distvm_node_quit(c->node[i]);
+        }
+    }
+    g_free(c->dir);
+    g_free(c);
+}
+
+char *distvm_page_states(QTestState *qts, uint64_t start, uint64_t count)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts,
+        "{ 'execute': 'x-query-distvm-pages', 'arguments': "
+        "{ 'ramblock': 'pc.ram', 'start': %" PRIu64 ", 'count': %" PRIu64
+        " } }", start, count);
+    char *states = g_strdup(qdict_get_str(ret, "states"));
+
+    qobject_unref(ret);
+    g_assert_cmpuint(strlen(states), ==, count);
+    return states;
+}
+
+void distvm_memread(QTestState *qts, uint64_t addr, void *buf, size_t len)
+{
+    const size_t chunk = 256 * KiB;
+
+    for (size_t off = 0; off < len; off += chunk) {
+        qtest_memread(qts, addr + off, (uint8_t *)buf + off,
+                      MIN(chunk, len - off));
+    }
 }

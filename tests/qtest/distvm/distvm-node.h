@@ -63,4 +63,37 @@ void distvm_assert_console_clean(const char *console);
  */
 int distvm_run_qemu(const char *args, char **out);
 
+/* A cluster of nodes on this machine, over UNIX sockets in a directory. */
+typedef struct DistvmCluster {
+    int nodes;
+    char *dir;
+    DistvmNode *node[4];
+} DistvmCluster;
+
+/*
+ * Start @nodes nodes with the same @machine_args (which must describe
+ * the same machine on every node) and wait until every node reports the
+ * cluster running.  Node 0 is the home node.
+ */
+DistvmCluster *distvm_cluster_start(const char *tmpdir, int nodes,
+                                    const char *machine_args);
+
+/* The command line options of node @node_id of a cluster in @dir. */
+char *distvm_cluster_accel_opts(const char *dir, int nodes, int node_id);
+
+/* Wait until query-distvm on @qts reports @state (at most @timeout_s s). */
+void distvm_wait_state(QTestState *qts, const char *state, int timeout_s);
+
+/* Quit every node still running, home last, and free the cluster. */
+void distvm_cluster_quit(DistvmCluster *c);
+
+/*
+ * qtest_memread in chunks: libqtest's line reader is quadratic in the
+ * length of a reply, so one read of many MiB would take minutes.
+ */
+void distvm_memread(QTestState *qts, uint64_t addr, void *buf, size_t len);
+
+/* Page states of pc.ram pages [start, start + count) on @qts. */
+char *distvm_page_states(QTestState *qts, uint64_t start, uint64_t count);
+
 #endif /* DISTVM_NODE_H */

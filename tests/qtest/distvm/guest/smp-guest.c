@@ -8,7 +8,8 @@
  * single-producer/single-consumer ring.  Progress goes to the serial port;
  * the test checks the final memory.
  *
- * Command line (multiboot, -append): "cpus=N iters=M".
+ * Command line (multiboot, -append): "cpus=N iters=M", or "pattern=MB"
+ * or "cpus=N stress=1" for the modes described in smp-workload.h.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -42,6 +43,7 @@ static volatile uint32_t print_lock;
 static volatile uint32_t data_lock;
 static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
+static uint32_t mode_pattern_mb, mode_stress;
 
 /* The ring: the producer owns head, the consumer owns tail. */
 static volatile uint64_t ring[DG_RING_SLOTS];
@@ -295,6 +297,64 @@ static void workload(uint32_t cpu)
     spin_unlock(&print_lock);
 }
 
+static uint64_t pattern_sum(void)
+{
+    uint64_t sum = 0;
+
+    for (uint32_t a = DG_PATTERN_BASE;
+         a < DG_PATTERN_BASE + (mode_pattern_mb << 20); a += 8) {
+        sum += *(volatile uint64_t *)a;
+    }
+    return sum;
+}
+
+/* mode=pattern, on the boot CPU only: write, then serve the mailbox. */
+static void pattern(void)
+{
+    uint32_t seen = 0;
+
+    for (uint32_t a = DG_PATTERN_BASE;
+         a < DG_PATTERN_BASE + (mode_pattern_mb << 20); a += 8) {
+        *(volatile uint64_t *)a = dg_pattern(a);
+    }
+    res->magic = DG_MAGIC_PATTERN;
+    puts_serial("distvm-guest: pattern written\n");
+    for (;;) {
+        uint32_t seq = *(volatile uint32_t *)&res->mailbox_seq;
+
+        if (seq == seen) {
+            cpu_relax();
+            continue;
+        }
+        seen = seq;
+        res->pattern_sum = pattern_sum();
+        __asm__ volatile("" ::: "memory");
+        res->mailbox_ack = seq;
+        puts_serial("distvm-guest: mailbox ");
+        putu(seq);
+        puts_serial(" pattern sum ");
+        puthex64(res->pattern_sum);
+        puts_serial("\n");
+    }
+}
+
+/* mode=stress: rewrite this CPU's pages until told to stop. */
+static void stress(uint32_t cpu)
+{
+    volatile uint64_t *base = (volatile uint64_t *)
+        (DG_STRESS_BASE + cpu * DG_STRESS_PAGES * 4096u);
+    uint32_t k;
+
+    for (k = 1; !*(volatile uint32_t *)&res->stop; k++) {
+        for (uint32_t i = 0; i < DG_STRESS_PAGES; i++) {
+            base[i * 512 + k % 512] = dg_stress_value(cpu, k, i);
+        }
+        res->rounds[cpu] = k;
+    }
+    res->cpu_done[cpu] = 1;
+    say_cpu(cpu, " stress done\n");
+}
+
 static uint32_t my_cpu(void)
 {
     return lapic_read(LAPIC_ID) >> 24;
@@ -310,7 +370,12 @@ void ap_main(void)
     while (!go) {
         cpu_relax();
     }
-    if (cpu < ncpus) {
+    if (cpu >= ncpus) {
+        return;
+    }
+    if (mode_stress) {
+        stress(cpu);
+    } else {
         workload(cpu);
     }
 }
@@ -324,6 +389,8 @@ void guest_main(struct multiboot_info *mbi)
 
     ncpus = parse_arg(cmdline, "cpus", 1);
     iters = parse_arg(cmdline, "iters", 100000);
+    mode_pattern_mb = parse_arg(cmdline, "pattern", 0);
+    mode_stress = parse_arg(cmdline, "stress", 0);
 
     puts_serial("distvm-guest: start cpus=");
     putu(ncpus);
@@ -347,6 +414,10 @@ void guest_main(struct multiboot_info *mbi)
     res->ncpus = ncpus;
     res->iters = iters;
     res->cpus_started = 1;
+    if (mode_pattern_mb) {
+        pattern();
+        return;
+    }
 
     for (uint32_t i = 0; i < size; i++) {
         ((volatile char *)TRAMPOLINE)[i] = __trampoline_load[i];
@@ -358,14 +429,22 @@ void guest_main(struct multiboot_info *mbi)
     for (uint32_t spins = 0; res->cpus_started < ncpus; spins++) {
         if (spins == 200000000u) {
             res->magic = DG_MAGIC_FAIL;
+            spin_lock(&print_lock);
             puts_serial("distvm-guest: FAIL not every AP started\n");
+            spin_unlock(&print_lock);
             return;
         }
         cpu_relax();
     }
+    spin_lock(&print_lock);
     puts_serial("distvm-guest: all cpus up\n");
+    spin_unlock(&print_lock);
     go = 1;
-    workload(0);
+    if (mode_stress) {
+        stress(0);
+    } else {
+        workload(0);
+    }
 
     do {
         done = 0;
@@ -375,5 +454,7 @@ void guest_main(struct multiboot_info *mbi)
         cpu_relax();
     } while (done < ncpus);
     res->magic = DG_MAGIC_DONE;
+    spin_lock(&print_lock);
     puts_serial("distvm-guest: DONE\n");
+    spin_unlock(&print_lock);
 }

@@ -25,6 +25,23 @@
 
 #define DG_MAGIC_DONE       0x454e4f44u     /* "DONE" */
 #define DG_MAGIC_FAIL       0x4c494146u     /* "FAIL" */
+#define DG_MAGIC_PATTERN    0x4e544150u     /* "PATN": pattern written */
+
+/*
+ * mode=pattern: the boot CPU fills [DG_PATTERN_BASE, + mb MiB) with
+ * dg_pattern(), then serves the mailbox: each time the test bumps
+ * mailbox_seq it sums the region again and reports it in pattern_sum.
+ */
+#define DG_PATTERN_BASE     0x01000000u     /* 16 MiB */
+
+/*
+ * mode=stress: every CPU keeps rewriting its own DG_STRESS_PAGES pages at
+ * DG_STRESS_BASE + cpu * DG_STRESS_PAGES * 4 KiB until the test sets
+ * stop; rounds[cpu] counts the rounds it completed.  In round k (from 1)
+ * CPU c writes dg_stress_value(c, k, i) at word (k % 512) of its page i.
+ */
+#define DG_STRESS_BASE      0x00800000u     /* 8 MiB */
+#define DG_STRESS_PAGES     256u
 
 /* Every this many iterations a CPU does a locked add to a shared counter */
 #define DG_ATOMIC_EVERY     64u
@@ -45,7 +62,25 @@ struct dg_results {
     uint32_t ring_errors;       /* items read out of order */
     uint64_t checksum[DG_MAX_CPUS];  /* per-CPU sum of its sequence */
     uint32_t cpu_done[DG_MAX_CPUS];  /* 1 when the CPU finished */
+    /* mode=pattern */
+    uint32_t mailbox_seq;       /* written by the test */
+    uint32_t mailbox_ack;       /* the guest: last mailbox_seq served */
+    uint64_t pattern_sum;       /* sum of the region's words, at ack time */
+    /* mode=stress */
+    uint32_t stop;              /* written by the test */
+    uint32_t rounds[DG_MAX_CPUS];
 };
+
+static inline uint64_t dg_pattern(uint64_t addr)
+{
+    return addr * 0x9e3779b97f4a7c15ull ^ (addr >> 12);
+}
+
+static inline uint64_t dg_stress_value(uint32_t cpu, uint32_t round,
+                                       uint32_t page)
+{
+    return ((uint64_t)(cpu + 1) << 56) | ((uint64_t)round << 16) | page;
+}
 
 /* One step of the per-CPU pseudo-random sequence (xorshift64). */
 static inline uint64_t dg_next(uint64_t x)

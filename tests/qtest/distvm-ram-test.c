@@ -1,0 +1,502 @@
+/*
+ * distvm qtest suite: guest RAM shared by several nodes
+ *
+ * Clusters of 2 to 4 node processes on this machine, over UNIX sockets.
+ * The guest runs on the home node; the other nodes read and write guest
+ * memory through qtest, which faults on their main threads exactly as a
+ * vCPU would.  Every node is asserted through QMP to run distvm.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/socket.h>
+#include <sys/un.h>
+#include "qapi/error.h"
+#include "qemu/bswap.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "libqtest.h"
+#include "distvm/distvm-node.h"
+#include "distvm/guest/smp-workload.h"
+#include "distvm-wire.h"
+
+#define MACHINE "-nodefaults -machine pc -m 128M"
+#define PATTERN_MB 64
+#define PC_RAM_PAGES (128u << 8)
+
+static char *tmpdir;
+
+static int stress_seconds(void)
+{
+    const char *s = g_getenv("DISTVM_STRESS_SECONDS");
+
+    return s ? atoi(s) : 30;
+}
+
+static char *guest_args(const char *smp, const char *append)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+
+    return g_strdup_printf(MACHINE " -smp %s -kernel %s -append '%s'", smp,
+                           elf, append);
+}
+
+static void wait_magic(DistvmNode *node, uint32_t magic, int timeout_s)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
+
+    while (qtest_readl(node->qts, DG_RESULT_BASE) != magic) {
+        if (g_get_monotonic_time() > deadline) {
+            g_autofree char *console = distvm_read_console(node);
+
+            g_error("guest did not reach magic %#x in %d s; console:\n%s",
+                    magic, timeout_s, console);
+        }
+        g_usleep(50 * 1000);
+    }
+}
+
+/* Every page is held E by at most one node, and then by no other. */
+static void check_single_writer(DistvmCluster *c, uint64_t start,
+                                uint64_t count)
+{
+    g_autofree char **states = g_new0(char *, c->nodes + 1);
+    uint64_t held = 0;
+
+    for (int i = 0; i < c->nodes; i++) {
+        states[i] = distvm_page_states(c->node[i]->qts, start, count);
+    }
+    for (uint64_t p = 0; p < count; p++) {
+        int e = 0, sh = 0;
+
+        for (int i = 0; i < c->nodes; i++) {
+            e += states[i][p] == 'E';
+            sh += states[i][p] == 'S';
+        }
+        if (e > 1 || (e == 1 && sh > 0) || e + sh == 0) {
+            GString *who = g_string_new(NULL);
+
+            for (int i = 0; i < c->nodes; i++) {
+                g_string_append_printf(who, " node%d=%c", i, states[i][p]);
+            }
+            g_error("page %" PRIu64 " of pc.ram breaks the single-writer "
+                    "invariant:%s", start + p, who->str);
+        }
+        held++;
+    }
+    g_assert_cmpuint(held, ==, count);
+    for (int i = 0; i < c->nodes; i++) {
+        g_free(states[i]);
+    }
+}
+
+/*
+ * The guest on home writes a pattern over 64 MiB; every other node reads
+ * exactly it; writes through another node are seen by home and by the
+ * guest, which reports the sum of what it read.
+ */
+static void test_pattern(const void *data)
+{
+    int nodes = GPOINTER_TO_INT(data);
+    g_autofree char *args = guest_args("1", "pattern=64");
+    DistvmCluster *c = distvm_cluster_start(tmpdir, nodes, args);
+    DistvmNode *home = c->node[0];
+    size_t len = PATTERN_MB << 20;
+    g_autofree uint64_t *want = g_new(uint64_t, len / 8);
+    g_autofree uint64_t *got = g_new(uint64_t, len / 8);
+    uint64_t sum = 0;
+    GRand *rand = g_rand_new_with_seed(nodes);
+
+    wait_magic(home, DG_MAGIC_PATTERN, 120);
+    for (size_t i = 0; i < len / 8; i++) {
+        want[i] = dg_pattern(DG_PATTERN_BASE + i * 8);
+    }
+    for (int n = 1; n < nodes; n++) {
+        memset(got, 0, len);
+        distvm_memread(c->node[n]->qts, DG_PATTERN_BASE, got, len);
+        g_assert_cmpmem(got, len, want, len);
+    }
+
+    /* Node 1 (and 2, 3) write 64 words each at random places. */
+    for (int n = 1; n < nodes; n++) {
+        for (int k = 0; k < 64; k++) {
+            size_t i = g_rand_int_range(rand, 0, len / 8);
+            uint64_t v = ((uint64_t)g_rand_int(rand) << 32) | g_rand_int(rand);
+
+            want[i] = v;
+            qtest_writeq(c->node[n]->qts, DG_PATTERN_BASE + i * 8, v);
+        }
+    }
+    distvm_memread(home->qts, DG_PATTERN_BASE, got, len);
+    g_assert_cmpmem(got, len, want, len);
+
+    /* The guest sums the region again when node 1 rings the mailbox. */
+    for (size_t i = 0; i < len / 8; i++) {
+        sum += want[i];
+    }
+    qtest_writel(c->node[1]->qts,
+                 DG_RESULT_BASE + offsetof(struct dg_results, mailbox_seq), 1);
+    for (int tries = 0; qtest_readl(c->node[nodes - 1]->qts, DG_RESULT_BASE +
+                     offsetof(struct dg_results, mailbox_ack)) != 1; tries++) {
+        g_assert_cmpint(tries, <, 1200);
+        g_usleep(100 * 1000);
+    }
+    g_assert_cmphex(qtest_readq(c->node[nodes - 1]->qts, DG_RESULT_BASE +
+                    offsetof(struct dg_results, pattern_sum)), ==, sum);
+    {
+        g_autofree char *line = g_strdup_printf(
+            "distvm-guest: mailbox 1 pattern sum %016" PRIx64, sum);
+
+        g_assert_true(distvm_wait_console(home, line, 10));
+    }
+    check_single_writer(c, DG_PATTERN_BASE >> 12, len >> 12);
+    g_rand_free(rand);
+    distvm_cluster_quit(c);
+}
+
+/* The final content of the guest's stress pages, from its round counts. */
+static uint64_t stress_word(const uint32_t *rounds, uint32_t cpu,
+                            uint32_t page, uint32_t word)
+{
+    uint32_t k = rounds[cpu];
+
+    /* The last round k' <= k with k' % 512 == word, if any. */
+    if (k < word || (word == 0 && k < 512)) {
+        return 0;
+    }
+    k -= (k - word) % 512;
+    return k ? dg_stress_value(cpu, k, page) : 0;
+}
+
+/*
+ * Guest vCPUs on home keep writing while every other node (and home's
+ * qtest) reads and writes random pages; afterwards every node sees
+ * exactly the model of all writes and the single-writer invariant holds.
+ */
+static void test_stress(const void *data)
+{
+    int nodes = GPOINTER_TO_INT(data);
+    const uint32_t ncpus = 2;
+    g_autofree char *args = guest_args("2", "cpus=2 stress=1");
+    DistvmCluster *c = distvm_cluster_start(tmpdir, nodes, args);
+    DistvmNode *home = c->node[0];
+    /* Pages written by qtest: 8 MiB above the guest's stress pages. */
+    const uint64_t qbase = 0x02000000, qpages = 2048;
+    const uint64_t gbase = DG_STRESS_BASE, gpages = ncpus * DG_STRESS_PAGES;
+    g_autofree uint64_t *model = g_new0(uint64_t, qpages * 512);
+    g_autofree uint64_t *buf = g_new(uint64_t, MAX(qpages, gpages) * 512);
+    uint32_t rounds[DG_MAX_CPUS];
+    GRand *rand = g_rand_new_with_seed(0xd157 + nodes);
+    gint64 end;
+    uint64_t ops = 0;
+
+    g_assert_true(distvm_wait_console(home, "distvm-guest: all cpus up", 60));
+    end = g_get_monotonic_time() + stress_seconds() * G_USEC_PER_SEC;
+    while (g_get_monotonic_time() < end) {
+        QTestState *qts = c->node[g_rand_int_range(rand, 0, nodes)]->qts;
+        uint32_t op = g_rand_int_range(rand, 0, 4);
+
+        if (op == 0) {
+            /* A read of a page the guest keeps writing. */
+            uint64_t a = gbase + g_rand_int_range(rand, 0, gpages * 512) * 8;
+
+            qtest_readq(qts, a);
+        } else {
+            uint64_t w = g_rand_int_range(rand, 0, qpages * 512);
+            uint64_t a = qbase + w * 8;
+
+            if (op == 1) {
+                g_assert_cmphex(qtest_readq(qts, a), ==, model[w]);
+            } else {
+                model[w] = ((uint64_t)g_rand_int(rand) << 32) |
+                           g_rand_int(rand);
+                qtest_writeq(qts, a, model[w]);
+            }
+        }
+        ops++;
+    }
+    g_test_message("%d nodes: %" PRIu64 " qtest operations in %d s", nodes,
+                   ops, stress_seconds());
+
+    qtest_writel(c->node[nodes - 1]->qts,
+                 DG_RESULT_BASE + offsetof(struct dg_results, stop), 1);
+    wait_magic(home, DG_MAGIC_DONE, 120);
+    distvm_memread(home->qts, DG_RESULT_BASE +
+                  offsetof(struct dg_results, rounds), rounds, sizeof(rounds));
+    for (uint32_t cpu = 0; cpu < ncpus; cpu++) {
+        g_assert_cmpuint(rounds[cpu], >, 0);
+        g_test_message("vCPU %u: %u rounds", cpu, rounds[cpu]);
+    }
+
+    /* Quiescent: check the invariant before and after reading everything. */
+    check_single_writer(c, 0, PC_RAM_PAGES);
+    for (int n = 0; n < nodes; n++) {
+        QTestState *qts = c->node[n]->qts;
+
+        distvm_memread(qts, qbase, buf, qpages * 4096);
+        g_assert_cmpmem(buf, qpages * 4096, model, qpages * 4096);
+        distvm_memread(qts, gbase, buf, gpages * 4096);
+        for (uint32_t cpu = 0; cpu < ncpus; cpu++) {
+            for (uint32_t p = 0; p < DG_STRESS_PAGES; p++) {
+                for (uint32_t w = 0; w < 512; w++) {
+                    uint64_t v = buf[(cpu * DG_STRESS_PAGES + p) * 512 + w];
+                    uint64_t e = stress_word(rounds, cpu, p, w);
+
+                    if (v != e) {
+                        g_error("node %d: vCPU %u page %u word %u is %#"
+                                PRIx64 ", expected %#" PRIx64, n, cpu, p, w,
+                                v, e);
+                    }
+                }
+            }
+        }
+    }
+    check_single_writer(c, 0, PC_RAM_PAGES);
+    g_rand_free(rand);
+    distvm_cluster_quit(c);
+}
+
+static void test_stress_2(void)
+{
+    test_stress(GINT_TO_POINTER(2));
+}
+
+/* A node started with a different machine is refused; home carries on. */
+static void test_mismatch(void)
+{
+    static const struct {
+        const char *args;
+        const char *error;
+    } cases[] = {
+        { "-machine pc -m 256M -smp 2", "differs from the home node in "
+          "memory size (-m): the home node has '134217728', node 1 has "
+          "'268435456'" },
+        { "-machine pc -m 128M -smp 3", "differs from the home node in "
+          "vcpus (-smp)" },
+        { "-machine pc -m 128M -smp 2 -cpu qemu32", "differs from the home "
+          "node in cpu model" },
+        { "-machine q35 -m 128M -smp 2", "differs from the home node in "
+          "machine type" },
+    };
+    g_autofree char *dir = g_strdup_printf("%s/mismatch", tmpdir);
+    g_autofree char *opts0 = NULL;
+    g_autofree char *opts1 = NULL;
+    DistvmNode *home, *node1;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    opts0 = distvm_cluster_accel_opts(dir, 2, 0);
+    opts1 = distvm_cluster_accel_opts(dir, 2, 1);
+    home = distvm_node_start(dir, 0, opts0, "-machine pc -m 128M -smp 2");
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *args = g_strdup_printf("-accel distvm,%s %s",
+                                                opts1, cases[i].args);
+        g_autofree char *out = NULL;
+        int status = distvm_run_qemu(args, &out);
+
+        if (status != 1 || !strstr(out, cases[i].error)) {
+            g_error("'%s': expected exit status 1 and '%s', got %d:\n%s",
+                    cases[i].args, cases[i].error, status, out);
+        }
+        distvm_wait_state(home->qts, "joining", 1);
+    }
+    /* The right node joins and the cluster forms. */
+    node1 = distvm_node_start(dir, 1, opts1, "-machine pc -m 128M -smp 2");
+    distvm_wait_state(home->qts, "running", 60);
+    distvm_wait_state(node1->qts, "running", 60);
+    distvm_node_quit(node1);
+    distvm_node_quit(home);
+}
+
+/*
+ * A node killed while it owns pages: the others report it lost and exit
+ * non-zero in bounded time, even with a vCPU waiting for one of its pages.
+ */
+static void test_node_killed(void)
+{
+    g_autofree char *args = guest_args("2", "cpus=2 stress=1");
+    DistvmCluster *c = distvm_cluster_start(tmpdir, 3, args);
+    QTestState *victim = c->node[2]->qts;
+    int status;
+    gint64 t0;
+
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: all cpus up",
+                                      60));
+    /* Node 2 takes pages the guest's vCPUs keep writing. */
+    for (uint64_t a = DG_STRESS_BASE; a < DG_STRESS_BASE + (64 << 12);
+         a += 4096) {
+        qtest_writeq(victim, a, 0x1234);
+    }
+    t0 = g_get_monotonic_time();
+    kill(qtest_pid(victim), SIGKILL);
+    g_assert_cmpint(waitpid(qtest_pid(victim), &status, 0), ==,
+                    qtest_pid(victim));
+    g_assert_true(WIFSIGNALED(status));
+    /* Its QTestState is left alone: the process is already reaped. */
+    c->node[2] = NULL;
+
+    for (int n = 0; n < 2; n++) {
+        QTestState *qts = c->node[n]->qts;
+        QDict *ev;
+
+        qtest_set_expected_status(qts, 1);
+        ev = qtest_qmp_eventwait_ref(qts, "DISTVM_NODE_LOST");
+        g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"),
+                        ==, 2);
+        qobject_unref(ev);
+        qtest_wait_qemu(qts);
+    }
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 20 * G_USEC_PER_SEC);
+    distvm_cluster_quit(c);
+}
+
+/* ---- malformed messages on a node's listening socket ---- */
+
+static int connect_unix(const char *path)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    g_assert(fd >= 0);
+    g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+    g_assert_cmpint(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), ==, 0);
+    return fd;
+}
+
+/* Send @len bytes; wait until the node drops the connection. */
+static void send_and_expect_drop(const char *path, const void *buf,
+                                 size_t len, bool half_close)
+{
+    int fd = connect_unix(path);
+    struct timeval tv = { .tv_sec = 20 };
+    ssize_t ret;
+    char c;
+
+    g_assert_cmpint(send(fd, buf, len, MSG_NOSIGNAL), ==, len);
+    if (half_close) {
+        shutdown(fd, SHUT_WR);
+    }
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    /*
+     * The node answers nothing and closes: EOF, or a reset when it closed
+     * with our bytes unread, but not a timeout.
+     */
+    ret = recv(fd, &c, 1, 0);
+    if (ret < 0) {
+        g_assert_cmpint(errno, ==, ECONNRESET);
+    } else {
+        g_assert_cmpint(ret, ==, 0);
+    }
+    close(fd);
+}
+
+static int64_t protocol_errors(QTestState *qts)
+{
+    QDict *info = qtest_qmp_assert_success_ref(qts,
+                                               "{ 'execute': 'query-distvm' }");
+    int64_t n = qdict_get_int(info, "protocol-errors");
+
+    qobject_unref(info);
+    return n;
+}
+
+static void test_malformed(void)
+{
+    g_autofree char *args = guest_args("1", "pattern=8");
+    DistvmCluster *c = distvm_cluster_start(tmpdir, 3, args);
+    g_autoptr(GByteArray) msg = g_byte_array_new();
+    g_autofree char *sock1 = g_strdup_printf("%s/node1.sock", c->dir);
+    g_autofree char *sock0 = g_strdup_printf("%s/node0.sock", c->dir);
+    QTestState *n1 = c->node[1]->qts;
+    uint8_t junk[64];
+    int64_t errors = protocol_errors(n1);
+
+    wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
+
+    /* Bad magic. */
+    memset(junk, 0xa5, sizeof(junk));
+    send_and_expect_drop(sock1, junk, sizeof(junk), false);
+    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+
+    /* Truncated: a header announcing 100 bytes, then 10 and EOF. */
+    distvm_wire_empty(msg, DISTVM_MSG_PING, 2, 0);
+    stl_le_p(msg->data + 8, 100);
+    g_byte_array_append(msg, junk, 10 - 8);
+    send_and_expect_drop(sock1, msg->data, msg->len, true);
+    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+
+    /* Oversized: a 2 MiB payload. */
+    distvm_wire_empty(msg, DISTVM_MSG_PING, 2, 0);
+    stl_le_p(msg->data + 8, 2u << 20);
+    send_and_expect_drop(sock1, msg->data, msg->len, false);
+    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+
+    /* Out of range: a page beyond the end of the first RAMBlock. */
+    distvm_wire_page(msg, DISTVM_MSG_PAGE_REQ, 2, 1, 0, 1ull << 40, 2, 0,
+                     NULL);
+    send_and_expect_drop(sock1, msg->data, msg->len, false);
+    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+
+    /* A well-formed message that is not how a connection starts. */
+    distvm_wire_empty(msg, DISTVM_MSG_PING, 2, 7);
+    send_and_expect_drop(sock1, msg->data, msg->len, false);
+    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+
+    /* Home: a node that claims to join after the cluster formed. */
+    distvm_wire_hello(msg, 1, 3, "unix:/nonexistent", 0, NULL, NULL);
+    {
+        int fd = connect_unix(sock0);
+        uint8_t hdr[DISTVM_WIRE_HDR_SIZE];
+        DistvmMsgHeader h;
+
+        g_assert_cmpint(send(fd, msg->data, msg->len, MSG_NOSIGNAL), ==,
+                        msg->len);
+        g_assert_cmpint(recv(fd, hdr, sizeof(hdr), MSG_WAITALL), ==,
+                        sizeof(hdr));
+        g_assert_true(distvm_wire_parse_header(hdr, &h, &error_abort));
+        g_assert_cmpint(h.type, ==, DISTVM_MSG_REFUSE);
+        close(fd);
+    }
+
+    /* Every node still serves the others. */
+    for (int n = 0; n < c->nodes; n++) {
+        uint64_t a = DG_PATTERN_BASE + 4096 * (n + 1) + 8;
+
+        g_assert_cmphex(qtest_readq(c->node[n]->qts, a), ==, dg_pattern(a));
+        distvm_wait_state(c->node[n]->qts, "running", 1);
+    }
+    distvm_cluster_quit(c);
+}
+
+int main(int argc, char **argv)
+{
+    int ret;
+
+    g_test_init(&argc, &argv, NULL);
+    if (!qtest_has_accel("distvm")) {
+        g_error("this QEMU binary has no distvm accelerator");
+    }
+    tmpdir = g_dir_make_tmp("distvm-ram-test-XXXXXX", NULL);
+    g_assert(tmpdir);
+
+    qtest_add_data_func("/distvm/ram/pattern/2-nodes", GINT_TO_POINTER(2),
+                        test_pattern);
+    qtest_add_data_func("/distvm/ram/pattern/3-nodes", GINT_TO_POINTER(3),
+                        test_pattern);
+    qtest_add_data_func("/distvm/ram/pattern/4-nodes", GINT_TO_POINTER(4),
+                        test_pattern);
+    qtest_add_func("/distvm/ram/stress/2-nodes", test_stress_2);
+    qtest_add_data_func("/distvm/ram/stress/3-nodes", GINT_TO_POINTER(3),
+                        test_stress);
+    qtest_add_data_func("/distvm/ram/stress/4-nodes", GINT_TO_POINTER(4),
+                        test_stress);
+    qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
+    qtest_add_func("/distvm/cluster/node-killed", test_node_killed);
+    qtest_add_func("/distvm/cluster/malformed", test_malformed);
+
+    ret = g_test_run();
+    g_autofree char *rm = g_strdup_printf("rm -rf %s", tmpdir);
+    g_spawn_command_line_sync(rm, NULL, NULL, NULL, NULL);
+    g_free(tmpdir);
+    return ret;
+}

@@ -1,0 +1,417 @@
+/*
+ * libFuzzer target for the distvm wire protocol decoder
+ *
+ * The input is a stream of messages as a node would receive it from a
+ * socket: a 24-byte header, then header.length bytes of payload, then the
+ * next message.  Each payload is decoded from a malloc'd copy of exactly
+ * its length so that AddressSanitizer catches any read beyond it, under
+ * two fixed sets of limits (with and without an agreed RAMBlock table).
+ * Every accepted message is encoded again with the encoder functions; the
+ * result must carry the same payload bytes and decode to an equal message.
+ *
+ * Built with -DDISTVM_WIRE_FUZZ_SEEDS instead, this file is a program that
+ * writes a seed corpus of valid messages into the directory given on its
+ * command line (see tests/unit/distvm/unit.mk, target "seeds").
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qapi/error.h"
+#include "distvm-wire.h"
+
+#define HDR DISTVM_WIRE_HDR_SIZE
+
+#ifndef DISTVM_WIRE_FUZZ_SEEDS
+
+static const uint64_t block_pages[] = { 16, 1, 262144 };
+
+static const DistvmWireLimits fuzz_limits[] = {
+    { .nodes = 4, .nr_blocks = 3, .block_pages = block_pages },
+    { .nodes = 4, .nr_blocks = 0, .block_pages = NULL },
+};
+
+#define CHECK(cond) do {                                                  \
+        if (!(cond)) {                                                    \
+            fprintf(stderr, "distvm-wire-fuzz: %s:%d: check failed: %s\n", \
+                    __FILE__, __LINE__, #cond);                           \
+            abort();                                                      \
+        }                                                                 \
+    } while (0)
+
+static bool is_page_type(uint32_t type)
+{
+    return type >= DISTVM_MSG_PAGE_REQ && type <= DISTVM_MSG_PAGE_DONE;
+}
+
+/* A decoded string is never NULL and never longer than the limit */
+static void check_str(const char *s)
+{
+    CHECK(s);
+    CHECK(strlen(s) <= DISTVM_WIRE_MAX_STR);
+}
+
+/* What the decoder promises about a message it accepted */
+static void check_valid(const DistvmMsg *m, const uint8_t *payload,
+                        const DistvmWireLimits *lim)
+{
+    CHECK(m->hdr.magic == DISTVM_WIRE_MAGIC);
+    CHECK(m->hdr.version == DISTVM_WIRE_VERSION);
+    CHECK(m->hdr.type > 0 && m->hdr.type < DISTVM_MSG__MAX);
+    CHECK(m->hdr.length <= DISTVM_WIRE_MAX_PAYLOAD);
+    CHECK(m->hdr.src < lim->nodes);
+
+    switch (m->hdr.type) {
+    case DISTVM_MSG_HELLO:
+        CHECK(m->u.hello.node_id == m->hdr.src);
+        CHECK(m->u.hello.nodes > 0);
+        CHECK(m->u.hello.nodes <= DISTVM_WIRE_MAX_NODES);
+        CHECK(m->u.hello.nr_items <= DISTVM_WIRE_MAX_ITEMS);
+        check_str(m->u.hello.listen);
+        for (uint32_t i = 0; i < m->u.hello.nr_items; i++) {
+            check_str(m->u.hello.keys[i]);
+            check_str(m->u.hello.values[i]);
+        }
+        CHECK(!m->u.hello.keys[m->u.hello.nr_items]);
+        CHECK(!m->u.hello.values[m->u.hello.nr_items]);
+        break;
+    case DISTVM_MSG_WELCOME:
+        CHECK(m->u.welcome.nodes > 0);
+        CHECK(m->u.welcome.nodes <= DISTVM_WIRE_MAX_NODES);
+        for (uint32_t i = 0; i < m->u.welcome.nodes; i++) {
+            check_str(m->u.welcome.addrs[i]);
+        }
+        CHECK(!m->u.welcome.addrs[m->u.welcome.nodes]);
+        break;
+    case DISTVM_MSG_REFUSE:
+        check_str(m->u.reason);
+        break;
+    case DISTVM_MSG_PEER_HELLO:
+        CHECK(m->u.node_id == m->hdr.src);
+        break;
+    case DISTVM_MSG_READY:
+    case DISTVM_MSG_START:
+    case DISTVM_MSG_BYE:
+        CHECK(m->hdr.length == 0);
+        break;
+    case DISTVM_MSG_PING:
+    case DISTVM_MSG_PONG:
+        CHECK(m->hdr.length == 8);
+        break;
+    default:
+        CHECK(is_page_type(m->hdr.type));
+        CHECK(lim->nr_blocks > 0);
+        CHECK(m->u.page.block < lim->nr_blocks);
+        CHECK(m->u.page.page < lim->block_pages[m->u.page.block]);
+        CHECK(!(m->u.page.flags & ~DISTVM_PAGE_FLAGS_ALL));
+        CHECK(m->u.page.node < lim->nodes);
+        if (m->hdr.type == DISTVM_MSG_PAGE_REQ) {
+            CHECK(m->u.page.node == m->hdr.src);
+        }
+        if (m->hdr.type == DISTVM_MSG_PAGE_DATA &&
+            !(m->u.page.flags & DISTVM_PAGE_ZERO)) {
+            CHECK(m->hdr.length == 24 + DISTVM_PAGE_SIZE);
+            CHECK(m->u.page.data == payload + 24);
+        } else {
+            CHECK(m->hdr.length == 24);
+            CHECK(!m->u.page.data);
+        }
+        break;
+    }
+}
+
+static bool strv_equal(char *const *a, char *const *b, uint32_t n)
+{
+    for (uint32_t i = 0; i <= n; i++) {
+        if (!a[i] || !b[i]) {
+            if (a[i] != b[i]) {
+                return false;
+            }
+        } else if (strcmp(a[i], b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Equal content; the header fields are compared by the caller */
+static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
+{
+    if (a->hdr.type != b->hdr.type) {
+        return false;
+    }
+    switch (a->hdr.type) {
+    case DISTVM_MSG_HELLO:
+        return a->u.hello.node_id == b->u.hello.node_id &&
+               a->u.hello.nodes == b->u.hello.nodes &&
+               !strcmp(a->u.hello.listen, b->u.hello.listen) &&
+               a->u.hello.nr_items == b->u.hello.nr_items &&
+               strv_equal(a->u.hello.keys, b->u.hello.keys,
+                          a->u.hello.nr_items) &&
+               strv_equal(a->u.hello.values, b->u.hello.values,
+                          a->u.hello.nr_items);
+    case DISTVM_MSG_WELCOME:
+        return a->u.welcome.nodes == b->u.welcome.nodes &&
+               strv_equal(a->u.welcome.addrs, b->u.welcome.addrs,
+                          a->u.welcome.nodes);
+    case DISTVM_MSG_REFUSE:
+        return !strcmp(a->u.reason, b->u.reason);
+    case DISTVM_MSG_PEER_HELLO:
+        return a->u.node_id == b->u.node_id;
+    case DISTVM_MSG_READY:
+    case DISTVM_MSG_START:
+    case DISTVM_MSG_BYE:
+        return true;
+    case DISTVM_MSG_PING:
+    case DISTVM_MSG_PONG:
+        return a->u.value == b->u.value;
+    default:
+        if (a->u.page.block != b->u.page.block ||
+            a->u.page.page != b->u.page.page ||
+            a->u.page.node != b->u.page.node ||
+            a->u.page.flags != b->u.page.flags ||
+            !a->u.page.data != !b->u.page.data) {
+            return false;
+        }
+        return !a->u.page.data ||
+               !memcmp(a->u.page.data, b->u.page.data, DISTVM_PAGE_SIZE);
+    }
+}
+
+/*
+ * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
+ * REFUSE and PEER_HELLO encoders always send seq 0 and WELCOME's src 0;
+ * @fixed_seq and @fixed_src say so.
+ */
+static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
+                     bool *fixed_src)
+{
+    *fixed_seq = false;
+    *fixed_src = false;
+
+    switch (m->hdr.type) {
+    case DISTVM_MSG_HELLO:
+        distvm_wire_hello(buf, m->hdr.src, m->u.hello.nodes,
+                          m->u.hello.listen, m->u.hello.nr_items,
+                          m->u.hello.keys, m->u.hello.values);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_WELCOME:
+        distvm_wire_welcome(buf, m->u.welcome.nodes, m->u.welcome.addrs);
+        *fixed_seq = true;
+        *fixed_src = true;
+        break;
+    case DISTVM_MSG_REFUSE:
+        distvm_wire_refuse(buf, m->hdr.src, m->u.reason);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_PEER_HELLO:
+        distvm_wire_node(buf, m->hdr.type, m->hdr.src, m->u.node_id);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_READY:
+    case DISTVM_MSG_START:
+    case DISTVM_MSG_BYE:
+        distvm_wire_empty(buf, m->hdr.type, m->hdr.src, m->hdr.seq);
+        break;
+    case DISTVM_MSG_PING:
+    case DISTVM_MSG_PONG:
+        if (m->u.value == m->hdr.seq) {
+            distvm_wire_empty(buf, m->hdr.type, m->hdr.src, m->hdr.seq);
+        } else {
+            distvm_wire_begin(buf, m->hdr.type, m->hdr.src, m->hdr.seq);
+            distvm_wire_put_u64(buf, m->u.value);
+            distvm_wire_end(buf);
+        }
+        break;
+    default:
+        distvm_wire_page(buf, m->hdr.type, m->hdr.src, m->hdr.seq,
+                         m->u.page.block, m->u.page.page, m->u.page.node,
+                         m->u.page.flags, m->u.page.data);
+        break;
+    }
+}
+
+static void check_reencode(const DistvmMsg *m, const uint8_t *payload,
+                           const DistvmWireLimits *lim)
+{
+    GByteArray *buf = g_byte_array_new();
+    DistvmMsgHeader hdr;
+    DistvmMsg m2;
+    uint8_t *payload2;
+    bool fixed_seq, fixed_src;
+    Error *err = NULL;
+
+    reencode(m, buf, &fixed_seq, &fixed_src);
+
+    /* The same bytes: the decoder accepts exactly one encoding */
+    CHECK(buf->len == HDR + m->hdr.length);
+    CHECK(!m->hdr.length || !memcmp(buf->data + HDR, payload, m->hdr.length));
+
+    if (!distvm_wire_parse_header(buf->data, &hdr, &err)) {
+        fprintf(stderr, "re-encoded header refused: %s\n",
+                error_get_pretty(err));
+        abort();
+    }
+    CHECK(hdr.type == m->hdr.type);
+    CHECK(hdr.length == m->hdr.length);
+    CHECK(hdr.src == (fixed_src ? 0 : m->hdr.src));
+    CHECK(hdr.seq == (fixed_seq ? 0 : m->hdr.seq));
+
+    payload2 = g_malloc(MAX(hdr.length, 1));
+    memcpy(payload2, buf->data + HDR, hdr.length);
+    if (!distvm_wire_decode(&hdr, payload2, lim, &m2, &err)) {
+        fprintf(stderr, "re-encoded %s refused: %s\n",
+                distvm_msg_type_name(hdr.type), error_get_pretty(err));
+        abort();
+    }
+    CHECK(!err);
+    CHECK(!memcmp(&m2.hdr, &hdr, sizeof(hdr)));
+    check_valid(&m2, payload2, lim);
+    CHECK(msg_body_equal(m, &m2));
+
+    distvm_msg_clear(&m2);
+    g_free(payload2);
+    g_byte_array_unref(buf);
+}
+
+static void fuzz_one(const DistvmMsgHeader *hdr, const uint8_t *data,
+                     const DistvmWireLimits *lim)
+{
+    DistvmMsg msg;
+    Error *err = NULL;
+    /* exactly hdr->length bytes, so that over-reads are caught */
+    uint8_t *payload = hdr->length ? malloc(hdr->length) : NULL;
+
+    if (hdr->length) {
+        CHECK(payload);
+        memcpy(payload, data, hdr->length);
+    }
+    if (distvm_wire_decode(hdr, payload, lim, &msg, &err)) {
+        CHECK(!err);
+        CHECK(!memcmp(&msg.hdr, hdr, sizeof(*hdr)));
+        check_valid(&msg, payload, lim);
+        check_reencode(&msg, payload, lim);
+        distvm_msg_clear(&msg);
+    } else {
+        CHECK(err);
+        CHECK(error_get_pretty(err)[0]);
+        error_free(err);
+    }
+    free(payload);
+}
+
+/* Called by libFuzzer; declared for -Wmissing-prototypes */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    while (size >= HDR) {
+        uint8_t hbuf[HDR];
+        DistvmMsgHeader hdr;
+        Error *err = NULL;
+
+        memcpy(hbuf, data, HDR);
+        if (!distvm_wire_parse_header(hbuf, &hdr, &err)) {
+            /* a receiver drops the connection */
+            CHECK(err);
+            error_free(err);
+            break;
+        }
+        CHECK(!err);
+        CHECK(hdr.length <= DISTVM_WIRE_MAX_PAYLOAD);
+        data += HDR;
+        size -= HDR;
+        if (hdr.length > size) {
+            break;              /* the rest of the message never came */
+        }
+        for (size_t i = 0; i < ARRAY_SIZE(fuzz_limits); i++) {
+            fuzz_one(&hdr, data, &fuzz_limits[i]);
+        }
+        data += hdr.length;
+        size -= hdr.length;
+    }
+    return 0;
+}
+
+#else /* DISTVM_WIRE_FUZZ_SEEDS */
+
+static void write_seed(const char *dir, const char *name, GByteArray *buf)
+{
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+    GError *gerr = NULL;
+
+    if (!g_file_set_contents(path, (const char *)buf->data, buf->len,
+                             &gerr)) {
+        fprintf(stderr, "%s\n", gerr->message);
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static char *keys[] = { (char *)"machine", (char *)"ram_size",
+                            (char *)"smp" };
+    static char *values[] = { (char *)"pc-q35-10.0", (char *)"536870912",
+                              (char *)"2" };
+    static char *addrs[] = { (char *)"tcp:10.0.0.1:4444",
+                             (char *)"tcp:10.0.0.2:4444",
+                             (char *)"unix:/run/distvm/n2.sock",
+                             (char *)"tcp:[::1]:4447" };
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    g_autoptr(GByteArray) stream = g_byte_array_new();
+    uint8_t *page = g_malloc(DISTVM_PAGE_SIZE);
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s DIR\n", argv[0]);
+        return 2;
+    }
+    for (int i = 0; i < DISTVM_PAGE_SIZE; i++) {
+        page[i] = i % 251;
+    }
+
+#define SEED(name, encode) do {                                       \
+        encode;                                                       \
+        write_seed(argv[1], name, b);                                 \
+        g_byte_array_append(stream, b->data, b->len);                 \
+    } while (0)
+
+    SEED("hello", distvm_wire_hello(b, 1, 4, "tcp:10.0.0.2:4444", 3,
+                                    keys, values));
+    SEED("welcome", distvm_wire_welcome(b, 4, addrs));
+    SEED("refuse", distvm_wire_refuse(b, 0, "machine type differs"));
+    SEED("peer-hello", distvm_wire_node(b, DISTVM_MSG_PEER_HELLO, 2, 2));
+    SEED("ready", distvm_wire_empty(b, DISTVM_MSG_READY, 1, 0));
+    SEED("start", distvm_wire_empty(b, DISTVM_MSG_START, 0, 0));
+    SEED("ping", distvm_wire_empty(b, DISTVM_MSG_PING, 3, 77));
+    SEED("pong", distvm_wire_empty(b, DISTVM_MSG_PONG, 0, 77));
+    SEED("page-req", distvm_wire_page(b, DISTVM_MSG_PAGE_REQ, 1, 5, 2, 4096,
+                                      1, DISTVM_PAGE_WRITE |
+                                      DISTVM_PAGE_HAS_COPY, NULL));
+    SEED("page-fwd", distvm_wire_page(b, DISTVM_MSG_PAGE_FWD, 0, 5, 2, 4096,
+                                      1, DISTVM_PAGE_WRITE |
+                                      DISTVM_PAGE_DROP, NULL));
+    SEED("page-data", distvm_wire_page(b, DISTVM_MSG_PAGE_DATA, 3, 5, 0, 15,
+                                       1, DISTVM_PAGE_WRITE, page));
+    SEED("page-data-zero", distvm_wire_page(b, DISTVM_MSG_PAGE_DATA, 3, 6,
+                                            1, 0, 1, DISTVM_PAGE_ZERO,
+                                            NULL));
+    SEED("page-inv", distvm_wire_page(b, DISTVM_MSG_PAGE_INV, 0, 7, 2, 1, 2,
+                                      0, NULL));
+    SEED("page-inv-ack", distvm_wire_page(b, DISTVM_MSG_PAGE_INV_ACK, 2, 7,
+                                          2, 1, 2, 0, NULL));
+    SEED("page-grant", distvm_wire_page(b, DISTVM_MSG_PAGE_GRANT, 0, 5, 2,
+                                        4096, 1, DISTVM_PAGE_WRITE, NULL));
+    SEED("page-done", distvm_wire_page(b, DISTVM_MSG_PAGE_DONE, 1, 5, 2,
+                                       4096, 1, 0, NULL));
+    SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
+#undef SEED
+
+    /* all of the above as one connection's stream */
+    write_seed(argv[1], "stream", stream);
+    g_free(page);
+    return 0;
+}
+
+#endif /* DISTVM_WIRE_FUZZ_SEEDS */

@@ -1,0 +1,1286 @@
+/*
+ * Unit tests for the distvm wire protocol encoder and validating decoder
+ *
+ * Every message type is encoded with the encoder functions, parsed and
+ * decoded back field by field; then malformed messages of every kind
+ * are checked to be refused with an error that names the problem.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qapi/error.h"
+#include "distvm-wire.h"
+
+#define HDR DISTVM_WIRE_HDR_SIZE
+#define PAGE_FIXED 24           /* block, flags, page, node, reserved */
+
+/* Offsets of header fields */
+#define OFF_MAGIC   0
+#define OFF_VERSION 4
+#define OFF_TYPE    6
+#define OFF_LENGTH  8
+#define OFF_SRC     12
+#define OFF_SEQ     16
+
+static const uint64_t block_pages[] = { 16, 1, 262144 };
+
+static const DistvmWireLimits limits = {
+    .nodes = 4,
+    .nr_blocks = ARRAY_SIZE(block_pages),
+    .block_pages = block_pages,
+};
+
+/* Before the RAMBlock table is agreed */
+static const DistvmWireLimits limits_no_ram = {
+    .nodes = 4,
+    .nr_blocks = 0,
+    .block_pages = NULL,
+};
+
+static const DistvmMsgType page_types[] = {
+    DISTVM_MSG_PAGE_REQ, DISTVM_MSG_PAGE_FWD, DISTVM_MSG_PAGE_DATA,
+    DISTVM_MSG_PAGE_INV, DISTVM_MSG_PAGE_INV_ACK, DISTVM_MSG_PAGE_GRANT,
+    DISTVM_MSG_PAGE_DONE,
+};
+
+/*
+ * Helpers
+ */
+
+/* A copy of @len bytes in an allocation of exactly that size (NULL if 0) */
+static uint8_t *copy_payload(const uint8_t *p, size_t len)
+{
+    uint8_t *copy;
+
+    if (!len) {
+        return NULL;
+    }
+    copy = g_malloc(len);
+    memcpy(copy, p, len);
+    return copy;
+}
+
+static GByteArray *buf_dup(const GByteArray *buf)
+{
+    GByteArray *copy = g_byte_array_sized_new(buf->len);
+
+    g_byte_array_append(copy, buf->data, buf->len);
+    return copy;
+}
+
+static void buf_free(gpointer buf)
+{
+    g_byte_array_unref(buf);
+}
+
+static void set_u16(GByteArray *buf, size_t off, uint16_t v)
+{
+    g_assert_cmpuint(off + 2, <=, buf->len);
+    stw_le_p(buf->data + off, v);
+}
+
+static void set_u32(GByteArray *buf, size_t off, uint32_t v)
+{
+    g_assert_cmpuint(off + 4, <=, buf->len);
+    stl_le_p(buf->data + off, v);
+}
+
+static void set_u64(GByteArray *buf, size_t off, uint64_t v)
+{
+    g_assert_cmpuint(off + 8, <=, buf->len);
+    stq_le_p(buf->data + off, v);
+}
+
+static void check_error(Error **errp, const char *what)
+{
+    const char *msg;
+
+    g_assert_nonnull(*errp);
+    msg = error_get_pretty(*errp);
+    g_assert_nonnull(msg);
+    if (!strstr(msg, what)) {
+        g_test_message("error \"%s\" does not mention \"%s\"", msg, what);
+        g_test_fail();
+    }
+    error_free_or_abort(errp);
+}
+
+/* A decoded message and the payload it may point into */
+typedef struct Decoded {
+    DistvmMsg msg;
+    uint8_t *payload;
+} Decoded;
+
+/* @buf is a whole message that must be accepted under @lim */
+static void decode_ok(const GByteArray *buf, const DistvmWireLimits *lim,
+                      Decoded *d)
+{
+    DistvmMsgHeader hdr;
+    Error *err = NULL;
+
+    g_assert_cmpuint(buf->len, >=, HDR);
+    if (!distvm_wire_parse_header(buf->data, &hdr, &err)) {
+        g_error("header refused: %s", error_get_pretty(err));
+    }
+    g_assert_null(err);
+    g_assert_cmpuint(hdr.length, ==, buf->len - HDR);
+
+    d->payload = copy_payload(buf->data + HDR, hdr.length);
+    if (!distvm_wire_decode(&hdr, d->payload, lim, &d->msg, &err)) {
+        g_error("%s message refused: %s", distvm_msg_type_name(hdr.type),
+                error_get_pretty(err));
+    }
+    g_assert_null(err);
+    g_assert(memcmp(&d->msg.hdr, &hdr, sizeof(hdr)) == 0);
+}
+
+static void decoded_free(Decoded *d)
+{
+    distvm_msg_clear(&d->msg);
+    g_free(d->payload);
+}
+
+static void check_hdr(const DistvmMsgHeader *hdr, DistvmMsgType type,
+                      uint32_t length, uint32_t src, uint64_t seq)
+{
+    g_assert_cmphex(hdr->magic, ==, DISTVM_WIRE_MAGIC);
+    g_assert_cmpuint(hdr->version, ==, DISTVM_WIRE_VERSION);
+    g_assert_cmpuint(hdr->type, ==, type);
+    g_assert_cmpuint(hdr->length, ==, length);
+    g_assert_cmpuint(hdr->src, ==, src);
+    g_assert_cmpuint(hdr->seq, ==, seq);
+}
+
+/* @buf must be refused by distvm_wire_parse_header */
+static void expect_header_error(const GByteArray *buf, const char *what)
+{
+    DistvmMsgHeader hdr;
+    Error *err = NULL;
+
+    g_assert_cmpuint(buf->len, >=, HDR);
+    g_assert_false(distvm_wire_parse_header(buf->data, &hdr, &err));
+    check_error(&err, what);
+}
+
+/* @buf must pass distvm_wire_parse_header but be refused when decoded */
+static void expect_decode_error(const GByteArray *buf,
+                                const DistvmWireLimits *lim,
+                                const char *what)
+{
+    DistvmMsgHeader hdr;
+    DistvmMsg msg;
+    Error *err = NULL;
+    uint8_t *payload;
+
+    g_assert_cmpuint(buf->len, >=, HDR);
+    if (!distvm_wire_parse_header(buf->data, &hdr, &err)) {
+        g_error("header refused: %s", error_get_pretty(err));
+    }
+    g_assert_cmpuint(hdr.length, ==, buf->len - HDR);
+
+    payload = copy_payload(buf->data + HDR, hdr.length);
+    if (distvm_wire_decode(&hdr, payload, lim, &msg, &err)) {
+        g_test_message("%s message of %u bytes accepted; expected \"%s\"",
+                       distvm_msg_type_name(hdr.type), hdr.length, what);
+        g_test_fail();
+        distvm_msg_clear(&msg);
+    } else {
+        check_error(&err, what);
+    }
+    g_free(payload);
+}
+
+/* A string of @len 'x' characters */
+static char *long_str(size_t len)
+{
+    char *s = g_malloc(len + 1);
+
+    memset(s, 'x', len);
+    s[len] = '\0';
+    return s;
+}
+
+/* Every valid message shape, for the truncation and trailing tests */
+static GPtrArray *valid_messages(void)
+{
+    static char *keys[] = { (char *)"machine", (char *)"ram", (char *)"" };
+    static char *values[] = { (char *)"pc-q35-10.0", (char *)"",
+                              (char *)"empty key" };
+    static char *addrs[] = { (char *)"tcp:10.0.0.1:4444", (char *)"",
+                             (char *)"unix:/tmp/n2", (char *)"tcp:[::1]:7" };
+    static uint8_t data[DISTVM_PAGE_SIZE];
+    GPtrArray *msgs = g_ptr_array_new_with_free_func(buf_free);
+    GByteArray *b;
+
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = i * 7 + 1;
+    }
+
+#define NEXT() (b = g_byte_array_new(), g_ptr_array_add(msgs, b), b)
+    distvm_wire_hello(NEXT(), 2, 4, "tcp:10.0.0.2:4444", 3, keys, values);
+    distvm_wire_hello(NEXT(), 0, 1, NULL, 0, NULL, NULL);
+    distvm_wire_welcome(NEXT(), 4, addrs);
+    distvm_wire_welcome(NEXT(), 1, addrs);
+    distvm_wire_refuse(NEXT(), 0, "machine type differs");
+    distvm_wire_refuse(NEXT(), 3, "");
+    distvm_wire_node(NEXT(), DISTVM_MSG_PEER_HELLO, 3, 3);
+    distvm_wire_empty(NEXT(), DISTVM_MSG_READY, 1, 5);
+    distvm_wire_empty(NEXT(), DISTVM_MSG_START, 0, 0);
+    distvm_wire_empty(NEXT(), DISTVM_MSG_BYE, 3, UINT64_MAX);
+    distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
+    distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
+    distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
+                     DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY, NULL);
+    distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_FWD, 0, 8, 2, 262143, 3,
+                     DISTVM_PAGE_WRITE | DISTVM_PAGE_DROP, NULL);
+    distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_DATA, 2, 9, 1, 0, 1,
+                     DISTVM_PAGE_WRITE, data);
+    distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_DATA, 2, 10, 2, 77, 1,
+                     DISTVM_PAGE_ZERO, NULL);
+    distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_INV, 0, 11, 0, 3, 2, 0, NULL);
+    distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_INV_ACK, 2, 11, 0, 3, 2, 0,
+                     NULL);
+    distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_GRANT, 0, 12, 2, 1, 1,
+                     DISTVM_PAGE_WRITE, NULL);
+    distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_DONE, 1, 12, 2, 1, 1, 0, NULL);
+#undef NEXT
+
+    return msgs;
+}
+
+/*
+ * Round trips
+ */
+
+static void test_type_names(void)
+{
+    static const char *const names[DISTVM_MSG__MAX] = {
+        [DISTVM_MSG_HELLO] = "HELLO",
+        [DISTVM_MSG_WELCOME] = "WELCOME",
+        [DISTVM_MSG_REFUSE] = "REFUSE",
+        [DISTVM_MSG_PEER_HELLO] = "PEER_HELLO",
+        [DISTVM_MSG_READY] = "READY",
+        [DISTVM_MSG_START] = "START",
+        [DISTVM_MSG_PAGE_REQ] = "PAGE_REQ",
+        [DISTVM_MSG_PAGE_FWD] = "PAGE_FWD",
+        [DISTVM_MSG_PAGE_DATA] = "PAGE_DATA",
+        [DISTVM_MSG_PAGE_INV] = "PAGE_INV",
+        [DISTVM_MSG_PAGE_INV_ACK] = "PAGE_INV_ACK",
+        [DISTVM_MSG_PAGE_GRANT] = "PAGE_GRANT",
+        [DISTVM_MSG_PAGE_DONE] = "PAGE_DONE",
+        [DISTVM_MSG_PING] = "PING",
+        [DISTVM_MSG_PONG] = "PONG",
+        [DISTVM_MSG_BYE] = "BYE",
+    };
+
+    for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
+        g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
+    }
+    g_assert_cmpstr(distvm_msg_type_name(0), ==, "unknown");
+    g_assert_cmpstr(distvm_msg_type_name(DISTVM_MSG__MAX), ==, "unknown");
+    g_assert_cmpstr(distvm_msg_type_name(0xffff), ==, "unknown");
+    g_assert_cmpstr(distvm_msg_type_name(UINT32_MAX), ==, "unknown");
+}
+
+static void test_header_layout(void)
+{
+    GByteArray *b = g_byte_array_new();
+    static const uint8_t expect[HDR] = {
+        'D', 'V', 'M', 'P',                 /* magic */
+        1, 0,                               /* version */
+        DISTVM_MSG_PING, 0,                 /* type */
+        8, 0, 0, 0,                         /* length */
+        3, 0, 0, 0,                         /* src */
+        0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
+    };
+
+    distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
+    g_assert_cmpuint(b->len, ==, HDR + 8);
+    g_assert(memcmp(b->data, expect, HDR) == 0);
+    g_assert(memcmp(b->data + HDR, expect + 16, 8) == 0);
+
+    /* distvm_wire_begin empties the buffer first */
+    distvm_wire_empty(b, DISTVM_MSG_READY, 1, 2);
+    g_assert_cmpuint(b->len, ==, HDR);
+    g_byte_array_unref(b);
+}
+
+static void test_hello(void)
+{
+    char *keys[] = { (char *)"machine", (char *)"ram_size", (char *)"smp",
+                     (char *)"" };
+    char *values[] = { (char *)"pc-q35-10.0", (char *)"536870912",
+                       (char *)"", (char *)"v" };
+    const char *listen = "tcp:10.0.0.2:4444";
+    GByteArray *b = g_byte_array_new();
+    size_t len = 4 + 4 + 4 + strlen(listen) + 4;
+    Decoded d;
+
+    for (int i = 0; i < 4; i++) {
+        len += 8 + strlen(keys[i]) + strlen(values[i]);
+    }
+    distvm_wire_hello(b, 2, 4, listen, 4, keys, values);
+    g_assert_cmpuint(b->len, ==, HDR + len);
+
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_HELLO, len, 2, 0);
+    g_assert_cmpuint(d.msg.u.hello.node_id, ==, 2);
+    g_assert_cmpuint(d.msg.u.hello.nodes, ==, 4);
+    g_assert_cmpstr(d.msg.u.hello.listen, ==, listen);
+    g_assert_cmpuint(d.msg.u.hello.nr_items, ==, 4);
+    for (int i = 0; i < 4; i++) {
+        g_assert_cmpstr(d.msg.u.hello.keys[i], ==, keys[i]);
+        g_assert_cmpstr(d.msg.u.hello.values[i], ==, values[i]);
+    }
+    g_assert_null(d.msg.u.hello.keys[4]);
+    g_assert_null(d.msg.u.hello.values[4]);
+    decoded_free(&d);
+    g_byte_array_unref(b);
+}
+
+static void test_hello_empty(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    distvm_wire_hello(b, 3, 16, NULL, 0, NULL, NULL);
+    g_assert_cmpuint(b->len, ==, HDR + 16);
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_HELLO, 16, 3, 0);
+    g_assert_cmpuint(d.msg.u.hello.node_id, ==, 3);
+    g_assert_cmpuint(d.msg.u.hello.nodes, ==, 16);
+    g_assert_cmpstr(d.msg.u.hello.listen, ==, "");
+    g_assert_cmpuint(d.msg.u.hello.nr_items, ==, 0);
+    g_assert_nonnull(d.msg.u.hello.keys);
+    g_assert_nonnull(d.msg.u.hello.values);
+    g_assert_null(d.msg.u.hello.keys[0]);
+    g_assert_null(d.msg.u.hello.values[0]);
+    decoded_free(&d);
+    g_byte_array_unref(b);
+}
+
+/* The largest accepted fingerprint and strings */
+static void test_hello_at_limits(void)
+{
+    char **keys = g_new0(char *, DISTVM_WIRE_MAX_ITEMS + 1);
+    char **values = g_new0(char *, DISTVM_WIRE_MAX_ITEMS + 1);
+    char *listen = long_str(DISTVM_WIRE_MAX_STR);
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (int i = 0; i < DISTVM_WIRE_MAX_ITEMS; i++) {
+        keys[i] = g_strdup_printf("key%d", i);
+        values[i] = i == 7 ? long_str(DISTVM_WIRE_MAX_STR)
+                           : g_strdup_printf("value%d", i * 3);
+    }
+    distvm_wire_hello(b, 1, DISTVM_WIRE_MAX_NODES, listen,
+                      DISTVM_WIRE_MAX_ITEMS, keys, values);
+    decode_ok(b, &limits, &d);
+    g_assert_cmpuint(d.msg.u.hello.nodes, ==, DISTVM_WIRE_MAX_NODES);
+    g_assert_cmpstr(d.msg.u.hello.listen, ==, listen);
+    g_assert_cmpuint(d.msg.u.hello.nr_items, ==, DISTVM_WIRE_MAX_ITEMS);
+    for (int i = 0; i < DISTVM_WIRE_MAX_ITEMS; i++) {
+        g_assert_cmpstr(d.msg.u.hello.keys[i], ==, keys[i]);
+        g_assert_cmpstr(d.msg.u.hello.values[i], ==, values[i]);
+    }
+    g_assert_null(d.msg.u.hello.keys[DISTVM_WIRE_MAX_ITEMS]);
+    g_assert_null(d.msg.u.hello.values[DISTVM_WIRE_MAX_ITEMS]);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+    g_strfreev(keys);
+    g_strfreev(values);
+    g_free(listen);
+}
+
+static void test_welcome(void)
+{
+    char *addrs[DISTVM_WIRE_MAX_NODES] = {
+        (char *)"tcp:10.0.0.1:4444", (char *)"", (char *)"unix:/run/n2.sock",
+        (char *)"tcp:[fe80::1]:4444",
+    };
+    GByteArray *b = g_byte_array_new();
+    char *big = long_str(DISTVM_WIRE_MAX_STR);
+    size_t len = 4;
+    Decoded d;
+
+    for (int i = 0; i < 4; i++) {
+        len += 4 + strlen(addrs[i]);
+    }
+    distvm_wire_welcome(b, 4, addrs);
+    g_assert_cmpuint(b->len, ==, HDR + len);
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_WELCOME, len, 0, 0);
+    g_assert_cmpuint(d.msg.u.welcome.nodes, ==, 4);
+    for (int i = 0; i < 4; i++) {
+        g_assert_cmpstr(d.msg.u.welcome.addrs[i], ==, addrs[i]);
+    }
+    g_assert_null(d.msg.u.welcome.addrs[4]);
+    decoded_free(&d);
+
+    /* Largest cluster; the home node's WELCOME need not fit lim->nodes */
+    for (int i = 4; i < DISTVM_WIRE_MAX_NODES; i++) {
+        addrs[i] = i == 15 ? big : (char *)"tcp:h:1";
+    }
+    distvm_wire_welcome(b, DISTVM_WIRE_MAX_NODES, addrs);
+    decode_ok(b, &limits, &d);
+    g_assert_cmpuint(d.msg.u.welcome.nodes, ==, DISTVM_WIRE_MAX_NODES);
+    for (int i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
+        g_assert_cmpstr(d.msg.u.welcome.addrs[i], ==, addrs[i]);
+    }
+    g_assert_null(d.msg.u.welcome.addrs[DISTVM_WIRE_MAX_NODES]);
+    decoded_free(&d);
+
+    g_free(big);
+    g_byte_array_unref(b);
+}
+
+static void test_refuse(void)
+{
+    const char *reason = "guest RAM size differs: 512M here, 1G at home";
+    GByteArray *b = g_byte_array_new();
+    char *big = long_str(DISTVM_WIRE_MAX_STR);
+    Decoded d;
+
+    distvm_wire_refuse(b, 1, reason);
+    g_assert_cmpuint(b->len, ==, HDR + 4 + strlen(reason));
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_REFUSE, 4 + strlen(reason), 1, 0);
+    g_assert_cmpstr(d.msg.u.reason, ==, reason);
+    decoded_free(&d);
+
+    distvm_wire_refuse(b, 0, NULL);
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_REFUSE, 4, 0, 0);
+    g_assert_cmpstr(d.msg.u.reason, ==, "");
+    decoded_free(&d);
+
+    distvm_wire_refuse(b, 3, big);
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_REFUSE, 4 + DISTVM_WIRE_MAX_STR, 3, 0);
+    g_assert_cmpstr(d.msg.u.reason, ==, big);
+    decoded_free(&d);
+
+    g_free(big);
+    g_byte_array_unref(b);
+}
+
+static void test_peer_hello(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t n = 0; n < limits.nodes; n++) {
+        distvm_wire_node(b, DISTVM_MSG_PEER_HELLO, n, n);
+        g_assert_cmpuint(b->len, ==, HDR + 4);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_PEER_HELLO, 4, n, 0);
+        g_assert_cmpuint(d.msg.u.node_id, ==, n);
+        decoded_free(&d);
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_empty_messages(void)
+{
+    static const DistvmMsgType types[] = {
+        DISTVM_MSG_READY, DISTVM_MSG_START, DISTVM_MSG_BYE,
+    };
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+        distvm_wire_empty(b, types[i], i + 1, 0xfedcba9876543210ull + i);
+        g_assert_cmpuint(b->len, ==, HDR);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, types[i], 0, i + 1, 0xfedcba9876543210ull + i);
+        g_assert_null(d.payload);
+        decoded_free(&d);
+
+        /* No RAM layout is needed for these */
+        decode_ok(b, &limits_no_ram, &d);
+        decoded_free(&d);
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_ping_pong(void)
+{
+    static const uint64_t seqs[] = { 0, 1, 0x0123456789abcdefull, UINT64_MAX };
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < ARRAY_SIZE(seqs); i++) {
+        distvm_wire_empty(b, DISTVM_MSG_PING, 0, seqs[i]);
+        g_assert_cmpuint(b->len, ==, HDR + 8);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_PING, 8, 0, seqs[i]);
+        g_assert_cmpuint(d.msg.u.value, ==, seqs[i]);
+        decoded_free(&d);
+
+        distvm_wire_empty(b, DISTVM_MSG_PONG, 3, seqs[i]);
+        decode_ok(b, &limits_no_ram, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_PONG, 8, 3, seqs[i]);
+        g_assert_cmpuint(d.msg.u.value, ==, seqs[i]);
+        decoded_free(&d);
+    }
+
+    /* The value need not equal the sequence number */
+    distvm_wire_begin(b, DISTVM_MSG_PONG, 2, 5);
+    distvm_wire_put_u64(b, 6);
+    distvm_wire_end(b);
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_PONG, 8, 2, 5);
+    g_assert_cmpuint(d.msg.u.value, ==, 6);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+static void check_page(DistvmMsgType type, uint32_t src, uint64_t seq,
+                       uint32_t block, uint64_t page, uint32_t node,
+                       uint32_t flags)
+{
+    bool has_data = type == DISTVM_MSG_PAGE_DATA &&
+                    !(flags & DISTVM_PAGE_ZERO);
+    uint32_t len = PAGE_FIXED + (has_data ? DISTVM_PAGE_SIZE : 0);
+    uint8_t *data = g_malloc(DISTVM_PAGE_SIZE);
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (int i = 0; i < DISTVM_PAGE_SIZE; i++) {
+        data[i] = (i * 13 + block + page) & 0xff;
+    }
+    distvm_wire_page(b, type, src, seq, block, page, node, flags,
+                     has_data ? data : NULL);
+    g_assert_cmpuint(b->len, ==, HDR + len);
+
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, type, len, src, seq);
+    g_assert_cmpuint(d.msg.u.page.block, ==, block);
+    g_assert_cmpuint(d.msg.u.page.page, ==, page);
+    g_assert_cmpuint(d.msg.u.page.node, ==, node);
+    g_assert_cmpuint(d.msg.u.page.flags, ==, flags);
+    if (has_data) {
+        /* points into the payload, just after the fixed part */
+        g_assert(d.msg.u.page.data == d.payload + PAGE_FIXED);
+        g_assert(memcmp(d.msg.u.page.data, data, DISTVM_PAGE_SIZE) == 0);
+    } else {
+        g_assert_null(d.msg.u.page.data);
+    }
+    decoded_free(&d);
+
+    g_free(data);
+    g_byte_array_unref(b);
+}
+
+static void test_page_messages(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(page_types); i++) {
+        DistvmMsgType t = page_types[i];
+
+        for (uint32_t blk = 0; blk < limits.nr_blocks; blk++) {
+            uint64_t last = block_pages[blk] - 1;
+
+            /* PAGE_REQ is sent by the requester itself */
+            check_page(t, 1, 100 + i, blk, 0, 1, 0);
+            check_page(t, 2, UINT64_MAX, blk, last, 2, DISTVM_PAGE_WRITE);
+            check_page(t, 3, 0, blk, last / 2, 3, DISTVM_PAGE_FLAGS_ALL);
+        }
+        check_page(t, 0, 1, 2, 4097, 0,
+                   DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY);
+        check_page(t, 3, 2, 0, 9, 3, DISTVM_PAGE_ZERO);
+        check_page(t, 0, 3, 2, 100, 0, DISTVM_PAGE_DROP | DISTVM_PAGE_WRITE);
+    }
+
+    /* The requester may differ from the sender except for PAGE_REQ */
+    check_page(DISTVM_MSG_PAGE_FWD, 0, 4, 0, 1, 3, DISTVM_PAGE_WRITE);
+    check_page(DISTVM_MSG_PAGE_DATA, 1, 5, 1, 0, 2, DISTVM_PAGE_WRITE);
+    check_page(DISTVM_MSG_PAGE_DATA, 1, 6, 2, 5, 0, DISTVM_PAGE_ZERO);
+    check_page(DISTVM_MSG_PAGE_GRANT, 0, 7, 2, 5, 2, DISTVM_PAGE_WRITE);
+}
+
+/* Every valid message decodes, so the rejection tests below are fair */
+static void test_valid_messages(void)
+{
+    g_autoptr(GPtrArray) msgs = valid_messages();
+
+    for (guint i = 0; i < msgs->len; i++) {
+        GByteArray *b = buf_dup(msgs->pdata[i]);
+        Decoded d;
+
+        decode_ok(b, &limits, &d);
+        decoded_free(&d);
+
+        /* any sequence number is passed through */
+        set_u64(b, OFF_SEQ, 0x8000000000000001ull + i);
+        decode_ok(b, &limits, &d);
+        g_assert_cmphex(d.msg.hdr.seq, ==, 0x8000000000000001ull + i);
+        decoded_free(&d);
+        g_byte_array_unref(b);
+    }
+}
+
+/*
+ * Header rejection
+ */
+
+static void test_bad_magic(void)
+{
+    static const uint32_t magics[] = {
+        0, 0x504d5645u, 0x444d5650u /* "PVMD": byte-swapped */, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_empty(b, DISTVM_MSG_READY, 0, 0);
+    for (size_t i = 0; i < ARRAY_SIZE(magics); i++) {
+        set_u32(b, OFF_MAGIC, magics[i]);
+        expect_header_error(b, "bad magic");
+    }
+    /* one flipped bit anywhere in the magic */
+    for (int bit = 0; bit < 32; bit++) {
+        set_u32(b, OFF_MAGIC, DISTVM_WIRE_MAGIC ^ (1u << bit));
+        expect_header_error(b, "bad magic");
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_bad_version(void)
+{
+    static const uint16_t versions[] = { 0, 2, 0x100, UINT16_MAX };
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
+    for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
+        set_u16(b, OFF_VERSION, versions[i]);
+        expect_header_error(b, "protocol version");
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_bad_type(void)
+{
+    static const uint16_t types[] = {
+        0, DISTVM_MSG__MAX, DISTVM_MSG__MAX + 1, 0x100, UINT16_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_empty(b, DISTVM_MSG_READY, 0, 0);
+    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+        set_u16(b, OFF_TYPE, types[i]);
+        expect_header_error(b, "unknown message type");
+    }
+    g_byte_array_unref(b);
+}
+
+/* The decoder does not rely on the header check for the type */
+static void test_decode_bad_type(void)
+{
+    static const uint16_t types[] = { 0, DISTVM_MSG__MAX, UINT16_MAX };
+    uint8_t payload[8] = { 0 };
+
+    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+        DistvmMsgHeader hdr = {
+            .magic = DISTVM_WIRE_MAGIC,
+            .version = DISTVM_WIRE_VERSION,
+            .type = types[i],
+            .length = sizeof(payload),
+            .src = 0,
+        };
+        DistvmMsg msg;
+        Error *err = NULL;
+
+        g_assert_false(distvm_wire_decode(&hdr, payload, &limits, &msg,
+                                          &err));
+        check_error(&err, "unknown message type");
+    }
+}
+
+static void test_oversized(void)
+{
+    static const uint32_t lengths[] = {
+        DISTVM_WIRE_MAX_PAYLOAD + 1, DISTVM_WIRE_MAX_PAYLOAD * 2,
+        INT32_MAX, (uint32_t)INT32_MAX + 1, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+    DistvmMsgHeader hdr;
+    Error *err = NULL;
+
+    for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
+        distvm_wire_empty(b, DISTVM_MSG_READY, 0, 0);
+        set_u16(b, OFF_TYPE, t);
+        for (size_t i = 0; i < ARRAY_SIZE(lengths); i++) {
+            set_u32(b, OFF_LENGTH, lengths[i]);
+            expect_header_error(b, "exceeds the limit");
+        }
+        /* the limit itself is allowed */
+        set_u32(b, OFF_LENGTH, DISTVM_WIRE_MAX_PAYLOAD);
+        g_assert_true(distvm_wire_parse_header(b->data, &hdr, &err));
+        g_assert_null(err);
+        g_assert_cmpuint(hdr.length, ==, DISTVM_WIRE_MAX_PAYLOAD);
+        g_assert_cmpuint(hdr.type, ==, t);
+    }
+    g_byte_array_unref(b);
+}
+
+/*
+ * Payload rejection
+ */
+
+/* Every proper prefix of every valid payload is truncated */
+static void test_truncated(void)
+{
+    g_autoptr(GPtrArray) msgs = valid_messages();
+    unsigned cuts = 0;
+
+    for (guint i = 0; i < msgs->len; i++) {
+        GByteArray *full = msgs->pdata[i];
+        uint32_t len = full->len - HDR;
+
+        for (uint32_t cut = 0; cut < len; cut++) {
+            GByteArray *b = buf_dup(full);
+
+            g_byte_array_set_size(b, HDR + cut);
+            set_u32(b, OFF_LENGTH, cut);
+            expect_decode_error(b, &limits, "truncated");
+            g_byte_array_unref(b);
+            cuts++;
+        }
+    }
+    g_test_message("%u cut points", cuts);
+    g_assert_cmpuint(cuts, >, DISTVM_PAGE_SIZE);
+}
+
+static void test_trailing(void)
+{
+    static const uint32_t extra[] = { 1, 3, 4, 8, DISTVM_PAGE_SIZE };
+    g_autoptr(GPtrArray) msgs = valid_messages();
+
+    for (guint i = 0; i < msgs->len; i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(extra); j++) {
+            GByteArray *b = buf_dup(msgs->pdata[i]);
+            g_autofree char *what = g_strdup_printf(
+                "has %" PRIu32 " bytes of trailing garbage", extra[j]);
+
+            g_byte_array_set_size(b, b->len + extra[j]);
+            memset(b->data + b->len - extra[j], 0, extra[j]);
+            set_u32(b, OFF_LENGTH, b->len - HDR);
+            expect_decode_error(b, &limits, what);
+            g_byte_array_unref(b);
+        }
+    }
+}
+
+/* A zero page carries no bytes; anything after the fixed part is garbage */
+static void test_page_zero_with_data(void)
+{
+    static uint8_t data[DISTVM_PAGE_SIZE];
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_page(b, DISTVM_MSG_PAGE_DATA, 1, 0, 0, 0, 1,
+                     DISTVM_PAGE_WRITE, data);
+    set_u32(b, HDR + 4, DISTVM_PAGE_WRITE | DISTVM_PAGE_ZERO);
+    expect_decode_error(b, &limits, "trailing garbage");
+
+    /* only PAGE_DATA carries a page */
+    for (size_t i = 0; i < ARRAY_SIZE(page_types); i++) {
+        if (page_types[i] != DISTVM_MSG_PAGE_DATA) {
+            set_u16(b, OFF_TYPE, page_types[i]);
+            set_u32(b, HDR + 4, DISTVM_PAGE_WRITE);
+            expect_decode_error(b, &limits, "trailing garbage");
+        }
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_page_out_of_range(void)
+{
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(page_types); i++) {
+        for (uint32_t blk = 0; blk < limits.nr_blocks; blk++) {
+            /* page index == block_pages */
+            distvm_wire_page(b, page_types[i], 1, 0, blk, block_pages[blk], 1,
+                             DISTVM_PAGE_ZERO, NULL);
+            expect_decode_error(b, &limits, "RAMBlock");
+            distvm_wire_page(b, page_types[i], 1, 0, blk, UINT64_MAX, 1,
+                             DISTVM_PAGE_ZERO, NULL);
+            expect_decode_error(b, &limits, "RAMBlock");
+            distvm_wire_page(b, page_types[i], 1, 0, blk,
+                             block_pages[blk] << 32, 1, DISTVM_PAGE_ZERO,
+                             NULL);
+            expect_decode_error(b, &limits, "RAMBlock");
+        }
+        /* block index == nr_blocks */
+        distvm_wire_page(b, page_types[i], 1, 0, limits.nr_blocks, 0, 1,
+                         DISTVM_PAGE_ZERO, NULL);
+        expect_decode_error(b, &limits, "RAMBlock");
+        distvm_wire_page(b, page_types[i], 1, 0, UINT32_MAX, 0, 1,
+                         DISTVM_PAGE_ZERO, NULL);
+        expect_decode_error(b, &limits, "RAMBlock");
+    }
+    g_byte_array_unref(b);
+}
+
+/* No page message is meaningful before the RAMBlock table is agreed */
+static void test_page_before_layout(void)
+{
+    static uint8_t data[DISTVM_PAGE_SIZE];
+    GByteArray *b = g_byte_array_new();
+    g_autoptr(GPtrArray) msgs = valid_messages();
+
+    for (size_t i = 0; i < ARRAY_SIZE(page_types); i++) {
+        distvm_wire_page(b, page_types[i], 1, 0, 0, 0, 1, 0, data);
+        expect_decode_error(b, &limits_no_ram, "RAM layout");
+        /* even if truncated */
+        g_byte_array_set_size(b, HDR + 3);
+        set_u32(b, OFF_LENGTH, 3);
+        expect_decode_error(b, &limits_no_ram, "RAM layout");
+    }
+
+    /* The other messages do not need it */
+    for (guint i = 0; i < msgs->len; i++) {
+        GByteArray *m = msgs->pdata[i];
+        uint16_t type = lduw_le_p(m->data + OFF_TYPE);
+        Decoded d;
+
+        if (type < DISTVM_MSG_PAGE_REQ || type > DISTVM_MSG_PAGE_DONE) {
+            decode_ok(m, &limits_no_ram, &d);
+            decoded_free(&d);
+        } else {
+            expect_decode_error(m, &limits_no_ram, "RAM layout");
+        }
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_page_bad_flags(void)
+{
+    static const uint32_t flags[] = {
+        0x10, 0x20, 0x80, 0x100, 0x8000, 0x80000000u, 0x1f,
+        DISTVM_PAGE_FLAGS_ALL | 0x40, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(page_types); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(flags); j++) {
+            distvm_wire_page(b, page_types[i], 2, 0, 2, 3, 2,
+                             DISTVM_PAGE_ZERO, NULL);
+            set_u32(b, HDR + 4, flags[j]);
+            expect_decode_error(b, &limits, "unknown flags");
+        }
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_page_reserved(void)
+{
+    static const uint32_t reserved[] = { 1, 0x100, 0x80000000u, UINT32_MAX };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(page_types); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(reserved); j++) {
+            distvm_wire_begin(b, page_types[i], 1, 0);
+            distvm_wire_put_u32(b, 0);                  /* block */
+            distvm_wire_put_u32(b, DISTVM_PAGE_ZERO);   /* flags */
+            distvm_wire_put_u64(b, 0);                  /* page */
+            distvm_wire_put_u32(b, 1);                  /* node */
+            distvm_wire_put_u32(b, reserved[j]);
+            distvm_wire_end(b);
+            expect_decode_error(b, &limits, "reserved");
+        }
+    }
+    g_byte_array_unref(b);
+}
+
+/* A message from a node outside the cluster */
+static void test_bad_sender(void)
+{
+    static const uint32_t srcs[] = { 4, 5, DISTVM_WIRE_MAX_NODES, UINT32_MAX };
+    g_autoptr(GPtrArray) msgs = valid_messages();
+
+    for (guint i = 0; i < msgs->len; i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(srcs); j++) {
+            GByteArray *b = buf_dup(msgs->pdata[i]);
+
+            set_u32(b, OFF_SRC, srcs[j]);
+            expect_decode_error(b, &limits, "in its sender");
+            g_byte_array_unref(b);
+        }
+    }
+}
+
+static void test_page_bad_node(void)
+{
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(page_types); i++) {
+        distvm_wire_page(b, page_types[i], 0, 0, 0, 0, 4, DISTVM_PAGE_ZERO,
+                         NULL);
+        expect_decode_error(b, &limits, "in its requester");
+        distvm_wire_page(b, page_types[i], 0, 0, 0, 0, UINT32_MAX,
+                         DISTVM_PAGE_ZERO, NULL);
+        expect_decode_error(b, &limits, "in its requester");
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_page_req_on_behalf(void)
+{
+    GByteArray *b = g_byte_array_new();
+
+    for (uint32_t src = 0; src < limits.nodes; src++) {
+        for (uint32_t node = 0; node < limits.nodes; node++) {
+            Decoded d;
+
+            distvm_wire_page(b, DISTVM_MSG_PAGE_REQ, src, 1, 0, 0, node,
+                             DISTVM_PAGE_WRITE, NULL);
+            if (node == src) {
+                decode_ok(b, &limits, &d);
+                decoded_free(&d);
+            } else {
+                expect_decode_error(b, &limits, "on behalf of node");
+            }
+        }
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_hello_bad_node_id(void)
+{
+    static const uint32_t ids[] = { 0, 1, 3, 4, UINT32_MAX };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+        distvm_wire_begin(b, DISTVM_MSG_HELLO, 2, 0);
+        distvm_wire_put_u32(b, ids[i]);
+        distvm_wire_put_u32(b, 4);
+        distvm_wire_put_str(b, "tcp:x:1");
+        distvm_wire_put_u32(b, 0);
+        distvm_wire_end(b);
+        expect_decode_error(b, &limits, "claims node id");
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_hello_bad_nodes(void)
+{
+    static const uint32_t nodes[] = {
+        0, DISTVM_WIRE_MAX_NODES + 1, 1000, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+        distvm_wire_hello(b, 1, nodes[i], "tcp:x:1", 0, NULL, NULL);
+        expect_decode_error(b, &limits, "cluster of");
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_peer_hello_bad(void)
+{
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_node(b, DISTVM_MSG_PEER_HELLO, 1, 2);
+    expect_decode_error(b, &limits, "claims node id");
+    distvm_wire_node(b, DISTVM_MSG_PEER_HELLO, 1, 4);
+    expect_decode_error(b, &limits, "in its node id");
+    distvm_wire_node(b, DISTVM_MSG_PEER_HELLO, 0, UINT32_MAX);
+    expect_decode_error(b, &limits, "in its node id");
+    g_byte_array_unref(b);
+}
+
+static void test_welcome_bad_nodes(void)
+{
+    static const uint32_t nodes[] = {
+        0, DISTVM_WIRE_MAX_NODES + 1, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+        distvm_wire_begin(b, DISTVM_MSG_WELCOME, 0, 0);
+        distvm_wire_put_u32(b, nodes[i]);
+        for (int j = 0; j < 20; j++) {
+            distvm_wire_put_str(b, "tcp:h:1");
+        }
+        distvm_wire_end(b);
+        expect_decode_error(b, &limits, "cluster of");
+    }
+
+    /* fewer addresses than nodes */
+    distvm_wire_begin(b, DISTVM_MSG_WELCOME, 0, 0);
+    distvm_wire_put_u32(b, 3);
+    distvm_wire_put_str(b, "tcp:h:1");
+    distvm_wire_put_str(b, "tcp:h:2");
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "truncated");
+    g_byte_array_unref(b);
+}
+
+/*
+ * A message with strings in it: the one numbered @where has a length field
+ * of @wire_len followed by @len bytes of @s, the others are fine.
+ */
+static void put_strings_raw(GByteArray *b, int where, uint32_t wire_len,
+                            const void *s, size_t len)
+{
+    const char *ok = "ok";
+    int i;
+
+#define STR(n) do {                                       \
+        if (where == (n)) {                               \
+            distvm_wire_put_u32(b, wire_len);             \
+            distvm_wire_put_bytes(b, s, len);             \
+        } else {                                          \
+            distvm_wire_put_str(b, ok);                   \
+        }                                                 \
+    } while (0)
+
+    switch (where / 100) {
+    case 0:     /* REFUSE */
+        distvm_wire_begin(b, DISTVM_MSG_REFUSE, 1, 0);
+        STR(0);
+        break;
+    case 1:     /* HELLO: listen is 100, then key/value pairs 101.. */
+        distvm_wire_begin(b, DISTVM_MSG_HELLO, 1, 0);
+        distvm_wire_put_u32(b, 1);
+        distvm_wire_put_u32(b, 4);
+        STR(100);
+        distvm_wire_put_u32(b, 3);
+        for (i = 101; i < 107; i++) {
+            STR(i);
+        }
+        break;
+    case 2:     /* WELCOME: addresses 200.. */
+        distvm_wire_begin(b, DISTVM_MSG_WELCOME, 0, 0);
+        distvm_wire_put_u32(b, 4);
+        for (i = 200; i < 204; i++) {
+            STR(i);
+        }
+        break;
+    default:
+        g_assert_not_reached();
+    }
+#undef STR
+    distvm_wire_end(b);
+}
+
+static void put_strings(GByteArray *b, int where, const void *s, size_t len)
+{
+    put_strings_raw(b, where, len, s, len);
+}
+
+static const int string_places[] = {
+    0, 100, 101, 102, 103, 104, 105, 106, 200, 201, 202, 203,
+};
+
+static const int last_string_places[] = { 0, 106, 203 };
+
+static void test_long_strings(void)
+{
+    char *big = long_str(DISTVM_WIRE_MAX_STR + 64);
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(string_places); i++) {
+        Decoded d;
+
+        /* the limit is accepted */
+        put_strings(b, string_places[i], big, DISTVM_WIRE_MAX_STR);
+        decode_ok(b, &limits, &d);
+        decoded_free(&d);
+
+        put_strings(b, string_places[i], big, DISTVM_WIRE_MAX_STR + 1);
+        expect_decode_error(b, &limits, "(limit 4096)");
+        put_strings(b, string_places[i], big, DISTVM_WIRE_MAX_STR + 64);
+        expect_decode_error(b, &limits, "has a string of 4160 bytes");
+
+        /* a huge length with nothing behind it: the limit comes first */
+        put_strings_raw(b, string_places[i], UINT32_MAX, "", 0);
+        expect_decode_error(b, &limits, "(limit 4096)");
+        put_strings_raw(b, string_places[i], DISTVM_WIRE_MAX_STR + 1, big,
+                        DISTVM_WIRE_MAX_STR);
+        expect_decode_error(b, &limits, "(limit 4096)");
+    }
+
+    /*
+     * A length within the limit, not followed by that many bytes: in the
+     * last string of a message, or the next fields would be read as text.
+     */
+    for (size_t i = 0; i < ARRAY_SIZE(last_string_places); i++) {
+        put_strings_raw(b, last_string_places[i], DISTVM_WIRE_MAX_STR, big,
+                        DISTVM_WIRE_MAX_STR - 1);
+        expect_decode_error(b, &limits, "truncated");
+        put_strings_raw(b, last_string_places[i], 1, "", 0);
+        expect_decode_error(b, &limits, "truncated");
+    }
+
+    g_free(big);
+    g_byte_array_unref(b);
+}
+
+static void test_nul_in_string(void)
+{
+    static const struct {
+        const char *s;
+        size_t len;
+    } bad[] = {
+        { "\0", 1 },
+        { "ab\0cd", 5 },
+        { "\0abc", 4 },
+        { "abc\0", 4 },
+        { "tcp:10.0.0.1:4444\0evil", 22 },
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(string_places); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(bad); j++) {
+            put_strings(b, string_places[i], bad[j].s, bad[j].len);
+            expect_decode_error(b, &limits, "NUL byte");
+        }
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_too_many_items(void)
+{
+    static const uint32_t counts[] = {
+        DISTVM_WIRE_MAX_ITEMS + 1, 0x10000, 0x7fffffff, UINT32_MAX - 1,
+        UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+        distvm_wire_begin(b, DISTVM_MSG_HELLO, 1, 0);
+        distvm_wire_put_u32(b, 1);
+        distvm_wire_put_u32(b, 4);
+        distvm_wire_put_str(b, "tcp:x:1");
+        distvm_wire_put_u32(b, counts[i]);
+        distvm_wire_put_str(b, "k");
+        distvm_wire_put_str(b, "v");
+        distvm_wire_end(b);
+        expect_decode_error(b, &limits, "fingerprint items");
+    }
+
+    /* more items claimed than present */
+    distvm_wire_begin(b, DISTVM_MSG_HELLO, 1, 0);
+    distvm_wire_put_u32(b, 1);
+    distvm_wire_put_u32(b, 4);
+    distvm_wire_put_str(b, "tcp:x:1");
+    distvm_wire_put_u32(b, DISTVM_WIRE_MAX_ITEMS);
+    distvm_wire_put_str(b, "k");
+    distvm_wire_put_str(b, "v");
+    distvm_wire_put_str(b, "k2");
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "truncated");
+    g_byte_array_unref(b);
+}
+
+/* A failed decode frees what it allocated and may be retried */
+static void test_failed_decode_reuse(void)
+{
+    g_autoptr(GPtrArray) msgs = valid_messages();
+    DistvmMsg msg;
+    DistvmMsgHeader hdr;
+    Error *err = NULL;
+
+    for (guint i = 0; i < msgs->len; i++) {
+        GByteArray *m = msgs->pdata[i];
+        uint8_t *payload;
+
+        g_assert_true(distvm_wire_parse_header(m->data, &hdr, &err));
+        payload = copy_payload(m->data + HDR, hdr.length);
+        if (hdr.length) {
+            /* fails after allocating part of the message */
+            hdr.length--;
+            g_assert_false(distvm_wire_decode(&hdr, payload, &limits, &msg,
+                                              &err));
+            error_free_or_abort(&err);
+            hdr.length++;
+        }
+        /* the same DistvmMsg decodes the whole message */
+        g_assert_true(distvm_wire_decode(&hdr, payload, &limits, &msg,
+                                         &err));
+        g_assert_null(err);
+        distvm_msg_clear(&msg);
+        /* clearing twice is harmless */
+        distvm_msg_clear(&msg);
+        g_free(payload);
+    }
+}
+
+/* Errors may be ignored with a NULL errp */
+static void test_null_errp(void)
+{
+    GByteArray *b = g_byte_array_new();
+    DistvmMsgHeader hdr;
+    DistvmMsg msg;
+
+    distvm_wire_refuse(b, 0, "x");
+    set_u32(b, OFF_MAGIC, 0);
+    g_assert_false(distvm_wire_parse_header(b->data, &hdr, NULL));
+    set_u32(b, OFF_MAGIC, DISTVM_WIRE_MAGIC);
+    g_assert_true(distvm_wire_parse_header(b->data, &hdr, NULL));
+    hdr.length--;
+    g_assert_false(distvm_wire_decode(&hdr, b->data + HDR, &limits, &msg,
+                                      NULL));
+    g_byte_array_unref(b);
+}
+
+int main(int argc, char **argv)
+{
+    g_test_init(&argc, &argv, NULL);
+
+    g_test_add_func("/distvm/wire/type-names", test_type_names);
+    g_test_add_func("/distvm/wire/header-layout", test_header_layout);
+    g_test_add_func("/distvm/wire/roundtrip/hello", test_hello);
+    g_test_add_func("/distvm/wire/roundtrip/hello-empty", test_hello_empty);
+    g_test_add_func("/distvm/wire/roundtrip/hello-at-limits",
+                    test_hello_at_limits);
+    g_test_add_func("/distvm/wire/roundtrip/welcome", test_welcome);
+    g_test_add_func("/distvm/wire/roundtrip/refuse", test_refuse);
+    g_test_add_func("/distvm/wire/roundtrip/peer-hello", test_peer_hello);
+    g_test_add_func("/distvm/wire/roundtrip/empty", test_empty_messages);
+    g_test_add_func("/distvm/wire/roundtrip/ping-pong", test_ping_pong);
+    g_test_add_func("/distvm/wire/roundtrip/page", test_page_messages);
+    g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
+
+    g_test_add_func("/distvm/wire/header/bad-magic", test_bad_magic);
+    g_test_add_func("/distvm/wire/header/bad-version", test_bad_version);
+    g_test_add_func("/distvm/wire/header/bad-type", test_bad_type);
+    g_test_add_func("/distvm/wire/header/oversized", test_oversized);
+
+    g_test_add_func("/distvm/wire/decode/bad-type", test_decode_bad_type);
+    g_test_add_func("/distvm/wire/decode/truncated", test_truncated);
+    g_test_add_func("/distvm/wire/decode/trailing", test_trailing);
+    g_test_add_func("/distvm/wire/decode/page-zero-with-data",
+                    test_page_zero_with_data);
+    g_test_add_func("/distvm/wire/decode/page-out-of-range",
+                    test_page_out_of_range);
+    g_test_add_func("/distvm/wire/decode/page-before-layout",
+                    test_page_before_layout);
+    g_test_add_func("/distvm/wire/decode/page-bad-flags", test_page_bad_flags);
+    g_test_add_func("/distvm/wire/decode/page-reserved", test_page_reserved);
+    g_test_add_func("/distvm/wire/decode/bad-sender", test_bad_sender);
+    g_test_add_func("/distvm/wire/decode/page-bad-node", test_page_bad_node);
+    g_test_add_func("/distvm/wire/decode/page-req-on-behalf",
+                    test_page_req_on_behalf);
+    g_test_add_func("/distvm/wire/decode/hello-bad-node-id",
+                    test_hello_bad_node_id);
+    g_test_add_func("/distvm/wire/decode/hello-bad-nodes",
+                    test_hello_bad_nodes);
+    g_test_add_func("/distvm/wire/decode/peer-hello-bad",
+                    test_peer_hello_bad);
+    g_test_add_func("/distvm/wire/decode/welcome-bad-nodes",
+                    test_welcome_bad_nodes);
+    g_test_add_func("/distvm/wire/decode/long-strings", test_long_strings);
+    g_test_add_func("/distvm/wire/decode/nul-in-string", test_nul_in_string);
+    g_test_add_func("/distvm/wire/decode/too-many-items",
+                    test_too_many_items);
+    g_test_add_func("/distvm/wire/decode/failed-decode-reuse",
+                    test_failed_decode_reuse);
+    g_test_add_func("/distvm/wire/decode/null-errp", test_null_errp);
+
+    return g_test_run();
+}
