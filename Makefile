@@ -41,7 +41,7 @@ $(QEMU_BUILD)/.configured: $(B)/.staged $(B)/config.mk
 	    || { tail -30 configure.log; exit 1; }
 	@touch $@
 
-.PHONY: all qemu guests check check-distvm check-upstream demo bench clean distclean
+.PHONY: all qemu guests check check-unit check-distvm check-upstream demo bench clean distclean
 
 all: qemu guests
 
@@ -57,8 +57,17 @@ qemu: $(QEMU_BUILD)/.configured
 guests:
 	@$(MAKE) --no-print-directory -f tests/qtest/distvm/guests.mk TOP=$(TOP) OUT=$(GUESTS)
 
+# Seconds the wire decoder's fuzz target runs in make check.
+FUZZ_SECONDS ?= 60
+UNIT := $(MAKE) --no-print-directory -f tests/unit/distvm/unit.mk TOP=$(TOP) B=$(B) \
+        FUZZ_SECONDS=$(FUZZ_SECONDS)
+
 check: all
+	$(UNIT) run
 	scripts/run-tests.sh $(B) $(UPSTREAM_QTESTS)
+
+check-unit: qemu
+	$(UNIT) run
 
 check-distvm: all
 	scripts/run-tests.sh --distvm-only $(B)

@@ -41,8 +41,9 @@ typedef struct DistvmConn {
 #define DISTVM_RECV_IO_ERROR    (-1)
 #define DISTVM_RECV_BAD_MSG     (-2)
 
-static GAsyncQueue *local_queue;
 static Notifier machine_ready_notifier;
+
+static void distvm_deliver_local(DistvmState *s, GByteArray *buf);
 static Notifier exit_notifier;
 
 const char *distvm_cluster_state_name(DistvmClusterState state)
@@ -123,9 +124,7 @@ bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
                           ldq_le_p(msg->data + 16),
                           msg->len - DISTVM_WIRE_HDR_SIZE);
     if (node == s->node_id) {
-        g_async_queue_push(local_queue,
-                           g_byte_array_append(g_byte_array_sized_new(msg->len),
-                                               msg->data, msg->len));
+        distvm_deliver_local(s, msg);
         return true;
     }
     qemu_mutex_lock(&peer->send_lock);
@@ -157,6 +156,8 @@ static bool distvm_send_raw(QIOChannelSocket *sioc, GByteArray *msg)
  */
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
 {
+    g_autoptr(GByteArray) lost = g_byte_array_new();
+
     qemu_mutex_lock(&s->lock);
     if (s->state == DISTVM_CLUSTER_FAILED) {
         qemu_mutex_unlock(&s->lock);
@@ -168,6 +169,13 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
     error_report("distvm: lost node %" PRIu32 " (%s); the guest cannot "
                  "continue, stopping", node, why);
     qapi_event_send_distvm_node_lost(node, why);
+    /* Name the culprit to the others before they see this node go. */
+    distvm_wire_node(lost, DISTVM_MSG_NODE_LOST, s->node_id, node);
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (i != s->node_id && i != node) {
+            distvm_send(s, i, lost);
+        }
+    }
     _exit(1);
 }
 
@@ -289,6 +297,13 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
         qatomic_set(&s->peers[src].rtt_ns,
                     get_clock_realtime() - msg->u.value);
         return;
+    case DISTVM_MSG_NODE_LOST: {
+        g_autofree char *why = g_strdup_printf("node %" PRIu32 " lost its "
+                                               "connection to it", src);
+
+        distvm_fatal_node_lost(s, msg->u.node_id, why);
+        return;
+    }
     case DISTVM_MSG_PAGE_REQ:
     case DISTVM_MSG_PAGE_FWD:
     case DISTVM_MSG_PAGE_DATA:
@@ -690,31 +705,26 @@ static void *distvm_join_thread(void *opaque)
     return NULL;
 }
 
-/* Messages a node sends to itself are handled here, in order. */
-static void *distvm_local_thread(void *opaque)
+/*
+ * A message a node sends to itself (it manages a page it also holds or
+ * requests) is handled at once, in the sending thread: callers send only
+ * after releasing their locks, and a chain of such messages is at most
+ * as long as one request's (request, forward, data).
+ */
+static void distvm_deliver_local(DistvmState *s, GByteArray *buf)
 {
-    DistvmState *s = opaque;
+    DistvmMsgHeader hdr;
+    DistvmWireLimits lim;
+    DistvmMsg msg;
 
-    rcu_register_thread();
-    for (;;) {
-        g_autoptr(GByteArray) buf = g_async_queue_pop(local_queue);
-        DistvmMsgHeader hdr;
-        DistvmWireLimits lim;
-        DistvmMsg msg;
-        Error *err = NULL;
-
-        distvm_limits(s, &lim);
-        if (!distvm_wire_parse_header(buf->data, &hdr, &err) ||
-            !distvm_wire_decode(&hdr, buf->data + DISTVM_WIRE_HDR_SIZE,
-                                &lim, &msg, &err)) {
-            error_report("distvm: bad local message: %s",
-                         error_get_pretty(err));
-            abort();
-        }
-        distvm_dispatch(s, &msg);
-        distvm_msg_clear(&msg);
+    distvm_limits(s, &lim);
+    if (!distvm_wire_parse_header(buf->data, &hdr, &error_abort) ||
+        !distvm_wire_decode(&hdr, buf->data + DISTVM_WIRE_HDR_SIZE, &lim,
+                            &msg, &error_abort)) {
+        g_assert_not_reached();
     }
-    return NULL;
+    distvm_dispatch(s, &msg);
+    distvm_msg_clear(&msg);
 }
 
 /* Leaving in order: tell the peers, so that they shut down too. */
@@ -806,9 +816,6 @@ bool distvm_net_init(DistvmState *s, Error **errp)
         return false;
     }
     qio_channel_set_blocking(QIO_CHANNEL(s->listener), true, NULL);
-    local_queue = g_async_queue_new();
-    qemu_thread_create(&thread, "distvm-local", distvm_local_thread, s,
-                       QEMU_THREAD_DETACHED);
     qemu_thread_create(&thread, "distvm-accept", distvm_accept_thread, s,
                        QEMU_THREAD_DETACHED);
 

@@ -29,6 +29,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_PING] = "PING",
     [DISTVM_MSG_PONG] = "PONG",
     [DISTVM_MSG_BYE] = "BYE",
+    [DISTVM_MSG_NODE_LOST] = "NODE_LOST",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -286,6 +287,10 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
                        "id %" PRIu32, hdr->src, msg->u.node_id);
             ok = false;
         }
+        break;
+    case DISTVM_MSG_NODE_LOST:
+        ok = get_u32(&r, &msg->u.node_id, errp) &&
+             check_node(lim, r.what, "the lost node", msg->u.node_id, errp);
         break;
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:

@@ -44,6 +44,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_PING,            /* round trip probe */
     DISTVM_MSG_PONG,
     DISTVM_MSG_BYE,             /* orderly leave */
+    DISTVM_MSG_NODE_LOST,       /* the sender lost its connection to a node */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -98,7 +99,7 @@ typedef struct DistvmMsg {
         DistvmMsgHello hello;
         DistvmMsgWelcome welcome;
         char *reason;           /* REFUSE */
-        uint32_t node_id;       /* PEER_HELLO */
+        uint32_t node_id;       /* PEER_HELLO, NODE_LOST */
         DistvmMsgPage page;     /* PAGE_* */
         uint64_t value;         /* PING, PONG */
     } u;

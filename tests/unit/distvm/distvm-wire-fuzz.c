@@ -90,6 +90,11 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_PEER_HELLO:
         CHECK(m->u.node_id == m->hdr.src);
         break;
+    case DISTVM_MSG_NODE_LOST:
+        /* any node of the cluster, the sender included */
+        CHECK(m->hdr.length == 4);
+        CHECK(m->u.node_id < lim->nodes);
+        break;
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
@@ -158,6 +163,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_REFUSE:
         return !strcmp(a->u.reason, b->u.reason);
     case DISTVM_MSG_PEER_HELLO:
+    case DISTVM_MSG_NODE_LOST:
         return a->u.node_id == b->u.node_id;
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:
@@ -181,8 +187,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
- * REFUSE and PEER_HELLO encoders always send seq 0 and WELCOME's src 0;
- * @fixed_seq and @fixed_src say so.
+ * REFUSE, PEER_HELLO and NODE_LOST encoders always send seq 0 and
+ * WELCOME's src 0; @fixed_seq and @fixed_src say so.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -207,6 +213,7 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         *fixed_seq = true;
         break;
     case DISTVM_MSG_PEER_HELLO:
+    case DISTVM_MSG_NODE_LOST:
         distvm_wire_node(buf, m->hdr.type, m->hdr.src, m->u.node_id);
         *fixed_seq = true;
         break;
@@ -405,6 +412,7 @@ int main(int argc, char **argv)
                                         4096, 1, DISTVM_PAGE_WRITE, NULL));
     SEED("page-done", distvm_wire_page(b, DISTVM_MSG_PAGE_DONE, 1, 5, 2,
                                        4096, 1, 0, NULL));
+    SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
 #undef SEED
 

@@ -229,6 +229,8 @@ static GPtrArray *valid_messages(void)
     distvm_wire_empty(NEXT(), DISTVM_MSG_READY, 1, 5);
     distvm_wire_empty(NEXT(), DISTVM_MSG_START, 0, 0);
     distvm_wire_empty(NEXT(), DISTVM_MSG_BYE, 3, UINT64_MAX);
+    distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 1, 3);
+    distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 0, 0);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -273,6 +275,7 @@ static void test_type_names(void)
         [DISTVM_MSG_PING] = "PING",
         [DISTVM_MSG_PONG] = "PONG",
         [DISTVM_MSG_BYE] = "BYE",
+        [DISTVM_MSG_NODE_LOST] = "NODE_LOST",
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -483,6 +486,30 @@ static void test_peer_hello(void)
     g_byte_array_unref(b);
 }
 
+/* Unlike PEER_HELLO, the lost node need not be the sender */
+static void test_node_lost(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t src = 0; src < limits.nodes; src++) {
+        for (uint32_t n = 0; n < limits.nodes; n++) {
+            distvm_wire_node(b, DISTVM_MSG_NODE_LOST, src, n);
+            g_assert_cmpuint(b->len, ==, HDR + 4);
+            decode_ok(b, &limits, &d);
+            check_hdr(&d.msg.hdr, DISTVM_MSG_NODE_LOST, 4, src, 0);
+            g_assert_cmpuint(d.msg.u.node_id, ==, n);
+            decoded_free(&d);
+
+            /* No RAM layout is needed */
+            decode_ok(b, &limits_no_ram, &d);
+            g_assert_cmpuint(d.msg.u.node_id, ==, n);
+            decoded_free(&d);
+        }
+    }
+    g_byte_array_unref(b);
+}
+
 static void test_empty_messages(void)
 {
     static const DistvmMsgType types[] = {
@@ -602,16 +629,21 @@ static void test_page_messages(void)
     check_page(DISTVM_MSG_PAGE_GRANT, 0, 7, 2, 5, 2, DISTVM_PAGE_WRITE);
 }
 
-/* Every valid message decodes, so the rejection tests below are fair */
+/*
+ * Every valid message decodes, so the rejection tests below are fair, and
+ * every message type is among them
+ */
 static void test_valid_messages(void)
 {
     g_autoptr(GPtrArray) msgs = valid_messages();
+    bool seen[DISTVM_MSG__MAX] = { false };
 
     for (guint i = 0; i < msgs->len; i++) {
         GByteArray *b = buf_dup(msgs->pdata[i]);
         Decoded d;
 
         decode_ok(b, &limits, &d);
+        seen[d.msg.hdr.type] = true;
         decoded_free(&d);
 
         /* any sequence number is passed through */
@@ -620,6 +652,12 @@ static void test_valid_messages(void)
         g_assert_cmphex(d.msg.hdr.seq, ==, 0x8000000000000001ull + i);
         decoded_free(&d);
         g_byte_array_unref(b);
+    }
+    for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
+        if (!seen[t]) {
+            g_test_message("no valid %s message", distvm_msg_type_name(t));
+            g_test_fail();
+        }
     }
 }
 
@@ -992,6 +1030,46 @@ static void test_peer_hello_bad(void)
     g_byte_array_unref(b);
 }
 
+static void test_node_lost_bad(void)
+{
+    static const uint32_t nodes[] = {
+        4, 5, DISTVM_WIRE_MAX_NODES, 0x80000000u, UINT32_MAX,
+    };
+    static const DistvmWireLimits limits_two = {
+        .nodes = 2,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "NODE_LOST message names node %" PRIu32 " in the lost node; "
+            "the cluster has 4", nodes[i]);
+
+        distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, nodes[i]);
+        expect_decode_error(b, &limits, what);
+        expect_decode_error(b, &limits_no_ram, what);
+    }
+
+    /* The limit is the cluster's size, not DISTVM_WIRE_MAX_NODES */
+    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 0, 1);
+    decode_ok(b, &limits_two, &d);
+    g_assert_cmpuint(d.msg.u.node_id, ==, 1);
+    decoded_free(&d);
+    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 0, 2);
+    expect_decode_error(b, &limits_two, "NODE_LOST message names node 2 in "
+                        "the lost node; the cluster has 2");
+    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3);
+    expect_decode_error(b, &limits_two, "in the lost node");
+
+    /* The sender is checked first */
+    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 4, 9);
+    expect_decode_error(b, &limits, "in its sender");
+    g_byte_array_unref(b);
+}
+
 static void test_welcome_bad_nodes(void)
 {
     static const uint32_t nodes[] = {
@@ -1241,6 +1319,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/welcome", test_welcome);
     g_test_add_func("/distvm/wire/roundtrip/refuse", test_refuse);
     g_test_add_func("/distvm/wire/roundtrip/peer-hello", test_peer_hello);
+    g_test_add_func("/distvm/wire/roundtrip/node-lost", test_node_lost);
     g_test_add_func("/distvm/wire/roundtrip/empty", test_empty_messages);
     g_test_add_func("/distvm/wire/roundtrip/ping-pong", test_ping_pong);
     g_test_add_func("/distvm/wire/roundtrip/page", test_page_messages);
@@ -1272,6 +1351,7 @@ int main(int argc, char **argv)
                     test_hello_bad_nodes);
     g_test_add_func("/distvm/wire/decode/peer-hello-bad",
                     test_peer_hello_bad);
+    g_test_add_func("/distvm/wire/decode/node-lost-bad", test_node_lost_bad);
     g_test_add_func("/distvm/wire/decode/welcome-bad-nodes",
                     test_welcome_bad_nodes);
     g_test_add_func("/distvm/wire/decode/long-strings", test_long_strings);
