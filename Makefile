@@ -78,8 +78,13 @@ check-upstream: all
 demo: all
 	scripts/demo.sh $(B)
 
-bench: all
-	@for b in bench/*.sh; do [ -x "$$b" ] && "$$b" $(B) || exit 1; done
+$(B)/bench/socket-rtt: bench/socket-rtt.c
+	@mkdir -p $(B)/bench
+	$(CC) -O2 -Wall -o $@ $<
+
+bench: qemu $(B)/bench/socket-rtt
+	python3 bench/page-faults.py $(B) --transport unix
+	python3 bench/page-faults.py $(B) --transport tcp
 
 clean:
 	rm -rf $(QEMU_BUILD) $(GUESTS) $(STAGED) $(B)/.staged $(B)/qemu-system-x86_64

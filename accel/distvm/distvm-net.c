@@ -23,6 +23,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/sockets.h"
 #include "qemu/timer.h"
+#include "qemu/units.h"
 #include "block/aio.h"
 #include "hw/boards.h"
 #include "system/runstate.h"
@@ -66,38 +67,102 @@ static void distvm_limits(DistvmState *s, DistvmWireLimits *lim)
 }
 
 /*
- * Read one message from @ioc.  Returns 1 with @msg filled, 0 on a clean
- * end of file before a message, DISTVM_RECV_IO_ERROR when the connection
- * broke and DISTVM_RECV_BAD_MSG for a truncated message or one that
- * fails validation, both with @errp set.
+ * Buffered reading of messages from one connection: most messages then
+ * cost one read system call.
  */
-static int distvm_recv(DistvmState *s, QIOChannel *ioc, DistvmMsg *msg,
-                       uint8_t **payload, uint64_t *bytes,
-                       Error **errp)
+typedef struct DistvmReader {
+    QIOChannel *ioc;
+    uint8_t *buf;
+    size_t start;               /* first unconsumed byte */
+    size_t end;                 /* end of the bytes read */
+} DistvmReader;
+
+#define DISTVM_READER_SIZE (DISTVM_WIRE_HDR_SIZE + DISTVM_WIRE_MAX_PAYLOAD + \
+                            64 * KiB)
+
+static void distvm_reader_init(DistvmReader *r, QIOChannel *ioc)
 {
-    uint8_t hbuf[DISTVM_WIRE_HDR_SIZE];
+    r->ioc = ioc;
+    r->buf = g_malloc(DISTVM_READER_SIZE);
+    r->start = r->end = 0;
+}
+
+static void distvm_reader_free(DistvmReader *r)
+{
+    g_free(r->buf);
+}
+
+/*
+ * Make @need bytes available at r->buf + r->start.  Returns 1, 0 on end
+ * of file with nothing buffered, -1 on an error or end of file inside a
+ * message (with @errp set).
+ */
+static int distvm_reader_fill(DistvmReader *r, size_t need, Error **errp)
+{
+    if (r->end - r->start >= need) {
+        return 1;
+    }
+    if (r->start + need > DISTVM_READER_SIZE) {
+        memmove(r->buf, r->buf + r->start, r->end - r->start);
+        r->end -= r->start;
+        r->start = 0;
+    }
+    while (r->end - r->start < need) {
+        ssize_t n = qio_channel_read(r->ioc, (char *)r->buf + r->end,
+                                     DISTVM_READER_SIZE - r->end, errp);
+
+        if (n == QIO_CHANNEL_ERR_BLOCK) {
+            qio_channel_wait(r->ioc, G_IO_IN);
+            continue;
+        }
+        if (n < 0) {
+            return -1;
+        }
+        if (n == 0) {
+            if (r->end == r->start) {
+                return 0;
+            }
+            error_setg(errp, "Unexpected end-of-file before all data were "
+                       "read");
+            return -1;
+        }
+        r->end += n;
+    }
+    return 1;
+}
+
+/*
+ * Read one message.  Returns 1 with @msg filled (a page's data points
+ * into the reader's buffer until the next call), 0 on a clean end of file
+ * before a message, DISTVM_RECV_IO_ERROR when the connection broke and
+ * DISTVM_RECV_BAD_MSG for a truncated message or one that fails
+ * validation, both with @errp set.
+ */
+static int distvm_recv(DistvmState *s, DistvmReader *r, DistvmMsg *msg,
+                       uint64_t *bytes, Error **errp)
+{
     DistvmMsgHeader hdr;
     DistvmWireLimits lim;
     int ret;
 
-    ret = qio_channel_read_all_eof(ioc, (char *)hbuf, sizeof(hbuf), errp);
+    ret = distvm_reader_fill(r, DISTVM_WIRE_HDR_SIZE, errp);
     if (ret <= 0) {
         return ret ? DISTVM_RECV_IO_ERROR : 0;
     }
-    if (!distvm_wire_parse_header(hbuf, &hdr, errp)) {
+    if (!distvm_wire_parse_header(r->buf + r->start, &hdr, errp)) {
         return DISTVM_RECV_BAD_MSG;
     }
-    g_free(*payload);
-    *payload = g_malloc(hdr.length ? hdr.length : 1);
-    if (hdr.length &&
-        qio_channel_read_all(ioc, (char *)*payload, hdr.length, errp) < 0) {
+    if (distvm_reader_fill(r, DISTVM_WIRE_HDR_SIZE + hdr.length, errp) <= 0) {
         error_prepend(errp, "%s message is truncated: ",
                       distvm_msg_type_name(hdr.type));
         return DISTVM_RECV_BAD_MSG;
     }
-    *bytes = sizeof(hbuf) + hdr.length;
+    *bytes = DISTVM_WIRE_HDR_SIZE + hdr.length;
     distvm_limits(s, &lim);
-    if (!distvm_wire_decode(&hdr, *payload, &lim, msg, errp)) {
+    ret = distvm_wire_decode(&hdr, r->buf + r->start + DISTVM_WIRE_HDR_SIZE,
+                             &lim, msg, errp);
+    r->start += *bytes;
+    if (!ret) {
         return DISTVM_RECV_BAD_MSG;
     }
     trace_distvm_msg_recv(hdr.src, distvm_msg_type_name(hdr.type), hdr.seq,
@@ -333,9 +398,9 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
 }
 
 /* Receive loop of an identified peer. */
-static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer)
+static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
+                             DistvmReader *r)
 {
-    g_autofree uint8_t *payload = NULL;
     g_autofree char *from = g_strdup_printf("node %" PRIu32, peer->id);
     bool bye = false;
 
@@ -343,8 +408,7 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer)
         DistvmMsg msg;
         Error *err = NULL;
         uint64_t bytes = 0;
-        int ret = distvm_recv(s, QIO_CHANNEL(peer->sioc), &msg, &payload,
-                              &bytes, &err);
+        int ret = distvm_recv(s, r, &msg, &bytes, &err);
 
         if (ret == 0) {
             break;
@@ -514,7 +578,7 @@ static void *distvm_conn_thread(void *opaque)
     DistvmConn *conn = opaque;
     DistvmState *s = conn->s;
     QIOChannelSocket *sioc = conn->sioc;
-    g_autofree uint8_t *payload = NULL;
+    DistvmReader r;
     DistvmMsg msg;
     Error *err = NULL;
     uint64_t bytes;
@@ -523,7 +587,8 @@ static void *distvm_conn_thread(void *opaque)
 
     g_free(conn);
     rcu_register_thread();
-    ret = distvm_recv(s, QIO_CHANNEL(sioc), &msg, &payload, &bytes, &err);
+    distvm_reader_init(&r, QIO_CHANNEL(sioc));
+    ret = distvm_recv(s, &r, &msg, &bytes, &err);
     if (ret == DISTVM_RECV_BAD_MSG) {
         distvm_protocol_error(s, "an unidentified connection", err);
         goto drop;
@@ -550,11 +615,13 @@ static void *distvm_conn_thread(void *opaque)
     }
     distvm_msg_clear(&msg);
     if (node != UINT32_MAX) {
-        distvm_peer_loop(s, &s->peers[node]);
+        distvm_peer_loop(s, &s->peers[node], &r);
+        distvm_reader_free(&r);
         rcu_unregister_thread();
         return NULL;
     }
 drop:
+    distvm_reader_free(&r);
     qio_channel_close(QIO_CHANNEL(sioc), NULL);
     object_unref(OBJECT(sioc));
     rcu_unregister_thread();
@@ -620,9 +687,12 @@ static QIOChannelSocket *distvm_connect(DistvmState *s, const char *addr_str,
 static void *distvm_peer_thread(void *opaque)
 {
     DistvmPeer *peer = opaque;
+    DistvmReader r;
 
     rcu_register_thread();
-    distvm_peer_loop(distvm_state(), peer);
+    distvm_reader_init(&r, QIO_CHANNEL(peer->sioc));
+    distvm_peer_loop(distvm_state(), peer, &r);
+    distvm_reader_free(&r);
     rcu_unregister_thread();
     return NULL;
 }
@@ -632,8 +702,8 @@ static void *distvm_join_thread(void *opaque)
 {
     DistvmState *s = opaque;
     g_autoptr(GByteArray) buf = g_byte_array_new();
-    g_autofree uint8_t *payload = NULL;
     QIOChannelSocket *home;
+    DistvmReader r;
     DistvmMsg msg;
     Error *err = NULL;
     uint64_t bytes;
@@ -652,7 +722,8 @@ static void *distvm_join_thread(void *opaque)
                      s->home);
         exit(1);
     }
-    ret = distvm_recv(s, QIO_CHANNEL(home), &msg, &payload, &bytes, &err);
+    distvm_reader_init(&r, QIO_CHANNEL(home));
+    ret = distvm_recv(s, &r, &msg, &bytes, &err);
     if (ret <= 0) {
         error_report("distvm: no answer from the home node %s%s%s", s->home,
                      err ? ": " : "", err ? error_get_pretty(err) : "");
@@ -700,7 +771,8 @@ static void *distvm_join_thread(void *opaque)
                            QEMU_THREAD_DETACHED);
     }
     distvm_check_ready(s);
-    distvm_peer_loop(s, &s->peers[DISTVM_HOME_NODE]);
+    distvm_peer_loop(s, &s->peers[DISTVM_HOME_NODE], &r);
+    distvm_reader_free(&r);
     rcu_unregister_thread();
     return NULL;
 }

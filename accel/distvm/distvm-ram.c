@@ -136,7 +136,8 @@ static void outbox_init(DistvmOutbox *o)
 
 static GByteArray *outbox_add(DistvmOutbox *o, uint32_t dest)
 {
-    GByteArray *m = g_byte_array_new();
+    GByteArray *m = g_byte_array_sized_new(DISTVM_WIRE_HDR_SIZE + 64 +
+                                           DISTVM_PAGE_SIZE);
 
     g_ptr_array_add(o->msgs, m);
     g_array_append_val(o->dests, dest);
@@ -213,23 +214,23 @@ static void page_discard(DistvmBlock *b, uint64_t page)
 }
 
 /*
- * Copy the page into @buf for sending.  An E page that was never touched
- * here is not populated: it is all zero.  Returns whether it is zero.
+ * Make the page ready to be sent: write-protect it if asked (a page this
+ * node owned), and return its content, or NULL if it is all zero.  An E
+ * page that was never touched here is not populated: it is all zero.
  */
-static bool page_copy(DistvmRam *ram, DistvmBlock *b, uint64_t page,
-                      bool write_protect, uint8_t *buf)
+static const void *page_contents(DistvmRam *ram, DistvmBlock *b,
+                                 uint64_t page, bool write_protect)
 {
     void *host = page_host(b, page);
 
     if (!page_populated(host)) {
-        return true;
+        return NULL;
     }
     if (write_protect) {
         uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, true,
                                false);
     }
-    memcpy(buf, host, DISTVM_PAGE_SIZE);
-    return buffer_is_zero(buf, DISTVM_PAGE_SIZE);
+    return buffer_is_zero(host, DISTVM_PAGE_SIZE) ? NULL : host;
 }
 
 static void stats_state(DistvmRam *ram, uint8_t from, uint8_t to)
@@ -401,9 +402,8 @@ static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
     DistvmRam *ram = s->ram;
     DistvmBlock *b = &ram->blocks[block];
     uint8_t st = b->state[page];
-    g_autofree uint8_t *buf = g_malloc(DISTVM_PAGE_SIZE);
     uint32_t dflags = 0;
-    bool zero;
+    const void *data;
 
     if (st == DISTVM_PAGE_I || ((flags & DISTVM_PAGE_WRITE) &&
                                 st != DISTVM_PAGE_E)) {
@@ -412,21 +412,22 @@ static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
                    st == DISTVM_PAGE_I ? "nowhere" : "shared");
         return false;
     }
-    /* Order at the holder: state, write-protect, copy, send, discard. */
+    /* Order at the holder: state, write-protect, copy, discard, send. */
     if (flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_DROP)) {
         set_state(ram, b, page, DISTVM_PAGE_I);
     } else {
         set_state(ram, b, page, DISTVM_PAGE_S);
     }
-    zero = page_copy(ram, b, page, st == DISTVM_PAGE_E, buf);
+    data = page_contents(ram, b, page, st == DISTVM_PAGE_E);
     if (flags & DISTVM_PAGE_WRITE) {
         dflags |= DISTVM_PAGE_WRITE;
     }
-    if (zero) {
+    if (!data) {
         dflags |= DISTVM_PAGE_ZERO;
     }
+    /* The message holds a copy: the page may be discarded below. */
     outbox_page(s, o, requester, DISTVM_MSG_PAGE_DATA, block, page, requester,
-                dflags, buf);
+                dflags, data);
     ram->stats.pages_sent++;
     if (flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_DROP)) {
         page_discard(b, page);

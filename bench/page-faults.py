@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""distvm benchmark: remote page fault latency next to a raw round trip.
+
+    page-faults.py BUILD_DIR [--transport unix|tcp] [--pages N]
+
+Starts a 2-node cluster (both nodes stopped, -S, so that no vCPU competes
+for the machine's cores), fills N pages on the home node, then on node 1:
+reads them (read miss), writes them (upgrade: node 1 holds a read-only
+copy) and writes N other pages (write miss), through qtest.  The latency
+of each fault is measured inside node 1 (from the userfaultfd event to
+the page in place) and read back with query-distvm.  In the same run,
+bench/socket-rtt measures a raw 48-byte request / 4 KiB reply round trip
+between two processes over the same kind of socket, paced like the
+faults (the driver's round trip to qtest leaves both cores idle between
+two faults, and waking an idle core is a large part of a round trip on
+small VMs); it runs before and after the faults and its samples are
+pooled, so that both figures see the same machine.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+from qmp import qmp_command  # noqa: E402
+
+REGION_READ = 0x01000000      # 16 MiB: read-miss, then upgrade
+REGION_WRITE = 0x03000000     # 48 MiB: write-miss
+
+
+class QtestConn:
+    """The qtest text protocol over a UNIX socket."""
+
+    def __init__(self, path):
+        deadline = time.time() + 30
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.f = self.sock.makefile("rw")
+
+    def cmd(self, line):
+        self.f.write(line + "\n")
+        self.f.flush()
+        while True:
+            reply = self.f.readline()
+            if not reply:
+                raise ConnectionError("qtest connection closed")
+            if reply.startswith("OK") or reply.startswith("FAIL"):
+                if reply.startswith("FAIL"):
+                    raise RuntimeError(reply)
+                return reply.split()[1:] if len(reply.split()) > 1 else []
+
+
+def start_node(qemu, tmp, node, nodes, transport, port_base):
+    if transport == "unix":
+        listen = "unix:%s/node%d.sock" % (tmp, node)
+        home = "unix:%s/node0.sock" % tmp
+    else:
+        listen = "tcp:127.0.0.1:%d" % (port_base + node)
+        home = "tcp:127.0.0.1:%d" % port_base
+    accel = "distvm,node-id=%d,nodes=%d,listen=%s" % (node, nodes, listen)
+    if node:
+        accel += ",home=" + home
+    args = [qemu, "-accel", accel, "-machine", "pc", "-m", "256M",
+            "-nodefaults", "-display", "none", "-S",
+            "-qmp", "unix:%s/qmp%d.sock,server=on,wait=off" % (tmp, node),
+            "-qtest", "unix:%s/qtest%d.sock,server=on,wait=off" % (tmp, node)]
+    if os.environ.get("DISTVM_BENCH_TRACE"):
+        args += ["-trace", "enable=distvm_*,file=/tmp/trace%d.log" % node]
+    return subprocess.Popen(args, stderr=open("%s/node%d.err" % (tmp, node),
+                                               "w"))
+
+
+def wait_running(tmp, node):
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            r = qmp_command("%s/qmp%d.sock" % (tmp, node), "query-distvm")
+            if r["return"]["state"] == "running":
+                return r["return"]
+        except (OSError, ConnectionError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError("node %d did not join" % node)
+
+
+def raw_rtt(tool, transport, count, gap_us):
+    out = subprocess.run([tool, transport, str(count), str(gap_us)],
+                         capture_output=True, text=True, check=True,
+                         env=dict(os.environ, SAMPLES="1")).stdout
+    return [float(x) for x in out.split()]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build")
+    ap.add_argument("--transport", choices=["unix", "tcp"], default="unix")
+    ap.add_argument("--pages", type=int, default=2000)
+    args = ap.parse_args()
+
+    qemu = os.path.join(args.build, "qemu-system-x86_64")
+    rtt_tool = os.path.join(args.build, "bench", "socket-rtt")
+    # The gap between two faults: qtest's round trip from this script.
+    gap_us = 150
+    raw_before = raw_rtt(rtt_tool, args.transport, args.pages, gap_us)
+    tmp = tempfile.mkdtemp(prefix="distvm-bench-")
+    port_base = 20000 + os.getpid() % 20000
+    procs = []
+    try:
+        for node in (0, 1):
+            procs.append(start_node(qemu, tmp, node, 2, args.transport,
+                                    port_base))
+        home = QtestConn("%s/qtest0.sock" % tmp)
+        peer = QtestConn("%s/qtest1.sock" % tmp)
+        for node in (0, 1):
+            wait_running(tmp, node)
+
+        n = args.pages
+        for i in range(n):
+            home.cmd("writeq 0x%x 0x%x" % (REGION_READ + i * 4096, i + 1))
+            home.cmd("writeq 0x%x 0x%x" % (REGION_WRITE + i * 4096, i + 1))
+        for i in range(n):
+            peer.cmd("readq 0x%x" % (REGION_READ + i * 4096))
+        for i in range(n):
+            peer.cmd("writeq 0x%x 0x%x" % (REGION_READ + i * 4096, i))
+        for i in range(n):
+            peer.cmd("writeq 0x%x 0x%x" % (REGION_WRITE + i * 4096, i))
+        ram = qmp_command("%s/qmp1.sock" % tmp,
+                          "query-distvm")["return"]["ram"]
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    raw = sorted(raw_before + raw_rtt(rtt_tool, args.transport, args.pages,
+                                      gap_us))
+    rtt50 = raw[(len(raw) - 1) // 2]
+    rtt99 = raw[(len(raw) - 1) * 99 // 100]
+
+    print("distvm remote page faults, 2 nodes over %s sockets, %d faults "
+          "of each kind" % (args.transport, args.pages))
+    print("%-22s %9s %9s %12s %12s" % ("", "p50 (us)", "p99 (us)",
+                                      "p50 / raw", "p99 / raw"))
+    print("%-22s %9.0f %9.0f %12s %12s" % ("raw request/4K reply*", rtt50,
+                                           rtt99, "1.00", "1.00"))
+    for kind in ("read-miss", "write-miss", "upgrade"):
+        f = ram[kind]
+        if f["count"] < args.pages:
+            sys.exit("bench: only %d %s faults happened" % (f["count"], kind))
+        print("%-22s %9d %9d %12.2f %12.2f" % (
+            kind, f["p50-us"], f["p99-us"], f["p50-us"] / rtt50,
+            f["p99-us"] / rtt99))
+    print("* %d round trips, one every ~%d us, half before and half after "
+          "the faults" % (len(raw), gap_us))
+
+
+if __name__ == "__main__":
+    main()
