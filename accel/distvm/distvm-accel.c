@@ -13,6 +13,7 @@
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
 #include "qemu/sockets.h"
+#include "qemu/cutils.h"
 #include "qom/object.h"
 #include "hw/boards.h"
 #include "system/accel-ops.h"
@@ -39,7 +40,7 @@ uint32_t distvm_vcpu_node(DistvmState *s, int cpu_index)
     if (cpu_index < 0 || cpu_index >= s->nr_vcpus) {
         return DISTVM_HOME_NODE;
     }
-    return s->vcpu_node[cpu_index];
+    return qatomic_read(&s->vcpu_node[cpu_index]);
 }
 
 /*
@@ -139,6 +140,60 @@ static void distvm_set_listen(Object *obj, const char *value, Error **errp)
     s->listen = g_strdup(value);
 }
 
+static char *distvm_get_placement(Object *obj, Error **errp)
+{
+    return g_strdup(DISTVM_ACCEL(obj)->placement);
+}
+
+static void distvm_set_placement(Object *obj, const char *value, Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+    g_auto(GStrv) nodes = g_strsplit(value, ":", -1);
+
+    for (int i = 0; nodes[i]; i++) {
+        uint64_t node;
+
+        if (qemu_strtou64(nodes[i], NULL, 10, &node) ||
+            node >= DISTVM_MAX_NODES) {
+            error_setg(errp, "distvm: placement=%s: '%s' is not a node id "
+                       "(placement lists the node of each vCPU, by cpu "
+                       "index, separated by ':')", value, nodes[i]);
+            return;
+        }
+    }
+    g_free(s->placement);
+    s->placement = g_strdup(value);
+}
+
+/* Fill in vcpu_node[] from the placement property. */
+static bool distvm_apply_placement(DistvmState *s, Error **errp)
+{
+    g_auto(GStrv) nodes = NULL;
+
+    if (!s->placement) {
+        return true;
+    }
+    nodes = g_strsplit(s->placement, ":", -1);
+    if (g_strv_length(nodes) > s->nr_vcpus) {
+        error_setg(errp, "distvm: placement=%s names %u vCPUs; the machine "
+                   "has %u", s->placement, g_strv_length(nodes),
+                   s->nr_vcpus);
+        return false;
+    }
+    for (unsigned i = 0; nodes[i]; i++) {
+        uint32_t node = strtoul(nodes[i], NULL, 10);
+
+        if (node >= s->nodes) {
+            error_setg(errp, "distvm: placement=%s puts vCPU %u on node %"
+                       PRIu32 "; the cluster has %" PRIu32 " nodes",
+                       s->placement, i, node, s->nodes);
+            return false;
+        }
+        s->vcpu_node[i] = node;
+    }
+    return true;
+}
+
 static char *distvm_get_home(Object *obj, Error **errp)
 {
     return g_strdup(DISTVM_ACCEL(obj)->home);
@@ -219,7 +274,12 @@ static int distvm_init_machine(MachineState *ms)
 
     s->nr_vcpus = ms->smp.max_cpus;
     s->vcpu_node = g_new0(uint32_t, s->nr_vcpus);
+    if (!distvm_apply_placement(s, &err)) {
+        error_report_err(err);
+        return -EINVAL;
+    }
     trace_distvm_init_machine(s->node_id, s->nodes, s->nr_vcpus);
+    distvm_vcpu_init(s);
 
     /* A single node shares nothing: it runs exactly as TCG does. */
     if (s->nodes > 1 && !distvm_net_init(s, &err)) {
@@ -245,6 +305,7 @@ static void distvm_accel_instance_finalize(Object *obj)
 
     g_free(s->listen);
     g_free(s->home);
+    g_free(s->placement);
     qapi_free_SocketAddress(s->listen_addr);
     qapi_free_SocketAddress(s->home_addr);
     g_free(s->vcpu_node);
@@ -284,6 +345,12 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
                                   distvm_set_listen);
     object_class_property_set_description(oc, "listen",
         "This node's address for its peers: tcp:HOST:PORT or unix:PATH");
+
+    object_class_property_add_str(oc, "placement", distvm_get_placement,
+                                  distvm_set_placement);
+    object_class_property_set_description(oc, "placement",
+        "The node of each vCPU at power-on, by cpu index, separated by ':' "
+        "(default: all on node 0)");
 
     object_class_property_add_str(oc, "home", distvm_get_home,
                                   distvm_set_home);

@@ -50,8 +50,12 @@ struct DistvmState {
     uint32_t join_timeout;      /* seconds */
 
     /* vCPU placement: vcpu_node[cpu_index] is the node running it. */
+    char *placement;            /* the property: "N:N:..." by cpu index */
     unsigned nr_vcpus;
-    uint32_t *vcpu_node;
+    uint32_t *vcpu_node;        /* under @lock once the cluster runs */
+    struct DistvmVcpuMove *moves;   /* [nr_vcpus], distvm-vcpu.c */
+    uint64_t moves_done;        /* atomic: VCPU_MOVED seen here */
+    uint64_t last_downtime_ns;  /* atomic */
 
     /* Cluster membership and transport (distvm-net.c) */
     QemuMutex lock;             /* the fields below and peer->sioc */
@@ -63,6 +67,8 @@ struct DistvmState {
     char **fp_keys;
     char **fp_values;
     bool want_autostart;        /* start the guest once the cluster formed */
+    bool ready_sent;            /* this node reported its mesh complete */
+    bool starting;              /* the cluster is being started here */
     uint64_t protocol_errors;   /* atomic: connections dropped for bad input */
     uint64_t bytes_sent;        /* atomic, all peers */
     uint64_t bytes_received;    /* atomic, all peers */
@@ -92,6 +98,11 @@ bool distvm_net_init(DistvmState *s, Error **errp);
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
 const char *distvm_cluster_state_name(DistvmClusterState state);
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
+
+/* distvm-vcpu.c */
+void distvm_vcpu_init(DistvmState *s);
+void distvm_vcpu_park_foreign(DistvmState *s);
+void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg);
 
 /* distvm-ram.c */
 bool distvm_ram_init(DistvmState *s, Error **errp);

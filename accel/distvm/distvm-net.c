@@ -63,6 +63,7 @@ const char *distvm_cluster_state_name(DistvmClusterState state)
 static void distvm_limits(DistvmState *s, DistvmWireLimits *lim)
 {
     lim->nodes = s->nodes;
+    lim->nr_vcpus = s->nr_vcpus;
     distvm_ram_limits(s, lim);
 }
 
@@ -272,7 +273,7 @@ static void distvm_cluster_started_bh(void *opaque)
             distvm_send(s, i, ping);
         }
     }
-    if (distvm_is_home(s) && s->want_autostart) {
+    if (s->want_autostart) {
         vm_start();
     }
 }
@@ -288,10 +289,19 @@ static bool distvm_mesh_complete(DistvmState *s)
     return true;
 }
 
+/* Once per node: the first START (or home's own decision) counts. */
 static void distvm_cluster_start(DistvmState *s)
 {
-    aio_bh_schedule_oneshot(qemu_get_aio_context(),
-                            distvm_cluster_started_bh, s);
+    bool first;
+
+    qemu_mutex_lock(&s->lock);
+    first = !s->starting;
+    s->starting = true;
+    qemu_mutex_unlock(&s->lock);
+    if (first) {
+        aio_bh_schedule_oneshot(qemu_get_aio_context(),
+                                distvm_cluster_started_bh, s);
+    }
 }
 
 /* Home: a node reported READY. */
@@ -305,11 +315,13 @@ static void distvm_home_node_ready(DistvmState *s, uint32_t node)
     for (uint32_t i = 1; i < s->nodes; i++) {
         all &= s->peers[i].ready;
     }
+    all &= !s->starting;
     qemu_mutex_unlock(&s->lock);
     if (!all) {
         return;
     }
-    distvm_wire_empty(start, DISTVM_MSG_START, s->node_id, 0);
+    /* The nodes start their vCPUs when home starts its own. */
+    distvm_wire_empty(start, DISTVM_MSG_START, s->node_id, s->want_autostart);
     for (uint32_t i = 1; i < s->nodes; i++) {
         distvm_send(s, i, start);
     }
@@ -323,7 +335,8 @@ static void distvm_check_ready(DistvmState *s)
     bool complete;
 
     qemu_mutex_lock(&s->lock);
-    complete = distvm_mesh_complete(s);
+    complete = distvm_mesh_complete(s) && !s->ready_sent;
+    s->ready_sent |= complete;
     qemu_mutex_unlock(&s->lock);
     if (complete) {
         distvm_wire_empty(ready, DISTVM_MSG_READY, s->node_id, 0);
@@ -347,6 +360,7 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
         break;
     case DISTVM_MSG_START:
         if (!distvm_is_home(s) && src == DISTVM_HOME_NODE) {
+            s->want_autostart = msg->hdr.seq != 0;
             distvm_cluster_start(s);
             return;
         }
@@ -361,6 +375,11 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
     case DISTVM_MSG_PONG:
         qatomic_set(&s->peers[src].rtt_ns,
                     get_clock_realtime() - msg->u.value);
+        return;
+    case DISTVM_MSG_VCPU_MOVE:
+    case DISTVM_MSG_VCPU_STATE:
+    case DISTVM_MSG_VCPU_MOVED:
+        distvm_vcpu_handle(s, msg);
         return;
     case DISTVM_MSG_NODE_LOST: {
         g_autofree char *why = g_strdup_printf("node %" PRIu32 " lost its "
@@ -834,6 +853,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
        "cores=%u,threads=%u", ms->smp.cpus, ms->smp.max_cpus,
        ms->smp.sockets, ms->smp.dies, ms->smp.clusters, ms->smp.cores,
        ms->smp.threads);
+    FP("vcpu placement", "%s", s->placement ?: "all on node 0");
 #undef FP
     distvm_ram_fingerprint(keys, values);
 
@@ -863,6 +883,7 @@ static void distvm_machine_ready(Notifier *n, void *data)
     }
     s->want_autostart = autostart;
     autostart = 0;
+    distvm_vcpu_park_foreign(s);
     distvm_build_fingerprint(s, MACHINE(qdev_get_machine()));
     if (!distvm_is_home(s)) {
         qemu_thread_create(&thread, "distvm-join", distvm_join_thread, s,

@@ -90,6 +90,11 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     info->bytes_sent = qatomic_read(&s->bytes_sent);
     info->bytes_received = qatomic_read(&s->bytes_received);
     info->protocol_errors = qatomic_read(&s->protocol_errors);
+    info->moves = qatomic_read(&s->moves_done);
+    if (info->moves) {
+        info->has_last_downtime_us = true;
+        info->last_downtime_us = qatomic_read(&s->last_downtime_ns) / 1000;
+    }
 
     ntail = &info->node_list;
     for (uint32_t i = 0; i < s->nodes; i++) {
@@ -197,6 +202,12 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     monitor_printf(mon, "bytes sent %" PRId64 ", received %" PRId64
                    ", protocol errors %" PRId64 "\n", info->bytes_sent,
                    info->bytes_received, info->protocol_errors);
+    monitor_printf(mon, "vCPU moves %" PRId64, info->moves);
+    if (info->has_last_downtime_us) {
+        monitor_printf(mon, ", last downtime %" PRId64 " us",
+                       info->last_downtime_us);
+    }
+    monitor_printf(mon, "\n");
     for (v = info->vcpus; v; v = v->next) {
         monitor_printf(mon, "vCPU %" PRId64 ": node %" PRId64 "\n",
                        v->value->cpu_index, v->value->node);

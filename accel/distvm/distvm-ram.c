@@ -874,8 +874,9 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
         if (uffd_register_memory(ram->uffd, b->host, len,
                                  UFFDIO_REGISTER_MODE_MISSING |
                                  UFFDIO_REGISTER_MODE_WP, &ioctls)) {
-            error_setg(errp, "distvm: cannot register RAMBlock %s with "
-                       "userfaultfd", qemu_ram_get_idstr(b->rb));
+            error_setg_errno(errp, errno, "distvm: cannot register RAMBlock "
+                             "%s with userfaultfd",
+                             qemu_ram_get_idstr(b->rb));
             return false;
         }
         memset(b->state, home ? DISTVM_PAGE_E : DISTVM_PAGE_I, b->pages);

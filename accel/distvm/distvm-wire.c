@@ -30,6 +30,9 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_PONG] = "PONG",
     [DISTVM_MSG_BYE] = "BYE",
     [DISTVM_MSG_NODE_LOST] = "NODE_LOST",
+    [DISTVM_MSG_VCPU_MOVE] = "VCPU_MOVE",
+    [DISTVM_MSG_VCPU_STATE] = "VCPU_STATE",
+    [DISTVM_MSG_VCPU_MOVED] = "VCPU_MOVED",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -252,6 +255,44 @@ static bool decode_page(WireReader *r, const DistvmMsgHeader *hdr,
     return true;
 }
 
+static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
+                        const DistvmWireLimits *lim, DistvmMsgVcpu *v,
+                        Error **errp)
+{
+    uint32_t reserved;
+
+    if (!get_u32(r, &v->cpu, errp) || !get_u32(r, &v->from, errp) ||
+        !get_u32(r, &v->to, errp) || !get_u32(r, &reserved, errp) ||
+        !get_u64(r, &v->value, errp)) {
+        return false;
+    }
+    if (v->cpu >= lim->nr_vcpus) {
+        error_setg(errp, "%s message for vCPU %" PRIu32 "; there are %" PRIu32,
+                   r->what, v->cpu, lim->nr_vcpus);
+        return false;
+    }
+    if (reserved) {
+        error_setg(errp, "%s message with a non-zero reserved field",
+                   r->what);
+        return false;
+    }
+    if (!check_node(lim, r->what, "its source", v->from, errp) ||
+        !check_node(lim, r->what, "its destination", v->to, errp)) {
+        return false;
+    }
+    if (hdr->type == DISTVM_MSG_VCPU_STATE) {
+        if (r->left == 0) {
+            error_setg(errp, "VCPU_STATE message without a state");
+            return false;
+        }
+        v->data = r->p;
+        v->len = r->left;
+        r->p += r->left;
+        r->left = 0;
+    }
+    return true;
+}
+
 bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
                         const DistvmWireLimits *lim, DistvmMsg *msg,
                         Error **errp)
@@ -309,6 +350,11 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_PING:
     case DISTVM_MSG_PONG:
         ok = get_u64(&r, &msg->u.value, errp);
+        break;
+    case DISTVM_MSG_VCPU_MOVE:
+    case DISTVM_MSG_VCPU_STATE:
+    case DISTVM_MSG_VCPU_MOVED:
+        ok = decode_vcpu(&r, hdr, lim, &msg->u.vcpu, errp);
         break;
     default:
         error_setg(errp, "unknown message type %u", hdr->type);
@@ -442,6 +488,22 @@ void distvm_wire_empty(GByteArray *buf, DistvmMsgType type, uint32_t src,
     distvm_wire_begin(buf, type, src, seq);
     if (type == DISTVM_MSG_PING || type == DISTVM_MSG_PONG) {
         distvm_wire_put_u64(buf, seq);
+    }
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_vcpu(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                      uint32_t cpu, uint32_t from, uint32_t to, uint64_t value,
+                      const void *data, uint32_t len)
+{
+    distvm_wire_begin(buf, type, src, 0);
+    distvm_wire_put_u32(buf, cpu);
+    distvm_wire_put_u32(buf, from);
+    distvm_wire_put_u32(buf, to);
+    distvm_wire_put_u32(buf, 0);
+    distvm_wire_put_u64(buf, value);
+    if (type == DISTVM_MSG_VCPU_STATE) {
+        distvm_wire_put_bytes(buf, data, len);
     }
     distvm_wire_end(buf);
 }

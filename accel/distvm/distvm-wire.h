@@ -45,6 +45,9 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_PONG,
     DISTVM_MSG_BYE,             /* orderly leave */
     DISTVM_MSG_NODE_LOST,       /* the sender lost its connection to a node */
+    DISTVM_MSG_VCPU_MOVE,       /* -> the vCPU's owner: move it */
+    DISTVM_MSG_VCPU_STATE,      /* source -> destination: the vCPU */
+    DISTVM_MSG_VCPU_MOVED,      /* destination -> all: it runs there now */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -67,6 +70,7 @@ typedef struct DistvmMsgHeader {
 /* What a decoded message may refer to. */
 typedef struct DistvmWireLimits {
     uint32_t nodes;             /* node ids are below this */
+    uint32_t nr_vcpus;          /* vCPU indexes are below this */
     uint32_t nr_blocks;         /* 0 until the RAMBlock table is agreed */
     const uint64_t *block_pages;    /* pages in each RAMBlock */
 } DistvmWireLimits;
@@ -93,6 +97,21 @@ typedef struct DistvmMsgPage {
     const uint8_t *data;        /* DATA without ZERO: points into payload */
 } DistvmMsgPage;
 
+/*
+ * VCPU_MOVE: @from is the node that asked, @to the destination.
+ * VCPU_STATE: @from the source, @to the destination, @value the time
+ *   (CLOCK_REALTIME, ns) the vCPU stopped, @data/@len its state.
+ * VCPU_MOVED: @from, @to, @value the downtime in ns.
+ */
+typedef struct DistvmMsgVcpu {
+    uint32_t cpu;
+    uint32_t from;
+    uint32_t to;
+    uint64_t value;
+    const uint8_t *data;        /* VCPU_STATE: points into payload */
+    uint32_t len;
+} DistvmMsgVcpu;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -102,6 +121,7 @@ typedef struct DistvmMsg {
         uint32_t node_id;       /* PEER_HELLO, NODE_LOST */
         DistvmMsgPage page;     /* PAGE_* */
         uint64_t value;         /* PING, PONG */
+        DistvmMsgVcpu vcpu;     /* VCPU_* */
     } u;
 } DistvmMsg;
 
@@ -146,6 +166,9 @@ void distvm_wire_node(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint32_t node_id);
 void distvm_wire_empty(GByteArray *buf, DistvmMsgType type, uint32_t src,
                        uint64_t seq);
+void distvm_wire_vcpu(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                      uint32_t cpu, uint32_t from, uint32_t to, uint64_t value,
+                      const void *data, uint32_t len);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

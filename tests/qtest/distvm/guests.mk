@@ -4,13 +4,13 @@
 G := $(TOP)/tests/qtest/distvm/guest
 CC ?= cc
 LD ?= ld
-GUEST_CFLAGS := -m32 -march=i686 -O2 -ffreestanding -fno-pic -fno-pie \
+GUEST_CFLAGS := -m32 -march=i686 -msse2 -mstackrealign -O2 -ffreestanding -fno-pic -fno-pie \
     -fno-stack-protector -fno-asynchronous-unwind-tables -nostdlib \
     -Wall -Wextra -Werror -std=gnu11
 
 all: $(OUT)/smp-guest.elf $(OUT)/linux/.done
 
-$(OUT)/smp-guest.elf: $(G)/boot.S $(G)/smp-guest.c $(G)/smp-workload.h $(G)/guest.ld
+$(OUT)/smp-guest.elf: $(G)/boot.S $(G)/smp-guest.c $(G)/smp-workload.h $(G)/guest.ld $(G)/../guests.mk
 	@mkdir -p $(OUT)/obj
 	$(CC) $(GUEST_CFLAGS) -c $(G)/boot.S -o $(OUT)/obj/boot.o
 	$(CC) $(GUEST_CFLAGS) -c $(G)/smp-guest.c -o $(OUT)/obj/smp-guest.o

@@ -28,6 +28,7 @@ _start:
     movw %ax, %fs
     movw %ax, %gs
     movl $(cpu_stacks + (1 << STACK_SHIFT)), %esp
+    call enable_sse
     pushl %ebx                          /* multiboot information */
     call guest_main
 halt_forever:
@@ -50,8 +51,34 @@ ap_entry32:
     shll $STACK_SHIFT, %eax
     addl $cpu_stacks, %eax
     movl %eax, %esp
+    call enable_sse
     call ap_main
     jmp halt_forever
+
+/* The C code is built with SSE2: CR0.EM off, MP on; CR4.OSFXSR, OSXMMEXCPT */
+enable_sse:
+    movl %cr0, %eax
+    andl $~4, %eax
+    orl $2, %eax
+    movl %eax, %cr0
+    movl %cr4, %eax
+    orl $0x600, %eax
+    movl %eax, %cr4
+    fninit
+    ret
+
+/* LAPIC timer interrupt: count it (in C) and return. */
+    .globl timer_entry
+timer_entry:
+    pushal
+    cld
+    call timer_interrupt
+    popal
+    iret
+
+    .globl spurious_entry
+spurious_entry:
+    iret
 
     .data
     .align 8

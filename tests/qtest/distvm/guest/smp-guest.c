@@ -43,7 +43,25 @@ static volatile uint32_t print_lock;
 static volatile uint32_t data_lock;
 static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
-static uint32_t mode_pattern_mb, mode_stress;
+static uint32_t mode_pattern_mb, mode_stress, mode_moves;
+
+#define LAPIC_EOI       0x0b0
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_LVT_LINT0 0x350
+#define LAPIC_LVT_LINT1 0x360
+#define LAPIC_TMR_INIT  0x380
+#define LAPIC_TMR_DIV   0x3e0
+#define LVT_MASKED      (1u << 16)
+#define LVT_PERIODIC    (1u << 17)
+
+struct idt_entry {
+    uint16_t off_lo, sel;
+    uint8_t zero, type;
+    uint16_t off_hi;
+} __attribute__((packed));
+
+static struct idt_entry idt[256] __attribute__((aligned(8)));
+extern char timer_entry[], spurious_entry[];
 
 /* The ring: the producer owns head, the consumer owns tail. */
 static volatile uint64_t ring[DG_RING_SLOTS];
@@ -355,6 +373,68 @@ static void stress(uint32_t cpu)
     say_cpu(cpu, " stress done\n");
 }
 
+static uint32_t my_cpu(void);
+
+void timer_interrupt(void);
+void timer_interrupt(void)
+{
+    res->timer_ticks[my_cpu()]++;
+    lapic_write(LAPIC_EOI, 0);
+}
+
+static void idt_set(int vec, void *handler)
+{
+    idt[vec].off_lo = (uint32_t)handler & 0xffff;
+    idt[vec].off_hi = (uint32_t)handler >> 16;
+    idt[vec].sel = 0x08;
+    idt[vec].type = 0x8e;           /* present, 32-bit interrupt gate */
+}
+
+/*
+ * This CPU's interrupts: only its LAPIC timer.  LINT0/LINT1 (the PIC's
+ * and NMI lines) are masked so that no node's legacy devices reach it.
+ */
+static void timer_start(void)
+{
+    struct {
+        uint16_t limit;
+        uint32_t base;
+    } __attribute__((packed)) idtr = { sizeof(idt) - 1, (uint32_t)idt };
+
+    __asm__ volatile("lidt %0" : : "m"(idtr));
+    lapic_write(LAPIC_SVR, 0x1ff);
+    lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
+    lapic_write(LAPIC_LVT_LINT1, LVT_MASKED);
+    lapic_write(LAPIC_TMR_DIV, 0x3);                /* divide by 16 */
+    lapic_write(LAPIC_LVT_TIMER, DG_TIMER_VECTOR | LVT_PERIODIC);
+    lapic_write(LAPIC_TMR_INIT, 62500);             /* about 1 ms */
+    __asm__ volatile("sti");
+}
+
+/* mode=moves: chain rounds until told to stop. */
+static void moves(uint32_t cpu)
+{
+    uint64_t x;
+    dg_v4 v;
+    uint32_t k;
+
+    timer_start();
+    dg_chain_init(cpu, &x, &v);
+    for (k = 1; !*(volatile uint32_t *)&res->stop; k++) {
+        dg_chain_round(&x, &v);
+        lock_add64(&res->atomic_counter, 1);
+        spin_lock(&data_lock);
+        res->locked_x = res->locked_x + 1;
+        res->locked_y = res->locked_y + 2;
+        spin_unlock(&data_lock);
+        res->chain_x[cpu] = x;
+        res->chain_v[cpu] = v;
+        __asm__ volatile("" ::: "memory");
+        res->rounds[cpu] = k;
+    }
+    res->cpu_done[cpu] = 1;
+}
+
 static uint32_t my_cpu(void)
 {
     return lapic_read(LAPIC_ID) >> 24;
@@ -373,7 +453,9 @@ void ap_main(void)
     if (cpu >= ncpus) {
         return;
     }
-    if (mode_stress) {
+    if (mode_moves) {
+        moves(cpu);
+    } else if (mode_stress) {
         stress(cpu);
     } else {
         workload(cpu);
@@ -391,6 +473,9 @@ void guest_main(struct multiboot_info *mbi)
     iters = parse_arg(cmdline, "iters", 100000);
     mode_pattern_mb = parse_arg(cmdline, "pattern", 0);
     mode_stress = parse_arg(cmdline, "stress", 0);
+    mode_moves = parse_arg(cmdline, "moves", 0);
+    idt_set(DG_TIMER_VECTOR, timer_entry);
+    idt_set(0xff, spurious_entry);
 
     puts_serial("distvm-guest: start cpus=");
     putu(ncpus);
@@ -440,7 +525,9 @@ void guest_main(struct multiboot_info *mbi)
     puts_serial("distvm-guest: all cpus up\n");
     spin_unlock(&print_lock);
     go = 1;
-    if (mode_stress) {
+    if (mode_moves) {
+        moves(0);
+    } else if (mode_stress) {
         stress(0);
     } else {
         workload(0);

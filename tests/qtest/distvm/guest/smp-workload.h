@@ -48,28 +48,47 @@
 /* ... and a lock-guarded non-atomic update of the shared record. */
 #define DG_LOCKED_EVERY     256u
 
+/*
+ * mode=moves: every CPU runs rounds of dg_chain_round() until the test
+ * sets stop, with its LAPIC timer interrupting it (vector DG_TIMER_VECTOR,
+ * about every millisecond) while the test moves the vCPUs between nodes.
+ * After each round it updates the shared counters (locked add, and
+ * x += 1 / y += 2 under the spinlock) and publishes its chain state.
+ */
+#define DG_TIMER_VECTOR     0x40
+#define DG_CHAIN_STEPS      2000u
+
+typedef uint32_t dg_v4 __attribute__((vector_size(16)));
+
+/* 8-byte aligned on i386 too, so the guest and the test agree on layout. */
+typedef uint64_t dg_u64 __attribute__((aligned(8)));
+
 struct dg_results {
     uint32_t magic;             /* DG_MAGIC_DONE once every CPU finished */
     uint32_t ncpus;             /* CPUs the guest ran on */
     uint32_t iters;             /* workload iterations per CPU */
     uint32_t cpus_started;      /* APs that reached C code, plus the BSP */
-    uint64_t atomic_counter;    /* lock add by every CPU */
-    uint64_t locked_x;          /* x += 1 under the spinlock (non-atomic) */
-    uint64_t locked_y;          /* y += 2 under the spinlock (non-atomic) */
-    uint64_t locked_z;          /* z += cpu + 1 under the spinlock */
-    uint64_t ring_sum;          /* sum of what the consumer read */
+    dg_u64 atomic_counter;    /* lock add by every CPU */
+    dg_u64 locked_x;          /* x += 1 under the spinlock (non-atomic) */
+    dg_u64 locked_y;          /* y += 2 under the spinlock (non-atomic) */
+    dg_u64 locked_z;          /* z += cpu + 1 under the spinlock */
+    dg_u64 ring_sum;          /* sum of what the consumer read */
     uint32_t ring_count;        /* items the consumer read */
     uint32_t ring_errors;       /* items read out of order */
-    uint64_t checksum[DG_MAX_CPUS];  /* per-CPU sum of its sequence */
+    dg_u64 checksum[DG_MAX_CPUS];  /* per-CPU sum of its sequence */
     uint32_t cpu_done[DG_MAX_CPUS];  /* 1 when the CPU finished */
     /* mode=pattern */
     uint32_t mailbox_seq;       /* written by the test */
     uint32_t mailbox_ack;       /* the guest: last mailbox_seq served */
-    uint64_t pattern_sum;       /* sum of the region's words, at ack time */
+    dg_u64 pattern_sum;       /* sum of the region's words, at ack time */
     /* mode=stress */
     uint32_t stop;              /* written by the test */
     uint32_t rounds[DG_MAX_CPUS];
-};
+    /* mode=moves */
+    uint32_t timer_ticks[DG_MAX_CPUS];
+    dg_u64 chain_x[DG_MAX_CPUS];
+    dg_v4 chain_v[DG_MAX_CPUS];
+} __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
 {
@@ -120,6 +139,49 @@ static inline uint64_t dg_priv_delta(uint64_t x, uint32_t i)
 static inline uint64_t dg_multiples(uint32_t iters, uint32_t every)
 {
     return ((uint64_t)iters + every - 1) / every;
+}
+
+/* Uses the stack: a few frames of locals that depend on each other. */
+static inline uint64_t dg_stack_mix(uint64_t a, int depth)
+{
+    volatile uint64_t local[6];
+
+    for (int i = 0; i < 6; i++) {
+        local[i] = a + i * 0x10001ull;
+    }
+    if (depth > 0) {
+        a = dg_stack_mix(a ^ local[depth % 6], depth - 1);
+    }
+    for (int i = 0; i < 6; i++) {
+        a += local[i] >> i;
+    }
+    return a;
+}
+
+static inline void dg_chain_init(uint32_t cpu, uint64_t *x, dg_v4 *v)
+{
+    *x = dg_seed(cpu);
+    *v = (dg_v4){ cpu, cpu * 3u + 1, 0x12345678u, 0x9abcdef0u };
+}
+
+/*
+ * One round: a long chain through 64-bit (add/adc, so the carry flag in
+ * 32-bit code), vector (SSE2) and stack arithmetic.
+ */
+static inline void dg_chain_round(uint64_t *x, dg_v4 *v)
+{
+    uint64_t a = *x;
+    dg_v4 w = *v;
+
+    for (uint32_t i = 0; i < DG_CHAIN_STEPS; i++) {
+        a = dg_next(a) + (a >> 3) + w[i & 3];
+        w = ((w << 1) | (w >> 31)) +
+            (dg_v4){ (uint32_t)a, (uint32_t)(a >> 32), i, ~i };
+        w ^= (dg_v4){ w[3], w[0], w[1], w[2] };
+    }
+    a = dg_stack_mix(a, 5);
+    *x = a;
+    *v = w;
 }
 
 #endif /* DISTVM_SMP_WORKLOAD_H */

@@ -1,0 +1,395 @@
+/*
+ * distvm: vCPUs on several nodes, and moving one while the guest runs
+ *
+ * Every node creates every vCPU and runs those it owns; the others are
+ * parked (CPUState::parked): their threads sleep but still answer stop
+ * requests and queued work.
+ *
+ * A move: the request reaches the vCPU's owner (a node that no longer
+ * owns it forwards the request; requests for a vCPU that is moving wait
+ * until it has arrived).  The owner stops the vCPU with run_on_cpu on its
+ * own thread, parks it and serializes it with QEMU's migration
+ * descriptions (vmstate_cpu_common, vmstate_x86_cpu and the LAPIC's
+ * vmstate_apic_common), and a separate thread sends it.  The destination
+ * loads the three sections under the BQL, in the same order, which
+ * re-arms the LAPIC timer, unparks the vCPU and tells every node, each of
+ * which then reports DISTVM_VCPU_MOVED.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-distvm.h"
+#include "qapi/qapi-events-distvm.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
+#include "qemu/units.h"
+#include "block/aio.h"
+#include "cpu.h"
+#include "hw/core/cpu.h"
+#include "hw/i386/apic_internal.h"
+#include "io/channel-buffer.h"
+#include "migration/qemu-file.h"
+#include "migration/vmstate.h"
+#include "system/cpus.h"
+#include "system/hw_accel.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+typedef struct DistvmVcpuMove {
+    bool moving;                /* owner: being stopped and sent */
+    bool incoming;              /* destination: received, not yet running */
+    GQueue waiting;             /* DistvmMsgVcpu: requests held meanwhile */
+} DistvmVcpuMove;
+
+/* A vCPU's state on its way out, from its thread to the sender thread. */
+typedef struct DistvmOutgoing {
+    uint32_t cpu;
+    uint32_t dest;
+    uint64_t paused_ns;
+    GByteArray *state;
+} DistvmOutgoing;
+
+/* A vCPU's state on its way in, from a receive thread to the main loop. */
+typedef struct DistvmIncoming {
+    uint32_t cpu;
+    uint32_t from;
+    uint64_t paused_ns;
+    GByteArray *state;
+} DistvmIncoming;
+
+typedef struct DistvmMovedEvent {
+    uint32_t cpu, from, to;
+    uint64_t downtime_ns;
+} DistvmMovedEvent;
+
+static GAsyncQueue *outgoing;
+
+static void vcpu_send_move(DistvmState *s, uint32_t node, uint32_t cpu,
+                           uint32_t from, uint32_t to)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    distvm_wire_vcpu(m, DISTVM_MSG_VCPU_MOVE, s->node_id, cpu, from, to, 0,
+                     NULL, 0);
+    if (!distvm_send(s, node, m)) {
+        distvm_fatal_node_lost(s, node, "connection closed");
+    }
+}
+
+/* ---- serialization ---- */
+
+static bool vcpu_save(CPUState *cpu, GByteArray *out, Error **errp)
+{
+    X86CPU *x86 = X86_CPU(cpu);
+    QIOChannelBuffer *bioc = qio_channel_buffer_new(64 * KiB);
+    QEMUFile *f = qemu_file_new_output(QIO_CHANNEL(bioc));
+    int ret;
+
+    ret = vmstate_save_state(f, &vmstate_cpu_common, cpu, NULL);
+    if (!ret) {
+        ret = vmstate_save_state(f, &vmstate_x86_cpu, x86, NULL);
+    }
+    if (!ret) {
+        ret = vmstate_save_state(f, &vmstate_apic_common,
+                                 APIC_COMMON(x86->apic_state), NULL);
+    }
+    if (!ret) {
+        ret = qemu_fflush(f);
+    }
+    if (!ret) {
+        g_byte_array_append(out, bioc->data, bioc->usage);
+    } else {
+        error_setg(errp, "distvm: cannot serialize vCPU %d: %s",
+                   cpu->cpu_index, strerror(-ret));
+    }
+    qemu_fclose(f);
+    object_unref(OBJECT(bioc));
+    return !ret;
+}
+
+static bool vcpu_load(CPUState *cpu, GByteArray *state, Error **errp)
+{
+    X86CPU *x86 = X86_CPU(cpu);
+    QIOChannelBuffer *bioc = qio_channel_buffer_new(state->len);
+    QEMUFile *f;
+    int ret;
+
+    memcpy(bioc->data, state->data, state->len);
+    bioc->usage = state->len;
+    qio_channel_io_seek(QIO_CHANNEL(bioc), 0, 0, NULL);
+    f = qemu_file_new_input(QIO_CHANNEL(bioc));
+
+    cpu_synchronize_pre_loadvm(cpu);
+    ret = vmstate_load_state(f, &vmstate_cpu_common, cpu,
+                             vmstate_cpu_common.version_id);
+    if (!ret) {
+        ret = vmstate_load_state(f, &vmstate_x86_cpu, x86,
+                                 vmstate_x86_cpu.version_id);
+    }
+    if (!ret) {
+        ret = vmstate_load_state(f, &vmstate_apic_common,
+                                 APIC_COMMON(x86->apic_state),
+                                 vmstate_apic_common.version_id);
+    }
+    if (!ret) {
+        cpu_synchronize_post_init(cpu);
+    } else {
+        error_setg(errp, "distvm: cannot load vCPU %d: %s", cpu->cpu_index,
+                   strerror(-ret));
+    }
+    qemu_fclose(f);
+    object_unref(OBJECT(bioc));
+    return !ret;
+}
+
+/* ---- source ---- */
+
+/* On the vCPU's own thread, with the BQL: stop it and serialize it. */
+static void vcpu_evict(CPUState *cpu, run_on_cpu_data data)
+{
+    DistvmOutgoing *out = data.host_ptr;
+    APICCommonState *apic = APIC_COMMON(X86_CPU(cpu)->apic_state);
+    Error *err = NULL;
+
+    out->paused_ns = get_clock_realtime();
+    qatomic_set(&cpu->parked, true);
+    cpu_synchronize_state(cpu);
+    out->state = g_byte_array_sized_new(32 * KiB);
+    if (!vcpu_save(cpu, out->state, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+    /* Its LAPIC timer runs on the destination from now on. */
+    timer_del(apic->timer);
+    trace_distvm_vcpu_evicted(cpu->cpu_index, out->state->len);
+    /* Never wait for the network here: the sender thread does. */
+    g_async_queue_push(outgoing, out);
+}
+
+static void *vcpu_sender_thread(void *opaque)
+{
+    DistvmState *s = opaque;
+
+    rcu_register_thread();
+    for (;;) {
+        DistvmOutgoing *out = g_async_queue_pop(outgoing);
+        g_autoptr(GByteArray) m = g_byte_array_sized_new(out->state->len +
+                                                         64);
+        DistvmVcpuMove *mv = &s->moves[out->cpu];
+        GQueue waiting = G_QUEUE_INIT;
+        DistvmMsgVcpu *req;
+
+        distvm_wire_vcpu(m, DISTVM_MSG_VCPU_STATE, s->node_id, out->cpu,
+                         s->node_id, out->dest, out->paused_ns,
+                         out->state->data, out->state->len);
+        if (!distvm_send(s, out->dest, m)) {
+            distvm_fatal_node_lost(s, out->dest, "connection closed");
+        }
+        qemu_mutex_lock(&s->lock);
+        qatomic_set(&s->vcpu_node[out->cpu], out->dest);
+        mv->moving = false;
+        waiting = mv->waiting;
+        g_queue_init(&mv->waiting);
+        qemu_mutex_unlock(&s->lock);
+
+        /* Requests that arrived meanwhile follow the vCPU. */
+        while ((req = g_queue_pop_head(&waiting))) {
+            vcpu_send_move(s, out->dest, req->cpu, req->from, req->to);
+            g_free(req);
+        }
+        g_byte_array_unref(out->state);
+        g_free(out);
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+static void vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
+{
+    DistvmVcpuMove *mv = &s->moves[m->cpu];
+    DistvmOutgoing *out;
+    uint32_t owner;
+
+    qemu_mutex_lock(&s->lock);
+    if (mv->moving || mv->incoming) {
+        g_queue_push_tail(&mv->waiting, g_memdup2(m, sizeof(*m)));
+        qemu_mutex_unlock(&s->lock);
+        return;
+    }
+    owner = s->vcpu_node[m->cpu];
+    if (owner != s->node_id || m->to == s->node_id) {
+        qemu_mutex_unlock(&s->lock);
+        if (owner != s->node_id) {
+            /* A stale request: the vCPU went on; send it after it. */
+            vcpu_send_move(s, owner, m->cpu, m->from, m->to);
+        }
+        return;
+    }
+    mv->moving = true;
+    qemu_mutex_unlock(&s->lock);
+
+    trace_distvm_vcpu_move_start(m->cpu, s->node_id, m->to);
+    out = g_new0(DistvmOutgoing, 1);
+    out->cpu = m->cpu;
+    out->dest = m->to;
+    async_run_on_cpu(qemu_get_cpu(m->cpu), vcpu_evict,
+                     RUN_ON_CPU_HOST_PTR(out));
+}
+
+/* ---- destination ---- */
+
+static void vcpu_moved_event_bh(void *opaque)
+{
+    DistvmMovedEvent *ev = opaque;
+
+    qapi_event_send_distvm_vcpu_moved(ev->cpu, ev->from, ev->to,
+                                      ev->downtime_ns / 1000);
+    g_free(ev);
+}
+
+static void vcpu_load_bh(void *opaque)
+{
+    DistvmIncoming *in = opaque;
+    DistvmState *s = distvm_state();
+    CPUState *cpu = qemu_get_cpu(in->cpu);
+    DistvmVcpuMove *mv = &s->moves[in->cpu];
+    g_autoptr(GByteArray) moved = g_byte_array_new();
+    GQueue waiting = G_QUEUE_INIT;
+    DistvmMsgVcpu *req;
+    Error *err = NULL;
+    uint64_t downtime;
+
+    if (!vcpu_load(cpu, in->state, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+    qemu_mutex_lock(&s->lock);
+    qatomic_set(&s->vcpu_node[in->cpu], s->node_id);
+    mv->incoming = false;
+    waiting = mv->waiting;
+    g_queue_init(&mv->waiting);
+    qemu_mutex_unlock(&s->lock);
+
+    qatomic_set(&cpu->parked, false);
+    qemu_cpu_kick(cpu);
+    downtime = get_clock_realtime() - in->paused_ns;
+    trace_distvm_vcpu_arrived(in->cpu, in->from, downtime / 1000);
+
+    distvm_wire_vcpu(moved, DISTVM_MSG_VCPU_MOVED, s->node_id, in->cpu,
+                     in->from, s->node_id, downtime, NULL, 0);
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        distvm_send(s, i, moved);
+    }
+    while ((req = g_queue_pop_head(&waiting))) {
+        vcpu_move_request(s, req);
+        g_free(req);
+    }
+    g_byte_array_unref(in->state);
+    g_free(in);
+}
+
+static void vcpu_state_arrived(DistvmState *s, const DistvmMsgVcpu *m)
+{
+    DistvmIncoming *in = g_new0(DistvmIncoming, 1);
+
+    qemu_mutex_lock(&s->lock);
+    s->moves[m->cpu].incoming = true;
+    qemu_mutex_unlock(&s->lock);
+    in->cpu = m->cpu;
+    in->from = m->from;
+    in->paused_ns = m->value;
+    in->state = g_byte_array_sized_new(m->len);
+    g_byte_array_append(in->state, m->data, m->len);
+    /* Loading a vCPU needs the BQL: the main loop does it. */
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), vcpu_load_bh, in);
+}
+
+static void vcpu_moved(DistvmState *s, const DistvmMsgVcpu *m)
+{
+    DistvmMovedEvent *ev = g_new0(DistvmMovedEvent, 1);
+
+    qatomic_set(&s->vcpu_node[m->cpu], m->to);
+    qatomic_inc(&s->moves_done);
+    qatomic_set(&s->last_downtime_ns, m->value);
+    ev->cpu = m->cpu;
+    ev->from = m->from;
+    ev->to = m->to;
+    ev->downtime_ns = m->value;
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), vcpu_moved_event_bh, ev);
+}
+
+void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
+{
+    switch (msg->hdr.type) {
+    case DISTVM_MSG_VCPU_MOVE:
+        vcpu_move_request(s, &msg->u.vcpu);
+        break;
+    case DISTVM_MSG_VCPU_STATE:
+        vcpu_state_arrived(s, &msg->u.vcpu);
+        break;
+    case DISTVM_MSG_VCPU_MOVED:
+        vcpu_moved(s, &msg->u.vcpu);
+        break;
+    default:
+        g_assert_not_reached();
+    }
+}
+
+/* ---- set-up and QMP ---- */
+
+void distvm_vcpu_init(DistvmState *s)
+{
+    QemuThread thread;
+
+    s->moves = g_new0(DistvmVcpuMove, s->nr_vcpus);
+    for (unsigned i = 0; i < s->nr_vcpus; i++) {
+        g_queue_init(&s->moves[i].waiting);
+    }
+    outgoing = g_async_queue_new();
+    qemu_thread_create(&thread, "distvm-vcpu-tx", vcpu_sender_thread, s,
+                       QEMU_THREAD_DETACHED);
+}
+
+/* Before the guest first runs: park the vCPUs that run elsewhere. */
+void distvm_vcpu_park_foreign(DistvmState *s)
+{
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        qatomic_set(&cpu->parked,
+                    distvm_vcpu_node(s, cpu->cpu_index) != s->node_id);
+    }
+}
+
+void qmp_distvm_move_vcpu(int64_t cpu_index, int64_t node, Error **errp)
+{
+    DistvmState *s = distvm_state();
+    uint32_t owner;
+
+    if (!s) {
+        error_setg(errp, "distvm is not the active accelerator");
+        return;
+    }
+    if (cpu_index < 0 || !qemu_get_cpu(cpu_index)) {
+        error_setg(errp, "distvm: there is no vCPU with cpu-index %" PRId64,
+                   cpu_index);
+        return;
+    }
+    if (node < 0 || node >= s->nodes) {
+        error_setg(errp, "distvm: there is no node %" PRId64 " (the cluster "
+                   "has nodes 0 to %" PRIu32 ")", node, s->nodes - 1);
+        return;
+    }
+    owner = distvm_vcpu_node(s, cpu_index);
+    if (owner == node) {
+        return;
+    }
+    if (s->state != DISTVM_CLUSTER_RUNNING) {
+        error_setg(errp, "distvm: the cluster has not formed yet");
+        return;
+    }
+    vcpu_send_move(s, owner, cpu_index, s->node_id, node);
+}

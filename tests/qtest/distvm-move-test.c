@@ -1,0 +1,257 @@
+/*
+ * distvm qtest suite: moving running vCPUs between nodes
+ *
+ * A bare-metal SMP guest runs long register/vector/stack chains, shared
+ * counters and a spinlock-guarded record while its LAPIC timers tick; the
+ * test moves every vCPU between the nodes many times at random moments.
+ * The final state must be exactly what the guest computes without moves
+ * (recomputed here from its round counts) and every vCPU's timer must
+ * keep ticking after each of its moves.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "libqtest.h"
+#include "distvm/distvm-node.h"
+#include "distvm/guest/smp-workload.h"
+
+#define MACHINE "-nodefaults -machine pc -m 128M"
+#define RES(field) (DG_RESULT_BASE + offsetof(struct dg_results, field))
+
+static char *tmpdir;
+
+static int moves_per_vcpu(void)
+{
+    const char *s = g_getenv("DISTVM_MOVES");
+
+    return s ? atoi(s) : 50;
+}
+
+static uint32_t timer_ticks(QTestState *qts, int cpu)
+{
+    return qtest_readl(qts, RES(timer_ticks) + cpu * 4);
+}
+
+/* Every node reports the same vCPU -> node table, equal to @want. */
+static void check_placement(DistvmCluster *c, int ncpus, const int *want)
+{
+    for (int n = 0; n < c->nodes; n++) {
+        for (int cpu = 0; cpu < ncpus; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(c->node[n]->qts, cpu), ==,
+                            want[cpu]);
+        }
+    }
+}
+
+/*
+ * Wait on @qts for the event of vCPU @cpu's move from @from to @to and
+ * return its downtime.  Each node reports every move, in order.
+ */
+static int64_t wait_moved(QTestState *qts, int cpu, int from, int to)
+{
+    QDict *ev = qtest_qmp_eventwait_ref(qts, "DISTVM_VCPU_MOVED");
+    QDict *data = qdict_get_qdict(ev, "data");
+    int64_t downtime = qdict_get_int(data, "downtime-us");
+
+    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, cpu);
+    g_assert_cmpint(qdict_get_int(data, "from"), ==, from);
+    g_assert_cmpint(qdict_get_int(data, "to"), ==, to);
+    g_assert_cmpint(downtime, >, 0);
+    qobject_unref(ev);
+    return downtime;
+}
+
+/* Host CPU time (ms) a process used so far. */
+static uint64_t cpu_time_ms(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/stat", pid);
+    g_autofree char *text = NULL;
+    unsigned long utime, stime;
+    char *p;
+
+    g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+    p = strrchr(text, ')');
+    g_assert(p);
+    /* Fields 14 and 15 (utime, stime), counted after "pid (comm)". */
+    g_assert_cmpint(sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+                           "%*u %lu %lu", &utime, &stime), ==, 2);
+    return (utime + stime) * 1000 / sysconf(_SC_CLK_TCK);
+}
+
+static void test_moves(const void *data)
+{
+    int nodes = GPOINTER_TO_INT(data);
+    const int ncpus = 2;
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d moves=1'", ncpus, elf,
+        ncpus);
+    DistvmCluster *c = distvm_cluster_start(tmpdir, nodes, args);
+    QTestState *home = c->node[0]->qts;
+    int where[DG_MAX_CPUS] = { 0 };
+    int moved[DG_MAX_CPUS] = { 0 };
+    GRand *rand = g_rand_new_with_seed(0x5eed + nodes);
+    uint32_t rounds[DG_MAX_CPUS];
+    uint64_t downtime_total = 0;
+    int total = 0;
+
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: all cpus up",
+                                      60));
+    check_placement(c, ncpus, where);
+
+    /* A node that runs no vCPU costs (almost) no host CPU. */
+    {
+        pid_t idle = qtest_pid(c->node[nodes - 1]->qts);
+        uint64_t t0 = cpu_time_ms(idle);
+
+        g_usleep(2 * G_USEC_PER_SEC);
+        g_assert_cmpuint(cpu_time_ms(idle) - t0, <, 200);
+    }
+
+    while (total < moves_per_vcpu() * ncpus) {
+        int cpu = g_rand_int_range(rand, 0, ncpus);
+        int to = (where[cpu] + g_rand_int_range(rand, 1, nodes)) % nodes;
+        QTestState *asker = c->node[g_rand_int_range(rand, 0, nodes)]->qts;
+        uint32_t ticks;
+
+        if (moved[cpu] >= moves_per_vcpu()) {
+            continue;
+        }
+        qtest_qmp_assert_success(asker, "{ 'execute': 'distvm-move-vcpu', "
+                                 "'arguments': { 'cpu-index': %d, "
+                                 "'node': %d } }", cpu, to);
+        for (int n = 0; n < nodes; n++) {
+            int64_t downtime = wait_moved(c->node[n]->qts, cpu, where[cpu],
+                                          to);
+
+            if (n == 0) {
+                downtime_total += downtime;
+            }
+        }
+        where[cpu] = to;
+        moved[cpu]++;
+        total++;
+
+        /* Its timer keeps interrupting it on its new node. */
+        ticks = timer_ticks(home, cpu);
+        for (int tries = 0; timer_ticks(home, cpu) <= ticks + 2; tries++) {
+            g_assert_cmpint(tries, <, 1000);
+            g_usleep(2000);
+        }
+        if (total % 10 == 0) {
+            check_placement(c, ncpus, where);
+        }
+        g_usleep(g_rand_int_range(rand, 0, 30000));
+    }
+    check_placement(c, ncpus, where);
+    g_test_message("%d nodes: %d moves, mean downtime %" PRIu64 " us", nodes,
+                   total, total ? downtime_total / total : 0);
+
+    /* Stop the guest's chains and check its results. */
+    qtest_writel(c->node[nodes - 1]->qts, RES(stop), 1);
+    for (int cpu = 0; cpu < ncpus; cpu++) {
+        for (int tries = 0; !qtest_readl(home, RES(cpu_done) + cpu * 4);
+             tries++) {
+            g_assert_cmpint(tries, <, 3000);
+            g_usleep(10000);
+        }
+    }
+    distvm_memread(home, RES(rounds), rounds, sizeof(rounds));
+    {
+        uint64_t total_rounds = 0;
+
+        for (int cpu = 0; cpu < ncpus; cpu++) {
+            uint64_t x;
+            dg_v4 v, got_v;
+
+            g_assert_cmpuint(rounds[cpu], >, 0);
+            dg_chain_init(cpu, &x, &v);
+            for (uint32_t k = 0; k < rounds[cpu]; k++) {
+                dg_chain_round(&x, &v);
+            }
+            g_assert_cmphex(qtest_readq(home, RES(chain_x) + cpu * 8), ==, x);
+            distvm_memread(home, RES(chain_v) + cpu * sizeof(dg_v4), &got_v,
+                           sizeof(got_v));
+            g_assert_cmpmem(&got_v, sizeof(got_v), &v, sizeof(v));
+            total_rounds += rounds[cpu];
+            g_test_message("vCPU %d: %u rounds, %d moves", cpu, rounds[cpu],
+                           moved[cpu]);
+        }
+        g_assert_cmpuint(qtest_readq(home, RES(atomic_counter)), ==,
+                         total_rounds);
+        g_assert_cmpuint(qtest_readq(home, RES(locked_x)), ==, total_rounds);
+        g_assert_cmpuint(qtest_readq(home, RES(locked_y)), ==,
+                         2 * total_rounds);
+    }
+    g_rand_free(rand);
+    distvm_cluster_quit(c);
+}
+
+/* Bad requests, a no-op move, and two moves of one vCPU at once. */
+static void test_requests(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 2 -kernel %s -append 'cpus=2 moves=1'", elf);
+    DistvmCluster *c = distvm_cluster_start(tmpdir, 3, args);
+    QTestState *n1 = c->node[1]->qts;
+    int want[2] = { 0, 2 };
+    QDict *resp;
+
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: all cpus up",
+                                      60));
+    resp = qtest_qmp(n1, "{ 'execute': 'distvm-move-vcpu', 'arguments': "
+                     "{ 'cpu-index': 7, 'node': 1 } }");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                            "desc"), "no vCPU with cpu-index 7"));
+    qobject_unref(resp);
+    resp = qtest_qmp(n1, "{ 'execute': 'distvm-move-vcpu', 'arguments': "
+                     "{ 'cpu-index': 1, 'node': 3 } }");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                            "desc"), "there is no node 3"));
+    qobject_unref(resp);
+
+    /* Where it already runs: success, nothing happens. */
+    qtest_qmp_assert_success(n1, "{ 'execute': 'distvm-move-vcpu', "
+                             "'arguments': { 'cpu-index': 1, 'node': 0 } }");
+
+    /* Two moves at once are done one after the other. */
+    qtest_qmp_assert_success(n1, "{ 'execute': 'distvm-move-vcpu', "
+                             "'arguments': { 'cpu-index': 1, 'node': 1 } }");
+    qtest_qmp_assert_success(c->node[2]->qts, "{ 'execute': "
+                             "'distvm-move-vcpu', 'arguments': "
+                             "{ 'cpu-index': 1, 'node': 2 } }");
+    for (int n = 0; n < 3; n++) {
+        wait_moved(c->node[n]->qts, 1, 0, 1);
+        wait_moved(c->node[n]->qts, 1, 1, 2);
+    }
+    check_placement(c, 2, want);
+    distvm_cluster_quit(c);
+}
+
+int main(int argc, char **argv)
+{
+    int ret;
+
+    g_test_init(&argc, &argv, NULL);
+    if (!qtest_has_accel("distvm")) {
+        g_error("this QEMU binary has no distvm accelerator");
+    }
+    tmpdir = g_dir_make_tmp("distvm-move-test-XXXXXX", NULL);
+    g_assert(tmpdir);
+
+    qtest_add_func("/distvm/move/requests", test_requests);
+    qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
+                        test_moves);
+    qtest_add_data_func("/distvm/move/3-nodes", GINT_TO_POINTER(3),
+                        test_moves);
+
+    ret = g_test_run();
+    g_autofree char *rm = g_strdup_printf("rm -rf %s", tmpdir);
+    g_spawn_command_line_sync(rm, NULL, NULL, NULL, NULL);
+    g_free(tmpdir);
+    return ret;
+}
