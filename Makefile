@@ -82,9 +82,10 @@ $(B)/bench/socket-rtt: bench/socket-rtt.c
 	@mkdir -p $(B)/bench
 	$(CC) -O2 -Wall -o $@ $<
 
-bench: qemu $(B)/bench/socket-rtt
+bench: all $(B)/bench/socket-rtt
 	python3 bench/page-faults.py $(B) --transport unix
 	python3 bench/page-faults.py $(B) --transport tcp
+	python3 bench/vcpu-moves.py $(B) --moves 200 --migrations 5
 
 clean:
 	rm -rf $(QEMU_BUILD) $(GUESTS) $(STAGED) $(B)/.staged $(B)/qemu-system-x86_64
