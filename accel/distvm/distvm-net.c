@@ -379,6 +379,7 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
     case DISTVM_MSG_VCPU_MOVE:
     case DISTVM_MSG_VCPU_STATE:
     case DISTVM_MSG_VCPU_MOVED:
+    case DISTVM_MSG_VCPU_IPI:
         distvm_vcpu_handle(s, msg);
         return;
     case DISTVM_MSG_NODE_LOST: {

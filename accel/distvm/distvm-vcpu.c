@@ -15,6 +15,10 @@
  * re-arms the LAPIC timer, unparks the vCPU and tells every node, each of
  * which then reports DISTVM_VCPU_MOVED.
  *
+ * Interrupts and IPIs for a vCPU that runs elsewhere are sent to its
+ * node (apic_remote_deliver_hook); those that arrive while it moves are
+ * held and follow it.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -41,8 +45,14 @@
 typedef struct DistvmVcpuMove {
     bool moving;                /* owner: being stopped and sent */
     bool incoming;              /* destination: received, not yet running */
-    GQueue waiting;             /* DistvmMsgVcpu: requests held meanwhile */
+    GQueue waiting;             /* DistvmMsgVcpu: moves held meanwhile */
+    GQueue ipis;                /* DistvmMsgVcpu: deliveries held meanwhile */
 } DistvmVcpuMove;
+
+typedef struct DistvmIpi {
+    uint32_t cpu;
+    uint64_t delivery;
+} DistvmIpi;
 
 /* A vCPU's state on its way out, from its thread to the sender thread. */
 typedef struct DistvmOutgoing {
@@ -77,6 +87,91 @@ static void vcpu_send_move(DistvmState *s, uint32_t node, uint32_t cpu,
     if (!distvm_send(s, node, m)) {
         distvm_fatal_node_lost(s, node, "connection closed");
     }
+}
+
+static void vcpu_send_ipi(DistvmState *s, uint32_t node, uint32_t cpu,
+                          uint64_t delivery)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    distvm_wire_vcpu(m, DISTVM_MSG_VCPU_IPI, s->node_id, cpu, s->node_id,
+                     node, delivery, NULL, 0);
+    if (!distvm_send(s, node, m)) {
+        distvm_fatal_node_lost(s, node, "connection closed");
+    }
+}
+
+/*
+ * Where a delivery to vCPU @cpu goes, with the BQL held (which excludes
+ * the vCPU's eviction, run on its thread under the BQL).  Returns false
+ * if it is to be applied here, now; otherwise the delivery was held (the
+ * vCPU is on its way) or sent to the node that runs it.
+ */
+static bool vcpu_route_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
+{
+    DistvmVcpuMove *mv = &s->moves[cpu];
+    CPUState *cs = qemu_get_cpu(cpu);
+    uint32_t owner;
+
+    qemu_mutex_lock(&s->lock);
+    owner = s->vcpu_node[cpu];
+    if (mv->incoming || (mv->moving && qatomic_read(&cs->parked))) {
+        DistvmIpi *ipi = g_new(DistvmIpi, 1);
+
+        ipi->cpu = cpu;
+        ipi->delivery = delivery;
+        g_queue_push_tail(&mv->ipis, ipi);
+        qemu_mutex_unlock(&s->lock);
+        return true;
+    }
+    qemu_mutex_unlock(&s->lock);
+    if (owner == s->node_id) {
+        return false;
+    }
+    trace_distvm_ipi_forward(cpu, owner, delivery);
+    vcpu_send_ipi(s, owner, cpu, delivery);
+    return true;
+}
+
+static bool distvm_apic_remote_deliver(APICCommonState *apic,
+                                       uint8_t delivery_mode,
+                                       uint8_t vector_num,
+                                       uint8_t trigger_mode)
+{
+    DistvmState *s = distvm_state();
+
+    if (s->nodes == 1 || qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+        return false;
+    }
+    /*
+     * Devices are the home node's: the device models of the other nodes
+     * must not interrupt vCPUs (their own vCPUs' IPIs are forwarded).
+     */
+    if (!distvm_is_home(s) && !current_cpu &&
+        distvm_vcpu_node(s, CPU(apic->cpu)->cpu_index) != s->node_id) {
+        return true;
+    }
+    return vcpu_route_ipi(s, CPU(apic->cpu)->cpu_index,
+                          delivery_mode | vector_num << 8 |
+                          (uint32_t)trigger_mode << 16);
+}
+
+static void vcpu_apply_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
+{
+    X86CPU *x86 = X86_CPU(qemu_get_cpu(cpu));
+
+    if (!vcpu_route_ipi(s, cpu, delivery)) {
+        apic_deliver_local(APIC_COMMON(x86->apic_state), delivery & 0xff,
+                           (delivery >> 8) & 0xff, (delivery >> 16) & 1);
+    }
+}
+
+static void vcpu_ipi_bh(void *opaque)
+{
+    DistvmIpi *ipi = opaque;
+
+    vcpu_apply_ipi(distvm_state(), ipi->cpu, ipi->delivery);
+    g_free(ipi);
 }
 
 /* ---- serialization ---- */
@@ -180,7 +275,9 @@ static void *vcpu_sender_thread(void *opaque)
                                                          64);
         DistvmVcpuMove *mv = &s->moves[out->cpu];
         GQueue waiting = G_QUEUE_INIT;
+        GQueue ipis = G_QUEUE_INIT;
         DistvmMsgVcpu *req;
+        DistvmIpi *ipi;
 
         distvm_wire_vcpu(m, DISTVM_MSG_VCPU_STATE, s->node_id, out->cpu,
                          s->node_id, out->dest, out->paused_ns,
@@ -193,9 +290,15 @@ static void *vcpu_sender_thread(void *opaque)
         mv->moving = false;
         waiting = mv->waiting;
         g_queue_init(&mv->waiting);
+        ipis = mv->ipis;
+        g_queue_init(&mv->ipis);
         qemu_mutex_unlock(&s->lock);
 
-        /* Requests that arrived meanwhile follow the vCPU. */
+        /* Interrupts and requests that arrived meanwhile follow it. */
+        while ((ipi = g_queue_pop_head(&ipis))) {
+            vcpu_send_ipi(s, out->dest, ipi->cpu, ipi->delivery);
+            g_free(ipi);
+        }
         while ((req = g_queue_pop_head(&waiting))) {
             vcpu_send_move(s, out->dest, req->cpu, req->from, req->to);
             g_free(req);
@@ -258,7 +361,9 @@ static void vcpu_load_bh(void *opaque)
     DistvmVcpuMove *mv = &s->moves[in->cpu];
     g_autoptr(GByteArray) moved = g_byte_array_new();
     GQueue waiting = G_QUEUE_INIT;
+    GQueue ipis = G_QUEUE_INIT;
     DistvmMsgVcpu *req;
+    DistvmIpi *ipi;
     Error *err = NULL;
     uint64_t downtime;
 
@@ -271,9 +376,15 @@ static void vcpu_load_bh(void *opaque)
     mv->incoming = false;
     waiting = mv->waiting;
     g_queue_init(&mv->waiting);
+    ipis = mv->ipis;
+    g_queue_init(&mv->ipis);
     qemu_mutex_unlock(&s->lock);
 
     qatomic_set(&cpu->parked, false);
+    while ((ipi = g_queue_pop_head(&ipis))) {
+        vcpu_apply_ipi(s, ipi->cpu, ipi->delivery);
+        g_free(ipi);
+    }
     qemu_cpu_kick(cpu);
     downtime = get_clock_realtime() - in->paused_ns;
     trace_distvm_vcpu_arrived(in->cpu, in->from, downtime / 1000);
@@ -333,6 +444,15 @@ void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_MSG_VCPU_MOVED:
         vcpu_moved(s, &msg->u.vcpu);
         break;
+    case DISTVM_MSG_VCPU_IPI: {
+        DistvmIpi *ipi = g_new(DistvmIpi, 1);
+
+        /* Delivering to a LAPIC needs the BQL: the main loop does it. */
+        ipi->cpu = msg->u.vcpu.cpu;
+        ipi->delivery = msg->u.vcpu.value;
+        aio_bh_schedule_oneshot(qemu_get_aio_context(), vcpu_ipi_bh, ipi);
+        break;
+    }
     default:
         g_assert_not_reached();
     }
@@ -347,7 +467,9 @@ void distvm_vcpu_init(DistvmState *s)
     s->moves = g_new0(DistvmVcpuMove, s->nr_vcpus);
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         g_queue_init(&s->moves[i].waiting);
+        g_queue_init(&s->moves[i].ipis);
     }
+    apic_remote_deliver_hook = distvm_apic_remote_deliver;
     outgoing = g_async_queue_new();
     qemu_thread_create(&thread, "distvm-vcpu-tx", vcpu_sender_thread, s,
                        QEMU_THREAD_DETACHED);

@@ -33,6 +33,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_VCPU_MOVE] = "VCPU_MOVE",
     [DISTVM_MSG_VCPU_STATE] = "VCPU_STATE",
     [DISTVM_MSG_VCPU_MOVED] = "VCPU_MOVED",
+    [DISTVM_MSG_VCPU_IPI] = "VCPU_IPI",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -255,6 +256,19 @@ static bool decode_page(WireReader *r, const DistvmMsgHeader *hdr,
     return true;
 }
 
+/*
+ * An IPI's delivery: mode (fixed 0, lowest priority 1, SMI 2, NMI 4,
+ * INIT 5, STARTUP 6) | vector << 8 | trigger mode (0 or 1) << 16.
+ */
+static bool ipi_delivery_valid(uint64_t delivery)
+{
+    static const uint8_t modes = 1 << 0 | 1 << 1 | 1 << 2 | 1 << 4 |
+                                 1 << 5 | 1 << 6;
+    uint8_t mode = delivery & 0xff;
+
+    return !(delivery >> 17) && mode < 8 && (modes & (1 << mode));
+}
+
 static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
                         const DistvmWireLimits *lim, DistvmMsgVcpu *v,
                         Error **errp)
@@ -278,6 +292,11 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
     }
     if (!check_node(lim, r->what, "its source", v->from, errp) ||
         !check_node(lim, r->what, "its destination", v->to, errp)) {
+        return false;
+    }
+    if (hdr->type == DISTVM_MSG_VCPU_IPI && !ipi_delivery_valid(v->value)) {
+        error_setg(errp, "VCPU_IPI message with an invalid delivery 0x%"
+                   PRIx64, v->value);
         return false;
     }
     if (hdr->type == DISTVM_MSG_VCPU_STATE) {
@@ -354,6 +373,7 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_VCPU_MOVE:
     case DISTVM_MSG_VCPU_STATE:
     case DISTVM_MSG_VCPU_MOVED:
+    case DISTVM_MSG_VCPU_IPI:
         ok = decode_vcpu(&r, hdr, lim, &msg->u.vcpu, errp);
         break;
     default:

@@ -48,6 +48,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_VCPU_MOVE,       /* -> the vCPU's owner: move it */
     DISTVM_MSG_VCPU_STATE,      /* source -> destination: the vCPU */
     DISTVM_MSG_VCPU_MOVED,      /* destination -> all: it runs there now */
+    DISTVM_MSG_VCPU_IPI,        /* -> the vCPU's owner: deliver to its LAPIC */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -102,6 +103,8 @@ typedef struct DistvmMsgPage {
  * VCPU_STATE: @from the source, @to the destination, @value the time
  *   (CLOCK_REALTIME, ns) the vCPU stopped, @data/@len its state.
  * VCPU_MOVED: @from, @to, @value the downtime in ns.
+ * VCPU_IPI: @from the sending node, @to the node it was sent to, @value
+ *   delivery mode | vector << 8 | trigger mode << 16.
  */
 typedef struct DistvmMsgVcpu {
     uint32_t cpu;

@@ -152,12 +152,19 @@ static void test_moves(const void *data)
 
     /* Stop the guest's chains and check its results. */
     qtest_writel(c->node[nodes - 1]->qts, RES(stop), 1);
+    for (int tries = 0; qtest_readl(home, RES(magic)) != DG_MAGIC_DONE;
+         tries++) {
+        g_assert_cmpint(tries, <, 3000);
+        g_usleep(10000);
+    }
+    /* No IPI was lost, whatever node each vCPU was on at the time. */
     for (int cpu = 0; cpu < ncpus; cpu++) {
-        for (int tries = 0; !qtest_readl(home, RES(cpu_done) + cpu * 4);
-             tries++) {
-            g_assert_cmpint(tries, <, 3000);
-            g_usleep(10000);
-        }
+        uint32_t sent = qtest_readl(home, RES(ipi_sent) + cpu * 4);
+
+        g_assert_cmpuint(sent, >, 0);
+        g_assert_cmpuint(qtest_readl(home, RES(ipi_recv) +
+                                     (cpu + 1) % ncpus * 4), ==, sent);
+        g_test_message("vCPU %d sent %u IPIs", cpu, sent);
     }
     distvm_memread(home, RES(rounds), rounds, sizeof(rounds));
     {

@@ -113,40 +113,6 @@ static void test_query_other_accel(void)
     qtest_quit(qts);
 }
 
-/* Compute what the SMP guest must leave in memory. */
-static void expected_smp_results(uint32_t ncpus, uint32_t iters,
-                                 struct dg_results *r, uint64_t *priv)
-{
-    memset(r, 0, sizeof(*r));
-    memset(priv, 0, (size_t)ncpus * DG_PRIV_BYTES);
-    r->magic = DG_MAGIC_DONE;
-    r->ncpus = ncpus;
-    r->iters = iters;
-    r->cpus_started = ncpus;
-    for (uint32_t cpu = 0; cpu < ncpus; cpu++) {
-        uint64_t x = dg_seed(cpu), sum = 0;
-        uint64_t *p = priv + (size_t)cpu * DG_PRIV_WORDS;
-
-        for (uint32_t i = 0; i < iters; i++) {
-            x = dg_next(x);
-            p[dg_priv_index(x)] += dg_priv_delta(x, i);
-            sum += x;
-        }
-        r->checksum[cpu] = sum;
-        r->cpu_done[cpu] = 1;
-        r->locked_z += dg_multiples(iters, DG_LOCKED_EVERY) * (cpu + 1);
-    }
-    r->atomic_counter = ncpus * dg_multiples(iters, DG_ATOMIC_EVERY);
-    r->locked_x = ncpus * dg_multiples(iters, DG_LOCKED_EVERY);
-    r->locked_y = 2 * r->locked_x;
-    if (ncpus > 1) {
-        for (uint32_t i = 0; i < DG_RING_ITEMS; i++) {
-            r->ring_sum += dg_ring_value(i);
-        }
-        r->ring_count = DG_RING_ITEMS;
-    }
-}
-
 /* Wait for the SMP guest to finish; fails the test on timeout or FAIL. */
 static void wait_smp_guest(DistvmNode *node, int timeout_s)
 {
@@ -173,38 +139,6 @@ static void wait_smp_guest(DistvmNode *node, int timeout_s)
     }
 }
 
-static void check_smp_memory(QTestState *qts, uint32_t ncpus, uint32_t iters)
-{
-    g_autofree struct dg_results *want = g_new(struct dg_results, 1);
-    g_autofree struct dg_results *got = g_new(struct dg_results, 1);
-    g_autofree uint64_t *want_priv = g_new(uint64_t, ncpus * DG_PRIV_WORDS);
-    g_autofree uint64_t *got_priv = g_new(uint64_t, ncpus * DG_PRIV_WORDS);
-
-    expected_smp_results(ncpus, iters, want, want_priv);
-    qtest_memread(qts, DG_RESULT_BASE, got, sizeof(*got));
-    qtest_memread(qts, DG_PRIV_BASE, got_priv, ncpus * DG_PRIV_BYTES);
-
-    g_assert_cmphex(got->magic, ==, want->magic);
-    g_assert_cmpuint(got->ncpus, ==, want->ncpus);
-    g_assert_cmpuint(got->iters, ==, want->iters);
-    g_assert_cmpuint(got->cpus_started, ==, want->cpus_started);
-    g_assert_cmpuint(got->atomic_counter, ==, want->atomic_counter);
-    g_assert_cmpuint(got->locked_x, ==, want->locked_x);
-    g_assert_cmpuint(got->locked_y, ==, want->locked_y);
-    g_assert_cmpuint(got->locked_z, ==, want->locked_z);
-    g_assert_cmpuint(got->ring_count, ==, want->ring_count);
-    g_assert_cmpuint(got->ring_errors, ==, 0);
-    g_assert_cmphex(got->ring_sum, ==, want->ring_sum);
-    for (uint32_t cpu = 0; cpu < ncpus; cpu++) {
-        g_assert_cmphex(got->checksum[cpu], ==, want->checksum[cpu]);
-        g_assert_cmpuint(got->cpu_done[cpu], ==, 1);
-    }
-    /* The whole record, padding and unused slots included. */
-    g_assert_cmpmem(got, sizeof(*got), want, sizeof(*want));
-    g_assert_cmpmem(got_priv, ncpus * DG_PRIV_BYTES,
-                    want_priv, ncpus * DG_PRIV_BYTES);
-}
-
 static void run_smp_guest(uint32_t ncpus, uint32_t iters)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
@@ -215,7 +149,7 @@ static void run_smp_guest(uint32_t ncpus, uint32_t iters)
     g_autofree char *console = NULL;
 
     wait_smp_guest(node, 300);
-    check_smp_memory(node->qts, ncpus, iters);
+    distvm_check_smp_memory(node->qts, ncpus, iters);
     console = distvm_read_console(node);
     g_assert_nonnull(strstr(console, "distvm-guest: all cpus up"));
     g_assert_nonnull(strstr(console, "distvm-guest: DONE"));

@@ -96,4 +96,10 @@ void distvm_memread(QTestState *qts, uint64_t addr, void *buf, size_t len);
 /* Page states of pc.ram pages [start, start + count) on @qts. */
 char *distvm_page_states(QTestState *qts, uint64_t start, uint64_t count);
 
+/*
+ * Check that the SMP test guest's workload mode (cpus=@ncpus
+ * iters=@iters) left exactly the expected memory.
+ */
+void distvm_check_smp_memory(QTestState *qts, uint32_t ncpus, uint32_t iters);
+
 #endif /* DISTVM_NODE_H */

@@ -76,6 +76,14 @@ timer_entry:
     popal
     iret
 
+    .globl ipi_entry
+ipi_entry:
+    pushal
+    cld
+    call ipi_interrupt
+    popal
+    iret
+
     .globl spurious_entry
 spurious_entry:
     iret

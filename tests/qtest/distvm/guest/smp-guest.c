@@ -61,7 +61,7 @@ struct idt_entry {
 } __attribute__((packed));
 
 static struct idt_entry idt[256] __attribute__((aligned(8)));
-extern char timer_entry[], spurious_entry[];
+extern char timer_entry[], spurious_entry[], ipi_entry[];
 
 /* The ring: the producer owns head, the consumer owns tail. */
 static volatile uint64_t ring[DG_RING_SLOTS];
@@ -382,6 +382,27 @@ void timer_interrupt(void)
     lapic_write(LAPIC_EOI, 0);
 }
 
+void ipi_interrupt(void);
+void ipi_interrupt(void)
+{
+    lock_inc32(&res->ipi_recv[my_cpu()]);
+    lapic_write(LAPIC_EOI, 0);
+}
+
+/* A fixed IPI to @cpu once it took the previous one from this CPU. */
+static void ipi_next(uint32_t cpu)
+{
+    uint32_t peer = (cpu + 1) % ncpus;
+
+    if (*(volatile uint32_t *)&res->ipi_recv[peer] != res->ipi_sent[cpu]) {
+        return;
+    }
+    res->ipi_sent[cpu]++;
+    lapic_write(LAPIC_ICR_HI, peer << 24);
+    lapic_write(LAPIC_ICR_LO, DG_IPI_VECTOR);
+    wait_icr_idle();
+}
+
 static void idt_set(int vec, void *handler)
 {
     idt[vec].off_lo = (uint32_t)handler & 0xffff;
@@ -431,8 +452,29 @@ static void moves(uint32_t cpu)
         res->chain_v[cpu] = v;
         __asm__ volatile("" ::: "memory");
         res->rounds[cpu] = k;
+        if (ncpus > 1) {
+            ipi_next(cpu);
+        }
+    }
+    /* The last IPI this CPU sent is taken, then it is done. */
+    while (ncpus > 1 && *(volatile uint32_t *)&res->ipi_recv[(cpu + 1) %
+                                                            ncpus] !=
+           res->ipi_sent[cpu]) {
+        cpu_relax();
     }
     res->cpu_done[cpu] = 1;
+    if (cpu == 0) {
+        for (uint32_t c = 0; c < ncpus; c++) {
+            while (!*(volatile uint32_t *)&res->cpu_done[c]) {
+                cpu_relax();
+            }
+        }
+        res->magic = DG_MAGIC_DONE;
+    }
+    /* Keep taking interrupts: the other CPUs may still be finishing. */
+    for (;;) {
+        __asm__ volatile("sti; hlt");
+    }
 }
 
 static uint32_t my_cpu(void)
@@ -475,6 +517,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_stress = parse_arg(cmdline, "stress", 0);
     mode_moves = parse_arg(cmdline, "moves", 0);
     idt_set(DG_TIMER_VECTOR, timer_entry);
+    idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
 
     puts_serial("distvm-guest: start cpus=");

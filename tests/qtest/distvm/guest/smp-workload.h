@@ -53,9 +53,13 @@
  * sets stop, with its LAPIC timer interrupting it (vector DG_TIMER_VECTOR,
  * about every millisecond) while the test moves the vCPUs between nodes.
  * After each round it updates the shared counters (locked add, and
- * x += 1 / y += 2 under the spinlock) and publishes its chain state.
+ * x += 1 / y += 2 under the spinlock) and publishes its chain state, and
+ * sends an IPI (DG_IPI_VECTOR) to the next CPU once that CPU has taken
+ * its previous one, so none can merge with another: in the end every
+ * CPU's ipi_sent equals the next CPU's ipi_recv.
  */
 #define DG_TIMER_VECTOR     0x40
+#define DG_IPI_VECTOR       0x41
 #define DG_CHAIN_STEPS      2000u
 
 typedef uint32_t dg_v4 __attribute__((vector_size(16)));
@@ -88,6 +92,8 @@ struct dg_results {
     uint32_t timer_ticks[DG_MAX_CPUS];
     dg_u64 chain_x[DG_MAX_CPUS];
     dg_v4 chain_v[DG_MAX_CPUS];
+    uint32_t ipi_sent[DG_MAX_CPUS];
+    uint32_t ipi_recv[DG_MAX_CPUS];
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
