@@ -5,7 +5,8 @@
  * socket: a 24-byte header, then header.length bytes of payload, then the
  * next message.  Each payload is decoded from a malloc'd copy of exactly
  * its length so that AddressSanitizer catches any read beyond it, under
- * two fixed sets of limits (with and without an agreed RAMBlock table).
+ * two fixed sets of limits (with and without an agreed RAMBlock table;
+ * both with 8 vCPUs).
  * Every accepted message is encoded again with the encoder functions; the
  * result must carry the same payload bytes and decode to an equal message.
  *
@@ -22,14 +23,15 @@
 #include "distvm-wire.h"
 
 #define HDR DISTVM_WIRE_HDR_SIZE
+#define VCPU_FIXED 24           /* cpu, from, to, reserved, value */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
 static const uint64_t block_pages[] = { 16, 1, 262144 };
 
 static const DistvmWireLimits fuzz_limits[] = {
-    { .nodes = 4, .nr_blocks = 3, .block_pages = block_pages },
-    { .nodes = 4, .nr_blocks = 0, .block_pages = NULL },
+    { .nodes = 4, .nr_vcpus = 8, .nr_blocks = 3, .block_pages = block_pages },
+    { .nodes = 4, .nr_vcpus = 8, .nr_blocks = 0, .block_pages = NULL },
 };
 
 #define CHECK(cond) do {                                                  \
@@ -43,6 +45,17 @@ static const DistvmWireLimits fuzz_limits[] = {
 static bool is_page_type(uint32_t type)
 {
     return type >= DISTVM_MSG_PAGE_REQ && type <= DISTVM_MSG_PAGE_DONE;
+}
+
+/*
+ * An IPI's delivery: mode 0, 1, 2, 4, 5 or 6, any vector in bits 8-15,
+ * trigger mode in bit 16, nothing above
+ */
+static bool ipi_delivery_ok(uint64_t v)
+{
+    uint64_t mode = v & 0xff;
+
+    return v <= 0x1ffff && mode != 3 && mode <= 6;
 }
 
 /* A decoded string is never NULL and never longer than the limit */
@@ -103,6 +116,28 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_PING:
     case DISTVM_MSG_PONG:
         CHECK(m->hdr.length == 8);
+        break;
+    case DISTVM_MSG_VCPU_MOVE:
+    case DISTVM_MSG_VCPU_STATE:
+    case DISTVM_MSG_VCPU_MOVED:
+    case DISTVM_MSG_VCPU_IPI:
+        CHECK(m->u.vcpu.cpu < lim->nr_vcpus);
+        CHECK(m->u.vcpu.from < lim->nodes);
+        CHECK(m->u.vcpu.to < lim->nodes);
+        CHECK(ldl_le_p(payload + 12) == 0);     /* reserved */
+        if (m->hdr.type == DISTVM_MSG_VCPU_IPI) {
+            CHECK(ipi_delivery_ok(m->u.vcpu.value));
+        }
+        if (m->hdr.type == DISTVM_MSG_VCPU_STATE) {
+            /* the state is the rest of the payload, and not empty */
+            CHECK(m->hdr.length > VCPU_FIXED);
+            CHECK(m->u.vcpu.data == payload + VCPU_FIXED);
+            CHECK(m->u.vcpu.len == m->hdr.length - VCPU_FIXED);
+        } else {
+            CHECK(m->hdr.length == VCPU_FIXED);
+            CHECK(!m->u.vcpu.data);
+            CHECK(m->u.vcpu.len == 0);
+        }
         break;
     default:
         CHECK(is_page_type(m->hdr.type));
@@ -172,6 +207,20 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_PING:
     case DISTVM_MSG_PONG:
         return a->u.value == b->u.value;
+    case DISTVM_MSG_VCPU_MOVE:
+    case DISTVM_MSG_VCPU_STATE:
+    case DISTVM_MSG_VCPU_MOVED:
+    case DISTVM_MSG_VCPU_IPI:
+        if (a->u.vcpu.cpu != b->u.vcpu.cpu ||
+            a->u.vcpu.from != b->u.vcpu.from ||
+            a->u.vcpu.to != b->u.vcpu.to ||
+            a->u.vcpu.value != b->u.vcpu.value ||
+            a->u.vcpu.len != b->u.vcpu.len ||
+            !a->u.vcpu.data != !b->u.vcpu.data) {
+            return false;
+        }
+        return !a->u.vcpu.data ||
+               !memcmp(a->u.vcpu.data, b->u.vcpu.data, a->u.vcpu.len);
     default:
         if (a->u.page.block != b->u.page.block ||
             a->u.page.page != b->u.page.page ||
@@ -187,8 +236,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
- * REFUSE, PEER_HELLO and NODE_LOST encoders always send seq 0 and
- * WELCOME's src 0; @fixed_seq and @fixed_src say so.
+ * REFUSE, PEER_HELLO, NODE_LOST and VCPU_* encoders always send seq 0
+ * and WELCOME's src 0; @fixed_seq and @fixed_src say so.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -231,6 +280,15 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
             distvm_wire_put_u64(buf, m->u.value);
             distvm_wire_end(buf);
         }
+        break;
+    case DISTVM_MSG_VCPU_MOVE:
+    case DISTVM_MSG_VCPU_STATE:
+    case DISTVM_MSG_VCPU_MOVED:
+    case DISTVM_MSG_VCPU_IPI:
+        distvm_wire_vcpu(buf, m->hdr.type, m->hdr.src, m->u.vcpu.cpu,
+                         m->u.vcpu.from, m->u.vcpu.to, m->u.vcpu.value,
+                         m->u.vcpu.data, m->u.vcpu.len);
+        *fixed_seq = true;
         break;
     default:
         distvm_wire_page(buf, m->hdr.type, m->hdr.src, m->hdr.seq,
@@ -369,6 +427,7 @@ int main(int argc, char **argv)
     g_autoptr(GByteArray) b = g_byte_array_new();
     g_autoptr(GByteArray) stream = g_byte_array_new();
     uint8_t *page = g_malloc(DISTVM_PAGE_SIZE);
+    uint8_t state[600];
 
     if (argc != 2) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -376,6 +435,9 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < DISTVM_PAGE_SIZE; i++) {
         page[i] = i % 251;
+    }
+    for (size_t i = 0; i < sizeof(state); i++) {
+        state[i] = i * 37 % 256;
     }
 
 #define SEED(name, encode) do {                                       \
@@ -412,6 +474,16 @@ int main(int argc, char **argv)
                                         4096, 1, DISTVM_PAGE_WRITE, NULL));
     SEED("page-done", distvm_wire_page(b, DISTVM_MSG_PAGE_DONE, 1, 5, 2,
                                        4096, 1, 0, NULL));
+    SEED("vcpu-move", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_MOVE, 2, 1, 2, 3,
+                                       0, NULL, 0));
+    SEED("vcpu-state", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_STATE, 0, 1, 0,
+                                        3, 1763776000123456789ull, state,
+                                        sizeof(state)));
+    SEED("vcpu-moved", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_MOVED, 3, 1, 0,
+                                        3, 250000, NULL, 0));
+    /* fixed delivery (mode 0) of vector 0xec, level-triggered */
+    SEED("vcpu-ipi", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 1, 7, 1, 3,
+                                      0xec << 8 | 1 << 16, NULL, 0));
     SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
 #undef SEED

@@ -15,6 +15,7 @@
 
 #define HDR DISTVM_WIRE_HDR_SIZE
 #define PAGE_FIXED 24           /* block, flags, page, node, reserved */
+#define VCPU_FIXED 24           /* cpu, from, to, reserved, value */
 
 /* Offsets of header fields */
 #define OFF_MAGIC   0
@@ -28,6 +29,7 @@ static const uint64_t block_pages[] = { 16, 1, 262144 };
 
 static const DistvmWireLimits limits = {
     .nodes = 4,
+    .nr_vcpus = 8,
     .nr_blocks = ARRAY_SIZE(block_pages),
     .block_pages = block_pages,
 };
@@ -35,6 +37,7 @@ static const DistvmWireLimits limits = {
 /* Before the RAMBlock table is agreed */
 static const DistvmWireLimits limits_no_ram = {
     .nodes = 4,
+    .nr_vcpus = 8,
     .nr_blocks = 0,
     .block_pages = NULL,
 };
@@ -44,6 +47,15 @@ static const DistvmMsgType page_types[] = {
     DISTVM_MSG_PAGE_INV, DISTVM_MSG_PAGE_INV_ACK, DISTVM_MSG_PAGE_GRANT,
     DISTVM_MSG_PAGE_DONE,
 };
+
+static const DistvmMsgType vcpu_types[] = {
+    DISTVM_MSG_VCPU_MOVE, DISTVM_MSG_VCPU_STATE, DISTVM_MSG_VCPU_MOVED,
+    DISTVM_MSG_VCPU_IPI,
+};
+
+/* IPI deliveries: mode | vector << 8 | trigger mode << 16 */
+#define IPI(mode, vector, trigger) \
+    ((uint64_t)(mode) | (uint64_t)(vector) << 8 | (uint64_t)(trigger) << 16)
 
 /*
  * Helpers
@@ -247,6 +259,17 @@ static GPtrArray *valid_messages(void)
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_GRANT, 0, 12, 2, 1, 1,
                      DISTVM_PAGE_WRITE, NULL);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_DONE, 1, 12, 2, 1, 1, 0, NULL);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_MOVE, 1, 0, 1, 3, 0, NULL, 0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_MOVE, 3, 7, 0, 0, 0, NULL, 0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_STATE, 1, 2, 1, 3,
+                     1763776000123456789ull, data, sizeof(data));
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_STATE, 0, 7, 0, 2, 0, data, 1);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_MOVED, 3, 2, 1, 3, 1234567,
+                     NULL, 0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_IPI, 2, 5, 2, 0,
+                     IPI(0, 0xfe, 1), NULL, 0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_IPI, 0, 0, 0, 1, IPI(6, 0x10, 0),
+                     NULL, 0);
 #undef NEXT
 
     return msgs;
@@ -276,6 +299,10 @@ static void test_type_names(void)
         [DISTVM_MSG_PONG] = "PONG",
         [DISTVM_MSG_BYE] = "BYE",
         [DISTVM_MSG_NODE_LOST] = "NODE_LOST",
+        [DISTVM_MSG_VCPU_MOVE] = "VCPU_MOVE",
+        [DISTVM_MSG_VCPU_STATE] = "VCPU_STATE",
+        [DISTVM_MSG_VCPU_MOVED] = "VCPU_MOVED",
+        [DISTVM_MSG_VCPU_IPI] = "VCPU_IPI",
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -629,6 +656,128 @@ static void test_page_messages(void)
     check_page(DISTVM_MSG_PAGE_GRANT, 0, 7, 2, 5, 2, DISTVM_PAGE_WRITE);
 }
 
+static bool is_vcpu_type(uint32_t type)
+{
+    return type >= DISTVM_MSG_VCPU_MOVE && type <= DISTVM_MSG_VCPU_IPI;
+}
+
+/*
+ * Only VCPU_STATE carries @state_len bytes of state; the other encoders
+ * are given them too, and must leave them out.
+ */
+static void check_vcpu(const DistvmWireLimits *lim, DistvmMsgType type,
+                       uint32_t src, uint32_t cpu, uint32_t from, uint32_t to,
+                       uint64_t value, uint32_t state_len)
+{
+    bool has_state = type == DISTVM_MSG_VCPU_STATE;
+    uint32_t len = VCPU_FIXED + (has_state ? state_len : 0);
+    uint8_t *state = g_malloc(MAX(state_len, 1));
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    g_assert_cmpuint(state_len, >, 0);
+    for (uint32_t i = 0; i < state_len; i++) {
+        state[i] = (i * 11 + cpu) & 0xff;
+    }
+    distvm_wire_vcpu(b, type, src, cpu, from, to, value, state, state_len);
+    g_assert_cmpuint(b->len, ==, HDR + len);
+
+    /* the fixed part: cpu, from, to, reserved, value */
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, cpu);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 4), ==, from);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 8), ==, to);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 12), ==, 0);
+    g_assert_cmphex(ldq_le_p(b->data + HDR + 16), ==, value);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, type, len, src, 0);
+    g_assert_cmpuint(d.msg.u.vcpu.cpu, ==, cpu);
+    g_assert_cmpuint(d.msg.u.vcpu.from, ==, from);
+    g_assert_cmpuint(d.msg.u.vcpu.to, ==, to);
+    g_assert_cmphex(d.msg.u.vcpu.value, ==, value);
+    if (has_state) {
+        /* points into the payload, just after the fixed part */
+        g_assert(d.msg.u.vcpu.data == d.payload + VCPU_FIXED);
+        g_assert_cmpuint(d.msg.u.vcpu.len, ==, state_len);
+        g_assert(memcmp(d.msg.u.vcpu.data, state, state_len) == 0);
+    } else {
+        g_assert_null(d.msg.u.vcpu.data);
+        g_assert_cmpuint(d.msg.u.vcpu.len, ==, 0);
+    }
+    decoded_free(&d);
+
+    g_free(state);
+    g_byte_array_unref(b);
+}
+
+static void test_vcpu_messages(void)
+{
+    static const DistvmWireLimits one_vcpu = {
+        .nodes = 2,
+        .nr_vcpus = 1,
+    };
+    static const DistvmWireLimits most = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_vcpus = UINT32_MAX,
+    };
+    static const uint64_t values[] = {
+        0, 1, 1763776000123456789ull, IPI(3, 0, 0), 1ull << 17, UINT64_MAX,
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
+        DistvmMsgType t = vcpu_types[i];
+        uint64_t value = t == DISTVM_MSG_VCPU_IPI ? IPI(0, 0x30, 0)
+                                                   : 0x0123456789abcdefull;
+
+        /* every vCPU below the limit */
+        for (uint32_t cpu = 0; cpu < limits.nr_vcpus; cpu++) {
+            check_vcpu(&limits, t, cpu % 4, cpu, (cpu + 1) % 4, (cpu + 2) % 4,
+                       value, cpu + 1);
+        }
+        /*
+         * Any nodes of the cluster, the sender among them, and the same
+         * node twice; no RAM layout is needed
+         */
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            for (uint32_t from = 0; from < limits.nodes; from++) {
+                for (uint32_t to = 0; to < limits.nodes; to++) {
+                    check_vcpu(&limits_no_ram, t, src, 5, from, to, value,
+                               3);
+                }
+            }
+        }
+        check_vcpu(&one_vcpu, t, 1, 0, 1, 0, value, 1);
+        check_vcpu(&most, t, DISTVM_WIRE_MAX_NODES - 1, UINT32_MAX - 1,
+                   DISTVM_WIRE_MAX_NODES - 1, 0, value, 2);
+        /* the largest state that fits in a message */
+        check_vcpu(&limits, t, 0, 7, 0, 1, value,
+                   DISTVM_WIRE_MAX_PAYLOAD - VCPU_FIXED);
+    }
+
+    /* Only an IPI's value is checked */
+    for (size_t i = 0; i < ARRAY_SIZE(values); i++) {
+        check_vcpu(&limits, DISTVM_MSG_VCPU_MOVE, 1, 2, 1, 3, values[i], 1);
+        check_vcpu(&limits, DISTVM_MSG_VCPU_STATE, 3, 4, 3, 2, values[i], 9);
+        check_vcpu(&limits, DISTVM_MSG_VCPU_MOVED, 2, 6, 3, 2, values[i], 1);
+    }
+}
+
+/* Every delivery mode, vector and trigger mode an IPI may have */
+static void test_vcpu_ipi(void)
+{
+    static const uint8_t modes[] = { 0, 1, 2, 4, 5, 6 };
+
+    for (size_t i = 0; i < ARRAY_SIZE(modes); i++) {
+        for (uint32_t vector = 0; vector < 256; vector++) {
+            for (uint32_t trigger = 0; trigger < 2; trigger++) {
+                check_vcpu(&limits, DISTVM_MSG_VCPU_IPI, vector % 4,
+                           vector % 8, (vector + 1) % 4, vector / 64,
+                           IPI(modes[i], vector, trigger), 1);
+            }
+        }
+    }
+}
+
 /*
  * Every valid message decodes, so the rejection tests below are fair, and
  * every message type is among them
@@ -767,7 +916,12 @@ static void test_oversized(void)
  * Payload rejection
  */
 
-/* Every proper prefix of every valid payload is truncated */
+/*
+ * Every proper prefix of every valid payload is truncated, except that a
+ * VCPU_STATE's state is the rest of its payload: a prefix that ends in
+ * the state is a shorter state, and one that ends just before it has
+ * none.
+ */
 static void test_truncated(void)
 {
     g_autoptr(GPtrArray) msgs = valid_messages();
@@ -776,36 +930,68 @@ static void test_truncated(void)
     for (guint i = 0; i < msgs->len; i++) {
         GByteArray *full = msgs->pdata[i];
         uint32_t len = full->len - HDR;
+        bool state = lduw_le_p(full->data + OFF_TYPE) == DISTVM_MSG_VCPU_STATE;
 
         for (uint32_t cut = 0; cut < len; cut++) {
             GByteArray *b = buf_dup(full);
+            Decoded d;
 
             g_byte_array_set_size(b, HDR + cut);
             set_u32(b, OFF_LENGTH, cut);
-            expect_decode_error(b, &limits, "truncated");
+            if (!state || cut < VCPU_FIXED) {
+                expect_decode_error(b, &limits, "truncated");
+                cuts++;
+            } else if (cut == VCPU_FIXED) {
+                expect_decode_error(b, &limits,
+                                    "VCPU_STATE message without a state");
+            } else {
+                decode_ok(b, &limits, &d);
+                g_assert(d.msg.u.vcpu.data == d.payload + VCPU_FIXED);
+                g_assert_cmpuint(d.msg.u.vcpu.len, ==, cut - VCPU_FIXED);
+                g_assert(memcmp(d.msg.u.vcpu.data, full->data + HDR +
+                                VCPU_FIXED, cut - VCPU_FIXED) == 0);
+                decoded_free(&d);
+            }
             g_byte_array_unref(b);
-            cuts++;
         }
     }
     g_test_message("%u cut points", cuts);
     g_assert_cmpuint(cuts, >, DISTVM_PAGE_SIZE);
 }
 
+/*
+ * Bytes after a valid payload are garbage, except after a VCPU_STATE's,
+ * where they make a longer state
+ */
 static void test_trailing(void)
 {
     static const uint32_t extra[] = { 1, 3, 4, 8, DISTVM_PAGE_SIZE };
     g_autoptr(GPtrArray) msgs = valid_messages();
 
     for (guint i = 0; i < msgs->len; i++) {
+        GByteArray *m = msgs->pdata[i];
+        uint32_t len = m->len - HDR;
+        bool state = lduw_le_p(m->data + OFF_TYPE) == DISTVM_MSG_VCPU_STATE;
+
         for (size_t j = 0; j < ARRAY_SIZE(extra); j++) {
-            GByteArray *b = buf_dup(msgs->pdata[i]);
+            GByteArray *b = buf_dup(m);
             g_autofree char *what = g_strdup_printf(
                 "has %" PRIu32 " bytes of trailing garbage", extra[j]);
+            Decoded d;
 
             g_byte_array_set_size(b, b->len + extra[j]);
             memset(b->data + b->len - extra[j], 0, extra[j]);
             set_u32(b, OFF_LENGTH, b->len - HDR);
-            expect_decode_error(b, &limits, what);
+            if (!state) {
+                expect_decode_error(b, &limits, what);
+            } else {
+                decode_ok(b, &limits, &d);
+                g_assert_cmpuint(d.msg.u.vcpu.len, ==,
+                                 len - VCPU_FIXED + extra[j]);
+                g_assert(memcmp(d.msg.u.vcpu.data, m->data + HDR + VCPU_FIXED,
+                                len - VCPU_FIXED) == 0);
+                decoded_free(&d);
+            }
             g_byte_array_unref(b);
         }
     }
@@ -986,6 +1172,248 @@ static void test_page_req_on_behalf(void)
     g_byte_array_unref(b);
 }
 
+static void test_vcpu_out_of_range(void)
+{
+    static const uint32_t cpus[] = { 8, 9, 64, 0x80000000u, UINT32_MAX };
+    static const DistvmWireLimits one_vcpu = {
+        .nodes = 4,
+        .nr_vcpus = 1,
+    };
+    static const uint8_t state[16];
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
+        DistvmMsgType t = vcpu_types[i];
+        const char *name = distvm_msg_type_name(t);
+        g_autofree char *one = g_strdup_printf(
+            "%s message for vCPU 1; there are 1", name);
+
+        for (size_t j = 0; j < ARRAY_SIZE(cpus); j++) {
+            g_autofree char *what = g_strdup_printf(
+                "%s message for vCPU %" PRIu32 "; there are 8", name, cpus[j]);
+
+            distvm_wire_vcpu(b, t, 1, cpus[j], 1, 2, IPI(0, 0x30, 0), state,
+                             sizeof(state));
+            expect_decode_error(b, &limits, what);
+            expect_decode_error(b, &limits_no_ram, what);
+        }
+
+        /* The limit is the machine's, and applies to the index itself */
+        distvm_wire_vcpu(b, t, 1, 1, 1, 2, IPI(0, 0x30, 0), state,
+                         sizeof(state));
+        expect_decode_error(b, &one_vcpu, one);
+    }
+    g_byte_array_unref(b);
+}
+
+/* Limits with no vCPUs refuse every vCPU message, and nothing else */
+static void test_vcpu_no_vcpus(void)
+{
+    static const DistvmWireLimits no_vcpus = {
+        .nodes = 4,
+        .nr_vcpus = 0,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    g_autoptr(GPtrArray) msgs = valid_messages();
+    bool seen[DISTVM_MSG__MAX] = { false };
+
+    for (guint i = 0; i < msgs->len; i++) {
+        GByteArray *m = msgs->pdata[i];
+        uint16_t type = lduw_le_p(m->data + OFF_TYPE);
+        Decoded d;
+
+        if (is_vcpu_type(type)) {
+            g_autofree char *what = g_strdup_printf(
+                "%s message for vCPU %" PRIu32 "; there are 0",
+                distvm_msg_type_name(type), (uint32_t)ldl_le_p(m->data + HDR));
+
+            expect_decode_error(m, &no_vcpus, what);
+            seen[type] = true;
+        } else {
+            decode_ok(m, &no_vcpus, &d);
+            decoded_free(&d);
+        }
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
+        g_assert_true(seen[vcpu_types[i]]);
+    }
+}
+
+static void test_vcpu_bad_node(void)
+{
+    static const uint32_t nodes[] = {
+        4, 5, DISTVM_WIRE_MAX_NODES, 0x80000000u, UINT32_MAX,
+    };
+    static const uint8_t state[8];
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
+        DistvmMsgType t = vcpu_types[i];
+        const char *name = distvm_msg_type_name(t);
+
+        for (size_t j = 0; j < ARRAY_SIZE(nodes); j++) {
+            g_autofree char *from = g_strdup_printf(
+                "%s message names node %" PRIu32 " in its source; the "
+                "cluster has 4", name, nodes[j]);
+            g_autofree char *to = g_strdup_printf(
+                "%s message names node %" PRIu32 " in its destination; the "
+                "cluster has 4", name, nodes[j]);
+
+            distvm_wire_vcpu(b, t, 0, 3, nodes[j], 1, IPI(5, 0, 0), state,
+                             sizeof(state));
+            expect_decode_error(b, &limits, from);
+            distvm_wire_vcpu(b, t, 0, 3, 1, nodes[j], IPI(5, 0, 0), state,
+                             sizeof(state));
+            expect_decode_error(b, &limits, to);
+            distvm_wire_vcpu(b, t, 0, 3, nodes[j], nodes[j], IPI(5, 0, 0),
+                             state, sizeof(state));
+            expect_decode_error(b, &limits, "in its source");
+        }
+
+        /* The sender is checked first */
+        distvm_wire_vcpu(b, t, 4, 3, 4, 4, IPI(5, 0, 0), state,
+                         sizeof(state));
+        expect_decode_error(b, &limits, "in its sender");
+    }
+    g_byte_array_unref(b);
+}
+
+static void test_vcpu_reserved(void)
+{
+    static const uint32_t reserved[] = { 0, 1, 0x100, 0x80000000u, UINT32_MAX };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(reserved); j++) {
+            g_autofree char *what = g_strdup_printf(
+                "%s message with a non-zero reserved field",
+                distvm_msg_type_name(vcpu_types[i]));
+
+            distvm_wire_begin(b, vcpu_types[i], 2, 0);
+            distvm_wire_put_u32(b, 1);                  /* cpu */
+            distvm_wire_put_u32(b, 2);                  /* from */
+            distvm_wire_put_u32(b, 3);                  /* to */
+            distvm_wire_put_u32(b, reserved[j]);
+            distvm_wire_put_u64(b, IPI(1, 0x41, 1));    /* value */
+            if (vcpu_types[i] == DISTVM_MSG_VCPU_STATE) {
+                distvm_wire_put_bytes(b, "state", 5);
+            }
+            distvm_wire_end(b);
+            if (reserved[j]) {
+                expect_decode_error(b, &limits, what);
+            } else {
+                /* the layout above is right */
+                Decoded d;
+
+                decode_ok(b, &limits, &d);
+                g_assert_cmpuint(d.msg.u.vcpu.cpu, ==, 1);
+                g_assert_cmpuint(d.msg.u.vcpu.from, ==, 2);
+                g_assert_cmpuint(d.msg.u.vcpu.to, ==, 3);
+                g_assert_cmphex(d.msg.u.vcpu.value, ==, IPI(1, 0x41, 1));
+                decoded_free(&d);
+            }
+        }
+    }
+    g_byte_array_unref(b);
+}
+
+/* A VCPU_STATE without any state */
+static void test_vcpu_state_empty(void)
+{
+    static const uint8_t state[4] = { 1, 2, 3, 4 };
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_STATE, 1, 0, 1, 2, 0, NULL, 0);
+    g_assert_cmpuint(b->len, ==, HDR + VCPU_FIXED);
+    expect_decode_error(b, &limits, "VCPU_STATE message without a state");
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_STATE, 3, 7, 3, 0, UINT64_MAX, state,
+                     0);
+    g_assert_cmpuint(b->len, ==, HDR + VCPU_FIXED);
+    expect_decode_error(b, &limits_no_ram,
+                        "VCPU_STATE message without a state");
+
+    /* A VCPU_MOVE turned into a VCPU_STATE */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_MOVE, 1, 0, 1, 2, 0, state,
+                     sizeof(state));
+    g_assert_cmpuint(b->len, ==, HDR + VCPU_FIXED);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_VCPU_STATE);
+    expect_decode_error(b, &limits, "VCPU_STATE message without a state");
+
+    /* and the other way: only VCPU_STATE carries a state */
+    for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "%s message has 4 bytes of trailing garbage",
+            distvm_msg_type_name(vcpu_types[i]));
+
+        if (vcpu_types[i] == DISTVM_MSG_VCPU_STATE) {
+            continue;
+        }
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_STATE, 1, 0, 1, 2, 0, state,
+                         sizeof(state));
+        set_u16(b, OFF_TYPE, vcpu_types[i]);
+        expect_decode_error(b, &limits, what);
+    }
+    g_byte_array_unref(b);
+}
+
+static bool ipi_mode_valid(uint32_t mode)
+{
+    return mode == 0 || mode == 1 || mode == 2 || mode == 4 || mode == 5 ||
+           mode == 6;
+}
+
+static void test_vcpu_ipi_bad_delivery(void)
+{
+    static const uint64_t bad[] = {
+        IPI(3, 0, 0), IPI(7, 0, 0), IPI(8, 0, 0),
+        IPI(3, 0x30, 1), IPI(7, 0xff, 0), IPI(8, 0x30, 1),
+        IPI(0x80, 0, 0), IPI(0xff, 0xff, 1),
+        IPI(0, 0x30, 2), IPI(0, 0x30, 3),      /* bit 17 */
+        1ull << 17, IPI(5, 0, 0) | 1ull << 17,
+        1ull << 24, IPI(0, 0x30, 0) | 1ull << 24, 0xff000000ull,
+        IPI(6, 0x10, 1) | 0xff000000ull,
+        1ull << 32, 1ull << 63, IPI(4, 0, 0) | 1ull << 63, UINT64_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "VCPU_IPI message with an invalid delivery 0x%" PRIx64, bad[i]);
+
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 1, 3, 1, 2, bad[i], NULL, 0);
+        expect_decode_error(b, &limits, what);
+        expect_decode_error(b, &limits_no_ram, what);
+    }
+
+    /* Every mode: the six defined ones are accepted, no other */
+    for (uint32_t mode = 0; mode < 256; mode++) {
+        uint64_t value = IPI(mode, 0xec, mode & 1);
+
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 2, 0, 2, 3, value, NULL, 0);
+        if (ipi_mode_valid(mode)) {
+            Decoded d;
+
+            decode_ok(b, &limits, &d);
+            g_assert_cmphex(d.msg.u.vcpu.value, ==, value);
+            decoded_free(&d);
+        } else {
+            expect_decode_error(b, &limits, "invalid delivery");
+        }
+    }
+
+    /* Nothing above the trigger mode, whatever the rest */
+    for (int bit = 17; bit < 64; bit++) {
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 2, 0, 2, 3,
+                         IPI(0, 0x30, 0) | 1ull << bit, NULL, 0);
+        expect_decode_error(b, &limits, "invalid delivery");
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 2, 0, 2, 3,
+                         IPI(1, 0xff, 1) | 1ull << bit, NULL, 0);
+        expect_decode_error(b, &limits, "invalid delivery");
+    }
+    g_byte_array_unref(b);
+}
+
 static void test_hello_bad_node_id(void)
 {
     static const uint32_t ids[] = { 0, 1, 3, 4, UINT32_MAX };
@@ -1037,6 +1465,7 @@ static void test_node_lost_bad(void)
     };
     static const DistvmWireLimits limits_two = {
         .nodes = 2,
+        .nr_vcpus = 8,
         .nr_blocks = ARRAY_SIZE(block_pages),
         .block_pages = block_pages,
     };
@@ -1270,12 +1699,19 @@ static void test_failed_decode_reuse(void)
         g_assert_true(distvm_wire_parse_header(m->data, &hdr, &err));
         payload = copy_payload(m->data + HDR, hdr.length);
         if (hdr.length) {
-            /* fails after allocating part of the message */
-            hdr.length--;
+            uint32_t len = hdr.length;
+
+            /*
+             * fails after allocating part of the message; a VCPU_STATE
+             * one byte short only has a shorter state, one without any
+             * state fails
+             */
+            hdr.length = hdr.type == DISTVM_MSG_VCPU_STATE ? VCPU_FIXED
+                                                           : len - 1;
             g_assert_false(distvm_wire_decode(&hdr, payload, &limits, &msg,
                                               &err));
             error_free_or_abort(&err);
-            hdr.length++;
+            hdr.length = len;
         }
         /* the same DistvmMsg decodes the whole message */
         g_assert_true(distvm_wire_decode(&hdr, payload, &limits, &msg,
@@ -1323,6 +1759,8 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/empty", test_empty_messages);
     g_test_add_func("/distvm/wire/roundtrip/ping-pong", test_ping_pong);
     g_test_add_func("/distvm/wire/roundtrip/page", test_page_messages);
+    g_test_add_func("/distvm/wire/roundtrip/vcpu", test_vcpu_messages);
+    g_test_add_func("/distvm/wire/roundtrip/vcpu-ipi", test_vcpu_ipi);
     g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
 
     g_test_add_func("/distvm/wire/header/bad-magic", test_bad_magic);
@@ -1345,6 +1783,15 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/page-bad-node", test_page_bad_node);
     g_test_add_func("/distvm/wire/decode/page-req-on-behalf",
                     test_page_req_on_behalf);
+    g_test_add_func("/distvm/wire/decode/vcpu-out-of-range",
+                    test_vcpu_out_of_range);
+    g_test_add_func("/distvm/wire/decode/vcpu-no-vcpus", test_vcpu_no_vcpus);
+    g_test_add_func("/distvm/wire/decode/vcpu-bad-node", test_vcpu_bad_node);
+    g_test_add_func("/distvm/wire/decode/vcpu-reserved", test_vcpu_reserved);
+    g_test_add_func("/distvm/wire/decode/vcpu-state-empty",
+                    test_vcpu_state_empty);
+    g_test_add_func("/distvm/wire/decode/vcpu-ipi-bad-delivery",
+                    test_vcpu_ipi_bad_delivery);
     g_test_add_func("/distvm/wire/decode/hello-bad-node-id",
                     test_hello_bad_node_id);
     g_test_add_func("/distvm/wire/decode/hello-bad-nodes",
