@@ -286,6 +286,9 @@ static int distvm_init_machine(MachineState *ms)
         error_report_err(err);
         return -EINVAL;
     }
+    if (s->nodes > 1) {
+        distvm_chipset_init(s);
+    }
     return 0;
 }
 

@@ -99,6 +99,10 @@ bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
 const char *distvm_cluster_state_name(DistvmClusterState state);
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
 
+/* distvm-chipset.c */
+void distvm_chipset_init(DistvmState *s);
+void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg);
+
 /* distvm-vcpu.c */
 void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);

@@ -34,6 +34,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_VCPU_STATE] = "VCPU_STATE",
     [DISTVM_MSG_VCPU_MOVED] = "VCPU_MOVED",
     [DISTVM_MSG_VCPU_IPI] = "VCPU_IPI",
+    [DISTVM_MSG_PCI_CONFIG] = "PCI_CONFIG",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -312,6 +313,22 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
     return true;
 }
 
+static bool decode_pci_config(WireReader *r, DistvmMsgPciConfig *pc,
+                              Error **errp)
+{
+    if (!get_str(r, &pc->path, errp) || !get_u32(r, &pc->addr, errp) ||
+        !get_u32(r, &pc->val, errp) || !get_u32(r, &pc->len, errp)) {
+        return false;
+    }
+    if ((pc->len != 1 && pc->len != 2 && pc->len != 4) ||
+        pc->addr > DISTVM_PCI_CONFIG_SPACE - pc->len) {
+        error_setg(errp, "PCI_CONFIG message writing %" PRIu32 " bytes at "
+                   "offset %" PRIu32, pc->len, pc->addr);
+        return false;
+    }
+    return true;
+}
+
 bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
                         const DistvmWireLimits *lim, DistvmMsg *msg,
                         Error **errp)
@@ -376,6 +393,9 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_VCPU_IPI:
         ok = decode_vcpu(&r, hdr, lim, &msg->u.vcpu, errp);
         break;
+    case DISTVM_MSG_PCI_CONFIG:
+        ok = decode_pci_config(&r, &msg->u.pci, errp);
+        break;
     default:
         error_setg(errp, "unknown message type %u", hdr->type);
         ok = false;
@@ -405,6 +425,9 @@ void distvm_msg_clear(DistvmMsg *msg)
         break;
     case DISTVM_MSG_REFUSE:
         g_free(msg->u.reason);
+        break;
+    case DISTVM_MSG_PCI_CONFIG:
+        g_free(msg->u.pci.path);
         break;
     default:
         break;
@@ -525,6 +548,17 @@ void distvm_wire_vcpu(GByteArray *buf, DistvmMsgType type, uint32_t src,
     if (type == DISTVM_MSG_VCPU_STATE) {
         distvm_wire_put_bytes(buf, data, len);
     }
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_pci_config(GByteArray *buf, uint32_t src, const char *path,
+                            uint32_t addr, uint32_t val, uint32_t len)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_PCI_CONFIG, src, 0);
+    distvm_wire_put_str(buf, path);
+    distvm_wire_put_u32(buf, addr);
+    distvm_wire_put_u32(buf, val);
+    distvm_wire_put_u32(buf, len);
     distvm_wire_end(buf);
 }
 

@@ -26,6 +26,7 @@
 #define DISTVM_WIRE_MAX_ITEMS   1024
 #define DISTVM_WIRE_MAX_NODES   16
 #define DISTVM_PAGE_SIZE        4096
+#define DISTVM_PCI_CONFIG_SPACE 4096    /* PCI Express extended space */
 
 typedef enum DistvmMsgType {
     DISTVM_MSG_HELLO = 1,       /* joining node -> home: fingerprint */
@@ -49,6 +50,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_VCPU_STATE,      /* source -> destination: the vCPU */
     DISTVM_MSG_VCPU_MOVED,      /* destination -> all: it runs there now */
     DISTVM_MSG_VCPU_IPI,        /* -> the vCPU's owner: deliver to its LAPIC */
+    DISTVM_MSG_PCI_CONFIG,      /* home -> all: a chipset config write */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -115,6 +117,14 @@ typedef struct DistvmMsgVcpu {
     uint32_t len;
 } DistvmMsgVcpu;
 
+/* PCI_CONFIG: @len bytes of @val written at @addr of device @path. */
+typedef struct DistvmMsgPciConfig {
+    char *path;                 /* the device's QOM path */
+    uint32_t addr;
+    uint32_t val;
+    uint32_t len;
+} DistvmMsgPciConfig;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -125,6 +135,7 @@ typedef struct DistvmMsg {
         DistvmMsgPage page;     /* PAGE_* */
         uint64_t value;         /* PING, PONG */
         DistvmMsgVcpu vcpu;     /* VCPU_* */
+        DistvmMsgPciConfig pci; /* PCI_CONFIG */
     } u;
 } DistvmMsg;
 
@@ -172,6 +183,8 @@ void distvm_wire_empty(GByteArray *buf, DistvmMsgType type, uint32_t src,
 void distvm_wire_vcpu(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint32_t cpu, uint32_t from, uint32_t to, uint64_t value,
                       const void *data, uint32_t len);
+void distvm_wire_pci_config(GByteArray *buf, uint32_t src, const char *path,
+                            uint32_t addr, uint32_t val, uint32_t len);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

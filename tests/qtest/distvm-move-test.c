@@ -239,6 +239,52 @@ static void test_requests(void)
     distvm_cluster_quit(c);
 }
 
+/*
+ * vCPUs placed on another node from power-on: the firmware and then the
+ * guest start them with INIT/SIPI forwarded to their node, where they run
+ * the firmware's start-up code in shadow RAM (the home node's chipset
+ * setting, replayed) and then the SMP workload.
+ */
+static void test_placement(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 4 -kernel %s -append 'cpus=4 iters=200000'", elf);
+    g_autofree char *dir = g_strdup_printf("%s/placement", tmpdir);
+    const int want[4] = { 0, 1, 0, 1 };
+    DistvmNode *node[2];
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=0:1:0:1",
+                                                  opts);
+
+        node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+        for (int cpu = 0; cpu < 4; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), ==,
+                            want[cpu]);
+        }
+    }
+    for (int tries = 0; qtest_readl(node[1]->qts, RES(magic)) !=
+                        DG_MAGIC_DONE; tries++) {
+        g_assert_cmphex(qtest_readl(node[0]->qts, RES(magic)), !=,
+                        DG_MAGIC_FAIL);
+        if (tries == 3000) {
+            g_autofree char *console = distvm_read_console(node[0]);
+
+            g_error("the guest did not finish; home console:\n%s", console);
+        }
+        g_usleep(20000);
+    }
+    distvm_check_smp_memory(node[0]->qts, 4, 200000);
+    distvm_node_quit(node[1]);
+    distvm_node_quit(node[0]);
+}
+
 int main(int argc, char **argv)
 {
     int ret;
@@ -250,6 +296,7 @@ int main(int argc, char **argv)
     tmpdir = g_dir_make_tmp("distvm-move-test-XXXXXX", NULL);
     g_assert(tmpdir);
 
+    qtest_add_func("/distvm/move/placement", test_placement);
     qtest_add_func("/distvm/move/requests", test_requests);
     qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
                         test_moves);

@@ -1,0 +1,94 @@
+/*
+ * distvm: the other nodes follow the home node's chipset memory map
+ *
+ * The guest programs the chipset on the home node only (its port I/O
+ * goes there), but every node's vCPUs translate guest addresses through
+ * their own memory map.  The home node sends each configuration write
+ * to the host bridge (on the i440FX: PAM shadow RAM and SMRAM) to the
+ * other nodes, which replay it on their own host bridge, so that the
+ * BIOS's shadow RAM at 0xc0000-0xfffff is RAM on every node.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "block/aio.h"
+#include "hw/pci/pci.h"
+#include "hw/pci/pci_bus.h"
+#include "hw/pci/pci_device.h"
+#include "hw/pci/pci_host.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+typedef struct DistvmPciWrite {
+    char *path;
+    uint32_t addr, val, len;
+} DistvmPciWrite;
+
+static bool is_host_bridge(PCIDevice *dev)
+{
+    return dev->devfn == 0 && pci_bus_is_root(pci_get_bus(dev));
+}
+
+static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
+                                      uint32_t val, uint32_t len)
+{
+    DistvmState *s = distvm_state();
+    g_autoptr(GByteArray) m = NULL;
+    g_autofree char *path = NULL;
+
+    if (!s || s->nodes == 1 || !distvm_is_home(s) || !is_host_bridge(dev) ||
+        qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+        return;
+    }
+    path = object_get_canonical_path(OBJECT(dev));
+    m = g_byte_array_new();
+    distvm_wire_pci_config(m, s->node_id, path, addr, val, len);
+    trace_distvm_pci_config_send(path, addr, val, len);
+    for (uint32_t i = 1; i < s->nodes; i++) {
+        distvm_send(s, i, m);
+    }
+}
+
+static void distvm_pci_replay_bh(void *opaque)
+{
+    DistvmPciWrite *w = opaque;
+    Object *obj = object_resolve_path(w->path, NULL);
+    PCIDevice *dev = (PCIDevice *)object_dynamic_cast(obj, TYPE_PCI_DEVICE);
+
+    if (dev && is_host_bridge(dev)) {
+        trace_distvm_pci_config_replay(w->path, w->addr, w->val, w->len);
+        pci_host_config_write_common(dev, w->addr, pci_config_size(dev),
+                                     w->val, w->len);
+    } else {
+        error_report("distvm: the home node wrote the configuration of %s, "
+                     "which is not a host bridge here", w->path);
+    }
+    g_free(w->path);
+    g_free(w);
+}
+
+void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg)
+{
+    DistvmPciWrite *w;
+
+    if (distvm_is_home(s) || msg->hdr.src != DISTVM_HOME_NODE) {
+        error_report("distvm: PCI_CONFIG from node %" PRIu32 " ignored",
+                     msg->hdr.src);
+        return;
+    }
+    w = g_new0(DistvmPciWrite, 1);
+    w->path = g_strdup(msg->u.pci.path);
+    w->addr = msg->u.pci.addr;
+    w->val = msg->u.pci.val;
+    w->len = msg->u.pci.len;
+    /* Changing the memory map needs the BQL: the main loop does it. */
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), distvm_pci_replay_bh, w);
+}
+
+void distvm_chipset_init(DistvmState *s)
+{
+    pci_host_config_write_hook = distvm_pci_config_written;
+}
