@@ -126,18 +126,26 @@ static char *distvm_get_listen(Object *obj, Error **errp)
     return g_strdup(DISTVM_ACCEL(obj)->listen);
 }
 
+/* Set an address property: the string as given and its parsed form. */
+static void distvm_set_address(const char *prop, const char *value,
+                               char **str, SocketAddress **addr, Error **errp)
+{
+    SocketAddress *parsed = distvm_parse_address(prop, value, errp);
+
+    if (!parsed) {
+        return;
+    }
+    qapi_free_SocketAddress(*addr);
+    g_free(*str);
+    *addr = parsed;
+    *str = g_strdup(value);
+}
+
 static void distvm_set_listen(Object *obj, const char *value, Error **errp)
 {
     DistvmState *s = DISTVM_ACCEL(obj);
-    SocketAddress *addr = distvm_parse_address("listen", value, errp);
 
-    if (!addr) {
-        return;
-    }
-    qapi_free_SocketAddress(s->listen_addr);
-    g_free(s->listen);
-    s->listen_addr = addr;
-    s->listen = g_strdup(value);
+    distvm_set_address("listen", value, &s->listen, &s->listen_addr, errp);
 }
 
 static char *distvm_get_placement(Object *obj, Error **errp)
@@ -202,15 +210,8 @@ static char *distvm_get_home(Object *obj, Error **errp)
 static void distvm_set_home(Object *obj, const char *value, Error **errp)
 {
     DistvmState *s = DISTVM_ACCEL(obj);
-    SocketAddress *addr = distvm_parse_address("home", value, errp);
 
-    if (!addr) {
-        return;
-    }
-    qapi_free_SocketAddress(s->home_addr);
-    g_free(s->home);
-    s->home_addr = addr;
-    s->home = g_strdup(value);
+    distvm_set_address("home", value, &s->home, &s->home_addr, errp);
 }
 
 /* Check that the properties describe one consistent node. */

@@ -287,14 +287,7 @@ static void test_placement(void)
 
 int main(int argc, char **argv)
 {
-    int ret;
-
-    g_test_init(&argc, &argv, NULL);
-    if (!qtest_has_accel("distvm")) {
-        g_error("this QEMU binary has no distvm accelerator");
-    }
-    tmpdir = g_dir_make_tmp("distvm-move-test-XXXXXX", NULL);
-    g_assert(tmpdir);
+    tmpdir = distvm_test_init(&argc, &argv, "distvm-move-test");
 
     qtest_add_func("/distvm/move/placement", test_placement);
     qtest_add_func("/distvm/move/requests", test_requests);
@@ -303,9 +296,5 @@ int main(int argc, char **argv)
     qtest_add_data_func("/distvm/move/3-nodes", GINT_TO_POINTER(3),
                         test_moves);
 
-    ret = g_test_run();
-    g_autofree char *rm = g_strdup_printf("rm -rf %s", tmpdir);
-    g_spawn_command_line_sync(rm, NULL, NULL, NULL, NULL);
-    g_free(tmpdir);
-    return ret;
+    return distvm_test_run(tmpdir);
 }

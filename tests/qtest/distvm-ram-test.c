@@ -470,14 +470,7 @@ static void test_malformed(void)
 
 int main(int argc, char **argv)
 {
-    int ret;
-
-    g_test_init(&argc, &argv, NULL);
-    if (!qtest_has_accel("distvm")) {
-        g_error("this QEMU binary has no distvm accelerator");
-    }
-    tmpdir = g_dir_make_tmp("distvm-ram-test-XXXXXX", NULL);
-    g_assert(tmpdir);
+    tmpdir = distvm_test_init(&argc, &argv, "distvm-ram-test");
 
     qtest_add_data_func("/distvm/ram/pattern/2-nodes", GINT_TO_POINTER(2),
                         test_pattern);
@@ -494,9 +487,5 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/cluster/node-killed", test_node_killed);
     qtest_add_func("/distvm/cluster/malformed", test_malformed);
 
-    ret = g_test_run();
-    g_autofree char *rm = g_strdup_printf("rm -rf %s", tmpdir);
-    g_spawn_command_line_sync(rm, NULL, NULL, NULL, NULL);
-    g_free(tmpdir);
-    return ret;
+    return distvm_test_run(tmpdir);
 }

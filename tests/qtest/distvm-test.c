@@ -225,14 +225,7 @@ static void test_linux_smp2(void)
 
 int main(int argc, char **argv)
 {
-    int ret;
-
-    g_test_init(&argc, &argv, NULL);
-    if (!qtest_has_accel("distvm")) {
-        g_error("this QEMU binary has no distvm accelerator");
-    }
-    tmpdir = g_dir_make_tmp("distvm-test-XXXXXX", NULL);
-    g_assert(tmpdir);
+    tmpdir = distvm_test_init(&argc, &argv, "distvm-test");
 
     qtest_add_func("/distvm/accel/listed", test_accel_listed);
     qtest_add_func("/distvm/accel/bad-options", test_bad_options);
@@ -242,9 +235,5 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/smp-guest/4cpus", test_smp_guest_4cpus);
     qtest_add_func("/distvm/linux/smp2", test_linux_smp2);
 
-    ret = g_test_run();
-    g_autofree char *rm = g_strdup_printf("rm -rf %s", tmpdir);
-    g_spawn_command_line_sync(rm, NULL, NULL, NULL, NULL);
-    g_free(tmpdir);
-    return ret;
+    return distvm_test_run(tmpdir);
 }

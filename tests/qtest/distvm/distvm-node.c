@@ -324,3 +324,27 @@ void distvm_check_smp_memory(QTestState *qts, uint32_t ncpus, uint32_t iters)
                     want_priv, ncpus * DG_PRIV_BYTES);
 }
 
+
+char *distvm_test_init(int *argc, char ***argv, const char *name)
+{
+    g_autofree char *template = g_strdup_printf("%s-XXXXXX", name);
+    char *tmpdir;
+
+    g_test_init(argc, argv, NULL);
+    if (!qtest_has_accel("distvm")) {
+        g_error("this QEMU binary has no distvm accelerator");
+    }
+    tmpdir = g_dir_make_tmp(template, NULL);
+    g_assert(tmpdir);
+    return tmpdir;
+}
+
+int distvm_test_run(char *tmpdir)
+{
+    int ret = g_test_run();
+    g_autofree char *rm = g_strdup_printf("rm -rf %s", tmpdir);
+
+    g_spawn_command_line_sync(rm, NULL, NULL, NULL, NULL);
+    g_free(tmpdir);
+    return ret;
+}

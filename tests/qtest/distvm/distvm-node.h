@@ -102,4 +102,13 @@ char *distvm_page_states(QTestState *qts, uint64_t start, uint64_t count);
  */
 void distvm_check_smp_memory(QTestState *qts, uint32_t ncpus, uint32_t iters);
 
+/*
+ * Start a distvm test program: g_test_init, a check that this QEMU has
+ * distvm, and a temporary directory named after @name (returned).
+ */
+char *distvm_test_init(int *argc, char ***argv, const char *name);
+
+/* Run the tests, remove @tmpdir and free it; returns g_test_run's value. */
+int distvm_test_run(char *tmpdir);
+
 #endif /* DISTVM_NODE_H */
