@@ -24,6 +24,7 @@
 
 #define HDR DISTVM_WIRE_HDR_SIZE
 #define VCPU_FIXED 24           /* cpu, from, to, reserved, value */
+#define PCI_FIXED 16            /* path length, addr, val, len; + path */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
@@ -139,6 +140,19 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
             CHECK(m->u.vcpu.len == 0);
         }
         break;
+    case DISTVM_MSG_PCI_CONFIG:
+        /* 1, 2 or 4 bytes within the configuration space */
+        check_str(m->u.pci.path);
+        CHECK(m->hdr.length == PCI_FIXED + strlen(m->u.pci.path));
+        CHECK((uint32_t)ldl_le_p(payload) == strlen(m->u.pci.path));
+        CHECK(m->u.pci.len == 1 || m->u.pci.len == 2 || m->u.pci.len == 4);
+        CHECK((uint64_t)m->u.pci.addr + m->u.pci.len <=
+              DISTVM_PCI_CONFIG_SPACE);
+        /* a copy, not a pointer into the payload */
+        CHECK((uintptr_t)m->u.pci.path < (uintptr_t)payload ||
+              (uintptr_t)m->u.pci.path >=
+              (uintptr_t)payload + m->hdr.length);
+        break;
     default:
         CHECK(is_page_type(m->hdr.type));
         CHECK(lim->nr_blocks > 0);
@@ -221,6 +235,11 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
         }
         return !a->u.vcpu.data ||
                !memcmp(a->u.vcpu.data, b->u.vcpu.data, a->u.vcpu.len);
+    case DISTVM_MSG_PCI_CONFIG:
+        return !strcmp(a->u.pci.path, b->u.pci.path) &&
+               a->u.pci.addr == b->u.pci.addr &&
+               a->u.pci.val == b->u.pci.val &&
+               a->u.pci.len == b->u.pci.len;
     default:
         if (a->u.page.block != b->u.page.block ||
             a->u.page.page != b->u.page.page ||
@@ -236,8 +255,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
- * REFUSE, PEER_HELLO, NODE_LOST and VCPU_* encoders always send seq 0
- * and WELCOME's src 0; @fixed_seq and @fixed_src say so.
+ * REFUSE, PEER_HELLO, NODE_LOST, VCPU_* and PCI_CONFIG encoders always
+ * send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say so.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -288,6 +307,11 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         distvm_wire_vcpu(buf, m->hdr.type, m->hdr.src, m->u.vcpu.cpu,
                          m->u.vcpu.from, m->u.vcpu.to, m->u.vcpu.value,
                          m->u.vcpu.data, m->u.vcpu.len);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_PCI_CONFIG:
+        distvm_wire_pci_config(buf, m->hdr.src, m->u.pci.path, m->u.pci.addr,
+                               m->u.pci.val, m->u.pci.len);
         *fixed_seq = true;
         break;
     default:
@@ -484,6 +508,9 @@ int main(int argc, char **argv)
     /* fixed delivery (mode 0) of vector 0xec, level-triggered */
     SEED("vcpu-ipi", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 1, 7, 1, 3,
                                       0xec << 8 | 1 << 16, NULL, 0));
+    /* home sets PAM0 of the Q35 host bridge: BIOS area read/write RAM */
+    SEED("pci-config", distvm_wire_pci_config(b, 0, "/machine/q35/mch",
+                                              0x90, 0x30, 1));
     SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
 #undef SEED

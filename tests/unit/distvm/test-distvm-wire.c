@@ -16,6 +16,7 @@
 #define HDR DISTVM_WIRE_HDR_SIZE
 #define PAGE_FIXED 24           /* block, flags, page, node, reserved */
 #define VCPU_FIXED 24           /* cpu, from, to, reserved, value */
+#define PCI_FIXED 16            /* path length, addr, val, len; + path */
 
 /* Offsets of header fields */
 #define OFF_MAGIC   0
@@ -270,6 +271,11 @@ static GPtrArray *valid_messages(void)
                      IPI(0, 0xfe, 1), NULL, 0);
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_IPI, 0, 0, 0, 1, IPI(6, 0x10, 0),
                      NULL, 0);
+    distvm_wire_pci_config(NEXT(), 0, "/machine/q35/mch", 0x90, 0x30, 1);
+    distvm_wire_pci_config(NEXT(), 0, "", DISTVM_PCI_CONFIG_SPACE - 2,
+                           0xbeef, 2);
+    distvm_wire_pci_config(NEXT(), 0, "/machine/unattached/device[2]",
+                           DISTVM_PCI_CONFIG_SPACE - 4, 0xb0000001, 4);
 #undef NEXT
 
     return msgs;
@@ -303,6 +309,7 @@ static void test_type_names(void)
         [DISTVM_MSG_VCPU_STATE] = "VCPU_STATE",
         [DISTVM_MSG_VCPU_MOVED] = "VCPU_MOVED",
         [DISTVM_MSG_VCPU_IPI] = "VCPU_IPI",
+        [DISTVM_MSG_PCI_CONFIG] = "PCI_CONFIG",
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -776,6 +783,102 @@ static void test_vcpu_ipi(void)
             }
         }
     }
+}
+
+/*
+ * A PCI_CONFIG write of @len bytes of @val at @addr of @path (NULL sends
+ * an empty path): its layout, and its decoding under @lim
+ */
+static void check_pci_config(const DistvmWireLimits *lim, uint32_t src,
+                             const char *path, uint32_t addr, uint32_t val,
+                             uint32_t len)
+{
+    size_t plen = path ? strlen(path) : 0;
+    uint32_t length = PCI_FIXED + plen;
+    GByteArray *b = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_pci_config(b, src, path, addr, val, len);
+    g_assert_cmpuint(b->len, ==, HDR + length);
+
+    /* str path (length, bytes), addr, val, len */
+    p = b->data + HDR;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, plen);
+    g_assert(plen == 0 || memcmp(p + 4, path, plen) == 0);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 4 + plen), ==, addr);
+    g_assert_cmphex((uint32_t)ldl_le_p(p + 8 + plen), ==, val);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 12 + plen), ==, len);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_PCI_CONFIG, length, src, 0);
+    g_assert_cmpuint(d.msg.u.pci.addr, ==, addr);
+    g_assert_cmphex(d.msg.u.pci.val, ==, val);
+    g_assert_cmpuint(d.msg.u.pci.len, ==, len);
+    /* the path is a copy, not a pointer into the payload */
+    g_free(d.payload);
+    d.payload = NULL;
+    g_assert_nonnull(d.msg.u.pci.path);
+    g_assert_cmpstr(d.msg.u.pci.path, ==, path ? path : "");
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+static void test_pci_config(void)
+{
+    static const uint32_t lens[] = { 1, 2, 4 };
+    static const DistvmWireLimits nodes_only = {
+        .nodes = 2,
+    };
+    const char *q35 = "/machine/q35/mch";
+    const char *i440fx = "/machine/unattached/device[2]";
+    char *big = long_str(DISTVM_WIRE_MAX_STR);
+    char *almost = long_str(DISTVM_WIRE_MAX_STR - 1);
+
+    for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+        uint32_t len = lens[i];
+        uint32_t last = DISTVM_PCI_CONFIG_SPACE - len;
+        uint32_t max = len == 4 ? UINT32_MAX : (1u << (len * 8)) - 1;
+
+        /* the first and the last offsets at which @len bytes fit */
+        check_pci_config(&limits, 0, q35, 0, 0, len);
+        check_pci_config(&limits, 0, q35, 0, max, len);
+        check_pci_config(&limits, 0, i440fx, last, max, len);
+        check_pci_config(&limits, 0, i440fx, last, 0x5a5a5a5a & max, len);
+
+        /* the longest path, an empty one and none at all */
+        check_pci_config(&limits, 0, big, last, 0x12345678 & max, len);
+        check_pci_config(&limits, 0, almost, 0, 1, len);
+        check_pci_config(&limits, 0, "", last, max, len);
+        check_pci_config(&limits, 0, NULL, 0, 0, len);
+
+        /* no RAM layout and no vCPUs are needed */
+        check_pci_config(&limits_no_ram, 0, q35, 0x90, 0x30 & max, len);
+        check_pci_config(&nodes_only, 0, big, last, max, len);
+
+        /*
+         * The decoder takes it from any node of the cluster; that only
+         * home sends it is for the receiver to check
+         */
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_pci_config(&limits, src, q35, 0x59, 0x11 & max, len);
+        }
+
+        /* every offset at which it fits */
+        for (uint32_t addr = 0; addr <= last; addr++) {
+            check_pci_config(&limits, 0, "/machine/q35/mch", addr,
+                             addr * 0x01010101u & max, len);
+        }
+    }
+
+    /* the last valid offsets, spelled out */
+    check_pci_config(&limits, 0, q35, 4095, 0xff, 1);
+    check_pci_config(&limits, 0, q35, 4094, 0xffff, 2);
+    check_pci_config(&limits, 0, q35, 4092, 0xffffffff, 4);
+
+    g_free(almost);
+    g_free(big);
 }
 
 /*
@@ -1414,6 +1517,129 @@ static void test_vcpu_ipi_bad_delivery(void)
     g_byte_array_unref(b);
 }
 
+static void expect_pci_config_error(GByteArray *b, uint32_t addr, uint32_t len)
+{
+    g_autofree char *what = g_strdup_printf(
+        "PCI_CONFIG message writing %" PRIu32 " bytes at offset %" PRIu32,
+        len, addr);
+
+    distvm_wire_pci_config(b, 0, "/machine/q35/mch", addr, 0, len);
+    expect_decode_error(b, &limits, what);
+    expect_decode_error(b, &limits_no_ram, what);
+}
+
+/* A configuration write is of 1, 2 or 4 bytes */
+static void test_pci_config_bad_len(void)
+{
+    static const uint32_t lens[] = {
+        0, 3, 5, 6, 7, 8, 16, 0x100, DISTVM_PCI_CONFIG_SPACE,
+        DISTVM_PCI_CONFIG_SPACE + 1, 0x80000000u, 0x80000001u,
+        UINT32_MAX - 3, UINT32_MAX - 1, UINT32_MAX,
+    };
+    static const uint32_t addrs[] = {
+        0, 1, 4, 0x90, DISTVM_PCI_CONFIG_SPACE - 8,
+        DISTVM_PCI_CONFIG_SPACE - 4, DISTVM_PCI_CONFIG_SPACE - 1,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(addrs); j++) {
+            expect_pci_config_error(b, addrs[j], lens[i]);
+        }
+    }
+
+    /* every length below 0x10000 but 1, 2 and 4, at offset 0 */
+    for (uint32_t len = 0; len < 0x10000; len++) {
+        if (len != 1 && len != 2 && len != 4) {
+            expect_pci_config_error(b, 0, len);
+        }
+    }
+
+    /* The sender is checked first */
+    distvm_wire_pci_config(b, 4, "/machine/q35/mch", 0, 0, 3);
+    expect_decode_error(b, &limits, "in its sender");
+    g_byte_array_unref(b);
+}
+
+/* A write must end within the configuration space, without wrapping */
+static void test_pci_config_out_of_range(void)
+{
+    static const uint32_t lens[] = { 1, 2, 4 };
+    static const uint32_t addrs[] = {
+        DISTVM_PCI_CONFIG_SPACE, DISTVM_PCI_CONFIG_SPACE + 1,
+        DISTVM_PCI_CONFIG_SPACE + 4, 0x10000, 0x10090, 0x7fffffffu,
+        0x80000000u, 0xfffff000u, UINT32_MAX - DISTVM_PCI_CONFIG_SPACE,
+        UINT32_MAX - 4, UINT32_MAX - 3, UINT32_MAX - 2, UINT32_MAX - 1,
+        UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+        uint32_t len = lens[i];
+
+        /* one byte or more past the end */
+        for (uint32_t addr = DISTVM_PCI_CONFIG_SPACE - len + 1;
+             addr <= DISTVM_PCI_CONFIG_SPACE + 8; addr++) {
+            expect_pci_config_error(b, addr, len);
+        }
+        for (size_t j = 0; j < ARRAY_SIZE(addrs); j++) {
+            expect_pci_config_error(b, addrs[j], len);
+        }
+        /* addr + len wraps around to 0 .. len - 1 */
+        for (uint32_t k = 1; k <= len; k++) {
+            expect_pci_config_error(b, (uint32_t)(0 - k), len);
+        }
+    }
+    g_byte_array_unref(b);
+}
+
+/* The path's length says more than the payload holds */
+static void test_pci_config_bad_path(void)
+{
+    static const uint32_t lens[] = {
+        PCI_FIXED - 4 + 1, PCI_FIXED, 100, DISTVM_WIRE_MAX_STR,
+    };
+    char *big = long_str(DISTVM_WIRE_MAX_STR + 1);
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+        /* length only, then addr, val and len without any NUL byte */
+        distvm_wire_begin(b, DISTVM_MSG_PCI_CONFIG, 0, 0);
+        distvm_wire_put_u32(b, lens[i]);
+        distvm_wire_put_u32(b, 0x01010101);
+        distvm_wire_put_u32(b, 0x01010101);
+        distvm_wire_put_u32(b, 0x01010101);
+        distvm_wire_end(b);
+        expect_decode_error(b, &limits, "PCI_CONFIG message is truncated");
+    }
+
+    /* Too long, whatever follows */
+    distvm_wire_pci_config(b, 0, big, 0, 0, 4);
+    expect_decode_error(b, &limits, "PCI_CONFIG message has a string of "
+                        "4097 bytes (limit 4096)");
+    distvm_wire_begin(b, DISTVM_MSG_PCI_CONFIG, 0, 0);
+    distvm_wire_put_u32(b, UINT32_MAX);
+    distvm_wire_put_u32(b, 0);
+    distvm_wire_put_u32(b, 0);
+    distvm_wire_put_u32(b, 1);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "(limit 4096)");
+
+    /* A bad path is refused before a bad length or offset is looked at */
+    distvm_wire_begin(b, DISTVM_MSG_PCI_CONFIG, 0, 0);
+    distvm_wire_put_u32(b, 3);
+    distvm_wire_put_bytes(b, "a\0b", 3);
+    distvm_wire_put_u32(b, UINT32_MAX);
+    distvm_wire_put_u32(b, 0);
+    distvm_wire_put_u32(b, 3);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "PCI_CONFIG message has a string with "
+                        "a NUL byte");
+
+    g_free(big);
+    g_byte_array_unref(b);
+}
+
 static void test_hello_bad_node_id(void)
 {
     static const uint32_t ids[] = { 0, 1, 3, 4, UINT32_MAX };
@@ -1567,6 +1793,13 @@ static void put_strings_raw(GByteArray *b, int where, uint32_t wire_len,
             STR(i);
         }
         break;
+    case 3:     /* PCI_CONFIG: the path is 300 */
+        distvm_wire_begin(b, DISTVM_MSG_PCI_CONFIG, 0, 0);
+        STR(300);
+        distvm_wire_put_u32(b, 0x59);
+        distvm_wire_put_u32(b, 0x30);
+        distvm_wire_put_u32(b, 1);
+        break;
     default:
         g_assert_not_reached();
     }
@@ -1580,7 +1813,7 @@ static void put_strings(GByteArray *b, int where, const void *s, size_t len)
 }
 
 static const int string_places[] = {
-    0, 100, 101, 102, 103, 104, 105, 106, 200, 201, 202, 203,
+    0, 100, 101, 102, 103, 104, 105, 106, 200, 201, 202, 203, 300,
 };
 
 static const int last_string_places[] = { 0, 106, 203 };
@@ -1761,6 +1994,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/page", test_page_messages);
     g_test_add_func("/distvm/wire/roundtrip/vcpu", test_vcpu_messages);
     g_test_add_func("/distvm/wire/roundtrip/vcpu-ipi", test_vcpu_ipi);
+    g_test_add_func("/distvm/wire/roundtrip/pci-config", test_pci_config);
     g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
 
     g_test_add_func("/distvm/wire/header/bad-magic", test_bad_magic);
@@ -1792,6 +2026,12 @@ int main(int argc, char **argv)
                     test_vcpu_state_empty);
     g_test_add_func("/distvm/wire/decode/vcpu-ipi-bad-delivery",
                     test_vcpu_ipi_bad_delivery);
+    g_test_add_func("/distvm/wire/decode/pci-config-bad-len",
+                    test_pci_config_bad_len);
+    g_test_add_func("/distvm/wire/decode/pci-config-out-of-range",
+                    test_pci_config_out_of_range);
+    g_test_add_func("/distvm/wire/decode/pci-config-bad-path",
+                    test_pci_config_bad_path);
     g_test_add_func("/distvm/wire/decode/hello-bad-node-id",
                     test_hello_bad_node_id);
     g_test_add_func("/distvm/wire/decode/hello-bad-nodes",
