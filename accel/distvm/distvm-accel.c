@@ -289,6 +289,7 @@ static int distvm_init_machine(MachineState *ms)
     }
     if (s->nodes > 1) {
         distvm_chipset_init(s);
+        distvm_io_init(s);
     }
     return 0;
 }

@@ -103,6 +103,10 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
 void distvm_chipset_init(DistvmState *s);
 void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg);
 
+/* distvm-io.c */
+void distvm_io_init(DistvmState *s);
+void distvm_io_handle(DistvmState *s, const DistvmMsg *msg);
+
 /* distvm-vcpu.c */
 void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);

@@ -385,6 +385,10 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
     case DISTVM_MSG_PCI_CONFIG:
         distvm_chipset_handle(s, msg);
         return;
+    case DISTVM_MSG_IO_REQ:
+    case DISTVM_MSG_IO_REPLY:
+        distvm_io_handle(s, msg);
+        return;
     case DISTVM_MSG_NODE_LOST: {
         g_autofree char *why = g_strdup_printf("node %" PRIu32 " lost its "
                                                "connection to it", src);

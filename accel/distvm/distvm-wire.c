@@ -35,6 +35,8 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_VCPU_MOVED] = "VCPU_MOVED",
     [DISTVM_MSG_VCPU_IPI] = "VCPU_IPI",
     [DISTVM_MSG_PCI_CONFIG] = "PCI_CONFIG",
+    [DISTVM_MSG_IO_REQ] = "IO_REQ",
+    [DISTVM_MSG_IO_REPLY] = "IO_REPLY",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -329,6 +331,37 @@ static bool decode_pci_config(WireReader *r, DistvmMsgPciConfig *pc,
     return true;
 }
 
+static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
+                      const DistvmWireLimits *lim, DistvmMsgIo *io,
+                      Error **errp)
+{
+    if (!get_u32(r, &io->cpu, errp) || !get_u32(r, &io->space, errp) ||
+        !get_u32(r, &io->size, errp) || !get_u32(r, &io->flags, errp) ||
+        !get_u64(r, &io->addr, errp) || !get_u64(r, &io->data, errp)) {
+        return false;
+    }
+    if (io->cpu >= lim->nr_vcpus) {
+        error_setg(errp, "%s message for vCPU %" PRIu32 "; there are %" PRIu32,
+                   r->what, io->cpu, lim->nr_vcpus);
+        return false;
+    }
+    if (io->space != DISTVM_IO_PORT || io->addr > 0xffff ||
+        (io->size != 1 && io->size != 2 && io->size != 4) ||
+        (io->size < 8 && io->data >> (io->size * 8))) {
+        error_setg(errp, "%s message for %" PRIu32 " bytes at %#" PRIx64
+                   " of space %" PRIu32 " (data %#" PRIx64 ")", r->what,
+                   io->size, io->addr, io->space, io->data);
+        return false;
+    }
+    if (hdr->type == DISTVM_MSG_IO_REQ ? io->flags & ~DISTVM_IO_WRITE
+                                       : io->flags > 0xff) {
+        error_setg(errp, "%s message with flags %#" PRIx32, r->what,
+                   io->flags);
+        return false;
+    }
+    return true;
+}
+
 bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
                         const DistvmWireLimits *lim, DistvmMsg *msg,
                         Error **errp)
@@ -395,6 +428,10 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
         break;
     case DISTVM_MSG_PCI_CONFIG:
         ok = decode_pci_config(&r, &msg->u.pci, errp);
+        break;
+    case DISTVM_MSG_IO_REQ:
+    case DISTVM_MSG_IO_REPLY:
+        ok = decode_io(&r, hdr, lim, &msg->u.io, errp);
         break;
     default:
         error_setg(errp, "unknown message type %u", hdr->type);
@@ -559,6 +596,19 @@ void distvm_wire_pci_config(GByteArray *buf, uint32_t src, const char *path,
     distvm_wire_put_u32(buf, addr);
     distvm_wire_put_u32(buf, val);
     distvm_wire_put_u32(buf, len);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                    const DistvmMsgIo *io)
+{
+    distvm_wire_begin(buf, type, src, 0);
+    distvm_wire_put_u32(buf, io->cpu);
+    distvm_wire_put_u32(buf, io->space);
+    distvm_wire_put_u32(buf, io->size);
+    distvm_wire_put_u32(buf, io->flags);
+    distvm_wire_put_u64(buf, io->addr);
+    distvm_wire_put_u64(buf, io->data);
     distvm_wire_end(buf);
 }
 

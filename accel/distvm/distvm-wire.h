@@ -51,6 +51,8 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_VCPU_MOVED,      /* destination -> all: it runs there now */
     DISTVM_MSG_VCPU_IPI,        /* -> the vCPU's owner: deliver to its LAPIC */
     DISTVM_MSG_PCI_CONFIG,      /* home -> all: a chipset config write */
+    DISTVM_MSG_IO_REQ,          /* node -> home: a vCPU's device access */
+    DISTVM_MSG_IO_REPLY,        /* home -> node: its result */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -125,6 +127,19 @@ typedef struct DistvmMsgPciConfig {
     uint32_t len;
 } DistvmMsgPciConfig;
 
+/* IO_REQ / IO_REPLY */
+#define DISTVM_IO_PORT          0       /* the port I/O space */
+#define DISTVM_IO_WRITE         0x01    /* IO_REQ flags */
+
+typedef struct DistvmMsgIo {
+    uint32_t cpu;               /* the vCPU that made the access */
+    uint32_t space;             /* DISTVM_IO_PORT */
+    uint32_t size;              /* 1, 2 or 4 bytes */
+    uint32_t flags;             /* REQ: DISTVM_IO_WRITE; REPLY: MemTxResult */
+    uint64_t addr;
+    uint64_t data;
+} DistvmMsgIo;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -136,6 +151,7 @@ typedef struct DistvmMsg {
         uint64_t value;         /* PING, PONG */
         DistvmMsgVcpu vcpu;     /* VCPU_* */
         DistvmMsgPciConfig pci; /* PCI_CONFIG */
+        DistvmMsgIo io;         /* IO_REQ, IO_REPLY */
     } u;
 } DistvmMsg;
 
@@ -185,6 +201,8 @@ void distvm_wire_vcpu(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       const void *data, uint32_t len);
 void distvm_wire_pci_config(GByteArray *buf, uint32_t src, const char *path,
                             uint32_t addr, uint32_t val, uint32_t len);
+void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                    const DistvmMsgIo *io);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

@@ -146,6 +146,18 @@ static void test_moves(const void *data)
         }
         g_usleep(g_rand_int_range(rand, 0, 30000));
     }
+    /* Finish away from home, so that the end exercises forwarding. */
+    for (int cpu = 0; cpu < ncpus; cpu++) {
+        if (where[cpu] == 0) {
+            qtest_qmp_assert_success(home, "{ 'execute': 'distvm-move-vcpu', "
+                                     "'arguments': { 'cpu-index': %d, "
+                                     "'node': 1 } }", cpu);
+            for (int n = 0; n < nodes; n++) {
+                wait_moved(c->node[n]->qts, cpu, 0, 1);
+            }
+            where[cpu] = 1;
+        }
+    }
     check_placement(c, ncpus, where);
     g_test_message("%d nodes: %d moves, mean downtime %" PRIu64 " us", nodes,
                    total, total ? downtime_total / total : 0);
@@ -156,6 +168,29 @@ static void test_moves(const void *data)
          tries++) {
         g_assert_cmpint(tries, <, 3000);
         g_usleep(10000);
+    }
+    /*
+     * Port I/O reached the home node's devices from wherever each vCPU
+     * was: its chipset answered, and the console is home's.
+     */
+    {
+        uint32_t ref = qtest_readl(home, RES(pci_probe_ref));
+        g_autofree char *console = distvm_read_console(c->node[0]);
+
+        g_assert_cmphex(ref & ~3u, !=, 0);
+        for (int cpu = 0; cpu < ncpus; cpu++) {
+            g_autofree char *line = g_strdup_printf(
+                "distvm-guest: cpu %d finished", cpu);
+
+            g_assert_cmphex(qtest_readl(home, RES(pci_probe) + cpu * 4), ==,
+                            ref);
+            g_assert_nonnull(strstr(console, line));
+        }
+        for (int n = 1; n < nodes; n++) {
+            g_autofree char *other = distvm_read_console(c->node[n]);
+
+            g_assert_cmpstr(other, ==, "");
+        }
     }
     /* No IPI was lost, whatever node each vCPU was on at the time. */
     for (int cpu = 0; cpu < ncpus; cpu++) {

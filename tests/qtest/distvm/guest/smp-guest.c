@@ -375,6 +375,30 @@ static void stress(uint32_t cpu)
 
 static uint32_t my_cpu(void);
 
+static inline void outl(uint16_t port, uint32_t v)
+{
+    __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+    uint32_t v;
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+/* The PIIX IDE BAR 4, through configuration mechanism 1. */
+static uint32_t pci_probe(void)
+{
+    uint32_t v;
+
+    spin_lock(&print_lock);
+    outl(0xcf8, 0x80000000u | (1 << 11) | (1 << 8) | 0x20);
+    v = inl(0xcfc);
+    spin_unlock(&print_lock);
+    return v;
+}
+
 void timer_interrupt(void);
 void timer_interrupt(void)
 {
@@ -439,6 +463,9 @@ static void moves(uint32_t cpu)
     dg_v4 v;
     uint32_t k;
 
+    if (cpu == 0) {
+        res->pci_probe_ref = pci_probe();
+    }
     timer_start();
     dg_chain_init(cpu, &x, &v);
     for (k = 1; !*(volatile uint32_t *)&res->stop; k++) {
@@ -462,6 +489,8 @@ static void moves(uint32_t cpu)
            res->ipi_sent[cpu]) {
         cpu_relax();
     }
+    res->pci_probe[cpu] = pci_probe();
+    say_cpu(cpu, " finished\n");
     res->cpu_done[cpu] = 1;
     if (cpu == 0) {
         for (uint32_t c = 0; c < ncpus; c++) {

@@ -94,6 +94,13 @@ struct dg_results {
     dg_v4 chain_v[DG_MAX_CPUS];
     uint32_t ipi_sent[DG_MAX_CPUS];
     uint32_t ipi_recv[DG_MAX_CPUS];
+    /*
+     * The PIIX IDE function's BAR 4 (0:1.1, offset 0x20), read by port I/O:
+     * by the boot CPU at start, on the home node, and by every CPU at the
+     * end, wherever it is.  Only the home node's chipset has it set.
+     */
+    uint32_t pci_probe_ref;
+    uint32_t pci_probe[DG_MAX_CPUS];
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)

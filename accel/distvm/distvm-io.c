@@ -1,0 +1,131 @@
+/*
+ * distvm: device accesses of vCPUs that run away from the home node
+ *
+ * Devices are emulated on the home node only.  A vCPU on another node
+ * that does port I/O sends the access to the home node and waits for its
+ * result (with the BQL released, if its thread held it); the home node
+ * replays it under the BQL with current_cpu set to its own, parked copy
+ * of that vCPU, as the devices expect.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/bswap.h"
+#include "qemu/main-loop.h"
+#include "block/aio.h"
+#include "cpu.h"
+#include "exec/address-spaces.h"
+#include "hw/core/cpu.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+/* A vCPU waiting for the result of its access. */
+typedef struct DistvmIoWait {
+    QemuEvent done;
+    uint64_t data;
+} DistvmIoWait;
+
+typedef struct DistvmIoReplay {
+    uint32_t from;
+    DistvmMsgIo io;
+} DistvmIoReplay;
+
+static DistvmIoWait *io_waits;
+
+static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
+                               unsigned size, bool is_write)
+{
+    DistvmState *s = distvm_state();
+    DistvmIoWait *w = &io_waits[cs->cpu_index];
+    g_autoptr(GByteArray) m = NULL;
+    DistvmMsgIo io = {
+        .cpu = cs->cpu_index,
+        .space = DISTVM_IO_PORT,
+        .size = size,
+        .flags = is_write ? DISTVM_IO_WRITE : 0,
+        .addr = port,
+        .data = is_write ? *data & MAKE_64BIT_MASK(0, size * 8) : 0,
+    };
+    bool locked;
+
+    if (distvm_is_home(s) || qatomic_read(&s->state) !=
+        DISTVM_CLUSTER_RUNNING) {
+        return false;
+    }
+    m = g_byte_array_new();
+    distvm_wire_io(m, DISTVM_MSG_IO_REQ, s->node_id, &io);
+    trace_distvm_io_forward(io.cpu, port, size, is_write, io.data);
+    qemu_event_reset(&w->done);
+    locked = bql_locked();
+    if (locked) {
+        bql_unlock();
+    }
+    if (!distvm_send(s, DISTVM_HOME_NODE, m)) {
+        distvm_fatal_node_lost(s, DISTVM_HOME_NODE, "connection closed");
+    }
+    qemu_event_wait(&w->done);
+    if (locked) {
+        bql_lock();
+    }
+    if (!is_write) {
+        *data = w->data;
+    }
+    return true;
+}
+
+/* Home: replay the access under the BQL and send back its result. */
+static void distvm_io_replay_bh(void *opaque)
+{
+    DistvmIoReplay *r = opaque;
+    DistvmState *s = distvm_state();
+    CPUState *saved = current_cpu;
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    uint8_t buf[8] = { 0 };
+    bool is_write = r->io.flags & DISTVM_IO_WRITE;
+    MemTxResult res;
+
+    stq_le_p(buf, r->io.data);
+    current_cpu = qemu_get_cpu(r->io.cpu);
+    res = address_space_rw(&address_space_io, r->io.addr,
+                           MEMTXATTRS_UNSPECIFIED, buf, r->io.size, is_write);
+    current_cpu = saved;
+    r->io.data = is_write ? 0 : ldq_le_p(buf) &
+                 MAKE_64BIT_MASK(0, r->io.size * 8);
+    r->io.flags = res;
+    distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, &r->io);
+    distvm_send(s, r->from, m);
+    g_free(r);
+}
+
+void distvm_io_handle(DistvmState *s, const DistvmMsg *msg)
+{
+    if (msg->hdr.type == DISTVM_MSG_IO_REQ) {
+        DistvmIoReplay *r;
+
+        if (!distvm_is_home(s)) {
+            error_report("distvm: IO_REQ from node %" PRIu32 " ignored: "
+                         "devices are the home node's", msg->hdr.src);
+            return;
+        }
+        r = g_new(DistvmIoReplay, 1);
+        r->from = msg->hdr.src;
+        r->io = msg->u.io;
+        aio_bh_schedule_oneshot(qemu_get_aio_context(), distvm_io_replay_bh,
+                                r);
+    } else {
+        DistvmIoWait *w = &io_waits[msg->u.io.cpu];
+
+        w->data = msg->u.io.data;
+        qemu_event_set(&w->done);
+    }
+}
+
+void distvm_io_init(DistvmState *s)
+{
+    io_waits = g_new0(DistvmIoWait, s->nr_vcpus);
+    for (unsigned i = 0; i < s->nr_vcpus; i++) {
+        qemu_event_init(&io_waits[i].done, false);
+    }
+    x86_pio_forward_hook = distvm_pio_forward;
+}
