@@ -25,6 +25,7 @@
 #define HDR DISTVM_WIRE_HDR_SIZE
 #define VCPU_FIXED 24           /* cpu, from, to, reserved, value */
 #define PCI_FIXED 16            /* path length, addr, val, len; + path */
+#define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
@@ -153,6 +154,21 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
               (uintptr_t)m->u.pci.path >=
               (uintptr_t)payload + m->hdr.length);
         break;
+    case DISTVM_MSG_IO_REQ:
+    case DISTVM_MSG_IO_REPLY:
+        /* 1, 2 or 4 bytes of port I/O by a vCPU of the machine */
+        CHECK(m->hdr.length == IO_FIXED);
+        CHECK(m->u.io.cpu < lim->nr_vcpus);
+        CHECK(m->u.io.space == DISTVM_IO_PORT);
+        CHECK(m->u.io.addr <= 0xffff);
+        CHECK(m->u.io.size == 1 || m->u.io.size == 2 || m->u.io.size == 4);
+        CHECK(!(m->u.io.data >> (m->u.io.size * 8)));
+        if (m->hdr.type == DISTVM_MSG_IO_REQ) {
+            CHECK(!(m->u.io.flags & ~DISTVM_IO_WRITE));
+        } else {
+            CHECK(m->u.io.flags <= 0xff);
+        }
+        break;
     default:
         CHECK(is_page_type(m->hdr.type));
         CHECK(lim->nr_blocks > 0);
@@ -240,6 +256,14 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.pci.addr == b->u.pci.addr &&
                a->u.pci.val == b->u.pci.val &&
                a->u.pci.len == b->u.pci.len;
+    case DISTVM_MSG_IO_REQ:
+    case DISTVM_MSG_IO_REPLY:
+        return a->u.io.cpu == b->u.io.cpu &&
+               a->u.io.space == b->u.io.space &&
+               a->u.io.size == b->u.io.size &&
+               a->u.io.flags == b->u.io.flags &&
+               a->u.io.addr == b->u.io.addr &&
+               a->u.io.data == b->u.io.data;
     default:
         if (a->u.page.block != b->u.page.block ||
             a->u.page.page != b->u.page.page ||
@@ -255,7 +279,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
- * REFUSE, PEER_HELLO, NODE_LOST, VCPU_* and PCI_CONFIG encoders always
+ * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, PCI_CONFIG and IO_* encoders always
  * send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say so.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
@@ -312,6 +336,11 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_PCI_CONFIG:
         distvm_wire_pci_config(buf, m->hdr.src, m->u.pci.path, m->u.pci.addr,
                                m->u.pci.val, m->u.pci.len);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_IO_REQ:
+    case DISTVM_MSG_IO_REPLY:
+        distvm_wire_io(buf, m->hdr.type, m->hdr.src, &m->u.io);
         *fixed_seq = true;
         break;
     default:
@@ -511,6 +540,17 @@ int main(int argc, char **argv)
     /* home sets PAM0 of the Q35 host bridge: BIOS area read/write RAM */
     SEED("pci-config", distvm_wire_pci_config(b, 0, "/machine/q35/mch",
                                               0x90, 0x30, 1));
+    /* vCPU 1 on node 2 writes 'A' to the COM1 transmit register */
+    SEED("io-req", distvm_wire_io(b, DISTVM_MSG_IO_REQ, 2, &(DistvmMsgIo) {
+        .cpu = 1, .space = DISTVM_IO_PORT, .size = 1,
+        .flags = DISTVM_IO_WRITE, .addr = 0x3f8, .data = 'A',
+    }));
+    /* home answers a 4-byte read of CONFIG_DATA: MEMTX_OK, a device id */
+    SEED("io-reply", distvm_wire_io(b, DISTVM_MSG_IO_REPLY, 0,
+                                    &(DistvmMsgIo) {
+        .cpu = 1, .space = DISTVM_IO_PORT, .size = 4, .flags = 0,
+        .addr = 0xcfc, .data = 0x29c08086,
+    }));
     SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
 #undef SEED

@@ -17,6 +17,7 @@
 #define PAGE_FIXED 24           /* block, flags, page, node, reserved */
 #define VCPU_FIXED 24           /* cpu, from, to, reserved, value */
 #define PCI_FIXED 16            /* path length, addr, val, len; + path */
+#define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 
 /* Offsets of header fields */
 #define OFF_MAGIC   0
@@ -53,6 +54,13 @@ static const DistvmMsgType vcpu_types[] = {
     DISTVM_MSG_VCPU_MOVE, DISTVM_MSG_VCPU_STATE, DISTVM_MSG_VCPU_MOVED,
     DISTVM_MSG_VCPU_IPI,
 };
+
+static const DistvmMsgType io_types[] = {
+    DISTVM_MSG_IO_REQ, DISTVM_MSG_IO_REPLY,
+};
+
+/* The largest value that fits in @size (1, 2 or 4) bytes */
+#define IO_MAX(size) ((size) == 4 ? UINT32_MAX : (1u << ((size) * 8)) - 1)
 
 /* IPI deliveries: mode | vector << 8 | trigger mode << 16 */
 #define IPI(mode, vector, trigger) \
@@ -276,6 +284,22 @@ static GPtrArray *valid_messages(void)
                            0xbeef, 2);
     distvm_wire_pci_config(NEXT(), 0, "/machine/unattached/device[2]",
                            DISTVM_PCI_CONFIG_SPACE - 4, 0xb0000001, 4);
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REQ, 1, &(DistvmMsgIo) {
+        .cpu = 3, .space = DISTVM_IO_PORT, .size = 1,
+        .flags = DISTVM_IO_WRITE, .addr = 0x3f8, .data = 0x41,
+    });
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REQ, 3, &(DistvmMsgIo) {
+        .cpu = 7, .space = DISTVM_IO_PORT, .size = 4, .flags = 0,
+        .addr = 0xcfc, .data = 0,
+    });
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+        .cpu = 7, .space = DISTVM_IO_PORT, .size = 4, .flags = 0,
+        .addr = 0xcfc, .data = 0x29c08086,
+    });
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PORT, .size = 2, .flags = 0xff,
+        .addr = 0xffff, .data = 0xffff,
+    });
 #undef NEXT
 
     return msgs;
@@ -310,6 +334,8 @@ static void test_type_names(void)
         [DISTVM_MSG_VCPU_MOVED] = "VCPU_MOVED",
         [DISTVM_MSG_VCPU_IPI] = "VCPU_IPI",
         [DISTVM_MSG_PCI_CONFIG] = "PCI_CONFIG",
+        [DISTVM_MSG_IO_REQ] = "IO_REQ",
+        [DISTVM_MSG_IO_REPLY] = "IO_REPLY",
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -668,6 +694,11 @@ static bool is_vcpu_type(uint32_t type)
     return type >= DISTVM_MSG_VCPU_MOVE && type <= DISTVM_MSG_VCPU_IPI;
 }
 
+static bool is_io_type(uint32_t type)
+{
+    return type == DISTVM_MSG_IO_REQ || type == DISTVM_MSG_IO_REPLY;
+}
+
 /*
  * Only VCPU_STATE carries @state_len bytes of state; the other encoders
  * are given them too, and must leave them out.
@@ -879,6 +910,124 @@ static void test_pci_config(void)
 
     g_free(almost);
     g_free(big);
+}
+
+/* An IO_REQ or IO_REPLY @io from @src: its layout, and its decoding */
+static void check_io(const DistvmWireLimits *lim, DistvmMsgType type,
+                     uint32_t src, const DistvmMsgIo *io)
+{
+    GByteArray *b = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_io(b, type, src, io);
+    g_assert_cmpuint(b->len, ==, HDR + IO_FIXED);
+
+    /* cpu, space, size, flags, addr, data */
+    p = b->data + HDR;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, io->cpu);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 4), ==, io->space);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 8), ==, io->size);
+    g_assert_cmphex((uint32_t)ldl_le_p(p + 12), ==, io->flags);
+    g_assert_cmphex(ldq_le_p(p + 16), ==, io->addr);
+    g_assert_cmphex(ldq_le_p(p + 24), ==, io->data);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, type, IO_FIXED, src, 0);
+    g_assert_cmpuint(d.msg.u.io.cpu, ==, io->cpu);
+    g_assert_cmpuint(d.msg.u.io.space, ==, io->space);
+    g_assert_cmpuint(d.msg.u.io.size, ==, io->size);
+    g_assert_cmphex(d.msg.u.io.flags, ==, io->flags);
+    g_assert_cmphex(d.msg.u.io.addr, ==, io->addr);
+    g_assert_cmphex(d.msg.u.io.data, ==, io->data);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+static void test_io_messages(void)
+{
+    static const uint32_t sizes[] = { 1, 2, 4 };
+    static const uint64_t addrs[] = { 0, 1, 0x70, 0x3f8, 0xcf8, 0xcfc,
+                                      0xfffc, 0xfffe, 0xffff };
+    static const DistvmWireLimits one_vcpu = {
+        .nodes = 2,
+        .nr_vcpus = 1,
+    };
+    static const DistvmWireLimits most = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_vcpus = UINT32_MAX,
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        DistvmMsgType t = io_types[i];
+        /* a read and a write; for a reply, MEMTX_OK and MEMTX_ERROR */
+        uint32_t flags[] = { 0, 1 };
+
+        for (size_t j = 0; j < ARRAY_SIZE(sizes); j++) {
+            uint32_t size = sizes[j];
+            uint64_t max = IO_MAX(size);
+            uint64_t datas[] = { 0, 1, 0x5a5a5a5a & max, max - 1, max };
+
+            for (size_t k = 0; k < ARRAY_SIZE(addrs); k++) {
+                for (size_t l = 0; l < ARRAY_SIZE(datas); l++) {
+                    for (size_t f = 0; f < ARRAY_SIZE(flags); f++) {
+                        check_io(&limits, t, (k + l) % 4, &(DistvmMsgIo) {
+                            .cpu = l, .space = DISTVM_IO_PORT, .size = size,
+                            .flags = flags[f], .addr = addrs[k],
+                            .data = datas[l],
+                        });
+                    }
+                }
+            }
+
+            /* every port */
+            for (uint64_t addr = 0; addr <= 0xffff; addr++) {
+                check_io(&limits, t, 0, &(DistvmMsgIo) {
+                    .cpu = addr % 8, .space = DISTVM_IO_PORT, .size = size,
+                    .flags = addr & 1, .addr = addr,
+                    .data = (addr * 0x01000193u) & max,
+                });
+            }
+
+            /* every vCPU below the limit, from any node */
+            for (uint32_t cpu = 0; cpu < limits.nr_vcpus; cpu++) {
+                for (uint32_t src = 0; src < limits.nodes; src++) {
+                    check_io(&limits, t, src, &(DistvmMsgIo) {
+                        .cpu = cpu, .space = DISTVM_IO_PORT, .size = size,
+                        .flags = cpu & 1, .addr = 0x60 + cpu,
+                        .data = max,
+                    });
+                }
+            }
+
+            /* no RAM layout is needed; the limit is on the index itself */
+            check_io(&limits_no_ram, t, 1, &(DistvmMsgIo) {
+                .cpu = 7, .space = DISTVM_IO_PORT, .size = size,
+                .flags = DISTVM_IO_WRITE, .addr = 0xffff, .data = max,
+            });
+            check_io(&one_vcpu, t, 1, &(DistvmMsgIo) {
+                .cpu = 0, .space = DISTVM_IO_PORT, .size = size,
+                .flags = 0, .addr = 0, .data = max,
+            });
+            check_io(&most, t, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgIo) {
+                .cpu = UINT32_MAX - 1, .space = DISTVM_IO_PORT,
+                .size = size, .flags = DISTVM_IO_WRITE, .addr = 0xffff,
+                .data = max,
+            });
+        }
+    }
+
+    /* A reply's flags are a MemTxResult: any byte */
+    for (uint32_t flags = 0; flags <= 0xff; flags++) {
+        for (size_t j = 0; j < ARRAY_SIZE(sizes); j++) {
+            check_io(&limits, DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+                .cpu = flags % 8, .space = DISTVM_IO_PORT,
+                .size = sizes[j], .flags = flags, .addr = flags * 0x101,
+                .data = IO_MAX(sizes[j]),
+            });
+        }
+    }
 }
 
 /*
@@ -1309,7 +1458,10 @@ static void test_vcpu_out_of_range(void)
     g_byte_array_unref(b);
 }
 
-/* Limits with no vCPUs refuse every vCPU message, and nothing else */
+/*
+ * Limits with no vCPUs refuse every vCPU and I/O message (both start with
+ * the vCPU index), and nothing else
+ */
 static void test_vcpu_no_vcpus(void)
 {
     static const DistvmWireLimits no_vcpus = {
@@ -1326,7 +1478,7 @@ static void test_vcpu_no_vcpus(void)
         uint16_t type = lduw_le_p(m->data + OFF_TYPE);
         Decoded d;
 
-        if (is_vcpu_type(type)) {
+        if (is_vcpu_type(type) || is_io_type(type)) {
             g_autofree char *what = g_strdup_printf(
                 "%s message for vCPU %" PRIu32 "; there are 0",
                 distvm_msg_type_name(type), (uint32_t)ldl_le_p(m->data + HDR));
@@ -1340,6 +1492,9 @@ static void test_vcpu_no_vcpus(void)
     }
     for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
         g_assert_true(seen[vcpu_types[i]]);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        g_assert_true(seen[io_types[i]]);
     }
 }
 
@@ -1637,6 +1792,194 @@ static void test_pci_config_bad_path(void)
                         "a NUL byte");
 
     g_free(big);
+    g_byte_array_unref(b);
+}
+
+/* @io sent as @type must be refused with exactly the range error */
+static void expect_io_range_error(DistvmMsgType type, const DistvmMsgIo *io)
+{
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *what = g_strdup_printf(
+        "%s message for %" PRIu32 " bytes at %#" PRIx64 " of space %" PRIu32
+        " (data %#" PRIx64 ")", distvm_msg_type_name(type), io->size,
+        io->addr, io->space, io->data);
+
+    distvm_wire_io(b, type, 1, io);
+    expect_decode_error(b, &limits, what);
+    expect_decode_error(b, &limits_no_ram, what);
+    g_byte_array_unref(b);
+}
+
+/* Port I/O is the only address space */
+static void test_io_bad_space(void)
+{
+    static const uint32_t spaces[] = { 1, 2, 0x100, 0x80000000u, UINT32_MAX };
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(spaces); j++) {
+            expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                .cpu = 1, .space = spaces[j], .size = 1, .flags = 0,
+                .addr = 0x3f8, .data = 0,
+            });
+            expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                .cpu = 0, .space = spaces[j], .size = 4, .flags = 0,
+                .addr = 0, .data = UINT32_MAX,
+            });
+        }
+    }
+}
+
+/* Ports are 16 bits */
+static void test_io_bad_addr(void)
+{
+    static const uint64_t addrs[] = {
+        0x10000, 0x10001, 0x1ffff, 0xffffffffu, 1ull << 32, 1ull << 63,
+        UINT64_MAX - 0xffff, UINT64_MAX,
+    };
+    static const uint32_t sizes[] = { 1, 2, 4 };
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(addrs); j++) {
+            for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
+                expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                    .cpu = 2, .space = DISTVM_IO_PORT, .size = sizes[k],
+                    .flags = 0, .addr = addrs[j], .data = 0,
+                });
+            }
+        }
+    }
+}
+
+/* An access is of 1, 2 or 4 bytes */
+static void test_io_bad_size(void)
+{
+    static const uint32_t sizes[] = {
+        0, 3, 5, 6, 7, 8, 16, 32, 64, 0x100, 0x80000000u, UINT32_MAX,
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(sizes); j++) {
+            expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                .cpu = 3, .space = DISTVM_IO_PORT, .size = sizes[j],
+                .flags = 0, .addr = 0x80, .data = 0,
+            });
+            expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                .cpu = 3, .space = DISTVM_IO_PORT, .size = sizes[j],
+                .flags = 0, .addr = 0xffff, .data = 1,
+            });
+        }
+    }
+}
+
+/* The data must fit in the access */
+static void test_io_data_too_wide(void)
+{
+    static const uint32_t sizes[] = { 1, 2, 4 };
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(sizes); j++) {
+            uint32_t size = sizes[j];
+            uint64_t max = IO_MAX(size);
+            uint64_t datas[] = {
+                max + 1, max + 2, (max << 1) | 1, max << 8, 1ull << 32,
+                1ull << 63, UINT64_MAX - max, UINT64_MAX,
+            };
+
+            for (size_t k = 0; k < ARRAY_SIZE(datas); k++) {
+                expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                    .cpu = 4, .space = DISTVM_IO_PORT, .size = size,
+                    .flags = 0, .addr = 0x60, .data = datas[k],
+                });
+            }
+            /* every bit just above the access */
+            for (uint32_t bit = size * 8; bit < 64; bit++) {
+                expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                    .cpu = 4, .space = DISTVM_IO_PORT, .size = size,
+                    .flags = 0, .addr = 0, .data = 1ull << bit,
+                });
+            }
+        }
+    }
+}
+
+static void expect_io_flags_error(DistvmMsgType type, uint32_t flags)
+{
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *what = g_strdup_printf(
+        "%s message with flags %#" PRIx32, distvm_msg_type_name(type), flags);
+
+    distvm_wire_io(b, type, 0, &(DistvmMsgIo) {
+        .cpu = 5, .space = DISTVM_IO_PORT, .size = 2, .flags = flags,
+        .addr = 0x1f0, .data = 0xbeef,
+    });
+    expect_decode_error(b, &limits, what);
+    expect_decode_error(b, &limits_no_ram, what);
+    g_byte_array_unref(b);
+}
+
+/* A request may only say it writes; a reply's flags are one byte */
+static void test_io_bad_flags(void)
+{
+    static const uint32_t req_flags[] = {
+        2, 3, 4, 0x80, 0xff, 0x100, 0x80000000u, 0x80000001u, UINT32_MAX,
+    };
+    static const uint32_t reply_flags[] = {
+        0x100, 0x101, 0x1ff, 0x10000, 0x80000000u, UINT32_MAX,
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(req_flags); i++) {
+        expect_io_flags_error(DISTVM_MSG_IO_REQ, req_flags[i]);
+    }
+    for (uint32_t bit = 1; bit < 32; bit++) {
+        expect_io_flags_error(DISTVM_MSG_IO_REQ, 1u << bit);
+        expect_io_flags_error(DISTVM_MSG_IO_REQ, 1u << bit | DISTVM_IO_WRITE);
+    }
+    /* every reply result but 0 and 1 is refused in a request */
+    for (uint32_t flags = 2; flags <= 0xff; flags++) {
+        expect_io_flags_error(DISTVM_MSG_IO_REQ, flags);
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(reply_flags); i++) {
+        expect_io_flags_error(DISTVM_MSG_IO_REPLY, reply_flags[i]);
+    }
+    for (uint32_t bit = 8; bit < 32; bit++) {
+        expect_io_flags_error(DISTVM_MSG_IO_REPLY, 1u << bit);
+    }
+}
+
+static void test_io_out_of_range(void)
+{
+    static const uint32_t cpus[] = { 8, 9, 64, 0x80000000u, UINT32_MAX };
+    static const DistvmWireLimits one_vcpu = {
+        .nodes = 4,
+        .nr_vcpus = 1,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        DistvmMsgType t = io_types[i];
+        const char *name = distvm_msg_type_name(t);
+        g_autofree char *one = g_strdup_printf(
+            "%s message for vCPU 1; there are 1", name);
+
+        for (size_t j = 0; j < ARRAY_SIZE(cpus); j++) {
+            g_autofree char *what = g_strdup_printf(
+                "%s message for vCPU %" PRIu32 "; there are 8", name, cpus[j]);
+
+            distvm_wire_io(b, t, 1, &(DistvmMsgIo) {
+                .cpu = cpus[j], .space = DISTVM_IO_PORT, .size = 1,
+                .flags = 0, .addr = 0x64, .data = 0,
+            });
+            expect_decode_error(b, &limits, what);
+            expect_decode_error(b, &limits_no_ram, what);
+        }
+
+        /* The limit is the machine's, and applies to the index itself */
+        distvm_wire_io(b, t, 1, &(DistvmMsgIo) {
+            .cpu = 1, .space = DISTVM_IO_PORT, .size = 1, .flags = 0,
+            .addr = 0x64, .data = 0,
+        });
+        expect_decode_error(b, &one_vcpu, one);
+    }
     g_byte_array_unref(b);
 }
 
@@ -1995,6 +2338,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/vcpu", test_vcpu_messages);
     g_test_add_func("/distvm/wire/roundtrip/vcpu-ipi", test_vcpu_ipi);
     g_test_add_func("/distvm/wire/roundtrip/pci-config", test_pci_config);
+    g_test_add_func("/distvm/wire/roundtrip/io", test_io_messages);
     g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
 
     g_test_add_func("/distvm/wire/header/bad-magic", test_bad_magic);
@@ -2032,6 +2376,14 @@ int main(int argc, char **argv)
                     test_pci_config_out_of_range);
     g_test_add_func("/distvm/wire/decode/pci-config-bad-path",
                     test_pci_config_bad_path);
+    g_test_add_func("/distvm/wire/decode/io-bad-space", test_io_bad_space);
+    g_test_add_func("/distvm/wire/decode/io-bad-addr", test_io_bad_addr);
+    g_test_add_func("/distvm/wire/decode/io-bad-size", test_io_bad_size);
+    g_test_add_func("/distvm/wire/decode/io-data-too-wide",
+                    test_io_data_too_wide);
+    g_test_add_func("/distvm/wire/decode/io-bad-flags", test_io_bad_flags);
+    g_test_add_func("/distvm/wire/decode/io-out-of-range",
+                    test_io_out_of_range);
     g_test_add_func("/distvm/wire/decode/hello-bad-node-id",
                     test_hello_bad_node_id);
     g_test_add_func("/distvm/wire/decode/hello-bad-nodes",
