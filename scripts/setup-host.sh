@@ -96,6 +96,9 @@ if [ ! -f "$STAMP_DIR/apt-updated" ]; then
     touch "$STAMP_DIR/apt-updated"
 fi
 
+# Finish an installation that was interrupted earlier, if any.
+dpkg --configure -a >/dev/null 2>&1 || true
+
 missing=""
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

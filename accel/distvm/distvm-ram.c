@@ -185,6 +185,16 @@ static int uffd_place(DistvmRam *ram, void *host, const void *src, bool wp)
     return 0;
 }
 
+/* Map the zero page, without util/userfaultfd's report of EEXIST. */
+static int uffd_zero(DistvmRam *ram, void *host)
+{
+    struct uffdio_zeropage zero = {
+        .range = { .start = (uintptr_t)host, .len = DISTVM_PAGE_SIZE },
+    };
+
+    return ioctl(ram->uffd, UFFDIO_ZEROPAGE, &zero) ? -errno : 0;
+}
+
 static bool page_populated(void *host)
 {
     unsigned char vec = 0;
@@ -497,7 +507,7 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
         return false;
     }
     if (excl && (m->flags & DISTVM_PAGE_ZERO)) {
-        ret = uffd_zero_page(ram->uffd, host, DISTVM_PAGE_SIZE, false);
+        ret = uffd_zero(ram, host);
     } else {
         ret = uffd_place(ram, host, src, !excl);
     }
@@ -663,7 +673,7 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags)
             uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, false,
                                    false);
         } else if (st == DISTVM_PAGE_E) {
-            ret = uffd_zero_page(ram->uffd, host, DISTVM_PAGE_SIZE, false);
+            ret = uffd_zero(ram, host);
         } else {
             ret = uffd_place(ram, host, zero_page, true);
         }

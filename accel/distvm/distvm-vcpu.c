@@ -26,6 +26,7 @@
 #include "qapi/error.h"
 #include "qapi/qapi-commands-distvm.h"
 #include "qapi/qapi-events-distvm.h"
+#include "qemu/bswap.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
@@ -43,6 +44,7 @@
 #include "trace.h"
 
 typedef struct DistvmVcpuMove {
+    uint64_t generation;        /* moves of this vCPU applied here */
     bool moving;                /* owner: being stopped and sent */
     bool incoming;              /* destination: received, not yet running */
     GQueue waiting;             /* DistvmMsgVcpu: moves held meanwhile */
@@ -58,6 +60,7 @@ typedef struct DistvmIpi {
 typedef struct DistvmOutgoing {
     uint32_t cpu;
     uint32_t dest;
+    uint64_t generation;
     uint64_t paused_ns;
     GByteArray *state;
 } DistvmOutgoing;
@@ -66,6 +69,7 @@ typedef struct DistvmOutgoing {
 typedef struct DistvmIncoming {
     uint32_t cpu;
     uint32_t from;
+    uint64_t generation;
     uint64_t paused_ns;
     GByteArray *state;
 } DistvmIncoming;
@@ -282,6 +286,8 @@ static void *vcpu_sender_thread(void *opaque)
         distvm_wire_vcpu(m, DISTVM_MSG_VCPU_STATE, s->node_id, out->cpu,
                          s->node_id, out->dest, out->paused_ns,
                          out->state->data, out->state->len);
+        /* The header's sequence number carries the move's generation. */
+        stq_le_p(m->data + 16, out->generation);
         if (!distvm_send(s, out->dest, m)) {
             distvm_fatal_node_lost(s, out->dest, "connection closed");
         }
@@ -332,12 +338,13 @@ static void vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
         return;
     }
     mv->moving = true;
-    qemu_mutex_unlock(&s->lock);
-
-    trace_distvm_vcpu_move_start(m->cpu, s->node_id, m->to);
     out = g_new0(DistvmOutgoing, 1);
     out->cpu = m->cpu;
     out->dest = m->to;
+    out->generation = mv->generation + 1;
+    qemu_mutex_unlock(&s->lock);
+
+    trace_distvm_vcpu_move_start(m->cpu, s->node_id, m->to);
     async_run_on_cpu(qemu_get_cpu(m->cpu), vcpu_evict,
                      RUN_ON_CPU_HOST_PTR(out));
 }
@@ -373,6 +380,7 @@ static void vcpu_load_bh(void *opaque)
     }
     qemu_mutex_lock(&s->lock);
     qatomic_set(&s->vcpu_node[in->cpu], s->node_id);
+    mv->generation = MAX(mv->generation, in->generation);
     mv->incoming = false;
     waiting = mv->waiting;
     g_queue_init(&mv->waiting);
@@ -391,6 +399,7 @@ static void vcpu_load_bh(void *opaque)
 
     distvm_wire_vcpu(moved, DISTVM_MSG_VCPU_MOVED, s->node_id, in->cpu,
                      in->from, s->node_id, downtime, NULL, 0);
+    stq_le_p(moved->data + 16, in->generation);
     for (uint32_t i = 0; i < s->nodes; i++) {
         distvm_send(s, i, moved);
     }
@@ -402,8 +411,9 @@ static void vcpu_load_bh(void *opaque)
     g_free(in);
 }
 
-static void vcpu_state_arrived(DistvmState *s, const DistvmMsgVcpu *m)
+static void vcpu_state_arrived(DistvmState *s, const DistvmMsg *msg)
 {
+    const DistvmMsgVcpu *m = &msg->u.vcpu;
     DistvmIncoming *in = g_new0(DistvmIncoming, 1);
 
     qemu_mutex_lock(&s->lock);
@@ -411,6 +421,7 @@ static void vcpu_state_arrived(DistvmState *s, const DistvmMsgVcpu *m)
     qemu_mutex_unlock(&s->lock);
     in->cpu = m->cpu;
     in->from = m->from;
+    in->generation = msg->hdr.seq;
     in->paused_ns = m->value;
     in->state = g_byte_array_sized_new(m->len);
     g_byte_array_append(in->state, m->data, m->len);
@@ -418,11 +429,25 @@ static void vcpu_state_arrived(DistvmState *s, const DistvmMsgVcpu *m)
     aio_bh_schedule_oneshot(qemu_get_aio_context(), vcpu_load_bh, in);
 }
 
-static void vcpu_moved(DistvmState *s, const DistvmMsgVcpu *m)
+/*
+ * Moves of one vCPU are reported by their destinations, over different
+ * connections, so a node may learn of two moves in the opposite order:
+ * the generation keeps the placement table on the latest.
+ */
+static void vcpu_moved(DistvmState *s, const DistvmMsg *msg)
 {
+    const DistvmMsgVcpu *m = &msg->u.vcpu;
+    DistvmVcpuMove *mv = &s->moves[m->cpu];
     DistvmMovedEvent *ev = g_new0(DistvmMovedEvent, 1);
 
-    qatomic_set(&s->vcpu_node[m->cpu], m->to);
+    qemu_mutex_lock(&s->lock);
+    if (msg->hdr.seq > mv->generation || m->to == s->node_id) {
+        mv->generation = MAX(mv->generation, msg->hdr.seq);
+        if (!mv->moving && !mv->incoming) {
+            qatomic_set(&s->vcpu_node[m->cpu], m->to);
+        }
+    }
+    qemu_mutex_unlock(&s->lock);
     qatomic_inc(&s->moves_done);
     qatomic_set(&s->last_downtime_ns, m->value);
     ev->cpu = m->cpu;
@@ -439,10 +464,10 @@ void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
         vcpu_move_request(s, &msg->u.vcpu);
         break;
     case DISTVM_MSG_VCPU_STATE:
-        vcpu_state_arrived(s, &msg->u.vcpu);
+        vcpu_state_arrived(s, msg);
         break;
     case DISTVM_MSG_VCPU_MOVED:
-        vcpu_moved(s, &msg->u.vcpu);
+        vcpu_moved(s, msg);
         break;
     case DISTVM_MSG_VCPU_IPI: {
         DistvmIpi *ipi = g_new(DistvmIpi, 1);
