@@ -292,7 +292,11 @@ static void *vcpu_sender_thread(void *opaque)
             distvm_fatal_node_lost(s, out->dest, "connection closed");
         }
         qemu_mutex_lock(&s->lock);
-        qatomic_set(&s->vcpu_node[out->cpu], out->dest);
+        /* Unless a later move of it was already reported here. */
+        if (mv->generation < out->generation) {
+            qatomic_set(&s->vcpu_node[out->cpu], out->dest);
+            mv->generation = out->generation;
+        }
         mv->moving = false;
         waiting = mv->waiting;
         g_queue_init(&mv->waiting);
@@ -443,7 +447,7 @@ static void vcpu_moved(DistvmState *s, const DistvmMsg *msg)
     qemu_mutex_lock(&s->lock);
     if (msg->hdr.seq > mv->generation || m->to == s->node_id) {
         mv->generation = MAX(mv->generation, msg->hdr.seq);
-        if (!mv->moving && !mv->incoming) {
+        if (!mv->incoming) {
             qatomic_set(&s->vcpu_node[m->cpu], m->to);
         }
     }
