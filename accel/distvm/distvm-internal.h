@@ -98,6 +98,8 @@ bool distvm_net_init(DistvmState *s, Error **errp);
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
 const char *distvm_cluster_state_name(DistvmClusterState state);
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
+void distvm_page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
+                                 Error *err);
 
 /* distvm-chipset.c */
 void distvm_chipset_init(DistvmState *s);

@@ -403,18 +403,9 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
     case DISTVM_MSG_PAGE_INV_ACK:
     case DISTVM_MSG_PAGE_GRANT:
     case DISTVM_MSG_PAGE_DONE:
-        if (distvm_ram_handle(s, msg, &err)) {
-            return;
+        if (!distvm_ram_handle(s, msg, &err)) {
+            distvm_page_protocol_failed(s, msg->hdr.type, src, err);
         }
-        /*
-         * The message was well-formed but contradicts the directory: the
-         * cluster's state can no longer be trusted.
-         */
-        error_report("distvm: inconsistent %s from node %" PRIu32 ": %s",
-                     distvm_msg_type_name(msg->hdr.type), src,
-                     error_get_pretty(err));
-        error_free(err);
-        distvm_fatal_node_lost(s, src, "inconsistent page protocol message");
         return;
     default:
         break;
@@ -422,6 +413,19 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
     error_report("distvm: unexpected %s from node %" PRIu32 " ignored",
                  distvm_msg_type_name(msg->hdr.type), src);
     qatomic_inc(&s->protocol_errors);
+}
+
+/*
+ * A page message was well-formed but contradicts the directory: the
+ * cluster's state can no longer be trusted.  Frees @err.
+ */
+void distvm_page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
+                                 Error *err)
+{
+    error_report("distvm: inconsistent %s from node %" PRIu32 ": %s",
+                 distvm_msg_type_name(type), src, error_get_pretty(err));
+    error_free(err);
+    distvm_fatal_node_lost(s, src, "inconsistent page protocol message");
 }
 
 /* Receive loop of an identified peer. */

@@ -24,6 +24,14 @@
  * run work on a vCPU or wait for an RCU grace period: a vCPU stalled in a
  * fault may hold the BQL.
  *
+ * A vCPU that translates code holds TCG's lock of the code's pages and may
+ * fault on the next page meanwhile.  So the pages this node gives up are
+ * dropped by a thread of their own (the drop thread), with TCG's lock of
+ * the page held, and their translated code is invalidated before the
+ * page's new owner can write it: the receive threads and the fault thread
+ * never wait for a TCG lock, and a page being translated is never dropped
+ * in the middle of it.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -92,6 +100,16 @@ typedef struct DistvmOutbox {
     GArray *dests;              /* uint32_t */
 } DistvmOutbox;
 
+/* A PAGE_FWD that gives the page away, or a PAGE_INV: the drop thread's. */
+typedef struct DistvmDrop {
+    uint32_t type;
+    uint32_t src;
+    DistvmMsgPage m;            /* without data */
+    DistvmOutbox o;
+    Error *err;
+    bool ok;
+} DistvmDrop;
+
 struct DistvmRam {
     QemuMutex lock;
     uint32_t nr_blocks;
@@ -101,6 +119,8 @@ struct DistvmRam {
     int uffd;
     int quit_fd;
     QemuThread fault_thread;
+    QemuThread drop_thread;
+    GAsyncQueue *drops;         /* DistvmDrop, for the drop thread */
     GHashTable *pending;        /* page key -> DistvmPending */
     GHashTable *txns;           /* page key -> DistvmTxn (managed here) */
     DistvmRamStats stats;
@@ -202,21 +222,25 @@ static bool page_populated(void *host)
     return mincore(host, DISTVM_PAGE_SIZE, &vec) == 0 && (vec & 1);
 }
 
-/* The page's content changed under this node: as for a DMA write. */
+/*
+ * The page's content changed under this node: as for a DMA write, but
+ * with no translated code to invalidate: that of a page is invalidated
+ * when the page is dropped (see the drop thread), so a page that arrives
+ * has none.
+ */
 static void page_mark_changed(DistvmBlock *b, uint64_t page)
 {
     ram_addr_t addr = b->ram_addr + (page << PAGE_BITS);
     uint8_t mask = cpu_physical_memory_range_includes_clean(addr,
-                        DISTVM_PAGE_SIZE, DIRTY_CLIENTS_ALL);
+                        DISTVM_PAGE_SIZE, DIRTY_CLIENTS_NOCODE);
 
-    if (mask & (1 << DIRTY_MEMORY_CODE)) {
-        tb_invalidate_phys_range(addr, addr + DISTVM_PAGE_SIZE - 1);
-        mask &= ~(1 << DIRTY_MEMORY_CODE);
-    }
     cpu_physical_memory_set_dirty_range(addr, DISTVM_PAGE_SIZE, mask);
 }
 
-/* Drop this node's copy: write-protected first, so no write is lost. */
+/*
+ * Drop this node's copy: write-protected first, so no write is lost.  On
+ * the drop thread, with TCG's lock of the page held.
+ */
 static void page_discard(DistvmBlock *b, uint64_t page)
 {
     ram_block_discard_range(b->rb, page << PAGE_BITS, DISTVM_PAGE_SIZE);
@@ -570,6 +594,49 @@ static bool req_grant(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
     return true;
 }
 
+/* ---- dropping pages ---- */
+
+/* With TCG's lock of the page held. */
+static void drop_locked(void *opaque)
+{
+    DistvmDrop *d = opaque;
+    DistvmState *s = distvm_state();
+    DistvmRam *ram = s->ram;
+
+    qemu_mutex_lock(&ram->lock);
+    if (d->type == DISTVM_MSG_PAGE_FWD) {
+        d->ok = holder_forward(s, &d->o, d->m.block, d->m.page, d->m.node,
+                               d->m.flags, d->src, &d->err);
+    } else {
+        d->ok = holder_invalidate(s, &d->o, d->m.block, d->m.page,
+                                  d->m.node, d->src, &d->err);
+    }
+    qemu_mutex_unlock(&ram->lock);
+}
+
+static void *distvm_drop_thread(void *opaque)
+{
+    DistvmState *s = opaque;
+    DistvmRam *ram = s->ram;
+
+    rcu_register_thread();
+    for (;;) {
+        DistvmDrop *d = g_async_queue_pop(ram->drops);
+        ram_addr_t addr = ram->blocks[d->m.block].ram_addr +
+                          (d->m.page << PAGE_BITS);
+
+        outbox_init(&d->o);
+        tb_invalidate_phys_range_around(addr, addr + DISTVM_PAGE_SIZE - 1,
+                                        drop_locked, d);
+        outbox_flush(s, &d->o);
+        if (!d->ok) {
+            distvm_page_protocol_failed(s, d->type, d->src, d->err);
+        }
+        g_free(d);
+    }
+    return NULL;
+}
+
 bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
 {
     DistvmRam *ram = s->ram;
@@ -583,6 +650,18 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
     }
     qemu_mutex_unlock(&s->lock);
 
+    if (msg->hdr.type == DISTVM_MSG_PAGE_INV ||
+        (msg->hdr.type == DISTVM_MSG_PAGE_FWD &&
+         (m->flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_DROP)))) {
+        DistvmDrop *d = g_new0(DistvmDrop, 1);
+
+        d->type = msg->hdr.type;
+        d->src = msg->hdr.src;
+        d->m = *m;
+        d->m.data = NULL;
+        g_async_queue_push(ram->drops, d);
+        return true;
+    }
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
     switch (msg->hdr.type) {
@@ -598,10 +677,6 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
     case DISTVM_MSG_PAGE_FWD:
         ok = holder_forward(s, &o, m->block, m->page, m->node, m->flags,
                             msg->hdr.src, errp);
-        break;
-    case DISTVM_MSG_PAGE_INV:
-        ok = holder_invalidate(s, &o, m->block, m->page, m->node,
-                               msg->hdr.src, errp);
         break;
     case DISTVM_MSG_PAGE_DATA:
         ok = req_data(s, &o, m, errp);
@@ -897,8 +972,11 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
         }
     }
     ram->quit_fd = eventfd(0, EFD_CLOEXEC);
+    ram->drops = g_async_queue_new();
     qemu_thread_create(&ram->fault_thread, "distvm-fault",
                        distvm_fault_thread, s, QEMU_THREAD_JOINABLE);
+    qemu_thread_create(&ram->drop_thread, "distvm-drop", distvm_drop_thread,
+                       s, QEMU_THREAD_JOINABLE);
     ram->started = true;
     trace_distvm_ram_started(ram->nr_blocks);
     return true;

@@ -232,7 +232,7 @@ static void test_moves(const void *data)
     distvm_cluster_quit(c);
 }
 
-/* Bad requests and a no-op move. */
+/* Bad requests, a no-op move, and two moves of one vCPU at once. */
 static void test_requests(void)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
@@ -240,7 +240,7 @@ static void test_requests(void)
         MACHINE " -smp 2 -kernel %s -append 'cpus=2 moves=1'", elf);
     DistvmCluster *c = distvm_cluster_start(tmpdir, 3, args);
     QTestState *n1 = c->node[1]->qts;
-    const int want[2] = { 0, 0 };
+    int want[2] = { 0, 0 };
     QDict *resp;
 
     g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: all cpus up",
@@ -260,14 +260,94 @@ static void test_requests(void)
     qtest_qmp_assert_success(n1, "{ 'execute': 'distvm-move-vcpu', "
                              "'arguments': { 'cpu-index': 1, 'node': 0 } }");
 
+    /*
+     * Two moves at once, asked of two nodes: they are done one after the
+     * other, in the order the requests reach the vCPU's owner, so the
+     * vCPU ends on 1 or on 2.  Every node reports both moves; a node may
+     * hear of the second first (the two destinations report them).
+     */
+    qtest_qmp_assert_success(n1, "{ 'execute': 'distvm-move-vcpu', "
+                             "'arguments': { 'cpu-index': 1, 'node': 1 } }");
+    qtest_qmp_assert_success(c->node[2]->qts, "{ 'execute': "
+                             "'distvm-move-vcpu', 'arguments': "
+                             "{ 'cpu-index': 1, 'node': 2 } }");
+    for (int n = 0; n < 3; n++) {
+        int from[2], to[2];
+
+        for (int k = 0; k < 2; k++) {
+            QDict *ev = qtest_qmp_eventwait_ref(c->node[n]->qts,
+                                                "DISTVM_VCPU_MOVED");
+            QDict *data = qdict_get_qdict(ev, "data");
+
+            g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 1);
+            from[k] = qdict_get_int(data, "from");
+            to[k] = qdict_get_int(data, "to");
+            qobject_unref(ev);
+        }
+        /* Put in order, the two moves chain: 0 -> a, then a -> b. */
+        if (from[0] != 0) {
+            int f = from[0], t = to[0];
+
+            from[0] = from[1];
+            to[0] = to[1];
+            from[1] = f;
+            to[1] = t;
+        }
+        g_assert_cmpint(from[0], ==, 0);
+        g_assert_cmpint(from[1], ==, to[0]);
+        g_assert_true((to[0] == 1 && to[1] == 2) ||
+                      (to[0] == 2 && to[1] == 1));
+        g_assert_true(n == 0 || want[1] == to[1]);
+        want[1] = to[1];
+    }
     check_placement(c, 2, want);
     distvm_cluster_quit(c);
+}
+
+/*
+ * vCPUs placed on another node from power-on: the firmware and then the
+ * guest start them with INIT/SIPI forwarded to their node, where they run
+ * the firmware's start-up code in shadow RAM (the home node's chipset
+ * setting, replayed) and then the SMP workload.
+ */
+static void test_placement(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 4 -kernel %s -append 'cpus=4 iters=200000'", elf);
+    g_autofree char *dir = g_strdup_printf("%s/placement", tmpdir);
+    const int want[4] = { 0, 1, 1, 0 };
+    DistvmNode *node[2];
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=0:1:1:0",
+                                                  opts);
+
+        node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+        for (int cpu = 0; cpu < 4; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), ==,
+                            want[cpu]);
+        }
+    }
+    g_assert_true(distvm_wait_console(node[0], "distvm-guest: DONE", 120));
+    g_assert_cmphex(qtest_readl(node[1]->qts, RES(magic)), ==,
+                    DG_MAGIC_DONE);
+    distvm_check_smp_memory(node[0]->qts, 4, 200000);
+    distvm_check_smp_memory(node[1]->qts, 4, 200000);
+    distvm_node_quit(node[1]);
+    distvm_node_quit(node[0]);
 }
 
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-move-test");
 
+    qtest_add_func("/distvm/move/placement", test_placement);
     qtest_add_func("/distvm/move/requests", test_requests);
     qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
                         test_moves);
