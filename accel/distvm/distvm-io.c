@@ -2,8 +2,8 @@
  * distvm: device accesses of vCPUs that run away from the home node
  *
  * Devices are emulated on the home node only.  A vCPU on another node
- * that does port I/O sends the access to the home node and waits for its
- * result (with the BQL released, if its thread held it); the home node
+ * that does port I/O or MMIO (outside its LAPIC's window) sends the access
+ * to the home node and waits for its result (with the BQL released, if its thread held it); the home node
  * replays it under the BQL with current_cpu set to its own, parked copy
  * of that vCPU, as the devices expect.
  *
@@ -16,6 +16,8 @@
 #include "block/aio.h"
 #include "cpu.h"
 #include "exec/address-spaces.h"
+#include "exec/cputlb.h"
+#include "hw/i386/apic_internal.h"
 #include "hw/core/cpu.h"
 #include "distvm-internal.h"
 #include "trace.h"
@@ -24,6 +26,7 @@
 typedef struct DistvmIoWait {
     QemuEvent done;
     uint64_t data;
+    MemTxResult result;
 } DistvmIoWait;
 
 typedef struct DistvmIoReplay {
@@ -33,31 +36,29 @@ typedef struct DistvmIoReplay {
 
 static DistvmIoWait *io_waits;
 
-static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
-                               unsigned size, bool is_write)
+/*
+ * Send a vCPU's access to the home node and wait for its result, with
+ * the BQL released if this thread held it.  @data is little-endian.
+ */
+static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t space,
+                              uint64_t addr, uint64_t *data, unsigned size,
+                              bool is_write)
 {
-    DistvmState *s = distvm_state();
     DistvmIoWait *w = &io_waits[cs->cpu_index];
-    g_autoptr(GByteArray) m = NULL;
+    g_autoptr(GByteArray) m = g_byte_array_new();
     DistvmMsgIo io = {
         .cpu = cs->cpu_index,
-        .space = DISTVM_IO_PORT,
+        .space = space,
         .size = size,
         .flags = is_write ? DISTVM_IO_WRITE : 0,
-        .addr = port,
+        .addr = addr,
         .data = is_write ? *data & MAKE_64BIT_MASK(0, size * 8) : 0,
     };
-    bool locked;
+    bool locked = bql_locked();
 
-    if (distvm_is_home(s) || qatomic_read(&s->state) !=
-        DISTVM_CLUSTER_RUNNING) {
-        return false;
-    }
-    m = g_byte_array_new();
     distvm_wire_io(m, DISTVM_MSG_IO_REQ, s->node_id, &io);
-    trace_distvm_io_forward(io.cpu, port, size, is_write, io.data);
+    trace_distvm_io_forward(io.cpu, space, addr, size, is_write, io.data);
     qemu_event_reset(&w->done);
-    locked = bql_locked();
     if (locked) {
         bql_unlock();
     }
@@ -71,6 +72,54 @@ static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
     if (!is_write) {
         *data = w->data;
     }
+    return w->result;
+}
+
+/* Forward unless this is the home node (or the guest has not started). */
+static bool io_forwarded(DistvmState *s)
+{
+    return !distvm_is_home(s) &&
+           qatomic_read(&s->state) == DISTVM_CLUSTER_RUNNING;
+}
+
+static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
+                               unsigned size, bool is_write)
+{
+    DistvmState *s = distvm_state();
+    uint64_t val = *data;
+
+    if (!io_forwarded(s)) {
+        return false;
+    }
+    io_forward(s, cs, DISTVM_IO_PORT, port, &val, size, is_write);
+    *data = val;
+    return true;
+}
+
+/*
+ * MMIO: everything but the LAPIC window, which belongs to the vCPU that
+ * accesses it (the other devices are the home node's).
+ */
+static bool distvm_mmio_forward(CPUState *cs, hwaddr addr, MemTxAttrs attrs,
+                                void *buf, unsigned size, bool is_write,
+                                MemTxResult *res)
+{
+    DistvmState *s = distvm_state();
+    uint64_t val = 0;
+
+    if (!io_forwarded(s) ||
+        (addr >= APIC_DEFAULT_ADDRESS &&
+         addr < APIC_DEFAULT_ADDRESS + APIC_SPACE_SIZE)) {
+        return false;
+    }
+    if (is_write) {
+        val = ldn_le_p(buf, size);
+    }
+    *res = io_forward(s, cs, attrs.secure ? DISTVM_IO_SMM : DISTVM_IO_MEMORY,
+                      addr, &val, size, is_write);
+    if (!is_write) {
+        stn_le_p(buf, size, val);
+    }
     return true;
 }
 
@@ -80,15 +129,21 @@ static void distvm_io_replay_bh(void *opaque)
     DistvmIoReplay *r = opaque;
     DistvmState *s = distvm_state();
     CPUState *saved = current_cpu;
+    CPUState *cpu = qemu_get_cpu(r->io.cpu);
     g_autoptr(GByteArray) m = g_byte_array_new();
     uint8_t buf[8] = { 0 };
     bool is_write = r->io.flags & DISTVM_IO_WRITE;
+    MemTxAttrs attrs = MEMTXATTRS_UNSPECIFIED;
+    AddressSpace *as = &address_space_io;
     MemTxResult res;
 
+    if (r->io.space != DISTVM_IO_PORT) {
+        attrs = (MemTxAttrs) { .secure = r->io.space == DISTVM_IO_SMM };
+        as = cpu_get_address_space(cpu, cpu_asidx_from_attrs(cpu, attrs));
+    }
     stq_le_p(buf, r->io.data);
-    current_cpu = qemu_get_cpu(r->io.cpu);
-    res = address_space_rw(&address_space_io, r->io.addr,
-                           MEMTXATTRS_UNSPECIFIED, buf, r->io.size, is_write);
+    current_cpu = cpu;
+    res = address_space_rw(as, r->io.addr, attrs, buf, r->io.size, is_write);
     current_cpu = saved;
     r->io.data = is_write ? 0 : ldq_le_p(buf) &
                  MAKE_64BIT_MASK(0, r->io.size * 8);
@@ -117,6 +172,7 @@ void distvm_io_handle(DistvmState *s, const DistvmMsg *msg)
         DistvmIoWait *w = &io_waits[msg->u.io.cpu];
 
         w->data = msg->u.io.data;
+        w->result = msg->u.io.flags;
         qemu_event_set(&w->done);
     }
 }
@@ -128,4 +184,5 @@ void distvm_io_init(DistvmState *s)
         qemu_event_init(&io_waits[i].done, false);
     }
     x86_pio_forward_hook = distvm_pio_forward;
+    tcg_mmio_forward_hook = distvm_mmio_forward;
 }

@@ -345,8 +345,11 @@ static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                    r->what, io->cpu, lim->nr_vcpus);
         return false;
     }
-    if (io->space != DISTVM_IO_PORT || io->addr > 0xffff ||
-        (io->size != 1 && io->size != 2 && io->size != 4) ||
+    if (io->space > DISTVM_IO_SMM ||
+        (io->space == DISTVM_IO_PORT && io->addr > 0xffff) ||
+        (io->size != 1 && io->size != 2 && io->size != 4 &&
+         (io->size != 8 || io->space == DISTVM_IO_PORT)) ||
+        (io->space != DISTVM_IO_PORT && (io->addr & (io->size - 1))) ||
         (io->size < 8 && io->data >> (io->size * 8))) {
         error_setg(errp, "%s message for %" PRIu32 " bytes at %#" PRIx64
                    " of space %" PRIu32 " (data %#" PRIx64 ")", r->what,

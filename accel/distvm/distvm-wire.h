@@ -129,12 +129,14 @@ typedef struct DistvmMsgPciConfig {
 
 /* IO_REQ / IO_REPLY */
 #define DISTVM_IO_PORT          0       /* the port I/O space */
+#define DISTVM_IO_MEMORY        1       /* the vCPU's memory address space */
+#define DISTVM_IO_SMM           2       /* the same, in system management mode */
 #define DISTVM_IO_WRITE         0x01    /* IO_REQ flags */
 
 typedef struct DistvmMsgIo {
     uint32_t cpu;               /* the vCPU that made the access */
-    uint32_t space;             /* DISTVM_IO_PORT */
-    uint32_t size;              /* 1, 2 or 4 bytes */
+    uint32_t space;             /* DISTVM_IO_PORT, _MEMORY or _SMM */
+    uint32_t size;              /* 1, 2 or 4 bytes; or 8 for memory */
     uint32_t flags;             /* REQ: DISTVM_IO_WRITE; REPLY: MemTxResult */
     uint64_t addr;
     uint64_t data;

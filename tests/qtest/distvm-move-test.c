@@ -170,8 +170,8 @@ static void test_moves(const void *data)
         g_usleep(10000);
     }
     /*
-     * Port I/O reached the home node's devices from wherever each vCPU
-     * was: its chipset answered, and the console is home's.
+     * Port I/O and MMIO reached the home node's devices from wherever each
+     * vCPU was: its chipset and HPET answered, and the console is home's.
      */
     {
         uint32_t ref = qtest_readl(home, RES(pci_probe_ref));
@@ -182,8 +182,14 @@ static void test_moves(const void *data)
             g_autofree char *line = g_strdup_printf(
                 "distvm-guest: cpu %d finished", cpu);
 
+            uint32_t hpet0 = qtest_readl(home, RES(hpet_probe) + cpu * 8);
+            uint32_t hpet1 = qtest_readl(home, RES(hpet_probe) + cpu * 8 + 4);
+
             g_assert_cmphex(qtest_readl(home, RES(pci_probe) + cpu * 4), ==,
                             ref);
+            /* MMIO too: home's HPET, the only one enabled, counted. */
+            g_assert_cmpuint(hpet0, >, 0);
+            g_assert_cmpuint(hpet1, >, hpet0);
             g_assert_nonnull(strstr(console, line));
         }
         for (int n = 1; n < nodes; n++) {

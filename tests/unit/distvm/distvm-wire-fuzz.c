@@ -156,13 +156,24 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         break;
     case DISTVM_MSG_IO_REQ:
     case DISTVM_MSG_IO_REPLY:
-        /* 1, 2 or 4 bytes of port I/O by a vCPU of the machine */
+        /*
+         * 1, 2 or 4 bytes of port I/O, or 1 to 8 aligned bytes of memory,
+         * by a vCPU of the machine
+         */
         CHECK(m->hdr.length == IO_FIXED);
         CHECK(m->u.io.cpu < lim->nr_vcpus);
-        CHECK(m->u.io.space == DISTVM_IO_PORT);
-        CHECK(m->u.io.addr <= 0xffff);
-        CHECK(m->u.io.size == 1 || m->u.io.size == 2 || m->u.io.size == 4);
-        CHECK(!(m->u.io.data >> (m->u.io.size * 8)));
+        if (m->u.io.space == DISTVM_IO_PORT) {
+            CHECK(m->u.io.addr <= 0xffff);
+            CHECK(m->u.io.size == 1 || m->u.io.size == 2 ||
+                  m->u.io.size == 4);
+        } else {
+            CHECK(m->u.io.space == DISTVM_IO_MEMORY ||
+                  m->u.io.space == DISTVM_IO_SMM);
+            CHECK(m->u.io.size == 1 || m->u.io.size == 2 ||
+                  m->u.io.size == 4 || m->u.io.size == 8);
+            CHECK(!(m->u.io.addr & (m->u.io.size - 1)));
+        }
+        CHECK(m->u.io.size == 8 || !(m->u.io.data >> (m->u.io.size * 8)));
         if (m->hdr.type == DISTVM_MSG_IO_REQ) {
             CHECK(!(m->u.io.flags & ~DISTVM_IO_WRITE));
         } else {
@@ -544,6 +555,11 @@ int main(int argc, char **argv)
     SEED("io-req", distvm_wire_io(b, DISTVM_MSG_IO_REQ, 2, &(DistvmMsgIo) {
         .cpu = 1, .space = DISTVM_IO_PORT, .size = 1,
         .flags = DISTVM_IO_WRITE, .addr = 0x3f8, .data = 'A',
+    }));
+    /* vCPU 2 on node 1 reads the HPET's main counter (MMIO, 8 bytes) */
+    SEED("io-req-mmio", distvm_wire_io(b, DISTVM_MSG_IO_REQ, 1, &(DistvmMsgIo) {
+        .cpu = 2, .space = DISTVM_IO_MEMORY, .size = 8, .flags = 0,
+        .addr = 0xfed000f0, .data = 0,
     }));
     /* home answers a 4-byte read of CONFIG_DATA: MEMTX_OK, a device id */
     SEED("io-reply", distvm_wire_io(b, DISTVM_MSG_IO_REPLY, 0,

@@ -1810,10 +1810,56 @@ static void expect_io_range_error(DistvmMsgType type, const DistvmMsgIo *io)
     g_byte_array_unref(b);
 }
 
-/* Port I/O is the only address space */
+/* MMIO of a vCPU: aligned accesses of 1 to 8 bytes, at any address */
+static void test_io_memory(void)
+{
+    static const uint32_t spaces[] = { DISTVM_IO_MEMORY, DISTVM_IO_SMM };
+    static const uint32_t sizes[] = { 1, 2, 4, 8 };
+    static const uint64_t addrs[] = {
+        0, 0x10000, 0xa0000, 0xfec00010, 0xfed000f0, 1ull << 32,
+        UINT64_MAX - 7,
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(spaces); j++) {
+            for (size_t k = 0; k < ARRAY_SIZE(sizes); k++) {
+                uint32_t size = sizes[k];
+
+                for (size_t l = 0; l < ARRAY_SIZE(addrs); l++) {
+                    check_io(&limits, io_types[i], 1, &(DistvmMsgIo) {
+                        .cpu = l % 8, .space = spaces[j], .size = size,
+                        .flags = 0, .addr = addrs[l],
+                        .data = size == 8 ? UINT64_MAX : IO_MAX(size),
+                    });
+                }
+                if (size > 1) {
+                    /* misaligned */
+                    expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                        .cpu = 1, .space = spaces[j], .size = size,
+                        .flags = 0, .addr = 0xfed000f0 + size / 2,
+                        .data = 0,
+                    });
+                }
+                if (size < 8) {
+                    expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                        .cpu = 1, .space = spaces[j], .size = size,
+                        .flags = 0, .addr = 0xfed000f0,
+                        .data = (uint64_t)IO_MAX(size) + 1,
+                    });
+                }
+            }
+            expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                .cpu = 1, .space = spaces[j], .size = 16, .flags = 0,
+                .addr = 0xfed000f0, .data = 0,
+            });
+        }
+    }
+}
+
+/* Port I/O, memory and SMM memory are the only address spaces */
 static void test_io_bad_space(void)
 {
-    static const uint32_t spaces[] = { 1, 2, 0x100, 0x80000000u, UINT32_MAX };
+    static const uint32_t spaces[] = { 3, 4, 0x100, 0x80000000u, UINT32_MAX };
 
     for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
         for (size_t j = 0; j < ARRAY_SIZE(spaces); j++) {
@@ -1850,7 +1896,7 @@ static void test_io_bad_addr(void)
     }
 }
 
-/* An access is of 1, 2 or 4 bytes */
+/* A port access is of 1, 2 or 4 bytes */
 static void test_io_bad_size(void)
 {
     static const uint32_t sizes[] = {
@@ -2376,6 +2422,7 @@ int main(int argc, char **argv)
                     test_pci_config_out_of_range);
     g_test_add_func("/distvm/wire/decode/pci-config-bad-path",
                     test_pci_config_bad_path);
+    g_test_add_func("/distvm/wire/roundtrip/io-memory", test_io_memory);
     g_test_add_func("/distvm/wire/decode/io-bad-space", test_io_bad_space);
     g_test_add_func("/distvm/wire/decode/io-bad-addr", test_io_bad_addr);
     g_test_add_func("/distvm/wire/decode/io-bad-size", test_io_bad_size);

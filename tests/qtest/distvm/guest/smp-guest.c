@@ -388,6 +388,24 @@ static inline uint32_t inl(uint16_t port)
 }
 
 /* The PIIX IDE BAR 4, through configuration mechanism 1. */
+#define HPET_BASE       0xfed00000u
+#define HPET_CONFIG     0x10
+#define HPET_COUNTER    0xf0
+
+static void hpet_enable(void)
+{
+    *(volatile uint32_t *)(HPET_BASE + HPET_CONFIG) = 1;
+}
+
+static void hpet_probe(uint32_t cpu)
+{
+    res->hpet_probe[cpu][0] = *(volatile uint32_t *)(HPET_BASE +
+                                                     HPET_COUNTER);
+    delay(10000);
+    res->hpet_probe[cpu][1] = *(volatile uint32_t *)(HPET_BASE +
+                                                     HPET_COUNTER);
+}
+
 static uint32_t pci_probe(void)
 {
     uint32_t v;
@@ -465,6 +483,7 @@ static void moves(uint32_t cpu)
 
     if (cpu == 0) {
         res->pci_probe_ref = pci_probe();
+        hpet_enable();
     }
     timer_start();
     dg_chain_init(cpu, &x, &v);
@@ -490,6 +509,7 @@ static void moves(uint32_t cpu)
         cpu_relax();
     }
     res->pci_probe[cpu] = pci_probe();
+    hpet_probe(cpu);
     say_cpu(cpu, " finished\n");
     res->cpu_done[cpu] = 1;
     if (cpu == 0) {

@@ -101,6 +101,12 @@ struct dg_results {
      */
     uint32_t pci_probe_ref;
     uint32_t pci_probe[DG_MAX_CPUS];
+    /*
+     * The HPET's main counter, read by MMIO twice by every CPU at the end,
+     * wherever it is.  The boot CPU enabled the HPET at start, on the home
+     * node: only the home node's HPET counts.
+     */
+    uint32_t hpet_probe[DG_MAX_CPUS][2];
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
