@@ -290,6 +290,7 @@ static int distvm_init_machine(MachineState *ms)
     if (s->nodes > 1) {
         distvm_chipset_init(s);
         distvm_io_init(s);
+        distvm_runstate_init(s);
     }
     return 0;
 }

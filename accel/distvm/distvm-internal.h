@@ -114,6 +114,11 @@ void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);
 void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg);
 
+/* distvm-runstate.c */
+void distvm_runstate_init(DistvmState *s);
+void distvm_runstate_started(DistvmState *s);
+void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg);
+
 /* distvm-ram.c */
 bool distvm_ram_init(DistvmState *s, Error **errp);
 void distvm_ram_fingerprint(GPtrArray *keys, GPtrArray *values);

@@ -275,6 +275,7 @@ static void distvm_cluster_started_bh(void *opaque)
     }
     if (s->want_autostart) {
         vm_start();
+        distvm_runstate_started(s);
     }
 }
 
@@ -380,7 +381,11 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
     case DISTVM_MSG_VCPU_STATE:
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
+    case DISTVM_MSG_VCPU_APIC:
         distvm_vcpu_handle(s, msg);
+        return;
+    case DISTVM_MSG_RUN_STATE:
+        distvm_runstate_handle(s, msg);
         return;
     case DISTVM_MSG_PCI_CONFIG:
         distvm_chipset_handle(s, msg);

@@ -160,6 +160,54 @@ static bool distvm_apic_remote_deliver(APICCommonState *apic,
                           (uint32_t)trigger_mode << 16);
 }
 
+/*
+ * A LAPIC's addressing changed here (on its vCPU's thread, with the BQL):
+ * the other nodes deliver to it by its APIC ID and logical destination.
+ */
+static void distvm_apic_addressing(APICCommonState *apic)
+{
+    DistvmState *s = distvm_state();
+    g_autoptr(GByteArray) m = NULL;
+    uint32_t cpu = CPU(apic->cpu)->cpu_index;
+    uint64_t value = apic->id | apic->log_dest << 8 |
+                     (uint64_t)(apic->dest_mode & 0xf) << 16;
+
+    if (s->nodes == 1 || qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+        return;
+    }
+    trace_distvm_apic_addressing(cpu, value);
+    m = g_byte_array_new();
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (i != s->node_id) {
+            g_byte_array_set_size(m, 0);
+            distvm_wire_vcpu(m, DISTVM_MSG_VCPU_APIC, s->node_id, cpu,
+                             s->node_id, i, value, NULL, 0);
+            distvm_send(s, i, m);
+        }
+    }
+}
+
+/*
+ * Another node's vCPU changed its LAPIC's addressing: so does our copy,
+ * at once, in the receive thread.  Its node may tell ours next, through
+ * guest memory, that the vCPU is ready for interrupts (Linux marks a CPU
+ * online after it set its logical destination); that page comes on this
+ * same connection, after this message, and must find the change made.
+ * Deliveries read these bytes under the BQL; a delivery racing with the
+ * change reaches the vCPU with either addressing, as on real hardware.
+ */
+static void vcpu_apic_addressing(DistvmState *s, const DistvmMsgVcpu *m)
+{
+    X86CPU *x86 = X86_CPU(qemu_get_cpu(m->cpu));
+    APICCommonState *apic = APIC_COMMON(x86->apic_state);
+
+    if (distvm_vcpu_node(s, m->cpu) != s->node_id) {
+        qatomic_set(&apic->id, m->value & 0xff);
+        qatomic_set(&apic->log_dest, (m->value >> 8) & 0xff);
+        qatomic_set(&apic->dest_mode, (m->value >> 16) & 0xf);
+    }
+}
+
 static void vcpu_apply_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
 {
     X86CPU *x86 = X86_CPU(qemu_get_cpu(cpu));
@@ -482,6 +530,9 @@ void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
         aio_bh_schedule_oneshot(qemu_get_aio_context(), vcpu_ipi_bh, ipi);
         break;
     }
+    case DISTVM_MSG_VCPU_APIC:
+        vcpu_apic_addressing(s, &msg->u.vcpu);
+        break;
     default:
         g_assert_not_reached();
     }
@@ -498,7 +549,10 @@ void distvm_vcpu_init(DistvmState *s)
         g_queue_init(&s->moves[i].waiting);
         g_queue_init(&s->moves[i].ipis);
     }
-    apic_remote_deliver_hook = distvm_apic_remote_deliver;
+    if (s->nodes > 1) {
+        apic_remote_deliver_hook = distvm_apic_remote_deliver;
+        apic_addressing_hook = distvm_apic_addressing;
+    }
     outgoing = g_async_queue_new();
     qemu_thread_create(&thread, "distvm-vcpu-tx", vcpu_sender_thread, s,
                        QEMU_THREAD_DETACHED);

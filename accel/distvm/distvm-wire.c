@@ -37,6 +37,8 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_PCI_CONFIG] = "PCI_CONFIG",
     [DISTVM_MSG_IO_REQ] = "IO_REQ",
     [DISTVM_MSG_IO_REPLY] = "IO_REPLY",
+    [DISTVM_MSG_VCPU_APIC] = "VCPU_APIC",
+    [DISTVM_MSG_RUN_STATE] = "RUN_STATE",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -302,6 +304,11 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
                    PRIx64, v->value);
         return false;
     }
+    if (hdr->type == DISTVM_MSG_VCPU_APIC && v->value >> 20) {
+        error_setg(errp, "VCPU_APIC message with an invalid addressing 0x%"
+                   PRIx64, v->value);
+        return false;
+    }
     if (hdr->type == DISTVM_MSG_VCPU_STATE) {
         if (r->left == 0) {
             error_setg(errp, "VCPU_STATE message without a state");
@@ -360,6 +367,32 @@ static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                                        : io->flags > 0xff) {
         error_setg(errp, "%s message with flags %#" PRIx32, r->what,
                    io->flags);
+        return false;
+    }
+    return true;
+}
+
+static bool decode_run_state(WireReader *r, DistvmMsgRunState *run,
+                             Error **errp)
+{
+    uint32_t reserved;
+
+    if (!get_u32(r, &run->action, errp) || !get_u32(r, &reserved, errp) ||
+        !get_u64(r, &run->virtual_ns, errp) ||
+        !get_u64(r, &run->guest_ticks, errp) ||
+        !get_u64(r, &run->host_ns, errp) ||
+        !get_u64(r, &run->host_ticks, errp) ||
+        !get_u64(r, &run->host_id, errp)) {
+        return false;
+    }
+    if (run->action >= DISTVM_RUN__MAX) {
+        error_setg(errp, "%s message with an unknown action %" PRIu32,
+                   r->what, run->action);
+        return false;
+    }
+    if (reserved) {
+        error_setg(errp, "%s message with a non-zero reserved field",
+                   r->what);
         return false;
     }
     return true;
@@ -427,7 +460,11 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_VCPU_STATE:
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
+    case DISTVM_MSG_VCPU_APIC:
         ok = decode_vcpu(&r, hdr, lim, &msg->u.vcpu, errp);
+        break;
+    case DISTVM_MSG_RUN_STATE:
+        ok = decode_run_state(&r, &msg->u.run, errp);
         break;
     case DISTVM_MSG_PCI_CONFIG:
         ok = decode_pci_config(&r, &msg->u.pci, errp);
@@ -612,6 +649,20 @@ void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
     distvm_wire_put_u32(buf, io->flags);
     distvm_wire_put_u64(buf, io->addr);
     distvm_wire_put_u64(buf, io->data);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_run_state(GByteArray *buf, uint32_t src,
+                           const DistvmMsgRunState *run)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_RUN_STATE, src, 0);
+    distvm_wire_put_u32(buf, run->action);
+    distvm_wire_put_u32(buf, 0);
+    distvm_wire_put_u64(buf, run->virtual_ns);
+    distvm_wire_put_u64(buf, run->guest_ticks);
+    distvm_wire_put_u64(buf, run->host_ns);
+    distvm_wire_put_u64(buf, run->host_ticks);
+    distvm_wire_put_u64(buf, run->host_id);
     distvm_wire_end(buf);
 }
 

@@ -53,6 +53,8 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_PCI_CONFIG,      /* home -> all: a chipset config write */
     DISTVM_MSG_IO_REQ,          /* node -> home: a vCPU's device access */
     DISTVM_MSG_IO_REPLY,        /* home -> node: its result */
+    DISTVM_MSG_VCPU_APIC,       /* owner -> all: how its LAPIC is addressed */
+    DISTVM_MSG_RUN_STATE,       /* home -> all: run, stop, reset; clocks */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -109,6 +111,8 @@ typedef struct DistvmMsgPage {
  * VCPU_MOVED: @from, @to, @value the downtime in ns.
  * VCPU_IPI: @from the sending node, @to the node it was sent to, @value
  *   delivery mode | vector << 8 | trigger mode << 16.
+ * VCPU_APIC: @from the vCPU's node, @to the node it was sent to, @value
+ *   APIC ID | logical destination << 8 | destination format << 16.
  */
 typedef struct DistvmMsgVcpu {
     uint32_t cpu;
@@ -142,6 +146,28 @@ typedef struct DistvmMsgIo {
     uint64_t data;
 } DistvmMsgIo;
 
+/* RUN_STATE */
+typedef enum DistvmRunAction {
+    DISTVM_RUN_STOP,            /* pause the vCPUs */
+    DISTVM_RUN_CONT,            /* run them, with the clocks given */
+    DISTVM_RUN_RESET,           /* the machine is reset: reset the vCPUs */
+    DISTVM_RUN__MAX
+} DistvmRunAction;
+
+/*
+ * The home node's clocks, read together: the guest's virtual clock (ns)
+ * and TSC, and the host's CLOCK_MONOTONIC (ns) and TSC they derive from.
+ * @host_id tells whether the sender shares this node's host clocks.
+ */
+typedef struct DistvmMsgRunState {
+    uint32_t action;            /* DistvmRunAction */
+    uint64_t virtual_ns;
+    uint64_t guest_ticks;
+    uint64_t host_ns;
+    uint64_t host_ticks;
+    uint64_t host_id;
+} DistvmMsgRunState;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -154,6 +180,7 @@ typedef struct DistvmMsg {
         DistvmMsgVcpu vcpu;     /* VCPU_* */
         DistvmMsgPciConfig pci; /* PCI_CONFIG */
         DistvmMsgIo io;         /* IO_REQ, IO_REPLY */
+        DistvmMsgRunState run;  /* RUN_STATE */
     } u;
 } DistvmMsg;
 
@@ -205,6 +232,8 @@ void distvm_wire_pci_config(GByteArray *buf, uint32_t src, const char *path,
                             uint32_t addr, uint32_t val, uint32_t len);
 void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
                     const DistvmMsgIo *io);
+void distvm_wire_run_state(GByteArray *buf, uint32_t src,
+                           const DistvmMsgRunState *run);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

@@ -26,6 +26,7 @@
 #define VCPU_FIXED 24           /* cpu, from, to, reserved, value */
 #define PCI_FIXED 16            /* path length, addr, val, len; + path */
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
+#define RUN_FIXED 48            /* action, reserved, five clocks */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
@@ -58,6 +59,15 @@ static bool ipi_delivery_ok(uint64_t v)
     uint64_t mode = v & 0xff;
 
     return v <= 0x1ffff && mode != 3 && mode <= 6;
+}
+
+/*
+ * A LAPIC's addressing: any APIC ID in bits 0-7, logical destination in
+ * bits 8-15, destination format in bits 16-19, nothing above
+ */
+static bool apic_addressing_ok(uint64_t v)
+{
+    return v <= 0xfffff;
 }
 
 /* A decoded string is never NULL and never longer than the limit */
@@ -123,12 +133,16 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_VCPU_STATE:
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
+    case DISTVM_MSG_VCPU_APIC:
         CHECK(m->u.vcpu.cpu < lim->nr_vcpus);
         CHECK(m->u.vcpu.from < lim->nodes);
         CHECK(m->u.vcpu.to < lim->nodes);
         CHECK(ldl_le_p(payload + 12) == 0);     /* reserved */
         if (m->hdr.type == DISTVM_MSG_VCPU_IPI) {
             CHECK(ipi_delivery_ok(m->u.vcpu.value));
+        }
+        if (m->hdr.type == DISTVM_MSG_VCPU_APIC) {
+            CHECK(apic_addressing_ok(m->u.vcpu.value));
         }
         if (m->hdr.type == DISTVM_MSG_VCPU_STATE) {
             /* the state is the rest of the payload, and not empty */
@@ -179,6 +193,13 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         } else {
             CHECK(m->u.io.flags <= 0xff);
         }
+        break;
+    case DISTVM_MSG_RUN_STATE:
+        /* a known action; the clocks may be anything */
+        CHECK(m->hdr.length == RUN_FIXED);
+        CHECK(m->u.run.action < DISTVM_RUN__MAX);
+        CHECK(m->u.run.action == (uint32_t)ldl_le_p(payload));
+        CHECK(ldl_le_p(payload + 4) == 0);      /* reserved */
         break;
     default:
         CHECK(is_page_type(m->hdr.type));
@@ -252,6 +273,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_VCPU_STATE:
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
+    case DISTVM_MSG_VCPU_APIC:
         if (a->u.vcpu.cpu != b->u.vcpu.cpu ||
             a->u.vcpu.from != b->u.vcpu.from ||
             a->u.vcpu.to != b->u.vcpu.to ||
@@ -275,6 +297,13 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.io.flags == b->u.io.flags &&
                a->u.io.addr == b->u.io.addr &&
                a->u.io.data == b->u.io.data;
+    case DISTVM_MSG_RUN_STATE:
+        return a->u.run.action == b->u.run.action &&
+               a->u.run.virtual_ns == b->u.run.virtual_ns &&
+               a->u.run.guest_ticks == b->u.run.guest_ticks &&
+               a->u.run.host_ns == b->u.run.host_ns &&
+               a->u.run.host_ticks == b->u.run.host_ticks &&
+               a->u.run.host_id == b->u.run.host_id;
     default:
         if (a->u.page.block != b->u.page.block ||
             a->u.page.page != b->u.page.page ||
@@ -290,8 +319,9 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
- * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, PCI_CONFIG and IO_* encoders always
- * send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say so.
+ * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, PCI_CONFIG, IO_* and RUN_STATE
+ * encoders always send seq 0 and WELCOME's src 0; @fixed_seq and
+ * @fixed_src say so.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -339,6 +369,7 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_VCPU_STATE:
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
+    case DISTVM_MSG_VCPU_APIC:
         distvm_wire_vcpu(buf, m->hdr.type, m->hdr.src, m->u.vcpu.cpu,
                          m->u.vcpu.from, m->u.vcpu.to, m->u.vcpu.value,
                          m->u.vcpu.data, m->u.vcpu.len);
@@ -352,6 +383,10 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_IO_REQ:
     case DISTVM_MSG_IO_REPLY:
         distvm_wire_io(buf, m->hdr.type, m->hdr.src, &m->u.io);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_RUN_STATE:
+        distvm_wire_run_state(buf, m->hdr.src, &m->u.run);
         *fixed_seq = true;
         break;
     default:
@@ -548,6 +583,12 @@ int main(int argc, char **argv)
     /* fixed delivery (mode 0) of vector 0xec, level-triggered */
     SEED("vcpu-ipi", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 1, 7, 1, 3,
                                       0xec << 8 | 1 << 16, NULL, 0));
+    /*
+     * node 1 tells node 3 how vCPU 2's LAPIC is addressed: APIC ID 2,
+     * logical destination 0x04, flat destination format
+     */
+    SEED("vcpu-apic", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 1, 2, 1, 3,
+                                       2 | 0x04 << 8 | 0xf << 16, NULL, 0));
     /* home sets PAM0 of the Q35 host bridge: BIOS area read/write RAM */
     SEED("pci-config", distvm_wire_pci_config(b, 0, "/machine/q35/mch",
                                               0x90, 0x30, 1));
@@ -566,6 +607,15 @@ int main(int argc, char **argv)
                                     &(DistvmMsgIo) {
         .cpu = 1, .space = DISTVM_IO_PORT, .size = 4, .flags = 0,
         .addr = 0xcfc, .data = 0x29c08086,
+    }));
+    /*
+     * home lets the guest run on: 5 s of guest time and a 2.5 GHz guest
+     * TSC, read a day after the host booted with its own 2.5 GHz TSC
+     */
+    SEED("run-state", distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_CONT, .virtual_ns = 5000000000ull,
+        .guest_ticks = 12500000000ull, .host_ns = 86400123456789ull,
+        .host_ticks = 216000308641972ull, .host_id = 0x5d41402abc4b2a76ull,
     }));
     SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));

@@ -18,6 +18,7 @@
 #define VCPU_FIXED 24           /* cpu, from, to, reserved, value */
 #define PCI_FIXED 16            /* path length, addr, val, len; + path */
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
+#define RUN_FIXED 48            /* action, reserved, five clocks */
 
 /* Offsets of header fields */
 #define OFF_MAGIC   0
@@ -52,7 +53,7 @@ static const DistvmMsgType page_types[] = {
 
 static const DistvmMsgType vcpu_types[] = {
     DISTVM_MSG_VCPU_MOVE, DISTVM_MSG_VCPU_STATE, DISTVM_MSG_VCPU_MOVED,
-    DISTVM_MSG_VCPU_IPI,
+    DISTVM_MSG_VCPU_IPI, DISTVM_MSG_VCPU_APIC,
 };
 
 static const DistvmMsgType io_types[] = {
@@ -65,6 +66,13 @@ static const DistvmMsgType io_types[] = {
 /* IPI deliveries: mode | vector << 8 | trigger mode << 16 */
 #define IPI(mode, vector, trigger) \
     ((uint64_t)(mode) | (uint64_t)(vector) << 8 | (uint64_t)(trigger) << 16)
+
+/* LAPIC addressing: APIC ID | logical destination << 8 | format << 16 */
+#define APIC(id, logical, format) \
+    ((uint64_t)(id) | (uint64_t)(logical) << 8 | (uint64_t)(format) << 16)
+
+/* The largest addressing: bits 0 to 19 */
+#define APIC_MAX APIC(0xff, 0xff, 0xf)
 
 /*
  * Helpers
@@ -279,6 +287,11 @@ static GPtrArray *valid_messages(void)
                      IPI(0, 0xfe, 1), NULL, 0);
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_IPI, 0, 0, 0, 1, IPI(6, 0x10, 0),
                      NULL, 0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_APIC, 1, 2, 1, 3,
+                     APIC(2, 0x04, 0xf), NULL, 0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_APIC, 3, 7, 3, 3, APIC_MAX,
+                     NULL, 0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_APIC, 0, 0, 0, 2, 0, NULL, 0);
     distvm_wire_pci_config(NEXT(), 0, "/machine/q35/mch", 0x90, 0x30, 1);
     distvm_wire_pci_config(NEXT(), 0, "", DISTVM_PCI_CONFIG_SPACE - 2,
                            0xbeef, 2);
@@ -299,6 +312,19 @@ static GPtrArray *valid_messages(void)
     distvm_wire_io(NEXT(), DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
         .cpu = 0, .space = DISTVM_IO_PORT, .size = 2, .flags = 0xff,
         .addr = 0xffff, .data = 0xffff,
+    });
+    distvm_wire_run_state(NEXT(), 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_CONT, .virtual_ns = 5000000000ull,
+        .guest_ticks = 12500000000ull, .host_ns = 86400123456789ull,
+        .host_ticks = 216000308641972ull, .host_id = 0x5d41402abc4b2a76ull,
+    });
+    distvm_wire_run_state(NEXT(), 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_STOP,
+    });
+    distvm_wire_run_state(NEXT(), 3, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_RESET, .virtual_ns = UINT64_MAX,
+        .guest_ticks = UINT64_MAX, .host_ns = UINT64_MAX,
+        .host_ticks = UINT64_MAX, .host_id = UINT64_MAX,
     });
 #undef NEXT
 
@@ -336,6 +362,8 @@ static void test_type_names(void)
         [DISTVM_MSG_PCI_CONFIG] = "PCI_CONFIG",
         [DISTVM_MSG_IO_REQ] = "IO_REQ",
         [DISTVM_MSG_IO_REPLY] = "IO_REPLY",
+        [DISTVM_MSG_VCPU_APIC] = "VCPU_APIC",
+        [DISTVM_MSG_RUN_STATE] = "RUN_STATE",
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -691,7 +719,8 @@ static void test_page_messages(void)
 
 static bool is_vcpu_type(uint32_t type)
 {
-    return type >= DISTVM_MSG_VCPU_MOVE && type <= DISTVM_MSG_VCPU_IPI;
+    return (type >= DISTVM_MSG_VCPU_MOVE && type <= DISTVM_MSG_VCPU_IPI) ||
+           type == DISTVM_MSG_VCPU_APIC;
 }
 
 static bool is_io_type(uint32_t type)
@@ -764,8 +793,9 @@ static void test_vcpu_messages(void)
 
     for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
         DistvmMsgType t = vcpu_types[i];
-        uint64_t value = t == DISTVM_MSG_VCPU_IPI ? IPI(0, 0x30, 0)
-                                                   : 0x0123456789abcdefull;
+        uint64_t value = t == DISTVM_MSG_VCPU_IPI ? IPI(0, 0x30, 0) :
+                         t == DISTVM_MSG_VCPU_APIC ? APIC(5, 0x20, 0xf) :
+                         0x0123456789abcdefull;
 
         /* every vCPU below the limit */
         for (uint32_t cpu = 0; cpu < limits.nr_vcpus; cpu++) {
@@ -792,7 +822,7 @@ static void test_vcpu_messages(void)
                    DISTVM_WIRE_MAX_PAYLOAD - VCPU_FIXED);
     }
 
-    /* Only an IPI's value is checked */
+    /* Only the values of VCPU_IPI and VCPU_APIC are checked */
     for (size_t i = 0; i < ARRAY_SIZE(values); i++) {
         check_vcpu(&limits, DISTVM_MSG_VCPU_MOVE, 1, 2, 1, 3, values[i], 1);
         check_vcpu(&limits, DISTVM_MSG_VCPU_STATE, 3, 4, 3, 2, values[i], 9);
@@ -813,6 +843,37 @@ static void test_vcpu_ipi(void)
                            IPI(modes[i], vector, trigger), 1);
             }
         }
+    }
+}
+
+/*
+ * Every APIC ID, logical destination and destination format (the wire
+ * does not tell flat 0xf and cluster 0x0 from the reserved formats)
+ */
+static void test_vcpu_apic(void)
+{
+    for (uint32_t format = 0; format < 16; format++) {
+        for (uint32_t n = 0; n < 256; n++) {
+            check_vcpu(&limits, DISTVM_MSG_VCPU_APIC, n % 4, n % 8,
+                       (n + 1) % 4, n / 64, APIC(n, 1u << (n % 8), format),
+                       1);
+            check_vcpu(&limits_no_ram, DISTVM_MSG_VCPU_APIC, format % 4,
+                       format % 8, format % 4, (n + 3) % 4,
+                       APIC(format * 16 + 1, n, format), 1);
+        }
+    }
+
+    /* Any single bit below 20, and all of them */
+    for (int bit = 0; bit < 20; bit++) {
+        check_vcpu(&limits, DISTVM_MSG_VCPU_APIC, 1, 3, 1, 2, 1ull << bit, 1);
+    }
+    check_vcpu(&limits, DISTVM_MSG_VCPU_APIC, 1, 3, 1, 2, APIC_MAX, 1);
+    g_assert_cmphex(APIC_MAX, ==, (1ull << 20) - 1);
+
+    /* An APIC ID that would be a reserved IPI delivery mode is fine */
+    for (uint32_t id = 0; id < 256; id++) {
+        check_vcpu(&limits, DISTVM_MSG_VCPU_APIC, 0, 0, 0, 1,
+                   APIC(id, 0, 0), 1);
     }
 }
 
@@ -1025,6 +1086,105 @@ static void test_io_messages(void)
                 .cpu = flags % 8, .space = DISTVM_IO_PORT,
                 .size = sizes[j], .flags = flags, .addr = flags * 0x101,
                 .data = IO_MAX(sizes[j]),
+            });
+        }
+    }
+}
+
+/* A RUN_STATE @run from @src: its layout, and its decoding under @lim */
+static void check_run_state(const DistvmWireLimits *lim, uint32_t src,
+                            const DistvmMsgRunState *run)
+{
+    GByteArray *b = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_run_state(b, src, run);
+    g_assert_cmpuint(b->len, ==, HDR + RUN_FIXED);
+
+    /* action, reserved, virtual_ns, guest_ticks, host_ns, host_ticks, id */
+    p = b->data + HDR;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, run->action);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 4), ==, 0);
+    g_assert_cmphex(ldq_le_p(p + 8), ==, run->virtual_ns);
+    g_assert_cmphex(ldq_le_p(p + 16), ==, run->guest_ticks);
+    g_assert_cmphex(ldq_le_p(p + 24), ==, run->host_ns);
+    g_assert_cmphex(ldq_le_p(p + 32), ==, run->host_ticks);
+    g_assert_cmphex(ldq_le_p(p + 40), ==, run->host_id);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_RUN_STATE, RUN_FIXED, src, 0);
+    g_assert_cmpuint(d.msg.u.run.action, ==, run->action);
+    g_assert_cmphex(d.msg.u.run.virtual_ns, ==, run->virtual_ns);
+    g_assert_cmphex(d.msg.u.run.guest_ticks, ==, run->guest_ticks);
+    g_assert_cmphex(d.msg.u.run.host_ns, ==, run->host_ns);
+    g_assert_cmphex(d.msg.u.run.host_ticks, ==, run->host_ticks);
+    g_assert_cmphex(d.msg.u.run.host_id, ==, run->host_id);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+static void test_run_state(void)
+{
+    static const uint64_t clocks[] = {
+        0, 1, 1000000000, 1763776000123456789ull, INT64_MAX,
+        (uint64_t)INT64_MAX + 1, UINT64_MAX - 1, UINT64_MAX,
+    };
+    static const DistvmWireLimits nodes_only = {
+        .nodes = 2,
+    };
+    static const DistvmWireLimits most = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_vcpus = UINT32_MAX,
+    };
+    const size_t n = ARRAY_SIZE(clocks);
+
+    for (uint32_t action = 0; action < DISTVM_RUN__MAX; action++) {
+        /* a 2.5 GHz TSC, a day after the host booted */
+        DistvmMsgRunState run = {
+            .action = action, .virtual_ns = 5000000000ull,
+            .guest_ticks = 12500000000ull, .host_ns = 86400123456789ull,
+            .host_ticks = 216000308641972ull,
+            .host_id = 0x5d41402abc4b2a76ull,
+        };
+
+        /*
+         * The decoder takes it from any node of the cluster; that only
+         * home sends it is for the receiver to check
+         */
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_run_state(&limits, src, &run);
+        }
+
+        /* no RAM layout and no vCPUs are needed */
+        check_run_state(&limits_no_ram, 3, &run);
+        check_run_state(&nodes_only, 1, &run);
+        check_run_state(&most, DISTVM_WIRE_MAX_NODES - 1, &run);
+
+        /* The clocks are not interpreted: any values, in any order */
+        for (size_t i = 0; i < n; i++) {
+            check_run_state(&limits, 0, &(DistvmMsgRunState) {
+                .action = action, .virtual_ns = clocks[i],
+                .guest_ticks = clocks[(i + 1) % n],
+                .host_ns = clocks[(i + 2) % n],
+                .host_ticks = clocks[(i + 3) % n],
+                .host_id = clocks[(i + 5) % n],
+            });
+            check_run_state(&limits, 0, &(DistvmMsgRunState) {
+                .action = action, .virtual_ns = clocks[i],
+                .guest_ticks = clocks[i], .host_ns = clocks[i],
+                .host_ticks = clocks[i], .host_id = clocks[i],
+            });
+        }
+        /* each field in its place */
+        for (int bit = 0; bit < 64; bit++) {
+            check_run_state(&limits, 0, &(DistvmMsgRunState) {
+                .action = action, .virtual_ns = 1ull << bit,
+                .guest_ticks = ~(1ull << bit),
+                .host_ns = 1ull << (63 - bit),
+                .host_ticks = 0x0101010101010101ull * (bit + 1),
+                .host_id = (uint64_t)bit << 56 | bit,
             });
         }
     }
@@ -1672,6 +1832,78 @@ static void test_vcpu_ipi_bad_delivery(void)
     g_byte_array_unref(b);
 }
 
+/* An APIC ID, logical destination and 4-bit format, nothing above */
+static void test_vcpu_apic_bad_addressing(void)
+{
+    static const uint64_t bad[] = {
+        1ull << 20, 1ull << 21, APIC(2, 0x04, 0xf) | 1ull << 20,
+        APIC(0, 0, 0x10), APIC(0, 0, 0xff), APIC(0xff, 0xff, 0x1f),
+        0xfff00000ull, 1ull << 24, 1ull << 31, 0xffffffffull, 1ull << 32,
+        APIC(1, 1, 0) | 1ull << 32, 1ull << 63, APIC_MAX | 1ull << 63,
+        ~APIC_MAX, UINT64_MAX,
+    };
+    static const uint8_t state[8];
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "VCPU_APIC message with an invalid addressing 0x%" PRIx64,
+            bad[i]);
+
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 1, 3, 1, 2, bad[i], NULL,
+                         0);
+        expect_decode_error(b, &limits, what);
+        expect_decode_error(b, &limits_no_ram, what);
+    }
+
+    /* Nothing above the destination format, whatever the rest */
+    for (int bit = 20; bit < 64; bit++) {
+        uint64_t value = APIC_MAX | 1ull << bit;
+        g_autofree char *what = g_strdup_printf(
+            "VCPU_APIC message with an invalid addressing 0x%" PRIx64, value);
+
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 2, 0, 2, 3, 1ull << bit,
+                         NULL, 0);
+        expect_decode_error(b, &limits, "invalid addressing");
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 2, 0, 2, 3, value, NULL, 0);
+        expect_decode_error(b, &limits, what);
+    }
+
+    /* The other vCPU messages' values are not addressings */
+    for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
+        DistvmMsgType t = vcpu_types[i];
+        Decoded d;
+
+        if (t == DISTVM_MSG_VCPU_APIC || t == DISTVM_MSG_VCPU_IPI) {
+            continue;
+        }
+        distvm_wire_vcpu(b, t, 1, 3, 1, 2, 1ull << 20, state, sizeof(state));
+        decode_ok(b, &limits, &d);
+        g_assert_cmphex(d.msg.u.vcpu.value, ==, 1ull << 20);
+        decoded_free(&d);
+    }
+
+    /* The vCPU, the reserved field and the nodes are checked first */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 1, 8, 1, 2, UINT64_MAX, NULL,
+                     0);
+    expect_decode_error(b, &limits, "VCPU_APIC message for vCPU 8");
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 1, 3, 1, 2, UINT64_MAX, NULL,
+                     0);
+    set_u32(b, HDR + 12, 1);
+    expect_decode_error(b, &limits, "VCPU_APIC message with a non-zero "
+                        "reserved field");
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 1, 3, 4, 2, UINT64_MAX, NULL,
+                     0);
+    expect_decode_error(b, &limits, "in its source");
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 1, 3, 1, 4, UINT64_MAX, NULL,
+                     0);
+    expect_decode_error(b, &limits, "in its destination");
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 4, 3, 1, 2, UINT64_MAX, NULL,
+                     0);
+    expect_decode_error(b, &limits, "in its sender");
+    g_byte_array_unref(b);
+}
+
 static void expect_pci_config_error(GByteArray *b, uint32_t addr, uint32_t len)
 {
     g_autofree char *what = g_strdup_printf(
@@ -2025,6 +2257,111 @@ static void test_io_out_of_range(void)
             .addr = 0x64, .data = 0,
         });
         expect_decode_error(b, &one_vcpu, one);
+    }
+    g_byte_array_unref(b);
+}
+
+/* @run sent from node 1 must be refused with exactly the action error */
+static void expect_run_action_error(const DistvmMsgRunState *run)
+{
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *what = g_strdup_printf(
+        "RUN_STATE message with an unknown action %" PRIu32, run->action);
+
+    distvm_wire_run_state(b, 1, run);
+    expect_decode_error(b, &limits, what);
+    expect_decode_error(b, &limits_no_ram, what);
+    g_byte_array_unref(b);
+}
+
+/* Stop, continue and reset are the only actions */
+static void test_run_state_bad_action(void)
+{
+    static const uint32_t actions[] = {
+        3, 4, 5, 0xff, 0x100, 0x10000, 0x7fffffffu, 0x80000000u,
+        0x80000001u, UINT32_MAX - 1, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(actions); i++) {
+        expect_run_action_error(&(DistvmMsgRunState) {
+            .action = actions[i], .virtual_ns = 5000000000ull,
+            .guest_ticks = 12500000000ull, .host_ns = 86400123456789ull,
+            .host_ticks = 216000308641972ull, .host_id = 1,
+        });
+        expect_run_action_error(&(DistvmMsgRunState) {
+            .action = actions[i],
+        });
+    }
+
+    /* every action below 0x100: the three defined ones are accepted */
+    for (uint32_t action = 0; action <= 0xff; action++) {
+        DistvmMsgRunState run = {
+            .action = action, .virtual_ns = action, .host_ns = ~action,
+        };
+
+        if (action < DISTVM_RUN__MAX) {
+            check_run_state(&limits, 2, &run);
+        } else {
+            expect_run_action_error(&run);
+        }
+    }
+    /* any bit above the first two */
+    for (int bit = 2; bit < 32; bit++) {
+        expect_run_action_error(&(DistvmMsgRunState) {
+            .action = 1u << bit,
+        });
+        expect_run_action_error(&(DistvmMsgRunState) {
+            .action = 1u << bit | DISTVM_RUN_CONT,
+        });
+    }
+
+    /* The action is checked before the reserved field */
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) { .action = 3 });
+    set_u32(b, HDR + 4, 1);
+    expect_decode_error(b, &limits, "RUN_STATE message with an unknown "
+                        "action 3");
+
+    /* The sender is checked first */
+    distvm_wire_run_state(b, 4, &(DistvmMsgRunState) { .action = 3 });
+    expect_decode_error(b, &limits, "in its sender");
+    g_byte_array_unref(b);
+}
+
+static void test_run_state_reserved(void)
+{
+    static const uint32_t reserved[] = { 0, 1, 0x100, 0x80000000u, UINT32_MAX };
+    GByteArray *b = g_byte_array_new();
+
+    for (uint32_t action = 0; action < DISTVM_RUN__MAX; action++) {
+        for (size_t j = 0; j < ARRAY_SIZE(reserved); j++) {
+            distvm_wire_begin(b, DISTVM_MSG_RUN_STATE, 0, 0);
+            distvm_wire_put_u32(b, action);
+            distvm_wire_put_u32(b, reserved[j]);
+            distvm_wire_put_u64(b, 11);                 /* virtual_ns */
+            distvm_wire_put_u64(b, 22);                 /* guest_ticks */
+            distvm_wire_put_u64(b, 33);                 /* host_ns */
+            distvm_wire_put_u64(b, 44);                 /* host_ticks */
+            distvm_wire_put_u64(b, 55);                 /* host_id */
+            distvm_wire_end(b);
+            if (reserved[j]) {
+                expect_decode_error(b, &limits, "RUN_STATE message with a "
+                                    "non-zero reserved field");
+                expect_decode_error(b, &limits_no_ram, "reserved");
+            } else {
+                /* the layout above is right */
+                Decoded d;
+
+                decode_ok(b, &limits, &d);
+                g_assert_cmpuint(d.msg.u.run.action, ==, action);
+                g_assert_cmpuint(d.msg.u.run.virtual_ns, ==, 11);
+                g_assert_cmpuint(d.msg.u.run.guest_ticks, ==, 22);
+                g_assert_cmpuint(d.msg.u.run.host_ns, ==, 33);
+                g_assert_cmpuint(d.msg.u.run.host_ticks, ==, 44);
+                g_assert_cmpuint(d.msg.u.run.host_id, ==, 55);
+                decoded_free(&d);
+            }
+        }
     }
     g_byte_array_unref(b);
 }
@@ -2383,8 +2720,10 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/page", test_page_messages);
     g_test_add_func("/distvm/wire/roundtrip/vcpu", test_vcpu_messages);
     g_test_add_func("/distvm/wire/roundtrip/vcpu-ipi", test_vcpu_ipi);
+    g_test_add_func("/distvm/wire/roundtrip/vcpu-apic", test_vcpu_apic);
     g_test_add_func("/distvm/wire/roundtrip/pci-config", test_pci_config);
     g_test_add_func("/distvm/wire/roundtrip/io", test_io_messages);
+    g_test_add_func("/distvm/wire/roundtrip/run-state", test_run_state);
     g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
 
     g_test_add_func("/distvm/wire/header/bad-magic", test_bad_magic);
@@ -2416,6 +2755,8 @@ int main(int argc, char **argv)
                     test_vcpu_state_empty);
     g_test_add_func("/distvm/wire/decode/vcpu-ipi-bad-delivery",
                     test_vcpu_ipi_bad_delivery);
+    g_test_add_func("/distvm/wire/decode/vcpu-apic-bad-addressing",
+                    test_vcpu_apic_bad_addressing);
     g_test_add_func("/distvm/wire/decode/pci-config-bad-len",
                     test_pci_config_bad_len);
     g_test_add_func("/distvm/wire/decode/pci-config-out-of-range",
@@ -2431,6 +2772,10 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/io-bad-flags", test_io_bad_flags);
     g_test_add_func("/distvm/wire/decode/io-out-of-range",
                     test_io_out_of_range);
+    g_test_add_func("/distvm/wire/decode/run-state-bad-action",
+                    test_run_state_bad_action);
+    g_test_add_func("/distvm/wire/decode/run-state-reserved",
+                    test_run_state_reserved);
     g_test_add_func("/distvm/wire/decode/hello-bad-node-id",
                     test_hello_bad_node_id);
     g_test_add_func("/distvm/wire/decode/hello-bad-nodes",

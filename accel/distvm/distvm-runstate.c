@@ -1,0 +1,228 @@
+/*
+ * distvm: the cluster's run state and guest clocks follow the home node
+ *
+ * The home node is authoritative for run state (DESIGN.md section 3):
+ * when its guest stops or runs ("stop"/"cont", the first start) it tells
+ * the other nodes, which stop or run their vCPUs too; a reset of the
+ * machine resets every node's vCPUs.  Power-off and quit end the home
+ * process, whose BYE ends the others.
+ *
+ * Each time the guest runs, home sends its clocks: the guest's virtual
+ * clock and TSC and the host clocks they were read against.  A node on
+ * the same host (same boot id) takes home's offsets as they are, so the
+ * guest's clocks agree exactly on every node; a node on another host
+ * sets them from the values received, half a round trip later.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/main-loop.h"
+#include "qemu/seqlock.h"
+#include "qemu/timer.h"
+#include "block/aio.h"
+#include "cpu.h"
+#include "hw/core/cpu.h"
+#include "system/cpu-timers.h"
+#include "system/cpu-timers-internal.h"
+#include "system/cpus.h"
+#include "system/runstate.h"
+#include "system/reset.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+typedef struct DistvmRunMsg {
+    uint32_t from;
+    int64_t received_ns;        /* get_clock() when it arrived */
+    int64_t received_ticks;     /* cpu_get_host_ticks() then */
+    DistvmMsgRunState run;
+} DistvmRunMsg;
+
+static uint64_t this_host_id;
+static bool have_pending_clocks;
+static DistvmRunMsg pending_clocks;
+
+/* The host's boot id, hashed: equal on processes of one host only. */
+static uint64_t read_host_id(void)
+{
+    g_autofree char *boot_id = NULL;
+    uint64_t h = 0xcbf29ce484222325ull;       /* FNV-1a */
+
+    if (!g_file_get_contents("/proc/sys/kernel/random/boot_id", &boot_id,
+                             NULL, NULL)) {
+        /* No boot id: never assume another process shares our clocks. */
+        return g_random_int() | (uint64_t)g_random_int() << 32 | 1;
+    }
+    for (const char *p = boot_id; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    }
+    return h | 1;
+}
+
+/* Home, with the BQL, while the guest runs: its clocks, read together. */
+static void read_clocks(DistvmMsgRunState *run)
+{
+    int64_t host_ns = get_clock();
+    int64_t host_ticks = cpu_get_host_ticks();
+
+    run->host_ns = host_ns;
+    run->host_ticks = host_ticks;
+    run->virtual_ns = host_ns + timers_state.cpu_clock_offset;
+    run->guest_ticks = host_ticks + timers_state.cpu_ticks_offset;
+    run->host_id = this_host_id;
+}
+
+/* A node, with the BQL, while the guest runs: set its clocks to home's. */
+static void apply_clocks(DistvmState *s, const DistvmRunMsg *m)
+{
+    const DistvmMsgRunState *run = &m->run;
+    int64_t clock_offset, ticks_offset;
+
+    if (run->host_id == this_host_id) {
+        clock_offset = run->virtual_ns - run->host_ns;
+        ticks_offset = run->guest_ticks - run->host_ticks;
+    } else {
+        int64_t half_rtt = s->peers[m->from].rtt_ns / 2;
+
+        clock_offset = run->virtual_ns + half_rtt - m->received_ns;
+        ticks_offset = run->guest_ticks - m->received_ticks;
+    }
+    seqlock_write_lock(&timers_state.vm_clock_seqlock,
+                       &timers_state.vm_clock_lock);
+    if (timers_state.cpu_ticks_enabled) {
+        trace_distvm_clock_sync(clock_offset - timers_state.cpu_clock_offset,
+                                ticks_offset - timers_state.cpu_ticks_offset,
+                                run->host_id == this_host_id);
+        timers_state.cpu_clock_offset = clock_offset;
+        timers_state.cpu_ticks_offset = ticks_offset;
+    }
+    seqlock_write_unlock(&timers_state.vm_clock_seqlock,
+                         &timers_state.vm_clock_lock);
+    qemu_clock_notify(QEMU_CLOCK_VIRTUAL);
+}
+
+static void send_run_state(DistvmState *s, DistvmRunAction action)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    DistvmMsgRunState run = { .action = action };
+
+    if (action == DISTVM_RUN_CONT) {
+        read_clocks(&run);
+    }
+    distvm_wire_run_state(m, s->node_id, &run);
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (i != s->node_id) {
+            distvm_send(s, i, m);
+        }
+    }
+}
+
+/* Home: its guest runs or stops. */
+static void distvm_vm_state_change(void *opaque, bool running, RunState state)
+{
+    DistvmState *s = opaque;
+
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING ||
+        (!running && state == RUN_STATE_SHUTDOWN)) {
+        return;                 /* the BYE at exit ends the others */
+    }
+    trace_distvm_run_state_send(running, RunState_str(state));
+    send_run_state(s, running ? DISTVM_RUN_CONT : DISTVM_RUN_STOP);
+}
+
+/* Home: the machine is reset (the guest rebooted, or system_reset). */
+static void distvm_home_reset(void *opaque)
+{
+    DistvmState *s = opaque;
+
+    if (qatomic_read(&s->state) == DISTVM_CLUSTER_RUNNING) {
+        send_run_state(s, DISTVM_RUN_RESET);
+    }
+}
+
+/* A node: reset the vCPUs it runs, as the home node reset its own. */
+static void reset_own_vcpus(DistvmState *s)
+{
+    bool was_running = runstate_is_running();
+    CPUState *cpu;
+
+    if (was_running) {
+        vm_stop(RUN_STATE_PAUSED);
+    }
+    CPU_FOREACH(cpu) {
+        if (distvm_vcpu_node(s, cpu->cpu_index) == s->node_id) {
+            cpu_reset(cpu);
+            x86_cpu_after_reset(X86_CPU(cpu));
+        }
+    }
+    if (was_running) {
+        vm_start();
+    }
+}
+
+static void run_state_bh(void *opaque)
+{
+    DistvmRunMsg *m = opaque;
+    DistvmState *s = distvm_state();
+
+    trace_distvm_run_state_apply(m->run.action);
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+        /* Before this node's own start: it applies the clocks then. */
+        if (m->run.action == DISTVM_RUN_CONT) {
+            pending_clocks = *m;
+            have_pending_clocks = true;
+        }
+        g_free(m);
+        return;
+    }
+    switch (m->run.action) {
+    case DISTVM_RUN_STOP:
+        vm_stop(RUN_STATE_PAUSED);
+        break;
+    case DISTVM_RUN_CONT:
+        vm_start();
+        apply_clocks(s, m);
+        break;
+    case DISTVM_RUN_RESET:
+        reset_own_vcpus(s);
+        break;
+    }
+    g_free(m);
+}
+
+/* A node, in the main loop: its guest just started. */
+void distvm_runstate_started(DistvmState *s)
+{
+    if (have_pending_clocks && runstate_is_running()) {
+        apply_clocks(s, &pending_clocks);
+    }
+    have_pending_clocks = false;
+}
+
+void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg)
+{
+    DistvmRunMsg *m;
+
+    if (distvm_is_home(s)) {
+        error_report("distvm: RUN_STATE from node %" PRIu32 " ignored: "
+                     "the home node decides the run state", msg->hdr.src);
+        qatomic_inc(&s->protocol_errors);
+        return;
+    }
+    m = g_new0(DistvmRunMsg, 1);
+    m->from = msg->hdr.src;
+    m->received_ns = get_clock();
+    m->received_ticks = cpu_get_host_ticks();
+    m->run = msg->u.run;
+    /* Run state changes take the BQL: the main loop does them. */
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), run_state_bh, m);
+}
+
+void distvm_runstate_init(DistvmState *s)
+{
+    this_host_id = read_host_id();
+    if (distvm_is_home(s)) {
+        qemu_add_vm_change_state_handler(distvm_vm_state_change, s);
+        qemu_register_reset(distvm_home_reset, s);
+    }
+}
