@@ -167,19 +167,6 @@ static void test_smp_guest_4cpus(void)
     run_smp_guest(4, 400000);
 }
 
-/* Expected output line of the Linux guest's workload number @i. */
-static char *linux_work_line(int i, int work)
-{
-    g_autoptr(GString) seq = g_string_new(NULL);
-    g_autofree char *sum = NULL;
-
-    for (int n = i * work + 1; n <= (i + 1) * work; n++) {
-        g_string_append_printf(seq, "%d\n", n);
-    }
-    sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, seq->str, seq->len);
-    return g_strdup_printf("distvm-linux: work %d %s", i, sum);
-}
-
 /*
  * The Linux guest with 2 CPUs: both come online, the workload's output
  * is exact, the console is clean and the guest powers off (exit 0).
@@ -211,7 +198,7 @@ static void test_linux_smp2(void)
     g_assert_nonnull(strstr(console, "distvm-linux: cpus-online 0-1\n"));
     g_assert_nonnull(strstr(console, "distvm-linux: nproc 2\n"));
     for (int i = 0; i < 2; i++) {
-        g_autofree char *line = linux_work_line(i, work);
+        g_autofree char *line = distvm_linux_work_line(i, work);
 
         if (!strstr(console, line)) {
             g_error("missing '%s' in the console:\n%s", line, console);

@@ -132,6 +132,18 @@ bool distvm_wait_console(DistvmNode *node, const char *needle, int timeout_s)
     }
 }
 
+char *distvm_linux_work_line(int i, int work)
+{
+    g_autoptr(GString) seq = g_string_new(NULL);
+    g_autofree char *sum = NULL;
+
+    for (int n = i * work + 1; n <= (i + 1) * work; n++) {
+        g_string_append_printf(seq, "%d\n", n);
+    }
+    sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256, seq->str, seq->len);
+    return g_strdup_printf("distvm-linux: work %d %s", i, sum);
+}
+
 void distvm_assert_console_clean(const char *console)
 {
     static const char *const bad[] = {
@@ -139,7 +151,7 @@ void distvm_assert_console_clean(const char *console)
         "rcu: INFO: rcu_preempt detected stalls", "RCU Stall",
         "BUG:", "Oops", "Kernel panic", "general protection fault",
         "Marking clocksource", "as unstable", "Call Trace:",
-        "distvm-guest: FAIL",
+        "distvm-guest: FAIL", "distvm-linux: FAIL",
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {

@@ -54,6 +54,12 @@ bool distvm_wait_console(DistvmNode *node, const char *needle,
 /* The console so far, with CR LF line ends turned into LF (g_free it). */
 char *distvm_read_console(DistvmNode *node);
 
+/*
+ * The line the Linux test guest prints for its workload number @i with
+ * distvm.work=@work (g_free it).
+ */
+char *distvm_linux_work_line(int i, int work);
+
 /* Fail the test if @console has a kernel or guest failure line. */
 void distvm_assert_console_clean(const char *console);
 

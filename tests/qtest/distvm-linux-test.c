@@ -1,0 +1,290 @@
+/*
+ * distvm qtest: a Linux SMP guest across nodes
+ *
+ * Debian's kernel with a busybox initramfs, -smp 4, some vCPUs placed on
+ * other nodes from power-on.  The guest brings them up through forwarded
+ * INIT/SIPI, fetches a file from an HTTP server this test runs on
+ * loopback (virtio-net through slirp on the home node), writes it to a
+ * virtio-blk disk and reads it back, all from a vCPU on another node,
+ * then runs a workload on every CPU while the test moves vCPUs between
+ * nodes.  It checks the guest's output, the disk image, the console and
+ * that every node exits 0 after the guest powers off.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include "qemu/atomic.h"
+#include "libqtest.h"
+#include "qobject/qdict.h"
+#include "distvm/distvm-node.h"
+
+#define FILE_SIZE   (1024 * 1024)
+#define DISK_SIZE   (4 * 1024 * 1024)
+#define WORK        60000
+#define MOVES       24
+
+static char *tmpdir;
+
+/* A one-file HTTP server on 127.0.0.1, serving until it is stopped. */
+typedef struct HttpServer {
+    int fd;
+    int port;
+    GByteArray *body;
+    GThread *thread;
+    int served;                 /* atomic */
+} HttpServer;
+
+static gpointer http_serve(gpointer opaque)
+{
+    HttpServer *h = opaque;
+
+    for (;;) {
+        char req[4096];
+        size_t got = 0;
+        g_autofree char *head = NULL;
+        int c = accept(h->fd, NULL, NULL);
+
+        if (c < 0) {
+            return NULL;        /* the listening socket was shut down */
+        }
+        /* Read the request up to its blank line; its content is ignored. */
+        while (got < sizeof(req) - 1) {
+            ssize_t n = read(c, req + got, sizeof(req) - 1 - got);
+
+            if (n <= 0) {
+                break;
+            }
+            got += n;
+            req[got] = 0;
+            if (strstr(req, "\r\n\r\n")) {
+                break;
+            }
+        }
+        head = g_strdup_printf("HTTP/1.0 200 OK\r\nContent-Type: "
+                               "application/octet-stream\r\nContent-Length: "
+                               "%u\r\nConnection: close\r\n\r\n",
+                               h->body->len);
+        g_assert_true(qemu_write_full(c, head, strlen(head)) ==
+                      strlen(head));
+        g_assert_true(qemu_write_full(c, h->body->data, h->body->len) ==
+                      h->body->len);
+        close(c);
+        qatomic_inc(&h->served);
+    }
+}
+
+static HttpServer *http_start(GByteArray *body)
+{
+    HttpServer *h = g_new0(HttpServer, 1);
+    struct sockaddr_in sa = {
+        .sin_family = AF_INET,
+        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+    };
+    socklen_t len = sizeof(sa);
+
+    h->body = body;
+    h->fd = socket(AF_INET, SOCK_STREAM, 0);
+    g_assert_cmpint(h->fd, >=, 0);
+    g_assert_cmpint(bind(h->fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
+    g_assert_cmpint(listen(h->fd, 4), ==, 0);
+    g_assert_cmpint(getsockname(h->fd, (struct sockaddr *)&sa, &len), ==, 0);
+    h->port = ntohs(sa.sin_port);
+    h->thread = g_thread_new("http", http_serve, h);
+    return h;
+}
+
+static void http_stop(HttpServer *h)
+{
+    shutdown(h->fd, SHUT_RDWR);
+    g_thread_join(h->thread);
+    close(h->fd);
+    g_free(h);
+}
+
+/* The file the guest fetches: FILE_SIZE bytes of a fixed sequence. */
+static GByteArray *test_file(void)
+{
+    GByteArray *b = g_byte_array_sized_new(FILE_SIZE);
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+
+    g_byte_array_set_size(b, FILE_SIZE);
+    for (size_t i = 0; i < FILE_SIZE; i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        memcpy(b->data + i, &x, 8);
+    }
+    return b;
+}
+
+static char *sha256_hex(const uint8_t *data, size_t len)
+{
+    return g_compute_checksum_for_data(G_CHECKSUM_SHA256, data, len);
+}
+
+/* Wait for the next DISTVM_VCPU_MOVED of @cpu to @to on @qts. */
+static void wait_moved(QTestState *qts, int cpu, int to)
+{
+    QDict *ev = qtest_qmp_eventwait_ref(qts, "DISTVM_VCPU_MOVED");
+    QDict *data = qdict_get_qdict(ev, "data");
+
+    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, cpu);
+    g_assert_cmpint(qdict_get_int(data, "to"), ==, to);
+    qobject_unref(ev);
+}
+
+typedef struct LinuxCase {
+    int nodes;
+    const char *placement;      /* of the 4 vCPUs */
+    int io_cpu;                 /* a vCPU away from home, for the I/O */
+} LinuxCase;
+
+static void test_linux(const void *opaque)
+{
+    const LinuxCase *lc = opaque;
+    g_autofree char *kernel = distvm_guest_path("linux/vmlinuz");
+    g_autofree char *initrd = distvm_guest_path("linux/initramfs.cpio.gz");
+    g_autofree char *dir = g_strdup_printf("%s/linux-%d", tmpdir, lc->nodes);
+    g_autofree char *disk = g_strdup_printf("%s/disk.img", dir);
+    g_autoptr(GByteArray) file = test_file();
+    g_autofree char *file_sha = sha256_hex(file->data, file->len);
+    g_autofree char *console = NULL;
+    g_autofree char *image = NULL;
+    g_autofree char *want = NULL;
+    DistvmNode *node[3];
+    int where[4];
+    gsize image_len;
+    HttpServer *http;
+    QDict *ev;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    g_assert_true(g_file_set_contents(disk, "", 0, NULL));
+    g_assert_cmpint(truncate(disk, DISK_SIZE), ==, 0);
+    http = http_start(file);
+
+    for (int n = 0; n < lc->nodes; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, lc->nodes, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=%s", opts,
+                                                  lc->placement);
+        /*
+         * Every node describes the same machine; only home's devices
+         * run, so only home opens the disk image.
+         */
+        g_autofree char *drive = n == 0 ?
+            g_strdup_printf("file=%s,format=raw", disk) :
+            g_strdup_printf("driver=null-co,size=%d", DISK_SIZE);
+        g_autofree char *args = g_strdup_printf(
+            "-nodefaults -machine pc -m 512M -smp 4 -kernel %s -initrd %s "
+            "-drive if=none,id=disk0,%s -device virtio-blk-pci,drive=disk0 "
+            "-netdev user,id=net0 -device virtio-net-pci,netdev=net0,"
+            "romfile= "
+            "-append 'console=ttyS0 panic=-1 distvm.work=%d "
+            "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
+            "distvm.disk=vda'", kernel, initrd, drive, WORK, lc->io_cpu,
+            http->port);
+
+        node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    for (int n = 0; n < lc->nodes; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+    }
+    for (int cpu = 0; cpu < 4; cpu++) {
+        where[cpu] = lc->placement[cpu * 2] - '0';
+        for (int n = 0; n < lc->nodes; n++) {
+            g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), ==,
+                            where[cpu]);
+        }
+    }
+    g_assert_cmpint(where[lc->io_cpu], !=, 0);
+
+    /* While the workload runs: move vCPUs around, asked of any node. */
+    if (!distvm_wait_console(node[0], "distvm-linux: workload start", 600)) {
+        console = distvm_read_console(node[0]);
+        g_error("the Linux guest did not reach its workload; console:\n%s",
+                console);
+    }
+    for (int k = 0; k < MOVES; k++) {
+        int cpu = k % 4;
+        int to = (where[cpu] + 1 + k / 4 % (lc->nodes - 1)) % lc->nodes;
+
+        if (to == where[cpu]) {
+            to = (to + 1) % lc->nodes;
+        }
+        qtest_qmp_assert_success(node[k % lc->nodes]->qts,
+            "{ 'execute': 'distvm-move-vcpu', 'arguments': "
+            "{ 'cpu-index': %d, 'node': %d } }", cpu, to);
+        wait_moved(node[0]->qts, cpu, to);
+        where[cpu] = to;
+    }
+    console = distvm_read_console(node[0]);
+    g_assert_null(strstr(console, "distvm-linux: workload done"));
+    g_clear_pointer(&console, g_free);
+
+    if (!distvm_wait_console(node[0], "distvm-linux: workload done", 600)) {
+        console = distvm_read_console(node[0]);
+        g_error("the Linux guest did not finish its workload; console:\n%s",
+                console);
+    }
+    ev = qtest_qmp_eventwait_ref(node[0]->qts, "SHUTDOWN");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
+                    ==, "guest-shutdown");
+    qobject_unref(ev);
+    /* Every node exits by itself, with status 0. */
+    for (int n = 0; n < lc->nodes; n++) {
+        qtest_wait_qemu(node[n]->qts);
+    }
+    g_assert_cmpint(qatomic_read(&http->served), ==, 1);
+    http_stop(http);
+
+    console = distvm_read_console(node[0]);
+    g_assert_nonnull(strstr(console, "distvm-linux: cpus-online 0-3\n"));
+    g_assert_nonnull(strstr(console, "distvm-linux: nproc 4\n"));
+    want = g_strdup_printf("distvm-linux: fetched %d bytes %s\n", FILE_SIZE,
+                           file_sha);
+    g_assert_nonnull(strstr(console, want));
+    g_free(want);
+    want = g_strdup_printf("distvm-linux: disk read back %s\n", file_sha);
+    g_assert_nonnull(strstr(console, want));
+    for (int i = 0; i < 4; i++) {
+        g_autofree char *line = distvm_linux_work_line(i, WORK);
+
+        if (!strstr(console, line)) {
+            g_error("missing '%s' in the console:\n%s", line, console);
+        }
+    }
+    distvm_assert_console_clean(console);
+    for (int n = 1; n < lc->nodes; n++) {
+        g_autofree char *other = distvm_read_console(node[n]);
+
+        g_assert_cmpstr(other, ==, "");
+    }
+
+    /* What the guest wrote is on the disk image, exactly. */
+    g_assert_true(g_file_get_contents(disk, &image, &image_len, NULL));
+    g_assert_cmpuint(image_len, ==, DISK_SIZE);
+    g_assert_true(memcmp(image, file->data, FILE_SIZE) == 0);
+
+    for (int n = 0; n < lc->nodes; n++) {
+        distvm_node_quit(node[n]);
+    }
+}
+
+static const LinuxCase two_nodes = {
+    .nodes = 2, .placement = "0:0:1:1", .io_cpu = 2,
+};
+static const LinuxCase three_nodes = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
+};
+
+int main(int argc, char **argv)
+{
+    tmpdir = distvm_test_init(&argc, &argv, "distvm-linux-test");
+
+    qtest_add_data_func("/distvm/linux/2-nodes", &two_nodes, test_linux);
+    qtest_add_data_func("/distvm/linux/3-nodes", &three_nodes, test_linux);
+
+    return distvm_test_run(tmpdir);
+}
