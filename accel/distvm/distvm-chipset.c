@@ -6,7 +6,9 @@
  * their own memory map.  The home node sends each configuration write
  * to the host bridge (on the i440FX: PAM shadow RAM and SMRAM) to the
  * other nodes, which replay it on their own host bridge, so that the
- * BIOS's shadow RAM at 0xc0000-0xfffff is RAM on every node.
+ * BIOS's shadow RAM at 0xc0000-0xfffff is RAM on every node.  The other
+ * nodes' own device models never run: their PIT is stopped before the
+ * guest starts.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -19,6 +21,8 @@
 #include "hw/pci/pci_bus.h"
 #include "hw/pci/pci_device.h"
 #include "hw/pci/pci_host.h"
+#include "hw/timer/i8254.h"
+#include "hw/timer/i8254_internal.h"
 #include "distvm-internal.h"
 #include "trace.h"
 
@@ -91,4 +95,31 @@ void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg)
 void distvm_chipset_init(DistvmState *s)
 {
     pci_host_config_write_hook = distvm_pci_config_written;
+}
+
+static int quiesce_pit(Object *obj, void *opaque)
+{
+    PITCommonState *pit = (PITCommonState *)object_dynamic_cast(
+        obj, TYPE_PIT_COMMON);
+
+    if (pit) {
+        for (int i = 0; i < ARRAY_SIZE(pit->channels); i++) {
+            if (pit->channels[i].irq_timer) {
+                timer_del(pit->channels[i].irq_timer);
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * A node other than home, before its guest first runs: its devices never
+ * run (the guest's port I/O and MMIO go to home's), but the machine's
+ * reset armed the PIT's periodic timer, which would tick here for ever.
+ */
+void distvm_chipset_quiesce(DistvmState *s)
+{
+    if (!distvm_is_home(s)) {
+        object_child_foreach_recursive(object_get_root(), quiesce_pit, NULL);
+    }
 }

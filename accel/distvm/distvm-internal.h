@@ -104,10 +104,12 @@ void distvm_page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
 /* distvm-chipset.c */
 void distvm_chipset_init(DistvmState *s);
 void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg);
+void distvm_chipset_quiesce(DistvmState *s);
 
 /* distvm-io.c */
 void distvm_io_init(DistvmState *s);
 void distvm_io_handle(DistvmState *s, const DistvmMsg *msg);
+void distvm_io_leaving(DistvmState *s);
 
 /* distvm-vcpu.c */
 void distvm_vcpu_init(DistvmState *s);
@@ -123,6 +125,7 @@ void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg);
 bool distvm_ram_init(DistvmState *s, Error **errp);
 void distvm_ram_fingerprint(GPtrArray *keys, GPtrArray *values);
 bool distvm_ram_start(DistvmState *s, Error **errp);
+void distvm_ram_leaving(DistvmState *s);
 void distvm_ram_limits(DistvmState *s, DistvmWireLimits *lim);
 bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp);
 

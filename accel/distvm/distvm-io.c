@@ -18,6 +18,7 @@
 #include "exec/address-spaces.h"
 #include "exec/cputlb.h"
 #include "hw/i386/apic_internal.h"
+#include "hw/intc/ioapic.h"
 #include "hw/core/cpu.h"
 #include "distvm-internal.h"
 #include "trace.h"
@@ -29,12 +30,16 @@ typedef struct DistvmIoWait {
     MemTxResult result;
 } DistvmIoWait;
 
+/* The EOI register of an I/O APIC of version 0x20. */
+#define IOAPIC_EOI_REGISTER 0x40
+
 typedef struct DistvmIoReplay {
     uint32_t from;
     DistvmMsgIo io;
 } DistvmIoReplay;
 
 static DistvmIoWait *io_waits;
+static bool io_leaving;
 
 /*
  * Send a vCPU's access to the home node and wait for its result, with
@@ -59,6 +64,10 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t space,
     distvm_wire_io(m, DISTVM_MSG_IO_REQ, s->node_id, &io);
     trace_distvm_io_forward(io.cpu, space, addr, size, is_write, io.data);
     qemu_event_reset(&w->done);
+    if (qatomic_read(&io_leaving)) {
+        *data = 0;
+        return MEMTX_ERROR;
+    }
     if (locked) {
         bql_unlock();
     }
@@ -123,6 +132,25 @@ static bool distvm_mmio_forward(CPUState *cs, hwaddr addr, MemTxAttrs attrs,
     return true;
 }
 
+/*
+ * The EOI of a level-triggered interrupt, on a vCPU away from home: the
+ * I/O APIC that sent it is home's.  Written to its EOI register, which
+ * the I/O APIC of version 0x20 (the default) has, it reaches
+ * ioapic_eoi_broadcast() there.
+ */
+static bool distvm_ioapic_eoi(APICCommonState *apic, int vector)
+{
+    DistvmState *s = distvm_state();
+    uint64_t val = vector;
+
+    if (!io_forwarded(s)) {
+        return false;
+    }
+    io_forward(s, CPU(apic->cpu), DISTVM_IO_MEMORY,
+               IO_APIC_DEFAULT_ADDRESS + IOAPIC_EOI_REGISTER, &val, 4, true);
+    return true;
+}
+
 /* Home: replay the access under the BQL and send back its result. */
 static void distvm_io_replay_bh(void *opaque)
 {
@@ -177,6 +205,20 @@ void distvm_io_handle(DistvmState *s, const DistvmMsg *msg)
     }
 }
 
+/*
+ * The cluster shuts down (a node left in order): the home node may be
+ * gone, so no access waits for it any more; those waiting fail.
+ */
+void distvm_io_leaving(DistvmState *s)
+{
+    qatomic_set(&io_leaving, true);
+    for (unsigned i = 0; i < s->nr_vcpus; i++) {
+        io_waits[i].data = 0;
+        io_waits[i].result = MEMTX_ERROR;
+        qemu_event_set(&io_waits[i].done);
+    }
+}
+
 void distvm_io_init(DistvmState *s)
 {
     io_waits = g_new0(DistvmIoWait, s->nr_vcpus);
@@ -185,4 +227,5 @@ void distvm_io_init(DistvmState *s)
     }
     x86_pio_forward_hook = distvm_pio_forward;
     tcg_mmio_forward_hook = distvm_mmio_forward;
+    apic_eoi_hook = distvm_ioapic_eoi;
 }

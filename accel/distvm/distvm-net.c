@@ -260,6 +260,7 @@ static void distvm_cluster_started_bh(void *opaque)
     s->state = DISTVM_CLUSTER_RUNNING;
     qemu_cond_broadcast(&s->cond);
     qemu_mutex_unlock(&s->lock);
+    distvm_chipset_quiesce(s);
     trace_distvm_cluster_running(s->node_id, s->nodes);
     qapi_event_send_distvm_cluster_formed(s->node_id, s->nodes);
 
@@ -481,6 +482,8 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
             bye = true;
             trace_distvm_peer_bye(peer->id);
             /* The cluster shuts down when any node leaves in order. */
+            distvm_ram_leaving(s);
+            distvm_io_leaving(s);
             qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
             continue;
         }

@@ -116,6 +116,7 @@ struct DistvmRam {
     DistvmBlock *blocks;
     uint64_t *block_pages;
     bool started;
+    bool leaving;               /* the cluster shuts down: serve faults locally */
     int uffd;
     int quit_fd;
     QemuThread fault_thread;
@@ -708,6 +709,48 @@ static DistvmBlock *block_of(DistvmRam *ram, uint64_t addr, uint32_t *index)
     return NULL;
 }
 
+/*
+ * The cluster is shutting down and the page may never come: let the vCPU
+ * go on (with a zero page if it has none), so that it can be stopped.
+ */
+static void release_fault(DistvmRam *ram, void *host)
+{
+    if (page_populated(host)) {
+        uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, false,
+                               false);
+    } else if (uffd_zero(ram, host)) {
+        uffd_wakeup(ram->uffd, host, DISTVM_PAGE_SIZE);
+    }
+}
+
+/*
+ * A node left the cluster in order, and the cluster shuts down: the pages
+ * it held are gone with it, so faults waiting for them would never end,
+ * and neither would the shut-down, which waits for every vCPU to stop.
+ * From now on this node serves its faults itself; guest memory no longer
+ * matters.
+ */
+void distvm_ram_leaving(DistvmState *s)
+{
+    DistvmRam *ram = s->ram;
+    GHashTableIter iter;
+    gpointer key;
+
+    if (!ram || !ram->started) {
+        return;
+    }
+    qemu_mutex_lock(&ram->lock);
+    ram->leaving = true;
+    g_hash_table_iter_init(&iter, ram->pending);
+    while (g_hash_table_iter_next(&iter, &key, NULL)) {
+        uint64_t k = (uintptr_t)key;    /* see page_key() */
+
+        release_fault(ram, page_host(&ram->blocks[k >> 44],
+                                     k & MAKE_64BIT_MASK(0, 44)));
+    }
+    qemu_mutex_unlock(&ram->lock);
+}
+
 static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags)
 {
     DistvmRam *ram = s->ram;
@@ -731,6 +774,11 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags)
     qemu_mutex_lock(&ram->lock);
     st = b->state[page];
     trace_distvm_fault(block, page, wp, write, st);
+    if (ram->leaving) {
+        release_fault(ram, host);
+        qemu_mutex_unlock(&ram->lock);
+        return;
+    }
     if (g_hash_table_lookup(ram->pending, page_key(block, page))) {
         ram->stats.merged++;
         qemu_mutex_unlock(&ram->lock);

@@ -79,6 +79,14 @@ static inline uint8_t inb(uint16_t port)
     return v;
 }
 
+static inline uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t)hi << 32 | lo;
+}
+
 static inline void cpu_relax(void)
 {
     __asm__ volatile("pause" ::: "memory");
@@ -477,6 +485,7 @@ static void timer_start(void)
 /* mode=moves: chain rounds until told to stop. */
 static void moves(uint32_t cpu)
 {
+    uint64_t tsc;
     uint64_t x;
     dg_v4 v;
     uint32_t k;
@@ -493,6 +502,12 @@ static void moves(uint32_t cpu)
         spin_lock(&data_lock);
         res->locked_x = res->locked_x + 1;
         res->locked_y = res->locked_y + 2;
+        tsc = rdtsc();
+        if (tsc < res->last_tsc) {
+            res->tsc_warps++;
+        }
+        res->last_tsc = tsc;
+        res->tsc_checks++;
         spin_unlock(&data_lock);
         res->chain_x[cpu] = x;
         res->chain_v[cpu] = v;

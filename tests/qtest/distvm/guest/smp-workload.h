@@ -107,6 +107,14 @@ struct dg_results {
      * node: only the home node's HPET counts.
      */
     uint32_t hpet_probe[DG_MAX_CPUS][2];
+    /*
+     * Under the spinlock, each round: the TSC read must not be below the
+     * last one read by any CPU (Linux's TSC warp check), wherever the
+     * CPUs run.
+     */
+    dg_u64 last_tsc;
+    uint32_t tsc_warps;
+    uint32_t tsc_checks;
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
