@@ -3,7 +3,7 @@
 #   make          set up (first time), stage QEMU, build qemu-system-x86_64,
 #                 the qtests and the guest images
 #   make check    all of that, then every test
-#   make demo     all of that, then a guest under distvm
+#   make demo     all of that, then Linux on a 3-node cluster with vCPU moves
 #   make bench    benchmarks under bench/
 
 SHELL := /bin/bash
