@@ -15,6 +15,7 @@
 #include "qemu/sockets.h"
 #include "qemu/cutils.h"
 #include "qom/object.h"
+#include "exec/cputlb.h"
 #include "hw/boards.h"
 #include "system/accel-ops.h"
 #include "distvm-internal.h"
@@ -288,6 +289,16 @@ static int distvm_init_machine(MachineState *ms)
         return -EINVAL;
     }
     if (s->nodes > 1) {
+#ifdef __x86_64__
+        /*
+         * TCG does an unaligned atomic in an exclusive section, which
+         * stops this node's vCPUs only: the other nodes' could write the
+         * memory between its load and its store.  x86 hosts do unaligned
+         * atomics themselves.  One that crosses a page is still done in an
+         * exclusive section, and is not atomic across nodes.
+         */
+        tcg_unaligned_host_atomics = true;
+#endif
         distvm_chipset_init(s);
         distvm_io_init(s);
         distvm_runstate_init(s);

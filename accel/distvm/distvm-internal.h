@@ -118,7 +118,7 @@ void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg);
 
 /* distvm-runstate.c */
 void distvm_runstate_init(DistvmState *s);
-void distvm_runstate_started(DistvmState *s);
+void distvm_runstate_start(DistvmState *s);
 void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg);
 
 /* distvm-ram.c */

@@ -275,8 +275,11 @@ static void distvm_cluster_started_bh(void *opaque)
         }
     }
     if (s->want_autostart) {
-        vm_start();
-        distvm_runstate_started(s);
+        if (distvm_is_home(s)) {
+            vm_start();
+        } else {
+            distvm_runstate_start(s);
+        }
     }
 }
 

@@ -11,7 +11,13 @@
  * clock and TSC and the host clocks they were read against.  A node on
  * the same host (same boot id) takes home's offsets as they are, so the
  * guest's clocks agree exactly on every node; a node on another host
- * sets them from the values received, half a round trip later.
+ * sets them from the values received, half a round trip later.  Either
+ * way a node sets them before its vCPUs run again.
+ *
+ * The nodes stop a little after home does, so their vCPUs may read a
+ * later time than home's stopped clocks.  Each node reports the clocks it
+ * stopped at, and home runs the guest again from the latest of them, so
+ * that no vCPU sees the guest's time go back.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -41,6 +47,9 @@ typedef struct DistvmRunMsg {
 static uint64_t this_host_id;
 static bool have_pending_clocks;
 static DistvmRunMsg pending_clocks;
+/* Home: the latest clocks a node reported it stopped at. */
+static int64_t nodes_stopped_ns;
+static int64_t nodes_stopped_ticks;
 
 /* The host's boot id, hashed: equal on processes of one host only. */
 static uint64_t read_host_id(void)
@@ -95,6 +104,8 @@ static void apply_clocks(DistvmState *s, const DistvmRunMsg *m)
                                 run->host_id == this_host_id);
         timers_state.cpu_clock_offset = clock_offset;
         timers_state.cpu_ticks_offset = ticks_offset;
+        /* cpu_get_ticks() would otherwise undo a step back. */
+        timers_state.cpu_ticks_prev = 0;
     }
     seqlock_write_unlock(&timers_state.vm_clock_seqlock,
                          &timers_state.vm_clock_lock);
@@ -108,13 +119,42 @@ static void send_run_state(DistvmState *s, DistvmRunAction action)
 
     if (action == DISTVM_RUN_CONT) {
         read_clocks(&run);
+    } else if (action == DISTVM_RUN_STOPPED) {
+        run.virtual_ns = cpu_get_clock();
+        run.guest_ticks = cpu_get_ticks();
     }
     distvm_wire_run_state(m, s->node_id, &run);
+    if (action == DISTVM_RUN_STOPPED) {
+        distvm_send(s, DISTVM_HOME_NODE, m);
+        return;
+    }
     for (uint32_t i = 0; i < s->nodes; i++) {
         if (i != s->node_id) {
             distvm_send(s, i, m);
         }
     }
+}
+
+/*
+ * Home, its clocks just enabled and its vCPUs not yet running: go on
+ * from the latest time a node stopped at, if that is later than home's.
+ */
+static void catch_up_with_nodes(void)
+{
+    int64_t clock_behind = nodes_stopped_ns - cpu_get_clock();
+    int64_t ticks_behind = nodes_stopped_ticks - cpu_get_ticks();
+
+    seqlock_write_lock(&timers_state.vm_clock_seqlock,
+                       &timers_state.vm_clock_lock);
+    if (clock_behind > 0) {
+        timers_state.cpu_clock_offset += clock_behind;
+    }
+    if (ticks_behind > 0) {
+        timers_state.cpu_ticks_offset += ticks_behind;
+    }
+    seqlock_write_unlock(&timers_state.vm_clock_seqlock,
+                         &timers_state.vm_clock_lock);
+    trace_distvm_clock_catch_up(MAX(clock_behind, 0), MAX(ticks_behind, 0));
 }
 
 /* Home: its guest runs or stops. */
@@ -127,6 +167,12 @@ static void distvm_vm_state_change(void *opaque, bool running, RunState state)
         return;                 /* the BYE at exit ends the others */
     }
     trace_distvm_run_state_send(running, RunState_str(state));
+    if (running) {
+        catch_up_with_nodes();
+    } else {
+        nodes_stopped_ns = 0;
+        nodes_stopped_ticks = 0;
+    }
     send_run_state(s, running ? DISTVM_RUN_CONT : DISTVM_RUN_STOP);
 }
 
@@ -177,24 +223,50 @@ static void run_state_bh(void *opaque)
     }
     switch (m->run.action) {
     case DISTVM_RUN_STOP:
-        vm_stop(RUN_STATE_PAUSED);
+        if (runstate_is_running()) {
+            vm_stop(RUN_STATE_PAUSED);
+            send_run_state(s, DISTVM_RUN_STOPPED);
+        }
         break;
     case DISTVM_RUN_CONT:
-        vm_start();
-        apply_clocks(s, m);
+        if (runstate_is_running()) {
+            apply_clocks(s, m);         /* the guest's first start */
+        } else if (!vm_prepare_start(false)) {
+            apply_clocks(s, m);
+            resume_all_vcpus();
+        }
         break;
     case DISTVM_RUN_RESET:
         reset_own_vcpus(s);
         break;
+    case DISTVM_RUN_STOPPED:
+        g_assert_not_reached();
     }
     g_free(m);
 }
 
-/* A node, in the main loop: its guest just started. */
-void distvm_runstate_started(DistvmState *s)
+/* Home, in the main loop: a node stopped its vCPUs at these clocks. */
+static void node_stopped_bh(void *opaque)
 {
-    if (have_pending_clocks && runstate_is_running()) {
-        apply_clocks(s, &pending_clocks);
+    DistvmRunMsg *m = opaque;
+
+    nodes_stopped_ns = MAX(nodes_stopped_ns, (int64_t)m->run.virtual_ns);
+    nodes_stopped_ticks = MAX(nodes_stopped_ticks,
+                              (int64_t)m->run.guest_ticks);
+    g_free(m);
+}
+
+/*
+ * A node, in the main loop, once the cluster formed: start its guest,
+ * with home's clocks if they came already.
+ */
+void distvm_runstate_start(DistvmState *s)
+{
+    if (!vm_prepare_start(false)) {
+        if (have_pending_clocks) {
+            apply_clocks(s, &pending_clocks);
+        }
+        resume_all_vcpus();
     }
     have_pending_clocks = false;
 }
@@ -203,9 +275,11 @@ void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg)
 {
     DistvmRunMsg *m;
 
-    if (distvm_is_home(s)) {
-        error_report("distvm: RUN_STATE from node %" PRIu32 " ignored: "
-                     "the home node decides the run state", msg->hdr.src);
+    if (distvm_is_home(s) != (msg->u.run.action == DISTVM_RUN_STOPPED)) {
+        error_report("distvm: RUN_STATE action %" PRIu32 " from node %"
+                     PRIu32 " ignored: the home node decides the run state "
+                     "and the nodes report that they stopped",
+                     msg->u.run.action, msg->hdr.src);
         qatomic_inc(&s->protocol_errors);
         return;
     }
@@ -215,7 +289,9 @@ void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg)
     m->received_ticks = cpu_get_host_ticks();
     m->run = msg->u.run;
     /* Run state changes take the BQL: the main loop does them. */
-    aio_bh_schedule_oneshot(qemu_get_aio_context(), run_state_bh, m);
+    aio_bh_schedule_oneshot(qemu_get_aio_context(),
+                            distvm_is_home(s) ? node_stopped_bh : run_state_bh,
+                            m);
 }
 
 void distvm_runstate_init(DistvmState *s)

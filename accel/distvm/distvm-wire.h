@@ -54,7 +54,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_IO_REQ,          /* node -> home: a vCPU's device access */
     DISTVM_MSG_IO_REPLY,        /* home -> node: its result */
     DISTVM_MSG_VCPU_APIC,       /* owner -> all: how its LAPIC is addressed */
-    DISTVM_MSG_RUN_STATE,       /* home -> all: run, stop, reset; clocks */
+    DISTVM_MSG_RUN_STATE,       /* run, stop, reset (home -> all); clocks */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -151,6 +151,7 @@ typedef enum DistvmRunAction {
     DISTVM_RUN_STOP,            /* pause the vCPUs */
     DISTVM_RUN_CONT,            /* run them, with the clocks given */
     DISTVM_RUN_RESET,           /* the machine is reset: reset the vCPUs */
+    DISTVM_RUN_STOPPED,         /* node -> home: stopped, with its clocks */
     DISTVM_RUN__MAX
 } DistvmRunAction;
 

@@ -2274,11 +2274,11 @@ static void expect_run_action_error(const DistvmMsgRunState *run)
     g_byte_array_unref(b);
 }
 
-/* Stop, continue and reset are the only actions */
+/* Stop, continue, reset and stopped are the only actions */
 static void test_run_state_bad_action(void)
 {
     static const uint32_t actions[] = {
-        3, 4, 5, 0xff, 0x100, 0x10000, 0x7fffffffu, 0x80000000u,
+        4, 5, 6, 0xff, 0x100, 0x10000, 0x7fffffffu, 0x80000000u,
         0x80000001u, UINT32_MAX - 1, UINT32_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -2294,7 +2294,7 @@ static void test_run_state_bad_action(void)
         });
     }
 
-    /* every action below 0x100: the three defined ones are accepted */
+    /* every action below 0x100: the four defined ones are accepted */
     for (uint32_t action = 0; action <= 0xff; action++) {
         DistvmMsgRunState run = {
             .action = action, .virtual_ns = action, .host_ns = ~action,
@@ -2317,13 +2317,13 @@ static void test_run_state_bad_action(void)
     }
 
     /* The action is checked before the reserved field */
-    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) { .action = 3 });
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) { .action = 4 });
     set_u32(b, HDR + 4, 1);
     expect_decode_error(b, &limits, "RUN_STATE message with an unknown "
-                        "action 3");
+                        "action 4");
 
     /* The sender is checked first */
-    distvm_wire_run_state(b, 4, &(DistvmMsgRunState) { .action = 3 });
+    distvm_wire_run_state(b, 4, &(DistvmMsgRunState) { .action = 4 });
     expect_decode_error(b, &limits, "in its sender");
     g_byte_array_unref(b);
 }

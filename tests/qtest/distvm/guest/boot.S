@@ -99,6 +99,11 @@ gdt_desc:
     .word gdt_end - gdt - 1
     .long gdt
 
+/*
+ * Left unaligned on purpose (after the 6-byte gdt_desc): TCG does an
+ * unaligned atomic on a slow path, and APs on different nodes take their
+ * stacks here with "lock xadd" at the same moment.
+ */
 ap_next_stack:
     .long 1
 
