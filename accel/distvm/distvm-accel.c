@@ -385,14 +385,42 @@ static const TypeInfo distvm_accel_type = {
     .class_init = distvm_accel_class_init,
 };
 
+static void (*tcg_ops_init)(AccelOpsClass *ops);
+static void (*tcg_handle_interrupt)(CPUState *cpu, int mask);
+
 /*
- * The vCPU threads are TCG's own (inherited ops_init picks MTTCG).
- * distvm-accel-ops exists because the accelerator framework looks its
- * operations up by the accelerator's type name.
+ * SMIs and NMIs that devices raise with cpu_interrupt() (the chipset's
+ * SMI, the monitor's "nmi") for a vCPU that runs on another node go to
+ * that node.
  */
+static void distvm_handle_interrupt(CPUState *cpu, int mask)
+{
+    mask = distvm_vcpu_forward_interrupt(cpu, mask);
+    if (mask) {
+        tcg_handle_interrupt(cpu, mask);
+    }
+}
+
+static void distvm_accel_ops_init(AccelOpsClass *ops)
+{
+    tcg_ops_init(ops);
+    tcg_handle_interrupt = ops->handle_interrupt;
+    ops->handle_interrupt = distvm_handle_interrupt;
+}
+
+static void distvm_accel_ops_class_init(ObjectClass *oc, void *data)
+{
+    AccelOpsClass *ops = ACCEL_OPS_CLASS(oc);
+
+    tcg_ops_init = ops->ops_init;
+    ops->ops_init = distvm_accel_ops_init;
+}
+
+/* The vCPU threads are TCG's own (inherited ops_init picks MTTCG). */
 static const TypeInfo distvm_accel_ops_type = {
     .name = ACCEL_OPS_NAME("distvm"),
     .parent = ACCEL_OPS_NAME("tcg"),
+    .class_init = distvm_accel_ops_class_init,
     .abstract = true,
 };
 

@@ -16,7 +16,6 @@
 #include "qemu/osdep.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
-#include "block/aio.h"
 #include "hw/pci/pci.h"
 #include "hw/pci/pci_bus.h"
 #include "hw/pci/pci_device.h"
@@ -89,12 +88,34 @@ void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg)
     w->val = msg->u.pci.val;
     w->len = msg->u.pci.len;
     /* Changing the memory map needs the BQL: the main loop does it. */
-    aio_bh_schedule_oneshot(qemu_get_aio_context(), distvm_pci_replay_bh, w);
+    distvm_main_loop_call(distvm_pci_replay_bh, w);
 }
 
 void distvm_chipset_init(DistvmState *s)
 {
     pci_host_config_write_hook = distvm_pci_config_written;
+}
+
+static int reset_host_bridge(Object *obj, void *opaque)
+{
+    PCIDevice *dev = (PCIDevice *)object_dynamic_cast(obj, TYPE_PCI_DEVICE);
+
+    if (dev && is_host_bridge(dev)) {
+        device_cold_reset(DEVICE(dev));
+    }
+    return 0;
+}
+
+/*
+ * A node other than home, when the machine is reset: home's host bridge
+ * went back to its power-on memory map (the BIOS in ROM), so does ours.
+ */
+void distvm_chipset_reset(DistvmState *s)
+{
+    if (!distvm_is_home(s)) {
+        object_child_foreach_recursive(object_get_root(), reset_host_bridge,
+                                       NULL);
+    }
 }
 
 static int quiesce_pit(Object *obj, void *opaque)

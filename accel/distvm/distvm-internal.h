@@ -98,6 +98,11 @@ bool distvm_net_init(DistvmState *s, Error **errp);
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
 const char *distvm_cluster_state_name(DistvmClusterState state);
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
+/*
+ * Run @fn(@opaque) in the main loop, with the BQL, after the calls asked
+ * before it: the work that messages bring is done in their order.
+ */
+void distvm_main_loop_call(void (*fn)(void *opaque), void *opaque);
 void distvm_page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
                                  Error *err);
 
@@ -105,6 +110,7 @@ void distvm_page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
 void distvm_chipset_init(DistvmState *s);
 void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg);
 void distvm_chipset_quiesce(DistvmState *s);
+void distvm_chipset_reset(DistvmState *s);
 
 /* distvm-io.c */
 void distvm_io_init(DistvmState *s);
@@ -114,6 +120,7 @@ void distvm_io_leaving(DistvmState *s);
 /* distvm-vcpu.c */
 void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);
+int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask);
 void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg);
 
 /* distvm-runstate.c */

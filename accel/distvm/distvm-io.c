@@ -13,7 +13,6 @@
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
 #include "qemu/main-loop.h"
-#include "block/aio.h"
 #include "cpu.h"
 #include "exec/address-spaces.h"
 #include "exec/cputlb.h"
@@ -194,8 +193,7 @@ void distvm_io_handle(DistvmState *s, const DistvmMsg *msg)
         r = g_new(DistvmIoReplay, 1);
         r->from = msg->hdr.src;
         r->io = msg->u.io;
-        aio_bh_schedule_oneshot(qemu_get_aio_context(), distvm_io_replay_bh,
-                                r);
+        distvm_main_loop_call(distvm_io_replay_bh, r);
     } else {
         DistvmIoWait *w = &io_waits[msg->u.io.cpu];
 

@@ -24,7 +24,6 @@
 #include "qemu/sockets.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
-#include "block/aio.h"
 #include "hw/boards.h"
 #include "system/runstate.h"
 #include "system/system.h"
@@ -294,6 +293,48 @@ static bool distvm_mesh_complete(DistvmState *s)
     return true;
 }
 
+/*
+ * Bottom halves scheduled together run in the reverse order, but the
+ * main-loop work of messages must keep their order (an INIT before its
+ * STARTUP, the chipset writes, stop before cont): one queue, one BH.
+ */
+typedef struct DistvmMainCall {
+    void (*fn)(void *opaque);
+    void *opaque;
+} DistvmMainCall;
+
+static QemuMutex main_calls_lock;
+static GQueue main_calls = G_QUEUE_INIT;
+static QEMUBH *main_calls_bh;
+
+static void main_calls_run(void *unused)
+{
+    for (;;) {
+        DistvmMainCall *c;
+
+        qemu_mutex_lock(&main_calls_lock);
+        c = g_queue_pop_head(&main_calls);
+        qemu_mutex_unlock(&main_calls_lock);
+        if (!c) {
+            return;
+        }
+        c->fn(c->opaque);
+        g_free(c);
+    }
+}
+
+void distvm_main_loop_call(void (*fn)(void *opaque), void *opaque)
+{
+    DistvmMainCall *c = g_new(DistvmMainCall, 1);
+
+    c->fn = fn;
+    c->opaque = opaque;
+    qemu_mutex_lock(&main_calls_lock);
+    g_queue_push_tail(&main_calls, c);
+    qemu_mutex_unlock(&main_calls_lock);
+    qemu_bh_schedule(main_calls_bh);
+}
+
 /* Once per node: the first START (or home's own decision) counts. */
 static void distvm_cluster_start(DistvmState *s)
 {
@@ -304,8 +345,7 @@ static void distvm_cluster_start(DistvmState *s)
     s->starting = true;
     qemu_mutex_unlock(&s->lock);
     if (first) {
-        aio_bh_schedule_oneshot(qemu_get_aio_context(),
-                                distvm_cluster_started_bh, s);
+        distvm_main_loop_call(distvm_cluster_started_bh, s);
     }
 }
 
@@ -920,6 +960,8 @@ bool distvm_net_init(DistvmState *s, Error **errp)
 
     qemu_mutex_init(&s->lock);
     qemu_cond_init(&s->cond);
+    qemu_mutex_init(&main_calls_lock);
+    main_calls_bh = qemu_bh_new(main_calls_run, NULL);
     s->state = DISTVM_CLUSTER_JOINING;
     for (uint32_t i = 0; i < s->nodes; i++) {
         s->peers[i].id = i;

@@ -26,7 +26,6 @@
 #include "qemu/main-loop.h"
 #include "qemu/seqlock.h"
 #include "qemu/timer.h"
-#include "block/aio.h"
 #include "cpu.h"
 #include "hw/core/cpu.h"
 #include "system/cpu-timers.h"
@@ -186,23 +185,24 @@ static void distvm_home_reset(void *opaque)
     }
 }
 
-/* A node: reset the vCPUs it runs, as the home node reset its own. */
+/*
+ * A node: reset the vCPUs it runs and its host bridge's memory map, as
+ * the home node reset its own.  Its clocks go on (they are home's).
+ */
 static void reset_own_vcpus(DistvmState *s)
 {
-    bool was_running = runstate_is_running();
     CPUState *cpu;
 
-    if (was_running) {
-        vm_stop(RUN_STATE_PAUSED);
-    }
+    pause_all_vcpus();
+    distvm_chipset_reset(s);
     CPU_FOREACH(cpu) {
         if (distvm_vcpu_node(s, cpu->cpu_index) == s->node_id) {
             cpu_reset(cpu);
             x86_cpu_after_reset(X86_CPU(cpu));
         }
     }
-    if (was_running) {
-        vm_start();
+    if (runstate_is_running()) {
+        resume_all_vcpus();
     }
 }
 
@@ -289,9 +289,8 @@ void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg)
     m->received_ticks = cpu_get_host_ticks();
     m->run = msg->u.run;
     /* Run state changes take the BQL: the main loop does them. */
-    aio_bh_schedule_oneshot(qemu_get_aio_context(),
-                            distvm_is_home(s) ? node_stopped_bh : run_state_bh,
-                            m);
+    distvm_main_loop_call(distvm_is_home(s) ? node_stopped_bh : run_state_bh,
+                          m);
 }
 
 void distvm_runstate_init(DistvmState *s)

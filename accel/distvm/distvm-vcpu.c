@@ -31,7 +31,6 @@
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
-#include "block/aio.h"
 #include "cpu.h"
 #include "hw/core/cpu.h"
 #include "hw/i386/apic_internal.h"
@@ -206,6 +205,31 @@ static void vcpu_apic_addressing(DistvmState *s, const DistvmMsgVcpu *m)
         qatomic_set(&apic->log_dest, (m->value >> 8) & 0xff);
         qatomic_set(&apic->dest_mode, (m->value >> 16) & 0xf);
     }
+}
+
+/*
+ * cpu_interrupt() of a vCPU, with the BQL: SMI and NMI for a vCPU that
+ * runs elsewhere are sent to it as LAPIC deliveries.  Returns the part of
+ * @mask to raise here.
+ */
+int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask)
+{
+    DistvmState *s = distvm_state();
+
+    if (!s || s->nodes == 1 ||
+        qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING ||
+        distvm_vcpu_node(s, cpu->cpu_index) == s->node_id) {
+        return mask;
+    }
+    if ((mask & CPU_INTERRUPT_SMI) &&
+        vcpu_route_ipi(s, cpu->cpu_index, APIC_DM_SMI)) {
+        mask &= ~CPU_INTERRUPT_SMI;
+    }
+    if ((mask & CPU_INTERRUPT_NMI) &&
+        vcpu_route_ipi(s, cpu->cpu_index, APIC_DM_NMI)) {
+        mask &= ~CPU_INTERRUPT_NMI;
+    }
+    return mask;
 }
 
 static void vcpu_apply_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
@@ -478,7 +502,7 @@ static void vcpu_state_arrived(DistvmState *s, const DistvmMsg *msg)
     in->state = g_byte_array_sized_new(m->len);
     g_byte_array_append(in->state, m->data, m->len);
     /* Loading a vCPU needs the BQL: the main loop does it. */
-    aio_bh_schedule_oneshot(qemu_get_aio_context(), vcpu_load_bh, in);
+    distvm_main_loop_call(vcpu_load_bh, in);
 }
 
 /*
@@ -506,7 +530,7 @@ static void vcpu_moved(DistvmState *s, const DistvmMsg *msg)
     ev->from = m->from;
     ev->to = m->to;
     ev->downtime_ns = m->value;
-    aio_bh_schedule_oneshot(qemu_get_aio_context(), vcpu_moved_event_bh, ev);
+    distvm_main_loop_call(vcpu_moved_event_bh, ev);
 }
 
 void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
@@ -527,7 +551,7 @@ void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
         /* Delivering to a LAPIC needs the BQL: the main loop does it. */
         ipi->cpu = msg->u.vcpu.cpu;
         ipi->delivery = msg->u.vcpu.value;
-        aio_bh_schedule_oneshot(qemu_get_aio_context(), vcpu_ipi_bh, ipi);
+        distvm_main_loop_call(vcpu_ipi_bh, ipi);
         break;
     }
     case DISTVM_MSG_VCPU_APIC:

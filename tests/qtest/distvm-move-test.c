@@ -99,6 +99,19 @@ static void wait_status(QTestState *qts, const char *status)
     }
 }
 
+/* How many times @needle is on @node's console. */
+static int console_count(DistvmNode *node, const char *needle)
+{
+    g_autofree char *console = distvm_read_console(node);
+    int n = 0;
+
+    for (const char *p = strstr(console, needle); p;
+         p = strstr(p + 1, needle)) {
+        n++;
+    }
+    return n;
+}
+
 /* IRQ 0 (the PIT) as counted by the node's 8259, from "info irq". */
 static int pit_irqs(QTestState *qts)
 {
@@ -303,6 +316,24 @@ static void test_moves(const void *data)
         g_assert_cmpuint(qtest_readq(home, RES(last_tsc)), >, 0);
         g_assert_cmpuint(qtest_readl(home, RES(tsc_warps)), ==, 0);
     }
+
+    /*
+     * A reset of the machine, asked of home, resets every node's vCPUs
+     * and chipset: the guest boots again, its boot vCPU running the
+     * firmware on node 1, and brings its other vCPU up again.
+     */
+    qtest_qmp_assert_success(home, "{ 'execute': 'system_reset' }");
+    for (int tries = 0;
+         console_count(c->node[0], "distvm-guest: all cpus up\n") < 2;
+         tries++) {
+        if (tries == 1200) {
+            g_autofree char *console = distvm_read_console(c->node[0]);
+
+            g_error("the guest did not boot again; console:\n%s", console);
+        }
+        g_usleep(100 * 1000);
+    }
+    check_placement(c, ncpus, where);
     g_rand_free(rand);
     distvm_cluster_quit(c);
 }
