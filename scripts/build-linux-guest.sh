@@ -1,7 +1,9 @@
 #!/bin/sh
 # Build the Linux test guest into OUTDIR: the kernel of Debian's
-# linux-image-amd64 and an initramfs made of Debian's busybox-static plus
-# the init script of tests/qtest/distvm/guest/linux/.  The .deb files are
+# linux-image-amd64 and an initramfs made of Debian's busybox-static and
+# xz (xz-utils, with the libraries it loads from liblzma5 and libc6), plus
+# the init script and the checker (distvm-check.c, linked statically) of
+# tests/qtest/distvm/guest/linux/.  The .deb files are
 # fetched with "apt-get download" and unpacked here; nothing is installed
 # on the host.
 #
@@ -50,6 +52,20 @@ ln -s busybox "$root/bin/sh"
 cp "$src/init" "$root/init"
 chmod 755 "$root/init"
 
+# A real multi-threaded program, and the checker of its output.
+for p in xz-utils liblzma5 libc6; do
+    dpkg-deb -x "$(fetch "$p")" "$work/xz"
+done
+libdir=lib/x86_64-linux-gnu
+mkdir -p "$root/$libdir" "$root/lib64" "$root/usr/bin"
+cp "$work/xz/usr/bin/xz" "$root/usr/bin/xz"
+for lib in liblzma.so.5 libc.so.6 ld-linux-x86-64.so.2; do
+    cp -L "$work/xz/$libdir/$lib" "$root/$libdir/$lib"
+done
+ln -s "/$libdir/ld-linux-x86-64.so.2" "$root/lib64/ld-linux-x86-64.so.2"
+${CC:-cc} -static -O2 -Wall -Wextra -Werror -o "$root/bin/distvm-check" \
+    "$src/distvm-check.c" || die "cannot build distvm-check (static libc?)"
+
 # Kernel modules the guest loads (with what they depend on), in load order.
 mods="virtio_pci virtio_blk virtio_net"
 moddir=$work/kernel/lib/modules/$kver
@@ -70,4 +86,4 @@ done
 
 (cd "$root" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) | gzip -9 > "$out/initramfs.cpio.gz"
 echo "$kpkg $(dpkg-deb -f "$(fetch "$kpkg")" Version)" > "$out/kernel-version"
-echo "build-linux-guest: $(cat "$out/kernel-version"), busybox $(dpkg-deb -f "$(fetch busybox-static)" Version)"
+echo "build-linux-guest: $(cat "$out/kernel-version"), busybox $(dpkg-deb -f "$(fetch busybox-static)" Version), xz $(dpkg-deb -f "$(fetch xz-utils)" Version)"

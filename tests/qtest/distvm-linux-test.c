@@ -248,6 +248,11 @@ static void test_linux(const void *opaque)
     g_free(want);
     want = g_strdup_printf("distvm-linux: disk read back %s\n", file_sha);
     g_assert_nonnull(strstr(console, want));
+    g_free(want);
+    /* xz, one thread per CPU, compressed and decompressed exactly */
+    want = g_strdup_printf("distvm-linux: xz round trip ok %d bytes\n",
+                           WORK * 16);
+    g_assert_nonnull(strstr(console, want));
     for (int i = 0; i < 4; i++) {
         g_autofree char *line = distvm_linux_work_line(i, WORK);
 

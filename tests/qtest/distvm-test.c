@@ -182,6 +182,7 @@ static void test_linux_smp2(void)
         kernel, initrd, work);
     DistvmNode *node = distvm_node_start(tmpdir, 0, NULL, args);
     g_autofree char *console = NULL;
+    g_autofree char *want = NULL;
     QDict *ev;
 
     if (!distvm_wait_console(node, "distvm-linux: workload done", 600)) {
@@ -197,6 +198,9 @@ static void test_linux_smp2(void)
     console = distvm_read_console(node);
     g_assert_nonnull(strstr(console, "distvm-linux: cpus-online 0-1\n"));
     g_assert_nonnull(strstr(console, "distvm-linux: nproc 2\n"));
+    want = g_strdup_printf("distvm-linux: xz round trip ok %d bytes\n",
+                           work * 16);
+    g_assert_nonnull(strstr(console, want));
     for (int i = 0; i < 2; i++) {
         g_autofree char *line = distvm_linux_work_line(i, work);
 
