@@ -2,10 +2,11 @@
  * distvm: device accesses of vCPUs that run away from the home node
  *
  * Devices are emulated on the home node only.  A vCPU on another node
- * that does port I/O or MMIO (outside its LAPIC's window) sends the access
- * to the home node and waits for its result (with the BQL released, if its thread held it); the home node
- * replays it under the BQL with current_cpu set to its own, parked copy
- * of that vCPU, as the devices expect.
+ * that does port I/O or MMIO (outside its LAPIC's window) sends the
+ * access to the home node and waits for its result (with the BQL
+ * released, if its thread held it); the home node replays it under the
+ * BQL with current_cpu set to its own, parked copy of that vCPU, as the
+ * devices expect.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */

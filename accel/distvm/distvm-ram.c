@@ -116,7 +116,7 @@ struct DistvmRam {
     DistvmBlock *blocks;
     uint64_t *block_pages;
     bool started;
-    bool leaving;               /* the cluster shuts down: serve faults locally */
+    bool leaving;               /* shutting down: faults served here */
     int uffd;
     int quit_fd;
     QemuThread fault_thread;

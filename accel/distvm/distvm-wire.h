@@ -134,7 +134,7 @@ typedef struct DistvmMsgPciConfig {
 /* IO_REQ / IO_REPLY */
 #define DISTVM_IO_PORT          0       /* the port I/O space */
 #define DISTVM_IO_MEMORY        1       /* the vCPU's memory address space */
-#define DISTVM_IO_SMM           2       /* the same, in system management mode */
+#define DISTVM_IO_SMM           2       /* the same, in SMM */
 #define DISTVM_IO_WRITE         0x01    /* IO_REQ flags */
 
 typedef struct DistvmMsgIo {
