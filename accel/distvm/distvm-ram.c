@@ -605,7 +605,9 @@ static void drop_locked(void *opaque)
     DistvmRam *ram = s->ram;
 
     qemu_mutex_lock(&ram->lock);
-    if (d->type == DISTVM_MSG_PAGE_FWD) {
+    if (ram->leaving) {
+        d->ok = true;           /* shutting down: see distvm_ram_handle */
+    } else if (d->type == DISTVM_MSG_PAGE_FWD) {
         d->ok = holder_forward(s, &d->o, d->m.block, d->m.page, d->m.node,
                                d->m.flags, d->src, &d->err);
     } else {
@@ -665,6 +667,15 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
     }
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
+    if (ram->leaving) {
+        /*
+         * A node left and the cluster shuts down: this node serves its
+         * faults itself now, so pages still on their way (a PAGE_DATA sent
+         * before the BYE, on another connection) are no longer wanted.
+         */
+        qemu_mutex_unlock(&ram->lock);
+        return true;
+    }
     switch (msg->hdr.type) {
     case DISTVM_MSG_PAGE_REQ:
         ok = mgr_request(s, &o, m->block, m->page, m->node, m->flags, errp);
