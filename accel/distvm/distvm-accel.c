@@ -301,6 +301,7 @@ static int distvm_init_machine(MachineState *ms)
 #endif
         distvm_chipset_init(s);
         distvm_io_init(s);
+        distvm_pic_init(s);
         distvm_runstate_init(s);
     }
     return 0;

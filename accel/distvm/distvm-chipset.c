@@ -7,8 +7,8 @@
  * to the host bridge (on the i440FX: PAM shadow RAM and SMRAM) to the
  * other nodes, which replay it on their own host bridge, so that the
  * BIOS's shadow RAM at 0xc0000-0xfffff is RAM on every node.  The other
- * nodes' own device models never run: their PIT is stopped before the
- * guest starts.
+ * nodes' own device models never run: the timers that the machine's reset
+ * armed in their PIT and RTC are stopped before the guest starts.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -20,6 +20,7 @@
 #include "hw/pci/pci_bus.h"
 #include "hw/pci/pci_device.h"
 #include "hw/pci/pci_host.h"
+#include "hw/rtc/mc146818rtc.h"
 #include "hw/timer/i8254.h"
 #include "hw/timer/i8254_internal.h"
 #include "distvm-internal.h"
@@ -29,6 +30,15 @@ typedef struct DistvmPciWrite {
     char *path;
     uint32_t addr, val, len;
 } DistvmPciWrite;
+
+/*
+ * Not home: configuration writes received, and replayed.  A vCPU whose
+ * access made the home node change its memory map waits for the replay
+ * before it goes on (distvm_chipset_wait_replays).
+ */
+static QemuMutex replay_lock;
+static QemuCond replay_cond;
+static uint64_t replays_received, replays_done;
 
 static bool is_host_bridge(PCIDevice *dev)
 {
@@ -71,6 +81,30 @@ static void distvm_pci_replay_bh(void *opaque)
     }
     g_free(w->path);
     g_free(w);
+    qemu_mutex_lock(&replay_lock);
+    replays_done++;
+    qemu_cond_broadcast(&replay_cond);
+    qemu_mutex_unlock(&replay_lock);
+}
+
+/*
+ * A vCPU's access forwarded to the home node was answered, without the
+ * BQL: the configuration writes it caused came before the answer and
+ * are replayed by the main loop; the vCPU must not run on with the old
+ * memory map (firmware writes to its shadow RAM at once).  It stops
+ * waiting if it is asked to stop, since the main loop may then be waiting
+ * for it.
+ */
+void distvm_chipset_wait_replays(CPUState *cs)
+{
+    uint64_t target;
+
+    qemu_mutex_lock(&replay_lock);
+    target = replays_received;
+    while (replays_done < target && !qatomic_read(&cs->stop)) {
+        qemu_cond_timedwait(&replay_cond, &replay_lock, 10);
+    }
+    qemu_mutex_unlock(&replay_lock);
 }
 
 void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg)
@@ -87,12 +121,17 @@ void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg)
     w->addr = msg->u.pci.addr;
     w->val = msg->u.pci.val;
     w->len = msg->u.pci.len;
+    qemu_mutex_lock(&replay_lock);
+    replays_received++;
+    qemu_mutex_unlock(&replay_lock);
     /* Changing the memory map needs the BQL: the main loop does it. */
     distvm_main_loop_call(distvm_pci_replay_bh, w);
 }
 
 void distvm_chipset_init(DistvmState *s)
 {
+    qemu_mutex_init(&replay_lock);
+    qemu_cond_init(&replay_cond);
     pci_host_config_write_hook = distvm_pci_config_written;
 }
 
@@ -118,17 +157,29 @@ void distvm_chipset_reset(DistvmState *s)
     }
 }
 
-static int quiesce_pit(Object *obj, void *opaque)
+static void timer_stop(QEMUTimer *timer)
+{
+    if (timer) {
+        timer_del(timer);
+    }
+}
+
+static int quiesce_device(Object *obj, void *opaque)
 {
     PITCommonState *pit = (PITCommonState *)object_dynamic_cast(
         obj, TYPE_PIT_COMMON);
+    MC146818RtcState *rtc = (MC146818RtcState *)object_dynamic_cast(
+        obj, TYPE_MC146818_RTC);
 
     if (pit) {
         for (int i = 0; i < ARRAY_SIZE(pit->channels); i++) {
-            if (pit->channels[i].irq_timer) {
-                timer_del(pit->channels[i].irq_timer);
-            }
+            timer_stop(pit->channels[i].irq_timer);
         }
+    }
+    if (rtc) {
+        timer_stop(rtc->periodic_timer);
+        timer_stop(rtc->update_timer);
+        timer_stop(rtc->coalesced_timer);
     }
     return 0;
 }
@@ -136,11 +187,13 @@ static int quiesce_pit(Object *obj, void *opaque)
 /*
  * A node other than home, before its guest first runs: its devices never
  * run (the guest's port I/O and MMIO go to home's), but the machine's
- * reset armed the PIT's periodic timer, which would tick here for ever.
+ * reset armed the PIT's periodic timer and the RTC's update timer, which
+ * would fire here for ever.
  */
 void distvm_chipset_quiesce(DistvmState *s)
 {
     if (!distvm_is_home(s)) {
-        object_child_foreach_recursive(object_get_root(), quiesce_pit, NULL);
+        object_child_foreach_recursive(object_get_root(), quiesce_device,
+                                       NULL);
     }
 }

@@ -111,11 +111,26 @@ void distvm_chipset_init(DistvmState *s);
 void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg);
 void distvm_chipset_quiesce(DistvmState *s);
 void distvm_chipset_reset(DistvmState *s);
+void distvm_chipset_wait_replays(CPUState *cs);
 
 /* distvm-io.c */
 void distvm_io_init(DistvmState *s);
 void distvm_io_handle(DistvmState *s, const DistvmMsg *msg);
 void distvm_io_leaving(DistvmState *s);
+bool distvm_io_forwarded(DistvmState *s);
+/*
+ * Send vCPU @cs's access to the home node and wait for its result, with
+ * the BQL released if this thread held it.  @data is little-endian.
+ */
+MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
+                              uint64_t addr, uint64_t *data, unsigned size,
+                              bool is_write);
+
+/* distvm-pic.c */
+void distvm_pic_init(DistvmState *s);
+void distvm_pic_handle(DistvmState *s, const DistvmMsg *msg);
+uint8_t distvm_pic_acknowledge(void);
+void distvm_pic_vcpu_arrived(CPUState *cs);
 
 /* distvm-vcpu.c */
 void distvm_vcpu_init(DistvmState *s);

@@ -41,11 +41,7 @@ typedef struct DistvmIoReplay {
 static DistvmIoWait *io_waits;
 static bool io_leaving;
 
-/*
- * Send a vCPU's access to the home node and wait for its result, with
- * the BQL released if this thread held it.  @data is little-endian.
- */
-static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t space,
+MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
                               uint64_t addr, uint64_t *data, unsigned size,
                               bool is_write)
 {
@@ -75,6 +71,7 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t space,
         distvm_fatal_node_lost(s, DISTVM_HOME_NODE, "connection closed");
     }
     qemu_event_wait(&w->done);
+    distvm_chipset_wait_replays(cs);
     if (locked) {
         bql_lock();
     }
@@ -85,7 +82,7 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t space,
 }
 
 /* Forward unless this is the home node (or the guest has not started). */
-static bool io_forwarded(DistvmState *s)
+bool distvm_io_forwarded(DistvmState *s)
 {
     return !distvm_is_home(s) &&
            qatomic_read(&s->state) == DISTVM_CLUSTER_RUNNING;
@@ -97,10 +94,10 @@ static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
     DistvmState *s = distvm_state();
     uint64_t val = *data;
 
-    if (!io_forwarded(s)) {
+    if (!distvm_io_forwarded(s)) {
         return false;
     }
-    io_forward(s, cs, DISTVM_IO_PORT, port, &val, size, is_write);
+    distvm_io_forward(s, cs, DISTVM_IO_PORT, port, &val, size, is_write);
     *data = val;
     return true;
 }
@@ -116,7 +113,7 @@ static bool distvm_mmio_forward(CPUState *cs, hwaddr addr, MemTxAttrs attrs,
     DistvmState *s = distvm_state();
     uint64_t val = 0;
 
-    if (!io_forwarded(s) ||
+    if (!distvm_io_forwarded(s) ||
         (addr >= APIC_DEFAULT_ADDRESS &&
          addr < APIC_DEFAULT_ADDRESS + APIC_SPACE_SIZE)) {
         return false;
@@ -124,8 +121,9 @@ static bool distvm_mmio_forward(CPUState *cs, hwaddr addr, MemTxAttrs attrs,
     if (is_write) {
         val = ldn_le_p(buf, size);
     }
-    *res = io_forward(s, cs, attrs.secure ? DISTVM_IO_SMM : DISTVM_IO_MEMORY,
-                      addr, &val, size, is_write);
+    *res = distvm_io_forward(s, cs,
+                             attrs.secure ? DISTVM_IO_SMM : DISTVM_IO_MEMORY,
+                             addr, &val, size, is_write);
     if (!is_write) {
         stn_le_p(buf, size, val);
     }
@@ -143,11 +141,12 @@ static bool distvm_ioapic_eoi(APICCommonState *apic, int vector)
     DistvmState *s = distvm_state();
     uint64_t val = vector;
 
-    if (!io_forwarded(s)) {
+    if (!distvm_io_forwarded(s)) {
         return false;
     }
-    io_forward(s, CPU(apic->cpu), DISTVM_IO_MEMORY,
-               IO_APIC_DEFAULT_ADDRESS + IOAPIC_EOI_REGISTER, &val, 4, true);
+    distvm_io_forward(s, CPU(apic->cpu), DISTVM_IO_MEMORY,
+                      IO_APIC_DEFAULT_ADDRESS + IOAPIC_EOI_REGISTER, &val, 4,
+                      true);
     return true;
 }
 
@@ -165,13 +164,19 @@ static void distvm_io_replay_bh(void *opaque)
     AddressSpace *as = &address_space_io;
     MemTxResult res;
 
-    if (r->io.space != DISTVM_IO_PORT) {
+    if (r->io.space == DISTVM_IO_MEMORY || r->io.space == DISTVM_IO_SMM) {
         attrs = (MemTxAttrs) { .secure = r->io.space == DISTVM_IO_SMM };
         as = cpu_get_address_space(cpu, cpu_asidx_from_attrs(cpu, attrs));
     }
     stq_le_p(buf, r->io.data);
     current_cpu = cpu;
-    res = address_space_rw(as, r->io.addr, attrs, buf, r->io.size, is_write);
+    if (r->io.space == DISTVM_IO_PIC_ACK) {
+        buf[0] = distvm_pic_acknowledge();
+        res = MEMTX_OK;
+    } else {
+        res = address_space_rw(as, r->io.addr, attrs, buf, r->io.size,
+                               is_write);
+    }
     current_cpu = saved;
     r->io.data = is_write ? 0 : ldq_le_p(buf) &
                  MAKE_64BIT_MASK(0, r->io.size * 8);

@@ -438,6 +438,9 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
     case DISTVM_MSG_IO_REPLY:
         distvm_io_handle(s, msg);
         return;
+    case DISTVM_MSG_PIC_OUTPUT:
+        distvm_pic_handle(s, msg);
+        return;
     case DISTVM_MSG_NODE_LOST: {
         g_autofree char *why = g_strdup_printf("node %" PRIu32 " lost its "
                                                "connection to it", src);

@@ -465,6 +465,7 @@ static void vcpu_load_bh(void *opaque)
     qemu_mutex_unlock(&s->lock);
 
     qatomic_set(&cpu->parked, false);
+    distvm_pic_vcpu_arrived(cpu);
     while ((ipi = g_queue_pop_head(&ipis))) {
         vcpu_apply_ipi(s, ipi->cpu, ipi->delivery);
         g_free(ipi);

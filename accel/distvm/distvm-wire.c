@@ -39,6 +39,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_IO_REPLY] = "IO_REPLY",
     [DISTVM_MSG_VCPU_APIC] = "VCPU_APIC",
     [DISTVM_MSG_RUN_STATE] = "RUN_STATE",
+    [DISTVM_MSG_PIC_OUTPUT] = "PIC_OUTPUT",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -352,7 +353,15 @@ static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                    r->what, io->cpu, lim->nr_vcpus);
         return false;
     }
-    if (io->space > DISTVM_IO_SMM ||
+    if (io->space == DISTVM_IO_PIC_ACK &&
+        (io->size != 1 || io->addr ||
+         (hdr->type == DISTVM_MSG_IO_REQ && (io->flags || io->data)))) {
+        error_setg(errp, "%s message for a PIC acknowledge with size %" PRIu32
+                   ", address %#" PRIx64 ", flags %#" PRIx32 " and data %#"
+                   PRIx64, r->what, io->size, io->addr, io->flags, io->data);
+        return false;
+    }
+    if (io->space > DISTVM_IO_PIC_ACK ||
         (io->space == DISTVM_IO_PORT && io->addr > 0xffff) ||
         (io->size != 1 && io->size != 2 && io->size != 4 &&
          (io->size != 8 || io->space == DISTVM_IO_PORT)) ||
@@ -472,6 +481,14 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_IO_REQ:
     case DISTVM_MSG_IO_REPLY:
         ok = decode_io(&r, hdr, lim, &msg->u.io, errp);
+        break;
+    case DISTVM_MSG_PIC_OUTPUT:
+        ok = get_u32(&r, &msg->u.level, errp);
+        if (ok && msg->u.level > 1) {
+            error_setg(errp, "PIC_OUTPUT message with level %" PRIu32,
+                       msg->u.level);
+            ok = false;
+        }
         break;
     default:
         error_setg(errp, "unknown message type %u", hdr->type);
@@ -663,6 +680,13 @@ void distvm_wire_run_state(GByteArray *buf, uint32_t src,
     distvm_wire_put_u64(buf, run->host_ns);
     distvm_wire_put_u64(buf, run->host_ticks);
     distvm_wire_put_u64(buf, run->host_id);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_PIC_OUTPUT, src, 0);
+    distvm_wire_put_u32(buf, level);
     distvm_wire_end(buf);
 }
 

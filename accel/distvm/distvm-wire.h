@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     1
+#define DISTVM_WIRE_VERSION     2
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -55,6 +55,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_IO_REPLY,        /* home -> node: its result */
     DISTVM_MSG_VCPU_APIC,       /* owner -> all: how its LAPIC is addressed */
     DISTVM_MSG_RUN_STATE,       /* run, stop, reset (home -> all); clocks */
+    DISTVM_MSG_PIC_OUTPUT,      /* home -> all: the 8259's output level */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -135,11 +136,16 @@ typedef struct DistvmMsgPciConfig {
 #define DISTVM_IO_PORT          0       /* the port I/O space */
 #define DISTVM_IO_MEMORY        1       /* the vCPU's memory address space */
 #define DISTVM_IO_SMM           2       /* the same, in SMM */
+/*
+ * The 8259's acknowledge cycle: @addr 0, @size 1, not a write; the reply
+ * carries the vector in @data.
+ */
+#define DISTVM_IO_PIC_ACK       3
 #define DISTVM_IO_WRITE         0x01    /* IO_REQ flags */
 
 typedef struct DistvmMsgIo {
     uint32_t cpu;               /* the vCPU that made the access */
-    uint32_t space;             /* DISTVM_IO_PORT, _MEMORY or _SMM */
+    uint32_t space;             /* DISTVM_IO_PORT, _MEMORY, _SMM, _PIC_ACK */
     uint32_t size;              /* 1, 2 or 4 bytes; or 8 for memory */
     uint32_t flags;             /* REQ: DISTVM_IO_WRITE; REPLY: MemTxResult */
     uint64_t addr;
@@ -182,6 +188,7 @@ typedef struct DistvmMsg {
         DistvmMsgPciConfig pci; /* PCI_CONFIG */
         DistvmMsgIo io;         /* IO_REQ, IO_REPLY */
         DistvmMsgRunState run;  /* RUN_STATE */
+        uint32_t level;         /* PIC_OUTPUT: 0 or 1 */
     } u;
 } DistvmMsg;
 
@@ -235,6 +242,7 @@ void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
                     const DistvmMsgIo *io);
 void distvm_wire_run_state(GByteArray *buf, uint32_t src,
                            const DistvmMsgRunState *run);
+void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

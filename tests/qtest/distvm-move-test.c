@@ -6,7 +6,9 @@
  * test moves every vCPU between the nodes many times at random moments.
  * The final state must be exactly what the guest computes without moves
  * (recomputed here from its round counts) and every vCPU's timer must
- * keep ticking after each of its moves.
+ * keep ticking after each of its moves.  Another mode of the guest takes
+ * interrupts of every kind from the home node's 8259 and I/O APIC and
+ * from the other vCPU, wherever each vCPU runs.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -451,12 +453,144 @@ static void test_placement(void)
     distvm_node_quit(node[0]);
 }
 
+/* Move vCPU @cpu to @to, asked of @qts, and wait until every node saw it. */
+static void move_vcpu(DistvmCluster *c, QTestState *qts, int cpu, int from,
+                      int to)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'distvm-move-vcpu', "
+                             "'arguments': { 'cpu-index': %d, 'node': %d } }",
+                             cpu, to);
+    for (int n = 0; n < c->nodes; n++) {
+        wait_moved(c->node[n]->qts, cpu, from, to);
+    }
+}
+
+/* Wait until the guest's counter at @addr went @delta past @from. */
+static uint32_t wait_counter(QTestState *qts, uint64_t addr, uint32_t from,
+                             uint32_t delta, const char *what)
+{
+    uint32_t v;
+
+    for (int tries = 0; (v = qtest_readl(qts, addr)) - from < delta;
+         tries++) {
+        if (tries == 3000) {
+            g_error("%s: %u after 30 s, from %u", what, v, from);
+        }
+        g_usleep(10000);
+    }
+    return v;
+}
+
+/*
+ * Interrupts of every kind reach each vCPU wherever it runs (mode=irq of
+ * the guest), from power-on with both vCPUs away from home and then in
+ * every placement:
+ * - vCPU 0 takes the PIT's IRQ 0 through the home node's 8259 on its
+ *   LINT0: the 8259's output reaches its node and the acknowledge cycle
+ *   is done on home's 8259, which must return the vector, not a spurious
+ *   IRQ 7;
+ * - vCPU 1 takes the RTC's interrupts through the home node's I/O APIC,
+ *   level-triggered: each needs the EOI of the previous one to reach
+ *   home's I/O APIC;
+ * - vCPU 0 sends IPIs of every kind (fixed, physical and flat logical;
+ *   lowest priority; NMI; the three shorthands), each once the previous
+ *   one was taken, and every one must be taken exactly once.
+ */
+static void test_interrupts(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 2 -kernel %s -append 'cpus=2 irq=1'", elf);
+    g_autofree char *dir = g_strdup_printf("%s/interrupts", tmpdir);
+    static const int placements[][2] = {
+        { 1, 1 }, { 1, 0 }, { 0, 1 }, { 0, 0 }, { 1, 1 },
+    };
+    int where[2] = { 1, 1 };
+    DistvmCluster c = { .nodes = 2, .dir = dir };
+    QTestState *home;
+    uint32_t rounds;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=1:1", opts);
+
+        c.node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    home = c.node[0]->qts;
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(c.node[n]->qts, "running", 60);
+    }
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 irq "
+                                      "running", 120));
+    for (int i = 0; i < G_N_ELEMENTS(placements); i++) {
+        uint32_t pic = qtest_readl(home, RES(pic_ticks));
+        uint32_t rtc = qtest_readl(home, RES(rtc_ticks));
+        uint32_t ipi = qtest_readl(home, RES(ipi_rounds));
+
+        for (int cpu = 0; cpu < 2; cpu++) {
+            if (where[cpu] != placements[i][cpu]) {
+                move_vcpu(&c, c.node[1 - cpu]->qts, cpu, where[cpu],
+                          placements[i][cpu]);
+                where[cpu] = placements[i][cpu];
+            }
+        }
+        check_placement(&c, 2, where);
+        pic = wait_counter(home, RES(pic_ticks), pic, 20, "PIC interrupts");
+        rtc = wait_counter(home, RES(rtc_ticks), rtc, 20, "RTC interrupts");
+        ipi = wait_counter(home, RES(ipi_rounds), ipi, 20, "IPI rounds");
+        g_test_message("vCPU 0 on node %d, vCPU 1 on node %d: %u PIC, %u RTC "
+                       "interrupts, %u IPI rounds so far", where[0], where[1],
+                       pic, rtc, ipi);
+    }
+
+    qtest_writel(home, RES(stop), 1);
+    if (!distvm_wait_console(c.node[0], "distvm-guest: DONE", 60)) {
+        g_autofree char *console = distvm_read_console(c.node[0]);
+
+        g_error("the guest did not stop: cpu_done %u %u; console:\n%s",
+                qtest_readl(home, RES(cpu_done)),
+                qtest_readl(home, RES(cpu_done) + 4), console);
+    }
+    rounds = qtest_readl(home, RES(ipi_rounds));
+    for (int kind = 0; kind < DG_IPI_KINDS; kind++) {
+        g_test_message("IPI kind %d: lost %u, taken %u and %u of %u", kind,
+                       qtest_readl(home, RES(ipi_lost) + kind * 4),
+                       qtest_readl(home, RES(ipi_kind) + kind * 4),
+                       qtest_readl(home, RES(ipi_kind) +
+                                   (DG_IPI_KINDS + kind) * 4), rounds);
+    }
+    g_assert_cmpuint(qtest_readl(home, RES(pic_spurious)), ==, 0);
+    for (int kind = 0; kind < DG_IPI_KINDS; kind++) {
+        g_assert_cmpuint(qtest_readl(home, RES(ipi_lost) + kind * 4), ==, 0);
+    }
+    for (int kind = 0; kind < DG_IPI_KINDS; kind++) {
+        uint32_t want0 = kind == DG_IPI_ALL || kind == DG_IPI_SELF ? rounds : 0;
+        uint32_t want1 = kind == DG_IPI_SELF ? 0 : rounds;
+
+        g_assert_cmpuint(qtest_readl(home, RES(ipi_kind) + kind * 4), ==,
+                         want0);
+        g_assert_cmpuint(qtest_readl(home, RES(ipi_kind) +
+                                     (DG_IPI_KINDS + kind) * 4), ==, want1);
+    }
+    {
+        g_autofree char *console = distvm_read_console(c.node[0]);
+        g_autofree char *other = distvm_read_console(c.node[1]);
+
+        distvm_assert_console_clean(console);
+        g_assert_cmpstr(other, ==, "");
+    }
+    distvm_node_quit(c.node[1]);
+    distvm_node_quit(c.node[0]);
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-move-test");
 
     qtest_add_func("/distvm/move/placement", test_placement);
     qtest_add_func("/distvm/move/requests", test_requests);
+    qtest_add_func("/distvm/move/interrupts", test_interrupts);
     qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
                         test_moves);
     qtest_add_data_func("/distvm/move/3-nodes", GINT_TO_POINTER(3),

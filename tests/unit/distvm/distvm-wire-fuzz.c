@@ -27,6 +27,7 @@
 #define PCI_FIXED 16            /* path length, addr, val, len; + path */
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
+#define PIC_FIXED 4             /* level */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
@@ -171,8 +172,8 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_IO_REQ:
     case DISTVM_MSG_IO_REPLY:
         /*
-         * 1, 2 or 4 bytes of port I/O, or 1 to 8 aligned bytes of memory,
-         * by a vCPU of the machine
+         * 1, 2 or 4 bytes of port I/O, 1 to 8 aligned bytes of memory, or
+         * a PIC acknowledge, by a vCPU of the machine
          */
         CHECK(m->hdr.length == IO_FIXED);
         CHECK(m->u.io.cpu < lim->nr_vcpus);
@@ -180,6 +181,14 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
             CHECK(m->u.io.addr <= 0xffff);
             CHECK(m->u.io.size == 1 || m->u.io.size == 2 ||
                   m->u.io.size == 4);
+        } else if (m->u.io.space == DISTVM_IO_PIC_ACK) {
+            /* one byte at 0; a request neither writes nor carries data */
+            CHECK(m->u.io.size == 1);
+            CHECK(m->u.io.addr == 0);
+            if (m->hdr.type == DISTVM_MSG_IO_REQ) {
+                CHECK(m->u.io.flags == 0);
+                CHECK(m->u.io.data == 0);
+            }
         } else {
             CHECK(m->u.io.space == DISTVM_IO_MEMORY ||
                   m->u.io.space == DISTVM_IO_SMM);
@@ -200,6 +209,12 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.run.action < DISTVM_RUN__MAX);
         CHECK(m->u.run.action == (uint32_t)ldl_le_p(payload));
         CHECK(ldl_le_p(payload + 4) == 0);      /* reserved */
+        break;
+    case DISTVM_MSG_PIC_OUTPUT:
+        /* low or high */
+        CHECK(m->hdr.length == PIC_FIXED);
+        CHECK(m->u.level == 0 || m->u.level == 1);
+        CHECK(m->u.level == (uint32_t)ldl_le_p(payload));
         break;
     default:
         CHECK(is_page_type(m->hdr.type));
@@ -304,6 +319,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.run.host_ns == b->u.run.host_ns &&
                a->u.run.host_ticks == b->u.run.host_ticks &&
                a->u.run.host_id == b->u.run.host_id;
+    case DISTVM_MSG_PIC_OUTPUT:
+        return a->u.level == b->u.level;
     default:
         if (a->u.page.block != b->u.page.block ||
             a->u.page.page != b->u.page.page ||
@@ -319,9 +336,9 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
- * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, PCI_CONFIG, IO_* and RUN_STATE
- * encoders always send seq 0 and WELCOME's src 0; @fixed_seq and
- * @fixed_src say so.
+ * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, PCI_CONFIG, IO_*, RUN_STATE and
+ * PIC_OUTPUT encoders always send seq 0 and WELCOME's src 0; @fixed_seq
+ * and @fixed_src say so.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -387,6 +404,10 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_RUN_STATE:
         distvm_wire_run_state(buf, m->hdr.src, &m->u.run);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_PIC_OUTPUT:
+        distvm_wire_pic_output(buf, m->hdr.src, m->u.level);
         *fixed_seq = true;
         break;
     default:
@@ -617,6 +638,22 @@ int main(int argc, char **argv)
         .guest_ticks = 12500000000ull, .host_ns = 86400123456789ull,
         .host_ticks = 216000308641972ull, .host_id = 0x5d41402abc4b2a76ull,
     }));
+    /* home's 8259 raises its output: an interrupt for the BSP's LINT0 */
+    SEED("pic-output", distvm_wire_pic_output(b, 0, 1));
+    /* vCPU 0 on node 1 acknowledges it, as INTA cycles would */
+    SEED("io-req-pic-ack", distvm_wire_io(b, DISTVM_MSG_IO_REQ, 1,
+                                          &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 0,
+        .addr = 0, .data = 0,
+    }));
+    /* home answers: MEMTX_OK, vector 0x08 (IRQ 0 as the BIOS maps it) */
+    SEED("io-reply-pic-ack", distvm_wire_io(b, DISTVM_MSG_IO_REPLY, 0,
+                                            &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 0,
+        .addr = 0, .data = 0x08,
+    }));
+    /* and lowers its output again */
+    SEED("pic-output-low", distvm_wire_pic_output(b, 0, 0));
     SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
 #undef SEED

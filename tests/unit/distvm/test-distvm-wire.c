@@ -19,6 +19,7 @@
 #define PCI_FIXED 16            /* path length, addr, val, len; + path */
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
+#define PIC_FIXED 4             /* level */
 
 /* Offsets of header fields */
 #define OFF_MAGIC   0
@@ -326,6 +327,19 @@ static GPtrArray *valid_messages(void)
         .guest_ticks = UINT64_MAX, .host_ns = UINT64_MAX,
         .host_ticks = UINT64_MAX, .host_id = UINT64_MAX,
     });
+    distvm_wire_pic_output(NEXT(), 0, 1);
+    distvm_wire_pic_output(NEXT(), 2, 0);
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REQ, 2, &(DistvmMsgIo) {
+        .cpu = 5, .space = DISTVM_IO_PIC_ACK, .size = 1,
+    });
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+        .cpu = 5, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 0,
+        .data = 0x08,
+    });
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 0xff,
+        .data = 0xff,
+    });
 #undef NEXT
 
     return msgs;
@@ -364,9 +378,13 @@ static void test_type_names(void)
         [DISTVM_MSG_IO_REPLY] = "IO_REPLY",
         [DISTVM_MSG_VCPU_APIC] = "VCPU_APIC",
         [DISTVM_MSG_RUN_STATE] = "RUN_STATE",
+        [DISTVM_MSG_PIC_OUTPUT] = "PIC_OUTPUT",
     };
 
+    /* the table above names every type, and no more */
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_PIC_OUTPUT + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
+        g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
     }
     g_assert_cmpstr(distvm_msg_type_name(0), ==, "unknown");
@@ -380,13 +398,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        1, 0,                               /* version */
+        2, 0,                               /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 2);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -1190,6 +1209,80 @@ static void test_run_state(void)
     }
 }
 
+/* A PIC_OUTPUT of @level from @src: its layout, and its decoding */
+static void check_pic_output(const DistvmWireLimits *lim, uint32_t src,
+                             uint32_t level)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    distvm_wire_pic_output(b, src, level);
+    g_assert_cmpuint(b->len, ==, HDR + PIC_FIXED);
+    g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
+                     DISTVM_MSG_PIC_OUTPUT);
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+    /* level */
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, level);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_PIC_OUTPUT, PIC_FIXED, src, 0);
+    g_assert_cmpuint(d.msg.u.level, ==, level);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+static void test_pic_output(void)
+{
+    static const DistvmWireLimits nodes_only = {
+        .nodes = 2,
+    };
+    static const DistvmWireLimits one_node = {
+        .nodes = 1,
+    };
+    static const DistvmWireLimits most = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_vcpus = UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (uint32_t level = 0; level <= 1; level++) {
+        /*
+         * The decoder takes it from any node of the cluster; that only
+         * home sends it is for the receiver to check
+         */
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_pic_output(&limits, src, level);
+        }
+
+        /* no RAM layout and no vCPUs are needed */
+        check_pic_output(&limits_no_ram, 3, level);
+        check_pic_output(&nodes_only, 1, level);
+        check_pic_output(&one_node, 0, level);
+        check_pic_output(&most, DISTVM_WIRE_MAX_NODES - 1, level);
+
+        /* the layout, by hand; any sequence number is passed through */
+        for (int bit = 0; bit < 64; bit += 21) {
+            Decoded d;
+
+            distvm_wire_begin(b, DISTVM_MSG_PIC_OUTPUT, 2, 1ull << bit);
+            distvm_wire_put_u32(b, level);
+            distvm_wire_end(b);
+            decode_ok(b, &limits, &d);
+            check_hdr(&d.msg.hdr, DISTVM_MSG_PIC_OUTPUT, PIC_FIXED, 2,
+                      1ull << bit);
+            g_assert_cmpuint(d.msg.u.level, ==, level);
+            decoded_free(&d);
+        }
+    }
+
+    /* distvm_wire_pic_output empties the buffer first */
+    distvm_wire_empty(b, DISTVM_MSG_READY, 1, 2);
+    distvm_wire_pic_output(b, 0, 1);
+    g_assert_cmpuint(b->len, ==, HDR + PIC_FIXED);
+    g_byte_array_unref(b);
+}
+
 /*
  * Every valid message decodes, so the rejection tests below are fair, and
  * every message type is among them
@@ -1248,13 +1341,26 @@ static void test_bad_magic(void)
 
 static void test_bad_version(void)
 {
-    static const uint16_t versions[] = { 0, 2, 0x100, UINT16_MAX };
+    /* 1 is the version before PIC_OUTPUT and DISTVM_IO_PIC_ACK */
+    static const uint16_t versions[] = {
+        0, 1, 3, 0x100, 0x102, 0x200, UINT16_MAX,
+    };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "protocol version %u, this node speaks 2", versions[i]);
+
         set_u16(b, OFF_VERSION, versions[i]);
-        expect_header_error(b, "protocol version");
+        expect_header_error(b, what);
+    }
+
+    /* whatever the message */
+    for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
+        set_u16(b, OFF_TYPE, t);
+        set_u16(b, OFF_VERSION, 1);
+        expect_header_error(b, "protocol version 1, this node speaks 2");
     }
     g_byte_array_unref(b);
 }
@@ -2088,10 +2194,75 @@ static void test_io_memory(void)
     }
 }
 
-/* Port I/O, memory and SMM memory are the only address spaces */
+/*
+ * The 8259's acknowledge cycle: a request of one byte at address 0 that
+ * neither writes nor carries data; its reply carries the vector and a
+ * MemTxResult
+ */
+static void test_io_pic_ack(void)
+{
+    static const DistvmWireLimits one_vcpu = {
+        .nodes = 2,
+        .nr_vcpus = 1,
+    };
+    static const DistvmWireLimits most = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_vcpus = UINT32_MAX,
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        DistvmMsgType t = io_types[i];
+
+        /* every vCPU below the limit, from any node */
+        for (uint32_t cpu = 0; cpu < limits.nr_vcpus; cpu++) {
+            for (uint32_t src = 0; src < limits.nodes; src++) {
+                check_io(&limits, t, src, &(DistvmMsgIo) {
+                    .cpu = cpu, .space = DISTVM_IO_PIC_ACK, .size = 1,
+                });
+            }
+        }
+
+        /* no RAM layout is needed; the limit is on the index itself */
+        check_io(&limits_no_ram, t, 1, &(DistvmMsgIo) {
+            .cpu = 7, .space = DISTVM_IO_PIC_ACK, .size = 1,
+        });
+        check_io(&one_vcpu, t, 1, &(DistvmMsgIo) {
+            .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 1,
+        });
+        check_io(&most, t, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgIo) {
+            .cpu = UINT32_MAX - 1, .space = DISTVM_IO_PIC_ACK, .size = 1,
+        });
+    }
+
+    /* A reply: every vector, with MEMTX_OK and MEMTX_ERROR */
+    for (uint32_t vector = 0; vector <= 0xff; vector++) {
+        for (uint32_t flags = 0; flags <= 1; flags++) {
+            check_io(&limits, DISTVM_MSG_IO_REPLY, vector % 4,
+                     &(DistvmMsgIo) {
+                .cpu = vector % 8, .space = DISTVM_IO_PIC_ACK, .size = 1,
+                .flags = flags, .addr = 0, .data = vector,
+            });
+        }
+    }
+
+    /* and any MemTxResult byte, with the largest vector */
+    for (uint32_t flags = 0; flags <= 0xff; flags++) {
+        check_io(&limits_no_ram, DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+            .cpu = 3, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = flags,
+            .data = 0xff,
+        });
+    }
+}
+
+/*
+ * Port I/O, memory, SMM memory and the PIC's acknowledge are the only
+ * address spaces
+ */
 static void test_io_bad_space(void)
 {
-    static const uint32_t spaces[] = { 3, 4, 0x100, 0x80000000u, UINT32_MAX };
+    static const uint32_t spaces[] = {
+        4, 5, 0xff, 0x100, 0x103, 0x80000000u, 0x80000003u, UINT32_MAX,
+    };
 
     for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
         for (size_t j = 0; j < ARRAY_SIZE(spaces); j++) {
@@ -2102,6 +2273,14 @@ static void test_io_bad_space(void)
             expect_io_range_error(io_types[i], &(DistvmMsgIo) {
                 .cpu = 0, .space = spaces[j], .size = 4, .flags = 0,
                 .addr = 0, .data = UINT32_MAX,
+            });
+        }
+        /* every space above the last, even shaped as a PIC acknowledge */
+        for (uint32_t space = DISTVM_IO_PIC_ACK + 1; space <= 0xff;
+             space++) {
+            expect_io_range_error(io_types[i], &(DistvmMsgIo) {
+                .cpu = 2, .space = space, .size = 1, .flags = 0,
+                .addr = 0, .data = 0,
             });
         }
     }
@@ -2180,19 +2359,27 @@ static void test_io_data_too_wide(void)
     }
 }
 
-static void expect_io_flags_error(DistvmMsgType type, uint32_t flags)
+/* @io sent as @type must be refused with exactly the flags error */
+static void expect_io_flags_error_in(DistvmMsgType type,
+                                     const DistvmMsgIo *io)
 {
     GByteArray *b = g_byte_array_new();
     g_autofree char *what = g_strdup_printf(
-        "%s message with flags %#" PRIx32, distvm_msg_type_name(type), flags);
+        "%s message with flags %#" PRIx32, distvm_msg_type_name(type),
+        io->flags);
 
-    distvm_wire_io(b, type, 0, &(DistvmMsgIo) {
-        .cpu = 5, .space = DISTVM_IO_PORT, .size = 2, .flags = flags,
-        .addr = 0x1f0, .data = 0xbeef,
-    });
+    distvm_wire_io(b, type, 0, io);
     expect_decode_error(b, &limits, what);
     expect_decode_error(b, &limits_no_ram, what);
     g_byte_array_unref(b);
+}
+
+static void expect_io_flags_error(DistvmMsgType type, uint32_t flags)
+{
+    expect_io_flags_error_in(type, &(DistvmMsgIo) {
+        .cpu = 5, .space = DISTVM_IO_PORT, .size = 2, .flags = flags,
+        .addr = 0x1f0, .data = 0xbeef,
+    });
 }
 
 /* A request may only say it writes; a reply's flags are one byte */
@@ -2258,6 +2445,267 @@ static void test_io_out_of_range(void)
         });
         expect_decode_error(b, &one_vcpu, one);
     }
+    g_byte_array_unref(b);
+}
+
+/* @io sent as @type must be refused with exactly the PIC acknowledge error */
+static void expect_pic_ack_error(DistvmMsgType type, const DistvmMsgIo *io)
+{
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *what = g_strdup_printf(
+        "%s message for a PIC acknowledge with size %" PRIu32 ", address %#"
+        PRIx64 ", flags %#" PRIx32 " and data %#" PRIx64,
+        distvm_msg_type_name(type), io->size, io->addr, io->flags, io->data);
+
+    g_assert_cmpuint(io->space, ==, DISTVM_IO_PIC_ACK);
+    distvm_wire_io(b, type, 1, io);
+    expect_decode_error(b, &limits, what);
+    expect_decode_error(b, &limits_no_ram, what);
+    g_byte_array_unref(b);
+}
+
+/* A PIC acknowledge is of one byte, in a request and in its reply */
+static void test_io_pic_ack_bad_size(void)
+{
+    static const uint32_t sizes[] = {
+        0, 2, 3, 4, 8, 16, 0x101, 0x10001, 0x80000000u, 0x80000001u,
+        UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(sizes); j++) {
+            expect_pic_ack_error(io_types[i], &(DistvmMsgIo) {
+                .cpu = 1, .space = DISTVM_IO_PIC_ACK, .size = sizes[j],
+            });
+        }
+        /* every size below 0x100 but 1, with data that would fit it */
+        for (uint32_t size = 0; size <= 0xff; size++) {
+            if (size != 1) {
+                expect_pic_ack_error(io_types[i], &(DistvmMsgIo) {
+                    .cpu = 6, .space = DISTVM_IO_PIC_ACK, .size = size,
+                });
+            }
+        }
+    }
+
+    /* a reply's data and flags do not excuse the size */
+    for (uint32_t size = 2; size <= 8; size *= 2) {
+        expect_pic_ack_error(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
+            .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = size,
+            .flags = 1, .data = 0x20,
+        });
+    }
+
+    /* the message, spelled out */
+    distvm_wire_io(b, DISTVM_MSG_IO_REQ, 2, &(DistvmMsgIo) {
+        .cpu = 4, .space = DISTVM_IO_PIC_ACK, .size = 2,
+    });
+    expect_decode_error(b, &limits, "IO_REQ message for a PIC acknowledge "
+                        "with size 2, address 0, flags 0 and data 0");
+    distvm_wire_io(b, DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+        .cpu = 4, .space = DISTVM_IO_PIC_ACK, .size = 4, .flags = 0,
+        .data = 0x08,
+    });
+    expect_decode_error(b, &limits, "IO_REPLY message for a PIC "
+                        "acknowledge with size 4, address 0, flags 0 and "
+                        "data 0x8");
+    g_byte_array_unref(b);
+}
+
+/* A PIC acknowledge is at address 0 */
+static void test_io_pic_ack_bad_addr(void)
+{
+    static const uint64_t addrs[] = {
+        1, 2, 4, 8, 0x20, 0x21, 0xa0, 0xa1, 0x3f8, 0xffff, 0x10000,
+        0xfec00000, 1ull << 32, 1ull << 63, UINT64_MAX - 7, UINT64_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(addrs); j++) {
+            expect_pic_ack_error(io_types[i], &(DistvmMsgIo) {
+                .cpu = 2, .space = DISTVM_IO_PIC_ACK, .size = 1,
+                .addr = addrs[j],
+            });
+        }
+        /* every bit of the address */
+        for (int bit = 0; bit < 64; bit++) {
+            expect_pic_ack_error(io_types[i], &(DistvmMsgIo) {
+                .cpu = 7, .space = DISTVM_IO_PIC_ACK, .size = 1,
+                .addr = 1ull << bit,
+            });
+        }
+    }
+
+    /* the message, spelled out: the 8259's command port */
+    distvm_wire_io(b, DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+        .cpu = 1, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 0,
+        .addr = 0x20, .data = 0x30,
+    });
+    expect_decode_error(b, &limits, "IO_REPLY message for a PIC "
+                        "acknowledge with size 1, address 0x20, flags 0 "
+                        "and data 0x30");
+    g_byte_array_unref(b);
+}
+
+/* A PIC acknowledge request does not write, nor carry data */
+static void test_io_pic_ack_bad_request(void)
+{
+    static const uint32_t flags[] = {
+        DISTVM_IO_WRITE, 2, 3, 0xff, 0x100, 0x80000000u, UINT32_MAX,
+    };
+    static const uint64_t datas[] = {
+        1, 0x08, 0x30, 0xff, 0x100, 0xffff, 1ull << 32, 1ull << 63,
+        UINT64_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
+        expect_pic_ack_error(DISTVM_MSG_IO_REQ, &(DistvmMsgIo) {
+            .cpu = 3, .space = DISTVM_IO_PIC_ACK, .size = 1,
+            .flags = flags[i],
+        });
+    }
+    for (int bit = 0; bit < 32; bit++) {
+        expect_pic_ack_error(DISTVM_MSG_IO_REQ, &(DistvmMsgIo) {
+            .cpu = 3, .space = DISTVM_IO_PIC_ACK, .size = 1,
+            .flags = 1u << bit,
+        });
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(datas); i++) {
+        expect_pic_ack_error(DISTVM_MSG_IO_REQ, &(DistvmMsgIo) {
+            .cpu = 5, .space = DISTVM_IO_PIC_ACK, .size = 1,
+            .data = datas[i],
+        });
+        expect_pic_ack_error(DISTVM_MSG_IO_REQ, &(DistvmMsgIo) {
+            .cpu = 5, .space = DISTVM_IO_PIC_ACK, .size = 1,
+            .flags = DISTVM_IO_WRITE, .data = datas[i],
+        });
+    }
+    for (int bit = 0; bit < 64; bit++) {
+        expect_pic_ack_error(DISTVM_MSG_IO_REQ, &(DistvmMsgIo) {
+            .cpu = 5, .space = DISTVM_IO_PIC_ACK, .size = 1,
+            .data = 1ull << bit,
+        });
+    }
+
+    /* the message, spelled out: a write of a vector */
+    distvm_wire_io(b, DISTVM_MSG_IO_REQ, 1, &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 1,
+        .flags = DISTVM_IO_WRITE, .data = 0x41,
+    });
+    expect_decode_error(b, &limits, "IO_REQ message for a PIC acknowledge "
+                        "with size 1, address 0, flags 0x1 and data 0x41");
+    g_byte_array_unref(b);
+}
+
+/* A PIC acknowledge reply: a one-byte vector and a one-byte MemTxResult */
+static void test_io_pic_ack_bad_reply(void)
+{
+    static const uint64_t datas[] = {
+        0x100, 0x101, 0x1ff, 0xffff, 1ull << 32, 1ull << 63, UINT64_MAX,
+    };
+    static const uint32_t flags[] = {
+        0x100, 0x101, 0x1ff, 0x10000, 0x80000000u, UINT32_MAX,
+    };
+
+    /* a vector wider than a byte */
+    for (size_t i = 0; i < ARRAY_SIZE(datas); i++) {
+        expect_io_range_error(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
+            .cpu = 1, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 0,
+            .addr = 0, .data = datas[i],
+        });
+    }
+    for (int bit = 8; bit < 64; bit++) {
+        expect_io_range_error(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
+            .cpu = 1, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 1,
+            .addr = 0, .data = 1ull << bit | 0x30,
+        });
+    }
+
+    /* a result wider than a byte */
+    for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
+        expect_io_flags_error_in(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
+            .cpu = 2, .space = DISTVM_IO_PIC_ACK, .size = 1,
+            .flags = flags[i], .addr = 0, .data = 0x08,
+        });
+    }
+    for (int bit = 8; bit < 32; bit++) {
+        expect_io_flags_error_in(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
+            .cpu = 2, .space = DISTVM_IO_PIC_ACK, .size = 1,
+            .flags = 1u << bit, .addr = 0, .data = 0xff,
+        });
+    }
+
+    /* the vector is checked before the result */
+    expect_io_range_error(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
+        .cpu = 3, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 0x100,
+        .addr = 0, .data = 0x100,
+    });
+}
+
+/* What a PIC acknowledge's checks come after, and before */
+static void test_io_pic_ack_order(void)
+{
+    static const DistvmWireLimits one_vcpu = {
+        .nodes = 4,
+        .nr_vcpus = 1,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        DistvmMsgType t = io_types[i];
+        const char *name = distvm_msg_type_name(t);
+        g_autofree char *vcpu = g_strdup_printf(
+            "%s message for vCPU 8; there are 8", name);
+        g_autofree char *one = g_strdup_printf(
+            "%s message for vCPU 1; there are 1", name);
+
+        /* the sender, then the vCPU */
+        distvm_wire_io(b, t, 4, &(DistvmMsgIo) {
+            .cpu = 8, .space = DISTVM_IO_PIC_ACK, .size = 2, .addr = 1,
+            .flags = 0x100, .data = UINT64_MAX,
+        });
+        expect_decode_error(b, &limits, "in its sender");
+        distvm_wire_io(b, t, 1, &(DistvmMsgIo) {
+            .cpu = 8, .space = DISTVM_IO_PIC_ACK, .size = 2, .addr = 1,
+            .flags = 0x100, .data = UINT64_MAX,
+        });
+        expect_decode_error(b, &limits, vcpu);
+        expect_decode_error(b, &limits_no_ram, vcpu);
+        distvm_wire_io(b, t, 1, &(DistvmMsgIo) {
+            .cpu = 1, .space = DISTVM_IO_PIC_ACK, .size = 1,
+        });
+        expect_decode_error(b, &one_vcpu, one);
+
+        /*
+         * The PIC acknowledge's shape, before the range check: data too
+         * wide for the size, a misaligned or a huge address
+         */
+        expect_pic_ack_error(t, &(DistvmMsgIo) {
+            .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 2,
+            .data = 0x10000,
+        });
+        expect_pic_ack_error(t, &(DistvmMsgIo) {
+            .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 4, .addr = 2,
+        });
+        expect_pic_ack_error(t, &(DistvmMsgIo) {
+            .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 0,
+            .addr = UINT64_MAX, .data = UINT64_MAX,
+        });
+        /* and before the flags */
+        expect_pic_ack_error(t, &(DistvmMsgIo) {
+            .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 2,
+            .flags = UINT32_MAX,
+        });
+    }
+
+    /* A request's flags and data are refused as a PIC acknowledge's */
+    expect_pic_ack_error(DISTVM_MSG_IO_REQ, &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 0x100,
+        .data = 0x100,
+    });
     g_byte_array_unref(b);
 }
 
@@ -2363,6 +2811,140 @@ static void test_run_state_reserved(void)
             }
         }
     }
+    g_byte_array_unref(b);
+}
+
+/* A PIC_OUTPUT of @level must be refused with exactly the level error */
+static void expect_pic_level_error(uint32_t src, uint32_t level)
+{
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *what = g_strdup_printf(
+        "PIC_OUTPUT message with level %" PRIu32, level);
+
+    distvm_wire_pic_output(b, src, level);
+    expect_decode_error(b, &limits, what);
+    expect_decode_error(b, &limits_no_ram, what);
+    g_byte_array_unref(b);
+}
+
+/* The PIC's output is low or high */
+static void test_pic_output_bad_level(void)
+{
+    static const uint32_t levels[] = {
+        2, 3, 4, 0xff, 0x100, 0x101, 0x10000, 0x10001, 0x7fffffffu,
+        0x80000000u, 0x80000001u, UINT32_MAX - 1, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(levels); i++) {
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            expect_pic_level_error(src, levels[i]);
+        }
+    }
+
+    /* every level below 0x1000: 0 and 1 are accepted, no other */
+    for (uint32_t level = 0; level < 0x1000; level++) {
+        if (level <= 1) {
+            check_pic_output(&limits, 0, level);
+        } else {
+            expect_pic_level_error(0, level);
+        }
+    }
+    /* any bit above the first, with or without it */
+    for (int bit = 1; bit < 32; bit++) {
+        expect_pic_level_error(1, 1u << bit);
+        expect_pic_level_error(1, 1u << bit | 1);
+    }
+
+    /* the message, spelled out */
+    distvm_wire_pic_output(b, 0, 2);
+    expect_decode_error(b, &limits, "PIC_OUTPUT message with level 2");
+    distvm_wire_pic_output(b, 0, UINT32_MAX);
+    expect_decode_error(b, &limits, "PIC_OUTPUT message with level "
+                        "4294967295");
+
+    /* The level is checked before trailing bytes */
+    distvm_wire_begin(b, DISTVM_MSG_PIC_OUTPUT, 0, 0);
+    distvm_wire_put_u32(b, 2);
+    distvm_wire_put_u32(b, 0);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "PIC_OUTPUT message with level 2");
+
+    /* The sender is checked first */
+    distvm_wire_pic_output(b, 4, 2);
+    expect_decode_error(b, &limits, "in its sender");
+    distvm_wire_pic_output(b, UINT32_MAX, UINT32_MAX);
+    expect_decode_error(b, &limits, "in its sender");
+    g_byte_array_unref(b);
+}
+
+/* A PIC_OUTPUT's payload is exactly its level */
+static void test_pic_output_bad_length(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t len = 0; len < PIC_FIXED; len++) {
+        distvm_wire_begin(b, DISTVM_MSG_PIC_OUTPUT, 0, 0);
+        for (uint32_t i = 0; i < len; i++) {
+            distvm_wire_put_bytes(b, "\0", 1);
+        }
+        distvm_wire_end(b);
+        expect_decode_error(b, &limits, "PIC_OUTPUT message is truncated");
+        expect_decode_error(b, &limits_no_ram,
+                            "PIC_OUTPUT message is truncated");
+    }
+
+    for (uint32_t extra = 1; extra <= 16; extra++) {
+        g_autofree char *what = g_strdup_printf(
+            "PIC_OUTPUT message has %" PRIu32 " bytes of trailing garbage",
+            extra);
+
+        for (uint32_t level = 0; level <= 1; level++) {
+            distvm_wire_begin(b, DISTVM_MSG_PIC_OUTPUT, 0, 0);
+            distvm_wire_put_u32(b, level);
+            for (uint32_t i = 0; i < extra; i++) {
+                distvm_wire_put_bytes(b, "\0", 1);
+            }
+            distvm_wire_end(b);
+            expect_decode_error(b, &limits, what);
+        }
+    }
+
+    /* the level as a u64 */
+    distvm_wire_begin(b, DISTVM_MSG_PIC_OUTPUT, 0, 0);
+    distvm_wire_put_u64(b, 1);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "PIC_OUTPUT message has 4 bytes of "
+                        "trailing garbage");
+
+    /* other messages with a level's worth of payload, retyped */
+    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 0, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
+    decode_ok(b, &limits, &d);
+    g_assert_cmpuint(d.msg.u.level, ==, 1);
+    decoded_free(&d);
+    distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
+    expect_decode_error(b, &limits, "PIC_OUTPUT message has 4 bytes of "
+                        "trailing garbage");
+    distvm_wire_empty(b, DISTVM_MSG_READY, 0, 0);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
+    expect_decode_error(b, &limits, "PIC_OUTPUT message is truncated");
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_CONT,
+    });
+    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
+    expect_decode_error(b, &limits, "PIC_OUTPUT message has 44 bytes of "
+                        "trailing garbage");
+
+    /* and the other way */
+    distvm_wire_pic_output(b, 0, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_RUN_STATE);
+    expect_decode_error(b, &limits, "RUN_STATE message is truncated");
+    distvm_wire_pic_output(b, 0, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_IO_REPLY);
+    expect_decode_error(b, &limits, "IO_REPLY message is truncated");
     g_byte_array_unref(b);
 }
 
@@ -2724,6 +3306,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/pci-config", test_pci_config);
     g_test_add_func("/distvm/wire/roundtrip/io", test_io_messages);
     g_test_add_func("/distvm/wire/roundtrip/run-state", test_run_state);
+    g_test_add_func("/distvm/wire/roundtrip/pic-output", test_pic_output);
     g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
 
     g_test_add_func("/distvm/wire/header/bad-magic", test_bad_magic);
@@ -2764,6 +3347,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/pci-config-bad-path",
                     test_pci_config_bad_path);
     g_test_add_func("/distvm/wire/roundtrip/io-memory", test_io_memory);
+    g_test_add_func("/distvm/wire/roundtrip/io-pic-ack", test_io_pic_ack);
     g_test_add_func("/distvm/wire/decode/io-bad-space", test_io_bad_space);
     g_test_add_func("/distvm/wire/decode/io-bad-addr", test_io_bad_addr);
     g_test_add_func("/distvm/wire/decode/io-bad-size", test_io_bad_size);
@@ -2772,10 +3356,24 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/io-bad-flags", test_io_bad_flags);
     g_test_add_func("/distvm/wire/decode/io-out-of-range",
                     test_io_out_of_range);
+    g_test_add_func("/distvm/wire/decode/io-pic-ack-bad-size",
+                    test_io_pic_ack_bad_size);
+    g_test_add_func("/distvm/wire/decode/io-pic-ack-bad-addr",
+                    test_io_pic_ack_bad_addr);
+    g_test_add_func("/distvm/wire/decode/io-pic-ack-bad-request",
+                    test_io_pic_ack_bad_request);
+    g_test_add_func("/distvm/wire/decode/io-pic-ack-bad-reply",
+                    test_io_pic_ack_bad_reply);
+    g_test_add_func("/distvm/wire/decode/io-pic-ack-order",
+                    test_io_pic_ack_order);
     g_test_add_func("/distvm/wire/decode/run-state-bad-action",
                     test_run_state_bad_action);
     g_test_add_func("/distvm/wire/decode/run-state-reserved",
                     test_run_state_reserved);
+    g_test_add_func("/distvm/wire/decode/pic-output-bad-level",
+                    test_pic_output_bad_level);
+    g_test_add_func("/distvm/wire/decode/pic-output-bad-length",
+                    test_pic_output_bad_length);
     g_test_add_func("/distvm/wire/decode/hello-bad-node-id",
                     test_hello_bad_node_id);
     g_test_add_func("/distvm/wire/decode/hello-bad-nodes",

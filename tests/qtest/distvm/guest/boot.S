@@ -88,6 +88,33 @@ ipi_entry:
 spurious_entry:
     iret
 
+/*
+ * mode=irq: each vector's entry passes it to irq_dispatch().  The vectors
+ * are smp-workload.h's: NMI, DG_PIC_VECTOR and its spurious IRQ 7,
+ * DG_RTC_VECTOR and DG_IPI_BASE + kind.
+ */
+#define IRQ_VECTORS 2, 0x20, 0x27, 0x51, 0x60, 0x61, 0x62, 0x64, 0x65, 0x66
+    .irp vec, IRQ_VECTORS
+irq_entry_\vec:
+    pushal
+    cld
+    pushl $\vec
+    call irq_dispatch
+    addl $4, %esp
+    popal
+    iret
+    .endr
+
+    .section .rodata
+    .align 4
+    .globl irq_stubs
+irq_stubs:
+    .irp vec, IRQ_VECTORS
+    .long \vec, irq_entry_\vec
+    .endr
+    .long 0, 0
+    .text
+
     .data
     .align 8
 gdt:

@@ -8,22 +8,18 @@
  * single-producer/single-consumer ring.  Progress goes to the serial port;
  * the test checks the final memory.
  *
- * Command line (multiboot, -append): "cpus=N iters=M", or "pattern=MB"
- * or "cpus=N stress=1" for the modes described in smp-workload.h.
+ * Command line (multiboot, -append): "cpus=N iters=M", or "pattern=MB",
+ * "cpus=N stress=1", "cpus=N moves=1" or "cpus=2 irq=1" for the modes
+ * described in smp-workload.h.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include <stdint.h>
 #include "smp-workload.h"
+#include "guest-hw.h"
 
 #define COM1            0x3f8
-#define LAPIC_BASE      0xfee00000u
-#define LAPIC_ID        0x020
-#define LAPIC_SVR       0x0f0
-#define LAPIC_ICR_LO    0x300
-#define LAPIC_ICR_HI    0x310
-#define ICR_PENDING     (1u << 12)
 #define ICR_INIT        0x00000500u
 #define ICR_STARTUP     0x00000600u
 #define ICR_ASSERT      0x00004000u
@@ -43,16 +39,8 @@ static volatile uint32_t print_lock;
 static volatile uint32_t data_lock;
 static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
-static uint32_t mode_pattern_mb, mode_stress, mode_moves;
+static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 
-#define LAPIC_EOI       0x0b0
-#define LAPIC_LVT_TIMER 0x320
-#define LAPIC_LVT_LINT0 0x350
-#define LAPIC_LVT_LINT1 0x360
-#define LAPIC_TMR_INIT  0x380
-#define LAPIC_TMR_DIV   0x3e0
-#define LVT_MASKED      (1u << 16)
-#define LVT_PERIODIC    (1u << 17)
 
 struct idt_entry {
     uint16_t off_lo, sel;
@@ -66,31 +54,6 @@ extern char timer_entry[], spurious_entry[], ipi_entry[];
 /* The ring: the producer owns head, the consumer owns tail. */
 static volatile uint64_t ring[DG_RING_SLOTS];
 static volatile uint32_t ring_head, ring_tail;
-
-static inline void outb(uint16_t port, uint8_t v)
-{
-    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint8_t inb(uint16_t port)
-{
-    uint8_t v;
-    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
-static inline uint64_t rdtsc(void)
-{
-    uint32_t lo, hi;
-
-    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
-    return (uint64_t)hi << 32 | lo;
-}
-
-static inline void cpu_relax(void)
-{
-    __asm__ volatile("pause" ::: "memory");
-}
 
 static inline uint32_t xchg(volatile uint32_t *p, uint32_t v)
 {
@@ -124,16 +87,6 @@ static void spin_unlock(volatile uint32_t *l)
 {
     __asm__ volatile("" ::: "memory");
     *l = 0;
-}
-
-static inline uint32_t lapic_read(uint32_t reg)
-{
-    return *(volatile uint32_t *)(LAPIC_BASE + reg);
-}
-
-static inline void lapic_write(uint32_t reg, uint32_t v)
-{
-    *(volatile uint32_t *)(LAPIC_BASE + reg) = v;
 }
 
 static void putc_serial(char c)
@@ -172,7 +125,7 @@ static void puthex64(uint64_t v)
     }
 }
 
-static void say_cpu(uint32_t cpu, const char *what)
+void say_cpu(uint32_t cpu, const char *what)
 {
     spin_lock(&print_lock);
     puts_serial("distvm-guest: cpu ");
@@ -211,7 +164,7 @@ static uint32_t parse_arg(const char *cmdline, const char *key, uint32_t def)
     return def;
 }
 
-static void wait_icr_idle(void)
+void wait_icr_idle(void)
 {
     while (lapic_read(LAPIC_ICR_LO) & ICR_PENDING) {
         cpu_relax();
@@ -381,8 +334,6 @@ static void stress(uint32_t cpu)
     say_cpu(cpu, " stress done\n");
 }
 
-static uint32_t my_cpu(void);
-
 static inline void outl(uint16_t port, uint32_t v)
 {
     __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
@@ -453,12 +404,22 @@ static void ipi_next(uint32_t cpu)
     wait_icr_idle();
 }
 
-static void idt_set(int vec, void *handler)
+void idt_set(int vec, void *handler)
 {
     idt[vec].off_lo = (uint32_t)handler & 0xffff;
     idt[vec].off_hi = (uint32_t)handler >> 16;
     idt[vec].sel = 0x08;
     idt[vec].type = 0x8e;           /* present, 32-bit interrupt gate */
+}
+
+void idt_load(void)
+{
+    struct {
+        uint16_t limit;
+        uint32_t base;
+    } __attribute__((packed)) idtr = { sizeof(idt) - 1, (uint32_t)idt };
+
+    __asm__ volatile("lidt %0" : : "m"(idtr));
 }
 
 /*
@@ -467,12 +428,7 @@ static void idt_set(int vec, void *handler)
  */
 static void timer_start(void)
 {
-    struct {
-        uint16_t limit;
-        uint32_t base;
-    } __attribute__((packed)) idtr = { sizeof(idt) - 1, (uint32_t)idt };
-
-    __asm__ volatile("lidt %0" : : "m"(idtr));
+    idt_load();
     lapic_write(LAPIC_SVR, 0x1ff);
     lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
     lapic_write(LAPIC_LVT_LINT1, LVT_MASKED);
@@ -541,7 +497,7 @@ static void moves(uint32_t cpu)
     }
 }
 
-static uint32_t my_cpu(void)
+uint32_t my_cpu(void)
 {
     return lapic_read(LAPIC_ID) >> 24;
 }
@@ -559,7 +515,9 @@ void ap_main(void)
     if (cpu >= ncpus) {
         return;
     }
-    if (mode_moves) {
+    if (mode_irq) {
+        irq_mode(cpu, ncpus);
+    } else if (mode_moves) {
         moves(cpu);
     } else if (mode_stress) {
         stress(cpu);
@@ -580,6 +538,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_pattern_mb = parse_arg(cmdline, "pattern", 0);
     mode_stress = parse_arg(cmdline, "stress", 0);
     mode_moves = parse_arg(cmdline, "moves", 0);
+    mode_irq = parse_arg(cmdline, "irq", 0);
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
@@ -632,7 +591,9 @@ void guest_main(struct multiboot_info *mbi)
     puts_serial("distvm-guest: all cpus up\n");
     spin_unlock(&print_lock);
     go = 1;
-    if (mode_moves) {
+    if (mode_irq) {
+        irq_mode(0, ncpus);
+    } else if (mode_moves) {
         moves(0);
     } else if (mode_stress) {
         stress(0);

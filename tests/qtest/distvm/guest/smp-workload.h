@@ -62,6 +62,32 @@
 #define DG_IPI_VECTOR       0x41
 #define DG_CHAIN_STEPS      2000u
 
+/*
+ * mode=irq (2 CPUs), for interrupts from every source to vCPUs on any
+ * node, until the test sets stop:
+ * - CPU 0 takes the PIT's IRQ 0 through the 8259 (vectors DG_PIC_VECTOR
+ *   and up) on its LINT0 in ExtINT mode, as firmware and early kernels do,
+ *   and sends rounds of IPIs: one of each kind DG_IPI_*, each once the
+ *   previous one was taken;
+ * - CPU 1 halts, and takes the RTC's periodic interrupt through the I/O
+ *   APIC in level-triggered mode (DG_RTC_VECTOR): each is delivered only
+ *   once the EOI of the previous one reached the I/O APIC, and the RTC
+ *   lowers its line when the handler reads its register C.
+ */
+#define DG_PIC_VECTOR       0x20    /* IRQ 0; 0x27 is the spurious IRQ 7 */
+#define DG_RTC_VECTOR       0x51
+#define DG_IPI_BASE         0x60    /* DG_IPI_BASE + kind; NMI is vector 2 */
+enum {
+    DG_IPI_FIXED,               /* physical destination CPU 1 */
+    DG_IPI_LOGICAL,             /* flat logical destination CPU 1 */
+    DG_IPI_LOWEST,              /* lowest priority, logical CPU 1 */
+    DG_IPI_NMI,                 /* NMI, physical CPU 1 */
+    DG_IPI_ALL_BUT_SELF,        /* shorthand: CPU 1 */
+    DG_IPI_ALL,                 /* shorthand: both CPUs */
+    DG_IPI_SELF,                /* shorthand: CPU 0 */
+    DG_IPI_KINDS
+};
+
 typedef uint32_t dg_v4 __attribute__((vector_size(16)));
 
 /* 8-byte aligned on i386 too, so the guest and the test agree on layout. */
@@ -115,6 +141,13 @@ struct dg_results {
     dg_u64 last_tsc;
     uint32_t tsc_warps;
     uint32_t tsc_checks;
+    /* mode=irq */
+    uint32_t pic_ticks;         /* CPU 0: IRQ 0 through the 8259 */
+    uint32_t pic_spurious;      /* CPU 0: the 8259's spurious IRQ 7 */
+    uint32_t rtc_ticks;         /* CPU 1: the RTC, level-triggered */
+    uint32_t ipi_rounds;        /* rounds of IPIs CPU 0 completed */
+    uint32_t ipi_lost[DG_IPI_KINDS];    /* not taken within a second or so */
+    uint32_t ipi_kind[2][DG_IPI_KINDS];     /* taken, by CPU and kind */
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)

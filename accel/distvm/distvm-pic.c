@@ -1,0 +1,146 @@
+/*
+ * distvm: the 8259 PIC of the home node, for vCPUs wherever they run
+ *
+ * The guest's PIC is the home node's.  Its output (INTR) reaches the
+ * vCPUs that accept it: through LINT0 of their LAPIC in ExtINT mode, or
+ * the boot vCPU directly while its LAPIC is disabled.  The home node sends
+ * each change of that output to the other nodes, which keep it (their
+ * pic_get_output() answers with it) and signal it to the vCPUs they run;
+ * their own PIC, which the guest never programs, reaches no vCPU.  A vCPU
+ * away from home that takes the interrupt does the acknowledge cycle on
+ * the home node's PIC, which returns the vector (an IO_REQ of space
+ * DISTVM_IO_PIC_ACK).
+ *
+ * The acknowledge usually lowers the output.  That change reaches the
+ * vCPU's node before the reply (both come on the home node's connection),
+ * and the vCPU applies it to itself at once, as a single QEMU process
+ * does inside pic_read_irq(): otherwise it would see the interrupt still
+ * pending when its handler returns, and read a spurious vector.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "hw/core/cpu.h"
+#include "hw/i386/x86.h"
+#include "hw/intc/i8259.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+/* Not home: the home node's PIC output, as last told (atomic). */
+static int pic_home_output;
+/* Home: the output the other nodes were last told, under the BQL. */
+static int pic_output_sent;
+
+/* Signal @level to the vCPUs that run here. */
+static void pic_signal_vcpus(int level)
+{
+    CPUState *cs;
+
+    CPU_FOREACH(cs) {
+        if (!qatomic_read(&cs->parked)) {
+            x86_cpu_pic_deliver(cs, level);
+        }
+    }
+}
+
+/* The PIC's output changed, under the BQL. */
+static bool distvm_pic_output_changed(int level)
+{
+    DistvmState *s = distvm_state();
+    g_autoptr(GByteArray) m = NULL;
+
+    if (!distvm_is_home(s)) {
+        return true;            /* not the guest's PIC */
+    }
+    level = !!level;
+    if (level == pic_output_sent ||
+        qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+        return false;
+    }
+    pic_output_sent = level;
+    trace_distvm_pic_output_send(level);
+    m = g_byte_array_new();
+    distvm_wire_pic_output(m, s->node_id, level);
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (i != s->node_id) {
+            distvm_send(s, i, m);
+        }
+    }
+    return false;
+}
+
+/* Not home: pic_get_output() and pic_read_irq() of the guest's PIC. */
+static int distvm_pic_remote(bool acknowledge)
+{
+    DistvmState *s = distvm_state();
+    uint64_t vector = 0;
+
+    if (!distvm_io_forwarded(s)) {
+        return -1;
+    }
+    if (!acknowledge) {
+        return qatomic_read(&pic_home_output);
+    }
+    if (!current_cpu) {
+        /* This node's own I/O APIC in ExtINT mode: not the guest's. */
+        return -1;
+    }
+    distvm_io_forward(s, current_cpu, DISTVM_IO_PIC_ACK, 0, &vector, 1,
+                      false);
+    trace_distvm_pic_acknowledge(current_cpu->cpu_index, vector,
+                                 qatomic_read(&pic_home_output));
+    x86_cpu_pic_deliver(current_cpu, qatomic_read(&pic_home_output));
+    return vector;
+}
+
+/* Home: the acknowledge cycle of a vCPU away from home, under the BQL. */
+uint8_t distvm_pic_acknowledge(void)
+{
+    return isa_pic ? pic_read_irq(isa_pic) : 0;
+}
+
+static void distvm_pic_output_bh(void *opaque)
+{
+    pic_signal_vcpus(qatomic_read(&pic_home_output));
+}
+
+void distvm_pic_handle(DistvmState *s, const DistvmMsg *msg)
+{
+    if (distvm_is_home(s) || msg->hdr.src != DISTVM_HOME_NODE) {
+        error_report("distvm: PIC_OUTPUT from node %" PRIu32 " ignored: the "
+                     "PIC is the home node's", msg->hdr.src);
+        return;
+    }
+    /*
+     * Kept at once, for the acknowledge that may be waiting for the reply
+     * behind this message; signalled to the vCPUs by the main loop.
+     */
+    qatomic_set(&pic_home_output, msg->u.level);
+    distvm_main_loop_call(distvm_pic_output_bh, NULL);
+}
+
+/*
+ * A vCPU starts running here, under the BQL: it missed the changes of
+ * the output made while it moved.
+ */
+void distvm_pic_vcpu_arrived(CPUState *cs)
+{
+    DistvmState *s = distvm_state();
+
+    if (s->nodes == 1 || !isa_pic) {
+        return;
+    }
+    x86_cpu_pic_deliver(cs, distvm_is_home(s) ? pic_get_output(isa_pic)
+                                              : qatomic_read(&pic_home_output));
+}
+
+void distvm_pic_init(DistvmState *s)
+{
+    x86_pic_output_hook = distvm_pic_output_changed;
+    if (!distvm_is_home(s)) {
+        pic_remote_hook = distvm_pic_remote;
+    }
+}

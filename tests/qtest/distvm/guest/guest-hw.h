@@ -1,0 +1,73 @@
+/*
+ * distvm bare-metal SMP test guest: CPU, LAPIC and port helpers, and the
+ * functions of smp-guest.c that its other modes use
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#ifndef DISTVM_GUEST_HW_H
+#define DISTVM_GUEST_HW_H
+
+#include <stdint.h>
+
+#define LAPIC_BASE      0xfee00000u
+#define LAPIC_ID        0x020
+#define LAPIC_SVR       0x0f0
+#define LAPIC_ICR_LO    0x300
+#define LAPIC_ICR_HI    0x310
+#define ICR_PENDING     (1u << 12)
+#define LAPIC_EOI       0x0b0
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_LVT_LINT0 0x350
+#define LAPIC_LVT_LINT1 0x360
+#define LAPIC_TMR_INIT  0x380
+#define LAPIC_TMR_DIV   0x3e0
+#define LVT_MASKED      (1u << 16)
+#define LVT_PERIODIC    (1u << 17)
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+    __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint8_t inb(uint16_t port)
+{
+    uint8_t v;
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static inline void cpu_relax(void)
+{
+    __asm__ volatile("pause" ::: "memory");
+}
+
+static inline uint32_t lapic_read(uint32_t reg)
+{
+    return *(volatile uint32_t *)(LAPIC_BASE + reg);
+}
+
+static inline void lapic_write(uint32_t reg, uint32_t v)
+{
+    *(volatile uint32_t *)(LAPIC_BASE + reg) = v;
+}
+
+static inline uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t)hi << 32 | lo;
+}
+
+/* smp-guest.c */
+void say_cpu(uint32_t cpu, const char *what);
+uint32_t my_cpu(void);
+void idt_set(int vec, void *handler);
+void idt_load(void);
+void wait_icr_idle(void);
+
+/* irq-mode.c */
+void irq_mode(uint32_t cpu, uint32_t ncpus);
+
+#endif /* DISTVM_GUEST_HW_H */
