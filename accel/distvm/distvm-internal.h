@@ -19,6 +19,12 @@ typedef struct DistvmRam DistvmRam;
 typedef enum DistvmClusterState {
     DISTVM_CLUSTER_JOINING,     /* waiting for the nodes and the mesh */
     DISTVM_CLUSTER_RUNNING,     /* every node joined; RAM is shared */
+    /*
+     * A node left in order and the cluster shuts down: this node serves
+     * its own page faults and fails the accesses it would forward, since
+     * the nodes they wait for may be gone.
+     */
+    DISTVM_CLUSTER_LEAVING,
     DISTVM_CLUSTER_FAILED,      /* a node was lost */
 } DistvmClusterState;
 
@@ -90,6 +96,11 @@ uint32_t distvm_vcpu_node(DistvmState *s, int cpu_index);
 static inline bool distvm_is_home(DistvmState *s)
 {
     return s->node_id == DISTVM_HOME_NODE;
+}
+
+static inline bool distvm_cluster_leaving(DistvmState *s)
+{
+    return qatomic_read(&s->state) == DISTVM_CLUSTER_LEAVING;
 }
 
 /* distvm-net.c */

@@ -39,7 +39,6 @@ typedef struct DistvmIoReplay {
 } DistvmIoReplay;
 
 static DistvmIoWait *io_waits;
-static bool io_leaving;
 
 MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
                               uint64_t addr, uint64_t *data, unsigned size,
@@ -60,7 +59,7 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
     distvm_wire_io(m, DISTVM_MSG_IO_REQ, s->node_id, &io);
     trace_distvm_io_forward(io.cpu, space, addr, size, is_write, io.data);
     qemu_event_reset(&w->done);
-    if (qatomic_read(&io_leaving)) {
+    if (distvm_cluster_leaving(s)) {
         *data = 0;
         return MEMTX_ERROR;
     }
@@ -84,8 +83,10 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
 /* Forward unless this is the home node (or the guest has not started). */
 bool distvm_io_forwarded(DistvmState *s)
 {
+    DistvmClusterState state = qatomic_read(&s->state);
+
     return !distvm_is_home(s) &&
-           qatomic_read(&s->state) == DISTVM_CLUSTER_RUNNING;
+           (state == DISTVM_CLUSTER_RUNNING || state == DISTVM_CLUSTER_LEAVING);
 }
 
 static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
@@ -215,7 +216,6 @@ void distvm_io_handle(DistvmState *s, const DistvmMsg *msg)
  */
 void distvm_io_leaving(DistvmState *s)
 {
-    qatomic_set(&io_leaving, true);
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         io_waits[i].data = 0;
         io_waits[i].result = MEMTX_ERROR;

@@ -53,6 +53,8 @@ const char *distvm_cluster_state_name(DistvmClusterState state)
         return "joining";
     case DISTVM_CLUSTER_RUNNING:
         return "running";
+    case DISTVM_CLUSTER_LEAVING:
+        return "leaving";
     case DISTVM_CLUSTER_FAILED:
         return "failed";
     }
@@ -528,6 +530,11 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
             bye = true;
             trace_distvm_peer_bye(peer->id);
             /* The cluster shuts down when any node leaves in order. */
+            qemu_mutex_lock(&s->lock);
+            if (s->state == DISTVM_CLUSTER_RUNNING) {
+                qatomic_set(&s->state, DISTVM_CLUSTER_LEAVING);
+            }
+            qemu_mutex_unlock(&s->lock);
             distvm_ram_leaving(s);
             distvm_io_leaving(s);
             qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);

@@ -88,8 +88,10 @@ static int distvm_pic_remote(bool acknowledge)
         /* This node's own I/O APIC in ExtINT mode: not the guest's. */
         return -1;
     }
-    distvm_io_forward(s, current_cpu, DISTVM_IO_PIC_ACK, 0, &vector, 1,
-                      false);
+    if (distvm_io_forward(s, current_cpu, DISTVM_IO_PIC_ACK, 0, &vector, 1,
+                          false) != MEMTX_OK) {
+        return -1;              /* shutting down */
+    }
     trace_distvm_pic_acknowledge(current_cpu->cpu_index, vector,
                                  qatomic_read(&pic_home_output));
     x86_cpu_pic_deliver(current_cpu, qatomic_read(&pic_home_output));

@@ -116,7 +116,6 @@ struct DistvmRam {
     DistvmBlock *blocks;
     uint64_t *block_pages;
     bool started;
-    bool leaving;               /* shutting down: faults served here */
     int uffd;
     int quit_fd;
     QemuThread fault_thread;
@@ -605,7 +604,7 @@ static void drop_locked(void *opaque)
     DistvmRam *ram = s->ram;
 
     qemu_mutex_lock(&ram->lock);
-    if (ram->leaving) {
+    if (distvm_cluster_leaving(s)) {
         d->ok = true;           /* shutting down: see distvm_ram_handle */
     } else if (d->type == DISTVM_MSG_PAGE_FWD) {
         d->ok = holder_forward(s, &d->o, d->m.block, d->m.page, d->m.node,
@@ -667,7 +666,7 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
     }
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
-    if (ram->leaving) {
+    if (distvm_cluster_leaving(s)) {
         /*
          * A node left and the cluster shuts down: this node serves its
          * faults itself now, so pages still on their way (a PAGE_DATA sent
@@ -751,7 +750,6 @@ void distvm_ram_leaving(DistvmState *s)
         return;
     }
     qemu_mutex_lock(&ram->lock);
-    ram->leaving = true;
     g_hash_table_iter_init(&iter, ram->pending);
     while (g_hash_table_iter_next(&iter, &key, NULL)) {
         uint64_t k = (uintptr_t)key;    /* see page_key() */
@@ -785,7 +783,7 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags)
     qemu_mutex_lock(&ram->lock);
     st = b->state[page];
     trace_distvm_fault(block, page, wp, write, st);
-    if (ram->leaving) {
+    if (distvm_cluster_leaving(s)) {
         release_fault(ram, host);
         qemu_mutex_unlock(&ram->lock);
         return;
