@@ -125,7 +125,23 @@ void distvm_chipset_reset(DistvmState *s);
 void distvm_chipset_wait_replays(CPUState *cs);
 
 /* distvm-io.c */
+typedef enum DistvmIoKind {
+    DISTVM_IO_KIND_PORT,
+    DISTVM_IO_KIND_MMIO,
+    DISTVM_IO_KIND_PIC_ACK,
+    DISTVM_IO_KIND__MAX
+} DistvmIoKind;
+
+/* Latencies of the last this many accesses of each kind are kept. */
+#define DISTVM_IO_LAT_SAMPLES 4096
+
+typedef struct DistvmIoStats {
+    uint64_t count[DISTVM_IO_KIND__MAX];
+    uint32_t lat_us[DISTVM_IO_KIND__MAX][DISTVM_IO_LAT_SAMPLES];
+} DistvmIoStats;
+
 void distvm_io_init(DistvmState *s);
+void distvm_io_get_stats(DistvmIoStats *stats);
 void distvm_io_handle(DistvmState *s, const DistvmMsg *msg);
 void distvm_io_leaving(DistvmState *s);
 bool distvm_io_forwarded(DistvmState *s);

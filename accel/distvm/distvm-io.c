@@ -39,6 +39,29 @@ typedef struct DistvmIoReplay {
 } DistvmIoReplay;
 
 static DistvmIoWait *io_waits;
+static QemuMutex io_stats_lock;
+static DistvmIoStats io_stats;
+
+static void io_account(uint32_t space, int64_t start_ns)
+{
+    DistvmIoKind kind = space == DISTVM_IO_PORT ? DISTVM_IO_KIND_PORT :
+                        space == DISTVM_IO_PIC_ACK ? DISTVM_IO_KIND_PIC_ACK :
+                        DISTVM_IO_KIND_MMIO;
+    uint64_t us = (get_clock() - start_ns) / 1000;
+
+    qemu_mutex_lock(&io_stats_lock);
+    io_stats.lat_us[kind][io_stats.count[kind] % DISTVM_IO_LAT_SAMPLES] =
+        MIN(us, UINT32_MAX);
+    io_stats.count[kind]++;
+    qemu_mutex_unlock(&io_stats_lock);
+}
+
+void distvm_io_get_stats(DistvmIoStats *stats)
+{
+    qemu_mutex_lock(&io_stats_lock);
+    *stats = io_stats;
+    qemu_mutex_unlock(&io_stats_lock);
+}
 
 MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
                               uint64_t addr, uint64_t *data, unsigned size,
@@ -55,6 +78,7 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
         .data = is_write ? *data & MAKE_64BIT_MASK(0, size * 8) : 0,
     };
     bool locked = bql_locked();
+    int64_t start_ns = get_clock();
 
     distvm_wire_io(m, DISTVM_MSG_IO_REQ, s->node_id, &io);
     trace_distvm_io_forward(io.cpu, space, addr, size, is_write, io.data);
@@ -71,6 +95,7 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
     }
     qemu_event_wait(&w->done);
     distvm_chipset_wait_replays(cs);
+    io_account(space, start_ns);
     if (locked) {
         bql_lock();
     }
@@ -225,6 +250,7 @@ void distvm_io_leaving(DistvmState *s)
 
 void distvm_io_init(DistvmState *s)
 {
+    qemu_mutex_init(&io_stats_lock);
     io_waits = g_new0(DistvmIoWait, s->nr_vcpus);
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         qemu_event_init(&io_waits[i].done, false);

@@ -31,15 +31,19 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static DistvmFaultStats *fault_stats(DistvmRamStats *st, DistvmFaultKind kind)
+/*
+ * @count requests; @lat_us holds the latencies of the last @samples of
+ * them, or of the last @max if there were more.
+ */
+static DistvmFaultStats *latency_stats(uint64_t count, uint64_t samples,
+                                       const uint32_t *lat_us, uint64_t max)
 {
     DistvmFaultStats *f = g_new0(DistvmFaultStats, 1);
-    uint64_t n = MIN(st->lat_count[kind], DISTVM_LAT_SAMPLES);
+    uint64_t n = MIN(samples, max);
 
-    f->count = st->faults[kind];
+    f->count = count;
     if (n) {
-        g_autofree uint32_t *lat = g_memdup2(st->lat_us[kind],
-                                             n * sizeof(uint32_t));
+        g_autofree uint32_t *lat = g_memdup2(lat_us, n * sizeof(uint32_t));
 
         qsort(lat, n, sizeof(uint32_t), cmp_u32);
         f->has_p50_us = f->has_p99_us = true;
@@ -47,6 +51,30 @@ static DistvmFaultStats *fault_stats(DistvmRamStats *st, DistvmFaultKind kind)
         f->p99_us = lat[(n - 1) * 99 / 100];
     }
     return f;
+}
+
+static DistvmFaultStats *fault_stats(DistvmRamStats *st, DistvmFaultKind kind)
+{
+    return latency_stats(st->faults[kind], st->lat_count[kind],
+                         st->lat_us[kind], DISTVM_LAT_SAMPLES);
+}
+
+static DistvmFaultStats *io_kind_stats(DistvmIoStats *st, DistvmIoKind kind)
+{
+    return latency_stats(st->count[kind], st->count[kind], st->lat_us[kind],
+                         DISTVM_IO_LAT_SAMPLES);
+}
+
+static DistvmIoInfo *io_info(void)
+{
+    g_autofree DistvmIoStats *st = g_new(DistvmIoStats, 1);
+    DistvmIoInfo *io = g_new0(DistvmIoInfo, 1);
+
+    distvm_io_get_stats(st);
+    io->port = io_kind_stats(st, DISTVM_IO_KIND_PORT);
+    io->mmio = io_kind_stats(st, DISTVM_IO_KIND_MMIO);
+    io->pic_ack = io_kind_stats(st, DISTVM_IO_KIND_PIC_ACK);
+    return io;
 }
 
 static DistvmRamInfo *ram_info(DistvmState *s)
@@ -117,6 +145,9 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     }
     if (s->ram) {
         info->ram = ram_info(s);
+    }
+    if (s->nodes > 1) {
+        info->io = io_info();
     }
 
     tail = &info->vcpus;
@@ -198,6 +229,12 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
         hmp_print_faults(mon, "upgrade", r->upgrade);
         monitor_printf(mon, "  merged %" PRId64 ", local %" PRId64 "\n",
                        r->merged, r->local);
+    }
+    if (info->io) {
+        monitor_printf(mon, "device accesses sent to the home node:\n");
+        hmp_print_faults(mon, "port", info->io->port);
+        hmp_print_faults(mon, "mmio", info->io->mmio);
+        hmp_print_faults(mon, "pic-ack", info->io->pic_ack);
     }
     monitor_printf(mon, "bytes sent %" PRId64 ", received %" PRId64
                    ", protocol errors %" PRId64 "\n", info->bytes_sent,

@@ -465,6 +465,18 @@ static void move_vcpu(DistvmCluster *c, QTestState *qts, int cpu, int from,
     }
 }
 
+/* How many device accesses of @kind @qts sent to the home node. */
+static int64_t io_sent_home(QTestState *qts, const char *kind)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': "
+                                              "'query-distvm' }");
+    int64_t n = qdict_get_int(qdict_get_qdict(qdict_get_qdict(ret, "io"),
+                                              kind), "count");
+
+    qobject_unref(ret);
+    return n;
+}
+
 /* Wait until the guest's counter at @addr went @delta past @from. */
 static uint32_t wait_counter(QTestState *qts, uint64_t addr, uint32_t from,
                              uint32_t delta, const char *what)
@@ -580,6 +592,18 @@ static void test_interrupts(void)
         distvm_assert_console_clean(console);
         g_assert_cmpstr(other, ==, "");
     }
+    /*
+     * query-distvm counts what node 1's vCPUs sent home: port I/O, MMIO
+     * (the I/O APIC's EOIs among it) and 8259 acknowledge cycles; home
+     * sent nothing to itself.
+     */
+    g_assert_cmpint(io_sent_home(c.node[1]->qts, "port"), >, 0);
+    g_assert_cmpint(io_sent_home(c.node[1]->qts, "mmio"), >, 0);
+    g_assert_cmpint(io_sent_home(c.node[1]->qts, "pic-ack"), >, 0);
+    g_assert_cmpint(io_sent_home(home, "port"), ==, 0);
+    g_assert_cmpint(io_sent_home(home, "mmio"), ==, 0);
+    g_assert_cmpint(io_sent_home(home, "pic-ack"), ==, 0);
+    g_test_message("%s", qtest_hmp(c.node[1]->qts, "info distvm"));
     distvm_node_quit(c.node[1]);
     distvm_node_quit(c.node[0]);
 }
