@@ -521,6 +521,7 @@ static void test_interrupts(void)
     DistvmCluster c = { .nodes = 2, .dir = dir };
     QTestState *home;
     uint32_t rounds;
+    int64_t start;
 
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
     for (int n = 0; n < 2; n++) {
@@ -548,12 +549,15 @@ static void test_interrupts(void)
             }
         }
         check_placement(&c, 2, where);
+        start = g_get_monotonic_time();
+        ipi = qtest_readl(home, RES(ipi_rounds));
         pic = wait_counter(home, RES(pic_ticks), pic, 20, "PIC interrupts");
         rtc = wait_counter(home, RES(rtc_ticks), rtc, 20, "RTC interrupts");
-        ipi = wait_counter(home, RES(ipi_rounds), ipi, 20, "IPI rounds");
+        rounds = wait_counter(home, RES(ipi_rounds), ipi, 20, "IPI rounds");
         g_test_message("vCPU 0 on node %d, vCPU 1 on node %d: %u PIC, %u RTC "
-                       "interrupts, %u IPI rounds so far", where[0], where[1],
-                       pic, rtc, ipi);
+                       "interrupts so far; %" PRId64 " IPI rounds/s",
+                       where[0], where[1], pic, rtc, (int64_t)(rounds - ipi) *
+                       G_USEC_PER_SEC / (g_get_monotonic_time() - start));
     }
 
     qtest_writel(home, RES(stop), 1);

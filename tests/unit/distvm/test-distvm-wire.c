@@ -46,6 +46,29 @@ static const DistvmWireLimits limits_no_ram = {
     .block_pages = NULL,
 };
 
+/* Two nodes and a single vCPU */
+static const DistvmWireLimits limits_one_vcpu = {
+    .nodes = 2,
+    .nr_vcpus = 1,
+};
+
+/* Four nodes and a single vCPU */
+static const DistvmWireLimits limits_one_vcpu_4nodes = {
+    .nodes = 4,
+    .nr_vcpus = 1,
+};
+
+/* Two nodes, no vCPUs and no RAMBlocks */
+static const DistvmWireLimits limits_nodes_only = {
+    .nodes = 2,
+};
+
+/* The most nodes and vCPUs the wire allows */
+static const DistvmWireLimits limits_most = {
+    .nodes = DISTVM_WIRE_MAX_NODES,
+    .nr_vcpus = UINT32_MAX,
+};
+
 static const DistvmMsgType page_types[] = {
     DISTVM_MSG_PAGE_REQ, DISTVM_MSG_PAGE_FWD, DISTVM_MSG_PAGE_DATA,
     DISTVM_MSG_PAGE_INV, DISTVM_MSG_PAGE_INV_ACK, DISTVM_MSG_PAGE_GRANT,
@@ -798,14 +821,6 @@ static void check_vcpu(const DistvmWireLimits *lim, DistvmMsgType type,
 
 static void test_vcpu_messages(void)
 {
-    static const DistvmWireLimits one_vcpu = {
-        .nodes = 2,
-        .nr_vcpus = 1,
-    };
-    static const DistvmWireLimits most = {
-        .nodes = DISTVM_WIRE_MAX_NODES,
-        .nr_vcpus = UINT32_MAX,
-    };
     static const uint64_t values[] = {
         0, 1, 1763776000123456789ull, IPI(3, 0, 0), 1ull << 17, UINT64_MAX,
     };
@@ -833,8 +848,8 @@ static void test_vcpu_messages(void)
                 }
             }
         }
-        check_vcpu(&one_vcpu, t, 1, 0, 1, 0, value, 1);
-        check_vcpu(&most, t, DISTVM_WIRE_MAX_NODES - 1, UINT32_MAX - 1,
+        check_vcpu(&limits_one_vcpu, t, 1, 0, 1, 0, value, 1);
+        check_vcpu(&limits_most, t, DISTVM_WIRE_MAX_NODES - 1, UINT32_MAX - 1,
                    DISTVM_WIRE_MAX_NODES - 1, 0, value, 2);
         /* the largest state that fits in a message */
         check_vcpu(&limits, t, 0, 7, 0, 1, value,
@@ -939,9 +954,6 @@ static void check_pci_config(const DistvmWireLimits *lim, uint32_t src,
 static void test_pci_config(void)
 {
     static const uint32_t lens[] = { 1, 2, 4 };
-    static const DistvmWireLimits nodes_only = {
-        .nodes = 2,
-    };
     const char *q35 = "/machine/q35/mch";
     const char *i440fx = "/machine/unattached/device[2]";
     char *big = long_str(DISTVM_WIRE_MAX_STR);
@@ -966,7 +978,7 @@ static void test_pci_config(void)
 
         /* no RAM layout and no vCPUs are needed */
         check_pci_config(&limits_no_ram, 0, q35, 0x90, 0x30 & max, len);
-        check_pci_config(&nodes_only, 0, big, last, max, len);
+        check_pci_config(&limits_nodes_only, 0, big, last, max, len);
 
         /*
          * The decoder takes it from any node of the cluster; that only
@@ -1030,14 +1042,6 @@ static void test_io_messages(void)
     static const uint32_t sizes[] = { 1, 2, 4 };
     static const uint64_t addrs[] = { 0, 1, 0x70, 0x3f8, 0xcf8, 0xcfc,
                                       0xfffc, 0xfffe, 0xffff };
-    static const DistvmWireLimits one_vcpu = {
-        .nodes = 2,
-        .nr_vcpus = 1,
-    };
-    static const DistvmWireLimits most = {
-        .nodes = DISTVM_WIRE_MAX_NODES,
-        .nr_vcpus = UINT32_MAX,
-    };
 
     for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
         DistvmMsgType t = io_types[i];
@@ -1086,11 +1090,12 @@ static void test_io_messages(void)
                 .cpu = 7, .space = DISTVM_IO_PORT, .size = size,
                 .flags = DISTVM_IO_WRITE, .addr = 0xffff, .data = max,
             });
-            check_io(&one_vcpu, t, 1, &(DistvmMsgIo) {
+            check_io(&limits_one_vcpu, t, 1, &(DistvmMsgIo) {
                 .cpu = 0, .space = DISTVM_IO_PORT, .size = size,
                 .flags = 0, .addr = 0, .data = max,
             });
-            check_io(&most, t, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgIo) {
+            check_io(&limits_most, t, DISTVM_WIRE_MAX_NODES - 1,
+                     &(DistvmMsgIo) {
                 .cpu = UINT32_MAX - 1, .space = DISTVM_IO_PORT,
                 .size = size, .flags = DISTVM_IO_WRITE, .addr = 0xffff,
                 .data = max,
@@ -1150,13 +1155,6 @@ static void test_run_state(void)
         0, 1, 1000000000, 1763776000123456789ull, INT64_MAX,
         (uint64_t)INT64_MAX + 1, UINT64_MAX - 1, UINT64_MAX,
     };
-    static const DistvmWireLimits nodes_only = {
-        .nodes = 2,
-    };
-    static const DistvmWireLimits most = {
-        .nodes = DISTVM_WIRE_MAX_NODES,
-        .nr_vcpus = UINT32_MAX,
-    };
     const size_t n = ARRAY_SIZE(clocks);
 
     for (uint32_t action = 0; action < DISTVM_RUN__MAX; action++) {
@@ -1178,8 +1176,8 @@ static void test_run_state(void)
 
         /* no RAM layout and no vCPUs are needed */
         check_run_state(&limits_no_ram, 3, &run);
-        check_run_state(&nodes_only, 1, &run);
-        check_run_state(&most, DISTVM_WIRE_MAX_NODES - 1, &run);
+        check_run_state(&limits_nodes_only, 1, &run);
+        check_run_state(&limits_most, DISTVM_WIRE_MAX_NODES - 1, &run);
 
         /* The clocks are not interpreted: any values, in any order */
         for (size_t i = 0; i < n; i++) {
@@ -1234,15 +1232,8 @@ static void check_pic_output(const DistvmWireLimits *lim, uint32_t src,
 
 static void test_pic_output(void)
 {
-    static const DistvmWireLimits nodes_only = {
-        .nodes = 2,
-    };
     static const DistvmWireLimits one_node = {
         .nodes = 1,
-    };
-    static const DistvmWireLimits most = {
-        .nodes = DISTVM_WIRE_MAX_NODES,
-        .nr_vcpus = UINT32_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
@@ -1257,9 +1248,9 @@ static void test_pic_output(void)
 
         /* no RAM layout and no vCPUs are needed */
         check_pic_output(&limits_no_ram, 3, level);
-        check_pic_output(&nodes_only, 1, level);
+        check_pic_output(&limits_nodes_only, 1, level);
         check_pic_output(&one_node, 0, level);
-        check_pic_output(&most, DISTVM_WIRE_MAX_NODES - 1, level);
+        check_pic_output(&limits_most, DISTVM_WIRE_MAX_NODES - 1, level);
 
         /* the layout, by hand; any sequence number is passed through */
         for (int bit = 0; bit < 64; bit += 21) {
@@ -1693,10 +1684,6 @@ static void test_page_req_on_behalf(void)
 static void test_vcpu_out_of_range(void)
 {
     static const uint32_t cpus[] = { 8, 9, 64, 0x80000000u, UINT32_MAX };
-    static const DistvmWireLimits one_vcpu = {
-        .nodes = 4,
-        .nr_vcpus = 1,
-    };
     static const uint8_t state[16];
     GByteArray *b = g_byte_array_new();
 
@@ -1719,7 +1706,7 @@ static void test_vcpu_out_of_range(void)
         /* The limit is the machine's, and applies to the index itself */
         distvm_wire_vcpu(b, t, 1, 1, 1, 2, IPI(0, 0x30, 0), state,
                          sizeof(state));
-        expect_decode_error(b, &one_vcpu, one);
+        expect_decode_error(b, &limits_one_vcpu_4nodes, one);
     }
     g_byte_array_unref(b);
 }
@@ -2201,14 +2188,6 @@ static void test_io_memory(void)
  */
 static void test_io_pic_ack(void)
 {
-    static const DistvmWireLimits one_vcpu = {
-        .nodes = 2,
-        .nr_vcpus = 1,
-    };
-    static const DistvmWireLimits most = {
-        .nodes = DISTVM_WIRE_MAX_NODES,
-        .nr_vcpus = UINT32_MAX,
-    };
 
     for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
         DistvmMsgType t = io_types[i];
@@ -2226,10 +2205,10 @@ static void test_io_pic_ack(void)
         check_io(&limits_no_ram, t, 1, &(DistvmMsgIo) {
             .cpu = 7, .space = DISTVM_IO_PIC_ACK, .size = 1,
         });
-        check_io(&one_vcpu, t, 1, &(DistvmMsgIo) {
+        check_io(&limits_one_vcpu, t, 1, &(DistvmMsgIo) {
             .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 1,
         });
-        check_io(&most, t, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgIo) {
+        check_io(&limits_most, t, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgIo) {
             .cpu = UINT32_MAX - 1, .space = DISTVM_IO_PIC_ACK, .size = 1,
         });
     }
@@ -2414,10 +2393,6 @@ static void test_io_bad_flags(void)
 static void test_io_out_of_range(void)
 {
     static const uint32_t cpus[] = { 8, 9, 64, 0x80000000u, UINT32_MAX };
-    static const DistvmWireLimits one_vcpu = {
-        .nodes = 4,
-        .nr_vcpus = 1,
-    };
     GByteArray *b = g_byte_array_new();
 
     for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
@@ -2443,7 +2418,7 @@ static void test_io_out_of_range(void)
             .cpu = 1, .space = DISTVM_IO_PORT, .size = 1, .flags = 0,
             .addr = 0x64, .data = 0,
         });
-        expect_decode_error(b, &one_vcpu, one);
+        expect_decode_error(b, &limits_one_vcpu_4nodes, one);
     }
     g_byte_array_unref(b);
 }
@@ -2648,10 +2623,6 @@ static void test_io_pic_ack_bad_reply(void)
 /* What a PIC acknowledge's checks come after, and before */
 static void test_io_pic_ack_order(void)
 {
-    static const DistvmWireLimits one_vcpu = {
-        .nodes = 4,
-        .nr_vcpus = 1,
-    };
     GByteArray *b = g_byte_array_new();
 
     for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
@@ -2677,7 +2648,7 @@ static void test_io_pic_ack_order(void)
         distvm_wire_io(b, t, 1, &(DistvmMsgIo) {
             .cpu = 1, .space = DISTVM_IO_PIC_ACK, .size = 1,
         });
-        expect_decode_error(b, &one_vcpu, one);
+        expect_decode_error(b, &limits_one_vcpu_4nodes, one);
 
         /*
          * The PIC acknowledge's shape, before the range check: data too

@@ -334,18 +334,6 @@ static void stress(uint32_t cpu)
     say_cpu(cpu, " stress done\n");
 }
 
-static inline void outl(uint16_t port, uint32_t v)
-{
-    __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
-}
-
-static inline uint32_t inl(uint16_t port)
-{
-    uint32_t v;
-    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
-    return v;
-}
-
 /* The PIIX IDE BAR 4, through configuration mechanism 1. */
 #define HPET_BASE       0xfed00000u
 #define HPET_CONFIG     0x10
