@@ -30,7 +30,7 @@ from qmp import QMPClient  # noqa: E402
 
 NODES = 3
 PLACEMENT = [0, 1, 2, 1]
-WORK = 60000
+WORK = 4000
 FILE_SIZE = 1 << 20
 DISK_SIZE = 4 << 20
 
@@ -83,6 +83,16 @@ def fault_line(qmps):
                                           ram["write-miss"]["count"],
                                           ram["upgrade"]["count"]))
     return "faults read/write/upgrade: " + ", ".join(parts)
+
+
+def io_line(qmps):
+    parts = []
+    for n, q in enumerate(qmps[1:], 1):
+        io = q.cmd("query-distvm")["io"]
+        parts.append("node%d %d/%d/%d" % (n, io["port"]["count"],
+                                          io["mmio"]["count"],
+                                          io["pic-ack"]["count"]))
+    return "device accesses sent home, port/mmio/pic-ack: " + ", ".join(parts)
 
 
 def main():
@@ -143,8 +153,9 @@ def main():
                                               placement_line(info)))
         log("booting Linux; vCPUs 1, 2 and 3 start on nodes 1 and 2 through"
             " forwarded INIT/SIPI")
-        wait_console(tmp, "distvm-linux: booted", procs, 600)
-        for line in console(tmp).splitlines():
+        wait_console(tmp, "distvm-linux: nproc", procs, 600)
+        text = console(tmp)
+        for line in text[:text.rfind("\n") + 1].splitlines():
             if line.startswith("distvm-linux:"):
                 log("guest: " + line[len("distvm-linux: "):])
         wait_console(tmp, "distvm-linux: workload start", procs, 600)
@@ -155,6 +166,7 @@ def main():
         log("workload running on 4 CPUs; moving vCPUs between nodes:")
         where = list(PLACEMENT)
         downtimes = []
+        last_io = ""
         k = 0
         while "distvm-linux: workload done" not in console(tmp):
             if procs[0].poll() is not None:
@@ -173,6 +185,8 @@ def main():
                 log("  %3d moves, last downtime %4d us | %s" %
                     (k, downtimes[-1], placement_line(info)))
                 log("      " + fault_line(qmps))
+                last_io = io_line(qmps)
+                log("      " + last_io)
             time.sleep(0.2)
         log("workload done after %d moves; the guest powers off" % k)
         statuses = [p.wait(timeout=120) for p in procs]
@@ -199,6 +213,8 @@ def main():
                                "ok" if "disk read back " + want in text
                                else "WRONG",
                                "ok" if disk_ok else "WRONG"))
+        if last_io:
+            log("  " + last_io)
         log("  console: %s" % ("clean" if not bad else "has " + ", ".join(bad)))
         ok = (statuses == [0] * NODES and disk_ok and fetched_ok and
               not bad and "workload done" in text)
