@@ -38,7 +38,7 @@ typedef struct DistvmPciWrite {
  */
 static QemuMutex replay_lock;
 static QemuCond replay_cond;
-static uint64_t replays_received, replays_done;
+static uint64_t replays_received, replays_done;    /* atomic */
 
 static bool is_host_bridge(PCIDevice *dev)
 {
@@ -82,7 +82,7 @@ static void distvm_pci_replay_bh(void *opaque)
     g_free(w->path);
     g_free(w);
     qemu_mutex_lock(&replay_lock);
-    replays_done++;
+    qatomic_inc(&replays_done);
     qemu_cond_broadcast(&replay_cond);
     qemu_mutex_unlock(&replay_lock);
 }
@@ -97,10 +97,13 @@ static void distvm_pci_replay_bh(void *opaque)
  */
 void distvm_chipset_wait_replays(CPUState *cs)
 {
-    uint64_t target;
+    uint64_t target = qatomic_read(&replays_received);
 
+    /* Almost always: nothing to wait for, and no lock to take. */
+    if (qatomic_read(&replays_done) == target) {
+        return;
+    }
     qemu_mutex_lock(&replay_lock);
-    target = replays_received;
     while (replays_done < target && !qatomic_read(&cs->stop)) {
         qemu_cond_timedwait(&replay_cond, &replay_lock, 10);
     }
@@ -121,9 +124,7 @@ void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg)
     w->addr = msg->u.pci.addr;
     w->val = msg->u.pci.val;
     w->len = msg->u.pci.len;
-    qemu_mutex_lock(&replay_lock);
-    replays_received++;
-    qemu_mutex_unlock(&replay_lock);
+    qatomic_inc(&replays_received);
     /* Changing the memory map needs the BQL: the main loop does it. */
     distvm_main_loop_call(distvm_pci_replay_bh, w);
 }
