@@ -52,6 +52,9 @@ static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
     g_autoptr(GByteArray) m = NULL;
     g_autofree char *path = NULL;
 
+    if (s && s->nodes > 1) {
+        distvm_clock_update(s);
+    }
     if (!s || s->nodes == 1 || !distvm_is_home(s) || !is_host_bridge(dev) ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
         return;

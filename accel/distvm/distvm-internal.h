@@ -15,6 +15,13 @@
 #include "distvm-wire.h"
 
 typedef struct DistvmRam DistvmRam;
+typedef struct DistvmClock DistvmClock;
+
+/* A RAMBlock homed on a node other than by default (distvm-numa.c) */
+typedef struct DistvmNumaHome {
+    RAMBlock *rb;
+    uint32_t node;
+} DistvmNumaHome;
 
 typedef enum DistvmClusterState {
     DISTVM_CLUSTER_JOINING,     /* waiting for the nodes and the mesh */
@@ -81,6 +88,14 @@ struct DistvmState {
 
     /* Guest RAM coherence (distvm-ram.c) */
     DistvmRam *ram;
+
+    /* Registers that only read a clock (distvm-clock.c) */
+    DistvmClock *clock;
+
+    /* The guest NUMA nodes' memory homes (distvm-numa.c) */
+    bool numa_planned;
+    unsigned nr_numa_homes;
+    DistvmNumaHome *numa_homes;
 };
 
 struct DistvmAccelClass {
@@ -124,6 +139,16 @@ void distvm_chipset_quiesce(DistvmState *s);
 void distvm_chipset_reset(DistvmState *s);
 void distvm_chipset_wait_replays(CPUState *cs);
 
+/* distvm-clock.c */
+void distvm_clock_init(DistvmState *s);
+void distvm_clock_start(DistvmState *s);
+void distvm_clock_update(DistvmState *s);
+void distvm_clock_handle(DistvmState *s, const DistvmMsg *msg);
+/* A read of a clock register by a vCPU here: answered if true */
+bool distvm_clock_read(DistvmState *s, uint32_t space, uint64_t addr,
+                       unsigned size, uint64_t *val);
+void distvm_clock_get_stats(DistvmState *s, uint64_t *local, uint64_t *sent);
+
 /* distvm-io.c */
 typedef enum DistvmIoKind {
     DISTVM_IO_KIND_PORT,
@@ -152,6 +177,12 @@ bool distvm_io_forwarded(DistvmState *s);
 MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
                               uint64_t addr, uint64_t *data, unsigned size,
                               bool is_write);
+
+/* distvm-numa.c */
+/* Home the guest NUMA nodes' memory; once NUMA is configured, before ACPI. */
+void distvm_numa_plan(DistvmState *s, MachineState *ms);
+/* The node that owns @rb's pages at power-on; @homed: by the NUMA layout */
+uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed);
 
 /* distvm-pic.c */
 void distvm_pic_init(DistvmState *s);

@@ -123,7 +123,10 @@ static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
     if (!distvm_io_forwarded(s)) {
         return false;
     }
-    distvm_io_forward(s, cs, DISTVM_IO_PORT, port, &val, size, is_write);
+    if (is_write ||
+        !distvm_clock_read(s, DISTVM_IO_PORT, port, size, &val)) {
+        distvm_io_forward(s, cs, DISTVM_IO_PORT, port, &val, size, is_write);
+    }
     *data = val;
     return true;
 }
@@ -147,9 +150,15 @@ static bool distvm_mmio_forward(CPUState *cs, hwaddr addr, MemTxAttrs attrs,
     if (is_write) {
         val = ldn_le_p(buf, size);
     }
-    *res = distvm_io_forward(s, cs,
-                             attrs.secure ? DISTVM_IO_SMM : DISTVM_IO_MEMORY,
-                             addr, &val, size, is_write);
+    if (!is_write && !attrs.secure &&
+        distvm_clock_read(s, DISTVM_IO_MEMORY, addr, size, &val)) {
+        *res = MEMTX_OK;
+    } else {
+        *res = distvm_io_forward(s, cs,
+                                 attrs.secure ? DISTVM_IO_SMM :
+                                 DISTVM_IO_MEMORY,
+                                 addr, &val, size, is_write);
+    }
     if (!is_write) {
         stn_le_p(buf, size, val);
     }

@@ -262,6 +262,7 @@ static void distvm_cluster_started_bh(void *opaque)
     qemu_cond_broadcast(&s->cond);
     qemu_mutex_unlock(&s->lock);
     distvm_chipset_quiesce(s);
+    distvm_clock_start(s);
     trace_distvm_cluster_running(s->node_id, s->nodes);
     qapi_event_send_distvm_cluster_formed(s->node_id, s->nodes);
 
@@ -442,6 +443,9 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
         return;
     case DISTVM_MSG_PIC_OUTPUT:
         distvm_pic_handle(s, msg);
+        return;
+    case DISTVM_MSG_CLOCK_REGS:
+        distvm_clock_handle(s, msg);
         return;
     case DISTVM_MSG_NODE_LOST: {
         g_autofree char *why = g_strdup_printf("node %" PRIu32 " lost its "

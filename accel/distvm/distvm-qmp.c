@@ -65,12 +65,13 @@ static DistvmFaultStats *io_kind_stats(DistvmIoStats *st, DistvmIoKind kind)
                          DISTVM_IO_LAT_SAMPLES);
 }
 
-static DistvmIoInfo *io_info(void)
+static DistvmIoInfo *io_info(DistvmState *s)
 {
     g_autofree DistvmIoStats *st = g_new(DistvmIoStats, 1);
     DistvmIoInfo *io = g_new0(DistvmIoInfo, 1);
 
     distvm_io_get_stats(st);
+    distvm_clock_get_stats(s, &io->clock_reads_local, &io->clock_reads_sent);
     io->port = io_kind_stats(st, DISTVM_IO_KIND_PORT);
     io->mmio = io_kind_stats(st, DISTVM_IO_KIND_MMIO);
     io->pic_ack = io_kind_stats(st, DISTVM_IO_KIND_PIC_ACK);
@@ -145,9 +146,11 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     }
     if (s->ram) {
         info->ram = ram_info(s);
+        info->memory = distvm_ram_ranges(s);
+        info->has_memory = true;
     }
     if (s->nodes > 1) {
-        info->io = io_info();
+        info->io = io_info(s);
     }
 
     tail = &info->vcpus;
@@ -229,12 +232,24 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
         hmp_print_faults(mon, "upgrade", r->upgrade);
         monitor_printf(mon, "  merged %" PRId64 ", local %" PRId64 "\n",
                        r->merged, r->local);
+        for (DistvmMemoryRangeList *m = info->memory; m; m = m->next) {
+            monitor_printf(mon, "memory %s: %" PRIu64 " MiB, home node %"
+                           PRIu32 "%s, %" PRIu64 " remote faults here\n",
+                           m->value->ramblock, m->value->size >> 20,
+                           m->value->home,
+                           m->value->numa ? " (NUMA)" : "",
+                           m->value->remote_faults);
+        }
     }
     if (info->io) {
         monitor_printf(mon, "device accesses sent to the home node:\n");
         hmp_print_faults(mon, "port", info->io->port);
         hmp_print_faults(mon, "mmio", info->io->mmio);
         hmp_print_faults(mon, "pic-ack", info->io->pic_ack);
+        monitor_printf(mon, "clock reads: %" PRIu64 " answered here, %"
+                       PRIu64 " sent to the home node\n",
+                       info->io->clock_reads_local,
+                       info->io->clock_reads_sent);
     }
     monitor_printf(mon, "bytes sent %" PRId64 ", received %" PRId64
                    ", protocol errors %" PRId64 "\n", info->bytes_sent,

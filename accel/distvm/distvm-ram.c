@@ -67,6 +67,9 @@ typedef struct DistvmBlock {
     ram_addr_t ram_addr;
     uint64_t pages;
     uint64_t first;             /* global number of its first page */
+    uint32_t home;              /* owns every page at power-on */
+    bool homed;                 /* by the NUMA layout: manages its pages */
+    uint64_t remote_faults;     /* this node's requests for its pages */
     uint8_t *state;             /* DistvmPageState of every page, here */
     int8_t *owner;              /* directory, for the pages managed here */
     uint16_t *copyset;
@@ -135,9 +138,16 @@ static inline gpointer page_key(uint32_t block, uint64_t page)
     return (gpointer)(uintptr_t)(((uint64_t)block << 44) | page);
 }
 
+/*
+ * A homed block's directory is on its home; the others' is spread over
+ * the nodes.
+ */
 static inline uint32_t page_manager(DistvmState *s, DistvmBlock *b,
                                     uint64_t page)
 {
+    if (b->homed) {
+        return b->home;
+    }
     return ((b->first + page) >> MANAGER_RUN_BITS) % s->nodes;
 }
 
@@ -829,6 +839,7 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags)
         p->kind = DISTVM_FAULT_READ_MISS;
     }
     ram->stats.faults[p->kind]++;
+    b->remote_faults++;
     g_hash_table_insert(ram->pending, page_key(block, page), p);
     outbox_init(&o);
     outbox_page(s, &o, page_manager(s, b, page), DISTVM_MSG_PAGE_REQ, block,
@@ -890,6 +901,7 @@ static int count_block(RAMBlock *rb, void *opaque)
 }
 
 typedef struct BlockFill {
+    DistvmState *s;
     DistvmRam *ram;
     uint32_t next;
     uint64_t first;
@@ -905,6 +917,7 @@ static int fill_block(RAMBlock *rb, void *opaque)
     b->ram_addr = qemu_ram_get_offset(rb);
     b->pages = qemu_ram_get_used_length(rb) >> PAGE_BITS;
     b->first = f->first;
+    b->home = distvm_numa_block_home(f->s, rb, &b->homed);
     f->ram->block_pages[f->next] = b->pages;
     f->first += b->pages;
     f->next++;
@@ -914,7 +927,7 @@ static int fill_block(RAMBlock *rb, void *opaque)
 bool distvm_ram_init(DistvmState *s, Error **errp)
 {
     DistvmRam *ram = g_new0(DistvmRam, 1);
-    BlockFill fill = { .ram = ram };
+    BlockFill fill = { .s = s, .ram = ram };
 
     qemu_ram_foreach_block(count_block, &ram->nr_blocks);
     ram->blocks = g_new0(DistvmBlock, ram->nr_blocks);
@@ -924,14 +937,22 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
         DistvmBlock *b = &ram->blocks[i];
 
         if (qemu_ram_pagesize(b->rb) != DISTVM_PAGE_SIZE) {
-            error_setg(errp, "distvm: RAMBlock %s uses %zu-byte pages; only "
-                       "4 KiB pages are supported", qemu_ram_get_idstr(b->rb),
+            error_setg(errp, "distvm: RAMBlock %s uses %zu-byte pages "
+                       "(hugetlbfs?); only 4 KiB pages can be shared between "
+                       "nodes", qemu_ram_get_idstr(b->rb),
                        qemu_ram_pagesize(b->rb));
             return false;
         }
         if (qemu_ram_is_shared(b->rb)) {
             error_setg(errp, "distvm: RAMBlock %s is shared memory; guest "
                        "RAM must be private (share=off)",
+                       qemu_ram_get_idstr(b->rb));
+            return false;
+        }
+        if (qemu_ram_get_fd(b->rb) >= 0) {
+            error_setg(errp, "distvm: RAMBlock %s is backed by a file "
+                       "(memory-backend-file or -memfd); distvm shares only "
+                       "anonymous memory (memory-backend-ram)",
                        qemu_ram_get_idstr(b->rb));
             return false;
         }
@@ -966,9 +987,11 @@ void distvm_ram_fingerprint(GPtrArray *keys, GPtrArray *values)
     g_ptr_array_add(values, g_strdup_printf("%" PRIu32, ram->nr_blocks));
     for (uint32_t i = 0; i < ram->nr_blocks; i++) {
         g_ptr_array_add(keys, g_strdup_printf("RAMBlock %" PRIu32, i));
-        g_ptr_array_add(values, g_strdup_printf("%s, %" PRIu64 " bytes",
+        g_ptr_array_add(values, g_strdup_printf("%s, %" PRIu64 " bytes, "
+                        "home node %" PRIu32,
                         qemu_ram_get_idstr(ram->blocks[i].rb),
-                        ram->blocks[i].pages << PAGE_BITS));
+                        ram->blocks[i].pages << PAGE_BITS,
+                        ram->blocks[i].home));
     }
 }
 
@@ -988,7 +1011,6 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
 {
     DistvmRam *ram = s->ram;
     uint64_t features = 0;
-    bool home = distvm_is_home(s);
 
     if (uffd_query_features(&features) ||
         !(features & UFFD_FEATURE_PAGEFAULT_FLAG_WP)) {
@@ -1007,6 +1029,7 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
         DistvmBlock *b = &ram->blocks[i];
         size_t len = b->pages << PAGE_BITS;
         uint64_t ioctls = 0;
+        bool home = b->home == s->node_id;
 
         qemu_madvise(b->host, len, QEMU_MADV_NOHUGEPAGE);
         qemu_madvise(b->host, len, QEMU_MADV_UNMERGEABLE);
@@ -1023,9 +1046,9 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
         }
         memset(b->state, home ? DISTVM_PAGE_E : DISTVM_PAGE_I, b->pages);
         ram->stats.pages[home ? DISTVM_PAGE_E : DISTVM_PAGE_I] += b->pages;
-        memset(b->owner, DISTVM_HOME_NODE, b->pages);
+        memset(b->owner, b->home, b->pages);
         for (uint64_t p = 0; p < b->pages; p++) {
-            b->copyset[p] = 1u << DISTVM_HOME_NODE;
+            b->copyset[p] = 1u << b->home;
         }
     }
     ram->quit_fd = eventfd(0, EFD_CLOEXEC);
@@ -1052,6 +1075,30 @@ void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats)
     qemu_mutex_lock(&ram->lock);
     *stats = ram->stats;
     qemu_mutex_unlock(&ram->lock);
+}
+
+DistvmMemoryRangeList *distvm_ram_ranges(DistvmState *s)
+{
+    DistvmRam *ram = s->ram;
+    DistvmMemoryRangeList *list = NULL, **tail = &list;
+
+    if (!ram) {
+        return NULL;
+    }
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; i < ram->nr_blocks; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+        DistvmMemoryRange *r = g_new0(DistvmMemoryRange, 1);
+
+        r->ramblock = g_strdup(qemu_ram_get_idstr(b->rb));
+        r->size = b->pages << PAGE_BITS;
+        r->home = b->home;
+        r->numa = b->homed;
+        r->remote_faults = b->remote_faults;
+        QAPI_LIST_APPEND(tail, r);
+    }
+    qemu_mutex_unlock(&ram->lock);
+    return list;
 }
 
 char *distvm_ram_page_states(DistvmState *s, const char *idstr,

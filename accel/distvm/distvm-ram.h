@@ -7,6 +7,8 @@
 #ifndef ACCEL_DISTVM_RAM_H
 #define ACCEL_DISTVM_RAM_H
 
+#include "qapi/qapi-types-distvm.h"
+
 typedef enum DistvmPageState {
     DISTVM_PAGE_I,              /* not present on this node */
     DISTVM_PAGE_S,              /* present, read-only */
@@ -37,6 +39,8 @@ typedef struct DistvmRamStats {
 } DistvmRamStats;
 
 void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats);
+/* Every RAMBlock with its home, for query-distvm */
+DistvmMemoryRangeList *distvm_ram_ranges(DistvmState *s);
 char *distvm_ram_page_states(DistvmState *s, const char *idstr,
                              uint64_t start, uint64_t count, Error **errp);
 

@@ -40,6 +40,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_VCPU_APIC] = "VCPU_APIC",
     [DISTVM_MSG_RUN_STATE] = "RUN_STATE",
     [DISTVM_MSG_PIC_OUTPUT] = "PIC_OUTPUT",
+    [DISTVM_MSG_CLOCK_REGS] = "CLOCK_REGS",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -407,6 +408,45 @@ static bool decode_run_state(WireReader *r, DistvmMsgRunState *run,
     return true;
 }
 
+/* The PM timer is a 4-byte register in the 64 KiB of port I/O. */
+#define PM_TIMER_PORT_MAX   0xfffc
+
+static bool decode_clock_regs(WireReader *r, DistvmMsgClockRegs *clock,
+                              Error **errp)
+{
+    if (!get_u32(r, &clock->flags, errp) ||
+        !get_u32(r, &clock->pm_timer_port, errp) ||
+        !get_u64(r, &clock->hpet_base, errp) ||
+        !get_u64(r, &clock->hpet_counter, errp) ||
+        !get_u64(r, &clock->hpet_offset, errp)) {
+        return false;
+    }
+    if (clock->flags & ~DISTVM_CLOCK_FLAGS_ALL) {
+        error_setg(errp, "%s message with unknown flags 0x%" PRIx32,
+                   r->what, clock->flags);
+        return false;
+    }
+    if ((clock->flags & DISTVM_CLOCK_HPET_ENABLED) &&
+        !(clock->flags & DISTVM_CLOCK_HPET)) {
+        error_setg(errp, "%s message with a running HPET at no address",
+                   r->what);
+        return false;
+    }
+    if (clock->pm_timer_port > PM_TIMER_PORT_MAX ||
+        (!(clock->flags & DISTVM_CLOCK_PM_TIMER) && clock->pm_timer_port)) {
+        error_setg(errp, "%s message with PM timer port 0x%" PRIx32,
+                   r->what, clock->pm_timer_port);
+        return false;
+    }
+    if ((clock->hpet_base & (DISTVM_PAGE_SIZE - 1)) ||
+        (!(clock->flags & DISTVM_CLOCK_HPET) && clock->hpet_base)) {
+        error_setg(errp, "%s message with HPET address 0x%" PRIx64,
+                   r->what, clock->hpet_base);
+        return false;
+    }
+    return true;
+}
+
 bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
                         const DistvmWireLimits *lim, DistvmMsg *msg,
                         Error **errp)
@@ -489,6 +529,9 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
                        msg->u.level);
             ok = false;
         }
+        break;
+    case DISTVM_MSG_CLOCK_REGS:
+        ok = decode_clock_regs(&r, &msg->u.clock, errp);
         break;
     default:
         error_setg(errp, "unknown message type %u", hdr->type);
@@ -687,6 +730,18 @@ void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level)
 {
     distvm_wire_begin(buf, DISTVM_MSG_PIC_OUTPUT, src, 0);
     distvm_wire_put_u32(buf, level);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_clock_regs(GByteArray *buf, uint32_t src,
+                            const DistvmMsgClockRegs *clock)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_CLOCK_REGS, src, 0);
+    distvm_wire_put_u32(buf, clock->flags);
+    distvm_wire_put_u32(buf, clock->pm_timer_port);
+    distvm_wire_put_u64(buf, clock->hpet_base);
+    distvm_wire_put_u64(buf, clock->hpet_counter);
+    distvm_wire_put_u64(buf, clock->hpet_offset);
     distvm_wire_end(buf);
 }
 

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     2
+#define DISTVM_WIRE_VERSION     3
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -56,6 +56,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_VCPU_APIC,       /* owner -> all: how its LAPIC is addressed */
     DISTVM_MSG_RUN_STATE,       /* run, stop, reset (home -> all); clocks */
     DISTVM_MSG_PIC_OUTPUT,      /* home -> all: the 8259's output level */
+    DISTVM_MSG_CLOCK_REGS,      /* home -> all: where clock registers are */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -175,6 +176,26 @@ typedef struct DistvmMsgRunState {
     uint64_t host_id;
 } DistvmMsgRunState;
 
+/* CLOCK_REGS.flags */
+#define DISTVM_CLOCK_HPET           0x01    /* an HPET is at @hpet_base */
+#define DISTVM_CLOCK_HPET_ENABLED   0x02    /* its main counter runs */
+#define DISTVM_CLOCK_PM_TIMER       0x04    /* the ACPI PM timer is mapped */
+#define DISTVM_CLOCK_FLAGS_ALL      0x07
+
+/*
+ * The registers that only read a clock, as the home node's devices have
+ * them: the HPET's main counter (@hpet_counter while it is stopped, the
+ * virtual clock plus @hpet_offset ns once it runs) and the port of the
+ * ACPI PM timer.
+ */
+typedef struct DistvmMsgClockRegs {
+    uint32_t flags;
+    uint32_t pm_timer_port;
+    uint64_t hpet_base;
+    uint64_t hpet_counter;
+    uint64_t hpet_offset;
+} DistvmMsgClockRegs;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -189,6 +210,7 @@ typedef struct DistvmMsg {
         DistvmMsgIo io;         /* IO_REQ, IO_REPLY */
         DistvmMsgRunState run;  /* RUN_STATE */
         uint32_t level;         /* PIC_OUTPUT: 0 or 1 */
+        DistvmMsgClockRegs clock;   /* CLOCK_REGS */
     } u;
 } DistvmMsg;
 
@@ -243,6 +265,8 @@ void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
 void distvm_wire_run_state(GByteArray *buf, uint32_t src,
                            const DistvmMsgRunState *run);
 void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level);
+void distvm_wire_clock_regs(GByteArray *buf, uint32_t src,
+                            const DistvmMsgClockRegs *clock);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

@@ -8,7 +8,11 @@
  * virtio-blk disk and reads it back, all from a vCPU on another node,
  * then runs a workload on every CPU while the test moves vCPUs between
  * nodes.  It checks the guest's output, the disk image, the console and
- * that every node exits 0 after the guest powers off.
+ * that every node exits 0 after the guest powers off.  Time stays local:
+ * the guest keeps the TSC as its clocksource, and no node sends a read of
+ * a clock register home.  The 3-node case gives the guest one NUMA node
+ * per cluster node, homed where its vCPUs run, and checks the distances
+ * the guest sees.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -19,6 +23,7 @@
 #include "qemu/atomic.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
+#include "qobject/qlist.h"
 #include "distvm/distvm-node.h"
 
 #define FILE_SIZE   (1024 * 1024)
@@ -140,7 +145,55 @@ typedef struct LinuxCase {
     int nodes;
     const char *placement;      /* of the 4 vCPUs */
     int io_cpu;                 /* a vCPU away from home, for the I/O */
+    const char *numa;           /* -numa options, or NULL */
+    const char *const *numa_lines;  /* what the guest says of its nodes */
 } LinuxCase;
+
+/*
+ * Registers that only read a clock are read on the vCPU's node: no node
+ * sent one home, and some were answered away from home (the clocksource
+ * watchdog reads the HPET on every CPU in turn).
+ */
+static void check_clock_reads(DistvmNode **node, int nodes)
+{
+    uint64_t local = 0;
+
+    for (int n = 1; n < nodes; n++) {
+        QDict *info = distvm_assert_active(node[n]->qts, n);
+        QDict *io = qdict_get_qdict(info, "io");
+
+        g_assert_cmpuint(qdict_get_int(io, "clock-reads-sent"), ==, 0);
+        local += qdict_get_int(io, "clock-reads-local");
+        qobject_unref(info);
+    }
+    g_assert_cmpuint(local, >, 0);
+}
+
+/* Each guest NUMA node's memory is homed on its vCPUs' node. */
+static void check_numa_homes(DistvmNode **node, int nodes)
+{
+    for (int n = 0; n < nodes; n++) {
+        QDict *info = distvm_assert_active(node[n]->qts, n);
+        QList *mem = qdict_get_qlist(info, "memory");
+        int homed = 0;
+
+        for (const QListEntry *e = qlist_first(mem); e; e = qlist_next(e)) {
+            QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+            const char *rb = qdict_get_str(r, "ramblock");
+
+            if (rb[0] == 'm' && g_ascii_isdigit(rb[1]) && !rb[2]) {
+                g_assert_true(qdict_get_bool(r, "numa"));
+                g_assert_cmpint(qdict_get_int(r, "home"), ==, rb[1] - '0');
+                homed++;
+            } else {
+                g_assert_false(qdict_get_bool(r, "numa"));
+                g_assert_cmpint(qdict_get_int(r, "home"), ==, 0);
+            }
+        }
+        g_assert_cmpint(homed, ==, nodes);
+        qobject_unref(info);
+    }
+}
 
 static void test_linux(const void *opaque)
 {
@@ -183,8 +236,8 @@ static void test_linux(const void *opaque)
             "romfile= "
             "-append 'console=ttyS0 panic=-1 distvm.work=%d "
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
-            "distvm.disk=vda'", kernel, initrd, drive, WORK, lc->io_cpu,
-            http->port);
+            "distvm.disk=vda' %s", kernel, initrd, drive, WORK, lc->io_cpu,
+            http->port, lc->numa ?: "");
 
         node[n] = distvm_node_start(dir, n, placed, args);
     }
@@ -199,6 +252,9 @@ static void test_linux(const void *opaque)
         }
     }
     g_assert_cmpint(where[lc->io_cpu], !=, 0);
+    if (lc->numa) {
+        check_numa_homes(node, lc->nodes);
+    }
 
     /* While the workload runs: move vCPUs around, asked of any node. */
     if (!distvm_wait_console(node[0], "distvm-linux: workload start", 600)) {
@@ -219,6 +275,11 @@ static void test_linux(const void *opaque)
         wait_moved(node[0]->qts, cpu, to);
         where[cpu] = to;
     }
+    /* The guest's time goes on across a stop and cont of the cluster. */
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'stop' }");
+    g_usleep(300 * 1000);
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'cont' }");
+    check_clock_reads(node, lc->nodes);
     console = distvm_read_console(node[0]);
     g_assert_null(strstr(console, "distvm-linux: workload done"));
     g_clear_pointer(&console, g_free);
@@ -242,6 +303,16 @@ static void test_linux(const void *opaque)
     console = distvm_read_console(node[0]);
     g_assert_nonnull(strstr(console, "distvm-linux: cpus-online 0-3\n"));
     g_assert_nonnull(strstr(console, "distvm-linux: nproc 4\n"));
+    /* The TSC stayed the clocksource: CPUID says it is invariant. */
+    g_assert_nonnull(strstr(console, "clocksource: Switched to clocksource "
+                            "tsc\n"));
+    g_assert_nonnull(strstr(console, "distvm-linux: clocksource tsc\n"));
+    for (int i = 0; lc->numa_lines && lc->numa_lines[i]; i++) {
+        if (!strstr(console, lc->numa_lines[i])) {
+            g_error("missing '%s' in the console:\n%s", lc->numa_lines[i],
+                    console);
+        }
+    }
     want = g_strdup_printf("distvm-linux: fetched %d bytes %s\n", FILE_SIZE,
                            file_sha);
     g_assert_nonnull(strstr(console, want));
@@ -280,8 +351,22 @@ static void test_linux(const void *opaque)
 static const LinuxCase two_nodes = {
     .nodes = 2, .placement = "0:0:1:1", .io_cpu = 2,
 };
+/* One NUMA node per cluster node; the guest sees them far apart. */
+static const char *const three_numa_lines[] = {
+    "distvm-linux: node0 cpus 0 distance 10 100 100\n",
+    "distvm-linux: node1 cpus 1,3 distance 100 10 100\n",
+    "distvm-linux: node2 cpus 2 distance 100 100 10\n",
+    NULL
+};
 static const LinuxCase three_nodes = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
+    .numa = "-object memory-backend-ram,id=m0,size=256M "
+            "-object memory-backend-ram,id=m1,size=128M "
+            "-object memory-backend-ram,id=m2,size=128M "
+            "-numa node,nodeid=0,memdev=m0,cpus=0 "
+            "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3 "
+            "-numa node,nodeid=2,memdev=m2,cpus=2",
+    .numa_lines = three_numa_lines,
 };
 
 int main(int argc, char **argv)

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include "qapi/error.h"
 #include "qemu/bswap.h"
+#include "qemu/units.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "libqtest.h"
@@ -308,6 +309,164 @@ static void test_mismatch(void)
     distvm_node_quit(home);
 }
 
+/* Page states of a RAMBlock on a node, one letter (I, S, E) a page */
+static char *block_states(QTestState *qts, const char *block, uint64_t count)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts,
+        "{ 'execute': 'x-query-distvm-pages', 'arguments': "
+        "{ 'ramblock': %s, 'start': 0, 'count': %" PRIu64 " } }",
+        block, count);
+    char *states = g_strdup(qdict_get_str(ret, "states"));
+
+    qobject_unref(ret);
+    return states;
+}
+
+/* query-distvm's entry for a RAMBlock, on node @n */
+static QDict *memory_range(DistvmNode *node, const char *block)
+{
+    QDict *info = distvm_assert_active(node->qts, node->node_id);
+    QList *mem = qdict_get_qlist(info, "memory");
+    QDict *found = NULL;
+
+    for (const QListEntry *e = qlist_first(mem); e; e = qlist_next(e)) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(r, "ramblock"), block)) {
+            found = r;
+            qobject_ref(found);
+        }
+    }
+    qobject_unref(info);
+    g_assert(found);
+    return found;
+}
+
+static int64_t remote_faults(DistvmNode *node, const char *block)
+{
+    QDict *r = memory_range(node, block);
+    int64_t faults = qdict_get_int(r, "remote-faults");
+
+    qobject_unref(r);
+    return faults;
+}
+
+#define NUMA_BLOCK_MB   64
+#define NUMA_ARGS \
+    "-machine pc -m 128M -smp 2 -S " \
+    "-object memory-backend-ram,id=m0,size=64M " \
+    "-object memory-backend-ram,id=m1,size=64M " \
+    "-numa node,nodeid=0,memdev=m0,cpus=0 -numa node,nodeid=1,memdev=m1,cpus=1"
+
+/*
+ * Memory has a home: with vCPU 1 placed on node 1, guest NUMA node 1's
+ * memory (m1) starts owned by node 1, and node 1 takes no remote fault
+ * on it; node 0 reads it from node 1.
+ */
+static void test_numa_homes(void)
+{
+    g_autofree char *dir = g_strdup_printf("%s/numa", tmpdir);
+    const uint64_t pages = NUMA_BLOCK_MB << 8;
+    const uint64_t len = MiB, base = NUMA_BLOCK_MB * MiB;
+    g_autofree uint8_t *want = g_malloc(len);
+    g_autofree uint8_t *got = g_malloc(len);
+    DistvmNode *node[2];
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=0:1", opts);
+
+        node[n] = distvm_node_start(dir, n, placed, NUMA_ARGS);
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+    }
+    for (int n = 0; n < 2; n++) {
+        for (int b = 0; b < 2; b++) {
+            g_autofree char *block = g_strdup_printf("m%d", b);
+            g_autofree char *states = block_states(node[n]->qts, block,
+                                                   pages);
+            QDict *r = memory_range(node[n], block);
+
+            g_assert_cmpint(qdict_get_int(r, "home"), ==, b);
+            g_assert_true(qdict_get_bool(r, "numa"));
+            qobject_unref(r);
+            for (uint64_t p = 0; p < pages; p++) {
+                if (states[p] != (b == n ? 'E' : 'I')) {
+                    g_error("node %d: page %" PRIu64 " of %s is %c", n, p,
+                            block, states[p]);
+                }
+            }
+        }
+    }
+
+    /* Node 1 writes 1 MiB of its own memory: no page leaves it. */
+    for (uint64_t i = 0; i < len; i++) {
+        want[i] = i * 7 + (i >> 12);
+    }
+    qtest_memwrite(node[1]->qts, base, want, len);
+    g_assert_cmpint(remote_faults(node[1], "m1"), ==, 0);
+    g_assert_cmpint(remote_faults(node[0], "m1"), ==, 0);
+
+    /* Node 0 reads it from node 1, one read miss a page. */
+    distvm_memread(node[0]->qts, base, got, len);
+    g_assert_cmpmem(got, len, want, len);
+    g_assert_cmpint(remote_faults(node[0], "m1"), ==, len / 4096);
+    g_assert_cmpint(remote_faults(node[0], "m0"), ==, 0);
+
+    /* Node 1 writes a page node 0 now shares: an upgrade. */
+    qtest_writeq(node[1]->qts, base, 0x1234);
+    g_assert_cmpint(remote_faults(node[1], "m1"), ==, 1);
+    g_assert_cmphex(qtest_readq(node[0]->qts, base), ==, 0x1234);
+
+    distvm_node_quit(node[1]);
+    distvm_node_quit(node[0]);
+}
+
+/*
+ * Memory that cannot be shared between nodes is refused; a NUMA node
+ * whose vCPUs are split between nodes stays on node 0, with a warning.
+ */
+static void test_numa_bad(void)
+{
+    static const struct {
+        const char *args;
+        const char *message;
+    } cases[] = {
+        { "-object memory-backend-ram,id=m0,size=64M,share=on "
+          "-object memory-backend-ram,id=m1,size=64M "
+          "-numa node,memdev=m0,cpus=0 -numa node,memdev=m1,cpus=1",
+          "RAMBlock m0 is shared memory" },
+        { "-object memory-backend-file,id=m0,size=64M,mem-path=/dev/shm,"
+          "share=off -object memory-backend-ram,id=m1,size=64M "
+          "-numa node,memdev=m0,cpus=0 -numa node,memdev=m1,cpus=1",
+          "RAMBlock m0 is backed by a file" },
+        { "-object memory-backend-ram,id=m0,size=64M "
+          "-object memory-backend-ram,id=m1,size=64M "
+          "-numa node,memdev=m0,cpus=0-1 -numa node,memdev=m1",
+          "the vCPUs of NUMA node 0 run on different nodes of the cluster: "
+          "its memory stays on node 0" },
+    };
+    g_autofree char *dir = g_strdup_printf("%s/numa-bad", tmpdir);
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, 1);
+        g_autofree char *args = g_strdup_printf(
+            "-accel distvm,%s,placement=0:1,join-timeout=1 "
+            "-machine pc -m 128M -smp 2 %s", opts, cases[i].args);
+        g_autofree char *out = NULL;
+        int status = distvm_run_qemu(args, &out);
+
+        /* Node 1, with no home to join, gives up after a second. */
+        if (status != 1 || !strstr(out, cases[i].message)) {
+            g_error("'%s': expected exit status 1 and '%s', got %d:\n%s",
+                    cases[i].args, cases[i].message, status, out);
+        }
+    }
+}
+
 /*
  * A node killed while it owns pages: the others report it lost and exit
  * non-zero in bounded time, even with a vCPU waiting for one of its pages.
@@ -483,6 +642,8 @@ int main(int argc, char **argv)
                         test_stress);
     qtest_add_data_func("/distvm/ram/stress/4-nodes", GINT_TO_POINTER(4),
                         test_stress);
+    qtest_add_func("/distvm/ram/numa/homes", test_numa_homes);
+    qtest_add_func("/distvm/ram/numa/bad", test_numa_bad);
     qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
     qtest_add_func("/distvm/cluster/node-killed", test_node_killed);
     qtest_add_func("/distvm/cluster/malformed", test_malformed);

@@ -151,6 +151,7 @@ void distvm_assert_console_clean(const char *console)
         "rcu: INFO: rcu_preempt detected stalls", "RCU Stall",
         "BUG:", "Oops", "Kernel panic", "general protection fault",
         "Marking clocksource", "as unstable", "Call Trace:",
+        "Marking TSC unstable", "TSC synchronization [",
         "distvm-guest: FAIL", "distvm-linux: FAIL",
     };
 

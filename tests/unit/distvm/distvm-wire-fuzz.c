@@ -28,6 +28,7 @@
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
+#define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
@@ -216,6 +217,29 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.level == 0 || m->u.level == 1);
         CHECK(m->u.level == (uint32_t)ldl_le_p(payload));
         break;
+    case DISTVM_MSG_CLOCK_REGS:
+        /*
+         * known flags; a running HPET is at an address; a 4-byte PM timer
+         * register within the port space; a 4 KiB aligned HPET; no port
+         * or address without its flag.  The counter and offset may be
+         * anything.
+         */
+        CHECK(m->hdr.length == CLOCK_FIXED);
+        CHECK(!(m->u.clock.flags & ~DISTVM_CLOCK_FLAGS_ALL));
+        CHECK(!(m->u.clock.flags & DISTVM_CLOCK_HPET_ENABLED) ||
+              (m->u.clock.flags & DISTVM_CLOCK_HPET));
+        CHECK(m->u.clock.pm_timer_port <= 0xfffc);
+        CHECK((m->u.clock.flags & DISTVM_CLOCK_PM_TIMER) ||
+              !m->u.clock.pm_timer_port);
+        CHECK(!(m->u.clock.hpet_base & (DISTVM_PAGE_SIZE - 1)));
+        CHECK((m->u.clock.flags & DISTVM_CLOCK_HPET) ||
+              !m->u.clock.hpet_base);
+        CHECK(m->u.clock.flags == (uint32_t)ldl_le_p(payload));
+        CHECK(m->u.clock.pm_timer_port == (uint32_t)ldl_le_p(payload + 4));
+        CHECK(m->u.clock.hpet_base == ldq_le_p(payload + 8));
+        CHECK(m->u.clock.hpet_counter == ldq_le_p(payload + 16));
+        CHECK(m->u.clock.hpet_offset == ldq_le_p(payload + 24));
+        break;
     default:
         CHECK(is_page_type(m->hdr.type));
         CHECK(lim->nr_blocks > 0);
@@ -321,6 +345,12 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.run.host_id == b->u.run.host_id;
     case DISTVM_MSG_PIC_OUTPUT:
         return a->u.level == b->u.level;
+    case DISTVM_MSG_CLOCK_REGS:
+        return a->u.clock.flags == b->u.clock.flags &&
+               a->u.clock.pm_timer_port == b->u.clock.pm_timer_port &&
+               a->u.clock.hpet_base == b->u.clock.hpet_base &&
+               a->u.clock.hpet_counter == b->u.clock.hpet_counter &&
+               a->u.clock.hpet_offset == b->u.clock.hpet_offset;
     default:
         if (a->u.page.block != b->u.page.block ||
             a->u.page.page != b->u.page.page ||
@@ -336,9 +366,9 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
- * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, PCI_CONFIG, IO_*, RUN_STATE and
- * PIC_OUTPUT encoders always send seq 0 and WELCOME's src 0; @fixed_seq
- * and @fixed_src say so.
+ * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, PCI_CONFIG, IO_*, RUN_STATE,
+ * PIC_OUTPUT and CLOCK_REGS encoders always send seq 0 and WELCOME's
+ * src 0; @fixed_seq and @fixed_src say so.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -408,6 +438,10 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_PIC_OUTPUT:
         distvm_wire_pic_output(buf, m->hdr.src, m->u.level);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_CLOCK_REGS:
+        distvm_wire_clock_regs(buf, m->hdr.src, &m->u.clock);
         *fixed_seq = true;
         break;
     default:
@@ -654,6 +688,24 @@ int main(int argc, char **argv)
     }));
     /* and lowers its output again */
     SEED("pic-output-low", distvm_wire_pic_output(b, 0, 0));
+    /* home's clock registers before the firmware has set any up */
+    SEED("clock-regs-none", distvm_wire_clock_regs(b, 0,
+                                                   &(DistvmMsgClockRegs) {
+        .flags = 0,
+    }));
+    /* Q35's PM timer at 0x608; the HPET at 0xfed00000, its counter stopped */
+    SEED("clock-regs-stopped", distvm_wire_clock_regs(b, 0,
+                                                      &(DistvmMsgClockRegs) {
+        .flags = DISTVM_CLOCK_HPET | DISTVM_CLOCK_PM_TIMER,
+        .pm_timer_port = 0x608, .hpet_base = 0xfed00000,
+        .hpet_counter = 0x123456789ull,
+    }));
+    /* the guest starts the HPET 5 s into its time: counter = clock - 5 s */
+    SEED("clock-regs", distvm_wire_clock_regs(b, 0, &(DistvmMsgClockRegs) {
+        .flags = DISTVM_CLOCK_FLAGS_ALL, .pm_timer_port = 0x608,
+        .hpet_base = 0xfed00000, .hpet_counter = 0x123456789ull,
+        .hpet_offset = (uint64_t)-5000000000ll,
+    }));
     SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
 #undef SEED

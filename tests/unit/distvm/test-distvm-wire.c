@@ -20,6 +20,7 @@
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
+#define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
 
 /* Offsets of header fields */
 #define OFF_MAGIC   0
@@ -97,6 +98,30 @@ static const DistvmMsgType io_types[] = {
 
 /* The largest addressing: bits 0 to 19 */
 #define APIC_MAX APIC(0xff, 0xff, 0xf)
+
+/* Where home's HPET usually is, and Q35's ACPI PM timer */
+#define HPET_BASE       UINT64_C(0xfed00000)
+#define PM_TIMER_Q35    0x608
+
+/*
+ * Home's clock registers: all of them, the HPET running since 5 s of
+ * guest time (its counter is the virtual clock minus 5 s)
+ */
+static const DistvmMsgClockRegs clock_regs_all = {
+    .flags = DISTVM_CLOCK_HPET | DISTVM_CLOCK_HPET_ENABLED |
+             DISTVM_CLOCK_PM_TIMER,
+    .pm_timer_port = PM_TIMER_Q35, .hpet_base = HPET_BASE,
+    .hpet_counter = 0x2faf080, .hpet_offset = (uint64_t)-5000000000ll,
+};
+
+/* An HPET whose main counter is stopped; no PM timer */
+static const DistvmMsgClockRegs clock_regs_stopped = {
+    .flags = DISTVM_CLOCK_HPET, .hpet_base = HPET_BASE,
+    .hpet_counter = 0x123456789ull,
+};
+
+/* Nothing known yet */
+static const DistvmMsgClockRegs clock_regs_none = { 0 };
 
 /*
  * Helpers
@@ -363,6 +388,9 @@ static GPtrArray *valid_messages(void)
         .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 0xff,
         .data = 0xff,
     });
+    distvm_wire_clock_regs(NEXT(), 0, &clock_regs_all);
+    distvm_wire_clock_regs(NEXT(), 0, &clock_regs_stopped);
+    distvm_wire_clock_regs(NEXT(), 3, &clock_regs_none);
 #undef NEXT
 
     return msgs;
@@ -402,10 +430,11 @@ static void test_type_names(void)
         [DISTVM_MSG_VCPU_APIC] = "VCPU_APIC",
         [DISTVM_MSG_RUN_STATE] = "RUN_STATE",
         [DISTVM_MSG_PIC_OUTPUT] = "PIC_OUTPUT",
+        [DISTVM_MSG_CLOCK_REGS] = "CLOCK_REGS",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_PIC_OUTPUT + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_CLOCK_REGS + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -421,14 +450,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        2, 0,                               /* version */
+        3, 0,                               /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 2);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 3);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -1274,6 +1303,106 @@ static void test_pic_output(void)
     g_byte_array_unref(b);
 }
 
+/* A CLOCK_REGS @clock from @src: its layout, and its decoding under @lim */
+static void check_clock_regs(const DistvmWireLimits *lim, uint32_t src,
+                             const DistvmMsgClockRegs *clock)
+{
+    GByteArray *b = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_clock_regs(b, src, clock);
+    g_assert_cmpuint(b->len, ==, HDR + CLOCK_FIXED);
+    g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
+                     DISTVM_MSG_CLOCK_REGS);
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+
+    /* flags, pm_timer_port, hpet_base, hpet_counter, hpet_offset */
+    p = b->data + HDR;
+    g_assert_cmphex((uint32_t)ldl_le_p(p), ==, clock->flags);
+    g_assert_cmphex((uint32_t)ldl_le_p(p + 4), ==, clock->pm_timer_port);
+    g_assert_cmphex(ldq_le_p(p + 8), ==, clock->hpet_base);
+    g_assert_cmphex(ldq_le_p(p + 16), ==, clock->hpet_counter);
+    g_assert_cmphex(ldq_le_p(p + 24), ==, clock->hpet_offset);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_CLOCK_REGS, CLOCK_FIXED, src, 0);
+    g_assert_cmphex(d.msg.u.clock.flags, ==, clock->flags);
+    g_assert_cmphex(d.msg.u.clock.pm_timer_port, ==, clock->pm_timer_port);
+    g_assert_cmphex(d.msg.u.clock.hpet_base, ==, clock->hpet_base);
+    g_assert_cmphex(d.msg.u.clock.hpet_counter, ==, clock->hpet_counter);
+    g_assert_cmphex(d.msg.u.clock.hpet_offset, ==, clock->hpet_offset);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+static void test_clock_regs(void)
+{
+    static const DistvmMsgClockRegs valid[] = {
+        /* the PM timer alone, where the i440FX has it */
+        { .flags = DISTVM_CLOCK_PM_TIMER, .pm_timer_port = 0xb008 },
+        /* the last port a 4-byte register fits in; any alignment */
+        { .flags = DISTVM_CLOCK_PM_TIMER, .pm_timer_port = 0xfffc },
+        { .flags = DISTVM_CLOCK_PM_TIMER, .pm_timer_port = 0x601 },
+        /* the first and the last 4 KiB aligned HPET addresses */
+        { .flags = DISTVM_CLOCK_HPET | DISTVM_CLOCK_HPET_ENABLED,
+          .hpet_base = 0x1000, .hpet_offset = 1 },
+        { .flags = DISTVM_CLOCK_HPET | DISTVM_CLOCK_PM_TIMER,
+          .pm_timer_port = 0x608, .hpet_base = UINT64_MAX & ~0xfffull,
+          .hpet_counter = UINT64_MAX },
+        /* the counter and offset are not interpreted */
+        { .flags = DISTVM_CLOCK_FLAGS_ALL, .pm_timer_port = 0x408,
+          .hpet_base = HPET_BASE, .hpet_counter = UINT64_MAX,
+          .hpet_offset = UINT64_MAX },
+    };
+    static const DistvmMsgClockRegs *const named[] = {
+        &clock_regs_all, &clock_regs_stopped, &clock_regs_none,
+    };
+    const size_t n = ARRAY_SIZE(named);
+
+    for (size_t i = 0; i < n + ARRAY_SIZE(valid); i++) {
+        const DistvmMsgClockRegs *clock = i < n ? named[i] : &valid[i - n];
+
+        /*
+         * The decoder takes it from any node of the cluster; that only
+         * home sends it is for the receiver to check
+         */
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_clock_regs(&limits, src, clock);
+        }
+
+        /* no RAM layout and no vCPUs are needed */
+        check_clock_regs(&limits_no_ram, 3, clock);
+        check_clock_regs(&limits_nodes_only, 1, clock);
+        check_clock_regs(&limits_most, DISTVM_WIRE_MAX_NODES - 1, clock);
+    }
+
+    /* every combination of flags in which the HPET runs only if known */
+    for (uint32_t flags = 0; flags <= DISTVM_CLOCK_FLAGS_ALL; flags++) {
+        if ((flags & DISTVM_CLOCK_HPET_ENABLED) &&
+            !(flags & DISTVM_CLOCK_HPET)) {
+            continue;
+        }
+        check_clock_regs(&limits, 0, &(DistvmMsgClockRegs) {
+            .flags = flags,
+            .pm_timer_port = flags & DISTVM_CLOCK_PM_TIMER ? 0x608 : 0,
+            .hpet_base = flags & DISTVM_CLOCK_HPET ? HPET_BASE : 0,
+            .hpet_counter = flags, .hpet_offset = ~flags,
+        });
+    }
+
+    /* each field in its place */
+    for (int bit = 0; bit < 64; bit++) {
+        check_clock_regs(&limits, 0, &(DistvmMsgClockRegs) {
+            .flags = DISTVM_CLOCK_FLAGS_ALL,
+            .pm_timer_port = 4u << (bit % 14),
+            .hpet_base = bit < 12 ? HPET_BASE : 1ull << bit,
+            .hpet_counter = 1ull << bit, .hpet_offset = ~(1ull << bit),
+        });
+    }
+}
+
 /*
  * Every valid message decodes, so the rejection tests below are fair, and
  * every message type is among them
@@ -1332,16 +1461,19 @@ static void test_bad_magic(void)
 
 static void test_bad_version(void)
 {
-    /* 1 is the version before PIC_OUTPUT and DISTVM_IO_PIC_ACK */
+    /*
+     * 1 is the version before PIC_OUTPUT and DISTVM_IO_PIC_ACK, 2 the one
+     * before CLOCK_REGS
+     */
     static const uint16_t versions[] = {
-        0, 1, 3, 0x100, 0x102, 0x200, UINT16_MAX,
+        0, 1, 2, 4, 0x100, 0x103, 0x200, 0x300, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 2", versions[i]);
+            "protocol version %u, this node speaks 3", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -1350,8 +1482,8 @@ static void test_bad_version(void)
     /* whatever the message */
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
-        set_u16(b, OFF_VERSION, 1);
-        expect_header_error(b, "protocol version 1, this node speaks 2");
+        set_u16(b, OFF_VERSION, 2);
+        expect_header_error(b, "protocol version 2, this node speaks 3");
     }
     g_byte_array_unref(b);
 }
@@ -2919,6 +3051,216 @@ static void test_pic_output_bad_length(void)
     g_byte_array_unref(b);
 }
 
+/* @clock sent from node 1 must be refused with exactly @what */
+static void expect_clock_regs_error(const DistvmMsgClockRegs *clock,
+                                    const char *what)
+{
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_clock_regs(b, 1, clock);
+    expect_decode_error(b, &limits, what);
+    expect_decode_error(b, &limits_no_ram, what);
+    g_byte_array_unref(b);
+}
+
+/*
+ * Known flags only; a running HPET only at an address; a PM timer port
+ * that a 4-byte register fits after, only with its flag; a 4 KiB aligned
+ * HPET address, only with its flag.  In that order.
+ */
+static void test_clock_regs_bad(void)
+{
+    enum {
+        HPET = DISTVM_CLOCK_HPET,
+        RUNS = DISTVM_CLOCK_HPET_ENABLED,
+        PM = DISTVM_CLOCK_PM_TIMER,
+    };
+    static const struct {
+        DistvmMsgClockRegs clock;
+        const char *what;
+    } bad[] = {
+        /* an unknown flag bit, whatever else */
+        { { .flags = 0x08 },
+          "CLOCK_REGS message with unknown flags 0x8" },
+        { { .flags = DISTVM_CLOCK_FLAGS_ALL | 0x08, .pm_timer_port = 0x608,
+            .hpet_base = HPET_BASE },
+          "CLOCK_REGS message with unknown flags 0xf" },
+        { { .flags = 0x80000000u | PM, .pm_timer_port = 0x608 },
+          "CLOCK_REGS message with unknown flags 0x80000004" },
+        { { .flags = UINT32_MAX, .pm_timer_port = UINT32_MAX,
+            .hpet_base = 1 },
+          "CLOCK_REGS message with unknown flags 0xffffffff" },
+        { { .flags = RUNS | 0x10, .pm_timer_port = 0x608 },
+          "CLOCK_REGS message with unknown flags 0x12" },
+        /* a running HPET without one, whatever else */
+        { { .flags = RUNS },
+          "CLOCK_REGS message with a running HPET at no address" },
+        { { .flags = RUNS | PM, .pm_timer_port = 0x608,
+            .hpet_offset = 5 },
+          "CLOCK_REGS message with a running HPET at no address" },
+        { { .flags = RUNS, .pm_timer_port = 0xffff,
+            .hpet_base = HPET_BASE + 1 },
+          "CLOCK_REGS message with a running HPET at no address" },
+        /* a PM timer port a 4-byte register does not fit after */
+        { { .flags = PM, .pm_timer_port = 0xfffd },
+          "CLOCK_REGS message with PM timer port 0xfffd" },
+        { { .flags = PM, .pm_timer_port = 0xffff },
+          "CLOCK_REGS message with PM timer port 0xffff" },
+        { { .flags = PM | HPET, .pm_timer_port = 0x10000,
+            .hpet_base = HPET_BASE },
+          "CLOCK_REGS message with PM timer port 0x10000" },
+        { { .flags = PM, .pm_timer_port = UINT32_MAX },
+          "CLOCK_REGS message with PM timer port 0xffffffff" },
+        /* a port without the flag, whatever else; before the address */
+        { { .flags = 0, .pm_timer_port = 0x608 },
+          "CLOCK_REGS message with PM timer port 0x608" },
+        { { .flags = HPET | RUNS, .pm_timer_port = 0xb008,
+            .hpet_base = HPET_BASE },
+          "CLOCK_REGS message with PM timer port 0xb008" },
+        { { .flags = 0, .pm_timer_port = 1, .hpet_base = 1 },
+          "CLOCK_REGS message with PM timer port 0x1" },
+        /* an HPET address that is not 4 KiB aligned */
+        { { .flags = HPET, .hpet_base = HPET_BASE + 1 },
+          "CLOCK_REGS message with HPET address 0xfed00001" },
+        { { .flags = HPET | RUNS | PM, .pm_timer_port = 0x608,
+            .hpet_base = HPET_BASE + 0x800 },
+          "CLOCK_REGS message with HPET address 0xfed00800" },
+        { { .flags = HPET, .hpet_base = 0xfff },
+          "CLOCK_REGS message with HPET address 0xfff" },
+        { { .flags = HPET, .hpet_base = UINT64_MAX },
+          "CLOCK_REGS message with HPET address 0xffffffffffffffff" },
+        /* an address without the flag, whatever else */
+        { { .flags = 0, .hpet_base = HPET_BASE },
+          "CLOCK_REGS message with HPET address 0xfed00000" },
+        { { .flags = PM, .pm_timer_port = 0x608, .hpet_base = 0x1000,
+            .hpet_counter = 7 },
+          "CLOCK_REGS message with HPET address 0x1000" },
+        { { .flags = 0, .hpet_base = HPET_BASE + 4 },
+          "CLOCK_REGS message with HPET address 0xfed00004" },
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        expect_clock_regs_error(&bad[i].clock, bad[i].what);
+    }
+
+    /* every unknown flag bit, alone and with the known ones */
+    for (int bit = 3; bit < 32; bit++) {
+        g_autofree char *what = g_strdup_printf(
+            "CLOCK_REGS message with unknown flags 0x%" PRIx32, 1u << bit);
+
+        expect_clock_regs_error(&(DistvmMsgClockRegs) {
+            .flags = 1u << bit,
+        }, what);
+        expect_clock_regs_error(&(DistvmMsgClockRegs) {
+            .flags = 1u << bit | DISTVM_CLOCK_FLAGS_ALL,
+            .pm_timer_port = 0x608, .hpet_base = HPET_BASE,
+        }, "unknown flags");
+    }
+
+    /* every port bit: above 0xffff, or without the flag */
+    for (int bit = 0; bit < 32; bit++) {
+        uint32_t port = 1u << bit;
+        g_autofree char *what = g_strdup_printf(
+            "CLOCK_REGS message with PM timer port 0x%" PRIx32, port);
+
+        if (bit >= 16) {
+            expect_clock_regs_error(&(DistvmMsgClockRegs) {
+                .flags = PM, .pm_timer_port = port,
+            }, what);
+        }
+        expect_clock_regs_error(&(DistvmMsgClockRegs) {
+            .flags = HPET, .pm_timer_port = port, .hpet_base = HPET_BASE,
+        }, what);
+    }
+
+    /* every address bit: below 4 KiB, or without the flag */
+    for (int bit = 0; bit < 64; bit++) {
+        uint64_t base = 1ull << bit;
+        g_autofree char *what = g_strdup_printf(
+            "CLOCK_REGS message with HPET address 0x%" PRIx64, base);
+
+        if (bit < 12) {
+            g_autofree char *unaligned = g_strdup_printf(
+                "CLOCK_REGS message with HPET address 0x%" PRIx64,
+                HPET_BASE | base);
+
+            expect_clock_regs_error(&(DistvmMsgClockRegs) {
+                .flags = HPET | RUNS, .hpet_base = HPET_BASE | base,
+            }, unaligned);
+        }
+        expect_clock_regs_error(&(DistvmMsgClockRegs) {
+            .flags = PM, .pm_timer_port = 0x608, .hpet_base = base,
+        }, what);
+    }
+
+    /* The sender is checked first */
+    distvm_wire_clock_regs(b, 4, &(DistvmMsgClockRegs) { .flags = 0x08 });
+    expect_decode_error(b, &limits, "in its sender");
+    g_byte_array_unref(b);
+}
+
+/* A CLOCK_REGS payload is exactly its five fields */
+static void test_clock_regs_bad_length(void)
+{
+    GByteArray *full = g_byte_array_new();
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_clock_regs(full, 0, &clock_regs_all);
+    g_assert_cmpuint(full->len, ==, HDR + CLOCK_FIXED);
+
+    /* every proper prefix: the checks come after the whole is read */
+    for (uint32_t len = 0; len < CLOCK_FIXED; len++) {
+        g_byte_array_set_size(b, 0);
+        g_byte_array_append(b, full->data, HDR + len);
+        set_u32(b, OFF_LENGTH, len);
+        expect_decode_error(b, &limits, "CLOCK_REGS message is truncated");
+        if (len >= 4) {
+            /* even with an unknown flag in the bytes that came */
+            set_u32(b, HDR, 0x08);
+            expect_decode_error(b, &limits_no_ram,
+                                "CLOCK_REGS message is truncated");
+        }
+    }
+
+    /* any byte more, even zero */
+    for (uint32_t extra = 1; extra <= 16; extra++) {
+        g_autofree char *what = g_strdup_printf(
+            "CLOCK_REGS message has %" PRIu32 " bytes of trailing garbage",
+            extra);
+
+        g_byte_array_set_size(b, 0);
+        g_byte_array_append(b, full->data, full->len);
+        g_byte_array_set_size(b, full->len + extra);
+        memset(b->data + full->len, 0, extra);
+        set_u32(b, OFF_LENGTH, CLOCK_FIXED + extra);
+        expect_decode_error(b, &limits, what);
+    }
+
+    /* other messages retyped: too short, and a RUN_STATE's 16 bytes more */
+    distvm_wire_pic_output(b, 0, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_CLOCK_REGS);
+    expect_decode_error(b, &limits, "CLOCK_REGS message is truncated");
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_CONT,
+    });
+    set_u16(b, OFF_TYPE, DISTVM_MSG_CLOCK_REGS);
+    expect_decode_error(b, &limits, "CLOCK_REGS message has 16 bytes of "
+                        "trailing garbage");
+
+    /* and the other way */
+    distvm_wire_clock_regs(b, 0, &clock_regs_all);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_RUN_STATE);
+    expect_decode_error(b, &limits, "RUN_STATE message is truncated");
+    distvm_wire_clock_regs(b, 0, &clock_regs_none);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
+    expect_decode_error(b, &limits, "PIC_OUTPUT message has 28 bytes of "
+                        "trailing garbage");
+
+    g_byte_array_unref(b);
+    g_byte_array_unref(full);
+}
+
 static void test_hello_bad_node_id(void)
 {
     static const uint32_t ids[] = { 0, 1, 3, 4, UINT32_MAX };
@@ -3278,6 +3620,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/io", test_io_messages);
     g_test_add_func("/distvm/wire/roundtrip/run-state", test_run_state);
     g_test_add_func("/distvm/wire/roundtrip/pic-output", test_pic_output);
+    g_test_add_func("/distvm/wire/roundtrip/clock-regs", test_clock_regs);
     g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
 
     g_test_add_func("/distvm/wire/header/bad-magic", test_bad_magic);
@@ -3345,6 +3688,10 @@ int main(int argc, char **argv)
                     test_pic_output_bad_level);
     g_test_add_func("/distvm/wire/decode/pic-output-bad-length",
                     test_pic_output_bad_length);
+    g_test_add_func("/distvm/wire/decode/clock-regs-bad",
+                    test_clock_regs_bad);
+    g_test_add_func("/distvm/wire/decode/clock-regs-bad-length",
+                    test_clock_regs_bad_length);
     g_test_add_func("/distvm/wire/decode/hello-bad-node-id",
                     test_hello_bad_node_id);
     g_test_add_func("/distvm/wire/decode/hello-bad-nodes",

@@ -1,0 +1,124 @@
+/*
+ * distvm: guest NUMA nodes homed on the cluster's nodes
+ *
+ * Memory has a home (DESIGN.md section 4): the node that owns its pages
+ * when the guest powers on and manages their directory entries.  A guest
+ * NUMA node given its own memory backend (-numa node,memdev=ID,cpus=...)
+ * whose vCPUs are all placed on one cluster node is homed there; every
+ * other RAMBlock is homed on node 0, the home node.  The guest is told
+ * where memory is with a SLIT that follows the cluster, unless -numa dist
+ * gave one: so an unmodified Linux allocates a task's memory on the
+ * cluster node that runs it, and its scheduler keeps tasks near their
+ * memory.
+ *
+ * The plan is made once, when the first vCPU is realized: the NUMA
+ * configuration is complete by then, and the ACPI tables not built yet.
+ * It depends only on the command line and the placement, which every
+ * node checks against home's when it joins (the RAMBlocks' homes are in
+ * the fingerprint).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qemu/error-report.h"
+#include "hw/boards.h"
+#include "system/hostmem.h"
+#include "system/numa.h"
+#include "exec/ramblock.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+/* SLIT distances: another guest NUMA node on the same cluster node, or not */
+#define DISTVM_NUMA_NEAR    NUMA_DISTANCE_DEFAULT
+#define DISTVM_NUMA_FAR     100
+
+#define NO_NODE     UINT32_MAX
+#define SPLIT       (UINT32_MAX - 1)
+
+/* The cluster node of each guest NUMA node's vCPUs: a node, NO_NODE or SPLIT */
+static void numa_vcpu_nodes(DistvmState *s, MachineState *ms, uint32_t *where)
+{
+    const CPUArchIdList *cpus = ms->possible_cpus;
+
+    for (int i = 0; i < ms->numa_state->num_nodes; i++) {
+        where[i] = NO_NODE;
+    }
+    for (unsigned i = 0; cpus && i < cpus->len && i < s->nr_vcpus; i++) {
+        uint32_t nid;
+
+        if (!cpus->cpus[i].props.has_node_id) {
+            continue;
+        }
+        nid = cpus->cpus[i].props.node_id;
+        if (where[nid] == NO_NODE) {
+            where[nid] = s->vcpu_node[i];
+        } else if (where[nid] != s->vcpu_node[i]) {
+            where[nid] = SPLIT;
+        }
+    }
+}
+
+void distvm_numa_plan(DistvmState *s, MachineState *ms)
+{
+    NumaState *numa = ms->numa_state;
+    uint32_t where[MAX_NODES];
+    uint32_t home[MAX_NODES];
+    int n;
+
+    if (!s || s->nodes == 1 || s->numa_planned || !numa ||
+        !numa->num_nodes) {
+        return;
+    }
+    s->numa_planned = true;
+    n = numa->num_nodes;
+    numa_vcpu_nodes(s, ms, where);
+    s->numa_homes = g_new0(DistvmNumaHome, n);
+    for (int i = 0; i < n; i++) {
+        HostMemoryBackend *be = numa->nodes[i].node_memdev;
+
+        home[i] = DISTVM_HOME_NODE;
+        if (where[i] == SPLIT) {
+            warn_report("distvm: the vCPUs of NUMA node %d run on different "
+                        "nodes of the cluster: its memory stays on node 0",
+                        i);
+        } else if (where[i] != NO_NODE && !be) {
+            warn_report("distvm: NUMA node %d has no memdev: its memory "
+                        "stays on node 0 (give it its own memory backend to "
+                        "home it on node %" PRIu32 ")", i, where[i]);
+        } else if (where[i] != NO_NODE) {
+            home[i] = where[i];
+        }
+        if (be && where[i] < s->nodes) {
+            s->numa_homes[s->nr_numa_homes].rb =
+                host_memory_backend_get_memory(be)->ram_block;
+            s->numa_homes[s->nr_numa_homes].node = home[i];
+            s->nr_numa_homes++;
+            trace_distvm_numa_home(i, qemu_ram_get_idstr(
+                host_memory_backend_get_memory(be)->ram_block), home[i]);
+        }
+    }
+    if (numa->have_numa_distance) {
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < n; j++) {
+            numa->nodes[i].distance[j] = i == j ? NUMA_DISTANCE_MIN :
+                                         home[i] == home[j] ?
+                                         DISTVM_NUMA_NEAR : DISTVM_NUMA_FAR;
+        }
+    }
+    numa->have_numa_distance = true;
+}
+
+uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed)
+{
+    for (unsigned i = 0; i < s->nr_numa_homes; i++) {
+        if (s->numa_homes[i].rb == rb) {
+            *homed = true;
+            return s->numa_homes[i].node;
+        }
+    }
+    *homed = false;
+    return DISTVM_HOME_NODE;
+}
