@@ -87,6 +87,7 @@ bench: all $(B)/bench/socket-rtt
 	python3 bench/page-faults.py $(B) --transport tcp
 	python3 bench/vcpu-moves.py $(B) --moves 200 --migrations 5
 	python3 bench/single-node.py $(B)
+	python3 bench/linux-nodes.py $(B)
 
 clean:
 	rm -rf $(QEMU_BUILD) $(GUESTS) $(STAGED) $(B)/.staged $(B)/qemu-system-x86_64

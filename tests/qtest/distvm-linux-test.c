@@ -145,6 +145,7 @@ typedef struct LinuxCase {
     int nodes;
     const char *placement;      /* of the 4 vCPUs */
     int io_cpu;                 /* a vCPU away from home, for the I/O */
+    const char *smp;            /* -smp, 4 vCPUs */
     const char *numa;           /* -numa options, or NULL */
     const char *const *numa_lines;  /* what the guest says of its nodes */
 } LinuxCase;
@@ -230,13 +231,14 @@ static void test_linux(const void *opaque)
             g_strdup_printf("file=%s,format=raw", disk) :
             g_strdup_printf("driver=null-co,size=%d", DISK_SIZE);
         g_autofree char *args = g_strdup_printf(
-            "-nodefaults -machine pc -m 512M -smp 4 -kernel %s -initrd %s "
+            "-nodefaults -machine pc -m 512M -smp %s -kernel %s -initrd %s "
             "-drive if=none,id=disk0,%s -device virtio-blk-pci,drive=disk0 "
             "-netdev user,id=net0 -device virtio-net-pci,netdev=net0,"
             "romfile= "
             "-append 'console=ttyS0 panic=-1 distvm.work=%d "
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
-            "distvm.disk=vda' %s", kernel, initrd, drive, WORK, lc->io_cpu,
+            "distvm.disk=vda' %s", lc->smp, kernel, initrd, drive, WORK,
+            lc->io_cpu,
             http->port, lc->numa ?: "");
 
         node[n] = distvm_node_start(dir, n, placed, args);
@@ -349,7 +351,7 @@ static void test_linux(const void *opaque)
 }
 
 static const LinuxCase two_nodes = {
-    .nodes = 2, .placement = "0:0:1:1", .io_cpu = 2,
+    .nodes = 2, .placement = "0:0:1:1", .io_cpu = 2, .smp = "4",
 };
 /* One NUMA node per cluster node; the guest sees them far apart. */
 static const char *const three_numa_lines[] = {
@@ -360,6 +362,8 @@ static const char *const three_numa_lines[] = {
 };
 static const LinuxCase three_nodes = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
+    /* A NUMA node holds whole sockets, or Linux warns of its topology. */
+    .smp = "4,sockets=4",
     .numa = "-object memory-backend-ram,id=m0,size=256M "
             "-object memory-backend-ram,id=m1,size=128M "
             "-object memory-backend-ram,id=m2,size=128M "
