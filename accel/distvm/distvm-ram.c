@@ -25,12 +25,14 @@
  * fault may hold the BQL.
  *
  * A vCPU that translates code holds TCG's lock of the code's pages and may
- * fault on the next page meanwhile.  So the pages this node gives up are
- * dropped by a thread of their own (the drop thread), with TCG's lock of
- * the page held, and their translated code is invalidated before the
- * page's new owner can write it: the receive threads and the fault thread
- * never wait for a TCG lock, and a page being translated is never dropped
- * in the middle of it.
+ * fault on the next page meanwhile.  So a page this node gives up is
+ * dropped with TCG's lock of the page held, and its translated code is
+ * invalidated before the page's new owner can write it.  The receive
+ * thread drops it at once if the lock is free and the page holds no code
+ * (most pages that travel are data); otherwise a thread of its own, the
+ * drop thread, waits for the lock.  The receive threads and the fault
+ * thread never wait for a TCG lock, and a page being translated is never
+ * dropped in the middle of it.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -182,6 +184,13 @@ static void outbox_page(DistvmState *s, DistvmOutbox *o, uint32_t dest,
                      node, flags, data);
 }
 
+static void outbox_free(DistvmOutbox *o)
+{
+    g_ptr_array_free(o->msgs, true);
+    g_array_free(o->dests, true);
+}
+
+/* Send the messages, then free the outbox. */
 static void outbox_flush(DistvmState *s, DistvmOutbox *o)
 {
     for (guint i = 0; i < o->msgs->len; i++) {
@@ -191,8 +200,7 @@ static void outbox_flush(DistvmState *s, DistvmOutbox *o)
             distvm_fatal_node_lost(s, dest, "connection closed");
         }
     }
-    g_ptr_array_free(o->msgs, true);
-    g_array_free(o->dests, true);
+    outbox_free(o);
 }
 
 /* ---- page operations (called with ram->lock held) ---- */
@@ -626,25 +634,38 @@ static void drop_locked(void *opaque)
     qemu_mutex_unlock(&ram->lock);
 }
 
+/*
+ * Drop the page (@wait: even if that means waiting for TCG's lock of it)
+ * and send what the drop says; false if it must wait and @wait is false.
+ */
+static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
+{
+    ram_addr_t addr = s->ram->blocks[d->m.block].ram_addr +
+                      (d->m.page << PAGE_BITS);
+
+    outbox_init(&d->o);
+    if (wait) {
+        tb_invalidate_phys_range_around(addr, addr + DISTVM_PAGE_SIZE - 1,
+                                        drop_locked, d);
+    } else if (!tb_invalidate_phys_page_try_around(addr, drop_locked, d)) {
+        outbox_free(&d->o);
+        return false;
+    }
+    outbox_flush(s, &d->o);
+    if (!d->ok) {
+        distvm_page_protocol_failed(s, d->type, d->src, d->err);
+    }
+    g_free(d);
+    return true;
+}
+
 static void *distvm_drop_thread(void *opaque)
 {
     DistvmState *s = opaque;
-    DistvmRam *ram = s->ram;
 
     rcu_register_thread();
     for (;;) {
-        DistvmDrop *d = g_async_queue_pop(ram->drops);
-        ram_addr_t addr = ram->blocks[d->m.block].ram_addr +
-                          (d->m.page << PAGE_BITS);
-
-        outbox_init(&d->o);
-        tb_invalidate_phys_range_around(addr, addr + DISTVM_PAGE_SIZE - 1,
-                                        drop_locked, d);
-        outbox_flush(s, &d->o);
-        if (!d->ok) {
-            distvm_page_protocol_failed(s, d->type, d->src, d->err);
-        }
-        g_free(d);
+        drop_page(s, g_async_queue_pop(s->ram->drops), true);
     }
     return NULL;
 }
@@ -671,7 +692,9 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
         d->src = msg->hdr.src;
         d->m = *m;
         d->m.data = NULL;
-        g_async_queue_push(ram->drops, d);
+        if (!drop_page(s, d, false)) {
+            g_async_queue_push(ram->drops, d);
+        }
         return true;
     }
     outbox_init(&o);

@@ -317,6 +317,20 @@ static void test_moves(const void *data)
                          total_rounds);
         g_assert_cmpuint(qtest_readq(home, RES(last_tsc)), >, 0);
         g_assert_cmpuint(qtest_readl(home, RES(tsc_warps)), ==, 0);
+        /*
+         * So does the HPET's counter, which the other nodes read from
+         * their own clock: none of them sent a read of it home.
+         */
+        g_assert_cmpuint(qtest_readl(home, RES(last_hpet)), >, 0);
+        g_assert_cmpuint(qtest_readl(home, RES(hpet_warps)), ==, 0);
+        for (int n = 1; n < nodes; n++) {
+            QDict *info = distvm_assert_active(c->node[n]->qts, n);
+            QDict *io = qdict_get_qdict(info, "io");
+
+            g_assert_cmpint(qdict_get_int(io, "clock-reads-sent"), ==, 0);
+            g_assert_cmpint(qdict_get_int(io, "clock-reads-local"), >, 0);
+            qobject_unref(info);
+        }
     }
 
     /*

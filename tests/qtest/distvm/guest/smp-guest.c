@@ -430,6 +430,7 @@ static void timer_start(void)
 static void moves(uint32_t cpu)
 {
     uint64_t tsc;
+    uint32_t hpet;
     uint64_t x;
     dg_v4 v;
     uint32_t k;
@@ -452,6 +453,11 @@ static void moves(uint32_t cpu)
         }
         res->last_tsc = tsc;
         res->tsc_checks++;
+        hpet = *(volatile uint32_t *)(HPET_BASE + HPET_COUNTER);
+        if ((int32_t)(hpet - res->last_hpet) < 0) {
+            res->hpet_warps++;
+        }
+        res->last_hpet = hpet;
         spin_unlock(&data_lock);
         res->chain_x[cpu] = x;
         res->chain_v[cpu] = v;

@@ -141,6 +141,12 @@ struct dg_results {
     dg_u64 last_tsc;
     uint32_t tsc_warps;
     uint32_t tsc_checks;
+    /*
+     * The same for the HPET's main counter (its low 32 bits, compared
+     * modulo 2^32), which every node answers from its own clock.
+     */
+    uint32_t last_hpet;
+    uint32_t hpet_warps;
     /* mode=irq */
     uint32_t pic_ticks;         /* CPU 0: IRQ 0 through the 8259 */
     uint32_t pic_spurious;      /* CPU 0: the 8259's spurious IRQ 7 */
