@@ -233,6 +233,39 @@ static int uffd_zero(DistvmRam *ram, void *host)
     return ioctl(ram->uffd, UFFDIO_ZEROPAGE, &zero) ? -errno : 0;
 }
 
+/*
+ * Map the zero page where this node's pages of @b were never touched, so
+ * that their first access takes no fault: reading them costs nothing,
+ * and writing them is the host kernel's copy-on-write, not a trip through
+ * the fault thread.
+ */
+static void map_zero_pages(DistvmRam *ram, DistvmBlock *b)
+{
+    g_autofree unsigned char *vec = g_malloc(b->pages);
+    uint64_t p = 0;
+
+    if (mincore(b->host, b->pages << PAGE_BITS, vec)) {
+        return;     /* then the first touches fault, as they may */
+    }
+    while (p < b->pages) {
+        uint64_t end = p;
+        struct uffdio_zeropage zero;
+
+        while (end < b->pages && !(vec[end] & 1)) {
+            end++;
+        }
+        if (end > p) {
+            zero = (struct uffdio_zeropage) {
+                .range = { .start = (uintptr_t)page_host(b, p),
+                           .len = (end - p) << PAGE_BITS },
+                .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+            };
+            ioctl(ram->uffd, UFFDIO_ZEROPAGE, &zero);
+        }
+        p = end + 1;
+    }
+}
+
 static bool page_populated(void *host)
 {
     unsigned char vec = 0;
@@ -1066,6 +1099,9 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
                              "%s with userfaultfd",
                              qemu_ram_get_idstr(b->rb));
             return false;
+        }
+        if (home) {
+            map_zero_pages(ram, b);
         }
         memset(b->state, home ? DISTVM_PAGE_E : DISTVM_PAGE_I, b->pages);
         ram->stats.pages[home ? DISTVM_PAGE_E : DISTVM_PAGE_I] += b->pages;
