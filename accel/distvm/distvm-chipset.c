@@ -53,6 +53,7 @@ static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
     g_autofree char *path = NULL;
 
     if (s && s->nodes > 1) {
+        /* The guest may have moved its PM timer (the PM device's base). */
         distvm_clock_update(s);
     }
     if (!s || s->nodes == 1 || !distvm_is_home(s) || !is_host_bridge(dev) ||
