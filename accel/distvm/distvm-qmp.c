@@ -6,6 +6,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/cutils.h"
 #include "qapi/qapi-commands-distvm.h"
 #include "qobject/qdict.h"
 #include "monitor/hmp.h"
@@ -233,10 +234,11 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
         monitor_printf(mon, "  merged %" PRId64 ", local %" PRId64 "\n",
                        r->merged, r->local);
         for (DistvmMemoryRangeList *m = info->memory; m; m = m->next) {
-            monitor_printf(mon, "memory %s: %" PRIu64 " MiB, home node %"
-                           PRIu32 "%s, %" PRIu64 " remote faults here\n",
-                           m->value->ramblock, m->value->size >> 20,
-                           m->value->home,
+            g_autofree char *size = size_to_str(m->value->size);
+
+            monitor_printf(mon, "memory %s: %s, home node %" PRIu32 "%s, %"
+                           PRIu64 " remote faults here\n",
+                           m->value->ramblock, size, m->value->home,
                            m->value->numa ? " (NUMA)" : "",
                            m->value->remote_faults);
         }
