@@ -186,6 +186,23 @@ DistvmPageStates *qmp_x_query_distvm_pages(const char *ramblock,
     return ret;
 }
 
+DistvmHotPageList *qmp_x_query_distvm_hot_pages(bool has_count,
+                                                uint32_t count,
+                                                Error **errp)
+{
+    DistvmState *s = distvm_state_or_error(errp);
+
+    if (!s) {
+        return NULL;
+    }
+    if (has_count && (count < 1 || count > DISTVM_HOT_PAGES_MAX)) {
+        error_setg(errp, "distvm: count=%" PRIu32 " is out of range (1 to "
+                   "%d)", count, DISTVM_HOT_PAGES_MAX);
+        return NULL;
+    }
+    return distvm_ram_hot_pages(s, has_count ? count : 16, errp);
+}
+
 static void hmp_print_faults(Monitor *mon, const char *name,
                              DistvmFaultStats *f)
 {

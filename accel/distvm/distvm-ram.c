@@ -72,6 +72,7 @@ typedef struct DistvmBlock {
     uint32_t home;              /* owns every page at power-on */
     bool homed;                 /* by the NUMA layout: manages its pages */
     uint64_t remote_faults;     /* this node's requests for its pages */
+    uint32_t *page_faults;      /* the same, by page */
     uint8_t *state;             /* DistvmPageState of every page, here */
     int8_t *owner;              /* directory, for the pages managed here */
     uint16_t *copyset;
@@ -896,6 +897,7 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags)
     }
     ram->stats.faults[p->kind]++;
     b->remote_faults++;
+    b->page_faults[page]++;
     g_hash_table_insert(ram->pending, page_key(block, page), p);
     outbox_init(&o);
     outbox_page(s, &o, page_manager(s, b, page), DISTVM_MSG_PAGE_REQ, block,
@@ -1015,6 +1017,7 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
         b->state = g_new0(uint8_t, b->pages);
         b->owner = g_new(int8_t, b->pages);
         b->copyset = g_new(uint16_t, b->pages);
+        b->page_faults = g_new0(uint32_t, b->pages);
     }
     qemu_mutex_init(&ram->lock);
     ram->pending = g_hash_table_new_full(NULL, NULL, NULL, g_free);
@@ -1157,6 +1160,52 @@ DistvmMemoryRangeList *distvm_ram_ranges(DistvmState *s)
         QAPI_LIST_APPEND(tail, r);
     }
     qemu_mutex_unlock(&ram->lock);
+    return list;
+}
+
+DistvmHotPageList *distvm_ram_hot_pages(DistvmState *s, uint32_t count,
+                                        Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    g_autofree DistvmHotPage *top = g_new0(DistvmHotPage, count);
+    DistvmHotPageList *list = NULL, **tail = &list;
+    uint32_t n = 0;
+
+    if (!ram || !ram->started) {
+        error_setg(errp, "distvm: guest RAM is not shared yet");
+        return NULL;
+    }
+    /* Keep the @count most faulted pages, sorted, in @top. */
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; i < ram->nr_blocks; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+
+        for (uint64_t p = 0; p < b->pages; p++) {
+            uint32_t f = b->page_faults[p];
+            uint32_t at = n;
+
+            if (!f || (n == count && f <= top[n - 1].faults)) {
+                continue;
+            }
+            while (at > 0 && top[at - 1].faults < f) {
+                at--;
+            }
+            n = MIN(n + 1, count);
+            memmove(&top[at + 1], &top[at], (n - 1 - at) * sizeof(*top));
+            top[at] = (DistvmHotPage) {
+                .ramblock = (char *)qemu_ram_get_idstr(b->rb),
+                .page = p, .faults = f,
+            };
+        }
+    }
+    qemu_mutex_unlock(&ram->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        DistvmHotPage *h = g_new(DistvmHotPage, 1);
+
+        *h = top[i];
+        h->ramblock = g_strdup(top[i].ramblock);
+        QAPI_LIST_APPEND(tail, h);
+    }
     return list;
 }
 

@@ -41,6 +41,10 @@ typedef struct DistvmRamStats {
 void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats);
 /* Every RAMBlock with its home, for query-distvm */
 DistvmMemoryRangeList *distvm_ram_ranges(DistvmState *s);
+/* The @count pages this node asked other nodes for most often */
+#define DISTVM_HOT_PAGES_MAX    1024
+DistvmHotPageList *distvm_ram_hot_pages(DistvmState *s, uint32_t count,
+                                        Error **errp);
 char *distvm_ram_page_states(DistvmState *s, const char *idstr,
                              uint64_t start, uint64_t count, Error **errp);
 

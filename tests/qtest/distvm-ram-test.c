@@ -351,6 +351,33 @@ static int64_t remote_faults(DistvmNode *node, const char *block)
     return faults;
 }
 
+/*
+ * x-query-distvm-hot-pages with @count returns @n pages of m1: @pages,
+ * with @faults.
+ */
+static void check_hot_pages(DistvmNode *node, int count, int n,
+                            const uint64_t *pages, const uint64_t *faults)
+{
+    QDict *resp = qtest_qmp(node->qts,
+        "{ 'execute': 'x-query-distvm-hot-pages', "
+        "'arguments': { 'count': %d } }", count);
+    QList *list = qdict_get_qlist(resp, "return");
+    int i = 0;
+
+    g_assert(list);
+    for (const QListEntry *e = qlist_first(list); e; e = qlist_next(e)) {
+        QDict *h = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpint(i, <, n);
+        g_assert_cmpstr(qdict_get_str(h, "ramblock"), ==, "m1");
+        g_assert_cmpint(qdict_get_int(h, "page"), ==, pages[i]);
+        g_assert_cmpint(qdict_get_int(h, "faults"), ==, faults[i]);
+        i++;
+    }
+    g_assert_cmpint(i, ==, n);
+    qobject_unref(resp);
+}
+
 #define NUMA_BLOCK_MB   64
 #define NUMA_ARGS \
     "-machine pc -m 128M -smp 2 -S " \
@@ -419,6 +446,19 @@ static void test_numa_homes(void)
     qtest_writeq(node[1]->qts, base, 0x1234);
     g_assert_cmpint(remote_faults(node[1], "m1"), ==, 1);
     g_assert_cmphex(qtest_readq(node[0]->qts, base), ==, 0x1234);
+
+    /*
+     * The pages each node asked for most: node 0 read page 0 of m1
+     * twice, the 255 others once (ties in page order); node 1 upgraded
+     * page 0.
+     */
+    check_hot_pages(node[0], 3, 3, (const uint64_t[]) { 0, 1, 2 },
+                    (const uint64_t[]) { 2, 1, 1 });
+    check_hot_pages(node[1], 16, 1, (const uint64_t[]) { 0 },
+                    (const uint64_t[]) { 1 });
+    qobject_unref(qtest_qmp_assert_failure_ref(node[0]->qts,
+        "{ 'execute': 'x-query-distvm-hot-pages', "
+        "'arguments': { 'count': 0 } }"));
 
     distvm_node_quit(node[1]);
     distvm_node_quit(node[0]);
