@@ -71,8 +71,7 @@ typedef struct DistvmBlock {
     uint64_t first;             /* global number of its first page */
     uint32_t home;              /* owns every page at power-on */
     bool homed;                 /* by the NUMA layout: manages its pages */
-    uint64_t remote_faults;     /* this node's requests for its pages */
-    uint32_t *page_faults;      /* the same, by page */
+    uint32_t *page_faults;      /* this node's requests, by page */
     uint8_t *state;             /* DistvmPageState of every page, here */
     int8_t *owner;              /* directory, for the pages managed here */
     uint16_t *copyset;
@@ -896,7 +895,6 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags)
         p->kind = DISTVM_FAULT_READ_MISS;
     }
     ram->stats.faults[p->kind]++;
-    b->remote_faults++;
     b->page_faults[page]++;
     g_hash_table_insert(ram->pending, page_key(block, page), p);
     outbox_init(&o);
@@ -1156,7 +1154,9 @@ DistvmMemoryRangeList *distvm_ram_ranges(DistvmState *s)
         r->size = b->pages << PAGE_BITS;
         r->home = b->home;
         r->numa = b->homed;
-        r->remote_faults = b->remote_faults;
+        for (uint64_t p = 0; p < b->pages; p++) {
+            r->remote_faults += b->page_faults[p];
+        }
         QAPI_LIST_APPEND(tail, r);
     }
     qemu_mutex_unlock(&ram->lock);
