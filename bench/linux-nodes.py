@@ -67,7 +67,7 @@ MARKS = {"boot": "distvm-linux: nproc",
          "done": "distvm-linux: workload done"}
 
 
-def node_args(qemu, build, work, cfg, tmp, n):
+def node_args(qemu, build, work, cfg, tmp, n, opts):
     _, _, nodes, placement, extra = cfg
     if nodes == 0:
         accel = "tcg"
@@ -78,6 +78,8 @@ def node_args(qemu, build, work, cfg, tmp, n):
                  "placement=%s" % (n, nodes, tmp, n, placement))
         if n:
             accel += ",home=unix:%s/node0.sock" % tmp
+    if nodes and opts:
+        accel += "," + opts
     guest = os.path.join(build, "guests", "linux")
     return ([qemu, "-accel", accel] + MACHINE + extra +
             ["-kernel", os.path.join(guest, "vmlinuz"),
@@ -184,7 +186,8 @@ def run_once(args, cfg, tmp):
         for n in range(count):
             with open("%s/node%d.err" % (tmp, n), "w") as err:
                 procs.append(subprocess.Popen(
-                    node_args(args.qemu, args.build, args.work, cfg, tmp, n),
+                    node_args(args.qemu, args.build, args.work, cfg, tmp, n,
+                              args.distvm_opts),
                     stdin=subprocess.DEVNULL, stdout=err,
                     stderr=subprocess.STDOUT))
         poller = Poller(tmp, procs, cfg[2])
@@ -337,6 +340,8 @@ def main():
     ap.add_argument("--only", help="names, comma-separated: " +
                     ",".join(c[0] for c in CONFIGS))
     ap.add_argument("--qemu")
+    ap.add_argument("--distvm-opts", default="",
+                    help="more -accel distvm options, e.g. peer-timeout=10")
     ap.add_argument("--timeout", type=int, default=1800,
                     help="seconds per run")
     ap.add_argument("-v", "--verbose", action="store_true",

@@ -22,6 +22,8 @@
 #include "trace.h"
 
 #define DISTVM_DEFAULT_JOIN_TIMEOUT 60
+#define DISTVM_DEFAULT_PEER_TIMEOUT 5
+#define DISTVM_MAX_PEER_TIMEOUT 3600
 
 bool distvm_allowed;
 
@@ -103,6 +105,23 @@ static void distvm_set_join_timeout(Object *obj, Visitor *v,
                                     Error **errp)
 {
     visit_type_uint32(v, name, &DISTVM_ACCEL(obj)->join_timeout, errp);
+}
+
+static void distvm_set_peer_timeout(Object *obj, Visitor *v,
+                                    const char *name, void *opaque,
+                                    Error **errp)
+{
+    uint32_t value;
+
+    if (!visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    if (value < 1 || value > DISTVM_MAX_PEER_TIMEOUT) {
+        error_setg(errp, "distvm: peer-timeout=%" PRIu32 " is out of range "
+                   "(1 to %d seconds)", value, DISTVM_MAX_PEER_TIMEOUT);
+        return;
+    }
+    DISTVM_ACCEL(obj)->peer_timeout = value;
 }
 
 static void distvm_set_nodes(Object *obj, Visitor *v, const char *name,
@@ -315,6 +334,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->node_id = DISTVM_HOME_NODE;
     s->nodes = 1;
     s->join_timeout = DISTVM_DEFAULT_JOIN_TIMEOUT;
+    s->peer_timeout = DISTVM_DEFAULT_PEER_TIMEOUT;
     s->state = DISTVM_CLUSTER_RUNNING;
 }
 
@@ -359,6 +379,14 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "join-timeout",
         "Seconds a node keeps trying to reach its peers while the cluster "
         "forms (default 60)");
+
+    object_class_property_add(oc, "peer-timeout", "uint32", distvm_get_u32,
+                              distvm_set_peer_timeout, NULL,
+                              (void *)offsetof(DistvmState, peer_timeout));
+    object_class_property_set_description(oc, "peer-timeout",
+        "Seconds a peer may stay silent before it is declared lost, once "
+        "the cluster runs (default " stringify(DISTVM_DEFAULT_PEER_TIMEOUT)
+        ")");
 
     object_class_property_add_str(oc, "listen", distvm_get_listen,
                                   distvm_set_listen);

@@ -118,11 +118,6 @@ void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg)
 {
     DistvmPciWrite *w;
 
-    if (distvm_is_home(s) || msg->hdr.src != DISTVM_HOME_NODE) {
-        error_report("distvm: PCI_CONFIG from node %" PRIu32 " ignored",
-                     msg->hdr.src);
-        return;
-    }
     w = g_new0(DistvmPciWrite, 1);
     w->path = g_strdup(msg->u.pci.path);
     w->addr = msg->u.pci.addr;

@@ -160,12 +160,6 @@ void distvm_clock_handle(DistvmState *s, const DistvmMsg *msg)
 {
     DistvmClock *c = s->clock;
 
-    if (distvm_is_home(s) || msg->hdr.src != DISTVM_HOME_NODE) {
-        error_report("distvm: CLOCK_REGS from node %" PRIu32 " ignored: the "
-                     "devices are the home node's", msg->hdr.src);
-        qatomic_inc(&s->protocol_errors);
-        return;
-    }
     trace_distvm_clock_regs_recv(msg->u.clock.flags,
                                  msg->u.clock.pm_timer_port,
                                  msg->u.clock.hpet_counter,

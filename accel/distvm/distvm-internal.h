@@ -40,8 +40,23 @@ typedef struct DistvmPeer {
     uint32_t id;
     char *addr;                 /* its listen address */
     QIOChannelSocket *sioc;     /* NULL until connected */
-    QemuMutex send_lock;        /* one message at a time on sioc */
     QemuThread rx_thread;
+    int64_t last_rx_ns;         /* atomic: when a message last came */
+
+    /*
+     * Messages wait in @sendq, in the order sent, for the peer's writer
+     * thread; a sender writes itself only when the queue is empty and the
+     * socket takes the whole message at once (distvm_send()).
+     */
+    QemuMutex send_lock;        /* the fields below */
+    QemuCond send_cond;
+    GQueue sendq;               /* GByteArray */
+    size_t sendq_bytes;
+    int64_t sendq_over_ns;      /* over DISTVM_SENDQ_MAX since, or 0 */
+    int64_t last_tx_ns;         /* when a message was last queued or sent */
+    bool writing;               /* a thread writes to sioc now */
+    bool broken;                /* a write failed: nothing more is sent */
+    QemuThread tx_thread;
     bool ready;                 /* home: it reported its mesh complete */
     uint64_t bytes_sent;        /* atomic */
     uint64_t bytes_received;    /* atomic */
@@ -61,6 +76,7 @@ struct DistvmState {
     SocketAddress *listen_addr; /* parsed from @listen */
     SocketAddress *home_addr;   /* parsed from @home */
     uint32_t join_timeout;      /* seconds */
+    uint32_t peer_timeout;      /* seconds a peer may stay silent */
 
     /* vCPU placement: vcpu_node[cpu_index] is the node running it. */
     char *placement;            /* the property: "N:N:..." by cpu index */
@@ -122,6 +138,7 @@ static inline bool distvm_cluster_leaving(DistvmState *s)
 bool distvm_net_init(DistvmState *s, Error **errp);
 /* Send a message to @node (this node included); false if it is gone. */
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
+uint64_t distvm_peer_queued(DistvmPeer *peer);
 const char *distvm_cluster_state_name(DistvmClusterState state);
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
 /*
@@ -131,6 +148,8 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
 void distvm_main_loop_call(void (*fn)(void *opaque), void *opaque);
 void distvm_page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
                                  Error *err);
+void G_GNUC_PRINTF(3, 4) distvm_msg_refused(DistvmState *s, uint32_t src,
+                                            const char *fmt, ...);
 
 /* distvm-chipset.c */
 void distvm_chipset_init(DistvmState *s);

@@ -26,6 +26,8 @@
 /* A vCPU waiting for the result of its access. */
 typedef struct DistvmIoWait {
     QemuEvent done;
+    uint64_t next_id;           /* the vCPU's thread's */
+    uint64_t waiting_id;        /* atomic: the request waiting, or 0 */
     uint64_t data;
     MemTxResult result;
 } DistvmIoWait;
@@ -35,6 +37,7 @@ typedef struct DistvmIoWait {
 
 typedef struct DistvmIoReplay {
     uint32_t from;
+    uint64_t id;                /* the request's, for its reply */
     DistvmMsgIo io;
 } DistvmIoReplay;
 
@@ -81,8 +84,10 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
     int64_t start_ns = get_clock();
 
     distvm_wire_io(m, DISTVM_MSG_IO_REQ, s->node_id, &io);
+    distvm_wire_set_seq(m, ++w->next_id);
     trace_distvm_io_forward(io.cpu, space, addr, size, is_write, io.data);
     qemu_event_reset(&w->done);
+    qatomic_set(&w->waiting_id, w->next_id);
     if (distvm_cluster_leaving(s)) {
         *data = 0;
         return MEMTX_ERROR;
@@ -217,27 +222,38 @@ static void distvm_io_replay_bh(void *opaque)
                  MAKE_64BIT_MASK(0, r->io.size * 8);
     r->io.flags = res;
     distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, &r->io);
+    distvm_wire_set_seq(m, r->id);
     distvm_send(s, r->from, m);
     g_free(r);
 }
 
 void distvm_io_handle(DistvmState *s, const DistvmMsg *msg)
 {
+    /* Role: IO_REQ to home only, IO_REPLY from home only. */
     if (msg->hdr.type == DISTVM_MSG_IO_REQ) {
         DistvmIoReplay *r;
 
-        if (!distvm_is_home(s)) {
-            error_report("distvm: IO_REQ from node %" PRIu32 " ignored: "
-                         "devices are the home node's", msg->hdr.src);
+        if (!qemu_get_cpu(msg->u.io.cpu)) {
+            distvm_msg_refused(s, msg->hdr.src, "IO_REQ for vCPU %" PRIu32
+                               ", which does not exist", msg->u.io.cpu);
             return;
         }
         r = g_new(DistvmIoReplay, 1);
         r->from = msg->hdr.src;
+        r->id = msg->hdr.seq;
         r->io = msg->u.io;
         distvm_main_loop_call(distvm_io_replay_bh, r);
     } else {
         DistvmIoWait *w = &io_waits[msg->u.io.cpu];
 
+        if (!msg->hdr.seq ||
+            qatomic_cmpxchg(&w->waiting_id, msg->hdr.seq, 0) !=
+            msg->hdr.seq) {
+            distvm_msg_refused(s, msg->hdr.src, "IO_REPLY %" PRIu64 " for "
+                               "vCPU %" PRIu32 ", which waits for no such "
+                               "reply", msg->hdr.seq, msg->u.io.cpu);
+            return;
+        }
         w->data = msg->u.io.data;
         w->result = msg->u.io.flags;
         qemu_event_set(&w->done);

@@ -24,6 +24,7 @@
 #include "qemu/sockets.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
+#include "block/block.h"
 #include "hw/boards.h"
 #include "system/runstate.h"
 #include "system/system.h"
@@ -32,6 +33,14 @@
 
 /* How long a node retries its connections while the cluster forms. */
 #define DISTVM_CONNECT_RETRY_MS 50
+/* A peer with more than this waiting for it, for peer-timeout, is lost. */
+#define DISTVM_SENDQ_MAX        (64 * MiB)
+/* Messages the writer sends with one system call, at most. */
+#define DISTVM_WRITE_BATCH      64
+/* What a node that leaves waits for its last messages to go. */
+#define DISTVM_FLUSH_MS         2000
+/* Refused messages logged, at most; the others are counted. */
+#define DISTVM_LOGGED_REFUSALS  20
 
 typedef struct DistvmConn {
     DistvmState *s;
@@ -181,11 +190,41 @@ static void distvm_protocol_error(DistvmState *s, const char *from,
     error_free(err);
 }
 
+/* ---- sending ---- */
+
+/* With peer->send_lock held. */
+static void distvm_sendq_push(DistvmPeer *peer, const uint8_t *data,
+                              size_t len, bool head)
+{
+    GByteArray *m = g_byte_array_sized_new(len);
+
+    g_byte_array_append(m, data, len);
+    if (head) {
+        g_queue_push_head(&peer->sendq, m);
+    } else {
+        g_queue_push_tail(&peer->sendq, m);
+    }
+    peer->sendq_bytes += len;
+    if (peer->sendq_bytes > DISTVM_SENDQ_MAX && !peer->sendq_over_ns) {
+        peer->sendq_over_ns = get_clock();
+    }
+    qemu_cond_broadcast(&peer->send_cond);
+}
+
+/*
+ * Send @msg to @node.  Never blocks: whatever the socket does not take at
+ * once waits in the peer's queue for its writer thread, so that neither
+ * the BQL holder nor a receive thread waits for a slow or stopped peer.
+ * A message that fits in the socket's buffer, with nothing queued before
+ * it, is written here: waking the writer would cost a thread wake-up,
+ * which is as much as a page fault's whole network round trip.
+ */
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
 {
     DistvmPeer *peer = &s->peers[node];
-    Error *err = NULL;
-    bool ok;
+    QIOChannelSocket *sioc = qatomic_read(&peer->sioc);
+    ssize_t n;
+    int err;
 
     trace_distvm_msg_send(node, distvm_msg_type_name(lduw_le_p(msg->data + 6)),
                           ldq_le_p(msg->data + 16),
@@ -195,31 +234,267 @@ bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
         return true;
     }
     qemu_mutex_lock(&peer->send_lock);
-    ok = peer->sioc &&
-         qio_channel_write_all(QIO_CHANNEL(peer->sioc), (char *)msg->data,
-                               msg->len, &err) == 0;
-    qemu_mutex_unlock(&peer->send_lock);
-    if (!ok) {
-        trace_distvm_send_failed(node, err ? error_get_pretty(err) : "closed");
-        error_free(err);
+    if (!sioc || peer->broken) {
+        qemu_mutex_unlock(&peer->send_lock);
+        trace_distvm_send_failed(node, "closed");
         return false;
     }
+    peer->last_tx_ns = get_clock();
+    if (!g_queue_is_empty(&peer->sendq) || peer->writing) {
+        distvm_sendq_push(peer, msg->data, msg->len, false);
+    } else {
+        peer->writing = true;
+        qemu_mutex_unlock(&peer->send_lock);
+        n = send(sioc->fd, msg->data, msg->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        err = errno;
+        qemu_mutex_lock(&peer->send_lock);
+        peer->writing = false;
+        if (n < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR) {
+            peer->broken = true;
+            qemu_cond_broadcast(&peer->send_cond);
+            qemu_mutex_unlock(&peer->send_lock);
+            trace_distvm_send_failed(node, strerror(err));
+            return false;
+        }
+        n = MAX(n, 0);
+        if (n < msg->len) {
+            /* First in line: what others queued meanwhile comes after. */
+            distvm_sendq_push(peer, msg->data + n, msg->len - n, true);
+        } else if (!g_queue_is_empty(&peer->sendq)) {
+            qemu_cond_broadcast(&peer->send_cond);
+        }
+    }
+    qemu_mutex_unlock(&peer->send_lock);
     qatomic_add(&peer->bytes_sent, msg->len);
     qatomic_add(&s->bytes_sent, msg->len);
     return true;
 }
 
+/* The writer of one peer: sends its queue, in order, as it fills. */
+static void *distvm_writer_thread(void *opaque)
+{
+    DistvmPeer *peer = opaque;
+    QIOChannel *ioc = QIO_CHANNEL(peer->sioc);
+    GByteArray *batch[DISTVM_WRITE_BATCH];
+    struct iovec iov[DISTVM_WRITE_BATCH];
+
+    rcu_register_thread();
+    qemu_mutex_lock(&peer->send_lock);
+    while (!peer->broken) {
+        Error *err = NULL;
+        size_t n = 0;
+        int ret;
+
+        if (peer->writing || g_queue_is_empty(&peer->sendq)) {
+            qemu_cond_wait(&peer->send_cond, &peer->send_lock);
+            continue;
+        }
+        while (n < DISTVM_WRITE_BATCH &&
+               (batch[n] = g_queue_pop_head(&peer->sendq))) {
+            iov[n].iov_base = batch[n]->data;
+            iov[n].iov_len = batch[n]->len;
+            peer->sendq_bytes -= batch[n]->len;
+            n++;
+        }
+        if (peer->sendq_bytes <= DISTVM_SENDQ_MAX) {
+            peer->sendq_over_ns = 0;
+        }
+        peer->writing = true;
+        qemu_mutex_unlock(&peer->send_lock);
+
+        ret = qio_channel_writev_all(ioc, iov, n, &err);
+        for (size_t i = 0; i < n; i++) {
+            g_byte_array_unref(batch[i]);
+        }
+        if (ret < 0) {
+            trace_distvm_send_failed(peer->id, error_get_pretty(err));
+            error_free(err);
+        }
+
+        qemu_mutex_lock(&peer->send_lock);
+        peer->writing = false;
+        peer->broken |= ret < 0;
+        qemu_cond_broadcast(&peer->send_cond);
+    }
+    qemu_mutex_unlock(&peer->send_lock);
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* Bytes waiting for @peer's writer. */
+uint64_t distvm_peer_queued(DistvmPeer *peer)
+{
+    uint64_t bytes;
+
+    qemu_mutex_lock(&peer->send_lock);
+    bytes = peer->sendq_bytes;
+    qemu_mutex_unlock(&peer->send_lock);
+    return bytes;
+}
+
+/*
+ * Wait until every message queued so far has gone out, to every peer but
+ * @lost, or until @timeout_ms passed: the last messages of a node that
+ * leaves.
+ */
+static void distvm_send_flush(DistvmState *s, uint32_t lost,
+                              int64_t timeout_ms)
+{
+    int64_t deadline = get_clock() + timeout_ms * SCALE_MS;
+
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        DistvmPeer *peer = &s->peers[i];
+
+        if (i == s->node_id || i == lost) {
+            continue;
+        }
+        qemu_mutex_lock(&peer->send_lock);
+        while ((peer->writing || !g_queue_is_empty(&peer->sendq)) &&
+               !peer->broken) {
+            int64_t left = deadline - get_clock();
+
+            if (left <= 0) {
+                break;
+            }
+            qemu_cond_timedwait(&peer->send_cond, &peer->send_lock,
+                                MAX(left / SCALE_MS, 1));
+        }
+        qemu_mutex_unlock(&peer->send_lock);
+    }
+}
+
+/* With s->lock held: @sioc is the connection to @peer from now on. */
+static void distvm_peer_attach(DistvmPeer *peer, QIOChannelSocket *sioc)
+{
+    g_autofree char *name = g_strdup_printf("distvm-node%" PRIu32,
+                                            peer->id);
+
+    qio_channel_set_name(QIO_CHANNEL(sioc), name);
+    qatomic_set(&peer->last_rx_ns, get_clock());
+    qatomic_set(&peer->sioc, sioc);
+    qemu_thread_create(&peer->tx_thread, "distvm-tx", distvm_writer_thread,
+                       peer, QEMU_THREAD_DETACHED);
+}
+
+/* ---- liveness ---- */
+
+/*
+ * Every node sends each peer a HEARTBEAT when it sent it nothing else for
+ * a fifth of peer-timeout, and declares lost a peer it heard nothing from
+ * for peer-timeout, or whose queue stayed too long for that long.  Only
+ * while the cluster runs: while it forms, join-timeout applies, and a
+ * cluster that shuts down in order expects its nodes to go quiet.
+ */
+static void *distvm_watch_thread(void *opaque)
+{
+    DistvmState *s = opaque;
+    int64_t timeout = (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND;
+    int64_t beat = timeout / 5;
+    g_autoptr(GByteArray) hb = g_byte_array_new();
+    bool armed = false;
+
+    distvm_wire_empty(hb, DISTVM_MSG_HEARTBEAT, s->node_id, 0);
+    for (;;) {
+        int64_t now;
+
+        g_usleep(MIN(beat / 2, 500 * SCALE_MS) / SCALE_US);
+        if (qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+            if (armed) {
+                break;          /* leaving or failed: nothing to watch */
+            }
+            continue;
+        }
+        now = get_clock();
+        for (uint32_t i = 0; i < s->nodes; i++) {
+            DistvmPeer *peer = &s->peers[i];
+            int64_t over, last_tx;
+            g_autofree char *why = NULL;
+
+            if (i == s->node_id) {
+                continue;
+            }
+            if (!armed) {
+                /* Heard of at the start, whatever the joining took. */
+                qatomic_set(&peer->last_rx_ns, now);
+            }
+            qemu_mutex_lock(&peer->send_lock);
+            over = peer->sendq_over_ns;
+            last_tx = peer->last_tx_ns;
+            qemu_mutex_unlock(&peer->send_lock);
+            if (now - last_tx >= beat) {
+                distvm_send(s, i, hb);
+            }
+            if (now - qatomic_read(&peer->last_rx_ns) > timeout) {
+                why = g_strdup_printf("silent for more than peer-timeout=%"
+                                      PRIu32 " s", s->peer_timeout);
+            } else if (over && now - over > timeout) {
+                why = g_strdup_printf("it took in less than it was sent for "
+                                      "peer-timeout=%" PRIu32 " s (over %d "
+                                      "MiB queued)", s->peer_timeout,
+                                      (int)(DISTVM_SENDQ_MAX / MiB));
+            }
+            if (why) {
+                distvm_fatal_node_lost(s, i, why);
+            }
+        }
+        armed = true;
+    }
+    return NULL;
+}
+
+/* While the cluster forms, before the peer has a writer. */
 static bool distvm_send_raw(QIOChannelSocket *sioc, GByteArray *msg)
 {
     return qio_channel_write_all(QIO_CHANNEL(sioc), (char *)msg->data,
                                  msg->len, NULL) == 0;
 }
 
+static void distvm_flush_block_devices_now(void)
+{
+    int ret = bdrv_flush_all();
+
+    if (ret < 0) {
+        error_report("distvm: flushing the block devices failed: %s",
+                     strerror(-ret));
+    }
+}
+
+static void distvm_flush_block_devices_bh(void *opaque)
+{
+    distvm_flush_block_devices_now();
+    qemu_sem_post(opaque);
+}
+
+/*
+ * Home, before it exits for a lost node: what the guest wrote to its
+ * disks reaches them.  That needs the BQL, which a vCPU waiting for a
+ * page of the lost node may hold for ever: give up after a while.
+ */
+static void distvm_flush_block_devices(void)
+{
+    QemuSemaphore *done;
+
+    if (bql_locked()) {
+        distvm_flush_block_devices_now();
+        return;
+    }
+    /* Not freed: the BH may still run after we gave up on it. */
+    done = g_new(QemuSemaphore, 1);
+    qemu_sem_init(done, 0);
+    aio_bh_schedule_oneshot(qemu_get_aio_context(),
+                            distvm_flush_block_devices_bh, done);
+    if (qemu_sem_timedwait(done, DISTVM_FLUSH_MS) < 0) {
+        error_report("distvm: the block devices could not be flushed within "
+                     "%d ms: the main loop is blocked", DISTVM_FLUSH_MS);
+    }
+}
+
 /*
  * A node the cluster cannot do without is gone: its pages are lost.  Tell
- * the monitor and leave at once: a vCPU may be waiting for one of its
- * pages, so nothing that waits for the vCPUs (vm_stop, the usual exit
- * path) can be used.
+ * the monitor and the other nodes, let the home node's disks have what
+ * the guest wrote, and leave: a vCPU may be waiting for one of its pages,
+ * so nothing that waits for the vCPUs (vm_stop, the usual exit path) can
+ * be used.
  */
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
 {
@@ -242,6 +517,10 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
         if (i != s->node_id && i != node) {
             distvm_send(s, i, lost);
         }
+    }
+    distvm_send_flush(s, node, DISTVM_FLUSH_MS);
+    if (distvm_is_home(s)) {
+        distvm_flush_block_devices();
     }
     _exit(1);
 }
@@ -394,25 +673,47 @@ static void distvm_check_ready(DistvmState *s)
 
 /* ---- receiving ---- */
 
+/*
+ * A well-formed message that its sender had no business sending: it
+ * changes nothing, and is counted.  Only the first few are logged, so
+ * that a misbehaving peer cannot flood the log.
+ */
+void distvm_msg_refused(DistvmState *s, uint32_t src, const char *fmt, ...)
+{
+    uint64_t n = qatomic_fetch_inc(&s->protocol_errors);
+    g_autofree char *why = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    trace_distvm_msg_refused(src, why);
+    if (n < DISTVM_LOGGED_REFUSALS) {
+        error_report("distvm: refused a message from node %" PRIu32 ": %s%s",
+                     src, why, n + 1 == DISTVM_LOGGED_REFUSALS ?
+                     " (further refusals are only counted)" : "");
+    }
+}
+
 static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
 {
     Error *err = NULL;
     uint32_t src = msg->hdr.src;
 
+    if (src != s->node_id &&
+        !distvm_wire_check_role(msg, s->node_id, &err)) {
+        distvm_msg_refused(s, src, "%s", error_get_pretty(err));
+        error_free(err);
+        return;
+    }
     switch (msg->hdr.type) {
     case DISTVM_MSG_READY:
-        if (distvm_is_home(s)) {
-            distvm_home_node_ready(s, src);
-            return;
-        }
-        break;
+        distvm_home_node_ready(s, src);
+        return;
     case DISTVM_MSG_START:
-        if (!distvm_is_home(s) && src == DISTVM_HOME_NODE) {
-            s->want_autostart = msg->hdr.seq != 0;
-            distvm_cluster_start(s);
-            return;
-        }
-        break;
+        s->want_autostart = msg->hdr.seq != 0;
+        distvm_cluster_start(s);
+        return;
     case DISTVM_MSG_PING: {
         g_autoptr(GByteArray) pong = g_byte_array_new();
 
@@ -424,6 +725,8 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
         qatomic_set(&s->peers[src].rtt_ns,
                     get_clock_realtime() - msg->u.value);
         return;
+    case DISTVM_MSG_HEARTBEAT:
+        return;                 /* its arrival is all it says */
     case DISTVM_MSG_VCPU_MOVE:
     case DISTVM_MSG_VCPU_STATE:
     case DISTVM_MSG_VCPU_MOVED:
@@ -448,8 +751,8 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
         distvm_clock_handle(s, msg);
         return;
     case DISTVM_MSG_NODE_LOST: {
-        g_autofree char *why = g_strdup_printf("node %" PRIu32 " lost its "
-                                               "connection to it", src);
+        g_autofree char *why = g_strdup_printf("node %" PRIu32 " reported it "
+                                               "lost", src);
 
         distvm_fatal_node_lost(s, msg->u.node_id, why);
         return;
@@ -468,9 +771,8 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
     default:
         break;
     }
-    error_report("distvm: unexpected %s from node %" PRIu32 " ignored",
-                 distvm_msg_type_name(msg->hdr.type), src);
-    qatomic_inc(&s->protocol_errors);
+    distvm_msg_refused(s, src, "unexpected %s",
+                       distvm_msg_type_name(msg->hdr.type));
 }
 
 /*
@@ -520,6 +822,7 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
             distvm_fatal_node_lost(s, peer->id, why);
             return;
         }
+        qatomic_set(&peer->last_rx_ns, get_clock());
         qatomic_add(&peer->bytes_received, bytes);
         qatomic_add(&s->bytes_received, bytes);
         if (msg.hdr.src != peer->id) {
@@ -612,7 +915,7 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     }
     refusal = distvm_check_hello(s, h);
     if (!refusal) {
-        s->peers[h->node_id].sioc = sioc;
+        distvm_peer_attach(&s->peers[h->node_id], sioc);
         s->peers[h->node_id].addr = g_strdup(h->listen);
         for (uint32_t i = 1; i < s->nodes; i++) {
             joined += !!s->peers[i].sioc;
@@ -657,7 +960,7 @@ static bool distvm_peer_accept(DistvmState *s, QIOChannelSocket *sioc,
     } else if (s->state != DISTVM_CLUSTER_JOINING) {
         error_setg(errp, "the cluster has already formed");
     } else {
-        s->peers[node].sioc = sioc;
+        distvm_peer_attach(&s->peers[node], sioc);
         ok = true;
     }
     qemu_mutex_unlock(&s->lock);
@@ -837,7 +1140,7 @@ static void *distvm_join_thread(void *opaque)
         exit(1);
     }
     qemu_mutex_lock(&s->lock);
-    s->peers[DISTVM_HOME_NODE].sioc = home;
+    distvm_peer_attach(&s->peers[DISTVM_HOME_NODE], home);
     for (uint32_t i = 0; i < s->nodes; i++) {
         s->peers[i].addr = g_strdup(msg.u.welcome.addrs[i]);
     }
@@ -860,7 +1163,7 @@ static void *distvm_join_thread(void *opaque)
             exit(1);
         }
         qemu_mutex_lock(&s->lock);
-        s->peers[i].sioc = sioc;
+        distvm_peer_attach(&s->peers[i], sioc);
         qemu_mutex_unlock(&s->lock);
         qemu_thread_create(&s->peers[i].rx_thread, "distvm-rx",
                            distvm_peer_thread, &s->peers[i],
@@ -910,6 +1213,7 @@ static void distvm_exit_notify(Notifier *n, void *data)
             distvm_send(s, i, bye);
         }
     }
+    distvm_send_flush(s, UINT32_MAX, DISTVM_FLUSH_MS);
 }
 
 static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
@@ -980,6 +1284,8 @@ bool distvm_net_init(DistvmState *s, Error **errp)
     for (uint32_t i = 0; i < s->nodes; i++) {
         s->peers[i].id = i;
         qemu_mutex_init(&s->peers[i].send_lock);
+        qemu_cond_init(&s->peers[i].send_cond);
+        g_queue_init(&s->peers[i].sendq);
     }
     s->listener = qio_channel_socket_new();
     if (qio_channel_socket_listen_sync(s->listener, s->listen_addr,
@@ -989,6 +1295,8 @@ bool distvm_net_init(DistvmState *s, Error **errp)
     }
     qio_channel_set_blocking(QIO_CHANNEL(s->listener), true, NULL);
     qemu_thread_create(&thread, "distvm-accept", distvm_accept_thread, s,
+                       QEMU_THREAD_DETACHED);
+    qemu_thread_create(&thread, "distvm-watch", distvm_watch_thread, s,
                        QEMU_THREAD_DETACHED);
 
     machine_ready_notifier.notify = distvm_machine_ready;

@@ -111,11 +111,6 @@ static void distvm_pic_output_bh(void *opaque)
 
 void distvm_pic_handle(DistvmState *s, const DistvmMsg *msg)
 {
-    if (distvm_is_home(s) || msg->hdr.src != DISTVM_HOME_NODE) {
-        error_report("distvm: PIC_OUTPUT from node %" PRIu32 " ignored: the "
-                     "PIC is the home node's", msg->hdr.src);
-        return;
-    }
     /*
      * Kept at once, for the acknowledge that may be waiting for the reply
      * behind this message; signalled to the vCPUs by the main loop.

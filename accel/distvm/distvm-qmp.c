@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qemu/cutils.h"
+#include "qemu/timer.h"
 #include "qapi/qapi-commands-distvm.h"
 #include "qobject/qdict.h"
 #include "monitor/hmp.h"
@@ -143,6 +144,15 @@ DistvmInfo *qmp_query_distvm(Error **errp)
         n->rtt_us = rtt / 1000;
         n->bytes_sent = qatomic_read(&peer->bytes_sent);
         n->bytes_received = qatomic_read(&peer->bytes_received);
+        if (!n->self) {
+            n->has_queued_bytes = true;
+            n->queued_bytes = distvm_peer_queued(peer);
+        }
+        if (!n->self && n->connected) {
+            n->has_last_heard_ms = true;
+            n->last_heard_ms = (get_clock() -
+                                qatomic_read(&peer->last_rx_ns)) / SCALE_MS;
+        }
         QAPI_LIST_APPEND(ntail, n);
     }
     if (s->ram) {
@@ -236,6 +246,15 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
                        n->value->connected ? "" : " (not connected)");
         if (n->value->has_rtt_us) {
             monitor_printf(mon, ", rtt %" PRId64 " us", n->value->rtt_us);
+        }
+        if (n->value->has_last_heard_ms) {
+            monitor_printf(mon, ", heard %" PRIu64 " ms ago",
+                           n->value->last_heard_ms);
+        }
+        if (n->value->has_queued_bytes && n->value->queued_bytes) {
+            g_autofree char *q = size_to_str(n->value->queued_bytes);
+
+            monitor_printf(mon, ", %s queued", q);
         }
         monitor_printf(mon, "\n");
     }

@@ -1019,7 +1019,7 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
     }
     qemu_mutex_init(&ram->lock);
     ram->pending = g_hash_table_new_full(NULL, NULL, NULL, g_free);
-    ram->txns = g_hash_table_new(NULL, NULL);
+    ram->txns = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     ram->uffd = -1;
     ram->quit_fd = -1;
     s->ram = ram;

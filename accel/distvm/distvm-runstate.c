@@ -273,17 +273,9 @@ void distvm_runstate_start(DistvmState *s)
 
 void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg)
 {
-    DistvmRunMsg *m;
+    /* distvm_wire_check_role(): the home node decides, the others report. */
+    DistvmRunMsg *m = g_new0(DistvmRunMsg, 1);
 
-    if (distvm_is_home(s) != (msg->u.run.action == DISTVM_RUN_STOPPED)) {
-        error_report("distvm: RUN_STATE action %" PRIu32 " from node %"
-                     PRIu32 " ignored: the home node decides the run state "
-                     "and the nodes report that they stopped",
-                     msg->u.run.action, msg->hdr.src);
-        qatomic_inc(&s->protocol_errors);
-        return;
-    }
-    m = g_new0(DistvmRunMsg, 1);
     m->from = msg->hdr.src;
     m->received_ns = get_clock();
     m->received_ticks = cpu_get_host_ticks();

@@ -242,9 +242,10 @@ static void vcpu_apply_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
     }
 }
 
-static void vcpu_ipi_bh(void *opaque)
+/* On the vCPU's own thread, with the BQL: see DISTVM_MSG_VCPU_IPI. */
+static void vcpu_ipi_work(CPUState *cpu, run_on_cpu_data data)
 {
-    DistvmIpi *ipi = opaque;
+    DistvmIpi *ipi = data.host_ptr;
 
     vcpu_apply_ipi(distvm_state(), ipi->cpu, ipi->delivery);
     g_free(ipi);
@@ -536,6 +537,14 @@ static void vcpu_moved(DistvmState *s, const DistvmMsg *msg)
 
 void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
 {
+    /* -smp N,maxcpus=M: the indices from N on are no vCPU (yet). */
+    if (!qemu_get_cpu(msg->u.vcpu.cpu)) {
+        distvm_msg_refused(s, msg->hdr.src, "%s for vCPU %" PRIu32 ", which "
+                           "does not exist",
+                           distvm_msg_type_name(msg->hdr.type),
+                           msg->u.vcpu.cpu);
+        return;
+    }
     switch (msg->hdr.type) {
     case DISTVM_MSG_VCPU_MOVE:
         vcpu_move_request(s, &msg->u.vcpu);
@@ -549,10 +558,17 @@ void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_MSG_VCPU_IPI: {
         DistvmIpi *ipi = g_new(DistvmIpi, 1);
 
-        /* Delivering to a LAPIC needs the BQL: the main loop does it. */
+        /*
+         * Delivering to a LAPIC needs the BQL.  The target vCPU's thread
+         * takes it for its queued work as soon as it is kicked, one thread
+         * wake-up less than the main loop.  Its work runs in order, before
+         * an eviction queued later, and a vCPU that left meanwhile has the
+         * delivery routed again (vcpu_route_ipi).
+         */
         ipi->cpu = msg->u.vcpu.cpu;
         ipi->delivery = msg->u.vcpu.value;
-        distvm_main_loop_call(vcpu_ipi_bh, ipi);
+        async_run_on_cpu(qemu_get_cpu(ipi->cpu), vcpu_ipi_work,
+                         RUN_ON_CPU_HOST_PTR(ipi));
         break;
     }
     case DISTVM_MSG_VCPU_APIC:

@@ -7,6 +7,7 @@
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
 #include "qapi/error.h"
+#include "system/distvm.h"
 #include "distvm-wire.h"
 
 /* Fixed part of every PAGE_* payload: block, flags, page, node, reserved */
@@ -29,6 +30,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_PING] = "PING",
     [DISTVM_MSG_PONG] = "PONG",
     [DISTVM_MSG_BYE] = "BYE",
+    [DISTVM_MSG_HEARTBEAT] = "HEARTBEAT",
     [DISTVM_MSG_NODE_LOST] = "NODE_LOST",
     [DISTVM_MSG_VCPU_MOVE] = "VCPU_MOVE",
     [DISTVM_MSG_VCPU_STATE] = "VCPU_STATE",
@@ -490,6 +492,7 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
+    case DISTVM_MSG_HEARTBEAT:
         ok = true;
         break;
     case DISTVM_MSG_PAGE_REQ:
@@ -699,6 +702,12 @@ void distvm_wire_pci_config(GByteArray *buf, uint32_t src, const char *path,
     distvm_wire_end(buf);
 }
 
+void distvm_wire_set_seq(GByteArray *buf, uint64_t seq)
+{
+    assert(buf->len >= DISTVM_WIRE_HDR_SIZE);
+    stq_le_p(buf->data + 16, seq);
+}
+
 void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
                     const DistvmMsgIo *io)
 {
@@ -759,4 +768,81 @@ void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
         distvm_wire_put_bytes(buf, data, DISTVM_PAGE_SIZE);
     }
     distvm_wire_end(buf);
+}
+
+/* ---- roles ---- */
+
+typedef enum DistvmRole {
+    DISTVM_ROLE_NONE,           /* never on a connection of the cluster */
+    DISTVM_ROLE_ANY,            /* any node to any other */
+    DISTVM_ROLE_FROM_HOME,      /* the home node to the others */
+    DISTVM_ROLE_TO_HOME,        /* the others to the home node */
+} DistvmRole;
+
+static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
+    [DISTVM_MSG_HELLO] = DISTVM_ROLE_NONE,
+    [DISTVM_MSG_WELCOME] = DISTVM_ROLE_NONE,
+    [DISTVM_MSG_REFUSE] = DISTVM_ROLE_NONE,
+    [DISTVM_MSG_PEER_HELLO] = DISTVM_ROLE_NONE,
+    [DISTVM_MSG_READY] = DISTVM_ROLE_TO_HOME,
+    [DISTVM_MSG_START] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_PAGE_REQ] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_PAGE_FWD] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_PAGE_DATA] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_PAGE_INV] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_PAGE_INV_ACK] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_PAGE_GRANT] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_PAGE_DONE] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_PING] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_PONG] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_BYE] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_NODE_LOST] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_VCPU_MOVE] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_VCPU_STATE] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_VCPU_MOVED] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_VCPU_IPI] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_PCI_CONFIG] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_IO_REQ] = DISTVM_ROLE_TO_HOME,
+    [DISTVM_MSG_IO_REPLY] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_VCPU_APIC] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_RUN_STATE] = DISTVM_ROLE_FROM_HOME,  /* STOPPED: TO_HOME */
+    [DISTVM_MSG_PIC_OUTPUT] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_CLOCK_REGS] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_HEARTBEAT] = DISTVM_ROLE_ANY,
+};
+
+bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
+                            Error **errp)
+{
+    uint32_t type = msg->hdr.type;
+    DistvmRole role = type < DISTVM_MSG__MAX ? msg_roles[type] :
+                      DISTVM_ROLE_NONE;
+    const char *name = distvm_msg_type_name(type);
+
+    if (type == DISTVM_MSG_RUN_STATE &&
+        msg->u.run.action == DISTVM_RUN_STOPPED) {
+        role = DISTVM_ROLE_TO_HOME;
+    }
+    switch (role) {
+    case DISTVM_ROLE_ANY:
+        return true;
+    case DISTVM_ROLE_FROM_HOME:
+        if (msg->hdr.src == DISTVM_HOME_NODE && dst != DISTVM_HOME_NODE) {
+            return true;
+        }
+        error_setg(errp, "%s is sent by the home node only, to the others",
+                   name);
+        return false;
+    case DISTVM_ROLE_TO_HOME:
+        if (msg->hdr.src != DISTVM_HOME_NODE && dst == DISTVM_HOME_NODE) {
+            return true;
+        }
+        error_setg(errp, "%s is sent to the home node only, by the others",
+                   name);
+        return false;
+    case DISTVM_ROLE_NONE:
+    default:
+        error_setg(errp, "%s is not sent once the cluster has formed", name);
+        return false;
+    }
 }

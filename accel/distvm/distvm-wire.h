@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     3
+#define DISTVM_WIRE_VERSION     4
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -57,6 +57,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_RUN_STATE,       /* run, stop, reset (home -> all); clocks */
     DISTVM_MSG_PIC_OUTPUT,      /* home -> all: the 8259's output level */
     DISTVM_MSG_CLOCK_REGS,      /* home -> all: where clock registers are */
+    DISTVM_MSG_HEARTBEAT,       /* node -> node: still here (peer-timeout) */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -231,6 +232,20 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
                         Error **errp);
 
 void distvm_msg_clear(DistvmMsg *msg);
+
+/*
+ * Whether node @src may send @msg to node @dst on a connection of the
+ * running cluster: its role, not its format (DESIGN.md section 14).
+ * Home's messages (chipset, clock, interrupt controller, run state, the
+ * results of device accesses) come from home only, device accesses and
+ * the reports of a stopped node go to home only, and the messages that
+ * form the cluster come on no established connection.
+ */
+bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
+                            Error **errp);
+
+/* Set the sequence number of the message encoded in @buf. */
+void distvm_wire_set_seq(GByteArray *buf, uint64_t seq);
 
 /*
  * Encoding: distvm_wire_begin starts a message in @buf (emptied first),

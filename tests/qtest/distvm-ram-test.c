@@ -549,6 +549,91 @@ static void test_node_killed(void)
     distvm_cluster_quit(c);
 }
 
+/*
+ * A node that stops answering (SIGSTOP) is declared lost within
+ * peer-timeout, and every node exits with an error: the survivors at
+ * once, the stopped node as soon as it runs again.
+ */
+#define STOPPED_PEER_TIMEOUT 2
+
+static void test_node_stopped(void)
+{
+    g_autofree char *args = guest_args("2", "cpus=2 stress=1");
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 3, "peer-timeout=" stringify(STOPPED_PEER_TIMEOUT), args);
+    QTestState *victim = c->node[2]->qts;
+    bool timeout_named = false;
+    gint64 t0;
+
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: all cpus up",
+                                      60));
+
+    /*
+     * A stopped guest sends no page or I/O message: the heartbeats alone
+     * keep every node heard of, well within peer-timeout.
+     */
+    qtest_qmp_assert_success(c->node[0]->qts, "{ 'execute': 'stop' }");
+    g_usleep(3 * STOPPED_PEER_TIMEOUT * G_USEC_PER_SEC);
+    for (int n = 0; n < 3; n++) {
+        QDict *info = distvm_assert_active(c->node[n]->qts, n);
+        QListEntry *e;
+
+        g_assert_cmpstr(qdict_get_str(info, "state"), ==, "running");
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "node-list"), e) {
+            QDict *peer = qobject_to(QDict, qlist_entry_obj(e));
+
+            if (qdict_get_bool(peer, "self")) {
+                g_assert_false(qdict_haskey(peer, "last-heard-ms"));
+                continue;
+            }
+            g_assert_cmpint(qdict_get_int(peer, "last-heard-ms"), <,
+                            STOPPED_PEER_TIMEOUT * 1000 / 2);
+            g_assert_true(qdict_haskey(peer, "queued-bytes"));
+        }
+        qobject_unref(info);
+    }
+    qtest_qmp_assert_success(c->node[0]->qts, "{ 'execute': 'cont' }");
+
+    /* Node 2 takes pages the guest's vCPUs keep writing. */
+    for (uint64_t a = DG_STRESS_BASE; a < DG_STRESS_BASE + (64 << 12);
+         a += 4096) {
+        qtest_writeq(victim, a, 0x1234);
+    }
+    t0 = g_get_monotonic_time();
+    kill(qtest_pid(victim), SIGSTOP);
+
+    for (int n = 0; n < 2; n++) {
+        QTestState *qts = c->node[n]->qts;
+        QDict *ev, *data;
+        gint64 lost_us;
+
+        qtest_set_expected_status(qts, 1);
+        ev = qtest_qmp_eventwait_ref(qts, "DISTVM_NODE_LOST");
+        lost_us = g_get_monotonic_time() - t0;
+        data = qdict_get_qdict(ev, "data");
+        g_test_message("node %d: node %" PRId64 " lost after %" PRId64
+                       " ms: %s", n, qdict_get_int(data, "node"),
+                       lost_us / 1000, qdict_get_str(data, "reason"));
+        g_assert_cmpint(qdict_get_int(data, "node"), ==, 2);
+        timeout_named |= strstr(qdict_get_str(data, "reason"),
+                                "peer-timeout") != NULL;
+        g_assert_cmpint(lost_us, <,
+                        (STOPPED_PEER_TIMEOUT + 2) * G_USEC_PER_SEC);
+        qobject_unref(ev);
+        qtest_wait_qemu(qts);
+    }
+    g_assert_true(timeout_named);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+
+    /* Woken up, node 2 finds its peers gone and leaves with an error. */
+    t0 = g_get_monotonic_time();
+    kill(qtest_pid(victim), SIGCONT);
+    qtest_set_expected_status(victim, 1);
+    qtest_wait_qemu(victim);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+    distvm_cluster_quit(c);
+}
+
 /* ---- malformed messages on a node's listening socket ---- */
 
 static int connect_unix(const char *path)
@@ -686,6 +771,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/numa/bad", test_numa_bad);
     qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
     qtest_add_func("/distvm/cluster/node-killed", test_node_killed);
+    qtest_add_func("/distvm/cluster/node-stopped", test_node_stopped);
     qtest_add_func("/distvm/cluster/malformed", test_malformed);
 
     return distvm_test_run(tmpdir);

@@ -55,6 +55,8 @@ static void test_bad_options(void)
         { "nodes=2", "needs listen=" },
         { "node-id=1,nodes=2,listen=unix:/tmp/x", "needs home=" },
         { "node-id=abc", "node-id" },
+        { "peer-timeout=0", "peer-timeout=0 is out of range (1 to 3600" },
+        { "peer-timeout=3601", "peer-timeout=3601 is out of range" },
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
@@ -168,6 +170,34 @@ static void test_smp_guest_4cpus(void)
 }
 
 /*
+ * Room for CPUs to be hot-plugged (-smp 2,maxcpus=4): the 2 that exist
+ * run on 2 nodes from power-on, and the guest's result is exact.
+ */
+static void test_smp_guest_maxcpus(void)
+{
+    const uint32_t iters = 100000;
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        "-machine pc -m 64M -smp 2,maxcpus=4 -kernel %s "
+        "-append 'cpus=2 iters=%u'", elf, iters);
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 2, "placement=0:1",
+                                                 args);
+    g_autofree char *console = NULL;
+
+    for (int n = 0; n < 2; n++) {
+        g_assert_cmpint(distvm_vcpu_node(c->node[n]->qts, 0), ==, 0);
+        g_assert_cmpint(distvm_vcpu_node(c->node[n]->qts, 1), ==, 1);
+    }
+    wait_smp_guest(c->node[0], 300);
+    distvm_check_smp_memory(c->node[1]->qts, 2, iters);
+    distvm_check_smp_memory(c->node[0]->qts, 2, iters);
+    console = distvm_read_console(c->node[0]);
+    g_assert_nonnull(strstr(console, "distvm-guest: all cpus up"));
+    distvm_assert_console_clean(console);
+    distvm_cluster_quit(c);
+}
+
+/*
  * The Linux guest with 2 CPUs: both come online, the workload's output
  * is exact, the console is clean and the guest powers off (exit 0).
  */
@@ -224,6 +254,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/qmp/query-other-accel", test_query_other_accel);
     qtest_add_func("/distvm/smp-guest/1cpu", test_smp_guest_1cpu);
     qtest_add_func("/distvm/smp-guest/4cpus", test_smp_guest_4cpus);
+    qtest_add_func("/distvm/smp-guest/maxcpus", test_smp_guest_maxcpus);
     qtest_add_func("/distvm/linux/smp2", test_linux_smp2);
 
     return distvm_test_run(tmpdir);

@@ -215,6 +215,13 @@ void distvm_wait_state(QTestState *qts, const char *state, int timeout_s)
 DistvmCluster *distvm_cluster_start(const char *tmpdir, int nodes,
                                     const char *machine_args)
 {
+    return distvm_cluster_start_with(tmpdir, nodes, NULL, machine_args);
+}
+
+DistvmCluster *distvm_cluster_start_with(const char *tmpdir, int nodes,
+                                         const char *accel_opts,
+                                         const char *machine_args)
+{
     DistvmCluster *c = g_new0(DistvmCluster, 1);
     static int count;
 
@@ -223,7 +230,10 @@ DistvmCluster *distvm_cluster_start(const char *tmpdir, int nodes,
     c->dir = g_strdup_printf("%s/cluster%d", tmpdir, count++);
     g_assert(g_mkdir_with_parents(c->dir, 0700) == 0);
     for (int i = 0; i < nodes; i++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(c->dir, nodes, i);
+        g_autofree char *base = distvm_cluster_accel_opts(c->dir, nodes, i);
+        g_autofree char *opts = g_strdup_printf("%s%s%s", base,
+                                                accel_opts ? "," : "",
+                                                accel_opts ?: "");
 
         c->node[i] = distvm_node_start(c->dir, i, opts, machine_args);
     }

@@ -83,6 +83,10 @@ typedef struct DistvmCluster {
  */
 DistvmCluster *distvm_cluster_start(const char *tmpdir, int nodes,
                                     const char *machine_args);
+/* The same, with @accel_opts added to every node's -accel distvm. */
+DistvmCluster *distvm_cluster_start_with(const char *tmpdir, int nodes,
+                                         const char *accel_opts,
+                                         const char *machine_args);
 
 /* The command line options of node @node_id of a cluster in @dir. */
 char *distvm_cluster_accel_opts(const char *dir, int nodes, int node_id);

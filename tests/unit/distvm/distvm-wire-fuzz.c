@@ -125,6 +125,7 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
+    case DISTVM_MSG_HEARTBEAT:
         CHECK(m->hdr.length == 0);
         break;
     case DISTVM_MSG_PING:
@@ -304,6 +305,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
+    case DISTVM_MSG_HEARTBEAT:
         return true;
     case DISTVM_MSG_PING:
     case DISTVM_MSG_PONG:
@@ -400,6 +402,7 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
+    case DISTVM_MSG_HEARTBEAT:
         distvm_wire_empty(buf, m->hdr.type, m->hdr.src, m->hdr.seq);
         break;
     case DISTVM_MSG_PING:
@@ -512,6 +515,17 @@ static void fuzz_one(const DistvmMsgHeader *hdr, const uint8_t *data,
         CHECK(!memcmp(&msg.hdr, hdr, sizeof(*hdr)));
         check_valid(&msg, payload, lim);
         check_reencode(&msg, payload, lim);
+        /* the role check, as each node of the cluster receiving it */
+        for (uint32_t dst = 0; dst < lim->nodes; dst++) {
+            bool ok = distvm_wire_check_role(&msg, dst, &err);
+
+            CHECK(ok == !err);
+            if (err) {
+                CHECK(error_get_pretty(err)[0]);
+                error_free(err);
+                err = NULL;
+            }
+        }
         distvm_msg_clear(&msg);
     } else {
         CHECK(err);
@@ -708,6 +722,7 @@ int main(int argc, char **argv)
     }));
     SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
+    SEED("heartbeat", distvm_wire_empty(b, DISTVM_MSG_HEARTBEAT, 2, 0));
 #undef SEED
 
     /* all of the above as one connection's stream */

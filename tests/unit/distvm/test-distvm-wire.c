@@ -307,6 +307,7 @@ static GPtrArray *valid_messages(void)
     distvm_wire_empty(NEXT(), DISTVM_MSG_READY, 1, 5);
     distvm_wire_empty(NEXT(), DISTVM_MSG_START, 0, 0);
     distvm_wire_empty(NEXT(), DISTVM_MSG_BYE, 3, UINT64_MAX);
+    distvm_wire_empty(NEXT(), DISTVM_MSG_HEARTBEAT, 2, 0);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 1, 3);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 0, 0);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
@@ -431,10 +432,11 @@ static void test_type_names(void)
         [DISTVM_MSG_RUN_STATE] = "RUN_STATE",
         [DISTVM_MSG_PIC_OUTPUT] = "PIC_OUTPUT",
         [DISTVM_MSG_CLOCK_REGS] = "CLOCK_REGS",
+        [DISTVM_MSG_HEARTBEAT] = "HEARTBEAT",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_CLOCK_REGS + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_HEARTBEAT + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -445,19 +447,104 @@ static void test_type_names(void)
     g_assert_cmpstr(distvm_msg_type_name(UINT32_MAX), ==, "unknown");
 }
 
+/* ---- roles ---- */
+
+static bool role_ok(uint32_t type, uint32_t action, uint32_t src,
+                    uint32_t dst, const char *want_error)
+{
+    DistvmMsg msg = { .hdr = { .type = type, .src = src } };
+    Error *err = NULL;
+    bool ok;
+
+    msg.u.run.action = action;
+    ok = distvm_wire_check_role(&msg, dst, &err);
+    g_assert(ok == !err);
+    if (err) {
+        g_assert_nonnull(strstr(error_get_pretty(err),
+                                distvm_msg_type_name(type)));
+        if (want_error) {
+            g_assert_nonnull(strstr(error_get_pretty(err), want_error));
+        }
+        error_free(err);
+    }
+    return ok;
+}
+
+/*
+ * Every message type against the three relations a sender can have to
+ * the receiver: home to another node, another node to home, and between
+ * two nodes that are not home.
+ */
+static void test_roles(void)
+{
+    enum { ANY, FROM_HOME, TO_HOME, NONE };
+    static const int roles[DISTVM_MSG__MAX] = {
+        [DISTVM_MSG_HELLO] = NONE,
+        [DISTVM_MSG_WELCOME] = NONE,
+        [DISTVM_MSG_REFUSE] = NONE,
+        [DISTVM_MSG_PEER_HELLO] = NONE,
+        [DISTVM_MSG_READY] = TO_HOME,
+        [DISTVM_MSG_START] = FROM_HOME,
+        [DISTVM_MSG_PCI_CONFIG] = FROM_HOME,
+        [DISTVM_MSG_IO_REQ] = TO_HOME,
+        [DISTVM_MSG_IO_REPLY] = FROM_HOME,
+        [DISTVM_MSG_RUN_STATE] = FROM_HOME,
+        [DISTVM_MSG_PIC_OUTPUT] = FROM_HOME,
+        [DISTVM_MSG_CLOCK_REGS] = FROM_HOME,
+    };
+
+    for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
+        bool from_home = role_ok(t, DISTVM_RUN_CONT, 0, 2, NULL);
+        bool to_home = role_ok(t, DISTVM_RUN_CONT, 2, 0, NULL);
+        bool between = role_ok(t, DISTVM_RUN_CONT, 1, 2, NULL);
+
+        switch (roles[t]) {
+        case ANY:
+            g_assert_true(from_home && to_home && between);
+            break;
+        case FROM_HOME:
+            g_assert_true(from_home && !to_home && !between);
+            role_ok(t, DISTVM_RUN_CONT, 1, 0, "by the home node only");
+            break;
+        case TO_HOME:
+            g_assert_true(!from_home && to_home && !between);
+            role_ok(t, DISTVM_RUN_CONT, 0, 1, "to the home node only");
+            break;
+        case NONE:
+            g_assert_true(!from_home && !to_home && !between);
+            role_ok(t, DISTVM_RUN_CONT, 0, 1, "once the cluster has formed");
+            break;
+        }
+    }
+    /* A node reports to home that it stopped; home decides the rest. */
+    g_assert_true(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_STOPPED, 1, 0,
+                          NULL));
+    g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_STOPPED, 0, 1,
+                           "to the home node only"));
+    g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_STOPPED, 1, 2,
+                           NULL));
+    for (uint32_t a = 0; a < DISTVM_RUN_STOPPED; a++) {
+        g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, a, 1, 0,
+                               "by the home node only"));
+    }
+    /* Types outside the protocol have no role. */
+    g_assert_false(role_ok(DISTVM_MSG__MAX, 0, 0, 1, NULL));
+    g_assert_false(role_ok(0, 0, 0, 1, NULL));
+}
+
 static void test_header_layout(void)
 {
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        3, 0,                               /* version */
+        4, 0,                               /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 3);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 4);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -1463,17 +1550,17 @@ static void test_bad_version(void)
 {
     /*
      * 1 is the version before PIC_OUTPUT and DISTVM_IO_PIC_ACK, 2 the one
-     * before CLOCK_REGS
+     * before CLOCK_REGS, 3 the one before HEARTBEAT
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 4, 0x100, 0x103, 0x200, 0x300, UINT16_MAX,
+        0, 1, 2, 3, 5, 0x100, 0x104, 0x200, 0x300, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 3", versions[i]);
+            "protocol version %u, this node speaks 4", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -1483,7 +1570,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 3");
+        expect_header_error(b, "protocol version 2, this node speaks 4");
     }
     g_byte_array_unref(b);
 }
@@ -3708,6 +3795,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/failed-decode-reuse",
                     test_failed_decode_reuse);
     g_test_add_func("/distvm/wire/decode/null-errp", test_null_errp);
+    g_test_add_func("/distvm/wire/roles", test_roles);
 
     return g_test_run();
 }
