@@ -85,6 +85,7 @@ $(B)/bench/socket-rtt: bench/socket-rtt.c
 bench: all $(B)/bench/socket-rtt
 	python3 bench/page-faults.py $(B) --transport unix
 	python3 bench/page-faults.py $(B) --transport tcp
+	python3 bench/page-faults.py $(B) --transport tcp --tls
 	python3 bench/vcpu-moves.py $(B) --moves 200 --migrations 5
 	python3 bench/single-node.py $(B)
 	python3 bench/linux-nodes.py $(B)

@@ -63,7 +63,38 @@ class QtestConn:
                 return reply.split()[1:] if len(reply.split()) > 1 else []
 
 
-def start_node(qemu, tmp, node, nodes, transport, port_base):
+def make_tls_dir(tmp):
+    """A CA and one node certificate (both purposes), with certtool."""
+    d = os.path.join(tmp, "tls")
+    os.mkdir(d)
+
+    def run(*argv):
+        subprocess.run(["certtool"] + list(argv), cwd=d, check=True,
+                       capture_output=True)
+
+    with open(os.path.join(d, "ca.info"), "w") as f:
+        f.write("cn = bench CA\nca\ncert_signing_key\n")
+    with open(os.path.join(d, "node.info"), "w") as f:
+        f.write("cn = distvm-node\nip_address = 127.0.0.1\n"
+                "tls_www_server\ntls_www_client\n"
+                "signing_key\n")
+    run("--generate-privkey", "--key-type=ecdsa", "--outfile", "ca-key.pem")
+    run("--generate-self-signed", "--load-privkey", "ca-key.pem",
+        "--template", "ca.info", "--outfile", "ca-cert.pem")
+    run("--generate-privkey", "--key-type=ecdsa", "--outfile",
+        "server-key.pem")
+    run("--generate-certificate", "--load-privkey", "server-key.pem",
+        "--load-ca-certificate", "ca-cert.pem", "--load-ca-privkey",
+        "ca-key.pem", "--template", "node.info", "--outfile",
+        "server-cert.pem")
+    shutil.copy(os.path.join(d, "server-cert.pem"),
+                os.path.join(d, "client-cert.pem"))
+    shutil.copy(os.path.join(d, "server-key.pem"),
+                os.path.join(d, "client-key.pem"))
+    return d
+
+
+def start_node(qemu, tmp, node, nodes, transport, port_base, tls_dir):
     if transport == "unix":
         listen = "unix:%s/node%d.sock" % (tmp, node)
         home = "unix:%s/node0.sock" % tmp
@@ -73,7 +104,13 @@ def start_node(qemu, tmp, node, nodes, transport, port_base):
     accel = "distvm,node-id=%d,nodes=%d,listen=%s" % (node, nodes, listen)
     if node:
         accel += ",home=" + home
-    args = [qemu, "-accel", accel, "-machine", "pc", "-m", "256M",
+    tls = []
+    if tls_dir:
+        accel += ",tls-creds=tls0,tls-authz=authz0"
+        tls = ["-object", "tls-creds-x509,id=tls0,dir=%s,endpoint=server,"
+               "verify-peer=on" % tls_dir,
+               "-object", "authz-simple,id=authz0,identity=CN=distvm-node"]
+    args = [qemu] + tls + ["-accel", accel, "-machine", "pc", "-m", "256M",
             "-nodefaults", "-display", "none", "-S",
             "-qmp", "unix:%s/qmp%d.sock,server=on,wait=off" % (tmp, node),
             "-qtest", "unix:%s/qtest%d.sock,server=on,wait=off" % (tmp, node)]
@@ -108,6 +145,9 @@ def main():
     ap.add_argument("build")
     ap.add_argument("--transport", choices=["unix", "tcp"], default="unix")
     ap.add_argument("--pages", type=int, default=2000)
+    ap.add_argument("--tls", action="store_true",
+                    help="x509 TLS between the nodes (the raw round trip "
+                    "stays plain: the ratio shows what TLS costs)")
     args = ap.parse_args()
 
     qemu = os.path.join(args.build, "qemu-system-x86_64")
@@ -119,9 +159,10 @@ def main():
     port_base = 20000 + os.getpid() % 20000
     procs = []
     try:
+        tls_dir = make_tls_dir(tmp) if args.tls else None
         for node in (0, 1):
             procs.append(start_node(qemu, tmp, node, 2, args.transport,
-                                    port_base))
+                                    port_base, tls_dir))
         home = QtestConn("%s/qtest0.sock" % tmp)
         peer = QtestConn("%s/qtest1.sock" % tmp)
         for node in (0, 1):
@@ -151,8 +192,9 @@ def main():
     rtt50 = raw[(len(raw) - 1) // 2]
     rtt99 = raw[(len(raw) - 1) * 99 // 100]
 
-    print("distvm remote page faults, 2 nodes over %s sockets, %d faults "
-          "of each kind" % (args.transport, args.pages))
+    print("distvm remote page faults, 2 nodes over %s sockets%s, %d faults "
+          "of each kind" % (args.transport, " with TLS" if args.tls else "",
+                            args.pages))
     print("%-22s %9s %9s %12s %12s" % ("", "p50 (us)", "p99 (us)",
                                       "p50 / raw", "p99 / raw"))
     print("%-22s %9.0f %9.0f %12s %12s" % ("raw request/4K reply*", rtt50,

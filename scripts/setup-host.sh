@@ -10,7 +10,7 @@ STAMP_DIR=${DISTVM_STAMP_DIR:-/var/lib/distvm}
 
 PACKAGES="build-essential pkg-config ninja-build ccache python3 python3-venv
  flex bison libglib2.0-dev libpixman-1-dev zlib1g-dev libslirp-dev libfdt-dev
- libcap-ng-dev libattr1-dev dpkg-dev cpio gzip xz-utils
+ libcap-ng-dev libattr1-dev libgnutls28-dev gnutls-bin dpkg-dev cpio gzip xz-utils
  seabios ipxe-qemu qemu-system-data clang libclang-rt-14-dev
  busybox-static python3-tomli rsync kmod"
 BACKPORT_PACKAGES="meson python3-pycotap"

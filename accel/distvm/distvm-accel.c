@@ -168,6 +168,48 @@ static void distvm_set_listen(Object *obj, const char *value, Error **errp)
     distvm_set_address("listen", value, &s->listen, &s->listen_addr, errp);
 }
 
+static char *distvm_get_tls_creds(Object *obj, Error **errp)
+{
+    return g_strdup(DISTVM_ACCEL(obj)->tls_creds);
+}
+
+static void distvm_set_tls_creds(Object *obj, const char *value,
+                                 Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+
+    g_free(s->tls_creds);
+    s->tls_creds = *value ? g_strdup(value) : NULL;
+}
+
+static char *distvm_get_tls_authz(Object *obj, Error **errp)
+{
+    return g_strdup(DISTVM_ACCEL(obj)->tls_authz);
+}
+
+static void distvm_set_tls_authz(Object *obj, const char *value,
+                                 Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+
+    g_free(s->tls_authz);
+    s->tls_authz = *value ? g_strdup(value) : NULL;
+}
+
+static char *distvm_get_tls_hostname(Object *obj, Error **errp)
+{
+    return g_strdup(DISTVM_ACCEL(obj)->tls_hostname);
+}
+
+static void distvm_set_tls_hostname(Object *obj, const char *value,
+                                    Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+
+    g_free(s->tls_hostname);
+    s->tls_hostname = *value ? g_strdup(value) : NULL;
+}
+
 static char *distvm_get_placement(Object *obj, Error **errp)
 {
     return g_strdup(DISTVM_ACCEL(obj)->placement);
@@ -345,6 +387,15 @@ static void distvm_accel_instance_finalize(Object *obj)
     g_free(s->listen);
     g_free(s->home);
     g_free(s->placement);
+    g_free(s->tls_creds);
+    g_free(s->tls_authz);
+    g_free(s->tls_hostname);
+    if (s->tls_server) {
+        object_unref(OBJECT(s->tls_server));
+    }
+    if (s->tls_client) {
+        object_unref(OBJECT(s->tls_client));
+    }
     qapi_free_SocketAddress(s->listen_addr);
     qapi_free_SocketAddress(s->home_addr);
     g_free(s->vcpu_node);
@@ -403,6 +454,25 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
                                   distvm_set_home);
     object_class_property_set_description(oc, "home",
         "The home node's listen address, given on every other node");
+
+    object_class_property_add_str(oc, "tls-creds", distvm_get_tls_creds,
+                                  distvm_set_tls_creds);
+    object_class_property_set_description(oc, "tls-creds",
+        "ID of the tls-creds-x509 or tls-creds-psk object that secures "
+        "every connection of the cluster (default: no TLS)");
+
+    object_class_property_add_str(oc, "tls-authz", distvm_get_tls_authz,
+                                  distvm_set_tls_authz);
+    object_class_property_set_description(oc, "tls-authz",
+        "ID of the authz object that a peer's x509 distinguished name or "
+        "PSK username must satisfy (default: any peer the credentials "
+        "accept)");
+
+    object_class_property_add_str(oc, "tls-hostname", distvm_get_tls_hostname,
+                                  distvm_set_tls_hostname);
+    object_class_property_set_description(oc, "tls-hostname",
+        "The name every node's x509 certificate must carry (default: the "
+        "host of each tcp: address, localhost for unix: addresses)");
 }
 
 static const TypeInfo distvm_accel_type = {

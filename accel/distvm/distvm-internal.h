@@ -12,6 +12,8 @@
 #include "qapi/qapi-types-sockets.h"
 #include "qemu/thread.h"
 #include "io/channel-socket.h"
+#include "crypto/tlscreds.h"
+#include "exec/memattrs.h"
 #include "distvm-wire.h"
 
 typedef struct DistvmRam DistvmRam;
@@ -40,6 +42,7 @@ typedef struct DistvmPeer {
     uint32_t id;
     char *addr;                 /* its listen address */
     QIOChannelSocket *sioc;     /* NULL until connected */
+    QIOChannel *ioc;            /* the stream over it: sioc or TLS */
     QemuThread rx_thread;
     int64_t last_rx_ns;         /* atomic: when a message last came */
 
@@ -77,6 +80,11 @@ struct DistvmState {
     SocketAddress *home_addr;   /* parsed from @home */
     uint32_t join_timeout;      /* seconds */
     uint32_t peer_timeout;      /* seconds a peer may stay silent */
+    char *tls_creds;            /* id of a tls-creds-* object, or NULL */
+    char *tls_authz;            /* id of an authz object, or NULL */
+    char *tls_hostname;         /* the name servers' certificates carry */
+    QCryptoTLSCreds *tls_server;    /* for accepted connections */
+    QCryptoTLSCreds *tls_client;    /* for the ones this node opens */
 
     /* vCPU placement: vcpu_node[cpu_index] is the node running it. */
     char *placement;            /* the property: "N:N:..." by cpu index */
@@ -150,6 +158,11 @@ void distvm_page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
                                  Error *err);
 void G_GNUC_PRINTF(3, 4) distvm_msg_refused(DistvmState *s, uint32_t src,
                                             const char *fmt, ...);
+
+/* distvm-tls.c */
+bool distvm_tls_init(DistvmState *s, Error **errp);
+QIOChannel *distvm_tls_wrap(DistvmState *s, QIOChannelSocket *sioc,
+                            const char *peer_addr, Error **errp);
 
 /* distvm-chipset.c */
 void distvm_chipset_init(DistvmState *s);

@@ -217,7 +217,8 @@ static void distvm_sendq_push(DistvmPeer *peer, const uint8_t *data,
  * the BQL holder nor a receive thread waits for a slow or stopped peer.
  * A message that fits in the socket's buffer, with nothing queued before
  * it, is written here: waking the writer would cost a thread wake-up,
- * which is as much as a page fault's whole network round trip.
+ * which is as much as a page fault's whole network round trip.  Not with
+ * TLS: only the writer writes to a TLS session.
  */
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
 {
@@ -240,7 +241,7 @@ bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
         return false;
     }
     peer->last_tx_ns = get_clock();
-    if (!g_queue_is_empty(&peer->sendq) || peer->writing) {
+    if (!g_queue_is_empty(&peer->sendq) || peer->writing || s->tls_server) {
         distvm_sendq_push(peer, msg->data, msg->len, false);
     } else {
         peer->writing = true;
@@ -274,7 +275,7 @@ bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
 static void *distvm_writer_thread(void *opaque)
 {
     DistvmPeer *peer = opaque;
-    QIOChannel *ioc = QIO_CHANNEL(peer->sioc);
+    QIOChannel *ioc = peer->ioc;
     GByteArray *batch[DISTVM_WRITE_BATCH];
     struct iovec iov[DISTVM_WRITE_BATCH];
 
@@ -363,14 +364,20 @@ static void distvm_send_flush(DistvmState *s, uint32_t lost,
     }
 }
 
-/* With s->lock held: @sioc is the connection to @peer from now on. */
-static void distvm_peer_attach(DistvmPeer *peer, QIOChannelSocket *sioc)
+/*
+ * With s->lock held: @sioc is the connection to @peer from now on, and
+ * @ioc the stream over it (distvm_tls_wrap()).
+ */
+static void distvm_peer_attach(DistvmPeer *peer, QIOChannelSocket *sioc,
+                               QIOChannel *ioc)
 {
     g_autofree char *name = g_strdup_printf("distvm-node%" PRIu32,
                                             peer->id);
 
     qio_channel_set_name(QIO_CHANNEL(sioc), name);
+    qio_channel_set_name(ioc, name);
     qatomic_set(&peer->last_rx_ns, get_clock());
+    peer->ioc = ioc;
     qatomic_set(&peer->sioc, sioc);
     qemu_thread_create(&peer->tx_thread, "distvm-tx", distvm_writer_thread,
                        peer, QEMU_THREAD_DETACHED);
@@ -443,10 +450,10 @@ static void *distvm_watch_thread(void *opaque)
 }
 
 /* While the cluster forms, before the peer has a writer. */
-static bool distvm_send_raw(QIOChannelSocket *sioc, GByteArray *msg)
+static bool distvm_send_raw(QIOChannel *ioc, GByteArray *msg)
 {
-    return qio_channel_write_all(QIO_CHANNEL(sioc), (char *)msg->data,
-                                 msg->len, NULL) == 0;
+    return qio_channel_write_all(ioc, (char *)msg->data, msg->len,
+                                 NULL) == 0;
 }
 
 static void distvm_flush_block_devices_now(void)
@@ -903,7 +910,7 @@ static char *distvm_check_hello(DistvmState *s, const DistvmMsgHello *h)
 
 /* Home: a node joins.  Returns whether the connection is now its. */
 static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
-                               DistvmMsgHello *h)
+                               QIOChannel *ioc, DistvmMsgHello *h)
 {
     g_autoptr(GByteArray) reply = g_byte_array_new();
     g_autofree char *refusal = NULL;
@@ -915,7 +922,7 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     }
     refusal = distvm_check_hello(s, h);
     if (!refusal) {
-        distvm_peer_attach(&s->peers[h->node_id], sioc);
+        distvm_peer_attach(&s->peers[h->node_id], sioc, ioc);
         s->peers[h->node_id].addr = g_strdup(h->listen);
         for (uint32_t i = 1; i < s->nodes; i++) {
             joined += !!s->peers[i].sioc;
@@ -926,7 +933,7 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     if (refusal) {
         error_report("distvm: refused a node: %s", refusal);
         distvm_wire_refuse(reply, s->node_id, refusal);
-        distvm_send_raw(sioc, reply);
+        distvm_send_raw(ioc, reply);
         return false;
     }
     trace_distvm_node_joined(h->node_id, h->listen);
@@ -947,7 +954,7 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
 
 /* A node other than home: a node with a higher id opens its connection. */
 static bool distvm_peer_accept(DistvmState *s, QIOChannelSocket *sioc,
-                               uint32_t node, Error **errp)
+                               QIOChannel *ioc, uint32_t node, Error **errp)
 {
     bool ok = false;
 
@@ -960,7 +967,7 @@ static bool distvm_peer_accept(DistvmState *s, QIOChannelSocket *sioc,
     } else if (s->state != DISTVM_CLUSTER_JOINING) {
         error_setg(errp, "the cluster has already formed");
     } else {
-        distvm_peer_attach(&s->peers[node], sioc);
+        distvm_peer_attach(&s->peers[node], sioc, ioc);
         ok = true;
     }
     qemu_mutex_unlock(&s->lock);
@@ -977,6 +984,7 @@ static void *distvm_conn_thread(void *opaque)
     DistvmConn *conn = opaque;
     DistvmState *s = conn->s;
     QIOChannelSocket *sioc = conn->sioc;
+    QIOChannel *ioc;
     DistvmReader r;
     DistvmMsg msg;
     Error *err = NULL;
@@ -986,7 +994,18 @@ static void *distvm_conn_thread(void *opaque)
 
     g_free(conn);
     rcu_register_thread();
-    distvm_reader_init(&r, QIO_CHANNEL(sioc));
+    ioc = distvm_tls_wrap(s, sioc, NULL, &err);
+    if (!ioc) {
+        error_report("distvm: refused a connection: %s",
+                     error_get_pretty(err));
+        error_free(err);
+        qatomic_inc(&s->protocol_errors);
+        qio_channel_close(QIO_CHANNEL(sioc), NULL);
+        object_unref(OBJECT(sioc));
+        rcu_unregister_thread();
+        return NULL;
+    }
+    distvm_reader_init(&r, ioc);
     ret = distvm_recv(s, &r, &msg, &bytes, &err);
     if (ret == DISTVM_RECV_BAD_MSG) {
         distvm_protocol_error(s, "an unidentified connection", err);
@@ -997,11 +1016,11 @@ static void *distvm_conn_thread(void *opaque)
         goto drop;
     }
     if (msg.hdr.type == DISTVM_MSG_HELLO && distvm_is_home(s)) {
-        if (distvm_home_accept(s, sioc, &msg.u.hello)) {
+        if (distvm_home_accept(s, sioc, ioc, &msg.u.hello)) {
             node = msg.u.hello.node_id;
         }
     } else if (msg.hdr.type == DISTVM_MSG_PEER_HELLO && !distvm_is_home(s)) {
-        if (distvm_peer_accept(s, sioc, msg.u.node_id, &err)) {
+        if (distvm_peer_accept(s, sioc, ioc, msg.u.node_id, &err)) {
             node = msg.u.node_id;
         } else {
             distvm_protocol_error(s, "an unidentified connection", err);
@@ -1021,7 +1040,8 @@ static void *distvm_conn_thread(void *opaque)
     }
 drop:
     distvm_reader_free(&r);
-    qio_channel_close(QIO_CHANNEL(sioc), NULL);
+    qio_channel_close(ioc, NULL);
+    object_unref(OBJECT(ioc));
     object_unref(OBJECT(sioc));
     rcu_unregister_thread();
     return NULL;
@@ -1089,7 +1109,7 @@ static void *distvm_peer_thread(void *opaque)
     DistvmReader r;
 
     rcu_register_thread();
-    distvm_reader_init(&r, QIO_CHANNEL(peer->sioc));
+    distvm_reader_init(&r, peer->ioc);
     distvm_peer_loop(distvm_state(), peer, &r);
     distvm_reader_free(&r);
     rcu_unregister_thread();
@@ -1102,6 +1122,7 @@ static void *distvm_join_thread(void *opaque)
     DistvmState *s = opaque;
     g_autoptr(GByteArray) buf = g_byte_array_new();
     QIOChannelSocket *home;
+    QIOChannel *home_ioc;
     DistvmReader r;
     DistvmMsg msg;
     Error *err = NULL;
@@ -1114,18 +1135,26 @@ static void *distvm_join_thread(void *opaque)
         error_report_err(err);
         exit(1);
     }
+    home_ioc = distvm_tls_wrap(s, home, s->home, &err);
+    if (!home_ioc) {
+        error_report("distvm: cannot join through the home node %s: %s",
+                     s->home, error_get_pretty(err));
+        exit(1);
+    }
     distvm_wire_hello(buf, s->node_id, s->nodes, s->listen, s->fp_items,
                       s->fp_keys, s->fp_values);
-    if (!distvm_send_raw(home, buf)) {
+    if (!distvm_send_raw(home_ioc, buf)) {
         error_report("distvm: the home node %s closed the connection",
                      s->home);
         exit(1);
     }
-    distvm_reader_init(&r, QIO_CHANNEL(home));
+    distvm_reader_init(&r, home_ioc);
     ret = distvm_recv(s, &r, &msg, &bytes, &err);
     if (ret <= 0) {
-        error_report("distvm: no answer from the home node %s%s%s", s->home,
-                     err ? ": " : "", err ? error_get_pretty(err) : "");
+        error_report("distvm: no answer from the home node %s%s%s%s", s->home,
+                     err ? ": " : "", err ? error_get_pretty(err) : "",
+                     s->tls_server ? " (over TLS, the home node refuses a "
+                     "node its tls-authz does not accept: see its log)" : "");
         exit(1);
     }
     if (msg.hdr.type == DISTVM_MSG_REFUSE) {
@@ -1140,7 +1169,7 @@ static void *distvm_join_thread(void *opaque)
         exit(1);
     }
     qemu_mutex_lock(&s->lock);
-    distvm_peer_attach(&s->peers[DISTVM_HOME_NODE], home);
+    distvm_peer_attach(&s->peers[DISTVM_HOME_NODE], home, home_ioc);
     for (uint32_t i = 0; i < s->nodes; i++) {
         s->peers[i].addr = g_strdup(msg.u.welcome.addrs[i]);
     }
@@ -1151,19 +1180,26 @@ static void *distvm_join_thread(void *opaque)
     /* Open the mesh connections to the nodes with lower ids. */
     for (uint32_t i = 1; i < s->node_id; i++) {
         QIOChannelSocket *sioc = distvm_connect(s, s->peers[i].addr, &err);
+        QIOChannel *ioc;
 
         if (!sioc) {
             error_report_err(err);
             exit(1);
         }
+        ioc = distvm_tls_wrap(s, sioc, s->peers[i].addr, &err);
+        if (!ioc) {
+            error_report("distvm: cannot connect to node %" PRIu32 " at %s: "
+                         "%s", i, s->peers[i].addr, error_get_pretty(err));
+            exit(1);
+        }
         distvm_wire_node(buf, DISTVM_MSG_PEER_HELLO, s->node_id, s->node_id);
-        if (!distvm_send_raw(sioc, buf)) {
+        if (!distvm_send_raw(ioc, buf)) {
             error_report("distvm: node %" PRIu32 " closed the connection",
                          i);
             exit(1);
         }
         qemu_mutex_lock(&s->lock);
-        distvm_peer_attach(&s->peers[i], sioc);
+        distvm_peer_attach(&s->peers[i], sioc, ioc);
         qemu_mutex_unlock(&s->lock);
         qemu_thread_create(&s->peers[i].rx_thread, "distvm-rx",
                            distvm_peer_thread, &s->peers[i],
@@ -1286,6 +1322,9 @@ bool distvm_net_init(DistvmState *s, Error **errp)
         qemu_mutex_init(&s->peers[i].send_lock);
         qemu_cond_init(&s->peers[i].send_cond);
         g_queue_init(&s->peers[i].sendq);
+    }
+    if (!distvm_tls_init(s, errp)) {
+        return false;
     }
     s->listener = qio_channel_socket_new();
     if (qio_channel_socket_listen_sync(s->listener, s->listen_addr,

@@ -121,6 +121,7 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     info->bytes_sent = qatomic_read(&s->bytes_sent);
     info->bytes_received = qatomic_read(&s->bytes_received);
     info->protocol_errors = qatomic_read(&s->protocol_errors);
+    info->tls = s->tls_server != NULL;
     info->moves = qatomic_read(&s->moves_done);
     if (info->moves) {
         info->has_last_downtime_us = true;
@@ -290,8 +291,9 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
                        info->io->clock_reads_sent);
     }
     monitor_printf(mon, "bytes sent %" PRId64 ", received %" PRId64
-                   ", protocol errors %" PRId64 "\n", info->bytes_sent,
-                   info->bytes_received, info->protocol_errors);
+                   ", protocol errors %" PRId64 "%s\n", info->bytes_sent,
+                   info->bytes_received, info->protocol_errors,
+                   info->tls ? ", TLS" : "");
     monitor_printf(mon, "vCPU moves %" PRId64, info->moves);
     if (info->has_last_downtime_us) {
         monitor_printf(mon, ", last downtime %" PRId64 " us",

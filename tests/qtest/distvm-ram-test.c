@@ -634,6 +634,206 @@ static void test_node_stopped(void)
     distvm_cluster_quit(c);
 }
 
+/* ---- TLS ---- */
+
+static int64_t protocol_errors(QTestState *qts)
+{
+    QDict *info = qtest_qmp_assert_success_ref(qts,
+                                               "{ 'execute': 'query-distvm' }");
+    int64_t n = qdict_get_int(info, "protocol-errors");
+
+    qobject_unref(info);
+    return n;
+}
+
+static void run_or_fail(const char *dir, const char *const *argv)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *out = NULL;
+    int status;
+
+    if (!g_spawn_sync(dir, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                      NULL, NULL, &out, &status, &err)) {
+        g_error("cannot run %s (is gnutls-bin installed?): %s", argv[0],
+                err->message);
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+        g_error("%s failed:\n%s", argv[0], out);
+    }
+}
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+
+    g_assert_true(g_file_set_contents(path, text, -1, NULL));
+}
+
+/* A private key in @dir/@name, made with Debian's certtool. */
+static void make_key(const char *dir, const char *name)
+{
+    const char *argv[] = { "certtool", "--generate-privkey",
+                           "--key-type=ecdsa", "--outfile", name, NULL };
+
+    run_or_fail(dir, argv);
+}
+
+/*
+ * A directory for tls-creds-x509, in @tmpdir/@name: the test CA's
+ * certificate, and one certificate for the subject CN=@cn that serves as
+ * both the server's and the client's (a node is both).
+ */
+static char *make_tls_dir(const char *name, const char *cn)
+{
+    g_autofree char *ca = g_build_filename(tmpdir, "tls-ca", NULL);
+    char *dir = g_build_filename(tmpdir, name, NULL);
+    g_autofree char *info = g_strdup_printf(
+        "cn = %s\ndns_name = localhost\ntls_www_server\ntls_www_client\n"
+        "signing_key\n"
+        "expiration_days = 2\n", cn);
+    g_autofree char *ca_cert = g_build_filename(ca, "ca-cert.pem", NULL);
+    g_autofree char *ca_key = g_build_filename(ca, "ca-key.pem", NULL);
+    const char *sign[] = { "certtool", "--generate-certificate",
+                           "--load-privkey", "server-key.pem",
+                           "--load-ca-certificate", ca_cert,
+                           "--load-ca-privkey", ca_key,
+                           "--template", "cert.info",
+                           "--outfile", "server-cert.pem", NULL };
+    g_autofree char *cert = NULL, *key = NULL;
+    g_autofree char *cert_path = g_build_filename(dir, "server-cert.pem",
+                                                  NULL);
+    g_autofree char *key_path = g_build_filename(dir, "server-key.pem", NULL);
+
+    if (!g_file_test(ca_cert, G_FILE_TEST_EXISTS)) {
+        const char *self[] = { "certtool", "--generate-self-signed",
+                               "--load-privkey", "ca-key.pem",
+                               "--template", "ca.info",
+                               "--outfile", "ca-cert.pem", NULL };
+
+        g_assert_cmpint(g_mkdir_with_parents(ca, 0700), ==, 0);
+        write_file(ca, "ca.info", "cn = distvm test CA\nca\n"
+                   "cert_signing_key\nexpiration_days = 2\n");
+        make_key(ca, "ca-key.pem");
+        run_or_fail(ca, self);
+    }
+    g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+    write_file(dir, "cert.info", info);
+    make_key(dir, "server-key.pem");
+    run_or_fail(dir, sign);
+    g_assert_true(g_file_get_contents(ca_cert, &cert, NULL, NULL));
+    write_file(dir, "ca-cert.pem", cert);
+    g_free(cert);
+    g_assert_true(g_file_get_contents(cert_path, &cert, NULL, NULL));
+    write_file(dir, "client-cert.pem", cert);
+    g_assert_true(g_file_get_contents(key_path, &key, NULL, NULL));
+    write_file(dir, "client-key.pem", key);
+    return dir;
+}
+
+/* The -object options of a node with the certificates in @dir. */
+static char *tls_objects(const char *dir)
+{
+    return g_strdup_printf("-object tls-creds-x509,id=tls0,dir=%s,"
+                           "endpoint=server,verify-peer=on "
+                           "-object authz-simple,id=authz0,"
+                           "identity=CN=distvm-node", dir);
+}
+
+/*
+ * Every connection of a 3-node cluster is TLS with x509 certificates
+ * that the authz object must accept: pages, moves, I/O and interrupts
+ * all go over it, and the guest's result is exact.
+ */
+static void test_tls(void)
+{
+    const uint32_t iters = 50000;
+    g_autofree char *dir = make_tls_dir("tls-node", "distvm-node");
+    g_autofree char *objects = tls_objects(dir);
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        "%s " MACHINE " -smp 2 -kernel %s -append 'cpus=2 iters=%u'",
+        objects, elf, iters);
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 3, "tls-creds=tls0,tls-authz=authz0,placement=1:2", args);
+
+    wait_magic(c->node[0], DG_MAGIC_DONE, 300);
+    for (int n = 0; n < 3; n++) {
+        QDict *info = distvm_assert_active(c->node[n]->qts, n);
+
+        g_assert_true(qdict_get_bool(info, "tls"));
+        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
+        qobject_unref(info);
+        g_assert_cmpint(distvm_vcpu_node(c->node[n]->qts, 0), ==, 1);
+        g_assert_cmpint(distvm_vcpu_node(c->node[n]->qts, 1), ==, 2);
+        distvm_check_smp_memory(c->node[n]->qts, 2, iters);
+    }
+    distvm_cluster_quit(c);
+}
+
+/*
+ * A node whose certificate the authz object does not name, and a node
+ * without TLS, are refused while the cluster forms; the home node goes
+ * on, and the right node then joins.
+ */
+static void test_tls_refused(void)
+{
+    g_autofree char *good = make_tls_dir("tls-good", "distvm-node");
+    g_autofree char *bad = make_tls_dir("tls-intruder", "intruder");
+    g_autofree char *dir = g_strdup_printf("%s/cluster-tls-refused", tmpdir);
+    g_autofree char *objects = tls_objects(good);
+    g_autofree char *bad_objects = tls_objects(bad);
+    g_autofree char *machine = guest_args("2", "cpus=2 stress=1");
+    g_autofree char *home_args = g_strdup_printf("%s %s", objects, machine);
+    g_autofree char *home_base = NULL, *home_opts = NULL, *node_opts = NULL;
+    static const struct {
+        const char *what;
+        bool tls;
+        bool intruder;
+    } cases[] = {
+        { "a certificate the authz object does not name", true, true },
+        { "no TLS", false, false },
+    };
+    DistvmNode *home, *node;
+
+    g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+    home_base = distvm_cluster_accel_opts(dir, 2, 0);
+    home_opts = g_strdup_printf("%s,tls-creds=tls0,tls-authz=authz0",
+                                home_base);
+    node_opts = distvm_cluster_accel_opts(dir, 2, 1);
+    home = distvm_node_start(dir, 0, home_opts, home_args);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *args = g_strdup_printf(
+            "-accel distvm,%s%s %s %s", node_opts,
+            cases[i].tls ? ",tls-creds=tls0,tls-authz=authz0" : "",
+            cases[i].tls ? (cases[i].intruder ? bad_objects : objects) : "",
+            machine);
+        g_autofree char *out = NULL;
+        int status = distvm_run_qemu(args, &out);
+
+        g_test_message("node 1 with %s: exit %d: %s", cases[i].what, status,
+                       out);
+        g_assert_cmpint(status, ==, 1);
+        g_assert_nonnull(strstr(out, "home node"));
+        /* Home refused it, and waits on for the cluster to form. */
+        g_assert_cmpint(protocol_errors(home->qts), ==, i + 1);
+        distvm_wait_state(home->qts, "joining", 1);
+    }
+
+    {
+        g_autofree char *opts = g_strdup_printf(
+            "%s,tls-creds=tls0,tls-authz=authz0", node_opts);
+        g_autofree char *args = g_strdup_printf("%s %s", objects, machine);
+
+        node = distvm_node_start(dir, 1, opts, args);
+    }
+    distvm_wait_state(home->qts, "running", 60);
+    distvm_wait_state(node->qts, "running", 60);
+    g_assert_true(distvm_wait_console(home, "distvm-guest: all cpus up", 60));
+    distvm_node_quit(node);
+    distvm_node_quit(home);
+}
+
 /* ---- malformed messages on a node's listening socket ---- */
 
 static int connect_unix(const char *path)
@@ -672,16 +872,6 @@ static void send_and_expect_drop(const char *path, const void *buf,
         g_assert_cmpint(ret, ==, 0);
     }
     close(fd);
-}
-
-static int64_t protocol_errors(QTestState *qts)
-{
-    QDict *info = qtest_qmp_assert_success_ref(qts,
-                                               "{ 'execute': 'query-distvm' }");
-    int64_t n = qdict_get_int(info, "protocol-errors");
-
-    qobject_unref(info);
-    return n;
 }
 
 static void test_malformed(void)
@@ -772,6 +962,8 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
     qtest_add_func("/distvm/cluster/node-killed", test_node_killed);
     qtest_add_func("/distvm/cluster/node-stopped", test_node_stopped);
+    qtest_add_func("/distvm/cluster/tls", test_tls);
+    qtest_add_func("/distvm/cluster/tls-refused", test_tls_refused);
     qtest_add_func("/distvm/cluster/malformed", test_malformed);
 
     return distvm_test_run(tmpdir);
