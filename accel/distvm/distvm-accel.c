@@ -83,6 +83,29 @@ static void distvm_get_u32(Object *obj, Visitor *v, const char *name,
     visit_type_uint32(v, name, field, errp);
 }
 
+/* A string property at offset @opaque of DistvmState; "" unsets it. */
+static void distvm_get_str(Object *obj, Visitor *v, const char *name,
+                           void *opaque, Error **errp)
+{
+    char **field = (char **)((char *)obj + (uintptr_t)opaque);
+    g_autofree char *value = g_strdup(*field ?: "");
+
+    visit_type_str(v, name, &value, errp);
+}
+
+static void distvm_set_str(Object *obj, Visitor *v, const char *name,
+                           void *opaque, Error **errp)
+{
+    char **field = (char **)((char *)obj + (uintptr_t)opaque);
+    g_autofree char *value = NULL;
+
+    if (!visit_type_str(v, name, &value, errp)) {
+        return;
+    }
+    g_free(*field);
+    *field = *value ? g_steal_pointer(&value) : NULL;
+}
+
 static void distvm_set_node_id(Object *obj, Visitor *v, const char *name,
                                void *opaque, Error **errp)
 {
@@ -166,48 +189,6 @@ static void distvm_set_listen(Object *obj, const char *value, Error **errp)
     DistvmState *s = DISTVM_ACCEL(obj);
 
     distvm_set_address("listen", value, &s->listen, &s->listen_addr, errp);
-}
-
-static char *distvm_get_tls_creds(Object *obj, Error **errp)
-{
-    return g_strdup(DISTVM_ACCEL(obj)->tls_creds);
-}
-
-static void distvm_set_tls_creds(Object *obj, const char *value,
-                                 Error **errp)
-{
-    DistvmState *s = DISTVM_ACCEL(obj);
-
-    g_free(s->tls_creds);
-    s->tls_creds = *value ? g_strdup(value) : NULL;
-}
-
-static char *distvm_get_tls_authz(Object *obj, Error **errp)
-{
-    return g_strdup(DISTVM_ACCEL(obj)->tls_authz);
-}
-
-static void distvm_set_tls_authz(Object *obj, const char *value,
-                                 Error **errp)
-{
-    DistvmState *s = DISTVM_ACCEL(obj);
-
-    g_free(s->tls_authz);
-    s->tls_authz = *value ? g_strdup(value) : NULL;
-}
-
-static char *distvm_get_tls_hostname(Object *obj, Error **errp)
-{
-    return g_strdup(DISTVM_ACCEL(obj)->tls_hostname);
-}
-
-static void distvm_set_tls_hostname(Object *obj, const char *value,
-                                    Error **errp)
-{
-    DistvmState *s = DISTVM_ACCEL(obj);
-
-    g_free(s->tls_hostname);
-    s->tls_hostname = *value ? g_strdup(value) : NULL;
 }
 
 static char *distvm_get_placement(Object *obj, Error **errp)
@@ -455,21 +436,24 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "home",
         "The home node's listen address, given on every other node");
 
-    object_class_property_add_str(oc, "tls-creds", distvm_get_tls_creds,
-                                  distvm_set_tls_creds);
+    object_class_property_add(oc, "tls-creds", "str", distvm_get_str,
+                              distvm_set_str, NULL,
+                              (void *)offsetof(DistvmState, tls_creds));
     object_class_property_set_description(oc, "tls-creds",
         "ID of the tls-creds-x509 or tls-creds-psk object that secures "
         "every connection of the cluster (default: no TLS)");
 
-    object_class_property_add_str(oc, "tls-authz", distvm_get_tls_authz,
-                                  distvm_set_tls_authz);
+    object_class_property_add(oc, "tls-authz", "str", distvm_get_str,
+                              distvm_set_str, NULL,
+                              (void *)offsetof(DistvmState, tls_authz));
     object_class_property_set_description(oc, "tls-authz",
         "ID of the authz object that a peer's x509 distinguished name or "
         "PSK username must satisfy (default: any peer the credentials "
         "accept)");
 
-    object_class_property_add_str(oc, "tls-hostname", distvm_get_tls_hostname,
-                                  distvm_set_tls_hostname);
+    object_class_property_add(oc, "tls-hostname", "str", distvm_get_str,
+                              distvm_set_str, NULL,
+                              (void *)offsetof(DistvmState, tls_hostname));
     object_class_property_set_description(oc, "tls-hostname",
         "The name every node's x509 certificate must carry (default: the "
         "host of each tcp: address, localhost for unix: addresses)");

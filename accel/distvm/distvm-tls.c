@@ -73,9 +73,24 @@ static QCryptoTLSCreds *distvm_tls_twin(Object *creds,
     return QCRYPTO_TLS_CREDS(g_steal_pointer(&twin));
 }
 
+/* The object with id @id, which property @prop names, of type @type. */
+static Object *distvm_tls_object(const char *prop, const char *id,
+                                 const char *type, const char *what,
+                                 Error **errp)
+{
+    Object *obj = object_resolve_path_component(object_get_objects_root(),
+                                                id);
+
+    if (!obj || !object_dynamic_cast(obj, type)) {
+        error_setg(errp, "distvm: %s=%s: no %s has this id", prop, id, what);
+        return NULL;
+    }
+    return obj;
+}
+
 bool distvm_tls_init(DistvmState *s, Error **errp)
 {
-    Object *creds, *authz;
+    Object *creds;
     QCryptoTLSCredsEndpoint endpoint;
     Error *err = NULL;
 
@@ -86,12 +101,10 @@ bool distvm_tls_init(DistvmState *s, Error **errp)
         }
         return true;
     }
-    creds = object_resolve_path_component(object_get_objects_root(),
-                                          s->tls_creds);
-    if (!creds || !object_dynamic_cast(creds, TYPE_QCRYPTO_TLS_CREDS)) {
-        error_setg(errp, "distvm: tls-creds=%s: no TLS credentials object "
-                   "(tls-creds-x509, tls-creds-psk) has this id",
-                   s->tls_creds);
+    creds = distvm_tls_object("tls-creds", s->tls_creds,
+                              TYPE_QCRYPTO_TLS_CREDS, "TLS credentials object "
+                              "(tls-creds-x509, tls-creds-psk)", errp);
+    if (!creds) {
         return false;
     }
     if (object_dynamic_cast(creds, "tls-creds-anon")) {
@@ -100,15 +113,11 @@ bool distvm_tls_init(DistvmState *s, Error **errp)
                    "tls-creds-psk", s->tls_creds);
         return false;
     }
-    if (s->tls_authz) {
-        authz = object_resolve_path_component(object_get_objects_root(),
-                                              s->tls_authz);
-        if (!authz || !object_dynamic_cast(authz, TYPE_QAUTHZ)) {
-            error_setg(errp, "distvm: tls-authz=%s: no authorization object "
-                       "(authz-list, authz-simple, ...) has this id",
-                       s->tls_authz);
-            return false;
-        }
+    if (s->tls_authz &&
+        !distvm_tls_object("tls-authz", s->tls_authz, TYPE_QAUTHZ,
+                           "authorization object (authz-simple, "
+                           "authz-list, ...)", errp)) {
+        return false;
     }
     endpoint = object_property_get_enum(creds, "endpoint",
                                         "QCryptoTLSCredsEndpoint", &err);

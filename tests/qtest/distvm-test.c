@@ -57,6 +57,16 @@ static void test_bad_options(void)
         { "node-id=abc", "node-id" },
         { "peer-timeout=0", "peer-timeout=0 is out of range (1 to 3600" },
         { "peer-timeout=3601", "peer-timeout=3601 is out of range" },
+        { "nodes=2,listen=unix:/nonexistent/x,tls-creds=nope",
+          "tls-creds=nope: no TLS credentials object" },
+        { "nodes=2,listen=unix:/nonexistent/x,tls-authz=a0",
+          "tls-authz needs tls-creds" },
+        { "nodes=2,listen=unix:/nonexistent/x,tls-creds=anon0 "
+          "-object tls-creds-anon,id=anon0,endpoint=server",
+          "anonymous credentials authenticate nobody" },
+        { "nodes=2,listen=unix:/nonexistent/x,tls-creds=a0 "
+          "-object authz-simple,id=a0,identity=CN=x",
+          "tls-creds=a0: no TLS credentials object" },
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
