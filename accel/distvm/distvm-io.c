@@ -221,6 +221,8 @@ static void distvm_io_replay_bh(void *opaque)
     r->io.data = is_write ? 0 : ldq_le_p(buf) &
                  MAKE_64BIT_MASK(0, r->io.size * 8);
     r->io.flags = res;
+    trace_distvm_io_replay(r->from, r->io.cpu, r->io.space, r->io.addr,
+                           r->io.size, is_write, res);
     distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, &r->io);
     distvm_wire_set_seq(m, r->id);
     distvm_send(s, r->from, m);

@@ -185,6 +185,7 @@ static void distvm_protocol_error(DistvmState *s, const char *from,
                                   Error *err)
 {
     qatomic_inc(&s->protocol_errors);
+    trace_distvm_protocol_error(from, error_get_pretty(err));
     error_report("distvm: protocol error from %s: %s; dropping the "
                  "connection", from, error_get_pretty(err));
     error_free(err);

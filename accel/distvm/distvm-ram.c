@@ -684,6 +684,8 @@ static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
         outbox_free(&d->o);
         return false;
     }
+    trace_distvm_page_drop(d->m.block, d->m.page,
+                           distvm_msg_type_name(d->type), wait);
     outbox_flush(s, &d->o);
     if (!d->ok) {
         distvm_page_protocol_failed(s, d->type, d->src, d->err);
