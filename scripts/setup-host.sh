@@ -12,7 +12,7 @@ PACKAGES="build-essential pkg-config ninja-build ccache python3 python3-venv
  flex bison libglib2.0-dev libpixman-1-dev zlib1g-dev libslirp-dev libfdt-dev
  libcap-ng-dev libattr1-dev libgnutls28-dev gnutls-bin dpkg-dev cpio gzip xz-utils
  seabios ipxe-qemu qemu-system-data clang libclang-rt-14-dev
- busybox-static python3-tomli rsync kmod"
+ busybox-static python3-tomli rsync kmod iproute2"
 BACKPORT_PACKAGES="meson python3-pycotap"
 
 die() { echo "setup-host: $*" >&2; exit 1; }

@@ -683,14 +683,15 @@ static void make_key(const char *dir, const char *name)
  * certificate, and one certificate for the subject CN=@cn that serves as
  * both the server's and the client's (a node is both).
  */
-static char *make_tls_dir(const char *name, const char *cn)
+static char *make_tls_dir(const char *name, const char *cn,
+                          const char *extra)
 {
     g_autofree char *ca = g_build_filename(tmpdir, "tls-ca", NULL);
     char *dir = g_build_filename(tmpdir, name, NULL);
     g_autofree char *info = g_strdup_printf(
-        "cn = %s\ndns_name = localhost\ntls_www_server\ntls_www_client\n"
+        "cn = %s\ndns_name = localhost\n%stls_www_server\ntls_www_client\n"
         "signing_key\n"
-        "expiration_days = 2\n", cn);
+        "expiration_days = 2\n", cn, extra);
     g_autofree char *ca_cert = g_build_filename(ca, "ca-cert.pem", NULL);
     g_autofree char *ca_key = g_build_filename(ca, "ca-key.pem", NULL);
     const char *sign[] = { "certtool", "--generate-certificate",
@@ -747,7 +748,7 @@ static char *tls_objects(const char *dir)
 static void test_tls(void)
 {
     const uint32_t iters = 50000;
-    g_autofree char *dir = make_tls_dir("tls-node", "distvm-node");
+    g_autofree char *dir = make_tls_dir("tls-node", "distvm-node", "");
     g_autofree char *objects = tls_objects(dir);
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
@@ -777,8 +778,8 @@ static void test_tls(void)
  */
 static void test_tls_refused(void)
 {
-    g_autofree char *good = make_tls_dir("tls-good", "distvm-node");
-    g_autofree char *bad = make_tls_dir("tls-intruder", "intruder");
+    g_autofree char *good = make_tls_dir("tls-good", "distvm-node", "");
+    g_autofree char *bad = make_tls_dir("tls-intruder", "intruder", "");
     g_autofree char *dir = g_strdup_printf("%s/cluster-tls-refused", tmpdir);
     g_autofree char *objects = tls_objects(good);
     g_autofree char *bad_objects = tls_objects(bad);
@@ -832,6 +833,145 @@ static void test_tls_refused(void)
     g_assert_true(distvm_wait_console(home, "distvm-guest: all cpus up", 60));
     distvm_node_quit(node);
     distvm_node_quit(home);
+}
+
+/* ---- nodes on separate network stacks ---- */
+
+#define NETNS_NODES 3
+#define NETNS_PEER_TIMEOUT 2
+
+static void G_GNUC_PRINTF(1, 2) sh(const char *fmt, ...)
+{
+    g_autofree char *cmd = NULL;
+    va_list ap;
+    int status;
+
+    va_start(ap, fmt);
+    cmd = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    status = system(cmd);
+    if (status != 0) {
+        g_error("'%s' failed (status %d): network namespaces need root and "
+                "iproute2", cmd, status);
+    }
+}
+
+/*
+ * Three network namespaces, one per node, each with a veth pair to a
+ * bridge in a fourth (the "switch"): node i is 10.199.<pid>.(i + 1).
+ */
+static void netns_setup(const char *prefix, int subnet)
+{
+    sh("ip netns add %ssw && ip -n %ssw link add br0 type bridge && "
+       "ip -n %ssw link set br0 up", prefix, prefix, prefix);
+    for (int i = 0; i < NETNS_NODES; i++) {
+        sh("ip netns add %s%d && ip -n %s%d link set lo up && "
+           "ip link add %sv%d type veth peer name %sp%d && "
+           "ip link set %sv%d netns %s%d && ip link set %sp%d netns %ssw && "
+           "ip -n %s%d addr add 10.199.%d.%d/24 dev %sv%d && "
+           "ip -n %s%d link set %sv%d up && "
+           "ip -n %ssw link set %sp%d master br0 && "
+           "ip -n %ssw link set %sp%d up",
+           prefix, i, prefix, i, prefix, i, prefix, i, prefix, i, prefix, i,
+           prefix, i, prefix, prefix, i, subnet, i + 1, prefix, i, prefix, i,
+           prefix, i, prefix, prefix, i, prefix, prefix, i);
+    }
+}
+
+static void netns_cleanup(const char *prefix)
+{
+    g_autofree char *cmd = g_strdup_printf(
+        "for n in sw 0 1 2; do ip netns del %s$n 2>/dev/null; done; true",
+        prefix);
+
+    g_assert_cmpint(system(cmd), ==, 0);
+}
+
+/*
+ * A 3-node cluster in three network namespaces, over TCP and TLS (x509
+ * certificates that name each node's address): the guest's vCPUs run on
+ * nodes 1 and 2 and its result is exact.  Then node 2's link goes down:
+ * every node declares the node it can no longer hear lost within
+ * peer-timeout, and exits with an error.
+ */
+static void test_netns(void)
+{
+    const uint32_t iters = 50000;
+    int subnet = getpid() % 200 + 20;
+    g_autofree char *prefix = g_strdup_printf("dvm%d-", (int)getpid());
+    g_autofree char *ips = g_strdup_printf("ip_address = 10.199.%d.1\n"
+                                           "ip_address = 10.199.%d.2\n"
+                                           "ip_address = 10.199.%d.3\n",
+                                           subnet, subnet, subnet);
+    g_autofree char *dir = make_tls_dir("tls-netns", "distvm-node", ips);
+    g_autofree char *objects = tls_objects(dir);
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        "%s " MACHINE " -smp 2 -kernel %s -append 'cpus=2 iters=%u'",
+        objects, elf, iters);
+    g_autofree char *binary = g_strdup(g_getenv("QTEST_QEMU_BINARY"));
+    DistvmNode *node[NETNS_NODES];
+    gint64 t0;
+
+    netns_setup(prefix, subnet);
+    for (int i = 0; i < NETNS_NODES; i++) {
+        g_autofree char *in_ns = g_strdup_printf("ip netns exec %s%d %s",
+                                                 prefix, i, binary);
+        g_autofree char *home = i ? g_strdup_printf(
+            "home=tcp:10.199.%d.1:4440,", subnet) : g_strdup("");
+        g_autofree char *opts = g_strdup_printf(
+            "node-id=%d,nodes=%d,listen=tcp:10.199.%d.%d:%d,%s"
+            "tls-creds=tls0,tls-authz=authz0,placement=1:2,peer-timeout=%d",
+            i, NETNS_NODES, subnet, i + 1, 4440 + i, home,
+            NETNS_PEER_TIMEOUT);
+
+        g_setenv("QTEST_QEMU_BINARY", in_ns, true);
+        node[i] = distvm_node_start(tmpdir, i, opts, args);
+    }
+    g_setenv("QTEST_QEMU_BINARY", binary, true);
+    for (int i = 0; i < NETNS_NODES; i++) {
+        distvm_wait_state(node[i]->qts, "running", 60);
+    }
+    wait_magic(node[0], DG_MAGIC_DONE, 300);
+    for (int i = 0; i < NETNS_NODES; i++) {
+        QDict *info = distvm_assert_active(node[i]->qts, i);
+
+        g_assert_true(qdict_get_bool(info, "tls"));
+        qobject_unref(info);
+        g_assert_cmpint(distvm_vcpu_node(node[i]->qts, 1), ==, 2);
+        distvm_check_smp_memory(node[i]->qts, 2, iters);
+    }
+
+    /* A partition: node 2's link goes down. */
+    t0 = g_get_monotonic_time();
+    sh("ip -n %ssw link set %sp2 down", prefix, prefix);
+    for (int i = 0; i < NETNS_NODES; i++) {
+        QDict *ev, *data;
+        gint64 lost_us;
+
+        qtest_set_expected_status(node[i]->qts, 1);
+        ev = qtest_qmp_eventwait_ref(node[i]->qts, "DISTVM_NODE_LOST");
+        lost_us = g_get_monotonic_time() - t0;
+        data = qdict_get_qdict(ev, "data");
+        g_test_message("node %d: node %" PRId64 " lost after %" PRId64
+                       " ms: %s", i, qdict_get_int(data, "node"),
+                       lost_us / 1000, qdict_get_str(data, "reason"));
+        /* Node 2 hears neither of the others: it names one of them. */
+        if (i == 2) {
+            g_assert_cmpint(qdict_get_int(data, "node"), <, 2);
+        } else {
+            g_assert_cmpint(qdict_get_int(data, "node"), ==, 2);
+        }
+        g_assert_cmpint(lost_us, <,
+                        (NETNS_PEER_TIMEOUT + 2) * G_USEC_PER_SEC);
+        qobject_unref(ev);
+    }
+    for (int i = 0; i < NETNS_NODES; i++) {
+        qtest_wait_qemu(node[i]->qts);
+        distvm_node_quit(node[i]);
+    }
+    g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
+    netns_cleanup(prefix);
 }
 
 /* ---- malformed messages on a node's listening socket ---- */
@@ -964,6 +1104,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/cluster/node-stopped", test_node_stopped);
     qtest_add_func("/distvm/cluster/tls", test_tls);
     qtest_add_func("/distvm/cluster/tls-refused", test_tls_refused);
+    qtest_add_func("/distvm/cluster/netns", test_netns);
     qtest_add_func("/distvm/cluster/malformed", test_malformed);
 
     return distvm_test_run(tmpdir);
