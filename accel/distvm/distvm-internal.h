@@ -100,6 +100,7 @@ struct DistvmState {
     DistvmClusterState state;
     DistvmPeer peers[DISTVM_MAX_NODES];
     QIOChannelSocket *listener;
+    GPtrArray *unidentified;    /* DistvmConn, accepted, not identified */
     uint32_t fp_items;          /* this node's fingerprint */
     char **fp_keys;
     char **fp_values;

@@ -42,10 +42,16 @@
 /* Refused messages logged, at most; the others are counted. */
 #define DISTVM_LOGGED_REFUSALS  20
 
+/* A connection accepted and not identified yet, in s->unidentified. */
 typedef struct DistvmConn {
     DistvmState *s;
     QIOChannelSocket *sioc;
+    int64_t deadline;           /* to identify itself, join-timeout */
+    bool expired;               /* shut down for being too slow */
 } DistvmConn;
+
+/* Connections that have not identified themselves, at most. */
+#define DISTVM_MAX_UNIDENTIFIED (2 * DISTVM_MAX_NODES)
 
 #define DISTVM_RECV_IO_ERROR    (-1)
 #define DISTVM_RECV_BAD_MSG     (-2)
@@ -53,6 +59,7 @@ typedef struct DistvmConn {
 static Notifier machine_ready_notifier;
 
 static void distvm_deliver_local(DistvmState *s, GByteArray *buf);
+static void distvm_expire_unidentified(DistvmState *s, int64_t now);
 static Notifier exit_notifier;
 
 const char *distvm_cluster_state_name(DistvmClusterState state)
@@ -391,7 +398,8 @@ static void distvm_peer_attach(DistvmPeer *peer, QIOChannelSocket *sioc,
  * a fifth of peer-timeout, and declares lost a peer it heard nothing from
  * for peer-timeout, or whose queue stayed too long for that long.  Only
  * while the cluster runs: while it forms, join-timeout applies, and a
- * cluster that shuts down in order expects its nodes to go quiet.
+ * cluster that shuts down in order expects its nodes to go quiet.  It
+ * also drops the accepted connections too slow to identify themselves.
  */
 static void *distvm_watch_thread(void *opaque)
 {
@@ -406,6 +414,7 @@ static void *distvm_watch_thread(void *opaque)
         int64_t now;
 
         g_usleep(MIN(beat / 2, 500 * SCALE_MS) / SCALE_US);
+        distvm_expire_unidentified(s, get_clock());
         if (qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
             if (armed) {
                 break;          /* leaving or failed: nothing to watch */
@@ -979,6 +988,46 @@ static bool distvm_peer_accept(DistvmState *s, QIOChannelSocket *sioc,
     return ok;
 }
 
+/*
+ * @conn identified itself, or failed to: it is no longer counted.  Frees
+ * it; returns whether the watch thread had shut it down.
+ */
+static bool distvm_conn_done(DistvmState *s, DistvmConn *conn)
+{
+    bool expired;
+
+    qemu_mutex_lock(&s->lock);
+    g_ptr_array_remove_fast(s->unidentified, conn);
+    expired = conn->expired;
+    qemu_mutex_unlock(&s->lock);
+    g_free(conn);
+    return expired;
+}
+
+/*
+ * Shut down the connections that did not identify themselves (TLS
+ * handshake and first message) within join-timeout: their threads then
+ * drop them.  In the watch thread.
+ */
+static void distvm_expire_unidentified(DistvmState *s, int64_t now)
+{
+    qemu_mutex_lock(&s->lock);
+    for (guint i = 0; i < s->unidentified->len; i++) {
+        DistvmConn *conn = g_ptr_array_index(s->unidentified, i);
+
+        if (!conn->expired && now > conn->deadline) {
+            conn->expired = true;
+            qatomic_inc(&s->protocol_errors);
+            error_report("distvm: dropped a connection that did not identify "
+                         "itself within join-timeout=%" PRIu32 " s",
+                         s->join_timeout);
+            qio_channel_shutdown(QIO_CHANNEL(conn->sioc),
+                                 QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
+        }
+    }
+    qemu_mutex_unlock(&s->lock);
+}
+
 /* The first message on an accepted connection identifies the peer. */
 static void *distvm_conn_thread(void *opaque)
 {
@@ -993,10 +1042,10 @@ static void *distvm_conn_thread(void *opaque)
     uint32_t node = UINT32_MAX;
     int ret;
 
-    g_free(conn);
     rcu_register_thread();
     ioc = distvm_tls_wrap(s, sioc, NULL, &err);
     if (!ioc) {
+        distvm_conn_done(s, conn);
         error_report("distvm: refused a connection: %s",
                      error_get_pretty(err));
         error_free(err);
@@ -1008,6 +1057,14 @@ static void *distvm_conn_thread(void *opaque)
     }
     distvm_reader_init(&r, ioc);
     ret = distvm_recv(s, &r, &msg, &bytes, &err);
+    if (distvm_conn_done(s, conn)) {
+        /* Shut down by the watch thread: see distvm_expire_unidentified. */
+        if (ret > 0) {
+            distvm_msg_clear(&msg);
+        }
+        error_free(err);
+        goto drop;
+    }
     if (ret == DISTVM_RECV_BAD_MSG) {
         distvm_protocol_error(s, "an unidentified connection", err);
         goto drop;
@@ -1062,11 +1119,25 @@ static void *distvm_accept_thread(void *opaque)
             g_usleep(10 * 1000);
             continue;
         }
-        qio_channel_set_blocking(QIO_CHANNEL(sioc), true, NULL);
-        qio_channel_set_delay(QIO_CHANNEL(sioc), false);
+        qemu_mutex_lock(&s->lock);
+        if (s->unidentified->len >= DISTVM_MAX_UNIDENTIFIED) {
+            qemu_mutex_unlock(&s->lock);
+            qatomic_inc(&s->protocol_errors);
+            error_report("distvm: refused a connection: %d others have not "
+                         "identified themselves yet", DISTVM_MAX_UNIDENTIFIED);
+            qio_channel_close(QIO_CHANNEL(sioc), NULL);
+            object_unref(OBJECT(sioc));
+            continue;
+        }
         conn = g_new0(DistvmConn, 1);
         conn->s = s;
         conn->sioc = sioc;
+        conn->deadline = get_clock() +
+                         (int64_t)s->join_timeout * NANOSECONDS_PER_SECOND;
+        g_ptr_array_add(s->unidentified, conn);
+        qemu_mutex_unlock(&s->lock);
+        qio_channel_set_blocking(QIO_CHANNEL(sioc), true, NULL);
+        qio_channel_set_delay(QIO_CHANNEL(sioc), false);
         qemu_thread_create(&thread, "distvm-conn", distvm_conn_thread, conn,
                            QEMU_THREAD_DETACHED);
     }
@@ -1318,6 +1389,7 @@ bool distvm_net_init(DistvmState *s, Error **errp)
     qemu_mutex_init(&main_calls_lock);
     main_calls_bh = qemu_bh_new(main_calls_run, NULL);
     s->state = DISTVM_CLUSTER_JOINING;
+    s->unidentified = g_ptr_array_new();
     for (uint32_t i = 0; i < s->nodes; i++) {
         s->peers[i].id = i;
         qemu_mutex_init(&s->peers[i].send_lock);

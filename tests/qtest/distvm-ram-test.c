@@ -1014,10 +1014,15 @@ static void send_and_expect_drop(const char *path, const void *buf,
     close(fd);
 }
 
+#define MALFORMED_JOIN_TIMEOUT 3
+
 static void test_malformed(void)
 {
     g_autofree char *args = guest_args("1", "pattern=8");
-    DistvmCluster *c = distvm_cluster_start(tmpdir, 3, args);
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 3, "join-timeout=" stringify(MALFORMED_JOIN_TIMEOUT), args);
+    int silent[2 * DISTVM_WIRE_MAX_NODES];
+    gint64 t0;
     g_autoptr(GByteArray) msg = g_byte_array_new();
     g_autofree char *sock1 = g_strdup_printf("%s/node1.sock", c->dir);
     g_autofree char *sock0 = g_strdup_printf("%s/node0.sock", c->dir);
@@ -1079,6 +1084,34 @@ static void test_malformed(void)
         g_assert_cmphex(qtest_readq(c->node[n]->qts, a), ==, dg_pattern(a));
         distvm_wait_state(c->node[n]->qts, "running", 1);
     }
+
+    /*
+     * Connections that say nothing: 32 wait, the 33rd is refused at once,
+     * and the 32 are dropped once join-timeout passed.
+     */
+    t0 = g_get_monotonic_time();
+    for (int i = 0; i < G_N_ELEMENTS(silent); i++) {
+        silent[i] = connect_unix(sock1);
+    }
+    send_and_expect_drop(sock1, NULL, 0, false);
+    g_assert_cmpint(g_get_monotonic_time() - t0, <,
+                    MALFORMED_JOIN_TIMEOUT * G_USEC_PER_SEC);
+    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+    for (int i = 0; i < G_N_ELEMENTS(silent); i++) {
+        struct timeval tv = { .tv_sec = MALFORMED_JOIN_TIMEOUT + 5 };
+        char ch;
+
+        setsockopt(silent[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        g_assert_cmpint(recv(silent[i], &ch, 1, 0), ==, 0);
+        close(silent[i]);
+    }
+    g_assert_cmpint(g_get_monotonic_time() - t0, >=,
+                    MALFORMED_JOIN_TIMEOUT * G_USEC_PER_SEC);
+    errors += G_N_ELEMENTS(silent);
+    g_assert_cmpint(protocol_errors(n1), ==, errors);
+    /* The cluster still serves. */
+    g_assert_cmpint(distvm_vcpu_node(c->node[2]->qts, 0), ==, 0);
+
     distvm_cluster_quit(c);
 }
 
