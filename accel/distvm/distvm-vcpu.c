@@ -242,10 +242,9 @@ static void vcpu_apply_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
     }
 }
 
-/* On the vCPU's own thread, with the BQL: see DISTVM_MSG_VCPU_IPI. */
-static void vcpu_ipi_work(CPUState *cpu, run_on_cpu_data data)
+static void vcpu_ipi_bh(void *opaque)
 {
-    DistvmIpi *ipi = data.host_ptr;
+    DistvmIpi *ipi = opaque;
 
     vcpu_apply_ipi(distvm_state(), ipi->cpu, ipi->delivery);
     g_free(ipi);
@@ -489,14 +488,53 @@ static void vcpu_load_bh(void *opaque)
     g_free(in);
 }
 
+/*
+ * Whether node @src may send vCPU @m->cpu's state here: it owns the vCPU
+ * (its VCPU_MOVED, or the placement, came before on this connection),
+ * names this node as the destination, the vCPU is parked here and not
+ * arriving already, and the move is newer than any seen here.  With
+ * s->lock held.
+ */
+static const char *vcpu_state_refusal(DistvmState *s, uint32_t src,
+                                      const DistvmMsg *msg)
+{
+    const DistvmMsgVcpu *m = &msg->u.vcpu;
+    DistvmVcpuMove *mv = &s->moves[m->cpu];
+
+    if (m->to != s->node_id || m->from != src) {
+        return "it names another source or destination";
+    }
+    if (s->vcpu_node[m->cpu] != src) {
+        return "the sender does not run that vCPU";
+    }
+    if (mv->incoming || !qatomic_read(&qemu_get_cpu(m->cpu)->parked)) {
+        return "that vCPU runs here already, or is arriving";
+    }
+    if (msg->hdr.seq <= mv->generation) {
+        return "the move is older than one seen here";
+    }
+    return NULL;
+}
+
 static void vcpu_state_arrived(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgVcpu *m = &msg->u.vcpu;
-    DistvmIncoming *in = g_new0(DistvmIncoming, 1);
+    const char *refusal;
+    DistvmIncoming *in;
 
     qemu_mutex_lock(&s->lock);
-    s->moves[m->cpu].incoming = true;
+    refusal = vcpu_state_refusal(s, msg->hdr.src, msg);
+    if (!refusal) {
+        s->moves[m->cpu].incoming = true;
+    }
     qemu_mutex_unlock(&s->lock);
+    if (refusal) {
+        distvm_msg_refused(s, msg->hdr.src, "VCPU_STATE of vCPU %" PRIu32
+                           " (move %" PRIu64 "): %s", m->cpu, msg->hdr.seq,
+                           refusal);
+        return;
+    }
+    in = g_new0(DistvmIncoming, 1);
     in->cpu = m->cpu;
     in->from = m->from;
     in->generation = msg->hdr.seq;
@@ -558,17 +596,10 @@ void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_MSG_VCPU_IPI: {
         DistvmIpi *ipi = g_new(DistvmIpi, 1);
 
-        /*
-         * Delivering to a LAPIC needs the BQL.  The target vCPU's thread
-         * takes it for its queued work as soon as it is kicked, one thread
-         * wake-up less than the main loop.  Its work runs in order, before
-         * an eviction queued later, and a vCPU that left meanwhile has the
-         * delivery routed again (vcpu_route_ipi).
-         */
+        /* Delivering to a LAPIC needs the BQL: the main loop does it. */
         ipi->cpu = msg->u.vcpu.cpu;
         ipi->delivery = msg->u.vcpu.value;
-        async_run_on_cpu(qemu_get_cpu(ipi->cpu), vcpu_ipi_work,
-                         RUN_ON_CPU_HOST_PTR(ipi));
+        distvm_main_loop_call(vcpu_ipi_bh, ipi);
         break;
     }
     case DISTVM_MSG_VCPU_APIC:
