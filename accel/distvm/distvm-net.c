@@ -1045,11 +1045,13 @@ static void *distvm_conn_thread(void *opaque)
     rcu_register_thread();
     ioc = distvm_tls_wrap(s, sioc, NULL, &err);
     if (!ioc) {
-        distvm_conn_done(s, conn);
-        error_report("distvm: refused a connection: %s",
-                     error_get_pretty(err));
+        /* Not reported twice if the watch thread cut the handshake short. */
+        if (!distvm_conn_done(s, conn)) {
+            error_report("distvm: refused a connection: %s",
+                         error_get_pretty(err));
+            qatomic_inc(&s->protocol_errors);
+        }
         error_free(err);
-        qatomic_inc(&s->protocol_errors);
         qio_channel_close(QIO_CHANNEL(sioc), NULL);
         object_unref(OBJECT(sioc));
         rcu_unregister_thread();

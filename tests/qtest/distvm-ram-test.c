@@ -636,6 +636,9 @@ static void test_node_stopped(void)
 
 /* ---- TLS ---- */
 
+static void send_and_expect_drop(const char *path, const void *buf,
+                                 size_t len, bool half_close);
+
 static int64_t protocol_errors(QTestState *qts)
 {
     QDict *info = qtest_qmp_assert_success_ref(qts,
@@ -798,8 +801,8 @@ static void test_tls_refused(void)
 
     g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
     home_base = distvm_cluster_accel_opts(dir, 2, 0);
-    home_opts = g_strdup_printf("%s,tls-creds=tls0,tls-authz=authz0",
-                                home_base);
+    home_opts = g_strdup_printf("%s,tls-creds=tls0,tls-authz=authz0,"
+                                "join-timeout=3", home_base);
     node_opts = distvm_cluster_accel_opts(dir, 2, 1);
     home = distvm_node_start(dir, 0, home_opts, home_args);
 
@@ -819,6 +822,15 @@ static void test_tls_refused(void)
         /* Home refused it, and waits on for the cluster to form. */
         g_assert_cmpint(protocol_errors(home->qts), ==, i + 1);
         distvm_wait_state(home->qts, "joining", 1);
+    }
+
+    /* A connection that never starts its handshake: dropped, counted once. */
+    {
+        g_autofree char *sock0 = g_strdup_printf("%s/node0.sock", dir);
+
+        send_and_expect_drop(sock0, NULL, 0, false);
+        g_assert_cmpint(protocol_errors(home->qts), ==,
+                        G_N_ELEMENTS(cases) + 1);
     }
 
     {
