@@ -44,7 +44,7 @@ typedef struct DistvmPeer {
     QIOChannelSocket *sioc;     /* NULL until connected */
     QIOChannel *ioc;            /* the stream over it: sioc or TLS */
     QemuThread rx_thread;
-    int64_t last_rx_ns;         /* atomic: when a message last came */
+    int64_t heard_ns;           /* atomic: when bytes_received last grew */
 
     /*
      * Messages wait in @sendq, in the order sent, for the peer's writer
@@ -56,7 +56,6 @@ typedef struct DistvmPeer {
     GQueue sendq;               /* GByteArray */
     size_t sendq_bytes;
     int64_t sendq_over_ns;      /* over DISTVM_SENDQ_MAX since, or 0 */
-    int64_t last_tx_ns;         /* when a message was last queued or sent */
     bool writing;               /* a thread writes to sioc now */
     bool broken;                /* a write failed: nothing more is sent */
     QemuThread tx_thread;

@@ -231,16 +231,10 @@ static void distvm_io_replay_bh(void *opaque)
 
 void distvm_io_handle(DistvmState *s, const DistvmMsg *msg)
 {
-    /* Role: IO_REQ to home only, IO_REPLY from home only. */
+    /* Role, and a vCPU that exists: checked by distvm_dispatch(). */
     if (msg->hdr.type == DISTVM_MSG_IO_REQ) {
-        DistvmIoReplay *r;
+        DistvmIoReplay *r = g_new(DistvmIoReplay, 1);
 
-        if (!qemu_get_cpu(msg->u.io.cpu)) {
-            distvm_msg_refused(s, msg->hdr.src, "IO_REQ for vCPU %" PRIu32
-                               ", which does not exist", msg->u.io.cpu);
-            return;
-        }
-        r = g_new(DistvmIoReplay, 1);
         r->from = msg->hdr.src;
         r->id = msg->hdr.seq;
         r->io = msg->u.io;

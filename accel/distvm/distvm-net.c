@@ -248,7 +248,6 @@ bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
         trace_distvm_send_failed(node, "closed");
         return false;
     }
-    peer->last_tx_ns = get_clock();
     if (!g_queue_is_empty(&peer->sendq) || peer->writing || s->tls_server) {
         distvm_sendq_push(peer, msg->data, msg->len, false);
     } else {
@@ -383,8 +382,10 @@ static void distvm_peer_attach(DistvmPeer *peer, QIOChannelSocket *sioc,
                                             peer->id);
 
     qio_channel_set_name(QIO_CHANNEL(sioc), name);
-    qio_channel_set_name(ioc, name);
-    qatomic_set(&peer->last_rx_ns, get_clock());
+    if (ioc != QIO_CHANNEL(sioc)) {
+        qio_channel_set_name(ioc, name);
+    }
+    qatomic_set(&peer->heard_ns, get_clock());
     peer->ioc = ioc;
     qatomic_set(&peer->sioc, sioc);
     qemu_thread_create(&peer->tx_thread, "distvm-tx", distvm_writer_thread,
@@ -400,6 +401,9 @@ static void distvm_peer_attach(DistvmPeer *peer, QIOChannelSocket *sioc,
  * while the cluster runs: while it forms, join-timeout applies, and a
  * cluster that shuts down in order expects its nodes to go quiet.  It
  * also drops the accepted connections too slow to identify themselves.
+ *
+ * Traffic is seen from the byte counters at each tick, which costs the
+ * paths that send and receive messages nothing.
  */
 static void *distvm_watch_thread(void *opaque)
 {
@@ -407,6 +411,8 @@ static void *distvm_watch_thread(void *opaque)
     int64_t timeout = (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND;
     int64_t beat = timeout / 5;
     g_autoptr(GByteArray) hb = g_byte_array_new();
+    uint64_t rx_seen[DISTVM_MAX_NODES], tx_seen[DISTVM_MAX_NODES];
+    int64_t tx_idle_since[DISTVM_MAX_NODES];
     bool armed = false;
 
     distvm_wire_empty(hb, DISTVM_MSG_HEARTBEAT, s->node_id, 0);
@@ -424,24 +430,30 @@ static void *distvm_watch_thread(void *opaque)
         now = get_clock();
         for (uint32_t i = 0; i < s->nodes; i++) {
             DistvmPeer *peer = &s->peers[i];
-            int64_t over, last_tx;
+            uint64_t rx = qatomic_read(&peer->bytes_received);
+            uint64_t tx = qatomic_read(&peer->bytes_sent);
+            int64_t over;
             g_autofree char *why = NULL;
 
             if (i == s->node_id) {
                 continue;
             }
-            if (!armed) {
-                /* Heard of at the start, whatever the joining took. */
-                qatomic_set(&peer->last_rx_ns, now);
+            /* At the start, every peer counts as heard, and as sent to. */
+            if (!armed || rx != rx_seen[i]) {
+                rx_seen[i] = rx;
+                qatomic_set(&peer->heard_ns, now);
+            }
+            if (!armed || tx != tx_seen[i]) {
+                tx_seen[i] = tx;
+                tx_idle_since[i] = now;
+            }
+            if (now - tx_idle_since[i] >= beat) {
+                distvm_send(s, i, hb);
             }
             qemu_mutex_lock(&peer->send_lock);
             over = peer->sendq_over_ns;
-            last_tx = peer->last_tx_ns;
             qemu_mutex_unlock(&peer->send_lock);
-            if (now - last_tx >= beat) {
-                distvm_send(s, i, hb);
-            }
-            if (now - qatomic_read(&peer->last_rx_ns) > timeout) {
+            if (now - qatomic_read(&peer->heard_ns) > timeout) {
                 why = g_strdup_printf("silent for more than peer-timeout=%"
                                       PRIu32 " s", s->peer_timeout);
             } else if (over && now - over > timeout) {
@@ -716,11 +728,18 @@ static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
 {
     Error *err = NULL;
     uint32_t src = msg->hdr.src;
+    uint32_t cpu;
 
     if (src != s->node_id &&
         !distvm_wire_check_role(msg, s->node_id, &err)) {
         distvm_msg_refused(s, src, "%s", error_get_pretty(err));
         error_free(err);
+        return;
+    }
+    /* -smp N,maxcpus=M: the indices from N on are no vCPU (yet). */
+    if (distvm_wire_msg_vcpu(msg, &cpu) && !qemu_get_cpu(cpu)) {
+        distvm_msg_refused(s, src, "%s for vCPU %" PRIu32 ", which does not "
+                           "exist", distvm_msg_type_name(msg->hdr.type), cpu);
         return;
     }
     switch (msg->hdr.type) {
@@ -839,7 +858,6 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
             distvm_fatal_node_lost(s, peer->id, why);
             return;
         }
-        qatomic_set(&peer->last_rx_ns, get_clock());
         qatomic_add(&peer->bytes_received, bytes);
         qatomic_add(&s->bytes_received, bytes);
         if (msg.hdr.src != peer->id) {

@@ -152,7 +152,7 @@ DistvmInfo *qmp_query_distvm(Error **errp)
         if (!n->self && n->connected) {
             n->has_last_heard_ms = true;
             n->last_heard_ms = (get_clock() -
-                                qatomic_read(&peer->last_rx_ns)) / SCALE_MS;
+                                qatomic_read(&peer->heard_ns)) / SCALE_MS;
         }
         QAPI_LIST_APPEND(ntail, n);
     }

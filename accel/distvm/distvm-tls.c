@@ -199,7 +199,6 @@ QIOChannel *distvm_tls_wrap(DistvmState *s, QIOChannelSocket *sioc,
     if (!tioc) {
         return NULL;
     }
-    qio_channel_set_name(QIO_CHANNEL(tioc), "distvm-tls");
     ctx = g_main_context_new();
     qio_channel_tls_handshake(tioc, distvm_tls_handshake_done, &h, NULL, ctx);
     while (!h.done) {

@@ -575,14 +575,6 @@ static void vcpu_moved(DistvmState *s, const DistvmMsg *msg)
 
 void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
 {
-    /* -smp N,maxcpus=M: the indices from N on are no vCPU (yet). */
-    if (!qemu_get_cpu(msg->u.vcpu.cpu)) {
-        distvm_msg_refused(s, msg->hdr.src, "%s for vCPU %" PRIu32 ", which "
-                           "does not exist",
-                           distvm_msg_type_name(msg->hdr.type),
-                           msg->u.vcpu.cpu);
-        return;
-    }
     switch (msg->hdr.type) {
     case DISTVM_MSG_VCPU_MOVE:
         vcpu_move_request(s, &msg->u.vcpu);

@@ -702,6 +702,25 @@ void distvm_wire_pci_config(GByteArray *buf, uint32_t src, const char *path,
     distvm_wire_end(buf);
 }
 
+bool distvm_wire_msg_vcpu(const DistvmMsg *msg, uint32_t *cpu)
+{
+    switch (msg->hdr.type) {
+    case DISTVM_MSG_VCPU_MOVE:
+    case DISTVM_MSG_VCPU_STATE:
+    case DISTVM_MSG_VCPU_MOVED:
+    case DISTVM_MSG_VCPU_IPI:
+    case DISTVM_MSG_VCPU_APIC:
+        *cpu = msg->u.vcpu.cpu;
+        return true;
+    case DISTVM_MSG_IO_REQ:
+    case DISTVM_MSG_IO_REPLY:
+        *cpu = msg->u.io.cpu;
+        return true;
+    default:
+        return false;
+    }
+}
+
 void distvm_wire_set_seq(GByteArray *buf, uint64_t seq)
 {
     assert(buf->len >= DISTVM_WIRE_HDR_SIZE);

@@ -244,6 +244,9 @@ void distvm_msg_clear(DistvmMsg *msg);
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
                             Error **errp);
 
+/* The vCPU index that @msg is about, if it is about one (VCPU_*, IO_*). */
+bool distvm_wire_msg_vcpu(const DistvmMsg *msg, uint32_t *cpu);
+
 /* Set the sequence number of the message encoded in @buf. */
 void distvm_wire_set_seq(GByteArray *buf, uint64_t seq);
 

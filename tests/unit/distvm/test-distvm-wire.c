@@ -532,6 +532,27 @@ static void test_roles(void)
     g_assert_false(role_ok(0, 0, 0, 1, NULL));
 }
 
+/* The messages about a vCPU, whose index must name one that exists. */
+static void test_msg_vcpu(void)
+{
+    for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
+        DistvmMsg msg = { .hdr = { .type = t } };
+        bool io = t == DISTVM_MSG_IO_REQ || t == DISTVM_MSG_IO_REPLY;
+        bool vcpu = t == DISTVM_MSG_VCPU_MOVE || t == DISTVM_MSG_VCPU_STATE ||
+                    t == DISTVM_MSG_VCPU_MOVED || t == DISTVM_MSG_VCPU_IPI ||
+                    t == DISTVM_MSG_VCPU_APIC;
+        uint32_t cpu = UINT32_MAX;
+
+        if (io) {
+            msg.u.io.cpu = 3;
+        } else if (vcpu) {
+            msg.u.vcpu.cpu = 3;
+        }
+        g_assert_cmpint(distvm_wire_msg_vcpu(&msg, &cpu), ==, io || vcpu);
+        g_assert_cmpuint(cpu, ==, io || vcpu ? 3 : UINT32_MAX);
+    }
+}
+
 static void test_header_layout(void)
 {
     GByteArray *b = g_byte_array_new();
@@ -3796,6 +3817,7 @@ int main(int argc, char **argv)
                     test_failed_decode_reuse);
     g_test_add_func("/distvm/wire/decode/null-errp", test_null_errp);
     g_test_add_func("/distvm/wire/roles", test_roles);
+    g_test_add_func("/distvm/wire/msg-vcpu", test_msg_vcpu);
 
     return g_test_run();
 }
