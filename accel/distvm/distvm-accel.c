@@ -24,6 +24,8 @@
 #define DISTVM_DEFAULT_JOIN_TIMEOUT 60
 #define DISTVM_DEFAULT_PEER_TIMEOUT 5
 #define DISTVM_MAX_PEER_TIMEOUT 3600
+#define DISTVM_DEFAULT_PAUSE_SLEEP_US 50
+#define DISTVM_MAX_PAUSE_SLEEP_US 10000
 
 bool distvm_allowed;
 
@@ -145,6 +147,24 @@ static void distvm_set_peer_timeout(Object *obj, Visitor *v,
         return;
     }
     DISTVM_ACCEL(obj)->peer_timeout = value;
+}
+
+static void distvm_set_pause_sleep_us(Object *obj, Visitor *v,
+                                      const char *name, void *opaque,
+                                      Error **errp)
+{
+    uint32_t value;
+
+    if (!visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    if (value > DISTVM_MAX_PAUSE_SLEEP_US) {
+        error_setg(errp, "distvm: pause-sleep-us=%" PRIu32 " is out of "
+                   "range (0 to %d microseconds)", value,
+                   DISTVM_MAX_PAUSE_SLEEP_US);
+        return;
+    }
+    DISTVM_ACCEL(obj)->pause_sleep_us = value;
 }
 
 static void distvm_set_nodes(Object *obj, Visitor *v, const char *name,
@@ -345,6 +365,7 @@ static int distvm_init_machine(MachineState *ms)
         distvm_clock_init(s);
         distvm_io_init(s);
         distvm_pic_init(s);
+        distvm_pause_init(s);
         distvm_runstate_init(s);
     }
     return 0;
@@ -358,6 +379,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->nodes = 1;
     s->join_timeout = DISTVM_DEFAULT_JOIN_TIMEOUT;
     s->peer_timeout = DISTVM_DEFAULT_PEER_TIMEOUT;
+    s->pause_sleep_us = DISTVM_DEFAULT_PAUSE_SLEEP_US;
     s->state = DISTVM_CLUSTER_RUNNING;
 }
 
@@ -419,6 +441,14 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "Seconds a peer may stay silent before it is declared lost, once "
         "the cluster runs (default " stringify(DISTVM_DEFAULT_PEER_TIMEOUT)
         ")");
+
+    object_class_property_add(oc, "pause-sleep-us", "uint32", distvm_get_u32,
+                              distvm_set_pause_sleep_us, NULL,
+                              (void *)offsetof(DistvmState, pause_sleep_us));
+    object_class_property_set_description(oc, "pause-sleep-us",
+        "Microseconds a vCPU that spins (PAUSE after PAUSE) sleeps, on a "
+        "cluster of more than one node; 0 never (default "
+        stringify(DISTVM_DEFAULT_PAUSE_SLEEP_US) ")");
 
     object_class_property_add_str(oc, "listen", distvm_get_listen,
                                   distvm_set_listen);

@@ -79,6 +79,7 @@ struct DistvmState {
     SocketAddress *home_addr;   /* parsed from @home */
     uint32_t join_timeout;      /* seconds */
     uint32_t peer_timeout;      /* seconds a peer may stay silent */
+    uint32_t pause_sleep_us;    /* a spinning vCPU's sleep (distvm-pause.c) */
     char *tls_creds;            /* id of a tls-creds-* object, or NULL */
     char *tls_authz;            /* id of an authz object, or NULL */
     char *tls_hostname;         /* the name servers' certificates carry */
@@ -92,6 +93,7 @@ struct DistvmState {
     struct DistvmVcpuMove *moves;   /* [nr_vcpus], distvm-vcpu.c */
     uint64_t moves_done;        /* atomic: VCPU_MOVED seen here */
     uint64_t last_downtime_ns;  /* atomic */
+    uint64_t pause_sleeps;      /* atomic: sleeps of spinning vCPUs */
 
     /* Cluster membership and transport (distvm-net.c) */
     QemuMutex lock;             /* the fields below and peer->sioc */
@@ -218,6 +220,9 @@ uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed);
 
 /* distvm-pic.c */
 void distvm_pic_init(DistvmState *s);
+
+/* distvm-pause.c */
+void distvm_pause_init(DistvmState *s);
 void distvm_pic_handle(DistvmState *s, const DistvmMsg *msg);
 uint8_t distvm_pic_acknowledge(void);
 void distvm_pic_vcpu_arrived(CPUState *cs);

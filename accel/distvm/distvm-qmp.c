@@ -123,6 +123,7 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     info->protocol_errors = qatomic_read(&s->protocol_errors);
     info->tls = s->tls_server != NULL;
     info->moves = qatomic_read(&s->moves_done);
+    info->pause_sleeps = qatomic_read(&s->pause_sleeps);
     if (info->moves) {
         info->has_last_downtime_us = true;
         info->last_downtime_us = qatomic_read(&s->last_downtime_ns) / 1000;
@@ -299,7 +300,8 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
         monitor_printf(mon, ", last downtime %" PRId64 " us",
                        info->last_downtime_us);
     }
-    monitor_printf(mon, "\n");
+    monitor_printf(mon, "; spinning vCPUs slept %" PRId64 " times\n",
+                   info->pause_sleeps);
     for (v = info->vcpus; v; v = v->next) {
         monitor_printf(mon, "vCPU %" PRId64 ": node %" PRId64 "\n",
                        v->value->cpu_index, v->value->node);

@@ -57,6 +57,8 @@ static void test_bad_options(void)
         { "node-id=abc", "node-id" },
         { "peer-timeout=0", "peer-timeout=0 is out of range (1 to 3600" },
         { "peer-timeout=3601", "peer-timeout=3601 is out of range" },
+        { "pause-sleep-us=10001",
+          "pause-sleep-us=10001 is out of range (0 to 10000" },
         { "nodes=2,listen=unix:/nonexistent/x,tls-creds=nope",
           "tls-creds=nope: no TLS credentials object" },
         { "nodes=2,listen=unix:/nonexistent/x,tls-authz=a0",
@@ -183,6 +185,16 @@ static void test_smp_guest_4cpus(void)
  * Room for CPUs to be hot-plugged (-smp 2,maxcpus=4): the 2 that exist
  * run on 2 nodes from power-on, and the guest's result is exact.
  */
+static int64_t pause_sleeps(DistvmNode *node)
+{
+    QDict *resp = qtest_qmp_assert_success_ref(node->qts,
+                                               "{ 'execute': 'query-distvm' }");
+    int64_t n = qdict_get_int(resp, "pause-sleeps");
+
+    qobject_unref(resp);
+    return n;
+}
+
 static void test_smp_guest_maxcpus(void)
 {
     const uint32_t iters = 100000;
@@ -204,6 +216,34 @@ static void test_smp_guest_maxcpus(void)
     console = distvm_read_console(c->node[0]);
     g_assert_nonnull(strstr(console, "distvm-guest: all cpus up"));
     distvm_assert_console_clean(console);
+    /* The two vCPUs spun for their shared lock across nodes, and slept. */
+    g_assert_cmpint(pause_sleeps(c->node[0]) + pause_sleeps(c->node[1]), >,
+                    0);
+    distvm_cluster_quit(c);
+}
+
+/*
+ * pause-sleep-us=0: the vCPUs of the test guest spin for their shared
+ * lock across 2 nodes without ever sleeping, with the same exact result.
+ */
+static void test_smp_guest_pause_sleep_off(void)
+{
+    const uint32_t iters = 20000;
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        "-machine pc -m 64M -smp 2 -kernel %s -append 'cpus=2 iters=%u'",
+        elf, iters);
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 2, "placement=0:1,pause-sleep-us=0", args);
+    g_autofree char *console = NULL;
+
+    wait_smp_guest(c->node[0], 300);
+    distvm_check_smp_memory(c->node[1]->qts, 2, iters);
+    distvm_check_smp_memory(c->node[0]->qts, 2, iters);
+    console = distvm_read_console(c->node[0]);
+    distvm_assert_console_clean(console);
+    g_assert_cmpint(pause_sleeps(c->node[0]), ==, 0);
+    g_assert_cmpint(pause_sleeps(c->node[1]), ==, 0);
     distvm_cluster_quit(c);
 }
 
@@ -265,6 +305,8 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/smp-guest/1cpu", test_smp_guest_1cpu);
     qtest_add_func("/distvm/smp-guest/4cpus", test_smp_guest_4cpus);
     qtest_add_func("/distvm/smp-guest/maxcpus", test_smp_guest_maxcpus);
+    qtest_add_func("/distvm/smp-guest/pause-sleep-off",
+                   test_smp_guest_pause_sleep_off);
     qtest_add_func("/distvm/linux/smp2", test_linux_smp2);
 
     return distvm_test_run(tmpdir);
