@@ -198,6 +198,46 @@ DistvmPageStates *qmp_x_query_distvm_pages(const char *ramblock,
     return ret;
 }
 
+void qmp_x_distvm_send_message(uint32_t to, uint16_t type, bool has_seq,
+                               uint64_t seq, const char *payload,
+                               Error **errp)
+{
+    DistvmState *s = distvm_state_or_error(errp);
+    g_autoptr(GByteArray) msg = g_byte_array_new();
+    size_t len = payload ? strlen(payload) : 0;
+
+    if (!s) {
+        return;
+    }
+    if (to >= s->nodes || to == s->node_id) {
+        error_setg(errp, "distvm: node %" PRIu32 " is not another node of "
+                   "this cluster", to);
+        return;
+    }
+    if (len % 2 || len / 2 > DISTVM_WIRE_MAX_PAYLOAD) {
+        error_setg(errp, "distvm: the payload must be an even number of "
+                   "hexadecimal digits, at most %u bytes",
+                   DISTVM_WIRE_MAX_PAYLOAD);
+        return;
+    }
+    distvm_wire_begin(msg, type, s->node_id, seq);
+    for (size_t i = 0; i < len; i += 2) {
+        int hi = g_ascii_xdigit_value(payload[i]);
+        int lo = g_ascii_xdigit_value(payload[i + 1]);
+        uint8_t byte = hi << 4 | lo;
+
+        if (hi < 0 || lo < 0) {
+            error_setg(errp, "distvm: the payload is not hexadecimal");
+            return;
+        }
+        g_byte_array_append(msg, &byte, 1);
+    }
+    distvm_wire_end(msg);
+    if (!distvm_send(s, to, msg)) {
+        error_setg(errp, "distvm: node %" PRIu32 " cannot be reached", to);
+    }
+}
+
 DistvmHotPageList *qmp_x_query_distvm_hot_pages(bool has_count,
                                                 uint32_t count,
                                                 Error **errp)

@@ -90,7 +90,7 @@ typedef struct DistvmPending {
 typedef struct DistvmTxn {
     uint32_t requester;
     bool write;
-    int acks;                   /* PAGE_INV_ACKs still to come */
+    uint16_t acks;              /* the nodes whose PAGE_INV_ACK is due */
     GQueue waiting;             /* DistvmQueued */
 } DistvmTxn;
 
@@ -386,7 +386,7 @@ static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
                        qemu_ram_get_idstr(b->rb));
             return false;
         }
-        txn->acks = ctpop16(others);
+        txn->acks = others;
         for (uint32_t n = 0; n < s->nodes; n++) {
             if (!(others & (1u << n))) {
                 continue;
@@ -462,16 +462,18 @@ static bool mgr_done(DistvmState *s, DistvmOutbox *o, uint32_t block,
 }
 
 static bool mgr_inv_ack(DistvmState *s, DistvmOutbox *o, uint32_t block,
-                        uint64_t page, Error **errp)
+                        uint64_t page, uint32_t from, Error **errp)
 {
     DistvmTxn *txn = g_hash_table_lookup(s->ram->txns, page_key(block, page));
 
-    if (!txn || !txn->write || txn->acks <= 0) {
-        error_setg(errp, "PAGE_INV_ACK for page %" PRIu64 " of RAMBlock %"
-                   PRIu32 " that is not being invalidated", page, block);
+    if (!txn || !txn->write || !(txn->acks & (1u << from))) {
+        error_setg(errp, "PAGE_INV_ACK from node %" PRIu32 " for page %"
+                   PRIu64 " of RAMBlock %" PRIu32 " that is not being "
+                   "invalidated there", from, page, block);
         return false;
     }
-    if (--txn->acks == 0) {
+    txn->acks &= ~(1u << from);
+    if (!txn->acks) {
         outbox_page(s, o, txn->requester, DISTVM_MSG_PAGE_GRANT, block, page,
                     txn->requester, DISTVM_PAGE_WRITE, NULL);
     }
@@ -705,10 +707,120 @@ static void *distvm_drop_thread(void *opaque)
     return NULL;
 }
 
+/*
+ * Who may send which page message: a node asks for pages for itself;
+ * only a page's manager forwards, invalidates or grants it; data and
+ * grants are for the node they reach.  Returns why @msg is refused, or
+ * NULL.
+ */
+static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgPage *m = &msg->u.page;
+    DistvmBlock *b = &s->ram->blocks[m->block];
+    uint32_t manager = page_manager(s, b, m->page);
+    const char *type = distvm_msg_type_name(msg->hdr.type);
+
+    switch (msg->hdr.type) {
+    case DISTVM_MSG_PAGE_REQ:
+    case DISTVM_MSG_PAGE_DONE:
+    case DISTVM_MSG_PAGE_INV_ACK:
+        if (manager != s->node_id) {
+            return g_strdup_printf("%s for page %" PRIu64 " of %s, which "
+                                   "node %" PRIu32 " manages", type, m->page,
+                                   qemu_ram_get_idstr(b->rb), manager);
+        }
+        if (msg->hdr.type != DISTVM_MSG_PAGE_INV_ACK &&
+            m->node != msg->hdr.src) {
+            return g_strdup_printf("%s for node %" PRIu32 ": a node asks "
+                                   "for itself", type, m->node);
+        }
+        break;
+    case DISTVM_MSG_PAGE_FWD:
+    case DISTVM_MSG_PAGE_INV:
+    case DISTVM_MSG_PAGE_GRANT:
+        if (msg->hdr.src != manager) {
+            return g_strdup_printf("%s for page %" PRIu64 " of %s from a "
+                                   "node that does not manage it", type,
+                                   m->page, qemu_ram_get_idstr(b->rb));
+        }
+        break;
+    }
+    switch (msg->hdr.type) {
+    case DISTVM_MSG_PAGE_FWD:
+    case DISTVM_MSG_PAGE_INV:
+        /* The requester: another node. */
+        if (m->node == s->node_id) {
+            return g_strdup_printf("%s of page %" PRIu64 " of %s for this "
+                                   "node itself", type, m->page,
+                                   qemu_ram_get_idstr(b->rb));
+        }
+        break;
+    case DISTVM_MSG_PAGE_DATA:
+    case DISTVM_MSG_PAGE_GRANT:
+        /* The requester: this node. */
+        if (m->node != s->node_id) {
+            return g_strdup_printf("%s of page %" PRIu64 " of %s for node %"
+                                   PRIu32, type, m->page,
+                                   qemu_ram_get_idstr(b->rb), m->node);
+        }
+        break;
+    }
+    return NULL;
+}
+
+/*
+ * What a page message may ask given the requests under way: a node has
+ * at most one request for a page queued behind its current one (its
+ * next request may overtake the PAGE_DONE of the last, which another
+ * thread sends); only a node asked to invalidate a page acknowledges it;
+ * data and grants answer a request of this node.  Returns why @msg is
+ * refused, or NULL.  With ram->lock held.
+ */
+static char *page_msg_state_refusal(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgPage *m = &msg->u.page;
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[m->block];
+    gpointer key = page_key(m->block, m->page);
+    DistvmTxn *txn = g_hash_table_lookup(ram->txns, key);
+    DistvmPending *p = g_hash_table_lookup(ram->pending, key);
+    const char *type = distvm_msg_type_name(msg->hdr.type);
+    const char *why = NULL;
+
+    switch (msg->hdr.type) {
+    case DISTVM_MSG_PAGE_REQ:
+        for (GList *l = txn ? txn->waiting.head : NULL; l; l = l->next) {
+            if (((DistvmQueued *)l->data)->requester == msg->hdr.src) {
+                why = "another request of that node waits";
+            }
+        }
+        break;
+    case DISTVM_MSG_PAGE_INV_ACK:
+        if (!txn || !txn->write || !(txn->acks & (1u << msg->hdr.src))) {
+            why = "that node was not asked to invalidate it";
+        }
+        break;
+    case DISTVM_MSG_PAGE_DATA:
+        if (!p || p->got_data || b->state[m->page] != DISTVM_PAGE_I) {
+            why = "this node did not ask for it";
+        }
+        break;
+    case DISTVM_MSG_PAGE_GRANT:
+        if (!p || p->got_grant) {
+            why = "this node did not ask for it";
+        }
+        break;
+    }
+    return why ? g_strdup_printf("%s for page %" PRIu64 " of %s: %s", type,
+                                 m->page, qemu_ram_get_idstr(b->rb), why)
+               : NULL;
+}
+
 bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
 {
     DistvmRam *ram = s->ram;
     const DistvmMsgPage *m = &msg->u.page;
+    g_autofree char *refusal = NULL;
     DistvmOutbox o;
     bool ok = false;
 
@@ -717,6 +829,14 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
         qemu_cond_wait(&s->cond, &s->lock);
     }
     qemu_mutex_unlock(&s->lock);
+
+    if (msg->hdr.src != s->node_id) {
+        refusal = page_msg_role_refusal(s, msg);
+        if (refusal) {
+            distvm_msg_refused(s, msg->hdr.src, "%s", refusal);
+            return true;
+        }
+    }
 
     if (msg->hdr.type == DISTVM_MSG_PAGE_INV ||
         (msg->hdr.type == DISTVM_MSG_PAGE_FWD &&
@@ -743,6 +863,14 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
         qemu_mutex_unlock(&ram->lock);
         return true;
     }
+    if (msg->hdr.src != s->node_id) {
+        refusal = page_msg_state_refusal(s, msg);
+        if (refusal) {
+            qemu_mutex_unlock(&ram->lock);
+            distvm_msg_refused(s, msg->hdr.src, "%s", refusal);
+            return true;
+        }
+    }
     switch (msg->hdr.type) {
     case DISTVM_MSG_PAGE_REQ:
         ok = mgr_request(s, &o, m->block, m->page, m->node, m->flags, errp);
@@ -751,7 +879,7 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
         ok = mgr_done(s, &o, m->block, m->page, msg->hdr.src, errp);
         break;
     case DISTVM_MSG_PAGE_INV_ACK:
-        ok = mgr_inv_ack(s, &o, m->block, m->page, errp);
+        ok = mgr_inv_ack(s, &o, m->block, m->page, msg->hdr.src, errp);
         break;
     case DISTVM_MSG_PAGE_FWD:
         ok = holder_forward(s, &o, m->block, m->page, m->node, m->flags,

@@ -252,6 +252,52 @@ static void vcpu_ipi_bh(void *opaque)
 
 /* ---- serialization ---- */
 
+/*
+ * Subsections of vmstate_x86_cpu that only KVM (or its Xen emulation)
+ * fills in: paravirtual and Hyper-V MSRs, nested state, Xen, processor
+ * trace, SGX, LBR and TSC scaling.  Under distvm (TCG) no vCPU needs
+ * them, and cpu/nested_state would even be loaded through a pointer that
+ * TCG leaves NULL, so a vCPU state that carries one is refused: it is
+ * loaded with vmstate_x86_cpu_incoming, whose list of subsections lacks
+ * them, and VMState fails on the first one before loading it.
+ * (cpu/poll_control_msr is not one of them: TCG leaves the MSR at 0,
+ * not at KVM's reset value 1, so every state carries it.)
+ */
+static const char *const kvm_only_subsections[] = {
+    "cpu/steal_time_msr", "cpu/async_pf_msr", "cpu/async_pf_int_msr",
+    "cpu/async_pv_eoi_msr", "cpu/msr_hyperv_",
+    "cpu/nested_state", "cpu/xen_vcpu", "cpu/intel_pt", "cpu/intel_sgx",
+    "cpu/arch_lbr", "cpu/amd_tsc_scale_msr",
+};
+
+static VMStateDescription vmstate_x86_cpu_incoming;
+
+static bool kvm_only_subsection(const char *name)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(kvm_only_subsections); i++) {
+        if (g_str_has_prefix(name, kvm_only_subsections[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void vcpu_incoming_init(void)
+{
+    const VMStateDescription *const *sub = vmstate_x86_cpu.subsections;
+    GPtrArray *kept = g_ptr_array_new();
+
+    for (; sub && *sub; sub++) {
+        if (!kvm_only_subsection((*sub)->name)) {
+            g_ptr_array_add(kept, (gpointer)*sub);
+        }
+    }
+    g_ptr_array_add(kept, NULL);
+    vmstate_x86_cpu_incoming = vmstate_x86_cpu;
+    vmstate_x86_cpu_incoming.subsections =
+        (const VMStateDescription *const *)g_ptr_array_free(kept, false);
+}
+
 static bool vcpu_save(CPUState *cpu, GByteArray *out, Error **errp)
 {
     X86CPU *x86 = X86_CPU(cpu);
@@ -297,7 +343,7 @@ static bool vcpu_load(CPUState *cpu, GByteArray *state, Error **errp)
     ret = vmstate_load_state(f, &vmstate_cpu_common, cpu,
                              vmstate_cpu_common.version_id);
     if (!ret) {
-        ret = vmstate_load_state(f, &vmstate_x86_cpu, x86,
+        ret = vmstate_load_state(f, &vmstate_x86_cpu_incoming, x86,
                                  vmstate_x86_cpu.version_id);
     }
     if (!ret) {
@@ -307,6 +353,10 @@ static bool vcpu_load(CPUState *cpu, GByteArray *state, Error **errp)
     }
     if (!ret) {
         cpu_synchronize_post_init(cpu);
+    } else if (ret == -ENOENT) {
+        error_setg(errp, "distvm: cannot load vCPU %d: its state has a "
+                   "subsection that is unknown here or that only KVM uses",
+                   cpu->cpu_index);
     } else {
         error_setg(errp, "distvm: cannot load vCPU %d: %s", cpu->cpu_index,
                    strerror(-ret));
@@ -451,8 +501,17 @@ static void vcpu_load_bh(void *opaque)
     uint64_t downtime;
 
     if (!vcpu_load(cpu, in->state, &err)) {
-        error_report_err(err);
-        exit(1);
+        /* The vCPU, partly loaded and never run here, is lost with it. */
+        g_autofree char *why = g_strdup_printf(
+            "it sent a state of vCPU %" PRIu32 " that cannot be loaded: %s",
+            in->cpu, error_get_pretty(err));
+
+        error_free(err);
+        qatomic_inc(&s->protocol_errors);
+        distvm_fatal_node_lost(s, in->from, why);
+        g_byte_array_unref(in->state);
+        g_free(in);
+        return;
     }
     qemu_mutex_lock(&s->lock);
     qatomic_set(&s->vcpu_node[in->cpu], s->node_id);
@@ -608,6 +667,7 @@ void distvm_vcpu_init(DistvmState *s)
 {
     QemuThread thread;
 
+    vcpu_incoming_init();
     s->moves = g_new0(DistvmVcpuMove, s->nr_vcpus);
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         g_queue_init(&s->moves[i].waiting);

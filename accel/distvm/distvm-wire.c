@@ -246,11 +246,6 @@ static bool decode_page(WireReader *r, const DistvmMsgHeader *hdr,
     if (!check_node(lim, r->what, "its requester", pg->node, errp)) {
         return false;
     }
-    if (hdr->type == DISTVM_MSG_PAGE_REQ && pg->node != hdr->src) {
-        error_setg(errp, "PAGE_REQ from node %" PRIu32 " on behalf of node %"
-                   PRIu32, hdr->src, pg->node);
-        return false;
-    }
     if (hdr->type == DISTVM_MSG_PAGE_DATA && !(pg->flags & DISTVM_PAGE_ZERO)) {
         if (r->left < DISTVM_PAGE_SIZE) {
             error_setg(errp, "PAGE_DATA message is truncated");

@@ -1127,6 +1127,198 @@ static void test_malformed(void)
     distvm_cluster_quit(c);
 }
 
+/* The index of RAMBlock @block in the page protocol: its place in @memory. */
+static uint32_t block_index(DistvmNode *node, const char *block)
+{
+    QDict *info = distvm_assert_active(node->qts, node->node_id);
+    QList *mem = qdict_get_qlist(info, "memory");
+    uint32_t i = 0;
+
+    for (const QListEntry *e = qlist_first(mem); e; e = qlist_next(e), i++) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(r, "ramblock"), block)) {
+            qobject_unref(info);
+            return i;
+        }
+    }
+    g_assert_not_reached();
+}
+
+/* @from sends @to a message of its own making (x-distvm-send-message). */
+static void forge(DistvmNode *from, int to, DistvmMsgType type,
+                  uint64_t seq, const GByteArray *payload)
+{
+    g_autoptr(GString) hex = g_string_new("");
+
+    for (guint i = 0; payload && i < payload->len; i++) {
+        g_string_append_printf(hex, "%02x", payload->data[i]);
+    }
+    qobject_unref(qtest_qmp_assert_success_ref(from->qts,
+        "{ 'execute': 'x-distvm-send-message', 'arguments': "
+        "{ 'to': %d, 'type': %d, 'seq': %" PRIu64 ", 'payload': %s } }",
+        to, type, seq, hex->str));
+}
+
+/* The payload of a page message, as distvm_wire_page() lays it out. */
+static GByteArray *page_payload(uint32_t block, uint64_t page, uint32_t node,
+                                uint32_t flags, const uint8_t *data)
+{
+    GByteArray *b = g_byte_array_new();
+    uint8_t head[24] = { 0 };
+
+    stl_le_p(head, block);
+    stl_le_p(head + 4, flags);
+    stq_le_p(head + 8, page);
+    stl_le_p(head + 16, node);
+    g_byte_array_append(b, head, sizeof(head));
+    if (data) {
+        g_byte_array_append(b, data, DISTVM_PAGE_SIZE);
+    }
+    return b;
+}
+
+/* The payload of a vCPU message, as distvm_wire_vcpu() lays it out. */
+static GByteArray *vcpu_payload(uint32_t cpu, uint32_t from, uint32_t to,
+                                uint64_t value, const char *state)
+{
+    GByteArray *b = g_byte_array_new();
+    uint8_t head[24] = { 0 };
+
+    stl_le_p(head, cpu);
+    stl_le_p(head + 4, from);
+    stl_le_p(head + 8, to);
+    stq_le_p(head + 16, value);
+    g_byte_array_append(b, head, sizeof(head));
+    if (state) {
+        g_byte_array_append(b, (const guint8 *)state, strlen(state));
+    }
+    return b;
+}
+
+static void wait_protocol_errors(QTestState *qts, int64_t want)
+{
+    for (int i = 0; i < 1000 && protocol_errors(qts) < want; i++) {
+        g_usleep(10 * 1000);
+    }
+    g_assert_cmpint(protocol_errors(qts), ==, want);
+}
+
+#define FORGED_ARGS \
+    "-machine pc -m 128M -smp 2,maxcpus=4 -S " \
+    "-object memory-backend-ram,id=m0,size=64M " \
+    "-object memory-backend-ram,id=m1,size=64M " \
+    "-numa node,nodeid=0,memdev=m0,cpus=0,cpus=2 " \
+    "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3"
+
+/*
+ * Messages forged by a member of the cluster, one for each rule of who
+ * may send what: node 1 sends them to node 0, which refuses each one
+ * (protocol-errors counts it) and goes on serving, its memory untouched.
+ * Node 0 manages and owns m0 (NUMA home), node 1 m1; vCPU 0 runs on
+ * node 0, and vCPU 3 does not exist (maxcpus).
+ */
+static void test_forged(void)
+{
+    g_autofree char *dir = g_strdup_printf("%s/forged", tmpdir);
+    const uint64_t p0 = 16, p1 = 16, base1 = NUMA_BLOCK_MB * MiB;
+    const uint64_t a0 = p0 * DISTVM_PAGE_SIZE, a1 = base1 + p1 * 4096;
+    uint8_t page[DISTVM_PAGE_SIZE], got[DISTVM_PAGE_SIZE];
+    uint8_t other[DISTVM_PAGE_SIZE];
+    DistvmNode *node[2];
+    uint32_t m0, m1;
+    int64_t errors;
+    struct {
+        DistvmMsgType type;
+        bool m1;                /* a page of m1, else of m0 */
+        uint32_t node, flags;
+        bool data;
+    } page_msgs[] = {
+        /* Only a page's manager forwards, invalidates or grants it. */
+        { DISTVM_MSG_PAGE_FWD, false, 1, DISTVM_PAGE_WRITE },
+        { DISTVM_MSG_PAGE_FWD, false, 1, 0 },
+        { DISTVM_MSG_PAGE_INV, false, 1, 0 },
+        { DISTVM_MSG_PAGE_GRANT, false, 0, DISTVM_PAGE_WRITE },
+        /* A node asks for itself, and the page's manager. */
+        { DISTVM_MSG_PAGE_REQ, false, 0, DISTVM_PAGE_WRITE },
+        { DISTVM_MSG_PAGE_REQ, true, 1, 0 },
+        { DISTVM_MSG_PAGE_DONE, true, 1, 0 },
+        /* Acknowledges only what the manager asked. */
+        { DISTVM_MSG_PAGE_INV_ACK, false, 1, 0 },
+        /* Data only for the node it reaches, and that asked for it. */
+        { DISTVM_MSG_PAGE_DATA, false, 1, DISTVM_PAGE_ZERO },
+        { DISTVM_MSG_PAGE_DATA, false, 0, DISTVM_PAGE_WRITE, true },
+    };
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=0:1:0:1",
+                                                  opts);
+
+        node[n] = distvm_node_start(dir, n, placed, FORGED_ARGS);
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+    }
+    for (int b = 0; b < 2; b++) {
+        QDict *r = memory_range(node[0], b ? "m1" : "m0");
+
+        g_assert_cmpint(qdict_get_int(r, "home"), ==, b);
+        qobject_unref(r);
+    }
+    m0 = block_index(node[0], "m0");
+    m1 = block_index(node[0], "m1");
+    memset(page, 0x5a, sizeof(page));
+    memset(other, 0xc3, sizeof(other));
+    qtest_memwrite(node[0]->qts, a0, page, sizeof(page));
+    qtest_memwrite(node[1]->qts, a1, other, sizeof(other));
+    errors = protocol_errors(node[0]->qts);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(page_msgs); i++) {
+        g_autoptr(GByteArray) b = page_payload(
+            page_msgs[i].m1 ? m1 : m0, page_msgs[i].m1 ? p1 : p0,
+            page_msgs[i].node, page_msgs[i].flags,
+            page_msgs[i].data ? other : NULL);
+
+        forge(node[1], 0, page_msgs[i].type, 0, b);
+        wait_protocol_errors(node[0]->qts, ++errors);
+    }
+    {
+        /* Run state only from home; the vCPU's state only from its owner. */
+        g_autoptr(GByteArray) state = vcpu_payload(0, 1, 0, 0, "forged");
+        g_autoptr(GByteArray) move = vcpu_payload(3, 0, 1, 0, NULL);
+
+        forge(node[1], 0, DISTVM_MSG_START, 1, NULL);
+        wait_protocol_errors(node[0]->qts, ++errors);
+        forge(node[1], 0, DISTVM_MSG_VCPU_STATE, 99, state);
+        wait_protocol_errors(node[0]->qts, ++errors);
+        /* vCPU 3 does not exist. */
+        forge(node[1], 0, DISTVM_MSG_VCPU_MOVE, 0, move);
+        wait_protocol_errors(node[0]->qts, ++errors);
+    }
+
+    /* Node 0 still owns its page, as it was, and both nodes serve. */
+    {
+        g_autofree char *states = block_states(node[0]->qts, "m0", p0 + 1);
+
+        g_assert_cmpint(states[p0], ==, 'E');
+    }
+    qtest_memread(node[0]->qts, a0, got, sizeof(got));
+    g_assert_cmpmem(got, sizeof(got), page, sizeof(page));
+    distvm_memread(node[1]->qts, a0, got, sizeof(got));
+    g_assert_cmpmem(got, sizeof(got), page, sizeof(page));
+    distvm_memread(node[0]->qts, a1, got, sizeof(got));
+    g_assert_cmpmem(got, sizeof(got), other, sizeof(other));
+    g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 0), ==, 0);
+    g_assert_cmpint(protocol_errors(node[1]->qts), ==, 0);
+    distvm_wait_state(node[0]->qts, "running", 1);
+    distvm_wait_state(node[1]->qts, "running", 1);
+
+    distvm_node_quit(node[1]);
+    distvm_node_quit(node[0]);
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-ram-test");
@@ -1151,6 +1343,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/cluster/tls-refused", test_tls_refused);
     qtest_add_func("/distvm/cluster/netns", test_netns);
     qtest_add_func("/distvm/cluster/malformed", test_malformed);
+    qtest_add_func("/distvm/cluster/forged", test_forged);
 
     return distvm_test_run(tmpdir);
 }
