@@ -380,7 +380,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->join_timeout = DISTVM_DEFAULT_JOIN_TIMEOUT;
     s->peer_timeout = DISTVM_DEFAULT_PEER_TIMEOUT;
     s->pause_sleep_us = DISTVM_DEFAULT_PAUSE_SLEEP_US;
-    s->state = DISTVM_CLUSTER_RUNNING;
+    s->state = DISTVM_CLUSTER_STATE_RUNNING;
 }
 
 static void distvm_accel_instance_finalize(Object *obj)

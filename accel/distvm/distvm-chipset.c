@@ -57,7 +57,7 @@ static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
         distvm_clock_update(s);
     }
     if (!s || s->nodes == 1 || !distvm_is_home(s) || !is_host_bridge(dev) ||
-        qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return;
     }
     path = object_get_canonical_path(OBJECT(dev));
@@ -125,7 +125,7 @@ void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg)
     w->len = msg->u.pci.len;
     qatomic_inc(&replays_received);
     /* Changing the memory map needs the BQL: the main loop does it. */
-    distvm_main_loop_call(distvm_pci_replay_bh, w);
+    distvm_main_loop_call(msg->hdr.src, distvm_pci_replay_bh, w);
 }
 
 void distvm_chipset_init(DistvmState *s)

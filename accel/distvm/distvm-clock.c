@@ -78,7 +78,7 @@ static void clock_send(DistvmState *s)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
 
-    if (qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return;     /* sent when the cluster starts */
     }
     distvm_wire_clock_regs(m, s->node_id, &s->clock->regs);

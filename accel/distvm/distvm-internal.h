@@ -9,9 +9,11 @@
 
 #include "system/distvm.h"
 #include "accel/tcg/tcg-accel-state.h"
+#include "qapi/qapi-types-distvm.h"
 #include "qapi/qapi-types-sockets.h"
 #include "qemu/thread.h"
 #include "io/channel-socket.h"
+#include "io/net-listener.h"
 #include "crypto/tlscreds.h"
 #include "exec/memattrs.h"
 #include "distvm-wire.h"
@@ -25,17 +27,6 @@ typedef struct DistvmNumaHome {
     uint32_t node;
 } DistvmNumaHome;
 
-typedef enum DistvmClusterState {
-    DISTVM_CLUSTER_JOINING,     /* waiting for the nodes and the mesh */
-    DISTVM_CLUSTER_RUNNING,     /* every node joined; RAM is shared */
-    /*
-     * A node left in order and the cluster shuts down: this node serves
-     * its own page faults and fails the accesses it would forward, since
-     * the nodes they wait for may be gone.
-     */
-    DISTVM_CLUSTER_LEAVING,
-    DISTVM_CLUSTER_FAILED,      /* a node was lost */
-} DistvmClusterState;
 
 /* One other node of the cluster, as this node sees it. */
 typedef struct DistvmPeer {
@@ -98,9 +89,15 @@ struct DistvmState {
     /* Cluster membership and transport (distvm-net.c) */
     QemuMutex lock;             /* the fields below and peer->sioc */
     QemuCond cond;
+    /*
+     * Once LEAVING (a node left in order and the cluster shuts down),
+     * this node serves its own page faults and fails the accesses it
+     * would forward, since the nodes they wait for may be gone.
+     */
     DistvmClusterState state;
     DistvmPeer peers[DISTVM_MAX_NODES];
-    QIOChannelSocket *listener;
+    QIONetListener *listener;
+    GMainContext *accept_ctx;   /* the listener's, in the accept thread */
     GPtrArray *unidentified;    /* DistvmConn, accepted, not identified */
     uint32_t fp_items;          /* this node's fingerprint */
     char **fp_keys;
@@ -141,7 +138,7 @@ static inline bool distvm_is_home(DistvmState *s)
 
 static inline bool distvm_cluster_leaving(DistvmState *s)
 {
-    return qatomic_read(&s->state) == DISTVM_CLUSTER_LEAVING;
+    return qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_LEAVING;
 }
 
 /* distvm-net.c */
@@ -149,13 +146,15 @@ bool distvm_net_init(DistvmState *s, Error **errp);
 /* Send a message to @node (this node included); false if it is gone. */
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
 uint64_t distvm_peer_queued(DistvmPeer *peer);
-const char *distvm_cluster_state_name(DistvmClusterState state);
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
 /*
  * Run @fn(@opaque) in the main loop, with the BQL, after the calls asked
- * before it: the work that messages bring is done in their order.
+ * before it: the work that messages bring is done in their order.  @src
+ * is the node whose message asks for it; a node with too many calls
+ * waiting is lost.
  */
-void distvm_main_loop_call(void (*fn)(void *opaque), void *opaque);
+void distvm_main_loop_call(uint32_t src, void (*fn)(void *opaque),
+                           void *opaque);
 void distvm_page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
                                  Error *err);
 void G_GNUC_PRINTF(3, 4) distvm_msg_refused(DistvmState *s, uint32_t src,

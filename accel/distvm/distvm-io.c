@@ -116,7 +116,7 @@ bool distvm_io_forwarded(DistvmState *s)
     DistvmClusterState state = qatomic_read(&s->state);
 
     return !distvm_is_home(s) &&
-           (state == DISTVM_CLUSTER_RUNNING || state == DISTVM_CLUSTER_LEAVING);
+           (state == DISTVM_CLUSTER_STATE_RUNNING || state == DISTVM_CLUSTER_STATE_LEAVING);
 }
 
 static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
@@ -238,7 +238,7 @@ void distvm_io_handle(DistvmState *s, const DistvmMsg *msg)
         r->from = msg->hdr.src;
         r->id = msg->hdr.seq;
         r->io = msg->u.io;
-        distvm_main_loop_call(distvm_io_replay_bh, r);
+        distvm_main_loop_call(msg->hdr.src, distvm_io_replay_bh, r);
     } else {
         DistvmIoWait *w = &io_waits[msg->u.io.cpu];
 

@@ -62,21 +62,6 @@ static void distvm_deliver_local(DistvmState *s, GByteArray *buf);
 static void distvm_expire_unidentified(DistvmState *s, int64_t now);
 static Notifier exit_notifier;
 
-const char *distvm_cluster_state_name(DistvmClusterState state)
-{
-    switch (state) {
-    case DISTVM_CLUSTER_JOINING:
-        return "joining";
-    case DISTVM_CLUSTER_RUNNING:
-        return "running";
-    case DISTVM_CLUSTER_LEAVING:
-        return "leaving";
-    case DISTVM_CLUSTER_FAILED:
-        return "failed";
-    }
-    return "unknown";
-}
-
 static void distvm_limits(DistvmState *s, DistvmWireLimits *lim)
 {
     lim->nodes = s->nodes;
@@ -421,7 +406,7 @@ static void *distvm_watch_thread(void *opaque)
 
         g_usleep(MIN(beat / 2, 500 * SCALE_MS) / SCALE_US);
         distvm_expire_unidentified(s, get_clock());
-        if (qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+        if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
             if (armed) {
                 break;          /* leaving or failed: nothing to watch */
             }
@@ -530,11 +515,11 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
     g_autoptr(GByteArray) lost = g_byte_array_new();
 
     qemu_mutex_lock(&s->lock);
-    if (s->state == DISTVM_CLUSTER_FAILED) {
+    if (s->state == DISTVM_CLUSTER_STATE_FAILED) {
         qemu_mutex_unlock(&s->lock);
         return;
     }
-    s->state = DISTVM_CLUSTER_FAILED;
+    s->state = DISTVM_CLUSTER_STATE_FAILED;
     qemu_mutex_unlock(&s->lock);
 
     error_report("distvm: lost node %" PRIu32 " (%s); the guest cannot "
@@ -566,7 +551,7 @@ static void distvm_cluster_started_bh(void *opaque)
         exit(1);
     }
     qemu_mutex_lock(&s->lock);
-    s->state = DISTVM_CLUSTER_RUNNING;
+    s->state = DISTVM_CLUSTER_STATE_RUNNING;
     qemu_cond_broadcast(&s->cond);
     qemu_mutex_unlock(&s->lock);
     distvm_chipset_quiesce(s);
@@ -608,14 +593,21 @@ static bool distvm_mesh_complete(DistvmState *s)
  * Bottom halves scheduled together run in the reverse order, but the
  * main-loop work of messages must keep their order (an INIT before its
  * STARTUP, the chipset writes, stop before cont): one queue, one BH.
+ * Each node may have DISTVM_MAIN_CALLS_MAX calls waiting in it: a node
+ * that sends more than the main loop handles is lost, not let to grow
+ * the queue without end.
  */
+#define DISTVM_MAIN_CALLS_MAX 16384
+
 typedef struct DistvmMainCall {
     void (*fn)(void *opaque);
     void *opaque;
+    uint32_t src;
 } DistvmMainCall;
 
 static QemuMutex main_calls_lock;
 static GQueue main_calls = G_QUEUE_INIT;
+static unsigned main_calls_from[DISTVM_MAX_NODES];
 static QEMUBH *main_calls_bh;
 
 static void main_calls_run(void *unused)
@@ -625,6 +617,9 @@ static void main_calls_run(void *unused)
 
         qemu_mutex_lock(&main_calls_lock);
         c = g_queue_pop_head(&main_calls);
+        if (c) {
+            main_calls_from[c->src]--;
+        }
         qemu_mutex_unlock(&main_calls_lock);
         if (!c) {
             return;
@@ -634,15 +629,27 @@ static void main_calls_run(void *unused)
     }
 }
 
-void distvm_main_loop_call(void (*fn)(void *opaque), void *opaque)
+void distvm_main_loop_call(uint32_t src, void (*fn)(void *opaque),
+                           void *opaque)
 {
     DistvmMainCall *c = g_new(DistvmMainCall, 1);
+    bool flooded;
 
     c->fn = fn;
     c->opaque = opaque;
+    c->src = src;
     qemu_mutex_lock(&main_calls_lock);
+    flooded = ++main_calls_from[src] > DISTVM_MAIN_CALLS_MAX;
     g_queue_push_tail(&main_calls, c);
     qemu_mutex_unlock(&main_calls_lock);
+    if (flooded) {
+        DistvmState *s = distvm_state();
+
+        qatomic_inc(&s->protocol_errors);
+        distvm_fatal_node_lost(s, src, "it sent more messages for the main "
+                               "loop than it can handle (over "
+                               stringify(DISTVM_MAIN_CALLS_MAX) " waiting)");
+    }
     qemu_bh_schedule(main_calls_bh);
 }
 
@@ -656,7 +663,7 @@ static void distvm_cluster_start(DistvmState *s)
     s->starting = true;
     qemu_mutex_unlock(&s->lock);
     if (first) {
-        distvm_main_loop_call(distvm_cluster_started_bh, s);
+        distvm_main_loop_call(s->node_id, distvm_cluster_started_bh, s);
     }
 }
 
@@ -873,8 +880,8 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
             trace_distvm_peer_bye(peer->id);
             /* The cluster shuts down when any node leaves in order. */
             qemu_mutex_lock(&s->lock);
-            if (s->state == DISTVM_CLUSTER_RUNNING) {
-                qatomic_set(&s->state, DISTVM_CLUSTER_LEAVING);
+            if (s->state == DISTVM_CLUSTER_STATE_RUNNING) {
+                qatomic_set(&s->state, DISTVM_CLUSTER_STATE_LEAVING);
             }
             qemu_mutex_unlock(&s->lock);
             distvm_ram_leaving(s);
@@ -900,7 +907,7 @@ static char *distvm_check_hello(DistvmState *s, const DistvmMsgHello *h)
                                "this %" PRIu32 "-node cluster (1 to %" PRIu32
                                ")", h->node_id, s->nodes, s->nodes - 1);
     }
-    if (s->state != DISTVM_CLUSTER_JOINING) {
+    if (s->state != DISTVM_CLUSTER_STATE_JOINING) {
         return g_strdup("the cluster has already formed");
     }
     if (s->peers[h->node_id].sioc) {
@@ -992,7 +999,7 @@ static bool distvm_peer_accept(DistvmState *s, QIOChannelSocket *sioc,
                    PRIu32 " should have opened", node, s->node_id);
     } else if (s->peers[node].sioc) {
         error_setg(errp, "node %" PRIu32 " is already connected", node);
-    } else if (s->state != DISTVM_CLUSTER_JOINING) {
+    } else if (s->state != DISTVM_CLUSTER_STATE_JOINING) {
         error_setg(errp, "the cluster has already formed");
     } else {
         distvm_peer_attach(&s->peers[node], sioc, ioc);
@@ -1125,42 +1132,48 @@ drop:
     return NULL;
 }
 
-static void *distvm_accept_thread(void *opaque)
+/* The listener's callback, in the accept thread: a new connection. */
+static void distvm_accepted(QIONetListener *listener, QIOChannelSocket *sioc,
+                            gpointer opaque)
 {
     DistvmState *s = opaque;
+    DistvmConn *conn;
+    QemuThread thread;
 
-    for (;;) {
-        QIOChannelSocket *sioc;
-        DistvmConn *conn;
-        QemuThread thread;
-
-        sioc = qio_channel_socket_accept(s->listener, NULL);
-        if (!sioc) {
-            g_usleep(10 * 1000);
-            continue;
-        }
-        qemu_mutex_lock(&s->lock);
-        if (s->unidentified->len >= DISTVM_MAX_UNIDENTIFIED) {
-            qemu_mutex_unlock(&s->lock);
-            qatomic_inc(&s->protocol_errors);
-            error_report("distvm: refused a connection: %d others have not "
-                         "identified themselves yet", DISTVM_MAX_UNIDENTIFIED);
-            qio_channel_close(QIO_CHANNEL(sioc), NULL);
-            object_unref(OBJECT(sioc));
-            continue;
-        }
-        conn = g_new0(DistvmConn, 1);
-        conn->s = s;
-        conn->sioc = sioc;
-        conn->deadline = get_clock() +
-                         (int64_t)s->join_timeout * NANOSECONDS_PER_SECOND;
-        g_ptr_array_add(s->unidentified, conn);
+    qemu_mutex_lock(&s->lock);
+    if (s->unidentified->len >= DISTVM_MAX_UNIDENTIFIED) {
         qemu_mutex_unlock(&s->lock);
-        qio_channel_set_blocking(QIO_CHANNEL(sioc), true, NULL);
-        qio_channel_set_delay(QIO_CHANNEL(sioc), false);
-        qemu_thread_create(&thread, "distvm-conn", distvm_conn_thread, conn,
-                           QEMU_THREAD_DETACHED);
+        qatomic_inc(&s->protocol_errors);
+        error_report("distvm: refused a connection: %d others have not "
+                     "identified themselves yet", DISTVM_MAX_UNIDENTIFIED);
+        qio_channel_close(QIO_CHANNEL(sioc), NULL);
+        return;
     }
+    conn = g_new0(DistvmConn, 1);
+    conn->s = s;
+    conn->sioc = sioc;
+    object_ref(OBJECT(sioc));
+    conn->deadline = get_clock() +
+                     (int64_t)s->join_timeout * NANOSECONDS_PER_SECOND;
+    g_ptr_array_add(s->unidentified, conn);
+    qemu_mutex_unlock(&s->lock);
+    qio_channel_set_blocking(QIO_CHANNEL(sioc), true, NULL);
+    qio_channel_set_delay(QIO_CHANNEL(sioc), false);
+    qemu_thread_create(&thread, "distvm-conn", distvm_conn_thread, conn,
+                       QEMU_THREAD_DETACHED);
+}
+
+/*
+ * Connections are accepted in a thread of their own, whatever the main
+ * loop is doing: the listener's sources run in its context.
+ */
+static void *distvm_accept_thread(void *opaque)
+{
+    GMainContext *ctx = opaque;
+    g_autoptr(GMainLoop) loop = g_main_loop_new(ctx, FALSE);
+
+    g_main_context_push_thread_default(ctx);
+    g_main_loop_run(loop);
     return NULL;
 }
 
@@ -1332,7 +1345,7 @@ static void distvm_exit_notify(Notifier *n, void *data)
     DistvmState *s = distvm_state();
     g_autoptr(GByteArray) bye = g_byte_array_new();
 
-    if (!s || s->state == DISTVM_CLUSTER_FAILED) {
+    if (!s || s->state == DISTVM_CLUSTER_STATE_FAILED) {
         return;
     }
     distvm_wire_empty(bye, DISTVM_MSG_BYE, s->node_id, 0);
@@ -1408,7 +1421,7 @@ bool distvm_net_init(DistvmState *s, Error **errp)
     qemu_cond_init(&s->cond);
     qemu_mutex_init(&main_calls_lock);
     main_calls_bh = qemu_bh_new(main_calls_run, NULL);
-    s->state = DISTVM_CLUSTER_JOINING;
+    s->state = DISTVM_CLUSTER_STATE_JOINING;
     s->unidentified = g_ptr_array_new();
     for (uint32_t i = 0; i < s->nodes; i++) {
         s->peers[i].id = i;
@@ -1419,15 +1432,18 @@ bool distvm_net_init(DistvmState *s, Error **errp)
     if (!distvm_tls_init(s, errp)) {
         return false;
     }
-    s->listener = qio_channel_socket_new();
-    if (qio_channel_socket_listen_sync(s->listener, s->listen_addr,
-                                       DISTVM_MAX_NODES * 2, errp) < 0) {
+    s->listener = qio_net_listener_new();
+    qio_net_listener_set_name(s->listener, "distvm-listener");
+    if (qio_net_listener_open_sync(s->listener, s->listen_addr,
+                                   DISTVM_MAX_NODES * 2, errp) < 0) {
         error_prepend(errp, "distvm: cannot listen on %s: ", s->listen);
         return false;
     }
-    qio_channel_set_blocking(QIO_CHANNEL(s->listener), true, NULL);
-    qemu_thread_create(&thread, "distvm-accept", distvm_accept_thread, s,
-                       QEMU_THREAD_DETACHED);
+    s->accept_ctx = g_main_context_new();
+    qio_net_listener_set_client_func_full(s->listener, distvm_accepted, s,
+                                          NULL, s->accept_ctx);
+    qemu_thread_create(&thread, "distvm-accept", distvm_accept_thread,
+                       s->accept_ctx, QEMU_THREAD_DETACHED);
     qemu_thread_create(&thread, "distvm-watch", distvm_watch_thread, s,
                        QEMU_THREAD_DETACHED);
 

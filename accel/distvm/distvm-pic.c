@@ -57,7 +57,7 @@ static bool distvm_pic_output_changed(int level)
     }
     level = !!level;
     if (level == pic_output_sent ||
-        qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return false;
     }
     pic_output_sent = level;
@@ -116,7 +116,7 @@ void distvm_pic_handle(DistvmState *s, const DistvmMsg *msg)
      * behind this message; signalled to the vCPUs by the main loop.
      */
     qatomic_set(&pic_home_output, msg->u.level);
-    distvm_main_loop_call(distvm_pic_output_bh, NULL);
+    distvm_main_loop_call(msg->hdr.src, distvm_pic_output_bh, NULL);
 }
 
 /*

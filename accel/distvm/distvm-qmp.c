@@ -115,7 +115,7 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     info = g_new0(DistvmInfo, 1);
     info->node_id = s->node_id;
     info->nodes = s->nodes;
-    info->state = g_strdup(distvm_cluster_state_name(s->state));
+    info->state = s->state;
     info->listen = g_strdup(s->listen);
     info->home = g_strdup(s->home);
     info->bytes_sent = qatomic_read(&s->bytes_sent);
@@ -277,12 +277,12 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     if (hmp_handle_error(mon, err)) {
         return;
     }
-    monitor_printf(mon, "node %" PRId64 " of %" PRId64 "%s, cluster %s\n",
+    monitor_printf(mon, "node %" PRIu32 " of %" PRIu32 "%s, cluster %s\n",
                    info->node_id, info->nodes,
                    info->node_id == DISTVM_HOME_NODE ? " (home)" : "",
-                   info->state);
+                   DistvmClusterState_str(info->state));
     for (n = info->node_list; n; n = n->next) {
-        monitor_printf(mon, "  node %" PRId64 ": %s%s%s", n->value->node_id,
+        monitor_printf(mon, "  node %" PRIu32 ": %s%s%s", n->value->node_id,
                        n->value->address ?: "-",
                        n->value->self ? " (this node)" : "",
                        n->value->connected ? "" : " (not connected)");
@@ -343,7 +343,7 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     monitor_printf(mon, "; spinning vCPUs slept %" PRId64 " times\n",
                    info->pause_sleeps);
     for (v = info->vcpus; v; v = v->next) {
-        monitor_printf(mon, "vCPU %" PRId64 ": node %" PRId64 "\n",
+        monitor_printf(mon, "vCPU %" PRId64 ": node %" PRIu32 "\n",
                        v->value->cpu_index, v->value->node);
     }
 }

@@ -825,7 +825,7 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
     bool ok = false;
 
     qemu_mutex_lock(&s->lock);
-    while (s->state == DISTVM_CLUSTER_JOINING) {
+    while (s->state == DISTVM_CLUSTER_STATE_JOINING) {
         qemu_cond_wait(&s->cond, &s->lock);
     }
     qemu_mutex_unlock(&s->lock);

@@ -161,7 +161,7 @@ static void distvm_vm_state_change(void *opaque, bool running, RunState state)
 {
     DistvmState *s = opaque;
 
-    if (qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING ||
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
         (!running && state == RUN_STATE_SHUTDOWN)) {
         return;                 /* the BYE at exit ends the others */
     }
@@ -180,7 +180,7 @@ static void distvm_home_reset(void *opaque)
 {
     DistvmState *s = opaque;
 
-    if (qatomic_read(&s->state) == DISTVM_CLUSTER_RUNNING) {
+    if (qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING) {
         send_run_state(s, DISTVM_RUN_RESET);
     }
 }
@@ -212,7 +212,7 @@ static void run_state_bh(void *opaque)
     DistvmState *s = distvm_state();
 
     trace_distvm_run_state_apply(m->run.action);
-    if (qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         /* Before this node's own start: it applies the clocks then. */
         if (m->run.action == DISTVM_RUN_CONT) {
             pending_clocks = *m;
@@ -281,7 +281,8 @@ void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg)
     m->received_ticks = cpu_get_host_ticks();
     m->run = msg->u.run;
     /* Run state changes take the BQL: the main loop does them. */
-    distvm_main_loop_call(distvm_is_home(s) ? node_stopped_bh : run_state_bh,
+    distvm_main_loop_call(msg->hdr.src,
+                          distvm_is_home(s) ? node_stopped_bh : run_state_bh,
                           m);
 }
 

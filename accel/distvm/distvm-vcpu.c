@@ -143,7 +143,7 @@ static bool distvm_apic_remote_deliver(APICCommonState *apic,
 {
     DistvmState *s = distvm_state();
 
-    if (s->nodes == 1 || qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+    if (s->nodes == 1 || qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return false;
     }
     /*
@@ -171,7 +171,7 @@ static void distvm_apic_addressing(APICCommonState *apic)
     uint64_t value = apic->id | apic->log_dest << 8 |
                      (uint64_t)(apic->dest_mode & 0xf) << 16;
 
-    if (s->nodes == 1 || qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING) {
+    if (s->nodes == 1 || qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return;
     }
     trace_distvm_apic_addressing(cpu, value);
@@ -217,7 +217,7 @@ int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask)
     DistvmState *s = distvm_state();
 
     if (!s || s->nodes == 1 ||
-        qatomic_read(&s->state) != DISTVM_CLUSTER_RUNNING ||
+        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
         distvm_vcpu_node(s, cpu->cpu_index) == s->node_id) {
         return mask;
     }
@@ -601,7 +601,7 @@ static void vcpu_state_arrived(DistvmState *s, const DistvmMsg *msg)
     in->state = g_byte_array_sized_new(m->len);
     g_byte_array_append(in->state, m->data, m->len);
     /* Loading a vCPU needs the BQL: the main loop does it. */
-    distvm_main_loop_call(vcpu_load_bh, in);
+    distvm_main_loop_call(msg->hdr.src, vcpu_load_bh, in);
 }
 
 /*
@@ -629,7 +629,7 @@ static void vcpu_moved(DistvmState *s, const DistvmMsg *msg)
     ev->from = m->from;
     ev->to = m->to;
     ev->downtime_ns = m->value;
-    distvm_main_loop_call(vcpu_moved_event_bh, ev);
+    distvm_main_loop_call(msg->hdr.src, vcpu_moved_event_bh, ev);
 }
 
 void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
@@ -650,7 +650,7 @@ void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
         /* Delivering to a LAPIC needs the BQL: the main loop does it. */
         ipi->cpu = msg->u.vcpu.cpu;
         ipi->delivery = msg->u.vcpu.value;
-        distvm_main_loop_call(vcpu_ipi_bh, ipi);
+        distvm_main_loop_call(msg->hdr.src, vcpu_ipi_bh, ipi);
         break;
     }
     case DISTVM_MSG_VCPU_APIC:
@@ -693,7 +693,7 @@ void distvm_vcpu_park_foreign(DistvmState *s)
     }
 }
 
-void qmp_distvm_move_vcpu(int64_t cpu_index, int64_t node, Error **errp)
+void qmp_distvm_move_vcpu(int64_t cpu_index, uint32_t node, Error **errp)
 {
     DistvmState *s = distvm_state();
     uint32_t owner;
@@ -707,8 +707,8 @@ void qmp_distvm_move_vcpu(int64_t cpu_index, int64_t node, Error **errp)
                    cpu_index);
         return;
     }
-    if (node < 0 || node >= s->nodes) {
-        error_setg(errp, "distvm: there is no node %" PRId64 " (the cluster "
+    if (node >= s->nodes) {
+        error_setg(errp, "distvm: there is no node %" PRIu32 " (the cluster "
                    "has nodes 0 to %" PRIu32 ")", node, s->nodes - 1);
         return;
     }
@@ -716,7 +716,7 @@ void qmp_distvm_move_vcpu(int64_t cpu_index, int64_t node, Error **errp)
     if (owner == node) {
         return;
     }
-    if (s->state != DISTVM_CLUSTER_RUNNING) {
+    if (s->state != DISTVM_CLUSTER_STATE_RUNNING) {
         error_setg(errp, "distvm: the cluster has not formed yet");
         return;
     }
