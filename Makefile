@@ -41,7 +41,7 @@ $(QEMU_BUILD)/.configured: $(B)/.staged $(B)/config.mk
 	    || { tail -30 configure.log; exit 1; }
 	@touch $@
 
-.PHONY: all qemu guests check check-unit check-distvm check-upstream demo bench clean distclean
+.PHONY: all qemu guests check check-long check-unit check-distvm check-upstream demo bench clean distclean
 
 all: qemu guests
 
@@ -65,6 +65,13 @@ UNIT := $(MAKE) --no-print-directory -f tests/unit/distvm/unit.mk TOP=$(TOP) B=$
 check: all
 	$(UNIT) run
 	scripts/run-tests.sh $(B) $(UPSTREAM_QTESTS)
+
+# Tests too long for make check: the Linux guest on 3 nodes in network
+# namespaces over TCP and TLS (root, iproute2 and certtool; minutes).
+check-long: all
+	cd $(QEMU_BUILD) && DISTVM_LONG=1 DISTVM_GUEST_DIR=$(GUESTS) \
+	    QTEST_QEMU_BINARY=./qemu-system-x86_64 \
+	    tests/qtest/distvm-linux-test -p /x86_64/distvm/linux/3-nodes-netns-tls
 
 check-unit: qemu
 	$(UNIT) run

@@ -24,9 +24,18 @@ static bool (*tcg_cpu_target_realize)(CPUState *cs, Error **errp);
  * invariant and consistent across nodes and moves.  CPUID says so
  * (invariant TSC), so that an unmodified Linux keeps the TSC as its
  * clocksource.  Otherwise it keeps time with the HPET, and every clock
- * read of a vCPU away from home is a round trip to the home node.  TCG
- * does not list the bit as one it supports: it is set once the vCPU's
- * features were filtered.
+ * read of a vCPU away from home is a round trip to the home node.
+ *
+ * CPUID also lists IA32_TSC_ADJUST, which TCG reads as 0: nothing ever
+ * adjusts this TSC, and with an invariant TSC that has TSC_ADJUST, Linux
+ * (on up to 2 or 4 NUMA nodes, by version) trusts the TSC without the
+ * clocksource watchdog.  The watchdog compares the TSC with the HPET and
+ * gives up on the TSC when two HPET reads on either side of a TSC read
+ * are too far apart, which a vCPU away from home, stalled by a remote
+ * page fault between them, sometimes is.
+ *
+ * TCG does not list these bits as ones it supports: they are set once
+ * the vCPU's features were filtered.
  */
 static bool distvm_cpu_target_realize(CPUState *cs, Error **errp)
 {
@@ -37,6 +46,9 @@ static bool distvm_cpu_target_realize(CPUState *cs, Error **errp)
     }
     if (env->cpuid_xlevel >= CPUID_APM_LEAF) {
         env->features[FEAT_8000_0007_EDX] |= CPUID_APM_INVTSC;
+    }
+    if (env->cpuid_level >= 7) {
+        env->features[FEAT_7_0_EBX] |= CPUID_7_0_EBX_TSC_ADJUST;
     }
     distvm_numa_plan(distvm_state(), MACHINE(qdev_get_machine()));
     return true;

@@ -632,10 +632,30 @@ static void vcpu_moved(DistvmState *s, const DistvmMsg *msg)
     distvm_main_loop_call(msg->hdr.src, vcpu_moved_event_bh, ev);
 }
 
+/* Moves of one vCPU that may wait while it moves (vcpu_move_request()). */
+#define DISTVM_MOVES_WAITING_MAX 64
+
+static bool vcpu_moves_full(DistvmState *s, uint32_t cpu)
+{
+    bool full;
+
+    qemu_mutex_lock(&s->lock);
+    full = g_queue_get_length(&s->moves[cpu].waiting) >=
+           DISTVM_MOVES_WAITING_MAX;
+    qemu_mutex_unlock(&s->lock);
+    return full;
+}
+
 void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
 {
     switch (msg->hdr.type) {
     case DISTVM_MSG_VCPU_MOVE:
+        if (vcpu_moves_full(s, msg->u.vcpu.cpu)) {
+            distvm_msg_refused(s, msg->hdr.src, "VCPU_MOVE of vCPU %" PRIu32
+                               ": %d moves of it wait already",
+                               msg->u.vcpu.cpu, DISTVM_MOVES_WAITING_MAX);
+            break;
+        }
         vcpu_move_request(s, &msg->u.vcpu);
         break;
     case DISTVM_MSG_VCPU_STATE:

@@ -18,6 +18,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <sched.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include "qemu/atomic.h"
@@ -25,6 +26,7 @@
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "distvm/distvm-node.h"
+#include "distvm/distvm-tls-netns.h"
 
 #define FILE_SIZE   (1024 * 1024)
 #define DISK_SIZE   (4 * 1024 * 1024)
@@ -81,17 +83,40 @@ static gpointer http_serve(gpointer opaque)
     }
 }
 
-static HttpServer *http_start(GByteArray *body)
+/* A thread's: a TCP socket in network namespace @opaque (a path). */
+static gpointer socket_in_netns(gpointer opaque)
+{
+    int ns = open(opaque, O_RDONLY);
+
+    g_assert_cmpint(ns, >=, 0);
+    g_assert_cmpint(setns(ns, CLONE_NEWNET), ==, 0);
+    close(ns);
+    return GINT_TO_POINTER(socket(AF_INET, SOCK_STREAM, 0) + 1);
+}
+
+/*
+ * Serve @body on 127.0.0.1:@port (0: any), in network namespace @netns
+ * if not NULL (the home node's, whose slirp reaches it as 10.0.2.2).
+ */
+static HttpServer *http_start(GByteArray *body, const char *netns, int port)
 {
     HttpServer *h = g_new0(HttpServer, 1);
     struct sockaddr_in sa = {
         .sin_family = AF_INET,
         .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+        .sin_port = htons(port),
     };
     socklen_t len = sizeof(sa);
 
     h->body = body;
-    h->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (netns) {
+        g_autofree char *path = g_strdup_printf("/run/netns/%s", netns);
+        GThread *t = g_thread_new("netns", socket_in_netns, path);
+
+        h->fd = GPOINTER_TO_INT(g_thread_join(t)) - 1;
+    } else {
+        h->fd = socket(AF_INET, SOCK_STREAM, 0);
+    }
     g_assert_cmpint(h->fd, >=, 0);
     g_assert_cmpint(bind(h->fd, (struct sockaddr *)&sa, sizeof(sa)), ==, 0);
     g_assert_cmpint(listen(h->fd, 4), ==, 0);
@@ -148,7 +173,11 @@ typedef struct LinuxCase {
     const char *smp;            /* -smp, 4 vCPUs */
     const char *numa;           /* -numa options, or NULL */
     const char *const *numa_lines;  /* what the guest says of its nodes */
+    bool netns;                 /* each node in a network namespace, TLS */
 } LinuxCase;
+
+#define NETNS_PORT 4440
+#define NETNS_HTTP_PORT 8080
 
 /*
  * Registers that only read a clock are read on the vCPU's node: no node
@@ -208,6 +237,11 @@ static void test_linux(const void *opaque)
     g_autofree char *console = NULL;
     g_autofree char *image = NULL;
     g_autofree char *want = NULL;
+    g_autofree char *prefix = g_strdup_printf("dvl%d-", (int)getpid());
+    g_autofree char *home_ns = g_strdup_printf("%s0", prefix);
+    g_autofree char *binary = g_strdup(g_getenv("QTEST_QEMU_BINARY"));
+    g_autofree char *objects = NULL;
+    int subnet = getpid() % 200 + 20;
     DistvmNode *node[3];
     int where[4];
     gsize image_len;
@@ -217,12 +251,40 @@ static void test_linux(const void *opaque)
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
     g_assert_true(g_file_set_contents(disk, "", 0, NULL));
     g_assert_cmpint(truncate(disk, DISK_SIZE), ==, 0);
-    http = http_start(file);
+    if (lc->netns) {
+        g_autofree char *ips = g_strdup_printf(
+            "ip_address = 10.199.%d.1\nip_address = 10.199.%d.2\n"
+            "ip_address = 10.199.%d.3\n", subnet, subnet, subnet);
+        g_autofree char *tls = distvm_make_tls_dir(dir, "tls", "distvm-node",
+                                                   ips);
+
+        objects = distvm_tls_objects(tls);
+        distvm_netns_setup(prefix, subnet, lc->nodes);
+    }
+    /* A thread would make the g_setenv() below unsafe: later, in netns. */
+    http = lc->netns ? NULL : http_start(file, NULL, 0);
 
     for (int n = 0; n < lc->nodes; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(dir, lc->nodes, n);
-        g_autofree char *placed = g_strdup_printf("%s,placement=%s", opts,
-                                                  lc->placement);
+        g_autofree char *opts = NULL;
+        g_autofree char *placed = NULL;
+
+        if (lc->netns) {
+            /* TCP between namespaces, and TLS, as between hosts. */
+            g_autofree char *in_ns = g_strdup_printf("ip netns exec %s%d %s",
+                                                     prefix, n, binary);
+            g_autofree char *home = n ? g_strdup_printf(
+                "home=tcp:10.199.%d.1:%d,", subnet, NETNS_PORT) :
+                g_strdup("");
+
+            opts = g_strdup_printf("node-id=%d,nodes=%d,listen=tcp:10.199.%d."
+                                   "%d:%d,%stls-creds=tls0,tls-authz=authz0",
+                                   n, lc->nodes, subnet, n + 1,
+                                   NETNS_PORT + n, home);
+            g_setenv("QTEST_QEMU_BINARY", in_ns, true);
+        } else {
+            opts = distvm_cluster_accel_opts(dir, lc->nodes, n);
+        }
+        placed = g_strdup_printf("%s,placement=%s", opts, lc->placement);
         /*
          * Every node describes the same machine; only home's devices
          * run, so only home opens the disk image.
@@ -237,14 +299,24 @@ static void test_linux(const void *opaque)
             "romfile= "
             "-append 'console=ttyS0 panic=-1 distvm.work=%d "
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
-            "distvm.disk=vda' %s", lc->smp, kernel, initrd, drive, WORK,
+            "distvm.disk=vda' %s %s", lc->smp, kernel, initrd, drive, WORK,
             lc->io_cpu,
-            http->port, lc->numa ?: "");
+            http ? http->port : NETNS_HTTP_PORT, lc->numa ?: "",
+            objects ?: "");
 
         node[n] = distvm_node_start(dir, n, placed, args);
     }
+    g_setenv("QTEST_QEMU_BINARY", binary, true);
+    if (lc->netns) {
+        http = http_start(file, home_ns, NETNS_HTTP_PORT);
+    }
     for (int n = 0; n < lc->nodes; n++) {
+        QDict *info;
+
         distvm_wait_state(node[n]->qts, "running", 60);
+        info = distvm_assert_active(node[n]->qts, n);
+        g_assert_cmpint(qdict_get_bool(info, "tls"), ==, lc->netns);
+        qobject_unref(info);
     }
     for (int cpu = 0; cpu < 4; cpu++) {
         where[cpu] = lc->placement[cpu * 2] - '0';
@@ -309,6 +381,8 @@ static void test_linux(const void *opaque)
     g_assert_nonnull(strstr(console, "clocksource: Switched to clocksource "
                             "tsc\n"));
     g_assert_nonnull(strstr(console, "distvm-linux: clocksource tsc\n"));
+    g_assert_nonnull(strstr(console, "distvm-linux: tsc flags constant_tsc "
+                            "nonstop_tsc tsc_adjust\n"));
     for (int i = 0; lc->numa_lines && lc->numa_lines[i]; i++) {
         if (!strstr(console, lc->numa_lines[i])) {
             g_error("missing '%s' in the console:\n%s", lc->numa_lines[i],
@@ -348,6 +422,9 @@ static void test_linux(const void *opaque)
     for (int n = 0; n < lc->nodes; n++) {
         distvm_node_quit(node[n]);
     }
+    if (lc->netns) {
+        distvm_netns_cleanup(prefix, lc->nodes);
+    }
 }
 
 static const LinuxCase two_nodes = {
@@ -360,17 +437,29 @@ static const char *const three_numa_lines[] = {
     "distvm-linux: node2 cpus 2 distance 100 100 10\n",
     NULL
 };
+#define THREE_NUMA \
+    "-object memory-backend-ram,id=m0,size=256M " \
+    "-object memory-backend-ram,id=m1,size=128M " \
+    "-object memory-backend-ram,id=m2,size=128M " \
+    "-numa node,nodeid=0,memdev=m0,cpus=0 " \
+    "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3 " \
+    "-numa node,nodeid=2,memdev=m2,cpus=2"
+
 static const LinuxCase three_nodes = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
     /* A NUMA node holds whole sockets, or Linux warns of its topology. */
     .smp = "4,sockets=4",
-    .numa = "-object memory-backend-ram,id=m0,size=256M "
-            "-object memory-backend-ram,id=m1,size=128M "
-            "-object memory-backend-ram,id=m2,size=128M "
-            "-numa node,nodeid=0,memdev=m0,cpus=0 "
-            "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3 "
-            "-numa node,nodeid=2,memdev=m2,cpus=2",
+    .numa = THREE_NUMA,
     .numa_lines = three_numa_lines,
+};
+
+/* The 3-node case with each node in a network namespace, over TLS. */
+static const LinuxCase three_nodes_netns_tls = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
+    .smp = "4,sockets=4",
+    .numa = THREE_NUMA,
+    .numa_lines = three_numa_lines,
+    .netns = true,
 };
 
 int main(int argc, char **argv)
@@ -379,6 +468,11 @@ int main(int argc, char **argv)
 
     qtest_add_data_func("/distvm/linux/2-nodes", &two_nodes, test_linux);
     qtest_add_data_func("/distvm/linux/3-nodes", &three_nodes, test_linux);
+    /* make check-long: root, iproute2 and certtool, and a few minutes. */
+    if (g_getenv("DISTVM_LONG")) {
+        qtest_add_data_func("/distvm/linux/3-nodes-netns-tls",
+                            &three_nodes_netns_tls, test_linux);
+    }
 
     return distvm_test_run(tmpdir);
 }

@@ -19,6 +19,7 @@
 #include "qobject/qlist.h"
 #include "libqtest.h"
 #include "distvm/distvm-node.h"
+#include "distvm/distvm-tls-netns.h"
 #include "distvm/guest/smp-workload.h"
 #include "distvm-wire.h"
 
@@ -649,100 +650,6 @@ static int64_t protocol_errors(QTestState *qts)
     return n;
 }
 
-static void run_or_fail(const char *dir, const char *const *argv)
-{
-    g_autoptr(GError) err = NULL;
-    g_autofree char *out = NULL;
-    int status;
-
-    if (!g_spawn_sync(dir, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
-                      NULL, NULL, &out, &status, &err)) {
-        g_error("cannot run %s (is gnutls-bin installed?): %s", argv[0],
-                err->message);
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-        g_error("%s failed:\n%s", argv[0], out);
-    }
-}
-
-static void write_file(const char *dir, const char *name, const char *text)
-{
-    g_autofree char *path = g_build_filename(dir, name, NULL);
-
-    g_assert_true(g_file_set_contents(path, text, -1, NULL));
-}
-
-/* A private key in @dir/@name, made with Debian's certtool. */
-static void make_key(const char *dir, const char *name)
-{
-    const char *argv[] = { "certtool", "--generate-privkey",
-                           "--key-type=ecdsa", "--outfile", name, NULL };
-
-    run_or_fail(dir, argv);
-}
-
-/*
- * A directory for tls-creds-x509, in @tmpdir/@name: the test CA's
- * certificate, and one certificate for the subject CN=@cn that serves as
- * both the server's and the client's (a node is both).
- */
-static char *make_tls_dir(const char *name, const char *cn,
-                          const char *extra)
-{
-    g_autofree char *ca = g_build_filename(tmpdir, "tls-ca", NULL);
-    char *dir = g_build_filename(tmpdir, name, NULL);
-    g_autofree char *info = g_strdup_printf(
-        "cn = %s\ndns_name = localhost\n%stls_www_server\ntls_www_client\n"
-        "signing_key\n"
-        "expiration_days = 2\n", cn, extra);
-    g_autofree char *ca_cert = g_build_filename(ca, "ca-cert.pem", NULL);
-    g_autofree char *ca_key = g_build_filename(ca, "ca-key.pem", NULL);
-    const char *sign[] = { "certtool", "--generate-certificate",
-                           "--load-privkey", "server-key.pem",
-                           "--load-ca-certificate", ca_cert,
-                           "--load-ca-privkey", ca_key,
-                           "--template", "cert.info",
-                           "--outfile", "server-cert.pem", NULL };
-    g_autofree char *cert = NULL, *key = NULL;
-    g_autofree char *cert_path = g_build_filename(dir, "server-cert.pem",
-                                                  NULL);
-    g_autofree char *key_path = g_build_filename(dir, "server-key.pem", NULL);
-
-    if (!g_file_test(ca_cert, G_FILE_TEST_EXISTS)) {
-        const char *self[] = { "certtool", "--generate-self-signed",
-                               "--load-privkey", "ca-key.pem",
-                               "--template", "ca.info",
-                               "--outfile", "ca-cert.pem", NULL };
-
-        g_assert_cmpint(g_mkdir_with_parents(ca, 0700), ==, 0);
-        write_file(ca, "ca.info", "cn = distvm test CA\nca\n"
-                   "cert_signing_key\nexpiration_days = 2\n");
-        make_key(ca, "ca-key.pem");
-        run_or_fail(ca, self);
-    }
-    g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
-    write_file(dir, "cert.info", info);
-    make_key(dir, "server-key.pem");
-    run_or_fail(dir, sign);
-    g_assert_true(g_file_get_contents(ca_cert, &cert, NULL, NULL));
-    write_file(dir, "ca-cert.pem", cert);
-    g_free(cert);
-    g_assert_true(g_file_get_contents(cert_path, &cert, NULL, NULL));
-    write_file(dir, "client-cert.pem", cert);
-    g_assert_true(g_file_get_contents(key_path, &key, NULL, NULL));
-    write_file(dir, "client-key.pem", key);
-    return dir;
-}
-
-/* The -object options of a node with the certificates in @dir. */
-static char *tls_objects(const char *dir)
-{
-    return g_strdup_printf("-object tls-creds-x509,id=tls0,dir=%s,"
-                           "endpoint=server,verify-peer=on "
-                           "-object authz-simple,id=authz0,"
-                           "identity=CN=distvm-node", dir);
-}
-
 /*
  * Every connection of a 3-node cluster is TLS with x509 certificates
  * that the authz object must accept: pages, moves, I/O and interrupts
@@ -751,8 +658,9 @@ static char *tls_objects(const char *dir)
 static void test_tls(void)
 {
     const uint32_t iters = 50000;
-    g_autofree char *dir = make_tls_dir("tls-node", "distvm-node", "");
-    g_autofree char *objects = tls_objects(dir);
+    g_autofree char *dir = distvm_make_tls_dir(tmpdir, "tls-node",
+                                               "distvm-node", "");
+    g_autofree char *objects = distvm_tls_objects(dir);
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         "%s " MACHINE " -smp 2 -kernel %s -append 'cpus=2 iters=%u'",
@@ -781,11 +689,13 @@ static void test_tls(void)
  */
 static void test_tls_refused(void)
 {
-    g_autofree char *good = make_tls_dir("tls-good", "distvm-node", "");
-    g_autofree char *bad = make_tls_dir("tls-intruder", "intruder", "");
+    g_autofree char *good = distvm_make_tls_dir(tmpdir, "tls-good",
+                                                "distvm-node", "");
+    g_autofree char *bad = distvm_make_tls_dir(tmpdir, "tls-intruder",
+                                               "intruder", "");
     g_autofree char *dir = g_strdup_printf("%s/cluster-tls-refused", tmpdir);
-    g_autofree char *objects = tls_objects(good);
-    g_autofree char *bad_objects = tls_objects(bad);
+    g_autofree char *objects = distvm_tls_objects(good);
+    g_autofree char *bad_objects = distvm_tls_objects(bad);
     g_autofree char *machine = guest_args("2", "cpus=2 stress=1");
     g_autofree char *home_args = g_strdup_printf("%s %s", objects, machine);
     g_autofree char *home_base = NULL, *home_opts = NULL, *node_opts = NULL;
@@ -852,53 +762,6 @@ static void test_tls_refused(void)
 #define NETNS_NODES 3
 #define NETNS_PEER_TIMEOUT 2
 
-static void G_GNUC_PRINTF(1, 2) sh(const char *fmt, ...)
-{
-    g_autofree char *cmd = NULL;
-    va_list ap;
-    int status;
-
-    va_start(ap, fmt);
-    cmd = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    status = system(cmd);
-    if (status != 0) {
-        g_error("'%s' failed (status %d): network namespaces need root and "
-                "iproute2", cmd, status);
-    }
-}
-
-/*
- * Three network namespaces, one per node, each with a veth pair to a
- * bridge in a fourth (the "switch"): node i is 10.199.<pid>.(i + 1).
- */
-static void netns_setup(const char *prefix, int subnet)
-{
-    sh("ip netns add %ssw && ip -n %ssw link add br0 type bridge && "
-       "ip -n %ssw link set br0 up", prefix, prefix, prefix);
-    for (int i = 0; i < NETNS_NODES; i++) {
-        sh("ip netns add %s%d && ip -n %s%d link set lo up && "
-           "ip link add %sv%d type veth peer name %sp%d && "
-           "ip link set %sv%d netns %s%d && ip link set %sp%d netns %ssw && "
-           "ip -n %s%d addr add 10.199.%d.%d/24 dev %sv%d && "
-           "ip -n %s%d link set %sv%d up && "
-           "ip -n %ssw link set %sp%d master br0 && "
-           "ip -n %ssw link set %sp%d up",
-           prefix, i, prefix, i, prefix, i, prefix, i, prefix, i, prefix, i,
-           prefix, i, prefix, prefix, i, subnet, i + 1, prefix, i, prefix, i,
-           prefix, i, prefix, prefix, i, prefix, prefix, i);
-    }
-}
-
-static void netns_cleanup(const char *prefix)
-{
-    g_autofree char *cmd = g_strdup_printf(
-        "for n in sw 0 1 2; do ip netns del %s$n 2>/dev/null; done; true",
-        prefix);
-
-    g_assert_cmpint(system(cmd), ==, 0);
-}
-
 /*
  * A 3-node cluster in three network namespaces, over TCP and TLS (x509
  * certificates that name each node's address): the guest's vCPUs run on
@@ -915,8 +778,9 @@ static void test_netns(void)
                                            "ip_address = 10.199.%d.2\n"
                                            "ip_address = 10.199.%d.3\n",
                                            subnet, subnet, subnet);
-    g_autofree char *dir = make_tls_dir("tls-netns", "distvm-node", ips);
-    g_autofree char *objects = tls_objects(dir);
+    g_autofree char *dir = distvm_make_tls_dir(tmpdir, "tls-netns",
+                                               "distvm-node", ips);
+    g_autofree char *objects = distvm_tls_objects(dir);
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         "%s " MACHINE " -smp 2 -kernel %s -append 'cpus=2 iters=%u'",
@@ -925,7 +789,7 @@ static void test_netns(void)
     DistvmNode *node[NETNS_NODES];
     gint64 t0;
 
-    netns_setup(prefix, subnet);
+    distvm_netns_setup(prefix, subnet, NETNS_NODES);
     for (int i = 0; i < NETNS_NODES; i++) {
         g_autofree char *in_ns = g_strdup_printf("ip netns exec %s%d %s",
                                                  prefix, i, binary);
@@ -956,7 +820,7 @@ static void test_netns(void)
 
     /* A partition: node 2's link goes down. */
     t0 = g_get_monotonic_time();
-    sh("ip -n %ssw link set %sp2 down", prefix, prefix);
+    distvm_sh("ip -n %ssw link set %sp2 down", prefix, prefix);
     for (int i = 0; i < NETNS_NODES; i++) {
         QDict *ev, *data;
         gint64 lost_us;
@@ -983,7 +847,7 @@ static void test_netns(void)
         distvm_node_quit(node[i]);
     }
     g_assert_cmpint(g_get_monotonic_time() - t0, <, 10 * G_USEC_PER_SEC);
-    netns_cleanup(prefix);
+    distvm_netns_cleanup(prefix, NETNS_NODES);
 }
 
 /* ---- malformed messages on a node's listening socket ---- */
@@ -1214,7 +1078,8 @@ static void wait_protocol_errors(QTestState *qts, int64_t want)
 /*
  * Messages forged by a member of the cluster, one for each rule of who
  * may send what: node 1 sends them to node 0, which refuses each one
- * (protocol-errors counts it) and goes on serving, its memory untouched.
+ * (protocol-errors counts it) and goes on serving, its memory untouched;
+ * and node 0 sends node 1 a device access's result it did not ask for.
  * Node 0 manages and owns m0 (NUMA home), node 1 m1; vCPU 0 runs on
  * node 0, and vCPU 3 does not exist (maxcpus).
  */
@@ -1297,6 +1162,22 @@ static void test_forged(void)
         forge(node[1], 0, DISTVM_MSG_VCPU_MOVE, 0, move);
         wait_protocol_errors(node[0]->qts, ++errors);
     }
+    {
+        /*
+         * From the home node: a device access's result that vCPU 1,
+         * on node 1, did not ask for (an inb of port 0x80).
+         */
+        g_autoptr(GByteArray) reply = g_byte_array_new();
+        uint8_t io[32] = { 0 };
+
+        stl_le_p(io, 1);
+        stl_le_p(io + 4, DISTVM_IO_PORT);
+        stl_le_p(io + 8, 1);
+        stq_le_p(io + 16, 0x80);
+        g_byte_array_append(reply, io, sizeof(io));
+        forge(node[0], 1, DISTVM_MSG_IO_REPLY, 12345, reply);
+        wait_protocol_errors(node[1]->qts, 1);
+    }
 
     /* Node 0 still owns its page, as it was, and both nodes serve. */
     {
@@ -1311,7 +1192,8 @@ static void test_forged(void)
     distvm_memread(node[0]->qts, a1, got, sizeof(got));
     g_assert_cmpmem(got, sizeof(got), other, sizeof(other));
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 0), ==, 0);
-    g_assert_cmpint(protocol_errors(node[1]->qts), ==, 0);
+    g_assert_cmpint(protocol_errors(node[0]->qts), ==, errors);
+    g_assert_cmpint(protocol_errors(node[1]->qts), ==, 1);
     distvm_wait_state(node[0]->qts, "running", 1);
     distvm_wait_state(node[1]->qts, "running", 1);
 
