@@ -23,13 +23,16 @@
 #define DISTVM_PAUSE_LOOP   100
 #define DISTVM_PAUSE_GAP_NS 5000
 
+/* The accelerator, looked up once: every PAUSE of a spin comes here. */
+static DistvmState *pause_state;
+
 /* Per vCPU thread (one vCPU each under MTTCG). */
 static __thread int64_t last_pause_ns;
 static __thread unsigned pauses_in_row;
 
 static void distvm_pause(CPUState *cs)
 {
-    DistvmState *s = distvm_state();
+    DistvmState *s = pause_state;
     int64_t now = get_clock();
 
     if (now - last_pause_ns > DISTVM_PAUSE_GAP_NS) {
@@ -46,6 +49,7 @@ static void distvm_pause(CPUState *cs)
 void distvm_pause_init(DistvmState *s)
 {
     if (s->nodes > 1 && s->pause_sleep_us) {
+        pause_state = s;
         x86_pause_hook = distvm_pause;
     }
 }

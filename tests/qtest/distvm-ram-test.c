@@ -1009,55 +1009,21 @@ static uint32_t block_index(DistvmNode *node, const char *block)
     g_assert_not_reached();
 }
 
-/* @from sends @to a message of its own making (x-distvm-send-message). */
-static void forge(DistvmNode *from, int to, DistvmMsgType type,
-                  uint64_t seq, const GByteArray *payload)
+/*
+ * @from sends @to @msg, a whole message as distvm-wire.c encodes it,
+ * through x-distvm-send-message: its type, sequence and payload.
+ */
+static void forge(DistvmNode *from, int to, const GByteArray *msg)
 {
     g_autoptr(GString) hex = g_string_new("");
 
-    for (guint i = 0; payload && i < payload->len; i++) {
-        g_string_append_printf(hex, "%02x", payload->data[i]);
+    for (guint i = DISTVM_WIRE_HDR_SIZE; i < msg->len; i++) {
+        g_string_append_printf(hex, "%02x", msg->data[i]);
     }
     qobject_unref(qtest_qmp_assert_success_ref(from->qts,
         "{ 'execute': 'x-distvm-send-message', 'arguments': "
         "{ 'to': %d, 'type': %d, 'seq': %" PRIu64 ", 'payload': %s } }",
-        to, type, seq, hex->str));
-}
-
-/* The payload of a page message, as distvm_wire_page() lays it out. */
-static GByteArray *page_payload(uint32_t block, uint64_t page, uint32_t node,
-                                uint32_t flags, const uint8_t *data)
-{
-    GByteArray *b = g_byte_array_new();
-    uint8_t head[24] = { 0 };
-
-    stl_le_p(head, block);
-    stl_le_p(head + 4, flags);
-    stq_le_p(head + 8, page);
-    stl_le_p(head + 16, node);
-    g_byte_array_append(b, head, sizeof(head));
-    if (data) {
-        g_byte_array_append(b, data, DISTVM_PAGE_SIZE);
-    }
-    return b;
-}
-
-/* The payload of a vCPU message, as distvm_wire_vcpu() lays it out. */
-static GByteArray *vcpu_payload(uint32_t cpu, uint32_t from, uint32_t to,
-                                uint64_t value, const char *state)
-{
-    GByteArray *b = g_byte_array_new();
-    uint8_t head[24] = { 0 };
-
-    stl_le_p(head, cpu);
-    stl_le_p(head + 4, from);
-    stl_le_p(head + 8, to);
-    stq_le_p(head + 16, value);
-    g_byte_array_append(b, head, sizeof(head));
-    if (state) {
-        g_byte_array_append(b, (const guint8 *)state, strlen(state));
-    }
-    return b;
+        to, lduw_le_p(msg->data + 6), ldq_le_p(msg->data + 16), hex->str));
 }
 
 static void wait_protocol_errors(QTestState *qts, int64_t want)
@@ -1085,12 +1051,16 @@ static void wait_protocol_errors(QTestState *qts, int64_t want)
  */
 static void test_forged(void)
 {
-    g_autofree char *dir = g_strdup_printf("%s/forged", tmpdir);
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 2,
+                                                 "placement=0:1:0:1",
+                                                 FORGED_ARGS);
+    DistvmNode **node = c->node;
+    g_autoptr(GByteArray) msg = g_byte_array_new();
     const uint64_t p0 = 16, p1 = 16, base1 = NUMA_BLOCK_MB * MiB;
-    const uint64_t a0 = p0 * DISTVM_PAGE_SIZE, a1 = base1 + p1 * 4096;
+    const uint64_t a0 = p0 * DISTVM_PAGE_SIZE;
+    const uint64_t a1 = base1 + p1 * DISTVM_PAGE_SIZE;
     uint8_t page[DISTVM_PAGE_SIZE], got[DISTVM_PAGE_SIZE];
     uint8_t other[DISTVM_PAGE_SIZE];
-    DistvmNode *node[2];
     uint32_t m0, m1;
     int64_t errors;
     struct {
@@ -1115,17 +1085,6 @@ static void test_forged(void)
         { DISTVM_MSG_PAGE_DATA, false, 0, DISTVM_PAGE_WRITE, true },
     };
 
-    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
-    for (int n = 0; n < 2; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
-        g_autofree char *placed = g_strdup_printf("%s,placement=0:1:0:1",
-                                                  opts);
-
-        node[n] = distvm_node_start(dir, n, placed, FORGED_ARGS);
-    }
-    for (int n = 0; n < 2; n++) {
-        distvm_wait_state(node[n]->qts, "running", 60);
-    }
     for (int b = 0; b < 2; b++) {
         QDict *r = memory_range(node[0], b ? "m1" : "m0");
 
@@ -1141,43 +1100,35 @@ static void test_forged(void)
     errors = protocol_errors(node[0]->qts);
 
     for (size_t i = 0; i < G_N_ELEMENTS(page_msgs); i++) {
-        g_autoptr(GByteArray) b = page_payload(
-            page_msgs[i].m1 ? m1 : m0, page_msgs[i].m1 ? p1 : p0,
-            page_msgs[i].node, page_msgs[i].flags,
-            page_msgs[i].data ? other : NULL);
-
-        forge(node[1], 0, page_msgs[i].type, 0, b);
+        distvm_wire_page(msg, page_msgs[i].type, 1, 0,
+                         page_msgs[i].m1 ? m1 : m0, page_msgs[i].m1 ? p1 : p0,
+                         page_msgs[i].node, page_msgs[i].flags,
+                         page_msgs[i].data ? other : NULL);
+        forge(node[1], 0, msg);
         wait_protocol_errors(node[0]->qts, ++errors);
     }
-    {
-        /* Run state only from home; the vCPU's state only from its owner. */
-        g_autoptr(GByteArray) state = vcpu_payload(0, 1, 0, 0, "forged");
-        g_autoptr(GByteArray) move = vcpu_payload(3, 0, 1, 0, NULL);
-
-        forge(node[1], 0, DISTVM_MSG_START, 1, NULL);
-        wait_protocol_errors(node[0]->qts, ++errors);
-        forge(node[1], 0, DISTVM_MSG_VCPU_STATE, 99, state);
-        wait_protocol_errors(node[0]->qts, ++errors);
-        /* vCPU 3 does not exist. */
-        forge(node[1], 0, DISTVM_MSG_VCPU_MOVE, 0, move);
-        wait_protocol_errors(node[0]->qts, ++errors);
-    }
-    {
-        /*
-         * From the home node: a device access's result that vCPU 1,
-         * on node 1, did not ask for (an inb of port 0x80).
-         */
-        g_autoptr(GByteArray) reply = g_byte_array_new();
-        uint8_t io[32] = { 0 };
-
-        stl_le_p(io, 1);
-        stl_le_p(io + 4, DISTVM_IO_PORT);
-        stl_le_p(io + 8, 1);
-        stq_le_p(io + 16, 0x80);
-        g_byte_array_append(reply, io, sizeof(io));
-        forge(node[0], 1, DISTVM_MSG_IO_REPLY, 12345, reply);
-        wait_protocol_errors(node[1]->qts, 1);
-    }
+    /* Run state only from home; the vCPU's state only from its owner. */
+    distvm_wire_empty(msg, DISTVM_MSG_START, 1, 1);
+    forge(node[1], 0, msg);
+    wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_STATE, 1, 0, 1, 0, 0, "forged", 6);
+    distvm_wire_set_seq(msg, 99);
+    forge(node[1], 0, msg);
+    wait_protocol_errors(node[0]->qts, ++errors);
+    /* vCPU 3 does not exist. */
+    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_MOVE, 1, 3, 0, 1, 0, NULL, 0);
+    forge(node[1], 0, msg);
+    wait_protocol_errors(node[0]->qts, ++errors);
+    /*
+     * From the home node: a device access's result that vCPU 1, on node
+     * 1, did not ask for (an inb of port 0x80).
+     */
+    distvm_wire_io(msg, DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+                       .cpu = 1, .space = DISTVM_IO_PORT, .size = 1,
+                       .addr = 0x80 });
+    distvm_wire_set_seq(msg, 12345);
+    forge(node[0], 1, msg);
+    wait_protocol_errors(node[1]->qts, 1);
 
     /* Node 0 still owns its page, as it was, and both nodes serve. */
     {
@@ -1197,8 +1148,7 @@ static void test_forged(void)
     distvm_wait_state(node[0]->qts, "running", 1);
     distvm_wait_state(node[1]->qts, "running", 1);
 
-    distvm_node_quit(node[1]);
-    distvm_node_quit(node[0]);
+    distvm_cluster_quit(c);
 }
 
 int main(int argc, char **argv)
