@@ -116,7 +116,8 @@ bool distvm_io_forwarded(DistvmState *s)
     DistvmClusterState state = qatomic_read(&s->state);
 
     return !distvm_is_home(s) &&
-           (state == DISTVM_CLUSTER_STATE_RUNNING || state == DISTVM_CLUSTER_STATE_LEAVING);
+           (state == DISTVM_CLUSTER_STATE_RUNNING ||
+            state == DISTVM_CLUSTER_STATE_LEAVING);
 }
 
 static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,

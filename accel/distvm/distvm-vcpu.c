@@ -143,7 +143,8 @@ static bool distvm_apic_remote_deliver(APICCommonState *apic,
 {
     DistvmState *s = distvm_state();
 
-    if (s->nodes == 1 || qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+    if (s->nodes == 1 ||
+        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return false;
     }
     /*
@@ -171,7 +172,8 @@ static void distvm_apic_addressing(APICCommonState *apic)
     uint64_t value = apic->id | apic->log_dest << 8 |
                      (uint64_t)(apic->dest_mode & 0xf) << 16;
 
-    if (s->nodes == 1 || qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+    if (s->nodes == 1 ||
+        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return;
     }
     trace_distvm_apic_addressing(cpu, value);
