@@ -31,8 +31,8 @@ static bool (*tcg_cpu_target_realize)(CPUState *cs, Error **errp);
  * (on up to 2 or 4 NUMA nodes, by version) trusts the TSC without the
  * clocksource watchdog.  The watchdog compares the TSC with the HPET and
  * gives up on the TSC when two HPET reads on either side of a TSC read
- * are too far apart, which a vCPU away from home, stalled by a remote
- * page fault between them, sometimes is.
+ * are too far apart, as they sometimes are on a vCPU away from home
+ * that stalls between them.
  *
  * TCG does not list these bits as ones it supports: they are set once
  * the vCPU's features were filtered.
