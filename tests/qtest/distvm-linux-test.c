@@ -181,8 +181,8 @@ typedef struct LinuxCase {
 
 /*
  * Registers that only read a clock are read on the vCPU's node: no node
- * sent one home, and some were answered away from home (the clocksource
- * watchdog reads the HPET on every CPU in turn).
+ * sent one home, and some were answered away from home (the guest's init
+ * keeps time with the HPET for a moment before its workload).
  */
 static void check_clock_reads(DistvmNode **node, int nodes)
 {
