@@ -132,39 +132,39 @@ static void distvm_set_join_timeout(Object *obj, Visitor *v,
     visit_type_uint32(v, name, &DISTVM_ACCEL(obj)->join_timeout, errp);
 }
 
+/* Visit a uint32 property that must lie in [@min, @max] @unit. */
+static bool distvm_visit_u32_in(Visitor *v, const char *name, uint32_t min,
+                                uint32_t max, const char *unit,
+                                uint32_t *value, Error **errp)
+{
+    uint32_t val;
+
+    if (!visit_type_uint32(v, name, &val, errp)) {
+        return false;
+    }
+    if (val < min || val > max) {
+        error_setg(errp, "distvm: %s=%" PRIu32 " is out of range (%" PRIu32
+                   " to %" PRIu32 " %s)", name, val, min, max, unit);
+        return false;
+    }
+    *value = val;
+    return true;
+}
+
 static void distvm_set_peer_timeout(Object *obj, Visitor *v,
                                     const char *name, void *opaque,
                                     Error **errp)
 {
-    uint32_t value;
-
-    if (!visit_type_uint32(v, name, &value, errp)) {
-        return;
-    }
-    if (value < 1 || value > DISTVM_MAX_PEER_TIMEOUT) {
-        error_setg(errp, "distvm: peer-timeout=%" PRIu32 " is out of range "
-                   "(1 to %d seconds)", value, DISTVM_MAX_PEER_TIMEOUT);
-        return;
-    }
-    DISTVM_ACCEL(obj)->peer_timeout = value;
+    distvm_visit_u32_in(v, name, 1, DISTVM_MAX_PEER_TIMEOUT, "seconds",
+                        &DISTVM_ACCEL(obj)->peer_timeout, errp);
 }
 
 static void distvm_set_pause_sleep_us(Object *obj, Visitor *v,
                                       const char *name, void *opaque,
                                       Error **errp)
 {
-    uint32_t value;
-
-    if (!visit_type_uint32(v, name, &value, errp)) {
-        return;
-    }
-    if (value > DISTVM_MAX_PAUSE_SLEEP_US) {
-        error_setg(errp, "distvm: pause-sleep-us=%" PRIu32 " is out of "
-                   "range (0 to %d microseconds)", value,
-                   DISTVM_MAX_PAUSE_SLEEP_US);
-        return;
-    }
-    DISTVM_ACCEL(obj)->pause_sleep_us = value;
+    distvm_visit_u32_in(v, name, 0, DISTVM_MAX_PAUSE_SLEEP_US, "microseconds",
+                        &DISTVM_ACCEL(obj)->pause_sleep_us, errp);
 }
 
 static void distvm_set_nodes(Object *obj, Visitor *v, const char *name,
