@@ -18,6 +18,12 @@
  * The requester sends PAGE_DONE when the page is in place, and only then
  * does the manager take the page's next request.
  *
+ * A node that writes pages of another one after the other (memory homed
+ * elsewhere being zeroed or loaded, as Linux does at boot) gets, with the
+ * page it asked for, the untouched pages that follow, when the manager
+ * owns them: PAGE_FWD(RUN) to itself, then one PAGE_DATA(RUN) each,
+ * for which no request and no PAGE_DONE travel.
+ *
  * Faults come from a userfaultfd registered MISSING|WP on every RAMBlock
  * and are read by one fault thread; concurrent faults on a page become one
  * request.  Neither the fault thread nor the receive threads take the BQL,
@@ -62,6 +68,8 @@
 #define NO_OWNER        (-1)
 /* Consecutive pages share a manager in runs of this many. */
 #define MANAGER_RUN_BITS 4
+/* At most this many pages change hands at once in a sweep (holder_run). */
+#define SWEEP_PAGES     64
 
 typedef struct DistvmBlock {
     RAMBlock *rb;
@@ -338,6 +346,18 @@ static int lowest_node(uint16_t set)
     return set ? ctz32(set) : -1;
 }
 
+/* Did @r write-miss the two pages before @page, managed here, too? */
+static bool mgr_sweeping(DistvmState *s, DistvmBlock *b, uint64_t page,
+                         uint32_t r)
+{
+    for (uint64_t q = page - MIN(page, 2); q < page; q++) {
+        if (page_manager(s, b, q) != s->node_id || b->owner[q] != (int)r) {
+            return false;
+        }
+    }
+    return page >= 2;
+}
+
 static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
                       uint64_t page, DistvmTxn *txn, Error **errp)
 {
@@ -376,7 +396,9 @@ static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
 
     if (owner >= 0) {
         outbox_page(s, o, owner, DISTVM_MSG_PAGE_FWD, block, page, r,
-                    DISTVM_PAGE_WRITE, NULL);
+                    DISTVM_PAGE_WRITE |
+                    (owner == (int)s->node_id && mgr_sweeping(s, b, page, r) ?
+                     DISTVM_PAGE_RUN : 0), NULL);
     } else {
         uint16_t others = set & ~rbit;
         int sender = (set & rbit) ? -1 : lowest_node(others);
@@ -482,6 +504,69 @@ static bool mgr_inv_ack(DistvmState *s, DistvmOutbox *o, uint32_t block,
 
 /* ---- holder: send a page away ---- */
 
+/* The pages a PAGE_FWD(RUN) of @page may give away: those TCG locks. */
+static uint64_t sweep_end(DistvmBlock *b, uint64_t page)
+{
+    return MIN(page + SWEEP_PAGES, b->pages);
+}
+
+/*
+ * Give @requester, which is writing pages one after the other, the
+ * untouched pages after @page (about to be sent to it) in one go, instead
+ * of one round trip each: those that this node manages and owns alone,
+ * that no request is about, and that are all zero; up to the first that
+ * is not.  With TCG's lock of them held (drop_page()): they hold no code
+ * then.
+ */
+static void holder_run(DistvmState *s, uint32_t block, uint64_t page,
+                       uint32_t requester)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[block];
+    DistvmOutbox o;
+    uint64_t q;
+
+    outbox_init(&o);
+    for (q = page + 1; q < sweep_end(b, page); q++) {
+        void *host = page_host(b, q);
+
+        if (page_manager(s, b, q) != s->node_id ||
+            b->state[q] != DISTVM_PAGE_E ||
+            b->owner[q] != (int)s->node_id ||
+            b->copyset[q] != (1u << s->node_id) ||
+            g_hash_table_contains(ram->txns, page_key(block, q))) {
+            break;
+        }
+        /* page_contents(), but a page with data stays here, writable. */
+        if (page_populated(host)) {
+            uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, true,
+                                   false);
+            if (!buffer_is_zero(host, DISTVM_PAGE_SIZE)) {
+                uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE,
+                                       false, false);
+                break;
+            }
+        }
+        set_state(ram, b, q, DISTVM_PAGE_I);
+        b->owner[q] = requester;
+        b->copyset[q] = 1u << requester;
+        page_discard(b, q);
+        outbox_page(s, &o, requester, DISTVM_MSG_PAGE_DATA, block, q,
+                    requester, DISTVM_PAGE_WRITE | DISTVM_PAGE_ZERO |
+                    DISTVM_PAGE_RUN, NULL);
+        ram->stats.pages_sent++;
+    }
+    trace_distvm_page_run(block, page + 1, q - page - 1, requester);
+    /*
+     * Sent with ram->lock held, unlike other messages: the directory has
+     * the pages on @requester now, and no PAGE_DONE orders what comes
+     * next, so a PAGE_FWD or PAGE_GRANT of one of them that another
+     * thread decides once the lock is free must not overtake it.  To
+     * another node, so nothing here takes ram->lock again.
+     */
+    outbox_flush(s, &o);
+}
+
 static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
                            uint64_t page, uint32_t requester, uint32_t flags,
                            uint32_t manager, Error **errp)
@@ -498,6 +583,13 @@ static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
                    "here", page, qemu_ram_get_idstr(b->rb),
                    st == DISTVM_PAGE_I ? "nowhere" : "shared");
         return false;
+    }
+    /*
+     * A run goes first: the requester goes on writing as soon as it has
+     * @page, and finds the pages after it in place.
+     */
+    if ((flags & DISTVM_PAGE_RUN) && manager == s->node_id) {
+        holder_run(s, block, page, requester);
     }
     /* Order at the holder: state, write-protect, copy, discard, send. */
     if (flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_DROP)) {
@@ -578,7 +670,8 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
     const void *src = (m->flags & DISTVM_PAGE_ZERO) ? zero_page : m->data;
     int ret;
 
-    if (!p || b->state[m->page] != DISTVM_PAGE_I || p->got_data) {
+    if ((!p && !(m->flags & DISTVM_PAGE_RUN)) ||
+        b->state[m->page] != DISTVM_PAGE_I || (p && p->got_data)) {
         error_setg(errp, "PAGE_DATA for page %" PRIu64 " of %s, which this "
                    "node did not ask for", m->page, qemu_ram_get_idstr(b->rb));
         return false;
@@ -595,6 +688,17 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
     }
     page_mark_changed(b, m->page);
     ram->stats.pages_received++;
+    if (m->flags & DISTVM_PAGE_RUN) {
+        /*
+         * One of a run: ours now.  A request of ours for it, still on its
+         * way, finds us its owner, and gets a PAGE_GRANT.
+         */
+        set_state(ram, b, m->page, DISTVM_PAGE_E);
+        if (p) {
+            p->got_data = true;
+        }
+        return true;
+    }
     p->got_data = true;
     if (excl || (p->write && p->got_grant)) {
         if (!excl) {
@@ -675,12 +779,15 @@ static void drop_locked(void *opaque)
  */
 static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
 {
-    ram_addr_t addr = s->ram->blocks[d->m.block].ram_addr +
-                      (d->m.page << PAGE_BITS);
+    DistvmBlock *b = &s->ram->blocks[d->m.block];
+    ram_addr_t addr = b->ram_addr + (d->m.page << PAGE_BITS);
+    uint64_t pages = (d->m.flags & DISTVM_PAGE_RUN) ?
+                     sweep_end(b, d->m.page) - d->m.page : 1;
 
     outbox_init(&d->o);
     if (wait) {
-        tb_invalidate_phys_range_around(addr, addr + DISTVM_PAGE_SIZE - 1,
+        tb_invalidate_phys_range_around(addr,
+                                        addr + (pages << PAGE_BITS) - 1,
                                         drop_locked, d);
     } else if (!tb_invalidate_phys_page_try_around(addr, drop_locked, d)) {
         outbox_free(&d->o);
@@ -754,9 +861,20 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
                                    "node itself", type, m->page,
                                    qemu_ram_get_idstr(b->rb));
         }
+        if (m->flags & DISTVM_PAGE_RUN) {
+            return g_strdup_printf("%s of page %" PRIu64 " of %s with a run: "
+                                   "only the node that owns and manages "
+                                   "pages gives runs of them", type, m->page,
+                                   qemu_ram_get_idstr(b->rb));
+        }
         break;
     case DISTVM_MSG_PAGE_DATA:
     case DISTVM_MSG_PAGE_GRANT:
+        if ((m->flags & DISTVM_PAGE_RUN) && msg->hdr.src != manager) {
+            return g_strdup_printf("%s of page %" PRIu64 " of %s in a run "
+                                   "from a node that does not manage it",
+                                   type, m->page, qemu_ram_get_idstr(b->rb));
+        }
         /* The requester: this node. */
         if (m->node != s->node_id) {
             return g_strdup_printf("%s of page %" PRIu64 " of %s for node %"
@@ -801,7 +919,8 @@ static char *page_msg_state_refusal(DistvmState *s, const DistvmMsg *msg)
         }
         break;
     case DISTVM_MSG_PAGE_DATA:
-        if (!p || p->got_data || b->state[m->page] != DISTVM_PAGE_I) {
+        if ((!p && !(m->flags & DISTVM_PAGE_RUN)) || (p && p->got_data) ||
+            b->state[m->page] != DISTVM_PAGE_I) {
             why = "this node did not ask for it";
         }
         break;
@@ -847,7 +966,8 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
         d->src = msg->hdr.src;
         d->m = *m;
         d->m.data = NULL;
-        if (!drop_page(s, d, false)) {
+        /* TCG's locks of a run's pages are taken on the drop thread. */
+        if ((m->flags & DISTVM_PAGE_RUN) || !drop_page(s, d, false)) {
             g_async_queue_push(ram->drops, d);
         }
         return true;

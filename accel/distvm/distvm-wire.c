@@ -238,6 +238,17 @@ static bool decode_page(WireReader *r, const DistvmMsgHeader *hdr,
                    pg->flags);
         return false;
     }
+    if ((pg->flags & DISTVM_PAGE_RUN) &&
+        !(hdr->type == DISTVM_MSG_PAGE_FWD &&
+          (pg->flags & DISTVM_PAGE_WRITE)) &&
+        !(hdr->type == DISTVM_MSG_PAGE_DATA &&
+          (pg->flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_ZERO)) ==
+          (DISTVM_PAGE_WRITE | DISTVM_PAGE_ZERO))) {
+        error_setg(errp, "%s message with flags 0x%" PRIx32 ": only an "
+                   "exclusive PAGE_FWD or an exclusive all-zero PAGE_DATA "
+                   "is part of a run", r->what, pg->flags);
+        return false;
+    }
     if (reserved) {
         error_setg(errp, "%s message with a non-zero reserved field",
                    r->what);

@@ -66,7 +66,10 @@ typedef enum DistvmMsgType {
 #define DISTVM_PAGE_ZERO        0x02    /* DATA: all-zero page, no bytes */
 #define DISTVM_PAGE_HAS_COPY    0x04    /* REQ: requester holds a current S */
 #define DISTVM_PAGE_DROP        0x08    /* FWD: drop your copy, then ack */
-#define DISTVM_PAGE_FLAGS_ALL   0x0f
+#define DISTVM_PAGE_RUN         0x10    /* FWD(WRITE) from itself: give the
+                                           untouched pages after it too;
+                                           DATA(WRITE|ZERO): one of them */
+#define DISTVM_PAGE_FLAGS_ALL   0x1f
 
 typedef struct DistvmMsgHeader {
     uint32_t magic;

@@ -391,14 +391,10 @@ static void check_hot_pages(DistvmNode *node, int count, int n,
  * memory (m1) starts owned by node 1, and node 1 takes no remote fault
  * on it; node 0 reads it from node 1.
  */
-static void test_numa_homes(void)
+/* Two nodes with NUMA_ARGS, vCPU 1 on node 1, in @tmpdir/@name. */
+static void numa_pair_start(const char *name, DistvmNode **node)
 {
-    g_autofree char *dir = g_strdup_printf("%s/numa", tmpdir);
-    const uint64_t pages = NUMA_BLOCK_MB << 8;
-    const uint64_t len = MiB, base = NUMA_BLOCK_MB * MiB;
-    g_autofree uint8_t *want = g_malloc(len);
-    g_autofree uint8_t *got = g_malloc(len);
-    DistvmNode *node[2];
+    g_autofree char *dir = g_strdup_printf("%s/%s", tmpdir, name);
 
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
     for (int n = 0; n < 2; n++) {
@@ -410,6 +406,17 @@ static void test_numa_homes(void)
     for (int n = 0; n < 2; n++) {
         distvm_wait_state(node[n]->qts, "running", 60);
     }
+}
+
+static void test_numa_homes(void)
+{
+    const uint64_t pages = NUMA_BLOCK_MB << 8;
+    const uint64_t len = MiB, base = NUMA_BLOCK_MB * MiB;
+    g_autofree uint8_t *want = g_malloc(len);
+    g_autofree uint8_t *got = g_malloc(len);
+    DistvmNode *node[2];
+
+    numa_pair_start("numa", node);
     for (int n = 0; n < 2; n++) {
         for (int b = 0; b < 2; b++) {
             g_autofree char *block = g_strdup_printf("m%d", b);
@@ -460,6 +467,62 @@ static void test_numa_homes(void)
     qobject_unref(qtest_qmp_assert_failure_ref(node[0]->qts,
         "{ 'execute': 'x-query-distvm-hot-pages', "
         "'arguments': { 'count': 0 } }"));
+
+    distvm_node_quit(node[1]);
+    distvm_node_quit(node[0]);
+}
+
+/*
+ * A node that writes another's untouched pages one after the other gets
+ * them in runs, not one round trip each; a page with data is not given
+ * away with a run, and nothing written is lost.
+ */
+static void test_numa_sweep(void)
+{
+    const uint64_t pages = 256, base = NUMA_BLOCK_MB * MiB;
+    const uint64_t marked = 100;    /* the page with node 1's data */
+    g_autofree uint8_t *got = g_malloc(pages * 4096);
+    g_autofree char *states0 = NULL, *states1 = NULL;
+    DistvmNode *node[2];
+
+    numa_pair_start("numa-sweep", node);
+    qtest_memset(node[1]->qts, base + marked * 4096, 0xaa, 4096);
+    g_assert_cmpint(remote_faults(node[1], "m1"), ==, 0);
+
+    for (uint64_t p = 0; p < pages; p++) {
+        qtest_writeq(node[0]->qts, base + p * 4096, 0x1000 + p);
+    }
+    /*
+     * Pages 0 to 2 one at a time; with page 2, the two before it being
+     * node 0's already, come pages 3 to 65; with page 66, pages 67 to 99,
+     * the run stopping at the page with data; page 100 comes with its
+     * data and pages 101 to 163; pages 164 and 228 with the 63 after
+     * them.
+     */
+    g_assert_cmpint(remote_faults(node[0], "m1"), ==, 7);
+    g_assert_cmpint(remote_faults(node[1], "m1"), ==, 0);
+    states0 = block_states(node[0]->qts, "m1", pages);
+    states1 = block_states(node[1]->qts, "m1", pages);
+    for (uint64_t p = 0; p < pages; p++) {
+        if (states0[p] != 'E' || states1[p] != 'I') {
+            g_error("page %" PRIu64 " of m1 is %c on node 0 and %c on node 1",
+                    p, states0[p], states1[p]);
+        }
+    }
+
+    distvm_memread(node[1]->qts, base, got, pages * 4096);
+    for (uint64_t p = 0; p < pages; p++) {
+        const uint8_t *page = got + p * 4096;
+
+        g_assert_cmphex(ldq_le_p(page), ==, 0x1000 + p);
+        for (int i = 8; i < 4096; i++) {
+            if (page[i] != (p == marked ? 0xaa : 0)) {
+                g_error("byte %d of page %" PRIu64 " of m1 is %#x", i, p,
+                        page[i]);
+            }
+        }
+    }
+    g_assert_cmpint(remote_faults(node[1], "m1"), ==, pages);
 
     distvm_node_quit(node[1]);
     distvm_node_quit(node[0]);
@@ -1083,6 +1146,10 @@ static void test_forged(void)
         /* Data only for the node it reaches, and that asked for it. */
         { DISTVM_MSG_PAGE_DATA, false, 1, DISTVM_PAGE_ZERO },
         { DISTVM_MSG_PAGE_DATA, false, 0, DISTVM_PAGE_WRITE, true },
+        /* Only a page's manager gives it in a run, deciding it itself. */
+        { DISTVM_MSG_PAGE_DATA, false, 0,
+          DISTVM_PAGE_WRITE | DISTVM_PAGE_ZERO | DISTVM_PAGE_RUN },
+        { DISTVM_MSG_PAGE_FWD, true, 1, DISTVM_PAGE_WRITE | DISTVM_PAGE_RUN },
     };
 
     for (int b = 0; b < 2; b++) {
@@ -1167,6 +1234,7 @@ int main(int argc, char **argv)
     qtest_add_data_func("/distvm/ram/stress/4-nodes", GINT_TO_POINTER(4),
                         test_stress);
     qtest_add_func("/distvm/ram/numa/homes", test_numa_homes);
+    qtest_add_func("/distvm/ram/numa/sweep", test_numa_sweep);
     qtest_add_func("/distvm/ram/numa/bad", test_numa_bad);
     qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
     qtest_add_func("/distvm/cluster/node-killed", test_node_killed);

@@ -881,7 +881,8 @@ static void test_page_messages(void)
             /* PAGE_REQ is sent by the requester itself */
             check_page(t, 1, 100 + i, blk, 0, 1, 0);
             check_page(t, 2, UINT64_MAX, blk, last, 2, DISTVM_PAGE_WRITE);
-            check_page(t, 3, 0, blk, last / 2, 3, DISTVM_PAGE_FLAGS_ALL);
+            check_page(t, 3, 0, blk, last / 2, 3,
+                       DISTVM_PAGE_FLAGS_ALL & ~DISTVM_PAGE_RUN);
         }
         check_page(t, 0, 1, 2, 4097, 0,
                    DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY);
@@ -894,6 +895,44 @@ static void test_page_messages(void)
     check_page(DISTVM_MSG_PAGE_DATA, 1, 5, 1, 0, 2, DISTVM_PAGE_WRITE);
     check_page(DISTVM_MSG_PAGE_DATA, 1, 6, 2, 5, 0, DISTVM_PAGE_ZERO);
     check_page(DISTVM_MSG_PAGE_GRANT, 0, 7, 2, 5, 2, DISTVM_PAGE_WRITE);
+
+    /* A run: given by an exclusive PAGE_FWD, of exclusive zero pages */
+    check_page(DISTVM_MSG_PAGE_FWD, 1, 8, 2, 2, 0,
+               DISTVM_PAGE_WRITE | DISTVM_PAGE_RUN);
+    check_page(DISTVM_MSG_PAGE_DATA, 1, 9, 2, 3, 0,
+               DISTVM_PAGE_WRITE | DISTVM_PAGE_ZERO | DISTVM_PAGE_RUN);
+}
+
+/* Nothing else is part of a run */
+static void test_page_run_flag(void)
+{
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(page_types); i++) {
+        for (uint32_t flags = 0; flags <= DISTVM_PAGE_FLAGS_ALL; flags++) {
+            DistvmMsgType t = page_types[i];
+            bool ok = (t == DISTVM_MSG_PAGE_FWD &&
+                       (flags & DISTVM_PAGE_WRITE)) ||
+                      (t == DISTVM_MSG_PAGE_DATA &&
+                       (flags & DISTVM_PAGE_WRITE) &&
+                       (flags & DISTVM_PAGE_ZERO));
+
+            if (!(flags & DISTVM_PAGE_RUN) || ok) {
+                continue;
+            }
+            distvm_wire_page(b, t, 2, 0, 2, 3, 2, DISTVM_PAGE_ZERO, NULL);
+            set_u32(b, HDR + 4, flags);
+            if (t == DISTVM_MSG_PAGE_DATA && !(flags & DISTVM_PAGE_ZERO)) {
+                g_autofree uint8_t *page = g_malloc0(DISTVM_PAGE_SIZE);
+
+                distvm_wire_page(b, t, 2, 0, 2, 3, 2,
+                                 flags & ~DISTVM_PAGE_RUN, page);
+                set_u32(b, HDR + 4, flags);
+            }
+            expect_decode_error(b, &limits, "part of a run");
+        }
+    }
+    g_byte_array_unref(b);
 }
 
 static bool is_vcpu_type(uint32_t type)
@@ -1832,7 +1871,7 @@ static void test_page_before_layout(void)
 static void test_page_bad_flags(void)
 {
     static const uint32_t flags[] = {
-        0x10, 0x20, 0x80, 0x100, 0x8000, 0x80000000u, 0x1f,
+        0x20, 0x40, 0x80, 0x100, 0x8000, 0x80000000u, 0x3f,
         DISTVM_PAGE_FLAGS_ALL | 0x40, UINT32_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3748,6 +3787,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/page-before-layout",
                     test_page_before_layout);
     g_test_add_func("/distvm/wire/decode/page-bad-flags", test_page_bad_flags);
+    g_test_add_func("/distvm/wire/decode/page-run-flag", test_page_run_flag);
     g_test_add_func("/distvm/wire/decode/page-reserved", test_page_reserved);
     g_test_add_func("/distvm/wire/decode/bad-sender", test_bad_sender);
     g_test_add_func("/distvm/wire/decode/page-bad-node", test_page_bad_node);
