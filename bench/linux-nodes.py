@@ -8,8 +8,12 @@ Runs the Linux test guest (4 vCPUs, 512 MiB; init runs one workload per
 CPU and a multi-threaded xz round trip, distvm.work=N, then powers off)
 to completion under: tcg (-accel tcg), 1node (-accel distvm), 2nodes
 (vCPUs placed 0:0:1:1), 3nodes (0:1:2:1), and 2nodes-numa / 3nodes-numa
-(the same with one guest NUMA node per cluster node); K runs of each,
-round-robin, so that the drift of a noisy machine spreads over all.
+(the same with one guest NUMA node per cluster node), and 3nodes-pinned /
+3nodes-numa-pinned (each node held to one host CPU with taskset, node n
+on the n-th CPU this script may use, modulo their number: as if each
+node had a host of its own, which is what a cluster is; plain TCG uses
+all of them); K runs of each, round-robin, so that the drift of a noisy
+machine spreads over all.
 Per run, seen from here by polling node 0's console every 20 ms: wall
 time (processes started to all exited, status 0), boot time (to init's
 "distvm-linux: nproc") and workload time ("workload start" to "workload
@@ -50,15 +54,20 @@ NUMA3 = ("-smp 4,sockets=4 -object memory-backend-ram,id=m0,size=256M "
          "-numa node,nodeid=0,memdev=m0,cpus=0 "
          "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3 "
          "-numa node,nodeid=2,memdev=m2,cpus=2").split()
-# name, title, nodes (0: plain TCG), placement, extra machine options
+# name, title, nodes (0: plain TCG), placement, extra machine options,
+# whether each node is held to one host CPU
 CONFIGS = [
-    ("tcg", "tcg", 0, None, []),
-    ("1node", "distvm 1 node", 1, None, []),
-    ("2nodes", "2 nodes", 2, "0:0:1:1", []),
-    ("3nodes", "3 nodes", 3, "0:1:2:1", []),
-    ("2nodes-numa", "2 nodes + numa", 2, "0:0:1:1", NUMA2),
-    ("3nodes-numa", "3 nodes + numa", 3, "0:1:2:1", NUMA3),
+    ("tcg", "tcg", 0, None, [], False),
+    ("1node", "distvm 1 node", 1, None, [], False),
+    ("2nodes", "2 nodes", 2, "0:0:1:1", [], False),
+    ("3nodes", "3 nodes", 3, "0:1:2:1", [], False),
+    ("2nodes-numa", "2 nodes + numa", 2, "0:0:1:1", NUMA2, False),
+    ("3nodes-numa", "3 nodes + numa", 3, "0:1:2:1", NUMA3, False),
+    ("3nodes-pinned", "3 nodes, pinned", 3, "0:1:2:1", [], True),
+    ("3nodes-numa-pinned", "3 nodes + numa, pinned", 3, "0:1:2:1", NUMA3,
+     True),
 ]
+HOST_CPUS = sorted(os.sched_getaffinity(0))
 WORK_DEFAULT = 60000    # tests/qtest/distvm-linux-test.c
 FAULTS = ("read-miss", "write-miss", "upgrade")
 IO = ("port", "mmio", "pic-ack")
@@ -68,7 +77,7 @@ MARKS = {"boot": "distvm-linux: nproc",
 
 
 def node_args(qemu, build, work, cfg, tmp, n, opts):
-    _, _, nodes, placement, extra = cfg
+    _, _, nodes, placement, extra, pinned = cfg
     if nodes == 0:
         accel = "tcg"
     elif nodes == 1:
@@ -81,7 +90,9 @@ def node_args(qemu, build, work, cfg, tmp, n, opts):
     if nodes and opts:
         accel += "," + opts
     guest = os.path.join(build, "guests", "linux")
-    return ([qemu, "-accel", accel] + MACHINE + extra +
+    pin = (["taskset", "-c", str(HOST_CPUS[n % len(HOST_CPUS)])]
+           if pinned else [])
+    return (pin + [qemu, "-accel", accel] + MACHINE + extra +
             ["-kernel", os.path.join(guest, "vmlinuz"),
              "-initrd", os.path.join(guest, "initramfs.cpio.gz"),
              "-append", "console=ttyS0 panic=-1 distvm.work=%d" % work,
@@ -302,7 +313,10 @@ def print_targets(med):
     print()
     for name, what, target in (("3nodes-numa", "wall", 1.2),
                                ("3nodes", "wall", 1.5),
-                               ("3nodes", "boot", 1.5)):
+                               ("3nodes", "boot", 1.5),
+                               ("3nodes-numa-pinned", "wall", 1.2),
+                               ("3nodes-pinned", "wall", 1.5),
+                               ("3nodes-pinned", "boot", 1.5)):
         title = [c[1] for c in CONFIGS if c[0] == name][0]
         print("%s %s / tcg: %s (target <= %.1f)" % (
             title, what, ratio(med.get(name, {}).get(what), tcg.get(what)),
