@@ -269,12 +269,12 @@ def print_times(args, configs, results, med):
           "per configuration, interleaved; medians in s" % (
               args.work, "" if args.work == WORK_DEFAULT else
               " (the tests use %d)" % WORK_DEFAULT, args.runs))
-    print("%-16s %5s %8s %8s %9s %9s %9s   all runs: wall/boot/workload" % (
+    print("%-22s %5s %8s %8s %9s %9s %9s   all runs: wall/boot/workload" % (
         "configuration", "ok", "wall", "boot", "workload", "wall/tcg",
         "boot/tcg"))
     for name, title, *_ in configs:
         m = med[name]
-        print("%-16s %5s %8s %8s %9s %9s %9s   %s" % (
+        print("%-22s %5s %8s %8s %9s %9s %9s   %s" % (
             title, "%d/%d" % (len(results[name]), args.runs),
             *("%.1f" % m[k] if m[k] else "-"
               for k in ("wall", "boot", "workload")),
@@ -287,12 +287,12 @@ def print_times(args, configs, results, med):
 def print_counts(configs, results):
     print("\nremote faults and device accesses sent home, summed over nodes "
           "(last query-distvm answers; median over runs):")
-    print("%-16s %10s %10s %10s %9s %9s %9s" % (("configuration",) + FAULTS
+    print("%-22s %10s %10s %10s %9s %9s %9s" % (("configuration",) + FAULTS
                                                  + IO))
     for name, title, *_ in configs:
         ok = [r for r in results[name] if FAULTS[0] in r]
         if ok:
-            print("%-16s %10d %10d %10d %9d %9d %9d" % ((title,) + tuple(
+            print("%-22s %10d %10d %10d %9d %9d %9d" % ((title,) + tuple(
                 statistics.median_low(r[k] for r in ok) for k in FAULTS + IO)))
 
 
@@ -302,7 +302,7 @@ def print_clock(args, configs, results):
         ok = results[name]
         cs = sorted(set(r["clocksource"] for r in ok))
         unstable = sorted(set(l for r in ok for l in r["unstable"]))
-        print("%-16s %-10s %s" % (title, ",".join(cs) or "-", "; ".join(
+        print("%-22s %-10s %s" % (title, ",".join(cs) or "-", "; ".join(
             unstable) if unstable else ("none" if ok else "-")))
         if args.verbose and ok:
             print("".join("    %s\n" % l for l in ok[0]["clock"]), end="")
@@ -339,7 +339,7 @@ def run_all(args, configs, top):
                     k + 1, cfg[1], r["error"], r["detail"]), flush=True)
                 continue
             results[cfg[0]].append(r)
-            print("run %d %-16s wall %6.1f s, boot %5.1f s, workload %6.1f "
+            print("run %d %-22s wall %6.1f s, boot %5.1f s, workload %6.1f "
                   "s, clocksource %s" % (k + 1, cfg[1], r["wall"], r["boot"],
                                          r["workload"], r["clocksource"]),
                   flush=True)

@@ -691,11 +691,15 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
     if (m->flags & DISTVM_PAGE_RUN) {
         /*
          * One of a run: ours now.  A request of ours for it, still on its
-         * way, finds us its owner, and gets a PAGE_GRANT.
+         * way, finds us its owner and gets a PAGE_GRANT: it is complete
+         * once both are in.
          */
         set_state(ram, b, m->page, DISTVM_PAGE_E);
         if (p) {
             p->got_data = true;
+            if (p->got_grant) {
+                req_complete(s, o, m->block, m->page, p);
+            }
         }
         return true;
     }
