@@ -16,7 +16,10 @@
  *                sends PAGE_GRANT once they all acknowledged
  *
  * The requester sends PAGE_DONE when the page is in place, and only then
- * does the manager take the page's next request.
+ * does the manager take the page's next request; except after a read miss
+ * that the manager serves itself from its own copy: it sends PAGE_DATA
+ * (FINAL) before anything else about the page can go to the requester, and
+ * takes the next request at once.
  *
  * A node that writes pages of another one after the other (memory homed
  * elsewhere being zeroed or loaded, as Linux does at boot) gets, with the
@@ -358,8 +361,36 @@ static bool mgr_sweeping(DistvmState *s, DistvmBlock *b, uint64_t page,
     return page >= 2;
 }
 
+static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                           uint64_t page, uint32_t requester, uint32_t flags,
+                           uint32_t manager, Error **errp);
+
+/*
+ * A read miss of another node on a page this node manages and holds:
+ * send the page at once, before ram->lock is released, so that whatever
+ * this node decides next about the page reaches the requester after it;
+ * then no PAGE_DONE needs to order what comes next.
+ */
+static bool mgr_serve_read(DistvmState *s, uint32_t block, uint64_t page,
+                           uint32_t r, Error **errp)
+{
+    DistvmOutbox o;
+    bool ok;
+
+    outbox_init(&o);
+    ok = holder_forward(s, &o, block, page, r, DISTVM_PAGE_FINAL,
+                        s->node_id, errp);
+    outbox_flush(s, &o);
+    return ok;
+}
+
+/*
+ * Start @txn's request.  @finished: it needs no PAGE_DONE, the next
+ * request may start.
+ */
 static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
-                      uint64_t page, DistvmTxn *txn, Error **errp)
+                      uint64_t page, DistvmTxn *txn, bool *finished,
+                      Error **errp)
 {
     DistvmRam *ram = s->ram;
     DistvmBlock *b = &ram->blocks[block];
@@ -369,14 +400,23 @@ static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
     uint16_t rbit = 1u << r;
 
     trace_distvm_mgr_start(block, page, r, txn->write, owner, set);
+    *finished = false;
     if (owner == (int)r) {
         /* It holds the page already (a fault that raced with the grant). */
         outbox_page(s, o, r, DISTVM_MSG_PAGE_GRANT, block, page, r, 0, NULL);
         return true;
     }
     if (!txn->write) {
+        uint16_t self = 1u << s->node_id;
         int holder = owner >= 0 ? owner : lowest_node(set & ~rbit);
 
+        if (r != s->node_id && (owner == (int)s->node_id ||
+                                (owner < 0 && (set & self)))) {
+            b->owner[page] = NO_OWNER;
+            b->copyset[page] = set | rbit | self;
+            *finished = true;
+            return mgr_serve_read(s, block, page, r, errp);
+        }
         if (holder < 0) {
             if (set & rbit) {
                 outbox_page(s, o, r, DISTVM_MSG_PAGE_GRANT, block, page, r, 0,
@@ -431,6 +471,36 @@ static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
     return true;
 }
 
+/* Make @txn the next queued request; false, @txn freed, if none waits. */
+static bool mgr_take_next(DistvmState *s, uint32_t block, uint64_t page,
+                          DistvmTxn *txn)
+{
+    DistvmQueued *next = g_queue_pop_head(&txn->waiting);
+
+    if (!next) {
+        g_hash_table_remove(s->ram->txns, page_key(block, page));
+        return false;
+    }
+    txn->requester = next->requester;
+    txn->write = next->flags & DISTVM_PAGE_WRITE;
+    g_free(next);
+    return true;
+}
+
+/* Start @txn's request, and the next ones while they finish at once. */
+static bool mgr_run(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                    uint64_t page, DistvmTxn *txn, Error **errp)
+{
+    bool finished;
+
+    do {
+        if (!mgr_start(s, o, block, page, txn, &finished, errp)) {
+            return false;
+        }
+    } while (finished && mgr_take_next(s, block, page, txn));
+    return true;
+}
+
 static bool mgr_request(DistvmState *s, DistvmOutbox *o, uint32_t block,
                         uint64_t page, uint32_t requester, uint32_t flags,
                         Error **errp)
@@ -456,15 +526,13 @@ static bool mgr_request(DistvmState *s, DistvmOutbox *o, uint32_t block,
     txn->write = flags & DISTVM_PAGE_WRITE;
     g_queue_init(&txn->waiting);
     g_hash_table_insert(ram->txns, page_key(block, page), txn);
-    return mgr_start(s, o, block, page, txn, errp);
+    return mgr_run(s, o, block, page, txn, errp);
 }
 
 static bool mgr_done(DistvmState *s, DistvmOutbox *o, uint32_t block,
                      uint64_t page, uint32_t from, Error **errp)
 {
-    DistvmRam *ram = s->ram;
-    DistvmTxn *txn = g_hash_table_lookup(ram->txns, page_key(block, page));
-    DistvmQueued *next;
+    DistvmTxn *txn = g_hash_table_lookup(s->ram->txns, page_key(block, page));
 
     if (!txn || txn->requester != from || txn->acks) {
         error_setg(errp, "PAGE_DONE for page %" PRIu64 " of RAMBlock %"
@@ -472,15 +540,8 @@ static bool mgr_done(DistvmState *s, DistvmOutbox *o, uint32_t block,
                    page, block, from);
         return false;
     }
-    next = g_queue_pop_head(&txn->waiting);
-    if (!next) {
-        g_hash_table_remove(ram->txns, page_key(block, page));
-        return true;
-    }
-    txn->requester = next->requester;
-    txn->write = next->flags & DISTVM_PAGE_WRITE;
-    g_free(next);
-    return mgr_start(s, o, block, page, txn, errp);
+    return !mgr_take_next(s, block, page, txn) ||
+           mgr_run(s, o, block, page, txn, errp);
 }
 
 static bool mgr_inv_ack(DistvmState *s, DistvmOutbox *o, uint32_t block,
@@ -598,9 +659,7 @@ static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
         set_state(ram, b, page, DISTVM_PAGE_S);
     }
     data = page_contents(ram, b, page, st == DISTVM_PAGE_E);
-    if (flags & DISTVM_PAGE_WRITE) {
-        dflags |= DISTVM_PAGE_WRITE;
-    }
+    dflags |= flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_FINAL);
     if (!data) {
         dflags |= DISTVM_PAGE_ZERO;
     }
@@ -642,8 +701,9 @@ static bool holder_invalidate(DistvmState *s, DistvmOutbox *o, uint32_t block,
 
 /* ---- requester ---- */
 
+/* @final: the manager sent the page and needs no PAGE_DONE. */
 static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
-                         uint64_t page, DistvmPending *p)
+                         uint64_t page, DistvmPending *p, bool final)
 {
     DistvmRam *ram = s->ram;
     DistvmBlock *b = &ram->blocks[block];
@@ -654,8 +714,10 @@ static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
     ram->stats.lat_count[p->kind]++;
     trace_distvm_fault_done(block, page, p->kind, us);
     g_hash_table_remove(ram->pending, page_key(block, page));
-    outbox_page(s, o, page_manager(s, b, page), DISTVM_MSG_PAGE_DONE, block,
-                page, s->node_id, 0, NULL);
+    if (!final) {
+        outbox_page(s, o, page_manager(s, b, page), DISTVM_MSG_PAGE_DONE,
+                    block, page, s->node_id, 0, NULL);
+    }
 }
 
 static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
@@ -698,7 +760,7 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
         if (p) {
             p->got_data = true;
             if (p->got_grant) {
-                req_complete(s, o, m->block, m->page, p);
+                req_complete(s, o, m->block, m->page, p, false);
             }
         }
         return true;
@@ -710,11 +772,12 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
                                    false);
         }
         set_state(ram, b, m->page, DISTVM_PAGE_E);
-        req_complete(s, o, m->block, m->page, p);
+        req_complete(s, o, m->block, m->page, p, false);
     } else {
         set_state(ram, b, m->page, DISTVM_PAGE_S);
         if (!p->write) {
-            req_complete(s, o, m->block, m->page, p);
+            req_complete(s, o, m->block, m->page, p,
+                         m->flags & DISTVM_PAGE_FINAL);
         }
     }
     return true;
@@ -751,7 +814,7 @@ static bool req_grant(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
     } else {
         uffd_wakeup(ram->uffd, host, DISTVM_PAGE_SIZE);
     }
-    req_complete(s, o, m->block, m->page, p);
+    req_complete(s, o, m->block, m->page, p, false);
     return true;
 }
 
@@ -874,10 +937,13 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
         break;
     case DISTVM_MSG_PAGE_DATA:
     case DISTVM_MSG_PAGE_GRANT:
-        if ((m->flags & DISTVM_PAGE_RUN) && msg->hdr.src != manager) {
-            return g_strdup_printf("%s of page %" PRIu64 " of %s in a run "
-                                   "from a node that does not manage it",
-                                   type, m->page, qemu_ram_get_idstr(b->rb));
+        if ((m->flags & (DISTVM_PAGE_RUN | DISTVM_PAGE_FINAL)) &&
+            msg->hdr.src != manager) {
+            return g_strdup_printf("%s of page %" PRIu64 " of %s %s from a "
+                                   "node that does not manage it", type,
+                                   m->page, qemu_ram_get_idstr(b->rb),
+                                   (m->flags & DISTVM_PAGE_RUN) ?
+                                   "in a run" : "that needs no PAGE_DONE");
         }
         /* The requester: this node. */
         if (m->node != s->node_id) {

@@ -1150,6 +1150,9 @@ static void test_forged(void)
         { DISTVM_MSG_PAGE_DATA, false, 0,
           DISTVM_PAGE_WRITE | DISTVM_PAGE_ZERO | DISTVM_PAGE_RUN },
         { DISTVM_MSG_PAGE_FWD, true, 1, DISTVM_PAGE_WRITE | DISTVM_PAGE_RUN },
+        /* Only a page's manager sends data that needs no PAGE_DONE. */
+        { DISTVM_MSG_PAGE_DATA, false, 0,
+          DISTVM_PAGE_ZERO | DISTVM_PAGE_FINAL },
     };
 
     for (int b = 0; b < 2; b++) {

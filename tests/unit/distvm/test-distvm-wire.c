@@ -882,7 +882,8 @@ static void test_page_messages(void)
             check_page(t, 1, 100 + i, blk, 0, 1, 0);
             check_page(t, 2, UINT64_MAX, blk, last, 2, DISTVM_PAGE_WRITE);
             check_page(t, 3, 0, blk, last / 2, 3,
-                       DISTVM_PAGE_FLAGS_ALL & ~DISTVM_PAGE_RUN);
+                       DISTVM_PAGE_FLAGS_ALL &
+                       ~(DISTVM_PAGE_RUN | DISTVM_PAGE_FINAL));
         }
         check_page(t, 0, 1, 2, 4097, 0,
                    DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY);
@@ -901,6 +902,29 @@ static void test_page_messages(void)
                DISTVM_PAGE_WRITE | DISTVM_PAGE_RUN);
     check_page(DISTVM_MSG_PAGE_DATA, 1, 9, 2, 3, 0,
                DISTVM_PAGE_WRITE | DISTVM_PAGE_ZERO | DISTVM_PAGE_RUN);
+    /* A shared copy that needs no PAGE_DONE */
+    check_page(DISTVM_MSG_PAGE_DATA, 1, 10, 2, 3, 0, DISTVM_PAGE_FINAL);
+    check_page(DISTVM_MSG_PAGE_DATA, 1, 11, 2, 4, 0,
+               DISTVM_PAGE_FINAL | DISTVM_PAGE_ZERO);
+}
+
+static bool run_flag_ok(DistvmMsgType t, uint32_t flags)
+{
+    return !(flags & DISTVM_PAGE_RUN) ||
+           (t == DISTVM_MSG_PAGE_FWD && (flags & DISTVM_PAGE_WRITE)) ||
+           (t == DISTVM_MSG_PAGE_DATA && (flags & DISTVM_PAGE_WRITE) &&
+            (flags & DISTVM_PAGE_ZERO));
+}
+
+/* A page message of type @t with @flags, whatever they say */
+static void page_with_flags(GByteArray *b, DistvmMsgType t, uint32_t flags)
+{
+    static const uint8_t page[DISTVM_PAGE_SIZE];
+    bool data = t == DISTVM_MSG_PAGE_DATA && !(flags & DISTVM_PAGE_ZERO);
+
+    distvm_wire_page(b, t, 2, 0, 2, 3, 2, data ? 0 : DISTVM_PAGE_ZERO,
+                     data ? page : NULL);
+    set_u32(b, HDR + 4, flags);
 }
 
 /* Nothing else is part of a run */
@@ -910,26 +934,30 @@ static void test_page_run_flag(void)
 
     for (size_t i = 0; i < ARRAY_SIZE(page_types); i++) {
         for (uint32_t flags = 0; flags <= DISTVM_PAGE_FLAGS_ALL; flags++) {
+            if (!run_flag_ok(page_types[i], flags)) {
+                page_with_flags(b, page_types[i], flags);
+                expect_decode_error(b, &limits, "part of a run");
+            }
+        }
+    }
+    g_byte_array_unref(b);
+}
+
+/* Only a shared copy needs no PAGE_DONE */
+static void test_page_final_flag(void)
+{
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(page_types); i++) {
+        for (uint32_t flags = 0; flags <= DISTVM_PAGE_FLAGS_ALL; flags++) {
             DistvmMsgType t = page_types[i];
-            bool ok = (t == DISTVM_MSG_PAGE_FWD &&
-                       (flags & DISTVM_PAGE_WRITE)) ||
-                      (t == DISTVM_MSG_PAGE_DATA &&
-                       (flags & DISTVM_PAGE_WRITE) &&
-                       (flags & DISTVM_PAGE_ZERO));
 
-            if (!(flags & DISTVM_PAGE_RUN) || ok) {
-                continue;
+            if ((flags & DISTVM_PAGE_FINAL) && run_flag_ok(t, flags) &&
+                (t != DISTVM_MSG_PAGE_DATA ||
+                 (flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_RUN)))) {
+                page_with_flags(b, t, flags);
+                expect_decode_error(b, &limits, "needs no PAGE_DONE");
             }
-            distvm_wire_page(b, t, 2, 0, 2, 3, 2, DISTVM_PAGE_ZERO, NULL);
-            set_u32(b, HDR + 4, flags);
-            if (t == DISTVM_MSG_PAGE_DATA && !(flags & DISTVM_PAGE_ZERO)) {
-                g_autofree uint8_t *page = g_malloc0(DISTVM_PAGE_SIZE);
-
-                distvm_wire_page(b, t, 2, 0, 2, 3, 2,
-                                 flags & ~DISTVM_PAGE_RUN, page);
-                set_u32(b, HDR + 4, flags);
-            }
-            expect_decode_error(b, &limits, "part of a run");
         }
     }
     g_byte_array_unref(b);
@@ -1871,7 +1899,7 @@ static void test_page_before_layout(void)
 static void test_page_bad_flags(void)
 {
     static const uint32_t flags[] = {
-        0x20, 0x40, 0x80, 0x100, 0x8000, 0x80000000u, 0x3f,
+        0x40, 0x80, 0x100, 0x8000, 0x80000000u, 0x7f,
         DISTVM_PAGE_FLAGS_ALL | 0x40, UINT32_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3788,6 +3816,8 @@ int main(int argc, char **argv)
                     test_page_before_layout);
     g_test_add_func("/distvm/wire/decode/page-bad-flags", test_page_bad_flags);
     g_test_add_func("/distvm/wire/decode/page-run-flag", test_page_run_flag);
+    g_test_add_func("/distvm/wire/decode/page-final-flag",
+                    test_page_final_flag);
     g_test_add_func("/distvm/wire/decode/page-reserved", test_page_reserved);
     g_test_add_func("/distvm/wire/decode/bad-sender", test_bad_sender);
     g_test_add_func("/distvm/wire/decode/page-bad-node", test_page_bad_node);
