@@ -349,16 +349,38 @@ static int lowest_node(uint16_t set)
     return set ? ctz32(set) : -1;
 }
 
-/* Did @r write-miss the two pages before @page, managed here, too? */
-static bool mgr_sweeping(DistvmState *s, DistvmBlock *b, uint64_t page,
+/*
+ * May page @q of @block go with a run?  This node manages it and owns it
+ * alone, and no request is about it.  Its content is for the caller.
+ */
+static bool run_page_free(DistvmState *s, uint32_t block, uint64_t q)
+{
+    DistvmBlock *b = &s->ram->blocks[block];
+
+    return q < b->pages && page_manager(s, b, q) == s->node_id &&
+           b->state[q] == DISTVM_PAGE_E && b->owner[q] == (int)s->node_id &&
+           b->copyset[q] == (1u << s->node_id) &&
+           !g_hash_table_contains(s->ram->txns, page_key(block, q));
+}
+
+/*
+ * Did @r write-miss the two pages before @page, managed here, too, and
+ * would the page after it, untouched, go with a run?  (Only a hint: the
+ * drop thread, that gives the run, looks again.)
+ */
+static bool mgr_sweeping(DistvmState *s, uint32_t block, uint64_t page,
                          uint32_t r)
 {
+    DistvmBlock *b = &s->ram->blocks[block];
+    void *next = page_host(b, page + 1);
+
     for (uint64_t q = page - MIN(page, 2); q < page; q++) {
         if (page_manager(s, b, q) != s->node_id || b->owner[q] != (int)r) {
             return false;
         }
     }
-    return page >= 2;
+    return page >= 2 && run_page_free(s, block, page + 1) &&
+           (!page_populated(next) || buffer_is_zero(next, DISTVM_PAGE_SIZE));
 }
 
 static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
@@ -437,7 +459,8 @@ static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
     if (owner >= 0) {
         outbox_page(s, o, owner, DISTVM_MSG_PAGE_FWD, block, page, r,
                     DISTVM_PAGE_WRITE |
-                    (owner == (int)s->node_id && mgr_sweeping(s, b, page, r) ?
+                    (owner == (int)s->node_id &&
+                     mgr_sweeping(s, block, page, r) ?
                      DISTVM_PAGE_RUN : 0), NULL);
     } else {
         uint16_t others = set & ~rbit;
@@ -591,11 +614,7 @@ static void holder_run(DistvmState *s, uint32_t block, uint64_t page,
     for (q = page + 1; q < sweep_end(b, page); q++) {
         void *host = page_host(b, q);
 
-        if (page_manager(s, b, q) != s->node_id ||
-            b->state[q] != DISTVM_PAGE_E ||
-            b->owner[q] != (int)s->node_id ||
-            b->copyset[q] != (1u << s->node_id) ||
-            g_hash_table_contains(ram->txns, page_key(block, q))) {
+        if (!run_page_free(s, block, q)) {
             break;
         }
         /* page_contents(), but a page with data stays here, writable. */
