@@ -114,6 +114,7 @@ typedef struct DistvmQueued {
 typedef struct DistvmOutbox {
     GPtrArray *msgs;            /* GByteArray */
     GArray *dests;              /* uint32_t */
+    uint32_t lost;              /* nodes whose connection closed meanwhile */
 } DistvmOutbox;
 
 /* A PAGE_FWD that gives the page away, or a PAGE_INV: the drop thread's. */
@@ -175,6 +176,7 @@ static void outbox_init(DistvmOutbox *o)
 {
     o->msgs = g_ptr_array_new_with_free_func((GDestroyNotify)g_byte_array_unref);
     o->dests = g_array_new(false, false, sizeof(uint32_t));
+    o->lost = 0;
 }
 
 static GByteArray *outbox_add(DistvmOutbox *o, uint32_t dest)
@@ -201,14 +203,41 @@ static void outbox_free(DistvmOutbox *o)
     g_array_free(o->dests, true);
 }
 
-/* Send the messages, then free the outbox. */
-static void outbox_flush(DistvmState *s, DistvmOutbox *o)
+/* Send the messages @o holds so far; note the nodes that are gone. */
+static void outbox_send(DistvmState *s, DistvmOutbox *o)
 {
     for (guint i = 0; i < o->msgs->len; i++) {
         uint32_t dest = g_array_index(o->dests, uint32_t, i);
 
         if (!distvm_send(s, dest, g_ptr_array_index(o->msgs, i))) {
-            distvm_fatal_node_lost(s, dest, "connection closed");
+            o->lost |= 1u << dest;
+        }
+    }
+    g_ptr_array_set_size(o->msgs, 0);
+    g_array_set_size(o->dests, 0);
+}
+
+/*
+ * Send @now's messages at once, with ram->lock held, and free it: for
+ * messages that nothing this node decides next about their pages may
+ * overtake.  None to this node (delivered here, it would take ram->lock
+ * again); a node gone meanwhile is @o's to report, once the lock is free.
+ */
+static void outbox_send_now(DistvmState *s, DistvmOutbox *o,
+                            DistvmOutbox *now)
+{
+    outbox_send(s, now);
+    o->lost |= now->lost;
+    outbox_free(now);
+}
+
+/* Send the messages, report the nodes gone, then free the outbox. */
+static void outbox_flush(DistvmState *s, DistvmOutbox *o)
+{
+    outbox_send(s, o);
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (o->lost & (1u << n)) {
+            distvm_fatal_node_lost(s, n, "connection closed");
         }
     }
     outbox_free(o);
@@ -393,16 +422,16 @@ static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
  * this node decides next about the page reaches the requester after it;
  * then no PAGE_DONE needs to order what comes next.
  */
-static bool mgr_serve_read(DistvmState *s, uint32_t block, uint64_t page,
-                           uint32_t r, Error **errp)
+static bool mgr_serve_read(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                           uint64_t page, uint32_t r, Error **errp)
 {
-    DistvmOutbox o;
+    DistvmOutbox now;
     bool ok;
 
-    outbox_init(&o);
-    ok = holder_forward(s, &o, block, page, r, DISTVM_PAGE_FINAL,
+    outbox_init(&now);
+    ok = holder_forward(s, &now, block, page, r, DISTVM_PAGE_FINAL,
                         s->node_id, errp);
-    outbox_flush(s, &o);
+    outbox_send_now(s, o, &now);
     return ok;
 }
 
@@ -437,7 +466,7 @@ static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
             b->owner[page] = NO_OWNER;
             b->copyset[page] = set | rbit | self;
             *finished = true;
-            return mgr_serve_read(s, block, page, r, errp);
+            return mgr_serve_read(s, o, block, page, r, errp);
         }
         if (holder < 0) {
             if (set & rbit) {
@@ -602,15 +631,15 @@ static uint64_t sweep_end(DistvmBlock *b, uint64_t page)
  * is not.  With TCG's lock of them held (drop_page()): they hold no code
  * then.
  */
-static void holder_run(DistvmState *s, uint32_t block, uint64_t page,
-                       uint32_t requester)
+static void holder_run(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                       uint64_t page, uint32_t requester)
 {
     DistvmRam *ram = s->ram;
     DistvmBlock *b = &ram->blocks[block];
-    DistvmOutbox o;
+    DistvmOutbox run;
     uint64_t q;
 
-    outbox_init(&o);
+    outbox_init(&run);
     for (q = page + 1; q < sweep_end(b, page); q++) {
         void *host = page_host(b, q);
 
@@ -631,20 +660,17 @@ static void holder_run(DistvmState *s, uint32_t block, uint64_t page,
         b->owner[q] = requester;
         b->copyset[q] = 1u << requester;
         page_discard(b, q);
-        outbox_page(s, &o, requester, DISTVM_MSG_PAGE_DATA, block, q,
+        outbox_page(s, &run, requester, DISTVM_MSG_PAGE_DATA, block, q,
                     requester, DISTVM_PAGE_WRITE | DISTVM_PAGE_ZERO |
                     DISTVM_PAGE_RUN, NULL);
         ram->stats.pages_sent++;
     }
     trace_distvm_page_run(block, page + 1, q - page - 1, requester);
     /*
-     * Sent with ram->lock held, unlike other messages: the directory has
-     * the pages on @requester now, and no PAGE_DONE orders what comes
-     * next, so a PAGE_FWD or PAGE_GRANT of one of them that another
-     * thread decides once the lock is free must not overtake it.  To
-     * another node, so nothing here takes ram->lock again.
+     * The directory has the pages on @requester now, and no PAGE_DONE
+     * orders what comes next about them.
      */
-    outbox_flush(s, &o);
+    outbox_send_now(s, o, &run);
 }
 
 static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
@@ -669,7 +695,7 @@ static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
      * @page, and finds the pages after it in place.
      */
     if ((flags & DISTVM_PAGE_RUN) && manager == s->node_id) {
-        holder_run(s, block, page, requester);
+        holder_run(s, o, block, page, requester);
     }
     /* Order at the holder: state, write-protect, copy, discard, send. */
     if (flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_DROP)) {
