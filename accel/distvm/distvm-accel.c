@@ -346,10 +346,6 @@ static int distvm_init_machine(MachineState *ms)
     distvm_vcpu_init(s);
 
     /* A single node shares nothing: it runs exactly as TCG does. */
-    if (s->nodes > 1 && !distvm_net_init(s, &err)) {
-        error_report_err(err);
-        return -EINVAL;
-    }
     if (s->nodes > 1) {
 #ifdef __x86_64__
         /*
@@ -367,6 +363,11 @@ static int distvm_init_machine(MachineState *ms)
         distvm_pic_init(s);
         distvm_pause_init(s);
         distvm_runstate_init(s);
+        /* Last: its connections dispatch to the subsystems above. */
+        if (!distvm_net_init(s, &err)) {
+            error_report_err(err);
+            return -EINVAL;
+        }
     }
     return 0;
 }

@@ -26,20 +26,6 @@
 #include "distvm-internal.h"
 #include "trace.h"
 
-typedef struct DistvmPciWrite {
-    char *path;
-    uint32_t addr, val, len;
-} DistvmPciWrite;
-
-/*
- * Not home: configuration writes received, and replayed.  A vCPU whose
- * access made the home node change its memory map waits for the replay
- * before it goes on (distvm_chipset_wait_replays).
- */
-static QemuMutex replay_lock;
-static QemuCond replay_cond;
-static uint64_t replays_received, replays_done;    /* atomic */
-
 static bool is_host_bridge(PCIDevice *dev)
 {
     return dev->devfn == 0 && pci_bus_is_root(pci_get_bus(dev));
@@ -69,9 +55,17 @@ static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
     }
 }
 
-static void distvm_pci_replay_bh(void *opaque)
+/* Not home: counted at once, for distvm_chipset_wait_replays(). */
+static bool pci_config_received(DistvmState *s, const DistvmMsg *msg)
 {
-    DistvmPciWrite *w = opaque;
+    qatomic_inc(&s->replays_received);
+    return true;
+}
+
+/* Changing the memory map needs the BQL: the main loop does it. */
+static void pci_config_replay(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgPciConfig *w = &msg->u.pci;
     Object *obj = object_resolve_path(w->path, NULL);
     PCIDevice *dev = (PCIDevice *)object_dynamic_cast(obj, TYPE_PCI_DEVICE);
 
@@ -83,12 +77,10 @@ static void distvm_pci_replay_bh(void *opaque)
         error_report("distvm: the home node wrote the configuration of %s, "
                      "which is not a host bridge here", w->path);
     }
-    g_free(w->path);
-    g_free(w);
-    qemu_mutex_lock(&replay_lock);
-    qatomic_inc(&replays_done);
-    qemu_cond_broadcast(&replay_cond);
-    qemu_mutex_unlock(&replay_lock);
+    qemu_mutex_lock(&s->replay_lock);
+    qatomic_inc(&s->replays_done);
+    qemu_cond_broadcast(&s->replay_cond);
+    qemu_mutex_unlock(&s->replay_lock);
 }
 
 /*
@@ -99,39 +91,32 @@ static void distvm_pci_replay_bh(void *opaque)
  * waiting if it is asked to stop, since the main loop may then be waiting
  * for it.
  */
-void distvm_chipset_wait_replays(CPUState *cs)
+void distvm_chipset_wait_replays(DistvmState *s, CPUState *cs)
 {
-    uint64_t target = qatomic_read(&replays_received);
+    uint64_t target = qatomic_read(&s->replays_received);
 
     /* Almost always: nothing to wait for, and no lock to take. */
-    if (qatomic_read(&replays_done) == target) {
+    if (qatomic_read(&s->replays_done) == target) {
         return;
     }
-    qemu_mutex_lock(&replay_lock);
-    while (replays_done < target && !qatomic_read(&cs->stop)) {
-        qemu_cond_timedwait(&replay_cond, &replay_lock, 10);
+    qemu_mutex_lock(&s->replay_lock);
+    while (s->replays_done < target && !qatomic_read(&cs->stop)) {
+        qemu_cond_timedwait(&s->replay_cond, &s->replay_lock, 10);
     }
-    qemu_mutex_unlock(&replay_lock);
+    qemu_mutex_unlock(&s->replay_lock);
 }
 
-void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg)
-{
-    DistvmPciWrite *w;
-
-    w = g_new0(DistvmPciWrite, 1);
-    w->path = g_strdup(msg->u.pci.path);
-    w->addr = msg->u.pci.addr;
-    w->val = msg->u.pci.val;
-    w->len = msg->u.pci.len;
-    qatomic_inc(&replays_received);
-    /* Changing the memory map needs the BQL: the main loop does it. */
-    distvm_main_loop_call(msg->hdr.src, distvm_pci_replay_bh, w);
-}
+static const DistvmMsgHandler chipset_handlers[] = {
+    { DISTVM_MSG_PCI_CONFIG, .receive = pci_config_received,
+      .main_loop = pci_config_replay },
+};
 
 void distvm_chipset_init(DistvmState *s)
 {
-    qemu_mutex_init(&replay_lock);
-    qemu_cond_init(&replay_cond);
+    qemu_mutex_init(&s->replay_lock);
+    qemu_cond_init(&s->replay_cond);
+    distvm_msg_handlers_register(s, chipset_handlers,
+                                 ARRAY_SIZE(chipset_handlers));
     pci_host_config_write_hook = distvm_pci_config_written;
 }
 

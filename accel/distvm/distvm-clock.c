@@ -156,7 +156,7 @@ void distvm_clock_start(DistvmState *s)
 }
 
 /* Not home, in the receive thread. */
-void distvm_clock_handle(DistvmState *s, const DistvmMsg *msg)
+static bool clock_regs_received(DistvmState *s, const DistvmMsg *msg)
 {
     DistvmClock *c = s->clock;
 
@@ -167,6 +167,7 @@ void distvm_clock_handle(DistvmState *s, const DistvmMsg *msg)
     qemu_mutex_lock(&c->lock);
     c->regs = msg->u.clock;
     qemu_mutex_unlock(&c->lock);
+    return true;
 }
 
 static bool hpet_counter_read(const DistvmMsgClockRegs *r, uint64_t addr,
@@ -243,6 +244,10 @@ void distvm_clock_get_stats(DistvmState *s, uint64_t *local, uint64_t *sent)
     *sent = s->clock ? qatomic_read(&s->clock->reads_sent) : 0;
 }
 
+static const DistvmMsgHandler clock_handlers[] = {
+    { DISTVM_MSG_CLOCK_REGS, .receive = clock_regs_received },
+};
+
 void distvm_clock_init(DistvmState *s)
 {
     DistvmClock *c = g_new0(DistvmClock, 1);
@@ -250,4 +255,5 @@ void distvm_clock_init(DistvmState *s)
     qemu_mutex_init(&c->lock);
     s->clock = c;
     hpet_counter_hook = distvm_hpet_counter_changed;
+    distvm_msg_handlers_register(s, clock_handlers, ARRAY_SIZE(clock_handlers));
 }

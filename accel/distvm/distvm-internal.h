@@ -20,6 +20,9 @@
 
 typedef struct DistvmRam DistvmRam;
 typedef struct DistvmClock DistvmClock;
+typedef struct DistvmMsgHandler DistvmMsgHandler;
+typedef struct DistvmRun DistvmRun;
+typedef struct DistvmIoWait DistvmIoWait;
 
 /* A RAMBlock homed on a node other than by default (distvm-numa.c) */
 typedef struct DistvmNumaHome {
@@ -27,6 +30,21 @@ typedef struct DistvmNumaHome {
     uint32_t node;
 } DistvmNumaHome;
 
+
+typedef enum DistvmIoKind {
+    DISTVM_IO_KIND_PORT,
+    DISTVM_IO_KIND_MMIO,
+    DISTVM_IO_KIND_PIC_ACK,
+    DISTVM_IO_KIND__MAX
+} DistvmIoKind;
+
+/* Latencies of the last this many accesses of each kind are kept. */
+#define DISTVM_IO_LAT_SAMPLES 4096
+
+typedef struct DistvmIoStats {
+    uint64_t count[DISTVM_IO_KIND__MAX];
+    uint32_t lat_us[DISTVM_IO_KIND__MAX][DISTVM_IO_LAT_SAMPLES];
+} DistvmIoStats;
 
 /* One other node of the cluster, as this node sees it. */
 typedef struct DistvmPeer {
@@ -82,6 +100,7 @@ struct DistvmState {
     unsigned nr_vcpus;
     uint32_t *vcpu_node;        /* under @lock once the cluster runs */
     struct DistvmVcpuMove *moves;   /* [nr_vcpus], distvm-vcpu.c */
+    GAsyncQueue *vcpus_outgoing;    /* evicted, for the sender thread */
     uint64_t moves_done;        /* atomic: VCPU_MOVED seen here */
     uint64_t last_downtime_ns;  /* atomic */
     uint64_t pause_sleeps;      /* atomic: sleeps of spinning vCPUs */
@@ -109,8 +128,37 @@ struct DistvmState {
     uint64_t bytes_sent;        /* atomic, all peers */
     uint64_t bytes_received;    /* atomic, all peers */
 
+    /* Message handlers, and the main loop's work (distvm-dispatch.c) */
+    const DistvmMsgHandler *handlers[DISTVM_MSG__MAX];
+    QemuMutex main_calls_lock;  /* the three fields below */
+    GQueue main_calls;          /* DistvmMainCall, in the order asked */
+    unsigned main_calls_from[DISTVM_MAX_NODES];
+    QEMUBH *main_calls_bh;
+
     /* Guest RAM coherence (distvm-ram.c) */
     DistvmRam *ram;
+
+    /*
+     * Not home: the chipset writes received from home, and replayed.  A
+     * vCPU whose access made home change its memory map waits for the
+     * replay before it goes on (distvm-chipset.c).
+     */
+    QemuMutex replay_lock;
+    QemuCond replay_cond;
+    uint64_t replays_received;  /* atomic */
+    uint64_t replays_done;      /* atomic; changes under replay_lock */
+
+    /* Device accesses forwarded to home (distvm-io.c) */
+    DistvmIoWait *io_waits;     /* [nr_vcpus] */
+    QemuMutex io_stats_lock;
+    DistvmIoStats io_stats;
+
+    /* The guest's 8259 PIC, home's (distvm-pic.c) */
+    int pic_home_output;        /* not home: its output, as last told */
+    int pic_output_sent;        /* home: as last told, under the BQL */
+
+    /* Home's run state and clocks, followed (distvm-runstate.c) */
+    DistvmRun *run;
 
     /* Registers that only read a clock (distvm-clock.c) */
     DistvmClock *clock;
@@ -147,18 +195,46 @@ bool distvm_net_init(DistvmState *s, Error **errp);
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
 uint64_t distvm_peer_queued(DistvmPeer *peer);
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
+
+/* distvm-dispatch.c */
+/*
+ * What this node does with the messages of one type.  Once the message
+ * passed the checks of distvm_dispatch() (its sender's role, the vCPU it
+ * names), @receive runs at once, in the thread that received it (or the
+ * one that sent it, for a message to this node), never with the BQL; it
+ * returns false if it refused the message (distvm_msg_refused()).  Then
+ * @main_loop runs in the main loop, with the BQL, after the main-loop
+ * work of the messages received before it, on a copy of the message.
+ * Either may be NULL.
+ */
+struct DistvmMsgHandler {
+    DistvmMsgType type;
+    bool (*receive)(DistvmState *s, const DistvmMsg *msg);
+    void (*main_loop)(DistvmState *s, const DistvmMsg *msg);
+};
+
+void distvm_dispatch_init(DistvmState *s);
+/* Each subsystem registers its handlers, a type at most once. */
+void distvm_msg_handlers_register(DistvmState *s,
+                                  const DistvmMsgHandler *handlers,
+                                  size_t n);
+/* A message received from a peer, or sent by this node to itself. */
+void distvm_dispatch(DistvmState *s, const DistvmMsg *msg);
 /*
  * Run @fn(@opaque) in the main loop, with the BQL, after the calls asked
  * before it: the work that messages bring is done in their order.  @src
  * is the node whose message asks for it; a node with too many calls
  * waiting is lost.
  */
-void distvm_main_loop_call(uint32_t src, void (*fn)(void *opaque),
-                           void *opaque);
-void distvm_page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
-                                 Error *err);
+void distvm_main_loop_call(DistvmState *s, uint32_t src,
+                           void (*fn)(void *opaque), void *opaque);
 void G_GNUC_PRINTF(3, 4) distvm_msg_refused(DistvmState *s, uint32_t src,
                                             const char *fmt, ...);
+
+/* distvm-cluster.c */
+void distvm_cluster_init(DistvmState *s);
+/* A node other than home: report READY once the mesh is complete. */
+void distvm_check_ready(DistvmState *s);
 
 /* distvm-tls.c */
 bool distvm_tls_init(DistvmState *s, Error **errp);
@@ -167,40 +243,22 @@ QIOChannel *distvm_tls_wrap(DistvmState *s, QIOChannelSocket *sioc,
 
 /* distvm-chipset.c */
 void distvm_chipset_init(DistvmState *s);
-void distvm_chipset_handle(DistvmState *s, const DistvmMsg *msg);
 void distvm_chipset_quiesce(DistvmState *s);
 void distvm_chipset_reset(DistvmState *s);
-void distvm_chipset_wait_replays(CPUState *cs);
+void distvm_chipset_wait_replays(DistvmState *s, CPUState *cs);
 
 /* distvm-clock.c */
 void distvm_clock_init(DistvmState *s);
 void distvm_clock_start(DistvmState *s);
 void distvm_clock_update(DistvmState *s);
-void distvm_clock_handle(DistvmState *s, const DistvmMsg *msg);
 /* A read of a clock register by a vCPU here: answered if true */
 bool distvm_clock_read(DistvmState *s, uint32_t space, uint64_t addr,
                        unsigned size, uint64_t *val);
 void distvm_clock_get_stats(DistvmState *s, uint64_t *local, uint64_t *sent);
 
 /* distvm-io.c */
-typedef enum DistvmIoKind {
-    DISTVM_IO_KIND_PORT,
-    DISTVM_IO_KIND_MMIO,
-    DISTVM_IO_KIND_PIC_ACK,
-    DISTVM_IO_KIND__MAX
-} DistvmIoKind;
-
-/* Latencies of the last this many accesses of each kind are kept. */
-#define DISTVM_IO_LAT_SAMPLES 4096
-
-typedef struct DistvmIoStats {
-    uint64_t count[DISTVM_IO_KIND__MAX];
-    uint32_t lat_us[DISTVM_IO_KIND__MAX][DISTVM_IO_LAT_SAMPLES];
-} DistvmIoStats;
-
 void distvm_io_init(DistvmState *s);
-void distvm_io_get_stats(DistvmIoStats *stats);
-void distvm_io_handle(DistvmState *s, const DistvmMsg *msg);
+void distvm_io_get_stats(DistvmState *s, DistvmIoStats *stats);
 void distvm_io_leaving(DistvmState *s);
 bool distvm_io_forwarded(DistvmState *s);
 /*
@@ -222,7 +280,6 @@ void distvm_pic_init(DistvmState *s);
 
 /* distvm-pause.c */
 void distvm_pause_init(DistvmState *s);
-void distvm_pic_handle(DistvmState *s, const DistvmMsg *msg);
 uint8_t distvm_pic_acknowledge(void);
 void distvm_pic_vcpu_arrived(CPUState *cs);
 
@@ -230,12 +287,10 @@ void distvm_pic_vcpu_arrived(CPUState *cs);
 void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);
 int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask);
-void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg);
 
 /* distvm-runstate.c */
 void distvm_runstate_init(DistvmState *s);
 void distvm_runstate_start(DistvmState *s);
-void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg);
 
 /* distvm-ram.c */
 bool distvm_ram_init(DistvmState *s, Error **errp);
@@ -243,6 +298,5 @@ void distvm_ram_fingerprint(GPtrArray *keys, GPtrArray *values);
 bool distvm_ram_start(DistvmState *s, Error **errp);
 void distvm_ram_leaving(DistvmState *s);
 void distvm_ram_limits(DistvmState *s, DistvmWireLimits *lim);
-bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp);
 
 #endif /* ACCEL_DISTVM_INTERNAL_H */

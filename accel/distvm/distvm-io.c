@@ -24,53 +24,43 @@
 #include "trace.h"
 
 /* A vCPU waiting for the result of its access. */
-typedef struct DistvmIoWait {
+struct DistvmIoWait {
     QemuEvent done;
     uint64_t next_id;           /* the vCPU's thread's */
     uint64_t waiting_id;        /* atomic: the request waiting, or 0 */
     uint64_t data;
     MemTxResult result;
-} DistvmIoWait;
+};
 
 /* The EOI register of an I/O APIC of version 0x20. */
 #define IOAPIC_EOI_REGISTER 0x40
 
-typedef struct DistvmIoReplay {
-    uint32_t from;
-    uint64_t id;                /* the request's, for its reply */
-    DistvmMsgIo io;
-} DistvmIoReplay;
-
-static DistvmIoWait *io_waits;
-static QemuMutex io_stats_lock;
-static DistvmIoStats io_stats;
-
-static void io_account(uint32_t space, int64_t start_ns)
+static void io_account(DistvmState *s, uint32_t space, int64_t start_ns)
 {
     DistvmIoKind kind = space == DISTVM_IO_PORT ? DISTVM_IO_KIND_PORT :
                         space == DISTVM_IO_PIC_ACK ? DISTVM_IO_KIND_PIC_ACK :
                         DISTVM_IO_KIND_MMIO;
     uint64_t us = (get_clock() - start_ns) / 1000;
 
-    qemu_mutex_lock(&io_stats_lock);
-    io_stats.lat_us[kind][io_stats.count[kind] % DISTVM_IO_LAT_SAMPLES] =
-        MIN(us, UINT32_MAX);
-    io_stats.count[kind]++;
-    qemu_mutex_unlock(&io_stats_lock);
+    qemu_mutex_lock(&s->io_stats_lock);
+    s->io_stats.lat_us[kind][s->io_stats.count[kind] %
+                             DISTVM_IO_LAT_SAMPLES] = MIN(us, UINT32_MAX);
+    s->io_stats.count[kind]++;
+    qemu_mutex_unlock(&s->io_stats_lock);
 }
 
-void distvm_io_get_stats(DistvmIoStats *stats)
+void distvm_io_get_stats(DistvmState *s, DistvmIoStats *stats)
 {
-    qemu_mutex_lock(&io_stats_lock);
-    *stats = io_stats;
-    qemu_mutex_unlock(&io_stats_lock);
+    qemu_mutex_lock(&s->io_stats_lock);
+    *stats = s->io_stats;
+    qemu_mutex_unlock(&s->io_stats_lock);
 }
 
 MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
                               uint64_t addr, uint64_t *data, unsigned size,
                               bool is_write)
 {
-    DistvmIoWait *w = &io_waits[cs->cpu_index];
+    DistvmIoWait *w = &s->io_waits[cs->cpu_index];
     g_autoptr(GByteArray) m = g_byte_array_new();
     DistvmMsgIo io = {
         .cpu = cs->cpu_index,
@@ -99,8 +89,8 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
         distvm_fatal_node_lost(s, DISTVM_HOME_NODE, "connection closed");
     }
     qemu_event_wait(&w->done);
-    distvm_chipset_wait_replays(cs);
-    io_account(space, start_ns);
+    distvm_chipset_wait_replays(s, cs);
+    io_account(s, space, start_ns);
     if (locked) {
         bql_lock();
     }
@@ -192,69 +182,56 @@ static bool distvm_ioapic_eoi(APICCommonState *apic, int vector)
 }
 
 /* Home: replay the access under the BQL and send back its result. */
-static void distvm_io_replay_bh(void *opaque)
+static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
 {
-    DistvmIoReplay *r = opaque;
-    DistvmState *s = distvm_state();
+    DistvmMsgIo io = msg->u.io;
     CPUState *saved = current_cpu;
-    CPUState *cpu = qemu_get_cpu(r->io.cpu);
+    CPUState *cpu = qemu_get_cpu(io.cpu);
     g_autoptr(GByteArray) m = g_byte_array_new();
     uint8_t buf[8] = { 0 };
-    bool is_write = r->io.flags & DISTVM_IO_WRITE;
+    bool is_write = io.flags & DISTVM_IO_WRITE;
     MemTxAttrs attrs = MEMTXATTRS_UNSPECIFIED;
     AddressSpace *as = &address_space_io;
     MemTxResult res;
 
-    if (r->io.space == DISTVM_IO_MEMORY || r->io.space == DISTVM_IO_SMM) {
-        attrs = (MemTxAttrs) { .secure = r->io.space == DISTVM_IO_SMM };
+    if (io.space == DISTVM_IO_MEMORY || io.space == DISTVM_IO_SMM) {
+        attrs = (MemTxAttrs) { .secure = io.space == DISTVM_IO_SMM };
         as = cpu_get_address_space(cpu, cpu_asidx_from_attrs(cpu, attrs));
     }
-    stq_le_p(buf, r->io.data);
+    stq_le_p(buf, io.data);
     current_cpu = cpu;
-    if (r->io.space == DISTVM_IO_PIC_ACK) {
+    if (io.space == DISTVM_IO_PIC_ACK) {
         buf[0] = distvm_pic_acknowledge();
         res = MEMTX_OK;
     } else {
-        res = address_space_rw(as, r->io.addr, attrs, buf, r->io.size,
-                               is_write);
+        res = address_space_rw(as, io.addr, attrs, buf, io.size, is_write);
     }
     current_cpu = saved;
-    r->io.data = is_write ? 0 : ldq_le_p(buf) &
-                 MAKE_64BIT_MASK(0, r->io.size * 8);
-    r->io.flags = res;
-    trace_distvm_io_replay(r->from, r->io.cpu, r->io.space, r->io.addr,
-                           r->io.size, is_write, res);
-    distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, &r->io);
-    distvm_wire_set_seq(m, r->id);
-    distvm_send(s, r->from, m);
-    g_free(r);
+    io.data = is_write ? 0 : ldq_le_p(buf) & MAKE_64BIT_MASK(0, io.size * 8);
+    io.flags = res;
+    trace_distvm_io_replay(msg->hdr.src, io.cpu, io.space, io.addr, io.size,
+                           is_write, res);
+    distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, &io);
+    distvm_wire_set_seq(m, msg->hdr.seq);
+    distvm_send(s, msg->hdr.src, m);
 }
 
-void distvm_io_handle(DistvmState *s, const DistvmMsg *msg)
+/* Not home: the result a vCPU waits for, by the id of its request. */
+static bool io_reply_received(DistvmState *s, const DistvmMsg *msg)
 {
-    /* Role, and a vCPU that exists: checked by distvm_dispatch(). */
-    if (msg->hdr.type == DISTVM_MSG_IO_REQ) {
-        DistvmIoReplay *r = g_new(DistvmIoReplay, 1);
+    DistvmIoWait *w = &s->io_waits[msg->u.io.cpu];
 
-        r->from = msg->hdr.src;
-        r->id = msg->hdr.seq;
-        r->io = msg->u.io;
-        distvm_main_loop_call(msg->hdr.src, distvm_io_replay_bh, r);
-    } else {
-        DistvmIoWait *w = &io_waits[msg->u.io.cpu];
-
-        if (!msg->hdr.seq ||
-            qatomic_cmpxchg(&w->waiting_id, msg->hdr.seq, 0) !=
-            msg->hdr.seq) {
-            distvm_msg_refused(s, msg->hdr.src, "IO_REPLY %" PRIu64 " for "
-                               "vCPU %" PRIu32 ", which waits for no such "
-                               "reply", msg->hdr.seq, msg->u.io.cpu);
-            return;
-        }
-        w->data = msg->u.io.data;
-        w->result = msg->u.io.flags;
-        qemu_event_set(&w->done);
+    if (!msg->hdr.seq ||
+        qatomic_cmpxchg(&w->waiting_id, msg->hdr.seq, 0) != msg->hdr.seq) {
+        distvm_msg_refused(s, msg->hdr.src, "IO_REPLY %" PRIu64 " for "
+                           "vCPU %" PRIu32 ", which waits for no such "
+                           "reply", msg->hdr.seq, msg->u.io.cpu);
+        return false;
     }
+    w->data = msg->u.io.data;
+    w->result = msg->u.io.flags;
+    qemu_event_set(&w->done);
+    return true;
 }
 
 /*
@@ -264,19 +241,26 @@ void distvm_io_handle(DistvmState *s, const DistvmMsg *msg)
 void distvm_io_leaving(DistvmState *s)
 {
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
-        io_waits[i].data = 0;
-        io_waits[i].result = MEMTX_ERROR;
-        qemu_event_set(&io_waits[i].done);
+        s->io_waits[i].data = 0;
+        s->io_waits[i].result = MEMTX_ERROR;
+        qemu_event_set(&s->io_waits[i].done);
     }
 }
 
+/* The role of each (home sends replies, the others requests) is checked. */
+static const DistvmMsgHandler io_handlers[] = {
+    { DISTVM_MSG_IO_REQ, .main_loop = io_req_replay },
+    { DISTVM_MSG_IO_REPLY, .receive = io_reply_received },
+};
+
 void distvm_io_init(DistvmState *s)
 {
-    qemu_mutex_init(&io_stats_lock);
-    io_waits = g_new0(DistvmIoWait, s->nr_vcpus);
+    qemu_mutex_init(&s->io_stats_lock);
+    s->io_waits = g_new0(DistvmIoWait, s->nr_vcpus);
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
-        qemu_event_init(&io_waits[i].done, false);
+        qemu_event_init(&s->io_waits[i].done, false);
     }
+    distvm_msg_handlers_register(s, io_handlers, ARRAY_SIZE(io_handlers));
     x86_pio_forward_hook = distvm_pio_forward;
     tcg_mmio_forward_hook = distvm_mmio_forward;
     apic_eoi_hook = distvm_ioapic_eoi;

@@ -6,12 +6,11 @@
  * node whose fingerprint differs (naming the first difference) and, once
  * all nodes joined, sends each of them WELCOME with every node's address.
  * Each node then connects to the nodes with lower ids (PEER_HELLO), so the
- * nodes form a full mesh, and reports READY to home; when every node is
- * ready, home sends START and the guest may run.
+ * nodes form a full mesh, and reports READY to home (distvm-cluster.c).
  *
- * One thread per connection receives and dispatches messages; they never
- * take the BQL (see DESIGN.md, "Threads and locks").  Anything that needs
- * the BQL is handed to the main loop with a bottom half.
+ * One thread per connection receives messages and hands them to
+ * distvm_dispatch() (distvm-dispatch.c); these threads never take the BQL
+ * (see DESIGN.md, "Threads and locks").
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -39,8 +38,6 @@
 #define DISTVM_WRITE_BATCH      64
 /* What a node that leaves waits for its last messages to go. */
 #define DISTVM_FLUSH_MS         2000
-/* Refused messages logged, at most; the others are counted. */
-#define DISTVM_LOGGED_REFUSALS  20
 
 /* A connection accepted and not identified yet, in s->unidentified. */
 typedef struct DistvmConn {
@@ -539,297 +536,7 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
     _exit(1);
 }
 
-/* ---- cluster formation ---- */
-
-static void distvm_cluster_started_bh(void *opaque)
-{
-    DistvmState *s = opaque;
-    Error *err = NULL;
-
-    if (!distvm_ram_start(s, &err)) {
-        error_report_err(err);
-        exit(1);
-    }
-    qemu_mutex_lock(&s->lock);
-    s->state = DISTVM_CLUSTER_STATE_RUNNING;
-    qemu_cond_broadcast(&s->cond);
-    qemu_mutex_unlock(&s->lock);
-    distvm_chipset_quiesce(s);
-    distvm_clock_start(s);
-    trace_distvm_cluster_running(s->node_id, s->nodes);
-    qapi_event_send_distvm_cluster_formed(s->node_id, s->nodes);
-
-    /* Measure the round trip to every peer once. */
-    for (uint32_t i = 0; i < s->nodes; i++) {
-        if (i != s->node_id) {
-            g_autoptr(GByteArray) ping = g_byte_array_new();
-
-            distvm_wire_empty(ping, DISTVM_MSG_PING, s->node_id,
-                              get_clock_realtime());
-            distvm_send(s, i, ping);
-        }
-    }
-    if (s->want_autostart) {
-        if (distvm_is_home(s)) {
-            vm_start();
-        } else {
-            distvm_runstate_start(s);
-        }
-    }
-}
-
-/* Called with s->lock held: every connection of the mesh is up. */
-static bool distvm_mesh_complete(DistvmState *s)
-{
-    for (uint32_t i = 0; i < s->nodes; i++) {
-        if (i != s->node_id && !s->peers[i].sioc) {
-            return false;
-        }
-    }
-    return true;
-}
-
-/*
- * Bottom halves scheduled together run in the reverse order, but the
- * main-loop work of messages must keep their order (an INIT before its
- * STARTUP, the chipset writes, stop before cont): one queue, one BH.
- * Each node may have DISTVM_MAIN_CALLS_MAX calls waiting in it: a node
- * that sends more than the main loop handles is lost, not let to grow
- * the queue without end.
- */
-#define DISTVM_MAIN_CALLS_MAX 16384
-
-typedef struct DistvmMainCall {
-    void (*fn)(void *opaque);
-    void *opaque;
-    uint32_t src;
-} DistvmMainCall;
-
-static QemuMutex main_calls_lock;
-static GQueue main_calls = G_QUEUE_INIT;
-static unsigned main_calls_from[DISTVM_MAX_NODES];
-static QEMUBH *main_calls_bh;
-
-static void main_calls_run(void *unused)
-{
-    for (;;) {
-        DistvmMainCall *c;
-
-        qemu_mutex_lock(&main_calls_lock);
-        c = g_queue_pop_head(&main_calls);
-        if (c) {
-            main_calls_from[c->src]--;
-        }
-        qemu_mutex_unlock(&main_calls_lock);
-        if (!c) {
-            return;
-        }
-        c->fn(c->opaque);
-        g_free(c);
-    }
-}
-
-void distvm_main_loop_call(uint32_t src, void (*fn)(void *opaque),
-                           void *opaque)
-{
-    DistvmMainCall *c = g_new(DistvmMainCall, 1);
-    bool flooded;
-
-    c->fn = fn;
-    c->opaque = opaque;
-    c->src = src;
-    qemu_mutex_lock(&main_calls_lock);
-    flooded = ++main_calls_from[src] > DISTVM_MAIN_CALLS_MAX;
-    g_queue_push_tail(&main_calls, c);
-    qemu_mutex_unlock(&main_calls_lock);
-    if (flooded) {
-        DistvmState *s = distvm_state();
-
-        qatomic_inc(&s->protocol_errors);
-        distvm_fatal_node_lost(s, src, "it sent more messages for the main "
-                               "loop than it can handle (over "
-                               stringify(DISTVM_MAIN_CALLS_MAX) " waiting)");
-    }
-    qemu_bh_schedule(main_calls_bh);
-}
-
-/* Once per node: the first START (or home's own decision) counts. */
-static void distvm_cluster_start(DistvmState *s)
-{
-    bool first;
-
-    qemu_mutex_lock(&s->lock);
-    first = !s->starting;
-    s->starting = true;
-    qemu_mutex_unlock(&s->lock);
-    if (first) {
-        distvm_main_loop_call(s->node_id, distvm_cluster_started_bh, s);
-    }
-}
-
-/* Home: a node reported READY. */
-static void distvm_home_node_ready(DistvmState *s, uint32_t node)
-{
-    g_autoptr(GByteArray) start = g_byte_array_new();
-    bool all = true;
-
-    qemu_mutex_lock(&s->lock);
-    s->peers[node].ready = true;
-    for (uint32_t i = 1; i < s->nodes; i++) {
-        all &= s->peers[i].ready;
-    }
-    all &= !s->starting;
-    qemu_mutex_unlock(&s->lock);
-    if (!all) {
-        return;
-    }
-    /* The nodes start their vCPUs when home starts its own. */
-    distvm_wire_empty(start, DISTVM_MSG_START, s->node_id, s->want_autostart);
-    for (uint32_t i = 1; i < s->nodes; i++) {
-        distvm_send(s, i, start);
-    }
-    distvm_cluster_start(s);
-}
-
-/* A node other than home: report READY once the mesh is complete. */
-static void distvm_check_ready(DistvmState *s)
-{
-    g_autoptr(GByteArray) ready = g_byte_array_new();
-    bool complete;
-
-    qemu_mutex_lock(&s->lock);
-    complete = distvm_mesh_complete(s) && !s->ready_sent;
-    s->ready_sent |= complete;
-    qemu_mutex_unlock(&s->lock);
-    if (complete) {
-        distvm_wire_empty(ready, DISTVM_MSG_READY, s->node_id, 0);
-        distvm_send(s, DISTVM_HOME_NODE, ready);
-    }
-}
-
 /* ---- receiving ---- */
-
-/*
- * A well-formed message that its sender had no business sending: it
- * changes nothing, and is counted.  Only the first few are logged, so
- * that a misbehaving peer cannot flood the log.
- */
-void distvm_msg_refused(DistvmState *s, uint32_t src, const char *fmt, ...)
-{
-    uint64_t n = qatomic_fetch_inc(&s->protocol_errors);
-    g_autofree char *why = NULL;
-    va_list ap;
-
-    va_start(ap, fmt);
-    why = g_strdup_vprintf(fmt, ap);
-    va_end(ap);
-    trace_distvm_msg_refused(src, why);
-    if (n < DISTVM_LOGGED_REFUSALS) {
-        error_report("distvm: refused a message from node %" PRIu32 ": %s%s",
-                     src, why, n + 1 == DISTVM_LOGGED_REFUSALS ?
-                     " (further refusals are only counted)" : "");
-    }
-}
-
-static void distvm_dispatch(DistvmState *s, DistvmMsg *msg)
-{
-    Error *err = NULL;
-    uint32_t src = msg->hdr.src;
-    uint32_t cpu;
-
-    if (src != s->node_id &&
-        !distvm_wire_check_role(msg, s->node_id, &err)) {
-        distvm_msg_refused(s, src, "%s", error_get_pretty(err));
-        error_free(err);
-        return;
-    }
-    /* -smp N,maxcpus=M: the indices from N on are no vCPU (yet). */
-    if (distvm_wire_msg_vcpu(msg, &cpu) && !qemu_get_cpu(cpu)) {
-        distvm_msg_refused(s, src, "%s for vCPU %" PRIu32 ", which does not "
-                           "exist", distvm_msg_type_name(msg->hdr.type), cpu);
-        return;
-    }
-    switch (msg->hdr.type) {
-    case DISTVM_MSG_READY:
-        distvm_home_node_ready(s, src);
-        return;
-    case DISTVM_MSG_START:
-        s->want_autostart = msg->hdr.seq != 0;
-        distvm_cluster_start(s);
-        return;
-    case DISTVM_MSG_PING: {
-        g_autoptr(GByteArray) pong = g_byte_array_new();
-
-        distvm_wire_empty(pong, DISTVM_MSG_PONG, s->node_id, msg->u.value);
-        distvm_send(s, src, pong);
-        return;
-    }
-    case DISTVM_MSG_PONG:
-        qatomic_set(&s->peers[src].rtt_ns,
-                    get_clock_realtime() - msg->u.value);
-        return;
-    case DISTVM_MSG_HEARTBEAT:
-        return;                 /* its arrival is all it says */
-    case DISTVM_MSG_VCPU_MOVE:
-    case DISTVM_MSG_VCPU_STATE:
-    case DISTVM_MSG_VCPU_MOVED:
-    case DISTVM_MSG_VCPU_IPI:
-    case DISTVM_MSG_VCPU_APIC:
-        distvm_vcpu_handle(s, msg);
-        return;
-    case DISTVM_MSG_RUN_STATE:
-        distvm_runstate_handle(s, msg);
-        return;
-    case DISTVM_MSG_PCI_CONFIG:
-        distvm_chipset_handle(s, msg);
-        return;
-    case DISTVM_MSG_IO_REQ:
-    case DISTVM_MSG_IO_REPLY:
-        distvm_io_handle(s, msg);
-        return;
-    case DISTVM_MSG_PIC_OUTPUT:
-        distvm_pic_handle(s, msg);
-        return;
-    case DISTVM_MSG_CLOCK_REGS:
-        distvm_clock_handle(s, msg);
-        return;
-    case DISTVM_MSG_NODE_LOST: {
-        g_autofree char *why = g_strdup_printf("node %" PRIu32 " reported it "
-                                               "lost", src);
-
-        distvm_fatal_node_lost(s, msg->u.node_id, why);
-        return;
-    }
-    case DISTVM_MSG_PAGE_REQ:
-    case DISTVM_MSG_PAGE_FWD:
-    case DISTVM_MSG_PAGE_DATA:
-    case DISTVM_MSG_PAGE_INV:
-    case DISTVM_MSG_PAGE_INV_ACK:
-    case DISTVM_MSG_PAGE_GRANT:
-    case DISTVM_MSG_PAGE_DONE:
-        if (!distvm_ram_handle(s, msg, &err)) {
-            distvm_page_protocol_failed(s, msg->hdr.type, src, err);
-        }
-        return;
-    default:
-        break;
-    }
-    distvm_msg_refused(s, src, "unexpected %s",
-                       distvm_msg_type_name(msg->hdr.type));
-}
-
-/*
- * A page message was well-formed but contradicts the directory: the
- * cluster's state can no longer be trusted.  Frees @err.
- */
-void distvm_page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
-                                 Error *err)
-{
-    error_report("distvm: inconsistent %s from node %" PRIu32 ": %s",
-                 distvm_msg_type_name(type), src, error_get_pretty(err));
-    error_free(err);
-    distvm_fatal_node_lost(s, src, "inconsistent page protocol message");
-}
 
 /* Receive loop of an identified peer. */
 static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
@@ -1419,8 +1126,8 @@ bool distvm_net_init(DistvmState *s, Error **errp)
 
     qemu_mutex_init(&s->lock);
     qemu_cond_init(&s->cond);
-    qemu_mutex_init(&main_calls_lock);
-    main_calls_bh = qemu_bh_new(main_calls_run, NULL);
+    distvm_dispatch_init(s);
+    distvm_cluster_init(s);
     s->state = DISTVM_CLUSTER_STATE_JOINING;
     s->unidentified = g_ptr_array_new();
     for (uint32_t i = 0; i < s->nodes; i++) {

@@ -29,11 +29,6 @@
 #include "distvm-internal.h"
 #include "trace.h"
 
-/* Not home: the home node's PIC output, as last told (atomic). */
-static int pic_home_output;
-/* Home: the output the other nodes were last told, under the BQL. */
-static int pic_output_sent;
-
 /* Signal @level to the vCPUs that run here. */
 static void pic_signal_vcpus(int level)
 {
@@ -56,11 +51,11 @@ static bool distvm_pic_output_changed(int level)
         return true;            /* not the guest's PIC */
     }
     level = !!level;
-    if (level == pic_output_sent ||
+    if (level == s->pic_output_sent ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return false;
     }
-    pic_output_sent = level;
+    s->pic_output_sent = level;
     trace_distvm_pic_output_send(level);
     m = g_byte_array_new();
     distvm_wire_pic_output(m, s->node_id, level);
@@ -82,7 +77,7 @@ static int distvm_pic_remote(bool acknowledge)
         return -1;
     }
     if (!acknowledge) {
-        return qatomic_read(&pic_home_output);
+        return qatomic_read(&s->pic_home_output);
     }
     if (!current_cpu) {
         /* This node's own I/O APIC in ExtINT mode: not the guest's. */
@@ -93,8 +88,8 @@ static int distvm_pic_remote(bool acknowledge)
         return -1;              /* shutting down */
     }
     trace_distvm_pic_acknowledge(current_cpu->cpu_index, vector,
-                                 qatomic_read(&pic_home_output));
-    x86_cpu_pic_deliver(current_cpu, qatomic_read(&pic_home_output));
+                                 qatomic_read(&s->pic_home_output));
+    x86_cpu_pic_deliver(current_cpu, qatomic_read(&s->pic_home_output));
     return vector;
 }
 
@@ -104,19 +99,20 @@ uint8_t distvm_pic_acknowledge(void)
     return isa_pic ? pic_read_irq(isa_pic) : 0;
 }
 
-static void distvm_pic_output_bh(void *opaque)
+/*
+ * Not home: the level is kept at once, for the acknowledge that may be
+ * waiting for the reply behind this message, and signalled to the vCPUs
+ * by the main loop.
+ */
+static bool pic_output_received(DistvmState *s, const DistvmMsg *msg)
 {
-    pic_signal_vcpus(qatomic_read(&pic_home_output));
+    qatomic_set(&s->pic_home_output, msg->u.level);
+    return true;
 }
 
-void distvm_pic_handle(DistvmState *s, const DistvmMsg *msg)
+static void pic_output_signal(DistvmState *s, const DistvmMsg *msg)
 {
-    /*
-     * Kept at once, for the acknowledge that may be waiting for the reply
-     * behind this message; signalled to the vCPUs by the main loop.
-     */
-    qatomic_set(&pic_home_output, msg->u.level);
-    distvm_main_loop_call(msg->hdr.src, distvm_pic_output_bh, NULL);
+    pic_signal_vcpus(qatomic_read(&s->pic_home_output));
 }
 
 /*
@@ -131,11 +127,17 @@ void distvm_pic_vcpu_arrived(CPUState *cs)
         return;
     }
     x86_cpu_pic_deliver(cs, distvm_is_home(s) ? pic_get_output(isa_pic)
-                                              : qatomic_read(&pic_home_output));
+                                              : qatomic_read(&s->pic_home_output));
 }
+
+static const DistvmMsgHandler pic_handlers[] = {
+    { DISTVM_MSG_PIC_OUTPUT, .receive = pic_output_received,
+      .main_loop = pic_output_signal },
+};
 
 void distvm_pic_init(DistvmState *s)
 {
+    distvm_msg_handlers_register(s, pic_handlers, ARRAY_SIZE(pic_handlers));
     x86_pic_output_hook = distvm_pic_output_changed;
     if (!distvm_is_home(s)) {
         pic_remote_hook = distvm_pic_remote;

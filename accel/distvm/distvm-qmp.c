@@ -72,7 +72,7 @@ static DistvmIoInfo *io_info(DistvmState *s)
     g_autofree DistvmIoStats *st = g_new(DistvmIoStats, 1);
     DistvmIoInfo *io = g_new0(DistvmIoInfo, 1);
 
-    distvm_io_get_stats(st);
+    distvm_io_get_stats(s, st);
     distvm_clock_get_stats(s, &io->clock_reads_local, &io->clock_reads_sent);
     io->port = io_kind_stats(st, DISTVM_IO_KIND_PORT);
     io->mmio = io_kind_stats(st, DISTVM_IO_KIND_MMIO);

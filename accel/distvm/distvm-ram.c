@@ -581,38 +581,27 @@ static bool mgr_request(DistvmState *s, DistvmOutbox *o, uint32_t block,
     return mgr_run(s, o, block, page, txn, errp);
 }
 
+/* page_msg_state_refusal() checked that it finishes @txn. */
 static bool mgr_done(DistvmState *s, DistvmOutbox *o, uint32_t block,
-                     uint64_t page, uint32_t from, Error **errp)
+                     uint64_t page, Error **errp)
 {
     DistvmTxn *txn = g_hash_table_lookup(s->ram->txns, page_key(block, page));
 
-    if (!txn || txn->requester != from || txn->acks) {
-        error_setg(errp, "PAGE_DONE for page %" PRIu64 " of RAMBlock %"
-                   PRIu32 " with no request of node %" PRIu32 " to finish",
-                   page, block, from);
-        return false;
-    }
     return !mgr_take_next(s, block, page, txn) ||
            mgr_run(s, o, block, page, txn, errp);
 }
 
-static bool mgr_inv_ack(DistvmState *s, DistvmOutbox *o, uint32_t block,
-                        uint64_t page, uint32_t from, Error **errp)
+/* page_msg_state_refusal() checked that @from owes it. */
+static void mgr_inv_ack(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                        uint64_t page, uint32_t from)
 {
     DistvmTxn *txn = g_hash_table_lookup(s->ram->txns, page_key(block, page));
 
-    if (!txn || !txn->write || !(txn->acks & (1u << from))) {
-        error_setg(errp, "PAGE_INV_ACK from node %" PRIu32 " for page %"
-                   PRIu64 " of RAMBlock %" PRIu32 " that is not being "
-                   "invalidated there", from, page, block);
-        return false;
-    }
     txn->acks &= ~(1u << from);
     if (!txn->acks) {
         outbox_page(s, o, txn->requester, DISTVM_MSG_PAGE_GRANT, block, page,
                     txn->requester, DISTVM_PAGE_WRITE, NULL);
     }
-    return true;
 }
 
 /* ---- holder: send a page away ---- */
@@ -765,6 +754,7 @@ static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
     }
 }
 
+/* page_msg_state_refusal() checked that this node waits for it. */
 static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
                      Error **errp)
 {
@@ -777,12 +767,6 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
     const void *src = (m->flags & DISTVM_PAGE_ZERO) ? zero_page : m->data;
     int ret;
 
-    if ((!p && !(m->flags & DISTVM_PAGE_RUN)) ||
-        b->state[m->page] != DISTVM_PAGE_I || (p && p->got_data)) {
-        error_setg(errp, "PAGE_DATA for page %" PRIu64 " of %s, which this "
-                   "node did not ask for", m->page, qemu_ram_get_idstr(b->rb));
-        return false;
-    }
     if (excl && (m->flags & DISTVM_PAGE_ZERO)) {
         ret = uffd_zero(ram, host);
     } else {
@@ -828,8 +812,8 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
     return true;
 }
 
-static bool req_grant(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
-                      Error **errp)
+/* page_msg_state_refusal() checked that this node waits for it. */
+static void req_grant(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m)
 {
     DistvmRam *ram = s->ram;
     DistvmBlock *b = &ram->blocks[m->block];
@@ -838,14 +822,9 @@ static bool req_grant(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
     void *host = page_host(b, m->page);
     uint8_t st = b->state[m->page];
 
-    if (!p || p->got_grant) {
-        error_setg(errp, "PAGE_GRANT for page %" PRIu64 " of %s, which this "
-                   "node did not ask for", m->page, qemu_ram_get_idstr(b->rb));
-        return false;
-    }
     p->got_grant = true;
     if (st == DISTVM_PAGE_I) {
-        return true;            /* the data is on its way from a sharer */
+        return;                 /* the data is on its way from a sharer */
     }
     if (m->flags & DISTVM_PAGE_WRITE) {
         if (st == DISTVM_PAGE_S) {
@@ -860,7 +839,6 @@ static bool req_grant(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
         uffd_wakeup(ram->uffd, host, DISTVM_PAGE_SIZE);
     }
     req_complete(s, o, m->block, m->page, p, false);
-    return true;
 }
 
 /* ---- dropping pages ---- */
@@ -874,7 +852,7 @@ static void drop_locked(void *opaque)
 
     qemu_mutex_lock(&ram->lock);
     if (distvm_cluster_leaving(s)) {
-        d->ok = true;           /* shutting down: see distvm_ram_handle */
+        d->ok = true;           /* shutting down: see page_msg_handle() */
     } else if (d->type == DISTVM_MSG_PAGE_FWD) {
         d->ok = holder_forward(s, &d->o, d->m.block, d->m.page, d->m.node,
                                d->m.flags, d->src, &d->err);
@@ -883,6 +861,19 @@ static void drop_locked(void *opaque)
                                   d->m.node, d->src, &d->err);
     }
     qemu_mutex_unlock(&ram->lock);
+}
+
+/*
+ * A page message was well-formed but contradicts the directory: the
+ * cluster's state can no longer be trusted.  Frees @err.
+ */
+static void page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
+                                 Error *err)
+{
+    error_report("distvm: inconsistent %s from node %" PRIu32 ": %s",
+                 distvm_msg_type_name(type), src, error_get_pretty(err));
+    error_free(err);
+    distvm_fatal_node_lost(s, src, "inconsistent page protocol message");
 }
 
 /*
@@ -909,7 +900,7 @@ static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
                            distvm_msg_type_name(d->type), wait);
     outbox_flush(s, &d->o);
     if (!d->ok) {
-        distvm_page_protocol_failed(s, d->type, d->src, d->err);
+        page_protocol_failed(s, d->type, d->src, d->err);
     }
     g_free(d);
     return true;
@@ -1006,8 +997,9 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
  * at most one request for a page queued behind its current one (its
  * next request may overtake the PAGE_DONE of the last, which another
  * thread sends); only a node asked to invalidate a page acknowledges it;
- * data and grants answer a request of this node.  Returns why @msg is
- * refused, or NULL.  With ram->lock held.
+ * only the node whose request runs finishes it; data and grants answer a
+ * request of this node.  The handlers rely on these checks.  Returns why
+ * @msg is refused, or NULL.  With ram->lock held.
  */
 static char *page_msg_state_refusal(DistvmState *s, const DistvmMsg *msg)
 {
@@ -1033,6 +1025,11 @@ static char *page_msg_state_refusal(DistvmState *s, const DistvmMsg *msg)
             why = "that node was not asked to invalidate it";
         }
         break;
+    case DISTVM_MSG_PAGE_DONE:
+        if (!txn || txn->requester != msg->hdr.src || txn->acks) {
+            why = "no request of that node is to finish";
+        }
+        break;
     case DISTVM_MSG_PAGE_DATA:
         if ((!p && !(m->flags & DISTVM_PAGE_RUN)) || (p && p->got_data) ||
             b->state[m->page] != DISTVM_PAGE_I) {
@@ -1050,7 +1047,13 @@ static char *page_msg_state_refusal(DistvmState *s, const DistvmMsg *msg)
                : NULL;
 }
 
-bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
+/*
+ * Messages of the page protocol, in the receive thread.  Returns false
+ * with @errp set if the directory or this node's memory can no longer be
+ * trusted.
+ */
+static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
+                            Error **errp)
 {
     DistvmRam *ram = s->ram;
     const DistvmMsgPage *m = &msg->u.page;
@@ -1098,23 +1101,27 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
         qemu_mutex_unlock(&ram->lock);
         return true;
     }
-    if (msg->hdr.src != s->node_id) {
-        refusal = page_msg_state_refusal(s, msg);
-        if (refusal) {
-            qemu_mutex_unlock(&ram->lock);
+    refusal = page_msg_state_refusal(s, msg);
+    if (refusal) {
+        qemu_mutex_unlock(&ram->lock);
+        if (msg->hdr.src != s->node_id) {
             distvm_msg_refused(s, msg->hdr.src, "%s", refusal);
             return true;
         }
+        /* This node contradicted itself. */
+        error_setg(errp, "%s", refusal);
+        return false;
     }
     switch (msg->hdr.type) {
     case DISTVM_MSG_PAGE_REQ:
         ok = mgr_request(s, &o, m->block, m->page, m->node, m->flags, errp);
         break;
     case DISTVM_MSG_PAGE_DONE:
-        ok = mgr_done(s, &o, m->block, m->page, msg->hdr.src, errp);
+        ok = mgr_done(s, &o, m->block, m->page, errp);
         break;
     case DISTVM_MSG_PAGE_INV_ACK:
-        ok = mgr_inv_ack(s, &o, m->block, m->page, msg->hdr.src, errp);
+        mgr_inv_ack(s, &o, m->block, m->page, msg->hdr.src);
+        ok = true;
         break;
     case DISTVM_MSG_PAGE_FWD:
         ok = holder_forward(s, &o, m->block, m->page, m->node, m->flags,
@@ -1124,7 +1131,8 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
         ok = req_data(s, &o, m, errp);
         break;
     case DISTVM_MSG_PAGE_GRANT:
-        ok = req_grant(s, &o, m, errp);
+        req_grant(s, &o, m);
+        ok = true;
         break;
     default:
         g_assert_not_reached();
@@ -1133,6 +1141,26 @@ bool distvm_ram_handle(DistvmState *s, const DistvmMsg *msg, Error **errp)
     outbox_flush(s, &o);
     return ok;
 }
+
+static bool page_msg_received(DistvmState *s, const DistvmMsg *msg)
+{
+    Error *err = NULL;
+
+    if (!page_msg_handle(s, msg, &err)) {
+        page_protocol_failed(s, msg->hdr.type, msg->hdr.src, err);
+    }
+    return true;
+}
+
+static const DistvmMsgHandler page_handlers[] = {
+    { DISTVM_MSG_PAGE_REQ, .receive = page_msg_received },
+    { DISTVM_MSG_PAGE_FWD, .receive = page_msg_received },
+    { DISTVM_MSG_PAGE_DATA, .receive = page_msg_received },
+    { DISTVM_MSG_PAGE_INV, .receive = page_msg_received },
+    { DISTVM_MSG_PAGE_INV_ACK, .receive = page_msg_received },
+    { DISTVM_MSG_PAGE_GRANT, .receive = page_msg_received },
+    { DISTVM_MSG_PAGE_DONE, .receive = page_msg_received },
+};
 
 /* ---- faults ---- */
 
@@ -1382,6 +1410,7 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
         b->copyset = g_new(uint16_t, b->pages);
         b->page_faults = g_new0(uint32_t, b->pages);
     }
+    distvm_msg_handlers_register(s, page_handlers, ARRAY_SIZE(page_handlers));
     qemu_mutex_init(&ram->lock);
     ram->pending = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     ram->txns = g_hash_table_new_full(NULL, NULL, NULL, g_free);

@@ -43,12 +43,15 @@ typedef struct DistvmRunMsg {
     DistvmMsgRunState run;
 } DistvmRunMsg;
 
-static uint64_t this_host_id;
-static bool have_pending_clocks;
-static DistvmRunMsg pending_clocks;
-/* Home: the latest clocks a node reported it stopped at. */
-static int64_t nodes_stopped_ns;
-static int64_t nodes_stopped_ticks;
+struct DistvmRun {
+    uint64_t host_id;           /* this host's, read_host_id() */
+    /* Not home: home's clocks, come before this node's own start. */
+    bool have_pending_clocks;
+    DistvmRunMsg pending_clocks;
+    /* Home: the latest clocks a node reported it stopped at. */
+    int64_t nodes_stopped_ns;
+    int64_t nodes_stopped_ticks;
+};
 
 /* The host's boot id, hashed: equal on processes of one host only. */
 static uint64_t read_host_id(void)
@@ -68,7 +71,7 @@ static uint64_t read_host_id(void)
 }
 
 /* Home, with the BQL, while the guest runs: its clocks, read together. */
-static void read_clocks(DistvmMsgRunState *run)
+static void read_clocks(DistvmState *s, DistvmMsgRunState *run)
 {
     int64_t host_ns = get_clock();
     int64_t host_ticks = cpu_get_host_ticks();
@@ -77,7 +80,7 @@ static void read_clocks(DistvmMsgRunState *run)
     run->host_ticks = host_ticks;
     run->virtual_ns = host_ns + timers_state.cpu_clock_offset;
     run->guest_ticks = host_ticks + timers_state.cpu_ticks_offset;
-    run->host_id = this_host_id;
+    run->host_id = s->run->host_id;
 }
 
 /* A node, with the BQL, while the guest runs: set its clocks to home's. */
@@ -86,7 +89,7 @@ static void apply_clocks(DistvmState *s, const DistvmRunMsg *m)
     const DistvmMsgRunState *run = &m->run;
     int64_t clock_offset, ticks_offset;
 
-    if (run->host_id == this_host_id) {
+    if (run->host_id == s->run->host_id) {
         clock_offset = run->virtual_ns - run->host_ns;
         ticks_offset = run->guest_ticks - run->host_ticks;
     } else {
@@ -100,7 +103,7 @@ static void apply_clocks(DistvmState *s, const DistvmRunMsg *m)
     if (timers_state.cpu_ticks_enabled) {
         trace_distvm_clock_sync(clock_offset - timers_state.cpu_clock_offset,
                                 ticks_offset - timers_state.cpu_ticks_offset,
-                                run->host_id == this_host_id);
+                                run->host_id == s->run->host_id);
         timers_state.cpu_clock_offset = clock_offset;
         timers_state.cpu_ticks_offset = ticks_offset;
         /* cpu_get_ticks() would otherwise undo a step back. */
@@ -117,7 +120,7 @@ static void send_run_state(DistvmState *s, DistvmRunAction action)
     DistvmMsgRunState run = { .action = action };
 
     if (action == DISTVM_RUN_CONT) {
-        read_clocks(&run);
+        read_clocks(s, &run);
     } else if (action == DISTVM_RUN_STOPPED) {
         run.virtual_ns = cpu_get_clock();
         run.guest_ticks = cpu_get_ticks();
@@ -138,10 +141,10 @@ static void send_run_state(DistvmState *s, DistvmRunAction action)
  * Home, its clocks just enabled and its vCPUs not yet running: go on
  * from the latest time a node stopped at, if that is later than home's.
  */
-static void catch_up_with_nodes(void)
+static void catch_up_with_nodes(DistvmRun *r)
 {
-    int64_t clock_behind = nodes_stopped_ns - cpu_get_clock();
-    int64_t ticks_behind = nodes_stopped_ticks - cpu_get_ticks();
+    int64_t clock_behind = r->nodes_stopped_ns - cpu_get_clock();
+    int64_t ticks_behind = r->nodes_stopped_ticks - cpu_get_ticks();
 
     seqlock_write_lock(&timers_state.vm_clock_seqlock,
                        &timers_state.vm_clock_lock);
@@ -167,10 +170,10 @@ static void distvm_vm_state_change(void *opaque, bool running, RunState state)
     }
     trace_distvm_run_state_send(running, RunState_str(state));
     if (running) {
-        catch_up_with_nodes();
+        catch_up_with_nodes(s->run);
     } else {
-        nodes_stopped_ns = 0;
-        nodes_stopped_ticks = 0;
+        s->run->nodes_stopped_ns = 0;
+        s->run->nodes_stopped_ticks = 0;
     }
     send_run_state(s, running ? DISTVM_RUN_CONT : DISTVM_RUN_STOP);
 }
@@ -215,8 +218,8 @@ static void run_state_bh(void *opaque)
     if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         /* Before this node's own start: it applies the clocks then. */
         if (m->run.action == DISTVM_RUN_CONT) {
-            pending_clocks = *m;
-            have_pending_clocks = true;
+            s->run->pending_clocks = *m;
+            s->run->have_pending_clocks = true;
         }
         g_free(m);
         return;
@@ -249,10 +252,12 @@ static void run_state_bh(void *opaque)
 static void node_stopped_bh(void *opaque)
 {
     DistvmRunMsg *m = opaque;
+    DistvmRun *r = distvm_state()->run;
 
-    nodes_stopped_ns = MAX(nodes_stopped_ns, (int64_t)m->run.virtual_ns);
-    nodes_stopped_ticks = MAX(nodes_stopped_ticks,
-                              (int64_t)m->run.guest_ticks);
+    r->nodes_stopped_ns = MAX(r->nodes_stopped_ns,
+                              (int64_t)m->run.virtual_ns);
+    r->nodes_stopped_ticks = MAX(r->nodes_stopped_ticks,
+                                 (int64_t)m->run.guest_ticks);
     g_free(m);
 }
 
@@ -263,17 +268,20 @@ static void node_stopped_bh(void *opaque)
 void distvm_runstate_start(DistvmState *s)
 {
     if (!vm_prepare_start(false)) {
-        if (have_pending_clocks) {
-            apply_clocks(s, &pending_clocks);
+        if (s->run->have_pending_clocks) {
+            apply_clocks(s, &s->run->pending_clocks);
         }
         resume_all_vcpus();
     }
-    have_pending_clocks = false;
+    s->run->have_pending_clocks = false;
 }
 
-void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg)
+/*
+ * Home decides, the others report (distvm_wire_check_role()).  Its own
+ * main-loop call, not the handler's: the clocks are read as it arrives.
+ */
+static bool run_state_received(DistvmState *s, const DistvmMsg *msg)
 {
-    /* distvm_wire_check_role(): the home node decides, the others report. */
     DistvmRunMsg *m = g_new0(DistvmRunMsg, 1);
 
     m->from = msg->hdr.src;
@@ -281,14 +289,22 @@ void distvm_runstate_handle(DistvmState *s, const DistvmMsg *msg)
     m->received_ticks = cpu_get_host_ticks();
     m->run = msg->u.run;
     /* Run state changes take the BQL: the main loop does them. */
-    distvm_main_loop_call(msg->hdr.src,
+    distvm_main_loop_call(s, msg->hdr.src,
                           distvm_is_home(s) ? node_stopped_bh : run_state_bh,
                           m);
+    return true;
 }
+
+static const DistvmMsgHandler runstate_handlers[] = {
+    { DISTVM_MSG_RUN_STATE, .receive = run_state_received },
+};
 
 void distvm_runstate_init(DistvmState *s)
 {
-    this_host_id = read_host_id();
+    s->run = g_new0(DistvmRun, 1);
+    s->run->host_id = read_host_id();
+    distvm_msg_handlers_register(s, runstate_handlers,
+                                 ARRAY_SIZE(runstate_handlers));
     if (distvm_is_home(s)) {
         qemu_add_vm_change_state_handler(distvm_vm_state_change, s);
         qemu_register_reset(distvm_home_reset, s);

@@ -47,7 +47,7 @@ typedef struct DistvmVcpuMove {
     bool moving;                /* owner: being stopped and sent */
     bool incoming;              /* destination: received, not yet running */
     GQueue waiting;             /* DistvmMsgVcpu: moves held meanwhile */
-    GQueue ipis;                /* DistvmMsgVcpu: deliveries held meanwhile */
+    GQueue ipis;                /* DistvmIpi: deliveries held meanwhile */
 } DistvmVcpuMove;
 
 typedef struct DistvmIpi {
@@ -63,22 +63,6 @@ typedef struct DistvmOutgoing {
     uint64_t paused_ns;
     GByteArray *state;
 } DistvmOutgoing;
-
-/* A vCPU's state on its way in, from a receive thread to the main loop. */
-typedef struct DistvmIncoming {
-    uint32_t cpu;
-    uint32_t from;
-    uint64_t generation;
-    uint64_t paused_ns;
-    GByteArray *state;
-} DistvmIncoming;
-
-typedef struct DistvmMovedEvent {
-    uint32_t cpu, from, to;
-    uint64_t downtime_ns;
-} DistvmMovedEvent;
-
-static GAsyncQueue *outgoing;
 
 static void vcpu_send_move(DistvmState *s, uint32_t node, uint32_t cpu,
                            uint32_t from, uint32_t to)
@@ -104,6 +88,30 @@ static void vcpu_send_ipi(DistvmState *s, uint32_t node, uint32_t cpu,
     }
 }
 
+static gint ipi_cmp(gconstpointer a, gconstpointer b)
+{
+    const DistvmIpi *x = a, *y = b;
+
+    return x->delivery != y->delivery;
+}
+
+/*
+ * Hold a delivery for a vCPU on its way, with s->lock held.  The vCPU
+ * does not run until they are all applied, one after the other, so a
+ * delivery equal to one held already changes nothing (the LAPIC's IRR,
+ * its pending NMI, INIT, SIPI and SMI are each one bit): it is not kept
+ * twice, which bounds the queue by the number of different deliveries.
+ */
+static void vcpu_hold_ipi(DistvmVcpuMove *mv, uint32_t cpu,
+                          uint64_t delivery)
+{
+    DistvmIpi key = { .cpu = cpu, .delivery = delivery };
+
+    if (!g_queue_find_custom(&mv->ipis, &key, ipi_cmp)) {
+        g_queue_push_tail(&mv->ipis, g_memdup2(&key, sizeof(key)));
+    }
+}
+
 /*
  * Where a delivery to vCPU @cpu goes, with the BQL held (which excludes
  * the vCPU's eviction, run on its thread under the BQL).  Returns false
@@ -119,11 +127,7 @@ static bool vcpu_route_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
     qemu_mutex_lock(&s->lock);
     owner = s->vcpu_node[cpu];
     if (mv->incoming || (mv->moving && qatomic_read(&cs->parked))) {
-        DistvmIpi *ipi = g_new(DistvmIpi, 1);
-
-        ipi->cpu = cpu;
-        ipi->delivery = delivery;
-        g_queue_push_tail(&mv->ipis, ipi);
+        vcpu_hold_ipi(mv, cpu, delivery);
         qemu_mutex_unlock(&s->lock);
         return true;
     }
@@ -197,8 +201,9 @@ static void distvm_apic_addressing(APICCommonState *apic)
  * Deliveries read these bytes under the BQL; a delivery racing with the
  * change reaches the vCPU with either addressing, as on real hardware.
  */
-static void vcpu_apic_addressing(DistvmState *s, const DistvmMsgVcpu *m)
+static bool vcpu_apic_received(DistvmState *s, const DistvmMsg *msg)
 {
+    const DistvmMsgVcpu *m = &msg->u.vcpu;
     X86CPU *x86 = X86_CPU(qemu_get_cpu(m->cpu));
     APICCommonState *apic = APIC_COMMON(x86->apic_state);
 
@@ -207,6 +212,7 @@ static void vcpu_apic_addressing(DistvmState *s, const DistvmMsgVcpu *m)
         qatomic_set(&apic->log_dest, (m->value >> 8) & 0xff);
         qatomic_set(&apic->dest_mode, (m->value >> 16) & 0xf);
     }
+    return true;
 }
 
 /*
@@ -244,12 +250,10 @@ static void vcpu_apply_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
     }
 }
 
-static void vcpu_ipi_bh(void *opaque)
+/* Delivering to a LAPIC needs the BQL: the main loop does it. */
+static void vcpu_ipi_received(DistvmState *s, const DistvmMsg *msg)
 {
-    DistvmIpi *ipi = opaque;
-
-    vcpu_apply_ipi(distvm_state(), ipi->cpu, ipi->delivery);
-    g_free(ipi);
+    vcpu_apply_ipi(s, msg->u.vcpu.cpu, msg->u.vcpu.value);
 }
 
 /* ---- serialization ---- */
@@ -329,15 +333,16 @@ static bool vcpu_save(CPUState *cpu, GByteArray *out, Error **errp)
     return !ret;
 }
 
-static bool vcpu_load(CPUState *cpu, GByteArray *state, Error **errp)
+static bool vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,
+                      Error **errp)
 {
     X86CPU *x86 = X86_CPU(cpu);
-    QIOChannelBuffer *bioc = qio_channel_buffer_new(state->len);
+    QIOChannelBuffer *bioc = qio_channel_buffer_new(len);
     QEMUFile *f;
     int ret;
 
-    memcpy(bioc->data, state->data, state->len);
-    bioc->usage = state->len;
+    memcpy(bioc->data, state, len);
+    bioc->usage = len;
     qio_channel_io_seek(QIO_CHANNEL(bioc), 0, 0, NULL);
     f = qemu_file_new_input(QIO_CHANNEL(bioc));
 
@@ -389,7 +394,7 @@ static void vcpu_evict(CPUState *cpu, run_on_cpu_data data)
     timer_del(apic->timer);
     trace_distvm_vcpu_evicted(cpu->cpu_index, out->state->len);
     /* Never wait for the network here: the sender thread does. */
-    g_async_queue_push(outgoing, out);
+    g_async_queue_push(distvm_state()->vcpus_outgoing, out);
 }
 
 static void *vcpu_sender_thread(void *opaque)
@@ -398,7 +403,7 @@ static void *vcpu_sender_thread(void *opaque)
 
     rcu_register_thread();
     for (;;) {
-        DistvmOutgoing *out = g_async_queue_pop(outgoing);
+        DistvmOutgoing *out = g_async_queue_pop(s->vcpus_outgoing);
         g_autoptr(GByteArray) m = g_byte_array_sized_new(out->state->len +
                                                          64);
         DistvmVcpuMove *mv = &s->moves[out->cpu];
@@ -444,17 +449,25 @@ static void *vcpu_sender_thread(void *opaque)
     return NULL;
 }
 
-static void vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
+/* Moves of one vCPU that may wait while it moves. */
+#define DISTVM_MOVES_WAITING_MAX 64
+
+/* False if the move must wait and DISTVM_MOVES_WAITING_MAX wait already. */
+static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
 {
     DistvmVcpuMove *mv = &s->moves[m->cpu];
     DistvmOutgoing *out;
     uint32_t owner;
+    bool held = true;
 
     qemu_mutex_lock(&s->lock);
     if (mv->moving || mv->incoming) {
-        g_queue_push_tail(&mv->waiting, g_memdup2(m, sizeof(*m)));
+        held = g_queue_get_length(&mv->waiting) < DISTVM_MOVES_WAITING_MAX;
+        if (held) {
+            g_queue_push_tail(&mv->waiting, g_memdup2(m, sizeof(*m)));
+        }
         qemu_mutex_unlock(&s->lock);
-        return;
+        return held;
     }
     owner = s->vcpu_node[m->cpu];
     if (owner != s->node_id || m->to == s->node_id) {
@@ -463,7 +476,7 @@ static void vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
             /* A stale request: the vCPU went on; send it after it. */
             vcpu_send_move(s, owner, m->cpu, m->from, m->to);
         }
-        return;
+        return true;
     }
     mv->moving = true;
     out = g_new0(DistvmOutgoing, 1);
@@ -475,23 +488,24 @@ static void vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
     trace_distvm_vcpu_move_start(m->cpu, s->node_id, m->to);
     async_run_on_cpu(qemu_get_cpu(m->cpu), vcpu_evict,
                      RUN_ON_CPU_HOST_PTR(out));
+    return true;
 }
 
 /* ---- destination ---- */
 
-static void vcpu_moved_event_bh(void *opaque)
+static void vcpu_moved_event(DistvmState *s, const DistvmMsg *msg)
 {
-    DistvmMovedEvent *ev = opaque;
+    const DistvmMsgVcpu *m = &msg->u.vcpu;
 
-    qapi_event_send_distvm_vcpu_moved(ev->cpu, ev->from, ev->to,
-                                      ev->downtime_ns / 1000);
-    g_free(ev);
+    qapi_event_send_distvm_vcpu_moved(m->cpu, m->from, m->to,
+                                      m->value / 1000);
 }
 
-static void vcpu_load_bh(void *opaque)
+/* Loading a vCPU needs the BQL: the main loop does it. */
+static void vcpu_state_load(DistvmState *s, const DistvmMsg *msg)
 {
-    DistvmIncoming *in = opaque;
-    DistvmState *s = distvm_state();
+    const DistvmMsgVcpu *in = &msg->u.vcpu;
+    uint64_t generation = msg->hdr.seq;
     CPUState *cpu = qemu_get_cpu(in->cpu);
     DistvmVcpuMove *mv = &s->moves[in->cpu];
     g_autoptr(GByteArray) moved = g_byte_array_new();
@@ -502,7 +516,7 @@ static void vcpu_load_bh(void *opaque)
     Error *err = NULL;
     uint64_t downtime;
 
-    if (!vcpu_load(cpu, in->state, &err)) {
+    if (!vcpu_load(cpu, in->data, in->len, &err)) {
         /* The vCPU, partly loaded and never run here, is lost with it. */
         g_autofree char *why = g_strdup_printf(
             "it sent a state of vCPU %" PRIu32 " that cannot be loaded: %s",
@@ -511,13 +525,11 @@ static void vcpu_load_bh(void *opaque)
         error_free(err);
         qatomic_inc(&s->protocol_errors);
         distvm_fatal_node_lost(s, in->from, why);
-        g_byte_array_unref(in->state);
-        g_free(in);
         return;
     }
     qemu_mutex_lock(&s->lock);
     qatomic_set(&s->vcpu_node[in->cpu], s->node_id);
-    mv->generation = MAX(mv->generation, in->generation);
+    mv->generation = MAX(mv->generation, generation);
     mv->incoming = false;
     waiting = mv->waiting;
     g_queue_init(&mv->waiting);
@@ -532,21 +544,20 @@ static void vcpu_load_bh(void *opaque)
         g_free(ipi);
     }
     qemu_cpu_kick(cpu);
-    downtime = get_clock_realtime() - in->paused_ns;
+    downtime = get_clock_realtime() - in->value;
     trace_distvm_vcpu_arrived(in->cpu, in->from, downtime / 1000);
 
     distvm_wire_vcpu(moved, DISTVM_MSG_VCPU_MOVED, s->node_id, in->cpu,
                      in->from, s->node_id, downtime, NULL, 0);
-    stq_le_p(moved->data + 16, in->generation);
+    distvm_wire_set_seq(moved, generation);
     for (uint32_t i = 0; i < s->nodes; i++) {
         distvm_send(s, i, moved);
     }
+    /* Fewer than the bound: they were all waiting. */
     while ((req = g_queue_pop_head(&waiting))) {
         vcpu_move_request(s, req);
         g_free(req);
     }
-    g_byte_array_unref(in->state);
-    g_free(in);
 }
 
 /*
@@ -577,11 +588,10 @@ static const char *vcpu_state_refusal(DistvmState *s, uint32_t src,
     return NULL;
 }
 
-static void vcpu_state_arrived(DistvmState *s, const DistvmMsg *msg)
+static bool vcpu_state_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgVcpu *m = &msg->u.vcpu;
     const char *refusal;
-    DistvmIncoming *in;
 
     qemu_mutex_lock(&s->lock);
     refusal = vcpu_state_refusal(s, msg->hdr.src, msg);
@@ -593,17 +603,9 @@ static void vcpu_state_arrived(DistvmState *s, const DistvmMsg *msg)
         distvm_msg_refused(s, msg->hdr.src, "VCPU_STATE of vCPU %" PRIu32
                            " (move %" PRIu64 "): %s", m->cpu, msg->hdr.seq,
                            refusal);
-        return;
+        return false;
     }
-    in = g_new0(DistvmIncoming, 1);
-    in->cpu = m->cpu;
-    in->from = m->from;
-    in->generation = msg->hdr.seq;
-    in->paused_ns = m->value;
-    in->state = g_byte_array_sized_new(m->len);
-    g_byte_array_append(in->state, m->data, m->len);
-    /* Loading a vCPU needs the BQL: the main loop does it. */
-    distvm_main_loop_call(msg->hdr.src, vcpu_load_bh, in);
+    return true;
 }
 
 /*
@@ -611,11 +613,10 @@ static void vcpu_state_arrived(DistvmState *s, const DistvmMsg *msg)
  * connections, so a node may learn of two moves in the opposite order:
  * the generation keeps the placement table on the latest.
  */
-static void vcpu_moved(DistvmState *s, const DistvmMsg *msg)
+static bool vcpu_moved_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgVcpu *m = &msg->u.vcpu;
     DistvmVcpuMove *mv = &s->moves[m->cpu];
-    DistvmMovedEvent *ev = g_new0(DistvmMovedEvent, 1);
 
     qemu_mutex_lock(&s->lock);
     if (msg->hdr.seq > mv->generation || m->to == s->node_id) {
@@ -627,61 +628,29 @@ static void vcpu_moved(DistvmState *s, const DistvmMsg *msg)
     qemu_mutex_unlock(&s->lock);
     qatomic_inc(&s->moves_done);
     qatomic_set(&s->last_downtime_ns, m->value);
-    ev->cpu = m->cpu;
-    ev->from = m->from;
-    ev->to = m->to;
-    ev->downtime_ns = m->value;
-    distvm_main_loop_call(msg->hdr.src, vcpu_moved_event_bh, ev);
+    return true;
 }
 
-/* Moves of one vCPU that may wait while it moves (vcpu_move_request()). */
-#define DISTVM_MOVES_WAITING_MAX 64
-
-static bool vcpu_moves_full(DistvmState *s, uint32_t cpu)
+static bool vcpu_move_received(DistvmState *s, const DistvmMsg *msg)
 {
-    bool full;
-
-    qemu_mutex_lock(&s->lock);
-    full = g_queue_get_length(&s->moves[cpu].waiting) >=
-           DISTVM_MOVES_WAITING_MAX;
-    qemu_mutex_unlock(&s->lock);
-    return full;
+    if (!vcpu_move_request(s, &msg->u.vcpu)) {
+        distvm_msg_refused(s, msg->hdr.src, "VCPU_MOVE of vCPU %" PRIu32
+                           ": %d moves of it wait already", msg->u.vcpu.cpu,
+                           DISTVM_MOVES_WAITING_MAX);
+        return false;
+    }
+    return true;
 }
 
-void distvm_vcpu_handle(DistvmState *s, const DistvmMsg *msg)
-{
-    switch (msg->hdr.type) {
-    case DISTVM_MSG_VCPU_MOVE:
-        if (vcpu_moves_full(s, msg->u.vcpu.cpu)) {
-            distvm_msg_refused(s, msg->hdr.src, "VCPU_MOVE of vCPU %" PRIu32
-                               ": %d moves of it wait already",
-                               msg->u.vcpu.cpu, DISTVM_MOVES_WAITING_MAX);
-            break;
-        }
-        vcpu_move_request(s, &msg->u.vcpu);
-        break;
-    case DISTVM_MSG_VCPU_STATE:
-        vcpu_state_arrived(s, msg);
-        break;
-    case DISTVM_MSG_VCPU_MOVED:
-        vcpu_moved(s, msg);
-        break;
-    case DISTVM_MSG_VCPU_IPI: {
-        DistvmIpi *ipi = g_new(DistvmIpi, 1);
-
-        /* Delivering to a LAPIC needs the BQL: the main loop does it. */
-        ipi->cpu = msg->u.vcpu.cpu;
-        ipi->delivery = msg->u.vcpu.value;
-        distvm_main_loop_call(msg->hdr.src, vcpu_ipi_bh, ipi);
-        break;
-    }
-    case DISTVM_MSG_VCPU_APIC:
-        vcpu_apic_addressing(s, &msg->u.vcpu);
-        break;
-    default:
-        g_assert_not_reached();
-    }
-}
+static const DistvmMsgHandler vcpu_handlers[] = {
+    { DISTVM_MSG_VCPU_MOVE, .receive = vcpu_move_received },
+    { DISTVM_MSG_VCPU_STATE, .receive = vcpu_state_received,
+      .main_loop = vcpu_state_load },
+    { DISTVM_MSG_VCPU_MOVED, .receive = vcpu_moved_received,
+      .main_loop = vcpu_moved_event },
+    { DISTVM_MSG_VCPU_IPI, .main_loop = vcpu_ipi_received },
+    { DISTVM_MSG_VCPU_APIC, .receive = vcpu_apic_received },
+};
 
 /* ---- set-up and QMP ---- */
 
@@ -699,7 +668,8 @@ void distvm_vcpu_init(DistvmState *s)
         apic_remote_deliver_hook = distvm_apic_remote_deliver;
         apic_addressing_hook = distvm_apic_addressing;
     }
-    outgoing = g_async_queue_new();
+    distvm_msg_handlers_register(s, vcpu_handlers, ARRAY_SIZE(vcpu_handlers));
+    s->vcpus_outgoing = g_async_queue_new();
     qemu_thread_create(&thread, "distvm-vcpu-tx", vcpu_sender_thread, s,
                        QEMU_THREAD_DETACHED);
 }

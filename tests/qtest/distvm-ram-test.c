@@ -1143,6 +1143,8 @@ static void test_forged(void)
         { DISTVM_MSG_PAGE_DONE, true, 1, 0 },
         /* Acknowledges only what the manager asked. */
         { DISTVM_MSG_PAGE_INV_ACK, false, 1, 0 },
+        /* Finishes only a request of its own that runs. */
+        { DISTVM_MSG_PAGE_DONE, false, 1, 0 },
         /* Data only for the node it reaches, and that asked for it. */
         { DISTVM_MSG_PAGE_DATA, false, 1, DISTVM_PAGE_ZERO },
         { DISTVM_MSG_PAGE_DATA, false, 0, DISTVM_PAGE_WRITE, true },

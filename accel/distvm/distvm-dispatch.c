@@ -1,0 +1,215 @@
+/*
+ * distvm: what a node does with the messages it receives
+ *
+ * Each subsystem registers a handler per message type it takes
+ * (DistvmMsgHandler): the part that runs at once in the receive thread,
+ * and the part that needs the BQL, which the main loop runs later on a
+ * copy of the message.  distvm_dispatch() is the one place that checks a
+ * message against its sender's role (distvm_wire_check_role()) and the
+ * vCPU it names before any handler sees it.
+ *
+ * Bottom halves scheduled together run in the reverse order, but the
+ * main-loop work of messages must keep their order (an INIT before its
+ * STARTUP, the chipset writes, stop before cont): one queue, one BH.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "hw/core/cpu.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+/* Refused messages logged, at most; the others are counted. */
+#define DISTVM_LOGGED_REFUSALS  20
+
+/*
+ * Calls each node may have waiting for the main loop: a node that sends
+ * more than the main loop handles is lost, not let to grow the queue
+ * without end.
+ */
+#define DISTVM_MAIN_CALLS_MAX   16384
+
+typedef struct DistvmMainCall {
+    void (*fn)(void *opaque);
+    void *opaque;
+    uint32_t src;
+} DistvmMainCall;
+
+/* A message whose main-loop part waits for the main loop. */
+typedef struct DistvmDeferredMsg {
+    DistvmState *s;
+    const DistvmMsgHandler *handler;
+    DistvmMsg msg;              /* owns its path and its bytes */
+} DistvmDeferredMsg;
+
+/* Whether defer_msg() copies what messages of @type point to. */
+static bool msg_copyable(uint32_t type)
+{
+    switch (type) {
+    case DISTVM_MSG_HELLO:
+    case DISTVM_MSG_WELCOME:
+    case DISTVM_MSG_REFUSE:
+    case DISTVM_MSG_PAGE_DATA:
+        return false;
+    default:
+        return true;
+    }
+}
+
+void distvm_msg_handlers_register(DistvmState *s,
+                                  const DistvmMsgHandler *handlers,
+                                  size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const DistvmMsgHandler *h = &handlers[i];
+
+        assert(h->type < DISTVM_MSG__MAX && !s->handlers[h->type]);
+        assert(h->receive || h->main_loop);
+        assert(!h->main_loop || msg_copyable(h->type));
+        s->handlers[h->type] = h;
+    }
+}
+
+/*
+ * A well-formed message that its sender had no business sending: it
+ * changes nothing, and is counted.  Only the first few are logged, so
+ * that a misbehaving peer cannot flood the log.
+ */
+void distvm_msg_refused(DistvmState *s, uint32_t src, const char *fmt, ...)
+{
+    uint64_t n = qatomic_fetch_inc(&s->protocol_errors);
+    g_autofree char *why = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    trace_distvm_msg_refused(src, why);
+    if (n < DISTVM_LOGGED_REFUSALS) {
+        error_report("distvm: refused a message from node %" PRIu32 ": %s%s",
+                     src, why, n + 1 == DISTVM_LOGGED_REFUSALS ?
+                     " (further refusals are only counted)" : "");
+    }
+}
+
+static void main_calls_run(void *opaque)
+{
+    DistvmState *s = opaque;
+
+    for (;;) {
+        DistvmMainCall *c;
+
+        qemu_mutex_lock(&s->main_calls_lock);
+        c = g_queue_pop_head(&s->main_calls);
+        if (c) {
+            s->main_calls_from[c->src]--;
+        }
+        qemu_mutex_unlock(&s->main_calls_lock);
+        if (!c) {
+            return;
+        }
+        c->fn(c->opaque);
+        g_free(c);
+    }
+}
+
+void distvm_main_loop_call(DistvmState *s, uint32_t src,
+                           void (*fn)(void *opaque), void *opaque)
+{
+    DistvmMainCall *c = g_new(DistvmMainCall, 1);
+    bool flooded;
+
+    c->fn = fn;
+    c->opaque = opaque;
+    c->src = src;
+    qemu_mutex_lock(&s->main_calls_lock);
+    flooded = ++s->main_calls_from[src] > DISTVM_MAIN_CALLS_MAX;
+    g_queue_push_tail(&s->main_calls, c);
+    qemu_mutex_unlock(&s->main_calls_lock);
+    if (flooded) {
+        qatomic_inc(&s->protocol_errors);
+        distvm_fatal_node_lost(s, src, "it sent more messages for the main "
+                               "loop than it can handle (over "
+                               stringify(DISTVM_MAIN_CALLS_MAX) " waiting)");
+    }
+    qemu_bh_schedule(s->main_calls_bh);
+}
+
+static void deferred_msg_run(void *opaque)
+{
+    DistvmDeferredMsg *d = opaque;
+
+    d->handler->main_loop(d->s, &d->msg);
+    if (d->msg.hdr.type == DISTVM_MSG_VCPU_STATE) {
+        g_free((uint8_t *)d->msg.u.vcpu.data);
+    }
+    distvm_msg_clear(&d->msg);
+    g_free(d);
+}
+
+/* The bytes a received message borrows from its payload are copied. */
+static void defer_msg(DistvmState *s, const DistvmMsgHandler *h,
+                      const DistvmMsg *msg)
+{
+    DistvmDeferredMsg *d = g_new(DistvmDeferredMsg, 1);
+
+    d->s = s;
+    d->handler = h;
+    d->msg = *msg;
+    switch (msg->hdr.type) {
+    case DISTVM_MSG_PCI_CONFIG:
+        d->msg.u.pci.path = g_strdup(msg->u.pci.path);
+        break;
+    case DISTVM_MSG_VCPU_STATE:
+        d->msg.u.vcpu.data = g_memdup2(msg->u.vcpu.data, msg->u.vcpu.len);
+        break;
+    default:
+        break;
+    }
+    distvm_main_loop_call(s, msg->hdr.src, deferred_msg_run, d);
+}
+
+void distvm_dispatch(DistvmState *s, const DistvmMsg *msg)
+{
+    uint32_t type = msg->hdr.type;
+    uint32_t src = msg->hdr.src;
+    const DistvmMsgHandler *h = type < DISTVM_MSG__MAX ? s->handlers[type]
+                                                        : NULL;
+    Error *err = NULL;
+    uint32_t cpu;
+
+    if (src != s->node_id &&
+        !distvm_wire_check_role(msg, s->node_id, &err)) {
+        distvm_msg_refused(s, src, "%s", error_get_pretty(err));
+        error_free(err);
+        return;
+    }
+    /* -smp N,maxcpus=M: the indices from N on are no vCPU (yet). */
+    if (distvm_wire_msg_vcpu(msg, &cpu) && !qemu_get_cpu(cpu)) {
+        distvm_msg_refused(s, src, "%s for vCPU %" PRIu32 ", which does not "
+                           "exist", distvm_msg_type_name(type), cpu);
+        return;
+    }
+    if (!h) {
+        distvm_msg_refused(s, src, "unexpected %s",
+                           distvm_msg_type_name(type));
+        return;
+    }
+    if (h->receive && !h->receive(s, msg)) {
+        return;
+    }
+    if (h->main_loop) {
+        defer_msg(s, h, msg);
+    }
+}
+
+void distvm_dispatch_init(DistvmState *s)
+{
+    qemu_mutex_init(&s->main_calls_lock);
+    g_queue_init(&s->main_calls);
+    s->main_calls_bh = qemu_bh_new(main_calls_run, s);
+}
