@@ -611,13 +611,28 @@ static bool vcpu_state_received(DistvmState *s, const DistvmMsg *msg)
 /*
  * Moves of one vCPU are reported by their destinations, over different
  * connections, so a node may learn of two moves in the opposite order:
- * the generation keeps the placement table on the latest.
+ * the generation keeps the placement table on the latest.  A node that
+ * runs the vCPU knows that it did not go: it stopped it first
+ * (vcpu_evict()), before any destination could report it.
  */
 static bool vcpu_moved_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgVcpu *m = &msg->u.vcpu;
     DistvmVcpuMove *mv = &s->moves[m->cpu];
+    const char *refusal = NULL;
 
+    if (m->to != msg->hdr.src) {
+        refusal = "only its destination reports a move";
+    } else if (m->to != s->node_id &&
+               !qatomic_read(&qemu_get_cpu(m->cpu)->parked)) {
+        refusal = "that vCPU runs here";
+    }
+    if (refusal) {
+        distvm_msg_refused(s, msg->hdr.src, "VCPU_MOVED of vCPU %" PRIu32
+                           " to node %" PRIu32 ": %s", m->cpu, m->to,
+                           refusal);
+        return false;
+    }
     qemu_mutex_lock(&s->lock);
     if (msg->hdr.seq > mv->generation || m->to == s->node_id) {
         mv->generation = MAX(mv->generation, msg->hdr.seq);

@@ -1187,6 +1187,15 @@ static void test_forged(void)
     distvm_wire_set_seq(msg, 99);
     forge(node[1], 0, msg);
     wait_protocol_errors(node[0]->qts, ++errors);
+    /* Only a vCPU's destination reports its move, and not to its owner. */
+    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_MOVED, 1, 0, 0, 1, 0, NULL, 0);
+    distvm_wire_set_seq(msg, 99);
+    forge(node[1], 0, msg);
+    wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_MOVED, 1, 1, 1, 0, 0, NULL, 0);
+    distvm_wire_set_seq(msg, 99);
+    forge(node[1], 0, msg);
+    wait_protocol_errors(node[0]->qts, ++errors);
     /* vCPU 3 does not exist. */
     distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_MOVE, 1, 3, 0, 1, 0, NULL, 0);
     forge(node[1], 0, msg);
@@ -1215,6 +1224,7 @@ static void test_forged(void)
     distvm_memread(node[0]->qts, a1, got, sizeof(got));
     g_assert_cmpmem(got, sizeof(got), other, sizeof(other));
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 0), ==, 0);
+    g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 1), ==, 1);
     g_assert_cmpint(protocol_errors(node[0]->qts), ==, errors);
     g_assert_cmpint(protocol_errors(node[1]->qts), ==, 1);
     distvm_wait_state(node[0]->qts, "running", 1);
