@@ -12,8 +12,10 @@
 #include "qemu/osdep.h"
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include "qapi/error.h"
 #include "qemu/bswap.h"
+#include "qemu/thread.h"
 #include "qemu/units.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
@@ -1054,6 +1056,219 @@ static void test_malformed(void)
     distvm_cluster_quit(c);
 }
 
+/*
+ * A relay between node 1 and the home node that adds a subsection to the
+ * x86 CPU part of each VCPU_STATE passing from node 1: one that only KVM
+ * fills in, as a node running KVM would send it.
+ */
+typedef struct KvmOnlySubsection {
+    const char *name;
+    uint32_t version;
+    size_t len;                 /* its fields' bytes (zeros) */
+} KvmOnlySubsection;
+
+static const KvmOnlySubsection kvm_only_subsections[] = {
+    /*
+     * Known to any build with KVM, which would load it through a pointer
+     * that TCG leaves NULL; unknown to a build without KVM.
+     */
+    { "cpu/nested_state", 1, 0 },
+    /* Known to every build: refused by distvm alone (one u64 MSR). */
+    { "cpu/async_pf_msr", 1, 8 },
+};
+
+typedef struct StateRelay {
+    int listen_fd;
+    char *home_path;
+    const KvmOnlySubsection *sub;
+    int added;                  /* subsections added, atomic */
+} StateRelay;
+
+typedef struct RelayPump {
+    int from, to;
+    StateRelay *relay;          /* rewrite VCPU_STATE, or NULL: copy */
+} RelayPump;
+
+static bool read_full(int fd, void *buf, size_t len)
+{
+    for (size_t done = 0; done < len;) {
+        ssize_t n = read(fd, (uint8_t *)buf + done, len - done);
+
+        if (n <= 0) {
+            return false;
+        }
+        done += n;
+    }
+    return true;
+}
+
+static bool write_full(int fd, const void *buf, size_t len)
+{
+    return qemu_write_full(fd, buf, len) == len;
+}
+
+/* Where the x86 CPU's first subsection starts in a vCPU state, or -1. */
+static ssize_t cpu_subsection_offset(const uint8_t *state, size_t len)
+{
+    for (size_t i = 0; i + 6 <= len; i++) {
+        size_t n = state[i + 1];
+
+        if (state[i] == 0x05 /* QEMU_VM_SUBSECTION */ && n > 4 &&
+            i + 2 + n <= len && !memcmp(state + i + 2, "cpu/", 4)) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void *relay_pump(void *opaque)
+{
+    RelayPump *p = opaque;
+    uint8_t hdr[DISTVM_WIRE_HDR_SIZE];
+
+    while (read_full(p->from, hdr, sizeof(hdr))) {
+        uint32_t len = ldl_le_p(hdr + 8);
+        g_autoptr(GByteArray) msg = g_byte_array_sized_new(len + 64);
+
+        g_byte_array_append(msg, hdr, sizeof(hdr));
+        g_byte_array_set_size(msg, sizeof(hdr) + len);
+        if (!read_full(p->from, msg->data + sizeof(hdr), len)) {
+            break;
+        }
+        if (p->relay && lduw_le_p(hdr + 6) == DISTVM_MSG_VCPU_STATE) {
+            /* cpu, from, to, reserved, value; then the state */
+            const size_t state_at = DISTVM_WIRE_HDR_SIZE + 24;
+            ssize_t at = cpu_subsection_offset(msg->data + state_at,
+                                               msg->len - state_at);
+            const KvmOnlySubsection *k = p->relay->sub;
+            g_autoptr(GByteArray) sub = g_byte_array_new();
+            uint8_t head[2] = { 0x05 /* QEMU_VM_SUBSECTION */,
+                                strlen(k->name) };
+            uint8_t version[4];
+
+            g_assert_cmpint(at, >=, 0);
+            stl_be_p(version, k->version);
+            g_byte_array_append(sub, head, sizeof(head));
+            g_byte_array_append(sub, (const uint8_t *)k->name, head[1]);
+            g_byte_array_append(sub, version, sizeof(version));
+            g_byte_array_set_size(sub, sub->len + k->len);
+            memset(sub->data + sub->len - k->len, 0, k->len);
+
+            g_byte_array_set_size(msg, msg->len + sub->len);
+            memmove(msg->data + state_at + at + sub->len,
+                    msg->data + state_at + at,
+                    msg->len - sub->len - state_at - at);
+            memcpy(msg->data + state_at + at, sub->data, sub->len);
+            stl_le_p(msg->data + 8, msg->len - DISTVM_WIRE_HDR_SIZE);
+            qatomic_inc(&p->relay->added);
+        }
+        if (!write_full(p->to, msg->data, msg->len)) {
+            break;
+        }
+    }
+    shutdown(p->to, SHUT_WR);
+    g_free(p);
+    return NULL;
+}
+
+/* Relay the one connection node 1 makes to home (its join and mesh). */
+static void *relay_thread(void *opaque)
+{
+    StateRelay *r = opaque;
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    int node = accept(r->listen_fd, NULL, NULL);
+    int home = socket(AF_UNIX, SOCK_STREAM, 0);
+    RelayPump *up = g_new0(RelayPump, 1), *down = g_new0(RelayPump, 1);
+    QemuThread t;
+
+    g_assert_cmpint(node, >=, 0);
+    g_strlcpy(addr.sun_path, r->home_path, sizeof(addr.sun_path));
+    g_assert_cmpint(connect(home, (struct sockaddr *)&addr, sizeof(addr)),
+                    ==, 0);
+    *up = (RelayPump) { .from = node, .to = home, .relay = r };
+    *down = (RelayPump) { .from = home, .to = node };
+    qemu_thread_create(&t, "relay-up", relay_pump, up, QEMU_THREAD_DETACHED);
+    qemu_thread_create(&t, "relay-down", relay_pump, down,
+                       QEMU_THREAD_DETACHED);
+    return NULL;
+}
+
+/* Wait up to @timeout_s s for @qts's QEMU to exit; it is not reaped. */
+static bool qemu_exited(QTestState *qts, int timeout_s)
+{
+    for (int i = 0; i < timeout_s * 50; i++) {
+        siginfo_t info = { 0 };
+
+        if (!waitid(P_PID, qtest_pid(qts), &info,
+                    WEXITED | WNOHANG | WNOWAIT) && info.si_pid) {
+            return true;
+        }
+        g_usleep(20 * 1000);
+    }
+    return false;
+}
+
+/*
+ * A vCPU state carrying a section that only KVM fills in is refused
+ * before it is loaded: the move fails, and the cluster ends naming the
+ * node that sent it (every node exits 1).
+ */
+static void test_kvm_only_state(gconstpointer opaque)
+{
+    const KvmOnlySubsection *k = opaque;
+    g_autofree char *dir = g_strdup_printf("%s/kvm-only-%s", tmpdir,
+                                           strchr(k->name, '/') + 1);
+    g_autofree char *relay_path = g_strdup_printf("%s/relay.sock", dir);
+    g_autofree char *opts0 = NULL, *opts1 = NULL;
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    StateRelay relay = { .sub = k };
+    DistvmNode *node[2];
+    QemuThread t;
+    QDict *ev;
+    const char *reason;
+
+    g_assert_cmpint(g_mkdir_with_parents(dir, 0700), ==, 0);
+    relay.home_path = g_strdup_printf("%s/node0.sock", dir);
+    relay.listen_fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    g_strlcpy(addr.sun_path, relay_path, sizeof(addr.sun_path));
+    g_assert_cmpint(bind(relay.listen_fd, (struct sockaddr *)&addr,
+                         sizeof(addr)), ==, 0);
+    g_assert_cmpint(listen(relay.listen_fd, 1), ==, 0);
+    qemu_thread_create(&t, "relay", relay_thread, &relay, QEMU_THREAD_JOINABLE);
+
+    opts0 = g_strdup_printf("node-id=0,nodes=2,listen=unix:%s,"
+                            "placement=0:1", relay.home_path);
+    opts1 = g_strdup_printf("node-id=1,nodes=2,listen=unix:%s/node1.sock,"
+                            "home=unix:%s,placement=0:1", dir, relay_path);
+    node[0] = distvm_node_start(dir, 0, opts0, MACHINE " -smp 2 -S");
+    node[1] = distvm_node_start(dir, 1, opts1, MACHINE " -smp 2 -S");
+    for (int i = 0; i < 2; i++) {
+        distvm_wait_state(node[i]->qts, "running", 60);
+        qtest_set_expected_status(node[i]->qts, 1);
+    }
+    qemu_thread_join(&t);
+
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'distvm-move-vcpu', "
+                             "'arguments': { 'cpu-index': 1, 'node': 0 } }");
+    if (!qemu_exited(node[0]->qts, 30)) {
+        g_error("the home node took a vCPU state carrying %s", k->name);
+    }
+    g_assert_cmpint(qatomic_read(&relay.added), ==, 1);
+    /* Its last words are still in the QMP socket. */
+    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_LOST");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==, 1);
+    reason = qdict_get_str(qdict_get_qdict(ev, "data"), "reason");
+    g_assert_nonnull(strstr(reason, "state of vCPU 1 that cannot be loaded"));
+    g_assert_nonnull(strstr(reason, "only KVM uses"));
+    qobject_unref(ev);
+    for (int i = 0; i < 2; i++) {
+        qtest_wait_qemu(node[i]->qts);
+        distvm_node_quit(node[i]);
+    }
+    close(relay.listen_fd);
+    g_free(relay.home_path);
+}
+
 /* The index of RAMBlock @block in the page protocol: its place in @memory. */
 static uint32_t block_index(DistvmNode *node, const char *block)
 {
@@ -1259,6 +1474,13 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/cluster/netns", test_netns);
     qtest_add_func("/distvm/cluster/malformed", test_malformed);
     qtest_add_func("/distvm/cluster/forged", test_forged);
+    for (size_t i = 0; i < G_N_ELEMENTS(kvm_only_subsections); i++) {
+        const KvmOnlySubsection *k = &kvm_only_subsections[i];
+        g_autofree char *path = g_strdup_printf(
+            "/distvm/cluster/kvm-only-state/%s", strchr(k->name, '/') + 1);
+
+        qtest_add_data_func(path, k, test_kvm_only_state);
+    }
 
     return distvm_test_run(tmpdir);
 }
