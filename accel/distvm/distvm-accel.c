@@ -345,7 +345,16 @@ static int distvm_init_machine(MachineState *ms)
     trace_distvm_init_machine(s->node_id, s->nodes, s->nr_vcpus);
     distvm_vcpu_init(s);
 
-    /* A single node shares nothing: it runs exactly as TCG does. */
+    /*
+     * A single node shares nothing: it runs exactly as TCG does.  The
+     * transport starts first; no message reaches a handler before the
+     * machine exists (distvm_machine_ready()), by when the subsystems
+     * below registered theirs.
+     */
+    if (s->nodes > 1 && !distvm_net_init(s, &err)) {
+        error_report_err(err);
+        return -EINVAL;
+    }
     if (s->nodes > 1) {
 #ifdef __x86_64__
         /*
@@ -363,11 +372,6 @@ static int distvm_init_machine(MachineState *ms)
         distvm_pic_init(s);
         distvm_pause_init(s);
         distvm_runstate_init(s);
-        /* Last: its connections dispatch to the subsystems above. */
-        if (!distvm_net_init(s, &err)) {
-            error_report_err(err);
-            return -EINVAL;
-        }
     }
     return 0;
 }
