@@ -126,8 +126,9 @@ void distvm_pic_vcpu_arrived(CPUState *cs)
     if (s->nodes == 1 || !isa_pic) {
         return;
     }
-    x86_cpu_pic_deliver(cs, distvm_is_home(s) ? pic_get_output(isa_pic)
-                                              : qatomic_read(&s->pic_home_output));
+    x86_cpu_pic_deliver(cs, distvm_is_home(s) ?
+                            pic_get_output(isa_pic) :
+                            qatomic_read(&s->pic_home_output));
 }
 
 static const DistvmMsgHandler pic_handlers[] = {

@@ -37,6 +37,7 @@
 #include "qobject/qjson.h"
 #include "qobject/qlist.h"
 #include "qapi/error.h"
+#include "qemu/cutils.h"
 #include "distvm/distvm-node.h"
 #include "distvm-wire.h"
 
@@ -573,9 +574,18 @@ static void test_sequences(gconstpointer opaque)
     int sender = GPOINTER_TO_INT(opaque);
     const char *env_rounds = g_getenv("DISTVM_SEQUENCE_ROUNDS");
     const char *env_seed = g_getenv("DISTVM_SEQUENCE_SEED");
-    int rounds = env_rounds ? atoi(env_rounds) : 4;
-    uint32_t seed = env_seed ? strtoul(env_seed, NULL, 0) : 1;
+    int rounds = 4;
+    unsigned int seed = 1;
     SeqTotals t = { 0 };
+
+    if (env_rounds && (qemu_strtoi(env_rounds, NULL, 0, &rounds) ||
+                       rounds < 1)) {
+        g_error("DISTVM_SEQUENCE_ROUNDS=%s is not a positive number",
+                env_rounds);
+    }
+    if (env_seed && qemu_strtoui(env_seed, NULL, 0, &seed)) {
+        g_error("DISTVM_SEQUENCE_SEED=%s is not a number", env_seed);
+    }
 
     for (int i = 0; i < rounds; i++) {
         sequence_round(sender, seed + 1000 * sender + i, &t);
