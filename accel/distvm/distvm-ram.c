@@ -401,7 +401,6 @@ static bool mgr_sweeping(DistvmState *s, uint32_t block, uint64_t page,
                          uint32_t r)
 {
     DistvmBlock *b = &s->ram->blocks[block];
-    void *next = page_host(b, page + 1);
 
     for (uint64_t q = page - MIN(page, 2); q < page; q++) {
         if (page_manager(s, b, q) != s->node_id || b->owner[q] != (int)r) {
@@ -409,7 +408,7 @@ static bool mgr_sweeping(DistvmState *s, uint32_t block, uint64_t page,
         }
     }
     return page >= 2 && run_page_free(s, block, page + 1) &&
-           (!page_populated(next) || buffer_is_zero(next, DISTVM_PAGE_SIZE));
+           !page_contents(s->ram, b, page + 1, false);
 }
 
 static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
@@ -630,20 +629,14 @@ static void holder_run(DistvmState *s, DistvmOutbox *o, uint32_t block,
 
     outbox_init(&run);
     for (q = page + 1; q < sweep_end(b, page); q++) {
-        void *host = page_host(b, q);
-
         if (!run_page_free(s, block, q)) {
             break;
         }
-        /* page_contents(), but a page with data stays here, writable. */
-        if (page_populated(host)) {
-            uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, true,
-                                   false);
-            if (!buffer_is_zero(host, DISTVM_PAGE_SIZE)) {
-                uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE,
-                                       false, false);
-                break;
-            }
+        /* A page with data stays here, writable again. */
+        if (page_contents(ram, b, q, true)) {
+            uffd_change_protection(ram->uffd, page_host(b, q),
+                                   DISTVM_PAGE_SIZE, false, false);
+            break;
         }
         set_state(ram, b, q, DISTVM_PAGE_I);
         b->owner[q] = requester;

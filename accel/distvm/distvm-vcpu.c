@@ -458,11 +458,12 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
     DistvmVcpuMove *mv = &s->moves[m->cpu];
     DistvmOutgoing *out;
     uint32_t owner;
-    bool held = true;
 
     qemu_mutex_lock(&s->lock);
     if (mv->moving || mv->incoming) {
-        held = g_queue_get_length(&mv->waiting) < DISTVM_MOVES_WAITING_MAX;
+        bool held = g_queue_get_length(&mv->waiting) <
+                    DISTVM_MOVES_WAITING_MAX;
+
         if (held) {
             g_queue_push_tail(&mv->waiting, g_memdup2(m, sizeof(*m)));
         }

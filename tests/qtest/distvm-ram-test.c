@@ -1102,11 +1102,6 @@ static bool read_full(int fd, void *buf, size_t len)
     return true;
 }
 
-static bool write_full(int fd, const void *buf, size_t len)
-{
-    return qemu_write_full(fd, buf, len) == len;
-}
-
 /* Where the x86 CPU's first subsection starts in a vCPU state, or -1. */
 static ssize_t cpu_subsection_offset(const uint8_t *state, size_t len)
 {
@@ -1162,7 +1157,7 @@ static void *relay_pump(void *opaque)
             stl_le_p(msg->data + 8, msg->len - DISTVM_WIRE_HDR_SIZE);
             qatomic_inc(&p->relay->added);
         }
-        if (!write_full(p->to, msg->data, msg->len)) {
+        if (qemu_write_full(p->to, msg->data, msg->len) != msg->len) {
             break;
         }
     }
