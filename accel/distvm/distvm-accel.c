@@ -373,6 +373,7 @@ static int distvm_init_machine(MachineState *ms)
         distvm_pause_init(s);
         distvm_runstate_init(s);
     }
+    distvm_vcpu_start(s);
     return 0;
 }
 

@@ -285,6 +285,7 @@ void distvm_pic_vcpu_arrived(CPUState *cs);
 
 /* distvm-vcpu.c */
 void distvm_vcpu_init(DistvmState *s);
+void distvm_vcpu_start(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);
 int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask);
 

@@ -672,8 +672,6 @@ static const DistvmMsgHandler vcpu_handlers[] = {
 
 void distvm_vcpu_init(DistvmState *s)
 {
-    QemuThread thread;
-
     vcpu_incoming_init();
     s->moves = g_new0(DistvmVcpuMove, s->nr_vcpus);
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
@@ -686,6 +684,16 @@ void distvm_vcpu_init(DistvmState *s)
     }
     distvm_msg_handlers_register(s, vcpu_handlers, ARRAY_SIZE(vcpu_handlers));
     s->vcpus_outgoing = g_async_queue_new();
+}
+
+/*
+ * Once the accelerator is set up: if its set-up fails, QEMU frees it, and
+ * a thread started before would use it after that.
+ */
+void distvm_vcpu_start(DistvmState *s)
+{
+    QemuThread thread;
+
     qemu_thread_create(&thread, "distvm-vcpu-tx", vcpu_sender_thread, s,
                        QEMU_THREAD_DETACHED);
 }
