@@ -16,6 +16,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <poll.h>
 #include "qapi/error.h"
 #include "qapi/qapi-events-distvm.h"
 #include "qemu/error-report.h"
@@ -24,6 +25,7 @@
 #include "qemu/timer.h"
 #include "qemu/units.h"
 #include "block/block.h"
+#include "io/channel-tls.h"
 #include "hw/boards.h"
 #include "system/runstate.h"
 #include "system/system.h"
@@ -72,6 +74,8 @@ static void distvm_limits(DistvmState *s, DistvmWireLimits *lim)
  */
 typedef struct DistvmReader {
     QIOChannel *ioc;
+    int fd;                     /* the socket under @ioc */
+    QCryptoTLSSession *tls;     /* @ioc's TLS session, or NULL */
     uint8_t *buf;
     size_t start;               /* first unconsumed byte */
     size_t end;                 /* end of the bytes read */
@@ -82,7 +86,16 @@ typedef struct DistvmReader {
 
 static void distvm_reader_init(DistvmReader *r, QIOChannel *ioc)
 {
+    QIOChannel *sock = ioc;
+
+    if (object_dynamic_cast(OBJECT(ioc), TYPE_QIO_CHANNEL_TLS)) {
+        r->tls = qio_channel_tls_get_session(QIO_CHANNEL_TLS(ioc));
+        sock = QIO_CHANNEL_TLS(ioc)->master;
+    } else {
+        r->tls = NULL;
+    }
     r->ioc = ioc;
+    r->fd = QIO_CHANNEL_SOCKET(sock)->fd;
     r->buf = g_malloc(DISTVM_READER_SIZE);
     r->start = r->end = 0;
 }
@@ -90,6 +103,27 @@ static void distvm_reader_init(DistvmReader *r, QIOChannel *ioc)
 static void distvm_reader_free(DistvmReader *r)
 {
     g_free(r->buf);
+}
+
+/*
+ * Wait until @r's connection has bytes to read, in poll() rather than in
+ * recvmsg().  A thread asleep in recvmsg() waits on the socket's one
+ * wait queue, where the kernel also announces each message the peer
+ * takes from this socket's other direction (buffer space freed) without
+ * telling kinds apart: every message this node sends would wake its
+ * receive thread for nothing, a context switch each.  poll() wakes only
+ * for what it waits for.
+ */
+static void distvm_reader_wait(DistvmReader *r)
+{
+    struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+
+    if (r->tls && qcrypto_tls_session_check_pending(r->tls)) {
+        return;                 /* decrypted and waiting in the session */
+    }
+    while (poll(&pfd, 1, -1) < 0 && errno == EINTR) {
+        continue;
+    }
 }
 
 /*
@@ -108,8 +142,11 @@ static int distvm_reader_fill(DistvmReader *r, size_t need, Error **errp)
         r->start = 0;
     }
     while (r->end - r->start < need) {
-        ssize_t n = qio_channel_read(r->ioc, (char *)r->buf + r->end,
-                                     DISTVM_READER_SIZE - r->end, errp);
+        ssize_t n;
+
+        distvm_reader_wait(r);
+        n = qio_channel_read(r->ioc, (char *)r->buf + r->end,
+                             DISTVM_READER_SIZE - r->end, errp);
 
         if (n == QIO_CHANNEL_ERR_BLOCK) {
             qio_channel_wait(r->ioc, G_IO_IN);
