@@ -16,10 +16,13 @@
  *                sends PAGE_GRANT once they all acknowledged
  *
  * The requester sends PAGE_DONE when the page is in place, and only then
- * does the manager take the page's next request; except after a read miss
- * that the manager serves itself from its own copy: it sends PAGE_DATA
- * (FINAL) before anything else about the page can go to the requester, and
- * takes the next request at once.
+ * does the manager take the page's next request; except when the message
+ * that completes the request comes from the manager itself: a read miss
+ * it serves from its own copy (PAGE_DATA), or a grant to a node that holds
+ * the page already, an upgrade above all (PAGE_GRANT).  That message, marked
+ * FINAL, goes before anything else about the page can go to the requester,
+ * and the manager takes the next request at once.  Not for its own
+ * requests, whose messages to itself wait until ram->lock is released.
  *
  * A node that writes pages of another one after the other (memory homed
  * elsewhere being zeroed or loaded, as Linux does at boot) gets, with the
@@ -101,6 +104,7 @@ typedef struct DistvmPending {
 typedef struct DistvmTxn {
     uint32_t requester;
     bool write;
+    bool grant_final;           /* the requester needs only the grant */
     uint16_t acks;              /* the nodes whose PAGE_INV_ACK is due */
     GQueue waiting;             /* DistvmQueued */
 } DistvmTxn;
@@ -435,6 +439,33 @@ static bool mgr_serve_read(DistvmState *s, DistvmOutbox *o, uint32_t block,
 }
 
 /*
+ * Grant the page to @r, exclusive if @write.  @final: @r holds the page
+ * already, or will have all it needs with this grant.  Unless @r is this
+ * node, such a grant is marked FINAL and sent at once, before ram->lock is
+ * released, as mgr_serve_read() sends its page: whatever this node decides
+ * next about the page reaches @r after it, so no PAGE_DONE needs to come
+ * back, and the caller may take the page's next request at once; true
+ * then.
+ */
+static bool mgr_grant(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                      uint64_t page, uint32_t r, bool write, bool final)
+{
+    uint32_t flags = write ? DISTVM_PAGE_WRITE : 0;
+    DistvmOutbox now;
+
+    if (!final || r == s->node_id) {
+        outbox_page(s, o, r, DISTVM_MSG_PAGE_GRANT, block, page, r, flags,
+                    NULL);
+        return false;
+    }
+    outbox_init(&now);
+    outbox_page(s, &now, r, DISTVM_MSG_PAGE_GRANT, block, page, r,
+                flags | DISTVM_PAGE_FINAL, NULL);
+    outbox_send_now(s, o, &now);
+    return true;
+}
+
+/*
  * Start @txn's request.  @finished: it needs no PAGE_DONE, the next
  * request may start.
  */
@@ -453,7 +484,7 @@ static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
     *finished = false;
     if (owner == (int)r) {
         /* It holds the page already (a fault that raced with the grant). */
-        outbox_page(s, o, r, DISTVM_MSG_PAGE_GRANT, block, page, r, 0, NULL);
+        *finished = mgr_grant(s, o, block, page, r, false, true);
         return true;
     }
     if (!txn->write) {
@@ -469,8 +500,7 @@ static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
         }
         if (holder < 0) {
             if (set & rbit) {
-                outbox_page(s, o, r, DISTVM_MSG_PAGE_GRANT, block, page, r, 0,
-                            NULL);
+                *finished = mgr_grant(s, o, block, page, r, false, true);
                 return true;
             }
             error_setg(errp, "page %" PRIu64 " of %s has no holder", page,
@@ -500,6 +530,7 @@ static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
             return false;
         }
         txn->acks = others;
+        txn->grant_final = sender < 0;
         for (uint32_t n = 0; n < s->nodes; n++) {
             if (!(others & (1u << n))) {
                 continue;
@@ -513,8 +544,8 @@ static bool mgr_start(DistvmState *s, DistvmOutbox *o, uint32_t block,
             }
         }
         if (!txn->acks) {
-            outbox_page(s, o, r, DISTVM_MSG_PAGE_GRANT, block, page, r,
-                        DISTVM_PAGE_WRITE, NULL);
+            *finished = mgr_grant(s, o, block, page, r, true,
+                                  txn->grant_final);
         }
     }
     b->owner[page] = r;
@@ -591,16 +622,19 @@ static bool mgr_done(DistvmState *s, DistvmOutbox *o, uint32_t block,
 }
 
 /* page_msg_state_refusal() checked that @from owes it. */
-static void mgr_inv_ack(DistvmState *s, DistvmOutbox *o, uint32_t block,
-                        uint64_t page, uint32_t from)
+static bool mgr_inv_ack(DistvmState *s, DistvmOutbox *o, uint32_t block,
+                        uint64_t page, uint32_t from, Error **errp)
 {
     DistvmTxn *txn = g_hash_table_lookup(s->ram->txns, page_key(block, page));
 
     txn->acks &= ~(1u << from);
-    if (!txn->acks) {
-        outbox_page(s, o, txn->requester, DISTVM_MSG_PAGE_GRANT, block, page,
-                    txn->requester, DISTVM_PAGE_WRITE, NULL);
+    if (txn->acks ||
+        !mgr_grant(s, o, block, page, txn->requester, true,
+                   txn->grant_final)) {
+        return true;
     }
+    return !mgr_take_next(s, block, page, txn) ||
+           mgr_run(s, o, block, page, txn, errp);
 }
 
 /* ---- holder: send a page away ---- */
@@ -831,7 +865,7 @@ static void req_grant(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m)
     } else {
         uffd_wakeup(ram->uffd, host, DISTVM_PAGE_SIZE);
     }
-    req_complete(s, o, m->block, m->page, p, false);
+    req_complete(s, o, m->block, m->page, p, m->flags & DISTVM_PAGE_FINAL);
 }
 
 /* ---- dropping pages ---- */
@@ -1032,6 +1066,9 @@ static char *page_msg_state_refusal(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_MSG_PAGE_GRANT:
         if (!p || p->got_grant) {
             why = "this node did not ask for it";
+        } else if ((m->flags & DISTVM_PAGE_FINAL) &&
+                   b->state[m->page] == DISTVM_PAGE_I) {
+            why = "a final grant to a node that does not hold the page";
         }
         break;
     }
@@ -1113,8 +1150,7 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
         ok = mgr_done(s, &o, m->block, m->page, errp);
         break;
     case DISTVM_MSG_PAGE_INV_ACK:
-        mgr_inv_ack(s, &o, m->block, m->page, msg->hdr.src);
-        ok = true;
+        ok = mgr_inv_ack(s, &o, m->block, m->page, msg->hdr.src, errp);
         break;
     case DISTVM_MSG_PAGE_FWD:
         ok = holder_forward(s, &o, m->block, m->page, m->node, m->flags,

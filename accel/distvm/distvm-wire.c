@@ -250,10 +250,12 @@ static bool decode_page(WireReader *r, const DistvmMsgHeader *hdr,
         return false;
     }
     if ((pg->flags & DISTVM_PAGE_FINAL) &&
+        hdr->type != DISTVM_MSG_PAGE_GRANT &&
         (hdr->type != DISTVM_MSG_PAGE_DATA ||
          (pg->flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_RUN)))) {
         error_setg(errp, "%s message with flags 0x%" PRIx32 ": only a "
-                   "shared PAGE_DATA needs no PAGE_DONE", r->what, pg->flags);
+                   "shared PAGE_DATA or a PAGE_GRANT needs no PAGE_DONE",
+                   r->what, pg->flags);
         return false;
     }
     if (reserved) {

@@ -69,8 +69,8 @@ typedef enum DistvmMsgType {
 #define DISTVM_PAGE_RUN         0x10    /* FWD(WRITE) from itself: give the
                                            untouched pages after it too;
                                            DATA(WRITE|ZERO): one of them */
-#define DISTVM_PAGE_FINAL       0x20    /* DATA(read) from the manager: no
-                                           PAGE_DONE */
+#define DISTVM_PAGE_FINAL       0x20    /* DATA(read) or GRANT from the
+                                           manager: no PAGE_DONE */
 #define DISTVM_PAGE_FLAGS_ALL   0x3f
 
 typedef struct DistvmMsgHeader {

@@ -1365,6 +1365,9 @@ static void test_forged(void)
         /* Only a page's manager sends data that needs no PAGE_DONE. */
         { DISTVM_MSG_PAGE_DATA, false, 0,
           DISTVM_PAGE_ZERO | DISTVM_PAGE_FINAL },
+        /* Its manager grants a page only to a node that asked. */
+        { DISTVM_MSG_PAGE_GRANT, true, 0,
+          DISTVM_PAGE_WRITE | DISTVM_PAGE_FINAL },
     };
 
     for (int b = 0; b < 2; b++) {

@@ -906,6 +906,10 @@ static void test_page_messages(void)
     check_page(DISTVM_MSG_PAGE_DATA, 1, 10, 2, 3, 0, DISTVM_PAGE_FINAL);
     check_page(DISTVM_MSG_PAGE_DATA, 1, 11, 2, 4, 0,
                DISTVM_PAGE_FINAL | DISTVM_PAGE_ZERO);
+    /* A grant that needs no PAGE_DONE: an upgrade, or a page held already */
+    check_page(DISTVM_MSG_PAGE_GRANT, 0, 12, 2, 5, 2,
+               DISTVM_PAGE_WRITE | DISTVM_PAGE_FINAL);
+    check_page(DISTVM_MSG_PAGE_GRANT, 0, 13, 2, 6, 2, DISTVM_PAGE_FINAL);
 }
 
 static bool run_flag_ok(DistvmMsgType t, uint32_t flags)
@@ -943,7 +947,7 @@ static void test_page_run_flag(void)
     g_byte_array_unref(b);
 }
 
-/* Only a shared copy needs no PAGE_DONE */
+/* Only a shared copy or a grant needs no PAGE_DONE */
 static void test_page_final_flag(void)
 {
     GByteArray *b = g_byte_array_new();
@@ -953,6 +957,7 @@ static void test_page_final_flag(void)
             DistvmMsgType t = page_types[i];
 
             if ((flags & DISTVM_PAGE_FINAL) && run_flag_ok(t, flags) &&
+                t != DISTVM_MSG_PAGE_GRANT &&
                 (t != DISTVM_MSG_PAGE_DATA ||
                  (flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_RUN)))) {
                 page_with_flags(b, t, flags);
