@@ -166,7 +166,12 @@ static bool distvm_apic_remote_deliver(APICCommonState *apic,
 
 /*
  * A LAPIC's addressing changed here (on its vCPU's thread, with the BQL):
- * the other nodes deliver to it by its APIC ID and logical destination.
+ * the other nodes deliver to it by its APIC ID, logical destination and
+ * destination format, or (x2APIC mode) by its x2APIC ID and logical ID,
+ * which follow from its initial APIC ID; broadcasts reach the LAPICs in
+ * the mode they address, and a node hands the 8259's output to vCPU 0's
+ * LAPIC only while it is enabled.  QEMU's lowest-priority arbitration
+ * takes the first LAPIC addressed: no more to share for it.
  */
 static void distvm_apic_addressing(APICCommonState *apic)
 {
@@ -176,8 +181,19 @@ static void distvm_apic_addressing(APICCommonState *apic)
     uint64_t value = apic->id | apic->log_dest << 8 |
                      (uint64_t)(apic->dest_mode & 0xf) << 16;
 
+    if (apic->apicbase & MSR_IA32_APICBASE_EXTD) {
+        value |= DISTVM_APIC_X2APIC;
+    }
+    if (apic->apicbase & MSR_IA32_APICBASE_ENABLE) {
+        value |= DISTVM_APIC_ENABLED;
+    }
+    if (apic->spurious_vec & APIC_SV_ENABLE) {
+        value |= DISTVM_APIC_SW_ENABLED;
+    }
+    /* Reset changes every node's copy alike; only the vCPU's node tells. */
     if (s->nodes == 1 ||
-        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
+        distvm_vcpu_node(s, cpu) != s->node_id) {
         return;
     }
     trace_distvm_apic_addressing(cpu, value);
@@ -208,9 +224,22 @@ static bool vcpu_apic_received(DistvmState *s, const DistvmMsg *msg)
     APICCommonState *apic = APIC_COMMON(x86->apic_state);
 
     if (distvm_vcpu_node(s, m->cpu) != s->node_id) {
+        uint64_t base = apic->apicbase &
+                        ~(MSR_IA32_APICBASE_EXTD | MSR_IA32_APICBASE_ENABLE);
+
+        if (m->value & DISTVM_APIC_X2APIC) {
+            base |= MSR_IA32_APICBASE_EXTD;
+        }
+        if (m->value & DISTVM_APIC_ENABLED) {
+            base |= MSR_IA32_APICBASE_ENABLE;
+        }
         qatomic_set(&apic->id, m->value & 0xff);
         qatomic_set(&apic->log_dest, (m->value >> 8) & 0xff);
         qatomic_set(&apic->dest_mode, (m->value >> 16) & 0xf);
+        qatomic_set(&apic->apicbase, base);
+        qatomic_set(&apic->spurious_vec,
+                    (apic->spurious_vec & ~APIC_SV_ENABLE) |
+                    (m->value & DISTVM_APIC_SW_ENABLED ? APIC_SV_ENABLE : 0));
     }
     return true;
 }

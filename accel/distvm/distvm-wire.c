@@ -323,7 +323,8 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
                    PRIx64, v->value);
         return false;
     }
-    if (hdr->type == DISTVM_MSG_VCPU_APIC && v->value >> 20) {
+    if (hdr->type == DISTVM_MSG_VCPU_APIC &&
+        v->value >> DISTVM_APIC_VALUE_BITS) {
         error_setg(errp, "VCPU_APIC message with an invalid addressing 0x%"
                    PRIx64, v->value);
         return false;

@@ -61,6 +61,12 @@ typedef enum DistvmMsgType {
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
+/* DistvmMsgVcpu.value of VCPU_APIC, above the addressing (bits 0-19) */
+#define DISTVM_APIC_X2APIC      (1u << 20)  /* APIC base: x2APIC mode */
+#define DISTVM_APIC_ENABLED     (1u << 21)  /* APIC base: enabled */
+#define DISTVM_APIC_SW_ENABLED  (1u << 22)  /* spurious vector: enabled */
+#define DISTVM_APIC_VALUE_BITS  23
+
 /* DistvmMsgPage.flags */
 #define DISTVM_PAGE_WRITE       0x01    /* REQ/FWD: exclusive; DATA: placed E */
 #define DISTVM_PAGE_ZERO        0x02    /* DATA: all-zero page, no bytes */
@@ -120,7 +126,8 @@ typedef struct DistvmMsgPage {
  * VCPU_IPI: @from the sending node, @to the node it was sent to, @value
  *   delivery mode | vector << 8 | trigger mode << 16.
  * VCPU_APIC: @from the vCPU's node, @to the node it was sent to, @value
- *   APIC ID | logical destination << 8 | destination format << 16.
+ *   APIC ID | logical destination << 8 | destination format << 16 |
+ *   DISTVM_APIC_* flags.
  */
 typedef struct DistvmMsgVcpu {
     uint32_t cpu;

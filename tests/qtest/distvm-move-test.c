@@ -626,6 +626,109 @@ static void test_interrupts(void)
     distvm_node_quit(c.node[0]);
 }
 
+/*
+ * LAPICs in x2APIC mode are addressed as such wherever their vCPUs run
+ * (mode=x2apic of the guest, 4 vCPUs over 3 nodes): the RTC's
+ * level-triggered interrupt from home's I/O APIC, in logical destination
+ * mode, reaches each of vCPUs 1 to 3 and waits for their EOIs; vCPU 0's
+ * IPIs (physical, logical, lowest priority, all-but-self and the x2APIC
+ * broadcast) reach every vCPU they address, exactly once, before and
+ * after the vCPUs move; and none that only an xAPIC would take (a logical
+ * destination in another cluster, the xAPIC broadcast ID 0xff) reaches
+ * any.
+ */
+static void test_x2apic(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -cpu qemu64,+x2apic -smp 4 -kernel %s "
+        "-append 'cpus=4 x2apic=1'", elf);
+    g_autofree char *dir = g_strdup_printf("%s/x2apic", tmpdir);
+    static const int placements[][4] = {
+        { 0, 1, 2, 1 }, { 2, 0, 1, 2 }, { 1, 2, 0, 0 },
+    };
+    int where[4] = { 0, 1, 2, 1 };
+    DistvmCluster c = { .nodes = 3, .dir = dir };
+    QTestState *home;
+    uint32_t rounds;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 3; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 3, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=0:1:2:1",
+                                                  opts);
+
+        c.node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    home = c.node[0]->qts;
+    for (int n = 0; n < 3; n++) {
+        distvm_wait_state(c.node[n]->qts, "running", 60);
+    }
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 "
+                                      "x2apic running", 120));
+    for (int i = 0; i < G_N_ELEMENTS(placements); i++) {
+        for (int cpu = 0; cpu < 4; cpu++) {
+            if (where[cpu] != placements[i][cpu]) {
+                move_vcpu(&c, home, cpu, where[cpu], placements[i][cpu]);
+                where[cpu] = placements[i][cpu];
+            }
+        }
+        check_placement(&c, 4, where);
+        for (int cpu = 1; cpu < 4; cpu++) {
+            wait_counter(home, RES(x2_rtc) + cpu * 4,
+                         qtest_readl(home, RES(x2_rtc) + cpu * 4), 20,
+                         "RTC interrupts");
+        }
+        rounds = wait_counter(home, RES(x2_rounds),
+                              qtest_readl(home, RES(x2_rounds)), 20,
+                              "IPI rounds");
+        g_test_message("vCPUs on nodes %d %d %d %d: %u IPI rounds so far",
+                       where[0], where[1], where[2], where[3], rounds);
+    }
+
+    qtest_writel(home, RES(stop), 1);
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: DONE", 60));
+    rounds = qtest_readl(home, RES(x2_rounds));
+    for (int kind = 0; kind < DG_X2_KINDS; kind++) {
+        g_assert_cmpuint(qtest_readl(home, RES(x2_lost) + kind * 4), ==, 0);
+    }
+    for (int cpu = 0; cpu < 4; cpu++) {
+        uint64_t ipi = RES(x2_ipi) + cpu * DG_X2_KINDS * 4;
+        uint32_t lowest = qtest_readl(home, ipi + DG_X2_LOWEST * 4);
+
+        /* cluster 0, one bit per APIC ID */
+        g_assert_cmphex(qtest_readl(home, RES(x2_ldr) + cpu * 4), ==,
+                        1u << cpu);
+        g_assert_cmpuint(qtest_readl(home, ipi + DG_X2_BROADCAST * 4), ==,
+                         rounds);
+        g_assert_cmpuint(qtest_readl(home, ipi + DG_X2_OTHER_CLUSTER * 4),
+                         ==, 0);
+        g_assert_cmpuint(qtest_readl(home,
+                                     ipi + DG_X2_XAPIC_BROADCAST * 4), ==, 0);
+        for (int kind = DG_X2_PHYSICAL; kind <= DG_X2_ALL_BUT_SELF; kind++) {
+            if (kind != DG_X2_LOWEST) {
+                g_assert_cmpuint(qtest_readl(home, ipi + kind * 4), ==,
+                                 cpu ? rounds : 0);
+            }
+        }
+        /* QEMU gives a lowest-priority interrupt to the first addressed */
+        g_assert_cmpuint(lowest, ==, cpu == 1 ? rounds : 0);
+        if (cpu) {
+            g_assert_cmpuint(qtest_readl(home, RES(x2_rtc) + cpu * 4), >, 0);
+        } else {
+            g_assert_cmpuint(qtest_readl(home, RES(x2_rtc)), ==, 0);
+        }
+    }
+    {
+        g_autofree char *console = distvm_read_console(c.node[0]);
+
+        distvm_assert_console_clean(console);
+    }
+    for (int n = 2; n >= 0; n--) {
+        distvm_node_quit(c.node[n]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-move-test");
@@ -633,6 +736,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/placement", test_placement);
     qtest_add_func("/distvm/move/requests", test_requests);
     qtest_add_func("/distvm/move/interrupts", test_interrupts);
+    qtest_add_func("/distvm/move/x2apic", test_x2apic);
     qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
                         test_moves);
     qtest_add_data_func("/distvm/move/3-nodes", GINT_TO_POINTER(3),

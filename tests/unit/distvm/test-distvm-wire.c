@@ -96,8 +96,9 @@ static const DistvmMsgType io_types[] = {
 #define APIC(id, logical, format) \
     ((uint64_t)(id) | (uint64_t)(logical) << 8 | (uint64_t)(format) << 16)
 
-/* The largest addressing: bits 0 to 19 */
-#define APIC_MAX APIC(0xff, 0xff, 0xf)
+/* The largest addressing: bits 0 to 19, and the mode flags above */
+#define APIC_MAX (APIC(0xff, 0xff, 0xf) | DISTVM_APIC_X2APIC | \
+                  DISTVM_APIC_ENABLED | DISTVM_APIC_SW_ENABLED)
 
 /* Where home's HPET usually is, and Q35's ACPI PM timer */
 #define HPET_BASE       UINT64_C(0xfed00000)
@@ -1106,12 +1107,12 @@ static void test_vcpu_apic(void)
         }
     }
 
-    /* Any single bit below 20, and all of them */
-    for (int bit = 0; bit < 20; bit++) {
+    /* Any single bit below 23, and all of them */
+    for (int bit = 0; bit < DISTVM_APIC_VALUE_BITS; bit++) {
         check_vcpu(&limits, DISTVM_MSG_VCPU_APIC, 1, 3, 1, 2, 1ull << bit, 1);
     }
     check_vcpu(&limits, DISTVM_MSG_VCPU_APIC, 1, 3, 1, 2, APIC_MAX, 1);
-    g_assert_cmphex(APIC_MAX, ==, (1ull << 20) - 1);
+    g_assert_cmphex(APIC_MAX, ==, (1ull << DISTVM_APIC_VALUE_BITS) - 1);
 
     /* An APIC ID that would be a reserved IPI delivery mode is fine */
     for (uint32_t id = 0; id < 256; id++) {
@@ -2239,13 +2240,13 @@ static void test_vcpu_ipi_bad_delivery(void)
     g_byte_array_unref(b);
 }
 
-/* An APIC ID, logical destination and 4-bit format, nothing above */
+/* An APIC ID, logical destination, 4-bit format and 3 flags, no more */
 static void test_vcpu_apic_bad_addressing(void)
 {
     static const uint64_t bad[] = {
-        1ull << 20, 1ull << 21, APIC(2, 0x04, 0xf) | 1ull << 20,
-        APIC(0, 0, 0x10), APIC(0, 0, 0xff), APIC(0xff, 0xff, 0x1f),
-        0xfff00000ull, 1ull << 24, 1ull << 31, 0xffffffffull, 1ull << 32,
+        1ull << 23, 1ull << 27, APIC(2, 0x04, 0xf) | 1ull << 23,
+        APIC(0, 0, 0x800), APIC(0, 0, 0xff0), APIC(0xff, 0xff, 0x8f),
+        0xff800000ull, 1ull << 24, 1ull << 31, 0xffffffffull, 1ull << 32,
         APIC(1, 1, 0) | 1ull << 32, 1ull << 63, APIC_MAX | 1ull << 63,
         ~APIC_MAX, UINT64_MAX,
     };
@@ -2263,8 +2264,8 @@ static void test_vcpu_apic_bad_addressing(void)
         expect_decode_error(b, &limits_no_ram, what);
     }
 
-    /* Nothing above the destination format, whatever the rest */
-    for (int bit = 20; bit < 64; bit++) {
+    /* Nothing above the flags, whatever the rest */
+    for (int bit = DISTVM_APIC_VALUE_BITS; bit < 64; bit++) {
         uint64_t value = APIC_MAX | 1ull << bit;
         g_autofree char *what = g_strdup_printf(
             "VCPU_APIC message with an invalid addressing 0x%" PRIx64, value);

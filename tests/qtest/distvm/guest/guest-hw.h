@@ -24,6 +24,9 @@
 #define LAPIC_TMR_DIV   0x3e0
 #define LVT_MASKED      (1u << 16)
 #define LVT_PERIODIC    (1u << 17)
+#define MSR_APIC_BASE   0x1b
+#define APIC_BASE_X2APIC (1u << 10)
+#define X2APIC_ID       0x802
 
 static inline void outb(uint16_t port, uint8_t v)
 {
@@ -64,6 +67,20 @@ static inline void lapic_write(uint32_t reg, uint32_t v)
     *(volatile uint32_t *)(LAPIC_BASE + reg) = v;
 }
 
+static inline uint64_t rdmsr(uint32_t msr)
+{
+    uint32_t lo, hi;
+
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return (uint64_t)hi << 32 | lo;
+}
+
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v),
+                     "d"((uint32_t)(v >> 32)));
+}
+
 static inline uint64_t rdtsc(void)
 {
     uint32_t lo, hi;
@@ -81,5 +98,12 @@ void wait_icr_idle(void);
 
 /* irq-mode.c */
 void irq_mode(uint32_t cpu, uint32_t ncpus);
+void cmos_ack(void);
+void ioapic_write(uint32_t reg, uint32_t v);
+
+/* x2apic-mode.c */
+extern volatile uint32_t x2apic_on;
+void x2apic_mode(uint32_t cpu, uint32_t ncpus);
+void x2apic_dispatch(uint32_t vector);
 
 #endif /* DISTVM_GUEST_HW_H */

@@ -65,17 +65,28 @@ static void cmos_write(uint8_t reg, uint8_t v)
     outb(RTC_DATA, v);
 }
 
-static void ioapic_write(uint32_t reg, uint32_t v)
+void ioapic_write(uint32_t reg, uint32_t v)
 {
     *(volatile uint32_t *)IOAPIC_BASE = reg;
     *(volatile uint32_t *)(IOAPIC_BASE + 0x10) = v;
 }
 
+/* The RTC's periodic interrupt: reading register C lowers its line. */
+void cmos_ack(void)
+{
+    cmos_read(RTC_REG_C);
+}
+
 void irq_dispatch(uint32_t vector);
 void irq_dispatch(uint32_t vector)
 {
-    uint32_t cpu = my_cpu();
+    uint32_t cpu;
 
+    if (x2apic_on) {
+        x2apic_dispatch(vector);
+        return;
+    }
+    cpu = my_cpu();
     if (vector == 2) {
         V(res->ipi_kind[cpu][DG_IPI_NMI])++;
     } else if (vector == DG_PIC_VECTOR) {

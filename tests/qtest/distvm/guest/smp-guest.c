@@ -40,6 +40,7 @@ static volatile uint32_t data_lock;
 static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
+static uint32_t mode_x2apic;
 
 
 struct idt_entry {
@@ -493,6 +494,9 @@ static void moves(uint32_t cpu)
 
 uint32_t my_cpu(void)
 {
+    if (rdmsr(MSR_APIC_BASE) & APIC_BASE_X2APIC) {
+        return rdmsr(X2APIC_ID);
+    }
     return lapic_read(LAPIC_ID) >> 24;
 }
 
@@ -511,6 +515,8 @@ void ap_main(void)
     }
     if (mode_irq) {
         irq_mode(cpu, ncpus);
+    } else if (mode_x2apic) {
+        x2apic_mode(cpu, ncpus);
     } else if (mode_moves) {
         moves(cpu);
     } else if (mode_stress) {
@@ -533,6 +539,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_stress = parse_arg(cmdline, "stress", 0);
     mode_moves = parse_arg(cmdline, "moves", 0);
     mode_irq = parse_arg(cmdline, "irq", 0);
+    mode_x2apic = parse_arg(cmdline, "x2apic", 0);
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
@@ -587,6 +594,8 @@ void guest_main(struct multiboot_info *mbi)
     go = 1;
     if (mode_irq) {
         irq_mode(0, ncpus);
+    } else if (mode_x2apic) {
+        x2apic_mode(0, ncpus);
     } else if (mode_moves) {
         moves(0);
     } else if (mode_stress) {

@@ -88,6 +88,35 @@ enum {
     DG_IPI_KINDS
 };
 
+/*
+ * mode=x2apic (4 CPUs): every CPU switches its LAPIC to x2APIC mode, then
+ * until the test sets stop:
+ * - CPUs 1 to 3 halt, and take the RTC's periodic interrupt, which the
+ *   I/O APIC sends to all three at once, level-triggered, in logical
+ *   destination mode (cluster 0, logical IDs 1 << 1 to 1 << 3);
+ * - CPU 0 sends rounds of IPIs: one of each kind DG_X2_*, each once every
+ *   CPU it addresses took it (physical: to CPU 1, 2 and 3 in turn).  The
+ *   last two kinds address no x2APIC, and only a LAPIC taken for an xAPIC
+ *   would take them; the IPIs sent after them would find them taken.
+ */
+#define DG_X2_RTC_DEST      0x0e    /* logical IDs of CPUs 1 to 3 */
+enum {
+    DG_X2_PHYSICAL,             /* physical destination, each of CPU 1-3 */
+    DG_X2_LOGICAL,              /* logical destination DG_X2_RTC_DEST */
+    DG_X2_LOWEST,               /* the same, lowest priority: one of them */
+    DG_X2_ALL_BUT_SELF,         /* shorthand: CPUs 1 to 3 */
+    DG_X2_BROADCAST,            /* physical destination 0xffffffff: all */
+    DG_X2_OTHER_CLUSTER,        /* logical, cluster 1: nobody */
+    DG_X2_XAPIC_BROADCAST,      /* physical destination 0xff: nobody */
+    DG_X2_KINDS
+};
+
+/* Its vector: DG_IPI_BASE + kind, skipping DG_IPI_NMI's (see boot.S) */
+static inline uint32_t dg_x2_vector(uint32_t kind)
+{
+    return DG_IPI_BASE + kind + (kind >= DG_IPI_NMI);
+}
+
 typedef uint32_t dg_v4 __attribute__((vector_size(16)));
 
 /* 8-byte aligned on i386 too, so the guest and the test agree on layout. */
@@ -154,6 +183,12 @@ struct dg_results {
     uint32_t ipi_rounds;        /* rounds of IPIs CPU 0 completed */
     uint32_t ipi_lost[DG_IPI_KINDS];    /* not taken within a second or so */
     uint32_t ipi_kind[2][DG_IPI_KINDS];     /* taken, by CPU and kind */
+    /* mode=x2apic */
+    uint32_t x2_ldr[DG_MAX_CPUS];   /* each CPU's x2APIC logical ID */
+    uint32_t x2_rtc[DG_MAX_CPUS];   /* RTC interrupts taken, by CPU */
+    uint32_t x2_rounds;             /* rounds of IPIs CPU 0 completed */
+    uint32_t x2_lost[DG_X2_KINDS];  /* not taken within a second or so */
+    uint32_t x2_ipi[DG_MAX_CPUS][DG_X2_KINDS];  /* taken, by CPU and kind */
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
