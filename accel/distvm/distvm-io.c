@@ -6,7 +6,10 @@
  * access to the home node and waits for its result (with the BQL
  * released, if its thread held it); the home node replays it under the
  * BQL with current_cpu set to its own, parked copy of that vCPU, as the
- * devices expect.
+ * devices expect.  An access that stops the current vCPU there (a reset
+ * or suspend request: cpu_stop_current()) stops the real one instead:
+ * the reply says so, and home's run state change that follows (reset,
+ * suspend, stop) brings it back.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -30,6 +33,7 @@ struct DistvmIoWait {
     uint64_t waiting_id;        /* atomic: the request waiting, or 0 */
     uint64_t data;
     MemTxResult result;
+    bool stop;                  /* the access stopped the vCPU */
 };
 
 /* The EOI register of an I/O APIC of version 0x20. */
@@ -91,6 +95,11 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
     qemu_event_wait(&w->done);
     distvm_chipset_wait_replays(s, cs);
     io_account(s, space, start_ns);
+    if (w->stop) {
+        /* cpu_stop_current(), for this vCPU: it is current here. */
+        qatomic_set(&cs->stop, true);
+        cpu_exit(cs);
+    }
     if (locked) {
         bql_lock();
     }
@@ -190,6 +199,7 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     g_autoptr(GByteArray) m = g_byte_array_new();
     uint8_t buf[8] = { 0 };
     bool is_write = io.flags & DISTVM_IO_WRITE;
+    bool stopped;
     MemTxAttrs attrs = MEMTXATTRS_UNSPECIFIED;
     AddressSpace *as = &address_space_io;
     MemTxResult res;
@@ -199,6 +209,7 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         as = cpu_get_address_space(cpu, cpu_asidx_from_attrs(cpu, attrs));
     }
     stq_le_p(buf, io.data);
+    stopped = cpu->stop;
     current_cpu = cpu;
     if (io.space == DISTVM_IO_PIC_ACK) {
         buf[0] = distvm_pic_acknowledge();
@@ -209,6 +220,11 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     current_cpu = saved;
     io.data = is_write ? 0 : ldq_le_p(buf) & MAKE_64BIT_MASK(0, io.size * 8);
     io.flags = res;
+    if (cpu->stop && !stopped) {
+        /* Not this parked copy: the vCPU stops where it runs. */
+        cpu->stop = false;
+        io.flags |= DISTVM_IO_STOP;
+    }
     trace_distvm_io_replay(msg->hdr.src, io.cpu, io.space, io.addr, io.size,
                            is_write, res);
     distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, &io);
@@ -229,7 +245,8 @@ static bool io_reply_received(DistvmState *s, const DistvmMsg *msg)
         return false;
     }
     w->data = msg->u.io.data;
-    w->result = msg->u.io.flags;
+    w->result = msg->u.io.flags & ~DISTVM_IO_STOP;
+    w->stop = msg->u.io.flags & DISTVM_IO_STOP;
     qemu_event_set(&w->done);
     return true;
 }
@@ -243,6 +260,7 @@ void distvm_io_leaving(DistvmState *s)
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         s->io_waits[i].data = 0;
         s->io_waits[i].result = MEMTX_ERROR;
+        s->io_waits[i].stop = false;
         qemu_event_set(&s->io_waits[i].done);
     }
 }

@@ -4,8 +4,10 @@
  * The home node is authoritative for run state (DESIGN.md section 3):
  * when its guest stops or runs ("stop"/"cont", the first start) it tells
  * the other nodes, which stop or run their vCPUs too; a reset of the
- * machine resets every node's vCPUs.  Power-off and quit end the home
- * process, whose BYE ends the others.
+ * machine resets every node's vCPUs.  A suspend to RAM (S3) stops them
+ * too, and the wake-up (a reset, then the guest runs on from its waking
+ * vector) runs them again.  Power-off and quit end the home process,
+ * whose BYE ends the others.
  *
  * Each time the guest runs, home sends its clocks: the guest's virtual
  * clock and TSC and the host clocks they were read against.  A node on
@@ -45,6 +47,8 @@ typedef struct DistvmRunMsg {
 
 struct DistvmRun {
     uint64_t host_id;           /* this host's, read_host_id() */
+    Notifier suspend;           /* home: the guest suspends to RAM */
+    Notifier wakeup;            /* home: ... and wakes up */
     /* Not home: home's clocks, come before this node's own start. */
     bool have_pending_clocks;
     DistvmRunMsg pending_clocks;
@@ -178,6 +182,35 @@ static void distvm_vm_state_change(void *opaque, bool running, RunState state)
     send_run_state(s, running ? DISTVM_RUN_CONT : DISTVM_RUN_STOP);
 }
 
+/*
+ * Home: the guest suspends to RAM (S3).  QEMU pauses the vCPUs without a
+ * VM state change, and its clocks go on; the nodes stop theirs as for a
+ * "stop".
+ */
+static void distvm_home_suspend(Notifier *n, void *data)
+{
+    DistvmState *s = distvm_state();
+
+    if (qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING) {
+        trace_distvm_run_state_send(false, "suspended");
+        send_run_state(s, DISTVM_RUN_STOP);
+    }
+}
+
+/*
+ * Home: the guest wakes up.  The machine was just reset (a RUN_RESET went
+ * out before this), and the vCPUs run on as for a "cont".
+ */
+static void distvm_home_wakeup(Notifier *n, void *data)
+{
+    DistvmState *s = distvm_state();
+
+    if (qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING) {
+        trace_distvm_run_state_send(true, "woken up");
+        send_run_state(s, DISTVM_RUN_CONT);
+    }
+}
+
 /* Home: the machine is reset (the guest rebooted, or system_reset). */
 static void distvm_home_reset(void *opaque)
 {
@@ -308,5 +341,9 @@ void distvm_runstate_init(DistvmState *s)
     if (distvm_is_home(s)) {
         qemu_add_vm_change_state_handler(distvm_vm_state_change, s);
         qemu_register_reset(distvm_home_reset, s);
+        s->run->suspend.notify = distvm_home_suspend;
+        qemu_register_suspend_notifier(&s->run->suspend);
+        s->run->wakeup.notify = distvm_home_wakeup;
+        qemu_register_wakeup_notifier(&s->run->wakeup);
     }
 }

@@ -392,7 +392,7 @@ static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
         return false;
     }
     if (hdr->type == DISTVM_MSG_IO_REQ ? io->flags & ~DISTVM_IO_WRITE
-                                       : io->flags > 0xff) {
+                                       : (io->flags & ~DISTVM_IO_STOP) > 0xff) {
         error_setg(errp, "%s message with flags %#" PRIx32, r->what,
                    io->flags);
         return false;

@@ -156,12 +156,13 @@ typedef struct DistvmMsgPciConfig {
  */
 #define DISTVM_IO_PIC_ACK       3
 #define DISTVM_IO_WRITE         0x01    /* IO_REQ flags */
+#define DISTVM_IO_STOP          0x100   /* IO_REPLY: the access stops it */
 
 typedef struct DistvmMsgIo {
     uint32_t cpu;               /* the vCPU that made the access */
     uint32_t space;             /* DISTVM_IO_PORT, _MEMORY, _SMM, _PIC_ACK */
     uint32_t size;              /* 1, 2 or 4 bytes; or 8 for memory */
-    uint32_t flags;             /* REQ: DISTVM_IO_WRITE; REPLY: MemTxResult */
+    uint32_t flags;             /* REQ: _WRITE; REPLY: MemTxResult, _STOP */
     uint64_t addr;
     uint64_t data;
 } DistvmMsgIo;

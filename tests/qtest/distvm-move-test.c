@@ -729,6 +729,112 @@ static void test_x2apic(void)
     }
 }
 
+/*
+ * Suspend to RAM requested by the boot vCPU away from home (mode=s3 of
+ * the guest, vCPU 0 on node 1): home replays its write to the PM1
+ * control register, and the vCPU stops at once, as it would on one node
+ * (it counts at most once after the request); the cluster stops; after
+ * system_wakeup on home the firmware resumes the vCPU, still on node 1,
+ * at the waking vector the guest set.
+ */
+static void test_suspend(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 1 -kernel %s -append 'cpus=1 s3=1'", elf);
+    g_autofree char *dir = g_strdup_printf("%s/suspend", tmpdir);
+    static const int where[] = { 1 };
+    DistvmCluster c = { .nodes = 2, .dir = dir };
+    QTestState *home;
+    uint32_t after;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=1", opts);
+
+        c.node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    home = c.node[0]->qts;
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(c.node[n]->qts, "running", 60);
+    }
+    check_placement(&c, 1, where);
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 s3 "
+                                      "suspending", 120));
+    wait_status(home, "suspended");
+    wait_status(c.node[1]->qts, "paused");
+    after = qtest_readl(home, RES(s3_after));
+    g_usleep(200000);
+    g_assert_cmpuint(qtest_readl(home, RES(s3_after)), ==, after);
+    g_assert_cmpuint(after, <=, 1);
+    g_assert_cmpuint(qtest_readl(home, RES(s3_resumed)), ==, 0);
+
+    qtest_qmp_assert_success(home, "{ 'execute': 'system_wakeup' }");
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 s3 "
+                                      "resumed", 60));
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 DONE",
+                                      30));
+    g_assert_cmpuint(qtest_readl(home, RES(s3_resumed)), ==, 1);
+    g_assert_cmphex(qtest_readl(home, RES(magic)), ==, DG_MAGIC_DONE);
+    g_assert_cmpuint(qtest_readl(home, RES(s3_after)), ==, after);
+    wait_status(home, "running");
+    wait_status(c.node[1]->qts, "running");
+    check_placement(&c, 1, where);
+    {
+        g_autofree char *console = distvm_read_console(c.node[0]);
+
+        distvm_assert_console_clean(console);
+    }
+    distvm_node_quit(c.node[1]);
+    distvm_node_quit(c.node[0]);
+}
+
+/*
+ * A hard reset requested by the boot vCPU away from home (mode=reset of
+ * the guest, vCPU 0 on node 1, through the PIIX3's reset control
+ * register): the vCPU stops at once, as it would on one node (it counts
+ * at most once after the request), and the firmware starts the guest
+ * again on node 1.
+ */
+static void test_reset(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 1 -kernel %s -append 'cpus=1 reset=1'", elf);
+    g_autofree char *dir = g_strdup_printf("%s/reset", tmpdir);
+    g_autofree char *console = NULL;
+    static const int where[] = { 1 };
+    DistvmCluster c = { .nodes = 2, .dir = dir };
+    QTestState *home;
+    struct dg_reset r;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=1", opts);
+
+        c.node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    home = c.node[0]->qts;
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(c.node[n]->qts, "running", 60);
+    }
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 "
+                                      "started again after the reset", 120));
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: DONE", 30));
+    distvm_memread(home, DG_RESET_BASE, &r, sizeof(r));
+    g_assert_cmphex(r.magic, ==, DG_RESET_MAGIC);
+    g_assert_cmpuint(r.boots, ==, 2);
+    g_assert_cmpuint(r.after, <=, 1);
+    check_placement(&c, 1, where);
+    console = distvm_read_console(c.node[0]);
+    g_assert_nonnull(strstr(console, "distvm-guest: cpu 0 resetting"));
+    distvm_assert_console_clean(console);
+    distvm_node_quit(c.node[1]);
+    distvm_node_quit(c.node[0]);
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-move-test");
@@ -737,6 +843,8 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/requests", test_requests);
     qtest_add_func("/distvm/move/interrupts", test_interrupts);
     qtest_add_func("/distvm/move/x2apic", test_x2apic);
+    qtest_add_func("/distvm/move/suspend", test_suspend);
+    qtest_add_func("/distvm/move/reset", test_reset);
     qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
                         test_moves);
     qtest_add_data_func("/distvm/move/3-nodes", GINT_TO_POINTER(3),

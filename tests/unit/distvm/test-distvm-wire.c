@@ -364,6 +364,11 @@ static GPtrArray *valid_messages(void)
         .cpu = 0, .space = DISTVM_IO_PORT, .size = 2, .flags = 0xff,
         .addr = 0xffff, .data = 0xffff,
     });
+    /* a reset request through the PIIX3's reset control register */
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+        .cpu = 2, .space = DISTVM_IO_PORT, .size = 1,
+        .flags = DISTVM_IO_STOP, .addr = 0xcf9, .data = 0,
+    });
     distvm_wire_run_state(NEXT(), 0, &(DistvmMsgRunState) {
         .action = DISTVM_RUN_CONT, .virtual_ns = 5000000000ull,
         .guest_ticks = 12500000000ull, .host_ns = 86400123456789ull,
@@ -2676,14 +2681,17 @@ static void expect_io_flags_error(DistvmMsgType type, uint32_t flags)
     });
 }
 
-/* A request may only say it writes; a reply's flags are one byte */
+/*
+ * A request may only say it writes; a reply's flags are a one-byte result
+ * and DISTVM_IO_STOP
+ */
 static void test_io_bad_flags(void)
 {
     static const uint32_t req_flags[] = {
         2, 3, 4, 0x80, 0xff, 0x100, 0x80000000u, 0x80000001u, UINT32_MAX,
     };
     static const uint32_t reply_flags[] = {
-        0x100, 0x101, 0x1ff, 0x10000, 0x80000000u, UINT32_MAX,
+        0x200, 0x201, 0x3ff, 0x10000, 0x10100, 0x80000000u, UINT32_MAX,
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(req_flags); i++) {
@@ -2700,8 +2708,9 @@ static void test_io_bad_flags(void)
     for (size_t i = 0; i < ARRAY_SIZE(reply_flags); i++) {
         expect_io_flags_error(DISTVM_MSG_IO_REPLY, reply_flags[i]);
     }
-    for (uint32_t bit = 8; bit < 32; bit++) {
+    for (uint32_t bit = 9; bit < 32; bit++) {
         expect_io_flags_error(DISTVM_MSG_IO_REPLY, 1u << bit);
+        expect_io_flags_error(DISTVM_MSG_IO_REPLY, 1u << bit | DISTVM_IO_STOP);
     }
 }
 
@@ -2897,7 +2906,7 @@ static void test_io_pic_ack_bad_reply(void)
         0x100, 0x101, 0x1ff, 0xffff, 1ull << 32, 1ull << 63, UINT64_MAX,
     };
     static const uint32_t flags[] = {
-        0x100, 0x101, 0x1ff, 0x10000, 0x80000000u, UINT32_MAX,
+        0x200, 0x201, 0x3ff, 0x10000, 0x80000000u, UINT32_MAX,
     };
 
     /* a vector wider than a byte */
@@ -2914,14 +2923,14 @@ static void test_io_pic_ack_bad_reply(void)
         });
     }
 
-    /* a result wider than a byte */
+    /* a result wider than a byte, besides DISTVM_IO_STOP */
     for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
         expect_io_flags_error_in(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
             .cpu = 2, .space = DISTVM_IO_PIC_ACK, .size = 1,
             .flags = flags[i], .addr = 0, .data = 0x08,
         });
     }
-    for (int bit = 8; bit < 32; bit++) {
+    for (int bit = 9; bit < 32; bit++) {
         expect_io_flags_error_in(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
             .cpu = 2, .space = DISTVM_IO_PIC_ACK, .size = 1,
             .flags = 1u << bit, .addr = 0, .data = 0xff,

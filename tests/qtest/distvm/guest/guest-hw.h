@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 
+#define TRAMPOLINE      0x8000u     /* the APs' start-up code (boot.S) */
 #define LAPIC_BASE      0xfee00000u
 #define LAPIC_ID        0x020
 #define LAPIC_SVR       0x0f0
@@ -38,6 +39,11 @@ static inline uint8_t inb(uint16_t port)
     uint8_t v;
     __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
     return v;
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+    __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
 }
 
 static inline void outl(uint16_t port, uint32_t v)
@@ -100,6 +106,10 @@ void wait_icr_idle(void);
 void irq_mode(uint32_t cpu, uint32_t ncpus);
 void cmos_ack(void);
 void ioapic_write(uint32_t reg, uint32_t v);
+
+/* s3-mode.c */
+void s3_mode(uint32_t cpu, uint32_t ncpus);
+void reset_mode(uint32_t cpu, uint32_t ncpus);
 
 /* x2apic-mode.c */
 extern volatile uint32_t x2apic_on;

@@ -24,7 +24,6 @@
 #define ICR_STARTUP     0x00000600u
 #define ICR_ASSERT      0x00004000u
 #define ICR_LEVEL       0x00008000u
-#define TRAMPOLINE      0x8000u
 
 struct multiboot_info {
     uint32_t flags;
@@ -40,7 +39,7 @@ static volatile uint32_t data_lock;
 static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
-static uint32_t mode_x2apic;
+static uint32_t mode_x2apic, mode_s3, mode_reset;
 
 
 struct idt_entry {
@@ -517,6 +516,8 @@ void ap_main(void)
         irq_mode(cpu, ncpus);
     } else if (mode_x2apic) {
         x2apic_mode(cpu, ncpus);
+    } else if (mode_s3) {
+        s3_mode(cpu, ncpus);    /* the boot CPU, resumed at the trampoline */
     } else if (mode_moves) {
         moves(cpu);
     } else if (mode_stress) {
@@ -540,6 +541,8 @@ void guest_main(struct multiboot_info *mbi)
     mode_moves = parse_arg(cmdline, "moves", 0);
     mode_irq = parse_arg(cmdline, "irq", 0);
     mode_x2apic = parse_arg(cmdline, "x2apic", 0);
+    mode_s3 = parse_arg(cmdline, "s3", 0);
+    mode_reset = parse_arg(cmdline, "reset", 0);
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
@@ -596,6 +599,10 @@ void guest_main(struct multiboot_info *mbi)
         irq_mode(0, ncpus);
     } else if (mode_x2apic) {
         x2apic_mode(0, ncpus);
+    } else if (mode_s3) {
+        s3_mode(0, ncpus);
+    } else if (mode_reset) {
+        reset_mode(0, ncpus);
     } else if (mode_moves) {
         moves(0);
     } else if (mode_stress) {

@@ -117,6 +117,32 @@ static inline uint32_t dg_x2_vector(uint32_t kind)
     return DG_IPI_BASE + kind + (kind >= DG_IPI_NMI);
 }
 
+/*
+ * mode=s3 (1 CPU): the CPU sets the firmware's waking vector (FACS) to
+ * the AP start-up code, says "s3 suspending" and asks the ACPI PM1
+ * control register for S3; from the next instruction on it counts in
+ * s3_after, which stays at most 1 if it stopped at once.  Woken up (the
+ * test's system_wakeup), the firmware resumes it at the waking vector: it
+ * sets s3_resumed, says "s3 resumed" and finishes.
+ */
+
+/*
+ * mode=reset (1 CPU): the CPU asks the PIIX3's reset control register
+ * (port 0xcf9) for a hard reset and counts in after from the next
+ * instruction on; this stays at most 1 if it stopped at once.  The
+ * firmware starts the guest again, which finds its first boot recorded
+ * here (in RAM, which a reset keeps and the guest does not clear), counts
+ * the boot and finishes.
+ */
+#define DG_RESET_BASE       0x00480000u     /* struct dg_reset */
+#define DG_RESET_MAGIC      0x54534552u     /* "REST" */
+
+struct dg_reset {
+    uint32_t magic;             /* DG_RESET_MAGIC once it asked */
+    uint32_t boots;
+    uint32_t after;
+};
+
 typedef uint32_t dg_v4 __attribute__((vector_size(16)));
 
 /* 8-byte aligned on i386 too, so the guest and the test agree on layout. */
@@ -189,6 +215,10 @@ struct dg_results {
     uint32_t x2_rounds;             /* rounds of IPIs CPU 0 completed */
     uint32_t x2_lost[DG_X2_KINDS];  /* not taken within a second or so */
     uint32_t x2_ipi[DG_MAX_CPUS][DG_X2_KINDS];  /* taken, by CPU and kind */
+    /* mode=s3 */
+    uint32_t s3_pm1_cnt;        /* the PM1a control port (FADT) */
+    uint32_t s3_after;          /* counted after the S3 request */
+    uint32_t s3_resumed;        /* 1 once resumed at the waking vector */
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
