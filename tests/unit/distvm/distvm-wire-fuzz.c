@@ -65,11 +65,12 @@ static bool ipi_delivery_ok(uint64_t v)
 
 /*
  * A LAPIC's addressing: any APIC ID in bits 0-7, logical destination in
- * bits 8-15, destination format in bits 16-19, nothing above
+ * bits 8-15, destination format in bits 16-19, the mode flags in bits
+ * 20-22, nothing above
  */
 static bool apic_addressing_ok(uint64_t v)
 {
-    return v <= 0xfffff;
+    return v <= 0x7fffff;
 }
 
 /* A decoded string is never NULL and never longer than the limit */
@@ -202,7 +203,8 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         if (m->hdr.type == DISTVM_MSG_IO_REQ) {
             CHECK(!(m->u.io.flags & ~DISTVM_IO_WRITE));
         } else {
-            CHECK(m->u.io.flags <= 0xff);
+            /* a one-byte result, and DISTVM_IO_STOP */
+            CHECK((m->u.io.flags & ~DISTVM_IO_STOP) <= 0xff);
         }
         break;
     case DISTVM_MSG_RUN_STATE:
