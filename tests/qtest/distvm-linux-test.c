@@ -174,6 +174,7 @@ typedef struct LinuxCase {
     const char *numa;           /* -numa options, or NULL */
     const char *const *numa_lines;  /* what the guest says of its nodes */
     bool netns;                 /* each node in a network namespace, TLS */
+    const char *cpu;            /* -cpu, or NULL for the machine's */
 } LinuxCase;
 
 #define NETNS_PORT 4440
@@ -230,7 +231,9 @@ static void test_linux(const void *opaque)
     const LinuxCase *lc = opaque;
     g_autofree char *kernel = distvm_guest_path("linux/vmlinuz");
     g_autofree char *initrd = distvm_guest_path("linux/initramfs.cpio.gz");
-    g_autofree char *dir = g_strdup_printf("%s/linux-%d", tmpdir, lc->nodes);
+    g_autofree char *dir = g_strdup_printf("%s/linux-%d%s%s", tmpdir,
+                                           lc->nodes, lc->cpu ? "-" : "",
+                                           lc->cpu ?: "");
     g_autofree char *disk = g_strdup_printf("%s/disk.img", dir);
     g_autoptr(GByteArray) file = test_file();
     g_autofree char *file_sha = sha256_hex(file->data, file->len);
@@ -293,13 +296,15 @@ static void test_linux(const void *opaque)
             g_strdup_printf("file=%s,format=raw", disk) :
             g_strdup_printf("driver=null-co,size=%d", DISK_SIZE);
         g_autofree char *args = g_strdup_printf(
-            "-nodefaults -machine pc -m 512M -smp %s -kernel %s -initrd %s "
+            "-nodefaults -machine pc -m 512M %s%s -smp %s -kernel %s "
+            "-initrd %s "
             "-drive if=none,id=disk0,%s -device virtio-blk-pci,drive=disk0 "
             "-netdev user,id=net0 -device virtio-net-pci,netdev=net0,"
             "romfile= "
             "-append 'console=ttyS0 panic=-1 distvm.work=%d "
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
-            "distvm.disk=vda' %s %s", lc->smp, kernel, initrd, drive, WORK,
+            "distvm.disk=vda' %s %s", lc->cpu ? "-cpu " : "",
+            lc->cpu ?: "", lc->smp, kernel, initrd, drive, WORK,
             lc->io_cpu,
             http ? http->port : NETNS_HTTP_PORT, lc->numa ?: "",
             objects ?: "");
@@ -430,6 +435,15 @@ static void test_linux(const void *opaque)
 static const LinuxCase two_nodes = {
     .nodes = 2, .placement = "0:0:1:1", .io_cpu = 2, .smp = "4",
 };
+
+/*
+ * Every feature TCG has (x2APIC, AVX-512, PKU, LA57...): their state
+ * moves with the vCPUs.
+ */
+static const LinuxCase two_nodes_cpu_max = {
+    .nodes = 2, .placement = "0:0:1:1", .io_cpu = 2, .smp = "4",
+    .cpu = "max",
+};
 /* One NUMA node per cluster node; the guest sees them far apart. */
 static const char *const three_numa_lines[] = {
     "distvm-linux: node0 cpus 0 distance 10 100 100\n",
@@ -468,6 +482,8 @@ int main(int argc, char **argv)
 
     qtest_add_data_func("/distvm/linux/2-nodes", &two_nodes, test_linux);
     qtest_add_data_func("/distvm/linux/3-nodes", &three_nodes, test_linux);
+    qtest_add_data_func("/distvm/linux/2-nodes-cpu-max", &two_nodes_cpu_max,
+                        test_linux);
     /* make check-long: root, iproute2 and certtool, and a few minutes. */
     if (g_getenv("DISTVM_LONG")) {
         qtest_add_data_func("/distvm/linux/3-nodes-netns-tls",
