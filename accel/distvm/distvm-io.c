@@ -34,10 +34,14 @@ struct DistvmIoWait {
     uint64_t data;
     MemTxResult result;
     bool stop;                  /* the access stopped the vCPU */
+    bool has_regs;              /* the reply carries @regs */
+    uint64_t regs[DISTVM_IO_NR_REGS];
 };
 
 /* The EOI register of an I/O APIC of version 0x20. */
 #define IOAPIC_EOI_REGISTER 0x40
+/* VMware's I/O port (hw/i386/vmport.c) */
+#define DISTVM_VMPORT_PORT 0x5658
 
 static void io_account(DistvmState *s, uint32_t space, int64_t start_ns)
 {
@@ -60,30 +64,26 @@ void distvm_io_get_stats(DistvmState *s, DistvmIoStats *stats)
     qemu_mutex_unlock(&s->io_stats_lock);
 }
 
-MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
-                              uint64_t addr, uint64_t *data, unsigned size,
-                              bool is_write)
+/*
+ * Send @io, an access of this node's vCPU @cs, home and wait for its
+ * result: @io->data read, and with DISTVM_IO_REGS the registers after it.
+ */
+static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
 {
     DistvmIoWait *w = &s->io_waits[cs->cpu_index];
     g_autoptr(GByteArray) m = g_byte_array_new();
-    DistvmMsgIo io = {
-        .cpu = cs->cpu_index,
-        .space = space,
-        .size = size,
-        .flags = is_write ? DISTVM_IO_WRITE : 0,
-        .addr = addr,
-        .data = is_write ? *data & MAKE_64BIT_MASK(0, size * 8) : 0,
-    };
     bool locked = bql_locked();
     int64_t start_ns = get_clock();
 
-    distvm_wire_io(m, DISTVM_MSG_IO_REQ, s->node_id, &io);
+    distvm_wire_io(m, DISTVM_MSG_IO_REQ, s->node_id, io);
     distvm_wire_set_seq(m, ++w->next_id);
-    trace_distvm_io_forward(io.cpu, space, addr, size, is_write, io.data);
+    trace_distvm_io_forward(io->cpu, io->space, io->addr, io->size,
+                            io->flags & DISTVM_IO_WRITE, io->data);
     qemu_event_reset(&w->done);
     qatomic_set(&w->waiting_id, w->next_id);
     if (distvm_cluster_leaving(s)) {
-        *data = 0;
+        io->data = 0;
+        io->flags &= ~DISTVM_IO_REGS;
         return MEMTX_ERROR;
     }
     if (locked) {
@@ -94,7 +94,7 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
     }
     qemu_event_wait(&w->done);
     distvm_chipset_wait_replays(s, cs);
-    io_account(s, space, start_ns);
+    io_account(s, io->space, start_ns);
     if (w->stop) {
         /* cpu_stop_current(), for this vCPU: it is current here. */
         qatomic_set(&cs->stop, true);
@@ -103,10 +103,60 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
     if (locked) {
         bql_lock();
     }
-    if (!is_write) {
-        *data = w->data;
+    io->data = w->data;
+    if (!w->has_regs) {
+        io->flags &= ~DISTVM_IO_REGS;
+    } else if (io->flags & DISTVM_IO_REGS) {
+        memcpy(io->regs, w->regs, sizeof(io->regs));
     }
     return w->result;
+}
+
+MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
+                              uint64_t addr, uint64_t *data, unsigned size,
+                              bool is_write)
+{
+    DistvmMsgIo io = {
+        .cpu = cs->cpu_index,
+        .space = space,
+        .size = size,
+        .flags = is_write ? DISTVM_IO_WRITE : 0,
+        .addr = addr,
+        .data = is_write ? *data & MAKE_64BIT_MASK(0, size * 8) : 0,
+    };
+    MemTxResult res = io_forward(s, cs, &io);
+
+    if (!is_write) {
+        *data = io.data;
+    }
+    return res;
+}
+
+/*
+ * VMware's I/O port reads and writes the general registers of the vCPU
+ * that accesses it: they travel with the access, both ways.
+ */
+static void vmport_forward(DistvmState *s, CPUState *cs, uint32_t *data,
+                           bool is_write)
+{
+    CPUX86State *env = &X86_CPU(cs)->env;
+    DistvmMsgIo io = {
+        .cpu = cs->cpu_index,
+        .space = DISTVM_IO_PORT,
+        .size = 4,
+        .flags = DISTVM_IO_REGS | (is_write ? DISTVM_IO_WRITE : 0),
+        .addr = DISTVM_VMPORT_PORT,
+        .data = is_write ? *data : 0,
+    };
+
+    memcpy(io.regs, env->regs, sizeof(io.regs));
+    io_forward(s, cs, &io);
+    if (io.flags & DISTVM_IO_REGS) {
+        memcpy(env->regs, io.regs, sizeof(io.regs));
+    }
+    if (!is_write) {
+        *data = io.data;
+    }
 }
 
 /* Forward unless this is the home node (or the guest has not started). */
@@ -127,6 +177,10 @@ static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
 
     if (!distvm_io_forwarded(s)) {
         return false;
+    }
+    if (port == DISTVM_VMPORT_PORT && size == 4) {
+        vmport_forward(s, cs, data, is_write);
+        return true;
     }
     if (is_write ||
         !distvm_clock_read(s, DISTVM_IO_PORT, port, size, &val)) {
@@ -210,6 +264,10 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     }
     stq_le_p(buf, io.data);
     stopped = cpu->stop;
+    if (io.flags & DISTVM_IO_REGS) {
+        /* The parked copy's are stale: the vCPU's own, for the device. */
+        memcpy(X86_CPU(cpu)->env.regs, io.regs, sizeof(io.regs));
+    }
     current_cpu = cpu;
     if (io.space == DISTVM_IO_PIC_ACK) {
         buf[0] = distvm_pic_acknowledge();
@@ -219,7 +277,12 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     }
     current_cpu = saved;
     io.data = is_write ? 0 : ldq_le_p(buf) & MAKE_64BIT_MASK(0, io.size * 8);
-    io.flags = res;
+    if (io.flags & DISTVM_IO_REGS) {
+        memcpy(io.regs, X86_CPU(cpu)->env.regs, sizeof(io.regs));
+        io.flags = res | DISTVM_IO_REGS;
+    } else {
+        io.flags = res;
+    }
     if (cpu->stop && !stopped) {
         /* Not this parked copy: the vCPU stops where it runs. */
         cpu->stop = false;
@@ -245,8 +308,12 @@ static bool io_reply_received(DistvmState *s, const DistvmMsg *msg)
         return false;
     }
     w->data = msg->u.io.data;
-    w->result = msg->u.io.flags & ~DISTVM_IO_STOP;
+    w->result = msg->u.io.flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS);
     w->stop = msg->u.io.flags & DISTVM_IO_STOP;
+    w->has_regs = msg->u.io.flags & DISTVM_IO_REGS;
+    if (w->has_regs) {
+        memcpy(w->regs, msg->u.io.regs, sizeof(w->regs));
+    }
     qemu_event_set(&w->done);
     return true;
 }
@@ -261,6 +328,7 @@ void distvm_io_leaving(DistvmState *s)
         s->io_waits[i].data = 0;
         s->io_waits[i].result = MEMTX_ERROR;
         s->io_waits[i].stop = false;
+        s->io_waits[i].has_regs = false;
         qemu_event_set(&s->io_waits[i].done);
     }
 }

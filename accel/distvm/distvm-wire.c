@@ -367,6 +367,12 @@ static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
         !get_u64(r, &io->addr, errp) || !get_u64(r, &io->data, errp)) {
         return false;
     }
+    for (int i = 0; (io->flags & DISTVM_IO_REGS) && i < DISTVM_IO_NR_REGS;
+         i++) {
+        if (!get_u64(r, &io->regs[i], errp)) {
+            return false;
+        }
+    }
     if (io->cpu >= lim->nr_vcpus) {
         error_setg(errp, "%s message for vCPU %" PRIu32 "; there are %" PRIu32,
                    r->what, io->cpu, lim->nr_vcpus);
@@ -391,8 +397,10 @@ static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                    io->size, io->addr, io->space, io->data);
         return false;
     }
-    if (hdr->type == DISTVM_MSG_IO_REQ ? io->flags & ~DISTVM_IO_WRITE
-                                       : (io->flags & ~DISTVM_IO_STOP) > 0xff) {
+    if ((hdr->type == DISTVM_MSG_IO_REQ ?
+         io->flags & ~(DISTVM_IO_WRITE | DISTVM_IO_REGS) :
+         (io->flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS)) > 0xff) ||
+        ((io->flags & DISTVM_IO_REGS) && io->space != DISTVM_IO_PORT)) {
         error_setg(errp, "%s message with flags %#" PRIx32, r->what,
                    io->flags);
         return false;
@@ -753,6 +761,10 @@ void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
     distvm_wire_put_u32(buf, io->flags);
     distvm_wire_put_u64(buf, io->addr);
     distvm_wire_put_u64(buf, io->data);
+    for (int i = 0; (io->flags & DISTVM_IO_REGS) && i < DISTVM_IO_NR_REGS;
+         i++) {
+        distvm_wire_put_u64(buf, io->regs[i]);
+    }
     distvm_wire_end(buf);
 }
 

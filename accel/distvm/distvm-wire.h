@@ -157,14 +157,24 @@ typedef struct DistvmMsgPciConfig {
 #define DISTVM_IO_PIC_ACK       3
 #define DISTVM_IO_WRITE         0x01    /* IO_REQ flags */
 #define DISTVM_IO_STOP          0x100   /* IO_REPLY: the access stops it */
+/*
+ * IO_REQ and IO_REPLY of a port access: @regs follow, the vCPU's general
+ * registers before the access and after it, for the devices that read
+ * and write them (VMware's I/O port).
+ */
+#define DISTVM_IO_REGS          0x200
+/* RAX, RCX, RDX, RBX, RSP, RBP, RSI and RDI, in the order of env->regs */
+#define DISTVM_IO_NR_REGS       8
 
+/* flags: REQ: _WRITE, _REGS; REPLY: MemTxResult, _STOP, _REGS */
 typedef struct DistvmMsgIo {
     uint32_t cpu;               /* the vCPU that made the access */
     uint32_t space;             /* DISTVM_IO_PORT, _MEMORY, _SMM, _PIC_ACK */
     uint32_t size;              /* 1, 2 or 4 bytes; or 8 for memory */
-    uint32_t flags;             /* REQ: _WRITE; REPLY: MemTxResult, _STOP */
+    uint32_t flags;
     uint64_t addr;
     uint64_t data;
+    uint64_t regs[DISTVM_IO_NR_REGS];   /* with DISTVM_IO_REGS */
 } DistvmMsgIo;
 
 /* RUN_STATE */

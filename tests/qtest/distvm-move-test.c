@@ -835,6 +835,90 @@ static void test_reset(void)
     distvm_node_quit(c.node[0]);
 }
 
+/*
+ * A power-off requested by the boot vCPU away from home (mode=poweroff of
+ * the guest, vCPU 0 on node 1, through the ACPI PM1 control register):
+ * home reports the guest's shutdown and every node exits by itself, with
+ * status 0.
+ */
+static void test_poweroff(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 1 -kernel %s -append 'cpus=1 poweroff=1'", elf);
+    g_autofree char *dir = g_strdup_printf("%s/poweroff", tmpdir);
+    g_autofree char *console = NULL;
+    DistvmCluster c = { .nodes = 2, .dir = dir };
+    QDict *ev;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=1", opts);
+
+        c.node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(c.node[n]->qts, "running", 60);
+    }
+    g_assert_cmpint(distvm_vcpu_node(c.node[0]->qts, 0), ==, 1);
+    ev = qtest_qmp_eventwait_ref(c.node[0]->qts, "SHUTDOWN");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
+                    ==, "guest-shutdown");
+    qobject_unref(ev);
+    for (int n = 0; n < 2; n++) {
+        qtest_wait_qemu(c.node[n]->qts);
+    }
+    console = distvm_read_console(c.node[0]);
+    g_assert_nonnull(strstr(console, "distvm-guest: cpu 0 powering off"));
+    distvm_assert_console_clean(console);
+    for (int n = 0; n < 2; n++) {
+        distvm_node_quit(c.node[n]);
+    }
+}
+
+/*
+ * VMware's I/O port, read by the boot vCPU away from home (mode=vmport of
+ * the guest, vCPU 0 on node 1): home's device takes the command from the
+ * vCPU's registers and its answers reach them, as on one node.
+ */
+static void test_vmport(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 1 -kernel %s -append 'cpus=1 vmport=1'", elf);
+    g_autofree char *dir = g_strdup_printf("%s/vmport", tmpdir);
+    /* EAX, EBX, ECX, EDX, ESI, EDI after GETVERSION and GETRAMSIZE */
+    static const uint32_t want[DG_VMPORT_CMDS][6] = {
+        { 6, 0x564d5868, 2, 0x5658, 0x51515151, 0xd1d1d1d1 },
+        { 128 << 20, 0x1177, 0x14, 0x5658, 0x51515152, 0xd1d1d1d0 },
+    };
+    DistvmCluster c = { .nodes = 2, .dir = dir };
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=1", opts);
+
+        c.node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(c.node[n]->qts, "running", 60);
+    }
+    g_assert_cmpint(distvm_vcpu_node(c.node[0]->qts, 0), ==, 1);
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: DONE", 120));
+    for (int i = 0; i < DG_VMPORT_CMDS; i++) {
+        for (int r = 0; r < 6; r++) {
+            g_assert_cmphex(qtest_readl(c.node[0]->qts,
+                                        RES(vmport_regs) + (i * 6 + r) * 4),
+                            ==, want[i][r]);
+        }
+    }
+    g_assert_cmpint(io_sent_home(c.node[1]->qts, "port"), >, 0);
+    distvm_node_quit(c.node[1]);
+    distvm_node_quit(c.node[0]);
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-move-test");
@@ -845,6 +929,8 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/x2apic", test_x2apic);
     qtest_add_func("/distvm/move/suspend", test_suspend);
     qtest_add_func("/distvm/move/reset", test_reset);
+    qtest_add_func("/distvm/move/poweroff", test_poweroff);
+    qtest_add_func("/distvm/move/vmport", test_vmport);
     qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
                         test_moves);
     qtest_add_data_func("/distvm/move/3-nodes", GINT_TO_POINTER(3),

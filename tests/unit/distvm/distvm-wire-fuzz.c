@@ -201,11 +201,15 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         }
         CHECK(m->u.io.size == 8 || !(m->u.io.data >> (m->u.io.size * 8)));
         if (m->hdr.type == DISTVM_MSG_IO_REQ) {
-            CHECK(!(m->u.io.flags & ~DISTVM_IO_WRITE));
+            CHECK(!(m->u.io.flags & ~(DISTVM_IO_WRITE | DISTVM_IO_REGS)));
         } else {
-            /* a one-byte result, and DISTVM_IO_STOP */
-            CHECK((m->u.io.flags & ~DISTVM_IO_STOP) <= 0xff);
+            /* a one-byte result, DISTVM_IO_STOP and DISTVM_IO_REGS */
+            CHECK((m->u.io.flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS)) <=
+                  0xff);
         }
+        /* registers only with a port access */
+        CHECK(!(m->u.io.flags & DISTVM_IO_REGS) ||
+              m->u.io.space == DISTVM_IO_PORT);
         break;
     case DISTVM_MSG_RUN_STATE:
         /* a known action; the clocks may be anything */
@@ -337,7 +341,9 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.io.size == b->u.io.size &&
                a->u.io.flags == b->u.io.flags &&
                a->u.io.addr == b->u.io.addr &&
-               a->u.io.data == b->u.io.data;
+               a->u.io.data == b->u.io.data &&
+               (!(a->u.io.flags & DISTVM_IO_REGS) ||
+                !memcmp(a->u.io.regs, b->u.io.regs, sizeof(a->u.io.regs)));
     case DISTVM_MSG_RUN_STATE:
         return a->u.run.action == b->u.run.action &&
                a->u.run.virtual_ns == b->u.run.virtual_ns &&

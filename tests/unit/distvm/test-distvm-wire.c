@@ -1227,8 +1227,11 @@ static void check_io(const DistvmWireLimits *lim, DistvmMsgType type,
     const uint8_t *p;
     Decoded d;
 
+    size_t len = IO_FIXED + (io->flags & DISTVM_IO_REGS ?
+                             DISTVM_IO_NR_REGS * 8 : 0);
+
     distvm_wire_io(b, type, src, io);
-    g_assert_cmpuint(b->len, ==, HDR + IO_FIXED);
+    g_assert_cmpuint(b->len, ==, HDR + len);
 
     /* cpu, space, size, flags, addr, data */
     p = b->data + HDR;
@@ -1238,18 +1241,63 @@ static void check_io(const DistvmWireLimits *lim, DistvmMsgType type,
     g_assert_cmphex((uint32_t)ldl_le_p(p + 12), ==, io->flags);
     g_assert_cmphex(ldq_le_p(p + 16), ==, io->addr);
     g_assert_cmphex(ldq_le_p(p + 24), ==, io->data);
+    for (int i = 0; i < (len - IO_FIXED) / 8; i++) {
+        g_assert_cmphex(ldq_le_p(p + IO_FIXED + i * 8), ==, io->regs[i]);
+    }
 
     decode_ok(b, lim, &d);
-    check_hdr(&d.msg.hdr, type, IO_FIXED, src, 0);
+    check_hdr(&d.msg.hdr, type, len, src, 0);
     g_assert_cmpuint(d.msg.u.io.cpu, ==, io->cpu);
     g_assert_cmpuint(d.msg.u.io.space, ==, io->space);
     g_assert_cmpuint(d.msg.u.io.size, ==, io->size);
     g_assert_cmphex(d.msg.u.io.flags, ==, io->flags);
     g_assert_cmphex(d.msg.u.io.addr, ==, io->addr);
     g_assert_cmphex(d.msg.u.io.data, ==, io->data);
+    for (int i = 0; i < (len - IO_FIXED) / 8; i++) {
+        g_assert_cmphex(d.msg.u.io.regs[i], ==, io->regs[i]);
+    }
     decoded_free(&d);
 
     g_byte_array_unref(b);
+}
+
+/* A port access with the vCPU's registers (VMware's I/O port) */
+static void test_io_regs(void)
+{
+    for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
+        DistvmMsgType t = io_types[i];
+        DistvmMsgIo io = {
+            .cpu = 3, .space = DISTVM_IO_PORT, .size = 4,
+            .flags = DISTVM_IO_REGS, .addr = 0x5658,
+            .data = t == DISTVM_MSG_IO_REPLY ? 6 : 0,
+            .regs = { 0x564d5868, 0x0a, 0x5658, 0xffffffff, 0x7000,
+                      UINT64_MAX, 1ull << 63, 0 },
+        };
+        GByteArray *b = g_byte_array_new();
+
+        check_io(&limits, t, t == DISTVM_MSG_IO_REPLY ? 0 : 2, &io);
+        io.flags |= t == DISTVM_MSG_IO_REPLY ? DISTVM_IO_STOP
+                                             : DISTVM_IO_WRITE;
+        check_io(&limits_no_ram, t, 1, &io);
+
+        /* only with a port access */
+        io.space = DISTVM_IO_MEMORY;
+        io.addr = 0x5658;
+        distvm_wire_io(b, t, 1, &io);
+        expect_decode_error(b, &limits, "with flags");
+        /* the registers, all of them, only with the flag */
+        io.space = DISTVM_IO_PORT;
+        distvm_wire_io(b, t, 1, &io);
+        g_byte_array_set_size(b, b->len - 8);
+        set_u32(b, 8, b->len - HDR);
+        expect_decode_error(b, &limits, "");
+        io.flags &= ~DISTVM_IO_REGS;
+        distvm_wire_io(b, t, 1, &io);
+        g_byte_array_append(b, (const uint8_t *)io.regs, 16);
+        set_u32(b, 8, b->len - HDR);
+        expect_decode_error(b, &limits, "trailing garbage");
+        g_byte_array_unref(b);
+    }
 }
 
 static void test_io_messages(void)
@@ -2691,13 +2739,16 @@ static void test_io_bad_flags(void)
         2, 3, 4, 0x80, 0xff, 0x100, 0x80000000u, 0x80000001u, UINT32_MAX,
     };
     static const uint32_t reply_flags[] = {
-        0x200, 0x201, 0x3ff, 0x10000, 0x10100, 0x80000000u, UINT32_MAX,
+        0x400, 0x401, 0x4ff, 0x10000, 0x10100, 0x80000000u, UINT32_MAX,
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(req_flags); i++) {
         expect_io_flags_error(DISTVM_MSG_IO_REQ, req_flags[i]);
     }
     for (uint32_t bit = 1; bit < 32; bit++) {
+        if (1u << bit == DISTVM_IO_REGS) {
+            continue;           /* test_io_regs() */
+        }
         expect_io_flags_error(DISTVM_MSG_IO_REQ, 1u << bit);
         expect_io_flags_error(DISTVM_MSG_IO_REQ, 1u << bit | DISTVM_IO_WRITE);
     }
@@ -2708,7 +2759,7 @@ static void test_io_bad_flags(void)
     for (size_t i = 0; i < ARRAY_SIZE(reply_flags); i++) {
         expect_io_flags_error(DISTVM_MSG_IO_REPLY, reply_flags[i]);
     }
-    for (uint32_t bit = 9; bit < 32; bit++) {
+    for (uint32_t bit = 10; bit < 32; bit++) {
         expect_io_flags_error(DISTVM_MSG_IO_REPLY, 1u << bit);
         expect_io_flags_error(DISTVM_MSG_IO_REPLY, 1u << bit | DISTVM_IO_STOP);
     }
@@ -2906,7 +2957,7 @@ static void test_io_pic_ack_bad_reply(void)
         0x100, 0x101, 0x1ff, 0xffff, 1ull << 32, 1ull << 63, UINT64_MAX,
     };
     static const uint32_t flags[] = {
-        0x200, 0x201, 0x3ff, 0x10000, 0x80000000u, UINT32_MAX,
+        0x400, 0x401, 0x4ff, 0x10000, 0x80000000u, UINT32_MAX,
     };
 
     /* a vector wider than a byte */
@@ -2930,7 +2981,7 @@ static void test_io_pic_ack_bad_reply(void)
             .flags = flags[i], .addr = 0, .data = 0x08,
         });
     }
-    for (int bit = 9; bit < 32; bit++) {
+    for (int bit = 10; bit < 32; bit++) {
         expect_io_flags_error_in(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
             .cpu = 2, .space = DISTVM_IO_PIC_ACK, .size = 1,
             .flags = 1u << bit, .addr = 0, .data = 0xff,
@@ -3863,6 +3914,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/io-data-too-wide",
                     test_io_data_too_wide);
     g_test_add_func("/distvm/wire/decode/io-bad-flags", test_io_bad_flags);
+    g_test_add_func("/distvm/wire/decode/io-regs", test_io_regs);
     g_test_add_func("/distvm/wire/decode/io-out-of-range",
                     test_io_out_of_range);
     g_test_add_func("/distvm/wire/decode/io-pic-ack-bad-size",

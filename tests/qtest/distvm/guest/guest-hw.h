@@ -110,6 +110,10 @@ void ioapic_write(uint32_t reg, uint32_t v);
 /* s3-mode.c */
 void s3_mode(uint32_t cpu, uint32_t ncpus);
 void reset_mode(uint32_t cpu, uint32_t ncpus);
+void poweroff_mode(uint32_t cpu, uint32_t ncpus);
+
+/* vmport-mode.c */
+void vmport_mode(uint32_t cpu, uint32_t ncpus);
 
 /* x2apic-mode.c */
 extern volatile uint32_t x2apic_on;

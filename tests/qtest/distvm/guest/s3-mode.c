@@ -1,6 +1,6 @@
 /*
- * distvm bare-metal SMP test guest: mode=s3 and mode=reset (see
- * smp-workload.h): requests that stop the vCPU that makes them
+ * distvm bare-metal SMP test guest: mode=s3, mode=reset and
+ * mode=poweroff (see smp-workload.h): requests that stop the machine
  *
  * The tables are QEMU's ACPI tables as the firmware laid them out: the
  * RSDP in the BIOS area, its RSDT, the FADT (FACP) in it, which gives the
@@ -23,6 +23,7 @@
 #define FADT_PM1A_CNT   64
 #define FACS_WAKING_VECTOR 12
 #define PM1_SLP_TYP_S3  (1u << 10)  /* QEMU's _S3 is type 1 */
+#define PM1_SLP_TYP_S5  (0u << 10)  /* and _S5 type 0 */
 #define PM1_SLP_EN      (1u << 13)
 #define PIIX3_RCR       0xcf9
 #define RCR_HARD_RESET  0x06        /* system reset, reset the CPU */
@@ -126,5 +127,24 @@ void reset_mode(uint32_t cpu, uint32_t ncpus)
     outb(PIIX3_RCR, RCR_HARD_RESET);
     for (;;) {
         V(r->after)++;
+    }
+}
+
+void poweroff_mode(uint32_t cpu, uint32_t ncpus)
+{
+    uint32_t fadt = find_fadt();
+
+    if (ncpus != 1) {
+        fail(": FAIL mode poweroff needs cpus=1\n");
+        return;
+    }
+    if (!fadt) {
+        fail(": FAIL no FADT\n");
+        return;
+    }
+    say_cpu(cpu, " powering off\n");
+    outw(rd32(fadt + FADT_PM1A_CNT), PM1_SLP_TYP_S5 | PM1_SLP_EN);
+    for (;;) {
+        V(res->s3_after)++;
     }
 }

@@ -39,7 +39,8 @@ static volatile uint32_t data_lock;
 static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
-static uint32_t mode_x2apic, mode_s3, mode_reset;
+static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
+static uint32_t mode_vmport;
 
 
 struct idt_entry {
@@ -543,6 +544,8 @@ void guest_main(struct multiboot_info *mbi)
     mode_x2apic = parse_arg(cmdline, "x2apic", 0);
     mode_s3 = parse_arg(cmdline, "s3", 0);
     mode_reset = parse_arg(cmdline, "reset", 0);
+    mode_poweroff = parse_arg(cmdline, "poweroff", 0);
+    mode_vmport = parse_arg(cmdline, "vmport", 0);
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
@@ -603,6 +606,10 @@ void guest_main(struct multiboot_info *mbi)
         s3_mode(0, ncpus);
     } else if (mode_reset) {
         reset_mode(0, ncpus);
+    } else if (mode_poweroff) {
+        poweroff_mode(0, ncpus);
+    } else if (mode_vmport) {
+        vmport_mode(0, ncpus);
     } else if (mode_moves) {
         moves(0);
     } else if (mode_stress) {

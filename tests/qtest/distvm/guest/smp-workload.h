@@ -135,6 +135,7 @@ static inline uint32_t dg_x2_vector(uint32_t kind)
  * the boot and finishes.
  */
 #define DG_RESET_BASE       0x00480000u     /* struct dg_reset */
+/* mode=poweroff (1 CPU): the CPU asks the ACPI PM1 control for S5. */
 #define DG_RESET_MAGIC      0x54534552u     /* "REST" */
 
 struct dg_reset {
@@ -142,6 +143,15 @@ struct dg_reset {
     uint32_t boots;
     uint32_t after;
 };
+
+/*
+ * mode=vmport (1 CPU): the CPU sends VMware's I/O port the commands
+ * dg_vmport_cmd[] (GETVERSION, GETRAMSIZE) and keeps the registers EAX,
+ * EBX, ECX, EDX, ESI and EDI each leaves (ESI and EDI set to values of
+ * its own, which no command changes).
+ */
+#define DG_VMPORT_CMDS      2
+static const uint32_t dg_vmport_cmd[DG_VMPORT_CMDS] = { 0x0a, 0x14 };
 
 typedef uint32_t dg_v4 __attribute__((vector_size(16)));
 
@@ -219,6 +229,8 @@ struct dg_results {
     uint32_t s3_pm1_cnt;        /* the PM1a control port (FADT) */
     uint32_t s3_after;          /* counted after the S3 request */
     uint32_t s3_resumed;        /* 1 once resumed at the waking vector */
+    /* mode=vmport */
+    uint32_t vmport_regs[DG_VMPORT_CMDS][6];
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
