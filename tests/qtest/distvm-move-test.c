@@ -730,6 +730,33 @@ static void test_x2apic(void)
 }
 
 /*
+ * A 2-node cluster, in @name under the test's directory, running the
+ * bare-metal guest on one vCPU placed on node 1 from power-on, with the
+ * guest's command line @append.
+ */
+static void start_away(DistvmCluster *c, char **dir, const char *name,
+                       const char *append)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 1 -kernel %s -append 'cpus=1 %s'", elf, append);
+
+    *dir = g_strdup_printf("%s/%s", tmpdir, name);
+    *c = (DistvmCluster) { .nodes = 2, .dir = *dir };
+    g_assert(g_mkdir_with_parents(*dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(*dir, 2, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=1", opts);
+
+        c->node[n] = distvm_node_start(*dir, n, placed, args);
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(c->node[n]->qts, "running", 60);
+    }
+    g_assert_cmpint(distvm_vcpu_node(c->node[0]->qts, 0), ==, 1);
+}
+
+/*
  * Suspend to RAM requested by the boot vCPU away from home (mode=s3 of
  * the guest, vCPU 0 on node 1): home replays its write to the PM1
  * control register, and the vCPU stops at once, as it would on one node
@@ -739,27 +766,14 @@ static void test_x2apic(void)
  */
 static void test_suspend(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp 1 -kernel %s -append 'cpus=1 s3=1'", elf);
-    g_autofree char *dir = g_strdup_printf("%s/suspend", tmpdir);
+    g_autofree char *dir = NULL;
     static const int where[] = { 1 };
-    DistvmCluster c = { .nodes = 2, .dir = dir };
+    DistvmCluster c;
     QTestState *home;
     uint32_t after;
 
-    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
-    for (int n = 0; n < 2; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
-        g_autofree char *placed = g_strdup_printf("%s,placement=1", opts);
-
-        c.node[n] = distvm_node_start(dir, n, placed, args);
-    }
+    start_away(&c, &dir, "suspend", "s3=1");
     home = c.node[0]->qts;
-    for (int n = 0; n < 2; n++) {
-        distvm_wait_state(c.node[n]->qts, "running", 60);
-    }
-    check_placement(&c, 1, where);
     g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 s3 "
                                       "suspending", 120));
     wait_status(home, "suspended");
@@ -799,27 +813,15 @@ static void test_suspend(void)
  */
 static void test_reset(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp 1 -kernel %s -append 'cpus=1 reset=1'", elf);
-    g_autofree char *dir = g_strdup_printf("%s/reset", tmpdir);
+    g_autofree char *dir = NULL;
     g_autofree char *console = NULL;
     static const int where[] = { 1 };
-    DistvmCluster c = { .nodes = 2, .dir = dir };
+    DistvmCluster c;
     QTestState *home;
     struct dg_reset r;
 
-    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
-    for (int n = 0; n < 2; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
-        g_autofree char *placed = g_strdup_printf("%s,placement=1", opts);
-
-        c.node[n] = distvm_node_start(dir, n, placed, args);
-    }
+    start_away(&c, &dir, "reset", "reset=1");
     home = c.node[0]->qts;
-    for (int n = 0; n < 2; n++) {
-        distvm_wait_state(c.node[n]->qts, "running", 60);
-    }
     g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 "
                                       "started again after the reset", 120));
     g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: DONE", 30));
@@ -843,25 +845,12 @@ static void test_reset(void)
  */
 static void test_poweroff(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp 1 -kernel %s -append 'cpus=1 poweroff=1'", elf);
-    g_autofree char *dir = g_strdup_printf("%s/poweroff", tmpdir);
+    g_autofree char *dir = NULL;
     g_autofree char *console = NULL;
-    DistvmCluster c = { .nodes = 2, .dir = dir };
+    DistvmCluster c;
     QDict *ev;
 
-    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
-    for (int n = 0; n < 2; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
-        g_autofree char *placed = g_strdup_printf("%s,placement=1", opts);
-
-        c.node[n] = distvm_node_start(dir, n, placed, args);
-    }
-    for (int n = 0; n < 2; n++) {
-        distvm_wait_state(c.node[n]->qts, "running", 60);
-    }
-    g_assert_cmpint(distvm_vcpu_node(c.node[0]->qts, 0), ==, 1);
+    start_away(&c, &dir, "poweroff", "poweroff=1");
     ev = qtest_qmp_eventwait_ref(c.node[0]->qts, "SHUTDOWN");
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
                     ==, "guest-shutdown");
@@ -884,28 +873,15 @@ static void test_poweroff(void)
  */
 static void test_vmport(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp 1 -kernel %s -append 'cpus=1 vmport=1'", elf);
-    g_autofree char *dir = g_strdup_printf("%s/vmport", tmpdir);
+    g_autofree char *dir = NULL;
     /* EAX, EBX, ECX, EDX, ESI, EDI after GETVERSION and GETRAMSIZE */
     static const uint32_t want[DG_VMPORT_CMDS][6] = {
         { 6, 0x564d5868, 2, 0x5658, 0x51515151, 0xd1d1d1d1 },
         { 128 << 20, 0x1177, 0x14, 0x5658, 0x51515152, 0xd1d1d1d0 },
     };
-    DistvmCluster c = { .nodes = 2, .dir = dir };
+    DistvmCluster c;
 
-    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
-    for (int n = 0; n < 2; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
-        g_autofree char *placed = g_strdup_printf("%s,placement=1", opts);
-
-        c.node[n] = distvm_node_start(dir, n, placed, args);
-    }
-    for (int n = 0; n < 2; n++) {
-        distvm_wait_state(c.node[n]->qts, "running", 60);
-    }
-    g_assert_cmpint(distvm_vcpu_node(c.node[0]->qts, 0), ==, 1);
+    start_away(&c, &dir, "vmport", "vmport=1");
     g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: DONE", 120));
     for (int i = 0; i < DG_VMPORT_CMDS; i++) {
         for (int r = 0; r < 6; r++) {

@@ -28,6 +28,8 @@
 #define IOAPIC_LEVEL    (1u << 15)
 #define IOAPIC_LOGICAL  (1u << 11)
 #define IOAPIC_MASKED   (1u << 16)
+#define PIC1_DATA       0x21
+#define PIC2_DATA       0xa1
 #define RTC_INDEX       0x70
 #define RTC_DATA        0x71
 #define RTC_REG_A       0x0a
@@ -167,6 +169,16 @@ void x2apic_mode(uint32_t cpu, uint32_t ncpus)
         res->magic = DG_MAGIC_FAIL;
         say_cpu(cpu, ": FAIL mode x2apic needs cpus=4, LAPICs enabled\n");
         return;
+    }
+    if (cpu == 0) {
+        /*
+         * The firmware left the PIT's IRQ 0 unmasked in the 8259, at its
+         * own vectors, on the LINT0 that x2apic_cpu_setup() masks: a tick
+         * latched meanwhile would still be taken after the "sti".  Masked
+         * in the 8259 first, it is withdrawn.
+         */
+        outb(PIC1_DATA, 0xff);
+        outb(PIC2_DATA, 0xff);
     }
     x2apic_cpu_setup(cpu);
     if (cpu != 0) {
