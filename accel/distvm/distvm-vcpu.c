@@ -190,7 +190,7 @@ static void distvm_apic_addressing(APICCommonState *apic)
     if (apic->spurious_vec & APIC_SV_ENABLE) {
         value |= DISTVM_APIC_SW_ENABLED;
     }
-    /* Reset changes every node's copy alike; only the vCPU's node tells. */
+    /* Only the node that runs the vCPU tells: the others keep copies. */
     if (s->nodes == 1 ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
         distvm_vcpu_node(s, cpu) != s->node_id) {
