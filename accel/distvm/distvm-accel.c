@@ -366,6 +366,7 @@ static int distvm_init_machine(MachineState *ms)
          */
         tcg_unaligned_host_atomics = true;
 #endif
+        distvm_affinity_init(s);
         distvm_chipset_init(s);
         distvm_clock_init(s);
         distvm_io_init(s);

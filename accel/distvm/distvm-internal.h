@@ -23,6 +23,7 @@ typedef struct DistvmClock DistvmClock;
 typedef struct DistvmMsgHandler DistvmMsgHandler;
 typedef struct DistvmRun DistvmRun;
 typedef struct DistvmIoWait DistvmIoWait;
+typedef struct DistvmAffinity DistvmAffinity;
 
 /* A RAMBlock homed on a node other than by default (distvm-numa.c) */
 typedef struct DistvmNumaHome {
@@ -160,6 +161,9 @@ struct DistvmState {
     /* Home's run state and clocks, followed (distvm-runstate.c) */
     DistvmRun *run;
 
+    /* Where each vCPU's remote data comes from (distvm-affinity.c) */
+    DistvmAffinity *affinity;
+
     /* Registers that only read a clock (distvm-clock.c) */
     DistvmClock *clock;
 
@@ -268,6 +272,16 @@ bool distvm_io_forwarded(DistvmState *s);
 MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
                               uint64_t addr, uint64_t *data, unsigned size,
                               bool is_write);
+
+/* distvm-affinity.c */
+void distvm_affinity_init(DistvmState *s);
+/* The vCPU whose thread is @tid, or -1 */
+int distvm_affinity_vcpu_of_thread(DistvmState *s, int tid);
+/* vCPU @cpu (-1: no vCPU) took a remote fault that node @server served. */
+void distvm_affinity_fault(DistvmState *s, int cpu, uint32_t server);
+/* vCPU @cpu sent a device access to the home node. */
+void distvm_affinity_io(DistvmState *s, int cpu);
+DistvmAffinityInfo *distvm_affinity_query(DistvmState *s);
 
 /* distvm-numa.c */
 /* Home the guest NUMA nodes' memory; once NUMA is configured, before ACPI. */

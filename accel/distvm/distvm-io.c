@@ -95,6 +95,7 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
     qemu_event_wait(&w->done);
     distvm_chipset_wait_replays(s, cs);
     io_account(s, io->space, start_ns);
+    distvm_affinity_io(s, cs->cpu_index);
     if (w->stop) {
         /* cpu_stop_current(), for this vCPU: it is current here. */
         qatomic_set(&cs->stop, true);

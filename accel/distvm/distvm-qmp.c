@@ -164,6 +164,7 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     }
     if (s->nodes > 1) {
         info->io = io_info(s);
+        info->affinity = distvm_affinity_query(s);
     }
 
     tail = &info->vcpus;
@@ -266,6 +267,40 @@ static void hmp_print_faults(Monitor *mon, const char *name,
     monitor_printf(mon, "\n");
 }
 
+static void hmp_print_counts(Monitor *mon, uint64List *total,
+                             uint64List *rate)
+{
+    for (; total; total = total->next) {
+        monitor_printf(mon, " %10" PRIu64, total->value);
+        if (rate) {
+            monitor_printf(mon, " %6" PRIu64 "/s", rate->value);
+            rate = rate->next;
+        }
+    }
+}
+
+/* The vCPU x serving node matrix: totals, and rates over the last second */
+static void hmp_print_affinity(Monitor *mon, uint32_t nodes,
+                               DistvmAffinityInfo *a)
+{
+    monitor_printf(mon, "remote faults here by serving node, and device "
+                   "accesses sent home:\n       ");
+    for (uint32_t n = 0; n < nodes; n++) {
+        monitor_printf(mon, " %10s%-8" PRIu32, "node ", n);
+    }
+    monitor_printf(mon, " %10s\n", "devices");
+    for (DistvmVcpuAffinityList *v = a->vcpus; v; v = v->next) {
+        monitor_printf(mon, "vCPU %-2" PRId64 "%s", v->value->cpu_index,
+                       v->value->running ? "*" : " ");
+        hmp_print_counts(mon, v->value->faults, v->value->fault_rate);
+        monitor_printf(mon, " %10" PRIu64 " %6" PRIu64 "/s\n", v->value->io,
+                       v->value->io_rate);
+    }
+    monitor_printf(mon, "others ");
+    hmp_print_counts(mon, a->other_faults, NULL);
+    monitor_printf(mon, "\n(* runs here)\n");
+}
+
 static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
 {
     g_autoptr(DistvmInfo) info = NULL;
@@ -330,6 +365,9 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
                        PRIu64 " sent to the home node\n",
                        info->io->clock_reads_local,
                        info->io->clock_reads_sent);
+    }
+    if (info->affinity) {
+        hmp_print_affinity(mon, info->nodes, info->affinity);
     }
     monitor_printf(mon, "bytes sent %" PRId64 ", received %" PRId64
                    ", protocol errors %" PRId64 "%s\n", info->bytes_sent,

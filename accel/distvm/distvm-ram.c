@@ -94,6 +94,8 @@ typedef struct DistvmBlock {
 /* A request of this node for a page, from fault to PAGE_DONE. */
 typedef struct DistvmPending {
     DistvmFaultKind kind;
+    int cpu;                    /* the vCPU that faulted, or -1 */
+    uint32_t server;            /* the node whose data or grant came first */
     bool write;
     bool got_data;
     bool got_grant;
@@ -770,6 +772,7 @@ static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
     DistvmBlock *b = &ram->blocks[block];
     uint64_t us = (get_clock() - p->start_ns) / 1000;
 
+    distvm_affinity_fault(s, p->cpu, p->server);
     ram->stats.lat_us[p->kind][ram->stats.lat_count[p->kind] %
                                DISTVM_LAT_SAMPLES] = MIN(us, UINT32_MAX);
     ram->stats.lat_count[p->kind]++;
@@ -782,8 +785,8 @@ static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
 }
 
 /* page_msg_state_refusal() checked that this node waits for it. */
-static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
-                     Error **errp)
+static bool req_data(DistvmState *s, DistvmOutbox *o, uint32_t from,
+                     const DistvmMsgPage *m, Error **errp)
 {
     DistvmRam *ram = s->ram;
     DistvmBlock *b = &ram->blocks[m->block];
@@ -814,12 +817,18 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
          */
         set_state(ram, b, m->page, DISTVM_PAGE_E);
         if (p) {
+            if (!p->got_grant) {
+                p->server = from;
+            }
             p->got_data = true;
             if (p->got_grant) {
                 req_complete(s, o, m->block, m->page, p, false);
             }
         }
         return true;
+    }
+    if (!p->got_grant) {
+        p->server = from;
     }
     p->got_data = true;
     if (excl || (p->write && p->got_grant)) {
@@ -840,7 +849,8 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m,
 }
 
 /* page_msg_state_refusal() checked that this node waits for it. */
-static void req_grant(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m)
+static void req_grant(DistvmState *s, DistvmOutbox *o, uint32_t src,
+                      const DistvmMsgPage *m)
 {
     DistvmRam *ram = s->ram;
     DistvmBlock *b = &ram->blocks[m->block];
@@ -849,6 +859,9 @@ static void req_grant(DistvmState *s, DistvmOutbox *o, const DistvmMsgPage *m)
     void *host = page_host(b, m->page);
     uint8_t st = b->state[m->page];
 
+    if (!p->got_data) {
+        p->server = src;
+    }
     p->got_grant = true;
     if (st == DISTVM_PAGE_I) {
         return;                 /* the data is on its way from a sharer */
@@ -1157,10 +1170,10 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
                             msg->hdr.src, errp);
         break;
     case DISTVM_MSG_PAGE_DATA:
-        ok = req_data(s, &o, m, errp);
+        ok = req_data(s, &o, msg->hdr.src, m, errp);
         break;
     case DISTVM_MSG_PAGE_GRANT:
-        req_grant(s, &o, m);
+        req_grant(s, &o, msg->hdr.src, m);
         ok = true;
         break;
     default:
@@ -1248,7 +1261,8 @@ void distvm_ram_leaving(DistvmState *s)
     qemu_mutex_unlock(&ram->lock);
 }
 
-static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags)
+static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
+                         int cpu)
 {
     DistvmRam *ram = s->ram;
     bool wp = flags & UFFD_PAGEFAULT_FLAG_WP;
@@ -1305,6 +1319,7 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags)
         return;
     }
     p = g_new0(DistvmPending, 1);
+    p->cpu = cpu;
     p->write = write;
     p->start_ns = get_clock();
     if (st == DISTVM_PAGE_S) {
@@ -1362,7 +1377,9 @@ static void *distvm_fault_thread(void *opaque)
         for (ssize_t i = 0; i < n / (ssize_t)sizeof(msgs[0]); i++) {
             if (msgs[i].event == UFFD_EVENT_PAGEFAULT) {
                 handle_fault(s, msgs[i].arg.pagefault.address,
-                             msgs[i].arg.pagefault.flags);
+                             msgs[i].arg.pagefault.flags,
+                             distvm_affinity_vcpu_of_thread(
+                                 s, msgs[i].arg.pagefault.feat.ptid));
             }
         }
     }
@@ -1498,7 +1515,9 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
                    "write-protect support (Linux 5.7 or later is needed)");
         return false;
     }
-    ram->uffd = uffd_create_fd(UFFD_FEATURE_PAGEFAULT_FLAG_WP, true);
+    /* Which thread faulted: whose vCPU's remote data it was */
+    ram->uffd = uffd_create_fd(UFFD_FEATURE_PAGEFAULT_FLAG_WP |
+                               UFFD_FEATURE_THREAD_ID, true);
     if (ram->uffd < 0) {
         error_setg(errp, "distvm: cannot create a userfaultfd (is "
                    "/dev/userfaultfd or vm.unprivileged_userfaultfd "

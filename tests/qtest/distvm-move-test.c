@@ -16,6 +16,7 @@
 #include "qemu/osdep.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
+#include "qobject/qnum.h"
 #include "libqtest.h"
 #include "distvm/distvm-node.h"
 #include "distvm/guest/smp-workload.h"
@@ -434,6 +435,76 @@ static void test_requests(void)
  * their stacks with an unaligned "lock xadd", which must be atomic across
  * nodes.
  */
+/* The sum of the numbers in @list, which has @len of them. */
+static uint64_t sum_list(QList *list, int len)
+{
+    const QListEntry *e;
+    uint64_t sum = 0;
+    int n = 0;
+
+    QLIST_FOREACH_ENTRY(list, e) {
+        sum += qnum_get_uint(qobject_to(QNum, qlist_entry_obj(e)));
+        n++;
+    }
+    g_assert_cmpint(n, ==, len);
+    return sum;
+}
+
+/*
+ * On node @n of a @nodes-node cluster whose guest, placed as @want from
+ * power-on, has finished: the vCPU x node matrix accounts for each
+ * remote fault and each device access sent home exactly once, the rows
+ * of the vCPUs running here have them all, and the others are empty.
+ */
+static void check_affinity(QTestState *qts, int n, int nodes, int ncpus,
+                           const int *want)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': "
+                                              "'query-distvm' }");
+    QDict *ram = qdict_get_qdict(ret, "ram");
+    QDict *io = qdict_get_qdict(ret, "io");
+    QDict *a = qdict_get_qdict(ret, "affinity");
+    uint64_t faults = 0, sent = 0, mine = 0;
+    const QListEntry *e;
+    int cpu = 0;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(a, "vcpus"), e) {
+        QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+        uint64_t f = sum_list(qdict_get_qlist(v, "faults"), nodes);
+        uint64_t d = qnum_get_uint(qobject_to(QNum, qdict_get(v, "io")));
+
+        g_assert_cmpint(qdict_get_int(v, "cpu-index"), ==, cpu);
+        g_assert_cmpint(qdict_get_bool(v, "running"), ==, want[cpu] == n);
+        sum_list(qdict_get_qlist(v, "fault-rate"), nodes);
+        if (want[cpu] != n) {
+            g_assert_cmpuint(f + d, ==, 0);
+        } else if (n != 0) {
+            /* away from home: its counter is shared, its serial port not */
+            g_assert_cmpuint(f, >, 0);
+            g_assert_cmpuint(d, >, 0);
+        }
+        faults += f;
+        sent += d;
+        mine += want[cpu] == n;
+        cpu++;
+    }
+    g_assert_cmpint(cpu, ==, ncpus);
+    g_assert_cmpuint(sum_list(qdict_get_qlist(a, "other-faults"), nodes),
+                     ==, 0);
+    g_assert_cmpuint(faults, ==,
+                     qdict_get_int(qdict_get_qdict(ram, "read-miss"),
+                                   "count") +
+                     qdict_get_int(qdict_get_qdict(ram, "write-miss"),
+                                   "count") +
+                     qdict_get_int(qdict_get_qdict(ram, "upgrade"), "count"));
+    g_assert_cmpuint(sent, ==,
+                     qdict_get_int(qdict_get_qdict(io, "port"), "count") +
+                     qdict_get_int(qdict_get_qdict(io, "mmio"), "count") +
+                     qdict_get_int(qdict_get_qdict(io, "pic-ack"), "count"));
+    g_assert_cmpuint(mine, >, 0);
+    qobject_unref(ret);
+}
+
 static void test_placement(void)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
@@ -459,6 +530,13 @@ static void test_placement(void)
         }
     }
     g_assert_true(distvm_wait_console(node[0], "distvm-guest: DONE", 120));
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *hmp = qtest_hmp(node[n]->qts, "info distvm");
+
+        check_affinity(node[n]->qts, n, 2, 4, want);
+        g_test_message("%s", hmp);
+        g_assert_nonnull(strstr(hmp, n ? "vCPU 1 *" : "vCPU 0 *"));
+    }
     g_assert_cmphex(qtest_readl(node[1]->qts, RES(magic)), ==,
                     DG_MAGIC_DONE);
     distvm_check_smp_memory(node[0]->qts, 4, 200000);
