@@ -26,6 +26,7 @@
 #define DISTVM_MAX_PEER_TIMEOUT 3600
 #define DISTVM_DEFAULT_PAUSE_SLEEP_US 50
 #define DISTVM_MAX_PAUSE_SLEEP_US 10000
+#define DISTVM_MAX_VCPUS_PER_NODE 4096
 
 bool distvm_allowed;
 
@@ -165,6 +166,23 @@ static void distvm_set_pause_sleep_us(Object *obj, Visitor *v,
 {
     distvm_visit_u32_in(v, name, 0, DISTVM_MAX_PAUSE_SLEEP_US, "microseconds",
                         &DISTVM_ACCEL(obj)->pause_sleep_us, errp);
+}
+
+static void distvm_set_capacity(Object *obj, Visitor *v, const char *name,
+                                void *opaque, Error **errp)
+{
+    distvm_visit_u32_in(v, name, 1, DISTVM_MAX_VCPUS_PER_NODE, "vCPUs",
+                        &DISTVM_ACCEL(obj)->capacity, errp);
+}
+
+static int distvm_get_policy(Object *obj, Error **errp)
+{
+    return DISTVM_ACCEL(obj)->policy;
+}
+
+static void distvm_set_policy(Object *obj, int value, Error **errp)
+{
+    DISTVM_ACCEL(obj)->policy = value;
 }
 
 static void distvm_set_nodes(Object *obj, Visitor *v, const char *name,
@@ -387,6 +405,8 @@ static void distvm_accel_instance_init(Object *obj)
     s->join_timeout = DISTVM_DEFAULT_JOIN_TIMEOUT;
     s->peer_timeout = DISTVM_DEFAULT_PEER_TIMEOUT;
     s->pause_sleep_us = DISTVM_DEFAULT_PAUSE_SLEEP_US;
+    s->policy = DISTVM_POLICY_MANUAL;
+    s->capacity = MAX(sysconf(_SC_NPROCESSORS_ONLN), 1);
     s->state = DISTVM_CLUSTER_STATE_RUNNING;
 }
 
@@ -456,6 +476,21 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "Microseconds a vCPU that spins (PAUSE after PAUSE) sleeps, on a "
         "cluster of more than one node; 0 never (default "
         stringify(DISTVM_DEFAULT_PAUSE_SLEEP_US) ")");
+
+    object_class_property_add_enum(oc, "policy", "DistvmPolicy",
+                                   &DistvmPolicy_lookup, distvm_get_policy,
+                                   distvm_set_policy);
+    object_class_property_set_description(oc, "policy",
+        "How vCPUs are placed while the guest runs: manual (only by "
+        "distvm-move-vcpu) or affinity (also moved to the node that serves "
+        "their data); the same on every node (default manual)");
+
+    object_class_property_add(oc, "capacity", "uint32", distvm_get_u32,
+                              distvm_set_capacity, NULL,
+                              (void *)offsetof(DistvmState, capacity));
+    object_class_property_set_description(oc, "capacity",
+        "How many vCPUs the placement policy may place on this node "
+        "(default: the host's online CPUs)");
 
     object_class_property_add_str(oc, "listen", distvm_get_listen,
                                   distvm_set_listen);

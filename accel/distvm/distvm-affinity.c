@@ -1,44 +1,93 @@
 /*
- * distvm: where each vCPU's remote data comes from
+ * distvm: where each vCPU's remote data comes from, and the placement
+ * policy that sends vCPUs to it
  *
- * Each node counts, for every vCPU that runs on it, the remote page
- * faults the vCPU took by the node that served the page, and the device
- * accesses it sent to the home node: totals, and rates over the last
- * window.  Faults that no vCPU took (a device model's DMA, the monitor,
- * qtest) are counted apart, so that the figures add up to the node's
- * fault counts.  See DESIGN.md §13.
+ * Each node counts, for every vCPU that runs on it, the read and write
+ * misses the vCPU took by the node that sent the page's data, its
+ * upgrades (which bring no data), and the device accesses it sent to the
+ * home node: totals, and rates over the last window.  Faults that no
+ * vCPU took (a device model's DMA, the monitor, qtest) are counted apart,
+ * so that the figures add up to the node's fault counts.
+ *
+ * Under policy=affinity, once a window each node looks at the vCPUs it
+ * runs and moves at most one of them to the node that sends it the most
+ * data, when (a) that node sends at least DISTVM_POLICY_MIN_RATE pages a
+ * second, twice as many as every other node together, (b) the time the
+ * vCPU would save over its minimum stay beats what the move costs, and
+ * (c) the vCPU has stayed where it is long enough: DISTVM_POLICY_STAY_S
+ * after any move, DISTVM_POLICY_COMMAND_HOLD_S after a move asked by
+ * distvm-move-vcpu, which wins over the policy.  The request goes to the
+ * destination first, which takes the vCPU only if it then runs no more
+ * vCPUs than its capacity (the vCPUs placed there and the ones it
+ * admitted that are on their way), and passes it to the vCPU's node.
+ * See DESIGN.md §13.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-distvm.h"
 #include "qemu/atomic.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "hw/core/cpu.h"
+#include "system/runstate.h"
 #include "distvm-internal.h"
+#include "trace.h"
 
-/* The window over which rates are measured. */
-#define DISTVM_AFFINITY_WINDOW_MS 1000
+/* The window over which rates are measured and the policy decides. */
+#define DISTVM_AFFINITY_WINDOW_MS       1000
+/* Pages a second from one node below which a vCPU is left alone */
+#define DISTVM_POLICY_MIN_RATE          200
+/* A vCPU's stay on a node before the policy moves it again (s) */
+#define DISTVM_POLICY_STAY_S            3
+/* The same, after a move distvm-move-vcpu asked for */
+#define DISTVM_POLICY_COMMAND_HOLD_S    10
+/* What a remote fault costs the vCPU, as assumed by the policy */
+#define DISTVM_POLICY_FAULT_US          100
+/* What a move costs: its downtime, and the faults of a restart elsewhere */
+#define DISTVM_POLICY_MOVE_US           2000
+#define DISTVM_POLICY_WARMUP_FAULTS     256
+/* How long a destination keeps room for a vCPU it admitted (s) */
+#define DISTVM_POLICY_ADMIT_S           2
+
+QEMU_BUILD_BUG_ON(DISTVM_POLICY__MAX != DISTVM_POLICY_COUNT);
+QEMU_BUILD_BUG_ON((int)DISTVM_MOVE_REASON__MAX != (int)DISTVM_MOVE__MAX);
 
 struct DistvmAffinity {
     uint32_t nodes;
     unsigned nr_vcpus;
     /*
-     * Counters, row-major by vCPU, one column per node and a last one for
-     * the device accesses sent home; row nr_vcpus holds the faults no
-     * vCPU took.  Atomic: written by whichever thread completes a fault
-     * (under the RAM lock) or forwards an access (the vCPU's own thread),
-     * read by the main loop.
+     * Counters, row-major by vCPU: one column per node (the misses whose
+     * data it sent), then the upgrades, then the device accesses sent
+     * home; row nr_vcpus holds the faults no vCPU took.  Atomic: written
+     * by whichever thread completes a fault (under the RAM lock) or
+     * forwards an access (the vCPU's own thread), read by the main loop.
      */
     uint64_t *total;
     uint64_t *at_window;        /* @total when the last window began */
     uint64_t *rate;             /* per second, over the last window */
     int64_t window_ns;          /* when the last window began */
     QEMUTimer *timer;
+
+    /* The policy's state of each vCPU; under @lock */
+    QemuMutex lock;
+    int64_t *hold_until_ns;     /* running here: not moved before */
+    int64_t *admitted_ns;       /* admitted to come here, at; or 0 */
 };
 
 static inline unsigned affinity_cols(DistvmAffinity *a)
+{
+    return a->nodes + 2;
+}
+
+static inline unsigned col_upgrades(DistvmAffinity *a)
+{
+    return a->nodes;
+}
+
+static inline unsigned col_io(DistvmAffinity *a)
 {
     return a->nodes + 1;
 }
@@ -66,12 +115,14 @@ int distvm_affinity_vcpu_of_thread(DistvmState *s, int tid)
     return -1;
 }
 
-void distvm_affinity_fault(DistvmState *s, int cpu, uint32_t server)
+void distvm_affinity_fault(DistvmState *s, int cpu, bool upgrade,
+                           uint32_t server)
 {
     DistvmAffinity *a = s->affinity;
 
-    if (a && server < a->nodes) {
-        qatomic_inc(&a->total[affinity_row(a, cpu) + server]);
+    if (a && (upgrade || server < a->nodes)) {
+        qatomic_inc(&a->total[affinity_row(a, cpu) +
+                              (upgrade ? col_upgrades(a) : server)]);
     }
 }
 
@@ -80,13 +131,150 @@ void distvm_affinity_io(DistvmState *s, int cpu)
     DistvmAffinity *a = s->affinity;
 
     if (a) {
-        qatomic_inc(&a->total[affinity_row(a, cpu) + a->nodes]);
+        qatomic_inc(&a->total[affinity_row(a, cpu) + col_io(a)]);
+    }
+}
+
+/* ---- the policy ---- */
+
+/* The vCPUs that run on this node or were admitted to.  With a->lock. */
+static unsigned policy_load(DistvmState *s, int64_t now)
+{
+    DistvmAffinity *a = s->affinity;
+    unsigned load = 0;
+
+    for (unsigned cpu = 0; cpu < a->nr_vcpus; cpu++) {
+        if (distvm_vcpu_node(s, cpu) == s->node_id) {
+            load++;
+        } else if (a->admitted_ns[cpu] &&
+                   now - a->admitted_ns[cpu] <
+                   DISTVM_POLICY_ADMIT_S * NANOSECONDS_PER_SECOND) {
+            load++;
+        }
+    }
+    return load;
+}
+
+bool distvm_affinity_admit(DistvmState *s, uint32_t cpu)
+{
+    DistvmAffinity *a = s->affinity;
+    int64_t now = get_clock();
+    unsigned load;
+    bool room;
+
+    qemu_mutex_lock(&a->lock);
+    load = policy_load(s, now);
+    room = load < s->capacity;
+    if (room) {
+        a->admitted_ns[cpu] = now;
+    }
+    qemu_mutex_unlock(&a->lock);
+    trace_distvm_policy_admit(cpu, load, s->capacity, room);
+    return room;
+}
+
+void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t reason)
+{
+    DistvmAffinity *a = s->affinity;
+
+    if (!a) {
+        return;
+    }
+    qemu_mutex_lock(&a->lock);
+    a->admitted_ns[cpu] = 0;
+    a->hold_until_ns[cpu] = get_clock() +
+        (reason == DISTVM_MOVE_COMMAND ? DISTVM_POLICY_COMMAND_HOLD_S :
+         DISTVM_POLICY_STAY_S) * NANOSECONDS_PER_SECOND;
+    qemu_mutex_unlock(&a->lock);
+}
+
+/*
+ * The node vCPU @cpu should run on, and what it would save there (pages
+ * a second no longer fetched from afar), or -1.
+ */
+static int policy_choose(DistvmState *s, unsigned cpu, uint64_t *gain)
+{
+    DistvmAffinity *a = s->affinity;
+    const uint64_t *r = &a->rate[affinity_row(a, cpu)];
+    uint64_t best_rate = 0, others = 0;
+    int best = -1;
+
+    for (uint32_t n = 0; n < a->nodes; n++) {
+        /* A device access sent home costs as much as a remote fault. */
+        uint64_t rate = r[n] + (n == DISTVM_HOME_NODE ? r[col_io(a)] : 0);
+
+        if (n == s->node_id) {
+            continue;
+        }
+        if (rate > best_rate) {
+            others += best_rate;
+            best_rate = rate;
+            best = n;
+        } else {
+            others += rate;
+        }
+    }
+    /*
+     * Over its stay there, the vCPU must save more than the move costs:
+     * its downtime, and the faults of a restart on a node that has little
+     * of its working set.
+     */
+    if (best < 0 || best_rate < DISTVM_POLICY_MIN_RATE ||
+        best_rate < 2 * others ||
+        best_rate * DISTVM_POLICY_FAULT_US * DISTVM_POLICY_STAY_S <
+        DISTVM_POLICY_MOVE_US +
+        DISTVM_POLICY_WARMUP_FAULTS * DISTVM_POLICY_FAULT_US) {
+        return -1;
+    }
+    *gain = best_rate;
+    return best;
+}
+
+static void policy_run(DistvmState *s, int64_t now)
+{
+    DistvmAffinity *a = s->affinity;
+    uint64_t best_gain = 0;
+    int best_cpu = -1, best_node = -1;
+
+    if (qatomic_read(&s->policy) != DISTVM_POLICY_AFFINITY ||
+        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
+        !runstate_is_running()) {
+        return;
+    }
+    qemu_mutex_lock(&a->lock);
+    for (unsigned cpu = 0; cpu < a->nr_vcpus; cpu++) {
+        uint64_t gain;
+        int node;
+
+        if (distvm_vcpu_node(s, cpu) != s->node_id ||
+            now < a->hold_until_ns[cpu] || distvm_vcpu_moving(s, cpu)) {
+            continue;
+        }
+        node = policy_choose(s, cpu, &gain);
+        if (node >= 0 && gain > best_gain) {
+            best_gain = gain;
+            best_cpu = cpu;
+            best_node = node;
+        }
+    }
+    if (best_cpu >= 0) {
+        /* Asked once: the destination may refuse, and then it stays. */
+        a->hold_until_ns[best_cpu] = now +
+                                     DISTVM_POLICY_STAY_S *
+                                     NANOSECONDS_PER_SECOND;
+    }
+    qemu_mutex_unlock(&a->lock);
+    if (best_cpu >= 0) {
+        trace_distvm_policy_move(best_cpu, s->node_id, best_node, best_gain);
+        distvm_vcpu_request_move(s, best_cpu, best_node, best_node,
+                                 DISTVM_MOVE_POLICY);
     }
 }
 
 static void affinity_window(void *opaque)
 {
-    DistvmAffinity *a = opaque;
+    DistvmState *s = opaque;
+    DistvmAffinity *a = s->affinity;
     int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     int64_t len = MAX(now - a->window_ns, 1);
     size_t n = (a->nr_vcpus + 1) * affinity_cols(a);
@@ -98,8 +286,73 @@ static void affinity_window(void *opaque)
         a->at_window[i] = t;
     }
     a->window_ns = now;
+    policy_run(s, get_clock());
     timer_mod(a->timer, now / SCALE_MS + DISTVM_AFFINITY_WINDOW_MS);
 }
+
+static void policy_apply(DistvmState *s, uint32_t policy)
+{
+    trace_distvm_policy_set(DistvmPolicy_str(policy));
+    qatomic_set(&s->policy, policy);
+}
+
+static void policy_broadcast(DistvmState *s, uint32_t policy)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    distvm_wire_policy(m, s->node_id, policy);
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (n != s->node_id) {
+            distvm_send(s, n, m);
+        }
+    }
+}
+
+/*
+ * POLICY: the home node sets the policy it is sent and tells every other
+ * node; the others take it from the home node only.
+ */
+static bool policy_received(DistvmState *s, const DistvmMsg *msg)
+{
+    if (!distvm_is_home(s) && msg->hdr.src != DISTVM_HOME_NODE) {
+        distvm_msg_refused(s, msg->hdr.src, "POLICY from a node other than "
+                           "the home node");
+        return false;
+    }
+    policy_apply(s, msg->u.policy);
+    if (distvm_is_home(s)) {
+        policy_broadcast(s, msg->u.policy);
+    }
+    return true;
+}
+
+static const DistvmMsgHandler policy_handlers[] = {
+    { DISTVM_MSG_POLICY, .receive = policy_received },
+};
+
+void qmp_distvm_set_policy(DistvmPolicy policy, Error **errp)
+{
+    DistvmState *s = distvm_state();
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    if (!s) {
+        error_setg(errp, "distvm is not the active accelerator");
+        return;
+    }
+    if (s->nodes == 1 || distvm_is_home(s)) {
+        policy_apply(s, policy);
+        if (s->nodes > 1) {
+            policy_broadcast(s, policy);
+        }
+        return;
+    }
+    distvm_wire_policy(m, s->node_id, policy);
+    if (!distvm_send(s, DISTVM_HOME_NODE, m)) {
+        error_setg(errp, "distvm: the home node cannot be reached");
+    }
+}
+
+/* ---- monitor ---- */
 
 static uint64List *affinity_list(const uint64_t *v, unsigned n)
 {
@@ -121,8 +374,10 @@ static DistvmVcpuAffinity *affinity_entry(DistvmState *s, unsigned cpu)
     e->running = distvm_vcpu_node(s, cpu) == s->node_id;
     e->faults = affinity_list(&a->total[row], a->nodes);
     e->fault_rate = affinity_list(&a->rate[row], a->nodes);
-    e->io = qatomic_read(&a->total[row + a->nodes]);
-    e->io_rate = a->rate[row + a->nodes];
+    e->upgrades = qatomic_read(&a->total[row + col_upgrades(a)]);
+    e->upgrade_rate = a->rate[row + col_upgrades(a)];
+    e->io = qatomic_read(&a->total[row + col_io(a)]);
+    e->io_rate = a->rate[row + col_io(a)];
     return e;
 }
 
@@ -130,6 +385,7 @@ static DistvmVcpuAffinity *affinity_entry(DistvmState *s, unsigned cpu)
 DistvmAffinityInfo *distvm_affinity_query(DistvmState *s)
 {
     DistvmAffinity *a = s->affinity;
+    const unsigned other = affinity_row(a, -1);
     DistvmAffinityInfo *info;
     DistvmVcpuAffinityList **tail;
 
@@ -141,8 +397,8 @@ DistvmAffinityInfo *distvm_affinity_query(DistvmState *s)
     for (unsigned cpu = 0; cpu < a->nr_vcpus; cpu++) {
         QAPI_LIST_APPEND(tail, affinity_entry(s, cpu));
     }
-    info->other_faults = affinity_list(&a->total[affinity_row(a, -1)],
-                                       a->nodes);
+    info->other_faults = affinity_list(&a->total[other], a->nodes);
+    info->other_upgrades = qatomic_read(&a->total[other + col_upgrades(a)]);
     return info;
 }
 
@@ -157,8 +413,13 @@ void distvm_affinity_init(DistvmState *s)
     a->total = g_new0(uint64_t, n);
     a->at_window = g_new0(uint64_t, n);
     a->rate = g_new0(uint64_t, n);
+    qemu_mutex_init(&a->lock);
+    a->hold_until_ns = g_new0(int64_t, a->nr_vcpus);
+    a->admitted_ns = g_new0(int64_t, a->nr_vcpus);
     a->window_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
-    a->timer = timer_new_ms(QEMU_CLOCK_REALTIME, affinity_window, a);
+    a->timer = timer_new_ms(QEMU_CLOCK_REALTIME, affinity_window, s);
     timer_mod(a->timer, a->window_ns / SCALE_MS + DISTVM_AFFINITY_WINDOW_MS);
     s->affinity = a;
+    distvm_msg_handlers_register(s, policy_handlers,
+                                 ARRAY_SIZE(policy_handlers));
 }

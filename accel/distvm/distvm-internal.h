@@ -90,6 +90,8 @@ struct DistvmState {
     uint32_t join_timeout;      /* seconds */
     uint32_t peer_timeout;      /* seconds a peer may stay silent */
     uint32_t pause_sleep_us;    /* a spinning vCPU's sleep (distvm-pause.c) */
+    uint32_t policy;            /* DistvmPolicy, atomic (distvm-affinity.c) */
+    uint32_t capacity;          /* vCPUs the policy may place here */
     char *tls_creds;            /* id of a tls-creds-* object, or NULL */
     char *tls_authz;            /* id of an authz object, or NULL */
     char *tls_hostname;         /* the name servers' certificates carry */
@@ -277,11 +279,19 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
 void distvm_affinity_init(DistvmState *s);
 /* The vCPU whose thread is @tid, or -1 */
 int distvm_affinity_vcpu_of_thread(DistvmState *s, int tid);
-/* vCPU @cpu (-1: no vCPU) took a remote fault that node @server served. */
-void distvm_affinity_fault(DistvmState *s, int cpu, uint32_t server);
+/*
+ * vCPU @cpu (-1: no vCPU) took a remote fault: a miss whose data node
+ * @server sent, or an @upgrade.
+ */
+void distvm_affinity_fault(DistvmState *s, int cpu, bool upgrade,
+                           uint32_t server);
 /* vCPU @cpu sent a device access to the home node. */
 void distvm_affinity_io(DistvmState *s, int cpu);
 DistvmAffinityInfo *distvm_affinity_query(DistvmState *s);
+/* A policy move of vCPU @cpu here: whether this node has room for it */
+bool distvm_affinity_admit(DistvmState *s, uint32_t cpu);
+/* vCPU @cpu now runs here, moved for @reason (DistvmMoveWhy) */
+void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t reason);
 
 /* distvm-numa.c */
 /* Home the guest NUMA nodes' memory; once NUMA is configured, before ACPI. */
@@ -301,6 +311,11 @@ void distvm_pic_vcpu_arrived(CPUState *cs);
 void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_start(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);
+/* Ask node @node to move vCPU @cpu to node @to, for @reason */
+void distvm_vcpu_request_move(DistvmState *s, uint32_t cpu, uint32_t node,
+                              uint32_t to, uint32_t reason);
+/* Whether vCPU @cpu is leaving this node or arriving */
+bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu);
 int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask);
 
 /* distvm-runstate.c */

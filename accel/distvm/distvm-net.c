@@ -1120,6 +1120,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
        ms->smp.sockets, ms->smp.dies, ms->smp.clusters, ms->smp.cores,
        ms->smp.threads);
     FP("vcpu placement", "%s", s->placement ?: "all on node 0");
+    FP("placement policy", "%s", DistvmPolicy_str(s->policy));
 #undef FP
     distvm_ram_fingerprint(keys, values);
 

@@ -124,6 +124,8 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     info->tls = s->tls_server != NULL;
     info->moves = qatomic_read(&s->moves_done);
     info->pause_sleeps = qatomic_read(&s->pause_sleeps);
+    info->policy = qatomic_read(&s->policy);
+    info->capacity = s->capacity;
     if (info->moves) {
         info->has_last_downtime_us = true;
         info->last_downtime_us = qatomic_read(&s->last_downtime_ns) / 1000;
@@ -267,38 +269,44 @@ static void hmp_print_faults(Monitor *mon, const char *name,
     monitor_printf(mon, "\n");
 }
 
-static void hmp_print_counts(Monitor *mon, uint64List *total,
-                             uint64List *rate)
+static void hmp_print_count(Monitor *mon, uint64_t total, uint64_t rate)
 {
-    for (; total; total = total->next) {
-        monitor_printf(mon, " %10" PRIu64, total->value);
-        if (rate) {
-            monitor_printf(mon, " %6" PRIu64 "/s", rate->value);
-            rate = rate->next;
-        }
-    }
+    monitor_printf(mon, " %10" PRIu64 " %6" PRIu64 "/s", total, rate);
 }
 
-/* The vCPU x serving node matrix: totals, and rates over the last second */
+/*
+ * The vCPU x serving node matrix of misses, then upgrades and device
+ * accesses sent home: totals, and rates over the last second.
+ */
 static void hmp_print_affinity(Monitor *mon, uint32_t nodes,
                                DistvmAffinityInfo *a)
 {
-    monitor_printf(mon, "remote faults here by serving node, and device "
-                   "accesses sent home:\n       ");
+    uint64List *f, *r;
+
+    monitor_printf(mon, "misses here by the node that sent the data, "
+                   "upgrades, device accesses sent home:\n       ");
     for (uint32_t n = 0; n < nodes; n++) {
-        monitor_printf(mon, " %10s%-8" PRIu32, "node ", n);
+        g_autofree char *node = g_strdup_printf("node %" PRIu32, n);
+
+        monitor_printf(mon, " %10s%9s", node, "");
     }
-    monitor_printf(mon, " %10s\n", "devices");
+    monitor_printf(mon, " %10s%9s %10s\n", "upgrades", "", "devices");
     for (DistvmVcpuAffinityList *v = a->vcpus; v; v = v->next) {
         monitor_printf(mon, "vCPU %-2" PRId64 "%s", v->value->cpu_index,
                        v->value->running ? "*" : " ");
-        hmp_print_counts(mon, v->value->faults, v->value->fault_rate);
-        monitor_printf(mon, " %10" PRIu64 " %6" PRIu64 "/s\n", v->value->io,
-                       v->value->io_rate);
+        for (f = v->value->faults, r = v->value->fault_rate; f && r;
+             f = f->next, r = r->next) {
+            hmp_print_count(mon, f->value, r->value);
+        }
+        hmp_print_count(mon, v->value->upgrades, v->value->upgrade_rate);
+        hmp_print_count(mon, v->value->io, v->value->io_rate);
+        monitor_printf(mon, "\n");
     }
     monitor_printf(mon, "others ");
-    hmp_print_counts(mon, a->other_faults, NULL);
-    monitor_printf(mon, "\n(* runs here)\n");
+    for (f = a->other_faults; f; f = f->next) {
+        monitor_printf(mon, " %10" PRIu64 "         ", f->value);
+    }
+    monitor_printf(mon, " %10" PRIu64 "\n(* runs here)\n", a->other_upgrades);
 }
 
 static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
@@ -380,6 +388,8 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     }
     monitor_printf(mon, "; spinning vCPUs slept %" PRId64 " times\n",
                    info->pause_sleeps);
+    monitor_printf(mon, "placement policy %s, capacity %" PRIu32 " vCPUs\n",
+                   DistvmPolicy_str(info->policy), info->capacity);
     for (v = info->vcpus; v; v = v->next) {
         monitor_printf(mon, "vCPU %" PRId64 ": node %" PRIu32 "\n",
                        v->value->cpu_index, v->value->node);

@@ -772,7 +772,8 @@ static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
     DistvmBlock *b = &ram->blocks[block];
     uint64_t us = (get_clock() - p->start_ns) / 1000;
 
-    distvm_affinity_fault(s, p->cpu, p->server);
+    distvm_affinity_fault(s, p->cpu, p->kind == DISTVM_FAULT_UPGRADE,
+                          p->server);
     ram->stats.lat_us[p->kind][ram->stats.lat_count[p->kind] %
                                DISTVM_LAT_SAMPLES] = MIN(us, UINT32_MAX);
     ram->stats.lat_count[p->kind]++;

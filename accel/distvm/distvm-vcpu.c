@@ -59,18 +59,19 @@ typedef struct DistvmIpi {
 typedef struct DistvmOutgoing {
     uint32_t cpu;
     uint32_t dest;
+    uint32_t reason;            /* DistvmMoveWhy */
     uint64_t generation;
     uint64_t paused_ns;
     GByteArray *state;
 } DistvmOutgoing;
 
 static void vcpu_send_move(DistvmState *s, uint32_t node, uint32_t cpu,
-                           uint32_t from, uint32_t to)
+                           uint32_t from, uint32_t to, uint32_t reason)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
 
-    distvm_wire_vcpu(m, DISTVM_MSG_VCPU_MOVE, s->node_id, cpu, from, to, 0,
-                     NULL, 0);
+    distvm_wire_vcpu_move(m, DISTVM_MSG_VCPU_MOVE, s->node_id, cpu, from, to,
+                          reason, 0, NULL, 0);
     if (!distvm_send(s, node, m)) {
         distvm_fatal_node_lost(s, node, "connection closed");
     }
@@ -441,9 +442,10 @@ static void *vcpu_sender_thread(void *opaque)
         DistvmMsgVcpu *req;
         DistvmIpi *ipi;
 
-        distvm_wire_vcpu(m, DISTVM_MSG_VCPU_STATE, s->node_id, out->cpu,
-                         s->node_id, out->dest, out->paused_ns,
-                         out->state->data, out->state->len);
+        distvm_wire_vcpu_move(m, DISTVM_MSG_VCPU_STATE, s->node_id, out->cpu,
+                              s->node_id, out->dest, out->reason,
+                              out->paused_ns, out->state->data,
+                              out->state->len);
         /* The header's sequence number carries the move's generation. */
         stq_le_p(m->data + 16, out->generation);
         if (!distvm_send(s, out->dest, m)) {
@@ -468,7 +470,8 @@ static void *vcpu_sender_thread(void *opaque)
             g_free(ipi);
         }
         while ((req = g_queue_pop_head(&waiting))) {
-            vcpu_send_move(s, out->dest, req->cpu, req->from, req->to);
+            vcpu_send_move(s, out->dest, req->cpu, req->from, req->to,
+                           req->reason);
             g_free(req);
         }
         g_byte_array_unref(out->state);
@@ -488,6 +491,23 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
     DistvmOutgoing *out;
     uint32_t owner;
 
+    /*
+     * A move the policy decided: its destination admits it first, if it
+     * has room, and sends it on to the vCPU's node, which takes it unless
+     * the vCPU moved since the policy saw it there.
+     */
+    if (m->reason == DISTVM_MOVE_POLICY) {
+        owner = distvm_vcpu_node(s, m->cpu);
+        if (m->to == s->node_id && owner != s->node_id) {
+            if (distvm_affinity_admit(s, m->cpu)) {
+                vcpu_send_move(s, owner, m->cpu, m->from, m->to, m->reason);
+            }
+            return true;
+        }
+        if (owner != m->from) {
+            return true;
+        }
+    }
     qemu_mutex_lock(&s->lock);
     if (mv->moving || mv->incoming) {
         bool held = g_queue_get_length(&mv->waiting) <
@@ -504,7 +524,7 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
         qemu_mutex_unlock(&s->lock);
         if (owner != s->node_id) {
             /* A stale request: the vCPU went on; send it after it. */
-            vcpu_send_move(s, owner, m->cpu, m->from, m->to);
+            vcpu_send_move(s, owner, m->cpu, m->from, m->to, m->reason);
         }
         return true;
     }
@@ -512,6 +532,7 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
     out = g_new0(DistvmOutgoing, 1);
     out->cpu = m->cpu;
     out->dest = m->to;
+    out->reason = m->reason;
     out->generation = mv->generation + 1;
     qemu_mutex_unlock(&s->lock);
 
@@ -528,7 +549,7 @@ static void vcpu_moved_event(DistvmState *s, const DistvmMsg *msg)
     const DistvmMsgVcpu *m = &msg->u.vcpu;
 
     qapi_event_send_distvm_vcpu_moved(m->cpu, m->from, m->to,
-                                      m->value / 1000);
+                                      m->value / 1000, m->reason);
 }
 
 /* Loading a vCPU needs the BQL: the main loop does it. */
@@ -568,6 +589,7 @@ static void vcpu_state_load(DistvmState *s, const DistvmMsg *msg)
     qemu_mutex_unlock(&s->lock);
 
     qatomic_set(&cpu->parked, false);
+    distvm_affinity_arrived(s, in->cpu, in->reason);
     distvm_pic_vcpu_arrived(cpu);
     while ((ipi = g_queue_pop_head(&ipis))) {
         vcpu_apply_ipi(s, ipi->cpu, ipi->delivery);
@@ -577,8 +599,9 @@ static void vcpu_state_load(DistvmState *s, const DistvmMsg *msg)
     downtime = get_clock_realtime() - in->value;
     trace_distvm_vcpu_arrived(in->cpu, in->from, downtime / 1000);
 
-    distvm_wire_vcpu(moved, DISTVM_MSG_VCPU_MOVED, s->node_id, in->cpu,
-                     in->from, s->node_id, downtime, NULL, 0);
+    distvm_wire_vcpu_move(moved, DISTVM_MSG_VCPU_MOVED, s->node_id, in->cpu,
+                          in->from, s->node_id, in->reason, downtime, NULL,
+                          0);
     distvm_wire_set_seq(moved, generation);
     for (uint32_t i = 0; i < s->nodes; i++) {
         distvm_send(s, i, moved);
@@ -765,5 +788,22 @@ void qmp_distvm_move_vcpu(int64_t cpu_index, uint32_t node, Error **errp)
         error_setg(errp, "distvm: the cluster has not formed yet");
         return;
     }
-    vcpu_send_move(s, owner, cpu_index, s->node_id, node);
+    vcpu_send_move(s, owner, cpu_index, s->node_id, node,
+                   DISTVM_MOVE_COMMAND);
+}
+
+void distvm_vcpu_request_move(DistvmState *s, uint32_t cpu, uint32_t node,
+                              uint32_t to, uint32_t reason)
+{
+    vcpu_send_move(s, node, cpu, s->node_id, to, reason);
+}
+
+bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu)
+{
+    bool moving;
+
+    qemu_mutex_lock(&s->lock);
+    moving = s->moves[cpu].moving || s->moves[cpu].incoming;
+    qemu_mutex_unlock(&s->lock);
+    return moving;
 }

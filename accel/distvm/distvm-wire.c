@@ -31,6 +31,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_PONG] = "PONG",
     [DISTVM_MSG_BYE] = "BYE",
     [DISTVM_MSG_HEARTBEAT] = "HEARTBEAT",
+    [DISTVM_MSG_POLICY] = "POLICY",
     [DISTVM_MSG_NODE_LOST] = "NODE_LOST",
     [DISTVM_MSG_VCPU_MOVE] = "VCPU_MOVE",
     [DISTVM_MSG_VCPU_STATE] = "VCPU_STATE",
@@ -297,10 +298,12 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
                         const DistvmWireLimits *lim, DistvmMsgVcpu *v,
                         Error **errp)
 {
-    uint32_t reserved;
+    bool moves = hdr->type == DISTVM_MSG_VCPU_MOVE ||
+                 hdr->type == DISTVM_MSG_VCPU_STATE ||
+                 hdr->type == DISTVM_MSG_VCPU_MOVED;
 
     if (!get_u32(r, &v->cpu, errp) || !get_u32(r, &v->from, errp) ||
-        !get_u32(r, &v->to, errp) || !get_u32(r, &reserved, errp) ||
+        !get_u32(r, &v->to, errp) || !get_u32(r, &v->reason, errp) ||
         !get_u64(r, &v->value, errp)) {
         return false;
     }
@@ -309,9 +312,9 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
                    r->what, v->cpu, lim->nr_vcpus);
         return false;
     }
-    if (reserved) {
-        error_setg(errp, "%s message with a non-zero reserved field",
-                   r->what);
+    if (moves ? v->reason >= DISTVM_MOVE__MAX : v->reason != 0) {
+        error_setg(errp, "%s message with reason %" PRIu32, r->what,
+                   v->reason);
         return false;
     }
     if (!check_node(lim, r->what, "its source", v->from, errp) ||
@@ -549,6 +552,14 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_IO_REPLY:
         ok = decode_io(&r, hdr, lim, &msg->u.io, errp);
         break;
+    case DISTVM_MSG_POLICY:
+        ok = get_u32(&r, &msg->u.policy, errp);
+        if (ok && msg->u.policy >= DISTVM_POLICY_COUNT) {
+            error_setg(errp, "POLICY message with policy %" PRIu32,
+                       msg->u.policy);
+            ok = false;
+        }
+        break;
     case DISTVM_MSG_PIC_OUTPUT:
         ok = get_u32(&r, &msg->u.level, errp);
         if (ok && msg->u.level > 1) {
@@ -703,11 +714,20 @@ void distvm_wire_vcpu(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint32_t cpu, uint32_t from, uint32_t to, uint64_t value,
                       const void *data, uint32_t len)
 {
+    distvm_wire_vcpu_move(buf, type, src, cpu, from, to, DISTVM_MOVE_COMMAND,
+                          value, data, len);
+}
+
+void distvm_wire_vcpu_move(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                           uint32_t cpu, uint32_t from, uint32_t to,
+                           uint32_t reason, uint64_t value, const void *data,
+                           uint32_t len)
+{
     distvm_wire_begin(buf, type, src, 0);
     distvm_wire_put_u32(buf, cpu);
     distvm_wire_put_u32(buf, from);
     distvm_wire_put_u32(buf, to);
-    distvm_wire_put_u32(buf, 0);
+    distvm_wire_put_u32(buf, reason);
     distvm_wire_put_u64(buf, value);
     if (type == DISTVM_MSG_VCPU_STATE) {
         distvm_wire_put_bytes(buf, data, len);
@@ -779,6 +799,13 @@ void distvm_wire_run_state(GByteArray *buf, uint32_t src,
     distvm_wire_put_u64(buf, run->host_ns);
     distvm_wire_put_u64(buf, run->host_ticks);
     distvm_wire_put_u64(buf, run->host_id);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_policy(GByteArray *buf, uint32_t src, uint32_t policy)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_POLICY, src, 0);
+    distvm_wire_put_u32(buf, policy);
     distvm_wire_end(buf);
 }
 
@@ -856,6 +883,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_PIC_OUTPUT] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_CLOCK_REGS] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_HEARTBEAT] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_POLICY] = DISTVM_ROLE_ANY,  /* to home, or home to all */
 };
 
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     4
+#define DISTVM_WIRE_VERSION     5
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -58,6 +58,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_PIC_OUTPUT,      /* home -> all: the 8259's output level */
     DISTVM_MSG_CLOCK_REGS,      /* home -> all: where clock registers are */
     DISTVM_MSG_HEARTBEAT,       /* node -> node: still here (peer-timeout) */
+    DISTVM_MSG_POLICY,          /* -> home: set it; home -> all: it is set */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -66,6 +67,16 @@ typedef enum DistvmMsgType {
 #define DISTVM_APIC_ENABLED     (1u << 21)  /* APIC base: enabled */
 #define DISTVM_APIC_SW_ENABLED  (1u << 22)  /* spurious vector: enabled */
 #define DISTVM_APIC_VALUE_BITS  23
+
+/* Why a vCPU moves: DistvmMsgVcpu.reason of VCPU_MOVE, _STATE, _MOVED */
+typedef enum DistvmMoveWhy {
+    DISTVM_MOVE_COMMAND,        /* distvm-move-vcpu */
+    DISTVM_MOVE_POLICY,         /* the placement policy */
+    DISTVM_MOVE__MAX
+} DistvmMoveWhy;
+
+/* POLICY: the placement policy, below this (QAPI's DistvmPolicy) */
+#define DISTVM_POLICY_COUNT     2
 
 /* DistvmMsgPage.flags */
 #define DISTVM_PAGE_WRITE       0x01    /* REQ/FWD: exclusive; DATA: placed E */
@@ -123,6 +134,8 @@ typedef struct DistvmMsgPage {
  * VCPU_STATE: @from the source, @to the destination, @value the time
  *   (CLOCK_REALTIME, ns) the vCPU stopped, @data/@len its state.
  * VCPU_MOVED: @from, @to, @value the downtime in ns.
+ * VCPU_MOVE, VCPU_STATE and VCPU_MOVED: @reason, DistvmMoveWhy; 0 in the
+ *   other VCPU_* messages.
  * VCPU_IPI: @from the sending node, @to the node it was sent to, @value
  *   delivery mode | vector << 8 | trigger mode << 16.
  * VCPU_APIC: @from the vCPU's node, @to the node it was sent to, @value
@@ -133,6 +146,7 @@ typedef struct DistvmMsgVcpu {
     uint32_t cpu;
     uint32_t from;
     uint32_t to;
+    uint32_t reason;
     uint64_t value;
     const uint8_t *data;        /* VCPU_STATE: points into payload */
     uint32_t len;
@@ -234,6 +248,7 @@ typedef struct DistvmMsg {
         DistvmMsgIo io;         /* IO_REQ, IO_REPLY */
         DistvmMsgRunState run;  /* RUN_STATE */
         uint32_t level;         /* PIC_OUTPUT: 0 or 1 */
+        uint32_t policy;        /* POLICY: below DISTVM_POLICY_COUNT */
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
     } u;
 } DistvmMsg;
@@ -299,6 +314,11 @@ void distvm_wire_empty(GByteArray *buf, DistvmMsgType type, uint32_t src,
 void distvm_wire_vcpu(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint32_t cpu, uint32_t from, uint32_t to, uint64_t value,
                       const void *data, uint32_t len);
+/* The same, for a move: @reason is a DistvmMoveWhy */
+void distvm_wire_vcpu_move(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                           uint32_t cpu, uint32_t from, uint32_t to,
+                           uint32_t reason, uint64_t value, const void *data,
+                           uint32_t len);
 void distvm_wire_pci_config(GByteArray *buf, uint32_t src, const char *path,
                             uint32_t addr, uint32_t val, uint32_t len);
 void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
@@ -306,6 +326,7 @@ void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
 void distvm_wire_run_state(GByteArray *buf, uint32_t src,
                            const DistvmMsgRunState *run);
 void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level);
+void distvm_wire_policy(GByteArray *buf, uint32_t src, uint32_t policy);
 void distvm_wire_clock_regs(GByteArray *buf, uint32_t src,
                             const DistvmMsgClockRegs *clock);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,

@@ -23,6 +23,8 @@
 
 #define MACHINE "-nodefaults -machine pc -m 128M"
 #define RES(field) (DG_RESULT_BASE + offsetof(struct dg_results, field))
+/* Rounds of the readers of mode=affinity: a few seconds on their nodes */
+#define DG_AFFINITY_ROUNDS 3000
 
 static char *tmpdir;
 
@@ -470,7 +472,8 @@ static void check_affinity(QTestState *qts, int n, int nodes, int ncpus,
 
     QLIST_FOREACH_ENTRY(qdict_get_qlist(a, "vcpus"), e) {
         QDict *v = qobject_to(QDict, qlist_entry_obj(e));
-        uint64_t f = sum_list(qdict_get_qlist(v, "faults"), nodes);
+        uint64_t f = sum_list(qdict_get_qlist(v, "faults"), nodes) +
+                     qnum_get_uint(qobject_to(QNum, qdict_get(v, "upgrades")));
         uint64_t d = qnum_get_uint(qobject_to(QNum, qdict_get(v, "io")));
 
         g_assert_cmpint(qdict_get_int(v, "cpu-index"), ==, cpu);
@@ -491,6 +494,7 @@ static void check_affinity(QTestState *qts, int n, int nodes, int ncpus,
     g_assert_cmpint(cpu, ==, ncpus);
     g_assert_cmpuint(sum_list(qdict_get_qlist(a, "other-faults"), nodes),
                      ==, 0);
+    g_assert_cmpint(qdict_get_int(a, "other-upgrades"), ==, 0);
     g_assert_cmpuint(faults, ==,
                      qdict_get_int(qdict_get_qdict(ram, "read-miss"),
                                    "count") +
@@ -973,6 +977,164 @@ static void test_vmport(void)
     distvm_node_quit(c.node[0]);
 }
 
+/* The fault rates (pages a second, by serving node) of vCPU @cpu here. */
+static uint64_t fault_rate(QTestState *qts, int cpu, int from)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': "
+                                              "'query-distvm' }");
+    QList *vcpus = qdict_get_qlist(qdict_get_qdict(ret, "affinity"),
+                                   "vcpus");
+    const QListEntry *e;
+    uint64_t rate = 0;
+    int n = 0;
+
+    QLIST_FOREACH_ENTRY(vcpus, e) {
+        QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+        const QListEntry *r;
+        int node = 0;
+
+        if (qdict_get_int(v, "cpu-index") != cpu) {
+            continue;
+        }
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(v, "fault-rate"), r) {
+            if (from < 0 || node == from) {
+                rate += qnum_get_uint(qobject_to(QNum, qlist_entry_obj(r)));
+            }
+            node++;
+        }
+        n++;
+    }
+    g_assert_cmpint(n, ==, 1);
+    qobject_unref(ret);
+    return rate;
+}
+
+static void check_policy(DistvmCluster *c, const char *policy)
+{
+    for (int n = 0; n < c->nodes; n++) {
+        QDict *ret = qtest_qmp_assert_success_ref(c->node[n]->qts,
+                                                  "{ 'execute': "
+                                                  "'query-distvm' }");
+
+        g_assert_cmpstr(qdict_get_str(ret, "policy"), ==, policy);
+        qobject_unref(ret);
+    }
+}
+
+/*
+ * policy=affinity (mode=affinity of the guest): two writers run on nodes
+ * 1 and 2, and the two readers of their data start on home.  The policy
+ * moves each reader to its writer's node, and no vCPU more; there, its
+ * remote faults fall at least tenfold.  A reader then moved back by
+ * distvm-move-vcpu stays where the command put it.  The data the readers
+ * read are never stale, and end as the writers left them.
+ * distvm-set-policy from a node other than home reaches every node.
+ */
+static void test_affinity(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 5 -kernel %s -append 'cpus=5 affinity=%d'", elf,
+        DG_AFFINITY_ROUNDS);
+    /* writer 1 + k on node 1 + k, its reader 3 + k on home */
+    const int start[5] = { 0, 1, 2, 0, 0 }, settled[5] = { 0, 1, 2, 1, 2 };
+    const int held[5] = { 0, 1, 2, 0, 2 };
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 3, "placement=0:1:2:0:0,policy=affinity", args);
+    QTestState *home = c->node[0]->qts;
+    uint64_t before[2] = { 0, 0 };
+    g_autofree char *console = NULL;
+    bool moved[2] = { false, false };
+    int order[2];
+
+    check_placement(c, 5, start);
+    check_policy(c, "affinity");
+    /* Each reader moves once, for the policy, to its writer's node. */
+    for (int i = 0; i < 2; i++) {
+        QDict *ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
+        QDict *data = qdict_get_qdict(ev, "data");
+        int cpu = qdict_get_int(data, "cpu-index");
+        int k = cpu - 3;
+
+        g_assert_true(k == 0 || k == 1);
+        g_assert_false(moved[k]);
+        moved[k] = true;
+        order[i] = cpu;
+        g_assert_cmpint(qdict_get_int(data, "from"), ==, 0);
+        g_assert_cmpint(qdict_get_int(data, "to"), ==, 1 + k);
+        g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "policy");
+        /* What the policy saw: the last window's rate, until the next */
+        before[k] = fault_rate(home, cpu, 1 + k);
+        g_assert_cmpuint(before[k], >=, 200);
+        qobject_unref(ev);
+    }
+    for (int n = 1; n < 3; n++) {
+        for (int i = 0; i < 2; i++) {
+            wait_moved(c->node[n]->qts, order[i], 0, order[i] - 2);
+        }
+    }
+    check_placement(c, 5, settled);
+
+    /* Two windows later, each reader works on local data. */
+    g_usleep(2500 * 1000);
+    check_placement(c, 5, settled);
+    for (int k = 0; k < 2; k++) {
+        uint64_t after = fault_rate(c->node[1 + k]->qts, 3 + k, -1);
+
+        g_test_message("reader %d: %" PRIu64 " remote faults/s before its "
+                       "move, %" PRIu64 " after", 3 + k, before[k], after);
+        g_assert_cmpuint(after * 10, <=, before[k]);
+    }
+
+    /* A command wins: the policy leaves the reader where it is put. */
+    move_vcpu(c, c->node[2]->qts, 3, 1, 0);
+    g_usleep(3500 * 1000);
+    check_placement(c, 5, held);
+
+    /* Whoever sets the policy, every node follows. */
+    qtest_qmp_assert_success(c->node[2]->qts, "{ 'execute': "
+                             "'distvm-set-policy', 'arguments': "
+                             "{ 'policy': 'manual' } }");
+    for (int i = 0; i < 100; i++) {
+        QDict *ret = qtest_qmp_assert_success_ref(c->node[1]->qts,
+                                                  "{ 'execute': "
+                                                  "'query-distvm' }");
+        bool manual = !strcmp(qdict_get_str(ret, "policy"), "manual");
+
+        qobject_unref(ret);
+        if (manual) {
+            break;
+        }
+        g_usleep(20 * 1000);
+    }
+    check_policy(c, "manual");
+
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 120));
+    check_placement(c, 5, held);
+    for (int k = 0; k < DG_AFF_PAIRS; k++) {
+        struct dg_aff_writer w;
+        struct dg_aff_reader r;
+        g_autofree uint32_t *data = g_new(uint32_t, DG_AFF_PAGES * 1024);
+
+        distvm_memread(home, DG_AFF_PAIR(k), &w, sizeof(w));
+        distvm_memread(home, DG_AFF_READER(k), &r, sizeof(r));
+        distvm_memread(home, DG_AFF_DATA(k, 0), data,
+                       DG_AFF_PAGES * 4096);
+        g_assert_cmpuint(r.rounds, ==, DG_AFFINITY_ROUNDS);
+        g_assert_cmpuint(r.errors, ==, 0);
+        g_assert_cmpuint(w.passes, >, 0);
+        for (int i = 0; i < DG_AFF_PAGES * 1024; i++) {
+            if (data[i] != w.passes) {
+                g_error("pair %d: word %d is %" PRIu32 ", not %" PRIu32, k, i,
+                        data[i], w.passes);
+            }
+        }
+    }
+    console = distvm_read_console(c->node[0]);
+    distvm_assert_console_clean(console);
+    distvm_cluster_quit(c);
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-move-test");
@@ -985,6 +1147,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/reset", test_reset);
     qtest_add_func("/distvm/move/poweroff", test_poweroff);
     qtest_add_func("/distvm/move/vmport", test_vmport);
+    qtest_add_func("/distvm/move/affinity", test_affinity);
     qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
                         test_moves);
     qtest_add_data_func("/distvm/move/3-nodes", GINT_TO_POINTER(3),

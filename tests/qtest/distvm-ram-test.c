@@ -272,6 +272,7 @@ static void test_mismatch(void)
     static const struct {
         const char *args;
         const char *error;
+        const char *accel;      /* added to node 1's -accel distvm */
     } cases[] = {
         { "-machine pc -m 256M -smp 2", "differs from the home node in "
           "memory size (-m): the home node has '134217728', node 1 has "
@@ -282,6 +283,9 @@ static void test_mismatch(void)
           "node in cpu model" },
         { "-machine q35 -m 128M -smp 2", "differs from the home node in "
           "machine type" },
+        { "-machine pc -m 128M -smp 2", "differs from the home node in "
+          "placement policy: the home node has 'manual', node 1 has "
+          "'affinity'", ",policy=affinity" },
     };
     g_autofree char *dir = g_strdup_printf("%s/mismatch", tmpdir);
     g_autofree char *opts0 = NULL;
@@ -293,8 +297,9 @@ static void test_mismatch(void)
     opts1 = distvm_cluster_accel_opts(dir, 2, 1);
     home = distvm_node_start(dir, 0, opts0, "-machine pc -m 128M -smp 2");
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
-        g_autofree char *args = g_strdup_printf("-accel distvm,%s %s",
-                                                opts1, cases[i].args);
+        g_autofree char *args = g_strdup_printf("-accel distvm,%s%s %s",
+                                                opts1, cases[i].accel ?: "",
+                                                cases[i].args);
         g_autofree char *out = NULL;
         int status = distvm_run_qemu(args, &out);
 

@@ -28,7 +28,8 @@ static void test_accel_listed(void)
     g_assert_nonnull(strstr(out, "\ndistvm\n"));
 
     g_assert_cmpint(distvm_run_qemu("-accel distvm,help", &help), ==, 0);
-    for (const char *p = "node-id\0nodes\0listen\0home\0thread\0"; *p;
+    for (const char *p = "node-id\0nodes\0listen\0home\0policy\0capacity\0"
+                         "thread\0"; *p;
          p += strlen(p) + 1) {
         g_autofree char *needle = g_strdup_printf("  %s=", p);
 
@@ -59,6 +60,9 @@ static void test_bad_options(void)
         { "peer-timeout=3601", "peer-timeout=3601 is out of range" },
         { "pause-sleep-us=10001",
           "pause-sleep-us=10001 is out of range (0 to 10000" },
+        { "policy=nearest", "Parameter 'policy' does not accept value "
+          "'nearest'" },
+        { "capacity=0", "capacity=0 is out of range (1 to 4096 vCPUs)" },
         { "nodes=2,listen=unix:/nonexistent/x,tls-creds=nope",
           "tls-creds=nope: no TLS credentials object" },
         { "nodes=2,listen=unix:/nonexistent/x,tls-authz=a0",

@@ -23,7 +23,7 @@
 #include "distvm-wire.h"
 
 #define HDR DISTVM_WIRE_HDR_SIZE
-#define VCPU_FIXED 24           /* cpu, from, to, reserved, value */
+#define VCPU_FIXED 24           /* cpu, from, to, reason, value */
 #define PCI_FIXED 16            /* path length, addr, val, len; + path */
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
@@ -141,7 +141,15 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.vcpu.cpu < lim->nr_vcpus);
         CHECK(m->u.vcpu.from < lim->nodes);
         CHECK(m->u.vcpu.to < lim->nodes);
-        CHECK(ldl_le_p(payload + 12) == 0);     /* reserved */
+        /* a move's reason, or zero */
+        CHECK(m->u.vcpu.reason == (uint32_t)ldl_le_p(payload + 12));
+        if (m->hdr.type == DISTVM_MSG_VCPU_MOVE ||
+            m->hdr.type == DISTVM_MSG_VCPU_STATE ||
+            m->hdr.type == DISTVM_MSG_VCPU_MOVED) {
+            CHECK(m->u.vcpu.reason < DISTVM_MOVE__MAX);
+        } else {
+            CHECK(m->u.vcpu.reason == 0);
+        }
         if (m->hdr.type == DISTVM_MSG_VCPU_IPI) {
             CHECK(ipi_delivery_ok(m->u.vcpu.value));
         }
@@ -217,6 +225,12 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.run.action < DISTVM_RUN__MAX);
         CHECK(m->u.run.action == (uint32_t)ldl_le_p(payload));
         CHECK(ldl_le_p(payload + 4) == 0);      /* reserved */
+        break;
+    case DISTVM_MSG_POLICY:
+        /* a known policy */
+        CHECK(m->hdr.length == 4);
+        CHECK(m->u.policy < DISTVM_POLICY_COUNT);
+        CHECK(m->u.policy == (uint32_t)ldl_le_p(payload));
         break;
     case DISTVM_MSG_PIC_OUTPUT:
         /* low or high */
@@ -322,6 +336,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
         if (a->u.vcpu.cpu != b->u.vcpu.cpu ||
             a->u.vcpu.from != b->u.vcpu.from ||
             a->u.vcpu.to != b->u.vcpu.to ||
+            a->u.vcpu.reason != b->u.vcpu.reason ||
             a->u.vcpu.value != b->u.vcpu.value ||
             a->u.vcpu.len != b->u.vcpu.len ||
             !a->u.vcpu.data != !b->u.vcpu.data) {
@@ -353,6 +368,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.run.host_id == b->u.run.host_id;
     case DISTVM_MSG_PIC_OUTPUT:
         return a->u.level == b->u.level;
+    case DISTVM_MSG_POLICY:
+        return a->u.policy == b->u.policy;
     case DISTVM_MSG_CLOCK_REGS:
         return a->u.clock.flags == b->u.clock.flags &&
                a->u.clock.pm_timer_port == b->u.clock.pm_timer_port &&
@@ -426,9 +443,10 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
-        distvm_wire_vcpu(buf, m->hdr.type, m->hdr.src, m->u.vcpu.cpu,
-                         m->u.vcpu.from, m->u.vcpu.to, m->u.vcpu.value,
-                         m->u.vcpu.data, m->u.vcpu.len);
+        distvm_wire_vcpu_move(buf, m->hdr.type, m->hdr.src, m->u.vcpu.cpu,
+                              m->u.vcpu.from, m->u.vcpu.to, m->u.vcpu.reason,
+                              m->u.vcpu.value, m->u.vcpu.data,
+                              m->u.vcpu.len);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_PCI_CONFIG:
@@ -447,6 +465,10 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_PIC_OUTPUT:
         distvm_wire_pic_output(buf, m->hdr.src, m->u.level);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_POLICY:
+        distvm_wire_policy(buf, m->hdr.src, m->u.policy);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_CLOCK_REGS:
@@ -655,6 +677,10 @@ int main(int argc, char **argv)
                                         sizeof(state)));
     SEED("vcpu-moved", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_MOVED, 3, 1, 0,
                                         3, 250000, NULL, 0));
+    /* the placement policy on node 1 asks node 2 to take vCPU 3 */
+    SEED("vcpu-move-policy", distvm_wire_vcpu_move(b, DISTVM_MSG_VCPU_MOVE, 1,
+                                                   3, 1, 2, DISTVM_MOVE_POLICY,
+                                                   0, NULL, 0));
     /* fixed delivery (mode 0) of vector 0xec, level-triggered */
     SEED("vcpu-ipi", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 1, 7, 1, 3,
                                       0xec << 8 | 1 << 16, NULL, 0));
@@ -729,6 +755,7 @@ int main(int argc, char **argv)
     SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
     SEED("heartbeat", distvm_wire_empty(b, DISTVM_MSG_HEARTBEAT, 2, 0));
+    SEED("policy", distvm_wire_policy(b, 2, 1));
 #undef SEED
 
     /* all of the above as one connection's stream */

@@ -15,7 +15,7 @@
 
 #define HDR DISTVM_WIRE_HDR_SIZE
 #define PAGE_FIXED 24           /* block, flags, page, node, reserved */
-#define VCPU_FIXED 24           /* cpu, from, to, reserved, value */
+#define VCPU_FIXED 24           /* cpu, from, to, reason, value */
 #define PCI_FIXED 16            /* path length, addr, val, len; + path */
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
@@ -309,6 +309,9 @@ static GPtrArray *valid_messages(void)
     distvm_wire_empty(NEXT(), DISTVM_MSG_START, 0, 0);
     distvm_wire_empty(NEXT(), DISTVM_MSG_BYE, 3, UINT64_MAX);
     distvm_wire_empty(NEXT(), DISTVM_MSG_HEARTBEAT, 2, 0);
+    distvm_wire_policy(NEXT(), 2, 1);
+    distvm_wire_vcpu_move(NEXT(), DISTVM_MSG_VCPU_MOVE, 2, 1, 2, 3,
+                          DISTVM_MOVE_POLICY, 0, NULL, 0);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 1, 3);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 0, 0);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
@@ -439,10 +442,11 @@ static void test_type_names(void)
         [DISTVM_MSG_PIC_OUTPUT] = "PIC_OUTPUT",
         [DISTVM_MSG_CLOCK_REGS] = "CLOCK_REGS",
         [DISTVM_MSG_HEARTBEAT] = "HEARTBEAT",
+        [DISTVM_MSG_POLICY] = "POLICY",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_HEARTBEAT + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_POLICY + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -564,14 +568,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        4, 0,                               /* version */
+        5, 0,                               /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 4);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 5);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -1006,7 +1010,7 @@ static void check_vcpu(const DistvmWireLimits *lim, DistvmMsgType type,
     distvm_wire_vcpu(b, type, src, cpu, from, to, value, state, state_len);
     g_assert_cmpuint(b->len, ==, HDR + len);
 
-    /* the fixed part: cpu, from, to, reserved, value */
+    /* the fixed part: cpu, from, to, reason (a command: 0), value */
     g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, cpu);
     g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 4), ==, from);
     g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 8), ==, to);
@@ -1697,17 +1701,18 @@ static void test_bad_version(void)
 {
     /*
      * 1 is the version before PIC_OUTPUT and DISTVM_IO_PIC_ACK, 2 the one
-     * before CLOCK_REGS, 3 the one before HEARTBEAT
+     * before CLOCK_REGS, 3 the one before HEARTBEAT, 4 the one before
+     * POLICY and the reason of a move
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 5, 0x100, 0x104, 0x200, 0x300, UINT16_MAX,
+        0, 1, 2, 3, 4, 6, 0x100, 0x105, 0x200, 0x300, 0x500, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 4", versions[i]);
+            "protocol version %u, this node speaks 5", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -1717,7 +1722,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 4");
+        expect_header_error(b, "protocol version 2, this node speaks 5");
     }
     g_byte_array_unref(b);
 }
@@ -2158,28 +2163,38 @@ static void test_vcpu_bad_node(void)
     g_byte_array_unref(b);
 }
 
-static void test_vcpu_reserved(void)
+/*
+ * The reason of a move (VCPU_MOVE, VCPU_STATE, VCPU_MOVED) is a
+ * DistvmMoveWhy; the field is zero in the other VCPU_* messages.
+ */
+static void test_vcpu_reason(void)
 {
-    static const uint32_t reserved[] = { 0, 1, 0x100, 0x80000000u, UINT32_MAX };
+    static const uint32_t reasons[] = {
+        0, 1, 2, 0x100, 0x80000000u, UINT32_MAX,
+    };
     GByteArray *b = g_byte_array_new();
 
     for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
-        for (size_t j = 0; j < ARRAY_SIZE(reserved); j++) {
-            g_autofree char *what = g_strdup_printf(
-                "%s message with a non-zero reserved field",
-                distvm_msg_type_name(vcpu_types[i]));
+        DistvmMsgType t = vcpu_types[i];
+        bool move = t == DISTVM_MSG_VCPU_MOVE || t == DISTVM_MSG_VCPU_STATE ||
+                    t == DISTVM_MSG_VCPU_MOVED;
 
-            distvm_wire_begin(b, vcpu_types[i], 2, 0);
+        for (size_t j = 0; j < ARRAY_SIZE(reasons); j++) {
+            g_autofree char *what = g_strdup_printf(
+                "%s message with reason %" PRIu32, distvm_msg_type_name(t),
+                reasons[j]);
+
+            distvm_wire_begin(b, t, 2, 0);
             distvm_wire_put_u32(b, 1);                  /* cpu */
             distvm_wire_put_u32(b, 2);                  /* from */
             distvm_wire_put_u32(b, 3);                  /* to */
-            distvm_wire_put_u32(b, reserved[j]);
+            distvm_wire_put_u32(b, reasons[j]);
             distvm_wire_put_u64(b, IPI(1, 0x41, 1));    /* value */
-            if (vcpu_types[i] == DISTVM_MSG_VCPU_STATE) {
+            if (t == DISTVM_MSG_VCPU_STATE) {
                 distvm_wire_put_bytes(b, "state", 5);
             }
             distvm_wire_end(b);
-            if (reserved[j]) {
+            if (reasons[j] >= (move ? DISTVM_MOVE__MAX : 1)) {
                 expect_decode_error(b, &limits, what);
             } else {
                 /* the layout above is right */
@@ -2189,11 +2204,48 @@ static void test_vcpu_reserved(void)
                 g_assert_cmpuint(d.msg.u.vcpu.cpu, ==, 1);
                 g_assert_cmpuint(d.msg.u.vcpu.from, ==, 2);
                 g_assert_cmpuint(d.msg.u.vcpu.to, ==, 3);
+                g_assert_cmpuint(d.msg.u.vcpu.reason, ==, reasons[j]);
                 g_assert_cmphex(d.msg.u.vcpu.value, ==, IPI(1, 0x41, 1));
                 decoded_free(&d);
             }
         }
+        if (move) {
+            /* the encoder of moves puts it there */
+            Decoded d;
+
+            distvm_wire_vcpu_move(b, t, 2, 1, 2, 3, DISTVM_MOVE_POLICY, 7,
+                                  "state", 5);
+            g_assert_cmpuint(ldl_le_p(b->data + HDR + 12), ==,
+                             DISTVM_MOVE_POLICY);
+            decode_ok(b, &limits, &d);
+            g_assert_cmpuint(d.msg.u.vcpu.reason, ==, DISTVM_MOVE_POLICY);
+            decoded_free(&d);
+        }
     }
+    g_byte_array_unref(b);
+}
+
+/* POLICY: one u32, a DistvmPolicy, from any node */
+static void test_policy(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t p = 0; p < DISTVM_POLICY_COUNT; p++) {
+        distvm_wire_policy(b, 3, p);
+        g_assert_cmpuint(b->len, ==, HDR + 4);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_POLICY, 4, 3, 0);
+        g_assert_cmpuint(d.msg.u.policy, ==, p);
+        decoded_free(&d);
+    }
+    distvm_wire_policy(b, 1, DISTVM_POLICY_COUNT);
+    expect_decode_error(b, &limits, "POLICY message with policy 2");
+    distvm_wire_policy(b, 1, UINT32_MAX);
+    expect_decode_error(b, &limits, "POLICY message with policy 4294967295");
+    distvm_wire_begin(b, DISTVM_MSG_POLICY, 1, 0);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "POLICY");
     g_byte_array_unref(b);
 }
 
@@ -2344,15 +2396,14 @@ static void test_vcpu_apic_bad_addressing(void)
         decoded_free(&d);
     }
 
-    /* The vCPU, the reserved field and the nodes are checked first */
+    /* The vCPU, the reason and the nodes are checked first */
     distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 1, 8, 1, 2, UINT64_MAX, NULL,
                      0);
     expect_decode_error(b, &limits, "VCPU_APIC message for vCPU 8");
     distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 1, 3, 1, 2, UINT64_MAX, NULL,
                      0);
     set_u32(b, HDR + 12, 1);
-    expect_decode_error(b, &limits, "VCPU_APIC message with a non-zero "
-                        "reserved field");
+    expect_decode_error(b, &limits, "VCPU_APIC message with reason 1");
     distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 1, 3, 4, 2, UINT64_MAX, NULL,
                      0);
     expect_decode_error(b, &limits, "in its source");
@@ -3893,7 +3944,8 @@ int main(int argc, char **argv)
                     test_vcpu_out_of_range);
     g_test_add_func("/distvm/wire/decode/vcpu-no-vcpus", test_vcpu_no_vcpus);
     g_test_add_func("/distvm/wire/decode/vcpu-bad-node", test_vcpu_bad_node);
-    g_test_add_func("/distvm/wire/decode/vcpu-reserved", test_vcpu_reserved);
+    g_test_add_func("/distvm/wire/decode/vcpu-reason", test_vcpu_reason);
+    g_test_add_func("/distvm/wire/roundtrip/policy", test_policy);
     g_test_add_func("/distvm/wire/decode/vcpu-state-empty",
                     test_vcpu_state_empty);
     g_test_add_func("/distvm/wire/decode/vcpu-ipi-bad-delivery",

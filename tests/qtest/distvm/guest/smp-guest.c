@@ -9,7 +9,8 @@
  * the test checks the final memory.
  *
  * Command line (multiboot, -append): "cpus=N iters=M", or "pattern=MB",
- * "cpus=N stress=1", "cpus=N moves=1" or "cpus=2 irq=1" for the modes
+ * "cpus=N stress=1", "cpus=N moves=1", "cpus=2 irq=1" or
+ * "cpus=5 affinity=R" for the modes
  * described in smp-workload.h.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -40,7 +41,7 @@ static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
-static uint32_t mode_vmport;
+static uint32_t mode_vmport, mode_affinity;
 
 
 struct idt_entry {
@@ -519,6 +520,8 @@ void ap_main(void)
         x2apic_mode(cpu, ncpus);
     } else if (mode_s3) {
         s3_mode(cpu, ncpus);    /* the boot CPU, resumed at the trampoline */
+    } else if (mode_affinity) {
+        affinity_mode(cpu, ncpus, mode_affinity);
     } else if (mode_moves) {
         moves(cpu);
     } else if (mode_stress) {
@@ -546,6 +549,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_reset = parse_arg(cmdline, "reset", 0);
     mode_poweroff = parse_arg(cmdline, "poweroff", 0);
     mode_vmport = parse_arg(cmdline, "vmport", 0);
+    mode_affinity = parse_arg(cmdline, "affinity", 0);
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
@@ -610,6 +614,8 @@ void guest_main(struct multiboot_info *mbi)
         poweroff_mode(0, ncpus);
     } else if (mode_vmport) {
         vmport_mode(0, ncpus);
+    } else if (mode_affinity) {
+        affinity_mode(0, ncpus, mode_affinity);
     } else if (mode_moves) {
         moves(0);
     } else if (mode_stress) {

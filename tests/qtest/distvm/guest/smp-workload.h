@@ -158,6 +158,39 @@ typedef uint32_t dg_v4 __attribute__((vector_size(16)));
 /* 8-byte aligned on i386 too, so the guest and the test agree on layout. */
 typedef uint64_t dg_u64 __attribute__((aligned(8)));
 
+/*
+ * mode=affinity=R (cpus=1+2*DG_AFF_PAIRS): pairs of a writer (CPU 1+k)
+ * and a reader (CPU 1+DG_AFF_PAIRS+k) share pair k's DG_AFF_PAGES data
+ * pages.  The writer keeps writing its pass number into every word of
+ * every page, pass after pass, and then into passes; the reader reads
+ * each page, counts in errors the pages with a word older than the
+ * oldest it saw there the round before or newer than the writer can
+ * have written, and sums them, R rounds over all pages, keeping its
+ * progress in its own page.  Then the boot CPU stops
+ * the writers.  At the end every word of pair k's pages is its passes.
+ */
+#define DG_AFF_BASE         0x02000000u     /* 32 MiB */
+#define DG_AFF_PAIRS        2
+#define DG_AFF_PAGES        64
+#define DG_AFF_STRIDE       0x00100000u     /* between pairs */
+/* pair k's area: its control page, then its data pages */
+#define DG_AFF_PAIR(k)      (DG_AFF_BASE + (k) * DG_AFF_STRIDE)
+#define DG_AFF_DATA(k, p)   (DG_AFF_PAIR(k) + 0x1000u * (1 + (p)))
+/* the reader's own page, after the data, and the boot CPU's stop page */
+#define DG_AFF_READER(k)    DG_AFF_DATA(k, DG_AFF_PAGES)
+#define DG_AFF_STOP         (DG_AFF_BASE + DG_AFF_PAIRS * DG_AFF_STRIDE)
+
+struct dg_aff_writer {          /* at DG_AFF_PAIR(k) */
+    uint32_t passes;            /* passes finished */
+};
+
+struct dg_aff_reader {          /* at DG_AFF_READER(k) */
+    uint32_t rounds;            /* rounds finished */
+    uint32_t errors;            /* words older or newer than they may be */
+    dg_u64 sum;                 /* of every word read */
+};
+
+
 struct dg_results {
     uint32_t magic;             /* DG_MAGIC_DONE once every CPU finished */
     uint32_t ncpus;             /* CPUs the guest ran on */
