@@ -20,6 +20,15 @@
  * destination first, which takes the vCPU only if it then runs no more
  * vCPUs than its capacity (the vCPUs placed there and the ones it
  * admitted that are on their way), and passes it to the vCPU's node.
+ *
+ * A move is judged by its effect: the request carries the vCPU's remote
+ * cost (misses from other nodes, upgrades and device accesses sent home,
+ * a second) where it was.  DISTVM_POLICY_JUDGE_MS after it arrived, the
+ * destination compares it with the vCPU's cost there; unless the move
+ * halved it, the vCPU goes back where it came from, which then keeps it
+ * for DISTVM_POLICY_BACKOFF_S, twice that after each further return.  A
+ * guest whose vCPUs share their data everywhere (a Linux kernel's) costs
+ * one try per vCPU, not a vCPU that travels back and forth.
  * See DESIGN.md §13.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -51,6 +60,13 @@
 #define DISTVM_POLICY_WARMUP_FAULTS     256
 /* How long a destination keeps room for a vCPU it admitted (s) */
 #define DISTVM_POLICY_ADMIT_S           2
+/* When a move is judged, after the vCPU arrived (over a full window) */
+#define DISTVM_POLICY_JUDGE_MS          2500
+/* A vCPU that came back within this after the policy sent it away ... */
+#define DISTVM_POLICY_RETURN_S          30
+/* ... stays this long (s), twice that after each further return */
+#define DISTVM_POLICY_BACKOFF_S         60
+#define DISTVM_POLICY_BACKOFF_MAX_S     3600
 
 QEMU_BUILD_BUG_ON(DISTVM_POLICY__MAX != DISTVM_POLICY_COUNT);
 QEMU_BUILD_BUG_ON((int)DISTVM_MOVE_REASON__MAX != (int)DISTVM_MOVE__MAX);
@@ -75,6 +91,12 @@ struct DistvmAffinity {
     QemuMutex lock;
     int64_t *hold_until_ns;     /* running here: not moved before */
     int64_t *admitted_ns;       /* admitted to come here, at; or 0 */
+    uint64_t *admitted_cost;    /* its remote cost where it was, then */
+    int64_t *sent_away_ns;      /* the policy moved it away from here, at */
+    int64_t *judge_ns;          /* arrived for the policy: judged at; or 0 */
+    uint64_t *cost_before;      /* arrived for the policy: its cost before */
+    uint32_t *came_from;        /* arrived for the policy: from this node */
+    uint32_t *backoff_s;        /* its stay after its last return here */
 };
 
 static inline unsigned affinity_cols(DistvmAffinity *a)
@@ -155,7 +177,7 @@ static unsigned policy_load(DistvmState *s, int64_t now)
     return load;
 }
 
-bool distvm_affinity_admit(DistvmState *s, uint32_t cpu)
+bool distvm_affinity_admit(DistvmState *s, uint32_t cpu, uint64_t cost)
 {
     DistvmAffinity *a = s->affinity;
     int64_t now = get_clock();
@@ -167,25 +189,87 @@ bool distvm_affinity_admit(DistvmState *s, uint32_t cpu)
     room = load < s->capacity;
     if (room) {
         a->admitted_ns[cpu] = now;
+        a->admitted_cost[cpu] = cost;
     }
     qemu_mutex_unlock(&a->lock);
     trace_distvm_policy_admit(cpu, load, s->capacity, room);
     return room;
 }
 
-void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t reason)
+void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
+                             uint32_t reason)
 {
     DistvmAffinity *a = s->affinity;
+    int64_t now = get_clock();
+    int64_t stay = DISTVM_POLICY_STAY_S;
 
     if (!a) {
         return;
     }
     qemu_mutex_lock(&a->lock);
+    a->judge_ns[cpu] = 0;
+    if (reason == DISTVM_MOVE_COMMAND) {
+        stay = DISTVM_POLICY_COMMAND_HOLD_S;
+    } else if (a->sent_away_ns[cpu] &&
+               now - a->sent_away_ns[cpu] <
+               DISTVM_POLICY_RETURN_S * NANOSECONDS_PER_SECOND) {
+        /* Back from a move that did not pay off: keep it here a while. */
+        a->backoff_s[cpu] = MIN(MAX(2 * a->backoff_s[cpu],
+                                    DISTVM_POLICY_BACKOFF_S),
+                                DISTVM_POLICY_BACKOFF_MAX_S);
+        stay = a->backoff_s[cpu];
+    } else {
+        a->judge_ns[cpu] = now + (int64_t)DISTVM_POLICY_JUDGE_MS * SCALE_MS;
+        a->cost_before[cpu] = a->admitted_ns[cpu] ? a->admitted_cost[cpu] :
+                              0;
+        a->came_from[cpu] = from;
+    }
     a->admitted_ns[cpu] = 0;
-    a->hold_until_ns[cpu] = get_clock() +
-        (reason == DISTVM_MOVE_COMMAND ? DISTVM_POLICY_COMMAND_HOLD_S :
-         DISTVM_POLICY_STAY_S) * NANOSECONDS_PER_SECOND;
+    a->hold_until_ns[cpu] = now + stay * NANOSECONDS_PER_SECOND;
     qemu_mutex_unlock(&a->lock);
+}
+
+/*
+ * What vCPU @cpu's data costs it here, over the last window: its misses
+ * from other nodes, its upgrades, and its device accesses sent home.
+ */
+static uint64_t policy_cost(DistvmState *s, unsigned cpu)
+{
+    DistvmAffinity *a = s->affinity;
+    const uint64_t *r = &a->rate[affinity_row(a, cpu)];
+    uint64_t cost = r[col_upgrades(a)] + r[col_io(a)];
+
+    for (uint32_t n = 0; n < a->nodes; n++) {
+        cost += n == s->node_id ? 0 : r[n];
+    }
+    return cost;
+}
+
+/*
+ * The moves the policy made here whose time to be judged came: a vCPU
+ * whose cost did not halve goes back.  Returns true if one does.  With
+ * a->lock.
+ */
+static bool policy_judge(DistvmState *s, int64_t now, unsigned *cpu_back,
+                         uint64_t *cost)
+{
+    DistvmAffinity *a = s->affinity;
+
+    for (unsigned cpu = 0; cpu < a->nr_vcpus; cpu++) {
+        if (!a->judge_ns[cpu] || now < a->judge_ns[cpu] ||
+            distvm_vcpu_node(s, cpu) != s->node_id ||
+            distvm_vcpu_moving(s, cpu)) {
+            continue;
+        }
+        a->judge_ns[cpu] = 0;
+        *cost = policy_cost(s, cpu);
+        trace_distvm_policy_judge(cpu, a->cost_before[cpu], *cost);
+        if (*cost * 2 > a->cost_before[cpu]) {
+            *cpu_back = cpu;
+            return true;
+        }
+    }
+    return false;
 }
 
 /*
@@ -233,8 +317,9 @@ static int policy_choose(DistvmState *s, unsigned cpu, uint64_t *gain)
 static void policy_run(DistvmState *s, int64_t now)
 {
     DistvmAffinity *a = s->affinity;
-    uint64_t best_gain = 0;
+    uint64_t best_gain = 0, cost = 0;
     int best_cpu = -1, best_node = -1;
+    unsigned back;
 
     if (qatomic_read(&s->policy) != DISTVM_POLICY_AFFINITY ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
@@ -242,7 +327,12 @@ static void policy_run(DistvmState *s, int64_t now)
         return;
     }
     qemu_mutex_lock(&a->lock);
-    for (unsigned cpu = 0; cpu < a->nr_vcpus; cpu++) {
+    if (policy_judge(s, now, &back, &cost)) {
+        best_cpu = back;
+        best_node = a->came_from[back];
+        best_gain = cost;
+    }
+    for (unsigned cpu = 0; best_node < 0 && cpu < a->nr_vcpus; cpu++) {
         uint64_t gain;
         int node;
 
@@ -262,12 +352,14 @@ static void policy_run(DistvmState *s, int64_t now)
         a->hold_until_ns[best_cpu] = now +
                                      DISTVM_POLICY_STAY_S *
                                      NANOSECONDS_PER_SECOND;
+        a->sent_away_ns[best_cpu] = now;
+        cost = policy_cost(s, best_cpu);
     }
     qemu_mutex_unlock(&a->lock);
     if (best_cpu >= 0) {
         trace_distvm_policy_move(best_cpu, s->node_id, best_node, best_gain);
         distvm_vcpu_request_move(s, best_cpu, best_node, best_node,
-                                 DISTVM_MOVE_POLICY);
+                                 DISTVM_MOVE_POLICY, cost);
     }
 }
 
@@ -416,6 +508,12 @@ void distvm_affinity_init(DistvmState *s)
     qemu_mutex_init(&a->lock);
     a->hold_until_ns = g_new0(int64_t, a->nr_vcpus);
     a->admitted_ns = g_new0(int64_t, a->nr_vcpus);
+    a->admitted_cost = g_new0(uint64_t, a->nr_vcpus);
+    a->sent_away_ns = g_new0(int64_t, a->nr_vcpus);
+    a->judge_ns = g_new0(int64_t, a->nr_vcpus);
+    a->cost_before = g_new0(uint64_t, a->nr_vcpus);
+    a->came_from = g_new0(uint32_t, a->nr_vcpus);
+    a->backoff_s = g_new0(uint32_t, a->nr_vcpus);
     a->window_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     a->timer = timer_new_ms(QEMU_CLOCK_REALTIME, affinity_window, s);
     timer_mod(a->timer, a->window_ns / SCALE_MS + DISTVM_AFFINITY_WINDOW_MS);

@@ -288,10 +288,14 @@ void distvm_affinity_fault(DistvmState *s, int cpu, bool upgrade,
 /* vCPU @cpu sent a device access to the home node. */
 void distvm_affinity_io(DistvmState *s, int cpu);
 DistvmAffinityInfo *distvm_affinity_query(DistvmState *s);
-/* A policy move of vCPU @cpu here: whether this node has room for it */
-bool distvm_affinity_admit(DistvmState *s, uint32_t cpu);
-/* vCPU @cpu now runs here, moved for @reason (DistvmMoveWhy) */
-void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t reason);
+/*
+ * A policy move of vCPU @cpu here, whose remote cost (a second) where it
+ * runs is @cost: whether this node has room for it
+ */
+bool distvm_affinity_admit(DistvmState *s, uint32_t cpu, uint64_t cost);
+/* vCPU @cpu now runs here, moved from @from for @reason (DistvmMoveWhy) */
+void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
+                             uint32_t reason);
 
 /* distvm-numa.c */
 /* Home the guest NUMA nodes' memory; once NUMA is configured, before ACPI. */
@@ -311,9 +315,9 @@ void distvm_pic_vcpu_arrived(CPUState *cs);
 void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_start(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);
-/* Ask node @node to move vCPU @cpu to node @to, for @reason */
+/* Ask node @node to move vCPU @cpu to node @to, for @reason, with @value */
 void distvm_vcpu_request_move(DistvmState *s, uint32_t cpu, uint32_t node,
-                              uint32_t to, uint32_t reason);
+                              uint32_t to, uint32_t reason, uint64_t value);
 /* Whether vCPU @cpu is leaving this node or arriving */
 bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu);
 int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask);

@@ -499,7 +499,7 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
     if (m->reason == DISTVM_MOVE_POLICY) {
         owner = distvm_vcpu_node(s, m->cpu);
         if (m->to == s->node_id && owner != s->node_id) {
-            if (distvm_affinity_admit(s, m->cpu)) {
+            if (distvm_affinity_admit(s, m->cpu, m->value)) {
                 vcpu_send_move(s, owner, m->cpu, m->from, m->to, m->reason);
             }
             return true;
@@ -589,7 +589,7 @@ static void vcpu_state_load(DistvmState *s, const DistvmMsg *msg)
     qemu_mutex_unlock(&s->lock);
 
     qatomic_set(&cpu->parked, false);
-    distvm_affinity_arrived(s, in->cpu, in->reason);
+    distvm_affinity_arrived(s, in->cpu, in->from, in->reason);
     distvm_pic_vcpu_arrived(cpu);
     while ((ipi = g_queue_pop_head(&ipis))) {
         vcpu_apply_ipi(s, ipi->cpu, ipi->delivery);
@@ -793,9 +793,15 @@ void qmp_distvm_move_vcpu(int64_t cpu_index, uint32_t node, Error **errp)
 }
 
 void distvm_vcpu_request_move(DistvmState *s, uint32_t cpu, uint32_t node,
-                              uint32_t to, uint32_t reason)
+                              uint32_t to, uint32_t reason, uint64_t value)
 {
-    vcpu_send_move(s, node, cpu, s->node_id, to, reason);
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    distvm_wire_vcpu_move(m, DISTVM_MSG_VCPU_MOVE, s->node_id, cpu,
+                          s->node_id, to, reason, value, NULL, 0);
+    if (!distvm_send(s, node, m)) {
+        distvm_fatal_node_lost(s, node, "connection closed");
+    }
 }
 
 bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu)

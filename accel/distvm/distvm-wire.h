@@ -130,7 +130,8 @@ typedef struct DistvmMsgPage {
 } DistvmMsgPage;
 
 /*
- * VCPU_MOVE: @from is the node that asked, @to the destination.
+ * VCPU_MOVE: @from is the node that asked, @to the destination; for
+ *   the policy, @value is the vCPU's remote cost (a second) where it runs.
  * VCPU_STATE: @from the source, @to the destination, @value the time
  *   (CLOCK_REALTIME, ns) the vCPU stopped, @data/@len its state.
  * VCPU_MOVED: @from, @to, @value the downtime in ns.

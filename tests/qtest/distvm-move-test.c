@@ -1024,11 +1024,14 @@ static void check_policy(DistvmCluster *c, const char *policy)
 /*
  * policy=affinity (mode=affinity of the guest): two writers run on nodes
  * 1 and 2, and the two readers of their data start on home.  The policy
- * moves each reader to its writer's node, and no vCPU more; there, its
- * remote faults fall at least tenfold.  A reader then moved back by
- * distvm-move-vcpu stays where the command put it.  The data the readers
- * read are never stale, and end as the writers left them.
- * distvm-set-policy from a node other than home reaches every node.
+ * moves each reader to its writer's node, for the policy, and there
+ * reader 4's remote faults fall at least tenfold.  Writer 1 is then moved
+ * home by a command while its reader arrives on node 1: the move does not
+ * pay off, and the reader goes back home, where it stays.  Reader 4, then
+ * moved home by a command, stays too: a command wins over the policy.
+ * The readers never see stale data, and the data end as the writers left
+ * them.  distvm-set-policy from a node other than home reaches every
+ * node.
  */
 static void test_affinity(void)
 {
@@ -1037,57 +1040,81 @@ static void test_affinity(void)
         MACHINE " -smp 5 -kernel %s -append 'cpus=5 affinity=%d'", elf,
         DG_AFFINITY_ROUNDS);
     /* writer 1 + k on node 1 + k, its reader 3 + k on home */
-    const int start[5] = { 0, 1, 2, 0, 0 }, settled[5] = { 0, 1, 2, 1, 2 };
-    const int held[5] = { 0, 1, 2, 0, 2 };
+    const int start[5] = { 0, 1, 2, 0, 0 }, settled[5] = { 0, 0, 2, 0, 2 };
+    const int held[5] = { 0, 0, 2, 0, 0 };
     DistvmCluster *c = distvm_cluster_start_with(
-        tmpdir, 3, "placement=0:1:2:0:0,policy=affinity", args);
+        tmpdir, 3, "placement=0:1:2:0:0,policy=affinity,capacity=3", args);
     QTestState *home = c->node[0]->qts;
-    uint64_t before[2] = { 0, 0 };
     g_autofree char *console = NULL;
-    bool moved[2] = { false, false };
-    int order[2];
+    uint64_t before = 0, after;
+    /* reader 3 to node 1, reader 4 to node 2, writer 1 home, reader 3 back */
+    bool seen[4] = { false, false, false, false };
 
     check_placement(c, 5, start);
     check_policy(c, "affinity");
-    /* Each reader moves once, for the policy, to its writer's node. */
-    for (int i = 0; i < 2; i++) {
+    while (!(seen[0] && seen[1] && seen[2] && seen[3])) {
         QDict *ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
         QDict *data = qdict_get_qdict(ev, "data");
         int cpu = qdict_get_int(data, "cpu-index");
-        int k = cpu - 3;
+        int from = qdict_get_int(data, "from"), to = qdict_get_int(data, "to");
+        const char *reason = qdict_get_str(data, "reason");
 
-        g_assert_true(k == 0 || k == 1);
-        g_assert_false(moved[k]);
-        moved[k] = true;
-        order[i] = cpu;
-        g_assert_cmpint(qdict_get_int(data, "from"), ==, 0);
-        g_assert_cmpint(qdict_get_int(data, "to"), ==, 1 + k);
-        g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "policy");
-        /* What the policy saw: the last window's rate, until the next */
-        before[k] = fault_rate(home, cpu, 1 + k);
-        g_assert_cmpuint(before[k], >=, 200);
+        g_test_message("vCPU %d from node %d to node %d: %s", cpu, from, to,
+                       reason);
+        if (cpu == 3 && !seen[0]) {
+            g_assert_cmpint(from, ==, 0);
+            g_assert_cmpint(to, ==, 1);
+            g_assert_cmpstr(reason, ==, "policy");
+            seen[0] = true;
+            qtest_qmp_assert_success(home, "{ 'execute': 'distvm-move-vcpu', "
+                                     "'arguments': { 'cpu-index': 1, "
+                                     "'node': 0 } }");
+        } else if (cpu == 4) {
+            g_assert_false(seen[1]);
+            g_assert_cmpint(from, ==, 0);
+            g_assert_cmpint(to, ==, 2);
+            g_assert_cmpstr(reason, ==, "policy");
+            seen[1] = true;
+            /* What the policy saw: the last window's rate, until the next */
+            before = fault_rate(home, 4, 2);
+            g_assert_cmpuint(before, >=, 200);
+        } else if (cpu == 1) {
+            g_assert_false(seen[2]);
+            g_assert_cmpint(from, ==, 1);
+            g_assert_cmpint(to, ==, 0);
+            g_assert_cmpstr(reason, ==, "command");
+            seen[2] = true;
+        } else {
+            /* the move that did not pay off, undone */
+            g_assert_cmpint(cpu, ==, 3);
+            g_assert_true(seen[2]);
+            g_assert_false(seen[3]);
+            g_assert_cmpint(from, ==, 1);
+            g_assert_cmpint(to, ==, 0);
+            g_assert_cmpstr(reason, ==, "policy");
+            seen[3] = true;
+        }
         qobject_unref(ev);
     }
+
+    /* Every node reported the four moves. */
     for (int n = 1; n < 3; n++) {
-        for (int i = 0; i < 2; i++) {
-            wait_moved(c->node[n]->qts, order[i], 0, order[i] - 2);
+        for (int i = 0; i < 4; i++) {
+            qobject_unref(qtest_qmp_eventwait_ref(c->node[n]->qts,
+                                                  "DISTVM_VCPU_MOVED"));
         }
     }
-    check_placement(c, 5, settled);
 
-    /* Two windows later, each reader works on local data. */
-    g_usleep(2500 * 1000);
+    /* Later, nothing more moves; reader 4 works on local data. */
+    g_usleep(3000 * 1000);
     check_placement(c, 5, settled);
-    for (int k = 0; k < 2; k++) {
-        uint64_t after = fault_rate(c->node[1 + k]->qts, 3 + k, -1);
-
-        g_test_message("reader %d: %" PRIu64 " remote faults/s before its "
-                       "move, %" PRIu64 " after", 3 + k, before[k], after);
-        g_assert_cmpuint(after * 10, <=, before[k]);
-    }
+    after = fault_rate(c->node[2]->qts, 4, -1);
+    g_test_message("reader 4: %" PRIu64 " remote faults/s before its move, %"
+                   PRIu64 " after", before, after);
+    g_assert_cmpuint(after * 10, <=, before);
 
     /* A command wins: the policy leaves the reader where it is put. */
-    move_vcpu(c, c->node[2]->qts, 3, 1, 0);
+    move_vcpu(c, c->node[2]->qts, 4, 2, 0);
     g_usleep(3500 * 1000);
     check_placement(c, 5, held);
 
