@@ -45,13 +45,19 @@ def console(tmp):
 
 
 def reader_rates(qs):
-    """{cpu: remote faults a second} of the readers, where they run."""
-    rates = {}
-    for q in qs:
+    """The readers' remote faults a second: {cpu: rate} on home (whether
+    they still run there or not: a node keeps a vCPU's last rate until
+    its next window), and {cpu: rate} where they run, if not home."""
+    home, away = {}, {}
+    for n, q in enumerate(qs):
         for v in q.cmd("query-distvm")["affinity"]["vcpus"]:
-            if v["cpu-index"] in READERS and v["running"]:
-                rates[v["cpu-index"]] = sum(v["fault-rate"])
-    return rates
+            if v["cpu-index"] not in READERS:
+                continue
+            if n == 0:
+                home[v["cpu-index"]] = sum(v["fault-rate"])
+            elif v["running"]:
+                away[v["cpu-index"]] = sum(v["fault-rate"])
+    return home, away
 
 
 def run(build, cfg, rounds, timeout):
@@ -100,13 +106,10 @@ def run(build, cfg, rounds, timeout):
                 break
             if start is not None and now - last_poll >= 0.25:
                 last_poll = now
-                nodes = qs[0].cmd("query-distvm")["vcpus"]
-                on = {v["cpu-index"]: v["node"] for v in nodes}
-                for cpu, rate in reader_rates(qs).items():
-                    if on[cpu] == 0:
-                        home_rate[cpu] = max(home_rate.get(cpu, 0), rate)
-                    else:
-                        settled_rate[cpu] = rate
+                home, away = reader_rates(qs)
+                for cpu, rate in home.items():
+                    home_rate[cpu] = max(home_rate.get(cpu, 0), rate)
+                settled_rate.update(away)
             time.sleep(0.02)
         if done is None or start is None:
             raise RuntimeError("the guest did not finish in %d s" % timeout)

@@ -396,6 +396,17 @@ static int distvm_init_machine(MachineState *ms)
     return 0;
 }
 
+/* The host CPUs this process may run on: a node's default capacity */
+static uint32_t distvm_host_cpus(void)
+{
+    cpu_set_t set;
+
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set)) {
+        return CPU_COUNT(&set);
+    }
+    return MAX(sysconf(_SC_NPROCESSORS_ONLN), 1);
+}
+
 static void distvm_accel_instance_init(Object *obj)
 {
     DistvmState *s = DISTVM_ACCEL(obj);
@@ -406,7 +417,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->peer_timeout = DISTVM_DEFAULT_PEER_TIMEOUT;
     s->pause_sleep_us = DISTVM_DEFAULT_PAUSE_SLEEP_US;
     s->policy = DISTVM_POLICY_MANUAL;
-    s->capacity = MAX(sysconf(_SC_NPROCESSORS_ONLN), 1);
+    s->capacity = distvm_host_cpus();
     s->state = DISTVM_CLUSTER_STATE_RUNNING;
 }
 
@@ -490,7 +501,7 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
                               (void *)offsetof(DistvmState, capacity));
     object_class_property_set_description(oc, "capacity",
         "How many vCPUs the placement policy may place on this node "
-        "(default: the host's online CPUs)");
+        "(default: the host CPUs this process may run on)");
 
     object_class_property_add_str(oc, "listen", distvm_get_listen,
                                   distvm_set_listen);

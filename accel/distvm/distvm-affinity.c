@@ -65,7 +65,7 @@
 /* A vCPU that came back within this after the policy sent it away ... */
 #define DISTVM_POLICY_RETURN_S          30
 /* ... stays this long (s), twice that after each further return */
-#define DISTVM_POLICY_BACKOFF_S         60
+#define DISTVM_POLICY_BACKOFF_S         300
 #define DISTVM_POLICY_BACKOFF_MAX_S     3600
 
 QEMU_BUILD_BUG_ON(DISTVM_POLICY__MAX != DISTVM_POLICY_COUNT);
@@ -85,6 +85,8 @@ struct DistvmAffinity {
     uint64_t *at_window;        /* @total when the last window began */
     uint64_t *rate;             /* per second, over the last window */
     int64_t window_ns;          /* when the last window began */
+    int64_t *run_ns;            /* running here: its thread's CPU time, */
+    uint32_t *busy_pm;          /* and per mille of the last window */
     QEMUTimer *timer;
 
     /* The policy's state of each vCPU; under @lock */
@@ -363,6 +365,33 @@ static void policy_run(DistvmState *s, int64_t now)
     }
 }
 
+/* How busy each vCPU that runs here was over the last window, @len ns */
+static void affinity_busy(DistvmState *s, int64_t len)
+{
+    DistvmAffinity *a = s->affinity;
+    CPUState *cs;
+
+    CPU_FOREACH(cs) {
+        unsigned cpu = cs->cpu_index;
+        clockid_t clock;
+        struct timespec ts;
+        int64_t t;
+
+        if (cpu >= a->nr_vcpus || distvm_vcpu_node(s, cpu) != s->node_id ||
+            !cs->thread ||
+            pthread_getcpuclockid(cs->thread->thread, &clock) ||
+            clock_gettime(clock, &ts)) {
+            a->run_ns[cpu] = 0;
+            a->busy_pm[cpu] = 0;
+            continue;
+        }
+        t = ts.tv_sec * NANOSECONDS_PER_SECOND + ts.tv_nsec;
+        a->busy_pm[cpu] = a->run_ns[cpu] ?
+                          MIN((t - a->run_ns[cpu]) * 1000 / len, 1000) : 0;
+        a->run_ns[cpu] = t;
+    }
+}
+
 static void affinity_window(void *opaque)
 {
     DistvmState *s = opaque;
@@ -377,6 +406,7 @@ static void affinity_window(void *opaque)
         a->rate[i] = (t - a->at_window[i]) * NANOSECONDS_PER_SECOND / len;
         a->at_window[i] = t;
     }
+    affinity_busy(s, len);
     a->window_ns = now;
     policy_run(s, get_clock());
     timer_mod(a->timer, now / SCALE_MS + DISTVM_AFFINITY_WINDOW_MS);
@@ -470,6 +500,7 @@ static DistvmVcpuAffinity *affinity_entry(DistvmState *s, unsigned cpu)
     e->upgrade_rate = a->rate[row + col_upgrades(a)];
     e->io = qatomic_read(&a->total[row + col_io(a)]);
     e->io_rate = a->rate[row + col_io(a)];
+    e->busy = a->busy_pm[cpu] / 10;
     return e;
 }
 
@@ -514,6 +545,8 @@ void distvm_affinity_init(DistvmState *s)
     a->cost_before = g_new0(uint64_t, a->nr_vcpus);
     a->came_from = g_new0(uint32_t, a->nr_vcpus);
     a->backoff_s = g_new0(uint32_t, a->nr_vcpus);
+    a->run_ns = g_new0(int64_t, a->nr_vcpus);
+    a->busy_pm = g_new0(uint32_t, a->nr_vcpus);
     a->window_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     a->timer = timer_new_ms(QEMU_CLOCK_REALTIME, affinity_window, s);
     timer_mod(a->timer, a->window_ns / SCALE_MS + DISTVM_AFFINITY_WINDOW_MS);

@@ -300,6 +300,9 @@ static void hmp_print_affinity(Monitor *mon, uint32_t nodes,
         }
         hmp_print_count(mon, v->value->upgrades, v->value->upgrade_rate);
         hmp_print_count(mon, v->value->io, v->value->io_rate);
+        if (v->value->running) {
+            monitor_printf(mon, "  busy %" PRIu32 "%%", v->value->busy);
+        }
         monitor_printf(mon, "\n");
     }
     monitor_printf(mon, "others ");
