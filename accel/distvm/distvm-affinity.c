@@ -71,6 +71,18 @@
 QEMU_BUILD_BUG_ON(DISTVM_POLICY__MAX != DISTVM_POLICY_COUNT);
 QEMU_BUILD_BUG_ON((int)DISTVM_MOVE_REASON__MAX != (int)DISTVM_MOVE__MAX);
 
+/* What the policy knows of one vCPU, on one node; under DistvmAffinity.lock */
+typedef struct DistvmPolicyVcpu {
+    int64_t hold_until_ns;      /* running here: not moved before */
+    int64_t admitted_ns;        /* admitted to come here, at; or 0 */
+    uint64_t cost_before;       /* then, or since it came: its remote cost
+                                   where it was */
+    int64_t judge_ns;           /* came for the policy: judged at; or 0 */
+    uint32_t came_from;         /* came for the policy: from this node */
+    int64_t sent_away_ns;       /* the policy moved it away from here, at */
+    uint32_t backoff_s;         /* its stay after its last return here */
+} DistvmPolicyVcpu;
+
 struct DistvmAffinity {
     uint32_t nodes;
     unsigned nr_vcpus;
@@ -89,16 +101,8 @@ struct DistvmAffinity {
     uint32_t *busy_pm;          /* and per mille of the last window */
     QEMUTimer *timer;
 
-    /* The policy's state of each vCPU; under @lock */
     QemuMutex lock;
-    int64_t *hold_until_ns;     /* running here: not moved before */
-    int64_t *admitted_ns;       /* admitted to come here, at; or 0 */
-    uint64_t *admitted_cost;    /* its remote cost where it was, then */
-    int64_t *sent_away_ns;      /* the policy moved it away from here, at */
-    int64_t *judge_ns;          /* arrived for the policy: judged at; or 0 */
-    uint64_t *cost_before;      /* arrived for the policy: its cost before */
-    uint32_t *came_from;        /* arrived for the policy: from this node */
-    uint32_t *backoff_s;        /* its stay after its last return here */
+    DistvmPolicyVcpu *vcpu;     /* [nr_vcpus], under @lock */
 };
 
 static inline unsigned affinity_cols(DistvmAffinity *a)
@@ -170,8 +174,8 @@ static unsigned policy_load(DistvmState *s, int64_t now)
     for (unsigned cpu = 0; cpu < a->nr_vcpus; cpu++) {
         if (distvm_vcpu_node(s, cpu) == s->node_id) {
             load++;
-        } else if (a->admitted_ns[cpu] &&
-                   now - a->admitted_ns[cpu] <
+        } else if (a->vcpu[cpu].admitted_ns &&
+                   now - a->vcpu[cpu].admitted_ns <
                    DISTVM_POLICY_ADMIT_S * NANOSECONDS_PER_SECOND) {
             load++;
         }
@@ -190,8 +194,8 @@ bool distvm_affinity_admit(DistvmState *s, uint32_t cpu, uint64_t cost)
     load = policy_load(s, now);
     room = load < s->capacity;
     if (room) {
-        a->admitted_ns[cpu] = now;
-        a->admitted_cost[cpu] = cost;
+        a->vcpu[cpu].admitted_ns = now;
+        a->vcpu[cpu].cost_before = cost;
     }
     qemu_mutex_unlock(&a->lock);
     trace_distvm_policy_admit(cpu, load, s->capacity, room);
@@ -202,32 +206,32 @@ void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
                              uint32_t reason)
 {
     DistvmAffinity *a = s->affinity;
+    DistvmPolicyVcpu *v;
     int64_t now = get_clock();
     int64_t stay = DISTVM_POLICY_STAY_S;
 
     if (!a) {
         return;
     }
+    v = &a->vcpu[cpu];
     qemu_mutex_lock(&a->lock);
-    a->judge_ns[cpu] = 0;
+    v->judge_ns = 0;
     if (reason == DISTVM_MOVE_COMMAND) {
         stay = DISTVM_POLICY_COMMAND_HOLD_S;
-    } else if (a->sent_away_ns[cpu] &&
-               now - a->sent_away_ns[cpu] <
+    } else if (v->sent_away_ns &&
+               now - v->sent_away_ns <
                DISTVM_POLICY_RETURN_S * NANOSECONDS_PER_SECOND) {
         /* Back from a move that did not pay off: keep it here a while. */
-        a->backoff_s[cpu] = MIN(MAX(2 * a->backoff_s[cpu],
-                                    DISTVM_POLICY_BACKOFF_S),
-                                DISTVM_POLICY_BACKOFF_MAX_S);
-        stay = a->backoff_s[cpu];
-    } else {
-        a->judge_ns[cpu] = now + (int64_t)DISTVM_POLICY_JUDGE_MS * SCALE_MS;
-        a->cost_before[cpu] = a->admitted_ns[cpu] ? a->admitted_cost[cpu] :
-                              0;
-        a->came_from[cpu] = from;
+        v->backoff_s = MIN(MAX(2 * v->backoff_s, DISTVM_POLICY_BACKOFF_S),
+                           DISTVM_POLICY_BACKOFF_MAX_S);
+        stay = v->backoff_s;
+    } else if (v->admitted_ns) {
+        /* Judged against its cost_before, which its admission noted */
+        v->judge_ns = now + (int64_t)DISTVM_POLICY_JUDGE_MS * SCALE_MS;
+        v->came_from = from;
     }
-    a->admitted_ns[cpu] = 0;
-    a->hold_until_ns[cpu] = now + stay * NANOSECONDS_PER_SECOND;
+    v->admitted_ns = 0;
+    v->hold_until_ns = now + stay * NANOSECONDS_PER_SECOND;
     qemu_mutex_unlock(&a->lock);
 }
 
@@ -258,15 +262,17 @@ static bool policy_judge(DistvmState *s, int64_t now, unsigned *cpu_back,
     DistvmAffinity *a = s->affinity;
 
     for (unsigned cpu = 0; cpu < a->nr_vcpus; cpu++) {
-        if (!a->judge_ns[cpu] || now < a->judge_ns[cpu] ||
+        DistvmPolicyVcpu *v = &a->vcpu[cpu];
+
+        if (!v->judge_ns || now < v->judge_ns ||
             distvm_vcpu_node(s, cpu) != s->node_id ||
             distvm_vcpu_moving(s, cpu)) {
             continue;
         }
-        a->judge_ns[cpu] = 0;
+        v->judge_ns = 0;
         *cost = policy_cost(s, cpu);
-        trace_distvm_policy_judge(cpu, a->cost_before[cpu], *cost);
-        if (*cost * 2 > a->cost_before[cpu]) {
+        trace_distvm_policy_judge(cpu, v->cost_before, *cost);
+        if (*cost * 2 > v->cost_before) {
             *cpu_back = cpu;
             return true;
         }
@@ -331,7 +337,7 @@ static void policy_run(DistvmState *s, int64_t now)
     qemu_mutex_lock(&a->lock);
     if (policy_judge(s, now, &back, &cost)) {
         best_cpu = back;
-        best_node = a->came_from[back];
+        best_node = a->vcpu[back].came_from;
         best_gain = cost;
     }
     for (unsigned cpu = 0; best_node < 0 && cpu < a->nr_vcpus; cpu++) {
@@ -339,7 +345,7 @@ static void policy_run(DistvmState *s, int64_t now)
         int node;
 
         if (distvm_vcpu_node(s, cpu) != s->node_id ||
-            now < a->hold_until_ns[cpu] || distvm_vcpu_moving(s, cpu)) {
+            now < a->vcpu[cpu].hold_until_ns || distvm_vcpu_moving(s, cpu)) {
             continue;
         }
         node = policy_choose(s, cpu, &gain);
@@ -351,10 +357,9 @@ static void policy_run(DistvmState *s, int64_t now)
     }
     if (best_cpu >= 0) {
         /* Asked once: the destination may refuse, and then it stays. */
-        a->hold_until_ns[best_cpu] = now +
-                                     DISTVM_POLICY_STAY_S *
-                                     NANOSECONDS_PER_SECOND;
-        a->sent_away_ns[best_cpu] = now;
+        a->vcpu[best_cpu].hold_until_ns = now + DISTVM_POLICY_STAY_S *
+                                                NANOSECONDS_PER_SECOND;
+        a->vcpu[best_cpu].sent_away_ns = now;
         cost = policy_cost(s, best_cpu);
     }
     qemu_mutex_unlock(&a->lock);
@@ -431,16 +436,11 @@ static void policy_broadcast(DistvmState *s, uint32_t policy)
 }
 
 /*
- * POLICY: the home node sets the policy it is sent and tells every other
- * node; the others take it from the home node only.
+ * POLICY (between home and another node, as the dispatcher checked): the
+ * home node sets the policy it is sent and tells every other node.
  */
 static bool policy_received(DistvmState *s, const DistvmMsg *msg)
 {
-    if (!distvm_is_home(s) && msg->hdr.src != DISTVM_HOME_NODE) {
-        distvm_msg_refused(s, msg->hdr.src, "POLICY from a node other than "
-                           "the home node");
-        return false;
-    }
     policy_apply(s, msg->u.policy);
     if (distvm_is_home(s)) {
         policy_broadcast(s, msg->u.policy);
@@ -537,14 +537,7 @@ void distvm_affinity_init(DistvmState *s)
     a->at_window = g_new0(uint64_t, n);
     a->rate = g_new0(uint64_t, n);
     qemu_mutex_init(&a->lock);
-    a->hold_until_ns = g_new0(int64_t, a->nr_vcpus);
-    a->admitted_ns = g_new0(int64_t, a->nr_vcpus);
-    a->admitted_cost = g_new0(uint64_t, a->nr_vcpus);
-    a->sent_away_ns = g_new0(int64_t, a->nr_vcpus);
-    a->judge_ns = g_new0(int64_t, a->nr_vcpus);
-    a->cost_before = g_new0(uint64_t, a->nr_vcpus);
-    a->came_from = g_new0(uint32_t, a->nr_vcpus);
-    a->backoff_s = g_new0(uint32_t, a->nr_vcpus);
+    a->vcpu = g_new0(DistvmPolicyVcpu, a->nr_vcpus);
     a->run_ns = g_new0(int64_t, a->nr_vcpus);
     a->busy_pm = g_new0(uint32_t, a->nr_vcpus);
     a->window_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);

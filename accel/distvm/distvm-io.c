@@ -32,9 +32,7 @@ struct DistvmIoWait {
     uint64_t next_id;           /* the vCPU's thread's */
     uint64_t waiting_id;        /* atomic: the request waiting, or 0 */
     uint64_t data;
-    MemTxResult result;
-    bool stop;                  /* the access stopped the vCPU */
-    bool has_regs;              /* the reply carries @regs */
+    uint32_t flags;             /* the reply's: MemTxResult, _STOP, _REGS */
     uint64_t regs[DISTVM_IO_NR_REGS];
 };
 
@@ -96,7 +94,7 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
     distvm_chipset_wait_replays(s, cs);
     io_account(s, io->space, start_ns);
     distvm_affinity_io(s, cs->cpu_index);
-    if (w->stop) {
+    if (w->flags & DISTVM_IO_STOP) {
         /* cpu_stop_current(), for this vCPU: it is current here. */
         qatomic_set(&cs->stop, true);
         cpu_exit(cs);
@@ -105,12 +103,12 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
         bql_lock();
     }
     io->data = w->data;
-    if (!w->has_regs) {
+    if (!(w->flags & DISTVM_IO_REGS)) {
         io->flags &= ~DISTVM_IO_REGS;
     } else if (io->flags & DISTVM_IO_REGS) {
         memcpy(io->regs, w->regs, sizeof(io->regs));
     }
-    return w->result;
+    return w->flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS);
 }
 
 MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
@@ -309,10 +307,8 @@ static bool io_reply_received(DistvmState *s, const DistvmMsg *msg)
         return false;
     }
     w->data = msg->u.io.data;
-    w->result = msg->u.io.flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS);
-    w->stop = msg->u.io.flags & DISTVM_IO_STOP;
-    w->has_regs = msg->u.io.flags & DISTVM_IO_REGS;
-    if (w->has_regs) {
+    w->flags = msg->u.io.flags;
+    if (w->flags & DISTVM_IO_REGS) {
         memcpy(w->regs, msg->u.io.regs, sizeof(w->regs));
     }
     qemu_event_set(&w->done);
@@ -327,9 +323,7 @@ void distvm_io_leaving(DistvmState *s)
 {
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         s->io_waits[i].data = 0;
-        s->io_waits[i].result = MEMTX_ERROR;
-        s->io_waits[i].stop = false;
-        s->io_waits[i].has_regs = false;
+        s->io_waits[i].flags = MEMTX_ERROR;
         qemu_event_set(&s->io_waits[i].done);
     }
 }

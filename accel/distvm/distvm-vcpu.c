@@ -65,13 +65,15 @@ typedef struct DistvmOutgoing {
     GByteArray *state;
 } DistvmOutgoing;
 
+/* Ask @node to move vCPU @cpu; @value: for the policy, see VCPU_MOVE */
 static void vcpu_send_move(DistvmState *s, uint32_t node, uint32_t cpu,
-                           uint32_t from, uint32_t to, uint32_t reason)
+                           uint32_t from, uint32_t to, uint32_t reason,
+                           uint64_t value)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
 
     distvm_wire_vcpu_move(m, DISTVM_MSG_VCPU_MOVE, s->node_id, cpu, from, to,
-                          reason, 0, NULL, 0);
+                          reason, value, NULL, 0);
     if (!distvm_send(s, node, m)) {
         distvm_fatal_node_lost(s, node, "connection closed");
     }
@@ -471,7 +473,7 @@ static void *vcpu_sender_thread(void *opaque)
         }
         while ((req = g_queue_pop_head(&waiting))) {
             vcpu_send_move(s, out->dest, req->cpu, req->from, req->to,
-                           req->reason);
+                           req->reason, req->value);
             g_free(req);
         }
         g_byte_array_unref(out->state);
@@ -500,7 +502,8 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
         owner = distvm_vcpu_node(s, m->cpu);
         if (m->to == s->node_id && owner != s->node_id) {
             if (distvm_affinity_admit(s, m->cpu, m->value)) {
-                vcpu_send_move(s, owner, m->cpu, m->from, m->to, m->reason);
+                vcpu_send_move(s, owner, m->cpu, m->from, m->to, m->reason,
+                               m->value);
             }
             return true;
         }
@@ -524,7 +527,8 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
         qemu_mutex_unlock(&s->lock);
         if (owner != s->node_id) {
             /* A stale request: the vCPU went on; send it after it. */
-            vcpu_send_move(s, owner, m->cpu, m->from, m->to, m->reason);
+            vcpu_send_move(s, owner, m->cpu, m->from, m->to, m->reason,
+                           m->value);
         }
         return true;
     }
@@ -789,19 +793,13 @@ void qmp_distvm_move_vcpu(int64_t cpu_index, uint32_t node, Error **errp)
         return;
     }
     vcpu_send_move(s, owner, cpu_index, s->node_id, node,
-                   DISTVM_MOVE_COMMAND);
+                   DISTVM_MOVE_COMMAND, 0);
 }
 
 void distvm_vcpu_request_move(DistvmState *s, uint32_t cpu, uint32_t node,
                               uint32_t to, uint32_t reason, uint64_t value)
 {
-    g_autoptr(GByteArray) m = g_byte_array_new();
-
-    distvm_wire_vcpu_move(m, DISTVM_MSG_VCPU_MOVE, s->node_id, cpu,
-                          s->node_id, to, reason, value, NULL, 0);
-    if (!distvm_send(s, node, m)) {
-        distvm_fatal_node_lost(s, node, "connection closed");
-    }
+    vcpu_send_move(s, node, cpu, s->node_id, to, reason, value);
 }
 
 bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu)

@@ -851,6 +851,7 @@ typedef enum DistvmRole {
     DISTVM_ROLE_ANY,            /* any node to any other */
     DISTVM_ROLE_FROM_HOME,      /* the home node to the others */
     DISTVM_ROLE_TO_HOME,        /* the others to the home node */
+    DISTVM_ROLE_HOME_LINK,      /* between the home node and another */
 } DistvmRole;
 
 static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
@@ -883,7 +884,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_PIC_OUTPUT] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_CLOCK_REGS] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_HEARTBEAT] = DISTVM_ROLE_ANY,
-    [DISTVM_MSG_POLICY] = DISTVM_ROLE_ANY,  /* to home, or home to all */
+    [DISTVM_MSG_POLICY] = DISTVM_ROLE_HOME_LINK,
 };
 
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
@@ -914,6 +915,13 @@ bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
         }
         error_setg(errp, "%s is sent to the home node only, by the others",
                    name);
+        return false;
+    case DISTVM_ROLE_HOME_LINK:
+        if ((msg->hdr.src == DISTVM_HOME_NODE) != (dst == DISTVM_HOME_NODE)) {
+            return true;
+        }
+        error_setg(errp, "%s is sent between the home node and another node "
+                   "only", name);
         return false;
     case DISTVM_ROLE_NONE:
     default:

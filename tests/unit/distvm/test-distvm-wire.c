@@ -487,7 +487,7 @@ static bool role_ok(uint32_t type, uint32_t action, uint32_t src,
  */
 static void test_roles(void)
 {
-    enum { ANY, FROM_HOME, TO_HOME, NONE };
+    enum { ANY, FROM_HOME, TO_HOME, HOME_LINK, NONE };
     static const int roles[DISTVM_MSG__MAX] = {
         [DISTVM_MSG_HELLO] = NONE,
         [DISTVM_MSG_WELCOME] = NONE,
@@ -501,6 +501,7 @@ static void test_roles(void)
         [DISTVM_MSG_RUN_STATE] = FROM_HOME,
         [DISTVM_MSG_PIC_OUTPUT] = FROM_HOME,
         [DISTVM_MSG_CLOCK_REGS] = FROM_HOME,
+        [DISTVM_MSG_POLICY] = HOME_LINK,
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -519,6 +520,11 @@ static void test_roles(void)
         case TO_HOME:
             g_assert_true(!from_home && to_home && !between);
             role_ok(t, DISTVM_RUN_CONT, 0, 1, "to the home node only");
+            break;
+        case HOME_LINK:
+            g_assert_true(from_home && to_home && !between);
+            role_ok(t, DISTVM_RUN_CONT, 1, 2, "between the home node and "
+                    "another node only");
             break;
         case NONE:
             g_assert_true(!from_home && !to_home && !between);
