@@ -55,13 +55,6 @@ static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
     }
 }
 
-/* Not home: counted at once, for distvm_chipset_wait_replays(). */
-static bool pci_config_received(DistvmState *s, const DistvmMsg *msg)
-{
-    qatomic_inc(&s->replays_received);
-    return true;
-}
-
 /* Changing the memory map needs the BQL: the main loop does it. */
 static void pci_config_replay(DistvmState *s, const DistvmMsg *msg)
 {
@@ -77,44 +70,16 @@ static void pci_config_replay(DistvmState *s, const DistvmMsg *msg)
         error_report("distvm: the home node wrote the configuration of %s, "
                      "which is not a host bridge here", w->path);
     }
-    qemu_mutex_lock(&s->replay_lock);
-    qatomic_inc(&s->replays_done);
-    qemu_cond_broadcast(&s->replay_cond);
-    qemu_mutex_unlock(&s->replay_lock);
-}
-
-/*
- * A vCPU's access forwarded to the home node was answered, without the
- * BQL: the configuration writes it caused came before the answer and
- * are replayed by the main loop; the vCPU must not run on with the old
- * memory map (firmware writes to its shadow RAM at once).  It stops
- * waiting if it is asked to stop, since the main loop may then be waiting
- * for it.
- */
-void distvm_chipset_wait_replays(DistvmState *s, CPUState *cs)
-{
-    uint64_t target = qatomic_read(&s->replays_received);
-
-    /* Almost always: nothing to wait for, and no lock to take. */
-    if (qatomic_read(&s->replays_done) == target) {
-        return;
-    }
-    qemu_mutex_lock(&s->replay_lock);
-    while (s->replays_done < target && !qatomic_read(&cs->stop)) {
-        qemu_cond_timedwait(&s->replay_cond, &s->replay_lock, 10);
-    }
-    qemu_mutex_unlock(&s->replay_lock);
 }
 
 static const DistvmMsgHandler chipset_handlers[] = {
-    { DISTVM_MSG_PCI_CONFIG, .receive = pci_config_received,
-      .main_loop = pci_config_replay },
+    /* firmware writes to its shadow RAM right after enabling it */
+    { DISTVM_MSG_PCI_CONFIG, .main_loop = pci_config_replay,
+      .before_replies = distvm_msg_always },
 };
 
 void distvm_chipset_init(DistvmState *s)
 {
-    qemu_mutex_init(&s->replay_lock);
-    qemu_cond_init(&s->replay_cond);
     distvm_msg_handlers_register(s, chipset_handlers,
                                  ARRAY_SIZE(chipset_handlers));
     pci_host_config_write_hook = distvm_pci_config_written;

@@ -43,6 +43,7 @@ typedef struct DistvmMainCall {
 typedef struct DistvmDeferredMsg {
     DistvmState *s;
     const DistvmMsgHandler *handler;
+    bool before_replies;        /* counted in s->replays_received */
     DistvmMsg msg;              /* owns its path and its bytes */
 } DistvmDeferredMsg;
 
@@ -69,6 +70,7 @@ void distvm_msg_handlers_register(DistvmState *s,
 
         assert(h->type < DISTVM_MSG__MAX && !s->handlers[h->type]);
         assert(h->receive || h->main_loop);
+        assert(!h->before_replies || h->main_loop);
         assert(!h->main_loop || msg_copyable(h->type));
         s->handlers[h->type] = h;
     }
@@ -142,8 +144,15 @@ void distvm_main_loop_call(DistvmState *s, uint32_t src,
 static void deferred_msg_run(void *opaque)
 {
     DistvmDeferredMsg *d = opaque;
+    DistvmState *s = d->s;
 
-    d->handler->main_loop(d->s, &d->msg);
+    d->handler->main_loop(s, &d->msg);
+    if (d->before_replies) {
+        qemu_mutex_lock(&s->replay_lock);
+        qatomic_inc(&s->replays_done);
+        qemu_cond_broadcast(&s->replay_cond);
+        qemu_mutex_unlock(&s->replay_lock);
+    }
     if (d->msg.hdr.type == DISTVM_MSG_VCPU_STATE) {
         g_free((uint8_t *)d->msg.u.vcpu.data);
     }
@@ -159,6 +168,10 @@ static void defer_msg(DistvmState *s, const DistvmMsgHandler *h,
 
     d->s = s;
     d->handler = h;
+    d->before_replies = h->before_replies && h->before_replies(msg);
+    if (d->before_replies) {
+        qatomic_inc(&s->replays_received);
+    }
     d->msg = *msg;
     switch (msg->hdr.type) {
     case DISTVM_MSG_PCI_CONFIG:
@@ -207,9 +220,31 @@ void distvm_dispatch(DistvmState *s, const DistvmMsg *msg)
     }
 }
 
+bool distvm_msg_always(const DistvmMsg *msg)
+{
+    return true;
+}
+
+void distvm_dispatch_wait_before_replies(DistvmState *s, CPUState *cs)
+{
+    uint64_t target = qatomic_read(&s->replays_received);
+
+    /* Almost always: nothing to wait for, and no lock to take. */
+    if (qatomic_read(&s->replays_done) == target) {
+        return;
+    }
+    qemu_mutex_lock(&s->replay_lock);
+    while (s->replays_done < target && !qatomic_read(&cs->stop)) {
+        qemu_cond_timedwait(&s->replay_cond, &s->replay_lock, 10);
+    }
+    qemu_mutex_unlock(&s->replay_lock);
+}
+
 void distvm_dispatch_init(DistvmState *s)
 {
     qemu_mutex_init(&s->main_calls_lock);
     g_queue_init(&s->main_calls);
     s->main_calls_bh = qemu_bh_new(main_calls_run, s);
+    qemu_mutex_init(&s->replay_lock);
+    qemu_cond_init(&s->replay_cond);
 }

@@ -142,9 +142,8 @@ struct DistvmState {
     DistvmRam *ram;
 
     /*
-     * Not home: the chipset writes received from home, and replayed.  A
-     * vCPU whose access made home change its memory map waits for the
-     * replay before it goes on (distvm-chipset.c).
+     * The messages received that DistvmMsgHandler.before_replies named,
+     * and those of them whose main-loop part ran (distvm-dispatch.c).
      */
     QemuMutex replay_lock;
     QemuCond replay_cond;
@@ -211,13 +210,21 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
  * returns false if it refused the message (distvm_msg_refused()).  Then
  * @main_loop runs in the main loop, with the BQL, after the main-loop
  * work of the messages received before it, on a copy of the message.
- * Either may be NULL.
+ * Either may be NULL.  If @before_replies says so of a message, a vCPU
+ * of this node whose device access home answered after it does not go on
+ * before its @main_loop ran (distvm_dispatch_wait_before_replies()): for
+ * what home's replay of the access sent this node on the way (a chipset
+ * write that changes the memory map, an SMI for the vCPU), which must
+ * take effect before the vCPU's next instruction, as on one node.
  */
 struct DistvmMsgHandler {
     DistvmMsgType type;
     bool (*receive)(DistvmState *s, const DistvmMsg *msg);
     void (*main_loop)(DistvmState *s, const DistvmMsg *msg);
+    bool (*before_replies)(const DistvmMsg *msg);
 };
+/* For DistvmMsgHandler.before_replies: every message of the type. */
+bool distvm_msg_always(const DistvmMsg *msg);
 
 void distvm_dispatch_init(DistvmState *s);
 /* Each subsystem registers its handlers, a type at most once. */
@@ -234,6 +241,13 @@ void distvm_dispatch(DistvmState *s, const DistvmMsg *msg);
  */
 void distvm_main_loop_call(DistvmState *s, uint32_t src,
                            void (*fn)(void *opaque), void *opaque);
+/*
+ * For vCPU @cs, whose access home just answered: wait until the main
+ * loop ran the messages received so far that @before_replies named.  Stops
+ * waiting if @cs is asked to stop, since the main loop may be waiting
+ * for it.
+ */
+void distvm_dispatch_wait_before_replies(DistvmState *s, CPUState *cs);
 void G_GNUC_PRINTF(3, 4) distvm_msg_refused(DistvmState *s, uint32_t src,
                                             const char *fmt, ...);
 
@@ -251,7 +265,6 @@ QIOChannel *distvm_tls_wrap(DistvmState *s, QIOChannelSocket *sioc,
 void distvm_chipset_init(DistvmState *s);
 void distvm_chipset_quiesce(DistvmState *s);
 void distvm_chipset_reset(DistvmState *s);
-void distvm_chipset_wait_replays(DistvmState *s, CPUState *cs);
 
 /* distvm-clock.c */
 void distvm_clock_init(DistvmState *s);

@@ -91,7 +91,7 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
         distvm_fatal_node_lost(s, DISTVM_HOME_NODE, "connection closed");
     }
     qemu_event_wait(&w->done);
-    distvm_chipset_wait_replays(s, cs);
+    distvm_dispatch_wait_before_replies(s, cs);
     io_account(s, io->space, start_ns);
     distvm_affinity_io(s, cs->cpu_index);
     if (w->flags & DISTVM_IO_STOP) {

@@ -168,9 +168,10 @@ static bool distvm_apic_remote_deliver(APICCommonState *apic,
 }
 
 /*
- * A LAPIC's addressing changed here (on its vCPU's thread, with the BQL):
- * the other nodes deliver to it by its APIC ID, logical destination and
- * destination format, or (x2APIC mode) by its x2APIC ID and logical ID,
+ * A LAPIC's addressing changed here, or it was reset (an INIT, or the
+ * machine's reset, which the other nodes' copies do not see), with the
+ * BQL: the other nodes deliver to it by its APIC ID, logical destination
+ * and destination format, or (x2APIC mode) by its x2APIC ID and logical ID,
  * which follow from its initial APIC ID; broadcasts reach the LAPICs in
  * the mode they address, and a node hands the 8259's output to vCPU 0's
  * LAPIC only while it is enabled.  QEMU's lowest-priority arbitration
@@ -280,6 +281,15 @@ static void vcpu_apply_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
         apic_deliver_local(APIC_COMMON(x86->apic_state), delivery & 0xff,
                            (delivery >> 8) & 0xff, (delivery >> 16) & 1);
     }
+}
+
+/*
+ * An SMI that a vCPU's write to the APM control port raised (home replays
+ * the write) is taken before the vCPU's next instruction, as on one node.
+ */
+static bool vcpu_ipi_is_smi(const DistvmMsg *msg)
+{
+    return (msg->u.vcpu.value & 0xff) == APIC_DM_SMI;
 }
 
 /* Delivering to a LAPIC needs the BQL: the main loop does it. */
@@ -720,7 +730,8 @@ static const DistvmMsgHandler vcpu_handlers[] = {
       .main_loop = vcpu_state_load },
     { DISTVM_MSG_VCPU_MOVED, .receive = vcpu_moved_received,
       .main_loop = vcpu_moved_event },
-    { DISTVM_MSG_VCPU_IPI, .main_loop = vcpu_ipi_received },
+    { DISTVM_MSG_VCPU_IPI, .main_loop = vcpu_ipi_received,
+      .before_replies = vcpu_ipi_is_smi },
     { DISTVM_MSG_VCPU_APIC, .receive = vcpu_apic_received },
 };
 

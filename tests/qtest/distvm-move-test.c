@@ -719,35 +719,49 @@ static void test_interrupts(void)
  * destination in another cluster, the xAPIC broadcast ID 0xff) reaches
  * any.
  */
-static void test_x2apic(void)
+/*
+ * A 3-node cluster, in @name under the test's directory, running mode
+ * x2apic of the guest (with its command line @more too) on 4 vCPUs placed
+ * 0:1:2:1; returns once the guest's LAPICs are in x2APIC mode.
+ */
+static void start_x2apic(DistvmCluster *c, char **dir, const char *name,
+                         const char *more)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -cpu qemu64,+x2apic -smp 4 -kernel %s "
-        "-append 'cpus=4 x2apic=1'", elf);
-    g_autofree char *dir = g_strdup_printf("%s/x2apic", tmpdir);
+        "-append 'cpus=4 x2apic=1%s'", elf, more);
+
+    *dir = g_strdup_printf("%s/%s", tmpdir, name);
+    *c = (DistvmCluster) { .nodes = 3, .dir = *dir };
+    g_assert(g_mkdir_with_parents(*dir, 0700) == 0);
+    for (int n = 0; n < 3; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(*dir, 3, n);
+        g_autofree char *placed = g_strdup_printf("%s,placement=0:1:2:1",
+                                                  opts);
+
+        c->node[n] = distvm_node_start(*dir, n, placed, args);
+    }
+    for (int n = 0; n < 3; n++) {
+        distvm_wait_state(c->node[n]->qts, "running", 60);
+    }
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: cpu 0 "
+                                      "x2apic running", 120));
+}
+
+static void test_x2apic(void)
+{
+    g_autofree char *dir = NULL;
     static const int placements[][4] = {
         { 0, 1, 2, 1 }, { 2, 0, 1, 2 }, { 1, 2, 0, 0 },
     };
     int where[4] = { 0, 1, 2, 1 };
-    DistvmCluster c = { .nodes = 3, .dir = dir };
+    DistvmCluster c;
     QTestState *home;
     uint32_t rounds;
 
-    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
-    for (int n = 0; n < 3; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(dir, 3, n);
-        g_autofree char *placed = g_strdup_printf("%s,placement=0:1:2:1",
-                                                  opts);
-
-        c.node[n] = distvm_node_start(dir, n, placed, args);
-    }
+    start_x2apic(&c, &dir, "x2apic", "");
     home = c.node[0]->qts;
-    for (int n = 0; n < 3; n++) {
-        distvm_wait_state(c.node[n]->qts, "running", 60);
-    }
-    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 "
-                                      "x2apic running", 120));
     for (int i = 0; i < G_N_ELEMENTS(placements); i++) {
         for (int cpu = 0; cpu < 4; cpu++) {
             if (where[cpu] != placements[i][cpu]) {
@@ -806,6 +820,50 @@ static void test_x2apic(void)
 
         distvm_assert_console_clean(console);
     }
+    for (int n = 2; n >= 0; n--) {
+        distvm_node_quit(c.node[n]);
+    }
+}
+
+/*
+ * After a reset, every node addresses the LAPICs as the reset left them
+ * (mode=x2apic reset=1 of the guest, 4 vCPUs over 3 nodes): once the
+ * guest ran in x2APIC mode, vCPU 0 asks for a hard reset; after it no
+ * vCPU writes to its LAPIC but for its own NMIs to the xAPIC broadcast
+ * (physical destination 0xff), which reach every vCPU, on every node.  A
+ * node that reset only its own vCPUs' LAPICs would still take the
+ * others' for x2APICs, which ignore that destination.
+ */
+static void test_x2apic_reset(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *console = NULL;
+    static const int where[] = { 0, 1, 2, 1 };
+    DistvmCluster c;
+    QTestState *home;
+    struct dg_reset r;
+
+    start_x2apic(&c, &dir, "x2apic-reset", " reset=1");
+    home = c.node[0]->qts;
+    wait_counter(home, RES(x2_rounds), qtest_readl(home, RES(x2_rounds)), 20,
+                 "IPI rounds");
+    qtest_writel(home, RES(stop), 1);
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 "
+                                      "xapic after the reset", 120));
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: DONE", 60));
+    distvm_memread(home, DG_RESET_BASE, &r, sizeof(r));
+    g_assert_cmphex(r.magic, ==, DG_RESET_MAGIC);
+    g_assert_cmpuint(r.boots, ==, 2);
+    g_assert_cmpuint(qtest_readl(home, RES(x2_lost) +
+                                 DG_X2_XAPIC_BROADCAST * 4), ==, 0);
+    for (int cpu = 0; cpu < 4; cpu++) {
+        g_assert_cmpuint(qtest_readl(home, RES(x2_nmi) + cpu * 4), ==,
+                         4 * DG_X2_RESET_ROUNDS);
+    }
+    check_placement(&c, 4, where);
+    console = distvm_read_console(c.node[0]);
+    g_assert_nonnull(strstr(console, "distvm-guest: cpu 0 resetting"));
+    distvm_assert_console_clean(console);
     for (int n = 2; n >= 0; n--) {
         distvm_node_quit(c.node[n]);
     }
@@ -1170,6 +1228,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/requests", test_requests);
     qtest_add_func("/distvm/move/interrupts", test_interrupts);
     qtest_add_func("/distvm/move/x2apic", test_x2apic);
+    qtest_add_func("/distvm/move/x2apic-reset", test_x2apic_reset);
     qtest_add_func("/distvm/move/suspend", test_suspend);
     qtest_add_func("/distvm/move/reset", test_reset);
     qtest_add_func("/distvm/move/poweroff", test_poweroff);

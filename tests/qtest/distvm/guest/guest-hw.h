@@ -118,7 +118,7 @@ void affinity_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds);
 
 /* x2apic-mode.c */
 extern volatile uint32_t x2apic_on;
-void x2apic_mode(uint32_t cpu, uint32_t ncpus);
+void x2apic_mode(uint32_t cpu, uint32_t ncpus, uint32_t then_reset);
 void x2apic_dispatch(uint32_t vector);
 
 #endif /* DISTVM_GUEST_HW_H */

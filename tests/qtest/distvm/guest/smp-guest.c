@@ -517,7 +517,7 @@ void ap_main(void)
     if (mode_irq) {
         irq_mode(cpu, ncpus);
     } else if (mode_x2apic) {
-        x2apic_mode(cpu, ncpus);
+        x2apic_mode(cpu, ncpus, mode_reset);
     } else if (mode_s3) {
         s3_mode(cpu, ncpus);    /* the boot CPU, resumed at the trampoline */
     } else if (mode_affinity) {
@@ -605,7 +605,7 @@ void guest_main(struct multiboot_info *mbi)
     if (mode_irq) {
         irq_mode(0, ncpus);
     } else if (mode_x2apic) {
-        x2apic_mode(0, ncpus);
+        x2apic_mode(0, ncpus, mode_reset);
     } else if (mode_s3) {
         s3_mode(0, ncpus);
     } else if (mode_reset) {

@@ -98,6 +98,15 @@ enum {
  *   CPU it addresses took it (physical: to CPU 1, 2 and 3 in turn).  The
  *   last two kinds address no x2APIC, and only a LAPIC taken for an xAPIC
  *   would take them; the IPIs sent after them would find them taken.
+ * With reset=1 too, CPU 0 then asks for a hard reset (recorded in struct
+ * dg_reset), and after it no CPU writes a LAPIC register that others
+ * address it by: every LAPIC stays as the reset left it, in xAPIC mode.
+ * In turn, DG_X2_RESET_ROUNDS times, each CPU sends an NMI to physical
+ * destination 0xff, which every xAPIC takes (its sender's too, and a
+ * LAPIC not enabled by software as well), and waits until every CPU took
+ * it (x2_nmi), or counts it lost in x2_lost[DG_X2_XAPIC_BROADCAST].  A
+ * node that still took another node's LAPIC for an x2APIC would not
+ * deliver it there.
  */
 #define DG_X2_RTC_DEST      0x0e    /* logical IDs of CPUs 1 to 3 */
 enum {
@@ -110,6 +119,8 @@ enum {
     DG_X2_XAPIC_BROADCAST,      /* physical destination 0xff: nobody */
     DG_X2_KINDS
 };
+
+#define DG_X2_RESET_ROUNDS  8
 
 /* Its vector: DG_IPI_BASE + kind, skipping DG_IPI_NMI's (see boot.S) */
 static inline uint32_t dg_x2_vector(uint32_t kind)
@@ -258,6 +269,7 @@ struct dg_results {
     uint32_t x2_rounds;             /* rounds of IPIs CPU 0 completed */
     uint32_t x2_lost[DG_X2_KINDS];  /* not taken within a second or so */
     uint32_t x2_ipi[DG_MAX_CPUS][DG_X2_KINDS];  /* taken, by CPU and kind */
+    uint32_t x2_nmi[DG_MAX_CPUS];   /* after the reset: NMIs taken */
     /* mode=s3 */
     uint32_t s3_pm1_cnt;        /* the PM1a control port (FADT) */
     uint32_t s3_after;          /* counted after the S3 request */

@@ -5,6 +5,7 @@
  * nodes that deliver to it (home's I/O APIC, the other vCPUs' IPIs) must
  * then address it as an x2APIC: by its x2APIC ID and its logical ID
  * (cluster and bit, from the APIC ID), and broadcasts to all x2APICs.
+ * After a reset (reset=1), they must address it as an xAPIC again.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -30,6 +31,9 @@
 #define IOAPIC_MASKED   (1u << 16)
 #define PIC1_DATA       0x21
 #define PIC2_DATA       0xa1
+#define PIIX3_RCR       0xcf9
+#define RCR_HARD_RESET  0x06        /* system reset, reset the CPU */
+#define ICR_NMI         (4u << 8)
 #define RTC_INDEX       0x70
 #define RTC_DATA        0x71
 #define RTC_REG_A       0x0a
@@ -44,8 +48,9 @@
 #define V(x)            (*(volatile uint32_t *)&(x))
 
 static struct dg_results *const res = (struct dg_results *)DG_RESULT_BASE;
+/* 1: in x2APIC mode; 2: in xAPIC mode after the reset */
 volatile uint32_t x2apic_on;
-static volatile uint32_t x2_ready, x2_ipis_done;
+static volatile uint32_t x2_ready, x2_ipis_done, x2_turn;
 
 /* boot.S: pairs of a vector and its entry, ended by 0, 0. */
 extern const uint32_t irq_stubs[];
@@ -54,6 +59,10 @@ void x2apic_dispatch(uint32_t vector)
 {
     uint32_t cpu = my_cpu();
 
+    if (vector == 2) {
+        V(res->x2_nmi[cpu])++;
+        return;
+    }
     if (vector == DG_RTC_VECTOR) {
         cmos_ack();
         V(res->x2_rtc[cpu])++;
@@ -64,7 +73,23 @@ void x2apic_dispatch(uint32_t vector)
             }
         }
     }
-    wrmsr(X2APIC_EOI, 0);
+    if (x2apic_on == 1) {
+        wrmsr(X2APIC_EOI, 0);
+    } else {
+        lapic_write(LAPIC_EOI, 0);
+    }
+}
+
+static void mask_8259(void)
+{
+    /*
+     * The firmware left the PIT's IRQ 0 unmasked in the 8259, at its own
+     * vectors, on the LINT0 that the set-up masks: a tick latched
+     * meanwhile would still be taken after the "sti".  Masked in the 8259
+     * first, it is withdrawn.
+     */
+    outb(PIC1_DATA, 0xff);
+    outb(PIC2_DATA, 0xff);
 }
 
 static void x2apic_cpu_setup(uint32_t cpu)
@@ -163,22 +188,78 @@ static void ipi_round(void)
     V(res->x2_rounds)++;
 }
 
-void x2apic_mode(uint32_t cpu, uint32_t ncpus)
+static uint32_t nmis_taken_by_all(void)
 {
+    uint32_t least = V(res->x2_nmi[0]);
+
+    for (uint32_t cpu = 1; cpu < X2_CPUS; cpu++) {
+        if (V(res->x2_nmi[cpu]) < least) {
+            least = V(res->x2_nmi[cpu]);
+        }
+    }
+    return least;
+}
+
+/*
+ * After the reset: every CPU, its LAPIC as the reset left it (xAPIC mode,
+ * not enabled by software), sends in turn NMIs to physical destination
+ * 0xff, which every CPU (the sender too) must take.
+ */
+static void xapic_after_reset(uint32_t cpu)
+{
+    if (cpu == 0) {
+        mask_8259();
+        V(((struct dg_reset *)DG_RESET_BASE)->boots)++;
+    }
+    for (const uint32_t *p = irq_stubs; p[1]; p += 2) {
+        idt_set(p[0], (void *)p[1]);
+    }
+    idt_load();
+    x2apic_on = 2;
+    __atomic_fetch_add(&x2_ready, 1, __ATOMIC_SEQ_CST);
+    while (x2_ready != X2_CPUS) {
+        cpu_relax();
+    }
+    if (cpu == 0) {
+        say_cpu(0, " xapic after the reset\n");
+    }
+    for (uint32_t t = 0; t < X2_CPUS * DG_X2_RESET_ROUNDS; t++) {
+        if (t % X2_CPUS == cpu) {
+            uint64_t start = rdtsc();
+
+            lapic_write(LAPIC_ICR_HI, 0xffu << 24);
+            lapic_write(LAPIC_ICR_LO, ICR_NMI);
+            while (nmis_taken_by_all() < t + 1) {
+                if (rdtsc() - start > IPI_TIMEOUT_TICKS) {
+                    V(res->x2_lost[DG_X2_XAPIC_BROADCAST])++;
+                    break;
+                }
+                cpu_relax();
+            }
+            V(x2_turn) = t + 1;
+        }
+        while (V(x2_turn) <= t) {
+            cpu_relax();
+        }
+    }
+    V(res->cpu_done[cpu]) = 1;
+}
+
+void x2apic_mode(uint32_t cpu, uint32_t ncpus, uint32_t then_reset)
+{
+    struct dg_reset *r = (struct dg_reset *)DG_RESET_BASE;
+
     if (ncpus != X2_CPUS || !(rdmsr(MSR_APIC_BASE) & (1u << 11))) {
         res->magic = DG_MAGIC_FAIL;
         say_cpu(cpu, ": FAIL mode x2apic needs cpus=4, LAPICs enabled\n");
         return;
     }
+    if (then_reset && r->magic == DG_RESET_MAGIC) {
+        xapic_after_reset(cpu);
+        return;
+    }
     if (cpu == 0) {
-        /*
-         * The firmware left the PIT's IRQ 0 unmasked in the 8259, at its
-         * own vectors, on the LINT0 that x2apic_cpu_setup() masks: a tick
-         * latched meanwhile would still be taken after the "sti".  Masked
-         * in the 8259 first, it is withdrawn.
-         */
-        outb(PIC1_DATA, 0xff);
-        outb(PIC2_DATA, 0xff);
+        mask_8259();
     }
     x2apic_cpu_setup(cpu);
     if (cpu != 0) {
@@ -209,5 +290,15 @@ void x2apic_mode(uint32_t cpu, uint32_t ncpus)
     }
     rtc_stop();
     say_cpu(0, " x2apic done\n");
+    if (then_reset) {
+        r->boots = 1;
+        r->after = 0;
+        r->magic = DG_RESET_MAGIC;
+        say_cpu(0, " resetting\n");
+        outb(PIIX3_RCR, RCR_HARD_RESET);
+        for (;;) {
+            V(r->after)++;
+        }
+    }
     V(res->cpu_done[0]) = 1;
 }
