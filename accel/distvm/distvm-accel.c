@@ -9,6 +9,7 @@
  */
 
 #include "qemu/osdep.h"
+#include <math.h>
 #include "qapi/error.h"
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
@@ -173,6 +174,32 @@ static void distvm_set_capacity(Object *obj, Visitor *v, const char *name,
 {
     distvm_visit_u32_in(v, name, 1, DISTVM_MAX_VCPUS_PER_NODE, "vCPUs",
                         &DISTVM_ACCEL(obj)->capacity, errp);
+}
+
+static void distvm_get_speed(Object *obj, Visitor *v, const char *name,
+                             void *opaque, Error **errp)
+{
+    double speed = (double)DISTVM_ACCEL(obj)->speed / DISTVM_WIRE_SPEED_ONE;
+
+    visit_type_number(v, name, &speed, errp);
+}
+
+static void distvm_set_speed(Object *obj, Visitor *v, const char *name,
+                             void *opaque, Error **errp)
+{
+    const double min = (double)DISTVM_WIRE_SPEED_MIN / DISTVM_WIRE_SPEED_ONE;
+    const double max = (double)DISTVM_WIRE_SPEED_MAX / DISTVM_WIRE_SPEED_ONE;
+    double speed;
+
+    if (!visit_type_number(v, name, &speed, errp)) {
+        return;
+    }
+    if (!(speed >= min && speed <= max)) {
+        error_setg(errp, "distvm: %s=%g is out of range (%g to %g, relative "
+                   "to the other nodes)", name, speed, min, max);
+        return;
+    }
+    DISTVM_ACCEL(obj)->speed = lround(speed * DISTVM_WIRE_SPEED_ONE);
 }
 
 static int distvm_get_policy(Object *obj, Error **errp)
@@ -418,6 +445,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->pause_sleep_us = DISTVM_DEFAULT_PAUSE_SLEEP_US;
     s->policy = DISTVM_POLICY_MANUAL;
     s->capacity = distvm_host_cpus();
+    s->speed = DISTVM_WIRE_SPEED_ONE;
     s->state = DISTVM_CLUSTER_STATE_RUNNING;
 }
 
@@ -502,6 +530,13 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "capacity",
         "How many vCPUs the placement policy may place on this node "
         "(default: the host CPUs this process may run on)");
+
+    object_class_property_add(oc, "speed", "number", distvm_get_speed,
+                              distvm_set_speed, NULL, NULL);
+    object_class_property_set_description(oc, "speed",
+        "This node's speed relative to the other nodes' (default 1, from "
+        "0.001 to 1000): the placement policy prefers faster nodes for "
+        "the busiest vCPUs");
 
     object_class_property_add_str(oc, "listen", distvm_get_listen,
                                   distvm_set_listen);

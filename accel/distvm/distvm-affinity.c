@@ -21,7 +21,16 @@
  * vCPUs than its capacity (the vCPUs placed there and the ones it
  * admitted that are on their way), and passes it to the vCPU's node.
  *
- * A move is judged by its effect: the request carries the vCPU's remote
+ * A busy vCPU is also worth more on a faster node (the nodes' speed
+ * properties).  Busy means running DISTVM_POLICY_BUSY_PM of what its node
+ * can give it: of the window, times the node's speed if that is below 1
+ * (a node held to a quarter of a CPU, speed=0.25, gives a vCPU at most a
+ * quarter of a second each second).  When no vCPU has data to follow, the
+ * busiest one on a node slower than another by DISTVM_POLICY_TIER_STEP
+ * goes to the fastest node, which admits it as above; and the policy
+ * never sends a busy vCPU to a slower node for its data.
+ *
+ * A move for data is judged by its effect: the request carries the vCPU's remote
  * cost (misses from other nodes, upgrades and device accesses sent home,
  * a second) where it was.  DISTVM_POLICY_JUDGE_MS after it arrived, the
  * destination compares it with the vCPU's cost there; unless the move
@@ -62,6 +71,10 @@
 #define DISTVM_POLICY_ADMIT_S           2
 /* When a move is judged, after the vCPU arrived (over a full window) */
 #define DISTVM_POLICY_JUDGE_MS          2500
+/* Per mille of its time running, from which a vCPU counts as busy */
+#define DISTVM_POLICY_BUSY_PM           500
+/* How much faster (per mille) a node must be for a busy vCPU to go there */
+#define DISTVM_POLICY_TIER_STEP         1250
 /* A vCPU that came back within this after the policy sent it away ... */
 #define DISTVM_POLICY_RETURN_S          30
 /* ... stays this long (s), twice that after each further return */
@@ -225,7 +238,7 @@ void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
         v->backoff_s = MIN(MAX(2 * v->backoff_s, DISTVM_POLICY_BACKOFF_S),
                            DISTVM_POLICY_BACKOFF_MAX_S);
         stay = v->backoff_s;
-    } else if (v->admitted_ns) {
+    } else if (v->admitted_ns && reason == DISTVM_MOVE_POLICY) {
         /* Judged against its cost_before, which its admission noted */
         v->judge_ns = now + (int64_t)DISTVM_POLICY_JUDGE_MS * SCALE_MS;
         v->came_from = from;
@@ -280,14 +293,49 @@ static bool policy_judge(DistvmState *s, int64_t now, unsigned *cpu_back,
     return false;
 }
 
+uint32_t distvm_node_speed(DistvmState *s, uint32_t node)
+{
+    return node == s->node_id ? s->speed : qatomic_read(&s->peers[node].speed);
+}
+
+uint32_t distvm_node_tier(DistvmState *s, uint32_t node)
+{
+    uint32_t speed = distvm_node_speed(s, node);
+    uint32_t tier = 1;
+
+    /* One more for each speed above @node's, counted at its first node */
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        uint32_t sn = distvm_node_speed(s, n);
+        bool first = true;
+
+        for (uint32_t m = 0; m < n && first; m++) {
+            first = distvm_node_speed(s, m) != sn;
+        }
+        tier += sn > speed && first;
+    }
+    return tier;
+}
+
 /*
  * The node vCPU @cpu should run on, and what it would save there (pages
  * a second no longer fetched from afar), or -1.
  */
+/* How busy vCPU @cpu was here, per mille of what this node can give it */
+static uint32_t policy_busy(DistvmState *s, unsigned cpu)
+{
+    uint64_t busy = s->affinity->busy_pm[cpu];
+
+    if (s->speed < DISTVM_WIRE_SPEED_ONE) {
+        busy = MIN(busy * DISTVM_WIRE_SPEED_ONE / s->speed, 1000);
+    }
+    return busy;
+}
+
 static int policy_choose(DistvmState *s, unsigned cpu, uint64_t *gain)
 {
     DistvmAffinity *a = s->affinity;
     const uint64_t *r = &a->rate[affinity_row(a, cpu)];
+    bool busy = policy_busy(s, cpu) >= DISTVM_POLICY_BUSY_PM;
     uint64_t best_rate = 0, others = 0;
     int best = -1;
 
@@ -296,6 +344,10 @@ static int policy_choose(DistvmState *s, unsigned cpu, uint64_t *gain)
         uint64_t rate = r[n] + (n == DISTVM_HOME_NODE ? r[col_io(a)] : 0);
 
         if (n == s->node_id) {
+            continue;
+        }
+        if (busy && distvm_node_speed(s, n) < s->speed) {
+            others += rate;     /* not for a busy vCPU */
             continue;
         }
         if (rate > best_rate) {
@@ -322,11 +374,48 @@ static int policy_choose(DistvmState *s, unsigned cpu, uint64_t *gain)
     return best;
 }
 
+/*
+ * For the busiest of the busy vCPUs here, the fastest node, if it is
+ * DISTVM_POLICY_TIER_STEP faster than this one; or -1.
+ */
+static int policy_choose_tier(DistvmState *s, int64_t now, unsigned *cpu)
+{
+    DistvmAffinity *a = s->affinity;
+    uint32_t fastest = 0, busiest = DISTVM_POLICY_BUSY_PM;
+    int node = -1, found = -1;
+
+    for (uint32_t n = 0; n < a->nodes; n++) {
+        if (distvm_node_speed(s, n) > fastest) {
+            fastest = distvm_node_speed(s, n);
+            node = n;
+        }
+    }
+    if ((uint64_t)fastest * 1000 <
+        (uint64_t)s->speed * DISTVM_POLICY_TIER_STEP) {
+        return -1;
+    }
+    for (unsigned c = 0; c < a->nr_vcpus; c++) {
+        if (distvm_vcpu_node(s, c) != s->node_id ||
+            now < a->vcpu[c].hold_until_ns || distvm_vcpu_moving(s, c) ||
+            policy_busy(s, c) < busiest) {
+            continue;
+        }
+        busiest = policy_busy(s, c);
+        found = c;
+    }
+    if (found < 0) {
+        return -1;
+    }
+    *cpu = found;
+    return node;
+}
+
 static void policy_run(DistvmState *s, int64_t now)
 {
     DistvmAffinity *a = s->affinity;
     uint64_t best_gain = 0, cost = 0;
     int best_cpu = -1, best_node = -1;
+    uint32_t reason = DISTVM_MOVE_POLICY;
     unsigned back;
 
     if (qatomic_read(&s->policy) != DISTVM_POLICY_AFFINITY ||
@@ -355,6 +444,16 @@ static void policy_run(DistvmState *s, int64_t now)
             best_node = node;
         }
     }
+    if (best_node < 0) {
+        unsigned cpu;
+
+        best_node = policy_choose_tier(s, now, &cpu);
+        if (best_node >= 0) {
+            best_cpu = cpu;
+            best_gain = policy_busy(s, cpu);
+            reason = DISTVM_MOVE_TIER;
+        }
+    }
     if (best_cpu >= 0) {
         /* Asked once: the destination may refuse, and then it stays. */
         a->vcpu[best_cpu].hold_until_ns = now + DISTVM_POLICY_STAY_S *
@@ -364,9 +463,10 @@ static void policy_run(DistvmState *s, int64_t now)
     }
     qemu_mutex_unlock(&a->lock);
     if (best_cpu >= 0) {
-        trace_distvm_policy_move(best_cpu, s->node_id, best_node, best_gain);
-        distvm_vcpu_request_move(s, best_cpu, best_node, best_node,
-                                 DISTVM_MOVE_POLICY, cost);
+        trace_distvm_policy_move(best_cpu, s->node_id, best_node, best_gain,
+                                 reason);
+        distvm_vcpu_request_move(s, best_cpu, best_node, best_node, reason,
+                                 cost);
     }
 }
 

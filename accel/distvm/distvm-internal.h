@@ -73,6 +73,7 @@ typedef struct DistvmPeer {
     uint64_t bytes_sent;        /* atomic */
     uint64_t bytes_received;    /* atomic */
     uint64_t rtt_ns;            /* round trip measured at join */
+    uint32_t speed;             /* its speed property; set once it joined */
 } DistvmPeer;
 
 OBJECT_DECLARE_TYPE(DistvmState, DistvmAccelClass, DISTVM_ACCEL)
@@ -92,6 +93,7 @@ struct DistvmState {
     uint32_t pause_sleep_us;    /* a spinning vCPU's sleep (distvm-pause.c) */
     uint32_t policy;            /* DistvmPolicy, atomic (distvm-affinity.c) */
     uint32_t capacity;          /* vCPUs the policy may place here */
+    uint32_t speed;             /* relative, in DISTVM_WIRE_SPEED_ONE units */
     char *tls_creds;            /* id of a tls-creds-* object, or NULL */
     char *tls_authz;            /* id of an authz object, or NULL */
     char *tls_hostname;         /* the name servers' certificates carry */
@@ -306,6 +308,10 @@ DistvmAffinityInfo *distvm_affinity_query(DistvmState *s);
  * runs is @cost: whether this node has room for it
  */
 bool distvm_affinity_admit(DistvmState *s, uint32_t cpu, uint64_t cost);
+/* Node @node's speed property (DISTVM_WIRE_SPEED_ONE units); 0: unknown */
+uint32_t distvm_node_speed(DistvmState *s, uint32_t node);
+/* Its rank by speed: 1 for the fastest nodes, 2 for the next speed down */
+uint32_t distvm_node_tier(DistvmState *s, uint32_t node);
 /* vCPU @cpu now runs here, moved from @from for @reason (DistvmMoveWhy) */
 void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
                              uint32_t reason);

@@ -703,6 +703,7 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     if (!refusal) {
         distvm_peer_attach(&s->peers[h->node_id], sioc, ioc);
         s->peers[h->node_id].addr = g_strdup(h->listen);
+        s->peers[h->node_id].speed = h->speed;
         for (uint32_t i = 1; i < s->nodes; i++) {
             joined += !!s->peers[i].sioc;
         }
@@ -718,12 +719,15 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     trace_distvm_node_joined(h->node_id, h->listen);
     if (joined == s->nodes - 1) {
         g_autofree char **addrs = g_new0(char *, s->nodes + 1);
+        g_autofree uint32_t *speeds = g_new0(uint32_t, s->nodes);
 
         addrs[0] = s->listen;
+        speeds[0] = s->speed;
         for (uint32_t i = 1; i < s->nodes; i++) {
             addrs[i] = s->peers[i].addr;
+            speeds[i] = s->peers[i].speed;
         }
-        distvm_wire_welcome(reply, s->nodes, addrs);
+        distvm_wire_welcome(reply, s->nodes, addrs, speeds);
         for (uint32_t i = 1; i < s->nodes; i++) {
             distvm_send(s, i, reply);
         }
@@ -990,8 +994,8 @@ static void *distvm_join_thread(void *opaque)
                      s->home, error_get_pretty(err));
         exit(1);
     }
-    distvm_wire_hello(buf, s->node_id, s->nodes, s->listen, s->fp_items,
-                      s->fp_keys, s->fp_values);
+    distvm_wire_hello(buf, s->node_id, s->nodes, s->listen, s->speed,
+                      s->fp_items, s->fp_keys, s->fp_values);
     if (!distvm_send_raw(home_ioc, buf)) {
         error_report("distvm: the home node %s closed the connection",
                      s->home);
@@ -1021,6 +1025,7 @@ static void *distvm_join_thread(void *opaque)
     distvm_peer_attach(&s->peers[DISTVM_HOME_NODE], home, home_ioc);
     for (uint32_t i = 0; i < s->nodes; i++) {
         s->peers[i].addr = g_strdup(msg.u.welcome.addrs[i]);
+        s->peers[i].speed = msg.u.welcome.speeds[i];
     }
     qemu_mutex_unlock(&s->lock);
     distvm_msg_clear(&msg);

@@ -157,6 +157,12 @@ DistvmInfo *qmp_query_distvm(Error **errp)
             n->last_heard_ms = (get_clock() -
                                 qatomic_read(&peer->heard_ns)) / SCALE_MS;
         }
+        if (distvm_node_speed(s, i)) {
+            n->has_speed = n->has_tier = true;
+            n->speed = (double)distvm_node_speed(s, i) /
+                       DISTVM_WIRE_SPEED_ONE;
+            n->tier = distvm_node_tier(s, i);
+        }
         QAPI_LIST_APPEND(ntail, n);
     }
     if (s->ram) {
@@ -343,6 +349,10 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
             g_autofree char *q = size_to_str(n->value->queued_bytes);
 
             monitor_printf(mon, ", %s queued", q);
+        }
+        if (n->value->has_speed) {
+            monitor_printf(mon, ", speed %g (tier %" PRIu32 ")",
+                           n->value->speed, n->value->tier);
         }
         monitor_printf(mon, "\n");
     }

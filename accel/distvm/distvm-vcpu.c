@@ -508,7 +508,7 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
      * has room, and sends it on to the vCPU's node, which takes it unless
      * the vCPU moved since the policy saw it there.
      */
-    if (m->reason == DISTVM_MOVE_POLICY) {
+    if (m->reason != DISTVM_MOVE_COMMAND) {
         owner = distvm_vcpu_node(s, m->cpu);
         if (m->to == s->node_id && owner != s->node_id) {
             if (distvm_affinity_admit(s, m->cpu, m->value)) {

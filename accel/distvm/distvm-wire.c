@@ -154,12 +154,27 @@ static bool check_node(const DistvmWireLimits *lim, const char *what,
     return true;
 }
 
+static bool get_speed(WireReader *r, const char *what, uint32_t *speed,
+                      Error **errp)
+{
+    if (!get_u32(r, speed, errp)) {
+        return false;
+    }
+    if (*speed < DISTVM_WIRE_SPEED_MIN || *speed > DISTVM_WIRE_SPEED_MAX) {
+        error_setg(errp, "%s with a node speed of %" PRIu32 " thousandths "
+                   "(%u to %u)", what, *speed, DISTVM_WIRE_SPEED_MIN,
+                   DISTVM_WIRE_SPEED_MAX);
+        return false;
+    }
+    return true;
+}
+
 static bool decode_hello(WireReader *r, const DistvmMsgHeader *hdr,
                          const DistvmWireLimits *lim, DistvmMsgHello *h,
                          Error **errp)
 {
     if (!get_u32(r, &h->node_id, errp) || !get_u32(r, &h->nodes, errp) ||
-        !get_str(r, &h->listen, errp) || !get_u32(r, &h->nr_items, errp)) {
+        !get_str(r, &h->listen, errp)) {
         return false;
     }
     if (h->node_id != hdr->src) {
@@ -170,6 +185,10 @@ static bool decode_hello(WireReader *r, const DistvmMsgHeader *hdr,
     if (h->nodes == 0 || h->nodes > DISTVM_WIRE_MAX_NODES) {
         error_setg(errp, "HELLO with a cluster of %" PRIu32 " nodes",
                    h->nodes);
+        return false;
+    }
+    if (!get_speed(r, "HELLO", &h->speed, errp) ||
+        !get_u32(r, &h->nr_items, errp)) {
         return false;
     }
     if (h->nr_items > DISTVM_WIRE_MAX_ITEMS) {
@@ -199,8 +218,10 @@ static bool decode_welcome(WireReader *r, DistvmMsgWelcome *w, Error **errp)
         return false;
     }
     w->addrs = g_new0(char *, w->nodes + 1);
+    w->speeds = g_new0(uint32_t, w->nodes);
     for (uint32_t i = 0; i < w->nodes; i++) {
-        if (!get_str(r, &w->addrs[i], errp)) {
+        if (!get_str(r, &w->addrs[i], errp) ||
+            !get_speed(r, "WELCOME", &w->speeds[i], errp)) {
             return false;
         }
     }
@@ -597,6 +618,7 @@ void distvm_msg_clear(DistvmMsg *msg)
         break;
     case DISTVM_MSG_WELCOME:
         g_strfreev(msg->u.welcome.addrs);
+        g_free(msg->u.welcome.speeds);
         break;
     case DISTVM_MSG_REFUSE:
         g_free(msg->u.reason);
@@ -660,13 +682,14 @@ void distvm_wire_end(GByteArray *buf)
 }
 
 void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t nodes,
-                       const char *listen, uint32_t nr_items,
+                       const char *listen, uint32_t speed, uint32_t nr_items,
                        char *const *keys, char *const *values)
 {
     distvm_wire_begin(buf, DISTVM_MSG_HELLO, src, 0);
     distvm_wire_put_u32(buf, src);
     distvm_wire_put_u32(buf, nodes);
     distvm_wire_put_str(buf, listen);
+    distvm_wire_put_u32(buf, speed);
     distvm_wire_put_u32(buf, nr_items);
     for (uint32_t i = 0; i < nr_items; i++) {
         distvm_wire_put_str(buf, keys[i]);
@@ -675,12 +698,14 @@ void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t nodes,
     distvm_wire_end(buf);
 }
 
-void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, char *const *addrs)
+void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, char *const *addrs,
+                         const uint32_t *speeds)
 {
     distvm_wire_begin(buf, DISTVM_MSG_WELCOME, 0, 0);
     distvm_wire_put_u32(buf, nodes);
     for (uint32_t i = 0; i < nodes; i++) {
         distvm_wire_put_str(buf, addrs[i]);
+        distvm_wire_put_u32(buf, speeds[i]);
     }
     distvm_wire_end(buf);
 }

@@ -19,12 +19,16 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     5
+#define DISTVM_WIRE_VERSION     6
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
 #define DISTVM_WIRE_MAX_ITEMS   1024
 #define DISTVM_WIRE_MAX_NODES   16
+/* A node's relative speed (the speed property), in thousandths */
+#define DISTVM_WIRE_SPEED_ONE   1000
+#define DISTVM_WIRE_SPEED_MIN   1
+#define DISTVM_WIRE_SPEED_MAX   (1000 * DISTVM_WIRE_SPEED_ONE)
 #define DISTVM_PAGE_SIZE        4096
 #define DISTVM_PCI_CONFIG_SPACE 4096    /* PCI Express extended space */
 
@@ -71,7 +75,8 @@ typedef enum DistvmMsgType {
 /* Why a vCPU moves: DistvmMsgVcpu.reason of VCPU_MOVE, _STATE, _MOVED */
 typedef enum DistvmMoveWhy {
     DISTVM_MOVE_COMMAND,        /* distvm-move-vcpu */
-    DISTVM_MOVE_POLICY,         /* the placement policy */
+    DISTVM_MOVE_POLICY,         /* the placement policy: for its data */
+    DISTVM_MOVE_TIER,           /* the placement policy: to a faster node */
     DISTVM_MOVE__MAX
 } DistvmMoveWhy;
 
@@ -111,6 +116,7 @@ typedef struct DistvmMsgHello {
     uint32_t node_id;
     uint32_t nodes;
     char *listen;
+    uint32_t speed;             /* DISTVM_WIRE_SPEED_MIN..MAX */
     uint32_t nr_items;          /* fingerprint: ordered key/value pairs */
     char **keys;
     char **values;
@@ -119,6 +125,7 @@ typedef struct DistvmMsgHello {
 typedef struct DistvmMsgWelcome {
     uint32_t nodes;
     char **addrs;               /* [nodes] listen address of every node */
+    uint32_t *speeds;           /* [nodes] and its speed */
 } DistvmMsgWelcome;
 
 typedef struct DistvmMsgPage {
@@ -304,9 +311,10 @@ void distvm_wire_end(GByteArray *buf);
 
 /* Whole messages. */
 void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t nodes,
-                       const char *listen, uint32_t nr_items,
+                       const char *listen, uint32_t speed, uint32_t nr_items,
                        char *const *keys, char *const *values);
-void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, char *const *addrs);
+void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, char *const *addrs,
+                         const uint32_t *speeds);
 void distvm_wire_refuse(GByteArray *buf, uint32_t src, const char *reason);
 void distvm_wire_node(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint32_t node_id);

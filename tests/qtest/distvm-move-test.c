@@ -1079,6 +1079,146 @@ static void check_policy(DistvmCluster *c, const char *policy)
     }
 }
 
+/* Write @text to the control file @path of a cgroup (no temporary file) */
+static bool cgroup_write(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY);
+    bool ok = fd >= 0 && write(fd, text, strlen(text)) == strlen(text);
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
+/*
+ * Hold process @pid to @percent of one host CPU with a cgroup (v1's cpu
+ * controller, or v2's); returns the cgroup's directory, to remove once
+ * the process is gone.
+ */
+static char *cpu_limit(pid_t pid, int percent)
+{
+    g_autofree char *quota = g_strdup_printf("%d", percent * 1000);
+    g_autofree char *max = g_strdup_printf("%d 100000", percent * 1000);
+    g_autofree char *procs = g_strdup_printf("%d", (int)pid);
+    bool v1 = g_file_test("/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                          G_FILE_TEST_EXISTS);
+    char *dir = g_strdup_printf("/sys/fs/cgroup/%sdistvm-test-%d",
+                                v1 ? "cpu/" : "", (int)pid);
+    g_autofree char *limit = g_build_filename(dir, v1 ? "cpu.cfs_quota_us"
+                                                      : "cpu.max", NULL);
+    g_autofree char *members = g_build_filename(dir, "cgroup.procs", NULL);
+
+    if (!v1) {
+        /* v2: the cpu controller must be enabled for the children */
+        cgroup_write("/sys/fs/cgroup/cgroup.subtree_control", "+cpu");
+    }
+    g_assert_cmpint(g_mkdir_with_parents(dir, 0755), ==, 0);
+    if (!cgroup_write(limit, v1 ? quota : max) ||
+        !cgroup_write(members, procs)) {
+        g_error("cannot hold process %d to %d%% of a CPU in %s: %s",
+                (int)pid, percent, dir, g_strerror(errno));
+    }
+    return dir;
+}
+
+/* The node speeds and tiers @c reports, on each of its nodes */
+static void check_speeds(DistvmCluster *c, const double *speed,
+                         const int *tier)
+{
+    for (int n = 0; n < c->nodes; n++) {
+        QDict *ret = qtest_qmp_assert_success_ref(c->node[n]->qts,
+                                                  "{ 'execute': "
+                                                  "'query-distvm' }");
+        QListEntry *e;
+        int i = 0;
+
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(ret, "node-list"), e) {
+            QDict *node = qobject_to(QDict, qlist_entry_obj(e));
+
+            g_assert_cmpfloat(qdict_get_double(node, "speed"), ==, speed[i]);
+            g_assert_cmpint(qdict_get_int(node, "tier"), ==, tier[i]);
+            i++;
+        }
+        g_assert_cmpint(i, ==, c->nodes);
+        qobject_unref(ret);
+    }
+}
+
+/*
+ * CPU tiers (mode=busy of the guest: both vCPUs only compute): node 1,
+ * held to a quarter of a host CPU by a cgroup, declares speed=0.25.
+ * Every node reports it in tier 2 and home in tier 1, and under
+ * policy=affinity the busy vCPU 1 leaves node 1 for home, which has room
+ * for it, and stays there.  The computations end exact.
+ */
+static void test_tier(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 2 -kernel %s -append 'cpus=2 busy=1'", elf);
+    g_autofree char *dir = g_strdup_printf("%s/tier", tmpdir);
+    g_autofree char *cgroup = NULL;
+    g_autofree char *console = NULL;
+    static const double speed[] = { 1, 0.25 };
+    static const int tier[] = { 1, 2 }, settled[] = { 0, 0 };
+    DistvmCluster c = { .nodes = 2, .dir = dir };
+    QTestState *home;
+    QDict *ev, *data;
+    struct dg_results r;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf(
+            "%s,placement=0:1,policy=affinity,capacity=2%s", opts,
+            n ? ",speed=0.25" : "");
+
+        c.node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    home = c.node[0]->qts;
+    cgroup = cpu_limit(qtest_pid(c.node[1]->qts), 25);
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(c.node[n]->qts, "running", 60);
+    }
+    check_speeds(&c, speed, tier);
+
+    for (int i = 0; distvm_vcpu_node(home, 1) != 0; i++) {
+        g_assert_cmpint(i, <, 600);     /* a minute */
+        g_usleep(100 * 1000);
+    }
+    ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 1);
+    g_assert_cmpint(qdict_get_int(data, "from"), ==, 1);
+    g_assert_cmpint(qdict_get_int(data, "to"), ==, 0);
+    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "tier");
+    qobject_unref(ev);
+    check_placement(&c, 2, settled);
+    g_usleep(3 * G_USEC_PER_SEC);
+    check_placement(&c, 2, settled);
+
+    qtest_writel(home, RES(stop), 1);
+    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: DONE", 60));
+    distvm_memread(home, DG_RESULT_BASE, &r, sizeof(r));
+    for (int cpu = 0; cpu < 2; cpu++) {
+        uint64_t x = cpu + 1;
+
+        g_test_message("vCPU %d: %" PRIu64 " steps", cpu, r.busy_steps[cpu]);
+        g_assert_cmpuint(r.busy_steps[cpu], >, 0);
+        for (uint64_t i = 0; i < r.busy_steps[cpu]; i++) {
+            x = dg_busy_step(x);
+        }
+        g_assert_cmphex(r.busy_value[cpu], ==, x);
+    }
+    console = distvm_read_console(c.node[0]);
+    distvm_assert_console_clean(console);
+    for (int n = 1; n >= 0; n--) {
+        distvm_node_quit(c.node[n]);
+    }
+    g_assert_cmpint(rmdir(cgroup), ==, 0);
+}
+
 /*
  * policy=affinity (mode=affinity of the guest): two writers run on nodes
  * 1 and 2, and the two readers of their data start on home.  The policy
@@ -1229,6 +1369,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/interrupts", test_interrupts);
     qtest_add_func("/distvm/move/x2apic", test_x2apic);
     qtest_add_func("/distvm/move/x2apic-reset", test_x2apic_reset);
+    qtest_add_func("/distvm/move/tier", test_tier);
     qtest_add_func("/distvm/move/suspend", test_suspend);
     qtest_add_func("/distvm/move/reset", test_reset);
     qtest_add_func("/distvm/move/poweroff", test_poweroff);

@@ -63,6 +63,9 @@ static void test_bad_options(void)
         { "policy=nearest", "Parameter 'policy' does not accept value "
           "'nearest'" },
         { "capacity=0", "capacity=0 is out of range (1 to 4096 vCPUs)" },
+        { "speed=0", "speed=0 is out of range (0.001 to 1000" },
+        { "speed=1001", "speed=1001 is out of range (0.001 to 1000" },
+        { "speed=fast", "speed" },
         { "nodes=2,listen=unix:/nonexistent/x,tls-creds=nope",
           "tls-creds=nope: no TLS credentials object" },
         { "nodes=2,listen=unix:/nonexistent/x,tls-authz=a0",

@@ -97,6 +97,8 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.hello.nodes <= DISTVM_WIRE_MAX_NODES);
         CHECK(m->u.hello.nr_items <= DISTVM_WIRE_MAX_ITEMS);
         check_str(m->u.hello.listen);
+        CHECK(m->u.hello.speed >= DISTVM_WIRE_SPEED_MIN);
+        CHECK(m->u.hello.speed <= DISTVM_WIRE_SPEED_MAX);
         for (uint32_t i = 0; i < m->u.hello.nr_items; i++) {
             check_str(m->u.hello.keys[i]);
             check_str(m->u.hello.values[i]);
@@ -109,6 +111,8 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.welcome.nodes <= DISTVM_WIRE_MAX_NODES);
         for (uint32_t i = 0; i < m->u.welcome.nodes; i++) {
             check_str(m->u.welcome.addrs[i]);
+            CHECK(m->u.welcome.speeds[i] >= DISTVM_WIRE_SPEED_MIN);
+            CHECK(m->u.welcome.speeds[i] <= DISTVM_WIRE_SPEED_MAX);
         }
         CHECK(!m->u.welcome.addrs[m->u.welcome.nodes]);
         break;
@@ -306,6 +310,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
         return a->u.hello.node_id == b->u.hello.node_id &&
                a->u.hello.nodes == b->u.hello.nodes &&
                !strcmp(a->u.hello.listen, b->u.hello.listen) &&
+               a->u.hello.speed == b->u.hello.speed &&
                a->u.hello.nr_items == b->u.hello.nr_items &&
                strv_equal(a->u.hello.keys, b->u.hello.keys,
                           a->u.hello.nr_items) &&
@@ -314,7 +319,9 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_WELCOME:
         return a->u.welcome.nodes == b->u.welcome.nodes &&
                strv_equal(a->u.welcome.addrs, b->u.welcome.addrs,
-                          a->u.welcome.nodes);
+                          a->u.welcome.nodes) &&
+               !memcmp(a->u.welcome.speeds, b->u.welcome.speeds,
+                       a->u.welcome.nodes * sizeof(uint32_t));
     case DISTVM_MSG_REFUSE:
         return !strcmp(a->u.reason, b->u.reason);
     case DISTVM_MSG_PEER_HELLO:
@@ -404,12 +411,14 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     switch (m->hdr.type) {
     case DISTVM_MSG_HELLO:
         distvm_wire_hello(buf, m->hdr.src, m->u.hello.nodes,
-                          m->u.hello.listen, m->u.hello.nr_items,
-                          m->u.hello.keys, m->u.hello.values);
+                          m->u.hello.listen, m->u.hello.speed,
+                          m->u.hello.nr_items, m->u.hello.keys,
+                          m->u.hello.values);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_WELCOME:
-        distvm_wire_welcome(buf, m->u.welcome.nodes, m->u.welcome.addrs);
+        distvm_wire_welcome(buf, m->u.welcome.nodes, m->u.welcome.addrs,
+                            m->u.welcome.speeds);
         *fixed_seq = true;
         *fixed_src = true;
         break;
@@ -620,6 +629,7 @@ int main(int argc, char **argv)
                              (char *)"tcp:10.0.0.2:4444",
                              (char *)"unix:/run/distvm/n2.sock",
                              (char *)"tcp:[::1]:4447" };
+    static const uint32_t speeds[] = { 1000, 2000, 500, 1 };
     g_autoptr(GByteArray) b = g_byte_array_new();
     g_autoptr(GByteArray) stream = g_byte_array_new();
     uint8_t *page = g_malloc(DISTVM_PAGE_SIZE);
@@ -642,9 +652,9 @@ int main(int argc, char **argv)
         g_byte_array_append(stream, b->data, b->len);                 \
     } while (0)
 
-    SEED("hello", distvm_wire_hello(b, 1, 4, "tcp:10.0.0.2:4444", 3,
+    SEED("hello", distvm_wire_hello(b, 1, 4, "tcp:10.0.0.2:4444", 500, 3,
                                     keys, values));
-    SEED("welcome", distvm_wire_welcome(b, 4, addrs));
+    SEED("welcome", distvm_wire_welcome(b, 4, addrs, speeds));
     SEED("refuse", distvm_wire_refuse(b, 0, "machine type differs"));
     SEED("peer-hello", distvm_wire_node(b, DISTVM_MSG_PEER_HELLO, 2, 2));
     SEED("ready", distvm_wire_empty(b, DISTVM_MSG_READY, 1, 0));

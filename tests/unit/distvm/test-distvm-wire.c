@@ -289,6 +289,7 @@ static GPtrArray *valid_messages(void)
                               (char *)"empty key" };
     static char *addrs[] = { (char *)"tcp:10.0.0.1:4444", (char *)"",
                              (char *)"unix:/tmp/n2", (char *)"tcp:[::1]:7" };
+    static const uint32_t speeds[] = { 1000, 500, DISTVM_WIRE_SPEED_MAX, 1 };
     static uint8_t data[DISTVM_PAGE_SIZE];
     GPtrArray *msgs = g_ptr_array_new_with_free_func(buf_free);
     GByteArray *b;
@@ -298,10 +299,12 @@ static GPtrArray *valid_messages(void)
     }
 
 #define NEXT() (b = g_byte_array_new(), g_ptr_array_add(msgs, b), b)
-    distvm_wire_hello(NEXT(), 2, 4, "tcp:10.0.0.2:4444", 3, keys, values);
-    distvm_wire_hello(NEXT(), 0, 1, NULL, 0, NULL, NULL);
-    distvm_wire_welcome(NEXT(), 4, addrs);
-    distvm_wire_welcome(NEXT(), 1, addrs);
+    distvm_wire_hello(NEXT(), 2, 4, "tcp:10.0.0.2:4444", 2500, 3, keys,
+                      values);
+    distvm_wire_hello(NEXT(), 0, 1, NULL, DISTVM_WIRE_SPEED_MIN, 0, NULL,
+                      NULL);
+    distvm_wire_welcome(NEXT(), 4, addrs, speeds);
+    distvm_wire_welcome(NEXT(), 1, addrs, speeds);
     distvm_wire_refuse(NEXT(), 0, "machine type differs");
     distvm_wire_refuse(NEXT(), 3, "");
     distvm_wire_node(NEXT(), DISTVM_MSG_PEER_HELLO, 3, 3);
@@ -574,14 +577,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        5, 0,                               /* version */
+        6, 0,                               /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 5);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 6);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -601,13 +604,13 @@ static void test_hello(void)
                        (char *)"", (char *)"v" };
     const char *listen = "tcp:10.0.0.2:4444";
     GByteArray *b = g_byte_array_new();
-    size_t len = 4 + 4 + 4 + strlen(listen) + 4;
+    size_t len = 4 + 4 + 4 + strlen(listen) + 4 + 4;
     Decoded d;
 
     for (int i = 0; i < 4; i++) {
         len += 8 + strlen(keys[i]) + strlen(values[i]);
     }
-    distvm_wire_hello(b, 2, 4, listen, 4, keys, values);
+    distvm_wire_hello(b, 2, 4, listen, 250, 4, keys, values);
     g_assert_cmpuint(b->len, ==, HDR + len);
 
     decode_ok(b, &limits, &d);
@@ -615,6 +618,7 @@ static void test_hello(void)
     g_assert_cmpuint(d.msg.u.hello.node_id, ==, 2);
     g_assert_cmpuint(d.msg.u.hello.nodes, ==, 4);
     g_assert_cmpstr(d.msg.u.hello.listen, ==, listen);
+    g_assert_cmpuint(d.msg.u.hello.speed, ==, 250);
     g_assert_cmpuint(d.msg.u.hello.nr_items, ==, 4);
     for (int i = 0; i < 4; i++) {
         g_assert_cmpstr(d.msg.u.hello.keys[i], ==, keys[i]);
@@ -631,10 +635,10 @@ static void test_hello_empty(void)
     GByteArray *b = g_byte_array_new();
     Decoded d;
 
-    distvm_wire_hello(b, 3, 16, NULL, 0, NULL, NULL);
-    g_assert_cmpuint(b->len, ==, HDR + 16);
+    distvm_wire_hello(b, 3, 16, NULL, DISTVM_WIRE_SPEED_ONE, 0, NULL, NULL);
+    g_assert_cmpuint(b->len, ==, HDR + 20);
     decode_ok(b, &limits, &d);
-    check_hdr(&d.msg.hdr, DISTVM_MSG_HELLO, 16, 3, 0);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_HELLO, 20, 3, 0);
     g_assert_cmpuint(d.msg.u.hello.node_id, ==, 3);
     g_assert_cmpuint(d.msg.u.hello.nodes, ==, 16);
     g_assert_cmpstr(d.msg.u.hello.listen, ==, "");
@@ -662,9 +666,11 @@ static void test_hello_at_limits(void)
                            : g_strdup_printf("value%d", i * 3);
     }
     distvm_wire_hello(b, 1, DISTVM_WIRE_MAX_NODES, listen,
-                      DISTVM_WIRE_MAX_ITEMS, keys, values);
+                      DISTVM_WIRE_SPEED_MAX, DISTVM_WIRE_MAX_ITEMS, keys,
+                      values);
     decode_ok(b, &limits, &d);
     g_assert_cmpuint(d.msg.u.hello.nodes, ==, DISTVM_WIRE_MAX_NODES);
+    g_assert_cmpuint(d.msg.u.hello.speed, ==, DISTVM_WIRE_SPEED_MAX);
     g_assert_cmpstr(d.msg.u.hello.listen, ==, listen);
     g_assert_cmpuint(d.msg.u.hello.nr_items, ==, DISTVM_WIRE_MAX_ITEMS);
     for (int i = 0; i < DISTVM_WIRE_MAX_ITEMS; i++) {
@@ -687,21 +693,27 @@ static void test_welcome(void)
         (char *)"tcp:10.0.0.1:4444", (char *)"", (char *)"unix:/run/n2.sock",
         (char *)"tcp:[fe80::1]:4444",
     };
+    uint32_t speeds[DISTVM_WIRE_MAX_NODES];
     GByteArray *b = g_byte_array_new();
     char *big = long_str(DISTVM_WIRE_MAX_STR);
     size_t len = 4;
     Decoded d;
 
-    for (int i = 0; i < 4; i++) {
-        len += 4 + strlen(addrs[i]);
+    for (int i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
+        speeds[i] = i == 1 ? DISTVM_WIRE_SPEED_MIN :
+                    i == 2 ? DISTVM_WIRE_SPEED_MAX : 1000 + i;
     }
-    distvm_wire_welcome(b, 4, addrs);
+    for (int i = 0; i < 4; i++) {
+        len += 4 + strlen(addrs[i]) + 4;
+    }
+    distvm_wire_welcome(b, 4, addrs, speeds);
     g_assert_cmpuint(b->len, ==, HDR + len);
     decode_ok(b, &limits, &d);
     check_hdr(&d.msg.hdr, DISTVM_MSG_WELCOME, len, 0, 0);
     g_assert_cmpuint(d.msg.u.welcome.nodes, ==, 4);
     for (int i = 0; i < 4; i++) {
         g_assert_cmpstr(d.msg.u.welcome.addrs[i], ==, addrs[i]);
+        g_assert_cmpuint(d.msg.u.welcome.speeds[i], ==, speeds[i]);
     }
     g_assert_null(d.msg.u.welcome.addrs[4]);
     decoded_free(&d);
@@ -710,11 +722,12 @@ static void test_welcome(void)
     for (int i = 4; i < DISTVM_WIRE_MAX_NODES; i++) {
         addrs[i] = i == 15 ? big : (char *)"tcp:h:1";
     }
-    distvm_wire_welcome(b, DISTVM_WIRE_MAX_NODES, addrs);
+    distvm_wire_welcome(b, DISTVM_WIRE_MAX_NODES, addrs, speeds);
     decode_ok(b, &limits, &d);
     g_assert_cmpuint(d.msg.u.welcome.nodes, ==, DISTVM_WIRE_MAX_NODES);
     for (int i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
         g_assert_cmpstr(d.msg.u.welcome.addrs[i], ==, addrs[i]);
+        g_assert_cmpuint(d.msg.u.welcome.speeds[i], ==, speeds[i]);
     }
     g_assert_null(d.msg.u.welcome.addrs[DISTVM_WIRE_MAX_NODES]);
     decoded_free(&d);
@@ -1708,17 +1721,17 @@ static void test_bad_version(void)
     /*
      * 1 is the version before PIC_OUTPUT and DISTVM_IO_PIC_ACK, 2 the one
      * before CLOCK_REGS, 3 the one before HEARTBEAT, 4 the one before
-     * POLICY and the reason of a move
+     * POLICY and the reason of a move, 5 the one before the nodes' speeds
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 6, 0x100, 0x105, 0x200, 0x300, 0x500, UINT16_MAX,
+        0, 1, 2, 3, 4, 5, 7, 0x100, 0x106, 0x200, 0x300, 0x600, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 5", versions[i]);
+            "protocol version %u, this node speaks 6", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -1728,7 +1741,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 5");
+        expect_header_error(b, "protocol version 2, this node speaks 6");
     }
     g_byte_array_unref(b);
 }
@@ -3571,6 +3584,7 @@ static void test_hello_bad_node_id(void)
         distvm_wire_put_u32(b, ids[i]);
         distvm_wire_put_u32(b, 4);
         distvm_wire_put_str(b, "tcp:x:1");
+        distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
         distvm_wire_put_u32(b, 0);
         distvm_wire_end(b);
         expect_decode_error(b, &limits, "claims node id");
@@ -3586,8 +3600,29 @@ static void test_hello_bad_nodes(void)
     GByteArray *b = g_byte_array_new();
 
     for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
-        distvm_wire_hello(b, 1, nodes[i], "tcp:x:1", 0, NULL, NULL);
+        distvm_wire_hello(b, 1, nodes[i], "tcp:x:1", DISTVM_WIRE_SPEED_ONE,
+                          0, NULL, NULL);
         expect_decode_error(b, &limits, "cluster of");
+    }
+    g_byte_array_unref(b);
+}
+
+/* A node speed of 0 or above the maximum, in HELLO and in WELCOME */
+static void test_bad_speed(void)
+{
+    static const uint32_t bad[] = {
+        0, DISTVM_WIRE_SPEED_MAX + 1, UINT32_MAX,
+    };
+    char *addrs[] = { (char *)"tcp:h:1", (char *)"tcp:h:2" };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        uint32_t speeds[] = { DISTVM_WIRE_SPEED_ONE, bad[i] };
+
+        distvm_wire_hello(b, 1, 2, "tcp:x:1", bad[i], 0, NULL, NULL);
+        expect_decode_error(b, &limits, "node speed");
+        distvm_wire_welcome(b, 2, addrs, speeds);
+        expect_decode_error(b, &limits, "node speed");
     }
     g_byte_array_unref(b);
 }
@@ -3658,16 +3693,19 @@ static void test_welcome_bad_nodes(void)
         distvm_wire_put_u32(b, nodes[i]);
         for (int j = 0; j < 20; j++) {
             distvm_wire_put_str(b, "tcp:h:1");
+            distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
         }
         distvm_wire_end(b);
         expect_decode_error(b, &limits, "cluster of");
     }
 
-    /* fewer addresses than nodes */
+    /* fewer nodes than it says */
     distvm_wire_begin(b, DISTVM_MSG_WELCOME, 0, 0);
     distvm_wire_put_u32(b, 3);
     distvm_wire_put_str(b, "tcp:h:1");
+    distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
     distvm_wire_put_str(b, "tcp:h:2");
+    distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
     distvm_wire_end(b);
     expect_decode_error(b, &limits, "truncated");
     g_byte_array_unref(b);
@@ -3702,16 +3740,18 @@ static void put_strings_raw(GByteArray *b, int where, uint32_t wire_len,
         distvm_wire_put_u32(b, 1);
         distvm_wire_put_u32(b, 4);
         STR(100);
+        distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
         distvm_wire_put_u32(b, 3);
         for (i = 101; i < 107; i++) {
             STR(i);
         }
         break;
-    case 2:     /* WELCOME: addresses 200.. */
+    case 2:     /* WELCOME: addresses 200.., each with a speed */
         distvm_wire_begin(b, DISTVM_MSG_WELCOME, 0, 0);
         distvm_wire_put_u32(b, 4);
         for (i = 200; i < 204; i++) {
             STR(i);
+            distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
         }
         break;
     case 3:     /* PCI_CONFIG: the path is 300 */
@@ -3737,7 +3777,8 @@ static const int string_places[] = {
     0, 100, 101, 102, 103, 104, 105, 106, 200, 201, 202, 203, 300,
 };
 
-static const int last_string_places[] = { 0, 106, 203 };
+/* (WELCOME's last field is a speed) */
+static const int last_string_places[] = { 0, 106 };
 
 static void test_long_strings(void)
 {
@@ -3817,6 +3858,7 @@ static void test_too_many_items(void)
         distvm_wire_put_u32(b, 1);
         distvm_wire_put_u32(b, 4);
         distvm_wire_put_str(b, "tcp:x:1");
+        distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
         distvm_wire_put_u32(b, counts[i]);
         distvm_wire_put_str(b, "k");
         distvm_wire_put_str(b, "v");
@@ -3829,6 +3871,7 @@ static void test_too_many_items(void)
     distvm_wire_put_u32(b, 1);
     distvm_wire_put_u32(b, 4);
     distvm_wire_put_str(b, "tcp:x:1");
+    distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
     distvm_wire_put_u32(b, DISTVM_WIRE_MAX_ITEMS);
     distvm_wire_put_str(b, "k");
     distvm_wire_put_str(b, "v");
@@ -4001,6 +4044,7 @@ int main(int argc, char **argv)
                     test_hello_bad_node_id);
     g_test_add_func("/distvm/wire/decode/hello-bad-nodes",
                     test_hello_bad_nodes);
+    g_test_add_func("/distvm/wire/decode/bad-speed", test_bad_speed);
     g_test_add_func("/distvm/wire/decode/peer-hello-bad",
                     test_peer_hello_bad);
     g_test_add_func("/distvm/wire/decode/node-lost-bad", test_node_lost_bad);

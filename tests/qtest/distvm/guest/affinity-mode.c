@@ -1,9 +1,11 @@
 /*
- * distvm bare-metal SMP test guest: mode=affinity (see smp-workload.h)
+ * distvm bare-metal SMP test guest: mode=affinity and mode=busy (see
+ * smp-workload.h), for the placement policy
  *
  * Each reader works on data its writer keeps rewriting: wherever the
  * writer runs, that is where the reader's data comes from, and where the
- * placement policy should take the reader.
+ * placement policy should take the reader.  In mode=busy the CPUs only
+ * compute, and need the fastest node.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -96,4 +98,19 @@ void affinity_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds)
     }
     say_cpu(cpu, " affinity done\n");
     res->cpu_done[cpu] = 1;
+}
+
+void busy_mode(uint32_t cpu)
+{
+    uint64_t x = cpu + 1, steps = 0;
+
+    while (!*(volatile uint32_t *)&res->stop) {
+        for (int i = 0; i < 1024; i++) {
+            x = dg_busy_step(x);
+        }
+        steps += 1024;
+    }
+    res->busy_steps[cpu] = steps;
+    res->busy_value[cpu] = x;
+    *(volatile uint32_t *)&res->cpu_done[cpu] = 1;
 }

@@ -115,6 +115,7 @@ void poweroff_mode(uint32_t cpu, uint32_t ncpus);
 /* vmport-mode.c */
 void vmport_mode(uint32_t cpu, uint32_t ncpus);
 void affinity_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds);
+void busy_mode(uint32_t cpu);
 
 /* x2apic-mode.c */
 extern volatile uint32_t x2apic_on;

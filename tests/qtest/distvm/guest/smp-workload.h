@@ -191,6 +191,19 @@ typedef uint64_t dg_u64 __attribute__((aligned(8)));
 #define DG_AFF_READER(k)    DG_AFF_DATA(k, DG_AFF_PAGES)
 #define DG_AFF_STOP         (DG_AFF_BASE + DG_AFF_PAIRS * DG_AFF_STRIDE)
 
+/*
+ * mode=busy: every CPU keeps applying dg_busy_step() to a value of its
+ * own, from cpu + 1, in its registers, sharing nothing but the reads of
+ * stop, until the test sets it; then it reports the steps it made and
+ * the value in busy_steps[cpu] and busy_value[cpu].
+ */
+static inline uint64_t dg_busy_step(uint64_t x)
+{
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    return x ^ (x >> 27);
+}
+
 struct dg_aff_writer {          /* at DG_AFF_PAIR(k) */
     uint32_t passes;            /* passes finished */
 };
@@ -276,6 +289,9 @@ struct dg_results {
     uint32_t s3_resumed;        /* 1 once resumed at the waking vector */
     /* mode=vmport */
     uint32_t vmport_regs[DG_VMPORT_CMDS][6];
+    /* mode=busy */
+    dg_u64 busy_steps[DG_MAX_CPUS];
+    dg_u64 busy_value[DG_MAX_CPUS];
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
