@@ -30,14 +30,15 @@
  * goes to the fastest node, which admits it as above; and the policy
  * never sends a busy vCPU to a slower node for its data.
  *
- * A move for data is judged by its effect: the request carries the vCPU's remote
- * cost (misses from other nodes, upgrades and device accesses sent home,
- * a second) where it was.  DISTVM_POLICY_JUDGE_MS after it arrived, the
- * destination compares it with the vCPU's cost there; unless the move
- * halved it, the vCPU goes back where it came from, which then keeps it
- * for DISTVM_POLICY_BACKOFF_S, twice that after each further return.  A
- * guest whose vCPUs share their data everywhere (a Linux kernel's) costs
- * one try per vCPU, not a vCPU that travels back and forth.
+ * A move for data is judged by its effect: the request carries the
+ * vCPU's remote cost (misses from other nodes, upgrades and device
+ * accesses sent home, a second) where it was.  DISTVM_POLICY_JUDGE_MS
+ * after it arrived, the destination compares it with the vCPU's cost
+ * there; unless the move halved it, the vCPU goes back where it came
+ * from, which then keeps it for DISTVM_POLICY_BACKOFF_S, twice that after
+ * each further return.  A guest whose vCPUs share their data everywhere
+ * (a Linux kernel's) costs one try per vCPU, not a vCPU that travels back
+ * and forth.
  * See DESIGN.md §13.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -316,10 +317,6 @@ uint32_t distvm_node_tier(DistvmState *s, uint32_t node)
     return tier;
 }
 
-/*
- * The node vCPU @cpu should run on, and what it would save there (pages
- * a second no longer fetched from afar), or -1.
- */
 /* How busy vCPU @cpu was here, per mille of what this node can give it */
 static uint32_t policy_busy(DistvmState *s, unsigned cpu)
 {
@@ -331,6 +328,10 @@ static uint32_t policy_busy(DistvmState *s, unsigned cpu)
     return busy;
 }
 
+/*
+ * The node vCPU @cpu should run on, and what it would save there (pages
+ * a second no longer fetched from afar), or -1.
+ */
 static int policy_choose(DistvmState *s, unsigned cpu, uint64_t *gain)
 {
     DistvmAffinity *a = s->affinity;
