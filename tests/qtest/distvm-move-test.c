@@ -826,6 +826,67 @@ static void test_x2apic(void)
 }
 
 /*
+ * MSIs from a device of the home node (mode=msi of the guest, QEMU's edu
+ * device, 4 vCPUs over 3 nodes, moved twice): physical, logical, lowest
+ * priority and broadcast MSIs each reach exactly the vCPUs they address,
+ * wherever those run, once per round.
+ */
+static void test_msi(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 4 -device edu -kernel %s -append 'cpus=4 msi=1'", elf);
+    static const int placements[][4] = {
+        { 0, 1, 2, 1 }, { 2, 0, 1, 2 }, { 1, 2, 0, 0 },
+    };
+    int where[4] = { 0, 1, 2, 1 };
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3,
+                                                 "placement=0:1:2:1", args);
+    QTestState *home = c->node[0]->qts;
+    g_autofree char *console = NULL;
+    uint32_t rounds;
+
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: cpu 0 "
+                                      "msi running", 120));
+    for (int i = 0; i < G_N_ELEMENTS(placements); i++) {
+        for (int cpu = 0; cpu < 4; cpu++) {
+            if (where[cpu] != placements[i][cpu]) {
+                move_vcpu(c, home, cpu, where[cpu], placements[i][cpu]);
+                where[cpu] = placements[i][cpu];
+            }
+        }
+        check_placement(c, 4, where);
+        rounds = wait_counter(home, RES(msi_rounds),
+                              qtest_readl(home, RES(msi_rounds)), 20,
+                              "MSI rounds");
+        g_test_message("vCPUs on nodes %d %d %d %d: %u MSI rounds so far",
+                       where[0], where[1], where[2], where[3], rounds);
+    }
+    qtest_writel(home, RES(stop), 1);
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 60));
+    rounds = qtest_readl(home, RES(msi_rounds));
+    for (int kind = 0; kind < DG_MSI_KINDS; kind++) {
+        g_assert_cmpuint(qtest_readl(home, RES(msi_lost) + kind * 4), ==, 0);
+    }
+    for (int cpu = 0; cpu < 4; cpu++) {
+        uint64_t msi = RES(msi) + cpu * DG_MSI_KINDS * 4;
+
+        g_assert_cmpuint(qtest_readl(home, msi + DG_MSI_PHYSICAL * 4), ==,
+                         rounds);
+        g_assert_cmpuint(qtest_readl(home, msi + DG_MSI_LOGICAL * 4), ==,
+                         cpu ? rounds : 0);
+        /* QEMU gives a lowest-priority interrupt to the first addressed */
+        g_assert_cmpuint(qtest_readl(home, msi + DG_MSI_LOWEST * 4), ==,
+                         cpu == 1 ? rounds : 0);
+        g_assert_cmpuint(qtest_readl(home, msi + DG_MSI_BROADCAST * 4), ==,
+                         rounds);
+    }
+    console = distvm_read_console(c->node[0]);
+    distvm_assert_console_clean(console);
+    distvm_cluster_quit(c);
+}
+
+/*
  * After a reset, every node addresses the LAPICs as the reset left them
  * (mode=x2apic reset=1 of the guest, 4 vCPUs over 3 nodes): once the
  * guest ran in x2APIC mode, vCPU 0 asks for a hard reset; after it no
@@ -1369,6 +1430,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/interrupts", test_interrupts);
     qtest_add_func("/distvm/move/x2apic", test_x2apic);
     qtest_add_func("/distvm/move/x2apic-reset", test_x2apic_reset);
+    qtest_add_func("/distvm/move/msi", test_msi);
     qtest_add_func("/distvm/move/tier", test_tier);
     qtest_add_func("/distvm/move/suspend", test_suspend);
     qtest_add_func("/distvm/move/reset", test_reset);

@@ -117,6 +117,11 @@ void vmport_mode(uint32_t cpu, uint32_t ncpus);
 void affinity_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds);
 void busy_mode(uint32_t cpu);
 
+/* msi-mode.c */
+extern volatile uint32_t msi_on;
+void msi_mode(uint32_t cpu, uint32_t ncpus);
+void msi_dispatch(uint32_t vector);
+
 /* x2apic-mode.c */
 extern volatile uint32_t x2apic_on;
 void x2apic_mode(uint32_t cpu, uint32_t ncpus, uint32_t then_reset);

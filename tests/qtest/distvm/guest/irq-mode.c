@@ -86,6 +86,10 @@ void irq_dispatch(uint32_t vector)
         x2apic_dispatch(vector);
         return;
     }
+    if (msi_on) {
+        msi_dispatch(vector);
+        return;
+    }
     cpu = my_cpu();
     if (vector == 2) {
         V(res->ipi_kind[cpu][DG_IPI_NMI])++;

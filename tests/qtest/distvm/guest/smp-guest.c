@@ -41,7 +41,7 @@ static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
-static uint32_t mode_vmport, mode_affinity, mode_busy;
+static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi;
 
 
 struct idt_entry {
@@ -524,6 +524,8 @@ void ap_main(void)
         affinity_mode(cpu, ncpus, mode_affinity);
     } else if (mode_busy) {
         busy_mode(cpu);
+    } else if (mode_msi) {
+        msi_mode(cpu, ncpus);
     } else if (mode_moves) {
         moves(cpu);
     } else if (mode_stress) {
@@ -553,6 +555,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_vmport = parse_arg(cmdline, "vmport", 0);
     mode_affinity = parse_arg(cmdline, "affinity", 0);
     mode_busy = parse_arg(cmdline, "busy", 0);
+    mode_msi = parse_arg(cmdline, "msi", 0);
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
@@ -621,6 +624,8 @@ void guest_main(struct multiboot_info *mbi)
         affinity_mode(0, ncpus, mode_affinity);
     } else if (mode_busy) {
         busy_mode(0);
+    } else if (mode_msi) {
+        msi_mode(0, ncpus);
     } else if (mode_moves) {
         moves(0);
     } else if (mode_stress) {

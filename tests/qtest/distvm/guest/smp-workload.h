@@ -122,6 +122,25 @@ enum {
 
 #define DG_X2_RESET_ROUNDS  8
 
+/*
+ * mode=msi (4 CPUs, QEMU's edu device): every CPU sets flat logical ID
+ * 1 << cpu and takes interrupts; until the test sets stop, CPU 0 has the
+ * edu device send rounds of MSIs (its MSI address and data rewritten
+ * before each), one of each kind DG_MSI_*, each once every CPU it
+ * addresses took it: physical to CPU 0, 1, 2 and 3 in turn, logical to
+ * CPUs 1 to 3, the same in lowest priority (one of them), and to the
+ * broadcast destination 0xff (all four).  The vector of kind k is
+ * dg_x2_vector(k).
+ */
+#define DG_MSI_LOGICAL_DEST 0x0e
+enum {
+    DG_MSI_PHYSICAL,
+    DG_MSI_LOGICAL,
+    DG_MSI_LOWEST,
+    DG_MSI_BROADCAST,
+    DG_MSI_KINDS
+};
+
 /* Its vector: DG_IPI_BASE + kind, skipping DG_IPI_NMI's (see boot.S) */
 static inline uint32_t dg_x2_vector(uint32_t kind)
 {
@@ -289,6 +308,10 @@ struct dg_results {
     uint32_t s3_resumed;        /* 1 once resumed at the waking vector */
     /* mode=vmport */
     uint32_t vmport_regs[DG_VMPORT_CMDS][6];
+    /* mode=msi */
+    uint32_t msi_rounds;
+    uint32_t msi_lost[DG_MSI_KINDS];
+    uint32_t msi[DG_MAX_CPUS][DG_MSI_KINDS];
     /* mode=busy */
     dg_u64 busy_steps[DG_MAX_CPUS];
     dg_u64 busy_value[DG_MAX_CPUS];
