@@ -175,6 +175,11 @@ typedef struct LinuxCase {
     const char *const *numa_lines;  /* what the guest says of its nodes */
     bool netns;                 /* each node in a network namespace, TLS */
     const char *cpu;            /* -cpu, or NULL for the machine's */
+    /*
+     * q35 with an IOMMU that remaps interrupts, as Linux needs to switch
+     * its LAPICs to x2APIC mode, which it must say it did
+     */
+    bool x2apic;
 } LinuxCase;
 
 #define NETNS_PORT 4440
@@ -296,15 +301,17 @@ static void test_linux(const void *opaque)
             g_strdup_printf("file=%s,format=raw", disk) :
             g_strdup_printf("driver=null-co,size=%d", DISK_SIZE);
         g_autofree char *args = g_strdup_printf(
-            "-nodefaults -machine pc -m 512M %s%s -smp %s -kernel %s "
+            "-nodefaults -machine %s -m 512M %s%s -smp %s -kernel %s "
             "-initrd %s "
             "-drive if=none,id=disk0,%s -device virtio-blk-pci,drive=disk0 "
             "-netdev user,id=net0 -device virtio-net-pci,netdev=net0,"
             "romfile= "
             "-append 'console=ttyS0 panic=-1 distvm.work=%d "
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
-            "distvm.disk=vda' %s %s", lc->cpu ? "-cpu " : "",
-            lc->cpu ?: "", lc->smp, kernel, initrd, drive, WORK,
+            "distvm.disk=vda' %s %s",
+            lc->x2apic ? "q35 -device intel-iommu,intremap=on,eim=on" : "pc",
+            lc->cpu ? "-cpu " : "", lc->cpu ?: "", lc->smp, kernel, initrd,
+            drive, WORK,
             lc->io_cpu,
             http ? http->port : NETNS_HTTP_PORT, lc->numa ?: "",
             objects ?: "");
@@ -388,6 +395,11 @@ static void test_linux(const void *opaque)
     g_assert_nonnull(strstr(console, "distvm-linux: clocksource tsc\n"));
     g_assert_nonnull(strstr(console, "distvm-linux: tsc flags constant_tsc "
                             "nonstop_tsc tsc_adjust\n"));
+    if (lc->x2apic) {
+        g_assert_nonnull(strstr(console, "x2apic enabled\n"));
+        g_assert_nonnull(strstr(console, "Switched APIC routing to cluster "
+                                "x2apic.\n"));
+    }
     for (int i = 0; lc->numa_lines && lc->numa_lines[i]; i++) {
         if (!strstr(console, lc->numa_lines[i])) {
             g_error("missing '%s' in the console:\n%s", lc->numa_lines[i],
@@ -438,11 +450,12 @@ static const LinuxCase two_nodes = {
 
 /*
  * Every feature TCG has (x2APIC, AVX-512, PKU, LA57...): their state
- * moves with the vCPUs.
+ * moves with the vCPUs.  On q35 with interrupt remapping, Linux runs its
+ * LAPICs in x2APIC mode (cluster addressing) on both nodes.
  */
 static const LinuxCase two_nodes_cpu_max = {
     .nodes = 2, .placement = "0:0:1:1", .io_cpu = 2, .smp = "4",
-    .cpu = "max",
+    .cpu = "max", .x2apic = true,
 };
 /* One NUMA node per cluster node; the guest sees them far apart. */
 static const char *const three_numa_lines[] = {
