@@ -703,7 +703,7 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     if (!refusal) {
         distvm_peer_attach(&s->peers[h->node_id], sioc, ioc);
         s->peers[h->node_id].addr = g_strdup(h->listen);
-        s->peers[h->node_id].speed = h->speed;
+        qatomic_set(&s->peers[h->node_id].speed, h->speed);
         for (uint32_t i = 1; i < s->nodes; i++) {
             joined += !!s->peers[i].sioc;
         }
@@ -1025,7 +1025,7 @@ static void *distvm_join_thread(void *opaque)
     distvm_peer_attach(&s->peers[DISTVM_HOME_NODE], home, home_ioc);
     for (uint32_t i = 0; i < s->nodes; i++) {
         s->peers[i].addr = g_strdup(msg.u.welcome.addrs[i]);
-        s->peers[i].speed = msg.u.welcome.speeds[i];
+        qatomic_set(&s->peers[i].speed, msg.u.welcome.speeds[i]);
     }
     qemu_mutex_unlock(&s->lock);
     distvm_msg_clear(&msg);

@@ -720,56 +720,44 @@ static void test_interrupts(void)
  * any.
  */
 /*
- * A 3-node cluster, in @name under the test's directory, running mode
- * x2apic of the guest (with its command line @more too) on 4 vCPUs placed
- * 0:1:2:1; returns once the guest's LAPICs are in x2APIC mode.
+ * A 3-node cluster running mode x2apic of the guest (with its command
+ * line @more too) on 4 vCPUs placed 0:1:2:1, once the guest's LAPICs are
+ * in x2APIC mode.
  */
-static void start_x2apic(DistvmCluster *c, char **dir, const char *name,
-                         const char *more)
+static DistvmCluster *start_x2apic(const char *more)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -cpu qemu64,+x2apic -smp 4 -kernel %s "
         "-append 'cpus=4 x2apic=1%s'", elf, more);
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3,
+                                                 "placement=0:1:2:1", args);
 
-    *dir = g_strdup_printf("%s/%s", tmpdir, name);
-    *c = (DistvmCluster) { .nodes = 3, .dir = *dir };
-    g_assert(g_mkdir_with_parents(*dir, 0700) == 0);
-    for (int n = 0; n < 3; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(*dir, 3, n);
-        g_autofree char *placed = g_strdup_printf("%s,placement=0:1:2:1",
-                                                  opts);
-
-        c->node[n] = distvm_node_start(*dir, n, placed, args);
-    }
-    for (int n = 0; n < 3; n++) {
-        distvm_wait_state(c->node[n]->qts, "running", 60);
-    }
     g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: cpu 0 "
                                       "x2apic running", 120));
+    return c;
 }
 
 static void test_x2apic(void)
 {
-    g_autofree char *dir = NULL;
     static const int placements[][4] = {
         { 0, 1, 2, 1 }, { 2, 0, 1, 2 }, { 1, 2, 0, 0 },
     };
     int where[4] = { 0, 1, 2, 1 };
-    DistvmCluster c;
+    DistvmCluster *c;
     QTestState *home;
     uint32_t rounds;
 
-    start_x2apic(&c, &dir, "x2apic", "");
-    home = c.node[0]->qts;
+    c = start_x2apic("");
+    home = c->node[0]->qts;
     for (int i = 0; i < G_N_ELEMENTS(placements); i++) {
         for (int cpu = 0; cpu < 4; cpu++) {
             if (where[cpu] != placements[i][cpu]) {
-                move_vcpu(&c, home, cpu, where[cpu], placements[i][cpu]);
+                move_vcpu(c, home, cpu, where[cpu], placements[i][cpu]);
                 where[cpu] = placements[i][cpu];
             }
         }
-        check_placement(&c, 4, where);
+        check_placement(c, 4, where);
         for (int cpu = 1; cpu < 4; cpu++) {
             wait_counter(home, RES(x2_rtc) + cpu * 4,
                          qtest_readl(home, RES(x2_rtc) + cpu * 4), 20,
@@ -783,7 +771,7 @@ static void test_x2apic(void)
     }
 
     qtest_writel(home, RES(stop), 1);
-    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: DONE", 60));
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 60));
     rounds = qtest_readl(home, RES(x2_rounds));
     for (int kind = 0; kind < DG_X2_KINDS; kind++) {
         g_assert_cmpuint(qtest_readl(home, RES(x2_lost) + kind * 4), ==, 0);
@@ -816,13 +804,11 @@ static void test_x2apic(void)
         }
     }
     {
-        g_autofree char *console = distvm_read_console(c.node[0]);
+        g_autofree char *console = distvm_read_console(c->node[0]);
 
         distvm_assert_console_clean(console);
     }
-    for (int n = 2; n >= 0; n--) {
-        distvm_node_quit(c.node[n]);
-    }
+    distvm_cluster_quit(c);
 }
 
 /*
@@ -897,21 +883,20 @@ static void test_msi(void)
  */
 static void test_x2apic_reset(void)
 {
-    g_autofree char *dir = NULL;
     g_autofree char *console = NULL;
     static const int where[] = { 0, 1, 2, 1 };
-    DistvmCluster c;
+    DistvmCluster *c;
     QTestState *home;
     struct dg_reset r;
 
-    start_x2apic(&c, &dir, "x2apic-reset", " reset=1");
-    home = c.node[0]->qts;
+    c = start_x2apic(" reset=1");
+    home = c->node[0]->qts;
     wait_counter(home, RES(x2_rounds), qtest_readl(home, RES(x2_rounds)), 20,
                  "IPI rounds");
     qtest_writel(home, RES(stop), 1);
-    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 "
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: cpu 0 "
                                       "xapic after the reset", 120));
-    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: DONE", 60));
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 60));
     distvm_memread(home, DG_RESET_BASE, &r, sizeof(r));
     g_assert_cmphex(r.magic, ==, DG_RESET_MAGIC);
     g_assert_cmpuint(r.boots, ==, 2);
@@ -921,13 +906,11 @@ static void test_x2apic_reset(void)
         g_assert_cmpuint(qtest_readl(home, RES(x2_nmi) + cpu * 4), ==,
                          4 * DG_X2_RESET_ROUNDS);
     }
-    check_placement(&c, 4, where);
-    console = distvm_read_console(c.node[0]);
+    check_placement(c, 4, where);
+    console = distvm_read_console(c->node[0]);
     g_assert_nonnull(strstr(console, "distvm-guest: cpu 0 resetting"));
     distvm_assert_console_clean(console);
-    for (int n = 2; n >= 0; n--) {
-        distvm_node_quit(c.node[n]);
-    }
+    distvm_cluster_quit(c);
 }
 
 /*
@@ -1218,31 +1201,23 @@ static void test_tier(void)
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -smp 2 -kernel %s -append 'cpus=2 busy=1'", elf);
-    g_autofree char *dir = g_strdup_printf("%s/tier", tmpdir);
     g_autofree char *cgroup = NULL;
     g_autofree char *console = NULL;
     static const double speed[] = { 1, 0.25 };
     static const int tier[] = { 1, 2 }, settled[] = { 0, 0 };
-    DistvmCluster c = { .nodes = 2, .dir = dir };
+    static const char *const opts[] = {
+        "placement=0:1,policy=affinity,capacity=2",
+        "placement=0:1,policy=affinity,capacity=2,speed=0.25",
+    };
+    DistvmCluster *c;
     QTestState *home;
     QDict *ev, *data;
     struct dg_results r;
 
-    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
-    for (int n = 0; n < 2; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
-        g_autofree char *placed = g_strdup_printf(
-            "%s,placement=0:1,policy=affinity,capacity=2%s", opts,
-            n ? ",speed=0.25" : "");
-
-        c.node[n] = distvm_node_start(dir, n, placed, args);
-    }
-    home = c.node[0]->qts;
-    cgroup = cpu_limit(qtest_pid(c.node[1]->qts), 25);
-    for (int n = 0; n < 2; n++) {
-        distvm_wait_state(c.node[n]->qts, "running", 60);
-    }
-    check_speeds(&c, speed, tier);
+    c = distvm_cluster_start_each(tmpdir, 2, opts, args);
+    home = c->node[0]->qts;
+    cgroup = cpu_limit(qtest_pid(c->node[1]->qts), 25);
+    check_speeds(c, speed, tier);
 
     for (int i = 0; distvm_vcpu_node(home, 1) != 0; i++) {
         g_assert_cmpint(i, <, 600);     /* a minute */
@@ -1255,12 +1230,12 @@ static void test_tier(void)
     g_assert_cmpint(qdict_get_int(data, "to"), ==, 0);
     g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "tier");
     qobject_unref(ev);
-    check_placement(&c, 2, settled);
+    check_placement(c, 2, settled);
     g_usleep(3 * G_USEC_PER_SEC);
-    check_placement(&c, 2, settled);
+    check_placement(c, 2, settled);
 
     qtest_writel(home, RES(stop), 1);
-    g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: DONE", 60));
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 60));
     distvm_memread(home, DG_RESULT_BASE, &r, sizeof(r));
     for (int cpu = 0; cpu < 2; cpu++) {
         uint64_t x = cpu + 1;
@@ -1272,11 +1247,9 @@ static void test_tier(void)
         }
         g_assert_cmphex(r.busy_value[cpu], ==, x);
     }
-    console = distvm_read_console(c.node[0]);
+    console = distvm_read_console(c->node[0]);
     distvm_assert_console_clean(console);
-    for (int n = 1; n >= 0; n--) {
-        distvm_node_quit(c.node[n]);
-    }
+    distvm_cluster_quit(c);
     g_assert_cmpint(rmdir(cgroup), ==, 0);
 }
 

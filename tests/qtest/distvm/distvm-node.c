@@ -222,6 +222,19 @@ DistvmCluster *distvm_cluster_start_with(const char *tmpdir, int nodes,
                                          const char *accel_opts,
                                          const char *machine_args)
 {
+    const char *each[G_N_ELEMENTS(((DistvmCluster *)NULL)->node)];
+
+    g_assert(nodes >= 2 && nodes <= (int)G_N_ELEMENTS(each));
+    for (int i = 0; i < nodes; i++) {
+        each[i] = accel_opts;
+    }
+    return distvm_cluster_start_each(tmpdir, nodes, each, machine_args);
+}
+
+DistvmCluster *distvm_cluster_start_each(const char *tmpdir, int nodes,
+                                         const char *const *accel_opts,
+                                         const char *machine_args)
+{
     DistvmCluster *c = g_new0(DistvmCluster, 1);
     static int count;
 
@@ -232,8 +245,8 @@ DistvmCluster *distvm_cluster_start_with(const char *tmpdir, int nodes,
     for (int i = 0; i < nodes; i++) {
         g_autofree char *base = distvm_cluster_accel_opts(c->dir, nodes, i);
         g_autofree char *opts = g_strdup_printf("%s%s%s", base,
-                                                accel_opts ? "," : "",
-                                                accel_opts ?: "");
+                                                accel_opts[i] ? "," : "",
+                                                accel_opts[i] ?: "");
 
         c->node[i] = distvm_node_start(c->dir, i, opts, machine_args);
     }

@@ -87,6 +87,10 @@ DistvmCluster *distvm_cluster_start(const char *tmpdir, int nodes,
 DistvmCluster *distvm_cluster_start_with(const char *tmpdir, int nodes,
                                          const char *accel_opts,
                                          const char *machine_args);
+/* The same, with @accel_opts[i] (or nothing, if NULL) for node i. */
+DistvmCluster *distvm_cluster_start_each(const char *tmpdir, int nodes,
+                                         const char *const *accel_opts,
+                                         const char *machine_args);
 
 /* The command line options of node @node_id of a cluster in @dir. */
 char *distvm_cluster_accel_opts(const char *dir, int nodes, int node_id);
