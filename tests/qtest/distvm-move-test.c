@@ -719,6 +719,23 @@ static void test_interrupts(void)
  * destination in another cluster, the xAPIC broadcast ID 0xff) reaches
  * any.
  */
+/* Where the 4 vCPUs of a 3-node test run in turn: every vCPU on each node */
+static const int spread_placements[][4] = {
+    { 0, 1, 2, 1 }, { 2, 0, 1, 2 }, { 1, 2, 0, 0 },
+};
+
+/* Move the 4 vCPUs of @c from @where to @to, and check they are there. */
+static void place_all(DistvmCluster *c, int *where, const int *to)
+{
+    for (int cpu = 0; cpu < 4; cpu++) {
+        if (where[cpu] != to[cpu]) {
+            move_vcpu(c, c->node[0]->qts, cpu, where[cpu], to[cpu]);
+            where[cpu] = to[cpu];
+        }
+    }
+    check_placement(c, 4, where);
+}
+
 /*
  * A 3-node cluster running mode x2apic of the guest (with its command
  * line @more too) on 4 vCPUs placed 0:1:2:1, once the guest's LAPICs are
@@ -740,9 +757,6 @@ static DistvmCluster *start_x2apic(const char *more)
 
 static void test_x2apic(void)
 {
-    static const int placements[][4] = {
-        { 0, 1, 2, 1 }, { 2, 0, 1, 2 }, { 1, 2, 0, 0 },
-    };
     int where[4] = { 0, 1, 2, 1 };
     DistvmCluster *c;
     QTestState *home;
@@ -750,14 +764,8 @@ static void test_x2apic(void)
 
     c = start_x2apic("");
     home = c->node[0]->qts;
-    for (int i = 0; i < G_N_ELEMENTS(placements); i++) {
-        for (int cpu = 0; cpu < 4; cpu++) {
-            if (where[cpu] != placements[i][cpu]) {
-                move_vcpu(c, home, cpu, where[cpu], placements[i][cpu]);
-                where[cpu] = placements[i][cpu];
-            }
-        }
-        check_placement(c, 4, where);
+    for (int i = 0; i < G_N_ELEMENTS(spread_placements); i++) {
+        place_all(c, where, spread_placements[i]);
         for (int cpu = 1; cpu < 4; cpu++) {
             wait_counter(home, RES(x2_rtc) + cpu * 4,
                          qtest_readl(home, RES(x2_rtc) + cpu * 4), 20,
@@ -822,9 +830,6 @@ static void test_msi(void)
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -smp 4 -device edu -kernel %s -append 'cpus=4 msi=1'", elf);
-    static const int placements[][4] = {
-        { 0, 1, 2, 1 }, { 2, 0, 1, 2 }, { 1, 2, 0, 0 },
-    };
     int where[4] = { 0, 1, 2, 1 };
     DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3,
                                                  "placement=0:1:2:1", args);
@@ -834,14 +839,8 @@ static void test_msi(void)
 
     g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: cpu 0 "
                                       "msi running", 120));
-    for (int i = 0; i < G_N_ELEMENTS(placements); i++) {
-        for (int cpu = 0; cpu < 4; cpu++) {
-            if (where[cpu] != placements[i][cpu]) {
-                move_vcpu(c, home, cpu, where[cpu], placements[i][cpu]);
-                where[cpu] = placements[i][cpu];
-            }
-        }
-        check_placement(c, 4, where);
+    for (int i = 0; i < G_N_ELEMENTS(spread_placements); i++) {
+        place_all(c, where, spread_placements[i]);
         rounds = wait_counter(home, RES(msi_rounds),
                               qtest_readl(home, RES(msi_rounds)), 20,
                               "MSI rounds");
