@@ -115,7 +115,8 @@ def start_node(qemu, tmp, node, nodes, transport, port_base, tls_dir):
             "-qmp", "unix:%s/qmp%d.sock,server=on,wait=off" % (tmp, node),
             "-qtest", "unix:%s/qtest%d.sock,server=on,wait=off" % (tmp, node)]
     if os.environ.get("DISTVM_BENCH_TRACE"):
-        args += ["-trace", "enable=distvm_*,file=/tmp/trace%d.log" % node]
+        args += ["-msg", "timestamp=on",
+                 "-trace", "enable=distvm_*,file=/tmp/trace%d.log" % node]
     return subprocess.Popen(args, stderr=open("%s/node%d.err" % (tmp, node),
                                                "w"))
 

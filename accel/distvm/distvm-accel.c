@@ -18,6 +18,7 @@
 #include "qom/object.h"
 #include "exec/cputlb.h"
 #include "hw/boards.h"
+#include "hw/i386/apic_internal.h"
 #include "system/accel-ops.h"
 #include "distvm-internal.h"
 #include "trace.h"
@@ -411,6 +412,17 @@ static int distvm_init_machine(MachineState *ms)
          */
         tcg_unaligned_host_atomics = true;
 #endif
+        /*
+         * The vAPIC option ROM (kvmvapic, hw/i386/vapic.c) patches the
+         * TPR accesses of 32-bit Windows while every vCPU of the process
+         * is stopped, enables TPR reporting on every vCPU with
+         * run_on_cpu() and maps its ROM writable in home's memory map:
+         * on a cluster, the vCPUs of the other nodes would run on through
+         * the patching and never report.  It is an optimization; without
+         * it the guest's TPR accesses are plain LAPIC accesses.  A user's
+         * -global apic-common.vapic=on still wins.
+         */
+        object_register_sugar_prop(TYPE_APIC_COMMON, "vapic", "off", false);
         distvm_affinity_init(s);
         distvm_chipset_init(s);
         distvm_clock_init(s);

@@ -156,6 +156,10 @@ struct DistvmState {
     DistvmIoWait *io_waits;     /* [nr_vcpus] */
     QemuMutex io_stats_lock;
     DistvmIoStats io_stats;
+    /* Home, under the BQL: the vCPU whose access is replayed, if any, */
+    CPUState *io_replaying;
+    /* and the A20 line it set: 0, 1, or -1 if it did not */
+    int io_replay_a20;
 
     /* The guest's 8259 PIC, home's (distvm-pic.c) */
     int pic_home_output;        /* not home: its output, as last told */
@@ -282,6 +286,7 @@ void distvm_io_init(DistvmState *s);
 void distvm_io_get_stats(DistvmState *s, DistvmIoStats *stats);
 void distvm_io_leaving(DistvmState *s);
 bool distvm_io_forwarded(DistvmState *s);
+bool distvm_io_replay_a20(DistvmState *s, CPUState *cpu, bool enabled);
 /*
  * Send vCPU @cs's access to the home node and wait for its result, with
  * the BQL released if this thread held it.  @data is little-endian.

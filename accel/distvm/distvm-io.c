@@ -9,7 +9,8 @@
  * devices expect.  An access that stops the current vCPU there (a reset
  * or suspend request: cpu_stop_current()) stops the real one instead:
  * the reply says so, and home's run state change that follows (reset,
- * suspend, stop) brings it back.
+ * suspend, stop) brings it back.  So does an access that sets that
+ * vCPU's A20 line, which the vCPU applies before its next instruction.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -99,7 +100,17 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
         qatomic_set(&cs->stop, true);
         cpu_exit(cs);
     }
-    if (locked) {
+    if (w->flags & DISTVM_IO_A20) {
+        /*
+         * On its own thread, under the BQL as the device would have set
+         * it: its TLB is flushed before it goes on.
+         */
+        bql_lock();
+        x86_cpu_set_a20(X86_CPU(cs), w->flags & DISTVM_IO_A20_ON);
+        if (!locked) {
+            bql_unlock();
+        }
+    } else if (locked) {
         bql_lock();
     }
     io->data = w->data;
@@ -108,7 +119,8 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
     } else if (io->flags & DISTVM_IO_REGS) {
         memcpy(io->regs, w->regs, sizeof(io->regs));
     }
-    return w->flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS);
+    return w->flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS | DISTVM_IO_A20 |
+                        DISTVM_IO_A20_ON);
 }
 
 MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
@@ -268,12 +280,15 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         memcpy(X86_CPU(cpu)->env.regs, io.regs, sizeof(io.regs));
     }
     current_cpu = cpu;
+    s->io_replaying = cpu;
+    s->io_replay_a20 = -1;
     if (io.space == DISTVM_IO_PIC_ACK) {
         buf[0] = distvm_pic_acknowledge();
         res = MEMTX_OK;
     } else {
         res = address_space_rw(as, io.addr, attrs, buf, io.size, is_write);
     }
+    s->io_replaying = NULL;
     current_cpu = saved;
     io.data = is_write ? 0 : ldq_le_p(buf) & MAKE_64BIT_MASK(0, io.size * 8);
     if (io.flags & DISTVM_IO_REGS) {
@@ -287,11 +302,29 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         cpu->stop = false;
         io.flags |= DISTVM_IO_STOP;
     }
+    if (s->io_replay_a20 >= 0) {
+        io.flags |= DISTVM_IO_A20 | (s->io_replay_a20 ? DISTVM_IO_A20_ON : 0);
+    }
     trace_distvm_io_replay(msg->hdr.src, io.cpu, io.space, io.addr, io.size,
                            is_write, res);
     distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, &io);
     distvm_wire_set_seq(m, msg->hdr.seq);
     distvm_send(s, msg->hdr.src, m);
+}
+
+/*
+ * Home, under the BQL: the A20 line of @cpu changed.  If home is
+ * replaying an access of that vCPU (its write to port 0x92 or to the
+ * 8042), the reply carries the change, which the vCPU applies before its
+ * next instruction, as on one node: returns true.
+ */
+bool distvm_io_replay_a20(DistvmState *s, CPUState *cpu, bool enabled)
+{
+    if (s->io_replaying != cpu) {
+        return false;
+    }
+    s->io_replay_a20 = enabled;
+    return true;
 }
 
 /* Not home: the result a vCPU waits for, by the id of its request. */

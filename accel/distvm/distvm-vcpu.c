@@ -98,18 +98,32 @@ static gint ipi_cmp(gconstpointer a, gconstpointer b)
     return x->delivery != y->delivery;
 }
 
+static gint ipi_a20_cmp(gconstpointer a, gconstpointer b)
+{
+    const DistvmIpi *x = a;
+
+    return (x->delivery & 0xff) != DISTVM_DM_A20;
+}
+
 /*
  * Hold a delivery for a vCPU on its way, with s->lock held.  The vCPU
  * does not run until they are all applied, one after the other, so a
  * delivery equal to one held already changes nothing (the LAPIC's IRR,
  * its pending NMI, INIT, SIPI and SMI are each one bit): it is not kept
  * twice, which bounds the queue by the number of different deliveries.
+ * The A20 line is a level, not an event: only its last one is kept.
  */
 static void vcpu_hold_ipi(DistvmVcpuMove *mv, uint32_t cpu,
                           uint64_t delivery)
 {
     DistvmIpi key = { .cpu = cpu, .delivery = delivery };
+    GList *old;
 
+    if ((delivery & 0xff) == DISTVM_DM_A20 &&
+        (old = g_queue_find_custom(&mv->ipis, &key, ipi_a20_cmp))) {
+        g_free(old->data);
+        g_queue_delete_link(&mv->ipis, old);
+    }
     if (!g_queue_find_custom(&mv->ipis, &key, ipi_cmp)) {
         g_queue_push_tail(&mv->ipis, g_memdup2(&key, sizeof(key)));
     }
@@ -277,10 +291,35 @@ static void vcpu_apply_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
 {
     X86CPU *x86 = X86_CPU(qemu_get_cpu(cpu));
 
-    if (!vcpu_route_ipi(s, cpu, delivery)) {
+    if ((delivery & 0xff) == DISTVM_DM_A20) {
+        x86_cpu_set_a20(x86, (delivery >> 8) & 1);  /* routed by the hook */
+    } else if (!vcpu_route_ipi(s, cpu, delivery)) {
         apic_deliver_local(APIC_COMMON(x86->apic_state), delivery & 0xff,
                            (delivery >> 8) & 0xff, (delivery >> 16) & 1);
     }
+}
+
+/*
+ * The A20 line of @x86 changed, with the BQL (on home: port 0x92's or
+ * the 8042's write, replayed).  A20M# is an input of the processor, as
+ * NMI is: the change goes where the vCPU runs, or, when it is the vCPU
+ * whose access home replays, with the reply to that access.  Returns
+ * true if it is not to be applied here.
+ */
+static bool distvm_a20_changed(X86CPU *x86, bool enabled)
+{
+    DistvmState *s = distvm_state();
+    uint32_t cpu = CPU(x86)->cpu_index;
+
+    if (s->nodes == 1 ||
+        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+        return false;
+    }
+    if (distvm_io_replay_a20(s, CPU(x86), enabled)) {
+        return true;
+    }
+    trace_distvm_a20(cpu, enabled);
+    return vcpu_route_ipi(s, cpu, DISTVM_DM_A20 | (uint64_t)enabled << 8);
 }
 
 /*
@@ -748,6 +787,7 @@ void distvm_vcpu_init(DistvmState *s)
     if (s->nodes > 1) {
         apic_remote_deliver_hook = distvm_apic_remote_deliver;
         apic_addressing_hook = distvm_apic_addressing;
+        x86_a20_hook = distvm_a20_changed;
     }
     distvm_msg_handlers_register(s, vcpu_handlers, ARRAY_SIZE(vcpu_handlers));
     s->vcpus_outgoing = g_async_queue_new();

@@ -304,7 +304,8 @@ static bool decode_page(WireReader *r, const DistvmMsgHeader *hdr,
 
 /*
  * An IPI's delivery: mode (fixed 0, lowest priority 1, SMI 2, NMI 4,
- * INIT 5, STARTUP 6) | vector << 8 | trigger mode (0 or 1) << 16.
+ * INIT 5, STARTUP 6) | vector << 8 | trigger mode (0 or 1) << 16; or an
+ * A20 line: DISTVM_DM_A20 | enabled (0 or 1) << 8.
  */
 static bool ipi_delivery_valid(uint64_t delivery)
 {
@@ -312,6 +313,9 @@ static bool ipi_delivery_valid(uint64_t delivery)
                                  1 << 5 | 1 << 6;
     uint8_t mode = delivery & 0xff;
 
+    if (mode == DISTVM_DM_A20) {
+        return !(delivery >> 9);
+    }
     return !(delivery >> 17) && mode < 8 && (modes & (1 << mode));
 }
 
@@ -423,8 +427,12 @@ static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
     }
     if ((hdr->type == DISTVM_MSG_IO_REQ ?
          io->flags & ~(DISTVM_IO_WRITE | DISTVM_IO_REGS) :
-         (io->flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS)) > 0xff) ||
-        ((io->flags & DISTVM_IO_REGS) && io->space != DISTVM_IO_PORT)) {
+         (io->flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS | DISTVM_IO_A20 |
+                        DISTVM_IO_A20_ON)) > 0xff ||
+         (io->flags & (DISTVM_IO_A20 | DISTVM_IO_A20_ON)) ==
+         DISTVM_IO_A20_ON) ||
+        ((io->flags & (DISTVM_IO_REGS | DISTVM_IO_A20)) &&
+         io->space != DISTVM_IO_PORT)) {
         error_setg(errp, "%s message with flags %#" PRIx32, r->what,
                    io->flags);
         return false;

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     6
+#define DISTVM_WIRE_VERSION     7
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -71,6 +71,12 @@ typedef enum DistvmMsgType {
 #define DISTVM_APIC_ENABLED     (1u << 21)  /* APIC base: enabled */
 #define DISTVM_APIC_SW_ENABLED  (1u << 22)  /* spurious vector: enabled */
 #define DISTVM_APIC_VALUE_BITS  23
+
+/*
+ * DistvmMsgVcpu.value of VCPU_IPI: the delivery mode that is not an APIC
+ * one (3 is reserved there) but the vCPU's A20 line.
+ */
+#define DISTVM_DM_A20           3
 
 /* Why a vCPU moves: DistvmMsgVcpu.reason of VCPU_MOVE, _STATE, _MOVED */
 typedef enum DistvmMoveWhy {
@@ -145,7 +151,9 @@ typedef struct DistvmMsgPage {
  * VCPU_MOVE, VCPU_STATE and VCPU_MOVED: @reason, DistvmMoveWhy; 0 in the
  *   other VCPU_* messages.
  * VCPU_IPI: @from the sending node, @to the node it was sent to, @value
- *   delivery mode | vector << 8 | trigger mode << 16.
+ *   delivery mode | vector << 8 | trigger mode << 16; or, for the vCPU's
+ *   A20 line (an input of the processor, as NMI is), DISTVM_DM_A20 |
+ *   enabled << 8.
  * VCPU_APIC: @from the vCPU's node, @to the node it was sent to, @value
  *   APIC ID | logical destination << 8 | destination format << 16 |
  *   DISTVM_APIC_* flags.
@@ -179,6 +187,9 @@ typedef struct DistvmMsgPciConfig {
 #define DISTVM_IO_PIC_ACK       3
 #define DISTVM_IO_WRITE         0x01    /* IO_REQ flags */
 #define DISTVM_IO_STOP          0x100   /* IO_REPLY: the access stops it */
+/* IO_REPLY of a port access: it set the vCPU's A20 line, _A20_ON or off */
+#define DISTVM_IO_A20           0x400
+#define DISTVM_IO_A20_ON        0x800
 /*
  * IO_REQ and IO_REPLY of a port access: @regs follow, the vCPU's general
  * registers before the access and after it, for the devices that read
@@ -188,7 +199,7 @@ typedef struct DistvmMsgPciConfig {
 /* RAX, RCX, RDX, RBX, RSP, RBP, RSI and RDI, in the order of env->regs */
 #define DISTVM_IO_NR_REGS       8
 
-/* flags: REQ: _WRITE, _REGS; REPLY: MemTxResult, _STOP, _REGS */
+/* flags: REQ: _WRITE, _REGS; REPLY: MemTxResult, _STOP, _REGS, _A20* */
 typedef struct DistvmMsgIo {
     uint32_t cpu;               /* the vCPU that made the access */
     uint32_t space;             /* DISTVM_IO_PORT, _MEMORY, _SMM, _PIC_ACK */

@@ -1078,6 +1078,51 @@ static void test_vmport(void)
     distvm_node_quit(c.node[0]);
 }
 
+/*
+ * The A20 line of the boot vCPU (mode=a20 of the guest), vCPU 0 on node 1
+ * and vCPU 1 on node 2: home's port 0x92 drives it.  vCPU 0 turns A20
+ * off itself, and its very next access wraps at 1 MiB; then vCPU 1 turns
+ * it off for vCPU 0, which sees its accesses wrap, and on again.  Last,
+ * the other piece of CPU glue that home's devices hold, the vAPIC option
+ * ROM, is off on every node.
+ */
+static void test_a20(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 2 -kernel %s -append 'cpus=2 a20=1'", elf);
+    static const int where[] = { 1, 2 };
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3, "placement=1:2",
+                                                 args);
+    QTestState *home = c->node[0]->qts;
+    g_autofree char *console = NULL;
+    bool done;
+
+    /* What the guest recorded tells what went wrong, round by round. */
+    done = distvm_wait_console(c->node[0], "distvm-guest: DONE", 120);
+    check_placement(c, 2, where);
+    for (uint32_t r = 0; r < DG_A20_ROUNDS; r++) {
+        uint64_t self = RES(a20_self) + r * 12;
+
+        /* A20 off: the write and the read at DG_A20_HI went below 1 MiB */
+        g_assert_cmphex(qtest_readl(home, self), ==, DG_A20_LO_WORD + r);
+        g_assert_cmphex(qtest_readl(home, self + 4), ==,
+                        ~(DG_A20_LO_WORD + r));
+        g_assert_cmphex(qtest_readl(home, self + 8), ==, DG_A20_HI_WORD + r);
+        g_assert_cmpuint(qtest_readl(home, RES(a20_off) + r * 4), ==, 1);
+    }
+    g_assert_true(done);
+    g_assert_cmpint(io_sent_home(c->node[1]->qts, "port"), >, 0);
+    g_assert_cmpint(io_sent_home(c->node[2]->qts, "port"), >, 0);
+    /* and no node has the vAPIC option ROM, which cannot span nodes */
+    for (int n = 0; n < 3; n++) {
+        g_assert_false(distvm_vcpu_vapic(c->node[n]->qts, 0));
+    }
+    console = distvm_read_console(c->node[0]);
+    distvm_assert_console_clean(console);
+    distvm_cluster_quit(c);
+}
+
 /* The fault rates (pages a second, by serving node) of vCPU @cpu here. */
 static uint64_t fault_rate(QTestState *qts, int cpu, int from)
 {
@@ -1408,6 +1453,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/reset", test_reset);
     qtest_add_func("/distvm/move/poweroff", test_poweroff);
     qtest_add_func("/distvm/move/vmport", test_vmport);
+    qtest_add_func("/distvm/move/a20", test_a20);
     qtest_add_func("/distvm/move/affinity", test_affinity);
     qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
                         test_moves);

@@ -114,6 +114,8 @@ static void test_query(void)
     }
     g_assert_cmpint(n, ==, 2);
     qobject_unref(info);
+    /* alone, a node keeps the vAPIC option ROM, as TCG does */
+    g_assert_true(distvm_vcpu_vapic(node->qts, 1));
 
     hmp = qtest_hmp(node->qts, "info distvm");
     g_assert_nonnull(strstr(hmp, "node 0 of 1 (home)"));

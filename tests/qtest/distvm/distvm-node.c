@@ -67,6 +67,32 @@ int distvm_vcpu_node(QTestState *qts, int cpu_index)
     return node;
 }
 
+bool distvm_vcpu_vapic(QTestState *qts, int cpu_index)
+{
+    QDict *resp = qtest_qmp_assert_success_ref(qts,
+                                               "{ 'execute': 'query-distvm' }");
+    g_autofree char *lapic = NULL;
+    QListEntry *e;
+    QDict *ret;
+    bool on;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(resp, "vcpus"), e) {
+        QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(v, "cpu-index") == cpu_index) {
+            lapic = g_strdup_printf("%s/lapic", qdict_get_str(v, "qom-path"));
+        }
+    }
+    qobject_unref(resp);
+    g_assert_nonnull(lapic);
+    ret = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': { "
+                    "'path': %s, 'property': 'vapic' } }", lapic);
+    g_assert_true(qdict_haskey(ret, "return"));
+    on = qdict_get_bool(ret, "return");
+    qobject_unref(ret);
+    return on;
+}
+
 DistvmNode *distvm_node_start(const char *tmpdir, int node_id,
                               const char *accel_opts,
                               const char *extra_args)

@@ -44,6 +44,9 @@ QDict *distvm_assert_active(QTestState *qts, int node_id);
 /* The node running vCPU @cpu_index, as query-distvm reports it. */
 int distvm_vcpu_node(QTestState *qts, int cpu_index);
 
+/* Whether the LAPIC of vCPU @cpu_index has the vAPIC option (kvmvapic). */
+bool distvm_vcpu_vapic(QTestState *qts, int cpu_index);
+
 /*
  * Wait until the console file contains @needle, for at most @timeout_s
  * seconds; returns whether it did.  The node's process must stay alive.

@@ -54,13 +54,17 @@ static bool is_page_type(uint32_t type)
 
 /*
  * An IPI's delivery: mode 0, 1, 2, 4, 5 or 6, any vector in bits 8-15,
- * trigger mode in bit 16, nothing above
+ * trigger mode in bit 16, nothing above; or the A20 line, mode 3 and
+ * bit 8 at most
  */
 static bool ipi_delivery_ok(uint64_t v)
 {
     uint64_t mode = v & 0xff;
 
-    return v <= 0x1ffff && mode != 3 && mode <= 6;
+    if (mode == DISTVM_DM_A20) {
+        return v <= 0x1ff;
+    }
+    return v <= 0x1ffff && mode <= 6;
 }
 
 /*
@@ -215,12 +219,18 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         if (m->hdr.type == DISTVM_MSG_IO_REQ) {
             CHECK(!(m->u.io.flags & ~(DISTVM_IO_WRITE | DISTVM_IO_REGS)));
         } else {
-            /* a one-byte result, DISTVM_IO_STOP and DISTVM_IO_REGS */
-            CHECK((m->u.io.flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS)) <=
+            /*
+             * a one-byte result, DISTVM_IO_STOP, DISTVM_IO_REGS and the
+             * A20 line
+             */
+            CHECK((m->u.io.flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS |
+                                     DISTVM_IO_A20 | DISTVM_IO_A20_ON)) <=
                   0xff);
+            CHECK(!(m->u.io.flags & DISTVM_IO_A20_ON) ||
+                  (m->u.io.flags & DISTVM_IO_A20));
         }
-        /* registers only with a port access */
-        CHECK(!(m->u.io.flags & DISTVM_IO_REGS) ||
+        /* registers and the A20 line only with a port access */
+        CHECK(!(m->u.io.flags & (DISTVM_IO_REGS | DISTVM_IO_A20)) ||
               m->u.io.space == DISTVM_IO_PORT);
         break;
     case DISTVM_MSG_RUN_STATE:
@@ -694,6 +704,9 @@ int main(int argc, char **argv)
     /* fixed delivery (mode 0) of vector 0xec, level-triggered */
     SEED("vcpu-ipi", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 1, 7, 1, 3,
                                       0xec << 8 | 1 << 16, NULL, 0));
+    /* home turns vCPU 0's A20 line off, on node 2 */
+    SEED("vcpu-ipi-a20", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 0, 0, 0, 2,
+                                          DISTVM_DM_A20, NULL, 0));
     /*
      * node 1 tells node 3 how vCPU 2's LAPIC is addressed: APIC ID 2,
      * logical destination 0x04, flat destination format
@@ -737,6 +750,12 @@ int main(int argc, char **argv)
         .addr = 0, .data = 0,
     }));
     /* home answers: MEMTX_OK, vector 0x08 (IRQ 0 as the BIOS maps it) */
+    /* vCPU 0's write to port 0x92 turned its A20 line on */
+    SEED("io-reply-a20", distvm_wire_io(b, DISTVM_MSG_IO_REPLY, 0,
+                                        &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PORT, .size = 1,
+        .flags = DISTVM_IO_A20 | DISTVM_IO_A20_ON, .addr = 0x92, .data = 0,
+    }));
     SEED("io-reply-pic-ack", distvm_wire_io(b, DISTVM_MSG_IO_REPLY, 0,
                                             &(DistvmMsgIo) {
         .cpu = 0, .space = DISTVM_IO_PIC_ACK, .size = 1, .flags = 0,

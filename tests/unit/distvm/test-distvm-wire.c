@@ -344,6 +344,8 @@ static GPtrArray *valid_messages(void)
                      IPI(0, 0xfe, 1), NULL, 0);
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_IPI, 0, 0, 0, 1, IPI(6, 0x10, 0),
                      NULL, 0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_IPI, 0, 0, 0, 1,
+                     IPI(DISTVM_DM_A20, 1, 0), NULL, 0);
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_APIC, 1, 2, 1, 3,
                      APIC(2, 0x04, 0xf), NULL, 0);
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_APIC, 3, 7, 3, 3, APIC_MAX,
@@ -374,6 +376,15 @@ static GPtrArray *valid_messages(void)
     distvm_wire_io(NEXT(), DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
         .cpu = 2, .space = DISTVM_IO_PORT, .size = 1,
         .flags = DISTVM_IO_STOP, .addr = 0xcf9, .data = 0,
+    });
+    /* A20 turned off, then on, through port 0x92 */
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PORT, .size = 1,
+        .flags = DISTVM_IO_A20, .addr = 0x92, .data = 0,
+    });
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REPLY, 0, &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PORT, .size = 1,
+        .flags = DISTVM_IO_A20 | DISTVM_IO_A20_ON, .addr = 0x92, .data = 0,
     });
     distvm_wire_run_state(NEXT(), 0, &(DistvmMsgRunState) {
         .action = DISTVM_RUN_CONT, .virtual_ns = 5000000000ull,
@@ -577,14 +588,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        6, 0,                               /* version */
+        7, 0,                               /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 6);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 7);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -1102,7 +1113,10 @@ static void test_vcpu_messages(void)
     }
 }
 
-/* Every delivery mode, vector and trigger mode an IPI may have */
+/*
+ * Every delivery mode, vector and trigger mode an IPI may have, and both
+ * states of the A20 line
+ */
 static void test_vcpu_ipi(void)
 {
     static const uint8_t modes[] = { 0, 1, 2, 4, 5, 6 };
@@ -1115,6 +1129,10 @@ static void test_vcpu_ipi(void)
                            IPI(modes[i], vector, trigger), 1);
             }
         }
+    }
+    for (uint32_t on = 0; on < 2; on++) {
+        check_vcpu(&limits, DISTVM_MSG_VCPU_IPI, 0, 2, 0, 1,
+                   IPI(DISTVM_DM_A20, on, 0), 1);
     }
 }
 
@@ -1721,17 +1739,19 @@ static void test_bad_version(void)
     /*
      * 1 is the version before PIC_OUTPUT and DISTVM_IO_PIC_ACK, 2 the one
      * before CLOCK_REGS, 3 the one before HEARTBEAT, 4 the one before
-     * POLICY and the reason of a move, 5 the one before the nodes' speeds
+     * POLICY and the reason of a move, 5 the one before the nodes' speeds,
+     * 6 the one before the A20 line
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 7, 0x100, 0x106, 0x200, 0x300, 0x600, UINT16_MAX,
+        0, 1, 2, 3, 4, 5, 6, 8, 0x100, 0x107, 0x200, 0x300, 0x700,
+        UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 6", versions[i]);
+            "protocol version %u, this node speaks 7", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -1741,7 +1761,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 6");
+        expect_header_error(b, "protocol version 2, this node speaks 7");
     }
     g_byte_array_unref(b);
 }
@@ -2316,8 +2336,9 @@ static bool ipi_mode_valid(uint32_t mode)
 static void test_vcpu_ipi_bad_delivery(void)
 {
     static const uint64_t bad[] = {
-        IPI(3, 0, 0), IPI(7, 0, 0), IPI(8, 0, 0),
-        IPI(3, 0x30, 1), IPI(7, 0xff, 0), IPI(8, 0x30, 1),
+        IPI(3, 2, 0), IPI(7, 0, 0), IPI(8, 0, 0),
+        IPI(3, 0x30, 1), IPI(3, 0, 1), IPI(3, 1, 1), IPI(3, 0xff, 0),
+        IPI(7, 0xff, 0), IPI(8, 0x30, 1),
         IPI(0x80, 0, 0), IPI(0xff, 0xff, 1),
         IPI(0, 0x30, 2), IPI(0, 0x30, 3),      /* bit 17 */
         1ull << 17, IPI(5, 0, 0) | 1ull << 17,
@@ -2336,7 +2357,10 @@ static void test_vcpu_ipi_bad_delivery(void)
         expect_decode_error(b, &limits_no_ram, what);
     }
 
-    /* Every mode: the six defined ones are accepted, no other */
+    /*
+     * Every mode: the six defined ones are accepted, no other (the A20
+     * line's takes no such vector)
+     */
     for (uint32_t mode = 0; mode < 256; mode++) {
         uint64_t value = IPI(mode, 0xec, mode & 1);
 
@@ -2800,8 +2824,9 @@ static void expect_io_flags_error(DistvmMsgType type, uint32_t flags)
 }
 
 /*
- * A request may only say it writes; a reply's flags are a one-byte result
- * and DISTVM_IO_STOP
+ * A request may only say it writes; a reply's flags are a one-byte result,
+ * DISTVM_IO_STOP, DISTVM_IO_REGS and the A20 line (DISTVM_IO_A20_ON only
+ * with DISTVM_IO_A20)
  */
 static void test_io_bad_flags(void)
 {
@@ -2809,7 +2834,8 @@ static void test_io_bad_flags(void)
         2, 3, 4, 0x80, 0xff, 0x100, 0x80000000u, 0x80000001u, UINT32_MAX,
     };
     static const uint32_t reply_flags[] = {
-        0x400, 0x401, 0x4ff, 0x10000, 0x10100, 0x80000000u, UINT32_MAX,
+        0x800, 0x801, 0x8ff, 0x900, 0x1000, 0x1401, 0x10000, 0x10100,
+        0x80000000u, UINT32_MAX,
     };
 
     for (size_t i = 0; i < ARRAY_SIZE(req_flags); i++) {
@@ -2829,9 +2855,20 @@ static void test_io_bad_flags(void)
     for (size_t i = 0; i < ARRAY_SIZE(reply_flags); i++) {
         expect_io_flags_error(DISTVM_MSG_IO_REPLY, reply_flags[i]);
     }
-    for (uint32_t bit = 10; bit < 32; bit++) {
+    for (uint32_t bit = 11; bit < 32; bit++) {
         expect_io_flags_error(DISTVM_MSG_IO_REPLY, 1u << bit);
         expect_io_flags_error(DISTVM_MSG_IO_REPLY, 1u << bit | DISTVM_IO_STOP);
+    }
+    for (uint32_t bit = 12; bit < 32; bit++) {
+        expect_io_flags_error(DISTVM_MSG_IO_REPLY, 1u << bit | DISTVM_IO_A20 |
+                              DISTVM_IO_A20_ON);
+    }
+    /* the A20 line only after a port access */
+    for (uint32_t space = DISTVM_IO_MEMORY; space <= DISTVM_IO_SMM; space++) {
+        expect_io_flags_error_in(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
+            .cpu = 1, .space = space, .size = 4,
+            .flags = DISTVM_IO_A20 | DISTVM_IO_A20_ON, .addr = 0xfed00000,
+        });
     }
 }
 
@@ -3051,7 +3088,7 @@ static void test_io_pic_ack_bad_reply(void)
             .flags = flags[i], .addr = 0, .data = 0x08,
         });
     }
-    for (int bit = 10; bit < 32; bit++) {
+    for (int bit = 11; bit < 32; bit++) {
         expect_io_flags_error_in(DISTVM_MSG_IO_REPLY, &(DistvmMsgIo) {
             .cpu = 2, .space = DISTVM_IO_PIC_ACK, .size = 1,
             .flags = 1u << bit, .addr = 0, .data = 0xff,

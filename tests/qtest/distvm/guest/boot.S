@@ -162,6 +162,93 @@ trampoline_start:
 tr_gdt_desc:
     .word gdt_end - gdt - 1
     .long gdt
+
+/*
+ * mode=a20 (a20-mode.c): code that runs below 1 MiB, where turning A20
+ * off does not move it, and is copied there with the trampoline.
+ * Interrupts are off; the stack is used only while A20 is on.
+ */
+    .code32
+#define PORT_A      0x92        /* bit 1: A20; bit 0 asks for a reset */
+
+/*
+ * void a20_self(uint32_t out[3], volatile uint32_t *lo,
+ *               volatile uint32_t *hi)
+ * @hi is @lo with bit 20 set.  Turns A20 off, reads *hi (out[0]) and
+ * writes its complement there; turns A20 on and reads *lo (out[1]) and
+ * *hi (out[2]).  With A20 off both went to *lo.
+ */
+    .globl a20_self
+a20_self:
+    pushl %ebx
+    pushl %esi
+    pushl %edi
+    movl 16(%esp), %ecx
+    movl 20(%esp), %esi
+    movl 24(%esp), %edi
+    inb $PORT_A, %al
+    andb $0xfc, %al
+    outb %al, $PORT_A
+    movl (%edi), %ebx
+    movl %ebx, %edx
+    notl %edx
+    movl %edx, (%edi)
+    orb $2, %al
+    outb %al, $PORT_A
+    movl %ebx, (%ecx)
+    movl (%esi), %edx
+    movl %edx, 4(%ecx)
+    movl (%edi), %edx
+    movl %edx, 8(%ecx)
+    popl %edi
+    popl %esi
+    popl %ebx
+    ret
+
+/*
+ * uint32_t a20_wait_off(volatile uint32_t *lo, volatile uint32_t *hi,
+ *                       uint32_t round)
+ * Waits (about 2^35 TSC ticks at most) until *hi reads *lo's word: A20
+ * is off, turned off by another CPU.  Then writes @round into a20_seen
+ * and waits until A20 is on again.  Returns 1, or 0 if A20 stayed on.
+ */
+    .globl a20_wait_off
+a20_wait_off:
+    pushl %ebx
+    pushl %esi
+    pushl %edi
+    pushl %ebp
+    movl 20(%esp), %esi
+    movl 24(%esp), %edi
+    movl 28(%esp), %ebx
+    rdtsc
+    leal 8(%edx), %ebp
+1:  movl (%edi), %eax
+    cmpl (%esi), %eax
+    je 2f
+    pause
+    rdtsc
+    subl %ebp, %edx
+    js 1b
+    xorl %eax, %eax
+    jmp 4f
+2:  movl %ebx, a20_seen
+3:  pause
+    movl (%edi), %eax
+    cmpl (%esi), %eax
+    je 3b
+    movl $1, %eax
+4:  popl %ebp
+    popl %edi
+    popl %esi
+    popl %ebx
+    ret
+
+    .align 4
+    .globl a20_seen
+a20_seen:
+    .long 0
+
     .globl trampoline_end
 trampoline_end:
 

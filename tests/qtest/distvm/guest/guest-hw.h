@@ -122,6 +122,9 @@ extern volatile uint32_t msi_on;
 void msi_mode(uint32_t cpu, uint32_t ncpus);
 void msi_dispatch(uint32_t vector);
 
+/* a20-mode.c */
+void a20_mode(uint32_t cpu, uint32_t ncpus);
+
 /* x2apic-mode.c */
 extern volatile uint32_t x2apic_on;
 void x2apic_mode(uint32_t cpu, uint32_t ncpus, uint32_t then_reset);

@@ -41,7 +41,7 @@ static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
-static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi;
+static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi, mode_a20;
 
 
 struct idt_entry {
@@ -526,6 +526,8 @@ void ap_main(void)
         busy_mode(cpu);
     } else if (mode_msi) {
         msi_mode(cpu, ncpus);
+    } else if (mode_a20) {
+        a20_mode(cpu, ncpus);
     } else if (mode_moves) {
         moves(cpu);
     } else if (mode_stress) {
@@ -556,6 +558,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_affinity = parse_arg(cmdline, "affinity", 0);
     mode_busy = parse_arg(cmdline, "busy", 0);
     mode_msi = parse_arg(cmdline, "msi", 0);
+    mode_a20 = parse_arg(cmdline, "a20", 0);
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
@@ -626,6 +629,8 @@ void guest_main(struct multiboot_info *mbi)
         busy_mode(0);
     } else if (mode_msi) {
         msi_mode(0, ncpus);
+    } else if (mode_a20) {
+        a20_mode(0, ncpus);
     } else if (mode_moves) {
         moves(0);
     } else if (mode_stress) {

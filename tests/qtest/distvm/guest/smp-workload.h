@@ -183,6 +183,21 @@ struct dg_reset {
 #define DG_VMPORT_CMDS      2
 static const uint32_t dg_vmport_cmd[DG_VMPORT_CMDS] = { 0x0a, 0x14 };
 
+/*
+ * mode=a20 (cpus=1 or 2): DG_A20_ROUNDS rounds.  In each, CPU 0 writes
+ * DG_A20_LO_WORD + round at DG_A20_LO and DG_A20_HI_WORD + round at
+ * DG_A20_HI (DG_A20_LO with bit 20 set), turns A20 off through port 0x92,
+ * reads DG_A20_HI (a20_self[round][0]: the word at DG_A20_LO) and writes
+ * its complement there (at DG_A20_LO), turns A20 on and reads DG_A20_LO
+ * and DG_A20_HI again (a20_self[round][1] and [2]).  Then CPU 1 turns A20
+ * off for CPU 0 and on again once CPU 0 saw it off (a20_off[round] = 1).
+ */
+#define DG_A20_ROUNDS       4
+#define DG_A20_LO           0x00200000u
+#define DG_A20_HI           0x00300000u
+#define DG_A20_LO_WORD      0x10a20000u
+#define DG_A20_HI_WORD      0x20a20000u
+
 typedef uint32_t dg_v4 __attribute__((vector_size(16)));
 
 /* 8-byte aligned on i386 too, so the guest and the test agree on layout. */
@@ -315,6 +330,10 @@ struct dg_results {
     /* mode=busy */
     dg_u64 busy_steps[DG_MAX_CPUS];
     dg_u64 busy_value[DG_MAX_CPUS];
+    /* mode=a20 */
+    uint32_t a20_ready;         /* CPU 0 waits for A20 off in this round */
+    uint32_t a20_self[DG_A20_ROUNDS][3];
+    uint32_t a20_off[DG_A20_ROUNDS];
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
