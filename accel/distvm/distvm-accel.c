@@ -162,6 +162,16 @@ static void distvm_set_peer_timeout(Object *obj, Visitor *v,
                         &DISTVM_ACCEL(obj)->peer_timeout, errp);
 }
 
+static bool distvm_get_warm_pages(Object *obj, Error **errp)
+{
+    return DISTVM_ACCEL(obj)->warm_pages;
+}
+
+static void distvm_set_warm_pages(Object *obj, bool value, Error **errp)
+{
+    DISTVM_ACCEL(obj)->warm_pages = value;
+}
+
 static void distvm_set_pause_sleep_us(Object *obj, Visitor *v,
                                       const char *name, void *opaque,
                                       Error **errp)
@@ -458,6 +468,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->policy = DISTVM_POLICY_MANUAL;
     s->capacity = distvm_host_cpus();
     s->speed = DISTVM_WIRE_SPEED_ONE;
+    s->warm_pages = true;
     s->state = DISTVM_CLUSTER_STATE_RUNNING;
 }
 
@@ -549,6 +560,12 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "This node's speed relative to the other nodes' (default 1, from "
         "0.001 to 1000): the placement policy prefers faster nodes for "
         "the busiest vCPUs");
+
+    object_class_property_add_bool(oc, "warm-pages", distvm_get_warm_pages,
+                                   distvm_set_warm_pages);
+    object_class_property_set_description(oc, "warm-pages",
+        "Whether a vCPU that leaves this node takes the pages it used "
+        "last with it, so that it resumes warm (default on)");
 
     object_class_property_add_str(oc, "listen", distvm_get_listen,
                                   distvm_set_listen);

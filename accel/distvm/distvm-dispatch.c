@@ -160,7 +160,10 @@ static void deferred_msg_run(void *opaque)
     g_free(d);
 }
 
-/* The bytes a received message borrows from its payload are copied. */
+/*
+ * The bytes a received message borrows from its payload, and those that
+ * distvm_msg_clear() frees, are copied.
+ */
 static void defer_msg(DistvmState *s, const DistvmMsgHandler *h,
                       const DistvmMsg *msg)
 {
@@ -179,6 +182,11 @@ static void defer_msg(DistvmState *s, const DistvmMsgHandler *h,
         break;
     case DISTVM_MSG_VCPU_STATE:
         d->msg.u.vcpu.data = g_memdup2(msg->u.vcpu.data, msg->u.vcpu.len);
+        break;
+    case DISTVM_MSG_VCPU_WARM_PAGES:
+        d->msg.u.warm.pages = g_memdup2(msg->u.warm.pages,
+                                        msg->u.warm.count *
+                                        sizeof(*msg->u.warm.pages));
         break;
     default:
         break;

@@ -91,6 +91,7 @@ struct DistvmState {
     uint32_t join_timeout;      /* seconds */
     uint32_t peer_timeout;      /* seconds a peer may stay silent */
     uint32_t pause_sleep_us;    /* a spinning vCPU's sleep (distvm-pause.c) */
+    bool warm_pages;            /* moved vCPUs take their pages along */
     uint32_t policy;            /* DistvmPolicy, atomic (distvm-affinity.c) */
     uint32_t capacity;          /* vCPUs the policy may place here */
     uint32_t speed;             /* relative, in DISTVM_WIRE_SPEED_ONE units */

@@ -97,7 +97,32 @@ static DistvmRamInfo *ram_info(DistvmState *s)
     ri->pages_sent = st->pages_sent;
     ri->pages_received = st->pages_received;
     ri->invalidations = st->invalidations;
+    ri->warm_asked = st->warm_asked;
+    ri->warm_received = st->warm_received;
     return ri;
+}
+
+/* vCPU @cpu's last arrival here by a move, if any */
+static DistvmVcpuArrival *vcpu_arrival(DistvmState *s, uint32_t cpu)
+{
+    DistvmVcpuArrival *info;
+    DistvmArrival a;
+
+    if (!distvm_ram_arrival(s, cpu, &a)) {
+        return NULL;
+    }
+    info = g_new0(DistvmVcpuArrival, 1);
+    info->from = a.from;
+    info->downtime_us = a.downtime_us;
+    info->state_bytes = a.state_bytes;
+    info->has_warm_pages = a.warm_listed;
+    info->warm_pages = a.warm_asked;
+    info->has_warm_left = a.warm_listed;
+    info->warm_left = a.warm_left;
+    info->has_warm_us = a.warm_us >= 0;
+    info->warm_us = MAX(a.warm_us, 0);
+    info->faults_10ms = a.faults_window;
+    return info;
 }
 
 DistvmInfo *qmp_query_distvm(Error **errp)
@@ -182,6 +207,9 @@ DistvmInfo *qmp_query_distvm(Error **errp)
         vcpu->cpu_index = cpu->cpu_index;
         vcpu->node = distvm_vcpu_node(s, cpu->cpu_index);
         vcpu->qom_path = object_get_canonical_path(OBJECT(cpu));
+        if (vcpu->node == s->node_id) {
+            vcpu->arrival = vcpu_arrival(s, cpu->cpu_index);
+        }
         QAPI_LIST_APPEND(tail, vcpu);
     }
     return info;

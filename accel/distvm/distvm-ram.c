@@ -99,6 +99,8 @@ typedef struct DistvmPending {
     bool write;
     bool got_data;
     bool got_grant;
+    bool warm;                  /* asked for before @cpu touched it */
+    uint64_t arrival;           /* warm: DistvmArrival.gen of @cpu */
     int64_t start_ns;
 } DistvmPending;
 
@@ -147,6 +149,7 @@ struct DistvmRam {
     GHashTable *pending;        /* page key -> DistvmPending */
     GHashTable *txns;           /* page key -> DistvmTxn (managed here) */
     DistvmRamStats stats;
+    DistvmArrival *arrivals;    /* [nr_vcpus]: each vCPU's last arrival */
     uint32_t lat_next;
     Error *blocker;
 };
@@ -765,6 +768,36 @@ static bool holder_invalidate(DistvmState *s, DistvmOutbox *o, uint32_t block,
 /* ---- requester ---- */
 
 /* @final: the manager sent the page and needs no PAGE_DONE. */
+/* ---- pages that travel with a moved vCPU ---- */
+
+/* Remote faults counted in a vCPU's first this many ns on a node */
+#define DISTVM_ARRIVAL_WINDOW_NS (10 * SCALE_MS)
+
+/* With ram->lock held: a warm page of @p->cpu's is in place. */
+static void arrival_warm_done(DistvmRam *ram, DistvmPending *p)
+{
+    DistvmArrival *a = &ram->arrivals[p->cpu];
+
+    ram->stats.warm_received++;
+    if (a->gen == p->arrival && a->warm_left && !--a->warm_left) {
+        a->warm_us = (get_clock_realtime() - a->stopped_ns) / SCALE_US;
+    }
+}
+
+/* With ram->lock held: a remote fault of vCPU @cpu, at @now (get_clock). */
+static void arrival_fault(DistvmRam *ram, int cpu, int64_t now)
+{
+    DistvmArrival *a;
+
+    if (cpu < 0) {
+        return;
+    }
+    a = &ram->arrivals[cpu];
+    if (a->resumed_ns && now - a->resumed_ns <= DISTVM_ARRIVAL_WINDOW_NS) {
+        a->faults_window++;
+    }
+}
+
 static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
                          uint64_t page, DistvmPending *p, bool final)
 {
@@ -772,11 +805,15 @@ static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
     DistvmBlock *b = &ram->blocks[block];
     uint64_t us = (get_clock() - p->start_ns) / 1000;
 
-    distvm_affinity_fault(s, p->cpu, p->kind == DISTVM_FAULT_UPGRADE,
-                          p->server);
-    ram->stats.lat_us[p->kind][ram->stats.lat_count[p->kind] %
-                               DISTVM_LAT_SAMPLES] = MIN(us, UINT32_MAX);
-    ram->stats.lat_count[p->kind]++;
+    if (p->warm) {
+        arrival_warm_done(ram, p);
+    } else {
+        distvm_affinity_fault(s, p->cpu, p->kind == DISTVM_FAULT_UPGRADE,
+                              p->server);
+        ram->stats.lat_us[p->kind][ram->stats.lat_count[p->kind] %
+                                   DISTVM_LAT_SAMPLES] = MIN(us, UINT32_MAX);
+        ram->stats.lat_count[p->kind]++;
+    }
     trace_distvm_fault_done(block, page, p->kind, us);
     g_hash_table_remove(ram->pending, page_key(block, page));
     if (!final) {
@@ -1262,13 +1299,46 @@ void distvm_ram_leaving(DistvmState *s)
     qemu_mutex_unlock(&ram->lock);
 }
 
+/*
+ * With ram->lock held: ask @page's manager for it, for vCPU @cpu (or -1),
+ * to write it if @write.  This node holds it S, or not at all, and asks
+ * for it already only if it waits for a read-only copy.  The request goes
+ * out in @o.
+ */
+static DistvmPending *request_page(DistvmState *s, DistvmOutbox *o,
+                                   uint32_t block, uint64_t page, int cpu,
+                                   bool write)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[block];
+    DistvmPending *p = g_new0(DistvmPending, 1);
+    uint32_t rflags = 0;
+
+    p->cpu = cpu;
+    p->write = write;
+    p->start_ns = get_clock();
+    if (b->state[page] == DISTVM_PAGE_S) {
+        p->kind = DISTVM_FAULT_UPGRADE;
+        rflags = DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY;
+    } else if (write) {
+        p->kind = DISTVM_FAULT_WRITE_MISS;
+        rflags = DISTVM_PAGE_WRITE;
+    } else {
+        p->kind = DISTVM_FAULT_READ_MISS;
+    }
+    g_hash_table_insert(ram->pending, page_key(block, page), p);
+    outbox_page(s, o, page_manager(s, b, page), DISTVM_MSG_PAGE_REQ, block,
+                page, s->node_id, rflags, NULL);
+    return p;
+}
+
 static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
                          int cpu)
 {
     DistvmRam *ram = s->ram;
     bool wp = flags & UFFD_PAGEFAULT_FLAG_WP;
     bool write = wp || (flags & UFFD_PAGEFAULT_FLAG_WRITE);
-    uint32_t block, rflags = 0;
+    uint32_t block;
     DistvmBlock *b = block_of(ram, addr, &block);
     DistvmPending *p;
     DistvmOutbox o;
@@ -1293,6 +1363,7 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
     }
     if (g_hash_table_lookup(ram->pending, page_key(block, page))) {
         ram->stats.merged++;
+        arrival_fault(ram, cpu, get_clock());
         qemu_mutex_unlock(&ram->lock);
         return;
     }
@@ -1319,27 +1390,120 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
         qemu_mutex_unlock(&ram->lock);
         return;
     }
-    p = g_new0(DistvmPending, 1);
-    p->cpu = cpu;
-    p->write = write;
-    p->start_ns = get_clock();
-    if (st == DISTVM_PAGE_S) {
-        p->kind = DISTVM_FAULT_UPGRADE;
-        rflags = DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY;
-    } else if (write) {
-        p->kind = DISTVM_FAULT_WRITE_MISS;
-        rflags = DISTVM_PAGE_WRITE;
-    } else {
-        p->kind = DISTVM_FAULT_READ_MISS;
-    }
+    outbox_init(&o);
+    p = request_page(s, &o, block, page, cpu, write);
     ram->stats.faults[p->kind]++;
     b->page_faults[page]++;
-    g_hash_table_insert(ram->pending, page_key(block, page), p);
-    outbox_init(&o);
-    outbox_page(s, &o, page_manager(s, b, page), DISTVM_MSG_PAGE_REQ, block,
-                page, s->node_id, rflags, NULL);
+    arrival_fault(ram, cpu, p->start_ns);
     qemu_mutex_unlock(&ram->lock);
     outbox_flush(s, &o);
+}
+
+/*
+ * Source of a move, on the stopped vCPU's thread: the page of guest RAM
+ * at @host, if this node holds it, as a warm page for the destination;
+ * written only if the vCPU wrote it and it is still this node's.
+ */
+bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,
+                          DistvmWarmPage *out)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = ram ? block_of(ram, host, &out->block) : NULL;
+    uint8_t st;
+
+    if (!b) {
+        return false;
+    }
+    out->page = (host - (uintptr_t)b->host) >> PAGE_BITS;
+    st = qatomic_read(&b->state[out->page]);
+    out->flags = written && st == DISTVM_PAGE_E ? DISTVM_WARM_WRITE : 0;
+    return st != DISTVM_PAGE_I;
+}
+
+/*
+ * Destination of a move (a receive thread): vCPU @cpu arrives from @from,
+ * stopped there at @stopped_ns (CLOCK_REALTIME), with a state of
+ * @state_bytes; its warm pages follow.
+ */
+void distvm_ram_vcpu_incoming(DistvmState *s, uint32_t cpu, uint32_t from,
+                              int64_t stopped_ns, uint64_t state_bytes)
+{
+    DistvmRam *ram = s->ram;
+    DistvmArrival *a = &ram->arrivals[cpu];
+
+    qemu_mutex_lock(&ram->lock);
+    *a = (DistvmArrival) {
+        .gen = a->gen + 1, .from = from, .stopped_ns = stopped_ns,
+        .state_bytes = state_bytes, .warm_us = -1,
+    };
+    qemu_mutex_unlock(&ram->lock);
+}
+
+/* Destination, the main loop: vCPU @cpu runs, @downtime_ns after it stopped */
+void distvm_ram_vcpu_resumed(DistvmState *s, uint32_t cpu,
+                             uint64_t downtime_ns)
+{
+    DistvmRam *ram = s->ram;
+
+    qemu_mutex_lock(&ram->lock);
+    ram->arrivals[cpu].resumed_ns = get_clock();
+    ram->arrivals[cpu].downtime_us = downtime_ns / SCALE_US;
+    qemu_mutex_unlock(&ram->lock);
+}
+
+/*
+ * Destination, a receive thread: ask for the @count warm pages that came
+ * with vCPU @cpu, as its faults would, all at once; no thread waits for
+ * them.  Pages held here already, or asked for already, are left alone.
+ */
+void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
+                     uint32_t count)
+{
+    DistvmRam *ram = s->ram;
+    DistvmArrival *a = &ram->arrivals[cpu];
+    DistvmOutbox o;
+
+    outbox_init(&o);
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; i < count && !distvm_cluster_leaving(s); i++) {
+        DistvmBlock *b = &ram->blocks[pages[i].block];
+        bool write = pages[i].flags & DISTVM_WARM_WRITE;
+        uint8_t st = b->state[pages[i].page];
+        DistvmPending *p;
+
+        if (st == DISTVM_PAGE_E || (st == DISTVM_PAGE_S && !write) ||
+            g_hash_table_lookup(ram->pending,
+                                page_key(pages[i].block, pages[i].page))) {
+            continue;
+        }
+        p = request_page(s, &o, pages[i].block, pages[i].page, cpu, write);
+        p->warm = true;
+        p->arrival = a->gen;
+        a->warm_asked++;
+        a->warm_left++;
+        ram->stats.warm_asked++;
+    }
+    a->warm_listed = true;
+    if (!a->warm_left) {
+        a->warm_us = (get_clock_realtime() - a->stopped_ns) / SCALE_US;
+    }
+    trace_distvm_warm_pages(cpu, count, a->warm_asked);
+    qemu_mutex_unlock(&ram->lock);
+    outbox_flush(s, &o);
+}
+
+/* The record of vCPU @cpu's last arrival here; false if it has none. */
+bool distvm_ram_arrival(DistvmState *s, uint32_t cpu, DistvmArrival *out)
+{
+    DistvmRam *ram = s->ram;
+
+    if (!ram || !ram->arrivals) {
+        return false;
+    }
+    qemu_mutex_lock(&ram->lock);
+    *out = ram->arrivals[cpu];
+    qemu_mutex_unlock(&ram->lock);
+    return out->gen != 0;
 }
 
 static void *distvm_fault_thread(void *opaque)
@@ -1461,6 +1625,7 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
     qemu_mutex_init(&ram->lock);
     ram->pending = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     ram->txns = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    ram->arrivals = g_new0(DistvmArrival, s->nr_vcpus);
     ram->uffd = -1;
     ram->quit_fd = -1;
     s->ram = ram;

@@ -8,6 +8,7 @@
 #define ACCEL_DISTVM_RAM_H
 
 #include "qapi/qapi-types-distvm.h"
+#include "distvm-wire.h"
 
 typedef enum DistvmPageState {
     DISTVM_PAGE_I,              /* not present on this node */
@@ -34,11 +35,38 @@ typedef struct DistvmRamStats {
     uint64_t pages_sent;
     uint64_t pages_received;
     uint64_t invalidations;
+    uint64_t warm_asked;        /* pages asked for with an arriving vCPU */
+    uint64_t warm_received;     /* of those, in place */
     uint64_t lat_count[DISTVM_FAULT__MAX];
     uint32_t lat_us[DISTVM_FAULT__MAX][DISTVM_LAT_SAMPLES];
 } DistvmRamStats;
 
 void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats);
+
+/* A vCPU's last arrival on this node by a move, and what it cost. */
+typedef struct DistvmArrival {
+    uint64_t gen;               /* its arrivals here so far */
+    uint32_t from;
+    int64_t stopped_ns;         /* CLOCK_REALTIME: stopped on its source */
+    int64_t resumed_ns;         /* get_clock(): running here; 0 before */
+    uint64_t downtime_us;
+    uint64_t state_bytes;
+    bool warm_listed;           /* its source sent its warm pages */
+    uint32_t warm_asked;        /* pages asked for with it */
+    uint32_t warm_left;         /* of them, not in place yet */
+    int64_t warm_us;            /* stopped to its last one in place, or -1 */
+    uint32_t faults_window;     /* remote faults in its first 10 ms here */
+} DistvmArrival;
+
+bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,
+                          DistvmWarmPage *out);
+void distvm_ram_vcpu_incoming(DistvmState *s, uint32_t cpu, uint32_t from,
+                              int64_t stopped_ns, uint64_t state_bytes);
+void distvm_ram_vcpu_resumed(DistvmState *s, uint32_t cpu,
+                             uint64_t downtime_ns);
+void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
+                     uint32_t count);
+bool distvm_ram_arrival(DistvmState *s, uint32_t cpu, DistvmArrival *out);
 /* Every RAMBlock with its home, for query-distvm */
 DistvmMemoryRangeList *distvm_ram_ranges(DistvmState *s);
 /* The @count pages this node asked other nodes for most often */

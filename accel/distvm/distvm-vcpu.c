@@ -40,12 +40,14 @@
 #include "system/cpus.h"
 #include "system/hw_accel.h"
 #include "distvm-internal.h"
+#include "distvm-ram.h"
 #include "trace.h"
 
 typedef struct DistvmVcpuMove {
     uint64_t generation;        /* moves of this vCPU applied here */
     bool moving;                /* owner: being stopped and sent */
     bool incoming;              /* destination: received, not yet running */
+    uint32_t came_from;         /* destination: the source of its last move */
     GQueue waiting;             /* DistvmMsgVcpu: moves held meanwhile */
     GQueue ipis;                /* DistvmIpi: deliveries held meanwhile */
 } DistvmVcpuMove;
@@ -63,6 +65,8 @@ typedef struct DistvmOutgoing {
     uint64_t generation;
     uint64_t paused_ns;
     GByteArray *state;
+    DistvmWarmPage *warm;       /* [nr_warm]: the pages it used last */
+    uint32_t nr_warm;
 } DistvmOutgoing;
 
 /* Ask @node to move vCPU @cpu; @value: for the policy, see VCPU_MOVE */
@@ -456,6 +460,55 @@ static bool vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,
 
 /* ---- source ---- */
 
+/*
+ * The pages of guest RAM that @cpu's TLB maps and this node holds, those
+ * it may write first (a write TLB entry: the guest's page table marked
+ * the page dirty), at most DISTVM_WARM_PAGES_MAX: its code, stack, page
+ * tables and data, which it will touch again first on its new node.  On
+ * its thread, stopped.  A page that two MMU modes map may come twice; the
+ * destination asks for it once.
+ */
+static uint32_t vcpu_warm_pages(DistvmState *s, CPUState *cpu,
+                                DistvmWarmPage *out)
+{
+    g_autofree DistvmWarmPage *read = g_new(DistvmWarmPage,
+                                            DISTVM_WARM_PAGES_MAX);
+    uint32_t written = 0, nr_read = 0;
+
+    for (int idx = 0; idx < NB_MMU_MODES; idx++) {
+        CPUTLBDescFast *fast = &cpu->neg.tlb.f[idx];
+        size_t entries = (fast->mask >> CPU_TLB_ENTRY_BITS) + 1;
+
+        /* Most modes are unused: their tables are empty. */
+        if (!cpu->neg.tlb.d[idx].n_used_entries) {
+            continue;
+        }
+        for (size_t i = 0; i < entries && written < DISTVM_WARM_PAGES_MAX;
+             i++) {
+            CPUTLBEntry *e = &fast->table[i];
+            const uintptr_t bad = TLB_INVALID_MASK | TLB_MMIO |
+                                  TLB_DISCARD_WRITE;
+            bool w = !(e->addr_write & bad);
+            uintptr_t addr = w ? e->addr_write : e->addr_read;
+            DistvmWarmPage pg;
+
+            if ((addr & bad) ||
+                !distvm_ram_warm_page(s, (addr & TARGET_PAGE_MASK) +
+                                      e->addend, w, &pg)) {
+                continue;
+            }
+            if (pg.flags & DISTVM_WARM_WRITE) {
+                out[written++] = pg;
+            } else if (nr_read < DISTVM_WARM_PAGES_MAX) {
+                read[nr_read++] = pg;
+            }
+        }
+    }
+    nr_read = MIN(nr_read, DISTVM_WARM_PAGES_MAX - written);
+    memcpy(out + written, read, nr_read * sizeof(*read));
+    return written + nr_read;
+}
+
 /* On the vCPU's own thread, with the BQL: stop it and serialize it. */
 static void vcpu_evict(CPUState *cpu, run_on_cpu_data data)
 {
@@ -470,6 +523,10 @@ static void vcpu_evict(CPUState *cpu, run_on_cpu_data data)
     if (!vcpu_save(cpu, out->state, &err)) {
         error_report_err(err);
         exit(1);
+    }
+    if (distvm_state()->warm_pages) {
+        out->warm = g_new(DistvmWarmPage, DISTVM_WARM_PAGES_MAX);
+        out->nr_warm = vcpu_warm_pages(distvm_state(), cpu, out->warm);
     }
     /* Its LAPIC timer runs on the destination from now on. */
     timer_del(apic->timer);
@@ -502,6 +559,12 @@ static void *vcpu_sender_thread(void *opaque)
         if (!distvm_send(s, out->dest, m)) {
             distvm_fatal_node_lost(s, out->dest, "connection closed");
         }
+        if (out->warm) {
+            distvm_wire_warm_pages(m, s->node_id, out->cpu, out->warm,
+                                   out->nr_warm);
+            trace_distvm_warm_pages_sent(out->cpu, out->dest, out->nr_warm);
+            distvm_send(s, out->dest, m);
+        }
         qemu_mutex_lock(&s->lock);
         /* Unless a later move of it was already reported here. */
         if (mv->generation < out->generation) {
@@ -526,6 +589,7 @@ static void *vcpu_sender_thread(void *opaque)
             g_free(req);
         }
         g_byte_array_unref(out->state);
+        g_free(out->warm);
         g_free(out);
     }
     rcu_unregister_thread();
@@ -643,6 +707,7 @@ static void vcpu_state_load(DistvmState *s, const DistvmMsg *msg)
 
     qatomic_set(&cpu->parked, false);
     distvm_affinity_arrived(s, in->cpu, in->from, in->reason);
+    distvm_ram_vcpu_resumed(s, in->cpu, get_clock_realtime() - in->value);
     distvm_pic_vcpu_arrived(cpu);
     while ((ipi = g_queue_pop_head(&ipis))) {
         vcpu_apply_ipi(s, ipi->cpu, ipi->delivery);
@@ -703,6 +768,7 @@ static bool vcpu_state_received(DistvmState *s, const DistvmMsg *msg)
     refusal = vcpu_state_refusal(s, msg->hdr.src, msg);
     if (!refusal) {
         s->moves[m->cpu].incoming = true;
+        s->moves[m->cpu].came_from = msg->hdr.src;
     }
     qemu_mutex_unlock(&s->lock);
     if (refusal) {
@@ -711,7 +777,41 @@ static bool vcpu_state_received(DistvmState *s, const DistvmMsg *msg)
                            refusal);
         return false;
     }
+    distvm_ram_vcpu_incoming(s, m->cpu, m->from, m->value, m->len);
     return true;
+}
+
+/*
+ * The pages a vCPU arriving here used last on its source.  They come
+ * right after its state, from the same node: the vCPU is arriving, or
+ * runs here already, and came from that node.
+ */
+static bool vcpu_warm_pages_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgWarmPages *w = &msg->u.warm;
+    DistvmVcpuMove *mv = &s->moves[w->cpu];
+    bool ok;
+
+    qemu_mutex_lock(&s->lock);
+    ok = (mv->incoming || s->vcpu_node[w->cpu] == s->node_id) &&
+         mv->came_from == msg->hdr.src && msg->hdr.src != s->node_id;
+    qemu_mutex_unlock(&s->lock);
+    if (!ok) {
+        distvm_msg_refused(s, msg->hdr.src, "VCPU_WARM_PAGES of vCPU %"
+                           PRIu32 ", which did not come from that node",
+                           w->cpu);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * They are asked for once the vCPU runs (the main loop loaded it first):
+ * asking for them takes nothing from its downtime.
+ */
+static void vcpu_warm_pages_ask(DistvmState *s, const DistvmMsg *msg)
+{
+    distvm_ram_warm(s, msg->u.warm.cpu, msg->u.warm.pages, msg->u.warm.count);
 }
 
 /*
@@ -772,6 +872,8 @@ static const DistvmMsgHandler vcpu_handlers[] = {
     { DISTVM_MSG_VCPU_IPI, .main_loop = vcpu_ipi_received,
       .before_replies = vcpu_ipi_is_smi },
     { DISTVM_MSG_VCPU_APIC, .receive = vcpu_apic_received },
+    { DISTVM_MSG_VCPU_WARM_PAGES, .receive = vcpu_warm_pages_received,
+      .main_loop = vcpu_warm_pages_ask },
 };
 
 /* ---- set-up and QMP ---- */
@@ -783,6 +885,7 @@ void distvm_vcpu_init(DistvmState *s)
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         g_queue_init(&s->moves[i].waiting);
         g_queue_init(&s->moves[i].ipis);
+        s->moves[i].came_from = UINT32_MAX;
     }
     if (s->nodes > 1) {
         apic_remote_deliver_hook = distvm_apic_remote_deliver;

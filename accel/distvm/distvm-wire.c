@@ -37,6 +37,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_VCPU_STATE] = "VCPU_STATE",
     [DISTVM_MSG_VCPU_MOVED] = "VCPU_MOVED",
     [DISTVM_MSG_VCPU_IPI] = "VCPU_IPI",
+    [DISTVM_MSG_VCPU_WARM_PAGES] = "VCPU_WARM_PAGES",
     [DISTVM_MSG_PCI_CONFIG] = "PCI_CONFIG",
     [DISTVM_MSG_IO_REQ] = "IO_REQ",
     [DISTVM_MSG_IO_REPLY] = "IO_REPLY",
@@ -370,6 +371,54 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
     return true;
 }
 
+static bool decode_warm_pages(WireReader *r, const DistvmWireLimits *lim,
+                              DistvmMsgWarmPages *h, Error **errp)
+{
+    if (lim->nr_blocks == 0) {
+        error_setg(errp, "%s message before the RAM layout was agreed",
+                   r->what);
+        return false;
+    }
+    if (!get_u32(r, &h->cpu, errp) || !get_u32(r, &h->count, errp)) {
+        return false;
+    }
+    if (h->cpu >= lim->nr_vcpus) {
+        error_setg(errp, "%s message for vCPU %" PRIu32 "; there are %" PRIu32,
+                   r->what, h->cpu, lim->nr_vcpus);
+        return false;
+    }
+    if (h->count > DISTVM_WARM_PAGES_MAX) {
+        error_setg(errp, "%s message with %" PRIu32 " pages (limit %u)",
+                   r->what, h->count, DISTVM_WARM_PAGES_MAX);
+        return false;
+    }
+    if (r->left < (size_t)h->count * 16) {
+        error_setg(errp, "%s message is truncated", r->what);
+        return false;
+    }
+    h->pages = g_new(DistvmWarmPage, h->count);
+    for (uint32_t i = 0; i < h->count; i++) {
+        DistvmWarmPage *pg = &h->pages[i];
+
+        get_u32(r, &pg->block, errp);
+        get_u32(r, &pg->flags, errp);
+        get_u64(r, &pg->page, errp);
+        if (pg->block >= lim->nr_blocks ||
+            pg->page >= lim->block_pages[pg->block]) {
+            error_setg(errp, "%s message for page %" PRIu64 " of RAMBlock %"
+                       PRIu32 ", which does not exist", r->what, pg->page,
+                       pg->block);
+            return false;
+        }
+        if (pg->flags & ~DISTVM_WARM_WRITE) {
+            error_setg(errp, "%s message with unknown page flags 0x%" PRIx32,
+                       r->what, pg->flags);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool decode_pci_config(WireReader *r, DistvmMsgPciConfig *pc,
                               Error **errp)
 {
@@ -600,6 +649,9 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_CLOCK_REGS:
         ok = decode_clock_regs(&r, &msg->u.clock, errp);
         break;
+    case DISTVM_MSG_VCPU_WARM_PAGES:
+        ok = decode_warm_pages(&r, lim, &msg->u.warm, errp);
+        break;
     default:
         error_setg(errp, "unknown message type %u", hdr->type);
         ok = false;
@@ -633,6 +685,9 @@ void distvm_msg_clear(DistvmMsg *msg)
         break;
     case DISTVM_MSG_PCI_CONFIG:
         g_free(msg->u.pci.path);
+        break;
+    case DISTVM_MSG_VCPU_WARM_PAGES:
+        g_free(msg->u.warm.pages);
         break;
     default:
         break;
@@ -793,6 +848,9 @@ bool distvm_wire_msg_vcpu(const DistvmMsg *msg, uint32_t *cpu)
     case DISTVM_MSG_IO_REPLY:
         *cpu = msg->u.io.cpu;
         return true;
+    case DISTVM_MSG_VCPU_WARM_PAGES:
+        *cpu = msg->u.warm.cpu;
+        return true;
     default:
         return false;
     }
@@ -861,6 +919,20 @@ void distvm_wire_clock_regs(GByteArray *buf, uint32_t src,
     distvm_wire_end(buf);
 }
 
+void distvm_wire_warm_pages(GByteArray *buf, uint32_t src, uint32_t cpu,
+                            const DistvmWarmPage *pages, uint32_t count)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_VCPU_WARM_PAGES, src, 0);
+    distvm_wire_put_u32(buf, cpu);
+    distvm_wire_put_u32(buf, count);
+    for (uint32_t i = 0; i < count; i++) {
+        distvm_wire_put_u32(buf, pages[i].block);
+        distvm_wire_put_u32(buf, pages[i].flags);
+        distvm_wire_put_u64(buf, pages[i].page);
+    }
+    distvm_wire_end(buf);
+}
+
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data)
@@ -918,6 +990,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_CLOCK_REGS] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_HEARTBEAT] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_POLICY] = DISTVM_ROLE_HOME_LINK,
+    [DISTVM_MSG_VCPU_WARM_PAGES] = DISTVM_ROLE_ANY,
 };
 
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,

@@ -63,6 +63,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_CLOCK_REGS,      /* home -> all: where clock registers are */
     DISTVM_MSG_HEARTBEAT,       /* node -> node: still here (peer-timeout) */
     DISTVM_MSG_POLICY,          /* -> home: set it; home -> all: it is set */
+    DISTVM_MSG_VCPU_WARM_PAGES, /* a move's source -> its destination */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -253,6 +254,28 @@ typedef struct DistvmMsgClockRegs {
     uint64_t hpet_offset;
 } DistvmMsgClockRegs;
 
+/*
+ * VCPU_WARM_PAGES, from the source of a move to its destination, after
+ * the vCPU's VCPU_STATE: pages the vCPU used last on the source (its
+ * TLB's), which the destination asks for at once, so that the vCPU runs
+ * warm.  On the wire: cpu, count, then count times block (u32), flags
+ * (u32: DISTVM_WARM_WRITE if the vCPU wrote the page), page (u64).
+ */
+#define DISTVM_WARM_PAGES_MAX   512
+#define DISTVM_WARM_WRITE       0x1
+
+typedef struct DistvmWarmPage {
+    uint32_t block;
+    uint32_t flags;
+    uint64_t page;
+} DistvmWarmPage;
+
+typedef struct DistvmMsgWarmPages {
+    uint32_t cpu;
+    uint32_t count;
+    DistvmWarmPage *pages;      /* [count] */
+} DistvmMsgWarmPages;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -269,6 +292,7 @@ typedef struct DistvmMsg {
         uint32_t level;         /* PIC_OUTPUT: 0 or 1 */
         uint32_t policy;        /* POLICY: below DISTVM_POLICY_COUNT */
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
+        DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
     } u;
 } DistvmMsg;
 
@@ -301,7 +325,10 @@ void distvm_msg_clear(DistvmMsg *msg);
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
                             Error **errp);
 
-/* The vCPU index that @msg is about, if it is about one (VCPU_*, IO_*). */
+/*
+ * The vCPU index that @msg is about, if it is about one (VCPU_*, IO_*,
+ * VCPU_WARM_PAGES).
+ */
 bool distvm_wire_msg_vcpu(const DistvmMsg *msg, uint32_t *cpu);
 
 /* Set the sequence number of the message encoded in @buf. */
@@ -349,6 +376,8 @@ void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level);
 void distvm_wire_policy(GByteArray *buf, uint32_t src, uint32_t policy);
 void distvm_wire_clock_regs(GByteArray *buf, uint32_t src,
                             const DistvmMsgClockRegs *clock);
+void distvm_wire_warm_pages(GByteArray *buf, uint32_t src, uint32_t cpu,
+                            const DistvmWarmPage *pages, uint32_t count);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

@@ -266,6 +266,110 @@ static void test_stress_2(void)
     test_stress(GINT_TO_POINTER(2));
 }
 
+/* vCPU @cpu's last arrival on node @n (query-distvm), or NULL; unref it */
+static QDict *vcpu_arrival(DistvmCluster *c, int n, int cpu)
+{
+    QDict *info = distvm_assert_active(c->node[n]->qts, n);
+    QDict *arrival = NULL;
+    QListEntry *e;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(info, "vcpus"), e) {
+        QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(v, "cpu-index") == cpu &&
+            qdict_haskey(v, "arrival")) {
+            arrival = qdict_get_qdict(v, "arrival");
+            qobject_ref(arrival);
+        }
+    }
+    qobject_unref(info);
+    return arrival;
+}
+
+/*
+ * Moves of a vCPU that keeps rewriting its own 256 pages (mode=stress):
+ * with warm pages (the default), its destination asks for the pages its
+ * TLB mapped at once, and has them all in place in bounded time; with
+ * warm-pages=off, none.  Either way the final memory is exact and every
+ * page has a single writer.
+ */
+static void test_warm_pages(const void *data)
+{
+    bool warm = GPOINTER_TO_INT(data);
+    g_autofree char *args = guest_args("2", "cpus=2 stress=1");
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 2, warm ? NULL : "warm-pages=off", args);
+    DistvmNode *home = c->node[0];
+    g_autofree uint64_t *buf = g_new(uint64_t, 2 * DG_STRESS_PAGES * 512);
+    uint32_t rounds[DG_MAX_CPUS];
+    int where = 0;
+
+    g_assert_true(distvm_wait_console(home, "distvm-guest: all cpus up", 60));
+    for (int i = 0; i < 6; i++) {
+        int to = 1 - where;
+        gint64 deadline = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+        QDict *ev, *a;
+
+        g_usleep(200 * 1000);
+        qtest_qmp_assert_success(home->qts, "{ 'execute': 'distvm-move-vcpu',"
+                                 " 'arguments': { 'cpu-index': 1, "
+                                 "'node': %d } }", to);
+        ev = qtest_qmp_eventwait_ref(home->qts, "DISTVM_VCPU_MOVED");
+        g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "to"), ==,
+                        to);
+        qobject_unref(ev);
+        /* Warm: until its warm pages came and are all in place */
+        while (!(a = vcpu_arrival(c, to, 1)) ||
+               (warm && !qdict_haskey(a, "warm-us"))) {
+            g_assert_cmpint(g_get_monotonic_time(), <, deadline);
+            qobject_unref(a);
+            g_usleep(10 * 1000);
+        }
+        g_assert_cmpint(qdict_get_int(a, "from"), ==, where);
+        g_assert_cmpint(qdict_get_int(a, "state-bytes"), >, 0);
+        if (warm) {
+            g_assert_cmpint(qdict_get_int(a, "warm-pages"), >, 0);
+            g_assert_cmpint(qdict_get_int(a, "warm-pages"), <=, 512);
+            g_assert_cmpint(qdict_get_int(a, "warm-left"), ==, 0);
+            g_test_message("move %d to node %d: %" PRId64 " warm pages, in "
+                           "place %" PRId64 " us after it stopped; %" PRId64
+                           " remote faults in its first 10 ms", i, to,
+                           qdict_get_int(a, "warm-pages"),
+                           qdict_get_int(a, "warm-us"),
+                           qdict_get_int(a, "faults-10ms"));
+        } else {
+            g_usleep(100 * 1000);
+            qobject_unref(a);
+            a = vcpu_arrival(c, to, 1);
+            g_assert_false(qdict_haskey(a, "warm-pages"));
+            g_assert_false(qdict_haskey(a, "warm-us"));
+        }
+        qobject_unref(a);
+        where = to;
+    }
+
+    qtest_writel(home->qts, DG_RESULT_BASE + offsetof(struct dg_results, stop),
+                 1);
+    wait_magic(home, DG_MAGIC_DONE, 120);
+    distvm_memread(home->qts, DG_RESULT_BASE +
+                  offsetof(struct dg_results, rounds), rounds, sizeof(rounds));
+    for (int n = 0; n < 2; n++) {
+        distvm_memread(c->node[n]->qts, DG_STRESS_BASE, buf,
+                       2 * DG_STRESS_PAGES * 4096);
+        for (uint32_t cpu = 0; cpu < 2; cpu++) {
+            g_assert_cmpuint(rounds[cpu], >, 0);
+            for (uint32_t p = 0; p < DG_STRESS_PAGES; p++) {
+                for (uint32_t w = 0; w < 512; w++) {
+                    g_assert_cmphex(buf[(cpu * DG_STRESS_PAGES + p) * 512 + w],
+                                    ==, stress_word(rounds, cpu, p, w));
+                }
+            }
+        }
+    }
+    check_single_writer(c, 0, PC_RAM_PAGES);
+    distvm_cluster_quit(c);
+}
+
 /* A node started with a different machine is refused; home carries on. */
 static void test_mismatch(void)
 {
@@ -1463,6 +1567,10 @@ int main(int argc, char **argv)
     qtest_add_data_func("/distvm/ram/pattern/4-nodes", GINT_TO_POINTER(4),
                         test_pattern);
     qtest_add_func("/distvm/ram/stress/2-nodes", test_stress_2);
+    qtest_add_data_func("/distvm/ram/warm-pages/on", GINT_TO_POINTER(1),
+                        test_warm_pages);
+    qtest_add_data_func("/distvm/ram/warm-pages/off", GINT_TO_POINTER(0),
+                        test_warm_pages);
     qtest_add_data_func("/distvm/ram/stress/3-nodes", GINT_TO_POINTER(3),
                         test_stress);
     qtest_add_data_func("/distvm/ram/stress/4-nodes", GINT_TO_POINTER(4),

@@ -240,6 +240,20 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.run.action == (uint32_t)ldl_le_p(payload));
         CHECK(ldl_le_p(payload + 4) == 0);      /* reserved */
         break;
+    case DISTVM_MSG_VCPU_WARM_PAGES:
+        /* a vCPU; at most 512 pages, each exists, with known flags */
+        CHECK(m->u.warm.cpu < lim->nr_vcpus);
+        CHECK(m->u.warm.count <= DISTVM_WARM_PAGES_MAX);
+        CHECK(m->hdr.length == 8 + 16 * m->u.warm.count);
+        for (uint32_t i = 0; i < m->u.warm.count; i++) {
+            const DistvmWarmPage *pg = &m->u.warm.pages[i];
+
+            CHECK(pg->block < lim->nr_blocks);
+            CHECK(pg->page < lim->block_pages[pg->block]);
+            CHECK(!(pg->flags & ~DISTVM_WARM_WRITE));
+            CHECK(pg->page == ldq_le_p(payload + 8 + 16 * i + 8));
+        }
+        break;
     case DISTVM_MSG_POLICY:
         /* a known policy */
         CHECK(m->hdr.length == 4);
@@ -387,6 +401,12 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
         return a->u.level == b->u.level;
     case DISTVM_MSG_POLICY:
         return a->u.policy == b->u.policy;
+    case DISTVM_MSG_VCPU_WARM_PAGES:
+        return a->u.warm.cpu == b->u.warm.cpu &&
+               a->u.warm.count == b->u.warm.count &&
+               (!a->u.warm.count ||
+                !memcmp(a->u.warm.pages, b->u.warm.pages,
+                        a->u.warm.count * sizeof(DistvmWarmPage)));
     case DISTVM_MSG_CLOCK_REGS:
         return a->u.clock.flags == b->u.clock.flags &&
                a->u.clock.pm_timer_port == b->u.clock.pm_timer_port &&
@@ -488,6 +508,11 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_POLICY:
         distvm_wire_policy(buf, m->hdr.src, m->u.policy);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_VCPU_WARM_PAGES:
+        distvm_wire_warm_pages(buf, m->hdr.src, m->u.warm.cpu,
+                               m->u.warm.pages, m->u.warm.count);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_CLOCK_REGS:
@@ -704,6 +729,15 @@ int main(int argc, char **argv)
     /* fixed delivery (mode 0) of vector 0xec, level-triggered */
     SEED("vcpu-ipi", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 1, 7, 1, 3,
                                       0xec << 8 | 1 << 16, NULL, 0));
+    /* vCPU 3 left node 1 for node 2 with two pages, one it wrote */
+    {
+        static const DistvmWarmPage warm[] = {
+            { .block = 0, .flags = DISTVM_WARM_WRITE, .page = 0x123 },
+            { .block = 1, .flags = 0, .page = 0 },
+        };
+
+        SEED("vcpu-warm-pages", distvm_wire_warm_pages(b, 1, 3, warm, 2));
+    }
     /* home turns vCPU 0's A20 line off, on node 2 */
     SEED("vcpu-ipi-a20", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 0, 0, 0, 2,
                                           DISTVM_DM_A20, NULL, 0));

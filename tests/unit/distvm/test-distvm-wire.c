@@ -313,6 +313,14 @@ static GPtrArray *valid_messages(void)
     distvm_wire_empty(NEXT(), DISTVM_MSG_BYE, 3, UINT64_MAX);
     distvm_wire_empty(NEXT(), DISTVM_MSG_HEARTBEAT, 2, 0);
     distvm_wire_policy(NEXT(), 2, 1);
+    {
+        static const DistvmWarmPage warm[] = {
+            { .block = 2, .flags = DISTVM_WARM_WRITE, .page = 262143 },
+            { .block = 0, .flags = 0, .page = 15 },
+        };
+
+        distvm_wire_warm_pages(NEXT(), 1, 7, warm, ARRAY_SIZE(warm));
+    }
     distvm_wire_vcpu_move(NEXT(), DISTVM_MSG_VCPU_MOVE, 2, 1, 2, 3,
                           DISTVM_MOVE_POLICY, 0, NULL, 0);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 1, 3);
@@ -457,10 +465,11 @@ static void test_type_names(void)
         [DISTVM_MSG_CLOCK_REGS] = "CLOCK_REGS",
         [DISTVM_MSG_HEARTBEAT] = "HEARTBEAT",
         [DISTVM_MSG_POLICY] = "POLICY",
+        [DISTVM_MSG_VCPU_WARM_PAGES] = "VCPU_WARM_PAGES",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_POLICY + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_VCPU_WARM_PAGES + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -571,15 +580,19 @@ static void test_msg_vcpu(void)
         bool vcpu = t == DISTVM_MSG_VCPU_MOVE || t == DISTVM_MSG_VCPU_STATE ||
                     t == DISTVM_MSG_VCPU_MOVED || t == DISTVM_MSG_VCPU_IPI ||
                     t == DISTVM_MSG_VCPU_APIC;
+        bool warm = t == DISTVM_MSG_VCPU_WARM_PAGES;
         uint32_t cpu = UINT32_MAX;
 
         if (io) {
             msg.u.io.cpu = 3;
         } else if (vcpu) {
             msg.u.vcpu.cpu = 3;
+        } else if (warm) {
+            msg.u.warm.cpu = 3;
         }
-        g_assert_cmpint(distvm_wire_msg_vcpu(&msg, &cpu), ==, io || vcpu);
-        g_assert_cmpuint(cpu, ==, io || vcpu ? 3 : UINT32_MAX);
+        g_assert_cmpint(distvm_wire_msg_vcpu(&msg, &cpu), ==,
+                        io || vcpu || warm);
+        g_assert_cmpuint(cpu, ==, io || vcpu || warm ? 3 : UINT32_MAX);
     }
 }
 
@@ -1967,7 +1980,10 @@ static void test_page_out_of_range(void)
     g_byte_array_unref(b);
 }
 
-/* No page message is meaningful before the RAMBlock table is agreed */
+/*
+ * No page message (nor a list of warm pages) is meaningful before the
+ * RAMBlock table is agreed
+ */
 static void test_page_before_layout(void)
 {
     static uint8_t data[DISTVM_PAGE_SIZE];
@@ -1983,13 +1999,14 @@ static void test_page_before_layout(void)
         expect_decode_error(b, &limits_no_ram, "RAM layout");
     }
 
-    /* The other messages do not need it */
+    /* The other messages do not need it, but for a vCPU's warm pages */
     for (guint i = 0; i < msgs->len; i++) {
         GByteArray *m = msgs->pdata[i];
         uint16_t type = lduw_le_p(m->data + OFF_TYPE);
         Decoded d;
 
-        if (type < DISTVM_MSG_PAGE_REQ || type > DISTVM_MSG_PAGE_DONE) {
+        if ((type < DISTVM_MSG_PAGE_REQ || type > DISTVM_MSG_PAGE_DONE) &&
+            type != DISTVM_MSG_VCPU_WARM_PAGES) {
             decode_ok(m, &limits_no_ram, &d);
             decoded_free(&d);
         } else {
@@ -2143,7 +2160,8 @@ static void test_vcpu_no_vcpus(void)
         uint16_t type = lduw_le_p(m->data + OFF_TYPE);
         Decoded d;
 
-        if (is_vcpu_type(type) || is_io_type(type)) {
+        if (is_vcpu_type(type) || is_io_type(type) ||
+            type == DISTVM_MSG_VCPU_WARM_PAGES) {
             g_autofree char *what = g_strdup_printf(
                 "%s message for vCPU %" PRIu32 "; there are 0",
                 distvm_msg_type_name(type), (uint32_t)ldl_le_p(m->data + HDR));
@@ -2158,6 +2176,7 @@ static void test_vcpu_no_vcpus(void)
     for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
         g_assert_true(seen[vcpu_types[i]]);
     }
+    g_assert_true(seen[DISTVM_MSG_VCPU_WARM_PAGES]);
     for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
         g_assert_true(seen[io_types[i]]);
     }
@@ -2285,6 +2304,78 @@ static void test_policy(void)
     distvm_wire_begin(b, DISTVM_MSG_POLICY, 1, 0);
     distvm_wire_end(b);
     expect_decode_error(b, &limits, "POLICY");
+    g_byte_array_unref(b);
+}
+
+/*
+ * VCPU_WARM_PAGES: a vCPU, a count, then count pages (block, flags, page)
+ * that exist, with no flag but DISTVM_WARM_WRITE
+ */
+static void test_warm_pages(void)
+{
+    static const uint32_t counts[] = { 0, 1, 3, DISTVM_WARM_PAGES_MAX };
+    g_autofree DistvmWarmPage *pages = g_new(DistvmWarmPage,
+                                             DISTVM_WARM_PAGES_MAX + 1);
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t i = 0; i <= DISTVM_WARM_PAGES_MAX; i++) {
+        pages[i] = (DistvmWarmPage) {
+            .block = i % 3, .flags = i & DISTVM_WARM_WRITE,
+            .page = (i * 7919ull) % block_pages[i % 3],
+        };
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+        distvm_wire_warm_pages(b, 2, 7, pages, counts[i]);
+        g_assert_cmpuint(b->len, ==, HDR + 8 + 16 * counts[i]);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_VCPU_WARM_PAGES, 8 + 16 * counts[i],
+                  2, 0);
+        g_assert_cmpuint(d.msg.u.warm.cpu, ==, 7);
+        g_assert_cmpuint(d.msg.u.warm.count, ==, counts[i]);
+        g_assert_cmpmem(d.msg.u.warm.pages, counts[i] * sizeof(*pages),
+                        pages, counts[i] * sizeof(*pages));
+        decoded_free(&d);
+    }
+
+    distvm_wire_warm_pages(b, 2, 7, pages, 1);
+    expect_decode_error(b, &limits_no_ram, "VCPU_WARM_PAGES message before "
+                        "the RAM layout was agreed");
+    distvm_wire_warm_pages(b, 2, 8, pages, 1);
+    expect_decode_error(b, &limits, "VCPU_WARM_PAGES message for vCPU 8; "
+                        "there are 8");
+    distvm_wire_warm_pages(b, 2, 0, pages, DISTVM_WARM_PAGES_MAX + 1);
+    expect_decode_error(b, &limits, "VCPU_WARM_PAGES message with 513 pages "
+                        "(limit 512)");
+    /* a count that the pages do not match, either way */
+    distvm_wire_warm_pages(b, 2, 0, pages, 2);
+    stl_le_p(b->data + HDR + 4, 3);
+    expect_decode_error(b, &limits, "VCPU_WARM_PAGES message is truncated");
+    stl_le_p(b->data + HDR + 4, 1);
+    expect_decode_error(b, &limits, "VCPU_WARM_PAGES message has 16 bytes of "
+                        "trailing garbage");
+    distvm_wire_begin(b, DISTVM_MSG_VCPU_WARM_PAGES, 2, 0);
+    distvm_wire_put_u32(b, 0);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "VCPU_WARM_PAGES message is truncated");
+    /* pages that do not exist, and unknown flags */
+    pages[0] = (DistvmWarmPage) { .block = 3 };
+    distvm_wire_warm_pages(b, 2, 0, pages, 1);
+    expect_decode_error(b, &limits, "VCPU_WARM_PAGES message for page 0 of "
+                        "RAMBlock 3, which does not exist");
+    pages[0] = (DistvmWarmPage) { .block = 1, .page = 1 };
+    distvm_wire_warm_pages(b, 2, 0, pages, 1);
+    expect_decode_error(b, &limits, "VCPU_WARM_PAGES message for page 1 of "
+                        "RAMBlock 1, which does not exist");
+    pages[0] = (DistvmWarmPage) { .block = 2, .page = 262144 };
+    distvm_wire_warm_pages(b, 2, 0, pages, 1);
+    expect_decode_error(b, &limits, "which does not exist");
+    for (int bit = 1; bit < 32; bit++) {
+        pages[0] = (DistvmWarmPage) { .block = 2, .flags = 1u << bit };
+        distvm_wire_warm_pages(b, 2, 0, pages, 1);
+        expect_decode_error(b, &limits, "VCPU_WARM_PAGES message with unknown "
+                            "page flags");
+    }
     g_byte_array_unref(b);
 }
 
@@ -4032,6 +4123,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/vcpu-bad-node", test_vcpu_bad_node);
     g_test_add_func("/distvm/wire/decode/vcpu-reason", test_vcpu_reason);
     g_test_add_func("/distvm/wire/roundtrip/policy", test_policy);
+    g_test_add_func("/distvm/wire/roundtrip/warm-pages", test_warm_pages);
     g_test_add_func("/distvm/wire/decode/vcpu-state-empty",
                     test_vcpu_state_empty);
     g_test_add_func("/distvm/wire/decode/vcpu-ipi-bad-delivery",
