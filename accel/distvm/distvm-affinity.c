@@ -38,7 +38,8 @@
  * from, which then keeps it for DISTVM_POLICY_BACKOFF_S, twice that after
  * each further return.  A guest whose vCPUs share their data everywhere
  * (a Linux kernel's) costs one try per vCPU, not a vCPU that travels back
- * and forth.
+ * and forth.  A vCPU on the node that homes its guest NUMA node's memory
+ * (-numa) stays there: the guest keeps its data near it already.
  * See DESIGN.md §13.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -340,6 +341,13 @@ static int policy_choose(DistvmState *s, unsigned cpu, uint64_t *gain)
     uint64_t best_rate = 0, others = 0;
     int best = -1;
 
+    /*
+     * On the node that homes its NUMA node, a vCPU is where the guest,
+     * told so by its SRAT and SLIT, keeps its data: it stays.
+     */
+    if (distvm_numa_vcpu_home(s, cpu) == s->node_id) {
+        return -1;
+    }
     for (uint32_t n = 0; n < a->nodes; n++) {
         /* A device access sent home costs as much as a remote fault. */
         uint64_t rate = r[n] + (n == DISTVM_HOME_NODE ? r[col_io(a)] : 0);

@@ -179,6 +179,7 @@ struct DistvmState {
     bool numa_planned;
     unsigned nr_numa_homes;
     DistvmNumaHome *numa_homes;
+    uint32_t *vcpu_numa_home;   /* [nr_vcpus]: see distvm_numa_vcpu_home() */
 };
 
 struct DistvmAccelClass {
@@ -327,6 +328,7 @@ void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
 void distvm_numa_plan(DistvmState *s, MachineState *ms);
 /* The node that owns @rb's pages at power-on; @homed: by the NUMA layout */
 uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed);
+uint32_t distvm_numa_vcpu_home(DistvmState *s, unsigned cpu);
 
 /* distvm-pic.c */
 void distvm_pic_init(DistvmState *s);

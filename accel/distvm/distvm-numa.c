@@ -74,6 +74,7 @@ void distvm_numa_plan(DistvmState *s, MachineState *ms)
     n = numa->num_nodes;
     numa_vcpu_nodes(s, ms, where);
     s->numa_homes = g_new0(DistvmNumaHome, n);
+    s->vcpu_numa_home = g_new(uint32_t, s->nr_vcpus);
     for (int i = 0; i < n; i++) {
         HostMemoryBackend *be = numa->nodes[i].node_memdev;
 
@@ -98,6 +99,14 @@ void distvm_numa_plan(DistvmState *s, MachineState *ms)
                 host_memory_backend_get_memory(be)->ram_block), home[i]);
         }
     }
+    for (unsigned i = 0; i < s->nr_vcpus; i++) {
+        const CPUArchIdList *cpus = ms->possible_cpus;
+        int nid = cpus && i < cpus->len && cpus->cpus[i].props.has_node_id ?
+                  cpus->cpus[i].props.node_id : -1;
+
+        s->vcpu_numa_home[i] = nid >= 0 && numa->nodes[nid].node_memdev &&
+                               where[nid] < s->nodes ? home[nid] : NO_NODE;
+    }
     if (numa->have_numa_distance) {
         return;
     }
@@ -109,6 +118,16 @@ void distvm_numa_plan(DistvmState *s, MachineState *ms)
         }
     }
     numa->have_numa_distance = true;
+}
+
+/*
+ * The cluster node that homes the memory of vCPU @cpu's guest NUMA node,
+ * or UINT32_MAX if that memory is not homed (no -numa, no memdev, or the
+ * NUMA node's vCPUs on several cluster nodes).
+ */
+uint32_t distvm_numa_vcpu_home(DistvmState *s, unsigned cpu)
+{
+    return s->vcpu_numa_home ? s->vcpu_numa_home[cpu] : NO_NODE;
 }
 
 uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed)

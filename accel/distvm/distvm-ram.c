@@ -30,6 +30,11 @@
  * owns them: PAGE_FWD(RUN) to itself, then one PAGE_DATA(RUN) each,
  * for which no request and no PAGE_DONE travel.
  *
+ * A vCPU that moves here brings the list of the pages its TLB mapped on
+ * its last node (warm pages, distvm-vcpu.c); this node asks for them all
+ * at once, with requests like a fault's that no thread waits for, and
+ * the vCPU's faults on them merge with those requests.
+ *
  * Faults come from a userfaultfd registered MISSING|WP on every RAMBlock
  * and are read by one fault thread; concurrent faults on a page become one
  * request.  Neither the fault thread nor the receive threads take the BQL,
@@ -767,7 +772,6 @@ static bool holder_invalidate(DistvmState *s, DistvmOutbox *o, uint32_t block,
 
 /* ---- requester ---- */
 
-/* @final: the manager sent the page and needs no PAGE_DONE. */
 /* ---- pages that travel with a moved vCPU ---- */
 
 /* Remote faults counted in a vCPU's first this many ns on a node */
@@ -798,6 +802,7 @@ static void arrival_fault(DistvmRam *ram, int cpu, int64_t now)
     }
 }
 
+/* @final: the manager sent the page and needs no PAGE_DONE. */
 static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
                          uint64_t page, DistvmPending *p, bool final)
 {
@@ -1452,9 +1457,10 @@ void distvm_ram_vcpu_resumed(DistvmState *s, uint32_t cpu,
 }
 
 /*
- * Destination, a receive thread: ask for the @count warm pages that came
- * with vCPU @cpu, as its faults would, all at once; no thread waits for
- * them.  Pages held here already, or asked for already, are left alone.
+ * Destination, the main loop, once vCPU @cpu runs: ask for the @count
+ * warm pages that came with it, as its faults would, all at once; no
+ * thread waits for them.  Pages held here already, or asked for already,
+ * are left alone.
  */
 void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
                      uint32_t count)

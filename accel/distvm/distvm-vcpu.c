@@ -512,6 +512,7 @@ static uint32_t vcpu_warm_pages(DistvmState *s, CPUState *cpu,
 /* On the vCPU's own thread, with the BQL: stop it and serialize it. */
 static void vcpu_evict(CPUState *cpu, run_on_cpu_data data)
 {
+    DistvmState *s = distvm_state();
     DistvmOutgoing *out = data.host_ptr;
     APICCommonState *apic = APIC_COMMON(X86_CPU(cpu)->apic_state);
     Error *err = NULL;
@@ -524,15 +525,15 @@ static void vcpu_evict(CPUState *cpu, run_on_cpu_data data)
         error_report_err(err);
         exit(1);
     }
-    if (distvm_state()->warm_pages) {
+    if (s->warm_pages) {
         out->warm = g_new(DistvmWarmPage, DISTVM_WARM_PAGES_MAX);
-        out->nr_warm = vcpu_warm_pages(distvm_state(), cpu, out->warm);
+        out->nr_warm = vcpu_warm_pages(s, cpu, out->warm);
     }
     /* Its LAPIC timer runs on the destination from now on. */
     timer_del(apic->timer);
     trace_distvm_vcpu_evicted(cpu->cpu_index, out->state->len);
     /* Never wait for the network here: the sender thread does. */
-    g_async_queue_push(distvm_state()->vcpus_outgoing, out);
+    g_async_queue_push(s->vcpus_outgoing, out);
 }
 
 static void *vcpu_sender_thread(void *opaque)

@@ -25,6 +25,8 @@
 #define RES(field) (DG_RESULT_BASE + offsetof(struct dg_results, field))
 /* Rounds of the readers of mode=affinity: a few seconds on their nodes */
 #define DG_AFFINITY_ROUNDS 3000
+/* ... and with their data on other nodes all along: about 10 s */
+#define DG_AFFINITY_NUMA_ROUNDS 800
 
 static char *tmpdir;
 
@@ -1309,6 +1311,35 @@ static void test_tier(void)
  * them.  distvm-set-policy from a node other than home reaches every
  * node.
  */
+/* The data of mode=affinity=@rounds at its end, exact; a clean console */
+static void check_affinity_data(DistvmCluster *c, uint32_t rounds)
+{
+    QTestState *home = c->node[0]->qts;
+    g_autofree char *console = NULL;
+
+    for (int k = 0; k < DG_AFF_PAIRS; k++) {
+        struct dg_aff_writer w;
+        struct dg_aff_reader r;
+        g_autofree uint32_t *data = g_new(uint32_t, DG_AFF_PAGES * 1024);
+
+        distvm_memread(home, DG_AFF_PAIR(k), &w, sizeof(w));
+        distvm_memread(home, DG_AFF_READER(k), &r, sizeof(r));
+        distvm_memread(home, DG_AFF_DATA(k, 0), data,
+                       DG_AFF_PAGES * 4096);
+        g_assert_cmpuint(r.rounds, ==, rounds);
+        g_assert_cmpuint(r.errors, ==, 0);
+        g_assert_cmpuint(w.passes, >, 0);
+        for (int i = 0; i < DG_AFF_PAGES * 1024; i++) {
+            if (data[i] != w.passes) {
+                g_error("pair %d: word %d is %" PRIu32 ", not %" PRIu32, k, i,
+                        data[i], w.passes);
+            }
+        }
+    }
+    console = distvm_read_console(c->node[0]);
+    distvm_assert_console_clean(console);
+}
+
 static void test_affinity(void)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
@@ -1321,7 +1352,6 @@ static void test_affinity(void)
     DistvmCluster *c = distvm_cluster_start_with(
         tmpdir, 3, "placement=0:1:2:0:0,policy=affinity,capacity=3", args);
     QTestState *home = c->node[0]->qts;
-    g_autofree char *console = NULL;
     uint64_t before = 0, after;
     /* reader 3 to node 1, reader 4 to node 2, writer 1 home, reader 3 back */
     bool seen[4] = { false, false, false, false };
@@ -1414,27 +1444,48 @@ static void test_affinity(void)
 
     g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 120));
     check_placement(c, 5, held);
-    for (int k = 0; k < DG_AFF_PAIRS; k++) {
-        struct dg_aff_writer w;
-        struct dg_aff_reader r;
-        g_autofree uint32_t *data = g_new(uint32_t, DG_AFF_PAGES * 1024);
+    check_affinity_data(c, DG_AFFINITY_ROUNDS);
+    distvm_cluster_quit(c);
+}
 
-        distvm_memread(home, DG_AFF_PAIR(k), &w, sizeof(w));
-        distvm_memread(home, DG_AFF_READER(k), &r, sizeof(r));
-        distvm_memread(home, DG_AFF_DATA(k, 0), data,
-                       DG_AFF_PAGES * 4096);
-        g_assert_cmpuint(r.rounds, ==, DG_AFFINITY_ROUNDS);
-        g_assert_cmpuint(r.errors, ==, 0);
-        g_assert_cmpuint(w.passes, >, 0);
-        for (int i = 0; i < DG_AFF_PAGES * 1024; i++) {
-            if (data[i] != w.passes) {
-                g_error("pair %d: word %d is %" PRIu32 ", not %" PRIu32, k, i,
-                        data[i], w.passes);
-            }
-        }
+/*
+ * policy=affinity with -numa homes: the readers' NUMA node (with vCPUs 0,
+ * 3 and 4, and the data) is homed on node 0, and the writers' on nodes 1
+ * and 2.  The readers take most of their data from the writers' nodes,
+ * which would send them there, but the guest's own placement (SRAT) wins:
+ * nothing moves.
+ */
+static void test_affinity_numa(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 5 -kernel %s -append 'cpus=5 affinity=%d' "
+        "-object memory-backend-ram,id=m0,size=64M "
+        "-object memory-backend-ram,id=m1,size=32M "
+        "-object memory-backend-ram,id=m2,size=32M "
+        "-numa node,nodeid=0,cpus=0,cpus=3-4,memdev=m0 "
+        "-numa node,nodeid=1,cpus=1,memdev=m1 "
+        "-numa node,nodeid=2,cpus=2,memdev=m2", elf,
+        DG_AFFINITY_NUMA_ROUNDS);
+    const int start[5] = { 0, 1, 2, 0, 0 };
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 3, "placement=0:1:2:0:0,policy=affinity,capacity=3", args);
+    uint64_t rate = 0;
+
+    check_placement(c, 5, start);
+    check_policy(c, "affinity");
+    /* Longer than a vCPU's stay and a window: the policy had its chances */
+    for (int i = 0; i < 12; i++) {
+        g_usleep(500 * 1000);
+        rate = MAX(rate, fault_rate(c->node[0]->qts, 3, 1));
+        check_placement(c, 5, start);
     }
-    console = distvm_read_console(c->node[0]);
-    distvm_assert_console_clean(console);
+    g_test_message("reader 3: up to %" PRIu64 " pages a second from node 1",
+                   rate);
+    g_assert_cmpuint(rate, >=, 200);
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 120));
+    check_placement(c, 5, start);
+    check_affinity_data(c, DG_AFFINITY_NUMA_ROUNDS);
     distvm_cluster_quit(c);
 }
 
@@ -1455,6 +1506,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/vmport", test_vmport);
     qtest_add_func("/distvm/move/a20", test_a20);
     qtest_add_func("/distvm/move/affinity", test_affinity);
+    qtest_add_func("/distvm/move/affinity-numa", test_affinity_numa);
     qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
                         test_moves);
     qtest_add_data_func("/distvm/move/3-nodes", GINT_TO_POINTER(3),
