@@ -27,7 +27,8 @@
  * (a node held to a quarter of a CPU, speed=0.25, gives a vCPU at most a
  * quarter of a second each second).  When no vCPU has data to follow, the
  * busiest one on a node slower than another by DISTVM_POLICY_TIER_STEP
- * goes to the fastest node, which admits it as above; and the policy
+ * goes to the fastest node, which admits it as above (one that refused
+ * is left alone for a while: the next fastest is asked); and the policy
  * never sends a busy vCPU to a slower node for its data.
  *
  * A move for data is judged by its effect: the request carries the
@@ -77,6 +78,8 @@
 #define DISTVM_POLICY_BUSY_PM           500
 /* How much faster (per mille) a node must be for a busy vCPU to go there */
 #define DISTVM_POLICY_TIER_STEP         1250
+/* A node that refused a vCPU for its tier is not asked again for this (s) */
+#define DISTVM_POLICY_TIER_FULL_S       30
 /* A vCPU that came back within this after the policy sent it away ... */
 #define DISTVM_POLICY_RETURN_S          30
 /* ... stays this long (s), twice that after each further return */
@@ -96,6 +99,7 @@ typedef struct DistvmPolicyVcpu {
     uint32_t came_from;         /* came for the policy: from this node */
     int64_t sent_away_ns;       /* the policy moved it away from here, at */
     uint32_t backoff_s;         /* its stay after its last return here */
+    int tier_to;                /* running here: sent for its tier to; or -1 */
 } DistvmPolicyVcpu;
 
 struct DistvmAffinity {
@@ -118,6 +122,8 @@ struct DistvmAffinity {
 
     QemuMutex lock;
     DistvmPolicyVcpu *vcpu;     /* [nr_vcpus], under @lock */
+    /* Nodes that refused a vCPU for its tier: not asked before, under @lock */
+    int64_t tier_full_until_ns[DISTVM_WIRE_MAX_NODES];
 };
 
 static inline unsigned affinity_cols(DistvmAffinity *a)
@@ -231,6 +237,7 @@ void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
     v = &a->vcpu[cpu];
     qemu_mutex_lock(&a->lock);
     v->judge_ns = 0;
+    v->tier_to = -1;
     if (reason == DISTVM_MOVE_COMMAND) {
         stay = DISTVM_POLICY_COMMAND_HOLD_S;
     } else if (v->sent_away_ns &&
@@ -384,8 +391,34 @@ static int policy_choose(DistvmState *s, unsigned cpu, uint64_t *gain)
 }
 
 /*
- * For the busiest of the busy vCPUs here, the fastest node, if it is
- * DISTVM_POLICY_TIER_STEP faster than this one; or -1.
+ * A vCPU sent to a faster node that is still here once its stay after
+ * the request is over was refused (the node had no room): that node is
+ * not asked for DISTVM_POLICY_TIER_FULL_S, and the next fastest is.
+ */
+static void policy_tier_refusals(DistvmState *s, int64_t now)
+{
+    DistvmAffinity *a = s->affinity;
+
+    for (unsigned c = 0; c < a->nr_vcpus; c++) {
+        DistvmPolicyVcpu *v = &a->vcpu[c];
+
+        if (v->tier_to < 0 || now < v->hold_until_ns ||
+            distvm_vcpu_moving(s, c)) {
+            continue;
+        }
+        if (distvm_vcpu_node(s, c) == s->node_id) {
+            trace_distvm_policy_tier_full(c, v->tier_to);
+            a->tier_full_until_ns[v->tier_to] =
+                now + DISTVM_POLICY_TIER_FULL_S * NANOSECONDS_PER_SECOND;
+        }
+        v->tier_to = -1;
+    }
+}
+
+/*
+ * For the busiest of the busy vCPUs here, the fastest node that did not
+ * just refuse one, if it is DISTVM_POLICY_TIER_STEP faster than this
+ * one; or -1.
  */
 static int policy_choose_tier(DistvmState *s, int64_t now, unsigned *cpu)
 {
@@ -393,7 +426,11 @@ static int policy_choose_tier(DistvmState *s, int64_t now, unsigned *cpu)
     uint32_t fastest = 0, busiest = DISTVM_POLICY_BUSY_PM;
     int node = -1, found = -1;
 
+    policy_tier_refusals(s, now);
     for (uint32_t n = 0; n < a->nodes; n++) {
+        if (n != s->node_id && now < a->tier_full_until_ns[n]) {
+            continue;
+        }
         if (distvm_node_speed(s, n) > fastest) {
             fastest = distvm_node_speed(s, n);
             node = n;
@@ -468,6 +505,9 @@ static void policy_run(DistvmState *s, int64_t now)
         a->vcpu[best_cpu].hold_until_ns = now + DISTVM_POLICY_STAY_S *
                                                 NANOSECONDS_PER_SECOND;
         a->vcpu[best_cpu].sent_away_ns = now;
+        if (reason == DISTVM_MOVE_TIER) {
+            a->vcpu[best_cpu].tier_to = best_node;
+        }
         cost = policy_cost(s, best_cpu);
     }
     qemu_mutex_unlock(&a->lock);
@@ -647,6 +687,9 @@ void distvm_affinity_init(DistvmState *s)
     a->rate = g_new0(uint64_t, n);
     qemu_mutex_init(&a->lock);
     a->vcpu = g_new0(DistvmPolicyVcpu, a->nr_vcpus);
+    for (unsigned i = 0; i < a->nr_vcpus; i++) {
+        a->vcpu[i].tier_to = -1;
+    }
     a->run_ns = g_new0(int64_t, a->nr_vcpus);
     a->busy_pm = g_new0(uint32_t, a->nr_vcpus);
     a->window_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);

@@ -1242,13 +1242,36 @@ static void check_speeds(DistvmCluster *c, const double *speed,
  * policy=affinity the busy vCPU 1 leaves node 1 for home, which has room
  * for it, and stays there.  The computations end exact.
  */
+/* Stop mode=busy on @ncpus vCPUs; their computations are exact */
+static void stop_busy(DistvmCluster *c, int ncpus)
+{
+    QTestState *home = c->node[0]->qts;
+    g_autofree char *console = NULL;
+    struct dg_results r;
+
+    qtest_writel(home, RES(stop), 1);
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 60));
+    distvm_memread(home, DG_RESULT_BASE, &r, sizeof(r));
+    for (int cpu = 0; cpu < ncpus; cpu++) {
+        uint64_t x = cpu + 1;
+
+        g_test_message("vCPU %d: %" PRIu64 " steps", cpu, r.busy_steps[cpu]);
+        g_assert_cmpuint(r.busy_steps[cpu], >, 0);
+        for (uint64_t i = 0; i < r.busy_steps[cpu]; i++) {
+            x = dg_busy_step(x);
+        }
+        g_assert_cmphex(r.busy_value[cpu], ==, x);
+    }
+    console = distvm_read_console(c->node[0]);
+    distvm_assert_console_clean(console);
+}
+
 static void test_tier(void)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -smp 2 -kernel %s -append 'cpus=2 busy=1'", elf);
     g_autofree char *cgroup = NULL;
-    g_autofree char *console = NULL;
     static const double speed[] = { 1, 0.25 };
     static const int tier[] = { 1, 2 }, settled[] = { 0, 0 };
     static const char *const opts[] = {
@@ -1258,7 +1281,6 @@ static void test_tier(void)
     DistvmCluster *c;
     QTestState *home;
     QDict *ev, *data;
-    struct dg_results r;
 
     c = distvm_cluster_start_each(tmpdir, 2, opts, args);
     home = c->node[0]->qts;
@@ -1280,21 +1302,49 @@ static void test_tier(void)
     g_usleep(3 * G_USEC_PER_SEC);
     check_placement(c, 2, settled);
 
-    qtest_writel(home, RES(stop), 1);
-    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 60));
-    distvm_memread(home, DG_RESULT_BASE, &r, sizeof(r));
-    for (int cpu = 0; cpu < 2; cpu++) {
-        uint64_t x = cpu + 1;
+    stop_busy(c, 2);
+    distvm_cluster_quit(c);
+    g_assert_cmpint(rmdir(cgroup), ==, 0);
+}
 
-        g_test_message("vCPU %d: %" PRIu64 " steps", cpu, r.busy_steps[cpu]);
-        g_assert_cmpuint(r.busy_steps[cpu], >, 0);
-        for (uint64_t i = 0; i < r.busy_steps[cpu]; i++) {
-            x = dg_busy_step(x);
-        }
-        g_assert_cmphex(r.busy_value[cpu], ==, x);
+/*
+ * The fastest node has no room (capacity=1, taken by vCPU 0): the busy
+ * vCPU on the slow node, refused there, goes to the next fastest node.
+ */
+static void test_tier_next(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 3 -kernel %s -append 'cpus=3 busy=1'", elf);
+    g_autofree char *cgroup = NULL;
+    static const double speed[] = { 1, 0.25, 0.8 };
+    static const int tier[] = { 1, 3, 2 }, settled[] = { 0, 2, 2 };
+    static const char *const opts[] = {
+        "placement=0:1:2,policy=affinity,capacity=1",
+        "placement=0:1:2,policy=affinity,capacity=1,speed=0.25",
+        "placement=0:1:2,policy=affinity,capacity=2,speed=0.8",
+    };
+    DistvmCluster *c = distvm_cluster_start_each(tmpdir, 3, opts, args);
+    QTestState *home = c->node[0]->qts;
+    QDict *ev, *data;
+
+    cgroup = cpu_limit(qtest_pid(c->node[1]->qts), 25);
+    check_speeds(c, speed, tier);
+    for (int i = 0; distvm_vcpu_node(home, 1) != 2; i++) {
+        g_assert_cmpint(i, <, 600);     /* a minute */
+        g_usleep(100 * 1000);
     }
-    console = distvm_read_console(c->node[0]);
-    distvm_assert_console_clean(console);
+    ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 1);
+    g_assert_cmpint(qdict_get_int(data, "from"), ==, 1);
+    g_assert_cmpint(qdict_get_int(data, "to"), ==, 2);
+    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "tier");
+    qobject_unref(ev);
+    check_placement(c, 3, settled);
+    g_usleep(3 * G_USEC_PER_SEC);
+    check_placement(c, 3, settled);
+    stop_busy(c, 3);
     distvm_cluster_quit(c);
     g_assert_cmpint(rmdir(cgroup), ==, 0);
 }
@@ -1500,6 +1550,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/x2apic-reset", test_x2apic_reset);
     qtest_add_func("/distvm/move/msi", test_msi);
     qtest_add_func("/distvm/move/tier", test_tier);
+    qtest_add_func("/distvm/move/tier-next", test_tier_next);
     qtest_add_func("/distvm/move/suspend", test_suspend);
     qtest_add_func("/distvm/move/reset", test_reset);
     qtest_add_func("/distvm/move/poweroff", test_poweroff);
