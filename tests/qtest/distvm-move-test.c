@@ -1242,6 +1242,33 @@ static void check_speeds(DistvmCluster *c, const double *speed,
  * policy=affinity the busy vCPU 1 leaves node 1 for home, which has room
  * for it, and stays there.  The computations end exact.
  */
+/*
+ * Within a minute, vCPU @cpu moves from node @from to node @to for its
+ * tier, the first move of the run, and the @ncpus vCPUs then stay as
+ * @settled.
+ */
+static void wait_tier_move(DistvmCluster *c, int cpu, int from, int to,
+                           int ncpus, const int *settled)
+{
+    QTestState *home = c->node[0]->qts;
+    QDict *ev, *data;
+
+    for (int i = 0; distvm_vcpu_node(home, cpu) != to; i++) {
+        g_assert_cmpint(i, <, 600);     /* a minute */
+        g_usleep(100 * 1000);
+    }
+    ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, cpu);
+    g_assert_cmpint(qdict_get_int(data, "from"), ==, from);
+    g_assert_cmpint(qdict_get_int(data, "to"), ==, to);
+    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "tier");
+    qobject_unref(ev);
+    check_placement(c, ncpus, settled);
+    g_usleep(3 * G_USEC_PER_SEC);
+    check_placement(c, ncpus, settled);
+}
+
 /* Stop mode=busy on @ncpus vCPUs; their computations are exact */
 static void stop_busy(DistvmCluster *c, int ncpus)
 {
@@ -1278,30 +1305,11 @@ static void test_tier(void)
         "placement=0:1,policy=affinity,capacity=2",
         "placement=0:1,policy=affinity,capacity=2,speed=0.25",
     };
-    DistvmCluster *c;
-    QTestState *home;
-    QDict *ev, *data;
+    DistvmCluster *c = distvm_cluster_start_each(tmpdir, 2, opts, args);
 
-    c = distvm_cluster_start_each(tmpdir, 2, opts, args);
-    home = c->node[0]->qts;
     cgroup = cpu_limit(qtest_pid(c->node[1]->qts), 25);
     check_speeds(c, speed, tier);
-
-    for (int i = 0; distvm_vcpu_node(home, 1) != 0; i++) {
-        g_assert_cmpint(i, <, 600);     /* a minute */
-        g_usleep(100 * 1000);
-    }
-    ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
-    data = qdict_get_qdict(ev, "data");
-    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 1);
-    g_assert_cmpint(qdict_get_int(data, "from"), ==, 1);
-    g_assert_cmpint(qdict_get_int(data, "to"), ==, 0);
-    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "tier");
-    qobject_unref(ev);
-    check_placement(c, 2, settled);
-    g_usleep(3 * G_USEC_PER_SEC);
-    check_placement(c, 2, settled);
-
+    wait_tier_move(c, 1, 1, 0, 2, settled);
     stop_busy(c, 2);
     distvm_cluster_quit(c);
     g_assert_cmpint(rmdir(cgroup), ==, 0);
@@ -1325,25 +1333,10 @@ static void test_tier_next(void)
         "placement=0:1:2,policy=affinity,capacity=2,speed=0.8",
     };
     DistvmCluster *c = distvm_cluster_start_each(tmpdir, 3, opts, args);
-    QTestState *home = c->node[0]->qts;
-    QDict *ev, *data;
 
     cgroup = cpu_limit(qtest_pid(c->node[1]->qts), 25);
     check_speeds(c, speed, tier);
-    for (int i = 0; distvm_vcpu_node(home, 1) != 2; i++) {
-        g_assert_cmpint(i, <, 600);     /* a minute */
-        g_usleep(100 * 1000);
-    }
-    ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
-    data = qdict_get_qdict(ev, "data");
-    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 1);
-    g_assert_cmpint(qdict_get_int(data, "from"), ==, 1);
-    g_assert_cmpint(qdict_get_int(data, "to"), ==, 2);
-    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "tier");
-    qobject_unref(ev);
-    check_placement(c, 3, settled);
-    g_usleep(3 * G_USEC_PER_SEC);
-    check_placement(c, 3, settled);
+    wait_tier_move(c, 1, 1, 2, 3, settled);
     stop_busy(c, 3);
     distvm_cluster_quit(c);
     g_assert_cmpint(rmdir(cgroup), ==, 0);
