@@ -47,7 +47,6 @@ typedef struct DistvmVcpuMove {
     uint64_t generation;        /* moves of this vCPU applied here */
     bool moving;                /* owner: being stopped and sent */
     bool incoming;              /* destination: received, not yet running */
-    uint32_t came_from;         /* destination: the source of its last move */
     GQueue waiting;             /* DistvmMsgVcpu: moves held meanwhile */
     GQueue ipis;                /* DistvmIpi: deliveries held meanwhile */
 } DistvmVcpuMove;
@@ -769,7 +768,6 @@ static bool vcpu_state_received(DistvmState *s, const DistvmMsg *msg)
     refusal = vcpu_state_refusal(s, msg->hdr.src, msg);
     if (!refusal) {
         s->moves[m->cpu].incoming = true;
-        s->moves[m->cpu].came_from = msg->hdr.src;
     }
     qemu_mutex_unlock(&s->lock);
     if (refusal) {
@@ -790,13 +788,14 @@ static bool vcpu_state_received(DistvmState *s, const DistvmMsg *msg)
 static bool vcpu_warm_pages_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgWarmPages *w = &msg->u.warm;
-    DistvmVcpuMove *mv = &s->moves[w->cpu];
+    DistvmArrival arrival;
     bool ok;
 
     qemu_mutex_lock(&s->lock);
-    ok = (mv->incoming || s->vcpu_node[w->cpu] == s->node_id) &&
-         mv->came_from == msg->hdr.src && msg->hdr.src != s->node_id;
+    ok = s->moves[w->cpu].incoming || s->vcpu_node[w->cpu] == s->node_id;
     qemu_mutex_unlock(&s->lock);
+    ok = ok && distvm_ram_arrival(s, w->cpu, &arrival) &&
+         arrival.from == msg->hdr.src;
     if (!ok) {
         distvm_msg_refused(s, msg->hdr.src, "VCPU_WARM_PAGES of vCPU %"
                            PRIu32 ", which did not come from that node",
@@ -886,7 +885,6 @@ void distvm_vcpu_init(DistvmState *s)
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         g_queue_init(&s->moves[i].waiting);
         g_queue_init(&s->moves[i].ipis);
-        s->moves[i].came_from = UINT32_MAX;
     }
     if (s->nodes > 1) {
         apic_remote_deliver_hook = distvm_apic_remote_deliver;

@@ -727,6 +727,23 @@ static const int spread_placements[][4] = {
 };
 
 /* Move the 4 vCPUs of @c from @where to @to, and check they are there. */
+/*
+ * Stop the guest's rounds and wait for it to finish: no interrupt of
+ * its @kinds counted at @lost was lost.  Returns its rounds, at @rounds.
+ */
+static uint32_t stop_rounds(DistvmCluster *c, uint64_t rounds,
+                            uint64_t lost, int kinds)
+{
+    QTestState *home = c->node[0]->qts;
+
+    qtest_writel(home, RES(stop), 1);
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 60));
+    for (int kind = 0; kind < kinds; kind++) {
+        g_assert_cmpuint(qtest_readl(home, lost + kind * 4), ==, 0);
+    }
+    return qtest_readl(home, rounds);
+}
+
 static void place_all(DistvmCluster *c, int *where, const int *to)
 {
     for (int cpu = 0; cpu < 4; cpu++) {
@@ -780,12 +797,7 @@ static void test_x2apic(void)
                        where[0], where[1], where[2], where[3], rounds);
     }
 
-    qtest_writel(home, RES(stop), 1);
-    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 60));
-    rounds = qtest_readl(home, RES(x2_rounds));
-    for (int kind = 0; kind < DG_X2_KINDS; kind++) {
-        g_assert_cmpuint(qtest_readl(home, RES(x2_lost) + kind * 4), ==, 0);
-    }
+    rounds = stop_rounds(c, RES(x2_rounds), RES(x2_lost), DG_X2_KINDS);
     for (int cpu = 0; cpu < 4; cpu++) {
         uint64_t ipi = RES(x2_ipi) + cpu * DG_X2_KINDS * 4;
         uint32_t lowest = qtest_readl(home, ipi + DG_X2_LOWEST * 4);
@@ -849,12 +861,7 @@ static void test_msi(void)
         g_test_message("vCPUs on nodes %d %d %d %d: %u MSI rounds so far",
                        where[0], where[1], where[2], where[3], rounds);
     }
-    qtest_writel(home, RES(stop), 1);
-    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 60));
-    rounds = qtest_readl(home, RES(msi_rounds));
-    for (int kind = 0; kind < DG_MSI_KINDS; kind++) {
-        g_assert_cmpuint(qtest_readl(home, RES(msi_lost) + kind * 4), ==, 0);
-    }
+    rounds = stop_rounds(c, RES(msi_rounds), RES(msi_lost), DG_MSI_KINDS);
     for (int cpu = 0; cpu < 4; cpu++) {
         uint64_t msi = RES(msi) + cpu * DG_MSI_KINDS * 4;
 

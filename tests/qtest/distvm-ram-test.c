@@ -173,6 +173,31 @@ static uint64_t stress_word(const uint32_t *rounds, uint32_t cpu,
     return k ? dg_stress_value(cpu, k, page) : 0;
 }
 
+/* Node @n sees the stress pages of @ncpus vCPUs as their @rounds left them */
+static void check_stress_pages(DistvmNode *node, int n,
+                               const uint32_t *rounds, uint32_t ncpus)
+{
+    g_autofree uint64_t *buf = g_new(uint64_t,
+                                     ncpus * DG_STRESS_PAGES * 512);
+
+    distvm_memread(node->qts, DG_STRESS_BASE, buf,
+                   ncpus * DG_STRESS_PAGES * 4096);
+    for (uint32_t cpu = 0; cpu < ncpus; cpu++) {
+        for (uint32_t p = 0; p < DG_STRESS_PAGES; p++) {
+            for (uint32_t w = 0; w < 512; w++) {
+                uint64_t v = buf[(cpu * DG_STRESS_PAGES + p) * 512 + w];
+                uint64_t e = stress_word(rounds, cpu, p, w);
+
+                if (v != e) {
+                    g_error("node %d: vCPU %u page %u word %u is %#"
+                            PRIx64 ", expected %#" PRIx64, n, cpu, p, w,
+                            v, e);
+                }
+            }
+        }
+    }
+}
+
 /*
  * Guest vCPUs on home keep writing while every other node (and home's
  * qtest) reads and writes random pages; afterwards every node sees
@@ -189,7 +214,7 @@ static void test_stress(const void *data)
     const uint64_t qbase = 0x02000000, qpages = 2048;
     const uint64_t gbase = DG_STRESS_BASE, gpages = ncpus * DG_STRESS_PAGES;
     g_autofree uint64_t *model = g_new0(uint64_t, qpages * 512);
-    g_autofree uint64_t *buf = g_new(uint64_t, MAX(qpages, gpages) * 512);
+    g_autofree uint64_t *buf = g_new(uint64_t, qpages * 512);
     uint32_t rounds[DG_MAX_CPUS];
     GRand *rand = g_rand_new_with_seed(0xd157 + nodes);
     gint64 end;
@@ -240,21 +265,7 @@ static void test_stress(const void *data)
 
         distvm_memread(qts, qbase, buf, qpages * 4096);
         g_assert_cmpmem(buf, qpages * 4096, model, qpages * 4096);
-        distvm_memread(qts, gbase, buf, gpages * 4096);
-        for (uint32_t cpu = 0; cpu < ncpus; cpu++) {
-            for (uint32_t p = 0; p < DG_STRESS_PAGES; p++) {
-                for (uint32_t w = 0; w < 512; w++) {
-                    uint64_t v = buf[(cpu * DG_STRESS_PAGES + p) * 512 + w];
-                    uint64_t e = stress_word(rounds, cpu, p, w);
-
-                    if (v != e) {
-                        g_error("node %d: vCPU %u page %u word %u is %#"
-                                PRIx64 ", expected %#" PRIx64, n, cpu, p, w,
-                                v, e);
-                    }
-                }
-            }
-        }
+        check_stress_pages(c->node[n], n, rounds, ncpus);
     }
     check_single_writer(c, 0, PC_RAM_PAGES);
     g_rand_free(rand);
@@ -300,7 +311,6 @@ static void test_warm_pages(const void *data)
     DistvmCluster *c = distvm_cluster_start_with(
         tmpdir, 2, warm ? NULL : "warm-pages=off", args);
     DistvmNode *home = c->node[0];
-    g_autofree uint64_t *buf = g_new(uint64_t, 2 * DG_STRESS_PAGES * 512);
     uint32_t rounds[DG_MAX_CPUS];
     int where = 0;
 
@@ -353,18 +363,11 @@ static void test_warm_pages(const void *data)
     wait_magic(home, DG_MAGIC_DONE, 120);
     distvm_memread(home->qts, DG_RESULT_BASE +
                   offsetof(struct dg_results, rounds), rounds, sizeof(rounds));
+    for (uint32_t cpu = 0; cpu < 2; cpu++) {
+        g_assert_cmpuint(rounds[cpu], >, 0);
+    }
     for (int n = 0; n < 2; n++) {
-        distvm_memread(c->node[n]->qts, DG_STRESS_BASE, buf,
-                       2 * DG_STRESS_PAGES * 4096);
-        for (uint32_t cpu = 0; cpu < 2; cpu++) {
-            g_assert_cmpuint(rounds[cpu], >, 0);
-            for (uint32_t p = 0; p < DG_STRESS_PAGES; p++) {
-                for (uint32_t w = 0; w < 512; w++) {
-                    g_assert_cmphex(buf[(cpu * DG_STRESS_PAGES + p) * 512 + w],
-                                    ==, stress_word(rounds, cpu, p, w));
-                }
-            }
-        }
+        check_stress_pages(c->node[n], n, rounds, 2);
     }
     check_single_writer(c, 0, PC_RAM_PAGES);
     distvm_cluster_quit(c);
