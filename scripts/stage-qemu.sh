@@ -40,6 +40,8 @@ restage() {
 
 # link_tree REL: link every entry of $repo/REL into $staged/REL.
 link_tree() {
+    # Recursive: each call has its own variables (dash and bash know local).
+    local rel entry name target
     rel=$1
     for entry in "$repo/$rel"/* "$repo/$rel"/.[!.]*; do
         [ -e "$entry" ] || continue

@@ -238,7 +238,8 @@ void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
     qemu_mutex_lock(&a->lock);
     v->judge_ns = 0;
     v->tier_to = -1;
-    if (reason == DISTVM_MOVE_COMMAND) {
+    if (!distvm_move_by_policy(reason)) {
+        /* Asked for by a command or by the guest: that wins a while. */
         stay = DISTVM_POLICY_COMMAND_HOLD_S;
     } else if (v->sent_away_ns &&
                now - v->sent_away_ns <

@@ -110,6 +110,7 @@ struct DistvmState {
     uint64_t moves_done;        /* atomic: VCPU_MOVED seen here */
     uint64_t last_downtime_ns;  /* atomic */
     uint64_t pause_sleeps;      /* atomic: sleeps of spinning vCPUs */
+    NotifierList placement_notifiers;   /* BQL; distvm-topology.c */
 
     /* Cluster membership and transport (distvm-net.c) */
     QemuMutex lock;             /* the fields below and peer->sioc */

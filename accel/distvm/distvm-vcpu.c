@@ -611,7 +611,7 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
      * has room, and sends it on to the vCPU's node, which takes it unless
      * the vCPU moved since the policy saw it there.
      */
-    if (m->reason != DISTVM_MOVE_COMMAND) {
+    if (distvm_move_by_policy(m->reason)) {
         owner = distvm_vcpu_node(s, m->cpu);
         if (m->to == s->node_id && owner != s->node_id) {
             if (distvm_affinity_admit(s, m->cpu, m->value)) {
@@ -667,6 +667,7 @@ static void vcpu_moved_event(DistvmState *s, const DistvmMsg *msg)
 
     qapi_event_send_distvm_vcpu_moved(m->cpu, m->from, m->to,
                                       m->value / 1000, m->reason);
+    notifier_list_notify(&s->placement_notifiers, NULL);
 }
 
 /* Loading a vCPU needs the BQL: the main loop does it. */
@@ -881,6 +882,7 @@ static const DistvmMsgHandler vcpu_handlers[] = {
 void distvm_vcpu_init(DistvmState *s)
 {
     vcpu_incoming_init();
+    notifier_list_init(&s->placement_notifiers);
     s->moves = g_new0(DistvmVcpuMove, s->nr_vcpus);
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         g_queue_init(&s->moves[i].waiting);
@@ -918,35 +920,47 @@ void distvm_vcpu_park_foreign(DistvmState *s)
     }
 }
 
-void qmp_distvm_move_vcpu(int64_t cpu_index, uint32_t node, Error **errp)
+/* A move asked for by a command or by the guest, from any node. */
+static bool vcpu_move_asked(int64_t cpu_index, uint32_t node,
+                            uint32_t reason, Error **errp)
 {
     DistvmState *s = distvm_state();
     uint32_t owner;
 
     if (!s) {
         error_setg(errp, "distvm is not the active accelerator");
-        return;
+        return false;
     }
     if (cpu_index < 0 || !qemu_get_cpu(cpu_index)) {
         error_setg(errp, "distvm: there is no vCPU with cpu-index %" PRId64,
                    cpu_index);
-        return;
+        return false;
     }
     if (node >= s->nodes) {
         error_setg(errp, "distvm: there is no node %" PRIu32 " (the cluster "
                    "has nodes 0 to %" PRIu32 ")", node, s->nodes - 1);
-        return;
+        return false;
     }
     owner = distvm_vcpu_node(s, cpu_index);
     if (owner == node) {
-        return;
+        return true;
     }
     if (s->state != DISTVM_CLUSTER_STATE_RUNNING) {
         error_setg(errp, "distvm: the cluster has not formed yet");
-        return;
+        return false;
     }
-    vcpu_send_move(s, owner, cpu_index, s->node_id, node,
-                   DISTVM_MOVE_COMMAND, 0);
+    vcpu_send_move(s, owner, cpu_index, s->node_id, node, reason, 0);
+    return true;
+}
+
+void qmp_distvm_move_vcpu(int64_t cpu_index, uint32_t node, Error **errp)
+{
+    vcpu_move_asked(cpu_index, node, DISTVM_MOVE_COMMAND, errp);
+}
+
+bool distvm_guest_move_vcpu(unsigned cpu_index, uint32_t node, Error **errp)
+{
+    return vcpu_move_asked(cpu_index, node, DISTVM_MOVE_GUEST, errp);
 }
 
 void distvm_vcpu_request_move(DistvmState *s, uint32_t cpu, uint32_t node,

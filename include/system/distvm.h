@@ -8,6 +8,7 @@
 #define SYSTEM_DISTVM_H
 
 #include "qemu/accel.h"
+#include "qemu/notify.h"
 
 #define TYPE_DISTVM_ACCEL ACCEL_CLASS_NAME("distvm")
 
@@ -23,5 +24,37 @@ static inline bool distvm_enabled(void)
 {
     return distvm_allowed;
 }
+
+/*
+ * For device models that show the guest where the cluster runs it
+ * (hw/distmem).  Valid only while distvm is the accelerator; called under
+ * the BQL.
+ */
+
+/* The nodes of the cluster; one when distvm runs alone. */
+uint32_t distvm_cluster_nodes(void);
+
+/* Whether this node runs the guest's device models (it is home). */
+bool distvm_runs_devices(void);
+
+/* The node that runs vCPU @cpu_index. */
+uint32_t distvm_vcpu_placement(unsigned cpu_index);
+
+/*
+ * The node whose pages of @rb start owned there, and whether that is
+ * because the block is homed there (a guest NUMA node's memory, see
+ * docs/system/distvm.rst) rather than by default on home.
+ */
+uint32_t distvm_ram_home(RAMBlock *rb, bool *homed);
+
+/* @n is called, in the main loop, after every change of placement. */
+void distvm_placement_notifier_add(Notifier *n);
+void distvm_placement_notifier_remove(Notifier *n);
+
+/*
+ * Move vCPU @cpu_index to @node because the guest asked for it, as
+ * distvm-move-vcpu does.  False, with @errp set, if that cannot start.
+ */
+bool distvm_guest_move_vcpu(unsigned cpu_index, uint32_t node, Error **errp);
 
 #endif /* SYSTEM_DISTVM_H */

@@ -17,9 +17,11 @@
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "qobject/qnum.h"
+#include "qemu/units.h"
 #include "libqtest.h"
 #include "distvm/distvm-node.h"
 #include "distvm/guest/smp-workload.h"
+#include "hw/distmem/distmem-topology.h"
 
 #define MACHINE "-nodefaults -machine pc -m 128M"
 #define RES(field) (DG_RESULT_BASE + offsetof(struct dg_results, field))
@@ -54,10 +56,12 @@ static void check_placement(DistvmCluster *c, int ncpus, const int *want)
 }
 
 /*
- * Wait on @qts for the event of vCPU @cpu's move from @from to @to and
- * return its downtime.  Each node reports every move, in order.
+ * Wait on @qts for the event of vCPU @cpu's move from @from to @to, made
+ * for @reason, and return its downtime.  Each node reports every move,
+ * in order.
  */
-static int64_t wait_moved(QTestState *qts, int cpu, int from, int to)
+static int64_t wait_moved_for(QTestState *qts, int cpu, int from, int to,
+                              const char *reason)
 {
     QDict *ev = qtest_qmp_eventwait_ref(qts, "DISTVM_VCPU_MOVED");
     QDict *data = qdict_get_qdict(ev, "data");
@@ -66,9 +70,16 @@ static int64_t wait_moved(QTestState *qts, int cpu, int from, int to)
     g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, cpu);
     g_assert_cmpint(qdict_get_int(data, "from"), ==, from);
     g_assert_cmpint(qdict_get_int(data, "to"), ==, to);
+    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, reason);
     g_assert_cmpint(downtime, >, 0);
     qobject_unref(ev);
     return downtime;
+}
+
+/* ... of a move distvm-move-vcpu asked for */
+static int64_t wait_moved(QTestState *qts, int cpu, int from, int to)
+{
+    return wait_moved_for(qts, cpu, from, to, "command");
 }
 
 /* Host CPU time (ms) a process used so far. */
@@ -1258,19 +1269,12 @@ static void wait_tier_move(DistvmCluster *c, int cpu, int from, int to,
                            int ncpus, const int *settled)
 {
     QTestState *home = c->node[0]->qts;
-    QDict *ev, *data;
 
     for (int i = 0; distvm_vcpu_node(home, cpu) != to; i++) {
         g_assert_cmpint(i, <, 600);     /* a minute */
         g_usleep(100 * 1000);
     }
-    ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
-    data = qdict_get_qdict(ev, "data");
-    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, cpu);
-    g_assert_cmpint(qdict_get_int(data, "from"), ==, from);
-    g_assert_cmpint(qdict_get_int(data, "to"), ==, to);
-    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "tier");
-    qobject_unref(ev);
+    wait_moved_for(home, cpu, from, to, "tier");
     check_placement(c, ncpus, settled);
     g_usleep(3 * G_USEC_PER_SEC);
     check_placement(c, ncpus, settled);
@@ -1539,6 +1543,158 @@ static void test_affinity_numa(void)
     distvm_cluster_quit(c);
 }
 
+/*
+ * The guest's agent (vCPU 0) of a distmem-topology device, on node 1:
+ * the guest NUMA nodes' RAM ranges with their homes, and the vCPU table
+ * after a QMP move and after its own requests, which the MSIs announce;
+ * bad requests answer an error and move nothing.
+ */
+#define TOPO_ARGS MACHINE " -smp 4 -kernel %s -append 'cpus=4 topology=1' " \
+    "-device distmem-topology " \
+    "-object memory-backend-ram,id=m0,size=64M " \
+    "-object memory-backend-ram,id=m1,size=32M " \
+    "-object memory-backend-ram,id=m2,size=32M " \
+    "-numa node,nodeid=0,cpus=0,memdev=m0 " \
+    "-numa node,nodeid=1,cpus=1,cpus=3,memdev=m1 " \
+    "-numa node,nodeid=2,cpus=2,memdev=m2"
+
+/* What the guest read of range @i */
+static uint32_t topo_range(QTestState *qts, int i, int word)
+{
+    return qtest_readl(qts, RES(topo_range) +
+                       (i * DG_TOPO_RANGE_WORDS + word) * 4);
+}
+
+/*
+ * The guest saw generation @gen, with the vCPUs where @want (and where
+ * every node says they are), and took @irqs MSIs.
+ */
+static void wait_topology(DistvmCluster *c, const int *want, uint32_t gen,
+                          uint32_t irqs)
+{
+    QTestState *home = c->node[0]->qts;
+
+    wait_counter(home, RES(topo_gen), gen - 1, 1, "topology generation");
+    g_assert_cmpuint(qtest_readl(home, RES(topo_gen)), ==, gen);
+    for (int cpu = 0; cpu < 4; cpu++) {
+        g_assert_cmpuint(qtest_readl(home, RES(topo_node) + cpu * 4), ==,
+                         want[cpu]);
+    }
+    check_placement(c, 4, want);
+    wait_counter(home, RES(topo_irqs), irqs - 1, 1, "topology MSIs");
+    g_assert_cmpuint(qtest_readl(home, RES(topo_irqs)), ==, irqs);
+}
+
+/* The guest asks the device; what the device answered */
+static uint32_t topo_ask(QTestState *qts, uint32_t cmd, uint32_t cpu,
+                         uint32_t node, uint32_t addr)
+{
+    uint32_t ask = qtest_readl(qts, RES(topo_ask)) + 1;
+
+    qtest_writel(qts, RES(topo_req) + DG_TOPO_CMD * 4, cmd);
+    qtest_writel(qts, RES(topo_req) + DG_TOPO_VCPU * 4, cpu);
+    qtest_writel(qts, RES(topo_req) + DG_TOPO_NODE * 4, node);
+    qtest_writel(qts, RES(topo_req) + DG_TOPO_ADDR * 4, addr);
+    qtest_writel(qts, RES(topo_ask), ask);
+    wait_counter(qts, RES(topo_asked), ask - 1, 1, "topology request");
+    return qtest_readl(qts, RES(topo_status));
+}
+
+static void test_topology(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(TOPO_ARGS, elf);
+    int where[4] = { 1, 0, 2, 0 };
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3,
+                                                 "placement=1:0:2:0", args);
+    QTestState *home = c->node[0]->qts;
+    g_autofree char *console = NULL;
+    uint32_t nranges, gen;
+    int i;
+
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: cpu 0 "
+                                      "topology running", 120));
+    g_assert_cmphex(qtest_readl(home, RES(topo_magic)), ==,
+                    DISTMEM_TOPOLOGY_MAGIC_VALUE);
+    g_assert_cmpuint(qtest_readl(home, RES(topo_version)), ==,
+                     DISTMEM_TOPOLOGY_VERSION_VALUE);
+    g_assert_cmpuint(qtest_readl(home, RES(topo_vcpus)), ==, 4);
+    g_assert_cmpuint(qtest_readl(home, RES(topo_nodes)), ==, 3);
+
+    /*
+     * Guest NUMA node 0 (vCPU 0) is homed on node 1, in runs up to 64
+     * MiB around the firmware's holes; node 1 (vCPUs 1, 3) on node 0 and
+     * node 2 (vCPU 2) on node 2.
+     */
+    nranges = qtest_readl(home, RES(topo_nranges));
+    g_assert_cmpuint(nranges, >=, 3);
+    g_assert_cmpuint(nranges, <=, DG_TOPO_RANGES);
+    for (i = 0; i < nranges; i++) {
+        uint32_t base = topo_range(home, i, 0), size = topo_range(home, i, 2);
+        uint32_t node = base < 64 * MiB ? 1 : base < 96 * MiB ? 0 : 2;
+
+        g_test_message("guest RAM 0x%08x size 0x%08x on node %u, flags %u",
+                       base, size, topo_range(home, i, 4),
+                       topo_range(home, i, 5));
+        g_assert_cmpuint(topo_range(home, i, 1), ==, 0);
+        g_assert_cmpuint(topo_range(home, i, 3), ==, 0);
+        g_assert_cmpuint(topo_range(home, i, 4), ==, node);
+        g_assert_cmpuint(topo_range(home, i, 5), ==,
+                         DISTMEM_TOPOLOGY_RANGE_HOMED);
+        if (base >= 64 * MiB) {
+            g_assert_cmpuint(size, ==, 32 * MiB);
+        } else {
+            g_assert_cmpuint(base + size, <=, 64 * MiB);
+        }
+    }
+    g_assert_cmphex(topo_range(home, nranges - 2, 0), ==, 64 * MiB);
+    g_assert_cmphex(topo_range(home, nranges - 1, 0), ==, 96 * MiB);
+
+    gen = qtest_readl(home, RES(topo_gen));
+    wait_topology(c, where, gen, 0);
+
+    move_vcpu(c, home, 3, 0, 1);
+    where[3] = 1;
+    wait_topology(c, where, gen + 1, 1);
+
+    /* To the node of guest RAM at 100 MiB, and to a node by number */
+    g_assert_cmpuint(topo_ask(home, DISTMEM_TOPOLOGY_CMD_TO_ADDR, 0, 0,
+                              100 * MiB), ==, DISTMEM_TOPOLOGY_ST_STARTED);
+    for (int n = 0; n < c->nodes; n++) {
+        wait_moved_for(c->node[n]->qts, 0, 1, 2, "guest");
+    }
+    where[0] = 2;
+    wait_topology(c, where, gen + 2, 2);
+    g_assert_cmpuint(topo_ask(home, DISTMEM_TOPOLOGY_CMD_TO_NODE, 2, 1, 0),
+                     ==, DISTMEM_TOPOLOGY_ST_STARTED);
+    for (int n = 0; n < c->nodes; n++) {
+        wait_moved_for(c->node[n]->qts, 2, 2, 1, "guest");
+    }
+    where[2] = 1;
+    wait_topology(c, where, gen + 3, 3);
+
+    /* Refused: nothing moves */
+    g_assert_cmphex(topo_ask(home, DISTMEM_TOPOLOGY_CMD_TO_NODE, 1, 3, 0),
+                    ==, DISTMEM_TOPOLOGY_ST_NO_NODE);
+    g_assert_cmphex(topo_ask(home, DISTMEM_TOPOLOGY_CMD_TO_NODE, 4, 1, 0),
+                    ==, DISTMEM_TOPOLOGY_ST_NO_VCPU);
+    g_assert_cmphex(topo_ask(home, DISTMEM_TOPOLOGY_CMD_TO_ADDR, 1, 0,
+                             0xfec00000u), ==, DISTMEM_TOPOLOGY_ST_NO_RAM);
+    g_assert_cmphex(topo_ask(home, 3, 1, 1, 0), ==,
+                    DISTMEM_TOPOLOGY_ST_BAD_CMD);
+    g_assert_cmphex(topo_ask(home, DISTMEM_TOPOLOGY_CMD_TO_ADDR, 1, 0,
+                             70 * MiB), ==, DISTMEM_TOPOLOGY_ST_THERE);
+    g_usleep(G_USEC_PER_SEC / 2);
+    wait_topology(c, where, gen + 3, 3);
+
+    qtest_writel(home, RES(stop), 1);
+    wait_counter(home, RES(cpu_done), 0, 1, "the end of mode=topology");
+    wait_topology(c, where, gen + 3, 3);
+    console = distvm_read_console(c->node[0]);
+    distvm_assert_console_clean(console);
+    distvm_cluster_quit(c);
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-move-test");
@@ -1549,6 +1705,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/x2apic", test_x2apic);
     qtest_add_func("/distvm/move/x2apic-reset", test_x2apic_reset);
     qtest_add_func("/distvm/move/msi", test_msi);
+    qtest_add_func("/distvm/move/topology", test_topology);
     qtest_add_func("/distvm/move/tier", test_tier);
     qtest_add_func("/distvm/move/tier-next", test_tier_next);
     qtest_add_func("/distvm/move/suspend", test_suspend);

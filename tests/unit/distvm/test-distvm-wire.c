@@ -601,14 +601,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        7, 0,                               /* version */
+        8, 0,                               /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 7);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 8);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -1753,10 +1753,11 @@ static void test_bad_version(void)
      * 1 is the version before PIC_OUTPUT and DISTVM_IO_PIC_ACK, 2 the one
      * before CLOCK_REGS, 3 the one before HEARTBEAT, 4 the one before
      * POLICY and the reason of a move, 5 the one before the nodes' speeds,
-     * 6 the one before the A20 line
+     * 6 the one before the A20 line, 7 the one before moves the guest asks
+     * for
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 8, 0x100, 0x107, 0x200, 0x300, 0x700,
+        0, 1, 2, 3, 4, 5, 6, 7, 9, 0x100, 0x108, 0x200, 0x300, 0x800,
         UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -1764,7 +1765,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 7", versions[i]);
+            "protocol version %u, this node speaks 8", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -1774,7 +1775,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 7");
+        expect_header_error(b, "protocol version 2, this node speaks 8");
     }
     g_byte_array_unref(b);
 }

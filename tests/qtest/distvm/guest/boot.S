@@ -91,11 +91,11 @@ spurious_entry:
 /*
  * mode=irq and mode=x2apic: each vector's entry passes it to
  * irq_dispatch().  The vectors are smp-workload.h's: NMI, DG_PIC_VECTOR
- * and its spurious IRQ 7, DG_RTC_VECTOR, DG_IPI_BASE + kind and
- * dg_x2_vector(kind).
+ * and its spurious IRQ 7, DG_RTC_VECTOR, DG_TOPO_VECTOR, DG_IPI_BASE +
+ * kind and dg_x2_vector(kind).
  */
-#define IRQ_VECTORS 2, 0x20, 0x27, 0x51, 0x60, 0x61, 0x62, 0x64, 0x65, 0x66, \
-                    0x67
+#define IRQ_VECTORS 2, 0x20, 0x27, 0x51, 0x52, 0x60, 0x61, 0x62, 0x64, 0x65, \
+                    0x66, 0x67
     .irp vec, IRQ_VECTORS
 irq_entry_\vec:
     pushal

@@ -95,6 +95,39 @@ static inline uint64_t rdtsc(void)
     return (uint64_t)hi << 32 | lo;
 }
 
+#define PCI_ADDR        0xcf8
+#define PCI_DATA        0xcfc
+#define PCI_COMMAND     0x04
+#define PCI_CMD_MEMORY  0x02
+#define PCI_CMD_MASTER  0x04
+#define PCI_BAR0        0x10
+#define PCI_CAP_PTR     0x34
+#define PCI_CAP_MSI     0x05
+#define MSI_CTRL        0x02            /* from the capability */
+#define MSI_ENABLE      0x0001
+#define MSI_ADDR_LO     0x04
+#define MSI_ADDR_HI     0x08
+#define MSI_DATA        0x0c            /* with a 64-bit address */
+
+static inline uint32_t pci_read(uint32_t bdf, uint32_t reg)
+{
+    outl(PCI_ADDR, 0x80000000u | bdf << 8 | (reg & 0xfc));
+    return inl(PCI_DATA);
+}
+
+static inline void pci_write(uint32_t bdf, uint32_t reg, uint32_t v)
+{
+    outl(PCI_ADDR, 0x80000000u | bdf << 8 | (reg & 0xfc));
+    outl(PCI_DATA, v);
+}
+
+/* pci-msi.c */
+int pci_find_msi(uint32_t id, uint32_t *bdf, uint32_t *msi_cap,
+                 uint32_t *mmio);
+
+/* boot.S: pairs of a vector and its entry, ended by 0, 0 */
+extern const uint32_t irq_stubs[];
+
 /* smp-guest.c */
 void say_cpu(uint32_t cpu, const char *what);
 uint32_t my_cpu(void);
@@ -121,6 +154,11 @@ void busy_mode(uint32_t cpu);
 extern volatile uint32_t msi_on;
 void msi_mode(uint32_t cpu, uint32_t ncpus);
 void msi_dispatch(uint32_t vector);
+
+/* topology-mode.c */
+extern volatile uint32_t topo_on;
+void topology_mode(uint32_t cpu, uint32_t ncpus);
+void topology_dispatch(uint32_t vector);
 
 /* a20-mode.c */
 void a20_mode(uint32_t cpu, uint32_t ncpus);

@@ -50,8 +50,6 @@ static struct dg_results *const res = (struct dg_results *)DG_RESULT_BASE;
 /* CPU 0 sent its last IPI: CPU 1 may stop taking interrupts. */
 static volatile uint32_t ipis_done;
 
-/* boot.S: pairs of a vector and its entry, ended by 0, 0. */
-extern const uint32_t irq_stubs[];
 
 static uint8_t cmos_read(uint8_t reg)
 {
@@ -88,6 +86,10 @@ void irq_dispatch(uint32_t vector)
     }
     if (msi_on) {
         msi_dispatch(vector);
+        return;
+    }
+    if (topo_on) {
+        topology_dispatch(vector);
         return;
     }
     cpu = my_cpu();

@@ -12,19 +12,6 @@
 #include "smp-workload.h"
 #include "guest-hw.h"
 
-#define PCI_ADDR        0xcf8
-#define PCI_DATA        0xcfc
-#define PCI_COMMAND     0x04
-#define PCI_CMD_MEMORY  0x02
-#define PCI_CMD_MASTER  0x04
-#define PCI_BAR0        0x10
-#define PCI_CAP_PTR     0x34
-#define PCI_CAP_MSI     0x05
-#define MSI_CTRL        0x02            /* from the capability */
-#define MSI_ENABLE      0x0001
-#define MSI_ADDR_LO     0x04
-#define MSI_ADDR_HI     0x08
-#define MSI_DATA        0x0c            /* with a 64-bit address */
 #define MSI_ADDR_LOGICAL (1u << 2)
 #define MSI_DATA_LOWEST (1u << 8)
 #define EDU_ID          0x11e81234u     /* device, vendor */
@@ -43,20 +30,6 @@ volatile uint32_t msi_on;
 static volatile uint32_t msi_ready, msi_done;
 static uint32_t edu_bdf, edu_msi, edu_mmio;
 
-/* boot.S: pairs of a vector and its entry, ended by 0, 0. */
-extern const uint32_t irq_stubs[];
-
-static uint32_t pci_read(uint32_t bdf, uint32_t reg)
-{
-    outl(PCI_ADDR, 0x80000000u | bdf << 8 | (reg & 0xfc));
-    return inl(PCI_DATA);
-}
-
-static void pci_write(uint32_t bdf, uint32_t reg, uint32_t v)
-{
-    outl(PCI_ADDR, 0x80000000u | bdf << 8 | (reg & 0xfc));
-    outl(PCI_DATA, v);
-}
 
 void msi_dispatch(uint32_t vector)
 {
@@ -73,25 +46,7 @@ void msi_dispatch(uint32_t vector)
 /* The edu device on bus 0, its MSI capability and its MMIO BAR */
 static int edu_find(void)
 {
-    for (uint32_t dev = 0; dev < 32; dev++) {
-        uint32_t bdf = dev << 3, cap;
-
-        if (pci_read(bdf, 0) != EDU_ID) {
-            continue;
-        }
-        for (cap = pci_read(bdf, PCI_CAP_PTR) & 0xfc; cap;
-             cap = (pci_read(bdf, cap) >> 8) & 0xfc) {
-            if ((pci_read(bdf, cap) & 0xff) == PCI_CAP_MSI) {
-                edu_bdf = bdf;
-                edu_msi = cap;
-                edu_mmio = pci_read(bdf, PCI_BAR0) & ~0xfu;
-                pci_write(bdf, PCI_COMMAND, pci_read(bdf, PCI_COMMAND) |
-                          PCI_CMD_MEMORY | PCI_CMD_MASTER);
-                return edu_mmio != 0;
-            }
-        }
-    }
-    return 0;
+    return pci_find_msi(EDU_ID, &edu_bdf, &edu_msi, &edu_mmio);
 }
 
 static uint32_t taken(uint32_t kind)

@@ -41,7 +41,8 @@ static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
-static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi, mode_a20;
+static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi, mode_a20,
+    mode_topology;
 
 
 struct idt_entry {
@@ -528,6 +529,8 @@ void ap_main(void)
         msi_mode(cpu, ncpus);
     } else if (mode_a20) {
         a20_mode(cpu, ncpus);
+    } else if (mode_topology) {
+        topology_mode(cpu, ncpus);
     } else if (mode_moves) {
         moves(cpu);
     } else if (mode_stress) {
@@ -559,6 +562,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_busy = parse_arg(cmdline, "busy", 0);
     mode_msi = parse_arg(cmdline, "msi", 0);
     mode_a20 = parse_arg(cmdline, "a20", 0);
+    mode_topology = parse_arg(cmdline, "topology", 0);
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
@@ -631,6 +635,8 @@ void guest_main(struct multiboot_info *mbi)
         msi_mode(0, ncpus);
     } else if (mode_a20) {
         a20_mode(0, ncpus);
+    } else if (mode_topology) {
+        topology_mode(0, ncpus);
     } else if (mode_moves) {
         moves(0);
     } else if (mode_stress) {

@@ -198,6 +198,28 @@ static const uint32_t dg_vmport_cmd[DG_VMPORT_CMDS] = { 0x0a, 0x14 };
 #define DG_A20_LO_WORD      0x10a20000u
 #define DG_A20_HI_WORD      0x20a20000u
 
+/*
+ * mode=topology (4 CPUs, the distmem-topology device): CPU 0, the guest's
+ * agent, finds the device, records what it says (topo_*), has it send
+ * its MSIs to itself at DG_TOPO_VECTOR and, until the test sets stop,
+ * keeps the vCPU table it reads in topo_node[] with its generation in
+ * topo_gen (counting the changes it saw), and makes the requests the test
+ * puts in topo_req[] (command, vCPU, node, address) whenever topo_ask
+ * goes up, with the status the device answered in topo_status.  The
+ * other CPUs wait.
+ */
+#define DG_TOPO_VECTOR      0x52
+#define DG_TOPO_RANGES      8
+enum {
+    DG_TOPO_CMD,
+    DG_TOPO_VCPU,
+    DG_TOPO_NODE,
+    DG_TOPO_ADDR,
+    DG_TOPO_REQ_WORDS
+};
+/* topo_range[i]: base (low, high), size (low, high), node, flags */
+#define DG_TOPO_RANGE_WORDS 6
+
 typedef uint32_t dg_v4 __attribute__((vector_size(16)));
 
 /* 8-byte aligned on i386 too, so the guest and the test agree on layout. */
@@ -334,6 +356,22 @@ struct dg_results {
     uint32_t a20_ready;         /* CPU 0 waits for A20 off in this round */
     uint32_t a20_self[DG_A20_ROUNDS][3];
     uint32_t a20_off[DG_A20_ROUNDS];
+    /* mode=topology */
+    uint32_t topo_found;        /* the registers below were read */
+    uint32_t topo_magic;
+    uint32_t topo_version;
+    uint32_t topo_vcpus;
+    uint32_t topo_nodes;
+    uint32_t topo_nranges;
+    uint32_t topo_range[DG_TOPO_RANGES][DG_TOPO_RANGE_WORDS];
+    uint32_t topo_gen;          /* of topo_node[] */
+    uint32_t topo_changes;      /* generation changes seen */
+    uint32_t topo_irqs;         /* MSIs taken */
+    uint32_t topo_node[DG_MAX_CPUS];
+    uint32_t topo_ask;          /* written by the test */
+    uint32_t topo_asked;        /* the guest: last topo_ask done */
+    uint32_t topo_req[DG_TOPO_REQ_WORDS];   /* written by the test */
+    uint32_t topo_status;       /* REQ_STATUS after the last request */
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)

@@ -52,8 +52,6 @@ static struct dg_results *const res = (struct dg_results *)DG_RESULT_BASE;
 volatile uint32_t x2apic_on;
 static volatile uint32_t x2_ready, x2_ipis_done, x2_turn;
 
-/* boot.S: pairs of a vector and its entry, ended by 0, 0. */
-extern const uint32_t irq_stubs[];
 
 void x2apic_dispatch(uint32_t vector)
 {
