@@ -179,7 +179,9 @@ struct DistvmState {
     /* The guest NUMA nodes' memory homes (distvm-numa.c) */
     bool numa_planned;
     unsigned nr_numa_homes;
-    DistvmNumaHome *numa_homes;
+    DistvmNumaHome *numa_homes;     /* and the RAMBlocks of distmem-dimms */
+    unsigned nr_numa_nodes;
+    uint32_t *numa_node_home;   /* [nr_numa_nodes]: a node or UINT32_MAX */
     uint32_t *vcpu_numa_home;   /* [nr_vcpus]: see distvm_numa_vcpu_home() */
 };
 

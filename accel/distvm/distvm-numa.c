@@ -21,6 +21,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "hw/boards.h"
 #include "system/hostmem.h"
@@ -74,6 +75,8 @@ void distvm_numa_plan(DistvmState *s, MachineState *ms)
     n = numa->num_nodes;
     numa_vcpu_nodes(s, ms, where);
     s->numa_homes = g_new0(DistvmNumaHome, n);
+    s->numa_node_home = g_new(uint32_t, n);
+    s->nr_numa_nodes = n;
     s->vcpu_numa_home = g_new(uint32_t, s->nr_vcpus);
     for (int i = 0; i < n; i++) {
         HostMemoryBackend *be = numa->nodes[i].node_memdev;
@@ -90,6 +93,7 @@ void distvm_numa_plan(DistvmState *s, MachineState *ms)
         } else if (where[i] != NO_NODE) {
             home[i] = where[i];
         }
+        s->numa_node_home[i] = be && where[i] < s->nodes ? home[i] : NO_NODE;
         if (be && where[i] < s->nodes) {
             s->numa_homes[s->nr_numa_homes].rb =
                 host_memory_backend_get_memory(be)->ram_block;
@@ -128,6 +132,47 @@ void distvm_numa_plan(DistvmState *s, MachineState *ms)
 uint32_t distvm_numa_vcpu_home(DistvmState *s, unsigned cpu)
 {
     return s->vcpu_numa_home ? s->vcpu_numa_home[cpu] : NO_NODE;
+}
+
+uint32_t distvm_numa_node_home(uint32_t numa_node)
+{
+    DistvmState *s = distvm_state();
+
+    if (s && s->nodes == 1) {
+        return DISTVM_HOME_NODE;
+    }
+    if (!s || !s->numa_node_home || numa_node >= s->nr_numa_nodes) {
+        return NO_NODE;
+    }
+    return s->numa_node_home[numa_node];
+}
+
+/* A RAMBlock a device homes (hw/distmem's DIMM), with the NUMA nodes' */
+bool distvm_ram_set_home(RAMBlock *rb, uint32_t node, Error **errp)
+{
+    DistvmState *s = distvm_state();
+    bool homed;
+
+    if (s->ram) {
+        error_setg(errp, "distvm: RAMBlock %s appeared after the cluster's "
+                   "memory was set up; only memory given on the command "
+                   "line can be homed", qemu_ram_get_idstr(rb));
+        return false;
+    }
+    distvm_numa_block_home(s, rb, &homed);
+    if (homed) {
+        error_setg(errp, "distvm: RAMBlock %s is homed already (is its "
+                   "memory backend a NUMA node's too?)",
+                   qemu_ram_get_idstr(rb));
+        return false;
+    }
+    s->numa_homes = g_renew(DistvmNumaHome, s->numa_homes,
+                            s->nr_numa_homes + 1);
+    s->numa_homes[s->nr_numa_homes].rb = rb;
+    s->numa_homes[s->nr_numa_homes].node = node;
+    s->nr_numa_homes++;
+    trace_distvm_numa_home(-1, qemu_ram_get_idstr(rb), node);
+    return true;
 }
 
 uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed)

@@ -47,6 +47,20 @@ uint32_t distvm_vcpu_placement(unsigned cpu_index);
  */
 uint32_t distvm_ram_home(RAMBlock *rb, bool *homed);
 
+/*
+ * The cluster node that homes guest NUMA node @numa_node, or UINT32_MAX
+ * if none does (not every vCPU of it is placed on one node, it has none,
+ * or no memory backend of its own).
+ */
+uint32_t distvm_numa_node_home(uint32_t numa_node);
+
+/*
+ * Make the pages of @rb start owned by @node, which also keeps their
+ * directory entries.  Only before the cluster's RAM is set up (devices
+ * given on the command line).
+ */
+bool distvm_ram_set_home(RAMBlock *rb, uint32_t node, Error **errp);
+
 /* @n is called, in the main loop, after every change of placement. */
 void distvm_placement_notifier_add(Notifier *n);
 void distvm_placement_notifier_remove(Notifier *n);

@@ -494,34 +494,39 @@ static void check_hot_pages(DistvmNode *node, int count, int n,
 }
 
 #define NUMA_BLOCK_MB   64
-#define NUMA_ARGS \
-    "-machine pc -m 128M -smp 2 -S " \
+#define NUMA_OBJECTS \
     "-object memory-backend-ram,id=m0,size=64M " \
     "-object memory-backend-ram,id=m1,size=64M " \
     "-numa node,nodeid=0,memdev=m0,cpus=0 -numa node,nodeid=1,memdev=m1,cpus=1"
 
 /*
- * Memory has a home: with vCPU 1 placed on node 1, guest NUMA node 1's
- * memory (m1) starts owned by node 1, and node 1 takes no remote fault
- * on it; node 0 reads it from node 1.
+ * Two nodes with NUMA_OBJECTS, -m @mem and @extra, vCPU 1 on node 1, in
+ * @tmpdir/@name.
  */
-/* Two nodes with NUMA_ARGS, vCPU 1 on node 1, in @tmpdir/@name. */
-static void numa_pair_start(const char *name, DistvmNode **node)
+static void numa_pair_start(const char *name, const char *mem,
+                            const char *extra, DistvmNode **node)
 {
     g_autofree char *dir = g_strdup_printf("%s/%s", tmpdir, name);
+    g_autofree char *args = g_strdup_printf(
+        "-machine pc -m %s -smp 2 -S " NUMA_OBJECTS " %s", mem, extra);
 
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
     for (int n = 0; n < 2; n++) {
         g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
         g_autofree char *placed = g_strdup_printf("%s,placement=0:1", opts);
 
-        node[n] = distvm_node_start(dir, n, placed, NUMA_ARGS);
+        node[n] = distvm_node_start(dir, n, placed, args);
     }
     for (int n = 0; n < 2; n++) {
         distvm_wait_state(node[n]->qts, "running", 60);
     }
 }
 
+/*
+ * Memory has a home: with vCPU 1 placed on node 1, guest NUMA node 1's
+ * memory (m1) starts owned by node 1, and node 1 takes no remote fault
+ * on it; node 0 reads it from node 1.
+ */
 static void test_numa_homes(void)
 {
     const uint64_t pages = NUMA_BLOCK_MB << 8;
@@ -530,7 +535,7 @@ static void test_numa_homes(void)
     g_autofree uint8_t *got = g_malloc(len);
     DistvmNode *node[2];
 
-    numa_pair_start("numa", node);
+    numa_pair_start("numa", "128M", "", node);
     for (int n = 0; n < 2; n++) {
         for (int b = 0; b < 2; b++) {
             g_autofree char *block = g_strdup_printf("m%d", b);
@@ -599,7 +604,7 @@ static void test_numa_sweep(void)
     g_autofree char *states0 = NULL, *states1 = NULL;
     DistvmNode *node[2];
 
-    numa_pair_start("numa-sweep", node);
+    numa_pair_start("numa-sweep", "128M", "", node);
     qtest_memset(node[1]->qts, base + marked * 4096, 0xaa, 4096);
     g_assert_cmpint(remote_faults(node[1], "m1"), ==, 0);
 
@@ -643,9 +648,81 @@ static void test_numa_sweep(void)
 }
 
 /*
- * Memory that cannot be shared between nodes is refused; a NUMA node
- * whose vCPUs are split between nodes stays on node 0, with a warning.
+ * A distmem-dimm of node 1, in guest NUMA node 1: its pages start owned
+ * by node 1, which writes them with no remote fault, and node 0 reads
+ * them back exactly; it cannot be hot-plugged.
  */
+#define DIMM_MB         16
+#define DIMM_ARGS \
+    "-object memory-backend-ram,id=d0,size=16M " \
+    "-device distmem-dimm,id=dimm0,memdev=d0,node=1,cluster-node=1"
+
+static void test_dimm(void)
+{
+    const uint64_t pages = DIMM_MB << 8, len = DIMM_MB * MiB;
+    g_autofree uint8_t *want = g_malloc(len);
+    g_autofree uint8_t *got = g_malloc(len);
+    DistvmNode *node[2];
+    QDict *resp;
+    uint64_t base;
+
+    numa_pair_start("dimm", "128M,slots=2,maxmem=256M", DIMM_ARGS, node);
+    resp = qtest_qmp(node[0]->qts, "{ 'execute': 'qom-get', 'arguments': "
+        "{ 'path': '/machine/peripheral/dimm0', 'property': 'addr' } }");
+    base = qdict_get_int(resp, "return");
+    qobject_unref(resp);
+    g_assert_cmphex(base, >=, 4 * GiB);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *states = block_states(node[n]->qts, "d0", pages);
+        QDict *r = memory_range(node[n], "d0");
+
+        g_assert_cmpint(qdict_get_int(r, "home"), ==, 1);
+        g_assert_true(qdict_get_bool(r, "numa"));
+        g_assert_cmpint(qdict_get_int(r, "size"), ==, len);
+        qobject_unref(r);
+        for (uint64_t p = 0; p < pages; p++) {
+            if (states[p] != (n == 1 ? 'E' : 'I')) {
+                g_error("node %d: page %" PRIu64 " of d0 is %c", n, p,
+                        states[p]);
+            }
+        }
+    }
+
+    for (uint64_t i = 0; i < len; i++) {
+        want[i] = i * 13 + (i >> 12);
+    }
+    qtest_memwrite(node[1]->qts, base, want, len);
+    g_assert_cmpint(remote_faults(node[1], "d0"), ==, 0);
+    distvm_memread(node[0]->qts, base, got, len);
+    g_assert_cmpmem(got, len, want, len);
+    g_assert_cmpint(remote_faults(node[0], "d0"), ==, pages);
+
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'object-add', "
+        "'arguments': { 'qom-type': 'memory-backend-ram', 'id': 'd1', "
+        "'size': 16777216 } }");
+    resp = qtest_qmp_assert_failure_ref(node[0]->qts,
+        "{ 'execute': 'device_add', 'arguments': { 'driver': "
+        "'distmem-dimm', 'memdev': 'd1', 'node': 1, 'cluster-node': 1 } }");
+    g_assert_nonnull(strstr(qdict_get_str(resp, "desc"),
+                            "does not support hotplugging"));
+    qobject_unref(resp);
+
+    distvm_node_quit(node[1]);
+    distvm_node_quit(node[0]);
+}
+
+#define DIMM_BAD(numa, node) \
+    "-object memory-backend-ram,id=d0,size=16M " \
+    "-device distmem-dimm,memdev=d0,node=" #numa ",cluster-node=" #node
+
+/*
+ * Memory that cannot be shared between nodes is refused, and so is a
+ * distmem-dimm on a node that does not exist or in a guest NUMA node of
+ * another node; a NUMA node whose vCPUs are split between nodes stays on
+ * node 0, with a warning.  Without distvm, the distmem devices refuse to
+ * start.
+ */
+
 static void test_numa_bad(void)
 {
     static const struct {
@@ -665,6 +742,22 @@ static void test_numa_bad(void)
           "-numa node,memdev=m0,cpus=0-1 -numa node,memdev=m1",
           "the vCPUs of NUMA node 0 run on different nodes of the cluster: "
           "its memory stays on node 0" },
+        { NUMA_OBJECTS " -m 128M,slots=1,maxmem=256M " DIMM_BAD(1, 2),
+          "distmem-dimm: there is no node 2 (the cluster has nodes 0 to 1)" },
+        { NUMA_OBJECTS " -m 128M,slots=1,maxmem=256M " DIMM_BAD(0, 1),
+          "distmem-dimm: guest NUMA node 0 is not homed on node 1" },
+        { NUMA_OBJECTS " -m 128M,slots=1,maxmem=256M "
+          "-object memory-backend-ram,id=d0,size=16M "
+          "-device distmem-dimm,memdev=d0,node=1",
+          "distmem-dimm needs cluster-node=N" },
+        { NUMA_OBJECTS " -m 128M,slots=1,maxmem=256M "
+          "-object memory-backend-ram,id=d0,size=16M,share=on "
+          "-device distmem-dimm,memdev=d0,node=1,cluster-node=1",
+          "RAMBlock d0 is shared memory" },
+    }, no_distvm[] = {
+        { DIMM_BAD(0, 0), "distmem-dimm needs the distvm accelerator" },
+        { "-device distmem-topology",
+          "distmem-topology needs the distvm accelerator" },
     };
     g_autofree char *dir = g_strdup_printf("%s/numa-bad", tmpdir);
 
@@ -681,6 +774,18 @@ static void test_numa_bad(void)
         if (status != 1 || !strstr(out, cases[i].message)) {
             g_error("'%s': expected exit status 1 and '%s', got %d:\n%s",
                     cases[i].args, cases[i].message, status, out);
+        }
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(no_distvm); i++) {
+        g_autofree char *args = g_strdup_printf(
+            "-accel tcg -machine pc -m 128M,slots=1,maxmem=256M %s",
+            no_distvm[i].args);
+        g_autofree char *out = NULL;
+        int status = distvm_run_qemu(args, &out);
+
+        if (status != 1 || !strstr(out, no_distvm[i].message)) {
+            g_error("'%s': expected exit status 1 and '%s', got %d:\n%s",
+                    args, no_distvm[i].message, status, out);
         }
     }
 }
@@ -1581,6 +1686,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/numa/homes", test_numa_homes);
     qtest_add_func("/distvm/ram/numa/sweep", test_numa_sweep);
     qtest_add_func("/distvm/ram/numa/bad", test_numa_bad);
+    qtest_add_func("/distvm/ram/numa/dimm", test_dimm);
     qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
     qtest_add_func("/distvm/cluster/node-killed", test_node_killed);
     qtest_add_func("/distvm/cluster/node-stopped", test_node_stopped);
