@@ -16,6 +16,7 @@
 #include "io/net-listener.h"
 #include "crypto/tlscreds.h"
 #include "exec/memattrs.h"
+#include "hw/mem/memory-device.h"
 #include "distvm-wire.h"
 
 typedef struct DistvmRam DistvmRam;
@@ -332,6 +333,7 @@ void distvm_numa_plan(DistvmState *s, MachineState *ms);
 /* The node that owns @rb's pages at power-on; @homed: by the NUMA layout */
 uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed);
 uint32_t distvm_numa_vcpu_home(DistvmState *s, unsigned cpu);
+bool distvm_memory_device_allowed(MemoryDeviceState *md, Error **errp);
 
 /* distvm-pic.c */
 void distvm_pic_init(DistvmState *s);

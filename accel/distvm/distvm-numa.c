@@ -24,6 +24,8 @@
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "hw/boards.h"
+#include "hw/mem/memory-device.h"
+#include "hw/qdev-core.h"
 #include "system/hostmem.h"
 #include "system/numa.h"
 #include "exec/ramblock.h"
@@ -172,6 +174,25 @@ bool distvm_ram_set_home(RAMBlock *rb, uint32_t node, Error **errp)
     s->numa_homes[s->nr_numa_homes].node = node;
     s->nr_numa_homes++;
     trace_distvm_numa_home(-1, qemu_ram_get_idstr(rb), node);
+    return true;
+}
+
+/*
+ * memory_device_plug_hook, on a cluster: memory given on the command
+ * line is set up on every node before the guest runs; a memory device
+ * plugged later would exist on this node only.
+ */
+bool distvm_memory_device_allowed(MemoryDeviceState *md, Error **errp)
+{
+    DistvmState *s = distvm_state();
+
+    if (s && s->nodes > 1 && phase_check(PHASE_MACHINE_READY)) {
+        error_setg(errp, "distvm: memory cannot be hot-plugged into a "
+                   "cluster of %" PRIu32 " nodes (its RAM would exist on "
+                   "this node only); give it on every node's command line",
+                   s->nodes);
+        return false;
+    }
     return true;
 }
 

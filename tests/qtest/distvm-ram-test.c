@@ -650,7 +650,7 @@ static void test_numa_sweep(void)
 /*
  * A distmem-dimm of node 1, in guest NUMA node 1: its pages start owned
  * by node 1, which writes them with no remote fault, and node 0 reads
- * them back exactly; it cannot be hot-plugged.
+ * them back exactly; it cannot be hot-plugged, nor can any memory.
  */
 #define DIMM_MB         16
 #define DIMM_ARGS \
@@ -705,6 +705,24 @@ static void test_dimm(void)
         "'distmem-dimm', 'memdev': 'd1', 'node': 1, 'cluster-node': 1 } }");
     g_assert_nonnull(strstr(qdict_get_str(resp, "desc"),
                             "does not support hotplugging"));
+    qobject_unref(resp);
+    /* Nor any memory: it would exist on one node */
+    resp = qtest_qmp_assert_failure_ref(node[0]->qts,
+        "{ 'execute': 'device_add', 'arguments': { 'driver': 'pc-dimm', "
+        "'id': 'dimm1', 'memdev': 'd1', 'node': 1 } }");
+    g_assert_cmpstr(qdict_get_str(resp, "desc"), ==,
+                    "distvm: memory cannot be hot-plugged into a cluster of 2 "
+                    "nodes (its RAM would exist on this node only); give it "
+                    "on every node's command line");
+    qobject_unref(resp);
+    resp = qtest_qmp(node[0]->qts, "{ 'execute': 'qom-list', 'arguments': "
+                     "{ 'path': '/machine/peripheral' } }");
+    for (const QListEntry *e = qlist_first(qdict_get_qlist(resp, "return"));
+         e; e = qlist_next(e)) {
+        QDict *prop = qobject_to(QDict, qlist_entry_obj(e));
+
+        g_assert_cmpstr(qdict_get_str(prop, "name"), !=, "dimm1");
+    }
     qobject_unref(resp);
 
     distvm_node_quit(node[1]);
