@@ -9,8 +9,8 @@
  * "node" property) must be the one whose vCPUs that cluster node runs,
  * so that the guest's SRAT and SLIT say where the memory is.
  *
- * Only cold-plugged for now: a RAMBlock that appears while the cluster
- * runs would have to appear on every node at once.
+ * Only cold-plugged on a cluster, for now: a RAMBlock that appears while
+ * the cluster runs would have to appear on every node at once.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -92,8 +92,11 @@ static void distmem_dimm_class_init(ObjectClass *oc, void *data)
     ddc->realize = distmem_dimm_realize;
     device_class_set_props(dc, distmem_dimm_properties);
     dc->desc = "DIMM whose memory lives on a node of a distvm cluster";
-    /* A new RAMBlock must appear on every node of the cluster at once. */
-    dc->hotpluggable = false;
+    /*
+     * Hot-pluggable as a device (ACPI shows the guest only hot-pluggable
+     * DIMMs), but distvm refuses memory plugged into a running cluster of
+     * several nodes (memory_device_plug_hook).
+     */
 }
 
 static const TypeInfo distmem_dimm_info = {

@@ -22,11 +22,13 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include "qemu/atomic.h"
+#include "qemu/bswap.h"
 #include "libqtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "distvm/distvm-node.h"
 #include "distvm/distvm-tls-netns.h"
+#include "distvm/guest/linux/dimm-pattern.h"
 
 #define FILE_SIZE   (1024 * 1024)
 #define DISK_SIZE   (4 * 1024 * 1024)
@@ -180,7 +182,19 @@ typedef struct LinuxCase {
      * its LAPICs to x2APIC mode, which it must say it did
      */
     bool x2apic;
+    /*
+     * A distmem-dimm of node 2, in guest NUMA node 2 (which needs the
+     * case's NUMA homes and vCPU 2 on node 2), written by vCPU 2
+     */
+    bool dimm;
 } LinuxCase;
+
+#define DIMM_BASE   0x100000000ull
+#define DIMM_SIZE   (128 * 1024 * 1024)
+#define DIMM_ARGS \
+    "-object memory-backend-ram,id=d0,size=128M " \
+    "-device distmem-dimm,id=dimm0,memdev=d0,node=2,cluster-node=2," \
+    "addr=0x100000000"
 
 #define NETNS_PORT 4440
 #define NETNS_HTTP_PORT 8080
@@ -205,6 +219,71 @@ static void check_clock_reads(DistvmNode **node, int nodes)
     g_assert_cmpuint(local, >, 0);
 }
 
+/* The remote faults @node took on RAMBlock @block */
+static int64_t memory_faults(DistvmNode *node, const char *block)
+{
+    QDict *info = distvm_assert_active(node->qts, node->node_id);
+    QList *mem = qdict_get_qlist(info, "memory");
+    int64_t faults = -1;
+
+    for (const QListEntry *e = qlist_first(mem); e; e = qlist_next(e)) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(r, "ramblock"), block)) {
+            faults = qdict_get_int(r, "remote-faults");
+        }
+    }
+    qobject_unref(info);
+    g_assert_cmpint(faults, >=, 0);
+    return faults;
+}
+
+/*
+ * The DIMM of node 2: Linux put its memory in NUMA node 2, and vCPU 2, on
+ * node 2, wrote into its pages with no remote fault; node 0 reads them
+ * back exactly, from node 2.
+ */
+static void check_dimm(DistvmNode **node)
+{
+    g_autofree char *console = NULL;
+    g_autofree uint8_t *page = g_malloc(4096);
+    g_autofree char *online = NULL;
+    const char *p;
+    uint64_t pages;
+    int shown = 0;
+
+    if (!distvm_wait_console(node[0], "written\n", 600)) {
+        console = distvm_read_console(node[0]);
+        g_error("the Linux guest did not write into its DIMM; console:\n%s",
+                console);
+    }
+    g_assert_cmpint(memory_faults(node[2], "d0"), ==, 0);
+    console = distvm_read_console(node[0]);
+    online = g_strdup_printf("distvm-linux: dimm memory%llu online node2\n",
+                             DIMM_BASE / DIMM_SIZE);
+    g_assert_nonnull(strstr(console, online));
+    p = strstr(console, "distvm-linux: dimm pages ");
+    g_assert_nonnull(p);
+    pages = g_ascii_strtoull(p + strlen("distvm-linux: dimm pages "), NULL,
+                             10);
+    g_test_message("vCPU 2 wrote %" PRIu64 " pages of the DIMM", pages);
+    g_assert_cmpuint(pages, >=, DIMM_PATTERN_PAGES_SHOWN);
+    for (p = console; (p = strstr(p, "distvm-linux: dimm page 0x")); p++) {
+        uint64_t addr = g_ascii_strtoull(p + strlen("distvm-linux: dimm "
+                                                    "page "), NULL, 16);
+
+        g_assert_cmphex(addr - DIMM_BASE, <, DIMM_SIZE);
+        distvm_memread(node[0]->qts, addr, page, 4096);
+        for (int w = 0; w < 4096; w += 8) {
+            g_assert_cmphex(ldq_le_p(page + w), ==, dimm_pattern(addr + w));
+        }
+        shown++;
+    }
+    g_assert_cmpint(shown, ==, DIMM_PATTERN_PAGES_SHOWN);
+    g_assert_cmpint(memory_faults(node[0], "d0"), >=, shown);
+    g_assert_cmpint(memory_faults(node[2], "d0"), ==, 0);
+}
+
 /* Each guest NUMA node's memory is homed on its vCPUs' node. */
 static void check_numa_homes(DistvmNode **node, int nodes)
 {
@@ -221,6 +300,10 @@ static void check_numa_homes(DistvmNode **node, int nodes)
                 g_assert_true(qdict_get_bool(r, "numa"));
                 g_assert_cmpint(qdict_get_int(r, "home"), ==, rb[1] - '0');
                 homed++;
+            } else if (!strcmp(rb, "d0")) {
+                /* the distmem-dimm of node 2 */
+                g_assert_true(qdict_get_bool(r, "numa"));
+                g_assert_cmpint(qdict_get_int(r, "home"), ==, 2);
             } else {
                 g_assert_false(qdict_get_bool(r, "numa"));
                 g_assert_cmpint(qdict_get_int(r, "home"), ==, 0);
@@ -301,20 +384,22 @@ static void test_linux(const void *opaque)
             g_strdup_printf("file=%s,format=raw", disk) :
             g_strdup_printf("driver=null-co,size=%d", DISK_SIZE);
         g_autofree char *args = g_strdup_printf(
-            "-nodefaults -machine %s -m 512M %s%s -smp %s -kernel %s "
+            "-nodefaults -machine %s -m 512M%s %s%s -smp %s -kernel %s "
             "-initrd %s "
             "-drive if=none,id=disk0,%s -device virtio-blk-pci,drive=disk0 "
             "-netdev user,id=net0 -device virtio-net-pci,netdev=net0,"
             "romfile= "
             "-append 'console=ttyS0 panic=-1 distvm.work=%d "
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
-            "distvm.disk=vda' %s %s",
+            "distvm.disk=vda%s' %s %s %s",
             lc->x2apic ? "q35 -device intel-iommu,intremap=on,eim=on" : "pc",
+            lc->dimm ? ",slots=1,maxmem=1G" : "",
             lc->cpu ? "-cpu " : "", lc->cpu ?: "", lc->smp, kernel, initrd,
             drive, WORK,
             lc->io_cpu,
-            http ? http->port : NETNS_HTTP_PORT, lc->numa ?: "",
-            objects ?: "");
+            http ? http->port : NETNS_HTTP_PORT,
+            lc->dimm ? " distvm.dimm=0x100000000,0x8000000,2" : "",
+            lc->numa ?: "", lc->dimm ? DIMM_ARGS : "", objects ?: "");
 
         node[n] = distvm_node_start(dir, n, placed, args);
     }
@@ -340,6 +425,9 @@ static void test_linux(const void *opaque)
     g_assert_cmpint(where[lc->io_cpu], !=, 0);
     if (lc->numa) {
         check_numa_homes(node, lc->nodes);
+    }
+    if (lc->dimm) {
+        check_dimm(node);
     }
 
     /* While the workload runs: move vCPUs around, asked of any node. */
@@ -478,6 +566,7 @@ static const LinuxCase three_nodes = {
     .smp = "4,sockets=4",
     .numa = THREE_NUMA,
     .numa_lines = three_numa_lines,
+    .dimm = true,
 };
 
 /* The 3-node case with each node in a network namespace, over TLS. */
