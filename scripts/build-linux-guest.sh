@@ -64,7 +64,8 @@ for lib in liblzma.so.5 libc.so.6 ld-linux-x86-64.so.2; do
 done
 ln -s "/$libdir/ld-linux-x86-64.so.2" "$root/lib64/ld-linux-x86-64.so.2"
 ${CC:-cc} -static -O2 -Wall -Wextra -Werror -o "$root/bin/distvm-check" \
-    "$src/distvm-check.c" || die "cannot build distvm-check (static libc?)"
+    -I"$repo/include" "$src/distvm-check.c" ||
+    die "cannot build distvm-check (static libc?)"
 
 # Kernel modules the guest loads (with what they depend on), in load order.
 mods="virtio_pci virtio_blk virtio_net"

@@ -183,10 +183,11 @@ typedef struct LinuxCase {
      */
     bool x2apic;
     /*
-     * A distmem-dimm of node 2, in guest NUMA node 2 (which needs the
-     * case's NUMA homes and vCPU 2 on node 2), written by vCPU 2
+     * The distmem devices: a distmem-dimm of node 2, in guest NUMA node 2
+     * (which needs the case's NUMA homes and vCPU 2 on node 2), written
+     * by vCPU 2; a distmem-topology that the guest reads
      */
-    bool dimm;
+    bool distmem;
 } LinuxCase;
 
 #define DIMM_BASE   0x100000000ull
@@ -194,7 +195,7 @@ typedef struct LinuxCase {
 #define DIMM_ARGS \
     "-object memory-backend-ram,id=d0,size=128M " \
     "-device distmem-dimm,id=dimm0,memdev=d0,node=2,cluster-node=2," \
-    "addr=0x100000000"
+    "addr=0x100000000 -device distmem-topology"
 
 #define NETNS_PORT 4440
 #define NETNS_HTTP_PORT 8080
@@ -282,6 +283,22 @@ static void check_dimm(DistvmNode **node)
     g_assert_cmpint(shown, ==, DIMM_PATTERN_PAGES_SHOWN);
     g_assert_cmpint(memory_faults(node[0], "d0"), >=, shown);
     g_assert_cmpint(memory_faults(node[2], "d0"), ==, 0);
+}
+
+/*
+ * The guest read, through the distmem-topology device, generation @gen
+ * and the 4 vCPUs on the nodes of @where
+ */
+static void check_topology(DistvmNode *home, int gen, const int *where)
+{
+    g_autofree char *console = distvm_read_console(home);
+    g_autofree char *line = g_strdup_printf(
+        "distvm-linux: topology nodes 3 generation %d vcpus %d %d %d %d\n",
+        gen, where[0], where[1], where[2], where[3]);
+
+    if (!strstr(console, line)) {
+        g_error("missing '%s' in the console:\n%s", line, console);
+    }
 }
 
 /* Each guest NUMA node's memory is homed on its vCPUs' node. */
@@ -393,13 +410,14 @@ static void test_linux(const void *opaque)
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
             "distvm.disk=vda%s' %s %s %s",
             lc->x2apic ? "q35 -device intel-iommu,intremap=on,eim=on" : "pc",
-            lc->dimm ? ",slots=1,maxmem=1G" : "",
+            lc->distmem ? ",slots=1,maxmem=1G" : "",
             lc->cpu ? "-cpu " : "", lc->cpu ?: "", lc->smp, kernel, initrd,
             drive, WORK,
             lc->io_cpu,
             http ? http->port : NETNS_HTTP_PORT,
-            lc->dimm ? " distvm.dimm=0x100000000,0x8000000,2" : "",
-            lc->numa ?: "", lc->dimm ? DIMM_ARGS : "", objects ?: "");
+            lc->distmem ? " distvm.dimm=0x100000000,0x8000000,2 "
+                          "distvm.topology=1" : "",
+            lc->numa ?: "", lc->distmem ? DIMM_ARGS : "", objects ?: "");
 
         node[n] = distvm_node_start(dir, n, placed, args);
     }
@@ -426,8 +444,9 @@ static void test_linux(const void *opaque)
     if (lc->numa) {
         check_numa_homes(node, lc->nodes);
     }
-    if (lc->dimm) {
+    if (lc->distmem) {
         check_dimm(node);
+        check_topology(node[0], 0, where);
     }
 
     /* While the workload runs: move vCPUs around, asked of any node. */
@@ -474,6 +493,9 @@ static void test_linux(const void *opaque)
     g_assert_cmpint(qatomic_read(&http->served), ==, 1);
     http_stop(http);
 
+    if (lc->distmem) {
+        check_topology(node[0], MOVES, where);
+    }
     console = distvm_read_console(node[0]);
     g_assert_nonnull(strstr(console, "distvm-linux: cpus-online 0-3\n"));
     g_assert_nonnull(strstr(console, "distvm-linux: nproc 4\n"));
@@ -566,7 +588,7 @@ static const LinuxCase three_nodes = {
     .smp = "4,sockets=4",
     .numa = THREE_NUMA,
     .numa_lines = three_numa_lines,
-    .dimm = true,
+    .distmem = true,
 };
 
 /* The 3-node case with each node in a network namespace, over TLS. */

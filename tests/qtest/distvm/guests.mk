@@ -29,6 +29,7 @@ $(OUT)/obj/%.o: $(G)/%.S $(GUEST_HEADERS)
 	@mkdir -p $(OUT)/obj
 	$(CC) $(GUEST_CFLAGS) -c $< -o $@
 
-$(OUT)/linux/.done: $(TOP)/scripts/build-linux-guest.sh $(wildcard $(G)/linux/*)
+$(OUT)/linux/.done: $(TOP)/scripts/build-linux-guest.sh $(wildcard $(G)/linux/*) \
+    $(TOP)/include/hw/distmem/distmem-topology.h
 	$(TOP)/scripts/build-linux-guest.sh $(OUT)/linux
 	@touch $@

@@ -11,6 +11,9 @@
  *                               its pages that lies in guest-physical
  *                               [BASE, BASE + SIZE), report them, and
  *                               hold them until killed
+ *   distvm-check topology       print what the distmem-topology device
+ *                               says: generation and the node of each
+ *                               vCPU, read through sysfs
  *
  * The guest pipes "gen" through a multi-threaded xz compression and
  * decompression into "verify"; "verify" prints one line the qtest looks
@@ -28,6 +31,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "dimm-pattern.h"
+#include "hw/distmem/distmem-topology.h"
 
 #define PAGE_SIZE       4096
 #define PAGEMAP_PRESENT (1ull << 63)
@@ -134,10 +138,82 @@ static int dimm(uint64_t base, uint64_t size, uint64_t mb)
     }
 }
 
+/* The first line of sysfs file @dir/@name, as a number */
+static unsigned long sysfs_number(const char *dir, const char *name)
+{
+    char path[512], buf[64] = "";
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    f = fopen(path, "r");
+    if (f) {
+        if (!fgets(buf, sizeof(buf), f)) {
+            buf[0] = 0;
+        }
+        fclose(f);
+    }
+    return strtoul(buf, NULL, 0);
+}
+
+static int topology(void)
+{
+    char dir[512], path[600];
+    volatile uint32_t *regs;
+    uint32_t gen, vcpus;
+    FILE *enable;
+    int fd = -1;
+
+    for (int dev = 0; dev < 32 && fd < 0; dev++) {
+        snprintf(dir, sizeof(dir), "/sys/bus/pci/devices/0000:00:%02x.0",
+                 dev);
+        if (sysfs_number(dir, "vendor") == DISTMEM_TOPOLOGY_VENDOR_ID &&
+            sysfs_number(dir, "device") == DISTMEM_TOPOLOGY_DEVICE_ID) {
+            /* With no driver, the device may not decode its BAR yet */
+            snprintf(path, sizeof(path), "%s/enable", dir);
+            enable = fopen(path, "w");
+            if (enable) {
+                fputs("1", enable);
+                fclose(enable);
+            }
+            snprintf(path, sizeof(path), "%s/resource0", dir);
+            fd = open(path, O_RDWR | O_SYNC);
+        }
+    }
+    if (fd < 0) {
+        printf("distvm-linux: FAIL no distmem-topology device\n");
+        return 1;
+    }
+    regs = mmap(NULL, DISTMEM_TOPOLOGY_BAR_SIZE, PROT_READ | PROT_WRITE,
+                MAP_SHARED, fd, 0);
+    if (regs == MAP_FAILED) {
+        perror("distvm-check topology");
+        return 1;
+    }
+    if (regs[DISTMEM_TOPOLOGY_MAGIC / 4] != DISTMEM_TOPOLOGY_MAGIC_VALUE) {
+        printf("distvm-linux: FAIL distmem-topology magic %#x\n",
+               regs[DISTMEM_TOPOLOGY_MAGIC / 4]);
+        return 1;
+    }
+    vcpus = regs[DISTMEM_TOPOLOGY_VCPUS / 4];
+    do {
+        gen = regs[DISTMEM_TOPOLOGY_GENERATION / 4];
+        printf("distvm-linux: topology nodes %u generation %u vcpus",
+               regs[DISTMEM_TOPOLOGY_NODES / 4], gen);
+        for (uint32_t cpu = 0; cpu < vcpus; cpu++) {
+            printf(" %u", regs[DISTMEM_TOPOLOGY_VCPU_TABLE / 4 + cpu]);
+        }
+        printf("\n");
+    } while (regs[DISTMEM_TOPOLOGY_GENERATION / 4] != gen);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     uint64_t bytes;
 
+    if (argc == 2 && !strcmp(argv[1], "topology")) {
+        return topology();
+    }
     if (argc == 5 && !strcmp(argv[1], "dimm")) {
         return dimm(strtoull(argv[2], NULL, 0), strtoull(argv[3], NULL, 0),
                     strtoull(argv[4], NULL, 0));
