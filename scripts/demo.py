@@ -6,8 +6,10 @@
 Starts three QEMU processes (nodes 0, 1 and 2; node 0 is home and runs
 the devices), boots the Linux test guest with 4 vCPUs placed on all three
 nodes, lets it fetch a file over virtio-net from an HTTP server on
-loopback and write it to a virtio-blk disk, then moves vCPUs between
-nodes while the guest runs a workload on every CPU.  It prints the live
+loopback and write it to a virtio-blk disk, and has vCPU 2 write into a
+DIMM whose memory lives on node 2 (distmem-dimm), then moves vCPUs
+between nodes while the guest runs a workload on every CPU; the guest
+reads where its vCPUs run from a distmem-topology device.  It prints the live
 placement, move downtimes and page-fault figures as it goes, a summary at
 the end, and leaves no process behind.  Exits non-zero if anything went
 wrong.
@@ -31,6 +33,7 @@ from qmp import QMPClient  # noqa: E402
 NODES = 3
 PLACEMENT = [0, 1, 2, 1]
 WORK = 4000
+DIMM = "0x100000000,0x8000000,2"    # guest-physical base, size, its vCPU
 FILE_SIZE = 1 << 20
 DISK_SIZE = 4 << 20
 
@@ -68,6 +71,20 @@ def wait_console(tmp, text, procs, timeout):
         if time.time() > end:
             raise RuntimeError("timed out waiting for '%s'" % text)
         time.sleep(0.1)
+
+
+def memory_faults(q, block):
+    for r in q.cmd("query-distvm")["memory"]:
+        if r["ramblock"] == block:
+            return r["remote-faults"]
+    raise RuntimeError("no RAMBlock %s" % block)
+
+
+def guest_topology(text):
+    """The last line of what the guest read from distmem-topology"""
+    lines = [line for line in text.splitlines()
+             if line.startswith("distvm-linux: topology ")]
+    return lines[-1][len("distvm-linux: topology "):] if lines else ""
 
 
 def placement_line(info):
@@ -123,12 +140,18 @@ def main():
             drive = ("file=%s,format=raw" % disk if n == 0 else
                      "driver=null-co,size=%d" % DISK_SIZE)
             args = [qemu, "-accel", accel, "-nodefaults", "-machine", "pc",
-                    "-m", "512M", "-smp", "4", "-display", "none",
+                    "-m", "512M,slots=1,maxmem=1G", "-smp", "4",
+                    "-display", "none",
                     "-kernel", os.path.join(guests, "vmlinuz"),
                     "-initrd", os.path.join(guests, "initramfs.cpio.gz"),
                     "-append", "console=ttyS0 panic=-1 distvm.work=%d "
                     "distvm.io_cpu=2 distvm.http=10.0.2.2:%d/file "
-                    "distvm.disk=vda" % (WORK, port),
+                    "distvm.disk=vda distvm.dimm=%s distvm.topology=1" %
+                    (WORK, port, DIMM),
+                    "-object", "memory-backend-ram,id=d0,size=128M",
+                    "-device", "distmem-dimm,id=dimm0,memdev=d0,"
+                    "cluster-node=2,addr=0x100000000",
+                    "-device", "distmem-topology",
                     "-drive", "if=none,id=disk0," + drive,
                     "-device", "virtio-blk-pci,drive=disk0",
                     "-netdev", "user,id=net0",
@@ -159,12 +182,24 @@ def main():
             if line.startswith("distvm-linux:"):
                 log("guest: " + line[len("distvm-linux: "):])
         wait_console(tmp, "distvm-linux: workload start", procs, 600)
-        for line in console(tmp).splitlines():
+        text = console(tmp)
+        for line in text.splitlines():
             if "fetched" in line or "disk read back" in line:
                 log("guest (I/O from vCPU 2 on node 2): " +
                     line[len("distvm-linux: "):])
+            elif line.startswith("distvm-linux: dimm memory"):
+                log("guest (a DIMM homed on node 2): " +
+                    line[len("distvm-linux: "):])
+            elif line.startswith("distvm-linux: dimm pages"):
+                log("guest: vCPU 2 on node 2 " + line[len("distvm-linux: "
+                                                          "dimm "):] +
+                    " of the DIMM; node 2's remote faults on it: %d" %
+                    memory_faults(qmps[2], "d0"))
+        log("guest (distmem-topology): " + guest_topology(text))
         log("workload running on 4 CPUs; moving vCPUs between nodes:")
         where = list(PLACEMENT)
+        # where the vCPUs were after each number of moves
+        history = [" ".join(map(str, where))]
         downtimes = []
         last_io = ""
         k = 0
@@ -178,6 +213,7 @@ def main():
             ev = qmps[0].event("DISTVM_VCPU_MOVED", {"cpu-index": cpu,
                                                      "to": to})
             where[cpu] = to
+            history.append(" ".join(map(str, where)))
             downtimes.append(ev["data"]["downtime-us"])
             k += 1
             if k % 4 == 0:
@@ -191,6 +227,15 @@ def main():
         log("workload done after %d moves; the guest powers off" % k)
         statuses = [p.wait(timeout=120) for p in procs]
         text = console(tmp)
+        # The guest read the device as its workload ended: after some of
+        # the moves, and then the vCPUs were where those moves left them.
+        seen = guest_topology(text).split()
+        gen = int(seen[3]) if len(seen) > 4 else -1
+        topology_ok = (0 <= gen <= k and seen[:3] == ["nodes", str(NODES),
+                                                      "generation"] and
+                       " ".join(seen[5:]) == history[gen])
+        log("guest (distmem-topology): %s (%s placement after %d moves)" %
+            (" ".join(seen), "the" if topology_ok else "NOT the", gen))
         for line in text.splitlines():
             if line.startswith("distvm-linux: work "):
                 log("guest: " + line[len("distvm-linux: "):])
@@ -217,7 +262,7 @@ def main():
             log("  " + last_io)
         log("  console: %s" % ("clean" if not bad else "has " + ", ".join(bad)))
         ok = (statuses == [0] * NODES and disk_ok and fetched_ok and
-              not bad and "workload done" in text)
+              topology_ok and not bad and "workload done" in text)
         log("PASS" if ok else "FAIL")
         return 0 if ok else 1
     except (RuntimeError, ConnectionError, OSError,

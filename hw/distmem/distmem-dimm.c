@@ -7,7 +7,8 @@
  * memory that lives on another host, and the vCPUs of that host use it
  * without a remote fault.  With -numa, the DIMM's guest NUMA node (its
  * "node" property) must be the one whose vCPUs that cluster node runs,
- * so that the guest's SRAT and SLIT say where the memory is.
+ * so that the guest's SRAT and SLIT say where the memory is, or one that
+ * is homed nowhere.
  *
  * Only cold-plugged on a cluster, for now: a RAMBlock that appears while
  * the cluster runs would have to appear on every node at once.
@@ -61,13 +62,20 @@ static void distmem_dimm_realize(PCDIMMDevice *dimm, Error **errp)
                    d->cluster_node, distvm_cluster_nodes() - 1);
         return;
     }
+    /*
+     * A guest NUMA node homed on another node would tell the guest the
+     * DIMM is there.  One homed nowhere (its vCPUs on several nodes, as
+     * the single NUMA node that memory hot-plug slots create) says
+     * nothing of where memory is.
+     */
     if (ms->numa_state && ms->numa_state->num_nodes) {
         numa_home = distvm_numa_node_home(dimm->node);
-        if (numa_home != d->cluster_node) {
-            error_setg(errp, "%s: guest NUMA node %" PRIu32 " is not homed "
-                       "on node %" PRIu32 "; give node= the NUMA node whose "
-                       "vCPUs (and memory backend) node %" PRIu32 " has",
-                       TYPE_DISTMEM_DIMM, dimm->node, d->cluster_node,
+        if (numa_home != d->cluster_node && numa_home != UINT32_MAX) {
+            error_setg(errp, "%s: guest NUMA node %" PRIu32 " is homed on "
+                       "node %" PRIu32 ", not on node %" PRIu32 "; give "
+                       "node= the NUMA node whose vCPUs (and memory "
+                       "backend) node %" PRIu32 " has", TYPE_DISTMEM_DIMM,
+                       dimm->node, numa_home, d->cluster_node,
                        d->cluster_node);
             return;
         }

@@ -760,7 +760,8 @@ static void test_numa_bad(void)
         { NUMA_OBJECTS " -m 128M,slots=1,maxmem=256M " DIMM_BAD(1, 2),
           "distmem-dimm: there is no node 2 (the cluster has nodes 0 to 1)" },
         { NUMA_OBJECTS " -m 128M,slots=1,maxmem=256M " DIMM_BAD(0, 1),
-          "distmem-dimm: guest NUMA node 0 is not homed on node 1" },
+          "distmem-dimm: guest NUMA node 0 is homed on node 0, not on "
+          "node 1" },
         { NUMA_OBJECTS " -m 128M,slots=1,maxmem=256M "
           "-object memory-backend-ram,id=d0,size=16M "
           "-device distmem-dimm,memdev=d0,node=1",
