@@ -220,25 +220,6 @@ static void check_clock_reads(DistvmNode **node, int nodes)
     g_assert_cmpuint(local, >, 0);
 }
 
-/* The remote faults @node took on RAMBlock @block */
-static int64_t memory_faults(DistvmNode *node, const char *block)
-{
-    QDict *info = distvm_assert_active(node->qts, node->node_id);
-    QList *mem = qdict_get_qlist(info, "memory");
-    int64_t faults = -1;
-
-    for (const QListEntry *e = qlist_first(mem); e; e = qlist_next(e)) {
-        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
-
-        if (!strcmp(qdict_get_str(r, "ramblock"), block)) {
-            faults = qdict_get_int(r, "remote-faults");
-        }
-    }
-    qobject_unref(info);
-    g_assert_cmpint(faults, >=, 0);
-    return faults;
-}
-
 /*
  * The DIMM of node 2: Linux put its memory in NUMA node 2, and vCPU 2, on
  * node 2, wrote into its pages with no remote fault; node 0 reads them
@@ -258,7 +239,7 @@ static void check_dimm(DistvmNode **node)
         g_error("the Linux guest did not write into its DIMM; console:\n%s",
                 console);
     }
-    g_assert_cmpint(memory_faults(node[2], "d0"), ==, 0);
+    g_assert_cmpint(distvm_remote_faults(node[2], "d0"), ==, 0);
     console = distvm_read_console(node[0]);
     online = g_strdup_printf("distvm-linux: dimm memory%llu online node2\n",
                              DIMM_BASE / DIMM_SIZE);
@@ -281,8 +262,8 @@ static void check_dimm(DistvmNode **node)
         shown++;
     }
     g_assert_cmpint(shown, ==, DIMM_PATTERN_PAGES_SHOWN);
-    g_assert_cmpint(memory_faults(node[0], "d0"), >=, shown);
-    g_assert_cmpint(memory_faults(node[2], "d0"), ==, 0);
+    g_assert_cmpint(distvm_remote_faults(node[0], "d0"), >=, shown);
+    g_assert_cmpint(distvm_remote_faults(node[2], "d0"), ==, 0);
 }
 
 /*

@@ -437,35 +437,6 @@ static char *block_states(QTestState *qts, const char *block, uint64_t count)
     return states;
 }
 
-/* query-distvm's entry for a RAMBlock, on node @n */
-static QDict *memory_range(DistvmNode *node, const char *block)
-{
-    QDict *info = distvm_assert_active(node->qts, node->node_id);
-    QList *mem = qdict_get_qlist(info, "memory");
-    QDict *found = NULL;
-
-    for (const QListEntry *e = qlist_first(mem); e; e = qlist_next(e)) {
-        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
-
-        if (!strcmp(qdict_get_str(r, "ramblock"), block)) {
-            found = r;
-            qobject_ref(found);
-        }
-    }
-    qobject_unref(info);
-    g_assert(found);
-    return found;
-}
-
-static int64_t remote_faults(DistvmNode *node, const char *block)
-{
-    QDict *r = memory_range(node, block);
-    int64_t faults = qdict_get_int(r, "remote-faults");
-
-    qobject_unref(r);
-    return faults;
-}
-
 /*
  * x-query-distvm-hot-pages with @count returns @n pages of m1: @pages,
  * with @faults.
@@ -541,7 +512,7 @@ static void test_numa_homes(void)
             g_autofree char *block = g_strdup_printf("m%d", b);
             g_autofree char *states = block_states(node[n]->qts, block,
                                                    pages);
-            QDict *r = memory_range(node[n], block);
+            QDict *r = distvm_memory_range(node[n], block);
 
             g_assert_cmpint(qdict_get_int(r, "home"), ==, b);
             g_assert_true(qdict_get_bool(r, "numa"));
@@ -560,18 +531,18 @@ static void test_numa_homes(void)
         want[i] = i * 7 + (i >> 12);
     }
     qtest_memwrite(node[1]->qts, base, want, len);
-    g_assert_cmpint(remote_faults(node[1], "m1"), ==, 0);
-    g_assert_cmpint(remote_faults(node[0], "m1"), ==, 0);
+    g_assert_cmpint(distvm_remote_faults(node[1], "m1"), ==, 0);
+    g_assert_cmpint(distvm_remote_faults(node[0], "m1"), ==, 0);
 
     /* Node 0 reads it from node 1, one read miss a page. */
     distvm_memread(node[0]->qts, base, got, len);
     g_assert_cmpmem(got, len, want, len);
-    g_assert_cmpint(remote_faults(node[0], "m1"), ==, len / 4096);
-    g_assert_cmpint(remote_faults(node[0], "m0"), ==, 0);
+    g_assert_cmpint(distvm_remote_faults(node[0], "m1"), ==, len / 4096);
+    g_assert_cmpint(distvm_remote_faults(node[0], "m0"), ==, 0);
 
     /* Node 1 writes a page node 0 now shares: an upgrade. */
     qtest_writeq(node[1]->qts, base, 0x1234);
-    g_assert_cmpint(remote_faults(node[1], "m1"), ==, 1);
+    g_assert_cmpint(distvm_remote_faults(node[1], "m1"), ==, 1);
     g_assert_cmphex(qtest_readq(node[0]->qts, base), ==, 0x1234);
 
     /*
@@ -606,7 +577,7 @@ static void test_numa_sweep(void)
 
     numa_pair_start("numa-sweep", "128M", "", node);
     qtest_memset(node[1]->qts, base + marked * 4096, 0xaa, 4096);
-    g_assert_cmpint(remote_faults(node[1], "m1"), ==, 0);
+    g_assert_cmpint(distvm_remote_faults(node[1], "m1"), ==, 0);
 
     for (uint64_t p = 0; p < pages; p++) {
         qtest_writeq(node[0]->qts, base + p * 4096, 0x1000 + p);
@@ -618,8 +589,8 @@ static void test_numa_sweep(void)
      * data and pages 101 to 163; pages 164 and 228 with the 63 after
      * them.
      */
-    g_assert_cmpint(remote_faults(node[0], "m1"), ==, 7);
-    g_assert_cmpint(remote_faults(node[1], "m1"), ==, 0);
+    g_assert_cmpint(distvm_remote_faults(node[0], "m1"), ==, 7);
+    g_assert_cmpint(distvm_remote_faults(node[1], "m1"), ==, 0);
     states0 = block_states(node[0]->qts, "m1", pages);
     states1 = block_states(node[1]->qts, "m1", pages);
     for (uint64_t p = 0; p < pages; p++) {
@@ -641,7 +612,7 @@ static void test_numa_sweep(void)
             }
         }
     }
-    g_assert_cmpint(remote_faults(node[1], "m1"), ==, pages);
+    g_assert_cmpint(distvm_remote_faults(node[1], "m1"), ==, pages);
 
     distvm_node_quit(node[1]);
     distvm_node_quit(node[0]);
@@ -674,7 +645,7 @@ static void test_dimm(void)
     g_assert_cmphex(base, >=, 4 * GiB);
     for (int n = 0; n < 2; n++) {
         g_autofree char *states = block_states(node[n]->qts, "d0", pages);
-        QDict *r = memory_range(node[n], "d0");
+        QDict *r = distvm_memory_range(node[n], "d0");
 
         g_assert_cmpint(qdict_get_int(r, "home"), ==, 1);
         g_assert_true(qdict_get_bool(r, "numa"));
@@ -692,10 +663,10 @@ static void test_dimm(void)
         want[i] = i * 13 + (i >> 12);
     }
     qtest_memwrite(node[1]->qts, base, want, len);
-    g_assert_cmpint(remote_faults(node[1], "d0"), ==, 0);
+    g_assert_cmpint(distvm_remote_faults(node[1], "d0"), ==, 0);
     distvm_memread(node[0]->qts, base, got, len);
     g_assert_cmpmem(got, len, want, len);
-    g_assert_cmpint(remote_faults(node[0], "d0"), ==, pages);
+    g_assert_cmpint(distvm_remote_faults(node[0], "d0"), ==, pages);
 
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'object-add', "
         "'arguments': { 'qom-type': 'memory-backend-ram', 'id': 'd1', "
@@ -1605,7 +1576,7 @@ static void test_forged(void)
     };
 
     for (int b = 0; b < 2; b++) {
-        QDict *r = memory_range(node[0], b ? "m1" : "m0");
+        QDict *r = distvm_memory_range(node[0], b ? "m1" : "m0");
 
         g_assert_cmpint(qdict_get_int(r, "home"), ==, b);
         qobject_unref(r);

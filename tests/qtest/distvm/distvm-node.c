@@ -48,6 +48,34 @@ QDict *distvm_assert_active(QTestState *qts, int node_id)
     return ret;
 }
 
+QDict *distvm_memory_range(DistvmNode *node, const char *block)
+{
+    QDict *info = distvm_assert_active(node->qts, node->node_id);
+    QList *mem = qdict_get_qlist(info, "memory");
+    QDict *found = NULL;
+
+    for (const QListEntry *e = qlist_first(mem); e; e = qlist_next(e)) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(r, "ramblock"), block)) {
+            found = r;
+            qobject_ref(found);
+        }
+    }
+    qobject_unref(info);
+    g_assert(found);
+    return found;
+}
+
+int64_t distvm_remote_faults(DistvmNode *node, const char *block)
+{
+    QDict *r = distvm_memory_range(node, block);
+    int64_t faults = qdict_get_int(r, "remote-faults");
+
+    qobject_unref(r);
+    return faults;
+}
+
 int distvm_vcpu_node(QTestState *qts, int cpu_index)
 {
     QDict *resp = qtest_qmp_assert_success_ref(qts,

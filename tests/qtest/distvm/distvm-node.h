@@ -41,6 +41,12 @@ void distvm_node_quit(DistvmNode *node);
  */
 QDict *distvm_assert_active(QTestState *qts, int node_id);
 
+/* query-distvm's entry for RAMBlock @block on @node (unref it) */
+QDict *distvm_memory_range(DistvmNode *node, const char *block);
+
+/* The remote faults @node took on RAMBlock @block */
+int64_t distvm_remote_faults(DistvmNode *node, const char *block);
+
 /* The node running vCPU @cpu_index, as query-distvm reports it. */
 int distvm_vcpu_node(QTestState *qts, int cpu_index);
 
