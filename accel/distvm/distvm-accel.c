@@ -433,7 +433,7 @@ static int distvm_init_machine(MachineState *ms)
          * -global apic-common.vapic=on still wins.
          */
         object_register_sugar_prop(TYPE_APIC_COMMON, "vapic", "off", false);
-        memory_device_plug_hook = distvm_memory_device_allowed;
+        distvm_memplug_init(s);
         distvm_affinity_init(s);
         distvm_chipset_init(s);
         distvm_clock_init(s);

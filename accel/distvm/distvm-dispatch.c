@@ -188,6 +188,14 @@ static void defer_msg(DistvmState *s, const DistvmMsgHandler *h,
                                         msg->u.warm.count *
                                         sizeof(*msg->u.warm.pages));
         break;
+    case DISTVM_MSG_MEM_PLUG:
+    case DISTVM_MSG_MEM_PLUG_ACK:
+    case DISTVM_MSG_MEM_UNPLUG:
+        d->msg.u.mem.backend_type = g_strdup(msg->u.mem.backend_type);
+        d->msg.u.mem.backend_id = g_strdup(msg->u.mem.backend_id);
+        d->msg.u.mem.device = g_strdup(msg->u.mem.device);
+        d->msg.u.mem.error = g_strdup(msg->u.mem.error);
+        break;
     default:
         break;
     }

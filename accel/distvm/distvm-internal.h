@@ -25,6 +25,7 @@ typedef struct DistvmMsgHandler DistvmMsgHandler;
 typedef struct DistvmRun DistvmRun;
 typedef struct DistvmIoWait DistvmIoWait;
 typedef struct DistvmAffinity DistvmAffinity;
+typedef struct DistvmMemPlug DistvmMemPlug;
 
 /* A RAMBlock homed on a node other than by default (distvm-numa.c) */
 typedef struct DistvmNumaHome {
@@ -145,6 +146,8 @@ struct DistvmState {
 
     /* Guest RAM coherence (distvm-ram.c) */
     DistvmRam *ram;
+    /* Memory plugged while the guest runs (distvm-memplug.c) */
+    DistvmMemPlug *memplug;
 
     /*
      * The messages received that DistvmMsgHandler.before_replies named,
@@ -333,7 +336,10 @@ void distvm_numa_plan(DistvmState *s, MachineState *ms);
 /* The node that owns @rb's pages at power-on; @homed: by the NUMA layout */
 uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed);
 uint32_t distvm_numa_vcpu_home(DistvmState *s, unsigned cpu);
-bool distvm_memory_device_allowed(MemoryDeviceState *md, Error **errp);
+void distvm_ram_clear_home(DistvmState *s, RAMBlock *rb);
+
+/* distvm-memplug.c */
+void distvm_memplug_init(DistvmState *s);
 
 /* distvm-pic.c */
 void distvm_pic_init(DistvmState *s);
@@ -364,5 +370,14 @@ void distvm_ram_fingerprint(GPtrArray *keys, GPtrArray *values);
 bool distvm_ram_start(DistvmState *s, Error **errp);
 void distvm_ram_leaving(DistvmState *s);
 void distvm_ram_limits(DistvmState *s, DistvmWireLimits *lim);
+/* Memory plugged while the guest runs, as entry @index of the table */
+uint32_t distvm_ram_next_block(DistvmState *s);
+bool distvm_ram_plug_prepare(DistvmState *s, RAMBlock *rb, uint32_t index,
+                             Error **errp);
+void distvm_ram_plug(DistvmState *s, RAMBlock *rb, uint32_t index);
+void distvm_ram_plug_abandon(DistvmState *s, uint32_t index, RAMBlock *rb);
+int distvm_ram_unplug(DistvmState *s, RAMBlock *rb);
+/* The RAMBlock of entry @index, or NULL if it is dead or not there */
+RAMBlock *distvm_ram_block(DistvmState *s, uint32_t index);
 
 #endif /* ACCEL_DISTVM_INTERNAL_H */

@@ -149,18 +149,15 @@ uint32_t distvm_numa_node_home(uint32_t numa_node)
     return s->numa_node_home[numa_node];
 }
 
-/* A RAMBlock a device homes (hw/distmem's DIMM), with the NUMA nodes' */
+/*
+ * A RAMBlock a device homes (hw/distmem's DIMM), with the NUMA nodes';
+ * before the cluster shares it (at start, or when it is plugged).
+ */
 bool distvm_ram_set_home(RAMBlock *rb, uint32_t node, Error **errp)
 {
     DistvmState *s = distvm_state();
     bool homed;
 
-    if (s->ram) {
-        error_setg(errp, "distvm: RAMBlock %s appeared after the cluster's "
-                   "memory was set up; only memory given on the command "
-                   "line can be homed", qemu_ram_get_idstr(rb));
-        return false;
-    }
     distvm_numa_block_home(s, rb, &homed);
     if (homed) {
         error_setg(errp, "distvm: RAMBlock %s is homed already (is its "
@@ -177,23 +174,15 @@ bool distvm_ram_set_home(RAMBlock *rb, uint32_t node, Error **errp)
     return true;
 }
 
-/*
- * memory_device_plug_hook, on a cluster: memory given on the command
- * line is set up on every node before the guest runs; a memory device
- * plugged later would exist on this node only.
- */
-bool distvm_memory_device_allowed(MemoryDeviceState *md, Error **errp)
+/* @rb is unplugged: a later RAMBlock at its address is not homed. */
+void distvm_ram_clear_home(DistvmState *s, RAMBlock *rb)
 {
-    DistvmState *s = distvm_state();
-
-    if (s && s->nodes > 1 && phase_check(PHASE_MACHINE_READY)) {
-        error_setg(errp, "distvm: memory cannot be hot-plugged into a "
-                   "cluster of %" PRIu32 " nodes (its RAM would exist on "
-                   "this node only); give it on every node's command line",
-                   s->nodes);
-        return false;
+    for (unsigned i = 0; i < s->nr_numa_homes; i++) {
+        if (s->numa_homes[i].rb == rb) {
+            s->numa_homes[i] = s->numa_homes[--s->nr_numa_homes];
+            return;
+        }
     }
-    return true;
 }
 
 uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed)

@@ -35,6 +35,13 @@
  * at once, with requests like a fault's that no thread waits for, and
  * the vCPU's faults on them merge with those requests.
  *
+ * Memory plugged while the guest runs (distvm-memplug.c) takes the next
+ * index of the RAMBlock table on every node, and keeps it when it is
+ * unplugged: the table only grows, up to DISTVM_RAM_PLUG_BLOCKS entries
+ * more than the machine had at start, so that the fault thread and the
+ * receive threads read it without a lock.  An unplugged block is dead:
+ * its pages are no longer anyone's and messages about them are dropped.
+ *
  * Faults come from a userfaultfd registered MISSING|WP on every RAMBlock
  * and are read by one fault thread; concurrent faults on a page become one
  * request.  Neither the fault thread nor the receive threads take the BQL,
@@ -81,6 +88,8 @@
 #define MANAGER_RUN_BITS 4
 /* At most this many pages change hands at once in a sweep (holder_run). */
 #define SWEEP_PAGES     64
+/* RAMBlocks that may be plugged into the running guest, over its life */
+#define DISTVM_RAM_PLUG_BLOCKS 64
 
 typedef struct DistvmBlock {
     RAMBlock *rb;
@@ -90,6 +99,7 @@ typedef struct DistvmBlock {
     uint64_t first;             /* global number of its first page */
     uint32_t home;              /* owns every page at power-on */
     bool homed;                 /* by the NUMA layout: manages its pages */
+    bool dead;                  /* atomic: unplugged, or never plugged */
     uint32_t *page_faults;      /* this node's requests, by page */
     uint8_t *state;             /* DistvmPageState of every page, here */
     int8_t *owner;              /* directory, for the pages managed here */
@@ -142,9 +152,11 @@ typedef struct DistvmDrop {
 
 struct DistvmRam {
     QemuMutex lock;
-    uint32_t nr_blocks;
+    uint32_t nr_blocks;         /* atomic: entries of @blocks in use */
+    uint32_t max_blocks;        /* room in @blocks and @block_pages */
     DistvmBlock *blocks;
     uint64_t *block_pages;
+    uint64_t next_first;        /* DistvmBlock.first of the next block */
     bool started;
     int uffd;
     int quit_fd;
@@ -934,8 +946,9 @@ static void drop_locked(void *opaque)
     DistvmRam *ram = s->ram;
 
     qemu_mutex_lock(&ram->lock);
-    if (distvm_cluster_leaving(s)) {
-        d->ok = true;           /* shutting down: see page_msg_handle() */
+    if (distvm_cluster_leaving(s) ||
+        qatomic_read(&ram->blocks[d->m.block].dead)) {
+        d->ok = true;           /* see page_msg_handle() */
     } else if (d->type == DISTVM_MSG_PAGE_FWD) {
         d->ok = holder_forward(s, &d->o, d->m.block, d->m.page, d->m.node,
                                d->m.flags, d->src, &d->err);
@@ -1153,6 +1166,11 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
     }
     qemu_mutex_unlock(&s->lock);
 
+    if (qatomic_read(&ram->blocks[m->block].dead)) {
+        trace_distvm_page_msg_dead(distvm_msg_type_name(msg->hdr.type),
+                                   m->page, m->block, msg->hdr.src);
+        return true;
+    }
     if (msg->hdr.src != s->node_id) {
         refusal = page_msg_role_refusal(s, msg);
         if (refusal) {
@@ -1178,11 +1196,13 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
     }
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
-    if (distvm_cluster_leaving(s)) {
+    if (distvm_cluster_leaving(s) ||
+        qatomic_read(&ram->blocks[m->block].dead)) {
         /*
          * A node left and the cluster shuts down: this node serves its
          * faults itself now, so pages still on their way (a PAGE_DATA sent
          * before the BYE, on another connection) are no longer wanted.
+         * Nor are the pages of a block unplugged meanwhile.
          */
         qemu_mutex_unlock(&ram->lock);
         return true;
@@ -1251,10 +1271,12 @@ static const DistvmMsgHandler page_handlers[] = {
 
 static DistvmBlock *block_of(DistvmRam *ram, uint64_t addr, uint32_t *index)
 {
-    for (uint32_t i = 0; i < ram->nr_blocks; i++) {
+    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+
+    for (uint32_t i = 0; i < n; i++) {
         DistvmBlock *b = &ram->blocks[i];
 
-        if (addr >= (uintptr_t)b->host &&
+        if (!qatomic_read(&b->dead) && addr >= (uintptr_t)b->host &&
             addr < (uintptr_t)b->host + (b->pages << PAGE_BITS)) {
             *index = i;
             return b;
@@ -1361,7 +1383,7 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
     qemu_mutex_lock(&ram->lock);
     st = b->state[page];
     trace_distvm_fault(block, page, wp, write, st);
-    if (distvm_cluster_leaving(s)) {
+    if (distvm_cluster_leaving(s) || b->dead) {
         release_fault(ram, host);
         qemu_mutex_unlock(&ram->lock);
         return;
@@ -1477,7 +1499,7 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
         uint8_t st = b->state[pages[i].page];
         DistvmPending *p;
 
-        if (st == DISTVM_PAGE_E || (st == DISTVM_PAGE_S && !write) ||
+        if (b->dead || st == DISTVM_PAGE_E || (st == DISTVM_PAGE_S && !write) ||
             g_hash_table_lookup(ram->pending,
                                 page_key(pages[i].block, pages[i].page))) {
             continue;
@@ -1566,66 +1588,79 @@ static int count_block(RAMBlock *rb, void *opaque)
     return 0;
 }
 
-typedef struct BlockFill {
-    DistvmState *s;
-    DistvmRam *ram;
-    uint32_t next;
-    uint64_t first;
-} BlockFill;
-
-static int fill_block(RAMBlock *rb, void *opaque)
+/* Can distvm share @rb's pages between nodes? */
+static bool block_check(RAMBlock *rb, Error **errp)
 {
-    BlockFill *f = opaque;
-    DistvmBlock *b = &f->ram->blocks[f->next];
+    if (qemu_ram_pagesize(rb) != DISTVM_PAGE_SIZE) {
+        error_setg(errp, "distvm: RAMBlock %s uses %zu-byte pages "
+                   "(hugetlbfs?); only 4 KiB pages can be shared between "
+                   "nodes", qemu_ram_get_idstr(rb), qemu_ram_pagesize(rb));
+        return false;
+    }
+    if (qemu_ram_is_shared(rb)) {
+        error_setg(errp, "distvm: RAMBlock %s is shared memory; guest RAM "
+                   "must be private (share=off)", qemu_ram_get_idstr(rb));
+        return false;
+    }
+    if (qemu_ram_get_fd(rb) >= 0) {
+        error_setg(errp, "distvm: RAMBlock %s is backed by a file "
+                   "(memory-backend-file or -memfd); distvm shares only "
+                   "anonymous memory (memory-backend-ram)",
+                   qemu_ram_get_idstr(rb));
+        return false;
+    }
+    return true;
+}
+
+/* Entry @index of the table is @rb, which starts at global page @first. */
+static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[index];
 
     b->rb = rb;
     b->host = qemu_ram_get_host_addr(rb);
     b->ram_addr = qemu_ram_get_offset(rb);
     b->pages = qemu_ram_get_used_length(rb) >> PAGE_BITS;
-    b->first = f->first;
-    b->home = distvm_numa_block_home(f->s, rb, &b->homed);
-    f->ram->block_pages[f->next] = b->pages;
-    f->first += b->pages;
-    f->next++;
+    b->first = ram->next_first;
+    b->home = distvm_numa_block_home(s, rb, &b->homed);
+    b->state = g_new0(uint8_t, b->pages);
+    b->owner = g_new(int8_t, b->pages);
+    b->copyset = g_new(uint16_t, b->pages);
+    b->page_faults = g_new0(uint32_t, b->pages);
+    ram->block_pages[index] = b->pages;
+    ram->next_first += b->pages;
+}
+
+static int fill_block(RAMBlock *rb, void *opaque)
+{
+    DistvmState *s = opaque;
+
+    block_fill(s, s->ram->nr_blocks++, rb);
     return 0;
 }
 
 bool distvm_ram_init(DistvmState *s, Error **errp)
 {
     DistvmRam *ram = g_new0(DistvmRam, 1);
-    BlockFill fill = { .s = s, .ram = ram };
+    uint32_t count = 0;
 
-    qemu_ram_foreach_block(count_block, &ram->nr_blocks);
-    ram->blocks = g_new0(DistvmBlock, ram->nr_blocks);
-    ram->block_pages = g_new0(uint64_t, ram->nr_blocks);
-    qemu_ram_foreach_block(fill_block, &fill);
+    qemu_ram_foreach_block(count_block, &count);
+    ram->max_blocks = MIN(count + DISTVM_RAM_PLUG_BLOCKS,
+                          DISTVM_WIRE_MAX_BLOCKS);
+    if (count > ram->max_blocks) {
+        error_setg(errp, "distvm: the machine has %" PRIu32 " RAMBlocks; "
+                   "distvm shares at most %u", count, DISTVM_WIRE_MAX_BLOCKS);
+        return false;
+    }
+    ram->blocks = g_new0(DistvmBlock, ram->max_blocks);
+    ram->block_pages = g_new0(uint64_t, ram->max_blocks);
+    s->ram = ram;
+    qemu_ram_foreach_block(fill_block, s);
     for (uint32_t i = 0; i < ram->nr_blocks; i++) {
-        DistvmBlock *b = &ram->blocks[i];
-
-        if (qemu_ram_pagesize(b->rb) != DISTVM_PAGE_SIZE) {
-            error_setg(errp, "distvm: RAMBlock %s uses %zu-byte pages "
-                       "(hugetlbfs?); only 4 KiB pages can be shared between "
-                       "nodes", qemu_ram_get_idstr(b->rb),
-                       qemu_ram_pagesize(b->rb));
+        if (!block_check(ram->blocks[i].rb, errp)) {
             return false;
         }
-        if (qemu_ram_is_shared(b->rb)) {
-            error_setg(errp, "distvm: RAMBlock %s is shared memory; guest "
-                       "RAM must be private (share=off)",
-                       qemu_ram_get_idstr(b->rb));
-            return false;
-        }
-        if (qemu_ram_get_fd(b->rb) >= 0) {
-            error_setg(errp, "distvm: RAMBlock %s is backed by a file "
-                       "(memory-backend-file or -memfd); distvm shares only "
-                       "anonymous memory (memory-backend-ram)",
-                       qemu_ram_get_idstr(b->rb));
-            return false;
-        }
-        b->state = g_new0(uint8_t, b->pages);
-        b->owner = g_new(int8_t, b->pages);
-        b->copyset = g_new(uint16_t, b->pages);
-        b->page_faults = g_new0(uint32_t, b->pages);
     }
     distvm_msg_handlers_register(s, page_handlers, ARRAY_SIZE(page_handlers));
     qemu_mutex_init(&ram->lock);
@@ -1634,7 +1669,6 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
     ram->arrivals = g_new0(DistvmArrival, s->nr_vcpus);
     ram->uffd = -1;
     ram->quit_fd = -1;
-    s->ram = ram;
 
     /* Pages change hands behind the back of anything that discards them. */
     if (ram_block_discard_disable(true)) {
@@ -1668,8 +1702,49 @@ void distvm_ram_limits(DistvmState *s, DistvmWireLimits *lim)
 {
     DistvmRam *ram = s->ram;
 
-    lim->nr_blocks = ram ? ram->nr_blocks : 0;
+    lim->nr_blocks = ram ? qatomic_load_acquire(&ram->nr_blocks) : 0;
     lim->block_pages = ram ? ram->block_pages : NULL;
+}
+
+static bool block_register(DistvmRam *ram, RAMBlock *rb, Error **errp)
+{
+    uint64_t ioctls = 0;
+
+    if (uffd_register_memory(ram->uffd, qemu_ram_get_host_addr(rb),
+                             qemu_ram_get_used_length(rb),
+                             UFFDIO_REGISTER_MODE_MISSING |
+                             UFFDIO_REGISTER_MODE_WP, &ioctls)) {
+        error_setg_errno(errp, errno, "distvm: cannot register RAMBlock %s "
+                         "with userfaultfd", qemu_ram_get_idstr(rb));
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Share the pages of @b, registered already: its home owns them, the
+ * other nodes drop what they have.  Under ram->lock, or before the fault
+ * thread starts.
+ */
+static void block_start(DistvmState *s, DistvmBlock *b)
+{
+    DistvmRam *ram = s->ram;
+    size_t len = b->pages << PAGE_BITS;
+    bool home = b->home == s->node_id;
+
+    qemu_madvise(b->host, len, QEMU_MADV_NOHUGEPAGE);
+    qemu_madvise(b->host, len, QEMU_MADV_UNMERGEABLE);
+    if (!home) {
+        ram_block_discard_range(b->rb, 0, len);
+    } else {
+        map_zero_pages(ram, b);
+    }
+    memset(b->state, home ? DISTVM_PAGE_E : DISTVM_PAGE_I, b->pages);
+    ram->stats.pages[home ? DISTVM_PAGE_E : DISTVM_PAGE_I] += b->pages;
+    memset(b->owner, b->home, b->pages);
+    for (uint64_t p = 0; p < b->pages; p++) {
+        b->copyset[p] = 1u << b->home;
+    }
 }
 
 /*
@@ -1698,32 +1773,11 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
     }
     for (uint32_t i = 0; i < ram->nr_blocks; i++) {
         DistvmBlock *b = &ram->blocks[i];
-        size_t len = b->pages << PAGE_BITS;
-        uint64_t ioctls = 0;
-        bool home = b->home == s->node_id;
 
-        qemu_madvise(b->host, len, QEMU_MADV_NOHUGEPAGE);
-        qemu_madvise(b->host, len, QEMU_MADV_UNMERGEABLE);
-        if (!home) {
-            ram_block_discard_range(b->rb, 0, len);
-        }
-        if (uffd_register_memory(ram->uffd, b->host, len,
-                                 UFFDIO_REGISTER_MODE_MISSING |
-                                 UFFDIO_REGISTER_MODE_WP, &ioctls)) {
-            error_setg_errno(errp, errno, "distvm: cannot register RAMBlock "
-                             "%s with userfaultfd",
-                             qemu_ram_get_idstr(b->rb));
+        if (!block_register(ram, b->rb, errp)) {
             return false;
         }
-        if (home) {
-            map_zero_pages(ram, b);
-        }
-        memset(b->state, home ? DISTVM_PAGE_E : DISTVM_PAGE_I, b->pages);
-        ram->stats.pages[home ? DISTVM_PAGE_E : DISTVM_PAGE_I] += b->pages;
-        memset(b->owner, b->home, b->pages);
-        for (uint64_t p = 0; p < b->pages; p++) {
-            b->copyset[p] = 1u << b->home;
-        }
+        block_start(s, b);
     }
     ram->quit_fd = eventfd(0, EFD_CLOEXEC);
     ram->drops = g_async_queue_new();
@@ -1734,6 +1788,161 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
     ram->started = true;
     trace_distvm_ram_started(ram->nr_blocks);
     return true;
+}
+
+/* ---- memory plugged while the guest runs (distvm-memplug.c) ---- */
+
+uint32_t distvm_ram_next_block(DistvmState *s)
+{
+    return s->ram->nr_blocks;
+}
+
+/*
+ * Memory device backed by @rb is being plugged, as entry @index of the
+ * RAMBlock table: check that it can be, and register it, so that the
+ * guest faults on it from the moment the device maps it.
+ */
+bool distvm_ram_plug_prepare(DistvmState *s, RAMBlock *rb, uint32_t index,
+                             Error **errp)
+{
+    DistvmRam *ram = s->ram;
+
+    if (!ram->started) {
+        error_setg(errp, "distvm: memory is plugged into a cluster only "
+                   "once it has formed");
+        return false;
+    }
+    if (index < ram->nr_blocks) {
+        error_setg(errp, "distvm: RAMBlock %" PRIu32 " exists on this node "
+                   "already", index);
+        return false;
+    }
+    if (index >= ram->max_blocks) {
+        error_setg(errp, "distvm: no room for another RAMBlock: %u can be "
+                   "plugged into a running guest over its life",
+                   DISTVM_RAM_PLUG_BLOCKS);
+        return false;
+    }
+    for (uint32_t i = 0; i < ram->nr_blocks; i++) {
+        if (ram->blocks[i].rb == rb && !ram->blocks[i].dead) {
+            error_setg(errp, "distvm: RAMBlock %s is in use already",
+                       qemu_ram_get_idstr(rb));
+            return false;
+        }
+    }
+    return block_check(rb, errp) && block_register(ram, rb, errp);
+}
+
+RAMBlock *distvm_ram_block(DistvmState *s, uint32_t index)
+{
+    DistvmRam *ram = s->ram;
+    RAMBlock *rb = NULL;
+
+    qemu_mutex_lock(&ram->lock);
+    if (index < ram->nr_blocks && !ram->blocks[index].dead) {
+        rb = ram->blocks[index].rb;
+    }
+    qemu_mutex_unlock(&ram->lock);
+    return rb;
+}
+
+/* Entries up to @index exist; those added here are dead. */
+static void blocks_extend(DistvmRam *ram, uint32_t index)
+{
+    for (uint32_t i = ram->nr_blocks; i <= index; i++) {
+        ram->blocks[i] = (DistvmBlock) { .dead = true };
+        ram->block_pages[i] = 0;
+    }
+}
+
+/*
+ * The device is plugged (mapped, its RAMBlock named): share its pages,
+ * as entry @index, prepared.  From now on, messages may name them.
+ */
+void distvm_ram_plug(DistvmState *s, RAMBlock *rb, uint32_t index)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[index];
+
+    qemu_mutex_lock(&ram->lock);
+    blocks_extend(ram, index);
+    block_fill(s, index, rb);
+    block_start(s, b);
+    qatomic_set(&b->dead, false);
+    qatomic_store_release(&ram->nr_blocks, index + 1);
+    qemu_mutex_unlock(&ram->lock);
+    trace_distvm_ram_plug(index, qemu_ram_get_idstr(rb), b->pages, b->home);
+}
+
+/*
+ * Entry @index will not be used: a plug failed on some node.  @rb, if
+ * given, was prepared for it.
+ */
+void distvm_ram_plug_abandon(DistvmState *s, uint32_t index, RAMBlock *rb)
+{
+    DistvmRam *ram = s->ram;
+
+    if (rb) {
+        uffd_unregister_memory(ram->uffd, qemu_ram_get_host_addr(rb),
+                               qemu_ram_get_used_length(rb));
+    }
+    qemu_mutex_lock(&ram->lock);
+    if (index >= ram->nr_blocks && index < ram->max_blocks) {
+        blocks_extend(ram, index);
+        qatomic_store_release(&ram->nr_blocks, index + 1);
+    }
+    qemu_mutex_unlock(&ram->lock);
+}
+
+/*
+ * The memory device backed by @rb is unplugged: the guest gave its memory
+ * up.  Its entry stays, dead, with its arrays (a thread that looked the
+ * block up without the lock may still read them); its pages belong to
+ * no one, and the faults and requests still about them are dropped.
+ * Returns its index, or -1 if @rb is not in the table.
+ */
+int distvm_ram_unplug(DistvmState *s, RAMBlock *rb)
+{
+    DistvmRam *ram = s->ram;
+    GHashTableIter iter;
+    gpointer key;
+    DistvmBlock *b = NULL;
+    uint32_t index;
+
+    qemu_mutex_lock(&ram->lock);
+    for (index = 0; index < ram->nr_blocks; index++) {
+        if (ram->blocks[index].rb == rb && !ram->blocks[index].dead) {
+            b = &ram->blocks[index];
+            break;
+        }
+    }
+    if (!b) {
+        qemu_mutex_unlock(&ram->lock);
+        return -1;
+    }
+    qatomic_set(&b->dead, true);
+    g_hash_table_iter_init(&iter, ram->pending);
+    while (g_hash_table_iter_next(&iter, &key, NULL)) {
+        uint64_t k = (uintptr_t)key;    /* see page_key() */
+
+        if (k >> 44 == index) {
+            release_fault(ram, page_host(b, k & MAKE_64BIT_MASK(0, 44)));
+            g_hash_table_iter_remove(&iter);
+        }
+    }
+    g_hash_table_iter_init(&iter, ram->txns);
+    while (g_hash_table_iter_next(&iter, &key, NULL)) {
+        if ((uintptr_t)key >> 44 == index) {
+            g_hash_table_iter_remove(&iter);
+        }
+    }
+    for (uint64_t p = 0; p < b->pages; p++) {
+        ram->stats.pages[b->state[p]]--;
+    }
+    uffd_unregister_memory(ram->uffd, b->host, b->pages << PAGE_BITS);
+    qemu_mutex_unlock(&ram->lock);
+    trace_distvm_ram_unplug(index, qemu_ram_get_idstr(rb));
+    return index;
 }
 
 /* ---- monitor ---- */
@@ -1762,7 +1971,12 @@ DistvmMemoryRangeList *distvm_ram_ranges(DistvmState *s)
     qemu_mutex_lock(&ram->lock);
     for (uint32_t i = 0; i < ram->nr_blocks; i++) {
         DistvmBlock *b = &ram->blocks[i];
-        DistvmMemoryRange *r = g_new0(DistvmMemoryRange, 1);
+        DistvmMemoryRange *r;
+
+        if (b->dead) {
+            continue;
+        }
+        r = g_new0(DistvmMemoryRange, 1);
 
         r->ramblock = g_strdup(qemu_ram_get_idstr(b->rb));
         r->size = b->pages << PAGE_BITS;
@@ -1794,7 +2008,7 @@ DistvmHotPageList *distvm_ram_hot_pages(DistvmState *s, uint32_t count,
     for (uint32_t i = 0; i < ram->nr_blocks; i++) {
         DistvmBlock *b = &ram->blocks[i];
 
-        for (uint64_t p = 0; p < b->pages; p++) {
+        for (uint64_t p = 0; !b->dead && p < b->pages; p++) {
             uint32_t f = b->page_faults[p];
             uint32_t at = n;
 
@@ -1835,11 +2049,14 @@ char *distvm_ram_page_states(DistvmState *s, const char *idstr,
         error_setg(errp, "distvm: guest RAM is not shared yet");
         return NULL;
     }
+    qemu_mutex_lock(&ram->lock);
     for (uint32_t i = 0; i < ram->nr_blocks; i++) {
-        if (!strcmp(qemu_ram_get_idstr(ram->blocks[i].rb), idstr)) {
+        if (!ram->blocks[i].dead &&
+            !strcmp(qemu_ram_get_idstr(ram->blocks[i].rb), idstr)) {
             b = &ram->blocks[i];
         }
     }
+    qemu_mutex_unlock(&ram->lock);
     if (!b) {
         error_setg(errp, "distvm: no RAMBlock '%s'", idstr);
         return NULL;

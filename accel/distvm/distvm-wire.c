@@ -45,6 +45,9 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_RUN_STATE] = "RUN_STATE",
     [DISTVM_MSG_PIC_OUTPUT] = "PIC_OUTPUT",
     [DISTVM_MSG_CLOCK_REGS] = "CLOCK_REGS",
+    [DISTVM_MSG_MEM_PLUG] = "MEM_PLUG",
+    [DISTVM_MSG_MEM_PLUG_ACK] = "MEM_PLUG_ACK",
+    [DISTVM_MSG_MEM_UNPLUG] = "MEM_UNPLUG",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -435,6 +438,59 @@ static bool decode_pci_config(WireReader *r, DistvmMsgPciConfig *pc,
     return true;
 }
 
+static bool get_block_slot(WireReader *r, uint32_t *slot, Error **errp)
+{
+    if (!get_u32(r, slot, errp)) {
+        return false;
+    }
+    if (*slot >= DISTVM_WIRE_MAX_BLOCKS) {
+        error_setg(errp, "%s message names RAMBlock %" PRIu32 " (limit %u)",
+                   r->what, *slot, DISTVM_WIRE_MAX_BLOCKS);
+        return false;
+    }
+    return true;
+}
+
+static bool get_name(WireReader *r, const char *field, char **s,
+                     Error **errp)
+{
+    if (!get_str(r, s, errp)) {
+        return false;
+    }
+    if (!**s) {
+        error_setg(errp, "%s message with an empty %s", r->what, field);
+        return false;
+    }
+    return true;
+}
+
+static bool decode_mem(WireReader *r, const DistvmMsgHeader *hdr,
+                       DistvmMsgMemPlug *mem, Error **errp)
+{
+    if (!get_block_slot(r, &mem->slot, errp)) {
+        return false;
+    }
+    switch (hdr->type) {
+    case DISTVM_MSG_MEM_PLUG:
+        if (!get_u64(r, &mem->size, errp)) {
+            return false;
+        }
+        if (!mem->size || mem->size % DISTVM_PAGE_SIZE) {
+            error_setg(errp, "MEM_PLUG message with a backend of %" PRIu64
+                       " bytes (a non-zero multiple of %u)", mem->size,
+                       DISTVM_PAGE_SIZE);
+            return false;
+        }
+        return get_name(r, "backend type", &mem->backend_type, errp) &&
+               get_name(r, "backend id", &mem->backend_id, errp) &&
+               get_name(r, "device", &mem->device, errp);
+    case DISTVM_MSG_MEM_PLUG_ACK:
+        return get_str(r, &mem->error, errp);
+    default:
+        return true;
+    }
+}
+
 static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                       const DistvmWireLimits *lim, DistvmMsgIo *io,
                       Error **errp)
@@ -652,6 +708,11 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_VCPU_WARM_PAGES:
         ok = decode_warm_pages(&r, lim, &msg->u.warm, errp);
         break;
+    case DISTVM_MSG_MEM_PLUG:
+    case DISTVM_MSG_MEM_PLUG_ACK:
+    case DISTVM_MSG_MEM_UNPLUG:
+        ok = decode_mem(&r, hdr, &msg->u.mem, errp);
+        break;
     default:
         error_setg(errp, "unknown message type %u", hdr->type);
         ok = false;
@@ -688,6 +749,14 @@ void distvm_msg_clear(DistvmMsg *msg)
         break;
     case DISTVM_MSG_VCPU_WARM_PAGES:
         g_free(msg->u.warm.pages);
+        break;
+    case DISTVM_MSG_MEM_PLUG:
+    case DISTVM_MSG_MEM_PLUG_ACK:
+    case DISTVM_MSG_MEM_UNPLUG:
+        g_free(msg->u.mem.backend_type);
+        g_free(msg->u.mem.backend_id);
+        g_free(msg->u.mem.device);
+        g_free(msg->u.mem.error);
         break;
     default:
         break;
@@ -933,6 +1002,34 @@ void distvm_wire_warm_pages(GByteArray *buf, uint32_t src, uint32_t cpu,
     distvm_wire_end(buf);
 }
 
+void distvm_wire_mem_plug(GByteArray *buf, uint32_t src, uint64_t seq,
+                          const DistvmMsgMemPlug *mem)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_MEM_PLUG, src, seq);
+    distvm_wire_put_u32(buf, mem->slot);
+    distvm_wire_put_u64(buf, mem->size);
+    distvm_wire_put_str(buf, mem->backend_type);
+    distvm_wire_put_str(buf, mem->backend_id);
+    distvm_wire_put_str(buf, mem->device);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_mem_plug_ack(GByteArray *buf, uint32_t src, uint64_t seq,
+                              uint32_t slot, const char *error)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_MEM_PLUG_ACK, src, seq);
+    distvm_wire_put_u32(buf, slot);
+    distvm_wire_put_str(buf, error);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_mem_unplug(GByteArray *buf, uint32_t src, uint32_t slot)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_MEM_UNPLUG, src, 0);
+    distvm_wire_put_u32(buf, slot);
+    distvm_wire_end(buf);
+}
+
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data)
@@ -991,6 +1088,9 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_HEARTBEAT] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_POLICY] = DISTVM_ROLE_HOME_LINK,
     [DISTVM_MSG_VCPU_WARM_PAGES] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_MEM_PLUG] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_MEM_PLUG_ACK] = DISTVM_ROLE_TO_HOME,
+    [DISTVM_MSG_MEM_UNPLUG] = DISTVM_ROLE_FROM_HOME,
 };
 
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,

@@ -19,12 +19,14 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     8
+#define DISTVM_WIRE_VERSION     9
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
 #define DISTVM_WIRE_MAX_ITEMS   1024
 #define DISTVM_WIRE_MAX_NODES   16
+/* RAMBlock indexes are below this */
+#define DISTVM_WIRE_MAX_BLOCKS  1024
 /* A node's relative speed (the speed property), in thousandths */
 #define DISTVM_WIRE_SPEED_ONE   1000
 #define DISTVM_WIRE_SPEED_MIN   1
@@ -64,6 +66,9 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_HEARTBEAT,       /* node -> node: still here (peer-timeout) */
     DISTVM_MSG_POLICY,          /* -> home: set it; home -> all: it is set */
     DISTVM_MSG_VCPU_WARM_PAGES, /* a move's source -> its destination */
+    DISTVM_MSG_MEM_PLUG,        /* home -> all: plug a memory device */
+    DISTVM_MSG_MEM_PLUG_ACK,    /* node -> home: plugged, or why not */
+    DISTVM_MSG_MEM_UNPLUG,      /* home -> all: unplug a memory device */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -283,6 +288,24 @@ typedef struct DistvmMsgWarmPages {
     DistvmWarmPage *pages;      /* [count] */
 } DistvmMsgWarmPages;
 
+/*
+ * MEM_PLUG, home -> the others, while the guest runs: plug memory device
+ * @device (a JSON object: its driver and properties) backed by a new
+ * @backend_type object @backend_id of @size bytes, whose RAMBlock takes
+ * index @slot on every node; the header's seq names the plug.
+ * MEM_PLUG_ACK, back to home, with the same seq: @slot, and @error, empty
+ * if the device is plugged.  MEM_UNPLUG, home -> the others: unplug the
+ * memory device of RAMBlock @slot, and delete its backend.
+ */
+typedef struct DistvmMsgMemPlug {
+    uint32_t slot;
+    uint64_t size;
+    char *backend_type;
+    char *backend_id;
+    char *device;
+    char *error;
+} DistvmMsgMemPlug;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -300,6 +323,7 @@ typedef struct DistvmMsg {
         uint32_t policy;        /* POLICY: below DISTVM_POLICY_COUNT */
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
+        DistvmMsgMemPlug mem;       /* MEM_* */
     } u;
 } DistvmMsg;
 
@@ -385,6 +409,11 @@ void distvm_wire_clock_regs(GByteArray *buf, uint32_t src,
                             const DistvmMsgClockRegs *clock);
 void distvm_wire_warm_pages(GByteArray *buf, uint32_t src, uint32_t cpu,
                             const DistvmWarmPage *pages, uint32_t count);
+void distvm_wire_mem_plug(GByteArray *buf, uint32_t src, uint64_t seq,
+                          const DistvmMsgMemPlug *mem);
+void distvm_wire_mem_plug_ack(GByteArray *buf, uint32_t src, uint64_t seq,
+                              uint32_t slot, const char *error);
+void distvm_wire_mem_unplug(GByteArray *buf, uint32_t src, uint32_t slot);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

@@ -10,8 +10,9 @@
  * so that the guest's SRAT and SLIT say where the memory is, or one that
  * is homed nowhere.
  *
- * Only cold-plugged on a cluster, for now: a RAMBlock that appears while
- * the cluster runs would have to appear on every node at once.
+ * Cold-plugged (-device), or hot-plugged with device_add on the home
+ * node, which plugs it on every node of the cluster before the guest
+ * hears of it (accel/distvm/distvm-memplug.c).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -100,11 +101,6 @@ static void distmem_dimm_class_init(ObjectClass *oc, void *data)
     ddc->realize = distmem_dimm_realize;
     device_class_set_props(dc, distmem_dimm_properties);
     dc->desc = "DIMM whose memory lives on a node of a distvm cluster";
-    /*
-     * Hot-pluggable as a device (ACPI shows the guest only hot-pluggable
-     * DIMMs), but distvm refuses memory plugged into a running cluster of
-     * several nodes (memory_device_plug_hook).
-     */
 }
 
 static const TypeInfo distmem_dimm_info = {

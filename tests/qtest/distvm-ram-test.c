@@ -472,10 +472,11 @@ static void check_hot_pages(DistvmNode *node, int count, int n,
 
 /*
  * Two nodes with NUMA_OBJECTS, -m @mem and @extra, vCPU 1 on node 1, in
- * @tmpdir/@name.
+ * @tmpdir/@name; @accel adds to -accel distvm.
  */
-static void numa_pair_start(const char *name, const char *mem,
-                            const char *extra, DistvmNode **node)
+static void numa_pair_start_with(const char *name, const char *mem,
+                                 const char *extra, const char *accel,
+                                 DistvmNode **node)
 {
     g_autofree char *dir = g_strdup_printf("%s/%s", tmpdir, name);
     g_autofree char *args = g_strdup_printf(
@@ -484,13 +485,20 @@ static void numa_pair_start(const char *name, const char *mem,
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
     for (int n = 0; n < 2; n++) {
         g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
-        g_autofree char *placed = g_strdup_printf("%s,placement=0:1", opts);
+        g_autofree char *placed = g_strdup_printf("%s,placement=0:1%s",
+                                                  opts, accel);
 
         node[n] = distvm_node_start(dir, n, placed, args);
     }
     for (int n = 0; n < 2; n++) {
         distvm_wait_state(node[n]->qts, "running", 60);
     }
+}
+
+static void numa_pair_start(const char *name, const char *mem,
+                            const char *extra, DistvmNode **node)
+{
+    numa_pair_start_with(name, mem, extra, "", node);
 }
 
 /*
@@ -618,80 +626,258 @@ static void test_numa_sweep(void)
     distvm_node_quit(node[0]);
 }
 
-/*
- * A distmem-dimm of node 1, in guest NUMA node 1: its pages start owned
- * by node 1, which writes them with no remote fault, and node 0 reads
- * them back exactly; it cannot be hot-plugged, nor can any memory.
- */
-#define DIMM_MB         16
-#define DIMM_ARGS \
-    "-object memory-backend-ram,id=d0,size=16M " \
-    "-device distmem-dimm,id=dimm0,memdev=d0,node=1,cluster-node=1"
+#define DIMM_MB         8
 
-static void test_dimm(void)
+/* Whether query-distvm on @node shows RAMBlock @block */
+static bool has_range(DistvmNode *node, const char *block)
 {
-    const uint64_t pages = DIMM_MB << 8, len = DIMM_MB * MiB;
-    g_autofree uint8_t *want = g_malloc(len);
-    g_autofree uint8_t *got = g_malloc(len);
-    DistvmNode *node[2];
-    QDict *resp;
-    uint64_t base;
+    QDict *info = distvm_assert_active(node->qts, node->node_id);
+    bool found = false;
 
-    numa_pair_start("dimm", "128M,slots=2,maxmem=256M", DIMM_ARGS, node);
-    resp = qtest_qmp(node[0]->qts, "{ 'execute': 'qom-get', 'arguments': "
-        "{ 'path': '/machine/peripheral/dimm0', 'property': 'addr' } }");
-    base = qdict_get_int(resp, "return");
-    qobject_unref(resp);
-    g_assert_cmphex(base, >=, 4 * GiB);
-    for (int n = 0; n < 2; n++) {
-        g_autofree char *states = block_states(node[n]->qts, "d0", pages);
-        QDict *r = distvm_memory_range(node[n], "d0");
+    for (const QListEntry *e = qlist_first(qdict_get_qlist(info, "memory"));
+         e; e = qlist_next(e)) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
 
-        g_assert_cmpint(qdict_get_int(r, "home"), ==, 1);
-        g_assert_true(qdict_get_bool(r, "numa"));
-        g_assert_cmpint(qdict_get_int(r, "size"), ==, len);
-        qobject_unref(r);
-        for (uint64_t p = 0; p < pages; p++) {
-            if (states[p] != (n == 1 ? 'E' : 'I')) {
-                g_error("node %d: page %" PRIu64 " of d0 is %c", n, p,
-                        states[p]);
-            }
-        }
+        found |= !strcmp(qdict_get_str(r, "ramblock"), block);
     }
+    qobject_unref(info);
+    return found;
+}
 
-    for (uint64_t i = 0; i < len; i++) {
-        want[i] = i * 13 + (i >> 12);
-    }
-    qtest_memwrite(node[1]->qts, base, want, len);
-    g_assert_cmpint(distvm_remote_faults(node[1], "d0"), ==, 0);
-    distvm_memread(node[0]->qts, base, got, len);
-    g_assert_cmpmem(got, len, want, len);
-    g_assert_cmpint(distvm_remote_faults(node[0], "d0"), ==, pages);
+/* Whether @qts has a QOM object @name in @dir */
+static bool has_object(QTestState *qts, const char *dir, const char *name)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'qom-list', 'arguments': "
+                            "{ 'path': %s } }", dir);
+    bool found = false;
 
-    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'object-add', "
-        "'arguments': { 'qom-type': 'memory-backend-ram', 'id': 'd1', "
-        "'size': 16777216 } }");
-    /* Neither it nor any memory: it would exist on one node */
-    for (int i = 0; i < 2; i++) {
-        resp = qtest_qmp_assert_failure_ref(node[0]->qts,
-            "{ 'execute': 'device_add', 'arguments': { 'driver': %s, "
-            "'id': 'dimm1', 'memdev': 'd1', 'node': 1 } }",
-            i ? "pc-dimm" : "distmem-dimm");
-        g_assert_cmpstr(qdict_get_str(resp, "desc"), ==,
-                        "distvm: memory cannot be hot-plugged into a cluster "
-                        "of 2 nodes (its RAM would exist on this node only); "
-                        "give it on every node's command line");
-        qobject_unref(resp);
-    }
-    resp = qtest_qmp(node[0]->qts, "{ 'execute': 'qom-list', 'arguments': "
-                     "{ 'path': '/machine/peripheral' } }");
     for (const QListEntry *e = qlist_first(qdict_get_qlist(resp, "return"));
          e; e = qlist_next(e)) {
         QDict *prop = qobject_to(QDict, qlist_entry_obj(e));
 
-        g_assert_cmpstr(qdict_get_str(prop, "name"), !=, "dimm1");
+        found |= !strcmp(qdict_get_str(prop, "name"), name);
     }
     qobject_unref(resp);
+    return found;
+}
+
+/* How long ago @node last heard from node @peer */
+static int64_t last_heard_ms(DistvmNode *node, int64_t peer)
+{
+    QDict *info = distvm_assert_active(node->qts, node->node_id);
+    int64_t ms = -1;
+
+    for (const QListEntry *e = qlist_first(qdict_get_qlist(info,
+                                                           "node-list"));
+         e; e = qlist_next(e)) {
+        QDict *n = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(n, "node-id") == peer) {
+            ms = qdict_get_int(n, "last-heard-ms");
+        }
+    }
+    qobject_unref(info);
+    g_assert_cmpint(ms, >=, 0);
+    return ms;
+}
+
+static int64_t dimm_prop(QTestState *qts, const char *id, const char *prop)
+{
+    g_autofree char *path = g_strdup_printf("/machine/peripheral/%s", id);
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'qom-get', 'arguments': "
+                            "{ 'path': %s, 'property': %s } }", path, prop);
+    int64_t v = qdict_get_int(resp, "return");
+
+    qobject_unref(resp);
+    return v;
+}
+
+/*
+ * DIMM @id (backend @block of DIMM_MB, at @base) is on both nodes, at the
+ * same address and slot, with its pages owned by node @home: it writes
+ * them without a remote fault, and the other node reads them back
+ * exactly, one read miss a page.
+ */
+static void check_dimm_shared(DistvmNode **node, const char *id,
+                              const char *block, int home, uint8_t seed)
+{
+    const uint64_t pages = DIMM_MB << 8, len = DIMM_MB * MiB;
+    g_autofree uint8_t *want = g_malloc(len);
+    g_autofree uint8_t *got = g_malloc(len);
+    uint64_t base = dimm_prop(node[0]->qts, id, "addr");
+
+    g_assert_cmphex(base, >=, 4 * GiB);
+    g_assert_cmphex(dimm_prop(node[1]->qts, id, "addr"), ==, base);
+    g_assert_cmpint(dimm_prop(node[1]->qts, id, "slot"), ==,
+                    dimm_prop(node[0]->qts, id, "slot"));
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *states = block_states(node[n]->qts, block, pages);
+        QDict *r = distvm_memory_range(node[n], block);
+
+        g_assert_cmpint(qdict_get_int(r, "home"), ==, home);
+        g_assert_cmpint(qdict_get_int(r, "size"), ==, len);
+        g_assert_cmpint(qdict_get_int(r, "remote-faults"), ==, 0);
+        qobject_unref(r);
+        for (uint64_t p = 0; p < pages; p++) {
+            if (states[p] != (n == home ? 'E' : 'I')) {
+                g_error("node %d: page %" PRIu64 " of %s is %c", n, p,
+                        block, states[p]);
+            }
+        }
+    }
+    for (uint64_t i = 0; i < len; i++) {
+        want[i] = i * 13 + (i >> 12) + seed;
+    }
+    qtest_memwrite(node[home]->qts, base, want, len);
+    g_assert_cmpint(distvm_remote_faults(node[home], block), ==, 0);
+    distvm_memread(node[!home]->qts, base, got, len);
+    g_assert_cmpmem(got, len, want, len);
+    g_assert_cmpint(distvm_remote_faults(node[!home], block), ==, pages);
+}
+
+/* device_add of a DIMM of DIMM_MB on node 0 fails with @message */
+static void dimm_add_refused(DistvmNode **node, const char *id,
+                             const char *memdev, const char *message)
+{
+    QDict *resp = qtest_qmp_assert_failure_ref(node[0]->qts,
+        "{ 'execute': 'device_add', 'arguments': { 'driver': "
+        "'distmem-dimm', 'id': %s, 'memdev': %s, 'node': 1, "
+        "'cluster-node': 1 } }", id, memdev);
+    const char *desc = qdict_get_str(resp, "desc");
+
+    if (!g_str_has_prefix(desc, message)) {
+        g_error("device_add: '%s', not '%s...'", desc, message);
+    }
+    qobject_unref(resp);
+    for (int n = 0; n < 2; n++) {
+        g_assert_false(has_object(node[n]->qts, "/machine/peripheral", id));
+        g_assert_false(has_range(node[n], memdev));
+    }
+}
+
+static void backend_add(QTestState *qts, const char *id)
+{
+    qtest_qmp_assert_success(qts, "{ 'execute': 'object-add', "
+        "'arguments': { 'qom-type': 'memory-backend-ram', 'id': %s, "
+        "'size': %d } }", id, (int)(DIMM_MB * MiB));
+}
+
+/*
+ * The guest's _EJ0 of DIMM @id, through home's ACPI memory hot-plug
+ * registers (PIIX4's, at 0xa00): select its slot, eject it.  Home
+ * unplugs it, and so does every node.
+ */
+#define MEM_HOTPLUG_PORT    0xa00
+#define MEM_HOTPLUG_FLAGS   0x14
+#define MEM_HOTPLUG_EJECT   0x08
+
+static void dimm_eject(DistvmNode **node, const char *id)
+{
+    qtest_outl(node[0]->qts, MEM_HOTPLUG_PORT,
+               dimm_prop(node[0]->qts, id, "slot"));
+    qtest_outb(node[0]->qts, MEM_HOTPLUG_PORT + MEM_HOTPLUG_FLAGS,
+               MEM_HOTPLUG_EJECT);
+    for (int n = 0; n < 2; n++) {
+        QDict *ev = qtest_qmp_eventwait_ref(node[n]->qts, "DEVICE_DELETED");
+
+        g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"),
+                                      "device"), ==, id);
+        qobject_unref(ev);
+    }
+}
+
+/*
+ * A distmem-dimm of node 1, in guest NUMA node 1, cold-plugged and then
+ * hot-plugged: its pages start owned by node 1, which writes them with no
+ * remote fault, and node 0 reads them back exactly.  A hot-plug is
+ * refused, and leaves nothing plugged on any node, when a node cannot
+ * plug it or has been silent; the index of the RAMBlock table it would
+ * have taken is not reused.  An ejected DIMM leaves every node, and its
+ * backend can be plugged again.
+ */
+#define DIMM_ARGS \
+    "-object memory-backend-ram,id=d0,size=8M " \
+    "-device distmem-dimm,id=dimm0,memdev=d0,node=1,cluster-node=1"
+/* Two of a heartbeat interval (peer-timeout/5) and more, well within it */
+#define DIMM_PEER_TIMEOUT   10
+#define DIMM_SILENT_S       5
+
+static void test_dimm(void)
+{
+    DistvmNode *node[2];
+    QDict *resp;
+
+    numa_pair_start_with("dimm", "128M,slots=4,maxmem=256M", DIMM_ARGS,
+                         ",peer-timeout=" stringify(DIMM_PEER_TIMEOUT),
+                         node);
+    check_dimm_shared(node, "dimm0", "d0", 1, 0);
+
+    backend_add(node[0]->qts, "d1");
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'device_add', "
+        "'arguments': { 'driver': 'distmem-dimm', 'id': 'dimm1', "
+        "'memdev': 'd1', 'node': 1, 'cluster-node': 1 } }");
+    check_dimm_shared(node, "dimm1", "d1", 1, 1);
+    g_assert_true(has_object(node[1]->qts, "/objects", "d1"));
+
+    /* Memory is plugged on home. */
+    backend_add(node[1]->qts, "d2");
+    resp = qtest_qmp_assert_failure_ref(node[1]->qts,
+        "{ 'execute': 'device_add', 'arguments': { 'driver': 'pc-dimm', "
+        "'id': 'dimm2', 'memdev': 'd2' } }");
+    g_assert_cmpstr(qdict_get_str(resp, "desc"), ==,
+                    "distvm: memory is plugged on the home node (node 0), "
+                    "which plugs it on every node");
+    qobject_unref(resp);
+
+    /* Node 1 cannot plug it: it has an object of the backend's id. */
+    backend_add(node[0]->qts, "d2");
+    dimm_add_refused(node, "dimm2", "d2", "distvm: node 1 could not plug "
+                     "the memory: node 1: an object 'd2' exists here "
+                     "already");
+
+    /* Node 1 is silent (stopped), and may be gone. */
+    backend_add(node[0]->qts, "d3");
+    kill(qtest_pid(node[1]->qts), SIGSTOP);
+    g_usleep(DIMM_SILENT_S * G_USEC_PER_SEC);
+    resp = qtest_qmp_assert_failure_ref(node[0]->qts,
+        "{ 'execute': 'device_add', 'arguments': { 'driver': "
+        "'distmem-dimm', 'id': 'dimm3', 'memdev': 'd3', 'node': 1, "
+        "'cluster-node': 1 } }");
+    kill(qtest_pid(node[1]->qts), SIGCONT);
+    g_assert_true(g_str_has_prefix(qdict_get_str(resp, "desc"),
+                                   "distvm: node 1 has been silent for "));
+    qobject_unref(resp);
+    while (last_heard_ms(node[0], 1) > 1000) {
+        g_usleep(100 * 1000);
+    }
+    for (int n = 0; n < 2; n++) {
+        g_assert_false(has_object(node[n]->qts, "/machine/peripheral",
+                                  "dimm3"));
+        g_assert_false(has_range(node[n], "d3"));
+    }
+    g_assert_false(has_object(node[1]->qts, "/objects", "d3"));
+
+    /* A plain pc-dimm, homed nowhere: node 0 owns its pages at first. */
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'device_add', "
+        "'arguments': { 'driver': 'pc-dimm', 'id': 'dimm3', "
+        "'memdev': 'd3' } }");
+    check_dimm_shared(node, "dimm3", "d3", 0, 3);
+
+    /* The guest ejects dimm1: gone from both nodes, its backend too. */
+    dimm_eject(node, "dimm1");
+    for (int n = 0; n < 2; n++) {
+        g_assert_false(has_object(node[n]->qts, "/machine/peripheral",
+                                  "dimm1"));
+        g_assert_false(has_range(node[n], "d1"));
+    }
+    g_assert_true(has_object(node[0]->qts, "/objects", "d1"));
+    g_assert_false(has_object(node[1]->qts, "/objects", "d1"));
+    /* and it comes back */
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'device_add', "
+        "'arguments': { 'driver': 'distmem-dimm', 'id': 'dimm1', "
+        "'memdev': 'd1', 'node': 1, 'cluster-node': 1 } }");
+    check_dimm_shared(node, "dimm1", "d1", 1, 4);
+    g_assert_true(has_range(node[0], "d3") && has_range(node[1], "d3"));
 
     distvm_node_quit(node[1]);
     distvm_node_quit(node[0]);

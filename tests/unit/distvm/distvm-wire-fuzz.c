@@ -29,6 +29,9 @@
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
 #define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
+#define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
+#define MEM_ACK_FIXED 8         /* slot, error length; + error */
+#define MEM_UNPLUG_FIXED 4      /* slot */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
@@ -82,6 +85,21 @@ static void check_str(const char *s)
 {
     CHECK(s);
     CHECK(strlen(s) <= DISTVM_WIRE_MAX_STR);
+}
+
+/* A decoded string is a copy, not a pointer into the payload */
+static void check_copy(const char *s, const uint8_t *payload, uint32_t len)
+{
+    CHECK((uintptr_t)s < (uintptr_t)payload ||
+          (uintptr_t)s >= (uintptr_t)payload + len);
+}
+
+/* A MEM_PLUG's name: a string that is not empty */
+static void check_name(const char *s, const uint8_t *payload, uint32_t len)
+{
+    check_str(s);
+    CHECK(s[0]);
+    check_copy(s, payload, len);
 }
 
 /* What the decoder promises about a message it accepted */
@@ -254,6 +272,48 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
             CHECK(pg->page == ldq_le_p(payload + 8 + 16 * i + 8));
         }
         break;
+    case DISTVM_MSG_MEM_PLUG:
+        /*
+         * a RAMBlock index below the wire's limit, whatever the agreed
+         * table (the block is a new one); a non-zero whole number of
+         * pages; three names, none empty; no error
+         */
+        CHECK(m->u.mem.slot < DISTVM_WIRE_MAX_BLOCKS);
+        CHECK(m->u.mem.slot == (uint32_t)ldl_le_p(payload));
+        CHECK(m->u.mem.size != 0);
+        CHECK(!(m->u.mem.size % DISTVM_PAGE_SIZE));
+        CHECK(m->u.mem.size == ldq_le_p(payload + 4));
+        check_name(m->u.mem.backend_type, payload, m->hdr.length);
+        check_name(m->u.mem.backend_id, payload, m->hdr.length);
+        check_name(m->u.mem.device, payload, m->hdr.length);
+        CHECK((uint32_t)ldl_le_p(payload + 12) ==
+              strlen(m->u.mem.backend_type));
+        CHECK(m->hdr.length == MEM_PLUG_FIXED +
+              strlen(m->u.mem.backend_type) + strlen(m->u.mem.backend_id) +
+              strlen(m->u.mem.device));
+        CHECK(!m->u.mem.error);
+        break;
+    case DISTVM_MSG_MEM_PLUG_ACK:
+        /* a RAMBlock index below the limit; an error, empty if plugged */
+        CHECK(m->u.mem.slot < DISTVM_WIRE_MAX_BLOCKS);
+        CHECK(m->u.mem.slot == (uint32_t)ldl_le_p(payload));
+        check_str(m->u.mem.error);
+        check_copy(m->u.mem.error, payload, m->hdr.length);
+        CHECK((uint32_t)ldl_le_p(payload + 4) == strlen(m->u.mem.error));
+        CHECK(m->hdr.length == MEM_ACK_FIXED + strlen(m->u.mem.error));
+        CHECK(m->u.mem.size == 0);
+        CHECK(!m->u.mem.backend_type && !m->u.mem.backend_id &&
+              !m->u.mem.device);
+        break;
+    case DISTVM_MSG_MEM_UNPLUG:
+        /* a RAMBlock index below the limit, and nothing else */
+        CHECK(m->hdr.length == MEM_UNPLUG_FIXED);
+        CHECK(m->u.mem.slot < DISTVM_WIRE_MAX_BLOCKS);
+        CHECK(m->u.mem.slot == (uint32_t)ldl_le_p(payload));
+        CHECK(m->u.mem.size == 0);
+        CHECK(!m->u.mem.backend_type && !m->u.mem.backend_id &&
+              !m->u.mem.device && !m->u.mem.error);
+        break;
     case DISTVM_MSG_POLICY:
         /* a known policy */
         CHECK(m->hdr.length == 4);
@@ -321,6 +381,15 @@ static bool strv_equal(char *const *a, char *const *b, uint32_t n)
         }
     }
     return true;
+}
+
+/* Equal strings, or both none */
+static bool str_equal(const char *a, const char *b)
+{
+    if (!a || !b) {
+        return a == b;
+    }
+    return !strcmp(a, b);
 }
 
 /* Equal content; the header fields are compared by the caller */
@@ -407,6 +476,15 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                (!a->u.warm.count ||
                 !memcmp(a->u.warm.pages, b->u.warm.pages,
                         a->u.warm.count * sizeof(DistvmWarmPage)));
+    case DISTVM_MSG_MEM_PLUG:
+    case DISTVM_MSG_MEM_PLUG_ACK:
+    case DISTVM_MSG_MEM_UNPLUG:
+        return a->u.mem.slot == b->u.mem.slot &&
+               a->u.mem.size == b->u.mem.size &&
+               str_equal(a->u.mem.backend_type, b->u.mem.backend_type) &&
+               str_equal(a->u.mem.backend_id, b->u.mem.backend_id) &&
+               str_equal(a->u.mem.device, b->u.mem.device) &&
+               str_equal(a->u.mem.error, b->u.mem.error);
     case DISTVM_MSG_CLOCK_REGS:
         return a->u.clock.flags == b->u.clock.flags &&
                a->u.clock.pm_timer_port == b->u.clock.pm_timer_port &&
@@ -429,8 +507,9 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
  * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, PCI_CONFIG, IO_*, RUN_STATE,
- * PIC_OUTPUT and CLOCK_REGS encoders always send seq 0 and WELCOME's
- * src 0; @fixed_seq and @fixed_src say so.
+ * PIC_OUTPUT, CLOCK_REGS, POLICY, VCPU_WARM_PAGES and MEM_UNPLUG encoders
+ * always send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say
+ * so.  MEM_PLUG and MEM_PLUG_ACK carry the seq of the plug.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -517,6 +596,17 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_CLOCK_REGS:
         distvm_wire_clock_regs(buf, m->hdr.src, &m->u.clock);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_MEM_PLUG:
+        distvm_wire_mem_plug(buf, m->hdr.src, m->hdr.seq, &m->u.mem);
+        break;
+    case DISTVM_MSG_MEM_PLUG_ACK:
+        distvm_wire_mem_plug_ack(buf, m->hdr.src, m->hdr.seq, m->u.mem.slot,
+                                 m->u.mem.error);
+        break;
+    case DISTVM_MSG_MEM_UNPLUG:
+        distvm_wire_mem_unplug(buf, m->hdr.src, m->u.mem.slot);
         *fixed_seq = true;
         break;
     default:
@@ -819,6 +909,24 @@ int main(int argc, char **argv)
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
     SEED("heartbeat", distvm_wire_empty(b, DISTVM_MSG_HEARTBEAT, 2, 0));
     SEED("policy", distvm_wire_policy(b, 2, 1));
+    /*
+     * home plugs a 128 MiB pc-dimm backed by a new memory-backend-ram,
+     * whose RAMBlock is index 3 on every node; plug 9
+     */
+    SEED("mem-plug", distvm_wire_mem_plug(b, 0, 9, &(DistvmMsgMemPlug) {
+        .slot = 3, .size = 128 * 1024 * 1024,
+        .backend_type = (char *)"memory-backend-ram",
+        .backend_id = (char *)"mem1",
+        .device = (char *)"{\"driver\": \"pc-dimm\", \"id\": \"dimm1\", "
+                  "\"memdev\": \"mem1\"}",
+    }));
+    /* node 2 plugged it; node 1 could not */
+    SEED("mem-plug-ack", distvm_wire_mem_plug_ack(b, 2, 9, 3, ""));
+    SEED("mem-plug-ack-error", distvm_wire_mem_plug_ack(b, 1, 9, 3,
+                                                        "cannot allocate "
+                                                        "memory"));
+    /* home takes it out again */
+    SEED("mem-unplug", distvm_wire_mem_unplug(b, 0, 3));
 #undef SEED
 
     /* all of the above as one connection's stream */

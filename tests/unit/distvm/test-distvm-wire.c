@@ -21,6 +21,9 @@
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
 #define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
+#define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
+#define MEM_ACK_FIXED 8         /* slot, error length; + error */
+#define MEM_UNPLUG_FIXED 4      /* slot */
 
 /* Offsets of header fields */
 #define OFF_MAGIC   0
@@ -85,6 +88,10 @@ static const DistvmMsgType io_types[] = {
     DISTVM_MSG_IO_REQ, DISTVM_MSG_IO_REPLY,
 };
 
+static const DistvmMsgType mem_types[] = {
+    DISTVM_MSG_MEM_PLUG, DISTVM_MSG_MEM_PLUG_ACK, DISTVM_MSG_MEM_UNPLUG,
+};
+
 /* The largest value that fits in @size (1, 2 or 4) bytes */
 #define IO_MAX(size) ((size) == 4 ? UINT32_MAX : (1u << ((size) * 8)) - 1)
 
@@ -123,6 +130,20 @@ static const DistvmMsgClockRegs clock_regs_stopped = {
 
 /* Nothing known yet */
 static const DistvmMsgClockRegs clock_regs_none = { 0 };
+
+/* The largest memory backend: a whole number of pages */
+#define MEM_SIZE_MAX (UINT64_MAX & ~(uint64_t)(DISTVM_PAGE_SIZE - 1))
+
+/* A pc-dimm's properties, as home sends them */
+#define DIMM_JSON \
+    "{\"driver\": \"pc-dimm\", \"id\": \"dimm1\", \"memdev\": \"mem1\"}"
+
+/* Home plugs a 128 MiB pc-dimm backed by memory-backend-ram mem1 */
+static const DistvmMsgMemPlug mem_plug_dimm = {
+    .slot = 3, .size = UINT64_C(128) << 20,
+    .backend_type = (char *)"memory-backend-ram",
+    .backend_id = (char *)"mem1", .device = (char *)DIMM_JSON,
+};
 
 /*
  * Helpers
@@ -321,6 +342,17 @@ static GPtrArray *valid_messages(void)
 
         distvm_wire_warm_pages(NEXT(), 1, 7, warm, ARRAY_SIZE(warm));
     }
+    distvm_wire_mem_plug(NEXT(), 0, 21, &mem_plug_dimm);
+    distvm_wire_mem_plug(NEXT(), 0, 0, &(DistvmMsgMemPlug) {
+        .slot = DISTVM_WIRE_MAX_BLOCKS - 1, .size = MEM_SIZE_MAX,
+        .backend_type = (char *)"t", .backend_id = (char *)"i",
+        .device = (char *)"d",
+    });
+    distvm_wire_mem_plug_ack(NEXT(), 2, 21, 3, "");
+    distvm_wire_mem_plug_ack(NEXT(), 3, UINT64_MAX, DISTVM_WIRE_MAX_BLOCKS - 1,
+                             "cannot allocate memory");
+    distvm_wire_mem_unplug(NEXT(), 0, 3);
+    distvm_wire_mem_unplug(NEXT(), 0, DISTVM_WIRE_MAX_BLOCKS - 1);
     distvm_wire_vcpu_move(NEXT(), DISTVM_MSG_VCPU_MOVE, 2, 1, 2, 3,
                           DISTVM_MOVE_POLICY, 0, NULL, 0);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 1, 3);
@@ -466,10 +498,13 @@ static void test_type_names(void)
         [DISTVM_MSG_HEARTBEAT] = "HEARTBEAT",
         [DISTVM_MSG_POLICY] = "POLICY",
         [DISTVM_MSG_VCPU_WARM_PAGES] = "VCPU_WARM_PAGES",
+        [DISTVM_MSG_MEM_PLUG] = "MEM_PLUG",
+        [DISTVM_MSG_MEM_PLUG_ACK] = "MEM_PLUG_ACK",
+        [DISTVM_MSG_MEM_UNPLUG] = "MEM_UNPLUG",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_VCPU_WARM_PAGES + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_MEM_UNPLUG + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -525,6 +560,9 @@ static void test_roles(void)
         [DISTVM_MSG_PIC_OUTPUT] = FROM_HOME,
         [DISTVM_MSG_CLOCK_REGS] = FROM_HOME,
         [DISTVM_MSG_POLICY] = HOME_LINK,
+        [DISTVM_MSG_MEM_PLUG] = FROM_HOME,
+        [DISTVM_MSG_MEM_PLUG_ACK] = TO_HOME,
+        [DISTVM_MSG_MEM_UNPLUG] = FROM_HOME,
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -589,6 +627,9 @@ static void test_msg_vcpu(void)
             msg.u.vcpu.cpu = 3;
         } else if (warm) {
             msg.u.warm.cpu = 3;
+        } else {
+            /* a memory device's RAMBlock is not a vCPU */
+            msg.u.mem.slot = 3;
         }
         g_assert_cmpint(distvm_wire_msg_vcpu(&msg, &cpu), ==,
                         io || vcpu || warm);
@@ -601,14 +642,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        8, 0,                               /* version */
+        9, 0,                               /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 8);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 9);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -1754,10 +1795,10 @@ static void test_bad_version(void)
      * before CLOCK_REGS, 3 the one before HEARTBEAT, 4 the one before
      * POLICY and the reason of a move, 5 the one before the nodes' speeds,
      * 6 the one before the A20 line, 7 the one before moves the guest asks
-     * for
+     * for, 8 the one before memory hotplug (MEM_PLUG, MEM_UNPLUG)
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 9, 0x100, 0x108, 0x200, 0x300, 0x800,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 0x100, 0x109, 0x200, 0x300, 0x900,
         UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -1765,7 +1806,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 8", versions[i]);
+            "protocol version %u, this node speaks 9", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -1775,7 +1816,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 8");
+        expect_header_error(b, "protocol version 2, this node speaks 9");
     }
     g_byte_array_unref(b);
 }
@@ -2378,6 +2419,461 @@ static void test_warm_pages(void)
                             "page flags");
     }
     g_byte_array_unref(b);
+}
+
+/*
+ * A MEM_PLUG of @mem from @src with @seq: its layout, and its decoding
+ * under @lim
+ */
+static void check_mem_plug(const DistvmWireLimits *lim, uint32_t src,
+                           uint64_t seq, const DistvmMsgMemPlug *mem)
+{
+    size_t tlen = strlen(mem->backend_type);
+    size_t ilen = strlen(mem->backend_id);
+    size_t dlen = strlen(mem->device);
+    uint32_t length = MEM_PLUG_FIXED + tlen + ilen + dlen;
+    GByteArray *b = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_mem_plug(b, src, seq, mem);
+    g_assert_cmpuint(b->len, ==, HDR + length);
+
+    /* slot, size, str backend_type, str backend_id, str device */
+    p = b->data + HDR;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, mem->slot);
+    g_assert_cmphex(ldq_le_p(p + 4), ==, mem->size);
+    p += 12;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, tlen);
+    g_assert(memcmp(p + 4, mem->backend_type, tlen) == 0);
+    p += 4 + tlen;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, ilen);
+    g_assert(memcmp(p + 4, mem->backend_id, ilen) == 0);
+    p += 4 + ilen;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, dlen);
+    g_assert(memcmp(p + 4, mem->device, dlen) == 0);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_MEM_PLUG, length, src, seq);
+    g_assert_cmpuint(d.msg.u.mem.slot, ==, mem->slot);
+    g_assert_cmphex(d.msg.u.mem.size, ==, mem->size);
+    /* the strings are copies, not pointers into the payload */
+    g_free(d.payload);
+    d.payload = NULL;
+    g_assert_cmpstr(d.msg.u.mem.backend_type, ==, mem->backend_type);
+    g_assert_cmpstr(d.msg.u.mem.backend_id, ==, mem->backend_id);
+    g_assert_cmpstr(d.msg.u.mem.device, ==, mem->device);
+    g_assert_null(d.msg.u.mem.error);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+/*
+ * MEM_PLUG: a RAMBlock index below DISTVM_WIRE_MAX_BLOCKS, a non-zero
+ * whole number of pages, and three non-empty strings; the header's seq
+ * names the plug
+ */
+static void test_mem_plug(void)
+{
+    static const uint32_t slots[] = {
+        0, 1, 2, 3, 4, 511, 512, DISTVM_WIRE_MAX_BLOCKS - 1,
+    };
+    static const uint64_t sizes[] = {
+        DISTVM_PAGE_SIZE, 2 * DISTVM_PAGE_SIZE, UINT64_C(128) << 20,
+        UINT64_C(1) << 32, UINT64_C(0x100000001000), UINT64_C(1) << 63,
+        MEM_SIZE_MAX,
+    };
+    char *big = long_str(DISTVM_WIRE_MAX_STR);
+    DistvmMsgMemPlug mem = mem_plug_dimm;
+
+    for (size_t i = 0; i < ARRAY_SIZE(slots); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(sizes); j++) {
+            mem.slot = slots[i];
+            mem.size = sizes[j];
+            check_mem_plug(&limits, 0, i * 100 + j + 1, &mem);
+        }
+    }
+
+    /* the longest strings and the shortest */
+    mem = (DistvmMsgMemPlug) {
+        .slot = 7, .size = DISTVM_PAGE_SIZE,
+        .backend_type = big, .backend_id = big, .device = big,
+    };
+    check_mem_plug(&limits, 0, 1, &mem);
+    mem.backend_type = (char *)"t";
+    mem.backend_id = (char *)"i";
+    mem.device = (char *)"d";
+    check_mem_plug(&limits, 0, 1, &mem);
+
+    /*
+     * The slot is bounded by the wire's limit, not by the agreed RAMBlock
+     * table: the plugged block is a new one.  Neither RAM layout nor vCPUs
+     * are needed.
+     */
+    mem = mem_plug_dimm;
+    mem.slot = ARRAY_SIZE(block_pages);
+    check_mem_plug(&limits, 0, 5, &mem);
+    check_mem_plug(&limits_no_ram, 0, 5, &mem);
+    check_mem_plug(&limits_nodes_only, 0, 5, &mem);
+    mem.slot = DISTVM_WIRE_MAX_BLOCKS - 1;
+    check_mem_plug(&limits_no_ram, 0, 5, &mem);
+
+    /*
+     * The decoder takes it from any node of the cluster, with any seq;
+     * that only home sends it is the role check's
+     */
+    for (uint32_t src = 0; src < limits.nodes; src++) {
+        check_mem_plug(&limits, src, 0, &mem_plug_dimm);
+        check_mem_plug(&limits, src, UINT64_MAX, &mem_plug_dimm);
+    }
+
+    g_free(big);
+}
+
+/*
+ * A MEM_PLUG_ACK of RAMBlock @slot from @src with @seq and @error (NULL
+ * sends an empty one): its layout, and its decoding under @lim
+ */
+static void check_mem_plug_ack(const DistvmWireLimits *lim, uint32_t src,
+                               uint64_t seq, uint32_t slot, const char *error)
+{
+    size_t elen = error ? strlen(error) : 0;
+    uint32_t length = MEM_ACK_FIXED + elen;
+    GByteArray *b = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_mem_plug_ack(b, src, seq, slot, error);
+    g_assert_cmpuint(b->len, ==, HDR + length);
+
+    /* slot, str error */
+    p = b->data + HDR;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, slot);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 4), ==, elen);
+    g_assert(elen == 0 || memcmp(p + 8, error, elen) == 0);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_MEM_PLUG_ACK, length, src, seq);
+    g_assert_cmpuint(d.msg.u.mem.slot, ==, slot);
+    g_free(d.payload);
+    d.payload = NULL;
+    /* an empty error, not none, when plugged */
+    g_assert_nonnull(d.msg.u.mem.error);
+    g_assert_cmpstr(d.msg.u.mem.error, ==, error ? error : "");
+    /* nothing of a MEM_PLUG */
+    g_assert_cmpuint(d.msg.u.mem.size, ==, 0);
+    g_assert_null(d.msg.u.mem.backend_type);
+    g_assert_null(d.msg.u.mem.backend_id);
+    g_assert_null(d.msg.u.mem.device);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+/* MEM_PLUG_ACK: a RAMBlock index and an error, empty if plugged */
+static void test_mem_plug_ack(void)
+{
+    static const uint32_t slots[] = {
+        0, 1, 3, 511, DISTVM_WIRE_MAX_BLOCKS - 1,
+    };
+    char *big = long_str(DISTVM_WIRE_MAX_STR);
+    const char *const errors[] = {
+        NULL, "", "x", "cannot allocate memory",
+        "memory-backend-ram: property 'size' of 134217728 bytes: "
+        "No space left on device", big,
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(slots); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(errors); j++) {
+            check_mem_plug_ack(&limits, 1 + j % 3, i * 100 + j, slots[i],
+                               errors[j]);
+        }
+    }
+
+    /* the seq of the plug is echoed, whatever it is */
+    check_mem_plug_ack(&limits, 2, 0, 3, NULL);
+    check_mem_plug_ack(&limits, 2, UINT64_MAX, 3, "");
+
+    /* no RAM layout and no vCPUs are needed; any sender decodes */
+    check_mem_plug_ack(&limits_no_ram, 3, 9, DISTVM_WIRE_MAX_BLOCKS - 1, "");
+    check_mem_plug_ack(&limits_nodes_only, 1, 9, 3, "failed");
+    for (uint32_t src = 0; src < limits.nodes; src++) {
+        check_mem_plug_ack(&limits, src, 9, 3, "");
+    }
+
+    g_free(big);
+}
+
+/* A MEM_UNPLUG of RAMBlock @slot from @src: its layout and its decoding */
+static void check_mem_unplug(const DistvmWireLimits *lim, uint32_t src,
+                             uint32_t slot)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    distvm_wire_mem_unplug(b, src, slot);
+    g_assert_cmpuint(b->len, ==, HDR + MEM_UNPLUG_FIXED);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, slot);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_MEM_UNPLUG, MEM_UNPLUG_FIXED, src, 0);
+    g_assert_cmpuint(d.msg.u.mem.slot, ==, slot);
+    g_assert_cmpuint(d.msg.u.mem.size, ==, 0);
+    g_assert_null(d.msg.u.mem.backend_type);
+    g_assert_null(d.msg.u.mem.backend_id);
+    g_assert_null(d.msg.u.mem.device);
+    g_assert_null(d.msg.u.mem.error);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+/* MEM_UNPLUG: a RAMBlock index, of any block below the limit */
+static void test_mem_unplug(void)
+{
+    for (uint32_t slot = 0; slot < DISTVM_WIRE_MAX_BLOCKS; slot++) {
+        check_mem_unplug(&limits, 0, slot);
+    }
+    check_mem_unplug(&limits_no_ram, 0, DISTVM_WIRE_MAX_BLOCKS - 1);
+    check_mem_unplug(&limits_nodes_only, 0, 0);
+    for (uint32_t src = 0; src < limits.nodes; src++) {
+        check_mem_unplug(&limits, src, 3);
+    }
+}
+
+/* @slot in a message of each MEM_* type must be refused */
+static void expect_mem_slot_error(const DistvmWireLimits *lim, uint32_t slot)
+{
+    GByteArray *b = g_byte_array_new();
+    DistvmMsgMemPlug mem = mem_plug_dimm;
+
+    for (size_t i = 0; i < ARRAY_SIZE(mem_types); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "%s message names RAMBlock %" PRIu32 " (limit %u)",
+            distvm_msg_type_name(mem_types[i]), slot,
+            DISTVM_WIRE_MAX_BLOCKS);
+
+        switch (mem_types[i]) {
+        case DISTVM_MSG_MEM_PLUG:
+            mem.slot = slot;
+            distvm_wire_mem_plug(b, 0, 1, &mem);
+            break;
+        case DISTVM_MSG_MEM_PLUG_ACK:
+            distvm_wire_mem_plug_ack(b, 1, 1, slot, "");
+            break;
+        default:
+            distvm_wire_mem_unplug(b, 0, slot);
+            break;
+        }
+        expect_decode_error(b, lim, what);
+    }
+    g_byte_array_unref(b);
+}
+
+/* A RAMBlock index at or above DISTVM_WIRE_MAX_BLOCKS */
+static void test_mem_bad_slot(void)
+{
+    static const uint32_t slots[] = {
+        DISTVM_WIRE_MAX_BLOCKS, DISTVM_WIRE_MAX_BLOCKS + 1,
+        2 * DISTVM_WIRE_MAX_BLOCKS, 0x10000, 0x7fffffffu, 0x80000000u,
+        UINT32_MAX - 1, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+    DistvmMsgMemPlug mem = {
+        .slot = DISTVM_WIRE_MAX_BLOCKS, .size = 0,
+        .backend_type = (char *)"", .backend_id = (char *)"",
+        .device = (char *)"",
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(slots); i++) {
+        expect_mem_slot_error(&limits, slots[i]);
+        expect_mem_slot_error(&limits_no_ram, slots[i]);
+    }
+    /* every slot up to 0x10000 past the limit */
+    for (uint32_t slot = DISTVM_WIRE_MAX_BLOCKS; slot < 0x10000; slot += 7) {
+        expect_mem_slot_error(&limits, slot);
+    }
+
+    /* the slot is checked before the size and the strings */
+    distvm_wire_mem_plug(b, 0, 1, &mem);
+    expect_decode_error(b, &limits, "MEM_PLUG message names RAMBlock 1024 "
+                        "(limit 1024)");
+    /* and before the rest is found missing */
+    distvm_wire_begin(b, DISTVM_MSG_MEM_PLUG, 0, 1);
+    distvm_wire_put_u32(b, DISTVM_WIRE_MAX_BLOCKS);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "MEM_PLUG message names RAMBlock 1024");
+    distvm_wire_begin(b, DISTVM_MSG_MEM_PLUG_ACK, 1, 1);
+    distvm_wire_put_u32(b, UINT32_MAX);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "MEM_PLUG_ACK message names RAMBlock "
+                        "4294967295");
+    /* but the sender comes first */
+    distvm_wire_mem_unplug(b, 4, DISTVM_WIRE_MAX_BLOCKS);
+    expect_decode_error(b, &limits, "in its sender");
+    g_byte_array_unref(b);
+}
+
+/* A MEM_PLUG's backend is a non-zero whole number of pages */
+static void test_mem_plug_bad_size(void)
+{
+    static const uint64_t sizes[] = {
+        0, 1, 512, DISTVM_PAGE_SIZE - 1, DISTVM_PAGE_SIZE + 1,
+        DISTVM_PAGE_SIZE + 512, 2 * DISTVM_PAGE_SIZE - 1,
+        (UINT64_C(128) << 20) + 1, (UINT64_C(128) << 20) - 1,
+        UINT64_C(1) << 11, (UINT64_C(1) << 63) + 1, (UINT64_C(1) << 63) - 1,
+        MEM_SIZE_MAX + 1, UINT64_MAX - 1, UINT64_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+    DistvmMsgMemPlug mem = mem_plug_dimm;
+
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "MEM_PLUG message with a backend of %" PRIu64 " bytes (a "
+            "non-zero multiple of 4096)", sizes[i]);
+
+        mem.size = sizes[i];
+        distvm_wire_mem_plug(b, 0, 1, &mem);
+        expect_decode_error(b, &limits, what);
+        expect_decode_error(b, &limits_no_ram, what);
+    }
+    /* every size below two pages but one page */
+    for (uint64_t size = 0; size < 2 * DISTVM_PAGE_SIZE; size++) {
+        if (size != DISTVM_PAGE_SIZE) {
+            mem.size = size;
+            distvm_wire_mem_plug(b, 0, 1, &mem);
+            expect_decode_error(b, &limits, "MEM_PLUG message with a "
+                                "backend of");
+        }
+    }
+
+    /* the size is checked before the strings */
+    mem = (DistvmMsgMemPlug) {
+        .slot = 3, .size = 0, .backend_type = (char *)"",
+        .backend_id = (char *)"", .device = (char *)"",
+    };
+    distvm_wire_mem_plug(b, 0, 1, &mem);
+    expect_decode_error(b, &limits, "MEM_PLUG message with a backend of 0 "
+                        "bytes");
+    /* and before they are found missing */
+    distvm_wire_begin(b, DISTVM_MSG_MEM_PLUG, 0, 1);
+    distvm_wire_put_u32(b, 3);
+    distvm_wire_put_u64(b, 100);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "MEM_PLUG message with a backend of 100 "
+                        "bytes");
+    g_byte_array_unref(b);
+}
+
+/* A MEM_* payload cut short, or with bytes left over */
+static void test_mem_bad_length(void)
+{
+    static const uint32_t extra[] = { 1, 3, 4, 8, 12 };
+    GByteArray *b = g_byte_array_new();
+    GByteArray *plug = g_byte_array_new();
+    GByteArray *ack = g_byte_array_new();
+    GByteArray *unplug = g_byte_array_new();
+    size_t tlen = strlen(mem_plug_dimm.backend_type);
+    size_t ilen = strlen(mem_plug_dimm.backend_id);
+    g_autofree char *what = NULL;
+    /* where MEM_PLUG's fields end */
+    const uint32_t plug_ends[] = {
+        4, 12, 16 + tlen, 20 + tlen + ilen,
+    };
+
+    distvm_wire_mem_plug(plug, 0, 1, &mem_plug_dimm);
+    distvm_wire_mem_plug_ack(ack, 1, 1, 3, "no memory");
+    distvm_wire_mem_unplug(unplug, 0, 3);
+
+    /* nothing at all */
+    for (size_t i = 0; i < ARRAY_SIZE(mem_types); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "%s message is truncated", distvm_msg_type_name(mem_types[i]));
+
+        distvm_wire_empty(b, mem_types[i], i == 1, 0);
+        expect_decode_error(b, &limits, what);
+    }
+
+    /* MEM_PLUG that ends after a field, or within one */
+    for (size_t i = 0; i < ARRAY_SIZE(plug_ends); i++) {
+        for (uint32_t cut = plug_ends[i] - 1; cut <= plug_ends[i]; cut++) {
+            g_byte_array_unref(b);
+            b = buf_dup(plug);
+            g_byte_array_set_size(b, HDR + cut);
+            set_u32(b, OFF_LENGTH, cut);
+            expect_decode_error(b, &limits, "MEM_PLUG message is truncated");
+        }
+    }
+    /* the device's length says one byte more than there is */
+    g_byte_array_unref(b);
+    b = buf_dup(plug);
+    set_u32(b, HDR + plug_ends[3], strlen(mem_plug_dimm.device) + 1);
+    expect_decode_error(b, &limits, "MEM_PLUG message is truncated");
+    /* MEM_PLUG_ACK without its error, or with part of it */
+    for (uint32_t cut = 4; cut < ack->len - HDR; cut++) {
+        g_byte_array_unref(b);
+        b = buf_dup(ack);
+        g_byte_array_set_size(b, HDR + cut);
+        set_u32(b, OFF_LENGTH, cut);
+        expect_decode_error(b, &limits, "MEM_PLUG_ACK message is truncated");
+    }
+    /* MEM_UNPLUG with part of its slot */
+    for (uint32_t cut = 1; cut < MEM_UNPLUG_FIXED; cut++) {
+        g_byte_array_unref(b);
+        b = buf_dup(unplug);
+        g_byte_array_set_size(b, HDR + cut);
+        set_u32(b, OFF_LENGTH, cut);
+        expect_decode_error(b, &limits, "MEM_UNPLUG message is truncated");
+    }
+
+    /* bytes after the last field */
+    for (size_t i = 0; i < ARRAY_SIZE(extra); i++) {
+        GByteArray *const whole[] = { plug, ack, unplug };
+
+        for (size_t j = 0; j < ARRAY_SIZE(whole); j++) {
+            g_autofree char *what = g_strdup_printf(
+                "%s message has %" PRIu32 " bytes of trailing garbage",
+                distvm_msg_type_name(mem_types[j]), extra[i]);
+
+            g_byte_array_unref(b);
+            b = buf_dup(whole[j]);
+            g_byte_array_set_size(b, b->len + extra[i]);
+            memset(b->data + b->len - extra[i], 'x', extra[i]);
+            set_u32(b, OFF_LENGTH, b->len - HDR);
+            expect_decode_error(b, &limits, what);
+        }
+    }
+
+    /* one type's payload as another's */
+    g_byte_array_unref(b);
+    b = buf_dup(plug);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_MEM_UNPLUG);
+    what = g_strdup_printf("MEM_UNPLUG message has %u bytes of trailing "
+                           "garbage", plug->len - HDR - MEM_UNPLUG_FIXED);
+    expect_decode_error(b, &limits, what);
+    /* the size's low half, 128 MiB, is read as the error's length */
+    set_u16(b, OFF_TYPE, DISTVM_MSG_MEM_PLUG_ACK);
+    expect_decode_error(b, &limits, "MEM_PLUG_ACK message has a string of "
+                        "134217728 bytes (limit 4096)");
+    g_byte_array_unref(b);
+    b = buf_dup(unplug);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_MEM_PLUG);
+    expect_decode_error(b, &limits, "MEM_PLUG message is truncated");
+    set_u16(b, OFF_TYPE, DISTVM_MSG_MEM_PLUG_ACK);
+    expect_decode_error(b, &limits, "MEM_PLUG_ACK message is truncated");
+    g_byte_array_unref(b);
+    b = buf_dup(ack);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_MEM_UNPLUG);
+    expect_decode_error(b, &limits, "MEM_UNPLUG message has 13 bytes of "
+                        "trailing garbage");
+    set_u16(b, OFF_TYPE, DISTVM_MSG_MEM_PLUG);
+    expect_decode_error(b, &limits, "MEM_PLUG message with a backend of");
+
+    g_byte_array_unref(b);
+    g_byte_array_unref(plug);
+    g_byte_array_unref(ack);
+    g_byte_array_unref(unplug);
 }
 
 /* A VCPU_STATE without any state */
@@ -3890,6 +4386,19 @@ static void put_strings_raw(GByteArray *b, int where, uint32_t wire_len,
         distvm_wire_put_u32(b, 0x30);
         distvm_wire_put_u32(b, 1);
         break;
+    case 4:     /* MEM_PLUG: backend type 400, backend id 401, device 402 */
+        distvm_wire_begin(b, DISTVM_MSG_MEM_PLUG, 0, 1);
+        distvm_wire_put_u32(b, 3);
+        distvm_wire_put_u64(b, DISTVM_PAGE_SIZE);
+        for (i = 400; i < 403; i++) {
+            STR(i);
+        }
+        break;
+    case 5:     /* MEM_PLUG_ACK: the error is 500 */
+        distvm_wire_begin(b, DISTVM_MSG_MEM_PLUG_ACK, 1, 1);
+        distvm_wire_put_u32(b, 3);
+        STR(500);
+        break;
     default:
         g_assert_not_reached();
     }
@@ -3904,10 +4413,11 @@ static void put_strings(GByteArray *b, int where, const void *s, size_t len)
 
 static const int string_places[] = {
     0, 100, 101, 102, 103, 104, 105, 106, 200, 201, 202, 203, 300,
+    400, 401, 402, 500,
 };
 
 /* (WELCOME's last field is a speed) */
-static const int last_string_places[] = { 0, 106 };
+static const int last_string_places[] = { 0, 106, 402, 500 };
 
 static void test_long_strings(void)
 {
@@ -3971,6 +4481,77 @@ static void test_nul_in_string(void)
             expect_decode_error(b, &limits, "NUL byte");
         }
     }
+    g_byte_array_unref(b);
+}
+
+/*
+ * A MEM_PLUG names a backend type, a backend id and a device; none may be
+ * empty.  A MEM_PLUG_ACK's error may.
+ */
+static void test_mem_plug_empty_name(void)
+{
+    static const struct {
+        int where;
+        const char *what;
+    } names[] = {
+        { 400, "MEM_PLUG message with an empty backend type" },
+        { 401, "MEM_PLUG message with an empty backend id" },
+        { 402, "MEM_PLUG message with an empty device" },
+    };
+    GByteArray *b = g_byte_array_new();
+    DistvmMsgMemPlug mem;
+    Decoded d;
+
+    for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+        /* empty, or none at all from the encoder */
+        for (int none = 0; none < 2; none++) {
+            mem = mem_plug_dimm;
+            switch (names[i].where) {
+            case 400:
+                mem.backend_type = none ? NULL : (char *)"";
+                break;
+            case 401:
+                mem.backend_id = none ? NULL : (char *)"";
+                break;
+            default:
+                mem.device = none ? NULL : (char *)"";
+                break;
+            }
+            distvm_wire_mem_plug(b, 0, 1, &mem);
+            expect_decode_error(b, &limits, names[i].what);
+            expect_decode_error(b, &limits_no_ram, names[i].what);
+        }
+        put_strings(b, names[i].where, "", 0);
+        expect_decode_error(b, &limits, names[i].what);
+        /* one character is enough */
+        put_strings(b, names[i].where, "x", 1);
+        decode_ok(b, &limits, &d);
+        decoded_free(&d);
+    }
+
+    /* in the order of the payload */
+    mem = (DistvmMsgMemPlug) { .slot = 3, .size = DISTVM_PAGE_SIZE };
+    distvm_wire_mem_plug(b, 0, 1, &mem);
+    expect_decode_error(b, &limits, "empty backend type");
+    mem.backend_type = (char *)"memory-backend-ram";
+    distvm_wire_mem_plug(b, 0, 1, &mem);
+    expect_decode_error(b, &limits, "empty backend id");
+    mem.backend_id = (char *)"mem1";
+    distvm_wire_mem_plug(b, 0, 1, &mem);
+    expect_decode_error(b, &limits, "empty device");
+    /* an empty name with nothing after it is still empty, not truncated */
+    distvm_wire_begin(b, DISTVM_MSG_MEM_PLUG, 0, 1);
+    distvm_wire_put_u32(b, 3);
+    distvm_wire_put_u64(b, DISTVM_PAGE_SIZE);
+    distvm_wire_put_str(b, "");
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "empty backend type");
+
+    /* a MEM_PLUG_ACK's error may be empty: the device is plugged */
+    put_strings(b, 500, "", 0);
+    decode_ok(b, &limits, &d);
+    g_assert_cmpstr(d.msg.u.mem.error, ==, "");
+    decoded_free(&d);
     g_byte_array_unref(b);
 }
 
@@ -4125,6 +4706,16 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/vcpu-reason", test_vcpu_reason);
     g_test_add_func("/distvm/wire/roundtrip/policy", test_policy);
     g_test_add_func("/distvm/wire/roundtrip/warm-pages", test_warm_pages);
+    g_test_add_func("/distvm/wire/roundtrip/mem-plug", test_mem_plug);
+    g_test_add_func("/distvm/wire/roundtrip/mem-plug-ack", test_mem_plug_ack);
+    g_test_add_func("/distvm/wire/roundtrip/mem-unplug", test_mem_unplug);
+    g_test_add_func("/distvm/wire/decode/mem-bad-slot", test_mem_bad_slot);
+    g_test_add_func("/distvm/wire/decode/mem-plug-bad-size",
+                    test_mem_plug_bad_size);
+    g_test_add_func("/distvm/wire/decode/mem-plug-empty-name",
+                    test_mem_plug_empty_name);
+    g_test_add_func("/distvm/wire/decode/mem-bad-length",
+                    test_mem_bad_length);
     g_test_add_func("/distvm/wire/decode/vcpu-state-empty",
                     test_vcpu_state_empty);
     g_test_add_func("/distvm/wire/decode/vcpu-ipi-bad-delivery",

@@ -1,0 +1,482 @@
+/*
+ * distvm: memory plugged into the running guest, on every node at once
+ *
+ * The guest learns of a new DIMM from home's ACPI, and may touch it from
+ * every node right after.  So home, asked to plug a DIMM (device_add),
+ * first has each other node plug the same one: a MEM_PLUG gives the
+ * backend's type, id and size and the device's properties, with the
+ * address and slot home chose and the index of the RAMBlock table its
+ * RAMBlock takes.  Each node creates the backend and the device as if
+ * cold-plugged (its own ACPI device, which the guest never reads, is not
+ * told), shares the RAMBlock and answers MEM_PLUG_ACK.  Only once every
+ * node said yes does home realize the device and signal the guest.  If a
+ * node cannot plug it, did not answer within peer-timeout, or has been
+ * silent before, home refuses the device_add and has the nodes that
+ * plugged it unplug it again: nothing stays half-plugged.
+ *
+ * When the guest ejects a DIMM, home unplugs it and sends MEM_UNPLUG:
+ * each other node unplugs its copy and deletes the backend it created.
+ *
+ * Home waits for the answers with the BQL held, as the rest of device_add
+ * runs: the other nodes plug in their main loop, which never waits for
+ * home's (their vCPUs wait for home's device accesses without their
+ * BQL).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qobject/qdict.h"
+#include "qobject/qjson.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
+#include "qom/object_interfaces.h"
+#include "hw/boards.h"
+#include "hw/hotplug.h"
+#include "hw/mem/memory-device.h"
+#include "hw/mem/nvdimm.h"
+#include "hw/mem/pc-dimm.h"
+#include "hw/qdev-core.h"
+#include "monitor/qdev.h"
+#include "system/hostmem.h"
+#include "exec/ramblock.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+struct DistvmMemPlug {
+    /* Home: the answers to the last MEM_PLUG (@seq) */
+    QemuMutex lock;
+    QemuCond cond;
+    uint64_t seq;
+    uint32_t answered;          /* nodes, a bit each */
+    uint32_t refused_by;
+    char *refusal;              /* the first node that could not plug */
+
+    /* The BQL: the device between its pre-plug and its plug */
+    MemoryDeviceState *plugging;
+    uint32_t plugging_index;
+    /* The other nodes: plugging the device home asked for, at this index */
+    bool mirroring;
+    uint32_t mirror_index;
+    /* The other nodes: the backends they created, by RAMBlock index */
+    GHashTable *backends;
+};
+
+static void memplug_send_all(DistvmState *s, GByteArray *msg)
+{
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (i != s->node_id) {
+            distvm_send(s, i, msg);
+        }
+    }
+}
+
+static void memplug_abort(DistvmState *s, uint32_t index)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    distvm_wire_mem_unplug(m, s->node_id, index);
+    memplug_send_all(s, m);
+}
+
+/*
+ * A node that has not been heard from for two of its heartbeats may be
+ * gone, or stopped: it could not plug the memory in time.
+ */
+static bool memplug_nodes_heard(DistvmState *s, Error **errp)
+{
+    int64_t limit = (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND * 2 /
+                    5 + 500 * SCALE_MS;
+    int64_t now = get_clock();
+
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+        error_setg(errp, "distvm: memory is plugged only while the cluster "
+                   "runs");
+        return false;
+    }
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        int64_t silent = now - qatomic_read(&s->peers[i].heard_ns);
+
+        if (i != s->node_id && silent > limit) {
+            error_setg(errp, "distvm: node %" PRIu32 " has been silent for "
+                       "%" PRId64 " ms; memory is plugged only while every "
+                       "node answers", i, silent / SCALE_MS);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The device's properties, for the other nodes to create it: JSON */
+static GString *memplug_device_json(PCDIMMDevice *dimm, const char *memdev)
+{
+    Object *obj = OBJECT(dimm);
+    g_autoptr(QDict) props = qdict_new();
+
+    qdict_put_str(props, "driver", object_get_typename(obj));
+    if (DEVICE(dimm)->id) {
+        qdict_put_str(props, "id", DEVICE(dimm)->id);
+    }
+    qdict_put_str(props, "memdev", memdev);
+    qdict_put_int(props, PC_DIMM_NODE_PROP, dimm->node);
+    qdict_put_int(props, PC_DIMM_SLOT_PROP, dimm->slot);
+    qdict_put_int(props, PC_DIMM_ADDR_PROP, dimm->addr);
+    /* hw/distmem's DIMM: the node whose memory it is */
+    if (object_property_find(obj, "cluster-node")) {
+        qdict_put_int(props, "cluster-node",
+                      object_property_get_uint(obj, "cluster-node",
+                                               &error_abort));
+    }
+    return qobject_to_json(QOBJECT(props));
+}
+
+/*
+ * Home: have every other node plug @dimm, as RAMBlock @index, and wait
+ * until all did.
+ */
+static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
+                           MemoryRegion *mr, uint32_t index, Error **errp)
+{
+    DistvmMemPlug *mp = s->memplug;
+    Object *backend = OBJECT(dimm->hostmem);
+    const char *memdev = object_get_canonical_path_component(backend);
+    g_autoptr(GString) device = NULL;
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    uint32_t all = MAKE_64BIT_MASK(0, s->nodes) & ~(1u << s->node_id);
+    int64_t deadline;
+    bool ok;
+
+    if (!memplug_nodes_heard(s, errp)) {
+        return false;
+    }
+    if (!memdev || object_resolve_path_component(object_get_objects_root(),
+                                                 memdev) != backend) {
+        error_setg(errp, "distvm: the memory backend of a DIMM plugged into "
+                   "a cluster must be an object of /objects (object-add)");
+        return false;
+    }
+    device = memplug_device_json(dimm, memdev);
+    qemu_mutex_lock(&mp->lock);
+    mp->seq++;
+    mp->answered = 0;
+    g_clear_pointer(&mp->refusal, g_free);
+    distvm_wire_mem_plug(m, s->node_id, mp->seq, &(DistvmMsgMemPlug) {
+        .slot = index,
+        .size = memory_region_size(mr),
+        .backend_type = (char *)object_get_typename(backend),
+        .backend_id = (char *)memdev,
+        .device = device->str,
+    });
+    qemu_mutex_unlock(&mp->lock);
+    trace_distvm_memplug_send(index, memdev, device->str);
+    memplug_send_all(s, m);
+
+    deadline = get_clock() + (int64_t)s->peer_timeout *
+               NANOSECONDS_PER_SECOND;
+    qemu_mutex_lock(&mp->lock);
+    while (mp->answered != all && !mp->refusal &&
+           qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING) {
+        int64_t left = deadline - get_clock();
+
+        if (left <= 0) {
+            break;
+        }
+        qemu_cond_timedwait(&mp->cond, &mp->lock,
+                            MIN(left / SCALE_MS + 1, 100));
+    }
+    ok = mp->answered == all && !mp->refusal;
+    if (mp->refusal) {
+        error_setg(errp, "distvm: node %" PRIu32 " could not plug the "
+                   "memory: %s", mp->refused_by, mp->refusal);
+    } else if (!ok) {
+        uint32_t missing = ctz32(all & ~mp->answered);
+
+        error_setg(errp, "distvm: node %" PRIu32 " did not plug the memory "
+                   "within peer-timeout=%" PRIu32 " s", missing,
+                   s->peer_timeout);
+    }
+    mp->seq++;                  /* late answers are for no plug */
+    qemu_mutex_unlock(&mp->lock);
+    if (!ok) {
+        memplug_abort(s, index);
+    }
+    trace_distvm_memplug_answered(index, ok);
+    return ok;
+}
+
+/* Home: the device failed to realize after the others plugged it. */
+static void memplug_check_plugged(void *opaque)
+{
+    DistvmState *s = opaque;
+    DistvmMemPlug *mp = s->memplug;
+
+    if (mp->plugging) {
+        mp->plugging = NULL;
+        distvm_ram_plug_abandon(s, mp->plugging_index, NULL);
+        memplug_abort(s, mp->plugging_index);
+    }
+}
+
+static bool memplug_pre_plug(MemoryDeviceState *md, MemoryRegion *mr,
+                             Error **errp)
+{
+    DistvmState *s = distvm_state();
+    DistvmMemPlug *mp = s->memplug;
+    uint32_t index;
+
+    if (!phase_check(PHASE_MACHINE_READY)) {
+        return true;            /* on the command line: shared at start */
+    }
+    if (!object_dynamic_cast(OBJECT(md), TYPE_PC_DIMM) ||
+        object_dynamic_cast(OBJECT(md), TYPE_NVDIMM)) {
+        error_setg(errp, "distvm: a %s cannot be plugged into a cluster of "
+                   "%" PRIu32 " nodes; DIMMs (pc-dimm, distmem-dimm) can",
+                   object_get_typename(OBJECT(md)), s->nodes);
+        return false;
+    }
+    if (mp->mirroring) {
+        index = mp->mirror_index;
+    } else if (distvm_is_home(s)) {
+        index = distvm_ram_next_block(s);
+    } else {
+        error_setg(errp, "distvm: memory is plugged on the home node (node "
+                   "%u), which plugs it on every node", DISTVM_HOME_NODE);
+        return false;
+    }
+    if (!distvm_ram_plug_prepare(s, mr->ram_block, index, errp)) {
+        return false;
+    }
+    if (!mp->mirroring &&
+        !memplug_mirror(s, PC_DIMM(md), mr, index, errp)) {
+        distvm_ram_plug_abandon(s, index, mr->ram_block);
+        return false;
+    }
+    mp->plugging = md;
+    mp->plugging_index = index;
+    if (!mp->mirroring) {
+        aio_bh_schedule_oneshot(qemu_get_aio_context(),
+                                memplug_check_plugged, s);
+    }
+    return true;
+}
+
+static void memplug_plug(MemoryDeviceState *md, MemoryRegion *mr)
+{
+    DistvmState *s = distvm_state();
+    DistvmMemPlug *mp = s->memplug;
+
+    if (mp->plugging == md) {
+        mp->plugging = NULL;
+        distvm_ram_plug(s, mr->ram_block, mp->plugging_index);
+    }
+}
+
+static void memplug_unplug(MemoryDeviceState *md, MemoryRegion *mr)
+{
+    DistvmState *s = distvm_state();
+    int index = distvm_ram_unplug(s, mr->ram_block);
+
+    distvm_ram_clear_home(s, mr->ram_block);
+    if (index >= 0 && distvm_is_home(s)) {
+        memplug_abort(s, index);
+    }
+}
+
+static const MemoryDeviceHooks memplug_hooks = {
+    .pre_plug = memplug_pre_plug,
+    .plug = memplug_plug,
+    .unplug = memplug_unplug,
+};
+
+/* ---- the other nodes ---- */
+
+static Object *memplug_new_backend(const DistvmMsgMemPlug *m, Error **errp)
+{
+    ObjectClass *oc = object_class_by_name(m->backend_type);
+    g_autofree char *size = g_strdup_printf("%" PRIu64, m->size);
+
+    if (!oc || object_class_is_abstract(oc) ||
+        !object_class_dynamic_cast(oc, TYPE_MEMORY_BACKEND)) {
+        error_setg(errp, "'%s' is not a memory backend type",
+                   m->backend_type);
+        return NULL;
+    }
+    if (object_resolve_path_component(object_get_objects_root(),
+                                      m->backend_id)) {
+        error_setg(errp, "an object '%s' exists here already",
+                   m->backend_id);
+        return NULL;
+    }
+    return object_new_with_props(m->backend_type, object_get_objects_root(),
+                                 m->backend_id, errp, "size", size, NULL);
+}
+
+static DeviceState *memplug_new_dimm(DistvmState *s,
+                                     const DistvmMsgMemPlug *m, Error **errp)
+{
+    DistvmMemPlug *mp = s->memplug;
+    QObject *obj = qobject_from_json(m->device, errp);
+    g_autoptr(QDict) props = qobject_to(QDict, obj);
+    const char *driver = props ? qdict_get_try_str(props, "driver") : NULL;
+    ObjectClass *oc = driver ? object_class_by_name(driver) : NULL;
+    Error *err = NULL;
+    DeviceState *dev;
+
+    if (!props) {
+        if (obj) {
+            error_setg(errp, "the device to plug is not a JSON object: %s",
+                       m->device);
+        }
+        qobject_unref(obj);
+        return NULL;
+    }
+    if (!oc || object_class_is_abstract(oc) ||
+        !object_class_dynamic_cast(oc, TYPE_PC_DIMM)) {
+        error_setg(errp, "the device to plug is not a DIMM: %s", m->device);
+        return NULL;
+    }
+    dev = DEVICE(object_new(driver));
+    /* Plugged as at start: this node's ACPI device does not tell the guest */
+    dev->hotplugged = false;
+    if (!qdev_set_id(dev, g_strdup(qdict_get_try_str(props, "id")), errp)) {
+        object_unref(OBJECT(dev));
+        return NULL;
+    }
+    qdict_del(props, "driver");
+    qdict_del(props, "id");
+    object_set_properties_from_keyval(OBJECT(dev), props, true, &err);
+    if (!err) {
+        mp->mirroring = true;
+        mp->mirror_index = m->slot;
+        qdev_realize(dev, NULL, &err);
+        mp->mirroring = false;
+        mp->plugging = NULL;
+    }
+    if (err) {
+        error_propagate(errp, err);
+        object_unparent(OBJECT(dev));
+        object_unref(OBJECT(dev));
+        return NULL;
+    }
+    object_unref(OBJECT(dev));
+    return dev;
+}
+
+/* MEM_PLUG, in the main loop */
+static void memplug_replay(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgMemPlug *m = &msg->u.mem;
+    g_autoptr(GByteArray) ack = g_byte_array_new();
+    Error *err = NULL;
+    Object *backend = memplug_new_backend(m, &err);
+
+    if (backend && !memplug_new_dimm(s, m, &err)) {
+        object_unparent(backend);
+        backend = NULL;
+    }
+    if (backend) {
+        g_hash_table_insert(s->memplug->backends, GUINT_TO_POINTER(m->slot),
+                            backend);
+    } else {
+        error_prepend(&err, "node %" PRIu32 ": ", s->node_id);
+        warn_report("distvm: home's memory plug refused: %s",
+                    error_get_pretty(err));
+    }
+    trace_distvm_memplug_replay(m->slot, m->backend_id, !err);
+    distvm_wire_mem_plug_ack(ack, s->node_id, msg->hdr.seq, m->slot,
+                             err ? error_get_pretty(err) : "");
+    distvm_send(s, DISTVM_HOME_NODE, ack);
+    error_free(err);
+}
+
+typedef struct DimmOfBlock {
+    RAMBlock *rb;
+    DeviceState *dev;
+} DimmOfBlock;
+
+static int memplug_find_dimm(Object *obj, void *opaque)
+{
+    DimmOfBlock *find = opaque;
+    PCDIMMDevice *dimm = (PCDIMMDevice *)object_dynamic_cast(obj,
+                                                              TYPE_PC_DIMM);
+
+    if (dimm && DEVICE(dimm)->realized && dimm->hostmem &&
+        host_memory_backend_get_memory(dimm->hostmem)->ram_block ==
+        find->rb) {
+        find->dev = DEVICE(dimm);
+        return 1;
+    }
+    return 0;
+}
+
+/* MEM_UNPLUG, in the main loop: home unplugged it, or gave up plugging */
+static void memplug_unplug_replay(DistvmState *s, const DistvmMsg *msg)
+{
+    uint32_t index = msg->u.mem.slot;
+    DimmOfBlock find = { .rb = distvm_ram_block(s, index) };
+    Object *backend = g_hash_table_lookup(s->memplug->backends,
+                                          GUINT_TO_POINTER(index));
+    DeviceState *dev;
+
+    trace_distvm_memplug_unplug(index,
+                                find.rb ? qemu_ram_get_idstr(find.rb) : "");
+    if (find.rb) {
+        object_child_foreach_recursive(qdev_get_machine(), memplug_find_dimm,
+                                       &find);
+    }
+    dev = find.dev;
+    if (dev) {
+        Error *err = NULL;
+
+        hotplug_handler_unplug(qdev_get_hotplug_handler(dev), dev, &err);
+        if (err) {
+            error_report_err(err);
+        }
+        object_unparent(OBJECT(dev));
+    } else {
+        distvm_ram_plug_abandon(s, index, NULL);
+    }
+    if (backend) {
+        g_hash_table_remove(s->memplug->backends, GUINT_TO_POINTER(index));
+        object_unparent(backend);
+    }
+}
+
+/* MEM_PLUG_ACK, in the receive thread */
+static bool memplug_answered(DistvmState *s, const DistvmMsg *msg)
+{
+    DistvmMemPlug *mp = s->memplug;
+
+    qemu_mutex_lock(&mp->lock);
+    if (msg->hdr.seq == mp->seq) {
+        mp->answered |= 1u << msg->hdr.src;
+        if (msg->u.mem.error[0] && !mp->refusal) {
+            mp->refusal = g_strdup(msg->u.mem.error);
+            mp->refused_by = msg->hdr.src;
+        }
+        qemu_cond_broadcast(&mp->cond);
+    }
+    qemu_mutex_unlock(&mp->lock);
+    return true;
+}
+
+static const DistvmMsgHandler memplug_handlers[] = {
+    { DISTVM_MSG_MEM_PLUG, .main_loop = memplug_replay },
+    { DISTVM_MSG_MEM_PLUG_ACK, .receive = memplug_answered },
+    { DISTVM_MSG_MEM_UNPLUG, .main_loop = memplug_unplug_replay },
+};
+
+void distvm_memplug_init(DistvmState *s)
+{
+    DistvmMemPlug *mp = g_new0(DistvmMemPlug, 1);
+
+    qemu_mutex_init(&mp->lock);
+    qemu_cond_init(&mp->cond);
+    mp->backends = g_hash_table_new(NULL, NULL);
+    s->memplug = mp;
+    distvm_msg_handlers_register(s, memplug_handlers,
+                                 ARRAY_SIZE(memplug_handlers));
+    memory_device_hooks = &memplug_hooks;
+}
