@@ -184,18 +184,16 @@ typedef struct LinuxCase {
     bool x2apic;
     /*
      * The distmem devices: a distmem-dimm of node 2, in guest NUMA node 2
-     * (which needs the case's NUMA homes and vCPU 2 on node 2), written
-     * by vCPU 2; a distmem-topology that the guest reads
+     * (which needs the case's NUMA homes and vCPU 2 on node 2),
+     * hot-plugged, written by vCPU 2 and unplugged; a distmem-topology
+     * that the guest reads
      */
     bool distmem;
 } LinuxCase;
 
 #define DIMM_BASE   0x100000000ull
 #define DIMM_SIZE   (128 * 1024 * 1024)
-#define DIMM_ARGS \
-    "-object memory-backend-ram,id=d0,size=128M " \
-    "-device distmem-dimm,id=dimm0,memdev=d0,node=2,cluster-node=2," \
-    "addr=0x100000000 -device distmem-topology"
+#define DIMM_ARGS   "-device distmem-topology"
 
 #define NETNS_PORT 4440
 #define NETNS_HTTP_PORT 8080
@@ -218,6 +216,73 @@ static void check_clock_reads(DistvmNode **node, int nodes)
         qobject_unref(info);
     }
     g_assert_cmpuint(local, >, 0);
+}
+
+/*
+ * Once the guest waits for it, plug the DIMM of node 2 on home: every
+ * node has it, homed on node 2.
+ */
+static void plug_dimm(DistvmNode **node, int nodes)
+{
+    if (!distvm_wait_console(node[0], "distvm-linux: dimm waiting", 600)) {
+        g_autofree char *console = distvm_read_console(node[0]);
+
+        g_error("the Linux guest did not wait for its DIMM; console:\n%s",
+                console);
+    }
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'object-add', "
+        "'arguments': { 'qom-type': 'memory-backend-ram', 'id': 'd0', "
+        "'size': %d } }", DIMM_SIZE);
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'device_add', "
+        "'arguments': { 'driver': 'distmem-dimm', 'id': 'dimm0', "
+        "'memdev': 'd0', 'node': 2, 'cluster-node': 2, 'addr': %llu } }",
+        DIMM_BASE);
+    for (int n = 0; n < nodes; n++) {
+        QDict *r = distvm_memory_range(node[n], "d0");
+
+        g_assert_cmpint(qdict_get_int(r, "home"), ==, 2);
+        g_assert_true(qdict_get_bool(r, "numa"));
+        g_assert_cmpint(qdict_get_int(r, "size"), ==, DIMM_SIZE);
+        qobject_unref(r);
+    }
+}
+
+/*
+ * Once the guest gave its pages up, unplug the DIMM: Linux offlines and
+ * ejects it, and it leaves every node.
+ */
+static void unplug_dimm(DistvmNode **node, int nodes)
+{
+    g_autofree char *console = NULL;
+
+    if (!distvm_wait_console(node[0], "distvm-linux: dimm released", 600)) {
+        console = distvm_read_console(node[0]);
+        g_error("the Linux guest did not release its DIMM; console:\n%s",
+                console);
+    }
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'device_del', "
+                             "'arguments': { 'id': 'dimm0' } }");
+    for (int n = 0; n < nodes; n++) {
+        QDict *ev = qtest_qmp_eventwait_ref(node[n]->qts, "DEVICE_DELETED");
+        QDict *info;
+
+        g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"),
+                                      "device"), ==, "dimm0");
+        qobject_unref(ev);
+        info = distvm_assert_active(node[n]->qts, n);
+        for (const QListEntry *e = qlist_first(qdict_get_qlist(info,
+                                                               "memory"));
+             e; e = qlist_next(e)) {
+            QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+            g_assert_cmpstr(qdict_get_str(r, "ramblock"), !=, "d0");
+        }
+        qobject_unref(info);
+    }
+    if (!distvm_wait_console(node[0], "distvm-linux: dimm removed", 120)) {
+        console = distvm_read_console(node[0]);
+        g_error("the Linux guest kept its DIMM; console:\n%s", console);
+    }
 }
 
 /*
@@ -298,10 +363,6 @@ static void check_numa_homes(DistvmNode **node, int nodes)
                 g_assert_true(qdict_get_bool(r, "numa"));
                 g_assert_cmpint(qdict_get_int(r, "home"), ==, rb[1] - '0');
                 homed++;
-            } else if (!strcmp(rb, "d0")) {
-                /* the distmem-dimm of node 2 */
-                g_assert_true(qdict_get_bool(r, "numa"));
-                g_assert_cmpint(qdict_get_int(r, "home"), ==, 2);
             } else {
                 g_assert_false(qdict_get_bool(r, "numa"));
                 g_assert_cmpint(qdict_get_int(r, "home"), ==, 0);
@@ -426,6 +487,7 @@ static void test_linux(const void *opaque)
         check_numa_homes(node, lc->nodes);
     }
     if (lc->distmem) {
+        plug_dimm(node, lc->nodes);
         check_dimm(node);
         check_topology(node[0], 0, where);
     }
@@ -457,6 +519,9 @@ static void test_linux(const void *opaque)
     console = distvm_read_console(node[0]);
     g_assert_null(strstr(console, "distvm-linux: workload done"));
     g_clear_pointer(&console, g_free);
+    if (lc->distmem) {
+        unplug_dimm(node, lc->nodes);
+    }
 
     if (!distvm_wait_console(node[0], "distvm-linux: workload done", 600)) {
         console = distvm_read_console(node[0]);
