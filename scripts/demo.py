@@ -6,10 +6,12 @@
 Starts three QEMU processes (nodes 0, 1 and 2; node 0 is home and runs
 the devices), boots the Linux test guest with 4 vCPUs placed on all three
 nodes, lets it fetch a file over virtio-net from an HTTP server on
-loopback and write it to a virtio-blk disk, and has vCPU 2 write into a
-DIMM whose memory lives on node 2 (distmem-dimm), then moves vCPUs
-between nodes while the guest runs a workload on every CPU; the guest
-reads where its vCPUs run from a distmem-topology device.  It prints the live
+loopback and write it to a virtio-blk disk, hot-plugs a DIMM whose memory
+lives on node 2 (distmem-dimm) into the running guest, whose vCPU 2
+writes into it, then moves vCPUs between nodes while the guest runs a
+workload on every CPU, and unplugs the DIMM when the guest gives it up;
+the guest reads where its vCPUs run from a distmem-topology device.  It
+prints the live
 placement, move downtimes and page-fault figures as it goes, a summary at
 the end, and leaves no process behind.  Exits non-zero if anything went
 wrong.
@@ -87,6 +89,59 @@ def guest_topology(text):
     return lines[-1][len("distvm-linux: topology "):] if lines else ""
 
 
+def dimm_line(qmps):
+    """Where the DIMM's RAMBlock d0 is, as each node's query-distvm says"""
+    parts = []
+    for n, q in enumerate(qmps):
+        for r in q.cmd("query-distvm")["memory"]:
+            if r["ramblock"] == "d0":
+                parts.append("node%d: %d MiB homed on node %d, %d remote "
+                             "faults" % (n, r["size"] >> 20, r["home"],
+                                         r["remote-faults"]))
+                break
+        else:
+            parts.append("node%d: none" % n)
+    return "; ".join(parts)
+
+
+def dimm_gone(qmps):
+    return all(r["ramblock"] != "d0" for q in qmps
+               for r in q.cmd("query-distvm")["memory"])
+
+
+def plug_dimm(qmps):
+    """Hot-plug the DIMM of node 2 on home, which plugs it on every node"""
+    t0 = time.time()
+    qmps[0].cmd("object-add", **{"qom-type": "memory-backend-ram",
+                                 "id": "d0", "size": 128 << 20})
+    qmps[0].cmd("device_add", driver="distmem-dimm", id="dimm0",
+                memdev="d0", **{"cluster-node": 2, "addr": 0x100000000})
+    log("hot-plugged a 128 MiB distmem-dimm homed on node 2 into the "
+        "running guest (device_add on home, plugged on every node first) "
+        "in %.0f ms" % ((time.time() - t0) * 1000))
+    log("  " + dimm_line(qmps))
+
+
+def unplug_dimm(qmps):
+    """The guest gave the DIMM up: unplug it; Linux offlines and ejects it"""
+    t0 = time.time()
+    qmps[0].cmd("device_del", id="dimm0")
+    while not dimm_gone(qmps):
+        if time.time() > t0 + 60:
+            raise RuntimeError("the DIMM did not leave every node")
+        time.sleep(0.1)
+    log("  the guest released the DIMM: device_del, Linux offlined and "
+        "ejected it, gone from every node in %.0f ms" %
+        ((time.time() - t0) * 1000))
+
+
+def guest_ranges(text):
+    """The RAM ranges the guest last read from distmem-topology"""
+    lines = [line for line in text.splitlines()
+             if line.startswith("distvm-linux: topology-ranges")]
+    return lines[-1][len("distvm-linux: topology-ranges"):] if lines else ""
+
+
 def placement_line(info):
     return " ".join("vCPU%d@node%d" % (v["cpu-index"], v["node"])
                     for v in info["vcpus"])
@@ -148,9 +203,6 @@ def main():
                     "distvm.io_cpu=2 distvm.http=10.0.2.2:%d/file "
                     "distvm.disk=vda distvm.dimm=%s distvm.topology=1" %
                     (WORK, port, DIMM),
-                    "-object", "memory-backend-ram,id=d0,size=128M",
-                    "-device", "distmem-dimm,id=dimm0,memdev=d0,"
-                    "cluster-node=2,addr=0x100000000",
                     "-device", "distmem-topology",
                     "-drive", "if=none,id=disk0," + drive,
                     "-device", "virtio-blk-pci,drive=disk0",
@@ -181,6 +233,13 @@ def main():
         for line in text[:text.rfind("\n") + 1].splitlines():
             if line.startswith("distvm-linux:"):
                 log("guest: " + line[len("distvm-linux: "):])
+        # where the vCPUs were at each generation of distmem-topology,
+        # which goes up after every move and memory plug
+        where = list(PLACEMENT)
+        history = [" ".join(map(str, where))]
+        wait_console(tmp, "distvm-linux: dimm waiting", procs, 600)
+        plug_dimm(qmps)
+        history.append(history[-1])
         wait_console(tmp, "distvm-linux: workload start", procs, 600)
         text = console(tmp)
         for line in text.splitlines():
@@ -196,16 +255,21 @@ def main():
                     " of the DIMM; node 2's remote faults on it: %d" %
                     memory_faults(qmps[2], "d0"))
         log("guest (distmem-topology): " + guest_topology(text))
+        log("guest (distmem-topology RAM ranges, base+size@node, h: "
+            "homed):" + guest_ranges(text))
         log("workload running on 4 CPUs; moving vCPUs between nodes:")
-        where = list(PLACEMENT)
-        # where the vCPUs were after each number of moves
-        history = [" ".join(map(str, where))]
         downtimes = []
         last_io = ""
         k = 0
+        unplugged = False
         while "distvm-linux: workload done" not in console(tmp):
             if procs[0].poll() is not None:
                 raise RuntimeError("the home node exited early")
+            if not unplugged and "dimm released" in console(tmp):
+                unplug_dimm(qmps)
+                history.append(history[-1])
+                unplugged = True
+                continue
             cpu = k % 4
             to = (where[cpu] + 1 + (k // 4) % (NODES - 1)) % NODES
             qmps[k % NODES].cmd("distvm-move-vcpu", **{"cpu-index": cpu,
@@ -231,11 +295,11 @@ def main():
         # the moves, and then the vCPUs were where those moves left them.
         seen = guest_topology(text).split()
         gen = int(seen[3]) if len(seen) > 4 else -1
-        topology_ok = (0 <= gen <= k and seen[:3] == ["nodes", str(NODES),
-                                                      "generation"] and
+        topology_ok = (0 <= gen < len(history) and
+                       seen[:3] == ["nodes", str(NODES), "generation"] and
                        " ".join(seen[5:]) == history[gen])
-        log("guest (distmem-topology): %s (%s placement after %d moves)" %
-            (" ".join(seen), "the" if topology_ok else "NOT the", gen))
+        log("guest (distmem-topology): %s (%s placement at generation %d)"
+            % (" ".join(seen), "the" if topology_ok else "NOT the", gen))
         for line in text.splitlines():
             if line.startswith("distvm-linux: work "):
                 log("guest: " + line[len("distvm-linux: "):])
@@ -261,8 +325,12 @@ def main():
         if last_io:
             log("  " + last_io)
         log("  console: %s" % ("clean" if not bad else "has " + ", ".join(bad)))
+        dimm_ok = unplugged and "distvm-linux: dimm removed" in text
+        log("  distmem-dimm: hot-plugged, written by vCPU 2 on node 2, "
+            "unplugged: %s" % ("ok" if dimm_ok else "WRONG"))
         ok = (statuses == [0] * NODES and disk_ok and fetched_ok and
-              topology_ok and not bad and "workload done" in text)
+              topology_ok and dimm_ok and not bad and
+              "workload done" in text)
         log("PASS" if ok else "FAIL")
         return 0 if ok else 1
     except (RuntimeError, ConnectionError, OSError,

@@ -338,6 +338,9 @@ uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed);
 uint32_t distvm_numa_vcpu_home(DistvmState *s, unsigned cpu);
 void distvm_ram_clear_home(DistvmState *s, RAMBlock *rb);
 
+/* distvm-topology.c */
+void distvm_placement_notify(DistvmState *s, DistvmPlacementChange what);
+
 /* distvm-memplug.c */
 void distvm_memplug_init(DistvmState *s);
 

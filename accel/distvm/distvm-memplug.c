@@ -270,6 +270,9 @@ static void memplug_plug(MemoryDeviceState *md, MemoryRegion *mr)
     if (mp->plugging == md) {
         mp->plugging = NULL;
         distvm_ram_plug(s, mr->ram_block, mp->plugging_index);
+        if (distvm_is_home(s)) {
+            distvm_placement_notify(s, DISTVM_PLACEMENT_RAM);
+        }
     }
 }
 
@@ -281,6 +284,7 @@ static void memplug_unplug(MemoryDeviceState *md, MemoryRegion *mr)
     distvm_ram_clear_home(s, mr->ram_block);
     if (index >= 0 && distvm_is_home(s)) {
         memplug_abort(s, index);
+        distvm_placement_notify(s, DISTVM_PLACEMENT_RAM);
     }
 }
 

@@ -1,7 +1,7 @@
 /*
  * distvm: the cluster as the device models that show it to the guest
  * see it (hw/distmem): where each vCPU runs, where RAM starts, and a
- * notice after every move
+ * notice after every move and every memory plug
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -50,6 +50,12 @@ void distvm_placement_notifier_add(Notifier *n)
     if (s) {
         notifier_list_add(&s->placement_notifiers, n);
     }
+}
+
+void distvm_placement_notify(DistvmState *s, DistvmPlacementChange what)
+{
+    assert(bql_locked());
+    notifier_list_notify(&s->placement_notifiers, &what);
 }
 
 void distvm_placement_notifier_remove(Notifier *n)

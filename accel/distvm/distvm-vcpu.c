@@ -667,7 +667,7 @@ static void vcpu_moved_event(DistvmState *s, const DistvmMsg *msg)
 
     qapi_event_send_distvm_vcpu_moved(m->cpu, m->from, m->to,
                                       m->value / 1000, m->reason);
-    notifier_list_notify(&s->placement_notifiers, NULL);
+    distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
 }
 
 /* Loading a vCPU needs the BQL: the main loop does it. */

@@ -6,7 +6,8 @@
  * The device model runs on home, as every device does; a vCPU elsewhere
  * reaches its registers by a forwarded access.  Its generation counter
  * goes up after every move, which home learns of with every other node
- * (distvm_placement_notifier_add()), and it interrupts the guest then.
+ * (distvm_placement_notifier_add()), and after memory was plugged or
+ * unplugged (its range table changed then), and it interrupts the guest.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -54,7 +55,7 @@ struct DistmemTopologyState {
     uint64_t req_addr;
     uint32_t req_status;
 
-    /* Found again at every reset: RAM does not move otherwise. */
+    /* Found again at every reset, and when memory is (un)plugged */
     uint32_t nr_ranges;
     DistmemRange ranges[DISTMEM_TOPOLOGY_RANGE_MAX];
 };
@@ -75,11 +76,17 @@ static void topology_update_irq(DistmemTopologyState *t)
     t->irq_asserted = level;
 }
 
+static void topology_find_ranges(DistmemTopologyState *t);
+
 static void topology_placement_changed(Notifier *n, void *data)
 {
     DistmemTopologyState *t = container_of(n, DistmemTopologyState,
                                            placement_changed);
+    DistvmPlacementChange *what = data;
 
+    if (*what == DISTVM_PLACEMENT_RAM) {
+        topology_find_ranges(t);
+    }
     t->generation++;
     t->int_status |= DISTMEM_TOPOLOGY_INT_CHANGED;
     trace_distmem_topology_changed(t->generation);

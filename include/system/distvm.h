@@ -56,12 +56,21 @@ uint32_t distvm_numa_node_home(uint32_t numa_node);
 
 /*
  * Make the pages of @rb start owned by @node, which also keeps their
- * directory entries.  Only before the cluster's RAM is set up (devices
- * given on the command line).
+ * directory entries: before the cluster shares @rb (a device given on
+ * the command line, or being plugged).
  */
 bool distvm_ram_set_home(RAMBlock *rb, uint32_t node, Error **errp);
 
-/* @n is called, in the main loop, after every change of placement. */
+/* What changed, for the placement notifiers */
+typedef enum DistvmPlacementChange {
+    DISTVM_PLACEMENT_VCPU,      /* a vCPU moved */
+    DISTVM_PLACEMENT_RAM,       /* memory was plugged or unplugged */
+} DistvmPlacementChange;
+
+/*
+ * @n is called, with the BQL, after every change of placement, with a
+ * DistvmPlacementChange * as its data.
+ */
 void distvm_placement_notifier_add(Notifier *n);
 void distvm_placement_notifier_remove(Notifier *n);
 

@@ -332,19 +332,30 @@ static void check_dimm(DistvmNode **node)
 }
 
 /*
- * The guest read, through the distmem-topology device, generation @gen
- * and the 4 vCPUs on the nodes of @where
+ * The guest read, through the distmem-topology device, generation @gen,
+ * the 4 vCPUs on the nodes of @where, and a range of RAM homed on node 2
+ * at the DIMM's address if @dimm
  */
-static void check_topology(DistvmNode *home, int gen, const int *where)
+static void check_topology(DistvmNode *home, int gen, const int *where,
+                           bool dimm)
 {
     g_autofree char *console = distvm_read_console(home);
     g_autofree char *line = g_strdup_printf(
-        "distvm-linux: topology nodes 3 generation %d vcpus %d %d %d %d\n",
-        gen, where[0], where[1], where[2], where[3]);
+        "distvm-linux: topology nodes 3 generation %d vcpus %d %d %d %d\n"
+        "distvm-linux: topology-ranges ", gen, where[0], where[1], where[2],
+        where[3]);
+    g_autofree char *range = g_strdup_printf(" %#llx+%#x@2h", DIMM_BASE,
+                                             DIMM_SIZE);
+    g_autofree char *ranges = NULL;
+    const char *p = strstr(console, line);
 
-    if (!strstr(console, line)) {
+    if (!p) {
         g_error("missing '%s' in the console:\n%s", line, console);
     }
+    p += strlen(line) - 1;
+    ranges = g_strndup(p, strchrnul(p, '\n') - p);
+    g_test_message("generation %d: RAM ranges%s", gen, ranges);
+    g_assert_cmpint(strstr(ranges, range) != NULL, ==, dimm);
 }
 
 /* Each guest NUMA node's memory is homed on its vCPUs' node. */
@@ -489,7 +500,6 @@ static void test_linux(const void *opaque)
     if (lc->distmem) {
         plug_dimm(node, lc->nodes);
         check_dimm(node);
-        check_topology(node[0], 0, where);
     }
 
     /* While the workload runs: move vCPUs around, asked of any node. */
@@ -497,6 +507,11 @@ static void test_linux(const void *opaque)
         console = distvm_read_console(node[0]);
         g_error("the Linux guest did not reach its workload; console:\n%s",
                 console);
+    }
+    if (lc->distmem) {
+        /* At boot, then after the DIMM was plugged */
+        check_topology(node[0], 0, where, false);
+        check_topology(node[0], 1, where, true);
     }
     for (int k = 0; k < MOVES; k++) {
         int cpu = k % 4;
@@ -540,7 +555,8 @@ static void test_linux(const void *opaque)
     http_stop(http);
 
     if (lc->distmem) {
-        check_topology(node[0], MOVES, where);
+        /* after the moves and the DIMM's unplug */
+        check_topology(node[0], MOVES + 2, where, false);
     }
     console = distvm_read_console(node[0]);
     g_assert_nonnull(strstr(console, "distvm-linux: cpus-online 0-3\n"));

@@ -24,6 +24,7 @@
  */
 
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,6 +202,21 @@ static int topology(void)
                regs[DISTMEM_TOPOLOGY_NODES / 4], gen);
         for (uint32_t cpu = 0; cpu < vcpus; cpu++) {
             printf(" %u", regs[DISTMEM_TOPOLOGY_VCPU_TABLE / 4 + cpu]);
+        }
+        /* BASE+SIZE@NODE, and h if homed there, for each range */
+        printf("\ndistvm-linux: topology-ranges");
+        for (uint32_t i = 0; i < regs[DISTMEM_TOPOLOGY_RANGES / 4]; i++) {
+            volatile uint32_t *r = regs + (DISTMEM_TOPOLOGY_RANGE_TABLE +
+                                           i * DISTMEM_TOPOLOGY_RANGE_SIZE) /
+                                          4;
+
+            printf(" %#" PRIx64 "+%#" PRIx64 "@%u%s",
+                   r[DISTMEM_TOPOLOGY_RANGE_BASE_LO / 4] |
+                   (uint64_t)r[DISTMEM_TOPOLOGY_RANGE_BASE_HI / 4] << 32,
+                   r[DISTMEM_TOPOLOGY_RANGE_SIZE_LO / 4] |
+                   (uint64_t)r[DISTMEM_TOPOLOGY_RANGE_SIZE_HI / 4] << 32,
+                   r[DISTMEM_TOPOLOGY_RANGE_NODE / 4],
+                   r[DISTMEM_TOPOLOGY_RANGE_FLAGS / 4] & 1 ? "h" : "");
         }
         printf("\n");
     } while (regs[DISTMEM_TOPOLOGY_GENERATION / 4] != gen);
