@@ -56,6 +56,7 @@ struct DistvmMemPlug {
 
     /* The BQL: the device between its pre-plug and its plug */
     MemoryDeviceState *plugging;
+    RAMBlock *plugging_block;
     uint32_t plugging_index;
     /* The other nodes: plugging the device home asked for, at this index */
     bool mirroring;
@@ -214,7 +215,7 @@ static void memplug_check_plugged(void *opaque)
 
     if (mp->plugging) {
         mp->plugging = NULL;
-        distvm_ram_plug_abandon(s, mp->plugging_index, NULL);
+        distvm_ram_plug_abandon(s, mp->plugging_index, mp->plugging_block);
         memplug_abort(s, mp->plugging_index);
     }
 }
@@ -239,6 +240,7 @@ static bool memplug_pre_plug(MemoryDeviceState *md, MemoryRegion *mr,
     if (mp->mirroring) {
         index = mp->mirror_index;
     } else if (distvm_is_home(s)) {
+        memplug_check_plugged(s);       /* if it has not run yet */
         index = distvm_ram_next_block(s);
     } else {
         error_setg(errp, "distvm: memory is plugged on the home node (node "
@@ -254,6 +256,7 @@ static bool memplug_pre_plug(MemoryDeviceState *md, MemoryRegion *mr,
         return false;
     }
     mp->plugging = md;
+    mp->plugging_block = mr->ram_block;
     mp->plugging_index = index;
     if (!mp->mirroring) {
         aio_bh_schedule_oneshot(qemu_get_aio_context(),

@@ -1588,25 +1588,31 @@ static int count_block(RAMBlock *rb, void *opaque)
     return 0;
 }
 
+/* @rb's name; a plugged block gets its id only once plugged */
+static const char *block_name(RAMBlock *rb)
+{
+    return *qemu_ram_get_idstr(rb) ? qemu_ram_get_idstr(rb) :
+           memory_region_name(rb->mr);
+}
+
 /* Can distvm share @rb's pages between nodes? */
 static bool block_check(RAMBlock *rb, Error **errp)
 {
     if (qemu_ram_pagesize(rb) != DISTVM_PAGE_SIZE) {
         error_setg(errp, "distvm: RAMBlock %s uses %zu-byte pages "
                    "(hugetlbfs?); only 4 KiB pages can be shared between "
-                   "nodes", qemu_ram_get_idstr(rb), qemu_ram_pagesize(rb));
+                   "nodes", block_name(rb), qemu_ram_pagesize(rb));
         return false;
     }
     if (qemu_ram_is_shared(rb)) {
         error_setg(errp, "distvm: RAMBlock %s is shared memory; guest RAM "
-                   "must be private (share=off)", qemu_ram_get_idstr(rb));
+                   "must be private (share=off)", block_name(rb));
         return false;
     }
     if (qemu_ram_get_fd(rb) >= 0) {
         error_setg(errp, "distvm: RAMBlock %s is backed by a file "
                    "(memory-backend-file or -memfd); distvm shares only "
-                   "anonymous memory (memory-backend-ram)",
-                   qemu_ram_get_idstr(rb));
+                   "anonymous memory (memory-backend-ram)", block_name(rb));
         return false;
     }
     return true;
@@ -1715,7 +1721,7 @@ static bool block_register(DistvmRam *ram, RAMBlock *rb, Error **errp)
                              UFFDIO_REGISTER_MODE_MISSING |
                              UFFDIO_REGISTER_MODE_WP, &ioctls)) {
         error_setg_errno(errp, errno, "distvm: cannot register RAMBlock %s "
-                         "with userfaultfd", qemu_ram_get_idstr(rb));
+                         "with userfaultfd", block_name(rb));
         return false;
     }
     return true;
@@ -1826,7 +1832,7 @@ bool distvm_ram_plug_prepare(DistvmState *s, RAMBlock *rb, uint32_t index,
     for (uint32_t i = 0; i < ram->nr_blocks; i++) {
         if (ram->blocks[i].rb == rb && !ram->blocks[i].dead) {
             error_setg(errp, "distvm: RAMBlock %s is in use already",
-                       qemu_ram_get_idstr(rb));
+                       block_name(rb));
             return false;
         }
     }

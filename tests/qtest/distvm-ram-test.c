@@ -735,14 +735,18 @@ static void check_dimm_shared(DistvmNode **node, const char *id,
     g_assert_cmpint(distvm_remote_faults(node[!home], block), ==, pages);
 }
 
-/* device_add of a DIMM of DIMM_MB on node 0 fails with @message */
+/*
+ * device_add on node 0 of a distmem-dimm of node @cluster_node fails with
+ * @message, and leaves nothing plugged on any node.
+ */
 static void dimm_add_refused(DistvmNode **node, const char *id,
-                             const char *memdev, const char *message)
+                             const char *memdev, int cluster_node,
+                             const char *message)
 {
     QDict *resp = qtest_qmp_assert_failure_ref(node[0]->qts,
         "{ 'execute': 'device_add', 'arguments': { 'driver': "
         "'distmem-dimm', 'id': %s, 'memdev': %s, 'node': 1, "
-        "'cluster-node': 1 } }", id, memdev);
+        "'cluster-node': %d } }", id, memdev, cluster_node);
     const char *desc = qdict_get_str(resp, "desc");
 
     if (!g_str_has_prefix(desc, message)) {
@@ -831,7 +835,7 @@ static void test_dimm(void)
 
     /* Node 1 cannot plug it: it has an object of the backend's id. */
     backend_add(node[0]->qts, "d2");
-    dimm_add_refused(node, "dimm2", "d2", "distvm: node 1 could not plug "
+    dimm_add_refused(node, "dimm2", "d2", 1, "distvm: node 1 could not plug "
                      "the memory: node 1: an object 'd2' exists here "
                      "already");
 
@@ -856,6 +860,17 @@ static void test_dimm(void)
         g_assert_false(has_range(node[n], "d3"));
     }
     g_assert_false(has_object(node[1]->qts, "/objects", "d3"));
+
+    /* Memory distvm cannot share */
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'object-add', "
+        "'arguments': { 'qom-type': 'memory-backend-ram', 'id': 'd4', "
+        "'size': %d, 'share': true } }", (int)(DIMM_MB * MiB));
+    dimm_add_refused(node, "dimm4", "d4", 1, "distvm: RAMBlock d4 is shared "
+                     "memory; guest RAM must be private (share=off)");
+    /* A node that does not exist */
+    dimm_add_refused(node, "dimm3", "d3", 2, "distvm: node 1 could not plug "
+                     "the memory: node 1: distmem-dimm: there is no node 2 "
+                     "(the cluster has nodes 0 to 1)");
 
     /* A plain pc-dimm, homed nowhere: node 0 owns its pages at first. */
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'device_add', "
