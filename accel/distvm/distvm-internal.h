@@ -378,6 +378,7 @@ uint32_t distvm_ram_next_block(DistvmState *s);
 bool distvm_ram_plug_prepare(DistvmState *s, RAMBlock *rb, uint32_t index,
                              Error **errp);
 void distvm_ram_plug(DistvmState *s, RAMBlock *rb, uint32_t index);
+void distvm_ram_plug_unprepare(DistvmState *s, RAMBlock *rb);
 void distvm_ram_plug_abandon(DistvmState *s, uint32_t index, RAMBlock *rb);
 int distvm_ram_unplug(DistvmState *s, RAMBlock *rb);
 /* The RAMBlock of entry @index, or NULL if it is dead or not there */

@@ -65,13 +65,17 @@ struct DistvmMemPlug {
     GHashTable *backends;
 };
 
-static void memplug_send_all(DistvmState *s, GByteArray *msg)
+/* Returns a node that is gone, or -1 */
+static int memplug_send_all(DistvmState *s, GByteArray *msg)
 {
+    int gone = -1;
+
     for (uint32_t i = 0; i < s->nodes; i++) {
-        if (i != s->node_id) {
-            distvm_send(s, i, msg);
+        if (i != s->node_id && !distvm_send(s, i, msg)) {
+            gone = i;
         }
     }
+    return gone;
 }
 
 static void memplug_abort(DistvmState *s, uint32_t index)
@@ -133,21 +137,12 @@ static GString *memplug_device_json(PCDIMMDevice *dimm, const char *memdev)
     return qobject_to_json(QOBJECT(props));
 }
 
-/*
- * Home: have every other node plug @dimm, as RAMBlock @index, and wait
- * until all did.
- */
-static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
-                           MemoryRegion *mr, uint32_t index, Error **errp)
+/* Home: can every other node plug @dimm?  Checked before anything is sent */
+static bool memplug_can_mirror(DistvmState *s, PCDIMMDevice *dimm,
+                               Error **errp)
 {
-    DistvmMemPlug *mp = s->memplug;
     Object *backend = OBJECT(dimm->hostmem);
     const char *memdev = object_get_canonical_path_component(backend);
-    g_autoptr(GString) device = NULL;
-    g_autoptr(GByteArray) m = g_byte_array_new();
-    uint32_t all = MAKE_64BIT_MASK(0, s->nodes) & ~(1u << s->node_id);
-    int64_t deadline;
-    bool ok;
 
     if (!memplug_nodes_heard(s, errp)) {
         return false;
@@ -158,7 +153,26 @@ static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
                    "a cluster must be an object of /objects (object-add)");
         return false;
     }
-    device = memplug_device_json(dimm, memdev);
+    return true;
+}
+
+/*
+ * Home: have every other node plug @dimm, as RAMBlock @index, and wait
+ * until all did.
+ */
+static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
+                           MemoryRegion *mr, uint32_t index, Error **errp)
+{
+    DistvmMemPlug *mp = s->memplug;
+    Object *backend = OBJECT(dimm->hostmem);
+    const char *memdev = object_get_canonical_path_component(backend);
+    g_autoptr(GString) device = memplug_device_json(dimm, memdev);
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    uint32_t all = MAKE_64BIT_MASK(0, s->nodes) & ~(1u << s->node_id);
+    int64_t deadline;
+    int gone;
+    bool ok;
+
     qemu_mutex_lock(&mp->lock);
     mp->seq++;
     mp->answered = 0;
@@ -172,7 +186,13 @@ static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
     });
     qemu_mutex_unlock(&mp->lock);
     trace_distvm_memplug_send(index, memdev, device->str);
-    memplug_send_all(s, m);
+    gone = memplug_send_all(s, m);
+    if (gone >= 0) {
+        error_setg(errp, "distvm: node %d is gone; the memory is not "
+                   "plugged", gone);
+        memplug_abort(s, index);
+        return false;
+    }
 
     deadline = get_clock() + (int64_t)s->peer_timeout *
                NANOSECONDS_PER_SECOND;
@@ -216,6 +236,7 @@ static void memplug_check_plugged(void *opaque)
     if (mp->plugging) {
         mp->plugging = NULL;
         distvm_ram_plug_abandon(s, mp->plugging_index, mp->plugging_block);
+        distvm_ram_clear_home(s, mp->plugging_block);
         memplug_abort(s, mp->plugging_index);
     }
 }
@@ -241,6 +262,9 @@ static bool memplug_pre_plug(MemoryDeviceState *md, MemoryRegion *mr,
         index = mp->mirror_index;
     } else if (distvm_is_home(s)) {
         memplug_check_plugged(s);       /* if it has not run yet */
+        if (!memplug_can_mirror(s, PC_DIMM(md), errp)) {
+            return false;
+        }
         index = distvm_ram_next_block(s);
     } else {
         error_setg(errp, "distvm: memory is plugged on the home node (node "
@@ -252,6 +276,7 @@ static bool memplug_pre_plug(MemoryDeviceState *md, MemoryRegion *mr,
     }
     if (!mp->mirroring &&
         !memplug_mirror(s, PC_DIMM(md), mr, index, errp)) {
+        /* Some nodes may have plugged it meanwhile: the index is spent */
         distvm_ram_plug_abandon(s, index, mr->ram_block);
         return false;
     }
@@ -359,7 +384,12 @@ static DeviceState *memplug_new_dimm(DistvmState *s,
         mp->mirror_index = m->slot;
         qdev_realize(dev, NULL, &err);
         mp->mirroring = false;
-        mp->plugging = NULL;
+        if (mp->plugging) {
+            /* prepared, then realize failed */
+            distvm_ram_plug_abandon(s, m->slot, mp->plugging_block);
+            distvm_ram_clear_home(s, mp->plugging_block);
+            mp->plugging = NULL;
+        }
     }
     if (err) {
         error_propagate(errp, err);
@@ -439,7 +469,10 @@ static void memplug_unplug_replay(DistvmState *s, const DistvmMsg *msg)
 
         hotplug_handler_unplug(qdev_get_hotplug_handler(dev), dev, &err);
         if (err) {
+            error_prepend(&err, "distvm: home unplugged RAMBlock %" PRIu32
+                          ", which this node could not: ", index);
             error_report_err(err);
+            return;
         }
         object_unparent(OBJECT(dev));
     } else {

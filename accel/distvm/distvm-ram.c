@@ -156,7 +156,7 @@ struct DistvmRam {
     uint32_t max_blocks;        /* room in @blocks and @block_pages */
     DistvmBlock *blocks;
     uint64_t *block_pages;
-    uint64_t next_first;        /* DistvmBlock.first of the next block */
+    uint64_t next_first;        /* at start: DistvmBlock.first of the next */
     bool started;
     int uffd;
     int quit_fd;
@@ -1618,8 +1618,12 @@ static bool block_check(RAMBlock *rb, Error **errp)
     return true;
 }
 
-/* Entry @index of the table is @rb, which starts at global page @first. */
-static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb)
+/*
+ * Entry @index of the table is @rb, which starts at global page @first
+ * (which spreads the directory of its pages over the nodes).
+ */
+static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb,
+                       uint64_t first)
 {
     DistvmRam *ram = s->ram;
     DistvmBlock *b = &ram->blocks[index];
@@ -1628,21 +1632,21 @@ static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb)
     b->host = qemu_ram_get_host_addr(rb);
     b->ram_addr = qemu_ram_get_offset(rb);
     b->pages = qemu_ram_get_used_length(rb) >> PAGE_BITS;
-    b->first = ram->next_first;
+    b->first = first;
     b->home = distvm_numa_block_home(s, rb, &b->homed);
     b->state = g_new0(uint8_t, b->pages);
     b->owner = g_new(int8_t, b->pages);
     b->copyset = g_new(uint16_t, b->pages);
     b->page_faults = g_new0(uint32_t, b->pages);
     ram->block_pages[index] = b->pages;
-    ram->next_first += b->pages;
 }
 
 static int fill_block(RAMBlock *rb, void *opaque)
 {
-    DistvmState *s = opaque;
+    DistvmRam *ram = ((DistvmState *)opaque)->ram;
 
-    block_fill(s, s->ram->nr_blocks++, rb);
+    block_fill(opaque, ram->nr_blocks++, rb, ram->next_first);
+    ram->next_first += qemu_ram_get_used_length(rb) >> PAGE_BITS;
     return 0;
 }
 
@@ -1863,7 +1867,10 @@ static void blocks_extend(DistvmRam *ram, uint32_t index)
 
 /*
  * The device is plugged (mapped, its RAMBlock named): share its pages,
- * as entry @index, prepared.  From now on, messages may name them.
+ * as entry @index, prepared.  From now on, messages may name them.  The
+ * directory of a plugged block not homed on a node is spread over the
+ * nodes from its first page: every node computes the same managers,
+ * whatever plugs failed on some nodes before.
  */
 void distvm_ram_plug(DistvmState *s, RAMBlock *rb, uint32_t index)
 {
@@ -1872,12 +1879,19 @@ void distvm_ram_plug(DistvmState *s, RAMBlock *rb, uint32_t index)
 
     qemu_mutex_lock(&ram->lock);
     blocks_extend(ram, index);
-    block_fill(s, index, rb);
+    block_fill(s, index, rb, 0);
     block_start(s, b);
     qatomic_set(&b->dead, false);
     qatomic_store_release(&ram->nr_blocks, index + 1);
     qemu_mutex_unlock(&ram->lock);
     trace_distvm_ram_plug(index, qemu_ram_get_idstr(rb), b->pages, b->home);
+}
+
+/* @rb was prepared, and will not be plugged. */
+void distvm_ram_plug_unprepare(DistvmState *s, RAMBlock *rb)
+{
+    uffd_unregister_memory(s->ram->uffd, qemu_ram_get_host_addr(rb),
+                           qemu_ram_get_used_length(rb));
 }
 
 /*
@@ -1889,8 +1903,7 @@ void distvm_ram_plug_abandon(DistvmState *s, uint32_t index, RAMBlock *rb)
     DistvmRam *ram = s->ram;
 
     if (rb) {
-        uffd_unregister_memory(ram->uffd, qemu_ram_get_host_addr(rb),
-                               qemu_ram_get_used_length(rb));
+        distvm_ram_plug_unprepare(s, rb);
     }
     qemu_mutex_lock(&ram->lock);
     if (index >= ram->nr_blocks && index < ram->max_blocks) {
@@ -1911,7 +1924,7 @@ int distvm_ram_unplug(DistvmState *s, RAMBlock *rb)
 {
     DistvmRam *ram = s->ram;
     GHashTableIter iter;
-    gpointer key;
+    gpointer key, value;
     DistvmBlock *b = NULL;
     uint32_t index;
 
@@ -1937,8 +1950,9 @@ int distvm_ram_unplug(DistvmState *s, RAMBlock *rb)
         }
     }
     g_hash_table_iter_init(&iter, ram->txns);
-    while (g_hash_table_iter_next(&iter, &key, NULL)) {
+    while (g_hash_table_iter_next(&iter, &key, &value)) {
         if ((uintptr_t)key >> 44 == index) {
+            g_queue_clear_full(&((DistvmTxn *)value)->waiting, g_free);
             g_hash_table_iter_remove(&iter);
         }
     }
