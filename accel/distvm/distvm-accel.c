@@ -292,6 +292,20 @@ static void distvm_set_placement(Object *obj, const char *value, Error **errp)
     s->placement = g_strdup(value);
 }
 
+static char *distvm_get_residency(Object *obj, Error **errp)
+{
+    return g_strdup(DISTVM_ACCEL(obj)->residency);
+}
+
+static void distvm_set_residency(Object *obj, const char *value,
+                                 Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+
+    g_free(s->residency);
+    s->residency = g_strdup(value);
+}
+
 /* Fill in vcpu_node[] from the placement property. */
 static bool distvm_apply_placement(DistvmState *s, Error **errp)
 {
@@ -394,7 +408,8 @@ static int distvm_init_machine(MachineState *ms)
 
     s->nr_vcpus = ms->smp.max_cpus;
     s->vcpu_node = g_new0(uint32_t, s->nr_vcpus);
-    if (!distvm_apply_placement(s, &err)) {
+    if (!distvm_apply_placement(s, &err) ||
+        !distvm_residency_init(s, &err)) {
         error_report_err(err);
         return -EINVAL;
     }
@@ -480,6 +495,7 @@ static void distvm_accel_instance_finalize(Object *obj)
     g_free(s->listen);
     g_free(s->home);
     g_free(s->placement);
+    g_free(s->residency);
     g_free(s->tls_creds);
     g_free(s->tls_authz);
     g_free(s->tls_hostname);
@@ -578,6 +594,13 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "placement",
         "The node of each vCPU at power-on, by cpu index, separated by ':' "
         "(default: all on node 0)");
+
+    object_class_property_add_str(oc, "residency", distvm_get_residency,
+                                  distvm_set_residency);
+    object_class_property_set_description(oc, "residency",
+        "Guest RAM whose pages stay on one node, BASE+SIZE@NODE, separated "
+        "by ':'; a vCPU elsewhere that touches it moves there (default: "
+        "none)");
 
     object_class_property_add_str(oc, "home", distvm_get_home,
                                   distvm_set_home);

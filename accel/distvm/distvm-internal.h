@@ -16,6 +16,7 @@
 #include "io/net-listener.h"
 #include "crypto/tlscreds.h"
 #include "exec/memattrs.h"
+#include "exec/memory.h"
 #include "hw/mem/memory-device.h"
 #include "distvm-wire.h"
 
@@ -26,6 +27,19 @@ typedef struct DistvmRun DistvmRun;
 typedef struct DistvmIoWait DistvmIoWait;
 typedef struct DistvmAffinity DistvmAffinity;
 typedef struct DistvmMemPlug DistvmMemPlug;
+typedef struct DistvmResWaits DistvmResWaits;
+
+/* A range of guest RAM resident on one node (distvm-residency.c) */
+typedef struct DistvmResident {
+    uint64_t base;
+    uint64_t size;
+    uint32_t node;
+    RAMBlock *rb;               /* the RAM it is, from @offset */
+    ram_addr_t offset;
+    MemoryRegion overlay;       /* the other nodes: where accesses go */
+    uint64_t remote_accesses;   /* atomic */
+    uint64_t vcpu_moves;        /* atomic */
+} DistvmResident;
 
 /* A RAMBlock homed on a node other than by default (distvm-numa.c) */
 typedef struct DistvmNumaHome {
@@ -112,6 +126,12 @@ struct DistvmState {
     uint64_t moves_done;        /* atomic: VCPU_MOVED seen here */
     uint64_t last_downtime_ns;  /* atomic */
     uint64_t pause_sleeps;      /* atomic: sleeps of spinning vCPUs */
+
+    /* Guest RAM resident on one node (distvm-residency.c) */
+    char *residency;            /* the property */
+    DistvmResident *resident;
+    uint32_t nr_resident;
+    DistvmResWaits *res_waits;
     NotifierList placement_notifiers;   /* BQL; distvm-topology.c */
 
     /* Cluster membership and transport (distvm-net.c) */
@@ -340,6 +360,18 @@ void distvm_ram_clear_home(DistvmState *s, RAMBlock *rb);
 
 /* distvm-topology.c */
 void distvm_placement_notify(DistvmState *s, DistvmPlacementChange what);
+
+/* distvm-residency.c */
+bool distvm_residency_init(DistvmState *s, Error **errp);
+bool distvm_residency_setup(DistvmState *s, Error **errp);
+/*
+ * vCPU @cs is about to access @addr: does not return if it must move;
+ * true if @addr is resident on another node, which this node's overlay
+ * has do the access.
+ */
+bool distvm_residency_vcpu_access(DistvmState *s, CPUState *cs,
+                                  hwaddr addr, uintptr_t ra);
+DistvmResidentRangeList *distvm_residency_query(DistvmState *s);
 
 /* distvm-memplug.c */
 void distvm_memplug_init(DistvmState *s);

@@ -207,12 +207,13 @@ static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
  */
 static bool distvm_mmio_forward(CPUState *cs, hwaddr addr, MemTxAttrs attrs,
                                 void *buf, unsigned size, bool is_write,
-                                MemTxResult *res)
+                                MemTxResult *res, uintptr_t ra)
 {
     DistvmState *s = distvm_state();
     uint64_t val = 0;
 
-    if (!distvm_io_forwarded(s) ||
+    if (distvm_residency_vcpu_access(s, cs, addr, ra) ||
+        !distvm_io_forwarded(s) ||
         (addr >= APIC_DEFAULT_ADDRESS &&
          addr < APIC_DEFAULT_ADDRESS + APIC_SPACE_SIZE)) {
         return false;

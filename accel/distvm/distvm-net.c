@@ -1125,6 +1125,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
        ms->smp.sockets, ms->smp.dies, ms->smp.clusters, ms->smp.cores,
        ms->smp.threads);
     FP("vcpu placement", "%s", s->placement ?: "all on node 0");
+    FP("resident RAM", "%s", s->residency ?: "none");
     FP("placement policy", "%s", DistvmPolicy_str(s->policy));
 #undef FP
     distvm_ram_fingerprint(keys, values);
@@ -1149,7 +1150,7 @@ static void distvm_machine_ready(Notifier *n, void *data)
     QemuThread thread;
     Error *err = NULL;
 
-    if (!distvm_ram_init(s, &err)) {
+    if (!distvm_residency_setup(s, &err) || !distvm_ram_init(s, &err)) {
         error_report_err(err);
         exit(1);
     }

@@ -195,6 +195,8 @@ DistvmInfo *qmp_query_distvm(Error **errp)
         info->memory = distvm_ram_ranges(s);
         info->has_memory = true;
     }
+    info->residency = distvm_residency_query(s);
+    info->has_residency = info->residency != NULL;
     if (s->nodes > 1) {
         info->io = io_info(s);
         info->affinity = distvm_affinity_query(s);

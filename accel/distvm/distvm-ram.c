@@ -1755,6 +1755,26 @@ static void block_start(DistvmState *s, DistvmBlock *b)
     for (uint64_t p = 0; p < b->pages; p++) {
         b->copyset[p] = 1u << b->home;
     }
+    /* Resident RAM starts on its node only (distvm-residency.c) */
+    for (uint32_t i = 0; i < s->nr_resident; i++) {
+        const DistvmResident *r = &s->resident[i];
+        uint64_t first = r->offset >> PAGE_BITS;
+        bool here = r->node == s->node_id;
+
+        if (r->rb != b->rb) {
+            continue;
+        }
+        if (home && !here) {
+            ram_block_discard_range(b->rb, r->offset, r->size);
+        }
+        for (uint64_t p = first; p < first + (r->size >> PAGE_BITS); p++) {
+            stats_state(ram, b->state[p], here ? DISTVM_PAGE_E :
+                        DISTVM_PAGE_I);
+            b->state[p] = here ? DISTVM_PAGE_E : DISTVM_PAGE_I;
+            b->owner[p] = r->node;
+            b->copyset[p] = 1u << r->node;
+        }
+    }
 }
 
 /*

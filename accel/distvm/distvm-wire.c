@@ -48,6 +48,8 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_MEM_PLUG] = "MEM_PLUG",
     [DISTVM_MSG_MEM_PLUG_ACK] = "MEM_PLUG_ACK",
     [DISTVM_MSG_MEM_UNPLUG] = "MEM_UNPLUG",
+    [DISTVM_MSG_RES_ACCESS] = "RES_ACCESS",
+    [DISTVM_MSG_RES_REPLY] = "RES_REPLY",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -491,6 +493,30 @@ static bool decode_mem(WireReader *r, const DistvmMsgHeader *hdr,
     }
 }
 
+static bool decode_res(WireReader *r, const DistvmMsgHeader *hdr,
+                       DistvmMsgRes *res, Error **errp)
+{
+    if (!get_u64(r, &res->addr, errp) || !get_u32(r, &res->size, errp) ||
+        !get_u32(r, &res->flags, errp) || !get_u64(r, &res->data, errp)) {
+        return false;
+    }
+    if (hdr->type == DISTVM_MSG_RES_REPLY) {
+        return true;
+    }
+    if ((res->size != 1 && res->size != 2 && res->size != 4 &&
+         res->size != 8) || res->addr % res->size) {
+        error_setg(errp, "RES_ACCESS message of %" PRIu32 " bytes at %#"
+                   PRIx64, res->size, res->addr);
+        return false;
+    }
+    if (res->flags & ~DISTVM_RES_WRITE) {
+        error_setg(errp, "RES_ACCESS message with flags %#" PRIx32,
+                   res->flags);
+        return false;
+    }
+    return true;
+}
+
 static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                       const DistvmWireLimits *lim, DistvmMsgIo *io,
                       Error **errp)
@@ -712,6 +738,10 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_MEM_PLUG_ACK:
     case DISTVM_MSG_MEM_UNPLUG:
         ok = decode_mem(&r, hdr, &msg->u.mem, errp);
+        break;
+    case DISTVM_MSG_RES_ACCESS:
+    case DISTVM_MSG_RES_REPLY:
+        ok = decode_res(&r, hdr, &msg->u.res, errp);
         break;
     default:
         error_setg(errp, "unknown message type %u", hdr->type);
@@ -1030,6 +1060,17 @@ void distvm_wire_mem_unplug(GByteArray *buf, uint32_t src, uint32_t slot)
     distvm_wire_end(buf);
 }
 
+void distvm_wire_res(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                     uint64_t seq, const DistvmMsgRes *res)
+{
+    distvm_wire_begin(buf, type, src, seq);
+    distvm_wire_put_u64(buf, res->addr);
+    distvm_wire_put_u32(buf, res->size);
+    distvm_wire_put_u32(buf, res->flags);
+    distvm_wire_put_u64(buf, res->data);
+    distvm_wire_end(buf);
+}
+
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data)
@@ -1091,6 +1132,8 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_MEM_PLUG] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_MEM_PLUG_ACK] = DISTVM_ROLE_TO_HOME,
     [DISTVM_MSG_MEM_UNPLUG] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_RES_ACCESS] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_RES_REPLY] = DISTVM_ROLE_ANY,
 };
 
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,

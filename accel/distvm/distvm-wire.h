@@ -69,6 +69,8 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_MEM_PLUG,        /* home -> all: plug a memory device */
     DISTVM_MSG_MEM_PLUG_ACK,    /* node -> home: plugged, or why not */
     DISTVM_MSG_MEM_UNPLUG,      /* home -> all: unplug a memory device */
+    DISTVM_MSG_RES_ACCESS,      /* -> a range's node: access it for me */
+    DISTVM_MSG_RES_REPLY,       /* its result */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -90,6 +92,7 @@ typedef enum DistvmMoveWhy {
     DISTVM_MOVE_POLICY,         /* the placement policy: for its data */
     DISTVM_MOVE_TIER,           /* the placement policy: to a faster node */
     DISTVM_MOVE_GUEST,          /* the guest, through distmem-topology */
+    DISTVM_MOVE_RESIDENCY,      /* it touched RAM resident elsewhere */
     DISTVM_MOVE__MAX
 } DistvmMoveWhy;
 
@@ -306,6 +309,22 @@ typedef struct DistvmMsgMemPlug {
     char *error;
 } DistvmMsgMemPlug;
 
+/*
+ * RES_ACCESS, to the node a range of guest RAM is resident on: read or
+ * (with DISTVM_RES_WRITE) write @size bytes (1, 2, 4 or 8, naturally
+ * aligned) at guest-physical @addr, @data in little-endian order; the
+ * header's seq names the request.  RES_REPLY, with the same seq: @data
+ * read, and the access's MemTxResult in @flags.
+ */
+#define DISTVM_RES_WRITE        0x1
+
+typedef struct DistvmMsgRes {
+    uint64_t addr;
+    uint32_t size;
+    uint32_t flags;             /* RES_ACCESS: DISTVM_RES_*; REPLY: result */
+    uint64_t data;
+} DistvmMsgRes;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -324,6 +343,7 @@ typedef struct DistvmMsg {
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
         DistvmMsgMemPlug mem;       /* MEM_* */
+        DistvmMsgRes res;           /* RES_* */
     } u;
 } DistvmMsg;
 
@@ -414,6 +434,8 @@ void distvm_wire_mem_plug(GByteArray *buf, uint32_t src, uint64_t seq,
 void distvm_wire_mem_plug_ack(GByteArray *buf, uint32_t src, uint64_t seq,
                               uint32_t slot, const char *error);
 void distvm_wire_mem_unplug(GByteArray *buf, uint32_t src, uint32_t slot);
+void distvm_wire_res(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                     uint64_t seq, const DistvmMsgRes *res);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

@@ -898,6 +898,143 @@ static void test_dimm(void)
     distvm_node_quit(node[0]);
 }
 
+/*
+ * Data residency: 4 MiB of the guest's pattern region resident on node 2
+ * are only ever present there.  The guest's vCPU, on node 0, writes its
+ * pattern into them by moving to node 2 (reason residency); the other
+ * nodes' accesses (qtest's, as a device's DMA on home) are done on node
+ * 2; the guest's sum of the region, with what node 0 wrote, is exact.
+ */
+#define RESIDENT_MB     8
+#define RESIDENT_BASE   (DG_PATTERN_BASE + 2 * MiB)
+#define RESIDENT_SIZE   (4 * MiB)
+#define RESIDENT_OPTS   "residency=0x1200000+0x400000@2"
+
+static void check_resident_pages(DistvmCluster *c)
+{
+    for (int n = 0; n < 3; n++) {
+        g_autofree char *states = distvm_page_states(c->node[n]->qts,
+                                                     RESIDENT_BASE >> 12,
+                                                     RESIDENT_SIZE >> 12);
+
+        for (size_t p = 0; states[p]; p++) {
+            if (states[p] != (n == 2 ? 'E' : 'I')) {
+                g_error("node %d: resident page %#" PRIx64 " is %c", n,
+                        (uint64_t)(RESIDENT_BASE + p * 4096), states[p]);
+            }
+        }
+    }
+}
+
+static void test_residency(void)
+{
+    g_autofree char *args = guest_args("1", "pattern="
+                                       stringify(RESIDENT_MB));
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3, RESIDENT_OPTS,
+                                                 args);
+    const size_t len = RESIDENT_MB * MiB, chunk = 16 * KiB;
+    g_autofree uint64_t *want = g_new(uint64_t, len / 8);
+    g_autofree uint64_t *got = g_new(uint64_t, chunk / 8);
+    uint64_t sum = 0, dma = RESIDENT_BASE + MiB;
+    QDict *ev, *data, *info;
+    QList *res;
+
+    wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
+    ev = qtest_qmp_eventwait_ref(c->node[0]->qts, "DISTVM_VCPU_MOVED");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 0);
+    g_assert_cmpint(qdict_get_int(data, "to"), ==, 2);
+    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "residency");
+    qobject_unref(ev);
+    for (int n = 0; n < 3; n++) {
+        g_assert_cmpint(distvm_vcpu_node(c->node[n]->qts, 0), ==, 2);
+    }
+    check_resident_pages(c);
+
+    for (size_t i = 0; i < len / 8; i++) {
+        want[i] = dg_pattern(DG_PATTERN_BASE + i * 8);
+    }
+    /* Node 0 writes a page of it, as a DMA would, on node 2. */
+    for (size_t i = 0; i < 512; i++) {
+        want[(dma - DG_PATTERN_BASE) / 8 + i] = 0x5eed0000 + i;
+        qtest_writeq(c->node[0]->qts, dma + i * 8, 0x5eed0000 + i);
+    }
+    /* Every node reads some of it back: on node 2, or from it */
+    for (int n = 0; n < 3; n++) {
+        for (uint64_t a = RESIDENT_BASE - chunk;
+             a < RESIDENT_BASE + RESIDENT_SIZE + chunk; a += MiB / 2) {
+            qtest_memread(c->node[n]->qts, a, got, chunk);
+            g_assert_cmpmem(got, chunk, &want[(a - DG_PATTERN_BASE) / 8],
+                            chunk);
+        }
+    }
+    check_resident_pages(c);
+
+    /* The guest, on node 2 now, sums the whole region. */
+    for (size_t i = 0; i < len / 8; i++) {
+        sum += want[i];
+    }
+    qtest_writel(c->node[1]->qts,
+                 DG_RESULT_BASE + offsetof(struct dg_results, mailbox_seq), 1);
+    for (int tries = 0; qtest_readl(c->node[0]->qts, DG_RESULT_BASE +
+                     offsetof(struct dg_results, mailbox_ack)) != 1; tries++) {
+        g_assert_cmpint(tries, <, 1200);
+        g_usleep(100 * 1000);
+    }
+    g_assert_cmphex(qtest_readq(c->node[0]->qts, DG_RESULT_BASE +
+                    offsetof(struct dg_results, pattern_sum)), ==, sum);
+    check_resident_pages(c);
+
+    info = distvm_assert_active(c->node[0]->qts, 0);
+    res = qdict_get_qlist(info, "residency");
+    g_assert_cmpint(qlist_size(res), ==, 1);
+    data = qobject_to(QDict, qlist_peek(res));
+    g_assert_cmphex(qdict_get_int(data, "base"), ==, RESIDENT_BASE);
+    g_assert_cmphex(qdict_get_int(data, "size"), ==, RESIDENT_SIZE);
+    g_assert_cmpint(qdict_get_int(data, "node"), ==, 2);
+    g_assert_cmpint(qdict_get_int(data, "vcpu-moves"), ==, 1);
+    g_assert_cmpint(qdict_get_int(data, "remote-accesses"), >=, 512);
+    qobject_unref(info);
+    distvm_cluster_quit(c);
+}
+
+/* A residency that cannot be is refused when the node starts. */
+static void test_residency_bad(void)
+{
+    static const struct {
+        const char *residency;
+        const char *message;
+    } cases[] = {
+        { "0x1200000+0x400000@2", "distvm: residency=0x1200000+0x400000@2: "
+          "there is no node 2 (the cluster has nodes 0 to 1)" },
+        { "0x1200000+0x400", "is not BASE+SIZE@NODE" },
+        { "0x1200800+0x1000@1", "is not a non-empty range of whole 4 KiB "
+          "pages" },
+        { "0x1000000+0x200000@1:0x1100000+0x1000@0", "ranges "
+          "0x1000000+0x200000@1 and 0x1100000+0x1000@0 overlap" },
+        { "0x7ff0000+0x20000@1", "distvm: residency: [0x7ff0000, "
+          "0x8010000) is not all in one range of guest RAM" },
+        { "0xfffc0000+0x1000@1", "is not all in one range of guest RAM" },
+    };
+    g_autofree char *dir = g_strdup_printf("%s/residency-bad", tmpdir);
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, 1);
+        g_autofree char *args = g_strdup_printf(
+            "-accel distvm,%s,residency=%s,join-timeout=1 " MACHINE,
+            opts, cases[i].residency);
+        g_autofree char *out = NULL;
+        int status = distvm_run_qemu(args, &out);
+
+        if (status != 1 || !strstr(out, cases[i].message)) {
+            g_error("residency=%s: expected exit status 1 and '%s', got "
+                    "%d:\n%s", cases[i].residency, cases[i].message, status,
+                    out);
+        }
+    }
+}
+
 #define DIMM_BAD(numa, node) \
     "-object memory-backend-ram,id=d0,size=16M " \
     "-device distmem-dimm,memdev=d0,node=" #numa ",cluster-node=" #node
@@ -1875,6 +2012,8 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/numa/sweep", test_numa_sweep);
     qtest_add_func("/distvm/ram/numa/bad", test_numa_bad);
     qtest_add_func("/distvm/ram/numa/dimm", test_dimm);
+    qtest_add_func("/distvm/ram/residency/guest", test_residency);
+    qtest_add_func("/distvm/ram/residency/bad", test_residency_bad);
     qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
     qtest_add_func("/distvm/cluster/node-killed", test_node_killed);
     qtest_add_func("/distvm/cluster/node-stopped", test_node_stopped);

@@ -32,6 +32,7 @@
 #define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
 #define MEM_ACK_FIXED 8         /* slot, error length; + error */
 #define MEM_UNPLUG_FIXED 4      /* slot */
+#define RES_FIXED 24            /* addr, size, flags, data */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
@@ -314,6 +315,30 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(!m->u.mem.backend_type && !m->u.mem.backend_id &&
               !m->u.mem.device && !m->u.mem.error);
         break;
+    case DISTVM_MSG_RES_ACCESS:
+        /*
+         * a read or a write of 1, 2, 4 or 8 naturally aligned bytes at any
+         * address, with no flag but DISTVM_RES_WRITE; the data may be
+         * anything
+         */
+        CHECK(m->hdr.length == RES_FIXED);
+        CHECK(m->u.res.size == 1 || m->u.res.size == 2 ||
+              m->u.res.size == 4 || m->u.res.size == 8);
+        CHECK(!(m->u.res.addr & (m->u.res.size - 1)));
+        CHECK(!(m->u.res.flags & ~DISTVM_RES_WRITE));
+        CHECK(m->u.res.addr == ldq_le_p(payload));
+        CHECK(m->u.res.size == (uint32_t)ldl_le_p(payload + 8));
+        CHECK(m->u.res.flags == (uint32_t)ldl_le_p(payload + 12));
+        CHECK(m->u.res.data == ldq_le_p(payload + 16));
+        break;
+    case DISTVM_MSG_RES_REPLY:
+        /* anything, as long as it is all there: flags is a MemTxResult */
+        CHECK(m->hdr.length == RES_FIXED);
+        CHECK(m->u.res.addr == ldq_le_p(payload));
+        CHECK(m->u.res.size == (uint32_t)ldl_le_p(payload + 8));
+        CHECK(m->u.res.flags == (uint32_t)ldl_le_p(payload + 12));
+        CHECK(m->u.res.data == ldq_le_p(payload + 16));
+        break;
     case DISTVM_MSG_POLICY:
         /* a known policy */
         CHECK(m->hdr.length == 4);
@@ -485,6 +510,12 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                str_equal(a->u.mem.backend_id, b->u.mem.backend_id) &&
                str_equal(a->u.mem.device, b->u.mem.device) &&
                str_equal(a->u.mem.error, b->u.mem.error);
+    case DISTVM_MSG_RES_ACCESS:
+    case DISTVM_MSG_RES_REPLY:
+        return a->u.res.addr == b->u.res.addr &&
+               a->u.res.size == b->u.res.size &&
+               a->u.res.flags == b->u.res.flags &&
+               a->u.res.data == b->u.res.data;
     case DISTVM_MSG_CLOCK_REGS:
         return a->u.clock.flags == b->u.clock.flags &&
                a->u.clock.pm_timer_port == b->u.clock.pm_timer_port &&
@@ -509,7 +540,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
  * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, PCI_CONFIG, IO_*, RUN_STATE,
  * PIC_OUTPUT, CLOCK_REGS, POLICY, VCPU_WARM_PAGES and MEM_UNPLUG encoders
  * always send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say
- * so.  MEM_PLUG and MEM_PLUG_ACK carry the seq of the plug.
+ * so.  MEM_PLUG and MEM_PLUG_ACK carry the seq of the plug, RES_ACCESS
+ * and RES_REPLY that of the request.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -608,6 +640,10 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_MEM_UNPLUG:
         distvm_wire_mem_unplug(buf, m->hdr.src, m->u.mem.slot);
         *fixed_seq = true;
+        break;
+    case DISTVM_MSG_RES_ACCESS:
+    case DISTVM_MSG_RES_REPLY:
+        distvm_wire_res(buf, m->hdr.type, m->hdr.src, m->hdr.seq, &m->u.res);
         break;
     default:
         distvm_wire_page(buf, m->hdr.type, m->hdr.src, m->hdr.seq,
@@ -819,10 +855,13 @@ int main(int argc, char **argv)
     /* fixed delivery (mode 0) of vector 0xec, level-triggered */
     SEED("vcpu-ipi", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 1, 7, 1, 3,
                                       0xec << 8 | 1 << 16, NULL, 0));
-    /* vCPU 3 left node 1 for node 2 with two pages, one it wrote */
+    /*
+     * vCPU 3 left node 1 for node 2 with two pages, one it wrote; within
+     * the fuzzer's limits (RAMBlocks of 16, 1 and 262144 pages)
+     */
     {
         static const DistvmWarmPage warm[] = {
-            { .block = 0, .flags = DISTVM_WARM_WRITE, .page = 0x123 },
+            { .block = 2, .flags = DISTVM_WARM_WRITE, .page = 0x123 },
             { .block = 1, .flags = 0, .page = 0 },
         };
 
@@ -927,6 +966,23 @@ int main(int argc, char **argv)
                                                         "memory"));
     /* home takes it out again */
     SEED("mem-unplug", distvm_wire_mem_unplug(b, 0, 3));
+    /*
+     * node 2 reads 4 bytes of RAM resident on node 1, request 17, then
+     * writes 8; node 1 answers the read: MEMTX_OK and what it read
+     */
+    SEED("res-access", distvm_wire_res(b, DISTVM_MSG_RES_ACCESS, 2, 17,
+                                       &(DistvmMsgRes) {
+        .addr = 0x40001000, .size = 4, .flags = 0, .data = 0,
+    }));
+    SEED("res-access-write", distvm_wire_res(b, DISTVM_MSG_RES_ACCESS, 2, 18,
+                                             &(DistvmMsgRes) {
+        .addr = 0x40001008, .size = 8, .flags = DISTVM_RES_WRITE,
+        .data = 0x0123456789abcdefull,
+    }));
+    SEED("res-reply", distvm_wire_res(b, DISTVM_MSG_RES_REPLY, 1, 17,
+                                      &(DistvmMsgRes) {
+        .addr = 0x40001000, .size = 4, .flags = 0, .data = 0xdeadbeef,
+    }));
 #undef SEED
 
     /* all of the above as one connection's stream */

@@ -24,6 +24,7 @@
 #define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
 #define MEM_ACK_FIXED 8         /* slot, error length; + error */
 #define MEM_UNPLUG_FIXED 4      /* slot */
+#define RES_FIXED 24            /* addr, size, flags, data */
 
 /* Offsets of header fields */
 #define OFF_MAGIC   0
@@ -90,6 +91,10 @@ static const DistvmMsgType io_types[] = {
 
 static const DistvmMsgType mem_types[] = {
     DISTVM_MSG_MEM_PLUG, DISTVM_MSG_MEM_PLUG_ACK, DISTVM_MSG_MEM_UNPLUG,
+};
+
+static const DistvmMsgType res_types[] = {
+    DISTVM_MSG_RES_ACCESS, DISTVM_MSG_RES_REPLY,
 };
 
 /* The largest value that fits in @size (1, 2 or 4) bytes */
@@ -353,8 +358,31 @@ static GPtrArray *valid_messages(void)
                              "cannot allocate memory");
     distvm_wire_mem_unplug(NEXT(), 0, 3);
     distvm_wire_mem_unplug(NEXT(), 0, DISTVM_WIRE_MAX_BLOCKS - 1);
+    /* a 4-byte read, an 8-byte write at the top, their replies */
+    distvm_wire_res(NEXT(), DISTVM_MSG_RES_ACCESS, 1, 31, &(DistvmMsgRes) {
+        .addr = 0x12345678, .size = 4, .flags = 0, .data = 0,
+    });
+    distvm_wire_res(NEXT(), DISTVM_MSG_RES_ACCESS, 3, UINT64_MAX,
+                    &(DistvmMsgRes) {
+        .addr = UINT64_MAX - 7, .size = 8, .flags = DISTVM_RES_WRITE,
+        .data = UINT64_MAX,
+    });
+    distvm_wire_res(NEXT(), DISTVM_MSG_RES_ACCESS, 0, 0, &(DistvmMsgRes) {
+        .addr = 0xfff, .size = 1, .flags = DISTVM_RES_WRITE, .data = 0xa5,
+    });
+    distvm_wire_res(NEXT(), DISTVM_MSG_RES_REPLY, 2, 31, &(DistvmMsgRes) {
+        .addr = 0x12345678, .size = 4, .flags = 0, .data = 0xdeadbeef,
+    });
+    /* a reply is not checked: any size, address and MemTxResult */
+    distvm_wire_res(NEXT(), DISTVM_MSG_RES_REPLY, 0, UINT64_MAX,
+                    &(DistvmMsgRes) {
+        .addr = UINT64_MAX, .size = UINT32_MAX, .flags = UINT32_MAX,
+        .data = UINT64_MAX,
+    });
     distvm_wire_vcpu_move(NEXT(), DISTVM_MSG_VCPU_MOVE, 2, 1, 2, 3,
                           DISTVM_MOVE_POLICY, 0, NULL, 0);
+    distvm_wire_vcpu_move(NEXT(), DISTVM_MSG_VCPU_MOVED, 3, 6, 1, 3,
+                          DISTVM_MOVE_RESIDENCY, 98765, NULL, 0);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 1, 3);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 0, 0);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
@@ -501,10 +529,12 @@ static void test_type_names(void)
         [DISTVM_MSG_MEM_PLUG] = "MEM_PLUG",
         [DISTVM_MSG_MEM_PLUG_ACK] = "MEM_PLUG_ACK",
         [DISTVM_MSG_MEM_UNPLUG] = "MEM_UNPLUG",
+        [DISTVM_MSG_RES_ACCESS] = "RES_ACCESS",
+        [DISTVM_MSG_RES_REPLY] = "RES_REPLY",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_MEM_UNPLUG + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_RES_REPLY + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -563,6 +593,9 @@ static void test_roles(void)
         [DISTVM_MSG_MEM_PLUG] = FROM_HOME,
         [DISTVM_MSG_MEM_PLUG_ACK] = TO_HOME,
         [DISTVM_MSG_MEM_UNPLUG] = FROM_HOME,
+        /* to whichever node the RAM is resident on, and back */
+        [DISTVM_MSG_RES_ACCESS] = ANY,
+        [DISTVM_MSG_RES_REPLY] = ANY,
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -628,7 +661,10 @@ static void test_msg_vcpu(void)
         } else if (warm) {
             msg.u.warm.cpu = 3;
         } else {
-            /* a memory device's RAMBlock is not a vCPU */
+            /*
+             * a memory device's RAMBlock is not a vCPU, nor is the
+             * address of a resident access
+             */
             msg.u.mem.slot = 3;
         }
         g_assert_cmpint(distvm_wire_msg_vcpu(&msg, &cpu), ==,
@@ -2265,14 +2301,24 @@ static void test_vcpu_bad_node(void)
 
 /*
  * The reason of a move (VCPU_MOVE, VCPU_STATE, VCPU_MOVED) is a
- * DistvmMoveWhy; the field is zero in the other VCPU_* messages.
+ * DistvmMoveWhy, DISTVM_MOVE_RESIDENCY (4) the last; the field is zero in
+ * the other VCPU_* messages.
  */
 static void test_vcpu_reason(void)
 {
     static const uint32_t reasons[] = {
-        0, 1, 2, 0x100, 0x80000000u, UINT32_MAX,
+        0, 1, 2, 3, 4, 5, 6, 0x100, 0x80000000u, UINT32_MAX,
+    };
+    static const uint32_t encoded[] = {
+        DISTVM_MOVE_COMMAND, DISTVM_MOVE_POLICY, DISTVM_MOVE_TIER,
+        DISTVM_MOVE_GUEST, DISTVM_MOVE_RESIDENCY,
     };
     GByteArray *b = g_byte_array_new();
+
+    /* the values are on the wire */
+    g_assert_cmpuint(DISTVM_MOVE_RESIDENCY, ==, 4);
+    g_assert_cmpuint(DISTVM_MOVE__MAX, ==, 5);
+    g_assert_false(distvm_move_by_policy(DISTVM_MOVE_RESIDENCY));
 
     for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
         DistvmMsgType t = vcpu_types[i];
@@ -2309,17 +2355,37 @@ static void test_vcpu_reason(void)
                 decoded_free(&d);
             }
         }
-        if (move) {
-            /* the encoder of moves puts it there */
+        /* the encoder of moves puts it there, whatever the reason */
+        for (size_t j = 0; move && j < ARRAY_SIZE(encoded); j++) {
             Decoded d;
 
-            distvm_wire_vcpu_move(b, t, 2, 1, 2, 3, DISTVM_MOVE_POLICY, 7,
+            distvm_wire_vcpu_move(b, t, 2, 1, 2, 3, encoded[j], 7,
                                   "state", 5);
-            g_assert_cmpuint(ldl_le_p(b->data + HDR + 12), ==,
-                             DISTVM_MOVE_POLICY);
+            g_assert_cmpuint(ldl_le_p(b->data + HDR + 12), ==, encoded[j]);
             decode_ok(b, &limits, &d);
-            g_assert_cmpuint(d.msg.u.vcpu.reason, ==, DISTVM_MOVE_POLICY);
+            g_assert_cmpuint(d.msg.u.vcpu.reason, ==, encoded[j]);
+            g_assert_cmpuint(d.msg.u.vcpu.cpu, ==, 1);
+            g_assert_cmpuint(d.msg.u.vcpu.from, ==, 2);
+            g_assert_cmpuint(d.msg.u.vcpu.to, ==, 3);
+            g_assert_cmphex(d.msg.u.vcpu.value, ==, 7);
             decoded_free(&d);
+        }
+        if (move) {
+            /* and refuses the one after the last */
+            g_autofree char *what = g_strdup_printf(
+                "%s message with reason 5", distvm_msg_type_name(t));
+
+            distvm_wire_vcpu_move(b, t, 2, 1, 2, 3, DISTVM_MOVE__MAX, 7,
+                                  "state", 5);
+            expect_decode_error(b, &limits, what);
+        } else {
+            /* a residency move's reason is no IPI's or APIC's */
+            g_autofree char *what = g_strdup_printf(
+                "%s message with reason 4", distvm_msg_type_name(t));
+
+            distvm_wire_vcpu_move(b, t, 2, 1, 2, 3, DISTVM_MOVE_RESIDENCY,
+                                  IPI(1, 0x41, 1), NULL, 0);
+            expect_decode_error(b, &limits, what);
         }
     }
     g_byte_array_unref(b);
@@ -2874,6 +2940,351 @@ static void test_mem_bad_length(void)
     g_byte_array_unref(plug);
     g_byte_array_unref(ack);
     g_byte_array_unref(unplug);
+}
+
+/*
+ * A RES_ACCESS or RES_REPLY of @res from @src with @seq: its layout, and
+ * its decoding under @lim
+ */
+static void check_res(const DistvmWireLimits *lim, DistvmMsgType type,
+                      uint32_t src, uint64_t seq, const DistvmMsgRes *res)
+{
+    GByteArray *b = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_res(b, type, src, seq, res);
+    g_assert_cmpuint(b->len, ==, HDR + RES_FIXED);
+
+    /* addr, size, flags, data */
+    p = b->data + HDR;
+    g_assert_cmphex(ldq_le_p(p), ==, res->addr);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 8), ==, res->size);
+    g_assert_cmphex((uint32_t)ldl_le_p(p + 12), ==, res->flags);
+    g_assert_cmphex(ldq_le_p(p + 16), ==, res->data);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, type, RES_FIXED, src, seq);
+    g_assert_cmphex(d.msg.u.res.addr, ==, res->addr);
+    g_assert_cmpuint(d.msg.u.res.size, ==, res->size);
+    g_assert_cmphex(d.msg.u.res.flags, ==, res->flags);
+    g_assert_cmphex(d.msg.u.res.data, ==, res->data);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+/* Sequence numbers of requests, and of the replies that echo them */
+static const uint64_t res_seqs[] = {
+    0, 1, 2, 0x7fffffffffffffffull, 0x8000000000000001ull, UINT64_MAX,
+};
+
+/*
+ * RES_ACCESS: a read, or with DISTVM_RES_WRITE a write, of 1, 2, 4 or 8
+ * bytes at a naturally aligned guest-physical address; the header's seq
+ * names the request
+ */
+static void test_res_access(void)
+{
+    static const uint32_t sizes[] = { 1, 2, 4, 8 };
+    static const uint64_t addrs[] = {
+        0, 8, 0x1000, 0xa0000, 0xfed00000, 0x100000000ull,
+        0x8000000000000000ull, UINT64_MAX & ~7ull,
+    };
+    uint32_t n = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        uint32_t size = sizes[i];
+        /* the largest value of @size bytes */
+        uint64_t max = size == 8 ? UINT64_MAX : (1ull << (size * 8)) - 1;
+
+        for (size_t j = 0; j < ARRAY_SIZE(addrs); j++) {
+            for (uint32_t flags = 0; flags <= DISTVM_RES_WRITE; flags++) {
+                DistvmMsgRes res = {
+                    .addr = addrs[j], .size = size, .flags = flags,
+                    .data = flags & DISTVM_RES_WRITE ?
+                            0x0123456789abcdefull & max : 0,
+                };
+
+                check_res(&limits, DISTVM_MSG_RES_ACCESS, n % 4,
+                          res_seqs[n % ARRAY_SIZE(res_seqs)], &res);
+                n++;
+            }
+        }
+        /* the top of the address space, every byte of it */
+        check_res(&limits, DISTVM_MSG_RES_ACCESS, 1, 7, &(DistvmMsgRes) {
+            .addr = UINT64_MAX - (size - 1), .size = size,
+            .flags = DISTVM_RES_WRITE, .data = max,
+        });
+    }
+    /* one byte anywhere */
+    for (uint64_t addr = 0; addr < 64; addr++) {
+        check_res(&limits, DISTVM_MSG_RES_ACCESS, 2, addr, &(DistvmMsgRes) {
+            .addr = addr, .size = 1, .flags = addr & 1, .data = addr & 1,
+        });
+    }
+    check_res(&limits, DISTVM_MSG_RES_ACCESS, 2, 3, &(DistvmMsgRes) {
+        .addr = UINT64_MAX, .size = 1,
+    });
+
+    /* any seq is passed through, from any node */
+    for (size_t i = 0; i < ARRAY_SIZE(res_seqs); i++) {
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_res(&limits, DISTVM_MSG_RES_ACCESS, src, res_seqs[i],
+                      &(DistvmMsgRes) {
+                .addr = 0x7ffe0, .size = 4, .flags = DISTVM_RES_WRITE,
+                .data = 0xcafe,
+            });
+        }
+    }
+
+    /* neither a RAM layout nor vCPUs are needed */
+    check_res(&limits_no_ram, DISTVM_MSG_RES_ACCESS, 3, 99, &(DistvmMsgRes) {
+        .addr = 0x100000000ull, .size = 8,
+    });
+    check_res(&limits_nodes_only, DISTVM_MSG_RES_ACCESS, 1, 99,
+              &(DistvmMsgRes) {
+        .addr = 0x2000, .size = 2, .flags = DISTVM_RES_WRITE, .data = 0xffff,
+    });
+    check_res(&limits_most, DISTVM_MSG_RES_ACCESS,
+              DISTVM_WIRE_MAX_NODES - 1, 99, &(DistvmMsgRes) {
+        .addr = 0x2000, .size = 8,
+    });
+}
+
+/*
+ * RES_REPLY: the request's seq, @data read and a MemTxResult in @flags;
+ * nothing in it is checked but its length
+ */
+static void test_res_reply(void)
+{
+    static const uint32_t sizes[] = { 0, 1, 2, 3, 4, 8, 16, UINT32_MAX };
+    static const uint64_t addrs[] = {
+        0, 1, 3, 0xfff, 0xfed00001, UINT64_MAX,
+    };
+    /* MEMTX_OK, _ERROR, _DECODE_ERROR, _ACCESS_ERROR, and anything */
+    static const uint32_t results[] = { 0, 1, 2, 4, 0x80, UINT32_MAX };
+    uint32_t n = 0;
+
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        for (size_t j = 0; j < ARRAY_SIZE(addrs); j++) {
+            for (size_t k = 0; k < ARRAY_SIZE(results); k++) {
+                DistvmMsgRes res = {
+                    .addr = addrs[j], .size = sizes[i], .flags = results[k],
+                    .data = 0xfedcba9876543210ull >> (n % 64),
+                };
+
+                check_res(&limits, DISTVM_MSG_RES_REPLY, n % 4,
+                          res_seqs[n % ARRAY_SIZE(res_seqs)], &res);
+                n++;
+            }
+        }
+    }
+
+    /* the request's seq is echoed, whatever it is, by any node */
+    for (size_t i = 0; i < ARRAY_SIZE(res_seqs); i++) {
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_res(&limits, DISTVM_MSG_RES_REPLY, src, res_seqs[i],
+                      &(DistvmMsgRes) {
+                .addr = 0x7ffe0, .size = 4, .data = 0x12345678,
+            });
+        }
+    }
+
+    /* neither a RAM layout nor vCPUs are needed */
+    check_res(&limits_no_ram, DISTVM_MSG_RES_REPLY, 0, 5, &(DistvmMsgRes) {
+        .addr = 0x1000, .size = 8, .data = UINT64_MAX,
+    });
+    check_res(&limits_nodes_only, DISTVM_MSG_RES_REPLY, 1, 5,
+              &(DistvmMsgRes) { .flags = 2 });
+}
+
+/* A RES_ACCESS of @size bytes at @addr with @flags must be refused */
+static void expect_res_error(uint64_t addr, uint32_t size, uint32_t flags,
+                             const char *what)
+{
+    GByteArray *b = g_byte_array_new();
+    DistvmMsgRes res = {
+        .addr = addr, .size = size, .flags = flags, .data = 0,
+    };
+
+    distvm_wire_res(b, DISTVM_MSG_RES_ACCESS, 1, 17, &res);
+    expect_decode_error(b, &limits, what);
+    expect_decode_error(b, &limits_no_ram, what);
+    /* the same as a reply is fine */
+    check_res(&limits, DISTVM_MSG_RES_REPLY, 2, 17, &res);
+    g_byte_array_unref(b);
+}
+
+/* A RES_ACCESS of 1, 2, 4 or 8 bytes only */
+static void test_res_bad_size(void)
+{
+    static const uint32_t sizes[] = {
+        0, 3, 5, 6, 7, 9, 12, 16, 32, 64, 0x100, 0x10000, 0x80000000u,
+        UINT32_MAX - 7, UINT32_MAX,
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "RES_ACCESS message of %" PRIu32 " bytes at 0x1000", sizes[i]);
+
+        expect_res_error(0x1000, sizes[i], 0, what);
+        expect_res_error(0x1000, sizes[i], DISTVM_RES_WRITE, what);
+    }
+    /* every size up to 64 but the four */
+    for (uint32_t size = 0; size <= 64; size++) {
+        g_autofree char *what = g_strdup_printf(
+            "RES_ACCESS message of %" PRIu32 " bytes", size);
+
+        if (size != 1 && size != 2 && size != 4 && size != 8) {
+            expect_res_error(0, size, DISTVM_RES_WRITE, what);
+        }
+    }
+    /* the size is checked before the flags */
+    expect_res_error(0x1000, 16, UINT32_MAX, "RES_ACCESS message of 16 "
+                     "bytes at 0x1000");
+}
+
+/* A RES_ACCESS at an address that is not a multiple of its size */
+static void test_res_bad_addr(void)
+{
+    static const uint32_t sizes[] = { 2, 4, 8 };
+    static const uint64_t addrs[] = {
+        0x1001, 0x1002, 0x1004, 0x1006, 0xfed00003, 0x100000001ull,
+        0x8000000000000004ull, UINT64_MAX - 1, UINT64_MAX,
+    };
+
+    for (size_t i = 0; i < ARRAY_SIZE(sizes); i++) {
+        uint32_t size = sizes[i];
+
+        for (size_t j = 0; j < ARRAY_SIZE(addrs); j++) {
+            g_autofree char *what = g_strdup_printf(
+                "RES_ACCESS message of %" PRIu32 " bytes at 0x%" PRIx64,
+                size, addrs[j]);
+
+            if (addrs[j] % size) {
+                expect_res_error(addrs[j], size, 0, what);
+                expect_res_error(addrs[j], size, DISTVM_RES_WRITE, what);
+            }
+        }
+        /* every misaligned address of the first 64 bytes */
+        for (uint64_t addr = 0; addr < 64; addr++) {
+            if (addr % size) {
+                expect_res_error(addr, size, 0, "RES_ACCESS message of");
+            } else {
+                check_res(&limits, DISTVM_MSG_RES_ACCESS, 0, addr,
+                          &(DistvmMsgRes) { .addr = addr, .size = size });
+            }
+        }
+    }
+    /* the address is checked before the flags */
+    expect_res_error(0x1002, 4, 0x80, "RES_ACCESS message of 4 bytes at "
+                     "0x1002");
+}
+
+/* A RES_ACCESS with a flag other than DISTVM_RES_WRITE */
+static void test_res_bad_flags(void)
+{
+    for (int bit = 1; bit < 32; bit++) {
+        g_autofree char *what = g_strdup_printf(
+            "RES_ACCESS message with flags 0x%" PRIx32, 1u << bit);
+        g_autofree char *what_write = g_strdup_printf(
+            "RES_ACCESS message with flags 0x%" PRIx32,
+            (1u << bit) | DISTVM_RES_WRITE);
+
+        expect_res_error(0x1000, 4, 1u << bit, what);
+        expect_res_error(0x1000, 4, (1u << bit) | DISTVM_RES_WRITE,
+                         what_write);
+    }
+    expect_res_error(0, 8, UINT32_MAX, "RES_ACCESS message with flags "
+                     "0xffffffff");
+    expect_res_error(0, 1, ~(uint32_t)DISTVM_RES_WRITE,
+                     "RES_ACCESS message with flags 0xfffffffe");
+}
+
+/* A RES_* payload cut short, or with bytes left over */
+static void test_res_bad_length(void)
+{
+    static const uint32_t extra[] = { 1, 3, 4, 8, 12, 24 };
+    static const DistvmMsgRes res = {
+        .addr = 0x1000, .size = 8, .flags = DISTVM_RES_WRITE,
+        .data = 0x0123456789abcdefull,
+    };
+    GByteArray *b = g_byte_array_new();
+    GByteArray *whole = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(res_types); i++) {
+        const char *name = distvm_msg_type_name(res_types[i]);
+        g_autofree char *truncated = g_strdup_printf(
+            "%s message is truncated", name);
+
+        distvm_wire_res(whole, res_types[i], 1, 42, &res);
+
+        /* nothing at all */
+        distvm_wire_empty(b, res_types[i], 1, 42);
+        expect_decode_error(b, &limits, truncated);
+
+        /* every cut, within a field or after one */
+        for (uint32_t cut = 0; cut < RES_FIXED; cut++) {
+            g_byte_array_unref(b);
+            b = buf_dup(whole);
+            g_byte_array_set_size(b, HDR + cut);
+            set_u32(b, OFF_LENGTH, cut);
+            expect_decode_error(b, &limits, truncated);
+        }
+        /* cut short, it is truncated before its size is looked at */
+        g_byte_array_unref(b);
+        b = buf_dup(whole);
+        set_u32(b, HDR + 8, 3);
+        g_byte_array_set_size(b, HDR + 16);
+        set_u32(b, OFF_LENGTH, 16);
+        expect_decode_error(b, &limits, truncated);
+
+        /* bytes after the last field */
+        for (size_t j = 0; j < ARRAY_SIZE(extra); j++) {
+            g_autofree char *what = g_strdup_printf(
+                "%s message has %" PRIu32 " bytes of trailing garbage", name,
+                extra[j]);
+
+            g_byte_array_unref(b);
+            b = buf_dup(whole);
+            g_byte_array_set_size(b, b->len + extra[j]);
+            memset(b->data + b->len - extra[j], 'x', extra[j]);
+            set_u32(b, OFF_LENGTH, b->len - HDR);
+            expect_decode_error(b, &limits, what);
+        }
+    }
+
+    /* one type's payload as another's */
+    distvm_wire_res(whole, DISTVM_MSG_RES_ACCESS, 1, 42, &res);
+    g_byte_array_unref(b);
+    b = buf_dup(whole);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_PING);
+    expect_decode_error(b, &limits, "PING message has 16 bytes of trailing "
+                        "garbage");
+    distvm_wire_mem_unplug(b, 0, 3);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_RES_ACCESS);
+    expect_decode_error(b, &limits, "RES_ACCESS message is truncated");
+    set_u16(b, OFF_TYPE, DISTVM_MSG_RES_REPLY);
+    expect_decode_error(b, &limits, "RES_REPLY message is truncated");
+    /* an IO_REQ's 32 bytes are 8 too many */
+    distvm_wire_io(b, DISTVM_MSG_IO_REQ, 1, &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PORT, .size = 1, .addr = 0x3f8,
+    });
+    set_u16(b, OFF_TYPE, DISTVM_MSG_RES_REPLY);
+    expect_decode_error(b, &limits, "RES_REPLY message has 8 bytes of "
+                        "trailing garbage");
+
+    /* the sender comes first */
+    distvm_wire_res(b, DISTVM_MSG_RES_ACCESS, 4, 1, &(DistvmMsgRes) {
+        .addr = 1, .size = 3, .flags = 2,
+    });
+    expect_decode_error(b, &limits, "in its sender");
+    distvm_wire_res(b, DISTVM_MSG_RES_REPLY, UINT32_MAX, 1, &res);
+    expect_decode_error(b, &limits, "in its sender");
+
+    g_byte_array_unref(b);
+    g_byte_array_unref(whole);
 }
 
 /* A VCPU_STATE without any state */
@@ -4716,6 +5127,13 @@ int main(int argc, char **argv)
                     test_mem_plug_empty_name);
     g_test_add_func("/distvm/wire/decode/mem-bad-length",
                     test_mem_bad_length);
+    g_test_add_func("/distvm/wire/roundtrip/res-access", test_res_access);
+    g_test_add_func("/distvm/wire/roundtrip/res-reply", test_res_reply);
+    g_test_add_func("/distvm/wire/decode/res-bad-size", test_res_bad_size);
+    g_test_add_func("/distvm/wire/decode/res-bad-addr", test_res_bad_addr);
+    g_test_add_func("/distvm/wire/decode/res-bad-flags", test_res_bad_flags);
+    g_test_add_func("/distvm/wire/decode/res-bad-length",
+                    test_res_bad_length);
     g_test_add_func("/distvm/wire/decode/vcpu-state-empty",
                     test_vcpu_state_empty);
     g_test_add_func("/distvm/wire/decode/vcpu-ipi-bad-delivery",
