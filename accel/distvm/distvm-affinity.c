@@ -485,7 +485,8 @@ static void policy_run(DistvmState *s, int64_t now)
             continue;
         }
         node = policy_choose(s, cpu, &gain);
-        if (node >= 0 && gain > best_gain) {
+        if (node >= 0 && gain > best_gain &&
+            distvm_vcpu_allowed(s, cpu, node)) {
             best_gain = gain;
             best_cpu = cpu;
             best_node = node;
@@ -500,6 +501,9 @@ static void policy_run(DistvmState *s, int64_t now)
             best_gain = policy_busy(s, cpu);
             reason = DISTVM_MOVE_TIER;
         }
+    }
+    if (best_cpu >= 0 && !distvm_vcpu_allowed(s, best_cpu, best_node)) {
+        best_cpu = -1;          /* distvm-set-vcpu-nodes */
     }
     if (best_cpu >= 0) {
         /* Asked once: the destination may refuse, and then it stays. */

@@ -121,6 +121,7 @@ struct DistvmState {
     char *placement;            /* the property: "N:N:..." by cpu index */
     unsigned nr_vcpus;
     uint32_t *vcpu_node;        /* under @lock once the cluster runs */
+    uint32_t *vcpu_allowed;     /* atomic: nodes each vCPU may run on */
     struct DistvmVcpuMove *moves;   /* [nr_vcpus], distvm-vcpu.c */
     GAsyncQueue *vcpus_outgoing;    /* evicted, for the sender thread */
     uint64_t moves_done;        /* atomic: VCPU_MOVED seen here */
@@ -391,6 +392,10 @@ void distvm_vcpu_park_foreign(DistvmState *s);
 /* Ask node @node to move vCPU @cpu to node @to, for @reason, with @value */
 void distvm_vcpu_request_move(DistvmState *s, uint32_t cpu, uint32_t node,
                               uint32_t to, uint32_t reason, uint64_t value);
+/* Whether vCPU @cpu may run on @node (distvm-set-vcpu-nodes) */
+bool distvm_vcpu_allowed(DistvmState *s, uint32_t cpu, uint32_t node);
+/* The nodes it may run on, or NULL if every node */
+uint32List *distvm_vcpu_allowed_nodes(DistvmState *s, uint32_t cpu);
 /* Whether vCPU @cpu is leaving this node or arriving */
 bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu);
 int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask);

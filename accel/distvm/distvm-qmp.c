@@ -212,6 +212,8 @@ DistvmInfo *qmp_query_distvm(Error **errp)
         if (vcpu->node == s->node_id) {
             vcpu->arrival = vcpu_arrival(s, cpu->cpu_index);
         }
+        vcpu->allowed_nodes = distvm_vcpu_allowed_nodes(s, cpu->cpu_index);
+        vcpu->has_allowed_nodes = vcpu->allowed_nodes != NULL;
         QAPI_LIST_APPEND(tail, vcpu);
     }
     return info;

@@ -611,6 +611,10 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
      * has room, and sends it on to the vCPU's node, which takes it unless
      * the vCPU moved since the policy saw it there.
      */
+    if (!distvm_vcpu_allowed(s, m->cpu, m->to)) {
+        trace_distvm_vcpu_move_disallowed(m->cpu, m->to, m->reason);
+        return true;
+    }
     if (distvm_move_by_policy(m->reason)) {
         owner = distvm_vcpu_node(s, m->cpu);
         if (m->to == s->node_id && owner != s->node_id) {
@@ -864,6 +868,15 @@ static bool vcpu_move_received(DistvmState *s, const DistvmMsg *msg)
     return true;
 }
 
+/* VCPU_NODES: where vCPU m->cpu may run, from now on */
+static bool vcpu_nodes_received(DistvmState *s, const DistvmMsg *msg)
+{
+    qatomic_set(&s->vcpu_allowed[msg->u.vcpu.cpu], msg->u.vcpu.value);
+    trace_distvm_vcpu_nodes(msg->u.vcpu.cpu, msg->u.vcpu.value,
+                            msg->hdr.src);
+    return true;
+}
+
 static const DistvmMsgHandler vcpu_handlers[] = {
     { DISTVM_MSG_VCPU_MOVE, .receive = vcpu_move_received },
     { DISTVM_MSG_VCPU_STATE, .receive = vcpu_state_received,
@@ -873,6 +886,7 @@ static const DistvmMsgHandler vcpu_handlers[] = {
     { DISTVM_MSG_VCPU_IPI, .main_loop = vcpu_ipi_received,
       .before_replies = vcpu_ipi_is_smi },
     { DISTVM_MSG_VCPU_APIC, .receive = vcpu_apic_received },
+    { DISTVM_MSG_VCPU_NODES, .receive = vcpu_nodes_received },
     { DISTVM_MSG_VCPU_WARM_PAGES, .receive = vcpu_warm_pages_received,
       .main_loop = vcpu_warm_pages_ask },
 };
@@ -884,6 +898,10 @@ void distvm_vcpu_init(DistvmState *s)
     vcpu_incoming_init();
     notifier_list_init(&s->placement_notifiers);
     s->moves = g_new0(DistvmVcpuMove, s->nr_vcpus);
+    s->vcpu_allowed = g_new(uint32_t, s->nr_vcpus);
+    for (unsigned i = 0; i < s->nr_vcpus; i++) {
+        s->vcpu_allowed[i] = MAKE_64BIT_MASK(0, s->nodes);
+    }
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         g_queue_init(&s->moves[i].waiting);
         g_queue_init(&s->moves[i].ipis);
@@ -920,6 +938,106 @@ void distvm_vcpu_park_foreign(DistvmState *s)
     }
 }
 
+bool distvm_vcpu_allowed(DistvmState *s, uint32_t cpu, uint32_t node)
+{
+    return qatomic_read(&s->vcpu_allowed[cpu]) & (1u << node);
+}
+
+/* The nodes vCPU @cpu may run on, as "0, 1" */
+static char *vcpu_nodes_str(DistvmState *s, uint32_t cpu)
+{
+    g_autoptr(GString) str = g_string_new("");
+    uint32_t allowed = qatomic_read(&s->vcpu_allowed[cpu]);
+
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (allowed & (1u << n)) {
+            g_string_append_printf(str, "%s%" PRIu32, str->len ? ", " : "",
+                                   n);
+        }
+    }
+    return g_string_free(g_steal_pointer(&str), false);
+}
+
+uint32List *distvm_vcpu_allowed_nodes(DistvmState *s, uint32_t cpu)
+{
+    uint32_t allowed = qatomic_read(&s->vcpu_allowed[cpu]);
+    uint32List *list = NULL, **tail = &list;
+
+    if (allowed == MAKE_64BIT_MASK(0, s->nodes)) {
+        return NULL;
+    }
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (allowed & (1u << n)) {
+            QAPI_LIST_APPEND(tail, n);
+        }
+    }
+    return list;
+}
+
+void qmp_distvm_set_vcpu_nodes(int64_t cpu_index, bool has_nodes,
+                               uint32List *nodes, Error **errp)
+{
+    DistvmState *s = distvm_state();
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    uint32_t allowed = 0;
+    uint32_t where;
+
+    if (!s) {
+        error_setg(errp, "distvm is not the active accelerator");
+        return;
+    }
+    if (cpu_index < 0 || !qemu_get_cpu(cpu_index)) {
+        error_setg(errp, "distvm: there is no vCPU with cpu-index %" PRId64,
+                   cpu_index);
+        return;
+    }
+    if (!has_nodes) {
+        allowed = MAKE_64BIT_MASK(0, s->nodes);
+    }
+    for (uint32List *n = nodes; n; n = n->next) {
+        if (n->value >= s->nodes) {
+            error_setg(errp, "distvm: there is no node %" PRIu32 " (the "
+                       "cluster has nodes 0 to %" PRIu32 ")", n->value,
+                       s->nodes - 1);
+            return;
+        }
+        allowed |= 1u << n->value;
+    }
+    if (!allowed) {
+        error_setg(errp, "distvm: a vCPU must be allowed on a node at least");
+        return;
+    }
+    for (uint32_t i = 0; i < s->nr_resident; i++) {
+        const DistvmResident *r = &s->resident[i];
+
+        if (!(allowed & (1u << r->node))) {
+            error_setg(errp, "distvm: vCPU %" PRId64 " must be allowed on "
+                       "node %" PRIu32 ", where guest RAM %#" PRIx64 "+%#"
+                       PRIx64 " is resident: a vCPU that touches it runs "
+                       "there", cpu_index, r->node, r->base, r->size);
+            return;
+        }
+    }
+    where = distvm_vcpu_node(s, cpu_index);
+    if (!(allowed & (1u << where))) {
+        error_setg(errp, "distvm: vCPU %" PRId64 " runs on node %" PRIu32
+                   ", outside the nodes given; move it into them first",
+                   cpu_index, where);
+        return;
+    }
+    if (s->nodes > 1 && s->state != DISTVM_CLUSTER_STATE_RUNNING) {
+        error_setg(errp, "distvm: the cluster has not formed yet");
+        return;
+    }
+    distvm_wire_vcpu(m, DISTVM_MSG_VCPU_NODES, s->node_id, cpu_index,
+                     s->node_id, s->node_id, allowed, NULL, 0);
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (!distvm_send(s, n, m)) {
+            distvm_fatal_node_lost(s, n, "connection closed");
+        }
+    }
+}
+
 /* A move asked for by a command or by the guest, from any node. */
 static bool vcpu_move_asked(int64_t cpu_index, uint32_t node,
                             uint32_t reason, Error **errp)
@@ -939,6 +1057,14 @@ static bool vcpu_move_asked(int64_t cpu_index, uint32_t node,
     if (node >= s->nodes) {
         error_setg(errp, "distvm: there is no node %" PRIu32 " (the cluster "
                    "has nodes 0 to %" PRIu32 ")", node, s->nodes - 1);
+        return false;
+    }
+    if (!distvm_vcpu_allowed(s, cpu_index, node)) {
+        g_autofree char *nodes = vcpu_nodes_str(s, cpu_index);
+
+        error_setg(errp, "distvm: vCPU %" PRId64 " may run only on nodes %s "
+                   "(distvm-set-vcpu-nodes), not on node %" PRIu32,
+                   cpu_index, nodes, node);
         return false;
     }
     owner = distvm_vcpu_node(s, cpu_index);

@@ -50,6 +50,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_MEM_UNPLUG] = "MEM_UNPLUG",
     [DISTVM_MSG_RES_ACCESS] = "RES_ACCESS",
     [DISTVM_MSG_RES_REPLY] = "RES_REPLY",
+    [DISTVM_MSG_VCPU_NODES] = "VCPU_NODES",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -355,6 +356,12 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
     if (hdr->type == DISTVM_MSG_VCPU_IPI && !ipi_delivery_valid(v->value)) {
         error_setg(errp, "VCPU_IPI message with an invalid delivery 0x%"
                    PRIx64, v->value);
+        return false;
+    }
+    if (hdr->type == DISTVM_MSG_VCPU_NODES &&
+        (!v->value || v->value >> lim->nodes)) {
+        error_setg(errp, "VCPU_NODES message with nodes 0x%" PRIx64,
+                   v->value);
         return false;
     }
     if (hdr->type == DISTVM_MSG_VCPU_APIC &&
@@ -700,6 +707,7 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
+    case DISTVM_MSG_VCPU_NODES:
         ok = decode_vcpu(&r, hdr, lim, &msg->u.vcpu, errp);
         break;
     case DISTVM_MSG_RUN_STATE:
@@ -941,6 +949,7 @@ bool distvm_wire_msg_vcpu(const DistvmMsg *msg, uint32_t *cpu)
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
+    case DISTVM_MSG_VCPU_NODES:
         *cpu = msg->u.vcpu.cpu;
         return true;
     case DISTVM_MSG_IO_REQ:
@@ -1134,6 +1143,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_MEM_UNPLUG] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_RES_ACCESS] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_RES_REPLY] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_VCPU_NODES] = DISTVM_ROLE_ANY,
 };
 
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,

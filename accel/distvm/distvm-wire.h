@@ -71,6 +71,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_MEM_UNPLUG,      /* home -> all: unplug a memory device */
     DISTVM_MSG_RES_ACCESS,      /* -> a range's node: access it for me */
     DISTVM_MSG_RES_REPLY,       /* its result */
+    DISTVM_MSG_VCPU_NODES,      /* -> all: where a vCPU may run */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -170,6 +171,8 @@ typedef struct DistvmMsgPage {
  *   delivery mode | vector << 8 | trigger mode << 16; or, for the vCPU's
  *   A20 line (an input of the processor, as NMI is), DISTVM_DM_A20 |
  *   enabled << 8.
+ * VCPU_NODES: @from and @to the sending node, @value the nodes the vCPU
+ *   may run on, a bit each (not 0).
  * VCPU_APIC: @from the vCPU's node, @to the node it was sent to, @value
  *   APIC ID | logical destination << 8 | destination format << 16 |
  *   DISTVM_APIC_* flags.

@@ -574,6 +574,106 @@ static void move_vcpu(DistvmCluster *c, QTestState *qts, int cpu, int from,
     }
 }
 
+/* The nodes query-distvm on @qts says vCPU @cpu may run on, as a mask */
+static uint32_t vcpu_allowed_mask(QTestState *qts, int cpu)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': "
+                                              "'query-distvm' }");
+    uint32_t mask = 0;
+    bool found = false;
+
+    for (const QListEntry *e = qlist_first(qdict_get_qlist(ret, "vcpus"));
+         e; e = qlist_next(e)) {
+        QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+        QList *nodes;
+
+        if (qdict_get_int(v, "cpu-index") != cpu) {
+            continue;
+        }
+        found = true;
+        nodes = qdict_get_qlist(v, "allowed-nodes");
+        mask = nodes ? 0 : UINT32_MAX;
+        for (const QListEntry *n = nodes ? qlist_first(nodes) : NULL; n;
+             n = qlist_next(n)) {
+            mask |= 1u << qnum_get_uint(qobject_to(QNum, qlist_entry_obj(n)));
+        }
+    }
+    qobject_unref(ret);
+    g_assert_true(found);
+    return mask;
+}
+
+/* @args, asked of @qts, fail with @message */
+static void qmp_refused(QTestState *qts, const char *message,
+                        const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void qmp_refused(QTestState *qts, const char *message,
+                        const char *fmt, ...)
+{
+    va_list ap;
+    QDict *resp;
+
+    va_start(ap, fmt);
+    resp = qtest_vqmp(qts, fmt, ap);
+    va_end(ap);
+    g_assert_true(qdict_haskey(resp, "error"));
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, message);
+    qobject_unref(resp);
+}
+
+/*
+ * distvm-set-vcpu-nodes, asked of any node, restricts a vCPU on every
+ * node: a move outside the set is refused with the rule, one inside it
+ * goes; a set that leaves out where the vCPU runs is refused; without
+ * nodes, the vCPU may go anywhere again.
+ */
+static void test_vcpu_nodes(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 2 -kernel %s -append 'cpus=2 iters=200000000'", elf);
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3, "placement=0:1",
+                                                 args);
+
+    qtest_qmp_assert_success(c->node[2]->qts, "{ 'execute': "
+        "'distvm-set-vcpu-nodes', 'arguments': { 'cpu-index': 1, "
+        "'nodes': [ 0, 1 ] } }");
+    for (int n = 0; n < 3; n++) {
+        g_assert_cmphex(vcpu_allowed_mask(c->node[n]->qts, 1), ==, 0x3);
+        g_assert_cmphex(vcpu_allowed_mask(c->node[n]->qts, 0), ==,
+                        UINT32_MAX);
+    }
+    for (int n = 0; n < 3; n++) {
+        qmp_refused(c->node[n]->qts, "distvm: vCPU 1 may run only on nodes "
+                    "0, 1 (distvm-set-vcpu-nodes), not on node 2",
+                    "{ 'execute': 'distvm-move-vcpu', 'arguments': "
+                    "{ 'cpu-index': 1, 'node': 2 } }");
+    }
+    move_vcpu(c, c->node[2]->qts, 1, 1, 0);
+    qmp_refused(c->node[1]->qts, "distvm: vCPU 1 runs on node 0, outside "
+                "the nodes given; move it into them first",
+                "{ 'execute': 'distvm-set-vcpu-nodes', 'arguments': "
+                "{ 'cpu-index': 1, 'nodes': [ 1, 2 ] } }");
+    qmp_refused(c->node[1]->qts, "distvm: there is no node 3 (the cluster "
+                "has nodes 0 to 2)",
+                "{ 'execute': 'distvm-set-vcpu-nodes', 'arguments': "
+                "{ 'cpu-index': 1, 'nodes': [ 0, 3 ] } }");
+    qmp_refused(c->node[1]->qts, "distvm: a vCPU must be allowed on a node "
+                "at least",
+                "{ 'execute': 'distvm-set-vcpu-nodes', 'arguments': "
+                "{ 'cpu-index': 1, 'nodes': [ ] } }");
+    g_assert_cmpint(distvm_vcpu_node(c->node[2]->qts, 1), ==, 0);
+
+    qtest_qmp_assert_success(c->node[0]->qts, "{ 'execute': "
+        "'distvm-set-vcpu-nodes', 'arguments': { 'cpu-index': 1 } }");
+    for (int n = 0; n < 3; n++) {
+        g_assert_cmphex(vcpu_allowed_mask(c->node[n]->qts, 1), ==,
+                        UINT32_MAX);
+    }
+    move_vcpu(c, c->node[1]->qts, 1, 0, 2);
+    distvm_cluster_quit(c);
+}
+
 /* How many device accesses of @kind @qts sent to the home node. */
 static int64_t io_sent_home(QTestState *qts, const char *kind)
 {
@@ -1700,6 +1800,7 @@ int main(int argc, char **argv)
     tmpdir = distvm_test_init(&argc, &argv, "distvm-move-test");
 
     qtest_add_func("/distvm/move/placement", test_placement);
+    qtest_add_func("/distvm/move/vcpu-nodes", test_vcpu_nodes);
     qtest_add_func("/distvm/move/requests", test_requests);
     qtest_add_func("/distvm/move/interrupts", test_interrupts);
     qtest_add_func("/distvm/move/x2apic", test_x2apic);

@@ -631,17 +631,10 @@ static void test_numa_sweep(void)
 /* Whether query-distvm on @node shows RAMBlock @block */
 static bool has_range(DistvmNode *node, const char *block)
 {
-    QDict *info = distvm_assert_active(node->qts, node->node_id);
-    bool found = false;
+    QDict *r = distvm_memory_range_find(node, block);
 
-    for (const QListEntry *e = qlist_first(qdict_get_qlist(info, "memory"));
-         e; e = qlist_next(e)) {
-        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
-
-        found |= !strcmp(qdict_get_str(r, "ramblock"), block);
-    }
-    qobject_unref(info);
-    return found;
+    qobject_unref(r);
+    return r != NULL;
 }
 
 /* Whether @qts has a QOM object @name in @dir */
@@ -936,7 +929,7 @@ static void test_residency(void)
     g_autofree uint64_t *want = g_new(uint64_t, len / 8);
     g_autofree uint64_t *got = g_new(uint64_t, chunk / 8);
     uint64_t sum = 0, dma = RESIDENT_BASE + MiB;
-    QDict *ev, *data, *info;
+    QDict *ev, *data, *info, *resp;
     QList *res;
 
     wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
@@ -995,6 +988,18 @@ static void test_residency(void)
     g_assert_cmpint(qdict_get_int(data, "vcpu-moves"), ==, 1);
     g_assert_cmpint(qdict_get_int(data, "remote-accesses"), >=, 512);
     qobject_unref(info);
+
+    /* A vCPU that touches it runs on node 2: it cannot be kept away. */
+    resp = qtest_qmp_assert_failure_ref(c->node[1]->qts, "{ 'execute': "
+        "'distvm-set-vcpu-nodes', 'arguments': { 'cpu-index': 0, "
+        "'nodes': [ 0, 1 ] } }");
+    g_assert_cmpstr(qdict_get_str(resp, "desc"), ==, "distvm: vCPU 0 must "
+                    "be allowed on node 2, where guest RAM 0x1200000+0x400000 "
+                    "is resident: a vCPU that touches it runs there");
+    qobject_unref(resp);
+    qtest_qmp_assert_success(c->node[1]->qts, "{ 'execute': "
+        "'distvm-set-vcpu-nodes', 'arguments': { 'cpu-index': 0, "
+        "'nodes': [ 2 ] } }");
     distvm_cluster_quit(c);
 }
 

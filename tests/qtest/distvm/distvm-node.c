@@ -48,7 +48,7 @@ QDict *distvm_assert_active(QTestState *qts, int node_id)
     return ret;
 }
 
-QDict *distvm_memory_range(DistvmNode *node, const char *block)
+QDict *distvm_memory_range_find(DistvmNode *node, const char *block)
 {
     QDict *info = distvm_assert_active(node->qts, node->node_id);
     QList *mem = qdict_get_qlist(info, "memory");
@@ -63,6 +63,13 @@ QDict *distvm_memory_range(DistvmNode *node, const char *block)
         }
     }
     qobject_unref(info);
+    return found;
+}
+
+QDict *distvm_memory_range(DistvmNode *node, const char *block)
+{
+    QDict *found = distvm_memory_range_find(node, block);
+
     g_assert(found);
     return found;
 }

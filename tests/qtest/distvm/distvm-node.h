@@ -43,6 +43,8 @@ QDict *distvm_assert_active(QTestState *qts, int node_id);
 
 /* query-distvm's entry for RAMBlock @block on @node (unref it) */
 QDict *distvm_memory_range(DistvmNode *node, const char *block);
+/* The same, or NULL if @node has no RAMBlock @block */
+QDict *distvm_memory_range_find(DistvmNode *node, const char *block);
 
 /* The remote faults @node took on RAMBlock @block */
 int64_t distvm_remote_faults(DistvmNode *node, const char *block);

@@ -165,6 +165,7 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
+    case DISTVM_MSG_VCPU_NODES:
         CHECK(m->u.vcpu.cpu < lim->nr_vcpus);
         CHECK(m->u.vcpu.from < lim->nodes);
         CHECK(m->u.vcpu.to < lim->nodes);
@@ -182,6 +183,11 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         }
         if (m->hdr.type == DISTVM_MSG_VCPU_APIC) {
             CHECK(apic_addressing_ok(m->u.vcpu.value));
+        }
+        if (m->hdr.type == DISTVM_MSG_VCPU_NODES) {
+            /* some nodes, all of them below lim->nodes */
+            CHECK(m->u.vcpu.value != 0);
+            CHECK(m->u.vcpu.value < (1ull << lim->nodes));
         }
         if (m->hdr.type == DISTVM_MSG_VCPU_STATE) {
             /* the state is the rest of the payload, and not empty */
@@ -458,6 +464,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
+    case DISTVM_MSG_VCPU_NODES:
         if (a->u.vcpu.cpu != b->u.vcpu.cpu ||
             a->u.vcpu.from != b->u.vcpu.from ||
             a->u.vcpu.to != b->u.vcpu.to ||
@@ -593,6 +600,7 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_VCPU_MOVED:
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
+    case DISTVM_MSG_VCPU_NODES:
         distvm_wire_vcpu_move(buf, m->hdr.type, m->hdr.src, m->u.vcpu.cpu,
                               m->u.vcpu.from, m->u.vcpu.to, m->u.vcpu.reason,
                               m->u.vcpu.value, m->u.vcpu.data,
@@ -876,6 +884,9 @@ int main(int argc, char **argv)
      */
     SEED("vcpu-apic", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_APIC, 1, 2, 1, 3,
                                        2 | 0x04 << 8 | 0xf << 16, NULL, 0));
+    /* node 1 says vCPU 5 may run on nodes 0, 1 and 3 only */
+    SEED("vcpu-nodes", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 1, 5, 1, 1,
+                                        0xb, NULL, 0));
     /* home sets PAM0 of the Q35 host bridge: BIOS area read/write RAM */
     SEED("pci-config", distvm_wire_pci_config(b, 0, "/machine/q35/mch",
                                               0x90, 0x30, 1));

@@ -82,7 +82,7 @@ static const DistvmMsgType page_types[] = {
 
 static const DistvmMsgType vcpu_types[] = {
     DISTVM_MSG_VCPU_MOVE, DISTVM_MSG_VCPU_STATE, DISTVM_MSG_VCPU_MOVED,
-    DISTVM_MSG_VCPU_IPI, DISTVM_MSG_VCPU_APIC,
+    DISTVM_MSG_VCPU_IPI, DISTVM_MSG_VCPU_APIC, DISTVM_MSG_VCPU_NODES,
 };
 
 static const DistvmMsgType io_types[] = {
@@ -419,6 +419,12 @@ static GPtrArray *valid_messages(void)
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_APIC, 3, 7, 3, 3, APIC_MAX,
                      NULL, 0);
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_APIC, 0, 0, 0, 2, 0, NULL, 0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_NODES, 1, 5, 1, 1, 0xb, NULL,
+                     0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_NODES, 0, 0, 0, 0, 0x1, NULL,
+                     0);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_NODES, 3, 7, 3, 3, 0xf, NULL,
+                     0);
     distvm_wire_pci_config(NEXT(), 0, "/machine/q35/mch", 0x90, 0x30, 1);
     distvm_wire_pci_config(NEXT(), 0, "", DISTVM_PCI_CONFIG_SPACE - 2,
                            0xbeef, 2);
@@ -531,10 +537,11 @@ static void test_type_names(void)
         [DISTVM_MSG_MEM_UNPLUG] = "MEM_UNPLUG",
         [DISTVM_MSG_RES_ACCESS] = "RES_ACCESS",
         [DISTVM_MSG_RES_REPLY] = "RES_REPLY",
+        [DISTVM_MSG_VCPU_NODES] = "VCPU_NODES",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_RES_REPLY + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_VCPU_NODES + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -596,6 +603,8 @@ static void test_roles(void)
         /* to whichever node the RAM is resident on, and back */
         [DISTVM_MSG_RES_ACCESS] = ANY,
         [DISTVM_MSG_RES_REPLY] = ANY,
+        /* any node may say where a vCPU may run */
+        [DISTVM_MSG_VCPU_NODES] = ANY,
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -650,7 +659,7 @@ static void test_msg_vcpu(void)
         bool io = t == DISTVM_MSG_IO_REQ || t == DISTVM_MSG_IO_REPLY;
         bool vcpu = t == DISTVM_MSG_VCPU_MOVE || t == DISTVM_MSG_VCPU_STATE ||
                     t == DISTVM_MSG_VCPU_MOVED || t == DISTVM_MSG_VCPU_IPI ||
-                    t == DISTVM_MSG_VCPU_APIC;
+                    t == DISTVM_MSG_VCPU_APIC || t == DISTVM_MSG_VCPU_NODES;
         bool warm = t == DISTVM_MSG_VCPU_WARM_PAGES;
         uint32_t cpu = UINT32_MAX;
 
@@ -1101,7 +1110,7 @@ static void test_page_final_flag(void)
 static bool is_vcpu_type(uint32_t type)
 {
     return (type >= DISTVM_MSG_VCPU_MOVE && type <= DISTVM_MSG_VCPU_IPI) ||
-           type == DISTVM_MSG_VCPU_APIC;
+           type == DISTVM_MSG_VCPU_APIC || type == DISTVM_MSG_VCPU_NODES;
 }
 
 static bool is_io_type(uint32_t type)
@@ -1168,6 +1177,7 @@ static void test_vcpu_messages(void)
         DistvmMsgType t = vcpu_types[i];
         uint64_t value = t == DISTVM_MSG_VCPU_IPI ? IPI(0, 0x30, 0) :
                          t == DISTVM_MSG_VCPU_APIC ? APIC(5, 0x20, 0xf) :
+                         t == DISTVM_MSG_VCPU_NODES ? 0x3 :
                          0x0123456789abcdefull;
 
         /* every vCPU below the limit */
@@ -1195,7 +1205,7 @@ static void test_vcpu_messages(void)
                    DISTVM_WIRE_MAX_PAYLOAD - VCPU_FIXED);
     }
 
-    /* Only the values of VCPU_IPI and VCPU_APIC are checked */
+    /* Only the values of VCPU_IPI, VCPU_APIC and VCPU_NODES are checked */
     for (size_t i = 0; i < ARRAY_SIZE(values); i++) {
         check_vcpu(&limits, DISTVM_MSG_VCPU_MOVE, 1, 2, 1, 3, values[i], 1);
         check_vcpu(&limits, DISTVM_MSG_VCPU_STATE, 3, 4, 3, 2, values[i], 9);
@@ -1254,6 +1264,60 @@ static void test_vcpu_apic(void)
     for (uint32_t id = 0; id < 256; id++) {
         check_vcpu(&limits, DISTVM_MSG_VCPU_APIC, 0, 0, 0, 1,
                    APIC(id, 0, 0), 1);
+    }
+}
+
+/*
+ * VCPU_NODES: the nodes a vCPU may run on, a bit each, from and to the
+ * sending node; any non-empty set of the cluster's nodes
+ */
+static void test_vcpu_nodes(void)
+{
+    /* every set of four nodes, from every node, for every vCPU */
+    for (uint64_t mask = 1; mask < 1ull << limits.nodes; mask++) {
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_vcpu(&limits, DISTVM_MSG_VCPU_NODES, src,
+                       (mask + src) % limits.nr_vcpus, src, src, mask, 1);
+        }
+        /* no RAM layout is needed, and from and to are any nodes */
+        check_vcpu(&limits_no_ram, DISTVM_MSG_VCPU_NODES, mask % 4, 7,
+                   (mask + 1) % 4, (mask + 2) % 4, mask, 1);
+    }
+    /* every vCPU, all nodes */
+    for (uint32_t cpu = 0; cpu < limits.nr_vcpus; cpu++) {
+        check_vcpu(&limits, DISTVM_MSG_VCPU_NODES, 2, cpu, 2, 2, 0xf, 1);
+    }
+
+    /* the limits' nodes, not the wire's: two nodes */
+    for (uint64_t mask = 1; mask < 4; mask++) {
+        check_vcpu(&limits_one_vcpu, DISTVM_MSG_VCPU_NODES, 1, 0, 1, 1, mask,
+                   1);
+    }
+
+    /* the most nodes: each alone, the last, and all of them */
+    for (int bit = 0; bit < DISTVM_WIRE_MAX_NODES; bit++) {
+        check_vcpu(&limits_most, DISTVM_MSG_VCPU_NODES, bit, UINT32_MAX - 1,
+                   bit, bit, 1ull << bit, 1);
+    }
+    check_vcpu(&limits_most, DISTVM_MSG_VCPU_NODES,
+               DISTVM_WIRE_MAX_NODES - 1, 0, DISTVM_WIRE_MAX_NODES - 1,
+               DISTVM_WIRE_MAX_NODES - 1,
+               (1ull << DISTVM_WIRE_MAX_NODES) - 1, 1);
+    check_vcpu(&limits_most, DISTVM_MSG_VCPU_NODES, 0, 0, 0, 0, 0xa5a5, 1);
+
+    /* it is a vCPU message: distvm_wire_msg_vcpu() returns its cpu */
+    {
+        GByteArray *b = g_byte_array_new();
+        uint32_t cpu = UINT32_MAX;
+        Decoded d;
+
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 3, 6, 3, 3, 0x9, NULL, 0);
+        decode_ok(b, &limits, &d);
+        g_assert_cmpuint(d.msg.u.vcpu.reason, ==, 0);
+        g_assert_true(distvm_wire_msg_vcpu(&d.msg, &cpu));
+        g_assert_cmpuint(cpu, ==, 6);
+        decoded_free(&d);
+        g_byte_array_unref(b);
     }
 }
 
@@ -2324,6 +2388,8 @@ static void test_vcpu_reason(void)
         DistvmMsgType t = vcpu_types[i];
         bool move = t == DISTVM_MSG_VCPU_MOVE || t == DISTVM_MSG_VCPU_STATE ||
                     t == DISTVM_MSG_VCPU_MOVED;
+        /* a valid value for each type: VCPU_NODES' is a node mask */
+        uint64_t value = t == DISTVM_MSG_VCPU_NODES ? 0x5 : IPI(1, 0x41, 1);
 
         for (size_t j = 0; j < ARRAY_SIZE(reasons); j++) {
             g_autofree char *what = g_strdup_printf(
@@ -2335,7 +2401,7 @@ static void test_vcpu_reason(void)
             distvm_wire_put_u32(b, 2);                  /* from */
             distvm_wire_put_u32(b, 3);                  /* to */
             distvm_wire_put_u32(b, reasons[j]);
-            distvm_wire_put_u64(b, IPI(1, 0x41, 1));    /* value */
+            distvm_wire_put_u64(b, value);
             if (t == DISTVM_MSG_VCPU_STATE) {
                 distvm_wire_put_bytes(b, "state", 5);
             }
@@ -2351,7 +2417,7 @@ static void test_vcpu_reason(void)
                 g_assert_cmpuint(d.msg.u.vcpu.from, ==, 2);
                 g_assert_cmpuint(d.msg.u.vcpu.to, ==, 3);
                 g_assert_cmpuint(d.msg.u.vcpu.reason, ==, reasons[j]);
-                g_assert_cmphex(d.msg.u.vcpu.value, ==, IPI(1, 0x41, 1));
+                g_assert_cmphex(d.msg.u.vcpu.value, ==, value);
                 decoded_free(&d);
             }
         }
@@ -2384,7 +2450,7 @@ static void test_vcpu_reason(void)
                 "%s message with reason 4", distvm_msg_type_name(t));
 
             distvm_wire_vcpu_move(b, t, 2, 1, 2, 3, DISTVM_MOVE_RESIDENCY,
-                                  IPI(1, 0x41, 1), NULL, 0);
+                                  value, NULL, 0);
             expect_decode_error(b, &limits, what);
         }
     }
@@ -3318,7 +3384,8 @@ static void test_vcpu_state_empty(void)
         if (vcpu_types[i] == DISTVM_MSG_VCPU_STATE) {
             continue;
         }
-        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_STATE, 1, 0, 1, 2, 0, state,
+        /* a value of 1 is valid for every type, VCPU_NODES' mask too */
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_STATE, 1, 0, 1, 2, 1, state,
                          sizeof(state));
         set_u16(b, OFF_TYPE, vcpu_types[i]);
         expect_decode_error(b, &limits, what);
@@ -3429,7 +3496,8 @@ static void test_vcpu_apic_bad_addressing(void)
         DistvmMsgType t = vcpu_types[i];
         Decoded d;
 
-        if (t == DISTVM_MSG_VCPU_APIC || t == DISTVM_MSG_VCPU_IPI) {
+        if (t == DISTVM_MSG_VCPU_APIC || t == DISTVM_MSG_VCPU_IPI ||
+            t == DISTVM_MSG_VCPU_NODES) {
             continue;
         }
         distvm_wire_vcpu(b, t, 1, 3, 1, 2, 1ull << 20, state, sizeof(state));
@@ -3456,6 +3524,152 @@ static void test_vcpu_apic_bad_addressing(void)
                      0);
     expect_decode_error(b, &limits, "in its sender");
     g_byte_array_unref(b);
+}
+
+/* Under @lim, a VCPU_NODES of @mask is refused for that mask */
+static void expect_vcpu_nodes_error(const DistvmWireLimits *lim,
+                                    uint64_t mask)
+{
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *what = g_strdup_printf(
+        "VCPU_NODES message with nodes 0x%" PRIx64, mask);
+
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 1, 0, 1, 1, mask, NULL, 0);
+    expect_decode_error(b, lim, what);
+    g_byte_array_unref(b);
+}
+
+/*
+ * A VCPU_NODES' mask is not empty and names no node beyond the cluster;
+ * its reason is zero, its vCPU one that exists, and it has its 24 bytes
+ * exactly
+ */
+static void test_vcpu_nodes_bad(void)
+{
+    static const uint32_t extra[] = { 1, 3, 4, 8, 24 };
+    static const uint32_t reasons[] = {
+        1, DISTVM_MOVE_RESIDENCY, DISTVM_MOVE__MAX, 0x80000000u, UINT32_MAX,
+    };
+    static const uint32_t cpus[] = { 8, 9, 0x80000000u, UINT32_MAX };
+    GByteArray *b = g_byte_array_new();
+    GByteArray *whole = g_byte_array_new();
+
+    /* no node at all, whatever the limits */
+    expect_vcpu_nodes_error(&limits, 0);
+    expect_vcpu_nodes_error(&limits_no_ram, 0);
+    expect_vcpu_nodes_error(&limits_one_vcpu, 0);
+    expect_vcpu_nodes_error(&limits_most, 0);
+
+    /* a bit at or above the cluster's nodes, alone or with valid ones */
+    for (int bit = limits.nodes; bit < 64; bit++) {
+        expect_vcpu_nodes_error(&limits, 1ull << bit);
+        expect_vcpu_nodes_error(&limits, 0xfull | 1ull << bit);
+        expect_vcpu_nodes_error(&limits_no_ram, 1ull << bit);
+    }
+    for (int bit = limits_one_vcpu.nodes; bit < 64; bit++) {
+        expect_vcpu_nodes_error(&limits_one_vcpu, 1ull << bit);
+        expect_vcpu_nodes_error(&limits_one_vcpu, 0x3ull | 1ull << bit);
+    }
+    for (int bit = DISTVM_WIRE_MAX_NODES; bit < 64; bit++) {
+        expect_vcpu_nodes_error(&limits_most, 1ull << bit);
+    }
+    expect_vcpu_nodes_error(&limits, 0x10);
+    expect_vcpu_nodes_error(&limits, 0x1f);
+    expect_vcpu_nodes_error(&limits, UINT64_MAX);
+    expect_vcpu_nodes_error(&limits, ~0xfull);
+    expect_vcpu_nodes_error(&limits_one_vcpu, 0x4);
+    expect_vcpu_nodes_error(&limits_one_vcpu, 0xf);
+    expect_vcpu_nodes_error(&limits_most, 1ull << DISTVM_WIRE_MAX_NODES);
+    expect_vcpu_nodes_error(&limits_most, UINT64_MAX);
+
+    /* a mask valid for four nodes is not for two */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 1, 0, 1, 1, 0x4, NULL, 0);
+    {
+        Decoded d;
+
+        decode_ok(b, &limits, &d);
+        decoded_free(&d);
+    }
+    expect_decode_error(b, &limits_one_vcpu,
+                        "VCPU_NODES message with nodes 0x4");
+
+    /* the reason is zero: no VCPU_NODES is a move */
+    for (size_t i = 0; i < ARRAY_SIZE(reasons); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "VCPU_NODES message with reason %" PRIu32, reasons[i]);
+
+        distvm_wire_vcpu_move(b, DISTVM_MSG_VCPU_NODES, 2, 1, 2, 2,
+                              reasons[i], 0x5, NULL, 0);
+        g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 12), ==,
+                         reasons[i]);
+        expect_decode_error(b, &limits, what);
+        expect_decode_error(b, &limits_no_ram, what);
+    }
+
+    /* a vCPU the machine has */
+    for (size_t i = 0; i < ARRAY_SIZE(cpus); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "VCPU_NODES message for vCPU %" PRIu32 "; there are 8", cpus[i]);
+
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 1, cpus[i], 1, 1, 0x3,
+                         NULL, 0);
+        expect_decode_error(b, &limits, what);
+        expect_decode_error(b, &limits_no_ram, what);
+    }
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 1, 1, 1, 1, 0x3, NULL, 0);
+    expect_decode_error(b, &limits_one_vcpu,
+                        "VCPU_NODES message for vCPU 1; there are 1");
+
+    /* the vCPU, the reason and the nodes are checked before the mask */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 1, 8, 1, 1, 0, NULL, 0);
+    expect_decode_error(b, &limits, "VCPU_NODES message for vCPU 8");
+    distvm_wire_vcpu_move(b, DISTVM_MSG_VCPU_NODES, 1, 3, 1, 1, 1, 0, NULL,
+                          0);
+    expect_decode_error(b, &limits, "VCPU_NODES message with reason 1");
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 1, 3, 4, 1, 0, NULL, 0);
+    expect_decode_error(b, &limits, "in its source");
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 1, 3, 1, 4, UINT64_MAX, NULL,
+                     0);
+    expect_decode_error(b, &limits, "in its destination");
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 4, 3, 1, 1, 0, NULL, 0);
+    expect_decode_error(b, &limits, "in its sender");
+
+    /* nothing, every cut, and bytes after the last field */
+    distvm_wire_vcpu(whole, DISTVM_MSG_VCPU_NODES, 1, 2, 1, 1, 0x3, NULL, 0);
+    g_assert_cmpuint(whole->len, ==, HDR + VCPU_FIXED);
+    distvm_wire_empty(b, DISTVM_MSG_VCPU_NODES, 1, 0);
+    expect_decode_error(b, &limits, "VCPU_NODES message is truncated");
+    for (uint32_t cut = 0; cut < VCPU_FIXED; cut++) {
+        g_byte_array_unref(b);
+        b = buf_dup(whole);
+        g_byte_array_set_size(b, HDR + cut);
+        set_u32(b, OFF_LENGTH, cut);
+        expect_decode_error(b, &limits, "VCPU_NODES message is truncated");
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(extra); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "VCPU_NODES message has %" PRIu32 " bytes of trailing garbage",
+            extra[i]);
+
+        g_byte_array_unref(b);
+        b = buf_dup(whole);
+        g_byte_array_set_size(b, b->len + extra[i]);
+        memset(b->data + b->len - extra[i], 'x', extra[i]);
+        set_u32(b, OFF_LENGTH, b->len - HDR);
+        expect_decode_error(b, &limits, what);
+    }
+
+    /* a VCPU_STATE's state is no part of a VCPU_NODES */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_STATE, 1, 2, 1, 1, 0x3, "state", 5);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_VCPU_NODES);
+    expect_decode_error(b, &limits, "VCPU_NODES message has 5 bytes of "
+                        "trailing garbage");
+    /* and the encoder leaves it out */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 1, 2, 1, 1, 0x3, "state", 5);
+    g_assert_cmpuint(b->len, ==, HDR + VCPU_FIXED);
+
+    g_byte_array_unref(b);
+    g_byte_array_unref(whole);
 }
 
 static void expect_pci_config_error(GByteArray *b, uint32_t addr, uint32_t len)
@@ -5080,6 +5294,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/vcpu", test_vcpu_messages);
     g_test_add_func("/distvm/wire/roundtrip/vcpu-ipi", test_vcpu_ipi);
     g_test_add_func("/distvm/wire/roundtrip/vcpu-apic", test_vcpu_apic);
+    g_test_add_func("/distvm/wire/roundtrip/vcpu-nodes", test_vcpu_nodes);
     g_test_add_func("/distvm/wire/roundtrip/pci-config", test_pci_config);
     g_test_add_func("/distvm/wire/roundtrip/io", test_io_messages);
     g_test_add_func("/distvm/wire/roundtrip/run-state", test_run_state);
@@ -5140,6 +5355,8 @@ int main(int argc, char **argv)
                     test_vcpu_ipi_bad_delivery);
     g_test_add_func("/distvm/wire/decode/vcpu-apic-bad-addressing",
                     test_vcpu_apic_bad_addressing);
+    g_test_add_func("/distvm/wire/decode/vcpu-nodes-bad",
+                    test_vcpu_nodes_bad);
     g_test_add_func("/distvm/wire/decode/pci-config-bad-len",
                     test_pci_config_bad_len);
     g_test_add_func("/distvm/wire/decode/pci-config-out-of-range",
