@@ -409,6 +409,13 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
                            m->value->remote_faults);
         }
     }
+    for (DistvmResidentRangeList *r = info->residency; r; r = r->next) {
+        monitor_printf(mon, "resident on node %" PRIu32 ": 0x%" PRIx64
+                       "+0x%" PRIx64 ", %" PRId64 " accesses done there for "
+                       "this node, %" PRId64 " vCPUs moved there\n",
+                       r->value->node, r->value->base, r->value->size,
+                       r->value->remote_accesses, r->value->vcpu_moves);
+    }
     if (info->io) {
         monitor_printf(mon, "device accesses sent to the home node:\n");
         hmp_print_faults(mon, "port", info->io->port);
@@ -436,8 +443,14 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     monitor_printf(mon, "placement policy %s, capacity %" PRIu32 " vCPUs\n",
                    DistvmPolicy_str(info->policy), info->capacity);
     for (v = info->vcpus; v; v = v->next) {
-        monitor_printf(mon, "vCPU %" PRId64 ": node %" PRIu32 "\n",
+        monitor_printf(mon, "vCPU %" PRId64 ": node %" PRIu32,
                        v->value->cpu_index, v->value->node);
+        for (uint32List *a = v->value->allowed_nodes; a; a = a->next) {
+            monitor_printf(mon, "%s%" PRIu32,
+                           a == v->value->allowed_nodes ?
+                           " (may run only on nodes " : ", ", a->value);
+        }
+        monitor_printf(mon, "%s\n", v->value->allowed_nodes ? ")" : "");
     }
 }
 

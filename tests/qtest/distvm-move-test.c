@@ -603,6 +603,14 @@ static uint32_t vcpu_allowed_mask(QTestState *qts, int cpu)
     return mask;
 }
 
+static void wait_allowed_mask(QTestState *qts, int cpu, uint32_t mask)
+{
+    for (int tries = 0; vcpu_allowed_mask(qts, cpu) != mask; tries++) {
+        g_assert_cmpint(tries, <, 500);
+        g_usleep(10 * 1000);
+    }
+}
+
 /* @args, asked of @qts, fail with @message */
 static void qmp_refused(QTestState *qts, const char *message,
                         const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -638,8 +646,9 @@ static void test_vcpu_nodes(void)
     qtest_qmp_assert_success(c->node[2]->qts, "{ 'execute': "
         "'distvm-set-vcpu-nodes', 'arguments': { 'cpu-index': 1, "
         "'nodes': [ 0, 1 ] } }");
+    /* Each node has the set once the message reached it. */
     for (int n = 0; n < 3; n++) {
-        g_assert_cmphex(vcpu_allowed_mask(c->node[n]->qts, 1), ==, 0x3);
+        wait_allowed_mask(c->node[n]->qts, 1, 0x3);
         g_assert_cmphex(vcpu_allowed_mask(c->node[n]->qts, 0), ==,
                         UINT32_MAX);
     }
@@ -650,6 +659,13 @@ static void test_vcpu_nodes(void)
                     "{ 'cpu-index': 1, 'node': 2 } }");
     }
     move_vcpu(c, c->node[2]->qts, 1, 1, 0);
+    {
+        g_autofree char *hmp = qtest_hmp(c->node[1]->qts, "info distvm");
+
+        g_assert_nonnull(strstr(hmp, "vCPU 1: node 0 (may run only on nodes "
+                                "0, 1)\r\n"));
+        g_assert_nonnull(strstr(hmp, "vCPU 0: node 0\r\n"));
+    }
     qmp_refused(c->node[1]->qts, "distvm: vCPU 1 runs on node 0, outside "
                 "the nodes given; move it into them first",
                 "{ 'execute': 'distvm-set-vcpu-nodes', 'arguments': "
@@ -667,8 +683,7 @@ static void test_vcpu_nodes(void)
     qtest_qmp_assert_success(c->node[0]->qts, "{ 'execute': "
         "'distvm-set-vcpu-nodes', 'arguments': { 'cpu-index': 1 } }");
     for (int n = 0; n < 3; n++) {
-        g_assert_cmphex(vcpu_allowed_mask(c->node[n]->qts, 1), ==,
-                        UINT32_MAX);
+        wait_allowed_mask(c->node[n]->qts, 1, UINT32_MAX);
     }
     move_vcpu(c, c->node[1]->qts, 1, 0, 2);
     distvm_cluster_quit(c);

@@ -26,6 +26,7 @@
 #include "distvm-wire.h"
 
 #define MACHINE "-nodefaults -machine pc -m 128M"
+#define MACHINE_HOTPLUG "-nodefaults -machine pc -m 128M,slots=2,maxmem=256M"
 #define PATTERN_MB 64
 #define PC_RAM_PAGES (128u << 8)
 
@@ -988,6 +989,14 @@ static void test_residency(void)
     g_assert_cmpint(qdict_get_int(data, "vcpu-moves"), ==, 1);
     g_assert_cmpint(qdict_get_int(data, "remote-accesses"), >=, 512);
     qobject_unref(info);
+    {
+        g_autofree char *hmp = qtest_hmp(c->node[1]->qts, "info distvm");
+
+        g_assert_nonnull(strstr(hmp, "resident on node 2: 0x1200000+0x400000"
+                                ", "));
+        g_assert_nonnull(strstr(hmp, " accesses done there for this node, 0 "
+                                "vCPUs moved there\r\n"));
+    }
 
     /* A vCPU that touches it runs on node 2: it cannot be kept away. */
     resp = qtest_qmp_assert_failure_ref(c->node[1]->qts, "{ 'execute': "
@@ -1038,6 +1047,70 @@ static void test_residency_bad(void)
                     out);
         }
     }
+}
+
+/*
+ * On 3 nodes, a plug that node 1 makes and node 2 refuses leaves nothing
+ * plugged anywhere, and the nodes still agree on the directory of the
+ * memory plugged next: each reads exactly what another wrote into it.
+ */
+static void test_dimm_refused(void)
+{
+    DistvmCluster *c = distvm_cluster_start(tmpdir, 3, MACHINE_HOTPLUG);
+    DistvmNode **node = c->node;
+    const size_t len = MiB;
+    g_autofree uint8_t *want = g_malloc(len);
+    g_autofree uint8_t *got = g_malloc(len);
+    uint64_t base;
+
+    backend_add(node[2]->qts, "d1");
+    backend_add(node[0]->qts, "d1");
+    {
+        QDict *resp = qtest_qmp_assert_failure_ref(node[0]->qts,
+            "{ 'execute': 'device_add', 'arguments': { 'driver': "
+            "'pc-dimm', 'id': 'dimm1', 'memdev': 'd1' } }");
+
+        g_assert_cmpstr(qdict_get_str(resp, "desc"), ==,
+                        "distvm: node 2 could not plug the memory: node 2: "
+                        "an object 'd1' exists here already");
+        qobject_unref(resp);
+    }
+    /* Node 1 plugged it, and unplugs it when home says so. */
+    for (int tries = 0; has_object(node[1]->qts, "/objects", "d1");
+         tries++) {
+        g_assert_cmpint(tries, <, 100);
+        g_usleep(100 * 1000);
+    }
+    for (int n = 0; n < 3; n++) {
+        g_assert_false(has_object(node[n]->qts, "/machine/peripheral",
+                                  "dimm1"));
+        g_assert_false(has_range(node[n], "d1"));
+    }
+
+    backend_add(node[0]->qts, "d2");
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'device_add', "
+        "'arguments': { 'driver': 'pc-dimm', 'id': 'dimm2', "
+        "'memdev': 'd2' } }");
+    base = dimm_prop(node[0]->qts, "dimm2", "addr");
+    for (int n = 0; n < 3; n++) {
+        QDict *r = distvm_memory_range(node[n], "d2");
+
+        g_assert_cmpint(qdict_get_int(r, "home"), ==, 0);
+        g_assert_false(qdict_get_bool(r, "numa"));
+        qobject_unref(r);
+        g_assert_cmphex(dimm_prop(node[n]->qts, "dimm2", "addr"), ==, base);
+    }
+    for (int w = 0; w < 3; w++) {
+        for (size_t i = 0; i < len; i++) {
+            want[i] = i * 7 + (i >> 12) + w;
+        }
+        qtest_memwrite(node[w]->qts, base, want, len);
+        for (int n = 0; n < 3; n++) {
+            distvm_memread(node[(w + n) % 3]->qts, base, got, len);
+            g_assert_cmpmem(got, len, want, len);
+        }
+    }
+    distvm_cluster_quit(c);
 }
 
 #define DIMM_BAD(numa, node) \
@@ -2017,6 +2090,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/numa/sweep", test_numa_sweep);
     qtest_add_func("/distvm/ram/numa/bad", test_numa_bad);
     qtest_add_func("/distvm/ram/numa/dimm", test_dimm);
+    qtest_add_func("/distvm/ram/numa/dimm-refused", test_dimm_refused);
     qtest_add_func("/distvm/ram/residency/guest", test_residency);
     qtest_add_func("/distvm/ram/residency/bad", test_residency_bad);
     qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
