@@ -196,6 +196,22 @@ static inline void *page_host(DistvmBlock *b, uint64_t page)
     return b->host + (page << PAGE_BITS);
 }
 
+/* The range @page of @b is resident in (distvm-residency.c), or NULL */
+static const DistvmResident *page_resident(DistvmState *s, DistvmBlock *b,
+                                           uint64_t page)
+{
+    for (uint32_t i = 0; i < s->nr_resident; i++) {
+        const DistvmResident *r = &s->resident[i];
+        uint64_t off = page << PAGE_BITS;
+
+        if (r->rb == b->rb && off >= r->offset &&
+            off - r->offset < r->size) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
 /* ---- outbox ---- */
 
 static void outbox_init(DistvmOutbox *o)
@@ -413,6 +429,7 @@ static bool run_page_free(DistvmState *s, uint32_t block, uint64_t q)
     DistvmBlock *b = &s->ram->blocks[block];
 
     return q < b->pages && page_manager(s, b, q) == s->node_id &&
+           !page_resident(s, b, q) &&
            b->state[q] == DISTVM_PAGE_E && b->owner[q] == (int)s->node_id &&
            b->copyset[q] == (1u << s->node_id) &&
            !g_hash_table_contains(s->ram->txns, page_key(block, q));
@@ -1040,6 +1057,14 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
             return g_strdup_printf("%s for node %" PRIu32 ": a node asks "
                                    "for itself", type, m->node);
         }
+        if (msg->hdr.type == DISTVM_MSG_PAGE_REQ &&
+            page_resident(s, b, m->page) &&
+            page_resident(s, b, m->page)->node != m->node) {
+            return g_strdup_printf("%s for page %" PRIu64 " of %s, resident "
+                                   "on node %" PRIu32, type, m->page,
+                                   qemu_ram_get_idstr(b->rb),
+                                   page_resident(s, b, m->page)->node);
+        }
         break;
     case DISTVM_MSG_PAGE_FWD:
     case DISTVM_MSG_PAGE_INV:
@@ -1442,6 +1467,9 @@ bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,
         return false;
     }
     out->page = (host - (uintptr_t)b->host) >> PAGE_BITS;
+    if (page_resident(s, b, out->page)) {
+        return false;           /* it never leaves its node */
+    }
     st = qatomic_read(&b->state[out->page]);
     out->flags = written && st == DISTVM_PAGE_E ? DISTVM_WARM_WRITE : 0;
     return st != DISTVM_PAGE_I;

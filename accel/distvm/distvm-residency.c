@@ -10,12 +10,17 @@
  * - A vCPU of another node whose instruction touches the range stops
  *   before it did anything (its state restored to the instruction), and
  *   moves to NODE (reason "residency"), where the instruction runs again
- *   on local RAM.
- * - Any other access (a device's DMA on home, the page-table walker,
- *   qtest) is done on NODE: a RES_ACCESS of at most 8 bytes that NODE's
- *   main loop performs on its memory and answers with RES_REPLY.  Such an
- *   access waits for the round trip, and NODE's main loop never waits
- *   for another node's.
+ *   on local RAM.  A vCPU that moved for residency less than
+ *   DISTVM_RESIDENT_STAY_NS ago does the access remotely instead, so that
+ *   an instruction that touches ranges of two nodes completes.
+ * - Any other access (a device's DMA on home, code fetched for
+ *   translation, an interrupt's delivery, qtest) is done on NODE: a
+ *   RES_ACCESS of at most 8 bytes, which a thread of NODE's that takes no
+ *   lock a vCPU may hold performs on its memory and answers with
+ *   RES_REPLY.  The access waits for that round trip; a NODE that does
+ *   not answer within peer-timeout is lost.
+ * - The pages never travel: warm pages and sweeps leave them out, and a
+ *   request for one from another node is refused.
  *
  * Only RAM given on the command line can be resident, from power-on:
  * what the firmware or -kernel loads into a resident range on home
@@ -35,12 +40,17 @@
 #include "exec/exec-all.h"
 #include "exec/memory.h"
 #include "exec/ramblock.h"
+#include "hw/boards.h"
 #include "hw/core/cpu.h"
+#include "qemu/rcu.h"
+#include "qemu/units.h"
 #include "distvm-internal.h"
 #include "trace.h"
 
 /* Above the RAM and the devices it covers */
 #define DISTVM_RESIDENT_PRIORITY 100
+/* After a residency move, accesses to other nodes' ranges stay remote */
+#define DISTVM_RESIDENT_STAY_NS (10 * SCALE_MS)
 
 /* The accesses this node waits for another node to do */
 struct DistvmResWaits {
@@ -48,6 +58,8 @@ struct DistvmResWaits {
     QemuCond cond;
     uint64_t next_seq;
     GHashTable *waits;          /* seq -> DistvmResWait */
+    int64_t *moved_ns;          /* [nr_vcpus]: last residency move from here */
+    GAsyncQueue *accesses;      /* DistvmMsg, for the access thread */
 };
 
 typedef struct DistvmResWait {
@@ -125,6 +137,7 @@ bool distvm_residency_init(DistvmState *s, Error **errp)
     qemu_mutex_init(&s->res_waits->lock);
     qemu_cond_init(&s->res_waits->cond);
     s->res_waits->waits = g_hash_table_new(g_int64_hash, g_int64_equal);
+    s->res_waits->moved_ns = g_new0(int64_t, s->nr_vcpus);
     return true;
 }
 
@@ -170,7 +183,9 @@ static MemTxResult resident_remote(DistvmResident *r, hwaddr offset,
                         .flags = write ? DISTVM_RES_WRITE : 0,
                         .data = write ? *data : 0,
                     });
-    distvm_send(s, r->node, m);
+    if (!distvm_send(s, r->node, m)) {
+        distvm_fatal_node_lost(s, r->node, "connection closed");
+    }
 
     qemu_mutex_lock(&rw->lock);
     while (!w.done && !distvm_cluster_leaving(s)) {
@@ -188,9 +203,12 @@ static MemTxResult resident_remote(DistvmResident *r, hwaddr offset,
     trace_distvm_resident_remote(r->base + offset, size, write, r->node,
                                  w.done);
     if (!w.done) {
-        error_report_once("distvm: node %" PRIu32 " did not answer an access "
-                          "to its resident RAM at %#" PRIx64, r->node,
-                          r->base + offset);
+        /* Not an error the guest could see and go on from: data is lost */
+        if (!distvm_cluster_leaving(s)) {
+            distvm_fatal_node_lost(s, r->node, "it did not answer an access "
+                                   "to its resident RAM within "
+                                   "peer-timeout");
+        }
         return MEMTX_ERROR;
     }
     qatomic_inc(&r->remote_accesses);
@@ -232,14 +250,21 @@ bool distvm_residency_vcpu_access(DistvmState *s, CPUState *cs,
                                   hwaddr addr, uintptr_t ra)
 {
     DistvmResident *r = s->nr_resident ? resident_of(s, addr, 1) : NULL;
+    int64_t *moved_ns;
+    int64_t now;
 
     if (!r || r->node == s->node_id) {
         return false;
     }
-    if (cs != current_cpu || !ra) {
+    moved_ns = &s->res_waits->moved_ns[cs->cpu_index];
+    now = get_clock();
+    if (cs != current_cpu || !ra ||
+        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
+        now - qatomic_read(moved_ns) < DISTVM_RESIDENT_STAY_NS) {
         return true;
     }
     if (!distvm_vcpu_moving(s, cs->cpu_index)) {
+        qatomic_set(moved_ns, now);
         trace_distvm_resident_vcpu(cs->cpu_index, addr, r->node);
         qatomic_inc(&r->vcpu_moves);
         distvm_vcpu_request_move(s, cs->cpu_index, s->node_id, r->node,
@@ -250,32 +275,89 @@ bool distvm_residency_vcpu_access(DistvmState *s, CPUState *cs,
 
 /* ---- the range's node ---- */
 
-/* RES_ACCESS, in the main loop: RAM is written as a DMA writes it */
+/*
+ * RES_ACCESS, on the access thread: one load or store of the RAM, as a
+ * DMA does it (translated code of the page is invalidated).  Neither the
+ * BQL nor anything a vCPU waiting for a page may hold is taken, so the
+ * node that asks may hold its BQL, and this node's main loop may be busy.
+ */
 static void resident_access(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgRes *a = &msg->u.res;
     g_autoptr(GByteArray) m = g_byte_array_new();
     DistvmResident *r = resident_of(s, a->addr, a->size);
     MemTxResult res = MEMTX_DECODE_ERROR;
-    uint8_t buf[8] = { 0 };
+    MemTxAttrs attrs = MEMTXATTRS_UNSPECIFIED;
+    AddressSpace *as = &address_space_memory;
+    bool write = a->flags & DISTVM_RES_WRITE;
+    uint64_t data = 0;
 
-    if (r && r->node == s->node_id) {
-        stn_le_p(buf, a->size, a->data);
-        res = address_space_rw(&address_space_memory, a->addr,
-                               MEMTXATTRS_UNSPECIFIED, buf, a->size,
-                               a->flags & DISTVM_RES_WRITE);
-    } else {
+    if (!r || r->node != s->node_id) {
         error_report_once("distvm: node %" PRIu32 " asked for an access to "
                           "%#" PRIx64 ", not resident here", msg->hdr.src,
                           a->addr);
+    } else if (write) {
+        switch (a->size) {
+        case 1:
+            address_space_stb(as, a->addr, a->data, attrs, &res);
+            break;
+        case 2:
+            address_space_stw_le(as, a->addr, a->data, attrs, &res);
+            break;
+        case 4:
+            address_space_stl_le(as, a->addr, a->data, attrs, &res);
+            break;
+        default:
+            address_space_stq_le(as, a->addr, a->data, attrs, &res);
+            break;
+        }
+    } else {
+        switch (a->size) {
+        case 1:
+            data = address_space_ldub(as, a->addr, attrs, &res);
+            break;
+        case 2:
+            data = address_space_lduw_le(as, a->addr, attrs, &res);
+            break;
+        case 4:
+            data = address_space_ldl_le(as, a->addr, attrs, &res);
+            break;
+        default:
+            data = address_space_ldq_le(as, a->addr, attrs, &res);
+            break;
+        }
     }
     distvm_wire_res(m, DISTVM_MSG_RES_REPLY, s->node_id, msg->hdr.seq,
                     &(DistvmMsgRes) {
                         .addr = a->addr, .size = a->size, .flags = res,
-                        .data = (a->flags & DISTVM_RES_WRITE) ? 0 :
-                                ldn_le_p(buf, a->size),
+                        .data = data,
                     });
     distvm_send(s, msg->hdr.src, m);
+}
+
+static void *resident_access_thread(void *opaque)
+{
+    DistvmState *s = opaque;
+
+    rcu_register_thread();
+    for (;;) {
+        g_autofree DistvmMsg *msg = g_async_queue_pop(s->res_waits->accesses);
+
+        resident_access(s, msg);
+    }
+    return NULL;
+}
+
+/* RES_ACCESS, in the receive thread: for the access thread */
+static bool resident_access_received(DistvmState *s, const DistvmMsg *msg)
+{
+    if (!s->res_waits) {
+        distvm_msg_refused(s, msg->hdr.src, "RES_ACCESS, but no RAM is "
+                           "resident on a node");
+        return false;
+    }
+    g_async_queue_push(s->res_waits->accesses, g_memdup2(msg, sizeof(*msg)));
+    return true;
 }
 
 /* RES_REPLY, in the receive thread */
@@ -303,7 +385,7 @@ static bool resident_answered(DistvmState *s, const DistvmMsg *msg)
 }
 
 static const DistvmMsgHandler residency_handlers[] = {
-    { DISTVM_MSG_RES_ACCESS, .main_loop = resident_access },
+    { DISTVM_MSG_RES_ACCESS, .receive = resident_access_received },
     { DISTVM_MSG_RES_REPLY, .receive = resident_answered },
 };
 
@@ -318,13 +400,34 @@ bool distvm_residency_setup(DistvmState *s, Error **errp)
         MemoryRegionSection sec = memory_region_find(get_system_memory(),
                                                      r->base, r->size);
         bool ram = sec.mr && memory_region_is_ram(sec.mr) &&
-                   !sec.mr->readonly && !memory_region_is_rom(sec.mr) &&
+                   !sec.readonly && !memory_region_is_rom(sec.mr) &&
                    int128_get64(sec.size) == r->size;
+        MachineState *ms = MACHINE(qdev_get_machine());
+
+        if (r->base < 1 * MiB) {
+            error_setg(errp, "distvm: residency: [%#" PRIx64 ", %#" PRIx64
+                       ") is below 1 MiB, where firmware and SMRAM are",
+                       r->base, r->base + r->size);
+            if (sec.mr) {
+                memory_region_unref(sec.mr);
+            }
+            return false;
+        }
+        if (ms->device_memory && r->base < ms->device_memory->base +
+            memory_region_size(&ms->device_memory->mr) &&
+            ms->device_memory->base < r->base + r->size) {
+            error_setg(errp, "distvm: residency: [%#" PRIx64 ", %#" PRIx64
+                       ") is in the memory of DIMMs, which can be unplugged",
+                       r->base, r->base + r->size);
+            if (sec.mr) {
+                memory_region_unref(sec.mr);
+            }
+            return false;
+        }
 
         if (ram) {
             r->rb = sec.mr->ram_block;
-            r->offset = memory_region_get_ram_addr(sec.mr) +
-                        sec.offset_within_region - qemu_ram_get_offset(r->rb);
+            r->offset = sec.offset_within_region;
         }
         if (sec.mr) {
             memory_region_unref(sec.mr);
@@ -350,6 +453,11 @@ bool distvm_residency_setup(DistvmState *s, Error **errp)
         }
     }
     if (s->nr_resident) {
+        QemuThread thread;
+
+        s->res_waits->accesses = g_async_queue_new();
+        qemu_thread_create(&thread, "distvm-resident", resident_access_thread,
+                           s, QEMU_THREAD_DETACHED);
         distvm_msg_handlers_register(s, residency_handlers,
                                      ARRAY_SIZE(residency_handlers));
     }

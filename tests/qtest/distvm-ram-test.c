@@ -1029,6 +1029,8 @@ static void test_residency_bad(void)
         { "0x7ff0000+0x20000@1", "distvm: residency: [0x7ff0000, "
           "0x8010000) is not all in one range of guest RAM" },
         { "0xfffc0000+0x1000@1", "is not all in one range of guest RAM" },
+        { "0x80000+0x1000@1", "distvm: residency: [0x80000, 0x81000) is "
+          "below 1 MiB, where firmware and SMRAM are" },
     };
     g_autofree char *dir = g_strdup_printf("%s/residency-bad", tmpdir);
 
