@@ -399,43 +399,29 @@ bool distvm_residency_setup(DistvmState *s, Error **errp)
         DistvmResident *r = &s->resident[i];
         MemoryRegionSection sec = memory_region_find(get_system_memory(),
                                                      r->base, r->size);
-        bool ram = sec.mr && memory_region_is_ram(sec.mr) &&
-                   !sec.readonly && !memory_region_is_rom(sec.mr) &&
-                   int128_get64(sec.size) == r->size;
         MachineState *ms = MACHINE(qdev_get_machine());
+        DeviceMemoryState *dm = ms->device_memory;
+        const char *why = NULL;
 
         if (r->base < 1 * MiB) {
-            error_setg(errp, "distvm: residency: [%#" PRIx64 ", %#" PRIx64
-                       ") is below 1 MiB, where firmware and SMRAM are",
-                       r->base, r->base + r->size);
-            if (sec.mr) {
-                memory_region_unref(sec.mr);
-            }
-            return false;
-        }
-        if (ms->device_memory && r->base < ms->device_memory->base +
-            memory_region_size(&ms->device_memory->mr) &&
-            ms->device_memory->base < r->base + r->size) {
-            error_setg(errp, "distvm: residency: [%#" PRIx64 ", %#" PRIx64
-                       ") is in the memory of DIMMs, which can be unplugged",
-                       r->base, r->base + r->size);
-            if (sec.mr) {
-                memory_region_unref(sec.mr);
-            }
-            return false;
-        }
-
-        if (ram) {
+            why = "is below 1 MiB, where firmware and SMRAM are";
+        } else if (dm && r->base < dm->base + memory_region_size(&dm->mr) &&
+                   dm->base < r->base + r->size) {
+            why = "is in the memory of DIMMs, which can be unplugged";
+        } else if (!sec.mr || !memory_region_is_ram(sec.mr) ||
+                   sec.readonly || memory_region_is_rom(sec.mr) ||
+                   int128_get64(sec.size) != r->size) {
+            why = "is not all in one range of guest RAM";
+        } else {
             r->rb = sec.mr->ram_block;
             r->offset = sec.offset_within_region;
         }
         if (sec.mr) {
             memory_region_unref(sec.mr);
         }
-        if (!ram) {
+        if (why) {
             error_setg(errp, "distvm: residency: [%#" PRIx64 ", %#" PRIx64
-                       ") is not all in one range of guest RAM", r->base,
-                       r->base + r->size);
+                       ") %s", r->base, r->base + r->size, why);
             return false;
         }
         trace_distvm_resident_range(r->base, r->size, r->node,

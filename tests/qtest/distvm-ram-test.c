@@ -629,6 +629,18 @@ static void test_numa_sweep(void)
 
 #define DIMM_MB         8
 
+/* QEMU with @args exits with status 1, saying @message */
+static void check_start_refused(const char *args, const char *message)
+{
+    g_autofree char *out = NULL;
+    int status = distvm_run_qemu(args, &out);
+
+    if (status != 1 || !strstr(out, message)) {
+        g_error("'%s': expected exit status 1 and '%s', got %d:\n%s", args,
+                message, status, out);
+    }
+}
+
 /* Whether query-distvm on @node shows RAMBlock @block */
 static bool has_range(DistvmNode *node, const char *block)
 {
@@ -1040,14 +1052,8 @@ static void test_residency_bad(void)
         g_autofree char *args = g_strdup_printf(
             "-accel distvm,%s,residency=%s,join-timeout=1 " MACHINE,
             opts, cases[i].residency);
-        g_autofree char *out = NULL;
-        int status = distvm_run_qemu(args, &out);
 
-        if (status != 1 || !strstr(out, cases[i].message)) {
-            g_error("residency=%s: expected exit status 1 and '%s', got "
-                    "%d:\n%s", cases[i].residency, cases[i].message, status,
-                    out);
-        }
+        check_start_refused(args, cases[i].message);
     }
 }
 
@@ -1172,26 +1178,16 @@ static void test_numa_bad(void)
         g_autofree char *args = g_strdup_printf(
             "-accel distvm,%s,placement=0:1,join-timeout=1 "
             "-machine pc -m 128M -smp 2 %s", opts, cases[i].args);
-        g_autofree char *out = NULL;
-        int status = distvm_run_qemu(args, &out);
 
         /* Node 1, with no home to join, gives up after a second. */
-        if (status != 1 || !strstr(out, cases[i].message)) {
-            g_error("'%s': expected exit status 1 and '%s', got %d:\n%s",
-                    cases[i].args, cases[i].message, status, out);
-        }
+        check_start_refused(args, cases[i].message);
     }
     for (size_t i = 0; i < G_N_ELEMENTS(no_distvm); i++) {
         g_autofree char *args = g_strdup_printf(
             "-accel tcg -machine pc -m 128M,slots=1,maxmem=256M %s",
             no_distvm[i].args);
-        g_autofree char *out = NULL;
-        int status = distvm_run_qemu(args, &out);
 
-        if (status != 1 || !strstr(out, no_distvm[i].message)) {
-            g_error("'%s': expected exit status 1 and '%s', got %d:\n%s",
-                    args, no_distvm[i].message, status, out);
-        }
+        check_start_refused(args, no_distvm[i].message);
     }
 }
 
