@@ -1042,6 +1042,7 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
     DistvmBlock *b = &s->ram->blocks[m->block];
     uint32_t manager = page_manager(s, b, m->page);
     const char *type = distvm_msg_type_name(msg->hdr.type);
+    const DistvmResident *r;
 
     switch (msg->hdr.type) {
     case DISTVM_MSG_PAGE_REQ:
@@ -1057,13 +1058,12 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
             return g_strdup_printf("%s for node %" PRIu32 ": a node asks "
                                    "for itself", type, m->node);
         }
-        if (msg->hdr.type == DISTVM_MSG_PAGE_REQ &&
-            page_resident(s, b, m->page) &&
-            page_resident(s, b, m->page)->node != m->node) {
+        r = msg->hdr.type == DISTVM_MSG_PAGE_REQ ?
+            page_resident(s, b, m->page) : NULL;
+        if (r && r->node != m->node) {
             return g_strdup_printf("%s for page %" PRIu64 " of %s, resident "
                                    "on node %" PRIu32, type, m->page,
-                                   qemu_ram_get_idstr(b->rb),
-                                   page_resident(s, b, m->page)->node);
+                                   qemu_ram_get_idstr(b->rb), r->node);
         }
         break;
     case DISTVM_MSG_PAGE_FWD:

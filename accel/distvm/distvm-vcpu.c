@@ -938,6 +938,33 @@ void distvm_vcpu_park_foreign(DistvmState *s)
     }
 }
 
+/* The accelerator, for a command about vCPU @cpu_index, or NULL */
+static DistvmState *vcpu_command_state(int64_t cpu_index, Error **errp)
+{
+    DistvmState *s = distvm_state();
+
+    if (!s) {
+        error_setg(errp, "distvm is not the active accelerator");
+        return NULL;
+    }
+    if (cpu_index < 0 || !qemu_get_cpu(cpu_index)) {
+        error_setg(errp, "distvm: there is no vCPU with cpu-index %" PRId64,
+                   cpu_index);
+        return NULL;
+    }
+    return s;
+}
+
+static bool node_exists(DistvmState *s, uint32_t node, Error **errp)
+{
+    if (node >= s->nodes) {
+        error_setg(errp, "distvm: there is no node %" PRIu32 " (the cluster "
+                   "has nodes 0 to %" PRIu32 ")", node, s->nodes - 1);
+        return false;
+    }
+    return true;
+}
+
 bool distvm_vcpu_allowed(DistvmState *s, uint32_t cpu, uint32_t node)
 {
     return qatomic_read(&s->vcpu_allowed[cpu]) & (1u << node);
@@ -977,28 +1004,19 @@ uint32List *distvm_vcpu_allowed_nodes(DistvmState *s, uint32_t cpu)
 void qmp_distvm_set_vcpu_nodes(int64_t cpu_index, bool has_nodes,
                                uint32List *nodes, Error **errp)
 {
-    DistvmState *s = distvm_state();
+    DistvmState *s = vcpu_command_state(cpu_index, errp);
     g_autoptr(GByteArray) m = g_byte_array_new();
     uint32_t allowed = 0;
     uint32_t where;
 
     if (!s) {
-        error_setg(errp, "distvm is not the active accelerator");
-        return;
-    }
-    if (cpu_index < 0 || !qemu_get_cpu(cpu_index)) {
-        error_setg(errp, "distvm: there is no vCPU with cpu-index %" PRId64,
-                   cpu_index);
         return;
     }
     if (!has_nodes) {
         allowed = MAKE_64BIT_MASK(0, s->nodes);
     }
     for (uint32List *n = nodes; n; n = n->next) {
-        if (n->value >= s->nodes) {
-            error_setg(errp, "distvm: there is no node %" PRIu32 " (the "
-                       "cluster has nodes 0 to %" PRIu32 ")", n->value,
-                       s->nodes - 1);
+        if (!node_exists(s, n->value, errp)) {
             return;
         }
         allowed |= 1u << n->value;
@@ -1042,21 +1060,10 @@ void qmp_distvm_set_vcpu_nodes(int64_t cpu_index, bool has_nodes,
 static bool vcpu_move_asked(int64_t cpu_index, uint32_t node,
                             uint32_t reason, Error **errp)
 {
-    DistvmState *s = distvm_state();
+    DistvmState *s = vcpu_command_state(cpu_index, errp);
     uint32_t owner;
 
-    if (!s) {
-        error_setg(errp, "distvm is not the active accelerator");
-        return false;
-    }
-    if (cpu_index < 0 || !qemu_get_cpu(cpu_index)) {
-        error_setg(errp, "distvm: there is no vCPU with cpu-index %" PRId64,
-                   cpu_index);
-        return false;
-    }
-    if (node >= s->nodes) {
-        error_setg(errp, "distvm: there is no node %" PRIu32 " (the cluster "
-                   "has nodes 0 to %" PRIu32 ")", node, s->nodes - 1);
+    if (!s || !node_exists(s, node, errp)) {
         return false;
     }
     if (!distvm_vcpu_allowed(s, cpu_index, node)) {
