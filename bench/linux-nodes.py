@@ -2,7 +2,8 @@
 """distvm benchmark: the Linux test guest on 1, 2 and 3 nodes next to TCG.
 
     linux-nodes.py [BUILD_DIR] [--runs K] [--work N] [--only NAME[,NAME]]
-                   [--qemu PATH] [--timeout S] [-v]
+                   [--qemu PATH] [--timeout S] [--append ARGS]
+                   [--hot N [--kallsyms FILE]] [-v]
 
 Runs the Linux test guest (4 vCPUs, 512 MiB; init runs one workload per
 CPU and a multi-threaded xz round trip, distvm.work=N, then powers off)
@@ -23,9 +24,21 @@ give the remote faults by kind and the device accesses sent home, summed
 over nodes (the last half second before power-off is missed).  Prints
 medians, all runs, ratios to TCG, the counts, the clocksource Linux
 ended on (-v: all clocksource and TSC lines), then the targets.
+Under the counts, the p50 latency of each kind of fault on each node
+(first run).
+
+To see which guest pages travel: --hot N also polls
+x-query-distvm-hot-pages and prints the N pages the nodes asked for most
+in the first run, by guest-physical address.  With --append nokaslr and
+--kallsyms FILE, a copy of /proc/kallsyms from the same kernel booted
+with nokaslr (e.g. under plain TCG with -append "console=ttyS0 nokaslr
+rdinit=/bin/sh", then "mount -t proc proc /proc; cat /proc/kallsyms"),
+it names the kernel symbols in each page.  QEMU's threads have names
+(-name debug-threads=on) for top -H and perf.
 """
 
 import argparse
+import bisect
 import os
 import re
 import shutil
@@ -42,6 +55,7 @@ from qmp import QMPClient  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MACHINE = ["-machine", "pc", "-m", "512M", "-smp", "4", "-nodefaults",
+           "-name", "debug-threads=on",
            "-display", "none"]
 # A NUMA node holds whole sockets, or Linux warns of its topology.
 NUMA2 = ("-smp 4,sockets=2 -object memory-backend-ram,id=m0,size=256M "
@@ -76,7 +90,7 @@ MARKS = {"boot": "distvm-linux: nproc",
          "done": "distvm-linux: workload done"}
 
 
-def node_args(qemu, build, work, cfg, tmp, n, opts):
+def node_args(qemu, build, work, cfg, tmp, n, opts, append):
     _, _, nodes, placement, extra, pinned = cfg
     if nodes == 0:
         accel = "tcg"
@@ -95,7 +109,8 @@ def node_args(qemu, build, work, cfg, tmp, n, opts):
     return (pin + [qemu, "-accel", accel] + MACHINE + extra +
             ["-kernel", os.path.join(guest, "vmlinuz"),
              "-initrd", os.path.join(guest, "initramfs.cpio.gz"),
-             "-append", "console=ttyS0 panic=-1 distvm.work=%d" % work,
+             "-append", "console=ttyS0 panic=-1 distvm.work=%d%s" % (
+                 work, " " + append if append else ""),
              "-serial", "file:%s/console-%d.log" % (tmp, n),
              "-qmp", "unix:%s/qmp-%d.sock,server=on,wait=off" % (tmp, n)])
 
@@ -112,10 +127,11 @@ class Poller(threading.Thread):
     """Checks each node's accelerator, then (for a cluster) keeps the
     last query-distvm answer of each node until its QEMU exits."""
 
-    def __init__(self, tmp, procs, nodes):
+    def __init__(self, tmp, procs, nodes, hot):
         super().__init__(daemon=True)
-        self.tmp, self.procs, self.nodes = tmp, procs, nodes
+        self.tmp, self.procs, self.nodes, self.hot = tmp, procs, nodes, hot
         self.last = [None] * len(procs)
+        self.hot_pages = [[] for _ in procs]
         self.checked = 0
         self.errors = []
         self.stop = threading.Event()
@@ -152,6 +168,9 @@ class Poller(threading.Thread):
                     try:
                         if q:
                             self.last[n] = q.cmd("query-distvm")
+                        if q and self.hot:
+                            self.hot_pages[n] = q.cmd(
+                                "x-query-distvm-hot-pages", count=self.hot)
                     except (OSError, RuntimeError, ValueError):
                         clients[n] = None
         except (OSError, RuntimeError, ValueError) as e:
@@ -198,10 +217,10 @@ def run_once(args, cfg, tmp):
             with open("%s/node%d.err" % (tmp, n), "w") as err:
                 procs.append(subprocess.Popen(
                     node_args(args.qemu, args.build, args.work, cfg, tmp, n,
-                              args.distvm_opts),
+                              args.distvm_opts, args.append),
                     stdin=subprocess.DEVNULL, stdout=err,
                     stderr=subprocess.STDOUT))
-        poller = Poller(tmp, procs, cfg[2])
+        poller = Poller(tmp, procs, cfg[2], args.hot)
         poller.start()
         error = watch(args, procs, tmp, start, seen)
         wall = time.monotonic() - start
@@ -226,15 +245,16 @@ def run_once(args, cfg, tmp):
             detail += "node %d (exit %s) stderr:\n%s" % (
                 n, codes[n], tail(read("%s/node%d.err" % (tmp, n)), 15))
         return {"error": error, "detail": detail}
-    return figures(wall, seen, text, poller.last)
+    return figures(wall, seen, text, poller.last, poller.hot_pages)
 
 
-def figures(wall, seen, text, last):
+def figures(wall, seen, text, last, hot_pages):
     r = {"wall": wall, "boot": seen["boot"],
-         "workload": seen["done"] - seen["start"]}
+         "workload": seen["done"] - seen["start"], "hot": hot_pages}
     infos = [i for i in last if i and "ram" in i]
     for k in FAULTS if infos else ():
         r[k] = sum(i["ram"][k]["count"] for i in infos)
+        r[k + "-p50"] = [i["ram"][k].get("p50-us") for i in infos]
     for k in IO if infos else ():
         r[k] = sum(i["io"][k]["count"] for i in infos)
     cs = re.findall(r"clocksource: Switched to clocksource (\S+)", text)
@@ -294,6 +314,10 @@ def print_counts(configs, results):
         if ok:
             print("%-22s %10d %10d %10d %9d %9d %9d" % ((title,) + tuple(
                 statistics.median_low(r[k] for r in ok) for k in FAULTS + IO)))
+            print("%-22s %10s %10s %10s   (p50 latency in us, by node, "
+                  "run 1)" % (("",) + tuple("/".join(
+                      str(v) if v is not None else "-"
+                      for v in ok[0][k + "-p50"]) for k in FAULTS)))
 
 
 def print_clock(args, configs, results):
@@ -306,6 +330,66 @@ def print_clock(args, configs, results):
             unstable) if unstable else ("none" if ok else "-")))
         if args.verbose and ok:
             print("".join("    %s\n" % l for l in ok[0]["clock"]), end="")
+
+
+def block_bases(extra):
+    """Guest-physical base of each RAMBlock of a configuration: pc.ram,
+    or the memory backends of its NUMA nodes one after the other."""
+    bases, at = {"pc.ram": 0}, 0
+    for o in extra:
+        m = re.match(r"memory-backend-ram,id=(\w+),size=(\d+)M$", o)
+        if m:
+            bases[m.group(1)] = at
+            at += int(m.group(2)) << 20
+    return bases
+
+
+def kernel_symbols(path):
+    """(guest-physical address, name) of the kernel's code and data
+    symbols in a copy of the guest's /proc/kallsyms taken from a boot
+    with nokaslr, where the kernel's text at 0xffffffff81000000 is loaded
+    at 16 MiB."""
+    syms = []
+    with open(path) as f:
+        for line in f:
+            fields = line.split()
+            if (len(fields) >= 3 and fields[1] in "TtDdBbRr" and
+                    fields[0].startswith("ffffffff8")):
+                syms.append((int(fields[0], 16) - 0xffffffff80000000,
+                             fields[2]))
+    return sorted(syms)
+
+
+def page_symbols(syms, gpa):
+    """The symbol that the page at @gpa starts in, and those that start
+    in it (the first four)."""
+    i = max(bisect.bisect_right(syms, (gpa, "\uffff")) - 1, 0)
+    j = bisect.bisect_left(syms, (gpa + 4096, ""))
+    names = [n for _, n in syms[i:j]]
+    return " ".join(names[:4]) + (" +%d" % (len(names) - 4)
+                                  if len(names) > 4 else "")
+
+
+def print_hot(args, configs, results):
+    syms = kernel_symbols(args.kallsyms) if args.kallsyms else []
+    for name, title, _, _, extra, _ in configs:
+        ok = [r for r in results[name] if any(r["hot"])]
+        if not ok:
+            continue
+        bases = block_bases(extra)
+        pages = {}
+        for n, hot in enumerate(ok[0]["hot"]):
+            for h in hot:
+                key = (h["ramblock"], h["page"])
+                pages.setdefault(key, [0] * len(ok[0]["hot"]))[n] = h["faults"]
+        print("\n%s, run 1: the pages with the most remote requests "
+              "(requests by node 0/1/...)" % title)
+        for (block, page), counts in sorted(
+                pages.items(), key=lambda kv: -sum(kv[1]))[:args.hot]:
+            gpa = bases.get(block, 0) + page * 4096
+            print("  %-8s %#10x  %7d  %-22s %s" % (
+                block, gpa, sum(counts), "/".join(map(str, counts)),
+                page_symbols(syms, gpa) if syms else ""))
 
 
 def print_targets(med):
@@ -358,6 +442,15 @@ def main():
                     help="more -accel distvm options, e.g. peer-timeout=10")
     ap.add_argument("--timeout", type=int, default=1800,
                     help="seconds per run")
+    ap.add_argument("--append", default="",
+                    help="more kernel command line, e.g. nokaslr")
+    ap.add_argument("--hot", type=int, default=0, metavar="N",
+                    help="print the N pages each node asked for most "
+                    "(x-query-distvm-hot-pages)")
+    ap.add_argument("--kallsyms", metavar="FILE",
+                    help="with --hot and --append nokaslr: name the "
+                    "kernel symbols in those pages, from a copy of the "
+                    "guest's /proc/kallsyms (booted with nokaslr)")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="print the clocksource and TSC lines of a run")
     args = ap.parse_args()
@@ -380,6 +473,7 @@ def main():
     print_times(args, configs, results, med)
     print_counts(configs, results)
     print_clock(args, configs, results)
+    print_hot(args, configs, results)
     print_targets(med)
     if failed:
         print("%d run(s) failed: %s" % (len(failed), ", ".join(failed)))
