@@ -3,7 +3,7 @@
 
     linux-nodes.py [BUILD_DIR] [--runs K] [--work N] [--only NAME[,NAME]]
                    [--qemu PATH] [--timeout S] [--append ARGS]
-                   [--hot N [--kallsyms FILE]] [-v]
+                   [--hot N [--kallsyms FILE]] [--keep DIR] [-v]
 
 Runs the Linux test guest (4 vCPUs, 512 MiB; init runs one workload per
 CPU and a multi-threaded xz round trip, distvm.work=N, then powers off)
@@ -416,7 +416,8 @@ def run_all(args, configs, top):
             tmp = os.path.join(top, "%s-%d" % (cfg[0], k))
             os.mkdir(tmp)
             r = run_once(args, cfg, tmp)
-            shutil.rmtree(tmp, ignore_errors=True)
+            if not args.keep:
+                shutil.rmtree(tmp, ignore_errors=True)
             if "error" in r:
                 failed.append("%s#%d" % (cfg[0], k + 1))
                 print("run %d %s: FAILED: %s\n%s" % (
@@ -451,6 +452,9 @@ def main():
                     help="with --hot and --append nokaslr: name the "
                     "kernel symbols in those pages, from a copy of the "
                     "guest's /proc/kallsyms (booted with nokaslr)")
+    ap.add_argument("--keep", metavar="DIR",
+                    help="keep each run's consoles and node output in "
+                    "DIR/CONFIG-K (DIR must not hold them already)")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="print the clocksource and TSC lines of a run")
     args = ap.parse_args()
@@ -462,13 +466,16 @@ def main():
         ap.error("unknown configuration(s): %s" % ",".join(sorted(unknown)))
     configs = [c for c in CONFIGS if c[0] in names]
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    top = tempfile.mkdtemp(prefix="distvm-bench-")
+    top = args.keep or tempfile.mkdtemp(prefix="distvm-bench-")
     try:
+        if args.keep:
+            os.makedirs(top, exist_ok=True)
         results, failed = run_all(args, configs, top)
     except KeyboardInterrupt:
         sys.exit("bench: interrupted")
     finally:
-        shutil.rmtree(top, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(top, ignore_errors=True)
     med = medians(configs, results)
     print_times(args, configs, results, med)
     print_counts(configs, results)

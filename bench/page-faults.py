@@ -112,6 +112,7 @@ def start_node(qemu, tmp, node, nodes, transport, port_base, tls_dir):
                "-object", "authz-simple,id=authz0,identity=CN=distvm-node"]
     args = [qemu] + tls + ["-accel", accel, "-machine", "pc", "-m", "256M",
             "-nodefaults", "-display", "none", "-S",
+            "-name", "debug-threads=on",
             "-qmp", "unix:%s/qmp%d.sock,server=on,wait=off" % (tmp, node),
             "-qtest", "unix:%s/qtest%d.sock,server=on,wait=off" % (tmp, node)]
     if os.environ.get("DISTVM_BENCH_TRACE"):
