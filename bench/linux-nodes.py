@@ -454,7 +454,7 @@ def main():
                     "guest's /proc/kallsyms (booted with nokaslr)")
     ap.add_argument("--keep", metavar="DIR",
                     help="keep each run's consoles and node output in "
-                    "DIR/CONFIG-K (DIR must not hold them already)")
+                    "DIR/CONFIG-K (DIR: new or empty)")
     ap.add_argument("-v", "--verbose", action="store_true",
                     help="print the clocksource and TSC lines of a run")
     args = ap.parse_args()
@@ -465,6 +465,8 @@ def main():
     if unknown:
         ap.error("unknown configuration(s): %s" % ",".join(sorted(unknown)))
     configs = [c for c in CONFIGS if c[0] in names]
+    if args.keep and os.path.isdir(args.keep) and os.listdir(args.keep):
+        ap.error("--keep: %s is not empty" % args.keep)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     top = args.keep or tempfile.mkdtemp(prefix="distvm-bench-")
     try:
