@@ -56,7 +56,9 @@
  * (most pages that travel are data); otherwise a thread of its own, the
  * drop thread, waits for the lock.  The receive threads and the fault
  * thread never wait for a TCG lock, and a page being translated is never
- * dropped in the middle of it.
+ * dropped in the middle of it.  A vCPU of this node that writes a page
+ * with code makes it writable here before TCG invalidates the code, and
+ * invalidates it again after the write (distvm_ram_code_write()).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -76,6 +78,7 @@
 #include "qemu/userfaultfd.h"
 #include "exec/ram_addr.h"
 #include "exec/ramblock.h"
+#include "exec/cputlb.h"
 #include "exec/exec-all.h"
 #include "migration/blocker.h"
 #include "distvm-internal.h"
@@ -1451,6 +1454,64 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
     outbox_flush(s, &o);
 }
 
+/* ---- code written by a vCPU of this node ---- */
+
+/*
+ * A vCPU's write to a page that holds translated code (patch 0017): TCG
+ * invalidates the code, then writes.  If the write waited for the page,
+ * another vCPU of this node could translate the old code meanwhile and
+ * run it for ever after the write.  So the page is made writable here
+ * first, and the code translated from it is invalidated again after the
+ * write, for when it waited anyway (the page taken away in between).
+ * A write crosses at most two pages.
+ */
+typedef struct DistvmCodeWrite {
+    ram_addr_t start[2];
+    unsigned size[2];
+    unsigned count;
+} DistvmCodeWrite;
+
+static __thread DistvmCodeWrite code_write;
+
+/* Before TCG invalidates the code, on the vCPU's thread. */
+static void distvm_ram_code_write(ram_addr_t ram_addr, unsigned size)
+{
+    DistvmRam *ram = distvm_state()->ram;
+    uintptr_t addr = (uintptr_t)qemu_map_ram_ptr(NULL, ram_addr);
+    uintptr_t last = addr + size - 1;
+
+    if (code_write.count < ARRAY_SIZE(code_write.start)) {
+        code_write.start[code_write.count] = ram_addr;
+        code_write.size[code_write.count++] = size;
+    }
+    while (addr <= last) {
+        uint32_t index;
+        DistvmBlock *b = block_of(ram, addr, &index);
+
+        if (b) {
+            uint64_t page = (addr - (uintptr_t)b->host) >> PAGE_BITS;
+            uint8_t st = qatomic_read(&b->state[page]);
+
+            if (st != DISTVM_PAGE_E) {
+                trace_distvm_code_write(index, page, st);
+                /* Faults it in for writing, and changes nothing */
+                qatomic_fetch_add((uint8_t *)addr, 0);
+            }
+        }
+        addr = (addr | (DISTVM_PAGE_SIZE - 1)) + 1;
+    }
+}
+
+/* After each store of the vCPU's thread (most write no code). */
+static void distvm_ram_code_written(void)
+{
+    for (unsigned i = 0; i < code_write.count; i++) {
+        tb_invalidate_phys_range(code_write.start[i],
+                                 code_write.start[i] + code_write.size[i] - 1);
+    }
+    code_write.count = 0;
+}
+
 /*
  * Source of a move, on the stopped vCPU's thread: the page of guest RAM
  * at @host, if this node holds it, as a warm page for the destination;
@@ -1843,6 +1904,8 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
                        distvm_fault_thread, s, QEMU_THREAD_JOINABLE);
     qemu_thread_create(&ram->drop_thread, "distvm-drop", distvm_drop_thread,
                        s, QEMU_THREAD_JOINABLE);
+    tcg_code_write_hook = distvm_ram_code_write;
+    tcg_code_written_hook = distvm_ram_code_written;
     ram->started = true;
     trace_distvm_ram_started(ram->nr_blocks);
     return true;

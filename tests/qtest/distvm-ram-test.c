@@ -1024,6 +1024,73 @@ static void test_residency(void)
     distvm_cluster_quit(c);
 }
 
+#define XCODE_ROUNDS 2000
+#define XRES(field) (DG_RESULT_BASE + offsetof(struct dg_results, field))
+
+/*
+ * Code rewritten while it runs (mode=xcode of the guest): vCPU 0 rewrites
+ * a function 2000 times while vCPU 1, on the same node, and vCPU 2, on
+ * the other, keep calling it.  The writes wait for the page (vCPU 2's
+ * node reads it each time), and meanwhile vCPU 1 may translate the code
+ * again: none of them may leave it running what the page held before the
+ * write.  Linux rewrites its code so (static keys, alternatives).
+ */
+static void test_xcode(void)
+{
+    g_autofree char *args = guest_args("3", "cpus=3 xcode="
+                                       stringify(XCODE_ROUNDS));
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 2, "placement=0:0:1",
+                                                 args);
+    QTestState *home = c->node[0]->qts;
+    g_autofree char *console = NULL;
+
+    for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
+         tries++) {
+        if (tries == 3000) {
+            g_error("the guest did not finish in 300 s: round %u, vCPU 1 "
+                    "saw %u, vCPU 2 saw %u, %u timeouts",
+                    qtest_readl(home, XRES(xcode_round)),
+                    qtest_readl(home, XRES(xcode_seen) + 4),
+                    qtest_readl(home, XRES(xcode_seen) + 8),
+                    qtest_readl(home, XRES(xcode_timeouts)));
+        }
+        g_usleep(100 * 1000);
+    }
+    for (int n = 0; n < 2; n++) {
+        for (int cpu = 0; cpu < 3; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(c->node[n]->qts, cpu), ==,
+                            cpu == 2);
+        }
+    }
+    g_test_message("calls: vCPU 1 %u, vCPU 2 %u; stale: %u, %u",
+                   qtest_readl(home, XRES(xcode_calls) + 4),
+                   qtest_readl(home, XRES(xcode_calls) + 8),
+                   qtest_readl(home, XRES(xcode_stale) + 4),
+                   qtest_readl(home, XRES(xcode_stale) + 8));
+    g_assert_cmpuint(qtest_readl(home, XRES(xcode_round)), ==, XCODE_ROUNDS);
+    g_assert_cmpuint(qtest_readl(home, XRES(xcode_timeouts)), ==, 0);
+    for (int cpu = 1; cpu < 3; cpu++) {
+        g_assert_cmpuint(qtest_readl(home, XRES(xcode_seen) + cpu * 4), ==,
+                         XCODE_ROUNDS);
+        g_assert_cmpuint(qtest_readl(home, XRES(xcode_stale) + cpu * 4), ==,
+                         0);
+        g_assert_cmpuint(qtest_readl(home, XRES(xcode_calls) + cpu * 4), >=,
+                         XCODE_ROUNDS);
+    }
+    /* mov $XCODE_ROUNDS, %eax; ret, on both nodes */
+    for (int n = 0; n < 2; n++) {
+        g_assert_cmphex(qtest_readb(c->node[n]->qts, DG_XCODE_BASE), ==,
+                        0xb8);
+        g_assert_cmphex(qtest_readl(c->node[n]->qts, DG_XCODE_BASE + 1), ==,
+                        XCODE_ROUNDS);
+        g_assert_cmphex(qtest_readb(c->node[n]->qts, DG_XCODE_BASE + 5), ==,
+                        0xc3);
+    }
+    console = distvm_read_console(c->node[0]);
+    distvm_assert_console_clean(console);
+    distvm_cluster_quit(c);
+}
+
 /* A residency that cannot be is refused when the node starts. */
 static void test_residency_bad(void)
 {
@@ -2091,6 +2158,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/numa/dimm-refused", test_dimm_refused);
     qtest_add_func("/distvm/ram/residency/guest", test_residency);
     qtest_add_func("/distvm/ram/residency/bad", test_residency_bad);
+    qtest_add_func("/distvm/ram/xcode", test_xcode);
     qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
     qtest_add_func("/distvm/cluster/node-killed", test_node_killed);
     qtest_add_func("/distvm/cluster/node-stopped", test_node_stopped);

@@ -163,6 +163,9 @@ void topology_dispatch(uint32_t vector);
 /* a20-mode.c */
 void a20_mode(uint32_t cpu, uint32_t ncpus);
 
+/* xcode-mode.c */
+void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds);
+
 /* x2apic-mode.c */
 extern volatile uint32_t x2apic_on;
 void x2apic_mode(uint32_t cpu, uint32_t ncpus, uint32_t then_reset);

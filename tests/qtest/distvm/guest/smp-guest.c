@@ -42,7 +42,7 @@ static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
 static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi, mode_a20,
-    mode_topology;
+    mode_topology, mode_xcode;
 
 
 struct idt_entry {
@@ -531,6 +531,8 @@ void ap_main(void)
         a20_mode(cpu, ncpus);
     } else if (mode_topology) {
         topology_mode(cpu, ncpus);
+    } else if (mode_xcode) {
+        xcode_mode(cpu, ncpus, mode_xcode);
     } else if (mode_moves) {
         moves(cpu);
     } else if (mode_stress) {
@@ -563,6 +565,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_msi = parse_arg(cmdline, "msi", 0);
     mode_a20 = parse_arg(cmdline, "a20", 0);
     mode_topology = parse_arg(cmdline, "topology", 0);
+    mode_xcode = parse_arg(cmdline, "xcode", 0);
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
@@ -637,6 +640,8 @@ void guest_main(struct multiboot_info *mbi)
         a20_mode(0, ncpus);
     } else if (mode_topology) {
         topology_mode(0, ncpus);
+    } else if (mode_xcode) {
+        xcode_mode(0, ncpus, mode_xcode);
     } else if (mode_moves) {
         moves(0);
     } else if (mode_stress) {

@@ -220,6 +220,20 @@ enum {
 /* topo_range[i]: base (low, high), size (low, high), node, flags */
 #define DG_TOPO_RANGE_WORDS 6
 
+/*
+ * mode=xcode=R (cpus=3), cross-modifying code: CPU 0 rewrites the
+ * immediate of a function at DG_XCODE_BASE (mov $imm, %eax; ret) R times,
+ * 1 to R, each time publishing the new value in xcode_round once written;
+ * CPUs 1 and 2 keep calling the function, after reading xcode_round and a
+ * serializing instruction (cpuid), as the x86 rules for code written by
+ * another CPU ask.  A call that returns less than the xcode_round read
+ * before it ran old code: xcode_stale[cpu] counts them.  CPU 0 waits for
+ * both to return each round's value (xcode_seen[cpu]) for about a second
+ * of TSC (DG_XCODE_WAIT cycles), or counts the round in xcode_timeouts.
+ */
+#define DG_XCODE_BASE       0x03000000u     /* 48 MiB, a page of its own */
+#define DG_XCODE_WAIT       2000000000ull
+
 typedef uint32_t dg_v4 __attribute__((vector_size(16)));
 
 /* 8-byte aligned on i386 too, so the guest and the test agree on layout. */
@@ -372,6 +386,12 @@ struct dg_results {
     uint32_t topo_asked;        /* the guest: last topo_ask done */
     uint32_t topo_req[DG_TOPO_REQ_WORDS];   /* written by the test */
     uint32_t topo_status;       /* REQ_STATUS after the last request */
+    /* mode=xcode */
+    uint32_t xcode_round;       /* the value CPU 0 wrote last */
+    uint32_t xcode_timeouts;
+    uint32_t xcode_seen[DG_MAX_CPUS];
+    uint32_t xcode_stale[DG_MAX_CPUS];
+    uint32_t xcode_calls[DG_MAX_CPUS];
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)

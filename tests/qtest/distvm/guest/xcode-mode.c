@@ -1,0 +1,92 @@
+/*
+ * distvm bare-metal SMP test guest: mode=xcode (see smp-workload.h)
+ *
+ * Code one CPU rewrites while others run it.  Once a CPU has seen that
+ * the code was written, and serialized itself, it must run the new code,
+ * whichever node wrote it: none may keep running code translated from
+ * what the page held before.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <stdint.h>
+#include "smp-workload.h"
+#include "guest-hw.h"
+
+static struct dg_results *const res = (struct dg_results *)DG_RESULT_BASE;
+static volatile uint8_t *const code = (volatile uint8_t *)DG_XCODE_BASE;
+static volatile uint32_t code_ready, code_end;
+
+typedef uint32_t xcode_fn(void);
+
+static inline void serialize(void)
+{
+    uint32_t a = 0, b, c = 0, d;
+
+    __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(c), "=d"(d)
+                     :: "memory");
+}
+
+static void writer(uint32_t ncpus, uint32_t rounds)
+{
+    /* mov $0, %eax; ret */
+    code[0] = 0xb8;
+    *(volatile uint32_t *)(code + 1) = 0;
+    code[5] = 0xc3;
+    code_ready = 1;
+    for (uint32_t r = 1; r <= rounds; r++) {
+        uint64_t start;
+
+        *(volatile uint32_t *)(code + 1) = r;
+        res->xcode_round = r;
+        start = rdtsc();
+        for (uint32_t cpu = 1; cpu < ncpus; cpu++) {
+            while (*(volatile uint32_t *)&res->xcode_seen[cpu] < r) {
+                if (rdtsc() - start > DG_XCODE_WAIT) {
+                    res->xcode_timeouts++;
+                    break;
+                }
+                cpu_relax();
+            }
+        }
+    }
+    code_end = 1;
+}
+
+static void runner(uint32_t cpu)
+{
+    xcode_fn *fn = (xcode_fn *)DG_XCODE_BASE;
+    uint32_t calls = 0, stale = 0;
+
+    while (!code_ready) {
+        cpu_relax();
+    }
+    while (!code_end) {
+        uint32_t round = *(volatile uint32_t *)&res->xcode_round;
+        uint32_t v;
+
+        serialize();
+        v = fn();
+        calls++;
+        if (v < round) {
+            stale++;
+        } else {
+            *(volatile uint32_t *)&res->xcode_seen[cpu] = v;
+        }
+    }
+    res->xcode_calls[cpu] = calls;
+    res->xcode_stale[cpu] = stale;
+}
+
+void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds)
+{
+    if (ncpus != 3) {
+        say_cpu(cpu, " xcode needs cpus=3\n");
+    } else if (cpu == 0) {
+        writer(ncpus, rounds);
+    } else {
+        runner(cpu);
+    }
+    say_cpu(cpu, " xcode done\n");
+    res->cpu_done[cpu] = 1;
+}
