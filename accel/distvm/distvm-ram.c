@@ -1463,15 +1463,27 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
  * run it for ever after the write.  So the page is made writable here
  * first, and the code translated from it is invalidated again after the
  * write, for when it waited anyway (the page taken away in between).
- * A write crosses at most two pages.
+ * A store crosses at most two pages; the helpers that write through a
+ * host address (probe_access()) call no hook after, and their writes wait
+ * here for the vCPU's next store, or for room.
  */
 typedef struct DistvmCodeWrite {
-    ram_addr_t start[2];
-    unsigned size[2];
+    ram_addr_t start[4];
+    unsigned size[4];
     unsigned count;
 } DistvmCodeWrite;
 
 static __thread DistvmCodeWrite code_write;
+
+/* After each store of the vCPU's thread (most write no code). */
+static void distvm_ram_code_written(void)
+{
+    for (unsigned i = 0; i < code_write.count; i++) {
+        tb_invalidate_phys_range(code_write.start[i],
+                                 code_write.start[i] + code_write.size[i] - 1);
+    }
+    code_write.count = 0;
+}
 
 /* Before TCG invalidates the code, on the vCPU's thread. */
 static void distvm_ram_code_write(ram_addr_t ram_addr, unsigned size)
@@ -1480,10 +1492,11 @@ static void distvm_ram_code_write(ram_addr_t ram_addr, unsigned size)
     uintptr_t addr = (uintptr_t)qemu_map_ram_ptr(NULL, ram_addr);
     uintptr_t last = addr + size - 1;
 
-    if (code_write.count < ARRAY_SIZE(code_write.start)) {
-        code_write.start[code_write.count] = ram_addr;
-        code_write.size[code_write.count++] = size;
+    if (code_write.count == ARRAY_SIZE(code_write.start)) {
+        distvm_ram_code_written();
     }
+    code_write.start[code_write.count] = ram_addr;
+    code_write.size[code_write.count++] = size;
     while (addr <= last) {
         uint32_t index;
         DistvmBlock *b = block_of(ram, addr, &index);
@@ -1502,15 +1515,10 @@ static void distvm_ram_code_write(ram_addr_t ram_addr, unsigned size)
     }
 }
 
-/* After each store of the vCPU's thread (most write no code). */
-static void distvm_ram_code_written(void)
-{
-    for (unsigned i = 0; i < code_write.count; i++) {
-        tb_invalidate_phys_range(code_write.start[i],
-                                 code_write.start[i] + code_write.size[i] - 1);
-    }
-    code_write.count = 0;
-}
+static const TCGCodeWriteHooks distvm_code_write_hooks = {
+    .before = distvm_ram_code_write,
+    .after = distvm_ram_code_written,
+};
 
 /*
  * Source of a move, on the stopped vCPU's thread: the page of guest RAM
@@ -1904,8 +1912,7 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
                        distvm_fault_thread, s, QEMU_THREAD_JOINABLE);
     qemu_thread_create(&ram->drop_thread, "distvm-drop", distvm_drop_thread,
                        s, QEMU_THREAD_JOINABLE);
-    tcg_code_write_hook = distvm_ram_code_write;
-    tcg_code_written_hook = distvm_ram_code_written;
+    tcg_code_write_hooks = &distvm_code_write_hooks;
     ram->started = true;
     trace_distvm_ram_started(ram->nr_blocks);
     return true;

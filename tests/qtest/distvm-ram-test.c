@@ -1077,6 +1077,31 @@ static void test_xcode(void)
         g_assert_cmpuint(qtest_readl(home, XRES(xcode_calls) + cpu * 4), >=,
                          XCODE_ROUNDS);
     }
+    /*
+     * The writes waited: node 1 read the code page back each round, so
+     * that node 0 had to ask for it again to write it (with the page of
+     * xcode_round, it is among the pages node 0 asked for most).
+     */
+    {
+        QDict *resp = qtest_qmp(home, "{ 'execute': "
+            "'x-query-distvm-hot-pages', 'arguments': { 'count': 4 } }");
+        int64_t faults = -1;
+
+        for (const QListEntry *e = qlist_first(qdict_get_qlist(resp,
+                                                               "return"));
+             e; e = qlist_next(e)) {
+            QDict *h = qobject_to(QDict, qlist_entry_obj(e));
+
+            if (!strcmp(qdict_get_str(h, "ramblock"), "pc.ram") &&
+                qdict_get_int(h, "page") == DG_XCODE_BASE >> 12) {
+                faults = qdict_get_int(h, "faults");
+            }
+        }
+        g_test_message("node 0 asked for the code page %" PRId64 " times",
+                       faults);
+        g_assert_cmpint(faults, >=, XCODE_ROUNDS / 2);
+        qobject_unref(resp);
+    }
     /* mov $XCODE_ROUNDS, %eax; ret, on both nodes */
     for (int n = 0; n < 2; n++) {
         g_assert_cmphex(qtest_readb(c->node[n]->qts, DG_XCODE_BASE), ==,
