@@ -58,7 +58,7 @@
  * thread never wait for a TCG lock, and a page being translated is never
  * dropped in the middle of it.  A vCPU of this node that writes a page
  * with code makes it writable here before TCG invalidates the code, and
- * invalidates it again after the write (distvm_ram_code_write()).
+ * invalidates it again after the write (distvm_ram_write_before()).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -151,6 +151,9 @@ typedef struct DistvmDrop {
     DistvmOutbox o;
     Error *err;
     bool ok;
+    bool track;                 /* page_track_writes() of [addr, +len) */
+    ram_addr_t addr;
+    uint64_t len;
 } DistvmDrop;
 
 struct DistvmRam {
@@ -359,18 +362,30 @@ static bool page_populated(void *host)
 }
 
 /*
- * The page's content changed under this node: as for a DMA write, but
- * with no translated code to invalidate: that of a page is invalidated
- * when the page is dropped (see the drop thread), so a page that arrives
- * has none.
+ * The page's content changed under this node: for the display, as for a
+ * DMA write, but with no translated code to invalidate: that of a page is
+ * invalidated when the page is dropped (see the drop thread), so a page
+ * that arrives has none.  Not for migration, which a cluster blocks: its
+ * bit keeps the writes to the page tracked (page_track_writes()).
  */
 static void page_mark_changed(DistvmBlock *b, uint64_t page)
 {
     ram_addr_t addr = b->ram_addr + (page << PAGE_BITS);
-    uint8_t mask = cpu_physical_memory_range_includes_clean(addr,
-                        DISTVM_PAGE_SIZE, DIRTY_CLIENTS_NOCODE);
 
-    cpu_physical_memory_set_dirty_range(addr, DISTVM_PAGE_SIZE, mask);
+    cpu_physical_memory_set_dirty_flag(addr, DIRTY_MEMORY_VGA);
+}
+
+/*
+ * Have TCG track this node's writes to pages whose code the drop thread
+ * invalidates, through patch 0017's hooks (distvm_ram_write_before()): as
+ * for a page with code, write entries of the vCPUs' TLBs and the ones
+ * filled later send them through notdirty_write(), until one is done.
+ * The page is "clean" for migration, which no cluster does.
+ */
+static void page_track_writes(ram_addr_t addr, uint64_t len)
+{
+    cpu_physical_memory_test_and_clear_dirty(addr, len,
+                                             DIRTY_MEMORY_MIGRATION);
 }
 
 /*
@@ -965,6 +980,9 @@ static void drop_locked(void *opaque)
     DistvmState *s = distvm_state();
     DistvmRam *ram = s->ram;
 
+    if (d->track) {
+        page_track_writes(d->addr, d->len);
+    }
     qemu_mutex_lock(&ram->lock);
     if (distvm_cluster_leaving(s) ||
         qatomic_read(&ram->blocks[d->m.block].dead)) {
@@ -1004,6 +1022,9 @@ static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
                      sweep_end(b, d->m.page) - d->m.page : 1;
 
     outbox_init(&d->o);
+    d->addr = addr;
+    d->len = pages << PAGE_BITS;
+    d->track = wait;
     if (wait) {
         tb_invalidate_phys_range_around(addr,
                                         addr + (pages << PAGE_BITS) - 1,
@@ -1463,40 +1484,59 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
  * run it for ever after the write.  So the page is made writable here
  * first, and the code translated from it is invalidated again after the
  * write, for when it waited anyway (the page taken away in between).
+ * The same holds for a page whose code was invalidated when it was
+ * dropped (the drop thread): a vCPU translating it again waits for it as
+ * the write does.  Writes to such a page are tracked from the drop on
+ * (page_track_writes()), so that they come here too.
+ *
  * A store crosses at most two pages; the helpers that write through a
- * host address (probe_access()) call no hook after, and their writes wait
- * here for the vCPU's next store, or for room.
+ * host address (probe_access(): the page walker, FXSAVE...) call no hook
+ * after, and their writes wait here for the vCPU's next store, or for
+ * room.
  */
-typedef struct DistvmCodeWrite {
-    ram_addr_t start[4];
-    unsigned size[4];
-    unsigned count;
-} DistvmCodeWrite;
+#define DISTVM_CODE_WRITES 4
 
-static __thread DistvmCodeWrite code_write;
+typedef struct DistvmCodeWrites {
+    struct {
+        ram_addr_t start;
+        unsigned size;
+    } w[DISTVM_CODE_WRITES];
+    unsigned count;
+} DistvmCodeWrites;
+
+static __thread DistvmCodeWrites code_writes;
 
 /* After each store of the vCPU's thread (most write no code). */
-static void distvm_ram_code_written(void)
+static void distvm_ram_write_after(void)
 {
-    for (unsigned i = 0; i < code_write.count; i++) {
-        tb_invalidate_phys_range(code_write.start[i],
-                                 code_write.start[i] + code_write.size[i] - 1);
+    for (unsigned i = 0; i < code_writes.count; i++) {
+        tb_invalidate_phys_range(code_writes.w[i].start,
+                                 code_writes.w[i].start +
+                                 code_writes.w[i].size - 1);
     }
-    code_write.count = 0;
+    code_writes.count = 0;
 }
 
-/* Before TCG invalidates the code, on the vCPU's thread. */
-static void distvm_ram_code_write(ram_addr_t ram_addr, unsigned size)
+/* Before a tracked write, and its code's invalidation, on its vCPU. */
+static void distvm_ram_write_before(ram_addr_t ram_addr, unsigned size,
+                                    bool code)
 {
     DistvmRam *ram = distvm_state()->ram;
-    uintptr_t addr = (uintptr_t)qemu_map_ram_ptr(NULL, ram_addr);
-    uintptr_t last = addr + size - 1;
+    uintptr_t addr, last;
 
-    if (code_write.count == ARRAY_SIZE(code_write.start)) {
-        distvm_ram_code_written();
+    if (code_writes.count == DISTVM_CODE_WRITES) {
+        distvm_ram_write_after();
     }
-    code_write.start[code_write.count] = ram_addr;
-    code_write.size[code_write.count++] = size;
+    code_writes.w[code_writes.count].start = ram_addr;
+    code_writes.w[code_writes.count++].size = size;
+    if (!code) {
+        /* The page walker asks to write every page table it reads. */
+        return;
+    }
+    WITH_RCU_READ_LOCK_GUARD() {
+        addr = (uintptr_t)qemu_map_ram_ptr(NULL, ram_addr);
+    }
+    last = addr + size - 1;
     while (addr <= last) {
         uint32_t index;
         DistvmBlock *b = block_of(ram, addr, &index);
@@ -1516,8 +1556,8 @@ static void distvm_ram_code_write(ram_addr_t ram_addr, unsigned size)
 }
 
 static const TCGCodeWriteHooks distvm_code_write_hooks = {
-    .before = distvm_ram_code_write,
-    .after = distvm_ram_code_written,
+    .before = distvm_ram_write_before,
+    .after = distvm_ram_write_after,
 };
 
 /*

@@ -1033,12 +1033,17 @@ static void test_residency(void)
  * the other, keep calling it.  The writes wait for the page (vCPU 2's
  * node reads it each time), and meanwhile vCPU 1 may translate the code
  * again: none of them may leave it running what the page held before the
- * write.  Linux rewrites its code so (static keys, alternatives).
+ * write.  Linux rewrites its code so (static keys, alternatives).  With
+ * @data, vCPU 2 also writes a word of data in the page before each write,
+ * so that the page is gone from node 0 and its code with it: vCPU 0's
+ * write and vCPU 1's translation then both wait for the page.
  */
-static void test_xcode(void)
+static void test_xcode(const void *data)
 {
-    g_autofree char *args = guest_args("3", "cpus=3 xcode="
-                                       stringify(XCODE_ROUNDS));
+    bool steal = GPOINTER_TO_INT(data);
+    g_autofree char *args = guest_args("3", steal ?
+        "cpus=3 steal=1 xcode=" stringify(XCODE_ROUNDS) :
+        "cpus=3 xcode=" stringify(XCODE_ROUNDS));
     DistvmCluster *c = distvm_cluster_start_with(tmpdir, 2, "placement=0:0:1",
                                                  args);
     QTestState *home = c->node[0]->qts;
@@ -1085,11 +1090,11 @@ static void test_xcode(void)
     {
         QDict *resp = qtest_qmp(home, "{ 'execute': "
             "'x-query-distvm-hot-pages', 'arguments': { 'count': 4 } }");
+        QList *hot = qdict_get_qlist(resp, "return");
         int64_t faults = -1;
 
-        for (const QListEntry *e = qlist_first(qdict_get_qlist(resp,
-                                                               "return"));
-             e; e = qlist_next(e)) {
+        g_assert(hot);
+        for (const QListEntry *e = qlist_first(hot); e; e = qlist_next(e)) {
             QDict *h = qobject_to(QDict, qlist_entry_obj(e));
 
             if (!strcmp(qdict_get_str(h, "ramblock"), "pc.ram") &&
@@ -1110,6 +1115,9 @@ static void test_xcode(void)
                         XCODE_ROUNDS);
         g_assert_cmphex(qtest_readb(c->node[n]->qts, DG_XCODE_BASE + 5), ==,
                         0xc3);
+        g_assert_cmpuint(qtest_readl(c->node[n]->qts,
+                                     DG_XCODE_BASE + DG_XCODE_DATA), ==,
+                         steal ? XCODE_ROUNDS : 0);
     }
     console = distvm_read_console(c->node[0]);
     distvm_assert_console_clean(console);
@@ -2183,7 +2191,10 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/numa/dimm-refused", test_dimm_refused);
     qtest_add_func("/distvm/ram/residency/guest", test_residency);
     qtest_add_func("/distvm/ram/residency/bad", test_residency_bad);
-    qtest_add_func("/distvm/ram/xcode", test_xcode);
+    qtest_add_data_func("/distvm/ram/xcode/shared", GINT_TO_POINTER(0),
+                        test_xcode);
+    qtest_add_data_func("/distvm/ram/xcode/stolen", GINT_TO_POINTER(1),
+                        test_xcode);
     qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
     qtest_add_func("/distvm/cluster/node-killed", test_node_killed);
     qtest_add_func("/distvm/cluster/node-stopped", test_node_stopped);

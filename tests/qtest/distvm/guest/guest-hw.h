@@ -8,6 +8,7 @@
 #ifndef DISTVM_GUEST_HW_H
 #define DISTVM_GUEST_HW_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define TRAMPOLINE      0x8000u     /* the APs' start-up code (boot.S) */
@@ -164,7 +165,7 @@ void topology_dispatch(uint32_t vector);
 void a20_mode(uint32_t cpu, uint32_t ncpus);
 
 /* xcode-mode.c */
-void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds);
+void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds, bool steal);
 
 /* x2apic-mode.c */
 extern volatile uint32_t x2apic_on;

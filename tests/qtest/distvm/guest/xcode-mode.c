@@ -9,6 +9,7 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include "smp-workload.h"
 #include "guest-hw.h"
@@ -27,7 +28,7 @@ static inline void serialize(void)
                      :: "memory");
 }
 
-static void writer(uint32_t ncpus, uint32_t rounds)
+static void writer(uint32_t ncpus, uint32_t rounds, bool steal)
 {
     /* mov $0, %eax; ret */
     code[0] = 0xb8;
@@ -37,13 +38,20 @@ static void writer(uint32_t ncpus, uint32_t rounds)
     for (uint32_t r = 1; r <= rounds; r++) {
         uint64_t start;
 
+        if (steal) {
+            /* CPU 2 writes the page first: it leaves this node */
+            *(volatile uint32_t *)&res->xcode_steal = r;
+            while (*(volatile uint32_t *)&res->xcode_stolen < r) {
+                cpu_relax();
+            }
+        }
         *(volatile uint32_t *)(code + 1) = r;
-        res->xcode_round = r;
+        *(volatile uint32_t *)&res->xcode_round = r;
         start = rdtsc();
         for (uint32_t cpu = 1; cpu < ncpus; cpu++) {
             while (*(volatile uint32_t *)&res->xcode_seen[cpu] < r) {
                 if (rdtsc() - start > DG_XCODE_WAIT) {
-                    res->xcode_timeouts++;
+                    (*(volatile uint32_t *)&res->xcode_timeouts)++;
                     break;
                 }
                 cpu_relax();
@@ -73,17 +81,25 @@ static void runner(uint32_t cpu)
         } else {
             *(volatile uint32_t *)&res->xcode_seen[cpu] = v;
         }
+        if (cpu == 2) {
+            uint32_t steal = *(volatile uint32_t *)&res->xcode_steal;
+
+            if (steal > *(volatile uint32_t *)&res->xcode_stolen) {
+                *(volatile uint32_t *)(code + DG_XCODE_DATA) = steal;
+                *(volatile uint32_t *)&res->xcode_stolen = steal;
+            }
+        }
     }
     res->xcode_calls[cpu] = calls;
     res->xcode_stale[cpu] = stale;
 }
 
-void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds)
+void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds, bool steal)
 {
     if (ncpus != 3) {
         say_cpu(cpu, " xcode needs cpus=3\n");
     } else if (cpu == 0) {
-        writer(ncpus, rounds);
+        writer(ncpus, rounds, steal);
     } else {
         runner(cpu);
     }
