@@ -104,6 +104,7 @@ typedef struct DistvmBlock {
     bool homed;                 /* by the NUMA layout: manages its pages */
     bool dead;                  /* atomic: unplugged, or never plugged */
     uint32_t *page_faults;      /* this node's requests, by page */
+    unsigned long *had_code;    /* atomic: pages that held code here */
     uint8_t *state;             /* DistvmPageState of every page, here */
     int8_t *owner;              /* directory, for the pages managed here */
     uint16_t *copyset;
@@ -376,11 +377,12 @@ static void page_mark_changed(DistvmBlock *b, uint64_t page)
 }
 
 /*
- * Have TCG track this node's writes to pages whose code the drop thread
- * invalidates, through patch 0017's hooks (distvm_ram_write_before()): as
- * for a page with code, write entries of the vCPUs' TLBs and the ones
- * filled later send them through notdirty_write(), until one is done.
- * The page is "clean" for migration, which no cluster does.
+ * Have TCG track this node's writes to pages that held code, which this
+ * node no longer holds writable, through patch 0017's hooks
+ * (distvm_ram_write_before()): as for a page with code, write entries of
+ * the vCPUs' TLBs and the ones filled later send them through
+ * notdirty_write(), until one is done.  The page is "clean" for
+ * migration, which no cluster does.
  */
 static void page_track_writes(ram_addr_t addr, uint64_t len)
 {
@@ -775,6 +777,10 @@ static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
         set_state(ram, b, page, DISTVM_PAGE_I);
     } else {
         set_state(ram, b, page, DISTVM_PAGE_S);
+        if (st == DISTVM_PAGE_E && test_bit(page, b->had_code)) {
+            page_track_writes(b->ram_addr + (page << PAGE_BITS),
+                              DISTVM_PAGE_SIZE);
+        }
     }
     data = page_contents(ram, b, page, st == DISTVM_PAGE_E);
     dflags |= flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_FINAL);
@@ -1026,6 +1032,7 @@ static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
     d->len = pages << PAGE_BITS;
     d->track = wait;
     if (wait) {
+        set_bit_atomic(d->m.page, b->had_code);
         tb_invalidate_phys_range_around(addr,
                                         addr + (pages << PAGE_BITS) - 1,
                                         drop_locked, d);
@@ -1484,10 +1491,13 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
  * run it for ever after the write.  So the page is made writable here
  * first, and the code translated from it is invalidated again after the
  * write, for when it waited anyway (the page taken away in between).
- * The same holds for a page whose code was invalidated when it was
- * dropped (the drop thread): a vCPU translating it again waits for it as
- * the write does.  Writes to such a page are tracked from the drop on
- * (page_track_writes()), so that they come here too.
+ * The same holds for a page that held code without holding any now: its
+ * code invalidated when it was dropped (the drop thread) or written here.
+ * TCG lets a vCPU write it straight away, and the write can wait for the
+ * page while another vCPU translates it.  So writes to such a page are
+ * tracked once it is dropped or shared (page_track_writes()), and come
+ * here too; and tracked again after a write if the page was taken away
+ * while TCG marked it written.
  *
  * A store crosses at most two pages; the helpers that write through a
  * host address (probe_access(): the page walker, FXSAVE...) call no hook
@@ -1506,13 +1516,35 @@ typedef struct DistvmCodeWrites {
 
 static __thread DistvmCodeWrites code_writes;
 
-/* After each store of the vCPU's thread (most write no code). */
+/*
+ * After each store of the vCPU's thread (most write no code).  TCG marked
+ * the page written before the write: if it was shared meanwhile, its
+ * writes must be tracked again.
+ */
 static void distvm_ram_write_after(void)
 {
+    DistvmRam *ram = distvm_state()->ram;
+
     for (unsigned i = 0; i < code_writes.count; i++) {
-        tb_invalidate_phys_range(code_writes.w[i].start,
-                                 code_writes.w[i].start +
-                                 code_writes.w[i].size - 1);
+        ram_addr_t start = code_writes.w[i].start;
+        uint32_t index;
+        DistvmBlock *b;
+        uintptr_t host;
+
+        tb_invalidate_phys_range(start, start + code_writes.w[i].size - 1);
+        WITH_RCU_READ_LOCK_GUARD() {
+            host = (uintptr_t)qemu_map_ram_ptr(NULL, start);
+        }
+        b = block_of(ram, host, &index);
+        if (b) {
+            uint64_t page = (host - (uintptr_t)b->host) >> PAGE_BITS;
+
+            if (test_bit(page, b->had_code) &&
+                qatomic_read(&b->state[page]) != DISTVM_PAGE_E) {
+                page_track_writes(start & ~(ram_addr_t)(DISTVM_PAGE_SIZE - 1),
+                                  DISTVM_PAGE_SIZE);
+            }
+        }
     }
     code_writes.count = 0;
 }
@@ -1545,6 +1577,7 @@ static void distvm_ram_write_before(ram_addr_t ram_addr, unsigned size,
             uint64_t page = (addr - (uintptr_t)b->host) >> PAGE_BITS;
             uint8_t st = qatomic_read(&b->state[page]);
 
+            set_bit_atomic(page, b->had_code);
             if (st != DISTVM_PAGE_E) {
                 trace_distvm_code_write(index, page, st);
                 /* Faults it in for writing, and changes nothing */
@@ -1775,6 +1808,7 @@ static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb,
     b->owner = g_new(int8_t, b->pages);
     b->copyset = g_new(uint16_t, b->pages);
     b->page_faults = g_new0(uint32_t, b->pages);
+    b->had_code = bitmap_new(b->pages);
     ram->block_pages[index] = b->pages;
 }
 

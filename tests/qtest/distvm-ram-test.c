@@ -1033,17 +1033,19 @@ static void test_residency(void)
  * the other, keep calling it.  The writes wait for the page (vCPU 2's
  * node reads it each time), and meanwhile vCPU 1 may translate the code
  * again: none of them may leave it running what the page held before the
- * write.  Linux rewrites its code so (static keys, alternatives).  With
- * @data, vCPU 2 also writes a word of data in the page before each write,
- * so that the page is gone from node 0 and its code with it: vCPU 0's
- * write and vCPU 1's translation then both wait for the page.
+ * write.  Linux rewrites its code so (static keys, alternatives).
+ * DG_XCODE_STOLEN: vCPU 2 also writes a word of data in the page before
+ * each write, so that the page is gone from node 0 and its code with it:
+ * vCPU 0's write and vCPU 1's translation then both wait for the page.
+ * DG_XCODE_IDLE: vCPU 1 runs none of the code before a write, and starts
+ * with it, so that the page holds no code on node 0 when it is written.
  */
 static void test_xcode(const void *data)
 {
-    bool steal = GPOINTER_TO_INT(data);
-    g_autofree char *args = guest_args("3", steal ?
-        "cpus=3 steal=1 xcode=" stringify(XCODE_ROUNDS) :
-        "cpus=3 xcode=" stringify(XCODE_ROUNDS));
+    int how = GPOINTER_TO_INT(data);
+    g_autofree char *append = g_strdup_printf("cpus=3 xhow=%d xcode=%d", how,
+                                              XCODE_ROUNDS);
+    g_autofree char *args = guest_args("3", append);
     DistvmCluster *c = distvm_cluster_start_with(tmpdir, 2, "placement=0:0:1",
                                                  args);
     QTestState *home = c->node[0]->qts;
@@ -1067,20 +1069,25 @@ static void test_xcode(const void *data)
                             cpu == 2);
         }
     }
-    g_test_message("calls: vCPU 1 %u, vCPU 2 %u; stale: %u, %u",
+    g_test_message("calls: vCPU 1 %u, vCPU 2 %u; stale: %u, %u; "
+                   "of which the code's memory was old too: %u, %u",
                    qtest_readl(home, XRES(xcode_calls) + 4),
                    qtest_readl(home, XRES(xcode_calls) + 8),
                    qtest_readl(home, XRES(xcode_stale) + 4),
-                   qtest_readl(home, XRES(xcode_stale) + 8));
+                   qtest_readl(home, XRES(xcode_stale) + 8),
+                   qtest_readl(home, XRES(xcode_stale_data) + 4),
+                   qtest_readl(home, XRES(xcode_stale_data) + 8));
     g_assert_cmpuint(qtest_readl(home, XRES(xcode_round)), ==, XCODE_ROUNDS);
     g_assert_cmpuint(qtest_readl(home, XRES(xcode_timeouts)), ==, 0);
     for (int cpu = 1; cpu < 3; cpu++) {
+        /* In DG_XCODE_IDLE, vCPU 1 returned the odd rounds' values */
         g_assert_cmpuint(qtest_readl(home, XRES(xcode_seen) + cpu * 4), ==,
-                         XCODE_ROUNDS);
+                         how == DG_XCODE_IDLE && cpu == 1 ?
+                         XCODE_ROUNDS - 1 : XCODE_ROUNDS);
         g_assert_cmpuint(qtest_readl(home, XRES(xcode_stale) + cpu * 4), ==,
                          0);
         g_assert_cmpuint(qtest_readl(home, XRES(xcode_calls) + cpu * 4), >=,
-                         XCODE_ROUNDS);
+                         XCODE_ROUNDS / 2);
     }
     /*
      * The writes waited: node 1 read the code page back each round, so
@@ -1117,7 +1124,7 @@ static void test_xcode(const void *data)
                         0xc3);
         g_assert_cmpuint(qtest_readl(c->node[n]->qts,
                                      DG_XCODE_BASE + DG_XCODE_DATA), ==,
-                         steal ? XCODE_ROUNDS : 0);
+                         how == DG_XCODE_STOLEN ? XCODE_ROUNDS : 0);
     }
     console = distvm_read_console(c->node[0]);
     distvm_assert_console_clean(console);
@@ -2191,10 +2198,12 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/numa/dimm-refused", test_dimm_refused);
     qtest_add_func("/distvm/ram/residency/guest", test_residency);
     qtest_add_func("/distvm/ram/residency/bad", test_residency_bad);
-    qtest_add_data_func("/distvm/ram/xcode/shared", GINT_TO_POINTER(0),
-                        test_xcode);
-    qtest_add_data_func("/distvm/ram/xcode/stolen", GINT_TO_POINTER(1),
-                        test_xcode);
+    qtest_add_data_func("/distvm/ram/xcode/shared",
+                        GINT_TO_POINTER(DG_XCODE_SHARED), test_xcode);
+    qtest_add_data_func("/distvm/ram/xcode/stolen",
+                        GINT_TO_POINTER(DG_XCODE_STOLEN), test_xcode);
+    qtest_add_data_func("/distvm/ram/xcode/idle",
+                        GINT_TO_POINTER(DG_XCODE_IDLE), test_xcode);
     qtest_add_func("/distvm/cluster/mismatch", test_mismatch);
     qtest_add_func("/distvm/cluster/node-killed", test_node_killed);
     qtest_add_func("/distvm/cluster/node-stopped", test_node_stopped);

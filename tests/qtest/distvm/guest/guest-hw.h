@@ -8,7 +8,6 @@
 #ifndef DISTVM_GUEST_HW_H
 #define DISTVM_GUEST_HW_H
 
-#include <stdbool.h>
 #include <stdint.h>
 
 #define TRAMPOLINE      0x8000u     /* the APs' start-up code (boot.S) */
@@ -165,7 +164,7 @@ void topology_dispatch(uint32_t vector);
 void a20_mode(uint32_t cpu, uint32_t ncpus);
 
 /* xcode-mode.c */
-void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds, bool steal);
+void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds, uint32_t how);
 
 /* x2apic-mode.c */
 extern volatile uint32_t x2apic_on;

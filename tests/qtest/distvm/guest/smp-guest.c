@@ -42,7 +42,7 @@ static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
 static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi, mode_a20,
-    mode_topology, mode_xcode, mode_xcode_steal;
+    mode_topology, mode_xcode, mode_xcode_how;
 
 
 struct idt_entry {
@@ -532,7 +532,7 @@ void ap_main(void)
     } else if (mode_topology) {
         topology_mode(cpu, ncpus);
     } else if (mode_xcode) {
-        xcode_mode(cpu, ncpus, mode_xcode, mode_xcode_steal);
+        xcode_mode(cpu, ncpus, mode_xcode, mode_xcode_how);
     } else if (mode_moves) {
         moves(cpu);
     } else if (mode_stress) {
@@ -566,7 +566,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_a20 = parse_arg(cmdline, "a20", 0);
     mode_topology = parse_arg(cmdline, "topology", 0);
     mode_xcode = parse_arg(cmdline, "xcode", 0);
-    mode_xcode_steal = parse_arg(cmdline, "steal", 0);
+    mode_xcode_how = parse_arg(cmdline, "xhow", DG_XCODE_SHARED);
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
@@ -642,7 +642,7 @@ void guest_main(struct multiboot_info *mbi)
     } else if (mode_topology) {
         topology_mode(0, ncpus);
     } else if (mode_xcode) {
-        xcode_mode(0, ncpus, mode_xcode, mode_xcode_steal);
+        xcode_mode(0, ncpus, mode_xcode, mode_xcode_how);
     } else if (mode_moves) {
         moves(0);
     } else if (mode_stress) {

@@ -230,13 +230,20 @@ enum {
  * before it ran old code: xcode_stale[cpu] counts them.  CPU 0 waits for
  * both to return each round's value (xcode_seen[cpu]) for a few seconds
  * of TSC (DG_XCODE_WAIT cycles), or counts the round in xcode_timeouts.
- * With steal=1 too, before each write CPU 0 has CPU 2 write a word of
- * data in the same page (DG_XCODE_DATA; round r in xcode_steal, done in
- * xcode_stolen), which takes the page away from CPU 0's node if CPU 2
- * runs on another.
+ * With xhow=DG_XCODE_STOLEN, before each write CPU 0 has CPU 2 write a
+ * word of data in the same page (DG_XCODE_DATA; round r in xcode_steal,
+ * done in xcode_stolen), which takes the page away from CPU 0's node if
+ * CPU 2 runs on another.  With xhow=DG_XCODE_IDLE, CPU 1 runs the
+ * function only from the odd rounds' writes on (xcode_go) until it
+ * returns their value, so that it ran none of the code before them.
  */
 #define DG_XCODE_BASE       0x03000000u     /* 48 MiB, a page of its own */
 #define DG_XCODE_DATA       0x800u          /* offset of CPU 2's word */
+enum {
+    DG_XCODE_SHARED,
+    DG_XCODE_STOLEN,
+    DG_XCODE_IDLE,
+};
 #define DG_XCODE_WAIT       8000000000ull
 
 typedef uint32_t dg_v4 __attribute__((vector_size(16)));
@@ -396,9 +403,11 @@ struct dg_results {
     uint32_t xcode_timeouts;
     uint32_t xcode_steal;       /* CPU 0 asks CPU 2 to write its word */
     uint32_t xcode_stolen;      /* CPU 2 wrote it */
+    uint32_t xcode_go;          /* CPU 1 runs the function (DG_XCODE_IDLE) */
     uint32_t xcode_seen[DG_MAX_CPUS];
     uint32_t xcode_stale[DG_MAX_CPUS];
     uint32_t xcode_calls[DG_MAX_CPUS];
+    uint32_t xcode_stale_data[DG_MAX_CPUS];
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)

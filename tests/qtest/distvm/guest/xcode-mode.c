@@ -9,7 +9,6 @@
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
-#include <stdbool.h>
 #include <stdint.h>
 #include "smp-workload.h"
 #include "guest-hw.h"
@@ -28,7 +27,7 @@ static inline void serialize(void)
                      :: "memory");
 }
 
-static void writer(uint32_t ncpus, uint32_t rounds, bool steal)
+static void writer(uint32_t ncpus, uint32_t rounds, uint32_t how)
 {
     /* mov $0, %eax; ret */
     code[0] = 0xb8;
@@ -38,17 +37,23 @@ static void writer(uint32_t ncpus, uint32_t rounds, bool steal)
     for (uint32_t r = 1; r <= rounds; r++) {
         uint64_t start;
 
-        if (steal) {
+        if (how == DG_XCODE_STOLEN) {
             /* CPU 2 writes the page first: it leaves this node */
             *(volatile uint32_t *)&res->xcode_steal = r;
             while (*(volatile uint32_t *)&res->xcode_stolen < r) {
                 cpu_relax();
             }
+        } else if (how == DG_XCODE_IDLE && (r & 1)) {
+            /* CPU 1, which ran none of it since the last write, starts */
+            *(volatile uint32_t *)&res->xcode_go = r;
         }
         *(volatile uint32_t *)(code + 1) = r;
         *(volatile uint32_t *)&res->xcode_round = r;
         start = rdtsc();
         for (uint32_t cpu = 1; cpu < ncpus; cpu++) {
+            if (how == DG_XCODE_IDLE && cpu == 1 && !(r & 1)) {
+                continue;
+            }
             while (*(volatile uint32_t *)&res->xcode_seen[cpu] < r) {
                 if (rdtsc() - start > DG_XCODE_WAIT) {
                     (*(volatile uint32_t *)&res->xcode_timeouts)++;
@@ -61,10 +66,10 @@ static void writer(uint32_t ncpus, uint32_t rounds, bool steal)
     code_end = 1;
 }
 
-static void runner(uint32_t cpu)
+static void runner(uint32_t cpu, uint32_t how)
 {
     xcode_fn *fn = (xcode_fn *)DG_XCODE_BASE;
-    uint32_t calls = 0, stale = 0;
+    uint32_t calls = 0, stale = 0, go = 0;
 
     while (!code_ready) {
         cpu_relax();
@@ -73,11 +78,23 @@ static void runner(uint32_t cpu)
         uint32_t round = *(volatile uint32_t *)&res->xcode_round;
         uint32_t v;
 
+        if (how == DG_XCODE_IDLE && cpu == 1 &&
+            *(volatile uint32_t *)&res->xcode_seen[cpu] >= go) {
+            /* Until the next write it is asked to watch */
+            go = *(volatile uint32_t *)&res->xcode_go;
+            if (*(volatile uint32_t *)&res->xcode_seen[cpu] >= go) {
+                cpu_relax();
+                continue;
+            }
+        }
         serialize();
         v = fn();
         calls++;
         if (v < round) {
             stale++;
+            if (*(volatile uint32_t *)(code + 1) < round) {
+                res->xcode_stale_data[cpu]++;
+            }
         } else {
             *(volatile uint32_t *)&res->xcode_seen[cpu] = v;
         }
@@ -94,14 +111,14 @@ static void runner(uint32_t cpu)
     res->xcode_stale[cpu] = stale;
 }
 
-void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds, bool steal)
+void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds, uint32_t how)
 {
     if (ncpus != 3) {
         say_cpu(cpu, " xcode needs cpus=3\n");
     } else if (cpu == 0) {
-        writer(ncpus, rounds, steal);
+        writer(ncpus, rounds, how);
     } else {
-        runner(cpu);
+        runner(cpu, how);
     }
     say_cpu(cpu, " xcode done\n");
     res->cpu_done[cpu] = 1;
