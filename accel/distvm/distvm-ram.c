@@ -58,7 +58,9 @@
  * thread never wait for a TCG lock, and a page being translated is never
  * dropped in the middle of it.  A vCPU of this node that writes a page
  * with code makes it writable here before TCG invalidates the code, and
- * invalidates it again after the write (distvm_ram_write_before()).
+ * invalidates it again after the write; writes to pages that held code
+ * are tracked once they leave this node's hands, so that they do too
+ * (distvm_ram_write_before() and after).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -985,8 +987,10 @@ static void drop_locked(void *opaque)
     DistvmDrop *d = opaque;
     DistvmState *s = distvm_state();
     DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[d->m.block];
 
-    if (d->track) {
+    if (!qatomic_read(&b->dead) &&
+        (d->track || test_bit(d->m.page, b->had_code))) {
         page_track_writes(d->addr, d->len);
     }
     qemu_mutex_lock(&ram->lock);
@@ -1030,9 +1034,15 @@ static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
     outbox_init(&d->o);
     d->addr = addr;
     d->len = pages << PAGE_BITS;
-    d->track = wait;
-    if (wait) {
+    /*
+     * Without a run, this thread waits for the page's lock only if the page
+     * holds code, or is being translated.  A run's pages are being zeroed.
+     */
+    d->track = wait && !(d->m.flags & DISTVM_PAGE_RUN);
+    if (d->track) {
         set_bit_atomic(d->m.page, b->had_code);
+    }
+    if (wait) {
         tb_invalidate_phys_range_around(addr,
                                         addr + (pages << PAGE_BITS) - 1,
                                         drop_locked, d);
@@ -1502,7 +1512,9 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
  * A store crosses at most two pages; the helpers that write through a
  * host address (probe_access(): the page walker, FXSAVE...) call no hook
  * after, and their writes wait here for the vCPU's next store, or for
- * room.
+ * room.  What is left: a page that never held code on this node, or a
+ * write that passes TCG's check of its TLB entry just before the entry
+ * is reset (as upstream's own window), is not tracked.
  */
 #define DISTVM_CODE_WRITES 4
 
@@ -1516,35 +1528,54 @@ typedef struct DistvmCodeWrites {
 
 static __thread DistvmCodeWrites code_writes;
 
-/*
- * After each store of the vCPU's thread (most write no code).  TCG marked
- * the page written before the write: if it was shared meanwhile, its
- * writes must be tracked again.
- */
+/* The block of guest RAM at @ram_addr, and the page, or NULL */
+static DistvmBlock *block_of_ram_addr(DistvmRam *ram, ram_addr_t ram_addr,
+                                      uint32_t *index, uint64_t *page)
+{
+    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+
+    for (uint32_t i = 0; i < n; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+
+        if (!qatomic_read(&b->dead) && ram_addr >= b->ram_addr &&
+            ram_addr - b->ram_addr < (b->pages << PAGE_BITS)) {
+            *index = i;
+            *page = (ram_addr - b->ram_addr) >> PAGE_BITS;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* The write of code_writes.w[@i] is done. */
+static void code_write_done(DistvmRam *ram, unsigned i)
+{
+    ram_addr_t start = code_writes.w[i].start;
+    uint32_t index;
+    uint64_t page;
+    DistvmBlock *b = block_of_ram_addr(ram, start, &index, &page);
+
+    /*
+     * Code a vCPU translated meanwhile, or is translating: this waits for
+     * TCG's lock of the page, which a translation holds until its code is
+     * in place.
+     */
+    tb_invalidate_phys_range(start, start + code_writes.w[i].size - 1);
+    /* It was taken away while TCG marked it written: track it again */
+    if (b && test_bit(page, b->had_code) &&
+        qatomic_read(&b->state[page]) != DISTVM_PAGE_E) {
+        page_track_writes(b->ram_addr + (page << PAGE_BITS),
+                          DISTVM_PAGE_SIZE);
+    }
+}
+
+/* After each store of the vCPU's thread (most write no tracked page). */
 static void distvm_ram_write_after(void)
 {
     DistvmRam *ram = distvm_state()->ram;
 
     for (unsigned i = 0; i < code_writes.count; i++) {
-        ram_addr_t start = code_writes.w[i].start;
-        uint32_t index;
-        DistvmBlock *b;
-        uintptr_t host;
-
-        tb_invalidate_phys_range(start, start + code_writes.w[i].size - 1);
-        WITH_RCU_READ_LOCK_GUARD() {
-            host = (uintptr_t)qemu_map_ram_ptr(NULL, start);
-        }
-        b = block_of(ram, host, &index);
-        if (b) {
-            uint64_t page = (host - (uintptr_t)b->host) >> PAGE_BITS;
-
-            if (test_bit(page, b->had_code) &&
-                qatomic_read(&b->state[page]) != DISTVM_PAGE_E) {
-                page_track_writes(start & ~(ram_addr_t)(DISTVM_PAGE_SIZE - 1),
-                                  DISTVM_PAGE_SIZE);
-            }
-        }
+        code_write_done(ram, i);
     }
     code_writes.count = 0;
 }
@@ -1554,37 +1585,42 @@ static void distvm_ram_write_before(ram_addr_t ram_addr, unsigned size,
                                     bool code)
 {
     DistvmRam *ram = distvm_state()->ram;
-    uintptr_t addr, last;
+    ram_addr_t a = ram_addr, last = ram_addr + size - 1;
 
     if (code_writes.count == DISTVM_CODE_WRITES) {
-        distvm_ram_write_after();
+        /*
+         * Writes through a host address left there: all but the last,
+         * which may be the first page of a store that crosses two.
+         */
+        for (unsigned i = 0; i < DISTVM_CODE_WRITES - 1; i++) {
+            code_write_done(ram, i);
+        }
+        code_writes.w[0] = code_writes.w[DISTVM_CODE_WRITES - 1];
+        code_writes.count = 1;
     }
     code_writes.w[code_writes.count].start = ram_addr;
     code_writes.w[code_writes.count++].size = size;
-    if (!code) {
-        /* The page walker asks to write every page table it reads. */
-        return;
-    }
-    WITH_RCU_READ_LOCK_GUARD() {
-        addr = (uintptr_t)qemu_map_ram_ptr(NULL, ram_addr);
-    }
-    last = addr + size - 1;
-    while (addr <= last) {
+    while (a <= last) {
         uint32_t index;
-        DistvmBlock *b = block_of(ram, addr, &index);
+        uint64_t page;
+        DistvmBlock *b = block_of_ram_addr(ram, a, &index, &page);
 
-        if (b) {
-            uint64_t page = (addr - (uintptr_t)b->host) >> PAGE_BITS;
+        /*
+         * Not for a page that never held code: the page walker asks to
+         * write every page table it reads.
+         */
+        if (b && (code || test_bit(page, b->had_code))) {
             uint8_t st = qatomic_read(&b->state[page]);
 
             set_bit_atomic(page, b->had_code);
             if (st != DISTVM_PAGE_E) {
                 trace_distvm_code_write(index, page, st);
                 /* Faults it in for writing, and changes nothing */
-                qatomic_fetch_add((uint8_t *)addr, 0);
+                qatomic_fetch_add((uint8_t *)page_host(b, page) +
+                                  (a & (DISTVM_PAGE_SIZE - 1)), 0);
             }
         }
-        addr = (addr | (DISTVM_PAGE_SIZE - 1)) + 1;
+        a = (a | (DISTVM_PAGE_SIZE - 1)) + 1;
     }
 }
 
