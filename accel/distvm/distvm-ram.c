@@ -154,8 +154,7 @@ typedef struct DistvmDrop {
     DistvmOutbox o;
     Error *err;
     bool ok;
-    bool track;                 /* page_track_writes() of [addr, +len) */
-    ram_addr_t addr;
+    ram_addr_t addr;            /* the pages it drops */
     uint64_t len;
 } DistvmDrop;
 
@@ -203,6 +202,11 @@ static inline uint32_t page_manager(DistvmState *s, DistvmBlock *b,
 static inline void *page_host(DistvmBlock *b, uint64_t page)
 {
     return b->host + (page << PAGE_BITS);
+}
+
+static inline ram_addr_t page_ram_addr(DistvmBlock *b, uint64_t page)
+{
+    return b->ram_addr + (page << PAGE_BITS);
 }
 
 /* The range @page of @b is resident in (distvm-residency.c), or NULL */
@@ -373,9 +377,8 @@ static bool page_populated(void *host)
  */
 static void page_mark_changed(DistvmBlock *b, uint64_t page)
 {
-    ram_addr_t addr = b->ram_addr + (page << PAGE_BITS);
-
-    cpu_physical_memory_set_dirty_flag(addr, DIRTY_MEMORY_VGA);
+    cpu_physical_memory_set_dirty_flag(page_ram_addr(b, page),
+                                       DIRTY_MEMORY_VGA);
 }
 
 /*
@@ -780,8 +783,7 @@ static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
     } else {
         set_state(ram, b, page, DISTVM_PAGE_S);
         if (st == DISTVM_PAGE_E && test_bit(page, b->had_code)) {
-            page_track_writes(b->ram_addr + (page << PAGE_BITS),
-                              DISTVM_PAGE_SIZE);
+            page_track_writes(page_ram_addr(b, page), DISTVM_PAGE_SIZE);
         }
     }
     data = page_contents(ram, b, page, st == DISTVM_PAGE_E);
@@ -989,8 +991,7 @@ static void drop_locked(void *opaque)
     DistvmRam *ram = s->ram;
     DistvmBlock *b = &ram->blocks[d->m.block];
 
-    if (!qatomic_read(&b->dead) &&
-        (d->track || test_bit(d->m.page, b->had_code))) {
+    if (!qatomic_read(&b->dead) && test_bit(d->m.page, b->had_code)) {
         page_track_writes(d->addr, d->len);
     }
     qemu_mutex_lock(&ram->lock);
@@ -1027,7 +1028,7 @@ static void page_protocol_failed(DistvmState *s, uint32_t type, uint32_t src,
 static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
 {
     DistvmBlock *b = &s->ram->blocks[d->m.block];
-    ram_addr_t addr = b->ram_addr + (d->m.page << PAGE_BITS);
+    ram_addr_t addr = page_ram_addr(b, d->m.page);
     uint64_t pages = (d->m.flags & DISTVM_PAGE_RUN) ?
                      sweep_end(b, d->m.page) - d->m.page : 1;
 
@@ -1038,8 +1039,7 @@ static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
      * Without a run, this thread waits for the page's lock only if the page
      * holds code, or is being translated.  A run's pages are being zeroed.
      */
-    d->track = wait && !(d->m.flags & DISTVM_PAGE_RUN);
-    if (d->track) {
+    if (wait && !(d->m.flags & DISTVM_PAGE_RUN)) {
         set_bit_atomic(d->m.page, b->had_code);
     }
     if (wait) {
@@ -1564,8 +1564,7 @@ static void code_write_done(DistvmRam *ram, unsigned i)
     /* It was taken away while TCG marked it written: track it again */
     if (b && test_bit(page, b->had_code) &&
         qatomic_read(&b->state[page]) != DISTVM_PAGE_E) {
-        page_track_writes(b->ram_addr + (page << PAGE_BITS),
-                          DISTVM_PAGE_SIZE);
+        page_track_writes(page_ram_addr(b, page), DISTVM_PAGE_SIZE);
     }
 }
 
