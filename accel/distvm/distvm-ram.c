@@ -154,8 +154,6 @@ typedef struct DistvmDrop {
     DistvmOutbox o;
     Error *err;
     bool ok;
-    ram_addr_t addr;            /* the pages it drops */
-    uint64_t len;
 } DistvmDrop;
 
 struct DistvmRam {
@@ -991,12 +989,12 @@ static void drop_locked(void *opaque)
     DistvmRam *ram = s->ram;
     DistvmBlock *b = &ram->blocks[d->m.block];
 
+    /* A run's other pages are untouched: they never held code. */
     if (!qatomic_read(&b->dead) && test_bit(d->m.page, b->had_code)) {
-        page_track_writes(d->addr, d->len);
+        page_track_writes(page_ram_addr(b, d->m.page), DISTVM_PAGE_SIZE);
     }
     qemu_mutex_lock(&ram->lock);
-    if (distvm_cluster_leaving(s) ||
-        qatomic_read(&ram->blocks[d->m.block].dead)) {
+    if (distvm_cluster_leaving(s) || qatomic_read(&b->dead)) {
         d->ok = true;           /* see page_msg_handle() */
     } else if (d->type == DISTVM_MSG_PAGE_FWD) {
         d->ok = holder_forward(s, &d->o, d->m.block, d->m.page, d->m.node,
@@ -1033,8 +1031,6 @@ static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
                      sweep_end(b, d->m.page) - d->m.page : 1;
 
     outbox_init(&d->o);
-    d->addr = addr;
-    d->len = pages << PAGE_BITS;
     /*
      * Without a run, this thread waits for the page's lock only if the page
      * holds code, or is being translated.  A run's pages are being zeroed.
@@ -1571,10 +1567,11 @@ static void code_write_done(DistvmRam *ram, unsigned i)
 /* After each store of the vCPU's thread (most write no tracked page). */
 static void distvm_ram_write_after(void)
 {
-    DistvmRam *ram = distvm_state()->ram;
-
+    if (likely(!code_writes.count)) {
+        return;
+    }
     for (unsigned i = 0; i < code_writes.count; i++) {
-        code_write_done(ram, i);
+        code_write_done(distvm_state()->ram, i);
     }
     code_writes.count = 0;
 }

@@ -57,6 +57,7 @@ static void writer(uint32_t ncpus, uint32_t rounds, uint32_t how)
             while (*(volatile uint32_t *)&res->xcode_seen[cpu] < r) {
                 if (rdtsc() - start > DG_XCODE_WAIT) {
                     (*(volatile uint32_t *)&res->xcode_timeouts)++;
+                    say_cpu(0, " xcode: a CPU did not see a write\n");
                     break;
                 }
                 cpu_relax();
