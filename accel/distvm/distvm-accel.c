@@ -306,6 +306,20 @@ static void distvm_set_residency(Object *obj, const char *value,
     s->residency = g_strdup(value);
 }
 
+static char *distvm_get_device_nodes(Object *obj, Error **errp)
+{
+    return g_strdup(DISTVM_ACCEL(obj)->device_nodes);
+}
+
+static void distvm_set_device_nodes(Object *obj, const char *value,
+                                    Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+
+    g_free(s->device_nodes);
+    s->device_nodes = g_strdup(value);
+}
+
 /* Fill in vcpu_node[] from the placement property. */
 static bool distvm_apply_placement(DistvmState *s, Error **errp)
 {
@@ -409,7 +423,8 @@ static int distvm_init_machine(MachineState *ms)
     s->nr_vcpus = ms->smp.max_cpus;
     s->vcpu_node = g_new0(uint32_t, s->nr_vcpus);
     if (!distvm_apply_placement(s, &err) ||
-        !distvm_residency_init(s, &err)) {
+        !distvm_residency_init(s, &err) ||
+        !distvm_devices_init(s, &err)) {
         error_report_err(err);
         return -EINVAL;
     }
@@ -496,6 +511,7 @@ static void distvm_accel_instance_finalize(Object *obj)
     g_free(s->home);
     g_free(s->placement);
     g_free(s->residency);
+    g_free(s->device_nodes);
     g_free(s->tls_creds);
     g_free(s->tls_authz);
     g_free(s->tls_hostname);
@@ -601,6 +617,15 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "Guest RAM whose pages stay on one node, BASE+SIZE@NODE, separated "
         "by ':'; a vCPU elsewhere that touches it moves there (default: "
         "none)");
+
+    object_class_property_add_str(oc, "device-nodes",
+                                  distvm_get_device_nodes,
+                                  distvm_set_device_nodes);
+    object_class_property_set_description(oc, "device-nodes",
+        "PCI devices run by a node other than home, ID@NODE (ID: the "
+        "-device id), separated by ':'; that node runs the device model "
+        "and opens its backend, and the other nodes send it their "
+        "accesses (default: every device on home)");
 
     object_class_property_add_str(oc, "home", distvm_get_home,
                                   distvm_set_home);

@@ -6,8 +6,10 @@
  * their own memory map.  The home node sends each configuration write
  * to the host bridge (on the i440FX: PAM shadow RAM and SMRAM) to the
  * other nodes, which replay it on their own host bridge, so that the
- * BIOS's shadow RAM at 0xc0000-0xfffff is RAM on every node.  The other
- * nodes' own device models never run: the timers that the machine's reset
+ * BIOS's shadow RAM at 0xc0000-0xfffff is RAM on every node; so are the
+ * writes to the configuration of the PCI devices that other nodes run
+ * (distvm-devices.c).  The other nodes' own copies of home's devices
+ * never run: the timers that the machine's reset
  * armed in their PIT and RTC are stopped before the guest starts.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -41,14 +43,19 @@ static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
     if (s && s->nodes > 1) {
         /* The guest may have moved its PM timer (the PM device's base). */
         distvm_clock_update(s);
+        /* or a placed device's BARs */
+        distvm_devices_config_written(s, dev);
     }
-    if (!s || s->nodes == 1 || !distvm_is_home(s) || !is_host_bridge(dev) ||
+    if (!s || s->nodes == 1 || !distvm_is_home(s) ||
+        !(is_host_bridge(dev) || distvm_devices_placed(s, dev)) ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return;
     }
     path = object_get_canonical_path(OBJECT(dev));
     m = g_byte_array_new();
-    distvm_wire_pci_config(m, s->node_id, path, addr, val, len);
+    qatomic_set(&s->config_gen, s->config_gen + 1);
+    distvm_wire_pci_config(m, s->node_id, s->config_gen, path, addr, val,
+                           len);
     trace_distvm_pci_config_send(path, addr, val, len);
     for (uint32_t i = 1; i < s->nodes; i++) {
         distvm_send(s, i, m);
@@ -62,18 +69,24 @@ static void pci_config_replay(DistvmState *s, const DistvmMsg *msg)
     Object *obj = object_resolve_path(w->path, NULL);
     PCIDevice *dev = (PCIDevice *)object_dynamic_cast(obj, TYPE_PCI_DEVICE);
 
-    if (dev && is_host_bridge(dev)) {
+    if (dev && (is_host_bridge(dev) || distvm_devices_placed(s, dev))) {
         trace_distvm_pci_config_replay(w->path, w->addr, w->val, w->len);
         pci_host_config_write_common(dev, w->addr, pci_config_size(dev),
                                      w->val, w->len);
     } else {
         error_report("distvm: the home node wrote the configuration of %s, "
-                     "which is not a host bridge here", w->path);
+                     "which is neither a host bridge nor a placed device "
+                     "here", w->path);
     }
+    qatomic_set(&s->config_gen, msg->hdr.seq);
+    distvm_devices_config_applied(s);
 }
 
 static const DistvmMsgHandler chipset_handlers[] = {
-    /* firmware writes to its shadow RAM right after enabling it */
+    /*
+     * firmware writes to its shadow RAM right after enabling it, and
+     * drivers to a placed device's BARs right after enabling them
+     */
     { DISTVM_MSG_PCI_CONFIG, .main_loop = pci_config_replay,
       .before_replies = distvm_msg_always },
 };
@@ -105,6 +118,7 @@ void distvm_chipset_reset(DistvmState *s)
         object_child_foreach_recursive(object_get_root(), reset_host_bridge,
                                        NULL);
     }
+    distvm_devices_reset(s);
 }
 
 static void timer_stop(QEMUTimer *timer)

@@ -28,6 +28,7 @@ typedef struct DistvmIoWait DistvmIoWait;
 typedef struct DistvmAffinity DistvmAffinity;
 typedef struct DistvmMemPlug DistvmMemPlug;
 typedef struct DistvmResWaits DistvmResWaits;
+typedef struct DistvmDevices DistvmDevices;
 
 /* A range of guest RAM resident on one node (distvm-residency.c) */
 typedef struct DistvmResident {
@@ -40,6 +41,16 @@ typedef struct DistvmResident {
     uint64_t remote_accesses;   /* atomic */
     uint64_t vcpu_moves;        /* atomic */
 } DistvmResident;
+
+/* A PCI device that a node other than home runs (distvm-devices.c) */
+typedef struct DistvmPlacedDevice {
+    char *name;                 /* as device-nodes names it */
+    uint32_t node;
+    PCIDevice *dev;             /* once the machine exists */
+    uint64_t local;             /* atomic: accesses of vCPUs here, done here */
+    uint64_t forwarded;         /* atomic: those sent to @node */
+    uint64_t served;            /* atomic: done here for other nodes */
+} DistvmPlacedDevice;
 
 /* A RAMBlock homed on a node other than by default (distvm-numa.c) */
 typedef struct DistvmNumaHome {
@@ -135,6 +146,10 @@ struct DistvmState {
     DistvmResWaits *res_waits;
     NotifierList placement_notifiers;   /* BQL; distvm-topology.c */
 
+    /* PCI devices run by a node other than home (distvm-devices.c) */
+    char *device_nodes;         /* the property */
+    DistvmDevices *devices;     /* NULL if it names none */
+
     /* Cluster membership and transport (distvm-net.c) */
     QemuMutex lock;             /* the fields below and peer->sioc */
     QemuCond cond;
@@ -187,6 +202,12 @@ struct DistvmState {
     CPUState *io_replaying;
     /* and the A20 line it set: 0, 1, or -1 if it did not */
     int io_replay_a20;
+
+    /*
+     * Home's PCI_CONFIGs (distvm-chipset.c), numbered from 1: home, under
+     * the BQL: the last it sent; the others: the last applied (atomic).
+     */
+    uint64_t config_gen;
 
     /* The guest's 8259 PIC, home's (distvm-pic.c) */
     int pic_home_output;        /* not home: its output, as last told */
@@ -373,6 +394,34 @@ bool distvm_residency_setup(DistvmState *s, Error **errp);
 bool distvm_residency_vcpu_access(DistvmState *s, CPUState *cs,
                                   hwaddr addr, uintptr_t ra);
 DistvmResidentRangeList *distvm_residency_query(DistvmState *s);
+
+/* distvm-devices.c */
+bool distvm_devices_init(DistvmState *s, Error **errp);
+bool distvm_devices_setup(DistvmState *s, Error **errp);
+/*
+ * The placed device that answers an access of @space (DISTVM_IO_PORT or
+ * _MEMORY) at @addr, or NULL.  Any thread.
+ */
+DistvmPlacedDevice *distvm_devices_lookup(DistvmState *s, uint32_t space,
+                                          uint64_t addr);
+bool distvm_devices_placed(DistvmState *s, PCIDevice *dev);
+/* Whether this node runs devices placed on it (not home) */
+bool distvm_devices_run_here(DistvmState *s);
+/* Under the BQL: a placed device's configuration was written here */
+void distvm_devices_config_written(DistvmState *s, PCIDevice *dev);
+/*
+ * Under the BQL: have @fn(@msg) run once this node applied home's
+ * PCI_CONFIG @gen; true if it must wait (@msg is copied), false if it
+ * may run now.
+ */
+bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
+                                const DistvmMsg *msg,
+                                void (*fn)(DistvmState *s,
+                                           const DistvmMsg *msg));
+/* Under the BQL: home's PCI_CONFIG s->config_gen was applied here */
+void distvm_devices_config_applied(DistvmState *s);
+void distvm_devices_reset(DistvmState *s);
+DistvmDeviceInfoList *distvm_devices_query(DistvmState *s);
 
 /* distvm-memplug.c */
 void distvm_memplug_init(DistvmState *s);

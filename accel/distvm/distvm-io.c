@@ -1,16 +1,18 @@
 /*
- * distvm: device accesses of vCPUs that run away from the home node
+ * distvm: device accesses of vCPUs that run away from their device
  *
- * Devices are emulated on the home node only.  A vCPU on another node
- * that does port I/O or MMIO (outside its LAPIC's window) sends the
- * access to the home node and waits for its result (with the BQL
- * released, if its thread held it); the home node replays it under the
- * BQL with current_cpu set to its own, parked copy of that vCPU, as the
- * devices expect.  An access that stops the current vCPU there (a reset
- * or suspend request: cpu_stop_current()) stops the real one instead:
- * the reply says so, and home's run state change that follows (reset,
- * suspend, stop) brings it back.  So does an access that sets that
- * vCPU's A20 line, which the vCPU applies before its next instruction.
+ * Devices are emulated on the home node, except the PCI devices that
+ * device-nodes places on another node (distvm-devices.c).  A vCPU whose
+ * port I/O or MMIO (outside its LAPIC's window) reaches a device another
+ * node runs sends the access to that node and waits for its result (with
+ * the BQL released, if its thread held it); that node replays it under
+ * the BQL with current_cpu set to its own, parked copy of that vCPU, as
+ * the devices expect.  An access that stops the current vCPU there (a
+ * reset or suspend request: cpu_stop_current()) stops the real one
+ * instead: the reply says so, and home's run state change that follows
+ * (reset, suspend, stop) brings it back.  So does an access that sets
+ * that vCPU's A20 line, which the vCPU applies before its next
+ * instruction.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -30,6 +32,7 @@
 /* A vCPU waiting for the result of its access. */
 struct DistvmIoWait {
     QemuEvent done;
+    uint32_t dest;              /* the node the request went to */
     uint64_t next_id;           /* the vCPU's thread's */
     uint64_t waiting_id;        /* atomic: the request waiting, or 0 */
     uint64_t data;
@@ -64,10 +67,12 @@ void distvm_io_get_stats(DistvmState *s, DistvmIoStats *stats)
 }
 
 /*
- * Send @io, an access of this node's vCPU @cs, home and wait for its
- * result: @io->data read, and with DISTVM_IO_REGS the registers after it.
+ * Send @io, an access of this node's vCPU @cs, to node @dest and wait for
+ * its result: @io->data read, and with DISTVM_IO_REGS the registers after
+ * it.
  */
-static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
+static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t dest,
+                              DistvmMsgIo *io)
 {
     DistvmIoWait *w = &s->io_waits[cs->cpu_index];
     g_autoptr(GByteArray) m = g_byte_array_new();
@@ -79,6 +84,7 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
     trace_distvm_io_forward(io->cpu, io->space, io->addr, io->size,
                             io->flags & DISTVM_IO_WRITE, io->data);
     qemu_event_reset(&w->done);
+    w->dest = dest;
     qatomic_set(&w->waiting_id, w->next_id);
     if (distvm_cluster_leaving(s)) {
         io->data = 0;
@@ -88,8 +94,8 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
     if (locked) {
         bql_unlock();
     }
-    if (!distvm_send(s, DISTVM_HOME_NODE, m)) {
-        distvm_fatal_node_lost(s, DISTVM_HOME_NODE, "connection closed");
+    if (!distvm_send(s, dest, m)) {
+        distvm_fatal_node_lost(s, dest, "connection closed");
     }
     qemu_event_wait(&w->done);
     distvm_dispatch_wait_before_replies(s, cs);
@@ -123,9 +129,9 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, DistvmMsgIo *io)
                         DISTVM_IO_A20_ON);
 }
 
-MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
-                              uint64_t addr, uint64_t *data, unsigned size,
-                              bool is_write)
+static MemTxResult io_forward_to(DistvmState *s, CPUState *cs, uint32_t dest,
+                                 uint32_t space, uint64_t addr,
+                                 uint64_t *data, unsigned size, bool is_write)
 {
     DistvmMsgIo io = {
         .cpu = cs->cpu_index,
@@ -135,12 +141,27 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
         .addr = addr,
         .data = is_write ? *data & MAKE_64BIT_MASK(0, size * 8) : 0,
     };
-    MemTxResult res = io_forward(s, cs, &io);
+    MemTxResult res;
+
+    if (dest != DISTVM_HOME_NODE) {
+        /* A placed device's node: as configured when this node asks */
+        io.flags |= DISTVM_IO_CONFIG_GEN;
+        io.config_gen = qatomic_read(&s->config_gen);
+    }
+    res = io_forward(s, cs, dest, &io);
 
     if (!is_write) {
         *data = io.data;
     }
     return res;
+}
+
+MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
+                              uint64_t addr, uint64_t *data, unsigned size,
+                              bool is_write)
+{
+    return io_forward_to(s, cs, DISTVM_HOME_NODE, space, addr, data, size,
+                         is_write);
 }
 
 /*
@@ -161,7 +182,7 @@ static void vmport_forward(DistvmState *s, CPUState *cs, uint32_t *data,
     };
 
     memcpy(io.regs, env->regs, sizeof(io.regs));
-    io_forward(s, cs, &io);
+    io_forward(s, cs, DISTVM_HOME_NODE, &io);
     if (io.flags & DISTVM_IO_REGS) {
         memcpy(env->regs, io.regs, sizeof(io.regs));
     }
@@ -170,32 +191,65 @@ static void vmport_forward(DistvmState *s, CPUState *cs, uint32_t *data,
     }
 }
 
-/* Forward unless this is the home node (or the guest has not started). */
-bool distvm_io_forwarded(DistvmState *s)
+static bool cluster_runs(DistvmState *s)
 {
     DistvmClusterState state = qatomic_read(&s->state);
 
-    return !distvm_is_home(s) &&
-           (state == DISTVM_CLUSTER_STATE_RUNNING ||
-            state == DISTVM_CLUSTER_STATE_LEAVING);
+    return state == DISTVM_CLUSTER_STATE_RUNNING ||
+           state == DISTVM_CLUSTER_STATE_LEAVING;
+}
+
+/* Forward unless this is the home node (or the guest has not started). */
+bool distvm_io_forwarded(DistvmState *s)
+{
+    return !distvm_is_home(s) && cluster_runs(s);
+}
+
+/*
+ * The node that does a vCPU's access of @space at @addr, or -1 for this
+ * one: a placed device's node (@pd set), or home for the other devices.
+ */
+static int io_destination(DistvmState *s, uint32_t space, uint64_t addr,
+                          DistvmPlacedDevice **pd)
+{
+    DistvmPlacedDevice *d = NULL;
+
+    *pd = NULL;
+    if (!cluster_runs(s)) {
+        return -1;
+    }
+    d = distvm_devices_lookup(s, space, addr);
+    if (d) {
+        *pd = d;
+        if (d->node == s->node_id) {
+            qatomic_inc(&d->local);
+            return -1;
+        }
+        qatomic_inc(&d->forwarded);
+        return d->node;
+    }
+    return distvm_is_home(s) ? -1 : DISTVM_HOME_NODE;
 }
 
 static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
                                unsigned size, bool is_write)
 {
     DistvmState *s = distvm_state();
+    DistvmPlacedDevice *pd;
+    int dest = io_destination(s, DISTVM_IO_PORT, port, &pd);
     uint64_t val = *data;
 
-    if (!distvm_io_forwarded(s)) {
+    if (dest < 0) {
         return false;
     }
-    if (port == DISTVM_VMPORT_PORT && size == 4) {
+    if (!pd && port == DISTVM_VMPORT_PORT && size == 4) {
         vmport_forward(s, cs, data, is_write);
         return true;
     }
-    if (is_write ||
+    if (is_write || pd ||
         !distvm_clock_read(s, DISTVM_IO_PORT, port, size, &val)) {
-        distvm_io_forward(s, cs, DISTVM_IO_PORT, port, &val, size, is_write);
+        io_forward_to(s, cs, dest, DISTVM_IO_PORT, port, &val, size,
+                      is_write);
     }
     *data = val;
     return true;
@@ -203,32 +257,36 @@ static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
 
 /*
  * MMIO: everything but the LAPIC window, which belongs to the vCPU that
- * accesses it (the other devices are the home node's).
+ * accesses it (the other devices are the home node's, or a placed
+ * device's node's).
  */
 static bool distvm_mmio_forward(CPUState *cs, hwaddr addr, MemTxAttrs attrs,
                                 void *buf, unsigned size, bool is_write,
                                 MemTxResult *res, uintptr_t ra)
 {
     DistvmState *s = distvm_state();
+    uint32_t space = attrs.secure ? DISTVM_IO_SMM : DISTVM_IO_MEMORY;
+    DistvmPlacedDevice *pd;
     uint64_t val = 0;
+    int dest;
 
     if (distvm_residency_vcpu_access(s, cs, addr, ra) ||
-        !distvm_io_forwarded(s) ||
         (addr >= APIC_DEFAULT_ADDRESS &&
          addr < APIC_DEFAULT_ADDRESS + APIC_SPACE_SIZE)) {
+        return false;
+    }
+    dest = io_destination(s, space, addr, &pd);
+    if (dest < 0) {
         return false;
     }
     if (is_write) {
         val = ldn_le_p(buf, size);
     }
-    if (!is_write && !attrs.secure &&
+    if (!is_write && !pd && !attrs.secure &&
         distvm_clock_read(s, DISTVM_IO_MEMORY, addr, size, &val)) {
         *res = MEMTX_OK;
     } else {
-        *res = distvm_io_forward(s, cs,
-                                 attrs.secure ? DISTVM_IO_SMM :
-                                 DISTVM_IO_MEMORY,
-                                 addr, &val, size, is_write);
+        *res = io_forward_to(s, cs, dest, space, addr, &val, size, is_write);
     }
     if (!is_write) {
         stn_le_p(buf, size, val);
@@ -256,10 +314,47 @@ static bool distvm_ioapic_eoi(APICCommonState *apic, int vector)
     return true;
 }
 
-/* Home: replay the access under the BQL and send back its result. */
+/*
+ * Is @io for a device this node runs?  Home runs all but the placed
+ * devices; another node, the devices placed on it.  Returns false if it
+ * is not, and answers it then.
+ */
+static bool io_req_ours(DistvmState *s, const DistvmMsg *msg,
+                        DistvmPlacedDevice **pd)
+{
+    const DistvmMsgIo *io = &msg->u.io;
+    g_autoptr(GByteArray) m = NULL;
+    DistvmMsgIo reply = *io;
+
+    *pd = NULL;
+    if (io->space == DISTVM_IO_PORT || io->space == DISTVM_IO_MEMORY) {
+        *pd = distvm_devices_lookup(s, io->space, io->addr);
+    }
+    if (distvm_is_home(s) || (*pd && (*pd)->node == s->node_id)) {
+        return true;
+    }
+    distvm_msg_refused(s, msg->hdr.src, "IO_REQ of vCPU %" PRIu32 " for %s "
+                       "0x%" PRIx64 ", which no device of node %" PRIu32
+                       " answers", io->cpu,
+                       io->space == DISTVM_IO_PORT ? "port" : "address",
+                       io->addr, s->node_id);
+    reply.data = 0;
+    reply.flags = MEMTX_DECODE_ERROR;
+    m = g_byte_array_new();
+    distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, &reply);
+    distvm_wire_set_seq(m, msg->hdr.seq);
+    distvm_send(s, msg->hdr.src, m);
+    return false;
+}
+
+/*
+ * Home, or a placed device's node: replay the access under the BQL and
+ * send back its result.
+ */
 static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
 {
     DistvmMsgIo io = msg->u.io;
+    DistvmPlacedDevice *pd;
     CPUState *saved = current_cpu;
     CPUState *cpu = qemu_get_cpu(io.cpu);
     g_autoptr(GByteArray) m = g_byte_array_new();
@@ -270,6 +365,20 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     AddressSpace *as = &address_space_io;
     MemTxResult res;
 
+    /*
+     * The requester had applied home's configuration writes up to
+     * config_gen: the device's BARs and its MSI addresses, for instance.
+     */
+    if ((io.flags & DISTVM_IO_CONFIG_GEN) &&
+        distvm_devices_config_wait(s, io.config_gen, msg, io_req_replay)) {
+        return;
+    }
+    if (!io_req_ours(s, msg, &pd)) {
+        return;
+    }
+    if (pd) {
+        qatomic_inc(&pd->served);
+    }
     if (io.space == DISTVM_IO_MEMORY || io.space == DISTVM_IO_SMM) {
         attrs = (MemTxAttrs) { .secure = io.space == DISTVM_IO_SMM };
         as = cpu_get_address_space(cpu, cpu_asidx_from_attrs(cpu, attrs));
@@ -328,12 +437,12 @@ bool distvm_io_replay_a20(DistvmState *s, CPUState *cpu, bool enabled)
     return true;
 }
 
-/* Not home: the result a vCPU waits for, by the id of its request. */
+/* The result a vCPU waits for, by the id of its request and its node. */
 static bool io_reply_received(DistvmState *s, const DistvmMsg *msg)
 {
     DistvmIoWait *w = &s->io_waits[msg->u.io.cpu];
 
-    if (!msg->hdr.seq ||
+    if (!msg->hdr.seq || msg->hdr.src != qatomic_read(&w->dest) ||
         qatomic_cmpxchg(&w->waiting_id, msg->hdr.seq, 0) != msg->hdr.seq) {
         distvm_msg_refused(s, msg->hdr.src, "IO_REPLY %" PRIu64 " for "
                            "vCPU %" PRIu32 ", which waits for no such "
@@ -362,7 +471,7 @@ void distvm_io_leaving(DistvmState *s)
     }
 }
 
-/* The role of each (home sends replies, the others requests) is checked. */
+/* io_req_ours() and io_reply_received() check who may send them. */
 static const DistvmMsgHandler io_handlers[] = {
     { DISTVM_MSG_IO_REQ, .main_loop = io_req_replay },
     { DISTVM_MSG_IO_REPLY, .receive = io_reply_received },

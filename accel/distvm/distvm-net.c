@@ -1126,6 +1126,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
        ms->smp.threads);
     FP("vcpu placement", "%s", s->placement ?: "all on node 0");
     FP("resident RAM", "%s", s->residency ?: "none");
+    FP("devices on other nodes", "%s", s->device_nodes ?: "none");
     FP("placement policy", "%s", DistvmPolicy_str(s->policy));
 #undef FP
     distvm_ram_fingerprint(keys, values);
@@ -1150,7 +1151,8 @@ static void distvm_machine_ready(Notifier *n, void *data)
     QemuThread thread;
     Error *err = NULL;
 
-    if (!distvm_residency_setup(s, &err) || !distvm_ram_init(s, &err)) {
+    if (!distvm_residency_setup(s, &err) || !distvm_ram_init(s, &err) ||
+        !distvm_devices_setup(s, &err)) {
         error_report_err(err);
         exit(1);
     }

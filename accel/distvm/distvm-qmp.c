@@ -197,6 +197,8 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     }
     info->residency = distvm_residency_query(s);
     info->has_residency = info->residency != NULL;
+    info->devices = distvm_devices_query(s);
+    info->has_devices = info->devices != NULL;
     if (s->nodes > 1) {
         info->io = io_info(s);
         info->affinity = distvm_affinity_query(s);
@@ -416,8 +418,15 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
                        r->value->node, r->value->base, r->value->size,
                        r->value->remote_accesses, r->value->vcpu_moves);
     }
+    for (DistvmDeviceInfoList *d = info->devices; d; d = d->next) {
+        monitor_printf(mon, "device %s on node %" PRIu32 ": %" PRIu64
+                       " accesses of this node's vCPUs done here, %" PRIu64
+                       " sent there, %" PRIu64 " done here for other nodes\n",
+                       d->value->id, d->value->node, d->value->local,
+                       d->value->forwarded, d->value->served);
+    }
     if (info->io) {
-        monitor_printf(mon, "device accesses sent to the home node:\n");
+        monitor_printf(mon, "device accesses sent to other nodes:\n");
         hmp_print_faults(mon, "port", info->io->port);
         hmp_print_faults(mon, "mmio", info->io->mmio);
         hmp_print_faults(mon, "pic-ack", info->io->pic_ack);

@@ -172,10 +172,11 @@ static bool distvm_apic_remote_deliver(APICCommonState *apic,
         return false;
     }
     /*
-     * Devices are the home node's: the device models of the other nodes
-     * must not interrupt vCPUs (their own vCPUs' IPIs are forwarded).
+     * Devices are the home node's, but for those placed on other nodes:
+     * the other device models of the other nodes must not interrupt
+     * vCPUs (their own vCPUs' IPIs are forwarded).
      */
-    if (!distvm_is_home(s) && !current_cpu &&
+    if (!distvm_is_home(s) && !current_cpu && !distvm_devices_run_here(s) &&
         distvm_vcpu_node(s, CPU(apic->cpu)->cpu_index) != s->node_id) {
         return true;
     }

@@ -51,6 +51,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_RES_ACCESS] = "RES_ACCESS",
     [DISTVM_MSG_RES_REPLY] = "RES_REPLY",
     [DISTVM_MSG_VCPU_NODES] = "VCPU_NODES",
+    [DISTVM_MSG_PCI_INTX] = "PCI_INTX",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -539,6 +540,10 @@ static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
             return false;
         }
     }
+    if (hdr->type == DISTVM_MSG_IO_REQ && (io->flags & DISTVM_IO_CONFIG_GEN) &&
+        !get_u64(r, &io->config_gen, errp)) {
+        return false;
+    }
     if (io->cpu >= lim->nr_vcpus) {
         error_setg(errp, "%s message for vCPU %" PRIu32 "; there are %" PRIu32,
                    r->what, io->cpu, lim->nr_vcpus);
@@ -564,7 +569,8 @@ static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
         return false;
     }
     if ((hdr->type == DISTVM_MSG_IO_REQ ?
-         io->flags & ~(DISTVM_IO_WRITE | DISTVM_IO_REGS) :
+         io->flags & ~(DISTVM_IO_WRITE | DISTVM_IO_REGS |
+                       DISTVM_IO_CONFIG_GEN) :
          (io->flags & ~(DISTVM_IO_STOP | DISTVM_IO_REGS | DISTVM_IO_A20 |
                         DISTVM_IO_A20_ON)) > 0xff ||
          (io->flags & (DISTVM_IO_A20 | DISTVM_IO_A20_ON)) ==
@@ -733,6 +739,17 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
         if (ok && msg->u.level > 1) {
             error_setg(errp, "PIC_OUTPUT message with level %" PRIu32,
                        msg->u.level);
+            ok = false;
+        }
+        break;
+    case DISTVM_MSG_PCI_INTX:
+        ok = get_u32(&r, &msg->u.intx.irq, errp) &&
+             get_u32(&r, &msg->u.intx.level, errp);
+        if (ok && (msg->u.intx.irq >= DISTVM_PCI_INTX_MAX ||
+                   msg->u.intx.level > 1)) {
+            error_setg(errp, "PCI_INTX message with line %" PRIu32
+                       " and level %" PRIu32, msg->u.intx.irq,
+                       msg->u.intx.level);
             ok = false;
         }
         break;
@@ -930,10 +947,11 @@ void distvm_wire_vcpu_move(GByteArray *buf, DistvmMsgType type, uint32_t src,
     distvm_wire_end(buf);
 }
 
-void distvm_wire_pci_config(GByteArray *buf, uint32_t src, const char *path,
-                            uint32_t addr, uint32_t val, uint32_t len)
+void distvm_wire_pci_config(GByteArray *buf, uint32_t src, uint64_t seq,
+                            const char *path, uint32_t addr, uint32_t val,
+                            uint32_t len)
 {
-    distvm_wire_begin(buf, DISTVM_MSG_PCI_CONFIG, src, 0);
+    distvm_wire_begin(buf, DISTVM_MSG_PCI_CONFIG, src, seq);
     distvm_wire_put_str(buf, path);
     distvm_wire_put_u32(buf, addr);
     distvm_wire_put_u32(buf, val);
@@ -984,6 +1002,9 @@ void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
          i++) {
         distvm_wire_put_u64(buf, io->regs[i]);
     }
+    if (type == DISTVM_MSG_IO_REQ && (io->flags & DISTVM_IO_CONFIG_GEN)) {
+        distvm_wire_put_u64(buf, io->config_gen);
+    }
     distvm_wire_end(buf);
 }
 
@@ -1011,6 +1032,15 @@ void distvm_wire_policy(GByteArray *buf, uint32_t src, uint32_t policy)
 void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level)
 {
     distvm_wire_begin(buf, DISTVM_MSG_PIC_OUTPUT, src, 0);
+    distvm_wire_put_u32(buf, level);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_pci_intx(GByteArray *buf, uint32_t src, uint32_t irq,
+                          uint32_t level)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_PCI_INTX, src, 0);
+    distvm_wire_put_u32(buf, irq);
     distvm_wire_put_u32(buf, level);
     distvm_wire_end(buf);
 }
@@ -1129,8 +1159,9 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_VCPU_MOVED] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_VCPU_IPI] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_PCI_CONFIG] = DISTVM_ROLE_FROM_HOME,
-    [DISTVM_MSG_IO_REQ] = DISTVM_ROLE_TO_HOME,
-    [DISTVM_MSG_IO_REPLY] = DISTVM_ROLE_FROM_HOME,
+    /* to home, or to the node of a device (distvm-devices.c), and back */
+    [DISTVM_MSG_IO_REQ] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_IO_REPLY] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_VCPU_APIC] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_RUN_STATE] = DISTVM_ROLE_FROM_HOME,  /* STOPPED: TO_HOME */
     [DISTVM_MSG_PIC_OUTPUT] = DISTVM_ROLE_FROM_HOME,
@@ -1144,6 +1175,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_RES_ACCESS] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_RES_REPLY] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_VCPU_NODES] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_PCI_INTX] = DISTVM_ROLE_TO_HOME,
 };
 
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,

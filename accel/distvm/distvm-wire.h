@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     9
+#define DISTVM_WIRE_VERSION     10
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -57,8 +57,8 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_VCPU_MOVED,      /* destination -> all: it runs there now */
     DISTVM_MSG_VCPU_IPI,        /* -> the vCPU's owner: deliver to its LAPIC */
     DISTVM_MSG_PCI_CONFIG,      /* home -> all: a chipset config write */
-    DISTVM_MSG_IO_REQ,          /* node -> home: a vCPU's device access */
-    DISTVM_MSG_IO_REPLY,        /* home -> node: its result */
+    DISTVM_MSG_IO_REQ,          /* -> home or a device's node: an access */
+    DISTVM_MSG_IO_REPLY,        /* its result */
     DISTVM_MSG_VCPU_APIC,       /* owner -> all: how its LAPIC is addressed */
     DISTVM_MSG_RUN_STATE,       /* run, stop, reset (home -> all); clocks */
     DISTVM_MSG_PIC_OUTPUT,      /* home -> all: the 8259's output level */
@@ -72,6 +72,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_RES_ACCESS,      /* -> a range's node: access it for me */
     DISTVM_MSG_RES_REPLY,       /* its result */
     DISTVM_MSG_VCPU_NODES,      /* -> all: where a vCPU may run */
+    DISTVM_MSG_PCI_INTX,        /* a device's node -> home: INTx line level */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -187,7 +188,10 @@ typedef struct DistvmMsgVcpu {
     uint32_t len;
 } DistvmMsgVcpu;
 
-/* PCI_CONFIG: @len bytes of @val written at @addr of device @path. */
+/*
+ * PCI_CONFIG: @len bytes of @val written at @addr of device @path; its
+ * seq numbers home's PCI_CONFIGs, from 1 (DISTVM_IO_CONFIG_GEN).
+ */
 typedef struct DistvmMsgPciConfig {
     char *path;                 /* the device's QOM path */
     uint32_t addr;
@@ -205,6 +209,12 @@ typedef struct DistvmMsgPciConfig {
  */
 #define DISTVM_IO_PIC_ACK       3
 #define DISTVM_IO_WRITE         0x01    /* IO_REQ flags */
+/*
+ * IO_REQ to a node that runs a placed device: @config_gen follows, the
+ * last of home's PCI_CONFIGs (numbered by their seq) that the requester
+ * had applied; the device's node applies it too before the access.
+ */
+#define DISTVM_IO_CONFIG_GEN    0x02
 #define DISTVM_IO_STOP          0x100   /* IO_REPLY: the access stops it */
 /* IO_REPLY of a port access: it set the vCPU's A20 line, _A20_ON or off */
 #define DISTVM_IO_A20           0x400
@@ -218,7 +228,10 @@ typedef struct DistvmMsgPciConfig {
 /* RAX, RCX, RDX, RBX, RSP, RBP, RSI and RDI, in the order of env->regs */
 #define DISTVM_IO_NR_REGS       8
 
-/* flags: REQ: _WRITE, _REGS; REPLY: MemTxResult, _STOP, _REGS, _A20* */
+/*
+ * flags: REQ: _WRITE, _REGS, _CONFIG_GEN; REPLY: MemTxResult, _STOP,
+ * _REGS, _A20*
+ */
 typedef struct DistvmMsgIo {
     uint32_t cpu;               /* the vCPU that made the access */
     uint32_t space;             /* DISTVM_IO_PORT, _MEMORY, _SMM, _PIC_ACK */
@@ -227,7 +240,21 @@ typedef struct DistvmMsgIo {
     uint64_t addr;
     uint64_t data;
     uint64_t regs[DISTVM_IO_NR_REGS];   /* with DISTVM_IO_REGS */
+    uint64_t config_gen;                /* with DISTVM_IO_CONFIG_GEN */
 } DistvmMsgIo;
+
+/*
+ * PCI_INTX, from a node that runs PCI devices to home: the level of the
+ * interrupt line @irq of the root PCI bus (an input of the chipset's
+ * interrupt router, as the bus's map_irq numbers them) that those
+ * devices drive.
+ */
+#define DISTVM_PCI_INTX_MAX     64
+
+typedef struct DistvmMsgIntx {
+    uint32_t irq;               /* below DISTVM_PCI_INTX_MAX */
+    uint32_t level;             /* 0 or 1 */
+} DistvmMsgIntx;
 
 /* RUN_STATE */
 typedef enum DistvmRunAction {
@@ -347,6 +374,7 @@ typedef struct DistvmMsg {
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
         DistvmMsgMemPlug mem;       /* MEM_* */
         DistvmMsgRes res;           /* RES_* */
+        DistvmMsgIntx intx;         /* PCI_INTX */
     } u;
 } DistvmMsg;
 
@@ -420,13 +448,16 @@ void distvm_wire_vcpu_move(GByteArray *buf, DistvmMsgType type, uint32_t src,
                            uint32_t cpu, uint32_t from, uint32_t to,
                            uint32_t reason, uint64_t value, const void *data,
                            uint32_t len);
-void distvm_wire_pci_config(GByteArray *buf, uint32_t src, const char *path,
-                            uint32_t addr, uint32_t val, uint32_t len);
+void distvm_wire_pci_config(GByteArray *buf, uint32_t src, uint64_t seq,
+                            const char *path, uint32_t addr, uint32_t val,
+                            uint32_t len);
 void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
                     const DistvmMsgIo *io);
 void distvm_wire_run_state(GByteArray *buf, uint32_t src,
                            const DistvmMsgRunState *run);
 void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level);
+void distvm_wire_pci_intx(GByteArray *buf, uint32_t src, uint32_t irq,
+                          uint32_t level);
 void distvm_wire_policy(GByteArray *buf, uint32_t src, uint32_t policy);
 void distvm_wire_clock_regs(GByteArray *buf, uint32_t src,
                             const DistvmMsgClockRegs *clock);

@@ -189,7 +189,59 @@ typedef struct LinuxCase {
      * that the guest reads
      */
     bool distmem;
+    /*
+     * The node that runs the disk and the network card (device-nodes),
+     * 0 for home; the card then uses INTx, not MSI-X
+     */
+    int device_node;
 } LinuxCase;
+
+/*
+ * The placed devices' accesses, as every node counts them, once the
+ * guest did its I/O: the vCPU on their node did its own there, no node
+ * sent any to home, and their node did those of the others.
+ */
+static void check_placed_devices(DistvmNode **node, int nodes, int dev_node)
+{
+    static const char *const ids[] = { "vblk", "vnet" };
+
+    for (int i = 0; i < ARRAY_SIZE(ids); i++) {
+        uint64_t forwarded = 0;
+
+        for (int k = 1; k <= nodes; k++) {
+            /* the devices' node last: it served what the others sent */
+            int n = (dev_node + k) % nodes;
+            QDict *rsp, *dev = NULL;
+            QList *list;
+            QListEntry *e;
+
+            rsp = qtest_qmp(node[n]->qts, "{ 'execute': 'query-distvm' }");
+            list = qdict_get_qlist(qdict_get_qdict(rsp, "return"),
+                                   "devices");
+            g_assert_nonnull(list);
+            QLIST_FOREACH_ENTRY(list, e) {
+                QDict *d = qobject_to(QDict, qlist_entry_obj(e));
+
+                if (!strcmp(qdict_get_str(d, "id"), ids[i])) {
+                    dev = d;
+                }
+            }
+            g_assert_nonnull(dev);
+            g_assert_cmpint(qdict_get_int(dev, "node"), ==, dev_node);
+            if (n == dev_node) {
+                g_assert_cmpint(qdict_get_int(dev, "local"), >, 0);
+                g_assert_cmpint(qdict_get_int(dev, "forwarded"), ==, 0);
+                g_assert_cmpint(qdict_get_int(dev, "served"), >=, forwarded);
+            } else {
+                /* nothing sent home, nor done there */
+                g_assert_cmpint(qdict_get_int(dev, "local"), ==, 0);
+                g_assert_cmpint(qdict_get_int(dev, "served"), ==, 0);
+                forwarded += qdict_get_int(dev, "forwarded");
+            }
+            qobject_unref(rsp);
+        }
+    }
+}
 
 #define DIMM_BASE   0x100000000ull
 #define DIMM_SIZE   (128 * 1024 * 1024)
@@ -436,27 +488,33 @@ static void test_linux(const void *opaque)
         } else {
             opts = distvm_cluster_accel_opts(dir, lc->nodes, n);
         }
-        placed = g_strdup_printf("%s,placement=%s", opts, lc->placement);
+        g_autofree char *devices = lc->device_node ?
+            g_strdup_printf(",device-nodes=vblk@%d:vnet@%d", lc->device_node,
+                            lc->device_node) : g_strdup("");
+
+        placed = g_strdup_printf("%s,placement=%s%s", opts, lc->placement,
+                                 devices);
         /*
-         * Every node describes the same machine; only home's devices
-         * run, so only home opens the disk image.
+         * Every node describes the same machine; only the devices' node
+         * runs them, so only it opens the disk image.
          */
-        g_autofree char *drive = n == 0 ?
+        g_autofree char *drive = n == lc->device_node ?
             g_strdup_printf("file=%s,format=raw", disk) :
             g_strdup_printf("driver=null-co,size=%d", DISK_SIZE);
         g_autofree char *args = g_strdup_printf(
             "-nodefaults -machine %s -m 512M%s %s%s -smp %s -kernel %s "
             "-initrd %s "
-            "-drive if=none,id=disk0,%s -device virtio-blk-pci,drive=disk0 "
+            "-drive if=none,id=disk0,%s "
+            "-device virtio-blk-pci,drive=disk0,id=vblk "
             "-netdev user,id=net0 -device virtio-net-pci,netdev=net0,"
-            "romfile= "
+            "romfile=,id=vnet%s "
             "-append 'console=ttyS0 panic=-1 distvm.work=%d "
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
             "distvm.disk=vda%s' %s %s %s",
             lc->x2apic ? "q35 -device intel-iommu,intremap=on,eim=on" : "pc",
             lc->distmem ? ",slots=1,maxmem=1G" : "",
             lc->cpu ? "-cpu " : "", lc->cpu ?: "", lc->smp, kernel, initrd,
-            drive, WORK,
+            drive, lc->device_node ? ",vectors=0" : "", WORK,
             lc->io_cpu,
             http ? http->port : NETNS_HTTP_PORT,
             lc->distmem ? " distvm.dimm=0x100000000,0x8000000,2 "
@@ -498,6 +556,9 @@ static void test_linux(const void *opaque)
         console = distvm_read_console(node[0]);
         g_error("the Linux guest did not reach its workload; console:\n%s",
                 console);
+    }
+    if (lc->device_node) {
+        check_placed_devices(node, lc->nodes, lc->device_node);
     }
     if (lc->distmem) {
         /* At boot, then after the DIMM was plugged */
@@ -635,6 +696,7 @@ static const char *const three_numa_lines[] = {
     "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3 " \
     "-numa node,nodeid=2,memdev=m2,cpus=2"
 
+/* The disk and the network card run on node 2, where vCPU 2 uses them. */
 static const LinuxCase three_nodes = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
     /* A NUMA node holds whole sockets, or Linux warns of its topology. */
@@ -642,6 +704,7 @@ static const LinuxCase three_nodes = {
     .numa = THREE_NUMA,
     .numa_lines = three_numa_lines,
     .distmem = true,
+    .device_node = 2,
 };
 
 /* The 3-node case with each node in a network namespace, over TLS. */

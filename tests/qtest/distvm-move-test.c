@@ -959,20 +959,78 @@ static void test_x2apic(void)
     distvm_cluster_quit(c);
 }
 
+/* Device @id's entry of query-distvm's devices on @qts */
+static QDict *placed_device(QTestState *qts, const char *id)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-distvm' }");
+    QList *list = qdict_get_qlist(qdict_get_qdict(rsp, "return"), "devices");
+    QDict *found = NULL;
+    QListEntry *e;
+
+    g_assert_nonnull(list);
+    QLIST_FOREACH_ENTRY(list, e) {
+        QDict *d = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(d, "id"), id)) {
+            found = d;
+            qobject_ref(found);
+        }
+    }
+    qobject_unref(rsp);
+    g_assert_nonnull(found);
+    return found;
+}
+
+/*
+ * The accesses to placed device @id of node @dev_node, as each node
+ * counts them: every node's vCPUs used it (they ran on each node in
+ * turn), those on @dev_node there, the others' sent there and done there.
+ */
+static void check_placed_accesses(DistvmCluster *c, const char *id,
+                                  int dev_node)
+{
+    uint64_t forwarded = 0;
+
+    for (int k = 1; k <= c->nodes; k++) {
+        /* the device's node last: it did what the others sent */
+        int n = (dev_node + k) % c->nodes;
+        QDict *d = placed_device(c->node[n]->qts, id);
+
+        g_assert_cmpint(qdict_get_int(d, "node"), ==, dev_node);
+        if (n == dev_node) {
+            g_assert_cmpint(qdict_get_int(d, "local"), >, 0);
+            g_assert_cmpint(qdict_get_int(d, "forwarded"), ==, 0);
+            g_assert_cmpint(qdict_get_int(d, "served"), >=, forwarded);
+        } else {
+            g_assert_cmpint(qdict_get_int(d, "local"), ==, 0);
+            g_assert_cmpint(qdict_get_int(d, "forwarded"), >, 0);
+            g_assert_cmpint(qdict_get_int(d, "served"), ==, 0);
+            forwarded += qdict_get_int(d, "forwarded");
+        }
+        qobject_unref(d);
+    }
+}
+
 /*
  * MSIs from a device of the home node (mode=msi of the guest, QEMU's edu
  * device, 4 vCPUs over 3 nodes, moved twice): physical, logical, lowest
  * priority and broadcast MSIs each reach exactly the vCPUs they address,
- * wherever those run, once per round.
+ * wherever those run, once per round.  With a node other than home given
+ * (device-nodes), that node runs the edu device: each round's MSI
+ * address, written to its configuration on home, is the one it uses for
+ * the MMIO write that follows at once, wherever it comes from.
  */
-static void test_msi(void)
+static void test_msi(const void *opaque)
 {
+    int dev_node = GPOINTER_TO_INT(opaque);
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp 4 -device edu -kernel %s -append 'cpus=4 msi=1'", elf);
+        MACHINE " -smp 4 -device edu,id=edu0 -kernel %s "
+        "-append 'cpus=4 msi=1'", elf);
+    g_autofree char *opts = g_strdup_printf(
+        "placement=0:1:2:1%s", dev_node ? ",device-nodes=edu0@1" : "");
     int where[4] = { 0, 1, 2, 1 };
-    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3,
-                                                 "placement=0:1:2:1", args);
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3, opts, args);
     QTestState *home = c->node[0]->qts;
     g_autofree char *console = NULL;
     uint32_t rounds;
@@ -1000,6 +1058,9 @@ static void test_msi(void)
                          cpu == 1 ? rounds : 0);
         g_assert_cmpuint(qtest_readl(home, msi + DG_MSI_BROADCAST * 4), ==,
                          rounds);
+    }
+    if (dev_node) {
+        check_placed_accesses(c, "edu0", dev_node);
     }
     console = distvm_read_console(c->node[0]);
     distvm_assert_console_clean(console);
@@ -1820,7 +1881,9 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/interrupts", test_interrupts);
     qtest_add_func("/distvm/move/x2apic", test_x2apic);
     qtest_add_func("/distvm/move/x2apic-reset", test_x2apic_reset);
-    qtest_add_func("/distvm/move/msi", test_msi);
+    qtest_add_data_func("/distvm/move/msi", GINT_TO_POINTER(0), test_msi);
+    qtest_add_data_func("/distvm/move/msi-device-node",
+                        GINT_TO_POINTER(1), test_msi);
     qtest_add_func("/distvm/move/topology", test_topology);
     qtest_add_func("/distvm/move/tier", test_tier);
     qtest_add_func("/distvm/move/tier-next", test_tier_next);

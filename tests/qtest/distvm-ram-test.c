@@ -2139,6 +2139,18 @@ static void test_forged(void)
     distvm_wire_set_seq(msg, 12345);
     forge(node[0], 1, msg);
     wait_protocol_errors(node[1]->qts, 1);
+    /*
+     * From the home node: an access to a device node 1 does not run (it
+     * runs none).  Node 1 answers that it failed, which node 0 refuses in
+     * turn: its vCPU 0 asked for nothing.
+     */
+    distvm_wire_io(msg, DISTVM_MSG_IO_REQ, 0, &(DistvmMsgIo) {
+                       .cpu = 0, .space = DISTVM_IO_MEMORY, .size = 4,
+                       .addr = 0xfebf0000 });
+    distvm_wire_set_seq(msg, 777);
+    forge(node[0], 1, msg);
+    wait_protocol_errors(node[1]->qts, 2);
+    wait_protocol_errors(node[0]->qts, ++errors);
 
     /* Node 0 still owns its page, as it was, and both nodes serve. */
     {
@@ -2155,7 +2167,7 @@ static void test_forged(void)
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 0), ==, 0);
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 1), ==, 1);
     g_assert_cmpint(protocol_errors(node[0]->qts), ==, errors);
-    g_assert_cmpint(protocol_errors(node[1]->qts), ==, 1);
+    g_assert_cmpint(protocol_errors(node[1]->qts), ==, 2);
     distvm_wait_state(node[0]->qts, "running", 1);
     distvm_wait_state(node[1]->qts, "running", 1);
 

@@ -296,6 +296,7 @@ static const DistvmMsgType sequence_types[] = {
     DISTVM_MSG_VCPU_IPI, DISTVM_MSG_PCI_CONFIG, DISTVM_MSG_IO_REQ,
     DISTVM_MSG_IO_REPLY, DISTVM_MSG_VCPU_APIC, DISTVM_MSG_RUN_STATE,
     DISTVM_MSG_PIC_OUTPUT, DISTVM_MSG_CLOCK_REGS, DISTVM_MSG_HEARTBEAT,
+    DISTVM_MSG_PCI_INTX,
     /* BYE and NODE_LOST end the cluster, as they should: not sent. */
 };
 
@@ -340,8 +341,9 @@ static void message_make(GRand *r, const SeqLayout *l, uint32_t src,
         const char *path = PICK(r, char *, "/machine/i440fx",
                                 "/machine/unattached");
 
-        distvm_wire_pci_config(m, src, path, g_rand_int_range(r, 0, 8) * 4,
-                               g_rand_int(r), 4);
+        distvm_wire_pci_config(m, src, g_rand_int(r), path,
+                               g_rand_int_range(r, 0, 8) * 4, g_rand_int(r),
+                               4);
         break;
     }
     case DISTVM_MSG_IO_REQ:
@@ -371,6 +373,10 @@ static void message_make(GRand *r, const SeqLayout *l, uint32_t src,
         break;
     case DISTVM_MSG_PIC_OUTPUT:
         distvm_wire_pic_output(m, src, g_rand_int_range(r, 0, 2));
+        break;
+    case DISTVM_MSG_PCI_INTX:
+        distvm_wire_pci_intx(m, src, g_rand_int_range(r, 0, 8),
+                             g_rand_int_range(r, 0, 2));
         break;
     case DISTVM_MSG_CLOCK_REGS:
         distvm_wire_clock_regs(m, src, &(DistvmMsgClockRegs) {

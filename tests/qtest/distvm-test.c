@@ -92,6 +92,64 @@ static void test_bad_options(void)
     }
 }
 
+/*
+ * device-nodes: each bad placement is refused at start, with an error
+ * that names the problem; a single node checks it as any node does.
+ */
+static void test_bad_device_nodes(void)
+{
+    static const struct {
+        const char *placed;
+        const char *error;
+    } cases[] = {
+        { "edu0@2", "distvm: device-nodes=edu0@2: there is no node 2 (the "
+          "cluster has nodes 0 to 1)" },
+        { "edu0", "device-nodes=edu0: 'edu0' is not ID@NODE" },
+        { "edu0@one", "'edu0@one' is not ID@NODE (NODE is a number)" },
+        { "edu0@1:edu0@0", "device 'edu0' is listed twice" },
+        { "nope@1", "distvm: device-nodes: there is no device 'nope' (the "
+          "PCI devices with an id: " },
+        { "ptd@1", "distvm: device-nodes: 'ptd' (pc-testdev) is not a PCI "
+          "device; only PCI devices can run on a node other than home" },
+        { "/machine/i440fx/ioapic@1", "'/machine/i440fx/ioapic' (ioapic) is "
+          "not a PCI device" },
+        { "br0@1", "'br0' (pci-bridge) is a bridge" },
+        { "vga0@1", "'vga0' (VGA) is a display device" },
+        { "edu0@1:/machine/peripheral/edu0@1", "'edu0' and "
+          "'/machine/peripheral/edu0' are the same device" },
+    };
+    const char *machine = "-machine pc -nodefaults -device edu,id=edu0 "
+        "-device pc-testdev,id=ptd -device pci-bridge,id=br0,chassis_nr=1 "
+        "-device VGA,id=vga0";
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *args = g_strdup_printf(
+            "%s -accel distvm,node-id=1,nodes=2,listen=unix:%s/bad-dev.sock,"
+            "home=unix:/nonexistent/y,device-nodes=%s", machine, tmpdir,
+            cases[i].placed);
+        g_autofree char *out = NULL;
+        int status = distvm_run_qemu(args, &out);
+
+        if (status != 1 || !strstr(out, cases[i].error)) {
+            g_error("'%s': expected exit status 1 and an error with '%s', "
+                    "got status %d and:\n%s", args, cases[i].error, status,
+                    out);
+        }
+    }
+    /* The host bridge of a q35; and on a single node */
+    {
+        g_autofree char *out = NULL;
+        int status = distvm_run_qemu("-machine q35 -nodefaults -accel "
+                                     "distvm,device-nodes=/machine/q35/mch@0",
+                                     &out);
+
+        g_assert_cmpint(status, ==, 1);
+        g_assert_nonnull(strstr(out, "distvm: device-nodes: "
+                                "'/machine/q35/mch' is the host bridge, part "
+                                "of the chipset, which stays on home"));
+    }
+}
+
 /* query-distvm and "info distvm" on a single node with 2 vCPUs. */
 static void test_query(void)
 {
@@ -309,6 +367,7 @@ int main(int argc, char **argv)
 
     qtest_add_func("/distvm/accel/listed", test_accel_listed);
     qtest_add_func("/distvm/accel/bad-options", test_bad_options);
+    qtest_add_func("/distvm/accel/bad-device-nodes", test_bad_device_nodes);
     qtest_add_func("/distvm/qmp/query", test_query);
     qtest_add_func("/distvm/qmp/query-other-accel", test_query_other_accel);
     qtest_add_func("/distvm/smp-guest/1cpu", test_smp_guest_1cpu);

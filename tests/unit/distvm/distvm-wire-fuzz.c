@@ -219,7 +219,10 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
          * 1, 2 or 4 bytes of port I/O, 1 to 8 aligned bytes of memory, or
          * a PIC acknowledge, by a vCPU of the machine
          */
-        CHECK(m->hdr.length == IO_FIXED);
+        CHECK(m->hdr.length == IO_FIXED +
+              ((m->u.io.flags & DISTVM_IO_REGS) ? 8 * DISTVM_IO_NR_REGS : 0) +
+              (m->hdr.type == DISTVM_MSG_IO_REQ &&
+               (m->u.io.flags & DISTVM_IO_CONFIG_GEN) ? 8 : 0));
         CHECK(m->u.io.cpu < lim->nr_vcpus);
         if (m->u.io.space == DISTVM_IO_PORT) {
             CHECK(m->u.io.addr <= 0xffff);
@@ -242,7 +245,8 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         }
         CHECK(m->u.io.size == 8 || !(m->u.io.data >> (m->u.io.size * 8)));
         if (m->hdr.type == DISTVM_MSG_IO_REQ) {
-            CHECK(!(m->u.io.flags & ~(DISTVM_IO_WRITE | DISTVM_IO_REGS)));
+            CHECK(!(m->u.io.flags & ~(DISTVM_IO_WRITE | DISTVM_IO_REGS |
+                                      DISTVM_IO_CONFIG_GEN)));
         } else {
             /*
              * a one-byte result, DISTVM_IO_STOP, DISTVM_IO_REGS and the
@@ -350,6 +354,14 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->hdr.length == 4);
         CHECK(m->u.policy < DISTVM_POLICY_COUNT);
         CHECK(m->u.policy == (uint32_t)ldl_le_p(payload));
+        break;
+    case DISTVM_MSG_PCI_INTX:
+        /* a line of the root bus, low or high */
+        CHECK(m->hdr.length == 8);
+        CHECK(m->u.intx.irq < DISTVM_PCI_INTX_MAX);
+        CHECK(m->u.intx.level == 0 || m->u.intx.level == 1);
+        CHECK(m->u.intx.irq == (uint32_t)ldl_le_p(payload));
+        CHECK(m->u.intx.level == (uint32_t)ldl_le_p(payload + 4));
         break;
     case DISTVM_MSG_PIC_OUTPUT:
         /* low or high */
@@ -489,6 +501,9 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.io.flags == b->u.io.flags &&
                a->u.io.addr == b->u.io.addr &&
                a->u.io.data == b->u.io.data &&
+               (a->hdr.type != DISTVM_MSG_IO_REQ ||
+                !(a->u.io.flags & DISTVM_IO_CONFIG_GEN) ||
+                a->u.io.config_gen == b->u.io.config_gen) &&
                (!(a->u.io.flags & DISTVM_IO_REGS) ||
                 !memcmp(a->u.io.regs, b->u.io.regs, sizeof(a->u.io.regs)));
     case DISTVM_MSG_RUN_STATE:
@@ -500,6 +515,9 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.run.host_id == b->u.run.host_id;
     case DISTVM_MSG_PIC_OUTPUT:
         return a->u.level == b->u.level;
+    case DISTVM_MSG_PCI_INTX:
+        return a->u.intx.irq == b->u.intx.irq &&
+               a->u.intx.level == b->u.intx.level;
     case DISTVM_MSG_POLICY:
         return a->u.policy == b->u.policy;
     case DISTVM_MSG_VCPU_WARM_PAGES:
@@ -544,11 +562,11 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
- * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, PCI_CONFIG, IO_*, RUN_STATE,
- * PIC_OUTPUT, CLOCK_REGS, POLICY, VCPU_WARM_PAGES and MEM_UNPLUG encoders
+ * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, IO_*, RUN_STATE, PIC_OUTPUT,
+ * PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES and MEM_UNPLUG encoders
  * always send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say
  * so.  MEM_PLUG and MEM_PLUG_ACK carry the seq of the plug, RES_ACCESS
- * and RES_REPLY that of the request.
+ * and RES_REPLY that of the request, PCI_CONFIG its number.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -608,9 +626,8 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         *fixed_seq = true;
         break;
     case DISTVM_MSG_PCI_CONFIG:
-        distvm_wire_pci_config(buf, m->hdr.src, m->u.pci.path, m->u.pci.addr,
-                               m->u.pci.val, m->u.pci.len);
-        *fixed_seq = true;
+        distvm_wire_pci_config(buf, m->hdr.src, m->hdr.seq, m->u.pci.path,
+                               m->u.pci.addr, m->u.pci.val, m->u.pci.len);
         break;
     case DISTVM_MSG_IO_REQ:
     case DISTVM_MSG_IO_REPLY:
@@ -623,6 +640,10 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_PIC_OUTPUT:
         distvm_wire_pic_output(buf, m->hdr.src, m->u.level);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_PCI_INTX:
+        distvm_wire_pci_intx(buf, m->hdr.src, m->u.intx.irq, m->u.intx.level);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_POLICY:
@@ -888,8 +909,17 @@ int main(int argc, char **argv)
     SEED("vcpu-nodes", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_NODES, 1, 5, 1, 1,
                                         0xb, NULL, 0));
     /* home sets PAM0 of the Q35 host bridge: BIOS area read/write RAM */
-    SEED("pci-config", distvm_wire_pci_config(b, 0, "/machine/q35/mch",
+    SEED("pci-config", distvm_wire_pci_config(b, 0, 1, "/machine/q35/mch",
                                               0x90, 0x30, 1));
+    /* node 2's devices raise line 1 of the root PCI bus */
+    SEED("pci-intx", distvm_wire_pci_intx(b, 2, 1, 1));
+    /* vCPU 0 on node 1 notifies a virtio queue of a device on node 2 */
+    SEED("io-req-device", distvm_wire_io(b, DISTVM_MSG_IO_REQ, 1,
+                                         &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_MEMORY, .size = 2,
+        .flags = DISTVM_IO_WRITE | DISTVM_IO_CONFIG_GEN, .addr = 0xfebf7004,
+        .data = 1, .config_gen = 17,
+    }));
     /* vCPU 1 on node 2 writes 'A' to the COM1 transmit register */
     SEED("io-req", distvm_wire_io(b, DISTVM_MSG_IO_REQ, 2, &(DistvmMsgIo) {
         .cpu = 1, .space = DISTVM_IO_PORT, .size = 1,

@@ -425,11 +425,24 @@ static GPtrArray *valid_messages(void)
                      0);
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_NODES, 3, 7, 3, 3, 0xf, NULL,
                      0);
-    distvm_wire_pci_config(NEXT(), 0, "/machine/q35/mch", 0x90, 0x30, 1);
-    distvm_wire_pci_config(NEXT(), 0, "", DISTVM_PCI_CONFIG_SPACE - 2,
+    distvm_wire_pci_config(NEXT(), 0, 1, "/machine/q35/mch", 0x90, 0x30, 1);
+    distvm_wire_pci_config(NEXT(), 0, 2, "", DISTVM_PCI_CONFIG_SPACE - 2,
                            0xbeef, 2);
-    distvm_wire_pci_config(NEXT(), 0, "/machine/unattached/device[2]",
+    distvm_wire_pci_config(NEXT(), 0, UINT64_MAX,
+                           "/machine/unattached/device[2]",
                            DISTVM_PCI_CONFIG_SPACE - 4, 0xb0000001, 4);
+    /* to a node that runs a placed device, after home's write 42 */
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REQ, 1, &(DistvmMsgIo) {
+        .cpu = 3, .space = DISTVM_IO_MEMORY, .size = 2,
+        .flags = DISTVM_IO_WRITE | DISTVM_IO_CONFIG_GEN, .addr = 0xfebf7004,
+        .data = 0x1, .config_gen = 42,
+    });
+    distvm_wire_io(NEXT(), DISTVM_MSG_IO_REQ, 0, &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_PORT, .size = 1,
+        .flags = DISTVM_IO_CONFIG_GEN, .addr = 0xc093, .config_gen = 0,
+    });
+    distvm_wire_pci_intx(NEXT(), 2, 0, 1);
+    distvm_wire_pci_intx(NEXT(), 1, DISTVM_PCI_INTX_MAX - 1, 0);
     distvm_wire_io(NEXT(), DISTVM_MSG_IO_REQ, 1, &(DistvmMsgIo) {
         .cpu = 3, .space = DISTVM_IO_PORT, .size = 1,
         .flags = DISTVM_IO_WRITE, .addr = 0x3f8, .data = 0x41,
@@ -538,10 +551,11 @@ static void test_type_names(void)
         [DISTVM_MSG_RES_ACCESS] = "RES_ACCESS",
         [DISTVM_MSG_RES_REPLY] = "RES_REPLY",
         [DISTVM_MSG_VCPU_NODES] = "VCPU_NODES",
+        [DISTVM_MSG_PCI_INTX] = "PCI_INTX",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_VCPU_NODES + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_PCI_INTX + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -591,8 +605,9 @@ static void test_roles(void)
         [DISTVM_MSG_READY] = TO_HOME,
         [DISTVM_MSG_START] = FROM_HOME,
         [DISTVM_MSG_PCI_CONFIG] = FROM_HOME,
-        [DISTVM_MSG_IO_REQ] = TO_HOME,
-        [DISTVM_MSG_IO_REPLY] = FROM_HOME,
+        /* to home or to a placed device's node, and back */
+        [DISTVM_MSG_IO_REQ] = ANY,
+        [DISTVM_MSG_IO_REPLY] = ANY,
         [DISTVM_MSG_RUN_STATE] = FROM_HOME,
         [DISTVM_MSG_PIC_OUTPUT] = FROM_HOME,
         [DISTVM_MSG_CLOCK_REGS] = FROM_HOME,
@@ -605,6 +620,7 @@ static void test_roles(void)
         [DISTVM_MSG_RES_REPLY] = ANY,
         /* any node may say where a vCPU may run */
         [DISTVM_MSG_VCPU_NODES] = ANY,
+        [DISTVM_MSG_PCI_INTX] = TO_HOME,
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -687,14 +703,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        9, 0,                               /* version */
+        10, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 9);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 10);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -1335,7 +1351,7 @@ static void check_pci_config(const DistvmWireLimits *lim, uint32_t src,
     const uint8_t *p;
     Decoded d;
 
-    distvm_wire_pci_config(b, src, path, addr, val, len);
+    distvm_wire_pci_config(b, src, addr + 1, path, addr, val, len);
     g_assert_cmpuint(b->len, ==, HDR + length);
 
     /* str path (length, bytes), addr, val, len */
@@ -1347,7 +1363,8 @@ static void check_pci_config(const DistvmWireLimits *lim, uint32_t src,
     g_assert_cmpuint((uint32_t)ldl_le_p(p + 12 + plen), ==, len);
 
     decode_ok(b, lim, &d);
-    check_hdr(&d.msg.hdr, DISTVM_MSG_PCI_CONFIG, length, src, 0);
+    /* the seq numbers home's configuration writes */
+    check_hdr(&d.msg.hdr, DISTVM_MSG_PCI_CONFIG, length, src, addr + 1);
     g_assert_cmpuint(d.msg.u.pci.addr, ==, addr);
     g_assert_cmphex(d.msg.u.pci.val, ==, val);
     g_assert_cmpuint(d.msg.u.pci.len, ==, len);
@@ -1732,6 +1749,42 @@ static void test_pic_output(void)
     g_byte_array_unref(b);
 }
 
+/* PCI_INTX: line and level, both u32; lines below 64, levels 0 or 1 */
+#define INTX_FIXED 8
+
+static void test_pci_intx(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t irq = 0; irq < DISTVM_PCI_INTX_MAX; irq += 9) {
+        for (uint32_t level = 0; level <= 1; level++) {
+            distvm_wire_pci_intx(b, 2, irq, level);
+            g_assert_cmpuint(b->len, ==, HDR + INTX_FIXED);
+            g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
+                             DISTVM_MSG_PCI_INTX);
+            g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, irq);
+            g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 4), ==,
+                             level);
+            decode_ok(b, &limits, &d);
+            check_hdr(&d.msg.hdr, DISTVM_MSG_PCI_INTX, INTX_FIXED, 2, 0);
+            g_assert_cmpuint(d.msg.u.intx.irq, ==, irq);
+            g_assert_cmpuint(d.msg.u.intx.level, ==, level);
+            decoded_free(&d);
+        }
+    }
+    /* a line out of range, or a level that is neither low nor high */
+    distvm_wire_pci_intx(b, 1, DISTVM_PCI_INTX_MAX, 0);
+    expect_decode_error(b, &limits, "PCI_INTX message with line 64 and "
+                        "level 0");
+    distvm_wire_pci_intx(b, 1, 3, 2);
+    expect_decode_error(b, &limits, "PCI_INTX message with line 3 and "
+                        "level 2");
+    distvm_wire_pci_intx(b, 1, UINT32_MAX, UINT32_MAX);
+    expect_decode_error(b, &limits, "PCI_INTX message with line");
+    g_byte_array_unref(b);
+}
+
 /* A CLOCK_REGS @clock from @src: its layout, and its decoding under @lim */
 static void check_clock_regs(const DistvmWireLimits *lim, uint32_t src,
                              const DistvmMsgClockRegs *clock)
@@ -1895,10 +1948,11 @@ static void test_bad_version(void)
      * before CLOCK_REGS, 3 the one before HEARTBEAT, 4 the one before
      * POLICY and the reason of a move, 5 the one before the nodes' speeds,
      * 6 the one before the A20 line, 7 the one before moves the guest asks
-     * for, 8 the one before memory hotplug (MEM_PLUG, MEM_UNPLUG)
+     * for, 8 the one before memory hotplug (MEM_PLUG, MEM_UNPLUG), 9 the
+     * one before devices on other nodes (PCI_INTX, DISTVM_IO_CONFIG_GEN)
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 0x100, 0x109, 0x200, 0x300, 0x900,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 0x100, 0x10a, 0x200, 0x300, 0xa00,
         UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -1906,7 +1960,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 9", versions[i]);
+            "protocol version %u, this node speaks 10", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -1916,7 +1970,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 9");
+        expect_header_error(b, "protocol version 2, this node speaks 10");
     }
     g_byte_array_unref(b);
 }
@@ -3678,7 +3732,7 @@ static void expect_pci_config_error(GByteArray *b, uint32_t addr, uint32_t len)
         "PCI_CONFIG message writing %" PRIu32 " bytes at offset %" PRIu32,
         len, addr);
 
-    distvm_wire_pci_config(b, 0, "/machine/q35/mch", addr, 0, len);
+    distvm_wire_pci_config(b, 0, 1, "/machine/q35/mch", addr, 0, len);
     expect_decode_error(b, &limits, what);
     expect_decode_error(b, &limits_no_ram, what);
 }
@@ -3711,7 +3765,7 @@ static void test_pci_config_bad_len(void)
     }
 
     /* The sender is checked first */
-    distvm_wire_pci_config(b, 4, "/machine/q35/mch", 0, 0, 3);
+    distvm_wire_pci_config(b, 4, 1, "/machine/q35/mch", 0, 0, 3);
     expect_decode_error(b, &limits, "in its sender");
     g_byte_array_unref(b);
 }
@@ -3769,7 +3823,7 @@ static void test_pci_config_bad_path(void)
     }
 
     /* Too long, whatever follows */
-    distvm_wire_pci_config(b, 0, big, 0, 0, 4);
+    distvm_wire_pci_config(b, 0, 1, big, 0, 0, 4);
     expect_decode_error(b, &limits, "PCI_CONFIG message has a string of "
                         "4097 bytes (limit 4096)");
     distvm_wire_begin(b, DISTVM_MSG_PCI_CONFIG, 0, 0);
@@ -4044,7 +4098,7 @@ static void expect_io_flags_error(DistvmMsgType type, uint32_t flags)
 static void test_io_bad_flags(void)
 {
     static const uint32_t req_flags[] = {
-        2, 3, 4, 0x80, 0xff, 0x100, 0x80000000u, 0x80000001u, UINT32_MAX,
+        4, 5, 6, 0x80, 0xff, 0x100, 0x80000000u, 0x80000001u, UINT32_MAX,
     };
     static const uint32_t reply_flags[] = {
         0x800, 0x801, 0x8ff, 0x900, 0x1000, 0x1401, 0x10000, 0x10100,
@@ -4055,14 +4109,18 @@ static void test_io_bad_flags(void)
         expect_io_flags_error(DISTVM_MSG_IO_REQ, req_flags[i]);
     }
     for (uint32_t bit = 1; bit < 32; bit++) {
-        if (1u << bit == DISTVM_IO_REGS) {
-            continue;           /* test_io_regs() */
+        if (1u << bit == DISTVM_IO_REGS ||
+            1u << bit == DISTVM_IO_CONFIG_GEN) {
+            continue;           /* test_io_regs(), the valid messages */
         }
         expect_io_flags_error(DISTVM_MSG_IO_REQ, 1u << bit);
         expect_io_flags_error(DISTVM_MSG_IO_REQ, 1u << bit | DISTVM_IO_WRITE);
     }
-    /* every reply result but 0 and 1 is refused in a request */
-    for (uint32_t flags = 2; flags <= 0xff; flags++) {
+    /*
+     * every reply result but 0 to 3 (a write, and a configuration write's
+     * number) is refused in a request
+     */
+    for (uint32_t flags = 4; flags <= 0xff; flags++) {
         expect_io_flags_error(DISTVM_MSG_IO_REQ, flags);
     }
     for (size_t i = 0; i < ARRAY_SIZE(reply_flags); i++) {
@@ -5299,6 +5357,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/io", test_io_messages);
     g_test_add_func("/distvm/wire/roundtrip/run-state", test_run_state);
     g_test_add_func("/distvm/wire/roundtrip/pic-output", test_pic_output);
+    g_test_add_func("/distvm/wire/roundtrip/pci-intx", test_pci_intx);
     g_test_add_func("/distvm/wire/roundtrip/clock-regs", test_clock_regs);
     g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
 

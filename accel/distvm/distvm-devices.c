@@ -1,0 +1,540 @@
+/*
+ * distvm: PCI devices that a node other than home runs
+ *
+ * -accel distvm,...,device-nodes=ID@NODE[:ID@NODE...] (the same on every
+ * node) makes NODE run the device model of the PCI device ID (a -device
+ * id, or a QOM path) and its backend.  Every node creates the device, as
+ * it creates every other, but only NODE's copy ever runs:
+ *
+ * - Accesses: the device's BARs, as the guest programmed them, are
+ *   looked up first by the vCPUs' port I/O and MMIO hooks on every node,
+ *   home included (distvm-io.c).  An access of a vCPU of NODE is done
+ *   there; the other nodes send it to NODE (IO_REQ), which replays it as
+ *   home replays the others' (the vCPU's parked copy current).
+ * - Configuration: the guest reaches it through the chipset, on home.
+ *   Home sends each configuration write of a placed device to every
+ *   node (PCI_CONFIG), which replays it on its own copy, so that NODE's
+ *   copy has the guest's BARs, command register and MSI/MSI-X state, and
+ *   every node knows where the BARs are.  Home numbers them; an access
+ *   sent to NODE names the last one its sender applied, and NODE does it
+ *   only once it applied that one too (the guest may write a device's
+ *   MSI address, then at once make it interrupt).
+ * - Interrupts: MSI and MSI-X reach the vCPU's LAPIC from NODE as from
+ *   any node (distvm-vcpu.c).  INTx: on a node other than home, the root
+ *   PCI bus's lines go to home (PCI_INTX), and home's bus drives each
+ *   line of its chipset with its own devices' level ORed with the other
+ *   nodes'.
+ * - DMA goes through the page protocol, from NODE as from anywhere.
+ * - A machine reset resets the placed devices on the nodes other than
+ *   home too, as home's reset resets its own.
+ *
+ * Only PCI devices that are neither the chipset (host bridge, ISA
+ * bridge) nor a bridge nor a VGA device (its legacy ranges are no BARs)
+ * can be placed.  A placed device cannot be unplugged while the guest
+ * runs.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/cutils.h"
+#include "qemu/error-report.h"
+#include "system/system.h"
+#include "qemu/main-loop.h"
+#include "qemu/rcu.h"
+#include "qemu/timer.h"
+#include "qom/object.h"
+#include "hw/pci/pci.h"
+#include "hw/pci/pci_bus.h"
+#include "hw/pci/pci_device.h"
+#include "hw/qdev-core.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+/* Where the placed devices' BARs are, as the guest programmed them */
+typedef struct DistvmDeviceRange {
+    uint64_t base;
+    uint64_t size;
+    uint32_t space;             /* DISTVM_IO_PORT or DISTVM_IO_MEMORY */
+    uint32_t dev;               /* index in DistvmDevices.placed */
+} DistvmDeviceRange;
+
+typedef struct DistvmDeviceMap {
+    struct rcu_head rcu;
+    uint32_t count;
+    DistvmDeviceRange r[];
+} DistvmDeviceMap;
+
+/* The INTx lines of the root PCI bus */
+typedef struct DistvmIntx {
+    PCIBus *bus;
+    pci_set_irq_fn set_irq;     /* the bus's own: the chipset's router */
+    void *opaque;
+    int nirq;
+    bool *local;                /* [nirq]: this node's devices' level */
+    uint32_t *remote;           /* home: [nirq] the other nodes' levels */
+} DistvmIntx;
+
+struct DistvmDevices {
+    DistvmPlacedDevice *placed;
+    uint32_t count;
+    DistvmDeviceMap *map;       /* RCU */
+    DistvmIntx intx;
+    bool run_here;              /* a node other than home runs some */
+    GQueue config_waits;        /* DistvmConfigWait, under the BQL */
+    QEMUTimer *config_timer;    /* refuses those that wait too long */
+};
+
+/* An access that waits for a configuration write of home's */
+typedef struct DistvmConfigWait {
+    uint64_t gen;
+    int64_t since_ns;
+    DistvmMsg msg;              /* without pointers: an IO_REQ */
+    void (*fn)(DistvmState *s, const DistvmMsg *msg);
+} DistvmConfigWait;
+
+static bool placed_parse_one(DistvmState *s, const char *item,
+                             DistvmPlacedDevice *d, Error **errp)
+{
+    const char *at = strrchr(item, '@');
+    uint64_t node;
+
+    if (!at || at == item || !at[1]) {
+        error_setg(errp, "distvm: device-nodes=%s: '%s' is not ID@NODE",
+                   s->device_nodes, item);
+        return false;
+    }
+    if (qemu_strtou64(at + 1, NULL, 10, &node)) {
+        error_setg(errp, "distvm: device-nodes=%s: '%s' is not ID@NODE "
+                   "(NODE is a number)", s->device_nodes, item);
+        return false;
+    }
+    if (node >= s->nodes) {
+        error_setg(errp, "distvm: device-nodes=%s: there is no node %" PRIu64
+                   " (the cluster has nodes 0 to %" PRIu32 ")",
+                   s->device_nodes, node, s->nodes - 1);
+        return false;
+    }
+    d->name = g_strndup(item, at - item);
+    d->node = node;
+    return true;
+}
+
+static Notifier single_node_ready;
+
+/* A single node: the devices are checked once they exist, as elsewhere */
+static void single_node_machine_ready(Notifier *n, void *data)
+{
+    Error *err = NULL;
+
+    if (!distvm_devices_setup(distvm_state(), &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+}
+
+/* The property, once the cluster's size is known */
+bool distvm_devices_init(DistvmState *s, Error **errp)
+{
+    g_auto(GStrv) items = NULL;
+    DistvmDevices *dv;
+
+    if (!s->device_nodes || !*s->device_nodes) {
+        return true;
+    }
+    items = g_strsplit(s->device_nodes, ":", -1);
+    dv = g_new0(DistvmDevices, 1);
+    dv->count = g_strv_length(items);
+    dv->placed = g_new0(DistvmPlacedDevice, dv->count);
+    s->devices = dv;
+    for (uint32_t i = 0; i < dv->count; i++) {
+        if (!placed_parse_one(s, items[i], &dv->placed[i], errp)) {
+            return false;
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            if (!strcmp(dv->placed[j].name, dv->placed[i].name)) {
+                error_setg(errp, "distvm: device-nodes=%s: device '%s' is "
+                           "listed twice", s->device_nodes,
+                           dv->placed[i].name);
+                return false;
+            }
+        }
+    }
+    if (s->nodes == 1) {
+        single_node_ready.notify = single_node_machine_ready;
+        qemu_add_machine_init_done_notifier(&single_node_ready);
+    }
+    return true;
+}
+
+static int list_pci_device(Object *obj, void *opaque)
+{
+    GString *ids = opaque;
+    DeviceState *dev = (DeviceState *)object_dynamic_cast(obj, TYPE_DEVICE);
+
+    if (dev && dev->id && object_dynamic_cast(obj, TYPE_PCI_DEVICE)) {
+        g_string_append_printf(ids, "%s%s", ids->len ? ", " : "", dev->id);
+    }
+    return 0;
+}
+
+/* The device @name names: a -device id, or a QOM path */
+static Object *placed_find(const char *name)
+{
+    if (name[0] == '/') {
+        return object_resolve_path(name, NULL);
+    }
+    return object_resolve_path_component(
+        machine_get_container("peripheral"), name);
+}
+
+/* Can @d's device run away from home?  Sets @d->dev if so. */
+static bool placed_check(DistvmState *s, DistvmPlacedDevice *d, Error **errp)
+{
+    Object *obj = placed_find(d->name);
+    PCIDevice *dev;
+    uint16_t class;
+
+    if (!obj) {
+        g_autoptr(GString) ids = g_string_new("");
+
+        object_child_foreach_recursive(object_get_root(), list_pci_device,
+                                       ids);
+        error_setg(errp, "distvm: device-nodes: there is no device '%s' "
+                   "(the PCI devices with an id: %s)", d->name,
+                   ids->len ? ids->str : "none");
+        return false;
+    }
+    dev = (PCIDevice *)object_dynamic_cast(obj, TYPE_PCI_DEVICE);
+    if (!dev) {
+        error_setg(errp, "distvm: device-nodes: '%s' (%s) is not a PCI "
+                   "device; only PCI devices can run on a node other than "
+                   "home (the chipset, the PICs, the I/O APIC, the LAPICs "
+                   "and the other devices stay on home)", d->name,
+                   object_get_typename(obj));
+        return false;
+    }
+    class = pci_get_word(dev->config + PCI_CLASS_DEVICE);
+    if (pci_bus_is_root(pci_get_bus(dev)) && dev->devfn == 0) {
+        error_setg(errp, "distvm: device-nodes: '%s' is the host bridge, "
+                   "part of the chipset, which stays on home", d->name);
+        return false;
+    }
+    if ((class >> 8) == PCI_BASE_CLASS_BRIDGE) {
+        error_setg(errp, "distvm: device-nodes: '%s' (%s) is a bridge, "
+                   "part of the chipset or of the PCI hierarchy, which stays "
+                   "on home", d->name, object_get_typename(obj));
+        return false;
+    }
+    if ((class >> 8) == (PCI_CLASS_DISPLAY_VGA >> 8)) {
+        error_setg(errp, "distvm: device-nodes: '%s' (%s) is a display "
+                   "device, whose legacy VGA ranges stay on home", d->name,
+                   object_get_typename(obj));
+        return false;
+    }
+    if (s->devices->intx.bus &&
+        pci_device_root_bus(dev) != s->devices->intx.bus) {
+        error_setg(errp, "distvm: device-nodes: '%s' is under another PCI "
+                   "root bus than the devices before it; placed devices "
+                   "must share one", d->name);
+        return false;
+    }
+    s->devices->intx.bus = pci_device_root_bus(dev);
+    d->dev = dev;
+    return true;
+}
+
+/* ---- the BARs' map ---- */
+
+/* Under the BQL: rebuild the map from the devices' BARs here. */
+static void map_update(DistvmState *s)
+{
+    DistvmDevices *dv = s->devices;
+    DistvmDeviceMap *map = g_malloc0(sizeof(*map) + dv->count *
+                                     PCI_NUM_REGIONS *
+                                     sizeof(DistvmDeviceRange));
+    DistvmDeviceMap *old;
+
+    for (uint32_t i = 0; i < dv->count; i++) {
+        PCIDevice *dev = dv->placed[i].dev;
+
+        for (int r = 0; r < PCI_NUM_REGIONS; r++) {
+            PCIIORegion *reg = &dev->io_regions[r];
+
+            if (!reg->size || reg->addr == PCI_BAR_UNMAPPED) {
+                continue;
+            }
+            map->r[map->count++] = (DistvmDeviceRange) {
+                .base = reg->addr, .size = reg->size, .dev = i,
+                .space = (reg->type & PCI_BASE_ADDRESS_SPACE_IO) ?
+                         DISTVM_IO_PORT : DISTVM_IO_MEMORY,
+            };
+            trace_distvm_device_bar(dv->placed[i].name, r, reg->addr,
+                                    reg->size);
+        }
+    }
+    old = qatomic_xchg(&dv->map, map);
+    if (old) {
+        g_free_rcu(old, rcu);
+    }
+}
+
+DistvmPlacedDevice *distvm_devices_lookup(DistvmState *s, uint32_t space,
+                                          uint64_t addr)
+{
+    DistvmDevices *dv = s->devices;
+    DistvmDeviceMap *map;
+
+    if (!dv) {
+        return NULL;
+    }
+    RCU_READ_LOCK_GUARD();
+    map = qatomic_rcu_read(&dv->map);
+    for (uint32_t i = 0; map && i < map->count; i++) {
+        if (map->r[i].space == space && addr >= map->r[i].base &&
+            addr - map->r[i].base < map->r[i].size) {
+            return &dv->placed[map->r[i].dev];
+        }
+    }
+    return NULL;
+}
+
+bool distvm_devices_placed(DistvmState *s, PCIDevice *dev)
+{
+    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+        if (s->devices->placed[i].dev == dev) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool distvm_devices_run_here(DistvmState *s)
+{
+    return s->devices && s->devices->run_here;
+}
+
+void distvm_devices_config_written(DistvmState *s, PCIDevice *dev)
+{
+    if (distvm_devices_placed(s, dev)) {
+        map_update(s);
+    }
+}
+
+bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
+                                const DistvmMsg *msg,
+                                void (*fn)(DistvmState *s,
+                                           const DistvmMsg *msg))
+{
+    DistvmConfigWait *w;
+
+    if (!s->devices || qatomic_read(&s->config_gen) >= gen) {
+        return false;
+    }
+    w = g_new0(DistvmConfigWait, 1);
+    w->gen = gen;
+    w->since_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    w->msg = *msg;
+    w->fn = fn;
+    g_queue_push_tail(&s->devices->config_waits, w);
+    if (!timer_pending(s->devices->config_timer)) {
+        timer_mod(s->devices->config_timer, w->since_ns +
+                  (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND);
+    }
+    return true;
+}
+
+/* Run the accesses that waited for configuration writes applied now */
+void distvm_devices_config_applied(DistvmState *s)
+{
+    GQueue *q = s->devices ? &s->devices->config_waits : NULL;
+    GList *l = q ? q->head : NULL;
+
+    while (l) {
+        DistvmConfigWait *w = l->data;
+        GList *next = l->next;
+
+        if (w->gen <= s->config_gen) {
+            g_queue_delete_link(q, l);
+            w->fn(s, &w->msg);
+            g_free(w);
+        }
+        l = next;
+    }
+}
+
+/*
+ * An access that waited for longer than peer-timeout for a configuration
+ * write that home never sent: its sender made the number up.  Counted as
+ * refused, and done without waiting any longer, as if it named none.
+ */
+static void config_wait_expired(void *opaque)
+{
+    DistvmState *s = opaque;
+    GQueue *q = &s->devices->config_waits;
+    int64_t now = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
+    int64_t limit = (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND;
+    DistvmConfigWait *w;
+
+    while ((w = g_queue_peek_head(q)) && now - w->since_ns >= limit) {
+        g_queue_pop_head(q);
+        distvm_msg_refused(s, w->msg.hdr.src, "%s after home's configuration "
+                           "write %" PRIu64 ", which did not come in %"
+                           PRIu32 " s (the last was %" PRIu64 ")",
+                           distvm_msg_type_name(w->msg.hdr.type), w->gen,
+                           s->peer_timeout, s->config_gen);
+        w->msg.u.io.flags &= ~DISTVM_IO_CONFIG_GEN;
+        w->fn(s, &w->msg);
+        g_free(w);
+    }
+    if (w) {
+        timer_mod(s->devices->config_timer, w->since_ns + limit);
+    }
+}
+
+/*
+ * A node other than home, when the machine is reset: home's reset reset
+ * its copies of the placed devices, so do this node's.
+ */
+void distvm_devices_reset(DistvmState *s)
+{
+    if (!s->devices) {
+        return;
+    }
+    if (!distvm_is_home(s)) {
+        for (uint32_t i = 0; i < s->devices->count; i++) {
+            device_cold_reset(DEVICE(s->devices->placed[i].dev));
+        }
+    }
+    map_update(s);
+}
+
+/* ---- INTx ---- */
+
+/* The root bus's set_irq, here: @level is this node's devices' */
+static void intx_set_irq(void *opaque, int irq, int level)
+{
+    DistvmState *s = opaque;
+    DistvmIntx *x = &s->devices->intx;
+    DistvmClusterState state = qatomic_read(&s->state);
+
+    if (distvm_is_home(s)) {
+        x->local[irq] = level;
+        x->set_irq(x->opaque, irq, level || x->remote[irq]);
+        return;
+    }
+    /* Only placed devices run here: their lines are home's chipset's. */
+    if (x->local[irq] == !!level) {
+        return;
+    }
+    x->local[irq] = level;
+    if (state == DISTVM_CLUSTER_STATE_RUNNING) {
+        g_autoptr(GByteArray) m = g_byte_array_new();
+
+        trace_distvm_device_intx_send(irq, level);
+        distvm_wire_pci_intx(m, s->node_id, irq, level);
+        distvm_send(s, DISTVM_HOME_NODE, m);
+    }
+}
+
+/* Home, under the BQL: a node's devices drive line @irq at @level. */
+static void intx_received(DistvmState *s, const DistvmMsg *msg)
+{
+    DistvmIntx *x = s->devices ? &s->devices->intx : NULL;
+    uint32_t irq = msg->u.intx.irq;
+
+    if (!x || !x->bus || irq >= x->nirq) {
+        distvm_msg_refused(s, msg->hdr.src, "PCI_INTX for line %" PRIu32
+                           ", which no device placed on node %" PRIu32
+                           " drives", irq, msg->hdr.src);
+        return;
+    }
+    trace_distvm_device_intx_received(msg->hdr.src, irq, msg->u.intx.level);
+    if (msg->u.intx.level) {
+        x->remote[irq] |= 1u << msg->hdr.src;
+    } else {
+        x->remote[irq] &= ~(1u << msg->hdr.src);
+    }
+    x->set_irq(x->opaque, irq, x->local[irq] || x->remote[irq]);
+}
+
+static void intx_setup(DistvmState *s)
+{
+    DistvmIntx *x = &s->devices->intx;
+    PCIBus *bus = x->bus;
+
+    x->set_irq = bus->set_irq;
+    x->opaque = bus->irq_opaque;
+    x->nirq = MIN(bus->nirq, DISTVM_PCI_INTX_MAX);
+    x->local = g_new0(bool, bus->nirq);
+    x->remote = g_new0(uint32_t, bus->nirq);
+    for (int i = 0; i < x->nirq; i++) {
+        x->local[i] = bus->irq_count[i] != 0;
+    }
+    bus->set_irq = intx_set_irq;
+    bus->irq_opaque = s;
+}
+
+static const DistvmMsgHandler devices_handlers[] = {
+    { DISTVM_MSG_PCI_INTX, .main_loop = intx_received },
+};
+
+/* The machine exists: find the devices, and take over their INTx lines. */
+bool distvm_devices_setup(DistvmState *s, Error **errp)
+{
+    DistvmDevices *dv = s->devices;
+
+    distvm_msg_handlers_register(s, devices_handlers,
+                                 ARRAY_SIZE(devices_handlers));
+    if (!dv) {
+        return true;
+    }
+    for (uint32_t i = 0; i < dv->count; i++) {
+        if (!placed_check(s, &dv->placed[i], errp)) {
+            return false;
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            if (dv->placed[j].dev == dv->placed[i].dev) {
+                error_setg(errp, "distvm: device-nodes: '%s' and '%s' are "
+                           "the same device", dv->placed[j].name,
+                           dv->placed[i].name);
+                return false;
+            }
+        }
+        trace_distvm_device_placed(dv->placed[i].name, dv->placed[i].node);
+        dv->run_here |= dv->placed[i].node == s->node_id && !distvm_is_home(s);
+    }
+    if (s->nodes > 1) {
+        intx_setup(s);
+    }
+    g_queue_init(&dv->config_waits);
+    dv->config_timer = timer_new_ns(QEMU_CLOCK_REALTIME, config_wait_expired,
+                                    s);
+    map_update(s);
+    return true;
+}
+
+DistvmDeviceInfoList *distvm_devices_query(DistvmState *s)
+{
+    DistvmDeviceInfoList *list = NULL, **tail = &list;
+
+    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+        DistvmPlacedDevice *d = &s->devices->placed[i];
+        DistvmDeviceInfo *info;
+
+        if (!d->dev) {
+            continue;           /* a single node: it runs them all */
+        }
+        info = g_new0(DistvmDeviceInfo, 1);
+
+        info->id = g_strdup(d->name);
+        info->qom_path = object_get_canonical_path(OBJECT(d->dev));
+        info->node = d->node;
+        info->local = qatomic_read(&d->local);
+        info->forwarded = qatomic_read(&d->forwarded);
+        info->served = qatomic_read(&d->served);
+        QAPI_LIST_APPEND(tail, info);
+    }
+    return list;
+}
