@@ -100,7 +100,10 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t dest,
     qemu_event_wait(&w->done);
     distvm_dispatch_wait_before_replies(s, cs);
     io_account(s, io->space, start_ns);
-    distvm_affinity_io(s, cs->cpu_index);
+    if (dest == DISTVM_HOME_NODE) {
+        /* the policy's pull to home (placed devices' is not counted) */
+        distvm_affinity_io(s, cs->cpu_index);
+    }
     if (w->flags & DISTVM_IO_STOP) {
         /* cpu_stop_current(), for this vCPU: it is current here. */
         qatomic_set(&cs->stop, true);

@@ -191,55 +191,60 @@ typedef struct LinuxCase {
     bool distmem;
     /*
      * The node that runs the disk and the network card (device-nodes),
-     * 0 for home; the card then uses INTx, not MSI-X
+     * 0 for home; the card then uses INTx, not MSI-X.  Two more cards
+     * then, one on node 1 and one on home, which fetch the file again
+     * at the same time, from vCPU 1 and vCPU 0.
      */
     int device_node;
 } LinuxCase;
 
+/* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
+#define MORE_NICS \
+    "-netdev user,id=net1,net=10.0.3.0/24 " \
+    "-device virtio-net-pci,netdev=net1,romfile=,id=vnet1 " \
+    "-netdev user,id=net2,net=10.0.4.0/24 " \
+    "-device virtio-net-pci,netdev=net2,romfile=,id=vnet2 "
+
 /*
- * The placed devices' accesses, as every node counts them, once the
- * guest did its I/O: the vCPU on their node did its own there, no node
- * sent any to home, and their node did those of the others.
+ * Placed device @id's accesses, as every node counts them, once the
+ * guest did its I/O: the vCPU on its node @dev_node did its own there, no
+ * node sent any to home, and its node did those of the others.
  */
-static void check_placed_devices(DistvmNode **node, int nodes, int dev_node)
+static void check_placed_device(DistvmNode **node, int nodes,
+                                const char *id, int dev_node)
 {
-    static const char *const ids[] = { "vblk", "vnet" };
+    uint64_t forwarded = 0;
 
-    for (int i = 0; i < ARRAY_SIZE(ids); i++) {
-        uint64_t forwarded = 0;
+    for (int k = 1; k <= nodes; k++) {
+        /* the device's node last: it did what the others sent */
+        int n = (dev_node + k) % nodes;
+        QDict *rsp = qtest_qmp(node[n]->qts, "{ 'execute': 'query-distvm' }");
+        QList *list = qdict_get_qlist(qdict_get_qdict(rsp, "return"),
+                                      "devices");
+        QDict *dev = NULL;
+        QListEntry *e;
 
-        for (int k = 1; k <= nodes; k++) {
-            /* the devices' node last: it served what the others sent */
-            int n = (dev_node + k) % nodes;
-            QDict *rsp, *dev = NULL;
-            QList *list;
-            QListEntry *e;
+        g_assert_nonnull(list);
+        QLIST_FOREACH_ENTRY(list, e) {
+            QDict *d = qobject_to(QDict, qlist_entry_obj(e));
 
-            rsp = qtest_qmp(node[n]->qts, "{ 'execute': 'query-distvm' }");
-            list = qdict_get_qlist(qdict_get_qdict(rsp, "return"),
-                                   "devices");
-            g_assert_nonnull(list);
-            QLIST_FOREACH_ENTRY(list, e) {
-                QDict *d = qobject_to(QDict, qlist_entry_obj(e));
-
-                if (!strcmp(qdict_get_str(d, "id"), ids[i])) {
-                    dev = d;
-                }
+            if (!strcmp(qdict_get_str(d, "id"), id)) {
+                dev = d;
             }
-            g_assert_nonnull(dev);
-            g_assert_cmpint(qdict_get_int(dev, "node"), ==, dev_node);
-            if (n == dev_node) {
-                g_assert_cmpint(qdict_get_int(dev, "local"), >, 0);
-                g_assert_cmpint(qdict_get_int(dev, "forwarded"), ==, 0);
-                g_assert_cmpint(qdict_get_int(dev, "served"), >=, forwarded);
-            } else {
-                /* nothing sent home, nor done there */
-                g_assert_cmpint(qdict_get_int(dev, "local"), ==, 0);
-                g_assert_cmpint(qdict_get_int(dev, "served"), ==, 0);
-                forwarded += qdict_get_int(dev, "forwarded");
-            }
-            qobject_unref(rsp);
         }
+        g_assert_nonnull(dev);
+        g_assert_cmpint(qdict_get_int(dev, "node"), ==, dev_node);
+        if (n == dev_node) {
+            g_assert_cmpint(qdict_get_int(dev, "local"), >, 0);
+            g_assert_cmpint(qdict_get_int(dev, "forwarded"), ==, 0);
+            g_assert_cmpint(qdict_get_int(dev, "served"), >=, forwarded);
+        } else {
+            /* nothing done here, home included */
+            g_assert_cmpint(qdict_get_int(dev, "local"), ==, 0);
+            g_assert_cmpint(qdict_get_int(dev, "served"), ==, 0);
+            forwarded += qdict_get_int(dev, "forwarded");
+        }
+        qobject_unref(rsp);
     }
 }
 
@@ -489,8 +494,9 @@ static void test_linux(const void *opaque)
             opts = distvm_cluster_accel_opts(dir, lc->nodes, n);
         }
         g_autofree char *devices = lc->device_node ?
-            g_strdup_printf(",device-nodes=vblk@%d:vnet@%d", lc->device_node,
-                            lc->device_node) : g_strdup("");
+            g_strdup_printf(",device-nodes=vblk@%d:vnet@%d:vnet1@1",
+                            lc->device_node, lc->device_node) :
+            g_strdup("");
 
         placed = g_strdup_printf("%s,placement=%s%s", opts, lc->placement,
                                  devices);
@@ -507,18 +513,20 @@ static void test_linux(const void *opaque)
             "-drive if=none,id=disk0,%s "
             "-device virtio-blk-pci,drive=disk0,id=vblk "
             "-netdev user,id=net0 -device virtio-net-pci,netdev=net0,"
-            "romfile=,id=vnet%s "
+            "romfile=,id=vnet%s %s"
             "-append 'console=ttyS0 panic=-1 distvm.work=%d "
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
-            "distvm.disk=vda%s' %s %s %s",
+            "distvm.disk=vda%s%s' %s %s %s",
             lc->x2apic ? "q35 -device intel-iommu,intremap=on,eim=on" : "pc",
             lc->distmem ? ",slots=1,maxmem=1G" : "",
             lc->cpu ? "-cpu " : "", lc->cpu ?: "", lc->smp, kernel, initrd,
-            drive, lc->device_node ? ",vectors=0" : "", WORK,
+            drive, lc->device_node ? ",vectors=0" : "",
+            lc->device_node ? MORE_NICS : "", WORK,
             lc->io_cpu,
             http ? http->port : NETNS_HTTP_PORT,
             lc->distmem ? " distvm.dimm=0x100000000,0x8000000,2 "
                           "distvm.topology=1" : "",
+            lc->device_node ? " distvm.fetch=1@1,2@0" : "",
             lc->numa ?: "", lc->distmem ? DIMM_ARGS : "", objects ?: "");
 
         node[n] = distvm_node_start(dir, n, placed, args);
@@ -558,7 +566,9 @@ static void test_linux(const void *opaque)
                 console);
     }
     if (lc->device_node) {
-        check_placed_devices(node, lc->nodes, lc->device_node);
+        check_placed_device(node, lc->nodes, "vblk", lc->device_node);
+        check_placed_device(node, lc->nodes, "vnet", lc->device_node);
+        check_placed_device(node, lc->nodes, "vnet1", 1);
     }
     if (lc->distmem) {
         /* At boot, then after the DIMM was plugged */
@@ -603,7 +613,8 @@ static void test_linux(const void *opaque)
     for (int n = 0; n < lc->nodes; n++) {
         qtest_wait_qemu(node[n]->qts);
     }
-    g_assert_cmpint(qatomic_read(&http->served), ==, 1);
+    g_assert_cmpint(qatomic_read(&http->served), ==,
+                    lc->device_node ? 3 : 1);
     http_stop(http);
 
     if (lc->distmem) {
@@ -634,6 +645,13 @@ static void test_linux(const void *opaque)
                            file_sha);
     g_assert_nonnull(strstr(console, want));
     g_free(want);
+    for (int k = 1; lc->device_node && k <= 2; k++) {
+        /* over the cards of node 1 and of home, at once */
+        want = g_strdup_printf("distvm-linux: eth%d fetched %d bytes %s\n",
+                               k, FILE_SIZE, file_sha);
+        g_assert_nonnull(strstr(console, want));
+        g_free(want);
+    }
     want = g_strdup_printf("distvm-linux: disk read back %s\n", file_sha);
     g_assert_nonnull(strstr(console, want));
     g_free(want);

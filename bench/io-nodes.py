@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""distvm benchmark: a spread guest's I/O, devices on home or where it runs.
+
+    io-nodes.py [BUILD_DIR] [--runs K] [--size MIB] [--only NAME[,NAME]]
+                [--qemu PATH] [--timeout S] [--keep DIR]
+
+Runs the Linux test guest (4 vCPUs, 512 MiB) on 2 nodes (vCPUs placed
+0:0:1:1) and on 3 nodes (0:1:2:1).  vCPU 2, on the last node, fetches a
+file of --size MiB over virtio-net from an HTTP server this script runs
+on loopback, writes it to a virtio-blk disk and reads it back (the guest
+times each of the three with /proc/uptime and checks the SHA-256 of what
+it got).  Each layout runs twice, in the same sitting:
+
+  home    the disk and the network card on the home node, as every
+          device is unless placed (the other nodes give the disk a
+          null-co driver);
+  local   both on vCPU 2's node (device-nodes=vblk@N:vnet@N), which then
+          opens the disk image and runs the network backend.
+
+K runs of each, round-robin.  Per run: the time of each transfer and its
+rate, and the device accesses that the nodes' vCPUs sent to another node
+(query-distvm's io, port and MMIO, summed over the nodes) while the I/O
+ran ("io start" to "io done" on the console), per MiB moved (fetched,
+written and read: 3 x --size).  Prints medians, the ratios of local to
+home, and the targets of the I/O issue: with devices where the vCPUs
+are, forwarded accesses per MiB at least 20 times fewer, and every
+transfer at least as fast.  Every run checks the accelerator through
+QMP, the digests in the guest, and the exit status 0 of every node.
+"""
+
+import argparse
+import hashlib
+import http.server
+import os
+import re
+import shutil
+import socketserver
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
+from qmp import QMPClient  # noqa: E402
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+MACHINE = ["-machine", "pc", "-m", "512M", "-nodefaults",
+           "-name", "debug-threads=on", "-display", "none"]
+# name, nodes, placement (vCPU 2 on the last node)
+LAYOUTS = [("2nodes", 2, "0:0:1:1", "4"),
+           ("3nodes", 3, "0:1:2:1", "4,sockets=4")]
+PLACES = ("home", "local")
+IO_CPU = 2
+TRANSFERS = ("fetch", "disk write", "disk read")
+WORK = 2000
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+def http_start(body):
+    Handler.body = body
+    server = socketserver.TCPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def node_args(args, layout, place, tmp, n, port):
+    name, nodes, placement, smp = layout
+    last = nodes - 1
+    accel = ("distvm,node-id=%d,nodes=%d,listen=unix:%s/node%d.sock,"
+             "placement=%s" % (n, nodes, tmp, n, placement))
+    if n:
+        accel += ",home=unix:%s/node0.sock" % tmp
+    if place == "local":
+        accel += ",device-nodes=vblk@%d:vnet@%d" % (last, last)
+    runs_disk = n == (last if place == "local" else 0)
+    drive = ("file=%s/disk.img,format=raw" % tmp if runs_disk else
+             "driver=null-co,size=%d" % (2 * args.size << 20))
+    guest = os.path.join(args.build, "guests", "linux")
+    return ([args.qemu, "-accel", accel] + MACHINE + ["-smp", smp] +
+            ["-kernel", os.path.join(guest, "vmlinuz"),
+             "-initrd", os.path.join(guest, "initramfs.cpio.gz"),
+             "-drive", "if=none,id=disk0," + drive,
+             "-device", "virtio-blk-pci,drive=disk0,id=vblk",
+             "-netdev", "user,id=net0",
+             "-device", "virtio-net-pci,netdev=net0,romfile=,id=vnet",
+             "-append", "console=ttyS0 panic=-1 distvm.work=%d "
+             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
+             "distvm.disk=vda" % (WORK, IO_CPU, port),
+             "-serial", "file:%s/console-%d.log" % (tmp, n),
+             "-qmp", "unix:%s/qmp-%d.sock,server=on,wait=off" % (tmp, n)])
+
+
+def read(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read().replace("\r\n", "\n")
+    except FileNotFoundError:
+        return ""
+
+
+def connect(path, proc):
+    while proc.poll() is None:
+        try:
+            return QMPClient(path)
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    raise RuntimeError("%s: the node exited" % path)
+
+
+def forwarded(clients):
+    """Device accesses the nodes' vCPUs sent to other nodes, so far."""
+    total = 0
+    for q in clients:
+        io = q.cmd("query-distvm")["io"]
+        total += io["port"]["count"] + io["mmio"]["count"]
+    return total
+
+
+def run_once(args, layout, place, tmp, port, digest):
+    nodes = layout[1]
+    procs, clients, marks = [], [], {}
+    with open("%s/disk.img" % tmp, "wb") as f:
+        f.truncate(2 * args.size << 20)
+    start = time.monotonic()
+    try:
+        for n in range(nodes):
+            with open("%s/node%d.err" % (tmp, n), "w") as err:
+                procs.append(subprocess.Popen(
+                    node_args(args, layout, place, tmp, n, port),
+                    stdin=subprocess.DEVNULL, stdout=err,
+                    stderr=subprocess.STDOUT))
+        for n in range(nodes):
+            clients.append(connect("%s/qmp-%d.sock" % (tmp, n), procs[n]))
+            info = clients[n].cmd("query-distvm")
+            if info["node-id"] != n or info["nodes"] != nodes:
+                raise RuntimeError("node %d: the accelerator is not distvm "
+                                   "node %d of %d" % (n, n, nodes))
+        while "done" not in marks:
+            text = read("%s/console-0.log" % tmp)
+            for mark in ("start", "done"):
+                if mark not in marks and "distvm-linux: io %s" % mark in text:
+                    marks[mark] = forwarded(clients)
+            if "FAIL" in text or "Kernel panic" in text:
+                raise RuntimeError("the guest failed")
+            if time.monotonic() - start > args.timeout:
+                raise RuntimeError("timed out after %d s" % args.timeout)
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a node exited")
+            time.sleep(0.02)
+        for q in clients:
+            q.close()
+        clients = []
+        for p in procs:
+            p.wait(timeout=args.timeout)
+        codes = [p.returncode for p in procs]
+        if codes != [0] * nodes:
+            raise RuntimeError("exit statuses %s" % codes)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        text = read("%s/console-0.log" % tmp)
+        return {"error": str(e), "detail": "\n".join(text.splitlines()[-20:])}
+    text = read("%s/console-0.log" % tmp)
+    size = args.size << 20
+    want = ("distvm-linux: fetched %d bytes %s" % (size, digest),
+            "distvm-linux: disk read back %s" % digest)
+    for line in want:
+        if line not in text:
+            return {"error": "no '%s' on the console" % line, "detail": ""}
+    result = {"forwarded": marks["done"] - marks["start"]}
+    for t in TRANSFERS:
+        m = re.search(r"distvm-linux: %s took (\d+) ms" % t, text)
+        result[t] = max(int(m.group(1)), 10) / 1000.0
+    return result
+
+
+def median(results, key):
+    values = [r[key] for r in results if "error" not in r]
+    return statistics.median(values) if values else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("build", nargs="?", default=os.path.join(TOP, "build"))
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--size", type=int, default=16, help="MiB per transfer")
+    ap.add_argument("--only", help="2nodes, 3nodes")
+    ap.add_argument("--qemu")
+    ap.add_argument("--timeout", type=int, default=600)
+    ap.add_argument("--keep", help="keep each run's files in DIR/NAME-K")
+    args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
+    args.qemu = args.qemu or os.path.join(args.build, "qemu-system-x86_64")
+    layouts = [l for l in LAYOUTS
+               if not args.only or l[0] in args.only.split(",")]
+    body = os.urandom(args.size << 20)
+    digest = hashlib.sha256(body).hexdigest()
+    server = http_start(body)
+    port = server.server_address[1]
+    results = {(l[0], p): [] for l in layouts for p in PLACES}
+    failed = False
+
+    for k in range(args.runs):
+        for layout in layouts:
+            for place in PLACES:
+                tmp = tempfile.mkdtemp(prefix="distvm-io-")
+                r = run_once(args, layout, place, tmp, port, digest)
+                results[(layout[0], place)].append(r)
+                print("%s, devices %s, run %d: %s" % (
+                    layout[0], place, k + 1, r.get("error") or ", ".join(
+                        "%s %.2f s" % (t, r[t]) for t in TRANSFERS) +
+                    ", %d accesses forwarded" % r["forwarded"]), flush=True)
+                if "error" in r:
+                    failed = True
+                    print(r["detail"])
+                if args.keep:
+                    shutil.copytree(tmp, os.path.join(
+                        args.keep, "%s-%s-%d" % (layout[0], place, k)))
+                shutil.rmtree(tmp)
+    server.shutdown()
+
+    mib = 3 * args.size
+    print("\n%d MiB fetched, written and read back by vCPU 2 on the last "
+          "node; medians of %d runs" % (args.size, args.runs))
+    print("%-22s %9s %9s %9s %12s" % ("layout, devices", "fetch", "write",
+                                      "read", "fwd/MiB"))
+    for layout in layouts:
+        for place in PLACES:
+            rs = results[(layout[0], place)]
+            if median(rs, "forwarded") is None:
+                print("%-22s failed" % ("%s, %s" % (layout[0], place)))
+                continue
+            print("%-22s %s %12.1f" % (
+                "%s, %s" % (layout[0], place),
+                " ".join("%5.1f MB/s" % (args.size * 1.048576 /
+                                         median(rs, t))
+                         for t in TRANSFERS),
+                median(rs, "forwarded") / mib))
+    print("\ntargets (devices local against home): forwarded accesses per "
+          "MiB at least 20x fewer, every transfer at least as fast")
+    for layout in layouts:
+        home, local = (results[(layout[0], p)] for p in PLACES)
+        if median(home, "forwarded") is None or \
+           median(local, "forwarded") is None:
+            continue
+        fewer = median(home, "forwarded") / max(median(local, "forwarded"), 1)
+        speed = [median(home, t) / median(local, t) for t in TRANSFERS]
+        print("%s: %.0fx fewer forwarded accesses per MiB (%s); speed "
+              "local/home %s (%s)" % (
+                  layout[0], fewer, "met" if fewer >= 20 else "NOT met",
+                  ", ".join("%s %.2f" % (t, s)
+                            for t, s in zip(TRANSFERS, speed)),
+                  "met" if min(speed) >= 1 else "NOT met"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
