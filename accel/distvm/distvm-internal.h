@@ -198,6 +198,8 @@ struct DistvmState {
     DistvmIoWait *io_waits;     /* [nr_vcpus] */
     QemuMutex io_stats_lock;
     DistvmIoStats io_stats;
+    /* Accesses done here for other nodes, by device (BQL) */
+    GHashTable *io_served;
     /* Home, under the BQL: the vCPU whose access is replayed, if any, */
     CPUState *io_replaying;
     /* and the A20 line it set: 0, 1, or -1 if it did not */
@@ -338,6 +340,8 @@ void distvm_io_get_stats(DistvmState *s, DistvmIoStats *stats);
 void distvm_io_leaving(DistvmState *s);
 bool distvm_io_forwarded(DistvmState *s);
 bool distvm_io_replay_a20(DistvmState *s, CPUState *cpu, bool enabled);
+/* Under the BQL: the accesses done here for other nodes, by device */
+DistvmIoServedList *distvm_io_served(DistvmState *s);
 /*
  * Send vCPU @cs's access to the home node and wait for its result, with
  * the BQL released if this thread held it.  @data is little-endian.

@@ -26,6 +26,8 @@
 #include "hw/i386/apic_internal.h"
 #include "hw/intc/ioapic.h"
 #include "hw/core/cpu.h"
+#include "hw/qdev-core.h"
+#include "qemu/rcu.h"
 #include "distvm-internal.h"
 #include "trace.h"
 
@@ -350,6 +352,69 @@ static bool io_req_ours(DistvmState *s, const DistvmMsg *msg,
     return false;
 }
 
+/* Accesses done here for other nodes' vCPUs with one device */
+typedef struct DistvmIoServedCount {
+    char *name;
+    uint64_t count;
+} DistvmIoServedCount;
+
+static void served_count_free(gpointer p)
+{
+    DistvmIoServedCount *c = p;
+
+    g_free(c->name);
+    g_free(c);
+}
+
+/*
+ * Under the BQL: count an access done here for another node's vCPU by
+ * the device that answers it (the owner of its memory region, by its id,
+ * or QOM path if it has none), or by its region's name if no device owns
+ * it.  Kept by owner, or region: named once.
+ */
+static void io_count_served(DistvmState *s, AddressSpace *as, hwaddr addr,
+                            MemTxAttrs attrs, bool is_write)
+{
+    DistvmIoServedCount *c;
+    MemoryRegion *mr;
+    Object *owner;
+    hwaddr xlat, len = 1;
+
+    RCU_READ_LOCK_GUARD();
+    mr = address_space_translate(as, addr, &xlat, &len, is_write, attrs);
+    owner = memory_region_owner(mr);
+    if (owner && !object_dynamic_cast(owner, TYPE_DEVICE)) {
+        owner = NULL;
+    }
+    c = g_hash_table_lookup(s->io_served, owner ? (void *)owner : mr);
+    if (!c) {
+        c = g_new0(DistvmIoServedCount, 1);
+        c->name = !owner ? g_strdup(memory_region_name(mr)) :
+                  DEVICE(owner)->id ? g_strdup(DEVICE(owner)->id) :
+                  object_get_canonical_path(owner);
+        g_hash_table_insert(s->io_served, owner ? (void *)owner : mr, c);
+    }
+    c->count++;
+}
+
+DistvmIoServedList *distvm_io_served(DistvmState *s)
+{
+    DistvmIoServedList *list = NULL;
+    GHashTableIter iter;
+    gpointer value;
+
+    g_hash_table_iter_init(&iter, s->io_served);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        DistvmIoServedCount *c = value;
+        DistvmIoServed *e = g_new0(DistvmIoServed, 1);
+
+        e->device = g_strdup(c->name);
+        e->accesses = c->count;
+        QAPI_LIST_PREPEND(list, e);
+    }
+    return list;
+}
+
 /*
  * Home, or a placed device's node: replay the access under the BQL and
  * send back its result.
@@ -399,6 +464,7 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         buf[0] = distvm_pic_acknowledge();
         res = MEMTX_OK;
     } else {
+        io_count_served(s, as, io.addr, attrs, is_write);
         res = address_space_rw(as, io.addr, attrs, buf, io.size, is_write);
     }
     s->io_replaying = NULL;
@@ -483,6 +549,8 @@ static const DistvmMsgHandler io_handlers[] = {
 void distvm_io_init(DistvmState *s)
 {
     qemu_mutex_init(&s->io_stats_lock);
+    s->io_served = g_hash_table_new_full(NULL, NULL, NULL,
+                                         served_count_free);
     s->io_waits = g_new0(DistvmIoWait, s->nr_vcpus);
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         qemu_event_init(&s->io_waits[i].done, false);

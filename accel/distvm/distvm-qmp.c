@@ -77,6 +77,7 @@ static DistvmIoInfo *io_info(DistvmState *s)
     io->port = io_kind_stats(st, DISTVM_IO_KIND_PORT);
     io->mmio = io_kind_stats(st, DISTVM_IO_KIND_MMIO);
     io->pic_ack = io_kind_stats(st, DISTVM_IO_KIND_PIC_ACK);
+    io->served = distvm_io_served(s);
     return io;
 }
 
@@ -434,6 +435,11 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
                        PRIu64 " sent to the home node\n",
                        info->io->clock_reads_local,
                        info->io->clock_reads_sent);
+        for (DistvmIoServedList *d = info->io->served; d; d = d->next) {
+            monitor_printf(mon, "done here for other nodes' vCPUs: %" PRIu64
+                           " accesses of %s\n", d->value->accesses,
+                           d->value->device);
+        }
     }
     if (info->affinity) {
         hmp_print_affinity(mon, info->nodes, info->affinity);
