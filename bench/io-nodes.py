@@ -5,7 +5,10 @@
                 [--qemu PATH] [--timeout S] [--keep DIR]
 
 Runs the Linux test guest (4 vCPUs, 512 MiB) on 2 nodes (vCPUs placed
-0:0:1:1) and on 3 nodes (0:1:2:1).  vCPU 2, on the last node, fetches a
+0:0:1:1) and on 3 nodes (0:1:2:1), without and with (-numa) one guest
+NUMA node per cluster node, homed there, and then the two devices behind
+a PCI expander bridge (pxb) of the last node's NUMA node, so that Linux
+takes their interrupts and allocates their buffers there.  vCPU 2, on the last node, fetches a
 file of --size MiB over virtio-net from an HTTP server this script runs
 on loopback, writes it to a virtio-blk disk and reads it back (the guest
 times each of the three with /proc/uptime and checks the SHA-256 of what
@@ -48,9 +51,23 @@ from qmp import QMPClient  # noqa: E402
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MACHINE = ["-machine", "pc", "-m", "512M", "-nodefaults",
            "-name", "debug-threads=on", "-display", "none"]
-# name, nodes, placement (vCPU 2 on the last node)
-LAYOUTS = [("2nodes", 2, "0:0:1:1", "4"),
-           ("3nodes", 3, "0:1:2:1", "4,sockets=4")]
+# A NUMA node holds whole sockets, or Linux warns of its topology.
+NUMA2 = ("-smp 4,sockets=2 -object memory-backend-ram,id=m0,size=256M "
+         "-object memory-backend-ram,id=m1,size=256M "
+         "-numa node,nodeid=0,memdev=m0,cpus=0-1 "
+         "-numa node,nodeid=1,memdev=m1,cpus=2-3").split()
+NUMA3 = ("-smp 4,sockets=4 -object memory-backend-ram,id=m0,size=256M "
+         "-object memory-backend-ram,id=m1,size=128M "
+         "-object memory-backend-ram,id=m2,size=128M "
+         "-numa node,nodeid=0,memdev=m0,cpus=0 "
+         "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3 "
+         "-numa node,nodeid=2,memdev=m2,cpus=2").split()
+# name, nodes, placement (vCPU 2 on the last node), machine options, and
+# with -numa the guest NUMA node of the devices (behind a pxb)
+LAYOUTS = [("2nodes", 2, "0:0:1:1", ["-smp", "4"], None),
+           ("3nodes", 3, "0:1:2:1", ["-smp", "4,sockets=4"], None),
+           ("2nodes-numa", 2, "0:0:1:1", NUMA2, 1),
+           ("3nodes-numa", 3, "0:1:2:1", NUMA3, 2)]
 PLACES = ("home", "local")
 IO_CPU = 2
 TRANSFERS = ("fetch", "disk write", "disk read")
@@ -79,8 +96,13 @@ def http_start(body):
 
 
 def node_args(args, layout, place, tmp, n, port):
-    name, nodes, placement, smp = layout
+    name, nodes, placement, extra, numa_node = layout
     last = nodes - 1
+    bus = []
+    if numa_node is not None:
+        extra = extra + ["-device", "pxb,id=pxb0,bus_nr=32,numa_node=%d" %
+                         numa_node]
+        bus = [",bus=pxb0"]
     accel = ("distvm,node-id=%d,nodes=%d,listen=unix:%s/node%d.sock,"
              "placement=%s" % (n, nodes, tmp, n, placement))
     if n:
@@ -91,13 +113,14 @@ def node_args(args, layout, place, tmp, n, port):
     drive = ("file=%s/disk.img,format=raw" % tmp if runs_disk else
              "driver=null-co,size=%d" % (2 * args.size << 20))
     guest = os.path.join(args.build, "guests", "linux")
-    return ([args.qemu, "-accel", accel] + MACHINE + ["-smp", smp] +
+    return ([args.qemu, "-accel", accel] + MACHINE + extra +
             ["-kernel", os.path.join(guest, "vmlinuz"),
              "-initrd", os.path.join(guest, "initramfs.cpio.gz"),
              "-drive", "if=none,id=disk0," + drive,
-             "-device", "virtio-blk-pci,drive=disk0,id=vblk",
+             "-device", "virtio-blk-pci,drive=disk0,id=vblk" + "".join(bus),
              "-netdev", "user,id=net0",
-             "-device", "virtio-net-pci,netdev=net0,romfile=,id=vnet",
+             "-device", "virtio-net-pci,netdev=net0,romfile=,id=vnet" +
+             "".join(bus),
              "-append", "console=ttyS0 panic=-1 distvm.work=%d "
              "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
              "distvm.disk=vda" % (WORK, IO_CPU, port),
@@ -202,7 +225,8 @@ def main():
     ap.add_argument("build", nargs="?", default=os.path.join(TOP, "build"))
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--size", type=int, default=16, help="MiB per transfer")
-    ap.add_argument("--only", help="2nodes, 3nodes")
+    ap.add_argument("--only", help="2nodes, 3nodes, 2nodes-numa, "
+                    "3nodes-numa")
     ap.add_argument("--qemu")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--keep", help="keep each run's files in DIR/NAME-K")

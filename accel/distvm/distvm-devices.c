@@ -66,7 +66,7 @@ typedef struct DistvmDeviceMap {
     DistvmDeviceRange r[];
 } DistvmDeviceMap;
 
-/* The INTx lines of the root PCI bus */
+/* The INTx lines of the machine's root PCI bus */
 typedef struct DistvmIntx {
     PCIBus *bus;
     pci_set_irq_fn set_irq;     /* the bus's own: the chipset's router */
@@ -189,6 +189,20 @@ static Object *placed_find(const char *name)
         machine_get_container("peripheral"), name);
 }
 
+/*
+ * The machine's root PCI bus above @dev, through bridges and through the
+ * root buses of PCI expander bridges (pxb), whose lines go to it
+ */
+static PCIBus *top_root_bus(PCIDevice *dev)
+{
+    PCIBus *bus = pci_get_bus(dev);
+
+    while (bus->parent_dev) {
+        bus = pci_get_bus(bus->parent_dev);
+    }
+    return bus;
+}
+
 /* Can @d's device run away from home?  Sets @d->dev if so. */
 static bool placed_check(DistvmState *s, DistvmPlacedDevice *d, Error **errp)
 {
@@ -216,7 +230,7 @@ static bool placed_check(DistvmState *s, DistvmPlacedDevice *d, Error **errp)
         return false;
     }
     class = pci_get_word(dev->config + PCI_CLASS_DEVICE);
-    if (pci_bus_is_root(pci_get_bus(dev)) && dev->devfn == 0) {
+    if (!pci_get_bus(dev)->parent_dev && dev->devfn == 0) {
         error_setg(errp, "distvm: device-nodes: '%s' is the host bridge, "
                    "part of the chipset, which stays on home", d->name);
         return false;
@@ -233,14 +247,13 @@ static bool placed_check(DistvmState *s, DistvmPlacedDevice *d, Error **errp)
                    object_get_typename(obj));
         return false;
     }
-    if (s->devices->intx.bus &&
-        pci_device_root_bus(dev) != s->devices->intx.bus) {
+    if (s->devices->intx.bus && top_root_bus(dev) != s->devices->intx.bus) {
         error_setg(errp, "distvm: device-nodes: '%s' is under another PCI "
-                   "root bus than the devices before it; placed devices "
+                   "host bridge than the devices before it; placed devices "
                    "must share one", d->name);
         return false;
     }
-    s->devices->intx.bus = pci_device_root_bus(dev);
+    s->devices->intx.bus = top_root_bus(dev);
     d->dev = dev;
     return true;
 }
