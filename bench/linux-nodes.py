@@ -52,22 +52,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
 from qmp import QMPClient  # noqa: E402
+from layouts import NUMA2, NUMA3  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MACHINE = ["-machine", "pc", "-m", "512M", "-smp", "4", "-nodefaults",
            "-name", "debug-threads=on",
            "-display", "none"]
-# A NUMA node holds whole sockets, or Linux warns of its topology.
-NUMA2 = ("-smp 4,sockets=2 -object memory-backend-ram,id=m0,size=256M "
-         "-object memory-backend-ram,id=m1,size=256M "
-         "-numa node,nodeid=0,memdev=m0,cpus=0-1 "
-         "-numa node,nodeid=1,memdev=m1,cpus=2-3").split()
-NUMA3 = ("-smp 4,sockets=4 -object memory-backend-ram,id=m0,size=256M "
-         "-object memory-backend-ram,id=m1,size=128M "
-         "-object memory-backend-ram,id=m2,size=128M "
-         "-numa node,nodeid=0,memdev=m0,cpus=0 "
-         "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3 "
-         "-numa node,nodeid=2,memdev=m2,cpus=2").split()
 # name, title, nodes (0: plain TCG), placement, extra machine options,
 # whether each node is held to one host CPU
 CONFIGS = [

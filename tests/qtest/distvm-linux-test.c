@@ -205,49 +205,6 @@ typedef struct LinuxCase {
     "-netdev user,id=net2,net=10.0.4.0/24 " \
     "-device virtio-net-pci,netdev=net2,romfile=,id=vnet2 "
 
-/*
- * Placed device @id's accesses, as every node counts them, once the
- * guest did its I/O: the vCPU on its node @dev_node did its own there, no
- * node sent any to home, and its node did those of the others.
- */
-static void check_placed_device(DistvmNode **node, int nodes,
-                                const char *id, int dev_node)
-{
-    uint64_t forwarded = 0;
-
-    for (int k = 1; k <= nodes; k++) {
-        /* the device's node last: it did what the others sent */
-        int n = (dev_node + k) % nodes;
-        QDict *rsp = qtest_qmp(node[n]->qts, "{ 'execute': 'query-distvm' }");
-        QList *list = qdict_get_qlist(qdict_get_qdict(rsp, "return"),
-                                      "devices");
-        QDict *dev = NULL;
-        QListEntry *e;
-
-        g_assert_nonnull(list);
-        QLIST_FOREACH_ENTRY(list, e) {
-            QDict *d = qobject_to(QDict, qlist_entry_obj(e));
-
-            if (!strcmp(qdict_get_str(d, "id"), id)) {
-                dev = d;
-            }
-        }
-        g_assert_nonnull(dev);
-        g_assert_cmpint(qdict_get_int(dev, "node"), ==, dev_node);
-        if (n == dev_node) {
-            g_assert_cmpint(qdict_get_int(dev, "local"), >, 0);
-            g_assert_cmpint(qdict_get_int(dev, "forwarded"), ==, 0);
-            g_assert_cmpint(qdict_get_int(dev, "served"), >=, forwarded);
-        } else {
-            /* nothing done here, home included */
-            g_assert_cmpint(qdict_get_int(dev, "local"), ==, 0);
-            g_assert_cmpint(qdict_get_int(dev, "served"), ==, 0);
-            forwarded += qdict_get_int(dev, "forwarded");
-        }
-        qobject_unref(rsp);
-    }
-}
-
 #define DIMM_BASE   0x100000000ull
 #define DIMM_SIZE   (128 * 1024 * 1024)
 #define DIMM_ARGS   "-device distmem-topology"
@@ -566,9 +523,12 @@ static void test_linux(const void *opaque)
                 console);
     }
     if (lc->device_node) {
-        check_placed_device(node, lc->nodes, "vblk", lc->device_node);
-        check_placed_device(node, lc->nodes, "vnet", lc->device_node);
-        check_placed_device(node, lc->nodes, "vnet1", 1);
+        /* nothing sent home, nor done there */
+        distvm_check_placed_device(node, lc->nodes, "vblk", lc->device_node,
+                                   false);
+        distvm_check_placed_device(node, lc->nodes, "vnet", lc->device_node,
+                                   false);
+        distvm_check_placed_device(node, lc->nodes, "vnet1", 1, false);
     }
     if (lc->distmem) {
         /* At boot, then after the DIMM was plugged */

@@ -959,58 +959,6 @@ static void test_x2apic(void)
     distvm_cluster_quit(c);
 }
 
-/* Device @id's entry of query-distvm's devices on @qts */
-static QDict *placed_device(QTestState *qts, const char *id)
-{
-    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-distvm' }");
-    QList *list = qdict_get_qlist(qdict_get_qdict(rsp, "return"), "devices");
-    QDict *found = NULL;
-    QListEntry *e;
-
-    g_assert_nonnull(list);
-    QLIST_FOREACH_ENTRY(list, e) {
-        QDict *d = qobject_to(QDict, qlist_entry_obj(e));
-
-        if (!strcmp(qdict_get_str(d, "id"), id)) {
-            found = d;
-            qobject_ref(found);
-        }
-    }
-    qobject_unref(rsp);
-    g_assert_nonnull(found);
-    return found;
-}
-
-/*
- * The accesses to placed device @id of node @dev_node, as each node
- * counts them: every node's vCPUs used it (they ran on each node in
- * turn), those on @dev_node there, the others' sent there and done there.
- */
-static void check_placed_accesses(DistvmCluster *c, const char *id,
-                                  int dev_node)
-{
-    uint64_t forwarded = 0;
-
-    for (int k = 1; k <= c->nodes; k++) {
-        /* the device's node last: it did what the others sent */
-        int n = (dev_node + k) % c->nodes;
-        QDict *d = placed_device(c->node[n]->qts, id);
-
-        g_assert_cmpint(qdict_get_int(d, "node"), ==, dev_node);
-        if (n == dev_node) {
-            g_assert_cmpint(qdict_get_int(d, "local"), >, 0);
-            g_assert_cmpint(qdict_get_int(d, "forwarded"), ==, 0);
-            g_assert_cmpint(qdict_get_int(d, "served"), >=, forwarded);
-        } else {
-            g_assert_cmpint(qdict_get_int(d, "local"), ==, 0);
-            g_assert_cmpint(qdict_get_int(d, "forwarded"), >, 0);
-            g_assert_cmpint(qdict_get_int(d, "served"), ==, 0);
-            forwarded += qdict_get_int(d, "forwarded");
-        }
-        qobject_unref(d);
-    }
-}
-
 /*
  * MSIs from a device of the home node (mode=msi of the guest, QEMU's edu
  * device, 4 vCPUs over 3 nodes, moved twice): physical, logical, lowest
@@ -1060,7 +1008,9 @@ static void test_msi(const void *opaque)
                          rounds);
     }
     if (dev_node) {
-        check_placed_accesses(c, "edu0", dev_node);
+        /* the vCPUs ran on every node in turn */
+        distvm_check_placed_device(c->node, c->nodes, "edu0", dev_node,
+                                   true);
     }
     console = distvm_read_console(c->node[0]);
     distvm_assert_console_clean(console);

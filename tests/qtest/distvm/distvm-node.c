@@ -48,6 +48,56 @@ QDict *distvm_assert_active(QTestState *qts, int node_id)
     return ret;
 }
 
+/* Device @id's entry of query-distvm's devices on @qts (unref it) */
+static QDict *placed_device(QTestState *qts, const char *id)
+{
+    QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-distvm' }");
+    QList *list = qdict_get_qlist(qdict_get_qdict(rsp, "return"), "devices");
+    QDict *found = NULL;
+    QListEntry *e;
+
+    g_assert_nonnull(list);
+    QLIST_FOREACH_ENTRY(list, e) {
+        QDict *d = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!strcmp(qdict_get_str(d, "id"), id)) {
+            found = d;
+            qobject_ref(found);
+        }
+    }
+    qobject_unref(rsp);
+    g_assert_nonnull(found);
+    return found;
+}
+
+void distvm_check_placed_device(DistvmNode **node, int nodes,
+                                const char *id, int dev_node,
+                                bool all_used_it)
+{
+    uint64_t forwarded = 0;
+
+    for (int k = 1; k <= nodes; k++) {
+        /* the device's node last: it did what the others sent */
+        int n = (dev_node + k) % nodes;
+        QDict *d = placed_device(node[n]->qts, id);
+
+        g_assert_cmpint(qdict_get_int(d, "node"), ==, dev_node);
+        if (n == dev_node) {
+            g_assert_cmpint(qdict_get_int(d, "local"), >, 0);
+            g_assert_cmpint(qdict_get_int(d, "forwarded"), ==, 0);
+            g_assert_cmpint(qdict_get_int(d, "served"), >=, forwarded);
+        } else {
+            g_assert_cmpint(qdict_get_int(d, "local"), ==, 0);
+            g_assert_cmpint(qdict_get_int(d, "served"), ==, 0);
+            if (all_used_it) {
+                g_assert_cmpint(qdict_get_int(d, "forwarded"), >, 0);
+            }
+            forwarded += qdict_get_int(d, "forwarded");
+        }
+        qobject_unref(d);
+    }
+}
+
 QDict *distvm_memory_range_find(DistvmNode *node, const char *block)
 {
     QDict *info = distvm_assert_active(node->qts, node->node_id);

@@ -49,6 +49,17 @@ QDict *distvm_memory_range_find(DistvmNode *node, const char *block);
 /* The remote faults @node took on RAMBlock @block */
 int64_t distvm_remote_faults(DistvmNode *node, const char *block);
 
+/*
+ * Placed device @id's accesses (query-distvm's devices) on each of the
+ * @nodes nodes of @node, once vCPUs used it: its node @dev_node did
+ * those of its own vCPUs, sent none, and did at least all that the
+ * others sent it; no other node, home included, did any.  If
+ * @all_used_it, the vCPUs of every other node sent it some too.
+ */
+void distvm_check_placed_device(DistvmNode **node, int nodes,
+                                const char *id, int dev_node,
+                                bool all_used_it);
+
 /* The node running vCPU @cpu_index, as query-distvm reports it. */
 int distvm_vcpu_node(QTestState *qts, int cpu_index);
 
