@@ -47,7 +47,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
 from qmp import QMPClient  # noqa: E402
-from layouts import NUMA2, NUMA3  # noqa: E402
+from benchlib import NUMA2, NUMA3, read  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MACHINE = ["-machine", "pc", "-m", "512M", "-nodefaults",
@@ -116,14 +116,6 @@ def node_args(args, layout, place, tmp, n, port):
              "distvm.disk=vda" % (WORK, IO_CPU, port),
              "-serial", "file:%s/console-%d.log" % (tmp, n),
              "-qmp", "unix:%s/qmp-%d.sock,server=on,wait=off" % (tmp, n)])
-
-
-def read(path):
-    try:
-        with open(path, errors="replace") as f:
-            return f.read().replace("\r\n", "\n")
-    except FileNotFoundError:
-        return ""
 
 
 def connect(path, proc):

@@ -1,7 +1,8 @@
-"""Guest NUMA layouts the benchmarks give the Linux test guest (4 vCPUs,
-512 MiB): one guest NUMA node per cluster node, for vCPUs placed 0:0:1:1
-(NUMA2) and 0:1:2:1 (NUMA3).  A NUMA node holds whole sockets, or Linux
-warns of its topology."""
+"""What the benchmarks of the Linux test guest share.
+
+NUMA2 and NUMA3: the guest's (4 vCPUs, 512 MiB) NUMA layouts with one
+guest NUMA node per cluster node, for vCPUs placed 0:0:1:1 and 0:1:2:1.
+A NUMA node holds whole sockets, or Linux warns of its topology."""
 
 NUMA2 = ("-smp 4,sockets=2 -object memory-backend-ram,id=m0,size=256M "
          "-object memory-backend-ram,id=m1,size=256M "
@@ -13,3 +14,12 @@ NUMA3 = ("-smp 4,sockets=4 -object memory-backend-ram,id=m0,size=256M "
          "-numa node,nodeid=0,memdev=m0,cpus=0 "
          "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3 "
          "-numa node,nodeid=2,memdev=m2,cpus=2").split()
+
+
+def read(path):
+    """A console or log file's text so far ("" if it is not there yet)."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read().replace("\r\n", "\n")
+    except FileNotFoundError:
+        return ""
