@@ -30,8 +30,8 @@
  *
  * Only PCI devices that are neither the chipset (host bridge, ISA
  * bridge) nor a bridge nor a VGA device (its legacy ranges are no BARs)
- * can be placed.  A placed device cannot be unplugged while the guest
- * runs.
+ * can be placed.  A placed device cannot be unplugged (an unplug
+ * blocker says so).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -255,6 +255,11 @@ static bool placed_check(DistvmState *s, DistvmPlacedDevice *d, Error **errp)
     }
     s->devices->intx.bus = top_root_bus(dev);
     d->dev = dev;
+    /* Home would unplug its own copy only. */
+    error_setg(&d->unplug_blocker, "distvm: device '%s' runs on node %"
+               PRIu32 " (device-nodes); it cannot be unplugged", d->name,
+               d->node);
+    qdev_add_unplug_blocker(DEVICE(dev), d->unplug_blocker);
     return true;
 }
 

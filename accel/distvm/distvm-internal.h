@@ -47,6 +47,7 @@ typedef struct DistvmPlacedDevice {
     char *name;                 /* as device-nodes names it */
     uint32_t node;
     PCIDevice *dev;             /* once the machine exists */
+    Error *unplug_blocker;
     uint64_t local;             /* atomic: accesses of vCPUs here, done here */
     uint64_t forwarded;         /* atomic: those sent to @node */
     uint64_t served;            /* atomic: done here for other nodes */

@@ -1011,6 +1011,17 @@ static void test_msi(const void *opaque)
         /* the vCPUs ran on every node in turn */
         distvm_check_placed_device(c->node, c->nodes, "edu0", dev_node,
                                    true);
+        /* Home would unplug its own copy only. */
+        {
+            QDict *err = qtest_qmp_assert_failure_ref(home,
+                "{ 'execute': 'device_del', 'arguments': "
+                "{ 'id': 'edu0' } }");
+
+            g_assert_cmpstr(qdict_get_str(err, "desc"), ==,
+                            "distvm: device 'edu0' runs on node 1 "
+                            "(device-nodes); it cannot be unplugged");
+            qobject_unref(err);
+        }
     }
     console = distvm_read_console(c->node[0]);
     distvm_assert_console_clean(console);
