@@ -123,7 +123,16 @@ typedef struct DistvmPending {
     bool warm;                  /* asked for before @cpu touched it */
     uint64_t arrival;           /* warm: DistvmArrival.gen of @cpu */
     int64_t start_ns;
+    unsigned long *writers;     /* other vCPUs whose write waits for it */
 } DistvmPending;
+
+static void pending_free(gpointer data)
+{
+    DistvmPending *p = data;
+
+    g_free(p->writers);
+    g_free(p);
+}
 
 /* A request the manager is handling, and the ones queued behind it. */
 typedef struct DistvmTxn {
@@ -857,6 +866,43 @@ static void arrival_fault(DistvmRam *ram, int cpu, int64_t now)
     }
 }
 
+/*
+ * A vCPU's store that waited for its page passed TCG's check of its TLB
+ * entry first, and lands only when the vCPU runs again.  If a vCPU of this
+ * node translated the page's code meanwhile (a page waiting for an upgrade
+ * stays readable), that code must not outlive the store: each vCPU whose
+ * store waited invalidates it, at its next exit, after its store.
+ */
+static void waited_write_invalidate(CPUState *cpu, run_on_cpu_data data)
+{
+    ram_addr_t start = data.host_ulong;
+
+    tb_invalidate_phys_range(start, start + DISTVM_PAGE_SIZE - 1);
+}
+
+/* With ram->lock held: @p's writers may go on with their stores. */
+static void req_waited_writes(DistvmState *s, uint32_t block, uint64_t page,
+                              DistvmPending *p)
+{
+    ram_addr_t start = page_ram_addr(&s->ram->blocks[block], page);
+    run_on_cpu_data data = RUN_ON_CPU_HOST_ULONG(start);
+    CPUState *cpu;
+
+    if (!p->write || p->warm ||
+        cpu_physical_memory_get_dirty_flag(start, DIRTY_MEMORY_CODE)) {
+        return;                 /* no code translated from the page */
+    }
+    trace_distvm_code_write_waited(block, page, p->cpu);
+    if (p->cpu >= 0 && (cpu = qemu_get_cpu(p->cpu))) {
+        async_run_on_cpu(cpu, waited_write_invalidate, data);
+    }
+    for (unsigned i = 0; p->writers && i < s->nr_vcpus; i++) {
+        if (test_bit(i, p->writers) && (cpu = qemu_get_cpu(i))) {
+            async_run_on_cpu(cpu, waited_write_invalidate, data);
+        }
+    }
+}
+
 /* @final: the manager sent the page and needs no PAGE_DONE. */
 static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
                          uint64_t page, DistvmPending *p, bool final)
@@ -875,6 +921,7 @@ static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
         ram->stats.lat_count[p->kind]++;
     }
     trace_distvm_fault_done(block, page, p->kind, us);
+    req_waited_writes(s, block, page, p);
     g_hash_table_remove(ram->pending, page_key(block, page));
     if (!final) {
         outbox_page(s, o, page_manager(s, b, page), DISTVM_MSG_PAGE_DONE,
@@ -1450,7 +1497,14 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
         qemu_mutex_unlock(&ram->lock);
         return;
     }
-    if (g_hash_table_lookup(ram->pending, page_key(block, page))) {
+    p = g_hash_table_lookup(ram->pending, page_key(block, page));
+    if (p) {
+        if (write && p->write && cpu >= 0 && cpu != p->cpu) {
+            if (!p->writers) {
+                p->writers = bitmap_new(s->nr_vcpus);
+            }
+            set_bit(cpu, p->writers);
+        }
         ram->stats.merged++;
         arrival_fault(ram, cpu, get_clock());
         qemu_mutex_unlock(&ram->lock);
@@ -1508,9 +1562,11 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
  * A store crosses at most two pages; the helpers that write through a
  * host address (probe_access(): the page walker, FXSAVE...) call no hook
  * after, and their writes wait here for the vCPU's next store, or for
- * room.  What is left: a page that never held code on this node, or a
- * write that passes TCG's check of its TLB entry just before the entry
- * is reset (as upstream's own window), is not tracked.
+ * room.  A store to a page that held no code when TCG checked its TLB
+ * entry, and that then waited for the page while another vCPU translated
+ * it, is caught when the page arrives (req_waited_writes()).  What is
+ * left is upstream's own window: a store that passes TCG's check just
+ * before the entry is reset, and does not wait.
  */
 #define DISTVM_CODE_WRITES 4
 
@@ -1877,7 +1933,7 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
     }
     distvm_msg_handlers_register(s, page_handlers, ARRAY_SIZE(page_handlers));
     qemu_mutex_init(&ram->lock);
-    ram->pending = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    ram->pending = g_hash_table_new_full(NULL, NULL, NULL, pending_free);
     ram->txns = g_hash_table_new_full(NULL, NULL, NULL, g_free);
     ram->arrivals = g_new0(DistvmArrival, s->nr_vcpus);
     ram->uffd = -1;
