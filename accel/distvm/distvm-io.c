@@ -319,6 +319,17 @@ static bool distvm_ioapic_eoi(APICCommonState *apic, int vector)
     return true;
 }
 
+/* Answer @msg, an IO_REQ, with @io */
+static void io_reply(DistvmState *s, const DistvmMsg *msg,
+                     const DistvmMsgIo *io)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, io);
+    distvm_wire_set_seq(m, msg->hdr.seq);
+    distvm_send(s, msg->hdr.src, m);
+}
+
 /*
  * Is @io for a device this node runs?  Home runs all but the placed
  * devices; another node, the devices placed on it.  Returns false if it
@@ -328,7 +339,6 @@ static bool io_req_ours(DistvmState *s, const DistvmMsg *msg,
                         DistvmPlacedDevice **pd)
 {
     const DistvmMsgIo *io = &msg->u.io;
-    g_autoptr(GByteArray) m = NULL;
     DistvmMsgIo reply = *io;
 
     *pd = NULL;
@@ -345,10 +355,7 @@ static bool io_req_ours(DistvmState *s, const DistvmMsg *msg,
                        io->addr, s->node_id);
     reply.data = 0;
     reply.flags = MEMTX_DECODE_ERROR;
-    m = g_byte_array_new();
-    distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, &reply);
-    distvm_wire_set_seq(m, msg->hdr.seq);
-    distvm_send(s, msg->hdr.src, m);
+    io_reply(s, msg, &reply);
     return false;
 }
 
@@ -425,7 +432,6 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     DistvmPlacedDevice *pd;
     CPUState *saved = current_cpu;
     CPUState *cpu = qemu_get_cpu(io.cpu);
-    g_autoptr(GByteArray) m = g_byte_array_new();
     uint8_t buf[8] = { 0 };
     bool is_write = io.flags & DISTVM_IO_WRITE;
     bool stopped;
@@ -486,9 +492,7 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     }
     trace_distvm_io_replay(msg->hdr.src, io.cpu, io.space, io.addr, io.size,
                            is_write, res);
-    distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, &io);
-    distvm_wire_set_seq(m, msg->hdr.seq);
-    distvm_send(s, msg->hdr.src, m);
+    io_reply(s, msg, &io);
 }
 
 /*
