@@ -908,8 +908,9 @@ static void test_dimm(void)
  * Data residency: 4 MiB of the guest's pattern region resident on node 2
  * are only ever present there.  The guest's vCPU, on node 0, writes its
  * pattern into them by moving to node 2 (reason residency); the other
- * nodes' accesses (qtest's, as a device's DMA on home) are done on node
- * 2; the guest's sum of the region, with what node 0 wrote, is exact.
+ * nodes' accesses (qtest's, and home's IDE disk reading into the range by
+ * DMA) are done on node 2; the guest's sum of the region, with what node
+ * 0 and the disk wrote, is exact.
  */
 #define RESIDENT_MB     8
 #define RESIDENT_BASE   (DG_PATTERN_BASE + 2 * MiB)
@@ -932,12 +933,94 @@ static void check_resident_pages(DistvmCluster *c)
     }
 }
 
+/*
+ * The disk's read into resident RAM: the PIIX IDE controller of home (a
+ * device of home's, as the guest would drive it) reads RESIDENT_DISK
+ * bytes of the disk by bus-master DMA.  Its DMA reaches node 2's RAM only
+ * through the accesses the overlay sends there.
+ */
+#define RESIDENT_DISK       (32 * KiB)
+#define RESIDENT_DISK_DMA   (RESIDENT_BASE + MiB + 4 * KiB)
+#define RESIDENT_PRDT       0x03800000u
+#define IDE_BASE            0x1f0
+#define IDE_BMDMA_BAR       0x80000920u     /* 0xcf8: 00:01.1, BAR4 */
+#define IDE_COMMAND_REG     0x80000904u     /* 0xcf8: 00:01.1, command */
+
+static uint64_t resident_disk_word(size_t i)
+{
+    return 0xd15c000000000000ull | (i * 0x9e3779b1u);
+}
+
+/* The accesses to resident RAM @qts's node had done on the range's node */
+static int64_t resident_remote_accesses(QTestState *qts)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-distvm' }");
+    QList *res = qdict_get_qlist(qdict_get_qdict(resp, "return"),
+                                 "residency");
+    int64_t n;
+
+    g_assert_cmpint(qlist_size(res), ==, 1);
+    n = qdict_get_int(qobject_to(QDict, qlist_peek(res)), "remote-accesses");
+    qobject_unref(resp);
+    return n;
+}
+
+static void resident_disk_read(QTestState *home)
+{
+    int64_t accesses = resident_remote_accesses(home);
+    uint32_t bmdma, cmd;
+    uint8_t st;
+    int tries;
+
+    qtest_outl(home, 0xcf8, IDE_BMDMA_BAR);
+    bmdma = qtest_inl(home, 0xcfc) & ~3u;
+    g_assert_cmphex(bmdma, !=, 0);      /* the firmware gave it ports */
+    qtest_outl(home, 0xcf8, IDE_COMMAND_REG);
+    cmd = qtest_inw(home, 0xcfc);
+    qtest_outl(home, 0xcf8, IDE_COMMAND_REG);
+    qtest_outw(home, 0xcfc, cmd | 0x5);          /* I/O and bus master */
+
+    /* One PRD entry, the last: RESIDENT_DISK bytes into resident RAM */
+    qtest_writel(home, RESIDENT_PRDT, RESIDENT_DISK_DMA);
+    qtest_writel(home, RESIDENT_PRDT + 4, RESIDENT_DISK | 0x80000000u);
+    qtest_outb(home, bmdma, 0);                  /* stopped */
+    qtest_outb(home, bmdma + 2, 0x06);           /* clear INTR and ERR */
+    qtest_outl(home, bmdma + 4, RESIDENT_PRDT);
+
+    qtest_outb(home, IDE_BASE + 6, 0xe0);        /* master, LBA 0 */
+    qtest_outb(home, IDE_BASE + 2, RESIDENT_DISK / 512);
+    qtest_outb(home, IDE_BASE + 3, 0);
+    qtest_outb(home, IDE_BASE + 4, 0);
+    qtest_outb(home, IDE_BASE + 5, 0);
+    qtest_outb(home, IDE_BASE + 7, 0xc8);        /* READ DMA */
+    qtest_outb(home, bmdma, 0x09);               /* start, to memory */
+
+    for (tries = 0; (st = qtest_inb(home, bmdma + 2)) & 0x01; tries++) {
+        g_assert_cmpint(tries, <, 1200);
+        g_usleep(50 * 1000);
+    }
+    qtest_outb(home, bmdma, 0);
+    g_assert_cmphex(st & 0x06, ==, 0x04);         /* done, no error */
+    g_assert_cmphex(qtest_inb(home, IDE_BASE + 7) & 0x89, ==, 0);
+    /* At most 8 bytes an access */
+    g_assert_cmpint(resident_remote_accesses(home) - accesses, >=,
+                    RESIDENT_DISK / 8);
+}
+
 static void test_residency(void)
 {
-    g_autofree char *args = guest_args("1", "pattern="
-                                       stringify(RESIDENT_MB));
-    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3, RESIDENT_OPTS,
-                                                 args);
+    g_autofree char *disk = g_strdup_printf("%s/resident-disk.img", tmpdir);
+    g_autofree uint64_t *disk_data = g_new(uint64_t, RESIDENT_DISK / 8);
+    g_autofree char *guest = guest_args("1", "pattern="
+                                        stringify(RESIDENT_MB));
+    /*
+     * Every node describes the same machine; only home runs the disk.  The
+     * others open the image, without locks, but never read it.
+     */
+    g_autofree char *args = g_strdup_printf("%s -drive if=ide,index=0,"
+                                            "format=raw,file.locking=off,"
+                                            "file=%s", guest, disk);
+    DistvmCluster *c;
     const size_t len = RESIDENT_MB * MiB, chunk = 16 * KiB;
     g_autofree uint64_t *want = g_new(uint64_t, len / 8);
     g_autofree uint64_t *got = g_new(uint64_t, chunk / 8);
@@ -945,6 +1028,12 @@ static void test_residency(void)
     QDict *ev, *data, *info, *resp;
     QList *res;
 
+    for (size_t i = 0; i < RESIDENT_DISK / 8; i++) {
+        disk_data[i] = cpu_to_le64(resident_disk_word(i));
+    }
+    g_assert_true(g_file_set_contents(disk, (char *)disk_data, RESIDENT_DISK,
+                                      NULL));
+    c = distvm_cluster_start_with(tmpdir, 3, RESIDENT_OPTS, args);
     wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
     ev = qtest_qmp_eventwait_ref(c->node[0]->qts, "DISTVM_VCPU_MOVED");
     data = qdict_get_qdict(ev, "data");
@@ -964,6 +1053,20 @@ static void test_residency(void)
     for (size_t i = 0; i < 512; i++) {
         want[(dma - DG_PATTERN_BASE) / 8 + i] = 0x5eed0000 + i;
         qtest_writeq(c->node[0]->qts, dma + i * 8, 0x5eed0000 + i);
+    }
+    /* The disk reads into it, on home: its DMA is done on node 2 */
+    resident_disk_read(c->node[0]->qts);
+    for (size_t i = 0; i < RESIDENT_DISK / 8; i++) {
+        want[(RESIDENT_DISK_DMA - DG_PATTERN_BASE) / 8 + i] =
+            resident_disk_word(i);
+    }
+    check_resident_pages(c);
+    for (int n = 0; n < 3; n++) {
+        g_autofree uint64_t *disk_got = g_new(uint64_t, RESIDENT_DISK / 8);
+
+        qtest_memread(c->node[n]->qts, RESIDENT_DISK_DMA, disk_got,
+                      RESIDENT_DISK);
+        g_assert_cmpmem(disk_got, RESIDENT_DISK, disk_data, RESIDENT_DISK);
     }
     /* Every node reads some of it back: on node 2, or from it */
     for (int n = 0; n < 3; n++) {
