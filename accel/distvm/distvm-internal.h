@@ -30,11 +30,15 @@ typedef struct DistvmMemPlug DistvmMemPlug;
 typedef struct DistvmResWaits DistvmResWaits;
 typedef struct DistvmDevices DistvmDevices;
 
-/* A range of guest RAM resident on one node (distvm-residency.c) */
+/*
+ * A range of guest RAM resident on one node (distvm-residency.c).  Set
+ * once, before it is published (DistvmState.nr_resident), except @active.
+ */
 typedef struct DistvmResident {
     uint64_t base;
     uint64_t size;
     uint32_t node;
+    bool active;                /* atomic: all its pages are on @node */
     RAMBlock *rb;               /* the RAM it is, from @offset */
     ram_addr_t offset;
     MemoryRegion overlay;       /* the other nodes: where accesses go */
@@ -142,6 +146,7 @@ struct DistvmState {
 
     /* Guest RAM resident on one node (distvm-residency.c) */
     char *residency;            /* the property */
+    /* [DISTVM_RESIDENT_MAX]; entries below nr_resident (acquire) are set */
     DistvmResident *resident;
     uint32_t nr_resident;
     DistvmResWaits *res_waits;
@@ -389,7 +394,13 @@ void distvm_ram_clear_home(DistvmState *s, RAMBlock *rb);
 void distvm_placement_notify(DistvmState *s, DistvmPlacementChange what);
 
 /* distvm-residency.c */
+#define DISTVM_RESIDENT_MAX     16
 bool distvm_residency_init(DistvmState *s, Error **errp);
+/* The ranges of guest RAM resident on a node so far */
+static inline uint32_t distvm_residency_count(DistvmState *s)
+{
+    return qatomic_load_acquire(&s->nr_resident);
+}
 bool distvm_residency_setup(DistvmState *s, Error **errp);
 /*
  * vCPU @cs is about to access @addr: does not return if it must move;

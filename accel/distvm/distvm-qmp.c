@@ -413,10 +413,12 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
         }
     }
     for (DistvmResidentRangeList *r = info->residency; r; r = r->next) {
-        monitor_printf(mon, "resident on node %" PRIu32 ": 0x%" PRIx64
+        monitor_printf(mon, "resident on node %" PRIu32 "%s: 0x%" PRIx64
                        "+0x%" PRIx64 ", %" PRId64 " accesses done there for "
                        "this node, %" PRId64 " vCPUs moved there\n",
-                       r->value->node, r->value->base, r->value->size,
+                       r->value->node,
+                       r->value->gathering ? " (gathering its pages)" : "",
+                       r->value->base, r->value->size,
                        r->value->remote_accesses, r->value->vcpu_moves);
     }
     for (DistvmDeviceInfoList *d = info->devices; d; d = d->next) {

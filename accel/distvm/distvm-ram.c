@@ -216,11 +216,16 @@ static inline ram_addr_t page_ram_addr(DistvmBlock *b, uint64_t page)
     return b->ram_addr + (page << PAGE_BITS);
 }
 
-/* The range @page of @b is resident in (distvm-residency.c), or NULL */
+/*
+ * The range @page of @b is resident in (distvm-residency.c), or NULL; a
+ * range set while the guest runs may still be gathering its pages.
+ */
 static const DistvmResident *page_resident(DistvmState *s, DistvmBlock *b,
                                            uint64_t page)
 {
-    for (uint32_t i = 0; i < s->nr_resident; i++) {
+    uint32_t n = distvm_residency_count(s);
+
+    for (uint32_t i = 0; i < n; i++) {
         const DistvmResident *r = &s->resident[i];
         uint64_t off = page << PAGE_BITS;
 
@@ -1144,7 +1149,7 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
         }
         r = msg->hdr.type == DISTVM_MSG_PAGE_REQ ?
             page_resident(s, b, m->page) : NULL;
-        if (r && r->node != m->node) {
+        if (r && r->node != m->node && qatomic_read(&r->active)) {
             return g_strdup_printf("%s for page %" PRIu64 " of %s, resident "
                                    "on node %" PRIu32, type, m->page,
                                    qemu_ram_get_idstr(b->rb), r->node);
@@ -1682,6 +1687,46 @@ static const TCGCodeWriteHooks distvm_code_write_hooks = {
 };
 
 /*
+ * On a thread of @r's node that may wait: bring every page of @r here,
+ * for writing, so that no other node holds a copy (distvm-residency.c,
+ * once no vCPU of another node reaches the range).  Each page is a
+ * write fault of this thread's, one round trip; true once all are here.
+ */
+bool distvm_ram_gather(DistvmState *s, const DistvmResident *r)
+{
+    DistvmRam *ram = s->ram;
+    uint32_t index;
+    DistvmBlock *b = ram ? block_of(ram, (uintptr_t)qemu_ram_get_host_addr(
+                                        r->rb) + r->offset, &index) : NULL;
+    uint64_t first = r->offset >> PAGE_BITS;
+    uint64_t end = first + (r->size >> PAGE_BITS);
+
+    if (!b || b->rb != r->rb) {
+        return false;
+    }
+    /* A device's DMA mapped before the range was covered may take some back */
+    for (int pass = 0; pass < 3; pass++) {
+        uint64_t away = 0;
+
+        for (uint64_t p = first; p < end; p++) {
+            if (qatomic_read(&b->state[p]) != DISTVM_PAGE_E) {
+                away++;
+                /* Faults it in for writing, and changes nothing */
+                qatomic_fetch_add((uint8_t *)page_host(b, p), 0);
+            }
+            if (distvm_cluster_leaving(s)) {
+                return false;
+            }
+        }
+        trace_distvm_resident_gathered(r->base, r->size, pass, away);
+        if (!away) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
  * Source of a move, on the stopped vCPU's thread: the page of guest RAM
  * at @host, if this node holds it, as a warm page for the destination;
  * written only if the vCPU wrote it and it is still this node's.
@@ -2015,7 +2060,7 @@ static void block_start(DistvmState *s, DistvmBlock *b)
         b->copyset[p] = 1u << b->home;
     }
     /* Resident RAM starts on its node only (distvm-residency.c) */
-    for (uint32_t i = 0; i < s->nr_resident; i++) {
+    for (uint32_t i = 0; i < distvm_residency_count(s); i++) {
         const DistvmResident *r = &s->resident[i];
         uint64_t first = r->offset >> PAGE_BITS;
         bool here = r->node == s->node_id;

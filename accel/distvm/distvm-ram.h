@@ -58,6 +58,7 @@ typedef struct DistvmArrival {
     uint32_t faults_window;     /* remote faults in its first 10 ms here */
 } DistvmArrival;
 
+bool distvm_ram_gather(DistvmState *s, const DistvmResident *r);
 bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,
                           DistvmWarmPage *out);
 void distvm_ram_vcpu_incoming(DistvmState *s, uint32_t cpu, uint32_t from,

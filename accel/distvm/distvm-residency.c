@@ -22,21 +22,32 @@
  * - The pages never travel: warm pages and sweeps leave them out, and a
  *   request for one from another node is refused.
  *
- * Only RAM given on the command line can be resident, from power-on:
- * what the firmware or -kernel loads into a resident range on home
- * before the guest runs is not kept there (the range starts zeroed).
+ * Only RAM given on the command line can be resident.  A range given by
+ * the property is resident from power-on: what the firmware or -kernel
+ * loads into it on home before the guest runs is not kept there (the
+ * range starts zeroed).  A range set while the guest runs
+ * (distvm-set-residency, asked of home) keeps its data, in steps
+ * (RES_SET): home asks NODE; NODE registers the range and asks every
+ * other node to cover it; each does, then makes sure that none of its
+ * vCPUs still maps the RAM (queued work on each, after TCG's own TLB
+ * flush of the new memory map) and tells NODE; NODE then brings every
+ * page to itself for writing, one write fault each, and tells all nodes
+ * that the range is active: from then on a request for one of its pages
+ * from another node is refused.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qapi/qapi-commands-distvm.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "exec/address-spaces.h"
+#include "exec/cputlb.h"
 #include "exec/exec-all.h"
 #include "exec/memory.h"
 #include "exec/ramblock.h"
@@ -45,6 +56,7 @@
 #include "qemu/rcu.h"
 #include "qemu/units.h"
 #include "distvm-internal.h"
+#include "distvm-ram.h"
 #include "trace.h"
 
 /* Above the RAM and the devices it covers */
@@ -60,7 +72,17 @@ struct DistvmResWaits {
     GHashTable *waits;          /* seq -> DistvmResWait */
     int64_t *moved_ns;          /* [nr_vcpus]: last residency move from here */
     GAsyncQueue *accesses;      /* DistvmMsg, for the access thread */
+    /* These with the BQL */
+    bool setting;               /* home: a range is becoming resident */
+    DistvmResident *gathering;  /* its node: the range, until active */
+    uint32_t covered;           /* its node: the nodes that covered it */
 };
+
+/* A node covered a range: queued work on each vCPU, the last tells NODE */
+typedef struct DistvmResCover {
+    DistvmMsgResSet set;
+    int left;                   /* atomic: vCPUs that did not run it yet */
+} DistvmResCover;
 
 typedef struct DistvmResWait {
     uint32_t node;
@@ -111,13 +133,22 @@ bool distvm_residency_init(DistvmState *s, Error **errp)
 {
     g_auto(GStrv) items = NULL;
 
+    s->resident = g_new0(DistvmResident, DISTVM_RESIDENT_MAX);
+    s->res_waits = g_new0(DistvmResWaits, 1);
+    qemu_mutex_init(&s->res_waits->lock);
+    qemu_cond_init(&s->res_waits->cond);
+    s->res_waits->waits = g_hash_table_new(g_int64_hash, g_int64_equal);
+    s->res_waits->moved_ns = g_new0(int64_t, s->nr_vcpus);
     if (!s->residency || !*s->residency) {
         return true;
     }
     items = g_strsplit(s->residency, ":", -1);
-    s->nr_resident = g_strv_length(items);
-    s->resident = g_new0(DistvmResident, s->nr_resident);
-    for (uint32_t i = 0; i < s->nr_resident; i++) {
+    if (g_strv_length(items) > DISTVM_RESIDENT_MAX) {
+        error_setg(errp, "distvm: residency=%s: more than %d ranges",
+                   s->residency, DISTVM_RESIDENT_MAX);
+        return false;
+    }
+    for (uint32_t i = 0; items[i]; i++) {
         DistvmResident *r = &s->resident[i];
 
         if (!resident_parse_one(s, items[i], r, errp)) {
@@ -132,19 +163,18 @@ bool distvm_residency_init(DistvmState *s, Error **errp)
                 return false;
             }
         }
+        r->active = true;       /* its pages start on its node */
     }
-    s->res_waits = g_new0(DistvmResWaits, 1);
-    qemu_mutex_init(&s->res_waits->lock);
-    qemu_cond_init(&s->res_waits->cond);
-    s->res_waits->waits = g_hash_table_new(g_int64_hash, g_int64_equal);
-    s->res_waits->moved_ns = g_new0(int64_t, s->nr_vcpus);
+    qatomic_store_release(&s->nr_resident, g_strv_length(items));
     return true;
 }
 
 static DistvmResident *resident_of(DistvmState *s, uint64_t addr,
                                    uint64_t size)
 {
-    for (uint32_t i = 0; i < s->nr_resident; i++) {
+    uint32_t n = distvm_residency_count(s);
+
+    for (uint32_t i = 0; i < n; i++) {
         DistvmResident *r = &s->resident[i];
 
         if (addr >= r->base && addr - r->base + size <= r->size) {
@@ -249,7 +279,8 @@ static const MemoryRegionOps resident_ops = {
 bool distvm_residency_vcpu_access(DistvmState *s, CPUState *cs,
                                   hwaddr addr, uintptr_t ra)
 {
-    DistvmResident *r = s->nr_resident ? resident_of(s, addr, 1) : NULL;
+    DistvmResident *r = distvm_residency_count(s) ? resident_of(s, addr, 1) :
+                        NULL;
     int64_t *moved_ns;
     int64_t now;
 
@@ -351,7 +382,7 @@ static void *resident_access_thread(void *opaque)
 /* RES_ACCESS, in the receive thread: for the access thread */
 static bool resident_access_received(DistvmState *s, const DistvmMsg *msg)
 {
-    if (!s->res_waits) {
+    if (!distvm_residency_count(s)) {
         distvm_msg_refused(s, msg->hdr.src, "RES_ACCESS, but no RAM is "
                            "resident on a node");
         return false;
@@ -367,7 +398,7 @@ static bool resident_answered(DistvmState *s, const DistvmMsg *msg)
     uint64_t seq = msg->hdr.seq;
     DistvmResWait *w;
 
-    if (!rw) {
+    if (!distvm_residency_count(s)) {
         distvm_msg_refused(s, msg->hdr.src, "RES_REPLY, but no RAM is "
                            "resident on a node");
         return false;
@@ -384,9 +415,262 @@ static bool resident_answered(DistvmState *s, const DistvmMsg *msg)
     return true;
 }
 
+/* ---- the ranges, from the property or set while the guest runs ---- */
+
+/* Where @r is in guest RAM; false (@errp set) if it cannot be resident. */
+static bool resident_find_ram(DistvmResident *r, Error **errp)
+{
+    MemoryRegionSection sec = memory_region_find(get_system_memory(),
+                                                 r->base, r->size);
+    MachineState *ms = MACHINE(qdev_get_machine());
+    DeviceMemoryState *dm = ms->device_memory;
+    const char *why = NULL;
+
+    if (r->base < 1 * MiB) {
+        why = "is below 1 MiB, where firmware and SMRAM are";
+    } else if (dm && r->base < dm->base + memory_region_size(&dm->mr) &&
+               dm->base < r->base + r->size) {
+        why = "is in the memory of DIMMs, which can be unplugged";
+    } else if (!sec.mr || !memory_region_is_ram(sec.mr) ||
+               sec.readonly || memory_region_is_rom(sec.mr) ||
+               int128_get64(sec.size) != r->size) {
+        why = "is not all in one range of guest RAM";
+    } else {
+        r->rb = sec.mr->ram_block;
+        r->offset = sec.offset_within_region;
+    }
+    if (sec.mr) {
+        memory_region_unref(sec.mr);
+    }
+    if (why) {
+        error_setg(errp, "distvm: residency: [%#" PRIx64 ", %#" PRIx64
+                   ") %s", r->base, r->base + r->size, why);
+        return false;
+    }
+    trace_distvm_resident_range(r->base, r->size, r->node,
+                                qemu_ram_get_idstr(r->rb), r->offset);
+    return true;
+}
+
+/* With the BQL, on a node other than @r's: accesses to @r go there. */
+static void resident_cover(DistvmResident *r)
+{
+    memory_region_init_io(&r->overlay, NULL, &resident_ops, r,
+                          "distvm-resident", r->size);
+    memory_region_add_subregion_overlap(get_system_memory(), r->base,
+                                        &r->overlay,
+                                        DISTVM_RESIDENT_PRIORITY);
+}
+
+/* Can [@base, @base + @size) become resident on @node?  With the BQL. */
+static bool resident_check_new(DistvmState *s, uint64_t base, uint64_t size,
+                               uint32_t node, DistvmResident *r,
+                               Error **errp)
+{
+    uint32_t n = distvm_residency_count(s);
+
+    *r = (DistvmResident) { .base = base, .size = size, .node = node };
+    if (!size || (base | size) % DISTVM_PAGE_SIZE || base + size < base) {
+        error_setg(errp, "distvm: residency: %#" PRIx64 "+%#" PRIx64 " is "
+                   "not a non-empty range of whole 4 KiB pages", base, size);
+        return false;
+    }
+    if (node >= s->nodes) {
+        error_setg(errp, "distvm: there is no node %" PRIu32 " (the cluster "
+                   "has nodes 0 to %" PRIu32 ")", node, s->nodes - 1);
+        return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const DistvmResident *o = &s->resident[i];
+
+        if (base < o->base + o->size && o->base < base + size) {
+            error_setg(errp, "distvm: residency: %#" PRIx64 "+%#" PRIx64
+                       " overlaps %#" PRIx64 "+%#" PRIx64 ", resident on "
+                       "node %" PRIu32, base, size, o->base, o->size,
+                       o->node);
+            return false;
+        }
+    }
+    if (n == DISTVM_RESIDENT_MAX) {
+        error_setg(errp, "distvm: residency: %d ranges are resident already, "
+                   "the most there can be", DISTVM_RESIDENT_MAX);
+        return false;
+    }
+    return resident_find_ram(r, errp);
+}
+
+/* With the BQL: publish @r, checked by resident_check_new(). */
+static DistvmResident *resident_add(DistvmState *s, const DistvmResident *r)
+{
+    uint32_t n = distvm_residency_count(s);
+
+    s->resident[n] = *r;
+    qatomic_store_release(&s->nr_resident, n + 1);
+    return &s->resident[n];
+}
+
+static void res_set_send(DistvmState *s, uint32_t to,
+                         const DistvmMsgResSet *set)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    distvm_wire_res_set(m, s->node_id, set);
+    if (!distvm_send(s, to, m)) {
+        distvm_fatal_node_lost(s, to, "connection closed");
+    }
+}
+
+/* The range's node, on a thread of its own: bring its pages here. */
+static void *resident_gather_thread(void *opaque)
+{
+    DistvmResident *r = opaque;
+    DistvmState *s = distvm_state();
+    DistvmMsgResSet set = {
+        .base = r->base, .size = r->size, .node = r->node,
+        .step = DISTVM_RES_SET_ACTIVE,
+    };
+
+    rcu_register_thread();
+    if (distvm_ram_gather(s, r)) {
+        /* Here first: home may ask this node for another range next */
+        res_set_send(s, s->node_id, &set);
+        for (uint32_t n = 0; n < s->nodes; n++) {
+            if (n != s->node_id) {
+                res_set_send(s, n, &set);
+            }
+        }
+    } else if (!distvm_cluster_leaving(s)) {
+        error_report("distvm: guest RAM %#" PRIx64 "+%#" PRIx64 " stays "
+                     "shared: pages of it kept going back to other nodes "
+                     "(a device's DMA?)", r->base, r->size);
+    }
+    rcu_unregister_thread();
+    return NULL;
+}
+
+/* On each vCPU's thread, after TCG's flush of the new memory map */
+static void resident_covered_cpu(CPUState *cpu, run_on_cpu_data data)
+{
+    DistvmResCover *c = data.host_ptr;
+
+    tlb_flush(cpu);
+    if (qatomic_dec_fetch(&c->left) == 0) {
+        DistvmState *s = distvm_state();
+
+        c->set.step = DISTVM_RES_SET_COVERED;
+        res_set_send(s, c->set.node, &c->set);
+        g_free(c);
+    }
+}
+
+/* The range of @set, set before, or NULL */
+static DistvmResident *resident_find(DistvmState *s,
+                                     const DistvmMsgResSet *set)
+{
+    DistvmResident *r = resident_of(s, set->base, set->size);
+
+    return r && r->base == set->base && r->size == set->size &&
+           r->node == set->node ? r : NULL;
+}
+
+/* RES_SET, in the main loop: a step of a range becoming resident */
+static void res_set_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgResSet *set = &msg->u.res_set;
+    DistvmResWaits *rw = s->res_waits;
+    uint32_t src = msg->hdr.src;
+    g_autoptr(Error) err = NULL;
+    DistvmResident new, *r;
+
+    trace_distvm_resident_set_step(set->base, set->size, set->node,
+                                   set->step, src);
+    switch (set->step) {
+    case DISTVM_RES_SET_ASK:
+    case DISTVM_RES_SET_COVER:
+        if (set->step == DISTVM_RES_SET_ASK && rw->gathering) {
+            distvm_msg_refused(s, src, "RES_SET for %#" PRIx64 "+%#" PRIx64
+                               " while %#" PRIx64 "+%#" PRIx64 " becomes "
+                               "resident here", set->base, set->size,
+                               rw->gathering->base, rw->gathering->size);
+            return;
+        }
+        if (!resident_check_new(s, set->base, set->size, set->node, &new,
+                                &err)) {
+            distvm_msg_refused(s, src, "RES_SET: %s",
+                               error_get_pretty(err));
+            return;
+        }
+        r = resident_add(s, &new);
+        if (set->step == DISTVM_RES_SET_ASK) {
+            DistvmMsgResSet cover = *set;
+
+            rw->gathering = r;
+            rw->covered = 0;
+            cover.step = DISTVM_RES_SET_COVER;
+            for (uint32_t n = 0; n < s->nodes; n++) {
+                if (n != s->node_id) {
+                    res_set_send(s, n, &cover);
+                }
+            }
+        } else {
+            DistvmResCover *c = g_new0(DistvmResCover, 1);
+            CPUState *cpu;
+            int cpus = 0;
+
+            resident_cover(r);
+            CPU_FOREACH(cpu) {
+                cpus++;
+            }
+            c->set = *set;
+            c->left = cpus;
+            CPU_FOREACH(cpu) {
+                async_run_on_cpu(cpu, resident_covered_cpu,
+                                 RUN_ON_CPU_HOST_PTR(c));
+            }
+        }
+        break;
+    case DISTVM_RES_SET_COVERED:
+        r = rw->gathering;
+        if (!r || r != resident_find(s, set) || (rw->covered & (1u << src))) {
+            distvm_msg_refused(s, src, "RES_SET: %#" PRIx64 "+%#" PRIx64
+                               " covered, but it is not becoming resident "
+                               "here, or was covered there before",
+                               set->base, set->size);
+            return;
+        }
+        rw->covered |= 1u << src;
+        if (rw->covered == (MAKE_64BIT_MASK(0, s->nodes) &
+                            ~(1u << s->node_id))) {
+            QemuThread thread;
+
+            qemu_thread_create(&thread, "distvm-gather",
+                               resident_gather_thread, r,
+                               QEMU_THREAD_DETACHED);
+        }
+        break;
+    default:
+        r = resident_find(s, set);
+        if (!r || qatomic_read(&r->active)) {
+            distvm_msg_refused(s, src, "RES_SET: %#" PRIx64 "+%#" PRIx64
+                               " active, but it is not becoming resident",
+                               set->base, set->size);
+            return;
+        }
+        qatomic_set(&r->active, true);
+        if (r == rw->gathering) {
+            rw->gathering = NULL;
+        }
+        if (distvm_is_home(s)) {
+            rw->setting = false;
+        }
+        break;
+    }
+}
+
 static const DistvmMsgHandler residency_handlers[] = {
     { DISTVM_MSG_RES_ACCESS, .receive = resident_access_received },
     { DISTVM_MSG_RES_REPLY, .receive = resident_answered },
+    { DISTVM_MSG_RES_SET, .main_loop = res_set_received },
 };
 
 /*
@@ -395,72 +679,81 @@ static const DistvmMsgHandler residency_handlers[] = {
  */
 bool distvm_residency_setup(DistvmState *s, Error **errp)
 {
-    for (uint32_t i = 0; i < s->nr_resident; i++) {
-        DistvmResident *r = &s->resident[i];
-        MemoryRegionSection sec = memory_region_find(get_system_memory(),
-                                                     r->base, r->size);
-        MachineState *ms = MACHINE(qdev_get_machine());
-        DeviceMemoryState *dm = ms->device_memory;
-        const char *why = NULL;
+    QemuThread thread;
 
-        if (r->base < 1 * MiB) {
-            why = "is below 1 MiB, where firmware and SMRAM are";
-        } else if (dm && r->base < dm->base + memory_region_size(&dm->mr) &&
-                   dm->base < r->base + r->size) {
-            why = "is in the memory of DIMMs, which can be unplugged";
-        } else if (!sec.mr || !memory_region_is_ram(sec.mr) ||
-                   sec.readonly || memory_region_is_rom(sec.mr) ||
-                   int128_get64(sec.size) != r->size) {
-            why = "is not all in one range of guest RAM";
-        } else {
-            r->rb = sec.mr->ram_block;
-            r->offset = sec.offset_within_region;
-        }
-        if (sec.mr) {
-            memory_region_unref(sec.mr);
-        }
-        if (why) {
-            error_setg(errp, "distvm: residency: [%#" PRIx64 ", %#" PRIx64
-                       ") %s", r->base, r->base + r->size, why);
+    for (uint32_t i = 0; i < distvm_residency_count(s); i++) {
+        DistvmResident *r = &s->resident[i];
+
+        if (!resident_find_ram(r, errp)) {
             return false;
         }
-        trace_distvm_resident_range(r->base, r->size, r->node,
-                                    qemu_ram_get_idstr(r->rb), r->offset);
-    }
-    for (uint32_t i = 0; i < s->nr_resident; i++) {
-        DistvmResident *r = &s->resident[i];
-
         if (r->node != s->node_id) {
-            memory_region_init_io(&r->overlay, NULL, &resident_ops, r,
-                                  "distvm-resident", r->size);
-            memory_region_add_subregion_overlap(get_system_memory(), r->base,
-                                                &r->overlay,
-                                                DISTVM_RESIDENT_PRIORITY);
+            resident_cover(r);
         }
     }
-    if (s->nr_resident) {
-        QemuThread thread;
-
-        s->res_waits->accesses = g_async_queue_new();
-        qemu_thread_create(&thread, "distvm-resident", resident_access_thread,
-                           s, QEMU_THREAD_DETACHED);
-        distvm_msg_handlers_register(s, residency_handlers,
-                                     ARRAY_SIZE(residency_handlers));
-    }
+    s->res_waits->accesses = g_async_queue_new();
+    qemu_thread_create(&thread, "distvm-resident", resident_access_thread,
+                       s, QEMU_THREAD_DETACHED);
+    distvm_msg_handlers_register(s, residency_handlers,
+                                 ARRAY_SIZE(residency_handlers));
     return true;
+}
+
+void qmp_distvm_set_residency(uint64_t base, uint64_t size, uint32_t node,
+                              Error **errp)
+{
+    DistvmState *s = distvm_state();
+    DistvmResident r;
+    CPUState *cpu;
+
+    if (!s) {
+        error_setg(errp, "distvm is not the active accelerator");
+        return;
+    }
+    if (s->nodes == 1 || !distvm_is_home(s)) {
+        error_setg(errp, "distvm: distvm-set-residency is asked of the home "
+                   "node (node %d) of a cluster", DISTVM_HOME_NODE);
+        return;
+    }
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+        error_setg(errp, "distvm: the cluster has not formed yet");
+        return;
+    }
+    if (s->res_waits->setting) {
+        error_setg(errp, "distvm: another range is still becoming resident; "
+                   "query-distvm shows when it is");
+        return;
+    }
+    if (!resident_check_new(s, base, size, node, &r, errp)) {
+        return;
+    }
+    CPU_FOREACH(cpu) {
+        if (!distvm_vcpu_allowed(s, cpu->cpu_index, node)) {
+            error_setg(errp, "distvm: vCPU %d may not run on node %" PRIu32
+                       " (distvm-set-vcpu-nodes), where a vCPU that touches "
+                       "RAM resident there must run", cpu->cpu_index, node);
+            return;
+        }
+    }
+    s->res_waits->setting = true;
+    res_set_send(s, node, &(DistvmMsgResSet) {
+        .base = base, .size = size, .node = node,
+        .step = DISTVM_RES_SET_ASK,
+    });
 }
 
 DistvmResidentRangeList *distvm_residency_query(DistvmState *s)
 {
     DistvmResidentRangeList *list = NULL, **tail = &list;
 
-    for (uint32_t i = 0; i < s->nr_resident; i++) {
+    for (uint32_t i = 0; i < distvm_residency_count(s); i++) {
         DistvmResident *r = &s->resident[i];
         DistvmResidentRange *q = g_new0(DistvmResidentRange, 1);
 
         q->base = r->base;
         q->size = r->size;
         q->node = r->node;
+        q->gathering = !qatomic_read(&r->active);
         q->remote_accesses = qatomic_read(&r->remote_accesses);
         q->vcpu_moves = qatomic_read(&r->vcpu_moves);
         QAPI_LIST_APPEND(tail, q);

@@ -1026,7 +1026,7 @@ void qmp_distvm_set_vcpu_nodes(int64_t cpu_index, bool has_nodes,
         error_setg(errp, "distvm: a vCPU must be allowed on a node at least");
         return;
     }
-    for (uint32_t i = 0; i < s->nr_resident; i++) {
+    for (uint32_t i = 0; i < distvm_residency_count(s); i++) {
         const DistvmResident *r = &s->resident[i];
 
         if (!(allowed & (1u << r->node))) {

@@ -52,6 +52,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_RES_REPLY] = "RES_REPLY",
     [DISTVM_MSG_VCPU_NODES] = "VCPU_NODES",
     [DISTVM_MSG_PCI_INTX] = "PCI_INTX",
+    [DISTVM_MSG_RES_SET] = "RES_SET",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -525,6 +526,27 @@ static bool decode_res(WireReader *r, const DistvmMsgHeader *hdr,
     return true;
 }
 
+static bool decode_res_set(WireReader *r, const DistvmWireLimits *lim,
+                           DistvmMsgResSet *set, Error **errp)
+{
+    if (!get_u64(r, &set->base, errp) || !get_u64(r, &set->size, errp) ||
+        !get_u32(r, &set->node, errp) || !get_u32(r, &set->step, errp)) {
+        return false;
+    }
+    if (!set->size || (set->base | set->size) & (DISTVM_PAGE_SIZE - 1) ||
+        set->base + set->size < set->base) {
+        error_setg(errp, "RES_SET message for %#" PRIx64 "+%#" PRIx64 ", not "
+                   "a range of whole pages", set->base, set->size);
+        return false;
+    }
+    if (set->node >= lim->nodes || set->step >= DISTVM_RES_SET__MAX) {
+        error_setg(errp, "RES_SET message with node %" PRIu32 " and step %"
+                   PRIu32, set->node, set->step);
+        return false;
+    }
+    return true;
+}
+
 static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                       const DistvmWireLimits *lim, DistvmMsgIo *io,
                       Error **errp)
@@ -767,6 +789,9 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_RES_ACCESS:
     case DISTVM_MSG_RES_REPLY:
         ok = decode_res(&r, hdr, &msg->u.res, errp);
+        break;
+    case DISTVM_MSG_RES_SET:
+        ok = decode_res_set(&r, lim, &msg->u.res_set, errp);
         break;
     default:
         error_setg(errp, "unknown message type %u", hdr->type);
@@ -1110,6 +1135,17 @@ void distvm_wire_res(GByteArray *buf, DistvmMsgType type, uint32_t src,
     distvm_wire_end(buf);
 }
 
+void distvm_wire_res_set(GByteArray *buf, uint32_t src,
+                         const DistvmMsgResSet *set)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_RES_SET, src, 0);
+    distvm_wire_put_u64(buf, set->base);
+    distvm_wire_put_u64(buf, set->size);
+    distvm_wire_put_u32(buf, set->node);
+    distvm_wire_put_u32(buf, set->step);
+    distvm_wire_end(buf);
+}
+
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data)
@@ -1176,7 +1212,41 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_RES_REPLY] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_VCPU_NODES] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_PCI_INTX] = DISTVM_ROLE_TO_HOME,
+    [DISTVM_MSG_RES_SET] = DISTVM_ROLE_ANY,     /* by step, below */
 };
+
+/* Who sends each step of RES_SET to whom (DistvmResSetStep) */
+static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
+                               uint32_t dst, Error **errp)
+{
+    static const char *const rule[DISTVM_RES_SET__MAX] = {
+        [DISTVM_RES_SET_ASK] = "by the home node to the range's node",
+        [DISTVM_RES_SET_COVER] = "by the range's node to another node",
+        [DISTVM_RES_SET_COVERED] = "by another node to the range's node",
+        [DISTVM_RES_SET_ACTIVE] = "by the range's node",
+    };
+    bool ok;
+
+    switch (set->step) {
+    case DISTVM_RES_SET_ASK:
+        ok = src == DISTVM_HOME_NODE && dst == set->node;
+        break;
+    case DISTVM_RES_SET_COVER:
+        ok = src == set->node && dst != set->node;
+        break;
+    case DISTVM_RES_SET_COVERED:
+        ok = src != set->node && dst == set->node;
+        break;
+    default:
+        ok = src == set->node;
+        break;
+    }
+    if (!ok) {
+        error_setg(errp, "RES_SET of step %" PRIu32 " is sent %s only",
+                   set->step, rule[set->step]);
+    }
+    return ok;
+}
 
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
                             Error **errp)
@@ -1189,6 +1259,9 @@ bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
     if (type == DISTVM_MSG_RUN_STATE &&
         msg->u.run.action == DISTVM_RUN_STOPPED) {
         role = DISTVM_ROLE_TO_HOME;
+    }
+    if (type == DISTVM_MSG_RES_SET) {
+        return res_set_check_role(&msg->u.res_set, msg->hdr.src, dst, errp);
     }
     switch (role) {
     case DISTVM_ROLE_ANY:

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     10
+#define DISTVM_WIRE_VERSION     11
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -73,6 +73,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_RES_REPLY,       /* its result */
     DISTVM_MSG_VCPU_NODES,      /* -> all: where a vCPU may run */
     DISTVM_MSG_PCI_INTX,        /* a device's node -> home: INTx line level */
+    DISTVM_MSG_RES_SET,         /* a range becomes resident: its steps */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -355,6 +356,25 @@ typedef struct DistvmMsgRes {
     uint64_t data;
 } DistvmMsgRes;
 
+/*
+ * RES_SET: guest RAM [@base, @base + @size) becomes resident on @node
+ * while the guest runs (distvm-set-residency), in these steps:
+ */
+typedef enum DistvmResSetStep {
+    DISTVM_RES_SET_ASK,         /* home -> @node: make it resident */
+    DISTVM_RES_SET_COVER,       /* @node -> the others: cover it */
+    DISTVM_RES_SET_COVERED,     /* -> @node: no vCPU here reaches it now */
+    DISTVM_RES_SET_ACTIVE,      /* @node -> all: every page is on @node */
+    DISTVM_RES_SET__MAX
+} DistvmResSetStep;
+
+typedef struct DistvmMsgResSet {
+    uint64_t base;
+    uint64_t size;
+    uint32_t node;
+    uint32_t step;              /* DistvmResSetStep */
+} DistvmMsgResSet;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -373,7 +393,8 @@ typedef struct DistvmMsg {
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
         DistvmMsgMemPlug mem;       /* MEM_* */
-        DistvmMsgRes res;           /* RES_* */
+        DistvmMsgRes res;           /* RES_ACCESS, RES_REPLY */
+        DistvmMsgResSet res_set;    /* RES_SET */
         DistvmMsgIntx intx;         /* PCI_INTX */
     } u;
 } DistvmMsg;
@@ -470,6 +491,8 @@ void distvm_wire_mem_plug_ack(GByteArray *buf, uint32_t src, uint64_t seq,
 void distvm_wire_mem_unplug(GByteArray *buf, uint32_t src, uint32_t slot);
 void distvm_wire_res(GByteArray *buf, DistvmMsgType type, uint32_t src,
                      uint64_t seq, const DistvmMsgRes *res);
+void distvm_wire_res_set(GByteArray *buf, uint32_t src,
+                         const DistvmMsgResSet *set);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

@@ -1224,6 +1224,155 @@ static void test_xcode(const void *data)
     distvm_cluster_quit(c);
 }
 
+/*
+ * Whether query-distvm on node @n of @c lists @base+@size resident on
+ * @node, its pages gathered
+ */
+static bool resident_range_active(DistvmCluster *c, int n, uint64_t base,
+                                  uint64_t size, uint32_t node)
+{
+    QDict *info = distvm_assert_active(c->node[n]->qts, n);
+    QList *res = qdict_haskey(info, "residency") ?
+                 qdict_get_qlist(info, "residency") : NULL;
+    bool active = false;
+
+    for (const QListEntry *e = res ? qlist_first(res) : NULL; e;
+         e = qlist_next(e)) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(r, "base") == base &&
+            qdict_get_int(r, "size") == size) {
+            g_assert_cmpint(qdict_get_int(r, "node"), ==, node);
+            active = !qdict_get_bool(r, "gathering");
+        }
+    }
+    qobject_unref(info);
+    return active;
+}
+
+static void set_residency_refused(QTestState *qts, int64_t base,
+                                  int64_t size, int node, const char *want)
+{
+    QDict *resp = qtest_qmp_assert_failure_ref(qts, "{ 'execute': "
+        "'distvm-set-residency', 'arguments': { 'base': %" PRId64 ", "
+        "'size': %" PRId64 ", 'node': %d } }", base, size, node);
+
+    g_assert_cmpstr(qdict_get_str(resp, "desc"), ==, want);
+    qobject_unref(resp);
+}
+
+/*
+ * Residency set while the guest runs (distvm-set-residency): the guest's
+ * vCPU, on node 0, wrote its pattern; the 4 MiB of it made resident on
+ * node 2 keep their data, end up present on node 2 only, and the vCPU
+ * that sums the region moves there (reason residency).  Bad requests are
+ * refused with an error naming the problem, and change nothing.
+ */
+static void test_residency_set(void)
+{
+    g_autofree char *args = guest_args("1", "pattern="
+                                       stringify(RESIDENT_MB));
+    DistvmCluster *c = distvm_cluster_start(tmpdir, 3, args);
+    QTestState *home = c->node[0]->qts;
+    const size_t len = RESIDENT_MB * MiB;
+    g_autofree uint64_t *got = g_new(uint64_t, RESIDENT_SIZE / 8);
+    uint64_t sum = 0;
+    QDict *ev, *data;
+    int tries;
+
+    wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
+    /* Asked of another node, or badly: refused */
+    set_residency_refused(c->node[1]->qts, RESIDENT_BASE, RESIDENT_SIZE, 2,
+                          "distvm: distvm-set-residency is asked of the "
+                          "home node (node 0) of a cluster");
+    set_residency_refused(home, RESIDENT_BASE, RESIDENT_SIZE, 3,
+                          "distvm: there is no node 3 (the cluster has "
+                          "nodes 0 to 2)");
+    set_residency_refused(home, RESIDENT_BASE + 1, RESIDENT_SIZE, 2,
+                          "distvm: residency: 0x1200001+0x400000 is not a "
+                          "non-empty range of whole 4 KiB pages");
+    set_residency_refused(home, 4 * KiB, 4 * KiB, 2,
+                          "distvm: residency: [0x1000, 0x2000) is below "
+                          "1 MiB, where firmware and SMRAM are");
+    set_residency_refused(home, 127 * MiB, 2 * MiB, 2,
+                          "distvm: residency: [0x7f00000, 0x8100000) is not "
+                          "all in one range of guest RAM");
+    qtest_qmp_assert_success(home, "{ 'execute': 'distvm-set-vcpu-nodes', "
+                             "'arguments': { 'cpu-index': 0, "
+                             "'nodes': [ 0, 1 ] } }");
+    set_residency_refused(home, RESIDENT_BASE, RESIDENT_SIZE, 2,
+                          "distvm: vCPU 0 may not run on node 2 "
+                          "(distvm-set-vcpu-nodes), where a vCPU that "
+                          "touches RAM resident there must run");
+    qtest_qmp_assert_success(home, "{ 'execute': 'distvm-set-vcpu-nodes', "
+                             "'arguments': { 'cpu-index': 0 } }");
+    for (int n = 0; n < 3; n++) {
+        QDict *info = distvm_assert_active(c->node[n]->qts, n);
+
+        g_assert_false(qdict_haskey(info, "residency"));
+        qobject_unref(info);
+    }
+
+    qtest_qmp_assert_success(home, "{ 'execute': 'distvm-set-residency', "
+                             "'arguments': { 'base': %d, 'size': %d, "
+                             "'node': 2 } }", (int)RESIDENT_BASE,
+                             (int)RESIDENT_SIZE);
+    set_residency_refused(home, RESIDENT_BASE + RESIDENT_SIZE, 4 * KiB, 1,
+                          "distvm: another range is still becoming "
+                          "resident; query-distvm shows when it is");
+    for (int n = 0; n < 3; n++) {
+        for (tries = 0; !resident_range_active(c, n, RESIDENT_BASE,
+                                               RESIDENT_SIZE, 2); tries++) {
+            g_assert_cmpint(tries, <, 600);
+            g_usleep(100 * 1000);
+        }
+    }
+    check_resident_pages(c);
+    set_residency_refused(home, RESIDENT_BASE + 2 * MiB, RESIDENT_SIZE, 1,
+                          "distvm: residency: 0x1400000+0x400000 overlaps "
+                          "0x1200000+0x400000, resident on node 2");
+
+    /* The pattern is still there, read on node 2 or from it */
+    for (int n = 0; n < 3; n++) {
+        qtest_memread(c->node[n]->qts, RESIDENT_BASE, got, RESIDENT_SIZE);
+        for (size_t i = 0; i < RESIDENT_SIZE / 8; i++) {
+            if (got[i] != dg_pattern(RESIDENT_BASE + i * 8)) {
+                g_error("node %d: %#" PRIx64 " holds %#" PRIx64 ", not %#"
+                        PRIx64, n, (uint64_t)(RESIDENT_BASE + i * 8), got[i],
+                        dg_pattern(RESIDENT_BASE + i * 8));
+            }
+        }
+    }
+
+    /* The guest sums the whole region: its vCPU moves to node 2 for it */
+    for (size_t i = 0; i < len / 8; i++) {
+        sum += dg_pattern(DG_PATTERN_BASE + i * 8);
+    }
+    qtest_writel(c->node[1]->qts,
+                 DG_RESULT_BASE + offsetof(struct dg_results, mailbox_seq), 1);
+    ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 0);
+    g_assert_cmpint(qdict_get_int(data, "to"), ==, 2);
+    g_assert_cmpstr(qdict_get_str(data, "reason"), ==, "residency");
+    qobject_unref(ev);
+    for (tries = 0; qtest_readl(home, DG_RESULT_BASE +
+                     offsetof(struct dg_results, mailbox_ack)) != 1; tries++) {
+        g_assert_cmpint(tries, <, 1200);
+        g_usleep(100 * 1000);
+    }
+    g_assert_cmphex(qtest_readq(home, DG_RESULT_BASE +
+                    offsetof(struct dg_results, pattern_sum)), ==, sum);
+    check_resident_pages(c);
+    {
+        g_autofree char *hmp = qtest_hmp(home, "info distvm");
+
+        g_assert_nonnull(strstr(hmp, "resident on node 2: 0x1200000+0x400000"
+                                ", "));
+    }
+    distvm_cluster_quit(c);
+}
+
 /* A residency that cannot be is refused when the node starts. */
 static void test_residency_bad(void)
 {
@@ -2238,6 +2387,21 @@ static void test_forged(void)
     forge(node[1], 0, msg);
     wait_protocol_errors(node[0]->qts, ++errors);
     /*
+     * Residency: only home asks for it; node 0 makes no range resident,
+     * and node 1 made none active.
+     */
+    for (uint32_t step = DISTVM_RES_SET_ASK; step < DISTVM_RES_SET__MAX;
+         step++) {
+        distvm_wire_res_set(msg, 1, &(DistvmMsgResSet) {
+            .base = a0, .size = 4096, .step = step,
+            .node = step == DISTVM_RES_SET_ACTIVE ? 1 : 0,
+        });
+        if (step != DISTVM_RES_SET_COVER) {
+            forge(node[1], 0, msg);
+            wait_protocol_errors(node[0]->qts, ++errors);
+        }
+    }
+    /*
      * From the home node: a device access's result that vCPU 1, on node
      * 1, did not ask for (an inb of port 0x80).
      */
@@ -2308,6 +2472,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/numa/dimm-refused", test_dimm_refused);
     qtest_add_func("/distvm/ram/residency/guest", test_residency);
     qtest_add_func("/distvm/ram/residency/bad", test_residency_bad);
+    qtest_add_func("/distvm/ram/residency/set", test_residency_set);
     qtest_add_data_func("/distvm/ram/xcode/shared",
                         GINT_TO_POINTER(DG_XCODE_SHARED), test_xcode);
     qtest_add_data_func("/distvm/ram/xcode/stolen",

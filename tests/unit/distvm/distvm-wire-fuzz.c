@@ -349,6 +349,23 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.res.flags == (uint32_t)ldl_le_p(payload + 12));
         CHECK(m->u.res.data == ldq_le_p(payload + 16));
         break;
+    case DISTVM_MSG_RES_SET:
+        /*
+         * whole pages that do not wrap, on a node of the cluster, at a
+         * known step
+         */
+        CHECK(m->hdr.length == 24);
+        CHECK(m->u.res_set.size &&
+              !((m->u.res_set.base | m->u.res_set.size) &
+                (DISTVM_PAGE_SIZE - 1)));
+        CHECK(m->u.res_set.base + m->u.res_set.size > m->u.res_set.base);
+        CHECK(m->u.res_set.node < lim->nodes);
+        CHECK(m->u.res_set.step < DISTVM_RES_SET__MAX);
+        CHECK(m->u.res_set.base == ldq_le_p(payload));
+        CHECK(m->u.res_set.size == ldq_le_p(payload + 8));
+        CHECK(m->u.res_set.node == (uint32_t)ldl_le_p(payload + 16));
+        CHECK(m->u.res_set.step == (uint32_t)ldl_le_p(payload + 20));
+        break;
     case DISTVM_MSG_POLICY:
         /* a known policy */
         CHECK(m->hdr.length == 4);
@@ -541,6 +558,11 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.res.size == b->u.res.size &&
                a->u.res.flags == b->u.res.flags &&
                a->u.res.data == b->u.res.data;
+    case DISTVM_MSG_RES_SET:
+        return a->u.res_set.base == b->u.res_set.base &&
+               a->u.res_set.size == b->u.res_set.size &&
+               a->u.res_set.node == b->u.res_set.node &&
+               a->u.res_set.step == b->u.res_set.step;
     case DISTVM_MSG_CLOCK_REGS:
         return a->u.clock.flags == b->u.clock.flags &&
                a->u.clock.pm_timer_port == b->u.clock.pm_timer_port &&
@@ -563,7 +585,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
  * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, IO_*, RUN_STATE, PIC_OUTPUT,
- * PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES and MEM_UNPLUG encoders
+ * PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES, MEM_UNPLUG and RES_SET
+ * encoders
  * always send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say
  * so.  MEM_PLUG and MEM_PLUG_ACK carry the seq of the plug, RES_ACCESS
  * and RES_REPLY that of the request, PCI_CONFIG its number.
@@ -673,6 +696,10 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_RES_ACCESS:
     case DISTVM_MSG_RES_REPLY:
         distvm_wire_res(buf, m->hdr.type, m->hdr.src, m->hdr.seq, &m->u.res);
+        break;
+    case DISTVM_MSG_RES_SET:
+        distvm_wire_res_set(buf, m->hdr.src, &m->u.res_set);
+        *fixed_seq = true;
         break;
     default:
         distvm_wire_page(buf, m->hdr.type, m->hdr.src, m->hdr.seq,
@@ -1023,6 +1050,16 @@ int main(int argc, char **argv)
     SEED("res-reply", distvm_wire_res(b, DISTVM_MSG_RES_REPLY, 1, 17,
                                       &(DistvmMsgRes) {
         .addr = 0x40001000, .size = 4, .flags = 0, .data = 0xdeadbeef,
+    }));
+    /* home asks node 2 to make 4 MiB at 18 MiB resident there */
+    SEED("res-set", distvm_wire_res_set(b, 0, &(DistvmMsgResSet) {
+        .base = 0x1200000, .size = 0x400000, .node = 2,
+        .step = DISTVM_RES_SET_ASK,
+    }));
+    /* node 1 has covered it */
+    SEED("res-set-covered", distvm_wire_res_set(b, 1, &(DistvmMsgResSet) {
+        .base = 0x1200000, .size = 0x400000, .node = 2,
+        .step = DISTVM_RES_SET_COVERED,
     }));
 #undef SEED
 

@@ -443,6 +443,11 @@ static GPtrArray *valid_messages(void)
     });
     distvm_wire_pci_intx(NEXT(), 2, 0, 1);
     distvm_wire_pci_intx(NEXT(), 1, DISTVM_PCI_INTX_MAX - 1, 0);
+    for (uint32_t step = 0; step < DISTVM_RES_SET__MAX; step++) {
+        distvm_wire_res_set(NEXT(), step ? 2 : 0, &(DistvmMsgResSet) {
+            .base = 0x1200000, .size = 0x400000, .node = 2, .step = step,
+        });
+    }
     distvm_wire_io(NEXT(), DISTVM_MSG_IO_REQ, 1, &(DistvmMsgIo) {
         .cpu = 3, .space = DISTVM_IO_PORT, .size = 1,
         .flags = DISTVM_IO_WRITE, .addr = 0x3f8, .data = 0x41,
@@ -552,10 +557,11 @@ static void test_type_names(void)
         [DISTVM_MSG_RES_REPLY] = "RES_REPLY",
         [DISTVM_MSG_VCPU_NODES] = "VCPU_NODES",
         [DISTVM_MSG_PCI_INTX] = "PCI_INTX",
+        [DISTVM_MSG_RES_SET] = "RES_SET",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_PCI_INTX + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_RES_SET + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -596,7 +602,7 @@ static bool role_ok(uint32_t type, uint32_t action, uint32_t src,
  */
 static void test_roles(void)
 {
-    enum { ANY, FROM_HOME, TO_HOME, HOME_LINK, NONE };
+    enum { ANY, FROM_HOME, TO_HOME, HOME_LINK, NONE, BY_STEP };
     static const int roles[DISTVM_MSG__MAX] = {
         [DISTVM_MSG_HELLO] = NONE,
         [DISTVM_MSG_WELCOME] = NONE,
@@ -621,6 +627,8 @@ static void test_roles(void)
         /* any node may say where a vCPU may run */
         [DISTVM_MSG_VCPU_NODES] = ANY,
         [DISTVM_MSG_PCI_INTX] = TO_HOME,
+        /* test_res_set_roles() */
+        [DISTVM_MSG_RES_SET] = BY_STEP,
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -649,6 +657,8 @@ static void test_roles(void)
             g_assert_true(!from_home && !to_home && !between);
             role_ok(t, DISTVM_RUN_CONT, 0, 1, "once the cluster has formed");
             break;
+        case BY_STEP:
+            break;
         }
     }
     /* A node reports to home that it stopped; home decides the rest. */
@@ -665,6 +675,53 @@ static void test_roles(void)
     /* Types outside the protocol have no role. */
     g_assert_false(role_ok(DISTVM_MSG__MAX, 0, 0, 1, NULL));
     g_assert_false(role_ok(0, 0, 0, 1, NULL));
+}
+
+/* Whether RES_SET of @step for a range on @node may go from @src to @dst */
+static bool res_set_role_ok(uint32_t step, uint32_t node, uint32_t src,
+                            uint32_t dst)
+{
+    DistvmMsg msg = { .hdr = { .type = DISTVM_MSG_RES_SET, .src = src } };
+    Error *err = NULL;
+    bool ok;
+
+    msg.u.res_set = (DistvmMsgResSet) {
+        .base = 0x1000000, .size = 0x1000, .node = node, .step = step,
+    };
+    ok = distvm_wire_check_role(&msg, dst, &err);
+    g_assert(ok == !err);
+    if (err) {
+        g_assert_nonnull(strstr(error_get_pretty(err), "RES_SET of step"));
+        error_free(err);
+    }
+    return ok;
+}
+
+/*
+ * RES_SET, for every sender and receiver among 4 nodes and a range on
+ * each: home asks the range's node, which asks the others to cover it,
+ * which tell it they did, and it tells everyone it is active.
+ */
+static void test_res_set_roles(void)
+{
+    for (uint32_t node = 0; node < 4; node++) {
+        for (uint32_t src = 0; src < 4; src++) {
+            for (uint32_t dst = 0; dst < 4; dst++) {
+                g_assert_cmpint(res_set_role_ok(DISTVM_RES_SET_ASK, node, src,
+                                                dst), ==,
+                                src == 0 && dst == node);
+                g_assert_cmpint(res_set_role_ok(DISTVM_RES_SET_COVER, node,
+                                                src, dst), ==,
+                                src == node && dst != node);
+                g_assert_cmpint(res_set_role_ok(DISTVM_RES_SET_COVERED, node,
+                                                src, dst), ==,
+                                src != node && dst == node);
+                g_assert_cmpint(res_set_role_ok(DISTVM_RES_SET_ACTIVE, node,
+                                                src, dst), ==,
+                                src == node);
+            }
+        }
+    }
 }
 
 /* The messages about a vCPU, whose index must name one that exists. */
@@ -703,14 +760,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        10, 0,                              /* version */
+        11, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 10);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 11);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -1949,18 +2006,19 @@ static void test_bad_version(void)
      * POLICY and the reason of a move, 5 the one before the nodes' speeds,
      * 6 the one before the A20 line, 7 the one before moves the guest asks
      * for, 8 the one before memory hotplug (MEM_PLUG, MEM_UNPLUG), 9 the
-     * one before devices on other nodes (PCI_INTX, DISTVM_IO_CONFIG_GEN)
+     * one before devices on other nodes (PCI_INTX, DISTVM_IO_CONFIG_GEN),
+     * 10 the one before ranges made resident while the guest runs (RES_SET)
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 0x100, 0x10a, 0x200, 0x300, 0xa00,
-        UINT16_MAX,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 0x100, 0x10b, 0x200, 0x300,
+        0xb00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 10", versions[i]);
+            "protocol version %u, this node speaks 11", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -1970,7 +2028,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 10");
+        expect_header_error(b, "protocol version 2, this node speaks 11");
     }
     g_byte_array_unref(b);
 }
@@ -3091,6 +3149,81 @@ static void check_res(const DistvmWireLimits *lim, DistvmMsgType type,
     g_assert_cmphex(d.msg.u.res.data, ==, res->data);
     decoded_free(&d);
 
+    g_byte_array_unref(b);
+}
+
+#define RES_SET_FIXED 24        /* base, size, node, step */
+
+/* A RES_SET of @set from @src: its layout, and its decoding under @lim */
+static void check_res_set(const DistvmWireLimits *lim, uint32_t src,
+                          const DistvmMsgResSet *set)
+{
+    GByteArray *b = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_res_set(b, src, set);
+    g_assert_cmpuint(b->len, ==, HDR + RES_SET_FIXED);
+    p = b->data + HDR;
+    g_assert_cmphex(ldq_le_p(p), ==, set->base);
+    g_assert_cmphex(ldq_le_p(p + 8), ==, set->size);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 16), ==, set->node);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 20), ==, set->step);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_RES_SET, RES_SET_FIXED, src, 0);
+    g_assert_cmphex(d.msg.u.res_set.base, ==, set->base);
+    g_assert_cmphex(d.msg.u.res_set.size, ==, set->size);
+    g_assert_cmpuint(d.msg.u.res_set.node, ==, set->node);
+    g_assert_cmpuint(d.msg.u.res_set.step, ==, set->step);
+    decoded_free(&d);
+    g_byte_array_unref(b);
+}
+
+/*
+ * RES_SET: a range of whole pages, that does not wrap, on a node of the
+ * cluster, and one of the steps
+ */
+static void test_res_set(void)
+{
+    static const struct {
+        uint64_t base, size;
+    } ranges[] = {
+        { 0, 0x1000 }, { 0x1200000, 0x400000 }, { 0x100000000ull, 1ull << 40 },
+        { UINT64_MAX - 0x1fff, 0x1000 }, { 0x1000, UINT64_MAX - 0x1fff },
+    };
+    static const struct {
+        uint64_t base, size;
+    } bad[] = {
+        { 0x1200000, 0 }, { 0x1200001, 0x1000 }, { 0x1200000, 0xfff },
+        { UINT64_MAX - 0xfff, 0x2000 }, { 0x2000, UINT64_MAX & ~0xfffull },
+        { UINT64_MAX - 0xfff, 0x1000 },     /* to the end: it wraps to 0 */
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(ranges); i++) {
+        for (uint32_t step = 0; step < DISTVM_RES_SET__MAX; step++) {
+            check_res_set(&limits, step % limits.nodes, &(DistvmMsgResSet) {
+                .base = ranges[i].base, .size = ranges[i].size,
+                .node = limits.nodes - 1 - step % limits.nodes, .step = step,
+            });
+        }
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        distvm_wire_res_set(b, 0, &(DistvmMsgResSet) {
+            .base = bad[i].base, .size = bad[i].size, .node = 1,
+        });
+        expect_decode_error(b, &limits, "not a range of whole pages");
+    }
+    distvm_wire_res_set(b, 0, &(DistvmMsgResSet) {
+        .base = 0x1000, .size = 0x1000, .node = limits.nodes,
+    });
+    expect_decode_error(b, &limits, "RES_SET message with node");
+    distvm_wire_res_set(b, 0, &(DistvmMsgResSet) {
+        .base = 0x1000, .size = 0x1000, .node = 1,
+        .step = DISTVM_RES_SET__MAX,
+    });
+    expect_decode_error(b, &limits, "and step 4");
     g_byte_array_unref(b);
 }
 
@@ -5402,6 +5535,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/mem-bad-length",
                     test_mem_bad_length);
     g_test_add_func("/distvm/wire/roundtrip/res-access", test_res_access);
+    g_test_add_func("/distvm/wire/roundtrip/res-set", test_res_set);
     g_test_add_func("/distvm/wire/roundtrip/res-reply", test_res_reply);
     g_test_add_func("/distvm/wire/decode/res-bad-size", test_res_bad_size);
     g_test_add_func("/distvm/wire/decode/res-bad-addr", test_res_bad_addr);
@@ -5473,6 +5607,7 @@ int main(int argc, char **argv)
                     test_failed_decode_reuse);
     g_test_add_func("/distvm/wire/decode/null-errp", test_null_errp);
     g_test_add_func("/distvm/wire/roles", test_roles);
+    g_test_add_func("/distvm/wire/roles/res-set", test_res_set_roles);
     g_test_add_func("/distvm/wire/msg-vcpu", test_msg_vcpu);
 
     return g_test_run();
