@@ -279,8 +279,7 @@ static const MemoryRegionOps resident_ops = {
 bool distvm_residency_vcpu_access(DistvmState *s, CPUState *cs,
                                   hwaddr addr, uintptr_t ra)
 {
-    DistvmResident *r = distvm_residency_count(s) ? resident_of(s, addr, 1) :
-                        NULL;
+    DistvmResident *r = resident_of(s, addr, 1);
     int64_t *moved_ns;
     int64_t now;
 
