@@ -1690,7 +1690,10 @@ static const TCGCodeWriteHooks distvm_code_write_hooks = {
  * On a thread of @r's node that may wait: bring every page of @r here,
  * for writing, so that no other node holds a copy (distvm-residency.c,
  * once no vCPU of another node reaches the range).  Each page is a
- * write fault of this thread's, one round trip; true once all are here.
+ * write fault of this thread's, one round trip.  A device's DMA that
+ * mapped the range before it was covered may take pages back meanwhile:
+ * this goes on until it finds them all here.  True once they are; false
+ * if the cluster is leaving.
  */
 bool distvm_ram_gather(DistvmState *s, const DistvmResident *r)
 {
@@ -1701,12 +1704,14 @@ bool distvm_ram_gather(DistvmState *s, const DistvmResident *r)
     uint64_t first = r->offset >> PAGE_BITS;
     uint64_t end = first + (r->size >> PAGE_BITS);
 
-    if (!b || b->rb != r->rb) {
-        return false;
-    }
-    /* A device's DMA mapped before the range was covered may take some back */
-    for (int pass = 0; pass < 3; pass++) {
+    /* distvm-residency.c found the range in guest RAM, which this shares */
+    assert(b && b->rb == r->rb);
+    for (int pass = 0;; pass++) {
         uint64_t away = 0;
+
+        if (pass > 1) {
+            g_usleep(10 * 1000);        /* for the DMA to end */
+        }
 
         for (uint64_t p = first; p < end; p++) {
             if (qatomic_read(&b->state[p]) != DISTVM_PAGE_E) {
@@ -1723,7 +1728,6 @@ bool distvm_ram_gather(DistvmState *s, const DistvmResident *r)
             return true;
         }
     }
-    return false;
 }
 
 /*
@@ -1800,9 +1804,15 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
         DistvmBlock *b = &ram->blocks[pages[i].block];
         bool write = pages[i].flags & DISTVM_WARM_WRITE;
         uint8_t st = b->state[pages[i].page];
+        const DistvmResident *r = page_resident(s, b, pages[i].page);
         DistvmPending *p;
 
+        /*
+         * Not a page resident on another node: the source may have listed
+         * it before it knew the range
+         */
         if (b->dead || st == DISTVM_PAGE_E || (st == DISTVM_PAGE_S && !write) ||
+            (r && r->node != s->node_id) ||
             g_hash_table_lookup(ram->pending,
                                 page_key(pages[i].block, pages[i].page))) {
             continue;

@@ -27,13 +27,16 @@
  * loads into it on home before the guest runs is not kept there (the
  * range starts zeroed).  A range set while the guest runs
  * (distvm-set-residency, asked of home) keeps its data, in steps
- * (RES_SET): home asks NODE; NODE registers the range and asks every
- * other node to cover it; each does, then makes sure that none of its
- * vCPUs still maps the RAM (queued work on each, after TCG's own TLB
- * flush of the new memory map) and tells NODE; NODE then brings every
- * page to itself for writing, one write fault each, and tells all nodes
- * that the range is active: from then on a request for one of its pages
- * from another node is refused.
+ * (RES_SET): home asks NODE; NODE registers the range, so that it serves
+ * accesses to it, and tells home; home asks every other node to cover
+ * it; each does, then makes sure that none of its vCPUs still maps the
+ * RAM (queued work on each, after TCG's own TLB flush of the new memory
+ * map) and tells NODE; NODE then brings every page to itself for
+ * writing, one write fault each, until all are there, and tells all
+ * nodes that the range is active (home emits DISTVM_RESIDENT): from then
+ * on a request for one of its pages from another node is refused.  Only
+ * home starts a step that registers a range, so every node has the same
+ * ranges in the same order.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -41,6 +44,7 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qapi/qapi-commands-distvm.h"
+#include "qapi/qapi-events-distvm.h"
 #include "qemu/bswap.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
@@ -73,7 +77,8 @@ struct DistvmResWaits {
     int64_t *moved_ns;          /* [nr_vcpus]: last residency move from here */
     GAsyncQueue *accesses;      /* DistvmMsg, for the access thread */
     /* These with the BQL */
-    bool setting;               /* home: a range is becoming resident */
+    bool setting;               /* home: @asked is becoming resident */
+    DistvmMsgResSet asked;
     DistvmResident *gathering;  /* its node: the range, until active */
     uint32_t covered;           /* its node: the nodes that covered it */
 };
@@ -529,7 +534,6 @@ static void *resident_gather_thread(void *opaque)
         .step = DISTVM_RES_SET_ACTIVE,
     };
 
-    rcu_register_thread();
     if (distvm_ram_gather(s, r)) {
         /* Here first: home may ask this node for another range next */
         res_set_send(s, s->node_id, &set);
@@ -538,12 +542,7 @@ static void *resident_gather_thread(void *opaque)
                 res_set_send(s, n, &set);
             }
         }
-    } else if (!distvm_cluster_leaving(s)) {
-        error_report("distvm: guest RAM %#" PRIx64 "+%#" PRIx64 " stays "
-                     "shared: pages of it kept going back to other nodes "
-                     "(a device's DMA?)", r->base, r->size);
     }
-    rcu_unregister_thread();
     return NULL;
 }
 
@@ -572,62 +571,97 @@ static DistvmResident *resident_find(DistvmState *s,
            r->node == set->node ? r : NULL;
 }
 
+/* Register @set's range, as resident_check_new() allows; NULL if not. */
+static DistvmResident *res_set_register(DistvmState *s, uint32_t src,
+                                        const DistvmMsgResSet *set)
+{
+    g_autoptr(Error) err = NULL;
+    DistvmResident r;
+    const char *why;
+
+    if (!resident_check_new(s, set->base, set->size, set->node, &r, &err)) {
+        why = error_get_pretty(err);
+        distvm_msg_refused(s, src, "RES_SET of %#" PRIx64 "+%#" PRIx64 ": %s",
+                           set->base, set->size,
+                           g_str_has_prefix(why, "distvm: ") ? why + 8 : why);
+        return NULL;
+    }
+    return resident_add(s, &r);
+}
+
+/* @set is the range home asked for, and waits for */
+static bool res_set_asked(DistvmState *s, const DistvmMsgResSet *set)
+{
+    DistvmResWaits *rw = s->res_waits;
+
+    return rw->setting && rw->asked.base == set->base &&
+           rw->asked.size == set->size && rw->asked.node == set->node;
+}
+
 /* RES_SET, in the main loop: a step of a range becoming resident */
 static void res_set_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgResSet *set = &msg->u.res_set;
     DistvmResWaits *rw = s->res_waits;
     uint32_t src = msg->hdr.src;
-    g_autoptr(Error) err = NULL;
-    DistvmResident new, *r;
+    DistvmMsgResSet next = *set;
+    DistvmResident *r;
 
     trace_distvm_resident_set_step(set->base, set->size, set->node,
                                    set->step, src);
     switch (set->step) {
     case DISTVM_RES_SET_ASK:
-    case DISTVM_RES_SET_COVER:
-        if (set->step == DISTVM_RES_SET_ASK && rw->gathering) {
+        if (rw->gathering) {
             distvm_msg_refused(s, src, "RES_SET for %#" PRIx64 "+%#" PRIx64
                                " while %#" PRIx64 "+%#" PRIx64 " becomes "
                                "resident here", set->base, set->size,
                                rw->gathering->base, rw->gathering->size);
             return;
         }
-        if (!resident_check_new(s, set->base, set->size, set->node, &new,
-                                &err)) {
-            distvm_msg_refused(s, src, "RES_SET: %s",
-                               error_get_pretty(err));
-            return;
-        }
-        r = resident_add(s, &new);
-        if (set->step == DISTVM_RES_SET_ASK) {
-            DistvmMsgResSet cover = *set;
-
+        r = res_set_register(s, src, set);
+        if (r) {
             rw->gathering = r;
             rw->covered = 0;
-            cover.step = DISTVM_RES_SET_COVER;
-            for (uint32_t n = 0; n < s->nodes; n++) {
-                if (n != s->node_id) {
-                    res_set_send(s, n, &cover);
-                }
-            }
-        } else {
-            DistvmResCover *c = g_new0(DistvmResCover, 1);
-            CPUState *cpu;
-            int cpus = 0;
-
-            resident_cover(r);
-            CPU_FOREACH(cpu) {
-                cpus++;
-            }
-            c->set = *set;
-            c->left = cpus;
-            CPU_FOREACH(cpu) {
-                async_run_on_cpu(cpu, resident_covered_cpu,
-                                 RUN_ON_CPU_HOST_PTR(c));
+            next.step = DISTVM_RES_SET_REGISTERED;
+            res_set_send(s, DISTVM_HOME_NODE, &next);
+        }
+        break;
+    case DISTVM_RES_SET_REGISTERED:
+        if (!res_set_asked(s, set)) {
+            distvm_msg_refused(s, src, "RES_SET: %#" PRIx64 "+%#" PRIx64
+                               " registered, but it was not asked for",
+                               set->base, set->size);
+            return;
+        }
+        next.step = DISTVM_RES_SET_COVER;
+        for (uint32_t n = 0; n < s->nodes; n++) {
+            if (n != set->node) {
+                res_set_send(s, n, &next);
             }
         }
         break;
+    case DISTVM_RES_SET_COVER: {
+        DistvmResCover *c;
+        CPUState *cpu;
+        int cpus = 0;
+
+        r = res_set_register(s, src, set);
+        if (!r) {
+            return;
+        }
+        resident_cover(r);
+        CPU_FOREACH(cpu) {
+            cpus++;
+        }
+        c = g_new0(DistvmResCover, 1);
+        c->set = *set;
+        c->left = cpus;
+        CPU_FOREACH(cpu) {
+            async_run_on_cpu(cpu, resident_covered_cpu,
+                             RUN_ON_CPU_HOST_PTR(c));
+        }
+        break;
+    }
     case DISTVM_RES_SET_COVERED:
         r = rw->gathering;
         if (!r || r != resident_find(s, set) || (rw->covered & (1u << src))) {
@@ -659,8 +693,9 @@ static void res_set_received(DistvmState *s, const DistvmMsg *msg)
         if (r == rw->gathering) {
             rw->gathering = NULL;
         }
-        if (distvm_is_home(s)) {
+        if (res_set_asked(s, set)) {
             rw->setting = false;
+            qapi_event_send_distvm_resident(r->base, r->size, r->node);
         }
         break;
     }
@@ -735,10 +770,11 @@ void qmp_distvm_set_residency(uint64_t base, uint64_t size, uint32_t node,
         }
     }
     s->res_waits->setting = true;
-    res_set_send(s, node, &(DistvmMsgResSet) {
+    s->res_waits->asked = (DistvmMsgResSet) {
         .base = base, .size = size, .node = node,
         .step = DISTVM_RES_SET_ASK,
-    });
+    };
+    res_set_send(s, node, &s->res_waits->asked);
 }
 
 DistvmResidentRangeList *distvm_residency_query(DistvmState *s)

@@ -1221,7 +1221,8 @@ static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
 {
     static const char *const rule[DISTVM_RES_SET__MAX] = {
         [DISTVM_RES_SET_ASK] = "by the home node to the range's node",
-        [DISTVM_RES_SET_COVER] = "by the range's node to another node",
+        [DISTVM_RES_SET_REGISTERED] = "by the range's node to the home node",
+        [DISTVM_RES_SET_COVER] = "by the home node to another node",
         [DISTVM_RES_SET_COVERED] = "by another node to the range's node",
         [DISTVM_RES_SET_ACTIVE] = "by the range's node",
     };
@@ -1231,8 +1232,11 @@ static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
     case DISTVM_RES_SET_ASK:
         ok = src == DISTVM_HOME_NODE && dst == set->node;
         break;
+    case DISTVM_RES_SET_REGISTERED:
+        ok = src == set->node && dst == DISTVM_HOME_NODE;
+        break;
     case DISTVM_RES_SET_COVER:
-        ok = src == set->node && dst != set->node;
+        ok = src == DISTVM_HOME_NODE && dst != set->node;
         break;
     case DISTVM_RES_SET_COVERED:
         ok = src != set->node && dst == set->node;

@@ -362,7 +362,8 @@ typedef struct DistvmMsgRes {
  */
 typedef enum DistvmResSetStep {
     DISTVM_RES_SET_ASK,         /* home -> @node: make it resident */
-    DISTVM_RES_SET_COVER,       /* @node -> the others: cover it */
+    DISTVM_RES_SET_REGISTERED,  /* @node -> home: it serves the range */
+    DISTVM_RES_SET_COVER,       /* home -> the others: cover it */
     DISTVM_RES_SET_COVERED,     /* -> @node: no vCPU here reaches it now */
     DISTVM_RES_SET_ACTIVE,      /* @node -> all: every page is on @node */
     DISTVM_RES_SET__MAX

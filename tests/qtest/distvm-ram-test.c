@@ -1262,11 +1262,41 @@ static void set_residency_refused(QTestState *qts, int64_t base,
 }
 
 /*
+ * Make @base+@size resident on @node, on home, and wait for home's
+ * DISTVM_RESIDENT, then for every node to know
+ */
+static void set_residency(DistvmCluster *c, uint64_t base, uint64_t size,
+                          uint32_t node)
+{
+    QTestState *home = c->node[0]->qts;
+    QDict *ev, *data;
+
+    qtest_qmp_assert_success(home, "{ 'execute': 'distvm-set-residency', "
+                             "'arguments': { 'base': %" PRId64 ", "
+                             "'size': %" PRId64 ", 'node': %d } }",
+                             (int64_t)base, (int64_t)size, (int)node);
+    ev = qtest_qmp_eventwait_ref(home, "DISTVM_RESIDENT");
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmphex(qdict_get_int(data, "base"), ==, base);
+    g_assert_cmphex(qdict_get_int(data, "size"), ==, size);
+    g_assert_cmpint(qdict_get_int(data, "node"), ==, node);
+    qobject_unref(ev);
+    for (int n = 0; n < 3; n++) {
+        for (int tries = 0; !resident_range_active(c, n, base, size, node);
+             tries++) {
+            g_assert_cmpint(tries, <, 100);
+            g_usleep(100 * 1000);
+        }
+    }
+}
+
+/*
  * Residency set while the guest runs (distvm-set-residency): the guest's
  * vCPU, on node 0, wrote its pattern; the 4 MiB of it made resident on
  * node 2 keep their data, end up present on node 2 only, and the vCPU
- * that sums the region moves there (reason residency).  Bad requests are
- * refused with an error naming the problem, and change nothing.
+ * that sums the region moves there (reason residency).  Then 1 MiB next
+ * to it becomes resident on home.  Bad requests are refused with an
+ * error naming the problem, and change nothing.
  */
 static void test_residency_set(void)
 {
@@ -1313,20 +1343,7 @@ static void test_residency_set(void)
         qobject_unref(info);
     }
 
-    qtest_qmp_assert_success(home, "{ 'execute': 'distvm-set-residency', "
-                             "'arguments': { 'base': %d, 'size': %d, "
-                             "'node': 2 } }", (int)RESIDENT_BASE,
-                             (int)RESIDENT_SIZE);
-    set_residency_refused(home, RESIDENT_BASE + RESIDENT_SIZE, 4 * KiB, 1,
-                          "distvm: another range is still becoming "
-                          "resident; query-distvm shows when it is");
-    for (int n = 0; n < 3; n++) {
-        for (tries = 0; !resident_range_active(c, n, RESIDENT_BASE,
-                                               RESIDENT_SIZE, 2); tries++) {
-            g_assert_cmpint(tries, <, 600);
-            g_usleep(100 * 1000);
-        }
-    }
+    set_residency(c, RESIDENT_BASE, RESIDENT_SIZE, 2);
     check_resident_pages(c);
     set_residency_refused(home, RESIDENT_BASE + 2 * MiB, RESIDENT_SIZE, 1,
                           "distvm: residency: 0x1400000+0x400000 overlaps "
@@ -1364,10 +1381,29 @@ static void test_residency_set(void)
     g_assert_cmphex(qtest_readq(home, DG_RESULT_BASE +
                     offsetof(struct dg_results, pattern_sum)), ==, sum);
     check_resident_pages(c);
+
+    /* Another range, on home itself, next to it: its pattern stays too */
+    set_residency(c, RESIDENT_BASE + RESIDENT_SIZE, MiB, 0);
+    for (int n = 0; n < 3; n++) {
+        g_autofree char *states = distvm_page_states(c->node[n]->qts,
+            (RESIDENT_BASE + RESIDENT_SIZE) >> 12, MiB >> 12);
+
+        for (size_t p = 0; states[p]; p++) {
+            g_assert_cmpint(states[p], ==, n == 0 ? 'E' : 'I');
+        }
+        qtest_memread(c->node[n]->qts, RESIDENT_BASE + RESIDENT_SIZE, got,
+                      MiB);
+        for (size_t i = 0; i < MiB / 8; i++) {
+            g_assert_cmphex(got[i], ==, dg_pattern(RESIDENT_BASE +
+                                                   RESIDENT_SIZE + i * 8));
+        }
+    }
     {
-        g_autofree char *hmp = qtest_hmp(home, "info distvm");
+        g_autofree char *hmp = qtest_hmp(c->node[1]->qts, "info distvm");
 
         g_assert_nonnull(strstr(hmp, "resident on node 2: 0x1200000+0x400000"
+                                ", "));
+        g_assert_nonnull(strstr(hmp, "resident on node 0: 0x1600000+0x100000"
                                 ", "));
     }
     distvm_cluster_quit(c);
@@ -2387,19 +2423,24 @@ static void test_forged(void)
     forge(node[1], 0, msg);
     wait_protocol_errors(node[0]->qts, ++errors);
     /*
-     * Residency: only home asks for it; node 0 makes no range resident,
-     * and node 1 made none active.
+     * Residency: only home asks for a range, or has one covered; node 0
+     * asked for none, makes none resident, and node 1 made none active.
      */
     for (uint32_t step = DISTVM_RES_SET_ASK; step < DISTVM_RES_SET__MAX;
          step++) {
         distvm_wire_res_set(msg, 1, &(DistvmMsgResSet) {
             .base = a0, .size = 4096, .step = step,
-            .node = step == DISTVM_RES_SET_ACTIVE ? 1 : 0,
+            .node = step == DISTVM_RES_SET_ASK ||
+                    step == DISTVM_RES_SET_COVERED ? 0 : 1,
         });
-        if (step != DISTVM_RES_SET_COVER) {
-            forge(node[1], 0, msg);
-            wait_protocol_errors(node[0]->qts, ++errors);
-        }
+        forge(node[1], 0, msg);
+        wait_protocol_errors(node[0]->qts, ++errors);
+    }
+    {
+        QDict *info = distvm_assert_active(node[0]->qts, 0);
+
+        g_assert_false(qdict_haskey(info, "residency"));
+        qobject_unref(info);
     }
     /*
      * From the home node: a device access's result that vCPU 1, on node

@@ -1056,6 +1056,11 @@ int main(int argc, char **argv)
         .base = 0x1200000, .size = 0x400000, .node = 2,
         .step = DISTVM_RES_SET_ASK,
     }));
+    /* node 2 tells home it registered it */
+    SEED("res-set-registered", distvm_wire_res_set(b, 2, &(DistvmMsgResSet) {
+        .base = 0x1200000, .size = 0x400000, .node = 2,
+        .step = DISTVM_RES_SET_REGISTERED,
+    }));
     /* node 1 has covered it */
     SEED("res-set-covered", distvm_wire_res_set(b, 1, &(DistvmMsgResSet) {
         .base = 0x1200000, .size = 0x400000, .node = 2,

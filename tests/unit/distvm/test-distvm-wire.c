@@ -699,8 +699,9 @@ static bool res_set_role_ok(uint32_t step, uint32_t node, uint32_t src,
 
 /*
  * RES_SET, for every sender and receiver among 4 nodes and a range on
- * each: home asks the range's node, which asks the others to cover it,
- * which tell it they did, and it tells everyone it is active.
+ * each: home asks the range's node, which tells home it registered it;
+ * home asks the others to cover it, which tell the range's node they
+ * did, and it tells everyone it is active.
  */
 static void test_res_set_roles(void)
 {
@@ -710,9 +711,12 @@ static void test_res_set_roles(void)
                 g_assert_cmpint(res_set_role_ok(DISTVM_RES_SET_ASK, node, src,
                                                 dst), ==,
                                 src == 0 && dst == node);
+                g_assert_cmpint(res_set_role_ok(DISTVM_RES_SET_REGISTERED,
+                                                node, src, dst), ==,
+                                src == node && dst == 0);
                 g_assert_cmpint(res_set_role_ok(DISTVM_RES_SET_COVER, node,
                                                 src, dst), ==,
-                                src == node && dst != node);
+                                src == 0 && dst != node);
                 g_assert_cmpint(res_set_role_ok(DISTVM_RES_SET_COVERED, node,
                                                 src, dst), ==,
                                 src != node && dst == node);
@@ -3223,7 +3227,7 @@ static void test_res_set(void)
         .base = 0x1000, .size = 0x1000, .node = 1,
         .step = DISTVM_RES_SET__MAX,
     });
-    expect_decode_error(b, &limits, "and step 4");
+    expect_decode_error(b, &limits, "and step 5");
     g_byte_array_unref(b);
 }
 
