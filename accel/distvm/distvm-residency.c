@@ -51,7 +51,6 @@
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "exec/address-spaces.h"
-#include "exec/cputlb.h"
 #include "exec/exec-all.h"
 #include "exec/memory.h"
 #include "exec/ramblock.h"
@@ -546,12 +545,15 @@ static void *resident_gather_thread(void *opaque)
     return NULL;
 }
 
-/* On each vCPU's thread, after TCG's flush of the new memory map */
+/*
+ * On each vCPU's thread.  Covering the range queued TCG's switch to the
+ * new memory map, with its TLB flush, on every vCPU (tcg_commit()) before
+ * this work, which runs after it: the vCPU no longer maps the RAM.
+ */
 static void resident_covered_cpu(CPUState *cpu, run_on_cpu_data data)
 {
     DistvmResCover *c = data.host_ptr;
 
-    tlb_flush(cpu);
     if (qatomic_dec_fetch(&c->left) == 0) {
         DistvmState *s = distvm_state();
 
