@@ -175,6 +175,7 @@ struct DistvmRam {
     bool started;
     int uffd;
     int quit_fd;
+    int pagemap_fd;             /* /proc/self/pagemap: see page_populated() */
     QemuThread fault_thread;
     QemuThread drop_thread;
     GAsyncQueue *drops;         /* DistvmDrop, for the drop thread */
@@ -373,10 +374,26 @@ static void map_zero_pages(DistvmRam *ram, DistvmBlock *b)
     }
 }
 
-static bool page_populated(void *host)
+/* /proc/self/pagemap's entry of a page: present, or swapped out */
+#define PAGEMAP_PRESENT         (1ull << 63)
+#define PAGEMAP_SWAPPED         (1ull << 62)
+
+/*
+ * Does the page hold data here, or is it untouched (all zero, and a
+ * userfault when touched)?  Not mincore(), which tells only whether the
+ * page is in memory: a page the host swapped out holds data, and sending
+ * it as all zero would lose it.
+ */
+static bool page_populated(DistvmRam *ram, void *host)
 {
+    uint64_t entry;
     unsigned char vec = 0;
 
+    if (pread(ram->pagemap_fd, &entry, sizeof(entry),
+              ((uintptr_t)host >> PAGE_BITS) * sizeof(entry)) ==
+        sizeof(entry)) {
+        return entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED);
+    }
     return mincore(host, DISTVM_PAGE_SIZE, &vec) == 0 && (vec & 1);
 }
 
@@ -427,7 +444,7 @@ static const void *page_contents(DistvmRam *ram, DistvmBlock *b,
 {
     void *host = page_host(b, page);
 
-    if (!page_populated(host)) {
+    if (!page_populated(ram, host)) {
         return NULL;
     }
     if (write_protect) {
@@ -1018,7 +1035,7 @@ static void req_grant(DistvmState *s, DistvmOutbox *o, uint32_t src,
     }
     if (m->flags & DISTVM_PAGE_WRITE) {
         if (st == DISTVM_PAGE_S) {
-            if (!page_populated(host)) {
+            if (!page_populated(ram, host)) {
                 uffd_place(ram, host, zero_page, false);
             }
             uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, false,
@@ -1405,7 +1422,7 @@ static DistvmBlock *block_of(DistvmRam *ram, uint64_t addr, uint32_t *index)
  */
 static void release_fault(DistvmRam *ram, void *host)
 {
-    if (page_populated(host)) {
+    if (page_populated(ram, host)) {
         uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, false,
                                false);
     } else if (uffd_zero(ram, host)) {
@@ -1993,6 +2010,7 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
     ram->arrivals = g_new0(DistvmArrival, s->nr_vcpus);
     ram->uffd = -1;
     ram->quit_fd = -1;
+    ram->pagemap_fd = -1;
 
     /* Pages change hands behind the back of anything that discards them. */
     if (ram_block_discard_disable(true)) {
@@ -2113,6 +2131,13 @@ bool distvm_ram_start(DistvmState *s, Error **errp)
         error_setg(errp, "distvm: cannot create a userfaultfd (is "
                    "/dev/userfaultfd or vm.unprivileged_userfaultfd "
                    "available to this user?)");
+        return false;
+    }
+    ram->pagemap_fd = qemu_open_old("/proc/self/pagemap", O_RDONLY);
+    if (ram->pagemap_fd < 0) {
+        error_setg_errno(errp, errno, "distvm: cannot open "
+                         "/proc/self/pagemap, which tells a page the host "
+                         "swapped out from one never touched");
         return false;
     }
     for (uint32_t i = 0; i < ram->nr_blocks; i++) {
