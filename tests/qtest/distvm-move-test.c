@@ -1324,18 +1324,6 @@ static void check_policy(DistvmCluster *c, const char *policy)
     }
 }
 
-/* Write @text to the control file @path of a cgroup (no temporary file) */
-static bool cgroup_write(const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY);
-    bool ok = fd >= 0 && write(fd, text, strlen(text)) == strlen(text);
-
-    if (fd >= 0) {
-        close(fd);
-    }
-    return ok;
-}
-
 /*
  * Hold process @pid to @percent of one host CPU with a cgroup (v1's cpu
  * controller, or v2's); returns the cgroup's directory, to remove once
@@ -1356,11 +1344,11 @@ static char *cpu_limit(pid_t pid, int percent)
 
     if (!v1) {
         /* v2: the cpu controller must be enabled for the children */
-        cgroup_write("/sys/fs/cgroup/cgroup.subtree_control", "+cpu");
+        distvm_cgroup_write("/sys/fs/cgroup/cgroup.subtree_control", "+cpu");
     }
     g_assert_cmpint(g_mkdir_with_parents(dir, 0755), ==, 0);
-    if (!cgroup_write(limit, v1 ? quota : max) ||
-        !cgroup_write(members, procs)) {
+    if (!distvm_cgroup_write(limit, v1 ? quota : max) ||
+        !distvm_cgroup_write(members, procs)) {
         g_error("cannot hold process %d to %d%% of a CPU in %s: %s",
                 (int)pid, percent, dir, g_strerror(errno));
     }

@@ -1409,6 +1409,150 @@ static void test_residency_set(void)
     distvm_cluster_quit(c);
 }
 
+#define SWAPPED_BASE    0x02000000u     /* above the guest's pattern */
+#define SWAPPED_PAGES   16384u          /* 64 MiB */
+#define SWAPPED_LIMIT   (32 * MiB)
+
+static uint64_t swapped_word(uint64_t page)
+{
+    return 0x5a9000000000000ull | page;
+}
+
+/* Run @argv, which must succeed */
+static void run_ok(const char *const *argv)
+{
+    g_autoptr(GError) err = NULL;
+    g_autofree char *out = NULL;
+    int status;
+
+    if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
+                      NULL, NULL, &out, &status, &err) ||
+        !g_spawn_check_exit_status(status, &err)) {
+        g_error("%s failed: %s %s", argv[0], err ? err->message : "", out);
+    }
+}
+
+/* Whether the host has swap space on (a line below /proc/swaps' header) */
+static bool host_has_swap(void)
+{
+    g_autofree char *swaps = NULL;
+
+    g_assert_true(g_file_get_contents("/proc/swaps", &swaps, NULL, NULL));
+    return strchr(swaps, '\n') && strchr(swaps, '\n')[1];
+}
+
+/*
+ * A memory cgroup (v1 or v2) holding process @pid: the memory it touches
+ * from now on is counted there.  Returns its directory, to remove once
+ * the process is gone.
+ */
+static char *memory_cgroup(pid_t pid)
+{
+    bool v1 = g_file_test("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                          G_FILE_TEST_EXISTS);
+    char *dir = g_strdup_printf("/sys/fs/cgroup/%sdistvm-test-%d",
+                                v1 ? "memory/" : "", (int)pid);
+    g_autofree char *members = g_build_filename(dir, "cgroup.procs", NULL);
+    g_autofree char *procs = g_strdup_printf("%d", (int)pid);
+
+    if (!v1) {
+        distvm_cgroup_write("/sys/fs/cgroup/cgroup.subtree_control",
+                            "+memory");
+    }
+    g_assert_cmpint(g_mkdir_with_parents(dir, 0755), ==, 0);
+    if (!distvm_cgroup_write(members, procs)) {
+        g_error("cannot put process %d in %s: %s", (int)pid, dir,
+                g_strerror(errno));
+    }
+    return dir;
+}
+
+static void memory_cgroup_limit(const char *dir, uint64_t limit)
+{
+    bool v1 = g_str_has_prefix(dir, "/sys/fs/cgroup/memory/");
+    g_autofree char *file = g_build_filename(dir, v1 ? "memory.limit_in_bytes"
+                                                    : "memory.max", NULL);
+    g_autofree char *text = g_strdup_printf("%" PRIu64, limit);
+
+    if (!distvm_cgroup_write(file, text)) {
+        g_error("cannot limit %s to %" PRIu64 " bytes: %s", dir, limit,
+                g_strerror(errno));
+    }
+}
+
+/* VmSwap of process @pid, in KiB */
+static uint64_t process_swap_kib(pid_t pid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status", (int)pid);
+    g_autofree char *status = NULL;
+    const char *swap;
+
+    g_assert_true(g_file_get_contents(path, &status, NULL, NULL));
+    swap = strstr(status, "VmSwap:");
+    g_assert_nonnull(swap);
+    return g_ascii_strtoull(swap + strlen("VmSwap:"), NULL, 10);
+}
+
+/*
+ * A page its owner's host swapped out holds data: another node that asks
+ * for it gets the data, not zeros (mincore(), asked before, took such a
+ * page for one never touched).  qtest writes a word in each of 64 MiB of
+ * pages on node 0, which owns them, held by a memory cgroup that it then
+ * limits to 32 MiB, with swap on (a swap file of the test's own if the
+ * host has none): most of those pages go to swap.  Node 1 reads every
+ * word back.
+ */
+static void test_swapped_out(void)
+{
+    g_autofree char *args = guest_args("1", "pattern=8");
+    g_autofree char *swapfile = NULL;
+    g_autofree char *cgroup = NULL;
+    uint64_t swapped_kib, wrong = 0;
+    DistvmCluster *c;
+    pid_t pid;
+
+    if (!host_has_swap()) {
+        swapfile = g_strdup_printf("/var/tmp/distvm-test-swap-%d",
+                                   (int)getpid());
+        run_ok((const char *[]) { "fallocate", "-l", "256M", swapfile, NULL });
+        g_assert_cmpint(chmod(swapfile, 0600), ==, 0);
+        run_ok((const char *[]) { "mkswap", swapfile, NULL });
+        run_ok((const char *[]) { "swapon", swapfile, NULL });
+    }
+    c = distvm_cluster_start(tmpdir, 2, args);
+    pid = qtest_pid(c->node[0]->qts);
+    cgroup = memory_cgroup(pid);
+    for (uint64_t p = 0; p < SWAPPED_PAGES; p++) {
+        qtest_writeq(c->node[0]->qts, SWAPPED_BASE + p * 4096,
+                     swapped_word(p));
+    }
+    memory_cgroup_limit(cgroup, SWAPPED_LIMIT);
+    swapped_kib = process_swap_kib(pid);
+    g_test_message("node 0 has %" PRIu64 " KiB in swap", swapped_kib);
+    for (uint64_t p = 0; p < SWAPPED_PAGES; p++) {
+        uint64_t got = qtest_readq(c->node[1]->qts, SWAPPED_BASE + p * 4096);
+
+        if (got != swapped_word(p) && !wrong++) {
+            g_test_message("page %#" PRIx64 ", owned by node 0, reads %#"
+                           PRIx64 " on node 1, not %#" PRIx64,
+                           (uint64_t)SWAPPED_BASE + p * 4096, got,
+                           swapped_word(p));
+        }
+    }
+    qobject_unref(distvm_assert_active(c->node[1]->qts, 1));
+
+    /* Put the host back as it was before any verdict */
+    memory_cgroup_limit(cgroup, 1 * GiB);
+    distvm_cluster_quit(c);
+    g_assert_cmpint(rmdir(cgroup), ==, 0);
+    if (swapfile) {
+        run_ok((const char *[]) { "swapoff", swapfile, NULL });
+        g_assert_cmpint(unlink(swapfile), ==, 0);
+    }
+    g_assert_cmpuint(swapped_kib, >=, 16 * KiB);
+    g_assert_cmpuint(wrong, ==, 0);
+}
+
 /* A residency that cannot be is refused when the node starts. */
 static void test_residency_bad(void)
 {
@@ -2514,6 +2658,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/residency/guest", test_residency);
     qtest_add_func("/distvm/ram/residency/bad", test_residency_bad);
     qtest_add_func("/distvm/ram/residency/set", test_residency_set);
+    qtest_add_func("/distvm/ram/swapped-out", test_swapped_out);
     qtest_add_data_func("/distvm/ram/xcode/shared",
                         GINT_TO_POINTER(DG_XCODE_SHARED), test_xcode);
     qtest_add_data_func("/distvm/ram/xcode/stolen",

@@ -382,6 +382,17 @@ void distvm_cluster_quit(DistvmCluster *c)
     g_free(c);
 }
 
+bool distvm_cgroup_write(const char *path, const char *text)
+{
+    int fd = open(path, O_WRONLY);
+    bool ok = fd >= 0 && write(fd, text, strlen(text)) == strlen(text);
+
+    if (fd >= 0) {
+        close(fd);
+    }
+    return ok;
+}
+
 char *distvm_page_states(QTestState *qts, uint64_t start, uint64_t count)
 {
     QDict *ret = qtest_qmp_assert_success_ref(qts,

@@ -138,6 +138,9 @@ char *distvm_page_states(QTestState *qts, uint64_t start, uint64_t count);
  */
 void distvm_check_smp_memory(QTestState *qts, uint32_t ncpus, uint32_t iters);
 
+/* Write @text to the control file @path of a cgroup (no temporary file) */
+bool distvm_cgroup_write(const char *path, const char *text);
+
 /*
  * Start a distvm test program: g_test_init, a check that this QEMU has
  * distvm, and a temporary directory named after @name (returned).
