@@ -83,6 +83,9 @@
 #include "exec/cputlb.h"
 #include "exec/exec-all.h"
 #include "migration/blocker.h"
+#include "block/block-global-state.h"
+#include "block/block-io.h"
+#include "system/system.h"
 #include "distvm-internal.h"
 #include "distvm-ram.h"
 #include "trace.h"
@@ -374,6 +377,39 @@ static void map_zero_pages(DistvmRam *ram, DistvmBlock *b)
     }
 }
 
+/*
+ * This node cannot keep its pages coherent with the others' (a host call
+ * that must not fail failed): it leaves the cluster, rather than let a
+ * vCPU or a device use a stale copy, or send one.
+ */
+static void G_NORETURN ram_failed(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
+
+static void ram_failed(const char *fmt, ...)
+{
+    DistvmState *s = distvm_state();
+    g_autofree char *why = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    distvm_fatal_node_lost(s, s->node_id, why);
+    _exit(1);           /* it returns if the cluster failed before */
+}
+
+/* Drop [@offset, @offset + @len) of @b: it is no longer this node's */
+static void block_discard(DistvmBlock *b, ram_addr_t offset, uint64_t len)
+{
+    int ret = ram_block_discard_range(b->rb, offset, len);
+
+    if (ret) {
+        ram_failed("it cannot drop guest RAM %s+%#" PRIx64 ", %#" PRIx64
+                   " bytes, which other nodes now hold: %s",
+                   qemu_ram_get_idstr(b->rb), (uint64_t)offset, len,
+                   strerror(-ret));
+    }
+}
+
 /* /proc/self/pagemap's entry of a page: present, or swapped out */
 #define PAGEMAP_PRESENT         (1ull << 63)
 #define PAGEMAP_SWAPPED         (1ull << 62)
@@ -387,14 +423,18 @@ static void map_zero_pages(DistvmRam *ram, DistvmBlock *b)
 static bool page_populated(DistvmRam *ram, void *host)
 {
     uint64_t entry;
-    unsigned char vec = 0;
+    ssize_t n;
 
-    if (pread(ram->pagemap_fd, &entry, sizeof(entry),
-              ((uintptr_t)host >> PAGE_BITS) * sizeof(entry)) ==
-        sizeof(entry)) {
-        return entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED);
+    do {
+        n = pread(ram->pagemap_fd, &entry, sizeof(entry),
+                  ((uintptr_t)host >> PAGE_BITS) * sizeof(entry));
+    } while (n < 0 && errno == EINTR);
+    if (n != sizeof(entry)) {
+        /* Neither answer is safe: a wrong one loses data, or deadlocks */
+        ram_failed("it cannot read /proc/self/pagemap: %s",
+                   n < 0 ? strerror(errno) : "short read");
     }
-    return mincore(host, DISTVM_PAGE_SIZE, &vec) == 0 && (vec & 1);
+    return entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED);
 }
 
 /*
@@ -430,7 +470,7 @@ static void page_track_writes(ram_addr_t addr, uint64_t len)
  */
 static void page_discard(DistvmBlock *b, uint64_t page)
 {
-    ram_block_discard_range(b->rb, page << PAGE_BITS, DISTVM_PAGE_SIZE);
+    block_discard(b, page << PAGE_BITS, DISTVM_PAGE_SIZE);
     page_mark_changed(b, page);
 }
 
@@ -447,9 +487,12 @@ static const void *page_contents(DistvmRam *ram, DistvmBlock *b,
     if (!page_populated(ram, host)) {
         return NULL;
     }
-    if (write_protect) {
+    if (write_protect &&
         uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, true,
-                               false);
+                               false)) {
+        /* A write after the copy would be lost (errno: reported above) */
+        ram_failed("it cannot write-protect page %" PRIu64 " of %s to "
+                   "send it", page, qemu_ram_get_idstr(b->rb));
     }
     return buffer_is_zero(host, DISTVM_PAGE_SIZE) ? NULL : host;
 }
@@ -1926,6 +1969,29 @@ static const char *block_name(RAMBlock *rb)
 }
 
 /* Can distvm share @rb's pages between nodes? */
+/*
+ * A disk whose I/O bypasses the host's page cache (cache.direct=on, which
+ * cache=none and directsync set) has the host kernel pin the guest pages
+ * it reads into or writes from, for as long as the I/O lasts: a page given
+ * to another node meanwhile (write-protected, then dropped) would still
+ * be read or written there, and the data lost.
+ */
+static bool disks_check(Error **errp)
+{
+    for (BlockDriverState *bs = bdrv_next_all_states(NULL); bs;
+         bs = bdrv_next_all_states(bs)) {
+        if (bdrv_get_flags(bs) & BDRV_O_NOCACHE) {
+            error_setg(errp, "distvm: block node %s bypasses the host's "
+                       "page cache (cache.direct=on, cache=none or "
+                       "directsync); on a cluster its I/O could reach guest "
+                       "pages that another node took: use cache.direct=off",
+                       bdrv_get_device_or_node_name(bs));
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool block_check(RAMBlock *rb, Error **errp)
 {
     if (qemu_ram_pagesize(rb) != DISTVM_PAGE_SIZE) {
@@ -2003,6 +2069,15 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
             return false;
         }
     }
+    if (should_mlock(mlock_state)) {
+        error_setg(errp, "distvm: guest RAM cannot be locked in memory "
+                   "(-overcommit mem-lock) on a cluster: a page goes to "
+                   "another node by being dropped here");
+        return false;
+    }
+    if (!disks_check(errp)) {
+        return false;
+    }
     distvm_msg_handlers_register(s, page_handlers, ARRAY_SIZE(page_handlers));
     qemu_mutex_init(&ram->lock);
     ram->pending = g_hash_table_new_full(NULL, NULL, NULL, pending_free);
@@ -2077,7 +2152,7 @@ static void block_start(DistvmState *s, DistvmBlock *b)
     qemu_madvise(b->host, len, QEMU_MADV_NOHUGEPAGE);
     qemu_madvise(b->host, len, QEMU_MADV_UNMERGEABLE);
     if (!home) {
-        ram_block_discard_range(b->rb, 0, len);
+        block_discard(b, 0, len);
     } else {
         map_zero_pages(ram, b);
     }
@@ -2097,7 +2172,7 @@ static void block_start(DistvmState *s, DistvmBlock *b)
             continue;
         }
         if (home && !here) {
-            ram_block_discard_range(b->rb, r->offset, r->size);
+            block_discard(b, r->offset, r->size);
         }
         for (uint64_t p = first; p < first + (r->size >> PAGE_BITS); p++) {
             stats_state(ram, b->state[p], here ? DISTVM_PAGE_E :

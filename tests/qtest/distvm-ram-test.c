@@ -1655,7 +1655,9 @@ static void test_dimm_refused(void)
     "-device distmem-dimm,memdev=d0,node=" #numa ",cluster-node=" #node
 
 /*
- * Memory that cannot be shared between nodes is refused, and so is a
+ * Memory that cannot be shared between nodes is refused (shared, backed
+ * by a file, locked, or read and written by a disk that bypasses the
+ * host's page cache), and so is a
  * distmem-dimm on a node that does not exist or in a guest NUMA node of
  * another node; a NUMA node whose vCPUs are split between nodes stays on
  * node 0, with a warning.  Without distvm, the distmem devices refuse to
@@ -1694,6 +1696,11 @@ static void test_numa_bad(void)
           "-object memory-backend-ram,id=d0,size=16M,share=on "
           "-device distmem-dimm,memdev=d0,node=1,cluster-node=1",
           "RAMBlock d0 is shared memory" },
+        { "-overcommit mem-lock=on",
+          "guest RAM cannot be locked in memory (-overcommit mem-lock) on "
+          "a cluster" },
+        { "-blockdev driver=null-co,node-name=disk9,cache.direct=on",
+          "block node disk9 bypasses the host's page cache" },
     }, no_distvm[] = {
         { DIMM_BAD(0, 0), "distmem-dimm needs the distvm accelerator" },
         { "-device distmem-topology",
