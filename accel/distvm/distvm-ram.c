@@ -1460,8 +1460,9 @@ static DistvmBlock *block_of(DistvmRam *ram, uint64_t addr, uint32_t *index)
 }
 
 /*
- * The cluster is shutting down and the page may never come: let the vCPU
- * go on (with a zero page if it has none), so that it can be stopped.
+ * The page is no one's, or the cluster is shutting down and the page may
+ * never come: let the thread go on (with a zero page if it has none), so
+ * that it can be stopped.
  */
 static void release_fault(DistvmRam *ram, void *host)
 {
@@ -1548,7 +1549,15 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
     uint8_t st;
 
     if (!b) {
-        error_report("distvm: fault at %#" PRIx64 " outside guest RAM", addr);
+        /*
+         * Memory being plugged (registered, not yet in the table) or
+         * unplugged: nothing shares it yet, or any more.  Let the thread
+         * go on rather than wait for ever.
+         */
+        warn_report("distvm: fault at %#" PRIx64 " outside the guest RAM "
+                    "this node shares", addr);
+        release_fault(ram, (void *)(uintptr_t)(addr & ~(uint64_t)
+                                               (DISTVM_PAGE_SIZE - 1)));
         return;
     }
     page = (addr - (uintptr_t)b->host) >> PAGE_BITS;
