@@ -1977,7 +1977,6 @@ static const char *block_name(RAMBlock *rb)
            memory_region_name(rb->mr);
 }
 
-/* Can distvm share @rb's pages between nodes? */
 /*
  * A disk whose I/O bypasses the host's page cache (cache.direct=on, which
  * cache=none and directsync set) has the host kernel pin the guest pages
@@ -2001,6 +2000,7 @@ static bool disks_check(Error **errp)
     return true;
 }
 
+/* Can distvm share @rb's pages between nodes? */
 static bool block_check(RAMBlock *rb, Error **errp)
 {
     if (qemu_ram_pagesize(rb) != DISTVM_PAGE_SIZE) {
