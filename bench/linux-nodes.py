@@ -9,7 +9,8 @@ Runs the Linux test guest (4 vCPUs, 512 MiB; init runs one workload per
 CPU and a multi-threaded xz round trip, distvm.work=N, then powers off)
 to completion under: tcg (-accel tcg), 1node (-accel distvm), 2nodes
 (vCPUs placed 0:0:1:1), 3nodes (0:1:2:1), and 2nodes-numa / 3nodes-numa
-(the same with one guest NUMA node per cluster node), and 3nodes-pinned /
+(the same with one guest NUMA node per cluster node), 3nodes-affinity
+(3nodes under policy=affinity, issue 13's 6(c)), and 3nodes-pinned /
 3nodes-numa-pinned (each node held to one host CPU with taskset, node n
 on the n-th CPU this script may use, modulo their number: as if each
 node had a host of its own, which is what a cluster is; plain TCG uses
@@ -59,17 +60,20 @@ MACHINE = ["-machine", "pc", "-m", "512M", "-smp", "4", "-nodefaults",
            "-name", "debug-threads=on",
            "-display", "none"]
 # name, title, nodes (0: plain TCG), placement, extra machine options,
-# whether each node is held to one host CPU
+# whether each node is held to one host CPU, more -accel distvm options
 CONFIGS = [
-    ("tcg", "tcg", 0, None, [], False),
-    ("1node", "distvm 1 node", 1, None, [], False),
-    ("2nodes", "2 nodes", 2, "0:0:1:1", [], False),
-    ("3nodes", "3 nodes", 3, "0:1:2:1", [], False),
-    ("2nodes-numa", "2 nodes + numa", 2, "0:0:1:1", NUMA2, False),
-    ("3nodes-numa", "3 nodes + numa", 3, "0:1:2:1", NUMA3, False),
-    ("3nodes-pinned", "3 nodes, pinned", 3, "0:1:2:1", [], True),
+    ("tcg", "tcg", 0, None, [], False, ""),
+    ("1node", "distvm 1 node", 1, None, [], False, ""),
+    ("2nodes", "2 nodes", 2, "0:0:1:1", [], False, ""),
+    ("3nodes", "3 nodes", 3, "0:1:2:1", [], False, ""),
+    ("2nodes-numa", "2 nodes + numa", 2, "0:0:1:1", NUMA2, False, ""),
+    ("3nodes-numa", "3 nodes + numa", 3, "0:1:2:1", NUMA3, False, ""),
+    ("3nodes-pinned", "3 nodes, pinned", 3, "0:1:2:1", [], True, ""),
     ("3nodes-numa-pinned", "3 nodes + numa, pinned", 3, "0:1:2:1", NUMA3,
-     True),
+     True, ""),
+    # issue 13, 6(c): the same placement as 3nodes, under policy=affinity
+    ("3nodes-affinity", "3 nodes, affinity", 3, "0:1:2:1", [], False,
+     "policy=affinity"),
 ]
 HOST_CPUS = sorted(os.sched_getaffinity(0))
 WORK_DEFAULT = 60000    # tests/qtest/distvm-linux-test.c
@@ -81,7 +85,8 @@ MARKS = {"boot": "distvm-linux: nproc",
 
 
 def node_args(qemu, build, work, cfg, tmp, n, opts, append):
-    _, _, nodes, placement, extra, pinned = cfg
+    _, _, nodes, placement, extra, pinned, cfg_opts = cfg
+    opts = ",".join(o for o in (opts, cfg_opts) if o)
     if nodes == 0:
         accel = "tcg"
     elif nodes == 1:
