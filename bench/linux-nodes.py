@@ -244,6 +244,9 @@ def figures(wall, seen, text, last, hot_pages):
         r[k + "-p50"] = [i["ram"][k].get("p50-us") for i in infos]
     for k in IO if infos else ():
         r[k] = sum(i["io"][k]["count"] for i in infos)
+    if infos:
+        # each node counts the moves it saw: the most is the cluster's
+        r["moves"] = max(i["moves"] for i in infos)
     cs = re.findall(r"clocksource: Switched to clocksource (\S+)", text)
     r["clocksource"] = cs[-1] if cs else "?"
     r["unstable"] = [strip(l) for l in text.splitlines() if "unstable" in l]
@@ -294,13 +297,14 @@ def print_times(args, configs, results, med):
 def print_counts(configs, results):
     print("\nremote faults and device accesses sent home, summed over nodes "
           "(last query-distvm answers; median over runs):")
-    print("%-22s %10s %10s %10s %9s %9s %9s" % (("configuration",) + FAULTS
-                                                 + IO))
+    print("%-22s %10s %10s %10s %9s %9s %9s %6s" % (
+        ("configuration",) + FAULTS + IO + ("moves",)))
     for name, title, *_ in configs:
         ok = [r for r in results[name] if FAULTS[0] in r]
         if ok:
-            print("%-22s %10d %10d %10d %9d %9d %9d" % ((title,) + tuple(
-                statistics.median_low(r[k] for r in ok) for k in FAULTS + IO)))
+            print("%-22s %10d %10d %10d %9d %9d %9d %6d" % ((title,) + tuple(
+                statistics.median_low(r[k] for r in ok)
+                for k in FAULTS + IO + ("moves",))))
             print("%-22s %10s %10s %10s   (p50 latency in us, by node, "
                   "run 1)" % (("",) + tuple("/".join(
                       str(v) if v is not None else "-"
