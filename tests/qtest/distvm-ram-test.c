@@ -1418,17 +1418,19 @@ static uint64_t swapped_word(uint64_t page)
     return 0x5a9000000000000ull | page;
 }
 
-/* Run @argv, which must succeed */
+/* Run @argv, which must succeed; its output is not the test's (TAP) */
 static void run_ok(const char *const *argv)
 {
     g_autoptr(GError) err = NULL;
     g_autofree char *out = NULL;
+    g_autofree char *errout = NULL;
     int status;
 
     if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL,
-                      NULL, NULL, &out, &status, &err) ||
+                      NULL, &out, &errout, &status, &err) ||
         !g_spawn_check_exit_status(status, &err)) {
-        g_error("%s failed: %s %s", argv[0], err ? err->message : "", out);
+        g_error("%s failed: %s %s%s", argv[0], err ? err->message : "",
+                out ?: "", errout ?: "");
     }
 }
 
