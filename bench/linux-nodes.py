@@ -363,7 +363,7 @@ def page_symbols(syms, gpa):
 
 def print_hot(args, configs, results):
     syms = kernel_symbols(args.kallsyms) if args.kallsyms else []
-    for name, title, _, _, extra, _ in configs:
+    for name, title, _, _, extra, *_ in configs:
         ok = [r for r in results[name] if any(r["hot"])]
         if not ok:
             continue
