@@ -126,7 +126,8 @@ typedef struct DistvmPending {
     bool warm;                  /* asked for before @cpu touched it */
     uint64_t arrival;           /* warm: DistvmArrival.gen of @cpu */
     int64_t start_ns;
-    unsigned long *writers;     /* other vCPUs whose write waits for it */
+    /* the vCPUs whose store waits for it, but @cpu's unless @warm */
+    unsigned long *writers;
 } DistvmPending;
 
 static void pending_free(gpointer data)
@@ -953,12 +954,12 @@ static void req_waited_writes(DistvmState *s, uint32_t block, uint64_t page,
     run_on_cpu_data data = RUN_ON_CPU_HOST_ULONG(start);
     CPUState *cpu;
 
-    if (!p->write || p->warm ||
+    if (!p->write || (p->warm && !p->writers) ||
         cpu_physical_memory_get_dirty_flag(start, DIRTY_MEMORY_CODE)) {
-        return;                 /* no code translated from the page */
+        return;         /* no store waited, or no code from the page */
     }
     trace_distvm_code_write_waited(block, page, p->cpu);
-    if (p->cpu >= 0 && (cpu = qemu_get_cpu(p->cpu))) {
+    if (!p->warm && p->cpu >= 0 && (cpu = qemu_get_cpu(p->cpu))) {
         async_run_on_cpu(cpu, waited_write_invalidate, data);
     }
     for (unsigned i = 0; p->writers && i < s->nr_vcpus; i++) {
@@ -1573,7 +1574,8 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
     }
     p = g_hash_table_lookup(ram->pending, page_key(block, page));
     if (p) {
-        if (write && p->write && cpu >= 0 && cpu != p->cpu) {
+        /* A warm page's vCPU did not fault for it: it waits like others */
+        if (write && p->write && cpu >= 0 && (cpu != p->cpu || p->warm)) {
             if (!p->writers) {
                 p->writers = bitmap_new(s->nr_vcpus);
             }
@@ -1766,10 +1768,9 @@ static const TCGCodeWriteHooks distvm_code_write_hooks = {
  */
 bool distvm_ram_gather(DistvmState *s, const DistvmResident *r)
 {
-    DistvmRam *ram = s->ram;
     uint32_t index;
-    DistvmBlock *b = ram ? block_of(ram, (uintptr_t)qemu_ram_get_host_addr(
-                                        r->rb) + r->offset, &index) : NULL;
+    DistvmBlock *b = block_of(s->ram, (uintptr_t)qemu_ram_get_host_addr(
+                                  r->rb) + r->offset, &index);
     uint64_t first = r->offset >> PAGE_BITS;
     uint64_t end = first + (r->size >> PAGE_BITS);
 

@@ -76,8 +76,7 @@ struct DistvmResWaits {
     int64_t *moved_ns;          /* [nr_vcpus]: last residency move from here */
     GAsyncQueue *accesses;      /* DistvmMsg, for the access thread */
     /* These with the BQL */
-    bool setting;               /* home: @asked is becoming resident */
-    DistvmMsgResSet asked;
+    DistvmMsgResSet asked;      /* home: becoming resident, if @size */
     DistvmResident *gathering;  /* its node: the range, until active */
     uint32_t covered;           /* its node: the nodes that covered it */
 };
@@ -596,7 +595,7 @@ static bool res_set_asked(DistvmState *s, const DistvmMsgResSet *set)
 {
     DistvmResWaits *rw = s->res_waits;
 
-    return rw->setting && rw->asked.base == set->base &&
+    return rw->asked.size && rw->asked.base == set->base &&
            rw->asked.size == set->size && rw->asked.node == set->node;
 }
 
@@ -696,7 +695,7 @@ static void res_set_received(DistvmState *s, const DistvmMsg *msg)
             rw->gathering = NULL;
         }
         if (res_set_asked(s, set)) {
-            rw->setting = false;
+            rw->asked.size = 0;
             qapi_event_send_distvm_resident(r->base, r->size, r->node);
         }
         break;
@@ -755,7 +754,7 @@ void qmp_distvm_set_residency(uint64_t base, uint64_t size, uint32_t node,
         error_setg(errp, "distvm: the cluster has not formed yet");
         return;
     }
-    if (s->res_waits->setting) {
+    if (s->res_waits->asked.size) {
         error_setg(errp, "distvm: another range is still becoming resident; "
                    "query-distvm shows when it is");
         return;
@@ -771,7 +770,6 @@ void qmp_distvm_set_residency(uint64_t base, uint64_t size, uint32_t node,
             return;
         }
     }
-    s->res_waits->setting = true;
     s->res_waits->asked = (DistvmMsgResSet) {
         .base = base, .size = size, .node = node,
         .step = DISTVM_RES_SET_ASK,
