@@ -468,6 +468,7 @@ static int distvm_init_machine(MachineState *ms)
         distvm_chipset_init(s);
         distvm_clock_init(s);
         distvm_io_init(s);
+        distvm_leave_init(s);
         distvm_pic_init(s);
         distvm_pause_init(s);
         distvm_runstate_init(s);

@@ -24,6 +24,7 @@ typedef struct DistvmRam DistvmRam;
 typedef struct DistvmClock DistvmClock;
 typedef struct DistvmMsgHandler DistvmMsgHandler;
 typedef struct DistvmRun DistvmRun;
+typedef struct DistvmLeave DistvmLeave;
 typedef struct DistvmIoWait DistvmIoWait;
 typedef struct DistvmAffinity DistvmAffinity;
 typedef struct DistvmMemPlug DistvmMemPlug;
@@ -223,6 +224,8 @@ struct DistvmState {
 
     /* Home's run state and clocks, followed (distvm-runstate.c) */
     DistvmRun *run;
+    /* The cluster ends in order (distvm-leave.c) */
+    DistvmLeave *leave;
 
     /* Where each vCPU's remote data comes from (distvm-affinity.c) */
     DistvmAffinity *affinity;
@@ -344,6 +347,7 @@ void distvm_clock_get_stats(DistvmState *s, uint64_t *local, uint64_t *sent);
 void distvm_io_init(DistvmState *s);
 void distvm_io_get_stats(DistvmState *s, DistvmIoStats *stats);
 void distvm_io_leaving(DistvmState *s);
+void distvm_io_node_ending(DistvmState *s, uint32_t node);
 bool distvm_io_forwarded(DistvmState *s);
 bool distvm_io_replay_a20(DistvmState *s, CPUState *cpu, bool enabled);
 /* Under the BQL: the accesses done here for other nodes, by device */
@@ -467,6 +471,16 @@ int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask);
 
 /* distvm-runstate.c */
 void distvm_runstate_init(DistvmState *s);
+
+/* distvm-leave.c */
+void distvm_leave_init(DistvmState *s);
+/*
+ * This node leaves in order, its vCPUs stopped and its devices drained:
+ * every other node stops its guest and drains its I/O before it returns.
+ */
+void distvm_leave_end_cluster(DistvmState *s);
+/* Whether node @node sent END: it answers no device access any more. */
+bool distvm_leave_node_ending(DistvmState *s, uint32_t node);
 void distvm_runstate_start(DistvmState *s);
 
 /* distvm-ram.c */

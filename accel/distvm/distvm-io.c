@@ -96,7 +96,15 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t dest,
     if (locked) {
         bql_unlock();
     }
-    if (!distvm_send(s, dest, m)) {
+    /* Against distvm_io_node_ending(): one of the two sees the other. */
+    smp_mb();
+    if (distvm_leave_node_ending(s, dest)) {
+        if (qatomic_cmpxchg(&w->waiting_id, w->next_id, 0) == w->next_id) {
+            w->data = 0;
+            w->flags = MEMTX_ERROR;
+            qemu_event_set(&w->done);
+        }
+    } else if (!distvm_send(s, dest, m)) {
         distvm_fatal_node_lost(s, dest, "connection closed");
     }
     qemu_event_wait(&w->done);
@@ -541,6 +549,27 @@ void distvm_io_leaving(DistvmState *s)
         s->io_waits[i].data = 0;
         s->io_waits[i].flags = MEMTX_ERROR;
         qemu_event_set(&s->io_waits[i].done);
+    }
+}
+
+/*
+ * Node @node ends the cluster (distvm-leave.c): it answers no access any
+ * more, so the accesses waiting for it fail, and so do those sent to it
+ * from now on: the vCPUs that made them can stop.
+ */
+void distvm_io_node_ending(DistvmState *s, uint32_t node)
+{
+    smp_mb();   /* the node is ending (distvm_leave_node_ending()) */
+    for (unsigned i = 0; i < s->nr_vcpus; i++) {
+        DistvmIoWait *w = &s->io_waits[i];
+        uint64_t id = qatomic_read(&w->waiting_id);
+
+        if (id && qatomic_read(&w->dest) == node &&
+            qatomic_cmpxchg(&w->waiting_id, id, 0) == id) {
+            w->data = 0;
+            w->flags = MEMTX_ERROR;
+            qemu_event_set(&w->done);
+        }
     }
 }
 

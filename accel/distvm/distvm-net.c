@@ -1088,7 +1088,10 @@ static void distvm_deliver_local(DistvmState *s, GByteArray *buf)
     distvm_msg_clear(&msg);
 }
 
-/* Leaving in order: tell the peers, so that they shut down too. */
+/*
+ * Leaving in order: once the others stopped and drained their I/O, tell
+ * them, so that they shut down too.
+ */
 static void distvm_exit_notify(Notifier *n, void *data)
 {
     DistvmState *s = distvm_state();
@@ -1097,6 +1100,7 @@ static void distvm_exit_notify(Notifier *n, void *data)
     if (!s || s->state == DISTVM_CLUSTER_STATE_FAILED) {
         return;
     }
+    distvm_leave_end_cluster(s);
     distvm_wire_empty(bye, DISTVM_MSG_BYE, s->node_id, 0);
     for (uint32_t i = 0; i < s->nodes; i++) {
         if (i != s->node_id) {

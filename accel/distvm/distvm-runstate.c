@@ -7,7 +7,7 @@
  * machine resets every node's vCPUs.  A suspend to RAM (S3) stops them
  * too, and the wake-up (a reset, then the guest runs on from its waking
  * vector) runs them again.  Power-off and quit end the home process,
- * whose BYE ends the others.
+ * which ends the others in order (distvm-leave.c).
  *
  * Each time the guest runs, home sends its clocks: the guest's virtual
  * clock and TSC and the host clocks they were read against.  A node on
@@ -170,7 +170,7 @@ static void distvm_vm_state_change(void *opaque, bool running, RunState state)
 
     if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
         (!running && state == RUN_STATE_SHUTDOWN)) {
-        return;                 /* the BYE at exit ends the others */
+        return;                 /* distvm-leave.c ends the others */
     }
     trace_distvm_run_state_send(running, RunState_str(state));
     if (running) {

@@ -53,6 +53,8 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_VCPU_NODES] = "VCPU_NODES",
     [DISTVM_MSG_PCI_INTX] = "PCI_INTX",
     [DISTVM_MSG_RES_SET] = "RES_SET",
+    [DISTVM_MSG_END] = "END",
+    [DISTVM_MSG_ENDED] = "ENDED",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -715,6 +717,8 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
     case DISTVM_MSG_HEARTBEAT:
+    case DISTVM_MSG_END:
+    case DISTVM_MSG_ENDED:
         ok = true;
         break;
     case DISTVM_MSG_PAGE_REQ:
@@ -1213,6 +1217,8 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_VCPU_NODES] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_PCI_INTX] = DISTVM_ROLE_TO_HOME,
     [DISTVM_MSG_RES_SET] = DISTVM_ROLE_ANY,     /* by step, below */
+    [DISTVM_MSG_END] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_ENDED] = DISTVM_ROLE_ANY,
 };
 
 /* Who sends each step of RES_SET to whom (DistvmResSetStep) */

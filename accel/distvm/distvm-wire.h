@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     11
+#define DISTVM_WIRE_VERSION     12
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -74,6 +74,8 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_VCPU_NODES,      /* -> all: where a vCPU may run */
     DISTVM_MSG_PCI_INTX,        /* a device's node -> home: INTx line level */
     DISTVM_MSG_RES_SET,         /* a range becomes resident: its steps */
+    DISTVM_MSG_END,             /* a leaving node: stop, drain, answer */
+    DISTVM_MSG_ENDED,           /* -> it: stopped, the I/O drained */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 

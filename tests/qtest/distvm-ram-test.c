@@ -965,13 +965,19 @@ static int64_t resident_remote_accesses(QTestState *qts)
     return n;
 }
 
-static void resident_disk_read(QTestState *home)
+/*
+ * Start a bus-master DMA of the PIIX IDE controller of @home, as a guest
+ * would: @len bytes (at most 64 KiB - 512) between guest RAM at @addr and
+ * the disk from sector @lba, READ DMA into RAM if @to_ram, else WRITE DMA
+ * from it.  The PRD table is at RESIDENT_PRDT.  Returns the bus master's
+ * I/O port base.
+ */
+static uint32_t ide_dma_start(QTestState *home, uint32_t addr, uint32_t len,
+                              uint32_t lba, bool to_ram)
 {
-    int64_t accesses = resident_remote_accesses(home);
     uint32_t bmdma, cmd;
-    uint8_t st;
-    int tries;
 
+    g_assert_cmpuint(len, <, 64 * KiB);
     qtest_outl(home, 0xcf8, IDE_BMDMA_BAR);
     bmdma = qtest_inl(home, 0xcfc) & ~3u;
     g_assert_cmphex(bmdma, !=, 0);      /* the firmware gave it ports */
@@ -980,28 +986,43 @@ static void resident_disk_read(QTestState *home)
     qtest_outl(home, 0xcf8, IDE_COMMAND_REG);
     qtest_outw(home, 0xcfc, cmd | 0x5);          /* I/O and bus master */
 
-    /* One PRD entry, the last: RESIDENT_DISK bytes into resident RAM */
-    qtest_writel(home, RESIDENT_PRDT, RESIDENT_DISK_DMA);
-    qtest_writel(home, RESIDENT_PRDT + 4, RESIDENT_DISK | 0x80000000u);
+    /* One PRD entry, the last */
+    qtest_writel(home, RESIDENT_PRDT, addr);
+    qtest_writel(home, RESIDENT_PRDT + 4, len | 0x80000000u);
     qtest_outb(home, bmdma, 0);                  /* stopped */
     qtest_outb(home, bmdma + 2, 0x06);           /* clear INTR and ERR */
     qtest_outl(home, bmdma + 4, RESIDENT_PRDT);
 
-    qtest_outb(home, IDE_BASE + 6, 0xe0);        /* master, LBA 0 */
-    qtest_outb(home, IDE_BASE + 2, RESIDENT_DISK / 512);
-    qtest_outb(home, IDE_BASE + 3, 0);
-    qtest_outb(home, IDE_BASE + 4, 0);
-    qtest_outb(home, IDE_BASE + 5, 0);
-    qtest_outb(home, IDE_BASE + 7, 0xc8);        /* READ DMA */
-    qtest_outb(home, bmdma, 0x09);               /* start, to memory */
+    qtest_outb(home, IDE_BASE + 6, 0xe0 | (lba >> 24));  /* master, LBA */
+    qtest_outb(home, IDE_BASE + 2, len / 512);
+    qtest_outb(home, IDE_BASE + 3, lba);
+    qtest_outb(home, IDE_BASE + 4, lba >> 8);
+    qtest_outb(home, IDE_BASE + 5, lba >> 16);
+    qtest_outb(home, IDE_BASE + 7, to_ram ? 0xc8 : 0xca);  /* READ/WRITE DMA */
+    qtest_outb(home, bmdma, to_ram ? 0x09 : 0x01);  /* start, direction */
+    return bmdma;
+}
 
-    for (tries = 0; (st = qtest_inb(home, bmdma + 2)) & 0x01; tries++) {
+/* Wait for the DMA ide_dma_start() started, and check it succeeded. */
+static void ide_dma_wait(QTestState *home, uint32_t bmdma)
+{
+    uint8_t st;
+
+    for (int tries = 0; (st = qtest_inb(home, bmdma + 2)) & 0x01; tries++) {
         g_assert_cmpint(tries, <, 1200);
         g_usleep(50 * 1000);
     }
     qtest_outb(home, bmdma, 0);
     g_assert_cmphex(st & 0x06, ==, 0x04);         /* done, no error */
     g_assert_cmphex(qtest_inb(home, IDE_BASE + 7) & 0x89, ==, 0);
+}
+
+static void resident_disk_read(QTestState *home)
+{
+    int64_t accesses = resident_remote_accesses(home);
+
+    ide_dma_wait(home, ide_dma_start(home, RESIDENT_DISK_DMA, RESIDENT_DISK,
+                                     0, true));
     /* At most 8 bytes an access */
     g_assert_cmpint(resident_remote_accesses(home) - accesses, >=,
                     RESIDENT_DISK / 8);
@@ -1495,6 +1516,74 @@ static uint64_t process_swap_kib(pid_t pid)
     return g_ascii_strtoull(swap + strlen("VmSwap:"), NULL, 10);
 }
 
+
+/*
+ * A node that quits while home's disk still writes data it holds: home's
+ * IDE disk, throttled, has a WRITE DMA of a buffer that node 1 wrote
+ * waiting in its throttle queue when node 1 quits (SIGTERM).  Node 1
+ * serves its pages until home stopped its guest and drained the disk, so
+ * the disk gets the data, not zero pages; both nodes exit with status 0.
+ */
+#define LEAVE_BUF       0x03000000u
+#define LEAVE_PRIME     0x03400000u
+#define LEAVE_LEN       (32 * KiB)
+
+static void test_leave_disk_write(void)
+{
+    g_autofree char *disk = g_strdup_printf("%s/leave-disk.img", tmpdir);
+    g_autofree char *guest = guest_args("1", "pattern=1");
+    /*
+     * 4 KiB/s: the priming write passes, and the next one waits about 8 s
+     * in the throttle queue, or until home drains the disk.
+     */
+    g_autofree char *args = g_strdup_printf("%s -drive if=ide,index=0,"
+                                            "format=raw,file.locking=off,"
+                                            "throttling.bps-write=4096,"
+                                            "file=%s", guest, disk);
+    g_autofree uint64_t *want = g_new(uint64_t, LEAVE_LEN / 8);
+    g_autofree char *got = NULL;
+    g_autofree char *states = NULL;
+    gsize got_len;
+    DistvmCluster *c;
+    uint32_t bmdma;
+
+    g_assert_true(g_file_set_contents(disk, "", 0, NULL));
+    g_assert_cmpint(truncate(disk, MiB), ==, 0);
+    c = distvm_cluster_start(tmpdir, 2, args);
+    wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
+
+    /* A first write, of home's zero pages, fills the throttle's bucket. */
+    ide_dma_wait(c->node[0]->qts, ide_dma_start(c->node[0]->qts, LEAVE_PRIME,
+                                                LEAVE_LEN, 1024, false));
+
+    /* Node 1 writes the buffer: its pages are node 1's alone. */
+    for (size_t i = 0; i < LEAVE_LEN / 8; i++) {
+        want[i] = cpu_to_le64(0x1eaf000000000000ull | (i * 0x9e3779b1u));
+    }
+    qtest_memwrite(c->node[1]->qts, LEAVE_BUF, want, LEAVE_LEN);
+    states = distvm_page_states(c->node[0]->qts, LEAVE_BUF >> 12,
+                                LEAVE_LEN >> 12);
+    g_assert_cmpstr(states, ==, "IIIIIIII");
+
+    bmdma = ide_dma_start(c->node[0]->qts, LEAVE_BUF, LEAVE_LEN, 0, false);
+    g_usleep(200 * 1000);
+    /* Still waiting in the throttle queue: nothing of it was read yet */
+    g_assert_cmphex(qtest_inb(c->node[0]->qts, bmdma + 2) & 0x01, ==, 0x01);
+    g_free(states);
+    states = distvm_page_states(c->node[0]->qts, LEAVE_BUF >> 12,
+                                LEAVE_LEN >> 12);
+    g_assert_cmpstr(states, ==, "IIIIIIII");
+
+    /* Node 1 quits; home drains its disk first, then ends too. */
+    distvm_node_quit(c->node[1]);
+    c->node[1] = NULL;
+    qtest_wait_qemu(c->node[0]->qts);
+
+    g_assert_true(g_file_get_contents(disk, &got, &got_len, NULL));
+    g_assert_cmpuint(got_len, ==, MiB);
+    g_assert_cmpmem(got, LEAVE_LEN, want, LEAVE_LEN);
+    distvm_cluster_quit(c);
+}
 /*
  * A page its owner's host swapped out holds data: another node that asks
  * for it gets the data, not zeros (mincore(), asked before, took such a
@@ -2668,6 +2757,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/residency/bad", test_residency_bad);
     qtest_add_func("/distvm/ram/residency/set", test_residency_set);
     qtest_add_func("/distvm/ram/swapped-out", test_swapped_out);
+    qtest_add_func("/distvm/ram/leave/disk-write", test_leave_disk_write);
     qtest_add_data_func("/distvm/ram/xcode/shared",
                         GINT_TO_POINTER(DG_XCODE_SHARED), test_xcode);
     qtest_add_data_func("/distvm/ram/xcode/stolen",

@@ -298,8 +298,8 @@ static const DistvmMsgType sequence_types[] = {
     DISTVM_MSG_VCPU_IPI, DISTVM_MSG_PCI_CONFIG, DISTVM_MSG_IO_REQ,
     DISTVM_MSG_IO_REPLY, DISTVM_MSG_VCPU_APIC, DISTVM_MSG_RUN_STATE,
     DISTVM_MSG_PIC_OUTPUT, DISTVM_MSG_CLOCK_REGS, DISTVM_MSG_HEARTBEAT,
-    DISTVM_MSG_PCI_INTX,
-    /* BYE and NODE_LOST end the cluster, as they should: not sent. */
+    DISTVM_MSG_PCI_INTX, DISTVM_MSG_ENDED,
+    /* BYE, NODE_LOST and END end the cluster, as they should: not sent. */
 };
 
 /* One of the values after @r, at random. */

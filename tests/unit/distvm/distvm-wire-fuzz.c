@@ -154,6 +154,8 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
     case DISTVM_MSG_HEARTBEAT:
+    case DISTVM_MSG_END:
+    case DISTVM_MSG_ENDED:
         CHECK(m->hdr.length == 0);
         break;
     case DISTVM_MSG_PING:
@@ -484,6 +486,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
     case DISTVM_MSG_HEARTBEAT:
+    case DISTVM_MSG_END:
+    case DISTVM_MSG_ENDED:
         return true;
     case DISTVM_MSG_PING:
     case DISTVM_MSG_PONG:
@@ -624,6 +628,8 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
     case DISTVM_MSG_HEARTBEAT:
+    case DISTVM_MSG_END:
+    case DISTVM_MSG_ENDED:
         distvm_wire_empty(buf, m->hdr.type, m->hdr.src, m->hdr.seq);
         break;
     case DISTVM_MSG_PING:
@@ -1015,6 +1021,8 @@ int main(int argc, char **argv)
     SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
     SEED("heartbeat", distvm_wire_empty(b, DISTVM_MSG_HEARTBEAT, 2, 0));
+    SEED("end", distvm_wire_empty(b, DISTVM_MSG_END, 1, 0));
+    SEED("ended", distvm_wire_empty(b, DISTVM_MSG_ENDED, 0, 0));
     SEED("policy", distvm_wire_policy(b, 2, 1));
     /*
      * home plugs a 128 MiB pc-dimm backed by a new memory-backend-ram,

@@ -338,6 +338,8 @@ static GPtrArray *valid_messages(void)
     distvm_wire_empty(NEXT(), DISTVM_MSG_START, 0, 0);
     distvm_wire_empty(NEXT(), DISTVM_MSG_BYE, 3, UINT64_MAX);
     distvm_wire_empty(NEXT(), DISTVM_MSG_HEARTBEAT, 2, 0);
+    distvm_wire_empty(NEXT(), DISTVM_MSG_END, 1, 0);
+    distvm_wire_empty(NEXT(), DISTVM_MSG_ENDED, 0, 7);
     distvm_wire_policy(NEXT(), 2, 1);
     {
         static const DistvmWarmPage warm[] = {
@@ -558,10 +560,12 @@ static void test_type_names(void)
         [DISTVM_MSG_VCPU_NODES] = "VCPU_NODES",
         [DISTVM_MSG_PCI_INTX] = "PCI_INTX",
         [DISTVM_MSG_RES_SET] = "RES_SET",
+        [DISTVM_MSG_END] = "END",
+        [DISTVM_MSG_ENDED] = "ENDED",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_RES_SET + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_ENDED + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -764,14 +768,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        11, 0,                              /* version */
+        12, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 11);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 12);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -997,15 +1001,18 @@ static void test_empty_messages(void)
 {
     static const DistvmMsgType types[] = {
         DISTVM_MSG_READY, DISTVM_MSG_START, DISTVM_MSG_BYE,
+        DISTVM_MSG_END, DISTVM_MSG_ENDED,
     };
     GByteArray *b = g_byte_array_new();
     Decoded d;
 
     for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
-        distvm_wire_empty(b, types[i], i + 1, 0xfedcba9876543210ull + i);
+        uint32_t src = i % limits.nodes;
+
+        distvm_wire_empty(b, types[i], src, 0xfedcba9876543210ull + i);
         g_assert_cmpuint(b->len, ==, HDR);
         decode_ok(b, &limits, &d);
-        check_hdr(&d.msg.hdr, types[i], 0, i + 1, 0xfedcba9876543210ull + i);
+        check_hdr(&d.msg.hdr, types[i], 0, src, 0xfedcba9876543210ull + i);
         g_assert_null(d.payload);
         decoded_free(&d);
 
@@ -2011,18 +2018,19 @@ static void test_bad_version(void)
      * 6 the one before the A20 line, 7 the one before moves the guest asks
      * for, 8 the one before memory hotplug (MEM_PLUG, MEM_UNPLUG), 9 the
      * one before devices on other nodes (PCI_INTX, DISTVM_IO_CONFIG_GEN),
-     * 10 the one before ranges made resident while the guest runs (RES_SET)
+     * 10 the one before ranges made resident while the guest runs (RES_SET),
+     * 11 the one before the cluster's ordered end (END, ENDED)
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12, 0x100, 0x10b, 0x200, 0x300,
-        0xb00, UINT16_MAX,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 0x100, 0x10c, 0x200,
+        0x300, 0xc00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 11", versions[i]);
+            "protocol version %u, this node speaks 12", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2032,7 +2040,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 11");
+        expect_header_error(b, "protocol version 2, this node speaks 12");
     }
     g_byte_array_unref(b);
 }
