@@ -463,7 +463,9 @@ static int distvm_init_machine(MachineState *ms)
          * -global apic-common.vapic=on still wins.
          */
         object_register_sugar_prop(TYPE_APIC_COMMON, "vapic", "off", false);
+        distvm_plug_init(s);
         distvm_memplug_init(s);
+        distvm_cpuplug_init(s);
         distvm_affinity_init(s);
         distvm_chipset_init(s);
         distvm_clock_init(s);

@@ -186,13 +186,20 @@ void distvm_affinity_io(DistvmState *s, int cpu)
 
 /* ---- the policy ---- */
 
-/* The vCPUs that run on this node or were admitted to.  With a->lock. */
+/*
+ * The vCPUs that run on this node or were admitted to (not those of
+ * -smp's maxcpus that are not plugged).  With a->lock.
+ */
 static unsigned policy_load(DistvmState *s, int64_t now)
 {
     DistvmAffinity *a = s->affinity;
     unsigned load = 0;
 
+    RCU_READ_LOCK_GUARD();
     for (unsigned cpu = 0; cpu < a->nr_vcpus; cpu++) {
+        if (!qemu_get_cpu(cpu)) {
+            continue;
+        }
         if (distvm_vcpu_node(s, cpu) == s->node_id) {
             load++;
         } else if (a->vcpu[cpu].admitted_ns &&

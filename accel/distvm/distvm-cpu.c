@@ -51,6 +51,7 @@ static bool distvm_cpu_target_realize(CPUState *cs, Error **errp)
         env->features[FEAT_7_0_EBX] |= CPUID_7_0_EBX_TSC_ADJUST;
     }
     distvm_numa_plan(distvm_state(), MACHINE(qdev_get_machine()));
+    distvm_cpuplug_realize(distvm_state(), cs);
     return true;
 }
 

@@ -196,6 +196,12 @@ static void defer_msg(DistvmState *s, const DistvmMsgHandler *h,
         d->msg.u.mem.device = g_strdup(msg->u.mem.device);
         d->msg.u.mem.error = g_strdup(msg->u.mem.error);
         break;
+    case DISTVM_MSG_CPU_PLUG:
+    case DISTVM_MSG_CPU_PLUG_ACK:
+    case DISTVM_MSG_CPU_UNPLUG:
+        d->msg.u.cpu_plug.device = g_strdup(msg->u.cpu_plug.device);
+        d->msg.u.cpu_plug.error = g_strdup(msg->u.cpu_plug.error);
+        break;
     default:
         break;
     }

@@ -28,6 +28,7 @@ typedef struct DistvmLeave DistvmLeave;
 typedef struct DistvmIoWait DistvmIoWait;
 typedef struct DistvmAffinity DistvmAffinity;
 typedef struct DistvmMemPlug DistvmMemPlug;
+typedef struct DistvmPlug DistvmPlug;
 typedef struct DistvmResWaits DistvmResWaits;
 typedef struct DistvmDevices DistvmDevices;
 
@@ -189,6 +190,8 @@ struct DistvmState {
 
     /* Guest RAM coherence (distvm-ram.c) */
     DistvmRam *ram;
+    /* Devices plugged on every node while the guest runs (distvm-plug.c) */
+    DistvmPlug *plug;
     /* Memory plugged while the guest runs (distvm-memplug.c) */
     DistvmMemPlug *memplug;
 
@@ -443,8 +446,37 @@ void distvm_devices_config_applied(DistvmState *s);
 void distvm_devices_reset(DistvmState *s);
 DistvmDeviceInfoList *distvm_devices_query(DistvmState *s);
 
+/* distvm-plug.c */
+void distvm_plug_init(DistvmState *s);
+/* Home: send @msg to every other node; returns a node that is gone, or -1 */
+int distvm_plug_send_all(DistvmState *s, GByteArray *msg);
+/* Home: whether every node answers, so that @what may be plugged */
+bool distvm_plug_nodes_heard(DistvmState *s, const char *what, Error **errp);
+/* Home, with the BQL: the sequence number of a new plug to ask for */
+uint64_t distvm_plug_ask(DistvmState *s);
+/*
+ * Home, with the BQL: wait until every other node answered plug @seq, at
+ * most peer-timeout; false, with @errp naming @what, if one refused or
+ * did not answer.
+ */
+bool distvm_plug_wait(DistvmState *s, uint64_t seq, const char *what,
+                      Error **errp);
+/* A node's answer @msg to a plug: @error, or "" if it plugged it */
+void distvm_plug_answered(DistvmState *s, const DistvmMsg *msg,
+                          const char *error);
+
 /* distvm-memplug.c */
 void distvm_memplug_init(DistvmState *s);
+
+/* distvm-cpuplug.c */
+void distvm_cpuplug_init(DistvmState *s);
+/*
+ * A vCPU is realized: whether it runs elsewhere, so that its thread here
+ * must stay parked.
+ */
+void distvm_cpuplug_realize(DistvmState *s, CPUState *cpu);
+/* With the BQL: whether this node plugs a CPU that home asked it to */
+bool distvm_cpuplug_mirroring(void);
 
 /* distvm-pic.c */
 void distvm_pic_init(DistvmState *s);

@@ -17,10 +17,7 @@
  * When the guest ejects a DIMM, home unplugs it and sends MEM_UNPLUG:
  * each other node unplugs its copy and deletes the backend it created.
  *
- * Home waits for the answers with the BQL held, as the rest of device_add
- * runs: the other nodes plug in their main loop, which never waits for
- * home's (their vCPUs wait for home's device accesses without their
- * BQL).
+ * Home asks and waits as distvm-plug.c does.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -46,14 +43,6 @@
 #include "trace.h"
 
 struct DistvmMemPlug {
-    /* Home: the answers to the last MEM_PLUG (@seq) */
-    QemuMutex lock;
-    QemuCond cond;
-    uint64_t seq;
-    uint32_t answered;          /* nodes, a bit each */
-    uint32_t refused_by;
-    char *refusal;              /* the first node that could not plug */
-
     /* The BQL: the device between its pre-plug and its plug */
     MemoryDeviceState *plugging;
     RAMBlock *plugging_block;
@@ -65,53 +54,12 @@ struct DistvmMemPlug {
     GHashTable *backends;
 };
 
-/* Returns a node that is gone, or -1 */
-static int memplug_send_all(DistvmState *s, GByteArray *msg)
-{
-    int gone = -1;
-
-    for (uint32_t i = 0; i < s->nodes; i++) {
-        if (i != s->node_id && !distvm_send(s, i, msg)) {
-            gone = i;
-        }
-    }
-    return gone;
-}
-
 static void memplug_abort(DistvmState *s, uint32_t index)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
 
     distvm_wire_mem_unplug(m, s->node_id, index);
-    memplug_send_all(s, m);
-}
-
-/*
- * A node that has not been heard from for two of its heartbeats may be
- * gone, or stopped: it could not plug the memory in time.
- */
-static bool memplug_nodes_heard(DistvmState *s, Error **errp)
-{
-    int64_t limit = (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND * 2 /
-                    5 + 500 * SCALE_MS;
-    int64_t now = get_clock();
-
-    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
-        error_setg(errp, "distvm: memory is plugged only while the cluster "
-                   "runs");
-        return false;
-    }
-    for (uint32_t i = 0; i < s->nodes; i++) {
-        int64_t silent = now - qatomic_read(&s->peers[i].heard_ns);
-
-        if (i != s->node_id && silent > limit) {
-            error_setg(errp, "distvm: node %" PRIu32 " has been silent for "
-                       "%" PRId64 " ms; memory is plugged only while every "
-                       "node answers", i, silent / SCALE_MS);
-            return false;
-        }
-    }
-    return true;
+    distvm_plug_send_all(s, m);
 }
 
 /* The device's properties, for the other nodes to create it: JSON */
@@ -144,7 +92,7 @@ static bool memplug_can_mirror(DistvmState *s, PCDIMMDevice *dimm,
     Object *backend = OBJECT(dimm->hostmem);
     const char *memdev = object_get_canonical_path_component(backend);
 
-    if (!memplug_nodes_heard(s, errp)) {
+    if (!distvm_plug_nodes_heard(s, "memory", errp)) {
         return false;
     }
     if (!memdev || object_resolve_path_component(object_get_objects_root(),
@@ -163,63 +111,30 @@ static bool memplug_can_mirror(DistvmState *s, PCDIMMDevice *dimm,
 static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
                            MemoryRegion *mr, uint32_t index, Error **errp)
 {
-    DistvmMemPlug *mp = s->memplug;
     Object *backend = OBJECT(dimm->hostmem);
     const char *memdev = object_get_canonical_path_component(backend);
     g_autoptr(GString) device = memplug_device_json(dimm, memdev);
     g_autoptr(GByteArray) m = g_byte_array_new();
-    uint32_t all = MAKE_64BIT_MASK(0, s->nodes) & ~(1u << s->node_id);
-    int64_t deadline;
+    uint64_t seq = distvm_plug_ask(s);
     int gone;
     bool ok;
 
-    qemu_mutex_lock(&mp->lock);
-    mp->seq++;
-    mp->answered = 0;
-    g_clear_pointer(&mp->refusal, g_free);
-    distvm_wire_mem_plug(m, s->node_id, mp->seq, &(DistvmMsgMemPlug) {
+    distvm_wire_mem_plug(m, s->node_id, seq, &(DistvmMsgMemPlug) {
         .slot = index,
         .size = memory_region_size(mr),
         .backend_type = (char *)object_get_typename(backend),
         .backend_id = (char *)memdev,
         .device = device->str,
     });
-    qemu_mutex_unlock(&mp->lock);
     trace_distvm_memplug_send(index, memdev, device->str);
-    gone = memplug_send_all(s, m);
+    gone = distvm_plug_send_all(s, m);
     if (gone >= 0) {
         error_setg(errp, "distvm: node %d is gone; the memory is not "
                    "plugged", gone);
         memplug_abort(s, index);
         return false;
     }
-
-    deadline = get_clock() + (int64_t)s->peer_timeout *
-               NANOSECONDS_PER_SECOND;
-    qemu_mutex_lock(&mp->lock);
-    while (mp->answered != all && !mp->refusal &&
-           qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING) {
-        int64_t left = deadline - get_clock();
-
-        if (left <= 0) {
-            break;
-        }
-        qemu_cond_timedwait(&mp->cond, &mp->lock,
-                            MIN(left / SCALE_MS + 1, 100));
-    }
-    ok = mp->answered == all && !mp->refusal;
-    if (mp->refusal) {
-        error_setg(errp, "distvm: node %" PRIu32 " could not plug the "
-                   "memory: %s", mp->refused_by, mp->refusal);
-    } else if (!ok) {
-        uint32_t missing = ctz32(all & ~mp->answered);
-
-        error_setg(errp, "distvm: node %" PRIu32 " did not plug the memory "
-                   "within peer-timeout=%" PRIu32 " s", missing,
-                   s->peer_timeout);
-    }
-    mp->seq++;                  /* late answers are for no plug */
-    qemu_mutex_unlock(&mp->lock);
+    ok = distvm_plug_wait(s, seq, "the memory", errp);
     if (!ok) {
         memplug_abort(s, index);
     }
@@ -487,18 +402,7 @@ static void memplug_unplug_replay(DistvmState *s, const DistvmMsg *msg)
 /* MEM_PLUG_ACK, in the receive thread */
 static bool memplug_answered(DistvmState *s, const DistvmMsg *msg)
 {
-    DistvmMemPlug *mp = s->memplug;
-
-    qemu_mutex_lock(&mp->lock);
-    if (msg->hdr.seq == mp->seq) {
-        mp->answered |= 1u << msg->hdr.src;
-        if (msg->u.mem.error[0] && !mp->refusal) {
-            mp->refusal = g_strdup(msg->u.mem.error);
-            mp->refused_by = msg->hdr.src;
-        }
-        qemu_cond_broadcast(&mp->cond);
-    }
-    qemu_mutex_unlock(&mp->lock);
+    distvm_plug_answered(s, msg, msg->u.mem.error);
     return true;
 }
 
@@ -512,8 +416,6 @@ void distvm_memplug_init(DistvmState *s)
 {
     DistvmMemPlug *mp = g_new0(DistvmMemPlug, 1);
 
-    qemu_mutex_init(&mp->lock);
-    qemu_cond_init(&mp->cond);
     mp->backends = g_hash_table_new(NULL, NULL);
     s->memplug = mp;
     distvm_msg_handlers_register(s, memplug_handlers,

@@ -212,10 +212,15 @@ static void distvm_apic_addressing(APICCommonState *apic)
     if (apic->spurious_vec & APIC_SV_ENABLE) {
         value |= DISTVM_APIC_SW_ENABLED;
     }
-    /* Only the node that runs the vCPU tells: the others keep copies. */
+    /*
+     * Only the node that runs the vCPU tells: the others keep copies.  Not
+     * of a CPU it plugs for home: every node resets its copy the same way,
+     * and some have not plugged theirs yet.
+     */
     if (s->nodes == 1 ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
-        distvm_vcpu_node(s, cpu) != s->node_id) {
+        distvm_vcpu_node(s, cpu) != s->node_id ||
+        distvm_cpuplug_mirroring()) {
         return;
     }
     trace_distvm_apic_addressing(cpu, value);

@@ -55,6 +55,9 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_RES_SET] = "RES_SET",
     [DISTVM_MSG_END] = "END",
     [DISTVM_MSG_ENDED] = "ENDED",
+    [DISTVM_MSG_CPU_PLUG] = "CPU_PLUG",
+    [DISTVM_MSG_CPU_PLUG_ACK] = "CPU_PLUG_ACK",
+    [DISTVM_MSG_CPU_UNPLUG] = "CPU_UNPLUG",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -477,6 +480,28 @@ static bool get_name(WireReader *r, const char *field, char **s,
     return true;
 }
 
+static bool decode_cpu_plug(WireReader *r, const DistvmMsgHeader *hdr,
+                            const DistvmWireLimits *lim,
+                            DistvmMsgCpuPlug *c, Error **errp)
+{
+    if (!get_u32(r, &c->cpu, errp)) {
+        return false;
+    }
+    if (c->cpu >= lim->nr_vcpus) {
+        error_setg(errp, "%s message for vCPU %" PRIu32 "; there are %" PRIu32,
+                   r->what, c->cpu, lim->nr_vcpus);
+        return false;
+    }
+    switch (hdr->type) {
+    case DISTVM_MSG_CPU_PLUG:
+        return get_name(r, "device", &c->device, errp);
+    case DISTVM_MSG_CPU_PLUG_ACK:
+        return get_str(r, &c->error, errp);
+    default:
+        return true;
+    }
+}
+
 static bool decode_mem(WireReader *r, const DistvmMsgHeader *hdr,
                        DistvmMsgMemPlug *mem, Error **errp)
 {
@@ -797,6 +822,11 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_RES_SET:
         ok = decode_res_set(&r, lim, &msg->u.res_set, errp);
         break;
+    case DISTVM_MSG_CPU_PLUG:
+    case DISTVM_MSG_CPU_PLUG_ACK:
+    case DISTVM_MSG_CPU_UNPLUG:
+        ok = decode_cpu_plug(&r, hdr, lim, &msg->u.cpu_plug, errp);
+        break;
     default:
         error_setg(errp, "unknown message type %u", hdr->type);
         ok = false;
@@ -841,6 +871,12 @@ void distvm_msg_clear(DistvmMsg *msg)
         g_free(msg->u.mem.backend_id);
         g_free(msg->u.mem.device);
         g_free(msg->u.mem.error);
+        break;
+    case DISTVM_MSG_CPU_PLUG:
+    case DISTVM_MSG_CPU_PLUG_ACK:
+    case DISTVM_MSG_CPU_UNPLUG:
+        g_free(msg->u.cpu_plug.device);
+        g_free(msg->u.cpu_plug.error);
         break;
     default:
         break;
@@ -1128,6 +1164,31 @@ void distvm_wire_mem_unplug(GByteArray *buf, uint32_t src, uint32_t slot)
     distvm_wire_end(buf);
 }
 
+void distvm_wire_cpu_plug(GByteArray *buf, uint32_t src, uint64_t seq,
+                          uint32_t cpu, const char *device)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_CPU_PLUG, src, seq);
+    distvm_wire_put_u32(buf, cpu);
+    distvm_wire_put_str(buf, device);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_cpu_plug_ack(GByteArray *buf, uint32_t src, uint64_t seq,
+                              uint32_t cpu, const char *error)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_CPU_PLUG_ACK, src, seq);
+    distvm_wire_put_u32(buf, cpu);
+    distvm_wire_put_str(buf, error);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_cpu_unplug(GByteArray *buf, uint32_t src, uint32_t cpu)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_CPU_UNPLUG, src, 0);
+    distvm_wire_put_u32(buf, cpu);
+    distvm_wire_end(buf);
+}
+
 void distvm_wire_res(GByteArray *buf, DistvmMsgType type, uint32_t src,
                      uint64_t seq, const DistvmMsgRes *res)
 {
@@ -1219,6 +1280,9 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_RES_SET] = DISTVM_ROLE_ANY,     /* by step, below */
     [DISTVM_MSG_END] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_ENDED] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_CPU_PLUG] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_CPU_PLUG_ACK] = DISTVM_ROLE_TO_HOME,
+    [DISTVM_MSG_CPU_UNPLUG] = DISTVM_ROLE_FROM_HOME,
 };
 
 /* Who sends each step of RES_SET to whom (DistvmResSetStep) */

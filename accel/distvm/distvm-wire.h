@@ -76,6 +76,9 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_RES_SET,         /* a range becomes resident: its steps */
     DISTVM_MSG_END,             /* a leaving node: stop, drain, answer */
     DISTVM_MSG_ENDED,           /* -> it: stopped, the I/O drained */
+    DISTVM_MSG_CPU_PLUG,        /* home -> all: plug a CPU */
+    DISTVM_MSG_CPU_PLUG_ACK,    /* node -> home: plugged, or why not */
+    DISTVM_MSG_CPU_UNPLUG,      /* home -> all: unplug a CPU */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -343,6 +346,19 @@ typedef struct DistvmMsgMemPlug {
 } DistvmMsgMemPlug;
 
 /*
+ * CPU_PLUG, home -> the others: plug a CPU, vCPU @cpu, that home's
+ * device_add is plugging: @device is the JSON object of its driver, id
+ * and APIC ID; the header's seq names the plug.  CPU_PLUG_ACK, back to
+ * home, with the same seq: @cpu, and @error, empty if the CPU is plugged.
+ * CPU_UNPLUG, home -> the others: unplug vCPU @cpu, which home unplugged.
+ */
+typedef struct DistvmMsgCpuPlug {
+    uint32_t cpu;
+    char *device;
+    char *error;
+} DistvmMsgCpuPlug;
+
+/*
  * RES_ACCESS, to the node a range of guest RAM is resident on: read or
  * (with DISTVM_RES_WRITE) write @size bytes (1, 2, 4 or 8, naturally
  * aligned) at guest-physical @addr, @data in little-endian order; the
@@ -396,6 +412,7 @@ typedef struct DistvmMsg {
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
         DistvmMsgMemPlug mem;       /* MEM_* */
+        DistvmMsgCpuPlug cpu_plug;  /* CPU_* */
         DistvmMsgRes res;           /* RES_ACCESS, RES_REPLY */
         DistvmMsgResSet res_set;    /* RES_SET */
         DistvmMsgIntx intx;         /* PCI_INTX */
@@ -492,6 +509,11 @@ void distvm_wire_mem_plug(GByteArray *buf, uint32_t src, uint64_t seq,
 void distvm_wire_mem_plug_ack(GByteArray *buf, uint32_t src, uint64_t seq,
                               uint32_t slot, const char *error);
 void distvm_wire_mem_unplug(GByteArray *buf, uint32_t src, uint32_t slot);
+void distvm_wire_cpu_plug(GByteArray *buf, uint32_t src, uint64_t seq,
+                          uint32_t cpu, const char *device);
+void distvm_wire_cpu_plug_ack(GByteArray *buf, uint32_t src, uint64_t seq,
+                              uint32_t cpu, const char *error);
+void distvm_wire_cpu_unplug(GByteArray *buf, uint32_t src, uint32_t cpu);
 void distvm_wire_res(GByteArray *buf, DistvmMsgType type, uint32_t src,
                      uint64_t seq, const DistvmMsgRes *res);
 void distvm_wire_res_set(GByteArray *buf, uint32_t src,

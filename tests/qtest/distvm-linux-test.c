@@ -26,6 +26,7 @@
 #include "libqtest.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
+#include "qobject/qnum.h"
 #include "distvm/distvm-node.h"
 #include "distvm/distvm-tls-netns.h"
 #include "distvm/guest/linux/dimm-pattern.h"
@@ -196,6 +197,13 @@ typedef struct LinuxCase {
      * at the same time, from vCPU 1 and vCPU 0.
      */
     int device_node;
+    /*
+     * A vCPU that -smp's maxcpus leaves out, hot-plugged (device_add on
+     * home) onto the node the placement gives it once the guest waits
+     * for it: the guest onlines it and hashes on it; after the workload,
+     * it is unplugged.  0 for none.
+     */
+    int cpu_plug;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -363,6 +371,152 @@ static void check_topology(DistvmNode *home, int gen, const int *where,
     g_assert_cmpint(strstr(ranges, range) != NULL, ==, dimm);
 }
 
+/* The faults, by serving node, and upgrades that @cpu took on @node */
+static int64_t vcpu_remote_faults(DistvmNode *node, int cpu)
+{
+    QDict *info = distvm_assert_active(node->qts, node->node_id);
+    QList *vcpus = qdict_get_qlist(qdict_get_qdict(info, "affinity"),
+                                   "vcpus");
+    int64_t faults = 0;
+
+    for (const QListEntry *e = qlist_first(vcpus); e; e = qlist_next(e)) {
+        QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(v, "cpu-index") == cpu) {
+            for (const QListEntry *f = qlist_first(qdict_get_qlist(v,
+                                                                   "faults"));
+                 f; f = qlist_next(f)) {
+                faults += qnum_get_int(qobject_to(QNum, qlist_entry_obj(f)));
+            }
+            faults += qdict_get_int(v, "upgrades");
+        }
+    }
+    qobject_unref(info);
+    return faults;
+}
+
+/* Whether vCPU @cpu exists on @node (query-cpus-fast) */
+static bool vcpu_exists(DistvmNode *node, int cpu)
+{
+    QDict *resp = qtest_qmp(node->qts, "{ 'execute': 'query-cpus-fast' }");
+    QList *cpus = qdict_get_qlist(resp, "return");
+    bool found = false;
+
+    for (const QListEntry *e = qlist_first(cpus); e; e = qlist_next(e)) {
+        found |= qdict_get_int(qobject_to(QDict, qlist_entry_obj(e)),
+                               "cpu-index") == cpu;
+    }
+    qobject_unref(resp);
+    return found;
+}
+
+/*
+ * Once the guest waits for it, plug the case's vCPU on home, in the free
+ * slot query-hotpluggable-cpus lists: every node has it, the placement's
+ * node runs it, and the guest onlines it and hashes there exactly what
+ * its workload 0 hashes.
+ */
+static void plug_cpu(const LinuxCase *lc, DistvmNode **node, int to)
+{
+    g_autofree char *console = NULL;
+    g_autofree char *work0 = distvm_linux_work_line(0, WORK);
+    g_autofree char *want = NULL;
+    QDict *resp, *props = NULL;
+    QList *slots;
+
+    if (!distvm_wait_console(node[0], "distvm-linux: cpu waiting", 600)) {
+        console = distvm_read_console(node[0]);
+        g_error("the guest did not wait for the CPU; console:\n%s", console);
+    }
+    for (int n = 0; n < lc->nodes; n++) {
+        g_assert_false(vcpu_exists(node[n], lc->cpu_plug));
+    }
+    resp = qtest_qmp(node[0]->qts,
+                     "{ 'execute': 'query-hotpluggable-cpus' }");
+    slots = qdict_get_qlist(resp, "return");
+    for (const QListEntry *e = qlist_first(slots); e; e = qlist_next(e)) {
+        QDict *slot = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!qdict_haskey(slot, "qom-path")) {
+            g_assert_null(props);
+            props = qdict_clone_shallow(qdict_get_qdict(slot, "props"));
+            qdict_put_str(props, "driver", qdict_get_str(slot, "type"));
+        }
+    }
+    qobject_unref(resp);
+    g_assert_nonnull(props);
+    qdict_put_str(props, "id", "cpuplug");
+
+    /* Not on another node, nor with a property its copies would lack */
+    resp = qtest_qmp_assert_failure_ref(node[1]->qts,
+        "{ 'execute': 'device_add', 'arguments': %p }",
+        qdict_clone_shallow(props));
+    g_assert_cmpstr(qdict_get_str(resp, "desc"), ==, "distvm: CPUs are "
+                    "plugged on the home node (node 0), which plugs them on "
+                    "every node");
+    qobject_unref(resp);
+    {
+        QDict *bad = qdict_clone_shallow(props);
+
+        qdict_put_bool(bad, "x-force-features", true);
+        resp = qtest_qmp_assert_failure_ref(node[0]->qts,
+            "{ 'execute': 'device_add', 'arguments': %p }", bad);
+        g_assert_cmpstr(qdict_get_str(resp, "desc"), ==, "distvm: a CPU "
+                        "plugged into a cluster takes its model's properties "
+                        "and -cpu's; give it only its place and id, not: "
+                        "x-force-features");
+        qobject_unref(resp);
+    }
+    for (int n = 0; n < lc->nodes; n++) {
+        g_assert_false(vcpu_exists(node[n], lc->cpu_plug));
+    }
+
+    qtest_qmp_assert_success(node[0]->qts,
+        "{ 'execute': 'device_add', 'arguments': %p }", props);
+    for (int n = 0; n < lc->nodes; n++) {
+        g_assert_true(vcpu_exists(node[n], lc->cpu_plug));
+        g_assert_cmpint(distvm_vcpu_node(node[n]->qts, lc->cpu_plug), ==, to);
+    }
+    want = g_strdup_printf("distvm-linux: cpu %d work %s", lc->cpu_plug,
+                           work0 + strlen("distvm-linux: work 0 "));
+    if (!distvm_wait_console(node[0], want, 600)) {
+        console = distvm_read_console(node[0]);
+        g_error("missing '%s' in the console:\n%s", want, console);
+    }
+    /* It ran on its node, and only there */
+    g_assert_cmpint(vcpu_remote_faults(node[to], lc->cpu_plug), >, 0);
+    for (int n = 0; n < lc->nodes; n++) {
+        if (n != to) {
+            g_assert_cmpint(vcpu_remote_faults(node[n], lc->cpu_plug), ==, 0);
+        }
+    }
+}
+
+/* Once the guest offlined it, unplug the vCPU: it is gone from every node */
+static void unplug_cpu(const LinuxCase *lc, DistvmNode **node)
+{
+    g_autofree char *console = NULL;
+
+    if (!distvm_wait_console(node[0], "distvm-linux: cpu offline", 600)) {
+        console = distvm_read_console(node[0]);
+        g_error("the guest did not offline the CPU; console:\n%s", console);
+    }
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'device_del', "
+                             "'arguments': { 'id': 'cpuplug' } }");
+    /* The guest ejects it: home unplugs it, and so does every node */
+    for (int n = 0; n < lc->nodes; n++) {
+        for (int tries = 0; vcpu_exists(node[n], lc->cpu_plug); tries++) {
+            g_assert_cmpint(tries, <, 300);
+            g_usleep(100 * 1000);
+        }
+    }
+    if (!distvm_wait_console(node[0], "distvm-linux: cpu unplugged, online "
+                             "0-3\n", 60)) {
+        console = distvm_read_console(node[0]);
+        g_error("the guest did not see the CPU go; console:\n%s", console);
+    }
+}
+
 /* Each guest NUMA node's memory is homed on its vCPUs' node. */
 static void check_numa_homes(DistvmNode **node, int nodes)
 {
@@ -411,6 +565,8 @@ static void test_linux(const void *opaque)
     DistvmNode *node[3];
     int where[4];
     gsize image_len;
+    g_autofree char *cpu_plug = lc->cpu_plug ?
+        g_strdup_printf(" distvm.cpu_plug=%d", lc->cpu_plug) : NULL;
     HttpServer *http;
     QDict *ev;
 
@@ -473,7 +629,7 @@ static void test_linux(const void *opaque)
             "romfile=,id=vnet%s %s"
             "-append 'console=ttyS0 panic=-1 distvm.work=%d "
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
-            "distvm.disk=vda%s%s' %s %s %s",
+            "distvm.disk=vda%s%s%s' %s %s %s",
             lc->x2apic ? "q35 -device intel-iommu,intremap=on,eim=on" : "pc",
             lc->distmem ? ",slots=1,maxmem=1G" : "",
             lc->cpu ? "-cpu " : "", lc->cpu ?: "", lc->smp, kernel, initrd,
@@ -484,6 +640,7 @@ static void test_linux(const void *opaque)
             lc->distmem ? " distvm.dimm=0x100000000,0x8000000,2 "
                           "distvm.topology=1" : "",
             lc->device_node ? " distvm.fetch=1@1,2@0" : "",
+            cpu_plug ?: "",
             lc->numa ?: "", lc->distmem ? DIMM_ARGS : "", objects ?: "");
 
         node[n] = distvm_node_start(dir, n, placed, args);
@@ -514,6 +671,9 @@ static void test_linux(const void *opaque)
     if (lc->distmem) {
         plug_dimm(node, lc->nodes);
         check_dimm(node);
+    }
+    if (lc->cpu_plug) {
+        plug_cpu(lc, node, lc->placement[lc->cpu_plug * 2] - '0');
     }
 
     /* While the workload runs: move vCPUs around, asked of any node. */
@@ -558,6 +718,9 @@ static void test_linux(const void *opaque)
     g_clear_pointer(&console, g_free);
     if (lc->distmem) {
         unplug_dimm(node, lc->nodes);
+    }
+    if (lc->cpu_plug) {
+        unplug_cpu(lc, node);
     }
 
     if (!distvm_wait_console(node[0], "distvm-linux: workload done", 600)) {
@@ -647,7 +810,8 @@ static void test_linux(const void *opaque)
 }
 
 static const LinuxCase two_nodes = {
-    .nodes = 2, .placement = "0:0:1:1", .io_cpu = 2, .smp = "4",
+    .nodes = 2, .placement = "0:0:1:1:1", .io_cpu = 2, .smp = "4,maxcpus=5",
+    .cpu_plug = 4,
 };
 
 /*

@@ -298,8 +298,11 @@ static const DistvmMsgType sequence_types[] = {
     DISTVM_MSG_VCPU_IPI, DISTVM_MSG_PCI_CONFIG, DISTVM_MSG_IO_REQ,
     DISTVM_MSG_IO_REPLY, DISTVM_MSG_VCPU_APIC, DISTVM_MSG_RUN_STATE,
     DISTVM_MSG_PIC_OUTPUT, DISTVM_MSG_CLOCK_REGS, DISTVM_MSG_HEARTBEAT,
-    DISTVM_MSG_PCI_INTX, DISTVM_MSG_ENDED,
-    /* BYE, NODE_LOST and END end the cluster, as they should: not sent. */
+    DISTVM_MSG_PCI_INTX, DISTVM_MSG_ENDED, DISTVM_MSG_CPU_PLUG_ACK,
+    /*
+     * BYE, NODE_LOST and END end the cluster, as they should: not sent;
+     * nor are home's plugs, which change the machine.
+     */
 };
 
 /* One of the values after @r, at random. */
@@ -392,6 +395,10 @@ static void message_make(GRand *r, const SeqLayout *l, uint32_t src,
         break;
     case DISTVM_MSG_PEER_HELLO:
         distvm_wire_node(m, type, src, node);
+        break;
+    case DISTVM_MSG_CPU_PLUG_ACK:
+        distvm_wire_cpu_plug_ack(m, src, seq, cpu,
+                                 PICK(r, const char *, "", "no room"));
         break;
     default:
         distvm_wire_empty(m, type, src, g_rand_int(r));

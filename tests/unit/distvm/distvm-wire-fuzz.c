@@ -32,6 +32,9 @@
 #define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
 #define MEM_ACK_FIXED 8         /* slot, error length; + error */
 #define MEM_UNPLUG_FIXED 4      /* slot */
+#define CPU_PLUG_FIXED 8        /* cpu, device length; + device */
+#define CPU_ACK_FIXED 8         /* cpu, error length; + error */
+#define CPU_UNPLUG_FIXED 4      /* cpu */
 #define RES_FIXED 24            /* addr, size, flags, data */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
@@ -327,6 +330,31 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(!m->u.mem.backend_type && !m->u.mem.backend_id &&
               !m->u.mem.device && !m->u.mem.error);
         break;
+    case DISTVM_MSG_CPU_PLUG:
+        /* a vCPU of the machine, the device to plug: not empty */
+        CHECK(m->u.cpu_plug.cpu < lim->nr_vcpus);
+        CHECK(m->u.cpu_plug.cpu == (uint32_t)ldl_le_p(payload));
+        check_name(m->u.cpu_plug.device, payload, m->hdr.length);
+        CHECK(m->hdr.length == CPU_PLUG_FIXED +
+              strlen(m->u.cpu_plug.device));
+        CHECK(!m->u.cpu_plug.error);
+        break;
+    case DISTVM_MSG_CPU_PLUG_ACK:
+        /* a vCPU of the machine; an error, empty if plugged */
+        CHECK(m->u.cpu_plug.cpu < lim->nr_vcpus);
+        CHECK(m->u.cpu_plug.cpu == (uint32_t)ldl_le_p(payload));
+        check_str(m->u.cpu_plug.error);
+        check_copy(m->u.cpu_plug.error, payload, m->hdr.length);
+        CHECK(m->hdr.length == CPU_ACK_FIXED + strlen(m->u.cpu_plug.error));
+        CHECK(!m->u.cpu_plug.device);
+        break;
+    case DISTVM_MSG_CPU_UNPLUG:
+        /* a vCPU of the machine, and nothing else */
+        CHECK(m->hdr.length == CPU_UNPLUG_FIXED);
+        CHECK(m->u.cpu_plug.cpu < lim->nr_vcpus);
+        CHECK(m->u.cpu_plug.cpu == (uint32_t)ldl_le_p(payload));
+        CHECK(!m->u.cpu_plug.device && !m->u.cpu_plug.error);
+        break;
     case DISTVM_MSG_RES_ACCESS:
         /*
          * a read or a write of 1, 2, 4 or 8 naturally aligned bytes at any
@@ -556,6 +584,12 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                str_equal(a->u.mem.backend_id, b->u.mem.backend_id) &&
                str_equal(a->u.mem.device, b->u.mem.device) &&
                str_equal(a->u.mem.error, b->u.mem.error);
+    case DISTVM_MSG_CPU_PLUG:
+    case DISTVM_MSG_CPU_PLUG_ACK:
+    case DISTVM_MSG_CPU_UNPLUG:
+        return a->u.cpu_plug.cpu == b->u.cpu_plug.cpu &&
+               str_equal(a->u.cpu_plug.device, b->u.cpu_plug.device) &&
+               str_equal(a->u.cpu_plug.error, b->u.cpu_plug.error);
     case DISTVM_MSG_RES_ACCESS:
     case DISTVM_MSG_RES_REPLY:
         return a->u.res.addr == b->u.res.addr &&
@@ -589,10 +623,11 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
  * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, IO_*, RUN_STATE, PIC_OUTPUT,
- * PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES, MEM_UNPLUG and RES_SET
- * encoders
+ * PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES, MEM_UNPLUG, CPU_UNPLUG
+ * and RES_SET encoders
  * always send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say
- * so.  MEM_PLUG and MEM_PLUG_ACK carry the seq of the plug, RES_ACCESS
+ * so.  MEM_PLUG, MEM_PLUG_ACK, CPU_PLUG and CPU_PLUG_ACK carry the seq of
+ * the plug, RES_ACCESS
  * and RES_REPLY that of the request, PCI_CONFIG its number.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
@@ -697,6 +732,18 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_MEM_UNPLUG:
         distvm_wire_mem_unplug(buf, m->hdr.src, m->u.mem.slot);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_CPU_PLUG:
+        distvm_wire_cpu_plug(buf, m->hdr.src, m->hdr.seq, m->u.cpu_plug.cpu,
+                             m->u.cpu_plug.device);
+        break;
+    case DISTVM_MSG_CPU_PLUG_ACK:
+        distvm_wire_cpu_plug_ack(buf, m->hdr.src, m->hdr.seq,
+                                 m->u.cpu_plug.cpu, m->u.cpu_plug.error);
+        break;
+    case DISTVM_MSG_CPU_UNPLUG:
+        distvm_wire_cpu_unplug(buf, m->hdr.src, m->u.cpu_plug.cpu);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_RES_ACCESS:
@@ -1042,6 +1089,12 @@ int main(int argc, char **argv)
                                                         "memory"));
     /* home takes it out again */
     SEED("mem-unplug", distvm_wire_mem_unplug(b, 0, 3));
+    SEED("cpu-plug", distvm_wire_cpu_plug(b, 0, 9, 4, "{\"apic-id\": 4, "
+         "\"driver\": \"qemu64-x86_64-cpu\", \"id\": \"cpu4\"}"));
+    SEED("cpu-plug-ack", distvm_wire_cpu_plug_ack(b, 1, 9, 4, ""));
+    SEED("cpu-plug-ack-error", distvm_wire_cpu_plug_ack(b, 2, 9, 4,
+         "vCPU 4 exists here already"));
+    SEED("cpu-unplug", distvm_wire_cpu_unplug(b, 0, 4));
     /*
      * node 2 reads 4 bytes of RAM resident on node 1, request 17, then
      * writes 8; node 1 answers the read: MEMTX_OK and what it read

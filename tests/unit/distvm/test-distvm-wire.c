@@ -24,6 +24,9 @@
 #define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
 #define MEM_ACK_FIXED 8         /* slot, error length; + error */
 #define MEM_UNPLUG_FIXED 4      /* slot */
+#define CPU_PLUG_FIXED 8        /* cpu, device length; + device */
+#define CPU_ACK_FIXED 8         /* cpu, error length; + error */
+#define CPU_UNPLUG_FIXED 4      /* cpu */
 #define RES_FIXED 24            /* addr, size, flags, data */
 
 /* Offsets of header fields */
@@ -360,6 +363,10 @@ static GPtrArray *valid_messages(void)
                              "cannot allocate memory");
     distvm_wire_mem_unplug(NEXT(), 0, 3);
     distvm_wire_mem_unplug(NEXT(), 0, DISTVM_WIRE_MAX_BLOCKS - 1);
+    distvm_wire_cpu_plug(NEXT(), 0, 9, 3, "{\"driver\": \"x\"}");
+    distvm_wire_cpu_plug_ack(NEXT(), 1, 9, 3, "");
+    distvm_wire_cpu_plug_ack(NEXT(), 2, UINT64_MAX, 0, "it failed");
+    distvm_wire_cpu_unplug(NEXT(), 0, 3);
     /* a 4-byte read, an 8-byte write at the top, their replies */
     distvm_wire_res(NEXT(), DISTVM_MSG_RES_ACCESS, 1, 31, &(DistvmMsgRes) {
         .addr = 0x12345678, .size = 4, .flags = 0, .data = 0,
@@ -562,10 +569,13 @@ static void test_type_names(void)
         [DISTVM_MSG_RES_SET] = "RES_SET",
         [DISTVM_MSG_END] = "END",
         [DISTVM_MSG_ENDED] = "ENDED",
+        [DISTVM_MSG_CPU_PLUG] = "CPU_PLUG",
+        [DISTVM_MSG_CPU_PLUG_ACK] = "CPU_PLUG_ACK",
+        [DISTVM_MSG_CPU_UNPLUG] = "CPU_UNPLUG",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_ENDED + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_CPU_UNPLUG + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -625,6 +635,9 @@ static void test_roles(void)
         [DISTVM_MSG_MEM_PLUG] = FROM_HOME,
         [DISTVM_MSG_MEM_PLUG_ACK] = TO_HOME,
         [DISTVM_MSG_MEM_UNPLUG] = FROM_HOME,
+        [DISTVM_MSG_CPU_PLUG] = FROM_HOME,
+        [DISTVM_MSG_CPU_PLUG_ACK] = TO_HOME,
+        [DISTVM_MSG_CPU_UNPLUG] = FROM_HOME,
         /* to whichever node the RAM is resident on, and back */
         [DISTVM_MSG_RES_ACCESS] = ANY,
         [DISTVM_MSG_RES_REPLY] = ANY,
@@ -2427,7 +2440,9 @@ static void test_vcpu_no_vcpus(void)
         Decoded d;
 
         if (is_vcpu_type(type) || is_io_type(type) ||
-            type == DISTVM_MSG_VCPU_WARM_PAGES) {
+            type == DISTVM_MSG_VCPU_WARM_PAGES ||
+            type == DISTVM_MSG_CPU_PLUG || type == DISTVM_MSG_CPU_PLUG_ACK ||
+            type == DISTVM_MSG_CPU_UNPLUG) {
             g_autofree char *what = g_strdup_printf(
                 "%s message for vCPU %" PRIu32 "; there are 0",
                 distvm_msg_type_name(type), (uint32_t)ldl_le_p(m->data + HDR));
@@ -2443,6 +2458,9 @@ static void test_vcpu_no_vcpus(void)
         g_assert_true(seen[vcpu_types[i]]);
     }
     g_assert_true(seen[DISTVM_MSG_VCPU_WARM_PAGES]);
+    g_assert_true(seen[DISTVM_MSG_CPU_PLUG]);
+    g_assert_true(seen[DISTVM_MSG_CPU_PLUG_ACK]);
+    g_assert_true(seen[DISTVM_MSG_CPU_UNPLUG]);
     for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
         g_assert_true(seen[io_types[i]]);
     }
@@ -2859,6 +2877,62 @@ static void test_mem_plug_ack(void)
     }
 
     g_free(big);
+}
+
+/*
+ * CPU_PLUG, CPU_PLUG_ACK and CPU_UNPLUG: their layout and decoding, the
+ * seq of the plug passed through; a vCPU the machine does not have, or a
+ * CPU_PLUG without a device, refused
+ */
+static void test_cpu_plug(void)
+{
+    static const char device[] = "{\"apic-id\": 7, \"driver\": \"d\"}";
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    distvm_wire_cpu_plug(b, 0, 77, 7, device);
+    g_assert_cmpuint(b->len, ==, HDR + CPU_PLUG_FIXED + strlen(device));
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_CPU_PLUG,
+              CPU_PLUG_FIXED + strlen(device), 0, 77);
+    g_assert_cmpuint(d.msg.u.cpu_plug.cpu, ==, 7);
+    g_assert_cmpstr(d.msg.u.cpu_plug.device, ==, device);
+    g_assert_null(d.msg.u.cpu_plug.error);
+    decoded_free(&d);
+
+    distvm_wire_cpu_plug_ack(b, 3, 77, 7, "no");
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_CPU_PLUG_ACK, CPU_ACK_FIXED + 2, 3, 77);
+    g_assert_cmpuint(d.msg.u.cpu_plug.cpu, ==, 7);
+    g_assert_cmpstr(d.msg.u.cpu_plug.error, ==, "no");
+    g_assert_null(d.msg.u.cpu_plug.device);
+    decoded_free(&d);
+
+    distvm_wire_cpu_unplug(b, 0, 0);
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_CPU_UNPLUG, CPU_UNPLUG_FIXED, 0, 0);
+    g_assert_cmpuint(d.msg.u.cpu_plug.cpu, ==, 0);
+    g_assert_null(d.msg.u.cpu_plug.device);
+    g_assert_null(d.msg.u.cpu_plug.error);
+    decoded_free(&d);
+
+    for (uint32_t cpu = limits.nr_vcpus; cpu < limits.nr_vcpus + 3; cpu++) {
+        g_autofree char *what = g_strdup_printf("message for vCPU %" PRIu32
+                                                "; there are %" PRIu32, cpu,
+                                                limits.nr_vcpus);
+
+        distvm_wire_cpu_plug(b, 0, 1, cpu, device);
+        expect_decode_error(b, &limits, what);
+        distvm_wire_cpu_plug_ack(b, 1, 1, cpu, "");
+        expect_decode_error(b, &limits, what);
+        distvm_wire_cpu_unplug(b, 0, cpu);
+        expect_decode_error(b, &limits, what);
+    }
+    distvm_wire_cpu_unplug(b, 0, UINT32_MAX);
+    expect_decode_error(b, &limits, "CPU_UNPLUG message for vCPU 4294967295");
+    distvm_wire_cpu_plug(b, 0, 1, 1, "");
+    expect_decode_error(b, &limits, "CPU_PLUG message with an empty device");
+    g_byte_array_unref(b);
 }
 
 /* A MEM_UNPLUG of RAMBlock @slot from @src: its layout and its decoding */
@@ -5539,6 +5613,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/mem-plug", test_mem_plug);
     g_test_add_func("/distvm/wire/roundtrip/mem-plug-ack", test_mem_plug_ack);
     g_test_add_func("/distvm/wire/roundtrip/mem-unplug", test_mem_unplug);
+    g_test_add_func("/distvm/wire/roundtrip/cpu-plug", test_cpu_plug);
     g_test_add_func("/distvm/wire/decode/mem-bad-slot", test_mem_bad_slot);
     g_test_add_func("/distvm/wire/decode/mem-plug-bad-size",
                     test_mem_plug_bad_size);

@@ -1,0 +1,143 @@
+/*
+ * distvm: home asks every node to plug a device, and waits for the answers
+ *
+ * A device the guest learns of from home's ACPI (a DIMM, a CPU) must exist
+ * on every node before the guest is told: home, in its device_add, sends
+ * every other node the device to plug (MEM_PLUG, CPU_PLUG) with a new
+ * sequence number, and waits until each answered (MEM_PLUG_ACK,
+ * CPU_PLUG_ACK, with the same number) that it plugged it, or why not.
+ * Home waits with the BQL held, as the rest of device_add runs: the other
+ * nodes plug in their main loop, which never waits for home's (their
+ * vCPUs wait for home's device accesses without their BQL).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/timer.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+struct DistvmPlug {
+    QemuMutex lock;             /* all of the below */
+    QemuCond cond;
+    uint64_t seq;               /* of the last question */
+    uint32_t answered;          /* nodes, a bit each */
+    uint32_t refused_by;
+    char *refusal;              /* the first node that could not plug */
+};
+
+void distvm_plug_init(DistvmState *s)
+{
+    s->plug = g_new0(DistvmPlug, 1);
+    qemu_mutex_init(&s->plug->lock);
+    qemu_cond_init(&s->plug->cond);
+}
+
+int distvm_plug_send_all(DistvmState *s, GByteArray *msg)
+{
+    int gone = -1;
+
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (i != s->node_id && !distvm_send(s, i, msg)) {
+            gone = i;
+        }
+    }
+    return gone;
+}
+
+/*
+ * A node that has not been heard from for two of its heartbeats may be
+ * gone, or stopped: it could not plug the device in time.
+ */
+bool distvm_plug_nodes_heard(DistvmState *s, const char *what, Error **errp)
+{
+    int64_t limit = (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND * 2 /
+                    5 + 500 * SCALE_MS;
+    int64_t now = get_clock();
+
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+        error_setg(errp, "distvm: %s is plugged only while the cluster runs",
+                   what);
+        return false;
+    }
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        int64_t silent = now - qatomic_read(&s->peers[i].heard_ns);
+
+        if (i != s->node_id && silent > limit) {
+            error_setg(errp, "distvm: node %" PRIu32 " has been silent for "
+                       "%" PRId64 " ms; %s is plugged only while every node "
+                       "answers", i, silent / SCALE_MS, what);
+            return false;
+        }
+    }
+    return true;
+}
+
+uint64_t distvm_plug_ask(DistvmState *s)
+{
+    DistvmPlug *p = s->plug;
+    uint64_t seq;
+
+    qemu_mutex_lock(&p->lock);
+    seq = ++p->seq;
+    p->answered = 0;
+    g_clear_pointer(&p->refusal, g_free);
+    qemu_mutex_unlock(&p->lock);
+    return seq;
+}
+
+bool distvm_plug_wait(DistvmState *s, uint64_t seq, const char *what,
+                      Error **errp)
+{
+    DistvmPlug *p = s->plug;
+    uint32_t all = MAKE_64BIT_MASK(0, s->nodes) & ~(1u << s->node_id);
+    int64_t deadline = get_clock() + (int64_t)s->peer_timeout *
+                       NANOSECONDS_PER_SECOND;
+    bool ok;
+
+    qemu_mutex_lock(&p->lock);
+    assert(seq == p->seq);
+    while (p->answered != all && !p->refusal &&
+           qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING) {
+        int64_t left = deadline - get_clock();
+
+        if (left <= 0) {
+            break;
+        }
+        qemu_cond_timedwait(&p->cond, &p->lock,
+                            MIN(left / SCALE_MS + 1, 100));
+    }
+    ok = p->answered == all && !p->refusal;
+    if (p->refusal) {
+        error_setg(errp, "distvm: node %" PRIu32 " could not plug %s: %s",
+                   p->refused_by, what, p->refusal);
+    } else if (!ok) {
+        uint32_t missing = ctz32(all & ~p->answered);
+
+        error_setg(errp, "distvm: node %" PRIu32 " did not plug %s within "
+                   "peer-timeout=%" PRIu32 " s", missing, what,
+                   s->peer_timeout);
+    }
+    p->seq++;                   /* late answers are for no plug */
+    qemu_mutex_unlock(&p->lock);
+    return ok;
+}
+
+void distvm_plug_answered(DistvmState *s, const DistvmMsg *msg,
+                          const char *error)
+{
+    DistvmPlug *p = s->plug;
+
+    qemu_mutex_lock(&p->lock);
+    if (msg->hdr.seq == p->seq) {
+        p->answered |= 1u << msg->hdr.src;
+        if (error[0] && !p->refusal) {
+            p->refusal = g_strdup(error);
+            p->refused_by = msg->hdr.src;
+        }
+        qemu_cond_broadcast(&p->cond);
+    }
+    qemu_mutex_unlock(&p->lock);
+}
