@@ -9,15 +9,18 @@
  * (device_add), first has each other node plug the same one: a CPU_PLUG
  * gives its driver, id and APIC ID, and its vCPU index, which every node
  * derives from the APIC ID in the same way.  Each node creates it as if
- * cold-plugged (its own ACPI device, which the guest never reads, is not
- * told), resets it, runs it if it is placed there and parks it otherwise,
- * and answers CPU_PLUG_ACK.  Only once every node said yes does home
- * realize its own and signal the guest (distvm-plug.c).  If a node cannot
- * plug it, home refuses the device_add and has the nodes that plugged it
- * unplug it again.
+ * cold-plugged (the guest never reads its own ACPI device, whose
+ * interrupt reaches no vCPU), resets it, runs it if it is placed there
+ * and parks it otherwise, and answers CPU_PLUG_ACK.  Only once every node
+ * said yes does home realize its own and signal the guest (distvm-plug.c).
+ * If a node cannot plug it, home refuses the device_add and has the nodes
+ * that plugged it unplug it again.
  *
  * When the guest ejects the CPU, home unplugs it and sends CPU_UNPLUG:
  * each other node unplugs its copy, and the node that ran it stops it.
+ * A message about it that comes after is refused, and a device access
+ * it made is answered with a failure.  Not handled: a plug or unplug
+ * racing with a move of the same vCPU.
  *
  * A hot-plugged CPU takes its model's properties and -cpu's, as the CPUs
  * of the command line do on every node: device_add may give it its place
@@ -45,12 +48,13 @@
 #include "distvm-internal.h"
 #include "trace.h"
 
-/* The BQL: this node plugs the CPU of a CPU_PLUG from home */
-static bool mirroring;
+/* The BQL: the CPU this node plugs for home's CPU_PLUG, and its vCPU */
+static CPUState *mirroring;
+static uint32_t mirroring_index;
 
-bool distvm_cpuplug_mirroring(void)
+bool distvm_cpuplug_mirroring(CPUState *cpu)
 {
-    return mirroring;
+    return cpu == mirroring;
 }
 
 /* What every node needs to create the CPU: JSON */
@@ -141,12 +145,25 @@ static bool cpuplug_pre_plug(DeviceState *dev, Error **errp)
     uint64_t seq;
     int gone;
 
-    if (s->nodes == 1 || !phase_check(PHASE_MACHINE_READY) || mirroring) {
+    if (s->nodes == 1 || !phase_check(PHASE_MACHINE_READY)) {
         return true;        /* on the command line: on every node's too */
+    }
+    if (mirroring == CPU(dev)) {
+        if (cpu != mirroring_index) {
+            error_setg(errp, "its APIC ID is vCPU %" PRIu32 "'s here, not "
+                       "vCPU %" PRIu32 "'s", cpu, mirroring_index);
+            return false;
+        }
+        return true;
     }
     if (!distvm_is_home(s)) {
         error_setg(errp, "distvm: CPUs are plugged on the home node (node "
                    "%u), which plugs them on every node", DISTVM_HOME_NODE);
+        return false;
+    }
+    if (!X86_MACHINE(qdev_get_machine())->acpi_dev) {
+        error_setg(errp, "distvm: a CPU is plugged into a cluster through "
+                   "ACPI, which this machine does not have");
         return false;
     }
     if (!distvm_plug_nodes_heard(s, "a CPU", errp)) {
@@ -161,7 +178,7 @@ static bool cpuplug_pre_plug(DeviceState *dev, Error **errp)
     }
     device = cpuplug_device_json(dev);
     m = g_byte_array_new();
-    seq = distvm_plug_ask(s);
+    seq = distvm_plug_ask(s, DISTVM_MSG_CPU_PLUG_ACK);
     distvm_wire_cpu_plug(m, s->node_id, seq, cpu, device->str);
     trace_distvm_cpuplug_send(cpu, device->str);
     gone = distvm_plug_send_all(s, m);
@@ -181,13 +198,37 @@ static bool cpuplug_pre_plug(DeviceState *dev, Error **errp)
     return true;
 }
 
+/* The last reference to an unplugged CPU, dropped after a grace period */
+typedef struct CpuRelease {
+    struct rcu_head rcu;
+    Object *cpu;
+} CpuRelease;
+
+static void cpuplug_release(CpuRelease *r)
+{
+    object_unref(r->cpu);
+    g_free(r);
+}
+
 static void cpuplug_unplug(DeviceState *dev)
 {
     DistvmState *s = distvm_state();
+    CpuRelease *r;
 
-    if (s->nodes > 1 && distvm_is_home(s)) {
+    if (s->nodes == 1) {
+        return;
+    }
+    if (distvm_is_home(s)) {
         cpuplug_unplug_all(s, CPU(dev)->cpu_index);
     }
+    /*
+     * Handlers of this node's receive threads may hold it: they run in an
+     * RCU read-side critical section (distvm_dispatch()), and find it
+     * unrealized, but not freed.
+     */
+    r = g_new(CpuRelease, 1);
+    r->cpu = object_ref(OBJECT(dev));
+    call_rcu(r, cpuplug_release, rcu);
 }
 
 static const X86CPUPlugHooks cpuplug_hooks = {
@@ -234,7 +275,7 @@ static DeviceState *cpuplug_new_cpu(DistvmState *s, const DistvmMsgCpuPlug *m,
         return NULL;
     }
     dev = DEVICE(object_new(driver));
-    /* Plugged as at start: this node's ACPI device does not tell the guest */
+    /* Plugged as at start, as this node's ACPI device is not the guest's */
     dev->hotplugged = false;
     if (!qdev_set_id(dev, g_strdup(qdict_get_try_str(props, "id")), errp)) {
         object_unref(OBJECT(dev));
@@ -244,19 +285,14 @@ static DeviceState *cpuplug_new_cpu(DistvmState *s, const DistvmMsgCpuPlug *m,
     qdict_del(props, "id");
     object_set_properties_from_keyval(OBJECT(dev), props, true, &err);
     if (!err) {
-        mirroring = true;
+        mirroring = CPU(dev);
+        mirroring_index = m->cpu;
         qdev_realize(dev, NULL, &err);
-        if (!err && CPU(dev)->cpu_index != m->cpu) {
-            error_setg(&err, "its APIC ID is vCPU %d's here, not vCPU %"
-                       PRIu32 "'s", CPU(dev)->cpu_index, m->cpu);
-            hotplug_handler_unplug(qdev_get_hotplug_handler(dev), dev,
-                                   &error_abort);
-        }
         if (!err) {
             /* As the hot-plug of home's, then it runs here or is parked */
             device_cold_reset(dev);
         }
-        mirroring = false;
+        mirroring = NULL;
     }
     if (err) {
         error_propagate(errp, err);
@@ -304,13 +340,20 @@ static void cpuplug_unplug_replay(DistvmState *s, const DistvmMsg *msg)
     if (!dev) {
         return;                 /* it never plugged it */
     }
+    acpi = OBJECT(X86_MACHINE(qdev_get_machine())->acpi_dev);
+    if (!acpi || cpu->cpu_index < MACHINE(qdev_get_machine())->smp.cpus) {
+        distvm_msg_refused(s, msg->hdr.src, "CPU_UNPLUG of vCPU %" PRIu32
+                           ", which was not hot-plugged", cpu->cpu_index);
+        return;
+    }
+    /* Unplugged while it runs here: no access of its waits for home. */
+    distvm_io_cancel(s, cpu->cpu_index);
     /*
      * A CPU is unplugged through ACPI's modern CPU hot-plug interface,
      * to which the guest switched home's ACPI device.  This node's copy,
      * which the guest never reads, switches too.
      */
-    acpi = OBJECT(X86_MACHINE(qdev_get_machine())->acpi_dev);
-    if (acpi && object_property_find(acpi, "cpu-hotplug-legacy") &&
+    if (object_property_find(acpi, "cpu-hotplug-legacy") &&
         object_property_get_bool(acpi, "cpu-hotplug-legacy", &error_abort)) {
         object_property_set_bool(acpi, "cpu-hotplug-legacy", false,
                                  &error_abort);

@@ -141,12 +141,33 @@ void distvm_main_loop_call(DistvmState *s, uint32_t src,
     qemu_bh_schedule(s->main_calls_bh);
 }
 
+/*
+ * @msg names vCPU @cpu, which does not exist here (-smp's maxcpus, not
+ * plugged, or unplugged): refused, and a device access answered, as its
+ * vCPU waits.
+ */
+static void vcpu_gone(DistvmState *s, const DistvmMsg *msg, uint32_t cpu)
+{
+    distvm_msg_refused(s, msg->hdr.src, "%s for vCPU %" PRIu32 ", which "
+                       "does not exist", distvm_msg_type_name(msg->hdr.type),
+                       cpu);
+    if (msg->hdr.type == DISTVM_MSG_IO_REQ) {
+        distvm_io_req_failed(s, msg);
+    }
+}
+
 static void deferred_msg_run(void *opaque)
 {
     DistvmDeferredMsg *d = opaque;
     DistvmState *s = d->s;
+    uint32_t cpu;
 
-    d->handler->main_loop(s, &d->msg);
+    /* A vCPU it names may have been unplugged since it arrived. */
+    if (distvm_wire_msg_vcpu(&d->msg, &cpu) && !qemu_get_cpu(cpu)) {
+        vcpu_gone(s, &d->msg, cpu);
+    } else {
+        d->handler->main_loop(s, &d->msg);
+    }
     if (d->before_replies) {
         qemu_mutex_lock(&s->replay_lock);
         qatomic_inc(&s->replays_done);
@@ -217,6 +238,8 @@ void distvm_dispatch(DistvmState *s, const DistvmMsg *msg)
     Error *err = NULL;
     uint32_t cpu;
 
+    /* A vCPU unplugged meanwhile is freed after this (distvm-cpuplug.c) */
+    RCU_READ_LOCK_GUARD();
     if (src != s->node_id &&
         !distvm_wire_check_role(msg, s->node_id, &err)) {
         distvm_msg_refused(s, src, "%s", error_get_pretty(err));
@@ -225,8 +248,7 @@ void distvm_dispatch(DistvmState *s, const DistvmMsg *msg)
     }
     /* -smp N,maxcpus=M: the indices from N on are no vCPU (yet). */
     if (distvm_wire_msg_vcpu(msg, &cpu) && !qemu_get_cpu(cpu)) {
-        distvm_msg_refused(s, src, "%s for vCPU %" PRIu32 ", which does not "
-                           "exist", distvm_msg_type_name(type), cpu);
+        vcpu_gone(s, msg, cpu);
         return;
     }
     if (!h) {

@@ -350,7 +350,9 @@ void distvm_clock_get_stats(DistvmState *s, uint64_t *local, uint64_t *sent);
 void distvm_io_init(DistvmState *s);
 void distvm_io_get_stats(DistvmState *s, DistvmIoStats *stats);
 void distvm_io_leaving(DistvmState *s);
-void distvm_io_node_ending(DistvmState *s, uint32_t node);
+void distvm_io_ending(DistvmState *s);
+void distvm_io_req_failed(DistvmState *s, const DistvmMsg *msg);
+void distvm_io_cancel(DistvmState *s, unsigned cpu);
 bool distvm_io_forwarded(DistvmState *s);
 bool distvm_io_replay_a20(DistvmState *s, CPUState *cpu, bool enabled);
 /* Under the BQL: the accesses done here for other nodes, by device */
@@ -452,8 +454,11 @@ void distvm_plug_init(DistvmState *s);
 int distvm_plug_send_all(DistvmState *s, GByteArray *msg);
 /* Home: whether every node answers, so that @what may be plugged */
 bool distvm_plug_nodes_heard(DistvmState *s, const char *what, Error **errp);
-/* Home, with the BQL: the sequence number of a new plug to ask for */
-uint64_t distvm_plug_ask(DistvmState *s);
+/*
+ * Home, with the BQL: the sequence number of a new plug to ask for, to
+ * which the nodes answer with messages of type @answer
+ */
+uint64_t distvm_plug_ask(DistvmState *s, DistvmMsgType answer);
 /*
  * Home, with the BQL: wait until every other node answered plug @seq, at
  * most peer-timeout; false, with @errp naming @what, if one refused or
@@ -475,8 +480,8 @@ void distvm_cpuplug_init(DistvmState *s);
  * must stay parked.
  */
 void distvm_cpuplug_realize(DistvmState *s, CPUState *cpu);
-/* With the BQL: whether this node plugs a CPU that home asked it to */
-bool distvm_cpuplug_mirroring(void);
+/* With the BQL: whether this node plugs @cpu because home asked it to */
+bool distvm_cpuplug_mirroring(CPUState *cpu);
 
 /* distvm-pic.c */
 void distvm_pic_init(DistvmState *s);
@@ -511,8 +516,11 @@ void distvm_leave_init(DistvmState *s);
  * every other node stops its guest and drains its I/O before it returns.
  */
 void distvm_leave_end_cluster(DistvmState *s);
-/* Whether node @node sent END: it answers no device access any more. */
-bool distvm_leave_node_ending(DistvmState *s, uint32_t node);
+/*
+ * Whether a node ends the cluster: this node's guest stops for good, and
+ * no device access is answered any more.
+ */
+bool distvm_leave_ending(DistvmState *s);
 void distvm_runstate_start(DistvmState *s);
 
 /* distvm-ram.c */

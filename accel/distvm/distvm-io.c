@@ -86,7 +86,7 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t dest,
     trace_distvm_io_forward(io->cpu, io->space, io->addr, io->size,
                             io->flags & DISTVM_IO_WRITE, io->data);
     qemu_event_reset(&w->done);
-    w->dest = dest;
+    qatomic_set(&w->dest, dest);
     qatomic_set(&w->waiting_id, w->next_id);
     if (distvm_cluster_leaving(s)) {
         io->data = 0;
@@ -96,9 +96,9 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t dest,
     if (locked) {
         bql_unlock();
     }
-    /* Against distvm_io_node_ending(): one of the two sees the other. */
+    /* Against distvm_io_ending(): one of the two sees the other. */
     smp_mb();
-    if (distvm_leave_node_ending(s, dest)) {
+    if (distvm_leave_ending(s)) {
         if (qatomic_cmpxchg(&w->waiting_id, w->next_id, 0) == w->next_id) {
             w->data = 0;
             w->flags = MEMTX_ERROR;
@@ -338,6 +338,16 @@ static void io_reply(DistvmState *s, const DistvmMsg *msg,
     distvm_send(s, msg->hdr.src, m);
 }
 
+/* Answer @msg, an IO_REQ, with a failure: its vCPU stops. */
+void distvm_io_req_failed(DistvmState *s, const DistvmMsg *msg)
+{
+    DistvmMsgIo reply = msg->u.io;
+
+    reply.data = 0;
+    reply.flags = MEMTX_ERROR | DISTVM_IO_STOP;
+    io_reply(s, msg, &reply);
+}
+
 /*
  * Is @io for a device this node runs?  Home runs all but the placed
  * devices; another node, the devices placed on it.  Returns false if it
@@ -458,6 +468,11 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     if (!io_req_ours(s, msg, &pd)) {
         return;
     }
+    if (distvm_leave_ending(s)) {
+        /* This node's guest stopped for good: its devices start nothing. */
+        distvm_io_req_failed(s, msg);
+        return;
+    }
     if (pd) {
         qatomic_inc(&pd->served);
     }
@@ -553,23 +568,29 @@ void distvm_io_leaving(DistvmState *s)
 }
 
 /*
- * Node @node ends the cluster (distvm-leave.c): it answers no access any
- * more, so the accesses waiting for it fail, and so do those sent to it
- * from now on: the vCPUs that made them can stop.
+ * A node ends the cluster (distvm-leave.c): every node stops its guest,
+ * and a node's main loop that waits for its vCPUs to stop replays no
+ * access of another's.  So the accesses waiting for an answer fail, and
+ * so do those made from now on: the vCPUs that made them can stop.
  */
-void distvm_io_node_ending(DistvmState *s, uint32_t node)
+void distvm_io_ending(DistvmState *s)
 {
-    smp_mb();   /* the node is ending (distvm_leave_node_ending()) */
+    smp_mb();   /* the cluster ends (distvm_leave_ending()) */
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
-        DistvmIoWait *w = &s->io_waits[i];
-        uint64_t id = qatomic_read(&w->waiting_id);
+        distvm_io_cancel(s, i);
+    }
+}
 
-        if (id && qatomic_read(&w->dest) == node &&
-            qatomic_cmpxchg(&w->waiting_id, id, 0) == id) {
-            w->data = 0;
-            w->flags = MEMTX_ERROR;
-            qemu_event_set(&w->done);
-        }
+/* vCPU @cpu's access waiting for an answer, if any, fails. */
+void distvm_io_cancel(DistvmState *s, unsigned cpu)
+{
+    DistvmIoWait *w = &s->io_waits[cpu];
+    uint64_t id = qatomic_read(&w->waiting_id);
+
+    if (id && qatomic_cmpxchg(&w->waiting_id, id, 0) == id) {
+        w->data = 0;
+        w->flags = MEMTX_ERROR;
+        qemu_event_set(&w->done);
     }
 }
 

@@ -15,11 +15,13 @@
  * leaver, whose page service needs no main loop) and answers ENDED.  The
  * leaver waits for every answer, DISTVM_END_MS at most, and only then
  * sends its BYE.  A node that is itself leaving (two nodes quit at once)
- * answers an END at once, as its devices are drained already.  The
- * leaver's main loop is gone: the device accesses that wait for it fail,
- * so that the vCPUs that made them can stop.  The
- * guest stays stopped: its run state is "shutdown", which a "cont"
- * cannot leave.
+ * answers an END at once, as its devices are drained already.
+ *
+ * Once a node ends the cluster, no node answers device accesses any more,
+ * and those waiting fail: a main loop that waits for its vCPUs to stop
+ * replays nothing, and the leaver's is gone, so a vCPU waiting for one
+ * would never stop.  A running guest stops with run state "shutdown",
+ * which a "cont" cannot leave.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -35,10 +37,10 @@
 #define DISTVM_END_MS   10000
 
 struct DistvmLeave {
-    QemuMutex lock;             /* all of the below */
+    bool ending;                /* atomic: a node ends the cluster */
+    QemuMutex lock;             /* the rest */
     QemuCond cond;
     bool leaving;               /* this node's devices are drained */
-    uint64_t ending;            /* atomic: nodes that sent END */
     uint64_t answer;            /* nodes whose END awaits this node's ENDED */
     uint64_t awaited;           /* nodes whose ENDED this node awaits */
 };
@@ -71,8 +73,8 @@ static bool end_received(DistvmState *s, const DistvmMsg *msg)
     uint64_t now = 0;
 
     trace_distvm_leave_end_received(msg->hdr.src);
-    qatomic_or(&l->ending, BIT_ULL(msg->hdr.src));
-    distvm_io_node_ending(s, msg->hdr.src);
+    qatomic_set(&l->ending, true);
+    distvm_io_ending(s);
     qemu_mutex_lock(&l->lock);
     l->answer |= BIT_ULL(msg->hdr.src);
     if (l->leaving) {
@@ -89,6 +91,13 @@ static void end_main_loop(DistvmState *s, const DistvmMsg *msg)
     DistvmLeave *l = s->leave;
     uint64_t nodes;
 
+    qemu_mutex_lock(&l->lock);
+    if (l->leaving) {
+        /* This node's own exit drained it, and answers the END */
+        qemu_mutex_unlock(&l->lock);
+        return;
+    }
+    qemu_mutex_unlock(&l->lock);
     /* vm_stop() drains the block devices even if the guest is stopped. */
     vm_stop(RUN_STATE_SHUTDOWN);
     qemu_mutex_lock(&l->lock);
@@ -110,9 +119,9 @@ static bool ended_received(DistvmState *s, const DistvmMsg *msg)
     return true;
 }
 
-bool distvm_leave_node_ending(DistvmState *s, uint32_t node)
+bool distvm_leave_ending(DistvmState *s)
 {
-    return s->leave && (qatomic_read(&s->leave->ending) & BIT_ULL(node));
+    return s->leave && qatomic_read(&s->leave->ending);
 }
 
 static const DistvmMsgHandler leave_handlers[] = {
@@ -142,14 +151,19 @@ void distvm_leave_end_cluster(DistvmState *s)
     int64_t deadline = get_clock() + (int64_t)DISTVM_END_MS * SCALE_MS;
     uint64_t answers;
 
-    if (!l || qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
-        return;                 /* no guest ran, or another node ended it */
+    if (!l) {
+        return;
     }
     qemu_mutex_lock(&l->lock);
     l->leaving = true;
     answers = take_answers(l);
     qemu_mutex_unlock(&l->lock);
     send_ended(s, answers);
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+        return;                 /* no guest ran, or another node ended it */
+    }
+    qatomic_set(&l->ending, true);
+    distvm_io_ending(s);
 
     distvm_wire_empty(end, DISTVM_MSG_END, s->node_id, 0);
     for (uint32_t n = 0; n < s->nodes; n++) {

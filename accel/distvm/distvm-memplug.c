@@ -115,7 +115,7 @@ static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
     const char *memdev = object_get_canonical_path_component(backend);
     g_autoptr(GString) device = memplug_device_json(dimm, memdev);
     g_autoptr(GByteArray) m = g_byte_array_new();
-    uint64_t seq = distvm_plug_ask(s);
+    uint64_t seq = distvm_plug_ask(s, DISTVM_MSG_MEM_PLUG_ACK);
     int gone;
     bool ok;
 

@@ -23,6 +23,7 @@ struct DistvmPlug {
     QemuMutex lock;             /* all of the below */
     QemuCond cond;
     uint64_t seq;               /* of the last question */
+    DistvmMsgType answer;       /* the type of its answers */
     uint32_t answered;          /* nodes, a bit each */
     uint32_t refused_by;
     char *refusal;              /* the first node that could not plug */
@@ -75,13 +76,14 @@ bool distvm_plug_nodes_heard(DistvmState *s, const char *what, Error **errp)
     return true;
 }
 
-uint64_t distvm_plug_ask(DistvmState *s)
+uint64_t distvm_plug_ask(DistvmState *s, DistvmMsgType answer)
 {
     DistvmPlug *p = s->plug;
     uint64_t seq;
 
     qemu_mutex_lock(&p->lock);
     seq = ++p->seq;
+    p->answer = answer;
     p->answered = 0;
     g_clear_pointer(&p->refusal, g_free);
     qemu_mutex_unlock(&p->lock);
@@ -100,7 +102,8 @@ bool distvm_plug_wait(DistvmState *s, uint64_t seq, const char *what,
     qemu_mutex_lock(&p->lock);
     assert(seq == p->seq);
     while (p->answered != all && !p->refusal &&
-           qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING) {
+           qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING &&
+           !distvm_leave_ending(s)) {
         int64_t left = deadline - get_clock();
 
         if (left <= 0) {
@@ -131,7 +134,7 @@ void distvm_plug_answered(DistvmState *s, const DistvmMsg *msg,
     DistvmPlug *p = s->plug;
 
     qemu_mutex_lock(&p->lock);
-    if (msg->hdr.seq == p->seq) {
+    if (msg->hdr.seq == p->seq && msg->hdr.type == p->answer) {
         p->answered |= 1u << msg->hdr.src;
         if (error[0] && !p->refusal) {
             p->refusal = g_strdup(error);

@@ -220,7 +220,7 @@ static void distvm_apic_addressing(APICCommonState *apic)
     if (s->nodes == 1 ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
         distvm_vcpu_node(s, cpu) != s->node_id ||
-        distvm_cpuplug_mirroring()) {
+        distvm_cpuplug_mirroring(CPU(apic->cpu))) {
         return;
     }
     trace_distvm_apic_addressing(cpu, value);
@@ -247,9 +247,15 @@ static void distvm_apic_addressing(APICCommonState *apic)
 static bool vcpu_apic_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgVcpu *m = &msg->u.vcpu;
-    X86CPU *x86 = X86_CPU(qemu_get_cpu(m->cpu));
-    APICCommonState *apic = APIC_COMMON(x86->apic_state);
+    CPUState *cpu = qemu_get_cpu(m->cpu);
+    DeviceState *lapic = cpu ? qatomic_read(&X86_CPU(cpu)->apic_state)
+                             : NULL;
+    APICCommonState *apic;
 
+    if (!lapic) {
+        return true;            /* unplugged meanwhile (distvm-cpuplug.c) */
+    }
+    apic = APIC_COMMON(lapic);
     if (distvm_vcpu_node(s, m->cpu) != s->node_id) {
         uint64_t base = apic->apicbase &
                         ~(MSR_IA32_APICBASE_EXTD | MSR_IA32_APICBASE_ENABLE);

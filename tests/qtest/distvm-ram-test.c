@@ -1516,7 +1516,6 @@ static uint64_t process_swap_kib(pid_t pid)
     return g_ascii_strtoull(swap + strlen("VmSwap:"), NULL, 10);
 }
 
-
 /*
  * A node that quits while home's disk still writes data it holds: home's
  * IDE disk, throttled, has a WRITE DMA of a buffer that node 1 wrote
@@ -1584,6 +1583,7 @@ static void test_leave_disk_write(void)
     g_assert_cmpmem(got, LEAVE_LEN, want, LEAVE_LEN);
     distvm_cluster_quit(c);
 }
+
 /*
  * A page its owner's host swapped out holds data: another node that asks
  * for it gets the data, not zeros (mincore(), asked before, took such a
@@ -2706,6 +2706,21 @@ static void test_forged(void)
     forge(node[0], 1, msg);
     wait_protocol_errors(node[1]->qts, 2);
     wait_protocol_errors(node[0]->qts, ++errors);
+    /* From the home node: the unplug of a CPU that was not hot-plugged */
+    distvm_wire_cpu_unplug(msg, 0, 1);
+    forge(node[0], 1, msg);
+    wait_protocol_errors(node[1]->qts, 3);
+    /*
+     * From node 1: an access of vCPU 3, which -smp's maxcpus leaves out.
+     * Home answers that it failed, which node 1 refuses in turn.
+     */
+    distvm_wire_io(msg, DISTVM_MSG_IO_REQ, 1, &(DistvmMsgIo) {
+                       .cpu = 3, .space = DISTVM_IO_PORT, .size = 1,
+                       .addr = 0x80 });
+    distvm_wire_set_seq(msg, 778);
+    forge(node[1], 0, msg);
+    wait_protocol_errors(node[0]->qts, ++errors);
+    wait_protocol_errors(node[1]->qts, 4);
 
     /* Node 0 still owns its page, as it was, and both nodes serve. */
     {
@@ -2721,8 +2736,9 @@ static void test_forged(void)
     g_assert_cmpmem(got, sizeof(got), other, sizeof(other));
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 0), ==, 0);
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 1), ==, 1);
+    g_assert_cmpint(distvm_vcpu_node(node[1]->qts, 1), ==, 1);
     g_assert_cmpint(protocol_errors(node[0]->qts), ==, errors);
-    g_assert_cmpint(protocol_errors(node[1]->qts), ==, 2);
+    g_assert_cmpint(protocol_errors(node[1]->qts), ==, 4);
     distvm_wait_state(node[0]->qts, "running", 1);
     distvm_wait_state(node[1]->qts, "running", 1);
 

@@ -781,14 +781,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        12, 0,                              /* version */
+        13, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 12);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 13);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -2032,18 +2032,19 @@ static void test_bad_version(void)
      * for, 8 the one before memory hotplug (MEM_PLUG, MEM_UNPLUG), 9 the
      * one before devices on other nodes (PCI_INTX, DISTVM_IO_CONFIG_GEN),
      * 10 the one before ranges made resident while the guest runs (RES_SET),
-     * 11 the one before the cluster's ordered end (END, ENDED)
+     * 11 the one before the cluster's ordered end (END, ENDED), 12 the
+     * one before CPU hot-plug (CPU_PLUG, CPU_PLUG_ACK, CPU_UNPLUG)
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 0x100, 0x10c, 0x200,
-        0x300, 0xc00, UINT16_MAX,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 0x100, 0x10d, 0x200,
+        0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 12", versions[i]);
+            "protocol version %u, this node speaks 13", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2053,7 +2054,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 12");
+        expect_header_error(b, "protocol version 2, this node speaks 13");
     }
     g_byte_array_unref(b);
 }
