@@ -250,57 +250,26 @@ void distvm_cpuplug_realize(DistvmState *s, CPUState *cpu)
 static DeviceState *cpuplug_new_cpu(DistvmState *s, const DistvmMsgCpuPlug *m,
                                     Error **errp)
 {
-    QObject *obj = qobject_from_json(m->device, errp);
-    g_autoptr(QDict) props = qobject_to(QDict, obj);
-    const char *driver = props ? qdict_get_try_str(props, "driver") : NULL;
-    ObjectClass *oc = driver ? object_class_by_name(driver) : NULL;
-    Error *err = NULL;
     DeviceState *dev;
 
-    if (!props) {
-        if (obj) {
-            error_setg(errp, "the CPU to plug is not a JSON object: %s",
-                       m->device);
-        }
-        qobject_unref(obj);
-        return NULL;
-    }
-    if (!oc || object_class_is_abstract(oc) ||
-        !object_class_dynamic_cast(oc, TYPE_X86_CPU)) {
-        error_setg(errp, "the CPU to plug is not an x86 CPU: %s", m->device);
-        return NULL;
-    }
     if (qemu_get_cpu(m->cpu)) {
         error_setg(errp, "vCPU %" PRIu32 " exists here already", m->cpu);
         return NULL;
     }
-    dev = DEVICE(object_new(driver));
-    /* Plugged as at start, as this node's ACPI device is not the guest's */
-    dev->hotplugged = false;
-    if (!qdev_set_id(dev, g_strdup(qdict_get_try_str(props, "id")), errp)) {
-        object_unref(OBJECT(dev));
+    dev = distvm_plug_new_device(m->device, TYPE_X86_CPU, "an x86 CPU",
+                                 errp);
+    if (!dev) {
         return NULL;
     }
-    qdict_del(props, "driver");
-    qdict_del(props, "id");
-    object_set_properties_from_keyval(OBJECT(dev), props, true, &err);
-    if (!err) {
-        mirroring = CPU(dev);
-        mirroring_index = m->cpu;
-        qdev_realize(dev, NULL, &err);
-        if (!err) {
-            /* As the hot-plug of home's, then it runs here or is parked */
-            device_cold_reset(dev);
-        }
-        mirroring = NULL;
+    mirroring = CPU(dev);
+    mirroring_index = m->cpu;
+    if (distvm_plug_realize(dev, errp)) {
+        /* As the hot-plug of home's, then it runs here or is parked */
+        device_cold_reset(dev);
+    } else {
+        dev = NULL;
     }
-    if (err) {
-        error_propagate(errp, err);
-        object_unparent(OBJECT(dev));
-        object_unref(OBJECT(dev));
-        return NULL;
-    }
-    object_unref(OBJECT(dev));
+    mirroring = NULL;
     return dev;
 }
 

@@ -469,6 +469,19 @@ bool distvm_plug_wait(DistvmState *s, uint64_t seq, const char *what,
 /* A node's answer @msg to a plug: @error, or "" if it plugged it */
 void distvm_plug_answered(DistvmState *s, const DistvmMsg *msg,
                           const char *error);
+/*
+ * A node, in the main loop: create the device a plug of home's describes
+ * in @json (its driver, a @type, which is @what, and its properties), as
+ * if cold-plugged: its id and properties set, not realized.  NULL, with
+ * @errp set, if it cannot be.
+ */
+DeviceState *distvm_plug_new_device(const char *json, const char *type,
+                                    const char *what, Error **errp);
+/*
+ * Realize @dev, of distvm_plug_new_device(); if it fails, it is deleted.
+ * Either way the reference distvm_plug_new_device() gave is dropped.
+ */
+bool distvm_plug_realize(DeviceState *dev, Error **errp);
 
 /* distvm-memplug.c */
 void distvm_memplug_init(DistvmState *s);

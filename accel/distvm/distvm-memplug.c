@@ -264,56 +264,24 @@ static DeviceState *memplug_new_dimm(DistvmState *s,
                                      const DistvmMsgMemPlug *m, Error **errp)
 {
     DistvmMemPlug *mp = s->memplug;
-    QObject *obj = qobject_from_json(m->device, errp);
-    g_autoptr(QDict) props = qobject_to(QDict, obj);
-    const char *driver = props ? qdict_get_try_str(props, "driver") : NULL;
-    ObjectClass *oc = driver ? object_class_by_name(driver) : NULL;
-    Error *err = NULL;
-    DeviceState *dev;
+    DeviceState *dev = distvm_plug_new_device(m->device, TYPE_PC_DIMM,
+                                              "a DIMM", errp);
+    bool ok;
 
-    if (!props) {
-        if (obj) {
-            error_setg(errp, "the device to plug is not a JSON object: %s",
-                       m->device);
-        }
-        qobject_unref(obj);
+    if (!dev) {
         return NULL;
     }
-    if (!oc || object_class_is_abstract(oc) ||
-        !object_class_dynamic_cast(oc, TYPE_PC_DIMM)) {
-        error_setg(errp, "the device to plug is not a DIMM: %s", m->device);
-        return NULL;
+    mp->mirroring = true;
+    mp->mirror_index = m->slot;
+    ok = distvm_plug_realize(dev, errp);
+    mp->mirroring = false;
+    if (mp->plugging) {
+        /* prepared, then realize failed */
+        distvm_ram_plug_abandon(s, m->slot, mp->plugging_block);
+        distvm_ram_clear_home(s, mp->plugging_block);
+        mp->plugging = NULL;
     }
-    dev = DEVICE(object_new(driver));
-    /* Plugged as at start: this node's ACPI device does not tell the guest */
-    dev->hotplugged = false;
-    if (!qdev_set_id(dev, g_strdup(qdict_get_try_str(props, "id")), errp)) {
-        object_unref(OBJECT(dev));
-        return NULL;
-    }
-    qdict_del(props, "driver");
-    qdict_del(props, "id");
-    object_set_properties_from_keyval(OBJECT(dev), props, true, &err);
-    if (!err) {
-        mp->mirroring = true;
-        mp->mirror_index = m->slot;
-        qdev_realize(dev, NULL, &err);
-        mp->mirroring = false;
-        if (mp->plugging) {
-            /* prepared, then realize failed */
-            distvm_ram_plug_abandon(s, m->slot, mp->plugging_block);
-            distvm_ram_clear_home(s, mp->plugging_block);
-            mp->plugging = NULL;
-        }
-    }
-    if (err) {
-        error_propagate(errp, err);
-        object_unparent(OBJECT(dev));
-        object_unref(OBJECT(dev));
-        return NULL;
-    }
-    object_unref(OBJECT(dev));
-    return dev;
+    return ok ? dev : NULL;
 }
 
 /* MEM_PLUG, in the main loop */

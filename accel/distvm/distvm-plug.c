@@ -15,7 +15,12 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qobject/qdict.h"
+#include "qobject/qjson.h"
 #include "qemu/timer.h"
+#include "qom/object_interfaces.h"
+#include "hw/qdev-core.h"
+#include "monitor/qdev.h"
 #include "distvm-internal.h"
 #include "trace.h"
 
@@ -143,4 +148,57 @@ void distvm_plug_answered(DistvmState *s, const DistvmMsg *msg,
         qemu_cond_broadcast(&p->cond);
     }
     qemu_mutex_unlock(&p->lock);
+}
+
+DeviceState *distvm_plug_new_device(const char *json, const char *type,
+                                    const char *what, Error **errp)
+{
+    QObject *obj = qobject_from_json(json, errp);
+    g_autoptr(QDict) props = qobject_to(QDict, obj);
+    const char *driver = props ? qdict_get_try_str(props, "driver") : NULL;
+    ObjectClass *oc = driver ? object_class_by_name(driver) : NULL;
+    Error *err = NULL;
+    DeviceState *dev;
+
+    if (!props) {
+        if (obj) {
+            error_setg(errp, "the device to plug is not a JSON object: %s",
+                       json);
+        }
+        qobject_unref(obj);
+        return NULL;
+    }
+    if (!oc || object_class_is_abstract(oc) ||
+        !object_class_dynamic_cast(oc, type)) {
+        error_setg(errp, "the device to plug is not %s: %s", what, json);
+        return NULL;
+    }
+    dev = DEVICE(object_new(driver));
+    /* Plugged as at start: this node's ACPI device is not the guest's */
+    dev->hotplugged = false;
+    if (!qdev_set_id(dev, g_strdup(qdict_get_try_str(props, "id")), errp)) {
+        object_unref(OBJECT(dev));
+        return NULL;
+    }
+    qdict_del(props, "driver");
+    qdict_del(props, "id");
+    object_set_properties_from_keyval(OBJECT(dev), props, true, &err);
+    if (err) {
+        error_propagate(errp, err);
+        object_unparent(OBJECT(dev));
+        object_unref(OBJECT(dev));
+        return NULL;
+    }
+    return dev;
+}
+
+bool distvm_plug_realize(DeviceState *dev, Error **errp)
+{
+    bool ok = qdev_realize(dev, NULL, errp);
+
+    if (!ok) {
+        object_unparent(OBJECT(dev));
+    }
+    object_unref(OBJECT(dev));
+    return ok;
 }
