@@ -1585,6 +1585,30 @@ static void test_leave_disk_write(void)
 }
 
 /*
+ * Every node quits at once (SIGTERM to all three): each answers the
+ * others' END while it waits for theirs, so all exit with status 0 well
+ * before a node that waited for an answer would give up (10 s).
+ */
+static void test_leave_together(void)
+{
+    g_autofree char *guest = guest_args("2", "pattern=1");
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3, "placement=1:2",
+                                                 guest);
+    gint64 start;
+
+    wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
+    start = g_get_monotonic_time();
+    for (int n = 0; n < 3; n++) {
+        g_assert_cmpint(kill(qtest_pid(c->node[n]->qts), SIGTERM), ==, 0);
+    }
+    for (int n = 0; n < 3; n++) {
+        qtest_wait_qemu(c->node[n]->qts);
+    }
+    g_assert_cmpint(g_get_monotonic_time() - start, <, 8 * G_USEC_PER_SEC);
+    distvm_cluster_quit(c);
+}
+
+/*
  * A page its owner's host swapped out holds data: another node that asks
  * for it gets the data, not zeros (mincore(), asked before, took such a
  * page for one never touched).  qtest writes a word in each of 64 MiB of
@@ -2774,6 +2798,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/ram/residency/set", test_residency_set);
     qtest_add_func("/distvm/ram/swapped-out", test_swapped_out);
     qtest_add_func("/distvm/ram/leave/disk-write", test_leave_disk_write);
+    qtest_add_func("/distvm/ram/leave/together", test_leave_together);
     qtest_add_data_func("/distvm/ram/xcode/shared",
                         GINT_TO_POINTER(DG_XCODE_SHARED), test_xcode);
     qtest_add_data_func("/distvm/ram/xcode/stolen",
