@@ -143,7 +143,6 @@ static bool cpuplug_pre_plug(DeviceState *dev, Error **errp)
     g_autoptr(GByteArray) m = NULL;
     g_autofree char *other = NULL;
     uint64_t seq;
-    int gone;
 
     if (s->nodes == 1 || !phase_check(PHASE_MACHINE_READY)) {
         return true;        /* on the command line: on every node's too */
@@ -181,14 +180,7 @@ static bool cpuplug_pre_plug(DeviceState *dev, Error **errp)
     seq = distvm_plug_ask(s, DISTVM_MSG_CPU_PLUG_ACK);
     distvm_wire_cpu_plug(m, s->node_id, seq, cpu, device->str);
     trace_distvm_cpuplug_send(cpu, device->str);
-    gone = distvm_plug_send_all(s, m);
-    if (gone >= 0) {
-        error_setg(errp, "distvm: node %d is gone; the CPU is not plugged",
-                   gone);
-        cpuplug_unplug_all(s, cpu);
-        return false;
-    }
-    if (!distvm_plug_wait(s, seq, "the CPU", errp)) {
+    if (!distvm_plug_send_wait(s, m, seq, "the CPU", errp)) {
         cpuplug_unplug_all(s, cpu);
         return false;
     }
@@ -277,7 +269,6 @@ static DeviceState *cpuplug_new_cpu(DistvmState *s, const DistvmMsgCpuPlug *m,
 static void cpuplug_replay(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgCpuPlug *m = &msg->u.cpu_plug;
-    g_autoptr(GByteArray) ack = g_byte_array_new();
     Error *err = NULL;
     DeviceState *dev = cpuplug_new_cpu(s, m, &err);
 
@@ -285,16 +276,8 @@ static void cpuplug_replay(DistvmState *s, const DistvmMsg *msg)
         runstate_is_running()) {
         cpu_resume(CPU(dev));
     }
-    if (err) {
-        error_prepend(&err, "node %" PRIu32 ": ", s->node_id);
-        warn_report("distvm: home's CPU plug refused: %s",
-                    error_get_pretty(err));
-    }
     trace_distvm_cpuplug_replay(m->cpu, m->device, !err);
-    distvm_wire_cpu_plug_ack(ack, s->node_id, msg->hdr.seq, m->cpu,
-                             err ? error_get_pretty(err) : "");
-    distvm_send(s, DISTVM_HOME_NODE, ack);
-    error_free(err);
+    distvm_plug_reply(s, msg, m->cpu, "CPU", err);
 }
 
 /* CPU_UNPLUG, in the main loop: home unplugged it, or gave up plugging */

@@ -349,8 +349,7 @@ void distvm_clock_get_stats(DistvmState *s, uint64_t *local, uint64_t *sent);
 /* distvm-io.c */
 void distvm_io_init(DistvmState *s);
 void distvm_io_get_stats(DistvmState *s, DistvmIoStats *stats);
-void distvm_io_leaving(DistvmState *s);
-void distvm_io_ending(DistvmState *s);
+void distvm_io_fail_waits(DistvmState *s);
 void distvm_io_req_failed(DistvmState *s, const DistvmMsg *msg);
 void distvm_io_cancel(DistvmState *s, unsigned cpu);
 bool distvm_io_forwarded(DistvmState *s);
@@ -460,12 +459,19 @@ bool distvm_plug_nodes_heard(DistvmState *s, const char *what, Error **errp);
  */
 uint64_t distvm_plug_ask(DistvmState *s, DistvmMsgType answer);
 /*
- * Home, with the BQL: wait until every other node answered plug @seq, at
- * most peer-timeout; false, with @errp naming @what, if one refused or
- * did not answer.
+ * Home, with the BQL: send @msg, plug @seq, to every other node and wait
+ * until each answered, at most peer-timeout; false, with @errp naming
+ * @what, if one is gone, refused or did not answer.
  */
-bool distvm_plug_wait(DistvmState *s, uint64_t seq, const char *what,
-                      Error **errp);
+bool distvm_plug_send_wait(DistvmState *s, GByteArray *msg, uint64_t seq,
+                           const char *what, Error **errp);
+/*
+ * A node, in the main loop: answer home's plug @msg (MEM_PLUG or CPU_PLUG,
+ * of RAMBlock or vCPU @index, which is @what) with @err, or that it is
+ * plugged if NULL; takes @err.
+ */
+void distvm_plug_reply(DistvmState *s, const DistvmMsg *msg, uint32_t index,
+                       const char *what, Error *err);
 /* A node's answer @msg to a plug: @error, or "" if it plugged it */
 void distvm_plug_answered(DistvmState *s, const DistvmMsg *msg,
                           const char *error);

@@ -88,7 +88,9 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t dest,
     qemu_event_reset(&w->done);
     qatomic_set(&w->dest, dest);
     qatomic_set(&w->waiting_id, w->next_id);
-    if (distvm_cluster_leaving(s)) {
+    /* Against distvm_io_fail_waits(): one of the two sees the other. */
+    smp_mb();
+    if (distvm_cluster_leaving(s) || distvm_leave_ending(s)) {
         io->data = 0;
         io->flags &= ~DISTVM_IO_REGS;
         return MEMTX_ERROR;
@@ -96,15 +98,7 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t dest,
     if (locked) {
         bql_unlock();
     }
-    /* Against distvm_io_ending(): one of the two sees the other. */
-    smp_mb();
-    if (distvm_leave_ending(s)) {
-        if (qatomic_cmpxchg(&w->waiting_id, w->next_id, 0) == w->next_id) {
-            w->data = 0;
-            w->flags = MEMTX_ERROR;
-            qemu_event_set(&w->done);
-        }
-    } else if (!distvm_send(s, dest, m)) {
+    if (!distvm_send(s, dest, m)) {
         distvm_fatal_node_lost(s, dest, "connection closed");
     }
     qemu_event_wait(&w->done);
@@ -338,14 +332,21 @@ static void io_reply(DistvmState *s, const DistvmMsg *msg,
     distvm_send(s, msg->hdr.src, m);
 }
 
-/* Answer @msg, an IO_REQ, with a failure: its vCPU stops. */
-void distvm_io_req_failed(DistvmState *s, const DistvmMsg *msg)
+/* Answer @msg, an IO_REQ, with a failure: @flags, and no data */
+static void io_reply_failed(DistvmState *s, const DistvmMsg *msg,
+                            uint32_t flags)
 {
     DistvmMsgIo reply = msg->u.io;
 
     reply.data = 0;
-    reply.flags = MEMTX_ERROR | DISTVM_IO_STOP;
+    reply.flags = flags;
     io_reply(s, msg, &reply);
+}
+
+/* Answer @msg, an IO_REQ, with a failure: its vCPU stops. */
+void distvm_io_req_failed(DistvmState *s, const DistvmMsg *msg)
+{
+    io_reply_failed(s, msg, MEMTX_ERROR | DISTVM_IO_STOP);
 }
 
 /*
@@ -357,7 +358,6 @@ static bool io_req_ours(DistvmState *s, const DistvmMsg *msg,
                         DistvmPlacedDevice **pd)
 {
     const DistvmMsgIo *io = &msg->u.io;
-    DistvmMsgIo reply = *io;
 
     *pd = NULL;
     if (io->space == DISTVM_IO_PORT || io->space == DISTVM_IO_MEMORY) {
@@ -371,9 +371,7 @@ static bool io_req_ours(DistvmState *s, const DistvmMsg *msg,
                        " answers", io->cpu,
                        io->space == DISTVM_IO_PORT ? "port" : "address",
                        io->addr, s->node_id);
-    reply.data = 0;
-    reply.flags = MEMTX_DECODE_ERROR;
-    io_reply(s, msg, &reply);
+    io_reply_failed(s, msg, MEMTX_DECODE_ERROR);
     return false;
 }
 
@@ -555,27 +553,15 @@ static bool io_reply_received(DistvmState *s, const DistvmMsg *msg)
 }
 
 /*
- * The cluster shuts down (a node left in order): the home node may be
- * gone, so no access waits for it any more; those waiting fail.
+ * A node ends the cluster (distvm-leave.c), or left it (BYE): no node
+ * answers device accesses any more (a main loop that waits for its vCPUs
+ * to stop replays none, and the leaver may be gone).  So those waiting
+ * fail, and io_forward() fails those made from now on: the vCPUs that
+ * made them can stop.
  */
-void distvm_io_leaving(DistvmState *s)
+void distvm_io_fail_waits(DistvmState *s)
 {
-    for (unsigned i = 0; i < s->nr_vcpus; i++) {
-        s->io_waits[i].data = 0;
-        s->io_waits[i].flags = MEMTX_ERROR;
-        qemu_event_set(&s->io_waits[i].done);
-    }
-}
-
-/*
- * A node ends the cluster (distvm-leave.c): every node stops its guest,
- * and a node's main loop that waits for its vCPUs to stop replays no
- * access of another's.  So the accesses waiting for an answer fail, and
- * so do those made from now on: the vCPUs that made them can stop.
- */
-void distvm_io_ending(DistvmState *s)
-{
-    smp_mb();   /* the cluster ends (distvm_leave_ending()) */
+    smp_mb();   /* the cluster state, or distvm_leave_ending(), first */
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         distvm_io_cancel(s, i);
     }

@@ -67,14 +67,20 @@ static uint64_t take_answers(DistvmLeave *l)
     return nodes;
 }
 
+/* A node ends the cluster: no device access is answered any more. */
+static void leave_ending(DistvmState *s)
+{
+    qatomic_set(&s->leave->ending, true);
+    distvm_io_fail_waits(s);
+}
+
 static bool end_received(DistvmState *s, const DistvmMsg *msg)
 {
     DistvmLeave *l = s->leave;
     uint64_t now = 0;
 
     trace_distvm_leave_end_received(msg->hdr.src);
-    qatomic_set(&l->ending, true);
-    distvm_io_ending(s);
+    leave_ending(s);
     qemu_mutex_lock(&l->lock);
     l->answer |= BIT_ULL(msg->hdr.src);
     if (l->leaving) {
@@ -162,8 +168,7 @@ void distvm_leave_end_cluster(DistvmState *s)
     if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return;                 /* no guest ran, or another node ended it */
     }
-    qatomic_set(&l->ending, true);
-    distvm_io_ending(s);
+    leave_ending(s);
 
     distvm_wire_empty(end, DISTVM_MSG_END, s->node_id, 0);
     for (uint32_t n = 0; n < s->nodes; n++) {

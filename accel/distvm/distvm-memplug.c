@@ -116,7 +116,6 @@ static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
     g_autoptr(GString) device = memplug_device_json(dimm, memdev);
     g_autoptr(GByteArray) m = g_byte_array_new();
     uint64_t seq = distvm_plug_ask(s, DISTVM_MSG_MEM_PLUG_ACK);
-    int gone;
     bool ok;
 
     distvm_wire_mem_plug(m, s->node_id, seq, &(DistvmMsgMemPlug) {
@@ -127,14 +126,7 @@ static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
         .device = device->str,
     });
     trace_distvm_memplug_send(index, memdev, device->str);
-    gone = distvm_plug_send_all(s, m);
-    if (gone >= 0) {
-        error_setg(errp, "distvm: node %d is gone; the memory is not "
-                   "plugged", gone);
-        memplug_abort(s, index);
-        return false;
-    }
-    ok = distvm_plug_wait(s, seq, "the memory", errp);
+    ok = distvm_plug_send_wait(s, m, seq, "the memory", errp);
     if (!ok) {
         memplug_abort(s, index);
     }
@@ -288,7 +280,6 @@ static DeviceState *memplug_new_dimm(DistvmState *s,
 static void memplug_replay(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgMemPlug *m = &msg->u.mem;
-    g_autoptr(GByteArray) ack = g_byte_array_new();
     Error *err = NULL;
     Object *backend = memplug_new_backend(m, &err);
 
@@ -299,16 +290,9 @@ static void memplug_replay(DistvmState *s, const DistvmMsg *msg)
     if (backend) {
         g_hash_table_insert(s->memplug->backends, GUINT_TO_POINTER(m->slot),
                             backend);
-    } else {
-        error_prepend(&err, "node %" PRIu32 ": ", s->node_id);
-        warn_report("distvm: home's memory plug refused: %s",
-                    error_get_pretty(err));
     }
     trace_distvm_memplug_replay(m->slot, m->backend_id, !err);
-    distvm_wire_mem_plug_ack(ack, s->node_id, msg->hdr.seq, m->slot,
-                             err ? error_get_pretty(err) : "");
-    distvm_send(s, DISTVM_HOME_NODE, ack);
-    error_free(err);
+    distvm_plug_reply(s, msg, m->slot, "memory", err);
 }
 
 typedef struct DimmOfBlock {

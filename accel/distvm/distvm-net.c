@@ -629,7 +629,7 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
             }
             qemu_mutex_unlock(&s->lock);
             distvm_ram_leaving(s);
-            distvm_io_leaving(s);
+            distvm_io_fail_waits(s);
             qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
             continue;
         }

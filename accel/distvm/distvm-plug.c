@@ -15,6 +15,7 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qemu/error-report.h"
 #include "qobject/qdict.h"
 #include "qobject/qjson.h"
 #include "qemu/timer.h"
@@ -95,7 +96,7 @@ uint64_t distvm_plug_ask(DistvmState *s, DistvmMsgType answer)
     return seq;
 }
 
-bool distvm_plug_wait(DistvmState *s, uint64_t seq, const char *what,
+static bool plug_wait(DistvmState *s, uint64_t seq, const char *what,
                       Error **errp)
 {
     DistvmPlug *p = s->plug;
@@ -131,6 +132,40 @@ bool distvm_plug_wait(DistvmState *s, uint64_t seq, const char *what,
     p->seq++;                   /* late answers are for no plug */
     qemu_mutex_unlock(&p->lock);
     return ok;
+}
+
+bool distvm_plug_send_wait(DistvmState *s, GByteArray *msg, uint64_t seq,
+                           const char *what, Error **errp)
+{
+    int gone = distvm_plug_send_all(s, msg);
+
+    if (gone >= 0) {
+        error_setg(errp, "distvm: node %d is gone; %s is not plugged", gone,
+                   what);
+        return false;
+    }
+    return plug_wait(s, seq, what, errp);
+}
+
+void distvm_plug_reply(DistvmState *s, const DistvmMsg *msg, uint32_t index,
+                       const char *what, Error *err)
+{
+    g_autoptr(GByteArray) ack = g_byte_array_new();
+    const char *error = "";
+
+    if (err) {
+        error_prepend(&err, "node %" PRIu32 ": ", s->node_id);
+        warn_report("distvm: home's %s plug refused: %s", what,
+                    error_get_pretty(err));
+        error = error_get_pretty(err);
+    }
+    if (msg->hdr.type == DISTVM_MSG_MEM_PLUG) {
+        distvm_wire_mem_plug_ack(ack, s->node_id, msg->hdr.seq, index, error);
+    } else {
+        distvm_wire_cpu_plug_ack(ack, s->node_id, msg->hdr.seq, index, error);
+    }
+    distvm_send(s, DISTVM_HOME_NODE, ack);
+    error_free(err);
 }
 
 void distvm_plug_answered(DistvmState *s, const DistvmMsg *msg,
