@@ -67,8 +67,8 @@ def run(build, cfg, rounds, timeout):
     try:
         for n in range(3):
             accel = ("distvm,node-id=%d,nodes=3,listen=unix:%s/node%d.sock,"
-                     "placement=%s,policy=%s" % (n, tmp, n, placement,
-                                                 policy))
+                     "placement=%s,policy=%s,auto-numa=off" % (
+                         n, tmp, n, placement, policy))
             if n:
                 accel += ",home=unix:%s/node0.sock" % tmp
             procs.append(subprocess.Popen(

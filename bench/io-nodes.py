@@ -95,6 +95,8 @@ def node_args(args, layout, place, tmp, n, port):
         bus = [",bus=pxb0"]
     accel = ("distvm,node-id=%d,nodes=%d,listen=unix:%s/node%d.sock,"
              "placement=%s" % (n, nodes, tmp, n, placement))
+    if numa_node is None:
+        accel += ",auto-numa=off"   # the layouts without guest NUMA nodes
     if n:
         accel += ",home=unix:%s/node0.sock" % tmp
     if place == "local":

@@ -8,9 +8,12 @@
 Runs the Linux test guest (4 vCPUs, 512 MiB; init runs one workload per
 CPU and a multi-threaded xz round trip, distvm.work=N, then powers off)
 to completion under: tcg (-accel tcg), 1node (-accel distvm), 2nodes
-(vCPUs placed 0:0:1:1), 3nodes (0:1:2:1), and 2nodes-numa / 3nodes-numa
-(the same with one guest NUMA node per cluster node), 3nodes-affinity
-(3nodes under policy=affinity, issue 13's 6(c)), and 3nodes-pinned /
+(vCPUs placed 0:0:1:1), 3nodes (0:1:2:1), both without -numa options
+(so with the NUMA nodes auto-numa makes), 3nodes-flat (3nodes with
+auto-numa=off: no guest NUMA nodes, all memory on home), 2nodes-numa /
+3nodes-numa (one guest NUMA node per cluster node given with -numa),
+3nodes-affinity (3nodes under policy=affinity, issue 13's 6(c)), and
+3nodes-pinned /
 3nodes-numa-pinned (each node held to one host CPU with taskset, node n
 on the n-th CPU this script may use, modulo their number: as if each
 node had a host of its own, which is what a cluster is; plain TCG uses
@@ -56,7 +59,7 @@ from qmp import QMPClient  # noqa: E402
 from benchlib import NUMA2, NUMA3, read  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-MACHINE = ["-machine", "pc", "-m", "512M", "-smp", "4", "-nodefaults",
+MACHINE = ["-machine", "pc", "-m", "512M", "-smp", "4,sockets=4", "-nodefaults",
            "-name", "debug-threads=on",
            "-display", "none"]
 # name, title, nodes (0: plain TCG), placement, extra machine options,
@@ -66,6 +69,9 @@ CONFIGS = [
     ("1node", "distvm 1 node", 1, None, [], False, ""),
     ("2nodes", "2 nodes", 2, "0:0:1:1", [], False, ""),
     ("3nodes", "3 nodes", 3, "0:1:2:1", [], False, ""),
+    # the same without the NUMA nodes auto-numa makes (all memory on home)
+    ("3nodes-flat", "3 nodes, auto-numa=off", 3, "0:1:2:1", [], False,
+     "auto-numa=off"),
     ("2nodes-numa", "2 nodes + numa", 2, "0:0:1:1", NUMA2, False, ""),
     ("3nodes-numa", "3 nodes + numa", 3, "0:1:2:1", NUMA3, False, ""),
     ("3nodes-pinned", "3 nodes, pinned", 3, "0:1:2:1", [], True, ""),
@@ -323,15 +329,25 @@ def print_clock(args, configs, results):
             print("".join("    %s\n" % l for l in ok[0]["clock"]), end="")
 
 
-def block_bases(extra):
+def block_bases(placement, extra):
     """Guest-physical base of each RAMBlock of a configuration: pc.ram,
-    or the memory backends of its NUMA nodes one after the other."""
+    the memory backends of its NUMA nodes one after the other, or those
+    auto-numa made (docs/system/distvm.rst: each cluster node's share of
+    the vCPUs, in 2 MiB, the first node taking the rest)."""
     bases, at = {"pc.ram": 0}, 0
     for o in extra:
         m = re.match(r"memory-backend-ram,id=(\w+),size=(\d+)M$", o)
         if m:
             bases[m.group(1)] = at
             at += int(m.group(2)) << 20
+    if placement and at == 0:
+        ram, where = 512 << 20, [int(n) for n in placement.split(":")]
+        used = sorted(set(where))
+        size = [ram * where.count(n) // len(where) // (2 << 20) * (2 << 20)
+                for n in used]
+        size[0] = ram - sum(size[1:])
+        for i in range(len(used)):
+            bases["distvm-numa%d" % i] = sum(size[:i])
     return bases
 
 
@@ -363,11 +379,11 @@ def page_symbols(syms, gpa):
 
 def print_hot(args, configs, results):
     syms = kernel_symbols(args.kallsyms) if args.kallsyms else []
-    for name, title, _, _, extra, *_ in configs:
+    for name, title, _, placement, extra, *_ in configs:
         ok = [r for r in results[name] if any(r["hot"])]
         if not ok:
             continue
-        bases = block_bases(extra)
+        bases = block_bases(placement, extra)
         pages = {}
         for n, hot in enumerate(ok[0]["hot"]):
             for h in hot:

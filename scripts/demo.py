@@ -5,16 +5,16 @@
 
 Starts three QEMU processes (nodes 0, 1 and 2; node 0 is home and runs
 the devices), boots the Linux test guest with 4 vCPUs placed on all three
-nodes, lets it fetch a file over virtio-net from an HTTP server on
-loopback and write it to a virtio-blk disk, hot-plugs a DIMM whose memory
-lives on node 2 (distmem-dimm) into the running guest, whose vCPU 2
-writes into it, then moves vCPUs between nodes while the guest runs a
-workload on every CPU, and unplugs the DIMM when the guest gives it up;
-the guest reads where its vCPUs run from a distmem-topology device.  It
-prints the live
-placement, move downtimes and page-fault figures as it goes, a summary at
-the end, and leaves no process behind.  Exits non-zero if anything went
-wrong.
+nodes (one socket each, so that the guest gets a NUMA node on each node,
+with its memory there: auto-numa), lets it fetch a file over virtio-net
+from an HTTP server on loopback and write it to a virtio-blk disk,
+hot-plugs a DIMM whose memory lives on node 2 (distmem-dimm) into the
+running guest, whose vCPU 2 writes into it, then moves vCPUs between
+nodes while the guest runs a workload on every CPU, and unplugs the DIMM
+when the guest gives it up; the guest reads where its vCPUs run from a
+distmem-topology device.  It prints the live placement, move downtimes
+and page-fault figures as it goes, a summary at the end, and leaves no
+process behind.  Exits non-zero if anything went wrong.
 """
 
 import hashlib
@@ -115,7 +115,8 @@ def plug_dimm(qmps):
     qmps[0].cmd("object-add", **{"qom-type": "memory-backend-ram",
                                  "id": "d0", "size": 128 << 20})
     qmps[0].cmd("device_add", driver="distmem-dimm", id="dimm0",
-                memdev="d0", **{"cluster-node": 2, "addr": 0x100000000})
+                memdev="d0", node=2,
+                **{"cluster-node": 2, "addr": 0x100000000})
     log("hot-plugged a 128 MiB distmem-dimm homed on node 2 into the "
         "running guest (device_add on home, plugged on every node first) "
         "in %.0f ms" % ((time.time() - t0) * 1000))
@@ -184,8 +185,9 @@ def main():
         f.truncate(DISK_SIZE)
     start = time.time()
     try:
-        log("starting %d nodes; vCPU placement %s (node 0 is home: devices,"
-            " all RAM at first)" % (NODES, PLACEMENT))
+        log("starting %d nodes; vCPU placement %s (node 0 is home and runs"
+            " the devices; a guest NUMA node on each node, its RAM there)" %
+            (NODES, PLACEMENT))
         for n in range(NODES):
             accel = ("distvm,node-id=%d,nodes=%d,listen=unix:%s/node%d.sock,"
                      "placement=%s" % (n, NODES, tmp, n,
@@ -195,7 +197,7 @@ def main():
             drive = ("file=%s,format=raw" % disk if n == 0 else
                      "driver=null-co,size=%d" % DISK_SIZE)
             args = [qemu, "-accel", accel, "-nodefaults", "-machine", "pc",
-                    "-m", "512M,slots=1,maxmem=1G", "-smp", "4",
+                    "-m", "512M,slots=1,maxmem=1G", "-smp", "4,sockets=4",
                     "-display", "none",
                     "-kernel", os.path.join(guests, "vmlinuz"),
                     "-initrd", os.path.join(guests, "initramfs.cpio.gz"),

@@ -162,6 +162,16 @@ static void distvm_set_peer_timeout(Object *obj, Visitor *v,
                         &DISTVM_ACCEL(obj)->peer_timeout, errp);
 }
 
+static bool distvm_get_auto_numa(Object *obj, Error **errp)
+{
+    return DISTVM_ACCEL(obj)->auto_numa;
+}
+
+static void distvm_set_auto_numa(Object *obj, bool value, Error **errp)
+{
+    DISTVM_ACCEL(obj)->auto_numa = value;
+}
+
 static bool distvm_get_warm_pages(Object *obj, Error **errp)
 {
     return DISTVM_ACCEL(obj)->warm_pages;
@@ -423,6 +433,7 @@ static int distvm_init_machine(MachineState *ms)
     s->nr_vcpus = ms->smp.max_cpus;
     s->vcpu_node = g_new0(uint32_t, s->nr_vcpus);
     if (!distvm_apply_placement(s, &err) ||
+        !distvm_numa_auto(s, ms, &err) ||
         !distvm_residency_init(s, &err) ||
         !distvm_devices_init(s, &err)) {
         error_report_err(err);
@@ -503,6 +514,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->capacity = distvm_host_cpus();
     s->speed = DISTVM_WIRE_SPEED_ONE;
     s->warm_pages = true;
+    s->auto_numa = true;
     s->state = DISTVM_CLUSTER_STATE_RUNNING;
 }
 
@@ -602,6 +614,12 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "warm-pages",
         "Whether a vCPU that leaves this node takes the pages it used "
         "last with it, so that it resumes warm (default on)");
+
+    object_class_property_add_bool(oc, "auto-numa", distvm_get_auto_numa,
+                                   distvm_set_auto_numa);
+    object_class_property_set_description(oc, "auto-numa",
+        "Without -numa options, give the guest a NUMA node for each node "
+        "that runs vCPUs from power-on, with its memory homed there");
 
     object_class_property_add_str(oc, "listen", distvm_get_listen,
                                   distvm_set_listen);

@@ -126,6 +126,7 @@ struct DistvmState {
     uint32_t peer_timeout;      /* seconds a peer may stay silent */
     uint32_t pause_sleep_us;    /* a spinning vCPU's sleep (distvm-pause.c) */
     bool warm_pages;            /* moved vCPUs take their pages along */
+    bool auto_numa;             /* no -numa: a NUMA node per cluster node */
     uint32_t policy;            /* DistvmPolicy, atomic (distvm-affinity.c) */
     uint32_t capacity;          /* vCPUs the policy may place here */
     uint32_t speed;             /* relative, in DISTVM_WIRE_SPEED_ONE units */
@@ -391,6 +392,8 @@ void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
                              uint32_t reason);
 
 /* distvm-numa.c */
+/* auto-numa: a guest NUMA node per cluster node that runs vCPUs */
+bool distvm_numa_auto(DistvmState *s, MachineState *ms, Error **errp);
 /* Home the guest NUMA nodes' memory; once NUMA is configured, before ACPI. */
 void distvm_numa_plan(DistvmState *s, MachineState *ms);
 /* The node that owns @rb's pages at power-on; @homed: by the NUMA layout */

@@ -1132,6 +1132,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
     FP("resident RAM", "%s", s->residency ?: "none");
     FP("devices on other nodes", "%s", s->device_nodes ?: "none");
     FP("placement policy", "%s", DistvmPolicy_str(s->policy));
+    FP("auto-numa", "%s", s->auto_numa ? "on" : "off");
 #undef FP
     distvm_ram_fingerprint(keys, values);
 

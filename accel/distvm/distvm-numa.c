@@ -11,6 +11,16 @@
  * cluster node that runs it, and its scheduler keeps tasks near their
  * memory.
  *
+ * Without any -numa option, a guest whose vCPUs are placed on several
+ * cluster nodes from power-on, each socket on one of them, gets that
+ * layout made for it (auto-numa, on by default): one guest NUMA node for
+ * each cluster node that runs vCPUs, in the order of the cluster nodes,
+ * with its vCPUs and a memory
+ * backend of its own (memory-backend-ram, id distvm-numa<N>) whose size
+ * follows its share of the vCPUs.  It is what the user would have written
+ * with -object and -numa, made before QEMU reads the -numa options, so
+ * that the rest is the same as for a layout given by hand.
+ *
  * The plan is made once, when the first vCPU is realized: the NUMA
  * configuration is complete by then, and the ACPI tables not built yet.
  * It depends only on the command line and the placement, which every
@@ -23,6 +33,11 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qemu/error-report.h"
+#include "qemu/option.h"
+#include "qemu/units.h"
+#include "qemu/config-file.h"
+#include "qom/object_interfaces.h"
+#include "qapi/qapi-types-machine.h"
 #include "hw/boards.h"
 #include "hw/mem/memory-device.h"
 #include "hw/qdev-core.h"
@@ -38,6 +53,126 @@
 
 #define NO_NODE     UINT32_MAX
 #define SPLIT       (UINT32_MAX - 1)
+
+/* Guest NUMA nodes made by auto-numa: their memory's alignment */
+#define DISTVM_NUMA_AUTO_ALIGN  (2 * MiB)
+
+/*
+ * Whether each socket's vCPUs all run on one node.  A guest NUMA node
+ * must hold whole sockets: Linux warns (with a stack trace) of vCPUs that
+ * share a last-level cache in different NUMA nodes.
+ */
+static bool numa_auto_sockets_whole(DistvmState *s, MachineState *ms)
+{
+    const CPUArchIdList *cpus =
+        MACHINE_GET_CLASS(ms)->possible_cpu_arch_ids(ms);
+
+    for (unsigned i = 0; i < cpus->len && i < s->nr_vcpus; i++) {
+        for (unsigned j = 0; j < i; j++) {
+            const CpuInstanceProperties *a = &cpus->cpus[i].props;
+            const CpuInstanceProperties *b = &cpus->cpus[j].props;
+
+            if (a->socket_id == b->socket_id &&
+                s->vcpu_node[i] != s->vcpu_node[j]) {
+                warn_report("distvm: auto-numa: vCPUs %u and %u share "
+                            "socket %" PRId64 " but run on nodes %" PRIu32
+                            " and %" PRIu32 ": the guest gets no NUMA nodes "
+                            "and its memory stays on node 0 (with -smp "
+                            "sockets=N where each node's vCPUs fill whole "
+                            "sockets, it would get one per node)", j, i,
+                            a->socket_id, s->vcpu_node[j], s->vcpu_node[i]);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/*
+ * auto-numa: the guest NUMA layout that follows the placement, made
+ * before QEMU reads the -numa options, when there are none and the
+ * vCPUs run on several cluster nodes from power-on.
+ */
+bool distvm_numa_auto(DistvmState *s, MachineState *ms, Error **errp)
+{
+    ERRP_GUARD();
+    MachineClass *mc = MACHINE_GET_CLASS(ms);
+    g_autofree uint32_t *vcpus = g_new0(uint32_t, s->nodes);
+    uint64_t rest = ms->ram_size, align = DISTVM_NUMA_AUTO_ALIGN;
+    uint32_t used = 0, first = UINT32_MAX, nid = 0;
+
+    if (!s->auto_numa || s->nodes == 1 ||
+        !QTAILQ_EMPTY(&qemu_find_opts("numa")->head)) {
+        return true;
+    }
+    for (unsigned i = 0; i < s->nr_vcpus; i++) {
+        used += !vcpus[s->vcpu_node[i]]++;
+        first = MIN(first, s->vcpu_node[i]);
+    }
+    if (used < 2) {
+        return true;            /* one node runs them all: nothing to home */
+    }
+    if (!ms->numa_state || !mc->cpu_index_to_instance_props ||
+        !mc->get_default_cpu_node_id || !mc->possible_cpu_arch_ids) {
+        warn_report("distvm: machine type %s has no NUMA nodes: guest "
+                    "memory stays on node 0 (auto-numa=off hides this)",
+                    mc->name);
+        return true;
+    }
+    if (!numa_auto_sockets_whole(s, ms)) {
+        return true;
+    }
+    /* Every node but the first takes its share; the first the rest. */
+    for (uint32_t n = first + 1; n < s->nodes; n++) {
+        rest -= QEMU_ALIGN_DOWN(ms->ram_size * vcpus[n] / s->nr_vcpus, align);
+    }
+    for (uint32_t n = first; n < s->nodes; n++) {
+        g_autofree char *id = NULL, *size = NULL;
+        uint64_t bytes = n == first ? rest :
+            QEMU_ALIGN_DOWN(ms->ram_size * vcpus[n] / s->nr_vcpus, align);
+        NumaOptions opts = {
+            .type = NUMA_OPTIONS_TYPE_NODE,
+            .u.node = { .has_nodeid = true, .nodeid = nid },
+        };
+        uint16List **tail = &opts.u.node.cpus;
+        Object *be;
+
+        if (!vcpus[n]) {
+            continue;
+        }
+        if (!bytes) {
+            error_setg(errp, "distvm: auto-numa: %" PRIu64 " bytes of RAM "
+                       "are too few to give each of %u guest NUMA nodes "
+                       "%" PRIu64 " MiB; use -numa or auto-numa=off",
+                       (uint64_t)ms->ram_size, used, align / MiB);
+            return false;
+        }
+        id = g_strdup_printf("distvm-numa%u", nid);
+        size = g_strdup_printf("%" PRIu64, bytes);
+        be = object_new_with_props(TYPE_MEMORY_BACKEND_RAM,
+                                   object_get_objects_root(), id, errp,
+                                   "size", size, NULL);
+        if (!be) {
+            error_prepend(errp, "distvm: auto-numa: ");
+            return false;
+        }
+        opts.u.node.memdev = id;
+        for (unsigned i = 0; i < s->nr_vcpus; i++) {
+            if (s->vcpu_node[i] == n) {
+                QAPI_LIST_APPEND(tail, i);
+            }
+        }
+        set_numa_options(ms, &opts, errp);
+        qapi_free_uint16List(opts.u.node.cpus);
+        if (*errp) {
+            error_prepend(errp, "distvm: auto-numa: ");
+            return false;
+        }
+        trace_distvm_numa_auto(nid, n, bytes);
+        nid++;
+    }
+    return true;
+}
 
 /* The cluster node of each guest NUMA node's vCPUs: a node, NO_NODE or SPLIT */
 static void numa_vcpu_nodes(DistvmState *s, MachineState *ms, uint32_t *where)
@@ -74,6 +209,16 @@ void distvm_numa_plan(DistvmState *s, MachineState *ms)
         return;
     }
     s->numa_planned = true;
+    /*
+     * auto-numa had the machine list its CPU slots before -cpu was read,
+     * so they have no type yet: the one they would have had.
+     */
+    for (unsigned i = 0; ms->possible_cpus && i < ms->possible_cpus->len;
+         i++) {
+        if (!ms->possible_cpus->cpus[i].type) {
+            ms->possible_cpus->cpus[i].type = ms->cpu_type;
+        }
+    }
     n = numa->num_nodes;
     numa_vcpu_nodes(s, ms, where);
     s->numa_homes = g_new0(DistvmNumaHome, n);

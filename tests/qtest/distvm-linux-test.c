@@ -517,7 +517,10 @@ static void unplug_cpu(const LinuxCase *lc, DistvmNode **node)
     }
 }
 
-/* Each guest NUMA node's memory is homed on its vCPUs' node. */
+/*
+ * Each guest NUMA node's memory is homed on its vCPUs' node: -numa's, or,
+ * without -numa, the NUMA nodes auto-numa made.
+ */
 static void check_numa_homes(DistvmNode **node, int nodes)
 {
     for (int n = 0; n < nodes; n++) {
@@ -528,10 +531,14 @@ static void check_numa_homes(DistvmNode **node, int nodes)
         for (const QListEntry *e = qlist_first(mem); e; e = qlist_next(e)) {
             QDict *r = qobject_to(QDict, qlist_entry_obj(e));
             const char *rb = qdict_get_str(r, "ramblock");
+            /* -numa's backends m<N>, or those auto-numa made */
+            const char *id = g_str_has_prefix(rb, "distvm-numa") ?
+                             rb + strlen("distvm-numa") : rb + 1;
 
-            if (rb[0] == 'm' && g_ascii_isdigit(rb[1]) && !rb[2]) {
+            if ((rb[0] == 'm' || id != rb + 1) && g_ascii_isdigit(id[0]) &&
+                !id[1]) {
                 g_assert_true(qdict_get_bool(r, "numa"));
-                g_assert_cmpint(qdict_get_int(r, "home"), ==, rb[1] - '0');
+                g_assert_cmpint(qdict_get_int(r, "home"), ==, id[0] - '0');
                 homed++;
             } else {
                 g_assert_false(qdict_get_bool(r, "numa"));
@@ -611,8 +618,10 @@ static void test_linux(const void *opaque)
                             lc->device_node, lc->device_node) :
             g_strdup("");
 
-        placed = g_strdup_printf("%s,placement=%s%s", opts, lc->placement,
-                                 devices);
+        /* Without -numa, the guest gets the NUMA nodes of auto-numa. */
+        placed = g_strdup_printf("%s,placement=%s%s,auto-numa=%s", opts,
+                                 lc->placement, devices,
+                                 lc->numa_lines && !lc->numa ? "on" : "off");
         /*
          * Every node describes the same machine; only the devices' node
          * runs them, so only it opens the disk image.
@@ -665,7 +674,7 @@ static void test_linux(const void *opaque)
         }
     }
     g_assert_cmpint(where[lc->io_cpu], !=, 0);
-    if (lc->numa) {
+    if (lc->numa_lines) {
         check_numa_homes(node, lc->nodes);
     }
     if (lc->distmem) {
@@ -809,6 +818,10 @@ static void test_linux(const void *opaque)
     }
 }
 
+/*
+ * One socket of 4 cores (5 with the one plugged), split over the nodes:
+ * no guest NUMA nodes (auto-numa wants whole sockets on each node).
+ */
 static const LinuxCase two_nodes = {
     .nodes = 2, .placement = "0:0:1:1:1", .io_cpu = 2, .smp = "4,maxcpus=5",
     .cpu_plug = 4,
@@ -838,12 +851,14 @@ static const char *const three_numa_lines[] = {
     "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3 " \
     "-numa node,nodeid=2,memdev=m2,cpus=2"
 
-/* The disk and the network card run on node 2, where vCPU 2 uses them. */
+/*
+ * The disk and the network card run on node 2, where vCPU 2 uses them.
+ * No -numa: auto-numa gives the guest the three NUMA nodes.
+ */
 static const LinuxCase three_nodes = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
     /* A NUMA node holds whole sockets, or Linux warns of its topology. */
     .smp = "4,sockets=4",
-    .numa = THREE_NUMA,
     .numa_lines = three_numa_lines,
     .distmem = true,
     .device_node = 2,

@@ -394,6 +394,9 @@ static void test_mismatch(void)
         { "-machine pc -m 128M -smp 2", "differs from the home node in "
           "placement policy: the home node has 'manual', node 1 has "
           "'affinity'", ",policy=affinity" },
+        { "-machine pc -m 128M -smp 2", "differs from the home node in "
+          "auto-numa: the home node has 'off', node 1 has 'on'",
+          ",auto-numa=on" },
     };
     g_autofree char *dir = g_strdup_printf("%s/mismatch", tmpdir);
     g_autofree char *opts0 = NULL;
@@ -648,6 +651,96 @@ static bool has_range(DistvmNode *node, const char *block)
 
     qobject_unref(r);
     return r != NULL;
+}
+
+/*
+ * auto-numa: without -numa, a guest whose vCPUs are placed on two nodes
+ * gets a NUMA node on each, with a memory backend of its share of the
+ * vCPUs homed there (no pc.ram); a node's writes to its share stay on
+ * it.  It is refused with objects of its ids, and with -machine
+ * memory-backend; a socket split over two nodes is said, and keeps the
+ * guest without NUMA nodes.
+ */
+static void test_numa_auto(void)
+{
+    /* -m 128M, vCPUs on 0:1:1: node 1 has 2/3 of them, in 2 MiB units */
+    static const struct {
+        const char *id;
+        uint64_t mb;
+    } blocks[] = { { "distvm-numa0", 44 }, { "distvm-numa1", 84 } };
+    static const char *const refused[][2] = {
+        { "-smp 2,sockets=2 "
+          "-object memory-backend-ram,id=distvm-numa1,size=16M",
+          "attempt to add duplicate property 'distvm-numa1'" },
+        { "-smp 2,sockets=2 -object memory-backend-ram,id=ram0,size=128M "
+          "-machine memory-backend=ram0",
+          "'-machine memory-backend' and '-numa memdev' properties are "
+          "mutually exclusive" },
+        /* Not refused, but said: the node gives up, finding no home */
+        { "-smp 2,sockets=1", "distvm: auto-numa: vCPUs 0 and 1 share "
+          "socket 0 but run on nodes 0 and 1: the guest gets no NUMA nodes" },
+    };
+    const uint64_t len = MiB, base = blocks[0].mb * MiB;
+    g_autofree char *dir = g_strdup_printf("%s/numa-auto", tmpdir);
+    g_autofree uint8_t *want = g_malloc(len);
+    g_autofree uint8_t *got = g_malloc(len);
+    DistvmNode *node[2];
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf(
+            "%s,placement=0:1:1,auto-numa=on", opts);
+
+        node[n] = distvm_node_start(dir, n, placed,
+                                    "-machine pc -m 128M -smp 3,sockets=3 "
+                                    "-S");
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+        g_assert_false(has_range(node[n], "pc.ram"));
+        for (int b = 0; b < 2; b++) {
+            g_autofree char *states = block_states(node[n]->qts,
+                                                   blocks[b].id,
+                                                   blocks[b].mb << 8);
+            QDict *r = distvm_memory_range(node[n], blocks[b].id);
+
+            g_assert_cmpuint(qdict_get_int(r, "size"), ==,
+                             blocks[b].mb * MiB);
+            g_assert_cmpint(qdict_get_int(r, "home"), ==, b);
+            g_assert_true(qdict_get_bool(r, "numa"));
+            qobject_unref(r);
+            for (uint64_t p = 0; p < blocks[b].mb << 8; p++) {
+                if (states[p] != (b == n ? 'E' : 'I')) {
+                    g_error("node %d: page %" PRIu64 " of %s is %c", n, p,
+                            blocks[b].id, states[p]);
+                }
+            }
+        }
+    }
+
+    /* Node 1 writes 1 MiB of its share: no page leaves it; node 0 reads. */
+    for (uint64_t i = 0; i < len; i++) {
+        want[i] = i * 13 + (i >> 12);
+    }
+    qtest_memwrite(node[1]->qts, base, want, len);
+    g_assert_cmpint(distvm_remote_faults(node[1], "distvm-numa1"), ==, 0);
+    distvm_memread(node[0]->qts, base, got, len);
+    g_assert_cmpmem(got, len, want, len);
+    g_assert_cmpint(distvm_remote_faults(node[0], "distvm-numa1"), ==,
+                    len / 4096);
+    g_assert_cmpint(distvm_remote_faults(node[0], "distvm-numa0"), ==, 0);
+    distvm_node_quit(node[1]);
+    distvm_node_quit(node[0]);
+
+    for (size_t i = 0; i < G_N_ELEMENTS(refused); i++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, 1);
+        g_autofree char *args = g_strdup_printf(
+            "-accel distvm,%s,placement=0:1,auto-numa=on,join-timeout=1 "
+            "-machine pc -m 128M %s", opts, refused[i][0]);
+
+        check_start_refused(args, refused[i][1]);
+    }
 }
 
 /* Whether @qts has a QOM object @name in @dir */
@@ -2790,6 +2883,7 @@ int main(int argc, char **argv)
                         test_stress);
     qtest_add_func("/distvm/ram/numa/homes", test_numa_homes);
     qtest_add_func("/distvm/ram/numa/sweep", test_numa_sweep);
+    qtest_add_func("/distvm/ram/numa/auto", test_numa_auto);
     qtest_add_func("/distvm/ram/numa/bad", test_numa_bad);
     qtest_add_func("/distvm/ram/numa/dimm", test_dimm);
     qtest_add_func("/distvm/ram/numa/dimm-refused", test_dimm_refused);

@@ -29,7 +29,7 @@ static void test_accel_listed(void)
 
     g_assert_cmpint(distvm_run_qemu("-accel distvm,help", &help), ==, 0);
     for (const char *p = "node-id\0nodes\0listen\0home\0policy\0capacity\0"
-                         "thread\0"; *p;
+                         "auto-numa\0thread\0"; *p;
          p += strlen(p) + 1) {
         g_autofree char *needle = g_strdup_printf("  %s=", p);
 

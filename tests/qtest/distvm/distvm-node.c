@@ -183,14 +183,21 @@ DistvmNode *distvm_node_start(const char *tmpdir, int node_id,
                               const char *extra_args)
 {
     DistvmNode *node = g_new0(DistvmNode, 1);
+    /*
+     * The bare-metal guests read no ACPI table, and their tests look at
+     * pc.ram and expect memory to start on home: a test that does not
+     * choose runs without the NUMA nodes auto-numa would make.
+     */
+    bool flat = !accel_opts || !strstr(accel_opts, "auto-numa=");
     QDict *info;
 
     node->node_id = node_id;
     node->serial_path = g_strdup_printf("%s/node%d-serial.log", tmpdir,
                                         node_id);
-    node->qts = qtest_initf("-accel distvm%s%s -serial file:%s %s",
+    node->qts = qtest_initf("-accel distvm%s%s%s -serial file:%s %s",
                             accel_opts && *accel_opts ? "," : "",
                             accel_opts ? accel_opts : "",
+                            flat ? ",auto-numa=off" : "",
                             node->serial_path, extra_args);
     info = distvm_assert_active(node->qts, node_id);
     qobject_unref(info);

@@ -26,6 +26,7 @@ char *distvm_guest_path(const char *name);
  * Start a node with "-accel distvm,@accel_opts" and @extra_args, its
  * serial console written to a file in @tmpdir, and assert through QMP
  * that distvm is the active accelerator and the node is @node_id.
+ * Unless @accel_opts say auto-numa=, the node runs with auto-numa=off.
  */
 DistvmNode *distvm_node_start(const char *tmpdir, int node_id,
                               const char *accel_opts,
