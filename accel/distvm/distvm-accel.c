@@ -704,9 +704,15 @@ static void distvm_handle_interrupt(CPUState *cpu, int mask)
 
 static void distvm_accel_ops_init(AccelOpsClass *ops)
 {
+    DistvmState *s = distvm_state();
+
     tcg_ops_init(ops);
     tcg_handle_interrupt = ops->handle_interrupt;
     ops->handle_interrupt = distvm_handle_interrupt;
+    /* A single node runs exactly as TCG does. */
+    if (s && s->nodes > 1) {
+        ops->get_elapsed_ticks = distvm_guest_ticks;
+    }
 }
 
 static void distvm_accel_ops_class_init(ObjectClass *oc, void *data)

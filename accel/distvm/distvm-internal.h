@@ -530,6 +530,8 @@ int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask);
 
 /* distvm-runstate.c */
 void distvm_runstate_init(DistvmState *s);
+/* The guest's TSC, the same on every node (AccelOpsClass get_elapsed_ticks) */
+int64_t distvm_guest_ticks(void);
 
 /* distvm-leave.c */
 void distvm_leave_init(DistvmState *s);

@@ -74,6 +74,39 @@ static uint64_t read_host_id(void)
     return h | 1;
 }
 
+/*
+ * The guest's TSC (rdtsc and the TSC MSR, through AccelOpsClass's
+ * get_elapsed_ticks): QEMU's cpu_get_ticks() without its ratchet.  When
+ * a thread reads the host's TSC on a CPU whose TSC is a little behind
+ * the one the last read came from, cpu_get_ticks() adds the difference
+ * to the offset for good.  With vCPU threads reading the TSC in turn on
+ * both CPUs of this machine, that moved a node's offset ahead by 10
+ * million ticks in the first second of a Linux boot, each node by its
+ * own amount: the nodes' TSCs parted, and Linux, which checks a new
+ * socket's TSC against the boot CPU's and the TSC against the HPET,
+ * found a warp or a skew and dropped the TSC.  Here a read that would go
+ * back returns the last value instead, and the offset stays home's.
+ */
+static int64_t guest_ticks_last;    /* under timers_state.vm_clock_lock */
+
+int64_t distvm_guest_ticks(void)
+{
+    int64_t ticks;
+
+    qemu_spin_lock(&timers_state.vm_clock_lock);
+    ticks = timers_state.cpu_ticks_offset;
+    if (timers_state.cpu_ticks_enabled) {
+        ticks += cpu_get_host_ticks();
+    }
+    if (ticks < guest_ticks_last) {
+        ticks = guest_ticks_last;
+    } else {
+        guest_ticks_last = ticks;
+    }
+    qemu_spin_unlock(&timers_state.vm_clock_lock);
+    return ticks;
+}
+
 /* Home, with the BQL, while the guest runs: its clocks, read together. */
 static void read_clocks(DistvmState *s, DistvmMsgRunState *run)
 {
@@ -110,8 +143,9 @@ static void apply_clocks(DistvmState *s, const DistvmRunMsg *m)
                                 run->host_id == s->run->host_id);
         timers_state.cpu_clock_offset = clock_offset;
         timers_state.cpu_ticks_offset = ticks_offset;
-        /* cpu_get_ticks() would otherwise undo a step back. */
+        /* Nor would a step back be undone: the vCPUs have not run yet. */
         timers_state.cpu_ticks_prev = 0;
+        guest_ticks_last = 0;
     }
     seqlock_write_unlock(&timers_state.vm_clock_seqlock,
                          &timers_state.vm_clock_lock);
@@ -127,7 +161,7 @@ static void send_run_state(DistvmState *s, DistvmRunAction action)
         read_clocks(s, &run);
     } else if (action == DISTVM_RUN_STOPPED) {
         run.virtual_ns = cpu_get_clock();
-        run.guest_ticks = cpu_get_ticks();
+        run.guest_ticks = distvm_guest_ticks();
     }
     distvm_wire_run_state(m, s->node_id, &run);
     if (action == DISTVM_RUN_STOPPED) {
@@ -148,7 +182,7 @@ static void send_run_state(DistvmState *s, DistvmRunAction action)
 static void catch_up_with_nodes(DistvmRun *r)
 {
     int64_t clock_behind = r->nodes_stopped_ns - cpu_get_clock();
-    int64_t ticks_behind = r->nodes_stopped_ticks - cpu_get_ticks();
+    int64_t ticks_behind = r->nodes_stopped_ticks - distvm_guest_ticks();
 
     seqlock_write_lock(&timers_state.vm_clock_seqlock,
                        &timers_state.vm_clock_lock);

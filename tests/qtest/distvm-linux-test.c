@@ -819,18 +819,27 @@ static void test_linux(const void *opaque)
 }
 
 /*
- * One socket of 4 cores (5 with the one plugged), split over the nodes:
- * no guest NUMA nodes (auto-numa wants whole sockets on each node).
+ * A socket a vCPU, so that auto-numa gives the guest a NUMA node on each
+ * node; Linux checks the TSC of each new socket against the boot CPU's.
  */
+static const char *const two_numa_lines[] = {
+    "distvm-linux: node0 cpus 0-1 distance 10 100\n",
+    "distvm-linux: node1 cpus 2-3 distance 100 10\n",
+    NULL
+};
+
 static const LinuxCase two_nodes = {
-    .nodes = 2, .placement = "0:0:1:1:1", .io_cpu = 2, .smp = "4,maxcpus=5",
+    .nodes = 2, .placement = "0:0:1:1:1", .io_cpu = 2,
+    .smp = "4,maxcpus=5,sockets=5",
     .cpu_plug = 4,
+    .numa_lines = two_numa_lines,
 };
 
 /*
  * Every feature TCG has (x2APIC, AVX-512, PKU, LA57...): their state
  * moves with the vCPUs.  On q35 with interrupt remapping, Linux runs its
- * LAPICs in x2APIC mode (cluster addressing) on both nodes.
+ * LAPICs in x2APIC mode (cluster addressing) on both nodes.  One socket
+ * of 4 cores, split over the nodes: no guest NUMA nodes.
  */
 static const LinuxCase two_nodes_cpu_max = {
     .nodes = 2, .placement = "0:0:1:1", .io_cpu = 2, .smp = "4",
