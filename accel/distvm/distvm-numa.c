@@ -15,11 +15,11 @@
  * cluster nodes from power-on, each socket on one of them, gets that
  * layout made for it (auto-numa, on by default): one guest NUMA node for
  * each cluster node that runs vCPUs, in the order of the cluster nodes,
- * with its vCPUs and a memory
- * backend of its own (memory-backend-ram, id distvm-numa<N>) whose size
- * follows its share of the vCPUs.  It is what the user would have written
- * with -object and -numa, made before QEMU reads the -numa options, so
- * that the rest is the same as for a layout given by hand.
+ * with its vCPUs and a memory backend of its own (memory-backend-ram, id
+ * distvm-numa<N>) whose size follows its share of the vCPUs.  It is what
+ * the user would have written with -object and -numa, made before QEMU
+ * reads the -numa options, so that the rest is the same as for a layout
+ * given by hand.
  *
  * The plan is made once, when the first vCPU is realized: the NUMA
  * configuration is complete by then, and the ACPI tables not built yet.
@@ -88,6 +88,14 @@ static bool numa_auto_sockets_whole(DistvmState *s, MachineState *ms)
     return true;
 }
 
+/* auto-numa: the memory of a node that runs @vcpus of the guest's vCPUs */
+static uint64_t numa_auto_share(DistvmState *s, MachineState *ms,
+                                uint32_t vcpus)
+{
+    return QEMU_ALIGN_DOWN(ms->ram_size * vcpus / s->nr_vcpus,
+                           DISTVM_NUMA_AUTO_ALIGN);
+}
+
 /*
  * auto-numa: the guest NUMA layout that follows the placement, made
  * before QEMU reads the -numa options, when there are none and the
@@ -98,7 +106,7 @@ bool distvm_numa_auto(DistvmState *s, MachineState *ms, Error **errp)
     ERRP_GUARD();
     MachineClass *mc = MACHINE_GET_CLASS(ms);
     g_autofree uint32_t *vcpus = g_new0(uint32_t, s->nodes);
-    uint64_t rest = ms->ram_size, align = DISTVM_NUMA_AUTO_ALIGN;
+    uint64_t rest = ms->ram_size;
     uint32_t used = 0, first = UINT32_MAX, nid = 0;
 
     if (!s->auto_numa || s->nodes == 1 ||
@@ -124,12 +132,11 @@ bool distvm_numa_auto(DistvmState *s, MachineState *ms, Error **errp)
     }
     /* Every node but the first takes its share; the first the rest. */
     for (uint32_t n = first + 1; n < s->nodes; n++) {
-        rest -= QEMU_ALIGN_DOWN(ms->ram_size * vcpus[n] / s->nr_vcpus, align);
+        rest -= numa_auto_share(s, ms, vcpus[n]);
     }
     for (uint32_t n = first; n < s->nodes; n++) {
         g_autofree char *id = NULL, *size = NULL;
-        uint64_t bytes = n == first ? rest :
-            QEMU_ALIGN_DOWN(ms->ram_size * vcpus[n] / s->nr_vcpus, align);
+        uint64_t bytes = n == first ? rest : numa_auto_share(s, ms, vcpus[n]);
         NumaOptions opts = {
             .type = NUMA_OPTIONS_TYPE_NODE,
             .u.node = { .has_nodeid = true, .nodeid = nid },
@@ -144,7 +151,8 @@ bool distvm_numa_auto(DistvmState *s, MachineState *ms, Error **errp)
             error_setg(errp, "distvm: auto-numa: %" PRIu64 " bytes of RAM "
                        "are too few to give each of %u guest NUMA nodes "
                        "%" PRIu64 " MiB; use -numa or auto-numa=off",
-                       (uint64_t)ms->ram_size, used, align / MiB);
+                       (uint64_t)ms->ram_size, used,
+                       DISTVM_NUMA_AUTO_ALIGN / MiB);
             return false;
         }
         id = g_strdup_printf("distvm-numa%u", nid);
