@@ -212,20 +212,23 @@ void distvm_numa_plan(DistvmState *s, MachineState *ms)
     uint32_t home[MAX_NODES];
     int n;
 
-    if (!s || s->nodes == 1 || s->numa_planned || !numa ||
-        !numa->num_nodes) {
+    if (!s || s->nodes == 1 || s->numa_planned) {
         return;
     }
     s->numa_planned = true;
     /*
-     * auto-numa had the machine list its CPU slots before -cpu was read,
-     * so they have no type yet: the one they would have had.
+     * auto-numa had the machine list its CPU slots before -cpu was read
+     * (made NUMA nodes or not), so they have no type yet: the one they
+     * would have had.
      */
     for (unsigned i = 0; ms->possible_cpus && i < ms->possible_cpus->len;
          i++) {
         if (!ms->possible_cpus->cpus[i].type) {
             ms->possible_cpus->cpus[i].type = ms->cpu_type;
         }
+    }
+    if (!numa || !numa->num_nodes) {
+        return;
     }
     n = numa->num_nodes;
     numa_vcpu_nodes(s, ms, where);

@@ -659,7 +659,7 @@ static bool has_range(DistvmNode *node, const char *block)
  * vCPUs homed there (no pc.ram); a node's writes to its share stay on
  * it.  It is refused with objects of its ids, and with -machine
  * memory-backend; a socket split over two nodes is said, and keeps the
- * guest without NUMA nodes.
+ * guest without NUMA nodes (and its CPU slots with their type).
  */
 static void test_numa_auto(void)
 {
@@ -730,6 +730,40 @@ static void test_numa_auto(void)
     g_assert_cmpint(distvm_remote_faults(node[0], "distvm-numa1"), ==,
                     len / 4096);
     g_assert_cmpint(distvm_remote_faults(node[0], "distvm-numa0"), ==, 0);
+    distvm_node_quit(node[1]);
+    distvm_node_quit(node[0]);
+
+    /*
+     * One socket over two nodes: no NUMA nodes, and the CPU slots, listed
+     * before -cpu was read, still have their type (for device_add).
+     */
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf(
+            "%s,placement=0:1:1,auto-numa=on", opts);
+
+        node[n] = distvm_node_start(dir, n, placed,
+                                    "-machine pc -m 128M -smp 2,maxcpus=3 "
+                                    "-S");
+    }
+    for (int n = 0; n < 2; n++) {
+        QDict *resp;
+        QList *slots;
+
+        distvm_wait_state(node[n]->qts, "running", 60);
+        g_assert_true(has_range(node[n], "pc.ram"));
+        resp = qtest_qmp(node[n]->qts,
+                         "{ 'execute': 'query-hotpluggable-cpus' }");
+        slots = qdict_get_qlist(resp, "return");
+        g_assert_cmpint(qlist_size(slots), ==, 3);
+        for (const QListEntry *e = qlist_first(slots); e;
+             e = qlist_next(e)) {
+            g_assert_cmpstr(qdict_get_str(qobject_to(QDict,
+                                                     qlist_entry_obj(e)),
+                                          "type"), ==, "qemu64-x86_64-cpu");
+        }
+        qobject_unref(resp);
+    }
     distvm_node_quit(node[1]);
     distvm_node_quit(node[0]);
 
