@@ -12,13 +12,13 @@ to completion under: tcg (-accel tcg), 1node (-accel distvm), 2nodes
 (so with the NUMA nodes auto-numa makes), 3nodes-flat (3nodes with
 auto-numa=off: no guest NUMA nodes, all memory on home), 2nodes-numa /
 3nodes-numa (one guest NUMA node per cluster node given with -numa),
-3nodes-affinity (3nodes under policy=affinity, issue 13's 6(c)), and
-3nodes-pinned /
-3nodes-numa-pinned (each node held to one host CPU with taskset, node n
-on the n-th CPU this script may use, modulo their number: as if each
-node had a host of its own, which is what a cluster is; plain TCG uses
-all of them); K runs of each, round-robin, so that the drift of a noisy
-machine spreads over all.
+3nodes-affinity (3nodes-flat under policy=affinity, issue 13's 6(c)),
+and 3nodes-pinned / 3nodes-numa-pinned (each node held to one host CPU
+with taskset, node n on the n-th CPU this script may use, modulo their
+number: as if each node had a host of its own, which is what a cluster
+is; plain TCG uses all of them); K runs of each, round-robin, so that
+the drift of a noisy machine spreads over all.  The machine is -smp
+4,sockets=4: auto-numa needs each node's vCPUs to fill whole sockets.
 Per run, seen from here by polling node 0's console every 20 ms: wall
 time (processes started to all exited, status 0), boot time (to init's
 "distvm-linux: nproc") and workload time ("workload start" to "workload
@@ -78,8 +78,9 @@ CONFIGS = [
     ("3nodes-numa-pinned", "3 nodes + numa, pinned", 3, "0:1:2:1", NUMA3,
      True, ""),
     # issue 13, 6(c): the same placement as 3nodes, under policy=affinity
+    # without NUMA nodes, which the policy leaves alone: 3nodes-flat's
     ("3nodes-affinity", "3 nodes, affinity", 3, "0:1:2:1", [], False,
-     "policy=affinity"),
+     "policy=affinity,auto-numa=off"),
 ]
 HOST_CPUS = sorted(os.sched_getaffinity(0))
 WORK_DEFAULT = 60000    # tests/qtest/distvm-linux-test.c
