@@ -59,8 +59,8 @@ from qmp import QMPClient  # noqa: E402
 from benchlib import NUMA2, NUMA3, read  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
-MACHINE = ["-machine", "pc", "-m", "512M", "-smp", "4,sockets=4", "-nodefaults",
-           "-name", "debug-threads=on",
+MACHINE = ["-machine", "pc", "-m", "512M", "-smp", "4,sockets=4",
+           "-nodefaults", "-name", "debug-threads=on",
            "-display", "none"]
 # name, title, nodes (0: plain TCG), placement, extra machine options,
 # whether each node is held to one host CPU, more -accel distvm options

@@ -394,7 +394,10 @@ void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
 /* distvm-numa.c */
 /* auto-numa: a guest NUMA node per cluster node that runs vCPUs */
 bool distvm_numa_auto(DistvmState *s, MachineState *ms, Error **errp);
-/* Home the guest NUMA nodes' memory; once NUMA is configured, before ACPI. */
+/*
+ * Home the guest NUMA nodes' memory, and give the CPU slots auto-numa
+ * listed early their type; once NUMA is configured, before ACPI.
+ */
 void distvm_numa_plan(DistvmState *s, MachineState *ms);
 /* The node that owns @rb's pages at power-on; @homed: by the NUMA layout */
 uint32_t distvm_numa_block_home(DistvmState *s, RAMBlock *rb, bool *homed);

@@ -33,6 +33,7 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qemu/error-report.h"
+#include "qemu/host-utils.h"
 #include "qemu/option.h"
 #include "qemu/units.h"
 #include "qemu/config-file.h"
@@ -92,7 +93,7 @@ static bool numa_auto_sockets_whole(DistvmState *s, MachineState *ms)
 static uint64_t numa_auto_share(DistvmState *s, MachineState *ms,
                                 uint32_t vcpus)
 {
-    return QEMU_ALIGN_DOWN(ms->ram_size * vcpus / s->nr_vcpus,
+    return QEMU_ALIGN_DOWN(muldiv64(ms->ram_size, vcpus, s->nr_vcpus),
                            DISTVM_NUMA_AUTO_ALIGN);
 }
 
@@ -132,6 +133,14 @@ bool distvm_numa_auto(DistvmState *s, MachineState *ms, Error **errp)
     }
     /* Every node but the first takes its share; the first the rest. */
     for (uint32_t n = first + 1; n < s->nodes; n++) {
+        if (vcpus[n] && !numa_auto_share(s, ms, vcpus[n])) {
+            error_setg(errp, "distvm: auto-numa: %" PRIu64 " bytes of RAM "
+                       "are too few to give each of %u guest NUMA nodes "
+                       "%" PRId64 " MiB; use -numa or auto-numa=off",
+                       (uint64_t)ms->ram_size, used,
+                       DISTVM_NUMA_AUTO_ALIGN / MiB);
+            return false;
+        }
         rest -= numa_auto_share(s, ms, vcpus[n]);
     }
     for (uint32_t n = first; n < s->nodes; n++) {
@@ -142,25 +151,15 @@ bool distvm_numa_auto(DistvmState *s, MachineState *ms, Error **errp)
             .u.node = { .has_nodeid = true, .nodeid = nid },
         };
         uint16List **tail = &opts.u.node.cpus;
-        Object *be;
 
         if (!vcpus[n]) {
             continue;
         }
-        if (!bytes) {
-            error_setg(errp, "distvm: auto-numa: %" PRIu64 " bytes of RAM "
-                       "are too few to give each of %u guest NUMA nodes "
-                       "%" PRIu64 " MiB; use -numa or auto-numa=off",
-                       (uint64_t)ms->ram_size, used,
-                       DISTVM_NUMA_AUTO_ALIGN / MiB);
-            return false;
-        }
         id = g_strdup_printf("distvm-numa%u", nid);
         size = g_strdup_printf("%" PRIu64, bytes);
-        be = object_new_with_props(TYPE_MEMORY_BACKEND_RAM,
+        if (!object_new_with_props(TYPE_MEMORY_BACKEND_RAM,
                                    object_get_objects_root(), id, errp,
-                                   "size", size, NULL);
-        if (!be) {
+                                   "size", size, NULL)) {
             error_prepend(errp, "distvm: auto-numa: ");
             return false;
         }

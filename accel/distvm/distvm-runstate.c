@@ -85,24 +85,34 @@ static uint64_t read_host_id(void)
  * own amount: the nodes' TSCs parted, and Linux, which checks a new
  * socket's TSC against the boot CPU's and the TSC against the HPET,
  * found a warp or a skew and dropped the TSC.  Here a read that would go
- * back returns the last value instead, and the offset stays home's.
+ * back returns the last value instead, and the offset stays home's; only
+ * a step back of more than DISTVM_TICKS_BACK_MAX (the host's TSC went
+ * back, as after a suspend) moves the offset, as QEMU's does.
  */
+#define DISTVM_TICKS_BACK_MAX   (1 << 20)
+
 static int64_t guest_ticks_last;    /* under timers_state.vm_clock_lock */
+
+/* The guest's TSC from the offset, not what it last returned. */
+static int64_t guest_ticks_raw(void)
+{
+    return timers_state.cpu_ticks_offset +
+           (timers_state.cpu_ticks_enabled ? cpu_get_host_ticks() : 0);
+}
 
 int64_t distvm_guest_ticks(void)
 {
     int64_t ticks;
 
     qemu_spin_lock(&timers_state.vm_clock_lock);
-    ticks = timers_state.cpu_ticks_offset;
-    if (timers_state.cpu_ticks_enabled) {
-        ticks += cpu_get_host_ticks();
-    }
+    ticks = guest_ticks_raw();
     if (ticks < guest_ticks_last) {
+        if (guest_ticks_last - ticks > DISTVM_TICKS_BACK_MAX) {
+            timers_state.cpu_ticks_offset += guest_ticks_last - ticks;
+        }
         ticks = guest_ticks_last;
-    } else {
-        guest_ticks_last = ticks;
     }
+    guest_ticks_last = ticks;
     qemu_spin_unlock(&timers_state.vm_clock_lock);
     return ticks;
 }
@@ -143,7 +153,10 @@ static void apply_clocks(DistvmState *s, const DistvmRunMsg *m)
                                 run->host_id == s->run->host_id);
         timers_state.cpu_clock_offset = clock_offset;
         timers_state.cpu_ticks_offset = ticks_offset;
-        /* Nor would a step back be undone: the vCPUs have not run yet. */
+        /*
+         * Home's clocks go on from where every node's stopped (its
+         * catch-up): a step back here is not undone.
+         */
         timers_state.cpu_ticks_prev = 0;
         guest_ticks_last = 0;
     }
@@ -182,16 +195,23 @@ static void send_run_state(DistvmState *s, DistvmRunAction action)
 static void catch_up_with_nodes(DistvmRun *r)
 {
     int64_t clock_behind = r->nodes_stopped_ns - cpu_get_clock();
-    int64_t ticks_behind = r->nodes_stopped_ticks - distvm_guest_ticks();
+    int64_t ticks_behind;
 
     seqlock_write_lock(&timers_state.vm_clock_seqlock,
                        &timers_state.vm_clock_lock);
     if (clock_behind > 0) {
         timers_state.cpu_clock_offset += clock_behind;
     }
+    /*
+     * The offset, which the nodes are sent, goes on from the latest TSC
+     * any vCPU saw: theirs, and what home's last returned.
+     */
+    ticks_behind = MAX(r->nodes_stopped_ticks, guest_ticks_last) -
+                   guest_ticks_raw();
     if (ticks_behind > 0) {
         timers_state.cpu_ticks_offset += ticks_behind;
     }
+    guest_ticks_last = 0;
     seqlock_write_unlock(&timers_state.vm_clock_seqlock,
                          &timers_state.vm_clock_lock);
     trace_distvm_clock_catch_up(MAX(clock_behind, 0), MAX(ticks_behind, 0));
