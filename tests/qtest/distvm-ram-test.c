@@ -653,6 +653,25 @@ static bool has_range(DistvmNode *node, const char *block)
     return r != NULL;
 }
 
+/* Two nodes, vCPUs 0:1:1, auto-numa on, -m 128M -smp @smp: running */
+static void numa_auto_start(const char *dir, const char *smp,
+                            DistvmNode **node)
+{
+    g_autofree char *args = g_strdup_printf("-machine pc -m 128M -smp %s -S",
+                                            smp);
+
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
+        g_autofree char *placed = g_strdup_printf(
+            "%s,placement=0:1:1,auto-numa=on", opts);
+
+        node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+    }
+}
+
 /*
  * auto-numa: without -numa, a guest whose vCPUs are placed on two nodes
  * gets a NUMA node on each, with a memory backend of its share of the
@@ -687,17 +706,8 @@ static void test_numa_auto(void)
     DistvmNode *node[2];
 
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    numa_auto_start(dir, "3,sockets=3", node);
     for (int n = 0; n < 2; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
-        g_autofree char *placed = g_strdup_printf(
-            "%s,placement=0:1:1,auto-numa=on", opts);
-
-        node[n] = distvm_node_start(dir, n, placed,
-                                    "-machine pc -m 128M -smp 3,sockets=3 "
-                                    "-S");
-    }
-    for (int n = 0; n < 2; n++) {
-        distvm_wait_state(node[n]->qts, "running", 60);
         g_assert_false(has_range(node[n], "pc.ram"));
         for (int b = 0; b < 2; b++) {
             g_autofree char *states = block_states(node[n]->qts,
@@ -737,20 +747,11 @@ static void test_numa_auto(void)
      * One socket over two nodes: no NUMA nodes, and the CPU slots, listed
      * before -cpu was read, still have their type (for device_add).
      */
-    for (int n = 0; n < 2; n++) {
-        g_autofree char *opts = distvm_cluster_accel_opts(dir, 2, n);
-        g_autofree char *placed = g_strdup_printf(
-            "%s,placement=0:1:1,auto-numa=on", opts);
-
-        node[n] = distvm_node_start(dir, n, placed,
-                                    "-machine pc -m 128M -smp 2,maxcpus=3 "
-                                    "-S");
-    }
+    numa_auto_start(dir, "2,maxcpus=3", node);
     for (int n = 0; n < 2; n++) {
         QDict *resp;
         QList *slots;
 
-        distvm_wait_state(node[n]->qts, "running", 60);
         g_assert_true(has_range(node[n], "pc.ram"));
         resp = qtest_qmp(node[n]->qts,
                          "{ 'execute': 'query-hotpluggable-cpus' }");
