@@ -255,8 +255,7 @@ bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
     int err;
 
     trace_distvm_msg_send(node, distvm_msg_type_name(lduw_le_p(msg->data + 6)),
-                          ldq_le_p(msg->data + 16),
-                          msg->len - DISTVM_WIRE_HDR_SIZE);
+                          ldq_le_p(msg->data + 16), ldl_le_p(msg->data + 8));
     if (node == s->node_id) {
         distvm_deliver_local(s, msg);
         return true;

@@ -275,13 +275,38 @@ static void outbox_free(DistvmOutbox *o)
     g_array_free(o->dests, true);
 }
 
-/* Send the messages @o holds so far; note the nodes that are gone. */
+/*
+ * Send the messages @o holds so far, all those to one other node with one
+ * system call (a run's pages, a moved vCPU's warm pages); note the nodes
+ * that are gone.  The messages to one node keep their order; messages to
+ * different nodes have none on the wire anyway.
+ */
 static void outbox_send(DistvmState *s, DistvmOutbox *o)
 {
+    uint32_t sent = 0;
+
     for (guint i = 0; i < o->msgs->len; i++) {
         uint32_t dest = g_array_index(o->dests, uint32_t, i);
+        GByteArray *m = g_ptr_array_index(o->msgs, i);
+        unsigned count = 1;
 
-        if (!distvm_send(s, dest, g_ptr_array_index(o->msgs, i))) {
+        if (sent & (1u << dest)) {
+            continue;
+        }
+        /* Delivered here, a message is taken on its own. */
+        if (dest != s->node_id) {
+            sent |= 1u << dest;
+            for (guint j = i + 1; j < o->msgs->len; j++) {
+                GByteArray *next = g_ptr_array_index(o->msgs, j);
+
+                if (g_array_index(o->dests, uint32_t, j) == dest) {
+                    g_byte_array_append(m, next->data, next->len);
+                    count++;
+                }
+            }
+        }
+        trace_distvm_outbox_send(dest, count, m->len);
+        if (!distvm_send(s, dest, m)) {
             o->lost |= 1u << dest;
         }
     }
@@ -1326,6 +1351,56 @@ static char *page_msg_state_refusal(DistvmState *s, const DistvmMsg *msg)
  * with @errp set if the directory or this node's memory can no longer be
  * trusted.
  */
+/* Page messages wait for the RAM layout the cluster agreed on. */
+static void page_msgs_wait_joined(DistvmState *s)
+{
+    qemu_mutex_lock(&s->lock);
+    while (s->state == DISTVM_CLUSTER_STATE_JOINING) {
+        qemu_cond_wait(&s->cond, &s->lock);
+    }
+    qemu_mutex_unlock(&s->lock);
+}
+
+/*
+ * With ram->lock held: @msg, a page message its sender may send, other
+ * than those the drop thread takes.  What it sends in answer goes out in
+ * @o.  False, with @errp set, if the protocol failed here.
+ */
+static bool page_msg_locked(DistvmState *s, const DistvmMsg *msg,
+                            DistvmOutbox *o, Error **errp)
+{
+    const DistvmMsgPage *m = &msg->u.page;
+    g_autofree char *refusal = page_msg_state_refusal(s, msg);
+
+    if (refusal) {
+        if (msg->hdr.src != s->node_id) {
+            distvm_msg_refused(s, msg->hdr.src, "%s", refusal);
+            return true;
+        }
+        /* This node contradicted itself. */
+        error_setg(errp, "%s", refusal);
+        return false;
+    }
+    switch (msg->hdr.type) {
+    case DISTVM_MSG_PAGE_REQ:
+        return mgr_request(s, o, m->block, m->page, m->node, m->flags, errp);
+    case DISTVM_MSG_PAGE_DONE:
+        return mgr_done(s, o, m->block, m->page, errp);
+    case DISTVM_MSG_PAGE_INV_ACK:
+        return mgr_inv_ack(s, o, m->block, m->page, msg->hdr.src, errp);
+    case DISTVM_MSG_PAGE_FWD:
+        return holder_forward(s, o, m->block, m->page, m->node, m->flags,
+                              msg->hdr.src, errp);
+    case DISTVM_MSG_PAGE_DATA:
+        return req_data(s, o, msg->hdr.src, m, errp);
+    case DISTVM_MSG_PAGE_GRANT:
+        req_grant(s, o, msg->hdr.src, m);
+        return true;
+    default:
+        g_assert_not_reached();
+    }
+}
+
 static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
                             Error **errp)
 {
@@ -1333,14 +1408,9 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
     const DistvmMsgPage *m = &msg->u.page;
     g_autofree char *refusal = NULL;
     DistvmOutbox o;
-    bool ok = false;
+    bool ok = true;
 
-    qemu_mutex_lock(&s->lock);
-    while (s->state == DISTVM_CLUSTER_STATE_JOINING) {
-        qemu_cond_wait(&s->cond, &s->lock);
-    }
-    qemu_mutex_unlock(&s->lock);
-
+    page_msgs_wait_joined(s);
     if (qatomic_read(&ram->blocks[m->block].dead)) {
         trace_distvm_page_msg_dead(distvm_msg_type_name(msg->hdr.type),
                                    m->page, m->block, msg->hdr.src);
@@ -1371,51 +1441,64 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
     }
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
-    if (distvm_cluster_leaving(s) ||
-        qatomic_read(&ram->blocks[m->block].dead)) {
-        /*
-         * A node left and the cluster shuts down: this node serves its
-         * faults itself now, so pages still on their way (a PAGE_DATA sent
-         * before the BYE, on another connection) are no longer wanted.
-         * Nor are the pages of a block unplugged meanwhile.
-         */
-        qemu_mutex_unlock(&ram->lock);
-        return true;
+    /*
+     * Unless a node left and the cluster shuts down: this node serves its
+     * faults itself now, so pages still on their way (a PAGE_DATA sent
+     * before the BYE, on another connection) are no longer wanted.  Nor
+     * are the pages of a block unplugged meanwhile.
+     */
+    if (!distvm_cluster_leaving(s) &&
+        !qatomic_read(&ram->blocks[m->block].dead)) {
+        ok = page_msg_locked(s, msg, &o, errp);
     }
-    refusal = page_msg_state_refusal(s, msg);
-    if (refusal) {
-        qemu_mutex_unlock(&ram->lock);
-        if (msg->hdr.src != s->node_id) {
-            distvm_msg_refused(s, msg->hdr.src, "%s", refusal);
-            return true;
+    qemu_mutex_unlock(&ram->lock);
+    outbox_flush(s, &o);
+    return ok;
+}
+
+/*
+ * PAGE_REQS: another node's requests for pages this node manages (a
+ * moved vCPU's warm pages), each taken as its own PAGE_REQ would be, in
+ * order, under one hold of ram->lock: so the pages this node sends for
+ * them leave in one system call to each node.  A request refused is
+ * refused alone.
+ */
+static bool page_reqs_handle(DistvmState *s, const DistvmMsg *msg,
+                             Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    const DistvmMsgPageReqs *reqs = &msg->u.reqs;
+    DistvmOutbox o;
+    bool ok = true;
+
+    page_msgs_wait_joined(s);
+    outbox_init(&o);
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; ok && i < reqs->count && !distvm_cluster_leaving(s);
+         i++) {
+        DistvmMsg req = {
+            .hdr = msg->hdr,
+            .u.page = {
+                .block = reqs->reqs[i].block,
+                .flags = reqs->reqs[i].flags,
+                .page = reqs->reqs[i].page,
+                .node = msg->hdr.src,
+            },
+        };
+        g_autofree char *refusal = NULL;
+
+        req.hdr.type = DISTVM_MSG_PAGE_REQ;
+        if (qatomic_read(&ram->blocks[req.u.page.block].dead)) {
+            trace_distvm_page_msg_dead("PAGE_REQS", req.u.page.page,
+                                       req.u.page.block, msg->hdr.src);
+            continue;
         }
-        /* This node contradicted itself. */
-        error_setg(errp, "%s", refusal);
-        return false;
-    }
-    switch (msg->hdr.type) {
-    case DISTVM_MSG_PAGE_REQ:
-        ok = mgr_request(s, &o, m->block, m->page, m->node, m->flags, errp);
-        break;
-    case DISTVM_MSG_PAGE_DONE:
-        ok = mgr_done(s, &o, m->block, m->page, errp);
-        break;
-    case DISTVM_MSG_PAGE_INV_ACK:
-        ok = mgr_inv_ack(s, &o, m->block, m->page, msg->hdr.src, errp);
-        break;
-    case DISTVM_MSG_PAGE_FWD:
-        ok = holder_forward(s, &o, m->block, m->page, m->node, m->flags,
-                            msg->hdr.src, errp);
-        break;
-    case DISTVM_MSG_PAGE_DATA:
-        ok = req_data(s, &o, msg->hdr.src, m, errp);
-        break;
-    case DISTVM_MSG_PAGE_GRANT:
-        req_grant(s, &o, msg->hdr.src, m);
-        ok = true;
-        break;
-    default:
-        g_assert_not_reached();
+        refusal = page_msg_role_refusal(s, &req);
+        if (refusal) {
+            distvm_msg_refused(s, msg->hdr.src, "%s", refusal);
+            continue;
+        }
+        ok = page_msg_locked(s, &req, &o, errp);
     }
     qemu_mutex_unlock(&ram->lock);
     outbox_flush(s, &o);
@@ -1432,7 +1515,18 @@ static bool page_msg_received(DistvmState *s, const DistvmMsg *msg)
     return true;
 }
 
+static bool page_reqs_received(DistvmState *s, const DistvmMsg *msg)
+{
+    Error *err = NULL;
+
+    if (!page_reqs_handle(s, msg, &err)) {
+        page_protocol_failed(s, msg->hdr.type, msg->hdr.src, err);
+    }
+    return true;
+}
+
 static const DistvmMsgHandler page_handlers[] = {
+    { DISTVM_MSG_PAGE_REQS, .receive = page_reqs_received },
     { DISTVM_MSG_PAGE_REQ, .receive = page_msg_received },
     { DISTVM_MSG_PAGE_FWD, .receive = page_msg_received },
     { DISTVM_MSG_PAGE_DATA, .receive = page_msg_received },
@@ -1503,35 +1597,48 @@ void distvm_ram_leaving(DistvmState *s)
 }
 
 /*
- * With ram->lock held: ask @page's manager for it, for vCPU @cpu (or -1),
+ * With ram->lock held: this node asks for @page, for vCPU @cpu (or -1),
  * to write it if @write.  This node holds it S, or not at all, and asks
- * for it already only if it waits for a read-only copy.  The request goes
- * out in @o.
+ * for it already only if it waits for a read-only copy.  @rflags: the
+ * flags of the request.
+ */
+static DistvmPending *pending_start(DistvmRam *ram, uint32_t block,
+                                    uint64_t page, int cpu, bool write,
+                                    uint32_t *rflags)
+{
+    DistvmPending *p = g_new0(DistvmPending, 1);
+
+    p->cpu = cpu;
+    p->write = write;
+    p->start_ns = get_clock();
+    if (ram->blocks[block].state[page] == DISTVM_PAGE_S) {
+        p->kind = DISTVM_FAULT_UPGRADE;
+        *rflags = DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY;
+    } else if (write) {
+        p->kind = DISTVM_FAULT_WRITE_MISS;
+        *rflags = DISTVM_PAGE_WRITE;
+    } else {
+        p->kind = DISTVM_FAULT_READ_MISS;
+        *rflags = 0;
+    }
+    g_hash_table_insert(ram->pending, page_key(block, page), p);
+    return p;
+}
+
+/*
+ * With ram->lock held: ask @page's manager for it, as pending_start()
+ * says.  The request goes out in @o.
  */
 static DistvmPending *request_page(DistvmState *s, DistvmOutbox *o,
                                    uint32_t block, uint64_t page, int cpu,
                                    bool write)
 {
-    DistvmRam *ram = s->ram;
-    DistvmBlock *b = &ram->blocks[block];
-    DistvmPending *p = g_new0(DistvmPending, 1);
-    uint32_t rflags = 0;
+    uint32_t rflags;
+    DistvmPending *p = pending_start(s->ram, block, page, cpu, write,
+                                     &rflags);
 
-    p->cpu = cpu;
-    p->write = write;
-    p->start_ns = get_clock();
-    if (b->state[page] == DISTVM_PAGE_S) {
-        p->kind = DISTVM_FAULT_UPGRADE;
-        rflags = DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY;
-    } else if (write) {
-        p->kind = DISTVM_FAULT_WRITE_MISS;
-        rflags = DISTVM_PAGE_WRITE;
-    } else {
-        p->kind = DISTVM_FAULT_READ_MISS;
-    }
-    g_hash_table_insert(ram->pending, page_key(block, page), p);
-    outbox_page(s, o, page_manager(s, b, page), DISTVM_MSG_PAGE_REQ, block,
-                page, s->node_id, rflags, NULL);
+    outbox_page(s, o, page_manager(s, &s->ram->blocks[block], page),
+                DISTVM_MSG_PAGE_REQ, block, page, s->node_id, rflags, NULL);
     return p;
 }
 
@@ -1866,6 +1973,7 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
 {
     DistvmRam *ram = s->ram;
     DistvmArrival *a = &ram->arrivals[cpu];
+    g_autofree GArray **reqs = g_new0(GArray *, s->nodes);
     DistvmOutbox o;
 
     outbox_init(&o);
@@ -1875,6 +1983,8 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
         bool write = pages[i].flags & DISTVM_WARM_WRITE;
         uint8_t st = b->state[pages[i].page];
         const DistvmResident *r = page_resident(s, b, pages[i].page);
+        uint32_t manager = page_manager(s, b, pages[i].page);
+        DistvmPageRef req = { pages[i].block, 0, pages[i].page };
         DistvmPending *p;
 
         /*
@@ -1887,12 +1997,32 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
                                 page_key(pages[i].block, pages[i].page))) {
             continue;
         }
-        p = request_page(s, &o, pages[i].block, pages[i].page, cpu, write);
+        if (manager == s->node_id) {
+            p = request_page(s, &o, pages[i].block, pages[i].page, cpu, write);
+        } else {
+            p = pending_start(ram, pages[i].block, pages[i].page, cpu, write,
+                              &req.flags);
+            reqs[manager] = reqs[manager] ?:
+                            g_array_new(false, false, sizeof(DistvmPageRef));
+            g_array_append_val(reqs[manager], req);
+        }
         p->warm = true;
         p->arrival = a->gen;
         a->warm_asked++;
         a->warm_left++;
         ram->stats.warm_asked++;
+    }
+    /* The requests for the pages another node manages: one message. */
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        for (guint i = 0; reqs[n] && i < reqs[n]->len;
+             i += DISTVM_PAGE_REQS_MAX) {
+            distvm_wire_page_reqs(outbox_add(&o, n), s->node_id,
+                                  &g_array_index(reqs[n], DistvmPageRef, i),
+                                  MIN(reqs[n]->len - i, DISTVM_PAGE_REQS_MAX));
+        }
+        if (reqs[n]) {
+            g_array_free(reqs[n], true);
+        }
     }
     a->warm_listed = true;
     if (!a->warm_left) {

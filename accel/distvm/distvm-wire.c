@@ -58,6 +58,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_CPU_PLUG] = "CPU_PLUG",
     [DISTVM_MSG_CPU_PLUG_ACK] = "CPU_PLUG_ACK",
     [DISTVM_MSG_CPU_UNPLUG] = "CPU_UNPLUG",
+    [DISTVM_MSG_PAGE_REQS] = "PAGE_REQS",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -390,6 +391,46 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
     return true;
 }
 
+/*
+ * @count pages of guest RAM, at most @max, each with flags in @flags, into
+ * @pages; none of them before the RAM layout was agreed.
+ */
+static bool decode_page_refs(WireReader *r, const DistvmWireLimits *lim,
+                             uint32_t count, uint32_t max, uint32_t flags,
+                             DistvmPageRef **pages, Error **errp)
+{
+    if (count > max) {
+        error_setg(errp, "%s message with %" PRIu32 " pages (limit %u)",
+                   r->what, count, max);
+        return false;
+    }
+    if (r->left < (size_t)count * 16) {
+        error_setg(errp, "%s message is truncated", r->what);
+        return false;
+    }
+    *pages = g_new(DistvmPageRef, count);
+    for (uint32_t i = 0; i < count; i++) {
+        DistvmPageRef *pg = &(*pages)[i];
+
+        get_u32(r, &pg->block, errp);
+        get_u32(r, &pg->flags, errp);
+        get_u64(r, &pg->page, errp);
+        if (pg->block >= lim->nr_blocks ||
+            pg->page >= lim->block_pages[pg->block]) {
+            error_setg(errp, "%s message for page %" PRIu64 " of RAMBlock %"
+                       PRIu32 ", which does not exist", r->what, pg->page,
+                       pg->block);
+            return false;
+        }
+        if (pg->flags & ~flags) {
+            error_setg(errp, "%s message with unknown page flags 0x%" PRIx32,
+                       r->what, pg->flags);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool decode_warm_pages(WireReader *r, const DistvmWireLimits *lim,
                               DistvmMsgWarmPages *h, Error **errp)
 {
@@ -406,36 +447,27 @@ static bool decode_warm_pages(WireReader *r, const DistvmWireLimits *lim,
                    r->what, h->cpu, lim->nr_vcpus);
         return false;
     }
-    if (h->count > DISTVM_WARM_PAGES_MAX) {
-        error_setg(errp, "%s message with %" PRIu32 " pages (limit %u)",
-                   r->what, h->count, DISTVM_WARM_PAGES_MAX);
-        return false;
-    }
-    if (r->left < (size_t)h->count * 16) {
-        error_setg(errp, "%s message is truncated", r->what);
-        return false;
-    }
-    h->pages = g_new(DistvmWarmPage, h->count);
-    for (uint32_t i = 0; i < h->count; i++) {
-        DistvmWarmPage *pg = &h->pages[i];
+    return decode_page_refs(r, lim, h->count, DISTVM_WARM_PAGES_MAX,
+                            DISTVM_WARM_WRITE, &h->pages, errp);
+}
 
-        get_u32(r, &pg->block, errp);
-        get_u32(r, &pg->flags, errp);
-        get_u64(r, &pg->page, errp);
-        if (pg->block >= lim->nr_blocks ||
-            pg->page >= lim->block_pages[pg->block]) {
-            error_setg(errp, "%s message for page %" PRIu64 " of RAMBlock %"
-                       PRIu32 ", which does not exist", r->what, pg->page,
-                       pg->block);
-            return false;
-        }
-        if (pg->flags & ~DISTVM_WARM_WRITE) {
-            error_setg(errp, "%s message with unknown page flags 0x%" PRIx32,
-                       r->what, pg->flags);
-            return false;
-        }
+static bool decode_page_reqs(WireReader *r, const DistvmWireLimits *lim,
+                             DistvmMsgPageReqs *h, Error **errp)
+{
+    if (lim->nr_blocks == 0) {
+        error_setg(errp, "%s message before the RAM layout was agreed",
+                   r->what);
+        return false;
     }
-    return true;
+    if (!get_u32(r, &h->count, errp)) {
+        return false;
+    }
+    if (h->count == 0) {
+        error_setg(errp, "%s message without a page", r->what);
+        return false;
+    }
+    return decode_page_refs(r, lim, h->count, DISTVM_PAGE_REQS_MAX,
+                            DISTVM_PAGE_REQ_FLAGS, &h->reqs, errp);
 }
 
 static bool decode_pci_config(WireReader *r, DistvmMsgPciConfig *pc,
@@ -810,6 +842,9 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_VCPU_WARM_PAGES:
         ok = decode_warm_pages(&r, lim, &msg->u.warm, errp);
         break;
+    case DISTVM_MSG_PAGE_REQS:
+        ok = decode_page_reqs(&r, lim, &msg->u.reqs, errp);
+        break;
     case DISTVM_MSG_MEM_PLUG:
     case DISTVM_MSG_MEM_PLUG_ACK:
     case DISTVM_MSG_MEM_UNPLUG:
@@ -863,6 +898,9 @@ void distvm_msg_clear(DistvmMsg *msg)
         break;
     case DISTVM_MSG_VCPU_WARM_PAGES:
         g_free(msg->u.warm.pages);
+        break;
+    case DISTVM_MSG_PAGE_REQS:
+        g_free(msg->u.reqs.reqs);
         break;
     case DISTVM_MSG_MEM_PLUG:
     case DISTVM_MSG_MEM_PLUG_ACK:
@@ -1122,17 +1160,31 @@ void distvm_wire_clock_regs(GByteArray *buf, uint32_t src,
     distvm_wire_end(buf);
 }
 
-void distvm_wire_warm_pages(GByteArray *buf, uint32_t src, uint32_t cpu,
-                            const DistvmWarmPage *pages, uint32_t count)
+static void put_page_refs(GByteArray *buf, const DistvmPageRef *pages,
+                          uint32_t count)
 {
-    distvm_wire_begin(buf, DISTVM_MSG_VCPU_WARM_PAGES, src, 0);
-    distvm_wire_put_u32(buf, cpu);
     distvm_wire_put_u32(buf, count);
     for (uint32_t i = 0; i < count; i++) {
         distvm_wire_put_u32(buf, pages[i].block);
         distvm_wire_put_u32(buf, pages[i].flags);
         distvm_wire_put_u64(buf, pages[i].page);
     }
+}
+
+void distvm_wire_warm_pages(GByteArray *buf, uint32_t src, uint32_t cpu,
+                            const DistvmWarmPage *pages, uint32_t count)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_VCPU_WARM_PAGES, src, 0);
+    distvm_wire_put_u32(buf, cpu);
+    put_page_refs(buf, pages, count);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_page_reqs(GByteArray *buf, uint32_t src,
+                           const DistvmPageRef *reqs, uint32_t count)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_PAGE_REQS, src, 0);
+    put_page_refs(buf, reqs, count);
     distvm_wire_end(buf);
 }
 
@@ -1283,6 +1335,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_CPU_PLUG] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_CPU_PLUG_ACK] = DISTVM_ROLE_TO_HOME,
     [DISTVM_MSG_CPU_UNPLUG] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_PAGE_REQS] = DISTVM_ROLE_ANY,
 };
 
 /* Who sends each step of RES_SET to whom (DistvmResSetStep) */

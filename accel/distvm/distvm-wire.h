@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     13
+#define DISTVM_WIRE_VERSION     14
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -79,6 +79,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_CPU_PLUG,        /* home -> all: plug a CPU */
     DISTVM_MSG_CPU_PLUG_ACK,    /* node -> home: plugged, or why not */
     DISTVM_MSG_CPU_UNPLUG,      /* home -> all: unplug a CPU */
+    DISTVM_MSG_PAGE_REQS,       /* requester -> manager: several PAGE_REQs */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -315,17 +316,35 @@ typedef struct DistvmMsgClockRegs {
 #define DISTVM_WARM_PAGES_MAX   512
 #define DISTVM_WARM_WRITE       0x1
 
-typedef struct DistvmWarmPage {
+/* A page of guest RAM in a list: RAMBlock, flags, page in the block */
+typedef struct DistvmPageRef {
     uint32_t block;
     uint32_t flags;
     uint64_t page;
-} DistvmWarmPage;
+} DistvmPageRef;
+
+typedef DistvmPageRef DistvmWarmPage;
 
 typedef struct DistvmMsgWarmPages {
     uint32_t cpu;
     uint32_t count;
     DistvmWarmPage *pages;      /* [count] */
 } DistvmMsgWarmPages;
+
+/*
+ * PAGE_REQS, from a requester to a manager: its PAGE_REQs for pages that
+ * manager manages (a moved vCPU's warm pages), which the manager takes
+ * in order under one hold of its directory.  On the wire: count, then
+ * count times block (u32), flags (u32: DISTVM_PAGE_WRITE,
+ * DISTVM_PAGE_HAS_COPY, as in a PAGE_REQ), page (u64).
+ */
+#define DISTVM_PAGE_REQS_MAX    DISTVM_WARM_PAGES_MAX
+#define DISTVM_PAGE_REQ_FLAGS   (DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY)
+
+typedef struct DistvmMsgPageReqs {
+    uint32_t count;
+    DistvmPageRef *reqs;        /* [count] */
+} DistvmMsgPageReqs;
 
 /*
  * MEM_PLUG, home -> the others, while the guest runs: plug memory device
@@ -411,6 +430,7 @@ typedef struct DistvmMsg {
         uint32_t policy;        /* POLICY: below DISTVM_POLICY_COUNT */
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
+        DistvmMsgPageReqs reqs;     /* PAGE_REQS */
         DistvmMsgMemPlug mem;       /* MEM_* */
         DistvmMsgCpuPlug cpu_plug;  /* CPU_* */
         DistvmMsgRes res;           /* RES_ACCESS, RES_REPLY */
@@ -504,6 +524,8 @@ void distvm_wire_clock_regs(GByteArray *buf, uint32_t src,
                             const DistvmMsgClockRegs *clock);
 void distvm_wire_warm_pages(GByteArray *buf, uint32_t src, uint32_t cpu,
                             const DistvmWarmPage *pages, uint32_t count);
+void distvm_wire_page_reqs(GByteArray *buf, uint32_t src,
+                           const DistvmPageRef *reqs, uint32_t count);
 void distvm_wire_mem_plug(GByteArray *buf, uint32_t src, uint64_t seq,
                           const DistvmMsgMemPlug *mem);
 void distvm_wire_mem_plug_ack(GByteArray *buf, uint32_t src, uint64_t seq,

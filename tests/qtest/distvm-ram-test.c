@@ -2795,6 +2795,18 @@ static void test_forged(void)
         forge(node[1], 0, msg);
         wait_protocol_errors(node[0]->qts, ++errors);
     }
+    /* Requests in one message: each refused alone (node 1 manages m1). */
+    {
+        const DistvmPageRef reqs[] = {
+            { .block = m1, .page = p1 },
+            { .block = m1, .flags = DISTVM_PAGE_WRITE, .page = p1 + 1 },
+        };
+
+        distvm_wire_page_reqs(msg, 1, reqs, G_N_ELEMENTS(reqs));
+        forge(node[1], 0, msg);
+        errors += G_N_ELEMENTS(reqs);
+        wait_protocol_errors(node[0]->qts, errors);
+    }
     /* Run state only from home; the vCPU's state only from its owner. */
     distvm_wire_empty(msg, DISTVM_MSG_START, 1, 1);
     forge(node[1], 0, msg);

@@ -288,6 +288,20 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
             CHECK(pg->page == ldq_le_p(payload + 8 + 16 * i + 8));
         }
         break;
+    case DISTVM_MSG_PAGE_REQS:
+        /* 1 to 512 requests, each for a page that exists, a PAGE_REQ's */
+        CHECK(m->u.reqs.count >= 1);
+        CHECK(m->u.reqs.count <= DISTVM_PAGE_REQS_MAX);
+        CHECK(m->hdr.length == 4 + 16 * m->u.reqs.count);
+        for (uint32_t i = 0; i < m->u.reqs.count; i++) {
+            const DistvmPageRef *pg = &m->u.reqs.reqs[i];
+
+            CHECK(pg->block < lim->nr_blocks);
+            CHECK(pg->page < lim->block_pages[pg->block]);
+            CHECK(!(pg->flags & ~DISTVM_PAGE_REQ_FLAGS));
+            CHECK(pg->page == ldq_le_p(payload + 4 + 16 * i + 8));
+        }
+        break;
     case DISTVM_MSG_MEM_PLUG:
         /*
          * a RAMBlock index below the wire's limit, whatever the agreed
@@ -575,6 +589,10 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                (!a->u.warm.count ||
                 !memcmp(a->u.warm.pages, b->u.warm.pages,
                         a->u.warm.count * sizeof(DistvmWarmPage)));
+    case DISTVM_MSG_PAGE_REQS:
+        return a->u.reqs.count == b->u.reqs.count &&
+               !memcmp(a->u.reqs.reqs, b->u.reqs.reqs,
+                       a->u.reqs.count * sizeof(DistvmPageRef));
     case DISTVM_MSG_MEM_PLUG:
     case DISTVM_MSG_MEM_PLUG_ACK:
     case DISTVM_MSG_MEM_UNPLUG:
@@ -717,6 +735,11 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_VCPU_WARM_PAGES:
         distvm_wire_warm_pages(buf, m->hdr.src, m->u.warm.cpu,
                                m->u.warm.pages, m->u.warm.count);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_PAGE_REQS:
+        distvm_wire_page_reqs(buf, m->hdr.src, m->u.reqs.reqs,
+                              m->u.reqs.count);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_CLOCK_REGS:
@@ -975,6 +998,15 @@ int main(int argc, char **argv)
         };
 
         SEED("vcpu-warm-pages", distvm_wire_warm_pages(b, 1, 3, warm, 2));
+    }
+    /* node 2 asks node 0 for two pages of a moved vCPU, one to write */
+    {
+        static const DistvmPageRef reqs[] = {
+            { .block = 2, .flags = DISTVM_PAGE_WRITE, .page = 0x123 },
+            { .block = 0, .flags = 0, .page = 15 },
+        };
+
+        SEED("page-reqs", distvm_wire_page_reqs(b, 2, reqs, 2));
     }
     /* home turns vCPU 0's A20 line off, on node 2 */
     SEED("vcpu-ipi-a20", distvm_wire_vcpu(b, DISTVM_MSG_VCPU_IPI, 0, 0, 0, 2,

@@ -352,6 +352,16 @@ static GPtrArray *valid_messages(void)
 
         distvm_wire_warm_pages(NEXT(), 1, 7, warm, ARRAY_SIZE(warm));
     }
+    {
+        static const DistvmPageRef reqs[] = {
+            { .block = 2, .flags = DISTVM_PAGE_WRITE, .page = 262143 },
+            { .block = 0, .flags = DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY,
+              .page = 15 },
+            { .block = 1, .flags = 0, .page = 0 },
+        };
+
+        distvm_wire_page_reqs(NEXT(), 1, reqs, ARRAY_SIZE(reqs));
+    }
     distvm_wire_mem_plug(NEXT(), 0, 21, &mem_plug_dimm);
     distvm_wire_mem_plug(NEXT(), 0, 0, &(DistvmMsgMemPlug) {
         .slot = DISTVM_WIRE_MAX_BLOCKS - 1, .size = MEM_SIZE_MAX,
@@ -572,10 +582,11 @@ static void test_type_names(void)
         [DISTVM_MSG_CPU_PLUG] = "CPU_PLUG",
         [DISTVM_MSG_CPU_PLUG_ACK] = "CPU_PLUG_ACK",
         [DISTVM_MSG_CPU_UNPLUG] = "CPU_UNPLUG",
+        [DISTVM_MSG_PAGE_REQS] = "PAGE_REQS",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_CPU_UNPLUG + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_PAGE_REQS + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -781,14 +792,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        13, 0,                              /* version */
+        14, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 13);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 14);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -2033,10 +2044,11 @@ static void test_bad_version(void)
      * one before devices on other nodes (PCI_INTX, DISTVM_IO_CONFIG_GEN),
      * 10 the one before ranges made resident while the guest runs (RES_SET),
      * 11 the one before the cluster's ordered end (END, ENDED), 12 the
-     * one before CPU hot-plug (CPU_PLUG, CPU_PLUG_ACK, CPU_UNPLUG)
+     * one before CPU hot-plug (CPU_PLUG, CPU_PLUG_ACK, CPU_UNPLUG), 13
+     * the one before PAGE_REQS
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 0x100, 0x10d, 0x200,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 0x100, 0x10e, 0x200,
         0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -2044,7 +2056,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 13", versions[i]);
+            "protocol version %u, this node speaks 14", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2054,7 +2066,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 13");
+        expect_header_error(b, "protocol version 2, this node speaks 14");
     }
     g_byte_array_unref(b);
 }
@@ -2279,14 +2291,15 @@ static void test_page_before_layout(void)
         expect_decode_error(b, &limits_no_ram, "RAM layout");
     }
 
-    /* The other messages do not need it, but for a vCPU's warm pages */
+    /* The other messages do not need it, but for lists of pages */
     for (guint i = 0; i < msgs->len; i++) {
         GByteArray *m = msgs->pdata[i];
         uint16_t type = lduw_le_p(m->data + OFF_TYPE);
         Decoded d;
 
         if ((type < DISTVM_MSG_PAGE_REQ || type > DISTVM_MSG_PAGE_DONE) &&
-            type != DISTVM_MSG_VCPU_WARM_PAGES) {
+            type != DISTVM_MSG_VCPU_WARM_PAGES &&
+            type != DISTVM_MSG_PAGE_REQS) {
             decode_ok(m, &limits_no_ram, &d);
             decoded_free(&d);
         } else {
@@ -2691,6 +2704,77 @@ static void test_warm_pages(void)
         pages[0] = (DistvmWarmPage) { .block = 2, .flags = 1u << bit };
         distvm_wire_warm_pages(b, 2, 0, pages, 1);
         expect_decode_error(b, &limits, "VCPU_WARM_PAGES message with unknown "
+                            "page flags");
+    }
+    g_byte_array_unref(b);
+}
+
+/*
+ * PAGE_REQS: a count, then count requests (block, flags, page) for pages
+ * that exist, with no flag but those of a PAGE_REQ
+ */
+static void test_page_reqs(void)
+{
+    static const uint32_t counts[] = { 1, 3, DISTVM_PAGE_REQS_MAX };
+    static const uint32_t req_flags[] = {
+        0, DISTVM_PAGE_WRITE, DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY,
+    };
+    g_autofree DistvmPageRef *reqs = g_new(DistvmPageRef,
+                                           DISTVM_PAGE_REQS_MAX + 1);
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t i = 0; i <= DISTVM_PAGE_REQS_MAX; i++) {
+        reqs[i] = (DistvmPageRef) {
+            .block = i % 3, .flags = req_flags[i % 3],
+            .page = (i * 7919ull) % block_pages[i % 3],
+        };
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+        distvm_wire_page_reqs(b, 2, reqs, counts[i]);
+        g_assert_cmpuint(b->len, ==, HDR + 4 + 16 * counts[i]);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_PAGE_REQS, 4 + 16 * counts[i], 2, 0);
+        g_assert_cmpuint(d.msg.u.reqs.count, ==, counts[i]);
+        g_assert_cmpmem(d.msg.u.reqs.reqs, counts[i] * sizeof(*reqs),
+                        reqs, counts[i] * sizeof(*reqs));
+        decoded_free(&d);
+    }
+
+    distvm_wire_page_reqs(b, 2, reqs, 1);
+    expect_decode_error(b, &limits_no_ram, "PAGE_REQS message before the RAM "
+                        "layout was agreed");
+    distvm_wire_page_reqs(b, 2, reqs, 0);
+    expect_decode_error(b, &limits, "PAGE_REQS message without a page");
+    distvm_wire_page_reqs(b, 2, reqs, DISTVM_PAGE_REQS_MAX + 1);
+    expect_decode_error(b, &limits, "PAGE_REQS message with 513 pages "
+                        "(limit 512)");
+    /* a count that the requests do not match, either way */
+    distvm_wire_page_reqs(b, 2, reqs, 2);
+    stl_le_p(b->data + HDR, 3);
+    expect_decode_error(b, &limits, "PAGE_REQS message is truncated");
+    stl_le_p(b->data + HDR, 1);
+    expect_decode_error(b, &limits, "PAGE_REQS message has 16 bytes of "
+                        "trailing garbage");
+    distvm_wire_begin(b, DISTVM_MSG_PAGE_REQS, 2, 0);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "PAGE_REQS message is truncated");
+    /* pages that do not exist, and flags a PAGE_REQ does not have */
+    reqs[0] = (DistvmPageRef) { .block = 3 };
+    distvm_wire_page_reqs(b, 2, reqs, 1);
+    expect_decode_error(b, &limits, "PAGE_REQS message for page 0 of "
+                        "RAMBlock 3, which does not exist");
+    reqs[0] = (DistvmPageRef) { .block = 1, .page = 1 };
+    distvm_wire_page_reqs(b, 2, reqs, 1);
+    expect_decode_error(b, &limits, "PAGE_REQS message for page 1 of "
+                        "RAMBlock 1, which does not exist");
+    for (int bit = 0; bit < 32; bit++) {
+        if ((1u << bit) & DISTVM_PAGE_REQ_FLAGS) {
+            continue;
+        }
+        reqs[0] = (DistvmPageRef) { .block = 2, .flags = 1u << bit };
+        distvm_wire_page_reqs(b, 2, reqs, 1);
+        expect_decode_error(b, &limits, "PAGE_REQS message with unknown "
                             "page flags");
     }
     g_byte_array_unref(b);
@@ -5611,6 +5695,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/vcpu-reason", test_vcpu_reason);
     g_test_add_func("/distvm/wire/roundtrip/policy", test_policy);
     g_test_add_func("/distvm/wire/roundtrip/warm-pages", test_warm_pages);
+    g_test_add_func("/distvm/wire/roundtrip/page-reqs", test_page_reqs);
     g_test_add_func("/distvm/wire/roundtrip/mem-plug", test_mem_plug);
     g_test_add_func("/distvm/wire/roundtrip/mem-plug-ack", test_mem_plug_ack);
     g_test_add_func("/distvm/wire/roundtrip/mem-unplug", test_mem_unplug);
