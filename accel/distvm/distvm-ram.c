@@ -1974,6 +1974,7 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
     DistvmRam *ram = s->ram;
     DistvmArrival *a = &ram->arrivals[cpu];
     g_autofree GArray **reqs = g_new0(GArray *, s->nodes);
+    Error *err = NULL;
     DistvmOutbox o;
 
     outbox_init(&o);
@@ -1997,11 +1998,15 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
                                 page_key(pages[i].block, pages[i].page))) {
             continue;
         }
+        p = pending_start(ram, pages[i].block, pages[i].page, cpu, write,
+                          &req.flags);
         if (manager == s->node_id) {
-            p = request_page(s, &o, pages[i].block, pages[i].page, cpu, write);
+            /* Its directory is here: as this node's PAGE_REQ would be. */
+            if (!mgr_request(s, &o, req.block, req.page, s->node_id,
+                             req.flags, &err)) {
+                break;
+            }
         } else {
-            p = pending_start(ram, pages[i].block, pages[i].page, cpu, write,
-                              &req.flags);
             reqs[manager] = reqs[manager] ?:
                             g_array_new(false, false, sizeof(DistvmPageRef));
             g_array_append_val(reqs[manager], req);
@@ -2031,6 +2036,9 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
     trace_distvm_warm_pages(cpu, count, a->warm_asked);
     qemu_mutex_unlock(&ram->lock);
     outbox_flush(s, &o);
+    if (err) {
+        page_protocol_failed(s, DISTVM_MSG_PAGE_REQ, s->node_id, err);
+    }
 }
 
 /* The record of vCPU @cpu's last arrival here; false if it has none. */
