@@ -243,15 +243,25 @@ static bool decode_welcome(WireReader *r, DistvmMsgWelcome *w, Error **errp)
     return true;
 }
 
+/* Whether the RAM layout, which a page message refers to, was agreed */
+static bool ram_agreed(WireReader *r, const DistvmWireLimits *lim,
+                       Error **errp)
+{
+    if (lim->nr_blocks == 0) {
+        error_setg(errp, "%s message before the RAM layout was agreed",
+                   r->what);
+        return false;
+    }
+    return true;
+}
+
 static bool decode_page(WireReader *r, const DistvmMsgHeader *hdr,
                         const DistvmWireLimits *lim, DistvmMsgPage *pg,
                         Error **errp)
 {
     uint32_t reserved;
 
-    if (lim->nr_blocks == 0) {
-        error_setg(errp, "%s message before the RAM layout was agreed",
-                   r->what);
+    if (!ram_agreed(r, lim, errp)) {
         return false;
     }
     if (!get_u32(r, &pg->block, errp) || !get_u32(r, &pg->flags, errp) ||
@@ -393,7 +403,7 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
 
 /*
  * @count pages of guest RAM, at most @max, each with flags in @flags, into
- * @pages; none of them before the RAM layout was agreed.
+ * @pages.
  */
 static bool decode_page_refs(WireReader *r, const DistvmWireLimits *lim,
                              uint32_t count, uint32_t max, uint32_t flags,
@@ -434,9 +444,7 @@ static bool decode_page_refs(WireReader *r, const DistvmWireLimits *lim,
 static bool decode_warm_pages(WireReader *r, const DistvmWireLimits *lim,
                               DistvmMsgWarmPages *h, Error **errp)
 {
-    if (lim->nr_blocks == 0) {
-        error_setg(errp, "%s message before the RAM layout was agreed",
-                   r->what);
+    if (!ram_agreed(r, lim, errp)) {
         return false;
     }
     if (!get_u32(r, &h->cpu, errp) || !get_u32(r, &h->count, errp)) {
@@ -454,9 +462,7 @@ static bool decode_warm_pages(WireReader *r, const DistvmWireLimits *lim,
 static bool decode_page_reqs(WireReader *r, const DistvmWireLimits *lim,
                              DistvmMsgPageReqs *h, Error **errp)
 {
-    if (lim->nr_blocks == 0) {
-        error_setg(errp, "%s message before the RAM layout was agreed",
-                   r->what);
+    if (!ram_agreed(r, lim, errp)) {
         return false;
     }
     if (!get_u32(r, &h->count, errp)) {
