@@ -1346,11 +1346,6 @@ static char *page_msg_state_refusal(DistvmState *s, const DistvmMsg *msg)
                : NULL;
 }
 
-/*
- * Messages of the page protocol, in the receive thread.  Returns false
- * with @errp set if the directory or this node's memory can no longer be
- * trusted.
- */
 /* Page messages wait for the RAM layout the cluster agreed on. */
 static void page_msgs_wait_joined(DistvmState *s)
 {
@@ -1401,6 +1396,11 @@ static bool page_msg_locked(DistvmState *s, const DistvmMsg *msg,
     }
 }
 
+/*
+ * Messages of the page protocol, in the receive thread.  Returns false
+ * with @errp set if the directory or this node's memory can no longer be
+ * trusted.
+ */
 static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
                             Error **errp)
 {
