@@ -1357,6 +1357,30 @@ static void page_msgs_wait_joined(DistvmState *s)
 }
 
 /*
+ * Whether to take @msg: not if it is about an unplugged block (dropped)
+ * or its sender may not send it (refused and counted).
+ */
+static bool page_msg_admitted(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgPage *m = &msg->u.page;
+    g_autofree char *refusal = NULL;
+
+    if (qatomic_read(&s->ram->blocks[m->block].dead)) {
+        trace_distvm_page_msg_dead(distvm_msg_type_name(msg->hdr.type),
+                                   m->page, m->block, msg->hdr.src);
+        return false;
+    }
+    if (msg->hdr.src != s->node_id) {
+        refusal = page_msg_role_refusal(s, msg);
+        if (refusal) {
+            distvm_msg_refused(s, msg->hdr.src, "%s", refusal);
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
  * With ram->lock held: @msg, a page message its sender may send, other
  * than those the drop thread takes.  What it sends in answer goes out in
  * @o.  False, with @errp set, if the protocol failed here.
@@ -1406,24 +1430,13 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
 {
     DistvmRam *ram = s->ram;
     const DistvmMsgPage *m = &msg->u.page;
-    g_autofree char *refusal = NULL;
     DistvmOutbox o;
     bool ok = true;
 
     page_msgs_wait_joined(s);
-    if (qatomic_read(&ram->blocks[m->block].dead)) {
-        trace_distvm_page_msg_dead(distvm_msg_type_name(msg->hdr.type),
-                                   m->page, m->block, msg->hdr.src);
+    if (!page_msg_admitted(s, msg)) {
         return true;
     }
-    if (msg->hdr.src != s->node_id) {
-        refusal = page_msg_role_refusal(s, msg);
-        if (refusal) {
-            distvm_msg_refused(s, msg->hdr.src, "%s", refusal);
-            return true;
-        }
-    }
-
     if (msg->hdr.type == DISTVM_MSG_PAGE_INV ||
         (msg->hdr.type == DISTVM_MSG_PAGE_FWD &&
          (m->flags & (DISTVM_PAGE_WRITE | DISTVM_PAGE_DROP)))) {
@@ -1485,20 +1498,11 @@ static bool page_reqs_handle(DistvmState *s, const DistvmMsg *msg,
                 .node = msg->hdr.src,
             },
         };
-        g_autofree char *refusal = NULL;
 
         req.hdr.type = DISTVM_MSG_PAGE_REQ;
-        if (qatomic_read(&ram->blocks[req.u.page.block].dead)) {
-            trace_distvm_page_msg_dead("PAGE_REQS", req.u.page.page,
-                                       req.u.page.block, msg->hdr.src);
-            continue;
+        if (page_msg_admitted(s, &req)) {
+            ok = page_msg_locked(s, &req, &o, errp);
         }
-        refusal = page_msg_role_refusal(s, &req);
-        if (refusal) {
-            distvm_msg_refused(s, msg->hdr.src, "%s", refusal);
-            continue;
-        }
-        ok = page_msg_locked(s, &req, &o, errp);
     }
     qemu_mutex_unlock(&ram->lock);
     outbox_flush(s, &o);
@@ -1913,7 +1917,7 @@ bool distvm_ram_gather(DistvmState *s, const DistvmResident *r)
  * written only if the vCPU wrote it and it is still this node's.
  */
 bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,
-                          DistvmWarmPage *out)
+                          DistvmPageRef *out)
 {
     DistvmRam *ram = s->ram;
     DistvmBlock *b = ram ? block_of(ram, host, &out->block) : NULL;
@@ -1968,7 +1972,7 @@ void distvm_ram_vcpu_resumed(DistvmState *s, uint32_t cpu,
  * thread waits for them.  Pages held here already, or asked for already,
  * are left alone.
  */
-void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
+void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmPageRef *pages,
                      uint32_t count)
 {
     DistvmRam *ram = s->ram;

@@ -60,12 +60,12 @@ typedef struct DistvmArrival {
 
 bool distvm_ram_gather(DistvmState *s, const DistvmResident *r);
 bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,
-                          DistvmWarmPage *out);
+                          DistvmPageRef *out);
 void distvm_ram_vcpu_incoming(DistvmState *s, uint32_t cpu, uint32_t from,
                               int64_t stopped_ns, uint64_t state_bytes);
 void distvm_ram_vcpu_resumed(DistvmState *s, uint32_t cpu,
                              uint64_t downtime_ns);
-void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmWarmPage *pages,
+void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmPageRef *pages,
                      uint32_t count);
 bool distvm_ram_arrival(DistvmState *s, uint32_t cpu, DistvmArrival *out);
 /* Every RAMBlock with its home, for query-distvm */

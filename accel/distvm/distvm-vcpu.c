@@ -64,7 +64,7 @@ typedef struct DistvmOutgoing {
     uint64_t generation;
     uint64_t paused_ns;
     GByteArray *state;
-    DistvmWarmPage *warm;       /* [nr_warm]: the pages it used last */
+    DistvmPageRef *warm;       /* [nr_warm]: the pages it used last */
     uint32_t nr_warm;
 } DistvmOutgoing;
 
@@ -480,9 +480,9 @@ static bool vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,
  * destination asks for it once.
  */
 static uint32_t vcpu_warm_pages(DistvmState *s, CPUState *cpu,
-                                DistvmWarmPage *out)
+                                DistvmPageRef *out)
 {
-    g_autofree DistvmWarmPage *read = g_new(DistvmWarmPage,
+    g_autofree DistvmPageRef *read = g_new(DistvmPageRef,
                                             DISTVM_WARM_PAGES_MAX);
     uint32_t written = 0, nr_read = 0;
 
@@ -501,7 +501,7 @@ static uint32_t vcpu_warm_pages(DistvmState *s, CPUState *cpu,
                                   TLB_DISCARD_WRITE;
             bool w = !(e->addr_write & bad);
             uintptr_t addr = w ? e->addr_write : e->addr_read;
-            DistvmWarmPage pg;
+            DistvmPageRef pg;
 
             if ((addr & bad) ||
                 !distvm_ram_warm_page(s, (addr & TARGET_PAGE_MASK) +
@@ -537,7 +537,7 @@ static void vcpu_evict(CPUState *cpu, run_on_cpu_data data)
         exit(1);
     }
     if (s->warm_pages) {
-        out->warm = g_new(DistvmWarmPage, DISTVM_WARM_PAGES_MAX);
+        out->warm = g_new(DistvmPageRef, DISTVM_WARM_PAGES_MAX);
         out->nr_warm = vcpu_warm_pages(s, cpu, out->warm);
     }
     /* Its LAPIC timer runs on the destination from now on. */

@@ -1178,7 +1178,7 @@ static void put_page_refs(GByteArray *buf, const DistvmPageRef *pages,
 }
 
 void distvm_wire_warm_pages(GByteArray *buf, uint32_t src, uint32_t cpu,
-                            const DistvmWarmPage *pages, uint32_t count)
+                            const DistvmPageRef *pages, uint32_t count)
 {
     distvm_wire_begin(buf, DISTVM_MSG_VCPU_WARM_PAGES, src, 0);
     distvm_wire_put_u32(buf, cpu);

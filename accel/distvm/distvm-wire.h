@@ -323,12 +323,10 @@ typedef struct DistvmPageRef {
     uint64_t page;
 } DistvmPageRef;
 
-typedef DistvmPageRef DistvmWarmPage;
-
 typedef struct DistvmMsgWarmPages {
     uint32_t cpu;
     uint32_t count;
-    DistvmWarmPage *pages;      /* [count] */
+    DistvmPageRef *pages;      /* [count] */
 } DistvmMsgWarmPages;
 
 /*
@@ -523,7 +521,7 @@ void distvm_wire_policy(GByteArray *buf, uint32_t src, uint32_t policy);
 void distvm_wire_clock_regs(GByteArray *buf, uint32_t src,
                             const DistvmMsgClockRegs *clock);
 void distvm_wire_warm_pages(GByteArray *buf, uint32_t src, uint32_t cpu,
-                            const DistvmWarmPage *pages, uint32_t count);
+                            const DistvmPageRef *pages, uint32_t count);
 void distvm_wire_page_reqs(GByteArray *buf, uint32_t src,
                            const DistvmPageRef *reqs, uint32_t count);
 void distvm_wire_mem_plug(GByteArray *buf, uint32_t src, uint64_t seq,

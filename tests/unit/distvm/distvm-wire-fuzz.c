@@ -107,6 +107,19 @@ static void check_name(const char *s, const uint8_t *payload, uint32_t len)
 }
 
 /* What the decoder promises about a message it accepted */
+/* A list of @count pages that exist, with no flag outside @flags, at @wire */
+static void check_page_refs(const DistvmPageRef *pages, uint32_t count,
+                            uint32_t flags, const uint8_t *wire,
+                            const DistvmWireLimits *lim)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        CHECK(pages[i].block < lim->nr_blocks);
+        CHECK(pages[i].page < lim->block_pages[pages[i].block]);
+        CHECK(!(pages[i].flags & ~flags));
+        CHECK(pages[i].page == ldq_le_p(wire + 16 * i + 8));
+    }
+}
+
 static void check_valid(const DistvmMsg *m, const uint8_t *payload,
                         const DistvmWireLimits *lim)
 {
@@ -279,28 +292,16 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.warm.cpu < lim->nr_vcpus);
         CHECK(m->u.warm.count <= DISTVM_WARM_PAGES_MAX);
         CHECK(m->hdr.length == 8 + 16 * m->u.warm.count);
-        for (uint32_t i = 0; i < m->u.warm.count; i++) {
-            const DistvmWarmPage *pg = &m->u.warm.pages[i];
-
-            CHECK(pg->block < lim->nr_blocks);
-            CHECK(pg->page < lim->block_pages[pg->block]);
-            CHECK(!(pg->flags & ~DISTVM_WARM_WRITE));
-            CHECK(pg->page == ldq_le_p(payload + 8 + 16 * i + 8));
-        }
+        check_page_refs(m->u.warm.pages, m->u.warm.count, DISTVM_WARM_WRITE,
+                        payload + 8, lim);
         break;
     case DISTVM_MSG_PAGE_REQS:
         /* 1 to 512 requests, each for a page that exists, a PAGE_REQ's */
         CHECK(m->u.reqs.count >= 1);
         CHECK(m->u.reqs.count <= DISTVM_PAGE_REQS_MAX);
         CHECK(m->hdr.length == 4 + 16 * m->u.reqs.count);
-        for (uint32_t i = 0; i < m->u.reqs.count; i++) {
-            const DistvmPageRef *pg = &m->u.reqs.reqs[i];
-
-            CHECK(pg->block < lim->nr_blocks);
-            CHECK(pg->page < lim->block_pages[pg->block]);
-            CHECK(!(pg->flags & ~DISTVM_PAGE_REQ_FLAGS));
-            CHECK(pg->page == ldq_le_p(payload + 4 + 16 * i + 8));
-        }
+        check_page_refs(m->u.reqs.reqs, m->u.reqs.count,
+                        DISTVM_PAGE_REQ_FLAGS, payload + 4, lim);
         break;
     case DISTVM_MSG_MEM_PLUG:
         /*
@@ -588,7 +589,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.warm.count == b->u.warm.count &&
                (!a->u.warm.count ||
                 !memcmp(a->u.warm.pages, b->u.warm.pages,
-                        a->u.warm.count * sizeof(DistvmWarmPage)));
+                        a->u.warm.count * sizeof(DistvmPageRef)));
     case DISTVM_MSG_PAGE_REQS:
         return a->u.reqs.count == b->u.reqs.count &&
                !memcmp(a->u.reqs.reqs, b->u.reqs.reqs,
@@ -992,7 +993,7 @@ int main(int argc, char **argv)
      * the fuzzer's limits (RAMBlocks of 16, 1 and 262144 pages)
      */
     {
-        static const DistvmWarmPage warm[] = {
+        static const DistvmPageRef warm[] = {
             { .block = 2, .flags = DISTVM_WARM_WRITE, .page = 0x123 },
             { .block = 1, .flags = 0, .page = 0 },
         };

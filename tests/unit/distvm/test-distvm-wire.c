@@ -345,7 +345,7 @@ static GPtrArray *valid_messages(void)
     distvm_wire_empty(NEXT(), DISTVM_MSG_ENDED, 0, 7);
     distvm_wire_policy(NEXT(), 2, 1);
     {
-        static const DistvmWarmPage warm[] = {
+        static const DistvmPageRef warm[] = {
             { .block = 2, .flags = DISTVM_WARM_WRITE, .page = 262143 },
             { .block = 0, .flags = 0, .page = 15 },
         };
@@ -2644,13 +2644,13 @@ static void test_policy(void)
 static void test_warm_pages(void)
 {
     static const uint32_t counts[] = { 0, 1, 3, DISTVM_WARM_PAGES_MAX };
-    g_autofree DistvmWarmPage *pages = g_new(DistvmWarmPage,
+    g_autofree DistvmPageRef *pages = g_new(DistvmPageRef,
                                              DISTVM_WARM_PAGES_MAX + 1);
     GByteArray *b = g_byte_array_new();
     Decoded d;
 
     for (uint32_t i = 0; i <= DISTVM_WARM_PAGES_MAX; i++) {
-        pages[i] = (DistvmWarmPage) {
+        pages[i] = (DistvmPageRef) {
             .block = i % 3, .flags = i & DISTVM_WARM_WRITE,
             .page = (i * 7919ull) % block_pages[i % 3],
         };
@@ -2689,19 +2689,19 @@ static void test_warm_pages(void)
     distvm_wire_end(b);
     expect_decode_error(b, &limits, "VCPU_WARM_PAGES message is truncated");
     /* pages that do not exist, and unknown flags */
-    pages[0] = (DistvmWarmPage) { .block = 3 };
+    pages[0] = (DistvmPageRef) { .block = 3 };
     distvm_wire_warm_pages(b, 2, 0, pages, 1);
     expect_decode_error(b, &limits, "VCPU_WARM_PAGES message for page 0 of "
                         "RAMBlock 3, which does not exist");
-    pages[0] = (DistvmWarmPage) { .block = 1, .page = 1 };
+    pages[0] = (DistvmPageRef) { .block = 1, .page = 1 };
     distvm_wire_warm_pages(b, 2, 0, pages, 1);
     expect_decode_error(b, &limits, "VCPU_WARM_PAGES message for page 1 of "
                         "RAMBlock 1, which does not exist");
-    pages[0] = (DistvmWarmPage) { .block = 2, .page = 262144 };
+    pages[0] = (DistvmPageRef) { .block = 2, .page = 262144 };
     distvm_wire_warm_pages(b, 2, 0, pages, 1);
     expect_decode_error(b, &limits, "which does not exist");
     for (int bit = 1; bit < 32; bit++) {
-        pages[0] = (DistvmWarmPage) { .block = 2, .flags = 1u << bit };
+        pages[0] = (DistvmPageRef) { .block = 2, .flags = 1u << bit };
         distvm_wire_warm_pages(b, 2, 0, pages, 1);
         expect_decode_error(b, &limits, "VCPU_WARM_PAGES message with unknown "
                             "page flags");
