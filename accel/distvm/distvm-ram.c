@@ -1199,6 +1199,7 @@ static void *distvm_drop_thread(void *opaque)
     DistvmState *s = opaque;
 
     rcu_register_thread();
+    distvm_service_thread_start(s, "drop");
     for (;;) {
         drop_page(s, g_async_queue_pop(s->ram->drops), true);
     }
@@ -2066,6 +2067,7 @@ static void *distvm_fault_thread(void *opaque)
     struct uffd_msg msgs[16];
 
     rcu_register_thread();
+    distvm_service_thread_start(s, "fault");
     for (;;) {
         struct pollfd pfd[2] = {
             { .fd = ram->uffd, .events = POLLIN },

@@ -2725,6 +2725,78 @@ static void wait_protocol_errors(QTestState *qts, int64_t want)
  * Node 0 manages and owns m0 (NUMA home), node 1 m1; vCPU 0 runs on
  * node 0, and vCPU 3 does not exist (maxcpus).
  */
+/*
+ * Count the threads of @pid whose name is in @names (NUL separated) and
+ * check that each runs at niceness @nice; returns how many there are.
+ */
+static int check_thread_nice(pid_t pid, const char *names, int nice)
+{
+    g_autofree char *dir = g_strdup_printf("/proc/%d/task", pid);
+    GDir *tasks = g_dir_open(dir, 0, NULL);
+    const char *tid;
+    int found = 0;
+
+    g_assert_nonnull(tasks);
+    while ((tid = g_dir_read_name(tasks))) {
+        g_autofree char *path = g_strdup_printf("%s/%s/stat", dir, tid);
+        g_autofree char *text = NULL;
+        char *open, *close;
+        int got;
+
+        if (!g_file_get_contents(path, &text, NULL, NULL)) {
+            continue;           /* the thread has just ended */
+        }
+        open = strchr(text, '(');
+        close = strrchr(text, ')');
+        g_assert(open && close);
+        *close = '\0';
+        for (const char *n = names; *n; n += strlen(n) + 1) {
+            if (strcmp(open + 1, n)) {
+                continue;
+            }
+            /* Field 19 (nice), counted after "pid (comm)". */
+            g_assert_cmpint(sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u "
+                                   "%*u %*u %*u %*u %*u %*u %*d %*d %*d %d",
+                                   &got), ==, 1);
+            if (got != nice) {
+                g_error("thread %s (%s) of %d runs at niceness %d, not %d",
+                        tid, n, pid, got, nice);
+            }
+            found++;
+        }
+    }
+    g_dir_close(tasks);
+    return found;
+}
+
+/*
+ * The threads that serve the other nodes run at service-nice (by
+ * default -10, which root may take), the vCPUs at the process's.
+ */
+static void test_service_nice(void)
+{
+    static const char *const opts[] = { NULL, "service-nice=5" };
+    static const char service[] = "distvm-fault\0distvm-drop\0distvm-tx\0";
+    /* The threads that receive: for accepted, opened, home's connection */
+    static const char receive[] = "distvm-conn\0distvm-rx\0distvm-join\0";
+    g_autofree char *guest = guest_args("2", "pattern=1");
+    g_autofree char *args = g_strdup_printf("%s -name debug-threads=on",
+                                            guest);
+    DistvmCluster *c = distvm_cluster_start_each(tmpdir, 2, opts, args);
+    int want[2] = { geteuid() == 0 ? -10 : 0, 5 };
+
+    wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
+    for (int n = 0; n < 2; n++) {
+        pid_t pid = qtest_pid(c->node[n]->qts);
+
+        g_assert_cmpint(check_thread_nice(pid, service, want[n]), ==, 3);
+        g_assert_cmpint(check_thread_nice(pid, receive, want[n]), ==, 1);
+        g_assert_cmpint(check_thread_nice(pid, "CPU 0/TCG\0CPU 1/TCG\0", 0),
+                        ==, 2);
+    }
+    distvm_cluster_quit(c);
+}
+
 static void test_forged(void)
 {
     DistvmCluster *c = distvm_cluster_start_with(tmpdir, 2,
@@ -2954,6 +3026,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/cluster/netns", test_netns);
     qtest_add_func("/distvm/cluster/malformed", test_malformed);
     qtest_add_func("/distvm/cluster/forged", test_forged);
+    qtest_add_func("/distvm/cluster/service-nice", test_service_nice);
     for (size_t i = 0; i < G_N_ELEMENTS(kvm_only_subsections); i++) {
         const KvmOnlySubsection *k = &kvm_only_subsections[i];
         g_autofree char *path = g_strdup_printf(
