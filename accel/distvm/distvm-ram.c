@@ -110,6 +110,7 @@ typedef struct DistvmBlock {
     bool dead;                  /* atomic: unplugged, or never plugged */
     uint32_t *page_faults;      /* this node's requests, by page */
     unsigned long *had_code;    /* atomic: pages that held code here */
+    unsigned long *populated;   /* atomic: known to hold data here */
     uint8_t *state;             /* DistvmPageState of every page, here */
     int8_t *owner;              /* directory, for the pages managed here */
     uint16_t *copyset;
@@ -397,7 +398,12 @@ static void map_zero_pages(DistvmRam *ram, DistvmBlock *b)
                            .len = (end - p) << PAGE_BITS },
                 .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
             };
-            ioctl(ram->uffd, UFFDIO_ZEROPAGE, &zero);
+            if (!ioctl(ram->uffd, UFFDIO_ZEROPAGE, &zero)) {
+                bitmap_set_atomic(b->populated, p, end - p);
+            }
+        }
+        if (end < b->pages) {
+            set_bit_atomic(end, b->populated);      /* in memory already */
         }
         p = end + 1;
     }
@@ -426,7 +432,12 @@ static void ram_failed(const char *fmt, ...)
 /* Drop [@offset, @offset + @len) of @b: it is no longer this node's */
 static void block_discard(DistvmBlock *b, ram_addr_t offset, uint64_t len)
 {
-    int ret = ram_block_discard_range(b->rb, offset, len);
+    int ret;
+
+    /* Before: a page is never marked populated while it is not */
+    bitmap_test_and_clear_atomic(b->populated, offset >> PAGE_BITS,
+                                 len >> PAGE_BITS);
+    ret = ram_block_discard_range(b->rb, offset, len);
 
     if (ret) {
         ram_failed("it cannot drop guest RAM %s+%#" PRIx64 ", %#" PRIx64
@@ -446,7 +457,7 @@ static void block_discard(DistvmBlock *b, ram_addr_t offset, uint64_t len)
  * page is in memory: a page the host swapped out holds data, and sending
  * it as all zero would lose it.
  */
-static bool page_populated(DistvmRam *ram, void *host)
+static bool host_populated(DistvmRam *ram, void *host)
 {
     uint64_t entry;
     ssize_t n;
@@ -461,6 +472,31 @@ static bool page_populated(DistvmRam *ram, void *host)
                    n < 0 ? strerror(errno) : "short read");
     }
     return entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED);
+}
+
+/* Page @page of @b was placed here: it holds data until it is dropped */
+static void page_placed(DistvmBlock *b, uint64_t page)
+{
+    set_bit_atomic(page, b->populated);
+}
+
+/*
+ * host_populated() of a page, asked of the host kernel only while this
+ * node does not know: a page it placed or found populated stays so until
+ * block_discard() drops it, which is the only way a page of guest RAM
+ * loses its data while a cluster runs (balloon and virtio-mem discards
+ * are disabled).
+ */
+static bool page_populated(DistvmRam *ram, DistvmBlock *b, uint64_t page)
+{
+    if (test_bit(page, b->populated)) {
+        return true;
+    }
+    if (!host_populated(ram, page_host(b, page))) {
+        return false;
+    }
+    page_placed(b, page);
+    return true;
 }
 
 /*
@@ -510,7 +546,7 @@ static const void *page_contents(DistvmRam *ram, DistvmBlock *b,
 {
     void *host = page_host(b, page);
 
-    if (!page_populated(ram, host)) {
+    if (!page_populated(ram, b, page)) {
         return NULL;
     }
     if (write_protect &&
@@ -1038,7 +1074,9 @@ static bool req_data(DistvmState *s, DistvmOutbox *o, uint32_t from,
     } else {
         ret = uffd_place(ram, host, src, !excl);
     }
-    if (ret) {
+    if (!ret) {
+        page_placed(b, m->page);
+    } else {
         error_setg_errno(errp, -ret, "cannot place page %" PRIu64 " of %s",
                          m->page, qemu_ram_get_idstr(b->rb));
         return false;
@@ -1104,8 +1142,9 @@ static void req_grant(DistvmState *s, DistvmOutbox *o, uint32_t src,
     }
     if (m->flags & DISTVM_PAGE_WRITE) {
         if (st == DISTVM_PAGE_S) {
-            if (!page_populated(ram, host)) {
-                uffd_place(ram, host, zero_page, false);
+            if (!page_populated(ram, b, m->page) &&
+                !uffd_place(ram, host, zero_page, false)) {
+                page_placed(b, m->page);
             }
             uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, false,
                                    false);
@@ -1566,7 +1605,7 @@ static DistvmBlock *block_of(DistvmRam *ram, uint64_t addr, uint32_t *index)
  */
 static void release_fault(DistvmRam *ram, void *host)
 {
-    if (page_populated(ram, host)) {
+    if (host_populated(ram, host)) {
         uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, false,
                                false);
     } else if (uffd_zero(ram, host)) {
@@ -1716,6 +1755,8 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
         }
         if (ret) {
             uffd_wakeup(ram->uffd, host, DISTVM_PAGE_SIZE);
+        } else {
+            page_placed(b, page);
         }
         ram->stats.local++;
         qemu_mutex_unlock(&ram->lock);
@@ -2189,6 +2230,7 @@ static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb,
     b->copyset = g_new(uint16_t, b->pages);
     b->page_faults = g_new0(uint32_t, b->pages);
     b->had_code = bitmap_new(b->pages);
+    b->populated = bitmap_new(b->pages);
     ram->block_pages[index] = b->pages;
 }
 
