@@ -28,8 +28,8 @@
 #define DISTVM_DEFAULT_PEER_TIMEOUT 5
 #define DISTVM_MAX_PEER_TIMEOUT 3600
 #define DISTVM_DEFAULT_PAUSE_SLEEP_US 50
-#define DISTVM_DEFAULT_SERVICE_NICE (-10)
 #define DISTVM_MAX_PAUSE_SLEEP_US 10000
+#define DISTVM_DEFAULT_SERVICE_NICE -10
 #define DISTVM_MAX_VCPUS_PER_NODE 4096
 
 bool distvm_allowed;
@@ -531,24 +531,29 @@ static uint32_t distvm_host_cpus(void)
 
 /*
  * Called by each thread that serves other nodes (a peer's receive and
- * send threads, the fault and drop threads) as it starts: it runs at the
- * service-nice niceness, so that a request from another node does not
- * wait for this host's busy vCPU threads to give up a core.  A niceness
- * this process may not take is a warning if the user asked for it, and
- * only a trace event by default.
+ * send threads, the fault thread, the thread that performs accesses to
+ * resident memory) as it starts: it runs at the service-nice niceness, so
+ * that a request from another node does not wait for this host's busy
+ * vCPU threads to give up a core.  Not the drop thread, which may spin
+ * for TCG's lock of a page that a vCPU holds: it must not take the CPU
+ * from that vCPU.  A niceness this process may not take is a warning if
+ * the user asked for it, and only a trace event by default.
  */
 void distvm_service_thread_start(DistvmState *s, const char *what)
 {
     int tid = qemu_get_thread_id();
+    int err;
 
     if (setpriority(PRIO_PROCESS, tid, s->service_nice) == 0) {
         trace_distvm_service_nice(what, tid, s->service_nice);
         return;
     }
-    trace_distvm_service_nice_failed(what, s->service_nice, strerror(errno));
+    err = errno;
+    trace_distvm_service_nice_failed(what, s->service_nice, strerror(err));
     if (s->service_nice_set && !qatomic_xchg(&s->service_nice_warned, true)) {
-        warn_report("distvm: service-nice=%" PRId32 " not applied: %s",
-                    s->service_nice, strerror(errno));
+        warn_report("distvm: service-nice=%" PRId32 " not applied: %s "
+                    "(a niceness below the process's needs CAP_SYS_NICE or "
+                    "RLIMIT_NICE)", s->service_nice, strerror(err));
     }
 }
 
@@ -661,7 +666,7 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "Niceness (-20 to 19) of the threads that serve other nodes' page "
         "requests and messages, so that they do not queue behind busy "
         "vCPUs; below the process's own it needs CAP_SYS_NICE (default "
-        stringify(DISTVM_DEFAULT_SERVICE_NICE) ", if permitted)");
+        stringify(DISTVM_DEFAULT_SERVICE_NICE) " if permitted)");
 
     object_class_property_add(oc, "speed", "number", distvm_get_speed,
                               distvm_set_speed, NULL, NULL);

@@ -110,7 +110,7 @@ typedef struct DistvmBlock {
     bool dead;                  /* atomic: unplugged, or never plugged */
     uint32_t *page_faults;      /* this node's requests, by page */
     unsigned long *had_code;    /* atomic: pages that held code here */
-    unsigned long *populated;   /* atomic: known to hold data here */
+    unsigned long *populated;   /* known to hold data here; ram->lock */
     uint8_t *state;             /* DistvmPageState of every page, here */
     int8_t *owner;              /* directory, for the pages managed here */
     uint16_t *copyset;
@@ -180,7 +180,7 @@ struct DistvmRam {
     bool started;
     int uffd;
     int quit_fd;
-    int pagemap_fd;             /* /proc/self/pagemap: see page_populated() */
+    int pagemap_fd;             /* /proc/self/pagemap: see host_populated() */
     QemuThread fault_thread;
     QemuThread drop_thread;
     GAsyncQueue *drops;         /* DistvmDrop, for the drop thread */
@@ -399,11 +399,16 @@ static void map_zero_pages(DistvmRam *ram, DistvmBlock *b)
                 .mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
             };
             if (!ioctl(ram->uffd, UFFDIO_ZEROPAGE, &zero)) {
-                bitmap_set_atomic(b->populated, p, end - p);
+                bitmap_set(b->populated, p, end - p);
             }
         }
+        /*
+         * In memory already (mincore() also counts userfaultfd's
+         * write-protect markers of unpopulated pages, which this node
+         * does not use: its pages are write-protected only present).
+         */
         if (end < b->pages) {
-            set_bit_atomic(end, b->populated);      /* in memory already */
+            set_bit(end, b->populated);
         }
         p = end + 1;
     }
@@ -435,8 +440,7 @@ static void block_discard(DistvmBlock *b, ram_addr_t offset, uint64_t len)
     int ret;
 
     /* Before: a page is never marked populated while it is not */
-    bitmap_test_and_clear_atomic(b->populated, offset >> PAGE_BITS,
-                                 len >> PAGE_BITS);
+    bitmap_clear(b->populated, offset >> PAGE_BITS, len >> PAGE_BITS);
     ret = ram_block_discard_range(b->rb, offset, len);
 
     if (ret) {
@@ -474,10 +478,14 @@ static bool host_populated(DistvmRam *ram, void *host)
     return entry & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED);
 }
 
-/* Page @page of @b was placed here: it holds data until it is dropped */
+/*
+ * Page @page of @b was placed here: it holds data until it is dropped.
+ * Under ram->lock, as block_discard(), so that a page is never marked
+ * between its discard's clearing and the discard itself.
+ */
 static void page_placed(DistvmBlock *b, uint64_t page)
 {
-    set_bit_atomic(page, b->populated);
+    set_bit(page, b->populated);
 }
 
 /*
@@ -1238,7 +1246,6 @@ static void *distvm_drop_thread(void *opaque)
     DistvmState *s = opaque;
 
     rcu_register_thread();
-    distvm_service_thread_start(s, "drop");
     for (;;) {
         drop_page(s, g_async_queue_pop(s->ram->drops), true);
     }
@@ -1748,15 +1755,17 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
         if (st == DISTVM_PAGE_E && wp) {
             uffd_change_protection(ram->uffd, host, DISTVM_PAGE_SIZE, false,
                                    false);
-        } else if (st == DISTVM_PAGE_E) {
-            ret = uffd_zero(ram, host);
         } else {
-            ret = uffd_place(ram, host, zero_page, true);
-        }
-        if (ret) {
-            uffd_wakeup(ram->uffd, host, DISTVM_PAGE_SIZE);
-        } else {
-            page_placed(b, page);
+            if (st == DISTVM_PAGE_E) {
+                ret = uffd_zero(ram, host);
+            } else {
+                ret = uffd_place(ram, host, zero_page, true);
+            }
+            if (ret) {
+                uffd_wakeup(ram->uffd, host, DISTVM_PAGE_SIZE);
+            } else {
+                page_placed(b, page);
+            }
         }
         ram->stats.local++;
         qemu_mutex_unlock(&ram->lock);
