@@ -10,7 +10,6 @@
 
 #include "qemu/osdep.h"
 #include <math.h>
-#include <sys/resource.h>
 #include "qapi/error.h"
 #include "qapi/visitor.h"
 #include "qemu/error-report.h"
@@ -29,7 +28,6 @@
 #define DISTVM_MAX_PEER_TIMEOUT 3600
 #define DISTVM_DEFAULT_PAUSE_SLEEP_US 50
 #define DISTVM_MAX_PAUSE_SLEEP_US 10000
-#define DISTVM_DEFAULT_SERVICE_NICE -10
 #define DISTVM_MAX_VCPUS_PER_NODE 4096
 
 bool distvm_allowed;
@@ -190,32 +188,6 @@ static void distvm_set_pause_sleep_us(Object *obj, Visitor *v,
 {
     distvm_visit_u32_in(v, name, 0, DISTVM_MAX_PAUSE_SLEEP_US, "microseconds",
                         &DISTVM_ACCEL(obj)->pause_sleep_us, errp);
-}
-
-static void distvm_get_service_nice(Object *obj, Visitor *v,
-                                    const char *name, void *opaque,
-                                    Error **errp)
-{
-    visit_type_int32(v, name, &DISTVM_ACCEL(obj)->service_nice, errp);
-}
-
-static void distvm_set_service_nice(Object *obj, Visitor *v,
-                                    const char *name, void *opaque,
-                                    Error **errp)
-{
-    DistvmState *s = DISTVM_ACCEL(obj);
-    int32_t val;
-
-    if (!visit_type_int32(v, name, &val, errp)) {
-        return;
-    }
-    if (val < -20 || val > 19) {
-        error_setg(errp, "distvm: %s=%" PRId32 " is out of range (-20 to 19)",
-                   name, val);
-        return;
-    }
-    s->service_nice = val;
-    s->service_nice_set = true;
 }
 
 static void distvm_set_capacity(Object *obj, Visitor *v, const char *name,
@@ -529,34 +501,6 @@ static uint32_t distvm_host_cpus(void)
     return MAX(sysconf(_SC_NPROCESSORS_ONLN), 1);
 }
 
-/*
- * Called by each thread that serves other nodes (a peer's receive and
- * send threads, the fault thread, the thread that performs accesses to
- * resident memory) as it starts: it runs at the service-nice niceness, so
- * that a request from another node does not wait for this host's busy
- * vCPU threads to give up a core.  Not the drop thread, which may spin
- * for TCG's lock of a page that a vCPU holds: it must not take the CPU
- * from that vCPU.  A niceness this process may not take is a warning if
- * the user asked for it, and only a trace event by default.
- */
-void distvm_service_thread_start(DistvmState *s, const char *what)
-{
-    int tid = qemu_get_thread_id();
-    int err;
-
-    if (setpriority(PRIO_PROCESS, tid, s->service_nice) == 0) {
-        trace_distvm_service_nice(what, tid, s->service_nice);
-        return;
-    }
-    err = errno;
-    trace_distvm_service_nice_failed(what, s->service_nice, strerror(err));
-    if (s->service_nice_set && !qatomic_xchg(&s->service_nice_warned, true)) {
-        warn_report("distvm: service-nice=%" PRId32 " not applied: %s "
-                    "(a niceness below the process's needs CAP_SYS_NICE or "
-                    "RLIMIT_NICE)", s->service_nice, strerror(err));
-    }
-}
-
 static void distvm_accel_instance_init(Object *obj)
 {
     DistvmState *s = DISTVM_ACCEL(obj);
@@ -568,7 +512,6 @@ static void distvm_accel_instance_init(Object *obj)
     s->pause_sleep_us = DISTVM_DEFAULT_PAUSE_SLEEP_US;
     s->policy = DISTVM_POLICY_MANUAL;
     s->capacity = distvm_host_cpus();
-    s->service_nice = DISTVM_DEFAULT_SERVICE_NICE;
     s->speed = DISTVM_WIRE_SPEED_ONE;
     s->warm_pages = true;
     s->auto_numa = true;
@@ -658,15 +601,6 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "capacity",
         "How many vCPUs the placement policy may place on this node "
         "(default: the host CPUs this process may run on)");
-
-    object_class_property_add(oc, "service-nice", "int32",
-                              distvm_get_service_nice,
-                              distvm_set_service_nice, NULL, NULL);
-    object_class_property_set_description(oc, "service-nice",
-        "Niceness (-20 to 19) of the threads that serve other nodes' page "
-        "requests and messages, so that they do not queue behind busy "
-        "vCPUs; below the process's own it needs CAP_SYS_NICE (default "
-        stringify(DISTVM_DEFAULT_SERVICE_NICE) " if permitted)");
 
     object_class_property_add(oc, "speed", "number", distvm_get_speed,
                               distvm_set_speed, NULL, NULL);

@@ -130,9 +130,6 @@ struct DistvmState {
     uint32_t policy;            /* DistvmPolicy, atomic (distvm-affinity.c) */
     uint32_t capacity;          /* vCPUs the policy may place here */
     uint32_t speed;             /* relative, in DISTVM_WIRE_SPEED_ONE units */
-    int32_t service_nice;       /* niceness of the threads serving peers */
-    bool service_nice_set;      /* given by the user */
-    bool service_nice_warned;   /* atomic: it could not be applied */
     char *tls_creds;            /* id of a tls-creds-* object, or NULL */
     char *tls_authz;            /* id of an authz object, or NULL */
     char *tls_hostname;         /* the name servers' certificates carry */
@@ -258,8 +255,6 @@ struct DistvmAccelClass {
 /* distvm-accel.c */
 DistvmState *distvm_state(void);
 uint32_t distvm_vcpu_node(DistvmState *s, int cpu_index);
-/* The calling thread serves other nodes (@what names it): its niceness */
-void distvm_service_thread_start(DistvmState *s, const char *what);
 
 static inline bool distvm_is_home(DistvmState *s)
 {

@@ -305,7 +305,6 @@ static void *distvm_writer_thread(void *opaque)
     struct iovec iov[DISTVM_WRITE_BATCH];
 
     rcu_register_thread();
-    distvm_service_thread_start(distvm_state(), "send");
     qemu_mutex_lock(&peer->send_lock);
     while (!peer->broken) {
         Error *err = NULL;
@@ -582,7 +581,6 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
     g_autofree char *from = g_strdup_printf("node %" PRIu32, peer->id);
     bool bye = false;
 
-    distvm_service_thread_start(s, "receive");
     for (;;) {
         DistvmMsg msg;
         Error *err = NULL;

@@ -2117,7 +2117,6 @@ static void *distvm_fault_thread(void *opaque)
     struct uffd_msg msgs[16];
 
     rcu_register_thread();
-    distvm_service_thread_start(s, "fault");
     for (;;) {
         struct pollfd pfd[2] = {
             { .fd = ram->uffd, .events = POLLIN },

@@ -373,7 +373,6 @@ static void *resident_access_thread(void *opaque)
     DistvmState *s = opaque;
 
     rcu_register_thread();
-    distvm_service_thread_start(s, "resident");
     for (;;) {
         g_autofree DistvmMsg *msg = g_async_queue_pop(s->res_waits->accesses);
 

@@ -10,7 +10,6 @@
  */
 
 #include "qemu/osdep.h"
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -2711,101 +2710,6 @@ static void wait_protocol_errors(QTestState *qts, int64_t want)
     g_assert_cmpint(protocol_errors(qts), ==, want);
 }
 
-/*
- * Count the threads of @pid whose name is in @names (NUL separated) and
- * check that each runs at niceness @nice; returns how many there are.
- */
-static int check_thread_nice(pid_t pid, const char *names, int nice)
-{
-    g_autofree char *dir = g_strdup_printf("/proc/%d/task", pid);
-    GDir *tasks = g_dir_open(dir, 0, NULL);
-    const char *tid;
-    int found = 0;
-
-    g_assert_nonnull(tasks);
-    while ((tid = g_dir_read_name(tasks))) {
-        g_autofree char *path = g_strdup_printf("%s/%s/stat", dir, tid);
-        g_autofree char *text = NULL;
-        char *lp, *rp;
-        int got;
-
-        if (!g_file_get_contents(path, &text, NULL, NULL)) {
-            continue;           /* the thread has just ended */
-        }
-        lp = strchr(text, '(');
-        rp = strrchr(text, ')');
-        g_assert(lp && rp);
-        *rp = '\0';
-        for (const char *n = names; *n; n += strlen(n) + 1) {
-            if (strcmp(lp + 1, n)) {
-                continue;
-            }
-            /* Field 19 (nice), counted after "pid (comm)". */
-            g_assert_cmpint(sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u "
-                                   "%*u %*u %*u %*u %*u %*u %*d %*d %*d %d",
-                                   &got), ==, 1);
-            if (got != nice) {
-                g_error("thread %s (%s) of %d runs at niceness %d, not %d",
-                        tid, n, pid, got, nice);
-            }
-            found++;
-        }
-    }
-    g_dir_close(tasks);
-    return found;
-}
-
-/* Whether a thread of this process may take niceness @nice */
-static bool may_take_nice(int nice)
-{
-    pid_t pid = fork();
-    int status;
-
-    g_assert_cmpint(pid, >=, 0);
-    if (pid == 0) {
-        _exit(setpriority(PRIO_PROCESS, 0, nice) ? 1 : 0);
-    }
-    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
-/*
- * The threads that serve the other nodes run at service-nice (by
- * default -10, where the process may take it), the vCPUs at the
- * process's niceness, which QEMU has from this test.
- */
-static void test_service_nice(void)
-{
-    static const char *const opts[] = { NULL, "service-nice=5" };
-    static const char service[] = "distvm-fault\0distvm-tx\0"
-                                  "distvm-resident\0";
-    /* The threads that receive: for accepted, opened, home's connection */
-    static const char receive[] = "distvm-conn\0distvm-rx\0distvm-join\0";
-    g_autofree char *guest = guest_args("2", "pattern=1");
-    g_autofree char *args = g_strdup_printf("%s -name debug-threads=on",
-                                            guest);
-    DistvmCluster *c = distvm_cluster_start_each(tmpdir, 2, opts, args);
-    int base;
-    int want[2];
-
-    errno = 0;
-    base = getpriority(PRIO_PROCESS, 0);
-    g_assert_cmpint(errno, ==, 0);
-    want[0] = may_take_nice(-10) ? -10 : base;
-    want[1] = may_take_nice(5) ? 5 : base;
-    wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
-    for (int n = 0; n < 2; n++) {
-        pid_t pid = qtest_pid(c->node[n]->qts);
-
-        g_assert_cmpint(check_thread_nice(pid, service, want[n]), ==, 3);
-        g_assert_cmpint(check_thread_nice(pid, receive, want[n]), ==, 1);
-        /* The vCPUs, and the drop thread, which may wait for them */
-        g_assert_cmpint(check_thread_nice(pid, "CPU 0/TCG\0CPU 1/TCG\0"
-                                          "distvm-drop\0", base), ==, 3);
-    }
-    distvm_cluster_quit(c);
-}
-
 #define FORGED_ARGS \
     "-machine pc -m 128M -smp 2,maxcpus=4 -S " \
     "-object memory-backend-ram,id=m0,size=64M " \
@@ -3050,7 +2954,6 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/cluster/netns", test_netns);
     qtest_add_func("/distvm/cluster/malformed", test_malformed);
     qtest_add_func("/distvm/cluster/forged", test_forged);
-    qtest_add_func("/distvm/cluster/service-nice", test_service_nice);
     for (size_t i = 0; i < G_N_ELEMENTS(kvm_only_subsections); i++) {
         const KvmOnlySubsection *k = &kvm_only_subsections[i];
         g_autofree char *path = g_strdup_printf(

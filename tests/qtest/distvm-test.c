@@ -29,7 +29,7 @@ static void test_accel_listed(void)
 
     g_assert_cmpint(distvm_run_qemu("-accel distvm,help", &help), ==, 0);
     for (const char *p = "node-id\0nodes\0listen\0home\0policy\0capacity\0"
-                         "auto-numa\0service-nice\0thread\0"; *p;
+                         "auto-numa\0thread\0"; *p;
          p += strlen(p) + 1) {
         g_autofree char *needle = g_strdup_printf("  %s=", p);
 
@@ -66,8 +66,6 @@ static void test_bad_options(void)
         { "speed=0", "speed=0 is out of range (0.001 to 1000" },
         { "speed=1001", "speed=1001 is out of range (0.001 to 1000" },
         { "speed=fast", "speed" },
-        { "service-nice=-21", "service-nice=-21 is out of range (-20 to 19)" },
-        { "service-nice=20", "service-nice=20 is out of range (-20 to 19)" },
         { "nodes=2,listen=unix:/nonexistent/x,tls-creds=nope",
           "tls-creds=nope: no TLS credentials object" },
         { "nodes=2,listen=unix:/nonexistent/x,tls-authz=a0",
