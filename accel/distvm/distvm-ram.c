@@ -1468,6 +1468,34 @@ static bool page_msg_locked(DistvmState *s, const DistvmMsg *msg,
 }
 
 /*
+ * Take @n page messages that were admitted, other than those the drop
+ * thread takes: in order, under one hold of ram->lock, and what they
+ * cause goes out in one outbox (one system call to each node).  Unless a
+ * node left and the cluster shuts down: this node serves its faults
+ * itself now, so pages still on their way (a PAGE_DATA sent before the
+ * BYE, on another connection) are no longer wanted.  Nor are the pages of
+ * a block unplugged meanwhile.
+ */
+static bool page_msgs_take(DistvmState *s, const DistvmMsg *msgs,
+                           uint32_t n, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    DistvmOutbox o;
+    bool ok = true;
+
+    outbox_init(&o);
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; ok && i < n && !distvm_cluster_leaving(s); i++) {
+        if (!qatomic_read(&ram->blocks[msgs[i].u.page.block].dead)) {
+            ok = page_msg_locked(s, &msgs[i], &o, errp);
+        }
+    }
+    qemu_mutex_unlock(&ram->lock);
+    outbox_flush(s, &o);
+    return ok;
+}
+
+/*
  * Messages of the page protocol, in the receive thread.  Returns false
  * with @errp set if the directory or this node's memory can no longer be
  * trusted.
@@ -1477,8 +1505,6 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
 {
     DistvmRam *ram = s->ram;
     const DistvmMsgPage *m = &msg->u.page;
-    DistvmOutbox o;
-    bool ok = true;
 
     page_msgs_wait_joined(s);
     if (!page_msg_admitted(s, msg)) {
@@ -1499,44 +1525,27 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
         }
         return true;
     }
-    outbox_init(&o);
-    qemu_mutex_lock(&ram->lock);
-    /*
-     * Unless a node left and the cluster shuts down: this node serves its
-     * faults itself now, so pages still on their way (a PAGE_DATA sent
-     * before the BYE, on another connection) are no longer wanted.  Nor
-     * are the pages of a block unplugged meanwhile.
-     */
-    if (!distvm_cluster_leaving(s) &&
-        !qatomic_read(&ram->blocks[m->block].dead)) {
-        ok = page_msg_locked(s, msg, &o, errp);
-    }
-    qemu_mutex_unlock(&ram->lock);
-    outbox_flush(s, &o);
-    return ok;
+    return page_msgs_take(s, msg, 1, errp);
 }
 
 /*
  * PAGE_REQS: another node's requests for pages this node manages (a
- * moved vCPU's warm pages), each taken as its own PAGE_REQ would be, in
- * order, under one hold of ram->lock: so the pages this node sends for
- * them leave in one system call to each node.  A request refused is
- * refused alone.
+ * moved vCPU's warm pages), each taken as its own PAGE_REQ would be, all
+ * together: so the pages this node sends for them leave in one system
+ * call to each node.  A request refused is refused alone.
  */
 static bool page_reqs_handle(DistvmState *s, const DistvmMsg *msg,
                              Error **errp)
 {
-    DistvmRam *ram = s->ram;
     const DistvmMsgPageReqs *reqs = &msg->u.reqs;
-    DistvmOutbox o;
-    bool ok = true;
+    g_autofree DistvmMsg *taken = g_new(DistvmMsg, reqs->count);
+    uint32_t n = 0;
 
     page_msgs_wait_joined(s);
-    outbox_init(&o);
-    qemu_mutex_lock(&ram->lock);
-    for (uint32_t i = 0; ok && i < reqs->count && !distvm_cluster_leaving(s);
-         i++) {
-        DistvmMsg req = {
+    for (uint32_t i = 0; i < reqs->count; i++) {
+        DistvmMsg *req = &taken[n];
+
+        *req = (DistvmMsg) {
             .hdr = msg->hdr,
             .u.page = {
                 .block = reqs->reqs[i].block,
@@ -1545,39 +1554,28 @@ static bool page_reqs_handle(DistvmState *s, const DistvmMsg *msg,
                 .node = msg->hdr.src,
             },
         };
-
-        req.hdr.type = DISTVM_MSG_PAGE_REQ;
-        if (page_msg_admitted(s, &req)) {
-            ok = page_msg_locked(s, &req, &o, errp);
+        req->hdr.type = DISTVM_MSG_PAGE_REQ;
+        if (page_msg_admitted(s, req)) {
+            n++;
         }
     }
-    qemu_mutex_unlock(&ram->lock);
-    outbox_flush(s, &o);
-    return ok;
+    return page_msgs_take(s, taken, n, errp);
 }
 
 static bool page_msg_received(DistvmState *s, const DistvmMsg *msg)
 {
     Error *err = NULL;
+    bool ok = msg->hdr.type == DISTVM_MSG_PAGE_REQS ?
+              page_reqs_handle(s, msg, &err) : page_msg_handle(s, msg, &err);
 
-    if (!page_msg_handle(s, msg, &err)) {
-        page_protocol_failed(s, msg->hdr.type, msg->hdr.src, err);
-    }
-    return true;
-}
-
-static bool page_reqs_received(DistvmState *s, const DistvmMsg *msg)
-{
-    Error *err = NULL;
-
-    if (!page_reqs_handle(s, msg, &err)) {
+    if (!ok) {
         page_protocol_failed(s, msg->hdr.type, msg->hdr.src, err);
     }
     return true;
 }
 
 static const DistvmMsgHandler page_handlers[] = {
-    { DISTVM_MSG_PAGE_REQS, .receive = page_reqs_received },
+    { DISTVM_MSG_PAGE_REQS, .receive = page_msg_received },
     { DISTVM_MSG_PAGE_REQ, .receive = page_msg_received },
     { DISTVM_MSG_PAGE_FWD, .receive = page_msg_received },
     { DISTVM_MSG_PAGE_DATA, .receive = page_msg_received },

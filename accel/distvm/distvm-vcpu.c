@@ -64,7 +64,7 @@ typedef struct DistvmOutgoing {
     uint64_t generation;
     uint64_t paused_ns;
     GByteArray *state;
-    DistvmPageRef *warm;       /* [nr_warm]: the pages it used last */
+    DistvmPageRef *warm;        /* [nr_warm]: the pages it used last */
     uint32_t nr_warm;
 } DistvmOutgoing;
 
@@ -483,7 +483,7 @@ static uint32_t vcpu_warm_pages(DistvmState *s, CPUState *cpu,
                                 DistvmPageRef *out)
 {
     g_autofree DistvmPageRef *read = g_new(DistvmPageRef,
-                                            DISTVM_WARM_PAGES_MAX);
+                                           DISTVM_WARM_PAGES_MAX);
     uint32_t written = 0, nr_read = 0;
 
     for (int idx = 0; idx < NB_MMU_MODES; idx++) {

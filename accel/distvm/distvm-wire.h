@@ -326,7 +326,7 @@ typedef struct DistvmPageRef {
 typedef struct DistvmMsgWarmPages {
     uint32_t cpu;
     uint32_t count;
-    DistvmPageRef *pages;      /* [count] */
+    DistvmPageRef *pages;       /* [count] */
 } DistvmMsgWarmPages;
 
 /*

@@ -2638,23 +2638,37 @@ static void test_policy(void)
 }
 
 /*
+ * @n pages that exist, spread over the blocks, the i-th with flags
+ * @flags[i % @nr_flags]
+ */
+static DistvmPageRef *page_refs_new(uint32_t n, const uint32_t *flags,
+                                    size_t nr_flags)
+{
+    DistvmPageRef *refs = g_new(DistvmPageRef, n);
+
+    for (uint32_t i = 0; i < n; i++) {
+        refs[i] = (DistvmPageRef) {
+            .block = i % 3, .flags = flags[i % nr_flags],
+            .page = (i * 7919ull) % block_pages[i % 3],
+        };
+    }
+    return refs;
+}
+
+/*
  * VCPU_WARM_PAGES: a vCPU, a count, then count pages (block, flags, page)
  * that exist, with no flag but DISTVM_WARM_WRITE
  */
 static void test_warm_pages(void)
 {
     static const uint32_t counts[] = { 0, 1, 3, DISTVM_WARM_PAGES_MAX };
-    g_autofree DistvmPageRef *pages = g_new(DistvmPageRef,
-                                             DISTVM_WARM_PAGES_MAX + 1);
+    static const uint32_t warm_flags[] = { 0, DISTVM_WARM_WRITE };
+    g_autofree DistvmPageRef *pages =
+        page_refs_new(DISTVM_WARM_PAGES_MAX + 1, warm_flags,
+                      ARRAY_SIZE(warm_flags));
     GByteArray *b = g_byte_array_new();
     Decoded d;
 
-    for (uint32_t i = 0; i <= DISTVM_WARM_PAGES_MAX; i++) {
-        pages[i] = (DistvmPageRef) {
-            .block = i % 3, .flags = i & DISTVM_WARM_WRITE,
-            .page = (i * 7919ull) % block_pages[i % 3],
-        };
-    }
     for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
         distvm_wire_warm_pages(b, 2, 7, pages, counts[i]);
         g_assert_cmpuint(b->len, ==, HDR + 8 + 16 * counts[i]);
@@ -2719,17 +2733,12 @@ static void test_page_reqs(void)
     static const uint32_t req_flags[] = {
         0, DISTVM_PAGE_WRITE, DISTVM_PAGE_WRITE | DISTVM_PAGE_HAS_COPY,
     };
-    g_autofree DistvmPageRef *reqs = g_new(DistvmPageRef,
-                                           DISTVM_PAGE_REQS_MAX + 1);
+    g_autofree DistvmPageRef *reqs =
+        page_refs_new(DISTVM_PAGE_REQS_MAX + 1, req_flags,
+                      ARRAY_SIZE(req_flags));
     GByteArray *b = g_byte_array_new();
     Decoded d;
 
-    for (uint32_t i = 0; i <= DISTVM_PAGE_REQS_MAX; i++) {
-        reqs[i] = (DistvmPageRef) {
-            .block = i % 3, .flags = req_flags[i % 3],
-            .page = (i * 7919ull) % block_pages[i % 3],
-        };
-    }
     for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
         distvm_wire_page_reqs(b, 2, reqs, counts[i]);
         g_assert_cmpuint(b->len, ==, HDR + 4 + 16 * counts[i]);
