@@ -21,15 +21,24 @@
  * vCPUs than its capacity (the vCPUs placed there and the ones it
  * admitted that are on their way), and passes it to the vCPU's node.
  *
+ * When no node sends a vCPU most of its data, as with a kernel whose
+ * vCPUs all share theirs, the vCPUs are worth more on fewer nodes: a node
+ * sends one of its vCPUs to a node that runs more vCPUs than it does (or
+ * as many, and has a lower id), if that node sends the vCPU data
+ * (consolidation, DISTVM_MOVE_CONSOLIDATE), until the nodes are full.
+ *
  * A busy vCPU is also worth more on a faster node (the nodes' speed
  * properties).  Busy means running DISTVM_POLICY_BUSY_PM of what its node
  * can give it: of the window, times the node's speed if that is below 1
  * (a node held to a quarter of a CPU, speed=0.25, gives a vCPU at most a
  * quarter of a second each second).  When no vCPU has data to follow, the
  * busiest one on a node slower than another by DISTVM_POLICY_TIER_STEP
- * goes to the fastest node, which admits it as above (one that refused
- * is left alone for a while: the next fastest is asked); and the policy
- * never sends a busy vCPU to a slower node for its data.
+ * goes to the fastest node, which admits it as above; and the policy
+ * never sends a busy vCPU to a slower node for its data.  A node that
+ * refused a vCPU is not asked again for a while (for a tier, the next
+ * fastest is asked), nor is a node this one is taking a vCPU from; of
+ * two nodes that ask each other at once, the one with the lower id takes
+ * the vCPU.
  *
  * A move for data is judged by its effect: the request carries the
  * vCPU's remote cost (misses from other nodes, upgrades and device
@@ -39,8 +48,10 @@
  * from, which then keeps it for DISTVM_POLICY_BACKOFF_S, twice that after
  * each further return.  A guest whose vCPUs share their data everywhere
  * (a Linux kernel's) costs one try per vCPU, not a vCPU that travels back
- * and forth.  A vCPU on the node that homes its guest NUMA node's memory
- * (-numa) stays there: the guest keeps its data near it already.
+ * and forth.  A consolidation is not judged: what it saves, it saves the
+ * vCPUs it leaves as much as the one that moves.  A vCPU on the node
+ * that homes its guest NUMA node's memory (-numa) stays there: the guest
+ * keeps its data near it already.
  * See DESIGN.md §13.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
@@ -78,8 +89,8 @@
 #define DISTVM_POLICY_BUSY_PM           500
 /* How much faster (per mille) a node must be for a busy vCPU to go there */
 #define DISTVM_POLICY_TIER_STEP         1250
-/* A node that refused a vCPU for its tier is not asked again for this (s) */
-#define DISTVM_POLICY_TIER_FULL_S       30
+/* A node that refused a vCPU is not asked again for this (s) */
+#define DISTVM_POLICY_FULL_S            30
 /* A vCPU that came back within this after the policy sent it away ... */
 #define DISTVM_POLICY_RETURN_S          30
 /* ... stays this long (s), twice that after each further return */
@@ -99,7 +110,7 @@ typedef struct DistvmPolicyVcpu {
     uint32_t came_from;         /* came for the policy: from this node */
     int64_t sent_away_ns;       /* the policy moved it away from here, at */
     uint32_t backoff_s;         /* its stay after its last return here */
-    int tier_to;                /* running here: sent for its tier to; or -1 */
+    int asked_to;               /* running here: asked node to take it; -1 */
 } DistvmPolicyVcpu;
 
 struct DistvmAffinity {
@@ -118,12 +129,13 @@ struct DistvmAffinity {
     int64_t window_ns;          /* when the last window began */
     int64_t *run_ns;            /* running here: its thread's CPU time, */
     uint32_t *busy_pm;          /* and per mille of the last window */
+    uint32_t *placed;           /* each vCPU's node at the last window's end */
     QEMUTimer *timer;
 
     QemuMutex lock;
     DistvmPolicyVcpu *vcpu;     /* [nr_vcpus], under @lock */
-    /* Nodes that refused a vCPU for its tier: not asked before, under @lock */
-    int64_t tier_full_until_ns[DISTVM_WIRE_MAX_NODES];
+    /* Nodes that refused a vCPU of this node: not asked before, under @lock */
+    int64_t full_until_ns[DISTVM_WIRE_MAX_NODES];
 };
 
 static inline unsigned affinity_cols(DistvmAffinity *a)
@@ -211,7 +223,26 @@ static unsigned policy_load(DistvmState *s, int64_t now)
     return load;
 }
 
-bool distvm_affinity_admit(DistvmState *s, uint32_t cpu, uint64_t cost)
+/*
+ * Whether this node asked node @from to take one of its vCPUs, and has not
+ * heard back yet.  With a->lock.
+ */
+static bool policy_asked(DistvmState *s, int64_t now, uint32_t from)
+{
+    DistvmAffinity *a = s->affinity;
+
+    for (unsigned c = 0; c < a->nr_vcpus; c++) {
+        if (a->vcpu[c].asked_to == (int)from &&
+            distvm_vcpu_node(s, c) == s->node_id &&
+            now < a->vcpu[c].hold_until_ns) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool distvm_affinity_admit(DistvmState *s, uint32_t cpu, uint32_t from,
+                           uint64_t cost)
 {
     DistvmAffinity *a = s->affinity;
     int64_t now = get_clock();
@@ -220,7 +251,12 @@ bool distvm_affinity_admit(DistvmState *s, uint32_t cpu, uint64_t cost)
 
     qemu_mutex_lock(&a->lock);
     load = policy_load(s, now);
-    room = load < s->capacity;
+    /*
+     * Two nodes that ask each other to take a vCPU at once would swap
+     * them: the lower id takes one, the other refuses.
+     */
+    room = load < s->capacity &&
+           !(from < s->node_id && policy_asked(s, now, from));
     if (room) {
         a->vcpu[cpu].admitted_ns = now;
         a->vcpu[cpu].cost_before = cost;
@@ -244,7 +280,7 @@ void distvm_affinity_arrived(DistvmState *s, uint32_t cpu, uint32_t from,
     v = &a->vcpu[cpu];
     qemu_mutex_lock(&a->lock);
     v->judge_ns = 0;
-    v->tier_to = -1;
+    v->asked_to = -1;
     if (!distvm_move_by_policy(reason)) {
         /* Asked for by a command or by the guest: that wins a while. */
         stay = DISTVM_POLICY_COMMAND_HOLD_S;
@@ -345,33 +381,66 @@ static uint32_t policy_busy(DistvmState *s, unsigned cpu)
 }
 
 /*
- * The node vCPU @cpu should run on, and what it would save there (pages
- * a second no longer fetched from afar), or -1.
+ * Whether the policy may ask node @n to take a vCPU of this node: not if
+ * @n refused one lately, nor while this node is taking one from @n.
+ * With a->lock.
  */
-static int policy_choose(DistvmState *s, unsigned cpu, uint64_t *gain)
+static bool policy_may_ask(DistvmState *s, int64_t now, uint32_t n)
+{
+    DistvmAffinity *a = s->affinity;
+
+    if (now < a->full_until_ns[n]) {
+        return false;
+    }
+    for (unsigned c = 0; c < a->nr_vcpus; c++) {
+        if (a->vcpu[c].admitted_ns && distvm_vcpu_node(s, c) == n &&
+            now - a->vcpu[c].admitted_ns <
+            DISTVM_POLICY_ADMIT_S * NANOSECONDS_PER_SECOND) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Whether vCPU @cpu runs here and the policy may move it now */
+static bool policy_movable(DistvmState *s, int64_t now, unsigned cpu)
+{
+    return distvm_vcpu_node(s, cpu) == s->node_id &&
+           now >= s->affinity->vcpu[cpu].hold_until_ns &&
+           !distvm_vcpu_moving(s, cpu);
+}
+
+/* The pages a second node @n sent vCPU @cpu, counting device accesses */
+static uint64_t policy_rate_from(DistvmState *s, unsigned cpu, uint32_t n)
 {
     DistvmAffinity *a = s->affinity;
     const uint64_t *r = &a->rate[affinity_row(a, cpu)];
+
+    /* A device access sent home costs as much as a remote fault. */
+    return r[n] + (n == DISTVM_HOME_NODE ? r[col_io(a)] : 0);
+}
+
+/*
+ * The node vCPU @cpu should run on, and what it would save there (pages
+ * a second no longer fetched from afar), or -1.  With a->lock.
+ */
+static int policy_choose(DistvmState *s, int64_t now, unsigned cpu,
+                         uint64_t *gain)
+{
+    DistvmAffinity *a = s->affinity;
     bool busy = policy_busy(s, cpu) >= DISTVM_POLICY_BUSY_PM;
     uint64_t best_rate = 0, others = 0;
     int best = -1;
 
-    /*
-     * On the node that homes its NUMA node, a vCPU is where the guest,
-     * told so by its SRAT and SLIT, keeps its data: it stays.
-     */
-    if (distvm_numa_vcpu_home(s, cpu) == s->node_id) {
-        return -1;
-    }
     for (uint32_t n = 0; n < a->nodes; n++) {
-        /* A device access sent home costs as much as a remote fault. */
-        uint64_t rate = r[n] + (n == DISTVM_HOME_NODE ? r[col_io(a)] : 0);
+        uint64_t rate = policy_rate_from(s, cpu, n);
 
         if (n == s->node_id) {
             continue;
         }
-        if (busy && distvm_node_speed(s, n) < s->speed) {
-            others += rate;     /* not for a busy vCPU */
+        if ((busy && distvm_node_speed(s, n) < s->speed) ||
+            !policy_may_ask(s, now, n)) {
+            others += rate;     /* not for a busy vCPU, or not now */
             continue;
         }
         if (rate > best_rate) {
@@ -399,34 +468,87 @@ static int policy_choose(DistvmState *s, unsigned cpu, uint64_t *gain)
 }
 
 /*
- * A vCPU sent to a faster node that is still here once its stay after
- * the request is over was refused (the node had no room): that node is
- * not asked for DISTVM_POLICY_TIER_FULL_S, and the next fastest is.
+ * When no vCPU here has a node that sends most of its data, one whose
+ * data comes from several nodes shares it with their vCPUs, as a
+ * kernel's vCPUs do all the time: every node that runs some of them adds
+ * to the pages that travel.  The vCPU here that takes the most data from
+ * a node running more vCPUs than this one (or as many, if that node has
+ * a lower id: two nodes never ask each other) goes there, if that node
+ * sends it DISTVM_POLICY_MIN_RATE / 2 pages a second at least.  Each such
+ * move runs the vCPUs on fewer nodes, as far as the nodes' capacity lets
+ * it.  Returns the node, or -1.  With a->lock.
  */
-static void policy_tier_refusals(DistvmState *s, int64_t now)
+static int policy_choose_consolidate(DistvmState *s, int64_t now,
+                                     unsigned *cpu, uint64_t *gain)
+{
+    DistvmAffinity *a = s->affinity;
+    unsigned count[DISTVM_WIRE_MAX_NODES] = { 0 };
+    unsigned here;
+    uint64_t best_rate = DISTVM_POLICY_MIN_RATE / 2;
+    int best = -1;
+
+    WITH_RCU_READ_LOCK_GUARD() {
+        for (unsigned c = 0; c < a->nr_vcpus; c++) {
+            if (qemu_get_cpu(c)) {
+                count[distvm_vcpu_node(s, c)]++;
+            }
+        }
+    }
+    here = count[s->node_id];
+    for (unsigned c = 0; c < a->nr_vcpus; c++) {
+        bool busy = policy_busy(s, c) >= DISTVM_POLICY_BUSY_PM;
+
+        if (!policy_movable(s, now, c) ||
+            distvm_numa_vcpu_home(s, c) == s->node_id) {
+            continue;
+        }
+        for (uint32_t n = 0; n < a->nodes; n++) {
+            uint64_t rate = policy_rate_from(s, c, n);
+
+            if (n == s->node_id || count[n] < here ||
+                (count[n] == here && n > s->node_id) || rate < best_rate ||
+                (busy && distvm_node_speed(s, n) < s->speed) ||
+                !policy_may_ask(s, now, n) || !distvm_vcpu_allowed(s, c, n)) {
+                continue;
+            }
+            best_rate = rate;
+            best = n;
+            *cpu = c;
+        }
+    }
+    *gain = best_rate;
+    return best;
+}
+
+/*
+ * A vCPU the policy asked another node to take that is still here once
+ * its stay after the request is over was refused (the node had no room):
+ * that node is not asked again for DISTVM_POLICY_FULL_S.  With a->lock.
+ */
+static void policy_refusals(DistvmState *s, int64_t now)
 {
     DistvmAffinity *a = s->affinity;
 
     for (unsigned c = 0; c < a->nr_vcpus; c++) {
         DistvmPolicyVcpu *v = &a->vcpu[c];
 
-        if (v->tier_to < 0 || now < v->hold_until_ns ||
+        if (v->asked_to < 0 || now < v->hold_until_ns ||
             distvm_vcpu_moving(s, c)) {
             continue;
         }
         if (distvm_vcpu_node(s, c) == s->node_id) {
-            trace_distvm_policy_tier_full(c, v->tier_to);
-            a->tier_full_until_ns[v->tier_to] =
-                now + DISTVM_POLICY_TIER_FULL_S * NANOSECONDS_PER_SECOND;
+            trace_distvm_policy_full(c, v->asked_to);
+            a->full_until_ns[v->asked_to] =
+                now + DISTVM_POLICY_FULL_S * NANOSECONDS_PER_SECOND;
         }
-        v->tier_to = -1;
+        v->asked_to = -1;
     }
 }
 
 /*
  * For the busiest of the busy vCPUs here, the fastest node that did not
  * just refuse one, if it is DISTVM_POLICY_TIER_STEP faster than this
- * one; or -1.
+ * one; or -1.  With a->lock.
  */
 static int policy_choose_tier(DistvmState *s, int64_t now, unsigned *cpu)
 {
@@ -434,9 +556,8 @@ static int policy_choose_tier(DistvmState *s, int64_t now, unsigned *cpu)
     uint32_t fastest = 0, busiest = DISTVM_POLICY_BUSY_PM;
     int node = -1, found = -1;
 
-    policy_tier_refusals(s, now);
     for (uint32_t n = 0; n < a->nodes; n++) {
-        if (n != s->node_id && now < a->tier_full_until_ns[n]) {
+        if (n != s->node_id && !policy_may_ask(s, now, n)) {
             continue;
         }
         if (distvm_node_speed(s, n) > fastest) {
@@ -449,9 +570,7 @@ static int policy_choose_tier(DistvmState *s, int64_t now, unsigned *cpu)
         return -1;
     }
     for (unsigned c = 0; c < a->nr_vcpus; c++) {
-        if (distvm_vcpu_node(s, c) != s->node_id ||
-            now < a->vcpu[c].hold_until_ns || distvm_vcpu_moving(s, c) ||
-            policy_busy(s, c) < busiest) {
+        if (!policy_movable(s, now, c) || policy_busy(s, c) < busiest) {
             continue;
         }
         busiest = policy_busy(s, c);
@@ -464,6 +583,24 @@ static int policy_choose_tier(DistvmState *s, int64_t now, unsigned *cpu)
     return node;
 }
 
+/*
+ * Whether a vCPU moved (anywhere in the cluster) since the last window
+ * ended.  With a->lock.
+ */
+static bool policy_placement_changed(DistvmState *s)
+{
+    DistvmAffinity *a = s->affinity;
+    bool changed = false;
+
+    for (unsigned c = 0; c < a->nr_vcpus; c++) {
+        uint32_t node = distvm_vcpu_node(s, c);
+
+        changed |= node != a->placed[c];
+        a->placed[c] = node;
+    }
+    return changed;
+}
+
 static void policy_run(DistvmState *s, int64_t now)
 {
     DistvmAffinity *a = s->affinity;
@@ -471,6 +608,7 @@ static void policy_run(DistvmState *s, int64_t now)
     int best_cpu = -1, best_node = -1;
     uint32_t reason = DISTVM_MOVE_POLICY;
     unsigned back;
+    bool stale;
 
     if (qatomic_read(&s->policy) != DISTVM_POLICY_AFFINITY ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
@@ -478,25 +616,42 @@ static void policy_run(DistvmState *s, int64_t now)
         return;
     }
     qemu_mutex_lock(&a->lock);
+    policy_refusals(s, now);
+    /* After a move, the last window's rates are another placement's. */
+    stale = policy_placement_changed(s);
     if (policy_judge(s, now, &back, &cost)) {
         best_cpu = back;
         best_node = a->vcpu[back].came_from;
         best_gain = cost;
     }
-    for (unsigned cpu = 0; best_node < 0 && cpu < a->nr_vcpus; cpu++) {
+    for (unsigned cpu = 0; best_node < 0 && !stale && cpu < a->nr_vcpus;
+         cpu++) {
         uint64_t gain;
         int node;
 
-        if (distvm_vcpu_node(s, cpu) != s->node_id ||
-            now < a->vcpu[cpu].hold_until_ns || distvm_vcpu_moving(s, cpu)) {
+        /*
+         * On the node that homes its NUMA node, a vCPU is where the guest,
+         * told so by its SRAT and SLIT, keeps its data: it stays.
+         */
+        if (!policy_movable(s, now, cpu) ||
+            distvm_numa_vcpu_home(s, cpu) == s->node_id) {
             continue;
         }
-        node = policy_choose(s, cpu, &gain);
+        node = policy_choose(s, now, cpu, &gain);
         if (node >= 0 && gain > best_gain &&
             distvm_vcpu_allowed(s, cpu, node)) {
             best_gain = gain;
             best_cpu = cpu;
             best_node = node;
+        }
+    }
+    if (best_node < 0 && !stale) {
+        unsigned cpu;
+
+        best_node = policy_choose_consolidate(s, now, &cpu, &best_gain);
+        if (best_node >= 0) {
+            best_cpu = cpu;
+            reason = DISTVM_MOVE_CONSOLIDATE;
         }
     }
     if (best_node < 0) {
@@ -517,9 +672,7 @@ static void policy_run(DistvmState *s, int64_t now)
         a->vcpu[best_cpu].hold_until_ns = now + DISTVM_POLICY_STAY_S *
                                                 NANOSECONDS_PER_SECOND;
         a->vcpu[best_cpu].sent_away_ns = now;
-        if (reason == DISTVM_MOVE_TIER) {
-            a->vcpu[best_cpu].tier_to = best_node;
-        }
+        a->vcpu[best_cpu].asked_to = best_node;
         cost = policy_cost(s, best_cpu);
     }
     qemu_mutex_unlock(&a->lock);
@@ -700,10 +853,11 @@ void distvm_affinity_init(DistvmState *s)
     qemu_mutex_init(&a->lock);
     a->vcpu = g_new0(DistvmPolicyVcpu, a->nr_vcpus);
     for (unsigned i = 0; i < a->nr_vcpus; i++) {
-        a->vcpu[i].tier_to = -1;
+        a->vcpu[i].asked_to = -1;
     }
     a->run_ns = g_new0(int64_t, a->nr_vcpus);
     a->busy_pm = g_new0(uint32_t, a->nr_vcpus);
+    a->placed = g_new0(uint32_t, a->nr_vcpus);
     a->window_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
     a->timer = timer_new_ms(QEMU_CLOCK_REALTIME, affinity_window, s);
     timer_mod(a->timer, a->window_ns / SCALE_MS + DISTVM_AFFINITY_WINDOW_MS);

@@ -379,10 +379,11 @@ void distvm_affinity_fault(DistvmState *s, int cpu, bool upgrade,
 void distvm_affinity_io(DistvmState *s, int cpu);
 DistvmAffinityInfo *distvm_affinity_query(DistvmState *s);
 /*
- * A policy move of vCPU @cpu here, whose remote cost (a second) where it
- * runs is @cost: whether this node has room for it
+ * A policy move of vCPU @cpu here from node @from, where its remote cost
+ * (a second) is @cost: whether this node has room for it
  */
-bool distvm_affinity_admit(DistvmState *s, uint32_t cpu, uint64_t cost);
+bool distvm_affinity_admit(DistvmState *s, uint32_t cpu, uint32_t from,
+                           uint64_t cost);
 /* Node @node's speed property (DISTVM_WIRE_SPEED_ONE units); 0: unknown */
 uint32_t distvm_node_speed(DistvmState *s, uint32_t node);
 /* Its rank by speed: 1 for the fastest nodes, 2 for the next speed down */

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     14
+#define DISTVM_WIRE_VERSION     15
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -102,13 +102,15 @@ typedef enum DistvmMoveWhy {
     DISTVM_MOVE_TIER,           /* the placement policy: to a faster node */
     DISTVM_MOVE_GUEST,          /* the guest, through distmem-topology */
     DISTVM_MOVE_RESIDENCY,      /* it touched RAM resident elsewhere */
+    DISTVM_MOVE_CONSOLIDATE,    /* the placement policy: to fewer nodes */
     DISTVM_MOVE__MAX
 } DistvmMoveWhy;
 
 /* A move the policy decided: admitted by its destination first. */
 static inline bool distvm_move_by_policy(uint32_t reason)
 {
-    return reason == DISTVM_MOVE_POLICY || reason == DISTVM_MOVE_TIER;
+    return reason == DISTVM_MOVE_POLICY || reason == DISTVM_MOVE_TIER ||
+           reason == DISTVM_MOVE_CONSOLIDATE;
 }
 
 /* POLICY: the placement policy, below this (QAPI's DistvmPolicy) */

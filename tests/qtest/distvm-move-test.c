@@ -1669,6 +1669,108 @@ static void test_affinity_numa(void)
 }
 
 /*
+ * policy=affinity, consolidation: four vCPUs that all share their data
+ * (the guest's shared counter and spinlock records), placed 0:1:2:0 on 3
+ * nodes whose capacity is 2.  No node sends them most of their data for
+ * long, so the vCPUs do not follow it; the policy runs them on fewer
+ * nodes instead ("consolidate"), possibly after a move for a vCPU's data
+ * ("policy"), until one node runs none and the others no more than their
+ * capacity.  The cluster then takes fewer remote faults a second, nothing
+ * moves any more, and the guest's memory is exact.
+ */
+#define DG_CONSOLIDATE_ITERS 120000000
+
+/* Remote faults a second of the vCPUs, over their nodes' last window */
+static uint64_t cluster_fault_rate(DistvmCluster *c, int ncpus)
+{
+    uint64_t rate = 0;
+
+    for (int cpu = 0; cpu < ncpus; cpu++) {
+        int n = distvm_vcpu_node(c->node[0]->qts, cpu);
+
+        rate += fault_rate(c->node[n]->qts, cpu, -1);
+    }
+    return rate;
+}
+
+/*
+ * The moves test_consolidate's policy made so far, into @where and
+ * @count; returns how many were consolidations.
+ */
+static int consolidate_moves(QTestState *home, int *where, int *count)
+{
+    QDict *ev;
+    int n = 0;
+
+    while ((ev = qtest_qmp_event_ref(home, "DISTVM_VCPU_MOVED"))) {
+        QDict *data = qdict_get_qdict(ev, "data");
+        int cpu = qdict_get_int(data, "cpu-index");
+        int from = qdict_get_int(data, "from");
+        int to = qdict_get_int(data, "to");
+        const char *reason = qdict_get_str(data, "reason");
+
+        g_test_message("vCPU %d from node %d to node %d: %s", cpu, from, to,
+                       reason);
+        g_assert_cmpint(where[cpu], ==, from);
+        n += !strcmp(reason, "consolidate");
+        if (strcmp(reason, "consolidate")) {
+            g_assert_cmpstr(reason, ==, "policy");
+        }
+        count[from]--;
+        count[to]++;
+        g_assert_cmpint(count[to], <=, 2);
+        where[cpu] = to;
+        qobject_unref(ev);
+    }
+    return n;
+}
+
+static void test_consolidate(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 4 -kernel %s -append 'cpus=4 iters=%d'", elf,
+        DG_CONSOLIDATE_ITERS);
+    const int start[4] = { 0, 1, 2, 0 };
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 3, "placement=0:1:2:0,policy=affinity,capacity=2", args);
+    QTestState *home = c->node[0]->qts;
+    g_autofree char *console = NULL;
+    int where[4] = { 0, 1, 2, 0 }, count[3] = { 2, 1, 1 };
+    int consolidations = 0;
+    uint64_t before = 0, after;
+
+    check_placement(c, 4, start);
+    check_policy(c, "affinity");
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: all cpus up",
+                                      60));
+    for (int i = 0; count[0] && count[1] && count[2]; i++) {
+        g_assert_cmpint(i, <, 120);     /* a minute */
+        g_usleep(500 * 1000);
+        check_policy(c, "affinity");    /* and reads the events */
+        consolidations += consolidate_moves(home, where, count);
+        if (count[0] && count[1] && count[2]) {
+            before = MAX(before, cluster_fault_rate(c, 4));
+        }
+    }
+    g_assert_cmpint(consolidations, >, 0);
+    g_usleep(4500 * 1000);      /* longer than a stay: nothing moves */
+    after = cluster_fault_rate(c, 4);
+    g_assert_cmpint(consolidate_moves(home, where, count), ==, 0);
+    check_placement(c, 4, where);
+    g_test_message("remote faults a second, all vCPUs: up to %" PRIu64
+                   " on 3 nodes, %" PRIu64 " on 2", before, after);
+    g_assert_cmpuint(after, <, before);
+
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 300));
+    check_placement(c, 4, where);
+    distvm_check_smp_memory(home, 4, DG_CONSOLIDATE_ITERS);
+    console = distvm_read_console(c->node[0]);
+    distvm_assert_console_clean(console);
+    distvm_cluster_quit(c);
+}
+
+/*
  * The guest's agent (vCPU 0) of a distmem-topology device, on node 1:
  * the guest NUMA nodes' RAM ranges with their homes, and the vCPU table
  * after a QMP move and after its own requests, which the MSIs announce;
@@ -1843,6 +1945,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/a20", test_a20);
     qtest_add_func("/distvm/move/affinity", test_affinity);
     qtest_add_func("/distvm/move/affinity-numa", test_affinity_numa);
+    qtest_add_func("/distvm/move/consolidate", test_consolidate);
     qtest_add_data_func("/distvm/move/2-nodes", GINT_TO_POINTER(2),
                         test_moves);
     qtest_add_data_func("/distvm/move/3-nodes", GINT_TO_POINTER(3),

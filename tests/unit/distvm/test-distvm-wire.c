@@ -792,14 +792,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        14, 0,                              /* version */
+        15, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 14);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 15);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -2045,18 +2045,19 @@ static void test_bad_version(void)
      * 10 the one before ranges made resident while the guest runs (RES_SET),
      * 11 the one before the cluster's ordered end (END, ENDED), 12 the
      * one before CPU hot-plug (CPU_PLUG, CPU_PLUG_ACK, CPU_UNPLUG), 13
-     * the one before PAGE_REQS
+     * the one before PAGE_REQS, 14 the one before the policy's
+     * consolidation (DISTVM_MOVE_CONSOLIDATE)
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 15, 0x100, 0x10e, 0x200,
-        0x300, 0xd00, UINT16_MAX,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 0x100, 0x10f,
+        0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 14", versions[i]);
+            "protocol version %u, this node speaks 15", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2066,7 +2067,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 14");
+        expect_header_error(b, "protocol version 2, this node speaks 15");
     }
     g_byte_array_unref(b);
 }
@@ -2521,7 +2522,7 @@ static void test_vcpu_bad_node(void)
 
 /*
  * The reason of a move (VCPU_MOVE, VCPU_STATE, VCPU_MOVED) is a
- * DistvmMoveWhy, DISTVM_MOVE_RESIDENCY (4) the last; the field is zero in
+ * DistvmMoveWhy, DISTVM_MOVE_CONSOLIDATE (5) the last; the field is zero in
  * the other VCPU_* messages.
  */
 static void test_vcpu_reason(void)
@@ -2531,14 +2532,16 @@ static void test_vcpu_reason(void)
     };
     static const uint32_t encoded[] = {
         DISTVM_MOVE_COMMAND, DISTVM_MOVE_POLICY, DISTVM_MOVE_TIER,
-        DISTVM_MOVE_GUEST, DISTVM_MOVE_RESIDENCY,
+        DISTVM_MOVE_GUEST, DISTVM_MOVE_RESIDENCY, DISTVM_MOVE_CONSOLIDATE,
     };
     GByteArray *b = g_byte_array_new();
 
     /* the values are on the wire */
     g_assert_cmpuint(DISTVM_MOVE_RESIDENCY, ==, 4);
-    g_assert_cmpuint(DISTVM_MOVE__MAX, ==, 5);
+    g_assert_cmpuint(DISTVM_MOVE_CONSOLIDATE, ==, 5);
+    g_assert_cmpuint(DISTVM_MOVE__MAX, ==, 6);
     g_assert_false(distvm_move_by_policy(DISTVM_MOVE_RESIDENCY));
+    g_assert_true(distvm_move_by_policy(DISTVM_MOVE_CONSOLIDATE));
 
     for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
         DistvmMsgType t = vcpu_types[i];
@@ -2595,7 +2598,7 @@ static void test_vcpu_reason(void)
         if (move) {
             /* and refuses the one after the last */
             g_autofree char *what = g_strdup_printf(
-                "%s message with reason 5", distvm_msg_type_name(t));
+                "%s message with reason 6", distvm_msg_type_name(t));
 
             distvm_wire_vcpu_move(b, t, 2, 1, 2, 3, DISTVM_MOVE__MAX, 7,
                                   "state", 5);
