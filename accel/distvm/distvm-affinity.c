@@ -21,11 +21,14 @@
  * vCPUs than its capacity (the vCPUs placed there and the ones it
  * admitted that are on their way), and passes it to the vCPU's node.
  *
- * When no node sends a vCPU most of its data, as with a kernel whose
- * vCPUs all share theirs, the vCPUs are worth more on fewer nodes: a node
- * sends one of its vCPUs to a node that runs more vCPUs than it does (or
- * as many, and has a lower id), if that node sends the vCPU data
- * (consolidation, DISTVM_MOVE_CONSOLIDATE), until the nodes are full.
+ * When none of its vCPUs has a node to follow (no node sends one most of
+ * its data, as with a kernel whose vCPUs all share theirs, or that node
+ * is full), a node sends one of them to a node that runs more vCPUs than
+ * it does (or as many, and has a lower id) and sends that vCPU data
+ * (consolidation, DISTVM_MOVE_CONSOLIDATE): shared data travels between
+ * fewer nodes.  It goes on until the nodes that run vCPUs are full.  The
+ * policy decides for data or to consolidate only from a window in which
+ * no vCPU moved.
  *
  * A busy vCPU is also worth more on a faster node (the nodes' speed
  * properties).  Busy means running DISTVM_POLICY_BUSY_PM of what its node
@@ -224,8 +227,8 @@ static unsigned policy_load(DistvmState *s, int64_t now)
 }
 
 /*
- * Whether this node asked node @from to take one of its vCPUs, and has not
- * heard back yet.  With a->lock.
+ * Whether this node asked node @from to take one of its vCPUs within
+ * DISTVM_POLICY_ADMIT_S, and the vCPU is still here.  With a->lock.
  */
 static bool policy_asked(DistvmState *s, int64_t now, uint32_t from)
 {
@@ -234,7 +237,8 @@ static bool policy_asked(DistvmState *s, int64_t now, uint32_t from)
     for (unsigned c = 0; c < a->nr_vcpus; c++) {
         if (a->vcpu[c].asked_to == (int)from &&
             distvm_vcpu_node(s, c) == s->node_id &&
-            now < a->vcpu[c].hold_until_ns) {
+            now - a->vcpu[c].sent_away_ns <
+            DISTVM_POLICY_ADMIT_S * NANOSECONDS_PER_SECOND) {
             return true;
         }
     }
@@ -503,7 +507,7 @@ static int policy_choose_consolidate(DistvmState *s, int64_t now,
             continue;
         }
         for (uint32_t n = 0; n < a->nodes; n++) {
-            uint64_t rate = policy_rate_from(s, c, n);
+            uint64_t rate = a->rate[affinity_row(a, c) + n];
 
             if (n == s->node_id || count[n] < here ||
                 (count[n] == here && n > s->node_id) || rate < best_rate ||
@@ -516,7 +520,9 @@ static int policy_choose_consolidate(DistvmState *s, int64_t now,
             *cpu = c;
         }
     }
-    *gain = best_rate;
+    if (best >= 0) {
+        *gain = best_rate;
+    }
     return best;
 }
 
@@ -608,7 +614,7 @@ static void policy_run(DistvmState *s, int64_t now)
     int best_cpu = -1, best_node = -1;
     uint32_t reason = DISTVM_MOVE_POLICY;
     unsigned back;
-    bool stale;
+    bool stale, judged = false;
 
     if (qatomic_read(&s->policy) != DISTVM_POLICY_AFFINITY ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
@@ -623,9 +629,9 @@ static void policy_run(DistvmState *s, int64_t now)
         best_cpu = back;
         best_node = a->vcpu[back].came_from;
         best_gain = cost;
+        judged = true;
     }
-    for (unsigned cpu = 0; best_node < 0 && !stale && cpu < a->nr_vcpus;
-         cpu++) {
+    for (unsigned cpu = 0; !judged && !stale && cpu < a->nr_vcpus; cpu++) {
         uint64_t gain;
         int node;
 
@@ -645,15 +651,6 @@ static void policy_run(DistvmState *s, int64_t now)
             best_node = node;
         }
     }
-    if (best_node < 0 && !stale) {
-        unsigned cpu;
-
-        best_node = policy_choose_consolidate(s, now, &cpu, &best_gain);
-        if (best_node >= 0) {
-            best_cpu = cpu;
-            reason = DISTVM_MOVE_CONSOLIDATE;
-        }
-    }
     if (best_node < 0) {
         unsigned cpu;
 
@@ -662,6 +659,15 @@ static void policy_run(DistvmState *s, int64_t now)
             best_cpu = cpu;
             best_gain = policy_busy(s, cpu);
             reason = DISTVM_MOVE_TIER;
+        }
+    }
+    if (best_node < 0 && !stale) {
+        unsigned cpu;
+
+        best_node = policy_choose_consolidate(s, now, &cpu, &best_gain);
+        if (best_node >= 0) {
+            best_cpu = cpu;
+            reason = DISTVM_MOVE_CONSOLIDATE;
         }
     }
     if (best_cpu >= 0 && !distvm_vcpu_allowed(s, best_cpu, best_node)) {

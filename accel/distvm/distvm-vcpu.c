@@ -630,7 +630,7 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
     if (distvm_move_by_policy(m->reason)) {
         owner = distvm_vcpu_node(s, m->cpu);
         if (m->to == s->node_id && owner != s->node_id) {
-            if (distvm_affinity_admit(s, m->cpu, owner, m->value)) {
+            if (distvm_affinity_admit(s, m->cpu, m->from, m->value)) {
                 vcpu_send_move(s, owner, m->cpu, m->from, m->to, m->reason,
                                m->value);
             }
