@@ -819,6 +819,134 @@ static void test_linux(const void *opaque)
 }
 
 /*
+ * Issue 13, 6(c): the Linux workload on 3 nodes (vCPUs 0:1:2:1, no guest
+ * NUMA nodes, so every vCPU shares the kernel's data with all others),
+ * once under policy=manual and once under policy=affinity with no move
+ * asked for.  Both finish with the exact result and a clean console; the
+ * policy moves vCPUs only for their data or to consolidate, and the run
+ * under it takes fewer remote faults.
+ */
+#define POLICY_WORK 30000
+
+/* Remote faults of every kind, on every node of @node */
+static uint64_t cluster_faults(DistvmNode **node, int nodes)
+{
+    static const char *const kinds[] = { "read-miss", "write-miss",
+                                         "upgrade" };
+    uint64_t faults = 0;
+
+    for (int n = 0; n < nodes; n++) {
+        QDict *info = distvm_assert_active(node[n]->qts, n);
+        QDict *ram = qdict_get_qdict(info, "ram");
+
+        for (int k = 0; k < ARRAY_SIZE(kinds); k++) {
+            faults += qdict_get_int(qdict_get_qdict(ram, kinds[k]), "count");
+        }
+        qobject_unref(info);
+    }
+    return faults;
+}
+
+/* Whether query-status on @qts answers @status */
+static bool status_is(QTestState *qts, const char *status)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts,
+                                              "{ 'execute': 'query-status' }");
+    bool is = !strcmp(qdict_get_str(ret, "status"), status);
+
+    qobject_unref(ret);
+    return is;
+}
+
+/* One run under @policy; returns its remote faults; counts its moves */
+static uint64_t linux_policy_run(const char *policy, int *moves)
+{
+    g_autofree char *kernel = distvm_guest_path("linux/vmlinuz");
+    g_autofree char *initrd = distvm_guest_path("linux/initramfs.cpio.gz");
+    g_autofree char *dir = g_strdup_printf("%s/linux-policy-%s", tmpdir,
+                                           policy);
+    g_autofree char *args = g_strdup_printf(
+        "-nodefaults -machine pc -m 512M -smp 4,sockets=4 -kernel %s "
+        "-initrd %s -action shutdown=pause "
+        "-append 'console=ttyS0 panic=-1 distvm.work=%d'", kernel, initrd,
+        POLICY_WORK);
+    g_autofree char *xz = g_strdup_printf(
+        "distvm-linux: xz round trip ok %d bytes\n", POLICY_WORK * 16);
+    g_autofree char *console = NULL;
+    DistvmNode *node[3];
+    uint64_t faults;
+    QDict *ev;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 3; n++) {
+        g_autofree char *opts = distvm_cluster_accel_opts(dir, 3, n);
+        g_autofree char *placed = g_strdup_printf(
+            "%s,placement=0:1:2:1,auto-numa=off,policy=%s", opts, policy);
+
+        node[n] = distvm_node_start(dir, n, placed, args);
+    }
+    for (int n = 0; n < 3; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+    }
+    if (!distvm_wait_console(node[0], "distvm-linux: workload done", 900)) {
+        console = distvm_read_console(node[0]);
+        g_error("the Linux guest did not finish its workload; console:\n%s",
+                console);
+    }
+    /*
+     * Wait for the power-off through QMP commands, which keep the events
+     * that come before their answers (looking for one event drops those
+     * before it: libqtest).
+     */
+    for (int i = 0; !status_is(node[0]->qts, "shutdown"); i++) {
+        g_assert_cmpint(i, <, 600);     /* a minute */
+        g_usleep(100 * 1000);
+    }
+    faults = cluster_faults(node, 3);
+    *moves = 0;
+    while ((ev = qtest_qmp_event_ref(node[0]->qts, "DISTVM_VCPU_MOVED"))) {
+        const char *reason = qdict_get_str(qdict_get_qdict(ev, "data"),
+                                           "reason");
+
+        g_test_message("policy=%s: a move for '%s'", policy, reason);
+        if (strcmp(reason, "consolidate")) {
+            g_assert_cmpstr(reason, ==, "policy");
+        }
+        (*moves)++;
+        qobject_unref(ev);
+    }
+
+    console = distvm_read_console(node[0]);
+    g_assert_nonnull(strstr(console, "distvm-linux: nproc 4\n"));
+    for (int i = 0; i < 4; i++) {
+        g_autofree char *line = distvm_linux_work_line(i, POLICY_WORK);
+
+        if (!strstr(console, line)) {
+            g_error("missing '%s' in the console:\n%s", line, console);
+        }
+    }
+    g_assert_nonnull(strstr(console, xz));
+    distvm_assert_console_clean(console);
+    for (int n = 0; n < 3; n++) {
+        distvm_node_quit(node[n]);
+    }
+    g_test_message("policy=%s: %" PRIu64 " remote faults, %d moves", policy,
+                   faults, *moves);
+    return faults;
+}
+
+static void test_linux_policy(void)
+{
+    int moves_manual, moves_affinity;
+    uint64_t manual = linux_policy_run("manual", &moves_manual);
+    uint64_t affinity = linux_policy_run("affinity", &moves_affinity);
+
+    g_assert_cmpint(moves_manual, ==, 0);
+    g_assert_cmpint(moves_affinity, >, 0);
+    g_assert_cmpuint(affinity, <, manual);
+}
+
+/*
  * A socket a vCPU, so that auto-numa gives the guest a NUMA node on each
  * node; Linux checks the TSC of each new socket against the boot CPU's.
  */
@@ -890,6 +1018,7 @@ int main(int argc, char **argv)
     qtest_add_data_func("/distvm/linux/3-nodes", &three_nodes, test_linux);
     qtest_add_data_func("/distvm/linux/2-nodes-cpu-max", &two_nodes_cpu_max,
                         test_linux);
+    qtest_add_func("/distvm/linux/3-nodes-policy", test_linux_policy);
     /* make check-long: root, iproute2 and certtool, and a few minutes. */
     if (g_getenv("DISTVM_LONG")) {
         qtest_add_data_func("/distvm/linux/3-nodes-netns-tls",
