@@ -37,11 +37,11 @@
  * quarter of a second each second).  When no vCPU has data to follow, the
  * busiest one on a node slower than another by DISTVM_POLICY_TIER_STEP
  * goes to the fastest node, which admits it as above; and the policy
- * never sends a busy vCPU to a slower node for its data.  A node that
- * refused a vCPU is not asked again for a while (for a tier, the next
- * fastest is asked), nor is a node this one is taking a vCPU from; of
- * two nodes that ask each other at once, the one with the lower id takes
- * the vCPU.
+ * never sends a busy vCPU to a slower node, for its data or to
+ * consolidate.  A node that refused a vCPU is not asked again for a while
+ * (for a tier, the next fastest is asked), nor is a node this one is
+ * taking a vCPU from; of two nodes that ask each other at once, the one
+ * with the lower id takes the vCPU.
  *
  * A move for data is judged by its effect: the request carries the
  * vCPU's remote cost (misses from other nodes, upgrades and device
@@ -528,8 +528,9 @@ static int policy_choose_consolidate(DistvmState *s, int64_t now,
 
 /*
  * A vCPU the policy asked another node to take that is still here once
- * its stay after the request is over was refused (the node had no room):
- * that node is not asked again for DISTVM_POLICY_FULL_S.  With a->lock.
+ * its stay after the request is over was refused (the node had no room,
+ * or had asked this one to take a vCPU at the same time): that node is
+ * not asked again for DISTVM_POLICY_FULL_S.  With a->lock.
  */
 static void policy_refusals(DistvmState *s, int64_t now)
 {
