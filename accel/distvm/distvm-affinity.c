@@ -201,6 +201,12 @@ void distvm_affinity_io(DistvmState *s, int cpu)
 
 /* ---- the policy ---- */
 
+/* Whether @when (0: never) is within DISTVM_POLICY_ADMIT_S before @now */
+static bool policy_recent(int64_t when, int64_t now)
+{
+    return when && now - when < DISTVM_POLICY_ADMIT_S * NANOSECONDS_PER_SECOND;
+}
+
 /*
  * The vCPUs that run on this node or were admitted to (not those of
  * -smp's maxcpus that are not plugged).  With a->lock.
@@ -217,9 +223,7 @@ static unsigned policy_load(DistvmState *s, int64_t now)
         }
         if (distvm_vcpu_node(s, cpu) == s->node_id) {
             load++;
-        } else if (a->vcpu[cpu].admitted_ns &&
-                   now - a->vcpu[cpu].admitted_ns <
-                   DISTVM_POLICY_ADMIT_S * NANOSECONDS_PER_SECOND) {
+        } else if (policy_recent(a->vcpu[cpu].admitted_ns, now)) {
             load++;
         }
     }
@@ -237,8 +241,7 @@ static bool policy_asked(DistvmState *s, int64_t now, uint32_t from)
     for (unsigned c = 0; c < a->nr_vcpus; c++) {
         if (a->vcpu[c].asked_to == (int)from &&
             distvm_vcpu_node(s, c) == s->node_id &&
-            now - a->vcpu[c].sent_away_ns <
-            DISTVM_POLICY_ADMIT_S * NANOSECONDS_PER_SECOND) {
+            policy_recent(a->vcpu[c].sent_away_ns, now)) {
             return true;
         }
     }
@@ -397,9 +400,8 @@ static bool policy_may_ask(DistvmState *s, int64_t now, uint32_t n)
         return false;
     }
     for (unsigned c = 0; c < a->nr_vcpus; c++) {
-        if (a->vcpu[c].admitted_ns && distvm_vcpu_node(s, c) == n &&
-            now - a->vcpu[c].admitted_ns <
-            DISTVM_POLICY_ADMIT_S * NANOSECONDS_PER_SECOND) {
+        if (policy_recent(a->vcpu[c].admitted_ns, now) &&
+            distvm_vcpu_node(s, c) == n) {
             return false;
         }
     }
