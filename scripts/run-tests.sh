@@ -33,7 +33,8 @@ if [ "$which" != upstream ]; then
     echo "== distvm tests"
     # One at a time: they boot SMP guests on this machine's cores.
     run 1 qtest-x86_64/distvm-test qtest-x86_64/distvm-ram-test \
-        qtest-x86_64/distvm-move-test qtest-x86_64/distvm-linux-test \
+        qtest-x86_64/distvm-move-test qtest-x86_64/distvm-elastic-test \
+        qtest-x86_64/distvm-linux-test \
         qtest-x86_64/distvm-sequence-test
 fi
 if [ "$which" != distvm ] && [ $# -gt 0 ]; then

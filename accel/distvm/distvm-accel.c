@@ -250,6 +250,23 @@ static void distvm_set_nodes(Object *obj, Visitor *v, const char *name,
     s->nodes = value;
 }
 
+static void distvm_set_start_nodes(Object *obj, Visitor *v, const char *name,
+                                   void *opaque, Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+    uint32_t value;
+
+    if (!visit_type_uint32(v, name, &value, errp)) {
+        return;
+    }
+    if (value < 1 || value > DISTVM_MAX_NODES) {
+        error_setg(errp, "distvm: start-nodes=%" PRIu32 " is out of range "
+                   "(1 to %d)", value, DISTVM_MAX_NODES);
+        return;
+    }
+    s->start_nodes = value;
+}
+
 static char *distvm_get_listen(Object *obj, Error **errp)
 {
     return g_strdup(DISTVM_ACCEL(obj)->listen);
@@ -354,6 +371,15 @@ static bool distvm_apply_placement(DistvmState *s, Error **errp)
                        s->placement, i, node, s->nodes);
             return false;
         }
+        if (node >= s->start_nodes) {
+            error_setg(errp, "distvm: placement=%s puts vCPU %u on node %"
+                       PRIu32 ", which joins the running guest later "
+                       "(start-nodes=%" PRIu32 "): place vCPUs on nodes 0 "
+                       "to %" PRIu32 " and move them once it joined",
+                       s->placement, i, node, s->start_nodes,
+                       s->start_nodes - 1);
+            return false;
+        }
         s->vcpu_node[i] = node;
     }
     return true;
@@ -379,6 +405,16 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
                    "nodes=%" PRIu32, s->node_id, s->nodes);
         return false;
     }
+    if (!s->start_nodes) {
+        s->start_nodes = s->nodes;
+    }
+    if (s->start_nodes > s->nodes) {
+        error_setg(errp, "distvm: start-nodes=%" PRIu32 " is above nodes=%"
+                   PRIu32, s->start_nodes, s->nodes);
+        return false;
+    }
+    s->present = MAKE_64BIT_MASK(0, s->start_nodes);
+    s->joining = UINT32_MAX;
     if (s->node_id == DISTVM_HOME_NODE && s->home) {
         error_setg(errp, "distvm: home= is for the other nodes; node 0 is "
                    "the home node itself");
@@ -481,6 +517,7 @@ static int distvm_init_machine(MachineState *ms)
         distvm_chipset_init(s);
         distvm_clock_init(s);
         distvm_io_init(s);
+        distvm_join_init(s);
         distvm_leave_init(s);
         distvm_pic_init(s);
         distvm_pause_init(s);
@@ -562,7 +599,15 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
                               distvm_set_nodes, NULL,
                               (void *)offsetof(DistvmState, nodes));
     object_class_property_set_description(oc, "nodes",
-        "How many nodes the cluster has (default 1)");
+        "How many nodes the cluster has, at most (default 1)");
+
+    object_class_property_add(oc, "start-nodes", "uint32", distvm_get_u32,
+                              distvm_set_start_nodes, NULL,
+                              (void *)offsetof(DistvmState, start_nodes));
+    object_class_property_set_description(oc, "start-nodes",
+        "How many nodes (ids 0 to start-nodes-1) form the cluster and "
+        "start the guest; the others may join it while it runs (default: "
+        "nodes)");
 
     object_class_property_add(oc, "join-timeout", "uint32", distvm_get_u32,
                               distvm_set_join_timeout, NULL,

@@ -62,6 +62,41 @@ static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
     }
 }
 
+static int send_host_bridge(Object *obj, void *opaque)
+{
+    PCIDevice *dev = (PCIDevice *)object_dynamic_cast(obj, TYPE_PCI_DEVICE);
+    uint32_t node = *(uint32_t *)opaque;
+    DistvmState *s = distvm_state();
+    g_autoptr(GByteArray) m = NULL;
+    g_autofree char *path = NULL;
+
+    if (!dev || !is_host_bridge(dev)) {
+        return 0;
+    }
+    path = object_get_canonical_path(obj);
+    m = g_byte_array_new();
+    /* The header is the chipset's own; its registers are what it maps */
+    for (uint32_t addr = PCI_CONFIG_HEADER_SIZE; addr < PCI_CONFIG_SPACE_SIZE;
+         addr += 4) {
+        g_byte_array_set_size(m, 0);
+        distvm_wire_pci_config(m, s->node_id, s->config_gen, path, addr,
+                               pci_get_long(dev->config + addr), 4);
+        distvm_send(s, node, m);
+    }
+    return 0;
+}
+
+/*
+ * Home, with the BQL: @node joins the running guest (distvm-join.c).  Its
+ * host bridge writes the registers home's has, and so maps its memory as
+ * home's does (shadow RAM, SMRAM).  The numbering stays home's.
+ */
+void distvm_chipset_send_state(DistvmState *s, uint32_t node)
+{
+    object_child_foreach_recursive(object_get_root(), send_host_bridge,
+                                   &node);
+}
+
 /* Changing the memory map needs the BQL: the main loop does it. */
 static void pci_config_replay(DistvmState *s, const DistvmMsg *msg)
 {

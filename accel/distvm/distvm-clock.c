@@ -74,7 +74,8 @@ static bool port_of(MemoryRegion *mr, uint32_t *port)
     return false;
 }
 
-static void clock_send(DistvmState *s)
+/* Home: tell @node (or every other node, UINT32_MAX) where they are. */
+static void clock_send_to(DistvmState *s, uint32_t node)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
 
@@ -87,9 +88,22 @@ static void clock_send(DistvmState *s)
                                  s->clock->regs.hpet_counter,
                                  s->clock->regs.hpet_offset);
     for (uint32_t i = 0; i < s->nodes; i++) {
-        if (i != s->node_id) {
+        if (i != s->node_id && (node == UINT32_MAX || i == node)) {
             distvm_send(s, i, m);
         }
+    }
+}
+
+static void clock_send(DistvmState *s)
+{
+    clock_send_to(s, UINT32_MAX);
+}
+
+/* Home, with the BQL: a node joins the running guest (distvm-join.c). */
+void distvm_clock_send_state(DistvmState *s, uint32_t node)
+{
+    if (s->clock) {
+        clock_send_to(s, node);
     }
 }
 

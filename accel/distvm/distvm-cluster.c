@@ -59,7 +59,8 @@ static void distvm_cluster_started_bh(void *opaque)
 static bool distvm_mesh_complete(DistvmState *s)
 {
     for (uint32_t i = 0; i < s->nodes; i++) {
-        if (i != s->node_id && !s->peers[i].sioc) {
+        if (i != s->node_id && distvm_node_present(s, i) &&
+            !s->peers[i].sioc) {
             return false;
         }
     }
@@ -86,9 +87,13 @@ static void distvm_home_node_ready(DistvmState *s, uint32_t node)
     g_autoptr(GByteArray) start = g_byte_array_new();
     bool all = true;
 
+    if (node >= s->start_nodes) {
+        distvm_join_ready(s, node);
+        return;
+    }
     qemu_mutex_lock(&s->lock);
     s->peers[node].ready = true;
-    for (uint32_t i = 1; i < s->nodes; i++) {
+    for (uint32_t i = 1; i < s->start_nodes; i++) {
         all &= s->peers[i].ready;
     }
     all &= !s->starting;
@@ -98,7 +103,7 @@ static void distvm_home_node_ready(DistvmState *s, uint32_t node)
     }
     /* The nodes start their vCPUs when home starts its own. */
     distvm_wire_empty(start, DISTVM_MSG_START, s->node_id, s->want_autostart);
-    for (uint32_t i = 1; i < s->nodes; i++) {
+    for (uint32_t i = 1; i < s->start_nodes; i++) {
         distvm_send(s, i, start);
     }
     distvm_cluster_start(s);

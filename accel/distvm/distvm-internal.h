@@ -117,7 +117,8 @@ struct DistvmState {
 
     /* -accel distvm properties */
     uint32_t node_id;
-    uint32_t nodes;
+    uint32_t nodes;             /* at most, ids 0 to nodes - 1 */
+    uint32_t start_nodes;       /* nodes 0 to start_nodes - 1 form it */
     char *listen;               /* as given, "tcp:HOST:PORT" or "unix:PATH" */
     char *home;
     SocketAddress *listen_addr; /* parsed from @listen */
@@ -169,6 +170,15 @@ struct DistvmState {
      */
     DistvmClusterState state;
     DistvmPeer peers[DISTVM_MAX_NODES];
+    /*
+     * Atomic: the nodes that are part of the cluster (the start nodes,
+     * and those that joined the running guest since: distvm-join.c).
+     */
+    uint32_t present;
+    /* The node joining now, announced by home, or UINT32_MAX */
+    uint32_t joining;
+    int64_t join_paused_ns;     /* home: when it paused the guest for it */
+    bool plugged;               /* home: a device was plugged on every node */
     QIONetListener *listener;
     GMainContext *accept_ctx;   /* the listener's, in the accept thread */
     GPtrArray *unidentified;    /* DistvmConn, accepted, not identified */
@@ -256,6 +266,11 @@ struct DistvmAccelClass {
 DistvmState *distvm_state(void);
 uint32_t distvm_vcpu_node(DistvmState *s, int cpu_index);
 
+static inline bool distvm_node_present(DistvmState *s, uint32_t node)
+{
+    return node < DISTVM_MAX_NODES && (qatomic_read(&s->present) & BIT(node));
+}
+
 static inline bool distvm_is_home(DistvmState *s)
 {
     return s->node_id == DISTVM_HOME_NODE;
@@ -268,6 +283,7 @@ static inline bool distvm_cluster_leaving(DistvmState *s)
 
 /* distvm-net.c */
 bool distvm_net_init(DistvmState *s, Error **errp);
+void distvm_home_welcome(DistvmState *s, uint32_t node);
 /* Send a message to @node (this node included); false if it is gone. */
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
 uint64_t distvm_peer_queued(DistvmPeer *peer);
@@ -323,6 +339,14 @@ void distvm_dispatch_wait_before_replies(DistvmState *s, CPUState *cs);
 void G_GNUC_PRINTF(3, 4) distvm_msg_refused(DistvmState *s, uint32_t src,
                                             const char *fmt, ...);
 
+/* distvm-join.c */
+void distvm_join_init(DistvmState *s);
+char *distvm_join_refusal(DistvmState *s, uint32_t node);
+void distvm_join_announce(DistvmState *s, uint32_t node, uint32_t speed);
+void distvm_join_ready(DistvmState *s, uint32_t node);
+void distvm_join_node_stopped(DistvmState *s, uint32_t node);
+bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why);
+
 /* distvm-cluster.c */
 void distvm_cluster_init(DistvmState *s);
 /* A node other than home: report READY once the mesh is complete. */
@@ -337,11 +361,13 @@ QIOChannel *distvm_tls_wrap(DistvmState *s, QIOChannelSocket *sioc,
 void distvm_chipset_init(DistvmState *s);
 void distvm_chipset_quiesce(DistvmState *s);
 void distvm_chipset_reset(DistvmState *s);
+void distvm_chipset_send_state(DistvmState *s, uint32_t node);
 
 /* distvm-clock.c */
 void distvm_clock_init(DistvmState *s);
 void distvm_clock_start(DistvmState *s);
 void distvm_clock_update(DistvmState *s);
+void distvm_clock_send_state(DistvmState *s, uint32_t node);
 /* A read of a clock register by a vCPU here: answered if true */
 bool distvm_clock_read(DistvmState *s, uint32_t space, uint64_t addr,
                        unsigned size, uint64_t *val);
@@ -521,6 +547,7 @@ void distvm_pic_vcpu_arrived(CPUState *cs);
 void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_start(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);
+void distvm_vcpu_send_state(DistvmState *s, uint32_t node);
 /* Ask node @node to move vCPU @cpu to node @to, for @reason, with @value */
 void distvm_vcpu_request_move(DistvmState *s, uint32_t cpu, uint32_t node,
                               uint32_t to, uint32_t reason, uint64_t value);

@@ -429,8 +429,9 @@ static void *distvm_watch_thread(void *opaque)
     int64_t timeout = (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND;
     int64_t beat = timeout / 5;
     g_autoptr(GByteArray) hb = g_byte_array_new();
-    uint64_t rx_seen[DISTVM_MAX_NODES], tx_seen[DISTVM_MAX_NODES];
-    int64_t tx_idle_since[DISTVM_MAX_NODES];
+    uint64_t rx_seen[DISTVM_MAX_NODES] = {}, tx_seen[DISTVM_MAX_NODES] = {};
+    int64_t tx_idle_since[DISTVM_MAX_NODES] = {};
+    uint32_t watched = 0;       /* the nodes present at the last tick */
     bool armed = false;
 
     distvm_wire_empty(hb, DISTVM_MSG_HEARTBEAT, s->node_id, 0);
@@ -453,15 +454,18 @@ static void *distvm_watch_thread(void *opaque)
             int64_t over;
             g_autofree char *why = NULL;
 
-            if (i == s->node_id) {
+            if (i == s->node_id || !distvm_node_present(s, i)) {
                 continue;
             }
-            /* At the start, every peer counts as heard, and as sent to. */
-            if (!armed || rx != rx_seen[i]) {
+            /*
+             * At the start, or when it joined, a peer counts as heard, and
+             * as sent to.
+             */
+            if (!(watched & BIT(i)) || rx != rx_seen[i]) {
                 rx_seen[i] = rx;
                 qatomic_set(&peer->heard_ns, now);
             }
-            if (!armed || tx != tx_seen[i]) {
+            if (!(watched & BIT(i)) || tx != tx_seen[i]) {
                 tx_seen[i] = tx;
                 tx_idle_since[i] = now;
             }
@@ -484,6 +488,7 @@ static void *distvm_watch_thread(void *opaque)
                 distvm_fatal_node_lost(s, i, why);
             }
         }
+        watched = qatomic_read(&s->present);
         armed = true;
     }
     return NULL;
@@ -547,6 +552,9 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
 {
     g_autoptr(GByteArray) lost = g_byte_array_new();
 
+    if (distvm_join_lost(s, node, why)) {
+        return;
+    }
     qemu_mutex_lock(&s->lock);
     if (s->state == DISTVM_CLUSTER_STATE_FAILED) {
         qemu_mutex_unlock(&s->lock);
@@ -650,17 +658,23 @@ static char *distvm_check_hello(DistvmState *s, const DistvmMsgHello *h)
                                "this %" PRIu32 "-node cluster (1 to %" PRIu32
                                ")", h->node_id, s->nodes, s->nodes - 1);
     }
-    if (s->state != DISTVM_CLUSTER_STATE_JOINING) {
+    if (h->nodes != s->nodes) {
+        return g_strdup_printf("node %" PRIu32 " was started with nodes=%"
+                               PRIu32 ", the home node with nodes=%" PRIu32,
+                               h->node_id, h->nodes, s->nodes);
+    }
+    if (h->node_id >= s->start_nodes) {
+        char *refusal = distvm_join_refusal(s, h->node_id);
+
+        if (refusal) {
+            return refusal;
+        }
+    } else if (s->state != DISTVM_CLUSTER_STATE_JOINING) {
         return g_strdup("the cluster has already formed");
     }
     if (s->peers[h->node_id].sioc) {
         return g_strdup_printf("node %" PRIu32 " has already joined",
                                h->node_id);
-    }
-    if (h->nodes != s->nodes) {
-        return g_strdup_printf("node %" PRIu32 " was started with nodes=%"
-                               PRIu32 ", the home node with nodes=%" PRIu32,
-                               h->node_id, h->nodes, s->nodes);
     }
     for (i = 0; i < s->fp_items && i < h->nr_items; i++) {
         bool same_key = !strcmp(s->fp_keys[i], h->keys[i]);
@@ -703,8 +717,11 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
         distvm_peer_attach(&s->peers[h->node_id], sioc, ioc);
         s->peers[h->node_id].addr = g_strdup(h->listen);
         qatomic_set(&s->peers[h->node_id].speed, h->speed);
-        for (uint32_t i = 1; i < s->nodes; i++) {
+        for (uint32_t i = 1; i < s->start_nodes; i++) {
             joined += !!s->peers[i].sioc;
+        }
+        if (h->node_id >= s->start_nodes) {
+            qatomic_set(&s->joining, h->node_id);
         }
     }
     qemu_mutex_unlock(&s->lock);
@@ -716,22 +733,37 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
         return false;
     }
     trace_distvm_node_joined(h->node_id, h->listen);
-    if (joined == s->nodes - 1) {
-        g_autofree char **addrs = g_new0(char *, s->nodes + 1);
-        g_autofree uint32_t *speeds = g_new0(uint32_t, s->nodes);
-
-        addrs[0] = s->listen;
-        speeds[0] = s->speed;
-        for (uint32_t i = 1; i < s->nodes; i++) {
-            addrs[i] = s->peers[i].addr;
-            speeds[i] = s->peers[i].speed;
-        }
-        distvm_wire_welcome(reply, s->nodes, addrs, speeds);
-        for (uint32_t i = 1; i < s->nodes; i++) {
-            distvm_send(s, i, reply);
+    if (h->node_id >= s->start_nodes) {
+        distvm_join_announce(s, h->node_id, h->speed);
+        distvm_home_welcome(s, h->node_id);
+    } else if (joined == s->start_nodes - 1) {
+        for (uint32_t i = 1; i < s->start_nodes; i++) {
+            distvm_home_welcome(s, i);
         }
     }
     return true;
+}
+
+/*
+ * Home: send WELCOME to @node, with the address of every node of the
+ * cluster and @node's own; no address for the others.
+ */
+void distvm_home_welcome(DistvmState *s, uint32_t node)
+{
+    g_autoptr(GByteArray) welcome = g_byte_array_new();
+    g_autofree char **addrs = g_new0(char *, s->nodes + 1);
+    g_autofree uint32_t *speeds = g_new0(uint32_t, s->nodes);
+
+    addrs[0] = s->listen;
+    speeds[0] = s->speed;
+    for (uint32_t i = 1; i < s->nodes; i++) {
+        bool known = distvm_node_present(s, i) || i == node;
+
+        addrs[i] = known ? s->peers[i].addr : (char *)"";
+        speeds[i] = known ? qatomic_read(&s->peers[i].speed) : 0;
+    }
+    distvm_wire_welcome(welcome, s->nodes, addrs, speeds);
+    distvm_send(s, node, welcome);
 }
 
 /* A node other than home: a node with a higher id opens its connection. */
@@ -740,12 +772,28 @@ static bool distvm_peer_accept(DistvmState *s, QIOChannelSocket *sioc,
 {
     bool ok = false;
 
+    int64_t deadline = get_clock() +
+                       (int64_t)s->join_timeout * NANOSECONDS_PER_SECOND;
+
     qemu_mutex_lock(&s->lock);
-    if (node <= s->node_id) {
+    /* A node joining the running guest: home announces it first. */
+    while (node >= s->start_nodes && s->joining != node &&
+           s->state == DISTVM_CLUSTER_STATE_RUNNING &&
+           get_clock() < deadline) {
+        qemu_cond_timedwait(&s->cond, &s->lock, 100);
+    }
+    if (s->peers[node].sioc) {
+        error_setg(errp, "node %" PRIu32 " is already connected", node);
+    } else if (node >= s->start_nodes && s->joining == node &&
+               s->state == DISTVM_CLUSTER_STATE_RUNNING) {
+        distvm_peer_attach(&s->peers[node], sioc, ioc);
+        ok = true;
+    } else if (node >= s->start_nodes) {
+        error_setg(errp, "node %" PRIu32 " is not joining the cluster (the "
+                   "home node did not announce it)", node);
+    } else if (node <= s->node_id) {
         error_setg(errp, "node %" PRIu32 " opened a connection that node %"
                    PRIu32 " should have opened", node, s->node_id);
-    } else if (s->peers[node].sioc) {
-        error_setg(errp, "node %" PRIu32 " is already connected", node);
     } else if (s->state != DISTVM_CLUSTER_STATE_JOINING) {
         error_setg(errp, "the cluster has already formed");
     } else {
@@ -979,6 +1027,7 @@ static void *distvm_join_thread(void *opaque)
     DistvmMsg msg;
     Error *err = NULL;
     uint64_t bytes;
+    uint32_t present;
     int ret;
 
     rcu_register_thread();
@@ -1022,16 +1071,32 @@ static void *distvm_join_thread(void *opaque)
     }
     qemu_mutex_lock(&s->lock);
     distvm_peer_attach(&s->peers[DISTVM_HOME_NODE], home, home_ioc);
+    present = 0;
     for (uint32_t i = 0; i < s->nodes; i++) {
-        s->peers[i].addr = g_strdup(msg.u.welcome.addrs[i]);
-        qatomic_set(&s->peers[i].speed, msg.u.welcome.speeds[i]);
+        if (msg.u.welcome.addrs[i][0]) {
+            present |= BIT(i);
+            s->peers[i].addr = g_strdup(msg.u.welcome.addrs[i]);
+            qatomic_set(&s->peers[i].speed, msg.u.welcome.speeds[i]);
+        }
     }
+    /* Not this node itself, if it joins the running guest: not yet */
+    if (s->node_id >= s->start_nodes) {
+        present &= ~BIT(s->node_id);
+    }
+    qatomic_set(&s->present, present);
     qemu_mutex_unlock(&s->lock);
     distvm_msg_clear(&msg);
     trace_distvm_welcome(s->node_id, s->nodes);
 
-    /* Open the mesh connections to the nodes with lower ids. */
-    for (uint32_t i = 1; i < s->node_id; i++) {
+    /*
+     * Open the mesh connections to the nodes with lower ids, or, when
+     * this node joins the running guest, to every node of the cluster.
+     */
+    for (uint32_t i = 1; i < s->nodes; i++) {
+        if (i == s->node_id || !(present & BIT(i)) ||
+            (i > s->node_id && s->node_id < s->start_nodes)) {
+            continue;
+        }
         QIOChannelSocket *sioc = distvm_connect(s, s->peers[i].addr, &err);
         QIOChannel *ioc;
 
@@ -1127,6 +1192,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
        "cores=%u,threads=%u", ms->smp.cpus, ms->smp.max_cpus,
        ms->smp.sockets, ms->smp.dies, ms->smp.clusters, ms->smp.cores,
        ms->smp.threads);
+    FP("start nodes", "%" PRIu32, s->start_nodes);
     FP("vcpu placement", "%s", s->placement ?: "all on node 0");
     FP("resident RAM", "%s", s->residency ?: "none");
     FP("devices on other nodes", "%s", s->device_nodes ?: "none");

@@ -47,7 +47,8 @@ int distvm_plug_send_all(DistvmState *s, GByteArray *msg)
     int gone = -1;
 
     for (uint32_t i = 0; i < s->nodes; i++) {
-        if (i != s->node_id && !distvm_send(s, i, msg)) {
+        if (i != s->node_id && distvm_node_present(s, i) &&
+            !distvm_send(s, i, msg)) {
             gone = i;
         }
     }
@@ -69,10 +70,15 @@ bool distvm_plug_nodes_heard(DistvmState *s, const char *what, Error **errp)
                    what);
         return false;
     }
+    if (qatomic_read(&s->joining) != UINT32_MAX) {
+        error_setg(errp, "distvm: node %" PRIu32 " is joining the cluster; "
+                   "plug %s once it joined", qatomic_read(&s->joining), what);
+        return false;
+    }
     for (uint32_t i = 0; i < s->nodes; i++) {
         int64_t silent = now - qatomic_read(&s->peers[i].heard_ns);
 
-        if (i != s->node_id && silent > limit) {
+        if (i != s->node_id && distvm_node_present(s, i) && silent > limit) {
             error_setg(errp, "distvm: node %" PRIu32 " has been silent for "
                        "%" PRId64 " ms; %s is plugged only while every node "
                        "answers", i, silent / SCALE_MS, what);
@@ -100,7 +106,7 @@ static bool plug_wait(DistvmState *s, uint64_t seq, const char *what,
                       Error **errp)
 {
     DistvmPlug *p = s->plug;
-    uint32_t all = MAKE_64BIT_MASK(0, s->nodes) & ~(1u << s->node_id);
+    uint32_t all = qatomic_read(&s->present) & ~(1u << s->node_id);
     int64_t deadline = get_clock() + (int64_t)s->peer_timeout *
                        NANOSECONDS_PER_SECOND;
     bool ok;
@@ -119,6 +125,8 @@ static bool plug_wait(DistvmState *s, uint64_t seq, const char *what,
                             MIN(left / SCALE_MS + 1, 100));
     }
     ok = p->answered == all && !p->refusal;
+    /* A node joins with the machine of its command line: none now */
+    s->plugged |= ok;
     if (p->refusal) {
         error_setg(errp, "distvm: node %" PRIu32 " could not plug %s: %s",
                    p->refused_by, what, p->refusal);

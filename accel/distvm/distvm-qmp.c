@@ -141,6 +141,7 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     info = g_new0(DistvmInfo, 1);
     info->node_id = s->node_id;
     info->nodes = s->nodes;
+    info->start_nodes = s->start_nodes;
     info->state = s->state;
     info->listen = g_strdup(s->listen);
     info->home = g_strdup(s->home);
@@ -170,6 +171,7 @@ DistvmInfo *qmp_query_distvm(Error **errp)
             n->address = g_strdup(s->home);
         }
         n->connected = n->self || qatomic_read(&peer->sioc) != NULL;
+        n->present = distvm_node_present(s, i);
         n->has_rtt_us = rtt != 0;
         n->rtt_us = rtt / 1000;
         n->bytes_sent = qatomic_read(&peer->bytes_sent);
@@ -364,15 +366,22 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     if (hmp_handle_error(mon, err)) {
         return;
     }
-    monitor_printf(mon, "node %" PRIu32 " of %" PRIu32 "%s, cluster %s\n",
+    monitor_printf(mon, "node %" PRIu32 " of %" PRIu32 "%s, cluster %s",
                    info->node_id, info->nodes,
                    info->node_id == DISTVM_HOME_NODE ? " (home)" : "",
                    DistvmClusterState_str(info->state));
+    if (info->start_nodes < info->nodes) {
+        monitor_printf(mon, ", started with %" PRIu32 " nodes",
+                       info->start_nodes);
+    }
+    monitor_printf(mon, "\n");
     for (n = info->node_list; n; n = n->next) {
-        monitor_printf(mon, "  node %" PRIu32 ": %s%s%s", n->value->node_id,
-                       n->value->address ?: "-",
+        monitor_printf(mon, "  node %" PRIu32 ": %s%s%s%s",
+                       n->value->node_id, n->value->address ?: "-",
                        n->value->self ? " (this node)" : "",
-                       n->value->connected ? "" : " (not connected)");
+                       n->value->present ? "" : " (not in the cluster)",
+                       n->value->connected || !n->value->present ?
+                       "" : " (not connected)");
         if (n->value->has_rtt_us) {
             monitor_printf(mon, ", rtt %" PRId64 " us", n->value->rtt_us);
         }

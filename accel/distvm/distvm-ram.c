@@ -201,7 +201,7 @@ static inline gpointer page_key(uint32_t block, uint64_t page)
 
 /*
  * A homed block's directory is on its home; the others' is spread over
- * the nodes.
+ * the nodes the cluster starts with (nodes that join later manage none).
  */
 static inline uint32_t page_manager(DistvmState *s, DistvmBlock *b,
                                     uint64_t page)
@@ -209,7 +209,7 @@ static inline uint32_t page_manager(DistvmState *s, DistvmBlock *b,
     if (b->homed) {
         return b->home;
     }
-    return ((b->first + page) >> MANAGER_RUN_BITS) % s->nodes;
+    return ((b->first + page) >> MANAGER_RUN_BITS) % s->start_nodes;
 }
 
 static inline void *page_host(DistvmBlock *b, uint64_t page)

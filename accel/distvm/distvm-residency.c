@@ -121,10 +121,10 @@ static bool resident_parse_one(DistvmState *s, const char *item,
                    "range of whole 4 KiB pages", s->residency, item);
         return false;
     }
-    if (node >= s->nodes) {
+    if (node >= s->start_nodes) {
         error_setg(errp, "distvm: residency=%s: there is no node %" PRIu64
-                   " (the cluster has nodes 0 to %" PRIu32 ")", s->residency,
-                   node, s->nodes - 1);
+                   " when the cluster starts (it starts with nodes 0 to %"
+                   PRIu32 ")", s->residency, node, s->start_nodes - 1);
         return false;
     }
     r->node = node;
@@ -477,9 +477,10 @@ static bool resident_check_new(DistvmState *s, uint64_t base, uint64_t size,
                    "not a non-empty range of whole 4 KiB pages", base, size);
         return false;
     }
-    if (node >= s->nodes) {
-        error_setg(errp, "distvm: there is no node %" PRIu32 " (the cluster "
-                   "has nodes 0 to %" PRIu32 ")", node, s->nodes - 1);
+    if (!distvm_node_present(s, node)) {
+        error_setg(errp, "distvm: node %" PRIu32 " is not part of the "
+                   "cluster (it has nodes 0 to %" PRIu32 ", and those that "
+                   "joined)", node, s->start_nodes - 1);
         return false;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -673,7 +674,7 @@ static void res_set_received(DistvmState *s, const DistvmMsg *msg)
             return;
         }
         rw->covered |= 1u << src;
-        if (rw->covered == (MAKE_64BIT_MASK(0, s->nodes) &
+        if (rw->covered == (qatomic_read(&s->present) &
                             ~(1u << s->node_id))) {
             QemuThread thread;
 

@@ -345,6 +345,7 @@ static void node_stopped_bh(void *opaque)
                               (int64_t)m->run.virtual_ns);
     r->nodes_stopped_ticks = MAX(r->nodes_stopped_ticks,
                                  (int64_t)m->run.guest_ticks);
+    distvm_join_node_stopped(distvm_state(), m->from);
     g_free(m);
 }
 

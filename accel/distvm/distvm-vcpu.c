@@ -195,23 +195,32 @@ static bool distvm_apic_remote_deliver(APICCommonState *apic,
  * LAPIC only while it is enabled.  QEMU's lowest-priority arbitration
  * takes the first LAPIC addressed: no more to share for it.
  */
+static uint64_t apic_addressing_value(APICCommonState *apic)
+{
+    uint64_t value = qatomic_read(&apic->id) |
+                     qatomic_read(&apic->log_dest) << 8 |
+                     (uint64_t)(qatomic_read(&apic->dest_mode) & 0xf) << 16;
+    uint64_t base = qatomic_read(&apic->apicbase);
+
+    if (base & MSR_IA32_APICBASE_EXTD) {
+        value |= DISTVM_APIC_X2APIC;
+    }
+    if (base & MSR_IA32_APICBASE_ENABLE) {
+        value |= DISTVM_APIC_ENABLED;
+    }
+    if (qatomic_read(&apic->spurious_vec) & APIC_SV_ENABLE) {
+        value |= DISTVM_APIC_SW_ENABLED;
+    }
+    return value;
+}
+
 static void distvm_apic_addressing(APICCommonState *apic)
 {
     DistvmState *s = distvm_state();
     g_autoptr(GByteArray) m = NULL;
     uint32_t cpu = CPU(apic->cpu)->cpu_index;
-    uint64_t value = apic->id | apic->log_dest << 8 |
-                     (uint64_t)(apic->dest_mode & 0xf) << 16;
+    uint64_t value = apic_addressing_value(apic);
 
-    if (apic->apicbase & MSR_IA32_APICBASE_EXTD) {
-        value |= DISTVM_APIC_X2APIC;
-    }
-    if (apic->apicbase & MSR_IA32_APICBASE_ENABLE) {
-        value |= DISTVM_APIC_ENABLED;
-    }
-    if (apic->spurious_vec & APIC_SV_ENABLE) {
-        value |= DISTVM_APIC_SW_ENABLED;
-    }
     /*
      * Only the node that runs the vCPU tells: the others keep copies.  Not
      * of a CPU it plugs for home: every node resets its copy the same way,
@@ -889,6 +898,72 @@ static bool vcpu_nodes_received(DistvmState *s, const DistvmMsg *msg)
     return true;
 }
 
+/*
+ * VCPU_WHERE, from home to this node while it joins the running guest:
+ * where vCPU m->cpu runs, after msg->hdr.seq moves.  A VCPU_MOVED of its
+ * destination may come first or after: the later move wins.
+ */
+static bool vcpu_where_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgVcpu *m = &msg->u.vcpu;
+    DistvmVcpuMove *mv = &s->moves[m->cpu];
+
+    if (s->node_id < s->start_nodes || distvm_node_present(s, s->node_id) ||
+        m->to == s->node_id) {
+        distvm_msg_refused(s, msg->hdr.src, "VCPU_WHERE of vCPU %" PRIu32
+                           ": this node is not joining, or would run it",
+                           m->cpu);
+        return false;
+    }
+    qemu_mutex_lock(&s->lock);
+    if (msg->hdr.seq >= mv->generation) {
+        mv->generation = msg->hdr.seq;
+        qatomic_set(&s->vcpu_node[m->cpu], m->to);
+    }
+    qemu_mutex_unlock(&s->lock);
+    return true;
+}
+
+/*
+ * Home, with the guest stopped: @node joins it.  Where each vCPU runs,
+ * how its LAPIC is addressed and where it may run, as home knows them.
+ */
+void distvm_vcpu_send_state(DistvmState *s, uint32_t node)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        uint32_t i = cpu->cpu_index;
+        uint64_t generation;
+        uint32_t where;
+
+        qemu_mutex_lock(&s->lock);
+        generation = s->moves[i].generation;
+        where = s->vcpu_node[i];
+        qemu_mutex_unlock(&s->lock);
+
+        g_byte_array_set_size(m, 0);
+        distvm_wire_vcpu(m, DISTVM_MSG_VCPU_WHERE, s->node_id, i, s->node_id,
+                         where, 0, NULL, 0);
+        distvm_wire_set_seq(m, generation);
+        distvm_send(s, node, m);
+
+        g_byte_array_set_size(m, 0);
+        distvm_wire_vcpu(m, DISTVM_MSG_VCPU_APIC, s->node_id, i, s->node_id,
+                         node, apic_addressing_value(
+                             APIC_COMMON(X86_CPU(cpu)->apic_state)),
+                         NULL, 0);
+        distvm_send(s, node, m);
+
+        g_byte_array_set_size(m, 0);
+        distvm_wire_vcpu(m, DISTVM_MSG_VCPU_NODES, s->node_id, i, s->node_id,
+                         s->node_id, qatomic_read(&s->vcpu_allowed[i]), NULL,
+                         0);
+        distvm_send(s, node, m);
+    }
+}
+
 static const DistvmMsgHandler vcpu_handlers[] = {
     { DISTVM_MSG_VCPU_MOVE, .receive = vcpu_move_received },
     { DISTVM_MSG_VCPU_STATE, .receive = vcpu_state_received,
@@ -899,6 +974,7 @@ static const DistvmMsgHandler vcpu_handlers[] = {
       .before_replies = vcpu_ipi_is_smi },
     { DISTVM_MSG_VCPU_APIC, .receive = vcpu_apic_received },
     { DISTVM_MSG_VCPU_NODES, .receive = vcpu_nodes_received },
+    { DISTVM_MSG_VCPU_WHERE, .receive = vcpu_where_received },
     { DISTVM_MSG_VCPU_WARM_PAGES, .receive = vcpu_warm_pages_received,
       .main_loop = vcpu_warm_pages_ask },
 };
@@ -1062,7 +1138,7 @@ void qmp_distvm_set_vcpu_nodes(int64_t cpu_index, bool has_nodes,
     distvm_wire_vcpu(m, DISTVM_MSG_VCPU_NODES, s->node_id, cpu_index,
                      s->node_id, s->node_id, allowed, NULL, 0);
     for (uint32_t n = 0; n < s->nodes; n++) {
-        if (!distvm_send(s, n, m)) {
+        if (distvm_node_present(s, n) && !distvm_send(s, n, m)) {
             distvm_fatal_node_lost(s, n, "connection closed");
         }
     }
@@ -1076,6 +1152,12 @@ static bool vcpu_move_asked(int64_t cpu_index, uint32_t node,
     uint32_t owner;
 
     if (!s || !node_exists(s, node, errp)) {
+        return false;
+    }
+    if (!distvm_node_present(s, node)) {
+        error_setg(errp, "distvm: node %" PRIu32 " is not part of the "
+                   "cluster: it has not joined (start-nodes=%" PRIu32 ")",
+                   node, s->start_nodes);
         return false;
     }
     if (!distvm_vcpu_allowed(s, cpu_index, node)) {

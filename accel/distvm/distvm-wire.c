@@ -59,6 +59,9 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_CPU_PLUG_ACK] = "CPU_PLUG_ACK",
     [DISTVM_MSG_CPU_UNPLUG] = "CPU_UNPLUG",
     [DISTVM_MSG_PAGE_REQS] = "PAGE_REQS",
+    [DISTVM_MSG_NODE_JOINING] = "NODE_JOINING",
+    [DISTVM_MSG_VCPU_WHERE] = "VCPU_WHERE",
+    [DISTVM_MSG_NODE_JOINED] = "NODE_JOINED",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -235,8 +238,20 @@ static bool decode_welcome(WireReader *r, DistvmMsgWelcome *w, Error **errp)
     w->addrs = g_new0(char *, w->nodes + 1);
     w->speeds = g_new0(uint32_t, w->nodes);
     for (uint32_t i = 0; i < w->nodes; i++) {
-        if (!get_str(r, &w->addrs[i], errp) ||
-            !get_speed(r, "WELCOME", &w->speeds[i], errp)) {
+        if (!get_str(r, &w->addrs[i], errp)) {
+            return false;
+        }
+        /* A node not in the cluster (start-nodes): no address, speed 0 */
+        if (!w->addrs[i][0]) {
+            if (!get_u32(r, &w->speeds[i], errp)) {
+                return false;
+            }
+            if (w->speeds[i]) {
+                error_setg(errp, "WELCOME with a speed for node %" PRIu32
+                           ", which has no address", i);
+                return false;
+            }
+        } else if (!get_speed(r, "WELCOME", &w->speeds[i], errp)) {
             return false;
         }
     }
@@ -776,6 +791,17 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
         ok = get_u32(&r, &msg->u.node_id, errp) &&
              check_node(lim, r.what, "the lost node", msg->u.node_id, errp);
         break;
+    case DISTVM_MSG_NODE_JOINING:
+    case DISTVM_MSG_NODE_JOINED:
+        ok = get_u32(&r, &msg->u.join.node_id, errp) &&
+             check_node(lim, r.what, "the joining node", msg->u.join.node_id,
+                        errp) &&
+             get_speed(&r, r.what, &msg->u.join.speed, errp);
+        if (ok && msg->u.join.node_id == DISTVM_HOME_NODE) {
+            error_setg(errp, "%s message for the home node", r.what);
+            ok = false;
+        }
+        break;
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
@@ -803,6 +829,7 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
     case DISTVM_MSG_VCPU_NODES:
+    case DISTVM_MSG_VCPU_WHERE:
         ok = decode_vcpu(&r, hdr, lim, &msg->u.vcpu, errp);
         break;
     case DISTVM_MSG_RUN_STATE:
@@ -1013,6 +1040,15 @@ void distvm_wire_refuse(GByteArray *buf, uint32_t src, const char *reason)
     distvm_wire_end(buf);
 }
 
+void distvm_wire_node_join(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                           uint32_t node_id, uint32_t speed)
+{
+    distvm_wire_begin(buf, type, src, 0);
+    distvm_wire_put_u32(buf, node_id);
+    distvm_wire_put_u32(buf, speed);
+    distvm_wire_end(buf);
+}
+
 void distvm_wire_node(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint32_t node_id)
 {
@@ -1077,6 +1113,7 @@ bool distvm_wire_msg_vcpu(const DistvmMsg *msg, uint32_t *cpu)
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
     case DISTVM_MSG_VCPU_NODES:
+    case DISTVM_MSG_VCPU_WHERE:
         *cpu = msg->u.vcpu.cpu;
         return true;
     case DISTVM_MSG_IO_REQ:
@@ -1342,6 +1379,9 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_CPU_PLUG_ACK] = DISTVM_ROLE_TO_HOME,
     [DISTVM_MSG_CPU_UNPLUG] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_PAGE_REQS] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_NODE_JOINING] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_VCPU_WHERE] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_NODE_JOINED] = DISTVM_ROLE_FROM_HOME,
 };
 
 /* Who sends each step of RES_SET to whom (DistvmResSetStep) */

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     15
+#define DISTVM_WIRE_VERSION     16
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -80,6 +80,9 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_CPU_PLUG_ACK,    /* node -> home: plugged, or why not */
     DISTVM_MSG_CPU_UNPLUG,      /* home -> all: unplug a CPU */
     DISTVM_MSG_PAGE_REQS,       /* requester -> manager: several PAGE_REQs */
+    DISTVM_MSG_NODE_JOINING,    /* home -> all: a node joins the guest */
+    DISTVM_MSG_VCPU_WHERE,      /* home -> a joining node: a vCPU's node */
+    DISTVM_MSG_NODE_JOINED,     /* home -> all: it is part of the cluster */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -413,6 +416,12 @@ typedef struct DistvmMsgResSet {
     uint32_t step;              /* DistvmResSetStep */
 } DistvmMsgResSet;
 
+/* A node that joins the running guest (distvm-join.c) */
+typedef struct DistvmMsgNodeJoin {
+    uint32_t node_id;
+    uint32_t speed;             /* its speed property */
+} DistvmMsgNodeJoin;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -420,6 +429,7 @@ typedef struct DistvmMsg {
         DistvmMsgWelcome welcome;
         char *reason;           /* REFUSE */
         uint32_t node_id;       /* PEER_HELLO, NODE_LOST */
+        DistvmMsgNodeJoin join;     /* NODE_JOINING, NODE_JOINED */
         DistvmMsgPage page;     /* PAGE_* */
         uint64_t value;         /* PING, PONG */
         DistvmMsgVcpu vcpu;     /* VCPU_* */
@@ -497,6 +507,8 @@ void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t nodes,
 void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, char *const *addrs,
                          const uint32_t *speeds);
 void distvm_wire_refuse(GByteArray *buf, uint32_t src, const char *reason);
+void distvm_wire_node_join(GByteArray *buf, DistvmMsgType type, uint32_t src,
+                           uint32_t node_id, uint32_t speed);
 void distvm_wire_node(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint32_t node_id);
 void distvm_wire_empty(GByteArray *buf, DistvmMsgType type, uint32_t src,

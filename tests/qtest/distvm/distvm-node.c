@@ -513,3 +513,104 @@ int distvm_test_run(char *tmpdir)
     g_free(tmpdir);
     return ret;
 }
+
+#define MOVES_RES(field) (DG_RESULT_BASE + offsetof(struct dg_results, field))
+
+void distvm_check_moves_results(DistvmNode **node, int nodes, int ncpus)
+{
+    QTestState *home = node[0]->qts;
+    uint32_t rounds[DG_MAX_CPUS];
+    uint64_t total_rounds = 0;
+
+    qtest_writel(node[nodes - 1]->qts, MOVES_RES(stop), 1);
+    for (int tries = 0; qtest_readl(home, MOVES_RES(magic)) != DG_MAGIC_DONE;
+         tries++) {
+        g_assert_cmpint(tries, <, 3000);
+        g_usleep(10000);
+    }
+    /*
+     * Port I/O and MMIO reached the home node's devices from wherever each
+     * vCPU was: its chipset and HPET answered, and the console is home's.
+     */
+    {
+        uint32_t ref = qtest_readl(home, MOVES_RES(pci_probe_ref));
+        g_autofree char *console = distvm_read_console(node[0]);
+
+        g_assert_cmphex(ref & ~3u, !=, 0);
+        for (int cpu = 0; cpu < ncpus; cpu++) {
+            g_autofree char *line = g_strdup_printf(
+                "distvm-guest: cpu %d finished", cpu);
+            uint32_t hpet0 = qtest_readl(home, MOVES_RES(hpet_probe) +
+                                               cpu * 8);
+            uint32_t hpet1 = qtest_readl(home, MOVES_RES(hpet_probe) +
+                                               cpu * 8 + 4);
+
+            g_assert_cmphex(qtest_readl(home, MOVES_RES(pci_probe) +
+                                              cpu * 4), ==, ref);
+            /* MMIO too: home's HPET, the only one enabled, counted. */
+            g_assert_cmpuint(hpet0, >, 0);
+            g_assert_cmpuint(hpet1, >, hpet0);
+            g_assert_nonnull(strstr(console, line));
+        }
+        for (int n = 1; n < nodes; n++) {
+            g_autofree char *other = distvm_read_console(node[n]);
+
+            g_assert_cmpstr(other, ==, "");
+        }
+    }
+    /* No IPI was lost, whatever node each vCPU was on at the time. */
+    for (int cpu = 0; cpu < ncpus; cpu++) {
+        uint32_t sent = qtest_readl(home, MOVES_RES(ipi_sent) + cpu * 4);
+
+        g_assert_cmpuint(sent, >, 0);
+        g_assert_cmpuint(qtest_readl(home, MOVES_RES(ipi_recv) +
+                                     (cpu + 1) % ncpus * 4), ==, sent);
+        g_test_message("vCPU %d sent %u IPIs", cpu, sent);
+    }
+    distvm_memread(home, MOVES_RES(rounds), rounds, sizeof(rounds));
+    for (int cpu = 0; cpu < ncpus; cpu++) {
+        uint64_t x;
+        dg_v4 v, got_v;
+
+        g_assert_cmpuint(rounds[cpu], >, 0);
+        dg_chain_init(cpu, &x, &v);
+        for (uint32_t k = 0; k < rounds[cpu]; k++) {
+            dg_chain_round(&x, &v);
+        }
+        g_assert_cmphex(qtest_readq(home, MOVES_RES(chain_x) + cpu * 8), ==,
+                        x);
+        distvm_memread(home, MOVES_RES(chain_v) + cpu * sizeof(dg_v4),
+                       &got_v, sizeof(got_v));
+        g_assert_cmpmem(&got_v, sizeof(got_v), &v, sizeof(v));
+        total_rounds += rounds[cpu];
+        g_test_message("vCPU %d: %u rounds", cpu, rounds[cpu]);
+    }
+    g_assert_cmpuint(qtest_readq(home, MOVES_RES(atomic_counter)), ==,
+                     total_rounds);
+    g_assert_cmpuint(qtest_readq(home, MOVES_RES(locked_x)), ==,
+                     total_rounds);
+    g_assert_cmpuint(qtest_readq(home, MOVES_RES(locked_y)), ==,
+                     2 * total_rounds);
+    /*
+     * The TSC agrees across nodes: read under the lock, handed from node
+     * to node, it never went back (Linux's warp check).
+     */
+    g_assert_cmpuint(qtest_readl(home, MOVES_RES(tsc_checks)), ==,
+                     total_rounds);
+    g_assert_cmpuint(qtest_readq(home, MOVES_RES(last_tsc)), >, 0);
+    g_assert_cmpuint(qtest_readl(home, MOVES_RES(tsc_warps)), ==, 0);
+    /*
+     * So does the HPET's counter, which the other nodes read from their
+     * own clock: none of them sent a read of it home.
+     */
+    g_assert_cmpuint(qtest_readl(home, MOVES_RES(last_hpet)), >, 0);
+    g_assert_cmpuint(qtest_readl(home, MOVES_RES(hpet_warps)), ==, 0);
+    for (int n = 1; n < nodes; n++) {
+        QDict *info = distvm_assert_active(node[n]->qts, n);
+        QDict *io = qdict_get_qdict(info, "io");
+
+        g_assert_cmpint(qdict_get_int(io, "clock-reads-sent"), ==, 0);
+        g_assert_cmpint(qdict_get_int(io, "clock-reads-local"), >, 0);
+        qobject_unref(info);
+    }
+}

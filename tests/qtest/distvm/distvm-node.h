@@ -139,6 +139,15 @@ char *distvm_page_states(QTestState *qts, uint64_t start, uint64_t count);
  */
 void distvm_check_smp_memory(QTestState *qts, uint32_t ncpus, uint32_t iters);
 
+/*
+ * Stop the SMP test guest's mode=moves chains (asked of the last of the
+ * @nodes nodes @node) and check what it left, as home reads it: every
+ * chain and counter exact for its rounds, no IPI lost, the TSC and the
+ * HPET's counter never back, the chipset and the HPET reached from every
+ * vCPU, its console home's only, clock reads local on every node.
+ */
+void distvm_check_moves_results(DistvmNode **node, int nodes, int ncpus);
+
 /* Write @text to the control file @path of a cgroup (no temporary file) */
 bool distvm_cgroup_write(const char *path, const char *text);
 

@@ -150,6 +150,11 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.welcome.nodes <= DISTVM_WIRE_MAX_NODES);
         for (uint32_t i = 0; i < m->u.welcome.nodes; i++) {
             check_str(m->u.welcome.addrs[i]);
+            /* a node not in the cluster: no address, speed 0 */
+            if (!m->u.welcome.addrs[i][0]) {
+                CHECK(m->u.welcome.speeds[i] == 0);
+                continue;
+            }
             CHECK(m->u.welcome.speeds[i] >= DISTVM_WIRE_SPEED_MIN);
             CHECK(m->u.welcome.speeds[i] <= DISTVM_WIRE_SPEED_MAX);
         }
@@ -165,6 +170,15 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         /* any node of the cluster, the sender included */
         CHECK(m->hdr.length == 4);
         CHECK(m->u.node_id < lim->nodes);
+        break;
+    case DISTVM_MSG_NODE_JOINING:
+    case DISTVM_MSG_NODE_JOINED:
+        /* a node other than home, with a speed */
+        CHECK(m->hdr.length == 8);
+        CHECK(m->u.join.node_id < lim->nodes);
+        CHECK(m->u.join.node_id != 0);
+        CHECK(m->u.join.speed >= DISTVM_WIRE_SPEED_MIN);
+        CHECK(m->u.join.speed <= DISTVM_WIRE_SPEED_MAX);
         break;
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:
@@ -184,6 +198,7 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
     case DISTVM_MSG_VCPU_NODES:
+    case DISTVM_MSG_VCPU_WHERE:
         CHECK(m->u.vcpu.cpu < lim->nr_vcpus);
         CHECK(m->u.vcpu.from < lim->nodes);
         CHECK(m->u.vcpu.to < lim->nodes);
@@ -525,6 +540,10 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_PEER_HELLO:
     case DISTVM_MSG_NODE_LOST:
         return a->u.node_id == b->u.node_id;
+    case DISTVM_MSG_NODE_JOINING:
+    case DISTVM_MSG_NODE_JOINED:
+        return a->u.join.node_id == b->u.join.node_id &&
+               a->u.join.speed == b->u.join.speed;
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
@@ -541,6 +560,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
     case DISTVM_MSG_VCPU_NODES:
+    case DISTVM_MSG_VCPU_WHERE:
         if (a->u.vcpu.cpu != b->u.vcpu.cpu ||
             a->u.vcpu.from != b->u.vcpu.from ||
             a->u.vcpu.to != b->u.vcpu.to ||
@@ -641,9 +661,9 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
- * REFUSE, PEER_HELLO, NODE_LOST, VCPU_*, IO_*, RUN_STATE, PIC_OUTPUT,
- * PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES, MEM_UNPLUG, CPU_UNPLUG
- * and RES_SET encoders
+ * REFUSE, PEER_HELLO, NODE_LOST, NODE_JOIN*, VCPU_*, IO_*, RUN_STATE,
+ * PIC_OUTPUT, PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES, MEM_UNPLUG,
+ * CPU_UNPLUG and RES_SET encoders
  * always send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say
  * so.  MEM_PLUG, MEM_PLUG_ACK, CPU_PLUG and CPU_PLUG_ACK carry the seq of
  * the plug, RES_ACCESS
@@ -678,6 +698,12 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         distvm_wire_node(buf, m->hdr.type, m->hdr.src, m->u.node_id);
         *fixed_seq = true;
         break;
+    case DISTVM_MSG_NODE_JOINING:
+    case DISTVM_MSG_NODE_JOINED:
+        distvm_wire_node_join(buf, m->hdr.type, m->hdr.src, m->u.join.node_id,
+                              m->u.join.speed);
+        *fixed_seq = true;
+        break;
     case DISTVM_MSG_READY:
     case DISTVM_MSG_START:
     case DISTVM_MSG_BYE:
@@ -702,6 +728,7 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_VCPU_APIC:
     case DISTVM_MSG_VCPU_NODES:
+    case DISTVM_MSG_VCPU_WHERE:
         distvm_wire_vcpu_move(buf, m->hdr.type, m->hdr.src, m->u.vcpu.cpu,
                               m->u.vcpu.from, m->u.vcpu.to, m->u.vcpu.reason,
                               m->u.vcpu.value, m->u.vcpu.data,
@@ -924,6 +951,11 @@ int main(int argc, char **argv)
                              (char *)"unix:/run/distvm/n2.sock",
                              (char *)"tcp:[::1]:4447" };
     static const uint32_t speeds[] = { 1000, 2000, 500, 1 };
+    /* node 2 may join later (start-nodes=2) */
+    static char *elastic_addrs[] = { (char *)"tcp:10.0.0.1:4444",
+                                     (char *)"tcp:10.0.0.2:4444",
+                                     (char *)"" };
+    static const uint32_t elastic_speeds[] = { 1000, 1000, 0 };
     g_autoptr(GByteArray) b = g_byte_array_new();
     g_autoptr(GByteArray) stream = g_byte_array_new();
     uint8_t *page = g_malloc(DISTVM_PAGE_SIZE);
@@ -949,6 +981,8 @@ int main(int argc, char **argv)
     SEED("hello", distvm_wire_hello(b, 1, 4, "tcp:10.0.0.2:4444", 500, 3,
                                     keys, values));
     SEED("welcome", distvm_wire_welcome(b, 4, addrs, speeds));
+    SEED("welcome-elastic", distvm_wire_welcome(b, 3, elastic_addrs,
+                                                elastic_speeds));
     SEED("refuse", distvm_wire_refuse(b, 0, "machine type differs"));
     SEED("peer-hello", distvm_wire_node(b, DISTVM_MSG_PEER_HELLO, 2, 2));
     SEED("ready", distvm_wire_empty(b, DISTVM_MSG_READY, 1, 0));
@@ -1099,6 +1133,14 @@ int main(int argc, char **argv)
         .hpet_offset = (uint64_t)-5000000000ll,
     }));
     SEED("node-lost", distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 1, 3));
+    SEED("node-joining", distvm_wire_node_join(b, DISTVM_MSG_NODE_JOINING, 0,
+                                               2, DISTVM_WIRE_SPEED_ONE));
+    SEED("node-joined", distvm_wire_node_join(b, DISTVM_MSG_NODE_JOINED, 0, 3,
+                                              500));
+    SEED("vcpu-where", {
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_WHERE, 0, 1, 0, 2, 0, NULL, 0);
+        distvm_wire_set_seq(b, 7);
+    });
     SEED("bye", distvm_wire_empty(b, DISTVM_MSG_BYE, 1, 0));
     SEED("heartbeat", distvm_wire_empty(b, DISTVM_MSG_HEARTBEAT, 2, 0));
     SEED("end", distvm_wire_empty(b, DISTVM_MSG_END, 1, 0));

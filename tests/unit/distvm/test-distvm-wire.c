@@ -86,6 +86,7 @@ static const DistvmMsgType page_types[] = {
 static const DistvmMsgType vcpu_types[] = {
     DISTVM_MSG_VCPU_MOVE, DISTVM_MSG_VCPU_STATE, DISTVM_MSG_VCPU_MOVED,
     DISTVM_MSG_VCPU_IPI, DISTVM_MSG_VCPU_APIC, DISTVM_MSG_VCPU_NODES,
+    DISTVM_MSG_VCPU_WHERE,
 };
 
 static const DistvmMsgType io_types[] = {
@@ -316,9 +317,10 @@ static GPtrArray *valid_messages(void)
     static char *keys[] = { (char *)"machine", (char *)"ram", (char *)"" };
     static char *values[] = { (char *)"pc-q35-10.0", (char *)"",
                               (char *)"empty key" };
+    /* node 1 is not in the cluster (start-nodes): no address, speed 0 */
     static char *addrs[] = { (char *)"tcp:10.0.0.1:4444", (char *)"",
                              (char *)"unix:/tmp/n2", (char *)"tcp:[::1]:7" };
-    static const uint32_t speeds[] = { 1000, 500, DISTVM_WIRE_SPEED_MAX, 1 };
+    static const uint32_t speeds[] = { 1000, 0, DISTVM_WIRE_SPEED_MAX, 1 };
     static uint8_t data[DISTVM_PAGE_SIZE];
     GPtrArray *msgs = g_ptr_array_new_with_free_func(buf_free);
     GByteArray *b;
@@ -404,6 +406,11 @@ static GPtrArray *valid_messages(void)
                           DISTVM_MOVE_RESIDENCY, 98765, NULL, 0);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 1, 3);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LOST, 0, 0);
+    distvm_wire_node_join(NEXT(), DISTVM_MSG_NODE_JOINING, 0, 3,
+                          DISTVM_WIRE_SPEED_MAX);
+    distvm_wire_node_join(NEXT(), DISTVM_MSG_NODE_JOINED, 0, 1,
+                          DISTVM_WIRE_SPEED_MIN);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_WHERE, 0, 5, 0, 2, 0, NULL, 0);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -583,10 +590,13 @@ static void test_type_names(void)
         [DISTVM_MSG_CPU_PLUG_ACK] = "CPU_PLUG_ACK",
         [DISTVM_MSG_CPU_UNPLUG] = "CPU_UNPLUG",
         [DISTVM_MSG_PAGE_REQS] = "PAGE_REQS",
+        [DISTVM_MSG_NODE_JOINING] = "NODE_JOINING",
+        [DISTVM_MSG_VCPU_WHERE] = "VCPU_WHERE",
+        [DISTVM_MSG_NODE_JOINED] = "NODE_JOINED",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_PAGE_REQS + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_NODE_JOINED + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -655,6 +665,10 @@ static void test_roles(void)
         /* any node may say where a vCPU may run */
         [DISTVM_MSG_VCPU_NODES] = ANY,
         [DISTVM_MSG_PCI_INTX] = TO_HOME,
+        /* a node that joins the running guest, told by home */
+        [DISTVM_MSG_NODE_JOINING] = FROM_HOME,
+        [DISTVM_MSG_VCPU_WHERE] = FROM_HOME,
+        [DISTVM_MSG_NODE_JOINED] = FROM_HOME,
         /* test_res_set_roles() */
         [DISTVM_MSG_RES_SET] = BY_STEP,
     };
@@ -764,7 +778,8 @@ static void test_msg_vcpu(void)
         bool io = t == DISTVM_MSG_IO_REQ || t == DISTVM_MSG_IO_REPLY;
         bool vcpu = t == DISTVM_MSG_VCPU_MOVE || t == DISTVM_MSG_VCPU_STATE ||
                     t == DISTVM_MSG_VCPU_MOVED || t == DISTVM_MSG_VCPU_IPI ||
-                    t == DISTVM_MSG_VCPU_APIC || t == DISTVM_MSG_VCPU_NODES;
+                    t == DISTVM_MSG_VCPU_APIC || t == DISTVM_MSG_VCPU_NODES ||
+                    t == DISTVM_MSG_VCPU_WHERE;
         bool warm = t == DISTVM_MSG_VCPU_WARM_PAGES;
         uint32_t cpu = UINT32_MAX;
 
@@ -792,14 +807,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        15, 0,                              /* version */
+        16, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 15);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 16);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -914,9 +929,10 @@ static void test_welcome(void)
     size_t len = 4;
     Decoded d;
 
+    /* Node 1 is not in the cluster (start-nodes): no address, speed 0 */
     for (int i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
-        speeds[i] = i == 1 ? DISTVM_WIRE_SPEED_MIN :
-                    i == 2 ? DISTVM_WIRE_SPEED_MAX : 1000 + i;
+        speeds[i] = i == 1 ? 0 : i == 2 ? DISTVM_WIRE_SPEED_MAX :
+                    i == 3 ? DISTVM_WIRE_SPEED_MIN : 1000 + i;
     }
     for (int i = 0; i < 4; i++) {
         len += 4 + strlen(addrs[i]) + 4;
@@ -1218,7 +1234,8 @@ static void test_page_final_flag(void)
 static bool is_vcpu_type(uint32_t type)
 {
     return (type >= DISTVM_MSG_VCPU_MOVE && type <= DISTVM_MSG_VCPU_IPI) ||
-           type == DISTVM_MSG_VCPU_APIC || type == DISTVM_MSG_VCPU_NODES;
+           type == DISTVM_MSG_VCPU_APIC || type == DISTVM_MSG_VCPU_NODES ||
+           type == DISTVM_MSG_VCPU_WHERE;
 }
 
 static bool is_io_type(uint32_t type)
@@ -2046,18 +2063,19 @@ static void test_bad_version(void)
      * 11 the one before the cluster's ordered end (END, ENDED), 12 the
      * one before CPU hot-plug (CPU_PLUG, CPU_PLUG_ACK, CPU_UNPLUG), 13
      * the one before PAGE_REQS, 14 the one before the policy's
-     * consolidation (DISTVM_MOVE_CONSOLIDATE)
+     * consolidation (DISTVM_MOVE_CONSOLIDATE), 15 the one before nodes
+     * that join the running guest (NODE_JOINING, VCPU_WHERE, NODE_JOINED)
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 16, 0x100, 0x10f,
-        0x200, 0x300, 0xd00, UINT16_MAX,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 0x100,
+        0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 15", versions[i]);
+            "protocol version %u, this node speaks 16", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2067,7 +2085,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 15");
+        expect_header_error(b, "protocol version 2, this node speaks 16");
     }
     g_byte_array_unref(b);
 }
@@ -5248,6 +5266,48 @@ static void test_bad_speed(void)
         distvm_wire_welcome(b, 2, addrs, speeds);
         expect_decode_error(b, &limits, "node speed");
     }
+    /* A node without an address is not in the cluster: no speed */
+    {
+        char *absent[] = { (char *)"tcp:h:1", (char *)"" };
+        uint32_t speeds[] = { DISTVM_WIRE_SPEED_ONE, DISTVM_WIRE_SPEED_ONE };
+
+        distvm_wire_welcome(b, 2, absent, speeds);
+        expect_decode_error(b, &limits, "which has no address");
+    }
+    g_byte_array_unref(b);
+}
+
+/* NODE_JOINING and NODE_JOINED: a node other than home, and its speed */
+static void test_node_join(void)
+{
+    static const DistvmMsgType types[] = {
+        DISTVM_MSG_NODE_JOINING, DISTVM_MSG_NODE_JOINED,
+    };
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+        for (uint32_t n = 1; n < limits.nodes; n++) {
+            distvm_wire_node_join(b, types[i], 0, n, 250 * n);
+            g_assert_cmpuint(b->len, ==, HDR + 8);
+            decode_ok(b, &limits_no_ram, &d);
+            check_hdr(&d.msg.hdr, types[i], 8, 0, 0);
+            g_assert_cmpuint(d.msg.u.join.node_id, ==, n);
+            g_assert_cmpuint(d.msg.u.join.speed, ==, 250 * n);
+            decoded_free(&d);
+        }
+        distvm_wire_node_join(b, types[i], 0, 0, DISTVM_WIRE_SPEED_ONE);
+        expect_decode_error(b, &limits, "for the home node");
+        distvm_wire_node_join(b, types[i], 0, limits.nodes,
+                              DISTVM_WIRE_SPEED_ONE);
+        expect_decode_error(b, &limits, "the joining node");
+        distvm_wire_node_join(b, types[i], 0, 1, 0);
+        expect_decode_error(b, &limits, "node speed");
+        distvm_wire_node_join(b, types[i], 0, 1, DISTVM_WIRE_SPEED_MAX + 1);
+        expect_decode_error(b, &limits, "node speed");
+        distvm_wire_node(b, types[i], 0, 1);
+        expect_decode_error(b, &limits, "is truncated");
+    }
     g_byte_array_unref(b);
 }
 
@@ -5662,6 +5722,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/refuse", test_refuse);
     g_test_add_func("/distvm/wire/roundtrip/peer-hello", test_peer_hello);
     g_test_add_func("/distvm/wire/roundtrip/node-lost", test_node_lost);
+    g_test_add_func("/distvm/wire/roundtrip/node-join", test_node_join);
     g_test_add_func("/distvm/wire/roundtrip/empty", test_empty_messages);
     g_test_add_func("/distvm/wire/roundtrip/ping-pong", test_ping_pong);
     g_test_add_func("/distvm/wire/roundtrip/page", test_page_messages);

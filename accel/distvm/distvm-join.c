@@ -1,0 +1,316 @@
+/*
+ * distvm: a node joins the running guest
+ *
+ * -accel distvm,...,nodes=N,start-nodes=K: nodes 0 to K-1 form the
+ * cluster and start the guest; nodes K to N-1 may join it while it runs,
+ * one at a time, started with the same machine options:
+ *
+ * 1. The node sends HELLO to home, which checks its fingerprint as at
+ *    start (distvm-net.c), marks it joining and tells the nodes of the
+ *    cluster (NODE_JOINING), which accept its connection from then on,
+ *    then sends it WELCOME with their addresses.
+ * 2. The node connects to each of them and reports READY to home.
+ * 3. Home stops the guest, waits until every node reported its vCPUs
+ *    stopped (after any change they made that the node must know), and
+ *    sends the node what the others learnt while the guest ran: where
+ *    each vCPU runs and after how many moves (VCPU_WHERE), its LAPIC's
+ *    addressing and the nodes it may run on, the 8259's output, where the
+ *    clock registers are, the host bridge's registers, the policy.  Then
+ *    NODE_JOINED to every node, START to the new one, and the guest runs
+ *    again (its clocks from home, as after any stop).
+ *
+ * A joined node runs no vCPU until one is moved to it, and holds no page
+ * until it touches one: every page starts not present there, and it
+ * manages none of them (the directory stays on the first K nodes,
+ * distvm-ram.c).
+ *
+ * A node lost before it joined is dropped, and the cluster goes on; once
+ * it joined, it is lost as any other node is.  Not in this version: a
+ * join while devices run on other nodes (device-nodes), while RAM is
+ * resident on a node, or after a device was plugged (the node's machine
+ * is its command line's): each is refused with a clear error.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-events-distvm.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
+#include "system/runstate.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+/* How long home waits for the nodes' vCPUs to stop, at most */
+#define DISTVM_JOIN_STOP_MS     2000
+
+typedef struct DistvmJoin {
+    uint32_t node;              /* joining, or UINT32_MAX */
+    uint32_t stops;             /* nodes whose vCPUs home waits to stop */
+    bool was_running;           /* home stopped the guest for the join */
+    int64_t paused_ns;
+    QEMUTimer *timer;
+} DistvmJoin;
+
+static DistvmJoin join = { .node = UINT32_MAX };
+
+/* Home, with s->lock held: why node @node may not join now, or NULL. */
+char *distvm_join_refusal(DistvmState *s, uint32_t node)
+{
+    if (s->state != DISTVM_CLUSTER_STATE_RUNNING) {
+        return g_strdup_printf("node %" PRIu32 " joins a running cluster, "
+                               "and the first %" PRIu32 " nodes have not "
+                               "formed it yet (start it once they have)",
+                               node, s->start_nodes);
+    }
+    if (distvm_node_present(s, node)) {
+        return g_strdup_printf("node %" PRIu32 " is part of the cluster "
+                               "already", node);
+    }
+    if (s->peers[node].sioc) {
+        return g_strdup_printf("node %" PRIu32 " was lost while it joined; "
+                               "it cannot join this cluster again under "
+                               "that node-id", node);
+    }
+    if (s->joining != UINT32_MAX) {
+        return g_strdup_printf("node %" PRIu32 " is joining the cluster; "
+                               "one node joins at a time", s->joining);
+    }
+    if (s->devices) {
+        return g_strdup("device-nodes runs devices on other nodes than "
+                        "home; a node cannot join such a cluster yet");
+    }
+    if (distvm_residency_count(s)) {
+        return g_strdup("guest RAM is resident on a node (residency); a "
+                        "node cannot join such a cluster yet");
+    }
+    if (s->plugged) {
+        return g_strdup("a memory device or a CPU was plugged into the "
+                        "running guest, which the joining node's machine "
+                        "does not have");
+    }
+    return NULL;
+}
+
+/* Home: @node joins; the nodes of the cluster accept its connections. */
+void distvm_join_announce(DistvmState *s, uint32_t node, uint32_t speed)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    trace_distvm_join_announce(node);
+    distvm_wire_node_join(m, DISTVM_MSG_NODE_JOINING, s->node_id, node,
+                          speed);
+    for (uint32_t i = 1; i < s->nodes; i++) {
+        if (distvm_node_present(s, i)) {
+            distvm_send(s, i, m);
+        }
+    }
+}
+
+/* Home, in the main loop, the guest stopped: send the state, then go. */
+static void join_finish(DistvmState *s)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    uint32_t node = join.node;
+    uint64_t paused_us = 0;
+
+    timer_del(join.timer);
+    distvm_vcpu_send_state(s, node);
+    distvm_wire_pic_output(m, s->node_id, s->pic_output_sent > 0);
+    distvm_send(s, node, m);
+    distvm_clock_send_state(s, node);
+    distvm_chipset_send_state(s, node);
+    g_byte_array_set_size(m, 0);
+    distvm_wire_policy(m, s->node_id, qatomic_read(&s->policy));
+    distvm_send(s, node, m);
+
+    g_byte_array_set_size(m, 0);
+    distvm_wire_node_join(m, DISTVM_MSG_NODE_JOINED, s->node_id, node,
+                          qatomic_read(&s->peers[node].speed));
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (distvm_node_present(s, i) || i == node) {
+            distvm_send(s, i, m);       /* home too: it applies it there */
+        }
+    }
+    g_byte_array_set_size(m, 0);
+    distvm_wire_empty(m, DISTVM_MSG_START, s->node_id, 0);
+    distvm_send(s, node, m);
+
+    join.node = UINT32_MAX;
+    if (join.was_running) {
+        vm_start();
+        paused_us = (get_clock() - join.paused_ns) / SCALE_US;
+    }
+    trace_distvm_join_done(node, paused_us);
+    qapi_event_send_distvm_node_joined(node, paused_us);
+}
+
+/* Home, in the main loop: @node reported READY, its mesh complete. */
+static void join_stop_bh(void *opaque)
+{
+    DistvmState *s = opaque;
+    uint32_t node = qatomic_read(&s->joining);
+
+    if (node == UINT32_MAX || join.node != UINT32_MAX) {
+        return;                 /* lost meanwhile */
+    }
+    join.node = node;
+    join.was_running = runstate_is_running();
+    join.stops = 0;
+    if (join.was_running) {
+        join.paused_ns = get_clock();
+        join.stops = qatomic_read(&s->present) & ~BIT(s->node_id);
+        vm_stop(RUN_STATE_PAUSED);
+    }
+    if (!join.stops) {
+        join_finish(s);
+        return;
+    }
+    timer_mod(join.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                          DISTVM_JOIN_STOP_MS);
+}
+
+/* Home, in the main loop: a node that did not report its stop in time */
+static void join_stop_timeout(void *opaque)
+{
+    DistvmState *s = opaque;
+
+    if (join.node != UINT32_MAX) {
+        warn_report("distvm: node %d did not report its vCPUs stopped "
+                    "within %d ms; node %" PRIu32 " joins anyway",
+                    ctz32(join.stops), DISTVM_JOIN_STOP_MS, join.node);
+        join_finish(s);
+    }
+}
+
+/* Home: a node that joins the running guest reported READY. */
+void distvm_join_ready(DistvmState *s, uint32_t node)
+{
+    if (qatomic_read(&s->joining) != node) {
+        distvm_msg_refused(s, node, "READY from node %" PRIu32 ", which is "
+                           "not joining", node);
+        return;
+    }
+    distvm_main_loop_call(s, node, join_stop_bh, s);
+}
+
+/* Home, in the main loop: node @node reported its vCPUs stopped. */
+void distvm_join_node_stopped(DistvmState *s, uint32_t node)
+{
+    if (join.node == UINT32_MAX || !(join.stops & BIT(node))) {
+        return;
+    }
+    join.stops &= ~BIT(node);
+    if (!join.stops) {
+        join_finish(s);
+    }
+}
+
+/* Home, in the main loop: the joining node was lost. */
+static void join_abort_bh(void *opaque)
+{
+    if (join.node == UINT32_MAX) {
+        return;
+    }
+    timer_del(join.timer);
+    join.node = UINT32_MAX;
+    if (join.was_running) {
+        vm_start();
+    }
+}
+
+/*
+ * A node that is not part of the cluster, and was joining it, is lost:
+ * the cluster goes on without it.  Its connection stays broken, and its
+ * id cannot join again.  Returns false if @node is part of the cluster.
+ */
+bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why)
+{
+    DistvmPeer *peer = &s->peers[node];
+    bool joining;
+
+    qemu_mutex_lock(&s->lock);
+    joining = s->state == DISTVM_CLUSTER_STATE_RUNNING &&
+              !distvm_node_present(s, node) && node != s->node_id;
+    if (joining && s->joining == node) {
+        qatomic_set(&s->joining, UINT32_MAX);
+    }
+    qemu_mutex_unlock(&s->lock);
+    if (!joining) {
+        return false;
+    }
+    warn_report("distvm: node %" PRIu32 " was lost while it joined (%s); "
+                "the cluster goes on without it", node, why);
+    qemu_mutex_lock(&peer->send_lock);
+    peer->broken = true;
+    qemu_cond_broadcast(&peer->send_cond);
+    qemu_mutex_unlock(&peer->send_lock);
+    if (distvm_is_home(s)) {
+        distvm_main_loop_call(s, node, join_abort_bh, s);
+    }
+    return true;
+}
+
+/* NODE_JOINING: home announces a node that joins the running guest. */
+static bool node_joining_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgNodeJoin *j = &msg->u.join;
+
+    if (j->node_id < s->start_nodes || j->node_id == s->node_id ||
+        distvm_node_present(s, j->node_id)) {
+        distvm_msg_refused(s, msg->hdr.src, "NODE_JOINING of node %" PRIu32
+                           ", which may not join", j->node_id);
+        return false;
+    }
+    trace_distvm_join_announce(j->node_id);
+    qemu_mutex_lock(&s->lock);
+    s->joining = j->node_id;
+    qatomic_set(&s->peers[j->node_id].speed, j->speed);
+    qemu_cond_broadcast(&s->cond);
+    qemu_mutex_unlock(&s->lock);
+    return true;
+}
+
+/* NODE_JOINED: a node is part of the cluster from now on. */
+static bool node_joined_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgNodeJoin *j = &msg->u.join;
+
+    if (j->node_id < s->start_nodes || distvm_node_present(s, j->node_id) ||
+        (j->node_id != s->node_id && !s->peers[j->node_id].sioc)) {
+        distvm_msg_refused(s, msg->hdr.src, "NODE_JOINED of node %" PRIu32
+                           ", which was not joining", j->node_id);
+        return false;
+    }
+    qemu_mutex_lock(&s->lock);
+    qatomic_set(&s->peers[j->node_id].speed, j->speed);
+    qatomic_set(&s->peers[j->node_id].heard_ns, get_clock());
+    qatomic_set(&s->present, s->present | BIT(j->node_id));
+    if (s->joining == j->node_id) {
+        qatomic_set(&s->joining, UINT32_MAX);
+    }
+    qemu_mutex_unlock(&s->lock);
+    return true;
+}
+
+static void node_joined_event(DistvmState *s, const DistvmMsg *msg)
+{
+    if (!distvm_is_home(s)) {
+        qapi_event_send_distvm_node_joined(msg->u.join.node_id, 0);
+    }
+    distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
+}
+
+static const DistvmMsgHandler join_handlers[] = {
+    { DISTVM_MSG_NODE_JOINING, .receive = node_joining_received },
+    { DISTVM_MSG_NODE_JOINED, .receive = node_joined_received,
+      .main_loop = node_joined_event },
+};
+
+void distvm_join_init(DistvmState *s)
+{
+    join.timer = timer_new_ms(QEMU_CLOCK_REALTIME, join_stop_timeout, s);
+    distvm_msg_handlers_register(s, join_handlers, ARRAY_SIZE(join_handlers));
+}

@@ -1,0 +1,207 @@
+/*
+ * distvm qtest suite: an elastic cluster, nodes that join the running
+ * guest
+ *
+ * A cluster of nodes=3 starts with start-nodes=2; the bare-metal SMP
+ * guest chains rounds of register and vector work, shared counters and a
+ * spinlock-guarded record, sends IPIs around, reads the TSC and home's
+ * HPET and takes LAPIC timer interrupts; node 2 joins while it runs,
+ * vCPUs move onto it, and everything the guest leaves must be exact for
+ * the rounds it ran.  A node whose machine differs is refused while the
+ * guest keeps running.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "libqtest.h"
+#include "distvm/distvm-node.h"
+#include "distvm/guest/smp-workload.h"
+
+#define MACHINE "-nodefaults -machine pc -m 128M"
+#define RES(field) (DG_RESULT_BASE + offsetof(struct dg_results, field))
+#define NCPUS 4
+
+static char *tmpdir;
+
+/* Whether query-distvm on @qts lists node @node as part of the cluster */
+static bool node_present(QTestState *qts, int node)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': "
+                                              "'query-distvm' }");
+    bool present = false;
+
+    g_assert_cmpint(qdict_get_int(ret, "start-nodes"), ==, 2);
+    for (const QListEntry *e = qlist_first(qdict_get_qlist(ret, "node-list"));
+         e; e = qlist_next(e)) {
+        QDict *n = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(n, "node-id") == node) {
+            present = qdict_get_bool(n, "present");
+        }
+    }
+    qobject_unref(ret);
+    return present;
+}
+
+/* @args, asked of @qts, fail with @message */
+static void qmp_refused(QTestState *qts, const char *message,
+                        const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void qmp_refused(QTestState *qts, const char *message,
+                        const char *fmt, ...)
+{
+    va_list ap;
+    QDict *resp;
+
+    va_start(ap, fmt);
+    resp = qtest_vqmp(qts, fmt, ap);
+    va_end(ap);
+    g_assert_true(qdict_haskey(resp, "error"));
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, message);
+    qobject_unref(resp);
+}
+
+/* Move vCPU @cpu from @from to @to, and wait until every node saw it. */
+static void move_vcpu(DistvmNode **node, int nodes, int cpu, int from, int to)
+{
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'distvm-move-vcpu', "
+                             "'arguments': { 'cpu-index': %d, 'node': %d } }",
+                             cpu, to);
+    for (int n = 0; n < nodes; n++) {
+        QDict *ev = qtest_qmp_eventwait_ref(node[n]->qts,
+                                            "DISTVM_VCPU_MOVED");
+        QDict *data = qdict_get_qdict(ev, "data");
+
+        g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, cpu);
+        g_assert_cmpint(qdict_get_int(data, "from"), ==, from);
+        g_assert_cmpint(qdict_get_int(data, "to"), ==, to);
+        qobject_unref(ev);
+    }
+}
+
+static uint32_t timer_ticks(QTestState *qts, int cpu)
+{
+    return qtest_readl(qts, RES(timer_ticks) + cpu * 4);
+}
+
+static void test_join(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d moves=1'", NCPUS, elf,
+        NCPUS);
+    g_autofree char *dir = g_strdup_printf("%s/join", tmpdir);
+    const int want[NCPUS] = { 0, 2, 1, 2 };
+    DistvmNode *node[3];
+    g_autofree char *opts2 = NULL;
+    g_autofree char *out = NULL;
+    g_autofree char *cmd = NULL;
+    QDict *ev;
+    uint32_t ticks[NCPUS];
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 2; n++) {
+        g_autofree char *base = distvm_cluster_accel_opts(dir, 3, n);
+        g_autofree char *opts = g_strdup_printf("%s,start-nodes=2,"
+                                                "placement=0:1:1:0", base);
+
+        node[n] = distvm_node_start(dir, n, opts, args);
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+        g_assert_true(node_present(node[n]->qts, 1));
+        g_assert_false(node_present(node[n]->qts, 2));
+    }
+    g_assert_true(distvm_wait_console(node[0], "distvm-guest: all cpus up",
+                                      60));
+
+    /* Nothing goes to node 2 before it joined */
+    qmp_refused(node[0]->qts, "distvm: node 2 is not part of the cluster: "
+                "it has not joined (start-nodes=2)",
+                "{ 'execute': 'distvm-move-vcpu', 'arguments': "
+                "{ 'cpu-index': 1, 'node': 2 } }");
+    g_assert_cmpint(distvm_vcpu_node(node[1]->qts, 1), ==, 1);
+
+    /* A node 2 with another machine is refused; the guest goes on */
+    opts2 = distvm_cluster_accel_opts(dir, 3, 2);
+    cmd = g_strdup_printf("-accel distvm,%s,start-nodes=2,placement=0:1:1:0,"
+                          "auto-numa=off -machine pc -m 256M -smp %d "
+                          "-kernel %s -append 'cpus=%d moves=1'", opts2,
+                          NCPUS, elf, NCPUS);
+    ticks[0] = timer_ticks(node[0]->qts, 0);
+    g_assert_cmpint(distvm_run_qemu(cmd, &out), ==, 1);
+    g_test_message("%s", out);
+    g_assert_nonnull(strstr(out, "the home node refused this node: node 2 "
+                            "differs from the home node in memory size "
+                            "(-m): the home node has '134217728', node 2 "
+                            "has '268435456'"));
+    g_assert_false(node_present(node[0]->qts, 2));
+    g_assert_cmpuint(timer_ticks(node[0]->qts, 0), >, ticks[0]);
+
+    /* The same machine joins */
+    {
+        g_autofree char *opts = g_strdup_printf("%s,start-nodes=2,"
+                                                "placement=0:1:1:0", opts2);
+
+        node[2] = distvm_node_start(dir, 2, opts, args);
+    }
+    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    2);
+    g_test_message("node 2 joined; the guest paused %" PRId64 " us",
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "pause-us"));
+    qobject_unref(ev);
+    distvm_wait_state(node[2]->qts, "running", 60);
+    for (int n = 0; n < 3; n++) {
+        for (int tries = 0; !node_present(node[n]->qts, 2); tries++) {
+            g_assert_cmpint(tries, <, 500);
+            g_usleep(10 * 1000);
+        }
+    }
+    /* It knows where every vCPU runs, and runs none */
+    for (int cpu = 0; cpu < NCPUS; cpu++) {
+        g_assert_cmpint(distvm_vcpu_node(node[2]->qts, cpu), ==,
+                        distvm_vcpu_node(node[0]->qts, cpu));
+    }
+
+    /* vCPUs move onto it, from home and from node 1 */
+    move_vcpu(node, 3, 1, 1, 2);
+    move_vcpu(node, 3, 3, 0, 2);
+    for (int n = 0; n < 3; n++) {
+        for (int cpu = 0; cpu < NCPUS; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), ==,
+                            want[cpu]);
+        }
+    }
+    /* Their timers interrupt them there, and they go on working */
+    for (int cpu = 0; cpu < NCPUS; cpu++) {
+        uint32_t rounds = qtest_readl(node[2]->qts, RES(rounds) + cpu * 4);
+
+        ticks[cpu] = timer_ticks(node[2]->qts, cpu);
+        for (int tries = 0;
+             timer_ticks(node[0]->qts, cpu) <= ticks[cpu] + 2 ||
+             qtest_readl(node[1]->qts, RES(rounds) + cpu * 4) <= rounds;
+             tries++) {
+            g_assert_cmpint(tries, <, 1000);
+            g_usleep(2000);
+        }
+    }
+    g_assert_cmpint(distvm_remote_faults(node[2], "pc.ram"), >, 0);
+
+    distvm_check_moves_results(node, 3, NCPUS);
+    for (int n = 2; n >= 0; n--) {
+        distvm_node_quit(node[n]);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    tmpdir = distvm_test_init(&argc, &argv, "distvm-elastic-test");
+
+    qtest_add_func("/distvm/elastic/join", test_join);
+
+    return distvm_test_run(tmpdir);
+}
