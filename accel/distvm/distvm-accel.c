@@ -415,6 +415,7 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
     }
     s->present = MAKE_64BIT_MASK(0, s->start_nodes);
     s->joining = UINT32_MAX;
+    s->draining = UINT32_MAX;
     if (s->node_id == DISTVM_HOME_NODE && s->home) {
         error_setg(errp, "distvm: home= is for the other nodes; node 0 is "
                    "the home node itself");
@@ -518,6 +519,7 @@ static int distvm_init_machine(MachineState *ms)
         distvm_clock_init(s);
         distvm_io_init(s);
         distvm_join_init(s);
+        distvm_drain_init(s);
         distvm_leave_init(s);
         distvm_pic_init(s);
         distvm_pause_init(s);

@@ -396,7 +396,7 @@ static bool policy_may_ask(DistvmState *s, int64_t now, uint32_t n)
 {
     DistvmAffinity *a = s->affinity;
 
-    if (now < a->full_until_ns[n] || !distvm_node_present(s, n)) {
+    if (now < a->full_until_ns[n] || !distvm_node_usable(s, n)) {
         return false;
     }
     for (unsigned c = 0; c < a->nr_vcpus; c++) {

@@ -167,6 +167,14 @@ static bool node_lost_received(DistvmState *s, const DistvmMsg *msg)
     g_autofree char *why = g_strdup_printf("node %" PRIu32 " reported it "
                                            "lost", msg->hdr.src);
 
+    /* Not a node of the cluster (any more, or yet): not its say */
+    if (!distvm_node_present(s, msg->hdr.src)) {
+        distvm_msg_refused(s, msg->hdr.src, "NODE_LOST of node %" PRIu32
+                           " from a node that is not part of the cluster",
+                           msg->u.node_id);
+        return false;
+    }
+
     distvm_fatal_node_lost(s, msg->u.node_id, why);
     return true;
 }

@@ -177,6 +177,10 @@ struct DistvmState {
     uint32_t present;
     /* The node joining now, announced by home, or UINT32_MAX */
     uint32_t joining;
+    /* Atomic: the node being drained (distvm-drain.c), or UINT32_MAX */
+    uint32_t draining;
+    /* Atomic: the nodes that left after a drain, gone for good */
+    uint32_t left;
     int64_t join_paused_ns;     /* home: when it paused the guest for it */
     bool plugged;               /* home: a device was plugged on every node */
     QIONetListener *listener;
@@ -271,6 +275,13 @@ static inline bool distvm_node_present(DistvmState *s, uint32_t node)
     return node < DISTVM_MAX_NODES && (qatomic_read(&s->present) & BIT(node));
 }
 
+/* Whether vCPUs may go to @node: it is present and not being drained */
+static inline bool distvm_node_usable(DistvmState *s, uint32_t node)
+{
+    return distvm_node_present(s, node) &&
+           node != qatomic_read(&s->draining);
+}
+
 static inline bool distvm_is_home(DistvmState *s)
 {
     return s->node_id == DISTVM_HOME_NODE;
@@ -346,6 +357,9 @@ void distvm_join_announce(DistvmState *s, uint32_t node, uint32_t speed);
 void distvm_join_ready(DistvmState *s, uint32_t node);
 void distvm_join_node_stopped(DistvmState *s, uint32_t node);
 bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why);
+
+/* distvm-drain.c */
+void distvm_drain_init(DistvmState *s);
 
 /* distvm-cluster.c */
 void distvm_cluster_init(DistvmState *s);

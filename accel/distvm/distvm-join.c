@@ -39,6 +39,7 @@
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
+#include "io/channel.h"
 #include "system/runstate.h"
 #include "distvm-internal.h"
 #include "trace.h"
@@ -156,6 +157,16 @@ static void join_stop_bh(void *opaque)
     if (node == UINT32_MAX || join.node != UINT32_MAX) {
         return;                 /* lost meanwhile */
     }
+    /* What the main loop did since home accepted it */
+    if (s->plugged || distvm_residency_count(s)) {
+        error_report("distvm: node %" PRIu32 " cannot join: %s", node,
+                     s->plugged ? "a device was plugged into the running "
+                     "guest meanwhile" : "guest RAM became resident on a "
+                     "node meanwhile");
+        qio_channel_shutdown(s->peers[node].ioc, QIO_CHANNEL_SHUTDOWN_BOTH,
+                             NULL);
+        return;
+    }
     join.node = node;
     join.was_running = runstate_is_running();
     join.stops = 0;
@@ -231,6 +242,9 @@ bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why)
     DistvmPeer *peer = &s->peers[node];
     bool joining;
 
+    if (qatomic_read(&s->left) & BIT(node)) {
+        return true;            /* drained, it left: nothing is lost */
+    }
     qemu_mutex_lock(&s->lock);
     joining = s->state == DISTVM_CLUSTER_STATE_RUNNING &&
               !distvm_node_present(s, node) && node != s->node_id;

@@ -172,7 +172,7 @@ void distvm_leave_end_cluster(DistvmState *s)
 
     distvm_wire_empty(end, DISTVM_MSG_END, s->node_id, 0);
     for (uint32_t n = 0; n < s->nodes; n++) {
-        if (n == s->node_id) {
+        if (n == s->node_id || !distvm_node_present(s, n)) {
             continue;
         }
         qemu_mutex_lock(&l->lock);

@@ -552,7 +552,9 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
 {
     g_autoptr(GByteArray) lost = g_byte_array_new();
 
-    if (distvm_join_lost(s, node, why)) {
+    /* This node was drained away: its connections end as it does */
+    if (qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_LEFT ||
+        distvm_join_lost(s, node, why)) {
         return;
     }
     qemu_mutex_lock(&s->lock);
@@ -629,6 +631,10 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
         if (msg.hdr.type == DISTVM_MSG_BYE) {
             bye = true;
             trace_distvm_peer_bye(peer->id);
+            /* A node drained away (distvm-drain.c) ends its own part */
+            if (qatomic_read(&s->left) & BIT(peer->id)) {
+                continue;
+            }
             /* The cluster shuts down when any node leaves in order. */
             qemu_mutex_lock(&s->lock);
             if (s->state == DISTVM_CLUSTER_STATE_RUNNING) {

@@ -1961,6 +1961,58 @@ bool distvm_ram_gather(DistvmState *s, const DistvmResident *r)
 }
 
 /*
+ * A node is drained (distvm-drain.c): bring every page this node manages
+ * that @node holds to this node, for writing, as the residency's gather
+ * does, so that @node holds none of them.  Nothing runs on @node any more
+ * that would take them back.  Returns how many were brought, or
+ * UINT64_MAX if the cluster is leaving.
+ */
+uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node)
+{
+    DistvmRam *ram = s->ram;
+    uint64_t taken = 0;
+
+    for (int pass = 0;; pass++) {
+        uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+        uint64_t held = 0;
+
+        for (uint32_t i = 0; i < n; i++) {
+            DistvmBlock *b = &ram->blocks[i];
+            g_autoptr(GArray) pages = g_array_new(false, false,
+                                                  sizeof(uint64_t));
+
+            if (qatomic_read(&b->dead)) {
+                continue;
+            }
+            qemu_mutex_lock(&ram->lock);
+            for (uint64_t p = 0; p < b->pages; p++) {
+                if (page_manager(s, b, p) == s->node_id &&
+                    (b->owner[p] == (int)node ||
+                     (b->copyset[p] & (1u << node)))) {
+                    g_array_append_val(pages, p);
+                }
+            }
+            qemu_mutex_unlock(&ram->lock);
+            for (guint j = 0; j < pages->len; j++) {
+                uint64_t p = g_array_index(pages, uint64_t, j);
+
+                /* Faults it in for writing, and changes nothing */
+                qatomic_fetch_add((uint8_t *)page_host(b, p), 0);
+                if (distvm_cluster_leaving(s)) {
+                    return UINT64_MAX;
+                }
+            }
+            held += pages->len;
+        }
+        trace_distvm_ram_take_from(node, pass, held);
+        if (!held) {
+            return taken;
+        }
+        taken += held;
+    }
+}
+
+/*
  * Source of a move, on the stopped vCPU's thread: the page of guest RAM
  * at @host, if this node holds it, as a warm page for the destination;
  * written only if the vCPU wrote it and it is still this node's.

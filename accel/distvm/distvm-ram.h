@@ -59,6 +59,7 @@ typedef struct DistvmArrival {
 } DistvmArrival;
 
 bool distvm_ram_gather(DistvmState *s, const DistvmResident *r);
+uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node);
 bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,
                           DistvmPageRef *out);
 void distvm_ram_vcpu_incoming(DistvmState *s, uint32_t cpu, uint32_t from,

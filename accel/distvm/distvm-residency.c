@@ -760,6 +760,12 @@ void qmp_distvm_set_residency(uint64_t base, uint64_t size, uint32_t node,
                    "query-distvm shows when it is");
         return;
     }
+    if (qatomic_read(&s->joining) != UINT32_MAX) {
+        error_setg(errp, "distvm: node %" PRIu32 " is joining the cluster; "
+                   "make RAM resident once it joined",
+                   qatomic_read(&s->joining));
+        return;
+    }
     if (!resident_check_new(s, base, size, node, &r, errp)) {
         return;
     }

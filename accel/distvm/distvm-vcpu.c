@@ -632,7 +632,8 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
      * has room, and sends it on to the vCPU's node, which takes it unless
      * the vCPU moved since the policy saw it there.
      */
-    if (!distvm_vcpu_allowed(s, m->cpu, m->to)) {
+    if (!distvm_vcpu_allowed(s, m->cpu, m->to) ||
+        !distvm_node_usable(s, m->to)) {
         trace_distvm_vcpu_move_disallowed(m->cpu, m->to, m->reason);
         return true;
     }
@@ -1156,8 +1157,13 @@ static bool vcpu_move_asked(int64_t cpu_index, uint32_t node,
     }
     if (!distvm_node_present(s, node)) {
         error_setg(errp, "distvm: node %" PRIu32 " is not part of the "
-                   "cluster: it has not joined (start-nodes=%" PRIu32 ")",
-                   node, s->start_nodes);
+                   "cluster: it has not joined (start-nodes=%" PRIu32 "), "
+                   "or it left", node, s->start_nodes);
+        return false;
+    }
+    if (!distvm_node_usable(s, node)) {
+        error_setg(errp, "distvm: node %" PRIu32 " is being drained",
+                   node);
         return false;
     }
     if (!distvm_vcpu_allowed(s, cpu_index, node)) {

@@ -62,6 +62,10 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_NODE_JOINING] = "NODE_JOINING",
     [DISTVM_MSG_VCPU_WHERE] = "VCPU_WHERE",
     [DISTVM_MSG_NODE_JOINED] = "NODE_JOINED",
+    [DISTVM_MSG_NODE_DRAIN] = "NODE_DRAIN",
+    [DISTVM_MSG_DRAIN_PAGES] = "DRAIN_PAGES",
+    [DISTVM_MSG_DRAINED] = "DRAINED",
+    [DISTVM_MSG_NODE_LEFT] = "NODE_LEFT",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -791,6 +795,18 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
         ok = get_u32(&r, &msg->u.node_id, errp) &&
              check_node(lim, r.what, "the lost node", msg->u.node_id, errp);
         break;
+    case DISTVM_MSG_NODE_DRAIN:
+    case DISTVM_MSG_DRAIN_PAGES:
+    case DISTVM_MSG_DRAINED:
+    case DISTVM_MSG_NODE_LEFT:
+        ok = get_u32(&r, &msg->u.node_id, errp) &&
+             check_node(lim, r.what, "the drained node", msg->u.node_id,
+                        errp);
+        if (ok && msg->u.node_id == DISTVM_HOME_NODE) {
+            error_setg(errp, "%s message for the home node", r.what);
+            ok = false;
+        }
+        break;
     case DISTVM_MSG_NODE_JOINING:
     case DISTVM_MSG_NODE_JOINED:
         ok = get_u32(&r, &msg->u.join.node_id, errp) &&
@@ -1382,6 +1398,10 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_NODE_JOINING] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_VCPU_WHERE] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_NODE_JOINED] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_NODE_DRAIN] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_DRAIN_PAGES] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_DRAINED] = DISTVM_ROLE_TO_HOME,
+    [DISTVM_MSG_NODE_LEFT] = DISTVM_ROLE_FROM_HOME,
 };
 
 /* Who sends each step of RES_SET to whom (DistvmResSetStep) */

@@ -83,6 +83,10 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_NODE_JOINING,    /* home -> all: a node joins the guest */
     DISTVM_MSG_VCPU_WHERE,      /* home -> a joining node: a vCPU's node */
     DISTVM_MSG_NODE_JOINED,     /* home -> all: it is part of the cluster */
+    DISTVM_MSG_NODE_DRAIN,      /* home -> all: a node is being drained */
+    DISTVM_MSG_DRAIN_PAGES,     /* home -> a manager: take its pages back */
+    DISTVM_MSG_DRAINED,         /* a manager -> home: it holds none */
+    DISTVM_MSG_NODE_LEFT,       /* home -> all: it left the cluster */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -106,6 +110,7 @@ typedef enum DistvmMoveWhy {
     DISTVM_MOVE_GUEST,          /* the guest, through distmem-topology */
     DISTVM_MOVE_RESIDENCY,      /* it touched RAM resident elsewhere */
     DISTVM_MOVE_CONSOLIDATE,    /* the placement policy: to fewer nodes */
+    DISTVM_MOVE_DRAIN,          /* off a node being drained */
     DISTVM_MOVE__MAX
 } DistvmMoveWhy;
 
@@ -428,7 +433,7 @@ typedef struct DistvmMsg {
         DistvmMsgHello hello;
         DistvmMsgWelcome welcome;
         char *reason;           /* REFUSE */
-        uint32_t node_id;       /* PEER_HELLO, NODE_LOST */
+        uint32_t node_id;       /* PEER_HELLO, NODE_LOST, *DRAIN*, _LEFT */
         DistvmMsgNodeJoin join;     /* NODE_JOINING, NODE_JOINED */
         DistvmMsgPage page;     /* PAGE_* */
         uint64_t value;         /* PING, PONG */

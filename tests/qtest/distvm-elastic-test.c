@@ -120,7 +120,7 @@ static void test_join(void)
 
     /* Nothing goes to node 2 before it joined */
     qmp_refused(node[0]->qts, "distvm: node 2 is not part of the cluster: "
-                "it has not joined (start-nodes=2)",
+                "it has not joined (start-nodes=2), or it left",
                 "{ 'execute': 'distvm-move-vcpu', 'arguments': "
                 "{ 'cpu-index': 1, 'node': 2 } }");
     g_assert_cmpint(distvm_vcpu_node(node[1]->qts, 1), ==, 1);
@@ -139,7 +139,10 @@ static void test_join(void)
                             "(-m): the home node has '134217728', node 2 "
                             "has '268435456'"));
     g_assert_false(node_present(node[0]->qts, 2));
-    g_assert_cmpuint(timer_ticks(node[0]->qts, 0), >, ticks[0]);
+    for (int tries = 0; timer_ticks(node[0]->qts, 0) <= ticks[0]; tries++) {
+        g_assert_cmpint(tries, <, 1000);
+        g_usleep(10 * 1000);
+    }
 
     /* The same machine joins */
     {
@@ -191,7 +194,75 @@ static void test_join(void)
     }
     g_assert_cmpint(distvm_remote_faults(node[2], "pc.ram"), >, 0);
 
-    distvm_check_moves_results(node, 3, NCPUS);
+    /* Refused: drain home, a start node, or to a node that is not there */
+    qmp_refused(node[0]->qts, "distvm: the home node runs the devices and "
+                "cannot be drained",
+                "{ 'execute': 'distvm-drain-node', 'arguments': "
+                "{ 'node': 0 } }");
+    qmp_refused(node[0]->qts, "distvm: node 1 manages part of the guest's "
+                "page directory (it is one of the start-nodes=2 nodes); "
+                "only a node that joined the running guest can be drained",
+                "{ 'execute': 'distvm-drain-node', 'arguments': "
+                "{ 'node': 1 } }");
+    qmp_refused(node[1]->qts, "distvm: distvm-drain-node is asked of the "
+                "home node (node 0) of a cluster",
+                "{ 'execute': 'distvm-drain-node', 'arguments': "
+                "{ 'node': 2 } }");
+
+    /* Node 2 is drained while the guest runs: its vCPUs go to node 1 */
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': "
+                             "'distvm-drain-node', 'arguments': "
+                             "{ 'node': 2, 'to': [ 1 ] } }");
+    for (int n = 0; n < 2; n++) {
+        unsigned moved = 0;
+
+        /* vCPUs 1 and 3, in either order */
+        for (int i = 0; i < 2; i++) {
+            ev = qtest_qmp_eventwait_ref(node[n]->qts, "DISTVM_VCPU_MOVED");
+            moved |= 1u << qdict_get_int(qdict_get_qdict(ev, "data"),
+                                         "cpu-index");
+            g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"),
+                                          "from"), ==, 2);
+            g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"),
+                                          "to"), ==, 1);
+            g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"),
+                                          "reason"), ==, "drain");
+            qobject_unref(ev);
+        }
+        g_assert_cmphex(moved, ==, 0xa);
+        ev = qtest_qmp_eventwait_ref(node[n]->qts, "DISTVM_NODE_LEFT");
+        g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"),
+                        ==, 2);
+        if (n == 0) {
+            g_test_message("node 2 drained in %" PRId64 " ms",
+                           qdict_get_int(qdict_get_qdict(ev, "data"),
+                                         "drain-ms"));
+        }
+        qobject_unref(ev);
+        g_assert_false(node_present(node[n]->qts, 2));
+        for (int cpu = 0; cpu < NCPUS; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), ==,
+                            cpu == 0 ? 0 : 1);
+        }
+    }
+    /* It exits 0 by itself; the guest runs on, without it */
+    qtest_wait_qemu(node[2]->qts);
+    qmp_refused(node[0]->qts, "distvm: node 2 is not part of the cluster: "
+                "it has not joined (start-nodes=2), or it left",
+                "{ 'execute': 'distvm-move-vcpu', 'arguments': "
+                "{ 'cpu-index': 1, 'node': 2 } }");
+    for (int cpu = 0; cpu < NCPUS; cpu++) {
+        uint32_t rounds = qtest_readl(node[1]->qts, RES(rounds) + cpu * 4);
+
+        for (int tries = 0;
+             qtest_readl(node[0]->qts, RES(rounds) + cpu * 4) <= rounds;
+             tries++) {
+            g_assert_cmpint(tries, <, 1000);
+            g_usleep(2000);
+        }
+    }
+
+    distvm_check_moves_results(node, 2, NCPUS);
     for (int n = 2; n >= 0; n--) {
         distvm_node_quit(node[n]);
     }

@@ -171,6 +171,15 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->hdr.length == 4);
         CHECK(m->u.node_id < lim->nodes);
         break;
+    case DISTVM_MSG_NODE_DRAIN:
+    case DISTVM_MSG_DRAIN_PAGES:
+    case DISTVM_MSG_DRAINED:
+    case DISTVM_MSG_NODE_LEFT:
+        /* a node other than home */
+        CHECK(m->hdr.length == 4);
+        CHECK(m->u.node_id < lim->nodes);
+        CHECK(m->u.node_id != 0);
+        break;
     case DISTVM_MSG_NODE_JOINING:
     case DISTVM_MSG_NODE_JOINED:
         /* a node other than home, with a speed */
@@ -539,6 +548,10 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
         return !strcmp(a->u.reason, b->u.reason);
     case DISTVM_MSG_PEER_HELLO:
     case DISTVM_MSG_NODE_LOST:
+    case DISTVM_MSG_NODE_DRAIN:
+    case DISTVM_MSG_DRAIN_PAGES:
+    case DISTVM_MSG_DRAINED:
+    case DISTVM_MSG_NODE_LEFT:
         return a->u.node_id == b->u.node_id;
     case DISTVM_MSG_NODE_JOINING:
     case DISTVM_MSG_NODE_JOINED:
@@ -661,7 +674,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
- * REFUSE, PEER_HELLO, NODE_LOST, NODE_JOIN*, VCPU_*, IO_*, RUN_STATE,
+ * REFUSE, PEER_HELLO, NODE_*, *DRAIN*, VCPU_*, IO_*, RUN_STATE,
  * PIC_OUTPUT, PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES, MEM_UNPLUG,
  * CPU_UNPLUG and RES_SET encoders
  * always send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say
@@ -695,6 +708,10 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_PEER_HELLO:
     case DISTVM_MSG_NODE_LOST:
+    case DISTVM_MSG_NODE_DRAIN:
+    case DISTVM_MSG_DRAIN_PAGES:
+    case DISTVM_MSG_DRAINED:
+    case DISTVM_MSG_NODE_LEFT:
         distvm_wire_node(buf, m->hdr.type, m->hdr.src, m->u.node_id);
         *fixed_seq = true;
         break;
@@ -1137,6 +1154,10 @@ int main(int argc, char **argv)
                                                2, DISTVM_WIRE_SPEED_ONE));
     SEED("node-joined", distvm_wire_node_join(b, DISTVM_MSG_NODE_JOINED, 0, 3,
                                               500));
+    SEED("node-drain", distvm_wire_node(b, DISTVM_MSG_NODE_DRAIN, 0, 2));
+    SEED("drain-pages", distvm_wire_node(b, DISTVM_MSG_DRAIN_PAGES, 0, 2));
+    SEED("drained", distvm_wire_node(b, DISTVM_MSG_DRAINED, 1, 2));
+    SEED("node-left", distvm_wire_node(b, DISTVM_MSG_NODE_LEFT, 0, 2));
     SEED("vcpu-where", {
         distvm_wire_vcpu(b, DISTVM_MSG_VCPU_WHERE, 0, 1, 0, 2, 0, NULL, 0);
         distvm_wire_set_seq(b, 7);

@@ -411,6 +411,10 @@ static GPtrArray *valid_messages(void)
     distvm_wire_node_join(NEXT(), DISTVM_MSG_NODE_JOINED, 0, 1,
                           DISTVM_WIRE_SPEED_MIN);
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_WHERE, 0, 5, 0, 2, 0, NULL, 0);
+    distvm_wire_node(NEXT(), DISTVM_MSG_NODE_DRAIN, 0, 2);
+    distvm_wire_node(NEXT(), DISTVM_MSG_DRAIN_PAGES, 0, 3);
+    distvm_wire_node(NEXT(), DISTVM_MSG_DRAINED, 1, 3);
+    distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LEFT, 0, 1);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -593,10 +597,14 @@ static void test_type_names(void)
         [DISTVM_MSG_NODE_JOINING] = "NODE_JOINING",
         [DISTVM_MSG_VCPU_WHERE] = "VCPU_WHERE",
         [DISTVM_MSG_NODE_JOINED] = "NODE_JOINED",
+        [DISTVM_MSG_NODE_DRAIN] = "NODE_DRAIN",
+        [DISTVM_MSG_DRAIN_PAGES] = "DRAIN_PAGES",
+        [DISTVM_MSG_DRAINED] = "DRAINED",
+        [DISTVM_MSG_NODE_LEFT] = "NODE_LEFT",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_NODE_JOINED + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_NODE_LEFT + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -669,6 +677,11 @@ static void test_roles(void)
         [DISTVM_MSG_NODE_JOINING] = FROM_HOME,
         [DISTVM_MSG_VCPU_WHERE] = FROM_HOME,
         [DISTVM_MSG_NODE_JOINED] = FROM_HOME,
+        /* a node drained: home leads, the managers answer */
+        [DISTVM_MSG_NODE_DRAIN] = FROM_HOME,
+        [DISTVM_MSG_DRAIN_PAGES] = FROM_HOME,
+        [DISTVM_MSG_DRAINED] = TO_HOME,
+        [DISTVM_MSG_NODE_LEFT] = FROM_HOME,
         /* test_res_set_roles() */
         [DISTVM_MSG_RES_SET] = BY_STEP,
     };
@@ -2064,7 +2077,9 @@ static void test_bad_version(void)
      * one before CPU hot-plug (CPU_PLUG, CPU_PLUG_ACK, CPU_UNPLUG), 13
      * the one before PAGE_REQS, 14 the one before the policy's
      * consolidation (DISTVM_MOVE_CONSOLIDATE), 15 the one before nodes
-     * that join the running guest (NODE_JOINING, VCPU_WHERE, NODE_JOINED)
+     * that join and leave the running guest (NODE_JOINING, VCPU_WHERE,
+     * NODE_JOINED, NODE_DRAIN, DRAIN_PAGES, DRAINED, NODE_LEFT,
+     * DISTVM_MOVE_DRAIN)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 0x100,
@@ -2540,25 +2555,28 @@ static void test_vcpu_bad_node(void)
 
 /*
  * The reason of a move (VCPU_MOVE, VCPU_STATE, VCPU_MOVED) is a
- * DistvmMoveWhy, DISTVM_MOVE_CONSOLIDATE (5) the last; the field is zero in
- * the other VCPU_* messages.
+ * DistvmMoveWhy, DISTVM_MOVE_DRAIN (6) the last; the field is zero in the
+ * other VCPU_* messages.
  */
 static void test_vcpu_reason(void)
 {
     static const uint32_t reasons[] = {
-        0, 1, 2, 3, 4, 5, 6, 0x100, 0x80000000u, UINT32_MAX,
+        0, 1, 2, 3, 4, 5, 6, 7, 0x100, 0x80000000u, UINT32_MAX,
     };
     static const uint32_t encoded[] = {
         DISTVM_MOVE_COMMAND, DISTVM_MOVE_POLICY, DISTVM_MOVE_TIER,
         DISTVM_MOVE_GUEST, DISTVM_MOVE_RESIDENCY, DISTVM_MOVE_CONSOLIDATE,
+        DISTVM_MOVE_DRAIN,
     };
     GByteArray *b = g_byte_array_new();
 
     /* the values are on the wire */
     g_assert_cmpuint(DISTVM_MOVE_RESIDENCY, ==, 4);
     g_assert_cmpuint(DISTVM_MOVE_CONSOLIDATE, ==, 5);
-    g_assert_cmpuint(DISTVM_MOVE__MAX, ==, 6);
+    g_assert_cmpuint(DISTVM_MOVE_DRAIN, ==, 6);
+    g_assert_cmpuint(DISTVM_MOVE__MAX, ==, 7);
     g_assert_false(distvm_move_by_policy(DISTVM_MOVE_RESIDENCY));
+    g_assert_false(distvm_move_by_policy(DISTVM_MOVE_DRAIN));
     g_assert_true(distvm_move_by_policy(DISTVM_MOVE_CONSOLIDATE));
 
     for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
@@ -2616,7 +2634,7 @@ static void test_vcpu_reason(void)
         if (move) {
             /* and refuses the one after the last */
             g_autofree char *what = g_strdup_printf(
-                "%s message with reason 6", distvm_msg_type_name(t));
+                "%s message with reason 7", distvm_msg_type_name(t));
 
             distvm_wire_vcpu_move(b, t, 2, 1, 2, 3, DISTVM_MOVE__MAX, 7,
                                   "state", 5);
@@ -5277,6 +5295,35 @@ static void test_bad_speed(void)
     g_byte_array_unref(b);
 }
 
+/* NODE_DRAIN, DRAIN_PAGES, DRAINED, NODE_LEFT: a node other than home */
+static void test_node_drain(void)
+{
+    static const DistvmMsgType types[] = {
+        DISTVM_MSG_NODE_DRAIN, DISTVM_MSG_DRAIN_PAGES, DISTVM_MSG_DRAINED,
+        DISTVM_MSG_NODE_LEFT,
+    };
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < ARRAY_SIZE(types); i++) {
+        for (uint32_t n = 1; n < limits.nodes; n++) {
+            distvm_wire_node(b, types[i], 1, n);
+            g_assert_cmpuint(b->len, ==, HDR + 4);
+            decode_ok(b, &limits_no_ram, &d);
+            check_hdr(&d.msg.hdr, types[i], 4, 1, 0);
+            g_assert_cmpuint(d.msg.u.node_id, ==, n);
+            decoded_free(&d);
+        }
+        distvm_wire_node(b, types[i], 0, 0);
+        expect_decode_error(b, &limits, "for the home node");
+        distvm_wire_node(b, types[i], 0, limits.nodes);
+        expect_decode_error(b, &limits, "the drained node");
+        distvm_wire_empty(b, types[i], 0, 0);
+        expect_decode_error(b, &limits, "is truncated");
+    }
+    g_byte_array_unref(b);
+}
+
 /* NODE_JOINING and NODE_JOINED: a node other than home, and its speed */
 static void test_node_join(void)
 {
@@ -5723,6 +5770,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/peer-hello", test_peer_hello);
     g_test_add_func("/distvm/wire/roundtrip/node-lost", test_node_lost);
     g_test_add_func("/distvm/wire/roundtrip/node-join", test_node_join);
+    g_test_add_func("/distvm/wire/roundtrip/node-drain", test_node_drain);
     g_test_add_func("/distvm/wire/roundtrip/empty", test_empty_messages);
     g_test_add_func("/distvm/wire/roundtrip/ping-pong", test_ping_pong);
     g_test_add_func("/distvm/wire/roundtrip/page", test_page_messages);

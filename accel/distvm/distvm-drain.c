@@ -1,0 +1,332 @@
+/*
+ * distvm: a node is drained and leaves the running guest
+ *
+ * distvm-drain-node, asked of home, takes node D out of the cluster
+ * while the guest runs:
+ *
+ * 1. Home tells every node that D is being drained (NODE_DRAIN): no move
+ *    goes to D from then on, the policy's included.
+ * 2. Home asks D to move each vCPU it runs to another node (reason
+ *    "drain"), and waits until none runs there or moves.
+ * 3. Home asks each node that manages pages (the start-nodes nodes:
+ *    DRAIN_PAGES); each brings every page it manages that D holds to
+ *    itself for writing, as a fault of its own would (which takes D's
+ *    copy away), until D holds none of them, and answers DRAINED.
+ * 4. Home tells every node that D has left (NODE_LEFT); each emits
+ *    DISTVM_NODE_LEFT and no longer counts D; D ends its process (exit
+ *    status 0), its BYE ending nothing but its connections.
+ *
+ * Only a node that joined the running guest can be drained: it manages
+ * no page (distvm-ram.c) and runs no device.  A start node manages part
+ * of the directory, and home runs the devices: handing those over is not
+ * built, and their drain is refused.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-commands-distvm.h"
+#include "qapi/qapi-events-distvm.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
+#include "system/runstate.h"
+#include "hw/core/cpu.h"
+#include "distvm-internal.h"
+#include "distvm-ram.h"
+#include "trace.h"
+
+/* How often home looks whether the drained node's vCPUs have gone */
+#define DISTVM_DRAIN_POLL_MS    20
+
+typedef struct DistvmDrain {
+    uint32_t node;              /* home: being drained, or UINT32_MAX */
+    uint32_t managers;          /* home: DRAINED awaited from these */
+    int64_t started_ns;
+    QEMUTimer *timer;
+} DistvmDrain;
+
+static DistvmDrain drain = { .node = UINT32_MAX };
+
+/* Send @type about node @node to every node present, this one too. */
+static void drain_broadcast(DistvmState *s, DistvmMsgType type, uint32_t node)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    /* as they are now: this node applies the message as it sends it */
+    uint32_t present = qatomic_read(&s->present);
+
+    distvm_wire_node(m, type, s->node_id, node);
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (present & BIT(i)) {
+            distvm_send(s, i, m);
+        }
+    }
+}
+
+/* vCPUs on each node, and the one with the fewest that @cpu may run on */
+static uint32_t drain_target(DistvmState *s, uint32_t cpu, uint32_t node)
+{
+    g_autofree uint32_t *runs = g_new0(uint32_t, s->nodes);
+    uint32_t best = UINT32_MAX;
+    CPUState *c;
+
+    CPU_FOREACH(c) {
+        runs[distvm_vcpu_node(s, c->cpu_index)]++;
+    }
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (n != node && distvm_node_usable(s, n) &&
+            distvm_vcpu_allowed(s, cpu, n) &&
+            (best == UINT32_MAX || runs[n] < runs[best])) {
+            best = n;
+        }
+    }
+    return best;
+}
+
+/* Home, in the main loop: step 2 done? Then step 3. */
+static void drain_poll(void *opaque)
+{
+    DistvmState *s = opaque;
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        if (distvm_vcpu_node(s, cpu->cpu_index) == drain.node ||
+            distvm_vcpu_moving(s, cpu->cpu_index)) {
+            timer_mod(drain.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                                   DISTVM_DRAIN_POLL_MS);
+            return;
+        }
+    }
+    trace_distvm_drain_pages(drain.node);
+    drain.managers = MAKE_64BIT_MASK(0, s->start_nodes);
+    for (uint32_t i = 0; i < s->start_nodes; i++) {
+        g_autoptr(GByteArray) m = g_byte_array_new();
+
+        distvm_wire_node(m, DISTVM_MSG_DRAIN_PAGES, s->node_id, drain.node);
+        distvm_send(s, i, m);
+    }
+}
+
+void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
+                           Error **errp)
+{
+    DistvmState *s = distvm_state();
+    g_autofree uint32_t *target = NULL;
+    uint32List *next = to;
+    CPUState *cpu;
+
+    if (!s) {
+        error_setg(errp, "distvm is not the active accelerator");
+        return;
+    }
+    if (s->nodes == 1 || !distvm_is_home(s)) {
+        error_setg(errp, "distvm: distvm-drain-node is asked of the home "
+                   "node (node %d) of a cluster", DISTVM_HOME_NODE);
+        return;
+    }
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+        error_setg(errp, "distvm: the cluster is not running");
+        return;
+    }
+    if (node == DISTVM_HOME_NODE) {
+        error_setg(errp, "distvm: the home node runs the devices and cannot "
+                   "be drained");
+        return;
+    }
+    if (!distvm_node_present(s, node)) {
+        error_setg(errp, "distvm: node %" PRIu32 " is not part of the "
+                   "cluster", node);
+        return;
+    }
+    if (node < s->start_nodes) {
+        error_setg(errp, "distvm: node %" PRIu32 " manages part of the "
+                   "guest's page directory (it is one of the start-nodes=%"
+                   PRIu32 " nodes); only a node that joined the running "
+                   "guest can be drained", node, s->start_nodes);
+        return;
+    }
+    if (drain.node != UINT32_MAX || qatomic_read(&s->joining) !=
+                                    UINT32_MAX) {
+        error_setg(errp, "distvm: node %" PRIu32 " is %s; one node joins "
+                   "or leaves at a time", drain.node != UINT32_MAX ?
+                   drain.node : qatomic_read(&s->joining),
+                   drain.node != UINT32_MAX ? "being drained" : "joining");
+        return;
+    }
+    for (uint32List *n = to; n; n = n->next) {
+        if (n->value == node || !distvm_node_usable(s, n->value)) {
+            error_setg(errp, "distvm: the vCPUs of node %" PRIu32 " cannot "
+                       "go to node %" PRIu32 ": it is %s", node, n->value,
+                       n->value == node ? "the node drained" :
+                       "not part of the cluster");
+            return;
+        }
+    }
+
+    /* Where each vCPU goes, all known before anything moves */
+    target = g_new(uint32_t, s->nr_vcpus);
+    CPU_FOREACH(cpu) {
+        uint32_t i = cpu->cpu_index;
+
+        target[i] = UINT32_MAX;
+        if (distvm_vcpu_node(s, i) != node) {
+            continue;
+        }
+        if (to) {
+            target[i] = next->value;
+            next = next->next ?: to;
+        } else {
+            target[i] = drain_target(s, i, node);
+        }
+        if (target[i] == UINT32_MAX ||
+            !distvm_vcpu_allowed(s, i, target[i])) {
+            error_setg(errp, "distvm: vCPU %" PRIu32 " of node %" PRIu32
+                       " may not run on %s (distvm-set-vcpu-nodes)", i,
+                       node, target[i] == UINT32_MAX ? "any other node" :
+                       "the node given");
+            return;
+        }
+    }
+
+    trace_distvm_drain_start(node);
+    drain.node = node;
+    drain.started_ns = get_clock();
+    drain_broadcast(s, DISTVM_MSG_NODE_DRAIN, node);
+    CPU_FOREACH(cpu) {
+        if (target[cpu->cpu_index] != UINT32_MAX) {
+            distvm_vcpu_request_move(s, cpu->cpu_index, node,
+                                     target[cpu->cpu_index],
+                                     DISTVM_MOVE_DRAIN, 0);
+        }
+    }
+    drain_poll(s);
+}
+
+/* NODE_DRAIN: no vCPU goes to that node from now on. */
+static bool node_drain_received(DistvmState *s, const DistvmMsg *msg)
+{
+    uint32_t node = msg->u.node_id;
+
+    if (!distvm_node_present(s, node) || node < s->start_nodes) {
+        distvm_msg_refused(s, msg->hdr.src, "NODE_DRAIN of node %" PRIu32
+                           ", which may not be drained", node);
+        return false;
+    }
+    qatomic_set(&s->draining, node);
+    return true;
+}
+
+typedef struct DistvmDrainPages {
+    DistvmState *s;
+    uint32_t node;
+} DistvmDrainPages;
+
+/* A manager, in a thread of its own: take the drained node's pages. */
+static void *drain_pages_thread(void *opaque)
+{
+    DistvmDrainPages *d = opaque;
+    DistvmState *s = d->s;
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    uint64_t pages;
+
+    rcu_register_thread();
+    pages = distvm_ram_take_from(s, d->node);
+    trace_distvm_drain_pages_done(d->node, pages);
+    if (pages != UINT64_MAX) {
+        distvm_wire_node(m, DISTVM_MSG_DRAINED, s->node_id, d->node);
+        distvm_send(s, DISTVM_HOME_NODE, m);
+    }
+    rcu_unregister_thread();
+    g_free(d);
+    return NULL;
+}
+
+/* DRAIN_PAGES: bring the pages this node manages back from that node. */
+static bool drain_pages_received(DistvmState *s, const DistvmMsg *msg)
+{
+    DistvmDrainPages *d;
+    QemuThread thread;
+
+    if (msg->u.node_id != qatomic_read(&s->draining) ||
+        s->node_id >= s->start_nodes) {
+        distvm_msg_refused(s, msg->hdr.src, "DRAIN_PAGES of node %" PRIu32
+                           ", which is not being drained, or to a node "
+                           "that manages no page", msg->u.node_id);
+        return false;
+    }
+    d = g_new(DistvmDrainPages, 1);
+    d->s = s;
+    d->node = msg->u.node_id;
+    qemu_thread_create(&thread, "distvm-drain", drain_pages_thread, d,
+                       QEMU_THREAD_DETACHED);
+    return true;
+}
+
+/* Home, in the main loop: a manager holds none of the node's pages. */
+static void drained_bh(DistvmState *s, const DistvmMsg *msg)
+{
+    if (drain.node != msg->u.node_id ||
+        !(drain.managers & BIT(msg->hdr.src))) {
+        distvm_msg_refused(s, msg->hdr.src, "DRAINED of node %" PRIu32
+                           ", which it was not asked for", msg->u.node_id);
+        return;
+    }
+    drain.managers &= ~BIT(msg->hdr.src);
+    if (!drain.managers) {
+        drain_broadcast(s, DISTVM_MSG_NODE_LEFT, drain.node);
+    }
+}
+
+/* NODE_LEFT: the node is no longer part of the cluster. */
+static bool node_left_received(DistvmState *s, const DistvmMsg *msg)
+{
+    uint32_t node = msg->u.node_id;
+
+    if (node != qatomic_read(&s->draining)) {
+        distvm_msg_refused(s, msg->hdr.src, "NODE_LEFT of node %" PRIu32
+                           ", which was not being drained", node);
+        return false;
+    }
+    qemu_mutex_lock(&s->lock);
+    qatomic_set(&s->left, s->left | BIT(node));
+    qatomic_set(&s->present, s->present & ~BIT(node));
+    qatomic_set(&s->draining, UINT32_MAX);
+    if (node == s->node_id) {
+        qatomic_set(&s->state, DISTVM_CLUSTER_STATE_LEFT);
+    }
+    qemu_mutex_unlock(&s->lock);
+    return true;
+}
+
+static void node_left_event(DistvmState *s, const DistvmMsg *msg)
+{
+    uint32_t node = msg->u.node_id;
+    uint64_t ms = 0;
+
+    if (distvm_is_home(s) && drain.node == node) {
+        ms = (get_clock() - drain.started_ns) / SCALE_MS;
+        drain.node = UINT32_MAX;
+    }
+    trace_distvm_drain_left(node, ms);
+    qapi_event_send_distvm_node_left(node, ms);
+    distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
+    if (node == s->node_id) {
+        qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
+    }
+}
+
+static const DistvmMsgHandler drain_handlers[] = {
+    { DISTVM_MSG_NODE_DRAIN, .receive = node_drain_received },
+    { DISTVM_MSG_DRAIN_PAGES, .receive = drain_pages_received },
+    { DISTVM_MSG_DRAINED, .main_loop = drained_bh },
+    { DISTVM_MSG_NODE_LEFT, .receive = node_left_received,
+      .main_loop = node_left_event },
+};
+
+void distvm_drain_init(DistvmState *s)
+{
+    drain.timer = timer_new_ms(QEMU_CLOCK_REALTIME, drain_poll, s);
+    distvm_msg_handlers_register(s, drain_handlers,
+                                 ARRAY_SIZE(drain_handlers));
+}
