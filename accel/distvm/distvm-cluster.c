@@ -81,6 +81,12 @@ static void distvm_cluster_start(DistvmState *s)
     }
 }
 
+/* Home, with start-nodes=1: the cluster is home alone, at first. */
+void distvm_cluster_start_alone(DistvmState *s)
+{
+    distvm_cluster_start(s);
+}
+
 /* Home: a node reported READY. */
 static void distvm_home_node_ready(DistvmState *s, uint32_t node)
 {

@@ -310,6 +310,10 @@ static void node_left_event(DistvmState *s, const DistvmMsg *msg)
     }
     trace_distvm_drain_left(node, ms);
     qapi_event_send_distvm_node_left(node, ms);
+    /* Home alone again: a plain single-node guest, QEMU can migrate it */
+    if (qatomic_read(&s->present) == BIT(s->node_id)) {
+        distvm_ram_set_spread(s, false, NULL);
+    }
     distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
     if (node == s->node_id) {
         qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);

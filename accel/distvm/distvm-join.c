@@ -42,6 +42,7 @@
 #include "io/channel.h"
 #include "system/runstate.h"
 #include "distvm-internal.h"
+#include "distvm-ram.h"
 #include "trace.h"
 
 /* How long home waits for the nodes' vCPUs to stop, at most */
@@ -153,16 +154,22 @@ static void join_stop_bh(void *opaque)
 {
     DistvmState *s = opaque;
     uint32_t node = qatomic_read(&s->joining);
+    Error *err = NULL;
 
     if (node == UINT32_MAX || join.node != UINT32_MAX) {
         return;                 /* lost meanwhile */
     }
     /* What the main loop did since home accepted it */
     if (s->plugged || distvm_residency_count(s)) {
-        error_report("distvm: node %" PRIu32 " cannot join: %s", node,
-                     s->plugged ? "a device was plugged into the running "
-                     "guest meanwhile" : "guest RAM became resident on a "
-                     "node meanwhile");
+        error_setg(&err, "%s", s->plugged ? "a device was plugged into the "
+                   "running guest meanwhile" : "guest RAM became resident "
+                   "on a node meanwhile");
+    } else {
+        distvm_ram_set_spread(s, true, &err);   /* not while it migrates */
+    }
+    if (err) {
+        error_reportf_err(err, "distvm: node %" PRIu32 " cannot join: ",
+                          node);
         qio_channel_shutdown(s->peers[node].ioc, QIO_CHANNEL_SHUTDOWN_BOTH,
                              NULL);
         return;

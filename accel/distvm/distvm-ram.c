@@ -2347,9 +2347,29 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
                    "discards guest RAM, which distvm cannot share");
         return false;
     }
-    error_setg(&ram->blocker, "distvm: a guest spread over several nodes "
-               "cannot be migrated, snapshotted or postcopied");
-    return migrate_add_blocker(&ram->blocker, errp) == 0;
+    /* A cluster that starts on home alone is not spread yet */
+    return s->start_nodes == 1 || distvm_ram_set_spread(s, true, errp);
+}
+
+/*
+ * The guest is spread over several nodes, or runs on this one alone (it
+ * started so, or the others were drained away): QEMU's migration and
+ * snapshots are refused, or allowed again.  False, with @errp set, if a
+ * migration runs: the guest cannot spread now.
+ */
+bool distvm_ram_set_spread(DistvmState *s, bool spread, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+
+    if (spread && !ram->blocker) {
+        error_setg(&ram->blocker, "distvm: a guest spread over several "
+                   "nodes cannot be migrated, snapshotted or postcopied");
+        return migrate_add_blocker(&ram->blocker, errp) == 0;
+    }
+    if (!spread && ram->blocker) {
+        migrate_del_blocker(&ram->blocker);
+    }
+    return true;
 }
 
 void distvm_ram_fingerprint(GPtrArray *keys, GPtrArray *values)

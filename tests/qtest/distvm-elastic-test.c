@@ -268,11 +268,136 @@ static void test_join(void)
     }
 }
 
+/* Wait until query-migrate on @qts reports @status (at most 60 s). */
+static void wait_migration(QTestState *qts, const char *status)
+{
+    for (int tries = 0;; tries++) {
+        QDict *ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': "
+                                                  "'query-migrate' }");
+        const char *now = qdict_haskey(ret, "status") ?
+                          qdict_get_str(ret, "status") : "none";
+        bool done = !strcmp(now, status);
+
+        g_assert_cmpstr(now, !=, "failed");
+        qobject_unref(ret);
+        if (done) {
+            return;
+        }
+        g_assert_cmpint(tries, <, 6000);
+        g_usleep(10 * 1000);
+    }
+}
+
+/*
+ * A guest that starts on home alone (start-nodes=1) spreads to node 1,
+ * which joins, and comes back when node 1 is drained: then it is a plain
+ * single-node guest again, and QEMU's own live migration moves it to a
+ * fresh QEMU (plain TCG), where it finishes with exact results.  While it
+ * is spread, migration is refused.
+ */
+static void test_collapse(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d moves=1'", NCPUS, elf,
+        NCPUS);
+    g_autofree char *dir = g_strdup_printf("%s/collapse", tmpdir);
+    g_autofree char *sock = g_strdup_printf("%s/migrate.sock", dir);
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    DistvmNode *node[2];
+    DistvmNode dest = { .node_id = 0 };
+    QDict *ev, *resp;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    {
+        g_autofree char *base = distvm_cluster_accel_opts(dir, 2, 0);
+        g_autofree char *opts = g_strdup_printf("%s,start-nodes=1", base);
+
+        node[0] = distvm_node_start(dir, 0, opts, args);
+    }
+    distvm_wait_state(node[0]->qts, "running", 60);
+    g_assert_true(distvm_wait_console(node[0], "distvm-guest: all cpus up",
+                                      60));
+    {
+        g_autofree char *base = distvm_cluster_accel_opts(dir, 2, 1);
+        g_autofree char *opts = g_strdup_printf("%s,start-nodes=1", base);
+
+        node[1] = distvm_node_start(dir, 1, opts, args);
+    }
+    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
+    qobject_unref(ev);
+    distvm_wait_state(node[1]->qts, "running", 60);
+    move_vcpu(node, 2, 1, 0, 1);
+    for (int tries = 0; timer_ticks(node[0]->qts, 1) < 10 ||
+                        distvm_remote_faults(node[1], "pc.ram") == 0;
+         tries++) {
+        g_assert_cmpint(tries, <, 1000);
+        g_usleep(10 * 1000);
+    }
+
+    /* Spread: QEMU's migration is refused */
+    resp = qtest_qmp(node[0]->qts, "{ 'execute': 'migrate', 'arguments': "
+                     "{ 'uri': %s } }", uri);
+    g_assert_true(qdict_haskey(resp, "error"));
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"),
+                            "distvm: a guest spread over several nodes "
+                            "cannot be migrated"));
+    qobject_unref(resp);
+
+    /* Drained back to home: a single-node guest, QEMU migrates it */
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': "
+                             "'distvm-drain-node', 'arguments': "
+                             "{ 'node': 1 } }");
+    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_LEFT");
+    qobject_unref(ev);
+    qtest_wait_qemu(node[1]->qts);
+    g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 1), ==, 0);
+
+    dest.serial_path = g_strdup_printf("%s/dest-serial.log", dir);
+    dest.qts = qtest_initf("-accel tcg -serial file:%s %s -incoming %s",
+                           dest.serial_path, args, uri);
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    wait_migration(node[0]->qts, "completed");
+    for (int tries = 0;; tries++) {
+        QDict *ret = qtest_qmp_assert_success_ref(dest.qts, "{ 'execute': "
+                                                  "'query-status' }");
+        bool running = !strcmp(qdict_get_str(ret, "status"), "running");
+
+        qobject_unref(ret);
+        if (running) {
+            break;
+        }
+        g_assert_cmpint(tries, <, 1000);
+        g_usleep(10 * 1000);
+    }
+    {
+        uint32_t ticks = timer_ticks(dest.qts, 1);
+
+        for (int tries = 0; timer_ticks(dest.qts, 1) <= ticks + 2; tries++) {
+            g_assert_cmpint(tries, <, 1000);
+            g_usleep(10 * 1000);
+        }
+    }
+    {
+        DistvmNode *on_dest[1] = { &dest };
+
+        distvm_check_moves_results(on_dest, 1, NCPUS);
+    }
+    qtest_quit(dest.qts);
+    g_free(dest.serial_path);
+    for (int n = 1; n >= 0; n--) {
+        distvm_node_quit(node[n]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-elastic-test");
 
     qtest_add_func("/distvm/elastic/join", test_join);
+    qtest_add_func("/distvm/elastic/collapse", test_collapse);
 
     return distvm_test_run(tmpdir);
 }
