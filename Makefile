@@ -95,6 +95,7 @@ bench: all $(B)/bench/socket-rtt
 	python3 bench/page-faults.py $(B) --transport tcp --tls
 	python3 bench/vcpu-moves.py $(B) --moves 200 --migrations 5
 	python3 bench/single-node.py $(B)
+	python3 bench/elastic.py $(B)
 	python3 bench/linux-nodes.py $(B)
 	python3 bench/io-nodes.py $(B)
 	python3 bench/affinity.py $(B)

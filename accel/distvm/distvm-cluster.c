@@ -35,6 +35,13 @@ static void distvm_cluster_started_bh(void *opaque)
     distvm_clock_start(s);
     trace_distvm_cluster_running(s->node_id, s->nodes);
     qapi_event_send_distvm_cluster_formed(s->node_id, s->nodes);
+    if (s->node_id >= s->start_nodes) {
+        g_autoptr(GByteArray) ready = g_byte_array_new();
+
+        /* Joining the running guest: its RAM is shared, it can take part */
+        distvm_wire_empty(ready, DISTVM_MSG_READY, s->node_id, 0);
+        distvm_send(s, DISTVM_HOME_NODE, ready);
+    }
 
     /* Measure the round trip to every peer once. */
     for (uint32_t i = 0; i < s->nodes; i++) {
@@ -58,9 +65,21 @@ static void distvm_cluster_started_bh(void *opaque)
 /* Called with s->lock held: every connection of the mesh is up. */
 static bool distvm_mesh_complete(DistvmState *s)
 {
+    bool joins = s->node_id >= s->start_nodes;
+
     for (uint32_t i = 0; i < s->nodes; i++) {
-        if (i != s->node_id && distvm_node_present(s, i) &&
-            !s->peers[i].sioc) {
+        if (i == s->node_id || !distvm_node_present(s, i)) {
+            continue;
+        }
+        /*
+         * A node that joins the running guest waits for a first message
+         * of each but home (whose WELCOME came): it has taken the
+         * connection (distvm_peer_accept()), and will take the
+         * NODE_JOINED that home sends it about this node.
+         */
+        if (!s->peers[i].sioc ||
+            (joins && i != DISTVM_HOME_NODE &&
+             !qatomic_read(&s->peers[i].bytes_received))) {
             return false;
         }
     }
@@ -165,6 +184,9 @@ static bool pong_received(DistvmState *s, const DistvmMsg *msg)
 /* Its arrival is all it says: distvm-net.c counts the bytes. */
 static bool heartbeat_received(DistvmState *s, const DistvmMsg *msg)
 {
+    if (qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_JOINING) {
+        distvm_check_ready(s);  /* a node that joins: a peer answered */
+    }
     return true;
 }
 

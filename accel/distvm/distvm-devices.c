@@ -110,10 +110,17 @@ static bool placed_parse_one(DistvmState *s, const char *item,
                    "(NODE is a number)", s->device_nodes, item);
         return false;
     }
-    if (node >= s->start_nodes) {
+    if (node >= s->nodes) {
         error_setg(errp, "distvm: device-nodes=%s: there is no node %" PRIu64
-                   " when the cluster starts (it starts with nodes 0 to %"
-                   PRIu32 ")", s->device_nodes, node, s->start_nodes - 1);
+                   " (the cluster has nodes 0 to %" PRIu32 ")",
+                   s->device_nodes, node, s->nodes - 1);
+        return false;
+    }
+    if (node >= s->start_nodes) {
+        error_setg(errp, "distvm: device-nodes=%s: node %" PRIu64 " joins "
+                   "the running guest later (the cluster starts with nodes "
+                   "0 to %" PRIu32 ")", s->device_nodes, node,
+                   s->start_nodes - 1);
         return false;
     }
     d->name = g_strndup(item, at - item);

@@ -7,7 +7,9 @@
  * 1. Home tells every node that D is being drained (NODE_DRAIN): no move
  *    goes to D from then on, the policy's included.
  * 2. Home asks D to move each vCPU it runs to another node (reason
- *    "drain"), and waits until none runs there or moves.
+ *    "drain"); D moves on any vCPU that still comes (a move decided
+ *    before the drain), and tells home once none runs there or comes
+ *    (DRAINED, from D).
  * 3. Home asks each node that manages pages (the start-nodes nodes:
  *    DRAIN_PAGES); each brings every page it manages that D holds to
  *    itself for writing, as a fault of its own would (which takes D's
@@ -32,6 +34,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "system/runstate.h"
+#include "system/runstate-action.h"
 #include "hw/core/cpu.h"
 #include "distvm-internal.h"
 #include "distvm-ram.h"
@@ -42,9 +45,10 @@
 
 typedef struct DistvmDrain {
     uint32_t node;              /* home: being drained, or UINT32_MAX */
+    bool vcpus_gone;            /* home: it reported it runs none */
     uint32_t managers;          /* home: DRAINED awaited from these */
     int64_t started_ns;
-    QEMUTimer *timer;
+    QEMUTimer *timer;           /* the drained node: its vCPUs' moves */
 } DistvmDrain;
 
 static DistvmDrain drain = { .node = UINT32_MAX };
@@ -84,28 +88,45 @@ static uint32_t drain_target(DistvmState *s, uint32_t cpu, uint32_t node)
     return best;
 }
 
-/* Home, in the main loop: step 2 done? Then step 3. */
+/*
+ * The drained node, in the main loop, until it left: each vCPU that runs
+ * here goes (home asked for them first; one that arrived since, from a
+ * move decided before the drain, goes to the node that runs the fewest).
+ * Once none runs or comes here, it tells home (DRAINED).
+ */
 static void drain_poll(void *opaque)
 {
     DistvmState *s = opaque;
+    bool empty = true;
     CPUState *cpu;
 
+    if (qatomic_read(&s->draining) != s->node_id) {
+        return;                 /* it left */
+    }
     CPU_FOREACH(cpu) {
-        if (distvm_vcpu_node(s, cpu->cpu_index) == drain.node ||
-            distvm_vcpu_moving(s, cpu->cpu_index)) {
-            timer_mod(drain.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                                   DISTVM_DRAIN_POLL_MS);
-            return;
+        uint32_t i = cpu->cpu_index;
+
+        if (distvm_vcpu_moving(s, i)) {
+            empty = false;
+        } else if (distvm_vcpu_node(s, i) == s->node_id) {
+            uint32_t to = drain_target(s, i, s->node_id);
+
+            empty = false;
+            if (to != UINT32_MAX) {
+                distvm_vcpu_request_move(s, i, s->node_id, to,
+                                         DISTVM_MOVE_DRAIN, 0);
+            }
         }
     }
-    trace_distvm_drain_pages(drain.node);
-    drain.managers = MAKE_64BIT_MASK(0, s->start_nodes);
-    for (uint32_t i = 0; i < s->start_nodes; i++) {
+    if (empty && !drain.vcpus_gone) {
         g_autoptr(GByteArray) m = g_byte_array_new();
 
-        distvm_wire_node(m, DISTVM_MSG_DRAIN_PAGES, s->node_id, drain.node);
-        distvm_send(s, i, m);
+        drain.vcpus_gone = true;
+        distvm_wire_node(m, DISTVM_MSG_DRAINED, s->node_id, s->node_id);
+        distvm_send(s, DISTVM_HOME_NODE, m);
     }
+    timer_mod(drain.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                           DISTVM_DRAIN_POLL_MS * (empty ? 1 : 10));
 }
 
 void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
@@ -144,6 +165,21 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                    "guest's page directory (it is one of the start-nodes=%"
                    PRIu32 " nodes); only a node that joined the running "
                    "guest can be drained", node, s->start_nodes);
+        return;
+    }
+    for (uint32_t i = 0; i < distvm_residency_count(s); i++) {
+        if (s->resident[i].node == node) {
+            error_setg(errp, "distvm: guest RAM 0x%" PRIx64 "+0x%" PRIx64
+                       " is resident on node %" PRIu32 ", which cannot be "
+                       "drained", s->resident[i].base, s->resident[i].size,
+                       node);
+            return;
+        }
+    }
+    if (distvm_ram_homes_memory(s, node)) {
+        error_setg(errp, "distvm: node %" PRIu32 " is the home of guest "
+                   "memory (a distmem-dimm), which cannot be drained",
+                   node);
         return;
     }
     if (drain.node != UINT32_MAX || qatomic_read(&s->joining) !=
@@ -191,7 +227,9 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
 
     trace_distvm_drain_start(node);
     drain.node = node;
+    drain.vcpus_gone = false;
     drain.started_ns = get_clock();
+    /* On the connection to the node, before the moves it is asked for */
     drain_broadcast(s, DISTVM_MSG_NODE_DRAIN, node);
     CPU_FOREACH(cpu) {
         if (target[cpu->cpu_index] != UINT32_MAX) {
@@ -200,7 +238,6 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                                      DISTVM_MOVE_DRAIN, 0);
         }
     }
-    drain_poll(s);
 }
 
 /* NODE_DRAIN: no vCPU goes to that node from now on. */
@@ -215,6 +252,16 @@ static bool node_drain_received(DistvmState *s, const DistvmMsg *msg)
     }
     qatomic_set(&s->draining, node);
     return true;
+}
+
+/* The drained node: its vCPUs go, the first after home's moves came */
+static void node_drain_self(DistvmState *s, const DistvmMsg *msg)
+{
+    if (msg->u.node_id == s->node_id) {
+        drain.vcpus_gone = false;
+        timer_mod(drain.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                               DISTVM_DRAIN_POLL_MS * 10);
+    }
 }
 
 typedef struct DistvmDrainPages {
@@ -263,16 +310,36 @@ static bool drain_pages_received(DistvmState *s, const DistvmMsg *msg)
     return true;
 }
 
-/* Home, in the main loop: a manager holds none of the node's pages. */
+/*
+ * Home, in the main loop: the drained node runs no vCPU any more (then
+ * the managers take its pages back), or a manager holds none of its
+ * pages (then, once all do, it leaves).
+ */
 static void drained_bh(DistvmState *s, const DistvmMsg *msg)
 {
+    uint32_t src = msg->hdr.src;
+
     if (drain.node != msg->u.node_id ||
-        !(drain.managers & BIT(msg->hdr.src))) {
-        distvm_msg_refused(s, msg->hdr.src, "DRAINED of node %" PRIu32
-                           ", which it was not asked for", msg->u.node_id);
+        (src == drain.node ? drain.vcpus_gone :
+         !(drain.managers & BIT(src)))) {
+        distvm_msg_refused(s, src, "DRAINED of node %" PRIu32 ", which it "
+                           "was not asked for", msg->u.node_id);
         return;
     }
-    drain.managers &= ~BIT(msg->hdr.src);
+    if (src == drain.node) {
+        drain.vcpus_gone = true;
+        trace_distvm_drain_pages(drain.node);
+        drain.managers = MAKE_64BIT_MASK(0, s->start_nodes);
+        for (uint32_t i = 0; i < s->start_nodes; i++) {
+            g_autoptr(GByteArray) m = g_byte_array_new();
+
+            distvm_wire_node(m, DISTVM_MSG_DRAIN_PAGES, s->node_id,
+                             drain.node);
+            distvm_send(s, i, m);
+        }
+        return;
+    }
+    drain.managers &= ~BIT(src);
     if (!drain.managers) {
         drain_broadcast(s, DISTVM_MSG_NODE_LEFT, drain.node);
     }
@@ -309,6 +376,26 @@ static void node_left_event(DistvmState *s, const DistvmMsg *msg)
         drain.node = UINT32_MAX;
     }
     trace_distvm_drain_left(node, ms);
+    if (node == s->node_id) {
+        CPUState *cpu;
+
+        timer_del(drain.timer);
+        CPU_FOREACH(cpu) {
+            /*
+             * Moves to a node being drained are refused everywhere, and
+             * this node moved on any that came after: only a move that a
+             * node decided before it learnt of the drain, and that took
+             * longer than the whole drain, could land here now.
+             */
+            if (distvm_vcpu_node(s, cpu->cpu_index) == s->node_id ||
+                distvm_vcpu_moving(s, cpu->cpu_index)) {
+                error_report("distvm: vCPU %d came to node %" PRIu32 " as "
+                             "it left the cluster; the guest loses it",
+                             cpu->cpu_index, node);
+                exit(1);
+            }
+        }
+    }
     qapi_event_send_distvm_node_left(node, ms);
     /* Home alone again: a plain single-node guest, QEMU can migrate it */
     if (qatomic_read(&s->present) == BIT(s->node_id)) {
@@ -316,12 +403,15 @@ static void node_left_event(DistvmState *s, const DistvmMsg *msg)
     }
     distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
     if (node == s->node_id) {
+        /* as QMP's quit does, whatever -action shutdown= says */
+        shutdown_action = SHUTDOWN_ACTION_POWEROFF;
         qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
     }
 }
 
 static const DistvmMsgHandler drain_handlers[] = {
-    { DISTVM_MSG_NODE_DRAIN, .receive = node_drain_received },
+    { DISTVM_MSG_NODE_DRAIN, .receive = node_drain_received,
+      .main_loop = node_drain_self },
     { DISTVM_MSG_DRAIN_PAGES, .receive = drain_pages_received },
     { DISTVM_MSG_DRAINED, .main_loop = drained_bh },
     { DISTVM_MSG_NODE_LEFT, .receive = node_left_received,

@@ -9,15 +9,18 @@
  *    start (distvm-net.c), marks it joining and tells the nodes of the
  *    cluster (NODE_JOINING), which accept its connection from then on,
  *    then sends it WELCOME with their addresses.
- * 2. The node connects to each of them and reports READY to home.
+ * 2. The node connects to each of them, which answers (a HEARTBEAT) once
+ *    it took the connection, and then reports READY to home.
  * 3. Home stops the guest, waits until every node reported its vCPUs
  *    stopped (after any change they made that the node must know), and
  *    sends the node what the others learnt while the guest ran: where
  *    each vCPU runs and after how many moves (VCPU_WHERE), its LAPIC's
  *    addressing and the nodes it may run on, the 8259's output, where the
- *    clock registers are, the host bridge's registers, the policy.  Then
- *    NODE_JOINED to every node, START to the new one, and the guest runs
- *    again (its clocks from home, as after any stop).
+ *    clock registers are, the host bridge's registers, the policy; then
+ *    START.  The node starts sharing the guest's RAM and reports READY
+ *    again.
+ * 4. Home sends NODE_JOINED to every node, the new one included, and the
+ *    guest runs again (its clocks from home, as after any stop).
  *
  * A joined node runs no vCPU until one is moved to it, and holds no page
  * until it touches one: every page starts not present there, and it
@@ -50,6 +53,7 @@
 
 typedef struct DistvmJoin {
     uint32_t node;              /* joining, or UINT32_MAX */
+    bool starting;              /* it has the state, and starts */
     uint32_t stops;             /* nodes whose vCPUs home waits to stop */
     bool was_running;           /* home stopped the guest for the join */
     int64_t paused_ns;
@@ -79,6 +83,11 @@ char *distvm_join_refusal(DistvmState *s, uint32_t node)
     if (s->joining != UINT32_MAX) {
         return g_strdup_printf("node %" PRIu32 " is joining the cluster; "
                                "one node joins at a time", s->joining);
+    }
+    if (qatomic_read(&s->draining) != UINT32_MAX) {
+        return g_strdup_printf("node %" PRIu32 " is being drained; a node "
+                               "joins once it left",
+                               qatomic_read(&s->draining));
     }
     if (s->devices) {
         return g_strdup("device-nodes runs devices on other nodes than "
@@ -111,12 +120,14 @@ void distvm_join_announce(DistvmState *s, uint32_t node, uint32_t speed)
     }
 }
 
-/* Home, in the main loop, the guest stopped: send the state, then go. */
-static void join_finish(DistvmState *s)
+/*
+ * Home, in the main loop, the guest stopped: send the joining node the
+ * state, then START.  It starts its RAM, then reports READY again.
+ */
+static void join_send_state(DistvmState *s)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
     uint32_t node = join.node;
-    uint64_t paused_us = 0;
 
     timer_del(join.timer);
     distvm_vcpu_send_state(s, node);
@@ -127,20 +138,32 @@ static void join_finish(DistvmState *s)
     g_byte_array_set_size(m, 0);
     distvm_wire_policy(m, s->node_id, qatomic_read(&s->policy));
     distvm_send(s, node, m);
-
-    g_byte_array_set_size(m, 0);
-    distvm_wire_node_join(m, DISTVM_MSG_NODE_JOINED, s->node_id, node,
-                          qatomic_read(&s->peers[node].speed));
-    for (uint32_t i = 0; i < s->nodes; i++) {
-        if (distvm_node_present(s, i) || i == node) {
-            distvm_send(s, i, m);       /* home too: it applies it there */
-        }
-    }
     g_byte_array_set_size(m, 0);
     distvm_wire_empty(m, DISTVM_MSG_START, s->node_id, 0);
     distvm_send(s, node, m);
+    join.starting = true;
+}
 
+/*
+ * Home, in the main loop: the joining node started; every node takes it
+ * as part of the cluster, and the guest runs again.
+ */
+static void join_complete(DistvmState *s)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    uint32_t node = join.node;
+    uint32_t present = qatomic_read(&s->present) | BIT(node);
+    uint64_t paused_us = 0;
+
+    distvm_wire_node_join(m, DISTVM_MSG_NODE_JOINED, s->node_id, node,
+                          qatomic_read(&s->peers[node].speed));
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (present & BIT(i)) {
+            distvm_send(s, i, m);       /* home too: it applies it there */
+        }
+    }
     join.node = UINT32_MAX;
+    join.starting = false;
     if (join.was_running) {
         vm_start();
         paused_us = (get_clock() - join.paused_ns) / SCALE_US;
@@ -183,7 +206,7 @@ static void join_stop_bh(void *opaque)
         vm_stop(RUN_STATE_PAUSED);
     }
     if (!join.stops) {
-        join_finish(s);
+        join_send_state(s);
         return;
     }
     timer_mod(join.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
@@ -195,11 +218,26 @@ static void join_stop_timeout(void *opaque)
 {
     DistvmState *s = opaque;
 
-    if (join.node != UINT32_MAX) {
+    if (join.node != UINT32_MAX && !join.starting) {
         warn_report("distvm: node %d did not report its vCPUs stopped "
                     "within %d ms; node %" PRIu32 " joins anyway",
                     ctz32(join.stops), DISTVM_JOIN_STOP_MS, join.node);
-        join_finish(s);
+        join_send_state(s);
+    }
+}
+
+/*
+ * Home, in the main loop: the joining node reported READY, its mesh
+ * complete (then stop the guest), or started (then it joined).
+ */
+static void join_ready_bh(void *opaque)
+{
+    DistvmState *s = opaque;
+
+    if (join.node == UINT32_MAX) {
+        join_stop_bh(s);
+    } else if (join.starting && join.node == qatomic_read(&s->joining)) {
+        join_complete(s);
     }
 }
 
@@ -211,29 +249,36 @@ void distvm_join_ready(DistvmState *s, uint32_t node)
                            "not joining", node);
         return;
     }
-    distvm_main_loop_call(s, node, join_stop_bh, s);
+    distvm_main_loop_call(s, node, join_ready_bh, s);
 }
 
 /* Home, in the main loop: node @node reported its vCPUs stopped. */
 void distvm_join_node_stopped(DistvmState *s, uint32_t node)
 {
-    if (join.node == UINT32_MAX || !(join.stops & BIT(node))) {
+    if (join.node == UINT32_MAX || join.starting ||
+        !(join.stops & BIT(node))) {
         return;
     }
     join.stops &= ~BIT(node);
     if (!join.stops) {
-        join_finish(s);
+        join_send_state(s);
     }
 }
 
-/* Home, in the main loop: the joining node was lost. */
+/* Home, in the main loop: node @opaque, joining, was lost. */
 static void join_abort_bh(void *opaque)
 {
-    if (join.node == UINT32_MAX) {
+    DistvmState *s = distvm_state();
+
+    if (join.node != GPOINTER_TO_UINT(opaque)) {
         return;
     }
     timer_del(join.timer);
     join.node = UINT32_MAX;
+    join.starting = false;
+    if (qatomic_read(&s->present) == BIT(s->node_id)) {
+        distvm_ram_set_spread(s, false, NULL);
+    }
     if (join.was_running) {
         vm_start();
     }
@@ -268,8 +313,14 @@ bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why)
     peer->broken = true;
     qemu_cond_broadcast(&peer->send_cond);
     qemu_mutex_unlock(&peer->send_lock);
+    /* Nothing more from it: its receive thread ends */
+    if (qatomic_read(&peer->sioc)) {
+        qio_channel_shutdown(peer->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
+    }
     if (distvm_is_home(s)) {
-        distvm_main_loop_call(s, node, join_abort_bh, s);
+        /* this node's call, not the lost node's: it may have flooded */
+        distvm_main_loop_call(s, s->node_id, join_abort_bh,
+                              GUINT_TO_POINTER(node));
     }
     return true;
 }

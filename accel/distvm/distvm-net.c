@@ -631,8 +631,13 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
         if (msg.hdr.type == DISTVM_MSG_BYE) {
             bye = true;
             trace_distvm_peer_bye(peer->id);
-            /* A node drained away (distvm-drain.c) ends its own part */
-            if (qatomic_read(&s->left) & BIT(peer->id)) {
+            /*
+             * A node drained away (distvm-drain.c), or one that is not
+             * part of the cluster (yet), ends its own part only.
+             */
+            if (!distvm_node_present(s, peer->id) ||
+                peer->id == qatomic_read(&s->draining)) {
+                distvm_join_lost(s, peer->id, "it left");
                 continue;
             }
             /* The cluster shuts down when any node leaves in order. */
@@ -646,7 +651,10 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
             qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
             continue;
         }
-        distvm_dispatch(s, &msg);
+        /* Nothing from a node that left the cluster counts any more */
+        if (!(qatomic_read(&s->left) & BIT(peer->id))) {
+            distvm_dispatch(s, &msg);
+        }
         distvm_msg_clear(&msg);
     }
     if (!bye) {
@@ -807,6 +815,13 @@ static bool distvm_peer_accept(DistvmState *s, QIOChannelSocket *sioc,
         ok = true;
     }
     qemu_mutex_unlock(&s->lock);
+    if (ok && node >= s->start_nodes) {
+        g_autoptr(GByteArray) hb = g_byte_array_new();
+
+        /* A node that joins reports READY once every node answered */
+        distvm_wire_empty(hb, DISTVM_MSG_HEARTBEAT, s->node_id, 0);
+        distvm_send(s, node, hb);
+    }
     if (ok) {
         trace_distvm_peer_connected(node);
         distvm_check_ready(s);

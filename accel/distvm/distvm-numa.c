@@ -313,6 +313,12 @@ bool distvm_ram_set_home(RAMBlock *rb, uint32_t node, Error **errp)
     DistvmState *s = distvm_state();
     bool homed;
 
+    if (!distvm_node_present(s, node)) {
+        error_setg(errp, "distvm: node %" PRIu32 " is not part of the "
+                   "cluster (a node that joins later, or left, cannot be "
+                   "the home of memory)", node);
+        return false;
+    }
     distvm_numa_block_home(s, rb, &homed);
     if (homed) {
         error_setg(errp, "distvm: RAMBlock %s is homed already (is its "

@@ -1960,6 +1960,21 @@ bool distvm_ram_gather(DistvmState *s, const DistvmResident *r)
     }
 }
 
+/* Whether a RAMBlock in use is homed on @node, which manages its pages */
+bool distvm_ram_homes_memory(DistvmState *s, uint32_t node)
+{
+    DistvmRam *ram = s->ram;
+    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+
+    for (uint32_t i = 0; i < n; i++) {
+        if (!qatomic_read(&ram->blocks[i].dead) && ram->blocks[i].homed &&
+            ram->blocks[i].home == node) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * A node is drained (distvm-drain.c): bring every page this node manages
  * that @node holds to this node, for writing, as the residency's gather
@@ -1993,15 +2008,20 @@ uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node)
                 }
             }
             qemu_mutex_unlock(&ram->lock);
-            for (guint j = 0; j < pages->len; j++) {
+            /* The block stays while it is touched (an unplug waits) */
+            rcu_read_lock();
+            for (guint j = 0; j < pages->len && !qatomic_read(&b->dead);
+                 j++) {
                 uint64_t p = g_array_index(pages, uint64_t, j);
 
                 /* Faults it in for writing, and changes nothing */
                 qatomic_fetch_add((uint8_t *)page_host(b, p), 0);
                 if (distvm_cluster_leaving(s)) {
+                    rcu_read_unlock();
                     return UINT64_MAX;
                 }
             }
+            rcu_read_unlock();
             held += pages->len;
         }
         trace_distvm_ram_take_from(node, pass, held);
@@ -2348,7 +2368,8 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
         return false;
     }
     /* A cluster that starts on home alone is not spread yet */
-    return s->start_nodes == 1 || distvm_ram_set_spread(s, true, errp);
+    return (distvm_is_home(s) && s->start_nodes == 1) ||
+           distvm_ram_set_spread(s, true, errp);
 }
 
 /*

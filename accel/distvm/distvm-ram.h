@@ -60,6 +60,7 @@ typedef struct DistvmArrival {
 
 bool distvm_ram_gather(DistvmState *s, const DistvmResident *r);
 uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node);
+bool distvm_ram_homes_memory(DistvmState *s, uint32_t node);
 bool distvm_ram_set_spread(DistvmState *s, bool spread, Error **errp);
 bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,
                           DistvmPageRef *out);

@@ -121,10 +121,16 @@ static bool resident_parse_one(DistvmState *s, const char *item,
                    "range of whole 4 KiB pages", s->residency, item);
         return false;
     }
-    if (node >= s->start_nodes) {
+    if (node >= s->nodes) {
         error_setg(errp, "distvm: residency=%s: there is no node %" PRIu64
-                   " when the cluster starts (it starts with nodes 0 to %"
-                   PRIu32 ")", s->residency, node, s->start_nodes - 1);
+                   " (the cluster has nodes 0 to %" PRIu32 ")", s->residency,
+                   node, s->nodes - 1);
+        return false;
+    }
+    if (node >= s->start_nodes) {
+        error_setg(errp, "distvm: residency=%s: node %" PRIu64 " joins the "
+                   "running guest later (the cluster starts with nodes 0 "
+                   "to %" PRIu32 ")", s->residency, node, s->start_nodes - 1);
         return false;
     }
     r->node = node;
@@ -517,6 +523,9 @@ static void res_set_send(DistvmState *s, uint32_t to,
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
 
+    if (!distvm_node_present(s, to)) {
+        return;                 /* not part of the cluster: no RAM of it */
+    }
     distvm_wire_res_set(m, s->node_id, set);
     if (!distvm_send(s, to, m)) {
         distvm_fatal_node_lost(s, to, "connection closed");

@@ -392,12 +392,178 @@ static void test_collapse(void)
     }
 }
 
+/* The Linux workload: long enough on nodes for two joins and two drains */
+#define LINUX_WORK 1000000
+
+/* Start node @n of the Linux cluster in @dir, with @machine */
+static DistvmNode *linux_node(const char *dir, int n, const char *machine)
+{
+    g_autofree char *base = distvm_cluster_accel_opts(dir, 3, n);
+    g_autofree char *opts = g_strdup_printf("%s,start-nodes=1,"
+                                            "auto-numa=off", base);
+
+    return distvm_node_start(dir, n, opts, machine);
+}
+
+/* Drain @drained of the cluster of @home, its vCPUs to @to */
+static void linux_drain(DistvmNode *home, DistvmNode *drained, int to)
+{
+    QDict *ev;
+
+    qtest_qmp_assert_success(home->qts, "{ 'execute': 'distvm-drain-node', "
+                             "'arguments': { 'node': %d, 'to': [ %d ] } }",
+                             drained->node_id, to);
+    ev = qtest_qmp_eventwait_ref(home->qts, "DISTVM_NODE_LEFT");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    drained->node_id);
+    g_test_message("node %d drained in %" PRId64 " ms", drained->node_id,
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "drain-ms"));
+    qobject_unref(ev);
+    qtest_wait_qemu(drained->qts);       /* exit status 0 */
+}
+
+/*
+ * Issue 17's Linux case: the guest starts on home alone and runs its
+ * workload; node 1, then node 2, join (a node 2 with another machine is
+ * refused first) and take vCPUs; node 1, then node 2, are drained; the
+ * guest, on home alone again, is live-migrated by QEMU's migrate to a
+ * fresh plain-TCG QEMU, where it finishes with the exact results and a
+ * clean console.
+ */
+static void test_linux(void)
+{
+    g_autofree char *kernel = distvm_guest_path("linux/vmlinuz");
+    g_autofree char *initrd = distvm_guest_path("linux/initramfs.cpio.gz");
+    g_autofree char *dir = g_strdup_printf("%s/linux", tmpdir);
+    g_autofree char *sock = g_strdup_printf("%s/migrate.sock", dir);
+    g_autofree char *uri = g_strdup_printf("unix:%s", sock);
+    g_autofree char *machine = g_strdup_printf(
+        "-nodefaults -machine pc -m 512M -smp 4,sockets=4 -kernel %s "
+        "-initrd %s -action shutdown=pause "
+        "-append 'console=ttyS0 panic=-1 distvm.work=%d'", kernel, initrd,
+        LINUX_WORK);
+    g_autofree char *xz = g_strdup_printf(
+        "distvm-linux: xz round trip ok %d bytes\n", LINUX_WORK * 16);
+    g_autofree char *console = NULL;
+    g_autofree char *out = NULL;
+    DistvmNode *node[3];
+    DistvmNode dest = { .node_id = 0 };
+    static const int where[4] = { 0, 1, 2, 1 };
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    node[0] = linux_node(dir, 0, machine);
+    distvm_wait_state(node[0]->qts, "running", 60);
+    if (!distvm_wait_console(node[0], "distvm-linux: workload start", 600)) {
+        console = distvm_read_console(node[0]);
+        g_error("the Linux guest did not reach its workload; console:\n%s",
+                console);
+    }
+
+    /* A node with another machine is refused; the guest runs on */
+    {
+        g_autofree char *base = distvm_cluster_accel_opts(dir, 3, 2);
+        g_autofree char *cmd = g_strdup_printf(
+            "-accel distvm,%s,start-nodes=1,auto-numa=off %s",
+            base, machine);
+        char *m = strstr(cmd, "-m 512M");
+
+        memcpy(m, "-m 768M", 7);
+        g_assert_cmpint(distvm_run_qemu(cmd, &out), ==, 1);
+        g_assert_nonnull(strstr(out, "the home node refused this node: "
+                                "node 2 differs from the home node in "
+                                "memory size (-m)"));
+    }
+
+    /* Nodes 1 and 2 join, one after the other, and take vCPUs */
+    for (int n = 1; n < 3; n++) {
+        QDict *ev;
+
+        node[n] = linux_node(dir, n, machine);
+        ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
+        g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"),
+                        ==, n);
+        g_test_message("node %d joined; the guest paused %" PRId64 " us", n,
+                       qdict_get_int(qdict_get_qdict(ev, "data"),
+                                     "pause-us"));
+        qobject_unref(ev);
+        distvm_wait_state(node[n]->qts, "running", 60);
+    }
+    for (int cpu = 1; cpu < 4; cpu++) {
+        qtest_qmp_assert_success(node[0]->qts, "{ 'execute': "
+                                 "'distvm-move-vcpu', 'arguments': "
+                                 "{ 'cpu-index': %d, 'node': %d } }",
+                                 cpu, where[cpu]);
+    }
+    for (int cpu = 1; cpu < 4; cpu++) {
+        for (int tries = 0; distvm_vcpu_node(node[0]->qts, cpu) !=
+                            where[cpu]; tries++) {
+            g_assert_cmpint(tries, <, 1000);
+            g_usleep(10 * 1000);
+        }
+    }
+    /* They work there: each node takes the guest's pages */
+    for (int n = 1; n < 3; n++) {
+        for (int tries = 0; distvm_remote_faults(node[n], "pc.ram") < 100;
+             tries++) {
+            g_assert_cmpint(tries, <, 1000);
+            g_usleep(10 * 1000);
+        }
+    }
+
+    /* Node 1, then node 2, are drained; the guest is on home alone */
+    linux_drain(node[0], node[1], 2);
+    linux_drain(node[0], node[2], 0);
+    for (int cpu = 0; cpu < 4; cpu++) {
+        g_assert_cmpint(distvm_vcpu_node(node[0]->qts, cpu), ==, 0);
+    }
+    console = distvm_read_console(node[0]);
+    g_assert_null(strstr(console, "distvm-linux: workload done"));
+    g_clear_pointer(&console, g_free);
+
+    /* QEMU's own live migration takes it to a fresh QEMU, plain TCG */
+    dest.serial_path = g_strdup_printf("%s/dest-serial.log", dir);
+    dest.qts = qtest_initf("-accel tcg -serial file:%s %s -incoming %s",
+                           dest.serial_path, machine, uri);
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'migrate', "
+                             "'arguments': { 'uri': %s } }", uri);
+    wait_migration(node[0]->qts, "completed");
+    if (!distvm_wait_console(&dest, "distvm-linux: workload done", 600)) {
+        console = distvm_read_console(&dest);
+        g_error("the Linux guest did not finish its workload after its "
+                "migration; console:\n%s", console);
+    }
+    console = distvm_read_console(node[0]);
+    g_assert_nonnull(strstr(console, "distvm-linux: nproc 4\n"));
+    g_assert_nonnull(strstr(console, "distvm-linux: workload start\n"));
+    g_assert_null(strstr(console, "distvm-linux: workload done"));
+    distvm_assert_console_clean(console);
+    g_clear_pointer(&console, g_free);
+    console = distvm_read_console(&dest);
+    for (int i = 0; i < 4; i++) {
+        g_autofree char *line = distvm_linux_work_line(i, LINUX_WORK);
+
+        if (!strstr(console, line)) {
+            g_error("missing '%s' in the console:\n%s", line, console);
+        }
+    }
+    g_assert_nonnull(strstr(console, xz));
+    g_assert_nonnull(strstr(console, "distvm-linux: clocksource tsc\n"));
+    distvm_assert_console_clean(console);
+
+    qtest_quit(dest.qts);
+    g_free(dest.serial_path);
+    for (int n = 2; n >= 0; n--) {
+        distvm_node_quit(node[n]);
+    }
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-elastic-test");
 
     qtest_add_func("/distvm/elastic/join", test_join);
     qtest_add_func("/distvm/elastic/collapse", test_collapse);
+    qtest_add_func("/distvm/elastic/linux", test_linux);
 
     return distvm_test_run(tmpdir);
 }
