@@ -76,9 +76,11 @@ char *distvm_join_refusal(DistvmState *s, uint32_t node)
                                "already", node);
     }
     if (s->peers[node].sioc) {
-        return g_strdup_printf("node %" PRIu32 " was lost while it joined; "
-                               "it cannot join this cluster again under "
-                               "that node-id", node);
+        return g_strdup_printf("node %" PRIu32 " %s; it cannot join this "
+                               "cluster again under that node-id", node,
+                               qatomic_read(&s->left) & BIT(node) ?
+                               "was drained and left" :
+                               "was lost while it joined");
     }
     if (s->joining != UINT32_MAX) {
         return g_strdup_printf("node %" PRIu32 " is joining the cluster; "
