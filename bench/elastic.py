@@ -26,32 +26,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
-from qmp import QMPClient  # noqa: E402
-
-
-def wait_file(path, text, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with open(path, errors="replace") as f:
-                if text in f.read():
-                    return
-        except FileNotFoundError:
-            pass
-        time.sleep(0.02)
-    raise TimeoutError("no '%s' in %s" % (text, path))
-
-
-def qmp(path):
-    deadline = time.time() + 30
-    while True:
-        try:
-            return QMPClient(path)
-        except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.02)
+from benchlib import qmp, wait_file
 
 
 def node_bytes(q, peer):
@@ -86,7 +61,7 @@ def one_run(qemu, guest, tmp, mb):
         home.cmd("distvm-move-vcpu", **{"cpu-index": 0, "node": 1})
         home.event("DISTVM_VCPU_MOVED", {"cpu-index": 0, "to": 1})
         home.cmd("cont")
-        wait_file("%s/serial0.log" % tmp, "pattern written")
+        wait_file("%s/serial0.log" % tmp, "pattern written", 120)
 
         t0 = time.monotonic()
         start(2)

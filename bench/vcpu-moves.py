@@ -28,8 +28,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
-from qmp import QMPClient  # noqa: E402
+from benchlib import qmp, wait_file
 
 MACHINE = ["-machine", "pc", "-m", "128M", "-smp", "2", "-nodefaults",
            "-display", "none"]
@@ -38,30 +37,6 @@ MACHINE = ["-machine", "pc", "-m", "128M", "-smp", "2", "-nodefaults",
 def pct(values, p):
     v = sorted(values)
     return v[(len(v) - 1) * p // 100]
-
-
-def wait_file(path, text, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with open(path, errors="replace") as f:
-                if text in f.read():
-                    return
-        except FileNotFoundError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError("no '%s' in %s" % (text, path))
-
-
-def qmp(path):
-    deadline = time.time() + 30
-    while True:
-        try:
-            return QMPClient(path)
-        except OSError:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def arrival(q, cpu):

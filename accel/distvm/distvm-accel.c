@@ -233,38 +233,22 @@ static void distvm_set_policy(Object *obj, int value, Error **errp)
     DISTVM_ACCEL(obj)->policy = value;
 }
 
-static void distvm_set_nodes(Object *obj, Visitor *v, const char *name,
-                             void *opaque, Error **errp)
+/* nodes and start-nodes: a count of nodes, at offset @opaque */
+static void distvm_set_node_count(Object *obj, Visitor *v, const char *name,
+                                  void *opaque, Error **errp)
 {
-    DistvmState *s = DISTVM_ACCEL(obj);
+    uint32_t *field = (uint32_t *)((char *)obj + (uintptr_t)opaque);
     uint32_t value;
 
     if (!visit_type_uint32(v, name, &value, errp)) {
         return;
     }
     if (value < 1 || value > DISTVM_MAX_NODES) {
-        error_setg(errp, "distvm: nodes=%" PRIu32 " is out of range "
-                   "(1 to %d)", value, DISTVM_MAX_NODES);
+        error_setg(errp, "distvm: %s=%" PRIu32 " is out of range (1 to %d)",
+                   name, value, DISTVM_MAX_NODES);
         return;
     }
-    s->nodes = value;
-}
-
-static void distvm_set_start_nodes(Object *obj, Visitor *v, const char *name,
-                                   void *opaque, Error **errp)
-{
-    DistvmState *s = DISTVM_ACCEL(obj);
-    uint32_t value;
-
-    if (!visit_type_uint32(v, name, &value, errp)) {
-        return;
-    }
-    if (value < 1 || value > DISTVM_MAX_NODES) {
-        error_setg(errp, "distvm: start-nodes=%" PRIu32 " is out of range "
-                   "(1 to %d)", value, DISTVM_MAX_NODES);
-        return;
-    }
-    s->start_nodes = value;
+    *field = value;
 }
 
 static char *distvm_get_listen(Object *obj, Error **errp)
@@ -598,13 +582,13 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "which runs the devices; default 0)");
 
     object_class_property_add(oc, "nodes", "uint32", distvm_get_u32,
-                              distvm_set_nodes, NULL,
+                              distvm_set_node_count, NULL,
                               (void *)offsetof(DistvmState, nodes));
     object_class_property_set_description(oc, "nodes",
         "How many nodes the cluster has, at most (default 1)");
 
     object_class_property_add(oc, "start-nodes", "uint32", distvm_get_u32,
-                              distvm_set_start_nodes, NULL,
+                              distvm_set_node_count, NULL,
                               (void *)offsetof(DistvmState, start_nodes));
     object_class_property_set_description(oc, "start-nodes",
         "How many nodes (ids 0 to start-nodes-1) form the cluster and "

@@ -46,24 +46,6 @@ static bool node_present(QTestState *qts, int node)
     return present;
 }
 
-/* @args, asked of @qts, fail with @message */
-static void qmp_refused(QTestState *qts, const char *message,
-                        const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void qmp_refused(QTestState *qts, const char *message,
-                        const char *fmt, ...)
-{
-    va_list ap;
-    QDict *resp;
-
-    va_start(ap, fmt);
-    resp = qtest_vqmp(qts, fmt, ap);
-    va_end(ap);
-    g_assert_true(qdict_haskey(resp, "error"));
-    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
-                    ==, message);
-    qobject_unref(resp);
-}
-
 /* Move vCPU @cpu from @from to @to, and wait until every node saw it. */
 static void move_vcpu(DistvmNode **node, int nodes, int cpu, int from, int to)
 {
@@ -119,10 +101,11 @@ static void test_join(void)
                                       60));
 
     /* Nothing goes to node 2 before it joined */
-    qmp_refused(node[0]->qts, "distvm: node 2 is not part of the cluster: "
-                "it has not joined (start-nodes=2), or it left",
-                "{ 'execute': 'distvm-move-vcpu', 'arguments': "
-                "{ 'cpu-index': 1, 'node': 2 } }");
+    distvm_qmp_refused(node[0]->qts,
+                       "distvm: node 2 is not part of the cluster: "
+                       "it has not joined (start-nodes=2), or it left",
+                       "{ 'execute': 'distvm-move-vcpu', 'arguments': "
+                       "{ 'cpu-index': 1, 'node': 2 } }");
     g_assert_cmpint(distvm_vcpu_node(node[1]->qts, 1), ==, 1);
 
     /* A node 2 with another machine is refused; the guest goes on */
@@ -195,19 +178,22 @@ static void test_join(void)
     g_assert_cmpint(distvm_remote_faults(node[2], "pc.ram"), >, 0);
 
     /* Refused: drain home, a start node, or to a node that is not there */
-    qmp_refused(node[0]->qts, "distvm: the home node runs the devices and "
-                "cannot be drained",
-                "{ 'execute': 'distvm-drain-node', 'arguments': "
-                "{ 'node': 0 } }");
-    qmp_refused(node[0]->qts, "distvm: node 1 manages part of the guest's "
-                "page directory (it is one of the start-nodes=2 nodes); "
-                "only a node that joined the running guest can be drained",
-                "{ 'execute': 'distvm-drain-node', 'arguments': "
-                "{ 'node': 1 } }");
-    qmp_refused(node[1]->qts, "distvm: distvm-drain-node is asked of the "
-                "home node (node 0) of a cluster",
-                "{ 'execute': 'distvm-drain-node', 'arguments': "
-                "{ 'node': 2 } }");
+    distvm_qmp_refused(node[0]->qts,
+                       "distvm: the home node runs the devices and "
+                       "cannot be drained",
+                       "{ 'execute': 'distvm-drain-node', 'arguments': "
+                       "{ 'node': 0 } }");
+    distvm_qmp_refused(node[0]->qts,
+                       "distvm: node 1 manages part of the guest's "
+                       "page directory (it is one of the start-nodes=2 nodes); "
+                       "only a node that joined the running guest can be drained",
+                       "{ 'execute': 'distvm-drain-node', 'arguments': "
+                       "{ 'node': 1 } }");
+    distvm_qmp_refused(node[1]->qts,
+                       "distvm: distvm-drain-node is asked of the "
+                       "home node (node 0) of a cluster",
+                       "{ 'execute': 'distvm-drain-node', 'arguments': "
+                       "{ 'node': 2 } }");
 
     /* Node 2 is drained while the guest runs: its vCPUs go to node 1 */
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': "
@@ -247,10 +233,11 @@ static void test_join(void)
     }
     /* It exits 0 by itself; the guest runs on, without it */
     qtest_wait_qemu(node[2]->qts);
-    qmp_refused(node[0]->qts, "distvm: node 2 is not part of the cluster: "
-                "it has not joined (start-nodes=2), or it left",
-                "{ 'execute': 'distvm-move-vcpu', 'arguments': "
-                "{ 'cpu-index': 1, 'node': 2 } }");
+    distvm_qmp_refused(node[0]->qts,
+                       "distvm: node 2 is not part of the cluster: "
+                       "it has not joined (start-nodes=2), or it left",
+                       "{ 'execute': 'distvm-move-vcpu', 'arguments': "
+                       "{ 'cpu-index': 1, 'node': 2 } }");
     for (int cpu = 0; cpu < NCPUS; cpu++) {
         uint32_t rounds = qtest_readl(node[1]->qts, RES(rounds) + cpu * 4);
 

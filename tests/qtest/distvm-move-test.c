@@ -522,24 +522,6 @@ static void wait_allowed_mask(QTestState *qts, int cpu, uint32_t mask)
     }
 }
 
-/* @args, asked of @qts, fail with @message */
-static void qmp_refused(QTestState *qts, const char *message,
-                        const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void qmp_refused(QTestState *qts, const char *message,
-                        const char *fmt, ...)
-{
-    va_list ap;
-    QDict *resp;
-
-    va_start(ap, fmt);
-    resp = qtest_vqmp(qts, fmt, ap);
-    va_end(ap);
-    g_assert_true(qdict_haskey(resp, "error"));
-    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
-                    ==, message);
-    qobject_unref(resp);
-}
-
 /*
  * distvm-set-vcpu-nodes, asked of any node, restricts a vCPU on every
  * node: a move outside the set is refused with the rule, one inside it
@@ -564,10 +546,11 @@ static void test_vcpu_nodes(void)
                         UINT32_MAX);
     }
     for (int n = 0; n < 3; n++) {
-        qmp_refused(c->node[n]->qts, "distvm: vCPU 1 may run only on nodes "
-                    "0, 1 (distvm-set-vcpu-nodes), not on node 2",
-                    "{ 'execute': 'distvm-move-vcpu', 'arguments': "
-                    "{ 'cpu-index': 1, 'node': 2 } }");
+        distvm_qmp_refused(c->node[n]->qts,
+                           "distvm: vCPU 1 may run only on nodes "
+                           "0, 1 (distvm-set-vcpu-nodes), not on node 2",
+                           "{ 'execute': 'distvm-move-vcpu', 'arguments': "
+                           "{ 'cpu-index': 1, 'node': 2 } }");
     }
     move_vcpu(c, c->node[2]->qts, 1, 1, 0);
     {
@@ -577,18 +560,21 @@ static void test_vcpu_nodes(void)
                                 "0, 1)\r\n"));
         g_assert_nonnull(strstr(hmp, "vCPU 0: node 0\r\n"));
     }
-    qmp_refused(c->node[1]->qts, "distvm: vCPU 1 runs on node 0, outside "
-                "the nodes given; move it into them first",
-                "{ 'execute': 'distvm-set-vcpu-nodes', 'arguments': "
-                "{ 'cpu-index': 1, 'nodes': [ 1, 2 ] } }");
-    qmp_refused(c->node[1]->qts, "distvm: there is no node 3 (the cluster "
-                "has nodes 0 to 2)",
-                "{ 'execute': 'distvm-set-vcpu-nodes', 'arguments': "
-                "{ 'cpu-index': 1, 'nodes': [ 0, 3 ] } }");
-    qmp_refused(c->node[1]->qts, "distvm: a vCPU must be allowed on a node "
-                "at least",
-                "{ 'execute': 'distvm-set-vcpu-nodes', 'arguments': "
-                "{ 'cpu-index': 1, 'nodes': [ ] } }");
+    distvm_qmp_refused(c->node[1]->qts,
+                       "distvm: vCPU 1 runs on node 0, outside "
+                       "the nodes given; move it into them first",
+                       "{ 'execute': 'distvm-set-vcpu-nodes', 'arguments': "
+                       "{ 'cpu-index': 1, 'nodes': [ 1, 2 ] } }");
+    distvm_qmp_refused(c->node[1]->qts,
+                       "distvm: there is no node 3 (the cluster "
+                       "has nodes 0 to 2)",
+                       "{ 'execute': 'distvm-set-vcpu-nodes', 'arguments': "
+                       "{ 'cpu-index': 1, 'nodes': [ 0, 3 ] } }");
+    distvm_qmp_refused(c->node[1]->qts,
+                       "distvm: a vCPU must be allowed on a node "
+                       "at least",
+                       "{ 'execute': 'distvm-set-vcpu-nodes', 'arguments': "
+                       "{ 'cpu-index': 1, 'nodes': [ ] } }");
     g_assert_cmpint(distvm_vcpu_node(c->node[2]->qts, 1), ==, 0);
 
     qtest_qmp_assert_success(c->node[0]->qts, "{ 'execute': "

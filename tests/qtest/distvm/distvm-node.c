@@ -614,3 +614,18 @@ void distvm_check_moves_results(DistvmNode **node, int nodes, int ncpus)
         qobject_unref(info);
     }
 }
+
+void distvm_qmp_refused(QTestState *qts, const char *message,
+                        const char *fmt, ...)
+{
+    va_list ap;
+    QDict *resp;
+
+    va_start(ap, fmt);
+    resp = qtest_vqmp(qts, fmt, ap);
+    va_end(ap);
+    g_assert_true(qdict_haskey(resp, "error"));
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
+                    ==, message);
+    qobject_unref(resp);
+}

@@ -61,6 +61,10 @@ void distvm_check_placed_device(DistvmNode **node, int nodes,
                                 const char *id, int dev_node,
                                 bool all_used_it);
 
+/* The QMP command @fmt, asked of @qts, fails with exactly @message. */
+void distvm_qmp_refused(QTestState *qts, const char *message,
+                        const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
 /* The node running vCPU @cpu_index, as query-distvm reports it. */
 int distvm_vcpu_node(QTestState *qts, int cpu_index);
 
