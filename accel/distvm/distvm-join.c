@@ -294,7 +294,7 @@ static void join_abort_bh(void *opaque)
 bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why)
 {
     DistvmPeer *peer = &s->peers[node];
-    bool joining;
+    bool joining, known;
 
     if (qatomic_read(&s->left) & BIT(node)) {
         return true;            /* drained, it left: nothing is lost */
@@ -309,12 +309,15 @@ bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why)
     if (!joining) {
         return false;
     }
-    warn_report("distvm: node %" PRIu32 " was lost while it joined (%s); "
-                "the cluster goes on without it", node, why);
     qemu_mutex_lock(&peer->send_lock);
+    known = peer->broken;
     peer->broken = true;
     qemu_cond_broadcast(&peer->send_cond);
     qemu_mutex_unlock(&peer->send_lock);
+    if (!known) {               /* not again at its connection's end */
+        warn_report("distvm: node %" PRIu32 " was lost while it joined "
+                    "(%s); the cluster goes on without it", node, why);
+    }
     /* Nothing more from it: its receive thread ends */
     if (qatomic_read(&peer->sioc)) {
         qio_channel_shutdown(peer->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);

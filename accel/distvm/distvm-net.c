@@ -784,10 +784,9 @@ void distvm_home_welcome(DistvmState *s, uint32_t node)
 static bool distvm_peer_accept(DistvmState *s, QIOChannelSocket *sioc,
                                QIOChannel *ioc, uint32_t node, Error **errp)
 {
-    bool ok = false;
-
     int64_t deadline = get_clock() +
                        (int64_t)s->join_timeout * NANOSECONDS_PER_SECOND;
+    bool ok = false;
 
     qemu_mutex_lock(&s->lock);
     /* A node joining the running guest: home announces it first. */

@@ -1975,6 +1975,25 @@ bool distvm_ram_homes_memory(DistvmState *s, uint32_t node)
     return false;
 }
 
+/* With ram->lock held: requests of @node that this manager has under way */
+static uint64_t requests_of(DistvmRam *ram, uint32_t node)
+{
+    GHashTableIter iter;
+    gpointer value;
+    uint64_t n = 0;
+
+    g_hash_table_iter_init(&iter, ram->txns);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        DistvmTxn *txn = value;
+
+        n += txn->requester == node;
+        for (GList *l = txn->waiting.head; l; l = l->next) {
+            n += ((DistvmQueued *)l->data)->requester == node;
+        }
+    }
+    return n;
+}
+
 /*
  * A node is drained (distvm-drain.c): bring every page this node manages
  * that @node holds to this node, for writing, as the residency's gather
@@ -1989,8 +2008,11 @@ uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node)
 
     for (int pass = 0;; pass++) {
         uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
-        uint64_t held = 0;
+        uint64_t held = 0, asked;
 
+        if (distvm_cluster_leaving(s)) {
+            return UINT64_MAX;
+        }
         for (uint32_t i = 0; i < n; i++) {
             DistvmBlock *b = &ram->blocks[i];
             g_autoptr(GArray) pages = g_array_new(false, false,
@@ -2024,9 +2046,19 @@ uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node)
             rcu_read_unlock();
             held += pages->len;
         }
+        /*
+         * A page it asked for before its vCPUs went (a warm page) would
+         * come to it after this: wait for those requests, then look again.
+         */
+        qemu_mutex_lock(&ram->lock);
+        asked = requests_of(ram, node);
+        qemu_mutex_unlock(&ram->lock);
         trace_distvm_ram_take_from(node, pass, held);
-        if (!held) {
+        if (!held && !asked) {
             return taken;
+        }
+        if (asked) {
+            g_usleep(10 * 1000);
         }
         taken += held;
     }

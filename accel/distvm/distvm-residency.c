@@ -483,10 +483,14 @@ static bool resident_check_new(DistvmState *s, uint64_t base, uint64_t size,
                    "not a non-empty range of whole 4 KiB pages", base, size);
         return false;
     }
+    if (node >= s->nodes) {
+        error_setg(errp, "distvm: there is no node %" PRIu32 " (the cluster "
+                   "has nodes 0 to %" PRIu32 ")", node, s->nodes - 1);
+        return false;
+    }
     if (!distvm_node_present(s, node)) {
         error_setg(errp, "distvm: node %" PRIu32 " is not part of the "
-                   "cluster (it has nodes 0 to %" PRIu32 ", and those that "
-                   "joined)", node, s->start_nodes - 1);
+                   "cluster: it has not joined, or it left", node);
         return false;
     }
     for (uint32_t i = 0; i < n; i++) {

@@ -377,6 +377,38 @@ static uint64_t sum_list(QList *list, int len)
 }
 
 /*
+ * Wait until the device accesses that @qts's vCPUs sent home are all
+ * answered: the affinity matrix counts one as it goes, the I/O counters
+ * once its reply came, and the guest's last one (its console's) may be
+ * on its way back when the test sees it on home's console.
+ */
+static void wait_io_answered(QTestState *qts)
+{
+    for (int tries = 0;; tries++) {
+        QDict *ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': "
+                                                  "'query-distvm' }");
+        QDict *io = qdict_get_qdict(ret, "io");
+        uint64_t sent = 0, done;
+        const QListEntry *e;
+
+        QLIST_FOREACH_ENTRY(qdict_get_qlist(qdict_get_qdict(ret, "affinity"),
+                                            "vcpus"), e) {
+            QDict *v = qobject_to(QDict, qlist_entry_obj(e));
+
+            sent += qnum_get_uint(qobject_to(QNum, qdict_get(v, "io")));
+        }
+        done = qdict_get_int(qdict_get_qdict(io, "port"), "count") +
+               qdict_get_int(qdict_get_qdict(io, "mmio"), "count") +
+               qdict_get_int(qdict_get_qdict(io, "pic-ack"), "count");
+        qobject_unref(ret);
+        if (sent == done || tries == 200) {
+            return;             /* check_affinity() says if it never was */
+        }
+        g_usleep(10 * 1000);
+    }
+}
+
+/*
  * On node @n of a @nodes-node cluster whose guest, placed as @want from
  * power-on, has finished: the vCPU x node matrix accounts for each
  * remote fault and each device access sent home exactly once, the rows
@@ -385,15 +417,17 @@ static uint64_t sum_list(QList *list, int len)
 static void check_affinity(QTestState *qts, int n, int nodes, int ncpus,
                            const int *want)
 {
-    QDict *ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': "
-                                              "'query-distvm' }");
-    QDict *ram = qdict_get_qdict(ret, "ram");
-    QDict *io = qdict_get_qdict(ret, "io");
-    QDict *a = qdict_get_qdict(ret, "affinity");
+    QDict *ret;
+    QDict *ram, *io, *a;
     uint64_t faults = 0, sent = 0, mine = 0;
     const QListEntry *e;
     int cpu = 0;
 
+    wait_io_answered(qts);
+    ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': 'query-distvm' }");
+    ram = qdict_get_qdict(ret, "ram");
+    io = qdict_get_qdict(ret, "io");
+    a = qdict_get_qdict(ret, "affinity");
     QLIST_FOREACH_ENTRY(qdict_get_qlist(a, "vcpus"), e) {
         QDict *v = qobject_to(QDict, qlist_entry_obj(e));
         uint64_t f = sum_list(qdict_get_qlist(v, "faults"), nodes) +
