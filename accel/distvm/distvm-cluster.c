@@ -86,8 +86,11 @@ static bool distvm_mesh_complete(DistvmState *s)
     return true;
 }
 
-/* Once per node: the first START (or home's own decision) counts. */
-static void distvm_cluster_start(DistvmState *s)
+/*
+ * Once per node: the first START (or home's own decision, or home alone
+ * with start-nodes=1) counts.
+ */
+void distvm_cluster_start(DistvmState *s)
 {
     bool first;
 
@@ -98,12 +101,6 @@ static void distvm_cluster_start(DistvmState *s)
     if (first) {
         distvm_main_loop_call(s, s->node_id, distvm_cluster_started_bh, s);
     }
-}
-
-/* Home, with start-nodes=1: the cluster is home alone, at first. */
-void distvm_cluster_start_alone(DistvmState *s)
-{
-    distvm_cluster_start(s);
 }
 
 /* Home: a node reported READY. */

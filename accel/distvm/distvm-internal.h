@@ -365,7 +365,7 @@ void distvm_drain_init(DistvmState *s);
 void distvm_cluster_init(DistvmState *s);
 /* A node other than home: report READY once the mesh is complete. */
 void distvm_check_ready(DistvmState *s);
-void distvm_cluster_start_alone(DistvmState *s);
+void distvm_cluster_start(DistvmState *s);
 
 /* distvm-tls.c */
 bool distvm_tls_init(DistvmState *s, Error **errp);

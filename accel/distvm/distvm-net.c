@@ -1251,7 +1251,7 @@ static void distvm_machine_ready(Notifier *n, void *data)
     distvm_vcpu_park_foreign(s);
     distvm_build_fingerprint(s, MACHINE(qdev_get_machine()));
     if (distvm_is_home(s) && s->start_nodes == 1) {
-        distvm_cluster_start_alone(s);  /* others join the running guest */
+        distvm_cluster_start(s);  /* others join the running guest */
     } else if (!distvm_is_home(s)) {
         qemu_thread_create(&thread, "distvm-join", distvm_join_thread, s,
                            QEMU_THREAD_DETACHED);
