@@ -586,6 +586,8 @@ void distvm_leave_init(DistvmState *s);
  * every other node stops its guest and drains its I/O before it returns.
  */
 void distvm_leave_end_cluster(DistvmState *s);
+/* A node said BYE: its leave is over, no ENDED is awaited from it. */
+void distvm_leave_peer_bye(DistvmState *s, uint32_t node);
 /*
  * Whether a node ends the cluster: this node's guest stops for good, and
  * no device access is answered any more.

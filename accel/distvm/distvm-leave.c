@@ -125,6 +125,28 @@ static bool ended_received(DistvmState *s, const DistvmMsg *msg)
     return true;
 }
 
+/*
+ * A node's BYE follows its own leave (its devices drained, its END waits
+ * over): no ENDED comes from it any more, nor need one.  Two nodes that
+ * quit at once can cross: one's END reaches the other after that one's
+ * last ENDED was sent.
+ */
+void distvm_leave_peer_bye(DistvmState *s, uint32_t node)
+{
+    DistvmLeave *l = s->leave;
+
+    if (!l) {
+        return;
+    }
+    qemu_mutex_lock(&l->lock);
+    if (l->awaited & BIT_ULL(node)) {
+        trace_distvm_leave_bye_instead(node);
+        l->awaited &= ~BIT_ULL(node);
+        qemu_cond_broadcast(&l->cond);
+    }
+    qemu_mutex_unlock(&l->lock);
+}
+
 bool distvm_leave_ending(DistvmState *s)
 {
     return s->leave && qatomic_read(&s->leave->ending);

@@ -631,6 +631,7 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
         if (msg.hdr.type == DISTVM_MSG_BYE) {
             bye = true;
             trace_distvm_peer_bye(peer->id);
+            distvm_leave_peer_bye(s, peer->id);
             /*
              * A node drained away (distvm-drain.c), or one that is not
              * part of the cluster (yet), ends its own part only.
