@@ -3,7 +3,8 @@
 
     linux-nodes.py [BUILD_DIR] [--runs K] [--work N] [--only NAME[,NAME]]
                    [--qemu PATH] [--timeout S] [--append ARGS]
-                   [--hot N [--kallsyms FILE]] [--keep DIR] [-v]
+                   [--hot N [--kallsyms FILE]] [--trace-faults]
+                   [--keep DIR] [-v]
 
 Runs the Linux test guest (4 vCPUs, 512 MiB; init runs one workload per
 CPU and a multi-threaded xz round trip, distvm.work=N, then powers off)
@@ -37,12 +38,18 @@ in the first run, by guest-physical address.  With --append nokaslr and
 --kallsyms FILE, a copy of /proc/kallsyms from the same kernel booted
 with nokaslr (e.g. under plain TCG with -append "console=ttyS0 nokaslr
 rdinit=/bin/sh", then "mount -t proc proc /proc; cat /proc/kallsyms"),
-it names the kernel symbols in each page.  QEMU's threads have names
+it names the kernel symbols in each page.  To see how they travel:
+--trace-faults traces each node's remote faults and its manager's
+requests, and prints for the first run of each cluster what
+bench/faulttrace.py finds in them (routes, how long pages are held,
+read misses upgraded next, the request sequences of the hottest pages);
+the traced runs are slower.  QEMU's threads have names
 (-name debug-threads=on) for top -H and perf.
 """
 
 import argparse
 import bisect
+import io
 import os
 import re
 import shutil
@@ -57,6 +64,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
 from qmp import QMPClient  # noqa: E402
 from benchlib import NUMA2, NUMA3, read  # noqa: E402
+import faulttrace  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 MACHINE = ["-machine", "pc", "-m", "512M", "-smp", "4,sockets=4",
@@ -91,7 +99,7 @@ MARKS = {"boot": "distvm-linux: nproc",
          "done": "distvm-linux: workload done"}
 
 
-def node_args(qemu, build, work, cfg, tmp, n, opts, append):
+def node_args(qemu, build, work, cfg, tmp, n, opts, append, trace):
     _, _, nodes, placement, extra, pinned, cfg_opts = cfg
     opts = ",".join(o for o in (opts, cfg_opts) if o)
     if nodes == 0:
@@ -105,10 +113,15 @@ def node_args(qemu, build, work, cfg, tmp, n, opts, append):
             accel += ",home=unix:%s/node0.sock" % tmp
     if nodes and opts:
         accel += "," + opts
+    traced = (["-msg", "timestamp=on",
+               "-trace", "enable=distvm_fault_done",
+               "-trace", "enable=distvm_mgr_start",
+               "-trace", "file=%s/trace-%d.log" % (tmp, n)]
+              if trace and nodes > 1 else [])
     guest = os.path.join(build, "guests", "linux")
     pin = (["taskset", "-c", str(HOST_CPUS[n % len(HOST_CPUS)])]
            if pinned else [])
-    return (pin + [qemu, "-accel", accel] + MACHINE + extra +
+    return (pin + [qemu, "-accel", accel] + MACHINE + extra + traced +
             ["-kernel", os.path.join(guest, "vmlinuz"),
              "-initrd", os.path.join(guest, "initramfs.cpio.gz"),
              "-append", "console=ttyS0 panic=-1 distvm.work=%d%s" % (
@@ -201,8 +214,9 @@ def watch(args, procs, tmp, start, seen):
     return None
 
 
-def run_once(args, cfg, tmp):
-    """One run of @cfg: a dict of figures, or of 'error' and 'detail'."""
+def run_once(args, cfg, tmp, trace):
+    """One run of @cfg: a dict of figures, or of 'error' and 'detail'.
+    @trace: trace its faults and keep what faulttrace.py finds."""
     count = max(cfg[2], 1)
     procs, seen, poller = [], {}, None
     start = time.monotonic()
@@ -211,7 +225,7 @@ def run_once(args, cfg, tmp):
             with open("%s/node%d.err" % (tmp, n), "w") as err:
                 procs.append(subprocess.Popen(
                     node_args(args.qemu, args.build, args.work, cfg, tmp, n,
-                              args.distvm_opts, args.append),
+                              args.distvm_opts, args.append, trace),
                     stdin=subprocess.DEVNULL, stdout=err,
                     stderr=subprocess.STDOUT))
         poller = Poller(tmp, procs, cfg[2], args.hot)
@@ -239,7 +253,13 @@ def run_once(args, cfg, tmp):
             detail += "node %d (exit %s) stderr:\n%s" % (
                 n, codes[n], tail(read("%s/node%d.err" % (tmp, n)), 15))
         return {"error": error, "detail": detail}
-    return figures(wall, seen, text, poller.last, poller.hot_pages)
+    r = figures(wall, seen, text, poller.last, poller.hot_pages)
+    if trace and cfg[2] > 1:
+        found = io.StringIO()
+        faulttrace.analyse(["%s/trace-%d.log" % (tmp, n)
+                            for n in range(count)], out=found)
+        r["trace"] = found.getvalue()
+    return r
 
 
 def figures(wall, seen, text, last, hot_pages):
@@ -400,6 +420,14 @@ def print_hot(args, configs, results):
                 page_symbols(syms, gpa) if syms else ""))
 
 
+def print_traces(configs, results):
+    for name, title, *_ in configs:
+        ok = [r for r in results[name] if "trace" in r]
+        if ok:
+            print("\n%s, run 1 (traced), how pages travel:\n%s" % (
+                title, ok[0]["trace"]), end="")
+
+
 def print_targets(med):
     tcg = med.get("tcg", {})
     print()
@@ -423,7 +451,7 @@ def run_all(args, configs, top):
         for cfg in configs:
             tmp = os.path.join(top, "%s-%d" % (cfg[0], k))
             os.mkdir(tmp)
-            r = run_once(args, cfg, tmp)
+            r = run_once(args, cfg, tmp, args.trace_faults and k == 0)
             if not args.keep:
                 shutil.rmtree(tmp, ignore_errors=True)
             if "error" in r:
@@ -460,6 +488,9 @@ def main():
                     help="with --hot and --append nokaslr: name the "
                     "kernel symbols in those pages, from a copy of the "
                     "guest's /proc/kallsyms (booted with nokaslr)")
+    ap.add_argument("--trace-faults", action="store_true",
+                    help="trace remote faults and print how pages travel "
+                    "in the first run of each cluster (slower runs)")
     ap.add_argument("--keep", metavar="DIR",
                     help="keep each run's consoles and node output in "
                     "DIR/CONFIG-K (DIR: new or empty)")
@@ -491,6 +522,7 @@ def main():
     print_counts(configs, results)
     print_clock(args, configs, results)
     print_hot(args, configs, results)
+    print_traces(configs, results)
     print_targets(med)
     if failed:
         print("%d run(s) failed: %s" % (len(failed), ", ".join(failed)))
