@@ -88,6 +88,7 @@ typedef struct DistvmPeer {
     QIOChannelSocket *sioc;     /* NULL until connected */
     QIOChannel *ioc;            /* the stream over it: sioc or TLS */
     QemuThread rx_thread;
+    bool loop_done;             /* s->lock: its receive loop ended */
     int64_t heard_ns;           /* atomic: when bytes_received last grew */
 
     /*
@@ -102,6 +103,7 @@ typedef struct DistvmPeer {
     int64_t sendq_over_ns;      /* over DISTVM_SENDQ_MAX since, or 0 */
     bool writing;               /* a thread writes to sioc now */
     bool broken;                /* a write failed: nothing more is sent */
+    bool tx_running;            /* its writer thread has not ended */
     QemuThread tx_thread;
     bool ready;                 /* home: it reported its mesh complete */
     uint64_t bytes_sent;        /* atomic */

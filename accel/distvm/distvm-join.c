@@ -28,10 +28,13 @@
  * distvm-ram.c).
  *
  * A node lost before it joined is dropped, and the cluster goes on; once
- * it joined, it is lost as any other node is.  Not in this version: a
- * join while devices run on other nodes (device-nodes), while RAM is
- * resident on a node, or after a device was plugged (the node's machine
- * is its command line's): each is refused with a clear error.
+ * it joined, it is lost as any other node is.  A node-id whose node left
+ * (drained) or was lost while it joined may join again: each node forgets
+ * that node's last connection when the new one comes (distvm-net.c).
+ * Not in this version: a join while devices run on other nodes
+ * (device-nodes), while RAM is resident on a node, or after a device was
+ * plugged (the node's machine is its command line's): each is refused
+ * with a clear error.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -76,11 +79,8 @@ char *distvm_join_refusal(DistvmState *s, uint32_t node)
                                "already", node);
     }
     if (s->peers[node].sioc) {
-        return g_strdup_printf("node %" PRIu32 " %s; it cannot join this "
-                               "cluster again under that node-id", node,
-                               qatomic_read(&s->left) & BIT(node) ?
-                               "was drained and left" :
-                               "was lost while it joined");
+        return g_strdup_printf("node %" PRIu32 " is connected already",
+                               node);
     }
     if (s->joining != UINT32_MAX) {
         return g_strdup_printf("node %" PRIu32 " is joining the cluster; "
@@ -288,8 +288,9 @@ static void join_abort_bh(void *opaque)
 
 /*
  * A node that is not part of the cluster, and was joining it, is lost:
- * the cluster goes on without it.  Its connection stays broken, and its
- * id cannot join again.  Returns false if @node is part of the cluster.
+ * the cluster goes on without it.  Its connection stays broken until a
+ * node joins again under its id.  Returns false if @node is part of the
+ * cluster.
  */
 bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why)
 {

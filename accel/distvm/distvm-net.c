@@ -40,6 +40,8 @@
 #define DISTVM_WRITE_BATCH      64
 /* What a node that leaves waits for its last messages to go. */
 #define DISTVM_FLUSH_MS         2000
+/* What a node that comes back waits for its last connection to end. */
+#define DISTVM_REUSE_WAIT_MS    2000
 
 /* A connection accepted and not identified yet, in s->unidentified. */
 typedef struct DistvmConn {
@@ -250,7 +252,7 @@ static void distvm_sendq_push(DistvmPeer *peer, const uint8_t *data,
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
 {
     DistvmPeer *peer = &s->peers[node];
-    QIOChannelSocket *sioc = qatomic_read(&peer->sioc);
+    QIOChannelSocket *sioc;
     ssize_t n;
     int err;
 
@@ -261,6 +263,7 @@ bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
         return true;
     }
     qemu_mutex_lock(&peer->send_lock);
+    sioc = peer->sioc;          /* distvm_peer_reuse() takes it under it */
     if (!sioc || peer->broken) {
         qemu_mutex_unlock(&peer->send_lock);
         trace_distvm_send_failed(node, "closed");
@@ -342,6 +345,8 @@ static void *distvm_writer_thread(void *opaque)
         peer->broken |= ret < 0;
         qemu_cond_broadcast(&peer->send_cond);
     }
+    peer->tx_running = false;
+    qemu_cond_broadcast(&peer->send_cond);
     qemu_mutex_unlock(&peer->send_lock);
     rcu_unregister_thread();
     return NULL;
@@ -404,8 +409,12 @@ static void distvm_peer_attach(DistvmPeer *peer, QIOChannelSocket *sioc,
         qio_channel_set_name(ioc, name);
     }
     qatomic_set(&peer->heard_ns, get_clock());
+    peer->loop_done = false;
+    qemu_mutex_lock(&peer->send_lock);
     peer->ioc = ioc;
     qatomic_set(&peer->sioc, sioc);
+    peer->tx_running = true;
+    qemu_mutex_unlock(&peer->send_lock);
     qemu_thread_create(&peer->tx_thread, "distvm-tx", distvm_writer_thread,
                        peer, QEMU_THREAD_DETACHED);
 }
@@ -585,8 +594,8 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
 /* ---- receiving ---- */
 
 /* Receive loop of an identified peer. */
-static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
-                             DistvmReader *r)
+static void distvm_peer_receive(DistvmState *s, DistvmPeer *peer,
+                                DistvmReader *r)
 {
     g_autofree char *from = g_strdup_printf("node %" PRIu32, peer->id);
     bool bye = false;
@@ -663,6 +672,83 @@ static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
     }
 }
 
+/* ... until its connection ends: then nothing reads from it any more. */
+static void distvm_peer_loop(DistvmState *s, DistvmPeer *peer,
+                             DistvmReader *r)
+{
+    distvm_peer_receive(s, peer, r);
+    qemu_mutex_lock(&s->lock);
+    peer->loop_done = true;
+    qemu_cond_broadcast(&s->cond);
+    qemu_mutex_unlock(&s->lock);
+}
+
+/*
+ * A node that was part of the cluster and left it (drained), or that was
+ * lost while it joined, joins again under the same node-id: forget its
+ * last connection, once the receive loop of that connection ended (its
+ * process exited; DISTVM_REUSE_WAIT_MS at most).  False if it did not:
+ * the slot is still the old connection's.
+ */
+static bool distvm_peer_reuse(DistvmState *s, uint32_t node)
+{
+    DistvmPeer *peer = &s->peers[node];
+    int64_t deadline = get_clock() + DISTVM_REUSE_WAIT_MS * SCALE_MS;
+    QIOChannelSocket *sioc;
+    QIOChannel *ioc;
+    GByteArray *m;
+    bool gone;
+
+    qemu_mutex_lock(&s->lock);
+    qemu_mutex_lock(&peer->send_lock);
+    gone = peer->broken || (qatomic_read(&s->left) & BIT(node));
+    qemu_mutex_unlock(&peer->send_lock);
+    if (!peer->sioc || distvm_node_present(s, node) || !gone ||
+        (distvm_is_home(s) && s->joining == node)) {
+        qemu_mutex_unlock(&s->lock);
+        return true;            /* nothing of an earlier one to forget */
+    }
+    while (!peer->loop_done) {
+        if (get_clock() >= deadline) {
+            qemu_mutex_unlock(&s->lock);
+            return false;
+        }
+        qemu_cond_timedwait(&s->cond, &s->lock, 10);
+    }
+    /* Its writer ends, then nothing sends to the old connection. */
+    qemu_mutex_lock(&peer->send_lock);
+    peer->broken = true;
+    qemu_cond_broadcast(&peer->send_cond);
+    while (peer->writing || peer->tx_running) {
+        qemu_cond_wait(&peer->send_cond, &peer->send_lock);
+    }
+    while ((m = g_queue_pop_head(&peer->sendq))) {
+        g_byte_array_unref(m);
+    }
+    peer->sendq_bytes = 0;
+    peer->sendq_over_ns = 0;
+    sioc = peer->sioc;
+    ioc = peer->ioc;
+    qatomic_set(&peer->sioc, NULL);
+    peer->ioc = NULL;
+    peer->broken = false;
+    qemu_mutex_unlock(&peer->send_lock);
+    peer->ready = false;
+    peer->rtt_ns = 0;
+    qatomic_set(&peer->speed, 0);
+    g_clear_pointer(&peer->addr, g_free);
+    qatomic_set(&s->left, s->left & ~BIT(node));
+    qemu_mutex_unlock(&s->lock);
+
+    trace_distvm_peer_reuse(node);
+    qio_channel_close(ioc, NULL);
+    if (ioc != QIO_CHANNEL(sioc)) {
+        object_unref(OBJECT(ioc));
+    }
+    object_unref(OBJECT(sioc));
+    return true;
+}
+
 /* Home: check a joining node's HELLO; returns a refusal or NULL. */
 static char *distvm_check_hello(DistvmState *s, const DistvmMsgHello *h)
 {
@@ -723,11 +809,20 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     g_autofree char *refusal = NULL;
     uint32_t joined = 0;
 
+    if (h->node_id < s->nodes && h->node_id != s->node_id &&
+        !distvm_peer_reuse(s, h->node_id)) {
+        refusal = g_strdup_printf("node %" PRIu32 " left the cluster and "
+                                  "its last connection is still open; start "
+                                  "it again once its last process ended",
+                                  h->node_id);
+    }
     qemu_mutex_lock(&s->lock);
     while (!s->fp_keys) {           /* the machine is still being built */
         qemu_cond_wait(&s->cond, &s->lock);
     }
-    refusal = distvm_check_hello(s, h);
+    if (!refusal) {
+        refusal = distvm_check_hello(s, h);
+    }
     if (!refusal) {
         distvm_peer_attach(&s->peers[h->node_id], sioc, ioc);
         s->peers[h->node_id].addr = g_strdup(h->listen);
@@ -796,6 +891,14 @@ static bool distvm_peer_accept(DistvmState *s, QIOChannelSocket *sioc,
            get_clock() < deadline) {
         qemu_cond_timedwait(&s->cond, &s->lock, 100);
     }
+    qemu_mutex_unlock(&s->lock);
+    if (node >= s->start_nodes && node < s->nodes &&
+        !distvm_peer_reuse(s, node)) {
+        error_setg(errp, "node %" PRIu32 " joins again, and its last "
+                   "connection is still open", node);
+        return false;
+    }
+    qemu_mutex_lock(&s->lock);
     if (s->peers[node].sioc) {
         error_setg(errp, "node %" PRIu32 " is already connected", node);
     } else if (node >= s->start_nodes && s->joining == node &&

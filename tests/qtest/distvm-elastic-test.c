@@ -6,9 +6,10 @@
  * guest chains rounds of register and vector work, shared counters and a
  * spinlock-guarded record, sends IPIs around, reads the TSC and home's
  * HPET and takes LAPIC timer interrupts; node 2 joins while it runs,
- * vCPUs move onto it, and everything the guest leaves must be exact for
- * the rounds it ran.  A node whose machine differs is refused while the
- * guest keeps running.
+ * vCPUs move onto it, it is drained and leaves, then comes back under
+ * its id and takes a vCPU again, and everything the guest leaves must be
+ * exact for the rounds it ran.  A node whose machine differs is refused
+ * while the guest keeps running.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -249,7 +250,44 @@ static void test_join(void)
         }
     }
 
-    distvm_check_moves_results(node, 2, NCPUS);
+    /* Node 2 comes back under its id, and takes vCPU 3 again */
+    distvm_node_quit(node[2]);
+    {
+        g_autofree char *opts = g_strdup_printf("%s,start-nodes=2,"
+                                                "placement=0:1:1:0", opts2);
+
+        node[2] = distvm_node_start(dir, 2, opts, args);
+    }
+    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    2);
+    qobject_unref(ev);
+    distvm_wait_state(node[2]->qts, "running", 60);
+    for (int n = 0; n < 3; n++) {
+        for (int tries = 0; !node_present(node[n]->qts, 2); tries++) {
+            g_assert_cmpint(tries, <, 500);
+            g_usleep(10 * 1000);
+        }
+    }
+    move_vcpu(node, 3, 3, 1, 2);
+    for (int n = 0; n < 3; n++) {
+        for (int cpu = 0; cpu < NCPUS; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), ==,
+                            cpu == 0 ? 0 : cpu == 3 ? 2 : 1);
+        }
+    }
+    {
+        uint32_t rounds = qtest_readl(node[2]->qts, RES(rounds) + 3 * 4);
+
+        for (int tries = 0;
+             qtest_readl(node[0]->qts, RES(rounds) + 3 * 4) <= rounds;
+             tries++) {
+            g_assert_cmpint(tries, <, 1000);
+            g_usleep(2000);
+        }
+    }
+
+    distvm_check_moves_results(node, 3, NCPUS);
     for (int n = 2; n >= 0; n--) {
         distvm_node_quit(node[n]);
     }
