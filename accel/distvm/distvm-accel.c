@@ -126,6 +126,7 @@ static void distvm_set_node_id(Object *obj, Visitor *v, const char *name,
         return;
     }
     s->node_id = value;
+    s->node_id_given = true;
 }
 
 static void distvm_set_join_timeout(Object *obj, Visitor *v,
@@ -384,13 +385,25 @@ static void distvm_set_home(Object *obj, const char *value, Error **errp)
 /* Check that the properties describe one consistent node. */
 static bool distvm_check_options(DistvmState *s, Error **errp)
 {
+    if (!s->start_nodes) {
+        s->start_nodes = s->nodes;
+    }
+    /* A node that joins the running guest may take the id home gives it */
+    if (!s->node_id_given && s->home) {
+        if (s->start_nodes >= s->nodes) {
+            error_setg(errp, "distvm: a node without node-id= joins a "
+                       "running guest, and takes the id the home node "
+                       "gives it; that needs start-nodes below nodes=%"
+                       PRIu32, s->nodes);
+            return false;
+        }
+        s->node_id = s->start_nodes;    /* until home gives one */
+        s->node_id_asked = true;
+    }
     if (s->node_id >= s->nodes) {
         error_setg(errp, "distvm: node-id=%" PRIu32 " is not below "
                    "nodes=%" PRIu32, s->node_id, s->nodes);
         return false;
-    }
-    if (!s->start_nodes) {
-        s->start_nodes = s->nodes;
     }
     if (s->start_nodes > s->nodes) {
         error_setg(errp, "distvm: start-nodes=%" PRIu32 " is above nodes=%"
@@ -579,7 +592,8 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
                               (void *)offsetof(DistvmState, node_id));
     object_class_property_set_description(oc, "node-id",
         "This node's id in the cluster, 0 to nodes-1 (0 is the home node, "
-        "which runs the devices; default 0)");
+        "which runs the devices; default 0, or, with home=, the id the "
+        "home node gives a node that joins the running guest)");
 
     object_class_property_add(oc, "nodes", "uint32", distvm_get_u32,
                               distvm_set_node_count, NULL,

@@ -119,6 +119,8 @@ struct DistvmState {
 
     /* -accel distvm properties */
     uint32_t node_id;
+    bool node_id_given;
+    bool node_id_asked;         /* none given: home assigns it on joining */
     uint32_t nodes;             /* at most, ids 0 to nodes - 1 */
     uint32_t start_nodes;       /* nodes 0 to start_nodes - 1 form it */
     char *listen;               /* as given, "tcp:HOST:PORT" or "unix:PATH" */

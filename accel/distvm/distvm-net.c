@@ -801,6 +801,32 @@ static char *distvm_check_hello(DistvmState *s, const DistvmMsgHello *h)
     return NULL;
 }
 
+/*
+ * Home: the id a node that asks for one gets: the lowest of a node that
+ * may join and is not part of the cluster, preferring one that never
+ * connected to one whose last connection ended; UINT32_MAX if none is.
+ */
+static uint32_t distvm_free_node_id(DistvmState *s)
+{
+    uint32_t reusable = UINT32_MAX;
+
+    qemu_mutex_lock(&s->lock);
+    for (uint32_t i = s->start_nodes; i < s->nodes; i++) {
+        if (distvm_node_present(s, i) || s->joining == i) {
+            continue;
+        }
+        if (!s->peers[i].sioc) {
+            reusable = i;
+            break;
+        }
+        if (reusable == UINT32_MAX && s->peers[i].loop_done) {
+            reusable = i;
+        }
+    }
+    qemu_mutex_unlock(&s->lock);
+    return reusable;
+}
+
 /* Home: a node joins.  Returns whether the connection is now its. */
 static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
                                QIOChannel *ioc, DistvmMsgHello *h)
@@ -809,7 +835,18 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     g_autofree char *refusal = NULL;
     uint32_t joined = 0;
 
-    if (h->node_id < s->nodes && h->node_id != s->node_id &&
+    if (h->node_id == DISTVM_WIRE_NODE_ANY) {
+        h->node_id = distvm_free_node_id(s);
+        if (h->node_id == UINT32_MAX) {
+            refusal = g_strdup_printf("a node asked for a node-id, and none "
+                                      "is free: the ids a node may join "
+                                      "under (%" PRIu32 " to %" PRIu32 ", "
+                                      "nodes=%" PRIu32 ") are all part of "
+                                      "the cluster or joining",
+                                      s->start_nodes, s->nodes - 1, s->nodes);
+        }
+    }
+    if (!refusal && h->node_id < s->nodes && h->node_id != s->node_id &&
         !distvm_peer_reuse(s, h->node_id)) {
         refusal = g_strdup_printf("node %" PRIu32 " left the cluster and "
                                   "its last connection is still open; start "
@@ -872,7 +909,7 @@ void distvm_home_welcome(DistvmState *s, uint32_t node)
         addrs[i] = known ? s->peers[i].addr : (char *)"";
         speeds[i] = known ? qatomic_read(&s->peers[i].speed) : 0;
     }
-    distvm_wire_welcome(welcome, s->nodes, addrs, speeds);
+    distvm_wire_welcome(welcome, s->nodes, node, addrs, speeds);
     distvm_send(s, node, welcome);
 }
 
@@ -1166,8 +1203,9 @@ static void *distvm_join_thread(void *opaque)
                      s->home, error_get_pretty(err));
         exit(1);
     }
-    distvm_wire_hello(buf, s->node_id, s->nodes, s->listen, s->speed,
-                      s->fp_items, s->fp_keys, s->fp_values);
+    distvm_wire_hello(buf, s->node_id, s->node_id_asked ?
+                      DISTVM_WIRE_NODE_ANY : s->node_id, s->nodes, s->listen,
+                      s->speed, s->fp_items, s->fp_keys, s->fp_values);
     if (!distvm_send_raw(home_ioc, buf)) {
         error_report("distvm: the home node %s closed the connection",
                      s->home);
@@ -1191,6 +1229,16 @@ static void *distvm_join_thread(void *opaque)
         msg.u.welcome.nodes != s->nodes) {
         error_report("distvm: unexpected %s from the home node while joining",
                      distvm_msg_type_name(msg.hdr.type));
+        exit(1);
+    }
+    if (s->node_id_asked && msg.u.welcome.node_id >= s->start_nodes) {
+        /* Before any other node knows this one: no thread reads it yet */
+        s->node_id = msg.u.welcome.node_id;
+        trace_distvm_node_id_given(s->node_id);
+    } else if (msg.u.welcome.node_id != s->node_id) {
+        error_report("distvm: the home node welcomed node %" PRIu32 " on "
+                     "the connection of node %" PRIu32,
+                     msg.u.welcome.node_id, s->node_id);
         exit(1);
     }
     qemu_mutex_lock(&s->lock);

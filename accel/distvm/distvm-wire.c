@@ -199,7 +199,7 @@ static bool decode_hello(WireReader *r, const DistvmMsgHeader *hdr,
         !get_str(r, &h->listen, errp)) {
         return false;
     }
-    if (h->node_id != hdr->src) {
+    if (h->node_id != hdr->src && h->node_id != DISTVM_WIRE_NODE_ANY) {
         error_setg(errp, "HELLO from node %" PRIu32 " claims node id %"
                    PRIu32, hdr->src, h->node_id);
         return false;
@@ -231,12 +231,17 @@ static bool decode_hello(WireReader *r, const DistvmMsgHeader *hdr,
 
 static bool decode_welcome(WireReader *r, DistvmMsgWelcome *w, Error **errp)
 {
-    if (!get_u32(r, &w->nodes, errp)) {
+    if (!get_u32(r, &w->nodes, errp) || !get_u32(r, &w->node_id, errp)) {
         return false;
     }
     if (w->nodes == 0 || w->nodes > DISTVM_WIRE_MAX_NODES) {
         error_setg(errp, "WELCOME with a cluster of %" PRIu32 " nodes",
                    w->nodes);
+        return false;
+    }
+    if (w->node_id == 0 || w->node_id >= w->nodes) {
+        error_setg(errp, "WELCOME of node %" PRIu32 " in a cluster of %"
+                   PRIu32 " nodes", w->node_id, w->nodes);
         return false;
     }
     w->addrs = g_new0(char *, w->nodes + 1);
@@ -258,6 +263,11 @@ static bool decode_welcome(WireReader *r, DistvmMsgWelcome *w, Error **errp)
         } else if (!get_speed(r, "WELCOME", &w->speeds[i], errp)) {
             return false;
         }
+    }
+    if (!w->addrs[w->node_id][0]) {
+        error_setg(errp, "WELCOME without the address of node %" PRIu32
+                   ", the node welcomed", w->node_id);
+        return false;
     }
     return true;
 }
@@ -1020,12 +1030,13 @@ void distvm_wire_end(GByteArray *buf)
     stl_le_p(buf->data + 8, buf->len - DISTVM_WIRE_HDR_SIZE);
 }
 
-void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t nodes,
-                       const char *listen, uint32_t speed, uint32_t nr_items,
-                       char *const *keys, char *const *values)
+void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t node_id,
+                       uint32_t nodes, const char *listen, uint32_t speed,
+                       uint32_t nr_items, char *const *keys,
+                       char *const *values)
 {
     distvm_wire_begin(buf, DISTVM_MSG_HELLO, src, 0);
-    distvm_wire_put_u32(buf, src);
+    distvm_wire_put_u32(buf, node_id);
     distvm_wire_put_u32(buf, nodes);
     distvm_wire_put_str(buf, listen);
     distvm_wire_put_u32(buf, speed);
@@ -1037,11 +1048,12 @@ void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t nodes,
     distvm_wire_end(buf);
 }
 
-void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, char *const *addrs,
-                         const uint32_t *speeds)
+void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, uint32_t node_id,
+                         char *const *addrs, const uint32_t *speeds)
 {
     distvm_wire_begin(buf, DISTVM_MSG_WELCOME, 0, 0);
     distvm_wire_put_u32(buf, nodes);
+    distvm_wire_put_u32(buf, node_id);
     for (uint32_t i = 0; i < nodes; i++) {
         distvm_wire_put_str(buf, addrs[i]);
         distvm_wire_put_u32(buf, speeds[i]);

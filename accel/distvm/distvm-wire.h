@@ -19,12 +19,14 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     16
+#define DISTVM_WIRE_VERSION     17
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
 #define DISTVM_WIRE_MAX_ITEMS   1024
 #define DISTVM_WIRE_MAX_NODES   16
+/* HELLO's node id of a node that asks home for one */
+#define DISTVM_WIRE_NODE_ANY    UINT32_MAX
 /* RAMBlock indexes are below this */
 #define DISTVM_WIRE_MAX_BLOCKS  1024
 /* A node's relative speed (the speed property), in thousandths */
@@ -165,6 +167,7 @@ typedef struct DistvmMsgHello {
 
 typedef struct DistvmMsgWelcome {
     uint32_t nodes;
+    uint32_t node_id;           /* of the node welcomed */
     char **addrs;               /* [nodes] listen address of every node */
     uint32_t *speeds;           /* [nodes] and its speed */
 } DistvmMsgWelcome;
@@ -506,11 +509,14 @@ void distvm_wire_put_bytes(GByteArray *buf, const void *data, size_t len);
 void distvm_wire_end(GByteArray *buf);
 
 /* Whole messages. */
-void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t nodes,
-                       const char *listen, uint32_t speed, uint32_t nr_items,
-                       char *const *keys, char *const *values);
-void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, char *const *addrs,
-                         const uint32_t *speeds);
+/* @node_id: @src, or DISTVM_WIRE_NODE_ANY to ask home for one */
+void distvm_wire_hello(GByteArray *buf, uint32_t src, uint32_t node_id,
+                       uint32_t nodes, const char *listen, uint32_t speed,
+                       uint32_t nr_items, char *const *keys,
+                       char *const *values);
+/* To node @node_id: @addrs[@node_id] is its own address */
+void distvm_wire_welcome(GByteArray *buf, uint32_t nodes, uint32_t node_id,
+                         char *const *addrs, const uint32_t *speeds);
 void distvm_wire_refuse(GByteArray *buf, uint32_t src, const char *reason);
 void distvm_wire_node_join(GByteArray *buf, DistvmMsgType type, uint32_t src,
                            uint32_t node_id, uint32_t speed);

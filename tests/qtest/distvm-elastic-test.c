@@ -2,14 +2,14 @@
  * distvm qtest suite: an elastic cluster, nodes that join the running
  * guest
  *
- * A cluster of nodes=3 starts with start-nodes=2; the bare-metal SMP
+ * A cluster of nodes=4 starts with start-nodes=2; the bare-metal SMP
  * guest chains rounds of register and vector work, shared counters and a
  * spinlock-guarded record, sends IPIs around, reads the TSC and home's
  * HPET and takes LAPIC timer interrupts; node 2 joins while it runs,
- * vCPUs move onto it, it is drained and leaves, then comes back under
- * its id and takes a vCPU again, and everything the guest leaves must be
- * exact for the rounds it ran.  A node whose machine differs is refused
- * while the guest keeps running.
+ * vCPUs move onto it, it is drained and leaves; a node without node-id=
+ * joins as node 3 and takes a vCPU; node 2 joins again under its id; and
+ * everything the guest leaves must be exact for the rounds it ran.  A
+ * node whose machine differs is refused while the guest keeps running.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -78,7 +78,7 @@ static void test_join(void)
         NCPUS);
     g_autofree char *dir = g_strdup_printf("%s/join", tmpdir);
     const int want[NCPUS] = { 0, 2, 1, 2 };
-    DistvmNode *node[3];
+    DistvmNode *node[4];
     g_autofree char *opts2 = NULL;
     g_autofree char *out = NULL;
     g_autofree char *cmd = NULL;
@@ -87,7 +87,7 @@ static void test_join(void)
 
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
     for (int n = 0; n < 2; n++) {
-        g_autofree char *base = distvm_cluster_accel_opts(dir, 3, n);
+        g_autofree char *base = distvm_cluster_accel_opts(dir, 4, n);
         g_autofree char *opts = g_strdup_printf("%s,start-nodes=2,"
                                                 "placement=0:1:1:0", base);
 
@@ -110,7 +110,7 @@ static void test_join(void)
     g_assert_cmpint(distvm_vcpu_node(node[1]->qts, 1), ==, 1);
 
     /* A node 2 with another machine is refused; the guest goes on */
-    opts2 = distvm_cluster_accel_opts(dir, 3, 2);
+    opts2 = distvm_cluster_accel_opts(dir, 4, 2);
     cmd = g_strdup_printf("-accel distvm,%s,start-nodes=2,placement=0:1:1:0,"
                           "auto-numa=off -machine pc -m 256M -smp %d "
                           "-kernel %s -append 'cpus=%d moves=1'", opts2,
@@ -250,45 +250,71 @@ static void test_join(void)
         }
     }
 
-    /* Node 2 comes back under its id, and takes vCPU 3 again */
+    /*
+     * A node without node-id= joins, and home gives it one: 3, which no
+     * node had yet, rather than 2, which left.  It takes vCPU 3.
+     */
     distvm_node_quit(node[2]);
+    {
+        g_autofree char *opts = g_strdup_printf(
+            "nodes=4,listen=unix:%s/node3.sock,home=unix:%s/node0.sock,"
+            "start-nodes=2,placement=0:1:1:0", dir, dir);
+
+        node[2] = distvm_node_start(dir, 3, opts, args);
+    }
+    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    3);
+    qobject_unref(ev);
+    distvm_wait_state(node[2]->qts, "running", 60);
+    qobject_unref(distvm_assert_active(node[2]->qts, 3));
+    for (int n = 0; n < 3; n++) {
+        for (int tries = 0; !node_present(node[n]->qts, 3); tries++) {
+            g_assert_cmpint(tries, <, 500);
+            g_usleep(10 * 1000);
+        }
+    }
+    move_vcpu(node, 3, 3, 1, 3);
+    for (int n = 0; n < 3; n++) {
+        for (int cpu = 0; cpu < NCPUS; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), ==,
+                            cpu == 0 ? 0 : cpu == 3 ? 3 : 1);
+        }
+    }
+
+    /* Node 2, started again under its id, joins again: vCPU 2 goes there */
     {
         g_autofree char *opts = g_strdup_printf("%s,start-nodes=2,"
                                                 "placement=0:1:1:0", opts2);
 
-        node[2] = distvm_node_start(dir, 2, opts, args);
+        node[3] = distvm_node_start(dir, 2, opts, args);
     }
     ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
     g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
                     2);
     qobject_unref(ev);
-    distvm_wait_state(node[2]->qts, "running", 60);
-    for (int n = 0; n < 3; n++) {
-        for (int tries = 0; !node_present(node[n]->qts, 2); tries++) {
+    distvm_wait_state(node[3]->qts, "running", 60);
+    for (int n = 0; n < 4; n++) {
+        for (int tries = 0; !node_present(node[n]->qts, 2) ||
+                            !node_present(node[n]->qts, 3); tries++) {
             g_assert_cmpint(tries, <, 500);
             g_usleep(10 * 1000);
         }
     }
-    move_vcpu(node, 3, 3, 1, 2);
-    for (int n = 0; n < 3; n++) {
-        for (int cpu = 0; cpu < NCPUS; cpu++) {
-            g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), ==,
-                            cpu == 0 ? 0 : cpu == 3 ? 2 : 1);
-        }
-    }
-    {
-        uint32_t rounds = qtest_readl(node[2]->qts, RES(rounds) + 3 * 4);
+    move_vcpu(node, 4, 2, 1, 2);
+    for (int cpu = 2; cpu < NCPUS; cpu++) {
+        uint32_t rounds = qtest_readl(node[3]->qts, RES(rounds) + cpu * 4);
 
         for (int tries = 0;
-             qtest_readl(node[0]->qts, RES(rounds) + 3 * 4) <= rounds;
+             qtest_readl(node[0]->qts, RES(rounds) + cpu * 4) <= rounds;
              tries++) {
             g_assert_cmpint(tries, <, 1000);
             g_usleep(2000);
         }
     }
 
-    distvm_check_moves_results(node, 3, NCPUS);
-    for (int n = 2; n >= 0; n--) {
+    distvm_check_moves_results(node, 4, NCPUS);
+    for (int n = 3; n >= 0; n--) {
         distvm_node_quit(node[n]);
     }
 }
@@ -352,6 +378,20 @@ static void test_collapse(void)
     ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
     qobject_unref(ev);
     distvm_wait_state(node[1]->qts, "running", 60);
+    /* A node that asks for a node-id now is refused: none is free */
+    {
+        g_autofree char *cmd = g_strdup_printf(
+            "-accel distvm,nodes=2,start-nodes=1,listen=unix:%s/extra.sock,"
+            "home=unix:%s/node0.sock,auto-numa=off %s", dir, dir, args);
+        g_autofree char *out = NULL;
+
+        g_assert_cmpint(distvm_run_qemu(cmd, &out), ==, 1);
+        g_assert_nonnull(strstr(out, "the home node refused this node: a "
+                                "node asked for a node-id, and none is "
+                                "free: the ids a node may join under (1 to "
+                                "1, nodes=2) are all part of the cluster or "
+                                "joining"));
+    }
     move_vcpu(node, 2, 1, 0, 1);
     for (int tries = 0; timer_ticks(node[0]->qts, 1) < 10 ||
                         distvm_remote_faults(node[1], "pc.ram") == 0;

@@ -2400,8 +2400,8 @@ static void test_malformed(void)
     g_assert_cmpint(protocol_errors(n1), ==, ++errors);
 
     /* Home: a node that claims to join after the cluster formed. */
-    distvm_wire_hello(msg, 1, 3, "unix:/nonexistent", DISTVM_WIRE_SPEED_ONE,
-                      0, NULL, NULL);
+    distvm_wire_hello(msg, 1, 1, 3, "unix:/nonexistent",
+                      DISTVM_WIRE_SPEED_ONE, 0, NULL, NULL);
     {
         int fd = connect_unix(sock0);
         uint8_t hdr[DISTVM_WIRE_HDR_SIZE];

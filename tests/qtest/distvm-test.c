@@ -52,7 +52,12 @@ static void test_bad_options(void)
           "node-id=2 is not below nodes=2" },
         { "listen=bogus", "the address must be tcp:HOST:PORT or unix:PATH" },
         { "listen=tcp:localhost", "listen=tcp:localhost" },
-        { "home=unix:/tmp/x", "home= is for the other nodes" },
+        { "node-id=0,home=unix:/tmp/x", "home= is for the other nodes" },
+        { "home=unix:/tmp/x", "a node without node-id= joins a running "
+          "guest, and takes the id the home node gives it; that needs "
+          "start-nodes below nodes=1" },
+        { "nodes=3,start-nodes=3,listen=unix:/tmp/x,home=unix:/tmp/y",
+          "that needs start-nodes below nodes=3" },
         { "nodes=2", "needs listen=" },
         { "node-id=1,nodes=2,listen=unix:/tmp/x", "needs home=" },
         { "node-id=abc", "node-id" },

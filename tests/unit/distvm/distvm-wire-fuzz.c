@@ -690,15 +690,16 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
 
     switch (m->hdr.type) {
     case DISTVM_MSG_HELLO:
-        distvm_wire_hello(buf, m->hdr.src, m->u.hello.nodes,
-                          m->u.hello.listen, m->u.hello.speed,
+        distvm_wire_hello(buf, m->hdr.src, m->u.hello.node_id,
+                          m->u.hello.nodes, m->u.hello.listen,
+                          m->u.hello.speed,
                           m->u.hello.nr_items, m->u.hello.keys,
                           m->u.hello.values);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_WELCOME:
-        distvm_wire_welcome(buf, m->u.welcome.nodes, m->u.welcome.addrs,
-                            m->u.welcome.speeds);
+        distvm_wire_welcome(buf, m->u.welcome.nodes, m->u.welcome.node_id,
+                            m->u.welcome.addrs, m->u.welcome.speeds);
         *fixed_seq = true;
         *fixed_src = true;
         break;
@@ -995,10 +996,13 @@ int main(int argc, char **argv)
         g_byte_array_append(stream, b->data, b->len);                 \
     } while (0)
 
-    SEED("hello", distvm_wire_hello(b, 1, 4, "tcp:10.0.0.2:4444", 500, 3,
-                                    keys, values));
-    SEED("welcome", distvm_wire_welcome(b, 4, addrs, speeds));
-    SEED("welcome-elastic", distvm_wire_welcome(b, 3, elastic_addrs,
+    SEED("hello", distvm_wire_hello(b, 1, 1, 4, "tcp:10.0.0.2:4444", 500,
+                                    3, keys, values));
+    SEED("hello-any", distvm_wire_hello(b, 2, DISTVM_WIRE_NODE_ANY, 4,
+                                        "unix:/n.sock", 1000, 0, NULL,
+                                        NULL));
+    SEED("welcome", distvm_wire_welcome(b, 4, 1, addrs, speeds));
+    SEED("welcome-elastic", distvm_wire_welcome(b, 3, 1, elastic_addrs,
                                                 elastic_speeds));
     SEED("refuse", distvm_wire_refuse(b, 0, "machine type differs"));
     SEED("peer-hello", distvm_wire_node(b, DISTVM_MSG_PEER_HELLO, 2, 2));

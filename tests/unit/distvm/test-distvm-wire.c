@@ -330,12 +330,14 @@ static GPtrArray *valid_messages(void)
     }
 
 #define NEXT() (b = g_byte_array_new(), g_ptr_array_add(msgs, b), b)
-    distvm_wire_hello(NEXT(), 2, 4, "tcp:10.0.0.2:4444", 2500, 3, keys,
+    distvm_wire_hello(NEXT(), 2, 2, 4, "tcp:10.0.0.2:4444", 2500, 3, keys,
                       values);
-    distvm_wire_hello(NEXT(), 0, 1, NULL, DISTVM_WIRE_SPEED_MIN, 0, NULL,
+    distvm_wire_hello(NEXT(), 0, 0, 1, NULL, DISTVM_WIRE_SPEED_MIN, 0, NULL,
                       NULL);
-    distvm_wire_welcome(NEXT(), 4, addrs, speeds);
-    distvm_wire_welcome(NEXT(), 1, addrs, speeds);
+    distvm_wire_hello(NEXT(), 3, DISTVM_WIRE_NODE_ANY, 4, "unix:/n.sock",
+                      DISTVM_WIRE_SPEED_ONE, 0, NULL, NULL);
+    distvm_wire_welcome(NEXT(), 4, 2, addrs, speeds);
+    distvm_wire_welcome(NEXT(), 3, 2, addrs, speeds);
     distvm_wire_refuse(NEXT(), 0, "machine type differs");
     distvm_wire_refuse(NEXT(), 3, "");
     distvm_wire_node(NEXT(), DISTVM_MSG_PEER_HELLO, 3, 3);
@@ -820,14 +822,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        16, 0,                              /* version */
+        17, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 16);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 17);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -853,7 +855,7 @@ static void test_hello(void)
     for (int i = 0; i < 4; i++) {
         len += 8 + strlen(keys[i]) + strlen(values[i]);
     }
-    distvm_wire_hello(b, 2, 4, listen, 250, 4, keys, values);
+    distvm_wire_hello(b, 2, 2, 4, listen, 250, 4, keys, values);
     g_assert_cmpuint(b->len, ==, HDR + len);
 
     decode_ok(b, &limits, &d);
@@ -878,7 +880,8 @@ static void test_hello_empty(void)
     GByteArray *b = g_byte_array_new();
     Decoded d;
 
-    distvm_wire_hello(b, 3, 16, NULL, DISTVM_WIRE_SPEED_ONE, 0, NULL, NULL);
+    distvm_wire_hello(b, 3, 3, 16, NULL, DISTVM_WIRE_SPEED_ONE, 0, NULL,
+                      NULL);
     g_assert_cmpuint(b->len, ==, HDR + 20);
     decode_ok(b, &limits, &d);
     check_hdr(&d.msg.hdr, DISTVM_MSG_HELLO, 20, 3, 0);
@@ -908,7 +911,7 @@ static void test_hello_at_limits(void)
         values[i] = i == 7 ? long_str(DISTVM_WIRE_MAX_STR)
                            : g_strdup_printf("value%d", i * 3);
     }
-    distvm_wire_hello(b, 1, DISTVM_WIRE_MAX_NODES, listen,
+    distvm_wire_hello(b, 1, 1, DISTVM_WIRE_MAX_NODES, listen,
                       DISTVM_WIRE_SPEED_MAX, DISTVM_WIRE_MAX_ITEMS, keys,
                       values);
     decode_ok(b, &limits, &d);
@@ -930,6 +933,23 @@ static void test_hello_at_limits(void)
     g_free(listen);
 }
 
+/* A node that joins the running guest asks home for its node id */
+static void test_hello_any(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    distvm_wire_hello(b, 2, DISTVM_WIRE_NODE_ANY, 4, "unix:/n.sock",
+                      DISTVM_WIRE_SPEED_ONE, 0, NULL, NULL);
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_HELLO, 4 + 4 + 4 + 12 + 4 + 4, 2, 0);
+    g_assert_cmpuint(d.msg.u.hello.node_id, ==, DISTVM_WIRE_NODE_ANY);
+    g_assert_cmpuint(d.msg.u.hello.nodes, ==, 4);
+    g_assert_cmpstr(d.msg.u.hello.listen, ==, "unix:/n.sock");
+    decoded_free(&d);
+    g_byte_array_unref(b);
+}
+
 static void test_welcome(void)
 {
     char *addrs[DISTVM_WIRE_MAX_NODES] = {
@@ -939,7 +959,7 @@ static void test_welcome(void)
     uint32_t speeds[DISTVM_WIRE_MAX_NODES];
     GByteArray *b = g_byte_array_new();
     char *big = long_str(DISTVM_WIRE_MAX_STR);
-    size_t len = 4;
+    size_t len = 8;
     Decoded d;
 
     /* Node 1 is not in the cluster (start-nodes): no address, speed 0 */
@@ -950,11 +970,12 @@ static void test_welcome(void)
     for (int i = 0; i < 4; i++) {
         len += 4 + strlen(addrs[i]) + 4;
     }
-    distvm_wire_welcome(b, 4, addrs, speeds);
+    distvm_wire_welcome(b, 4, 3, addrs, speeds);
     g_assert_cmpuint(b->len, ==, HDR + len);
     decode_ok(b, &limits, &d);
     check_hdr(&d.msg.hdr, DISTVM_MSG_WELCOME, len, 0, 0);
     g_assert_cmpuint(d.msg.u.welcome.nodes, ==, 4);
+    g_assert_cmpuint(d.msg.u.welcome.node_id, ==, 3);
     for (int i = 0; i < 4; i++) {
         g_assert_cmpstr(d.msg.u.welcome.addrs[i], ==, addrs[i]);
         g_assert_cmpuint(d.msg.u.welcome.speeds[i], ==, speeds[i]);
@@ -966,9 +987,11 @@ static void test_welcome(void)
     for (int i = 4; i < DISTVM_WIRE_MAX_NODES; i++) {
         addrs[i] = i == 15 ? big : (char *)"tcp:h:1";
     }
-    distvm_wire_welcome(b, DISTVM_WIRE_MAX_NODES, addrs, speeds);
+    distvm_wire_welcome(b, DISTVM_WIRE_MAX_NODES, DISTVM_WIRE_MAX_NODES - 1,
+                        addrs, speeds);
     decode_ok(b, &limits, &d);
     g_assert_cmpuint(d.msg.u.welcome.nodes, ==, DISTVM_WIRE_MAX_NODES);
+    g_assert_cmpuint(d.msg.u.welcome.node_id, ==, DISTVM_WIRE_MAX_NODES - 1);
     for (int i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
         g_assert_cmpstr(d.msg.u.welcome.addrs[i], ==, addrs[i]);
         g_assert_cmpuint(d.msg.u.welcome.speeds[i], ==, speeds[i]);
@@ -2079,10 +2102,11 @@ static void test_bad_version(void)
      * consolidation (DISTVM_MOVE_CONSOLIDATE), 15 the one before nodes
      * that join and leave the running guest (NODE_JOINING, VCPU_WHERE,
      * NODE_JOINED, NODE_DRAIN, DRAIN_PAGES, DRAINED, NODE_LEFT,
-     * DISTVM_MOVE_DRAIN)
+     * DISTVM_MOVE_DRAIN), 16 the one before node ids given by home
+     * (DISTVM_WIRE_NODE_ANY, WELCOME's node id)
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 17, 0x100,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -2090,7 +2114,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 16", versions[i]);
+            "protocol version %u, this node speaks 17", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2100,7 +2124,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 16");
+        expect_header_error(b, "protocol version 2, this node speaks 17");
     }
     g_byte_array_unref(b);
 }
@@ -5236,7 +5260,7 @@ static void test_clock_regs_bad_length(void)
 
 static void test_hello_bad_node_id(void)
 {
-    static const uint32_t ids[] = { 0, 1, 3, 4, UINT32_MAX };
+    static const uint32_t ids[] = { 0, 1, 3, 4, UINT32_MAX - 1 };
     GByteArray *b = g_byte_array_new();
 
     for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
@@ -5260,8 +5284,8 @@ static void test_hello_bad_nodes(void)
     GByteArray *b = g_byte_array_new();
 
     for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
-        distvm_wire_hello(b, 1, nodes[i], "tcp:x:1", DISTVM_WIRE_SPEED_ONE,
-                          0, NULL, NULL);
+        distvm_wire_hello(b, 1, 1, nodes[i], "tcp:x:1",
+                          DISTVM_WIRE_SPEED_ONE, 0, NULL, NULL);
         expect_decode_error(b, &limits, "cluster of");
     }
     g_byte_array_unref(b);
@@ -5279,18 +5303,25 @@ static void test_bad_speed(void)
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         uint32_t speeds[] = { DISTVM_WIRE_SPEED_ONE, bad[i] };
 
-        distvm_wire_hello(b, 1, 2, "tcp:x:1", bad[i], 0, NULL, NULL);
+        distvm_wire_hello(b, 1, 1, 2, "tcp:x:1", bad[i], 0, NULL, NULL);
         expect_decode_error(b, &limits, "node speed");
-        distvm_wire_welcome(b, 2, addrs, speeds);
+        distvm_wire_welcome(b, 2, 1, addrs, speeds);
         expect_decode_error(b, &limits, "node speed");
     }
     /* A node without an address is not in the cluster: no speed */
     {
-        char *absent[] = { (char *)"tcp:h:1", (char *)"" };
-        uint32_t speeds[] = { DISTVM_WIRE_SPEED_ONE, DISTVM_WIRE_SPEED_ONE };
+        char *absent[] = { (char *)"tcp:h:1", (char *)"",
+                           (char *)"tcp:h:3" };
+        uint32_t speeds[] = { DISTVM_WIRE_SPEED_ONE, DISTVM_WIRE_SPEED_ONE,
+                              DISTVM_WIRE_SPEED_ONE };
 
-        distvm_wire_welcome(b, 2, absent, speeds);
+        distvm_wire_welcome(b, 3, 2, absent, speeds);
         expect_decode_error(b, &limits, "which has no address");
+        /* The node welcomed has its address: it is joining */
+        speeds[1] = 0;
+        distvm_wire_welcome(b, 3, 1, absent, speeds);
+        expect_decode_error(b, &limits, "WELCOME without the address of "
+                            "node 1, the node welcomed");
     }
     g_byte_array_unref(b);
 }
@@ -5419,9 +5450,15 @@ static void test_welcome_bad_nodes(void)
     };
     GByteArray *b = g_byte_array_new();
 
+    static const uint32_t ids[] = { 0, 3, 4, UINT32_MAX };
+    char *addrs[] = { (char *)"tcp:h:1", (char *)"tcp:h:2",
+                      (char *)"tcp:h:3" };
+    uint32_t speeds[] = { 1, 1, 1 };
+
     for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
         distvm_wire_begin(b, DISTVM_MSG_WELCOME, 0, 0);
         distvm_wire_put_u32(b, nodes[i]);
+        distvm_wire_put_u32(b, 1);
         for (int j = 0; j < 20; j++) {
             distvm_wire_put_str(b, "tcp:h:1");
             distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
@@ -5430,9 +5467,19 @@ static void test_welcome_bad_nodes(void)
         expect_decode_error(b, &limits, "cluster of");
     }
 
+    /* The node welcomed: not home, and one of the cluster */
+    for (size_t i = 0; i < ARRAY_SIZE(ids); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "WELCOME of node %" PRIu32 " in a cluster of 3 nodes", ids[i]);
+
+        distvm_wire_welcome(b, 3, ids[i], addrs, speeds);
+        expect_decode_error(b, &limits, what);
+    }
+
     /* fewer nodes than it says */
     distvm_wire_begin(b, DISTVM_MSG_WELCOME, 0, 0);
     distvm_wire_put_u32(b, 3);
+    distvm_wire_put_u32(b, 1);
     distvm_wire_put_str(b, "tcp:h:1");
     distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
     distvm_wire_put_str(b, "tcp:h:2");
@@ -5477,9 +5524,10 @@ static void put_strings_raw(GByteArray *b, int where, uint32_t wire_len,
             STR(i);
         }
         break;
-    case 2:     /* WELCOME: addresses 200.., each with a speed */
+    case 2:     /* WELCOME of node 1: addresses 200.., each with a speed */
         distvm_wire_begin(b, DISTVM_MSG_WELCOME, 0, 0);
         distvm_wire_put_u32(b, 4);
+        distvm_wire_put_u32(b, 1);
         for (i = 200; i < 204; i++) {
             STR(i);
             distvm_wire_put_u32(b, DISTVM_WIRE_SPEED_ONE);
@@ -5763,6 +5811,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/header-layout", test_header_layout);
     g_test_add_func("/distvm/wire/roundtrip/hello", test_hello);
     g_test_add_func("/distvm/wire/roundtrip/hello-empty", test_hello_empty);
+    g_test_add_func("/distvm/wire/roundtrip/hello-any", test_hello_any);
     g_test_add_func("/distvm/wire/roundtrip/hello-at-limits",
                     test_hello_at_limits);
     g_test_add_func("/distvm/wire/roundtrip/welcome", test_welcome);
