@@ -174,6 +174,20 @@ static void join_complete(DistvmState *s)
     qapi_event_send_distvm_node_joined(node, paused_us);
 }
 
+/*
+ * Shut down @node's connection, if it has one: its receive thread ends.
+ * Under s->lock, which distvm-net.c holds to forget a connection.
+ */
+static void join_shutdown(DistvmState *s, uint32_t node)
+{
+    qemu_mutex_lock(&s->lock);
+    if (s->peers[node].sioc) {
+        qio_channel_shutdown(s->peers[node].ioc, QIO_CHANNEL_SHUTDOWN_BOTH,
+                             NULL);
+    }
+    qemu_mutex_unlock(&s->lock);
+}
+
 /* Home, in the main loop: @node reported READY, its mesh complete. */
 static void join_stop_bh(void *opaque)
 {
@@ -195,8 +209,7 @@ static void join_stop_bh(void *opaque)
     if (err) {
         error_reportf_err(err, "distvm: node %" PRIu32 " cannot join: ",
                           node);
-        qio_channel_shutdown(s->peers[node].ioc, QIO_CHANNEL_SHUTDOWN_BOTH,
-                             NULL);
+        join_shutdown(s, node);
         return;
     }
     join.node = node;
@@ -320,9 +333,7 @@ bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why)
                     "(%s); the cluster goes on without it", node, why);
     }
     /* Nothing more from it: its receive thread ends */
-    if (qatomic_read(&peer->sioc)) {
-        qio_channel_shutdown(peer->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
-    }
+    join_shutdown(s, node);
     if (distvm_is_home(s)) {
         /* this node's call, not the lost node's: it may have flooded */
         distvm_main_loop_call(s, s->node_id, join_abort_bh,

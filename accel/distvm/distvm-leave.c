@@ -43,6 +43,7 @@ struct DistvmLeave {
     bool leaving;               /* this node's devices are drained */
     uint64_t answer;            /* nodes whose END awaits this node's ENDED */
     uint64_t awaited;           /* nodes whose ENDED this node awaits */
+    uint64_t said_bye;          /* nodes whose leave is over */
 };
 
 static void send_ended(DistvmState *s, uint64_t nodes)
@@ -139,6 +140,7 @@ void distvm_leave_peer_bye(DistvmState *s, uint32_t node)
         return;
     }
     qemu_mutex_lock(&l->lock);
+    l->said_bye |= BIT_ULL(node);
     if (l->awaited & BIT_ULL(node)) {
         trace_distvm_leave_bye_instead(node);
         l->awaited &= ~BIT_ULL(node);
@@ -198,6 +200,10 @@ void distvm_leave_end_cluster(DistvmState *s)
             continue;
         }
         qemu_mutex_lock(&l->lock);
+        if (l->said_bye & BIT_ULL(n)) {
+            qemu_mutex_unlock(&l->lock);
+            continue;           /* it left meanwhile, its I/O drained */
+        }
         l->awaited |= BIT_ULL(n);
         qemu_mutex_unlock(&l->lock);
         if (!distvm_send(s, n, end)) {

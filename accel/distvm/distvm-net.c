@@ -443,7 +443,6 @@ static void *distvm_watch_thread(void *opaque)
     uint32_t watched = 0;       /* the nodes present at the last tick */
     bool armed = false;
 
-    distvm_wire_empty(hb, DISTVM_MSG_HEARTBEAT, s->node_id, 0);
     for (;;) {
         int64_t now;
 
@@ -454,6 +453,10 @@ static void *distvm_watch_thread(void *opaque)
                 break;          /* leaving or failed: nothing to watch */
             }
             continue;
+        }
+        if (!hb->len) {
+            /* Its id is known now, even if home gave it (WELCOME) */
+            distvm_wire_empty(hb, DISTVM_MSG_HEARTBEAT, s->node_id, 0);
         }
         now = get_clock();
         for (uint32_t i = 0; i < s->nodes; i++) {
@@ -640,7 +643,6 @@ static void distvm_peer_receive(DistvmState *s, DistvmPeer *peer,
         if (msg.hdr.type == DISTVM_MSG_BYE) {
             bye = true;
             trace_distvm_peer_bye(peer->id);
-            distvm_leave_peer_bye(s, peer->id);
             /*
              * A node drained away (distvm-drain.c), or one that is not
              * part of the cluster (yet), ends its own part only.
@@ -650,6 +652,7 @@ static void distvm_peer_receive(DistvmState *s, DistvmPeer *peer,
                 distvm_join_lost(s, peer->id, "it left");
                 continue;
             }
+            distvm_leave_peer_bye(s, peer->id);
             /* The cluster shuts down when any node leaves in order. */
             qemu_mutex_lock(&s->lock);
             if (s->state == DISTVM_CLUSTER_STATE_RUNNING) {
@@ -715,7 +718,18 @@ static bool distvm_peer_reuse(DistvmState *s, uint32_t node)
         }
         qemu_cond_timedwait(&s->cond, &s->lock, 10);
     }
-    /* Its writer ends, then nothing sends to the old connection. */
+    qemu_mutex_lock(&peer->send_lock);
+    gone = peer->broken || (qatomic_read(&s->left) & BIT(node));
+    qemu_mutex_unlock(&peer->send_lock);
+    if (!peer->sioc || !gone) {
+        qemu_mutex_unlock(&s->lock);
+        return true;            /* another connection forgot it meanwhile */
+    }
+    /*
+     * Its writer ends, then nothing sends to the old connection: shut
+     * down, a write to a process that no longer reads fails at once.
+     */
+    qio_channel_shutdown(peer->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
     qemu_mutex_lock(&peer->send_lock);
     peer->broken = true;
     qemu_cond_broadcast(&peer->send_cond);
@@ -735,16 +749,13 @@ static bool distvm_peer_reuse(DistvmState *s, uint32_t node)
     qemu_mutex_unlock(&peer->send_lock);
     peer->ready = false;
     peer->rtt_ns = 0;
-    qatomic_set(&peer->speed, 0);
-    g_clear_pointer(&peer->addr, g_free);
     qatomic_set(&s->left, s->left & ~BIT(node));
     qemu_mutex_unlock(&s->lock);
 
     trace_distvm_peer_reuse(node);
+    /* The peer held a reference of each, the same object without TLS */
     qio_channel_close(ioc, NULL);
-    if (ioc != QIO_CHANNEL(sioc)) {
-        object_unref(OBJECT(ioc));
-    }
+    object_unref(OBJECT(ioc));
     object_unref(OBJECT(sioc));
     return true;
 }
@@ -862,6 +873,7 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     }
     if (!refusal) {
         distvm_peer_attach(&s->peers[h->node_id], sioc, ioc);
+        g_free(s->peers[h->node_id].addr);     /* a node that left's */
         s->peers[h->node_id].addr = g_strdup(h->listen);
         qatomic_set(&s->peers[h->node_id].speed, h->speed);
         for (uint32_t i = 1; i < s->start_nodes; i++) {

@@ -252,13 +252,15 @@ static void test_join(void)
 
     /*
      * A node without node-id= joins, and home gives it one: 3, which no
-     * node had yet, rather than 2, which left.  It takes vCPU 3.
+     * node had yet, rather than 2, which left.  It takes vCPU 3.  Its
+     * heartbeats (to a node it sent nothing for 0.6 s, peer-timeout=3)
+     * carry that id.
      */
     distvm_node_quit(node[2]);
     {
         g_autofree char *opts = g_strdup_printf(
             "nodes=4,listen=unix:%s/node3.sock,home=unix:%s/node0.sock,"
-            "start-nodes=2,placement=0:1:1:0", dir, dir);
+            "start-nodes=2,placement=0:1:1:0,peer-timeout=3", dir, dir);
 
         node[2] = distvm_node_start(dir, 3, opts, args);
     }
@@ -281,6 +283,13 @@ static void test_join(void)
                             cpu == 0 ? 0 : cpu == 3 ? 3 : 1);
         }
     }
+    /* The guest stopped, the nodes send each other heartbeats only */
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'stop' }");
+    g_usleep(2 * G_USEC_PER_SEC);
+    for (int n = 0; n < 3; n++) {
+        g_assert_true(node_present(node[n]->qts, 3));
+    }
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'cont' }");
 
     /* Node 2, started again under its id, joins again: vCPU 2 goes there */
     {
