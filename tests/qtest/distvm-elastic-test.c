@@ -65,6 +65,50 @@ static void move_vcpu(DistvmNode **node, int nodes, int cpu, int from, int to)
     }
 }
 
+/*
+ * Start node @id (whose index in @node is @at) with @opts, and wait until
+ * it joined: DISTVM_NODE_JOINED on home, its guest running, and nodes 0
+ * to @at of @node listing it as present.
+ */
+static void join_node(DistvmNode **node, int at, const char *dir, int id,
+                      const char *opts, const char *args)
+{
+    QDict *ev;
+
+    node[at] = distvm_node_start(dir, id, opts, args);
+    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    id);
+    g_test_message("node %d joined; the guest paused %" PRId64 " us", id,
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "pause-us"));
+    qobject_unref(ev);
+    distvm_wait_state(node[at]->qts, "running", 60);
+    qobject_unref(distvm_assert_active(node[at]->qts, id));
+    for (int n = 0; n <= at; n++) {
+        for (int tries = 0; !node_present(node[n]->qts, id); tries++) {
+            g_assert_cmpint(tries, <, 500);
+            g_usleep(10 * 1000);
+        }
+    }
+}
+
+/*
+ * Until home shows more rounds of each vCPU from @first on than @other
+ * showed before: they go on working.
+ */
+static void wait_rounds(QTestState *home, QTestState *other, int first)
+{
+    for (int cpu = first; cpu < NCPUS; cpu++) {
+        uint32_t rounds = qtest_readl(other, RES(rounds) + cpu * 4);
+
+        for (int tries = 0;
+             qtest_readl(home, RES(rounds) + cpu * 4) <= rounds; tries++) {
+            g_assert_cmpint(tries, <, 1000);
+            g_usleep(2000);
+        }
+    }
+}
+
 static uint32_t timer_ticks(QTestState *qts, int cpu)
 {
     return qtest_readl(qts, RES(timer_ticks) + cpu * 4);
@@ -80,6 +124,7 @@ static void test_join(void)
     const int want[NCPUS] = { 0, 2, 1, 2 };
     DistvmNode *node[4];
     g_autofree char *opts2 = NULL;
+    g_autofree char *opts2_join = NULL;
     g_autofree char *out = NULL;
     g_autofree char *cmd = NULL;
     QDict *ev;
@@ -129,25 +174,9 @@ static void test_join(void)
     }
 
     /* The same machine joins */
-    {
-        g_autofree char *opts = g_strdup_printf("%s,start-nodes=2,"
-                                                "placement=0:1:1:0", opts2);
-
-        node[2] = distvm_node_start(dir, 2, opts, args);
-    }
-    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
-    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
-                    2);
-    g_test_message("node 2 joined; the guest paused %" PRId64 " us",
-                   qdict_get_int(qdict_get_qdict(ev, "data"), "pause-us"));
-    qobject_unref(ev);
-    distvm_wait_state(node[2]->qts, "running", 60);
-    for (int n = 0; n < 3; n++) {
-        for (int tries = 0; !node_present(node[n]->qts, 2); tries++) {
-            g_assert_cmpint(tries, <, 500);
-            g_usleep(10 * 1000);
-        }
-    }
+    opts2_join = g_strdup_printf("%s,start-nodes=2,placement=0:1:1:0",
+                                 opts2);
+    join_node(node, 2, dir, 2, opts2_join, args);
     /* It knows where every vCPU runs, and runs none */
     for (int cpu = 0; cpu < NCPUS; cpu++) {
         g_assert_cmpint(distvm_vcpu_node(node[2]->qts, cpu), ==,
@@ -239,16 +268,7 @@ static void test_join(void)
                        "it has not joined (start-nodes=2), or it left",
                        "{ 'execute': 'distvm-move-vcpu', 'arguments': "
                        "{ 'cpu-index': 1, 'node': 2 } }");
-    for (int cpu = 0; cpu < NCPUS; cpu++) {
-        uint32_t rounds = qtest_readl(node[1]->qts, RES(rounds) + cpu * 4);
-
-        for (int tries = 0;
-             qtest_readl(node[0]->qts, RES(rounds) + cpu * 4) <= rounds;
-             tries++) {
-            g_assert_cmpint(tries, <, 1000);
-            g_usleep(2000);
-        }
-    }
+    wait_rounds(node[0]->qts, node[1]->qts, 0);
 
     /*
      * A node without node-id= joins, and home gives it one: 3, which no
@@ -262,19 +282,7 @@ static void test_join(void)
             "nodes=4,listen=unix:%s/node3.sock,home=unix:%s/node0.sock,"
             "start-nodes=2,placement=0:1:1:0,peer-timeout=3", dir, dir);
 
-        node[2] = distvm_node_start(dir, 3, opts, args);
-    }
-    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
-    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
-                    3);
-    qobject_unref(ev);
-    distvm_wait_state(node[2]->qts, "running", 60);
-    qobject_unref(distvm_assert_active(node[2]->qts, 3));
-    for (int n = 0; n < 3; n++) {
-        for (int tries = 0; !node_present(node[n]->qts, 3); tries++) {
-            g_assert_cmpint(tries, <, 500);
-            g_usleep(10 * 1000);
-        }
+        join_node(node, 2, dir, 3, opts, args);
     }
     move_vcpu(node, 3, 3, 1, 3);
     for (int n = 0; n < 3; n++) {
@@ -292,35 +300,10 @@ static void test_join(void)
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'cont' }");
 
     /* Node 2, started again under its id, joins again: vCPU 2 goes there */
-    {
-        g_autofree char *opts = g_strdup_printf("%s,start-nodes=2,"
-                                                "placement=0:1:1:0", opts2);
-
-        node[3] = distvm_node_start(dir, 2, opts, args);
-    }
-    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
-    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
-                    2);
-    qobject_unref(ev);
-    distvm_wait_state(node[3]->qts, "running", 60);
-    for (int n = 0; n < 4; n++) {
-        for (int tries = 0; !node_present(node[n]->qts, 2) ||
-                            !node_present(node[n]->qts, 3); tries++) {
-            g_assert_cmpint(tries, <, 500);
-            g_usleep(10 * 1000);
-        }
-    }
+    join_node(node, 3, dir, 2, opts2_join, args);
+    g_assert_true(node_present(node[3]->qts, 3));
     move_vcpu(node, 4, 2, 1, 2);
-    for (int cpu = 2; cpu < NCPUS; cpu++) {
-        uint32_t rounds = qtest_readl(node[3]->qts, RES(rounds) + cpu * 4);
-
-        for (int tries = 0;
-             qtest_readl(node[0]->qts, RES(rounds) + cpu * 4) <= rounds;
-             tries++) {
-            g_assert_cmpint(tries, <, 1000);
-            g_usleep(2000);
-        }
-    }
+    wait_rounds(node[0]->qts, node[3]->qts, 2);
 
     distvm_check_moves_results(node, 4, NCPUS);
     for (int n = 3; n >= 0; n--) {
