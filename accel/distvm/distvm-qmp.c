@@ -166,9 +166,13 @@ DistvmInfo *qmp_query_distvm(Error **errp)
 
         n->node_id = i;
         n->self = i == s->node_id;
-        qemu_mutex_lock(&s->lock);     /* a node that joins again sets it */
-        n->address = g_strdup(n->self ? s->listen : peer->addr);
-        qemu_mutex_unlock(&s->lock);
+        if (n->self) {
+            n->address = g_strdup(s->listen);
+        } else {
+            qemu_mutex_lock(&s->lock);  /* a node that joins again sets it */
+            n->address = g_strdup(peer->addr);
+            qemu_mutex_unlock(&s->lock);
+        }
         if (i == DISTVM_HOME_NODE && !n->address) {
             n->address = g_strdup(s->home);
         }
