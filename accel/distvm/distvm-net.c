@@ -859,10 +859,10 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     }
     if (!refusal && h->node_id < s->nodes && h->node_id != s->node_id &&
         !distvm_peer_reuse(s, h->node_id)) {
-        refusal = g_strdup_printf("node %" PRIu32 " left the cluster and "
-                                  "its last connection is still open; start "
-                                  "it again once its last process ended",
-                                  h->node_id);
+        refusal = g_strdup_printf("node %" PRIu32 " joined or was joining "
+                                  "before, and its last connection is still "
+                                  "open; start it again once its last "
+                                  "process ended", h->node_id);
     }
     qemu_mutex_lock(&s->lock);
     while (!s->fp_keys) {           /* the machine is still being built */
