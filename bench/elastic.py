@@ -14,7 +14,9 @@ guest with 2 vCPUs and its mode=pattern, -m 512M):
 - node 1 is drained: the time from distvm-drain-node to DISTVM_NODE_LEFT
   (drain-ms), the bytes node 1 sent and received in that time (its pages
   going back), and the longest pause of the guest during it: the move
-  downtime of vCPU 0, the only pause a drain makes.
+  downtime of vCPU 0, the only pause a drain makes;
+- once node 1 exited, a node started without node-id joins: home gives
+  it id 1 again; the time from its start to DISTVM_NODE_JOINED.
 It prints each figure of each run, and their medians.
 """
 
@@ -43,16 +45,18 @@ def one_run(qemu, guest, tmp, mb):
                "-display", "none", "-kernel", guest,
                "-append", "cpus=2 pattern=%d" % mb]
 
-    def start(node, extra=()):
-        accel = ("distvm,node-id=%d,nodes=3,start-nodes=1,auto-numa=off,"
-                 "listen=unix:%s/n%d.sock" % (node, tmp, node))
+    def start(node, extra=(), named=True):
+        accel = ("distvm,nodes=3,start-nodes=1,auto-numa=off,"
+                 "listen=unix:%s/n%s.sock" % (tmp, node))
+        if named:
+            accel += ",node-id=%s" % node
         if node:
             accel += ",home=unix:%s/n0.sock" % tmp
         procs[node] = subprocess.Popen(
             [qemu, "-accel", accel] + machine + list(extra) +
-            ["-serial", "file:%s/serial%d.log" % (tmp, node),
-             "-qmp", "unix:%s/q%d.sock,server=on,wait=off" % (tmp, node)])
-        return qmp("%s/q%d.sock" % (tmp, node))
+            ["-serial", "file:%s/serial%s.log" % (tmp, node),
+             "-qmp", "unix:%s/q%s.sock,server=on,wait=off" % (tmp, node)])
+        return qmp("%s/q%s.sock" % (tmp, node))
 
     try:
         home = start(0, ["-S"])
@@ -78,7 +82,13 @@ def one_run(qemu, guest, tmp, mb):
         procs[1].wait(timeout=30)
         if procs[1].returncode != 0:
             sys.exit("bench: drained node 1 exited %d" % procs[1].returncode)
+
+        t0 = time.monotonic()
+        start("1b", named=False)
+        home.event("DISTVM_NODE_JOINED", {"node": 1})
+        rejoin_s = time.monotonic() - t0
         return {
+            "rejoin-ms": rejoin_s * 1000,
             "join-ms": join_s * 1000,
             "join-bytes": join_bytes,
             "join-pause-us": joined["data"]["pause-us"],
@@ -125,6 +135,7 @@ def main():
         ("drain: distvm-drain-node to DISTVM_NODE_LEFT", "drain-ms", "ms"),
         ("drain: bytes home <-> the drained node", "drain-bytes", "B"),
         ("drain: longest pause (its vCPU's move)", "drain-pause-us", "us"),
+        ("join again, no node-id: start to JOINED", "rejoin-ms", "ms"),
     ]
     for name, key, unit in rows:
         values = [x[key] for x in runs]
