@@ -398,7 +398,6 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
             return false;
         }
         s->node_id = s->start_nodes;    /* until home gives one */
-        s->node_id_asked = true;
     }
     if (s->node_id >= s->nodes) {
         error_setg(errp, "distvm: node-id=%" PRIu32 " is not below "

@@ -103,8 +103,7 @@ typedef struct DistvmPeer {
     int64_t sendq_over_ns;      /* over DISTVM_SENDQ_MAX since, or 0 */
     bool writing;               /* a thread writes to sioc now */
     bool broken;                /* a write failed: nothing more is sent */
-    bool tx_running;            /* its writer thread has not ended */
-    QemuThread tx_thread;
+    QemuThread tx_thread;       /* joinable: distvm_peer_reuse() */
     bool ready;                 /* home: it reported its mesh complete */
     uint64_t bytes_sent;        /* atomic */
     uint64_t bytes_received;    /* atomic */
@@ -119,8 +118,7 @@ struct DistvmState {
 
     /* -accel distvm properties */
     uint32_t node_id;
-    bool node_id_given;
-    bool node_id_asked;         /* none given: home assigns it on joining */
+    bool node_id_given;         /* or, with home=, home gives one on joining */
     uint32_t nodes;             /* at most, ids 0 to nodes - 1 */
     uint32_t start_nodes;       /* nodes 0 to start_nodes - 1 form it */
     char *listen;               /* as given, "tcp:HOST:PORT" or "unix:PATH" */

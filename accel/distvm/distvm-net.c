@@ -345,8 +345,6 @@ static void *distvm_writer_thread(void *opaque)
         peer->broken |= ret < 0;
         qemu_cond_broadcast(&peer->send_cond);
     }
-    peer->tx_running = false;
-    qemu_cond_broadcast(&peer->send_cond);
     qemu_mutex_unlock(&peer->send_lock);
     rcu_unregister_thread();
     return NULL;
@@ -413,10 +411,9 @@ static void distvm_peer_attach(DistvmPeer *peer, QIOChannelSocket *sioc,
     qemu_mutex_lock(&peer->send_lock);
     peer->ioc = ioc;
     qatomic_set(&peer->sioc, sioc);
-    peer->tx_running = true;
     qemu_mutex_unlock(&peer->send_lock);
     qemu_thread_create(&peer->tx_thread, "distvm-tx", distvm_writer_thread,
-                       peer, QEMU_THREAD_DETACHED);
+                       peer, QEMU_THREAD_JOINABLE);
 }
 
 /* ---- liveness ---- */
@@ -733,8 +730,11 @@ static bool distvm_peer_reuse(DistvmState *s, uint32_t node)
     qemu_mutex_lock(&peer->send_lock);
     peer->broken = true;
     qemu_cond_broadcast(&peer->send_cond);
-    while (peer->writing || peer->tx_running) {
-        qemu_cond_wait(&peer->send_cond, &peer->send_lock);
+    qemu_mutex_unlock(&peer->send_lock);
+    qemu_thread_join(&peer->tx_thread);
+    qemu_mutex_lock(&peer->send_lock);
+    while (peer->writing) {     /* a non-blocking send() of distvm_send() */
+        qemu_cond_timedwait(&peer->send_cond, &peer->send_lock, 1);
     }
     while ((m = g_queue_pop_head(&peer->sendq))) {
         g_byte_array_unref(m);
@@ -1215,7 +1215,7 @@ static void *distvm_join_thread(void *opaque)
                      s->home, error_get_pretty(err));
         exit(1);
     }
-    distvm_wire_hello(buf, s->node_id, s->node_id_asked ?
+    distvm_wire_hello(buf, s->node_id, !s->node_id_given ?
                       DISTVM_WIRE_NODE_ANY : s->node_id, s->nodes, s->listen,
                       s->speed, s->fp_items, s->fp_keys, s->fp_values);
     if (!distvm_send_raw(home_ioc, buf)) {
@@ -1243,7 +1243,7 @@ static void *distvm_join_thread(void *opaque)
                      distvm_msg_type_name(msg.hdr.type));
         exit(1);
     }
-    if (s->node_id_asked && msg.u.welcome.node_id >= s->start_nodes) {
+    if (!s->node_id_given && msg.u.welcome.node_id >= s->start_nodes) {
         /* Before any other node knows this one: no thread reads it yet */
         s->node_id = msg.u.welcome.node_id;
         trace_distvm_node_id_given(s->node_id);
