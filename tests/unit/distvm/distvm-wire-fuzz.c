@@ -131,7 +131,8 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
 
     switch (m->hdr.type) {
     case DISTVM_MSG_HELLO:
-        CHECK(m->u.hello.node_id == m->hdr.src);
+        CHECK(m->u.hello.node_id == m->hdr.src ||
+              m->u.hello.node_id == DISTVM_WIRE_NODE_ANY);
         CHECK(m->u.hello.nodes > 0);
         CHECK(m->u.hello.nodes <= DISTVM_WIRE_MAX_NODES);
         CHECK(m->u.hello.nr_items <= DISTVM_WIRE_MAX_ITEMS);
@@ -148,6 +149,9 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_WELCOME:
         CHECK(m->u.welcome.nodes > 0);
         CHECK(m->u.welcome.nodes <= DISTVM_WIRE_MAX_NODES);
+        CHECK(m->u.welcome.node_id > 0);
+        CHECK(m->u.welcome.node_id < m->u.welcome.nodes);
+        CHECK(m->u.welcome.addrs[m->u.welcome.node_id][0]);
         for (uint32_t i = 0; i < m->u.welcome.nodes; i++) {
             check_str(m->u.welcome.addrs[i]);
             /* a node not in the cluster: no address, speed 0 */
