@@ -198,7 +198,8 @@ def stop_all(procs):
 def watch(args, procs, tmp, start, seen):
     """Until every process exited: note when the console shows each of
     MARKS.  Returns an error, or None."""
-    while any(p.poll() is None for p in procs):
+    while True:
+        running = any(p.poll() is None for p in procs)
         now = time.monotonic()
         text = read("%s/console-0.log" % tmp)
         for mark, line in MARKS.items():
@@ -210,8 +211,9 @@ def watch(args, procs, tmp, start, seen):
             return "timed out after %d s" % args.timeout
         if any(p.poll() not in (None, 0) for p in procs):
             return "a node failed"
+        if not running:
+            return None     # the console was read once more after the end
         time.sleep(0.02)
-    return None
 
 
 def run_once(args, cfg, tmp, trace):
