@@ -4,7 +4,7 @@
     linux-nodes.py [BUILD_DIR] [--runs K] [--work N] [--only NAME[,NAME]]
                    [--qemu PATH] [--timeout S] [--append ARGS]
                    [--hot N [--kallsyms FILE]] [--trace-faults]
-                   [--keep DIR] [-v]
+                   [--trace EVENT]... [--keep DIR] [-v]
 
 Runs the Linux test guest (4 vCPUs, 512 MiB; init runs one workload per
 CPU and a multi-threaded xz round trip, distvm.work=N, then powers off)
@@ -43,7 +43,10 @@ it names the kernel symbols in each page.  To see how they travel:
 requests, and prints for the first run of each cluster what
 bench/faulttrace.py finds in them (routes, how long pages are held,
 read misses upgraded next, the request sequences of the hottest pages);
-the traced runs are slower.  QEMU's threads have names
+the traced runs are slower.  --trace EVENT enables any other QEMU trace
+event on every node (distvm_io_forward: which device registers vCPUs away
+from home use; the console's UART is the busiest while Linux boots),
+written to trace-N.log in the run's directory.  QEMU's threads have names
 (-name debug-threads=on) for top -H and perf.
 """
 
@@ -99,7 +102,7 @@ MARKS = {"boot": "distvm-linux: nproc",
          "done": "distvm-linux: workload done"}
 
 
-def node_args(qemu, build, work, cfg, tmp, n, opts, append, trace):
+def node_args(qemu, build, work, cfg, tmp, n, opts, append, trace, events):
     _, _, nodes, placement, extra, pinned, cfg_opts = cfg
     opts = ",".join(o for o in (opts, cfg_opts) if o)
     if nodes == 0:
@@ -113,11 +116,16 @@ def node_args(qemu, build, work, cfg, tmp, n, opts, append, trace):
             accel += ",home=unix:%s/node0.sock" % tmp
     if nodes and opts:
         accel += "," + opts
-    traced = (["-msg", "timestamp=on",
-               "-trace", "enable=distvm_fault_done",
-               "-trace", "enable=distvm_mgr_start",
-               "-trace", "file=%s/trace-%d.log" % (tmp, n)]
-              if trace and nodes > 1 else [])
+    events = list(events or [])
+    if trace and nodes > 1:
+        events += ["distvm_fault_done", "distvm_mgr_start"]
+    traced = []
+    if events:
+        traced = ["-msg", "timestamp=on"]
+        for e in events:
+            traced += ["-trace", "enable=" + e]
+        # the last -trace names the file (each one sets it)
+        traced += ["-trace", "file=%s/trace-%d.log" % (tmp, n)]
     guest = os.path.join(build, "guests", "linux")
     pin = (["taskset", "-c", str(HOST_CPUS[n % len(HOST_CPUS)])]
            if pinned else [])
@@ -227,7 +235,8 @@ def run_once(args, cfg, tmp, trace):
             with open("%s/node%d.err" % (tmp, n), "w") as err:
                 procs.append(subprocess.Popen(
                     node_args(args.qemu, args.build, args.work, cfg, tmp, n,
-                              args.distvm_opts, args.append, trace),
+                              args.distvm_opts, args.append, trace,
+                              args.trace),
                     stdin=subprocess.DEVNULL, stdout=err,
                     stderr=subprocess.STDOUT))
         poller = Poller(tmp, procs, cfg[2], args.hot)
@@ -493,6 +502,10 @@ def main():
     ap.add_argument("--trace-faults", action="store_true",
                     help="trace remote faults and print how pages travel "
                     "in the first run of each cluster (slower runs)")
+    ap.add_argument("--trace", metavar="EVENT", action="append",
+                    help="enable this QEMU trace event (pattern) on every "
+                    "node, written to trace-N.log (kept with --keep); "
+                    "may be repeated")
     ap.add_argument("--keep", metavar="DIR",
                     help="keep each run's consoles and node output in "
                     "DIR/CONFIG-K (DIR: new or empty)")
