@@ -11,16 +11,23 @@
  *    then sends it WELCOME with their addresses.
  * 2. The node connects to each of them, which answers (a HEARTBEAT) once
  *    it took the connection, and then reports READY to home.
- * 3. Home stops the guest, waits until every node reported its vCPUs
- *    stopped (after any change they made that the node must know), and
- *    sends the node what the others learnt while the guest ran: where
+ * 3. Home holds the vCPUs (distvm_hold_vcpus(): they do not run, and
+ *    the guest's run state and clocks do not change), waits until every
+ *    node reported its own held (after any change they made that the
+ *    node must know), and sends the node what the others learnt: where
  *    each vCPU runs and after how many moves (VCPU_WHERE), its LAPIC's
  *    addressing and the nodes it may run on, the 8259's output, where the
  *    clock registers are, the host bridge's registers, the policy; then
  *    START.  The node starts sharing the guest's RAM and reports READY
  *    again.
- * 4. Home sends NODE_JOINED to every node, the new one included, and the
- *    guest runs again (its clocks from home, as after any stop).
+ * 4. Home sends NODE_JOINED to every node, the new one included, lets
+ *    the vCPUs go, and has the new node run its guest (RUN_CONT, with
+ *    the clocks) if the guest runs.
+ *
+ * The user's "stop" and "cont" meanwhile take effect as usual: a held
+ * vCPU runs once it is let go, if the guest runs then.  A node that does
+ * not report its vCPUs held within DISTVM_JOIN_HOLD_MS makes the join
+ * fail (the joining node is refused): what it holds may have changed.
  *
  * A joined node runs no vCPU until one is moved to it, and holds no page
  * until it touches one: every page starts not present there, and it
@@ -51,15 +58,16 @@
 #include "distvm-ram.h"
 #include "trace.h"
 
-/* How long home waits for the nodes' vCPUs to stop, at most */
-#define DISTVM_JOIN_STOP_MS     2000
+/* How long home waits for the nodes to hold their vCPUs, at most */
+#define DISTVM_JOIN_HOLD_MS     2000
 
 typedef struct DistvmJoin {
     uint32_t node;              /* joining, or UINT32_MAX */
     bool starting;              /* it has the state, and starts */
-    uint32_t stops;             /* nodes whose vCPUs home waits to stop */
-    bool was_running;           /* home stopped the guest for the join */
-    int64_t paused_ns;
+    uint32_t held;              /* nodes told to hold their vCPUs */
+    uint32_t holding;           /* ... that have not reported it yet */
+    bool was_running;           /* the guest ran when they were held */
+    int64_t held_ns;
     QEMUTimer *timer;
 } DistvmJoin;
 
@@ -123,7 +131,7 @@ void distvm_join_announce(DistvmState *s, uint32_t node, uint32_t speed)
 }
 
 /*
- * Home, in the main loop, the guest stopped: send the joining node the
+ * Home, in the main loop, the vCPUs held: send the joining node the
  * state, then START.  It starts its RAM, then reports READY again.
  */
 static void join_send_state(DistvmState *s)
@@ -146,9 +154,20 @@ static void join_send_state(DistvmState *s)
     join.starting = true;
 }
 
+/* Home, in the main loop: let the vCPUs the join held go. */
+static void join_release(DistvmState *s)
+{
+    timer_del(join.timer);
+    distvm_runstate_send_hold(s, join.held & qatomic_read(&s->present),
+                              false);
+    distvm_hold_vcpus(false);
+    join.held = 0;
+    join.holding = 0;
+}
+
 /*
  * Home, in the main loop: the joining node started; every node takes it
- * as part of the cluster, and the guest runs again.
+ * as part of the cluster, and the vCPUs run again.
  */
 static void join_complete(DistvmState *s)
 {
@@ -166,9 +185,13 @@ static void join_complete(DistvmState *s)
     }
     join.node = UINT32_MAX;
     join.starting = false;
+    join_release(s);
     if (join.was_running) {
-        vm_start();
-        paused_us = (get_clock() - join.paused_ns) / SCALE_US;
+        paused_us = (get_clock() - join.held_ns) / SCALE_US;
+    }
+    /* If the guest is stopped, the "cont" that runs it will run it there */
+    if (runstate_is_running()) {
+        distvm_runstate_send_joined(s, node);
     }
     trace_distvm_join_done(node, paused_us);
     qapi_event_send_distvm_node_joined(node, paused_us);
@@ -214,30 +237,34 @@ static void join_stop_bh(void *opaque)
     }
     join.node = node;
     join.was_running = runstate_is_running();
-    join.stops = 0;
-    if (join.was_running) {
-        join.paused_ns = get_clock();
-        join.stops = qatomic_read(&s->present) & ~BIT(s->node_id);
-        vm_stop(RUN_STATE_PAUSED);
-    }
-    if (!join.stops) {
+    join.held_ns = get_clock();
+    join.held = qatomic_read(&s->present) & ~BIT(s->node_id);
+    join.holding = join.held;
+    /* Even a stopped guest's: a "cont" meanwhile must not run them */
+    distvm_hold_vcpus(true);
+    if (!join.holding) {
         join_send_state(s);
         return;
     }
+    distvm_runstate_send_hold(s, join.held, true);
     timer_mod(join.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                          DISTVM_JOIN_STOP_MS);
+                          DISTVM_JOIN_HOLD_MS);
 }
 
-/* Home, in the main loop: a node that did not report its stop in time */
-static void join_stop_timeout(void *opaque)
+/*
+ * Home, in the main loop: a node did not report its vCPUs held in time.
+ * What the joining node would be sent may be out of date: it is refused,
+ * and the join ends as if it was lost (join_abort_bh()).
+ */
+static void join_hold_timeout(void *opaque)
 {
     DistvmState *s = opaque;
 
     if (join.node != UINT32_MAX && !join.starting) {
-        warn_report("distvm: node %d did not report its vCPUs stopped "
-                    "within %d ms; node %" PRIu32 " joins anyway",
-                    ctz32(join.stops), DISTVM_JOIN_STOP_MS, join.node);
-        join_send_state(s);
+        error_report("distvm: node %d did not report its vCPUs held within "
+                     "%d ms; node %" PRIu32 " cannot join",
+                     ctz32(join.holding), DISTVM_JOIN_HOLD_MS, join.node);
+        join_shutdown(s, join.node);
     }
 }
 
@@ -267,15 +294,15 @@ void distvm_join_ready(DistvmState *s, uint32_t node)
     distvm_main_loop_call(s, node, join_ready_bh, s);
 }
 
-/* Home, in the main loop: node @node reported its vCPUs stopped. */
-void distvm_join_node_stopped(DistvmState *s, uint32_t node)
+/* Home, in the main loop: node @node reported its vCPUs held. */
+void distvm_join_node_held(DistvmState *s, uint32_t node)
 {
     if (join.node == UINT32_MAX || join.starting ||
-        !(join.stops & BIT(node))) {
+        !(join.holding & BIT(node))) {
         return;
     }
-    join.stops &= ~BIT(node);
-    if (!join.stops) {
+    join.holding &= ~BIT(node);
+    if (!join.holding) {
         join_send_state(s);
     }
 }
@@ -288,14 +315,11 @@ static void join_abort_bh(void *opaque)
     if (join.node != GPOINTER_TO_UINT(opaque)) {
         return;
     }
-    timer_del(join.timer);
     join.node = UINT32_MAX;
     join.starting = false;
+    join_release(s);
     if (qatomic_read(&s->present) == BIT(s->node_id)) {
         distvm_ram_set_spread(s, false, NULL);
-    }
-    if (join.was_running) {
-        vm_start();
     }
 }
 
@@ -400,6 +424,6 @@ static const DistvmMsgHandler join_handlers[] = {
 
 void distvm_join_init(DistvmState *s)
 {
-    join.timer = timer_new_ms(QEMU_CLOCK_REALTIME, join_stop_timeout, s);
+    join.timer = timer_new_ms(QEMU_CLOCK_REALTIME, join_hold_timeout, s);
     distvm_msg_handlers_register(s, join_handlers, ARRAY_SIZE(join_handlers));
 }

@@ -177,7 +177,7 @@ static void send_run_state(DistvmState *s, DistvmRunAction action)
         run.guest_ticks = distvm_guest_ticks();
     }
     distvm_wire_run_state(m, s->node_id, &run);
-    if (action == DISTVM_RUN_STOPPED) {
+    if (action == DISTVM_RUN_STOPPED || action == DISTVM_RUN_HELD) {
         distvm_send(s, DISTVM_HOME_NODE, m);
         return;
     }
@@ -329,24 +329,92 @@ static void run_state_bh(void *opaque)
     case DISTVM_RUN_RESET:
         reset_own_vcpus(s);
         break;
+    case DISTVM_RUN_HOLD:
+        distvm_hold_vcpus(true);
+        send_run_state(s, DISTVM_RUN_HELD);
+        break;
+    case DISTVM_RUN_RELEASE:
+        distvm_hold_vcpus(false);
+        break;
     case DISTVM_RUN_STOPPED:
+    case DISTVM_RUN_HELD:
         g_assert_not_reached();
     }
     g_free(m);
 }
 
-/* Home, in the main loop: a node stopped its vCPUs at these clocks. */
+/*
+ * Home, in the main loop: a node stopped its vCPUs at these clocks, or
+ * holds them for a join.
+ */
 static void node_stopped_bh(void *opaque)
 {
     DistvmRunMsg *m = opaque;
     DistvmRun *r = distvm_state()->run;
 
-    r->nodes_stopped_ns = MAX(r->nodes_stopped_ns,
-                              (int64_t)m->run.virtual_ns);
-    r->nodes_stopped_ticks = MAX(r->nodes_stopped_ticks,
-                                 (int64_t)m->run.guest_ticks);
-    distvm_join_node_stopped(distvm_state(), m->from);
+    if (m->run.action == DISTVM_RUN_HELD) {
+        distvm_join_node_held(distvm_state(), m->from);
+    } else {
+        r->nodes_stopped_ns = MAX(r->nodes_stopped_ns,
+                                  (int64_t)m->run.virtual_ns);
+        r->nodes_stopped_ticks = MAX(r->nodes_stopped_ticks,
+                                     (int64_t)m->run.guest_ticks);
+    }
     g_free(m);
+}
+
+/*
+ * With the BQL: hold this node's vCPUs, or let them go.  A held vCPU
+ * does not run, whatever stops and resumes the guest meanwhile (a "stop"
+ * and "cont" of the user's take effect as usual, and a "cont" runs it
+ * once it is let go); its thread still does queued work.  Holding waits
+ * until the running ones left the guest; the guest's clocks go on.
+ */
+void distvm_hold_vcpus(bool hold)
+{
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        qatomic_set(&cpu->held, hold);
+        if (!hold) {
+            qemu_cpu_kick(cpu);
+        }
+    }
+    if (hold && runstate_is_running()) {
+        /* Each answers the stop, then sleeps, held, once resumed */
+        pause_all_vcpus();
+        resume_all_vcpus();
+    }
+}
+
+/* Home: hold the vCPUs of the nodes in @nodes, or let them go. */
+void distvm_runstate_send_hold(DistvmState *s, uint32_t nodes, bool hold)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    DistvmMsgRunState run = {
+        .action = hold ? DISTVM_RUN_HOLD : DISTVM_RUN_RELEASE,
+    };
+
+    distvm_wire_run_state(m, s->node_id, &run);
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if ((nodes & BIT(i)) && i != s->node_id) {
+            distvm_send(s, i, m);
+        }
+    }
+}
+
+/*
+ * Home, the guest running: @node joined it, and runs its guest from now
+ * on (it started with START's autostart off), with home's clocks.
+ */
+void distvm_runstate_send_joined(DistvmState *s, uint32_t node)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    DistvmMsgRunState run = { .action = DISTVM_RUN_CONT };
+
+    read_clocks(s, &run);
+    distvm_wire_run_state(m, s->node_id, &run);
+    distvm_send(s, node, m);
 }
 
 /*

@@ -1462,7 +1462,8 @@ bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
     const char *name = distvm_msg_type_name(type);
 
     if (type == DISTVM_MSG_RUN_STATE &&
-        msg->u.run.action == DISTVM_RUN_STOPPED) {
+        (msg->u.run.action == DISTVM_RUN_STOPPED ||
+         msg->u.run.action == DISTVM_RUN_HELD)) {
         role = DISTVM_ROLE_TO_HOME;
     }
     if (type == DISTVM_MSG_RES_SET) {

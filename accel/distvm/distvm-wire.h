@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     17
+#define DISTVM_WIRE_VERSION     18
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -282,6 +282,9 @@ typedef enum DistvmRunAction {
     DISTVM_RUN_CONT,            /* run them, with the clocks given */
     DISTVM_RUN_RESET,           /* the machine is reset: reset the vCPUs */
     DISTVM_RUN_STOPPED,         /* node -> home: stopped, with its clocks */
+    DISTVM_RUN_HOLD,            /* hold the vCPUs: a node joins */
+    DISTVM_RUN_HELD,            /* node -> home: they are held */
+    DISTVM_RUN_RELEASE,         /* let them go (they run if the guest does) */
     DISTVM_RUN__MAX
 } DistvmRunAction;
 

@@ -65,24 +65,45 @@ static void move_vcpu(DistvmNode **node, int nodes, int cpu, int from, int to)
     }
 }
 
-/*
- * Start node @id (whose index in @node is @at) with @opts, and wait until
- * it joined: DISTVM_NODE_JOINED on home, its guest running, and nodes 0
- * to @at of @node listing it as present.
- */
-static void join_node(DistvmNode **node, int at, const char *dir, int id,
-                      const char *opts, const char *args)
+/* Drop the STOP and RESUME events @qts has received so far. */
+static void drop_run_events(QTestState *qts)
 {
     QDict *ev;
 
+    qtest_qmp_assert_success(qts, "{ 'execute': 'query-status' }");
+    while ((ev = qtest_qmp_event_ref(qts, "STOP")) ||
+           (ev = qtest_qmp_event_ref(qts, "RESUME"))) {
+        qobject_unref(ev);
+    }
+}
+
+/*
+ * Start node @id (whose index in @node is @at) with @opts, and wait until
+ * it joined: DISTVM_NODE_JOINED on home, home's guest in run state
+ * @status, and nodes 0 to @at of @node listing it as present.  The join
+ * holds the vCPUs without a run state change: home emits no STOP or
+ * RESUME.
+ */
+static void join_node(DistvmNode **node, int at, const char *dir, int id,
+                      const char *opts, const char *args, const char *status)
+{
+    QDict *ev;
+
+    drop_run_events(node[0]->qts);
     node[at] = distvm_node_start(dir, id, opts, args);
     ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
     g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
                     id);
-    g_test_message("node %d joined; the guest paused %" PRId64 " us", id,
+    g_test_message("node %d joined; the vCPUs were held %" PRId64 " us", id,
                    qdict_get_int(qdict_get_qdict(ev, "data"), "pause-us"));
     qobject_unref(ev);
+    g_assert_null(qtest_qmp_event_ref(node[0]->qts, "STOP"));
+    g_assert_null(qtest_qmp_event_ref(node[0]->qts, "RESUME"));
+    distvm_wait_status(node[0]->qts, status, 1);
     distvm_wait_state(node[at]->qts, "running", 60);
+    /* A node that joined a stopped guest starts it on the next "cont" */
+    distvm_wait_status(node[at]->qts, strcmp(status, "running") ?
+                       "prelaunch" : "running", 5);
     qobject_unref(distvm_assert_active(node[at]->qts, id));
     for (int n = 0; n <= at; n++) {
         for (int tries = 0; !node_present(node[n]->qts, id); tries++) {
@@ -176,7 +197,7 @@ static void test_join(void)
     /* The same machine joins */
     opts2_join = g_strdup_printf("%s,start-nodes=2,placement=0:1:1:0",
                                  opts2);
-    join_node(node, 2, dir, 2, opts2_join, args);
+    join_node(node, 2, dir, 2, opts2_join, args, "running");
     /* It knows where every vCPU runs, and runs none */
     for (int cpu = 0; cpu < NCPUS; cpu++) {
         g_assert_cmpint(distvm_vcpu_node(node[2]->qts, cpu), ==,
@@ -282,7 +303,7 @@ static void test_join(void)
             "nodes=4,listen=unix:%s/node3.sock,home=unix:%s/node0.sock,"
             "start-nodes=2,placement=0:1:1:0,peer-timeout=3", dir, dir);
 
-        join_node(node, 2, dir, 3, opts, args);
+        join_node(node, 2, dir, 3, opts, args, "running");
     }
     move_vcpu(node, 3, 3, 1, 3);
     for (int n = 0; n < 3; n++) {
@@ -297,11 +318,21 @@ static void test_join(void)
     for (int n = 0; n < 3; n++) {
         g_assert_true(node_present(node[n]->qts, 3));
     }
-    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'cont' }");
 
-    /* Node 2, started again under its id, joins again: vCPU 2 goes there */
-    join_node(node, 3, dir, 2, opts2_join, args);
+    /*
+     * Node 2, started again under its id, joins again, the guest stopped
+     * by the user: it stays stopped, on every node, until "cont".  Then
+     * vCPU 2 goes there.
+     */
+    join_node(node, 3, dir, 2, opts2_join, args, "paused");
     g_assert_true(node_present(node[3]->qts, 3));
+    for (int n = 0; n < 3; n++) {
+        distvm_wait_status(node[n]->qts, "paused", 1);
+    }
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'cont' }");
+    for (int n = 0; n < 4; n++) {
+        distvm_wait_status(node[n]->qts, "running", 10);
+    }
     move_vcpu(node, 4, 2, 1, 2);
     wait_rounds(node[0]->qts, node[3]->qts, 2);
 
@@ -417,18 +448,7 @@ static void test_collapse(void)
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'migrate', "
                              "'arguments': { 'uri': %s } }", uri);
     wait_migration(node[0]->qts, "completed");
-    for (int tries = 0;; tries++) {
-        QDict *ret = qtest_qmp_assert_success_ref(dest.qts, "{ 'execute': "
-                                                  "'query-status' }");
-        bool running = !strcmp(qdict_get_str(ret, "status"), "running");
-
-        qobject_unref(ret);
-        if (running) {
-            break;
-        }
-        g_assert_cmpint(tries, <, 1000);
-        g_usleep(10 * 1000);
-    }
+    distvm_wait_status(dest.qts, "running", 10);
     {
         uint32_t ticks = timer_ticks(dest.qts, 1);
 

@@ -99,24 +99,6 @@ static uint64_t cpu_time_ms(pid_t pid)
     return (utime + stime) * 1000 / sysconf(_SC_CLK_TCK);
 }
 
-/* Wait until query-status on @qts reports @status. */
-static void wait_status(QTestState *qts, const char *status)
-{
-    for (int tries = 0;; tries++) {
-        QDict *ret = qtest_qmp_assert_success_ref(qts,
-                                                  "{ 'execute': "
-                                                  "'query-status' }");
-        bool done = !strcmp(qdict_get_str(ret, "status"), status);
-
-        qobject_unref(ret);
-        if (done) {
-            return;
-        }
-        g_assert_cmpint(tries, <, 500);
-        g_usleep(10000);
-    }
-}
-
 /* How many times @needle is on @node's console. */
 static int console_count(DistvmNode *node, const char *needle)
 {
@@ -226,7 +208,7 @@ static void test_moves(const void *data)
     /* Run state follows home: "stop" there stops every node's vCPUs. */
     qtest_qmp_assert_success(home, "{ 'execute': 'stop' }");
     for (int n = 0; n < nodes; n++) {
-        wait_status(c->node[n]->qts, "paused");
+        distvm_wait_status(c->node[n]->qts, "paused", 5);
     }
     distvm_memread(home, RES(rounds), rounds, sizeof(rounds));
     g_usleep(300 * 1000);
@@ -236,7 +218,7 @@ static void test_moves(const void *data)
     }
     qtest_qmp_assert_success(home, "{ 'execute': 'cont' }");
     for (int n = 0; n < nodes; n++) {
-        wait_status(c->node[n]->qts, "running");
+        distvm_wait_status(c->node[n]->qts, "running", 5);
     }
     for (int cpu = 0; cpu < ncpus; cpu++) {
         for (int tries = 0; qtest_readl(home, RES(rounds) + cpu * 4) ==
@@ -1047,8 +1029,8 @@ static void test_suspend(void)
     home = c.node[0]->qts;
     g_assert_true(distvm_wait_console(c.node[0], "distvm-guest: cpu 0 s3 "
                                       "suspending", 120));
-    wait_status(home, "suspended");
-    wait_status(c.node[1]->qts, "paused");
+    distvm_wait_status(home, "suspended", 5);
+    distvm_wait_status(c.node[1]->qts, "paused", 5);
     after = qtest_readl(home, RES(s3_after));
     g_usleep(200000);
     g_assert_cmpuint(qtest_readl(home, RES(s3_after)), ==, after);
@@ -1063,8 +1045,8 @@ static void test_suspend(void)
     g_assert_cmpuint(qtest_readl(home, RES(s3_resumed)), ==, 1);
     g_assert_cmphex(qtest_readl(home, RES(magic)), ==, DG_MAGIC_DONE);
     g_assert_cmpuint(qtest_readl(home, RES(s3_after)), ==, after);
-    wait_status(home, "running");
-    wait_status(c.node[1]->qts, "running");
+    distvm_wait_status(home, "running", 5);
+    distvm_wait_status(c.node[1]->qts, "running", 5);
     check_placement(&c, 1, where);
     {
         g_autofree char *console = distvm_read_console(c.node[0]);

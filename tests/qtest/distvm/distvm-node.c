@@ -334,6 +334,27 @@ void distvm_wait_state(QTestState *qts, const char *state, int timeout_s)
     }
 }
 
+void distvm_wait_status(QTestState *qts, const char *status, int timeout_s)
+{
+    gint64 deadline = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
+
+    for (;;) {
+        QDict *ret = qtest_qmp_assert_success_ref(qts,
+                                        "{ 'execute': 'query-status' }");
+        g_autofree char *now = g_strdup(qdict_get_str(ret, "status"));
+
+        qobject_unref(ret);
+        if (!strcmp(now, status)) {
+            return;
+        }
+        if (g_get_monotonic_time() > deadline) {
+            g_error("the guest's run state is '%s', not '%s', after %d s",
+                    now, status, timeout_s);
+        }
+        g_usleep(10 * 1000);
+    }
+}
+
 DistvmCluster *distvm_cluster_start(const char *tmpdir, int nodes,
                                     const char *machine_args)
 {

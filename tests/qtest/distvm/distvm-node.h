@@ -124,6 +124,8 @@ char *distvm_cluster_accel_opts(const char *dir, int nodes, int node_id);
 
 /* Wait until query-distvm on @qts reports @state (at most @timeout_s s). */
 void distvm_wait_state(QTestState *qts, const char *state, int timeout_s);
+/* Wait until query-status on @qts reports @status (at most @timeout_s). */
+void distvm_wait_status(QTestState *qts, const char *status, int timeout_s);
 
 /* Quit every node still running, home last, and free the cluster. */
 void distvm_cluster_quit(DistvmCluster *c);

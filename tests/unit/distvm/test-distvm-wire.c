@@ -718,16 +718,23 @@ static void test_roles(void)
             break;
         }
     }
-    /* A node reports to home that it stopped; home decides the rest. */
-    g_assert_true(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_STOPPED, 1, 0,
-                          NULL));
-    g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_STOPPED, 0, 1,
-                           "to the home node only"));
-    g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_STOPPED, 1, 2,
-                           NULL));
-    for (uint32_t a = 0; a < DISTVM_RUN_STOPPED; a++) {
-        g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, a, 1, 0,
-                               "by the home node only"));
+    /*
+     * A node reports to home that it stopped, or holds its vCPUs; home
+     * decides the rest.
+     */
+    for (uint32_t a = 0; a < DISTVM_RUN__MAX; a++) {
+        bool report = a == DISTVM_RUN_STOPPED || a == DISTVM_RUN_HELD;
+
+        if (report) {
+            g_assert_true(role_ok(DISTVM_MSG_RUN_STATE, a, 1, 0, NULL));
+            g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, a, 0, 1,
+                                   "to the home node only"));
+            g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, a, 1, 2, NULL));
+        } else {
+            g_assert_true(role_ok(DISTVM_MSG_RUN_STATE, a, 0, 1, NULL));
+            g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, a, 1, 0,
+                                   "by the home node only"));
+        }
     }
     /* Types outside the protocol have no role. */
     g_assert_false(role_ok(DISTVM_MSG__MAX, 0, 0, 1, NULL));
@@ -822,14 +829,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        17, 0,                              /* version */
+        18, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 17);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 18);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -2103,10 +2110,13 @@ static void test_bad_version(void)
      * that join and leave the running guest (NODE_JOINING, VCPU_WHERE,
      * NODE_JOINED, NODE_DRAIN, DRAIN_PAGES, DRAINED, NODE_LEFT,
      * DISTVM_MOVE_DRAIN), 16 the one before node ids given by home
-     * (DISTVM_WIRE_NODE_ANY, WELCOME's node id)
+     * (DISTVM_WIRE_NODE_ANY, WELCOME's node id), 17 the one before joins
+     * held the vCPUs rather than stopping the guest (RUN_HOLD, RUN_HELD,
+     * RUN_RELEASE)
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 0x100,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19,
+        0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -2114,7 +2124,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 17", versions[i]);
+            "protocol version %u, this node speaks 18", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2124,7 +2134,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 17");
+        expect_header_error(b, "protocol version 2, this node speaks 18");
     }
     g_byte_array_unref(b);
 }
@@ -4822,11 +4832,11 @@ static void expect_run_action_error(const DistvmMsgRunState *run)
     g_byte_array_unref(b);
 }
 
-/* Stop, continue, reset and stopped are the only actions */
+/* Stop, continue, reset, stopped, hold, held, release: the only actions */
 static void test_run_state_bad_action(void)
 {
     static const uint32_t actions[] = {
-        4, 5, 6, 0xff, 0x100, 0x10000, 0x7fffffffu, 0x80000000u,
+        7, 8, 9, 0xff, 0x100, 0x10000, 0x7fffffffu, 0x80000000u,
         0x80000001u, UINT32_MAX - 1, UINT32_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -4842,7 +4852,7 @@ static void test_run_state_bad_action(void)
         });
     }
 
-    /* every action below 0x100: the four defined ones are accepted */
+    /* every action below 0x100: the seven defined ones are accepted */
     for (uint32_t action = 0; action <= 0xff; action++) {
         DistvmMsgRunState run = {
             .action = action, .virtual_ns = action, .host_ns = ~action,
@@ -4854,8 +4864,8 @@ static void test_run_state_bad_action(void)
             expect_run_action_error(&run);
         }
     }
-    /* any bit above the first two */
-    for (int bit = 2; bit < 32; bit++) {
+    /* any bit above the first three */
+    for (int bit = 3; bit < 32; bit++) {
         expect_run_action_error(&(DistvmMsgRunState) {
             .action = 1u << bit,
         });
@@ -4865,13 +4875,13 @@ static void test_run_state_bad_action(void)
     }
 
     /* The action is checked before the reserved field */
-    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) { .action = 4 });
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) { .action = 7 });
     set_u32(b, HDR + 4, 1);
     expect_decode_error(b, &limits, "RUN_STATE message with an unknown "
-                        "action 4");
+                        "action 7");
 
     /* The sender is checked first */
-    distvm_wire_run_state(b, 4, &(DistvmMsgRunState) { .action = 4 });
+    distvm_wire_run_state(b, 4, &(DistvmMsgRunState) { .action = 7 });
     expect_decode_error(b, &limits, "in its sender");
     g_byte_array_unref(b);
 }
