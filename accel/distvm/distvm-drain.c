@@ -13,7 +13,8 @@
  * 3. Home asks each node that manages pages (the start-nodes nodes:
  *    DRAIN_PAGES); each brings every page it manages that D holds to
  *    itself for writing, as a fault of its own would (which takes D's
- *    copy away), until D holds none of them, and answers DRAINED.
+ *    copy away), asking for DISTVM_TAKE_AHEAD of them at once, until D
+ *    holds none of them, and answers DRAINED.
  * 4. Home tells every node that D has left (NODE_LEFT); each emits
  *    DISTVM_NODE_LEFT and no longer counts D; D ends its process (exit
  *    status 0), its BYE ending nothing but its connections.

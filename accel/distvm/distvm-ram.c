@@ -1047,7 +1047,9 @@ static void req_complete(DistvmState *s, DistvmOutbox *o, uint32_t block,
     uint64_t us = (get_clock() - p->start_ns) / 1000;
 
     if (p->warm) {
-        arrival_warm_done(ram, p);
+        if (p->cpu >= 0) {
+            arrival_warm_done(ram, p);
+        }
     } else {
         distvm_affinity_fault(s, p->cpu, p->kind == DISTVM_FAULT_UPGRADE,
                               p->server);
@@ -2001,6 +2003,50 @@ static uint64_t requests_of(DistvmRam *ram, uint32_t node)
  * that would take them back.  Returns how many were brought, or
  * UINT64_MAX if the cluster is leaving.
  */
+/* Pages a manager asks for at once when it takes them from a node */
+#define DISTVM_TAKE_AHEAD   64
+
+/*
+ * A manager, taking the pages of block @block listed in @pages from @from
+ * to @to from another node: ask for them for writing, all at once, as a
+ * fault of this node's would (no vCPU waits for them), so that touching
+ * them one by one then waits for one round trip, not one each.  Pages
+ * held for writing or asked for already are left to the touch.
+ */
+static void take_ahead(DistvmState *s, uint32_t block, GArray *pages,
+                       guint from, guint to)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[block];
+    Error *err = NULL;
+    DistvmOutbox o;
+
+    outbox_init(&o);
+    qemu_mutex_lock(&ram->lock);
+    for (guint j = from; j < to && !b->dead && !distvm_cluster_leaving(s);
+         j++) {
+        uint64_t page = g_array_index(pages, uint64_t, j);
+        const DistvmResident *r = page_resident(s, b, page);
+        DistvmPending *p;
+        uint32_t rflags;
+
+        if (b->state[page] == DISTVM_PAGE_E || (r && r->node != s->node_id) ||
+            g_hash_table_lookup(ram->pending, page_key(block, page))) {
+            continue;
+        }
+        p = pending_start(ram, block, page, -1, true, &rflags);
+        p->warm = true;
+        if (!mgr_request(s, &o, block, page, s->node_id, rflags, &err)) {
+            break;
+        }
+    }
+    qemu_mutex_unlock(&ram->lock);
+    outbox_flush(s, &o);
+    if (err) {
+        page_protocol_failed(s, DISTVM_MSG_PAGE_REQ, s->node_id, err);
+    }
+}
+
 uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node)
 {
     DistvmRam *ram = s->ram;
@@ -2036,6 +2082,10 @@ uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node)
                  j++) {
                 uint64_t p = g_array_index(pages, uint64_t, j);
 
+                if (j % DISTVM_TAKE_AHEAD == 0) {
+                    take_ahead(s, i, pages, j,
+                               MIN(j + DISTVM_TAKE_AHEAD, pages->len));
+                }
                 /* Faults it in for writing, and changes nothing */
                 qatomic_fetch_add((uint8_t *)page_host(b, p), 0);
                 if (distvm_cluster_leaving(s)) {
