@@ -212,7 +212,7 @@ static void join_shutdown(DistvmState *s, uint32_t node)
 }
 
 /* Home, in the main loop: @node reported READY, its mesh complete. */
-static void join_stop_bh(void *opaque)
+static void join_hold_bh(void *opaque)
 {
     DistvmState *s = opaque;
     uint32_t node = qatomic_read(&s->joining);
@@ -270,14 +270,14 @@ static void join_hold_timeout(void *opaque)
 
 /*
  * Home, in the main loop: the joining node reported READY, its mesh
- * complete (then stop the guest), or started (then it joined).
+ * complete (then hold the vCPUs), or started (then it joined).
  */
 static void join_ready_bh(void *opaque)
 {
     DistvmState *s = opaque;
 
     if (join.node == UINT32_MAX) {
-        join_stop_bh(s);
+        join_hold_bh(s);
     } else if (join.starting && join.node == qatomic_read(&s->joining)) {
         join_complete(s);
     }

@@ -926,7 +926,7 @@ static bool vcpu_where_received(DistvmState *s, const DistvmMsg *msg)
 }
 
 /*
- * Home, with the guest stopped: @node joins it.  Where each vCPU runs,
+ * Home, the vCPUs held: @node joins the guest.  Where each vCPU runs,
  * how its LAPIC is addressed and where it may run, as home knows them.
  */
 void distvm_vcpu_send_state(DistvmState *s, uint32_t node)
