@@ -619,9 +619,11 @@ static void policy_run(DistvmState *s, int64_t now)
     unsigned back;
     bool stale, judged = false;
 
+    /* Nor while a node joins: the vCPUs are held, and it learns moves */
     if (qatomic_read(&s->policy) != DISTVM_POLICY_AFFINITY ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
-        !runstate_is_running()) {
+        !runstate_is_running() ||
+        qatomic_read(&s->joining) != UINT32_MAX) {
         return;
     }
     qemu_mutex_lock(&a->lock);

@@ -357,7 +357,7 @@ void distvm_join_init(DistvmState *s);
 char *distvm_join_refusal(DistvmState *s, uint32_t node);
 void distvm_join_announce(DistvmState *s, uint32_t node, uint32_t speed);
 void distvm_join_ready(DistvmState *s, uint32_t node);
-void distvm_join_node_held(DistvmState *s, uint32_t node);
+void distvm_join_node_held(DistvmState *s, uint32_t node, uint64_t number);
 bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why);
 
 /* distvm-drain.c */
@@ -597,7 +597,8 @@ void distvm_leave_peer_bye(DistvmState *s, uint32_t node);
 bool distvm_leave_ending(DistvmState *s);
 void distvm_runstate_start(DistvmState *s);
 void distvm_hold_vcpus(bool hold);
-void distvm_runstate_send_hold(DistvmState *s, uint32_t nodes, bool hold);
+void distvm_runstate_send_hold(DistvmState *s, uint32_t nodes, bool hold,
+                               uint64_t number);
 void distvm_runstate_send_joined(DistvmState *s, uint32_t node);
 
 /* distvm-ram.c */

@@ -26,8 +26,11 @@
  *
  * The user's "stop" and "cont" meanwhile take effect as usual: a held
  * vCPU runs once it is let go, if the guest runs then.  A node that does
- * not report its vCPUs held within DISTVM_JOIN_HOLD_MS makes the join
- * fail (the joining node is refused): what it holds may have changed.
+ * not report its vCPUs held within peer-timeout makes the join fail (the
+ * joining node is refused): what it holds may have changed; so does a
+ * joining node that does not report READY within peer-timeout of START.
+ * Each join has a number, which HOLD carries and HELD echoes, so that a
+ * late HELD of a join that failed does not count for the next one.
  *
  * A joined node runs no vCPU until one is moved to it, and holds no page
  * until it touches one: every page starts not present there, and it
@@ -58,17 +61,15 @@
 #include "distvm-ram.h"
 #include "trace.h"
 
-/* How long home waits for the nodes to hold their vCPUs, at most */
-#define DISTVM_JOIN_HOLD_MS     2000
-
 typedef struct DistvmJoin {
     uint32_t node;              /* joining, or UINT32_MAX */
     bool starting;              /* it has the state, and starts */
+    uint64_t number;            /* of the last join that held the vCPUs */
     uint32_t held;              /* nodes told to hold their vCPUs */
     uint32_t holding;           /* ... that have not reported it yet */
     bool was_running;           /* the guest ran when they were held */
     int64_t held_ns;
-    QEMUTimer *timer;
+    QEMUTimer *timer;           /* peer-timeout for a step's answers */
 } DistvmJoin;
 
 static DistvmJoin join = { .node = UINT32_MAX };
@@ -130,6 +131,13 @@ void distvm_join_announce(DistvmState *s, uint32_t node, uint32_t speed)
     }
 }
 
+/* Home, in the main loop: the answers of the next step are due then. */
+static void join_wait_answers(DistvmState *s)
+{
+    timer_mod(join.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                          (int64_t)s->peer_timeout * 1000);
+}
+
 /*
  * Home, in the main loop, the vCPUs held: send the joining node the
  * state, then START.  It starts its RAM, then reports READY again.
@@ -139,7 +147,7 @@ static void join_send_state(DistvmState *s)
     g_autoptr(GByteArray) m = g_byte_array_new();
     uint32_t node = join.node;
 
-    timer_del(join.timer);
+    join_wait_answers(s);
     distvm_vcpu_send_state(s, node);
     distvm_wire_pic_output(m, s->node_id, s->pic_output_sent > 0);
     distvm_send(s, node, m);
@@ -159,7 +167,7 @@ static void join_release(DistvmState *s)
 {
     timer_del(join.timer);
     distvm_runstate_send_hold(s, join.held & qatomic_read(&s->present),
-                              false);
+                              false, join.number);
     distvm_hold_vcpus(false);
     join.held = 0;
     join.holding = 0;
@@ -246,26 +254,33 @@ static void join_hold_bh(void *opaque)
         join_send_state(s);
         return;
     }
-    distvm_runstate_send_hold(s, join.held, true);
-    timer_mod(join.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                          DISTVM_JOIN_HOLD_MS);
+    distvm_runstate_send_hold(s, join.held, true, ++join.number);
+    join_wait_answers(s);
 }
 
 /*
- * Home, in the main loop: a node did not report its vCPUs held in time.
- * What the joining node would be sent may be out of date: it is refused,
- * and the join ends as if it was lost (join_abort_bh()).
+ * Home, in the main loop: a node did not report its vCPUs held in time
+ * (what the joining node would be sent may be out of date), or the
+ * joining node did not report READY after START.  It is refused, and the
+ * join ends as if it was lost (join_abort_bh()).
  */
-static void join_hold_timeout(void *opaque)
+static void join_answers_timeout(void *opaque)
 {
     DistvmState *s = opaque;
 
-    if (join.node != UINT32_MAX && !join.starting) {
-        error_report("distvm: node %d did not report its vCPUs held within "
-                     "%d ms; node %" PRIu32 " cannot join",
-                     ctz32(join.holding), DISTVM_JOIN_HOLD_MS, join.node);
-        join_shutdown(s, join.node);
+    if (join.node == UINT32_MAX) {
+        return;
     }
+    if (join.starting) {
+        error_report("distvm: node %" PRIu32 " did not report that it "
+                     "started within %" PRIu32 " s (peer-timeout); it cannot "
+                     "join", join.node, s->peer_timeout);
+    } else {
+        error_report("distvm: node %d did not report its vCPUs held within "
+                     "%" PRIu32 " s (peer-timeout); node %" PRIu32 " cannot "
+                     "join", ctz32(join.holding), s->peer_timeout, join.node);
+    }
+    join_shutdown(s, join.node);
 }
 
 /*
@@ -294,10 +309,13 @@ void distvm_join_ready(DistvmState *s, uint32_t node)
     distvm_main_loop_call(s, node, join_ready_bh, s);
 }
 
-/* Home, in the main loop: node @node reported its vCPUs held. */
-void distvm_join_node_held(DistvmState *s, uint32_t node)
+/*
+ * Home, in the main loop: node @node reported its vCPUs held, for join
+ * number @number.
+ */
+void distvm_join_node_held(DistvmState *s, uint32_t node, uint64_t number)
 {
-    if (join.node == UINT32_MAX || join.starting ||
+    if (join.node == UINT32_MAX || join.starting || number != join.number ||
         !(join.holding & BIT(node))) {
         return;
     }
@@ -424,6 +442,6 @@ static const DistvmMsgHandler join_handlers[] = {
 
 void distvm_join_init(DistvmState *s)
 {
-    join.timer = timer_new_ms(QEMU_CLOCK_REALTIME, join_hold_timeout, s);
+    join.timer = timer_new_ms(QEMU_CLOCK_REALTIME, join_answers_timeout, s);
     distvm_msg_handlers_register(s, join_handlers, ARRAY_SIZE(join_handlers));
 }

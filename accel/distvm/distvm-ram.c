@@ -1996,13 +1996,6 @@ static uint64_t requests_of(DistvmRam *ram, uint32_t node)
     return n;
 }
 
-/*
- * A node is drained (distvm-drain.c): bring every page this node manages
- * that @node holds to this node, for writing, as the residency's gather
- * does, so that @node holds none of them.  Nothing runs on @node any more
- * that would take them back.  Returns how many were brought, or
- * UINT64_MAX if the cluster is leaving.
- */
 /* Pages a manager asks for at once when it takes them from a node */
 #define DISTVM_TAKE_AHEAD   64
 
@@ -2047,6 +2040,13 @@ static void take_ahead(DistvmState *s, uint32_t block, GArray *pages,
     }
 }
 
+/*
+ * A node is drained (distvm-drain.c): bring every page this node manages
+ * that @node holds to this node, for writing, as the residency's gather
+ * does, so that @node holds none of them.  Nothing runs on @node any more
+ * that would take them back.  Returns how many were brought, or
+ * UINT64_MAX if the cluster is leaving.
+ */
 uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node)
 {
     DistvmRam *ram = s->ram;

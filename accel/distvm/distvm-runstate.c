@@ -165,6 +165,17 @@ static void apply_clocks(DistvmState *s, const DistvmRunMsg *m)
     qemu_clock_notify(QEMU_CLOCK_VIRTUAL);
 }
 
+/* A node: its vCPUs are held for join number @number. */
+static void send_held(DistvmState *s, uint64_t number)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    DistvmMsgRunState run = { .action = DISTVM_RUN_HELD,
+                              .virtual_ns = number };
+
+    distvm_wire_run_state(m, s->node_id, &run);
+    distvm_send(s, DISTVM_HOME_NODE, m);
+}
+
 static void send_run_state(DistvmState *s, DistvmRunAction action)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
@@ -177,7 +188,7 @@ static void send_run_state(DistvmState *s, DistvmRunAction action)
         run.guest_ticks = distvm_guest_ticks();
     }
     distvm_wire_run_state(m, s->node_id, &run);
-    if (action == DISTVM_RUN_STOPPED || action == DISTVM_RUN_HELD) {
+    if (action == DISTVM_RUN_STOPPED) {
         distvm_send(s, DISTVM_HOME_NODE, m);
         return;
     }
@@ -331,7 +342,7 @@ static void run_state_bh(void *opaque)
         break;
     case DISTVM_RUN_HOLD:
         distvm_hold_vcpus(true);
-        send_run_state(s, DISTVM_RUN_HELD);
+        send_held(s, m->run.virtual_ns);
         break;
     case DISTVM_RUN_RELEASE:
         distvm_hold_vcpus(false);
@@ -353,7 +364,7 @@ static void node_stopped_bh(void *opaque)
     DistvmRun *r = distvm_state()->run;
 
     if (m->run.action == DISTVM_RUN_HELD) {
-        distvm_join_node_held(distvm_state(), m->from);
+        distvm_join_node_held(distvm_state(), m->from, m->run.virtual_ns);
     } else {
         r->nodes_stopped_ns = MAX(r->nodes_stopped_ns,
                                   (int64_t)m->run.virtual_ns);
@@ -387,12 +398,17 @@ void distvm_hold_vcpus(bool hold)
     }
 }
 
-/* Home: hold the vCPUs of the nodes in @nodes, or let them go. */
-void distvm_runstate_send_hold(DistvmState *s, uint32_t nodes, bool hold)
+/*
+ * Home: hold the vCPUs of the nodes in @nodes, or let them go, for join
+ * number @number (HOLD and HELD carry it in place of the clocks).
+ */
+void distvm_runstate_send_hold(DistvmState *s, uint32_t nodes, bool hold,
+                               uint64_t number)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
     DistvmMsgRunState run = {
         .action = hold ? DISTVM_RUN_HOLD : DISTVM_RUN_RELEASE,
+        .virtual_ns = number,
     };
 
     distvm_wire_run_state(m, s->node_id, &run);

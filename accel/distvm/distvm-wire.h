@@ -282,8 +282,8 @@ typedef enum DistvmRunAction {
     DISTVM_RUN_CONT,            /* run them, with the clocks given */
     DISTVM_RUN_RESET,           /* the machine is reset: reset the vCPUs */
     DISTVM_RUN_STOPPED,         /* node -> home: stopped, with its clocks */
-    DISTVM_RUN_HOLD,            /* hold the vCPUs: a node joins */
-    DISTVM_RUN_HELD,            /* node -> home: they are held */
+    DISTVM_RUN_HOLD,            /* hold the vCPUs for join virtual_ns */
+    DISTVM_RUN_HELD,            /* node -> home: held, for that join */
     DISTVM_RUN_RELEASE,         /* let them go (they run if the guest does) */
     DISTVM_RUN__MAX
 } DistvmRunAction;

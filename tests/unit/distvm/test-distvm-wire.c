@@ -734,6 +734,7 @@ static void test_roles(void)
             g_assert_true(role_ok(DISTVM_MSG_RUN_STATE, a, 0, 1, NULL));
             g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, a, 1, 0,
                                    "by the home node only"));
+            g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, a, 1, 2, NULL));
         }
     }
     /* Types outside the protocol have no role. */
