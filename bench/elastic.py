@@ -10,7 +10,8 @@ guest with 2 vCPUs and its mode=pattern, -m 512M):
   (default 256) of a pattern, which node 1 then owns, and keeps running;
 - node 2 joins the running guest: the time from its start to
   DISTVM_NODE_JOINED on home, the bytes home and node 2 exchanged, and
-  the guest's pause (the event's pause-us);
+  how long the vCPUs were held (the event's pause-us; the guest's run
+  state does not change);
 - node 1 is drained: the time from distvm-drain-node to DISTVM_NODE_LEFT
   (drain-ms), the bytes node 1 sent and received in that time (its pages
   going back), and the longest pause of the guest during it: the move
@@ -131,7 +132,7 @@ def main():
     rows = [
         ("join: start to DISTVM_NODE_JOINED", "join-ms", "ms"),
         ("join: bytes home <-> the new node", "join-bytes", "B"),
-        ("join: the guest's pause", "join-pause-us", "us"),
+        ("join: the vCPUs held", "join-pause-us", "us"),
         ("drain: distvm-drain-node to DISTVM_NODE_LEFT", "drain-ms", "ms"),
         ("drain: bytes home <-> the drained node", "drain-bytes", "B"),
         ("drain: longest pause (its vCPU's move)", "drain-pause-us", "us"),
