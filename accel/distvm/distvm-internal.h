@@ -468,6 +468,8 @@ bool distvm_residency_setup(DistvmState *s, Error **errp);
 bool distvm_residency_vcpu_access(DistvmState *s, CPUState *cs,
                                   hwaddr addr, uintptr_t ra);
 DistvmResidentRangeList *distvm_residency_query(DistvmState *s);
+void distvm_residency_send_state(DistvmState *s, uint32_t node);
+bool distvm_residency_changing(DistvmState *s);
 
 /* distvm-devices.c */
 bool distvm_devices_init(DistvmState *s, Error **errp);

@@ -17,7 +17,8 @@
  *    node must know), and sends the node what the others learnt: where
  *    each vCPU runs and after how many moves (VCPU_WHERE), its LAPIC's
  *    addressing and the nodes it may run on, the 8259's output, where the
- *    clock registers are, the host bridge's registers, the policy; then
+ *    clock registers are, the host bridge's registers, the ranges of RAM
+ *    resident on a node, the policy; then
  *    START.  The node starts sharing the guest's RAM and reports READY
  *    again.
  * 4. Home sends NODE_JOINED to every node, the new one included, lets
@@ -42,9 +43,10 @@
  * (drained) or was lost while it joined may join again: each node forgets
  * that node's last connection when the new one comes (distvm-net.c).
  * Not in this version: a join while devices run on other nodes
- * (device-nodes), while RAM is resident on a node, or after a device was
- * plugged (the node's machine is its command line's): each is refused
- * with a clear error.
+ * (device-nodes), while a range of RAM becomes resident on a node, or
+ * after a device was plugged (the node's machine is its command line's):
+ * each is refused with a clear error.  Ranges resident already are sent
+ * to it with the state (distvm-residency.c).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -104,9 +106,10 @@ char *distvm_join_refusal(DistvmState *s, uint32_t node)
         return g_strdup("device-nodes runs devices on other nodes than "
                         "home; a node cannot join such a cluster yet");
     }
-    if (distvm_residency_count(s)) {
-        return g_strdup("guest RAM is resident on a node (residency); a "
-                        "node cannot join such a cluster yet");
+    if (distvm_residency_changing(s)) {
+        return g_strdup("a range of guest RAM is becoming resident on a "
+                        "node (distvm-set-residency); a node joins once it "
+                        "is");
     }
     if (s->plugged) {
         return g_strdup("a memory device or a CPU was plugged into the "
@@ -153,6 +156,7 @@ static void join_send_state(DistvmState *s)
     distvm_send(s, node, m);
     distvm_clock_send_state(s, node);
     distvm_chipset_send_state(s, node);
+    distvm_residency_send_state(s, node);
     g_byte_array_set_size(m, 0);
     distvm_wire_policy(m, s->node_id, qatomic_read(&s->policy));
     distvm_send(s, node, m);
@@ -230,10 +234,10 @@ static void join_hold_bh(void *opaque)
         return;                 /* lost meanwhile */
     }
     /* What the main loop did since home accepted it */
-    if (s->plugged || distvm_residency_count(s)) {
+    if (s->plugged || distvm_residency_changing(s)) {
         error_setg(&err, "%s", s->plugged ? "a device was plugged into the "
-                   "running guest meanwhile" : "guest RAM became resident "
-                   "on a node meanwhile");
+                   "running guest meanwhile" : "a range of guest RAM began "
+                   "to become resident on a node meanwhile");
     } else {
         distvm_ram_set_spread(s, true, &err);   /* not while it migrates */
     }

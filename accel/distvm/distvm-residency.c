@@ -38,6 +38,12 @@
  * home starts a step that registers a range, so every node has the same
  * ranges in the same order.
  *
+ * A node that joins the running guest (distvm-join.c) has the property's
+ * ranges from its own options; home sends it the others, active, with
+ * the state it joins with (RES_SET_KNOWN), and it covers them before it
+ * starts.  A join waits until no range is becoming resident, and a range
+ * does not start becoming resident while a node joins.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -677,6 +683,23 @@ static void res_set_received(DistvmState *s, const DistvmMsg *msg)
         }
         break;
     }
+    case DISTVM_RES_SET_KNOWN:
+        if (s->node_id < s->start_nodes ||
+            distvm_node_present(s, s->node_id)) {
+            distvm_msg_refused(s, src, "RES_SET: 0x%" PRIx64 "+0x%" PRIx64
+                               " known to be resident, but this node is not "
+                               "joining", set->base, set->size);
+            return;
+        }
+        if (resident_find(s, set)) {
+            break;              /* the property's: covered already */
+        }
+        r = res_set_register(s, src, set);
+        if (r) {
+            resident_cover(r);
+            qatomic_set(&r->active, true);
+        }
+        break;
     case DISTVM_RES_SET_COVERED:
         r = rw->gathering;
         if (!r || r != resident_find(s, set) || (rw->covered & (1u << src))) {
@@ -709,7 +732,7 @@ static void res_set_received(DistvmState *s, const DistvmMsg *msg)
             rw->gathering = NULL;
         }
         if (res_set_asked(s, set)) {
-            rw->asked.size = 0;
+            qatomic_set(&rw->asked.size, 0);
             qapi_event_send_distvm_resident(r->base, r->size, r->node);
         }
         break;
@@ -791,10 +814,41 @@ void qmp_distvm_set_residency(uint64_t base, uint64_t size, uint32_t node,
         }
     }
     s->res_waits->asked = (DistvmMsgResSet) {
-        .base = base, .size = size, .node = node,
-        .step = DISTVM_RES_SET_ASK,
+        .base = base, .node = node, .step = DISTVM_RES_SET_ASK,
     };
+    qatomic_set(&s->res_waits->asked.size, size);   /* the join's hint */
     res_set_send(s, node, &s->res_waits->asked);
+}
+
+/*
+ * Home, with the BQL, the vCPUs held: @node joins the running guest.
+ * Tell it every range resident now (those of the property, which it has
+ * already, too: it checks they are the same).
+ */
+void distvm_residency_send_state(DistvmState *s, uint32_t node)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    for (uint32_t i = 0; i < distvm_residency_count(s); i++) {
+        const DistvmResident *r = &s->resident[i];
+        DistvmMsgResSet set = {
+            .base = r->base, .size = r->size, .node = r->node,
+            .step = DISTVM_RES_SET_KNOWN,
+        };
+
+        g_byte_array_set_size(m, 0);
+        distvm_wire_res_set(m, s->node_id, &set);
+        distvm_send(s, node, m);
+    }
+}
+
+/*
+ * Home: a range is becoming resident (distvm-set-residency's steps run).
+ * Exact with the BQL, a hint without it.
+ */
+bool distvm_residency_changing(DistvmState *s)
+{
+    return qatomic_read(&s->res_waits->asked.size) != 0;
 }
 
 DistvmResidentRangeList *distvm_residency_query(DistvmState *s)

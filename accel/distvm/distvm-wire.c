@@ -1426,6 +1426,7 @@ static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
         [DISTVM_RES_SET_COVER] = "by the home node to another node",
         [DISTVM_RES_SET_COVERED] = "by another node to the range's node",
         [DISTVM_RES_SET_ACTIVE] = "by the range's node",
+        [DISTVM_RES_SET_KNOWN] = "by the home node to another node",
     };
     bool ok;
 
@@ -1437,6 +1438,7 @@ static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
         ok = src == set->node && dst == DISTVM_HOME_NODE;
         break;
     case DISTVM_RES_SET_COVER:
+    case DISTVM_RES_SET_KNOWN:
         ok = src == DISTVM_HOME_NODE && dst != set->node;
         break;
     case DISTVM_RES_SET_COVERED:

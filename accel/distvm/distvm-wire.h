@@ -417,6 +417,7 @@ typedef enum DistvmResSetStep {
     DISTVM_RES_SET_COVER,       /* home -> the others: cover it */
     DISTVM_RES_SET_COVERED,     /* -> @node: no vCPU here reaches it now */
     DISTVM_RES_SET_ACTIVE,      /* @node -> all: every page is on @node */
+    DISTVM_RES_SET_KNOWN,       /* home -> a joining node: it is resident */
     DISTVM_RES_SET__MAX
 } DistvmResSetStep;
 

@@ -348,6 +348,158 @@ static void test_join(void)
     }
 }
 
+/*
+ * RAM resident on a node (distvm-residency.c) in a cluster a node joins:
+ * RESIDENT_PROP on node 1 from power-on (residency=), RESIDENT_SET on
+ * home, set while the guest runs.  The bare-metal guest's move workload
+ * touches neither.
+ */
+#define RESIDENT_PROP   UINT64_C(0x2000000)
+#define RESIDENT_SET    UINT64_C(0x3000000)
+#define RESIDENT_SIZE   UINT64_C(0x100000)
+#define RESIDENT_DATA   (16 * 1024)     /* bytes qtest writes into each */
+
+static void fill_words(uint64_t *buf, size_t len, uint64_t seed)
+{
+    for (size_t i = 0; i < len / 8; i++) {
+        buf[i] = seed ^ (i * 0x9e3779b97f4a7c15ull);
+    }
+}
+
+/* @len bytes at @addr on @qts are @want */
+static void check_words(QTestState *qts, uint64_t addr, const uint64_t *want,
+                        size_t len)
+{
+    g_autofree uint64_t *got = g_malloc(len);
+
+    qtest_memread(qts, addr, got, len);
+    for (size_t i = 0; i < len / 8; i++) {
+        if (got[i] != want[i]) {
+            g_error("0x%" PRIx64 " holds 0x%" PRIx64 ", not 0x%" PRIx64,
+                    addr + i * 8, got[i], want[i]);
+        }
+    }
+}
+
+/*
+ * The accesses node 2 (@qts) had done on the node of its range at @base,
+ * which must be @want_node
+ */
+static int64_t remote_accesses(QTestState *qts, uint64_t base,
+                               int64_t want_node)
+{
+    QDict *info = distvm_assert_active(qts, 2);
+    QList *res = qdict_get_qlist(info, "residency");
+    int64_t n = -1;
+
+    g_assert_nonnull(res);
+    g_assert_cmpint(qlist_size(res), ==, 2);
+    for (const QListEntry *e = qlist_first(res); e; e = qlist_next(e)) {
+        QDict *r = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(r, "base") == base) {
+            g_assert_cmpint(qdict_get_int(r, "size"), ==, RESIDENT_SIZE);
+            g_assert_cmpint(qdict_get_int(r, "node"), ==, want_node);
+            g_assert_false(qdict_get_bool(r, "gathering"));
+            n = qdict_get_int(r, "remote-accesses");
+        }
+    }
+    qobject_unref(info);
+    g_assert_cmpint(n, >=, 0);
+    return n;
+}
+
+/*
+ * A node joins a guest with RAM resident on nodes: it learns the range
+ * set while the guest ran (the other from its own options), holds no page
+ * of either, and its accesses to them are done on their nodes, with
+ * exact data both ways.
+ */
+static void test_join_residency(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d moves=1'", NCPUS, elf,
+        NCPUS);
+    g_autofree char *dir = g_strdup_printf("%s/residency", tmpdir);
+    g_autofree uint64_t *prop = g_malloc(RESIDENT_DATA);
+    g_autofree uint64_t *set = g_malloc(RESIDENT_DATA);
+    g_autofree uint64_t *joined = g_malloc(RESIDENT_DATA);
+    g_autofree char *opts2 = NULL;
+    DistvmNode *node[3];
+    int64_t before[2];
+    QDict *ev;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 3; n++) {
+        g_autofree char *base = distvm_cluster_accel_opts(dir, 3, n);
+        g_autofree char *opts = g_strdup_printf(
+            "%s,start-nodes=2,placement=0:1:1:0,"
+            "residency=0x2000000+0x100000@1", base);
+
+        if (n == 2) {
+            opts2 = g_steal_pointer(&opts);
+            break;
+        }
+        node[n] = distvm_node_start(dir, n, opts, args);
+    }
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+    }
+    g_assert_true(distvm_wait_console(node[0], "distvm-guest: all cpus up",
+                                      60));
+
+    /* Data in both ranges, written where each is (to be) resident */
+    fill_words(prop, RESIDENT_DATA, 0x5052u);
+    fill_words(set, RESIDENT_DATA, 0x534554u);
+    qtest_memwrite(node[1]->qts, RESIDENT_PROP, prop, RESIDENT_DATA);
+    qtest_memwrite(node[0]->qts, RESIDENT_SET, set, RESIDENT_DATA);
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': "
+                             "'distvm-set-residency', 'arguments': { "
+                             "'base': %" PRIu64 ", 'size': %" PRIu64 ", "
+                             "'node': 0 } }", RESIDENT_SET, RESIDENT_SIZE);
+    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_RESIDENT");
+    qobject_unref(ev);
+
+    /* Node 2 joins: it knows both ranges, and holds none of their pages */
+    join_node(node, 2, dir, 2, opts2, args, "running");
+    before[0] = remote_accesses(node[2]->qts, RESIDENT_PROP, 1);
+    before[1] = remote_accesses(node[2]->qts, RESIDENT_SET, 0);
+    for (int r = 0; r < 2; r++) {
+        g_autofree char *states = distvm_page_states(
+            node[2]->qts, (r ? RESIDENT_SET : RESIDENT_PROP) >> 12,
+            RESIDENT_SIZE >> 12);
+
+        g_assert_null(strpbrk(states, "SE"));
+    }
+
+    /* Its reads and writes are done on the ranges' nodes */
+    check_words(node[2]->qts, RESIDENT_PROP, prop, RESIDENT_DATA);
+    check_words(node[2]->qts, RESIDENT_SET, set, RESIDENT_DATA);
+    fill_words(joined, RESIDENT_DATA, 0x4a4f494eu);
+    qtest_memwrite(node[2]->qts, RESIDENT_PROP + RESIDENT_DATA, joined,
+                   RESIDENT_DATA);
+    check_words(node[1]->qts, RESIDENT_PROP + RESIDENT_DATA, joined,
+                RESIDENT_DATA);
+    g_assert_cmpint(remote_accesses(node[2]->qts, RESIDENT_PROP, 1) -
+                    before[0], >=, 2 * RESIDENT_DATA / 8);
+    g_assert_cmpint(remote_accesses(node[2]->qts, RESIDENT_SET, 0) -
+                    before[1], >=, RESIDENT_DATA / 8);
+    for (int r = 0; r < 2; r++) {
+        g_autofree char *states = distvm_page_states(
+            node[2]->qts, (r ? RESIDENT_SET : RESIDENT_PROP) >> 12,
+            RESIDENT_SIZE >> 12);
+
+        g_assert_null(strpbrk(states, "SE"));
+    }
+
+    /* The guest went on meanwhile, on nodes 0 and 1 */
+    wait_rounds(node[0]->qts, node[1]->qts, 0);
+    for (int n = 2; n >= 0; n--) {
+        distvm_node_quit(node[n]);
+    }
+}
+
 /* Wait until query-migrate on @qts reports @status (at most 60 s). */
 static void wait_migration(QTestState *qts, const char *status)
 {
@@ -645,6 +797,7 @@ int main(int argc, char **argv)
     tmpdir = distvm_test_init(&argc, &argv, "distvm-elastic-test");
 
     qtest_add_func("/distvm/elastic/join", test_join);
+    qtest_add_func("/distvm/elastic/join-residency", test_join_residency);
     qtest_add_func("/distvm/elastic/collapse", test_collapse);
     qtest_add_func("/distvm/elastic/linux", test_linux);
 

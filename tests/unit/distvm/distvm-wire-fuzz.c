@@ -1231,6 +1231,11 @@ int main(int argc, char **argv)
         .base = 0x1200000, .size = 0x400000, .node = 2,
         .step = DISTVM_RES_SET_COVERED,
     }));
+    /* home tells a joining node the range is resident */
+    SEED("res-set-known", distvm_wire_res_set(b, 0, &(DistvmMsgResSet) {
+        .base = 0x1200000, .size = 0x400000, .node = 2,
+        .step = DISTVM_RES_SET_KNOWN,
+    }));
 #undef SEED
 
     /* all of the above as one connection's stream */

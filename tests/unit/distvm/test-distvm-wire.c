@@ -766,7 +766,8 @@ static bool res_set_role_ok(uint32_t step, uint32_t node, uint32_t src,
  * RES_SET, for every sender and receiver among 4 nodes and a range on
  * each: home asks the range's node, which tells home it registered it;
  * home asks the others to cover it, which tell the range's node they
- * did, and it tells everyone it is active.
+ * did, and it tells everyone it is active.  Home tells a joining node of
+ * each range resident.
  */
 static void test_res_set_roles(void)
 {
@@ -788,6 +789,9 @@ static void test_res_set_roles(void)
                 g_assert_cmpint(res_set_role_ok(DISTVM_RES_SET_ACTIVE, node,
                                                 src, dst), ==,
                                 src == node);
+                g_assert_cmpint(res_set_role_ok(DISTVM_RES_SET_KNOWN, node,
+                                                src, dst), ==,
+                                src == 0 && dst != node);
             }
         }
     }
@@ -2113,7 +2117,8 @@ static void test_bad_version(void)
      * DISTVM_MOVE_DRAIN), 16 the one before node ids given by home
      * (DISTVM_WIRE_NODE_ANY, WELCOME's node id), 17 the one before joins
      * held the vCPUs rather than stopping the guest (RUN_HOLD, RUN_HELD,
-     * RUN_RELEASE)
+     * RUN_RELEASE) and told a joining node of resident RAM
+     * (RES_SET_KNOWN)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19,
@@ -3477,7 +3482,7 @@ static void test_res_set(void)
         .base = 0x1000, .size = 0x1000, .node = 1,
         .step = DISTVM_RES_SET__MAX,
     });
-    expect_decode_error(b, &limits, "and step 5");
+    expect_decode_error(b, &limits, "and step 6");
     g_byte_array_unref(b);
 }
 
