@@ -717,7 +717,7 @@ static void test_linux(void)
         ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
         g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"),
                         ==, n);
-        g_test_message("node %d joined; the guest paused %" PRId64 " us", n,
+        g_test_message("node %d joined; the vCPUs were held %" PRId64 " us", n,
                        qdict_get_int(qdict_get_qdict(ev, "data"),
                                      "pause-us"));
         qobject_unref(ev);
