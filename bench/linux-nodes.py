@@ -4,7 +4,7 @@
     linux-nodes.py [BUILD_DIR] [--runs K] [--work N] [--only NAME[,NAME]]
                    [--qemu PATH] [--timeout S] [--append ARGS]
                    [--hot N [--kallsyms FILE]] [--trace-faults]
-                   [--trace EVENT]... [--keep DIR] [-v]
+                   [--trace EVENT]... [--sample-rip] [--keep DIR] [-v]
 
 Runs the Linux test guest (4 vCPUs, 512 MiB; init runs one workload per
 CPU and a multi-threaded xz round trip, distvm.work=N, then powers off)
@@ -46,7 +46,13 @@ read misses upgraded next, the request sequences of the hottest pages);
 the traced runs are slower.  --trace EVENT enables any other QEMU trace
 event on every node (distvm_io_forward: which device registers vCPUs away
 from home use; the console's UART is the busiest while Linux boots),
-written to trace-N.log in the run's directory.  QEMU's threads have names
+written to trace-N.log in the run's directory.  --sample-rip reads each
+vCPU's RIP through each node's monitor about 20 times a second and
+prints, for the first run of each configuration, where each vCPU was in
+each phase (firmware and decompression, the kernel's boot, init before
+the workload, the workload), by kernel symbol with --kallsyms and
+--append nokaslr (a blocked vCPU shows the instruction it waits on).
+QEMU's threads have names
 (-name debug-threads=on) for top -H and perf.
 """
 
@@ -138,18 +144,61 @@ def node_args(qemu, build, work, cfg, tmp, n, opts, append, trace, events):
              "-qmp", "unix:%s/qmp-%d.sock,server=on,wait=off" % (tmp, n)])
 
 
+# The phases --sample-rip tells apart, by the first console line of each
+RIP_PHASES = (("firmware", None), ("kernel boot", "Linux version"),
+              ("init", MARKS["boot"]), ("workload", MARKS["start"]))
+RIP_LINE = re.compile(r"^CPU#(\d+)|RIP=([0-9a-f]{16})", re.M)
+
+
 class Poller(threading.Thread):
     """Checks each node's accelerator, then (for a cluster) keeps the
-    last query-distvm answer of each node until its QEMU exits."""
+    last query-distvm answer of each node until its QEMU exits.  With
+    @rips, also counts each vCPU's RIP by phase: rips[phase][cpu][rip]."""
 
-    def __init__(self, tmp, procs, nodes, hot):
+    def __init__(self, tmp, procs, nodes, hot, rips=None):
         super().__init__(daemon=True)
         self.tmp, self.procs, self.nodes, self.hot = tmp, procs, nodes, hot
+        self.rips = rips
         self.last = [None] * len(procs)
         self.hot_pages = [[] for _ in procs]
         self.checked = 0
         self.errors = []
         self.stop = threading.Event()
+
+    def sample_rips(self, clients):
+        """Each vCPU's RIP on the node that runs it (its registers are
+        that node's; a parked vCPU's are not read there)."""
+        text = read("%s/console-0.log" % self.tmp)
+        phase = [name for name, line in RIP_PHASES
+                 if line is None or line in text][-1]
+        for n, q in enumerate(clients):
+            if not q:
+                continue
+            try:
+                info = q.cmd("query-distvm") if self.nodes else None
+                out = q.cmd("human-monitor-command",
+                            **{"command-line": "info registers -a"})
+            except (OSError, RuntimeError, ValueError):
+                clients[n] = None       # it exited
+                continue
+            if info and self.nodes > 1:
+                self.last[n] = info
+            cpu = None
+            for m in RIP_LINE.finditer(out):
+                if m.group(1) is not None:
+                    cpu = int(m.group(1))
+                elif cpu is not None and self.runs_here(info, cpu):
+                    per_cpu = self.rips.setdefault(phase, {})
+                    count = per_cpu.setdefault(cpu, {})
+                    rip = int(m.group(2), 16)
+                    count[rip] = count.get(rip, 0) + 1
+
+    @staticmethod
+    def runs_here(info, cpu):
+        if info is None:
+            return True
+        return any(v["cpu-index"] == cpu and v["node"] == info["node-id"]
+                   for v in info.get("vcpus", []))
 
     def connect(self, n):
         while not self.stop.is_set() and self.procs[n].poll() is None:
@@ -178,6 +227,9 @@ class Poller(threading.Thread):
                 clients.append(self.connect(n))
                 if clients[n]:
                     self.check(n, clients[n])
+            while (self.rips is not None and any(clients) and
+                   not self.stop.wait(0.05)):
+                self.sample_rips(clients)
             while self.nodes > 1 and not self.stop.wait(0.5):
                 for n, q in enumerate(clients):
                     try:
@@ -224,9 +276,10 @@ def watch(args, procs, tmp, start, seen):
         time.sleep(0.02)
 
 
-def run_once(args, cfg, tmp, trace):
+def run_once(args, cfg, tmp, trace, rips=None):
     """One run of @cfg: a dict of figures, or of 'error' and 'detail'.
-    @trace: trace its faults and keep what faulttrace.py finds."""
+    @trace: trace its faults and keep what faulttrace.py finds; @rips: a
+    dict to count its vCPUs' RIPs in (Poller)."""
     count = max(cfg[2], 1)
     procs, seen, poller = [], {}, None
     start = time.monotonic()
@@ -239,7 +292,7 @@ def run_once(args, cfg, tmp, trace):
                               args.trace),
                     stdin=subprocess.DEVNULL, stdout=err,
                     stderr=subprocess.STDOUT))
-        poller = Poller(tmp, procs, cfg[2], args.hot)
+        poller = Poller(tmp, procs, cfg[2], args.hot, rips)
         poller.start()
         error = watch(args, procs, tmp, start, seen)
         wall = time.monotonic() - start
@@ -265,6 +318,8 @@ def run_once(args, cfg, tmp, trace):
                 n, codes[n], tail(read("%s/node%d.err" % (tmp, n)), 15))
         return {"error": error, "detail": detail}
     r = figures(wall, seen, text, poller.last, poller.hot_pages)
+    if rips:
+        r["rips"] = rips
     if trace and cfg[2] > 1:
         found = io.StringIO()
         faulttrace.analyse(["%s/trace-%d.log" % (tmp, n)
@@ -431,6 +486,39 @@ def print_hot(args, configs, results):
                 page_symbols(syms, gpa) if syms else ""))
 
 
+def rip_symbol(syms, rip, phase):
+    """The kernel function at @rip (nokaslr), or where @rip is."""
+    if rip < 0xffffffff80000000:
+        return ("(firmware, decompression)" if phase == "firmware" else
+                "(user space)")
+    if not syms:
+        return "%#x" % rip
+    i = bisect.bisect_right(syms, (rip - 0xffffffff80000000, "\uffff")) - 1
+    return syms[i][1] if i >= 0 else "%#x" % rip
+
+
+def print_rips(args, configs, results, top=8):
+    syms = kernel_symbols(args.kallsyms) if args.kallsyms else []
+    for name, title, *_ in configs:
+        ok = [r for r in results[name] if "rips" in r]
+        if not ok:
+            continue
+        print("\n%s, run 1: where each vCPU was (--sample-rip; share of its "
+              "samples in each phase)" % title)
+        for phase, _ in RIP_PHASES:
+            for cpu, counts in sorted(ok[0]["rips"].get(phase, {}).items()):
+                by_sym = {}
+                for rip, n in counts.items():
+                    sym = rip_symbol(syms, rip, phase)
+                    by_sym[sym] = by_sym.get(sym, 0) + n
+                total = sum(by_sym.values())
+                print("  %-11s CPU %d, %4d samples: %s" % (
+                    phase, cpu, total, ", ".join(
+                        "%s %d%%" % (sym, round(100 * n / total))
+                        for sym, n in sorted(by_sym.items(),
+                                             key=lambda kv: -kv[1])[:top])))
+
+
 def print_traces(configs, results):
     for name, title, *_ in configs:
         ok = [r for r in results[name] if "trace" in r]
@@ -462,7 +550,8 @@ def run_all(args, configs, top):
         for cfg in configs:
             tmp = os.path.join(top, "%s-%d" % (cfg[0], k))
             os.mkdir(tmp)
-            r = run_once(args, cfg, tmp, args.trace_faults and k == 0)
+            r = run_once(args, cfg, tmp, args.trace_faults and k == 0,
+                         {} if args.sample_rip and k == 0 else None)
             if not args.keep:
                 shutil.rmtree(tmp, ignore_errors=True)
             if "error" in r:
@@ -506,6 +595,11 @@ def main():
                     help="enable this QEMU trace event (pattern) on every "
                     "node, written to trace-N.log (kept with --keep); "
                     "may be repeated")
+    ap.add_argument("--sample-rip", action="store_true",
+                    help="sample each vCPU's RIP (20 a second) in the "
+                    "first run of each configuration and print where they "
+                    "were in each phase (with --kallsyms and --append "
+                    "nokaslr: by kernel function)")
     ap.add_argument("--keep", metavar="DIR",
                     help="keep each run's consoles and node output in "
                     "DIR/CONFIG-K (DIR: new or empty)")
@@ -538,6 +632,7 @@ def main():
     print_clock(args, configs, results)
     print_hot(args, configs, results)
     print_traces(configs, results)
+    print_rips(args, configs, results)
     print_targets(med)
     if failed:
         print("%d run(s) failed: %s" % (len(failed), ", ".join(failed)))

@@ -318,6 +318,7 @@ static void vcpu_apply_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
     if ((delivery & 0xff) == DISTVM_DM_A20) {
         x86_cpu_set_a20(x86, (delivery >> 8) & 1);  /* routed by the hook */
     } else if (!vcpu_route_ipi(s, cpu, delivery)) {
+        trace_distvm_ipi_deliver(cpu, delivery);
         apic_deliver_local(APIC_COMMON(x86->apic_state), delivery & 0xff,
                            (delivery >> 8) & 0xff, (delivery >> 16) & 1);
     }
