@@ -141,12 +141,19 @@ static uint32_t timer_ticks(QTestState *qts, int cpu)
     return qtest_readl(qts, RES(timer_ticks) + cpu * 4);
 }
 
+/* The machine, running the bare-metal guest's move workload on NCPUS */
+static char *moves_args(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+
+    return g_strdup_printf(MACHINE " -smp %d -kernel %s -append 'cpus=%d "
+                           "moves=1'", NCPUS, elf, NCPUS);
+}
+
 static void test_join(void)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp %d -kernel %s -append 'cpus=%d moves=1'", NCPUS, elf,
-        NCPUS);
+    g_autofree char *args = moves_args();
     g_autofree char *dir = g_strdup_printf("%s/join", tmpdir);
     const int want[NCPUS] = { 0, 2, 1, 2 };
     DistvmNode *node[4];
@@ -417,10 +424,7 @@ static int64_t remote_accesses(QTestState *qts, uint64_t base,
  */
 static void test_join_residency(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp %d -kernel %s -append 'cpus=%d moves=1'", NCPUS, elf,
-        NCPUS);
+    g_autofree char *args = moves_args();
     g_autofree char *dir = g_strdup_printf("%s/residency", tmpdir);
     g_autofree uint64_t *prop = g_malloc(RESIDENT_DATA);
     g_autofree uint64_t *set = g_malloc(RESIDENT_DATA);
@@ -529,10 +533,7 @@ static void wait_migration(QTestState *qts, const char *status)
  */
 static void test_collapse(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp %d -kernel %s -append 'cpus=%d moves=1'", NCPUS, elf,
-        NCPUS);
+    g_autofree char *args = moves_args();
     g_autofree char *dir = g_strdup_printf("%s/collapse", tmpdir);
     g_autofree char *sock = g_strdup_printf("%s/migrate.sock", dir);
     g_autofree char *uri = g_strdup_printf("unix:%s", sock);
