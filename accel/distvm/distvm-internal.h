@@ -599,9 +599,9 @@ void distvm_leave_peer_bye(DistvmState *s, uint32_t node);
 bool distvm_leave_ending(DistvmState *s);
 void distvm_runstate_start(DistvmState *s);
 void distvm_hold_vcpus(bool hold);
-void distvm_runstate_send_hold(DistvmState *s, uint32_t nodes, bool hold,
-                               uint64_t number);
-void distvm_runstate_send_joined(DistvmState *s, uint32_t node);
+#define DISTVM_RUN_ALL  UINT32_MAX    /* distvm_runstate_send(): the others */
+void distvm_runstate_send(DistvmState *s, uint32_t nodes,
+                          DistvmRunAction action, uint64_t number);
 
 /* distvm-ram.c */
 bool distvm_ram_init(DistvmState *s, Error **errp);

@@ -170,8 +170,8 @@ static void join_send_state(DistvmState *s)
 static void join_release(DistvmState *s)
 {
     timer_del(join.timer);
-    distvm_runstate_send_hold(s, join.held & qatomic_read(&s->present),
-                              false, join.number);
+    distvm_runstate_send(s, join.held & qatomic_read(&s->present),
+                         DISTVM_RUN_RELEASE, join.number);
     distvm_hold_vcpus(false);
     join.held = 0;
     join.holding = 0;
@@ -203,7 +203,7 @@ static void join_complete(DistvmState *s)
     }
     /* If the guest is stopped, the "cont" that runs it will run it there */
     if (runstate_is_running()) {
-        distvm_runstate_send_joined(s, node);
+        distvm_runstate_send(s, BIT(node), DISTVM_RUN_CONT, 0);
     }
     trace_distvm_join_done(node, paused_us);
     qapi_event_send_distvm_node_joined(node, paused_us);
@@ -258,7 +258,7 @@ static void join_hold_bh(void *opaque)
         join_send_state(s);
         return;
     }
-    distvm_runstate_send_hold(s, join.held, true, ++join.number);
+    distvm_runstate_send(s, join.held, DISTVM_RUN_HOLD, ++join.number);
     join_wait_answers(s);
 }
 

@@ -1996,43 +1996,93 @@ static uint64_t requests_of(DistvmRam *ram, uint32_t node)
     return n;
 }
 
+/*
+ * With ram->lock held: ask for page @page of @block ahead of any fault,
+ * as a warm request (no vCPU waits for it; @cpu's, whose arrival it
+ * counts, or -1), unless this node holds it as asked (for writing if
+ * @write), it is resident on another node (a vCPU's source may list it
+ * before it knew the range), or it is asked for already.  The request
+ * goes in @o if this node manages the page, else in @reqs[its manager]
+ * (requests_ahead_send()).  Returns the request, or NULL if none was
+ * made, with @errp set if the directory here refused it.
+ */
+static DistvmPending *request_ahead(DistvmState *s, DistvmOutbox *o,
+                                   GArray **reqs, uint32_t block,
+                                   uint64_t page, int cpu, bool write,
+                                   Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[block];
+    uint8_t st = b->state[page];
+    const DistvmResident *r = page_resident(s, b, page);
+    uint32_t manager = page_manager(s, b, page);
+    DistvmPageRef req = { block, 0, page };
+    DistvmPending *p;
+
+    if (b->dead || st == DISTVM_PAGE_E || (st == DISTVM_PAGE_S && !write) ||
+        (r && r->node != s->node_id) ||
+        g_hash_table_lookup(ram->pending, page_key(block, page))) {
+        return NULL;
+    }
+    p = pending_start(ram, block, page, cpu, write, &req.flags);
+    p->warm = true;
+    if (manager == s->node_id) {
+        /* Its directory is here: as this node's PAGE_REQ would be. */
+        return mgr_request(s, o, block, page, s->node_id, req.flags, errp) ?
+               p : NULL;
+    }
+    reqs[manager] = reqs[manager] ?:
+                    g_array_new(false, false, sizeof(DistvmPageRef));
+    g_array_append_val(reqs[manager], req);
+    return p;
+}
+
+/*
+ * The requests request_ahead() left in @reqs for the pages another node
+ * manages: as few PAGE_REQS messages as fit, into @o; @reqs is emptied.
+ */
+static void requests_ahead_send(DistvmState *s, DistvmOutbox *o,
+                                GArray **reqs)
+{
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        for (guint i = 0; reqs[n] && i < reqs[n]->len;
+             i += DISTVM_PAGE_REQS_MAX) {
+            distvm_wire_page_reqs(outbox_add(o, n), s->node_id,
+                                  &g_array_index(reqs[n], DistvmPageRef, i),
+                                  MIN(reqs[n]->len - i, DISTVM_PAGE_REQS_MAX));
+        }
+        if (reqs[n]) {
+            g_array_free(reqs[n], true);
+            reqs[n] = NULL;
+        }
+    }
+}
+
 /* Pages a manager asks for at once when it takes them from a node */
 #define DISTVM_TAKE_AHEAD   64
 
 /*
  * A manager, taking the pages of block @block listed in @pages from @from
  * to @to from another node: ask for them for writing, all at once, as a
- * fault of this node's would (no vCPU waits for them), so that touching
- * them one by one then waits for one round trip, not one each.  Pages
- * held for writing or asked for already are left to the touch.
+ * fault of this node's would (request_ahead()), so that touching them one
+ * by one then waits for one round trip, not one each.  Pages held for
+ * writing or asked for already are left to the touch.
  */
 static void take_ahead(DistvmState *s, uint32_t block, GArray *pages,
                        guint from, guint to)
 {
     DistvmRam *ram = s->ram;
-    DistvmBlock *b = &ram->blocks[block];
+    g_autofree GArray **reqs = g_new0(GArray *, s->nodes);
     Error *err = NULL;
     DistvmOutbox o;
 
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
-    for (guint j = from; j < to && !b->dead && !distvm_cluster_leaving(s);
-         j++) {
-        uint64_t page = g_array_index(pages, uint64_t, j);
-        const DistvmResident *r = page_resident(s, b, page);
-        DistvmPending *p;
-        uint32_t rflags;
-
-        if (b->state[page] == DISTVM_PAGE_E || (r && r->node != s->node_id) ||
-            g_hash_table_lookup(ram->pending, page_key(block, page))) {
-            continue;
-        }
-        p = pending_start(ram, block, page, -1, true, &rflags);
-        p->warm = true;
-        if (!mgr_request(s, &o, block, page, s->node_id, rflags, &err)) {
-            break;
-        }
+    for (guint j = from; j < to && !err && !distvm_cluster_leaving(s); j++) {
+        request_ahead(s, &o, reqs, block, g_array_index(pages, uint64_t, j),
+                      -1, true, &err);
     }
+    requests_ahead_send(s, &o, reqs);
     qemu_mutex_unlock(&ram->lock);
     outbox_flush(s, &o);
     if (err) {
@@ -2187,55 +2237,23 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmPageRef *pages,
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
     for (uint32_t i = 0; i < count && !distvm_cluster_leaving(s); i++) {
-        DistvmBlock *b = &ram->blocks[pages[i].block];
-        bool write = pages[i].flags & DISTVM_WARM_WRITE;
-        uint8_t st = b->state[pages[i].page];
-        const DistvmResident *r = page_resident(s, b, pages[i].page);
-        uint32_t manager = page_manager(s, b, pages[i].page);
-        DistvmPageRef req = { pages[i].block, 0, pages[i].page };
-        DistvmPending *p;
+        DistvmPending *p = request_ahead(s, &o, reqs, pages[i].block,
+                                         pages[i].page, cpu,
+                                         pages[i].flags & DISTVM_WARM_WRITE,
+                                         &err);
 
-        /*
-         * Not a page resident on another node: the source may have listed
-         * it before it knew the range
-         */
-        if (b->dead || st == DISTVM_PAGE_E || (st == DISTVM_PAGE_S && !write) ||
-            (r && r->node != s->node_id) ||
-            g_hash_table_lookup(ram->pending,
-                                page_key(pages[i].block, pages[i].page))) {
-            continue;
-        }
-        p = pending_start(ram, pages[i].block, pages[i].page, cpu, write,
-                          &req.flags);
-        if (manager == s->node_id) {
-            /* Its directory is here: as this node's PAGE_REQ would be. */
-            if (!mgr_request(s, &o, req.block, req.page, s->node_id,
-                             req.flags, &err)) {
+        if (!p) {
+            if (err) {
                 break;
             }
-        } else {
-            reqs[manager] = reqs[manager] ?:
-                            g_array_new(false, false, sizeof(DistvmPageRef));
-            g_array_append_val(reqs[manager], req);
+            continue;
         }
-        p->warm = true;
         p->arrival = a->gen;
         a->warm_asked++;
         a->warm_left++;
         ram->stats.warm_asked++;
     }
-    /* The requests for the pages another node manages: one message. */
-    for (uint32_t n = 0; n < s->nodes; n++) {
-        for (guint i = 0; reqs[n] && i < reqs[n]->len;
-             i += DISTVM_PAGE_REQS_MAX) {
-            distvm_wire_page_reqs(outbox_add(&o, n), s->node_id,
-                                  &g_array_index(reqs[n], DistvmPageRef, i),
-                                  MIN(reqs[n]->len - i, DISTVM_PAGE_REQS_MAX));
-        }
-        if (reqs[n]) {
-            g_array_free(reqs[n], true);
-        }
-    }
+    requests_ahead_send(s, &o, reqs);
     a->warm_listed = true;
     if (!a->warm_left) {
         a->warm_us = (get_clock_realtime() - a->stopped_ns) / SCALE_US;

@@ -165,18 +165,14 @@ static void apply_clocks(DistvmState *s, const DistvmRunMsg *m)
     qemu_clock_notify(QEMU_CLOCK_VIRTUAL);
 }
 
-/* A node: its vCPUs are held for join number @number. */
-static void send_held(DistvmState *s, uint64_t number)
-{
-    g_autoptr(GByteArray) m = g_byte_array_new();
-    DistvmMsgRunState run = { .action = DISTVM_RUN_HELD,
-                              .virtual_ns = number };
-
-    distvm_wire_run_state(m, s->node_id, &run);
-    distvm_send(s, DISTVM_HOME_NODE, m);
-}
-
-static void send_run_state(DistvmState *s, DistvmRunAction action)
+/*
+ * Send RUN_STATE @action to the nodes in @nodes (DISTVM_RUN_ALL: every
+ * other node), with the clocks it carries: home's for CONT, this node's
+ * for STOPPED, and for HOLD, HELD and RELEASE the join's @number in
+ * their place.
+ */
+void distvm_runstate_send(DistvmState *s, uint32_t nodes,
+                          DistvmRunAction action, uint64_t number)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
     DistvmMsgRunState run = { .action = action };
@@ -186,17 +182,21 @@ static void send_run_state(DistvmState *s, DistvmRunAction action)
     } else if (action == DISTVM_RUN_STOPPED) {
         run.virtual_ns = cpu_get_clock();
         run.guest_ticks = distvm_guest_ticks();
+    } else if (action != DISTVM_RUN_STOP && action != DISTVM_RUN_RESET) {
+        run.virtual_ns = number;
     }
     distvm_wire_run_state(m, s->node_id, &run);
-    if (action == DISTVM_RUN_STOPPED) {
-        distvm_send(s, DISTVM_HOME_NODE, m);
-        return;
-    }
     for (uint32_t i = 0; i < s->nodes; i++) {
-        if (i != s->node_id) {
+        if ((nodes & BIT(i)) && i != s->node_id) {
             distvm_send(s, i, m);
         }
     }
+}
+
+static void send_run_state(DistvmState *s, DistvmRunAction action)
+{
+    distvm_runstate_send(s, action == DISTVM_RUN_STOPPED ?
+                         BIT(DISTVM_HOME_NODE) : DISTVM_RUN_ALL, action, 0);
 }
 
 /*
@@ -342,7 +342,8 @@ static void run_state_bh(void *opaque)
         break;
     case DISTVM_RUN_HOLD:
         distvm_hold_vcpus(true);
-        send_held(s, m->run.virtual_ns);
+        distvm_runstate_send(s, BIT(DISTVM_HOME_NODE), DISTVM_RUN_HELD,
+                             m->run.virtual_ns);
         break;
     case DISTVM_RUN_RELEASE:
         distvm_hold_vcpus(false);
@@ -396,41 +397,6 @@ void distvm_hold_vcpus(bool hold)
         pause_all_vcpus();
         resume_all_vcpus();
     }
-}
-
-/*
- * Home: hold the vCPUs of the nodes in @nodes, or let them go, for join
- * number @number (HOLD and HELD carry it in place of the clocks).
- */
-void distvm_runstate_send_hold(DistvmState *s, uint32_t nodes, bool hold,
-                               uint64_t number)
-{
-    g_autoptr(GByteArray) m = g_byte_array_new();
-    DistvmMsgRunState run = {
-        .action = hold ? DISTVM_RUN_HOLD : DISTVM_RUN_RELEASE,
-        .virtual_ns = number,
-    };
-
-    distvm_wire_run_state(m, s->node_id, &run);
-    for (uint32_t i = 0; i < s->nodes; i++) {
-        if ((nodes & BIT(i)) && i != s->node_id) {
-            distvm_send(s, i, m);
-        }
-    }
-}
-
-/*
- * Home, the guest running: @node joined it, and runs its guest from now
- * on (it started with START's autostart off), with home's clocks.
- */
-void distvm_runstate_send_joined(DistvmState *s, uint32_t node)
-{
-    g_autoptr(GByteArray) m = g_byte_array_new();
-    DistvmMsgRunState run = { .action = DISTVM_RUN_CONT };
-
-    read_clocks(s, &run);
-    distvm_wire_run_state(m, s->node_id, &run);
-    distvm_send(s, node, m);
 }
 
 /*

@@ -313,46 +313,42 @@ char *distvm_cluster_accel_opts(const char *dir, int nodes, int node_id)
                            node_id, dir);
 }
 
-void distvm_wait_state(QTestState *qts, const char *state, int timeout_s)
-{
-    gint64 deadline = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
-
-    for (;;) {
-        QDict *info = qtest_qmp_assert_success_ref(qts,
-                                        "{ 'execute': 'query-distvm' }");
-        bool done = !strcmp(qdict_get_str(info, "state"), state);
-
-        qobject_unref(info);
-        if (done) {
-            return;
-        }
-        if (g_get_monotonic_time() > deadline) {
-            g_error("the cluster did not reach state '%s' in %d s", state,
-                    timeout_s);
-        }
-        g_usleep(20 * 1000);
-    }
-}
-
-void distvm_wait_status(QTestState *qts, const char *status, int timeout_s)
+/*
+ * Wait until @command's @key on @qts answers @want, at most @timeout_s;
+ * @what names the value in the error.
+ */
+static void wait_answer(QTestState *qts, const char *command, const char *key,
+                        const char *want, int timeout_s, const char *what)
 {
     gint64 deadline = g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC;
 
     for (;;) {
         QDict *ret = qtest_qmp_assert_success_ref(qts,
-                                        "{ 'execute': 'query-status' }");
-        g_autofree char *now = g_strdup(qdict_get_str(ret, "status"));
+                                        "{ 'execute': %s }", command);
+        g_autofree char *now = g_strdup(qdict_get_str(ret, key));
 
         qobject_unref(ret);
-        if (!strcmp(now, status)) {
+        if (!strcmp(now, want)) {
             return;
         }
         if (g_get_monotonic_time() > deadline) {
-            g_error("the guest's run state is '%s', not '%s', after %d s",
-                    now, status, timeout_s);
+            g_error("%s is '%s', not '%s', after %d s", what, now, want,
+                    timeout_s);
         }
         g_usleep(10 * 1000);
     }
+}
+
+void distvm_wait_state(QTestState *qts, const char *state, int timeout_s)
+{
+    wait_answer(qts, "query-distvm", "state", state, timeout_s,
+                "the cluster's state");
+}
+
+void distvm_wait_status(QTestState *qts, const char *status, int timeout_s)
+{
+    wait_answer(qts, "query-status", "status", status, timeout_s,
+                "the guest's run state");
 }
 
 DistvmCluster *distvm_cluster_start(const char *tmpdir, int nodes,
