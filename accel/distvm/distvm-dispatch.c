@@ -18,6 +18,7 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qemu/error-report.h"
+#include "qemu/lockable.h"
 #include "qemu/main-loop.h"
 #include "hw/core/cpu.h"
 #include "distvm-internal.h"
@@ -117,6 +118,12 @@ static void main_calls_run(void *opaque)
         c->fn(c->opaque);
         g_free(c);
     }
+}
+
+bool distvm_main_calls_waiting(DistvmState *s, uint32_t src)
+{
+    QEMU_LOCK_GUARD(&s->main_calls_lock);
+    return s->main_calls_from[src];
 }
 
 void distvm_main_loop_call(DistvmState *s, uint32_t src,

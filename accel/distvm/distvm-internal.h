@@ -334,6 +334,8 @@ void distvm_msg_handlers_register(DistvmState *s,
                                   size_t n);
 /* A message received from a peer, or sent by this node to itself. */
 void distvm_dispatch(DistvmState *s, const DistvmMsg *msg);
+/* Whether messages of node @src wait for the main loop */
+bool distvm_main_calls_waiting(DistvmState *s, uint32_t src);
 /*
  * Run @fn(@opaque) in the main loop, with the BQL, after the calls asked
  * before it: the work that messages bring is done in their order.  @src

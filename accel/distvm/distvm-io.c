@@ -14,6 +14,10 @@
  * that vCPU's A20 line, which the vCPU applies before its next
  * instruction.
  *
+ * The receive thread replays an access itself, without waking the main
+ * loop, when the BQL is free and the device touches no guest RAM (see
+ * io_replay_now()): the UART a console writes a byte at a time, mostly.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -23,6 +27,7 @@
 #include "cpu.h"
 #include "exec/address-spaces.h"
 #include "exec/cputlb.h"
+#include "hw/char/serial.h"
 #include "hw/i386/apic_internal.h"
 #include "hw/intc/ioapic.h"
 #include "hw/core/cpu.h"
@@ -512,8 +517,67 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         io.flags |= DISTVM_IO_A20 | (s->io_replay_a20 ? DISTVM_IO_A20_ON : 0);
     }
     trace_distvm_io_replay(msg->hdr.src, io.cpu, io.space, io.addr, io.size,
-                           is_write, res);
+                           is_write, res, qemu_in_main_thread());
     io_reply(s, msg, &io);
+}
+
+/*
+ * The register models that read and write no guest RAM: an access to
+ * them never waits for a page, so a receive thread may replay it (the
+ * page could have to come through that very thread).
+ */
+static const MemoryRegionOps *const io_ram_free_ops[] = {
+    &serial_io_ops,             /* the 16550A UART: a console's bytes */
+};
+
+/* Whether @io, under the BQL, reaches a region of io_ram_free_ops */
+static bool io_touches_no_ram(const DistvmMsgIo *io)
+{
+    hwaddr xlat, len = io->size;
+    MemoryRegion *mr;
+
+    if (io->space != DISTVM_IO_PORT) {
+        return false;
+    }
+    mr = address_space_translate(&address_space_io, io->addr, &xlat, &len,
+                                 io->flags & DISTVM_IO_WRITE,
+                                 MEMTXATTRS_UNSPECIFIED);
+    for (size_t i = 0; i < ARRAY_SIZE(io_ram_free_ops); i++) {
+        if (mr->ops == io_ram_free_ops[i]) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * The receive thread: replay @msg now if that needs no wait, rather
+ * than wake the main loop for it (a thread hand-off, a third of the
+ * access's round trip).  That is when the BQL is free (this thread must
+ * never wait for it: a vCPU thread that holds it may wait for a page
+ * this thread brings), nothing its sender sent before waits for the
+ * main loop, and the device touches no guest RAM.  Returns false if it
+ * replayed @msg.
+ */
+static bool io_replay_now(DistvmState *s, const DistvmMsg *msg)
+{
+    bool replay;
+
+    if ((msg->u.io.flags & DISTVM_IO_CONFIG_GEN) || bql_locked() ||
+        !bql_trylock()) {
+        return true;
+    }
+    /*
+     * Under the BQL, the memory map stays as it is, and the main loop
+     * takes no message of @src's out of its queue.
+     */
+    replay = !distvm_main_calls_waiting(s, msg->hdr.src) &&
+             io_touches_no_ram(&msg->u.io);
+    if (replay) {
+        io_req_replay(s, msg);
+    }
+    bql_unlock();
+    return !replay;
 }
 
 /*
@@ -582,7 +646,8 @@ void distvm_io_cancel(DistvmState *s, unsigned cpu)
 
 /* io_req_ours() and io_reply_received() check who may send them. */
 static const DistvmMsgHandler io_handlers[] = {
-    { DISTVM_MSG_IO_REQ, .main_loop = io_req_replay },
+    { DISTVM_MSG_IO_REQ, .receive = io_replay_now,
+      .main_loop = io_req_replay },
     { DISTVM_MSG_IO_REPLY, .receive = io_reply_received },
 };
 
