@@ -18,7 +18,6 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qemu/error-report.h"
-#include "qemu/lockable.h"
 #include "qemu/main-loop.h"
 #include "hw/core/cpu.h"
 #include "distvm-internal.h"
@@ -120,10 +119,22 @@ static void main_calls_run(void *opaque)
     }
 }
 
-bool distvm_main_calls_waiting(DistvmState *s, uint32_t src)
+bool distvm_dispatch_bql_now(DistvmState *s, uint32_t src)
 {
-    QEMU_LOCK_GUARD(&s->main_calls_lock);
-    return s->main_calls_from[src];
+    bool waiting;
+
+    if (bql_locked() || !bql_trylock()) {
+        return false;
+    }
+    /* The main loop takes no call out of its queue while this holds it */
+    qemu_mutex_lock(&s->main_calls_lock);
+    waiting = s->main_calls_from[src] != 0;
+    qemu_mutex_unlock(&s->main_calls_lock);
+    if (waiting) {
+        bql_unlock();
+        return false;
+    }
+    return true;
 }
 
 void distvm_main_loop_call(DistvmState *s, uint32_t src,

@@ -334,8 +334,15 @@ void distvm_msg_handlers_register(DistvmState *s,
                                   size_t n);
 /* A message received from a peer, or sent by this node to itself. */
 void distvm_dispatch(DistvmState *s, const DistvmMsg *msg);
-/* Whether messages of node @src wait for the main loop */
-bool distvm_main_calls_waiting(DistvmState *s, uint32_t src);
+/*
+ * For a receive thread's handler that could do a message's main-loop
+ * part at once: take the BQL, if it is free (a receive thread must never
+ * wait for it: a vCPU thread holding it may wait for a page this thread
+ * brings) and no message node @src sent before waits for the main
+ * loop.  Returns true with the BQL held; false, without it, if the main
+ * loop must do the work.
+ */
+bool distvm_dispatch_bql_now(DistvmState *s, uint32_t src);
 /*
  * Run @fn(@opaque) in the main loop, with the BQL, after the calls asked
  * before it: the work that messages bring is done in their order.  @src

@@ -551,28 +551,21 @@ static bool io_touches_no_ram(const DistvmMsgIo *io)
 }
 
 /*
- * The receive thread: replay @msg now if that needs no wait, rather
- * than wake the main loop for it (a thread hand-off, a third of the
- * access's round trip).  That is when the BQL is free (this thread must
- * never wait for it: a vCPU thread that holds it may wait for a page
- * this thread brings), nothing its sender sent before waits for the
- * main loop, and the device touches no guest RAM.  Returns false if it
- * replayed @msg.
+ * The receive thread: replay @msg now, rather than wake the main loop
+ * for it (a thread hand-off, a third of the access's round trip), if
+ * that needs no wait: distvm_dispatch_bql_now(), and a device that
+ * touches no guest RAM.  Returns false if it replayed @msg.
  */
 static bool io_replay_now(DistvmState *s, const DistvmMsg *msg)
 {
     bool replay;
 
-    if ((msg->u.io.flags & DISTVM_IO_CONFIG_GEN) || bql_locked() ||
-        !bql_trylock()) {
+    if ((msg->u.io.flags & DISTVM_IO_CONFIG_GEN) ||
+        !distvm_dispatch_bql_now(s, msg->hdr.src)) {
         return true;
     }
-    /*
-     * Under the BQL, the memory map stays as it is, and the main loop
-     * takes no message of @src's out of its queue.
-     */
-    replay = !distvm_main_calls_waiting(s, msg->hdr.src) &&
-             io_touches_no_ram(&msg->u.io);
+    /* Under the BQL, the memory map stays as it is */
+    replay = io_touches_no_ram(&msg->u.io);
     if (replay) {
         io_req_replay(s, msg);
     }
