@@ -54,8 +54,8 @@ static void move_vcpu(DistvmNode **node, int nodes, int cpu, int from, int to)
                              "'arguments': { 'cpu-index': %d, 'node': %d } }",
                              cpu, to);
     for (int n = 0; n < nodes; n++) {
-        QDict *ev = qtest_qmp_eventwait_ref(node[n]->qts,
-                                            "DISTVM_VCPU_MOVED");
+        QDict *ev = distvm_wait_event(node[n]->qts, "DISTVM_VCPU_MOVED",
+                                      DISTVM_EVENT_TIMEOUT_S);
         QDict *data = qdict_get_qdict(ev, "data");
 
         g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, cpu);
@@ -95,7 +95,8 @@ static void join_node(DistvmNode **node, int at, const char *dir, int id,
                                      &run_events[n]);
     }
     node[at] = distvm_node_start(dir, id, opts, args);
-    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_NODE_JOINED",
+                           DISTVM_EVENT_TIMEOUT_S);
     g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
                     id);
     g_test_message("node %d joined; the vCPUs were held %" PRId64 " us", id,
@@ -268,7 +269,8 @@ static void test_join(void)
 
         /* vCPUs 1 and 3, in either order */
         for (int i = 0; i < 2; i++) {
-            ev = qtest_qmp_eventwait_ref(node[n]->qts, "DISTVM_VCPU_MOVED");
+            ev = distvm_wait_event(node[n]->qts, "DISTVM_VCPU_MOVED",
+                                   DISTVM_EVENT_TIMEOUT_S);
             moved |= 1u << qdict_get_int(qdict_get_qdict(ev, "data"),
                                          "cpu-index");
             g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"),
@@ -280,7 +282,8 @@ static void test_join(void)
             qobject_unref(ev);
         }
         g_assert_cmphex(moved, ==, 0xa);
-        ev = qtest_qmp_eventwait_ref(node[n]->qts, "DISTVM_NODE_LEFT");
+        ev = distvm_wait_event(node[n]->qts, "DISTVM_NODE_LEFT",
+                               DISTVM_EVENT_TIMEOUT_S);
         g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"),
                         ==, 2);
         if (n == 0) {
@@ -462,7 +465,8 @@ static void test_join_residency(void)
                              "'distvm-set-residency', 'arguments': { "
                              "'base': %" PRIu64 ", 'size': %" PRIu64 ", "
                              "'node': 0 } }", RESIDENT_SET, RESIDENT_SIZE);
-    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_RESIDENT");
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_RESIDENT",
+                           DISTVM_EVENT_TIMEOUT_S);
     qobject_unref(ev);
 
     /* Node 2 joins: it knows both ranges, and holds none of their pages */
@@ -557,7 +561,8 @@ static void test_collapse(void)
 
         node[1] = distvm_node_start(dir, 1, opts, args);
     }
-    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_NODE_JOINED",
+                           DISTVM_EVENT_TIMEOUT_S);
     qobject_unref(ev);
     distvm_wait_state(node[1]->qts, "running", 60);
     /* A node that asks for a node-id now is refused: none is free */
@@ -596,7 +601,8 @@ static void test_collapse(void)
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': "
                              "'distvm-drain-node', 'arguments': "
                              "{ 'node': 1 } }");
-    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_LEFT");
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_NODE_LEFT",
+                           DISTVM_EVENT_TIMEOUT_S);
     qobject_unref(ev);
     qtest_wait_qemu(node[1]->qts);
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 1), ==, 0);
@@ -649,7 +655,8 @@ static void linux_drain(DistvmNode *home, DistvmNode *drained, int to)
     qtest_qmp_assert_success(home->qts, "{ 'execute': 'distvm-drain-node', "
                              "'arguments': { 'node': %d, 'to': [ %d ] } }",
                              drained->node_id, to);
-    ev = qtest_qmp_eventwait_ref(home->qts, "DISTVM_NODE_LEFT");
+    ev = distvm_wait_event(home->qts, "DISTVM_NODE_LEFT",
+                           DISTVM_EVENT_TIMEOUT_S);
     g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
                     drained->node_id);
     g_test_message("node %d drained in %" PRId64 " ms", drained->node_id,
@@ -715,7 +722,8 @@ static void test_linux(void)
         QDict *ev;
 
         node[n] = linux_node(dir, n, machine);
-        ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_JOINED");
+        ev = distvm_wait_event(node[0]->qts, "DISTVM_NODE_JOINED",
+                               DISTVM_EVENT_TIMEOUT_S);
         g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"),
                         ==, n);
         g_test_message("node %d joined; the vCPUs were held %" PRId64 " us", n,

@@ -161,7 +161,8 @@ static char *sha256_hex(const uint8_t *data, size_t len)
 /* Wait for the next DISTVM_VCPU_MOVED of @cpu to @to on @qts. */
 static void wait_moved(QTestState *qts, int cpu, int to)
 {
-    QDict *ev = qtest_qmp_eventwait_ref(qts, "DISTVM_VCPU_MOVED");
+    QDict *ev = distvm_wait_event(qts, "DISTVM_VCPU_MOVED",
+                                  DISTVM_EVENT_TIMEOUT_S);
     QDict *data = qdict_get_qdict(ev, "data");
 
     g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, cpu);
@@ -285,7 +286,8 @@ static void unplug_dimm(DistvmNode **node, int nodes)
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'device_del', "
                              "'arguments': { 'id': 'dimm0' } }");
     for (int n = 0; n < nodes; n++) {
-        QDict *ev = qtest_qmp_eventwait_ref(node[n]->qts, "DEVICE_DELETED");
+        QDict *ev = distvm_wait_event(node[n]->qts, "DEVICE_DELETED",
+                                      DISTVM_EVENT_TIMEOUT_S);
 
         g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"),
                                       "device"), ==, "dimm0");
@@ -737,7 +739,7 @@ static void test_linux(const void *opaque)
         g_error("the Linux guest did not finish its workload; console:\n%s",
                 console);
     }
-    ev = qtest_qmp_eventwait_ref(node[0]->qts, "SHUTDOWN");
+    ev = distvm_wait_event(node[0]->qts, "SHUTDOWN", DISTVM_EVENT_TIMEOUT_S);
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
                     ==, "guest-shutdown");
     qobject_unref(ev);

@@ -63,7 +63,8 @@ static void check_placement(DistvmCluster *c, int ncpus, const int *want)
 static int64_t wait_moved_for(QTestState *qts, int cpu, int from, int to,
                               const char *reason)
 {
-    QDict *ev = qtest_qmp_eventwait_ref(qts, "DISTVM_VCPU_MOVED");
+    QDict *ev = distvm_wait_event(qts, "DISTVM_VCPU_MOVED",
+                                  DISTVM_EVENT_TIMEOUT_S);
     QDict *data = qdict_get_qdict(ev, "data");
     int64_t downtime = qdict_get_int(data, "downtime-us");
 
@@ -306,8 +307,8 @@ static void test_requests(void)
         int from[2], to[2];
 
         for (int k = 0; k < 2; k++) {
-            QDict *ev = qtest_qmp_eventwait_ref(c->node[n]->qts,
-                                                "DISTVM_VCPU_MOVED");
+            QDict *ev = distvm_wait_event(c->node[n]->qts, "DISTVM_VCPU_MOVED",
+                                          DISTVM_EVENT_TIMEOUT_S);
             QDict *data = qdict_get_qdict(ev, "data");
 
             g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 1);
@@ -1104,7 +1105,7 @@ static void test_poweroff(void)
     QDict *ev;
 
     start_away(&c, &dir, "poweroff", "poweroff=1");
-    ev = qtest_qmp_eventwait_ref(c.node[0]->qts, "SHUTDOWN");
+    ev = distvm_wait_event(c.node[0]->qts, "SHUTDOWN", DISTVM_EVENT_TIMEOUT_S);
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
                     ==, "guest-shutdown");
     qobject_unref(ev);
@@ -1451,7 +1452,8 @@ static void test_affinity(void)
     check_placement(c, 5, start);
     check_policy(c, "affinity");
     while (!(seen[0] && seen[1] && seen[2] && seen[3])) {
-        QDict *ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
+        QDict *ev = distvm_wait_event(home, "DISTVM_VCPU_MOVED",
+                                      DISTVM_EVENT_TIMEOUT_S);
         QDict *data = qdict_get_qdict(ev, "data");
         int cpu = qdict_get_int(data, "cpu-index");
         int from = qdict_get_int(data, "from"), to = qdict_get_int(data, "to");
@@ -1498,8 +1500,9 @@ static void test_affinity(void)
     /* Every node reported the four moves. */
     for (int n = 1; n < 3; n++) {
         for (int i = 0; i < 4; i++) {
-            qobject_unref(qtest_qmp_eventwait_ref(c->node[n]->qts,
-                                                  "DISTVM_VCPU_MOVED"));
+            qobject_unref(distvm_wait_event(c->node[n]->qts,
+                                            "DISTVM_VCPU_MOVED",
+                                            DISTVM_EVENT_TIMEOUT_S));
         }
     }
 

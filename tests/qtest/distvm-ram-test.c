@@ -325,7 +325,8 @@ static void test_warm_pages(const void *data)
         qtest_qmp_assert_success(home->qts, "{ 'execute': 'distvm-move-vcpu',"
                                  " 'arguments': { 'cpu-index': 1, "
                                  "'node': %d } }", to);
-        ev = qtest_qmp_eventwait_ref(home->qts, "DISTVM_VCPU_MOVED");
+        ev = distvm_wait_event(home->qts, "DISTVM_VCPU_MOVED",
+                               DISTVM_EVENT_TIMEOUT_S);
         g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "to"), ==,
                         to);
         qobject_unref(ev);
@@ -916,7 +917,8 @@ static void dimm_eject(DistvmNode **node, const char *id)
     qtest_outb(node[0]->qts, MEM_HOTPLUG_PORT + MEM_HOTPLUG_FLAGS,
                MEM_HOTPLUG_EJECT);
     for (int n = 0; n < 2; n++) {
-        QDict *ev = qtest_qmp_eventwait_ref(node[n]->qts, "DEVICE_DELETED");
+        QDict *ev = distvm_wait_event(node[n]->qts, "DEVICE_DELETED",
+                                      DISTVM_EVENT_TIMEOUT_S);
 
         g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"),
                                       "device"), ==, id);
@@ -1184,7 +1186,8 @@ static void test_residency(void)
                                       NULL));
     c = distvm_cluster_start_with(tmpdir, 3, RESIDENT_OPTS, args);
     wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
-    ev = qtest_qmp_eventwait_ref(c->node[0]->qts, "DISTVM_VCPU_MOVED");
+    ev = distvm_wait_event(c->node[0]->qts, "DISTVM_VCPU_MOVED",
+                           DISTVM_EVENT_TIMEOUT_S);
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 0);
     g_assert_cmpint(qdict_get_int(data, "to"), ==, 2);
@@ -1424,7 +1427,7 @@ static void set_residency(DistvmCluster *c, uint64_t base, uint64_t size,
                              "'arguments': { 'base': %" PRId64 ", "
                              "'size': %" PRId64 ", 'node': %d } }",
                              (int64_t)base, (int64_t)size, (int)node);
-    ev = qtest_qmp_eventwait_ref(home, "DISTVM_RESIDENT");
+    ev = distvm_wait_event(home, "DISTVM_RESIDENT", DISTVM_EVENT_TIMEOUT_S);
     data = qdict_get_qdict(ev, "data");
     g_assert_cmphex(qdict_get_int(data, "base"), ==, base);
     g_assert_cmphex(qdict_get_int(data, "size"), ==, size);
@@ -1516,7 +1519,7 @@ static void test_residency_set(void)
     }
     qtest_writel(c->node[1]->qts,
                  DG_RESULT_BASE + offsetof(struct dg_results, mailbox_seq), 1);
-    ev = qtest_qmp_eventwait_ref(home, "DISTVM_VCPU_MOVED");
+    ev = distvm_wait_event(home, "DISTVM_VCPU_MOVED", DISTVM_EVENT_TIMEOUT_S);
     data = qdict_get_qdict(ev, "data");
     g_assert_cmpint(qdict_get_int(data, "cpu-index"), ==, 0);
     g_assert_cmpint(qdict_get_int(data, "to"), ==, 2);
@@ -2002,7 +2005,7 @@ static void test_node_killed(void)
         QDict *ev;
 
         qtest_set_expected_status(qts, 1);
-        ev = qtest_qmp_eventwait_ref(qts, "DISTVM_NODE_LOST");
+        ev = distvm_wait_event(qts, "DISTVM_NODE_LOST", DISTVM_EVENT_TIMEOUT_S);
         g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"),
                         ==, 2);
         qobject_unref(ev);
@@ -2071,7 +2074,7 @@ static void test_node_stopped(void)
         gint64 lost_us;
 
         qtest_set_expected_status(qts, 1);
-        ev = qtest_qmp_eventwait_ref(qts, "DISTVM_NODE_LOST");
+        ev = distvm_wait_event(qts, "DISTVM_NODE_LOST", DISTVM_EVENT_TIMEOUT_S);
         lost_us = g_get_monotonic_time() - t0;
         data = qdict_get_qdict(ev, "data");
         g_test_message("node %d: node %" PRId64 " lost after %" PRId64
@@ -2288,7 +2291,8 @@ static void test_netns(void)
         gint64 lost_us;
 
         qtest_set_expected_status(node[i]->qts, 1);
-        ev = qtest_qmp_eventwait_ref(node[i]->qts, "DISTVM_NODE_LOST");
+        ev = distvm_wait_event(node[i]->qts, "DISTVM_NODE_LOST",
+                               DISTVM_EVENT_TIMEOUT_S);
         lost_us = g_get_monotonic_time() - t0;
         data = qdict_get_qdict(ev, "data");
         g_test_message("node %d: node %" PRId64 " lost after %" PRId64
@@ -2653,7 +2657,8 @@ static void test_kvm_only_state(gconstpointer opaque)
     }
     g_assert_cmpint(qatomic_read(&relay.added), ==, 1);
     /* Its last words are still in the QMP socket. */
-    ev = qtest_qmp_eventwait_ref(node[0]->qts, "DISTVM_NODE_LOST");
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_NODE_LOST",
+                           DISTVM_EVENT_TIMEOUT_S);
     g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==, 1);
     reason = qdict_get_str(qdict_get_qdict(ev, "data"), "reason");
     g_assert_nonnull(strstr(reason, "state of vCPU 1 that cannot be loaded"));

@@ -342,7 +342,7 @@ static void test_linux_smp2(void)
         g_error("Linux guest did not finish its workload; console:\n%s",
                 console);
     }
-    ev = qtest_qmp_eventwait_ref(node->qts, "SHUTDOWN");
+    ev = distvm_wait_event(node->qts, "SHUTDOWN", DISTVM_EVENT_TIMEOUT_S);
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
                     ==, "guest-shutdown");
     qobject_unref(ev);

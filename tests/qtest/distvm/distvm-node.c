@@ -339,6 +339,64 @@ static void wait_answer(QTestState *qts, const char *command, const char *key,
     }
 }
 
+/*
+ * qtest_qmp_eventwait_ref() waits for ever: a thread of the test's own
+ * ends it with an error if the wait outlasts its deadline.
+ */
+static struct {
+    GMutex lock;
+    GCond cond;
+    gint64 deadline;            /* of the wait, or 0 */
+    const char *event;
+    int timeout_s;
+} event_watch;
+
+static gpointer event_watch_run(gpointer opaque)
+{
+    g_mutex_lock(&event_watch.lock);
+    for (;;) {
+        if (!event_watch.deadline) {
+            g_cond_wait(&event_watch.cond, &event_watch.lock);
+        } else if (!g_cond_wait_until(&event_watch.cond, &event_watch.lock,
+                                      event_watch.deadline) &&
+                   event_watch.deadline &&
+                   g_get_monotonic_time() >= event_watch.deadline) {
+            g_error("no %s event after %d s", event_watch.event,
+                    event_watch.timeout_s);
+        }
+    }
+    return NULL;
+}
+
+static gpointer event_watch_start(gpointer opaque)
+{
+    return g_thread_new("event-watch", event_watch_run, NULL);
+}
+
+static void event_watch_set(const char *event, int timeout_s)
+{
+    static GOnce once = G_ONCE_INIT;
+
+    g_once(&once, event_watch_start, NULL);
+    g_mutex_lock(&event_watch.lock);
+    event_watch.event = event;
+    event_watch.timeout_s = timeout_s;
+    event_watch.deadline = timeout_s ?
+        g_get_monotonic_time() + timeout_s * G_USEC_PER_SEC : 0;
+    g_cond_signal(&event_watch.cond);
+    g_mutex_unlock(&event_watch.lock);
+}
+
+QDict *distvm_wait_event(QTestState *qts, const char *event, int timeout_s)
+{
+    QDict *ev;
+
+    event_watch_set(event, timeout_s);
+    ev = qtest_qmp_eventwait_ref(qts, event);
+    event_watch_set(NULL, 0);
+    return ev;
+}
+
 void distvm_wait_state(QTestState *qts, const char *state, int timeout_s)
 {
     wait_answer(qts, "query-distvm", "state", state, timeout_s,

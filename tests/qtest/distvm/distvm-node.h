@@ -122,6 +122,15 @@ DistvmCluster *distvm_cluster_start_each(const char *tmpdir, int nodes,
 /* The command line options of node @node_id of a cluster in @dir. */
 char *distvm_cluster_accel_opts(const char *dir, int nodes, int node_id);
 
+/*
+ * Wait for the event @event on @qts, as qtest_qmp_eventwait_ref() does,
+ * and return it; the test fails if it has not come after @timeout_s.
+ * DISTVM_EVENT_TIMEOUT_S is for any event a test expects: long enough
+ * for the slowest of them (a Linux guest's power-off after its
+ * workload) on a loaded machine.
+ */
+#define DISTVM_EVENT_TIMEOUT_S 300
+QDict *distvm_wait_event(QTestState *qts, const char *event, int timeout_s);
 /* Wait until query-distvm on @qts reports @state (at most @timeout_s s). */
 void distvm_wait_state(QTestState *qts, const char *state, int timeout_s);
 /* Wait until query-status on @qts reports @status (at most @timeout_s). */
