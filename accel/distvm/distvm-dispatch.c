@@ -107,14 +107,17 @@ static void main_calls_run(void *opaque)
 
         qemu_mutex_lock(&s->main_calls_lock);
         c = g_queue_pop_head(&s->main_calls);
-        if (c) {
-            s->main_calls_from[c->src]--;
-        }
+        s->main_calls_running += c != NULL;
         qemu_mutex_unlock(&s->main_calls_lock);
         if (!c) {
             return;
         }
+        /* It may let the BQL go (vm_stop, run_on_cpu), and nest calls */
         c->fn(c->opaque);
+        qemu_mutex_lock(&s->main_calls_lock);
+        s->main_calls_from[c->src]--;
+        s->main_calls_running--;
+        qemu_mutex_unlock(&s->main_calls_lock);
         g_free(c);
     }
 }
@@ -126,9 +129,12 @@ bool distvm_dispatch_bql_now(DistvmState *s, uint32_t src)
     if (bql_locked() || !bql_trylock()) {
         return false;
     }
-    /* The main loop takes no call out of its queue while this holds it */
+    /*
+     * The main loop takes no call out of its queue while this holds it,
+     * but may be in the middle of one that let the BQL go.
+     */
     qemu_mutex_lock(&s->main_calls_lock);
-    waiting = s->main_calls_from[src] != 0;
+    waiting = s->main_calls_running || s->main_calls_from[src] != 0;
     qemu_mutex_unlock(&s->main_calls_lock);
     if (waiting) {
         bql_unlock();

@@ -200,9 +200,10 @@ struct DistvmState {
 
     /* Message handlers, and the main loop's work (distvm-dispatch.c) */
     const DistvmMsgHandler *handlers[DISTVM_MSG__MAX];
-    QemuMutex main_calls_lock;  /* the three fields below */
+    QemuMutex main_calls_lock;  /* the four fields below */
     GQueue main_calls;          /* DistvmMainCall, in the order asked */
-    unsigned main_calls_from[DISTVM_MAX_NODES];
+    unsigned main_calls_from[DISTVM_MAX_NODES];  /* waiting or running */
+    unsigned main_calls_running;
     QEMUBH *main_calls_bh;
 
     /* Guest RAM coherence (distvm-ram.c) */
@@ -338,9 +339,9 @@ void distvm_dispatch(DistvmState *s, const DistvmMsg *msg);
  * For a receive thread's handler that could do a message's main-loop
  * part at once: take the BQL, if it is free (a receive thread must never
  * wait for it: a vCPU thread holding it may wait for a page this thread
- * brings) and no message node @src sent before waits for the main
- * loop.  Returns true with the BQL held; false, without it, if the main
- * loop must do the work.
+ * brings), the main loop is not in the middle of a message's work and
+ * no message node @src sent before waits for it.  Returns true with the
+ * BQL held; false, without it, if the main loop must do the work.
  */
 bool distvm_dispatch_bql_now(DistvmState *s, uint32_t src);
 /*

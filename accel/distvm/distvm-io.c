@@ -29,6 +29,7 @@
 #include "exec/cputlb.h"
 #include "hw/char/serial.h"
 #include "hw/i386/apic_internal.h"
+#include "hw/i386/x86-iommu.h"
 #include "hw/intc/ioapic.h"
 #include "hw/core/cpu.h"
 #include "hw/qdev-core.h"
@@ -443,6 +444,9 @@ DistvmIoServedList *distvm_io_served(DistvmState *s)
     return list;
 }
 
+/* Set while a receive thread replays an access (io_replay_now()) */
+static __thread bool io_in_receive_thread;
+
 /*
  * Home, or a placed device's node: replay the access under the BQL and
  * send back its result.
@@ -452,7 +456,9 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     DistvmMsgIo io = msg->u.io;
     DistvmPlacedDevice *pd;
     CPUState *saved = current_cpu;
+    CPUState *saved_replaying;
     CPUState *cpu = qemu_get_cpu(io.cpu);
+    int saved_a20, replay_a20;
     uint8_t buf[8] = { 0 };
     bool is_write = io.flags & DISTVM_IO_WRITE;
     bool stopped;
@@ -490,6 +496,9 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         memcpy(X86_CPU(cpu)->env.regs, io.regs, sizeof(io.regs));
     }
     current_cpu = cpu;
+    /* A main-loop replay that let the BQL go may be under this one */
+    saved_replaying = s->io_replaying;
+    saved_a20 = s->io_replay_a20;
     s->io_replaying = cpu;
     s->io_replay_a20 = -1;
     if (io.space == DISTVM_IO_PIC_ACK) {
@@ -499,7 +508,9 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         io_count_served(s, as, io.addr, attrs, is_write);
         res = address_space_rw(as, io.addr, attrs, buf, io.size, is_write);
     }
-    s->io_replaying = NULL;
+    replay_a20 = s->io_replay_a20;
+    s->io_replaying = saved_replaying;
+    s->io_replay_a20 = saved_a20;
     current_cpu = saved;
     io.data = is_write ? 0 : ldq_le_p(buf) & MAKE_64BIT_MASK(0, io.size * 8);
     if (io.flags & DISTVM_IO_REGS) {
@@ -513,18 +524,21 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         cpu->stop = false;
         io.flags |= DISTVM_IO_STOP;
     }
-    if (s->io_replay_a20 >= 0) {
-        io.flags |= DISTVM_IO_A20 | (s->io_replay_a20 ? DISTVM_IO_A20_ON : 0);
+    if (replay_a20 >= 0) {
+        io.flags |= DISTVM_IO_A20 | (replay_a20 ? DISTVM_IO_A20_ON : 0);
     }
     trace_distvm_io_replay(msg->hdr.src, io.cpu, io.space, io.addr, io.size,
-                           is_write, res, qemu_in_main_thread());
+                           is_write, res, io_in_receive_thread);
     io_reply(s, msg, &io);
 }
 
 /*
  * The register models that read and write no guest RAM: an access to
  * them never waits for a page, so a receive thread may replay it (the
- * page could have to come through that very thread).
+ * page could have to come through that very thread).  Their interrupts
+ * go through the PIC and the I/O APIC, which touch no guest RAM either
+ * unless an IOMMU remaps interrupts (its table is in guest RAM): then
+ * io_replay_now() leaves them to the main loop.
  */
 static const MemoryRegionOps *const io_ram_free_ops[] = {
     &serial_io_ops,             /* the 16550A UART: a console's bytes */
@@ -542,6 +556,9 @@ static bool io_touches_no_ram(const DistvmMsgIo *io)
     mr = address_space_translate(&address_space_io, io->addr, &xlat, &len,
                                  io->flags & DISTVM_IO_WRITE,
                                  MEMTXATTRS_UNSPECIFIED);
+    if (len < io->size) {
+        return false;           /* it goes on into another region */
+    }
     for (size_t i = 0; i < ARRAY_SIZE(io_ram_free_ops); i++) {
         if (mr->ops == io_ram_free_ops[i]) {
             return true;
@@ -564,10 +581,16 @@ static bool io_replay_now(DistvmState *s, const DistvmMsg *msg)
         !distvm_dispatch_bql_now(s, msg->hdr.src)) {
         return true;
     }
-    /* Under the BQL, the memory map stays as it is */
-    replay = io_touches_no_ram(&msg->u.io);
+    /*
+     * Under the BQL, the memory map stays as it is, and so do the vCPUs
+     * (an unplugged one's access is the main loop's to refuse).
+     */
+    replay = !x86_iommu_get_default() && qemu_get_cpu(msg->u.io.cpu) &&
+             io_touches_no_ram(&msg->u.io);
     if (replay) {
+        io_in_receive_thread = true;
         io_req_replay(s, msg);
+        io_in_receive_thread = false;
     }
     bql_unlock();
     return !replay;

@@ -9,8 +9,10 @@
  * nodes form a full mesh, and reports READY to home (distvm-cluster.c).
  *
  * One thread per connection receives messages and hands them to
- * distvm_dispatch() (distvm-dispatch.c); these threads never take the BQL
- * (see DESIGN.md, "Threads and locks").
+ * distvm_dispatch() (distvm-dispatch.c); these threads never wait for the
+ * BQL (see DESIGN.md, "Threads and locks"), and take it only when it is
+ * free, to replay an access to a device that touches no guest RAM
+ * (distvm-io.c).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -510,6 +512,9 @@ static bool distvm_send_raw(QIOChannel *ioc, GByteArray *msg)
                                  NULL) == 0;
 }
 
+/* Set in the threads that receive an identified peer's messages */
+static __thread bool in_receive_loop;
+
 static void distvm_flush_block_devices_now(void)
 {
     int ret = bdrv_flush_all();
@@ -535,9 +540,16 @@ static void distvm_flush_block_devices(void)
 {
     QemuSemaphore *done;
 
-    if (bql_locked()) {
+    if (bql_locked() && !in_receive_loop) {
         distvm_flush_block_devices_now();
         return;
+    }
+    if (bql_locked()) {
+        /*
+         * A receive thread replaying a device access: the flush could wait
+         * for a page that only this thread brings.  The main loop does it.
+         */
+        bql_unlock();
     }
     /* Not freed: the BH may still run after we gave up on it. */
     done = g_new(QemuSemaphore, 1);
@@ -600,6 +612,7 @@ static void distvm_peer_receive(DistvmState *s, DistvmPeer *peer,
     g_autofree char *from = g_strdup_printf("node %" PRIu32, peer->id);
     bool bye = false;
 
+    in_receive_loop = true;
     for (;;) {
         DistvmMsg msg;
         Error *err = NULL;
