@@ -71,6 +71,7 @@ void distvm_msg_handlers_register(DistvmState *s,
         assert(h->type < DISTVM_MSG__MAX && !s->handlers[h->type]);
         assert(h->receive || h->main_loop);
         assert(!h->before_replies || h->main_loop);
+        assert(!h->main_loop_now || h->main_loop);
         assert(!h->main_loop || msg_copyable(h->type));
         s->handlers[h->type] = h;
     }
@@ -122,27 +123,6 @@ static void main_calls_run(void *opaque)
     }
 }
 
-bool distvm_dispatch_bql_now(DistvmState *s, uint32_t src)
-{
-    bool waiting;
-
-    if (bql_locked() || !bql_trylock()) {
-        return false;
-    }
-    /*
-     * The main loop takes no call out of its queue while this holds it,
-     * but may be in the middle of one that let the BQL go.
-     */
-    qemu_mutex_lock(&s->main_calls_lock);
-    waiting = s->main_calls_running || s->main_calls_from[src] != 0;
-    qemu_mutex_unlock(&s->main_calls_lock);
-    if (waiting) {
-        bql_unlock();
-        return false;
-    }
-    return true;
-}
-
 void distvm_main_loop_call(DistvmState *s, uint32_t src,
                            void (*fn)(void *opaque), void *opaque)
 {
@@ -180,18 +160,26 @@ static void vcpu_gone(DistvmState *s, const DistvmMsg *msg, uint32_t cpu)
     }
 }
 
+/* With the BQL: @h's main-loop part of @msg */
+static void main_loop_part(DistvmState *s, const DistvmMsgHandler *h,
+                           const DistvmMsg *msg)
+{
+    uint32_t cpu;
+
+    /* A vCPU it names may have been unplugged since it arrived. */
+    if (distvm_wire_msg_vcpu(msg, &cpu) && !qemu_get_cpu(cpu)) {
+        vcpu_gone(s, msg, cpu);
+    } else {
+        h->main_loop(s, msg);
+    }
+}
+
 static void deferred_msg_run(void *opaque)
 {
     DistvmDeferredMsg *d = opaque;
     DistvmState *s = d->s;
-    uint32_t cpu;
 
-    /* A vCPU it names may have been unplugged since it arrived. */
-    if (distvm_wire_msg_vcpu(&d->msg, &cpu) && !qemu_get_cpu(cpu)) {
-        vcpu_gone(s, &d->msg, cpu);
-    } else {
-        d->handler->main_loop(s, &d->msg);
-    }
+    main_loop_part(s, d->handler, &d->msg);
     if (d->before_replies) {
         qemu_mutex_lock(&s->replay_lock);
         qatomic_inc(&s->replays_done);
@@ -253,6 +241,39 @@ static void defer_msg(DistvmState *s, const DistvmMsgHandler *h,
     distvm_main_loop_call(s, msg->hdr.src, deferred_msg_run, d);
 }
 
+/*
+ * In the thread that received @msg: do @h's main-loop part now, as
+ * DistvmMsgHandler.main_loop_now allows, rather than wake the main loop
+ * for it (a thread hand-off).  That takes the BQL if it is free (a
+ * receive thread must never wait for it: a vCPU thread holding it may
+ * wait for a page this thread brings), the main loop being in the middle
+ * of no message's work and having nothing of the sender's queued before
+ * it.  Returns false if the main loop must do it.
+ */
+static bool main_loop_part_now(DistvmState *s, const DistvmMsgHandler *h,
+                               const DistvmMsg *msg)
+{
+    bool now;
+
+    if (!h->main_loop_now || (h->before_replies && h->before_replies(msg)) ||
+        bql_locked() || !bql_trylock()) {
+        return false;
+    }
+    /*
+     * The main loop takes no call out of its queue while this holds the
+     * BQL, but may be in the middle of one that let it go.
+     */
+    qemu_mutex_lock(&s->main_calls_lock);
+    now = !s->main_calls_running && !s->main_calls_from[msg->hdr.src];
+    qemu_mutex_unlock(&s->main_calls_lock);
+    now = now && h->main_loop_now(s, msg);
+    if (now) {
+        main_loop_part(s, h, msg);
+    }
+    bql_unlock();
+    return now;
+}
+
 void distvm_dispatch(DistvmState *s, const DistvmMsg *msg)
 {
     uint32_t type = msg->hdr.type;
@@ -283,7 +304,7 @@ void distvm_dispatch(DistvmState *s, const DistvmMsg *msg)
     if (h->receive && !h->receive(s, msg)) {
         return;
     }
-    if (h->main_loop) {
+    if (h->main_loop && !main_loop_part_now(s, h, msg)) {
         defer_msg(s, h, msg);
     }
 }

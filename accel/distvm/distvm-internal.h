@@ -302,6 +302,8 @@ void distvm_home_welcome(DistvmState *s, uint32_t node);
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
 uint64_t distvm_peer_queued(DistvmPeer *peer);
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
+/* Whether this thread receives a peer's messages */
+bool distvm_net_receiving(void);
 
 /* distvm-dispatch.c */
 /*
@@ -312,7 +314,12 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
  * returns false if it refused the message (distvm_msg_refused()).  Then
  * @main_loop runs in the main loop, with the BQL, after the main-loop
  * work of the messages received before it, on a copy of the message.
- * Either may be NULL.  If @before_replies says so of a message, a vCPU
+ * Either may be NULL.  If @main_loop_now, asked with the BQL, says so of
+ * a message, @main_loop runs instead at once in the receiving thread,
+ * provided the BQL is free and the main loop has nothing of the sender's
+ * to do before it: for work that never waits for a page (which that
+ * thread could have to bring), nor for the BQL.  If @before_replies says
+ * so of a message, a vCPU
  * of this node whose device access home answered after it does not go on
  * before its @main_loop ran (distvm_dispatch_wait_before_replies()): for
  * what home's replay of the access sent this node on the way (a chipset
@@ -323,6 +330,7 @@ struct DistvmMsgHandler {
     DistvmMsgType type;
     bool (*receive)(DistvmState *s, const DistvmMsg *msg);
     void (*main_loop)(DistvmState *s, const DistvmMsg *msg);
+    bool (*main_loop_now)(DistvmState *s, const DistvmMsg *msg);
     bool (*before_replies)(const DistvmMsg *msg);
 };
 /* For DistvmMsgHandler.before_replies: every message of the type. */
@@ -335,15 +343,6 @@ void distvm_msg_handlers_register(DistvmState *s,
                                   size_t n);
 /* A message received from a peer, or sent by this node to itself. */
 void distvm_dispatch(DistvmState *s, const DistvmMsg *msg);
-/*
- * For a receive thread's handler that could do a message's main-loop
- * part at once: take the BQL, if it is free (a receive thread must never
- * wait for it: a vCPU thread holding it may wait for a page this thread
- * brings), the main loop is not in the middle of a message's work and
- * no message node @src sent before waits for it.  Returns true with the
- * BQL held; false, without it, if the main loop must do the work.
- */
-bool distvm_dispatch_bql_now(DistvmState *s, uint32_t src);
 /*
  * Run @fn(@opaque) in the main loop, with the BQL, after the calls asked
  * before it: the work that messages bring is done in their order.  @src

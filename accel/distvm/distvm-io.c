@@ -16,7 +16,7 @@
  *
  * The receive thread replays an access itself, without waking the main
  * loop, when the BQL is free and the device touches no guest RAM (see
- * io_replay_now()): the UART a console writes a byte at a time, mostly.
+ * io_req_now()): the UART a console writes a byte at a time, mostly.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -444,9 +444,6 @@ DistvmIoServedList *distvm_io_served(DistvmState *s)
     return list;
 }
 
-/* Set while a receive thread replays an access (io_replay_now()) */
-static __thread bool io_in_receive_thread;
-
 /*
  * Home, or a placed device's node: replay the access under the BQL and
  * send back its result.
@@ -528,7 +525,7 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         io.flags |= DISTVM_IO_A20 | (replay_a20 ? DISTVM_IO_A20_ON : 0);
     }
     trace_distvm_io_replay(msg->hdr.src, io.cpu, io.space, io.addr, io.size,
-                           is_write, res, io_in_receive_thread);
+                           is_write, res, distvm_net_receiving());
     io_reply(s, msg, &io);
 }
 
@@ -538,7 +535,7 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
  * page could have to come through that very thread).  Their interrupts
  * go through the PIC and the I/O APIC, which touch no guest RAM either
  * unless an IOMMU remaps interrupts (its table is in guest RAM): then
- * io_replay_now() leaves them to the main loop.
+ * io_req_now() leaves them to the main loop.
  */
 static const MemoryRegionOps *const io_ram_free_ops[] = {
     &serial_io_ops,             /* the 16550A UART: a console's bytes */
@@ -568,32 +565,14 @@ static bool io_touches_no_ram(const DistvmMsgIo *io)
 }
 
 /*
- * The receive thread: replay @msg now, rather than wake the main loop
- * for it (a thread hand-off, a third of the access's round trip), if
- * that needs no wait: distvm_dispatch_bql_now(), and a device that
- * touches no guest RAM.  Returns false if it replayed @msg.
+ * DistvmMsgHandler.main_loop_now, with the BQL (the memory map stays as
+ * it is): the receive thread may replay @msg if the device touches no
+ * guest RAM, and no other node's configuration needs waiting for.
  */
-static bool io_replay_now(DistvmState *s, const DistvmMsg *msg)
+static bool io_req_now(DistvmState *s, const DistvmMsg *msg)
 {
-    bool replay;
-
-    if ((msg->u.io.flags & DISTVM_IO_CONFIG_GEN) ||
-        !distvm_dispatch_bql_now(s, msg->hdr.src)) {
-        return true;
-    }
-    /*
-     * Under the BQL, the memory map stays as it is, and so do the vCPUs
-     * (an unplugged one's access is the main loop's to refuse).
-     */
-    replay = !x86_iommu_get_default() && qemu_get_cpu(msg->u.io.cpu) &&
-             io_touches_no_ram(&msg->u.io);
-    if (replay) {
-        io_in_receive_thread = true;
-        io_req_replay(s, msg);
-        io_in_receive_thread = false;
-    }
-    bql_unlock();
-    return !replay;
+    return !(msg->u.io.flags & DISTVM_IO_CONFIG_GEN) &&
+           !x86_iommu_get_default() && io_touches_no_ram(&msg->u.io);
 }
 
 /*
@@ -662,8 +641,8 @@ void distvm_io_cancel(DistvmState *s, unsigned cpu)
 
 /* io_req_ours() and io_reply_received() check who may send them. */
 static const DistvmMsgHandler io_handlers[] = {
-    { DISTVM_MSG_IO_REQ, .receive = io_replay_now,
-      .main_loop = io_req_replay },
+    { DISTVM_MSG_IO_REQ, .main_loop = io_req_replay,
+      .main_loop_now = io_req_now },
     { DISTVM_MSG_IO_REPLY, .receive = io_reply_received },
 };
 

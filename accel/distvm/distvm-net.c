@@ -515,6 +515,11 @@ static bool distvm_send_raw(QIOChannel *ioc, GByteArray *msg)
 /* Set in the threads that receive an identified peer's messages */
 static __thread bool in_receive_loop;
 
+bool distvm_net_receiving(void)
+{
+    return in_receive_loop;
+}
+
 static void distvm_flush_block_devices_now(void)
 {
     int ret = bdrv_flush_all();
