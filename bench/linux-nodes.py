@@ -340,6 +340,7 @@ def figures(wall, seen, text, last, hot_pages):
     if infos:
         # each node counts the moves it saw: the most is the cluster's
         r["moves"] = max(i["moves"] for i in infos)
+        r["irqs"] = sum(i["interrupts-sent"] for i in infos)
     cs = re.findall(r"clocksource: Switched to clocksource (\S+)", text)
     r["clocksource"] = cs[-1] if cs else "?"
     r["unstable"] = [strip(l) for l in text.splitlines() if "unstable" in l]
@@ -388,20 +389,25 @@ def print_times(args, configs, results, med):
 
 
 def print_counts(configs, results):
-    print("\nremote faults and device accesses sent home, summed over nodes "
-          "(last query-distvm answers; median over runs):")
-    print("%-22s %10s %10s %10s %9s %9s %9s %6s" % (
-        ("configuration",) + FAULTS + IO + ("moves",)))
+    print("\nremote faults, device accesses sent home and interrupts sent "
+          "to other nodes' vCPUs (irqs), summed over nodes (last "
+          "query-distvm answers; median over runs):")
+    print("%-22s %10s %10s %10s %9s %9s %9s %8s %6s" % (
+        ("configuration",) + FAULTS + IO + ("irqs", "moves")))
     for name, title, *_ in configs:
         ok = [r for r in results[name] if FAULTS[0] in r]
         if ok:
-            print("%-22s %10d %10d %10d %9d %9d %9d %6d" % ((title,) + tuple(
-                statistics.median_low(r[k] for r in ok)
-                for k in FAULTS + IO + ("moves",))))
+            print("%-22s %10d %10d %10d %9d %9d %9d %8d %6d" % (
+                (title,) + tuple(statistics.median_low(r[k] for r in ok)
+                                 for k in FAULTS + IO + ("irqs", "moves"))))
             print("%-22s %10s %10s %10s   (p50 latency in us, by node, "
                   "run 1)" % (("",) + tuple("/".join(
                       str(v) if v is not None else "-"
                       for v in ok[0][k + "-p50"]) for k in FAULTS)))
+            print("%-22s by run: remote faults/irqs (workload time) %s" % (
+                "", " ".join("%d/%d (%.1f s)" % (
+                    sum(r[k] for k in FAULTS), r["irqs"], r["workload"])
+                    for r in ok)))
 
 
 def print_clock(args, configs, results):

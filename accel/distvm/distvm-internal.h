@@ -149,6 +149,8 @@ struct DistvmState {
     uint64_t moves_done;        /* atomic: VCPU_MOVED seen here */
     uint64_t last_downtime_ns;  /* atomic */
     uint64_t pause_sleeps;      /* atomic: sleeps of spinning vCPUs */
+    uint64_t irqs_sent;         /* atomic: interrupts sent to other nodes */
+    uint64_t irqs_received;     /* atomic: and received from them */
 
     /* Guest RAM resident on one node (distvm-residency.c) */
     char *residency;            /* the property */

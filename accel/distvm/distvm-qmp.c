@@ -151,6 +151,8 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     info->tls = s->tls_server != NULL;
     info->moves = qatomic_read(&s->moves_done);
     info->pause_sleeps = qatomic_read(&s->pause_sleeps);
+    info->interrupts_sent = qatomic_read(&s->irqs_sent);
+    info->interrupts_received = qatomic_read(&s->irqs_received);
     info->policy = qatomic_read(&s->policy);
     info->capacity = s->capacity;
     if (info->moves) {
@@ -472,6 +474,9 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     }
     monitor_printf(mon, "; spinning vCPUs slept %" PRId64 " times\n",
                    info->pause_sleeps);
+    monitor_printf(mon, "interrupts sent to other nodes %" PRIu64
+                   ", received %" PRIu64 "\n", info->interrupts_sent,
+                   info->interrupts_received);
     monitor_printf(mon, "placement policy %s, capacity %" PRIu32 " vCPUs\n",
                    DistvmPolicy_str(info->policy), info->capacity);
     for (v = info->vcpus; v; v = v->next) {

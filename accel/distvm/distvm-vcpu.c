@@ -89,6 +89,9 @@ static void vcpu_send_ipi(DistvmState *s, uint32_t node, uint32_t cpu,
 
     distvm_wire_vcpu(m, DISTVM_MSG_VCPU_IPI, s->node_id, cpu, s->node_id,
                      node, delivery, NULL, 0);
+    if ((delivery & 0xff) != DISTVM_DM_A20) {
+        qatomic_inc(&s->irqs_sent);
+    }
     if (!distvm_send(s, node, m)) {
         distvm_fatal_node_lost(s, node, "connection closed");
     }
@@ -359,6 +362,9 @@ static bool vcpu_ipi_is_smi(const DistvmMsg *msg)
 /* Delivering to a LAPIC needs the BQL: the main loop does it. */
 static void vcpu_ipi_received(DistvmState *s, const DistvmMsg *msg)
 {
+    if ((msg->u.vcpu.value & 0xff) != DISTVM_DM_A20) {
+        qatomic_inc(&s->irqs_received);
+    }
     vcpu_apply_ipi(s, msg->u.vcpu.cpu, msg->u.vcpu.value);
 }
 

@@ -242,6 +242,26 @@ static void check_clock_reads(DistvmNode **node, int nodes)
 }
 
 /*
+ * Linux's IPIs between vCPUs on different nodes (function calls, TLB
+ * shootdowns, reschedules) went to the nodes that run their targets, and
+ * query-distvm counts them on both sides.
+ */
+static void check_interrupts(DistvmNode **node, int nodes)
+{
+    uint64_t sent = 0, received = 0;
+
+    for (int n = 0; n < nodes; n++) {
+        QDict *info = distvm_assert_active(node[n]->qts, n);
+
+        sent += qdict_get_int(info, "interrupts-sent");
+        received += qdict_get_int(info, "interrupts-received");
+        qobject_unref(info);
+    }
+    g_assert_cmpuint(sent, >, 0);
+    g_assert_cmpuint(received, >, 0);
+}
+
+/*
  * Once the guest waits for it, plug the DIMM of node 2 on home: every
  * node has it, homed on node 2.
  */
@@ -724,6 +744,7 @@ static void test_linux(const void *opaque)
     g_usleep(300 * 1000);
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'cont' }");
     check_clock_reads(node, lc->nodes);
+    check_interrupts(node, lc->nodes);
     console = distvm_read_console(node[0]);
     g_assert_null(strstr(console, "distvm-linux: workload done"));
     g_clear_pointer(&console, g_free);
