@@ -12,7 +12,7 @@
  * distvm_dispatch() (distvm-dispatch.c); these threads never wait for the
  * BQL (see DESIGN.md, "Threads and locks"), and take it only when it is
  * free, to replay an access to a device that touches no guest RAM
- * (distvm-io.c).
+ * (distvm-io.c) or to deliver an interrupt to a vCPU (distvm-vcpu.c).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */

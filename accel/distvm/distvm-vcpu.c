@@ -359,7 +359,15 @@ static bool vcpu_ipi_is_smi(const DistvmMsg *msg)
     return (msg->u.vcpu.value & 0xff) == APIC_DM_SMI;
 }
 
-/* Delivering to a LAPIC needs the BQL: the main loop does it. */
+/*
+ * Delivering to a LAPIC needs the BQL, but touches no guest RAM: the
+ * receive thread does it when the BQL is free, else the main loop.
+ */
+static bool vcpu_ipi_now(DistvmState *s, const DistvmMsg *msg)
+{
+    return true;
+}
+
 static void vcpu_ipi_received(DistvmState *s, const DistvmMsg *msg)
 {
     if ((msg->u.vcpu.value & 0xff) != DISTVM_DM_A20) {
@@ -979,7 +987,7 @@ static const DistvmMsgHandler vcpu_handlers[] = {
     { DISTVM_MSG_VCPU_MOVED, .receive = vcpu_moved_received,
       .main_loop = vcpu_moved_event },
     { DISTVM_MSG_VCPU_IPI, .main_loop = vcpu_ipi_received,
-      .before_replies = vcpu_ipi_is_smi },
+      .main_loop_now = vcpu_ipi_now, .before_replies = vcpu_ipi_is_smi },
     { DISTVM_MSG_VCPU_APIC, .receive = vcpu_apic_received },
     { DISTVM_MSG_VCPU_NODES, .receive = vcpu_nodes_received },
     { DISTVM_MSG_VCPU_WHERE, .receive = vcpu_where_received },
