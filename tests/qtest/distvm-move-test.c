@@ -1194,6 +1194,40 @@ static void test_a20(void)
     distvm_cluster_quit(c);
 }
 
+/*
+ * A vCPU's TLB entries for MMIO keep resolving to the regions they were
+ * filled for while another vCPU changes the memory map (mode=remap of
+ * the guest): vCPU 0 on node 1 toggles a PAM register 20,000 times (home
+ * replays each write, which every node applies to its map), while vCPU 1
+ * on home reads the HPET's capabilities register in bursts of 32.  Every
+ * read must return the HPET's value.
+ */
+static void test_remap(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 2 -kernel %s -append 'cpus=2 remap=1'", elf);
+    static const int where[] = { 1, 0 };
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 2, "placement=1:0",
+                                                 args);
+    QTestState *home = c->node[0]->qts;
+    g_autofree char *console = NULL;
+    bool done;
+
+    done = distvm_wait_console(c->node[0], "distvm-guest: DONE", 300);
+    check_placement(c, 2, where);
+    g_assert_true(done);
+    g_assert_cmpuint(qtest_readl(home, RES(remap_done)), ==,
+                     DG_REMAP_ROUNDS);
+    g_assert_cmpuint(qtest_readl(home, RES(remap_reads)), >=,
+                     DG_REMAP_BURST);
+    g_assert_cmphex(qtest_readl(home, RES(remap_bad_value)), ==, 0);
+    g_assert_cmpuint(qtest_readl(home, RES(remap_bad)), ==, 0);
+    console = distvm_read_console(c->node[0]);
+    distvm_assert_console_clean(console);
+    distvm_cluster_quit(c);
+}
+
 /* The fault rates (pages a second, by serving node) of vCPU @cpu here. */
 static uint64_t fault_rate(QTestState *qts, int cpu, int from)
 {
@@ -1864,6 +1898,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/poweroff", test_poweroff);
     qtest_add_func("/distvm/move/vmport", test_vmport);
     qtest_add_func("/distvm/move/a20", test_a20);
+    qtest_add_func("/distvm/move/remap", test_remap);
     qtest_add_func("/distvm/move/affinity", test_affinity);
     qtest_add_func("/distvm/move/affinity-numa", test_affinity_numa);
     qtest_add_func("/distvm/move/consolidate", test_consolidate);

@@ -42,6 +42,7 @@ static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
 static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi, mode_a20,
+    mode_remap,
     mode_topology, mode_xcode, mode_xcode_how;
 
 
@@ -529,6 +530,8 @@ void ap_main(void)
         msi_mode(cpu, ncpus);
     } else if (mode_a20) {
         a20_mode(cpu, ncpus);
+    } else if (mode_remap) {
+        remap_mode(cpu, ncpus);
     } else if (mode_topology) {
         topology_mode(cpu, ncpus);
     } else if (mode_xcode) {
@@ -564,6 +567,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_busy = parse_arg(cmdline, "busy", 0);
     mode_msi = parse_arg(cmdline, "msi", 0);
     mode_a20 = parse_arg(cmdline, "a20", 0);
+    mode_remap = parse_arg(cmdline, "remap", 0);
     mode_topology = parse_arg(cmdline, "topology", 0);
     mode_xcode = parse_arg(cmdline, "xcode", 0);
     mode_xcode_how = parse_arg(cmdline, "xhow", DG_XCODE_SHARED);
@@ -639,6 +643,8 @@ void guest_main(struct multiboot_info *mbi)
         msi_mode(0, ncpus);
     } else if (mode_a20) {
         a20_mode(0, ncpus);
+    } else if (mode_remap) {
+        remap_mode(0, ncpus);
     } else if (mode_topology) {
         topology_mode(0, ncpus);
     } else if (mode_xcode) {

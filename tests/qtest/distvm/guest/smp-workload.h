@@ -199,6 +199,19 @@ static const uint32_t dg_vmport_cmd[DG_VMPORT_CMDS] = { 0x0a, 0x14 };
 #define DG_A20_HI_WORD      0x20a20000u
 
 /*
+ * mode=remap (cpus=2): CPU 0 changes the guest's memory map twice in each
+ * of DG_REMAP_ROUNDS rounds (the i440FX's PAM register for
+ * 0xd0000-0xd3fff, from read-only to writable and back), while CPU 1
+ * reads the HPET's capabilities register (DG_REMAP_HPET_ID in its low 32
+ * bits), DG_REMAP_BURST times in a row in each pass, until CPU 0 is done:
+ * remap_reads reads, of which remap_bad returned something else (the
+ * first: remap_bad_value).
+ */
+#define DG_REMAP_ROUNDS     20000
+#define DG_REMAP_BURST      32
+#define DG_REMAP_HPET_ID    0x8086a201u
+
+/*
  * mode=topology (4 CPUs, the distmem-topology device): CPU 0, the guest's
  * agent, finds the device, records what it says (topo_*), has it send
  * its MSIs to itself at DG_TOPO_VECTOR and, until the test sets stop,
@@ -408,6 +421,11 @@ struct dg_results {
     uint32_t xcode_stale[DG_MAX_CPUS];
     uint32_t xcode_calls[DG_MAX_CPUS];
     uint32_t xcode_stale_data[DG_MAX_CPUS];
+    /* mode=remap */
+    uint32_t remap_done;        /* rounds CPU 0 made */
+    uint32_t remap_reads;
+    uint32_t remap_bad;
+    uint32_t remap_bad_value;
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
