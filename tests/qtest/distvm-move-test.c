@@ -1150,6 +1150,37 @@ static void test_vmport(void)
 }
 
 /*
+ * Run mode @mode ("a20=1") of the bare-metal guest on 2 vCPUs, placed
+ * on nodes @where[0] and @where[1] of a cluster of @nodes, until it says
+ * DONE (*@done false if not within @timeout_s); the placement checked.
+ */
+static DistvmCluster *two_vcpu_mode_run(int nodes, const int *where,
+                                        const char *mode, int timeout_s,
+                                        bool *done)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 2 -kernel %s -append 'cpus=2 %s'", elf, mode);
+    g_autofree char *placement = g_strdup_printf("placement=%d:%d",
+                                                 where[0], where[1]);
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, nodes, placement,
+                                                 args);
+
+    *done = distvm_wait_console(c->node[0], "distvm-guest: DONE", timeout_s);
+    check_placement(c, 2, where);
+    return c;
+}
+
+/* After two_vcpu_mode_run(): the console is clean; the cluster quits. */
+static void two_vcpu_mode_end(DistvmCluster *c)
+{
+    g_autofree char *console = distvm_read_console(c->node[0]);
+
+    distvm_assert_console_clean(console);
+    distvm_cluster_quit(c);
+}
+
+/*
  * The A20 line of the boot vCPU (mode=a20 of the guest), vCPU 0 on node 1
  * and vCPU 1 on node 2: home's port 0x92 drives it.  vCPU 0 turns A20
  * off itself, and its very next access wraps at 1 MiB; then vCPU 1 turns
@@ -1159,19 +1190,12 @@ static void test_vmport(void)
  */
 static void test_a20(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp 2 -kernel %s -append 'cpus=2 a20=1'", elf);
     static const int where[] = { 1, 2 };
-    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3, "placement=1:2",
-                                                 args);
-    QTestState *home = c->node[0]->qts;
-    g_autofree char *console = NULL;
     bool done;
+    DistvmCluster *c = two_vcpu_mode_run(3, where, "a20=1", 120, &done);
+    QTestState *home = c->node[0]->qts;
 
     /* What the guest recorded tells what went wrong, round by round. */
-    done = distvm_wait_console(c->node[0], "distvm-guest: DONE", 120);
-    check_placement(c, 2, where);
     for (uint32_t r = 0; r < DG_A20_ROUNDS; r++) {
         uint64_t self = RES(a20_self) + r * 12;
 
@@ -1189,9 +1213,7 @@ static void test_a20(void)
     for (int n = 0; n < 3; n++) {
         g_assert_false(distvm_vcpu_vapic(c->node[n]->qts, 0));
     }
-    console = distvm_read_console(c->node[0]);
-    distvm_assert_console_clean(console);
-    distvm_cluster_quit(c);
+    two_vcpu_mode_end(c);
 }
 
 /*
@@ -1204,18 +1226,11 @@ static void test_a20(void)
  */
 static void test_remap(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp 2 -kernel %s -append 'cpus=2 remap=1'", elf);
     static const int where[] = { 1, 0 };
-    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 2, "placement=1:0",
-                                                 args);
-    QTestState *home = c->node[0]->qts;
-    g_autofree char *console = NULL;
     bool done;
+    DistvmCluster *c = two_vcpu_mode_run(2, where, "remap=1", 300, &done);
+    QTestState *home = c->node[0]->qts;
 
-    done = distvm_wait_console(c->node[0], "distvm-guest: DONE", 300);
-    check_placement(c, 2, where);
     g_assert_true(done);
     g_assert_cmpuint(qtest_readl(home, RES(remap_done)), ==,
                      DG_REMAP_ROUNDS);
@@ -1223,9 +1238,7 @@ static void test_remap(void)
                      DG_REMAP_BURST);
     g_assert_cmphex(qtest_readl(home, RES(remap_bad_value)), ==, 0);
     g_assert_cmpuint(qtest_readl(home, RES(remap_bad)), ==, 0);
-    console = distvm_read_console(c->node[0]);
-    distvm_assert_console_clean(console);
-    distvm_cluster_quit(c);
+    two_vcpu_mode_end(c);
 }
 
 /* The fault rates (pages a second, by serving node) of vCPU @cpu here. */

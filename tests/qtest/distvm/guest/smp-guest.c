@@ -42,8 +42,7 @@ static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
 static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi, mode_a20,
-    mode_remap,
-    mode_topology, mode_xcode, mode_xcode_how;
+    mode_remap, mode_topology, mode_xcode, mode_xcode_how;
 
 
 struct idt_entry {
