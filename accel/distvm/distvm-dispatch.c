@@ -266,7 +266,7 @@ static bool main_loop_part_now(DistvmState *s, const DistvmMsgHandler *h,
     qemu_mutex_lock(&s->main_calls_lock);
     now = !s->main_calls_running && !s->main_calls_from[msg->hdr.src];
     qemu_mutex_unlock(&s->main_calls_lock);
-    now = now && h->main_loop_now(s, msg);
+    now = now && h->main_loop_now(msg);
     if (now) {
         main_loop_part(s, h, msg);
     }

@@ -332,10 +332,13 @@ struct DistvmMsgHandler {
     DistvmMsgType type;
     bool (*receive)(DistvmState *s, const DistvmMsg *msg);
     void (*main_loop)(DistvmState *s, const DistvmMsg *msg);
-    bool (*main_loop_now)(DistvmState *s, const DistvmMsg *msg);
+    bool (*main_loop_now)(const DistvmMsg *msg);
     bool (*before_replies)(const DistvmMsg *msg);
 };
-/* For DistvmMsgHandler.before_replies: every message of the type. */
+/*
+ * For DistvmMsgHandler.before_replies and main_loop_now: every message of
+ * the type.
+ */
 bool distvm_msg_always(const DistvmMsg *msg);
 
 void distvm_dispatch_init(DistvmState *s);

@@ -569,7 +569,7 @@ static bool io_touches_no_ram(const DistvmMsgIo *io)
  * it is): the receive thread may replay @msg if the device touches no
  * guest RAM, and no other node's configuration needs waiting for.
  */
-static bool io_req_now(DistvmState *s, const DistvmMsg *msg)
+static bool io_req_now(const DistvmMsg *msg)
 {
     return !(msg->u.io.flags & DISTVM_IO_CONFIG_GEN) &&
            !x86_iommu_get_default() && io_touches_no_ram(&msg->u.io);

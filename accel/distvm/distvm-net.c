@@ -551,8 +551,9 @@ static void distvm_flush_block_devices(void)
     }
     if (bql_locked()) {
         /*
-         * A receive thread replaying a device access: the flush could wait
-         * for a page that only this thread brings.  The main loop does it.
+         * A receive thread doing a message's main-loop part: the flush
+         * could wait for a page that only this thread brings.  The main
+         * loop does it; this thread does not take the BQL again (_exit).
          */
         bql_unlock();
     }

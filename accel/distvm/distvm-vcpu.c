@@ -82,6 +82,12 @@ static void vcpu_send_move(DistvmState *s, uint32_t node, uint32_t cpu,
     }
 }
 
+/* A delivery that query-distvm counts: all but the A20 line's */
+static bool ipi_is_interrupt(uint64_t delivery)
+{
+    return (delivery & 0xff) != DISTVM_DM_A20;
+}
+
 static void vcpu_send_ipi(DistvmState *s, uint32_t node, uint32_t cpu,
                           uint64_t delivery)
 {
@@ -89,7 +95,7 @@ static void vcpu_send_ipi(DistvmState *s, uint32_t node, uint32_t cpu,
 
     distvm_wire_vcpu(m, DISTVM_MSG_VCPU_IPI, s->node_id, cpu, s->node_id,
                      node, delivery, NULL, 0);
-    if ((delivery & 0xff) != DISTVM_DM_A20) {
+    if (ipi_is_interrupt(delivery)) {
         qatomic_inc(&s->irqs_sent);
     }
     if (!distvm_send(s, node, m)) {
@@ -361,16 +367,12 @@ static bool vcpu_ipi_is_smi(const DistvmMsg *msg)
 
 /*
  * Delivering to a LAPIC needs the BQL, but touches no guest RAM: the
- * receive thread does it when the BQL is free, else the main loop.
+ * receive thread does it when the BQL is free (main_loop_now), else the
+ * main loop.
  */
-static bool vcpu_ipi_now(DistvmState *s, const DistvmMsg *msg)
-{
-    return true;
-}
-
 static void vcpu_ipi_received(DistvmState *s, const DistvmMsg *msg)
 {
-    if ((msg->u.vcpu.value & 0xff) != DISTVM_DM_A20) {
+    if (ipi_is_interrupt(msg->u.vcpu.value)) {
         qatomic_inc(&s->irqs_received);
     }
     vcpu_apply_ipi(s, msg->u.vcpu.cpu, msg->u.vcpu.value);
@@ -987,7 +989,7 @@ static const DistvmMsgHandler vcpu_handlers[] = {
     { DISTVM_MSG_VCPU_MOVED, .receive = vcpu_moved_received,
       .main_loop = vcpu_moved_event },
     { DISTVM_MSG_VCPU_IPI, .main_loop = vcpu_ipi_received,
-      .main_loop_now = vcpu_ipi_now, .before_replies = vcpu_ipi_is_smi },
+      .main_loop_now = distvm_msg_always, .before_replies = vcpu_ipi_is_smi },
     { DISTVM_MSG_VCPU_APIC, .receive = vcpu_apic_received },
     { DISTVM_MSG_VCPU_NODES, .receive = vcpu_nodes_received },
     { DISTVM_MSG_VCPU_WHERE, .receive = vcpu_where_received },
