@@ -511,6 +511,7 @@ static int distvm_init_machine(MachineState *ms)
         distvm_memplug_init(s);
         distvm_cpuplug_init(s);
         distvm_affinity_init(s);
+        distvm_flow_init(s);
         distvm_chipset_init(s);
         distvm_clock_init(s);
         distvm_io_init(s);

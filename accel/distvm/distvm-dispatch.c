@@ -32,6 +32,12 @@
  * without end.
  */
 #define DISTVM_MAIN_CALLS_MAX   16384
+/*
+ * Well before that, the sender's vCPUs are asked to wait with
+ * this many waiting, and to go on with that many (distvm-flow.c).
+ */
+#define DISTVM_FLOW_STOP_AT     1024
+#define DISTVM_FLOW_GO_AT       256
 
 typedef struct DistvmMainCall {
     void (*fn)(void *opaque);
@@ -99,12 +105,31 @@ void distvm_msg_refused(DistvmState *s, uint32_t src, const char *fmt, ...)
     }
 }
 
+/*
+ * With main_calls_lock: whether @src, which has @waiting calls waiting
+ * or running, is to be told to wait or to go on; if so, the number of
+ * that FLOW, else 0.
+ */
+static uint64_t flow_change(DistvmState *s, uint32_t src, unsigned waiting,
+                            bool *stop)
+{
+    *stop = waiting >= DISTVM_FLOW_STOP_AT;
+    if (src == s->node_id || s->flow_told_stop[src] == *stop ||
+        (!*stop && waiting > DISTVM_FLOW_GO_AT)) {
+        return 0;
+    }
+    s->flow_told_stop[src] = *stop;
+    return ++s->flow_told_seq[src];
+}
+
 static void main_calls_run(void *opaque)
 {
     DistvmState *s = opaque;
 
     for (;;) {
         DistvmMainCall *c;
+        uint64_t flow;
+        bool stop;
 
         qemu_mutex_lock(&s->main_calls_lock);
         c = g_queue_pop_head(&s->main_calls);
@@ -118,7 +143,11 @@ static void main_calls_run(void *opaque)
         qemu_mutex_lock(&s->main_calls_lock);
         s->main_calls_from[c->src]--;
         s->main_calls_running--;
+        flow = flow_change(s, c->src, s->main_calls_from[c->src], &stop);
         qemu_mutex_unlock(&s->main_calls_lock);
+        if (flow) {
+            distvm_flow_send(s, c->src, flow, stop);
+        }
         g_free(c);
     }
 }
@@ -127,15 +156,20 @@ void distvm_main_loop_call(DistvmState *s, uint32_t src,
                            void (*fn)(void *opaque), void *opaque)
 {
     DistvmMainCall *c = g_new(DistvmMainCall, 1);
-    bool flooded;
+    uint64_t flow;
+    bool flooded, stop;
 
     c->fn = fn;
     c->opaque = opaque;
     c->src = src;
     qemu_mutex_lock(&s->main_calls_lock);
     flooded = ++s->main_calls_from[src] > DISTVM_MAIN_CALLS_MAX;
+    flow = flow_change(s, src, s->main_calls_from[src], &stop);
     g_queue_push_tail(&s->main_calls, c);
     qemu_mutex_unlock(&s->main_calls_lock);
+    if (flow) {
+        distvm_flow_send(s, src, flow, stop);
+    }
     if (flooded) {
         qatomic_inc(&s->protocol_errors);
         distvm_fatal_node_lost(s, src, "it sent more messages for the main "

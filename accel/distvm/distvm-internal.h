@@ -21,6 +21,7 @@
 #include "distvm-wire.h"
 
 typedef struct DistvmRam DistvmRam;
+typedef struct DistvmFlow DistvmFlow;
 typedef struct DistvmClock DistvmClock;
 typedef struct DistvmMsgHandler DistvmMsgHandler;
 typedef struct DistvmRun DistvmRun;
@@ -202,11 +203,18 @@ struct DistvmState {
 
     /* Message handlers, and the main loop's work (distvm-dispatch.c) */
     const DistvmMsgHandler *handlers[DISTVM_MSG__MAX];
-    QemuMutex main_calls_lock;  /* the four fields below */
+    QemuMutex main_calls_lock;  /* the six fields below */
     GQueue main_calls;          /* DistvmMainCall, in the order asked */
     unsigned main_calls_from[DISTVM_MAX_NODES];  /* waiting or running */
     unsigned main_calls_running;
+    /* Each node's vCPUs were told to wait (FLOW), in the FLOW numbered */
+    bool flow_told_stop[DISTVM_MAX_NODES];
+    uint64_t flow_told_seq[DISTVM_MAX_NODES];
     QEMUBH *main_calls_bh;
+
+    /* This node's vCPUs wait for other nodes' main loops (distvm-flow.c) */
+    DistvmFlow *flow;
+    uint64_t flow_waits;        /* atomic */
 
     /* Guest RAM coherence (distvm-ram.c) */
     DistvmRam *ram;
@@ -567,6 +575,17 @@ void distvm_cpuplug_init(DistvmState *s);
 void distvm_cpuplug_realize(DistvmState *s, CPUState *cpu);
 /* With the BQL: whether this node plugs @cpu because home asked it to */
 bool distvm_cpuplug_mirroring(CPUState *cpu);
+
+/* distvm-flow.c */
+void distvm_flow_init(DistvmState *s);
+/* Tell @node to wait (@stop) or go on, in the FLOW numbered @seq */
+void distvm_flow_send(DistvmState *s, uint32_t node, uint64_t seq, bool stop);
+/*
+ * This node sent work for the main loops of @nodes (a mask), made by the
+ * guest: if one of them asked to wait and this is a vCPU's thread, the
+ * vCPU waits before its next translation block.
+ */
+void distvm_flow_sent(DistvmState *s, uint32_t nodes);
 
 /* distvm-pic.c */
 void distvm_pic_init(DistvmState *s);

@@ -64,6 +64,7 @@ static bool distvm_pic_output_changed(int level)
             distvm_send(s, i, m);
         }
     }
+    distvm_flow_sent(s, (uint32_t)~BIT(s->node_id));
     return false;
 }
 

@@ -153,6 +153,7 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     info->pause_sleeps = qatomic_read(&s->pause_sleeps);
     info->interrupts_sent = qatomic_read(&s->irqs_sent);
     info->interrupts_received = qatomic_read(&s->irqs_received);
+    info->flow_waits = qatomic_read(&s->flow_waits);
     info->policy = qatomic_read(&s->policy);
     info->capacity = s->capacity;
     if (info->moves) {
@@ -477,6 +478,8 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     monitor_printf(mon, "interrupts sent to other nodes %" PRIu64
                    ", received %" PRIu64 "\n", info->interrupts_sent,
                    info->interrupts_received);
+    monitor_printf(mon, "vCPUs waited for other nodes' main loops %" PRIu64
+                   " times\n", info->flow_waits);
     monitor_printf(mon, "placement policy %s, capacity %" PRIu32 " vCPUs\n",
                    DistvmPolicy_str(info->policy), info->capacity);
     for (v = info->vcpus; v; v = v->next) {

@@ -101,6 +101,7 @@ static void vcpu_send_ipi(DistvmState *s, uint32_t node, uint32_t cpu,
     if (!distvm_send(s, node, m)) {
         distvm_fatal_node_lost(s, node, "connection closed");
     }
+    distvm_flow_sent(s, BIT(node));
 }
 
 static gint ipi_cmp(gconstpointer a, gconstpointer b)

@@ -66,6 +66,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_DRAIN_PAGES] = "DRAIN_PAGES",
     [DISTVM_MSG_DRAINED] = "DRAINED",
     [DISTVM_MSG_NODE_LEFT] = "NODE_LEFT",
+    [DISTVM_MSG_FLOW] = "FLOW",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -884,6 +885,14 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
             ok = false;
         }
         break;
+    case DISTVM_MSG_FLOW:
+        ok = get_u32(&r, &msg->u.stop, errp);
+        if (ok && msg->u.stop > 1) {
+            error_setg(errp, "FLOW message with stop %" PRIu32,
+                       msg->u.stop);
+            ok = false;
+        }
+        break;
     case DISTVM_MSG_PCI_INTX:
         ok = get_u32(&r, &msg->u.intx.irq, errp) &&
              get_u32(&r, &msg->u.intx.level, errp);
@@ -1210,6 +1219,14 @@ void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level)
     distvm_wire_end(buf);
 }
 
+void distvm_wire_flow(GByteArray *buf, uint32_t src, uint64_t seq,
+                      uint32_t stop)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_FLOW, src, seq);
+    distvm_wire_put_u32(buf, stop);
+    distvm_wire_end(buf);
+}
+
 void distvm_wire_pci_intx(GByteArray *buf, uint32_t src, uint32_t irq,
                           uint32_t level)
 {
@@ -1414,6 +1431,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_DRAIN_PAGES] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_DRAINED] = DISTVM_ROLE_TO_HOME,
     [DISTVM_MSG_NODE_LEFT] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_FLOW] = DISTVM_ROLE_ANY,
 };
 
 /* Who sends each step of RES_SET to whom (DistvmResSetStep) */

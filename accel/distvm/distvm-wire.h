@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     18
+#define DISTVM_WIRE_VERSION     19
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -89,6 +89,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_DRAIN_PAGES,     /* home -> a manager: take its pages back */
     DISTVM_MSG_DRAINED,         /* a manager -> home: it holds none */
     DISTVM_MSG_NODE_LEFT,       /* home -> all: it left the cluster */
+    DISTVM_MSG_FLOW,            /* -> a sender: wait, or go on (seq: order) */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -449,6 +450,7 @@ typedef struct DistvmMsg {
         DistvmMsgIo io;         /* IO_REQ, IO_REPLY */
         DistvmMsgRunState run;  /* RUN_STATE */
         uint32_t level;         /* PIC_OUTPUT: 0 or 1 */
+        uint32_t stop;          /* FLOW: 1 (wait) or 0 (go on) */
         uint32_t policy;        /* POLICY: below DISTVM_POLICY_COUNT */
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
@@ -544,6 +546,8 @@ void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
 void distvm_wire_run_state(GByteArray *buf, uint32_t src,
                            const DistvmMsgRunState *run);
 void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level);
+void distvm_wire_flow(GByteArray *buf, uint32_t src, uint64_t seq,
+                      uint32_t stop);
 void distvm_wire_pci_intx(GByteArray *buf, uint32_t src, uint32_t irq,
                           uint32_t level);
 void distvm_wire_policy(GByteArray *buf, uint32_t src, uint32_t policy);

@@ -1241,6 +1241,32 @@ static void test_remap(void)
     two_vcpu_mode_end(c);
 }
 
+/*
+ * The same guest the other way round: vCPU 0 on home changes the map
+ * 40,000 times as fast as home applies it, and every write is mirrored
+ * to node 1, whose vCPU 1 reads the HPET through home meanwhile.  Node 1
+ * applies each write in its main loop, more slowly than home makes
+ * them: home must wait for node 1 rather than let it fall behind until
+ * it gives home up.
+ */
+static void test_remap_home(void)
+{
+    static const int where[] = { 0, 1 };
+    bool done;
+    DistvmCluster *c = two_vcpu_mode_run(2, where, "remap=1", 300, &done);
+    QTestState *home = c->node[0]->qts;
+    g_autoptr(QDict) info = NULL;
+
+    g_assert_true(done);
+    g_assert_cmpuint(qtest_readl(home, RES(remap_done)), ==,
+                     DG_REMAP_ROUNDS);
+    g_assert_cmpuint(qtest_readl(home, RES(remap_bad)), ==, 0);
+    /* and home's vCPU 0 did wait for node 1 */
+    info = distvm_assert_active(home, 0);
+    g_assert_cmpint(qdict_get_int(info, "flow-waits"), >, 0);
+    two_vcpu_mode_end(c);
+}
+
 /* The fault rates (pages a second, by serving node) of vCPU @cpu here. */
 static uint64_t fault_rate(QTestState *qts, int cpu, int from)
 {
@@ -1912,6 +1938,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/vmport", test_vmport);
     qtest_add_func("/distvm/move/a20", test_a20);
     qtest_add_func("/distvm/move/remap", test_remap);
+    qtest_add_func("/distvm/move/remap-home", test_remap_home);
     qtest_add_func("/distvm/move/affinity", test_affinity);
     qtest_add_func("/distvm/move/affinity-numa", test_affinity_numa);
     qtest_add_func("/distvm/move/consolidate", test_consolidate);

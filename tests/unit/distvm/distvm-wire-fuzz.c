@@ -28,6 +28,7 @@
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
+#define FLOW_FIXED 4            /* stop */
 #define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
 #define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
 #define MEM_ACK_FIXED 8         /* slot, error length; + error */
@@ -459,6 +460,12 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.level == 0 || m->u.level == 1);
         CHECK(m->u.level == (uint32_t)ldl_le_p(payload));
         break;
+    case DISTVM_MSG_FLOW:
+        /* wait, or go on; the sequence number may be anything */
+        CHECK(m->hdr.length == FLOW_FIXED);
+        CHECK(m->u.stop == 0 || m->u.stop == 1);
+        CHECK(m->u.stop == (uint32_t)ldl_le_p(payload));
+        break;
     case DISTVM_MSG_CLOCK_REGS:
         /*
          * known flags; a running HPET is at an address; a 4-byte PM timer
@@ -616,6 +623,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.run.host_id == b->u.run.host_id;
     case DISTVM_MSG_PIC_OUTPUT:
         return a->u.level == b->u.level;
+    case DISTVM_MSG_FLOW:
+        return a->u.stop == b->u.stop;
     case DISTVM_MSG_PCI_INTX:
         return a->u.intx.irq == b->u.intx.irq &&
                a->u.intx.level == b->u.intx.level;
@@ -684,7 +693,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
  * always send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say
  * so.  MEM_PLUG, MEM_PLUG_ACK, CPU_PLUG and CPU_PLUG_ACK carry the seq of
  * the plug, RES_ACCESS
- * and RES_REPLY that of the request, PCI_CONFIG its number.
+ * and RES_REPLY that of the request, PCI_CONFIG its number, FLOW its
+ * order.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -773,6 +783,9 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_PIC_OUTPUT:
         distvm_wire_pic_output(buf, m->hdr.src, m->u.level);
         *fixed_seq = true;
+        break;
+    case DISTVM_MSG_FLOW:
+        distvm_wire_flow(buf, m->hdr.src, m->hdr.seq, m->u.stop);
         break;
     case DISTVM_MSG_PCI_INTX:
         distvm_wire_pci_intx(buf, m->hdr.src, m->u.intx.irq, m->u.intx.level);
@@ -1166,6 +1179,9 @@ int main(int argc, char **argv)
     SEED("drain-pages", distvm_wire_node(b, DISTVM_MSG_DRAIN_PAGES, 0, 2));
     SEED("drained", distvm_wire_node(b, DISTVM_MSG_DRAINED, 1, 2));
     SEED("node-left", distvm_wire_node(b, DISTVM_MSG_NODE_LEFT, 0, 2));
+    /* node 2 asks node 1 to wait, then to go on */
+    SEED("flow-stop", distvm_wire_flow(b, 2, 3, 1));
+    SEED("flow-go", distvm_wire_flow(b, 2, 4, 0));
     SEED("vcpu-where", {
         distvm_wire_vcpu(b, DISTVM_MSG_VCPU_WHERE, 0, 1, 0, 2, 0, NULL, 0);
         distvm_wire_set_seq(b, 7);

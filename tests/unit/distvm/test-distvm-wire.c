@@ -20,6 +20,7 @@
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
+#define FLOW_FIXED 4            /* stop */
 #define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
 #define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
 #define MEM_ACK_FIXED 8         /* slot, error length; + error */
@@ -417,6 +418,8 @@ static GPtrArray *valid_messages(void)
     distvm_wire_node(NEXT(), DISTVM_MSG_DRAIN_PAGES, 0, 3);
     distvm_wire_node(NEXT(), DISTVM_MSG_DRAINED, 1, 3);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LEFT, 0, 1);
+    distvm_wire_flow(NEXT(), 2, 0, 1);
+    distvm_wire_flow(NEXT(), 0, UINT64_MAX, 0);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -603,10 +606,11 @@ static void test_type_names(void)
         [DISTVM_MSG_DRAIN_PAGES] = "DRAIN_PAGES",
         [DISTVM_MSG_DRAINED] = "DRAINED",
         [DISTVM_MSG_NODE_LEFT] = "NODE_LEFT",
+        [DISTVM_MSG_FLOW] = "FLOW",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_NODE_LEFT + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_FLOW + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -684,6 +688,8 @@ static void test_roles(void)
         [DISTVM_MSG_DRAIN_PAGES] = FROM_HOME,
         [DISTVM_MSG_DRAINED] = TO_HOME,
         [DISTVM_MSG_NODE_LEFT] = FROM_HOME,
+        /* any receiver may ask its sender to wait, and to go on */
+        [DISTVM_MSG_FLOW] = ANY,
         /* test_res_set_roles() */
         [DISTVM_MSG_RES_SET] = BY_STEP,
     };
@@ -834,14 +840,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        18, 0,                              /* version */
+        19, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 18);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 19);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -1906,6 +1912,86 @@ static void test_pic_output(void)
     g_byte_array_unref(b);
 }
 
+/* A FLOW of @stop from @src, numbered @seq: its layout, and its decoding */
+static void check_flow(const DistvmWireLimits *lim, uint32_t src,
+                       uint64_t seq, uint32_t stop)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    distvm_wire_flow(b, src, seq, stop);
+    g_assert_cmpuint(b->len, ==, HDR + FLOW_FIXED);
+    g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==, DISTVM_MSG_FLOW);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_LENGTH), ==,
+                     FLOW_FIXED);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_SRC), ==, src);
+    /* the sequence number is the sender's order, kept as given */
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, seq);
+    /* stop */
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, stop);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_FLOW, FLOW_FIXED, src, seq);
+    g_assert_cmpuint(d.msg.u.stop, ==, stop);
+    decoded_free(&d);
+
+    g_byte_array_unref(b);
+}
+
+static void test_flow(void)
+{
+    static const DistvmWireLimits one_node = {
+        .nodes = 1,
+    };
+    static const uint64_t seqs[] = {
+        0, 1, 2, 0xffffffffull, 0x100000000ull, 0x0123456789abcdefull,
+        INT64_MAX, (uint64_t)INT64_MAX + 1, UINT64_MAX - 1, UINT64_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+    GByteArray *enc = g_byte_array_new();
+
+    for (uint32_t stop = 0; stop <= 1; stop++) {
+        for (size_t i = 0; i < ARRAY_SIZE(seqs); i++) {
+            uint64_t seq = seqs[i];
+
+            /* any node may be a receiver that asks its sender to wait */
+            for (uint32_t src = 0; src < limits.nodes; src++) {
+                check_flow(&limits, src, seq, stop);
+            }
+
+            /* no RAM layout and no vCPUs are needed */
+            check_flow(&limits_no_ram, 3, seq, stop);
+            check_flow(&limits_nodes_only, 1, seq, stop);
+            check_flow(&one_node, 0, seq, stop);
+            check_flow(&limits_most, DISTVM_WIRE_MAX_NODES - 1, seq, stop);
+        }
+
+        /* the layout, by hand: the encoder's, bit for bit */
+        for (int bit = 0; bit < 64; bit += 21) {
+            Decoded d;
+
+            distvm_wire_begin(b, DISTVM_MSG_FLOW, 2, 1ull << bit);
+            distvm_wire_put_u32(b, stop);
+            distvm_wire_end(b);
+            distvm_wire_flow(enc, 2, 1ull << bit, stop);
+            g_assert_cmpuint(b->len, ==, enc->len);
+            g_assert(memcmp(b->data, enc->data, b->len) == 0);
+            decode_ok(b, &limits, &d);
+            check_hdr(&d.msg.hdr, DISTVM_MSG_FLOW, FLOW_FIXED, 2,
+                      1ull << bit);
+            g_assert_cmpuint(d.msg.u.stop, ==, stop);
+            decoded_free(&d);
+        }
+    }
+
+    /* distvm_wire_flow empties the buffer first */
+    distvm_wire_empty(b, DISTVM_MSG_READY, 1, 2);
+    distvm_wire_flow(b, 0, 5, 1);
+    g_assert_cmpuint(b->len, ==, HDR + FLOW_FIXED);
+    g_byte_array_unref(enc);
+    g_byte_array_unref(b);
+}
+
 /* PCI_INTX: line and level, both u32; lines below 64, levels 0 or 1 */
 #define INTX_FIXED 8
 
@@ -2118,11 +2204,12 @@ static void test_bad_version(void)
      * (DISTVM_WIRE_NODE_ANY, WELCOME's node id), 17 the one before joins
      * held the vCPUs rather than stopping the guest (RUN_HOLD, RUN_HELD,
      * RUN_RELEASE) and told a joining node of resident RAM
-     * (RES_SET_KNOWN)
+     * (RES_SET_KNOWN), 18 the one before a receiver could ask its sender
+     * to wait (FLOW)
      */
     static const uint16_t versions[] = {
-        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19,
-        0x100,
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+        20, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -2130,7 +2217,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 18", versions[i]);
+            "protocol version %u, this node speaks 19", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2140,7 +2227,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 18");
+        expect_header_error(b, "protocol version 2, this node speaks 19");
     }
     g_byte_array_unref(b);
 }
@@ -5064,6 +5151,184 @@ static void test_pic_output_bad_length(void)
     g_byte_array_unref(b);
 }
 
+/* The error distvm_wire_decode gives for @buf, which it must refuse */
+static char *decode_error(const GByteArray *buf, const DistvmWireLimits *lim)
+{
+    DistvmMsgHeader hdr;
+    DistvmMsg msg;
+    Error *err = NULL;
+    uint8_t *payload;
+    char *what;
+
+    g_assert_cmpuint(buf->len, >=, HDR);
+    if (!distvm_wire_parse_header(buf->data, &hdr, &err)) {
+        g_error("header refused: %s", error_get_pretty(err));
+    }
+    g_assert_cmpuint(hdr.length, ==, buf->len - HDR);
+    payload = copy_payload(buf->data + HDR, hdr.length);
+    g_assert_false(distvm_wire_decode(&hdr, payload, lim, &msg, &err));
+    g_assert_nonnull(err);
+    what = g_strdup(error_get_pretty(err));
+    error_free(err);
+    g_free(payload);
+    return what;
+}
+
+/* A FLOW of @stop must be refused with exactly the stop error */
+static void expect_flow_stop_error(uint32_t src, uint64_t seq, uint32_t stop)
+{
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *what = g_strdup_printf(
+        "FLOW message with stop %" PRIu32, stop);
+    g_autofree char *got = NULL;
+
+    distvm_wire_flow(b, src, seq, stop);
+    expect_decode_error(b, &limits, what);
+    expect_decode_error(b, &limits_no_ram, what);
+    got = decode_error(b, &limits);
+    g_assert_cmpstr(got, ==, what);
+    g_byte_array_unref(b);
+}
+
+/* A sender waits, or goes on */
+static void test_flow_bad_stop(void)
+{
+    static const uint32_t stops[] = {
+        2, 3, 4, 0xff, 0x100, 0x101, 0x10000, 0x10001, 0x7fffffffu,
+        0x80000000u, 0x80000001u, UINT32_MAX - 1, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(stops); i++) {
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            expect_flow_stop_error(src, 0, stops[i]);
+            expect_flow_stop_error(src, UINT64_MAX - i, stops[i]);
+        }
+    }
+
+    /* every stop below 0x1000: 0 and 1 are accepted, no other */
+    for (uint32_t stop = 0; stop < 0x1000; stop++) {
+        if (stop <= 1) {
+            check_flow(&limits, 0, stop, stop);
+        } else {
+            expect_flow_stop_error(0, stop, stop);
+        }
+    }
+    /* any bit above the first, with or without it */
+    for (int bit = 1; bit < 32; bit++) {
+        expect_flow_stop_error(1, 1ull << bit, 1u << bit);
+        expect_flow_stop_error(1, 1ull << (bit + 32), 1u << bit | 1);
+    }
+
+    /* the message, spelled out */
+    distvm_wire_flow(b, 0, 0, 2);
+    expect_decode_error(b, &limits, "FLOW message with stop 2");
+    distvm_wire_flow(b, 0, UINT64_MAX, UINT32_MAX);
+    expect_decode_error(b, &limits, "FLOW message with stop 4294967295");
+
+    /* The stop is checked before trailing bytes */
+    distvm_wire_begin(b, DISTVM_MSG_FLOW, 0, 7);
+    distvm_wire_put_u32(b, 2);
+    distvm_wire_put_u32(b, 0);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "FLOW message with stop 2");
+
+    /* The sender is checked first */
+    distvm_wire_flow(b, 4, 0, 2);
+    expect_decode_error(b, &limits, "in its sender");
+    distvm_wire_flow(b, UINT32_MAX, UINT64_MAX, UINT32_MAX);
+    expect_decode_error(b, &limits, "in its sender");
+    g_byte_array_unref(b);
+}
+
+/* A FLOW's payload is exactly its stop */
+static void test_flow_bad_length(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t len = 0; len < FLOW_FIXED; len++) {
+        g_autofree char *got = NULL;
+
+        distvm_wire_begin(b, DISTVM_MSG_FLOW, 0, len);
+        for (uint32_t i = 0; i < len; i++) {
+            distvm_wire_put_bytes(b, "\0", 1);
+        }
+        distvm_wire_end(b);
+        expect_decode_error(b, &limits, "FLOW message is truncated");
+        expect_decode_error(b, &limits_no_ram, "FLOW message is truncated");
+        got = decode_error(b, &limits);
+        g_assert_cmpstr(got, ==, "FLOW message is truncated");
+    }
+
+    for (uint32_t extra = 1; extra <= 16; extra++) {
+        g_autofree char *what = g_strdup_printf(
+            "FLOW message has %" PRIu32 " bytes of trailing garbage",
+            extra);
+
+        for (uint32_t stop = 0; stop <= 1; stop++) {
+            g_autofree char *got = NULL;
+
+            distvm_wire_begin(b, DISTVM_MSG_FLOW, 0, UINT64_MAX);
+            distvm_wire_put_u32(b, stop);
+            for (uint32_t i = 0; i < extra; i++) {
+                distvm_wire_put_bytes(b, "\0", 1);
+            }
+            distvm_wire_end(b);
+            expect_decode_error(b, &limits, what);
+            got = decode_error(b, &limits);
+            g_assert_cmpstr(got, ==, what);
+        }
+    }
+
+    /* the stop as a u64 */
+    distvm_wire_begin(b, DISTVM_MSG_FLOW, 0, 0);
+    distvm_wire_put_u64(b, 1);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "FLOW message has 4 bytes of "
+                        "trailing garbage");
+
+    /* other messages with a stop's worth of payload, retyped */
+    distvm_wire_pic_output(b, 0, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_FLOW);
+    decode_ok(b, &limits, &d);
+    g_assert_cmpuint(d.msg.u.stop, ==, 1);
+    decoded_free(&d);
+    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 0, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_FLOW);
+    decode_ok(b, &limits, &d);
+    g_assert_cmpuint(d.msg.u.stop, ==, 1);
+    decoded_free(&d);
+    distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_FLOW);
+    expect_decode_error(b, &limits, "FLOW message has 4 bytes of "
+                        "trailing garbage");
+    distvm_wire_empty(b, DISTVM_MSG_READY, 0, 0);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_FLOW);
+    expect_decode_error(b, &limits, "FLOW message is truncated");
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_CONT,
+    });
+    set_u16(b, OFF_TYPE, DISTVM_MSG_FLOW);
+    expect_decode_error(b, &limits, "FLOW message has 44 bytes of "
+                        "trailing garbage");
+
+    /* and the other way; the sequence number is passed through */
+    distvm_wire_flow(b, 0, 9, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_PIC_OUTPUT, PIC_FIXED, 0, 9);
+    g_assert_cmpuint(d.msg.u.level, ==, 1);
+    decoded_free(&d);
+    distvm_wire_flow(b, 0, 9, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_RUN_STATE);
+    expect_decode_error(b, &limits, "RUN_STATE message is truncated");
+    distvm_wire_flow(b, 0, 9, 1);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_IO_REPLY);
+    expect_decode_error(b, &limits, "IO_REPLY message is truncated");
+    g_byte_array_unref(b);
+}
+
 /* @clock sent from node 1 must be refused with exactly @what */
 static void expect_clock_regs_error(const DistvmMsgClockRegs *clock,
                                     const char *what)
@@ -5847,6 +6112,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/io", test_io_messages);
     g_test_add_func("/distvm/wire/roundtrip/run-state", test_run_state);
     g_test_add_func("/distvm/wire/roundtrip/pic-output", test_pic_output);
+    g_test_add_func("/distvm/wire/roundtrip/flow", test_flow);
     g_test_add_func("/distvm/wire/roundtrip/pci-intx", test_pci_intx);
     g_test_add_func("/distvm/wire/roundtrip/clock-regs", test_clock_regs);
     g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
@@ -5944,6 +6210,9 @@ int main(int argc, char **argv)
                     test_pic_output_bad_level);
     g_test_add_func("/distvm/wire/decode/pic-output-bad-length",
                     test_pic_output_bad_length);
+    g_test_add_func("/distvm/wire/decode/flow-bad-stop", test_flow_bad_stop);
+    g_test_add_func("/distvm/wire/decode/flow-bad-length",
+                    test_flow_bad_length);
     g_test_add_func("/distvm/wire/decode/clock-regs-bad",
                     test_clock_regs_bad);
     g_test_add_func("/distvm/wire/decode/clock-regs-bad-length",
