@@ -64,22 +64,32 @@ static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
     distvm_flow_sent(s, (uint32_t)~BIT(DISTVM_HOME_NODE));
 }
 
-static int send_host_bridge(Object *obj, void *opaque)
+static int send_config(Object *obj, void *opaque)
 {
     PCIDevice *dev = (PCIDevice *)object_dynamic_cast(obj, TYPE_PCI_DEVICE);
     uint32_t node = *(uint32_t *)opaque;
     DistvmState *s = distvm_state();
     g_autoptr(GByteArray) m = NULL;
     g_autofree char *path = NULL;
+    uint32_t start, end;
 
-    if (!dev || !is_host_bridge(dev)) {
+    if (!dev) {
+        return 0;
+    }
+    if (is_host_bridge(dev)) {
+        /* The header is the chipset's own; its registers are what it maps */
+        start = PCI_CONFIG_HEADER_SIZE;
+        end = PCI_CONFIG_SPACE_SIZE;
+    } else if (distvm_devices_placed(s, dev)) {
+        /* The BARs and the command register as programmed, MSI, MSI-X */
+        start = 0;
+        end = pci_config_size(dev);
+    } else {
         return 0;
     }
     path = object_get_canonical_path(obj);
     m = g_byte_array_new();
-    /* The header is the chipset's own; its registers are what it maps */
-    for (uint32_t addr = PCI_CONFIG_HEADER_SIZE; addr < PCI_CONFIG_SPACE_SIZE;
-         addr += 4) {
+    for (uint32_t addr = start; addr < end; addr += 4) {
         g_byte_array_set_size(m, 0);
         distvm_wire_pci_config(m, s->node_id, s->config_gen, path, addr,
                                pci_get_long(dev->config + addr), 4);
@@ -91,12 +101,13 @@ static int send_host_bridge(Object *obj, void *opaque)
 /*
  * Home, with the BQL: @node joins the running guest (distvm-join.c).  Its
  * host bridge writes the registers home's has, and so maps its memory as
- * home's does (shadow RAM, SMRAM).  The numbering stays home's.
+ * home's does (shadow RAM, SMRAM); its copies of the devices that other
+ * nodes run write theirs, so that it knows where their BARs are.  The
+ * numbering stays home's.
  */
 void distvm_chipset_send_state(DistvmState *s, uint32_t node)
 {
-    object_child_foreach_recursive(object_get_root(), send_host_bridge,
-                                   &node);
+    object_child_foreach_recursive(object_get_root(), send_config, &node);
 }
 
 /* Changing the memory map needs the BQL: the main loop does it. */

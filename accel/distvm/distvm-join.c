@@ -17,8 +17,9 @@
  *    node must know), and sends the node what the others learnt: where
  *    each vCPU runs and after how many moves (VCPU_WHERE), its LAPIC's
  *    addressing and the nodes it may run on, the 8259's output, where the
- *    clock registers are, the host bridge's registers, the ranges of RAM
- *    resident on a node, the policy; then
+ *    clock registers are, the host bridge's registers and the
+ *    configuration of the devices other nodes run (device-nodes), the
+ *    ranges of RAM resident on a node, the policy; then
  *    START.  The node starts sharing the guest's RAM and reports READY
  *    again.
  * 4. Home sends NODE_JOINED to every node, the new one included, lets
@@ -42,11 +43,12 @@
  * it joined, it is lost as any other node is.  A node-id whose node left
  * (drained) or was lost while it joined may join again: each node forgets
  * that node's last connection when the new one comes (distvm-net.c).
- * Not in this version: a join while devices run on other nodes
- * (device-nodes), while a range of RAM becomes resident on a node, or
- * after a device was plugged (the node's machine is its command line's):
- * each is refused with a clear error.  Ranges resident already are sent
- * to it with the state (distvm-residency.c).
+ * Not in this version: a join while a range of RAM becomes resident on
+ * a node, or after a device was plugged (the node's machine is its
+ * command line's): each is refused with a clear error.  Ranges resident
+ * already are sent to it with the state (distvm-residency.c); the devices
+ * that device-nodes places run on start nodes only, so a joining node
+ * runs none.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -101,10 +103,6 @@ char *distvm_join_refusal(DistvmState *s, uint32_t node)
         return g_strdup_printf("node %" PRIu32 " is being drained; a node "
                                "joins once it left",
                                qatomic_read(&s->draining));
-    }
-    if (s->devices) {
-        return g_strdup("device-nodes runs devices on other nodes than "
-                        "home; a node cannot join such a cluster yet");
     }
     if (distvm_residency_changing(s)) {
         return g_strdup("a range of guest RAM is becoming resident on a "

@@ -880,25 +880,72 @@ static void test_x2apic(void)
  * wherever those run, once per round.  With a node other than home given
  * (device-nodes), that node runs the edu device: each round's MSI
  * address, written to its configuration on home, is the one it uses for
- * the MMIO write that follows at once, wherever it comes from.
+ * the MMIO write that follows at once, wherever it comes from.  With
+ * MSI_JOIN, node 2 joins the running guest (start-nodes=2) before the
+ * vCPUs move: it learns where the edu device's BAR is and what its
+ * configuration is from home, and its vCPUs' accesses go to node 1.
  */
+enum { MSI_HOME, MSI_DEVICE_NODE, MSI_JOIN };
+
+/* The cluster of test_msi() with MSI_JOIN: node 2 joins the guest. */
+static DistvmCluster *msi_join_start(const char *opts, const char *args,
+                                     int *where)
+{
+    DistvmCluster *c = g_new0(DistvmCluster, 1);
+    QDict *ev;
+
+    c->nodes = 3;
+    c->dir = g_strdup_printf("%s/msi-join", tmpdir);
+    g_assert(g_mkdir_with_parents(c->dir, 0700) == 0);
+    for (int n = 0; n < 3; n++) {
+        g_autofree char *base = distvm_cluster_accel_opts(c->dir, 3, n);
+        g_autofree char *all = g_strdup_printf(
+            "%s,start-nodes=2,placement=0:1:1:0,%s", base, opts);
+
+        if (n == 2) {
+            g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: "
+                                              "cpu 0 msi running", 120));
+        }
+        c->node[n] = distvm_node_start(c->dir, n, all, args);
+        if (n == 1) {
+            distvm_wait_state(c->node[0]->qts, "running", 60);
+            distvm_wait_state(c->node[1]->qts, "running", 60);
+        }
+    }
+    ev = distvm_wait_event(c->node[0]->qts, "DISTVM_NODE_JOINED",
+                           DISTVM_EVENT_TIMEOUT_S);
+    qobject_unref(ev);
+    distvm_wait_state(c->node[2]->qts, "running", 60);
+    where[2] = 1;
+    where[3] = 0;
+    return c;
+}
+
 static void test_msi(const void *opaque)
 {
-    int dev_node = GPOINTER_TO_INT(opaque);
+    int variant = GPOINTER_TO_INT(opaque);
+    int dev_node = variant == MSI_HOME ? 0 : 1;
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -smp 4 -device edu,id=edu0 -kernel %s "
         "-append 'cpus=4 msi=1'", elf);
-    g_autofree char *opts = g_strdup_printf(
-        "placement=0:1:2:1%s", dev_node ? ",device-nodes=edu0@1" : "");
     int where[4] = { 0, 1, 2, 1 };
-    DistvmCluster *c = distvm_cluster_start_with(tmpdir, 3, opts, args);
-    QTestState *home = c->node[0]->qts;
+    DistvmCluster *c;
+    QTestState *home;
     g_autofree char *console = NULL;
     uint32_t rounds;
 
-    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: cpu 0 "
-                                      "msi running", 120));
+    if (variant == MSI_JOIN) {
+        c = msi_join_start("device-nodes=edu0@1", args, where);
+    } else {
+        g_autofree char *opts = g_strdup_printf(
+            "placement=0:1:2:1%s", dev_node ? ",device-nodes=edu0@1" : "");
+
+        c = distvm_cluster_start_with(tmpdir, 3, opts, args);
+        g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: cpu 0 "
+                                          "msi running", 120));
+    }
+    home = c->node[0]->qts;
     for (int i = 0; i < G_N_ELEMENTS(spread_placements); i++) {
         place_all(c, where, spread_placements[i]);
         rounds = wait_counter(home, RES(msi_rounds),
@@ -1926,9 +1973,12 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/interrupts", test_interrupts);
     qtest_add_func("/distvm/move/x2apic", test_x2apic);
     qtest_add_func("/distvm/move/x2apic-reset", test_x2apic_reset);
-    qtest_add_data_func("/distvm/move/msi", GINT_TO_POINTER(0), test_msi);
+    qtest_add_data_func("/distvm/move/msi", GINT_TO_POINTER(MSI_HOME),
+                        test_msi);
     qtest_add_data_func("/distvm/move/msi-device-node",
-                        GINT_TO_POINTER(1), test_msi);
+                        GINT_TO_POINTER(MSI_DEVICE_NODE), test_msi);
+    qtest_add_data_func("/distvm/move/msi-device-node-join",
+                        GINT_TO_POINTER(MSI_JOIN), test_msi);
     qtest_add_func("/distvm/move/topology", test_topology);
     qtest_add_func("/distvm/move/tier", test_tier);
     qtest_add_func("/distvm/move/tier-next", test_tier_next);
