@@ -363,6 +363,14 @@ void distvm_dispatch_wait_before_replies(DistvmState *s, CPUState *cs)
     qemu_mutex_unlock(&s->replay_lock);
 }
 
+void distvm_dispatch_forget_flow(DistvmState *s, uint32_t node)
+{
+    qemu_mutex_lock(&s->main_calls_lock);
+    s->flow_told_stop[node] = false;
+    s->flow_told_seq[node] = 0;
+    qemu_mutex_unlock(&s->main_calls_lock);
+}
+
 void distvm_dispatch_init(DistvmState *s)
 {
     qemu_mutex_init(&s->main_calls_lock);

@@ -242,6 +242,8 @@ struct DistvmState {
     CPUState *io_replaying;
     /* and the A20 line it set: 0, 1, or -1 if it did not */
     int io_replay_a20;
+    /* and the nodes it made main-loop work for (distvm-flow.c) */
+    uint32_t io_replay_flow;
 
     /*
      * Home's PCI_CONFIGs (distvm-chipset.c), numbered from 1: home, under
@@ -350,6 +352,8 @@ struct DistvmMsgHandler {
 bool distvm_msg_always(const DistvmMsg *msg);
 
 void distvm_dispatch_init(DistvmState *s);
+/* Node @node's connection is new: it was told nothing (FLOW) yet. */
+void distvm_dispatch_forget_flow(DistvmState *s, uint32_t node);
 /* Each subsystem registers its handlers, a type at most once. */
 void distvm_msg_handlers_register(DistvmState *s,
                                   const DistvmMsgHandler *handlers,
@@ -581,11 +585,21 @@ void distvm_flow_init(DistvmState *s);
 /* Tell @node to wait (@stop) or go on, in the FLOW numbered @seq */
 void distvm_flow_send(DistvmState *s, uint32_t node, uint64_t seq, bool stop);
 /*
- * This node sent work for the main loops of @nodes (a mask), made by the
- * guest: if one of them asked to wait and this is a vCPU's thread, the
- * vCPU waits before its next translation block.
+ * This node sent work for the main loops of @nodes (a mask), which the
+ * guest made: if one of them asked to wait, the vCPU that made it waits
+ * before its next translation block (on its own thread), or its access
+ * replayed here for another node is answered later (distvm_io_*).
  */
 void distvm_flow_sent(DistvmState *s, uint32_t nodes);
+/*
+ * The answer @m to @dest's access, which made work for @nodes: if one of
+ * them asked to wait, it is sent once they let this node go on (at most
+ * DISTVM_FLOW_WAIT_MAX_MS later), and true is returned.
+ */
+bool distvm_flow_hold_reply(DistvmState *s, uint32_t nodes, uint32_t dest,
+                            GByteArray *m);
+/* Node @node's connection is new: its FLOWs are numbered from 1 again. */
+void distvm_flow_forget(DistvmState *s, uint32_t node);
 
 /* distvm-pic.c */
 void distvm_pic_init(DistvmState *s);

@@ -328,14 +328,20 @@ static bool distvm_ioapic_eoi(APICCommonState *apic, int vector)
 }
 
 /* Answer @msg, an IO_REQ, with @io */
+/*
+ * Answer @msg with @io; held back while one of @flow_nodes, which the
+ * access made work for, asks this node to wait (distvm-flow.c).
+ */
 static void io_reply(DistvmState *s, const DistvmMsg *msg,
-                     const DistvmMsgIo *io)
+                     const DistvmMsgIo *io, uint32_t flow_nodes)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
 
     distvm_wire_io(m, DISTVM_MSG_IO_REPLY, s->node_id, io);
     distvm_wire_set_seq(m, msg->hdr.seq);
-    distvm_send(s, msg->hdr.src, m);
+    if (!distvm_flow_hold_reply(s, flow_nodes, msg->hdr.src, m)) {
+        distvm_send(s, msg->hdr.src, m);
+    }
 }
 
 /* Answer @msg, an IO_REQ, with a failure: @flags, and no data */
@@ -346,7 +352,7 @@ static void io_reply_failed(DistvmState *s, const DistvmMsg *msg,
 
     reply.data = 0;
     reply.flags = flags;
-    io_reply(s, msg, &reply);
+    io_reply(s, msg, &reply, 0);
 }
 
 /* Answer @msg, an IO_REQ, with a failure: its vCPU stops. */
@@ -456,6 +462,7 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     CPUState *saved_replaying;
     CPUState *cpu = qemu_get_cpu(io.cpu);
     int saved_a20, replay_a20;
+    uint32_t saved_flow, replay_flow;
     uint8_t buf[8] = { 0 };
     bool is_write = io.flags & DISTVM_IO_WRITE;
     bool stopped;
@@ -496,8 +503,10 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     /* A main-loop replay that let the BQL go may be under this one */
     saved_replaying = s->io_replaying;
     saved_a20 = s->io_replay_a20;
+    saved_flow = s->io_replay_flow;
     s->io_replaying = cpu;
     s->io_replay_a20 = -1;
+    s->io_replay_flow = 0;
     if (io.space == DISTVM_IO_PIC_ACK) {
         buf[0] = distvm_pic_acknowledge();
         res = MEMTX_OK;
@@ -506,8 +515,10 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         res = address_space_rw(as, io.addr, attrs, buf, io.size, is_write);
     }
     replay_a20 = s->io_replay_a20;
+    replay_flow = s->io_replay_flow;
     s->io_replaying = saved_replaying;
     s->io_replay_a20 = saved_a20;
+    s->io_replay_flow = saved_flow;
     current_cpu = saved;
     io.data = is_write ? 0 : ldq_le_p(buf) & MAKE_64BIT_MASK(0, io.size * 8);
     if (io.flags & DISTVM_IO_REGS) {
@@ -526,7 +537,7 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
     }
     trace_distvm_io_replay(msg->hdr.src, io.cpu, io.space, io.addr, io.size,
                            is_write, res, distvm_net_receiving());
-    io_reply(s, msg, &io);
+    io_reply(s, msg, &io, replay_flow);
 }
 
 /*

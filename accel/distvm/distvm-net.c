@@ -772,6 +772,7 @@ static bool distvm_peer_reuse(DistvmState *s, uint32_t node)
     qemu_mutex_unlock(&s->lock);
 
     trace_distvm_peer_reuse(node);
+    distvm_flow_forget(s, node);
     /* The peer held a reference of each, the same object without TLS */
     qio_channel_close(ioc, NULL);
     object_unref(OBJECT(ioc));

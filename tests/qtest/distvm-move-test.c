@@ -1275,7 +1275,8 @@ static void test_remap(void)
 {
     static const int where[] = { 1, 0 };
     bool done;
-    DistvmCluster *c = two_vcpu_mode_run(2, where, "remap=1", 300, &done);
+    g_autofree char *mode = g_strdup_printf("remap=%d", DG_REMAP_ROUNDS);
+    DistvmCluster *c = two_vcpu_mode_run(2, where, mode, 300, &done);
     QTestState *home = c->node[0]->qts;
 
     g_assert_true(done);
@@ -1285,32 +1286,6 @@ static void test_remap(void)
                      DG_REMAP_BURST);
     g_assert_cmphex(qtest_readl(home, RES(remap_bad_value)), ==, 0);
     g_assert_cmpuint(qtest_readl(home, RES(remap_bad)), ==, 0);
-    two_vcpu_mode_end(c);
-}
-
-/*
- * The same guest the other way round: vCPU 0 on home changes the map
- * 40,000 times as fast as home applies it, and every write is mirrored
- * to node 1, whose vCPU 1 reads the HPET through home meanwhile.  Node 1
- * applies each write in its main loop, more slowly than home makes
- * them: home must wait for node 1 rather than let it fall behind until
- * it gives home up.
- */
-static void test_remap_home(void)
-{
-    static const int where[] = { 0, 1 };
-    bool done;
-    DistvmCluster *c = two_vcpu_mode_run(2, where, "remap=1", 300, &done);
-    QTestState *home = c->node[0]->qts;
-    g_autoptr(QDict) info = NULL;
-
-    g_assert_true(done);
-    g_assert_cmpuint(qtest_readl(home, RES(remap_done)), ==,
-                     DG_REMAP_ROUNDS);
-    g_assert_cmpuint(qtest_readl(home, RES(remap_bad)), ==, 0);
-    /* and home's vCPU 0 did wait for node 1 */
-    info = distvm_assert_active(home, 0);
-    g_assert_cmpint(qdict_get_int(info, "flow-waits"), >, 0);
     two_vcpu_mode_end(c);
 }
 
@@ -1387,6 +1362,50 @@ static char *cpu_limit(pid_t pid, int percent)
                 (int)pid, percent, dir, g_strerror(errno));
     }
     return dir;
+}
+
+/*
+ * The remap guest, with vCPU 0's writes not waited for by the node that
+ * applies them: on home, vCPU 0 changes the map 40,000 times as fast as
+ * home applies it, and every write is mirrored to node 1, whose vCPU 1
+ * reads the HPET through home meanwhile.  Node 1 applies each write in
+ * its main loop, more slowly than home makes them: home's vCPU must
+ * wait for node 1 rather than let it fall behind until it gives home up.
+ * With 3 nodes, vCPU 0 on node 1 and vCPU 1 on node 2, held to a fifth
+ * of a host CPU: home replays vCPU 0's writes and mirrors them to node
+ * 2, and its answers to node 1 wait for node 2 (a quarter of the rounds,
+ * for time: all of them made node 2 give home up before).
+ */
+static void test_remap_flow(const void *opaque)
+{
+    int nodes = GPOINTER_TO_INT(opaque);
+    const int where[] = { nodes - 2, nodes - 1 };
+    const int rounds = nodes == 3 ? DG_REMAP_ROUNDS / 4 : DG_REMAP_ROUNDS;
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp 2 -kernel %s -append 'cpus=2 remap=%d'", elf, rounds);
+    g_autofree char *placement = g_strdup_printf("placement=%d:%d",
+                                                 where[0], where[1]);
+    DistvmCluster *c = distvm_cluster_start_with(tmpdir, nodes, placement,
+                                                 args);
+    QTestState *home = c->node[0]->qts;
+    g_autofree char *cgroup = NULL;
+    g_autoptr(QDict) info = NULL;
+
+    if (nodes == 3) {
+        cgroup = cpu_limit(qtest_pid(c->node[2]->qts), 20);
+    }
+    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 300));
+    check_placement(c, 2, where);
+    g_assert_cmpuint(qtest_readl(home, RES(remap_done)), ==, rounds);
+    g_assert_cmpuint(qtest_readl(home, RES(remap_bad)), ==, 0);
+    /* and home waited for the node that applies the writes */
+    info = distvm_assert_active(home, 0);
+    g_assert_cmpint(qdict_get_int(info, "flow-waits"), >, 0);
+    two_vcpu_mode_end(c);
+    if (cgroup) {
+        g_assert_cmpint(rmdir(cgroup), ==, 0);
+    }
 }
 
 /* The node speeds and tiers @c reports, on each of its nodes */
@@ -1988,7 +2007,10 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/vmport", test_vmport);
     qtest_add_func("/distvm/move/a20", test_a20);
     qtest_add_func("/distvm/move/remap", test_remap);
-    qtest_add_func("/distvm/move/remap-home", test_remap_home);
+    qtest_add_data_func("/distvm/move/remap-home", GINT_TO_POINTER(2),
+                        test_remap_flow);
+    qtest_add_data_func("/distvm/move/remap-3-nodes", GINT_TO_POINTER(3),
+                        test_remap_flow);
     qtest_add_func("/distvm/move/affinity", test_affinity);
     qtest_add_func("/distvm/move/affinity-numa", test_affinity_numa);
     qtest_add_func("/distvm/move/consolidate", test_consolidate);

@@ -163,7 +163,7 @@ void topology_dispatch(uint32_t vector);
 /* a20-mode.c */
 void a20_mode(uint32_t cpu, uint32_t ncpus);
 /* remap-mode.c */
-void remap_mode(uint32_t cpu, uint32_t ncpus);
+void remap_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds);
 
 /* xcode-mode.c */
 void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds, uint32_t how);

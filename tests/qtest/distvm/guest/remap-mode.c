@@ -35,7 +35,7 @@ static void remap_check(uint32_t v)
     }
 }
 
-void remap_mode(uint32_t cpu, uint32_t ncpus)
+void remap_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds)
 {
     if (cpu == 0) {
         uint32_t pam = pci_read(I440FX, I440FX_PAM3);
@@ -44,13 +44,13 @@ void remap_mode(uint32_t cpu, uint32_t ncpus)
         while (ncpus > 1 && !res->remap_reads) {
             cpu_relax();
         }
-        for (uint32_t r = 0; r < DG_REMAP_ROUNDS; r++) {
+        for (uint32_t r = 0; r < rounds; r++) {
             pci_write(I440FX, I440FX_PAM3, pam ^ PAM3_D0000_WE);
             pci_write(I440FX, I440FX_PAM3, pam);
             res->remap_done = r + 1;
         }
     } else if (cpu == 1) {
-        while (res->remap_done < DG_REMAP_ROUNDS) {
+        while (res->remap_done < rounds) {
             /* Straight-line code: one translation block for the burst. */
             uint32_t v[DG_REMAP_BURST];
 

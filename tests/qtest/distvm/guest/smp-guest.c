@@ -530,7 +530,7 @@ void ap_main(void)
     } else if (mode_a20) {
         a20_mode(cpu, ncpus);
     } else if (mode_remap) {
-        remap_mode(cpu, ncpus);
+        remap_mode(cpu, ncpus, mode_remap);
     } else if (mode_topology) {
         topology_mode(cpu, ncpus);
     } else if (mode_xcode) {
@@ -643,7 +643,7 @@ void guest_main(struct multiboot_info *mbi)
     } else if (mode_a20) {
         a20_mode(0, ncpus);
     } else if (mode_remap) {
-        remap_mode(0, ncpus);
+        remap_mode(0, ncpus, mode_remap);
     } else if (mode_topology) {
         topology_mode(0, ncpus);
     } else if (mode_xcode) {

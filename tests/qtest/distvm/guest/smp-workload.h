@@ -199,13 +199,13 @@ static const uint32_t dg_vmport_cmd[DG_VMPORT_CMDS] = { 0x0a, 0x14 };
 #define DG_A20_HI_WORD      0x20a20000u
 
 /*
- * mode=remap (cpus=2): CPU 0 changes the guest's memory map twice in each
- * of DG_REMAP_ROUNDS rounds (the i440FX's PAM register for
- * 0xd0000-0xd3fff, from read-only to writable and back), while CPU 1
- * reads the HPET's capabilities register (DG_REMAP_HPET_ID in its low 32
- * bits), DG_REMAP_BURST times in a row in each pass, until CPU 0 is done:
- * remap_reads reads, of which remap_bad returned something else (the
- * first: remap_bad_value).
+ * mode=remap=N (cpus=2): CPU 0 changes the guest's memory map twice in
+ * each of N rounds (DG_REMAP_ROUNDS in most tests; the i440FX's PAM
+ * register for 0xd0000-0xd3fff, from read-only to writable and back),
+ * while CPU 1 reads the HPET's capabilities register (DG_REMAP_HPET_ID
+ * in its low 32 bits), DG_REMAP_BURST times in a row in each pass, until
+ * CPU 0 is done: remap_reads reads, of which remap_bad returned something
+ * else (the first: remap_bad_value).
  */
 #define DG_REMAP_ROUNDS     20000
 #define DG_REMAP_BURST      32
