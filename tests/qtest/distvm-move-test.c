@@ -1197,24 +1197,43 @@ static void test_vmport(void)
 }
 
 /*
- * Run mode @mode ("a20=1") of the bare-metal guest on 2 vCPUs, placed
- * on nodes @where[0] and @where[1] of a cluster of @nodes, until it says
- * DONE (*@done false if not within @timeout_s); the placement checked.
+ * Start mode @mode ("a20=1") of the bare-metal guest on 2 vCPUs, placed
+ * on nodes @where[0] and @where[1] of a cluster of @nodes.
  */
-static DistvmCluster *two_vcpu_mode_run(int nodes, const int *where,
-                                        const char *mode, int timeout_s,
-                                        bool *done)
+static DistvmCluster *two_vcpu_mode_start(int nodes, const int *where,
+                                          const char *mode)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -smp 2 -kernel %s -append 'cpus=2 %s'", elf, mode);
     g_autofree char *placement = g_strdup_printf("placement=%d:%d",
                                                  where[0], where[1]);
-    DistvmCluster *c = distvm_cluster_start_with(tmpdir, nodes, placement,
-                                                 args);
 
-    *done = distvm_wait_console(c->node[0], "distvm-guest: DONE", timeout_s);
+    return distvm_cluster_start_with(tmpdir, nodes, placement, args);
+}
+
+/*
+ * Until the guest of two_vcpu_mode_start() says DONE (false if not within
+ * @timeout_s); the placement checked.
+ */
+static bool two_vcpu_mode_wait(DistvmCluster *c, const int *where,
+                               int timeout_s)
+{
+    bool done = distvm_wait_console(c->node[0], "distvm-guest: DONE",
+                                    timeout_s);
+
     check_placement(c, 2, where);
+    return done;
+}
+
+/* Both: until DONE (*@done false if not within @timeout_s) */
+static DistvmCluster *two_vcpu_mode_run(int nodes, const int *where,
+                                        const char *mode, int timeout_s,
+                                        bool *done)
+{
+    DistvmCluster *c = two_vcpu_mode_start(nodes, where, mode);
+
+    *done = two_vcpu_mode_wait(c, where, timeout_s);
     return c;
 }
 
@@ -1381,13 +1400,8 @@ static void test_remap_flow(const void *opaque)
     int nodes = GPOINTER_TO_INT(opaque);
     const int where[] = { nodes - 2, nodes - 1 };
     const int rounds = nodes == 3 ? DG_REMAP_ROUNDS / 4 : DG_REMAP_ROUNDS;
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp 2 -kernel %s -append 'cpus=2 remap=%d'", elf, rounds);
-    g_autofree char *placement = g_strdup_printf("placement=%d:%d",
-                                                 where[0], where[1]);
-    DistvmCluster *c = distvm_cluster_start_with(tmpdir, nodes, placement,
-                                                 args);
+    g_autofree char *mode = g_strdup_printf("remap=%d", rounds);
+    DistvmCluster *c = two_vcpu_mode_start(nodes, where, mode);
     QTestState *home = c->node[0]->qts;
     g_autofree char *cgroup = NULL;
     g_autoptr(QDict) info = NULL;
@@ -1395,8 +1409,7 @@ static void test_remap_flow(const void *opaque)
     if (nodes == 3) {
         cgroup = cpu_limit(qtest_pid(c->node[2]->qts), 20);
     }
-    g_assert_true(distvm_wait_console(c->node[0], "distvm-guest: DONE", 300));
-    check_placement(c, 2, where);
+    g_assert_true(two_vcpu_mode_wait(c, where, 300));
     g_assert_cmpuint(qtest_readl(home, RES(remap_done)), ==, rounds);
     g_assert_cmpuint(qtest_readl(home, RES(remap_bad)), ==, 0);
     /* and home waited for the node that applies the writes */

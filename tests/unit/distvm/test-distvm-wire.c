@@ -5017,140 +5017,6 @@ static void test_run_state_reserved(void)
     g_byte_array_unref(b);
 }
 
-/* A PIC_OUTPUT of @level must be refused with exactly the level error */
-static void expect_pic_level_error(uint32_t src, uint32_t level)
-{
-    GByteArray *b = g_byte_array_new();
-    g_autofree char *what = g_strdup_printf(
-        "PIC_OUTPUT message with level %" PRIu32, level);
-
-    distvm_wire_pic_output(b, src, level);
-    expect_decode_error(b, &limits, what);
-    expect_decode_error(b, &limits_no_ram, what);
-    g_byte_array_unref(b);
-}
-
-/* The PIC's output is low or high */
-static void test_pic_output_bad_level(void)
-{
-    static const uint32_t levels[] = {
-        2, 3, 4, 0xff, 0x100, 0x101, 0x10000, 0x10001, 0x7fffffffu,
-        0x80000000u, 0x80000001u, UINT32_MAX - 1, UINT32_MAX,
-    };
-    GByteArray *b = g_byte_array_new();
-
-    for (size_t i = 0; i < ARRAY_SIZE(levels); i++) {
-        for (uint32_t src = 0; src < limits.nodes; src++) {
-            expect_pic_level_error(src, levels[i]);
-        }
-    }
-
-    /* every level below 0x1000: 0 and 1 are accepted, no other */
-    for (uint32_t level = 0; level < 0x1000; level++) {
-        if (level <= 1) {
-            check_pic_output(&limits, 0, level);
-        } else {
-            expect_pic_level_error(0, level);
-        }
-    }
-    /* any bit above the first, with or without it */
-    for (int bit = 1; bit < 32; bit++) {
-        expect_pic_level_error(1, 1u << bit);
-        expect_pic_level_error(1, 1u << bit | 1);
-    }
-
-    /* the message, spelled out */
-    distvm_wire_pic_output(b, 0, 2);
-    expect_decode_error(b, &limits, "PIC_OUTPUT message with level 2");
-    distvm_wire_pic_output(b, 0, UINT32_MAX);
-    expect_decode_error(b, &limits, "PIC_OUTPUT message with level "
-                        "4294967295");
-
-    /* The level is checked before trailing bytes */
-    distvm_wire_begin(b, DISTVM_MSG_PIC_OUTPUT, 0, 0);
-    distvm_wire_put_u32(b, 2);
-    distvm_wire_put_u32(b, 0);
-    distvm_wire_end(b);
-    expect_decode_error(b, &limits, "PIC_OUTPUT message with level 2");
-
-    /* The sender is checked first */
-    distvm_wire_pic_output(b, 4, 2);
-    expect_decode_error(b, &limits, "in its sender");
-    distvm_wire_pic_output(b, UINT32_MAX, UINT32_MAX);
-    expect_decode_error(b, &limits, "in its sender");
-    g_byte_array_unref(b);
-}
-
-/* A PIC_OUTPUT's payload is exactly its level */
-static void test_pic_output_bad_length(void)
-{
-    GByteArray *b = g_byte_array_new();
-    Decoded d;
-
-    for (uint32_t len = 0; len < PIC_FIXED; len++) {
-        distvm_wire_begin(b, DISTVM_MSG_PIC_OUTPUT, 0, 0);
-        for (uint32_t i = 0; i < len; i++) {
-            distvm_wire_put_bytes(b, "\0", 1);
-        }
-        distvm_wire_end(b);
-        expect_decode_error(b, &limits, "PIC_OUTPUT message is truncated");
-        expect_decode_error(b, &limits_no_ram,
-                            "PIC_OUTPUT message is truncated");
-    }
-
-    for (uint32_t extra = 1; extra <= 16; extra++) {
-        g_autofree char *what = g_strdup_printf(
-            "PIC_OUTPUT message has %" PRIu32 " bytes of trailing garbage",
-            extra);
-
-        for (uint32_t level = 0; level <= 1; level++) {
-            distvm_wire_begin(b, DISTVM_MSG_PIC_OUTPUT, 0, 0);
-            distvm_wire_put_u32(b, level);
-            for (uint32_t i = 0; i < extra; i++) {
-                distvm_wire_put_bytes(b, "\0", 1);
-            }
-            distvm_wire_end(b);
-            expect_decode_error(b, &limits, what);
-        }
-    }
-
-    /* the level as a u64 */
-    distvm_wire_begin(b, DISTVM_MSG_PIC_OUTPUT, 0, 0);
-    distvm_wire_put_u64(b, 1);
-    distvm_wire_end(b);
-    expect_decode_error(b, &limits, "PIC_OUTPUT message has 4 bytes of "
-                        "trailing garbage");
-
-    /* other messages with a level's worth of payload, retyped */
-    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 0, 1);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
-    decode_ok(b, &limits, &d);
-    g_assert_cmpuint(d.msg.u.level, ==, 1);
-    decoded_free(&d);
-    distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
-    expect_decode_error(b, &limits, "PIC_OUTPUT message has 4 bytes of "
-                        "trailing garbage");
-    distvm_wire_empty(b, DISTVM_MSG_READY, 0, 0);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
-    expect_decode_error(b, &limits, "PIC_OUTPUT message is truncated");
-    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
-        .action = DISTVM_RUN_CONT,
-    });
-    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
-    expect_decode_error(b, &limits, "PIC_OUTPUT message has 44 bytes of "
-                        "trailing garbage");
-
-    /* and the other way */
-    distvm_wire_pic_output(b, 0, 1);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_RUN_STATE);
-    expect_decode_error(b, &limits, "RUN_STATE message is truncated");
-    distvm_wire_pic_output(b, 0, 1);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_IO_REPLY);
-    expect_decode_error(b, &limits, "IO_REPLY message is truncated");
-    g_byte_array_unref(b);
-}
-
 /* The error distvm_wire_decode gives for @buf, which it must refuse */
 static char *decode_error(const GByteArray *buf, const DistvmWireLimits *lim)
 {
@@ -5174,159 +5040,268 @@ static char *decode_error(const GByteArray *buf, const DistvmWireLimits *lim)
     return what;
 }
 
-/* A FLOW of @stop must be refused with exactly the stop error */
-static void expect_flow_stop_error(uint32_t src, uint64_t seq, uint32_t stop)
+/* @buf must be refused, with or without RAM, with exactly @what */
+static void expect_exact_error(const GByteArray *buf, const char *what)
+{
+    g_autofree char *got = NULL;
+
+    expect_decode_error(buf, &limits, what);
+    expect_decode_error(buf, &limits_no_ram, what);
+    got = decode_error(buf, &limits);
+    g_assert_cmpstr(got, ==, what);
+}
+
+/*
+ * PIC_OUTPUT and FLOW: each a payload of one u32 word that must be 0 or
+ * 1, decoded into msg->u.level or msg->u.stop
+ */
+typedef struct WordMsg {
+    DistvmMsgType type;
+    const char *name;           /* the type, as errors name it */
+    const char *word;           /* the word, as errors name it */
+    uint32_t fixed;             /* the payload's length */
+    const char *bad_two;        /* the error for a word of 2, spelled out */
+    const char *bad_max;        /* and for one of UINT32_MAX */
+} WordMsg;
+
+static const WordMsg pic_word = {
+    DISTVM_MSG_PIC_OUTPUT, "PIC_OUTPUT", "level", PIC_FIXED,
+    "PIC_OUTPUT message with level 2",
+    "PIC_OUTPUT message with level 4294967295",
+};
+
+static const WordMsg flow_word = {
+    DISTVM_MSG_FLOW, "FLOW", "stop", FLOW_FIXED,
+    "FLOW message with stop 2", "FLOW message with stop 4294967295",
+};
+
+/* The one of the two that @m is not */
+static const WordMsg *other_word(const WordMsg *m)
+{
+    return m == &pic_word ? &flow_word : &pic_word;
+}
+
+/*
+ * @word from @src, numbered @seq, by the type's encoder; that of
+ * PIC_OUTPUT numbers it 0, so @seq is set after
+ */
+static void put_word(const WordMsg *m, GByteArray *b, uint32_t src,
+                     uint64_t seq, uint32_t word)
+{
+    if (m->type == DISTVM_MSG_PIC_OUTPUT) {
+        distvm_wire_pic_output(b, src, word);
+        set_u64(b, OFF_SEQ, seq);
+    } else {
+        distvm_wire_flow(b, src, seq, word);
+    }
+}
+
+/* A decoded PIC_OUTPUT's level, or a FLOW's stop */
+static uint32_t word_of(const DistvmMsg *msg)
+{
+    g_assert(msg->hdr.type == DISTVM_MSG_PIC_OUTPUT ||
+             msg->hdr.type == DISTVM_MSG_FLOW);
+    return msg->hdr.type == DISTVM_MSG_PIC_OUTPUT ? msg->u.level
+                                                  : msg->u.stop;
+}
+
+/* @word must be accepted; a PIC_OUTPUT's is numbered 0, not @seq */
+static void check_word(const WordMsg *m, uint32_t src, uint64_t seq,
+                       uint32_t word)
+{
+    if (m->type == DISTVM_MSG_PIC_OUTPUT) {
+        check_pic_output(&limits, src, word);
+    } else {
+        check_flow(&limits, src, seq, word);
+    }
+}
+
+/* @word must be refused with exactly the error for its value */
+static void expect_word_error(const WordMsg *m, uint32_t src, uint64_t seq,
+                              uint32_t word)
 {
     GByteArray *b = g_byte_array_new();
     g_autofree char *what = g_strdup_printf(
-        "FLOW message with stop %" PRIu32, stop);
-    g_autofree char *got = NULL;
+        "%s message with %s %" PRIu32, m->name, m->word, word);
 
-    distvm_wire_flow(b, src, seq, stop);
-    expect_decode_error(b, &limits, what);
-    expect_decode_error(b, &limits_no_ram, what);
-    got = decode_error(b, &limits);
-    g_assert_cmpstr(got, ==, what);
+    put_word(m, b, src, seq, word);
+    expect_exact_error(b, what);
     g_byte_array_unref(b);
 }
 
-/* A sender waits, or goes on */
-static void test_flow_bad_stop(void)
+/* The word is 0 or 1 */
+static void check_word_bad_value(const WordMsg *m)
 {
-    static const uint32_t stops[] = {
+    static const uint32_t bad[] = {
         2, 3, 4, 0xff, 0x100, 0x101, 0x10000, 0x10001, 0x7fffffffu,
         0x80000000u, 0x80000001u, UINT32_MAX - 1, UINT32_MAX,
     };
     GByteArray *b = g_byte_array_new();
 
-    for (size_t i = 0; i < ARRAY_SIZE(stops); i++) {
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         for (uint32_t src = 0; src < limits.nodes; src++) {
-            expect_flow_stop_error(src, 0, stops[i]);
-            expect_flow_stop_error(src, UINT64_MAX - i, stops[i]);
+            expect_word_error(m, src, 0, bad[i]);
+            expect_word_error(m, src, UINT64_MAX - i, bad[i]);
         }
     }
 
-    /* every stop below 0x1000: 0 and 1 are accepted, no other */
-    for (uint32_t stop = 0; stop < 0x1000; stop++) {
-        if (stop <= 1) {
-            check_flow(&limits, 0, stop, stop);
+    /* every word below 0x1000: 0 and 1 are accepted, no other */
+    for (uint32_t word = 0; word < 0x1000; word++) {
+        if (word <= 1) {
+            check_word(m, 0, word, word);
         } else {
-            expect_flow_stop_error(0, stop, stop);
+            expect_word_error(m, 0, word, word);
         }
     }
     /* any bit above the first, with or without it */
     for (int bit = 1; bit < 32; bit++) {
-        expect_flow_stop_error(1, 1ull << bit, 1u << bit);
-        expect_flow_stop_error(1, 1ull << (bit + 32), 1u << bit | 1);
+        expect_word_error(m, 1, 1ull << bit, 1u << bit);
+        expect_word_error(m, 1, 1ull << (bit + 32), 1u << bit | 1);
     }
 
     /* the message, spelled out */
-    distvm_wire_flow(b, 0, 0, 2);
-    expect_decode_error(b, &limits, "FLOW message with stop 2");
-    distvm_wire_flow(b, 0, UINT64_MAX, UINT32_MAX);
-    expect_decode_error(b, &limits, "FLOW message with stop 4294967295");
+    put_word(m, b, 0, 0, 2);
+    expect_decode_error(b, &limits, m->bad_two);
+    put_word(m, b, 0, UINT64_MAX, UINT32_MAX);
+    expect_decode_error(b, &limits, m->bad_max);
 
-    /* The stop is checked before trailing bytes */
-    distvm_wire_begin(b, DISTVM_MSG_FLOW, 0, 7);
-    distvm_wire_put_u32(b, 2);
-    distvm_wire_put_u32(b, 0);
-    distvm_wire_end(b);
-    expect_decode_error(b, &limits, "FLOW message with stop 2");
+    /* The word is checked before trailing bytes */
+    for (uint64_t seq = 0; seq <= 7; seq += 7) {
+        distvm_wire_begin(b, m->type, 0, seq);
+        distvm_wire_put_u32(b, 2);
+        distvm_wire_put_u32(b, 0);
+        distvm_wire_end(b);
+        expect_decode_error(b, &limits, m->bad_two);
+    }
 
     /* The sender is checked first */
-    distvm_wire_flow(b, 4, 0, 2);
+    put_word(m, b, 4, 0, 2);
     expect_decode_error(b, &limits, "in its sender");
-    distvm_wire_flow(b, UINT32_MAX, UINT64_MAX, UINT32_MAX);
+    put_word(m, b, UINT32_MAX, UINT64_MAX, UINT32_MAX);
     expect_decode_error(b, &limits, "in its sender");
     g_byte_array_unref(b);
+}
+
+/* @b, retyped as @m, must be accepted as a word of 1 */
+static void check_retyped_word(GByteArray *b, const WordMsg *m,
+                               uint64_t seq)
+{
+    Decoded d;
+
+    set_u16(b, OFF_TYPE, m->type);
+    decode_ok(b, &limits, &d);
+    check_hdr(&d.msg.hdr, m->type, m->fixed, 0, seq);
+    g_assert_cmpuint(word_of(&d.msg), ==, 1);
+    decoded_free(&d);
+}
+
+/* @b, retyped as @type, must be refused with exactly @what */
+static void expect_retyped_error(GByteArray *b, DistvmMsgType type,
+                                 const char *what)
+{
+    set_u16(b, OFF_TYPE, type);
+    expect_exact_error(b, what);
+}
+
+/* The payload is exactly the word */
+static void check_word_bad_length(const WordMsg *m)
+{
+    static const uint64_t seqs[] = { 0, UINT64_MAX };
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *truncated = g_strdup_printf("%s message is truncated",
+                                                 m->name);
+    g_autofree char *garbage4 = g_strdup_printf(
+        "%s message has 4 bytes of trailing garbage", m->name);
+    g_autofree char *garbage44 = g_strdup_printf(
+        "%s message has 44 bytes of trailing garbage", m->name);
+
+    for (uint32_t len = 0; len < m->fixed; len++) {
+        /* numbered 0, and by the length */
+        for (int n = 0; n < 2; n++) {
+            distvm_wire_begin(b, m->type, 0, n ? len : 0);
+            for (uint32_t i = 0; i < len; i++) {
+                distvm_wire_put_bytes(b, "\0", 1);
+            }
+            distvm_wire_end(b);
+            expect_exact_error(b, truncated);
+        }
+    }
+
+    for (uint32_t extra = 1; extra <= 16; extra++) {
+        g_autofree char *what = g_strdup_printf(
+            "%s message has %" PRIu32 " bytes of trailing garbage",
+            m->name, extra);
+
+        for (uint32_t word = 0; word <= 1; word++) {
+            for (size_t i = 0; i < ARRAY_SIZE(seqs); i++) {
+                distvm_wire_begin(b, m->type, 0, seqs[i]);
+                distvm_wire_put_u32(b, word);
+                for (uint32_t j = 0; j < extra; j++) {
+                    distvm_wire_put_bytes(b, "\0", 1);
+                }
+                distvm_wire_end(b);
+                expect_exact_error(b, what);
+            }
+        }
+    }
+
+    /* the word as a u64 */
+    distvm_wire_begin(b, m->type, 0, 0);
+    distvm_wire_put_u64(b, 1);
+    distvm_wire_end(b);
+    expect_exact_error(b, garbage4);
+
+    /*
+     * other messages with a word's worth of payload, retyped; the other
+     * one-word type's sequence number is passed through
+     */
+    put_word(other_word(m), b, 0, 9, 1);
+    check_retyped_word(b, m, 9);
+    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 0, 1);
+    check_retyped_word(b, m, 0);
+    distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
+    expect_retyped_error(b, m->type, garbage4);
+    distvm_wire_empty(b, DISTVM_MSG_READY, 0, 0);
+    expect_retyped_error(b, m->type, truncated);
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_CONT,
+    });
+    expect_retyped_error(b, m->type, garbage44);
+
+    /* and the other way */
+    put_word(m, b, 0, 9, 1);
+    check_retyped_word(b, other_word(m), 9);
+    put_word(m, b, 0, 9, 1);
+    expect_retyped_error(b, DISTVM_MSG_RUN_STATE,
+                         "RUN_STATE message is truncated");
+    put_word(m, b, 0, 9, 1);
+    expect_retyped_error(b, DISTVM_MSG_IO_REPLY,
+                         "IO_REPLY message is truncated");
+    g_byte_array_unref(b);
+}
+
+/* The PIC's output is low or high */
+static void test_pic_output_bad_level(void)
+{
+    check_word_bad_value(&pic_word);
+}
+
+/* A PIC_OUTPUT's payload is exactly its level */
+static void test_pic_output_bad_length(void)
+{
+    check_word_bad_length(&pic_word);
+}
+
+/* A sender waits, or goes on */
+static void test_flow_bad_stop(void)
+{
+    check_word_bad_value(&flow_word);
 }
 
 /* A FLOW's payload is exactly its stop */
 static void test_flow_bad_length(void)
 {
-    GByteArray *b = g_byte_array_new();
-    Decoded d;
-
-    for (uint32_t len = 0; len < FLOW_FIXED; len++) {
-        g_autofree char *got = NULL;
-
-        distvm_wire_begin(b, DISTVM_MSG_FLOW, 0, len);
-        for (uint32_t i = 0; i < len; i++) {
-            distvm_wire_put_bytes(b, "\0", 1);
-        }
-        distvm_wire_end(b);
-        expect_decode_error(b, &limits, "FLOW message is truncated");
-        expect_decode_error(b, &limits_no_ram, "FLOW message is truncated");
-        got = decode_error(b, &limits);
-        g_assert_cmpstr(got, ==, "FLOW message is truncated");
-    }
-
-    for (uint32_t extra = 1; extra <= 16; extra++) {
-        g_autofree char *what = g_strdup_printf(
-            "FLOW message has %" PRIu32 " bytes of trailing garbage",
-            extra);
-
-        for (uint32_t stop = 0; stop <= 1; stop++) {
-            g_autofree char *got = NULL;
-
-            distvm_wire_begin(b, DISTVM_MSG_FLOW, 0, UINT64_MAX);
-            distvm_wire_put_u32(b, stop);
-            for (uint32_t i = 0; i < extra; i++) {
-                distvm_wire_put_bytes(b, "\0", 1);
-            }
-            distvm_wire_end(b);
-            expect_decode_error(b, &limits, what);
-            got = decode_error(b, &limits);
-            g_assert_cmpstr(got, ==, what);
-        }
-    }
-
-    /* the stop as a u64 */
-    distvm_wire_begin(b, DISTVM_MSG_FLOW, 0, 0);
-    distvm_wire_put_u64(b, 1);
-    distvm_wire_end(b);
-    expect_decode_error(b, &limits, "FLOW message has 4 bytes of "
-                        "trailing garbage");
-
-    /* other messages with a stop's worth of payload, retyped */
-    distvm_wire_pic_output(b, 0, 1);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_FLOW);
-    decode_ok(b, &limits, &d);
-    g_assert_cmpuint(d.msg.u.stop, ==, 1);
-    decoded_free(&d);
-    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 0, 1);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_FLOW);
-    decode_ok(b, &limits, &d);
-    g_assert_cmpuint(d.msg.u.stop, ==, 1);
-    decoded_free(&d);
-    distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_FLOW);
-    expect_decode_error(b, &limits, "FLOW message has 4 bytes of "
-                        "trailing garbage");
-    distvm_wire_empty(b, DISTVM_MSG_READY, 0, 0);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_FLOW);
-    expect_decode_error(b, &limits, "FLOW message is truncated");
-    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
-        .action = DISTVM_RUN_CONT,
-    });
-    set_u16(b, OFF_TYPE, DISTVM_MSG_FLOW);
-    expect_decode_error(b, &limits, "FLOW message has 44 bytes of "
-                        "trailing garbage");
-
-    /* and the other way; the sequence number is passed through */
-    distvm_wire_flow(b, 0, 9, 1);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
-    decode_ok(b, &limits, &d);
-    check_hdr(&d.msg.hdr, DISTVM_MSG_PIC_OUTPUT, PIC_FIXED, 0, 9);
-    g_assert_cmpuint(d.msg.u.level, ==, 1);
-    decoded_free(&d);
-    distvm_wire_flow(b, 0, 9, 1);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_RUN_STATE);
-    expect_decode_error(b, &limits, "RUN_STATE message is truncated");
-    distvm_wire_flow(b, 0, 9, 1);
-    set_u16(b, OFF_TYPE, DISTVM_MSG_IO_REPLY);
-    expect_decode_error(b, &limits, "IO_REPLY message is truncated");
-    g_byte_array_unref(b);
+    check_word_bad_length(&flow_word);
 }
 
 /* @clock sent from node 1 must be refused with exactly @what */
