@@ -190,6 +190,32 @@ static bool cpuplug_pre_plug(DeviceState *dev, Error **errp)
     return true;
 }
 
+bool distvm_cpuplug_send_state(DistvmState *s, uint32_t node, Error **errp)
+{
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        g_autoptr(GString) device = NULL;
+        g_autoptr(GByteArray) m = NULL;
+        uint64_t seq;
+
+        /* Those of the command line are the joining node's too */
+        if (!DEVICE(cpu)->hotplugged) {
+            continue;
+        }
+        device = cpuplug_device_json(DEVICE(cpu));
+        m = g_byte_array_new();
+        seq = distvm_plug_ask(s, DISTVM_MSG_CPU_PLUG_ACK);
+        distvm_wire_cpu_plug(m, s->node_id, seq, cpu->cpu_index,
+                             device->str);
+        trace_distvm_cpuplug_send(cpu->cpu_index, device->str);
+        if (!distvm_plug_send_wait_node(s, m, seq, node, "the CPU", errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* The last reference to an unplugged CPU, dropped after a grace period */
 typedef struct CpuRelease {
     struct rcu_head rcu;

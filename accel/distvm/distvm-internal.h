@@ -187,7 +187,6 @@ struct DistvmState {
     /* Atomic: the nodes that left after a drain, gone for good */
     uint32_t left;
     int64_t join_paused_ns;     /* home: when it paused the guest for it */
-    bool plugged;               /* home: a device was plugged on every node */
     QIONetListener *listener;
     GMainContext *accept_ctx;   /* the listener's, in the accept thread */
     GPtrArray *unidentified;    /* DistvmConn, accepted, not identified */
@@ -543,6 +542,10 @@ uint64_t distvm_plug_ask(DistvmState *s, DistvmMsgType answer);
  */
 bool distvm_plug_send_wait(DistvmState *s, GByteArray *msg, uint64_t seq,
                            const char *what, Error **errp);
+/* The same, to node @node only (a node that joins the running guest) */
+bool distvm_plug_send_wait_node(DistvmState *s, GByteArray *msg,
+                                uint64_t seq, uint32_t node,
+                                const char *what, Error **errp);
 /*
  * A node, in the main loop: answer home's plug @msg (MEM_PLUG or CPU_PLUG,
  * of RAMBlock or vCPU @index, which is @what) with @err, or that it is
@@ -569,9 +572,19 @@ bool distvm_plug_realize(DeviceState *dev, Error **errp);
 
 /* distvm-memplug.c */
 void distvm_memplug_init(DistvmState *s);
+/*
+ * Home, with the BQL: have @node, which joins the running guest and has
+ * started its RAM, plug the DIMMs plugged into the guest, and wait.
+ */
+bool distvm_memplug_send_state(DistvmState *s, uint32_t node, Error **errp);
 
 /* distvm-cpuplug.c */
 void distvm_cpuplug_init(DistvmState *s);
+/*
+ * Home, with the BQL: have @node, which joins the running guest, plug the
+ * CPUs plugged into the guest, and wait.
+ */
+bool distvm_cpuplug_send_state(DistvmState *s, uint32_t node, Error **errp);
 /*
  * A vCPU is realized: whether it runs elsewhere, so that its thread here
  * must stay parked.

@@ -14,14 +14,17 @@
  * 3. Home holds the vCPUs (distvm_hold_vcpus(): they do not run, and
  *    the guest's run state and clocks do not change), waits until every
  *    node reported its own held (after any change they made that the
- *    node must know), and sends the node what the others learnt: where
- *    each vCPU runs and after how many moves (VCPU_WHERE), its LAPIC's
- *    addressing and the nodes it may run on, the 8259's output, where the
- *    clock registers are, the host bridge's registers and the
- *    configuration of the devices other nodes run (device-nodes), the
- *    ranges of RAM resident on a node, the policy; then
- *    START.  The node starts sharing the guest's RAM and reports READY
- *    again.
+ *    node must know), has the node plug the CPUs plugged into the guest
+ *    since it started (CPU_PLUG, as device_add does on every node), and
+ *    sends the node what the others learnt: where each vCPU runs and
+ *    after how many moves (VCPU_WHERE), its LAPIC's addressing and the
+ *    nodes it may run on, the 8259's output, where the clock registers
+ *    are, the host bridge's registers and the configuration of the
+ *    devices other nodes run (device-nodes), the ranges of RAM resident
+ *    on a node, the policy; then START.  The node starts sharing the
+ *    guest's RAM and reports READY again.  Home has it plug the DIMMs
+ *    plugged into the guest (MEM_PLUG, in the order of their RAMBlocks),
+ *    which it shares too.
  * 4. Home sends NODE_JOINED to every node, the new one included, lets
  *    the vCPUs go, and has the new node run its guest (RUN_CONT, with
  *    the clocks) if the guest runs.
@@ -44,11 +47,10 @@
  * (drained) or was lost while it joined may join again: each node forgets
  * that node's last connection when the new one comes (distvm-net.c).
  * Not in this version: a join while a range of RAM becomes resident on
- * a node, or after a device was plugged (the node's machine is its
- * command line's): each is refused with a clear error.  Ranges resident
- * already are sent to it with the state (distvm-residency.c); the devices
- * that device-nodes places run on start nodes only, so a joining node
- * runs none.
+ * a node is refused with a clear error.  Ranges resident already are
+ * sent to it with the state (distvm-residency.c); the devices that
+ * device-nodes places run on start nodes only, so a joining node runs
+ * none.  A device_add is refused while a node joins.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -109,11 +111,6 @@ char *distvm_join_refusal(DistvmState *s, uint32_t node)
                         "node (distvm-set-residency); a node joins once it "
                         "is");
     }
-    if (s->plugged) {
-        return g_strdup("a memory device or a CPU was plugged into the "
-                        "running guest, which the joining node's machine "
-                        "does not have");
-    }
     return NULL;
 }
 
@@ -140,6 +137,20 @@ static void join_wait_answers(DistvmState *s)
 }
 
 /*
+ * Shut down @node's connection, if it has one: its receive thread ends.
+ * Under s->lock, which distvm-net.c holds to forget a connection.
+ */
+static void join_shutdown(DistvmState *s, uint32_t node)
+{
+    qemu_mutex_lock(&s->lock);
+    if (s->peers[node].sioc) {
+        qio_channel_shutdown(s->peers[node].ioc, QIO_CHANNEL_SHUTDOWN_BOTH,
+                             NULL);
+    }
+    qemu_mutex_unlock(&s->lock);
+}
+
+/*
  * Home, in the main loop, the vCPUs held: send the joining node the
  * state, then START.  It starts its RAM, then reports READY again.
  */
@@ -147,7 +158,15 @@ static void join_send_state(DistvmState *s)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
     uint32_t node = join.node;
+    Error *err = NULL;
 
+    /* The vCPUs plugged meanwhile exist there before their state comes */
+    if (!distvm_cpuplug_send_state(s, node, &err)) {
+        error_reportf_err(err, "distvm: node %" PRIu32 " cannot join: ",
+                          node);
+        join_shutdown(s, node);
+        return;
+    }
     join_wait_answers(s);
     distvm_vcpu_send_state(s, node);
     distvm_wire_pic_output(m, s->node_id, s->pic_output_sent > 0);
@@ -207,20 +226,6 @@ static void join_complete(DistvmState *s)
     qapi_event_send_distvm_node_joined(node, paused_us);
 }
 
-/*
- * Shut down @node's connection, if it has one: its receive thread ends.
- * Under s->lock, which distvm-net.c holds to forget a connection.
- */
-static void join_shutdown(DistvmState *s, uint32_t node)
-{
-    qemu_mutex_lock(&s->lock);
-    if (s->peers[node].sioc) {
-        qio_channel_shutdown(s->peers[node].ioc, QIO_CHANNEL_SHUTDOWN_BOTH,
-                             NULL);
-    }
-    qemu_mutex_unlock(&s->lock);
-}
-
 /* Home, in the main loop: @node reported READY, its mesh complete. */
 static void join_hold_bh(void *opaque)
 {
@@ -232,10 +237,9 @@ static void join_hold_bh(void *opaque)
         return;                 /* lost meanwhile */
     }
     /* What the main loop did since home accepted it */
-    if (s->plugged || distvm_residency_changing(s)) {
-        error_setg(&err, "%s", s->plugged ? "a device was plugged into the "
-                   "running guest meanwhile" : "a range of guest RAM began "
-                   "to become resident on a node meanwhile");
+    if (distvm_residency_changing(s)) {
+        error_setg(&err, "a range of guest RAM began to become resident on "
+                   "a node meanwhile");
     } else {
         distvm_ram_set_spread(s, true, &err);   /* not while it migrates */
     }
@@ -293,9 +297,18 @@ static void join_ready_bh(void *opaque)
 {
     DistvmState *s = opaque;
 
+    Error *err = NULL;
+
     if (join.node == UINT32_MAX) {
         join_hold_bh(s);
     } else if (join.starting && join.node == qatomic_read(&s->joining)) {
+        /* The DIMMs plugged meanwhile: its RAM started, it shares theirs */
+        if (!distvm_memplug_send_state(s, join.node, &err)) {
+            error_reportf_err(err, "distvm: node %" PRIu32 " cannot join: ",
+                              join.node);
+            join_shutdown(s, join.node);
+            return;
+        }
         join_complete(s);
     }
 }

@@ -104,19 +104,15 @@ static bool memplug_can_mirror(DistvmState *s, PCDIMMDevice *dimm,
     return true;
 }
 
-/*
- * Home: have every other node plug @dimm, as RAMBlock @index, and wait
- * until all did.
- */
-static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
-                           MemoryRegion *mr, uint32_t index, Error **errp)
+/* Home: the MEM_PLUG of @dimm, as RAMBlock @index, plug @seq */
+static GByteArray *memplug_message(DistvmState *s, PCDIMMDevice *dimm,
+                                   MemoryRegion *mr, uint32_t index,
+                                   uint64_t seq)
 {
     Object *backend = OBJECT(dimm->hostmem);
     const char *memdev = object_get_canonical_path_component(backend);
     g_autoptr(GString) device = memplug_device_json(dimm, memdev);
-    g_autoptr(GByteArray) m = g_byte_array_new();
-    uint64_t seq = distvm_plug_ask(s, DISTVM_MSG_MEM_PLUG_ACK);
-    bool ok;
+    GByteArray *m = g_byte_array_new();
 
     distvm_wire_mem_plug(m, s->node_id, seq, &(DistvmMsgMemPlug) {
         .slot = index,
@@ -126,6 +122,20 @@ static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
         .device = device->str,
     });
     trace_distvm_memplug_send(index, memdev, device->str);
+    return m;
+}
+
+/*
+ * Home: have every other node plug @dimm, as RAMBlock @index, and wait
+ * until all did.
+ */
+static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
+                           MemoryRegion *mr, uint32_t index, Error **errp)
+{
+    uint64_t seq = distvm_plug_ask(s, DISTVM_MSG_MEM_PLUG_ACK);
+    g_autoptr(GByteArray) m = memplug_message(s, dimm, mr, index, seq);
+    bool ok;
+
     ok = distvm_plug_send_wait(s, m, seq, "the memory", errp);
     if (!ok) {
         memplug_abort(s, index);
@@ -313,6 +323,42 @@ static int memplug_find_dimm(Object *obj, void *opaque)
         return 1;
     }
     return 0;
+}
+
+/*
+ * The DIMMs plugged into the running guest are the hot-plugged ones
+ * (those of the command line are the joining node's too), in the order
+ * of their RAMBlocks, which the node's table must take as home's did.
+ */
+bool distvm_memplug_send_state(DistvmState *s, uint32_t node, Error **errp)
+{
+    for (uint32_t index = 0;; index++) {
+        DimmOfBlock find = { .rb = distvm_ram_block(s, index) };
+        PCDIMMDevice *dimm;
+        g_autoptr(GByteArray) m = NULL;
+        uint64_t seq;
+
+        if (index >= distvm_ram_next_block(s)) {
+            return true;
+        }
+        if (!find.rb) {
+            continue;           /* unplugged, or never plugged */
+        }
+        object_child_foreach_recursive(qdev_get_machine(), memplug_find_dimm,
+                                       &find);
+        if (!find.dev || !find.dev->hotplugged) {
+            continue;
+        }
+        dimm = PC_DIMM(find.dev);
+        seq = distvm_plug_ask(s, DISTVM_MSG_MEM_PLUG_ACK);
+        m = memplug_message(s, dimm,
+                            host_memory_backend_get_memory(dimm->hostmem),
+                            index, seq);
+        if (!distvm_plug_send_wait_node(s, m, seq, node, "the memory",
+                                        errp)) {
+            return false;
+        }
+    }
 }
 
 /* MEM_UNPLUG, in the main loop: home unplugged it, or gave up plugging */

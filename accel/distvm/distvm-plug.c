@@ -102,11 +102,11 @@ uint64_t distvm_plug_ask(DistvmState *s, DistvmMsgType answer)
     return seq;
 }
 
-static bool plug_wait(DistvmState *s, uint64_t seq, const char *what,
-                      Error **errp)
+/* Wait until @all (nodes, a bit each) answered plug @seq */
+static bool plug_wait(DistvmState *s, uint64_t seq, uint32_t all,
+                      const char *what, Error **errp)
 {
     DistvmPlug *p = s->plug;
-    uint32_t all = qatomic_read(&s->present) & ~(1u << s->node_id);
     int64_t deadline = get_clock() + (int64_t)s->peer_timeout *
                        NANOSECONDS_PER_SECOND;
     bool ok;
@@ -125,8 +125,6 @@ static bool plug_wait(DistvmState *s, uint64_t seq, const char *what,
                             MIN(left / SCALE_MS + 1, 100));
     }
     ok = p->answered == all && !p->refusal;
-    /* A node joins with the machine of its command line: none now */
-    s->plugged |= ok;
     if (p->refusal) {
         error_setg(errp, "distvm: node %" PRIu32 " could not plug %s: %s",
                    p->refused_by, what, p->refusal);
@@ -152,7 +150,20 @@ bool distvm_plug_send_wait(DistvmState *s, GByteArray *msg, uint64_t seq,
                    what);
         return false;
     }
-    return plug_wait(s, seq, what, errp);
+    return plug_wait(s, seq, qatomic_read(&s->present) & ~BIT(s->node_id),
+                     what, errp);
+}
+
+bool distvm_plug_send_wait_node(DistvmState *s, GByteArray *msg,
+                                uint64_t seq, uint32_t node,
+                                const char *what, Error **errp)
+{
+    if (!distvm_send(s, node, msg)) {
+        error_setg(errp, "distvm: node %" PRIu32 " is gone; %s is not "
+                   "plugged there", node, what);
+        return false;
+    }
+    return plug_wait(s, seq, BIT(node), what, errp);
 }
 
 void distvm_plug_reply(DistvmState *s, const DistvmMsg *msg, uint32_t index,

@@ -425,24 +425,21 @@ static int64_t remote_accesses(QTestState *qts, uint64_t base,
  * of either, and its accesses to them are done on their nodes, with
  * exact data both ways.
  */
-static void test_join_residency(void)
+/*
+ * Start nodes 0 and 1 of a cluster of 3 in @dir (start-nodes=2, vCPUs
+ * placed 0:1:1:0, and @extra) and wait until the guest's CPUs are all up;
+ * returns node 2's -accel options, for it to join later.
+ */
+static char *start_two_of_three(DistvmNode **node, const char *dir,
+                                const char *extra, const char *args)
 {
-    g_autofree char *args = moves_args();
-    g_autofree char *dir = g_strdup_printf("%s/residency", tmpdir);
-    g_autofree uint64_t *prop = g_malloc(RESIDENT_DATA);
-    g_autofree uint64_t *set = g_malloc(RESIDENT_DATA);
-    g_autofree uint64_t *joined = g_malloc(RESIDENT_DATA);
-    g_autofree char *opts2 = NULL;
-    DistvmNode *node[3];
-    int64_t before[2];
-    QDict *ev;
+    char *opts2 = NULL;
 
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
     for (int n = 0; n < 3; n++) {
         g_autofree char *base = distvm_cluster_accel_opts(dir, 3, n);
         g_autofree char *opts = g_strdup_printf(
-            "%s,start-nodes=2,placement=0:1:1:0,"
-            "residency=0x2000000+0x100000@1", base);
+            "%s,start-nodes=2,placement=0:1:1:0,%s", base, extra);
 
         if (n == 2) {
             opts2 = g_steal_pointer(&opts);
@@ -455,6 +452,23 @@ static void test_join_residency(void)
     }
     g_assert_true(distvm_wait_console(node[0], "distvm-guest: all cpus up",
                                       60));
+    return opts2;
+}
+
+static void test_join_residency(void)
+{
+    g_autofree char *args = moves_args();
+    g_autofree char *dir = g_strdup_printf("%s/residency", tmpdir);
+    g_autofree uint64_t *prop = g_malloc(RESIDENT_DATA);
+    g_autofree uint64_t *set = g_malloc(RESIDENT_DATA);
+    g_autofree uint64_t *joined = g_malloc(RESIDENT_DATA);
+    g_autofree char *opts2 = NULL;
+    DistvmNode *node[3];
+    int64_t before[2];
+    QDict *ev;
+
+    opts2 = start_two_of_three(node, dir, "residency=0x2000000+0x100000@1",
+                               args);
 
     /* Data in both ranges, written where each is (to be) resident */
     fill_words(prop, RESIDENT_DATA, 0x5052u);
@@ -502,6 +516,116 @@ static void test_join_residency(void)
     }
 
     /* The guest went on meanwhile, on nodes 0 and 1 */
+    wait_rounds(node[0]->qts, node[1]->qts, 0);
+    for (int n = 2; n >= 0; n--) {
+        distvm_node_quit(node[n]);
+    }
+}
+
+/* The guest-physical address of DIMM @id, as query-memory-devices says */
+static uint64_t dimm_addr(QTestState *qts, const char *id)
+{
+    QDict *ret = qtest_qmp(qts, "{ 'execute': 'query-memory-devices' }");
+    QList *devs = qdict_get_qlist(ret, "return");
+    uint64_t addr = UINT64_MAX;
+
+    for (const QListEntry *e = qlist_first(devs); e; e = qlist_next(e)) {
+        QDict *d = qdict_get_qdict(qobject_to(QDict, qlist_entry_obj(e)),
+                                   "data");
+
+        if (!g_strcmp0(qdict_get_try_str(d, "id"), id)) {
+            addr = qdict_get_int(d, "addr");
+        }
+    }
+    qobject_unref(ret);
+    g_assert_cmphex(addr, !=, UINT64_MAX);
+    return addr;
+}
+
+/* Whether vCPU @cpu exists on @qts */
+static bool vcpu_exists(QTestState *qts, int cpu)
+{
+    QDict *ret = qtest_qmp(qts, "{ 'execute': 'query-cpus-fast' }");
+    QList *cpus = qdict_get_qlist(ret, "return");
+    bool found = false;
+
+    for (const QListEntry *e = qlist_first(cpus); e; e = qlist_next(e)) {
+        found |= qdict_get_int(qobject_to(QDict, qlist_entry_obj(e)),
+                               "cpu-index") == cpu;
+    }
+    qobject_unref(ret);
+    return found;
+}
+
+/*
+ * A node joins a guest into which a DIMM and a CPU were plugged: home has
+ * it plug them too, so that it shares the DIMM's memory (data written on
+ * node 1 reads back there exactly, its pages not present there until it
+ * touches them) and runs the plugged vCPU when it is moved there.
+ */
+static void test_join_plugged(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        "-nodefaults -machine pc -m 128M,slots=2,maxmem=256M "
+        "-smp %d,maxcpus=%d -kernel %s -append 'cpus=%d moves=1'", NCPUS,
+        NCPUS + 1, elf, NCPUS);
+    g_autofree char *dir = g_strdup_printf("%s/plugged", tmpdir);
+    g_autofree uint64_t *data = g_malloc(RESIDENT_DATA);
+    g_autofree char *opts2 = NULL;
+    DistvmNode *node[3];
+    uint64_t addr;
+    QDict *resp, *props = NULL;
+    QList *slots;
+
+    opts2 = start_two_of_three(node, dir, "auto-numa=off", args);
+
+    /* A DIMM and a CPU plugged into the running guest, on nodes 0 and 1 */
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'object-add', "
+        "'arguments': { 'qom-type': 'memory-backend-ram', 'id': 'm1', "
+        "'size': %d } }", 64 << 20);
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'device_add', "
+        "'arguments': { 'driver': 'pc-dimm', 'id': 'dimm1', "
+        "'memdev': 'm1' } }");
+    resp = qtest_qmp(node[0]->qts, "{ 'execute': 'query-hotpluggable-cpus' }");
+    slots = qdict_get_qlist(resp, "return");
+    for (const QListEntry *e = qlist_first(slots); e; e = qlist_next(e)) {
+        QDict *slot = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (!qdict_haskey(slot, "qom-path")) {
+            props = qdict_clone_shallow(qdict_get_qdict(slot, "props"));
+            qdict_put_str(props, "driver", qdict_get_str(slot, "type"));
+        }
+    }
+    qobject_unref(resp);
+    g_assert_nonnull(props);
+    qdict_put_str(props, "id", "cpu4");
+    qtest_qmp_assert_success(node[0]->qts,
+        "{ 'execute': 'device_add', 'arguments': %p }", props);
+    addr = dimm_addr(node[0]->qts, "dimm1");
+    g_assert_cmphex(dimm_addr(node[1]->qts, "dimm1"), ==, addr);
+    g_assert_true(vcpu_exists(node[1]->qts, NCPUS));
+    fill_words(data, RESIDENT_DATA, 0x44494d4du);
+    qtest_memwrite(node[1]->qts, addr, data, RESIDENT_DATA);
+
+    /* Node 2 joins: it has both, as home has them */
+    join_node(node, 2, dir, 2, opts2, args, "running");
+    g_assert_cmphex(dimm_addr(node[2]->qts, "dimm1"), ==, addr);
+    g_assert_true(vcpu_exists(node[2]->qts, NCPUS));
+    for (int cpu = 0; cpu <= NCPUS; cpu++) {
+        g_assert_cmpint(distvm_vcpu_node(node[2]->qts, cpu), ==,
+                        distvm_vcpu_node(node[0]->qts, cpu));
+    }
+    g_assert_cmpint(distvm_remote_faults(node[2], "m1"), ==, 0);
+    check_words(node[2]->qts, addr, data, RESIDENT_DATA);
+    g_assert_cmpint(distvm_remote_faults(node[2], "m1"), >=,
+                    RESIDENT_DATA / 4096);
+
+    /* The plugged vCPU moves onto it; the guest goes on meanwhile */
+    move_vcpu(node, 3, NCPUS, distvm_vcpu_node(node[0]->qts, NCPUS), 2);
+    for (int n = 0; n < 3; n++) {
+        g_assert_cmpint(distvm_vcpu_node(node[n]->qts, NCPUS), ==, 2);
+    }
     wait_rounds(node[0]->qts, node[1]->qts, 0);
     for (int n = 2; n >= 0; n--) {
         distvm_node_quit(node[n]);
@@ -807,6 +931,7 @@ int main(int argc, char **argv)
 
     qtest_add_func("/distvm/elastic/join", test_join);
     qtest_add_func("/distvm/elastic/join-residency", test_join_residency);
+    qtest_add_func("/distvm/elastic/join-plugged", test_join_plugged);
     qtest_add_func("/distvm/elastic/collapse", test_collapse);
     qtest_add_func("/distvm/elastic/linux", test_linux);
 
