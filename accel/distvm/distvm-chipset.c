@@ -64,37 +64,48 @@ static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
     distvm_flow_sent(s, (uint32_t)~BIT(DISTVM_HOME_NODE));
 }
 
+static void send_config_reg(DistvmState *s, uint32_t node, PCIDevice *dev,
+                            const char *path, uint32_t addr)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    distvm_wire_pci_config(m, s->node_id, s->config_gen, path, addr,
+                           pci_get_long(dev->config + addr), 4);
+    distvm_send(s, node, m);
+}
+
 static int send_config(Object *obj, void *opaque)
 {
     PCIDevice *dev = (PCIDevice *)object_dynamic_cast(obj, TYPE_PCI_DEVICE);
     uint32_t node = *(uint32_t *)opaque;
     DistvmState *s = distvm_state();
-    g_autoptr(GByteArray) m = NULL;
     g_autofree char *path = NULL;
-    uint32_t start, end;
 
-    if (!dev) {
-        return 0;
-    }
-    if (is_host_bridge(dev)) {
-        /* The header is the chipset's own; its registers are what it maps */
-        start = PCI_CONFIG_HEADER_SIZE;
-        end = PCI_CONFIG_SPACE_SIZE;
-    } else if (distvm_devices_placed(s, dev)) {
-        /* The BARs and the command register as programmed, MSI, MSI-X */
-        start = 0;
-        end = pci_config_size(dev);
-    } else {
+    if (!dev || !(is_host_bridge(dev) || distvm_devices_placed(s, dev))) {
         return 0;
     }
     path = object_get_canonical_path(obj);
-    m = g_byte_array_new();
-    for (uint32_t addr = start; addr < end; addr += 4) {
-        g_byte_array_set_size(m, 0);
-        distvm_wire_pci_config(m, s->node_id, s->config_gen, path, addr,
-                               pci_get_long(dev->config + addr), 4);
-        distvm_send(s, node, m);
+    if (is_host_bridge(dev)) {
+        /* The header is the chipset's own; its registers are what it maps */
+        for (uint32_t addr = PCI_CONFIG_HEADER_SIZE;
+             addr < PCI_CONFIG_SPACE_SIZE; addr += 4) {
+            send_config_reg(s, node, dev, path, addr);
+        }
+        return 0;
     }
+    /*
+     * A placed device's copy never runs there: where its BARs are is all
+     * that node needs (its accesses go to the device's node).  The BARs
+     * first, then the command register that enables them, so that no
+     * 64-bit BAR is mapped half written; nothing else, whose writes could
+     * do something (virtio's configuration access window).
+     */
+    for (uint32_t addr = PCI_BASE_ADDRESS_0; addr <= PCI_BASE_ADDRESS_5;
+         addr += 4) {
+        send_config_reg(s, node, dev, path, addr);
+    }
+    send_config_reg(s, node, dev, path, PCI_ROM_ADDRESS);
+    send_config_reg(s, node, dev, path, PCI_COMMAND);
     return 0;
 }
 
@@ -102,8 +113,8 @@ static int send_config(Object *obj, void *opaque)
  * Home, with the BQL: @node joins the running guest (distvm-join.c).  Its
  * host bridge writes the registers home's has, and so maps its memory as
  * home's does (shadow RAM, SMRAM); its copies of the devices that other
- * nodes run write theirs, so that it knows where their BARs are.  The
- * numbering stays home's.
+ * nodes run write their BARs and command register, so that it knows
+ * where their BARs are.  The numbering stays home's.
  */
 void distvm_chipset_send_state(DistvmState *s, uint32_t node)
 {

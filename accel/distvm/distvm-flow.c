@@ -216,6 +216,20 @@ void distvm_flow_forget(DistvmState *s, uint32_t node)
     f->seq[node] = 0;
     qatomic_set(&f->stopped, f->stopped & ~BIT(node));
     qemu_cond_broadcast(&f->cond);
+    /* Answers to its old connection's accesses are for no one now */
+    for (GList *l = f->replies.head, *next; l; l = next) {
+        DistvmFlowReply *r = l->data;
+
+        next = l->next;
+        if (r->dest == node) {
+            g_byte_array_unref(r->msg);
+            g_free(r);
+            g_queue_delete_link(&f->replies, l);
+        }
+    }
+    if (!flow_stopped(s, UINT32_MAX)) {
+        flow_replies_send(s);
+    }
     qemu_mutex_unlock(&f->lock);
     distvm_dispatch_forget_flow(s, node);
 }

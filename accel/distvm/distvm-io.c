@@ -327,10 +327,10 @@ static bool distvm_ioapic_eoi(APICCommonState *apic, int vector)
     return true;
 }
 
-/* Answer @msg, an IO_REQ, with @io */
 /*
- * Answer @msg with @io; held back while one of @flow_nodes, which the
- * access made work for, asks this node to wait (distvm-flow.c).
+ * Answer @msg, an IO_REQ, with @io; held back while one of @flow_nodes,
+ * which the access made work for, asks this node to wait
+ * (distvm-flow.c).
  */
 static void io_reply(DistvmState *s, const DistvmMsg *msg,
                      const DistvmMsgIo *io, uint32_t flow_nodes)

@@ -151,6 +151,17 @@ static void join_shutdown(DistvmState *s, uint32_t node)
 }
 
 /*
+ * Home, in the main loop: @node could not plug what the guest has (@err):
+ * it is refused, and the join ends as if it was lost (join_abort_bh()).
+ */
+static void join_refuse(DistvmState *s, uint32_t node, Error *err)
+{
+    timer_del(join.timer);
+    error_reportf_err(err, "distvm: node %" PRIu32 " cannot join: ", node);
+    join_shutdown(s, node);
+}
+
+/*
  * Home, in the main loop, the vCPUs held: send the joining node the
  * state, then START.  It starts its RAM, then reports READY again.
  */
@@ -162,9 +173,7 @@ static void join_send_state(DistvmState *s)
 
     /* The vCPUs plugged meanwhile exist there before their state comes */
     if (!distvm_cpuplug_send_state(s, node, &err)) {
-        error_reportf_err(err, "distvm: node %" PRIu32 " cannot join: ",
-                          node);
-        join_shutdown(s, node);
+        join_refuse(s, node, err);
         return;
     }
     join_wait_answers(s);
@@ -296,7 +305,6 @@ static void join_answers_timeout(void *opaque)
 static void join_ready_bh(void *opaque)
 {
     DistvmState *s = opaque;
-
     Error *err = NULL;
 
     if (join.node == UINT32_MAX) {
@@ -304,9 +312,7 @@ static void join_ready_bh(void *opaque)
     } else if (join.starting && join.node == qatomic_read(&s->joining)) {
         /* The DIMMs plugged meanwhile: its RAM started, it shares theirs */
         if (!distvm_memplug_send_state(s, join.node, &err)) {
-            error_reportf_err(err, "distvm: node %" PRIu32 " cannot join: ",
-                              join.node);
-            join_shutdown(s, join.node);
+            join_refuse(s, join.node, err);
             return;
         }
         join_complete(s);

@@ -1392,6 +1392,9 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
     FP("machine type", "%s", MACHINE_GET_CLASS(ms)->name);
     FP("cpu model", "%s", ms->cpu_type);
     FP("memory size (-m)", "%" PRIu64, (uint64_t)ms->ram_size);
+    /* A joining node plugs the DIMMs plugged before (distvm-join.c) */
+    FP("memory slots (-m)", "slots=%" PRIu64 ",maxmem=%" PRIu64,
+       ms->ram_slots, (uint64_t)ms->maxram_size);
     FP("vcpus (-smp)", "cpus=%u,maxcpus=%u,sockets=%u,dies=%u,clusters=%u,"
        "cores=%u,threads=%u", ms->smp.cpus, ms->smp.max_cpus,
        ms->smp.sockets, ms->smp.dies, ms->smp.clusters, ms->smp.cores,

@@ -102,6 +102,18 @@ uint64_t distvm_plug_ask(DistvmState *s, DistvmMsgType answer)
     return seq;
 }
 
+/*
+ * The nodes that may still answer: a node that left the cluster, or gave
+ * up joining it, will not.
+ */
+static uint32_t plug_listeners(DistvmState *s)
+{
+    uint32_t joining = qatomic_read(&s->joining);
+
+    return qatomic_read(&s->present) |
+           (joining < DISTVM_MAX_NODES ? BIT(joining) : 0);
+}
+
 /* Wait until @all (nodes, a bit each) answered plug @seq */
 static bool plug_wait(DistvmState *s, uint64_t seq, uint32_t all,
                       const char *what, Error **errp)
@@ -114,6 +126,7 @@ static bool plug_wait(DistvmState *s, uint64_t seq, uint32_t all,
     qemu_mutex_lock(&p->lock);
     assert(seq == p->seq);
     while (p->answered != all && !p->refusal &&
+           (all & ~p->answered & plug_listeners(s)) &&
            qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING &&
            !distvm_leave_ending(s)) {
         int64_t left = deadline - get_clock();
@@ -131,9 +144,14 @@ static bool plug_wait(DistvmState *s, uint64_t seq, uint32_t all,
     } else if (!ok) {
         uint32_t missing = ctz32(all & ~p->answered);
 
-        error_setg(errp, "distvm: node %" PRIu32 " did not plug %s within "
-                   "peer-timeout=%" PRIu32 " s", missing, what,
-                   s->peer_timeout);
+        if (!(plug_listeners(s) & BIT(missing))) {
+            error_setg(errp, "distvm: node %" PRIu32 " is gone; %s is not "
+                       "plugged there", missing, what);
+        } else {
+            error_setg(errp, "distvm: node %" PRIu32 " did not plug %s "
+                       "within peer-timeout=%" PRIu32 " s", missing, what,
+                       s->peer_timeout);
+        }
     }
     p->seq++;                   /* late answers are for no plug */
     qemu_mutex_unlock(&p->lock);

@@ -420,12 +420,6 @@ static int64_t remote_accesses(QTestState *qts, uint64_t base,
 }
 
 /*
- * A node joins a guest with RAM resident on nodes: it learns the range
- * set while the guest ran (the other from its own options), holds no page
- * of either, and its accesses to them are done on their nodes, with
- * exact data both ways.
- */
-/*
  * Start nodes 0 and 1 of a cluster of 3 in @dir (start-nodes=2, vCPUs
  * placed 0:1:1:0, and @extra) and wait until the guest's CPUs are all up;
  * returns node 2's -accel options, for it to join later.
@@ -455,6 +449,12 @@ static char *start_two_of_three(DistvmNode **node, const char *dir,
     return opts2;
 }
 
+/*
+ * A node joins a guest with RAM resident on nodes: it learns the range
+ * set while the guest ran (the other from its own options), holds no page
+ * of either, and its accesses to them are done on their nodes, with
+ * exact data both ways.
+ */
 static void test_join_residency(void)
 {
     g_autofree char *args = moves_args();
@@ -561,7 +561,8 @@ static bool vcpu_exists(QTestState *qts, int cpu)
  * A node joins a guest into which a DIMM and a CPU were plugged: home has
  * it plug them too, so that it shares the DIMM's memory (data written on
  * node 1 reads back there exactly, its pages not present there until it
- * touches them) and runs the plugged vCPU when it is moved there.
+ * touches them) and holds the plugged vCPU when it is moved there (the
+ * bare-metal guest never starts that vCPU: it stays in wait-for-SIPI).
  */
 static void test_join_plugged(void)
 {

@@ -386,6 +386,9 @@ static void test_mismatch(void)
         { "-machine pc -m 256M -smp 2", "differs from the home node in "
           "memory size (-m): the home node has '134217728', node 1 has "
           "'268435456'" },
+        { "-machine pc -m 128M,slots=2,maxmem=256M -smp 2", "differs from "
+          "the home node in memory slots (-m): the home node has 'slots=0,"
+          "maxmem=134217728', node 1 has 'slots=2,maxmem=268435456'" },
         { "-machine pc -m 128M -smp 3", "differs from the home node in "
           "vcpus (-smp)" },
         { "-machine pc -m 128M -smp 2 -cpu qemu32", "differs from the home "
