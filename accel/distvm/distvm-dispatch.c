@@ -38,6 +38,12 @@
  */
 #define DISTVM_FLOW_STOP_AT     1024
 #define DISTVM_FLOW_GO_AT       256
+/*
+ * and every this many of its messages for the main loop received, it is
+ * told so: it sends no more than DISTVM_FLOW_WINDOW ahead of that, so
+ * that those in the connection, not queued yet, are bounded too.
+ */
+#define DISTVM_FLOW_ACK_EVERY   1024
 
 typedef struct DistvmMainCall {
     void (*fn)(void *opaque);
@@ -105,21 +111,53 @@ void distvm_msg_refused(DistvmState *s, uint32_t src, const char *fmt, ...)
     }
 }
 
+/* With main_calls_lock: the number of a FLOW to @src, and what it says */
+static uint64_t flow_tell(DistvmState *s, uint32_t src, DistvmMsgFlow *flow)
+{
+    flow->stop = s->flow_told_stop[src];
+    flow->received = s->flow_received[src];
+    return ++s->flow_told_seq[src];
+}
+
 /*
  * With main_calls_lock: whether @src, which has @waiting calls waiting
  * or running, is to be told to wait or to go on; if so, the number of
  * that FLOW, else 0.
  */
 static uint64_t flow_change(DistvmState *s, uint32_t src, unsigned waiting,
-                            bool *stop)
+                            DistvmMsgFlow *flow)
 {
-    *stop = waiting >= DISTVM_FLOW_STOP_AT;
-    if (src == s->node_id || s->flow_told_stop[src] == *stop ||
-        (!*stop && waiting > DISTVM_FLOW_GO_AT)) {
+    bool stop = waiting >= DISTVM_FLOW_STOP_AT;
+
+    if (src == s->node_id || s->flow_told_stop[src] == stop ||
+        (!stop && waiting > DISTVM_FLOW_GO_AT)) {
         return 0;
     }
-    s->flow_told_stop[src] = *stop;
-    return ++s->flow_told_seq[src];
+    s->flow_told_stop[src] = stop;
+    return flow_tell(s, src, flow);
+}
+
+/*
+ * In the thread that received @msg: count it if FLOW does, and tell its
+ * sender every DISTVM_FLOW_ACK_EVERY.
+ */
+static void flow_count(DistvmState *s, const DistvmMsg *msg)
+{
+    uint32_t src = msg->hdr.src;
+    DistvmMsgFlow flow;
+    uint64_t seq = 0;
+
+    if (src == s->node_id || !distvm_wire_flow_counted(msg->hdr.type)) {
+        return;
+    }
+    qemu_mutex_lock(&s->main_calls_lock);
+    if (++s->flow_received[src] % DISTVM_FLOW_ACK_EVERY == 0) {
+        seq = flow_tell(s, src, &flow);
+    }
+    qemu_mutex_unlock(&s->main_calls_lock);
+    if (seq) {
+        distvm_flow_send(s, src, seq, &flow);
+    }
 }
 
 static void main_calls_run(void *opaque)
@@ -128,8 +166,8 @@ static void main_calls_run(void *opaque)
 
     for (;;) {
         DistvmMainCall *c;
-        uint64_t flow;
-        bool stop;
+        DistvmMsgFlow flow;
+        uint64_t seq;
 
         qemu_mutex_lock(&s->main_calls_lock);
         c = g_queue_pop_head(&s->main_calls);
@@ -143,10 +181,10 @@ static void main_calls_run(void *opaque)
         qemu_mutex_lock(&s->main_calls_lock);
         s->main_calls_from[c->src]--;
         s->main_calls_running--;
-        flow = flow_change(s, c->src, s->main_calls_from[c->src], &stop);
+        seq = flow_change(s, c->src, s->main_calls_from[c->src], &flow);
         qemu_mutex_unlock(&s->main_calls_lock);
-        if (flow) {
-            distvm_flow_send(s, c->src, flow, stop);
+        if (seq) {
+            distvm_flow_send(s, c->src, seq, &flow);
         }
         g_free(c);
     }
@@ -156,19 +194,20 @@ void distvm_main_loop_call(DistvmState *s, uint32_t src,
                            void (*fn)(void *opaque), void *opaque)
 {
     DistvmMainCall *c = g_new(DistvmMainCall, 1);
-    uint64_t flow;
-    bool flooded, stop;
+    DistvmMsgFlow flow;
+    uint64_t seq;
+    bool flooded;
 
     c->fn = fn;
     c->opaque = opaque;
     c->src = src;
     qemu_mutex_lock(&s->main_calls_lock);
     flooded = ++s->main_calls_from[src] > DISTVM_MAIN_CALLS_MAX;
-    flow = flow_change(s, src, s->main_calls_from[src], &stop);
+    seq = flow_change(s, src, s->main_calls_from[src], &flow);
     g_queue_push_tail(&s->main_calls, c);
     qemu_mutex_unlock(&s->main_calls_lock);
-    if (flow) {
-        distvm_flow_send(s, src, flow, stop);
+    if (seq) {
+        distvm_flow_send(s, src, seq, &flow);
     }
     if (flooded) {
         qatomic_inc(&s->protocol_errors);
@@ -319,6 +358,8 @@ void distvm_dispatch(DistvmState *s, const DistvmMsg *msg)
 
     /* A vCPU unplugged meanwhile is freed after this (distvm-cpuplug.c) */
     RCU_READ_LOCK_GUARD();
+    /* as its sender counted it, whatever becomes of it */
+    flow_count(s, msg);
     if (src != s->node_id &&
         !distvm_wire_check_role(msg, s->node_id, &err)) {
         distvm_msg_refused(s, src, "%s", error_get_pretty(err));
@@ -368,6 +409,7 @@ void distvm_dispatch_forget_flow(DistvmState *s, uint32_t node)
     qemu_mutex_lock(&s->main_calls_lock);
     s->flow_told_stop[node] = false;
     s->flow_told_seq[node] = 0;
+    s->flow_received[node] = 0;
     qemu_mutex_unlock(&s->main_calls_lock);
 }
 

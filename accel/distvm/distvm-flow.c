@@ -11,13 +11,17 @@
  * is busier falls behind.  A node gives up a sender that has
  * DISTVM_MAIN_CALLS_MAX calls waiting for its main loop; well before
  * that, it asks the sender to wait (FLOW, stop), and lets it go on once
- * its main loop caught up (FLOW, go).  The FLOWs to a node are numbered,
+ * its main loop caught up (FLOW, go).  Those calls may also be on their
+ * way, in the connection and the sender's queue, where the receiver
+ * cannot see them: it also tells the sender, every so often, how many of
+ * them it received, and the sender waits as well when it sent
+ * DISTVM_FLOW_WINDOW more than that.  The FLOWs to a node are numbered,
  * since the receive thread that queues work and the main loop that takes
  * it send them from two threads; a node that comes back under the same
  * id numbers them from 1 again.
  *
- * While a node asks this one to wait, the guest does, where it made such
- * work for that node:
+ * While a node asks this one to wait, or is that far behind, the guest
+ * waits, where it made such work for that node:
  * - on a vCPU's own thread: the vCPU leaves its translation block, and
  *   waits before it runs the next one, with the BQL let go (this node's
  *   main loop serves the other nodes meanwhile);
@@ -44,6 +48,8 @@
 #include "trace.h"
 
 #define DISTVM_FLOW_WAIT_MAX_MS 100
+/* Messages FLOW counts, sent to a node and not yet received there, at most */
+#define DISTVM_FLOW_WINDOW      4096
 
 /* An answer to another node's access, held back */
 typedef struct DistvmFlowReply {
@@ -56,6 +62,9 @@ struct DistvmFlow {
     QemuCond cond;
     uint32_t stopped;           /* atomic, set under @lock: asked to wait */
     uint64_t seq[DISTVM_MAX_NODES];     /* under @lock: the last FLOW */
+    /* Atomic: the messages FLOW counts sent to each node, and received */
+    uint64_t sent[DISTVM_MAX_NODES];
+    uint64_t received[DISTVM_MAX_NODES];    /* set under @lock */
     GQueue replies;             /* DistvmFlowReply, under @lock */
     QEMUTimer *replies_timer;   /* sends them, at the latest */
 };
@@ -63,20 +72,43 @@ struct DistvmFlow {
 /* The nodes a vCPU thread's queued wait is for, or 0 if none is queued */
 static __thread uint32_t flow_wait_nodes;
 
-/* The nodes of @nodes that asked this one to wait */
+/* The nodes of @nodes that asked this one to wait, or are far behind */
 static uint32_t flow_stopped(DistvmState *s, uint32_t nodes)
 {
-    return s->flow ? qatomic_read(&s->flow->stopped) & nodes &
-                     qatomic_read(&s->present) : 0;
+    DistvmFlow *f = s->flow;
+    uint32_t present, stopped;
+
+    if (!f) {
+        return 0;
+    }
+    present = nodes & qatomic_read(&s->present);
+    stopped = qatomic_read(&f->stopped) & present;
+    for (uint32_t n = 0; n < DISTVM_MAX_NODES; n++) {
+        if ((present & BIT(n)) &&
+            (int64_t)(qatomic_read(&f->sent[n]) -
+                      qatomic_read(&f->received[n])) > DISTVM_FLOW_WINDOW) {
+            stopped |= BIT(n);
+        }
+    }
+    return stopped;
 }
 
-void distvm_flow_send(DistvmState *s, uint32_t node, uint64_t seq, bool stop)
+void distvm_flow_send(DistvmState *s, uint32_t node, uint64_t seq,
+                      const DistvmMsgFlow *flow)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
 
-    trace_distvm_flow_send(node, seq, stop);
-    distvm_wire_flow(m, s->node_id, seq, stop);
+    trace_distvm_flow_send(node, seq, flow->stop, flow->received);
+    distvm_wire_flow(m, s->node_id, seq, flow);
     distvm_send(s, node, m);
+}
+
+void distvm_flow_count_sent(DistvmState *s, uint32_t node,
+                            const GByteArray *m)
+{
+    if (s->flow && distvm_wire_flow_counted(lduw_le_p(m->data + 6))) {
+        qatomic_inc(&s->flow->sent[node]);
+    }
 }
 
 /* Send the answers held back; with f->lock */
@@ -106,18 +138,20 @@ static bool flow_received(DistvmState *s, const DistvmMsg *msg)
     DistvmFlow *f = s->flow;
     uint32_t src = msg->hdr.src;
 
-    trace_distvm_flow_received(src, msg->hdr.seq, msg->u.stop);
+    trace_distvm_flow_received(src, msg->hdr.seq, msg->u.flow.stop,
+                               msg->u.flow.received);
     qemu_mutex_lock(&f->lock);
     if (msg->hdr.seq > f->seq[src]) {
         f->seq[src] = msg->hdr.seq;
-        if (msg->u.stop) {
+        qatomic_set(&f->received[src], msg->u.flow.received);
+        if (msg->u.flow.stop) {
             qatomic_set(&f->stopped, f->stopped | BIT(src));
         } else {
             qatomic_set(&f->stopped, f->stopped & ~BIT(src));
-            qemu_cond_broadcast(&f->cond);
-            if (!flow_stopped(s, UINT32_MAX)) {
-                flow_replies_send(s);
-            }
+        }
+        qemu_cond_broadcast(&f->cond);
+        if (!flow_stopped(s, UINT32_MAX)) {
+            flow_replies_send(s);
         }
     }
     qemu_mutex_unlock(&f->lock);
@@ -214,6 +248,8 @@ void distvm_flow_forget(DistvmState *s, uint32_t node)
     }
     qemu_mutex_lock(&f->lock);
     f->seq[node] = 0;
+    qatomic_set(&f->sent[node], 0);
+    qatomic_set(&f->received[node], 0);
     qatomic_set(&f->stopped, f->stopped & ~BIT(node));
     qemu_cond_broadcast(&f->cond);
     /* Answers to its old connection's accesses are for no one now */

@@ -202,13 +202,15 @@ struct DistvmState {
 
     /* Message handlers, and the main loop's work (distvm-dispatch.c) */
     const DistvmMsgHandler *handlers[DISTVM_MSG__MAX];
-    QemuMutex main_calls_lock;  /* the six fields below */
+    QemuMutex main_calls_lock;  /* the seven fields below */
     GQueue main_calls;          /* DistvmMainCall, in the order asked */
     unsigned main_calls_from[DISTVM_MAX_NODES];  /* waiting or running */
     unsigned main_calls_running;
     /* Each node's vCPUs were told to wait (FLOW), in the FLOW numbered */
     bool flow_told_stop[DISTVM_MAX_NODES];
     uint64_t flow_told_seq[DISTVM_MAX_NODES];
+    /* and the messages FLOW counts (distvm_wire_flow_counted()) received */
+    uint64_t flow_received[DISTVM_MAX_NODES];
     QEMUBH *main_calls_bh;
 
     /* This node's vCPUs wait for other nodes' main loops (distvm-flow.c) */
@@ -595,8 +597,12 @@ bool distvm_cpuplug_mirroring(CPUState *cpu);
 
 /* distvm-flow.c */
 void distvm_flow_init(DistvmState *s);
-/* Tell @node to wait (@stop) or go on, in the FLOW numbered @seq */
-void distvm_flow_send(DistvmState *s, uint32_t node, uint64_t seq, bool stop);
+/* Tell @node @flow, in the FLOW numbered @seq */
+void distvm_flow_send(DistvmState *s, uint32_t node, uint64_t seq,
+                      const DistvmMsgFlow *flow);
+/* @node is sent @m: count it if FLOW does */
+void distvm_flow_count_sent(DistvmState *s, uint32_t node,
+                            const GByteArray *m);
 /*
  * This node sent work for the main loops of @nodes (a mask), which the
  * guest made: if one of them asked to wait, the vCPU that made it waits

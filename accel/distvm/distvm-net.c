@@ -264,6 +264,7 @@ bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg)
         distvm_deliver_local(s, msg);
         return true;
     }
+    distvm_flow_count_sent(s, node, msg);
     qemu_mutex_lock(&peer->send_lock);
     sioc = peer->sioc;          /* distvm_peer_reuse() takes it under it */
     if (!sioc || peer->broken) {

@@ -478,8 +478,8 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     monitor_printf(mon, "interrupts sent to other nodes %" PRIu64
                    ", received %" PRIu64 "\n", info->interrupts_sent,
                    info->interrupts_received);
-    monitor_printf(mon, "vCPUs waited for other nodes' main loops %" PRIu64
-                   " times\n", info->flow_waits);
+    monitor_printf(mon, "the guest waited for other nodes' main loops %"
+                   PRIu64 " times\n", info->flow_waits);
     monitor_printf(mon, "placement policy %s, capacity %" PRIu32 " vCPUs\n",
                    DistvmPolicy_str(info->policy), info->capacity);
     for (v = info->vcpus; v; v = v->next) {

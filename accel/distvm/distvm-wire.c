@@ -886,10 +886,11 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
         }
         break;
     case DISTVM_MSG_FLOW:
-        ok = get_u32(&r, &msg->u.stop, errp);
-        if (ok && msg->u.stop > 1) {
+        ok = get_u32(&r, &msg->u.flow.stop, errp) &&
+             get_u64(&r, &msg->u.flow.received, errp);
+        if (ok && msg->u.flow.stop > 1) {
             error_setg(errp, "FLOW message with stop %" PRIu32,
-                       msg->u.stop);
+                       msg->u.flow.stop);
             ok = false;
         }
         break;
@@ -1220,11 +1221,25 @@ void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level)
 }
 
 void distvm_wire_flow(GByteArray *buf, uint32_t src, uint64_t seq,
-                      uint32_t stop)
+                      const DistvmMsgFlow *flow)
 {
     distvm_wire_begin(buf, DISTVM_MSG_FLOW, src, seq);
-    distvm_wire_put_u32(buf, stop);
+    distvm_wire_put_u32(buf, flow->stop);
+    distvm_wire_put_u64(buf, flow->received);
     distvm_wire_end(buf);
+}
+
+bool distvm_wire_flow_counted(uint32_t type)
+{
+    switch (type) {
+    case DISTVM_MSG_PCI_CONFIG:
+    case DISTVM_MSG_VCPU_IPI:
+    case DISTVM_MSG_PIC_OUTPUT:
+    case DISTVM_MSG_PCI_INTX:
+        return true;
+    default:
+        return false;
+    }
 }
 
 void distvm_wire_pci_intx(GByteArray *buf, uint32_t src, uint32_t irq,

@@ -277,6 +277,16 @@ typedef struct DistvmMsgIntx {
     uint32_t level;             /* 0 or 1 */
 } DistvmMsgIntx;
 
+/*
+ * FLOW: to a node whose messages for the main loop (PCI_CONFIG,
+ * VCPU_IPI, PIC_OUTPUT, PCI_INTX: distvm_wire_flow_counted()) the sender
+ * received: whether to wait, and how many of them it received so far.
+ */
+typedef struct DistvmMsgFlow {
+    uint32_t stop;              /* 1 (wait) or 0 (go on) */
+    uint64_t received;
+} DistvmMsgFlow;
+
 /* RUN_STATE */
 typedef enum DistvmRunAction {
     DISTVM_RUN_STOP,            /* pause the vCPUs */
@@ -450,7 +460,7 @@ typedef struct DistvmMsg {
         DistvmMsgIo io;         /* IO_REQ, IO_REPLY */
         DistvmMsgRunState run;  /* RUN_STATE */
         uint32_t level;         /* PIC_OUTPUT: 0 or 1 */
-        uint32_t stop;          /* FLOW: 1 (wait) or 0 (go on) */
+        DistvmMsgFlow flow;     /* FLOW */
         uint32_t policy;        /* POLICY: below DISTVM_POLICY_COUNT */
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
@@ -547,7 +557,9 @@ void distvm_wire_run_state(GByteArray *buf, uint32_t src,
                            const DistvmMsgRunState *run);
 void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level);
 void distvm_wire_flow(GByteArray *buf, uint32_t src, uint64_t seq,
-                      uint32_t stop);
+                      const DistvmMsgFlow *flow);
+/* Whether FLOW counts messages of @type */
+bool distvm_wire_flow_counted(uint32_t type);
 void distvm_wire_pci_intx(GByteArray *buf, uint32_t src, uint32_t irq,
                           uint32_t level);
 void distvm_wire_policy(GByteArray *buf, uint32_t src, uint32_t policy);

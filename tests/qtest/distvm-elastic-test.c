@@ -542,21 +542,6 @@ static uint64_t dimm_addr(QTestState *qts, const char *id)
     return addr;
 }
 
-/* Whether vCPU @cpu exists on @qts */
-static bool vcpu_exists(QTestState *qts, int cpu)
-{
-    QDict *ret = qtest_qmp(qts, "{ 'execute': 'query-cpus-fast' }");
-    QList *cpus = qdict_get_qlist(ret, "return");
-    bool found = false;
-
-    for (const QListEntry *e = qlist_first(cpus); e; e = qlist_next(e)) {
-        found |= qdict_get_int(qobject_to(QDict, qlist_entry_obj(e)),
-                               "cpu-index") == cpu;
-    }
-    qobject_unref(ret);
-    return found;
-}
-
 /*
  * A node joins a guest into which a DIMM and a CPU were plugged: home has
  * it plug them too, so that it shares the DIMM's memory (data written on
@@ -605,14 +590,14 @@ static void test_join_plugged(void)
         "{ 'execute': 'device_add', 'arguments': %p }", props);
     addr = dimm_addr(node[0]->qts, "dimm1");
     g_assert_cmphex(dimm_addr(node[1]->qts, "dimm1"), ==, addr);
-    g_assert_true(vcpu_exists(node[1]->qts, NCPUS));
+    g_assert_true(distvm_vcpu_exists(node[1]->qts, NCPUS));
     fill_words(data, RESIDENT_DATA, 0x44494d4du);
     qtest_memwrite(node[1]->qts, addr, data, RESIDENT_DATA);
 
     /* Node 2 joins: it has both, as home has them */
     join_node(node, 2, dir, 2, opts2, args, "running");
     g_assert_cmphex(dimm_addr(node[2]->qts, "dimm1"), ==, addr);
-    g_assert_true(vcpu_exists(node[2]->qts, NCPUS));
+    g_assert_true(distvm_vcpu_exists(node[2]->qts, NCPUS));
     for (int cpu = 0; cpu <= NCPUS; cpu++) {
         g_assert_cmpint(distvm_vcpu_node(node[2]->qts, cpu), ==,
                         distvm_vcpu_node(node[0]->qts, cpu));

@@ -417,21 +417,6 @@ static int64_t vcpu_remote_faults(DistvmNode *node, int cpu)
     return faults;
 }
 
-/* Whether vCPU @cpu exists on @node (query-cpus-fast) */
-static bool vcpu_exists(DistvmNode *node, int cpu)
-{
-    QDict *resp = qtest_qmp(node->qts, "{ 'execute': 'query-cpus-fast' }");
-    QList *cpus = qdict_get_qlist(resp, "return");
-    bool found = false;
-
-    for (const QListEntry *e = qlist_first(cpus); e; e = qlist_next(e)) {
-        found |= qdict_get_int(qobject_to(QDict, qlist_entry_obj(e)),
-                               "cpu-index") == cpu;
-    }
-    qobject_unref(resp);
-    return found;
-}
-
 /*
  * Once the guest waits for it, plug the case's vCPU on home, in the free
  * slot query-hotpluggable-cpus lists: every node has it, the placement's
@@ -451,7 +436,7 @@ static void plug_cpu(const LinuxCase *lc, DistvmNode **node, int to)
         g_error("the guest did not wait for the CPU; console:\n%s", console);
     }
     for (int n = 0; n < lc->nodes; n++) {
-        g_assert_false(vcpu_exists(node[n], lc->cpu_plug));
+        g_assert_false(distvm_vcpu_exists(node[n]->qts, lc->cpu_plug));
     }
     resp = qtest_qmp(node[0]->qts,
                      "{ 'execute': 'query-hotpluggable-cpus' }");
@@ -490,13 +475,13 @@ static void plug_cpu(const LinuxCase *lc, DistvmNode **node, int to)
         qobject_unref(resp);
     }
     for (int n = 0; n < lc->nodes; n++) {
-        g_assert_false(vcpu_exists(node[n], lc->cpu_plug));
+        g_assert_false(distvm_vcpu_exists(node[n]->qts, lc->cpu_plug));
     }
 
     qtest_qmp_assert_success(node[0]->qts,
         "{ 'execute': 'device_add', 'arguments': %p }", props);
     for (int n = 0; n < lc->nodes; n++) {
-        g_assert_true(vcpu_exists(node[n], lc->cpu_plug));
+        g_assert_true(distvm_vcpu_exists(node[n]->qts, lc->cpu_plug));
         g_assert_cmpint(distvm_vcpu_node(node[n]->qts, lc->cpu_plug), ==, to);
     }
     want = g_strdup_printf("distvm-linux: cpu %d work %s", lc->cpu_plug,
@@ -527,7 +512,8 @@ static void unplug_cpu(const LinuxCase *lc, DistvmNode **node)
                              "'arguments': { 'id': 'cpuplug' } }");
     /* The guest ejects it: home unplugs it, and so does every node */
     for (int n = 0; n < lc->nodes; n++) {
-        for (int tries = 0; vcpu_exists(node[n], lc->cpu_plug); tries++) {
+        for (int tries = 0; distvm_vcpu_exists(node[n]->qts, lc->cpu_plug);
+             tries++) {
             g_assert_cmpint(tries, <, 300);
             g_usleep(100 * 1000);
         }

@@ -1421,6 +1421,38 @@ static void test_remap_flow(const void *opaque)
     }
 }
 
+/*
+ * Interrupts made faster than their node takes them (mode=ipiflood of
+ * the guest): vCPU 0 on node 1 sends vCPU 1 on home 1,000,000 IPIs
+ * without waiting, home held to a tenth of a host CPU.  Home delivers
+ * them under the BQL, more slowly than they come, and takes them from
+ * the connection in bursts: node 1's vCPU must wait for home rather than
+ * let it fall behind until it gives node 1 up.
+ */
+static void test_ipi_flood(void)
+{
+    static const int where[] = { 1, 0 };
+    const uint32_t count = 1000000;
+    g_autofree char *mode = g_strdup_printf("ipiflood=%u", count);
+    DistvmCluster *c = two_vcpu_mode_start(2, where, mode);
+    QTestState *home = c->node[0]->qts;
+    g_autofree char *cgroup = cpu_limit(qtest_pid(home), 10);
+    g_autoptr(QDict) info = NULL;
+    uint32_t taken;
+
+    g_assert_true(two_vcpu_mode_wait(c, where, 300));
+    g_assert_cmpuint(qtest_readl(home, RES(ipiflood_sent)), ==, count);
+    taken = qtest_readl(home, RES(ipi_recv) + 4);
+    g_test_message("vCPU 1 took %u of the %u IPIs", taken, count);
+    g_assert_cmpuint(taken, >=, 1);
+    g_assert_cmpuint(taken, <=, count);
+    /* and node 1's vCPU 0 waited for home */
+    info = distvm_assert_active(c->node[1]->qts, 1);
+    g_assert_cmpint(qdict_get_int(info, "flow-waits"), >, 0);
+    two_vcpu_mode_end(c);
+    g_assert_cmpint(rmdir(cgroup), ==, 0);
+}
+
 /* The node speeds and tiers @c reports, on each of its nodes */
 static void check_speeds(DistvmCluster *c, const double *speed,
                          const int *tier)
@@ -2024,6 +2056,7 @@ int main(int argc, char **argv)
                         test_remap_flow);
     qtest_add_data_func("/distvm/move/remap-3-nodes", GINT_TO_POINTER(3),
                         test_remap_flow);
+    qtest_add_func("/distvm/move/ipi-flood", test_ipi_flood);
     qtest_add_func("/distvm/move/affinity", test_affinity);
     qtest_add_func("/distvm/move/affinity-numa", test_affinity_numa);
     qtest_add_func("/distvm/move/consolidate", test_consolidate);

@@ -133,6 +133,20 @@ int64_t distvm_remote_faults(DistvmNode *node, const char *block)
     return faults;
 }
 
+bool distvm_vcpu_exists(QTestState *qts, int cpu_index)
+{
+    QDict *resp = qtest_qmp(qts, "{ 'execute': 'query-cpus-fast' }");
+    QList *cpus = qdict_get_qlist(resp, "return");
+    bool found = false;
+
+    for (const QListEntry *e = qlist_first(cpus); e; e = qlist_next(e)) {
+        found |= qdict_get_int(qobject_to(QDict, qlist_entry_obj(e)),
+                               "cpu-index") == cpu_index;
+    }
+    qobject_unref(resp);
+    return found;
+}
+
 int distvm_vcpu_node(QTestState *qts, int cpu_index)
 {
     QDict *resp = qtest_qmp_assert_success_ref(qts,

@@ -65,6 +65,8 @@ void distvm_check_placed_device(DistvmNode **node, int nodes,
 void distvm_qmp_refused(QTestState *qts, const char *message,
                         const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 
+/* Whether vCPU @cpu_index exists on @qts (query-cpus-fast) */
+bool distvm_vcpu_exists(QTestState *qts, int cpu_index);
 /* The node running vCPU @cpu_index, as query-distvm reports it. */
 int distvm_vcpu_node(QTestState *qts, int cpu_index);
 

@@ -28,7 +28,7 @@
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
-#define FLOW_FIXED 4            /* stop */
+#define FLOW_FIXED 12           /* stop, received */
 #define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
 #define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
 #define MEM_ACK_FIXED 8         /* slot, error length; + error */
@@ -461,10 +461,11 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.level == (uint32_t)ldl_le_p(payload));
         break;
     case DISTVM_MSG_FLOW:
-        /* wait, or go on; the sequence number may be anything */
+        /* wait, or go on; the count and the sequence number may be anything */
         CHECK(m->hdr.length == FLOW_FIXED);
-        CHECK(m->u.stop == 0 || m->u.stop == 1);
-        CHECK(m->u.stop == (uint32_t)ldl_le_p(payload));
+        CHECK(m->u.flow.stop == 0 || m->u.flow.stop == 1);
+        CHECK(m->u.flow.stop == (uint32_t)ldl_le_p(payload));
+        CHECK(m->u.flow.received == ldq_le_p(payload + 4));
         break;
     case DISTVM_MSG_CLOCK_REGS:
         /*
@@ -624,7 +625,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_PIC_OUTPUT:
         return a->u.level == b->u.level;
     case DISTVM_MSG_FLOW:
-        return a->u.stop == b->u.stop;
+        return a->u.flow.stop == b->u.flow.stop &&
+               a->u.flow.received == b->u.flow.received;
     case DISTVM_MSG_PCI_INTX:
         return a->u.intx.irq == b->u.intx.irq &&
                a->u.intx.level == b->u.intx.level;
@@ -785,7 +787,7 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         *fixed_seq = true;
         break;
     case DISTVM_MSG_FLOW:
-        distvm_wire_flow(buf, m->hdr.src, m->hdr.seq, m->u.stop);
+        distvm_wire_flow(buf, m->hdr.src, m->hdr.seq, &m->u.flow);
         break;
     case DISTVM_MSG_PCI_INTX:
         distvm_wire_pci_intx(buf, m->hdr.src, m->u.intx.irq, m->u.intx.level);
@@ -1179,9 +1181,16 @@ int main(int argc, char **argv)
     SEED("drain-pages", distvm_wire_node(b, DISTVM_MSG_DRAIN_PAGES, 0, 2));
     SEED("drained", distvm_wire_node(b, DISTVM_MSG_DRAINED, 1, 2));
     SEED("node-left", distvm_wire_node(b, DISTVM_MSG_NODE_LEFT, 0, 2));
-    /* node 2 asks node 1 to wait, then to go on */
-    SEED("flow-stop", distvm_wire_flow(b, 2, 3, 1));
-    SEED("flow-go", distvm_wire_flow(b, 2, 4, 0));
+    /*
+     * node 2 asks node 1 to wait, having received 1000 of its messages for
+     * the main loop, then to go on
+     */
+    SEED("flow-stop", distvm_wire_flow(b, 2, 3, &(DistvmMsgFlow) {
+        .stop = 1, .received = 1000,
+    }));
+    SEED("flow-go", distvm_wire_flow(b, 2, 4, &(DistvmMsgFlow) {
+        .stop = 0, .received = 1600,
+    }));
     SEED("vcpu-where", {
         distvm_wire_vcpu(b, DISTVM_MSG_VCPU_WHERE, 0, 1, 0, 2, 0, NULL, 0);
         distvm_wire_set_seq(b, 7);

@@ -20,7 +20,7 @@
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
-#define FLOW_FIXED 4            /* stop */
+#define FLOW_FIXED 12           /* stop, received */
 #define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
 #define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
 #define MEM_ACK_FIXED 8         /* slot, error length; + error */
@@ -418,8 +418,13 @@ static GPtrArray *valid_messages(void)
     distvm_wire_node(NEXT(), DISTVM_MSG_DRAIN_PAGES, 0, 3);
     distvm_wire_node(NEXT(), DISTVM_MSG_DRAINED, 1, 3);
     distvm_wire_node(NEXT(), DISTVM_MSG_NODE_LEFT, 0, 1);
-    distvm_wire_flow(NEXT(), 2, 0, 1);
-    distvm_wire_flow(NEXT(), 0, UINT64_MAX, 0);
+    distvm_wire_flow(NEXT(), 2, 0, &(DistvmMsgFlow) { .stop = 1 });
+    distvm_wire_flow(NEXT(), 0, UINT64_MAX, &(DistvmMsgFlow) {
+        .stop = 0, .received = UINT64_MAX,
+    });
+    distvm_wire_flow(NEXT(), 3, 17, &(DistvmMsgFlow) {
+        .stop = 1, .received = 0x0123456789abcdefull,
+    });
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -1912,14 +1917,18 @@ static void test_pic_output(void)
     g_byte_array_unref(b);
 }
 
-/* A FLOW of @stop from @src, numbered @seq: its layout, and its decoding */
+/*
+ * A FLOW of @flow from @src, numbered @seq: its layout (the one built by
+ * hand, bit for bit), and its decoding
+ */
 static void check_flow(const DistvmWireLimits *lim, uint32_t src,
-                       uint64_t seq, uint32_t stop)
+                       uint64_t seq, const DistvmMsgFlow *flow)
 {
     GByteArray *b = g_byte_array_new();
+    GByteArray *hand = g_byte_array_new();
     Decoded d;
 
-    distvm_wire_flow(b, src, seq, stop);
+    distvm_wire_flow(b, src, seq, flow);
     g_assert_cmpuint(b->len, ==, HDR + FLOW_FIXED);
     g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==, DISTVM_MSG_FLOW);
     g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_LENGTH), ==,
@@ -1927,14 +1936,23 @@ static void check_flow(const DistvmWireLimits *lim, uint32_t src,
     g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_SRC), ==, src);
     /* the sequence number is the sender's order, kept as given */
     g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, seq);
-    /* stop */
-    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, stop);
+    /* stop, then received, unaligned */
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, flow->stop);
+    g_assert_cmphex(ldq_le_p(b->data + HDR + 4), ==, flow->received);
+
+    distvm_wire_begin(hand, DISTVM_MSG_FLOW, src, seq);
+    distvm_wire_put_u32(hand, flow->stop);
+    distvm_wire_put_u64(hand, flow->received);
+    distvm_wire_end(hand);
+    g_assert_cmpmem(hand->data, hand->len, b->data, b->len);
 
     decode_ok(b, lim, &d);
     check_hdr(&d.msg.hdr, DISTVM_MSG_FLOW, FLOW_FIXED, src, seq);
-    g_assert_cmpuint(d.msg.u.stop, ==, stop);
+    g_assert_cmpuint(d.msg.u.flow.stop, ==, flow->stop);
+    g_assert_cmphex(d.msg.u.flow.received, ==, flow->received);
     decoded_free(&d);
 
+    g_byte_array_unref(hand);
     g_byte_array_unref(b);
 }
 
@@ -1943,52 +1961,50 @@ static void test_flow(void)
     static const DistvmWireLimits one_node = {
         .nodes = 1,
     };
-    static const uint64_t seqs[] = {
+    /* counts of messages received, and sequence numbers */
+    static const uint64_t values[] = {
         0, 1, 2, 0xffffffffull, 0x100000000ull, 0x0123456789abcdefull,
         INT64_MAX, (uint64_t)INT64_MAX + 1, UINT64_MAX - 1, UINT64_MAX,
     };
     GByteArray *b = g_byte_array_new();
-    GByteArray *enc = g_byte_array_new();
 
     for (uint32_t stop = 0; stop <= 1; stop++) {
-        for (size_t i = 0; i < ARRAY_SIZE(seqs); i++) {
-            uint64_t seq = seqs[i];
+        for (size_t i = 0; i < ARRAY_SIZE(values); i++) {
+            DistvmMsgFlow flow = { .stop = stop, .received = values[i] };
 
-            /* any node may be a receiver that asks its sender to wait */
-            for (uint32_t src = 0; src < limits.nodes; src++) {
-                check_flow(&limits, src, seq, stop);
+            /*
+             * any node may be a receiver that asks its sender to wait;
+             * the count and the order go each their own way
+             */
+            for (size_t j = 0; j < ARRAY_SIZE(values); j++) {
+                for (uint32_t src = 0; src < limits.nodes; src++) {
+                    check_flow(&limits, src, values[j], &flow);
+                }
             }
 
             /* no RAM layout and no vCPUs are needed */
-            check_flow(&limits_no_ram, 3, seq, stop);
-            check_flow(&limits_nodes_only, 1, seq, stop);
-            check_flow(&one_node, 0, seq, stop);
-            check_flow(&limits_most, DISTVM_WIRE_MAX_NODES - 1, seq, stop);
+            check_flow(&limits_no_ram, 3, values[i], &flow);
+            check_flow(&limits_nodes_only, 1, ~values[i], &flow);
+            check_flow(&one_node, 0, values[i], &flow);
+            check_flow(&limits_most, DISTVM_WIRE_MAX_NODES - 1, ~values[i],
+                       &flow);
         }
 
-        /* the layout, by hand: the encoder's, bit for bit */
-        for (int bit = 0; bit < 64; bit += 21) {
-            Decoded d;
-
-            distvm_wire_begin(b, DISTVM_MSG_FLOW, 2, 1ull << bit);
-            distvm_wire_put_u32(b, stop);
-            distvm_wire_end(b);
-            distvm_wire_flow(enc, 2, 1ull << bit, stop);
-            g_assert_cmpuint(b->len, ==, enc->len);
-            g_assert(memcmp(b->data, enc->data, b->len) == 0);
-            decode_ok(b, &limits, &d);
-            check_hdr(&d.msg.hdr, DISTVM_MSG_FLOW, FLOW_FIXED, 2,
-                      1ull << bit);
-            g_assert_cmpuint(d.msg.u.stop, ==, stop);
-            decoded_free(&d);
+        /* each bit of the count in its place */
+        for (int bit = 0; bit < 64; bit++) {
+            check_flow(&limits, 2, 1ull << (63 - bit), &(DistvmMsgFlow) {
+                .stop = stop, .received = 1ull << bit,
+            });
+            check_flow(&limits, 1, 1ull << bit, &(DistvmMsgFlow) {
+                .stop = stop, .received = ~(1ull << bit),
+            });
         }
     }
 
     /* distvm_wire_flow empties the buffer first */
     distvm_wire_empty(b, DISTVM_MSG_READY, 1, 2);
-    distvm_wire_flow(b, 0, 5, 1);
+    distvm_wire_flow(b, 0, 5, &(DistvmMsgFlow) { .stop = 1 });
     g_assert_cmpuint(b->len, ==, HDR + FLOW_FIXED);
-    g_byte_array_unref(enc);
     g_byte_array_unref(b);
 }
 
@@ -5052,146 +5068,159 @@ static void expect_exact_error(const GByteArray *buf, const char *what)
 }
 
 /*
- * PIC_OUTPUT and FLOW: each a payload of one u32 word that must be 0 or
- * 1, decoded into msg->u.level or msg->u.stop
+ * PIC_OUTPUT's level and FLOW's stop: a u32 at the start of the payload
+ * that must be 0 or 1
  */
-typedef struct WordMsg {
-    DistvmMsgType type;
-    const char *name;           /* the type, as errors name it */
-    const char *word;           /* the word, as errors name it */
-    uint32_t fixed;             /* the payload's length */
-    const char *bad_two;        /* the error for a word of 2, spelled out */
-    const char *bad_max;        /* and for one of UINT32_MAX */
-} WordMsg;
+typedef uint32_t WordOf(const DistvmMsg *msg);
 
-static const WordMsg pic_word = {
-    DISTVM_MSG_PIC_OUTPUT, "PIC_OUTPUT", "level", PIC_FIXED,
-    "PIC_OUTPUT message with level 2",
-    "PIC_OUTPUT message with level 4294967295",
-};
-
-static const WordMsg flow_word = {
-    DISTVM_MSG_FLOW, "FLOW", "stop", FLOW_FIXED,
-    "FLOW message with stop 2", "FLOW message with stop 4294967295",
-};
-
-/* The one of the two that @m is not */
-static const WordMsg *other_word(const WordMsg *m)
+static uint32_t pic_level(const DistvmMsg *msg)
 {
-    return m == &pic_word ? &flow_word : &pic_word;
+    return msg->u.level;
 }
 
-/*
- * @word from @src, numbered @seq, by the type's encoder; that of
- * PIC_OUTPUT numbers it 0, so @seq is set after
- */
-static void put_word(const WordMsg *m, GByteArray *b, uint32_t src,
-                     uint64_t seq, uint32_t word)
+static uint32_t flow_stop(const DistvmMsg *msg)
 {
-    if (m->type == DISTVM_MSG_PIC_OUTPUT) {
-        distvm_wire_pic_output(b, src, word);
-        set_u64(b, OFF_SEQ, seq);
-    } else {
-        distvm_wire_flow(b, src, seq, word);
-    }
+    return msg->u.flow.stop;
 }
 
-/* A decoded PIC_OUTPUT's level, or a FLOW's stop */
-static uint32_t word_of(const DistvmMsg *msg)
+/* @whole from @src, numbered @seq, with @word at the start of its payload */
+static GByteArray *with_word(const GByteArray *whole, uint32_t src,
+                             uint64_t seq, uint32_t word)
 {
-    g_assert(msg->hdr.type == DISTVM_MSG_PIC_OUTPUT ||
-             msg->hdr.type == DISTVM_MSG_FLOW);
-    return msg->hdr.type == DISTVM_MSG_PIC_OUTPUT ? msg->u.level
-                                                  : msg->u.stop;
+    GByteArray *b = buf_dup(whole);
+
+    set_u32(b, OFF_SRC, src);
+    set_u64(b, OFF_SEQ, seq);
+    set_u32(b, HDR, word);
+    return b;
 }
 
-/* @word must be accepted; a PIC_OUTPUT's is numbered 0, not @seq */
-static void check_word(const WordMsg *m, uint32_t src, uint64_t seq,
-                       uint32_t word)
+/* @whole with @word must be refused with exactly the error for its value */
+static void expect_word_error(const GByteArray *whole, const char *field,
+                              uint32_t src, uint64_t seq, uint32_t word)
 {
-    if (m->type == DISTVM_MSG_PIC_OUTPUT) {
-        check_pic_output(&limits, src, word);
-    } else {
-        check_flow(&limits, src, seq, word);
-    }
-}
-
-/* @word must be refused with exactly the error for its value */
-static void expect_word_error(const WordMsg *m, uint32_t src, uint64_t seq,
-                              uint32_t word)
-{
-    GByteArray *b = g_byte_array_new();
+    GByteArray *b = with_word(whole, src, seq, word);
     g_autofree char *what = g_strdup_printf(
-        "%s message with %s %" PRIu32, m->name, m->word, word);
+        "%s message with %s %" PRIu32,
+        distvm_msg_type_name(lduw_le_p(whole->data + OFF_TYPE)), field,
+        word);
 
-    put_word(m, b, src, seq, word);
     expect_exact_error(b, what);
     g_byte_array_unref(b);
 }
 
-/* The word is 0 or 1 */
-static void check_word_bad_value(const WordMsg *m)
+/*
+ * The word of @whole, a valid message, is 0 or 1: another value is
+ * refused with an error that names it as @field; @word_of reads it from
+ * the decoded message
+ */
+static void check_word_bad_value(const GByteArray *whole, const char *field,
+                                 WordOf *word_of)
 {
     static const uint32_t bad[] = {
         2, 3, 4, 0xff, 0x100, 0x101, 0x10000, 0x10001, 0x7fffffffu,
         0x80000000u, 0x80000001u, UINT32_MAX - 1, UINT32_MAX,
     };
-    GByteArray *b = g_byte_array_new();
+    uint32_t type = lduw_le_p(whole->data + OFF_TYPE);
+    GByteArray *b;
 
     for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
         for (uint32_t src = 0; src < limits.nodes; src++) {
-            expect_word_error(m, src, 0, bad[i]);
-            expect_word_error(m, src, UINT64_MAX - i, bad[i]);
+            expect_word_error(whole, field, src, 0, bad[i]);
+            expect_word_error(whole, field, src, UINT64_MAX - i, bad[i]);
         }
     }
 
     /* every word below 0x1000: 0 and 1 are accepted, no other */
     for (uint32_t word = 0; word < 0x1000; word++) {
         if (word <= 1) {
-            check_word(m, 0, word, word);
+            Decoded d;
+
+            b = with_word(whole, 0, word, word);
+            decode_ok(b, &limits, &d);
+            check_hdr(&d.msg.hdr, type, whole->len - HDR, 0, word);
+            g_assert_cmpuint(word_of(&d.msg), ==, word);
+            decoded_free(&d);
+            g_byte_array_unref(b);
         } else {
-            expect_word_error(m, 0, word, word);
+            expect_word_error(whole, field, 0, word, word);
         }
     }
     /* any bit above the first, with or without it */
     for (int bit = 1; bit < 32; bit++) {
-        expect_word_error(m, 1, 1ull << bit, 1u << bit);
-        expect_word_error(m, 1, 1ull << (bit + 32), 1u << bit | 1);
+        expect_word_error(whole, field, 1, 1ull << bit, 1u << bit);
+        expect_word_error(whole, field, 1, 1ull << (bit + 32),
+                          1u << bit | 1);
     }
-
-    /* the message, spelled out */
-    put_word(m, b, 0, 0, 2);
-    expect_decode_error(b, &limits, m->bad_two);
-    put_word(m, b, 0, UINT64_MAX, UINT32_MAX);
-    expect_decode_error(b, &limits, m->bad_max);
 
     /* The word is checked before trailing bytes */
     for (uint64_t seq = 0; seq <= 7; seq += 7) {
-        distvm_wire_begin(b, m->type, 0, seq);
-        distvm_wire_put_u32(b, 2);
+        g_autofree char *what = g_strdup_printf(
+            "%s message with %s 2", distvm_msg_type_name(type), field);
+
+        b = with_word(whole, 0, seq, 2);
         distvm_wire_put_u32(b, 0);
-        distvm_wire_end(b);
-        expect_decode_error(b, &limits, m->bad_two);
+        set_u32(b, OFF_LENGTH, b->len - HDR);
+        expect_decode_error(b, &limits, what);
+        g_byte_array_unref(b);
     }
 
     /* The sender is checked first */
-    put_word(m, b, 4, 0, 2);
+    b = with_word(whole, 4, 0, 2);
     expect_decode_error(b, &limits, "in its sender");
-    put_word(m, b, UINT32_MAX, UINT64_MAX, UINT32_MAX);
+    g_byte_array_unref(b);
+    b = with_word(whole, UINT32_MAX, UINT64_MAX, UINT32_MAX);
     expect_decode_error(b, &limits, "in its sender");
     g_byte_array_unref(b);
 }
 
-/* @b, retyped as @m, must be accepted as a word of 1 */
-static void check_retyped_word(GByteArray *b, const WordMsg *m,
-                               uint64_t seq)
+/*
+ * The payload of @whole, a valid message, is exactly what it is: cut
+ * anywhere it is truncated (numbered as it is, and by the cut), and 1 to
+ * 16 bytes more are trailing garbage, each refused with exactly that
+ */
+static void check_exact_length(const GByteArray *whole)
+{
+    const char *name = distvm_msg_type_name(
+        lduw_le_p(whole->data + OFF_TYPE));
+    uint32_t len = whole->len - HDR;
+    g_autofree char *truncated = g_strdup_printf("%s message is truncated",
+                                                 name);
+
+    for (uint32_t cut = 0; cut < len; cut++) {
+        GByteArray *b = buf_dup(whole);
+
+        g_byte_array_set_size(b, HDR + cut);
+        set_u32(b, OFF_LENGTH, cut);
+        expect_exact_error(b, truncated);
+        set_u64(b, OFF_SEQ, cut);
+        expect_exact_error(b, truncated);
+        g_byte_array_unref(b);
+    }
+
+    for (uint32_t extra = 1; extra <= 16; extra++) {
+        GByteArray *b = buf_dup(whole);
+        g_autofree char *what = g_strdup_printf(
+            "%s message has %" PRIu32 " bytes of trailing garbage",
+            name, extra);
+
+        g_byte_array_set_size(b, whole->len + extra);
+        memset(b->data + whole->len, 0, extra);
+        set_u32(b, OFF_LENGTH, len + extra);
+        expect_exact_error(b, what);
+        g_byte_array_unref(b);
+    }
+}
+
+/* @b, retyped as PIC_OUTPUT, must be accepted as a level of 1 */
+static void check_retyped_level(GByteArray *b, uint64_t seq)
 {
     Decoded d;
 
-    set_u16(b, OFF_TYPE, m->type);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_PIC_OUTPUT);
     decode_ok(b, &limits, &d);
-    check_hdr(&d.msg.hdr, m->type, m->fixed, 0, seq);
-    g_assert_cmpuint(word_of(&d.msg), ==, 1);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_PIC_OUTPUT, PIC_FIXED, 0, seq);
+    g_assert_cmpuint(d.msg.u.level, ==, 1);
     decoded_free(&d);
 }
 
@@ -5203,105 +5232,177 @@ static void expect_retyped_error(GByteArray *b, DistvmMsgType type,
     expect_exact_error(b, what);
 }
 
-/* The payload is exactly the word */
-static void check_word_bad_length(const WordMsg *m)
-{
-    static const uint64_t seqs[] = { 0, UINT64_MAX };
-    GByteArray *b = g_byte_array_new();
-    g_autofree char *truncated = g_strdup_printf("%s message is truncated",
-                                                 m->name);
-    g_autofree char *garbage4 = g_strdup_printf(
-        "%s message has 4 bytes of trailing garbage", m->name);
-    g_autofree char *garbage44 = g_strdup_printf(
-        "%s message has 44 bytes of trailing garbage", m->name);
-
-    for (uint32_t len = 0; len < m->fixed; len++) {
-        /* numbered 0, and by the length */
-        for (int n = 0; n < 2; n++) {
-            distvm_wire_begin(b, m->type, 0, n ? len : 0);
-            for (uint32_t i = 0; i < len; i++) {
-                distvm_wire_put_bytes(b, "\0", 1);
-            }
-            distvm_wire_end(b);
-            expect_exact_error(b, truncated);
-        }
-    }
-
-    for (uint32_t extra = 1; extra <= 16; extra++) {
-        g_autofree char *what = g_strdup_printf(
-            "%s message has %" PRIu32 " bytes of trailing garbage",
-            m->name, extra);
-
-        for (uint32_t word = 0; word <= 1; word++) {
-            for (size_t i = 0; i < ARRAY_SIZE(seqs); i++) {
-                distvm_wire_begin(b, m->type, 0, seqs[i]);
-                distvm_wire_put_u32(b, word);
-                for (uint32_t j = 0; j < extra; j++) {
-                    distvm_wire_put_bytes(b, "\0", 1);
-                }
-                distvm_wire_end(b);
-                expect_exact_error(b, what);
-            }
-        }
-    }
-
-    /* the word as a u64 */
-    distvm_wire_begin(b, m->type, 0, 0);
-    distvm_wire_put_u64(b, 1);
-    distvm_wire_end(b);
-    expect_exact_error(b, garbage4);
-
-    /*
-     * other messages with a word's worth of payload, retyped; the other
-     * one-word type's sequence number is passed through
-     */
-    put_word(other_word(m), b, 0, 9, 1);
-    check_retyped_word(b, m, 9);
-    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 0, 1);
-    check_retyped_word(b, m, 0);
-    distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
-    expect_retyped_error(b, m->type, garbage4);
-    distvm_wire_empty(b, DISTVM_MSG_READY, 0, 0);
-    expect_retyped_error(b, m->type, truncated);
-    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
-        .action = DISTVM_RUN_CONT,
-    });
-    expect_retyped_error(b, m->type, garbage44);
-
-    /* and the other way */
-    put_word(m, b, 0, 9, 1);
-    check_retyped_word(b, other_word(m), 9);
-    put_word(m, b, 0, 9, 1);
-    expect_retyped_error(b, DISTVM_MSG_RUN_STATE,
-                         "RUN_STATE message is truncated");
-    put_word(m, b, 0, 9, 1);
-    expect_retyped_error(b, DISTVM_MSG_IO_REPLY,
-                         "IO_REPLY message is truncated");
-    g_byte_array_unref(b);
-}
-
 /* The PIC's output is low or high */
 static void test_pic_output_bad_level(void)
 {
-    check_word_bad_value(&pic_word);
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_pic_output(b, 0, 1);
+    check_word_bad_value(b, "level", pic_level);
+
+    /* the message, spelled out */
+    distvm_wire_pic_output(b, 0, 2);
+    expect_decode_error(b, &limits, "PIC_OUTPUT message with level 2");
+    distvm_wire_pic_output(b, 0, UINT32_MAX);
+    distvm_wire_set_seq(b, UINT64_MAX);
+    expect_decode_error(b, &limits,
+                        "PIC_OUTPUT message with level 4294967295");
+    g_byte_array_unref(b);
 }
 
 /* A PIC_OUTPUT's payload is exactly its level */
 static void test_pic_output_bad_length(void)
 {
-    check_word_bad_length(&pic_word);
+    GByteArray *b = g_byte_array_new();
+
+    for (uint32_t level = 0; level <= 1; level++) {
+        distvm_wire_pic_output(b, 0, level);
+        check_exact_length(b);
+        distvm_wire_set_seq(b, UINT64_MAX);
+        check_exact_length(b);
+    }
+
+    /* the level as a u64 */
+    distvm_wire_begin(b, DISTVM_MSG_PIC_OUTPUT, 0, 0);
+    distvm_wire_put_u64(b, 1);
+    distvm_wire_end(b);
+    expect_exact_error(b, "PIC_OUTPUT message has 4 bytes of trailing "
+                       "garbage");
+
+    /*
+     * other messages with a level's worth of payload, retyped; the
+     * sequence number is passed through
+     */
+    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 0, 1);
+    check_retyped_level(b, 0);
+    distvm_wire_node(b, DISTVM_MSG_NODE_LOST, 0, 1);
+    distvm_wire_set_seq(b, 9);
+    check_retyped_level(b, 9);
+    distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
+    expect_retyped_error(b, DISTVM_MSG_PIC_OUTPUT, "PIC_OUTPUT message has "
+                         "4 bytes of trailing garbage");
+    distvm_wire_empty(b, DISTVM_MSG_READY, 0, 0);
+    expect_retyped_error(b, DISTVM_MSG_PIC_OUTPUT,
+                         "PIC_OUTPUT message is truncated");
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_CONT,
+    });
+    expect_retyped_error(b, DISTVM_MSG_PIC_OUTPUT, "PIC_OUTPUT message has "
+                         "44 bytes of trailing garbage");
+
+    /* and the other way */
+    distvm_wire_pic_output(b, 0, 1);
+    expect_retyped_error(b, DISTVM_MSG_RUN_STATE,
+                         "RUN_STATE message is truncated");
+    distvm_wire_pic_output(b, 0, 1);
+    expect_retyped_error(b, DISTVM_MSG_IO_REPLY,
+                         "IO_REPLY message is truncated");
+    g_byte_array_unref(b);
 }
 
-/* A sender waits, or goes on */
+/* Counts of messages received: any, with either stop */
+static const DistvmMsgFlow flow_counts[] = {
+    { 0, 0 }, { 1, 0 }, { 0, 1 }, { 1, 0xffffffffull },
+    { 0, 0x100000000ull }, { 1, 0x0123456789abcdefull },
+    { 0, UINT64_MAX }, { 1, UINT64_MAX },
+};
+
+/* A sender waits, or goes on, whatever the count */
 static void test_flow_bad_stop(void)
 {
-    check_word_bad_value(&flow_word);
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(flow_counts); i++) {
+        distvm_wire_flow(b, 0, 0, &flow_counts[i]);
+        check_word_bad_value(b, "stop", flow_stop);
+    }
+
+    /* the message, spelled out */
+    distvm_wire_flow(b, 0, 0, &(DistvmMsgFlow) { .stop = 2 });
+    expect_decode_error(b, &limits, "FLOW message with stop 2");
+    distvm_wire_flow(b, 0, UINT64_MAX, &(DistvmMsgFlow) {
+        .stop = UINT32_MAX, .received = UINT64_MAX,
+    });
+    expect_decode_error(b, &limits, "FLOW message with stop 4294967295");
+
+    /* The count is read before the stop is checked */
+    for (uint32_t len = 4; len < FLOW_FIXED; len++) {
+        distvm_wire_flow(b, 1, 7, &(DistvmMsgFlow) { .stop = 2 });
+        g_byte_array_set_size(b, HDR + len);
+        set_u32(b, OFF_LENGTH, len);
+        expect_exact_error(b, "FLOW message is truncated");
+    }
+    g_byte_array_unref(b);
 }
 
-/* A FLOW's payload is exactly its stop */
+/* A FLOW's payload is exactly its stop and its count */
 static void test_flow_bad_length(void)
 {
-    check_word_bad_length(&flow_word);
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(flow_counts); i++) {
+        distvm_wire_flow(b, 0, 0, &flow_counts[i]);
+        check_exact_length(b);
+        distvm_wire_flow(b, 3, UINT64_MAX - i, &flow_counts[i]);
+        check_exact_length(b);
+    }
+
+    /* the stop alone, as before the count */
+    distvm_wire_begin(b, DISTVM_MSG_FLOW, 0, 0);
+    distvm_wire_put_u32(b, 1);
+    distvm_wire_end(b);
+    expect_exact_error(b, "FLOW message is truncated");
+    /* a count of four bytes */
+    distvm_wire_put_u32(b, 5);
+    set_u32(b, OFF_LENGTH, b->len - HDR);
+    expect_exact_error(b, "FLOW message is truncated");
+    /* the stop as a u64 */
+    distvm_wire_begin(b, DISTVM_MSG_FLOW, 0, 0);
+    distvm_wire_put_u64(b, 1);
+    distvm_wire_put_u64(b, 5);
+    distvm_wire_end(b);
+    expect_exact_error(b, "FLOW message has 4 bytes of trailing garbage");
+
+    /* other messages, retyped */
+    distvm_wire_pic_output(b, 0, 1);
+    expect_retyped_error(b, DISTVM_MSG_FLOW, "FLOW message is truncated");
+    distvm_wire_pci_intx(b, 0, 1, 1);
+    expect_retyped_error(b, DISTVM_MSG_FLOW, "FLOW message is truncated");
+    distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
+    expect_retyped_error(b, DISTVM_MSG_FLOW, "FLOW message is truncated");
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_CONT,
+    });
+    expect_retyped_error(b, DISTVM_MSG_FLOW, "FLOW message has 36 bytes of "
+                         "trailing garbage");
+
+    /* and the other way */
+    distvm_wire_flow(b, 0, 9, &(DistvmMsgFlow) { .stop = 1, .received = 1 });
+    expect_retyped_error(b, DISTVM_MSG_PIC_OUTPUT, "PIC_OUTPUT message has "
+                         "8 bytes of trailing garbage");
+    expect_retyped_error(b, DISTVM_MSG_PCI_INTX, "PCI_INTX message has 4 "
+                         "bytes of trailing garbage");
+    expect_retyped_error(b, DISTVM_MSG_RUN_STATE,
+                         "RUN_STATE message is truncated");
+    g_byte_array_unref(b);
+}
+
+/* FLOW counts the messages the main loop takes, and no others */
+static void test_flow_counted(void)
+{
+    static const bool counted[DISTVM_MSG__MAX + 1] = {
+        [DISTVM_MSG_PCI_CONFIG] = true,
+        [DISTVM_MSG_VCPU_IPI] = true,
+        [DISTVM_MSG_PIC_OUTPUT] = true,
+        [DISTVM_MSG_PCI_INTX] = true,
+    };
+
+    for (uint32_t t = 0; t <= DISTVM_MSG__MAX; t++) {
+        g_assert_cmpint(distvm_wire_flow_counted(t), ==, counted[t]);
+    }
+    /* nor any type the header could carry */
+    g_assert_false(distvm_wire_flow_counted(0xffff));
+    g_assert_false(distvm_wire_flow_counted(UINT32_MAX));
 }
 
 /* @clock sent from node 1 must be refused with exactly @what */
@@ -6212,6 +6313,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roles", test_roles);
     g_test_add_func("/distvm/wire/roles/res-set", test_res_set_roles);
     g_test_add_func("/distvm/wire/msg-vcpu", test_msg_vcpu);
+    g_test_add_func("/distvm/wire/flow-counted", test_flow_counted);
 
     return g_test_run();
 }

@@ -164,6 +164,7 @@ void topology_dispatch(uint32_t vector);
 void a20_mode(uint32_t cpu, uint32_t ncpus);
 /* remap-mode.c */
 void remap_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds);
+void ipiflood_mode(uint32_t cpu, uint32_t ncpus, uint32_t count);
 
 /* xcode-mode.c */
 void xcode_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds, uint32_t how);

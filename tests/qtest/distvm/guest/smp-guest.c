@@ -42,7 +42,7 @@ static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
 static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi, mode_a20,
-    mode_remap, mode_topology, mode_xcode, mode_xcode_how;
+    mode_remap, mode_topology, mode_xcode, mode_xcode_how, mode_ipiflood;
 
 
 struct idt_entry {
@@ -531,6 +531,8 @@ void ap_main(void)
         a20_mode(cpu, ncpus);
     } else if (mode_remap) {
         remap_mode(cpu, ncpus, mode_remap);
+    } else if (mode_ipiflood) {
+        ipiflood_mode(cpu, ncpus, mode_ipiflood);
     } else if (mode_topology) {
         topology_mode(cpu, ncpus);
     } else if (mode_xcode) {
@@ -567,6 +569,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_msi = parse_arg(cmdline, "msi", 0);
     mode_a20 = parse_arg(cmdline, "a20", 0);
     mode_remap = parse_arg(cmdline, "remap", 0);
+    mode_ipiflood = parse_arg(cmdline, "ipiflood", 0);
     mode_topology = parse_arg(cmdline, "topology", 0);
     mode_xcode = parse_arg(cmdline, "xcode", 0);
     mode_xcode_how = parse_arg(cmdline, "xhow", DG_XCODE_SHARED);
@@ -644,6 +647,8 @@ void guest_main(struct multiboot_info *mbi)
         a20_mode(0, ncpus);
     } else if (mode_remap) {
         remap_mode(0, ncpus, mode_remap);
+    } else if (mode_ipiflood) {
+        ipiflood_mode(0, ncpus, mode_ipiflood);
     } else if (mode_topology) {
         topology_mode(0, ncpus);
     } else if (mode_xcode) {

@@ -208,6 +208,11 @@ static const uint32_t dg_vmport_cmd[DG_VMPORT_CMDS] = { 0x0a, 0x14 };
  * else (the first: remap_bad_value).
  */
 #define DG_REMAP_ROUNDS     20000
+/*
+ * mode=ipiflood=N (cpus=2): CPU 0 sends CPU 1 N fixed IPIs (DG_IPI_VECTOR)
+ * without waiting for any to be taken; CPU 1 takes them (ipi_recv[1],
+ * at most N: the LAPIC merges those that find one pending).
+ */
 #define DG_REMAP_BURST      32
 #define DG_REMAP_HPET_ID    0x8086a201u
 
@@ -426,6 +431,9 @@ struct dg_results {
     uint32_t remap_reads;
     uint32_t remap_bad;
     uint32_t remap_bad_value;
+    /* mode=ipiflood */
+    uint32_t ipiflood_ready;    /* CPU 1 takes interrupts */
+    uint32_t ipiflood_sent;     /* CPU 0 sent them all */
 } __attribute__((aligned(16)));
 
 static inline uint64_t dg_pattern(uint64_t addr)
