@@ -115,6 +115,20 @@ static char *cpuplug_other_props(DeviceState *dev)
     return other->len ? g_string_free(g_steal_pointer(&other), false) : NULL;
 }
 
+/* Home: the CPU_PLUG of @dev, a new plug whose number is put in @seq */
+static GByteArray *cpuplug_message(DistvmState *s, DeviceState *dev,
+                                   uint64_t *seq)
+{
+    g_autoptr(GString) device = cpuplug_device_json(dev);
+    GByteArray *m = g_byte_array_new();
+
+    *seq = distvm_plug_ask(s, DISTVM_MSG_CPU_PLUG_ACK);
+    distvm_wire_cpu_plug(m, s->node_id, *seq, CPU(dev)->cpu_index,
+                         device->str);
+    trace_distvm_cpuplug_send(CPU(dev)->cpu_index, device->str);
+    return m;
+}
+
 static void cpuplug_unplug_all(DistvmState *s, uint32_t cpu)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
@@ -139,7 +153,6 @@ static bool cpuplug_pre_plug(DeviceState *dev, Error **errp)
 {
     DistvmState *s = distvm_state();
     uint32_t cpu = CPU(dev)->cpu_index;
-    g_autoptr(GString) device = NULL;
     g_autoptr(GByteArray) m = NULL;
     g_autofree char *other = NULL;
     uint64_t seq;
@@ -175,11 +188,7 @@ static bool cpuplug_pre_plug(DeviceState *dev, Error **errp)
                    "and id, not: %s", other);
         return false;
     }
-    device = cpuplug_device_json(dev);
-    m = g_byte_array_new();
-    seq = distvm_plug_ask(s, DISTVM_MSG_CPU_PLUG_ACK);
-    distvm_wire_cpu_plug(m, s->node_id, seq, cpu, device->str);
-    trace_distvm_cpuplug_send(cpu, device->str);
+    m = cpuplug_message(s, dev, &seq);
     if (!distvm_plug_send_wait(s, m, seq, "the CPU", errp)) {
         cpuplug_unplug_all(s, cpu);
         return false;
@@ -195,7 +204,6 @@ bool distvm_cpuplug_send_state(DistvmState *s, uint32_t node, Error **errp)
     CPUState *cpu;
 
     CPU_FOREACH(cpu) {
-        g_autoptr(GString) device = NULL;
         g_autoptr(GByteArray) m = NULL;
         uint64_t seq;
 
@@ -203,12 +211,7 @@ bool distvm_cpuplug_send_state(DistvmState *s, uint32_t node, Error **errp)
         if (!DEVICE(cpu)->hotplugged) {
             continue;
         }
-        device = cpuplug_device_json(DEVICE(cpu));
-        m = g_byte_array_new();
-        seq = distvm_plug_ask(s, DISTVM_MSG_CPU_PLUG_ACK);
-        distvm_wire_cpu_plug(m, s->node_id, seq, cpu->cpu_index,
-                             device->str);
-        trace_distvm_cpuplug_send(cpu->cpu_index, device->str);
+        m = cpuplug_message(s, DEVICE(cpu), &seq);
         if (!distvm_plug_send_wait_node(s, m, seq, node, "the CPU", errp)) {
             return false;
         }

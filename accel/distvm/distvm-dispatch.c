@@ -32,19 +32,6 @@
  * without end.
  */
 #define DISTVM_MAIN_CALLS_MAX   16384
-/*
- * Well before that, the sender's vCPUs are asked to wait with
- * this many waiting, and to go on with that many (distvm-flow.c).
- */
-#define DISTVM_FLOW_STOP_AT     1024
-#define DISTVM_FLOW_GO_AT       256
-/*
- * and every this many of its messages for the main loop received, it is
- * told so: it sends no more than DISTVM_FLOW_WINDOW ahead of that, so
- * that those in the connection, not queued yet, are bounded too.
- */
-#define DISTVM_FLOW_ACK_EVERY   1024
-
 typedef struct DistvmMainCall {
     void (*fn)(void *opaque);
     void *opaque;
@@ -111,63 +98,12 @@ void distvm_msg_refused(DistvmState *s, uint32_t src, const char *fmt, ...)
     }
 }
 
-/* With main_calls_lock: the number of a FLOW to @src, and what it says */
-static uint64_t flow_tell(DistvmState *s, uint32_t src, DistvmMsgFlow *flow)
-{
-    flow->stop = s->flow_told_stop[src];
-    flow->received = s->flow_received[src];
-    return ++s->flow_told_seq[src];
-}
-
-/*
- * With main_calls_lock: whether @src, which has @waiting calls waiting
- * or running, is to be told to wait or to go on; if so, the number of
- * that FLOW, else 0.
- */
-static uint64_t flow_change(DistvmState *s, uint32_t src, unsigned waiting,
-                            DistvmMsgFlow *flow)
-{
-    bool stop = waiting >= DISTVM_FLOW_STOP_AT;
-
-    if (src == s->node_id || s->flow_told_stop[src] == stop ||
-        (!stop && waiting > DISTVM_FLOW_GO_AT)) {
-        return 0;
-    }
-    s->flow_told_stop[src] = stop;
-    return flow_tell(s, src, flow);
-}
-
-/*
- * In the thread that received @msg: count it if FLOW does, and tell its
- * sender every DISTVM_FLOW_ACK_EVERY.
- */
-static void flow_count(DistvmState *s, const DistvmMsg *msg)
-{
-    uint32_t src = msg->hdr.src;
-    DistvmMsgFlow flow;
-    uint64_t seq = 0;
-
-    if (src == s->node_id || !distvm_wire_flow_counted(msg->hdr.type)) {
-        return;
-    }
-    qemu_mutex_lock(&s->main_calls_lock);
-    if (++s->flow_received[src] % DISTVM_FLOW_ACK_EVERY == 0) {
-        seq = flow_tell(s, src, &flow);
-    }
-    qemu_mutex_unlock(&s->main_calls_lock);
-    if (seq) {
-        distvm_flow_send(s, src, seq, &flow);
-    }
-}
-
 static void main_calls_run(void *opaque)
 {
     DistvmState *s = opaque;
 
     for (;;) {
         DistvmMainCall *c;
-        DistvmMsgFlow flow;
-        uint64_t seq;
 
         qemu_mutex_lock(&s->main_calls_lock);
         c = g_queue_pop_head(&s->main_calls);
@@ -181,11 +117,7 @@ static void main_calls_run(void *opaque)
         qemu_mutex_lock(&s->main_calls_lock);
         s->main_calls_from[c->src]--;
         s->main_calls_running--;
-        seq = flow_change(s, c->src, s->main_calls_from[c->src], &flow);
         qemu_mutex_unlock(&s->main_calls_lock);
-        if (seq) {
-            distvm_flow_send(s, c->src, seq, &flow);
-        }
         g_free(c);
     }
 }
@@ -194,8 +126,6 @@ void distvm_main_loop_call(DistvmState *s, uint32_t src,
                            void (*fn)(void *opaque), void *opaque)
 {
     DistvmMainCall *c = g_new(DistvmMainCall, 1);
-    DistvmMsgFlow flow;
-    uint64_t seq;
     bool flooded;
 
     c->fn = fn;
@@ -203,12 +133,8 @@ void distvm_main_loop_call(DistvmState *s, uint32_t src,
     c->src = src;
     qemu_mutex_lock(&s->main_calls_lock);
     flooded = ++s->main_calls_from[src] > DISTVM_MAIN_CALLS_MAX;
-    seq = flow_change(s, src, s->main_calls_from[src], &flow);
     g_queue_push_tail(&s->main_calls, c);
     qemu_mutex_unlock(&s->main_calls_lock);
-    if (seq) {
-        distvm_flow_send(s, src, seq, &flow);
-    }
     if (flooded) {
         qatomic_inc(&s->protocol_errors);
         distvm_fatal_node_lost(s, src, "it sent more messages for the main "
@@ -253,6 +179,7 @@ static void deferred_msg_run(void *opaque)
     DistvmState *s = d->s;
 
     main_loop_part(s, d->handler, &d->msg);
+    distvm_flow_done(s, &d->msg);
     if (d->before_replies) {
         qemu_mutex_lock(&s->replay_lock);
         qatomic_inc(&s->replays_done);
@@ -347,7 +274,8 @@ static bool main_loop_part_now(DistvmState *s, const DistvmMsgHandler *h,
     return now;
 }
 
-void distvm_dispatch(DistvmState *s, const DistvmMsg *msg)
+/* distvm_dispatch(); returns true if the main loop does the rest later */
+static bool dispatch_deferred(DistvmState *s, const DistvmMsg *msg)
 {
     uint32_t type = msg->hdr.type;
     uint32_t src = msg->hdr.src;
@@ -356,31 +284,39 @@ void distvm_dispatch(DistvmState *s, const DistvmMsg *msg)
     Error *err = NULL;
     uint32_t cpu;
 
-    /* A vCPU unplugged meanwhile is freed after this (distvm-cpuplug.c) */
-    RCU_READ_LOCK_GUARD();
-    /* as its sender counted it, whatever becomes of it */
-    flow_count(s, msg);
     if (src != s->node_id &&
         !distvm_wire_check_role(msg, s->node_id, &err)) {
         distvm_msg_refused(s, src, "%s", error_get_pretty(err));
         error_free(err);
-        return;
+        return false;
     }
     /* -smp N,maxcpus=M: the indices from N on are no vCPU (yet). */
     if (distvm_wire_msg_vcpu(msg, &cpu) && !qemu_get_cpu(cpu)) {
         vcpu_gone(s, msg, cpu);
-        return;
+        return false;
     }
     if (!h) {
         distvm_msg_refused(s, src, "unexpected %s",
                            distvm_msg_type_name(type));
-        return;
+        return false;
     }
     if (h->receive && !h->receive(s, msg)) {
-        return;
+        return false;
     }
     if (h->main_loop && !main_loop_part_now(s, h, msg)) {
         defer_msg(s, h, msg);
+        return true;
+    }
+    return false;
+}
+
+void distvm_dispatch(DistvmState *s, const DistvmMsg *msg)
+{
+    /* A vCPU unplugged meanwhile is freed after this (distvm-cpuplug.c) */
+    RCU_READ_LOCK_GUARD();
+
+    if (!dispatch_deferred(s, msg)) {
+        distvm_flow_done(s, msg);
     }
 }
 
@@ -402,15 +338,6 @@ void distvm_dispatch_wait_before_replies(DistvmState *s, CPUState *cs)
         qemu_cond_timedwait(&s->replay_cond, &s->replay_lock, 10);
     }
     qemu_mutex_unlock(&s->replay_lock);
-}
-
-void distvm_dispatch_forget_flow(DistvmState *s, uint32_t node)
-{
-    qemu_mutex_lock(&s->main_calls_lock);
-    s->flow_told_stop[node] = false;
-    s->flow_told_seq[node] = 0;
-    s->flow_received[node] = 0;
-    qemu_mutex_unlock(&s->main_calls_lock);
 }
 
 void distvm_dispatch_init(DistvmState *s)

@@ -9,19 +9,20 @@
  * node's main loop takes them: a PAM register written in a tight loop
  * is a memory map change on every node per write, and a node whose host
  * is busier falls behind.  A node gives up a sender that has
- * DISTVM_MAIN_CALLS_MAX calls waiting for its main loop; well before
- * that, it asks the sender to wait (FLOW, stop), and lets it go on once
- * its main loop caught up (FLOW, go).  Those calls may also be on their
- * way, in the connection and the sender's queue, where the receiver
- * cannot see them: it also tells the sender, every so often, how many of
- * them it received, and the sender waits as well when it sent
- * DISTVM_FLOW_WINDOW more than that.  The FLOWs to a node are numbered,
- * since the receive thread that queues work and the main loop that takes
- * it send them from two threads; a node that comes back under the same
- * id numbers them from 1 again.
+ * DISTVM_MAIN_CALLS_MAX calls waiting for its main loop.
  *
- * While a node asks this one to wait, or is that far behind, the guest
- * waits, where it made such work for that node:
+ * So a sender keeps at most DISTVM_FLOW_WINDOW of those messages
+ * (distvm_wire_flow_counted()) between it and each receiver: those on
+ * their way, in its queue and the connection, and those the receiver
+ * has not done with yet, in its main loop's queue.  Both count them, by
+ * type, as they send them and as they are done with them (handled at
+ * once, refused, or run by the main loop); every DISTVM_FLOW_ACK_EVERY
+ * the receiver tells the sender its count (FLOW).  The counts only grow,
+ * so FLOWs sent by two threads out of order tell nothing wrong; a node
+ * that comes back under the same id counts from 0 again.
+ *
+ * While it is that far ahead of a node, the guest waits, where it made
+ * such work for that node:
  * - on a vCPU's own thread: the vCPU leaves its translation block, and
  *   waits before it runs the next one, with the BQL let go (this node's
  *   main loop serves the other nodes meanwhile);
@@ -48,8 +49,14 @@
 #include "trace.h"
 
 #define DISTVM_FLOW_WAIT_MAX_MS 100
-/* Messages FLOW counts, sent to a node and not yet received there, at most */
+/*
+ * Messages FLOW counts a sender keeps between it and a receiver, at
+ * most, and how often the receiver says how many it is done with: well
+ * below DISTVM_MAIN_CALLS_MAX, and a window of several acknowledgements,
+ * so that a sender that waits for one always gets it.
+ */
 #define DISTVM_FLOW_WINDOW      4096
+#define DISTVM_FLOW_ACK_EVERY   1024
 
 /* An answer to another node's access, held back */
 typedef struct DistvmFlowReply {
@@ -60,11 +67,11 @@ typedef struct DistvmFlowReply {
 struct DistvmFlow {
     QemuMutex lock;
     QemuCond cond;
-    uint32_t stopped;           /* atomic, set under @lock: asked to wait */
-    uint64_t seq[DISTVM_MAX_NODES];     /* under @lock: the last FLOW */
-    /* Atomic: the messages FLOW counts sent to each node, and received */
+    /* Atomic: the messages FLOW counts sent to each node, and done there */
     uint64_t sent[DISTVM_MAX_NODES];
-    uint64_t received[DISTVM_MAX_NODES];    /* set under @lock */
+    uint64_t done[DISTVM_MAX_NODES];    /* only grows, under @lock */
+    /* Atomic: those of each node this node is done with */
+    uint64_t done_here[DISTVM_MAX_NODES];
     GQueue replies;             /* DistvmFlowReply, under @lock */
     QEMUTimer *replies_timer;   /* sends them, at the latest */
 };
@@ -72,35 +79,21 @@ struct DistvmFlow {
 /* The nodes a vCPU thread's queued wait is for, or 0 if none is queued */
 static __thread uint32_t flow_wait_nodes;
 
-/* The nodes of @nodes that asked this one to wait, or are far behind */
-static uint32_t flow_stopped(DistvmState *s, uint32_t nodes)
+/* The nodes of @nodes that this one is a whole window ahead of */
+static uint32_t flow_behind(DistvmState *s, uint32_t nodes)
 {
     DistvmFlow *f = s->flow;
-    uint32_t present, stopped;
+    uint32_t present = nodes & qatomic_read(&s->present);
+    uint32_t behind = 0;
 
-    if (!f) {
-        return 0;
-    }
-    present = nodes & qatomic_read(&s->present);
-    stopped = qatomic_read(&f->stopped) & present;
-    for (uint32_t n = 0; n < DISTVM_MAX_NODES; n++) {
+    for (uint32_t n = 0; f && n < DISTVM_MAX_NODES; n++) {
         if ((present & BIT(n)) &&
             (int64_t)(qatomic_read(&f->sent[n]) -
-                      qatomic_read(&f->received[n])) > DISTVM_FLOW_WINDOW) {
-            stopped |= BIT(n);
+                      qatomic_read(&f->done[n])) > DISTVM_FLOW_WINDOW) {
+            behind |= BIT(n);
         }
     }
-    return stopped;
-}
-
-void distvm_flow_send(DistvmState *s, uint32_t node, uint64_t seq,
-                      const DistvmMsgFlow *flow)
-{
-    g_autoptr(GByteArray) m = g_byte_array_new();
-
-    trace_distvm_flow_send(node, seq, flow->stop, flow->received);
-    distvm_wire_flow(m, s->node_id, seq, flow);
-    distvm_send(s, node, m);
+    return behind;
 }
 
 void distvm_flow_count_sent(DistvmState *s, uint32_t node,
@@ -108,6 +101,25 @@ void distvm_flow_count_sent(DistvmState *s, uint32_t node,
 {
     if (s->flow && distvm_wire_flow_counted(lduw_le_p(m->data + 6))) {
         qatomic_inc(&s->flow->sent[node]);
+    }
+}
+
+void distvm_flow_done(DistvmState *s, const DistvmMsg *msg)
+{
+    uint32_t src = msg->hdr.src;
+    g_autoptr(GByteArray) m = NULL;
+    uint64_t done;
+
+    if (!s->flow || src == s->node_id ||
+        !distvm_wire_flow_counted(msg->hdr.type)) {
+        return;
+    }
+    done = qatomic_fetch_inc(&s->flow->done_here[src]) + 1;
+    if (done % DISTVM_FLOW_ACK_EVERY == 0) {
+        trace_distvm_flow_send(src, done);
+        m = g_byte_array_new();
+        distvm_wire_flow(m, s->node_id, done);
+        distvm_send(s, src, m);
     }
 }
 
@@ -138,19 +150,12 @@ static bool flow_received(DistvmState *s, const DistvmMsg *msg)
     DistvmFlow *f = s->flow;
     uint32_t src = msg->hdr.src;
 
-    trace_distvm_flow_received(src, msg->hdr.seq, msg->u.flow.stop,
-                               msg->u.flow.received);
+    trace_distvm_flow_received(src, msg->u.value);
     qemu_mutex_lock(&f->lock);
-    if (msg->hdr.seq > f->seq[src]) {
-        f->seq[src] = msg->hdr.seq;
-        qatomic_set(&f->received[src], msg->u.flow.received);
-        if (msg->u.flow.stop) {
-            qatomic_set(&f->stopped, f->stopped | BIT(src));
-        } else {
-            qatomic_set(&f->stopped, f->stopped & ~BIT(src));
-        }
+    if (msg->u.value > f->done[src]) {
+        qatomic_set(&f->done[src], msg->u.value);
         qemu_cond_broadcast(&f->cond);
-        if (!flow_stopped(s, UINT32_MAX)) {
+        if (!flow_behind(s, UINT32_MAX)) {
             flow_replies_send(s);
         }
     }
@@ -169,14 +174,14 @@ static void flow_wait(CPUState *cs, run_on_cpu_data data)
     bool locked = bql_locked();
 
     flow_wait_nodes = 0;
-    if (!flow_stopped(s, nodes)) {
+    if (!flow_behind(s, nodes)) {
         return;                 /* let go meanwhile */
     }
     if (locked) {
         bql_unlock();
     }
     qemu_mutex_lock(&f->lock);
-    while (flow_stopped(s, nodes) && !qatomic_read(&cs->stop) &&
+    while (flow_behind(s, nodes) && !qatomic_read(&cs->stop) &&
            !cs->stopped && cpu_work_list_empty(cs) &&
            !distvm_cluster_leaving(s) && get_clock() < end_ns) {
         qemu_cond_timedwait(&f->cond, &f->lock, 10);
@@ -194,7 +199,7 @@ void distvm_flow_sent(DistvmState *s, uint32_t nodes)
 {
     CPUState *cs = current_cpu;
 
-    if (!cs || !flow_stopped(s, nodes)) {
+    if (!cs || !flow_behind(s, nodes)) {
         return;
     }
     if (!qemu_cpu_is_self(cs)) {
@@ -217,11 +222,11 @@ bool distvm_flow_hold_reply(DistvmState *s, uint32_t nodes, uint32_t dest,
     DistvmFlowReply *r;
     bool held;
 
-    if (!flow_stopped(s, nodes)) {
+    if (!flow_behind(s, nodes)) {
         return false;
     }
     qemu_mutex_lock(&f->lock);
-    held = flow_stopped(s, nodes);
+    held = flow_behind(s, nodes);
     if (held) {
         r = g_new(DistvmFlowReply, 1);
         r->dest = dest;
@@ -247,10 +252,9 @@ void distvm_flow_forget(DistvmState *s, uint32_t node)
         return;
     }
     qemu_mutex_lock(&f->lock);
-    f->seq[node] = 0;
     qatomic_set(&f->sent[node], 0);
-    qatomic_set(&f->received[node], 0);
-    qatomic_set(&f->stopped, f->stopped & ~BIT(node));
+    qatomic_set(&f->done[node], 0);
+    qatomic_set(&f->done_here[node], 0);
     qemu_cond_broadcast(&f->cond);
     /* Answers to its old connection's accesses are for no one now */
     for (GList *l = f->replies.head, *next; l; l = next) {
@@ -263,11 +267,10 @@ void distvm_flow_forget(DistvmState *s, uint32_t node)
             g_queue_delete_link(&f->replies, l);
         }
     }
-    if (!flow_stopped(s, UINT32_MAX)) {
+    if (!flow_behind(s, UINT32_MAX)) {
         flow_replies_send(s);
     }
     qemu_mutex_unlock(&f->lock);
-    distvm_dispatch_forget_flow(s, node);
 }
 
 static const DistvmMsgHandler flow_handlers[] = {

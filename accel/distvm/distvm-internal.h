@@ -202,15 +202,10 @@ struct DistvmState {
 
     /* Message handlers, and the main loop's work (distvm-dispatch.c) */
     const DistvmMsgHandler *handlers[DISTVM_MSG__MAX];
-    QemuMutex main_calls_lock;  /* the seven fields below */
+    QemuMutex main_calls_lock;  /* the four fields below */
     GQueue main_calls;          /* DistvmMainCall, in the order asked */
     unsigned main_calls_from[DISTVM_MAX_NODES];  /* waiting or running */
     unsigned main_calls_running;
-    /* Each node's vCPUs were told to wait (FLOW), in the FLOW numbered */
-    bool flow_told_stop[DISTVM_MAX_NODES];
-    uint64_t flow_told_seq[DISTVM_MAX_NODES];
-    /* and the messages FLOW counts (distvm_wire_flow_counted()) received */
-    uint64_t flow_received[DISTVM_MAX_NODES];
     QEMUBH *main_calls_bh;
 
     /* This node's vCPUs wait for other nodes' main loops (distvm-flow.c) */
@@ -353,8 +348,6 @@ struct DistvmMsgHandler {
 bool distvm_msg_always(const DistvmMsg *msg);
 
 void distvm_dispatch_init(DistvmState *s);
-/* Node @node's connection is new: it was told nothing (FLOW) yet. */
-void distvm_dispatch_forget_flow(DistvmState *s, uint32_t node);
 /* Each subsystem registers its handlers, a type at most once. */
 void distvm_msg_handlers_register(DistvmState *s,
                                   const DistvmMsgHandler *handlers,
@@ -597,27 +590,29 @@ bool distvm_cpuplug_mirroring(CPUState *cpu);
 
 /* distvm-flow.c */
 void distvm_flow_init(DistvmState *s);
-/* Tell @node @flow, in the FLOW numbered @seq */
-void distvm_flow_send(DistvmState *s, uint32_t node, uint64_t seq,
-                      const DistvmMsgFlow *flow);
 /* @node is sent @m: count it if FLOW does */
 void distvm_flow_count_sent(DistvmState *s, uint32_t node,
                             const GByteArray *m);
 /*
+ * This node is done with @msg (handled, refused, or run by the main
+ * loop): count it if FLOW does, and tell its sender every so often.
+ */
+void distvm_flow_done(DistvmState *s, const DistvmMsg *msg);
+/*
  * This node sent work for the main loops of @nodes (a mask), which the
- * guest made: if one of them asked to wait, the vCPU that made it waits
+ * guest made: if it is a window ahead of one, the vCPU that made it waits
  * before its next translation block (on its own thread), or its access
  * replayed here for another node is answered later (distvm_io_*).
  */
 void distvm_flow_sent(DistvmState *s, uint32_t nodes);
 /*
- * The answer @m to @dest's access, which made work for @nodes: if one of
- * them asked to wait, it is sent once they let this node go on (at most
+ * The answer @m to @dest's access, which made work for @nodes: if this
+ * node is a window ahead of one, it is sent once it is not (at most
  * DISTVM_FLOW_WAIT_MAX_MS later), and true is returned.
  */
 bool distvm_flow_hold_reply(DistvmState *s, uint32_t nodes, uint32_t dest,
                             GByteArray *m);
-/* Node @node's connection is new: its FLOWs are numbered from 1 again. */
+/* Node @node's connection is new: both count its messages from 0 again. */
 void distvm_flow_forget(DistvmState *s, uint32_t node);
 
 /* distvm-pic.c */

@@ -332,15 +332,12 @@ static int memplug_find_dimm(Object *obj, void *opaque)
  */
 bool distvm_memplug_send_state(DistvmState *s, uint32_t node, Error **errp)
 {
-    for (uint32_t index = 0;; index++) {
+    for (uint32_t index = 0; index < distvm_ram_next_block(s); index++) {
         DimmOfBlock find = { .rb = distvm_ram_block(s, index) };
         PCDIMMDevice *dimm;
         g_autoptr(GByteArray) m = NULL;
         uint64_t seq;
 
-        if (index >= distvm_ram_next_block(s)) {
-            return true;
-        }
         if (!find.rb) {
             continue;           /* unplugged, or never plugged */
         }
@@ -359,6 +356,7 @@ bool distvm_memplug_send_state(DistvmState *s, uint32_t node, Error **errp)
             return false;
         }
     }
+    return true;
 }
 
 /* MEM_UNPLUG, in the main loop: home unplugged it, or gave up plugging */

@@ -848,6 +848,7 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
         break;
     case DISTVM_MSG_PING:
     case DISTVM_MSG_PONG:
+    case DISTVM_MSG_FLOW:
         ok = get_u64(&r, &msg->u.value, errp);
         break;
     case DISTVM_MSG_VCPU_MOVE:
@@ -882,15 +883,6 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
         if (ok && msg->u.level > 1) {
             error_setg(errp, "PIC_OUTPUT message with level %" PRIu32,
                        msg->u.level);
-            ok = false;
-        }
-        break;
-    case DISTVM_MSG_FLOW:
-        ok = get_u32(&r, &msg->u.flow.stop, errp) &&
-             get_u64(&r, &msg->u.flow.received, errp);
-        if (ok && msg->u.flow.stop > 1) {
-            error_setg(errp, "FLOW message with stop %" PRIu32,
-                       msg->u.flow.stop);
             ok = false;
         }
         break;
@@ -1220,12 +1212,10 @@ void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level)
     distvm_wire_end(buf);
 }
 
-void distvm_wire_flow(GByteArray *buf, uint32_t src, uint64_t seq,
-                      const DistvmMsgFlow *flow)
+void distvm_wire_flow(GByteArray *buf, uint32_t src, uint64_t done)
 {
-    distvm_wire_begin(buf, DISTVM_MSG_FLOW, src, seq);
-    distvm_wire_put_u32(buf, flow->stop);
-    distvm_wire_put_u64(buf, flow->received);
+    distvm_wire_begin(buf, DISTVM_MSG_FLOW, src, 0);
+    distvm_wire_put_u64(buf, done);
     distvm_wire_end(buf);
 }
 

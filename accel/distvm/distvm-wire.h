@@ -89,7 +89,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_DRAIN_PAGES,     /* home -> a manager: take its pages back */
     DISTVM_MSG_DRAINED,         /* a manager -> home: it holds none */
     DISTVM_MSG_NODE_LEFT,       /* home -> all: it left the cluster */
-    DISTVM_MSG_FLOW,            /* -> a sender: wait, or go on (seq: order) */
+    DISTVM_MSG_FLOW,            /* -> a sender: its messages done with */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -277,16 +277,6 @@ typedef struct DistvmMsgIntx {
     uint32_t level;             /* 0 or 1 */
 } DistvmMsgIntx;
 
-/*
- * FLOW: to a node whose messages for the main loop (PCI_CONFIG,
- * VCPU_IPI, PIC_OUTPUT, PCI_INTX: distvm_wire_flow_counted()) the sender
- * received: whether to wait, and how many of them it received so far.
- */
-typedef struct DistvmMsgFlow {
-    uint32_t stop;              /* 1 (wait) or 0 (go on) */
-    uint64_t received;
-} DistvmMsgFlow;
-
 /* RUN_STATE */
 typedef enum DistvmRunAction {
     DISTVM_RUN_STOP,            /* pause the vCPUs */
@@ -454,13 +444,16 @@ typedef struct DistvmMsg {
         uint32_t node_id;       /* PEER_HELLO, NODE_LOST, *DRAIN*, _LEFT */
         DistvmMsgNodeJoin join;     /* NODE_JOINING, NODE_JOINED */
         DistvmMsgPage page;     /* PAGE_* */
-        uint64_t value;         /* PING, PONG */
+        /*
+         * PING, PONG; FLOW: how many of its messages for the main loop
+         * (distvm_wire_flow_counted()) its receiver is done with
+         */
+        uint64_t value;
         DistvmMsgVcpu vcpu;     /* VCPU_* */
         DistvmMsgPciConfig pci; /* PCI_CONFIG */
         DistvmMsgIo io;         /* IO_REQ, IO_REPLY */
         DistvmMsgRunState run;  /* RUN_STATE */
         uint32_t level;         /* PIC_OUTPUT: 0 or 1 */
-        DistvmMsgFlow flow;     /* FLOW */
         uint32_t policy;        /* POLICY: below DISTVM_POLICY_COUNT */
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
@@ -556,8 +549,7 @@ void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
 void distvm_wire_run_state(GByteArray *buf, uint32_t src,
                            const DistvmMsgRunState *run);
 void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level);
-void distvm_wire_flow(GByteArray *buf, uint32_t src, uint64_t seq,
-                      const DistvmMsgFlow *flow);
+void distvm_wire_flow(GByteArray *buf, uint32_t src, uint64_t done);
 /* Whether FLOW counts messages of @type */
 bool distvm_wire_flow_counted(uint32_t type);
 void distvm_wire_pci_intx(GByteArray *buf, uint32_t src, uint32_t irq,

@@ -28,7 +28,7 @@
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
-#define FLOW_FIXED 12           /* stop, received */
+#define FLOW_FIXED 8            /* done */
 #define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
 #define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
 #define MEM_ACK_FIXED 8         /* slot, error length; + error */
@@ -461,11 +461,9 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.level == (uint32_t)ldl_le_p(payload));
         break;
     case DISTVM_MSG_FLOW:
-        /* wait, or go on; the count and the sequence number may be anything */
+        /* a count of messages done with: any */
         CHECK(m->hdr.length == FLOW_FIXED);
-        CHECK(m->u.flow.stop == 0 || m->u.flow.stop == 1);
-        CHECK(m->u.flow.stop == (uint32_t)ldl_le_p(payload));
-        CHECK(m->u.flow.received == ldq_le_p(payload + 4));
+        CHECK(m->u.value == ldq_le_p(payload));
         break;
     case DISTVM_MSG_CLOCK_REGS:
         /*
@@ -578,6 +576,7 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
         return true;
     case DISTVM_MSG_PING:
     case DISTVM_MSG_PONG:
+    case DISTVM_MSG_FLOW:
         return a->u.value == b->u.value;
     case DISTVM_MSG_VCPU_MOVE:
     case DISTVM_MSG_VCPU_STATE:
@@ -624,9 +623,6 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.run.host_id == b->u.run.host_id;
     case DISTVM_MSG_PIC_OUTPUT:
         return a->u.level == b->u.level;
-    case DISTVM_MSG_FLOW:
-        return a->u.flow.stop == b->u.flow.stop &&
-               a->u.flow.received == b->u.flow.received;
     case DISTVM_MSG_PCI_INTX:
         return a->u.intx.irq == b->u.intx.irq &&
                a->u.intx.level == b->u.intx.level;
@@ -690,13 +686,12 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
  * REFUSE, PEER_HELLO, NODE_*, *DRAIN*, VCPU_*, IO_*, RUN_STATE,
- * PIC_OUTPUT, PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES, MEM_UNPLUG,
- * CPU_UNPLUG and RES_SET encoders
+ * PIC_OUTPUT, FLOW, PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES,
+ * MEM_UNPLUG, CPU_UNPLUG and RES_SET encoders
  * always send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say
  * so.  MEM_PLUG, MEM_PLUG_ACK, CPU_PLUG and CPU_PLUG_ACK carry the seq of
  * the plug, RES_ACCESS
- * and RES_REPLY that of the request, PCI_CONFIG its number, FLOW its
- * order.
+ * and RES_REPLY that of the request, PCI_CONFIG its number.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -787,7 +782,8 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         *fixed_seq = true;
         break;
     case DISTVM_MSG_FLOW:
-        distvm_wire_flow(buf, m->hdr.src, m->hdr.seq, &m->u.flow);
+        distvm_wire_flow(buf, m->hdr.src, m->u.value);
+        *fixed_seq = true;
         break;
     case DISTVM_MSG_PCI_INTX:
         distvm_wire_pci_intx(buf, m->hdr.src, m->u.intx.irq, m->u.intx.level);
@@ -1182,15 +1178,11 @@ int main(int argc, char **argv)
     SEED("drained", distvm_wire_node(b, DISTVM_MSG_DRAINED, 1, 2));
     SEED("node-left", distvm_wire_node(b, DISTVM_MSG_NODE_LEFT, 0, 2));
     /*
-     * node 2 asks node 1 to wait, having received 1000 of its messages for
-     * the main loop, then to go on
+     * node 2 tells node 1 it is done with 1024 of its messages for the
+     * main loop; and a node that is done with none yet
      */
-    SEED("flow-stop", distvm_wire_flow(b, 2, 3, &(DistvmMsgFlow) {
-        .stop = 1, .received = 1000,
-    }));
-    SEED("flow-go", distvm_wire_flow(b, 2, 4, &(DistvmMsgFlow) {
-        .stop = 0, .received = 1600,
-    }));
+    SEED("flow", distvm_wire_flow(b, 2, 1024));
+    SEED("flow-none", distvm_wire_flow(b, 1, 0));
     SEED("vcpu-where", {
         distvm_wire_vcpu(b, DISTVM_MSG_VCPU_WHERE, 0, 1, 0, 2, 0, NULL, 0);
         distvm_wire_set_seq(b, 7);
