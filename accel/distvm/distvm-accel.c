@@ -517,6 +517,7 @@ static int distvm_init_machine(MachineState *ms)
         distvm_io_init(s);
         distvm_join_init(s);
         distvm_drain_init(s);
+        distvm_handoff_init(s);
         distvm_leave_init(s);
         distvm_pic_init(s);
         distvm_pause_init(s);

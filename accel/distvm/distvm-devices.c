@@ -335,6 +335,16 @@ bool distvm_devices_placed(DistvmState *s, PCIDevice *dev)
     return false;
 }
 
+const char *distvm_devices_on_node(DistvmState *s, uint32_t node)
+{
+    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+        if (s->devices->placed[i].node == node) {
+            return s->devices->placed[i].name;
+        }
+    }
+    return NULL;
+}
+
 bool distvm_devices_run_here(DistvmState *s)
 {
     return s->devices && s->devices->run_here;

@@ -10,19 +10,20 @@
  *    "drain"); D moves on any vCPU that still comes (a move decided
  *    before the drain), and tells home once none runs there or comes
  *    (DRAINED, from D).
- * 3. Home asks each node that manages pages (the start-nodes nodes:
- *    DRAIN_PAGES); each brings every page it manages that D holds to
- *    itself for writing, as a fault of its own would (which takes D's
- *    copy away), asking for DISTVM_TAKE_AHEAD of them at once, until D
- *    holds none of them, and answers DRAINED.
- * 4. Home tells every node that D has left (NODE_LEFT); each emits
+ * 3. If D manages pages (a start node), home has it hand them to another
+ *    node that does (distvm-handoff.c), which answers DRAINED again.
+ * 4. Home asks each node that manages pages (DRAIN_PAGES); each brings
+ *    every page it manages that D holds to itself for writing, as a fault
+ *    of its own would (which takes D's copy away), asking for
+ *    DISTVM_TAKE_AHEAD of them at once, until D holds none of them, and
+ *    answers DRAINED.
+ * 5. Home tells every node that D has left (NODE_LEFT); each emits
  *    DISTVM_NODE_LEFT and no longer counts D; D ends its process (exit
  *    status 0), its BYE ending nothing but its connections.
  *
- * Only a node that joined the running guest can be drained: it manages
- * no page (distvm-ram.c) and runs no device.  A start node manages part
- * of the directory, and home runs the devices: handing those over is not
- * built, and their drain is refused.
+ * Home runs the devices and cannot be drained (until a standby can take
+ * its place), nor can a node that runs a device placed on it
+ * (device-nodes), that holds resident RAM or is the home of memory.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -47,6 +48,7 @@
 typedef struct DistvmDrain {
     uint32_t node;              /* home: being drained, or UINT32_MAX */
     bool vcpus_gone;            /* home: it reported it runs none */
+    bool handing_off;           /* home: it hands its pages off */
     uint32_t managers;          /* home: DRAINED awaited from these */
     int64_t started_ns;
     QEMUTimer *timer;           /* the drained node: its vCPUs' moves */
@@ -161,11 +163,10 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                    "cluster", node);
         return;
     }
-    if (node < s->start_nodes) {
-        error_setg(errp, "distvm: node %" PRIu32 " manages part of the "
-                   "guest's page directory (it is one of the start-nodes=%"
-                   PRIu32 " nodes); only a node that joined the running "
-                   "guest can be drained", node, s->start_nodes);
+    if (distvm_devices_on_node(s, node)) {
+        error_setg(errp, "distvm: node %" PRIu32 " runs device '%s' "
+                   "(device-nodes), which cannot be drained", node,
+                   distvm_devices_on_node(s, node));
         return;
     }
     for (uint32_t i = 0; i < distvm_residency_count(s); i++) {
@@ -229,6 +230,7 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
     trace_distvm_drain_start(node);
     drain.node = node;
     drain.vcpus_gone = false;
+    drain.handing_off = false;
     drain.started_ns = get_clock();
     /* On the connection to the node, before the moves it is asked for */
     drain_broadcast(s, DISTVM_MSG_NODE_DRAIN, node);
@@ -246,7 +248,7 @@ static bool node_drain_received(DistvmState *s, const DistvmMsg *msg)
 {
     uint32_t node = msg->u.node_id;
 
-    if (!distvm_node_present(s, node) || node < s->start_nodes) {
+    if (!distvm_node_present(s, node) || node == DISTVM_HOME_NODE) {
         distvm_msg_refused(s, msg->hdr.src, "NODE_DRAIN of node %" PRIu32
                            ", which may not be drained", node);
         return false;
@@ -297,7 +299,7 @@ static bool drain_pages_received(DistvmState *s, const DistvmMsg *msg)
     QemuThread thread;
 
     if (msg->u.node_id != qatomic_read(&s->draining) ||
-        s->node_id >= s->start_nodes) {
+        !(distvm_ram_managers(s) & BIT_ULL(s->node_id))) {
         distvm_msg_refused(s, msg->hdr.src, "DRAIN_PAGES of node %" PRIu32
                            ", which is not being drained, or to a node "
                            "that manages no page", msg->u.node_id);
@@ -313,6 +315,7 @@ static bool drain_pages_received(DistvmState *s, const DistvmMsg *msg)
 
 /*
  * Home, in the main loop: the drained node runs no vCPU any more (then
+ * it hands off the pages it manages, if any), or it handed them off (then
  * the managers take its pages back), or a manager holds none of its
  * pages (then, once all do, it leaves).
  */
@@ -321,19 +324,30 @@ static void drained_bh(DistvmState *s, const DistvmMsg *msg)
     uint32_t src = msg->hdr.src;
 
     if (drain.node != msg->u.node_id ||
-        (src == drain.node ? drain.vcpus_gone :
+        (src == drain.node ? drain.vcpus_gone && !drain.handing_off :
          !(drain.managers & BIT(src)))) {
         distvm_msg_refused(s, src, "DRAINED of node %" PRIu32 ", which it "
                            "was not asked for", msg->u.node_id);
         return;
     }
+    if (src == drain.node && !drain.vcpus_gone &&
+        (distvm_ram_managers(s) & BIT_ULL(src))) {
+        drain.vcpus_gone = true;
+        drain.handing_off = true;
+        distvm_handoff_start(s, src);
+        return;
+    }
     if (src == drain.node) {
         drain.vcpus_gone = true;
+        drain.handing_off = false;
         trace_distvm_drain_pages(drain.node);
-        drain.managers = MAKE_64BIT_MASK(0, s->start_nodes);
-        for (uint32_t i = 0; i < s->start_nodes; i++) {
+        drain.managers = distvm_ram_managers(s) & qatomic_read(&s->present);
+        for (uint32_t i = 0; i < s->nodes; i++) {
             g_autoptr(GByteArray) m = g_byte_array_new();
 
+            if (!(drain.managers & BIT(i))) {
+                continue;
+            }
             distvm_wire_node(m, DISTVM_MSG_DRAIN_PAGES, s->node_id,
                              drain.node);
             distvm_send(s, i, m);
@@ -360,6 +374,7 @@ static bool node_left_received(DistvmState *s, const DistvmMsg *msg)
     qatomic_set(&s->left, s->left | BIT(node));
     qatomic_set(&s->present, s->present & ~BIT(node));
     qatomic_set(&s->draining, UINT32_MAX);
+    distvm_handoff_end(s);
     if (node == s->node_id) {
         qatomic_set(&s->state, DISTVM_CLUSTER_STATE_LEFT);
     }

@@ -383,6 +383,12 @@ bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why);
 /* distvm-drain.c */
 void distvm_drain_init(DistvmState *s);
 
+/* distvm-handoff.c */
+void distvm_handoff_init(DistvmState *s);
+uint32_t distvm_handoff_start(DistvmState *s, uint32_t from);
+void distvm_handoff_send_state(DistvmState *s, uint32_t node);
+void distvm_handoff_end(DistvmState *s);
+
 /* distvm-cluster.c */
 void distvm_cluster_init(DistvmState *s);
 /* A node other than home: report READY once the mesh is complete. */
@@ -501,6 +507,8 @@ bool distvm_devices_setup(DistvmState *s, Error **errp);
 DistvmPlacedDevice *distvm_devices_lookup(DistvmState *s, uint32_t space,
                                           uint64_t addr);
 bool distvm_devices_placed(DistvmState *s, PCIDevice *dev);
+/* The name of a device placed on @node, or NULL if none is */
+const char *distvm_devices_on_node(DistvmState *s, uint32_t node);
 /* Whether this node runs devices placed on it (not home) */
 bool distvm_devices_run_here(DistvmState *s);
 /* Under the BQL: a placed device's configuration was written here */

@@ -177,6 +177,7 @@ static void join_send_state(DistvmState *s)
         return;
     }
     join_wait_answers(s);
+    distvm_handoff_send_state(s, node);
     distvm_vcpu_send_state(s, node);
     distvm_wire_pic_output(m, s->node_id, s->pic_output_sent > 0);
     distvm_send(s, node, m);

@@ -190,7 +190,37 @@ struct DistvmRam {
     DistvmArrival *arrivals;    /* [nr_vcpus]: each vCPU's last arrival */
     uint32_t lat_next;
     Error *blocker;
+
+    /*
+     * Parts of the directory handed to another node (distvm-handoff.c),
+     * indexed by the node that manages a page at first (page_manager()):
+     * @mgr the node that manages it now, @mgr_next the node it is being
+     * handed to (whose manager messages are taken meanwhile; @mgr when
+     * none is), @mgr_prev the one it was handed from, or UINT32_MAX.
+     * Atomic; changed under ram->lock.
+     */
+    uint32_t mgr[DISTVM_WIRE_MAX_NODES];
+    uint32_t mgr_next[DISTVM_WIRE_MAX_NODES];
+    uint32_t mgr_prev[DISTVM_WIRE_MAX_NODES];
+    /* Handing off its part: requests for it are parked, not taken */
+    bool handing_off;
+    GArray *parked;             /* DistvmQueued + page: those requests */
+    /*
+     * Outboxes being sent after ram->lock was released, by the parity of
+     * @epoch when they were filled (ram_unlock_flush()): a node whose map
+     * changes waits for those filled before (mgr_wait_sent()).
+     */
+    unsigned epoch;
+    unsigned flushing[2];       /* atomic */
 };
+
+/* A request parked while this node hands its pages off */
+typedef struct DistvmParked {
+    uint32_t block;
+    uint32_t requester;
+    uint32_t flags;
+    uint64_t page;
+} DistvmParked;
 
 static uint8_t zero_page[DISTVM_PAGE_SIZE] QEMU_ALIGNED(DISTVM_PAGE_SIZE);
 
@@ -203,13 +233,40 @@ static inline gpointer page_key(uint32_t block, uint64_t page)
  * A homed block's directory is on its home; the others' is spread over
  * the nodes the cluster starts with (nodes that join later manage none).
  */
-static inline uint32_t page_manager(DistvmState *s, DistvmBlock *b,
-                                    uint64_t page)
+/* The node that managed @page at first: its run's, or its block's home */
+static inline uint32_t page_first_manager(DistvmState *s, DistvmBlock *b,
+                                          uint64_t page)
 {
     if (b->homed) {
         return b->home;
     }
     return ((b->first + page) >> MANAGER_RUN_BITS) % s->start_nodes;
+}
+
+static inline uint32_t page_manager(DistvmState *s, DistvmBlock *b,
+                                    uint64_t page)
+{
+    return qatomic_read(&s->ram->mgr[page_first_manager(s, b, page)]);
+}
+
+/*
+ * Whether @node may send what @page's manager sends: it manages the page,
+ * or the page is being handed to it.
+ */
+static bool page_manager_is(DistvmState *s, DistvmBlock *b, uint64_t page,
+                            uint32_t node)
+{
+    uint32_t first = page_first_manager(s, b, page);
+
+    return node == qatomic_read(&s->ram->mgr[first]) ||
+           node == qatomic_read(&s->ram->mgr_next[first]);
+}
+
+/* The node @page was handed off from, to this node, or UINT32_MAX */
+static uint32_t page_manager_before(DistvmState *s, DistvmBlock *b,
+                                    uint64_t page)
+{
+    return qatomic_read(&s->ram->mgr_prev[page_first_manager(s, b, page)]);
 }
 
 static inline void *page_host(DistvmBlock *b, uint64_t page)
@@ -339,6 +396,22 @@ static void outbox_flush(DistvmState *s, DistvmOutbox *o)
         }
     }
     outbox_free(o);
+}
+
+/*
+ * Release ram->lock, then send @o's messages: its requests and PAGE_DONEs
+ * go to the managers the directory map named under the lock.  A node
+ * whose map changes waits for those (mgr_wait_sent()).
+ */
+static void ram_unlock_flush(DistvmState *s, DistvmOutbox *o)
+{
+    DistvmRam *ram = s->ram;
+    unsigned e = ram->epoch & 1;
+
+    qatomic_inc(&ram->flushing[e]);
+    qemu_mutex_unlock(&ram->lock);
+    outbox_flush(s, o);
+    qatomic_dec(&ram->flushing[e]);
 }
 
 /* ---- page operations (called with ram->lock held) ---- */
@@ -800,6 +873,12 @@ static bool mgr_request(DistvmState *s, DistvmOutbox *o, uint32_t block,
         error_setg(errp, "node %" PRIu32 " does not manage page %" PRIu64
                    " of RAMBlock %" PRIu32, s->node_id, page, block);
         return false;
+    }
+    if (ram->handing_off) {
+        DistvmParked pk = { block, requester, flags, page };
+
+        g_array_append_val(ram->parked, pk);
+        return true;
     }
     if (txn) {
         DistvmQueued *q = g_new(DistvmQueued, 1);
@@ -1277,8 +1356,10 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
                                    "node %" PRIu32 " manages", type, m->page,
                                    qemu_ram_get_idstr(b->rb), manager);
         }
+        /* The node that handed the page here sends on what reached it */
         if (msg->hdr.type != DISTVM_MSG_PAGE_INV_ACK &&
-            m->node != msg->hdr.src) {
+            m->node != msg->hdr.src &&
+            msg->hdr.src != page_manager_before(s, b, m->page)) {
             return g_strdup_printf("%s for node %" PRIu32 ": a node asks "
                                    "for itself", type, m->node);
         }
@@ -1293,7 +1374,7 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_MSG_PAGE_FWD:
     case DISTVM_MSG_PAGE_INV:
     case DISTVM_MSG_PAGE_GRANT:
-        if (msg->hdr.src != manager) {
+        if (!page_manager_is(s, b, m->page, msg->hdr.src)) {
             return g_strdup_printf("%s for page %" PRIu64 " of %s from a "
                                    "node that does not manage it", type,
                                    m->page, qemu_ram_get_idstr(b->rb));
@@ -1319,7 +1400,7 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_MSG_PAGE_DATA:
     case DISTVM_MSG_PAGE_GRANT:
         if ((m->flags & (DISTVM_PAGE_RUN | DISTVM_PAGE_FINAL)) &&
-            msg->hdr.src != manager) {
+            !page_manager_is(s, b, m->page, msg->hdr.src)) {
             return g_strdup_printf("%s of page %" PRIu64 " of %s %s from a "
                                    "node that does not manage it", type,
                                    m->page, qemu_ram_get_idstr(b->rb),
@@ -1360,7 +1441,7 @@ static char *page_msg_state_refusal(DistvmState *s, const DistvmMsg *msg)
     switch (msg->hdr.type) {
     case DISTVM_MSG_PAGE_REQ:
         for (GList *l = txn ? txn->waiting.head : NULL; l; l = l->next) {
-            if (((DistvmQueued *)l->data)->requester == msg->hdr.src) {
+            if (((DistvmQueued *)l->data)->requester == m->node) {
                 why = "another request of that node waits";
             }
         }
@@ -1371,7 +1452,7 @@ static char *page_msg_state_refusal(DistvmState *s, const DistvmMsg *msg)
         }
         break;
     case DISTVM_MSG_PAGE_DONE:
-        if (!txn || txn->requester != msg->hdr.src || txn->acks) {
+        if (!txn || txn->requester != m->node || txn->acks) {
             why = "no request of that node is to finish";
         }
         break;
@@ -1492,9 +1573,36 @@ static bool page_msgs_take(DistvmState *s, const DistvmMsg *msgs,
             ok = page_msg_locked(s, &msgs[i], &o, errp);
         }
     }
-    qemu_mutex_unlock(&ram->lock);
-    outbox_flush(s, &o);
+    ram_unlock_flush(s, &o);
     return ok;
+}
+
+/*
+ * A request or PAGE_DONE of another node for a page this node handed off
+ * (distvm-handoff.c), sent before that node knew: sent on to the page's
+ * manager now, which takes it as the requester's.  Whether @msg was.
+ */
+static bool page_msg_relayed(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgPage *m = &msg->u.page;
+    DistvmBlock *b = &s->ram->blocks[m->block];
+    uint32_t manager = page_manager(s, b, m->page);
+    g_autoptr(GByteArray) out = NULL;
+
+    if ((msg->hdr.type != DISTVM_MSG_PAGE_REQ &&
+         msg->hdr.type != DISTVM_MSG_PAGE_DONE) ||
+        msg->hdr.src == s->node_id || m->node != msg->hdr.src ||
+        manager == s->node_id ||
+        page_manager_before(s, b, m->page) != s->node_id) {
+        return false;
+    }
+    out = g_byte_array_new();
+    distvm_wire_page(out, msg->hdr.type, s->node_id, 0, m->block, m->page,
+                     m->node, m->flags, NULL);
+    trace_distvm_mgr_relay(distvm_msg_type_name(msg->hdr.type), m->block,
+                           m->page, m->node, manager);
+    distvm_send(s, manager, out);
+    return true;
 }
 
 /*
@@ -1509,7 +1617,7 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
     const DistvmMsgPage *m = &msg->u.page;
 
     page_msgs_wait_joined(s);
-    if (!page_msg_admitted(s, msg)) {
+    if (page_msg_relayed(s, msg) || !page_msg_admitted(s, msg)) {
         return true;
     }
     if (msg->hdr.type == DISTVM_MSG_PAGE_INV ||
@@ -1557,7 +1665,7 @@ static bool page_reqs_handle(DistvmState *s, const DistvmMsg *msg,
             },
         };
         req->hdr.type = DISTVM_MSG_PAGE_REQ;
-        if (page_msg_admitted(s, req)) {
+        if (!page_msg_relayed(s, req) && page_msg_admitted(s, req)) {
             n++;
         }
     }
@@ -1776,8 +1884,7 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
     ram->stats.faults[p->kind]++;
     b->page_faults[page]++;
     arrival_fault(ram, cpu, p->start_ns);
-    qemu_mutex_unlock(&ram->lock);
-    outbox_flush(s, &o);
+    ram_unlock_flush(s, &o);
 }
 
 /* ---- code written by a vCPU of this node ---- */
@@ -2083,8 +2190,7 @@ static void take_ahead(DistvmState *s, uint32_t block, GArray *pages,
                       -1, true, &err);
     }
     requests_ahead_send(s, &o, reqs);
-    qemu_mutex_unlock(&ram->lock);
-    outbox_flush(s, &o);
+    ram_unlock_flush(s, &o);
     if (err) {
         page_protocol_failed(s, DISTVM_MSG_PAGE_REQ, s->node_id, err);
     }
@@ -2259,8 +2365,7 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmPageRef *pages,
         a->warm_us = (get_clock_realtime() - a->stopped_ns) / SCALE_US;
     }
     trace_distvm_warm_pages(cpu, count, a->warm_asked);
-    qemu_mutex_unlock(&ram->lock);
-    outbox_flush(s, &o);
+    ram_unlock_flush(s, &o);
     if (err) {
         page_protocol_failed(s, DISTVM_MSG_PAGE_REQ, s->node_id, err);
     }
@@ -2460,6 +2565,11 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
     ram->uffd = -1;
     ram->quit_fd = -1;
     ram->pagemap_fd = -1;
+    for (uint32_t i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
+        ram->mgr[i] = ram->mgr_next[i] = i;
+        ram->mgr_prev[i] = UINT32_MAX;
+    }
+    ram->parked = g_array_new(false, false, sizeof(DistvmParked));
 
     /* Pages change hands behind the back of anything that discards them. */
     if (ram_block_discard_disable(true)) {
@@ -2796,6 +2906,195 @@ int distvm_ram_unplug(DistvmState *s, RAMBlock *rb)
 }
 
 /* ---- monitor ---- */
+
+/* ---- the directory handed to another node (distvm-handoff.c) ---- */
+
+/* The nodes that manage pages now, a bit each */
+uint64_t distvm_ram_managers(DistvmState *s)
+{
+    DistvmRam *ram = s->ram;
+    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+    uint64_t set = 0;
+
+    for (uint32_t i = 0; i < s->start_nodes; i++) {
+        set |= BIT_ULL(qatomic_read(&ram->mgr[i]));
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        if (!qatomic_read(&ram->blocks[i].dead) && ram->blocks[i].homed) {
+            set |= BIT_ULL(qatomic_read(&ram->mgr[ram->blocks[i].home]));
+        }
+    }
+    return set;
+}
+
+/* The node that manages now what each node managed at first */
+void distvm_ram_mgr_map(DistvmState *s, uint32_t map[DISTVM_WIRE_MAX_NODES])
+{
+    for (uint32_t i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
+        map[i] = qatomic_read(&s->ram->mgr[i]);
+    }
+}
+
+/*
+ * What node @from manages is being handed to node @to: take @to's manager
+ * messages about it too; if this node is @from, park the requests for
+ * those pages from now on (mgr_request()).
+ */
+void distvm_ram_mgr_coming(DistvmState *s, uint32_t from, uint32_t to)
+{
+    DistvmRam *ram = s->ram;
+
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
+        if (ram->mgr[i] == from) {
+            qatomic_set(&ram->mgr_next[i], to);
+        }
+    }
+    if (from == s->node_id) {
+        ram->handing_off = true;
+    }
+    qemu_mutex_unlock(&ram->lock);
+}
+
+/* Whether this node, handing its pages off, has no request under way */
+bool distvm_ram_mgr_idle(DistvmState *s)
+{
+    DistvmRam *ram = s->ram;
+    bool idle;
+
+    qemu_mutex_lock(&ram->lock);
+    idle = g_hash_table_size(ram->txns) == 0;
+    qemu_mutex_unlock(&ram->lock);
+    return idle;
+}
+
+/*
+ * The directory entries of the pages this node manages, idle and handing
+ * them off: MGR_ENTRIES messages, each of consecutive pages of a block,
+ * of which the receiver takes those that this node manages.
+ */
+GPtrArray *distvm_ram_mgr_entries(DistvmState *s)
+{
+    DistvmRam *ram = s->ram;
+    GPtrArray *msgs = g_ptr_array_new_with_free_func(
+                          (GDestroyNotify)g_byte_array_unref);
+    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+
+        if (qatomic_read(&b->dead)) {
+            continue;
+        }
+        for (uint64_t p = 0; p < b->pages; p += DISTVM_MGR_ENTRIES_MAX) {
+            uint32_t count = MIN(b->pages - p, DISTVM_MGR_ENTRIES_MAX);
+            GByteArray *m;
+            uint64_t q;
+
+            for (q = p; q < p + count; q++) {
+                if (page_manager(s, b, q) == s->node_id) {
+                    break;
+                }
+            }
+            if (q == p + count) {
+                continue;       /* none of them is managed here */
+            }
+            m = g_byte_array_new();
+            distvm_wire_mgr_entries(m, s->node_id, i, p, count,
+                                    b->owner + p, b->copyset + p);
+            g_ptr_array_add(msgs, m);
+        }
+    }
+    qemu_mutex_unlock(&ram->lock);
+    return msgs;
+}
+
+/*
+ * MGR_ENTRIES from node @src, which hands what it manages to this node:
+ * the entries of the pages it manages.  False, with @errp set, if it
+ * hands none here.
+ */
+bool distvm_ram_mgr_install(DistvmState *s, uint32_t src,
+                            const DistvmMsgMgrEntries *e, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[e->block];
+    bool handed = false;
+
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
+        handed |= ram->mgr[i] == src && ram->mgr_next[i] == s->node_id;
+    }
+    for (uint32_t i = 0; handed && !qatomic_read(&b->dead) && i < e->count;
+         i++) {
+        uint64_t p = e->first + i;
+        int owner;
+        uint16_t copyset;
+
+        if (page_manager(s, b, p) != src) {
+            continue;
+        }
+        distvm_wire_mgr_entry(e, i, &owner, &copyset);
+        b->owner[p] = owner;
+        b->copyset[p] = copyset;
+    }
+    qemu_mutex_unlock(&ram->lock);
+    if (!handed) {
+        error_setg(errp, "MGR_ENTRIES from node %" PRIu32 ", which hands no "
+                   "pages to this node", src);
+    }
+    return handed;
+}
+
+/* Wait until the outboxes filled before the epoch @e ended are sent. */
+static void mgr_wait_sent(DistvmRam *ram, unsigned e)
+{
+    while (qatomic_read(&ram->flushing[e & 1])) {
+        g_usleep(50);
+    }
+}
+
+/*
+ * Node @to manages what node @from managed, from now on: this node sends
+ * its requests and PAGE_DONEs for those pages to @to.  Returns once those
+ * it sent before are on their way to @from.  If this node is @from, the
+ * requests it parked go to @to; if it is @to, it takes those pages' next
+ * requests (their entries came first).
+ */
+void distvm_ram_mgr_switch(DistvmState *s, uint32_t from, uint32_t to)
+{
+    DistvmRam *ram = s->ram;
+    g_autoptr(GArray) parked = NULL;
+    unsigned e;
+
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
+        if (ram->mgr[i] == from) {
+            qatomic_set(&ram->mgr[i], to);
+            qatomic_set(&ram->mgr_next[i], to);
+            qatomic_set(&ram->mgr_prev[i], from);
+        }
+    }
+    if (from == s->node_id) {
+        ram->handing_off = false;
+        parked = ram->parked;
+        ram->parked = g_array_new(false, false, sizeof(DistvmParked));
+    }
+    e = ram->epoch++;
+    qemu_mutex_unlock(&ram->lock);
+
+    for (guint i = 0; parked && i < parked->len; i++) {
+        DistvmParked *pk = &g_array_index(parked, DistvmParked, i);
+        g_autoptr(GByteArray) m = g_byte_array_new();
+
+        distvm_wire_page(m, DISTVM_MSG_PAGE_REQ, s->node_id, 0, pk->block,
+                         pk->page, pk->requester, pk->flags, NULL);
+        distvm_send(s, to, m);
+    }
+    mgr_wait_sent(ram, e);
+    trace_distvm_mgr_switch(from, to, parked ? parked->len : 0);
+}
 
 void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats)
 {

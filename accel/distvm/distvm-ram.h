@@ -61,6 +61,15 @@ typedef struct DistvmArrival {
 bool distvm_ram_gather(DistvmState *s, const DistvmResident *r);
 uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node);
 bool distvm_ram_homes_memory(DistvmState *s, uint32_t node);
+/* The page directory handed from one node to another (distvm-handoff.c) */
+uint64_t distvm_ram_managers(DistvmState *s);
+void distvm_ram_mgr_map(DistvmState *s, uint32_t map[DISTVM_WIRE_MAX_NODES]);
+void distvm_ram_mgr_coming(DistvmState *s, uint32_t from, uint32_t to);
+bool distvm_ram_mgr_idle(DistvmState *s);
+GPtrArray *distvm_ram_mgr_entries(DistvmState *s);
+bool distvm_ram_mgr_install(DistvmState *s, uint32_t src,
+                            const DistvmMsgMgrEntries *e, Error **errp);
+void distvm_ram_mgr_switch(DistvmState *s, uint32_t from, uint32_t to);
 bool distvm_ram_set_spread(DistvmState *s, bool spread, Error **errp);
 bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,
                           DistvmPageRef *out);

@@ -67,6 +67,8 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_DRAINED] = "DRAINED",
     [DISTVM_MSG_NODE_LEFT] = "NODE_LEFT",
     [DISTVM_MSG_FLOW] = "FLOW",
+    [DISTVM_MSG_MGR_MOVE] = "MGR_MOVE",
+    [DISTVM_MSG_MGR_ENTRIES] = "MGR_ENTRIES",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -642,6 +644,61 @@ static bool decode_res_set(WireReader *r, const DistvmWireLimits *lim,
     return true;
 }
 
+static bool decode_mgr_move(WireReader *r, const DistvmWireLimits *lim,
+                            DistvmMsgMgrMove *mv, Error **errp)
+{
+    if (!get_u32(r, &mv->step, errp) || !get_u32(r, &mv->from, errp) ||
+        !get_u32(r, &mv->to, errp) ||
+        !check_node(lim, r->what, "the node the pages leave", mv->from,
+                    errp) ||
+        !check_node(lim, r->what, "the node the pages go to", mv->to, errp)) {
+        return false;
+    }
+    if (mv->step >= DISTVM_MGR_MOVE__MAX || mv->from == mv->to) {
+        error_setg(errp, "MGR_MOVE message of step %" PRIu32 " from node %"
+                   PRIu32 " to node %" PRIu32, mv->step, mv->from, mv->to);
+        return false;
+    }
+    return true;
+}
+
+static bool decode_mgr_entries(WireReader *r, const DistvmWireLimits *lim,
+                               DistvmMsgMgrEntries *e, Error **errp)
+{
+    if (!ram_agreed(r, lim, errp) || !get_u32(r, &e->block, errp) ||
+        !get_u32(r, &e->count, errp) || !get_u64(r, &e->first, errp)) {
+        return false;
+    }
+    if (e->block >= lim->nr_blocks || !e->count ||
+        e->count > DISTVM_MGR_ENTRIES_MAX ||
+        e->first >= lim->block_pages[e->block] ||
+        e->count > lim->block_pages[e->block] - e->first) {
+        error_setg(errp, "MGR_ENTRIES message for %" PRIu32 " pages from "
+                   "page %" PRIu64 " of RAMBlock %" PRIu32, e->count,
+                   e->first, e->block);
+        return false;
+    }
+    if (r->left < (size_t)e->count * 4) {
+        error_setg(errp, "%s message is truncated", r->what);
+        return false;
+    }
+    e->entries = r->p;
+    for (uint32_t i = 0; i < e->count; i++) {
+        uint32_t v = ldl_le_p(r->p + i * 4);
+        uint32_t owner = v & 0xff;
+
+        if ((owner != DISTVM_MGR_NO_OWNER && owner >= lim->nodes) ||
+            (v & 0xff00) || (v >> 16) >> lim->nodes) {
+            error_setg(errp, "MGR_ENTRIES message with entry %#" PRIx32
+                       " for page %" PRIu64, v, e->first + i);
+            return false;
+        }
+    }
+    r->p += (size_t)e->count * 4;
+    r->left -= (size_t)e->count * 4;
+    return true;
+}
+
 static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                       const DistvmWireLimits *lim, DistvmMsgIo *io,
                       Error **errp)
@@ -850,6 +907,12 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_PONG:
     case DISTVM_MSG_FLOW:
         ok = get_u64(&r, &msg->u.value, errp);
+        break;
+    case DISTVM_MSG_MGR_MOVE:
+        ok = decode_mgr_move(&r, lim, &msg->u.mgr_move, errp);
+        break;
+    case DISTVM_MSG_MGR_ENTRIES:
+        ok = decode_mgr_entries(&r, lim, &msg->u.mgr_entries, errp);
         break;
     case DISTVM_MSG_VCPU_MOVE:
     case DISTVM_MSG_VCPU_STATE:
@@ -1356,6 +1419,41 @@ void distvm_wire_res_set(GByteArray *buf, uint32_t src,
     distvm_wire_end(buf);
 }
 
+void distvm_wire_mgr_move(GByteArray *buf, uint32_t src, uint32_t step,
+                         uint32_t from, uint32_t to)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_MGR_MOVE, src, 0);
+    distvm_wire_put_u32(buf, step);
+    distvm_wire_put_u32(buf, from);
+    distvm_wire_put_u32(buf, to);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_mgr_entries(GByteArray *buf, uint32_t src, uint32_t block,
+                             uint64_t first, uint32_t count,
+                             const int8_t *owner, const uint16_t *copyset)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_MGR_ENTRIES, src, 0);
+    distvm_wire_put_u32(buf, block);
+    distvm_wire_put_u32(buf, count);
+    distvm_wire_put_u64(buf, first);
+    for (uint32_t i = 0; i < count; i++) {
+        distvm_wire_put_u32(buf, (owner[i] < 0 ? DISTVM_MGR_NO_OWNER :
+                                  (uint8_t)owner[i]) |
+                                 (uint32_t)copyset[i] << 16);
+    }
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_mgr_entry(const DistvmMsgMgrEntries *e, uint32_t i,
+                           int *owner, uint16_t *copyset)
+{
+    uint32_t v = ldl_le_p(e->entries + i * 4);
+
+    *owner = (v & 0xff) == DISTVM_MGR_NO_OWNER ? -1 : (int)(v & 0xff);
+    *copyset = v >> 16;
+}
+
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data)
@@ -1437,6 +1535,8 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_DRAINED] = DISTVM_ROLE_TO_HOME,
     [DISTVM_MSG_NODE_LEFT] = DISTVM_ROLE_FROM_HOME,
     [DISTVM_MSG_FLOW] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_MGR_MOVE] = DISTVM_ROLE_ANY,    /* by step, below */
+    [DISTVM_MSG_MGR_ENTRIES] = DISTVM_ROLE_ANY,
 };
 
 /* Who sends each step of RES_SET to whom (DistvmResSetStep) */
@@ -1478,6 +1578,38 @@ static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
     return ok;
 }
 
+/* Who sends each step of MGR_MOVE to whom (DistvmMgrMoveStep) */
+static bool mgr_move_check_role(const DistvmMsgMgrMove *mv, uint32_t src,
+                                uint32_t dst, Error **errp)
+{
+    static const char *const rule[DISTVM_MGR_MOVE__MAX] = {
+        [DISTVM_MGR_MOVE_ASK] = "by the home node to another node",
+        [DISTVM_MGR_MOVE_READY] = "to the node the pages leave",
+        [DISTVM_MGR_MOVE_MOVED] = "by the node the pages leave",
+        [DISTVM_MGR_MOVE_MOVED_ACK] = "to the node the pages leave",
+        [DISTVM_MGR_MOVE_KNOWN] = "by the home node to another node",
+    };
+    bool ok;
+
+    switch (mv->step) {
+    case DISTVM_MGR_MOVE_ASK:
+    case DISTVM_MGR_MOVE_KNOWN:
+        ok = src == DISTVM_HOME_NODE && dst != DISTVM_HOME_NODE;
+        break;
+    case DISTVM_MGR_MOVE_MOVED:
+        ok = src == mv->from;
+        break;
+    default:
+        ok = dst == mv->from;
+        break;
+    }
+    if (!ok) {
+        error_setg(errp, "MGR_MOVE of step %" PRIu32 " is sent %s only",
+                   mv->step, rule[mv->step]);
+    }
+    return ok;
+}
+
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
                             Error **errp)
 {
@@ -1493,6 +1625,10 @@ bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
     }
     if (type == DISTVM_MSG_RES_SET) {
         return res_set_check_role(&msg->u.res_set, msg->hdr.src, dst, errp);
+    }
+    if (type == DISTVM_MSG_MGR_MOVE) {
+        return mgr_move_check_role(&msg->u.mgr_move, msg->hdr.src, dst,
+                                   errp);
     }
     switch (role) {
     case DISTVM_ROLE_ANY:

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     19
+#define DISTVM_WIRE_VERSION     20
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -90,6 +90,8 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_DRAINED,         /* a manager -> home: it holds none */
     DISTVM_MSG_NODE_LEFT,       /* home -> all: it left the cluster */
     DISTVM_MSG_FLOW,            /* -> a sender: its messages done with */
+    DISTVM_MSG_MGR_MOVE,        /* a node's part of the directory moves */
+    DISTVM_MSG_MGR_ENTRIES,     /* its entries, to the node it moves to */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -429,6 +431,42 @@ typedef struct DistvmMsgResSet {
     uint32_t step;              /* DistvmResSetStep */
 } DistvmMsgResSet;
 
+/*
+ * MGR_MOVE: the pages node @from manages move to node @to
+ * (distvm-handoff.c), in these steps:
+ */
+typedef enum DistvmMgrMoveStep {
+    DISTVM_MGR_MOVE_ASK,        /* home -> the others: they are moving */
+    DISTVM_MGR_MOVE_READY,      /* -> @from: @to's messages are taken */
+    DISTVM_MGR_MOVE_MOVED,      /* @from -> the others: @to manages them */
+    DISTVM_MGR_MOVE_MOVED_ACK,  /* -> @from: no request goes to it now */
+    DISTVM_MGR_MOVE_KNOWN,      /* home -> a joining node: they moved */
+    DISTVM_MGR_MOVE__MAX
+} DistvmMgrMoveStep;
+
+typedef struct DistvmMsgMgrMove {
+    uint32_t step;              /* DistvmMgrMoveStep */
+    uint32_t from;
+    uint32_t to;
+} DistvmMsgMgrMove;
+
+/*
+ * MGR_ENTRIES, from the node whose pages move to the node they move to:
+ * the directory entries of pages @first to @first + @count - 1 of RAMBlock
+ * @block, a u32 each: the owner (DISTVM_MGR_NO_OWNER if none) in bits 0-7,
+ * the copy set (a bit a node) in bits 16-31.  The receiver takes those of
+ * the pages that move.
+ */
+#define DISTVM_MGR_ENTRIES_MAX  65536
+#define DISTVM_MGR_NO_OWNER     0xff
+
+typedef struct DistvmMsgMgrEntries {
+    uint32_t block;
+    uint32_t count;
+    uint64_t first;
+    const uint8_t *entries;     /* [count] u32: points into the payload */
+} DistvmMsgMgrEntries;
+
 /* A node that joins the running guest (distvm-join.c) */
 typedef struct DistvmMsgNodeJoin {
     uint32_t node_id;
@@ -463,6 +501,8 @@ typedef struct DistvmMsg {
         DistvmMsgRes res;           /* RES_ACCESS, RES_REPLY */
         DistvmMsgResSet res_set;    /* RES_SET */
         DistvmMsgIntx intx;         /* PCI_INTX */
+        DistvmMsgMgrMove mgr_move;  /* MGR_MOVE */
+        DistvmMsgMgrEntries mgr_entries;    /* MGR_ENTRIES */
     } u;
 } DistvmMsg;
 
@@ -575,6 +615,15 @@ void distvm_wire_res(GByteArray *buf, DistvmMsgType type, uint32_t src,
                      uint64_t seq, const DistvmMsgRes *res);
 void distvm_wire_res_set(GByteArray *buf, uint32_t src,
                          const DistvmMsgResSet *set);
+void distvm_wire_mgr_move(GByteArray *buf, uint32_t src, uint32_t step,
+                         uint32_t from, uint32_t to);
+/* MGR_ENTRIES: @owner and @copyset have @count entries each */
+void distvm_wire_mgr_entries(GByteArray *buf, uint32_t src, uint32_t block,
+                             uint64_t first, uint32_t count,
+                             const int8_t *owner, const uint16_t *copyset);
+/* Entry @i of a decoded MGR_ENTRIES: its owner (-1 if none), copy set */
+void distvm_wire_mgr_entry(const DistvmMsgMgrEntries *e, uint32_t i,
+                           int *owner, uint16_t *copyset);
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);

@@ -27,14 +27,17 @@
 
 static char *tmpdir;
 
-/* Whether query-distvm on @qts lists node @node as part of the cluster */
-static bool node_present(QTestState *qts, int node)
+/*
+ * Whether query-distvm on @qts lists node @node as part of the cluster,
+ * which started with @start_nodes nodes
+ */
+static bool node_listed(QTestState *qts, int node, int start_nodes)
 {
     QDict *ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': "
                                               "'query-distvm' }");
     bool present = false;
 
-    g_assert_cmpint(qdict_get_int(ret, "start-nodes"), ==, 2);
+    g_assert_cmpint(qdict_get_int(ret, "start-nodes"), ==, start_nodes);
     for (const QListEntry *e = qlist_first(qdict_get_qlist(ret, "node-list"));
          e; e = qlist_next(e)) {
         QDict *n = qobject_to(QDict, qlist_entry_obj(e));
@@ -45,6 +48,11 @@ static bool node_present(QTestState *qts, int node)
     }
     qobject_unref(ret);
     return present;
+}
+
+static bool node_present(QTestState *qts, int node)
+{
+    return node_listed(qts, node, 2);
 }
 
 /* Move vCPU @cpu from @from to @to, and wait until every node saw it. */
@@ -242,18 +250,12 @@ static void test_join(void)
     }
     g_assert_cmpint(distvm_remote_faults(node[2], "pc.ram"), >, 0);
 
-    /* Refused: drain home, a start node, or to a node that is not there */
+    /* Refused: drain home, or ask it of a node other than home */
     distvm_qmp_refused(node[0]->qts,
                        "distvm: the home node runs the devices and "
                        "cannot be drained",
                        "{ 'execute': 'distvm-drain-node', 'arguments': "
                        "{ 'node': 0 } }");
-    distvm_qmp_refused(node[0]->qts,
-                       "distvm: node 1 manages part of the guest's "
-                       "page directory (it is one of the start-nodes=2 nodes); "
-                       "only a node that joined the running guest can be drained",
-                       "{ 'execute': 'distvm-drain-node', 'arguments': "
-                       "{ 'node': 1 } }");
     distvm_qmp_refused(node[1]->qts,
                        "distvm: distvm-drain-node is asked of the "
                        "home node (node 0) of a cluster",
@@ -744,6 +746,87 @@ static void test_collapse(void)
     }
 }
 
+/* Drain node @drained, its vCPUs to @to; node 0 to @nodes - 1 see it go */
+static void drain_node(DistvmNode **node, int nodes, int drained, int to)
+{
+    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': "
+                             "'distvm-drain-node', 'arguments': "
+                             "{ 'node': %d, 'to': [ %d ] } }", drained, to);
+    for (int n = 0; n < nodes; n++) {
+        QDict *ev = distvm_wait_event(node[n]->qts, "DISTVM_NODE_LEFT",
+                                      DISTVM_EVENT_TIMEOUT_S);
+
+        g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"),
+                        ==, drained);
+        if (n == 0) {
+            g_test_message("node %d drained in %" PRId64 " ms", drained,
+                           qdict_get_int(qdict_get_qdict(ev, "data"),
+                                         "drain-ms"));
+        }
+        qobject_unref(ev);
+        if (n != drained) {
+            g_assert_false(node_listed(node[n]->qts, drained, 3));
+        }
+    }
+    qtest_wait_qemu(node[drained]->qts);       /* exit status 0 */
+}
+
+/*
+ * Start nodes are drained while the guest runs: each hands the part of
+ * the page directory it manages to another node first
+ * (distvm-handoff.c).  Three start nodes run the move workload's vCPUs;
+ * node 2 is drained (its part goes to node 1), then node 1 (both parts go
+ * to home); the guest, on home alone, finishes with the exact results.
+ */
+static void test_drain_start(void)
+{
+    g_autofree char *args = moves_args();
+    g_autofree char *dir = g_strdup_printf("%s/drain-start", tmpdir);
+    DistvmNode *node[3];
+    int64_t faults;
+
+    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
+    for (int n = 0; n < 3; n++) {
+        g_autofree char *base = distvm_cluster_accel_opts(dir, 3, n);
+        g_autofree char *opts = g_strdup_printf("%s,placement=0:1:2:2",
+                                                base);
+
+        node[n] = distvm_node_start(dir, n, opts, args);
+    }
+    for (int n = 0; n < 3; n++) {
+        distvm_wait_state(node[n]->qts, "running", 60);
+    }
+    g_assert_true(distvm_wait_console(node[0], "distvm-guest: all cpus up",
+                                      60));
+    wait_rounds(node[0]->qts, node[2]->qts, 0);
+    g_assert_cmpint(distvm_remote_faults(node[2], "pc.ram"), >, 0);
+
+    drain_node(node, 3, 2, 1);
+    for (int n = 0; n < 2; n++) {
+        for (int cpu = 0; cpu < NCPUS; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), ==,
+                            cpu == 0 ? 0 : 1);
+        }
+    }
+    /* The pages node 2 managed change hands through node 1 now */
+    faults = distvm_remote_faults(node[1], "pc.ram");
+    wait_rounds(node[0]->qts, node[1]->qts, 0);
+    for (int tries = 0; distvm_remote_faults(node[1], "pc.ram") <= faults;
+         tries++) {
+        g_assert_cmpint(tries, <, 1000);
+        g_usleep(10 * 1000);
+    }
+
+    drain_node(node, 2, 1, 0);
+    for (int cpu = 0; cpu < NCPUS; cpu++) {
+        g_assert_cmpint(distvm_vcpu_node(node[0]->qts, cpu), ==, 0);
+    }
+    distvm_check_moves_results(node, 1, NCPUS);
+    for (int n = 2; n >= 0; n--) {
+        distvm_node_quit(node[n]);
+    }
+}
+
 /* The Linux workload: long enough on nodes for two joins and two drains */
 #define LINUX_WORK 1000000
 
@@ -919,6 +1002,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/elastic/join-residency", test_join_residency);
     qtest_add_func("/distvm/elastic/join-plugged", test_join_plugged);
     qtest_add_func("/distvm/elastic/collapse", test_collapse);
+    qtest_add_func("/distvm/elastic/drain-start", test_drain_start);
     qtest_add_func("/distvm/elastic/linux", test_linux);
 
     return distvm_test_run(tmpdir);
