@@ -23,7 +23,7 @@
  *
  * Home runs the devices and cannot be drained (until a standby can take
  * its place), nor can a node that runs a device placed on it
- * (device-nodes), that holds resident RAM or is the home of memory.
+ * (device-nodes) or holds resident RAM.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -177,12 +177,6 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                        node);
             return;
         }
-    }
-    if (distvm_ram_homes_memory(s, node)) {
-        error_setg(errp, "distvm: node %" PRIu32 " is the home of guest "
-                   "memory (a distmem-dimm), which cannot be drained",
-                   node);
-        return;
     }
     if (drain.node != UINT32_MAX || qatomic_read(&s->joining) !=
                                     UINT32_MAX) {

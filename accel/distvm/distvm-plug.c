@@ -75,6 +75,11 @@ bool distvm_plug_nodes_heard(DistvmState *s, const char *what, Error **errp)
                    "plug %s once it joined", qatomic_read(&s->joining), what);
         return false;
     }
+    if (qatomic_read(&s->draining) != UINT32_MAX) {
+        error_setg(errp, "distvm: node %" PRIu32 " is being drained; plug %s "
+                   "once it left", qatomic_read(&s->draining), what);
+        return false;
+    }
     for (uint32_t i = 0; i < s->nodes; i++) {
         int64_t silent = now - qatomic_read(&s->peers[i].heard_ns);
 

@@ -2069,21 +2069,6 @@ bool distvm_ram_gather(DistvmState *s, const DistvmResident *r)
     }
 }
 
-/* Whether a RAMBlock in use is homed on @node, which manages its pages */
-bool distvm_ram_homes_memory(DistvmState *s, uint32_t node)
-{
-    DistvmRam *ram = s->ram;
-    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
-
-    for (uint32_t i = 0; i < n; i++) {
-        if (!qatomic_read(&ram->blocks[i].dead) && ram->blocks[i].homed &&
-            ram->blocks[i].home == node) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* With ram->lock held: requests of @node that this manager has under way */
 static uint64_t requests_of(DistvmRam *ram, uint32_t node)
 {
@@ -2507,7 +2492,9 @@ static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb,
     b->ram_addr = qemu_ram_get_offset(rb);
     b->pages = qemu_ram_get_used_length(rb) >> PAGE_BITS;
     b->first = first;
-    b->home = distvm_numa_block_home(s, rb, &b->homed);
+    /* Homed on a node that handed its pages off: where they went */
+    b->home = qatomic_read(&ram->mgr[distvm_numa_block_home(s, rb,
+                                                            &b->homed)]);
     b->state = g_new0(uint8_t, b->pages);
     b->owner = g_new(int8_t, b->pages);
     b->copyset = g_new(uint16_t, b->pages);
@@ -2541,6 +2528,11 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
     }
     ram->blocks = g_new0(DistvmBlock, ram->max_blocks);
     ram->block_pages = g_new0(uint64_t, ram->max_blocks);
+    for (uint32_t i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
+        ram->mgr[i] = ram->mgr_next[i] = i;
+        ram->mgr_prev[i] = UINT32_MAX;
+    }
+    ram->parked = g_array_new(false, false, sizeof(DistvmParked));
     s->ram = ram;
     qemu_ram_foreach_block(fill_block, s);
     for (uint32_t i = 0; i < ram->nr_blocks; i++) {
@@ -2565,11 +2557,6 @@ bool distvm_ram_init(DistvmState *s, Error **errp)
     ram->uffd = -1;
     ram->quit_fd = -1;
     ram->pagemap_fd = -1;
-    for (uint32_t i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
-        ram->mgr[i] = ram->mgr_next[i] = i;
-        ram->mgr_prev[i] = UINT32_MAX;
-    }
-    ram->parked = g_array_new(false, false, sizeof(DistvmParked));
 
     /* Pages change hands behind the back of anything that discards them. */
     if (ram_block_discard_disable(true)) {

@@ -60,7 +60,6 @@ typedef struct DistvmArrival {
 
 bool distvm_ram_gather(DistvmState *s, const DistvmResident *r);
 uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node);
-bool distvm_ram_homes_memory(DistvmState *s, uint32_t node);
 /* The page directory handed from one node to another (distvm-handoff.c) */
 uint64_t distvm_ram_managers(DistvmState *s);
 void distvm_ram_mgr_map(DistvmState *s, uint32_t map[DISTVM_WIRE_MAX_NODES]);

@@ -772,24 +772,58 @@ static void drain_node(DistvmNode **node, int nodes, int drained, int to)
 }
 
 /*
+ * The guest-physical address of the memory of auto-numa's guest NUMA
+ * node @nid, homed on cluster node @nid here: after the NUMA nodes before
+ * it, all below 4 GiB.  Checks that its home is that node.
+ */
+static uint64_t numa_base(DistvmNode *node, int nid)
+{
+    uint64_t base = 0;
+
+    for (int i = 0; i <= nid; i++) {
+        g_autofree char *id = g_strdup_printf("distvm-numa%d", i);
+        QDict *r = distvm_memory_range(node, id);
+
+        g_assert_true(qdict_get_bool(r, "numa"));
+        if (i == nid) {
+            g_assert_cmpint(qdict_get_int(r, "home"), ==, nid);
+        } else {
+            base += qdict_get_int(r, "size");
+        }
+        qobject_unref(r);
+    }
+    return base;
+}
+
+/* Bytes that qtest writes into the memory homed on each drained node */
+#define DRAINED_DATA    (256 * 1024)
+
+/*
  * Start nodes are drained while the guest runs: each hands the part of
  * the page directory it manages to another node first
- * (distvm-handoff.c).  Three start nodes run the move workload's vCPUs;
+ * (distvm-handoff.c), the directory of the guest NUMA node homed on it
+ * (auto-numa) with it.  Three start nodes run the move workload's vCPUs;
  * node 2 is drained (its part goes to node 1), then node 1 (both parts go
  * to home); the guest, on home alone, finishes with the exact results.
  */
 static void test_drain_start(void)
 {
-    g_autofree char *args = moves_args();
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    /* A socket a vCPU: auto-numa makes a NUMA node a cluster node */
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d,sockets=%d -kernel %s -append 'cpus=%d moves=1'",
+        NCPUS, NCPUS, elf, NCPUS);
     g_autofree char *dir = g_strdup_printf("%s/drain-start", tmpdir);
     DistvmNode *node[3];
+    g_autofree uint64_t *data = g_malloc(DRAINED_DATA * 3);
+    uint64_t addr[3];
     int64_t faults;
 
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
     for (int n = 0; n < 3; n++) {
         g_autofree char *base = distvm_cluster_accel_opts(dir, 3, n);
-        g_autofree char *opts = g_strdup_printf("%s,placement=0:1:2:2",
-                                                base);
+        g_autofree char *opts = g_strdup_printf("%s,placement=0:1:2:2,"
+                                                "auto-numa=on", base);
 
         node[n] = distvm_node_start(dir, n, opts, args);
     }
@@ -799,7 +833,16 @@ static void test_drain_start(void)
     g_assert_true(distvm_wait_console(node[0], "distvm-guest: all cpus up",
                                       60));
     wait_rounds(node[0]->qts, node[2]->qts, 0);
-    g_assert_cmpint(distvm_remote_faults(node[2], "pc.ram"), >, 0);
+    g_assert_cmpint(distvm_remote_faults(node[2], "distvm-numa0"), >, 0);
+    /* Each node writes data into its own memory, and home into node 2's */
+    for (int n = 0; n < 3; n++) {
+        addr[n] = numa_base(node[n], n) + 16 * 1024 * 1024;
+        fill_words(data + n * DRAINED_DATA / 8, DRAINED_DATA, n + 1);
+        qtest_memwrite(node[n]->qts, addr[n], data + n * DRAINED_DATA / 8,
+                       DRAINED_DATA);
+    }
+    qtest_memwrite(node[0]->qts, addr[2] + DRAINED_DATA, data,
+                   DRAINED_DATA);
 
     drain_node(node, 3, 2, 1);
     for (int n = 0; n < 2; n++) {
@@ -808,19 +851,25 @@ static void test_drain_start(void)
                             cpu == 0 ? 0 : 1);
         }
     }
-    /* The pages node 2 managed change hands through node 1 now */
-    faults = distvm_remote_faults(node[1], "pc.ram");
+    /* Node 1 manages node 2's pages now: it has them, home reads them */
+    check_words(node[1]->qts, addr[2], data + 2 * DRAINED_DATA / 8,
+                DRAINED_DATA);
+    faults = distvm_remote_faults(node[0], "distvm-numa2");
+    check_words(node[0]->qts, addr[2], data + 2 * DRAINED_DATA / 8,
+                DRAINED_DATA);
+    g_assert_cmpint(distvm_remote_faults(node[0], "distvm-numa2"), >,
+                    faults);
     wait_rounds(node[0]->qts, node[1]->qts, 0);
-    for (int tries = 0; distvm_remote_faults(node[1], "pc.ram") <= faults;
-         tries++) {
-        g_assert_cmpint(tries, <, 1000);
-        g_usleep(10 * 1000);
-    }
 
     drain_node(node, 2, 1, 0);
     for (int cpu = 0; cpu < NCPUS; cpu++) {
         g_assert_cmpint(distvm_vcpu_node(node[0]->qts, cpu), ==, 0);
     }
+    for (int n = 0; n < 3; n++) {
+        check_words(node[0]->qts, addr[n], data + n * DRAINED_DATA / 8,
+                    DRAINED_DATA);
+    }
+    check_words(node[0]->qts, addr[2] + DRAINED_DATA, data, DRAINED_DATA);
     distvm_check_moves_results(node, 1, NCPUS);
     for (int n = 2; n >= 0; n--) {
         distvm_node_quit(node[n]);
