@@ -18,6 +18,10 @@ guest with 2 vCPUs and its mode=pattern, -m 512M):
   downtime of vCPU 0, the only pause a drain makes;
 - once node 1 exited, a node started without node-id joins: home gives
   it id 1 again; the time from its start to DISTVM_NODE_JOINED.
+Then, in a cluster of two start nodes (nodes=2, vCPU 0 on node 1 from
+power-on, which writes the N MiB): node 1, which manages half of the
+page directory, is drained: the same figures, its hand-off of the
+directory to home included.
 It prints each figure of each run, and their medians.
 """
 
@@ -105,6 +109,46 @@ def one_run(qemu, guest, tmp, mb):
             p.wait()
 
 
+def start_node_run(qemu, guest, tmp, mb):
+    """Drain node 1 of two start nodes, after vCPU 0 wrote @mb MiB there"""
+    procs = {}
+    machine = ["-machine", "pc", "-m", "512M", "-smp", "2", "-nodefaults",
+               "-display", "none", "-kernel", guest,
+               "-append", "cpus=2 pattern=%d" % mb]
+    try:
+        for node in (0, 1):
+            accel = ("distvm,node-id=%d,nodes=2,placement=1:0,auto-numa=off,"
+                     "listen=unix:%s/s%d.sock" % (node, tmp, node))
+            if node:
+                accel += ",home=unix:%s/s0.sock" % tmp
+            procs[node] = subprocess.Popen(
+                [qemu, "-accel", accel] + machine +
+                ["-serial", "file:%s/sserial%d.log" % (tmp, node),
+                 "-qmp", "unix:%s/sq%d.sock,server=on,wait=off" % (tmp, node)])
+        home = qmp("%s/sq0.sock" % tmp)
+        wait_file("%s/sserial0.log" % tmp, "pattern written", 120)
+        before = node_bytes(home, 1)
+        home.cmd("distvm-drain-node", node=1)
+        moved = home.event("DISTVM_VCPU_MOVED", {"cpu-index": 0,
+                                                 "reason": "drain"})
+        left = home.event("DISTVM_NODE_LEFT", {"node": 1})
+        drain_bytes = node_bytes(home, 1) - before
+        procs[1].wait(timeout=30)
+        if procs[1].returncode != 0:
+            sys.exit("bench: drained node 1 exited %d" % procs[1].returncode)
+        return {
+            "start-drain-ms": left["data"]["drain-ms"],
+            "start-drain-bytes": drain_bytes,
+            "start-drain-pause-us": moved["data"]["downtime-us"],
+        }
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.terminate()
+        for p in procs.values():
+            p.wait()
+
+
 def median(values):
     v = sorted(values)
     return v[len(v) // 2]
@@ -124,6 +168,7 @@ def main():
         tmp = tempfile.mkdtemp(prefix="distvm-elastic-bench-")
         try:
             runs.append(one_run(qemu, guest, tmp, args.mb))
+            runs[-1].update(start_node_run(qemu, guest, tmp, args.mb))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         print("run %d: %s" % (r + 1, runs[-1]), flush=True)
@@ -137,6 +182,10 @@ def main():
         ("drain: bytes home <-> the drained node", "drain-bytes", "B"),
         ("drain: longest pause (its vCPU's move)", "drain-pause-us", "us"),
         ("join again, no node-id: start to JOINED", "rejoin-ms", "ms"),
+        ("start node drain (directory hand-off too)", "start-drain-ms",
+         "ms"),
+        ("  bytes home <-> the drained node", "start-drain-bytes", "B"),
+        ("  longest pause (its vCPU's move)", "start-drain-pause-us", "us"),
     ]
     for name, key, unit in rows:
         values = [x[key] for x in runs]

@@ -46,8 +46,8 @@ typedef struct DistvmHandoff {
     uint32_t from;              /* UINT32_MAX: no hand-off */
     uint32_t to;
     uint64_t others;            /* @from: the nodes that must answer */
-    uint64_t ready;             /* @from, atomic: READY from these (it
-                                   may come before home's ASK) */
+    /* @from, atomic: READY from these (one may overtake home's ASK) */
+    uint64_t ready;
     uint64_t acked;             /* @from, atomic: MOVED_ACK from these */
 } DistvmHandoff;
 

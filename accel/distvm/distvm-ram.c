@@ -3,9 +3,10 @@
  *
  * Single writer / multiple readers per 4 KiB page (DESIGN.md section 4).
  * On each node a page is I (not present), S (present, write-protected)
- * or E (present, writable: this node owns it).  Every page has a fixed
+ * or E (present, writable: this node owns it).  Every page has a
  * manager node that records its owner and copy set and handles one
- * request for the page at a time:
+ * request for the page at a time (fixed, but for a drained node's pages,
+ * which it hands to another: distvm-handoff.c):
  *
  *   read miss    requester -> manager -> owner or a sharer: PAGE_FWD;
  *                the holder write-protects, copies, sends PAGE_DATA (S)
@@ -204,7 +205,7 @@ struct DistvmRam {
     uint32_t mgr_prev[DISTVM_WIRE_MAX_NODES];
     /* Handing off its part: requests for it are parked, not taken */
     bool handing_off;
-    GArray *parked;             /* DistvmQueued + page: those requests */
+    GArray *parked;             /* DistvmParked: those requests */
     /*
      * Outboxes being sent after ram->lock was released, by the parity of
      * @epoch when they were filled (ram_unlock_flush()): a node whose map
@@ -233,7 +234,6 @@ static inline gpointer page_key(uint32_t block, uint64_t page)
  * A homed block's directory is on its home; the others' is spread over
  * the nodes the cluster starts with (nodes that join later manage none).
  */
-/* The node that managed @page at first: its run's, or its block's home */
 static inline uint32_t page_first_manager(DistvmState *s, DistvmBlock *b,
                                           uint64_t page)
 {
@@ -243,6 +243,7 @@ static inline uint32_t page_first_manager(DistvmState *s, DistvmBlock *b,
     return ((b->first + page) >> MANAGER_RUN_BITS) % s->start_nodes;
 }
 
+/* The node that manages @page now: where its first manager handed it */
 static inline uint32_t page_manager(DistvmState *s, DistvmBlock *b,
                                     uint64_t page)
 {
@@ -2892,8 +2893,6 @@ int distvm_ram_unplug(DistvmState *s, RAMBlock *rb)
     return index;
 }
 
-/* ---- monitor ---- */
-
 /* ---- the directory handed to another node (distvm-handoff.c) ---- */
 
 /* The nodes that manage pages now, a bit each */
@@ -3082,6 +3081,8 @@ void distvm_ram_mgr_switch(DistvmState *s, uint32_t from, uint32_t to)
     mgr_wait_sent(ram, e);
     trace_distvm_mgr_switch(from, to, parked ? parked->len : 0);
 }
+
+/* ---- monitor ---- */
 
 void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats)
 {

@@ -689,7 +689,7 @@ static bool decode_mgr_entries(WireReader *r, const DistvmWireLimits *lim,
 
         if ((owner != DISTVM_MGR_NO_OWNER && owner >= lim->nodes) ||
             (v & 0xff00) || (v >> 16) >> lim->nodes) {
-            error_setg(errp, "MGR_ENTRIES message with entry %#" PRIx32
+            error_setg(errp, "MGR_ENTRIES message with entry 0x%" PRIx32
                        " for page %" PRIu64, v, e->first + i);
             return false;
         }
