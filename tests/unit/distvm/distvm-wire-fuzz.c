@@ -37,6 +37,8 @@
 #define CPU_ACK_FIXED 8         /* cpu, error length; + error */
 #define CPU_UNPLUG_FIXED 4      /* cpu */
 #define RES_FIXED 24            /* addr, size, flags, data */
+#define MGR_MOVE_FIXED 12       /* step, from, to */
+#define MGR_ENTRIES_FIXED 16    /* block, count, first; + entries */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
@@ -118,6 +120,46 @@ static void check_page_refs(const DistvmPageRef *pages, uint32_t count,
         CHECK(pages[i].page < lim->block_pages[pages[i].block]);
         CHECK(!(pages[i].flags & ~flags));
         CHECK(pages[i].page == ldq_le_p(wire + 16 * i + 8));
+    }
+}
+
+/*
+ * A manager's directory entries: 1 to DISTVM_MGR_ENTRIES_MAX pages of a
+ * RAMBlock, that exist; each entry an owner of the cluster or none, bits
+ * 8-15 clear, and a copy set of nodes of the cluster; as
+ * distvm_wire_mgr_entry() reads them
+ */
+static void check_mgr_entries(const DistvmMsgMgrEntries *e,
+                              const uint8_t *payload, uint32_t length,
+                              const DistvmWireLimits *lim)
+{
+    CHECK(lim->nr_blocks > 0);
+    CHECK(e->block < lim->nr_blocks);
+    CHECK(e->count >= 1);
+    CHECK(e->count <= DISTVM_MGR_ENTRIES_MAX);
+    CHECK(e->first < lim->block_pages[e->block]);
+    CHECK(e->count <= lim->block_pages[e->block] - e->first);
+    CHECK(length == MGR_ENTRIES_FIXED + 4 * e->count);
+    CHECK(e->block == (uint32_t)ldl_le_p(payload));
+    CHECK(e->count == (uint32_t)ldl_le_p(payload + 4));
+    CHECK(e->first == ldq_le_p(payload + 8));
+    /* the entries stay in the payload */
+    CHECK(e->entries == payload + MGR_ENTRIES_FIXED);
+    for (uint32_t i = 0; i < e->count; i++) {
+        uint32_t v = ldl_le_p(e->entries + 4 * i);
+        int owner;
+        uint16_t copyset;
+
+        distvm_wire_mgr_entry(e, i, &owner, &copyset);
+        CHECK(!(v & 0xff00));
+        CHECK(copyset == v >> 16);
+        CHECK(!((uint32_t)copyset >> lim->nodes));
+        if ((v & 0xff) == DISTVM_MGR_NO_OWNER) {
+            CHECK(owner == -1);
+        } else {
+            CHECK(owner == (int)(v & 0xff));
+            CHECK(owner < (int)lim->nodes);
+        }
     }
 }
 
@@ -465,6 +507,20 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->hdr.length == FLOW_FIXED);
         CHECK(m->u.value == ldq_le_p(payload));
         break;
+    case DISTVM_MSG_MGR_MOVE:
+        /* a known step, between two different nodes of the cluster */
+        CHECK(m->hdr.length == MGR_MOVE_FIXED);
+        CHECK(m->u.mgr_move.step < DISTVM_MGR_MOVE__MAX);
+        CHECK(m->u.mgr_move.from < lim->nodes);
+        CHECK(m->u.mgr_move.to < lim->nodes);
+        CHECK(m->u.mgr_move.from != m->u.mgr_move.to);
+        CHECK(m->u.mgr_move.step == (uint32_t)ldl_le_p(payload));
+        CHECK(m->u.mgr_move.from == (uint32_t)ldl_le_p(payload + 4));
+        CHECK(m->u.mgr_move.to == (uint32_t)ldl_le_p(payload + 8));
+        break;
+    case DISTVM_MSG_MGR_ENTRIES:
+        check_mgr_entries(&m->u.mgr_entries, payload, m->hdr.length, lim);
+        break;
     case DISTVM_MSG_CLOCK_REGS:
         /*
          * known flags; a running HPET is at an address; a 4-byte PM timer
@@ -529,6 +585,27 @@ static bool str_equal(const char *a, const char *b)
         return a == b;
     }
     return !strcmp(a, b);
+}
+
+/* Equal directory entries, as distvm_wire_mgr_entry() reads them */
+static bool mgr_entries_equal(const DistvmMsgMgrEntries *a,
+                              const DistvmMsgMgrEntries *b)
+{
+    if (a->block != b->block || a->count != b->count ||
+        a->first != b->first) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->count; i++) {
+        int owner_a, owner_b;
+        uint16_t copyset_a, copyset_b;
+
+        distvm_wire_mgr_entry(a, i, &owner_a, &copyset_a);
+        distvm_wire_mgr_entry(b, i, &owner_b, &copyset_b);
+        if (owner_a != owner_b || copyset_a != copyset_b) {
+            return false;
+        }
+    }
+    return true;
 }
 
 /* Equal content; the header fields are compared by the caller */
@@ -664,6 +741,12 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.res_set.size == b->u.res_set.size &&
                a->u.res_set.node == b->u.res_set.node &&
                a->u.res_set.step == b->u.res_set.step;
+    case DISTVM_MSG_MGR_MOVE:
+        return a->u.mgr_move.step == b->u.mgr_move.step &&
+               a->u.mgr_move.from == b->u.mgr_move.from &&
+               a->u.mgr_move.to == b->u.mgr_move.to;
+    case DISTVM_MSG_MGR_ENTRIES:
+        return mgr_entries_equal(&a->u.mgr_entries, &b->u.mgr_entries);
     case DISTVM_MSG_CLOCK_REGS:
         return a->u.clock.flags == b->u.clock.flags &&
                a->u.clock.pm_timer_port == b->u.clock.pm_timer_port &&
@@ -683,15 +766,32 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     }
 }
 
+/* MGR_ENTRIES again, of the entries as distvm_wire_mgr_entry() reads them */
+static void reencode_mgr_entries(GByteArray *buf, uint32_t src,
+                                 const DistvmMsgMgrEntries *e)
+{
+    g_autofree int8_t *owner = g_new(int8_t, e->count);
+    g_autofree uint16_t *copyset = g_new(uint16_t, e->count);
+
+    for (uint32_t i = 0; i < e->count; i++) {
+        int o;
+
+        distvm_wire_mgr_entry(e, i, &o, &copyset[i]);
+        owner[i] = o;
+    }
+    distvm_wire_mgr_entries(buf, src, e->block, e->first, e->count, owner,
+                            copyset);
+}
+
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
  * REFUSE, PEER_HELLO, NODE_*, *DRAIN*, VCPU_*, IO_*, RUN_STATE,
  * PIC_OUTPUT, FLOW, PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES,
- * MEM_UNPLUG, CPU_UNPLUG and RES_SET encoders
- * always send seq 0 and WELCOME's src 0; @fixed_seq and @fixed_src say
- * so.  MEM_PLUG, MEM_PLUG_ACK, CPU_PLUG and CPU_PLUG_ACK carry the seq of
- * the plug, RES_ACCESS
- * and RES_REPLY that of the request, PCI_CONFIG its number.
+ * PAGE_REQS, MEM_UNPLUG, CPU_UNPLUG, RES_SET, MGR_MOVE and MGR_ENTRIES
+ * encoders always send seq 0 and WELCOME's src 0; @fixed_seq and
+ * @fixed_src say so.  MEM_PLUG, MEM_PLUG_ACK, CPU_PLUG and CPU_PLUG_ACK
+ * carry the seq of the plug, RES_ACCESS and RES_REPLY that of the
+ * request, PCI_CONFIG its number.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -836,6 +936,15 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_RES_SET:
         distvm_wire_res_set(buf, m->hdr.src, &m->u.res_set);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_MGR_MOVE:
+        distvm_wire_mgr_move(buf, m->hdr.src, m->u.mgr_move.step,
+                             m->u.mgr_move.from, m->u.mgr_move.to);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_MGR_ENTRIES:
+        reencode_mgr_entries(buf, m->hdr.src, &m->u.mgr_entries);
         *fixed_seq = true;
         break;
     default:
@@ -1253,6 +1362,42 @@ int main(int argc, char **argv)
         .base = 0x1200000, .size = 0x400000, .node = 2,
         .step = DISTVM_RES_SET_KNOWN,
     }));
+    /*
+     * node 2 is drained: home asks the others to take node 1 as the
+     * manager of the pages node 2 manages; node 3 is ready for it
+     */
+    SEED("mgr-move-ask", distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 2,
+                                              1));
+    SEED("mgr-move-ready", distvm_wire_mgr_move(b, 3, DISTVM_MGR_MOVE_READY,
+                                                2, 1));
+    /*
+     * node 2 sends node 1 its entries: all of RAMBlock 0, with owners and
+     * none, and copy sets; and the last page of RAMBlock 2
+     */
+    {
+        static const int8_t owner[16] = {
+            0, 1, 2, 3, -1, 0, 0, 1, 2, -1, -1, 3, 3, 2, 1, 0,
+        };
+        static const uint16_t copyset[16] = {
+            0x1, 0x3, 0x4, 0xf, 0, 0x9, 0x1, 0x2, 0x6, 0x5, 0, 0x8, 0xb,
+            0xc, 0xe, 0x7,
+        };
+
+        SEED("mgr-entries", distvm_wire_mgr_entries(b, 2, 0, 0, 16, owner,
+                                                    copyset));
+        SEED("mgr-entries-last", distvm_wire_mgr_entries(b, 2, 2, 262143, 1,
+                                                         owner + 3,
+                                                         copyset + 3));
+    }
+    /* node 2 tells node 3 that node 1 manages them now; node 3 has seen */
+    SEED("mgr-move-moved", distvm_wire_mgr_move(b, 2, DISTVM_MGR_MOVE_MOVED,
+                                                2, 1));
+    SEED("mgr-move-moved-ack", distvm_wire_mgr_move(b, 3,
+                                                    DISTVM_MGR_MOVE_MOVED_ACK,
+                                                    2, 1));
+    /* home tells a joining node that node 2's pages went to node 1 */
+    SEED("mgr-move-known", distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_KNOWN,
+                                                2, 1));
 #undef SEED
 
     /* all of the above as one connection's stream */

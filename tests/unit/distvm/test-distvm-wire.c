@@ -29,6 +29,8 @@
 #define CPU_ACK_FIXED 8         /* cpu, error length; + error */
 #define CPU_UNPLUG_FIXED 4      /* cpu */
 #define RES_FIXED 24            /* addr, size, flags, data */
+#define MGR_MOVE_FIXED 12       /* step, from, to */
+#define MGR_ENTRIES_FIXED 16    /* block, count, first; + entries */
 
 /* Offsets of header fields */
 #define OFF_MAGIC   0
@@ -438,6 +440,20 @@ static GPtrArray *valid_messages(void)
     distvm_wire_flow(NEXT(), 2, 0);
     distvm_wire_flow(NEXT(), 0, UINT64_MAX);
     distvm_wire_flow(NEXT(), 3, 0x0123456789abcdefull);
+    /* node 2's part of the page directory goes to node 1, step by step */
+    for (uint32_t step = 0; step < DISTVM_MGR_MOVE__MAX; step++) {
+        distvm_wire_mgr_move(NEXT(), step == DISTVM_MGR_MOVE_MOVED ? 2 : 0,
+                             step, 2, 1);
+    }
+    {
+        static const int8_t owner[] = { 1, -1, 3, 0 };
+        static const uint16_t copyset[] = { 0x2, 0, 0xf, 0x9 };
+
+        distvm_wire_mgr_entries(NEXT(), 2, 0, 12, ARRAY_SIZE(owner), owner,
+                                copyset);
+        distvm_wire_mgr_entries(NEXT(), 2, 2, 262143, 1, owner + 2,
+                                copyset + 2);
+    }
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -625,10 +641,12 @@ static void test_type_names(void)
         [DISTVM_MSG_DRAINED] = "DRAINED",
         [DISTVM_MSG_NODE_LEFT] = "NODE_LEFT",
         [DISTVM_MSG_FLOW] = "FLOW",
+        [DISTVM_MSG_MGR_MOVE] = "MGR_MOVE",
+        [DISTVM_MSG_MGR_ENTRIES] = "MGR_ENTRIES",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_FLOW + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_MGR_ENTRIES + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -708,8 +726,12 @@ static void test_roles(void)
         [DISTVM_MSG_NODE_LEFT] = FROM_HOME,
         /* any receiver tells its sender how many messages it is done with */
         [DISTVM_MSG_FLOW] = ANY,
+        /* from the node whose pages move to the node they move to */
+        [DISTVM_MSG_MGR_ENTRIES] = ANY,
         /* test_res_set_roles() */
         [DISTVM_MSG_RES_SET] = BY_STEP,
+        /* test_mgr_move_roles() */
+        [DISTVM_MSG_MGR_MOVE] = BY_STEP,
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -766,24 +788,37 @@ static void test_roles(void)
     g_assert_false(role_ok(0, 0, 0, 1, NULL));
 }
 
+/*
+ * Whether @msg, whose role is by its step, may go to @dst; if not, the
+ * error must mention @what
+ */
+static bool step_role_ok(const DistvmMsg *msg, uint32_t dst, const char *what)
+{
+    Error *err = NULL;
+    bool ok = distvm_wire_check_role(msg, dst, &err);
+
+    g_assert(ok == !err);
+    if (err) {
+        if (!strstr(error_get_pretty(err), what)) {
+            g_test_message("error \"%s\" does not mention \"%s\"",
+                           error_get_pretty(err), what);
+            g_test_fail();
+        }
+        error_free(err);
+    }
+    return ok;
+}
+
 /* Whether RES_SET of @step for a range on @node may go from @src to @dst */
 static bool res_set_role_ok(uint32_t step, uint32_t node, uint32_t src,
                             uint32_t dst)
 {
     DistvmMsg msg = { .hdr = { .type = DISTVM_MSG_RES_SET, .src = src } };
-    Error *err = NULL;
-    bool ok;
 
     msg.u.res_set = (DistvmMsgResSet) {
         .base = 0x1000000, .size = 0x1000, .node = node, .step = step,
     };
-    ok = distvm_wire_check_role(&msg, dst, &err);
-    g_assert(ok == !err);
-    if (err) {
-        g_assert_nonnull(strstr(error_get_pretty(err), "RES_SET of step"));
-        error_free(err);
-    }
-    return ok;
+    return step_role_ok(&msg, dst, "RES_SET of step");
 }
 
 /*
@@ -818,6 +853,132 @@ static void test_res_set_roles(void)
                                 src == 0 && dst != node);
             }
         }
+    }
+}
+
+/* The rule each step of MGR_MOVE is sent by */
+static const char *const mgr_move_rules[DISTVM_MGR_MOVE__MAX] = {
+    [DISTVM_MGR_MOVE_ASK] = "by the home node to another node",
+    [DISTVM_MGR_MOVE_READY] = "to the node the pages leave",
+    [DISTVM_MGR_MOVE_MOVED] = "by the node the pages leave",
+    [DISTVM_MGR_MOVE_MOVED_ACK] = "to the node the pages leave",
+    [DISTVM_MGR_MOVE_KNOWN] = "by the home node to another node",
+};
+
+/*
+ * Whether MGR_MOVE of @step, of the pages @from manages to @to, may go
+ * from @src to @dst; if not, the error must be that of the step's rule
+ */
+static bool mgr_move_role_ok(uint32_t step, uint32_t from, uint32_t to,
+                             uint32_t src, uint32_t dst)
+{
+    DistvmMsg msg = { .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = src } };
+    g_autofree char *what = g_strdup_printf(
+        "MGR_MOVE of step %" PRIu32 " is sent %s only", step,
+        mgr_move_rules[step]);
+
+    msg.u.mgr_move = (DistvmMsgMgrMove) {
+        .step = step, .from = from, .to = to,
+    };
+    return step_role_ok(&msg, dst, what);
+}
+
+/*
+ * MGR_MOVE, for every sender and receiver among 4 nodes and every move
+ * between two of them: home asks the others, which tell the node whose
+ * pages move that they are ready; it tells the others they moved, which
+ * acknowledge it to it.  Home tells a joining node of each move.  Who
+ * the pages go to does not matter.
+ */
+static void test_mgr_move_roles(void)
+{
+    for (uint32_t from = 0; from < 4; from++) {
+        for (uint32_t to = 0; to < 4; to++) {
+            if (from == to) {
+                continue;
+            }
+            for (uint32_t src = 0; src < 4; src++) {
+                for (uint32_t dst = 0; dst < 4; dst++) {
+                    g_assert_cmpint(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK,
+                                                     from, to, src, dst), ==,
+                                    src == 0 && dst != 0);
+                    g_assert_cmpint(mgr_move_role_ok(DISTVM_MGR_MOVE_READY,
+                                                     from, to, src, dst), ==,
+                                    dst == from);
+                    g_assert_cmpint(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED,
+                                                     from, to, src, dst), ==,
+                                    src == from);
+                    g_assert_cmpint(mgr_move_role_ok(
+                                        DISTVM_MGR_MOVE_MOVED_ACK, from, to,
+                                        src, dst), ==,
+                                    dst == from);
+                    g_assert_cmpint(mgr_move_role_ok(DISTVM_MGR_MOVE_KNOWN,
+                                                     from, to, src, dst), ==,
+                                    src == 0 && dst != 0);
+                }
+            }
+        }
+    }
+
+    /* as distvm-handoff.c sends them: node 2's pages go to node 1 */
+    for (uint32_t n = 1; n < 4; n++) {
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, 2, 1, 0, n));
+    }
+    for (uint32_t n = 0; n < 4; n++) {
+        if (n == 2) {
+            continue;
+        }
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_READY, 2, 1, n, 2));
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, 2, 1, 2, n));
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED_ACK, 2, 1, n,
+                                       2));
+    }
+    g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_KNOWN, 2, 1, 0, 3));
+
+    /* and not otherwise, each refused with the rule of its step */
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, 2, 1, 1, 2));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, 2, 1, 2, 0));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_READY, 2, 1, 0, 1));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_READY, 2, 1, 2, 3));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, 2, 1, 1, 2));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, 2, 1, 0, 3));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED_ACK, 2, 1, 2, 1));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED_ACK, 2, 1, 0, 1));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_KNOWN, 2, 1, 2, 3));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_KNOWN, 2, 1, 3, 0));
+
+    /* the errors, spelled out */
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = 1 },
+        .u.mgr_move = { .step = DISTVM_MGR_MOVE_ASK, .from = 2, .to = 1 },
+    }, 3, "MGR_MOVE of step 0 is sent by the home node to another node "
+       "only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = 3 },
+        .u.mgr_move = { .step = DISTVM_MGR_MOVE_MOVED, .from = 2, .to = 1 },
+    }, 1, "MGR_MOVE of step 2 is sent by the node the pages leave only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = 2 },
+        .u.mgr_move = { .step = DISTVM_MGR_MOVE_MOVED_ACK, .from = 2,
+                        .to = 1 },
+    }, 1, "MGR_MOVE of step 3 is sent to the node the pages leave only"));
+
+    /* the largest cluster: its last node's pages go to home */
+    {
+        uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
+
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, last, 0, 0,
+                                       last));
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_READY, last, 0, 0,
+                                       last));
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, last, 0, last,
+                                       0));
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED_ACK, last, 0, 0,
+                                       last));
+        g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, last, 0, 0,
+                                        last));
+        g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_READY, last, 0, last,
+                                        0));
     }
 }
 
@@ -858,14 +1019,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        19, 0,                              /* version */
+        20, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 19);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 20);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -2230,11 +2391,12 @@ static void test_bad_version(void)
      * held the vCPUs rather than stopping the guest (RUN_HOLD, RUN_HELD,
      * RUN_RELEASE) and told a joining node of resident RAM
      * (RES_SET_KNOWN), 18 the one before a receiver could ask its sender
-     * to wait (FLOW)
+     * to wait (FLOW), 19 the one before a start node could hand its part
+     * of the page directory off (MGR_MOVE, MGR_ENTRIES)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        20, 0x100,
+        19, 21, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -2242,7 +2404,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 19", versions[i]);
+            "protocol version %u, this node speaks 20", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2252,7 +2414,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 19");
+        expect_header_error(b, "protocol version 2, this node speaks 20");
     }
     g_byte_array_unref(b);
 }
@@ -2477,7 +2639,10 @@ static void test_page_before_layout(void)
         expect_decode_error(b, &limits_no_ram, "RAM layout");
     }
 
-    /* The other messages do not need it, but for lists of pages */
+    /*
+     * The other messages do not need it, but for lists of pages and a
+     * manager's directory entries
+     */
     for (guint i = 0; i < msgs->len; i++) {
         GByteArray *m = msgs->pdata[i];
         uint16_t type = lduw_le_p(m->data + OFF_TYPE);
@@ -2485,7 +2650,7 @@ static void test_page_before_layout(void)
 
         if ((type < DISTVM_MSG_PAGE_REQ || type > DISTVM_MSG_PAGE_DONE) &&
             type != DISTVM_MSG_VCPU_WARM_PAGES &&
-            type != DISTVM_MSG_PAGE_REQS) {
+            type != DISTVM_MSG_PAGE_REQS && type != DISTVM_MSG_MGR_ENTRIES) {
             decode_ok(m, &limits_no_ram, &d);
             decoded_free(&d);
         } else {
@@ -5042,15 +5207,24 @@ static void test_run_state_reserved(void)
     g_byte_array_unref(b);
 }
 
+/*
+ * @buf must be refused with exactly @what, and without RAM too; but a
+ * message that @needs_ram is refused without it for that
+ */
+static void expect_exact_error_ram(const GByteArray *buf, bool needs_ram,
+                                   const char *what)
+{
+    g_autofree char *got = decode_error(buf, &limits);
+
+    g_assert_cmpstr(got, ==, what);
+    expect_decode_error(buf, &limits_no_ram,
+                        needs_ram ? "before the RAM layout was agreed" : what);
+}
+
 /* @buf must be refused, with or without RAM, with exactly @what */
 static void expect_exact_error(const GByteArray *buf, const char *what)
 {
-    g_autofree char *got = NULL;
-
-    expect_decode_error(buf, &limits, what);
-    expect_decode_error(buf, &limits_no_ram, what);
-    got = decode_error(buf, &limits);
-    g_assert_cmpstr(got, ==, what);
+    expect_exact_error_ram(buf, false, what);
 }
 
 /*
@@ -5158,9 +5332,10 @@ static void check_word_bad_value(const GByteArray *whole, const char *field,
 /*
  * The payload of @whole, a valid message, is exactly what it is: cut
  * anywhere it is truncated (numbered as it is, and by the cut), and 1 to
- * 16 bytes more are trailing garbage, each refused with exactly that
+ * 16 bytes more are trailing garbage, each refused with exactly that (if
+ * it @needs_ram, once the RAM layout is agreed)
  */
-static void check_exact_length(const GByteArray *whole)
+static void check_exact_length(const GByteArray *whole, bool needs_ram)
 {
     const char *name = distvm_msg_type_name(
         lduw_le_p(whole->data + OFF_TYPE));
@@ -5173,9 +5348,9 @@ static void check_exact_length(const GByteArray *whole)
 
         g_byte_array_set_size(b, HDR + cut);
         set_u32(b, OFF_LENGTH, cut);
-        expect_exact_error(b, truncated);
+        expect_exact_error_ram(b, needs_ram, truncated);
         set_u64(b, OFF_SEQ, cut);
-        expect_exact_error(b, truncated);
+        expect_exact_error_ram(b, needs_ram, truncated);
         g_byte_array_unref(b);
     }
 
@@ -5188,7 +5363,7 @@ static void check_exact_length(const GByteArray *whole)
         g_byte_array_set_size(b, whole->len + extra);
         memset(b->data + whole->len, 0, extra);
         set_u32(b, OFF_LENGTH, len + extra);
-        expect_exact_error(b, what);
+        expect_exact_error_ram(b, needs_ram, what);
         g_byte_array_unref(b);
     }
 }
@@ -5238,9 +5413,9 @@ static void test_pic_output_bad_length(void)
 
     for (uint32_t level = 0; level <= 1; level++) {
         distvm_wire_pic_output(b, 0, level);
-        check_exact_length(b);
+        check_exact_length(b, false);
         distvm_wire_set_seq(b, UINT64_MAX);
-        check_exact_length(b);
+        check_exact_length(b, false);
     }
 
     /* the level as a u64 */
@@ -5310,10 +5485,10 @@ static void test_flow_bad_length(void)
 
     for (size_t i = 0; i < ARRAY_SIZE(flow_dones); i++) {
         distvm_wire_flow(b, 0, flow_dones[i]);
-        check_exact_length(b);
+        check_exact_length(b, false);
         distvm_wire_flow(b, 3, flow_dones[i]);
         distvm_wire_set_seq(b, UINT64_MAX - i);
-        check_exact_length(b);
+        check_exact_length(b, false);
     }
 
     /* a count of four bytes */
@@ -5396,6 +5571,617 @@ static void test_flow_counted(void)
     /* nor any type the header could carry */
     g_assert_false(distvm_wire_flow_counted(0xffff));
     g_assert_false(distvm_wire_flow_counted(UINT32_MAX));
+}
+
+/*
+ * An MGR_MOVE of @step, of the pages @from manages to @to, sent by @src:
+ * its layout (the one built by hand, bit for bit), and its decoding under
+ * @lim
+ */
+static void check_mgr_move(const DistvmWireLimits *lim, uint32_t src,
+                           uint32_t step, uint32_t from, uint32_t to)
+{
+    GByteArray *b = g_byte_array_new();
+    GByteArray *hand = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_mgr_move(b, src, step, from, to);
+    g_assert_cmpuint(b->len, ==, HDR + MGR_MOVE_FIXED);
+    g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==, DISTVM_MSG_MGR_MOVE);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_LENGTH), ==,
+                     MGR_MOVE_FIXED);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_SRC), ==, src);
+    /* the encoder numbers none */
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+    /* step, from, to */
+    p = b->data + HDR;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, step);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 4), ==, from);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 8), ==, to);
+
+    distvm_wire_begin(hand, DISTVM_MSG_MGR_MOVE, src, 0);
+    distvm_wire_put_u32(hand, step);
+    distvm_wire_put_u32(hand, from);
+    distvm_wire_put_u32(hand, to);
+    distvm_wire_end(hand);
+    g_assert_cmpmem(hand->data, hand->len, b->data, b->len);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_MGR_MOVE, MGR_MOVE_FIXED, src, 0);
+    g_assert_cmpuint(d.msg.u.mgr_move.step, ==, step);
+    g_assert_cmpuint(d.msg.u.mgr_move.from, ==, from);
+    g_assert_cmpuint(d.msg.u.mgr_move.to, ==, to);
+    decoded_free(&d);
+
+    g_byte_array_unref(hand);
+    g_byte_array_unref(b);
+}
+
+/*
+ * MGR_MOVE: a known step, and two different nodes of the cluster; no
+ * RAM layout and no vCPUs are needed
+ */
+static void test_mgr_move(void)
+{
+    static const DistvmWireLimits two_nodes_ram = {
+        .nodes = 2,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t step = 0; step < DISTVM_MGR_MOVE__MAX; step++) {
+        /* between any two nodes, from any sender */
+        for (uint32_t from = 0; from < limits.nodes; from++) {
+            for (uint32_t to = 0; to < limits.nodes; to++) {
+                if (from == to) {
+                    continue;
+                }
+                for (uint32_t src = 0; src < limits.nodes; src++) {
+                    check_mgr_move(&limits, src, step, from, to);
+                }
+                check_mgr_move(&limits_no_ram, from, step, from, to);
+                check_mgr_move(&limits_one_vcpu_4nodes, 0, step, from, to);
+            }
+        }
+        check_mgr_move(&limits_nodes_only, 1, step, 1, 0);
+        check_mgr_move(&two_nodes_ram, 0, step, 0, 1);
+        /* the largest cluster, to and from its last node */
+        check_mgr_move(&limits_most, DISTVM_WIRE_MAX_NODES - 1, step,
+                       DISTVM_WIRE_MAX_NODES - 1, 0);
+        check_mgr_move(&limits_most, 0, step, 1, DISTVM_WIRE_MAX_NODES - 1);
+    }
+
+    /* a sequence number is not looked at: passed through as it is */
+    for (size_t i = 0; i < ARRAY_SIZE(flow_dones); i++) {
+        distvm_wire_mgr_move(b, 2, DISTVM_MGR_MOVE_MOVED, 2, 1);
+        distvm_wire_set_seq(b, flow_dones[i]);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_MGR_MOVE, MGR_MOVE_FIXED, 2,
+                  flow_dones[i]);
+        g_assert_cmpuint(d.msg.u.mgr_move.step, ==, DISTVM_MGR_MOVE_MOVED);
+        g_assert_cmpuint(d.msg.u.mgr_move.from, ==, 2);
+        g_assert_cmpuint(d.msg.u.mgr_move.to, ==, 1);
+        decoded_free(&d);
+    }
+
+    /* distvm_wire_mgr_move empties the buffer first */
+    distvm_wire_empty(b, DISTVM_MSG_READY, 1, 2);
+    distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 2, 1);
+    g_assert_cmpuint(b->len, ==, HDR + MGR_MOVE_FIXED);
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+    g_byte_array_unref(b);
+}
+
+/* MGR_MOVE of @step from @from to @to must be refused with exactly @what */
+static void expect_mgr_move_error(uint32_t src, uint32_t step, uint32_t from,
+                                  uint32_t to, const char *what)
+{
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_mgr_move(b, src, step, from, to);
+    expect_exact_error(b, what);
+    g_byte_array_unref(b);
+}
+
+/* MGR_MOVE of an unknown step, from a node to itself, or outside the cluster */
+static void test_mgr_move_bad(void)
+{
+    static const uint32_t steps[] = {
+        DISTVM_MGR_MOVE__MAX, DISTVM_MGR_MOVE__MAX + 1, 0x100, 0x10000,
+        INT32_MAX, 0x80000000u, UINT32_MAX,
+    };
+    static const uint32_t nodes[] = {
+        4, 5, DISTVM_WIRE_MAX_NODES, 0x80000000u, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    /* a step that does not exist */
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "MGR_MOVE message of step %" PRIu32 " from node 1 to node 2",
+            steps[i]);
+
+        expect_mgr_move_error(1, steps[i], 1, 2, what);
+    }
+
+    /* pages that would stay where they are, at any step */
+    for (uint32_t step = 0; step < DISTVM_MGR_MOVE__MAX; step++) {
+        for (uint32_t n = 0; n < limits.nodes; n++) {
+            g_autofree char *what = g_strdup_printf(
+                "MGR_MOVE message of step %" PRIu32 " from node %" PRIu32
+                " to node %" PRIu32, step, n, n);
+
+            expect_mgr_move_error(0, step, n, n, what);
+        }
+    }
+
+    /* nodes outside the cluster, on either side */
+    for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+        g_autofree char *leave = g_strdup_printf(
+            "MGR_MOVE message names node %" PRIu32 " in the node the pages "
+            "leave; the cluster has 4", nodes[i]);
+        g_autofree char *go = g_strdup_printf(
+            "MGR_MOVE message names node %" PRIu32 " in the node the pages "
+            "go to; the cluster has 4", nodes[i]);
+
+        expect_mgr_move_error(0, DISTVM_MGR_MOVE_ASK, nodes[i], 1, leave);
+        expect_mgr_move_error(2, DISTVM_MGR_MOVE_MOVED, nodes[i], 0, leave);
+        expect_mgr_move_error(0, DISTVM_MGR_MOVE_ASK, 1, nodes[i], go);
+        expect_mgr_move_error(3, DISTVM_MGR_MOVE_READY, 0, nodes[i], go);
+        /* the node the pages leave first */
+        expect_mgr_move_error(0, DISTVM_MGR_MOVE_KNOWN, nodes[i], nodes[i],
+                              leave);
+    }
+
+    /* The limit is the cluster's size, not DISTVM_WIRE_MAX_NODES */
+    distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 1, 2);
+    expect_decode_error(b, &limits_nodes_only, "MGR_MOVE message names node "
+                        "2 in the node the pages go to; the cluster has 2");
+    distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 15, 1);
+    expect_decode_error(b, &limits, "MGR_MOVE message names node 15 in the "
+                        "node the pages leave; the cluster has 4");
+
+    /* The sender is checked first, then the nodes, then the step */
+    expect_mgr_move_error(0, UINT32_MAX, 4, 4, "MGR_MOVE message names node "
+                          "4 in the node the pages leave; the cluster has 4");
+    expect_mgr_move_error(0, UINT32_MAX, 1, 4, "MGR_MOVE message names node "
+                          "4 in the node the pages go to; the cluster has 4");
+    distvm_wire_mgr_move(b, 4, UINT32_MAX, 4, 4);
+    expect_decode_error(b, &limits, "MGR_MOVE message names node 4 in its "
+                        "sender; the cluster has 4");
+
+    /* The step and the nodes are checked before trailing bytes */
+    distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE__MAX, 1, 2);
+    distvm_wire_put_u32(b, 0);
+    set_u32(b, OFF_LENGTH, b->len - HDR);
+    expect_exact_error(b, "MGR_MOVE message of step 5 from node 1 to node 2");
+    distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 3, 3);
+    distvm_wire_put_u32(b, 0);
+    set_u32(b, OFF_LENGTH, b->len - HDR);
+    expect_exact_error(b, "MGR_MOVE message of step 0 from node 3 to node 3");
+
+    /* The payload is exactly the step and the two nodes */
+    for (uint32_t step = 0; step < DISTVM_MGR_MOVE__MAX; step++) {
+        distvm_wire_mgr_move(b, 1, step, 1, 2);
+        check_exact_length(b, false);
+        distvm_wire_mgr_move(b, 3, step, 3, 0);
+        distvm_wire_set_seq(b, UINT64_MAX - step);
+        check_exact_length(b, false);
+    }
+
+    /* other messages, retyped, and the other way */
+    distvm_wire_pci_intx(b, 1, 0, 1);
+    expect_retyped_error(b, DISTVM_MSG_MGR_MOVE,
+                         "MGR_MOVE message is truncated");
+    distvm_wire_flow(b, 1, 0x100000000ull);
+    expect_retyped_error(b, DISTVM_MSG_MGR_MOVE,
+                         "MGR_MOVE message is truncated");
+    distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 1, 2);
+    expect_retyped_error(b, DISTVM_MSG_PCI_INTX, "PCI_INTX message has 4 "
+                         "bytes of trailing garbage");
+    distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 1, 2);
+    expect_retyped_error(b, DISTVM_MSG_FLOW, "FLOW message has 4 bytes of "
+                         "trailing garbage");
+    g_byte_array_unref(b);
+}
+
+/*
+ * @n directory entries for a cluster of @nodes: owners that go round the
+ * nodes and none, and copy sets of nodes of the cluster
+ */
+static void mgr_entries_new(uint32_t n, uint32_t nodes, int8_t **owner,
+                            uint16_t **copyset)
+{
+    *owner = g_new(int8_t, n);
+    *copyset = g_new(uint16_t, n);
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t o = i % (nodes + 1);
+
+        (*owner)[i] = o == nodes ? -1 : o;
+        (*copyset)[i] = (i * 40503u >> 3) & ((1u << nodes) - 1);
+    }
+}
+
+/*
+ * An MGR_ENTRIES from @src of the @count entries @owner and @copyset of
+ * pages @first on of RAMBlock @block: its layout (the one built by hand,
+ * bit for bit), its decoding under @lim, and the entries read back
+ */
+static void check_mgr_entries(const DistvmWireLimits *lim, uint32_t src,
+                              uint32_t block, uint64_t first, uint32_t count,
+                              const int8_t *owner, const uint16_t *copyset)
+{
+    GByteArray *b = g_byte_array_new();
+    GByteArray *hand = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_mgr_entries(b, src, block, first, count, owner, copyset);
+    g_assert_cmpuint(b->len, ==, HDR + MGR_ENTRIES_FIXED + 4ull * count);
+    g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
+                     DISTVM_MSG_MGR_ENTRIES);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_LENGTH), ==,
+                     MGR_ENTRIES_FIXED + 4ull * count);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_SRC), ==, src);
+    /* the encoder numbers none */
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+    /* block, count, first */
+    p = b->data + HDR;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, block);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 4), ==, count);
+    g_assert_cmphex(ldq_le_p(p + 8), ==, first);
+
+    /* each entry: the owner or 0xff in bits 0-7, the copy set above 16 */
+    distvm_wire_begin(hand, DISTVM_MSG_MGR_ENTRIES, src, 0);
+    distvm_wire_put_u32(hand, block);
+    distvm_wire_put_u32(hand, count);
+    distvm_wire_put_u64(hand, first);
+    for (uint32_t i = 0; i < count; i++) {
+        distvm_wire_put_u32(hand, (owner[i] < 0 ? 0xff : owner[i]) |
+                                  (uint32_t)copyset[i] << 16);
+    }
+    distvm_wire_end(hand);
+    g_assert_cmpmem(hand->data, hand->len, b->data, b->len);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_MGR_ENTRIES,
+              MGR_ENTRIES_FIXED + 4 * count, src, 0);
+    g_assert_cmpuint(d.msg.u.mgr_entries.block, ==, block);
+    g_assert_cmpuint(d.msg.u.mgr_entries.count, ==, count);
+    g_assert_cmphex(d.msg.u.mgr_entries.first, ==, first);
+    /* the entries stay in the payload */
+    g_assert(d.msg.u.mgr_entries.entries == d.payload + MGR_ENTRIES_FIXED);
+    for (uint32_t i = 0; i < count; i++) {
+        int o = INT_MAX;
+        uint16_t cs = 0xdead;
+
+        distvm_wire_mgr_entry(&d.msg.u.mgr_entries, i, &o, &cs);
+        g_assert_cmpint(o, ==, owner[i] < 0 ? -1 : owner[i]);
+        g_assert_cmphex(cs, ==, copyset[i]);
+    }
+    decoded_free(&d);
+
+    g_byte_array_unref(hand);
+    g_byte_array_unref(b);
+}
+
+/*
+ * MGR_ENTRIES: 1 to DISTVM_MGR_ENTRIES_MAX consecutive pages of a
+ * RAMBlock, each with its owner (or none) and its copy set
+ */
+static void test_mgr_entries(void)
+{
+    static const struct {
+        uint32_t block, count;
+        uint64_t first;
+    } ranges[] = {
+        { 0, 1, 0 }, { 0, 16, 0 }, { 0, 1, 15 }, { 0, 13, 3 }, { 1, 1, 0 },
+        { 2, 3, 0 }, { 2, 7, 12345 }, { 2, 1, 262143 },
+        { 2, DISTVM_MGR_ENTRIES_MAX, 0 },
+        { 2, DISTVM_MGR_ENTRIES_MAX, 262144 - DISTVM_MGR_ENTRIES_MAX },
+    };
+    /* the most nodes the wire allows, with the RAM layout agreed */
+    static const DistvmWireLimits most_ram = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_vcpus = 8,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    static const DistvmWireLimits one_node_ram = {
+        .nodes = 1,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    g_autofree int8_t *owner = NULL;
+    g_autofree uint16_t *copyset = NULL;
+    g_autofree int8_t *most_owner = NULL;
+    g_autofree uint16_t *most_copyset = NULL;
+    int8_t one_owner[DISTVM_WIRE_MAX_NODES + 1];
+    uint16_t one_copyset[DISTVM_WIRE_MAX_NODES + 1];
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    /* from an offset of each sender's */
+    mgr_entries_new(DISTVM_MGR_ENTRIES_MAX + limits.nodes, limits.nodes,
+                    &owner, &copyset);
+    mgr_entries_new(DISTVM_MGR_ENTRIES_MAX, DISTVM_WIRE_MAX_NODES,
+                    &most_owner, &most_copyset);
+    for (size_t i = 0; i < ARRAY_SIZE(ranges); i++) {
+        /* from any node */
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_mgr_entries(&limits, src, ranges[i].block, ranges[i].first,
+                              ranges[i].count, owner + src,
+                              copyset + src);
+        }
+        check_mgr_entries(&most_ram, DISTVM_WIRE_MAX_NODES - 1,
+                          ranges[i].block, ranges[i].first, ranges[i].count,
+                          most_owner, most_copyset);
+    }
+
+    /* each owner, and none, with each copy set of one node */
+    for (uint32_t n = 0; n <= DISTVM_WIRE_MAX_NODES; n++) {
+        one_owner[n] = n == DISTVM_WIRE_MAX_NODES ? -1 : n;
+        one_copyset[n] = 1u << (n % DISTVM_WIRE_MAX_NODES);
+    }
+    check_mgr_entries(&most_ram, 0, 0, 0, DISTVM_WIRE_MAX_NODES, one_owner,
+                      one_copyset);
+    check_mgr_entries(&most_ram, 1, 2, 100, DISTVM_WIRE_MAX_NODES + 1,
+                      one_owner, one_copyset);
+    /* all of the nodes in each copy set; none */
+    for (uint32_t n = 0; n <= DISTVM_WIRE_MAX_NODES; n++) {
+        one_copyset[n] = 0xffff;
+    }
+    check_mgr_entries(&most_ram, 2, 2, 0, DISTVM_WIRE_MAX_NODES + 1,
+                      one_owner, one_copyset);
+    for (uint32_t n = 0; n <= DISTVM_WIRE_MAX_NODES; n++) {
+        one_copyset[n] = 0;
+    }
+    check_mgr_entries(&most_ram, 3, 2, 0, DISTVM_WIRE_MAX_NODES + 1,
+                      one_owner, one_copyset);
+    /* a cluster of one node: its own pages, or no owner */
+    one_owner[0] = 0;
+    one_owner[1] = -1;
+    one_copyset[0] = 1;
+    one_copyset[1] = 1;
+    check_mgr_entries(&one_node_ram, 0, 0, 14, 2, one_owner, one_copyset);
+    check_mgr_entries(&one_node_ram, 0, 1, 0, 1, one_owner + 1,
+                      one_copyset + 1);
+
+    /* any negative owner is no owner */
+    {
+        static const int8_t neg_owner[] = { INT8_MIN, -2, -1 };
+        static const uint16_t zero[ARRAY_SIZE(neg_owner)] = { 0 };
+        int o;
+        uint16_t cs;
+
+        distvm_wire_mgr_entries(b, 1, 0, 0, ARRAY_SIZE(neg_owner), neg_owner,
+                                zero);
+        decode_ok(b, &limits, &d);
+        for (uint32_t i = 0; i < ARRAY_SIZE(neg_owner); i++) {
+            g_assert_cmphex(ldl_le_p(b->data + HDR + MGR_ENTRIES_FIXED +
+                                     4 * i), ==, DISTVM_MGR_NO_OWNER);
+            distvm_wire_mgr_entry(&d.msg.u.mgr_entries, i, &o, &cs);
+            g_assert_cmpint(o, ==, -1);
+            g_assert_cmpuint(cs, ==, 0);
+        }
+        decoded_free(&d);
+    }
+
+    /* a sequence number is not looked at: passed through as it is */
+    for (size_t i = 0; i < ARRAY_SIZE(flow_dones); i++) {
+        distvm_wire_mgr_entries(b, 2, 0, 4, 3, owner, copyset);
+        distvm_wire_set_seq(b, flow_dones[i]);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_MGR_ENTRIES, MGR_ENTRIES_FIXED + 12,
+                  2, flow_dones[i]);
+        g_assert_cmpuint(d.msg.u.mgr_entries.count, ==, 3);
+        decoded_free(&d);
+    }
+
+    /* distvm_wire_mgr_entries empties the buffer first */
+    distvm_wire_empty(b, DISTVM_MSG_READY, 1, 2);
+    distvm_wire_mgr_entries(b, 0, 1, 0, 1, owner, copyset);
+    g_assert_cmpuint(b->len, ==, HDR + MGR_ENTRIES_FIXED + 4);
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+    g_byte_array_unref(b);
+}
+
+/*
+ * An MGR_ENTRIES of 4 pages from page 2 of RAMBlock 0, whose entry @i is
+ * @v, must be refused for that entry under @lim
+ */
+static void expect_mgr_entry_error(const DistvmWireLimits *lim, uint32_t i,
+                                   uint32_t v)
+{
+    static const int8_t owner[] = { 0, 1, -1, 3 };
+    static const uint16_t copyset[] = { 0x1, 0x3, 0, 0x8 };
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *what = g_strdup_printf(
+        "MGR_ENTRIES message with entry 0x%" PRIx32 " for page %" PRIu32, v,
+        2 + i);
+    g_autofree char *got = NULL;
+
+    distvm_wire_mgr_entries(b, 1, 0, 2, ARRAY_SIZE(owner), owner, copyset);
+    set_u32(b, HDR + MGR_ENTRIES_FIXED + 4 * i, v);
+    got = decode_error(b, lim);
+    g_assert_cmpstr(got, ==, what);
+    g_byte_array_unref(b);
+}
+
+/* @b, an MGR_ENTRIES, must be refused for its range with exactly that */
+static void expect_mgr_range_error(const GByteArray *b, uint32_t block,
+                                   uint64_t first, uint32_t count)
+{
+    g_autofree char *what = g_strdup_printf(
+        "MGR_ENTRIES message for %" PRIu32 " pages from page %" PRIu64
+        " of RAMBlock %" PRIu32, count, first, block);
+
+    expect_exact_error_ram(b, true, what);
+}
+
+/*
+ * MGR_ENTRIES before the RAM layout is agreed, of pages that do not
+ * exist, too many or none, that do not match their count, and with
+ * entries that name nodes outside the cluster or set the bits between
+ */
+static void test_mgr_entries_bad(void)
+{
+    static const struct {
+        uint32_t block, count;
+        uint64_t first;
+    } bad[] = {
+        /* RAMBlocks that do not exist */
+        { 3, 1, 0 }, { 4, 1, 0 }, { UINT32_MAX, 1, 0 },
+        /* no page */
+        { 0, 0, 0 }, { 2, 0, 262143 }, { 2, 0, 262144 },
+        /* more than DISTVM_MGR_ENTRIES_MAX, in a block that has them */
+        { 2, DISTVM_MGR_ENTRIES_MAX + 1, 0 },
+        /* past the end of the block */
+        { 0, 1, 16 }, { 0, 2, 15 }, { 0, 17, 0 }, { 1, 1, 1 }, { 1, 2, 0 },
+        { 2, 1, 262144 }, { 2, DISTVM_MGR_ENTRIES_MAX, 262145 -
+                            DISTVM_MGR_ENTRIES_MAX },
+        { 2, 1, UINT64_MAX }, { 0, 16, UINT64_MAX - 15 },
+        { 2, 2, UINT64_MAX }, { 0, 1, 1ull << 32 },
+    };
+    static const uint32_t counts[] = {
+        DISTVM_MGR_ENTRIES_MAX + 2, 0x100000, INT32_MAX, UINT32_MAX,
+    };
+    static const DistvmWireLimits two_nodes_ram = {
+        .nodes = 2,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    static const DistvmWireLimits most_ram = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    g_autofree int8_t *owner = NULL;
+    g_autofree uint16_t *copyset = NULL;
+    GByteArray *b = g_byte_array_new();
+
+    mgr_entries_new(DISTVM_MGR_ENTRIES_MAX + 1, limits.nodes, &owner,
+                    &copyset);
+
+    /* Before the RAM layout is agreed, even if truncated or out of range */
+    distvm_wire_mgr_entries(b, 1, 0, 0, 3, owner, copyset);
+    expect_decode_error(b, &limits_no_ram, "MGR_ENTRIES message before the "
+                        "RAM layout was agreed");
+    check_exact_length(b, true);
+    distvm_wire_mgr_entries(b, 1, 3, 0, 0, owner, copyset);
+    expect_decode_error(b, &limits_no_ram, "MGR_ENTRIES message before the "
+                        "RAM layout was agreed");
+    distvm_wire_begin(b, DISTVM_MSG_MGR_ENTRIES, 1, 0);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits_no_ram, "MGR_ENTRIES message before the "
+                        "RAM layout was agreed");
+
+    /* Pages that do not exist, and counts out of range */
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        distvm_wire_mgr_entries(b, 2, bad[i].block, bad[i].first,
+                                bad[i].count, owner, copyset);
+        expect_mgr_range_error(b, bad[i].block, bad[i].first, bad[i].count);
+    }
+    /* counts far too large: refused as such, not as truncated */
+    for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+        distvm_wire_mgr_entries(b, 2, 2, 0, 1, owner, copyset);
+        set_u32(b, HDR + 4, counts[i]);
+        expect_mgr_range_error(b, 2, 0, counts[i]);
+    }
+    /* a block that does not exist, without entries: the block is named */
+    distvm_wire_begin(b, DISTVM_MSG_MGR_ENTRIES, 0, 0);
+    distvm_wire_put_u32(b, 3);
+    distvm_wire_put_u32(b, 1);
+    distvm_wire_put_u64(b, 0);
+    distvm_wire_end(b);
+    expect_mgr_range_error(b, 3, 0, 1);
+    /* the limits themselves are fine (see test_mgr_entries) */
+
+    /* a count the entries do not match, either way */
+    distvm_wire_mgr_entries(b, 2, 0, 4, 2, owner, copyset);
+    set_u32(b, HDR + 4, 3);
+    expect_exact_error_ram(b, true, "MGR_ENTRIES message is truncated");
+    set_u32(b, HDR + 4, 1);
+    expect_exact_error_ram(b, true, "MGR_ENTRIES message has 4 bytes of "
+                           "trailing garbage");
+    /* every cut is truncated, every byte more is garbage */
+    distvm_wire_mgr_entries(b, 2, 0, 13, 3, owner, copyset);
+    check_exact_length(b, true);
+    distvm_wire_mgr_entries(b, 3, 2, 262143, 1, owner, copyset);
+    distvm_wire_set_seq(b, UINT64_MAX);
+    check_exact_length(b, true);
+
+    /* owners outside the cluster; 0xff is none */
+    for (uint32_t o = limits.nodes; o < DISTVM_MGR_NO_OWNER; o++) {
+        expect_mgr_entry_error(&limits, 0, o);
+        expect_mgr_entry_error(&limits, 3, o | 0x10000);
+    }
+    for (uint32_t o = DISTVM_WIRE_MAX_NODES; o < DISTVM_MGR_NO_OWNER; o++) {
+        expect_mgr_entry_error(&most_ram, 1, o);
+    }
+    expect_mgr_entry_error(&two_nodes_ram, 2, 2);
+    expect_mgr_entry_error(&two_nodes_ram, 3, 3);
+
+    /* bits 8-15 are none of the owner's nor the copy set's */
+    for (int bit = 8; bit < 16; bit++) {
+        expect_mgr_entry_error(&limits, 0, 1u << bit);
+        expect_mgr_entry_error(&limits, 1, 1u << bit | 1 | 0x20000);
+        expect_mgr_entry_error(&limits, 2, 1u << bit | DISTVM_MGR_NO_OWNER);
+        expect_mgr_entry_error(&most_ram, 3, 1u << bit | 0xffff000f);
+    }
+    expect_mgr_entry_error(&limits, 2, 0xff00 | DISTVM_MGR_NO_OWNER);
+
+    /* copy sets with a node outside the cluster */
+    for (int bit = limits.nodes; bit < 16; bit++) {
+        expect_mgr_entry_error(&limits, 0, 1u << (16 + bit));
+        expect_mgr_entry_error(&limits, 3, 1u << (16 + bit) | 0xf0000 |
+                               DISTVM_MGR_NO_OWNER);
+    }
+    for (int bit = 2; bit < 16; bit++) {
+        expect_mgr_entry_error(&two_nodes_ram, 1, 1u << (16 + bit) | 1);
+    }
+    expect_mgr_entry_error(&limits, 1, 0xfff00000 | DISTVM_MGR_NO_OWNER);
+
+    /* The first bad entry is named */
+    distvm_wire_mgr_entries(b, 1, 2, 1000, 4, owner, copyset);
+    set_u32(b, HDR + MGR_ENTRIES_FIXED + 4, 0x100);
+    set_u32(b, HDR + MGR_ENTRIES_FIXED + 12, 0x4);
+    expect_exact_error_ram(b, true, "MGR_ENTRIES message with entry 0x100 "
+                           "for page 1001");
+
+    /*
+     * The order of the checks: the sender, the RAM layout, the range, the
+     * length, the entries, then trailing bytes
+     */
+    distvm_wire_mgr_entries(b, 4, 3, 0, 1, owner, copyset);
+    expect_decode_error(b, &limits_no_ram, "MGR_ENTRIES message names node 4 "
+                        "in its sender; the cluster has 4");
+    distvm_wire_begin(b, DISTVM_MSG_MGR_ENTRIES, 1, 0);
+    distvm_wire_put_u32(b, 0);
+    distvm_wire_put_u32(b, 17);
+    distvm_wire_put_u64(b, 0);
+    distvm_wire_put_u32(b, 0x100);
+    distvm_wire_end(b);
+    expect_mgr_range_error(b, 0, 0, 17);
+    set_u32(b, HDR + 4, 2);
+    expect_exact_error_ram(b, true, "MGR_ENTRIES message is truncated");
+    distvm_wire_put_u32(b, 0);
+    distvm_wire_put_u32(b, 0);
+    set_u32(b, OFF_LENGTH, b->len - HDR);
+    expect_exact_error_ram(b, true, "MGR_ENTRIES message with entry 0x100 "
+                           "for page 0");
+
+    /* MGR_MOVE retyped, and the other way */
+    distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 1, 2);
+    set_u16(b, OFF_TYPE, DISTVM_MSG_MGR_ENTRIES);
+    expect_exact_error_ram(b, true, "MGR_ENTRIES message is truncated");
+    distvm_wire_mgr_entries(b, 0, 1, 0, 1, owner, copyset);
+    expect_retyped_error(b, DISTVM_MSG_MGR_MOVE, "MGR_MOVE message has 8 "
+                         "bytes of trailing garbage");
+    g_byte_array_unref(b);
 }
 
 /* @clock sent from node 1 must be refused with exactly @what */
@@ -6231,6 +7017,11 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/res-access", test_res_access);
     g_test_add_func("/distvm/wire/roundtrip/res-set", test_res_set);
     g_test_add_func("/distvm/wire/roundtrip/res-reply", test_res_reply);
+    g_test_add_func("/distvm/wire/roundtrip/mgr-move", test_mgr_move);
+    g_test_add_func("/distvm/wire/roundtrip/mgr-entries", test_mgr_entries);
+    g_test_add_func("/distvm/wire/decode/mgr-move-bad", test_mgr_move_bad);
+    g_test_add_func("/distvm/wire/decode/mgr-entries-bad",
+                    test_mgr_entries_bad);
     g_test_add_func("/distvm/wire/decode/res-bad-size", test_res_bad_size);
     g_test_add_func("/distvm/wire/decode/res-bad-addr", test_res_bad_addr);
     g_test_add_func("/distvm/wire/decode/res-bad-flags", test_res_bad_flags);
@@ -6304,6 +7095,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/null-errp", test_null_errp);
     g_test_add_func("/distvm/wire/roles", test_roles);
     g_test_add_func("/distvm/wire/roles/res-set", test_res_set_roles);
+    g_test_add_func("/distvm/wire/roles/mgr-move", test_mgr_move_roles);
     g_test_add_func("/distvm/wire/msg-vcpu", test_msg_vcpu);
     g_test_add_func("/distvm/wire/flow-counted", test_flow_counted);
 
