@@ -7,13 +7,18 @@
  * that part to another node N while the guest runs, in the steps of
  * MGR_MOVE:
  *
- * 1. ASK, home -> every node but itself: each takes N's manager messages
- *    about D's pages as well as D's from now on, and answers READY to D.
- *    D parks each new request for its pages instead of taking it.
- * 2. D waits until every node is READY and no request it took is under
- *    way; then its entries (owner and copy set) cannot change.  It sends
- *    them to N (MGR_ENTRIES), then MOVED.
- * 3. N manages the pages from then on, and answers MOVED_ACK.
+ * 1. ASK, home -> D.  D parks each new request for its pages instead of
+ *    taking it, until none it took is under way; then their entries
+ *    (owner and copy set) cannot change.  (If that takes long, D takes
+ *    the parked requests and tries again later: one it took may wait for
+ *    one it parked, through TCG's lock of a page.)
+ * 2. PREPARE, D -> every other node: it takes N's manager messages about
+ *    D's pages as well as D's from now on, and answers PREPARED.  On each
+ *    connection, PREPARE follows what D sent before it, the answers that
+ *    finish a request at once (FINAL) included: once every node answered,
+ *    nothing D sent about the pages can overtake what N sends.
+ * 3. MGR_ENTRIES, D -> N, then MOVED: N manages the pages from then on,
+ *    and answers MOVED_ACK.
  * 4. D sends the requests it parked on to N, and MOVED to every other
  *    node, which sends its next requests and PAGE_DONEs for the pages to
  *    N, and answers MOVED_ACK once those it made before are on their way
@@ -23,8 +28,8 @@
  *    D tells home (DRAINED), and the drain goes on.
  *
  * The guest runs throughout; a request for one of the pages made during
- * the hand-off waits from step 1 to step 4.  A node that joins later
- * learns where the pages went from home (KNOWN).
+ * the hand-off waits from step 1 to step 4, a few milliseconds.  A node
+ * that joins later learns where the pages went from home (KNOWN).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -41,13 +46,19 @@
 
 /* How often the node that hands its pages off looks at its answers */
 #define DISTVM_HANDOFF_POLL_US  200
+/* How long it parks requests at most, and waits before it parks again */
+#define DISTVM_HANDOFF_PARK_US  (20 * 1000)
+#define DISTVM_HANDOFF_RETRY_US (5 * 1000)
 
+/*
+ * The hand-off under way.  @from and @to are set on a node before it
+ * sends or answers anything about it (atomic).
+ */
 typedef struct DistvmHandoff {
-    uint32_t from;              /* UINT32_MAX: no hand-off */
+    uint32_t from;              /* UINT32_MAX: none */
     uint32_t to;
     uint64_t others;            /* @from: the nodes that must answer */
-    /* @from, atomic: READY from these (one may overtake home's ASK) */
-    uint64_t ready;
+    uint64_t prepared;          /* @from, atomic: PREPARED from these */
     uint64_t acked;             /* @from, atomic: MOVED_ACK from these */
 } DistvmHandoff;
 
@@ -74,25 +85,30 @@ static bool handoff_wait(DistvmState *s, uint64_t *answered, uint64_t nodes)
     return true;
 }
 
-/* The node whose pages move, in a thread of its own: steps 2 to 5 */
+/* The node whose pages move, in a thread of its own: steps 1 to 5 */
 static void *handoff_thread(void *opaque)
 {
     DistvmState *s = opaque;
-    uint32_t to = handoff.to;
+    uint32_t to = qatomic_read(&handoff.to);
     uint64_t others = handoff.others & ~BIT_ULL(to);
     int64_t start = get_clock();
     g_autoptr(GPtrArray) entries = NULL;
     g_autoptr(GByteArray) m = g_byte_array_new();
 
     rcu_register_thread();
-    if (!handoff_wait(s, &handoff.ready, handoff.others)) {
-        goto out;
-    }
-    while (!distvm_ram_mgr_idle(s)) {
+    while (!distvm_ram_mgr_park(s, DISTVM_HANDOFF_PARK_US)) {
         if (distvm_cluster_leaving(s)) {
             goto out;
         }
-        g_usleep(DISTVM_HANDOFF_POLL_US);
+        g_usleep(DISTVM_HANDOFF_RETRY_US);
+    }
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (handoff.others & BIT_ULL(i)) {
+            handoff_send(s, i, DISTVM_MGR_MOVE_PREPARE, s->node_id, to);
+        }
+    }
+    if (!handoff_wait(s, &handoff.prepared, handoff.others)) {
+        goto out;
     }
     entries = distvm_ram_mgr_entries(s);
     trace_distvm_handoff_entries(entries->len, to);
@@ -120,22 +136,11 @@ out:
     return NULL;
 }
 
-/* Step 1 on a node: @from's pages are handed to @to */
-static void handoff_begin(DistvmState *s, uint32_t from, uint32_t to)
+/* A node learns of the hand-off of @from's pages to @to */
+static void handoff_set(uint32_t from, uint32_t to)
 {
-    QemuThread thread;
-
-    handoff.from = from;
-    handoff.to = to;
-    distvm_ram_mgr_coming(s, from, to);
-    trace_distvm_handoff_start(from, to);
-    if (from != s->node_id) {
-        handoff_send(s, from, DISTVM_MGR_MOVE_READY, from, to);
-        return;
-    }
-    handoff.others = qatomic_read(&s->present) & ~BIT_ULL(s->node_id);
-    qemu_thread_create(&thread, "distvm-handoff", handoff_thread, s,
-                       QEMU_THREAD_DETACHED);
+    qatomic_set(&handoff.to, to);
+    qatomic_set(&handoff.from, from);
 }
 
 /*
@@ -160,12 +165,9 @@ uint32_t distvm_handoff_start(DistvmState *s, uint32_t from)
             to = i;
         }
     }
-    for (uint32_t i = 0; i < s->nodes; i++) {
-        if (i != s->node_id && distvm_node_present(s, i)) {
-            handoff_send(s, i, DISTVM_MGR_MOVE_ASK, from, to);
-        }
-    }
-    handoff_begin(s, from, to);
+    trace_distvm_handoff_start(from, to);
+    handoff_set(from, to);
+    handoff_send(s, from, DISTVM_MGR_MOVE_ASK, from, to);
     return to;
 }
 
@@ -178,7 +180,7 @@ void distvm_handoff_send_state(DistvmState *s, uint32_t node)
     uint32_t map[DISTVM_WIRE_MAX_NODES];
 
     distvm_ram_mgr_map(s, map);
-    for (uint32_t i = 0; i < s->start_nodes; i++) {
+    for (uint32_t i = 0; i < s->nodes; i++) {
         if (map[i] != i) {
             handoff_send(s, node, DISTVM_MGR_MOVE_KNOWN, i, map[i]);
         }
@@ -189,23 +191,27 @@ void distvm_handoff_send_state(DistvmState *s, uint32_t node)
 static const char *mgr_move_refusal(DistvmState *s, uint32_t src,
                                     const DistvmMsgMgrMove *mv)
 {
-    bool current = handoff.from == mv->from && handoff.to == mv->to;
+    uint32_t from = qatomic_read(&handoff.from);
+    bool current = from == mv->from && qatomic_read(&handoff.to) == mv->to;
 
     switch (mv->step) {
     case DISTVM_MGR_MOVE_ASK:
         if (mv->from != qatomic_read(&s->draining) ||
-            !distvm_node_present(s, mv->to) || handoff.from != UINT32_MAX) {
-            return "the node is not being drained, the node its pages go "
+            !distvm_node_present(s, mv->to) || from != UINT32_MAX) {
+            return "this node is not being drained, the node its pages go "
                    "to is not part of the cluster, or a hand-off runs";
         }
         break;
-    case DISTVM_MGR_MOVE_READY:
-        /* It may overtake the ASK that home sent this node */
-        if (mv->from != s->node_id ||
-            mv->from != qatomic_read(&s->draining)) {
-            return "this node is not being drained";
+    case DISTVM_MGR_MOVE_PREPARE:
+        /* It may overtake the NODE_DRAIN that home sent this node */
+        if (!distvm_node_present(s, mv->from) ||
+            !distvm_node_present(s, mv->to) ||
+            (from != UINT32_MAX && !current)) {
+            return "a node not part of the cluster, or another hand-off "
+                   "runs";
         }
         break;
+    case DISTVM_MGR_MOVE_PREPARED:
     case DISTVM_MGR_MOVE_MOVED_ACK:
         if (!current || mv->from != s->node_id ||
             !(handoff.others & BIT_ULL(src))) {
@@ -213,7 +219,7 @@ static const char *mgr_move_refusal(DistvmState *s, uint32_t src,
         }
         break;
     case DISTVM_MGR_MOVE_MOVED:
-        if (!current) {
+        if (!current || mv->from == s->node_id) {
             return "no such hand-off runs";
         }
         break;
@@ -231,6 +237,7 @@ static bool mgr_move_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgMgrMove *mv = &msg->u.mgr_move;
     const char *why = mgr_move_refusal(s, msg->hdr.src, mv);
+    QemuThread thread;
 
     if (why) {
         distvm_msg_refused(s, msg->hdr.src, "MGR_MOVE of step %" PRIu32
@@ -240,10 +247,22 @@ static bool mgr_move_received(DistvmState *s, const DistvmMsg *msg)
     }
     switch (mv->step) {
     case DISTVM_MGR_MOVE_ASK:
-        handoff_begin(s, mv->from, mv->to);
+        trace_distvm_handoff_start(mv->from, mv->to);
+        handoff.others = qatomic_read(&s->present) & ~BIT_ULL(s->node_id);
+        handoff_set(mv->from, mv->to);
+        /* N's manager messages come once every node was PREPARED */
+        distvm_ram_mgr_coming(s, mv->from, mv->to);
+        qemu_thread_create(&thread, "distvm-handoff", handoff_thread, s,
+                           QEMU_THREAD_DETACHED);
         break;
-    case DISTVM_MGR_MOVE_READY:
-        qatomic_or(&handoff.ready, BIT_ULL(msg->hdr.src));
+    case DISTVM_MGR_MOVE_PREPARE:
+        handoff_set(mv->from, mv->to);
+        distvm_ram_mgr_coming(s, mv->from, mv->to);
+        handoff_send(s, mv->from, DISTVM_MGR_MOVE_PREPARED, mv->from,
+                     mv->to);
+        break;
+    case DISTVM_MGR_MOVE_PREPARED:
+        qatomic_or(&handoff.prepared, BIT_ULL(msg->hdr.src));
         break;
     case DISTVM_MGR_MOVE_MOVED:
         distvm_ram_mgr_switch(s, mv->from, mv->to);
@@ -265,7 +284,8 @@ static bool mgr_entries_received(DistvmState *s, const DistvmMsg *msg)
 {
     Error *err = NULL;
 
-    if (handoff.from != msg->hdr.src || handoff.to != s->node_id ||
+    if (qatomic_read(&handoff.from) != msg->hdr.src ||
+        qatomic_read(&handoff.to) != s->node_id ||
         !distvm_ram_mgr_install(s, msg->hdr.src, &msg->u.mgr_entries,
                                 &err)) {
         distvm_msg_refused(s, msg->hdr.src, "MGR_ENTRIES: %s",
@@ -280,9 +300,8 @@ static bool mgr_entries_received(DistvmState *s, const DistvmMsg *msg)
 /* The drained node left: the hand-off, if any, is over everywhere */
 void distvm_handoff_end(DistvmState *s)
 {
-    handoff.from = UINT32_MAX;
-    handoff.to = UINT32_MAX;
-    qatomic_set(&handoff.ready, 0);
+    handoff_set(UINT32_MAX, UINT32_MAX);
+    qatomic_set(&handoff.prepared, 0);
     qatomic_set(&handoff.acked, 0);
 }
 

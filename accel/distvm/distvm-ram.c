@@ -1352,7 +1352,10 @@ static char *page_msg_role_refusal(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_MSG_PAGE_REQ:
     case DISTVM_MSG_PAGE_DONE:
     case DISTVM_MSG_PAGE_INV_ACK:
-        if (manager != s->node_id) {
+        /* Handed off from here: sent on (page_msg_relayed()) */
+        if (manager != s->node_id &&
+            (msg->hdr.type == DISTVM_MSG_PAGE_INV_ACK ||
+             page_manager_before(s, b, m->page) != s->node_id)) {
             return g_strdup_printf("%s for page %" PRIu64 " of %s, which "
                                    "node %" PRIu32 " manages", type, m->page,
                                    qemu_ram_get_idstr(b->rb), manager);
@@ -1512,6 +1515,30 @@ static bool page_msg_admitted(DistvmState *s, const DistvmMsg *msg)
 }
 
 /*
+ * With ram->lock held: a request or PAGE_DONE for a page this node handed
+ * off (distvm-handoff.c), from a node that did not know yet, this one
+ * too: sent on in @o to the page's manager, which takes it as the
+ * requester's.  Whether @msg was.
+ */
+static bool page_msg_relayed(DistvmState *s, const DistvmMsg *msg,
+                             DistvmOutbox *o)
+{
+    const DistvmMsgPage *m = &msg->u.page;
+    uint32_t manager = page_manager(s, &s->ram->blocks[m->block], m->page);
+
+    if ((msg->hdr.type != DISTVM_MSG_PAGE_REQ &&
+         msg->hdr.type != DISTVM_MSG_PAGE_DONE) ||
+        manager == s->node_id) {
+        return false;
+    }
+    trace_distvm_mgr_relay(distvm_msg_type_name(msg->hdr.type), m->block,
+                           m->page, m->node, manager);
+    outbox_page(s, o, manager, msg->hdr.type, m->block, m->page, m->node,
+                m->flags, NULL);
+    return true;
+}
+
+/*
  * With ram->lock held: @msg, a page message its sender may send, other
  * than those the drop thread takes.  What it sends in answer goes out in
  * @o.  False, with @errp set, if the protocol failed here.
@@ -1520,8 +1547,12 @@ static bool page_msg_locked(DistvmState *s, const DistvmMsg *msg,
                             DistvmOutbox *o, Error **errp)
 {
     const DistvmMsgPage *m = &msg->u.page;
-    g_autofree char *refusal = page_msg_state_refusal(s, msg);
+    g_autofree char *refusal = NULL;
 
+    if (page_msg_relayed(s, msg, o)) {
+        return true;
+    }
+    refusal = page_msg_state_refusal(s, msg);
     if (refusal) {
         if (msg->hdr.src != s->node_id) {
             distvm_msg_refused(s, msg->hdr.src, "%s", refusal);
@@ -1579,34 +1610,6 @@ static bool page_msgs_take(DistvmState *s, const DistvmMsg *msgs,
 }
 
 /*
- * A request or PAGE_DONE of another node for a page this node handed off
- * (distvm-handoff.c), sent before that node knew: sent on to the page's
- * manager now, which takes it as the requester's.  Whether @msg was.
- */
-static bool page_msg_relayed(DistvmState *s, const DistvmMsg *msg)
-{
-    const DistvmMsgPage *m = &msg->u.page;
-    DistvmBlock *b = &s->ram->blocks[m->block];
-    uint32_t manager = page_manager(s, b, m->page);
-    g_autoptr(GByteArray) out = NULL;
-
-    if ((msg->hdr.type != DISTVM_MSG_PAGE_REQ &&
-         msg->hdr.type != DISTVM_MSG_PAGE_DONE) ||
-        msg->hdr.src == s->node_id || m->node != msg->hdr.src ||
-        manager == s->node_id ||
-        page_manager_before(s, b, m->page) != s->node_id) {
-        return false;
-    }
-    out = g_byte_array_new();
-    distvm_wire_page(out, msg->hdr.type, s->node_id, 0, m->block, m->page,
-                     m->node, m->flags, NULL);
-    trace_distvm_mgr_relay(distvm_msg_type_name(msg->hdr.type), m->block,
-                           m->page, m->node, manager);
-    distvm_send(s, manager, out);
-    return true;
-}
-
-/*
  * Messages of the page protocol, in the receive thread.  Returns false
  * with @errp set if the directory or this node's memory can no longer be
  * trusted.
@@ -1618,7 +1621,7 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
     const DistvmMsgPage *m = &msg->u.page;
 
     page_msgs_wait_joined(s);
-    if (page_msg_relayed(s, msg) || !page_msg_admitted(s, msg)) {
+    if (!page_msg_admitted(s, msg)) {
         return true;
     }
     if (msg->hdr.type == DISTVM_MSG_PAGE_INV ||
@@ -1666,7 +1669,7 @@ static bool page_reqs_handle(DistvmState *s, const DistvmMsg *msg,
             },
         };
         req->hdr.type = DISTVM_MSG_PAGE_REQ;
-        if (!page_msg_relayed(s, req) && page_msg_admitted(s, req)) {
+        if (page_msg_admitted(s, req)) {
             n++;
         }
     }
@@ -2923,8 +2926,7 @@ void distvm_ram_mgr_map(DistvmState *s, uint32_t map[DISTVM_WIRE_MAX_NODES])
 
 /*
  * What node @from manages is being handed to node @to: take @to's manager
- * messages about it too; if this node is @from, park the requests for
- * those pages from now on (mgr_request()).
+ * messages about it too.
  */
 void distvm_ram_mgr_coming(DistvmState *s, uint32_t from, uint32_t to)
 {
@@ -2936,22 +2938,56 @@ void distvm_ram_mgr_coming(DistvmState *s, uint32_t from, uint32_t to)
             qatomic_set(&ram->mgr_next[i], to);
         }
     }
-    if (from == s->node_id) {
-        ram->handing_off = true;
-    }
     qemu_mutex_unlock(&ram->lock);
 }
 
-/* Whether this node, handing its pages off, has no request under way */
-bool distvm_ram_mgr_idle(DistvmState *s)
+/*
+ * Park the requests for the pages this node manages from now on
+ * (mgr_request()), then wait until those it took are done, at most
+ * @timeout_us: true once they are.  If they are not, it takes the parked
+ * requests as usual again: a request it took may wait, through TCG's lock
+ * of a page a vCPU translates, for a request it parked (distvm-ram.c's
+ * header), so it may not park them for long.
+ */
+bool distvm_ram_mgr_park(DistvmState *s, int64_t timeout_us)
 {
     DistvmRam *ram = s->ram;
+    int64_t deadline = get_clock() + timeout_us * SCALE_US;
+    g_autoptr(GArray) parked = NULL;
+    Error *err = NULL;
+    DistvmOutbox o;
     bool idle;
 
     qemu_mutex_lock(&ram->lock);
-    idle = g_hash_table_size(ram->txns) == 0;
-    qemu_mutex_unlock(&ram->lock);
-    return idle;
+    ram->handing_off = true;
+    while (!(idle = !g_hash_table_size(ram->txns)) &&
+           get_clock() < deadline && !distvm_cluster_leaving(s)) {
+        qemu_mutex_unlock(&ram->lock);
+        g_usleep(100);
+        qemu_mutex_lock(&ram->lock);
+    }
+    trace_distvm_mgr_park(idle, ram->parked->len);
+    if (idle) {
+        qemu_mutex_unlock(&ram->lock);
+        return true;
+    }
+    ram->handing_off = false;
+    parked = ram->parked;
+    ram->parked = g_array_new(false, false, sizeof(DistvmParked));
+    outbox_init(&o);
+    for (guint i = 0; i < parked->len && !err; i++) {
+        DistvmParked *pk = &g_array_index(parked, DistvmParked, i);
+
+        if (!qatomic_read(&ram->blocks[pk->block].dead)) {
+            mgr_request(s, &o, pk->block, pk->page, pk->requester, pk->flags,
+                        &err);
+        }
+    }
+    ram_unlock_flush(s, &o);
+    if (err) {
+        page_protocol_failed(s, DISTVM_MSG_PAGE_REQ, s->node_id, err);
+    }
+    return false;
 }
 
 /*
@@ -3057,9 +3093,10 @@ void distvm_ram_mgr_switch(DistvmState *s, uint32_t from, uint32_t to)
     qemu_mutex_lock(&ram->lock);
     for (uint32_t i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
         if (ram->mgr[i] == from) {
-            qatomic_set(&ram->mgr[i], to);
-            qatomic_set(&ram->mgr_next[i], to);
+            /* page_msg_role_refusal() reads them unlocked, in this order */
             qatomic_set(&ram->mgr_prev[i], from);
+            qatomic_set(&ram->mgr_next[i], to);
+            qatomic_set(&ram->mgr[i], to);
         }
     }
     if (from == s->node_id) {

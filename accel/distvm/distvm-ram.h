@@ -64,7 +64,7 @@ uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node);
 uint64_t distvm_ram_managers(DistvmState *s);
 void distvm_ram_mgr_map(DistvmState *s, uint32_t map[DISTVM_WIRE_MAX_NODES]);
 void distvm_ram_mgr_coming(DistvmState *s, uint32_t from, uint32_t to);
-bool distvm_ram_mgr_idle(DistvmState *s);
+bool distvm_ram_mgr_park(DistvmState *s, int64_t timeout_us);
 GPtrArray *distvm_ram_mgr_entries(DistvmState *s);
 bool distvm_ram_mgr_install(DistvmState *s, uint32_t src,
                             const DistvmMsgMgrEntries *e, Error **errp);

@@ -1583,8 +1583,10 @@ static bool mgr_move_check_role(const DistvmMsgMgrMove *mv, uint32_t src,
                                 uint32_t dst, Error **errp)
 {
     static const char *const rule[DISTVM_MGR_MOVE__MAX] = {
-        [DISTVM_MGR_MOVE_ASK] = "by the home node to another node",
-        [DISTVM_MGR_MOVE_READY] = "to the node the pages leave",
+        [DISTVM_MGR_MOVE_ASK] = "by the home node to the node the pages "
+                                "leave",
+        [DISTVM_MGR_MOVE_PREPARE] = "by the node the pages leave",
+        [DISTVM_MGR_MOVE_PREPARED] = "to the node the pages leave",
         [DISTVM_MGR_MOVE_MOVED] = "by the node the pages leave",
         [DISTVM_MGR_MOVE_MOVED_ACK] = "to the node the pages leave",
         [DISTVM_MGR_MOVE_KNOWN] = "by the home node to another node",
@@ -1593,9 +1595,12 @@ static bool mgr_move_check_role(const DistvmMsgMgrMove *mv, uint32_t src,
 
     switch (mv->step) {
     case DISTVM_MGR_MOVE_ASK:
+        ok = src == DISTVM_HOME_NODE && dst == mv->from;
+        break;
     case DISTVM_MGR_MOVE_KNOWN:
         ok = src == DISTVM_HOME_NODE && dst != DISTVM_HOME_NODE;
         break;
+    case DISTVM_MGR_MOVE_PREPARE:
     case DISTVM_MGR_MOVE_MOVED:
         ok = src == mv->from;
         break;

@@ -436,8 +436,9 @@ typedef struct DistvmMsgResSet {
  * (distvm-handoff.c), in these steps:
  */
 typedef enum DistvmMgrMoveStep {
-    DISTVM_MGR_MOVE_ASK,        /* home -> the others: they are moving */
-    DISTVM_MGR_MOVE_READY,      /* -> @from: @to's messages are taken */
+    DISTVM_MGR_MOVE_ASK,        /* home -> @from: hand them to @to */
+    DISTVM_MGR_MOVE_PREPARE,    /* @from -> the others: take @to's too */
+    DISTVM_MGR_MOVE_PREPARED,   /* -> @from: taken, and its earlier ones */
     DISTVM_MGR_MOVE_MOVED,      /* @from -> the others: @to manages them */
     DISTVM_MGR_MOVE_MOVED_ACK,  /* -> @from: no request goes to it now */
     DISTVM_MGR_MOVE_KNOWN,      /* home -> a joining node: they moved */

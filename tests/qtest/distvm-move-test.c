@@ -983,6 +983,11 @@ static void test_msi(const void *opaque)
                             "(device-nodes); it cannot be unplugged");
             qobject_unref(err);
         }
+        /* Nor can its node be drained */
+        distvm_qmp_refused(home, "distvm: node 1 runs device 'edu0' "
+                           "(device-nodes), which cannot be drained",
+                           "{ 'execute': 'distvm-drain-node', "
+                           "'arguments': { 'node': 1 } }");
     }
     console = distvm_read_console(c->node[0]);
     distvm_assert_console_clean(console);

@@ -1363,13 +1363,18 @@ int main(int argc, char **argv)
         .step = DISTVM_RES_SET_KNOWN,
     }));
     /*
-     * node 2 is drained: home asks the others to take node 1 as the
-     * manager of the pages node 2 manages; node 3 is ready for it
+     * node 2 is drained: home asks it to hand the pages it manages to
+     * node 1; node 2 asks the others to take node 1's messages too, and
+     * node 3 has taken them
      */
     SEED("mgr-move-ask", distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 2,
                                               1));
-    SEED("mgr-move-ready", distvm_wire_mgr_move(b, 3, DISTVM_MGR_MOVE_READY,
-                                                2, 1));
+    SEED("mgr-move-prepare", distvm_wire_mgr_move(b, 2,
+                                                  DISTVM_MGR_MOVE_PREPARE,
+                                                  2, 1));
+    SEED("mgr-move-prepared", distvm_wire_mgr_move(b, 3,
+                                                   DISTVM_MGR_MOVE_PREPARED,
+                                                   2, 1));
     /*
      * node 2 sends node 1 its entries: all of RAMBlock 0, with owners and
      * none, and copy sets; and the last page of RAMBlock 2

@@ -442,8 +442,10 @@ static GPtrArray *valid_messages(void)
     distvm_wire_flow(NEXT(), 3, 0x0123456789abcdefull);
     /* node 2's part of the page directory goes to node 1, step by step */
     for (uint32_t step = 0; step < DISTVM_MGR_MOVE__MAX; step++) {
-        distvm_wire_mgr_move(NEXT(), step == DISTVM_MGR_MOVE_MOVED ? 2 : 0,
-                             step, 2, 1);
+        bool by_from = step == DISTVM_MGR_MOVE_PREPARE ||
+                       step == DISTVM_MGR_MOVE_MOVED;
+
+        distvm_wire_mgr_move(NEXT(), by_from ? 2 : 0, step, 2, 1);
     }
     {
         static const int8_t owner[] = { 1, -1, 3, 0 };
@@ -858,8 +860,9 @@ static void test_res_set_roles(void)
 
 /* The rule each step of MGR_MOVE is sent by */
 static const char *const mgr_move_rules[DISTVM_MGR_MOVE__MAX] = {
-    [DISTVM_MGR_MOVE_ASK] = "by the home node to another node",
-    [DISTVM_MGR_MOVE_READY] = "to the node the pages leave",
+    [DISTVM_MGR_MOVE_ASK] = "by the home node to the node the pages leave",
+    [DISTVM_MGR_MOVE_PREPARE] = "by the node the pages leave",
+    [DISTVM_MGR_MOVE_PREPARED] = "to the node the pages leave",
     [DISTVM_MGR_MOVE_MOVED] = "by the node the pages leave",
     [DISTVM_MGR_MOVE_MOVED_ACK] = "to the node the pages leave",
     [DISTVM_MGR_MOVE_KNOWN] = "by the home node to another node",
@@ -885,8 +888,9 @@ static bool mgr_move_role_ok(uint32_t step, uint32_t from, uint32_t to,
 
 /*
  * MGR_MOVE, for every sender and receiver among 4 nodes and every move
- * between two of them: home asks the others, which tell the node whose
- * pages move that they are ready; it tells the others they moved, which
+ * between two of them: home asks the node whose pages move to hand them
+ * off; it asks the others to take the messages of the node they go to
+ * too, and they tell it they have; it tells them they moved, and they
  * acknowledge it to it.  Home tells a joining node of each move.  Who
  * the pages go to does not matter.
  */
@@ -901,9 +905,13 @@ static void test_mgr_move_roles(void)
                 for (uint32_t dst = 0; dst < 4; dst++) {
                     g_assert_cmpint(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK,
                                                      from, to, src, dst), ==,
-                                    src == 0 && dst != 0);
-                    g_assert_cmpint(mgr_move_role_ok(DISTVM_MGR_MOVE_READY,
+                                    src == 0 && dst == from);
+                    g_assert_cmpint(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARE,
                                                      from, to, src, dst), ==,
+                                    src == from);
+                    g_assert_cmpint(mgr_move_role_ok(
+                                        DISTVM_MGR_MOVE_PREPARED, from, to,
+                                        src, dst), ==,
                                     dst == from);
                     g_assert_cmpint(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED,
                                                      from, to, src, dst), ==,
@@ -920,15 +928,27 @@ static void test_mgr_move_roles(void)
         }
     }
 
-    /* as distvm-handoff.c sends them: node 2's pages go to node 1 */
-    for (uint32_t n = 1; n < 4; n++) {
-        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, 2, 1, 0, n));
-    }
+    /*
+     * as distvm-handoff.c sends them: node 2's pages go to node 1.  Home
+     * asks node 2; node 2 asks each other node to prepare, which tells it
+     * it has; node 2 tells node 1 they moved, then the others, each of
+     * which acknowledges it; home tells node 3, which joins, of the move
+     */
+    g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, 2, 1, 0, 2));
     for (uint32_t n = 0; n < 4; n++) {
         if (n == 2) {
             continue;
         }
-        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_READY, 2, 1, n, 2));
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARE, 2, 1, 2, n));
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARED, 2, 1, n,
+                                       2));
+    }
+    g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, 2, 1, 2, 1));
+    g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED_ACK, 2, 1, 1, 2));
+    for (uint32_t n = 0; n < 4; n++) {
+        if (n == 2 || n == 1) {
+            continue;
+        }
         g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, 2, 1, 2, n));
         g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED_ACK, 2, 1, n,
                                        2));
@@ -936,10 +956,14 @@ static void test_mgr_move_roles(void)
     g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_KNOWN, 2, 1, 0, 3));
 
     /* and not otherwise, each refused with the rule of its step */
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, 2, 1, 0, 1));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, 2, 1, 0, 3));
     g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, 2, 1, 1, 2));
     g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, 2, 1, 2, 0));
-    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_READY, 2, 1, 0, 1));
-    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_READY, 2, 1, 2, 3));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARE, 2, 1, 1, 2));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARE, 2, 1, 0, 3));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARED, 2, 1, 0, 1));
+    g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARED, 2, 1, 2, 3));
     g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, 2, 1, 1, 2));
     g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, 2, 1, 0, 3));
     g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED_ACK, 2, 1, 2, 1));
@@ -949,19 +973,34 @@ static void test_mgr_move_roles(void)
 
     /* the errors, spelled out */
     g_assert_false(step_role_ok(&(DistvmMsg) {
-        .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = 1 },
+        .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = 0 },
         .u.mgr_move = { .step = DISTVM_MGR_MOVE_ASK, .from = 2, .to = 1 },
-    }, 3, "MGR_MOVE of step 0 is sent by the home node to another node "
-       "only"));
+    }, 1, "MGR_MOVE of step 0 is sent by the home node to the node the "
+       "pages leave only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = 3 },
+        .u.mgr_move = { .step = DISTVM_MGR_MOVE_PREPARE, .from = 2,
+                        .to = 1 },
+    }, 1, "MGR_MOVE of step 1 is sent by the node the pages leave only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = 2 },
+        .u.mgr_move = { .step = DISTVM_MGR_MOVE_PREPARED, .from = 2,
+                        .to = 1 },
+    }, 3, "MGR_MOVE of step 2 is sent to the node the pages leave only"));
     g_assert_false(step_role_ok(&(DistvmMsg) {
         .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = 3 },
         .u.mgr_move = { .step = DISTVM_MGR_MOVE_MOVED, .from = 2, .to = 1 },
-    }, 1, "MGR_MOVE of step 2 is sent by the node the pages leave only"));
+    }, 1, "MGR_MOVE of step 3 is sent by the node the pages leave only"));
     g_assert_false(step_role_ok(&(DistvmMsg) {
         .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = 2 },
         .u.mgr_move = { .step = DISTVM_MGR_MOVE_MOVED_ACK, .from = 2,
                         .to = 1 },
-    }, 1, "MGR_MOVE of step 3 is sent to the node the pages leave only"));
+    }, 1, "MGR_MOVE of step 4 is sent to the node the pages leave only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_MGR_MOVE, .src = 2 },
+        .u.mgr_move = { .step = DISTVM_MGR_MOVE_KNOWN, .from = 2, .to = 1 },
+    }, 3, "MGR_MOVE of step 5 is sent by the home node to another node "
+       "only"));
 
     /* the largest cluster: its last node's pages go to home */
     {
@@ -969,16 +1008,21 @@ static void test_mgr_move_roles(void)
 
         g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, last, 0, 0,
                                        last));
-        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_READY, last, 0, 0,
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARE, last, 0,
+                                       last, 0));
+        g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARED, last, 0, 0,
                                        last));
         g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, last, 0, last,
                                        0));
         g_assert_true(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED_ACK, last, 0, 0,
                                        last));
+        g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_ASK, last, 0, 0, 1));
+        g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARE, last, 0, 0,
+                                        last));
         g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_MOVED, last, 0, 0,
                                         last));
-        g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_READY, last, 0, last,
-                                        0));
+        g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARED, last, 0,
+                                        last, 0));
     }
 }
 
@@ -5730,7 +5774,7 @@ static void test_mgr_move_bad(void)
         expect_mgr_move_error(0, DISTVM_MGR_MOVE_ASK, nodes[i], 1, leave);
         expect_mgr_move_error(2, DISTVM_MGR_MOVE_MOVED, nodes[i], 0, leave);
         expect_mgr_move_error(0, DISTVM_MGR_MOVE_ASK, 1, nodes[i], go);
-        expect_mgr_move_error(3, DISTVM_MGR_MOVE_READY, 0, nodes[i], go);
+        expect_mgr_move_error(3, DISTVM_MGR_MOVE_PREPARED, 0, nodes[i], go);
         /* the node the pages leave first */
         expect_mgr_move_error(0, DISTVM_MGR_MOVE_KNOWN, nodes[i], nodes[i],
                               leave);
@@ -5757,7 +5801,7 @@ static void test_mgr_move_bad(void)
     distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE__MAX, 1, 2);
     distvm_wire_put_u32(b, 0);
     set_u32(b, OFF_LENGTH, b->len - HDR);
-    expect_exact_error(b, "MGR_MOVE message of step 5 from node 1 to node 2");
+    expect_exact_error(b, "MGR_MOVE message of step 6 from node 1 to node 2");
     distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 3, 3);
     distvm_wire_put_u32(b, 0);
     set_u32(b, OFF_LENGTH, b->len - HDR);
