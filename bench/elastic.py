@@ -44,6 +44,29 @@ def node_bytes(q, peer):
     raise KeyError(peer)
 
 
+def drain_node1(home, procs):
+    """Drain node 1 of @home's cluster: DISTVM_NODE_LEFT, vCPU 0's move
+    (its DISTVM_VCPU_MOVED) and the bytes node 1 exchanged meanwhile."""
+    before = node_bytes(home, 1)
+    home.cmd("distvm-drain-node", node=1)
+    moved = home.event("DISTVM_VCPU_MOVED", {"cpu-index": 0,
+                                             "reason": "drain"})
+    left = home.event("DISTVM_NODE_LEFT", {"node": 1})
+    drain_bytes = node_bytes(home, 1) - before
+    procs[1].wait(timeout=30)
+    if procs[1].returncode != 0:
+        sys.exit("bench: drained node 1 exited %d" % procs[1].returncode)
+    return left, moved, drain_bytes
+
+
+def stop(procs):
+    for p in procs.values():
+        if p.poll() is None:
+            p.terminate()
+    for p in procs.values():
+        p.wait()
+
+
 def one_run(qemu, guest, tmp, mb):
     procs = {}
     machine = ["-machine", "pc", "-m", "512M", "-smp", "2", "-nodefaults",
@@ -78,15 +101,7 @@ def one_run(qemu, guest, tmp, mb):
         join_s = time.monotonic() - t0
         join_bytes = node_bytes(home, 2)
 
-        before = node_bytes(home, 1)
-        home.cmd("distvm-drain-node", node=1)
-        moved = home.event("DISTVM_VCPU_MOVED", {"cpu-index": 0,
-                                                 "reason": "drain"})
-        left = home.event("DISTVM_NODE_LEFT", {"node": 1})
-        drain_bytes = node_bytes(home, 1) - before
-        procs[1].wait(timeout=30)
-        if procs[1].returncode != 0:
-            sys.exit("bench: drained node 1 exited %d" % procs[1].returncode)
+        left, moved, drain_bytes = drain_node1(home, procs)
 
         t0 = time.monotonic()
         start("1b", named=False)
@@ -102,11 +117,7 @@ def one_run(qemu, guest, tmp, mb):
             "drain-pause-us": moved["data"]["downtime-us"],
         }
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
-            p.wait()
+        stop(procs)
 
 
 def start_node_run(qemu, guest, tmp, mb):
@@ -127,26 +138,14 @@ def start_node_run(qemu, guest, tmp, mb):
                  "-qmp", "unix:%s/sq%d.sock,server=on,wait=off" % (tmp, node)])
         home = qmp("%s/sq0.sock" % tmp)
         wait_file("%s/sserial0.log" % tmp, "pattern written", 120)
-        before = node_bytes(home, 1)
-        home.cmd("distvm-drain-node", node=1)
-        moved = home.event("DISTVM_VCPU_MOVED", {"cpu-index": 0,
-                                                 "reason": "drain"})
-        left = home.event("DISTVM_NODE_LEFT", {"node": 1})
-        drain_bytes = node_bytes(home, 1) - before
-        procs[1].wait(timeout=30)
-        if procs[1].returncode != 0:
-            sys.exit("bench: drained node 1 exited %d" % procs[1].returncode)
+        left, moved, drain_bytes = drain_node1(home, procs)
         return {
             "start-drain-ms": left["data"]["drain-ms"],
             "start-drain-bytes": drain_bytes,
             "start-drain-pause-us": moved["data"]["downtime-us"],
         }
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.terminate()
-        for p in procs.values():
-            p.wait()
+        stop(procs)
 
 
 def median(values):

@@ -813,23 +813,13 @@ static void test_drain_start(void)
     g_autofree char *args = g_strdup_printf(
         MACHINE " -smp %d,sockets=%d -kernel %s -append 'cpus=%d moves=1'",
         NCPUS, NCPUS, elf, NCPUS);
-    g_autofree char *dir = g_strdup_printf("%s/drain-start", tmpdir);
-    DistvmNode *node[3];
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 3, "placement=0:1:2:2,auto-numa=on", args);
+    DistvmNode **node = c->node;
     g_autofree uint64_t *data = g_malloc(DRAINED_DATA * 3);
     uint64_t addr[3];
     int64_t faults;
 
-    g_assert(g_mkdir_with_parents(dir, 0700) == 0);
-    for (int n = 0; n < 3; n++) {
-        g_autofree char *base = distvm_cluster_accel_opts(dir, 3, n);
-        g_autofree char *opts = g_strdup_printf("%s,placement=0:1:2:2,"
-                                                "auto-numa=on", base);
-
-        node[n] = distvm_node_start(dir, n, opts, args);
-    }
-    for (int n = 0; n < 3; n++) {
-        distvm_wait_state(node[n]->qts, "running", 60);
-    }
     g_assert_true(distvm_wait_console(node[0], "distvm-guest: all cpus up",
                                       60));
     wait_rounds(node[0]->qts, node[2]->qts, 0);
@@ -871,9 +861,7 @@ static void test_drain_start(void)
     }
     check_words(node[0]->qts, addr[2] + DRAINED_DATA, data, DRAINED_DATA);
     distvm_check_moves_results(node, 1, NCPUS);
-    for (int n = 2; n >= 0; n--) {
-        distvm_node_quit(node[n]);
-    }
+    distvm_cluster_quit(c);
 }
 
 /* The Linux workload: long enough on nodes for two joins and two drains */
