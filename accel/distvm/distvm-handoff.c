@@ -150,14 +150,12 @@ static void handoff_set(uint32_t from, uint32_t to)
  */
 uint32_t distvm_handoff_start(DistvmState *s, uint32_t from)
 {
-    uint32_t map[DISTVM_WIRE_MAX_NODES];
     uint32_t parts[DISTVM_WIRE_MAX_NODES] = { 0 };
     uint64_t managers = distvm_ram_managers(s) & qatomic_read(&s->present);
     uint32_t to = DISTVM_HOME_NODE;
 
-    distvm_ram_mgr_map(s, map);
     for (uint32_t i = 0; i < s->start_nodes; i++) {
-        parts[map[i]]++;
+        parts[distvm_ram_mgr_now(s, i)]++;
     }
     for (uint32_t i = 1; i < s->nodes; i++) {
         if (i != from && (managers & BIT_ULL(i)) &&
@@ -177,12 +175,11 @@ uint32_t distvm_handoff_start(DistvmState *s, uint32_t from)
  */
 void distvm_handoff_send_state(DistvmState *s, uint32_t node)
 {
-    uint32_t map[DISTVM_WIRE_MAX_NODES];
-
-    distvm_ram_mgr_map(s, map);
     for (uint32_t i = 0; i < s->nodes; i++) {
-        if (map[i] != i) {
-            handoff_send(s, node, DISTVM_MGR_MOVE_KNOWN, i, map[i]);
+        uint32_t now = distvm_ram_mgr_now(s, i);
+
+        if (now != i) {
+            handoff_send(s, node, DISTVM_MGR_MOVE_KNOWN, i, now);
         }
     }
 }

@@ -104,17 +104,21 @@ static bool memplug_can_mirror(DistvmState *s, PCDIMMDevice *dimm,
     return true;
 }
 
-/* Home: the MEM_PLUG of @dimm, as RAMBlock @index, plug @seq */
+/*
+ * Home: the MEM_PLUG of @dimm, as RAMBlock @index, a new plug whose number
+ * is put in @seq
+ */
 static GByteArray *memplug_message(DistvmState *s, PCDIMMDevice *dimm,
                                    MemoryRegion *mr, uint32_t index,
-                                   uint64_t seq)
+                                   uint64_t *seq)
 {
     Object *backend = OBJECT(dimm->hostmem);
     const char *memdev = object_get_canonical_path_component(backend);
     g_autoptr(GString) device = memplug_device_json(dimm, memdev);
     GByteArray *m = g_byte_array_new();
 
-    distvm_wire_mem_plug(m, s->node_id, seq, &(DistvmMsgMemPlug) {
+    *seq = distvm_plug_ask(s, DISTVM_MSG_MEM_PLUG_ACK);
+    distvm_wire_mem_plug(m, s->node_id, *seq, &(DistvmMsgMemPlug) {
         .slot = index,
         .size = memory_region_size(mr),
         .backend_type = (char *)object_get_typename(backend),
@@ -132,8 +136,8 @@ static GByteArray *memplug_message(DistvmState *s, PCDIMMDevice *dimm,
 static bool memplug_mirror(DistvmState *s, PCDIMMDevice *dimm,
                            MemoryRegion *mr, uint32_t index, Error **errp)
 {
-    uint64_t seq = distvm_plug_ask(s, DISTVM_MSG_MEM_PLUG_ACK);
-    g_autoptr(GByteArray) m = memplug_message(s, dimm, mr, index, seq);
+    uint64_t seq;
+    g_autoptr(GByteArray) m = memplug_message(s, dimm, mr, index, &seq);
     bool ok;
 
     ok = distvm_plug_send_wait(s, m, seq, "the memory", errp);
@@ -347,10 +351,9 @@ bool distvm_memplug_send_state(DistvmState *s, uint32_t node, Error **errp)
             continue;
         }
         dimm = PC_DIMM(find.dev);
-        seq = distvm_plug_ask(s, DISTVM_MSG_MEM_PLUG_ACK);
         m = memplug_message(s, dimm,
                             host_memory_backend_get_memory(dimm->hostmem),
-                            index, seq);
+                            index, &seq);
         if (!distvm_plug_send_wait_node(s, m, seq, node, "the memory",
                                         errp)) {
             return false;

@@ -312,15 +312,10 @@ uint32_t distvm_numa_node_home(uint32_t numa_node)
 bool distvm_ram_set_home(RAMBlock *rb, uint32_t node, Error **errp)
 {
     DistvmState *s = distvm_state();
-    uint32_t map[DISTVM_WIRE_MAX_NODES];
     bool homed;
 
-    /* A node that left, whose pages went to another (distvm-handoff.c) */
-    if (s->ram && node < DISTVM_WIRE_MAX_NODES) {
-        distvm_ram_mgr_map(s, map);
-        node = map[node];
-    }
-    if (!distvm_node_present(s, node)) {
+    /* Or a node that left, whose pages went to one that is (block_fill) */
+    if (!distvm_node_present(s, distvm_ram_mgr_now(s, node))) {
         error_setg(errp, "distvm: node %" PRIu32 " is not part of the "
                    "cluster (a node that joins later, or left, cannot be "
                    "the home of memory)", node);

@@ -2497,8 +2497,8 @@ static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb,
     b->pages = qemu_ram_get_used_length(rb) >> PAGE_BITS;
     b->first = first;
     /* Homed on a node that handed its pages off: where they went */
-    b->home = qatomic_read(&ram->mgr[distvm_numa_block_home(s, rb,
-                                                            &b->homed)]);
+    b->home = distvm_ram_mgr_now(s, distvm_numa_block_home(s, rb,
+                                                           &b->homed));
     b->state = g_new0(uint8_t, b->pages);
     b->owner = g_new(int8_t, b->pages);
     b->copyset = g_new(uint16_t, b->pages);
@@ -2906,22 +2906,21 @@ uint64_t distvm_ram_managers(DistvmState *s)
     uint64_t set = 0;
 
     for (uint32_t i = 0; i < s->start_nodes; i++) {
-        set |= BIT_ULL(qatomic_read(&ram->mgr[i]));
+        set |= BIT_ULL(distvm_ram_mgr_now(s, i));
     }
     for (uint32_t i = 0; i < n; i++) {
         if (!qatomic_read(&ram->blocks[i].dead) && ram->blocks[i].homed) {
-            set |= BIT_ULL(qatomic_read(&ram->mgr[ram->blocks[i].home]));
+            set |= BIT_ULL(distvm_ram_mgr_now(s, ram->blocks[i].home));
         }
     }
     return set;
 }
 
-/* The node that manages now what each node managed at first */
-void distvm_ram_mgr_map(DistvmState *s, uint32_t map[DISTVM_WIRE_MAX_NODES])
+/* The node that manages now what @node managed at first */
+uint32_t distvm_ram_mgr_now(DistvmState *s, uint32_t node)
 {
-    for (uint32_t i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
-        map[i] = qatomic_read(&s->ram->mgr[i]);
-    }
+    return s->ram && node < DISTVM_WIRE_MAX_NODES ?
+           qatomic_read(&s->ram->mgr[node]) : node;
 }
 
 /*

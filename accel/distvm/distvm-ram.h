@@ -62,7 +62,7 @@ bool distvm_ram_gather(DistvmState *s, const DistvmResident *r);
 uint64_t distvm_ram_take_from(DistvmState *s, uint32_t node);
 /* The page directory handed from one node to another (distvm-handoff.c) */
 uint64_t distvm_ram_managers(DistvmState *s);
-void distvm_ram_mgr_map(DistvmState *s, uint32_t map[DISTVM_WIRE_MAX_NODES]);
+uint32_t distvm_ram_mgr_now(DistvmState *s, uint32_t node);
 void distvm_ram_mgr_coming(DistvmState *s, uint32_t from, uint32_t to);
 bool distvm_ram_mgr_park(DistvmState *s, int64_t timeout_us);
 GPtrArray *distvm_ram_mgr_entries(DistvmState *s);

@@ -746,8 +746,12 @@ static void test_collapse(void)
     }
 }
 
-/* Drain node @drained, its vCPUs to @to; node 0 to @nodes - 1 see it go */
-static void drain_node(DistvmNode **node, int nodes, int drained, int to)
+/*
+ * Drain node @drained, its vCPUs to @to: nodes 0 to @nodes - 1 (@node
+ * by id, of a cluster of @start_nodes) see it go, and it exits 0.
+ */
+static void drain_node(DistvmNode **node, int nodes, int start_nodes,
+                       int drained, int to)
 {
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': "
                              "'distvm-drain-node', 'arguments': "
@@ -765,7 +769,7 @@ static void drain_node(DistvmNode **node, int nodes, int drained, int to)
         }
         qobject_unref(ev);
         if (n != drained) {
-            g_assert_false(node_listed(node[n]->qts, drained, 3));
+            g_assert_false(node_listed(node[n]->qts, drained, start_nodes));
         }
     }
     qtest_wait_qemu(node[drained]->qts);       /* exit status 0 */
@@ -834,7 +838,7 @@ static void test_drain_start(void)
     qtest_memwrite(node[0]->qts, addr[2] + DRAINED_DATA, data,
                    DRAINED_DATA);
 
-    drain_node(node, 3, 2, 1);
+    drain_node(node, 3, 3, 2, 1);
     for (int n = 0; n < 2; n++) {
         for (int cpu = 0; cpu < NCPUS; cpu++) {
             g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), ==,
@@ -851,7 +855,7 @@ static void test_drain_start(void)
                     faults);
     wait_rounds(node[0]->qts, node[1]->qts, 0);
 
-    drain_node(node, 2, 1, 0);
+    drain_node(node, 2, 3, 1, 0);
     for (int cpu = 0; cpu < NCPUS; cpu++) {
         g_assert_cmpint(distvm_vcpu_node(node[0]->qts, cpu), ==, 0);
     }
@@ -875,24 +879,6 @@ static DistvmNode *linux_node(const char *dir, int n, const char *machine)
                                             "auto-numa=off", base);
 
     return distvm_node_start(dir, n, opts, machine);
-}
-
-/* Drain @drained of the cluster of @home, its vCPUs to @to */
-static void linux_drain(DistvmNode *home, DistvmNode *drained, int to)
-{
-    QDict *ev;
-
-    qtest_qmp_assert_success(home->qts, "{ 'execute': 'distvm-drain-node', "
-                             "'arguments': { 'node': %d, 'to': [ %d ] } }",
-                             drained->node_id, to);
-    ev = distvm_wait_event(home->qts, "DISTVM_NODE_LEFT",
-                           DISTVM_EVENT_TIMEOUT_S);
-    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
-                    drained->node_id);
-    g_test_message("node %d drained in %" PRId64 " ms", drained->node_id,
-                   qdict_get_int(qdict_get_qdict(ev, "data"), "drain-ms"));
-    qobject_unref(ev);
-    qtest_wait_qemu(drained->qts);       /* exit status 0 */
 }
 
 /*
@@ -985,8 +971,8 @@ static void test_linux(void)
     }
 
     /* Node 1, then node 2, are drained; the guest is on home alone */
-    linux_drain(node[0], node[1], 2);
-    linux_drain(node[0], node[2], 0);
+    drain_node(node, 3, 1, 1, 2);
+    drain_node(node, 1, 1, 2, 0);
     for (int cpu = 0; cpu < 4; cpu++) {
         g_assert_cmpint(distvm_vcpu_node(node[0]->qts, cpu), ==, 0);
     }
