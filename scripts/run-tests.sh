@@ -19,13 +19,21 @@ meson=$build/qemu/pyvenv/bin/meson
 [ -x "$meson" ] || { echo "run-tests: $build/qemu is not configured; run make" >&2; exit 1; }
 export DISTVM_GUEST_DIR="$build/guests"
 
+here=$(cd "$(dirname "$0")" && pwd)
 status=0
+failures=$(mktemp)
+trap 'rm -f "$failures"' EXIT
 run() {
     # $1: number of parallel jobs, then test names
     jobs=$1
     shift
-    (cd "$build/qemu" && "$meson" test --no-rebuild --print-errorlogs \
-        --num-processes "$jobs" "$@") || status=1
+    if ! (cd "$build/qemu" && "$meson" test --no-rebuild --print-errorlogs \
+        --num-processes "$jobs" "$@"); then
+        status=1
+        # Each run overwrites meson's log: save this one's failures now.
+        python3 "$here/failed-tests.py" \
+            "$build/qemu/meson-logs/testlog.json" >> "$failures"
+    fi
 }
 
 start=$(date +%s)
@@ -45,5 +53,6 @@ if [ "$which" != distvm ] && [ $# -gt 0 ]; then
     done
     run 2 $tests
 fi
+cat "$failures"
 echo "== tests finished in $(( $(date +%s) - start )) s: $([ $status = 0 ] && echo PASS || echo FAIL)"
 exit $status
