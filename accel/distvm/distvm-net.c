@@ -859,6 +859,27 @@ static uint32_t distvm_free_node_id(DistvmState *s)
     return reusable;
 }
 
+/*
+ * Home: WELCOME for @node, with the address of every node of the cluster
+ * and @node's own; no address for the others.
+ */
+static void home_welcome_msg(DistvmState *s, uint32_t node,
+                             GByteArray *welcome)
+{
+    g_autofree char **addrs = g_new0(char *, s->nodes + 1);
+    g_autofree uint32_t *speeds = g_new0(uint32_t, s->nodes);
+
+    addrs[0] = s->listen;
+    speeds[0] = s->speed;
+    for (uint32_t i = 1; i < s->nodes; i++) {
+        bool known = distvm_node_present(s, i) || i == node;
+
+        addrs[i] = known ? s->peers[i].addr : (char *)"";
+        speeds[i] = known ? qatomic_read(&s->peers[i].speed) : 0;
+    }
+    distvm_wire_welcome(welcome, s->nodes, node, addrs, speeds);
+}
+
 /* Home: a node joins.  Returns whether the connection is now its. */
 static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
                                QIOChannel *ioc, DistvmMsgHello *h)
@@ -893,7 +914,10 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
         refusal = distvm_check_hello(s, h);
     }
     if (!refusal) {
-        distvm_peer_attach(&s->peers[h->node_id], sioc, ioc);
+        /* A node joining the running guest: once WELCOME went, below */
+        if (h->node_id < s->start_nodes) {
+            distvm_peer_attach(&s->peers[h->node_id], sioc, ioc);
+        }
         g_free(s->peers[h->node_id].addr);     /* a node that left's */
         s->peers[h->node_id].addr = g_strdup(h->listen);
         qatomic_set(&s->peers[h->node_id].speed, h->speed);
@@ -915,7 +939,17 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     trace_distvm_node_joined(h->node_id, h->listen);
     if (h->node_id >= s->start_nodes) {
         distvm_join_announce(s, h->node_id, h->speed);
-        distvm_home_welcome(s, h->node_id);
+        /*
+         * WELCOME is the first message it reads: what home sends every
+         * node meanwhile (a PCI_CONFIG of the running guest's) goes to it
+         * once it is attached, after.  A write that fails leaves the
+         * connection to its reader, which finds it closed.
+         */
+        home_welcome_msg(s, h->node_id, reply);
+        distvm_send_raw(ioc, reply);
+        qemu_mutex_lock(&s->lock);
+        distvm_peer_attach(&s->peers[h->node_id], sioc, ioc);
+        qemu_mutex_unlock(&s->lock);
     } else if (joined == s->start_nodes - 1) {
         for (uint32_t i = 1; i < s->start_nodes; i++) {
             distvm_home_welcome(s, i);
@@ -924,25 +958,11 @@ static bool distvm_home_accept(DistvmState *s, QIOChannelSocket *sioc,
     return true;
 }
 
-/*
- * Home: send WELCOME to @node, with the address of every node of the
- * cluster and @node's own; no address for the others.
- */
 void distvm_home_welcome(DistvmState *s, uint32_t node)
 {
     g_autoptr(GByteArray) welcome = g_byte_array_new();
-    g_autofree char **addrs = g_new0(char *, s->nodes + 1);
-    g_autofree uint32_t *speeds = g_new0(uint32_t, s->nodes);
 
-    addrs[0] = s->listen;
-    speeds[0] = s->speed;
-    for (uint32_t i = 1; i < s->nodes; i++) {
-        bool known = distvm_node_present(s, i) || i == node;
-
-        addrs[i] = known ? s->peers[i].addr : (char *)"";
-        speeds[i] = known ? qatomic_read(&s->peers[i].speed) : 0;
-    }
-    distvm_wire_welcome(welcome, s->nodes, node, addrs, speeds);
+    home_welcome_msg(s, node, welcome);
     distvm_send(s, node, welcome);
 }
 
