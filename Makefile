@@ -22,7 +22,7 @@ NINJA ?= ninja
 UPSTREAM_QTESTS ?= qmp-test qmp-cmd-test test-hmp machine-none-test \
                    readconfig-test cpu-plug-test
 
-QTEST_TARGETS := tests/qtest/distvm-test tests/qtest/distvm-ram-test tests/qtest/distvm-move-test tests/qtest/distvm-elastic-test tests/qtest/distvm-linux-test tests/qtest/distvm-sequence-test $(addprefix tests/qtest/,$(UPSTREAM_QTESTS))
+QTEST_TARGETS := tests/qtest/distvm-test tests/qtest/distvm-ram-test tests/qtest/distvm-move-test tests/qtest/distvm-elastic-test tests/qtest/distvm-linux-test tests/qtest/distvm-sequence-test tests/qtest/distvm-epoch-test $(addprefix tests/qtest/,$(UPSTREAM_QTESTS))
 
 -include $(B)/config.mk
 

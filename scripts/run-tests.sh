@@ -43,7 +43,7 @@ if [ "$which" != upstream ]; then
     run 1 qtest-x86_64/distvm-test qtest-x86_64/distvm-ram-test \
         qtest-x86_64/distvm-move-test qtest-x86_64/distvm-elastic-test \
         qtest-x86_64/distvm-linux-test \
-        qtest-x86_64/distvm-sequence-test
+        qtest-x86_64/distvm-sequence-test qtest-x86_64/distvm-epoch-test
 fi
 if [ "$which" != distvm ] && [ $# -gt 0 ]; then
     echo "== upstream qtests covering patches/: $*"

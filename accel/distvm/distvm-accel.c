@@ -29,6 +29,9 @@
 #define DISTVM_DEFAULT_PAUSE_SLEEP_US 50
 #define DISTVM_MAX_PAUSE_SLEEP_US 10000
 #define DISTVM_MAX_VCPUS_PER_NODE 4096
+#define DISTVM_DEFAULT_CHECKPOINT_MS 100
+#define DISTVM_MIN_CHECKPOINT_MS 10
+#define DISTVM_MAX_CHECKPOINT_MS 3600000
 
 bool distvm_allowed;
 
@@ -189,6 +192,22 @@ static void distvm_set_pause_sleep_us(Object *obj, Visitor *v,
 {
     distvm_visit_u32_in(v, name, 0, DISTVM_MAX_PAUSE_SLEEP_US, "microseconds",
                         &DISTVM_ACCEL(obj)->pause_sleep_us, errp);
+}
+
+static void distvm_set_replicas(Object *obj, Visitor *v, const char *name,
+                                void *opaque, Error **errp)
+{
+    distvm_visit_u32_in(v, name, 0, 1, "copies of each node's state",
+                        &DISTVM_ACCEL(obj)->replicas, errp);
+}
+
+static void distvm_set_checkpoint_ms(Object *obj, Visitor *v,
+                                     const char *name, void *opaque,
+                                     Error **errp)
+{
+    distvm_visit_u32_in(v, name, DISTVM_MIN_CHECKPOINT_MS,
+                        DISTVM_MAX_CHECKPOINT_MS, "milliseconds",
+                        &DISTVM_ACCEL(obj)->checkpoint_ms, errp);
 }
 
 static void distvm_set_capacity(Object *obj, Visitor *v, const char *name,
@@ -432,6 +451,12 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
         error_setg(errp, "distvm: join-timeout must be at least 1 second");
         return false;
     }
+    if (s->replicas && s->nodes < 2) {
+        error_setg(errp, "distvm: replicas=%" PRIu32 " keeps each node's "
+                   "state on another node, and needs nodes=2 or more",
+                   s->replicas);
+        return false;
+    }
     return true;
 }
 
@@ -517,6 +542,7 @@ static int distvm_init_machine(MachineState *ms)
         distvm_io_init(s);
         distvm_join_init(s);
         distvm_drain_init(s);
+        distvm_epoch_init(s);
         distvm_handoff_init(s);
         distvm_leave_init(s);
         distvm_pic_init(s);
@@ -547,6 +573,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->join_timeout = DISTVM_DEFAULT_JOIN_TIMEOUT;
     s->peer_timeout = DISTVM_DEFAULT_PEER_TIMEOUT;
     s->pause_sleep_us = DISTVM_DEFAULT_PAUSE_SLEEP_US;
+    s->checkpoint_ms = DISTVM_DEFAULT_CHECKPOINT_MS;
     s->policy = DISTVM_POLICY_MANUAL;
     s->capacity = distvm_host_cpus();
     s->speed = DISTVM_WIRE_SPEED_ONE;
@@ -632,6 +659,22 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "Microseconds a vCPU that spins (PAUSE after PAUSE) sleeps, on a "
         "cluster of more than one node; 0 never (default "
         stringify(DISTVM_DEFAULT_PAUSE_SLEEP_US) ")");
+
+    object_class_property_add(oc, "replicas", "uint32", distvm_get_u32,
+                              distvm_set_replicas, NULL,
+                              (void *)offsetof(DistvmState, replicas));
+    object_class_property_set_description(oc, "replicas",
+        "Copies of each node's state that other nodes keep, taken in "
+        "checkpoint epochs: 0 (none: the guest stops if a node is lost) "
+        "or 1 (default 0)");
+
+    object_class_property_add(oc, "checkpoint-ms", "uint32", distvm_get_u32,
+                              distvm_set_checkpoint_ms, NULL,
+                              (void *)offsetof(DistvmState, checkpoint_ms));
+    object_class_property_set_description(oc, "checkpoint-ms",
+        "Milliseconds between two checkpoint epochs with replicas=1, as "
+        "the home node counts them (default "
+        stringify(DISTVM_DEFAULT_CHECKPOINT_MS) ")");
 
     object_class_property_add_enum(oc, "policy", "DistvmPolicy",
                                    &DistvmPolicy_lookup, distvm_get_policy,

@@ -32,6 +32,7 @@ typedef struct DistvmMemPlug DistvmMemPlug;
 typedef struct DistvmPlug DistvmPlug;
 typedef struct DistvmResWaits DistvmResWaits;
 typedef struct DistvmDevices DistvmDevices;
+typedef struct DistvmEpoch DistvmEpoch;
 
 /*
  * A range of guest RAM resident on one node (distvm-residency.c).  Set
@@ -131,6 +132,8 @@ struct DistvmState {
     uint32_t pause_sleep_us;    /* a spinning vCPU's sleep (distvm-pause.c) */
     bool warm_pages;            /* moved vCPUs take their pages along */
     bool auto_numa;             /* no -numa: a NUMA node per cluster node */
+    uint32_t replicas;          /* 0 or 1: checkpoint epochs (distvm-epoch.c) */
+    uint32_t checkpoint_ms;     /* the time between two epochs */
     uint32_t policy;            /* DistvmPolicy, atomic (distvm-affinity.c) */
     uint32_t capacity;          /* vCPUs the policy may place here */
     uint32_t speed;             /* relative, in DISTVM_WIRE_SPEED_ONE units */
@@ -262,6 +265,9 @@ struct DistvmState {
     /* Registers that only read a clock (distvm-clock.c) */
     DistvmClock *clock;
 
+    /* Checkpoint epochs and the replicas' stores (distvm-epoch.c) */
+    DistvmEpoch *epoch;
+
     /* The guest NUMA nodes' memory homes (distvm-numa.c) */
     bool numa_planned;
     unsigned nr_numa_homes;
@@ -388,6 +394,15 @@ void distvm_handoff_init(DistvmState *s);
 uint32_t distvm_handoff_start(DistvmState *s, uint32_t from);
 void distvm_handoff_send_state(DistvmState *s, uint32_t node);
 void distvm_handoff_end(DistvmState *s);
+
+/* distvm-epoch.c */
+void distvm_epoch_init(DistvmState *s);
+/* Home, in the main loop: @node stopped its vCPUs (a RUN_STATE STOPPED) */
+void distvm_epoch_node_stopped(DistvmState *s, uint32_t node);
+DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s);
+DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
+                                                 const char *ramblock,
+                                                 uint64_t page, Error **errp);
 
 /* distvm-cluster.c */
 void distvm_cluster_init(DistvmState *s);
@@ -645,6 +660,10 @@ bool distvm_vcpu_allowed(DistvmState *s, uint32_t cpu, uint32_t node);
 uint32List *distvm_vcpu_allowed_nodes(DistvmState *s, uint32_t cpu);
 /* Whether vCPU @cpu is leaving this node or arriving */
 bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu);
+/* A vCPU's state as a move sends it (its VMState), appended to @out */
+bool distvm_vcpu_save(CPUState *cpu, GByteArray *out, Error **errp);
+bool distvm_vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,
+                      Error **errp);
 int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask);
 
 /* distvm-runstate.c */

@@ -1426,6 +1426,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
     FP("devices on other nodes", "%s", s->device_nodes ?: "none");
     FP("placement policy", "%s", DistvmPolicy_str(s->policy));
     FP("auto-numa", "%s", s->auto_numa ? "on" : "off");
+    FP("replicas", "%" PRIu32, s->replicas);
 #undef FP
     distvm_ram_fingerprint(keys, values);
 

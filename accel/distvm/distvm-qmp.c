@@ -211,6 +211,7 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     info->has_residency = info->residency != NULL;
     info->devices = distvm_devices_query(s);
     info->has_devices = info->devices != NULL;
+    info->checkpoint = distvm_epoch_query(s);
     if (s->nodes > 1) {
         info->io = io_info(s);
         info->affinity = distvm_affinity_query(s);
@@ -251,6 +252,15 @@ DistvmPageStates *qmp_x_query_distvm_pages(const char *ramblock,
     ret = g_new0(DistvmPageStates, 1);
     ret->states = states;
     return ret;
+}
+
+DistvmReplicaPageList *qmp_x_query_distvm_replica_page(const char *ramblock,
+                                                       uint64_t page,
+                                                       Error **errp)
+{
+    DistvmState *s = distvm_state_or_error(errp);
+
+    return s ? distvm_epoch_replica_page(s, ramblock, page, errp) : NULL;
 }
 
 void qmp_x_distvm_send_message(uint32_t to, uint16_t type, bool has_seq,

@@ -112,6 +112,11 @@ typedef struct DistvmBlock {
     uint32_t *page_faults;      /* this node's requests, by page */
     unsigned long *had_code;    /* atomic: pages that held code here */
     unsigned long *populated;   /* known to hold data here; ram->lock */
+    /*
+     * Atomic: pages that came here writable, or whose write tracking for
+     * migration was reset, since the last checkpoint (distvm-epoch.c)
+     */
+    unsigned long *changed;
     uint8_t *state;             /* DistvmPageState of every page, here */
     int8_t *owner;              /* directory, for the pages managed here */
     uint16_t *copyset;
@@ -213,6 +218,8 @@ struct DistvmRam {
      */
     unsigned epoch;
     unsigned flushing[2];       /* atomic */
+    /* Checkpoints are taken: DistvmBlock.changed is kept (atomic) */
+    bool track_changes;
 };
 
 /* A request parked while this node hands its pages off */
@@ -600,12 +607,17 @@ static void page_mark_changed(DistvmBlock *b, uint64_t page)
  * (distvm_ram_write_before()): as for a page with code, write entries of
  * the vCPUs' TLBs and the ones filled later send them through
  * notdirty_write(), until one is done.  The page is "clean" for
- * migration, which no cluster does.
+ * migration, which no cluster does; checkpoints log writes with the same
+ * bit (distvm_ram_checkpoint_pages()), so a write it logged is kept.
  */
-static void page_track_writes(ram_addr_t addr, uint64_t len)
+static void page_track_writes(DistvmRam *ram, DistvmBlock *b, uint64_t page)
 {
-    cpu_physical_memory_test_and_clear_dirty(addr, len,
-                                             DIRTY_MEMORY_MIGRATION);
+    if (cpu_physical_memory_test_and_clear_dirty(page_ram_addr(b, page),
+                                                 DISTVM_PAGE_SIZE,
+                                                 DIRTY_MEMORY_MIGRATION) &&
+        qatomic_read(&ram->track_changes)) {
+        set_bit_atomic(page, b->changed);
+    }
 }
 
 /*
@@ -652,6 +664,10 @@ static void set_state(DistvmRam *ram, DistvmBlock *b, uint64_t page,
 {
     stats_state(ram, b->state[page], st);
     b->state[page] = st;
+    /* Its writer's checkpoint is this node's now */
+    if (st == DISTVM_PAGE_E && qatomic_read(&ram->track_changes)) {
+        set_bit_atomic(page, b->changed);
+    }
 }
 
 /* ---- manager ---- */
@@ -1005,7 +1021,7 @@ static bool holder_forward(DistvmState *s, DistvmOutbox *o, uint32_t block,
     } else {
         set_state(ram, b, page, DISTVM_PAGE_S);
         if (st == DISTVM_PAGE_E && test_bit(page, b->had_code)) {
-            page_track_writes(page_ram_addr(b, page), DISTVM_PAGE_SIZE);
+            page_track_writes(ram, b, page);
         }
     }
     data = page_contents(ram, b, page, st == DISTVM_PAGE_E);
@@ -1258,7 +1274,7 @@ static void drop_locked(void *opaque)
 
     /* A run's other pages are untouched: they never held code. */
     if (!qatomic_read(&b->dead) && test_bit(d->m.page, b->had_code)) {
-        page_track_writes(page_ram_addr(b, d->m.page), DISTVM_PAGE_SIZE);
+        page_track_writes(s->ram, b, d->m.page);
     }
     qemu_mutex_lock(&ram->lock);
     if (distvm_cluster_leaving(s) || qatomic_read(&b->dead)) {
@@ -1965,7 +1981,7 @@ static void code_write_done(DistvmRam *ram, unsigned i)
     /* It was taken away while TCG marked it written: track it again */
     if (b && test_bit(page, b->had_code) &&
         qatomic_read(&b->state[page]) != DISTVM_PAGE_E) {
-        page_track_writes(page_ram_addr(b, page), DISTVM_PAGE_SIZE);
+        page_track_writes(ram, b, page);
     }
 }
 
@@ -2505,6 +2521,7 @@ static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb,
     b->page_faults = g_new0(uint32_t, b->pages);
     b->had_code = bitmap_new(b->pages);
     b->populated = bitmap_new(b->pages);
+    b->changed = bitmap_new(b->pages);
     ram->block_pages[index] = b->pages;
 }
 
@@ -3120,6 +3137,65 @@ void distvm_ram_mgr_switch(DistvmState *s, uint32_t from, uint32_t to)
 
 /* ---- monitor ---- */
 
+/*
+ * Checkpoints (distvm-epoch.c), with every vCPU of the cluster stopped,
+ * under the BQL: call @fn for each page of guest RAM this node holds (S
+ * or E) that it wrote or that came here writable since the last call, or
+ * for every page it holds if @all, with the page's content or NULL if it
+ * is all zero.  Writes are logged by TCG's dirty log for migration (which
+ * a cluster blocks), started on the first call, and by set_state().
+ */
+void distvm_ram_checkpoint_pages(DistvmState *s, bool all,
+                                 DistvmCheckpointPageFn *fn, void *opaque)
+{
+    DistvmRam *ram = s->ram;
+    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+    Error *err = NULL;
+
+    if (!qatomic_read(&ram->track_changes)) {
+        if (!memory_global_dirty_log_start(GLOBAL_DIRTY_MIGRATION, &err)) {
+            /* Nothing would say which pages change: keep sending all */
+            error_report_err(err);
+            all = true;
+        } else {
+            qatomic_set(&ram->track_changes, true);
+        }
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+        g_autofree DirtyBitmapSnapshot *snap = NULL;
+
+        if (qatomic_read(&b->dead)) {
+            continue;
+        }
+        /* Clears the log, and has the vCPUs' TLBs log the next writes */
+        snap = cpu_physical_memory_snapshot_and_clear_dirty(
+            b->rb->mr, 0, b->pages << PAGE_BITS, DIRTY_MEMORY_MIGRATION);
+        qemu_mutex_lock(&ram->lock);
+        for (uint64_t page = 0; page < b->pages; page++) {
+            bool changed = test_bit(page, b->changed) &&
+                           bitmap_test_and_clear_atomic(b->changed, page, 1);
+            uint8_t st = b->state[page];
+            const void *host = page_host(b, page);
+
+            if (!all && !changed &&
+                !cpu_physical_memory_snapshot_get_dirty(
+                    snap, page_ram_addr(b, page), DISTVM_PAGE_SIZE)) {
+                continue;
+            }
+            if (st != DISTVM_PAGE_S && st != DISTVM_PAGE_E) {
+                continue;
+            }
+            if (!page_populated(ram, b, page) ||
+                buffer_is_zero(host, DISTVM_PAGE_SIZE)) {
+                host = NULL;
+            }
+            fn(opaque, i, page, host);
+        }
+        qemu_mutex_unlock(&ram->lock);
+    }
+}
+
 void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats)
 {
     DistvmRam *ram = s->ram;
@@ -3210,30 +3286,44 @@ DistvmHotPageList *distvm_ram_hot_pages(DistvmState *s, uint32_t count,
     return list;
 }
 
-char *distvm_ram_page_states(DistvmState *s, const char *idstr,
-                             uint64_t start, uint64_t count, Error **errp)
+int distvm_ram_block_index(DistvmState *s, const char *idstr)
 {
     DistvmRam *ram = s->ram;
-    static const char letter[] = { 'I', 'S', 'E' };
-    DistvmBlock *b = NULL;
-    char *out;
+    int index = -1;
 
-    if (!ram || !ram->started) {
-        error_setg(errp, "distvm: guest RAM is not shared yet");
-        return NULL;
+    if (!ram) {
+        return -1;
     }
     qemu_mutex_lock(&ram->lock);
     for (uint32_t i = 0; i < ram->nr_blocks; i++) {
         if (!ram->blocks[i].dead &&
             !strcmp(qemu_ram_get_idstr(ram->blocks[i].rb), idstr)) {
-            b = &ram->blocks[i];
+            index = i;
         }
     }
     qemu_mutex_unlock(&ram->lock);
-    if (!b) {
+    return index;
+}
+
+char *distvm_ram_page_states(DistvmState *s, const char *idstr,
+                             uint64_t start, uint64_t count, Error **errp)
+{
+    DistvmRam *ram = s->ram;
+    static const char letter[] = { 'I', 'S', 'E' };
+    DistvmBlock *b;
+    char *out;
+    int index;
+
+    if (!ram || !ram->started) {
+        error_setg(errp, "distvm: guest RAM is not shared yet");
+        return NULL;
+    }
+    index = distvm_ram_block_index(s, idstr);
+    if (index < 0) {
         error_setg(errp, "distvm: no RAMBlock '%s'", idstr);
         return NULL;
     }
+    b = &ram->blocks[index];
     if (start > b->pages || count > b->pages - start) {
         error_setg(errp, "distvm: pages %" PRIu64 "+%" PRIu64 " are outside "
                    "RAMBlock %s (%" PRIu64 " pages)", start, count, idstr,

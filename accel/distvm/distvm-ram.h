@@ -70,6 +70,13 @@ bool distvm_ram_mgr_install(DistvmState *s, uint32_t src,
                             const DistvmMsgMgrEntries *e, Error **errp);
 void distvm_ram_mgr_switch(DistvmState *s, uint32_t from, uint32_t to);
 bool distvm_ram_set_spread(DistvmState *s, bool spread, Error **errp);
+/* A page a checkpoint keeps: its content, or NULL if all zero */
+typedef void DistvmCheckpointPageFn(void *opaque, uint32_t block,
+                                    uint64_t page, const void *data);
+void distvm_ram_checkpoint_pages(DistvmState *s, bool all,
+                                 DistvmCheckpointPageFn *fn, void *opaque);
+/* The index of the RAMBlock named @idstr, or -1 if it has none */
+int distvm_ram_block_index(DistvmState *s, const char *idstr);
 bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,
                           DistvmPageRef *out);
 void distvm_ram_vcpu_incoming(DistvmState *s, uint32_t cpu, uint32_t from,

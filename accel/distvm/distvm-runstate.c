@@ -326,8 +326,9 @@ static void run_state_bh(void *opaque)
     case DISTVM_RUN_STOP:
         if (runstate_is_running()) {
             vm_stop(RUN_STATE_PAUSED);
-            send_run_state(s, DISTVM_RUN_STOPPED);
         }
+        /* Stopped already, it answers too: home may wait (distvm-epoch.c) */
+        send_run_state(s, DISTVM_RUN_STOPPED);
         break;
     case DISTVM_RUN_CONT:
         if (runstate_is_running()) {
@@ -371,6 +372,7 @@ static void node_stopped_bh(void *opaque)
                                   (int64_t)m->run.virtual_ns);
         r->nodes_stopped_ticks = MAX(r->nodes_stopped_ticks,
                                      (int64_t)m->run.guest_ticks);
+        distvm_epoch_node_stopped(distvm_state(), m->from);
     }
     g_free(m);
 }

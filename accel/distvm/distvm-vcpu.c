@@ -427,7 +427,7 @@ static void vcpu_incoming_init(void)
         (const VMStateDescription *const *)g_ptr_array_free(kept, false);
 }
 
-static bool vcpu_save(CPUState *cpu, GByteArray *out, Error **errp)
+bool distvm_vcpu_save(CPUState *cpu, GByteArray *out, Error **errp)
 {
     X86CPU *x86 = X86_CPU(cpu);
     QIOChannelBuffer *bioc = qio_channel_buffer_new(64 * KiB);
@@ -456,7 +456,7 @@ static bool vcpu_save(CPUState *cpu, GByteArray *out, Error **errp)
     return !ret;
 }
 
-static bool vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,
+bool distvm_vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,
                       Error **errp)
 {
     X86CPU *x86 = X86_CPU(cpu);
@@ -559,7 +559,7 @@ static void vcpu_evict(CPUState *cpu, run_on_cpu_data data)
     qatomic_set(&cpu->parked, true);
     cpu_synchronize_state(cpu);
     out->state = g_byte_array_sized_new(32 * KiB);
-    if (!vcpu_save(cpu, out->state, &err)) {
+    if (!distvm_vcpu_save(cpu, out->state, &err)) {
         error_report_err(err);
         exit(1);
     }
@@ -729,7 +729,7 @@ static void vcpu_state_load(DistvmState *s, const DistvmMsg *msg)
     Error *err = NULL;
     uint64_t downtime;
 
-    if (!vcpu_load(cpu, in->data, in->len, &err)) {
+    if (!distvm_vcpu_load(cpu, in->data, in->len, &err)) {
         /* The vCPU, partly loaded and never run here, is lost with it. */
         g_autofree char *why = g_strdup_printf(
             "it sent a state of vCPU %" PRIu32 " that cannot be loaded: %s",

@@ -69,6 +69,9 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_FLOW] = "FLOW",
     [DISTVM_MSG_MGR_MOVE] = "MGR_MOVE",
     [DISTVM_MSG_MGR_ENTRIES] = "MGR_ENTRIES",
+    [DISTVM_MSG_EPOCH] = "EPOCH",
+    [DISTVM_MSG_EPOCH_PAGES] = "EPOCH_PAGES",
+    [DISTVM_MSG_EPOCH_STATE] = "EPOCH_STATE",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -699,6 +702,90 @@ static bool decode_mgr_entries(WireReader *r, const DistvmWireLimits *lim,
     return true;
 }
 
+static bool decode_epoch(WireReader *r, const DistvmWireLimits *lim,
+                         DistvmMsgEpoch *e, Error **errp)
+{
+    if (!get_u32(r, &e->step, errp) || !get_u32(r, &e->node, errp) ||
+        !get_u64(r, &e->epoch, errp) || !get_u64(r, &e->bytes, errp) ||
+        !check_node(lim, r->what, "the node it is about", e->node, errp)) {
+        return false;
+    }
+    if (e->step >= DISTVM_EPOCH__MAX || !e->epoch) {
+        error_setg(errp, "EPOCH message of step %" PRIu32 " for epoch %"
+                   PRIu64, e->step, e->epoch);
+        return false;
+    }
+    return true;
+}
+
+static bool decode_epoch_pages(WireReader *r, const DistvmWireLimits *lim,
+                               DistvmMsgEpochPages *e, Error **errp)
+{
+    if (!ram_agreed(r, lim, errp) || !get_u64(r, &e->epoch, errp) ||
+        !get_u32(r, &e->block, errp) || !get_u32(r, &e->count, errp)) {
+        return false;
+    }
+    if (!e->epoch || e->block >= lim->nr_blocks || !e->count ||
+        e->count > DISTVM_EPOCH_PAGES_MAX) {
+        error_setg(errp, "EPOCH_PAGES message of epoch %" PRIu64 " with %"
+                   PRIu32 " pages of RAMBlock %" PRIu32, e->epoch, e->count,
+                   e->block);
+        return false;
+    }
+    e->entries = r->p;
+    for (uint32_t i = 0; i < e->count; i++) {
+        uint64_t page;
+        uint32_t flags;
+
+        if (!get_u64(r, &page, errp) || !get_u32(r, &flags, errp)) {
+            return false;
+        }
+        if (page >= lim->block_pages[e->block] ||
+            (flags & ~DISTVM_EPOCH_PAGE_ZERO)) {
+            error_setg(errp, "EPOCH_PAGES message with page %" PRIu64
+                       " of RAMBlock %" PRIu32 " and flags 0x%" PRIx32, page,
+                       e->block, flags);
+            return false;
+        }
+        if (!(flags & DISTVM_EPOCH_PAGE_ZERO)) {
+            if (r->left < DISTVM_PAGE_SIZE) {
+                error_setg(errp, "%s message is truncated", r->what);
+                return false;
+            }
+            r->p += DISTVM_PAGE_SIZE;
+            r->left -= DISTVM_PAGE_SIZE;
+        }
+    }
+    return true;
+}
+
+static bool decode_epoch_state(WireReader *r, const DistvmWireLimits *lim,
+                               DistvmMsgEpochState *st, Error **errp)
+{
+    if (!get_u64(r, &st->epoch, errp) || !get_u32(r, &st->kind, errp) ||
+        !get_u32(r, &st->index, errp) || !get_u32(r, &st->total, errp) ||
+        !get_u32(r, &st->offset, errp)) {
+        return false;
+    }
+    st->len = r->left;
+    st->data = r->p;
+    if (!st->epoch || st->kind >= DISTVM_EPOCH_STATE__MAX ||
+        (st->kind == DISTVM_EPOCH_STATE_VCPU ? st->index >= lim->nr_vcpus :
+         st->index != 0) ||
+        st->total > DISTVM_EPOCH_STATE_MAX || !st->len ||
+        st->offset > st->total || st->len > st->total - st->offset) {
+        error_setg(errp, "EPOCH_STATE message of epoch %" PRIu64 ", kind %"
+                   PRIu32 " and index %" PRIu32 " with bytes %" PRIu32
+                   " to %" PRIu64 " of %" PRIu32, st->epoch, st->kind,
+                   st->index, st->offset, (uint64_t)st->offset + st->len,
+                   st->total);
+        return false;
+    }
+    r->p += r->left;
+    r->left = 0;
+    return true;
+}
+
 static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                       const DistvmWireLimits *lim, DistvmMsgIo *io,
                       Error **errp)
@@ -913,6 +1000,15 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
         break;
     case DISTVM_MSG_MGR_ENTRIES:
         ok = decode_mgr_entries(&r, lim, &msg->u.mgr_entries, errp);
+        break;
+    case DISTVM_MSG_EPOCH:
+        ok = decode_epoch(&r, lim, &msg->u.epoch, errp);
+        break;
+    case DISTVM_MSG_EPOCH_PAGES:
+        ok = decode_epoch_pages(&r, lim, &msg->u.epoch_pages, errp);
+        break;
+    case DISTVM_MSG_EPOCH_STATE:
+        ok = decode_epoch_state(&r, lim, &msg->u.epoch_state, errp);
         break;
     case DISTVM_MSG_VCPU_MOVE:
     case DISTVM_MSG_VCPU_STATE:
@@ -1454,6 +1550,66 @@ void distvm_wire_mgr_entry(const DistvmMsgMgrEntries *e, uint32_t i,
     *copyset = v >> 16;
 }
 
+void distvm_wire_epoch(GByteArray *buf, uint32_t src,
+                       const DistvmMsgEpoch *epoch)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_EPOCH, src, 0);
+    distvm_wire_put_u32(buf, epoch->step);
+    distvm_wire_put_u32(buf, epoch->node);
+    distvm_wire_put_u64(buf, epoch->epoch);
+    distvm_wire_put_u64(buf, epoch->bytes);
+    distvm_wire_end(buf);
+}
+
+/* Where EPOCH_PAGES keeps its count: after the header, epoch and block */
+#define EPOCH_PAGES_COUNT_AT    (DISTVM_WIRE_HDR_SIZE + 12)
+
+void distvm_wire_epoch_pages_begin(GByteArray *buf, uint32_t src,
+                                   uint64_t epoch, uint32_t block)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_EPOCH_PAGES, src, 0);
+    distvm_wire_put_u64(buf, epoch);
+    distvm_wire_put_u32(buf, block);
+    distvm_wire_put_u32(buf, 0);
+}
+
+uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
+                                     const void *data)
+{
+    uint32_t count = ldl_le_p(buf->data + EPOCH_PAGES_COUNT_AT) + 1;
+
+    distvm_wire_put_u64(buf, page);
+    distvm_wire_put_u32(buf, data ? 0 : DISTVM_EPOCH_PAGE_ZERO);
+    if (data) {
+        distvm_wire_put_bytes(buf, data, DISTVM_PAGE_SIZE);
+    }
+    stl_le_p(buf->data + EPOCH_PAGES_COUNT_AT, count);
+    return count;
+}
+
+const uint8_t *distvm_wire_epoch_page(const uint8_t **pos, uint64_t *page)
+{
+    const uint8_t *p = *pos;
+    bool zero = ldl_le_p(p + 8) & DISTVM_EPOCH_PAGE_ZERO;
+
+    *page = ldq_le_p(p);
+    *pos = p + 12 + (zero ? 0 : DISTVM_PAGE_SIZE);
+    return zero ? NULL : p + 12;
+}
+
+void distvm_wire_epoch_state(GByteArray *buf, uint32_t src,
+                             const DistvmMsgEpochState *st)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_EPOCH_STATE, src, 0);
+    distvm_wire_put_u64(buf, st->epoch);
+    distvm_wire_put_u32(buf, st->kind);
+    distvm_wire_put_u32(buf, st->index);
+    distvm_wire_put_u32(buf, st->total);
+    distvm_wire_put_u32(buf, st->offset);
+    distvm_wire_put_bytes(buf, st->data, st->len);
+    distvm_wire_end(buf);
+}
+
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data)
@@ -1537,6 +1693,9 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_FLOW] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_MGR_MOVE] = DISTVM_ROLE_ANY,    /* by step, below */
     [DISTVM_MSG_MGR_ENTRIES] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_EPOCH] = DISTVM_ROLE_ANY,       /* by step, below */
+    [DISTVM_MSG_EPOCH_PAGES] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_EPOCH_STATE] = DISTVM_ROLE_ANY,
 };
 
 /* Who sends each step of RES_SET to whom (DistvmResSetStep) */
@@ -1615,6 +1774,44 @@ static bool mgr_move_check_role(const DistvmMsgMgrMove *mv, uint32_t src,
     return ok;
 }
 
+/* Who sends each step of EPOCH to whom (DistvmEpochStep) */
+static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
+                             uint32_t dst, Error **errp)
+{
+    static const char *const rule[DISTVM_EPOCH__MAX] = {
+        [DISTVM_EPOCH_SAVE] = "by the home node to the others",
+        [DISTVM_EPOCH_BUSY] = "to the home node by the others",
+        [DISTVM_EPOCH_SENT] = "by the node it is about",
+        [DISTVM_EPOCH_STORED] = "to the home node by the others",
+        [DISTVM_EPOCH_COMMIT] = "by the home node to the others",
+        [DISTVM_EPOCH_ABORT] = "by the home node to the others",
+    };
+    bool ok;
+
+    switch (e->step) {
+    case DISTVM_EPOCH_SAVE:
+    case DISTVM_EPOCH_COMMIT:
+    case DISTVM_EPOCH_ABORT:
+        ok = src == DISTVM_HOME_NODE && dst != DISTVM_HOME_NODE;
+        break;
+    case DISTVM_EPOCH_BUSY:
+    case DISTVM_EPOCH_STORED:
+        ok = src != DISTVM_HOME_NODE && dst == DISTVM_HOME_NODE;
+        break;
+    case DISTVM_EPOCH_SENT:
+        ok = src == e->node;
+        break;
+    default:
+        error_setg(errp, "EPOCH of unknown step %" PRIu32, e->step);
+        return false;
+    }
+    if (!ok) {
+        error_setg(errp, "EPOCH of step %" PRIu32 " is sent %s only", e->step,
+                   rule[e->step]);
+    }
+    return ok;
+}
+
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
                             Error **errp)
 {
@@ -1634,6 +1831,9 @@ bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
     if (type == DISTVM_MSG_MGR_MOVE) {
         return mgr_move_check_role(&msg->u.mgr_move, msg->hdr.src, dst,
                                    errp);
+    }
+    if (type == DISTVM_MSG_EPOCH) {
+        return epoch_check_role(&msg->u.epoch, msg->hdr.src, dst, errp);
     }
     switch (role) {
     case DISTVM_ROLE_ANY:

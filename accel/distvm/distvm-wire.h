@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     20
+#define DISTVM_WIRE_VERSION     21
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -92,6 +92,9 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_FLOW,            /* -> a sender: its messages done with */
     DISTVM_MSG_MGR_MOVE,        /* a node's part of the directory moves */
     DISTVM_MSG_MGR_ENTRIES,     /* its entries, to the node it moves to */
+    DISTVM_MSG_EPOCH,           /* a checkpoint epoch's steps */
+    DISTVM_MSG_EPOCH_PAGES,     /* a node -> its replica: pages it changed */
+    DISTVM_MSG_EPOCH_STATE,     /* ... its vCPUs; home -> standby: devices */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -468,6 +471,65 @@ typedef struct DistvmMsgMgrEntries {
     const uint8_t *entries;     /* [count] u32: points into the payload */
 } DistvmMsgMgrEntries;
 
+/*
+ * EPOCH: the steps of checkpoint epoch @epoch (distvm-epoch.c), about
+ * node @node where the step names one:
+ */
+typedef enum DistvmEpochStep {
+    DISTVM_EPOCH_SAVE,          /* home -> all: send your epoch's data */
+    DISTVM_EPOCH_BUSY,          /* -> home: not now (a vCPU is moving) */
+    DISTVM_EPOCH_SENT,          /* @node -> its replica: all sent, @bytes */
+    DISTVM_EPOCH_STORED,        /* replica -> home: @node's data stored */
+    DISTVM_EPOCH_COMMIT,        /* home -> all: the epoch is committed */
+    DISTVM_EPOCH_ABORT,         /* home -> all: drop the epoch's data */
+    DISTVM_EPOCH__MAX
+} DistvmEpochStep;
+
+typedef struct DistvmMsgEpoch {
+    uint32_t step;              /* DistvmEpochStep */
+    uint32_t node;
+    uint64_t epoch;
+    uint64_t bytes;
+} DistvmMsgEpoch;
+
+/*
+ * EPOCH_PAGES: @count pages of RAMBlock @block as they were at epoch
+ * @epoch, each a u64 page number, u32 flags (DISTVM_EPOCH_PAGE_ZERO: all
+ * zero) and, unless zero, its 4 KiB.
+ */
+#define DISTVM_EPOCH_PAGES_MAX  128
+#define DISTVM_EPOCH_PAGE_ZERO  0x01
+
+typedef struct DistvmMsgEpochPages {
+    uint64_t epoch;
+    uint32_t block;
+    uint32_t count;
+    const uint8_t *entries;     /* points into the payload */
+} DistvmMsgEpochPages;
+
+/*
+ * EPOCH_STATE: bytes @offset to @offset + @len - 1 of the @total bytes
+ * of a state at epoch @epoch: vCPU @index's (its VMState, as a move sends
+ * it), or the machine's devices' (QEMU's device state, @index 0).
+ */
+typedef enum DistvmEpochStateKind {
+    DISTVM_EPOCH_STATE_VCPU,
+    DISTVM_EPOCH_STATE_DEVICES,
+    DISTVM_EPOCH_STATE__MAX
+} DistvmEpochStateKind;
+
+#define DISTVM_EPOCH_STATE_MAX  (64u << 20)
+
+typedef struct DistvmMsgEpochState {
+    uint64_t epoch;
+    uint32_t kind;              /* DistvmEpochStateKind */
+    uint32_t index;
+    uint32_t total;
+    uint32_t offset;
+    uint32_t len;
+    const uint8_t *data;        /* points into the payload */
+} DistvmMsgEpochState;
+
 /* A node that joins the running guest (distvm-join.c) */
 typedef struct DistvmMsgNodeJoin {
     uint32_t node_id;
@@ -504,6 +566,9 @@ typedef struct DistvmMsg {
         DistvmMsgIntx intx;         /* PCI_INTX */
         DistvmMsgMgrMove mgr_move;  /* MGR_MOVE */
         DistvmMsgMgrEntries mgr_entries;    /* MGR_ENTRIES */
+        DistvmMsgEpoch epoch;               /* EPOCH */
+        DistvmMsgEpochPages epoch_pages;    /* EPOCH_PAGES */
+        DistvmMsgEpochState epoch_state;    /* EPOCH_STATE */
     } u;
 } DistvmMsg;
 
@@ -628,5 +693,22 @@ void distvm_wire_mgr_entry(const DistvmMsgMgrEntries *e, uint32_t i,
 void distvm_wire_page(GByteArray *buf, DistvmMsgType type, uint32_t src,
                       uint64_t seq, uint32_t block, uint64_t page,
                       uint32_t node, uint32_t flags, const void *data);
+void distvm_wire_epoch(GByteArray *buf, uint32_t src,
+                       const DistvmMsgEpoch *epoch);
+/*
+ * EPOCH_PAGES: begin one without pages, add up to DISTVM_EPOCH_PAGES_MAX
+ * (@data NULL for an all-zero page), then distvm_wire_end().
+ */
+void distvm_wire_epoch_pages_begin(GByteArray *buf, uint32_t src,
+                                   uint64_t epoch, uint32_t block);
+uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
+                                     const void *data);
+/*
+ * The next page of a decoded EPOCH_PAGES, from *@pos (@p->entries at
+ * first), which it advances: its number, and its data or NULL if zero.
+ */
+const uint8_t *distvm_wire_epoch_page(const uint8_t **pos, uint64_t *page);
+void distvm_wire_epoch_state(GByteArray *buf, uint32_t src,
+                             const DistvmMsgEpochState *st);
 
 #endif /* ACCEL_DISTVM_WIRE_H */

@@ -68,6 +68,12 @@ static void test_bad_options(void)
         { "policy=nearest", "Parameter 'policy' does not accept value "
           "'nearest'" },
         { "capacity=0", "capacity=0 is out of range (1 to 4096 vCPUs)" },
+        { "replicas=2", "replicas=2 is out of range (0 to 1 copies of each "
+          "node's state)" },
+        { "replicas=1", "replicas=1 keeps each node's state on another "
+          "node, and needs nodes=2 or more" },
+        { "checkpoint-ms=9", "checkpoint-ms=9 is out of range (10 to "
+          "3600000 milliseconds)" },
         { "speed=0", "speed=0 is out of range (0.001 to 1000" },
         { "speed=1001", "speed=1001 is out of range (0.001 to 1000" },
         { "speed=fast", "speed" },

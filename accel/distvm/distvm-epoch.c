@@ -1,0 +1,909 @@
+/*
+ * distvm: checkpoint epochs, each node's state kept by another node
+ *
+ * With replicas=1 the cluster takes a consistent checkpoint every
+ * checkpoint-ms (DESIGN.md section 15), in these steps:
+ *
+ * 1. Home pauses its guest, without a run state change so that a "stop"
+ *    meanwhile is taken as usual, and its devices stop as for a save; the
+ *    other nodes stop their vCPUs as for a "stop" (distvm-runstate.c) and
+ *    answer STOPPED.
+ * 2. Once every node stopped, no vCPU runs and no page travels for one:
+ *    home sends SAVE.  Each node sends its replica (the next node of the
+ *    cluster in node order) the state of the vCPUs it runs and the pages
+ *    of guest RAM it changed since its last epoch and still holds, or
+ *    all it holds the first time and whenever its replica changed
+ *    (distvm_ram_checkpoint_pages()), then SENT.  Home also sends the
+ *    state of the machine's devices to its standby, its own replica.
+ * 3. The replica keeps all of it aside for the epoch, and answers STORED
+ *    to home once the node's SENT came.
+ * 4. Once every node's data is stored, home sends COMMIT: the replicas
+ *    make the epoch's data their committed copy.  Home runs the guest
+ *    again, which runs the other nodes' vCPUs.
+ *
+ * A node that does not stop, or whose data is not stored, within
+ * peer-timeout is lost (for now the cluster then stops: rolling back to
+ * the last committed epoch and taking over a lost node's part build on
+ * this).  An epoch that a node cannot take now, because a vCPU of its
+ * is moving between nodes, is abandoned once every node answered (BUSY
+ * or STORED): home sends ABORT, the replicas drop its data, each node
+ * sends all it holds in its next epoch, and home tries again one
+ * interval later.
+ *
+ * A replica may receive a node's data for the next epoch before home's
+ * COMMIT of this one (they come on different connections), so it keeps
+ * what it receives by epoch until COMMIT or ABORT says what to do.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
+#include "qemu/units.h"
+#include "io/channel-buffer.h"
+#include "migration/qemu-file.h"
+#include "migration/savevm.h"
+#include "block/block-global-state.h"
+#include "hw/core/cpu.h"
+#include "system/cpus.h"
+#include "system/cpu-timers.h"
+#include "system/runstate.h"
+#include "distvm-internal.h"
+#include "distvm-ram.h"
+#include "trace.h"
+
+/* Pauses kept for query-distvm's percentiles */
+#define EPOCH_PAUSE_SAMPLES     1024
+/* Bytes of a state that one EPOCH_STATE carries */
+#define EPOCH_STATE_CHUNK       (512 * KiB)
+
+/* Where home is in the epoch it takes */
+typedef enum EpochPhase {
+    EPOCH_IDLE,
+    EPOCH_STOPPING,             /* waits for the nodes' STOPPED */
+    EPOCH_SAVING,               /* waits for STORED of every node's data */
+} EpochPhase;
+
+/* A page or a state as a replica keeps it */
+typedef struct EpochCopy {
+    uint64_t epoch;
+    GByteArray *data;           /* NULL: an all-zero page */
+    uint32_t total;             /* a state: its size */
+} EpochCopy;
+
+/* What a replica received of one epoch of one node, not yet committed */
+typedef struct EpochPending {
+    uint64_t epoch;
+    GHashTable *pages;          /* page key -> EpochCopy */
+    GHashTable *states;         /* state key -> EpochCopy */
+    uint64_t bytes;
+} EpochPending;
+
+/* What this node keeps as the replica of another */
+typedef struct EpochStore {
+    GHashTable *pages;          /* page key -> EpochCopy, committed */
+    GHashTable *states;         /* state key -> EpochCopy, committed */
+    GQueue pending;             /* EpochPending, oldest first */
+    uint64_t bytes;             /* of the committed copies */
+} EpochStore;
+
+struct DistvmEpoch {
+    QemuMutex lock;             /* the stores and the fields below */
+    EpochStore *stores[DISTVM_MAX_NODES];   /* by the node they are of */
+    uint64_t committed;         /* the last COMMIT */
+
+    /* In the main loop: the replica of this node's last epoch, if any */
+    uint32_t sent_to;
+
+    /* Home, in the main loop */
+    QEMUTimer *timer;
+    EpochPhase phase;
+    uint64_t epoch;             /* the last begun */
+    uint32_t waiting;           /* the nodes its phase waits for */
+    bool busy;                  /* a node could not save this epoch */
+    int64_t begun_ns;
+    uint64_t bytes;
+    uint64_t epochs;
+    uint64_t aborted;
+    uint64_t last_pause_us;
+    uint64_t last_bytes;
+    uint32_t pause_us[EPOCH_PAUSE_SAMPLES];
+    unsigned nr_pauses;
+};
+
+static inline gpointer page_key(uint32_t block, uint64_t page)
+{
+    return (gpointer)(uintptr_t)((uint64_t)block << 40 | page);
+}
+
+static inline gpointer state_key(uint32_t kind, uint32_t index)
+{
+    return (gpointer)(uintptr_t)((uint64_t)kind << 32 | index);
+}
+
+/* The node that keeps @node's state: the next node of the cluster */
+static uint32_t replica_of(DistvmState *s, uint32_t node)
+{
+    uint32_t present = qatomic_read(&s->present);
+
+    for (uint32_t i = 1; i < s->nodes; i++) {
+        uint32_t n = (node + i) % s->nodes;
+
+        if (present & BIT(n)) {
+            return n;
+        }
+    }
+    return node;
+}
+
+static void copy_free(gpointer data)
+{
+    EpochCopy *c = data;
+
+    if (c->data) {
+        g_byte_array_unref(c->data);
+    }
+    g_free(c);
+}
+
+static uint64_t copy_bytes(const EpochCopy *c)
+{
+    return c->data ? c->data->len : 0;
+}
+
+static GHashTable *copies_new(void)
+{
+    return g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                 copy_free);
+}
+
+static void pending_free(EpochPending *p)
+{
+    g_hash_table_unref(p->pages);
+    g_hash_table_unref(p->states);
+    g_free(p);
+}
+
+static void store_free(EpochStore *st)
+{
+    g_hash_table_unref(st->pages);
+    g_hash_table_unref(st->states);
+    g_queue_clear_full(&st->pending, (GDestroyNotify)pending_free);
+    g_free(st);
+}
+
+/* With e->lock: @node's store, made if it has none */
+static EpochStore *store_of(DistvmEpoch *e, uint32_t node)
+{
+    if (!e->stores[node]) {
+        e->stores[node] = g_new0(EpochStore, 1);
+        e->stores[node]->pages = copies_new();
+        e->stores[node]->states = copies_new();
+        g_queue_init(&e->stores[node]->pending);
+    }
+    return e->stores[node];
+}
+
+/* With e->lock: the store's pending data of @epoch, made if none */
+static EpochPending *pending_of(EpochStore *st, uint64_t epoch)
+{
+    EpochPending *p;
+
+    for (GList *l = st->pending.head; l; l = l->next) {
+        p = l->data;
+        if (p->epoch == epoch) {
+            return p;
+        }
+    }
+    p = g_new0(EpochPending, 1);
+    p->epoch = epoch;
+    p->pages = copies_new();
+    p->states = copies_new();
+    g_queue_push_tail(&st->pending, p);
+    return p;
+}
+
+/* With e->lock: @from's copies become the committed ones of @st */
+static void copies_commit(EpochStore *st, GHashTable *to, GHashTable *from)
+{
+    GHashTableIter it;
+    gpointer key, value;
+
+    g_hash_table_iter_init(&it, from);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        EpochCopy *old = g_hash_table_lookup(to, key);
+
+        if (old) {
+            st->bytes -= copy_bytes(old);
+        }
+        st->bytes += copy_bytes(value);
+        g_hash_table_iter_steal(&it);
+        g_hash_table_replace(to, key, value);
+    }
+}
+
+/*
+ * With e->lock: epoch @epoch is committed (@commit) or abandoned.  A
+ * node this one no longer keeps the state of has it kept by its new
+ * replica, which received all of it in this epoch: drop it.
+ */
+static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
+{
+    DistvmEpoch *e = s->epoch;
+
+    for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
+        EpochStore *st = e->stores[node];
+        GList *l, *next;
+
+        if (!st) {
+            continue;
+        }
+        for (l = st->pending.head; l; l = next) {
+            EpochPending *p = l->data;
+
+            next = l->next;
+            if (commit ? p->epoch > epoch : p->epoch != epoch) {
+                continue;
+            }
+            if (commit) {
+                copies_commit(st, st->pages, p->pages);
+                copies_commit(st, st->states, p->states);
+            }
+            g_queue_delete_link(&st->pending, l);
+            pending_free(p);
+        }
+        if (commit && replica_of(s, node) != s->node_id) {
+            store_free(st);
+            e->stores[node] = NULL;
+        }
+    }
+    if (commit) {
+        e->committed = epoch;
+    }
+}
+
+static void epoch_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
+                       uint32_t node, uint64_t epoch, uint64_t bytes)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    DistvmMsgEpoch msg = {
+        .step = step, .node = node, .epoch = epoch, .bytes = bytes,
+    };
+
+    distvm_wire_epoch(m, s->node_id, &msg);
+    distvm_send(s, to, m);
+}
+
+/* Home: @step to every other node of the cluster */
+static void epoch_broadcast(DistvmState *s, DistvmEpochStep step,
+                            uint64_t epoch)
+{
+    uint32_t present = qatomic_read(&s->present);
+
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if ((present & BIT(i)) && i != s->node_id) {
+            epoch_send(s, i, step, 0, epoch, 0);
+        }
+    }
+}
+
+/* ---- a node sends its epoch's data to its replica ---- */
+
+typedef struct EpochSender {
+    DistvmState *s;
+    uint32_t to;
+    uint64_t epoch;
+    GByteArray *msg;            /* EPOCH_PAGES being filled, or empty */
+    uint32_t block;             /* ... of this RAMBlock */
+    uint64_t bytes;
+} EpochSender;
+
+static void sender_send(EpochSender *es)
+{
+    es->bytes += es->msg->len;
+    distvm_send(es->s, es->to, es->msg);
+    g_byte_array_set_size(es->msg, 0);
+}
+
+static void sender_flush_pages(EpochSender *es)
+{
+    if (es->msg->len) {
+        distvm_wire_end(es->msg);
+        sender_send(es);
+    }
+}
+
+static void sender_page(void *opaque, uint32_t block, uint64_t page,
+                        const void *data)
+{
+    EpochSender *es = opaque;
+
+    if (es->msg->len && es->block != block) {
+        sender_flush_pages(es);
+    }
+    if (!es->msg->len) {
+        distvm_wire_epoch_pages_begin(es->msg, es->s->node_id, es->epoch,
+                                      block);
+        es->block = block;
+    }
+    if (distvm_wire_epoch_pages_add(es->msg, page, data) ==
+        DISTVM_EPOCH_PAGES_MAX) {
+        sender_flush_pages(es);
+    }
+}
+
+static void sender_state(EpochSender *es, DistvmEpochStateKind kind,
+                         uint32_t index, const GByteArray *state)
+{
+    DistvmMsgEpochState st = {
+        .epoch = es->epoch, .kind = kind, .index = index,
+        .total = state->len,
+    };
+
+    for (st.offset = 0; st.offset < state->len; st.offset += st.len) {
+        st.len = MIN(state->len - st.offset, EPOCH_STATE_CHUNK);
+        st.data = state->data + st.offset;
+        distvm_wire_epoch_state(es->msg, es->s->node_id, &st);
+        sender_send(es);
+    }
+}
+
+/* Home: the state of the machine's devices (QEMU's, as COLO saves it) */
+static bool devices_save(GByteArray *out, Error **errp)
+{
+    QIOChannelBuffer *bioc = qio_channel_buffer_new(256 * KiB);
+    QEMUFile *f = qemu_file_new_output(QIO_CHANNEL(bioc));
+    int ret = qemu_save_device_state(f);
+
+    if (!ret) {
+        ret = qemu_fflush(f);
+    }
+    if (!ret) {
+        g_byte_array_append(out, bioc->data, bioc->usage);
+    } else {
+        error_setg(errp, "distvm: cannot save the devices' state for a "
+                   "checkpoint: %s", strerror(-ret));
+    }
+    qemu_fclose(f);
+    object_unref(OBJECT(bioc));
+    return !ret;
+}
+
+/*
+ * In the main loop, with every vCPU of the cluster stopped: send this
+ * node's data of @epoch to its replica, then SENT.  False if a vCPU of
+ * this node is moving, or its state cannot be saved: the epoch cannot
+ * be taken now.
+ */
+static bool epoch_save(DistvmState *s, uint64_t epoch)
+{
+    DistvmEpoch *e = s->epoch;
+    g_autoptr(GByteArray) msg = g_byte_array_new();
+    EpochSender es = {
+        .s = s, .to = replica_of(s, s->node_id), .epoch = epoch, .msg = msg,
+    };
+    Error *err = NULL;
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        if (distvm_vcpu_node(s, cpu->cpu_index) == s->node_id &&
+            distvm_vcpu_moving(s, cpu->cpu_index)) {
+            trace_distvm_epoch_busy(epoch, cpu->cpu_index);
+            return false;
+        }
+    }
+    CPU_FOREACH(cpu) {
+        g_autoptr(GByteArray) state = g_byte_array_new();
+
+        if (distvm_vcpu_node(s, cpu->cpu_index) != s->node_id) {
+            continue;
+        }
+        if (!distvm_vcpu_save(cpu, state, &err)) {
+            error_report_err(err);
+            return false;
+        }
+        sender_state(&es, DISTVM_EPOCH_STATE_VCPU, cpu->cpu_index, state);
+    }
+    if (distvm_is_home(s)) {
+        g_autoptr(GByteArray) state = g_byte_array_new();
+
+        if (!devices_save(state, &err)) {
+            error_report_err(err);
+            return false;
+        }
+        sender_state(&es, DISTVM_EPOCH_STATE_DEVICES, 0, state);
+    }
+    distvm_ram_checkpoint_pages(s, es.to != e->sent_to, sender_page, &es);
+    sender_flush_pages(&es);
+    e->sent_to = es.to;
+    trace_distvm_epoch_sent(epoch, es.to, es.bytes);
+    epoch_send(s, es.to, DISTVM_EPOCH_SENT, s->node_id, epoch, es.bytes);
+    return true;
+}
+
+/* ---- home: the epochs ---- */
+
+static void epoch_arm(DistvmState *s, int64_t ms)
+{
+    timer_mod(s->epoch->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + ms);
+}
+
+/*
+ * Pause the guest for an epoch as vm_stop() would, devices included,
+ * but leave the run state alone: a "stop" meanwhile stops the guest for
+ * good, and the resume below then leaves it stopped.  The nodes stop
+ * through the VM state change (distvm-runstate.c).
+ */
+static void guest_pause(void)
+{
+    cpu_disable_ticks();
+    pause_all_vcpus();
+    vm_state_notify(false, RUN_STATE_SAVE_VM);
+    bdrv_drain_all();
+}
+
+static void guest_resume(void)
+{
+    if (runstate_is_running()) {
+        cpu_enable_ticks();
+        vm_state_notify(true, RUN_STATE_RUNNING);
+        resume_all_vcpus();
+    }
+}
+
+static void epoch_end(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    e->phase = EPOCH_IDLE;
+    guest_resume();
+    epoch_arm(s, s->checkpoint_ms);
+}
+
+/*
+ * Every node answered, and one could not save its data: after every
+ * STORED, no data of the epoch is still on its way to a replica.
+ */
+static void epoch_abort(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    trace_distvm_epoch_abort(e->epoch);
+    e->aborted++;
+    epoch_broadcast(s, DISTVM_EPOCH_ABORT, e->epoch);
+    qemu_mutex_lock(&e->lock);
+    stores_end_epoch(s, e->epoch, false);
+    qemu_mutex_unlock(&e->lock);
+    e->sent_to = UINT32_MAX;
+    epoch_end(s);
+}
+
+static void epoch_commit(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+    uint64_t pause_us = (get_clock() - e->begun_ns) / SCALE_US;
+
+    epoch_broadcast(s, DISTVM_EPOCH_COMMIT, e->epoch);
+    qemu_mutex_lock(&e->lock);
+    stores_end_epoch(s, e->epoch, true);
+    e->epochs++;
+    e->last_pause_us = pause_us;
+    e->last_bytes = e->bytes;
+    e->pause_us[e->nr_pauses++ % EPOCH_PAUSE_SAMPLES] = MIN(pause_us,
+                                                            UINT32_MAX);
+    qemu_mutex_unlock(&e->lock);
+    trace_distvm_epoch_commit(e->epoch, pause_us, e->bytes);
+    epoch_end(s);
+}
+
+/* Home: @node answered SAVE: its data is stored, or it is @busy */
+static void epoch_answered(DistvmState *s, uint32_t node, uint64_t epoch,
+                           bool busy, uint64_t bytes)
+{
+    DistvmEpoch *e = s->epoch;
+
+    if (e->phase != EPOCH_SAVING || epoch != e->epoch ||
+        !(e->waiting & BIT(node))) {
+        return;
+    }
+    e->waiting &= ~BIT(node);
+    e->busy |= busy;
+    e->bytes += bytes;
+    if (e->waiting) {
+        return;
+    }
+    if (e->busy) {
+        epoch_abort(s);
+    } else {
+        epoch_commit(s);
+    }
+}
+
+/* Every node stopped: all save their data, home first */
+static void epoch_save_all(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    e->phase = EPOCH_SAVING;
+    e->waiting = qatomic_read(&s->present);
+    e->busy = false;
+    e->bytes = 0;
+    epoch_broadcast(s, DISTVM_EPOCH_SAVE, e->epoch);
+    if (!epoch_save(s, e->epoch)) {
+        epoch_answered(s, s->node_id, e->epoch, true, 0);
+    }
+}
+
+/* Whether home can take an epoch now */
+static bool epoch_can_begin(DistvmState *s)
+{
+    return qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING &&
+           runstate_is_running() &&
+           qatomic_read(&s->joining) == UINT32_MAX &&
+           qatomic_read(&s->draining) == UINT32_MAX &&
+           replica_of(s, s->node_id) != s->node_id;
+}
+
+static void epoch_begin(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    e->epoch++;
+    e->phase = EPOCH_STOPPING;
+    e->waiting = qatomic_read(&s->present) & ~BIT(s->node_id);
+    e->begun_ns = get_clock();
+    trace_distvm_epoch_begin(e->epoch, e->waiting);
+    guest_pause();
+    /* Until the nodes answer: past peer-timeout, one is lost */
+    epoch_arm(s, s->peer_timeout * 1000);
+}
+
+/* A node home waits for did not answer in time */
+static void epoch_timed_out(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+    uint32_t node = ctz32(e->waiting);
+    g_autofree char *why = NULL;
+
+    if (e->phase == EPOCH_STOPPING) {
+        why = g_strdup_printf("it did not stop its vCPUs for checkpoint "
+                              "epoch %" PRIu64 " within peer-timeout=%"
+                              PRIu32 " s", e->epoch, s->peer_timeout);
+    } else {
+        uint32_t primary = node;
+
+        node = replica_of(s, primary);
+        why = g_strdup_printf("node %" PRIu32 "'s data of checkpoint epoch %"
+                              PRIu64 " was not stored on it, its replica, "
+                              "within peer-timeout=%" PRIu32 " s", primary,
+                              e->epoch, s->peer_timeout);
+        if (node == s->node_id) {
+            node = primary;
+        }
+    }
+    distvm_fatal_node_lost(s, node, why);
+}
+
+static void epoch_tick(void *opaque)
+{
+    DistvmState *s = opaque;
+    DistvmEpoch *e = s->epoch;
+
+    if (e->phase != EPOCH_IDLE) {
+        if (get_clock() - e->begun_ns >=
+            (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND) {
+            epoch_timed_out(s);
+        } else {
+            epoch_arm(s, s->peer_timeout * 1000);
+        }
+    } else if (epoch_can_begin(s)) {
+        epoch_begin(s);
+        if (!e->waiting) {
+            epoch_save_all(s);
+        }
+    } else {
+        epoch_arm(s, s->checkpoint_ms);
+    }
+}
+
+void distvm_epoch_node_stopped(DistvmState *s, uint32_t node)
+{
+    DistvmEpoch *e = s->epoch;
+
+    if (!e || e->phase != EPOCH_STOPPING || !(e->waiting & BIT(node))) {
+        return;
+    }
+    e->waiting &= ~BIT(node);
+    if (!e->waiting) {
+        epoch_save_all(s);
+    }
+}
+
+/* ---- messages ---- */
+
+/* Whether this node keeps @src's state; refuse its data otherwise */
+static bool replica_check(DistvmState *s, const DistvmMsg *msg)
+{
+    if (replica_of(s, msg->hdr.src) != s->node_id) {
+        distvm_msg_refused(s, msg->hdr.src, "%s: node %" PRIu32 " is not the "
+                           "replica of node %" PRIu32,
+                           distvm_msg_type_name(msg->hdr.type), s->node_id,
+                           msg->hdr.src);
+        return false;
+    }
+    return true;
+}
+
+/* A replica, in the receive thread: an epoch's pages of its node */
+static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
+    DistvmEpoch *e = s->epoch;
+    const uint8_t *pos = ep->entries;
+    EpochPending *p;
+
+    if (!replica_check(s, msg)) {
+        return false;
+    }
+    qemu_mutex_lock(&e->lock);
+    p = pending_of(store_of(e, msg->hdr.src), ep->epoch);
+    for (uint32_t i = 0; i < ep->count; i++) {
+        EpochCopy *c = g_new0(EpochCopy, 1);
+        uint64_t page;
+        const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
+
+        c->epoch = ep->epoch;
+        if (data) {
+            c->data = g_byte_array_sized_new(DISTVM_PAGE_SIZE);
+            g_byte_array_append(c->data, data, DISTVM_PAGE_SIZE);
+        }
+        g_hash_table_replace(p->pages, page_key(ep->block, page), c);
+    }
+    p->bytes += msg->hdr.length;
+    qemu_mutex_unlock(&e->lock);
+    return false;
+}
+
+/* A replica, in the receive thread: part of a state of its node */
+static bool epoch_state_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpochState *es = &msg->u.epoch_state;
+    DistvmEpoch *e = s->epoch;
+    gpointer key = state_key(es->kind, es->index);
+    EpochPending *p;
+    EpochCopy *c;
+
+    if (!replica_check(s, msg)) {
+        return false;
+    }
+    if (es->kind == DISTVM_EPOCH_STATE_DEVICES &&
+        msg->hdr.src != DISTVM_HOME_NODE) {
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH_STATE: only the home node "
+                           "sends the devices' state");
+        return false;
+    }
+    qemu_mutex_lock(&e->lock);
+    p = pending_of(store_of(e, msg->hdr.src), es->epoch);
+    c = g_hash_table_lookup(p->states, key);
+    if (es->offset == 0) {
+        c = g_new0(EpochCopy, 1);
+        c->epoch = es->epoch;
+        c->total = es->total;
+        c->data = g_byte_array_sized_new(es->total);
+        g_hash_table_replace(p->states, key, c);
+    } else if (!c || c->total != es->total || c->data->len != es->offset) {
+        qemu_mutex_unlock(&e->lock);
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH_STATE: bytes %" PRIu32
+                           " of a state of kind %" PRIu32 " and index %"
+                           PRIu32 " out of order", es->offset, es->kind,
+                           es->index);
+        return false;
+    }
+    g_byte_array_append(c->data, es->data, es->len);
+    p->bytes += msg->hdr.length;
+    qemu_mutex_unlock(&e->lock);
+    return false;
+}
+
+/*
+ * A replica, in the receive thread: its node sent all of an epoch.
+ * Whether every state it began came whole is checked here; a node that
+ * sent less is refused and its epoch is never stored.
+ */
+static bool epoch_sent_received(DistvmState *s, const DistvmMsg *msg)
+{
+    DistvmEpoch *e = s->epoch;
+    uint64_t epoch = msg->u.epoch.epoch;
+    GHashTableIter it;
+    gpointer value;
+    EpochPending *p;
+    bool whole = true;
+
+    if (!replica_check(s, msg)) {
+        return false;
+    }
+    qemu_mutex_lock(&e->lock);
+    p = pending_of(store_of(e, msg->hdr.src), epoch);
+    g_hash_table_iter_init(&it, p->states);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        EpochCopy *c = value;
+
+        whole = whole && c->data->len == c->total;
+    }
+    qemu_mutex_unlock(&e->lock);
+    if (!whole) {
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH SENT for epoch %" PRIu64
+                           " before all of its states", epoch);
+        return false;
+    }
+    trace_distvm_epoch_stored(epoch, msg->hdr.src, msg->u.epoch.bytes);
+    if (distvm_is_home(s)) {
+        return true;            /* epoch_main_loop() counts it */
+    }
+    epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_STORED, msg->hdr.src, epoch,
+               msg->u.epoch.bytes);
+    return false;
+}
+
+static bool epoch_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpoch *m = &msg->u.epoch;
+    DistvmEpoch *e = s->epoch;
+
+    switch (m->step) {
+    case DISTVM_EPOCH_SENT:
+        return epoch_sent_received(s, msg);
+    case DISTVM_EPOCH_COMMIT:
+    case DISTVM_EPOCH_ABORT:
+        qemu_mutex_lock(&e->lock);
+        stores_end_epoch(s, m->epoch, m->step == DISTVM_EPOCH_COMMIT);
+        qemu_mutex_unlock(&e->lock);
+        return m->step == DISTVM_EPOCH_ABORT;   /* sends all next time */
+    default:
+        return true;            /* SAVE, BUSY, STORED: the main loop's */
+    }
+}
+
+static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpoch *m = &msg->u.epoch;
+    DistvmEpoch *e = s->epoch;
+
+    switch (m->step) {
+    case DISTVM_EPOCH_SAVE:
+        if (!epoch_save(s, m->epoch)) {
+            epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_BUSY, s->node_id,
+                       m->epoch, 0);
+        }
+        break;
+    case DISTVM_EPOCH_ABORT:
+        e->sent_to = UINT32_MAX;
+        break;
+    case DISTVM_EPOCH_BUSY:
+        epoch_answered(s, msg->hdr.src, m->epoch, true, 0);
+        break;
+    case DISTVM_EPOCH_SENT:     /* home is the replica of its sender */
+        epoch_answered(s, msg->hdr.src, m->epoch, false, m->bytes);
+        break;
+    case DISTVM_EPOCH_STORED:
+        epoch_answered(s, m->node, m->epoch, false, m->bytes);
+        break;
+    default:
+        break;
+    }
+}
+
+static const DistvmMsgHandler epoch_handlers[] = {
+    { DISTVM_MSG_EPOCH, .receive = epoch_received,
+      .main_loop = epoch_main_loop },
+    { DISTVM_MSG_EPOCH_PAGES, .receive = epoch_pages_received },
+    { DISTVM_MSG_EPOCH_STATE, .receive = epoch_state_received },
+};
+
+/* ---- QMP ---- */
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+    DistvmCheckpointInfo *info;
+
+    if (!e) {
+        return NULL;
+    }
+    info = g_new0(DistvmCheckpointInfo, 1);
+    info->interval_ms = s->checkpoint_ms;
+    info->replica = replica_of(s, s->node_id);
+    info->standby = replica_of(s, DISTVM_HOME_NODE);
+    qemu_mutex_lock(&e->lock);
+    info->committed_epoch = e->committed;
+    info->epochs = e->epochs;
+    info->aborted = e->aborted;
+    if (e->nr_pauses) {
+        unsigned n = MIN(e->nr_pauses, EPOCH_PAUSE_SAMPLES);
+        g_autofree uint32_t *sorted = g_memdup2(e->pause_us,
+                                                n * sizeof(uint32_t));
+
+        qsort(sorted, n, sizeof(uint32_t), cmp_u32);
+        info->has_last_pause_us = info->has_pause_us_p50 =
+            info->has_pause_us_p99 = info->has_last_bytes = true;
+        info->last_pause_us = e->last_pause_us;
+        info->pause_us_p50 = sorted[(n - 1) / 2];
+        info->pause_us_p99 = sorted[(n - 1) * 99 / 100];
+        info->last_bytes = e->last_bytes;
+    }
+    for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
+        if (e->stores[node]) {
+            info->stored_pages += g_hash_table_size(e->stores[node]->pages);
+            info->stored_bytes += e->stores[node]->bytes;
+        }
+    }
+    qemu_mutex_unlock(&e->lock);
+    return info;
+}
+
+DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
+                                                 const char *ramblock,
+                                                 uint64_t page, Error **errp)
+{
+    DistvmEpoch *e = s->epoch;
+    DistvmReplicaPageList *list = NULL;
+    int block = distvm_ram_block_index(s, ramblock);
+    static const uint8_t zero[DISTVM_PAGE_SIZE];
+
+    if (!e) {
+        error_setg(errp, "distvm: no checkpoints are taken (replicas=0)");
+        return NULL;
+    }
+    if (block < 0) {
+        error_setg(errp, "distvm: no RAMBlock '%s'", ramblock);
+        return NULL;
+    }
+    qemu_mutex_lock(&e->lock);
+    for (int node = DISTVM_MAX_NODES - 1; node >= 0; node--) {
+        EpochStore *st = e->stores[node];
+        EpochCopy *c = st ? g_hash_table_lookup(st->pages,
+                                                page_key(block, page)) : NULL;
+        DistvmReplicaPage *rp;
+
+        if (!c) {
+            continue;
+        }
+        rp = g_new0(DistvmReplicaPage, 1);
+        rp->node = node;
+        rp->epoch = c->epoch;
+        rp->sha256 = g_compute_checksum_for_data(
+            G_CHECKSUM_SHA256, c->data ? c->data->data : zero,
+            DISTVM_PAGE_SIZE);
+        QAPI_LIST_PREPEND(list, rp);
+    }
+    qemu_mutex_unlock(&e->lock);
+    return list;
+}
+
+void distvm_epoch_init(DistvmState *s)
+{
+    DistvmEpoch *e;
+
+    if (!s->replicas) {
+        return;
+    }
+    e = s->epoch = g_new0(DistvmEpoch, 1);
+    qemu_mutex_init(&e->lock);
+    e->sent_to = UINT32_MAX;
+    distvm_msg_handlers_register(s, epoch_handlers,
+                                 ARRAY_SIZE(epoch_handlers));
+    if (distvm_is_home(s)) {
+        e->timer = timer_new_ms(QEMU_CLOCK_REALTIME, epoch_tick, s);
+        epoch_arm(s, s->checkpoint_ms);
+    }
+}

@@ -1,0 +1,196 @@
+/*
+ * distvm qtest suite: checkpoint epochs, each node's state kept by
+ * another node (replicas=1)
+ *
+ * The bare-metal SMP guest runs its workload on 3 nodes while home takes
+ * a checkpoint every 20 ms and vCPUs move between the nodes: the result
+ * must be exact, every node must report the epochs committed, its
+ * replica and what it keeps, and, once the guest is done and an epoch
+ * was committed after that, the newest copy of each page of the result
+ * that the replicas keep must be the page itself.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qobject/qdict.h"
+#include "qobject/qlist.h"
+#include "libqtest.h"
+#include "distvm/distvm-node.h"
+#include "distvm/guest/smp-workload.h"
+
+#define MACHINE "-nodefaults -machine pc -m 128M"
+#define NODES 3
+#define NCPUS 4
+#define ITERS 20000000
+
+static char *tmpdir;
+
+/* query-distvm's checkpoint on @qts, which must have one (unref it) */
+static QDict *checkpoint_info(QTestState *qts)
+{
+    QDict *ret = qtest_qmp_assert_success_ref(qts, "{ 'execute': "
+                                              "'query-distvm' }");
+    QDict *cp = qdict_get_qdict(ret, "checkpoint");
+
+    g_assert_nonnull(cp);
+    qobject_ref(cp);
+    qobject_unref(ret);
+    return cp;
+}
+
+static uint64_t committed_epoch(QTestState *qts)
+{
+    QDict *cp = checkpoint_info(qts);
+    uint64_t epoch = qdict_get_int(cp, "committed-epoch");
+
+    qobject_unref(cp);
+    return epoch;
+}
+
+/* Wait until home committed @count epochs more than it has now */
+static void wait_epochs(QTestState *home, int count)
+{
+    uint64_t want = committed_epoch(home) + count;
+
+    for (int tries = 0; committed_epoch(home) < want; tries++) {
+        g_assert_cmpint(tries, <, 3000);
+        g_usleep(10 * 1000);
+    }
+}
+
+/*
+ * The newest copy of pc.ram page @page that any node of @c keeps is
+ * @want (the SHA-256 of the page as home reads it).
+ */
+static void check_replica_page(DistvmCluster *c, uint64_t page,
+                               const char *want)
+{
+    g_autofree char *newest = NULL;
+    int64_t newest_epoch = -1;
+    int copies = 0;
+
+    for (int n = 0; n < c->nodes; n++) {
+        QDict *ret = qtest_qmp(c->node[n]->qts, "{ 'execute': "
+                               "'x-query-distvm-replica-page', 'arguments': "
+                               "{ 'ramblock': 'pc.ram', 'page': %" PRIu64
+                               " } }", page);
+        QList *list = qdict_get_qlist(ret, "return");
+
+        g_assert_nonnull(list);
+        for (const QListEntry *e = qlist_first(list); e; e = qlist_next(e)) {
+            QDict *copy = qobject_to(QDict, qlist_entry_obj(e));
+            int64_t epoch = qdict_get_int(copy, "epoch");
+
+            g_assert_cmpint(qdict_get_int(copy, "node"), !=, n);
+            copies++;
+            if (epoch > newest_epoch) {
+                newest_epoch = epoch;
+                g_free(newest);
+                newest = g_strdup(qdict_get_str(copy, "sha256"));
+            }
+        }
+        qobject_unref(ret);
+    }
+    g_assert_cmpint(copies, >, 0);
+    if (g_strcmp0(newest, want)) {
+        g_error("page %" PRIu64 ": the newest copy kept (epoch %" PRId64
+                ") is %s, the page is %s", page, newest_epoch, newest, want);
+    }
+}
+
+/* Each page from @addr for @len bytes, as home reads it, is kept */
+static void check_replica_range(DistvmCluster *c, uint64_t addr, size_t len)
+{
+    g_autofree uint8_t *buf = g_malloc(4096);
+
+    for (uint64_t a = addr & ~4095ull; a < addr + len; a += 4096) {
+        g_autofree char *sum = NULL;
+
+        qtest_memread(c->node[0]->qts, a, buf, 4096);
+        sum = g_compute_checksum_for_data(G_CHECKSUM_SHA256, buf, 4096);
+        check_replica_page(c, a / 4096, sum);
+    }
+}
+
+static void test_smp(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
+        NCPUS, ITERS);
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, NODES, "replicas=1,checkpoint-ms=20,placement=0:1:2:1", args);
+    int moves = 0;
+    QDict *cp;
+
+    /* Epochs are taken while vCPUs move: the guest's result stays exact */
+    wait_epochs(c->node[0]->qts, 3);
+    for (; moves < 6 && qtest_readl(c->node[0]->qts, DG_RESULT_BASE) !=
+         DG_MAGIC_DONE; moves++) {
+        int i = moves;
+        int cpu = 1 + i % (NCPUS - 1);
+        int to = (distvm_vcpu_node(c->node[0]->qts, cpu) + 1) % NODES;
+
+        qtest_qmp_assert_success(c->node[0]->qts, "{ 'execute': "
+                                 "'distvm-move-vcpu', 'arguments': "
+                                 "{ 'cpu-index': %d, 'node': %d } }", cpu,
+                                 to);
+        wait_epochs(c->node[0]->qts, 1);
+    }
+    g_test_message("%d vCPU moves while the guest ran", moves);
+    for (int tries = 0; qtest_readl(c->node[0]->qts, DG_RESULT_BASE) !=
+         DG_MAGIC_DONE; tries++) {
+        g_assert_cmpint(tries, <, 6000);
+        g_usleep(50 * 1000);
+    }
+    for (int n = 0; n < NODES; n++) {
+        distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
+    }
+
+    /* What each node reports */
+    wait_epochs(c->node[0]->qts, 2);
+    cp = checkpoint_info(c->node[0]->qts);
+    g_assert_cmpint(qdict_get_int(cp, "interval-ms"), ==, 20);
+    g_assert_cmpint(qdict_get_int(cp, "epochs"), >=, 10);
+    g_assert_cmpint(qdict_get_int(cp, "committed-epoch"), >=,
+                    qdict_get_int(cp, "epochs"));
+    g_assert_cmpint(qdict_get_int(cp, "last-bytes"), >, 0);
+    g_assert_cmpint(qdict_get_int(cp, "pause-us-p50"), >, 0);
+    g_assert_cmpint(qdict_get_int(cp, "pause-us-p99"), >=,
+                    qdict_get_int(cp, "pause-us-p50"));
+    g_test_message("epochs %" PRId64 ", aborted %" PRId64 ", pause p50 %"
+                   PRId64 " us, p99 %" PRId64 " us, last %" PRId64 " bytes",
+                   qdict_get_int(cp, "epochs"), qdict_get_int(cp, "aborted"),
+                   qdict_get_int(cp, "pause-us-p50"),
+                   qdict_get_int(cp, "pause-us-p99"),
+                   qdict_get_int(cp, "last-bytes"));
+    qobject_unref(cp);
+    for (int n = 0; n < NODES; n++) {
+        QDict *info = distvm_assert_active(c->node[n]->qts, n);
+
+        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
+        qobject_unref(info);
+        cp = checkpoint_info(c->node[n]->qts);
+        g_assert_cmpint(qdict_get_int(cp, "replica"), ==, (n + 1) % NODES);
+        g_assert_cmpint(qdict_get_int(cp, "standby"), ==, 1);
+        g_assert_cmpint(qdict_get_int(cp, "committed-epoch"), >, 0);
+        g_assert_cmpint(qdict_get_int(cp, "stored-pages"), >, 0);
+        g_assert_cmpint(qdict_get_int(cp, "stored-bytes"), >, 0);
+        qobject_unref(cp);
+    }
+
+    /* The replicas keep the guest's result as it is */
+    check_replica_range(c, DG_RESULT_BASE, sizeof(struct dg_results));
+    check_replica_range(c, DG_PRIV_BASE, NCPUS * DG_PRIV_BYTES);
+    distvm_cluster_quit(c);
+}
+
+int main(int argc, char **argv)
+{
+    tmpdir = distvm_test_init(&argc, &argv, "distvm-epoch-test");
+
+    qtest_add_func("/distvm/epoch/smp", test_smp);
+
+    return distvm_test_run(tmpdir);
+}
