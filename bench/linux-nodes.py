@@ -14,7 +14,10 @@ to completion under: tcg (-accel tcg), 1node (-accel distvm), 2nodes
 auto-numa=off: no guest NUMA nodes, all memory on home), 2nodes-numa /
 3nodes-numa (one guest NUMA node per cluster node given with -numa),
 3nodes-affinity (3nodes-flat under policy=affinity, issue 13's 6(c)),
-and 3nodes-pinned / 3nodes-numa-pinned (each node held to one host CPU
+3nodes-ckpt50 / -ckpt100 / -ckpt200 (3nodes with replicas=1 and a
+checkpoint epoch every 50, 100 or 200 ms, issue 15: their overhead
+against 3nodes, the epochs' pause p50/p99 and bytes per epoch as home
+reports them), and 3nodes-pinned / 3nodes-numa-pinned (each node held to one host CPU
 with taskset, node n on the n-th CPU this script may use, modulo their
 number: as if each node had a host of its own, which is what a cluster
 is; plain TCG uses all of them); K runs of each, round-robin, so that
@@ -98,7 +101,15 @@ CONFIGS = [
     # without NUMA nodes, which the policy leaves alone: 3nodes-flat's
     ("3nodes-affinity", "3 nodes, affinity", 3, "0:1:2:1", [], False,
      "policy=affinity,auto-numa=off"),
+    # issue 15: 3nodes with checkpoint epochs every 50, 100 and 200 ms
+    ("3nodes-ckpt50", "3 nodes, epochs 50 ms", 3, "0:1:2:1", [], False,
+     "replicas=1,checkpoint-ms=50"),
+    ("3nodes-ckpt100", "3 nodes, epochs 100 ms", 3, "0:1:2:1", [], False,
+     "replicas=1,checkpoint-ms=100"),
+    ("3nodes-ckpt200", "3 nodes, epochs 200 ms", 3, "0:1:2:1", [], False,
+     "replicas=1,checkpoint-ms=200"),
 ]
+CKPT = ("3nodes-ckpt50", "3nodes-ckpt100", "3nodes-ckpt200")
 HOST_CPUS = sorted(os.sched_getaffinity(0))
 WORK_DEFAULT = 60000    # tests/qtest/distvm-linux-test.c
 FAULTS = ("read-miss", "write-miss", "upgrade")
@@ -341,6 +352,10 @@ def figures(wall, seen, text, last, hot_pages):
         # each node counts the moves it saw: the most is the cluster's
         r["moves"] = max(i["moves"] for i in infos)
         r["irqs"] = sum(i["interrupts-sent"] for i in infos)
+        cp = [i["checkpoint"] for i in infos
+              if i["node-id"] == 0 and "checkpoint" in i]
+        if cp and cp[0]["epochs"]:
+            r["checkpoint"] = cp[0]
     cs = re.findall(r"clocksource: Switched to clocksource (\S+)", text)
     r["clocksource"] = cs[-1] if cs else "?"
     r["unstable"] = [strip(l) for l in text.splitlines() if "unstable" in l]
@@ -408,6 +423,35 @@ def print_counts(configs, results):
                 "", " ".join("%d/%d (%.1f s)" % (
                     sum(r[k] for k in FAULTS), r["irqs"], r["workload"])
                     for r in ok)))
+
+
+def print_checkpoints(configs, results):
+    """Issue 15's overhead: each checkpointed configuration against
+    3nodes, and its epochs as home reported them last (medians)."""
+    ckpt = [c for c in configs if c[0] in CKPT]
+    base = [r["wall"] for r in results.get("3nodes", [])]
+    if not ckpt:
+        return
+    print("\ncheckpoint epochs (replicas=1) against 3 nodes without "
+          "(replicas=0), home's last query-distvm; medians over runs:")
+    print("%-22s %8s %9s %7s %10s %10s %12s" % (
+        "configuration", "wall", "overhead", "epochs", "pause p50",
+        "pause p99", "bytes/epoch"))
+    for name, title, *_ in ckpt:
+        ok = [r for r in results[name] if "checkpoint" in r]
+        if not ok:
+            print("%-22s %8s" % (title, "-"))
+            continue
+        wall = statistics.median(r["wall"] for r in results[name])
+        over = ("%+.0f%%" % (100 * (wall / statistics.median(base) - 1))
+                if base else "n/a")
+        med = {k: statistics.median(r["checkpoint"][k] for r in ok)
+               for k in ("epochs", "pause-us-p50", "pause-us-p99")}
+        per = statistics.median(r["checkpoint"]["bytes"] /
+                                r["checkpoint"]["epochs"] for r in ok)
+        print("%-22s %7.1fs %9s %7d %8d us %8d us %10.0f B" % (
+            title, wall, over, med["epochs"], med["pause-us-p50"],
+            med["pause-us-p99"], per))
 
 
 def print_clock(args, configs, results):
@@ -546,6 +590,9 @@ def print_targets(med):
         print("%s %s / tcg: %s (target <= %.1f)" % (
             title, what, ratio(med.get(name, {}).get(what), tcg.get(what)),
             target))
+    print("3 nodes, epochs 100 ms wall / 3 nodes wall: %s (target <= 1.25)"
+          % ratio(med.get("3nodes-ckpt100", {}).get("wall"),
+                  med.get("3nodes", {}).get("wall")))
 
 
 def run_all(args, configs, top):
@@ -635,6 +682,7 @@ def main():
     med = medians(configs, results)
     print_times(args, configs, results, med)
     print_counts(configs, results)
+    print_checkpoints(configs, results)
     print_clock(args, configs, results)
     print_hot(args, configs, results)
     print_traces(configs, results)

@@ -110,6 +110,7 @@ struct DistvmEpoch {
     uint64_t aborted;
     uint64_t last_pause_us;
     uint64_t last_bytes;
+    uint64_t all_bytes;         /* of every committed epoch */
     uint32_t pause_us[EPOCH_PAUSE_SAMPLES];
     unsigned nr_pauses;
 };
@@ -492,6 +493,7 @@ static void epoch_commit(DistvmState *s)
     e->epochs++;
     e->last_pause_us = pause_us;
     e->last_bytes = e->bytes;
+    e->all_bytes += e->bytes;
     e->pause_us[e->nr_pauses++ % EPOCH_PAUSE_SAMPLES] = MIN(pause_us,
                                                             UINT32_MAX);
     qemu_mutex_unlock(&e->lock);
@@ -835,11 +837,13 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
 
         qsort(sorted, n, sizeof(uint32_t), cmp_u32);
         info->has_last_pause_us = info->has_pause_us_p50 =
-            info->has_pause_us_p99 = info->has_last_bytes = true;
+            info->has_pause_us_p99 = info->has_last_bytes =
+            info->has_bytes = true;
         info->last_pause_us = e->last_pause_us;
         info->pause_us_p50 = sorted[(n - 1) / 2];
         info->pause_us_p99 = sorted[(n - 1) * 99 / 100];
         info->last_bytes = e->last_bytes;
+        info->bytes = e->all_bytes;
     }
     for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
         if (e->stores[node]) {

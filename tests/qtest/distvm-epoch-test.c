@@ -7,7 +7,9 @@
  * must be exact, every node must report the epochs committed, its
  * replica and what it keeps, and, once the guest is done and an epoch
  * was committed after that, the newest copy of each page of the result
- * that the replicas keep must be the page itself.
+ * that the replicas keep must be the page itself.  Forged messages are
+ * refused, and a node's BUSY abandons an epoch, after which every node
+ * sends all it holds again, and the copies are still the pages.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -18,6 +20,7 @@
 #include "libqtest.h"
 #include "distvm/distvm-node.h"
 #include "distvm/guest/smp-workload.h"
+#include "distvm-wire.h"
 
 #define MACHINE "-nodefaults -machine pc -m 128M"
 #define NODES 3
@@ -113,6 +116,57 @@ static void check_replica_range(DistvmCluster *c, uint64_t addr, size_t len)
     }
 }
 
+static uint64_t aborted_epochs(QTestState *home)
+{
+    QDict *cp = checkpoint_info(home);
+    uint64_t aborted = qdict_get_int(cp, "aborted");
+
+    qobject_unref(cp);
+    return aborted;
+}
+
+/* Node 1 forges EPOCH @step for @epoch, about itself, to node @to */
+static void forge_epoch(DistvmCluster *c, int to, uint32_t step,
+                        uint64_t epoch)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    DistvmMsgEpoch e = { .step = step, .node = 1, .epoch = epoch };
+
+    distvm_wire_epoch(m, 1, &e);
+    distvm_forge(c->node[1], to, m);
+}
+
+/*
+ * Messages a node had no business sending are refused and change
+ * nothing; a BUSY from a node abandons the epoch home takes, and the
+ * next ones commit.
+ */
+static void check_forged(DistvmCluster *c)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    QTestState *home = c->node[0]->qts;
+    int64_t errors = distvm_protocol_errors(home);
+    uint64_t aborted = aborted_epochs(home);
+
+    /* Pages of node 1 sent to home, which keeps node 2's */
+    distvm_wire_epoch_pages_begin(m, 1, committed_epoch(home) + 1, 0);
+    distvm_wire_epoch_pages_add(m, DG_RESULT_BASE / 4096, NULL);
+    distvm_wire_end(m);
+    distvm_forge(c->node[1], 0, m);
+    distvm_wait_protocol_errors(home, ++errors);
+    /* SAVE, which only home sends */
+    errors = distvm_protocol_errors(c->node[2]->qts);
+    forge_epoch(c, 2, DISTVM_EPOCH_SAVE, committed_epoch(home) + 1);
+    distvm_wait_protocol_errors(c->node[2]->qts, errors + 1);
+
+    for (int tries = 0; aborted_epochs(home) == aborted; tries++) {
+        g_assert_cmpint(tries, <, 1000);
+        forge_epoch(c, 0, DISTVM_EPOCH_BUSY, committed_epoch(home) + 1);
+        g_usleep(2 * 1000);
+    }
+    wait_epochs(home, 3);
+}
+
 static void test_smp(void)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
@@ -183,6 +237,12 @@ static void test_smp(void)
     /* The replicas keep the guest's result as it is */
     check_replica_range(c, DG_RESULT_BASE, sizeof(struct dg_results));
     check_replica_range(c, DG_PRIV_BASE, NCPUS * DG_PRIV_BYTES);
+
+    /* ... and still do once an epoch was abandoned, sent all again */
+    check_forged(c);
+    check_replica_range(c, DG_RESULT_BASE, sizeof(struct dg_results));
+    check_replica_range(c, DG_PRIV_BASE, NCPUS * DG_PRIV_BYTES);
+    distvm_check_smp_memory(c->node[0]->qts, NCPUS, ITERS);
     distvm_cluster_quit(c);
 }
 

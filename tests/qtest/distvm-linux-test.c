@@ -172,6 +172,7 @@ static void wait_moved(QTestState *qts, int cpu, int to)
 
 typedef struct LinuxCase {
     int nodes;
+    const char *accel_opts;     /* more -accel distvm options, or NULL */
     const char *placement;      /* of the 4 vCPUs */
     int io_cpu;                 /* a vCPU away from home, for the I/O */
     const char *smp;            /* -smp, 4 vCPUs */
@@ -558,6 +559,34 @@ static void check_numa_homes(DistvmNode **node, int nodes)
     }
 }
 
+/*
+ * Checkpoint epochs were committed all along (replicas=1): home counts
+ * them, and every node keeps pages of another.
+ */
+static void check_checkpoints(DistvmNode **node, int nodes)
+{
+    for (int n = 0; n < nodes; n++) {
+        QDict *info = distvm_assert_active(node[n]->qts, n);
+        QDict *cp = qdict_get_qdict(info, "checkpoint");
+
+        g_assert_nonnull(cp);
+        g_assert_cmpint(qdict_get_int(cp, "replica"), ==, (n + 1) % nodes);
+        g_assert_cmpint(qdict_get_int(cp, "committed-epoch"), >, 0);
+        g_assert_cmpint(qdict_get_int(cp, "stored-pages"), >, 0);
+        if (n == 0) {
+            g_assert_cmpint(qdict_get_int(cp, "epochs"), >=, 10);
+            g_test_message("%" PRId64 " epochs, %" PRId64 " abandoned, "
+                           "pause p50 %" PRId64 " us, p99 %" PRId64 " us, %"
+                           PRId64 " bytes", qdict_get_int(cp, "epochs"),
+                           qdict_get_int(cp, "aborted"),
+                           qdict_get_int(cp, "pause-us-p50"),
+                           qdict_get_int(cp, "pause-us-p99"),
+                           qdict_get_int(cp, "bytes"));
+        }
+        qobject_unref(info);
+    }
+}
+
 static void test_linux(const void *opaque)
 {
     const LinuxCase *lc = opaque;
@@ -627,9 +656,11 @@ static void test_linux(const void *opaque)
             g_strdup("");
 
         /* Without -numa, the guest gets the NUMA nodes of auto-numa. */
-        placed = g_strdup_printf("%s,placement=%s%s,auto-numa=%s", opts,
+        placed = g_strdup_printf("%s,placement=%s%s,auto-numa=%s%s%s", opts,
                                  lc->placement, devices,
-                                 lc->numa_lines && !lc->numa ? "on" : "off");
+                                 lc->numa_lines && !lc->numa ? "on" : "off",
+                                 lc->accel_opts ? "," : "",
+                                 lc->accel_opts ?: "");
         /*
          * Every node describes the same machine; only the devices' node
          * runs them, so only it opens the disk image.
@@ -731,6 +762,9 @@ static void test_linux(const void *opaque)
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'cont' }");
     check_clock_reads(node, lc->nodes);
     check_interrupts(node, lc->nodes);
+    if (lc->accel_opts && strstr(lc->accel_opts, "replicas=1")) {
+        check_checkpoints(node, lc->nodes);
+    }
     console = distvm_read_console(node[0]);
     g_assert_null(strstr(console, "distvm-linux: workload done"));
     g_clear_pointer(&console, g_free);
@@ -1000,6 +1034,8 @@ static const char *const two_numa_lines[] = {
 
 static const LinuxCase two_nodes = {
     .nodes = 2, .placement = "0:0:1:1:1", .io_cpu = 2,
+    /* Checkpoint epochs all along, through the moves, stop and cont */
+    .accel_opts = "replicas=1,checkpoint-ms=50",
     .smp = "4,maxcpus=5,sockets=5",
     .cpu_plug = 4,
     .numa_lines = two_numa_lines,

@@ -2108,16 +2108,6 @@ static void test_node_stopped(void)
 static void send_and_expect_drop(const char *path, const void *buf,
                                  size_t len, bool half_close);
 
-static int64_t protocol_errors(QTestState *qts)
-{
-    QDict *info = qtest_qmp_assert_success_ref(qts,
-                                               "{ 'execute': 'query-distvm' }");
-    int64_t n = qdict_get_int(info, "protocol-errors");
-
-    qobject_unref(info);
-    return n;
-}
-
 /*
  * Every connection of a 3-node cluster is TLS with x509 certificates
  * that the authz object must accept: pages, moves, I/O and interrupts
@@ -2198,7 +2188,7 @@ static void test_tls_refused(void)
         g_assert_cmpint(status, ==, 1);
         g_assert_nonnull(strstr(out, "home node"));
         /* Home refused it, and waits on for the cluster to form. */
-        g_assert_cmpint(protocol_errors(home->qts), ==, i + 1);
+        g_assert_cmpint(distvm_protocol_errors(home->qts), ==, i + 1);
         distvm_wait_state(home->qts, "joining", 1);
     }
 
@@ -2207,7 +2197,7 @@ static void test_tls_refused(void)
         g_autofree char *sock0 = g_strdup_printf("%s/node0.sock", dir);
 
         send_and_expect_drop(sock0, NULL, 0, false);
-        g_assert_cmpint(protocol_errors(home->qts), ==,
+        g_assert_cmpint(distvm_protocol_errors(home->qts), ==,
                         G_N_ELEMENTS(cases) + 1);
     }
 
@@ -2373,38 +2363,38 @@ static void test_malformed(void)
     g_autofree char *sock0 = g_strdup_printf("%s/node0.sock", c->dir);
     QTestState *n1 = c->node[1]->qts;
     uint8_t junk[64];
-    int64_t errors = protocol_errors(n1);
+    int64_t errors = distvm_protocol_errors(n1);
 
     wait_magic(c->node[0], DG_MAGIC_PATTERN, 120);
 
     /* Bad magic. */
     memset(junk, 0xa5, sizeof(junk));
     send_and_expect_drop(sock1, junk, sizeof(junk), false);
-    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+    g_assert_cmpint(distvm_protocol_errors(n1), ==, ++errors);
 
     /* Truncated: a header announcing 100 bytes, then 10 and EOF. */
     distvm_wire_empty(msg, DISTVM_MSG_PING, 2, 0);
     stl_le_p(msg->data + 8, 100);
     g_byte_array_append(msg, junk, 10 - 8);
     send_and_expect_drop(sock1, msg->data, msg->len, true);
-    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+    g_assert_cmpint(distvm_protocol_errors(n1), ==, ++errors);
 
     /* Oversized: a 2 MiB payload. */
     distvm_wire_empty(msg, DISTVM_MSG_PING, 2, 0);
     stl_le_p(msg->data + 8, 2u << 20);
     send_and_expect_drop(sock1, msg->data, msg->len, false);
-    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+    g_assert_cmpint(distvm_protocol_errors(n1), ==, ++errors);
 
     /* Out of range: a page beyond the end of the first RAMBlock. */
     distvm_wire_page(msg, DISTVM_MSG_PAGE_REQ, 2, 1, 0, 1ull << 40, 2, 0,
                      NULL);
     send_and_expect_drop(sock1, msg->data, msg->len, false);
-    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+    g_assert_cmpint(distvm_protocol_errors(n1), ==, ++errors);
 
     /* A well-formed message that is not how a connection starts. */
     distvm_wire_empty(msg, DISTVM_MSG_PING, 2, 7);
     send_and_expect_drop(sock1, msg->data, msg->len, false);
-    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+    g_assert_cmpint(distvm_protocol_errors(n1), ==, ++errors);
 
     /* Home: a node that claims to join after the cluster formed. */
     distvm_wire_hello(msg, 1, 1, 3, "unix:/nonexistent",
@@ -2442,7 +2432,7 @@ static void test_malformed(void)
     send_and_expect_drop(sock1, NULL, 0, false);
     g_assert_cmpint(g_get_monotonic_time() - t0, <,
                     MALFORMED_JOIN_TIMEOUT * G_USEC_PER_SEC);
-    g_assert_cmpint(protocol_errors(n1), ==, ++errors);
+    g_assert_cmpint(distvm_protocol_errors(n1), ==, ++errors);
     for (int i = 0; i < G_N_ELEMENTS(silent); i++) {
         struct timeval tv = { .tv_sec = MALFORMED_JOIN_TIMEOUT + 5 };
         char ch;
@@ -2454,7 +2444,7 @@ static void test_malformed(void)
     g_assert_cmpint(g_get_monotonic_time() - t0, >=,
                     MALFORMED_JOIN_TIMEOUT * G_USEC_PER_SEC);
     errors += G_N_ELEMENTS(silent);
-    g_assert_cmpint(protocol_errors(n1), ==, errors);
+    g_assert_cmpint(distvm_protocol_errors(n1), ==, errors);
     /* The cluster still serves. */
     g_assert_cmpint(distvm_vcpu_node(c->node[2]->qts, 0), ==, 0);
 
@@ -2693,31 +2683,6 @@ static uint32_t block_index(DistvmNode *node, const char *block)
     g_assert_not_reached();
 }
 
-/*
- * @from sends @to @msg, a whole message as distvm-wire.c encodes it,
- * through x-distvm-send-message: its type, sequence and payload.
- */
-static void forge(DistvmNode *from, int to, const GByteArray *msg)
-{
-    g_autoptr(GString) hex = g_string_new("");
-
-    for (guint i = DISTVM_WIRE_HDR_SIZE; i < msg->len; i++) {
-        g_string_append_printf(hex, "%02x", msg->data[i]);
-    }
-    qobject_unref(qtest_qmp_assert_success_ref(from->qts,
-        "{ 'execute': 'x-distvm-send-message', 'arguments': "
-        "{ 'to': %d, 'type': %d, 'seq': %" PRIu64 ", 'payload': %s } }",
-        to, lduw_le_p(msg->data + 6), ldq_le_p(msg->data + 16), hex->str));
-}
-
-static void wait_protocol_errors(QTestState *qts, int64_t want)
-{
-    for (int i = 0; i < 1000 && protocol_errors(qts) < want; i++) {
-        g_usleep(10 * 1000);
-    }
-    g_assert_cmpint(protocol_errors(qts), ==, want);
-}
-
 #define FORGED_ARGS \
     "-machine pc -m 128M -smp 2,maxcpus=4 -S " \
     "-object memory-backend-ram,id=m0,size=64M " \
@@ -2793,15 +2758,15 @@ static void test_forged(void)
     memset(other, 0xc3, sizeof(other));
     qtest_memwrite(node[0]->qts, a0, page, sizeof(page));
     qtest_memwrite(node[1]->qts, a1, other, sizeof(other));
-    errors = protocol_errors(node[0]->qts);
+    errors = distvm_protocol_errors(node[0]->qts);
 
     for (size_t i = 0; i < G_N_ELEMENTS(page_msgs); i++) {
         distvm_wire_page(msg, page_msgs[i].type, 1, 0,
                          page_msgs[i].m1 ? m1 : m0, page_msgs[i].m1 ? p1 : p0,
                          page_msgs[i].node, page_msgs[i].flags,
                          page_msgs[i].data ? other : NULL);
-        forge(node[1], 0, msg);
-        wait_protocol_errors(node[0]->qts, ++errors);
+        distvm_forge(node[1], 0, msg);
+        distvm_wait_protocol_errors(node[0]->qts, ++errors);
     }
     /* Requests in one message: each refused alone (node 1 manages m1). */
     {
@@ -2811,31 +2776,31 @@ static void test_forged(void)
         };
 
         distvm_wire_page_reqs(msg, 1, reqs, G_N_ELEMENTS(reqs));
-        forge(node[1], 0, msg);
+        distvm_forge(node[1], 0, msg);
         errors += G_N_ELEMENTS(reqs);
-        wait_protocol_errors(node[0]->qts, errors);
+        distvm_wait_protocol_errors(node[0]->qts, errors);
     }
     /* Run state only from home; the vCPU's state only from its owner. */
     distvm_wire_empty(msg, DISTVM_MSG_START, 1, 1);
-    forge(node[1], 0, msg);
-    wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
     distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_STATE, 1, 0, 1, 0, 0, "forged", 6);
     distvm_wire_set_seq(msg, 99);
-    forge(node[1], 0, msg);
-    wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
     /* Only a vCPU's destination reports its move, and not to its owner. */
     distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_MOVED, 1, 0, 0, 1, 0, NULL, 0);
     distvm_wire_set_seq(msg, 99);
-    forge(node[1], 0, msg);
-    wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
     distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_MOVED, 1, 1, 1, 0, 0, NULL, 0);
     distvm_wire_set_seq(msg, 99);
-    forge(node[1], 0, msg);
-    wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
     /* vCPU 3 does not exist. */
     distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_MOVE, 1, 3, 0, 1, 0, NULL, 0);
-    forge(node[1], 0, msg);
-    wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
     /*
      * Residency: only home asks for a range, or has one covered; node 0
      * asked for none, makes none resident, and node 1 made none active.
@@ -2847,8 +2812,8 @@ static void test_forged(void)
             .node = step == DISTVM_RES_SET_ASK ||
                     step == DISTVM_RES_SET_COVERED ? 0 : 1,
         });
-        forge(node[1], 0, msg);
-        wait_protocol_errors(node[0]->qts, ++errors);
+        distvm_forge(node[1], 0, msg);
+        distvm_wait_protocol_errors(node[0]->qts, ++errors);
     }
     {
         QDict *info = distvm_assert_active(node[0]->qts, 0);
@@ -2864,8 +2829,8 @@ static void test_forged(void)
                        .cpu = 1, .space = DISTVM_IO_PORT, .size = 1,
                        .addr = 0x80 });
     distvm_wire_set_seq(msg, 12345);
-    forge(node[0], 1, msg);
-    wait_protocol_errors(node[1]->qts, 1);
+    distvm_forge(node[0], 1, msg);
+    distvm_wait_protocol_errors(node[1]->qts, 1);
     /*
      * From the home node: an access to a device node 1 does not run (it
      * runs none).  Node 1 answers that it failed, which node 0 refuses in
@@ -2875,13 +2840,13 @@ static void test_forged(void)
                        .cpu = 0, .space = DISTVM_IO_MEMORY, .size = 4,
                        .addr = 0xfebf0000 });
     distvm_wire_set_seq(msg, 777);
-    forge(node[0], 1, msg);
-    wait_protocol_errors(node[1]->qts, 2);
-    wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_forge(node[0], 1, msg);
+    distvm_wait_protocol_errors(node[1]->qts, 2);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
     /* From the home node: the unplug of a CPU that was not hot-plugged */
     distvm_wire_cpu_unplug(msg, 0, 1);
-    forge(node[0], 1, msg);
-    wait_protocol_errors(node[1]->qts, 3);
+    distvm_forge(node[0], 1, msg);
+    distvm_wait_protocol_errors(node[1]->qts, 3);
     /*
      * From node 1: an access of vCPU 3, which -smp's maxcpus leaves out.
      * Home answers that it failed, which node 1 refuses in turn.
@@ -2890,9 +2855,9 @@ static void test_forged(void)
                        .cpu = 3, .space = DISTVM_IO_PORT, .size = 1,
                        .addr = 0x80 });
     distvm_wire_set_seq(msg, 778);
-    forge(node[1], 0, msg);
-    wait_protocol_errors(node[0]->qts, ++errors);
-    wait_protocol_errors(node[1]->qts, 4);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_wait_protocol_errors(node[1]->qts, 4);
 
     /* Node 0 still owns its page, as it was, and both nodes serve. */
     {
@@ -2909,8 +2874,8 @@ static void test_forged(void)
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 0), ==, 0);
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 1), ==, 1);
     g_assert_cmpint(distvm_vcpu_node(node[1]->qts, 1), ==, 1);
-    g_assert_cmpint(protocol_errors(node[0]->qts), ==, errors);
-    g_assert_cmpint(protocol_errors(node[1]->qts), ==, 4);
+    g_assert_cmpint(distvm_protocol_errors(node[0]->qts), ==, errors);
+    g_assert_cmpint(distvm_protocol_errors(node[1]->qts), ==, 4);
     distvm_wait_state(node[0]->qts, "running", 1);
     distvm_wait_state(node[1]->qts, "running", 1);
 

@@ -7,8 +7,10 @@
 #include "qemu/osdep.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
+#include "qemu/bswap.h"
 #include "qemu/units.h"
 #include "distvm-node.h"
+#include "distvm-wire.h"
 #include "guest/smp-workload.h"
 
 const char *distvm_guest_dir(void)
@@ -721,4 +723,35 @@ void distvm_qmp_refused(QTestState *qts, const char *message,
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"), "desc"),
                     ==, message);
     qobject_unref(resp);
+}
+
+int64_t distvm_protocol_errors(QTestState *qts)
+{
+    QDict *info = qtest_qmp_assert_success_ref(qts,
+                                               "{ 'execute': 'query-distvm' }");
+    int64_t n = qdict_get_int(info, "protocol-errors");
+
+    qobject_unref(info);
+    return n;
+}
+
+void distvm_wait_protocol_errors(QTestState *qts, int64_t want)
+{
+    for (int i = 0; i < 1000 && distvm_protocol_errors(qts) < want; i++) {
+        g_usleep(10 * 1000);
+    }
+    g_assert_cmpint(distvm_protocol_errors(qts), ==, want);
+}
+
+void distvm_forge(DistvmNode *from, int to, const GByteArray *msg)
+{
+    g_autoptr(GString) hex = g_string_new("");
+
+    for (guint i = DISTVM_WIRE_HDR_SIZE; i < msg->len; i++) {
+        g_string_append_printf(hex, "%02x", msg->data[i]);
+    }
+    qobject_unref(qtest_qmp_assert_success_ref(from->qts,
+        "{ 'execute': 'x-distvm-send-message', 'arguments': "
+        "{ 'to': %d, 'type': %d, 'seq': %" PRIu64 ", 'payload': %s } }",
+        to, lduw_le_p(msg->data + 6), ldq_le_p(msg->data + 16), hex->str));
 }

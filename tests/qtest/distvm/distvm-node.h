@@ -165,6 +165,17 @@ void distvm_check_smp_memory(QTestState *qts, uint32_t ncpus, uint32_t iters);
  */
 void distvm_check_moves_results(DistvmNode **node, int nodes, int ncpus);
 
+/* query-distvm's protocol-errors on @qts */
+int64_t distvm_protocol_errors(QTestState *qts);
+/* Wait until it is @want (at most 10 s), and check it is not above */
+void distvm_wait_protocol_errors(QTestState *qts, int64_t want);
+
+/*
+ * @from sends node @to @msg, a whole message as distvm-wire.c encodes it,
+ * through x-distvm-send-message: its type, sequence and payload.
+ */
+void distvm_forge(DistvmNode *from, int to, const GByteArray *msg);
+
 /* Write @text to the control file @path of a cgroup (no temporary file) */
 bool distvm_cgroup_write(const char *path, const char *text);
 
