@@ -30,6 +30,9 @@
  * sends all it holds in its next epoch, and home tries again one
  * interval later.
  *
+ * The guest's network packets wait for the commit of the epoch they were
+ * sent in (distvm-output.c).
+ *
  * A replica may receive a node's data for the next epoch before home's
  * COMMIT of this one (they come on different connections), so it keeps
  * what it receives by epoch until COMMIT or ABORT says what to do.
@@ -43,6 +46,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "qemu/units.h"
+#include "system/system.h"
 #include "io/channel-buffer.h"
 #include "migration/qemu-file.h"
 #include "migration/savevm.h"
@@ -396,6 +400,7 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
             return false;
         }
     }
+    distvm_output_seal(epoch);
     CPU_FOREACH(cpu) {
         g_autoptr(GByteArray) state = g_byte_array_new();
 
@@ -498,6 +503,7 @@ static void epoch_commit(DistvmState *s)
                                                             UINT32_MAX);
     qemu_mutex_unlock(&e->lock);
     trace_distvm_epoch_commit(e->epoch, pause_us, e->bytes);
+    distvm_output_release(e->epoch);
     epoch_end(s);
 }
 
@@ -763,7 +769,8 @@ static bool epoch_received(DistvmState *s, const DistvmMsg *msg)
         qemu_mutex_lock(&e->lock);
         stores_end_epoch(s, m->epoch, m->step == DISTVM_EPOCH_COMMIT);
         qemu_mutex_unlock(&e->lock);
-        return m->step == DISTVM_EPOCH_ABORT;   /* sends all next time */
+        /* Its packets go on; after an abort, all is sent next time */
+        return true;
     default:
         return true;            /* SAVE, BUSY, STORED: the main loop's */
     }
@@ -780,6 +787,9 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
             epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_BUSY, s->node_id,
                        m->epoch, 0);
         }
+        break;
+    case DISTVM_EPOCH_COMMIT:
+        distvm_output_release(m->epoch);
         break;
     case DISTVM_EPOCH_ABORT:
         e->sent_to = UINT32_MAX;
@@ -852,6 +862,7 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
         }
     }
     qemu_mutex_unlock(&e->lock);
+    distvm_output_stats(&info->held_packets, &info->released_packets);
     return info;
 }
 
@@ -894,6 +905,19 @@ DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
     return list;
 }
 
+/* The machine exists: hold the packets of its NICs */
+static void epoch_machine_done(Notifier *n, void *data)
+{
+    Error *err = NULL;
+
+    if (!distvm_output_hold(&err)) {
+        error_report_err(err);
+        exit(1);
+    }
+}
+
+static Notifier machine_done = { .notify = epoch_machine_done };
+
 void distvm_epoch_init(DistvmState *s)
 {
     DistvmEpoch *e;
@@ -906,6 +930,7 @@ void distvm_epoch_init(DistvmState *s)
     e->sent_to = UINT32_MAX;
     distvm_msg_handlers_register(s, epoch_handlers,
                                  ARRAY_SIZE(epoch_handlers));
+    qemu_add_machine_init_done_notifier(&machine_done);
     if (distvm_is_home(s)) {
         e->timer = timer_new_ms(QEMU_CLOCK_REALTIME, epoch_tick, s);
         epoch_arm(s, s->checkpoint_ms);

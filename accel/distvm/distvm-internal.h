@@ -404,6 +404,12 @@ DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
                                                  const char *ramblock,
                                                  uint64_t page, Error **errp);
 
+/* distvm-output.c: the guest's packets wait for their epoch's commit */
+bool distvm_output_hold(Error **errp);
+void distvm_output_seal(uint64_t epoch);
+void distvm_output_release(uint64_t epoch);
+void distvm_output_stats(uint64_t *held, uint64_t *released);
+
 /* distvm-cluster.c */
 void distvm_cluster_init(DistvmState *s);
 /* A node other than home: report READY once the mesh is complete. */

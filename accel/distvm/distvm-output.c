@@ -1,0 +1,212 @@
+/*
+ * distvm: the guest's network packets wait for their epoch's commit
+ *
+ * With checkpoint epochs (replicas=1, distvm-epoch.c), a lost node will
+ * roll the guest back to the last committed epoch: what the guest sent
+ * after it must not have reached the world.  So every node puts a net
+ * filter of this type on each network backend that a NIC of its machine
+ * sends to (its "rx" queue, which takes the packets the guest sends),
+ * as COLO and filter-buffer do.  The filter holds each packet; when an
+ * epoch's data is saved (SAVE, with the guest stopped) the packets held
+ * so far are sealed with the epoch's number, and when an epoch commits
+ * those of it and of earlier, abandoned epochs go on, in order.  Packets
+ * that come to the guest are not held.
+ *
+ * Only the NICs of the machine as it starts are covered: one plugged
+ * later (device_add) sends its packets at once.  Disk writes are not
+ * held yet.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/error-report.h"
+#include "qemu/iov.h"
+#include "qom/object_interfaces.h"
+#include "net/filter.h"
+#include "net/net.h"
+#include "net/queue.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+#define TYPE_DISTVM_OUTPUT_FILTER "distvm-output-filter"
+OBJECT_DECLARE_SIMPLE_TYPE(DistvmOutputFilter, DISTVM_OUTPUT_FILTER)
+
+/* The packets of one epoch, sealed, until it commits */
+typedef struct HeldEpoch {
+    uint64_t epoch;
+    NetQueue *queue;
+    uint64_t packets;
+} HeldEpoch;
+
+struct DistvmOutputFilter {
+    NetFilterState parent_obj;
+    NetQueue *open;             /* the epoch the guest runs in */
+    uint64_t open_packets;
+    GQueue sealed;              /* HeldEpoch, oldest first */
+};
+
+/* Under the BQL, as the net layer */
+static GPtrArray *filters;      /* DistvmOutputFilter, one per backend */
+static uint64_t held_packets;   /* held now */
+static uint64_t released_packets;
+
+static ssize_t output_receive_iov(NetFilterState *nf, NetClientState *sender,
+                                  unsigned flags, const struct iovec *iov,
+                                  int iovcnt, NetPacketSent *sent_cb)
+{
+    DistvmOutputFilter *f = DISTVM_OUTPUT_FILTER(nf);
+
+    /* Taken: the sender goes on, and its sent_cb is not called */
+    qemu_net_queue_append_iov(f->open, sender, flags, iov, iovcnt, NULL);
+    f->open_packets++;
+    held_packets++;
+    return iov_size(iov, iovcnt);
+}
+
+static void held_flush(NetFilterState *nf, NetQueue *queue)
+{
+    /* As filter-buffer: what the next one cannot take now is dropped */
+    if (!qemu_net_queue_flush(queue)) {
+        qemu_net_queue_purge(queue, nf->netdev);
+    }
+}
+
+static void output_setup(NetFilterState *nf, Error **errp)
+{
+    DistvmOutputFilter *f = DISTVM_OUTPUT_FILTER(nf);
+
+    if (!filters) {
+        error_setg(errp, "%s is made by distvm itself, with replicas=1",
+                   TYPE_DISTVM_OUTPUT_FILTER);
+        return;
+    }
+    f->open = qemu_new_net_queue(qemu_netfilter_pass_to_next, nf);
+    g_queue_init(&f->sealed);
+    g_ptr_array_add(filters, f);
+}
+
+/* Going away (object-del): what it holds goes on */
+static void output_cleanup(NetFilterState *nf)
+{
+    DistvmOutputFilter *f = DISTVM_OUTPUT_FILTER(nf);
+    HeldEpoch *h;
+
+    if (!f->open) {
+        return;                 /* its setup failed */
+    }
+    g_ptr_array_remove(filters, f);
+    while ((h = g_queue_pop_head(&f->sealed))) {
+        held_flush(nf, h->queue);
+        held_packets -= h->packets;
+        g_free(h->queue);
+        g_free(h);
+    }
+    held_flush(nf, f->open);
+    held_packets -= f->open_packets;
+    g_free(f->open);
+}
+
+static void output_class_init(ObjectClass *oc, void *data)
+{
+    NetFilterClass *nfc = NETFILTER_CLASS(oc);
+
+    nfc->setup = output_setup;
+    nfc->cleanup = output_cleanup;
+    nfc->receive_iov = output_receive_iov;
+}
+
+static const TypeInfo output_filter_info = {
+    .name = TYPE_DISTVM_OUTPUT_FILTER,
+    .parent = TYPE_NETFILTER,
+    .class_init = output_class_init,
+    .instance_size = sizeof(DistvmOutputFilter),
+};
+
+static void output_register_types(void)
+{
+    type_register_static(&output_filter_info);
+}
+
+type_init(output_register_types);
+
+void distvm_output_seal(uint64_t epoch)
+{
+    for (guint i = 0; filters && i < filters->len; i++) {
+        DistvmOutputFilter *f = g_ptr_array_index(filters, i);
+        HeldEpoch *h;
+
+        if (!f->open_packets) {
+            continue;
+        }
+        h = g_new(HeldEpoch, 1);
+        h->epoch = epoch;
+        h->queue = f->open;
+        h->packets = f->open_packets;
+        g_queue_push_tail(&f->sealed, h);
+        f->open = qemu_new_net_queue(qemu_netfilter_pass_to_next, f);
+        f->open_packets = 0;
+    }
+}
+
+void distvm_output_release(uint64_t epoch)
+{
+    for (guint i = 0; filters && i < filters->len; i++) {
+        DistvmOutputFilter *f = g_ptr_array_index(filters, i);
+        HeldEpoch *h;
+
+        while ((h = g_queue_peek_head(&f->sealed)) && h->epoch <= epoch) {
+            g_queue_pop_head(&f->sealed);
+            trace_distvm_output_release(h->epoch, h->packets);
+            held_flush(NETFILTER(f), h->queue);
+            held_packets -= h->packets;
+            released_packets += h->packets;
+            g_free(h->queue);
+            g_free(h);
+        }
+    }
+}
+
+void distvm_output_stats(uint64_t *held, uint64_t *released)
+{
+    *held = held_packets;
+    *released = released_packets;
+}
+
+/* A filter on the backend that @nic's first queue sends to, if any */
+static void hold_nic(NICState *nic, void *opaque)
+{
+    NetClientState *backend = qemu_get_queue(nic)->peer;
+    Error **errp = opaque;
+    g_autofree char *id = NULL;
+    Object *obj;
+
+    if (!backend || *errp) {
+        return;
+    }
+    id = g_strdup_printf("distvm-output-%s", backend->name);
+    obj = object_new(TYPE_DISTVM_OUTPUT_FILTER);
+    if (object_property_set_str(obj, "netdev", backend->name, errp) &&
+        object_property_set_str(obj, "queue", "rx", errp)) {
+        object_property_add_child(object_get_objects_root(), id, obj);
+        if (!user_creatable_complete(USER_CREATABLE(obj), errp)) {
+            object_unparent(obj);
+        }
+    }
+    object_unref(obj);
+}
+
+bool distvm_output_hold(Error **errp)
+{
+    Error *err = NULL;
+
+    filters = g_ptr_array_new();
+    qemu_foreach_nic(hold_nic, &err);
+    if (err) {
+        error_propagate_prepend(errp, err, "distvm: cannot hold the guest's "
+                                "packets until their epoch commits: ");
+        return false;
+    }
+    return true;
+}
