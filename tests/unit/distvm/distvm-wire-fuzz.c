@@ -39,6 +39,10 @@
 #define RES_FIXED 24            /* addr, size, flags, data */
 #define MGR_MOVE_FIXED 12       /* step, from, to */
 #define MGR_ENTRIES_FIXED 16    /* block, count, first; + entries */
+#define EPOCH_FIXED 24          /* step, node, epoch, bytes */
+#define EPOCH_PAGES_FIXED 16    /* epoch, block, count; + pages */
+#define EPOCH_PAGE_HDR 12       /* a page's number, flags; + its data */
+#define EPOCH_STATE_FIXED 24    /* epoch, kind, index, total, offset; + data */
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
@@ -161,6 +165,86 @@ static void check_mgr_entries(const DistvmMsgMgrEntries *e,
             CHECK(owner < (int)lim->nodes);
         }
     }
+}
+
+/*
+ * An epoch's pages: of an epoch other than 0, 1 to DISTVM_EPOCH_PAGES_MAX
+ * pages of a RAMBlock, that exist, each all zero or with its bytes.
+ * Walking them with distvm_wire_epoch_page() stays within the payload
+ * and ends exactly at its end.
+ */
+static void check_epoch_pages(const DistvmMsgEpochPages *e,
+                              const uint8_t *payload, uint32_t length,
+                              const DistvmWireLimits *lim)
+{
+    const uint8_t *end = payload + length;
+    const uint8_t *pos = e->entries;
+
+    CHECK(lim->nr_blocks > 0);
+    CHECK(e->epoch != 0);
+    CHECK(e->block < lim->nr_blocks);
+    CHECK(e->count >= 1);
+    CHECK(e->count <= DISTVM_EPOCH_PAGES_MAX);
+    CHECK(length >= EPOCH_PAGES_FIXED + EPOCH_PAGE_HDR * e->count);
+    CHECK(length <= EPOCH_PAGES_FIXED +
+          (EPOCH_PAGE_HDR + DISTVM_PAGE_SIZE) * e->count);
+    CHECK(e->epoch == ldq_le_p(payload));
+    CHECK(e->block == (uint32_t)ldl_le_p(payload + 8));
+    CHECK(e->count == (uint32_t)ldl_le_p(payload + 12));
+    /* the pages stay in the payload */
+    CHECK(e->entries == payload + EPOCH_PAGES_FIXED);
+    for (uint32_t i = 0; i < e->count; i++) {
+        const uint8_t *at = pos;
+        uint32_t flags;
+        uint64_t page;
+        const uint8_t *data;
+
+        CHECK(at + EPOCH_PAGE_HDR <= end);
+        flags = ldl_le_p(at + 8);
+        data = distvm_wire_epoch_page(&pos, &page);
+        CHECK(page == ldq_le_p(at));
+        CHECK(page < lim->block_pages[e->block]);
+        CHECK(!(flags & ~DISTVM_EPOCH_PAGE_ZERO));
+        if (flags & DISTVM_EPOCH_PAGE_ZERO) {
+            CHECK(!data);
+            CHECK(pos == at + EPOCH_PAGE_HDR);
+        } else {
+            CHECK(data == at + EPOCH_PAGE_HDR);
+            CHECK(pos == data + DISTVM_PAGE_SIZE);
+        }
+        CHECK(pos > at && pos <= end);
+    }
+    CHECK(pos == end);
+}
+
+/*
+ * A chunk of a state: of an epoch other than 0, a vCPU's of the machine
+ * or the devices' (index 0), of at most DISTVM_EPOCH_STATE_MAX bytes; the
+ * bytes it carries, the rest of the payload and at least one, are within
+ * the state
+ */
+static void check_epoch_state(const DistvmMsgEpochState *st,
+                              const uint8_t *payload, uint32_t length,
+                              const DistvmWireLimits *lim)
+{
+    CHECK(st->epoch != 0);
+    CHECK(st->kind < DISTVM_EPOCH_STATE__MAX);
+    if (st->kind == DISTVM_EPOCH_STATE_VCPU) {
+        CHECK(st->index < lim->nr_vcpus);
+    } else {
+        CHECK(st->index == 0);
+    }
+    CHECK(st->total <= DISTVM_EPOCH_STATE_MAX);
+    CHECK(st->len >= 1);
+    CHECK((uint64_t)st->offset + st->len <= st->total);
+    CHECK(length > EPOCH_STATE_FIXED);
+    CHECK(st->len == length - EPOCH_STATE_FIXED);
+    CHECK(st->data == payload + EPOCH_STATE_FIXED);
+    CHECK(st->epoch == ldq_le_p(payload));
+    CHECK(st->kind == (uint32_t)ldl_le_p(payload + 8));
+    CHECK(st->index == (uint32_t)ldl_le_p(payload + 12));
+    CHECK(st->total == (uint32_t)ldl_le_p(payload + 16));
+    CHECK(st->offset == (uint32_t)ldl_le_p(payload + 20));
 }
 
 static void check_valid(const DistvmMsg *m, const uint8_t *payload,
@@ -521,6 +605,26 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_MGR_ENTRIES:
         check_mgr_entries(&m->u.mgr_entries, payload, m->hdr.length, lim);
         break;
+    case DISTVM_MSG_EPOCH:
+        /*
+         * a known step of an epoch other than 0, about a node of the
+         * cluster; the bytes may be anything
+         */
+        CHECK(m->hdr.length == EPOCH_FIXED);
+        CHECK(m->u.epoch.step < DISTVM_EPOCH__MAX);
+        CHECK(m->u.epoch.node < lim->nodes);
+        CHECK(m->u.epoch.epoch != 0);
+        CHECK(m->u.epoch.step == (uint32_t)ldl_le_p(payload));
+        CHECK(m->u.epoch.node == (uint32_t)ldl_le_p(payload + 4));
+        CHECK(m->u.epoch.epoch == ldq_le_p(payload + 8));
+        CHECK(m->u.epoch.bytes == ldq_le_p(payload + 16));
+        break;
+    case DISTVM_MSG_EPOCH_PAGES:
+        check_epoch_pages(&m->u.epoch_pages, payload, m->hdr.length, lim);
+        break;
+    case DISTVM_MSG_EPOCH_STATE:
+        check_epoch_state(&m->u.epoch_state, payload, m->hdr.length, lim);
+        break;
     case DISTVM_MSG_CLOCK_REGS:
         /*
          * known flags; a running HPET is at an address; a 4-byte PM timer
@@ -602,6 +706,29 @@ static bool mgr_entries_equal(const DistvmMsgMgrEntries *a,
         distvm_wire_mgr_entry(a, i, &owner_a, &copyset_a);
         distvm_wire_mgr_entry(b, i, &owner_b, &copyset_b);
         if (owner_a != owner_b || copyset_a != copyset_b) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Equal pages of an epoch, as distvm_wire_epoch_page() reads them */
+static bool epoch_pages_equal(const DistvmMsgEpochPages *a,
+                              const DistvmMsgEpochPages *b)
+{
+    const uint8_t *pos_a = a->entries, *pos_b = b->entries;
+
+    if (a->epoch != b->epoch || a->block != b->block ||
+        a->count != b->count) {
+        return false;
+    }
+    for (uint32_t i = 0; i < a->count; i++) {
+        uint64_t page_a, page_b;
+        const uint8_t *data_a = distvm_wire_epoch_page(&pos_a, &page_a);
+        const uint8_t *data_b = distvm_wire_epoch_page(&pos_b, &page_b);
+
+        if (page_a != page_b || !data_a != !data_b ||
+            (data_a && memcmp(data_a, data_b, DISTVM_PAGE_SIZE))) {
             return false;
         }
     }
@@ -747,6 +874,22 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.mgr_move.to == b->u.mgr_move.to;
     case DISTVM_MSG_MGR_ENTRIES:
         return mgr_entries_equal(&a->u.mgr_entries, &b->u.mgr_entries);
+    case DISTVM_MSG_EPOCH:
+        return a->u.epoch.step == b->u.epoch.step &&
+               a->u.epoch.node == b->u.epoch.node &&
+               a->u.epoch.epoch == b->u.epoch.epoch &&
+               a->u.epoch.bytes == b->u.epoch.bytes;
+    case DISTVM_MSG_EPOCH_PAGES:
+        return epoch_pages_equal(&a->u.epoch_pages, &b->u.epoch_pages);
+    case DISTVM_MSG_EPOCH_STATE:
+        return a->u.epoch_state.epoch == b->u.epoch_state.epoch &&
+               a->u.epoch_state.kind == b->u.epoch_state.kind &&
+               a->u.epoch_state.index == b->u.epoch_state.index &&
+               a->u.epoch_state.total == b->u.epoch_state.total &&
+               a->u.epoch_state.offset == b->u.epoch_state.offset &&
+               a->u.epoch_state.len == b->u.epoch_state.len &&
+               !memcmp(a->u.epoch_state.data, b->u.epoch_state.data,
+                       a->u.epoch_state.len);
     case DISTVM_MSG_CLOCK_REGS:
         return a->u.clock.flags == b->u.clock.flags &&
                a->u.clock.pm_timer_port == b->u.clock.pm_timer_port &&
@@ -784,14 +927,33 @@ static void reencode_mgr_entries(GByteArray *buf, uint32_t src,
 }
 
 /*
+ * EPOCH_PAGES again, page by page as distvm_wire_epoch_page() reads
+ * them, each counted as it is added
+ */
+static void reencode_epoch_pages(GByteArray *buf, uint32_t src,
+                                 const DistvmMsgEpochPages *e)
+{
+    const uint8_t *pos = e->entries;
+
+    distvm_wire_epoch_pages_begin(buf, src, e->epoch, e->block);
+    for (uint32_t i = 0; i < e->count; i++) {
+        uint64_t page;
+        const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
+
+        CHECK(distvm_wire_epoch_pages_add(buf, page, data) == i + 1);
+    }
+    distvm_wire_end(buf);
+}
+
+/*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
  * REFUSE, PEER_HELLO, NODE_*, *DRAIN*, VCPU_*, IO_*, RUN_STATE,
  * PIC_OUTPUT, FLOW, PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES,
- * PAGE_REQS, MEM_UNPLUG, CPU_UNPLUG, RES_SET, MGR_MOVE and MGR_ENTRIES
- * encoders always send seq 0 and WELCOME's src 0; @fixed_seq and
- * @fixed_src say so.  MEM_PLUG, MEM_PLUG_ACK, CPU_PLUG and CPU_PLUG_ACK
- * carry the seq of the plug, RES_ACCESS and RES_REPLY that of the
- * request, PCI_CONFIG its number.
+ * PAGE_REQS, MEM_UNPLUG, CPU_UNPLUG, RES_SET, MGR_MOVE, MGR_ENTRIES,
+ * EPOCH, EPOCH_PAGES and EPOCH_STATE encoders always send seq 0 and
+ * WELCOME's src 0; @fixed_seq and @fixed_src say so.  MEM_PLUG,
+ * MEM_PLUG_ACK, CPU_PLUG and CPU_PLUG_ACK carry the seq of the plug,
+ * RES_ACCESS and RES_REPLY that of the request, PCI_CONFIG its number.
  */
 static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                      bool *fixed_src)
@@ -945,6 +1107,18 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_MGR_ENTRIES:
         reencode_mgr_entries(buf, m->hdr.src, &m->u.mgr_entries);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_EPOCH:
+        distvm_wire_epoch(buf, m->hdr.src, &m->u.epoch);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_EPOCH_PAGES:
+        reencode_epoch_pages(buf, m->hdr.src, &m->u.epoch_pages);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_EPOCH_STATE:
+        distvm_wire_epoch_state(buf, m->hdr.src, &m->u.epoch_state);
         *fixed_seq = true;
         break;
     default:
@@ -1403,6 +1577,65 @@ int main(int argc, char **argv)
     /* home tells a joining node that node 2's pages went to node 1 */
     SEED("mgr-move-known", distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_KNOWN,
                                                 2, 1));
+    /*
+     * checkpoint epoch 7: home asks the others to save it; node 1 is busy
+     * moving a vCPU
+     */
+    SEED("epoch-save", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 7,
+    }));
+    SEED("epoch-busy", distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_BUSY, .node = 1, .epoch = 7,
+    }));
+    /*
+     * node 2 sends its replica, node 3, the pages it changed in RAMBlock
+     * 2, one of them all zero now, and the last of RAMBlock 0
+     */
+    SEED("epoch-pages", {
+        distvm_wire_epoch_pages_begin(b, 2, 7, 2);
+        distvm_wire_epoch_pages_add(b, 0x123, page);
+        distvm_wire_epoch_pages_add(b, 0x124, NULL);
+        distvm_wire_epoch_pages_add(b, 262143, page);
+        distvm_wire_end(b);
+    });
+    SEED("epoch-pages-zero", {
+        distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+        distvm_wire_epoch_pages_add(b, 15, NULL);
+        distvm_wire_end(b);
+    });
+    /* and vCPU 3's state, in two chunks */
+    SEED("epoch-state-vcpu", distvm_wire_epoch_state(b, 2,
+                                                     &(DistvmMsgEpochState) {
+        .epoch = 7, .kind = DISTVM_EPOCH_STATE_VCPU, .index = 3,
+        .total = sizeof(state), .offset = 0, .len = 400, .data = state,
+    }));
+    SEED("epoch-state-vcpu-end", distvm_wire_epoch_state(b, 2,
+                                                       &(DistvmMsgEpochState) {
+        .epoch = 7, .kind = DISTVM_EPOCH_STATE_VCPU, .index = 3,
+        .total = sizeof(state), .offset = 400, .len = sizeof(state) - 400,
+        .data = state + 400,
+    }));
+    /* then tells it it sent all; node 3 tells home it stored it */
+    SEED("epoch-sent", distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 7, .bytes = 9876,
+    }));
+    SEED("epoch-stored", distvm_wire_epoch(b, 3, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_STORED, .node = 2, .epoch = 7, .bytes = 9876,
+    }));
+    /* home sends the devices' state to its replica, node 1 */
+    SEED("epoch-state-devices", distvm_wire_epoch_state(b, 0,
+                                                        &(DistvmMsgEpochState) {
+        .epoch = 7, .kind = DISTVM_EPOCH_STATE_DEVICES, .index = 0,
+        .total = sizeof(state), .offset = 0, .len = sizeof(state),
+        .data = state,
+    }));
+    /* home commits epoch 7, and aborts epoch 8 */
+    SEED("epoch-commit", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_COMMIT, .node = 0, .epoch = 7,
+    }));
+    SEED("epoch-abort", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_ABORT, .node = 0, .epoch = 8,
+    }));
 #undef SEED
 
     /* all of the above as one connection's stream */

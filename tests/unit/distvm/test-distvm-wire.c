@@ -31,6 +31,10 @@
 #define RES_FIXED 24            /* addr, size, flags, data */
 #define MGR_MOVE_FIXED 12       /* step, from, to */
 #define MGR_ENTRIES_FIXED 16    /* block, count, first; + entries */
+#define EPOCH_FIXED 24          /* step, node, epoch, bytes */
+#define EPOCH_PAGES_FIXED 16    /* epoch, block, count; + pages */
+#define EPOCH_PAGE_HDR 12       /* a page's number, flags; + its data */
+#define EPOCH_STATE_FIXED 24    /* epoch, kind, index, total, offset; + data */
 
 /* Offsets of header fields */
 #define OFF_MAGIC   0
@@ -331,6 +335,19 @@ static char *long_str(size_t len)
     return s;
 }
 
+/*
+ * The error an EPOCH_STATE of epoch @epoch, of @kind and @index, with
+ * bytes @offset to @end of @total, is refused with
+ */
+static char *epoch_state_error(uint64_t epoch, uint32_t kind, uint32_t index,
+                               uint32_t offset, uint64_t end, uint32_t total)
+{
+    return g_strdup_printf("EPOCH_STATE message of epoch %" PRIu64 ", kind %"
+                           PRIu32 " and index %" PRIu32 " with bytes %" PRIu32
+                           " to %" PRIu64 " of %" PRIu32, epoch, kind, index,
+                           offset, end, total);
+}
+
 /* Every valid message shape, for the truncation and trailing tests */
 static GPtrArray *valid_messages(void)
 {
@@ -456,6 +473,54 @@ static GPtrArray *valid_messages(void)
         distvm_wire_mgr_entries(NEXT(), 2, 2, 262143, 1, owner + 2,
                                 copyset + 2);
     }
+    /*
+     * checkpoint epoch 5: home asks the others to save it; node 1 is busy;
+     * node 2 sent its data to its replica, node 3, which stored it; home
+     * commits it, and aborts the last epoch there can be
+     */
+    distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 5,
+    });
+    distvm_wire_epoch(NEXT(), 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_BUSY, .node = 1, .epoch = 5,
+    });
+    distvm_wire_epoch(NEXT(), 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 5,
+        .bytes = 0x123456789ull,
+    });
+    distvm_wire_epoch(NEXT(), 3, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_STORED, .node = 2, .epoch = 5,
+        .bytes = 0x123456789ull,
+    });
+    distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_COMMIT, .node = 0, .epoch = 5,
+    });
+    distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_ABORT, .node = 3, .epoch = UINT64_MAX,
+        .bytes = UINT64_MAX,
+    });
+    /* node 2's pages of epoch 5, changed and zero; the last of RAMBlock 2 */
+    distvm_wire_epoch_pages_begin(NEXT(), 2, 5, 0);
+    distvm_wire_epoch_pages_add(b, 15, data);
+    distvm_wire_epoch_pages_add(b, 0, NULL);
+    distvm_wire_epoch_pages_add(b, 3, data);
+    distvm_wire_end(b);
+    distvm_wire_epoch_pages_begin(NEXT(), 1, UINT64_MAX, 2);
+    distvm_wire_epoch_pages_add(b, 262143, NULL);
+    distvm_wire_end(b);
+    /*
+     * a chunk from the middle of vCPU 7's state, with room after it; the
+     * whole of home's devices' state, with none
+     */
+    distvm_wire_epoch_state(NEXT(), 2, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DISTVM_EPOCH_STATE_VCPU, .index = 7,
+        .total = 3 * DISTVM_PAGE_SIZE, .offset = 100, .len = 1000,
+        .data = data,
+    });
+    distvm_wire_epoch_state(NEXT(), 0, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DISTVM_EPOCH_STATE_DEVICES, .index = 0,
+        .total = 64, .offset = 0, .len = 64, .data = data,
+    });
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -645,10 +710,13 @@ static void test_type_names(void)
         [DISTVM_MSG_FLOW] = "FLOW",
         [DISTVM_MSG_MGR_MOVE] = "MGR_MOVE",
         [DISTVM_MSG_MGR_ENTRIES] = "MGR_ENTRIES",
+        [DISTVM_MSG_EPOCH] = "EPOCH",
+        [DISTVM_MSG_EPOCH_PAGES] = "EPOCH_PAGES",
+        [DISTVM_MSG_EPOCH_STATE] = "EPOCH_STATE",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_MGR_ENTRIES + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_EPOCH_STATE + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -730,10 +798,15 @@ static void test_roles(void)
         [DISTVM_MSG_FLOW] = ANY,
         /* from the node whose pages move to the node they move to */
         [DISTVM_MSG_MGR_ENTRIES] = ANY,
+        /* from a node to its replica, whichever node that is */
+        [DISTVM_MSG_EPOCH_PAGES] = ANY,
+        [DISTVM_MSG_EPOCH_STATE] = ANY,
         /* test_res_set_roles() */
         [DISTVM_MSG_RES_SET] = BY_STEP,
         /* test_mgr_move_roles() */
         [DISTVM_MSG_MGR_MOVE] = BY_STEP,
+        /* test_epoch_roles() */
+        [DISTVM_MSG_EPOCH] = BY_STEP,
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -1026,6 +1099,170 @@ static void test_mgr_move_roles(void)
     }
 }
 
+/* The rule each step of EPOCH is sent by */
+static const char *const epoch_rules[DISTVM_EPOCH__MAX] = {
+    [DISTVM_EPOCH_SAVE] = "by the home node to the others",
+    [DISTVM_EPOCH_BUSY] = "to the home node by the others",
+    [DISTVM_EPOCH_SENT] = "by the node it is about",
+    [DISTVM_EPOCH_STORED] = "to the home node by the others",
+    [DISTVM_EPOCH_COMMIT] = "by the home node to the others",
+    [DISTVM_EPOCH_ABORT] = "by the home node to the others",
+};
+
+/*
+ * Whether EPOCH of @step, about @node, may go from @src to @dst; if not,
+ * the error must be exactly that of the step's rule
+ */
+static bool epoch_role_ok(uint32_t step, uint32_t node, uint32_t src,
+                          uint32_t dst)
+{
+    DistvmMsg msg = { .hdr = { .type = DISTVM_MSG_EPOCH, .src = src } };
+    g_autofree char *what = g_strdup_printf(
+        "EPOCH of step %" PRIu32 " is sent %s only", step, epoch_rules[step]);
+    Error *err = NULL;
+    bool ok;
+
+    msg.u.epoch = (DistvmMsgEpoch) {
+        .step = step, .node = node, .epoch = 1, .bytes = 4096,
+    };
+    ok = distvm_wire_check_role(&msg, dst, &err);
+    g_assert(ok == !err);
+    if (err) {
+        g_assert_cmpstr(error_get_pretty(err), ==, what);
+        error_free(err);
+    }
+    return ok;
+}
+
+/*
+ * EPOCH, for every sender and receiver among 4 nodes and every node it
+ * is about: home asks the others to save an epoch, to commit it and to
+ * abort it; they tell home they are busy, and a replica tells it that it
+ * stored a node's data; a node tells its replica, whichever node that is,
+ * that it sent all of its own.
+ */
+static void test_epoch_roles(void)
+{
+    static const uint32_t bad_steps[] = {
+        DISTVM_EPOCH__MAX, DISTVM_EPOCH__MAX + 1, 0x100, 0x10000, INT32_MAX,
+        0x80000000u, UINT32_MAX,
+    };
+    uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
+
+    for (uint32_t node = 0; node < 4; node++) {
+        for (uint32_t src = 0; src < 4; src++) {
+            for (uint32_t dst = 0; dst < 4; dst++) {
+                bool from_home = src == 0 && dst != 0;
+                bool to_home = src != 0 && dst == 0;
+
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_SAVE, node, src,
+                                              dst), ==, from_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_BUSY, node, src,
+                                              dst), ==, to_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_SENT, node, src,
+                                              dst), ==, src == node);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_STORED, node, src,
+                                              dst), ==, to_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_COMMIT, node, src,
+                                              dst), ==, from_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_ABORT, node, src,
+                                              dst), ==, from_home);
+            }
+        }
+    }
+
+    /*
+     * as distvm-epoch.c sends them: home asks nodes 1 to 3 to save epoch
+     * 1 (node 0 in the message); node 1 is busy; node 2 sends to its
+     * replica, node 3, which tells home it stored node 2's data; node 3
+     * sends to home, its replica; home sends its own to node 1; home
+     * commits the epoch, or aborts it
+     */
+    for (uint32_t n = 1; n < 4; n++) {
+        g_assert_true(epoch_role_ok(DISTVM_EPOCH_SAVE, 0, 0, n));
+        g_assert_true(epoch_role_ok(DISTVM_EPOCH_COMMIT, 0, 0, n));
+        g_assert_true(epoch_role_ok(DISTVM_EPOCH_ABORT, 0, 0, n));
+    }
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_BUSY, 1, 1, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_SENT, 2, 2, 3));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_STORED, 2, 3, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_SENT, 3, 3, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_SENT, 0, 0, 1));
+
+    /* and not otherwise */
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_SAVE, 0, 1, 2));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_SAVE, 0, 1, 0));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_BUSY, 0, 0, 1));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_BUSY, 1, 1, 2));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_SENT, 2, 3, 2));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_SENT, 2, 0, 3));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_STORED, 2, 3, 1));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_STORED, 2, 0, 3));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMIT, 0, 2, 0));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_ABORT, 0, 3, 1));
+
+    /* the errors, spelled out */
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 1 },
+        .u.epoch = { .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 1 },
+    }, 2, "EPOCH of step 0 is sent by the home node to the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_BUSY, .node = 0, .epoch = 1 },
+    }, 1, "EPOCH of step 1 is sent to the home node by the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 3 },
+        .u.epoch = { .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 1 },
+    }, 0, "EPOCH of step 2 is sent by the node it is about only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 3 },
+        .u.epoch = { .step = DISTVM_EPOCH_STORED, .node = 2, .epoch = 1 },
+    }, 1, "EPOCH of step 3 is sent to the home node by the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 2 },
+        .u.epoch = { .step = DISTVM_EPOCH_COMMIT, .node = 0, .epoch = 1 },
+    }, 0, "EPOCH of step 4 is sent by the home node to the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 1 },
+        .u.epoch = { .step = DISTVM_EPOCH_ABORT, .node = 0, .epoch = 1 },
+    }, 3, "EPOCH of step 5 is sent by the home node to the others only"));
+
+    /*
+     * a step the decoder would refuse is refused here too, whoever sends
+     * it to whomever: an error that names it, not an assertion
+     */
+    for (size_t i = 0; i < ARRAY_SIZE(bad_steps); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "EPOCH of unknown step %" PRIu32, bad_steps[i]);
+
+        for (uint32_t src = 0; src < 4; src++) {
+            for (uint32_t dst = 0; dst < 4; dst++) {
+                DistvmMsg msg = {
+                    .hdr = { .type = DISTVM_MSG_EPOCH, .src = src },
+                    .u.epoch = { .step = bad_steps[i], .node = src,
+                                 .epoch = 1 },
+                };
+                Error *err = NULL;
+
+                g_assert_false(distvm_wire_check_role(&msg, dst, &err));
+                g_assert_nonnull(err);
+                g_assert_cmpstr(error_get_pretty(err), ==, what);
+                error_free(err);
+                /* and without an errp */
+                g_assert_false(distvm_wire_check_role(&msg, dst, NULL));
+            }
+        }
+    }
+
+    /* the largest cluster: its last node */
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_SAVE, 0, 0, last));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_BUSY, last, last, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_SENT, last, last, 1));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_STORED, 1, last, 0));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_SENT, last, 1, last));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMIT, 0, last, 1));
+}
+
 /* The messages about a vCPU, whose index must name one that exists. */
 static void test_msg_vcpu(void)
 {
@@ -1063,14 +1300,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        20, 0,                              /* version */
+        21, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 20);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 21);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -2436,11 +2673,12 @@ static void test_bad_version(void)
      * RUN_RELEASE) and told a joining node of resident RAM
      * (RES_SET_KNOWN), 18 the one before a receiver could ask its sender
      * to wait (FLOW), 19 the one before a start node could hand its part
-     * of the page directory off (MGR_MOVE, MGR_ENTRIES)
+     * of the page directory off (MGR_MOVE, MGR_ENTRIES), 20 the one
+     * before checkpoints (EPOCH, EPOCH_PAGES, EPOCH_STATE)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 21, 0x100,
+        19, 20, 22, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -2448,7 +2686,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 20", versions[i]);
+            "protocol version %u, this node speaks 21", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2458,7 +2696,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 20");
+        expect_header_error(b, "protocol version 2, this node speaks 21");
     }
     g_byte_array_unref(b);
 }
@@ -2533,10 +2771,55 @@ static void test_oversized(void)
  */
 
 /*
+ * The fixed part of a message whose payload ends in a state: a
+ * VCPU_STATE's or an EPOCH_STATE's; 0 for any other message
+ */
+static uint32_t state_fixed(const GByteArray *m)
+{
+    switch (lduw_le_p(m->data + OFF_TYPE)) {
+    case DISTVM_MSG_VCPU_STATE:
+        return VCPU_FIXED;
+    case DISTVM_MSG_EPOCH_STATE:
+        return EPOCH_STATE_FIXED;
+    default:
+        return 0;
+    }
+}
+
+/* The state a decoded VCPU_STATE or EPOCH_STATE carries, and its length */
+static const uint8_t *state_bytes(const DistvmMsg *msg, uint32_t *len)
+{
+    if (msg->hdr.type == DISTVM_MSG_EPOCH_STATE) {
+        *len = msg->u.epoch_state.len;
+        return msg->u.epoch_state.data;
+    }
+    g_assert_cmpuint(msg->hdr.type, ==, DISTVM_MSG_VCPU_STATE);
+    *len = msg->u.vcpu.len;
+    return msg->u.vcpu.data;
+}
+
+/*
+ * The error @m, a VCPU_STATE or an EPOCH_STATE, is refused with if its
+ * state is @len bytes (its state is none, or its chunk too long)
+ */
+static char *state_error(const GByteArray *m, uint32_t len)
+{
+    const uint8_t *p = m->data + HDR;
+    uint32_t offset = ldl_le_p(p + 20);
+
+    if (lduw_le_p(m->data + OFF_TYPE) == DISTVM_MSG_VCPU_STATE) {
+        return g_strdup("VCPU_STATE message without a state");
+    }
+    return epoch_state_error(ldq_le_p(p), ldl_le_p(p + 8), ldl_le_p(p + 12),
+                             offset, (uint64_t)offset + len,
+                             ldl_le_p(p + 16));
+}
+
+/*
  * Every proper prefix of every valid payload is truncated, except that a
- * VCPU_STATE's state is the rest of its payload: a prefix that ends in
- * the state is a shorter state, and one that ends just before it has
- * none.
+ * VCPU_STATE's state, and an EPOCH_STATE's chunk, is the rest of its
+ * payload: a prefix that ends in the state is a shorter state, and one
+ * that ends just before it has none.
  */
 static void test_truncated(void)
 {
@@ -2546,7 +2829,7 @@ static void test_truncated(void)
     for (guint i = 0; i < msgs->len; i++) {
         GByteArray *full = msgs->pdata[i];
         uint32_t len = full->len - HDR;
-        bool state = lduw_le_p(full->data + OFF_TYPE) == DISTVM_MSG_VCPU_STATE;
+        uint32_t fixed = state_fixed(full);
 
         for (uint32_t cut = 0; cut < len; cut++) {
             GByteArray *b = buf_dup(full);
@@ -2554,18 +2837,24 @@ static void test_truncated(void)
 
             g_byte_array_set_size(b, HDR + cut);
             set_u32(b, OFF_LENGTH, cut);
-            if (!state || cut < VCPU_FIXED) {
+            if (!fixed || cut < fixed) {
                 expect_decode_error(b, &limits, "truncated");
                 cuts++;
-            } else if (cut == VCPU_FIXED) {
-                expect_decode_error(b, &limits,
-                                    "VCPU_STATE message without a state");
+            } else if (cut == fixed) {
+                g_autofree char *what = state_error(full, 0);
+                g_autofree char *got = decode_error(b, &limits);
+
+                g_assert_cmpstr(got, ==, what);
             } else {
+                const uint8_t *state;
+                uint32_t state_len;
+
                 decode_ok(b, &limits, &d);
-                g_assert(d.msg.u.vcpu.data == d.payload + VCPU_FIXED);
-                g_assert_cmpuint(d.msg.u.vcpu.len, ==, cut - VCPU_FIXED);
-                g_assert(memcmp(d.msg.u.vcpu.data, full->data + HDR +
-                                VCPU_FIXED, cut - VCPU_FIXED) == 0);
+                state = state_bytes(&d.msg, &state_len);
+                g_assert(state == d.payload + fixed);
+                g_assert_cmpuint(state_len, ==, cut - fixed);
+                g_assert(memcmp(state, full->data + HDR + fixed,
+                                cut - fixed) == 0);
                 decoded_free(&d);
             }
             g_byte_array_unref(b);
@@ -2577,40 +2866,60 @@ static void test_truncated(void)
 
 /*
  * Bytes after a valid payload are garbage, except after a VCPU_STATE's,
- * where they make a longer state
+ * where they make a longer state, and after an EPOCH_STATE's, where they
+ * make a longer chunk: refused if it ends past its state's end
  */
 static void test_trailing(void)
 {
     static const uint32_t extra[] = { 1, 3, 4, 8, DISTVM_PAGE_SIZE };
     g_autoptr(GPtrArray) msgs = valid_messages();
+    unsigned longer = 0, past = 0;
 
     for (guint i = 0; i < msgs->len; i++) {
         GByteArray *m = msgs->pdata[i];
         uint32_t len = m->len - HDR;
-        bool state = lduw_le_p(m->data + OFF_TYPE) == DISTVM_MSG_VCPU_STATE;
+        uint32_t fixed = state_fixed(m);
+        bool epoch_state = lduw_le_p(m->data + OFF_TYPE) ==
+                           DISTVM_MSG_EPOCH_STATE;
 
         for (size_t j = 0; j < ARRAY_SIZE(extra); j++) {
             GByteArray *b = buf_dup(m);
             g_autofree char *what = g_strdup_printf(
                 "has %" PRIu32 " bytes of trailing garbage", extra[j]);
+            uint32_t state_len = len - fixed + extra[j];
             Decoded d;
 
             g_byte_array_set_size(b, b->len + extra[j]);
             memset(b->data + b->len - extra[j], 0, extra[j]);
             set_u32(b, OFF_LENGTH, b->len - HDR);
-            if (!state) {
+            if (!fixed) {
                 expect_decode_error(b, &limits, what);
+            } else if (epoch_state &&
+                       (uint64_t)ldl_le_p(m->data + HDR + 20) + state_len >
+                       (uint32_t)ldl_le_p(m->data + HDR + 16)) {
+                g_autofree char *err = state_error(m, state_len);
+                g_autofree char *got = decode_error(b, &limits);
+
+                g_assert_cmpstr(got, ==, err);
+                past++;
             } else {
+                const uint8_t *state;
+                uint32_t got_len;
+
                 decode_ok(b, &limits, &d);
-                g_assert_cmpuint(d.msg.u.vcpu.len, ==,
-                                 len - VCPU_FIXED + extra[j]);
-                g_assert(memcmp(d.msg.u.vcpu.data, m->data + HDR + VCPU_FIXED,
-                                len - VCPU_FIXED) == 0);
+                state = state_bytes(&d.msg, &got_len);
+                g_assert_cmpuint(got_len, ==, state_len);
+                g_assert(memcmp(state, m->data + HDR + fixed,
+                                len - fixed) == 0);
                 decoded_free(&d);
+                longer += epoch_state;
             }
             g_byte_array_unref(b);
         }
     }
+    /* both kinds of EPOCH_STATE are among the valid messages */
+    g_assert_cmpuint(longer, >, 0);
+    g_assert_cmpuint(past, >, 0);
 }
 
 /* A zero page carries no bytes; anything after the fixed part is garbage */
@@ -2684,8 +2993,8 @@ static void test_page_before_layout(void)
     }
 
     /*
-     * The other messages do not need it, but for lists of pages and a
-     * manager's directory entries
+     * The other messages do not need it, but for lists of pages, a
+     * manager's directory entries and an epoch's pages
      */
     for (guint i = 0; i < msgs->len; i++) {
         GByteArray *m = msgs->pdata[i];
@@ -2694,7 +3003,8 @@ static void test_page_before_layout(void)
 
         if ((type < DISTVM_MSG_PAGE_REQ || type > DISTVM_MSG_PAGE_DONE) &&
             type != DISTVM_MSG_VCPU_WARM_PAGES &&
-            type != DISTVM_MSG_PAGE_REQS && type != DISTVM_MSG_MGR_ENTRIES) {
+            type != DISTVM_MSG_PAGE_REQS && type != DISTVM_MSG_MGR_ENTRIES &&
+            type != DISTVM_MSG_EPOCH_PAGES) {
             decode_ok(m, &limits_no_ram, &d);
             decoded_free(&d);
         } else {
@@ -2858,6 +3168,15 @@ static void test_vcpu_no_vcpus(void)
 
             expect_decode_error(m, &no_vcpus, what);
             seen[type] = true;
+        } else if (type == DISTVM_MSG_EPOCH_STATE &&
+                   ldl_le_p(m->data + HDR + 8) == DISTVM_EPOCH_STATE_VCPU) {
+            /* the state of a vCPU; but the devices' state is no vCPU's */
+            g_autofree char *what = state_error(m, m->len - HDR -
+                                                   EPOCH_STATE_FIXED);
+            g_autofree char *got = decode_error(m, &no_vcpus);
+
+            g_assert_cmpstr(got, ==, what);
+            seen[type] = true;
         } else {
             decode_ok(m, &no_vcpus, &d);
             decoded_free(&d);
@@ -2870,6 +3189,7 @@ static void test_vcpu_no_vcpus(void)
     g_assert_true(seen[DISTVM_MSG_CPU_PLUG]);
     g_assert_true(seen[DISTVM_MSG_CPU_PLUG_ACK]);
     g_assert_true(seen[DISTVM_MSG_CPU_UNPLUG]);
+    g_assert_true(seen[DISTVM_MSG_EPOCH_STATE]);
     for (size_t i = 0; i < ARRAY_SIZE(io_types); i++) {
         g_assert_true(seen[io_types[i]]);
     }
@@ -6228,6 +6548,1125 @@ static void test_mgr_entries_bad(void)
     g_byte_array_unref(b);
 }
 
+/*
+ * An EPOCH @e sent by @src: its layout (the one built by hand, bit for
+ * bit), and its decoding under @lim
+ */
+static void check_epoch(const DistvmWireLimits *lim, uint32_t src,
+                        const DistvmMsgEpoch *e)
+{
+    GByteArray *b = g_byte_array_new();
+    GByteArray *hand = g_byte_array_new();
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_epoch(b, src, e);
+    g_assert_cmpuint(b->len, ==, HDR + EPOCH_FIXED);
+    g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==, DISTVM_MSG_EPOCH);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_LENGTH), ==,
+                     EPOCH_FIXED);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_SRC), ==, src);
+    /* the encoder numbers none */
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+    /* step, node, epoch, bytes */
+    p = b->data + HDR;
+    g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, e->step);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 4), ==, e->node);
+    g_assert_cmphex(ldq_le_p(p + 8), ==, e->epoch);
+    g_assert_cmphex(ldq_le_p(p + 16), ==, e->bytes);
+
+    distvm_wire_begin(hand, DISTVM_MSG_EPOCH, src, 0);
+    distvm_wire_put_u32(hand, e->step);
+    distvm_wire_put_u32(hand, e->node);
+    distvm_wire_put_u64(hand, e->epoch);
+    distvm_wire_put_u64(hand, e->bytes);
+    distvm_wire_end(hand);
+    g_assert_cmpmem(hand->data, hand->len, b->data, b->len);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH, EPOCH_FIXED, src, 0);
+    g_assert_cmpuint(d.msg.u.epoch.step, ==, e->step);
+    g_assert_cmpuint(d.msg.u.epoch.node, ==, e->node);
+    g_assert_cmphex(d.msg.u.epoch.epoch, ==, e->epoch);
+    g_assert_cmphex(d.msg.u.epoch.bytes, ==, e->bytes);
+    decoded_free(&d);
+
+    g_byte_array_unref(hand);
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH: a known step of an epoch other than 0, about a node of the
+ * cluster, with any count of bytes; no RAM layout and no vCPUs are
+ * needed
+ */
+static void test_epoch(void)
+{
+    static const uint64_t epochs[] = {
+        1, 2, 0xffffffffull, 0x100000000ull, UINT64_MAX - 1, UINT64_MAX,
+    };
+    static const uint64_t bytes[] = {
+        0, 1, 4096, 0x123456789abull, UINT64_MAX - 1, UINT64_MAX,
+    };
+    static const DistvmWireLimits one_node = { .nodes = 1 };
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
+        for (uint32_t node = 0; node < limits.nodes; node++) {
+            for (size_t i = 0; i < ARRAY_SIZE(epochs); i++) {
+                DistvmMsgEpoch e = {
+                    .step = step, .node = node, .epoch = epochs[i],
+                    .bytes = bytes[i],
+                };
+
+                /* from any node, about any */
+                for (uint32_t src = 0; src < limits.nodes; src++) {
+                    check_epoch(&limits, src, &e);
+                }
+                check_epoch(&limits_no_ram, node, &e);
+                check_epoch(&limits_one_vcpu_4nodes, 3 - node, &e);
+                if (node < limits_nodes_only.nodes) {
+                    check_epoch(&limits_nodes_only, node, &e);
+                }
+            }
+        }
+        check_epoch(&limits_most, DISTVM_WIRE_MAX_NODES - 1,
+                    &(DistvmMsgEpoch) {
+            .step = step, .node = DISTVM_WIRE_MAX_NODES - 1, .epoch = 7,
+            .bytes = 1,
+        });
+        check_epoch(&one_node, 0, &(DistvmMsgEpoch) {
+            .step = step, .node = 0, .epoch = 1,
+        });
+    }
+
+    /* a sequence number is not looked at: passed through as it is */
+    for (size_t i = 0; i < ARRAY_SIZE(flow_dones); i++) {
+        distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 9, .bytes = 100,
+        });
+        distvm_wire_set_seq(b, flow_dones[i]);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH, EPOCH_FIXED, 2,
+                  flow_dones[i]);
+        g_assert_cmpuint(d.msg.u.epoch.step, ==, DISTVM_EPOCH_SENT);
+        g_assert_cmpuint(d.msg.u.epoch.node, ==, 2);
+        g_assert_cmpuint(d.msg.u.epoch.epoch, ==, 9);
+        g_assert_cmpuint(d.msg.u.epoch.bytes, ==, 100);
+        decoded_free(&d);
+    }
+
+    /* distvm_wire_epoch empties the buffer first */
+    distvm_wire_empty(b, DISTVM_MSG_READY, 1, 2);
+    distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SAVE, .epoch = 1,
+    });
+    g_assert_cmpuint(b->len, ==, HDR + EPOCH_FIXED);
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+    g_byte_array_unref(b);
+}
+
+/* EPOCH @e from @src must be refused with exactly @what */
+static void expect_epoch_error(uint32_t src, const DistvmMsgEpoch *e,
+                               const char *what)
+{
+    GByteArray *b = g_byte_array_new();
+
+    distvm_wire_epoch(b, src, e);
+    expect_exact_error(b, what);
+    g_byte_array_unref(b);
+}
+
+/* EPOCH of an unknown step, of epoch 0, or about a node outside the cluster */
+static void test_epoch_bad(void)
+{
+    static const uint32_t steps[] = {
+        DISTVM_EPOCH__MAX, DISTVM_EPOCH__MAX + 1, 0x100, 0x10000,
+        INT32_MAX, 0x80000000u, UINT32_MAX,
+    };
+    static const uint32_t nodes[] = {
+        4, 5, DISTVM_WIRE_MAX_NODES, 0x80000000u, UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    /* a step that does not exist, of any epoch */
+    for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "EPOCH message of step %" PRIu32 " for epoch 5", steps[i]);
+        g_autofree char *last = g_strdup_printf(
+            "EPOCH message of step %" PRIu32 " for epoch %" PRIu64,
+            steps[i], UINT64_MAX);
+
+        expect_epoch_error(0, &(DistvmMsgEpoch) {
+            .step = steps[i], .node = 0, .epoch = 5,
+        }, what);
+        expect_epoch_error(3, &(DistvmMsgEpoch) {
+            .step = steps[i], .node = 3, .epoch = UINT64_MAX,
+            .bytes = UINT64_MAX,
+        }, last);
+    }
+
+    /* epoch 0, at any step, about any node */
+    for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
+        g_autofree char *what = g_strdup_printf(
+            "EPOCH message of step %" PRIu32 " for epoch 0", step);
+
+        for (uint32_t n = 0; n < limits.nodes; n++) {
+            expect_epoch_error(n, &(DistvmMsgEpoch) {
+                .step = step, .node = n, .epoch = 0, .bytes = 4096,
+            }, what);
+        }
+    }
+
+    /* a node outside the cluster, at any step */
+    for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+        g_autofree char *what = g_strdup_printf(
+            "EPOCH message names node %" PRIu32 " in the node it is about; "
+            "the cluster has 4", nodes[i]);
+
+        for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
+            expect_epoch_error(step % limits.nodes, &(DistvmMsgEpoch) {
+                .step = step, .node = nodes[i], .epoch = 5,
+            }, what);
+        }
+    }
+
+    /* The limit is the cluster's size, not DISTVM_WIRE_MAX_NODES */
+    distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_STORED, .node = 2, .epoch = 5,
+    });
+    expect_decode_error(b, &limits_nodes_only, "EPOCH message names node 2 "
+                        "in the node it is about; the cluster has 2");
+    distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 15, .epoch = 5,
+    });
+    expect_decode_error(b, &limits, "EPOCH message names node 15 in the "
+                        "node it is about; the cluster has 4");
+
+    /* The sender is checked first, then the node, then step and epoch */
+    expect_epoch_error(0, &(DistvmMsgEpoch) {
+        .step = UINT32_MAX, .node = 4, .epoch = 0,
+    }, "EPOCH message names node 4 in the node it is about; the cluster "
+       "has 4");
+    distvm_wire_epoch(b, 4, &(DistvmMsgEpoch) {
+        .step = UINT32_MAX, .node = 4, .epoch = 0,
+    });
+    expect_decode_error(b, &limits, "EPOCH message names node 4 in its "
+                        "sender; the cluster has 4");
+    expect_epoch_error(0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 0,
+    }, "EPOCH message of step 6 for epoch 0");
+
+    /* The step, the node and the epoch are checked before trailing bytes */
+    distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 1,
+    });
+    distvm_wire_put_u32(b, 0);
+    set_u32(b, OFF_LENGTH, b->len - HDR);
+    expect_exact_error(b, "EPOCH message of step 6 for epoch 1");
+    distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
+    });
+    distvm_wire_put_u64(b, 1);
+    set_u32(b, OFF_LENGTH, b->len - HDR);
+    expect_exact_error(b, "EPOCH message of step 0 for epoch 0");
+    distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SAVE, .node = 4, .epoch = 1,
+    });
+    distvm_wire_put_u32(b, 0);
+    set_u32(b, OFF_LENGTH, b->len - HDR);
+    expect_exact_error(b, "EPOCH message names node 4 in the node it is "
+                       "about; the cluster has 4");
+
+    /* The payload is exactly the step, the node, the epoch and bytes */
+    for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
+        distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+            .step = step, .node = 1, .epoch = 9, .bytes = 4096,
+        });
+        check_exact_length(b, false);
+        distvm_wire_epoch(b, 3, &(DistvmMsgEpoch) {
+            .step = step, .node = 2, .epoch = UINT64_MAX,
+            .bytes = UINT64_MAX,
+        });
+        distvm_wire_set_seq(b, UINT64_MAX - step);
+        check_exact_length(b, false);
+    }
+
+    /* other messages, retyped, and the other way */
+    distvm_wire_mgr_move(b, 0, DISTVM_MGR_MOVE_ASK, 1, 2);
+    expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message is truncated");
+    distvm_wire_flow(b, 1, 0x100000000ull);
+    expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message is truncated");
+    distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 1,
+    });
+    expect_retyped_error(b, DISTVM_MSG_MGR_MOVE, "MGR_MOVE message has 12 "
+                         "bytes of trailing garbage");
+    distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 1,
+    });
+    expect_retyped_error(b, DISTVM_MSG_FLOW, "FLOW message has 16 bytes of "
+                         "trailing garbage");
+    g_byte_array_unref(b);
+}
+
+/* A page of an EPOCH_PAGES: its number, and its data, NULL if all zero */
+typedef struct EpochPage {
+    uint64_t page;
+    const uint8_t *data;
+} EpochPage;
+
+/*
+ * An EPOCH_PAGES from @src of the @count pages @pages of RAMBlock @block
+ * at epoch @epoch, seq @seq: its layout as it is built (the one built by
+ * hand, bit for bit, at the end), its decoding under @lim, and its pages
+ * read back with distvm_wire_epoch_page(), which ends exactly at the end
+ * of the payload
+ */
+static void check_epoch_pages_seq(const DistvmWireLimits *lim, uint32_t src,
+                                  uint64_t seq, uint64_t epoch,
+                                  uint32_t block, const EpochPage *pages,
+                                  uint32_t count)
+{
+    GByteArray *b = g_byte_array_new();
+    GByteArray *hand = g_byte_array_new();
+    size_t len = EPOCH_PAGES_FIXED;
+    const uint8_t *pos;
+    Decoded d;
+
+    distvm_wire_epoch_pages_begin(b, src, epoch, block);
+    g_assert_cmpuint(b->len, ==, HDR + EPOCH_PAGES_FIXED);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 12), ==, 0);
+    for (uint32_t i = 0; i < count; i++) {
+        /* each page counted as it is added */
+        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, pages[i].page,
+                                                     pages[i].data), ==,
+                         i + 1);
+        len += EPOCH_PAGE_HDR + (pages[i].data ? DISTVM_PAGE_SIZE : 0);
+        g_assert_cmpuint(b->len, ==, HDR + len);
+        g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 12), ==, i + 1);
+    }
+    distvm_wire_end(b);
+    if (seq) {
+        distvm_wire_set_seq(b, seq);
+    }
+    g_assert_cmpuint(b->len, ==, HDR + len);
+    g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
+                     DISTVM_MSG_EPOCH_PAGES);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_LENGTH), ==, len);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_SRC), ==, src);
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, seq);
+
+    /*
+     * epoch, block, count; each page: its number, DISTVM_EPOCH_PAGE_ZERO
+     * or 0, and unless zero its bytes
+     */
+    distvm_wire_begin(hand, DISTVM_MSG_EPOCH_PAGES, src, seq);
+    distvm_wire_put_u64(hand, epoch);
+    distvm_wire_put_u32(hand, block);
+    distvm_wire_put_u32(hand, count);
+    for (uint32_t i = 0; i < count; i++) {
+        distvm_wire_put_u64(hand, pages[i].page);
+        distvm_wire_put_u32(hand, pages[i].data ? 0 : DISTVM_EPOCH_PAGE_ZERO);
+        if (pages[i].data) {
+            distvm_wire_put_bytes(hand, pages[i].data, DISTVM_PAGE_SIZE);
+        }
+    }
+    distvm_wire_end(hand);
+    g_assert_cmpmem(hand->data, hand->len, b->data, b->len);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH_PAGES, len, src, seq);
+    g_assert_cmphex(d.msg.u.epoch_pages.epoch, ==, epoch);
+    g_assert_cmpuint(d.msg.u.epoch_pages.block, ==, block);
+    g_assert_cmpuint(d.msg.u.epoch_pages.count, ==, count);
+    /* the pages stay in the payload */
+    g_assert(d.msg.u.epoch_pages.entries == d.payload + EPOCH_PAGES_FIXED);
+    pos = d.msg.u.epoch_pages.entries;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *at = pos;
+        uint64_t page = ~pages[i].page;
+        const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
+
+        g_assert_cmpuint(page, ==, pages[i].page);
+        if (pages[i].data) {
+            g_assert(data == at + EPOCH_PAGE_HDR);
+            g_assert_cmpmem(data, DISTVM_PAGE_SIZE, pages[i].data,
+                            DISTVM_PAGE_SIZE);
+            g_assert(pos == data + DISTVM_PAGE_SIZE);
+        } else {
+            g_assert_null(data);
+            g_assert(pos == at + EPOCH_PAGE_HDR);
+        }
+    }
+    g_assert(pos == d.payload + len);
+    decoded_free(&d);
+
+    g_byte_array_unref(hand);
+    g_byte_array_unref(b);
+}
+
+static void check_epoch_pages(const DistvmWireLimits *lim, uint32_t src,
+                              uint64_t epoch, uint32_t block,
+                              const EpochPage *pages, uint32_t count)
+{
+    check_epoch_pages_seq(lim, src, 0, epoch, block, pages, count);
+}
+
+/*
+ * EPOCH_PAGES: 1 to DISTVM_EPOCH_PAGES_MAX pages of a RAMBlock, each
+ * changed (with its bytes) or all zero (without), in any order
+ */
+static void test_epoch_pages(void)
+{
+    static const DistvmWireLimits most_ram = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    g_autofree uint8_t *data = g_malloc(DISTVM_EPOCH_PAGES_MAX *
+                                        DISTVM_PAGE_SIZE);
+    EpochPage pages[DISTVM_EPOCH_PAGES_MAX];
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    /* a different content for each page */
+    for (size_t i = 0; i < DISTVM_EPOCH_PAGES_MAX * DISTVM_PAGE_SIZE; i++) {
+        data[i] = i * 13 + i / DISTVM_PAGE_SIZE + 1;
+    }
+
+    /* a mix of changed pages and zero ones, in any order, from any node */
+    {
+        const EpochPage mix[] = {
+            { 15, data }, { 0, NULL }, { 3, data + DISTVM_PAGE_SIZE },
+            { 4, NULL }, { 5, NULL }, { 14, data + 2 * DISTVM_PAGE_SIZE },
+            { 1, data + 3 * DISTVM_PAGE_SIZE },
+        };
+
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_epoch_pages(&limits, src, 5, 0, mix, ARRAY_SIZE(mix));
+        }
+        check_epoch_pages(&most_ram, DISTVM_WIRE_MAX_NODES - 1, UINT64_MAX,
+                          0, mix, ARRAY_SIZE(mix));
+        /* starting with a zero page, ending with one */
+        check_epoch_pages(&limits, 2, 1, 0, mix + 1, ARRAY_SIZE(mix) - 2);
+    }
+
+    /* one page, changed or zero; the last of a block, the only one */
+    for (int zero = 0; zero < 2; zero++) {
+        const uint8_t *one = zero ? NULL : data + 7 * DISTVM_PAGE_SIZE;
+
+        check_epoch_pages(&limits, 1, 1, 2, &(EpochPage) { 262143, one }, 1);
+        check_epoch_pages(&limits, 3, UINT64_MAX, 2,
+                          &(EpochPage) { 0, one }, 1);
+        check_epoch_pages(&limits, 0, 7, 1, &(EpochPage) { 0, one }, 1);
+        check_epoch_pages(&limits, 2, 0x100000000ull, 0,
+                          &(EpochPage) { 15, one }, 1);
+    }
+
+    /* every page of RAMBlock 0, changed and zero in turn */
+    for (uint32_t i = 0; i < 16; i++) {
+        pages[i] = (EpochPage) {
+            .page = i, .data = i % 2 ? NULL : data + i * DISTVM_PAGE_SIZE,
+        };
+    }
+    check_epoch_pages(&limits, 1, 3, 0, pages, 16);
+
+    /*
+     * as many pages as a message takes: all changed, all zero, a mix;
+     * from the end of RAMBlock 2 backwards
+     */
+    for (int kind = 0; kind < 3; kind++) {
+        for (uint32_t i = 0; i < DISTVM_EPOCH_PAGES_MAX; i++) {
+            bool zero = kind == 1 || (kind == 2 && i % 3 == 1);
+
+            pages[i] = (EpochPage) {
+                .page = 262143 - i * 7,
+                .data = zero ? NULL : data + i * DISTVM_PAGE_SIZE,
+            };
+        }
+        check_epoch_pages(&limits, 2, 9, 2, pages, DISTVM_EPOCH_PAGES_MAX);
+        check_epoch_pages(&limits, 0, UINT64_MAX, 2, pages,
+                          DISTVM_EPOCH_PAGES_MAX);
+    }
+    /* the largest is well within a payload */
+    g_assert_cmpuint(EPOCH_PAGES_FIXED + DISTVM_EPOCH_PAGES_MAX *
+                     (EPOCH_PAGE_HDR + DISTVM_PAGE_SIZE), <=,
+                     DISTVM_WIRE_MAX_PAYLOAD);
+
+    /* a sequence number is not looked at: passed through as it is */
+    for (size_t i = 1; i < ARRAY_SIZE(flow_dones); i++) {
+        check_epoch_pages_seq(&limits, 3, flow_dones[i], 4, 2, pages, 2);
+    }
+
+    /* distvm_wire_epoch_pages_begin empties the buffer first */
+    distvm_wire_empty(b, DISTVM_MSG_READY, 1, 2);
+    distvm_wire_epoch_pages_begin(b, 0, 1, 1);
+    g_assert_cmpuint(b->len, ==, HDR + EPOCH_PAGES_FIXED);
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+    g_assert_cmpuint(distvm_wire_epoch_pages_add(b, 0, NULL), ==, 1);
+    distvm_wire_end(b);
+    decode_ok(b, &limits, &d);
+    g_assert_cmpuint(d.msg.u.epoch_pages.count, ==, 1);
+    decoded_free(&d);
+    /* and again, after a message of pages */
+    distvm_wire_epoch_pages_begin(b, 0, 2, 0);
+    g_assert_cmpuint(b->len, ==, HDR + EPOCH_PAGES_FIXED);
+    g_assert_cmpuint(distvm_wire_epoch_pages_add(b, 1, data), ==, 1);
+    distvm_wire_end(b);
+    decode_ok(b, &limits, &d);
+    g_assert_cmpuint(d.msg.u.epoch_pages.count, ==, 1);
+    g_assert_cmpuint(d.msg.u.epoch_pages.epoch, ==, 2);
+    decoded_free(&d);
+    g_byte_array_unref(b);
+}
+
+/*
+ * @b, an EPOCH_PAGES, must be refused for its epoch, count and block with
+ * exactly that
+ */
+static void expect_epoch_pages_error(const GByteArray *b, uint64_t epoch,
+                                     uint32_t count, uint32_t block)
+{
+    g_autofree char *what = g_strdup_printf(
+        "EPOCH_PAGES message of epoch %" PRIu64 " with %" PRIu32 " pages of "
+        "RAMBlock %" PRIu32, epoch, count, block);
+
+    expect_exact_error_ram(b, true, what);
+}
+
+/* @b, an EPOCH_PAGES, must be refused for a page with exactly that */
+static void expect_epoch_page_error(const GByteArray *b, uint64_t page,
+                                    uint32_t block, uint32_t flags)
+{
+    g_autofree char *what = g_strdup_printf(
+        "EPOCH_PAGES message with page %" PRIu64 " of RAMBlock %" PRIu32
+        " and flags 0x%" PRIx32, page, block, flags);
+
+    expect_exact_error_ram(b, true, what);
+}
+
+/*
+ * EPOCH_PAGES before the RAM layout is agreed, of epoch 0, of a RAMBlock
+ * that does not exist, with no page or too many, of pages that do not
+ * exist or with unknown flags, and without all of their data
+ */
+static void test_epoch_pages_bad(void)
+{
+    static const uint32_t blocks[] = {
+        3, 4, DISTVM_WIRE_MAX_BLOCKS, 0x80000000u, UINT32_MAX,
+    };
+    static const uint32_t counts[] = {
+        DISTVM_EPOCH_PAGES_MAX + 1, DISTVM_EPOCH_PAGES_MAX + 2, 0x100,
+        0x10000, INT32_MAX, 0x80000000u, UINT32_MAX,
+    };
+    static const uint32_t flags[] = {
+        0x2, 0x3, 0x4, 0x80, 0x100, 0x10000, 0x80000000u, 0x80000001u,
+        UINT32_MAX - 1, UINT32_MAX,
+    };
+    static uint8_t data[DISTVM_PAGE_SIZE];
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *got = NULL;
+
+    /* Before the RAM layout is agreed, even if truncated or out of range */
+    distvm_wire_epoch_pages_begin(b, 1, 5, 0);
+    distvm_wire_epoch_pages_add(b, 3, data);
+    distvm_wire_epoch_pages_add(b, 4, NULL);
+    distvm_wire_end(b);
+    got = decode_error(b, &limits_no_ram);
+    g_assert_cmpstr(got, ==, "EPOCH_PAGES message before the RAM layout was "
+                    "agreed");
+    check_exact_length(b, true);
+    distvm_wire_epoch_pages_begin(b, 1, 0, 3);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits_no_ram, "EPOCH_PAGES message before the "
+                        "RAM layout was agreed");
+    distvm_wire_begin(b, DISTVM_MSG_EPOCH_PAGES, 1, 0);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits_no_ram, "EPOCH_PAGES message before the "
+                        "RAM layout was agreed");
+
+    /* RAMBlocks that do not exist, whatever their pages */
+    for (size_t i = 0; i < ARRAY_SIZE(blocks); i++) {
+        distvm_wire_epoch_pages_begin(b, 2, 5, blocks[i]);
+        distvm_wire_epoch_pages_add(b, 0, NULL);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 5, 1, blocks[i]);
+        distvm_wire_epoch_pages_add(b, UINT64_MAX, data);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 5, 2, blocks[i]);
+    }
+
+    /* no page, in any RAMBlock */
+    for (uint32_t blk = 0; blk < limits.nr_blocks; blk++) {
+        distvm_wire_epoch_pages_begin(b, 2, 5, blk);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 5, 0, blk);
+        /* even with a page after it */
+        distvm_wire_put_u64(b, 0);
+        distvm_wire_put_u32(b, DISTVM_EPOCH_PAGE_ZERO);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 5, 0, blk);
+    }
+
+    /* more than DISTVM_EPOCH_PAGES_MAX, each of them fine */
+    distvm_wire_epoch_pages_begin(b, 2, 5, 2);
+    for (uint32_t i = 0; i <= DISTVM_EPOCH_PAGES_MAX; i++) {
+        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, i, i % 2 ? NULL :
+                                                     data), ==, i + 1);
+    }
+    distvm_wire_end(b);
+    expect_epoch_pages_error(b, 5, DISTVM_EPOCH_PAGES_MAX + 1, 2);
+    /* counts far too large: refused as such, not as truncated */
+    for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
+        distvm_wire_epoch_pages_begin(b, 2, 5, 2);
+        distvm_wire_epoch_pages_add(b, 0, NULL);
+        distvm_wire_end(b);
+        set_u32(b, HDR + 12, counts[i]);
+        expect_epoch_pages_error(b, 5, counts[i], 2);
+    }
+
+    /* epoch 0, with pages that are fine */
+    distvm_wire_epoch_pages_begin(b, 2, 0, 0);
+    distvm_wire_epoch_pages_add(b, 1, data);
+    distvm_wire_end(b);
+    expect_epoch_pages_error(b, 0, 1, 0);
+    /* and everything at once */
+    distvm_wire_epoch_pages_begin(b, 2, 0, UINT32_MAX);
+    distvm_wire_end(b);
+    expect_epoch_pages_error(b, 0, 0, UINT32_MAX);
+
+    /* pages that do not exist: the block's page count, and beyond */
+    for (uint32_t blk = 0; blk < limits.nr_blocks; blk++) {
+        const uint64_t bad[] = {
+            block_pages[blk], block_pages[blk] + 1, block_pages[blk] << 32,
+            UINT64_MAX,
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+            /* the first page fine, the second not: zero, or with data */
+            distvm_wire_epoch_pages_begin(b, 1, 5, blk);
+            distvm_wire_epoch_pages_add(b, 0, NULL);
+            distvm_wire_epoch_pages_add(b, bad[i], NULL);
+            distvm_wire_end(b);
+            expect_epoch_page_error(b, bad[i], blk, DISTVM_EPOCH_PAGE_ZERO);
+            distvm_wire_epoch_pages_begin(b, 1, 5, blk);
+            distvm_wire_epoch_pages_add(b, block_pages[blk] - 1, data);
+            distvm_wire_epoch_pages_add(b, bad[i], data);
+            distvm_wire_end(b);
+            expect_epoch_page_error(b, bad[i], blk, 0);
+        }
+    }
+
+    /* unknown page flags, with the zero flag or without */
+    for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
+        distvm_wire_epoch_pages_begin(b, 1, 5, 0);
+        distvm_wire_epoch_pages_add(b, 2, NULL);
+        distvm_wire_epoch_pages_add(b, 3, NULL);
+        distvm_wire_end(b);
+        set_u32(b, HDR + EPOCH_PAGES_FIXED + EPOCH_PAGE_HDR + 8, flags[i]);
+        expect_epoch_page_error(b, 3, 0, flags[i]);
+        /* the first page's, with its data */
+        distvm_wire_epoch_pages_begin(b, 1, 5, 0);
+        distvm_wire_epoch_pages_add(b, 2, data);
+        distvm_wire_end(b);
+        set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, flags[i]);
+        expect_epoch_page_error(b, 2, 0, flags[i]);
+    }
+    /* every unknown flag bit */
+    for (int bit = 1; bit < 32; bit++) {
+        distvm_wire_epoch_pages_begin(b, 3, 5, 2);
+        distvm_wire_epoch_pages_add(b, 100, NULL);
+        distvm_wire_end(b);
+        set_u32(b, HDR + EPOCH_PAGES_FIXED + 8,
+                1u << bit | DISTVM_EPOCH_PAGE_ZERO);
+        expect_epoch_page_error(b, 100, 2, 1u << bit | DISTVM_EPOCH_PAGE_ZERO);
+    }
+
+    /* The first bad page is named */
+    distvm_wire_epoch_pages_begin(b, 1, 5, 0);
+    distvm_wire_epoch_pages_add(b, 1, NULL);
+    distvm_wire_epoch_pages_add(b, 16, data);
+    distvm_wire_epoch_pages_add(b, 17, NULL);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 16, 0, 0);
+
+    /* a page without all of its data */
+    distvm_wire_epoch_pages_begin(b, 1, 5, 0);
+    distvm_wire_epoch_pages_add(b, 3, data);
+    distvm_wire_end(b);
+    for (uint32_t cut = 1; cut <= DISTVM_PAGE_SIZE; cut *= 2) {
+        GByteArray *c = buf_dup(b);
+
+        g_byte_array_set_size(c, b->len - cut);
+        set_u32(c, OFF_LENGTH, c->len - HDR);
+        expect_exact_error_ram(c, true, "EPOCH_PAGES message is truncated");
+        g_byte_array_unref(c);
+    }
+    /* a zero page whose flag is cleared: its data never came */
+    distvm_wire_epoch_pages_begin(b, 1, 5, 0);
+    distvm_wire_epoch_pages_add(b, 3, NULL);
+    distvm_wire_epoch_pages_add(b, 4, NULL);
+    distvm_wire_end(b);
+    set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, 0);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message is truncated");
+    /* a changed page whose zero flag is set: its data is garbage */
+    distvm_wire_epoch_pages_begin(b, 1, 5, 0);
+    distvm_wire_epoch_pages_add(b, 3, data);
+    distvm_wire_end(b);
+    set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, DISTVM_EPOCH_PAGE_ZERO);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message has 4096 bytes of "
+                           "trailing garbage");
+
+    /* a count the pages do not match, either way */
+    distvm_wire_epoch_pages_begin(b, 2, 5, 0);
+    distvm_wire_epoch_pages_add(b, 3, data);
+    distvm_wire_epoch_pages_add(b, 4, NULL);
+    distvm_wire_end(b);
+    set_u32(b, HDR + 12, 3);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message is truncated");
+    set_u32(b, HDR + 12, 1);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message has 12 bytes of "
+                           "trailing garbage");
+
+    /* every cut is truncated, every byte more is garbage */
+    distvm_wire_epoch_pages_begin(b, 2, 5, 0);
+    distvm_wire_epoch_pages_add(b, 0, NULL);
+    distvm_wire_epoch_pages_add(b, 15, data);
+    distvm_wire_epoch_pages_add(b, 7, NULL);
+    distvm_wire_end(b);
+    check_exact_length(b, true);
+    distvm_wire_epoch_pages_begin(b, 3, UINT64_MAX, 2);
+    distvm_wire_epoch_pages_add(b, 262143, NULL);
+    distvm_wire_end(b);
+    distvm_wire_set_seq(b, UINT64_MAX);
+    check_exact_length(b, true);
+
+    /*
+     * The order of the checks: the sender, the RAM layout, the epoch, the
+     * block and the count, each page (its number and flags, then its
+     * data), then trailing bytes
+     */
+    distvm_wire_epoch_pages_begin(b, 4, 0, 3);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits_no_ram, "EPOCH_PAGES message names node "
+                        "4 in its sender; the cluster has 4");
+    expect_decode_error(b, &limits, "EPOCH_PAGES message names node 4 in "
+                        "its sender; the cluster has 4");
+    distvm_wire_epoch_pages_begin(b, 1, 5, 0);
+    distvm_wire_epoch_pages_add(b, 16, NULL);
+    distvm_wire_end(b);
+    set_u32(b, HDR + 12, DISTVM_EPOCH_PAGES_MAX + 1);
+    expect_epoch_pages_error(b, 5, DISTVM_EPOCH_PAGES_MAX + 1, 0);
+    set_u32(b, HDR + 12, 2);
+    expect_epoch_page_error(b, 16, 0, DISTVM_EPOCH_PAGE_ZERO);
+    distvm_wire_epoch_pages_begin(b, 1, 5, 0);
+    distvm_wire_epoch_pages_add(b, 3, NULL);
+    distvm_wire_end(b);
+    distvm_wire_put_u64(b, 4);
+    distvm_wire_put_u32(b, 0x2);
+    distvm_wire_put_u32(b, 0);
+    set_u32(b, OFF_LENGTH, b->len - HDR);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message has 16 bytes of "
+                           "trailing garbage");
+    set_u32(b, HDR + 12, 2);
+    expect_epoch_page_error(b, 4, 0, 0x2);
+
+    /* EPOCH retyped, and the other way */
+    distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 1, .epoch = 1, .bytes = 4096,
+    });
+    set_u16(b, OFF_TYPE, DISTVM_MSG_EPOCH_PAGES);
+    expect_epoch_pages_error(b, 0x100000002ull, 0, 1);
+    distvm_wire_epoch_pages_begin(b, 2, 5, 0);
+    distvm_wire_epoch_pages_add(b, 3, NULL);
+    distvm_wire_end(b);
+    expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message has 4 bytes of "
+                         "trailing garbage");
+    g_byte_array_unref(b);
+}
+
+/*
+ * An EPOCH_STATE @st from @src: its layout (the one built by hand, bit for
+ * bit), and its decoding under @lim
+ */
+static void check_epoch_state(const DistvmWireLimits *lim, uint32_t src,
+                              const DistvmMsgEpochState *st)
+{
+    GByteArray *b = g_byte_array_new();
+    GByteArray *hand = g_byte_array_new();
+    uint32_t len = EPOCH_STATE_FIXED + st->len;
+    const uint8_t *p;
+    Decoded d;
+
+    distvm_wire_epoch_state(b, src, st);
+    g_assert_cmpuint(b->len, ==, HDR + len);
+    g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
+                     DISTVM_MSG_EPOCH_STATE);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_LENGTH), ==, len);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_SRC), ==, src);
+    /* the encoder numbers none */
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+    /* epoch, kind, index, total, offset, then the bytes */
+    p = b->data + HDR;
+    g_assert_cmphex(ldq_le_p(p), ==, st->epoch);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 8), ==, st->kind);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 12), ==, st->index);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 16), ==, st->total);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 20), ==, st->offset);
+    g_assert_cmpmem(p + EPOCH_STATE_FIXED, st->len, st->data, st->len);
+
+    distvm_wire_begin(hand, DISTVM_MSG_EPOCH_STATE, src, 0);
+    distvm_wire_put_u64(hand, st->epoch);
+    distvm_wire_put_u32(hand, st->kind);
+    distvm_wire_put_u32(hand, st->index);
+    distvm_wire_put_u32(hand, st->total);
+    distvm_wire_put_u32(hand, st->offset);
+    distvm_wire_put_bytes(hand, st->data, st->len);
+    distvm_wire_end(hand);
+    g_assert_cmpmem(hand->data, hand->len, b->data, b->len);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH_STATE, len, src, 0);
+    g_assert_cmphex(d.msg.u.epoch_state.epoch, ==, st->epoch);
+    g_assert_cmpuint(d.msg.u.epoch_state.kind, ==, st->kind);
+    g_assert_cmpuint(d.msg.u.epoch_state.index, ==, st->index);
+    g_assert_cmpuint(d.msg.u.epoch_state.total, ==, st->total);
+    g_assert_cmpuint(d.msg.u.epoch_state.offset, ==, st->offset);
+    g_assert_cmpuint(d.msg.u.epoch_state.len, ==, st->len);
+    /* the bytes stay in the payload: the rest of it */
+    g_assert(d.msg.u.epoch_state.data == d.payload + EPOCH_STATE_FIXED);
+    g_assert_cmpmem(d.msg.u.epoch_state.data, d.msg.u.epoch_state.len,
+                    st->data, st->len);
+    decoded_free(&d);
+
+    g_byte_array_unref(hand);
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH_STATE: bytes of a vCPU's state or of the devices' (index 0), of
+ * up to DISTVM_EPOCH_STATE_MAX bytes, whole or a chunk of it at an
+ * offset; no RAM layout is needed
+ */
+static void test_epoch_state(void)
+{
+    enum {
+        VCPU = DISTVM_EPOCH_STATE_VCPU,
+        DEVICES = DISTVM_EPOCH_STATE_DEVICES,
+    };
+    /* the largest chunk a payload carries */
+    const uint32_t most = DISTVM_WIRE_MAX_PAYLOAD - EPOCH_STATE_FIXED;
+    g_autofree uint8_t *state = g_malloc(DISTVM_WIRE_MAX_PAYLOAD);
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < DISTVM_WIRE_MAX_PAYLOAD; i++) {
+        state[i] = i * 37 + i / 251;
+    }
+
+    /* a vCPU's state whole, in one message, from any node */
+    for (uint32_t src = 0; src < limits.nodes; src++) {
+        check_epoch_state(&limits, src, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = VCPU, .index = 7, .total = 1000,
+            .offset = 0, .len = 1000, .data = state,
+        });
+    }
+    /* a chunk at an offset, in the middle; the last chunk */
+    check_epoch_state(&limits, 2, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU, .index = 3, .total = 10000,
+        .offset = 4096, .len = 1000, .data = state + 4096,
+    });
+    check_epoch_state(&limits, 2, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU, .index = 3, .total = 10000,
+        .offset = 8192, .len = 1808, .data = state + 8192,
+    });
+    /* one byte: the first, the only, the last */
+    check_epoch_state(&limits, 1, &(DistvmMsgEpochState) {
+        .epoch = 1, .kind = VCPU, .index = 0, .total = 10000, .offset = 0,
+        .len = 1, .data = state,
+    });
+    check_epoch_state(&limits, 1, &(DistvmMsgEpochState) {
+        .epoch = 1, .kind = VCPU, .index = 0, .total = 1, .offset = 0,
+        .len = 1, .data = state,
+    });
+    check_epoch_state(&limits, 1, &(DistvmMsgEpochState) {
+        .epoch = 1, .kind = VCPU, .index = 0, .total = 10000,
+        .offset = 9999, .len = 1, .data = state + 9999,
+    });
+    /* each vCPU of the machine; the only one; the last of the most */
+    for (uint32_t cpu = 0; cpu < limits.nr_vcpus; cpu++) {
+        check_epoch_state(&limits, cpu % limits.nodes,
+                          &(DistvmMsgEpochState) {
+            .epoch = cpu + 1, .kind = VCPU, .index = cpu, .total = 600,
+            .offset = 100 * cpu % 600, .len = 100, .data = state + cpu,
+        });
+    }
+    check_epoch_state(&limits_one_vcpu, 1, &(DistvmMsgEpochState) {
+        .epoch = 2, .kind = VCPU, .index = 0, .total = 64, .offset = 32,
+        .len = 32, .data = state,
+    });
+    check_epoch_state(&limits_most, DISTVM_WIRE_MAX_NODES - 1,
+                      &(DistvmMsgEpochState) {
+        .epoch = UINT64_MAX, .kind = VCPU, .index = UINT32_MAX - 1,
+        .total = 64, .offset = 0, .len = 64, .data = state,
+    });
+
+    /* home's devices, index 0; no vCPU or RAM layout needed */
+    check_epoch_state(&limits, 0, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES, .index = 0, .total = 300000,
+        .offset = 0, .len = 300000, .data = state,
+    });
+    check_epoch_state(&limits_no_ram, 0, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES, .index = 0, .total = 300000,
+        .offset = 200000, .len = 100000, .data = state + 200000,
+    });
+    check_epoch_state(&limits_nodes_only, 0, &(DistvmMsgEpochState) {
+        .epoch = UINT64_MAX, .kind = DEVICES, .index = 0, .total = 1,
+        .offset = 0, .len = 1, .data = state,
+    });
+    /* (the decoder does not know who may send them: distvm-epoch.c does) */
+    check_epoch_state(&limits, 3, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES, .index = 0, .total = 2, .offset = 1,
+        .len = 1, .data = state,
+    });
+
+    /* the largest state: chunks as large as a payload, first and last */
+    check_epoch_state(&limits, 2, &(DistvmMsgEpochState) {
+        .epoch = 3, .kind = VCPU, .index = 1, .total = DISTVM_EPOCH_STATE_MAX,
+        .offset = 0, .len = most, .data = state,
+    });
+    check_epoch_state(&limits, 0, &(DistvmMsgEpochState) {
+        .epoch = 3, .kind = DEVICES, .index = 0,
+        .total = DISTVM_EPOCH_STATE_MAX,
+        .offset = DISTVM_EPOCH_STATE_MAX - most, .len = most, .data = state,
+    });
+    check_epoch_state(&limits, 0, &(DistvmMsgEpochState) {
+        .epoch = 3, .kind = DEVICES, .index = 0,
+        .total = DISTVM_EPOCH_STATE_MAX,
+        .offset = DISTVM_EPOCH_STATE_MAX - 1, .len = 1, .data = state,
+    });
+
+    /* a sequence number is not looked at: passed through as it is */
+    for (size_t i = 0; i < ARRAY_SIZE(flow_dones); i++) {
+        distvm_wire_epoch_state(b, 1, &(DistvmMsgEpochState) {
+            .epoch = 4, .kind = VCPU, .index = 2, .total = 50, .offset = 10,
+            .len = 20, .data = state,
+        });
+        distvm_wire_set_seq(b, flow_dones[i]);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH_STATE, EPOCH_STATE_FIXED + 20,
+                  1, flow_dones[i]);
+        g_assert_cmpuint(d.msg.u.epoch_state.offset, ==, 10);
+        g_assert_cmpuint(d.msg.u.epoch_state.len, ==, 20);
+        decoded_free(&d);
+    }
+
+    /* distvm_wire_epoch_state empties the buffer first */
+    distvm_wire_empty(b, DISTVM_MSG_READY, 1, 2);
+    distvm_wire_epoch_state(b, 0, &(DistvmMsgEpochState) {
+        .epoch = 1, .kind = DEVICES, .total = 3, .len = 3, .data = state,
+    });
+    g_assert_cmpuint(b->len, ==, HDR + EPOCH_STATE_FIXED + 3);
+    g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
+    g_byte_array_unref(b);
+}
+
+/* EPOCH_STATE @st from @src must be refused for it under @lim, exactly */
+static void expect_epoch_state_error(const DistvmWireLimits *lim,
+                                     uint32_t src,
+                                     const DistvmMsgEpochState *st)
+{
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *what = epoch_state_error(st->epoch, st->kind, st->index,
+                                              st->offset,
+                                              (uint64_t)st->offset + st->len,
+                                              st->total);
+    g_autofree char *got = NULL;
+
+    distvm_wire_epoch_state(b, src, st);
+    got = decode_error(b, lim);
+    g_assert_cmpstr(got, ==, what);
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH_STATE of an unknown kind, of a vCPU that does not exist, of the
+ * devices with an index, of a state too large, without bytes, with bytes
+ * past the end of the state, or of epoch 0
+ */
+static void test_epoch_state_bad(void)
+{
+    enum {
+        VCPU = DISTVM_EPOCH_STATE_VCPU,
+        DEVICES = DISTVM_EPOCH_STATE_DEVICES,
+    };
+    static const uint32_t kinds[] = {
+        DISTVM_EPOCH_STATE__MAX, DISTVM_EPOCH_STATE__MAX + 1, 0x100,
+        0x80000000u, UINT32_MAX,
+    };
+    static const uint32_t cpus[] = { 8, 9, 0x80000000u, UINT32_MAX };
+    static const uint32_t totals[] = {
+        DISTVM_EPOCH_STATE_MAX + 1, DISTVM_EPOCH_STATE_MAX * 2,
+        0x80000000u, UINT32_MAX,
+    };
+    static uint8_t state[4096];
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *got = NULL;
+
+    /* kinds that do not exist, of any index */
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+        expect_epoch_state_error(&limits, 1, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = kinds[i], .index = 0, .total = 100,
+            .offset = 0, .len = 100, .data = state,
+        });
+        expect_epoch_state_error(&limits_no_ram, 2, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = kinds[i], .index = 7, .total = 100,
+            .offset = 50, .len = 10, .data = state,
+        });
+    }
+
+    /* a vCPU that does not exist */
+    for (size_t i = 0; i < ARRAY_SIZE(cpus); i++) {
+        expect_epoch_state_error(&limits, 1, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = VCPU, .index = cpus[i], .total = 100,
+            .offset = 0, .len = 100, .data = state,
+        });
+    }
+    /* the limit is the machine's vCPUs */
+    expect_epoch_state_error(&limits_one_vcpu, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU, .index = 1, .total = 1, .offset = 0,
+        .len = 1, .data = state,
+    });
+    expect_epoch_state_error(&limits_nodes_only, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU, .index = 0, .total = 1, .offset = 0,
+        .len = 1, .data = state,
+    });
+
+    /* the devices' state has index 0 */
+    for (uint32_t index = 1; index < 10; index++) {
+        expect_epoch_state_error(&limits, 0, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = DEVICES, .index = index, .total = 100,
+            .offset = 0, .len = 100, .data = state,
+        });
+    }
+    expect_epoch_state_error(&limits, 0, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES, .index = UINT32_MAX, .total = 100,
+        .offset = 0, .len = 100, .data = state,
+    });
+    /* even if there are no vCPUs, or as many as there can be */
+    expect_epoch_state_error(&limits_nodes_only, 0, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES, .index = 1, .total = 1, .offset = 0,
+        .len = 1, .data = state,
+    });
+    expect_epoch_state_error(&limits_most, 0, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES, .index = 1, .total = 1, .offset = 0,
+        .len = 1, .data = state,
+    });
+
+    /* a state larger than DISTVM_EPOCH_STATE_MAX, at its start or end */
+    for (size_t i = 0; i < ARRAY_SIZE(totals); i++) {
+        expect_epoch_state_error(&limits, 2, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = VCPU, .index = 2, .total = totals[i],
+            .offset = 0, .len = 16, .data = state,
+        });
+        expect_epoch_state_error(&limits, 0, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = DEVICES, .index = 0, .total = totals[i],
+            .offset = totals[i] - 16, .len = 16, .data = state,
+        });
+    }
+
+    /* no bytes: at the start, in the middle, at the end, of nothing */
+    expect_epoch_state_error(&limits, 2, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU, .index = 2, .total = 100, .offset = 0,
+        .len = 0, .data = state,
+    });
+    expect_epoch_state_error(&limits, 2, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU, .index = 2, .total = 100, .offset = 50,
+        .len = 0, .data = state,
+    });
+    expect_epoch_state_error(&limits, 2, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU, .index = 2, .total = 100, .offset = 100,
+        .len = 0, .data = state,
+    });
+    expect_epoch_state_error(&limits, 0, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES, .index = 0, .total = 0, .offset = 0,
+        .len = 0, .data = state,
+    });
+
+    /* bytes past the end of the state */
+    {
+        static const struct {
+            uint32_t total, offset, len;
+        } past[] = {
+            { 100, 0, 101 }, { 100, 50, 51 }, { 100, 99, 2 },
+            { 100, 100, 1 }, { 100, 101, 1 }, { 100, 1000, 4096 },
+            { 0, 0, 1 }, { 1, 1, 1 },
+            { DISTVM_EPOCH_STATE_MAX, DISTVM_EPOCH_STATE_MAX, 1 },
+            { DISTVM_EPOCH_STATE_MAX, DISTVM_EPOCH_STATE_MAX - 1, 2 },
+            /* an offset + len that would wrap in 32 bits */
+            { DISTVM_EPOCH_STATE_MAX, UINT32_MAX, 1 },
+            { DISTVM_EPOCH_STATE_MAX, UINT32_MAX - 1, 4096 },
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(past); i++) {
+            expect_epoch_state_error(&limits, 3, &(DistvmMsgEpochState) {
+                .epoch = 5, .kind = VCPU, .index = 6, .total = past[i].total,
+                .offset = past[i].offset, .len = past[i].len, .data = state,
+            });
+        }
+    }
+
+    /* epoch 0, whatever else */
+    expect_epoch_state_error(&limits, 1, &(DistvmMsgEpochState) {
+        .epoch = 0, .kind = VCPU, .index = 1, .total = 100, .offset = 0,
+        .len = 100, .data = state,
+    });
+    expect_epoch_state_error(&limits, 0, &(DistvmMsgEpochState) {
+        .epoch = 0, .kind = DEVICES, .index = 0, .total = 1, .offset = 0,
+        .len = 1, .data = state,
+    });
+
+    /* every cut of the fixed part is truncated, with RAM or without */
+    distvm_wire_epoch_state(b, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU, .index = 1, .total = 100, .offset = 0,
+        .len = 100, .data = state,
+    });
+    for (uint32_t cut = 0; cut < EPOCH_STATE_FIXED; cut++) {
+        GByteArray *c = buf_dup(b);
+
+        g_byte_array_set_size(c, HDR + cut);
+        set_u32(c, OFF_LENGTH, cut);
+        expect_exact_error(c, "EPOCH_STATE message is truncated");
+        g_byte_array_unref(c);
+    }
+
+    /* The sender is checked first */
+    distvm_wire_epoch_state(b, 4, &(DistvmMsgEpochState) {
+        .epoch = 0, .kind = UINT32_MAX, .total = UINT32_MAX,
+        .offset = UINT32_MAX, .len = 0, .data = state,
+    });
+    expect_decode_error(b, &limits, "EPOCH_STATE message names node 4 in "
+                        "its sender; the cluster has 4");
+
+    /* EPOCH retyped: no bytes; and the other way: one byte too many */
+    distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 1, .epoch = 1, .bytes = 4096,
+    });
+    set_u16(b, OFF_TYPE, DISTVM_MSG_EPOCH_STATE);
+    got = decode_error(b, &limits);
+    g_assert_cmpstr(got, ==, "EPOCH_STATE message of epoch 4294967298, "
+                    "kind 1 and index 0 with bytes 0 to 0 of 4096");
+    distvm_wire_epoch_state(b, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU, .index = 1, .total = 1, .offset = 0,
+        .len = 1, .data = state,
+    });
+    expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message has 1 bytes of "
+                         "trailing garbage");
+    g_byte_array_unref(b);
+}
+
 /* @clock sent from node 1 must be refused with exactly @what */
 static void expect_clock_regs_error(const DistvmMsgClockRegs *clock,
                                     const char *what)
@@ -6944,11 +8383,10 @@ static void test_failed_decode_reuse(void)
 
             /*
              * fails after allocating part of the message; a VCPU_STATE
-             * one byte short only has a shorter state, one without any
-             * state fails
+             * or an EPOCH_STATE one byte short only has a shorter state,
+             * one without any state fails
              */
-            hdr.length = hdr.type == DISTVM_MSG_VCPU_STATE ? VCPU_FIXED
-                                                           : len - 1;
+            hdr.length = state_fixed(m) ? state_fixed(m) : len - 1;
             g_assert_false(distvm_wire_decode(&hdr, payload, &limits, &msg,
                                               &err));
             error_free_or_abort(&err);
@@ -7066,6 +8504,14 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/mgr-move-bad", test_mgr_move_bad);
     g_test_add_func("/distvm/wire/decode/mgr-entries-bad",
                     test_mgr_entries_bad);
+    g_test_add_func("/distvm/wire/roundtrip/epoch", test_epoch);
+    g_test_add_func("/distvm/wire/roundtrip/epoch-pages", test_epoch_pages);
+    g_test_add_func("/distvm/wire/roundtrip/epoch-state", test_epoch_state);
+    g_test_add_func("/distvm/wire/decode/epoch-bad", test_epoch_bad);
+    g_test_add_func("/distvm/wire/decode/epoch-pages-bad",
+                    test_epoch_pages_bad);
+    g_test_add_func("/distvm/wire/decode/epoch-state-bad",
+                    test_epoch_state_bad);
     g_test_add_func("/distvm/wire/decode/res-bad-size", test_res_bad_size);
     g_test_add_func("/distvm/wire/decode/res-bad-addr", test_res_bad_addr);
     g_test_add_func("/distvm/wire/decode/res-bad-flags", test_res_bad_flags);
@@ -7140,6 +8586,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roles", test_roles);
     g_test_add_func("/distvm/wire/roles/res-set", test_res_set_roles);
     g_test_add_func("/distvm/wire/roles/mgr-move", test_mgr_move_roles);
+    g_test_add_func("/distvm/wire/roles/epoch", test_epoch_roles);
     g_test_add_func("/distvm/wire/msg-vcpu", test_msg_vcpu);
     g_test_add_func("/distvm/wire/flow-counted", test_flow_counted);
 
