@@ -71,6 +71,14 @@ static void drain_broadcast(DistvmState *s, DistvmMsgType type, uint32_t node)
     }
 }
 
+/* Home: the drained node leaves, between two checkpoint epochs */
+static void drain_left(DistvmState *s)
+{
+    if (drain.node == qatomic_read(&s->draining) && !drain.managers) {
+        drain_broadcast(s, DISTVM_MSG_NODE_LEFT, drain.node);
+    }
+}
+
 /* vCPUs on each node, and the one with the fewest that @cpu may run on */
 static uint32_t drain_target(DistvmState *s, uint32_t cpu, uint32_t node)
 {
@@ -350,7 +358,7 @@ static void drained_bh(DistvmState *s, const DistvmMsg *msg)
     }
     drain.managers &= ~BIT(src);
     if (!drain.managers) {
-        drain_broadcast(s, DISTVM_MSG_NODE_LEFT, drain.node);
+        distvm_epoch_when_idle(s, drain_left);
     }
 }
 

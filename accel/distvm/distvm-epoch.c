@@ -4,10 +4,9 @@
  * With replicas=1 the cluster takes a consistent checkpoint every
  * checkpoint-ms (DESIGN.md section 15), in these steps:
  *
- * 1. Home pauses its guest, without a run state change so that a "stop"
- *    meanwhile is taken as usual, and its devices stop as for a save; the
- *    other nodes stop their vCPUs as for a "stop" (distvm-runstate.c) and
- *    answer STOPPED.
+ * 1. Home pauses the guest, its devices included, without a run state
+ *    change (distvm_guest_pause(): a "stop" meanwhile is taken as usual);
+ *    so do the other nodes, which answer STOPPED.
  * 2. Once every node stopped, no vCPU runs and no page travels for one:
  *    home sends SAVE.  Each node sends its replica (the next node of the
  *    cluster in node order) the state of the vCPUs it runs and the pages
@@ -50,10 +49,7 @@
 #include "io/channel-buffer.h"
 #include "migration/qemu-file.h"
 #include "migration/savevm.h"
-#include "block/block-global-state.h"
 #include "hw/core/cpu.h"
-#include "system/cpus.h"
-#include "system/cpu-timers.h"
 #include "system/runstate.h"
 #include "distvm-internal.h"
 #include "distvm-ram.h"
@@ -98,6 +94,7 @@ struct DistvmEpoch {
     QemuMutex lock;             /* the stores and the fields below */
     EpochStore *stores[DISTVM_MAX_NODES];   /* by the node they are of */
     uint64_t committed;         /* the last COMMIT */
+    uint64_t ended;             /* atomic: the last COMMIT or ABORT */
 
     /* In the main loop: the replica of this node's last epoch, if any */
     uint32_t sent_to;
@@ -117,7 +114,12 @@ struct DistvmEpoch {
     uint64_t all_bytes;         /* of every committed epoch */
     uint32_t pause_us[EPOCH_PAUSE_SAMPLES];
     unsigned nr_pauses;
+    GSList *when_idle;          /* EpochWhenIdle, run once the epoch ends */
 };
+
+typedef struct EpochWhenIdle {
+    void (*fn)(DistvmState *s);
+} EpochWhenIdle;
 
 static inline gpointer page_key(uint32_t block, uint64_t page)
 {
@@ -268,6 +270,7 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
     if (commit) {
         e->committed = epoch;
     }
+    qatomic_set(&e->ended, MAX(e->ended, epoch));
 }
 
 static void epoch_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
@@ -437,36 +440,33 @@ static void epoch_arm(DistvmState *s, int64_t ms)
     timer_mod(s->epoch->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + ms);
 }
 
-/*
- * Pause the guest for an epoch as vm_stop() would, devices included,
- * but leave the run state alone: a "stop" meanwhile stops the guest for
- * good, and the resume below then leaves it stopped.  The nodes stop
- * through the VM state change (distvm-runstate.c).
- */
-static void guest_pause(void)
-{
-    cpu_disable_ticks();
-    pause_all_vcpus();
-    vm_state_notify(false, RUN_STATE_SAVE_VM);
-    bdrv_drain_all();
-}
-
-static void guest_resume(void)
-{
-    if (runstate_is_running()) {
-        cpu_enable_ticks();
-        vm_state_notify(true, RUN_STATE_RUNNING);
-        resume_all_vcpus();
-    }
-}
-
 static void epoch_end(DistvmState *s)
 {
     DistvmEpoch *e = s->epoch;
 
     e->phase = EPOCH_IDLE;
-    guest_resume();
+    distvm_guest_resume();
     epoch_arm(s, s->checkpoint_ms);
+    while (e->when_idle) {
+        g_autofree EpochWhenIdle *w = e->when_idle->data;
+
+        e->when_idle = g_slist_delete_link(e->when_idle, e->when_idle);
+        w->fn(s);
+    }
+}
+
+void distvm_epoch_when_idle(DistvmState *s, void (*fn)(DistvmState *s))
+{
+    DistvmEpoch *e = s->epoch;
+    EpochWhenIdle *w;
+
+    if (!e || e->phase == EPOCH_IDLE) {
+        fn(s);
+        return;
+    }
+    w = g_new(EpochWhenIdle, 1);
+    w->fn = fn;
+    e->when_idle = g_slist_append(e->when_idle, w);
 }
 
 /*
@@ -564,7 +564,7 @@ static void epoch_begin(DistvmState *s)
     e->waiting = qatomic_read(&s->present) & ~BIT(s->node_id);
     e->begun_ns = get_clock();
     trace_distvm_epoch_begin(e->epoch, e->waiting);
-    guest_pause();
+    distvm_guest_pause();
     /* Until the nodes answer: past peer-timeout, one is lost */
     epoch_arm(s, s->peer_timeout * 1000);
 }
@@ -632,14 +632,25 @@ void distvm_epoch_node_stopped(DistvmState *s, uint32_t node)
 
 /* ---- messages ---- */
 
-/* Whether this node keeps @src's state; refuse its data otherwise */
-static bool replica_check(DistvmState *s, const DistvmMsg *msg)
+/*
+ * Whether this node takes @src's data of epoch @epoch.  Not whether it
+ * is @src's replica: a node that joined or left just before the epoch
+ * may be known to @src before this node (home's NODE_JOINED or NODE_LEFT
+ * reach them on different connections), and the data of a node that is
+ * not its replica is dropped once an epoch commits (stores_end_epoch()).
+ * But never data of an epoch that ended, or of one after the next: that
+ * of the next may come before this one's COMMIT.  A node that saw no
+ * epoch end yet (one that just joined) takes any.
+ */
+static bool replica_check(DistvmState *s, const DistvmMsg *msg,
+                          uint64_t epoch)
 {
-    if (replica_of(s, msg->hdr.src) != s->node_id) {
-        distvm_msg_refused(s, msg->hdr.src, "%s: node %" PRIu32 " is not the "
-                           "replica of node %" PRIu32,
-                           distvm_msg_type_name(msg->hdr.type), s->node_id,
-                           msg->hdr.src);
+    uint64_t ended = qatomic_read(&s->epoch->ended);
+
+    if (ended && (epoch <= ended || epoch > ended + 2)) {
+        distvm_msg_refused(s, msg->hdr.src, "%s of epoch %" PRIu64 " once "
+                           "epoch %" PRIu64 " ended",
+                           distvm_msg_type_name(msg->hdr.type), epoch, ended);
         return false;
     }
     return true;
@@ -653,7 +664,7 @@ static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
     const uint8_t *pos = ep->entries;
     EpochPending *p;
 
-    if (!replica_check(s, msg)) {
+    if (!replica_check(s, msg, ep->epoch)) {
         return false;
     }
     qemu_mutex_lock(&e->lock);
@@ -684,7 +695,7 @@ static bool epoch_state_received(DistvmState *s, const DistvmMsg *msg)
     EpochPending *p;
     EpochCopy *c;
 
-    if (!replica_check(s, msg)) {
+    if (!replica_check(s, msg, es->epoch)) {
         return false;
     }
     if (es->kind == DISTVM_EPOCH_STATE_DEVICES &&
@@ -730,7 +741,7 @@ static bool epoch_sent_received(DistvmState *s, const DistvmMsg *msg)
     EpochPending *p;
     bool whole = true;
 
-    if (!replica_check(s, msg)) {
+    if (!replica_check(s, msg, epoch)) {
         return false;
     }
     qemu_mutex_lock(&e->lock);

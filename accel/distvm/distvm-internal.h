@@ -399,6 +399,12 @@ void distvm_handoff_end(DistvmState *s);
 void distvm_epoch_init(DistvmState *s);
 /* Home, in the main loop: @node stopped its vCPUs (a RUN_STATE STOPPED) */
 void distvm_epoch_node_stopped(DistvmState *s, uint32_t node);
+/*
+ * Home, in the main loop: run @fn once no epoch is being taken (now if
+ * none is): a node joins or leaves between two epochs, so that the nodes
+ * agree on which node is whose replica for the whole of one.
+ */
+void distvm_epoch_when_idle(DistvmState *s, void (*fn)(DistvmState *s));
 DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s);
 DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
                                                  const char *ramblock,
@@ -693,6 +699,9 @@ void distvm_leave_peer_bye(DistvmState *s, uint32_t node);
 bool distvm_leave_ending(DistvmState *s);
 void distvm_runstate_start(DistvmState *s);
 void distvm_hold_vcpus(bool hold);
+/* The guest paused for a checkpoint epoch, without a run state change */
+void distvm_guest_pause(void);
+void distvm_guest_resume(void);
 #define DISTVM_RUN_ALL  UINT32_MAX    /* distvm_runstate_send(): the others */
 void distvm_runstate_send(DistvmState *s, uint32_t nodes,
                           DistvmRunAction action, uint64_t number);

@@ -236,6 +236,14 @@ static void join_complete(DistvmState *s)
     qapi_event_send_distvm_node_joined(node, paused_us);
 }
 
+/* join_complete(), between two checkpoint epochs, if it still joins */
+static void join_complete_idle(DistvmState *s)
+{
+    if (join.starting && join.node == qatomic_read(&s->joining)) {
+        join_complete(s);
+    }
+}
+
 /* Home, in the main loop: @node reported READY, its mesh complete. */
 static void join_hold_bh(void *opaque)
 {
@@ -316,7 +324,7 @@ static void join_ready_bh(void *opaque)
             join_refuse(s, join.node, err);
             return;
         }
-        join_complete(s);
+        distvm_epoch_when_idle(s, join_complete_idle);
     }
 }
 

@@ -9,6 +9,12 @@
  * vector) runs them again.  Power-off and quit end the home process,
  * which ends the others in order (distvm-leave.c).
  *
+ * A checkpoint epoch (distvm-epoch.c) pauses the guest on every node as
+ * vm_stop() would, devices included, but without a run state change:
+ * no STOP or RESUME event, and a "stop" meanwhile stops the guest as
+ * usual, which the end of the epoch then leaves stopped
+ * (distvm_guest_pause()); home's PAUSE and CONT carry it to the others.
+ *
  * Each time the guest runs, home sends its clocks: the guest's virtual
  * clock and TSC and the host clocks they were read against.  A node on
  * the same host (same boot id) takes home's offsets as they are, so the
@@ -35,6 +41,7 @@
 #include "system/cpus.h"
 #include "system/runstate.h"
 #include "system/reset.h"
+#include "block/block-global-state.h"
 #include "distvm-internal.h"
 #include "trace.h"
 
@@ -193,6 +200,55 @@ void distvm_runstate_send(DistvmState *s, uint32_t nodes,
     }
 }
 
+/* Paused by distvm_guest_pause(), and neither stopped nor run since */
+static bool paused_silently;
+
+/*
+ * With the BQL: pause the guest for a checkpoint epoch (see above).  On
+ * home, the VM state change has the other nodes pause too.
+ */
+void distvm_guest_pause(void)
+{
+    if (!runstate_is_running() || paused_silently) {
+        return;
+    }
+    cpu_disable_ticks();
+    pause_all_vcpus();
+    paused_silently = true;
+    vm_state_notify(false, RUN_STATE_SAVE_VM);
+    bdrv_drain_all();
+}
+
+/* ... and run it again, unless it was stopped or run meanwhile */
+static bool guest_resume(DistvmState *s, const DistvmRunMsg *clocks)
+{
+    if (!paused_silently) {
+        return false;
+    }
+    paused_silently = false;
+    cpu_enable_ticks();
+    vm_state_notify(true, RUN_STATE_RUNNING);
+    if (clocks) {
+        apply_clocks(s, clocks);
+    }
+    resume_all_vcpus();
+    return true;
+}
+
+void distvm_guest_resume(void)
+{
+    guest_resume(distvm_state(), NULL);
+}
+
+/* Any other run state change ends a silent pause: "stop", "cont", ... */
+static void silent_pause_state_change(void *opaque, bool running,
+                                      RunState state)
+{
+    if (state != RUN_STATE_SAVE_VM && !running) {
+        paused_silently = false;
+    }
+}
+
 static void send_run_state(DistvmState *s, DistvmRunAction action)
 {
     distvm_runstate_send(s, action == DISTVM_RUN_STOPPED ?
@@ -244,7 +300,9 @@ static void distvm_vm_state_change(void *opaque, bool running, RunState state)
         s->run->nodes_stopped_ns = 0;
         s->run->nodes_stopped_ticks = 0;
     }
-    send_run_state(s, running ? DISTVM_RUN_CONT : DISTVM_RUN_STOP);
+    send_run_state(s, running ? DISTVM_RUN_CONT :
+                   state == RUN_STATE_SAVE_VM ? DISTVM_RUN_PAUSE :
+                   DISTVM_RUN_STOP);
 }
 
 /*
@@ -302,7 +360,7 @@ static void reset_own_vcpus(DistvmState *s)
             x86_cpu_after_reset(X86_CPU(cpu));
         }
     }
-    if (runstate_is_running()) {
+    if (runstate_is_running() && !paused_silently) {
         resume_all_vcpus();
     }
 }
@@ -330,7 +388,14 @@ static void run_state_bh(void *opaque)
         /* Stopped already, it answers too: home may wait (distvm-epoch.c) */
         send_run_state(s, DISTVM_RUN_STOPPED);
         break;
+    case DISTVM_RUN_PAUSE:
+        distvm_guest_pause();
+        send_run_state(s, DISTVM_RUN_STOPPED);
+        break;
     case DISTVM_RUN_CONT:
+        if (guest_resume(s, m)) {
+            break;                      /* a checkpoint epoch's end */
+        }
         if (runstate_is_running()) {
             apply_clocks(s, m);         /* the guest's first start */
         } else if (!vm_prepare_start(false)) {
@@ -351,6 +416,7 @@ static void run_state_bh(void *opaque)
         break;
     case DISTVM_RUN_STOPPED:
     case DISTVM_RUN_HELD:
+    case DISTVM_RUN__MAX:
         g_assert_not_reached();
     }
     g_free(m);
@@ -445,6 +511,7 @@ void distvm_runstate_init(DistvmState *s)
     s->run->host_id = read_host_id();
     distvm_msg_handlers_register(s, runstate_handlers,
                                  ARRAY_SIZE(runstate_handlers));
+    qemu_add_vm_change_state_handler(silent_pause_state_change, s);
     if (distvm_is_home(s)) {
         qemu_add_vm_change_state_handler(distvm_vm_state_change, s);
         qemu_register_reset(distvm_home_reset, s);

@@ -291,6 +291,7 @@ typedef enum DistvmRunAction {
     DISTVM_RUN_HOLD,            /* hold the vCPUs for join virtual_ns */
     DISTVM_RUN_HELD,            /* node -> home: held, for that join */
     DISTVM_RUN_RELEASE,         /* let them go (they run if the guest does) */
+    DISTVM_RUN_PAUSE,           /* pause the guest for a checkpoint epoch */
     DISTVM_RUN__MAX
 } DistvmRunAction;
 

@@ -8,8 +8,9 @@
  * HPET and takes LAPIC timer interrupts; node 2 joins while it runs,
  * vCPUs move onto it, it is drained and leaves; a node without node-id=
  * joins as node 3 and takes a vCPU; node 2 joins again under its id; and
- * everything the guest leaves must be exact for the rounds it ran.  A
- * node whose machine differs is refused while the guest keeps running.
+ * everything the guest leaves must be exact for the rounds it ran, with
+ * a checkpoint epoch every 20 ms all along.  A node whose machine
+ * differs is refused while the guest keeps running.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -24,6 +25,12 @@
 #define MACHINE "-nodefaults -machine pc -m 128M"
 #define RES(field) (DG_RESULT_BASE + offsetof(struct dg_results, field))
 #define NCPUS 4
+/*
+ * The join test's cluster, which takes a checkpoint epoch every 20 ms
+ * (replicas=1) through its joins, moves and drain
+ */
+#define JOIN_OPTS "start-nodes=2,placement=0:1:1:0,replicas=1," \
+                  "checkpoint-ms=20"
 
 static char *tmpdir;
 
@@ -150,6 +157,39 @@ static uint32_t timer_ticks(QTestState *qts, int cpu)
     return qtest_readl(qts, RES(timer_ticks) + cpu * 4);
 }
 
+/*
+ * Checkpoint epochs went on through it all: each of the @nodes nodes of
+ * @node committed some since it last joined, and keeps pages of another
+ */
+static void check_epochs(DistvmNode **node, int nodes)
+{
+    for (int n = 0; n < nodes; n++) {
+        QDict *ret = qtest_qmp_assert_success_ref(node[n]->qts, "{ 'execute': "
+                                                  "'query-distvm' }");
+        QDict *cp = qdict_get_qdict(ret, "checkpoint");
+        uint64_t committed;
+
+        g_assert_nonnull(cp);
+        committed = qdict_get_int(cp, "committed-epoch");
+        for (int tries = 0; !committed || !qdict_get_int(cp, "stored-pages");
+             tries++) {
+            g_assert_cmpint(tries, <, 500);
+            g_usleep(10 * 1000);
+            qobject_unref(ret);
+            ret = qtest_qmp_assert_success_ref(node[n]->qts, "{ 'execute': "
+                                               "'query-distvm' }");
+            cp = qdict_get_qdict(ret, "checkpoint");
+            committed = qdict_get_int(cp, "committed-epoch");
+        }
+        if (n == 0) {
+            g_test_message("%" PRId64 " epochs committed, %" PRId64
+                           " abandoned", qdict_get_int(cp, "epochs"),
+                           qdict_get_int(cp, "aborted"));
+        }
+        qobject_unref(ret);
+    }
+}
+
 /* The machine, running the bare-metal guest's move workload on NCPUS */
 static char *moves_args(void)
 {
@@ -176,8 +216,7 @@ static void test_join(void)
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
     for (int n = 0; n < 2; n++) {
         g_autofree char *base = distvm_cluster_accel_opts(dir, 4, n);
-        g_autofree char *opts = g_strdup_printf("%s,start-nodes=2,"
-                                                "placement=0:1:1:0", base);
+        g_autofree char *opts = g_strdup_printf("%s," JOIN_OPTS, base);
 
         node[n] = distvm_node_start(dir, n, opts, args);
     }
@@ -217,8 +256,7 @@ static void test_join(void)
     }
 
     /* The same machine joins */
-    opts2_join = g_strdup_printf("%s,start-nodes=2,placement=0:1:1:0",
-                                 opts2);
+    opts2_join = g_strdup_printf("%s," JOIN_OPTS, opts2);
     join_node(node, 2, dir, 2, opts2_join, args, "running");
     /* It knows where every vCPU runs, and runs none */
     for (int cpu = 0; cpu < NCPUS; cpu++) {
@@ -319,7 +357,7 @@ static void test_join(void)
     {
         g_autofree char *opts = g_strdup_printf(
             "nodes=4,listen=unix:%s/node3.sock,home=unix:%s/node0.sock,"
-            "start-nodes=2,placement=0:1:1:0,peer-timeout=3", dir, dir);
+            JOIN_OPTS ",peer-timeout=3", dir, dir);
 
         join_node(node, 2, dir, 3, opts, args, "running");
     }
@@ -355,6 +393,7 @@ static void test_join(void)
     wait_rounds(node[0]->qts, node[3]->qts, 2);
 
     distvm_check_moves_results(node, 4, NCPUS);
+    check_epochs(node, 4);
     for (int n = 3; n >= 0; n--) {
         distvm_node_quit(node[n]);
     }

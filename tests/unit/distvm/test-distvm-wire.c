@@ -5483,7 +5483,7 @@ static void expect_run_action_error(const DistvmMsgRunState *run)
 static void test_run_state_bad_action(void)
 {
     static const uint32_t actions[] = {
-        7, 8, 9, 0xff, 0x100, 0x10000, 0x7fffffffu, 0x80000000u,
+        8, 9, 10, 0xff, 0x100, 0x10000, 0x7fffffffu, 0x80000000u,
         0x80000001u, UINT32_MAX - 1, UINT32_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -5499,7 +5499,7 @@ static void test_run_state_bad_action(void)
         });
     }
 
-    /* every action below 0x100: the seven defined ones are accepted */
+    /* every action below 0x100: the eight defined ones are accepted */
     for (uint32_t action = 0; action <= 0xff; action++) {
         DistvmMsgRunState run = {
             .action = action, .virtual_ns = action, .host_ns = ~action,
@@ -5522,13 +5522,13 @@ static void test_run_state_bad_action(void)
     }
 
     /* The action is checked before the reserved field */
-    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) { .action = 7 });
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) { .action = 8 });
     set_u32(b, HDR + 4, 1);
     expect_decode_error(b, &limits, "RUN_STATE message with an unknown "
-                        "action 7");
+                        "action 8");
 
     /* The sender is checked first */
-    distvm_wire_run_state(b, 4, &(DistvmMsgRunState) { .action = 7 });
+    distvm_wire_run_state(b, 4, &(DistvmMsgRunState) { .action = 8 });
     expect_decode_error(b, &limits, "in its sender");
     g_byte_array_unref(b);
 }
