@@ -451,6 +451,12 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
         error_setg(errp, "distvm: join-timeout must be at least 1 second");
         return false;
     }
+    if (s->replicas && s->device_nodes) {
+        error_setg(errp, "distvm: replicas=%" PRIu32 " does not keep the "
+                   "state of devices that device-nodes= places on other "
+                   "nodes yet; use one or the other", s->replicas);
+        return false;
+    }
     if (s->replicas && s->nodes < 2) {
         error_setg(errp, "distvm: replicas=%" PRIu32 " keeps each node's "
                    "state on another node, and needs nodes=2 or more",

@@ -6,7 +6,7 @@
  *
  * 1. Home pauses the guest, its devices included, without a run state
  *    change (distvm_guest_pause(): a "stop" meanwhile is taken as usual);
- *    so do the other nodes, which answer STOPPED.
+ *    so do the other nodes, which answer PAUSED.
  * 2. Once every node stopped, no vCPU runs and no page travels for one:
  *    home sends SAVE.  Each node sends its replica (the next node of the
  *    cluster in node order) the state of the vCPUs it runs and the pages
@@ -63,7 +63,7 @@
 /* Where home is in the epoch it takes */
 typedef enum EpochPhase {
     EPOCH_IDLE,
-    EPOCH_STOPPING,             /* waits for the nodes' STOPPED */
+    EPOCH_STOPPING,             /* waits for the nodes' PAUSED */
     EPOCH_SAVING,               /* waits for STORED of every node's data */
 } EpochPhase;
 
@@ -98,6 +98,7 @@ struct DistvmEpoch {
 
     /* In the main loop: the replica of this node's last epoch, if any */
     uint32_t sent_to;
+    bool sent_aborted;          /* ... and that epoch was abandoned */
 
     /* Home, in the main loop */
     QEMUTimer *timer;
@@ -105,6 +106,7 @@ struct DistvmEpoch {
     uint64_t epoch;             /* the last begun */
     uint32_t waiting;           /* the nodes its phase waits for */
     bool busy;                  /* a node could not save this epoch */
+    uint32_t vcpus;             /* the vCPU states saved */
     int64_t begun_ns;
     uint64_t bytes;
     uint64_t epochs;
@@ -194,7 +196,10 @@ static EpochStore *store_of(DistvmEpoch *e, uint32_t node)
     return e->stores[node];
 }
 
-/* With e->lock: the store's pending data of @epoch, made if none */
+/*
+ * With e->lock: the store's pending data of @epoch, made if none; NULL
+ * if it has two already (this epoch's and the next's are all it takes)
+ */
 static EpochPending *pending_of(EpochStore *st, uint64_t epoch)
 {
     EpochPending *p;
@@ -204,6 +209,9 @@ static EpochPending *pending_of(EpochStore *st, uint64_t epoch)
         if (p->epoch == epoch) {
             return p;
         }
+    }
+    if (st->pending.length >= 2) {
+        return NULL;
     }
     p = g_new0(EpochPending, 1);
     p->epoch = epoch;
@@ -262,7 +270,8 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
             g_queue_delete_link(&st->pending, l);
             pending_free(p);
         }
-        if (commit && replica_of(s, node) != s->node_id) {
+        if (commit && (!distvm_node_present(s, node) ||
+                       replica_of(s, node) != s->node_id)) {
             store_free(st);
             e->stores[node] = NULL;
         }
@@ -274,11 +283,13 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
 }
 
 static void epoch_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
-                       uint32_t node, uint64_t epoch, uint64_t bytes)
+                       uint32_t node, uint64_t epoch, uint64_t bytes,
+                       uint32_t vcpus)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
     DistvmMsgEpoch msg = {
         .step = step, .node = node, .epoch = epoch, .bytes = bytes,
+        .vcpus = vcpus,
     };
 
     distvm_wire_epoch(m, s->node_id, &msg);
@@ -293,7 +304,7 @@ static void epoch_broadcast(DistvmState *s, DistvmEpochStep step,
 
     for (uint32_t i = 0; i < s->nodes; i++) {
         if ((present & BIT(i)) && i != s->node_id) {
-            epoch_send(s, i, step, 0, epoch, 0);
+            epoch_send(s, i, step, 0, epoch, 0, 0);
         }
     }
 }
@@ -307,6 +318,7 @@ typedef struct EpochSender {
     GByteArray *msg;            /* EPOCH_PAGES being filled, or empty */
     uint32_t block;             /* ... of this RAMBlock */
     uint64_t bytes;
+    uint32_t vcpus;
 } EpochSender;
 
 static void sender_send(EpochSender *es)
@@ -396,9 +408,13 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
     Error *err = NULL;
     CPUState *cpu;
 
+    if (!distvm_guest_paused_whole() || !distvm_ram_quiesce(s, 1000)) {
+        trace_distvm_epoch_busy(epoch, -1);
+        return false;   /* stopped, run or reset meanwhile; pages on the way */
+    }
+    /* Leaving here, or coming: its state may be on its way */
     CPU_FOREACH(cpu) {
-        if (distvm_vcpu_node(s, cpu->cpu_index) == s->node_id &&
-            distvm_vcpu_moving(s, cpu->cpu_index)) {
+        if (distvm_vcpu_moving(s, cpu->cpu_index)) {
             trace_distvm_epoch_busy(epoch, cpu->cpu_index);
             return false;
         }
@@ -415,6 +431,7 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
             return false;
         }
         sender_state(&es, DISTVM_EPOCH_STATE_VCPU, cpu->cpu_index, state);
+        es.vcpus++;
     }
     if (distvm_is_home(s)) {
         g_autoptr(GByteArray) state = g_byte_array_new();
@@ -425,11 +442,14 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
         }
         sender_state(&es, DISTVM_EPOCH_STATE_DEVICES, 0, state);
     }
-    distvm_ram_checkpoint_pages(s, es.to != e->sent_to, sender_page, &es);
+    distvm_ram_checkpoint_pages(s, es.to != e->sent_to, e->sent_aborted,
+                                sender_page, &es);
     sender_flush_pages(&es);
     e->sent_to = es.to;
+    e->sent_aborted = false;
     trace_distvm_epoch_sent(epoch, es.to, es.bytes);
-    epoch_send(s, es.to, DISTVM_EPOCH_SENT, s->node_id, epoch, es.bytes);
+    epoch_send(s, es.to, DISTVM_EPOCH_SENT, s->node_id, epoch, es.bytes,
+               es.vcpus);
     return true;
 }
 
@@ -445,7 +465,7 @@ static void epoch_end(DistvmState *s)
     DistvmEpoch *e = s->epoch;
 
     e->phase = EPOCH_IDLE;
-    distvm_guest_resume();
+    distvm_guest_resume(s);
     epoch_arm(s, s->checkpoint_ms);
     while (e->when_idle) {
         g_autofree EpochWhenIdle *w = e->when_idle->data;
@@ -483,7 +503,7 @@ static void epoch_abort(DistvmState *s)
     qemu_mutex_lock(&e->lock);
     stores_end_epoch(s, e->epoch, false);
     qemu_mutex_unlock(&e->lock);
-    e->sent_to = UINT32_MAX;
+    e->sent_aborted = true;
     epoch_end(s);
 }
 
@@ -507,9 +527,25 @@ static void epoch_commit(DistvmState *s)
     epoch_end(s);
 }
 
-/* Home: @node answered SAVE: its data is stored, or it is @busy */
+static uint32_t nr_vcpus_plugged(void)
+{
+    uint32_t n = 0;
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        n++;
+    }
+    return n;
+}
+
+/*
+ * Home: @node answered SAVE: its data is stored, with the states of
+ * @vcpus vCPUs, or it is @busy.  Once every node answered, the epoch
+ * commits if each vCPU's state was saved once: not one whose state was
+ * on its way between two nodes.
+ */
 static void epoch_answered(DistvmState *s, uint32_t node, uint64_t epoch,
-                           bool busy, uint64_t bytes)
+                           bool busy, uint64_t bytes, uint32_t vcpus)
 {
     DistvmEpoch *e = s->epoch;
 
@@ -520,10 +556,11 @@ static void epoch_answered(DistvmState *s, uint32_t node, uint64_t epoch,
     e->waiting &= ~BIT(node);
     e->busy |= busy;
     e->bytes += bytes;
+    e->vcpus += vcpus;
     if (e->waiting) {
         return;
     }
-    if (e->busy) {
+    if (e->busy || e->vcpus != nr_vcpus_plugged()) {
         epoch_abort(s);
     } else {
         epoch_commit(s);
@@ -539,10 +576,16 @@ static void epoch_save_all(DistvmState *s)
     e->waiting = qatomic_read(&s->present);
     e->busy = false;
     e->bytes = 0;
+    e->vcpus = 0;
     epoch_broadcast(s, DISTVM_EPOCH_SAVE, e->epoch);
     if (!epoch_save(s, e->epoch)) {
-        epoch_answered(s, s->node_id, e->epoch, true, 0);
+        epoch_answered(s, s->node_id, e->epoch, true, 0, 0);
     }
+}
+
+bool distvm_epoch_taken(DistvmState *s)
+{
+    return s->epoch && replica_of(s, s->node_id) != s->node_id;
 }
 
 /* Whether home can take an epoch now */
@@ -564,7 +607,7 @@ static void epoch_begin(DistvmState *s)
     e->waiting = qatomic_read(&s->present) & ~BIT(s->node_id);
     e->begun_ns = get_clock();
     trace_distvm_epoch_begin(e->epoch, e->waiting);
-    distvm_guest_pause();
+    distvm_guest_pause(s, e->epoch);
     /* Until the nodes answer: past peer-timeout, one is lost */
     epoch_arm(s, s->peer_timeout * 1000);
 }
@@ -609,7 +652,7 @@ static void epoch_tick(void *opaque)
         }
     } else if (epoch_can_begin(s)) {
         epoch_begin(s);
-        if (!e->waiting) {
+        if (e->phase == EPOCH_STOPPING && !e->waiting) {
             epoch_save_all(s);
         }
     } else {
@@ -617,11 +660,12 @@ static void epoch_tick(void *opaque)
     }
 }
 
-void distvm_epoch_node_stopped(DistvmState *s, uint32_t node)
+void distvm_epoch_node_paused(DistvmState *s, uint32_t node, uint64_t epoch)
 {
     DistvmEpoch *e = s->epoch;
 
-    if (!e || e->phase != EPOCH_STOPPING || !(e->waiting & BIT(node))) {
+    if (!e || e->phase != EPOCH_STOPPING || epoch != e->epoch ||
+        !(e->waiting & BIT(node))) {
         return;
     }
     e->waiting &= ~BIT(node);
@@ -656,6 +700,15 @@ static bool replica_check(DistvmState *s, const DistvmMsg *msg,
     return true;
 }
 
+static bool pending_refused(DistvmState *s, const DistvmMsg *msg,
+                            uint64_t epoch)
+{
+    distvm_msg_refused(s, msg->hdr.src, "%s of epoch %" PRIu64 ", a third "
+                       "epoch not ended", distvm_msg_type_name(msg->hdr.type),
+                       epoch);
+    return false;
+}
+
 /* A replica, in the receive thread: an epoch's pages of its node */
 static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
 {
@@ -669,6 +722,10 @@ static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
     }
     qemu_mutex_lock(&e->lock);
     p = pending_of(store_of(e, msg->hdr.src), ep->epoch);
+    if (!p) {
+        qemu_mutex_unlock(&e->lock);
+        return pending_refused(s, msg, ep->epoch);
+    }
     for (uint32_t i = 0; i < ep->count; i++) {
         EpochCopy *c = g_new0(EpochCopy, 1);
         uint64_t page;
@@ -706,12 +763,16 @@ static bool epoch_state_received(DistvmState *s, const DistvmMsg *msg)
     }
     qemu_mutex_lock(&e->lock);
     p = pending_of(store_of(e, msg->hdr.src), es->epoch);
+    if (!p) {
+        qemu_mutex_unlock(&e->lock);
+        return pending_refused(s, msg, es->epoch);
+    }
     c = g_hash_table_lookup(p->states, key);
     if (es->offset == 0) {
         c = g_new0(EpochCopy, 1);
         c->epoch = es->epoch;
         c->total = es->total;
-        c->data = g_byte_array_sized_new(es->total);
+        c->data = g_byte_array_new();     /* grows with what comes */
         g_hash_table_replace(p->states, key, c);
     } else if (!c || c->total != es->total || c->data->len != es->offset) {
         qemu_mutex_unlock(&e->lock);
@@ -744,8 +805,19 @@ static bool epoch_sent_received(DistvmState *s, const DistvmMsg *msg)
     if (!replica_check(s, msg, epoch)) {
         return false;
     }
+    if (distvm_is_home(s) && replica_of(s, msg->hdr.src) != s->node_id) {
+        /* home counts it as stored: only from the node it keeps */
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH SENT to the home node, "
+                           "which is not the replica of node %" PRIu32,
+                           msg->hdr.src);
+        return false;
+    }
     qemu_mutex_lock(&e->lock);
     p = pending_of(store_of(e, msg->hdr.src), epoch);
+    if (!p) {
+        qemu_mutex_unlock(&e->lock);
+        return pending_refused(s, msg, epoch);
+    }
     g_hash_table_iter_init(&it, p->states);
     while (g_hash_table_iter_next(&it, NULL, &value)) {
         EpochCopy *c = value;
@@ -763,7 +835,7 @@ static bool epoch_sent_received(DistvmState *s, const DistvmMsg *msg)
         return true;            /* epoch_main_loop() counts it */
     }
     epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_STORED, msg->hdr.src, epoch,
-               msg->u.epoch.bytes);
+               msg->u.epoch.bytes, msg->u.epoch.vcpus);
     return false;
 }
 
@@ -796,23 +868,24 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_EPOCH_SAVE:
         if (!epoch_save(s, m->epoch)) {
             epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_BUSY, s->node_id,
-                       m->epoch, 0);
+                       m->epoch, 0, 0);
         }
         break;
     case DISTVM_EPOCH_COMMIT:
         distvm_output_release(m->epoch);
         break;
     case DISTVM_EPOCH_ABORT:
-        e->sent_to = UINT32_MAX;
+        e->sent_aborted = true;
         break;
     case DISTVM_EPOCH_BUSY:
-        epoch_answered(s, msg->hdr.src, m->epoch, true, 0);
+        epoch_answered(s, msg->hdr.src, m->epoch, true, 0, 0);
         break;
     case DISTVM_EPOCH_SENT:     /* home is the replica of its sender */
-        epoch_answered(s, msg->hdr.src, m->epoch, false, m->bytes);
+        epoch_answered(s, msg->hdr.src, m->epoch, false, m->bytes,
+                       m->vcpus);
         break;
     case DISTVM_EPOCH_STORED:
-        epoch_answered(s, m->node, m->epoch, false, m->bytes);
+        epoch_answered(s, m->node, m->epoch, false, m->bytes, m->vcpus);
         break;
     default:
         break;

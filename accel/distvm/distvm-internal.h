@@ -397,8 +397,8 @@ void distvm_handoff_end(DistvmState *s);
 
 /* distvm-epoch.c */
 void distvm_epoch_init(DistvmState *s);
-/* Home, in the main loop: @node stopped its vCPUs (a RUN_STATE STOPPED) */
-void distvm_epoch_node_stopped(DistvmState *s, uint32_t node);
+/* Home, in the main loop: @node paused the guest for @epoch (PAUSED) */
+void distvm_epoch_node_paused(DistvmState *s, uint32_t node, uint64_t epoch);
 /*
  * Home, in the main loop: run @fn once no epoch is being taken (now if
  * none is): a node joins or leaves between two epochs, so that the nodes
@@ -406,6 +406,8 @@ void distvm_epoch_node_stopped(DistvmState *s, uint32_t node);
  */
 void distvm_epoch_when_idle(DistvmState *s, void (*fn)(DistvmState *s));
 DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s);
+/* Whether epochs are taken: replicas=1, and another node to keep state */
+bool distvm_epoch_taken(DistvmState *s);
 DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
                                                  const char *ramblock,
                                                  uint64_t page, Error **errp);
@@ -413,6 +415,8 @@ DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
 /* distvm-output.c: the guest's packets wait for their epoch's commit */
 bool distvm_output_hold(Error **errp);
 void distvm_output_seal(uint64_t epoch);
+/* Hold the packets that come to the guest while an epoch pauses it */
+void distvm_output_pause(bool paused);
 void distvm_output_release(uint64_t epoch);
 void distvm_output_stats(uint64_t *held, uint64_t *released);
 
@@ -700,8 +704,9 @@ bool distvm_leave_ending(DistvmState *s);
 void distvm_runstate_start(DistvmState *s);
 void distvm_hold_vcpus(bool hold);
 /* The guest paused for a checkpoint epoch, without a run state change */
-void distvm_guest_pause(void);
-void distvm_guest_resume(void);
+void distvm_guest_pause(DistvmState *s, uint64_t epoch);
+bool distvm_guest_paused_whole(void);
+void distvm_guest_resume(DistvmState *s);
 #define DISTVM_RUN_ALL  UINT32_MAX    /* distvm_runstate_send(): the others */
 void distvm_runstate_send(DistvmState *s, uint32_t nodes,
                           DistvmRunAction action, uint64_t number);

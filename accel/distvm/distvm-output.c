@@ -5,12 +5,15 @@
  * roll the guest back to the last committed epoch: what the guest sent
  * after it must not have reached the world.  So every node puts a net
  * filter of this type on each network backend that a NIC of its machine
- * sends to (its "rx" queue, which takes the packets the guest sends),
- * as COLO and filter-buffer do.  The filter holds each packet; when an
- * epoch's data is saved (SAVE, with the guest stopped) the packets held
- * so far are sealed with the epoch's number, and when an epoch commits
- * those of it and of earlier, abandoned epochs go on, in order.  Packets
- * that come to the guest are not held.
+ * sends to, as COLO and filter-buffer do.  The filter holds each packet
+ * the guest sends; when an epoch's data is saved (SAVE, with the guest
+ * paused) the packets held so far are sealed with the epoch's number,
+ * and when an epoch commits those of it and of earlier, abandoned epochs
+ * go on, in order.  While the cluster is a single node, which takes no
+ * epochs, they go on at once.
+ *
+ * Packets that come to the guest are held only while an epoch pauses it,
+ * so that no NIC writes them into guest RAM while the nodes save it.
  *
  * Only the NICs of the machine as it starts are covered: one plugged
  * later (device_add) sends its packets at once.  Disk writes are not
@@ -45,10 +48,12 @@ struct DistvmOutputFilter {
     NetQueue *open;             /* the epoch the guest runs in */
     uint64_t open_packets;
     GQueue sealed;              /* HeldEpoch, oldest first */
+    NetQueue *inbound;          /* to the guest, while an epoch pauses it */
 };
 
 /* Under the BQL, as the net layer */
 static GPtrArray *filters;      /* DistvmOutputFilter, one per backend */
+static bool guest_paused;       /* by an epoch */
 static uint64_t held_packets;   /* held now */
 static uint64_t released_packets;
 
@@ -58,6 +63,18 @@ static ssize_t output_receive_iov(NetFilterState *nf, NetClientState *sender,
 {
     DistvmOutputFilter *f = DISTVM_OUTPUT_FILTER(nf);
 
+    if (sender == nf->netdev) {
+        /* To the guest */
+        if (!guest_paused) {
+            return 0;
+        }
+        qemu_net_queue_append_iov(f->inbound, sender, flags, iov, iovcnt,
+                                  NULL);
+        return iov_size(iov, iovcnt);
+    }
+    if (!distvm_epoch_taken(distvm_state())) {
+        return 0;
+    }
     /* Taken: the sender goes on, and its sent_cb is not called */
     qemu_net_queue_append_iov(f->open, sender, flags, iov, iovcnt, NULL);
     f->open_packets++;
@@ -83,6 +100,7 @@ static void output_setup(NetFilterState *nf, Error **errp)
         return;
     }
     f->open = qemu_new_net_queue(qemu_netfilter_pass_to_next, nf);
+    f->inbound = qemu_new_net_queue(qemu_netfilter_pass_to_next, nf);
     g_queue_init(&f->sealed);
     g_ptr_array_add(filters, f);
 }
@@ -106,6 +124,8 @@ static void output_cleanup(NetFilterState *nf)
     held_flush(nf, f->open);
     held_packets -= f->open_packets;
     g_free(f->open);
+    held_flush(nf, f->inbound);
+    g_free(f->inbound);
 }
 
 static void output_class_init(ObjectClass *oc, void *data)
@@ -168,6 +188,16 @@ void distvm_output_release(uint64_t epoch)
     }
 }
 
+void distvm_output_pause(bool paused)
+{
+    guest_paused = paused;
+    for (guint i = 0; !paused && filters && i < filters->len; i++) {
+        DistvmOutputFilter *f = g_ptr_array_index(filters, i);
+
+        held_flush(NETFILTER(f), f->inbound);
+    }
+}
+
 void distvm_output_stats(uint64_t *held, uint64_t *released)
 {
     *held = held_packets;
@@ -188,7 +218,7 @@ static void hold_nic(NICState *nic, void *opaque)
     id = g_strdup_printf("distvm-output-%s", backend->name);
     obj = object_new(TYPE_DISTVM_OUTPUT_FILTER);
     if (object_property_set_str(obj, "netdev", backend->name, errp) &&
-        object_property_set_str(obj, "queue", "rx", errp)) {
+        object_property_set_str(obj, "queue", "all", errp)) {
         object_property_add_child(object_get_objects_root(), id, obj);
         if (!user_creatable_complete(USER_CREATABLE(obj), errp)) {
             object_unparent(obj);

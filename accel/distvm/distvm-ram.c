@@ -117,6 +117,7 @@ typedef struct DistvmBlock {
      * migration was reset, since the last checkpoint (distvm-epoch.c)
      */
     unsigned long *changed;
+    unsigned long *sent;        /* sent in the last checkpoint; ram->lock */
     uint8_t *state;             /* DistvmPageState of every page, here */
     int8_t *owner;              /* directory, for the pages managed here */
     uint16_t *copyset;
@@ -2522,6 +2523,7 @@ static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb,
     b->had_code = bitmap_new(b->pages);
     b->populated = bitmap_new(b->pages);
     b->changed = bitmap_new(b->pages);
+    b->sent = bitmap_new(b->pages);
     ram->block_pages[index] = b->pages;
 }
 
@@ -3138,14 +3140,39 @@ void distvm_ram_mgr_switch(DistvmState *s, uint32_t from, uint32_t to)
 /* ---- monitor ---- */
 
 /*
+ * Checkpoints (distvm-epoch.c), under the BQL: wait until no request of
+ * this node's for a page is under way (with every vCPU of the cluster
+ * held, those a move's warm pages or a sweep left), for at most
+ * @timeout_ms.  Whether there is none.
+ */
+bool distvm_ram_quiesce(DistvmState *s, int64_t timeout_ms)
+{
+    DistvmRam *ram = s->ram;
+    int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + timeout_ms;
+    bool idle;
+
+    for (;;) {
+        qemu_mutex_lock(&ram->lock);
+        idle = !g_hash_table_size(ram->pending);
+        qemu_mutex_unlock(&ram->lock);
+        if (idle || qemu_clock_get_ms(QEMU_CLOCK_REALTIME) >= deadline) {
+            return idle;
+        }
+        g_usleep(100);
+    }
+}
+
+/*
  * Checkpoints (distvm-epoch.c), with every vCPU of the cluster stopped,
  * under the BQL: call @fn for each page of guest RAM this node holds (S
  * or E) that it wrote or that came here writable since the last call, or
  * for every page it holds if @all, with the page's content or NULL if it
- * is all zero.  Writes are logged by TCG's dirty log for migration (which
- * a cluster blocks), started on the first call, and by set_state().
+ * is all zero; and, if @again (the last checkpoint was abandoned), for
+ * those the last call sent too.  Writes are logged by TCG's dirty log
+ * for migration (which a cluster blocks), started on the first call, and
+ * by set_state().
  */
-void distvm_ram_checkpoint_pages(DistvmState *s, bool all,
+void distvm_ram_checkpoint_pages(DistvmState *s, bool all, bool again,
                                  DistvmCheckpointPageFn *fn, void *opaque)
 {
     DistvmRam *ram = s->ram;
@@ -3175,10 +3202,12 @@ void distvm_ram_checkpoint_pages(DistvmState *s, bool all,
         for (uint64_t page = 0; page < b->pages; page++) {
             bool changed = test_bit(page, b->changed) &&
                            bitmap_test_and_clear_atomic(b->changed, page, 1);
+            bool sent = test_bit(page, b->sent);
             uint8_t st = b->state[page];
             const void *host = page_host(b, page);
 
-            if (!all && !changed &&
+            clear_bit(page, b->sent);
+            if (!all && !changed && !(again && sent) &&
                 !cpu_physical_memory_snapshot_get_dirty(
                     snap, page_ram_addr(b, page), DISTVM_PAGE_SIZE)) {
                 continue;
@@ -3186,6 +3215,7 @@ void distvm_ram_checkpoint_pages(DistvmState *s, bool all,
             if (st != DISTVM_PAGE_S && st != DISTVM_PAGE_E) {
                 continue;
             }
+            set_bit(page, b->sent);
             if (!page_populated(ram, b, page) ||
                 buffer_is_zero(host, DISTVM_PAGE_SIZE)) {
                 host = NULL;

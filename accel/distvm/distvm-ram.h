@@ -73,7 +73,8 @@ bool distvm_ram_set_spread(DistvmState *s, bool spread, Error **errp);
 /* A page a checkpoint keeps: its content, or NULL if all zero */
 typedef void DistvmCheckpointPageFn(void *opaque, uint32_t block,
                                     uint64_t page, const void *data);
-void distvm_ram_checkpoint_pages(DistvmState *s, bool all,
+bool distvm_ram_quiesce(DistvmState *s, int64_t timeout_ms);
+void distvm_ram_checkpoint_pages(DistvmState *s, bool all, bool again,
                                  DistvmCheckpointPageFn *fn, void *opaque);
 /* The index of the RAMBlock named @idstr, or -1 if it has none */
 int distvm_ram_block_index(DistvmState *s, const char *idstr);

@@ -9,11 +9,15 @@
  * vector) runs them again.  Power-off and quit end the home process,
  * which ends the others in order (distvm-leave.c).
  *
- * A checkpoint epoch (distvm-epoch.c) pauses the guest on every node as
- * vm_stop() would, devices included, but without a run state change:
- * no STOP or RESUME event, and a "stop" meanwhile stops the guest as
- * usual, which the end of the epoch then leaves stopped
- * (distvm_guest_pause()); home's PAUSE and CONT carry it to the others.
+ * A checkpoint epoch (distvm-epoch.c) pauses the guest on every node
+ * without a run state change (no STOP or RESUME event): the vCPUs are
+ * held, as for a join, so that nothing that resumes them meanwhile (a
+ * "cont", a reset) runs them, and the clocks and devices stop as for
+ * vm_stop().  Home's PAUSE carries it to the others, which answer PAUSED
+ * with the epoch's number, and UNPAUSE, with home's clocks, ends it.  A
+ * "stop" meanwhile takes effect as usual and the guest stays stopped; a
+ * run state change or a reset during the pause marks it disturbed: the
+ * epoch is then not taken (distvm_guest_paused_whole()).
  *
  * Each time the guest runs, home sends its clocks: the guest's virtual
  * clock and TSC and the host clocks they were read against.  A node on
@@ -184,11 +188,12 @@ void distvm_runstate_send(DistvmState *s, uint32_t nodes,
     g_autoptr(GByteArray) m = g_byte_array_new();
     DistvmMsgRunState run = { .action = action };
 
-    if (action == DISTVM_RUN_CONT) {
+    if (action == DISTVM_RUN_CONT || action == DISTVM_RUN_UNPAUSE) {
         read_clocks(s, &run);
-    } else if (action == DISTVM_RUN_STOPPED) {
+    } else if (action == DISTVM_RUN_STOPPED || action == DISTVM_RUN_PAUSED) {
         run.virtual_ns = cpu_get_clock();
         run.guest_ticks = distvm_guest_ticks();
+        run.host_ns = number;           /* PAUSED: the epoch */
     } else if (action != DISTVM_RUN_STOP && action != DISTVM_RUN_RESET) {
         run.virtual_ns = number;
     }
@@ -200,52 +205,99 @@ void distvm_runstate_send(DistvmState *s, uint32_t nodes,
     }
 }
 
-/* Paused by distvm_guest_pause(), and neither stopped nor run since */
-static bool paused_silently;
+static void catch_up_with_nodes(DistvmRun *r);
+
+/* A checkpoint epoch's pause, under the BQL (see above) */
+static struct {
+    bool paused;
+    bool notifying;             /* its own VM state changes */
+    bool taken_over;            /* the run state changed meanwhile */
+    bool disturbed;             /* ... or the machine was reset */
+} epoch_pause;
 
 /*
- * With the BQL: pause the guest for a checkpoint epoch (see above).  On
- * home, the VM state change has the other nodes pause too.
+ * Pause the guest for checkpoint epoch @epoch (see above); on home, the
+ * other nodes too, which answer PAUSED.
  */
-void distvm_guest_pause(void)
+void distvm_guest_pause(DistvmState *s, uint64_t epoch)
 {
-    if (!runstate_is_running() || paused_silently) {
+    if (epoch_pause.paused) {
         return;
     }
-    cpu_disable_ticks();
-    pause_all_vcpus();
-    paused_silently = true;
-    vm_state_notify(false, RUN_STATE_SAVE_VM);
+    epoch_pause.paused = true;
+    epoch_pause.taken_over = !runstate_is_running();
+    epoch_pause.disturbed = epoch_pause.taken_over;
+    distvm_hold_vcpus(true);
+    if (!epoch_pause.taken_over) {
+        cpu_disable_ticks();
+        epoch_pause.notifying = true;
+        vm_state_notify(false, RUN_STATE_SAVE_VM);
+        epoch_pause.notifying = false;
+    }
+    /* Before the nodes are told: it runs bottom halves, their answers' */
     bdrv_drain_all();
-}
-
-/* ... and run it again, unless it was stopped or run meanwhile */
-static bool guest_resume(DistvmState *s, const DistvmRunMsg *clocks)
-{
-    if (!paused_silently) {
-        return false;
+    distvm_output_pause(true);
+    if (distvm_is_home(s)) {
+        s->run->nodes_stopped_ns = 0;
+        s->run->nodes_stopped_ticks = 0;
+        distvm_runstate_send(s, DISTVM_RUN_ALL, DISTVM_RUN_PAUSE, epoch);
+    } else {
+        distvm_runstate_send(s, BIT(DISTVM_HOME_NODE), DISTVM_RUN_PAUSED,
+                             epoch);
     }
-    paused_silently = false;
-    cpu_enable_ticks();
-    vm_state_notify(true, RUN_STATE_RUNNING);
-    if (clocks) {
-        apply_clocks(s, clocks);
+}
+
+/*
+ * Whether the guest stayed paused as distvm_guest_pause() left it: no
+ * run state change, no reset since
+ */
+bool distvm_guest_paused_whole(void)
+{
+    return epoch_pause.paused && !epoch_pause.disturbed;
+}
+
+/*
+ * End the epoch's pause: the guest runs again, unless a run state change
+ * took it over meanwhile, and the vCPUs are let go.  On home, the other
+ * nodes too (UNPAUSE, with home's clocks); on them, with @clocks.
+ */
+static void guest_resume(DistvmState *s, const DistvmRunMsg *clocks)
+{
+    if (!epoch_pause.paused) {
+        return;
     }
-    resume_all_vcpus();
-    return true;
+    epoch_pause.paused = false;
+    if (!epoch_pause.taken_over) {
+        cpu_enable_ticks();
+        if (distvm_is_home(s)) {
+            catch_up_with_nodes(s->run);
+        }
+        epoch_pause.notifying = true;
+        vm_state_notify(true, RUN_STATE_RUNNING);
+        epoch_pause.notifying = false;
+        if (clocks) {
+            apply_clocks(s, clocks);
+        }
+    }
+    distvm_output_pause(false);
+    if (distvm_is_home(s)) {
+        distvm_runstate_send(s, DISTVM_RUN_ALL, DISTVM_RUN_UNPAUSE, 0);
+    }
+    distvm_hold_vcpus(false);
 }
 
-void distvm_guest_resume(void)
+void distvm_guest_resume(DistvmState *s)
 {
-    guest_resume(distvm_state(), NULL);
+    guest_resume(s, NULL);
 }
 
-/* Any other run state change ends a silent pause: "stop", "cont", ... */
-static void silent_pause_state_change(void *opaque, bool running,
-                                      RunState state)
+/* Any run state change but the pause's own takes it over */
+static void epoch_pause_state_change(void *opaque, bool running,
+                                     RunState state)
 {
-    if (state != RUN_STATE_SAVE_VM && !running) {
-        paused_silently = false;
+    if (epoch_pause.paused && !epoch_pause.notifying) {
+        epoch_pause.taken_over = true;
+        epoch_pause.disturbed = true;
     }
 }
 
@@ -290,8 +342,8 @@ static void distvm_vm_state_change(void *opaque, bool running, RunState state)
     DistvmState *s = opaque;
 
     if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
-        (!running && state == RUN_STATE_SHUTDOWN)) {
-        return;                 /* distvm-leave.c ends the others */
+        (!running && state == RUN_STATE_SHUTDOWN) || epoch_pause.notifying) {
+        return;     /* distvm-leave.c ends the others; an epoch's pause */
     }
     trace_distvm_run_state_send(running, RunState_str(state));
     if (running) {
@@ -300,9 +352,7 @@ static void distvm_vm_state_change(void *opaque, bool running, RunState state)
         s->run->nodes_stopped_ns = 0;
         s->run->nodes_stopped_ticks = 0;
     }
-    send_run_state(s, running ? DISTVM_RUN_CONT :
-                   state == RUN_STATE_SAVE_VM ? DISTVM_RUN_PAUSE :
-                   DISTVM_RUN_STOP);
+    send_run_state(s, running ? DISTVM_RUN_CONT : DISTVM_RUN_STOP);
 }
 
 /*
@@ -342,6 +392,7 @@ static void distvm_home_reset(void *opaque)
     if (qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_RUNNING) {
         send_run_state(s, DISTVM_RUN_RESET);
     }
+    epoch_pause.disturbed |= epoch_pause.paused;
 }
 
 /*
@@ -353,6 +404,7 @@ static void reset_own_vcpus(DistvmState *s)
     CPUState *cpu;
 
     pause_all_vcpus();
+    epoch_pause.disturbed |= epoch_pause.paused;
     distvm_chipset_reset(s);
     CPU_FOREACH(cpu) {
         if (distvm_vcpu_node(s, cpu->cpu_index) == s->node_id) {
@@ -360,8 +412,8 @@ static void reset_own_vcpus(DistvmState *s)
             x86_cpu_after_reset(X86_CPU(cpu));
         }
     }
-    if (runstate_is_running() && !paused_silently) {
-        resume_all_vcpus();
+    if (runstate_is_running()) {
+        resume_all_vcpus();         /* held still, in an epoch's pause */
     }
 }
 
@@ -384,18 +436,16 @@ static void run_state_bh(void *opaque)
     case DISTVM_RUN_STOP:
         if (runstate_is_running()) {
             vm_stop(RUN_STATE_PAUSED);
+            send_run_state(s, DISTVM_RUN_STOPPED);
         }
-        /* Stopped already, it answers too: home may wait (distvm-epoch.c) */
-        send_run_state(s, DISTVM_RUN_STOPPED);
         break;
     case DISTVM_RUN_PAUSE:
-        distvm_guest_pause();
-        send_run_state(s, DISTVM_RUN_STOPPED);
+        distvm_guest_pause(s, m->run.virtual_ns);
+        break;
+    case DISTVM_RUN_UNPAUSE:
+        guest_resume(s, m);
         break;
     case DISTVM_RUN_CONT:
-        if (guest_resume(s, m)) {
-            break;                      /* a checkpoint epoch's end */
-        }
         if (runstate_is_running()) {
             apply_clocks(s, m);         /* the guest's first start */
         } else if (!vm_prepare_start(false)) {
@@ -416,6 +466,7 @@ static void run_state_bh(void *opaque)
         break;
     case DISTVM_RUN_STOPPED:
     case DISTVM_RUN_HELD:
+    case DISTVM_RUN_PAUSED:
     case DISTVM_RUN__MAX:
         g_assert_not_reached();
     }
@@ -438,7 +489,10 @@ static void node_stopped_bh(void *opaque)
                                   (int64_t)m->run.virtual_ns);
         r->nodes_stopped_ticks = MAX(r->nodes_stopped_ticks,
                                      (int64_t)m->run.guest_ticks);
-        distvm_epoch_node_stopped(distvm_state(), m->from);
+        if (m->run.action == DISTVM_RUN_PAUSED) {
+            distvm_epoch_node_paused(distvm_state(), m->from,
+                                     m->run.host_ns);
+        }
     }
     g_free(m);
 }
@@ -448,12 +502,17 @@ static void node_stopped_bh(void *opaque)
  * does not run, whatever stops and resumes the guest meanwhile (a "stop"
  * and "cont" of the user's take effect as usual, and a "cont" runs it
  * once it is let go); its thread still does queued work.  Holding waits
- * until the running ones left the guest; the guest's clocks go on.
+ * until the running ones left the guest; the guest's clocks go on.  A
+ * join and an epoch may hold them at once: they go once both let go.
  */
 void distvm_hold_vcpus(bool hold)
 {
+    static unsigned holds;
     CPUState *cpu;
 
+    if (hold ? holds++ : !holds || --holds) {
+        return;
+    }
     CPU_FOREACH(cpu) {
         qatomic_set(&cpu->held, hold);
         if (!hold) {
@@ -511,7 +570,7 @@ void distvm_runstate_init(DistvmState *s)
     s->run->host_id = read_host_id();
     distvm_msg_handlers_register(s, runstate_handlers,
                                  ARRAY_SIZE(runstate_handlers));
-    qemu_add_vm_change_state_handler(silent_pause_state_change, s);
+    qemu_add_vm_change_state_handler(epoch_pause_state_change, s);
     if (distvm_is_home(s)) {
         qemu_add_vm_change_state_handler(distvm_vm_state_change, s);
         qemu_register_reset(distvm_home_reset, s);

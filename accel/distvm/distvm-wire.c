@@ -705,14 +705,24 @@ static bool decode_mgr_entries(WireReader *r, const DistvmWireLimits *lim,
 static bool decode_epoch(WireReader *r, const DistvmWireLimits *lim,
                          DistvmMsgEpoch *e, Error **errp)
 {
+    uint32_t reserved;
+
     if (!get_u32(r, &e->step, errp) || !get_u32(r, &e->node, errp) ||
         !get_u64(r, &e->epoch, errp) || !get_u64(r, &e->bytes, errp) ||
+        !get_u32(r, &e->vcpus, errp) || !get_u32(r, &reserved, errp) ||
         !check_node(lim, r->what, "the node it is about", e->node, errp)) {
         return false;
     }
-    if (e->step >= DISTVM_EPOCH__MAX || !e->epoch) {
+    if (e->step >= DISTVM_EPOCH__MAX || !e->epoch ||
+        e->vcpus > lim->nr_vcpus) {
         error_setg(errp, "EPOCH message of step %" PRIu32 " for epoch %"
-                   PRIu64, e->step, e->epoch);
+                   PRIu64 " with %" PRIu32 " vCPUs", e->step, e->epoch,
+                   e->vcpus);
+        return false;
+    }
+    if (reserved) {
+        error_setg(errp, "%s message with a non-zero reserved field",
+                   r->what);
         return false;
     }
     return true;
@@ -1558,6 +1568,8 @@ void distvm_wire_epoch(GByteArray *buf, uint32_t src,
     distvm_wire_put_u32(buf, epoch->node);
     distvm_wire_put_u64(buf, epoch->epoch);
     distvm_wire_put_u64(buf, epoch->bytes);
+    distvm_wire_put_u32(buf, epoch->vcpus);
+    distvm_wire_put_u32(buf, 0);
     distvm_wire_end(buf);
 }
 
@@ -1822,6 +1834,7 @@ bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
 
     if (type == DISTVM_MSG_RUN_STATE &&
         (msg->u.run.action == DISTVM_RUN_STOPPED ||
+         msg->u.run.action == DISTVM_RUN_PAUSED ||
          msg->u.run.action == DISTVM_RUN_HELD)) {
         role = DISTVM_ROLE_TO_HOME;
     }

@@ -74,6 +74,9 @@ static void test_bad_options(void)
           "node, and needs nodes=2 or more" },
         { "checkpoint-ms=9", "checkpoint-ms=9 is out of range (10 to "
           "3600000 milliseconds)" },
+        { "nodes=2,listen=unix:/nonexistent/x,replicas=1,"
+          "device-nodes=vnet0@1", "replicas=1 does not keep the state of "
+          "devices that device-nodes= places on other nodes yet" },
         { "speed=0", "speed=0 is out of range (0.001 to 1000" },
         { "speed=1001", "speed=1001 is out of range (0.001 to 1000" },
         { "speed=fast", "speed" },
