@@ -292,8 +292,7 @@ typedef enum DistvmRunAction {
     DISTVM_RUN_HELD,            /* node -> home: held, for that join */
     DISTVM_RUN_RELEASE,         /* let them go (they run if the guest does) */
     DISTVM_RUN_PAUSE,           /* pause the guest for epoch virtual_ns */
-    DISTVM_RUN_PAUSED,          /* node -> home: paused, with its clocks,
-                                   for epoch host_ns */
+    DISTVM_RUN_PAUSED,          /* node -> home: paused, for host_ns */
     DISTVM_RUN_UNPAUSE,         /* the epoch's pause ends, home's clocks */
     DISTVM_RUN__MAX
 } DistvmRunAction;
@@ -302,6 +301,8 @@ typedef enum DistvmRunAction {
  * The home node's clocks, read together: the guest's virtual clock (ns)
  * and TSC, and the host's CLOCK_MONOTONIC (ns) and TSC they derive from.
  * @host_id tells whether the sender shares this node's host clocks.
+ * STOPPED and PAUSED carry only the node's guest clock and TSC, and
+ * PAUSED the epoch's number in @host_ns.
  */
 typedef struct DistvmMsgRunState {
     uint32_t action;            /* DistvmRunAction */
@@ -482,8 +483,7 @@ typedef struct DistvmMsgMgrEntries {
 typedef enum DistvmEpochStep {
     DISTVM_EPOCH_SAVE,          /* home -> all: send your epoch's data */
     DISTVM_EPOCH_BUSY,          /* -> home: not now (a vCPU is moving) */
-    DISTVM_EPOCH_SENT,          /* @node -> its replica: all sent, @bytes
-                                   and the states of @vcpus vCPUs */
+    DISTVM_EPOCH_SENT,          /* @node -> its replica: all sent */
     DISTVM_EPOCH_STORED,        /* replica -> home: @node's data stored */
     DISTVM_EPOCH_COMMIT,        /* home -> all: the epoch is committed */
     DISTVM_EPOCH_ABORT,         /* home -> all: drop the epoch's data */
@@ -495,7 +495,7 @@ typedef struct DistvmMsgEpoch {
     uint32_t node;
     uint64_t epoch;
     uint64_t bytes;
-    uint32_t vcpus;             /* SENT, STORED: the vCPU states sent */
+    uint32_t vcpus;             /* SENT, STORED: the vCPU states in @bytes */
 } DistvmMsgEpoch;
 
 /*
