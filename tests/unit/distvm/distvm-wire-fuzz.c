@@ -9,6 +9,8 @@
  * both with 8 vCPUs).
  * Every accepted message is encoded again with the encoder functions; the
  * result must carry the same payload bytes and decode to an equal message.
+ * Its role is checked as each node would receive it (a RUN_STATE's
+ * against the rule for its action).
  *
  * Built with -DDISTVM_WIRE_FUZZ_SEEDS instead, this file is a program that
  * writes a seed corpus of valid messages into the directory given on its
@@ -39,7 +41,7 @@
 #define RES_FIXED 24            /* addr, size, flags, data */
 #define MGR_MOVE_FIXED 12       /* step, from, to */
 #define MGR_ENTRIES_FIXED 16    /* block, count, first; + entries */
-#define EPOCH_FIXED 24          /* step, node, epoch, bytes */
+#define EPOCH_FIXED 32          /* step, node, epoch, bytes, vCPUs, 0 */
 #define EPOCH_PAGES_FIXED 16    /* epoch, block, count; + pages */
 #define EPOCH_PAGE_HDR 12       /* a page's number, flags; + its data */
 #define EPOCH_STATE_FIXED 24    /* epoch, kind, index, total, offset; + data */
@@ -608,16 +610,20 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_EPOCH:
         /*
          * a known step of an epoch other than 0, about a node of the
-         * cluster; the bytes may be anything
+         * cluster, with at most the machine's vCPUs; the bytes may be
+         * anything
          */
         CHECK(m->hdr.length == EPOCH_FIXED);
         CHECK(m->u.epoch.step < DISTVM_EPOCH__MAX);
         CHECK(m->u.epoch.node < lim->nodes);
         CHECK(m->u.epoch.epoch != 0);
+        CHECK(m->u.epoch.vcpus <= lim->nr_vcpus);
         CHECK(m->u.epoch.step == (uint32_t)ldl_le_p(payload));
         CHECK(m->u.epoch.node == (uint32_t)ldl_le_p(payload + 4));
         CHECK(m->u.epoch.epoch == ldq_le_p(payload + 8));
         CHECK(m->u.epoch.bytes == ldq_le_p(payload + 16));
+        CHECK(m->u.epoch.vcpus == (uint32_t)ldl_le_p(payload + 24));
+        CHECK(ldl_le_p(payload + 28) == 0);     /* reserved */
         break;
     case DISTVM_MSG_EPOCH_PAGES:
         check_epoch_pages(&m->u.epoch_pages, payload, m->hdr.length, lim);
@@ -878,7 +884,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
         return a->u.epoch.step == b->u.epoch.step &&
                a->u.epoch.node == b->u.epoch.node &&
                a->u.epoch.epoch == b->u.epoch.epoch &&
-               a->u.epoch.bytes == b->u.epoch.bytes;
+               a->u.epoch.bytes == b->u.epoch.bytes &&
+               a->u.epoch.vcpus == b->u.epoch.vcpus;
     case DISTVM_MSG_EPOCH_PAGES:
         return epoch_pages_equal(&a->u.epoch_pages, &b->u.epoch_pages);
     case DISTVM_MSG_EPOCH_STATE:
@@ -1172,6 +1179,23 @@ static void check_reencode(const DistvmMsg *m, const uint8_t *payload,
     g_byte_array_unref(buf);
 }
 
+/*
+ * Whether a RUN_STATE of @action may go from @src to @dst: a node tells
+ * home (node 0) it stopped, paused for an epoch or holds its vCPUs; home
+ * tells the others the rest
+ */
+static bool run_state_role(uint32_t action, uint32_t src, uint32_t dst)
+{
+    switch (action) {
+    case DISTVM_RUN_STOPPED:
+    case DISTVM_RUN_PAUSED:
+    case DISTVM_RUN_HELD:
+        return src != 0 && dst == 0;
+    default:
+        return src == 0 && dst != 0;
+    }
+}
+
 static void fuzz_one(const DistvmMsgHeader *hdr, const uint8_t *data,
                      const DistvmWireLimits *lim)
 {
@@ -1194,6 +1218,8 @@ static void fuzz_one(const DistvmMsgHeader *hdr, const uint8_t *data,
             bool ok = distvm_wire_check_role(&msg, dst, &err);
 
             CHECK(ok == !err);
+            CHECK(msg.hdr.type != DISTVM_MSG_RUN_STATE ||
+                  ok == run_state_role(msg.u.run.action, msg.hdr.src, dst));
             if (err) {
                 CHECK(error_get_pretty(err)[0]);
                 error_free(err);
@@ -1411,6 +1437,24 @@ int main(int argc, char **argv)
         .guest_ticks = 12500000000ull, .host_ns = 86400123456789ull,
         .host_ticks = 216000308641972ull, .host_id = 0x5d41402abc4b2a76ull,
     }));
+    /*
+     * home pauses the guest for checkpoint epoch 7; node 2 paused, 6 s
+     * into guest time, for it; home ends the pause with its clocks
+     */
+    SEED("run-state-pause", distvm_wire_run_state(b, 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_PAUSE, .virtual_ns = 7,
+    }));
+    SEED("run-state-paused", distvm_wire_run_state(b, 2,
+                                                   &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_PAUSED, .virtual_ns = 6000000000ull,
+        .guest_ticks = 15000000000ull, .host_ns = 7,
+    }));
+    SEED("run-state-unpause", distvm_wire_run_state(b, 0,
+                                                    &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_UNPAUSE, .virtual_ns = 6000000000ull,
+        .guest_ticks = 15000000000ull, .host_ns = 86401123456789ull,
+        .host_ticks = 216002808641972ull, .host_id = 0x5d41402abc4b2a76ull,
+    }));
     /* home's 8259 raises its output: an interrupt for the BSP's LINT0 */
     SEED("pic-output", distvm_wire_pic_output(b, 0, 1));
     /* vCPU 0 on node 1 acknowledges it, as INTA cycles would */
@@ -1615,12 +1659,17 @@ int main(int argc, char **argv)
         .total = sizeof(state), .offset = 400, .len = sizeof(state) - 400,
         .data = state + 400,
     }));
-    /* then tells it it sent all; node 3 tells home it stored it */
+    /*
+     * then tells it it sent all, with that one vCPU's state; node 3 tells
+     * home it stored it
+     */
     SEED("epoch-sent", distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 7, .bytes = 9876,
+        .vcpus = 1,
     }));
     SEED("epoch-stored", distvm_wire_epoch(b, 3, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_STORED, .node = 2, .epoch = 7, .bytes = 9876,
+        .vcpus = 1,
     }));
     /* home sends the devices' state to its replica, node 1 */
     SEED("epoch-state-devices", distvm_wire_epoch_state(b, 0,
@@ -1628,6 +1677,11 @@ int main(int argc, char **argv)
         .epoch = 7, .kind = DISTVM_EPOCH_STATE_DEVICES, .index = 0,
         .total = sizeof(state), .offset = 0, .len = sizeof(state),
         .data = state,
+    }));
+    /* and tells it it sent all, without a vCPU's state: none runs there */
+    SEED("epoch-sent-no-vcpus", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 0, .epoch = 7,
+        .bytes = sizeof(state),
     }));
     /* home commits epoch 7, and aborts epoch 8 */
     SEED("epoch-commit", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {

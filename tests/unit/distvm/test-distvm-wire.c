@@ -31,7 +31,7 @@
 #define RES_FIXED 24            /* addr, size, flags, data */
 #define MGR_MOVE_FIXED 12       /* step, from, to */
 #define MGR_ENTRIES_FIXED 16    /* block, count, first; + entries */
-#define EPOCH_FIXED 24          /* step, node, epoch, bytes */
+#define EPOCH_FIXED 32          /* step, node, epoch, bytes, vCPUs, 0 */
 #define EPOCH_PAGES_FIXED 16    /* epoch, block, count; + pages */
 #define EPOCH_PAGE_HDR 12       /* a page's number, flags; + its data */
 #define EPOCH_STATE_FIXED 24    /* epoch, kind, index, total, offset; + data */
@@ -336,6 +336,17 @@ static char *long_str(size_t len)
 }
 
 /*
+ * The error an EPOCH of step @step for epoch @epoch with @vcpus vCPUs is
+ * refused with, if one of them is wrong
+ */
+static char *epoch_error(uint32_t step, uint64_t epoch, uint32_t vcpus)
+{
+    return g_strdup_printf("EPOCH message of step %" PRIu32 " for epoch %"
+                           PRIu64 " with %" PRIu32 " vCPUs", step, epoch,
+                           vcpus);
+}
+
+/*
  * The error an EPOCH_STATE of epoch @epoch, of @kind and @index, with
  * bytes @offset to @end of @total, is refused with
  */
@@ -475,7 +486,8 @@ static GPtrArray *valid_messages(void)
     }
     /*
      * checkpoint epoch 5: home asks the others to save it; node 1 is busy;
-     * node 2 sent its data to its replica, node 3, which stored it; home
+     * node 2 sent its data and the states of 3 vCPUs to its replica, node
+     * 3, which stored them; node 1 sent all 8 vCPUs' to node 2; home
      * commits it, and aborts the last epoch there can be
      */
     distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
@@ -486,11 +498,15 @@ static GPtrArray *valid_messages(void)
     });
     distvm_wire_epoch(NEXT(), 2, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 5,
-        .bytes = 0x123456789ull,
+        .bytes = 0x123456789ull, .vcpus = 3,
     });
     distvm_wire_epoch(NEXT(), 3, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_STORED, .node = 2, .epoch = 5,
-        .bytes = 0x123456789ull,
+        .bytes = 0x123456789ull, .vcpus = 3,
+    });
+    distvm_wire_epoch(NEXT(), 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 1, .epoch = 5,
+        .bytes = UINT64_MAX, .vcpus = 8,
     });
     distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_COMMIT, .node = 0, .epoch = 5,
@@ -626,6 +642,22 @@ static GPtrArray *valid_messages(void)
         .action = DISTVM_RUN_RESET, .virtual_ns = UINT64_MAX,
         .guest_ticks = UINT64_MAX, .host_ns = UINT64_MAX,
         .host_ticks = UINT64_MAX, .host_id = UINT64_MAX,
+    });
+    /*
+     * home pauses the guest for epoch 5; node 2 paused, with its clocks;
+     * home ends the pause, with its own
+     */
+    distvm_wire_run_state(NEXT(), 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_PAUSE, .virtual_ns = 5,
+    });
+    distvm_wire_run_state(NEXT(), 2, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_PAUSED, .virtual_ns = 5000000000ull,
+        .guest_ticks = 12500000000ull, .host_ns = 5,
+    });
+    distvm_wire_run_state(NEXT(), 0, &(DistvmMsgRunState) {
+        .action = DISTVM_RUN_UNPAUSE, .virtual_ns = 5000000000ull,
+        .guest_ticks = 12500000000ull, .host_ns = 86400123456789ull,
+        .host_ticks = 216000308641972ull, .host_id = 0x5d41402abc4b2a76ull,
     });
     distvm_wire_pic_output(NEXT(), 0, 1);
     distvm_wire_pic_output(NEXT(), 2, 0);
@@ -840,11 +872,12 @@ static void test_roles(void)
         }
     }
     /*
-     * A node reports to home that it stopped, or holds its vCPUs; home
-     * decides the rest.
+     * A node reports to home that it stopped, paused for an epoch, or
+     * holds its vCPUs; home decides the rest.
      */
     for (uint32_t a = 0; a < DISTVM_RUN__MAX; a++) {
-        bool report = a == DISTVM_RUN_STOPPED || a == DISTVM_RUN_HELD;
+        bool report = a == DISTVM_RUN_STOPPED || a == DISTVM_RUN_PAUSED ||
+                      a == DISTVM_RUN_HELD;
 
         if (report) {
             g_assert_true(role_ok(DISTVM_MSG_RUN_STATE, a, 1, 0, NULL));
@@ -858,6 +891,33 @@ static void test_roles(void)
             g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, a, 1, 2, NULL));
         }
     }
+    /*
+     * An epoch's pause: home pauses the others, each answers it paused,
+     * home ends the pause; from every node to every other
+     */
+    for (uint32_t src = 0; src < limits.nodes; src++) {
+        for (uint32_t dst = 0; dst < limits.nodes; dst++) {
+            if (src == dst) {
+                continue;
+            }
+            g_assert_cmpint(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_PAUSE,
+                                    src, dst, "by the home node only"),
+                            ==, src == 0);
+            g_assert_cmpint(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_PAUSED,
+                                    src, dst, "to the home node only"),
+                            ==, dst == 0);
+            g_assert_cmpint(role_ok(DISTVM_MSG_RUN_STATE,
+                                    DISTVM_RUN_UNPAUSE, src, dst,
+                                    "by the home node only"),
+                            ==, src == 0);
+        }
+    }
+    g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_PAUSED, 0, 0,
+                           "to the home node only, by the others"));
+    g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_PAUSE, 0, 0,
+                           "by the home node only, to the others"));
+    g_assert_false(role_ok(DISTVM_MSG_RUN_STATE, DISTVM_RUN_UNPAUSE, 0, 0,
+                           "by the home node only, to the others"));
     /* Types outside the protocol have no role. */
     g_assert_false(role_ok(DISTVM_MSG__MAX, 0, 0, 1, NULL));
     g_assert_false(role_ok(0, 0, 0, 1, NULL));
@@ -3177,11 +3237,22 @@ static void test_vcpu_no_vcpus(void)
 
             g_assert_cmpstr(got, ==, what);
             seen[type] = true;
+        } else if (type == DISTVM_MSG_EPOCH &&
+                   ldl_le_p(m->data + HDR + 24)) {
+            /* vCPU states sent or stored; none of an epoch without */
+            g_autofree char *what = epoch_error(ldl_le_p(m->data + HDR),
+                                                ldq_le_p(m->data + HDR + 8),
+                                                ldl_le_p(m->data + HDR + 24));
+            g_autofree char *got = decode_error(m, &no_vcpus);
+
+            g_assert_cmpstr(got, ==, what);
+            seen[type] = true;
         } else {
             decode_ok(m, &no_vcpus, &d);
             decoded_free(&d);
         }
     }
+    g_assert_true(seen[DISTVM_MSG_EPOCH]);
     for (size_t i = 0; i < ARRAY_SIZE(vcpu_types); i++) {
         g_assert_true(seen[vcpu_types[i]]);
     }
@@ -5479,14 +5550,23 @@ static void expect_run_action_error(const DistvmMsgRunState *run)
     g_byte_array_unref(b);
 }
 
-/* Stop, continue, reset, stopped, hold, held, release: the only actions */
+/*
+ * Stop, continue, reset, stopped, hold, held, release, pause, paused,
+ * unpause: the only actions
+ */
 static void test_run_state_bad_action(void)
 {
     static const uint32_t actions[] = {
-        8, 9, 10, 0xff, 0x100, 0x10000, 0x7fffffffu, 0x80000000u,
+        10, 11, 12, 15, 16, 0xff, 0x100, 0x10000, 0x7fffffffu, 0x80000000u,
         0x80000001u, UINT32_MAX - 1, UINT32_MAX,
     };
     GByteArray *b = g_byte_array_new();
+
+    /* the values below are right for these ten actions only */
+    g_assert_cmpuint(DISTVM_RUN__MAX, ==, 10);
+    g_assert_cmpuint(DISTVM_RUN_PAUSE, ==, 7);
+    g_assert_cmpuint(DISTVM_RUN_PAUSED, ==, 8);
+    g_assert_cmpuint(DISTVM_RUN_UNPAUSE, ==, 9);
 
     for (size_t i = 0; i < ARRAY_SIZE(actions); i++) {
         expect_run_action_error(&(DistvmMsgRunState) {
@@ -5499,7 +5579,7 @@ static void test_run_state_bad_action(void)
         });
     }
 
-    /* every action below 0x100: the eight defined ones are accepted */
+    /* every action below 0x100: the ten defined ones are accepted */
     for (uint32_t action = 0; action <= 0xff; action++) {
         DistvmMsgRunState run = {
             .action = action, .virtual_ns = action, .host_ns = ~action,
@@ -5511,24 +5591,27 @@ static void test_run_state_bad_action(void)
             expect_run_action_error(&run);
         }
     }
-    /* any bit above the first three */
-    for (int bit = 3; bit < 32; bit++) {
+    /* any bit above the first four, alone or with another */
+    for (int bit = 4; bit < 32; bit++) {
         expect_run_action_error(&(DistvmMsgRunState) {
             .action = 1u << bit,
         });
         expect_run_action_error(&(DistvmMsgRunState) {
             .action = 1u << bit | DISTVM_RUN_CONT,
         });
+        expect_run_action_error(&(DistvmMsgRunState) {
+            .action = 1u << bit | DISTVM_RUN_UNPAUSE,
+        });
     }
 
     /* The action is checked before the reserved field */
-    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) { .action = 8 });
+    distvm_wire_run_state(b, 0, &(DistvmMsgRunState) { .action = 10 });
     set_u32(b, HDR + 4, 1);
     expect_decode_error(b, &limits, "RUN_STATE message with an unknown "
-                        "action 8");
+                        "action 10");
 
     /* The sender is checked first */
-    distvm_wire_run_state(b, 4, &(DistvmMsgRunState) { .action = 8 });
+    distvm_wire_run_state(b, 4, &(DistvmMsgRunState) { .action = 10 });
     expect_decode_error(b, &limits, "in its sender");
     g_byte_array_unref(b);
 }
@@ -6568,18 +6651,22 @@ static void check_epoch(const DistvmWireLimits *lim, uint32_t src,
     g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_SRC), ==, src);
     /* the encoder numbers none */
     g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
-    /* step, node, epoch, bytes */
+    /* step, node, epoch, bytes, vCPUs, reserved */
     p = b->data + HDR;
     g_assert_cmpuint((uint32_t)ldl_le_p(p), ==, e->step);
     g_assert_cmpuint((uint32_t)ldl_le_p(p + 4), ==, e->node);
     g_assert_cmphex(ldq_le_p(p + 8), ==, e->epoch);
     g_assert_cmphex(ldq_le_p(p + 16), ==, e->bytes);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 24), ==, e->vcpus);
+    g_assert_cmpuint((uint32_t)ldl_le_p(p + 28), ==, 0);
 
     distvm_wire_begin(hand, DISTVM_MSG_EPOCH, src, 0);
     distvm_wire_put_u32(hand, e->step);
     distvm_wire_put_u32(hand, e->node);
     distvm_wire_put_u64(hand, e->epoch);
     distvm_wire_put_u64(hand, e->bytes);
+    distvm_wire_put_u32(hand, e->vcpus);
+    distvm_wire_put_u32(hand, 0);
     distvm_wire_end(hand);
     g_assert_cmpmem(hand->data, hand->len, b->data, b->len);
 
@@ -6589,6 +6676,7 @@ static void check_epoch(const DistvmWireLimits *lim, uint32_t src,
     g_assert_cmpuint(d.msg.u.epoch.node, ==, e->node);
     g_assert_cmphex(d.msg.u.epoch.epoch, ==, e->epoch);
     g_assert_cmphex(d.msg.u.epoch.bytes, ==, e->bytes);
+    g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, e->vcpus);
     decoded_free(&d);
 
     g_byte_array_unref(hand);
@@ -6597,8 +6685,8 @@ static void check_epoch(const DistvmWireLimits *lim, uint32_t src,
 
 /*
  * EPOCH: a known step of an epoch other than 0, about a node of the
- * cluster, with any count of bytes; no RAM layout and no vCPUs are
- * needed
+ * cluster, with any count of bytes and at most the machine's vCPUs; no
+ * RAM layout is needed
  */
 static void test_epoch(void)
 {
@@ -6608,6 +6696,8 @@ static void test_epoch(void)
     static const uint64_t bytes[] = {
         0, 1, 4096, 0x123456789abull, UINT64_MAX - 1, UINT64_MAX,
     };
+    /* up to limits.nr_vcpus */
+    static const uint32_t vcpus[] = { 0, 1, 8, 2, 7, 5 };
     static const DistvmWireLimits one_node = { .nodes = 1 };
     GByteArray *b = g_byte_array_new();
     Decoded d;
@@ -6617,7 +6707,7 @@ static void test_epoch(void)
             for (size_t i = 0; i < ARRAY_SIZE(epochs); i++) {
                 DistvmMsgEpoch e = {
                     .step = step, .node = node, .epoch = epochs[i],
-                    .bytes = bytes[i],
+                    .bytes = bytes[i], .vcpus = vcpus[i],
                 };
 
                 /* from any node, about any */
@@ -6625,7 +6715,10 @@ static void test_epoch(void)
                     check_epoch(&limits, src, &e);
                 }
                 check_epoch(&limits_no_ram, node, &e);
+                /* a machine of fewer vCPUs */
+                e.vcpus = MIN(vcpus[i], limits_one_vcpu_4nodes.nr_vcpus);
                 check_epoch(&limits_one_vcpu_4nodes, 3 - node, &e);
+                e.vcpus = 0;
                 if (node < limits_nodes_only.nodes) {
                     check_epoch(&limits_nodes_only, node, &e);
                 }
@@ -6634,10 +6727,21 @@ static void test_epoch(void)
         check_epoch(&limits_most, DISTVM_WIRE_MAX_NODES - 1,
                     &(DistvmMsgEpoch) {
             .step = step, .node = DISTVM_WIRE_MAX_NODES - 1, .epoch = 7,
-            .bytes = 1,
+            .bytes = 1, .vcpus = UINT32_MAX,
         });
         check_epoch(&one_node, 0, &(DistvmMsgEpoch) {
             .step = step, .node = 0, .epoch = 1,
+        });
+    }
+
+    /* each field in its place */
+    for (int bit = 0; bit < 64; bit++) {
+        check_epoch(&limits_most, bit % DISTVM_WIRE_MAX_NODES,
+                    &(DistvmMsgEpoch) {
+            .step = bit % DISTVM_EPOCH__MAX,
+            .node = (bit + 1) % DISTVM_WIRE_MAX_NODES,
+            .epoch = 1ull << bit, .bytes = ~(1ull << bit),
+            .vcpus = 1u << (31 - bit % 32),
         });
     }
 
@@ -6645,6 +6749,7 @@ static void test_epoch(void)
     for (size_t i = 0; i < ARRAY_SIZE(flow_dones); i++) {
         distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
             .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 9, .bytes = 100,
+            .vcpus = 6,
         });
         distvm_wire_set_seq(b, flow_dones[i]);
         decode_ok(b, &limits, &d);
@@ -6654,6 +6759,7 @@ static void test_epoch(void)
         g_assert_cmpuint(d.msg.u.epoch.node, ==, 2);
         g_assert_cmpuint(d.msg.u.epoch.epoch, ==, 9);
         g_assert_cmpuint(d.msg.u.epoch.bytes, ==, 100);
+        g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, 6);
         decoded_free(&d);
     }
 
@@ -6690,32 +6796,33 @@ static void test_epoch_bad(void)
     };
     GByteArray *b = g_byte_array_new();
 
-    /* a step that does not exist, of any epoch */
+    /* a step that does not exist, of any epoch, with any vCPUs */
     for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
-        g_autofree char *what = g_strdup_printf(
-            "EPOCH message of step %" PRIu32 " for epoch 5", steps[i]);
-        g_autofree char *last = g_strdup_printf(
-            "EPOCH message of step %" PRIu32 " for epoch %" PRIu64,
-            steps[i], UINT64_MAX);
+        g_autofree char *what = epoch_error(steps[i], 5, 0);
+        g_autofree char *last = epoch_error(steps[i], UINT64_MAX, 8);
 
         expect_epoch_error(0, &(DistvmMsgEpoch) {
             .step = steps[i], .node = 0, .epoch = 5,
         }, what);
         expect_epoch_error(3, &(DistvmMsgEpoch) {
             .step = steps[i], .node = 3, .epoch = UINT64_MAX,
-            .bytes = UINT64_MAX,
+            .bytes = UINT64_MAX, .vcpus = 8,
         }, last);
     }
 
     /* epoch 0, at any step, about any node */
     for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
-        g_autofree char *what = g_strdup_printf(
-            "EPOCH message of step %" PRIu32 " for epoch 0", step);
+        g_autofree char *what = epoch_error(step, 0, 0);
+        g_autofree char *with_vcpus = epoch_error(step, 0, 3);
 
         for (uint32_t n = 0; n < limits.nodes; n++) {
             expect_epoch_error(n, &(DistvmMsgEpoch) {
                 .step = step, .node = n, .epoch = 0, .bytes = 4096,
             }, what);
+            expect_epoch_error(n, &(DistvmMsgEpoch) {
+                .step = step, .node = n, .epoch = 0, .bytes = 4096,
+                .vcpus = 3,
+            }, with_vcpus);
         }
     }
 
@@ -6755,22 +6862,34 @@ static void test_epoch_bad(void)
     expect_decode_error(b, &limits, "EPOCH message names node 4 in its "
                         "sender; the cluster has 4");
     expect_epoch_error(0, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 0,
-    }, "EPOCH message of step 6 for epoch 0");
+        .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 0, .vcpus = 9,
+    }, "EPOCH message of step 6 for epoch 0 with 9 vCPUs");
 
-    /* The step, the node and the epoch are checked before trailing bytes */
+    /*
+     * The step, the node, the epoch and the vCPUs are checked before
+     * trailing bytes
+     */
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 1,
     });
     distvm_wire_put_u32(b, 0);
     set_u32(b, OFF_LENGTH, b->len - HDR);
-    expect_exact_error(b, "EPOCH message of step 6 for epoch 1");
+    expect_exact_error(b, "EPOCH message of step 6 for epoch 1 with 0 "
+                       "vCPUs");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
     });
     distvm_wire_put_u64(b, 1);
     set_u32(b, OFF_LENGTH, b->len - HDR);
-    expect_exact_error(b, "EPOCH message of step 0 for epoch 0");
+    expect_exact_error(b, "EPOCH message of step 0 for epoch 0 with 0 "
+                       "vCPUs");
+    distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 1, .vcpus = 9,
+    });
+    distvm_wire_put_u32(b, 0);
+    set_u32(b, OFF_LENGTH, b->len - HDR);
+    expect_exact_error(b, "EPOCH message of step 2 for epoch 1 with 9 "
+                       "vCPUs");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 4, .epoch = 1,
     });
@@ -6779,7 +6898,10 @@ static void test_epoch_bad(void)
     expect_exact_error(b, "EPOCH message names node 4 in the node it is "
                        "about; the cluster has 4");
 
-    /* The payload is exactly the step, the node, the epoch and bytes */
+    /*
+     * The payload is exactly the step, the node, the epoch, bytes, the
+     * vCPUs and the reserved field
+     */
     for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
         distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
             .step = step, .node = 1, .epoch = 9, .bytes = 4096,
@@ -6787,7 +6909,7 @@ static void test_epoch_bad(void)
         check_exact_length(b, false);
         distvm_wire_epoch(b, 3, &(DistvmMsgEpoch) {
             .step = step, .node = 2, .epoch = UINT64_MAX,
-            .bytes = UINT64_MAX,
+            .bytes = UINT64_MAX, .vcpus = 8,
         });
         distvm_wire_set_seq(b, UINT64_MAX - step);
         check_exact_length(b, false);
@@ -6801,13 +6923,230 @@ static void test_epoch_bad(void)
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 1,
     });
-    expect_retyped_error(b, DISTVM_MSG_MGR_MOVE, "MGR_MOVE message has 12 "
+    expect_retyped_error(b, DISTVM_MSG_MGR_MOVE, "MGR_MOVE message has 20 "
                          "bytes of trailing garbage");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 1,
     });
-    expect_retyped_error(b, DISTVM_MSG_FLOW, "FLOW message has 16 bytes of "
+    expect_retyped_error(b, DISTVM_MSG_FLOW, "FLOW message has 24 bytes of "
                          "trailing garbage");
+    g_byte_array_unref(b);
+}
+
+/* EPOCH @e from @src must be refused under @lim with exactly @what */
+static void expect_epoch_error_lim(const DistvmWireLimits *lim, uint32_t src,
+                                   const DistvmMsgEpoch *e, const char *what)
+{
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *got = NULL;
+
+    distvm_wire_epoch(b, src, e);
+    got = decode_error(b, lim);
+    g_assert_cmpstr(got, ==, what);
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH's vCPUs: how many vCPU states the node sent (SENT) or its replica
+ * stored (STORED), at most the machine's, whatever the step
+ */
+static void test_epoch_vcpus(void)
+{
+    static const DistvmWireLimits *const lims[] = {
+        &limits, &limits_no_ram, &limits_one_vcpu, &limits_one_vcpu_4nodes,
+        &limits_nodes_only,
+    };
+    static const uint32_t too_many[] = {
+        9, 16, 0x100, 0x10000, INT32_MAX, 0x80000000u, UINT32_MAX - 1,
+        UINT32_MAX,
+    };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(lims); i++) {
+        const DistvmWireLimits *lim = lims[i];
+        uint32_t last = lim->nodes - 1;
+
+        for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
+            g_autofree char *what = epoch_error(step, 5, lim->nr_vcpus + 1);
+            g_autofree char *most = epoch_error(step, UINT64_MAX,
+                                                UINT32_MAX);
+
+            /* all of the machine's vCPUs, and none */
+            check_epoch(lim, last, &(DistvmMsgEpoch) {
+                .step = step, .node = last, .epoch = 5, .bytes = 4096,
+                .vcpus = lim->nr_vcpus,
+            });
+            check_epoch(lim, 0, &(DistvmMsgEpoch) {
+                .step = step, .node = 0, .epoch = UINT64_MAX,
+                .bytes = UINT64_MAX,
+            });
+            /* one more is refused, and the most there can be */
+            expect_epoch_error_lim(lim, last, &(DistvmMsgEpoch) {
+                .step = step, .node = last, .epoch = 5, .bytes = 4096,
+                .vcpus = lim->nr_vcpus + 1,
+            }, what);
+            expect_epoch_error_lim(lim, 0, &(DistvmMsgEpoch) {
+                .step = step, .node = 0, .epoch = UINT64_MAX,
+                .bytes = UINT64_MAX, .vcpus = UINT32_MAX,
+            }, most);
+        }
+    }
+
+    /* any count above the machine's 8, at the steps that carry one */
+    for (size_t i = 0; i < ARRAY_SIZE(too_many); i++) {
+        g_autofree char *sent = epoch_error(DISTVM_EPOCH_SENT, 7,
+                                            too_many[i]);
+        g_autofree char *stored = epoch_error(DISTVM_EPOCH_STORED, 7,
+                                              too_many[i]);
+
+        expect_epoch_error(2, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 7,
+            .bytes = 9876, .vcpus = too_many[i],
+        }, sent);
+        expect_epoch_error(3, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_STORED, .node = 2, .epoch = 7,
+            .bytes = 9876, .vcpus = too_many[i],
+        }, stored);
+    }
+
+    /* every count below 0x100: up to 8 are accepted, no more */
+    for (uint32_t vcpus = 0; vcpus <= 0xff; vcpus++) {
+        DistvmMsgEpoch e = {
+            .step = DISTVM_EPOCH_SENT, .node = 1, .epoch = vcpus + 1,
+            .bytes = vcpus * 4096, .vcpus = vcpus,
+        };
+
+        if (vcpus <= limits.nr_vcpus) {
+            check_epoch(&limits, 1, &e);
+        } else {
+            g_autofree char *what = epoch_error(DISTVM_EPOCH_SENT,
+                                                vcpus + 1, vcpus);
+
+            expect_epoch_error(1, &e, what);
+        }
+    }
+
+    /* The limit is the machine's vCPUs, not the most the wire allows */
+    check_epoch(&limits_most, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_STORED, .node = 1, .epoch = 1,
+        .vcpus = UINT32_MAX,
+    });
+    expect_epoch_error_lim(&limits_one_vcpu, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 1, .epoch = 1, .vcpus = 2,
+    }, "EPOCH message of step 2 for epoch 1 with 2 vCPUs");
+    expect_epoch_error_lim(&limits_nodes_only, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 1, .epoch = 1, .vcpus = 1,
+    }, "EPOCH message of step 2 for epoch 1 with 1 vCPUs");
+
+    /* The sender and the node are checked first */
+    distvm_wire_epoch(b, 4, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 4, .epoch = 1, .vcpus = 9,
+    });
+    expect_decode_error(b, &limits, "EPOCH message names node 4 in its "
+                        "sender; the cluster has 4");
+    expect_epoch_error(0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 4, .epoch = 1, .vcpus = 9,
+    }, "EPOCH message names node 4 in the node it is about; the cluster "
+       "has 4");
+    g_byte_array_unref(b);
+}
+
+/* EPOCH's reserved field, after the vCPUs, must be 0 */
+static void test_epoch_reserved(void)
+{
+    static const uint32_t reserved[] = {
+        1, 2, 0x100, 0x10000, 0x80000000u, UINT32_MAX,
+    };
+    const char *what = "EPOCH message with a non-zero reserved field";
+    GByteArray *b = g_byte_array_new();
+
+    for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
+        for (size_t i = 0; i < ARRAY_SIZE(reserved); i++) {
+            /* the layout, by hand */
+            distvm_wire_begin(b, DISTVM_MSG_EPOCH, 2, 0);
+            distvm_wire_put_u32(b, step);
+            distvm_wire_put_u32(b, 2);                  /* node */
+            distvm_wire_put_u64(b, 5);                  /* epoch */
+            distvm_wire_put_u64(b, 4096);               /* bytes */
+            distvm_wire_put_u32(b, 3);                  /* vcpus */
+            distvm_wire_put_u32(b, reserved[i]);
+            distvm_wire_end(b);
+            expect_exact_error(b, what);
+            expect_decode_error(b, &limits_one_vcpu_4nodes, "EPOCH message "
+                                "of step");
+
+            /* the encoder's, with all of the machine's vCPUs */
+            distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+                .step = step, .node = 1, .epoch = UINT64_MAX,
+                .bytes = UINT64_MAX, .vcpus = 8,
+            });
+            set_u32(b, HDR + 28, reserved[i]);
+            expect_exact_error(b, what);
+        }
+    }
+
+    /* The layout above is right */
+    {
+        Decoded d;
+
+        distvm_wire_begin(b, DISTVM_MSG_EPOCH, 2, 0);
+        distvm_wire_put_u32(b, DISTVM_EPOCH_SENT);
+        distvm_wire_put_u32(b, 2);
+        distvm_wire_put_u64(b, 5);
+        distvm_wire_put_u64(b, 4096);
+        distvm_wire_put_u32(b, 3);
+        distvm_wire_put_u32(b, 0);
+        distvm_wire_end(b);
+        decode_ok(b, &limits, &d);
+        g_assert_cmpuint(d.msg.u.epoch.step, ==, DISTVM_EPOCH_SENT);
+        g_assert_cmpuint(d.msg.u.epoch.node, ==, 2);
+        g_assert_cmpuint(d.msg.u.epoch.epoch, ==, 5);
+        g_assert_cmpuint(d.msg.u.epoch.bytes, ==, 4096);
+        g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, 3);
+        decoded_free(&d);
+    }
+
+    /*
+     * The sender, the node, then the step, the epoch and the vCPUs are
+     * checked before the reserved field; it is before trailing bytes
+     */
+    distvm_wire_epoch(b, 4, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 1, .epoch = 1,
+    });
+    set_u32(b, HDR + 28, 1);
+    expect_decode_error(b, &limits, "EPOCH message names node 4 in its "
+                        "sender; the cluster has 4");
+    distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 4, .epoch = 1,
+    });
+    set_u32(b, HDR + 28, 1);
+    expect_exact_error(b, "EPOCH message names node 4 in the node it is "
+                       "about; the cluster has 4");
+    distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 1,
+    });
+    set_u32(b, HDR + 28, 1);
+    expect_exact_error(b, "EPOCH message of step 6 for epoch 1 with 0 "
+                       "vCPUs");
+    distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
+    });
+    set_u32(b, HDR + 28, UINT32_MAX);
+    expect_exact_error(b, "EPOCH message of step 0 for epoch 0 with 0 "
+                       "vCPUs");
+    distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 1, .vcpus = 9,
+    });
+    set_u32(b, HDR + 28, 1);
+    expect_exact_error(b, "EPOCH message of step 2 for epoch 1 with 9 "
+                       "vCPUs");
+    distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SENT, .node = 2, .epoch = 1, .vcpus = 8,
+    });
+    set_u32(b, HDR + 28, 1);
+    distvm_wire_put_u32(b, 0);
+    set_u32(b, OFF_LENGTH, b->len - HDR);
+    expect_exact_error(b, what);
     g_byte_array_unref(b);
 }
 
@@ -7279,11 +7618,28 @@ static void test_epoch_pages_bad(void)
     });
     set_u16(b, OFF_TYPE, DISTVM_MSG_EPOCH_PAGES);
     expect_epoch_pages_error(b, 0x100000002ull, 0, 1);
+    /* one page is 4 bytes short of an EPOCH */
     distvm_wire_epoch_pages_begin(b, 2, 5, 0);
     distvm_wire_epoch_pages_add(b, 3, NULL);
     distvm_wire_end(b);
-    expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message has 4 bytes of "
+    expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message is truncated");
+    /*
+     * two are 8 bytes too many: step 5 of epoch 2 << 32, 3 bytes, 1 vCPU
+     * (the first page's flags) and the second page's number in the
+     * reserved field
+     */
+    distvm_wire_epoch_pages_begin(b, 2, 5, 0);
+    distvm_wire_epoch_pages_add(b, 3, NULL);
+    distvm_wire_epoch_pages_add(b, 0, NULL);
+    distvm_wire_end(b);
+    expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message has 8 bytes of "
                          "trailing garbage");
+    distvm_wire_epoch_pages_begin(b, 2, 5, 0);
+    distvm_wire_epoch_pages_add(b, 3, NULL);
+    distvm_wire_epoch_pages_add(b, 15, NULL);
+    distvm_wire_end(b);
+    expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message with a non-zero "
+                         "reserved field");
     g_byte_array_unref(b);
 }
 
@@ -7650,17 +8006,52 @@ static void test_epoch_state_bad(void)
     expect_decode_error(b, &limits, "EPOCH_STATE message names node 4 in "
                         "its sender; the cluster has 4");
 
-    /* EPOCH retyped: no bytes; and the other way: one byte too many */
+    /*
+     * EPOCH retyped: the devices' state (kind 1, index 0: step 2 and node
+     * 1) of epoch 1 << 32 | 2, with its bytes for the total and the
+     * offset, and its vCPUs and reserved field as 8 bytes of state;
+     * within 4096 bytes, not within 4
+     */
+    {
+        Decoded d;
+
+        distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_SENT, .node = 1, .epoch = 1, .bytes = 4096,
+            .vcpus = 3,
+        });
+        set_u16(b, OFF_TYPE, DISTVM_MSG_EPOCH_STATE);
+        decode_ok(b, &limits, &d);
+        g_assert_cmpuint(d.msg.u.epoch_state.epoch, ==, 0x100000002ull);
+        g_assert_cmpuint(d.msg.u.epoch_state.kind, ==, DEVICES);
+        g_assert_cmpuint(d.msg.u.epoch_state.index, ==, 0);
+        g_assert_cmpuint(d.msg.u.epoch_state.total, ==, 4096);
+        g_assert_cmpuint(d.msg.u.epoch_state.offset, ==, 0);
+        g_assert_cmpuint(d.msg.u.epoch_state.len, ==, 8);
+        g_assert_cmpuint(ldl_le_p(d.msg.u.epoch_state.data), ==, 3);
+        g_assert_cmpuint(ldl_le_p(d.msg.u.epoch_state.data + 4), ==, 0);
+        decoded_free(&d);
+    }
     distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_SENT, .node = 1, .epoch = 1, .bytes = 4096,
+        .step = DISTVM_EPOCH_SENT, .node = 1, .epoch = 1, .bytes = 4,
+        .vcpus = 3,
     });
     set_u16(b, OFF_TYPE, DISTVM_MSG_EPOCH_STATE);
     got = decode_error(b, &limits);
     g_assert_cmpstr(got, ==, "EPOCH_STATE message of epoch 4294967298, "
-                    "kind 1 and index 0 with bytes 0 to 0 of 4096");
+                    "kind 1 and index 0 with bytes 0 to 8 of 4");
+
+    /*
+     * and the other way: 7 bytes of state are one short of an EPOCH, 9
+     * (all zero: no vCPUs, and a reserved field of 0) one too many
+     */
     distvm_wire_epoch_state(b, 1, &(DistvmMsgEpochState) {
-        .epoch = 5, .kind = VCPU, .index = 1, .total = 1, .offset = 0,
-        .len = 1, .data = state,
+        .epoch = 5, .kind = VCPU, .index = 1, .total = 7, .offset = 0,
+        .len = 7, .data = state,
+    });
+    expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message is truncated");
+    distvm_wire_epoch_state(b, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU, .index = 1, .total = 9, .offset = 0,
+        .len = 9, .data = state,
     });
     expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message has 1 bytes of "
                          "trailing garbage");
@@ -8508,6 +8899,9 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages", test_epoch_pages);
     g_test_add_func("/distvm/wire/roundtrip/epoch-state", test_epoch_state);
     g_test_add_func("/distvm/wire/decode/epoch-bad", test_epoch_bad);
+    g_test_add_func("/distvm/wire/decode/epoch-vcpus", test_epoch_vcpus);
+    g_test_add_func("/distvm/wire/decode/epoch-reserved",
+                    test_epoch_reserved);
     g_test_add_func("/distvm/wire/decode/epoch-pages-bad",
                     test_epoch_pages_bad);
     g_test_add_func("/distvm/wire/decode/epoch-state-bad",
