@@ -49,6 +49,7 @@ struct DistvmOutputFilter {
     uint64_t open_packets;
     GQueue sealed;              /* HeldEpoch, oldest first */
     NetQueue *inbound;          /* to the guest, while an epoch pauses it */
+    NetClientState *nic;        /* the sender of the packets held */
 };
 
 /* Under the BQL, as the net layer */
@@ -76,17 +77,26 @@ static ssize_t output_receive_iov(NetFilterState *nf, NetClientState *sender,
         return 0;
     }
     /* Taken: the sender goes on, and its sent_cb is not called */
+    f->nic = sender;
     qemu_net_queue_append_iov(f->open, sender, flags, iov, iovcnt, NULL);
     f->open_packets++;
     held_packets++;
     return iov_size(iov, iovcnt);
 }
 
-static void held_flush(NetFilterState *nf, NetQueue *queue)
+/*
+ * Send on what @queue holds, from @sender.  What the next one cannot
+ * take now is dropped, as filter-buffer does; and all of it if @sender,
+ * the guest's NIC, was unplugged meanwhile (its packets go nowhere, and
+ * the NIC is no more).
+ */
+static void held_flush(NetFilterState *nf, NetQueue *queue,
+                       NetClientState *sender)
 {
-    /* As filter-buffer: what the next one cannot take now is dropped */
-    if (!qemu_net_queue_flush(queue)) {
-        qemu_net_queue_purge(queue, nf->netdev);
+    if (sender && sender != nf->netdev && nf->netdev->peer != sender) {
+        qemu_net_queue_purge(queue, sender);
+    } else if (!qemu_net_queue_flush(queue) && sender) {
+        qemu_net_queue_purge(queue, sender);
     }
 }
 
@@ -116,15 +126,15 @@ static void output_cleanup(NetFilterState *nf)
     }
     g_ptr_array_remove(filters, f);
     while ((h = g_queue_pop_head(&f->sealed))) {
-        held_flush(nf, h->queue);
+        held_flush(nf, h->queue, f->nic);
         held_packets -= h->packets;
         g_free(h->queue);
         g_free(h);
     }
-    held_flush(nf, f->open);
+    held_flush(nf, f->open, f->nic);
     held_packets -= f->open_packets;
     g_free(f->open);
-    held_flush(nf, f->inbound);
+    held_flush(nf, f->inbound, nf->netdev);
     g_free(f->inbound);
 }
 
@@ -179,7 +189,7 @@ void distvm_output_release(uint64_t epoch)
         while ((h = g_queue_peek_head(&f->sealed)) && h->epoch <= epoch) {
             g_queue_pop_head(&f->sealed);
             trace_distvm_output_release(h->epoch, h->packets);
-            held_flush(NETFILTER(f), h->queue);
+            held_flush(NETFILTER(f), h->queue, f->nic);
             held_packets -= h->packets;
             released_packets += h->packets;
             g_free(h->queue);
@@ -194,7 +204,7 @@ void distvm_output_pause(bool paused)
     for (guint i = 0; !paused && filters && i < filters->len; i++) {
         DistvmOutputFilter *f = g_ptr_array_index(filters, i);
 
-        held_flush(NETFILTER(f), f->inbound);
+        held_flush(NETFILTER(f), f->inbound, NETFILTER(f)->netdev);
     }
 }
 
