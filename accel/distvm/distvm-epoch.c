@@ -700,13 +700,28 @@ static bool replica_check(DistvmState *s, const DistvmMsg *msg,
     return true;
 }
 
-static bool pending_refused(DistvmState *s, const DistvmMsg *msg,
-                            uint64_t epoch)
+/*
+ * A replica, in the receive thread: the pending data of @msg's sender for
+ * @epoch, with e->lock held; or NULL, the message refused
+ */
+static EpochPending *pending_lock(DistvmState *s, const DistvmMsg *msg,
+                                  uint64_t epoch)
 {
-    distvm_msg_refused(s, msg->hdr.src, "%s of epoch %" PRIu64 ", a third "
-                       "epoch not ended", distvm_msg_type_name(msg->hdr.type),
-                       epoch);
-    return false;
+    DistvmEpoch *e = s->epoch;
+    EpochPending *p;
+
+    if (!replica_check(s, msg, epoch)) {
+        return NULL;
+    }
+    qemu_mutex_lock(&e->lock);
+    p = pending_of(store_of(e, msg->hdr.src), epoch);
+    if (!p) {
+        qemu_mutex_unlock(&e->lock);
+        distvm_msg_refused(s, msg->hdr.src, "%s of epoch %" PRIu64 ", a "
+                           "third epoch not ended",
+                           distvm_msg_type_name(msg->hdr.type), epoch);
+    }
+    return p;
 }
 
 /* A replica, in the receive thread: an epoch's pages of its node */
@@ -715,16 +730,10 @@ static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
     const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
     DistvmEpoch *e = s->epoch;
     const uint8_t *pos = ep->entries;
-    EpochPending *p;
+    EpochPending *p = pending_lock(s, msg, ep->epoch);
 
-    if (!replica_check(s, msg, ep->epoch)) {
-        return false;
-    }
-    qemu_mutex_lock(&e->lock);
-    p = pending_of(store_of(e, msg->hdr.src), ep->epoch);
     if (!p) {
-        qemu_mutex_unlock(&e->lock);
-        return pending_refused(s, msg, ep->epoch);
+        return false;
     }
     for (uint32_t i = 0; i < ep->count; i++) {
         EpochCopy *c = g_new0(EpochCopy, 1);
@@ -752,20 +761,15 @@ static bool epoch_state_received(DistvmState *s, const DistvmMsg *msg)
     EpochPending *p;
     EpochCopy *c;
 
-    if (!replica_check(s, msg, es->epoch)) {
-        return false;
-    }
     if (es->kind == DISTVM_EPOCH_STATE_DEVICES &&
         msg->hdr.src != DISTVM_HOME_NODE) {
         distvm_msg_refused(s, msg->hdr.src, "EPOCH_STATE: only the home node "
                            "sends the devices' state");
         return false;
     }
-    qemu_mutex_lock(&e->lock);
-    p = pending_of(store_of(e, msg->hdr.src), es->epoch);
+    p = pending_lock(s, msg, es->epoch);
     if (!p) {
-        qemu_mutex_unlock(&e->lock);
-        return pending_refused(s, msg, es->epoch);
+        return false;
     }
     c = g_hash_table_lookup(p->states, key);
     if (es->offset == 0) {
@@ -802,9 +806,6 @@ static bool epoch_sent_received(DistvmState *s, const DistvmMsg *msg)
     EpochPending *p;
     bool whole = true;
 
-    if (!replica_check(s, msg, epoch)) {
-        return false;
-    }
     if (distvm_is_home(s) && replica_of(s, msg->hdr.src) != s->node_id) {
         /* home counts it as stored: only from the node it keeps */
         distvm_msg_refused(s, msg->hdr.src, "EPOCH SENT to the home node, "
@@ -812,11 +813,9 @@ static bool epoch_sent_received(DistvmState *s, const DistvmMsg *msg)
                            msg->hdr.src);
         return false;
     }
-    qemu_mutex_lock(&e->lock);
-    p = pending_of(store_of(e, msg->hdr.src), epoch);
+    p = pending_lock(s, msg, epoch);
     if (!p) {
-        qemu_mutex_unlock(&e->lock);
-        return pending_refused(s, msg, epoch);
+        return false;
     }
     g_hash_table_iter_init(&it, p->states);
     while (g_hash_table_iter_next(&it, NULL, &value)) {

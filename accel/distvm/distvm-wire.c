@@ -1710,6 +1710,19 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_EPOCH_STATE] = DISTVM_ROLE_ANY,
 };
 
+/*
+ * A step of a message (@what) sent by or to a node that @rule, the text
+ * of each of the @nr_steps steps, does not name
+ */
+static bool step_refused(const char *what, uint32_t step,
+                         const char *const *rule, uint32_t nr_steps,
+                         Error **errp)
+{
+    error_setg(errp, "%s of step %" PRIu32 " is sent %s only", what, step,
+               step < nr_steps ? rule[step] : "in no step known");
+    return false;
+}
+
 /* Who sends each step of RES_SET to whom (DistvmResSetStep) */
 static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
                                uint32_t dst, Error **errp)
@@ -1742,11 +1755,8 @@ static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
         ok = src == set->node;
         break;
     }
-    if (!ok) {
-        error_setg(errp, "RES_SET of step %" PRIu32 " is sent %s only",
-                   set->step, rule[set->step]);
-    }
-    return ok;
+    return ok || step_refused("RES_SET", set->step, rule,
+                              DISTVM_RES_SET__MAX, errp);
 }
 
 /* Who sends each step of MGR_MOVE to whom (DistvmMgrMoveStep) */
@@ -1779,11 +1789,8 @@ static bool mgr_move_check_role(const DistvmMsgMgrMove *mv, uint32_t src,
         ok = dst == mv->from;
         break;
     }
-    if (!ok) {
-        error_setg(errp, "MGR_MOVE of step %" PRIu32 " is sent %s only",
-                   mv->step, rule[mv->step]);
-    }
-    return ok;
+    return ok || step_refused("MGR_MOVE", mv->step, rule,
+                              DISTVM_MGR_MOVE__MAX, errp);
 }
 
 /* Who sends each step of EPOCH to whom (DistvmEpochStep) */
@@ -1817,11 +1824,8 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
         error_setg(errp, "EPOCH of unknown step %" PRIu32, e->step);
         return false;
     }
-    if (!ok) {
-        error_setg(errp, "EPOCH of step %" PRIu32 " is sent %s only", e->step,
-                   rule[e->step]);
-    }
-    return ok;
+    return ok || step_refused("EPOCH", e->step, rule, DISTVM_EPOCH__MAX,
+                              errp);
 }
 
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
