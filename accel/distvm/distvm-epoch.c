@@ -7,27 +7,32 @@
  * 1. Home pauses the guest, its devices included, without a run state
  *    change (distvm_guest_pause(): a "stop" meanwhile is taken as usual);
  *    so do the other nodes, which answer PAUSED.
- * 2. Once every node stopped, no vCPU runs and no page travels for one:
- *    home sends SAVE.  Each node sends its replica (the next node of the
- *    cluster in node order) the state of the vCPUs it runs and the pages
- *    of guest RAM it changed since its last epoch and still holds, or
- *    all it holds the first time and whenever its replica changed
- *    (distvm_ram_checkpoint_pages()), then SENT.  Home also sends the
- *    state of the machine's devices to its standby, its own replica.
+ * 2. Once every node paused, no vCPU runs: home sends SAVE.  Each node
+ *    waits until no page it asked for is on its way (a moved vCPU's warm
+ *    pages), and sends its replica (the next node of the cluster in node
+ *    order) the state of the vCPUs it runs and the pages of guest RAM it
+ *    changed since its last epoch and still holds, or all it holds the
+ *    first time and whenever its replica changed
+ *    (distvm_ram_checkpoint_pages()), then SENT, with the number of vCPU
+ *    states.  Home also sends the state of the machine's devices to its
+ *    standby, its own replica.
  * 3. The replica keeps all of it aside for the epoch, and answers STORED
  *    to home once the node's SENT came.
  * 4. Once every node's data is stored, home sends COMMIT: the replicas
  *    make the epoch's data their committed copy.  Home runs the guest
  *    again, which runs the other nodes' vCPUs.
  *
- * A node that does not stop, or whose data is not stored, within
+ * A node that does not pause, or whose data is not stored, within
  * peer-timeout is lost (for now the cluster then stops: rolling back to
  * the last committed epoch and taking over a lost node's part build on
- * this).  An epoch that a node cannot take now, because a vCPU of its
- * is moving between nodes, is abandoned once every node answered (BUSY
- * or STORED): home sends ABORT, the replicas drop its data, each node
- * sends all it holds in its next epoch, and home tries again one
- * interval later.
+ * this).  An epoch that cannot be taken now is abandoned once every node
+ * answered (BUSY or STORED): a node answers BUSY if a vCPU is moving to
+ * or from it, if its pages still travel after a second, or if its pause
+ * was disturbed (distvm_guest_paused_whole()); and home abandons it if
+ * the nodes did not save each vCPU once (one whose state was on its way
+ * between two nodes).  Home sends ABORT, the replicas drop its data,
+ * each node sends again in its next epoch what it sent for it, and home
+ * tries again one interval later.
  *
  * The guest's network packets wait for the commit of the epoch they were
  * sent in (distvm-output.c).
@@ -393,10 +398,9 @@ static bool devices_save(GByteArray *out, Error **errp)
 }
 
 /*
- * In the main loop, with every vCPU of the cluster stopped: send this
- * node's data of @epoch to its replica, then SENT.  False if a vCPU of
- * this node is moving, or its state cannot be saved: the epoch cannot
- * be taken now.
+ * In the main loop, with every vCPU of the cluster held: send this
+ * node's data of @epoch to its replica, then SENT.  False if the epoch
+ * cannot be taken now (see above), or a state cannot be saved.
  */
 static bool epoch_save(DistvmState *s, uint64_t epoch)
 {
@@ -567,7 +571,7 @@ static void epoch_answered(DistvmState *s, uint32_t node, uint64_t epoch,
     }
 }
 
-/* Every node stopped: all save their data, home first */
+/* Every node paused: all save their data, home first */
 static void epoch_save_all(DistvmState *s)
 {
     DistvmEpoch *e = s->epoch;
@@ -620,7 +624,7 @@ static void epoch_timed_out(DistvmState *s)
     g_autofree char *why = NULL;
 
     if (e->phase == EPOCH_STOPPING) {
-        why = g_strdup_printf("it did not stop its vCPUs for checkpoint "
+        why = g_strdup_printf("it did not pause the guest for checkpoint "
                               "epoch %" PRIu64 " within peer-timeout=%"
                               PRIu32 " s", e->epoch, s->peer_timeout);
     } else {
@@ -851,7 +855,7 @@ static bool epoch_received(DistvmState *s, const DistvmMsg *msg)
         qemu_mutex_lock(&e->lock);
         stores_end_epoch(s, m->epoch, m->step == DISTVM_EPOCH_COMMIT);
         qemu_mutex_unlock(&e->lock);
-        /* Its packets go on; after an abort, all is sent next time */
+        /* Its packets go on; after an abort, what was sent goes again */
         return true;
     default:
         return true;            /* SAVE, BUSY, STORED: the main loop's */
