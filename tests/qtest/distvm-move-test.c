@@ -1674,13 +1674,20 @@ static void test_affinity(void)
             g_assert_cmpstr(reason, ==, "command");
             seen[2] = true;
         } else {
-            /* the move that did not pay off, undone */
+            /*
+             * The move that did not pay off, undone: its data is home's
+             * again.  The policy's check of a move's gain and its
+             * consolidation (node 1 then runs no vCPU that needs it)
+             * both see it, whichever looks first.
+             */
             g_assert_cmpint(cpu, ==, 3);
             g_assert_true(seen[2]);
             g_assert_false(seen[3]);
             g_assert_cmpint(from, ==, 1);
             g_assert_cmpint(to, ==, 0);
-            g_assert_cmpstr(reason, ==, "policy");
+            if (strcmp(reason, "policy") && strcmp(reason, "consolidate")) {
+                g_error("vCPU 3 went home for the reason '%s'", reason);
+            }
             seen[3] = true;
         }
         qobject_unref(ev);
