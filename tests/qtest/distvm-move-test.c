@@ -25,8 +25,12 @@
 
 #define MACHINE "-nodefaults -machine pc -m 128M"
 #define RES(field) (DG_RESULT_BASE + offsetof(struct dg_results, field))
-/* Rounds of the readers of mode=affinity: a few seconds on their nodes */
-#define DG_AFFINITY_ROUNDS 3000
+/*
+ * Rounds of the readers of mode=affinity: enough that they still read
+ * when the policy judges its moves (2.5 s after one), or a reader that
+ * finished would make a bad move look good; about 20 s in all
+ */
+#define DG_AFFINITY_ROUNDS 12000
 /* ... and with their data on other nodes all along: about 10 s */
 #define DG_AFFINITY_NUMA_ROUNDS 800
 
