@@ -58,6 +58,43 @@ static bool guest_paused;       /* by an epoch */
 static uint64_t held_packets;   /* held now */
 static uint64_t released_packets;
 
+/*
+ * Send on what @queue holds, from @sender.  What the next one cannot
+ * take now is dropped, as filter-buffer does; and all of it if @sender,
+ * the guest's NIC, was unplugged meanwhile (its packets go nowhere, and
+ * the NIC is no more).
+ */
+static void held_flush(NetFilterState *nf, NetQueue *queue,
+                       NetClientState *sender)
+{
+    if (sender && sender != nf->netdev && nf->netdev->peer != sender) {
+        qemu_net_queue_purge(queue, sender);
+    } else if (!qemu_net_queue_flush(queue) && sender) {
+        qemu_net_queue_purge(queue, sender);
+    }
+}
+
+/* What @f holds goes on, sealed or not: no epoch will commit it */
+static void release_all(DistvmOutputFilter *f)
+{
+    NetFilterState *nf = NETFILTER(f);
+    HeldEpoch *h;
+
+    while ((h = g_queue_pop_head(&f->sealed))) {
+        held_flush(nf, h->queue, f->nic);
+        held_packets -= h->packets;
+        released_packets += h->packets;
+        g_free(h->queue);
+        g_free(h);
+    }
+    if (f->open_packets) {
+        held_flush(nf, f->open, f->nic);
+        held_packets -= f->open_packets;
+        released_packets += f->open_packets;
+        f->open_packets = 0;
+    }
+}
+
 static ssize_t output_receive_iov(NetFilterState *nf, NetClientState *sender,
                                   unsigned flags, const struct iovec *iov,
                                   int iovcnt, NetPacketSent *sent_cb)
@@ -74,6 +111,8 @@ static ssize_t output_receive_iov(NetFilterState *nf, NetClientState *sender,
         return iov_size(iov, iovcnt);
     }
     if (!distvm_epoch_taken(distvm_state())) {
+        /* Drained to one node: what it held goes first, in order */
+        release_all(f);
         return 0;
     }
     /* Taken: the sender goes on, and its sent_cb is not called */
@@ -82,22 +121,6 @@ static ssize_t output_receive_iov(NetFilterState *nf, NetClientState *sender,
     f->open_packets++;
     held_packets++;
     return iov_size(iov, iovcnt);
-}
-
-/*
- * Send on what @queue holds, from @sender.  What the next one cannot
- * take now is dropped, as filter-buffer does; and all of it if @sender,
- * the guest's NIC, was unplugged meanwhile (its packets go nowhere, and
- * the NIC is no more).
- */
-static void held_flush(NetFilterState *nf, NetQueue *queue,
-                       NetClientState *sender)
-{
-    if (sender && sender != nf->netdev && nf->netdev->peer != sender) {
-        qemu_net_queue_purge(queue, sender);
-    } else if (!qemu_net_queue_flush(queue) && sender) {
-        qemu_net_queue_purge(queue, sender);
-    }
 }
 
 static void output_setup(NetFilterState *nf, Error **errp)
