@@ -23,28 +23,7 @@
 #include "qemu/bswap.h"
 #include "qapi/error.h"
 #include "distvm-wire.h"
-
-#define HDR DISTVM_WIRE_HDR_SIZE
-#define VCPU_FIXED 24           /* cpu, from, to, reason, value */
-#define PCI_FIXED 16            /* path length, addr, val, len; + path */
-#define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
-#define RUN_FIXED 48            /* action, reserved, five clocks */
-#define PIC_FIXED 4             /* level */
-#define FLOW_FIXED 8            /* done */
-#define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
-#define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
-#define MEM_ACK_FIXED 8         /* slot, error length; + error */
-#define MEM_UNPLUG_FIXED 4      /* slot */
-#define CPU_PLUG_FIXED 8        /* cpu, device length; + device */
-#define CPU_ACK_FIXED 8         /* cpu, error length; + error */
-#define CPU_UNPLUG_FIXED 4      /* cpu */
-#define RES_FIXED 24            /* addr, size, flags, data */
-#define MGR_MOVE_FIXED 12       /* step, from, to */
-#define MGR_ENTRIES_FIXED 16    /* block, count, first; + entries */
-#define EPOCH_FIXED 32          /* step, node, epoch, bytes, vCPUs, 0 */
-#define EPOCH_PAGES_FIXED 16    /* epoch, block, count; + pages */
-#define EPOCH_PAGE_HDR 12       /* a page's number, flags; + its data */
-#define EPOCH_STATE_FIXED 24    /* epoch, kind, index, total, offset; + data */
+#include "wire-sizes.h"
 
 #ifndef DISTVM_WIRE_FUZZ_SEEDS
 
