@@ -950,6 +950,8 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
     }
     qemu_mutex_unlock(&e->lock);
     distvm_output_stats(&info->held_packets, &info->released_packets);
+    distvm_output_disk_stats(&info->held_writes, &info->held_write_bytes,
+                             &info->released_writes);
     return info;
 }
 

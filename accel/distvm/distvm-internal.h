@@ -418,7 +418,15 @@ void distvm_output_seal(uint64_t epoch);
 /* Hold the packets that come to the guest while an epoch pauses it */
 void distvm_output_pause(bool paused);
 void distvm_output_release(uint64_t epoch);
+void distvm_output_packets_release(uint64_t epoch);
 void distvm_output_stats(uint64_t *held, uint64_t *released);
+
+/* distvm-output-disk.c: and its disk writes */
+bool distvm_output_disk_hold(Error **errp);
+void distvm_output_disk_seal(uint64_t epoch);
+void distvm_output_disk_release(uint64_t epoch);
+void distvm_output_disk_stats(uint64_t *writes, uint64_t *bytes,
+                              uint64_t *released);
 
 /* distvm-cluster.c */
 void distvm_cluster_init(DistvmState *s);

@@ -16,8 +16,9 @@
  * so that no NIC writes them into guest RAM while the nodes save it.
  *
  * Only the NICs of the machine as it starts are covered: one plugged
- * later (device_add) sends its packets at once.  Disk writes are not
- * held yet.
+ * later (device_add) sends its packets at once.  Disk writes are held
+ * too (distvm-output-disk.c): an epoch's packets go once its writes are
+ * on the disks.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -186,6 +187,7 @@ type_init(output_register_types);
 
 void distvm_output_seal(uint64_t epoch)
 {
+    distvm_output_disk_seal(epoch);
     for (guint i = 0; filters && i < filters->len; i++) {
         DistvmOutputFilter *f = g_ptr_array_index(filters, i);
         HeldEpoch *h;
@@ -203,7 +205,7 @@ void distvm_output_seal(uint64_t epoch)
     }
 }
 
-void distvm_output_release(uint64_t epoch)
+void distvm_output_packets_release(uint64_t epoch)
 {
     for (guint i = 0; filters && i < filters->len; i++) {
         DistvmOutputFilter *f = g_ptr_array_index(filters, i);
@@ -229,6 +231,12 @@ void distvm_output_pause(bool paused)
 
         held_flush(NETFILTER(f), f->inbound, NETFILTER(f)->netdev);
     }
+}
+
+/* The packets of @epoch go once the disk writes of it did */
+void distvm_output_release(uint64_t epoch)
+{
+    distvm_output_disk_release(epoch);
 }
 
 void distvm_output_stats(uint64_t *held, uint64_t *released)
@@ -269,6 +277,12 @@ bool distvm_output_hold(Error **errp)
     if (err) {
         error_propagate_prepend(errp, err, "distvm: cannot hold the guest's "
                                 "packets until their epoch commits: ");
+        return false;
+    }
+    /* Home runs the disks */
+    if (distvm_is_home(distvm_state()) && !distvm_output_disk_hold(&err)) {
+        error_propagate_prepend(errp, err, "distvm: cannot hold the guest's "
+                                "disk writes until their epoch commits: ");
         return false;
     }
     return true;

@@ -11,6 +11,9 @@
  * refused, and a node's BUSY abandons an epoch, after which every node
  * sends all it holds again, and the copies are still the pages.
  *
+ * A disk write reaches the image only once its epoch committed, or once
+ * the guest stops.
+ *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
@@ -246,11 +249,107 @@ static void test_smp(void)
     distvm_cluster_quit(c);
 }
 
+/* The 4 KiB of @path at @offset are all @byte */
+static bool file_holds(const char *path, off_t offset, uint8_t byte)
+{
+    g_autofree uint8_t *buf = g_malloc(4096);
+    int fd = open(path, O_RDONLY);
+    ssize_t n;
+
+    g_assert_cmpint(fd, >=, 0);
+    n = pread(fd, buf, 4096, offset);
+    close(fd);
+    g_assert_cmpint(n, ==, 4096);
+    for (int i = 0; i < 4096; i++) {
+        if (buf[i] != byte) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Write 4 KiB of @byte at @offset of disk d0 through home's HMP (qemu-io
+ * prints to QEMU's standard output, not to the monitor)
+ */
+static void disk_write(QTestState *home, uint8_t byte, off_t offset)
+{
+    g_autofree char *out = qtest_hmp(home, "qemu-io d0 \"write -P 0x%x %"
+                                     PRId64 " 4k\"", byte, (int64_t)offset);
+
+    g_assert_cmpstr(out, ==, "");
+}
+
+/*
+ * A write to a disk of home reaches its image only once the epoch it was
+ * made in committed; a stop writes out what is held.  (The Linux test
+ * reads what its guest wrote while it is held.)
+ */
+static void test_disk(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *img = g_strdup_printf("%s/epoch-disk.img", tmpdir);
+    g_autofree char *args = NULL;
+    DistvmCluster *c;
+    QTestState *home;
+    off_t offset = 0;
+    QDict *cp;
+    int fd;
+
+    fd = open(img, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, 1024 * 1024), ==, 0);
+    close(fd);
+    args = g_strdup_printf(MACHINE " -smp 2 -kernel %s -append 'cpus=2 "
+                           "iters=%d' -drive if=none,id=d0,format=raw,"
+                           "file=%s,file.locking=off", elf, ITERS, img);
+    c = distvm_cluster_start_with(tmpdir, 2,
+                                  "replicas=1,checkpoint-ms=1500", args);
+    home = c->node[0]->qts;
+
+    /* Written between two commits: on the image only after the second */
+    for (int tries = 0;; tries++) {
+        uint64_t before;
+
+        g_assert_cmpint(tries, <, 5);
+        wait_epochs(home, 1);
+        before = committed_epoch(home);
+        offset = (tries + 1) * 4096;
+        disk_write(home, 0x5a, offset);
+        if (file_holds(img, offset, 0) && committed_epoch(home) == before) {
+            break;      /* else an epoch committed meanwhile: again */
+        }
+    }
+    cp = checkpoint_info(home);
+    g_assert_cmpint(qdict_get_int(cp, "held-writes"), >=, 1);
+    g_assert_cmpint(qdict_get_int(cp, "held-write-bytes"), >=, 4096);
+    qobject_unref(cp);
+    wait_epochs(home, 1);
+    for (int tries = 0; !file_holds(img, offset, 0x5a); tries++) {
+        g_assert_cmpint(tries, <, 500);
+        g_usleep(10 * 1000);
+    }
+    cp = checkpoint_info(home);
+    g_assert_cmpint(qdict_get_int(cp, "released-writes"), >=, 1);
+    qobject_unref(cp);
+
+    /* A stop writes out what is held */
+    disk_write(home, 0xa5, 65536);
+    qtest_qmp_assert_success(home, "{ 'execute': 'stop' }");
+    g_assert_true(file_holds(img, 65536, 0xa5));
+    cp = checkpoint_info(home);
+    g_assert_cmpint(qdict_get_int(cp, "held-writes"), ==, 0);
+    qobject_unref(cp);
+    qtest_qmp_assert_success(home, "{ 'execute': 'cont' }");
+    distvm_cluster_quit(c);
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-epoch-test");
 
     qtest_add_func("/distvm/epoch/smp", test_smp);
+    qtest_add_func("/distvm/epoch/disk", test_disk);
 
     return distvm_test_run(tmpdir);
 }

@@ -562,7 +562,8 @@ static void check_numa_homes(DistvmNode **node, int nodes)
 /*
  * Checkpoint epochs were committed all along (replicas=1): home counts
  * them, and every node keeps pages of another.  The packets the guest
- * sent by then went through home's filter once their epoch committed.
+ * sent by then went through home's filter once their epoch committed,
+ * and so did its disk writes, which it read back meanwhile.
  */
 static void check_checkpoints(DistvmNode **node, int nodes)
 {
@@ -577,6 +578,7 @@ static void check_checkpoints(DistvmNode **node, int nodes)
         if (n == 0) {
             g_assert_cmpint(qdict_get_int(cp, "epochs"), >=, 10);
             g_assert_cmpint(qdict_get_int(cp, "released-packets"), >, 0);
+            g_assert_cmpint(qdict_get_int(cp, "released-writes"), >, 0);
             g_test_message("%" PRId64 " epochs, %" PRId64 " abandoned, "
                            "pause p50 %" PRId64 " us, p99 %" PRId64 " us, %"
                            PRId64 " bytes", qdict_get_int(cp, "epochs"),

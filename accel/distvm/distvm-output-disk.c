@@ -1,0 +1,538 @@
+/*
+ * distvm: the guest's disk writes wait for their epoch's commit
+ *
+ * With checkpoint epochs (replicas=1, distvm-epoch.c), a lost node rolls
+ * the guest back to the last committed epoch, so nothing the guest wrote
+ * after it may have reached its disks, as for its packets
+ * (distvm-output.c).  Home, which runs the disks, puts a filter node of
+ * this driver on top of every disk of the machine as it starts.  The
+ * filter keeps each write (and write of zeroes, and discard) in memory,
+ * in the order the guest made them, and answers it at once; reads see
+ * them on top of what the disk holds.  When an epoch's data is saved the
+ * writes held so far are sealed with its number; when it commits, those
+ * of it and of earlier, abandoned epochs are written to the disk in
+ * order, the disk is flushed if the guest asked for a flush meanwhile,
+ * and only then are the packets of those epochs sent on.  So what the
+ * world sees of an epoch comes after its writes are on the disk.
+ *
+ * A flush of the guest completes at once: what it wrote is safe in the
+ * cluster's next commit rather than on the disk.  A flush while the
+ * guest does not run (stop, quit, savevm) writes out everything held:
+ * the guest's state then is the one a restart continues from.  While the
+ * cluster is a single node, which takes no epochs, writes go through.
+ *
+ * A write that fails once its epoch committed cannot fail the guest's
+ * request any more, which was answered: it is reported.  A disk added
+ * later (device_add) is not held.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qobject/qdict.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/module.h"
+#include "block/block_int.h"
+#include "block/block-io.h"
+#include "system/block-backend.h"
+#include "system/runstate.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+#define DISTVM_OUTPUT_DISK_DRIVER "distvm-output"
+
+typedef enum HeldKind {
+    HELD_WRITE,
+    HELD_ZEROES,
+    HELD_DISCARD,
+} HeldKind;
+
+/* One request of the guest, held */
+typedef struct HeldWrite {
+    HeldKind kind;
+    uint64_t epoch;             /* sealed in; 0 while its epoch runs */
+    int64_t offset;
+    int64_t bytes;
+    void *buf;                  /* HELD_WRITE: the data */
+    QTAILQ_ENTRY(HeldWrite) next;
+} HeldWrite;
+
+typedef struct BDRVDistvmOutputState {
+    QemuMutex lock;             /* @held, @release_to, @flush_asked */
+    QTAILQ_HEAD(, HeldWrite) held;      /* oldest first */
+    uint64_t release_to;        /* write the epochs up to this one */
+    bool releasing;             /* a release_co() runs */
+    bool flush_asked;           /* the guest flushed: flush the disk */
+    bool failed;                /* a held write failed: reported once */
+    /*
+     * Held writes are taken off @held only once they are on the disk,
+     * with this taken for writing; a read holds it while it reads the
+     * disk and lays what is held on top
+     */
+    CoRwlock readers;
+    /* Writes to the disk of what is held go one after the other */
+    CoMutex writing;
+} BDRVDistvmOutputState;
+
+/* Under the BQL */
+static GPtrArray *disks;        /* BlockDriverState of the filters */
+static uint64_t committed;      /* the last epoch that committed */
+static uint64_t packets_to;     /* the packets released up to this epoch */
+/* Atomic */
+static uint64_t held_writes;
+static uint64_t held_bytes;
+static uint64_t released_writes;
+
+static void held_free(HeldWrite *h)
+{
+    qatomic_sub(&held_writes, 1);
+    qatomic_sub(&held_bytes, h->bytes);
+    qatomic_inc(&released_writes);
+    g_free(h->buf);
+    g_free(h);
+}
+
+static int output_open(BlockDriverState *bs, QDict *options, int flags,
+                       Error **errp)
+{
+    BDRVDistvmOutputState *st = bs->opaque;
+    int ret;
+
+    if (!disks) {
+        error_setg(errp, "%s is made by distvm itself, with replicas=1",
+                   DISTVM_OUTPUT_DISK_DRIVER);
+        return -EINVAL;
+    }
+    ret = bdrv_open_file_child(NULL, options, "file", bs, errp);
+    if (ret < 0) {
+        return ret;
+    }
+    qemu_mutex_init(&st->lock);
+    QTAILQ_INIT(&st->held);
+    qemu_co_rwlock_init(&st->readers);
+    qemu_co_mutex_init(&st->writing);
+    bs->supported_write_flags = 0;
+    bs->supported_zero_flags = 0;
+    g_ptr_array_add(disks, bs);
+    return 0;
+}
+
+static void output_close(BlockDriverState *bs)
+{
+    BDRVDistvmOutputState *st = bs->opaque;
+    HeldWrite *h;
+
+    g_ptr_array_remove(disks, bs);
+    /* Flushed at the stop before, unless a write to the disk failed */
+    while ((h = QTAILQ_FIRST(&st->held))) {
+        QTAILQ_REMOVE(&st->held, h, next);
+        held_free(h);
+    }
+    qemu_mutex_destroy(&st->lock);
+}
+
+static int64_t coroutine_fn GRAPH_RDLOCK
+output_co_getlength(BlockDriverState *bs)
+{
+    return bdrv_co_getlength(bs->file->bs);
+}
+
+/* Lay @h on [@offset, @offset + @bytes) of @qiov, read from the disk */
+static void held_overlay(const HeldWrite *h, int64_t offset, int64_t bytes,
+                         QEMUIOVector *qiov, size_t qiov_offset)
+{
+    int64_t start = MAX(offset, h->offset);
+    int64_t end = MIN(offset + bytes, h->offset + h->bytes);
+
+    if (start >= end || h->kind == HELD_DISCARD) {
+        return;     /* a discarded range may read as it was */
+    }
+    if (h->kind == HELD_ZEROES) {
+        qemu_iovec_memset(qiov, qiov_offset + start - offset, 0, end - start);
+    } else {
+        qemu_iovec_from_buf(qiov, qiov_offset + start - offset,
+                            (uint8_t *)h->buf + start - h->offset,
+                            end - start);
+    }
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+output_co_preadv_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                      QEMUIOVector *qiov, size_t qiov_offset,
+                      BdrvRequestFlags flags)
+{
+    BDRVDistvmOutputState *st = bs->opaque;
+    HeldWrite *h;
+    int ret;
+
+    qemu_co_rwlock_rdlock(&st->readers);
+    ret = bdrv_co_preadv_part(bs->file, offset, bytes, qiov, qiov_offset,
+                              flags);
+    if (ret >= 0) {
+        qemu_mutex_lock(&st->lock);
+        QTAILQ_FOREACH(h, &st->held, next) {
+            held_overlay(h, offset, bytes, qiov, qiov_offset);
+        }
+        qemu_mutex_unlock(&st->lock);
+    }
+    qemu_co_rwlock_unlock(&st->readers);
+    return ret;
+}
+
+/* Write @h to the disk */
+static int coroutine_fn GRAPH_RDLOCK held_write(BlockDriverState *bs,
+                                                const HeldWrite *h)
+{
+    switch (h->kind) {
+    case HELD_WRITE:
+        return bdrv_co_pwrite(bs->file, h->offset, h->bytes, h->buf, 0);
+    case HELD_ZEROES:
+        return bdrv_co_pwrite_zeroes(bs->file, h->offset, h->bytes, 0);
+    default:
+        return bdrv_co_pdiscard(bs->file, h->offset, h->bytes);
+    }
+}
+
+/* The first held write sealed up to @epoch not yet written, or NULL */
+static HeldWrite *held_next(BDRVDistvmOutputState *st, HeldWrite *after,
+                            uint64_t epoch)
+{
+    HeldWrite *h = after ? QTAILQ_NEXT(after, next) : QTAILQ_FIRST(&st->held);
+
+    return h && h->epoch && h->epoch <= epoch ? h : NULL;
+}
+
+/*
+ * Write what is held of the epochs up to @epoch (all: UINT64_MAX) to the
+ * disk, in order, then flush it if asked, then take them off @held.
+ */
+static int coroutine_fn GRAPH_RDLOCK held_write_out(BlockDriverState *bs,
+                                                    uint64_t epoch,
+                                                    bool flush)
+{
+    BDRVDistvmOutputState *st = bs->opaque;
+    HeldWrite *h = NULL, *last = NULL;
+    int ret = 0;
+
+    qemu_co_mutex_lock(&st->writing);
+    for (;;) {
+        qemu_mutex_lock(&st->lock);
+        h = held_next(st, last, epoch);
+        if (!h) {
+            flush |= st->flush_asked;
+            st->flush_asked = false;
+        }
+        qemu_mutex_unlock(&st->lock);
+        if (!h) {
+            break;
+        }
+        ret = held_write(bs, h);
+        trace_distvm_output_disk_write(bdrv_get_node_name(bs), h->epoch,
+                                       h->kind, h->offset, h->bytes, ret);
+        if (ret < 0 && !st->failed) {
+            st->failed = true;
+            error_report("distvm: a write of the guest to disk %s failed "
+                         "once its epoch committed (its data is lost): %s",
+                         bdrv_get_device_or_node_name(bs), strerror(-ret));
+        }
+        last = h;
+    }
+    if (last && flush) {
+        ret = bdrv_co_flush(bs->file->bs);
+    }
+    if (last) {
+        qemu_co_rwlock_wrlock(&st->readers);
+        qemu_mutex_lock(&st->lock);
+        while ((h = QTAILQ_FIRST(&st->held))) {
+            bool was_last = h == last;
+
+            QTAILQ_REMOVE(&st->held, h, next);
+            held_free(h);
+            if (was_last) {
+                break;
+            }
+        }
+        qemu_mutex_unlock(&st->lock);
+        qemu_co_rwlock_unlock(&st->readers);
+    }
+    qemu_co_mutex_unlock(&st->writing);
+    return ret;
+}
+
+/* Seal what is open, as if an epoch was saved: all of it goes out */
+static void held_seal_all(BDRVDistvmOutputState *st)
+{
+    HeldWrite *h;
+
+    qemu_mutex_lock(&st->lock);
+    QTAILQ_FOREACH(h, &st->held, next) {
+        if (!h->epoch) {
+            h->epoch = UINT64_MAX;
+        }
+    }
+    qemu_mutex_unlock(&st->lock);
+}
+
+static void packets_release_bh(void *opaque);
+
+/* In the disk's AioContext: release what committed, then say so */
+static void coroutine_fn release_co(void *opaque)
+{
+    BlockDriverState *bs = opaque;
+    BDRVDistvmOutputState *st = bs->opaque;
+    uint64_t epoch;
+
+    for (;;) {
+        qemu_mutex_lock(&st->lock);
+        epoch = st->release_to;
+        if (!held_next(st, NULL, epoch)) {
+            st->releasing = false;
+            qemu_mutex_unlock(&st->lock);
+            break;
+        }
+        qemu_mutex_unlock(&st->lock);
+        WITH_GRAPH_RDLOCK_GUARD() {
+            held_write_out(bs, epoch, false);
+        }
+    }
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), packets_release_bh,
+                            NULL);
+    bdrv_dec_in_flight(bs);
+    bdrv_unref(bs);
+}
+
+static bool output_passes(void)
+{
+    return !distvm_epoch_taken(distvm_state());
+}
+
+/* Hold a request of the guest, or, on a single node, let it through */
+static int coroutine_fn GRAPH_RDLOCK
+output_hold(BlockDriverState *bs, HeldKind kind, int64_t offset,
+            int64_t bytes, QEMUIOVector *qiov, size_t qiov_offset)
+{
+    BDRVDistvmOutputState *st = bs->opaque;
+    HeldWrite *h = g_new0(HeldWrite, 1);
+    bool passes = output_passes();
+
+    h->kind = kind;
+    h->offset = offset;
+    h->bytes = bytes;
+    if (kind == HELD_WRITE) {
+        h->buf = g_malloc(bytes);
+        qemu_iovec_to_buf(qiov, qiov_offset, h->buf, bytes);
+    }
+    qemu_mutex_lock(&st->lock);
+    QTAILQ_INSERT_TAIL(&st->held, h, next);
+    qemu_mutex_unlock(&st->lock);
+    qatomic_inc(&held_writes);
+    qatomic_add(&held_bytes, bytes);
+    if (!passes) {
+        return 0;
+    }
+    /* Drained to one node: what it held goes first, in order */
+    held_seal_all(st);
+    return held_write_out(bs, UINT64_MAX, false);
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+output_co_pwritev_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                       QEMUIOVector *qiov, size_t qiov_offset,
+                       BdrvRequestFlags flags)
+{
+    return output_hold(bs, HELD_WRITE, offset, bytes, qiov, qiov_offset);
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+output_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                        BdrvRequestFlags flags)
+{
+    return output_hold(bs, HELD_ZEROES, offset, bytes, NULL, 0);
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+output_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
+{
+    return output_hold(bs, HELD_DISCARD, offset, bytes, NULL, 0);
+}
+
+/*
+ * The guest's flush is answered at once: the disk is flushed once the
+ * epoch committed.  Anyone else's, with the guest stopped, writes out
+ * all that is held.
+ */
+static int coroutine_fn GRAPH_RDLOCK output_co_flush(BlockDriverState *bs)
+{
+    BDRVDistvmOutputState *st = bs->opaque;
+    bool held;
+
+    qemu_mutex_lock(&st->lock);
+    held = !QTAILQ_EMPTY(&st->held);
+    if (held && runstate_is_running() && !output_passes()) {
+        st->flush_asked = true;
+        qemu_mutex_unlock(&st->lock);
+        return 0;
+    }
+    qemu_mutex_unlock(&st->lock);
+    if (!held) {
+        return bdrv_co_flush(bs->file->bs);
+    }
+    held_seal_all(st);
+    return held_write_out(bs, UINT64_MAX, true);
+}
+
+static void coroutine_fn GRAPH_RDLOCK
+output_co_eject(BlockDriverState *bs, bool eject_flag)
+{
+    bdrv_co_eject(bs->file->bs, eject_flag);
+}
+
+static void coroutine_fn GRAPH_RDLOCK
+output_co_lock_medium(BlockDriverState *bs, bool locked)
+{
+    bdrv_co_lock_medium(bs->file->bs, locked);
+}
+
+static BlockDriver bdrv_distvm_output = {
+    .format_name            = DISTVM_OUTPUT_DISK_DRIVER,
+    .instance_size          = sizeof(BDRVDistvmOutputState),
+    .bdrv_open              = output_open,
+    .bdrv_close             = output_close,
+    .bdrv_child_perm        = bdrv_default_perms,
+    .bdrv_co_getlength      = output_co_getlength,
+    .bdrv_co_preadv_part    = output_co_preadv_part,
+    .bdrv_co_pwritev_part   = output_co_pwritev_part,
+    .bdrv_co_pwrite_zeroes  = output_co_pwrite_zeroes,
+    .bdrv_co_pdiscard       = output_co_pdiscard,
+    .bdrv_co_flush          = output_co_flush,
+    .bdrv_co_eject          = output_co_eject,
+    .bdrv_co_lock_medium    = output_co_lock_medium,
+    .is_filter              = true,
+};
+
+static void distvm_output_disk_register(void)
+{
+    bdrv_register(&bdrv_distvm_output);
+}
+
+block_init(distvm_output_disk_register);
+
+/*
+ * The epoch up to which every disk wrote out what it held: the packets
+ * of those epochs may go
+ */
+static uint64_t disks_written_to(void)
+{
+    uint64_t epoch = committed;
+
+    for (guint i = 0; disks && i < disks->len; i++) {
+        BlockDriverState *bs = g_ptr_array_index(disks, i);
+        BDRVDistvmOutputState *st = bs->opaque;
+        HeldWrite *h;
+
+        qemu_mutex_lock(&st->lock);
+        h = QTAILQ_FIRST(&st->held);
+        if (h && h->epoch && h->epoch <= epoch) {
+            epoch = h->epoch - 1;
+        }
+        qemu_mutex_unlock(&st->lock);
+    }
+    return epoch;
+}
+
+static void packets_release_bh(void *opaque)
+{
+    uint64_t epoch = disks_written_to();
+
+    if (epoch > packets_to) {
+        packets_to = epoch;
+        distvm_output_packets_release(epoch);
+    }
+}
+
+void distvm_output_disk_seal(uint64_t epoch)
+{
+    for (guint i = 0; disks && i < disks->len; i++) {
+        BlockDriverState *bs = g_ptr_array_index(disks, i);
+        BDRVDistvmOutputState *st = bs->opaque;
+        HeldWrite *h;
+
+        qemu_mutex_lock(&st->lock);
+        QTAILQ_FOREACH_REVERSE(h, &st->held, next) {
+            if (h->epoch) {
+                break;
+            }
+            h->epoch = epoch;
+        }
+        qemu_mutex_unlock(&st->lock);
+    }
+}
+
+void distvm_output_disk_release(uint64_t epoch)
+{
+    committed = MAX(committed, epoch);
+    for (guint i = 0; disks && i < disks->len; i++) {
+        BlockDriverState *bs = g_ptr_array_index(disks, i);
+        BDRVDistvmOutputState *st = bs->opaque;
+        bool start;
+
+        qemu_mutex_lock(&st->lock);
+        st->release_to = committed;
+        start = !st->releasing && held_next(st, NULL, committed);
+        st->releasing |= start;
+        qemu_mutex_unlock(&st->lock);
+        if (start) {
+            bdrv_ref(bs);
+            bdrv_inc_in_flight(bs);
+            aio_co_enter(bdrv_get_aio_context(bs),
+                         qemu_coroutine_create(release_co, bs));
+        }
+    }
+    packets_release_bh(NULL);
+}
+
+void distvm_output_disk_stats(uint64_t *writes, uint64_t *bytes,
+                              uint64_t *released)
+{
+    *writes = qatomic_read(&held_writes);
+    *bytes = qatomic_read(&held_bytes);
+    *released = qatomic_read(&released_writes);
+}
+
+/* Put a filter on top of the disk that @blk reaches, if none yet */
+static bool hold_disk(BlockBackend *blk, Error **errp)
+{
+    BlockDriverState *bs = blk_bs(blk);
+    BlockDriverState *filter;
+    QDict *opts;
+
+    if (!bs || bdrv_is_read_only(bs) ||
+        !strcmp(bdrv_get_format_name(bs) ?: "", DISTVM_OUTPUT_DISK_DRIVER)) {
+        return true;
+    }
+    opts = qdict_new();
+    qdict_put_str(opts, "driver", DISTVM_OUTPUT_DISK_DRIVER);
+    qdict_put_str(opts, "file", bdrv_get_node_name(bs));
+    filter = bdrv_insert_node(bs, opts, BDRV_O_RDWR, errp);
+    if (!filter) {
+        error_prepend(errp, "disk %s: ", blk_name(blk)[0] ? blk_name(blk) :
+                      bdrv_get_device_or_node_name(bs));
+        return false;
+    }
+    bdrv_unref(filter);         /* its parents keep it */
+    return true;
+}
+
+bool distvm_output_disk_hold(Error **errp)
+{
+    disks = g_ptr_array_new();
+    for (BlockBackend *blk = blk_all_next(NULL); blk;
+         blk = blk_all_next(blk)) {
+        if (!hold_disk(blk, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
