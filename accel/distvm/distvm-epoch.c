@@ -54,7 +54,9 @@
 #include "io/channel-buffer.h"
 #include "migration/qemu-file.h"
 #include "migration/savevm.h"
+#include "migration/global_state.h"
 #include "hw/core/cpu.h"
+#include "exec/cputlb.h"
 #include "system/runstate.h"
 #include "distvm-internal.h"
 #include "distvm-ram.h"
@@ -70,6 +72,7 @@ typedef enum EpochPhase {
     EPOCH_IDLE,
     EPOCH_STOPPING,             /* waits for the nodes' PAUSED */
     EPOCH_SAVING,               /* waits for STORED of every node's data */
+    EPOCH_ROLLING,              /* waits for every node's ROLLED */
 } EpochPhase;
 
 /* A page or a state as a replica keeps it */
@@ -86,6 +89,20 @@ typedef struct EpochPending {
     GHashTable *states;         /* state key -> EpochCopy */
     uint64_t bytes;
 } EpochPending;
+
+/*
+ * A node rolling back: what it asked for, and the newest committed copy
+ * of it that came so far, from this node's stores or another's
+ */
+typedef struct EpochRollback {
+    uint64_t epoch;             /* the committed epoch rolled back to */
+    uint32_t waiting;           /* the nodes whose FETCHED is due */
+    GArray *pages;              /* DistvmPageRef: the pages to restore */
+    GHashTable *pages_asked;    /* page key -> EpochCopy, or none */
+    GHashTable *states;         /* state key -> EpochCopy, whole */
+    /* (sender << 48 | state key) -> EpochCopy, coming in parts */
+    GHashTable *partial;
+} EpochRollback;
 
 /* What this node keeps as the replica of another */
 typedef struct EpochStore {
@@ -122,6 +139,15 @@ struct DistvmEpoch {
     uint32_t pause_us[EPOCH_PAUSE_SAMPLES];
     unsigned nr_pauses;
     GSList *when_idle;          /* EpochWhenIdle, run once the epoch ends */
+
+    /* Rolling back: on each node, under @lock */
+    EpochRollback *rollback;
+    /* ... home, in the main loop */
+    bool rolling;               /* the epoch begun is a rollback's pause */
+    int64_t rollback_begun_ns;
+    uint64_t rollbacks;
+    uint64_t last_rollback_us;
+    uint32_t committed_vcpus;   /* the vCPU states of the last commit */
 };
 
 typedef struct EpochWhenIdle {
@@ -354,7 +380,7 @@ static void sender_page(void *opaque, uint32_t block, uint64_t page,
                                       block);
         es->block = block;
     }
-    if (distvm_wire_epoch_pages_add(es->msg, page, data) ==
+    if (distvm_wire_epoch_pages_add(es->msg, page, 0, data) ==
         DISTVM_EPOCH_PAGES_MAX) {
         sender_flush_pages(es);
     }
@@ -381,7 +407,11 @@ static bool devices_save(GByteArray *out, Error **errp)
 {
     QIOChannelBuffer *bioc = qio_channel_buffer_new(256 * KiB);
     QEMUFile *f = qemu_file_new_output(QIO_CHANNEL(bioc));
-    int ret = qemu_save_device_state(f);
+    int ret;
+
+    /* The run state the guest has, which a rollback loads as migration */
+    global_state_store();
+    ret = qemu_save_device_state(f);
 
     if (!ret) {
         ret = qemu_fflush(f);
@@ -526,6 +556,7 @@ static void epoch_commit(DistvmState *s)
     e->pause_us[e->nr_pauses++ % EPOCH_PAUSE_SAMPLES] = MIN(pause_us,
                                                             UINT32_MAX);
     qemu_mutex_unlock(&e->lock);
+    e->committed_vcpus = e->vcpus;
     trace_distvm_epoch_commit(e->epoch, pause_us, e->bytes);
     distvm_output_release(e->epoch);
     epoch_end(s);
@@ -627,6 +658,10 @@ static void epoch_timed_out(DistvmState *s)
         why = g_strdup_printf("it did not pause the guest for checkpoint "
                               "epoch %" PRIu64 " within peer-timeout=%"
                               PRIu32 " s", e->epoch, s->peer_timeout);
+    } else if (e->phase == EPOCH_ROLLING) {
+        why = g_strdup_printf("it did not roll back to checkpoint epoch %"
+                              PRIu64 " within peer-timeout=%" PRIu32 " s",
+                              e->committed, s->peer_timeout);
     } else {
         uint32_t primary = node;
 
@@ -642,12 +677,16 @@ static void epoch_timed_out(DistvmState *s)
     distvm_fatal_node_lost(s, node, why);
 }
 
+static void rollback_all(DistvmState *s);
+
 static void epoch_tick(void *opaque)
 {
     DistvmState *s = opaque;
     DistvmEpoch *e = s->epoch;
 
-    if (e->phase != EPOCH_IDLE) {
+    if (e->phase == EPOCH_ROLLING && !e->waiting) {
+        rollback_all(s);        /* a node was busy: again */
+    } else if (e->phase != EPOCH_IDLE) {
         if (get_clock() - e->begun_ns >=
             (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND) {
             epoch_timed_out(s);
@@ -673,11 +712,570 @@ void distvm_epoch_node_paused(DistvmState *s, uint32_t node, uint64_t epoch)
         return;
     }
     e->waiting &= ~BIT(node);
-    if (!e->waiting) {
+    if (!e->waiting && e->rolling) {
+        rollback_all(s);
+    } else if (!e->waiting) {
         epoch_save_all(s);
     }
 }
 
+
+/* ---- rolling back to the last committed epoch ---- */
+
+/*
+ * With e->lock: the newest committed copy of page or state @key that
+ * this node keeps, of any node, or NULL
+ */
+static EpochCopy *newest_copy(DistvmEpoch *e, gpointer key, bool state)
+{
+    EpochCopy *newest = NULL;
+
+    for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
+        EpochStore *st = e->stores[node];
+        EpochCopy *c = st ? g_hash_table_lookup(state ? st->states :
+                                                st->pages, key) : NULL;
+
+        if (c && (!newest || c->epoch > newest->epoch)) {
+            newest = c;
+        }
+    }
+    return newest;
+}
+
+static EpochCopy *copy_dup(const EpochCopy *c)
+{
+    EpochCopy *d = g_new0(EpochCopy, 1);
+
+    d->epoch = c->epoch;
+    d->total = c->total;
+    if (c->data) {
+        d->data = g_byte_array_sized_new(c->data->len);
+        g_byte_array_append(d->data, c->data->data, c->data->len);
+    }
+    return d;
+}
+
+/* With e->lock: keep @c in @table at @key if it is newer; frees it if not */
+static void copy_offer(GHashTable *table, gpointer key, EpochCopy *c)
+{
+    EpochCopy *old = g_hash_table_lookup(table, key);
+
+    if (old && old->epoch >= c->epoch) {
+        copy_free(c);
+    } else {
+        g_hash_table_replace(table, key, c);
+    }
+}
+
+static void rollback_free(EpochRollback *rb)
+{
+    g_array_free(rb->pages, true);
+    g_hash_table_unref(rb->pages_asked);
+    g_hash_table_unref(rb->states);
+    g_hash_table_unref(rb->partial);
+    g_free(rb);
+}
+
+static void rollback_page(void *opaque, uint32_t block, uint64_t page)
+{
+    EpochRollback *rb = opaque;
+    DistvmPageRef ref = { .block = block, .page = page };
+
+    g_array_append_val(rb->pages, ref);
+}
+
+/* Ask @to for the committed copies of the pages, then FETCH */
+static void rollback_ask(DistvmState *s, EpochRollback *rb, uint32_t to)
+{
+    g_autoptr(GByteArray) msg = g_byte_array_new();
+    EpochSender es = { .s = s, .to = to, .epoch = rb->epoch, .msg = msg };
+
+    for (guint i = 0; i < rb->pages->len; i++) {
+        DistvmPageRef *ref = &g_array_index(rb->pages, DistvmPageRef, i);
+
+        if (es.msg->len && es.block != ref->block) {
+            sender_flush_pages(&es);
+        }
+        if (!es.msg->len) {
+            distvm_wire_epoch_pages_begin(es.msg, s->node_id, rb->epoch,
+                                          ref->block);
+            es.block = ref->block;
+        }
+        if (distvm_wire_epoch_pages_add(es.msg, ref->page,
+                                        DISTVM_EPOCH_PAGE_ASK, NULL) ==
+            DISTVM_EPOCH_PAGES_MAX) {
+            sender_flush_pages(&es);
+        }
+    }
+    sender_flush_pages(&es);
+    epoch_send(s, to, DISTVM_EPOCH_FETCH, s->node_id, rb->epoch, 0, 0);
+}
+
+static void rollback_answer(DistvmState *s, bool busy, uint32_t vcpus);
+static void rollback_apply(DistvmState *s);
+
+/*
+ * ROLLBACK, in the main loop, with the guest paused: find the pages this
+ * node must restore, take the copies of them that it keeps, and ask the
+ * other nodes for theirs (rollback_apply() goes on once all came).
+ */
+static void rollback_start(DistvmState *s, uint64_t epoch)
+{
+    DistvmEpoch *e = s->epoch;
+    EpochRollback *rb;
+    CPUState *cpu;
+
+    if (!distvm_guest_paused_whole() || !distvm_ram_quiesce(s, 1000)) {
+        rollback_answer(s, true, 0);
+        return;
+    }
+    CPU_FOREACH(cpu) {
+        if (distvm_vcpu_moving(s, cpu->cpu_index)) {
+            rollback_answer(s, true, 0);
+            return;
+        }
+    }
+    rb = g_new0(EpochRollback, 1);
+    rb->epoch = epoch;
+    rb->pages = g_array_new(false, false, sizeof(DistvmPageRef));
+    rb->pages_asked = copies_new();
+    rb->states = copies_new();
+    rb->partial = copies_new();
+    rb->waiting = qatomic_read(&s->present) & ~BIT(s->node_id);
+    distvm_ram_rollback_pages(s, e->sent_aborted, rollback_page, rb);
+    trace_distvm_epoch_rollback_start(epoch, rb->pages->len);
+
+    qemu_mutex_lock(&e->lock);
+    for (guint i = 0; i < rb->pages->len; i++) {
+        DistvmPageRef *ref = &g_array_index(rb->pages, DistvmPageRef, i);
+        gpointer key = page_key(ref->block, ref->page);
+        EpochCopy *c = newest_copy(e, key, false);
+
+        if (c) {
+            g_hash_table_replace(rb->pages_asked, key, copy_dup(c));
+        }
+    }
+    for (uint32_t kind = 0; kind <= DISTVM_EPOCH_STATE_DEVICES; kind++) {
+        CPU_FOREACH(cpu) {
+            gpointer key = state_key(kind, kind ? 0 : cpu->cpu_index);
+            EpochCopy *c = newest_copy(e, key, true);
+
+            if (c) {
+                copy_offer(rb->states, key, copy_dup(c));
+            }
+        }
+    }
+    assert(!e->rollback);
+    e->rollback = rb;
+    qemu_mutex_unlock(&e->lock);
+
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (rb->waiting & BIT(n)) {
+            rollback_ask(s, rb, n);
+        }
+    }
+    if (!rb->waiting) {
+        rollback_apply(s);
+    }
+}
+
+/* In the receive thread: @msg's sender asks for the copies of pages */
+static void rollback_ask_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
+    DistvmEpoch *e = s->epoch;
+    g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(
+        (GDestroyNotify)g_byte_array_unref);
+    const uint8_t *pos = ep->entries;
+
+    qemu_mutex_lock(&e->lock);
+    for (uint32_t i = 0; i < ep->count; i++) {
+        GByteArray *m;
+        uint64_t page;
+        EpochCopy *c;
+
+        distvm_wire_epoch_page(&pos, &page);
+        c = newest_copy(e, page_key(ep->block, page), false);
+        if (!c || c->epoch > ep->epoch) {
+            continue;
+        }
+        m = g_byte_array_new();
+        distvm_wire_epoch_pages_begin(m, s->node_id, c->epoch, ep->block);
+        distvm_wire_epoch_pages_add(m, page, DISTVM_EPOCH_PAGE_COPY,
+                                    c->data ? c->data->data : NULL);
+        distvm_wire_end(m);
+        g_ptr_array_add(out, m);
+    }
+    qemu_mutex_unlock(&e->lock);
+    for (guint i = 0; i < out->len; i++) {
+        distvm_send(s, msg->hdr.src, g_ptr_array_index(out, i));
+    }
+}
+
+/*
+ * In the receive thread: @msg's sender asked for all it needs (FETCH):
+ * send it the committed states this node keeps, of the vCPUs and, to
+ * home, of the devices, then FETCHED.
+ */
+static void rollback_fetch_received(DistvmState *s, const DistvmMsg *msg)
+{
+    DistvmEpoch *e = s->epoch;
+    uint32_t to = msg->hdr.src;
+    uint64_t epoch = msg->u.epoch.epoch;
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    g_autoptr(GHashTable) newest = copies_new();
+    GHashTableIter it;
+    gpointer key, value;
+
+    qemu_mutex_lock(&e->lock);
+    for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
+        EpochStore *st = e->stores[node];
+
+        if (!st) {
+            continue;
+        }
+        g_hash_table_iter_init(&it, st->states);
+        while (g_hash_table_iter_next(&it, &key, &value)) {
+            EpochCopy *c = value;
+            bool devices = (uintptr_t)key >> 32 == DISTVM_EPOCH_STATE_DEVICES;
+
+            if (c->epoch <= epoch && (!devices || to == DISTVM_HOME_NODE)) {
+                copy_offer(newest, key, copy_dup(c));
+            }
+        }
+    }
+    qemu_mutex_unlock(&e->lock);
+    g_hash_table_iter_init(&it, newest);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        EpochCopy *c = value;
+        EpochSender es = { .s = s, .to = to, .epoch = c->epoch, .msg = m };
+        uint32_t kind = (uintptr_t)key >> 32;
+
+        sender_state(&es, kind == DISTVM_EPOCH_STATE_DEVICES ?
+                     DISTVM_EPOCH_STATE_DEVICES_COPY :
+                     DISTVM_EPOCH_STATE_VCPU_COPY,
+                     (uint32_t)(uintptr_t)key, c->data);
+    }
+    epoch_send(s, to, DISTVM_EPOCH_FETCHED, s->node_id, epoch, 0, 0);
+}
+
+/*
+ * In the receive thread, with e->lock held: the rollback this node is
+ * in, or NULL, @msg refused
+ */
+static EpochRollback *rollback_of(DistvmState *s, const DistvmMsg *msg,
+                                  uint64_t epoch)
+{
+    EpochRollback *rb = s->epoch->rollback;
+
+    if (!rb || epoch > rb->epoch || !(rb->waiting & BIT(msg->hdr.src))) {
+        distvm_msg_refused(s, msg->hdr.src, "%s of epoch %" PRIu64 " that "
+                           "no rollback of this node asked for",
+                           distvm_msg_type_name(msg->hdr.type), epoch);
+        return NULL;
+    }
+    return rb;
+}
+
+/* In the receive thread: a committed copy of a page this node asked for */
+static void rollback_copy_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
+    DistvmEpoch *e = s->epoch;
+    const uint8_t *pos = ep->entries;
+    EpochRollback *rb;
+
+    qemu_mutex_lock(&e->lock);
+    rb = rollback_of(s, msg, ep->epoch);
+    for (uint32_t i = 0; rb && i < ep->count; i++) {
+        uint64_t page;
+        const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
+        gpointer key = page_key(ep->block, page);
+        EpochCopy *c = g_new0(EpochCopy, 1);
+
+        c->epoch = ep->epoch;
+        if (data) {
+            c->data = g_byte_array_sized_new(DISTVM_PAGE_SIZE);
+            g_byte_array_append(c->data, data, DISTVM_PAGE_SIZE);
+        }
+        copy_offer(rb->pages_asked, key, c);
+    }
+    qemu_mutex_unlock(&e->lock);
+}
+
+/* In the receive thread: part of a committed state, for this node */
+static void rollback_state_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpochState *es = &msg->u.epoch_state;
+    uint32_t kind = es->kind == DISTVM_EPOCH_STATE_DEVICES_COPY ?
+                    DISTVM_EPOCH_STATE_DEVICES : DISTVM_EPOCH_STATE_VCPU;
+    gpointer key = state_key(kind, es->index);
+    gpointer part_key = (gpointer)((uintptr_t)key |
+                                   (uint64_t)msg->hdr.src << 48);
+    DistvmEpoch *e = s->epoch;
+    EpochRollback *rb;
+    EpochCopy *c;
+
+    qemu_mutex_lock(&e->lock);
+    rb = rollback_of(s, msg, es->epoch);
+    if (!rb) {
+        qemu_mutex_unlock(&e->lock);
+        return;
+    }
+    c = g_hash_table_lookup(rb->partial, part_key);
+    if (es->offset == 0) {
+        c = g_new0(EpochCopy, 1);
+        c->epoch = es->epoch;
+        c->total = es->total;
+        c->data = g_byte_array_new();
+        g_hash_table_replace(rb->partial, part_key, c);
+    } else if (!c || c->total != es->total || c->epoch != es->epoch ||
+               c->data->len != es->offset) {
+        qemu_mutex_unlock(&e->lock);
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH_STATE: bytes %" PRIu32
+                           " of a committed state of kind %" PRIu32
+                           " and index %" PRIu32 " out of order", es->offset,
+                           es->kind, es->index);
+        return;
+    }
+    g_byte_array_append(c->data, es->data, es->len);
+    if (c->data->len == c->total) {
+        g_hash_table_steal(rb->partial, part_key);
+        copy_offer(rb->states, key, c);
+    }
+    qemu_mutex_unlock(&e->lock);
+}
+
+/* In the main loop: @node sent all this node asked it for */
+static void rollback_fetched(DistvmState *s, uint32_t node)
+{
+    DistvmEpoch *e = s->epoch;
+    bool done;
+
+    qemu_mutex_lock(&e->lock);
+    if (!e->rollback) {
+        qemu_mutex_unlock(&e->lock);
+        return;
+    }
+    e->rollback->waiting &= ~BIT(node);
+    done = !e->rollback->waiting;
+    qemu_mutex_unlock(&e->lock);
+    if (done) {
+        rollback_apply(s);
+    }
+}
+
+/* Home: QEMU's device state, as devices_save() made it */
+static bool devices_load(const GByteArray *state, Error **errp)
+{
+    QIOChannelBuffer *bioc = qio_channel_buffer_new(state->len);
+    QEMUFile *f;
+    int ret = -EINVAL;
+
+    memcpy(bioc->data, state->data, state->len);
+    bioc->usage = state->len;
+    qio_channel_io_seek(QIO_CHANNEL(bioc), 0, 0, NULL);
+    f = qemu_file_new_input(QIO_CHANNEL(bioc));
+    if (qemu_get_be32(f) == QEMU_VM_FILE_MAGIC &&
+        qemu_get_be32(f) == QEMU_VM_FILE_VERSION) {
+        ret = qemu_load_device_state(f);
+    }
+    if (ret < 0) {
+        error_setg(errp, "distvm: cannot load the devices' state of the "
+                   "last committed epoch: %s", strerror(-ret));
+    }
+    qemu_fclose(f);
+    object_unref(OBJECT(bioc));
+    return ret >= 0;
+}
+
+/*
+ * Every node sent what this node asked for: restore the pages, then the
+ * devices (home), then the vCPUs this node runs, all as they were when
+ * the epoch committed, and drop the output made since.  A state missing
+ * or that cannot be loaded leaves the guest in no state to go on: the
+ * cluster ends.
+ */
+static void rollback_apply(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+    EpochRollback *rb;
+    Error *err = NULL;
+    uint32_t vcpus = 0;
+    EpochCopy *c;
+    CPUState *cpu;
+
+    qemu_mutex_lock(&e->lock);
+    rb = e->rollback;
+    e->rollback = NULL;
+    qemu_mutex_unlock(&e->lock);
+
+    for (guint i = 0; i < rb->pages->len; i++) {
+        DistvmPageRef *ref = &g_array_index(rb->pages, DistvmPageRef, i);
+
+        c = g_hash_table_lookup(rb->pages_asked,
+                                page_key(ref->block, ref->page));
+        /* None kept: never sent, so all zero then */
+        distvm_ram_restore_page(s, ref->block, ref->page,
+                                c && c->data ? c->data->data : NULL);
+    }
+    if (distvm_is_home(s)) {
+        c = g_hash_table_lookup(rb->states,
+                                state_key(DISTVM_EPOCH_STATE_DEVICES, 0));
+        if (!c) {
+            error_setg(&err, "distvm: no node keeps the devices' state of "
+                       "epoch %" PRIu64, rb->epoch);
+        } else if (devices_load(c->data, &err)) {
+            distvm_vcpu_stop_foreign_timers(s);
+        }
+    }
+    CPU_FOREACH(cpu) {
+        if (err || distvm_vcpu_node(s, cpu->cpu_index) != s->node_id) {
+            continue;
+        }
+        c = g_hash_table_lookup(rb->states,
+                                state_key(DISTVM_EPOCH_STATE_VCPU,
+                                          cpu->cpu_index));
+        if (!c) {
+            error_setg(&err, "distvm: no node keeps the state of vCPU %d "
+                       "of epoch %" PRIu64, cpu->cpu_index, rb->epoch);
+        } else if (distvm_vcpu_load(cpu, c->data->data, c->data->len,
+                                    &err)) {
+            tlb_flush(cpu);
+            vcpus++;
+        }
+    }
+    if (err) {
+        error_prepend(&err, "cannot roll back to checkpoint epoch %" PRIu64
+                      ": ", rb->epoch);
+        distvm_fatal_node_lost(s, s->node_id, error_get_pretty(err));
+        error_free(err);
+        rollback_free(rb);
+        return;
+    }
+    distvm_output_rollback(rb->epoch);
+    trace_distvm_epoch_rollback_done(rb->epoch, rb->pages->len, vcpus);
+    rollback_free(rb);
+    rollback_answer(s, false, vcpus);
+}
+
+static void rollback_answered(DistvmState *s, uint32_t node, bool busy,
+                              uint32_t vcpus);
+
+static void rollback_answer(DistvmState *s, bool busy, uint32_t vcpus)
+{
+    if (distvm_is_home(s)) {
+        rollback_answered(s, s->node_id, busy, vcpus);
+    } else {
+        epoch_send(s, DISTVM_HOME_NODE, busy ? DISTVM_EPOCH_BUSY :
+                   DISTVM_EPOCH_ROLLED, s->node_id, s->epoch->committed,
+                   0, vcpus);
+    }
+}
+
+/* Home, every node paused: all roll back, home too */
+static void rollback_all(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    e->phase = EPOCH_ROLLING;
+    e->waiting = qatomic_read(&s->present);
+    e->busy = false;
+    e->vcpus = 0;
+    e->begun_ns = get_clock();
+    epoch_arm(s, s->peer_timeout * 1000);
+    epoch_broadcast(s, DISTVM_EPOCH_ROLLBACK, e->committed);
+    rollback_start(s, e->committed);
+}
+
+/*
+ * Home: @node rolled back, with @vcpus vCPU states loaded, or could not
+ * now (@busy).  Once every node answered, the guest runs on if each
+ * vCPU was loaded once; if a node could not, all try again 10 ms later,
+ * the guest still paused (what some did, they do again).
+ */
+static void rollback_answered(DistvmState *s, uint32_t node, bool busy,
+                              uint32_t vcpus)
+{
+    DistvmEpoch *e = s->epoch;
+    g_autofree char *why = NULL;
+
+    if (e->phase != EPOCH_ROLLING || !(e->waiting & BIT(node))) {
+        return;
+    }
+    e->waiting &= ~BIT(node);
+    e->busy |= busy;
+    e->vcpus += vcpus;
+    if (e->waiting) {
+        return;
+    }
+    if (e->busy) {
+        epoch_arm(s, 10);
+        return;
+    }
+    if (e->vcpus != nr_vcpus_plugged()) {
+        why = g_strdup_printf("the nodes loaded %" PRIu32 " vCPU states of "
+                              "checkpoint epoch %" PRIu64 " where the guest "
+                              "has %" PRIu32 " vCPUs", e->vcpus,
+                              e->committed, nr_vcpus_plugged());
+        distvm_fatal_node_lost(s, s->node_id, why);
+        return;
+    }
+    e->rolling = false;
+    e->epoch--;                 /* its number was only the pause's */
+    e->rollbacks++;
+    e->last_rollback_us = (get_clock() - e->rollback_begun_ns) / SCALE_US;
+    trace_distvm_epoch_rolled_back(e->committed, e->last_rollback_us);
+    epoch_end(s);
+}
+
+static void rollback_begin(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    if (!epoch_can_begin(s)) {
+        warn_report("distvm: no rollback to checkpoint epoch %" PRIu64
+                    ": the guest no longer runs, or a node joins or is "
+                    "drained", e->committed);
+        return;
+    }
+    e->rolling = true;
+    e->rollback_begun_ns = get_clock();
+    epoch_begin(s);
+    if (e->phase == EPOCH_STOPPING && !e->waiting) {
+        rollback_all(s);
+    }
+}
+
+bool distvm_epoch_rollback(DistvmState *s, Error **errp)
+{
+    DistvmEpoch *e = s->epoch;
+
+    if (!e) {
+        error_setg(errp, "distvm: there are no checkpoint epochs to roll "
+                   "back to (replicas=0)");
+        return false;
+    }
+    if (!distvm_is_home(s)) {
+        error_setg(errp, "distvm: only the home node rolls the guest back");
+        return false;
+    }
+    if (!e->committed) {
+        error_setg(errp, "distvm: no checkpoint epoch was committed yet");
+        return false;
+    }
+    if (!runstate_is_running()) {
+        error_setg(errp, "distvm: the guest must run to be rolled back");
+        return false;
+    }
+    if (e->committed_vcpus != nr_vcpus_plugged()) {
+        error_setg(errp, "distvm: a vCPU was plugged or unplugged since "
+                   "the last committed checkpoint epoch");
+        return false;
+    }
+    distvm_epoch_when_idle(s, rollback_begin);
+    return true;
+}
 /* ---- messages ---- */
 
 /*
@@ -734,8 +1332,17 @@ static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
     const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
     DistvmEpoch *e = s->epoch;
     const uint8_t *pos = ep->entries;
-    EpochPending *p = pending_lock(s, msg, ep->epoch);
+    EpochPending *p;
 
+    if (ep->kind == DISTVM_EPOCH_PAGE_ASK) {
+        rollback_ask_received(s, msg);
+        return false;
+    }
+    if (ep->kind == DISTVM_EPOCH_PAGE_COPY) {
+        rollback_copy_received(s, msg);
+        return false;
+    }
+    p = pending_lock(s, msg, ep->epoch);
     if (!p) {
         return false;
     }
@@ -765,6 +1372,11 @@ static bool epoch_state_received(DistvmState *s, const DistvmMsg *msg)
     EpochPending *p;
     EpochCopy *c;
 
+    if (es->kind == DISTVM_EPOCH_STATE_VCPU_COPY ||
+        es->kind == DISTVM_EPOCH_STATE_DEVICES_COPY) {
+        rollback_state_received(s, msg);
+        return false;
+    }
     if (es->kind == DISTVM_EPOCH_STATE_DEVICES &&
         msg->hdr.src != DISTVM_HOME_NODE) {
         distvm_msg_refused(s, msg->hdr.src, "EPOCH_STATE: only the home node "
@@ -850,6 +1462,9 @@ static bool epoch_received(DistvmState *s, const DistvmMsg *msg)
     switch (m->step) {
     case DISTVM_EPOCH_SENT:
         return epoch_sent_received(s, msg);
+    case DISTVM_EPOCH_FETCH:
+        rollback_fetch_received(s, msg);
+        return false;
     case DISTVM_EPOCH_COMMIT:
     case DISTVM_EPOCH_ABORT:
         qemu_mutex_lock(&e->lock);
@@ -881,7 +1496,20 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
         e->sent_aborted = true;
         break;
     case DISTVM_EPOCH_BUSY:
-        epoch_answered(s, msg->hdr.src, m->epoch, true, 0, 0);
+        if (e->phase == EPOCH_ROLLING) {
+            rollback_answered(s, msg->hdr.src, true, 0);
+        } else {
+            epoch_answered(s, msg->hdr.src, m->epoch, true, 0, 0);
+        }
+        break;
+    case DISTVM_EPOCH_ROLLBACK:
+        rollback_start(s, m->epoch);
+        break;
+    case DISTVM_EPOCH_FETCHED:
+        rollback_fetched(s, msg->hdr.src);
+        break;
+    case DISTVM_EPOCH_ROLLED:
+        rollback_answered(s, msg->hdr.src, false, m->vcpus);
         break;
     case DISTVM_EPOCH_SENT:     /* home is the replica of its sender */
         epoch_answered(s, msg->hdr.src, m->epoch, false, m->bytes,
@@ -952,6 +1580,11 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
     distvm_output_stats(&info->held_packets, &info->released_packets);
     distvm_output_disk_stats(&info->held_writes, &info->held_write_bytes,
                              &info->released_writes);
+    info->rollbacks = e->rollbacks;
+    if (e->rollbacks) {
+        info->has_last_rollback_us = true;
+        info->last_rollback_us = e->last_rollback_us;
+    }
     return info;
 }
 

@@ -406,6 +406,8 @@ void distvm_epoch_node_paused(DistvmState *s, uint32_t node, uint64_t epoch);
  */
 void distvm_epoch_when_idle(DistvmState *s, void (*fn)(DistvmState *s));
 DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s);
+/* Home: roll the guest back to the last committed epoch, once idle */
+bool distvm_epoch_rollback(DistvmState *s, Error **errp);
 /* Whether epochs are taken: replicas=1, and another node to keep state */
 bool distvm_epoch_taken(DistvmState *s);
 DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
@@ -419,12 +421,15 @@ void distvm_output_seal(uint64_t epoch);
 void distvm_output_pause(bool paused);
 void distvm_output_release(uint64_t epoch);
 void distvm_output_packets_release(uint64_t epoch);
+/* A rollback to @epoch: what the guest sent after it never goes */
+void distvm_output_rollback(uint64_t epoch);
 void distvm_output_stats(uint64_t *held, uint64_t *released);
 
 /* distvm-output-disk.c: and its disk writes */
 bool distvm_output_disk_hold(Error **errp);
 void distvm_output_disk_seal(uint64_t epoch);
 void distvm_output_disk_release(uint64_t epoch);
+void distvm_output_disk_rollback(uint64_t epoch);
 void distvm_output_disk_stats(uint64_t *writes, uint64_t *bytes,
                               uint64_t *released);
 
@@ -674,6 +679,7 @@ void distvm_pic_vcpu_arrived(CPUState *cs);
 void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_start(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);
+void distvm_vcpu_stop_foreign_timers(DistvmState *s);
 void distvm_vcpu_send_state(DistvmState *s, uint32_t node);
 /* Ask node @node to move vCPU @cpu to node @to, for @reason, with @value */
 void distvm_vcpu_request_move(DistvmState *s, uint32_t cpu, uint32_t node,

@@ -493,6 +493,25 @@ void distvm_output_disk_release(uint64_t epoch)
     packets_release_bh(NULL);
 }
 
+void distvm_output_disk_rollback(uint64_t epoch)
+{
+    for (guint i = 0; disks && i < disks->len; i++) {
+        BlockDriverState *bs = g_ptr_array_index(disks, i);
+        BDRVDistvmOutputState *st = bs->opaque;
+        HeldWrite *h, *next;
+
+        qemu_mutex_lock(&st->lock);
+        QTAILQ_FOREACH_SAFE(h, &st->held, next, next) {
+            if (!h->epoch || h->epoch > epoch) {
+                QTAILQ_REMOVE(&st->held, h, next);
+                held_free(h);
+                qatomic_dec(&released_writes);
+            }
+        }
+        qemu_mutex_unlock(&st->lock);
+    }
+}
+
 void distvm_output_disk_stats(uint64_t *writes, uint64_t *bytes,
                               uint64_t *released)
 {

@@ -223,6 +223,36 @@ void distvm_output_packets_release(uint64_t epoch)
     }
 }
 
+void distvm_output_rollback(uint64_t epoch)
+{
+    for (guint i = 0; filters && i < filters->len; i++) {
+        DistvmOutputFilter *f = g_ptr_array_index(filters, i);
+        GList *l = f->sealed.head;
+
+        while (l) {
+            HeldEpoch *h = l->data;
+            GList *next = l->next;
+
+            if (h->epoch > epoch) {
+                if (f->nic) {
+                    qemu_net_queue_purge(h->queue, f->nic);
+                }
+                held_packets -= h->packets;
+                g_free(h->queue);
+                g_free(h);
+                g_queue_delete_link(&f->sealed, l);
+            }
+            l = next;
+        }
+        if (f->open_packets && f->nic) {
+            qemu_net_queue_purge(f->open, f->nic);
+        }
+        held_packets -= f->open_packets;
+        f->open_packets = 0;
+    }
+    distvm_output_disk_rollback(epoch);
+}
+
 void distvm_output_pause(bool paused)
 {
     guest_paused = paused;

@@ -263,6 +263,15 @@ DistvmReplicaPageList *qmp_x_query_distvm_replica_page(const char *ramblock,
     return s ? distvm_epoch_replica_page(s, ramblock, page, errp) : NULL;
 }
 
+void qmp_x_distvm_rollback(Error **errp)
+{
+    DistvmState *s = distvm_state_or_error(errp);
+
+    if (s) {
+        distvm_epoch_rollback(s, errp);
+    }
+}
+
 void qmp_x_distvm_send_message(uint32_t to, uint16_t type, bool has_seq,
                                uint64_t seq, const char *payload,
                                Error **errp)

@@ -3226,6 +3226,72 @@ void distvm_ram_checkpoint_pages(DistvmState *s, bool all, bool again,
     }
 }
 
+/*
+ * A rollback (distvm-epoch.c), with every vCPU of the cluster held and
+ * no page of this node's on its way, under the BQL: call @fn for each
+ * page this node holds (S or E) that may have changed since the last
+ * committed epoch: what distvm_ram_checkpoint_pages() would send next,
+ * without clearing what it goes by.  A page written since then that this
+ * node no longer holds went to a node that wrote it or holds it writable,
+ * or that still holds it: that node lists it.
+ */
+void distvm_ram_rollback_pages(DistvmState *s, bool again,
+                               DistvmRollbackPageFn *fn, void *opaque)
+{
+    DistvmRam *ram = s->ram;
+    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+
+    for (uint32_t i = 0; i < n; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+
+        if (qatomic_read(&b->dead)) {
+            continue;
+        }
+        qemu_mutex_lock(&ram->lock);
+        for (uint64_t page = 0; page < b->pages; page++) {
+            uint8_t st = b->state[page];
+
+            if ((st == DISTVM_PAGE_S || st == DISTVM_PAGE_E) &&
+                (test_bit(page, b->changed) ||
+                 (again && test_bit(page, b->sent)) ||
+                 cpu_physical_memory_get_dirty(page_ram_addr(b, page),
+                                               DISTVM_PAGE_SIZE,
+                                               DIRTY_MEMORY_MIGRATION))) {
+                fn(opaque, i, page);
+            }
+        }
+        qemu_mutex_unlock(&ram->lock);
+    }
+}
+
+/*
+ * A rollback, in the main loop with every vCPU of the cluster held: give
+ * page @page of block @block its committed content @data (NULL: all
+ * zero).  Written here as a device would, without ram->lock: this node
+ * takes the page for writing as it goes (another node restoring it too
+ * writes the same), and its translated code is invalidated.
+ */
+void distvm_ram_restore_page(DistvmState *s, uint32_t block, uint64_t page,
+                             const void *data)
+{
+    DistvmBlock *b = &s->ram->blocks[block];
+    uint8_t *host = page_host(b, page);
+    ram_addr_t addr = page_ram_addr(b, page);
+
+    if (data ? !memcmp(host, data, DISTVM_PAGE_SIZE) :
+        buffer_is_zero(host, DISTVM_PAGE_SIZE)) {
+        return;     /* unchanged: so are the other nodes' copies */
+    }
+    if (data) {
+        memcpy(host, data, DISTVM_PAGE_SIZE);
+    } else {
+        memset(host, 0, DISTVM_PAGE_SIZE);
+    }
+    tb_invalidate_phys_range(addr, addr + DISTVM_PAGE_SIZE - 1);
+    cpu_physical_memory_set_dirty_range(addr, DISTVM_PAGE_SIZE,
+                                        DIRTY_CLIENTS_NOCODE);
+}
+
 void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats)
 {
     DistvmRam *ram = s->ram;

@@ -76,6 +76,13 @@ typedef void DistvmCheckpointPageFn(void *opaque, uint32_t block,
 bool distvm_ram_quiesce(DistvmState *s, int64_t timeout_ms);
 void distvm_ram_checkpoint_pages(DistvmState *s, bool all, bool again,
                                  DistvmCheckpointPageFn *fn, void *opaque);
+/* A page a rollback restores */
+typedef void DistvmRollbackPageFn(void *opaque, uint32_t block,
+                                  uint64_t page);
+void distvm_ram_rollback_pages(DistvmState *s, bool again,
+                               DistvmRollbackPageFn *fn, void *opaque);
+void distvm_ram_restore_page(DistvmState *s, uint32_t block, uint64_t page,
+                             const void *data);
 /* The index of the RAMBlock named @idstr, or -1 if it has none */
 int distvm_ram_block_index(DistvmState *s, const char *idstr);
 bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,

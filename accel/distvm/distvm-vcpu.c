@@ -1045,6 +1045,21 @@ void distvm_vcpu_park_foreign(DistvmState *s)
     }
 }
 
+/*
+ * The devices' state was loaded (a rollback): the LAPIC timers of the
+ * vCPUs that run elsewhere run there, not here.
+ */
+void distvm_vcpu_stop_foreign_timers(DistvmState *s)
+{
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        if (distvm_vcpu_node(s, cpu->cpu_index) != s->node_id) {
+            timer_del(APIC_COMMON(X86_CPU(cpu)->apic_state)->timer);
+        }
+    }
+}
+
 /* The accelerator, for a command about vCPU @cpu_index, or NULL */
 static DistvmState *vcpu_command_state(int64_t cpu_index, Error **errp)
 {

@@ -744,20 +744,27 @@ static bool decode_epoch_pages(WireReader *r, const DistvmWireLimits *lim,
     }
     e->entries = r->p;
     for (uint32_t i = 0; i < e->count; i++) {
+        uint32_t kinds = DISTVM_EPOCH_PAGE_ASK | DISTVM_EPOCH_PAGE_COPY;
         uint64_t page;
         uint32_t flags;
 
         if (!get_u64(r, &page, errp) || !get_u32(r, &flags, errp)) {
             return false;
         }
+        if (!i) {
+            e->kind = flags & kinds;
+        }
         if (page >= lim->block_pages[e->block] ||
-            (flags & ~DISTVM_EPOCH_PAGE_ZERO)) {
+            (flags & ~(DISTVM_EPOCH_PAGE_ZERO | kinds)) ||
+            (flags & kinds) != e->kind ||
+            (e->kind == DISTVM_EPOCH_PAGE_ASK &&
+             flags != DISTVM_EPOCH_PAGE_ASK)) {
             error_setg(errp, "EPOCH_PAGES message with page %" PRIu64
                        " of RAMBlock %" PRIu32 " and flags 0x%" PRIx32, page,
                        e->block, flags);
             return false;
         }
-        if (!(flags & DISTVM_EPOCH_PAGE_ZERO)) {
+        if (!(flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK))) {
             if (r->left < DISTVM_PAGE_SIZE) {
                 error_setg(errp, "%s message is truncated", r->what);
                 return false;
@@ -780,8 +787,9 @@ static bool decode_epoch_state(WireReader *r, const DistvmWireLimits *lim,
     st->len = r->left;
     st->data = r->p;
     if (!st->epoch || st->kind >= DISTVM_EPOCH_STATE__MAX ||
-        (st->kind == DISTVM_EPOCH_STATE_VCPU ? st->index >= lim->nr_vcpus :
-         st->index != 0) ||
+        (st->kind == DISTVM_EPOCH_STATE_VCPU ||
+         st->kind == DISTVM_EPOCH_STATE_VCPU_COPY ?
+         st->index >= lim->nr_vcpus : st->index != 0) ||
         st->total > DISTVM_EPOCH_STATE_MAX || !st->len ||
         st->offset > st->total || st->len > st->total - st->offset) {
         error_setg(errp, "EPOCH_STATE message of epoch %" PRIu64 ", kind %"
@@ -1586,12 +1594,13 @@ void distvm_wire_epoch_pages_begin(GByteArray *buf, uint32_t src,
 }
 
 uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
-                                     const void *data)
+                                     uint32_t kind, const void *data)
 {
     uint32_t count = ldl_le_p(buf->data + EPOCH_PAGES_COUNT_AT) + 1;
 
     distvm_wire_put_u64(buf, page);
-    distvm_wire_put_u32(buf, data ? 0 : DISTVM_EPOCH_PAGE_ZERO);
+    distvm_wire_put_u32(buf, kind | (data || kind == DISTVM_EPOCH_PAGE_ASK ?
+                                     0 : DISTVM_EPOCH_PAGE_ZERO));
     if (data) {
         distvm_wire_put_bytes(buf, data, DISTVM_PAGE_SIZE);
     }
@@ -1602,7 +1611,8 @@ uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
 const uint8_t *distvm_wire_epoch_page(const uint8_t **pos, uint64_t *page)
 {
     const uint8_t *p = *pos;
-    bool zero = ldl_le_p(p + 8) & DISTVM_EPOCH_PAGE_ZERO;
+    bool zero = ldl_le_p(p + 8) & (DISTVM_EPOCH_PAGE_ZERO |
+                                   DISTVM_EPOCH_PAGE_ASK);
 
     *page = ldq_le_p(p);
     *pos = p + 12 + (zero ? 0 : DISTVM_PAGE_SIZE);
@@ -1804,6 +1814,10 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
         [DISTVM_EPOCH_STORED] = "to the home node by the others",
         [DISTVM_EPOCH_COMMIT] = "by the home node to the others",
         [DISTVM_EPOCH_ABORT] = "by the home node to the others",
+        [DISTVM_EPOCH_ROLLBACK] = "by the home node to the others",
+        [DISTVM_EPOCH_FETCH] = "by the node it is about",
+        [DISTVM_EPOCH_FETCHED] = "by the node it is about",
+        [DISTVM_EPOCH_ROLLED] = "to the home node by the others",
     };
     bool ok;
 
@@ -1811,13 +1825,17 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
     case DISTVM_EPOCH_SAVE:
     case DISTVM_EPOCH_COMMIT:
     case DISTVM_EPOCH_ABORT:
+    case DISTVM_EPOCH_ROLLBACK:
         ok = src == DISTVM_HOME_NODE && dst != DISTVM_HOME_NODE;
         break;
     case DISTVM_EPOCH_BUSY:
     case DISTVM_EPOCH_STORED:
+    case DISTVM_EPOCH_ROLLED:
         ok = src != DISTVM_HOME_NODE && dst == DISTVM_HOME_NODE;
         break;
     case DISTVM_EPOCH_SENT:
+    case DISTVM_EPOCH_FETCH:
+    case DISTVM_EPOCH_FETCHED:
         ok = src == e->node;
         break;
     default:

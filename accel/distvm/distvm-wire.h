@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     21
+#define DISTVM_WIRE_VERSION     22
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -487,6 +487,20 @@ typedef enum DistvmEpochStep {
     DISTVM_EPOCH_STORED,        /* replica -> home: @node's data stored */
     DISTVM_EPOCH_COMMIT,        /* home -> all: the epoch is committed */
     DISTVM_EPOCH_ABORT,         /* home -> all: drop the epoch's data */
+    /*
+     * Rolling the guest back to committed epoch @epoch, with it paused:
+     * home -> all, ROLLBACK; each node asks every other for the copies
+     * it keeps of the pages it must restore (EPOCH_PAGES, ASK), then
+     * FETCH; the other sends them (EPOCH_PAGES, COPY), the vCPU states
+     * it keeps (and, to home, the devices'), then FETCHED; once every
+     * node's came, the node restores them and sends home ROLLED, with
+     * the number of vCPU states it loaded in @vcpus.  A node that cannot
+     * now answers BUSY instead.
+     */
+    DISTVM_EPOCH_ROLLBACK,
+    DISTVM_EPOCH_FETCH,         /* @node -> another: all asked */
+    DISTVM_EPOCH_FETCHED,       /* @node -> the asker: all sent */
+    DISTVM_EPOCH_ROLLED,        /* -> home: rolled back */
     DISTVM_EPOCH__MAX
 } DistvmEpochStep;
 
@@ -501,15 +515,21 @@ typedef struct DistvmMsgEpoch {
 /*
  * EPOCH_PAGES: @count pages of RAMBlock @block as they were at epoch
  * @epoch, each a u64 page number, u32 flags (DISTVM_EPOCH_PAGE_ZERO: all
- * zero) and, unless zero, its 4 KiB.
+ * zero) and, unless zero, its 4 KiB.  During a rollback, pages asked for
+ * (ASK, without data; @epoch the one rolled back to), and committed
+ * copies sent to the asker (COPY): all pages of one message are of the
+ * same kind, @kind.
  */
 #define DISTVM_EPOCH_PAGES_MAX  128
 #define DISTVM_EPOCH_PAGE_ZERO  0x01
+#define DISTVM_EPOCH_PAGE_ASK   0x02
+#define DISTVM_EPOCH_PAGE_COPY  0x04
 
 typedef struct DistvmMsgEpochPages {
     uint64_t epoch;
     uint32_t block;
     uint32_t count;
+    uint32_t kind;              /* ASK, COPY or 0: the pages' flags */
     const uint8_t *entries;     /* points into the payload */
 } DistvmMsgEpochPages;
 
@@ -521,6 +541,9 @@ typedef struct DistvmMsgEpochPages {
 typedef enum DistvmEpochStateKind {
     DISTVM_EPOCH_STATE_VCPU,
     DISTVM_EPOCH_STATE_DEVICES,
+    /* The committed copy of one, sent to a node that rolls back */
+    DISTVM_EPOCH_STATE_VCPU_COPY,
+    DISTVM_EPOCH_STATE_DEVICES_COPY,
     DISTVM_EPOCH_STATE__MAX
 } DistvmEpochStateKind;
 
@@ -707,8 +730,9 @@ void distvm_wire_epoch(GByteArray *buf, uint32_t src,
  */
 void distvm_wire_epoch_pages_begin(GByteArray *buf, uint32_t src,
                                    uint64_t epoch, uint32_t block);
+/* @kind: 0, ASK (@data NULL) or COPY */
 uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
-                                     const void *data);
+                                     uint32_t kind, const void *data);
 /*
  * The next page of a decoded EPOCH_PAGES, from *@pos (@p->entries at
  * first), which it advances: its number, and its data or NULL if zero.

@@ -153,7 +153,7 @@ static void check_forged(DistvmCluster *c)
 
     /* Pages of an epoch that ended */
     distvm_wire_epoch_pages_begin(m, 1, 1, 0);
-    distvm_wire_epoch_pages_add(m, DG_RESULT_BASE / 4096, NULL);
+    distvm_wire_epoch_pages_add(m, DG_RESULT_BASE / 4096, 0, NULL);
     distvm_wire_end(m);
     distvm_forge(c->node[1], 0, m);
     distvm_wait_protocol_errors(home, ++errors);
@@ -246,6 +246,85 @@ static void test_smp(void)
     check_replica_range(c, DG_RESULT_BASE, sizeof(struct dg_results));
     check_replica_range(c, DG_PRIV_BASE, NCPUS * DG_PRIV_BYTES);
     distvm_check_smp_memory(c->node[0]->qts, NCPUS, ITERS);
+    distvm_cluster_quit(c);
+}
+
+static uint64_t rollbacks(QTestState *home)
+{
+    QDict *cp = checkpoint_info(home);
+    uint64_t n = qdict_get_int(cp, "rollbacks");
+
+    qobject_unref(cp);
+    return n;
+}
+
+/*
+ * The guest is rolled back to the last committed epoch again and again
+ * while it runs and its vCPUs move: each time, every node restores the
+ * pages changed since, its vCPUs and home its devices, from the copies
+ * the replicas keep.  Anything restored wrong (a page, a vCPU's state)
+ * would count some of the guest's work twice or lose it: its result must
+ * still be exact.
+ */
+static void test_rollback(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
+        NCPUS, ITERS);
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, NODES, "replicas=1,checkpoint-ms=20,placement=0:1:2:1", args);
+    QTestState *home = c->node[0]->qts;
+    int done = 0;
+    QDict *ret, *cp;
+
+    /* Only home rolls back, and only to an epoch committed */
+    ret = qtest_qmp(c->node[1]->qts, "{ 'execute': 'x-distvm-rollback' }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ret, "error"), "desc"),
+                    ==, "distvm: only the home node rolls the guest back");
+    qobject_unref(ret);
+
+    wait_epochs(home, 3);
+    for (; done < 8 && qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
+         done++) {
+        uint64_t before = rollbacks(home);
+
+        if (done % 3 == 1) {
+            int cpu = 1 + done % (NCPUS - 1);
+            int to = (distvm_vcpu_node(home, cpu) + 1) % NODES;
+
+            qtest_qmp_assert_success(home, "{ 'execute': "
+                                     "'distvm-move-vcpu', 'arguments': "
+                                     "{ 'cpu-index': %d, 'node': %d } }",
+                                     cpu, to);
+        }
+        qtest_qmp_assert_success(home, "{ 'execute': 'x-distvm-rollback' }");
+        for (int tries = 0; rollbacks(home) == before; tries++) {
+            g_assert_cmpint(tries, <, 2000);
+            g_usleep(5 * 1000);
+        }
+        wait_epochs(home, 2);
+    }
+    g_test_message("%d rollbacks while the guest ran", done);
+    g_assert_cmpint(done, >=, 2);
+    for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
+         tries++) {
+        g_assert_cmpint(tries, <, 6000);
+        g_usleep(50 * 1000);
+    }
+    for (int n = 0; n < NODES; n++) {
+        QDict *info = distvm_assert_active(c->node[n]->qts, n);
+
+        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
+        qobject_unref(info);
+        distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
+    }
+    cp = checkpoint_info(home);
+    g_assert_cmpint(qdict_get_int(cp, "rollbacks"), ==, done);
+    g_assert_cmpint(qdict_get_int(cp, "last-rollback-us"), >, 0);
+    g_test_message("last rollback paused the guest %" PRId64 " us",
+                   qdict_get_int(cp, "last-rollback-us"));
+    qobject_unref(cp);
     distvm_cluster_quit(c);
 }
 
@@ -350,6 +429,7 @@ int main(int argc, char **argv)
 
     qtest_add_func("/distvm/epoch/smp", test_smp);
     qtest_add_func("/distvm/epoch/disk", test_disk);
+    qtest_add_func("/distvm/epoch/rollback", test_rollback);
 
     return distvm_test_run(tmpdir);
 }

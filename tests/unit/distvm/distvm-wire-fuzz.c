@@ -926,7 +926,7 @@ static void reencode_epoch_pages(GByteArray *buf, uint32_t src,
         uint64_t page;
         const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
 
-        CHECK(distvm_wire_epoch_pages_add(buf, page, data) == i + 1);
+        CHECK(distvm_wire_epoch_pages_add(buf, page, 0, data) == i + 1);
     }
     distvm_wire_end(buf);
 }
@@ -1616,14 +1616,14 @@ int main(int argc, char **argv)
      */
     SEED("epoch-pages", {
         distvm_wire_epoch_pages_begin(b, 2, 7, 2);
-        distvm_wire_epoch_pages_add(b, 0x123, page);
-        distvm_wire_epoch_pages_add(b, 0x124, NULL);
-        distvm_wire_epoch_pages_add(b, 262143, page);
+        distvm_wire_epoch_pages_add(b, 0x123, 0, page);
+        distvm_wire_epoch_pages_add(b, 0x124, 0, NULL);
+        distvm_wire_epoch_pages_add(b, 262143, 0, page);
         distvm_wire_end(b);
     });
     SEED("epoch-pages-zero", {
         distvm_wire_epoch_pages_begin(b, 2, 7, 0);
-        distvm_wire_epoch_pages_add(b, 15, NULL);
+        distvm_wire_epoch_pages_add(b, 15, 0, NULL);
         distvm_wire_end(b);
     });
     /* and vCPU 3's state, in two chunks */

@@ -496,12 +496,12 @@ static GPtrArray *valid_messages(void)
     });
     /* node 2's pages of epoch 5, changed and zero; the last of RAMBlock 2 */
     distvm_wire_epoch_pages_begin(NEXT(), 2, 5, 0);
-    distvm_wire_epoch_pages_add(b, 15, data);
-    distvm_wire_epoch_pages_add(b, 0, NULL);
-    distvm_wire_epoch_pages_add(b, 3, data);
+    distvm_wire_epoch_pages_add(b, 15, 0, data);
+    distvm_wire_epoch_pages_add(b, 0, 0, NULL);
+    distvm_wire_epoch_pages_add(b, 3, 0, data);
     distvm_wire_end(b);
     distvm_wire_epoch_pages_begin(NEXT(), 1, UINT64_MAX, 2);
-    distvm_wire_epoch_pages_add(b, 262143, NULL);
+    distvm_wire_epoch_pages_add(b, 262143, 0, NULL);
     distvm_wire_end(b);
     /*
      * a chunk from the middle of vCPU 7's state, with room after it; the
@@ -1339,14 +1339,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        21, 0,                              /* version */
+        22, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 21);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 22);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -7156,7 +7156,7 @@ static void check_epoch_pages_seq(const DistvmWireLimits *lim, uint32_t src,
     g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 12), ==, 0);
     for (uint32_t i = 0; i < count; i++) {
         /* each page counted as it is added */
-        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, pages[i].page,
+        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, pages[i].page, 0,
                                                      pages[i].data), ==,
                          i + 1);
         len += EPOCH_PAGE_HDR + (pages[i].data ? DISTVM_PAGE_SIZE : 0);
@@ -7321,7 +7321,7 @@ static void test_epoch_pages(void)
     distvm_wire_epoch_pages_begin(b, 0, 1, 1);
     g_assert_cmpuint(b->len, ==, HDR + EPOCH_PAGES_FIXED);
     g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, 0);
-    g_assert_cmpuint(distvm_wire_epoch_pages_add(b, 0, NULL), ==, 1);
+    g_assert_cmpuint(distvm_wire_epoch_pages_add(b, 0, 0, NULL), ==, 1);
     distvm_wire_end(b);
     decode_ok(b, &limits, &d);
     g_assert_cmpuint(d.msg.u.epoch_pages.count, ==, 1);
@@ -7329,7 +7329,7 @@ static void test_epoch_pages(void)
     /* and again, after a message of pages */
     distvm_wire_epoch_pages_begin(b, 0, 2, 0);
     g_assert_cmpuint(b->len, ==, HDR + EPOCH_PAGES_FIXED);
-    g_assert_cmpuint(distvm_wire_epoch_pages_add(b, 1, data), ==, 1);
+    g_assert_cmpuint(distvm_wire_epoch_pages_add(b, 1, 0, data), ==, 1);
     distvm_wire_end(b);
     decode_ok(b, &limits, &d);
     g_assert_cmpuint(d.msg.u.epoch_pages.count, ==, 1);
@@ -7387,8 +7387,8 @@ static void test_epoch_pages_bad(void)
 
     /* Before the RAM layout is agreed, even if truncated or out of range */
     distvm_wire_epoch_pages_begin(b, 1, 5, 0);
-    distvm_wire_epoch_pages_add(b, 3, data);
-    distvm_wire_epoch_pages_add(b, 4, NULL);
+    distvm_wire_epoch_pages_add(b, 3, 0, data);
+    distvm_wire_epoch_pages_add(b, 4, 0, NULL);
     distvm_wire_end(b);
     got = decode_error(b, &limits_no_ram);
     g_assert_cmpstr(got, ==, "EPOCH_PAGES message before the RAM layout was "
@@ -7406,10 +7406,10 @@ static void test_epoch_pages_bad(void)
     /* RAMBlocks that do not exist, whatever their pages */
     for (size_t i = 0; i < ARRAY_SIZE(blocks); i++) {
         distvm_wire_epoch_pages_begin(b, 2, 5, blocks[i]);
-        distvm_wire_epoch_pages_add(b, 0, NULL);
+        distvm_wire_epoch_pages_add(b, 0, 0, NULL);
         distvm_wire_end(b);
         expect_epoch_pages_error(b, 5, 1, blocks[i]);
-        distvm_wire_epoch_pages_add(b, UINT64_MAX, data);
+        distvm_wire_epoch_pages_add(b, UINT64_MAX, 0, data);
         distvm_wire_end(b);
         expect_epoch_pages_error(b, 5, 2, blocks[i]);
     }
@@ -7429,7 +7429,7 @@ static void test_epoch_pages_bad(void)
     /* more than DISTVM_EPOCH_PAGES_MAX, each of them fine */
     distvm_wire_epoch_pages_begin(b, 2, 5, 2);
     for (uint32_t i = 0; i <= DISTVM_EPOCH_PAGES_MAX; i++) {
-        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, i, i % 2 ? NULL :
+        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, i, 0, i % 2 ? NULL :
                                                      data), ==, i + 1);
     }
     distvm_wire_end(b);
@@ -7437,7 +7437,7 @@ static void test_epoch_pages_bad(void)
     /* counts far too large: refused as such, not as truncated */
     for (size_t i = 0; i < ARRAY_SIZE(counts); i++) {
         distvm_wire_epoch_pages_begin(b, 2, 5, 2);
-        distvm_wire_epoch_pages_add(b, 0, NULL);
+        distvm_wire_epoch_pages_add(b, 0, 0, NULL);
         distvm_wire_end(b);
         set_u32(b, HDR + 12, counts[i]);
         expect_epoch_pages_error(b, 5, counts[i], 2);
@@ -7445,7 +7445,7 @@ static void test_epoch_pages_bad(void)
 
     /* epoch 0, with pages that are fine */
     distvm_wire_epoch_pages_begin(b, 2, 0, 0);
-    distvm_wire_epoch_pages_add(b, 1, data);
+    distvm_wire_epoch_pages_add(b, 1, 0, data);
     distvm_wire_end(b);
     expect_epoch_pages_error(b, 0, 1, 0);
     /* and everything at once */
@@ -7463,13 +7463,13 @@ static void test_epoch_pages_bad(void)
         for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
             /* the first page fine, the second not: zero, or with data */
             distvm_wire_epoch_pages_begin(b, 1, 5, blk);
-            distvm_wire_epoch_pages_add(b, 0, NULL);
-            distvm_wire_epoch_pages_add(b, bad[i], NULL);
+            distvm_wire_epoch_pages_add(b, 0, 0, NULL);
+            distvm_wire_epoch_pages_add(b, bad[i], 0, NULL);
             distvm_wire_end(b);
             expect_epoch_page_error(b, bad[i], blk, DISTVM_EPOCH_PAGE_ZERO);
             distvm_wire_epoch_pages_begin(b, 1, 5, blk);
-            distvm_wire_epoch_pages_add(b, block_pages[blk] - 1, data);
-            distvm_wire_epoch_pages_add(b, bad[i], data);
+            distvm_wire_epoch_pages_add(b, block_pages[blk] - 1, 0, data);
+            distvm_wire_epoch_pages_add(b, bad[i], 0, data);
             distvm_wire_end(b);
             expect_epoch_page_error(b, bad[i], blk, 0);
         }
@@ -7478,14 +7478,14 @@ static void test_epoch_pages_bad(void)
     /* unknown page flags, with the zero flag or without */
     for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
         distvm_wire_epoch_pages_begin(b, 1, 5, 0);
-        distvm_wire_epoch_pages_add(b, 2, NULL);
-        distvm_wire_epoch_pages_add(b, 3, NULL);
+        distvm_wire_epoch_pages_add(b, 2, 0, NULL);
+        distvm_wire_epoch_pages_add(b, 3, 0, NULL);
         distvm_wire_end(b);
         set_u32(b, HDR + EPOCH_PAGES_FIXED + EPOCH_PAGE_HDR + 8, flags[i]);
         expect_epoch_page_error(b, 3, 0, flags[i]);
         /* the first page's, with its data */
         distvm_wire_epoch_pages_begin(b, 1, 5, 0);
-        distvm_wire_epoch_pages_add(b, 2, data);
+        distvm_wire_epoch_pages_add(b, 2, 0, data);
         distvm_wire_end(b);
         set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, flags[i]);
         expect_epoch_page_error(b, 2, 0, flags[i]);
@@ -7493,7 +7493,7 @@ static void test_epoch_pages_bad(void)
     /* every unknown flag bit */
     for (int bit = 1; bit < 32; bit++) {
         distvm_wire_epoch_pages_begin(b, 3, 5, 2);
-        distvm_wire_epoch_pages_add(b, 100, NULL);
+        distvm_wire_epoch_pages_add(b, 100, 0, NULL);
         distvm_wire_end(b);
         set_u32(b, HDR + EPOCH_PAGES_FIXED + 8,
                 1u << bit | DISTVM_EPOCH_PAGE_ZERO);
@@ -7502,15 +7502,15 @@ static void test_epoch_pages_bad(void)
 
     /* The first bad page is named */
     distvm_wire_epoch_pages_begin(b, 1, 5, 0);
-    distvm_wire_epoch_pages_add(b, 1, NULL);
-    distvm_wire_epoch_pages_add(b, 16, data);
-    distvm_wire_epoch_pages_add(b, 17, NULL);
+    distvm_wire_epoch_pages_add(b, 1, 0, NULL);
+    distvm_wire_epoch_pages_add(b, 16, 0, data);
+    distvm_wire_epoch_pages_add(b, 17, 0, NULL);
     distvm_wire_end(b);
     expect_epoch_page_error(b, 16, 0, 0);
 
     /* a page without all of its data */
     distvm_wire_epoch_pages_begin(b, 1, 5, 0);
-    distvm_wire_epoch_pages_add(b, 3, data);
+    distvm_wire_epoch_pages_add(b, 3, 0, data);
     distvm_wire_end(b);
     for (uint32_t cut = 1; cut <= DISTVM_PAGE_SIZE; cut *= 2) {
         GByteArray *c = buf_dup(b);
@@ -7522,14 +7522,14 @@ static void test_epoch_pages_bad(void)
     }
     /* a zero page whose flag is cleared: its data never came */
     distvm_wire_epoch_pages_begin(b, 1, 5, 0);
-    distvm_wire_epoch_pages_add(b, 3, NULL);
-    distvm_wire_epoch_pages_add(b, 4, NULL);
+    distvm_wire_epoch_pages_add(b, 3, 0, NULL);
+    distvm_wire_epoch_pages_add(b, 4, 0, NULL);
     distvm_wire_end(b);
     set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, 0);
     expect_exact_error_ram(b, true, "EPOCH_PAGES message is truncated");
     /* a changed page whose zero flag is set: its data is garbage */
     distvm_wire_epoch_pages_begin(b, 1, 5, 0);
-    distvm_wire_epoch_pages_add(b, 3, data);
+    distvm_wire_epoch_pages_add(b, 3, 0, data);
     distvm_wire_end(b);
     set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, DISTVM_EPOCH_PAGE_ZERO);
     expect_exact_error_ram(b, true, "EPOCH_PAGES message has 4096 bytes of "
@@ -7537,8 +7537,8 @@ static void test_epoch_pages_bad(void)
 
     /* a count the pages do not match, either way */
     distvm_wire_epoch_pages_begin(b, 2, 5, 0);
-    distvm_wire_epoch_pages_add(b, 3, data);
-    distvm_wire_epoch_pages_add(b, 4, NULL);
+    distvm_wire_epoch_pages_add(b, 3, 0, data);
+    distvm_wire_epoch_pages_add(b, 4, 0, NULL);
     distvm_wire_end(b);
     set_u32(b, HDR + 12, 3);
     expect_exact_error_ram(b, true, "EPOCH_PAGES message is truncated");
@@ -7548,13 +7548,13 @@ static void test_epoch_pages_bad(void)
 
     /* every cut is truncated, every byte more is garbage */
     distvm_wire_epoch_pages_begin(b, 2, 5, 0);
-    distvm_wire_epoch_pages_add(b, 0, NULL);
-    distvm_wire_epoch_pages_add(b, 15, data);
-    distvm_wire_epoch_pages_add(b, 7, NULL);
+    distvm_wire_epoch_pages_add(b, 0, 0, NULL);
+    distvm_wire_epoch_pages_add(b, 15, 0, data);
+    distvm_wire_epoch_pages_add(b, 7, 0, NULL);
     distvm_wire_end(b);
     check_exact_length(b, true);
     distvm_wire_epoch_pages_begin(b, 3, UINT64_MAX, 2);
-    distvm_wire_epoch_pages_add(b, 262143, NULL);
+    distvm_wire_epoch_pages_add(b, 262143, 0, NULL);
     distvm_wire_end(b);
     distvm_wire_set_seq(b, UINT64_MAX);
     check_exact_length(b, true);
@@ -7571,14 +7571,14 @@ static void test_epoch_pages_bad(void)
     expect_decode_error(b, &limits, "EPOCH_PAGES message names node 4 in "
                         "its sender; the cluster has 4");
     distvm_wire_epoch_pages_begin(b, 1, 5, 0);
-    distvm_wire_epoch_pages_add(b, 16, NULL);
+    distvm_wire_epoch_pages_add(b, 16, 0, NULL);
     distvm_wire_end(b);
     set_u32(b, HDR + 12, DISTVM_EPOCH_PAGES_MAX + 1);
     expect_epoch_pages_error(b, 5, DISTVM_EPOCH_PAGES_MAX + 1, 0);
     set_u32(b, HDR + 12, 2);
     expect_epoch_page_error(b, 16, 0, DISTVM_EPOCH_PAGE_ZERO);
     distvm_wire_epoch_pages_begin(b, 1, 5, 0);
-    distvm_wire_epoch_pages_add(b, 3, NULL);
+    distvm_wire_epoch_pages_add(b, 3, 0, NULL);
     distvm_wire_end(b);
     distvm_wire_put_u64(b, 4);
     distvm_wire_put_u32(b, 0x2);
@@ -7597,7 +7597,7 @@ static void test_epoch_pages_bad(void)
     expect_epoch_pages_error(b, 0x100000002ull, 0, 1);
     /* one page is 4 bytes short of an EPOCH */
     distvm_wire_epoch_pages_begin(b, 2, 5, 0);
-    distvm_wire_epoch_pages_add(b, 3, NULL);
+    distvm_wire_epoch_pages_add(b, 3, 0, NULL);
     distvm_wire_end(b);
     expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message is truncated");
     /*
@@ -7606,14 +7606,14 @@ static void test_epoch_pages_bad(void)
      * reserved field
      */
     distvm_wire_epoch_pages_begin(b, 2, 5, 0);
-    distvm_wire_epoch_pages_add(b, 3, NULL);
-    distvm_wire_epoch_pages_add(b, 0, NULL);
+    distvm_wire_epoch_pages_add(b, 3, 0, NULL);
+    distvm_wire_epoch_pages_add(b, 0, 0, NULL);
     distvm_wire_end(b);
     expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message has 8 bytes of "
                          "trailing garbage");
     distvm_wire_epoch_pages_begin(b, 2, 5, 0);
-    distvm_wire_epoch_pages_add(b, 3, NULL);
-    distvm_wire_epoch_pages_add(b, 15, NULL);
+    distvm_wire_epoch_pages_add(b, 3, 0, NULL);
+    distvm_wire_epoch_pages_add(b, 15, 0, NULL);
     distvm_wire_end(b);
     expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message with a non-zero "
                          "reserved field");
