@@ -15,15 +15,20 @@
  * and only then are the packets of those epochs sent on.  So what the
  * world sees of an epoch comes after its writes are on the disk.
  *
- * A flush of the guest completes at once: what it wrote is safe in the
- * cluster's next commit rather than on the disk.  A flush while the
- * guest does not run (stop, quit, savevm) writes out everything held:
- * the guest's state then is the one a restart continues from.  While the
- * cluster is a single node, which takes no epochs, writes go through.
+ * A flush of the guest completes once what committed is written: the
+ * disk is flushed where it was asked, once its epoch commits.  Any flush
+ * writes out what committed, so that a node that ends (its cluster lost
+ * a node) leaves the disk as of the last commit; the node closing, at
+ * the end, writes out everything.  A stopped guest's writes wait for
+ * the commit of the epoch after "cont".  While the cluster is a single
+ * node, which takes no epochs, writes go through.
  *
  * A write that fails once its epoch committed cannot fail the guest's
  * request any more, which was answered: it is reported.  A disk added
- * later (device_add) is not held.
+ * later (device_add) is not held, and a held one cannot be resized
+ * while it holds writes.  What is held is not bounded: an epoch's
+ * writes, or more while epochs cannot be taken (a node joins or is
+ * drained).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -47,6 +52,7 @@ typedef enum HeldKind {
     HELD_WRITE,
     HELD_ZEROES,
     HELD_DISCARD,
+    HELD_FLUSH,                 /* the guest flushed here */
 } HeldKind;
 
 /* One request of the guest, held */
@@ -60,11 +66,10 @@ typedef struct HeldWrite {
 } HeldWrite;
 
 typedef struct BDRVDistvmOutputState {
-    QemuMutex lock;             /* @held, @release_to, @flush_asked */
+    QemuMutex lock;             /* @held, @release_to, @releasing */
     QTAILQ_HEAD(, HeldWrite) held;      /* oldest first */
     uint64_t release_to;        /* write the epochs up to this one */
     bool releasing;             /* a release_co() runs */
-    bool flush_asked;           /* the guest flushed: flush the disk */
     bool failed;                /* a held write failed: reported once */
     /*
      * Held writes are taken off @held only once they are on the disk,
@@ -78,7 +83,7 @@ typedef struct BDRVDistvmOutputState {
 
 /* Under the BQL */
 static GPtrArray *disks;        /* BlockDriverState of the filters */
-static uint64_t committed;      /* the last epoch that committed */
+static uint64_t committed;      /* atomic: the last epoch that committed */
 static uint64_t packets_to;     /* the packets released up to this epoch */
 /* Atomic */
 static uint64_t held_writes;
@@ -105,14 +110,15 @@ static int output_open(BlockDriverState *bs, QDict *options, int flags,
                    DISTVM_OUTPUT_DISK_DRIVER);
         return -EINVAL;
     }
-    ret = bdrv_open_file_child(NULL, options, "file", bs, errp);
-    if (ret < 0) {
-        return ret;
-    }
     qemu_mutex_init(&st->lock);
     QTAILQ_INIT(&st->held);
     qemu_co_rwlock_init(&st->readers);
     qemu_co_mutex_init(&st->writing);
+    ret = bdrv_open_file_child(NULL, options, "file", bs, errp);
+    if (ret < 0) {
+        qemu_mutex_destroy(&st->lock);
+        return ret;
+    }
     bs->supported_write_flags = 0;
     bs->supported_zero_flags = 0;
     g_ptr_array_add(disks, bs);
@@ -133,6 +139,26 @@ static void output_close(BlockDriverState *bs)
     qemu_mutex_destroy(&st->lock);
 }
 
+/*
+ * As a filter's, and writing to the disk while it holds writes, whatever
+ * its parents need: what is held still goes out as the node closes, its
+ * parents gone
+ */
+static void output_child_perm(BlockDriverState *bs, BdrvChild *c,
+                              BdrvChildRole role,
+                              BlockReopenQueue *reopen_queue,
+                              uint64_t perm, uint64_t shared,
+                              uint64_t *nperm, uint64_t *nshared)
+{
+    BDRVDistvmOutputState *st = bs->opaque;
+
+    bdrv_default_perms(bs, c, role, reopen_queue, perm, shared, nperm,
+                       nshared);
+    if (!QTAILQ_EMPTY(&st->held)) {
+        *nperm |= BLK_PERM_WRITE;
+    }
+}
+
 static int64_t coroutine_fn GRAPH_RDLOCK
 output_co_getlength(BlockDriverState *bs)
 {
@@ -146,7 +172,7 @@ static void held_overlay(const HeldWrite *h, int64_t offset, int64_t bytes,
     int64_t start = MAX(offset, h->offset);
     int64_t end = MIN(offset + bytes, h->offset + h->bytes);
 
-    if (start >= end || h->kind == HELD_DISCARD) {
+    if (start >= end || h->kind == HELD_DISCARD || h->kind == HELD_FLUSH) {
         return;     /* a discarded range may read as it was */
     }
     if (h->kind == HELD_ZEROES) {
@@ -190,8 +216,10 @@ static int coroutine_fn GRAPH_RDLOCK held_write(BlockDriverState *bs,
         return bdrv_co_pwrite(bs->file, h->offset, h->bytes, h->buf, 0);
     case HELD_ZEROES:
         return bdrv_co_pwrite_zeroes(bs->file, h->offset, h->bytes, 0);
-    default:
+    case HELD_DISCARD:
         return bdrv_co_pdiscard(bs->file, h->offset, h->bytes);
+    default:
+        return bdrv_co_flush(bs->file->bs);
     }
 }
 
@@ -206,7 +234,9 @@ static HeldWrite *held_next(BDRVDistvmOutputState *st, HeldWrite *after,
 
 /*
  * Write what is held of the epochs up to @epoch (all: UINT64_MAX) to the
- * disk, in order, then flush it if asked, then take them off @held.
+ * disk, in order, flushing it where the guest did, then take them off
+ * @held; with @flush, flush the disk at the end if anything was written.
+ * Returns the first error, or 0.
  */
 static int coroutine_fn GRAPH_RDLOCK held_write_out(BlockDriverState *bs,
                                                     uint64_t epoch,
@@ -214,33 +244,31 @@ static int coroutine_fn GRAPH_RDLOCK held_write_out(BlockDriverState *bs,
 {
     BDRVDistvmOutputState *st = bs->opaque;
     HeldWrite *h = NULL, *last = NULL;
-    int ret = 0;
+    int ret = 0, r;
 
     qemu_co_mutex_lock(&st->writing);
     for (;;) {
         qemu_mutex_lock(&st->lock);
         h = held_next(st, last, epoch);
-        if (!h) {
-            flush |= st->flush_asked;
-            st->flush_asked = false;
-        }
         qemu_mutex_unlock(&st->lock);
         if (!h) {
             break;
         }
-        ret = held_write(bs, h);
+        r = held_write(bs, h);
         trace_distvm_output_disk_write(bdrv_get_node_name(bs), h->epoch,
-                                       h->kind, h->offset, h->bytes, ret);
-        if (ret < 0 && !st->failed) {
+                                       h->kind, h->offset, h->bytes, r);
+        if (r < 0 && !st->failed) {
             st->failed = true;
             error_report("distvm: a write of the guest to disk %s failed "
                          "once its epoch committed (its data is lost): %s",
-                         bdrv_get_device_or_node_name(bs), strerror(-ret));
+                         bdrv_get_device_or_node_name(bs), strerror(-r));
         }
+        ret = ret ?: MIN(r, 0);
         last = h;
     }
     if (last && flush) {
-        ret = bdrv_co_flush(bs->file->bs);
+        r = bdrv_co_flush(bs->file->bs);
+        ret = ret ?: r;
     }
     if (last) {
         qemu_co_rwlock_wrlock(&st->readers);
@@ -275,7 +303,7 @@ static void held_seal_all(BDRVDistvmOutputState *st)
     qemu_mutex_unlock(&st->lock);
 }
 
-static void packets_release_bh(void *opaque);
+static void release_done_bh(void *opaque);
 
 /* In the disk's AioContext: release what committed, then say so */
 static void coroutine_fn release_co(void *opaque)
@@ -297,10 +325,9 @@ static void coroutine_fn release_co(void *opaque)
             held_write_out(bs, epoch, false);
         }
     }
-    aio_bh_schedule_oneshot(qemu_get_aio_context(), packets_release_bh,
-                            NULL);
+    /* The main loop drops the reference distvm_output_disk_release() took */
+    aio_bh_schedule_oneshot(qemu_get_aio_context(), release_done_bh, bs);
     bdrv_dec_in_flight(bs);
-    bdrv_unref(bs);
 }
 
 static bool output_passes(void)
@@ -314,9 +341,28 @@ output_hold(BlockDriverState *bs, HeldKind kind, int64_t offset,
             int64_t bytes, QEMUIOVector *qiov, size_t qiov_offset)
 {
     BDRVDistvmOutputState *st = bs->opaque;
-    HeldWrite *h = g_new0(HeldWrite, 1);
-    bool passes = output_passes();
+    HeldWrite *h;
+    int ret;
 
+    if (output_passes()) {
+        /* Drained to one node: what it held goes first, in order */
+        held_seal_all(st);
+        held_write_out(bs, UINT64_MAX, false);
+        switch (kind) {
+        case HELD_WRITE:
+            ret = bdrv_co_pwritev_part(bs->file, offset, bytes, qiov,
+                                       qiov_offset, 0);
+            break;
+        case HELD_ZEROES:
+            ret = bdrv_co_pwrite_zeroes(bs->file, offset, bytes, 0);
+            break;
+        default:
+            ret = bdrv_co_pdiscard(bs->file, offset, bytes);
+            break;
+        }
+        return ret;
+    }
+    h = g_new0(HeldWrite, 1);
     h->kind = kind;
     h->offset = offset;
     h->bytes = bytes;
@@ -329,12 +375,7 @@ output_hold(BlockDriverState *bs, HeldKind kind, int64_t offset,
     qemu_mutex_unlock(&st->lock);
     qatomic_inc(&held_writes);
     qatomic_add(&held_bytes, bytes);
-    if (!passes) {
-        return 0;
-    }
-    /* Drained to one node: what it held goes first, in order */
-    held_seal_all(st);
-    return held_write_out(bs, UINT64_MAX, false);
+    return 0;
 }
 
 static int coroutine_fn GRAPH_RDLOCK
@@ -359,28 +400,86 @@ output_co_pdiscard(BlockDriverState *bs, int64_t offset, int64_t bytes)
 }
 
 /*
- * The guest's flush is answered at once: the disk is flushed once the
- * epoch committed.  Anyone else's, with the guest stopped, writes out
- * all that is held.
+ * A flush writes out what committed.  While the guest runs, what did not
+ * is flushed where the flush came, once its epoch commits; on a single
+ * node, or as the node closes (the end), everything is written out.
  */
 static int coroutine_fn GRAPH_RDLOCK output_co_flush(BlockDriverState *bs)
+{
+    BDRVDistvmOutputState *st = bs->opaque;
+    bool all = output_passes() || !bs->refcnt;
+    bool held;
+    int ret;
+
+    if (all) {
+        held_seal_all(st);
+    }
+    ret = held_write_out(bs, all ? UINT64_MAX : qatomic_read(&committed),
+                         true);
+    qemu_mutex_lock(&st->lock);
+    held = !QTAILQ_EMPTY(&st->held);
+    if (held && runstate_is_running()) {
+        HeldWrite *h = g_new0(HeldWrite, 1);
+
+        h->kind = HELD_FLUSH;
+        QTAILQ_INSERT_TAIL(&st->held, h, next);
+        qatomic_inc(&held_writes);
+    }
+    qemu_mutex_unlock(&st->lock);
+    if (!held) {
+        int r = bdrv_co_flush(bs->file->bs);
+
+        ret = ret ?: r;
+    }
+    return ret;
+}
+
+/* What the disk holds where the guest's writes wait is data */
+static int coroutine_fn GRAPH_RDLOCK
+output_co_block_status(BlockDriverState *bs, bool want_zero, int64_t offset,
+                       int64_t bytes, int64_t *pnum, int64_t *map,
+                       BlockDriverState **file)
+{
+    BDRVDistvmOutputState *st = bs->opaque;
+    bool held = false;
+    HeldWrite *h;
+
+    qemu_mutex_lock(&st->lock);
+    QTAILQ_FOREACH(h, &st->held, next) {
+        if (h->kind != HELD_DISCARD && h->kind != HELD_FLUSH &&
+            h->offset < offset + bytes && offset < h->offset + h->bytes) {
+            held = true;
+            break;
+        }
+    }
+    qemu_mutex_unlock(&st->lock);
+    *pnum = bytes;
+    if (held) {
+        return BDRV_BLOCK_DATA;
+    }
+    *map = offset;
+    *file = bs->file->bs;
+    return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
+}
+
+static int coroutine_fn GRAPH_RDLOCK
+output_co_truncate(BlockDriverState *bs, int64_t offset, bool exact,
+                   PreallocMode prealloc, BdrvRequestFlags flags,
+                   Error **errp)
 {
     BDRVDistvmOutputState *st = bs->opaque;
     bool held;
 
     qemu_mutex_lock(&st->lock);
     held = !QTAILQ_EMPTY(&st->held);
-    if (held && runstate_is_running() && !output_passes()) {
-        st->flush_asked = true;
-        qemu_mutex_unlock(&st->lock);
-        return 0;
-    }
     qemu_mutex_unlock(&st->lock);
-    if (!held) {
-        return bdrv_co_flush(bs->file->bs);
+    if (held) {
+        error_setg(errp, "distvm: disk %s holds writes of the guest until "
+                   "their checkpoint epoch commits: it cannot be resized "
+                   "now", bdrv_get_device_or_node_name(bs));
+        return -EBUSY;
     }
-    held_seal_all(st);
-    return held_write_out(bs, UINT64_MAX, true);
+    return bdrv_co_truncate(bs->file, offset, exact, prealloc, flags, errp);
 }
 
 static void coroutine_fn GRAPH_RDLOCK
@@ -400,13 +499,15 @@ static BlockDriver bdrv_distvm_output = {
     .instance_size          = sizeof(BDRVDistvmOutputState),
     .bdrv_open              = output_open,
     .bdrv_close             = output_close,
-    .bdrv_child_perm        = bdrv_default_perms,
+    .bdrv_child_perm        = output_child_perm,
     .bdrv_co_getlength      = output_co_getlength,
     .bdrv_co_preadv_part    = output_co_preadv_part,
     .bdrv_co_pwritev_part   = output_co_pwritev_part,
     .bdrv_co_pwrite_zeroes  = output_co_pwrite_zeroes,
     .bdrv_co_pdiscard       = output_co_pdiscard,
     .bdrv_co_flush          = output_co_flush,
+    .bdrv_co_block_status   = output_co_block_status,
+    .bdrv_co_truncate       = output_co_truncate,
     .bdrv_co_eject          = output_co_eject,
     .bdrv_co_lock_medium    = output_co_lock_medium,
     .is_filter              = true,
@@ -425,7 +526,7 @@ block_init(distvm_output_disk_register);
  */
 static uint64_t disks_written_to(void)
 {
-    uint64_t epoch = committed;
+    uint64_t epoch = qatomic_read(&committed);
 
     for (guint i = 0; disks && i < disks->len; i++) {
         BlockDriverState *bs = g_ptr_array_index(disks, i);
@@ -442,7 +543,8 @@ static uint64_t disks_written_to(void)
     return epoch;
 }
 
-static void packets_release_bh(void *opaque)
+/* Send on the packets of the epochs whose writes are all out */
+static void packets_release(void)
 {
     uint64_t epoch = disks_written_to();
 
@@ -450,6 +552,12 @@ static void packets_release_bh(void *opaque)
         packets_to = epoch;
         distvm_output_packets_release(epoch);
     }
+}
+
+static void release_done_bh(void *opaque)
+{
+    packets_release();
+    bdrv_unref(opaque);
 }
 
 void distvm_output_disk_seal(uint64_t epoch)
@@ -472,7 +580,7 @@ void distvm_output_disk_seal(uint64_t epoch)
 
 void distvm_output_disk_release(uint64_t epoch)
 {
-    committed = MAX(committed, epoch);
+    qatomic_set(&committed, MAX(committed, epoch));
     for (guint i = 0; disks && i < disks->len; i++) {
         BlockDriverState *bs = g_ptr_array_index(disks, i);
         BDRVDistvmOutputState *st = bs->opaque;
@@ -490,7 +598,7 @@ void distvm_output_disk_release(uint64_t epoch)
                          qemu_coroutine_create(release_co, bs));
         }
     }
-    packets_release_bh(NULL);
+    packets_release();
 }
 
 void distvm_output_disk_rollback(uint64_t epoch)
@@ -534,7 +642,9 @@ static bool hold_disk(BlockBackend *blk, Error **errp)
     opts = qdict_new();
     qdict_put_str(opts, "driver", DISTVM_OUTPUT_DISK_DRIVER);
     qdict_put_str(opts, "file", bdrv_get_node_name(bs));
-    filter = bdrv_insert_node(bs, opts, BDRV_O_RDWR, errp);
+    /* Discards come to it, as to the disk, if the disk takes them */
+    filter = bdrv_insert_node(bs, opts, BDRV_O_RDWR |
+                              (bs->open_flags & BDRV_O_UNMAP), errp);
     if (!filter) {
         error_prepend(errp, "disk %s: ", blk_name(blk)[0] ? blk_name(blk) :
                       bdrv_get_device_or_node_name(bs));
