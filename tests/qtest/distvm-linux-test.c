@@ -35,6 +35,8 @@
 #define DISK_SIZE   (4 * 1024 * 1024)
 #define WORK        60000
 #define MOVES       24
+/* Rollbacks to the last committed epoch, with replicas=1 */
+#define ROLLBACKS   6
 
 static char *tmpdir;
 
@@ -559,11 +561,41 @@ static void check_numa_homes(DistvmNode **node, int nodes)
     }
 }
 
+static uint64_t rollbacks(QTestState *home)
+{
+    QDict *info = distvm_assert_active(home, 0);
+    uint64_t n = qdict_get_int(qdict_get_qdict(info, "checkpoint"),
+                               "rollbacks");
+
+    qobject_unref(info);
+    return n;
+}
+
+/*
+ * Roll the running guest back to its last committed epoch, a few times:
+ * what it did since is done again, its packets and disk writes of it were
+ * never seen; its workload must still end as it should.
+ */
+static void roll_back(QTestState *home)
+{
+    for (int i = 0; i < ROLLBACKS; i++) {
+        uint64_t before = rollbacks(home);
+
+        qtest_qmp_assert_success(home, "{ 'execute': 'x-distvm-rollback' }");
+        for (int tries = 0; rollbacks(home) == before; tries++) {
+            g_assert_cmpint(tries, <, 2000);
+            g_usleep(5 * 1000);
+        }
+        g_usleep(200 * 1000);
+    }
+}
+
 /*
  * Checkpoint epochs were committed all along (replicas=1): home counts
  * them, and every node keeps pages of another.  The packets the guest
  * sent by then went through home's filter once their epoch committed,
- * and so did its disk writes, which it read back meanwhile.
+ * and so did its disk writes, which it read back meanwhile.  Home rolled
+ * the guest back ROLLBACKS times.
  */
 static void check_checkpoints(DistvmNode **node, int nodes)
 {
@@ -579,13 +611,16 @@ static void check_checkpoints(DistvmNode **node, int nodes)
             g_assert_cmpint(qdict_get_int(cp, "epochs"), >=, 10);
             g_assert_cmpint(qdict_get_int(cp, "released-packets"), >, 0);
             g_assert_cmpint(qdict_get_int(cp, "released-writes"), >, 0);
+            g_assert_cmpint(qdict_get_int(cp, "rollbacks"), ==, ROLLBACKS);
             g_test_message("%" PRId64 " epochs, %" PRId64 " abandoned, "
                            "pause p50 %" PRId64 " us, p99 %" PRId64 " us, %"
-                           PRId64 " bytes", qdict_get_int(cp, "epochs"),
+                           PRId64 " bytes; last rollback %" PRId64 " us",
+                           qdict_get_int(cp, "epochs"),
                            qdict_get_int(cp, "aborted"),
                            qdict_get_int(cp, "pause-us-p50"),
                            qdict_get_int(cp, "pause-us-p99"),
-                           qdict_get_int(cp, "bytes"));
+                           qdict_get_int(cp, "bytes"),
+                           qdict_get_int(cp, "last-rollback-us"));
         }
         qobject_unref(info);
     }
@@ -759,6 +794,9 @@ static void test_linux(const void *opaque)
             "{ 'cpu-index': %d, 'node': %d } }", cpu, to);
         wait_moved(node[0]->qts, cpu, to);
         where[cpu] = to;
+    }
+    if (lc->accel_opts && strstr(lc->accel_opts, "replicas=1")) {
+        roll_back(node[0]->qts);
     }
     /* The guest's time goes on across a stop and cont of the cluster. */
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'stop' }");
