@@ -17,7 +17,9 @@ auto-numa=off: no guest NUMA nodes, all memory on home), 2nodes-numa /
 3nodes-ckpt50 / -ckpt100 / -ckpt200 (3nodes with replicas=1 and a
 checkpoint epoch every 50, 100 or 200 ms, issue 15: their overhead
 against 3nodes, the epochs' pause p50/p99 and bytes per epoch as home
-reports them), and 3nodes-pinned / 3nodes-numa-pinned (each node held to one host CPU
+reports them; 3nodes-rollback: 3nodes-ckpt100 rolled back to its last
+committed epoch, x-distvm-rollback, every second of its workload, with
+the pause of each rollback), and 3nodes-pinned / 3nodes-numa-pinned (each node held to one host CPU
 with taskset, node n on the n-th CPU this script may use, modulo their
 number: as if each node had a host of its own, which is what a cluster
 is; plain TCG uses all of them); K runs of each, round-robin, so that
@@ -108,8 +110,14 @@ CONFIGS = [
      "replicas=1,checkpoint-ms=100"),
     ("3nodes-ckpt200", "3 nodes, epochs 200 ms", 3, "0:1:2:1", [], False,
      "replicas=1,checkpoint-ms=200"),
+    # ... and 3nodes-ckpt100 rolled back every second of its workload
+    ("3nodes-rollback", "3 nodes, rollbacks", 3, "0:1:2:1", [], False,
+     "replicas=1,checkpoint-ms=100"),
 ]
-CKPT = ("3nodes-ckpt50", "3nodes-ckpt100", "3nodes-ckpt200")
+CKPT = ("3nodes-ckpt50", "3nodes-ckpt100", "3nodes-ckpt200",
+        "3nodes-rollback")
+ROLLBACK = "3nodes-rollback"
+ROLLBACK_EVERY_S = 1.0
 HOST_CPUS = sorted(os.sched_getaffinity(0))
 WORK_DEFAULT = 60000    # tests/qtest/distvm-linux-test.c
 FAULTS = ("read-miss", "write-miss", "upgrade")
@@ -166,10 +174,13 @@ class Poller(threading.Thread):
     last query-distvm answer of each node until its QEMU exits.  With
     @rips, also counts each vCPU's RIP by phase: rips[phase][cpu][rip]."""
 
-    def __init__(self, tmp, procs, nodes, hot, rips=None):
+    def __init__(self, tmp, procs, nodes, hot, rips=None, rollback=False):
         super().__init__(daemon=True)
         self.tmp, self.procs, self.nodes, self.hot = tmp, procs, nodes, hot
         self.rips = rips
+        self.rollback = rollback
+        self.rollback_us = []       # the pause of each rollback
+        self.rolled_at, self.rolled = None, 0
         self.last = [None] * len(procs)
         self.hot_pages = [[] for _ in procs]
         self.checked = 0
@@ -211,6 +222,28 @@ class Poller(threading.Thread):
         return any(v["cpu-index"] == cpu and v["node"] == info["node-id"]
                    for v in info.get("vcpus", []))
 
+    def roll_back(self, q):
+        """During the workload, roll the guest back every
+        ROLLBACK_EVERY_S, once the last rollback is done; note each one's
+        pause."""
+        text = read("%s/console-0.log" % self.tmp)
+        if MARKS["start"] not in text or MARKS["done"] in text:
+            return
+        try:
+            cp = q.cmd("query-distvm")["checkpoint"]
+            if len(self.rollback_us) < cp["rollbacks"]:
+                self.rollback_us.append(cp["last-rollback-us"])
+            if len(self.rollback_us) < cp["rollbacks"] or (
+                    self.rolled_at is not None and
+                    (len(self.rollback_us) < self.rolled or
+                     time.monotonic() - self.rolled_at < ROLLBACK_EVERY_S)):
+                return
+            q.cmd("x-distvm-rollback")
+            self.rolled_at = time.monotonic()
+            self.rolled = len(self.rollback_us) + 1
+        except (OSError, RuntimeError, ValueError) as e:
+            self.errors.append("rollback: %s" % e)
+
     def connect(self, n):
         while not self.stop.is_set() and self.procs[n].poll() is None:
             try:
@@ -242,6 +275,8 @@ class Poller(threading.Thread):
                    not self.stop.wait(0.05)):
                 self.sample_rips(clients)
             while self.nodes > 1 and not self.stop.wait(0.5):
+                if self.rollback and clients[0]:
+                    self.roll_back(clients[0])
                 for n, q in enumerate(clients):
                     try:
                         if q:
@@ -303,7 +338,8 @@ def run_once(args, cfg, tmp, trace, rips=None):
                               args.trace),
                     stdin=subprocess.DEVNULL, stdout=err,
                     stderr=subprocess.STDOUT))
-        poller = Poller(tmp, procs, cfg[2], args.hot, rips)
+        poller = Poller(tmp, procs, cfg[2], args.hot, rips,
+                        cfg[0] == ROLLBACK)
         poller.start()
         error = watch(args, procs, tmp, start, seen)
         wall = time.monotonic() - start
@@ -329,6 +365,8 @@ def run_once(args, cfg, tmp, trace, rips=None):
                 n, codes[n], tail(read("%s/node%d.err" % (tmp, n)), 15))
         return {"error": error, "detail": detail}
     r = figures(wall, seen, text, poller.last, poller.hot_pages)
+    if cfg[0] == ROLLBACK:
+        r["rollback-us"] = poller.rollback_us
     if rips:
         r["rips"] = rips
     if trace and cfg[2] > 1:
@@ -452,6 +490,14 @@ def print_checkpoints(configs, results):
         print("%-22s %7.1fs %9s %7d %8d us %8d us %10.0f B" % (
             title, wall, over, med["epochs"], med["pause-us-p50"],
             med["pause-us-p99"], per))
+    rolled = [us for r in results.get(ROLLBACK, []) for us in
+              r.get("rollback-us", [])]
+    if rolled:
+        print("rollbacks to the last committed epoch during the workload "
+              "(3 nodes, epochs 100 ms, one a second): %d, pause p50 %d us,"
+              " max %d us (all runs)" % (len(rolled),
+                                         statistics.median(rolled),
+                                         max(rolled)))
 
 
 def print_clock(args, configs, results):
