@@ -756,7 +756,7 @@ static bool decode_epoch_pages(WireReader *r, const DistvmWireLimits *lim,
         }
         if (page >= lim->block_pages[e->block] ||
             (flags & ~(DISTVM_EPOCH_PAGE_ZERO | kinds)) ||
-            (flags & kinds) != e->kind ||
+            (flags & kinds) != e->kind || e->kind == kinds ||
             (e->kind == DISTVM_EPOCH_PAGE_ASK &&
              flags != DISTVM_EPOCH_PAGE_ASK)) {
             error_setg(errp, "EPOCH_PAGES message with page %" PRIu64
@@ -1598,6 +1598,7 @@ uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
 {
     uint32_t count = ldl_le_p(buf->data + EPOCH_PAGES_COUNT_AT) + 1;
 
+    assert(kind != DISTVM_EPOCH_PAGE_ASK || !data);
     distvm_wire_put_u64(buf, page);
     distvm_wire_put_u32(buf, kind | (data || kind == DISTVM_EPOCH_PAGE_ASK ?
                                      0 : DISTVM_EPOCH_PAGE_ZERO));

@@ -10,7 +10,7 @@
  * Every accepted message is encoded again with the encoder functions; the
  * result must carry the same payload bytes and decode to an equal message.
  * Its role is checked as each node would receive it (a RUN_STATE's
- * against the rule for its action).
+ * against the rule for its action, an EPOCH's against that of its step).
  *
  * Built with -DDISTVM_WIRE_FUZZ_SEEDS instead, this file is a program that
  * writes a seed corpus of valid messages into the directory given on its
@@ -150,18 +150,23 @@ static void check_mgr_entries(const DistvmMsgMgrEntries *e,
 
 /*
  * An epoch's pages: of an epoch other than 0, 1 to DISTVM_EPOCH_PAGES_MAX
- * pages of a RAMBlock, that exist, each all zero or with its bytes.
- * Walking them with distvm_wire_epoch_page() stays within the payload
- * and ends exactly at its end.
+ * pages of a RAMBlock, that exist, all of the message's kind: an epoch's
+ * pages (0) or the copies sent back in a rollback (COPY), each all zero
+ * or with its bytes, or pages asked for in a rollback (ASK, alone),
+ * without bytes.  Walking them with distvm_wire_epoch_page() stays within
+ * the payload and ends exactly at its end.
  */
-static void check_epoch_pages(const DistvmMsgEpochPages *e,
-                              const uint8_t *payload, uint32_t length,
-                              const DistvmWireLimits *lim)
+static void check_epoch_pages(const DistvmMsg *m, const uint8_t *payload,
+                              uint32_t length, const DistvmWireLimits *lim)
 {
+    const DistvmMsgEpochPages *e = &m->u.epoch_pages;
+    const uint32_t kinds = DISTVM_EPOCH_PAGE_ASK | DISTVM_EPOCH_PAGE_COPY;
     const uint8_t *end = payload + length;
     const uint8_t *pos = e->entries;
 
     CHECK(lim->nr_blocks > 0);
+    CHECK(e->kind == 0 || e->kind == DISTVM_EPOCH_PAGE_ASK ||
+          e->kind == DISTVM_EPOCH_PAGE_COPY);
     CHECK(e->epoch != 0);
     CHECK(e->block < lim->nr_blocks);
     CHECK(e->count >= 1);
@@ -185,8 +190,12 @@ static void check_epoch_pages(const DistvmMsgEpochPages *e,
         data = distvm_wire_epoch_page(&pos, &page);
         CHECK(page == ldq_le_p(at));
         CHECK(page < lim->block_pages[e->block]);
-        CHECK(!(flags & ~DISTVM_EPOCH_PAGE_ZERO));
-        if (flags & DISTVM_EPOCH_PAGE_ZERO) {
+        CHECK(!(flags & ~(DISTVM_EPOCH_PAGE_ZERO | kinds)));
+        CHECK((flags & kinds) == e->kind);
+        if (e->kind == DISTVM_EPOCH_PAGE_ASK) {
+            CHECK(flags == DISTVM_EPOCH_PAGE_ASK);
+        }
+        if (flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK)) {
             CHECK(!data);
             CHECK(pos == at + EPOCH_PAGE_HDR);
         } else {
@@ -200,9 +209,9 @@ static void check_epoch_pages(const DistvmMsgEpochPages *e,
 
 /*
  * A chunk of a state: of an epoch other than 0, a vCPU's of the machine
- * or the devices' (index 0), of at most DISTVM_EPOCH_STATE_MAX bytes; the
- * bytes it carries, the rest of the payload and at least one, are within
- * the state
+ * or the devices' (index 0), or the committed copy of one of them, of at
+ * most DISTVM_EPOCH_STATE_MAX bytes; the bytes it carries, the rest of
+ * the payload and at least one, are within the state
  */
 static void check_epoch_state(const DistvmMsgEpochState *st,
                               const uint8_t *payload, uint32_t length,
@@ -210,7 +219,8 @@ static void check_epoch_state(const DistvmMsgEpochState *st,
 {
     CHECK(st->epoch != 0);
     CHECK(st->kind < DISTVM_EPOCH_STATE__MAX);
-    if (st->kind == DISTVM_EPOCH_STATE_VCPU) {
+    if (st->kind == DISTVM_EPOCH_STATE_VCPU ||
+        st->kind == DISTVM_EPOCH_STATE_VCPU_COPY) {
         CHECK(st->index < lim->nr_vcpus);
     } else {
         CHECK(st->index == 0);
@@ -605,7 +615,7 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(ldl_le_p(payload + 28) == 0);     /* reserved */
         break;
     case DISTVM_MSG_EPOCH_PAGES:
-        check_epoch_pages(&m->u.epoch_pages, payload, m->hdr.length, lim);
+        check_epoch_pages(m, payload, m->hdr.length, lim);
         break;
     case DISTVM_MSG_EPOCH_STATE:
         check_epoch_state(&m->u.epoch_state, payload, m->hdr.length, lim);
@@ -704,7 +714,7 @@ static bool epoch_pages_equal(const DistvmMsgEpochPages *a,
     const uint8_t *pos_a = a->entries, *pos_b = b->entries;
 
     if (a->epoch != b->epoch || a->block != b->block ||
-        a->count != b->count) {
+        a->count != b->count || a->kind != b->kind) {
         return false;
     }
     for (uint32_t i = 0; i < a->count; i++) {
@@ -914,7 +924,7 @@ static void reencode_mgr_entries(GByteArray *buf, uint32_t src,
 
 /*
  * EPOCH_PAGES again, page by page as distvm_wire_epoch_page() reads
- * them, each counted as it is added
+ * them, of its kind, each counted as it is added
  */
 static void reencode_epoch_pages(GByteArray *buf, uint32_t src,
                                  const DistvmMsgEpochPages *e)
@@ -926,7 +936,8 @@ static void reencode_epoch_pages(GByteArray *buf, uint32_t src,
         uint64_t page;
         const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
 
-        CHECK(distvm_wire_epoch_pages_add(buf, page, 0, data) == i + 1);
+        CHECK(distvm_wire_epoch_pages_add(buf, page, e->kind, data) ==
+              i + 1);
     }
     distvm_wire_end(buf);
 }
@@ -1175,6 +1186,36 @@ static bool run_state_role(uint32_t action, uint32_t src, uint32_t dst)
     }
 }
 
+/*
+ * Whether an EPOCH of @step about @node may go from @src to @dst: home
+ * asks the others to save, commit, abort and roll back; they tell home
+ * they are busy, stored a node's data or rolled back; the node it is
+ * about says it sent its data, asked for all it needs or sent all asked
+ */
+static bool epoch_role(uint32_t step, uint32_t node, uint32_t src,
+                       uint32_t dst)
+{
+    switch (step) {
+    case DISTVM_EPOCH_SAVE:
+    case DISTVM_EPOCH_COMMIT:
+    case DISTVM_EPOCH_ABORT:
+    case DISTVM_EPOCH_ROLLBACK:
+        return src == 0 && dst != 0;
+    case DISTVM_EPOCH_BUSY:
+    case DISTVM_EPOCH_STORED:
+    case DISTVM_EPOCH_ROLLED:
+        return src != 0 && dst == 0;
+    case DISTVM_EPOCH_SENT:
+    case DISTVM_EPOCH_FETCH:
+    case DISTVM_EPOCH_FETCHED:
+        return src == node;
+    default:
+        /* a step the decoder accepts and this does not know */
+        CHECK(step >= DISTVM_EPOCH__MAX);
+        return false;
+    }
+}
+
 static void fuzz_one(const DistvmMsgHeader *hdr, const uint8_t *data,
                      const DistvmWireLimits *lim)
 {
@@ -1199,6 +1240,9 @@ static void fuzz_one(const DistvmMsgHeader *hdr, const uint8_t *data,
             CHECK(ok == !err);
             CHECK(msg.hdr.type != DISTVM_MSG_RUN_STATE ||
                   ok == run_state_role(msg.u.run.action, msg.hdr.src, dst));
+            CHECK(msg.hdr.type != DISTVM_MSG_EPOCH ||
+                  ok == epoch_role(msg.u.epoch.step, msg.u.epoch.node,
+                                   msg.hdr.src, dst));
             if (err) {
                 CHECK(error_get_pretty(err)[0]);
                 error_free(err);
@@ -1668,6 +1712,54 @@ int main(int argc, char **argv)
     }));
     SEED("epoch-abort", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_ABORT, .node = 0, .epoch = 8,
+    }));
+    /*
+     * home rolls the guest back to epoch 7: node 2 asks node 3 for the
+     * committed copies of two pages of RAMBlock 2, then FETCH; node 3
+     * sends them, one all zero, another of RAMBlock 0 from epoch 6, and
+     * vCPU 3's state, then FETCHED; node 1 sends home the devices'
+     * state; node 2 rolled back, with one vCPU's state loaded
+     */
+    SEED("epoch-rollback", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_ROLLBACK, .node = 0, .epoch = 7,
+    }));
+    SEED("epoch-pages-ask", {
+        distvm_wire_epoch_pages_begin(b, 2, 7, 2);
+        distvm_wire_epoch_pages_add(b, 0x123, DISTVM_EPOCH_PAGE_ASK, NULL);
+        distvm_wire_epoch_pages_add(b, 262143, DISTVM_EPOCH_PAGE_ASK, NULL);
+        distvm_wire_end(b);
+    });
+    SEED("epoch-fetch", distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_FETCH, .node = 2, .epoch = 7,
+    }));
+    SEED("epoch-pages-copy", {
+        distvm_wire_epoch_pages_begin(b, 3, 7, 2);
+        distvm_wire_epoch_pages_add(b, 0x123, DISTVM_EPOCH_PAGE_COPY, page);
+        distvm_wire_epoch_pages_add(b, 262143, DISTVM_EPOCH_PAGE_COPY, NULL);
+        distvm_wire_end(b);
+    });
+    SEED("epoch-pages-copy-zero", {
+        distvm_wire_epoch_pages_begin(b, 3, 6, 0);
+        distvm_wire_epoch_pages_add(b, 15, DISTVM_EPOCH_PAGE_COPY, NULL);
+        distvm_wire_end(b);
+    });
+    SEED("epoch-state-vcpu-copy", distvm_wire_epoch_state(b, 3,
+                                                        &(DistvmMsgEpochState) {
+        .epoch = 7, .kind = DISTVM_EPOCH_STATE_VCPU_COPY, .index = 3,
+        .total = sizeof(state), .offset = 0, .len = sizeof(state),
+        .data = state,
+    }));
+    SEED("epoch-fetched", distvm_wire_epoch(b, 3, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_FETCHED, .node = 3, .epoch = 7,
+    }));
+    SEED("epoch-state-devices-copy", distvm_wire_epoch_state(b, 1,
+                                                        &(DistvmMsgEpochState) {
+        .epoch = 7, .kind = DISTVM_EPOCH_STATE_DEVICES_COPY, .index = 0,
+        .total = sizeof(state), .offset = 200, .len = sizeof(state) - 200,
+        .data = state + 200,
+    }));
+    SEED("epoch-rolled", distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_ROLLED, .node = 2, .epoch = 7, .vcpus = 1,
     }));
 #undef SEED
 

@@ -516,6 +516,46 @@ static GPtrArray *valid_messages(void)
         .epoch = 5, .kind = DISTVM_EPOCH_STATE_DEVICES, .index = 0,
         .total = 64, .offset = 0, .len = 64, .data = data,
     });
+    /*
+     * a rollback to epoch 5: home tells node 1; node 1 asks node 2 for
+     * the committed copies of three pages, then FETCH; node 2 sends them,
+     * one all zero and one from epoch 4, and a chunk of vCPU 7's state,
+     * then FETCHED; home gets its devices' state from node 1; node 1
+     * rolled back, with all 8 vCPUs' states
+     */
+    distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_ROLLBACK, .node = 0, .epoch = 5,
+    });
+    distvm_wire_epoch_pages_begin(NEXT(), 1, 5, 0);
+    distvm_wire_epoch_pages_add(b, 15, DISTVM_EPOCH_PAGE_ASK, NULL);
+    distvm_wire_epoch_pages_add(b, 0, DISTVM_EPOCH_PAGE_ASK, NULL);
+    distvm_wire_epoch_pages_add(b, 3, DISTVM_EPOCH_PAGE_ASK, NULL);
+    distvm_wire_end(b);
+    distvm_wire_epoch(NEXT(), 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_FETCH, .node = 1, .epoch = 5,
+    });
+    distvm_wire_epoch_pages_begin(NEXT(), 2, 5, 0);
+    distvm_wire_epoch_pages_add(b, 15, DISTVM_EPOCH_PAGE_COPY, data);
+    distvm_wire_epoch_pages_add(b, 0, DISTVM_EPOCH_PAGE_COPY, NULL);
+    distvm_wire_end(b);
+    distvm_wire_epoch_pages_begin(NEXT(), 2, 4, 0);
+    distvm_wire_epoch_pages_add(b, 3, DISTVM_EPOCH_PAGE_COPY, data);
+    distvm_wire_end(b);
+    distvm_wire_epoch_state(NEXT(), 2, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DISTVM_EPOCH_STATE_VCPU_COPY, .index = 7,
+        .total = 3 * DISTVM_PAGE_SIZE, .offset = 4096, .len = 500,
+        .data = data,
+    });
+    distvm_wire_epoch(NEXT(), 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_FETCHED, .node = 2, .epoch = 5,
+    });
+    distvm_wire_epoch_state(NEXT(), 1, &(DistvmMsgEpochState) {
+        .epoch = 4, .kind = DISTVM_EPOCH_STATE_DEVICES_COPY, .index = 0,
+        .total = 100, .offset = 0, .len = 100, .data = data,
+    });
+    distvm_wire_epoch(NEXT(), 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_ROLLED, .node = 1, .epoch = 5, .vcpus = 8,
+    });
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -1146,6 +1186,10 @@ static const char *const epoch_rules[DISTVM_EPOCH__MAX] = {
     [DISTVM_EPOCH_STORED] = "to the home node by the others",
     [DISTVM_EPOCH_COMMIT] = "by the home node to the others",
     [DISTVM_EPOCH_ABORT] = "by the home node to the others",
+    [DISTVM_EPOCH_ROLLBACK] = "by the home node to the others",
+    [DISTVM_EPOCH_FETCH] = "by the node it is about",
+    [DISTVM_EPOCH_FETCHED] = "by the node it is about",
+    [DISTVM_EPOCH_ROLLED] = "to the home node by the others",
 };
 
 /*
@@ -1175,10 +1219,12 @@ static bool epoch_role_ok(uint32_t step, uint32_t node, uint32_t src,
 
 /*
  * EPOCH, for every sender and receiver among 4 nodes and every node it
- * is about: home asks the others to save an epoch, to commit it and to
- * abort it; they tell home they are busy, and a replica tells it that it
- * stored a node's data; a node tells its replica, whichever node that is,
- * that it sent all of its own.
+ * is about: home asks the others to save an epoch, to commit it, to
+ * abort it and to roll back to it; they tell home they are busy, that
+ * they rolled back, and a replica tells it that it stored a node's data;
+ * a node tells its replica, whichever node that is, that it sent all of
+ * its own, and during a rollback any other that it asked for all it
+ * needs (FETCH) or sent all that was asked (FETCHED).
  */
 static void test_epoch_roles(void)
 {
@@ -1187,6 +1233,12 @@ static void test_epoch_roles(void)
         0x80000000u, UINT32_MAX,
     };
     uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
+
+    /* the rules above name every step */
+    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, DISTVM_EPOCH_ROLLED + 1);
+    for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
+        g_assert_nonnull(epoch_rules[step]);
+    }
 
     for (uint32_t node = 0; node < 4; node++) {
         for (uint32_t src = 0; src < 4; src++) {
@@ -1206,6 +1258,14 @@ static void test_epoch_roles(void)
                                               dst), ==, from_home);
                 g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_ABORT, node, src,
                                               dst), ==, from_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, node,
+                                              src, dst), ==, from_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_FETCH, node, src,
+                                              dst), ==, src == node);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_FETCHED, node,
+                                              src, dst), ==, src == node);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_ROLLED, node,
+                                              src, dst), ==, to_home);
             }
         }
     }
@@ -1300,6 +1360,117 @@ static void test_epoch_roles(void)
     g_assert_true(epoch_role_ok(DISTVM_EPOCH_STORED, 1, last, 0));
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_SENT, last, 1, last));
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMIT, 0, last, 1));
+}
+
+/*
+ * EPOCH's rollback steps, as distvm-epoch.c sends them among 4 nodes:
+ * home tells nodes 1 to 3 to roll back (ROLLBACK, about node 0); each
+ * node, once it asked another for the copies of its pages, sends it
+ * FETCH about itself, and that one answers FETCHED about itself; nodes 1
+ * to 3 tell home they rolled back (ROLLED) or cannot now (BUSY).  Not
+ * otherwise, with the step's rule in the error.
+ */
+static void test_epoch_rollback_roles(void)
+{
+    uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
+
+    for (uint32_t n = 1; n < 4; n++) {
+        uint32_t other = n % 3 + 1;
+
+        g_assert_true(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, 0, 0, n));
+        g_assert_true(epoch_role_ok(DISTVM_EPOCH_ROLLED, n, n, 0));
+        g_assert_true(epoch_role_ok(DISTVM_EPOCH_BUSY, n, n, 0));
+        /* not to home, nor between the others, whatever the node */
+        g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, 0, n, 0));
+        g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, n, n, other));
+        g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, 0, n, other));
+        /* not from home, nor to another than home */
+        g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLED, 0, 0, n));
+        g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLED, n, n, other));
+        g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLED, n, 0, n));
+    }
+    /* home does not send itself either */
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, 0, 0, 0));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLED, 0, 0, 0));
+
+    /* every node asks every other, home too, and is answered */
+    for (uint32_t asker = 0; asker < 4; asker++) {
+        for (uint32_t to = 0; to < 4; to++) {
+            uint32_t third = 0;
+
+            if (to == asker) {
+                continue;
+            }
+            while (third == asker || third == to) {
+                third++;
+            }
+            g_assert_true(epoch_role_ok(DISTVM_EPOCH_FETCH, asker, asker,
+                                        to));
+            g_assert_true(epoch_role_ok(DISTVM_EPOCH_FETCHED, to, to,
+                                        asker));
+            /* about the other end, or a third node */
+            g_assert_false(epoch_role_ok(DISTVM_EPOCH_FETCH, to, asker, to));
+            g_assert_false(epoch_role_ok(DISTVM_EPOCH_FETCHED, asker, to,
+                                         asker));
+            g_assert_false(epoch_role_ok(DISTVM_EPOCH_FETCH, third, asker,
+                                         to));
+            g_assert_false(epoch_role_ok(DISTVM_EPOCH_FETCHED, third, to,
+                                         asker));
+        }
+    }
+
+    /* the errors, spelled out */
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 1 },
+        .u.epoch = { .step = DISTVM_EPOCH_ROLLBACK, .node = 0, .epoch = 1 },
+    }, 2, "EPOCH of step 6 is sent by the home node to the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_ROLLBACK, .node = 0, .epoch = 1 },
+    }, 0, "EPOCH of step 6 is sent by the home node to the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 2 },
+        .u.epoch = { .step = DISTVM_EPOCH_FETCH, .node = 1, .epoch = 1 },
+    }, 1, "EPOCH of step 7 is sent by the node it is about only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 1 },
+        .u.epoch = { .step = DISTVM_EPOCH_FETCHED, .node = 2, .epoch = 1 },
+    }, 2, "EPOCH of step 8 is sent by the node it is about only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_ROLLED, .node = 0, .epoch = 1 },
+    }, 1, "EPOCH of step 9 is sent to the home node by the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 2 },
+        .u.epoch = { .step = DISTVM_EPOCH_ROLLED, .node = 2, .epoch = 1 },
+    }, 3, "EPOCH of step 9 is sent to the home node by the others only"));
+
+    /* the step after the last is unknown, with an errp or without */
+    {
+        DistvmMsg msg = {
+            .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+            .u.epoch = { .step = 10, .node = 0, .epoch = 1 },
+        };
+        Error *err = NULL;
+
+        g_assert_false(distvm_wire_check_role(&msg, 1, &err));
+        g_assert_cmpstr(error_get_pretty(err), ==,
+                        "EPOCH of unknown step 10");
+        error_free(err);
+        g_assert_false(distvm_wire_check_role(&msg, 1, NULL));
+        msg.u.epoch.step = DISTVM_EPOCH_ROLLBACK;
+        g_assert_true(distvm_wire_check_role(&msg, 1, NULL));
+        g_assert_false(distvm_wire_check_role(&msg, 0, NULL));
+    }
+
+    /* the largest cluster: its last node */
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, 0, 0, last));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_FETCH, last, last, 1));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_FETCHED, last, last, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_ROLLED, last, last, 0));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, 0, last, 1));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_FETCH, 1, last, 1));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLED, last, last, 1));
 }
 
 /* The messages about a vCPU, whose index must name one that exists. */
@@ -2712,11 +2883,14 @@ static void test_bad_version(void)
      * (RES_SET_KNOWN), 18 the one before a receiver could ask its sender
      * to wait (FLOW), 19 the one before a start node could hand its part
      * of the page directory off (MGR_MOVE, MGR_ENTRIES), 20 the one
-     * before checkpoints (EPOCH, EPOCH_PAGES, EPOCH_STATE)
+     * before checkpoints (EPOCH, EPOCH_PAGES, EPOCH_STATE), 21 the one
+     * before rollbacks (DISTVM_EPOCH_ROLLBACK, FETCH, FETCHED, ROLLED,
+     * DISTVM_EPOCH_PAGE_ASK and COPY, DISTVM_EPOCH_STATE_VCPU_COPY and
+     * DEVICES_COPY)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 22, 0x100,
+        19, 20, 21, 23, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -2724,7 +2898,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 21", versions[i]);
+            "protocol version %u, this node speaks 22", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2734,7 +2908,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 21");
+        expect_header_error(b, "protocol version 2, this node speaks 22");
     }
     g_byte_array_unref(b);
 }
@@ -3207,8 +3381,13 @@ static void test_vcpu_no_vcpus(void)
             expect_decode_error(m, &no_vcpus, what);
             seen[type] = true;
         } else if (type == DISTVM_MSG_EPOCH_STATE &&
-                   ldl_le_p(m->data + HDR + 8) == DISTVM_EPOCH_STATE_VCPU) {
-            /* the state of a vCPU; but the devices' state is no vCPU's */
+                   (ldl_le_p(m->data + HDR + 8) == DISTVM_EPOCH_STATE_VCPU ||
+                    ldl_le_p(m->data + HDR + 8) ==
+                    DISTVM_EPOCH_STATE_VCPU_COPY)) {
+            /*
+             * the state of a vCPU, or its copy; but the devices' state
+             * is no vCPU's
+             */
             g_autofree char *what = state_error(m, m->len - HDR -
                                                    EPOCH_STATE_FIXED);
             g_autofree char *got = decode_error(m, &no_vcpus);
@@ -6840,7 +7019,7 @@ static void test_epoch_bad(void)
                         "sender; the cluster has 4");
     expect_epoch_error(0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 0, .vcpus = 9,
-    }, "EPOCH message of step 6 for epoch 0 with 9 vCPUs");
+    }, "EPOCH message of step 10 for epoch 0 with 9 vCPUs");
 
     /*
      * The step, the node, the epoch and the vCPUs are checked before
@@ -6851,7 +7030,7 @@ static void test_epoch_bad(void)
     });
     distvm_wire_put_u32(b, 0);
     set_u32(b, OFF_LENGTH, b->len - HDR);
-    expect_exact_error(b, "EPOCH message of step 6 for epoch 1 with 0 "
+    expect_exact_error(b, "EPOCH message of step 10 for epoch 1 with 0 "
                        "vCPUs");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
@@ -7103,7 +7282,7 @@ static void test_epoch_reserved(void)
         .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 1,
     });
     set_u32(b, HDR + 28, 1);
-    expect_exact_error(b, "EPOCH message of step 6 for epoch 1 with 0 "
+    expect_exact_error(b, "EPOCH message of step 10 for epoch 1 with 0 "
                        "vCPUs");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
@@ -7127,6 +7306,172 @@ static void test_epoch_reserved(void)
     g_byte_array_unref(b);
 }
 
+/* EPOCH's rollback steps */
+static const uint32_t rollback_steps[] = {
+    DISTVM_EPOCH_ROLLBACK, DISTVM_EPOCH_FETCH, DISTVM_EPOCH_FETCHED,
+    DISTVM_EPOCH_ROLLED,
+};
+
+/*
+ * EPOCH's rollback steps (wire version 22), as distvm-epoch.c sends them
+ * for a rollback to committed epoch 7: home tells the others (ROLLBACK,
+ * about node 0); node 1 asked node 2 for its copies (FETCH, about
+ * itself); node 2 sent them (FETCHED, about itself); node 1 rolled back,
+ * with the 3 vCPU states it loaded (ROLLED), or cannot now (BUSY).  They
+ * are encoded as every EPOCH is, and need no RAM layout.
+ */
+static void test_epoch_rollback(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    /* their numbers on the wire, after the checkpoint's; no more */
+    g_assert_cmpuint(DISTVM_EPOCH_ABORT, ==, 5);
+    g_assert_cmpuint(DISTVM_EPOCH_ROLLBACK, ==, 6);
+    g_assert_cmpuint(DISTVM_EPOCH_FETCH, ==, 7);
+    g_assert_cmpuint(DISTVM_EPOCH_FETCHED, ==, 8);
+    g_assert_cmpuint(DISTVM_EPOCH_ROLLED, ==, 9);
+    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, 10);
+
+    /* the rollback, step by step, with the RAM layout or without */
+    for (int ram = 0; ram < 2; ram++) {
+        const DistvmWireLimits *lim = ram ? &limits : &limits_no_ram;
+
+        check_epoch(lim, 0, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_ROLLBACK, .node = 0, .epoch = 7,
+        });
+        check_epoch(lim, 1, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_FETCH, .node = 1, .epoch = 7,
+        });
+        check_epoch(lim, 2, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_FETCHED, .node = 2, .epoch = 7,
+        });
+        check_epoch(lim, 1, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_ROLLED, .node = 1, .epoch = 7, .vcpus = 3,
+        });
+        check_epoch(lim, 1, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_BUSY, .node = 1, .epoch = 7,
+        });
+    }
+
+    /*
+     * ROLLED: every vCPU of the machine loaded on one node, or none; the
+     * decoder does not look at the bytes, nor at who the steps are about
+     * (that is the role check's)
+     */
+    check_epoch(&limits, 3, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_ROLLED, .node = 3, .epoch = UINT64_MAX,
+        .vcpus = 8,
+    });
+    check_epoch(&limits, 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_ROLLED, .node = 2, .epoch = 1,
+    });
+    check_epoch(&limits_one_vcpu, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_ROLLED, .node = 1, .epoch = 2, .vcpus = 1,
+    });
+    check_epoch(&limits_most, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_ROLLED, .node = DISTVM_WIRE_MAX_NODES - 1,
+        .epoch = 7, .vcpus = UINT32_MAX,
+    });
+    for (size_t i = 0; i < ARRAY_SIZE(rollback_steps); i++) {
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_epoch(&limits, src, &(DistvmMsgEpoch) {
+                .step = rollback_steps[i], .node = 3 - src,
+                .epoch = 0x100000000ull, .bytes = UINT64_MAX,
+                .vcpus = src * 2,
+            });
+        }
+        check_epoch(&limits_nodes_only, 1, &(DistvmMsgEpoch) {
+            .step = rollback_steps[i], .node = 1, .epoch = 7,
+        });
+    }
+
+    /* the layout by hand: step numbers 6 to 9 */
+    for (uint32_t step = 6; step <= 9; step++) {
+        distvm_wire_begin(b, DISTVM_MSG_EPOCH, 3, 0);
+        distvm_wire_put_u32(b, step);
+        distvm_wire_put_u32(b, 3);                  /* node */
+        distvm_wire_put_u64(b, 7);                  /* epoch */
+        distvm_wire_put_u64(b, 0);                  /* bytes */
+        distvm_wire_put_u32(b, 2);                  /* vcpus */
+        distvm_wire_put_u32(b, 0);
+        distvm_wire_end(b);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH, EPOCH_FIXED, 3, 0);
+        g_assert_cmpuint(d.msg.u.epoch.step, ==,
+                         rollback_steps[step - 6]);
+        g_assert_cmpuint(d.msg.u.epoch.node, ==, 3);
+        g_assert_cmpuint(d.msg.u.epoch.epoch, ==, 7);
+        g_assert_cmpuint(d.msg.u.epoch.bytes, ==, 0);
+        g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, 2);
+        decoded_free(&d);
+    }
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH's rollback steps are refused for what any step is: epoch 0, more
+ * vCPUs than the machine's, a node outside the cluster, a non-zero
+ * reserved field, a payload of another length; step 10 is unknown
+ */
+static void test_epoch_rollback_bad(void)
+{
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(rollback_steps); i++) {
+        uint32_t step = rollback_steps[i];
+        g_autofree char *zero = epoch_error(step, 0, 0);
+        g_autofree char *nine = epoch_error(step, 7, 9);
+        g_autofree char *two = epoch_error(step, 7, 2);
+        g_autofree char *most = epoch_error(step, UINT64_MAX, UINT32_MAX);
+
+        expect_epoch_error(1, &(DistvmMsgEpoch) {
+            .step = step, .node = 1, .epoch = 0,
+        }, zero);
+        expect_epoch_error(2, &(DistvmMsgEpoch) {
+            .step = step, .node = 2, .epoch = 7, .vcpus = 9,
+        }, nine);
+        expect_epoch_error(3, &(DistvmMsgEpoch) {
+            .step = step, .node = 3, .epoch = UINT64_MAX,
+            .bytes = UINT64_MAX, .vcpus = UINT32_MAX,
+        }, most);
+        expect_epoch_error_lim(&limits_one_vcpu, 1, &(DistvmMsgEpoch) {
+            .step = step, .node = 1, .epoch = 7, .vcpus = 2,
+        }, two);
+        expect_epoch_error(0, &(DistvmMsgEpoch) {
+            .step = step, .node = 4, .epoch = 7,
+        }, "EPOCH message names node 4 in the node it is about; the "
+           "cluster has 4");
+        expect_epoch_error_lim(&limits_nodes_only, 1, &(DistvmMsgEpoch) {
+            .step = step, .node = 2, .epoch = 7,
+        }, "EPOCH message names node 2 in the node it is about; the "
+           "cluster has 2");
+
+        /* the reserved field */
+        distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+            .step = step, .node = 1, .epoch = 7, .vcpus = 8,
+        });
+        set_u32(b, HDR + 28, 0x80000000u);
+        expect_exact_error(b, "EPOCH message with a non-zero reserved "
+                           "field");
+
+        /* every cut is truncated, every byte more is garbage */
+        distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+            .step = step, .node = 2, .epoch = 7, .bytes = 1, .vcpus = 8,
+        });
+        check_exact_length(b, false);
+    }
+
+    /* the step after ROLLED */
+    expect_epoch_error(0, &(DistvmMsgEpoch) {
+        .step = 10, .node = 0, .epoch = 7,
+    }, "EPOCH message of step 10 for epoch 7 with 0 vCPUs");
+    expect_epoch_error(1, &(DistvmMsgEpoch) {
+        .step = 11, .node = 1, .epoch = 7, .vcpus = 3,
+    }, "EPOCH message of step 11 for epoch 7 with 3 vCPUs");
+    g_byte_array_unref(b);
+}
+
 /* A page of an EPOCH_PAGES: its number, and its data, NULL if all zero */
 typedef struct EpochPage {
     uint64_t page;
@@ -7135,15 +7480,16 @@ typedef struct EpochPage {
 
 /*
  * An EPOCH_PAGES from @src of the @count pages @pages of RAMBlock @block
- * at epoch @epoch, seq @seq: its layout as it is built (the one built by
- * hand, bit for bit, at the end), its decoding under @lim, and its pages
- * read back with distvm_wire_epoch_page(), which ends exactly at the end
- * of the payload
+ * at epoch @epoch, of @kind (0, DISTVM_EPOCH_PAGE_ASK: pages without
+ * data, or DISTVM_EPOCH_PAGE_COPY), seq @seq: its layout as it is built
+ * (the one built by hand, bit for bit, at the end), its decoding under
+ * @lim, and its pages read back with distvm_wire_epoch_page(), which ends
+ * exactly at the end of the payload
  */
-static void check_epoch_pages_seq(const DistvmWireLimits *lim, uint32_t src,
-                                  uint64_t seq, uint64_t epoch,
-                                  uint32_t block, const EpochPage *pages,
-                                  uint32_t count)
+static void check_epoch_pages_full(const DistvmWireLimits *lim, uint32_t src,
+                                   uint64_t seq, uint64_t epoch,
+                                   uint32_t block, uint32_t kind,
+                                   const EpochPage *pages, uint32_t count)
 {
     GByteArray *b = g_byte_array_new();
     GByteArray *hand = g_byte_array_new();
@@ -7155,8 +7501,10 @@ static void check_epoch_pages_seq(const DistvmWireLimits *lim, uint32_t src,
     g_assert_cmpuint(b->len, ==, HDR + EPOCH_PAGES_FIXED);
     g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 12), ==, 0);
     for (uint32_t i = 0; i < count; i++) {
+        /* an asked page has no data */
+        g_assert(kind != DISTVM_EPOCH_PAGE_ASK || !pages[i].data);
         /* each page counted as it is added */
-        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, pages[i].page, 0,
+        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, pages[i].page, kind,
                                                      pages[i].data), ==,
                          i + 1);
         len += EPOCH_PAGE_HDR + (pages[i].data ? DISTVM_PAGE_SIZE : 0);
@@ -7175,8 +7523,9 @@ static void check_epoch_pages_seq(const DistvmWireLimits *lim, uint32_t src,
     g_assert_cmphex(ldq_le_p(b->data + OFF_SEQ), ==, seq);
 
     /*
-     * epoch, block, count; each page: its number, DISTVM_EPOCH_PAGE_ZERO
-     * or 0, and unless zero its bytes
+     * epoch, block, count; each page: its number, its flags (the kind,
+     * and DISTVM_EPOCH_PAGE_ZERO if zero, but for an asked page), and
+     * unless zero or asked its bytes
      */
     distvm_wire_begin(hand, DISTVM_MSG_EPOCH_PAGES, src, seq);
     distvm_wire_put_u64(hand, epoch);
@@ -7184,7 +7533,12 @@ static void check_epoch_pages_seq(const DistvmWireLimits *lim, uint32_t src,
     distvm_wire_put_u32(hand, count);
     for (uint32_t i = 0; i < count; i++) {
         distvm_wire_put_u64(hand, pages[i].page);
-        distvm_wire_put_u32(hand, pages[i].data ? 0 : DISTVM_EPOCH_PAGE_ZERO);
+        if (kind == DISTVM_EPOCH_PAGE_ASK) {
+            distvm_wire_put_u32(hand, DISTVM_EPOCH_PAGE_ASK);
+        } else {
+            distvm_wire_put_u32(hand, kind | (pages[i].data ? 0 :
+                                              DISTVM_EPOCH_PAGE_ZERO));
+        }
         if (pages[i].data) {
             distvm_wire_put_bytes(hand, pages[i].data, DISTVM_PAGE_SIZE);
         }
@@ -7197,6 +7551,7 @@ static void check_epoch_pages_seq(const DistvmWireLimits *lim, uint32_t src,
     g_assert_cmphex(d.msg.u.epoch_pages.epoch, ==, epoch);
     g_assert_cmpuint(d.msg.u.epoch_pages.block, ==, block);
     g_assert_cmpuint(d.msg.u.epoch_pages.count, ==, count);
+    g_assert_cmphex(d.msg.u.epoch_pages.kind, ==, kind);
     /* the pages stay in the payload */
     g_assert(d.msg.u.epoch_pages.entries == d.payload + EPOCH_PAGES_FIXED);
     pos = d.msg.u.epoch_pages.entries;
@@ -7223,11 +7578,27 @@ static void check_epoch_pages_seq(const DistvmWireLimits *lim, uint32_t src,
     g_byte_array_unref(b);
 }
 
+static void check_epoch_pages_seq(const DistvmWireLimits *lim, uint32_t src,
+                                  uint64_t seq, uint64_t epoch,
+                                  uint32_t block, const EpochPage *pages,
+                                  uint32_t count)
+{
+    check_epoch_pages_full(lim, src, seq, epoch, block, 0, pages, count);
+}
+
 static void check_epoch_pages(const DistvmWireLimits *lim, uint32_t src,
                               uint64_t epoch, uint32_t block,
                               const EpochPage *pages, uint32_t count)
 {
-    check_epoch_pages_seq(lim, src, 0, epoch, block, pages, count);
+    check_epoch_pages_full(lim, src, 0, epoch, block, 0, pages, count);
+}
+
+static void check_epoch_pages_kind(const DistvmWireLimits *lim, uint32_t src,
+                                   uint64_t epoch, uint32_t block,
+                                   uint32_t kind, const EpochPage *pages,
+                                   uint32_t count)
+{
+    check_epoch_pages_full(lim, src, 0, epoch, block, kind, pages, count);
 }
 
 /*
@@ -7377,9 +7748,10 @@ static void test_epoch_pages_bad(void)
         DISTVM_EPOCH_PAGES_MAX + 1, DISTVM_EPOCH_PAGES_MAX + 2, 0x100,
         0x10000, INT32_MAX, 0x80000000u, UINT32_MAX,
     };
+    /* bits outside ZERO, ASK and COPY, with some of those or without */
     static const uint32_t flags[] = {
-        0x2, 0x3, 0x4, 0x80, 0x100, 0x10000, 0x80000000u, 0x80000001u,
-        UINT32_MAX - 1, UINT32_MAX,
+        0x8, 0x9, 0xa, 0xc, 0xf, 0x80, 0x100, 0x10000, 0x80000000u,
+        0x80000001u, 0x80000002u, 0x80000004u, UINT32_MAX - 1, UINT32_MAX,
     };
     static uint8_t data[DISTVM_PAGE_SIZE];
     GByteArray *b = g_byte_array_new();
@@ -7490,8 +7862,8 @@ static void test_epoch_pages_bad(void)
         set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, flags[i]);
         expect_epoch_page_error(b, 2, 0, flags[i]);
     }
-    /* every unknown flag bit */
-    for (int bit = 1; bit < 32; bit++) {
+    /* every unknown flag bit (ASK and COPY: test_epoch_pages_kinds_bad) */
+    for (int bit = 3; bit < 32; bit++) {
         distvm_wire_epoch_pages_begin(b, 3, 5, 2);
         distvm_wire_epoch_pages_add(b, 100, 0, NULL);
         distvm_wire_end(b);
@@ -7617,6 +7989,440 @@ static void test_epoch_pages_bad(void)
     distvm_wire_end(b);
     expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message with a non-zero "
                          "reserved field");
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH_PAGES of a rollback (wire version 22): the pages a node asks
+ * another for the committed copies of (ASK: the flag alone and no bytes,
+ * whatever the page holds), and the copies sent back (COPY with their
+ * bytes, or COPY | ZERO without); all pages of a message are of one
+ * kind, which the decoder gives as its kind (0 for an epoch's pages)
+ */
+static void test_epoch_pages_kinds(void)
+{
+    enum {
+        ZERO = DISTVM_EPOCH_PAGE_ZERO,
+        ASK = DISTVM_EPOCH_PAGE_ASK,
+        COPY = DISTVM_EPOCH_PAGE_COPY,
+    };
+    static const DistvmWireLimits most_ram = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    /* the flags the encoder gives a page of each kind, zero or not */
+    static const struct {
+        uint32_t kind;
+        bool zero;
+        uint32_t flags;
+    } encoded[] = {
+        { 0, false, 0 }, { 0, true, ZERO }, { ASK, true, ASK },
+        { COPY, false, COPY }, { COPY, true, COPY | ZERO },
+    };
+    g_autofree uint8_t *data = g_malloc(DISTVM_EPOCH_PAGES_MAX *
+                                        DISTVM_PAGE_SIZE);
+    EpochPage pages[DISTVM_EPOCH_PAGES_MAX];
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < DISTVM_EPOCH_PAGES_MAX * DISTVM_PAGE_SIZE; i++) {
+        data[i] = i * 11 + i / DISTVM_PAGE_SIZE + 3;
+    }
+
+    /* the flags' bits on the wire */
+    g_assert_cmphex(ZERO, ==, 0x1);
+    g_assert_cmphex(ASK, ==, 0x2);
+    g_assert_cmphex(COPY, ==, 0x4);
+
+    /* pages asked for, in any order, from any node */
+    {
+        const EpochPage asked[] = {
+            { 15, NULL }, { 0, NULL }, { 3, NULL }, { 14, NULL },
+            { 1, NULL },
+        };
+
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_epoch_pages_kind(&limits, src, 7, 0, ASK, asked,
+                                   ARRAY_SIZE(asked));
+        }
+        check_epoch_pages_kind(&most_ram, DISTVM_WIRE_MAX_NODES - 1,
+                               UINT64_MAX, 0, ASK, asked, ARRAY_SIZE(asked));
+        /* one: the last of a block, the only one, the first */
+        check_epoch_pages_kind(&limits, 1, 1, 2, ASK,
+                               &(EpochPage) { 262143, NULL }, 1);
+        check_epoch_pages_kind(&limits, 2, 7, 1, ASK,
+                               &(EpochPage) { 0, NULL }, 1);
+        check_epoch_pages_kind(&limits, 3, 0x100000000ull, 2, ASK,
+                               &(EpochPage) { 0, NULL }, 1);
+    }
+
+    /* copies sent back: changed and zero, in any order, from any node */
+    {
+        const EpochPage copies[] = {
+            { 15, data }, { 0, NULL }, { 3, data + DISTVM_PAGE_SIZE },
+            { 4, NULL }, { 5, NULL }, { 14, data + 2 * DISTVM_PAGE_SIZE },
+            { 1, data + 3 * DISTVM_PAGE_SIZE },
+        };
+
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_epoch_pages_kind(&limits, src, 5, 0, COPY, copies,
+                                   ARRAY_SIZE(copies));
+        }
+        check_epoch_pages_kind(&most_ram, DISTVM_WIRE_MAX_NODES - 1,
+                               UINT64_MAX, 0, COPY, copies,
+                               ARRAY_SIZE(copies));
+        /* starting with a zero page, ending with one */
+        check_epoch_pages_kind(&limits, 2, 1, 0, COPY, copies + 1,
+                               ARRAY_SIZE(copies) - 2);
+    }
+    /* one copy, changed or zero; the last of a block, the only one */
+    for (int zero = 0; zero < 2; zero++) {
+        const uint8_t *one = zero ? NULL : data + 7 * DISTVM_PAGE_SIZE;
+
+        check_epoch_pages_kind(&limits, 1, 1, 2, COPY,
+                               &(EpochPage) { 262143, one }, 1);
+        check_epoch_pages_kind(&limits, 3, UINT64_MAX, 1, COPY,
+                               &(EpochPage) { 0, one }, 1);
+    }
+
+    /*
+     * as many pages as a message takes, from the end of RAMBlock 2
+     * backwards: asked; copies all changed, all zero, a mix
+     */
+    for (int k = 0; k < 4; k++) {
+        uint32_t kind = k ? COPY : ASK;
+
+        for (uint32_t i = 0; i < DISTVM_EPOCH_PAGES_MAX; i++) {
+            bool zero = k == 0 || k == 2 || (k == 3 && i % 3 == 1);
+
+            pages[i] = (EpochPage) {
+                .page = 262143 - i * 7,
+                .data = zero ? NULL : data + i * DISTVM_PAGE_SIZE,
+            };
+        }
+        check_epoch_pages_kind(&limits, 2, 9, 2, kind, pages,
+                               DISTVM_EPOCH_PAGES_MAX);
+        check_epoch_pages_kind(&limits, 0, UINT64_MAX, 2, kind, pages,
+                               DISTVM_EPOCH_PAGES_MAX);
+    }
+    /* the most asked for are only their numbers and flags */
+    distvm_wire_epoch_pages_begin(b, 1, 9, 2);
+    for (uint32_t i = 0; i < DISTVM_EPOCH_PAGES_MAX; i++) {
+        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, i, ASK, NULL), ==,
+                         i + 1);
+    }
+    distvm_wire_end(b);
+    g_assert_cmpuint(b->len, ==, HDR + EPOCH_PAGES_FIXED +
+                     DISTVM_EPOCH_PAGES_MAX * EPOCH_PAGE_HDR);
+    decode_ok(b, &limits, &d);
+    g_assert_cmpuint(d.msg.u.epoch_pages.count, ==, DISTVM_EPOCH_PAGES_MAX);
+    g_assert_cmphex(d.msg.u.epoch_pages.kind, ==, ASK);
+    decoded_free(&d);
+
+    /* a sequence number is not looked at: passed through as it is */
+    for (size_t i = 1; i < ARRAY_SIZE(flow_dones); i++) {
+        const EpochPage two[] = { { 5, NULL }, { 3, data } };
+
+        check_epoch_pages_full(&limits, 3, flow_dones[i], 4, 0, ASK, two, 1);
+        check_epoch_pages_full(&limits, 3, flow_dones[i], 4, 0, COPY, two,
+                               2);
+    }
+
+    /* the flags of a page, as the encoder writes them */
+    for (size_t i = 0; i < ARRAY_SIZE(encoded); i++) {
+        uint32_t len = EPOCH_PAGES_FIXED + EPOCH_PAGE_HDR +
+                       (encoded[i].zero ? 0 : DISTVM_PAGE_SIZE);
+
+        distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, 5, encoded[i].kind,
+                                                     encoded[i].zero ? NULL :
+                                                     data), ==, 1);
+        distvm_wire_end(b);
+        g_assert_cmpuint(b->len, ==, HDR + len);
+        g_assert_cmphex(ldl_le_p(b->data + HDR + EPOCH_PAGES_FIXED + 8), ==,
+                        encoded[i].flags);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH_PAGES, len, 1, 0);
+        g_assert_cmphex(d.msg.u.epoch_pages.kind, ==, encoded[i].kind);
+        decoded_free(&d);
+    }
+    g_byte_array_unref(b);
+}
+
+/* An EPOCH_PAGES's page by hand: @flags, then @data unless they say none */
+static void put_epoch_page(GByteArray *b, uint64_t page, uint32_t flags,
+                           const uint8_t *data)
+{
+    distvm_wire_put_u64(b, page);
+    distvm_wire_put_u32(b, flags);
+    if (!(flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK))) {
+        distvm_wire_put_bytes(b, data, DISTVM_PAGE_SIZE);
+    }
+}
+
+/* An EPOCH_PAGES's fixed part by hand, of @count pages to come */
+static void begin_epoch_pages(GByteArray *b, uint32_t src, uint64_t epoch,
+                              uint32_t block, uint32_t count)
+{
+    distvm_wire_begin(b, DISTVM_MSG_EPOCH_PAGES, src, 0);
+    distvm_wire_put_u64(b, epoch);
+    distvm_wire_put_u32(b, block);
+    distvm_wire_put_u32(b, count);
+}
+
+/*
+ * EPOCH_PAGES with pages of two kinds, or with flags no kind has: ASK
+ * with ZERO (an asked page has no content to be zero), a page of another
+ * kind than the first (ASK then 0, COPY then 0, 0 then COPY and every
+ * other pair), unknown bits with ASK or COPY; each refused for the first
+ * such page, with its flags.  An asked page carries no bytes, a copy its
+ * bytes unless zero.
+ */
+static void test_epoch_pages_kinds_bad(void)
+{
+    enum {
+        ZERO = DISTVM_EPOCH_PAGE_ZERO,
+        ASK = DISTVM_EPOCH_PAGE_ASK,
+        COPY = DISTVM_EPOCH_PAGE_COPY,
+    };
+    /* a page of the first's kind, then one of another */
+    static const struct {
+        uint32_t first, then;
+    } mixed[] = {
+        /* asked, then an epoch's page, changed or zero, or a copy */
+        { ASK, 0 }, { ASK, ZERO }, { ASK, COPY }, { ASK, COPY | ZERO },
+        /* a copy, changed or zero, then an epoch's page or an asked one */
+        { COPY, 0 }, { COPY, ZERO }, { COPY | ZERO, 0 },
+        { COPY | ZERO, ZERO }, { COPY, ASK }, { COPY | ZERO, ASK },
+        /* an epoch's page, then a copy or an asked one */
+        { 0, COPY }, { 0, COPY | ZERO }, { ZERO, COPY },
+        { ZERO, COPY | ZERO }, { 0, ASK }, { ZERO, ASK },
+        /* ASK | COPY after a page of any kind */
+        { ASK, ASK | COPY }, { COPY, ASK | COPY },
+        { COPY | ZERO, ASK | COPY | ZERO }, { 0, ASK | COPY },
+        { ZERO, ASK | COPY | ZERO },
+    };
+    static const uint32_t kinds[] = { ASK, COPY, COPY | ZERO };
+    static uint8_t data[DISTVM_PAGE_SIZE];
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = i % 253 + 1;
+    }
+
+    /* ASK with ZERO: alone, or among asked pages, first, middle or last */
+    begin_epoch_pages(b, 1, 7, 0, 1);
+    put_epoch_page(b, 3, ASK | ZERO, NULL);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 3, 0, ASK | ZERO);
+    for (uint32_t bad = 0; bad < 3; bad++) {
+        begin_epoch_pages(b, 2, 7, 2, 3);
+        for (uint32_t i = 0; i < 3; i++) {
+            put_epoch_page(b, 100 + i, i == bad ? ASK | ZERO : ASK, NULL);
+        }
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 100 + bad, 2, ASK | ZERO);
+    }
+    /* the encoder's, with the zero flag set after */
+    distvm_wire_epoch_pages_begin(b, 3, 7, 1);
+    distvm_wire_epoch_pages_add(b, 0, ASK, NULL);
+    distvm_wire_end(b);
+    set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, ASK | ZERO);
+    expect_epoch_page_error(b, 0, 1, ASK | ZERO);
+
+    /* kinds mixed: the second page, in each RAMBlock; or a later one */
+    for (size_t i = 0; i < ARRAY_SIZE(mixed); i++) {
+        for (uint32_t blk = 0; blk < limits.nr_blocks; blk++) {
+            uint64_t last = block_pages[blk] - 1;
+
+            begin_epoch_pages(b, 1, 7, blk, 2);
+            put_epoch_page(b, 0, mixed[i].first, data);
+            put_epoch_page(b, last, mixed[i].then, data);
+            distvm_wire_end(b);
+            expect_epoch_page_error(b, last, blk, mixed[i].then);
+        }
+        begin_epoch_pages(b, 3, UINT64_MAX, 2, 5);
+        put_epoch_page(b, 10, mixed[i].first, data);
+        put_epoch_page(b, 11, mixed[i].first, data);
+        put_epoch_page(b, 12, mixed[i].first, data);
+        put_epoch_page(b, 13, mixed[i].then, data);
+        put_epoch_page(b, 14, mixed[i].first, data);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 13, 2, mixed[i].then);
+    }
+    /* by the encoder: ASK then 0, COPY then 0, 0 then COPY */
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add(b, 1, ASK, NULL);
+    distvm_wire_epoch_pages_add(b, 2, 0, data);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 2, 0, 0);
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add(b, 1, COPY, data);
+    distvm_wire_epoch_pages_add(b, 2, 0, NULL);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 2, 0, ZERO);
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add(b, 1, 0, NULL);
+    distvm_wire_epoch_pages_add(b, 2, COPY, data);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 2, 0, COPY);
+
+    /* unknown bits with a kind: the first page, or the second */
+    for (int bit = 3; bit < 32; bit++) {
+        for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+            uint32_t flags = kinds[i] | 1u << bit;
+
+            begin_epoch_pages(b, 2, 7, 2, 1);
+            put_epoch_page(b, 100, flags, data);
+            distvm_wire_end(b);
+            expect_epoch_page_error(b, 100, 2, flags);
+            begin_epoch_pages(b, 2, 7, 2, 2);
+            put_epoch_page(b, 100, kinds[i], data);
+            put_epoch_page(b, 101, flags, data);
+            distvm_wire_end(b);
+            expect_epoch_page_error(b, 101, 2, flags);
+        }
+    }
+
+    /*
+     * An asked page carries no bytes: any after it are garbage, or read
+     * as the next page (here page 0 with flags 0, of another kind)
+     */
+    {
+        static const uint8_t zeros[DISTVM_PAGE_SIZE];
+
+        distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+        distvm_wire_epoch_pages_add(b, 3, ASK, NULL);
+        distvm_wire_end(b);
+        distvm_wire_put_bytes(b, zeros, DISTVM_PAGE_SIZE);
+        distvm_wire_end(b);
+        expect_exact_error_ram(b, true, "EPOCH_PAGES message has 4096 bytes "
+                               "of trailing garbage");
+        set_u32(b, HDR + 12, 2);
+        expect_epoch_page_error(b, 0, 0, 0);
+    }
+    /* more asked pages counted than came */
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add(b, 3, ASK, NULL);
+    distvm_wire_epoch_pages_add(b, 4, ASK, NULL);
+    distvm_wire_end(b);
+    set_u32(b, HDR + 12, 3);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message is truncated");
+    set_u32(b, HDR + 12, 1);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message has 12 bytes of "
+                           "trailing garbage");
+    /* every cut is truncated, every byte more is garbage */
+    distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+    distvm_wire_epoch_pages_add(b, 0, ASK, NULL);
+    distvm_wire_epoch_pages_add(b, 15, ASK, NULL);
+    distvm_wire_epoch_pages_add(b, 7, ASK, NULL);
+    distvm_wire_end(b);
+    check_exact_length(b, true);
+
+    /* A copy carries its bytes unless zero */
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add(b, 3, COPY, data);
+    distvm_wire_end(b);
+    for (uint32_t cut = 1; cut <= DISTVM_PAGE_SIZE; cut *= 2) {
+        GByteArray *c = buf_dup(b);
+
+        g_byte_array_set_size(c, b->len - cut);
+        set_u32(c, OFF_LENGTH, c->len - HDR);
+        expect_exact_error_ram(c, true, "EPOCH_PAGES message is truncated");
+        g_byte_array_unref(c);
+    }
+    /* a changed copy flagged zero: its bytes are garbage */
+    set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, COPY | ZERO);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message has 4096 bytes of "
+                           "trailing garbage");
+    /* a zero copy whose flag is cleared: its bytes never came */
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add(b, 3, COPY, NULL);
+    distvm_wire_epoch_pages_add(b, 4, COPY, NULL);
+    distvm_wire_end(b);
+    set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, COPY);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message is truncated");
+    /* every cut is truncated, every byte more is garbage */
+    distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+    distvm_wire_epoch_pages_add(b, 0, COPY, NULL);
+    distvm_wire_epoch_pages_add(b, 15, COPY, data);
+    distvm_wire_epoch_pages_add(b, 7, COPY, NULL);
+    distvm_wire_end(b);
+    check_exact_length(b, true);
+
+    /*
+     * What every EPOCH_PAGES is refused for is checked before the kinds:
+     * the sender, the RAM layout, the epoch, the block and the count;
+     * a page's number is checked with its flags, in one error
+     */
+    distvm_wire_epoch_pages_begin(b, 4, 7, 0);
+    distvm_wire_epoch_pages_add(b, 3, ASK, NULL);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "EPOCH_PAGES message names node 4 in "
+                        "its sender; the cluster has 4");
+    for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+        begin_epoch_pages(b, 1, 0, 0, 1);
+        put_epoch_page(b, 3, kinds[i], data);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 0, 1, 0);
+        begin_epoch_pages(b, 1, 7, 3, 1);
+        put_epoch_page(b, 3, kinds[i], data);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 7, 1, 3);
+        begin_epoch_pages(b, 1, 7, 0, DISTVM_EPOCH_PAGES_MAX + 1);
+        put_epoch_page(b, 3, kinds[i], data);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 7, DISTVM_EPOCH_PAGES_MAX + 1, 0);
+        begin_epoch_pages(b, 1, 7, 0, 0);
+        put_epoch_page(b, 3, kinds[i], data);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 7, 0, 0);
+        /* a page that does not exist */
+        begin_epoch_pages(b, 1, 7, 0, 1);
+        put_epoch_page(b, 16, kinds[i], data);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 16, 0, kinds[i]);
+        begin_epoch_pages(b, 1, 7, 2, 2);
+        put_epoch_page(b, 262143, kinds[i], data);
+        put_epoch_page(b, 262144, kinds[i], data);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 262144, 2, kinds[i]);
+    }
+    g_byte_array_unref(b);
+}
+
+/*
+ * ASK with COPY, with ZERO or without, is no kind: a page is asked for
+ * or is a copy.  It is refused at the first page with it, as any flags
+ * no kind has are.
+ */
+static void test_epoch_pages_ask_copy(void)
+{
+    enum {
+        ZERO = DISTVM_EPOCH_PAGE_ZERO,
+        ASK = DISTVM_EPOCH_PAGE_ASK,
+        COPY = DISTVM_EPOCH_PAGE_COPY,
+    };
+    static const uint32_t both[] = { ASK | COPY, ASK | COPY | ZERO };
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(both); i++) {
+        for (uint32_t count = 1; count <= 3; count++) {
+            begin_epoch_pages(b, 1, 7, 2, count);
+            for (uint32_t p = 0; p < count; p++) {
+                put_epoch_page(b, 5 + p, both[i], NULL);
+            }
+            distvm_wire_end(b);
+            expect_epoch_page_error(b, 5, 2, both[i]);
+        }
+        /* followed by an asked page: the first is the one refused */
+        begin_epoch_pages(b, 1, 7, 2, 2);
+        put_epoch_page(b, 5, both[i], NULL);
+        put_epoch_page(b, 6, ASK, NULL);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 5, 2, both[i]);
+    }
     g_byte_array_unref(b);
 }
 
@@ -8032,6 +8838,264 @@ static void test_epoch_state_bad(void)
     });
     expect_retyped_error(b, DISTVM_MSG_EPOCH, "EPOCH message has 1 bytes of "
                          "trailing garbage");
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH_STATE of a rollback (wire version 22): the committed copy of a
+ * vCPU's state (VCPU_COPY, of a vCPU of the machine) or of the devices'
+ * (DEVICES_COPY, index 0), sent to a node that rolls back; whole or in
+ * chunks, as the states of an epoch are
+ */
+static void test_epoch_state_copies(void)
+{
+    enum {
+        VCPU_COPY = DISTVM_EPOCH_STATE_VCPU_COPY,
+        DEVICES_COPY = DISTVM_EPOCH_STATE_DEVICES_COPY,
+    };
+    const uint32_t most = DISTVM_WIRE_MAX_PAYLOAD - EPOCH_STATE_FIXED;
+    g_autofree uint8_t *state = g_malloc(DISTVM_WIRE_MAX_PAYLOAD);
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < DISTVM_WIRE_MAX_PAYLOAD; i++) {
+        state[i] = i * 29 + i / 241;
+    }
+
+    /* their numbers on the wire, after an epoch's own; no more */
+    g_assert_cmpuint(DISTVM_EPOCH_STATE_VCPU, ==, 0);
+    g_assert_cmpuint(DISTVM_EPOCH_STATE_DEVICES, ==, 1);
+    g_assert_cmpuint(VCPU_COPY, ==, 2);
+    g_assert_cmpuint(DEVICES_COPY, ==, 3);
+    g_assert_cmpuint(DISTVM_EPOCH_STATE__MAX, ==, 4);
+
+    /* each vCPU of the machine's copy, whole, from any node */
+    for (uint32_t cpu = 0; cpu < limits.nr_vcpus; cpu++) {
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_epoch_state(&limits, src, &(DistvmMsgEpochState) {
+                .epoch = cpu + 1, .kind = VCPU_COPY, .index = cpu,
+                .total = 600, .offset = 0, .len = 600, .data = state + cpu,
+            });
+        }
+    }
+    /* in chunks: the first, one in the middle, the last; one byte */
+    check_epoch_state(&limits, 2, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU_COPY, .index = 3, .total = 10000,
+        .offset = 0, .len = 4096, .data = state,
+    });
+    check_epoch_state(&limits, 2, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU_COPY, .index = 3, .total = 10000,
+        .offset = 4096, .len = 1000, .data = state + 4096,
+    });
+    check_epoch_state(&limits, 2, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU_COPY, .index = 3, .total = 10000,
+        .offset = 8192, .len = 1808, .data = state + 8192,
+    });
+    check_epoch_state(&limits, 1, &(DistvmMsgEpochState) {
+        .epoch = 1, .kind = VCPU_COPY, .index = 7, .total = 1, .offset = 0,
+        .len = 1, .data = state,
+    });
+    /* the only vCPU; the last of the most; no RAM layout needed */
+    check_epoch_state(&limits_one_vcpu, 1, &(DistvmMsgEpochState) {
+        .epoch = 2, .kind = VCPU_COPY, .index = 0, .total = 64,
+        .offset = 32, .len = 32, .data = state,
+    });
+    check_epoch_state(&limits_most, DISTVM_WIRE_MAX_NODES - 1,
+                      &(DistvmMsgEpochState) {
+        .epoch = UINT64_MAX, .kind = VCPU_COPY, .index = UINT32_MAX - 1,
+        .total = 64, .offset = 0, .len = 64, .data = state,
+    });
+    check_epoch_state(&limits_no_ram, 3, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU_COPY, .index = 7, .total = 300,
+        .offset = 100, .len = 200, .data = state,
+    });
+
+    /*
+     * the devices' copy, index 0, to home from any other node (the
+     * decoder does not know who may send it: distvm-epoch.c does); no
+     * vCPU or RAM layout needed
+     */
+    for (uint32_t src = 1; src < limits.nodes; src++) {
+        check_epoch_state(&limits, src, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = DEVICES_COPY, .index = 0, .total = 300000,
+            .offset = 0, .len = 300000, .data = state,
+        });
+    }
+    check_epoch_state(&limits_no_ram, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES_COPY, .index = 0, .total = 300000,
+        .offset = 200000, .len = 100000, .data = state + 200000,
+    });
+    check_epoch_state(&limits_nodes_only, 1, &(DistvmMsgEpochState) {
+        .epoch = UINT64_MAX, .kind = DEVICES_COPY, .index = 0, .total = 1,
+        .offset = 0, .len = 1, .data = state,
+    });
+    check_epoch_state(&limits, 0, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES_COPY, .index = 0, .total = 2,
+        .offset = 1, .len = 1, .data = state,
+    });
+
+    /* the largest state: chunks as large as a payload, first and last */
+    check_epoch_state(&limits, 2, &(DistvmMsgEpochState) {
+        .epoch = 3, .kind = VCPU_COPY, .index = 1,
+        .total = DISTVM_EPOCH_STATE_MAX, .offset = 0, .len = most,
+        .data = state,
+    });
+    check_epoch_state(&limits, 1, &(DistvmMsgEpochState) {
+        .epoch = 3, .kind = DEVICES_COPY, .index = 0,
+        .total = DISTVM_EPOCH_STATE_MAX,
+        .offset = DISTVM_EPOCH_STATE_MAX - most, .len = most, .data = state,
+    });
+
+    /* the layout by hand: kinds 2 and 3 */
+    for (uint32_t kind = 2; kind <= 3; kind++) {
+        distvm_wire_begin(b, DISTVM_MSG_EPOCH_STATE, 2, 0);
+        distvm_wire_put_u64(b, 7);                  /* epoch */
+        distvm_wire_put_u32(b, kind);
+        distvm_wire_put_u32(b, 0);                  /* index */
+        distvm_wire_put_u32(b, 10);                 /* total */
+        distvm_wire_put_u32(b, 4);                  /* offset */
+        distvm_wire_put_bytes(b, state, 6);
+        distvm_wire_end(b);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH_STATE, EPOCH_STATE_FIXED + 6,
+                  2, 0);
+        g_assert_cmpuint(d.msg.u.epoch_state.kind, ==,
+                         kind == 2 ? VCPU_COPY : DEVICES_COPY);
+        g_assert_cmpuint(d.msg.u.epoch_state.index, ==, 0);
+        g_assert_cmpuint(d.msg.u.epoch_state.total, ==, 10);
+        g_assert_cmpuint(d.msg.u.epoch_state.offset, ==, 4);
+        g_assert_cmpuint(d.msg.u.epoch_state.len, ==, 6);
+        g_assert(d.msg.u.epoch_state.data == d.payload + EPOCH_STATE_FIXED);
+        decoded_free(&d);
+    }
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH_STATE copies refused as the states of an epoch are: a vCPU's of
+ * a vCPU the machine does not have, the devices' with an index, of epoch
+ * 0, of a state too large, without bytes, or with bytes past its end;
+ * kind 4, after them, is unknown
+ */
+static void test_epoch_state_copies_bad(void)
+{
+    enum {
+        VCPU_COPY = DISTVM_EPOCH_STATE_VCPU_COPY,
+        DEVICES_COPY = DISTVM_EPOCH_STATE_DEVICES_COPY,
+    };
+    static const uint32_t cpus[] = { 8, 9, 0x100, 0x80000000u, UINT32_MAX };
+    static const uint32_t copies[] = { VCPU_COPY, DEVICES_COPY };
+    static uint8_t state[4096];
+    GByteArray *b = g_byte_array_new();
+    g_autofree char *got = NULL;
+
+    /* a vCPU that does not exist */
+    for (size_t i = 0; i < ARRAY_SIZE(cpus); i++) {
+        expect_epoch_state_error(&limits, 1, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = VCPU_COPY, .index = cpus[i], .total = 100,
+            .offset = 0, .len = 100, .data = state,
+        });
+        expect_epoch_state_error(&limits_no_ram, 2, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = VCPU_COPY, .index = cpus[i], .total = 100,
+            .offset = 50, .len = 10, .data = state,
+        });
+    }
+    /* the limit is the machine's vCPUs */
+    expect_epoch_state_error(&limits_one_vcpu, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU_COPY, .index = 1, .total = 1, .offset = 0,
+        .len = 1, .data = state,
+    });
+    expect_epoch_state_error(&limits_nodes_only, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU_COPY, .index = 0, .total = 1, .offset = 0,
+        .len = 1, .data = state,
+    });
+    expect_epoch_state_error(&limits_most, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU_COPY, .index = UINT32_MAX, .total = 1,
+        .offset = 0, .len = 1, .data = state,
+    });
+
+    /* the devices' copy has index 0, whatever the vCPUs */
+    for (uint32_t index = 1; index < 10; index++) {
+        expect_epoch_state_error(&limits, 1, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = DEVICES_COPY, .index = index, .total = 100,
+            .offset = 0, .len = 100, .data = state,
+        });
+    }
+    expect_epoch_state_error(&limits, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES_COPY, .index = UINT32_MAX, .total = 100,
+        .offset = 0, .len = 100, .data = state,
+    });
+    expect_epoch_state_error(&limits_nodes_only, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES_COPY, .index = 1, .total = 1,
+        .offset = 0, .len = 1, .data = state,
+    });
+    expect_epoch_state_error(&limits_most, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES_COPY, .index = 1, .total = 1,
+        .offset = 0, .len = 1, .data = state,
+    });
+
+    /* the rest is checked as for any state */
+    for (size_t i = 0; i < ARRAY_SIZE(copies); i++) {
+        static const struct {
+            uint32_t total, offset, len;
+        } bad[] = {
+            /* too large a state; no bytes; bytes past its end */
+            { DISTVM_EPOCH_STATE_MAX + 1, 0, 16 },
+            { UINT32_MAX, UINT32_MAX - 16, 16 },
+            { 100, 0, 0 }, { 100, 100, 0 }, { 0, 0, 0 },
+            { 100, 0, 101 }, { 100, 99, 2 }, { 100, 101, 1 }, { 0, 0, 1 },
+            { DISTVM_EPOCH_STATE_MAX, UINT32_MAX, 1 },
+        };
+
+        for (size_t j = 0; j < ARRAY_SIZE(bad); j++) {
+            expect_epoch_state_error(&limits, 2, &(DistvmMsgEpochState) {
+                .epoch = 5, .kind = copies[i], .index = 0,
+                .total = bad[j].total, .offset = bad[j].offset,
+                .len = bad[j].len, .data = state,
+            });
+        }
+        expect_epoch_state_error(&limits, 2, &(DistvmMsgEpochState) {
+            .epoch = 0, .kind = copies[i], .index = 0, .total = 100,
+            .offset = 0, .len = 100, .data = state,
+        });
+    }
+
+    /* the kind after DEVICES_COPY, of any index */
+    for (uint32_t index = 0; index < 2; index++) {
+        expect_epoch_state_error(&limits, 1, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = 4, .index = index, .total = 100,
+            .offset = 0, .len = 100, .data = state,
+        });
+    }
+    distvm_wire_epoch_state(b, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = 4, .index = 0, .total = 100, .offset = 0,
+        .len = 100, .data = state,
+    });
+    got = decode_error(b, &limits);
+    g_assert_cmpstr(got, ==, "EPOCH_STATE message of epoch 5, kind 4 and "
+                    "index 0 with bytes 0 to 100 of 100");
+
+    /* every cut of the fixed part is truncated, with RAM or without */
+    distvm_wire_epoch_state(b, 1, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DEVICES_COPY, .index = 0, .total = 100,
+        .offset = 0, .len = 100, .data = state,
+    });
+    for (uint32_t cut = 0; cut < EPOCH_STATE_FIXED; cut++) {
+        GByteArray *c = buf_dup(b);
+
+        g_byte_array_set_size(c, HDR + cut);
+        set_u32(c, OFF_LENGTH, cut);
+        expect_exact_error(c, "EPOCH_STATE message is truncated");
+        g_byte_array_unref(c);
+    }
+
+    /* The sender is checked first */
+    distvm_wire_epoch_state(b, 4, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = VCPU_COPY, .index = 8, .total = 1,
+        .offset = 0, .len = 1, .data = state,
+    });
+    expect_decode_error(b, &limits, "EPOCH_STATE message names node 4 in "
+                        "its sender; the cluster has 4");
     g_byte_array_unref(b);
 }
 
@@ -8873,16 +9937,30 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/mgr-entries-bad",
                     test_mgr_entries_bad);
     g_test_add_func("/distvm/wire/roundtrip/epoch", test_epoch);
+    g_test_add_func("/distvm/wire/roundtrip/epoch-rollback",
+                    test_epoch_rollback);
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages", test_epoch_pages);
+    g_test_add_func("/distvm/wire/roundtrip/epoch-pages-kinds",
+                    test_epoch_pages_kinds);
     g_test_add_func("/distvm/wire/roundtrip/epoch-state", test_epoch_state);
+    g_test_add_func("/distvm/wire/roundtrip/epoch-state-copies",
+                    test_epoch_state_copies);
     g_test_add_func("/distvm/wire/decode/epoch-bad", test_epoch_bad);
+    g_test_add_func("/distvm/wire/decode/epoch-rollback-bad",
+                    test_epoch_rollback_bad);
     g_test_add_func("/distvm/wire/decode/epoch-vcpus", test_epoch_vcpus);
     g_test_add_func("/distvm/wire/decode/epoch-reserved",
                     test_epoch_reserved);
     g_test_add_func("/distvm/wire/decode/epoch-pages-bad",
                     test_epoch_pages_bad);
+    g_test_add_func("/distvm/wire/decode/epoch-pages-kinds-bad",
+                    test_epoch_pages_kinds_bad);
+    g_test_add_func("/distvm/wire/decode/epoch-pages-ask-copy",
+                    test_epoch_pages_ask_copy);
     g_test_add_func("/distvm/wire/decode/epoch-state-bad",
                     test_epoch_state_bad);
+    g_test_add_func("/distvm/wire/decode/epoch-state-copies-bad",
+                    test_epoch_state_copies_bad);
     g_test_add_func("/distvm/wire/decode/res-bad-size", test_res_bad_size);
     g_test_add_func("/distvm/wire/decode/res-bad-addr", test_res_bad_addr);
     g_test_add_func("/distvm/wire/decode/res-bad-flags", test_res_bad_flags);
@@ -8958,6 +10036,8 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roles/res-set", test_res_set_roles);
     g_test_add_func("/distvm/wire/roles/mgr-move", test_mgr_move_roles);
     g_test_add_func("/distvm/wire/roles/epoch", test_epoch_roles);
+    g_test_add_func("/distvm/wire/roles/epoch-rollback",
+                    test_epoch_rollback_roles);
     g_test_add_func("/distvm/wire/msg-vcpu", test_msg_vcpu);
     g_test_add_func("/distvm/wire/flow-counted", test_flow_counted);
 
