@@ -58,6 +58,7 @@
 #include "hw/core/cpu.h"
 #include "exec/cputlb.h"
 #include "system/runstate.h"
+#include "hw/scsi/scsi.h"
 #include "distvm-internal.h"
 #include "distvm-ram.h"
 #include "trace.h"
@@ -142,12 +143,16 @@ struct DistvmEpoch {
 
     /* Rolling back: on each node, under @lock */
     EpochRollback *rollback;
-    /* ... home, in the main loop */
+    /* ... home, in the main loop: its own, until the devices are loaded */
+    EpochRollback *home_rollback;
     bool rolling;               /* the epoch begun is a rollback's pause */
     int64_t rollback_begun_ns;
     uint64_t rollbacks;
     uint64_t last_rollback_us;
-    uint32_t committed_vcpus;   /* the vCPU states of the last commit */
+    /* Home: the cluster at the last commit (a rollback needs the same) */
+    uint32_t committed_vcpus;   /* the vCPU states saved */
+    uint32_t committed_present;
+    uint32_t committed_blocks;  /* RAMBlocks */
 };
 
 typedef struct EpochWhenIdle {
@@ -501,7 +506,8 @@ static void epoch_end(DistvmState *s)
     e->phase = EPOCH_IDLE;
     distvm_guest_resume(s);
     epoch_arm(s, s->checkpoint_ms);
-    while (e->when_idle) {
+    /* Until one begins a pause (a rollback): the rest wait for its end */
+    while (e->when_idle && e->phase == EPOCH_IDLE) {
         g_autofree EpochWhenIdle *w = e->when_idle->data;
 
         e->when_idle = g_slist_delete_link(e->when_idle, e->when_idle);
@@ -557,6 +563,8 @@ static void epoch_commit(DistvmState *s)
                                                             UINT32_MAX);
     qemu_mutex_unlock(&e->lock);
     e->committed_vcpus = e->vcpus;
+    e->committed_present = qatomic_read(&s->present);
+    e->committed_blocks = distvm_ram_next_block(s);
     trace_distvm_epoch_commit(e->epoch, pause_us, e->bytes);
     distvm_output_release(e->epoch);
     epoch_end(s);
@@ -684,7 +692,15 @@ static void epoch_tick(void *opaque)
     DistvmState *s = opaque;
     DistvmEpoch *e = s->epoch;
 
-    if (e->phase == EPOCH_ROLLING && !e->waiting) {
+    if (e->phase == EPOCH_ROLLING && !e->waiting &&
+        get_clock() - e->rollback_begun_ns >=
+        (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND) {
+        /* Some nodes restored what they hold: the guest cannot go on */
+        distvm_fatal_node_lost(s, s->node_id, "the nodes could not roll "
+                               "back to the last committed checkpoint "
+                               "epoch within peer-timeout: a vCPU moved, or "
+                               "pages travelled, all along");
+    } else if (e->phase == EPOCH_ROLLING && !e->waiting) {
         rollback_all(s);        /* a node was busy: again */
     } else if (e->phase != EPOCH_IDLE) {
         if (get_clock() - e->begun_ns >=
@@ -825,7 +841,8 @@ static void rollback_start(DistvmState *s, uint64_t epoch)
     EpochRollback *rb;
     CPUState *cpu;
 
-    if (!distvm_guest_paused_whole() || !distvm_ram_quiesce(s, 1000)) {
+    /* A run state change or a reset meanwhile: rolled back too */
+    if (!distvm_guest_paused() || !distvm_ram_quiesce(s, 1000)) {
         rollback_answer(s, true, 0);
         return;
     }
@@ -834,6 +851,11 @@ static void rollback_start(DistvmState *s, uint64_t epoch)
             rollback_answer(s, true, 0);
             return;
         }
+    }
+    if (e->home_rollback) {
+        /* A node was busy: all again */
+        rollback_free(e->home_rollback);
+        e->home_rollback = NULL;
     }
     rb = g_new0(EpochRollback, 1);
     rb->epoch = epoch;
@@ -1090,11 +1112,55 @@ static bool devices_load(const GByteArray *state, Error **errp)
 }
 
 /*
- * Every node sent what this node asked for: restore the pages, then the
- * devices (home), then the vCPUs this node runs, all as they were when
- * the epoch committed, and drop the output made since.  A state missing
- * or that cannot be loaded leaves the guest in no state to go on: the
- * cluster ends.
+ * Load the committed states of the vCPUs this node runs, and tell the
+ * other nodes their LAPICs' addressing.  Counts them in @vcpus.
+ */
+static bool rollback_load_vcpus(DistvmState *s, EpochRollback *rb,
+                                uint32_t *vcpus, Error **errp)
+{
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        EpochCopy *c;
+
+        if (distvm_vcpu_node(s, cpu->cpu_index) != s->node_id) {
+            continue;
+        }
+        c = g_hash_table_lookup(rb->states,
+                                state_key(DISTVM_EPOCH_STATE_VCPU,
+                                          cpu->cpu_index));
+        if (!c) {
+            error_setg(errp, "no node keeps the state of vCPU %d",
+                       cpu->cpu_index);
+            return false;
+        }
+        if (!distvm_vcpu_load(cpu, c->data->data, c->data->len, errp)) {
+            return false;
+        }
+        tlb_flush(cpu);
+        distvm_vcpu_tell_apic(cpu);
+        (*vcpus)++;
+    }
+    return true;
+}
+
+/* The guest is in no state to go on: the cluster ends.  Frees @err, @rb */
+static void rollback_failed(DistvmState *s, EpochRollback *rb, Error *err)
+{
+    error_prepend(&err, "cannot roll back to checkpoint epoch %" PRIu64
+                  ": ", rb->epoch);
+    rollback_free(rb);
+    distvm_fatal_node_lost(s, s->node_id, error_get_pretty(err));
+    error_free(err);
+}
+
+/*
+ * Every node sent what this node asked for: restore the pages as they
+ * were when the epoch committed (every page has a copy since the first
+ * epoch committed: the nodes sent all they held), then, except on home,
+ * the vCPUs this node runs, and drop the output made since.  Home loads
+ * its vCPUs and the devices once every node restored its pages
+ * (rollback_finish_home()): a device's state may point into guest RAM.
  */
 static void rollback_apply(DistvmState *s)
 {
@@ -1102,7 +1168,6 @@ static void rollback_apply(DistvmState *s)
     EpochRollback *rb;
     Error *err = NULL;
     uint32_t vcpus = 0;
-    EpochCopy *c;
     CPUState *cpu;
 
     qemu_mutex_lock(&e->lock);
@@ -1112,51 +1177,73 @@ static void rollback_apply(DistvmState *s)
 
     for (guint i = 0; i < rb->pages->len; i++) {
         DistvmPageRef *ref = &g_array_index(rb->pages, DistvmPageRef, i);
+        EpochCopy *c = g_hash_table_lookup(rb->pages_asked,
+                                           page_key(ref->block, ref->page));
 
-        c = g_hash_table_lookup(rb->pages_asked,
-                                page_key(ref->block, ref->page));
-        /* None kept: never sent, so all zero then */
+        if (!c) {
+            error_setg(&err, "no node keeps page %" PRIu64 " of RAMBlock %"
+                       PRIu32, ref->page, ref->block);
+            rollback_failed(s, rb, err);
+            return;
+        }
         distvm_ram_restore_page(s, ref->block, ref->page,
-                                c && c->data ? c->data->data : NULL);
+                                c->data ? c->data->data : NULL);
     }
     if (distvm_is_home(s)) {
-        c = g_hash_table_lookup(rb->states,
-                                state_key(DISTVM_EPOCH_STATE_DEVICES, 0));
-        if (!c) {
-            error_setg(&err, "distvm: no node keeps the devices' state of "
-                       "epoch %" PRIu64, rb->epoch);
-        } else if (devices_load(c->data, &err)) {
-            distvm_vcpu_stop_foreign_timers(s);
+        CPU_FOREACH(cpu) {
+            vcpus += distvm_vcpu_node(s, cpu->cpu_index) == s->node_id;
         }
+        e->home_rollback = rb;
+        rollback_answer(s, false, vcpus);
+        return;
     }
-    CPU_FOREACH(cpu) {
-        if (err || distvm_vcpu_node(s, cpu->cpu_index) != s->node_id) {
-            continue;
-        }
-        c = g_hash_table_lookup(rb->states,
-                                state_key(DISTVM_EPOCH_STATE_VCPU,
-                                          cpu->cpu_index));
-        if (!c) {
-            error_setg(&err, "distvm: no node keeps the state of vCPU %d "
-                       "of epoch %" PRIu64, cpu->cpu_index, rb->epoch);
-        } else if (distvm_vcpu_load(cpu, c->data->data, c->data->len,
-                                    &err)) {
-            tlb_flush(cpu);
-            vcpus++;
-        }
-    }
-    if (err) {
-        error_prepend(&err, "cannot roll back to checkpoint epoch %" PRIu64
-                      ": ", rb->epoch);
-        distvm_fatal_node_lost(s, s->node_id, error_get_pretty(err));
-        error_free(err);
-        rollback_free(rb);
+    if (!rollback_load_vcpus(s, rb, &vcpus, &err)) {
+        rollback_failed(s, rb, err);
         return;
     }
     distvm_output_rollback(rb->epoch);
     trace_distvm_epoch_rollback_done(rb->epoch, rb->pages->len, vcpus);
     rollback_free(rb);
     rollback_answer(s, false, vcpus);
+}
+
+/*
+ * Home, every node's pages restored: load the devices, then home's
+ * vCPUs; the other nodes take home's host bridge and PM timer as they
+ * are now.
+ */
+static bool rollback_finish_home(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+    EpochRollback *rb = e->home_rollback;
+    Error *err = NULL;
+    uint32_t vcpus = 0;
+    EpochCopy *c;
+
+    e->home_rollback = NULL;
+    c = g_hash_table_lookup(rb->states,
+                            state_key(DISTVM_EPOCH_STATE_DEVICES, 0));
+    if (!c) {
+        error_setg(&err, "no node keeps the devices' state");
+    }
+    if (!err && devices_load(c->data, &err)) {
+        distvm_vcpu_stop_foreign_timers(s);
+        rollback_load_vcpus(s, rb, &vcpus, &err);
+    }
+    if (err) {
+        rollback_failed(s, rb, err);
+        return false;
+    }
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (n != s->node_id && distvm_node_present(s, n)) {
+            distvm_chipset_send_state(s, n);
+        }
+    }
+    distvm_clock_update(s);
+    distvm_output_rollback(rb->epoch);
+    trace_distvm_epoch_rollback_done(rb->epoch, rb->pages->len, vcpus);
+    rollback_free(rb);
+    return true;
 }
 
 static void rollback_answered(DistvmState *s, uint32_t node, bool busy,
@@ -1221,6 +1308,9 @@ static void rollback_answered(DistvmState *s, uint32_t node, bool busy,
         distvm_fatal_node_lost(s, s->node_id, why);
         return;
     }
+    if (!rollback_finish_home(s)) {
+        return;
+    }
     e->rolling = false;
     e->epoch--;                 /* its number was only the pause's */
     e->rollbacks++;
@@ -1229,14 +1319,44 @@ static void rollback_answered(DistvmState *s, uint32_t node, bool busy,
     epoch_end(s);
 }
 
-static void rollback_begin(DistvmState *s)
+/* Home: whether the cluster can roll back to its last commit now */
+static bool rollback_possible(DistvmState *s, Error **errp)
 {
     DistvmEpoch *e = s->epoch;
 
-    if (!epoch_can_begin(s)) {
-        warn_report("distvm: no rollback to checkpoint epoch %" PRIu64
-                    ": the guest no longer runs, or a node joins or is "
-                    "drained", e->committed);
+    if (!e->committed) {
+        error_setg(errp, "distvm: no checkpoint epoch was committed yet");
+    } else if (!epoch_can_begin(s)) {
+        error_setg(errp, "distvm: the guest must run, with no node joining "
+                   "or being drained, to be rolled back");
+    } else if (e->committed_vcpus != nr_vcpus_plugged()) {
+        error_setg(errp, "distvm: a vCPU was plugged or unplugged since "
+                   "the last committed checkpoint epoch");
+    } else if (e->committed_present != qatomic_read(&s->present)) {
+        error_setg(errp, "distvm: a node joined or left since the last "
+                   "committed checkpoint epoch");
+    } else if (e->committed_blocks != distvm_ram_next_block(s)) {
+        error_setg(errp, "distvm: memory was plugged since the last "
+                   "committed checkpoint epoch");
+    } else {
+        return true;
+    }
+    return false;
+}
+
+static void rollback_begin(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+    Error *err = NULL;
+
+    if (e->phase != EPOCH_IDLE) {
+        distvm_epoch_when_idle(s, rollback_begin);
+        return;
+    }
+    if (!rollback_possible(s, &err)) {
+        error_prepend(&err, "no rollback to checkpoint epoch %" PRIu64 ": ",
+                      e->committed);
+        warn_report_err(err);
         return;
     }
     e->rolling = true;
@@ -1260,17 +1380,7 @@ bool distvm_epoch_rollback(DistvmState *s, Error **errp)
         error_setg(errp, "distvm: only the home node rolls the guest back");
         return false;
     }
-    if (!e->committed) {
-        error_setg(errp, "distvm: no checkpoint epoch was committed yet");
-        return false;
-    }
-    if (!runstate_is_running()) {
-        error_setg(errp, "distvm: the guest must run to be rolled back");
-        return false;
-    }
-    if (e->committed_vcpus != nr_vcpus_plugged()) {
-        error_setg(errp, "distvm: a vCPU was plugged or unplugged since "
-                   "the last committed checkpoint epoch");
+    if (!rollback_possible(s, errp)) {
         return false;
     }
     distvm_epoch_when_idle(s, rollback_begin);
@@ -1631,6 +1741,19 @@ DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
 static void epoch_machine_done(Notifier *n, void *data)
 {
     Error *err = NULL;
+    bool ambiguous = false;
+
+    /*
+     * QEMU saves a SCSI device's requests only with the run state stopped,
+     * which an epoch's pause does not change (it would assert)
+     */
+    if (object_resolve_path_type("", TYPE_SCSI_BUS, &ambiguous) ||
+        ambiguous) {
+        error_report("distvm: replicas=1 cannot checkpoint a machine with a "
+                     "SCSI bus yet: QEMU saves SCSI requests only with the "
+                     "guest stopped; use virtio-blk or IDE disks");
+        exit(1);
+    }
 
     if (!distvm_output_hold(&err)) {
         error_report_err(err);

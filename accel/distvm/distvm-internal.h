@@ -680,6 +680,8 @@ void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_start(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);
 void distvm_vcpu_stop_foreign_timers(DistvmState *s);
+/* Tell the other nodes @cpu's LAPIC addressing, as it changes */
+void distvm_vcpu_tell_apic(CPUState *cpu);
 void distvm_vcpu_send_state(DistvmState *s, uint32_t node);
 /* Ask node @node to move vCPU @cpu to node @to, for @reason, with @value */
 void distvm_vcpu_request_move(DistvmState *s, uint32_t cpu, uint32_t node,
@@ -720,6 +722,7 @@ void distvm_hold_vcpus(bool hold);
 /* The guest paused for a checkpoint epoch, without a run state change */
 void distvm_guest_pause(DistvmState *s, uint64_t epoch);
 bool distvm_guest_paused_whole(void);
+bool distvm_guest_paused(void);
 void distvm_guest_resume(DistvmState *s);
 #define DISTVM_RUN_ALL  UINT32_MAX    /* distvm_runstate_send(): the others */
 void distvm_runstate_send(DistvmState *s, uint32_t nodes,

@@ -256,6 +256,12 @@ bool distvm_guest_paused_whole(void)
     return epoch_pause.paused && !epoch_pause.disturbed;
 }
 
+/* Whether distvm_guest_pause() holds the guest, whatever happened since */
+bool distvm_guest_paused(void)
+{
+    return epoch_pause.paused;
+}
+
 /*
  * End the epoch's pause: the guest runs again, unless a run state change
  * took it over meanwhile, and the vCPUs are let go.  On home, the other

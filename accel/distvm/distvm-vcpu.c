@@ -1045,6 +1045,11 @@ void distvm_vcpu_park_foreign(DistvmState *s)
     }
 }
 
+void distvm_vcpu_tell_apic(CPUState *cpu)
+{
+    distvm_apic_addressing(APIC_COMMON(X86_CPU(cpu)->apic_state));
+}
+
 /*
  * The devices' state was loaded (a rollback): the LAPIC timers of the
  * vCPUs that run elsewhere run there, not here.

@@ -107,6 +107,28 @@ static void test_bad_options(void)
 }
 
 /*
+ * Checkpoints of a machine with a SCSI bus are refused once the machine
+ * exists: QEMU saves SCSI requests only with the guest stopped.
+ */
+static void test_bad_replicas_scsi(void)
+{
+    g_autofree char *sock = g_strdup_printf("%s/distvm-test-scsi-%d.sock",
+                                            g_get_tmp_dir(), getpid());
+    g_autofree char *args = g_strdup_printf(
+        "-machine pc -nodefaults -device virtio-scsi-pci "
+        "-accel distvm,nodes=2,listen=unix:%s,replicas=1", sock);
+    g_autofree char *out = NULL;
+    int status = distvm_run_qemu(args, &out);
+
+    unlink(sock);
+    if (status != 1 || !strstr(out, "distvm: replicas=1 cannot checkpoint "
+                               "a machine with a SCSI bus yet")) {
+        g_error("replicas=1 with a SCSI bus: expected exit status 1 and an "
+                "error, got status %d and:\n%s", status, out);
+    }
+}
+
+/*
  * device-nodes: each bad placement is refused at start, with an error
  * that names the problem; a single node checks it as any node does.
  */
@@ -381,6 +403,8 @@ int main(int argc, char **argv)
 
     qtest_add_func("/distvm/accel/listed", test_accel_listed);
     qtest_add_func("/distvm/accel/bad-options", test_bad_options);
+    qtest_add_func("/distvm/accel/bad-options/replicas-scsi",
+                   test_bad_replicas_scsi);
     qtest_add_func("/distvm/accel/bad-device-nodes", test_bad_device_nodes);
     qtest_add_func("/distvm/qmp/query", test_query);
     qtest_add_func("/distvm/qmp/query-other-accel", test_query_other_accel);
