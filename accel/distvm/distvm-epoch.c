@@ -194,6 +194,19 @@ static void copy_free(gpointer data)
     g_free(c);
 }
 
+/* A page as of @epoch: @data, or all zero if NULL */
+static EpochCopy *page_copy_new(uint64_t epoch, const void *data)
+{
+    EpochCopy *c = g_new0(EpochCopy, 1);
+
+    c->epoch = epoch;
+    if (data) {
+        c->data = g_byte_array_sized_new(DISTVM_PAGE_SIZE);
+        g_byte_array_append(c->data, data, DISTVM_PAGE_SIZE);
+    }
+    return c;
+}
+
 static uint64_t copy_bytes(const EpochCopy *c)
 {
     return c->data ? c->data->len : 0;
@@ -1012,15 +1025,9 @@ static void rollback_copy_received(DistvmState *s, const DistvmMsg *msg)
     for (uint32_t i = 0; rb && i < ep->count; i++) {
         uint64_t page;
         const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
-        gpointer key = page_key(ep->block, page);
-        EpochCopy *c = g_new0(EpochCopy, 1);
 
-        c->epoch = ep->epoch;
-        if (data) {
-            c->data = g_byte_array_sized_new(DISTVM_PAGE_SIZE);
-            g_byte_array_append(c->data, data, DISTVM_PAGE_SIZE);
-        }
-        copy_offer(rb->pages_asked, key, c);
+        copy_offer(rb->pages_asked, page_key(ep->block, page),
+                   page_copy_new(ep->epoch, data));
     }
     qemu_mutex_unlock(&e->lock);
 }
@@ -1457,16 +1464,11 @@ static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
         return false;
     }
     for (uint32_t i = 0; i < ep->count; i++) {
-        EpochCopy *c = g_new0(EpochCopy, 1);
         uint64_t page;
         const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
 
-        c->epoch = ep->epoch;
-        if (data) {
-            c->data = g_byte_array_sized_new(DISTVM_PAGE_SIZE);
-            g_byte_array_append(c->data, data, DISTVM_PAGE_SIZE);
-        }
-        g_hash_table_replace(p->pages, page_key(ep->block, page), c);
+        g_hash_table_replace(p->pages, page_key(ep->block, page),
+                             page_copy_new(ep->epoch, data));
     }
     p->bytes += msg->hdr.length;
     qemu_mutex_unlock(&e->lock);

@@ -171,14 +171,21 @@ static void check_forged(DistvmCluster *c)
     wait_epochs(home, 3);
 }
 
-static void test_smp(void)
+/* The bare-metal guest on 3 nodes, an epoch every 20 ms */
+static DistvmCluster *smp_cluster_start(void)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
         NCPUS, ITERS);
-    DistvmCluster *c = distvm_cluster_start_with(
+
+    return distvm_cluster_start_with(
         tmpdir, NODES, "replicas=1,checkpoint-ms=20,placement=0:1:2:1", args);
+}
+
+static void test_smp(void)
+{
+    DistvmCluster *c = smp_cluster_start();
     int moves = 0;
     QDict *cp;
 
@@ -269,12 +276,7 @@ static uint64_t rollbacks(QTestState *home)
  */
 static void test_rollback(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
-        NCPUS, ITERS);
-    DistvmCluster *c = distvm_cluster_start_with(
-        tmpdir, NODES, "replicas=1,checkpoint-ms=20,placement=0:1:2:1", args);
+    DistvmCluster *c = smp_cluster_start();
     QTestState *home = c->node[0]->qts;
     int done = 0;
     QDict *ret, *cp;
