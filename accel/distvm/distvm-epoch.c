@@ -146,6 +146,7 @@ struct DistvmEpoch {
     /* ... home, in the main loop: its own, until the devices are loaded */
     EpochRollback *home_rollback;
     bool rolling;               /* the epoch begun is a rollback's pause */
+    uint32_t rolling_lost;      /* ... as if this node were lost, or home */
     int64_t rollback_begun_ns;
     uint64_t rollbacks;
     uint64_t last_rollback_us;
@@ -270,6 +271,24 @@ static EpochPending *pending_of(EpochStore *st, uint64_t epoch)
     return p;
 }
 
+/*
+ * With e->lock: @p, this node's own copy of what it sent for an epoch,
+ * becomes @st's pending data of that epoch, which it replaces
+ */
+static void own_pending_add(EpochStore *st, EpochPending *p)
+{
+    for (GList *l = st->pending.head; l; l = l->next) {
+        EpochPending *old = l->data;
+
+        if (old->epoch == p->epoch) {
+            g_queue_delete_link(&st->pending, l);
+            pending_free(old);
+            break;
+        }
+    }
+    g_queue_push_tail(&st->pending, p);
+}
+
 /* With e->lock: @from's copies become the committed ones of @st */
 static void copies_commit(EpochStore *st, GHashTable *to, GHashTable *from)
 {
@@ -319,8 +338,9 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
             g_queue_delete_link(&st->pending, l);
             pending_free(p);
         }
-        if (commit && (!distvm_node_present(s, node) ||
-                       replica_of(s, node) != s->node_id)) {
+        if (commit && node != s->node_id &&
+            (!distvm_node_present(s, node) ||
+             replica_of(s, node) != s->node_id)) {
             store_free(st);
             e->stores[node] = NULL;
         }
@@ -368,6 +388,7 @@ typedef struct EpochSender {
     uint32_t block;             /* ... of this RAMBlock */
     uint64_t bytes;
     uint32_t vcpus;
+    EpochPending *own;          /* this node's own copy, or NULL */
 } EpochSender;
 
 static void sender_send(EpochSender *es)
@@ -402,6 +423,10 @@ static void sender_page(void *opaque, uint32_t block, uint64_t page,
         DISTVM_EPOCH_PAGES_MAX) {
         sender_flush_pages(es);
     }
+    if (es->own) {
+        g_hash_table_replace(es->own->pages, page_key(block, page),
+                             page_copy_new(es->epoch, data));
+    }
 }
 
 static void sender_state(EpochSender *es, DistvmEpochStateKind kind,
@@ -417,6 +442,15 @@ static void sender_state(EpochSender *es, DistvmEpochStateKind kind,
         st.data = state->data + st.offset;
         distvm_wire_epoch_state(es->msg, es->s->node_id, &st);
         sender_send(es);
+    }
+    if (es->own) {
+        EpochCopy *c = g_new0(EpochCopy, 1);
+
+        c->epoch = es->epoch;
+        c->total = state->len;
+        c->data = g_byte_array_sized_new(state->len);
+        g_byte_array_append(c->data, state->data, state->len);
+        g_hash_table_replace(es->own->states, state_key(kind, index), c);
     }
 }
 
@@ -472,6 +506,14 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
         }
     }
     distvm_output_seal(epoch);
+    /*
+     * What it sends, this node keeps too: a node lost takes its replica's
+     * copies with it, and so the only committed copy of its predecessor's
+     */
+    es.own = g_new0(EpochPending, 1);
+    es.own->epoch = epoch;
+    es.own->pages = copies_new();
+    es.own->states = copies_new();
     CPU_FOREACH(cpu) {
         g_autoptr(GByteArray) state = g_byte_array_new();
 
@@ -480,6 +522,7 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
         }
         if (!distvm_vcpu_save(cpu, state, &err)) {
             error_report_err(err);
+            pending_free(es.own);
             return false;
         }
         sender_state(&es, DISTVM_EPOCH_STATE_VCPU, cpu->cpu_index, state);
@@ -490,6 +533,7 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
 
         if (!devices_save(state, &err)) {
             error_report_err(err);
+            pending_free(es.own);
             return false;
         }
         sender_state(&es, DISTVM_EPOCH_STATE_DEVICES, 0, state);
@@ -497,6 +541,9 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
     distvm_ram_checkpoint_pages(s, es.to != e->sent_to, e->sent_aborted,
                                 sender_page, &es);
     sender_flush_pages(&es);
+    qemu_mutex_lock(&e->lock);
+    own_pending_add(store_of(e, s->node_id), es.own);
+    qemu_mutex_unlock(&e->lock);
     e->sent_to = es.to;
     e->sent_aborted = false;
     trace_distvm_epoch_sent(epoch, es.to, es.bytes);
@@ -848,7 +895,7 @@ static void rollback_apply(DistvmState *s);
  * node must restore, take the copies of them that it keeps, and ask the
  * other nodes for theirs (rollback_apply() goes on once all came).
  */
-static void rollback_start(DistvmState *s, uint64_t epoch)
+static void rollback_start(DistvmState *s, uint64_t epoch, uint32_t lost)
 {
     DistvmEpoch *e = s->epoch;
     EpochRollback *rb;
@@ -876,12 +923,19 @@ static void rollback_start(DistvmState *s, uint64_t epoch)
     rb->pages_asked = copies_new();
     rb->states = copies_new();
     rb->partial = copies_new();
+    /* Home is never lost here: it means none */
+    if (lost == DISTVM_HOME_NODE) {
+        lost = UINT32_MAX;
+    }
     rb->waiting = qatomic_read(&s->present) & ~BIT(s->node_id);
+    if (lost < s->nodes) {
+        rb->waiting &= ~BIT(lost);
+    }
     distvm_ram_rollback_pages(s, e->sent_aborted, rollback_page, rb);
     trace_distvm_epoch_rollback_start(epoch, rb->pages->len);
 
     qemu_mutex_lock(&e->lock);
-    for (guint i = 0; i < rb->pages->len; i++) {
+    for (guint i = 0; lost != s->node_id && i < rb->pages->len; i++) {
         DistvmPageRef *ref = &g_array_index(rb->pages, DistvmPageRef, i);
         gpointer key = page_key(ref->block, ref->page);
         EpochCopy *c = newest_copy(e, key, false);
@@ -890,7 +944,8 @@ static void rollback_start(DistvmState *s, uint64_t epoch)
             g_hash_table_replace(rb->pages_asked, key, copy_dup(c));
         }
     }
-    for (uint32_t kind = 0; kind <= DISTVM_EPOCH_STATE_DEVICES; kind++) {
+    for (uint32_t kind = 0; lost != s->node_id &&
+         kind <= DISTVM_EPOCH_STATE_DEVICES; kind++) {
         CPU_FOREACH(cpu) {
             gpointer key = state_key(kind, kind ? 0 : cpu->cpu_index);
             EpochCopy *c = newest_copy(e, key, true);
@@ -1278,8 +1333,13 @@ static void rollback_all(DistvmState *s)
     e->vcpus = 0;
     e->begun_ns = get_clock();
     epoch_arm(s, s->peer_timeout * 1000);
-    epoch_broadcast(s, DISTVM_EPOCH_ROLLBACK, e->committed);
-    rollback_start(s, e->committed);
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (n != s->node_id && (e->waiting & BIT(n))) {
+            epoch_send(s, n, DISTVM_EPOCH_ROLLBACK, e->rolling_lost,
+                       e->committed, 0, 0);
+        }
+    }
+    rollback_start(s, e->committed, e->rolling_lost);
 }
 
 /*
@@ -1374,7 +1434,8 @@ static void rollback_begin(DistvmState *s)
     }
 }
 
-bool distvm_epoch_rollback(DistvmState *s, Error **errp)
+bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
+                           Error **errp)
 {
     DistvmEpoch *e = s->epoch;
 
@@ -1390,6 +1451,12 @@ bool distvm_epoch_rollback(DistvmState *s, Error **errp)
     if (!rollback_possible(s, errp)) {
         return false;
     }
+    if (has_lost && (lost == s->node_id || !distvm_node_present(s, lost))) {
+        error_setg(errp, "distvm: node %" PRIu32 " is not another node of "
+                   "the cluster", lost);
+        return false;
+    }
+    e->rolling_lost = has_lost ? lost : s->node_id;
     distvm_epoch_when_idle(s, rollback_begin);
     return true;
 }
@@ -1615,7 +1682,7 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
         }
         break;
     case DISTVM_EPOCH_ROLLBACK:
-        rollback_start(s, m->epoch);
+        rollback_start(s, m->epoch, m->node);
         break;
     case DISTVM_EPOCH_FETCHED:
         rollback_fetched(s, msg->hdr.src);
@@ -1683,7 +1750,9 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
         info->bytes = e->all_bytes;
     }
     for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
-        if (e->stores[node]) {
+        if (e->stores[node] && node == s->node_id) {
+            info->own_bytes = e->stores[node]->bytes;
+        } else if (e->stores[node]) {
             info->stored_pages += g_hash_table_size(e->stores[node]->pages);
             info->stored_bytes += e->stores[node]->bytes;
         }
@@ -1719,7 +1788,7 @@ DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
     }
     qemu_mutex_lock(&e->lock);
     for (int node = DISTVM_MAX_NODES - 1; node >= 0; node--) {
-        EpochStore *st = e->stores[node];
+        EpochStore *st = node == s->node_id ? NULL : e->stores[node];
         EpochCopy *c = st ? g_hash_table_lookup(st->pages,
                                                 page_key(block, page)) : NULL;
         DistvmReplicaPage *rp;

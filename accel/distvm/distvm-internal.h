@@ -406,8 +406,12 @@ void distvm_epoch_node_paused(DistvmState *s, uint32_t node, uint64_t epoch);
  */
 void distvm_epoch_when_idle(DistvmState *s, void (*fn)(DistvmState *s));
 DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s);
-/* Home: roll the guest back to the last committed epoch, once idle */
-bool distvm_epoch_rollback(DistvmState *s, Error **errp);
+/*
+ * Home: roll the guest back to the last committed epoch, once idle; with
+ * @has_lost, without the copies that node @lost keeps, as if it were lost
+ */
+bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
+                           Error **errp);
 /* Whether epochs are taken: replicas=1, and another node to keep state */
 bool distvm_epoch_taken(DistvmState *s);
 DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,

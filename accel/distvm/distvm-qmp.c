@@ -263,12 +263,13 @@ DistvmReplicaPageList *qmp_x_query_distvm_replica_page(const char *ramblock,
     return s ? distvm_epoch_replica_page(s, ramblock, page, errp) : NULL;
 }
 
-void qmp_x_distvm_rollback(Error **errp)
+void qmp_x_distvm_rollback(bool has_as_if_lost, uint32_t as_if_lost,
+                           Error **errp)
 {
     DistvmState *s = distvm_state_or_error(errp);
 
     if (s) {
-        distvm_epoch_rollback(s, errp);
+        distvm_epoch_rollback(s, has_as_if_lost, as_if_lost, errp);
     }
 }
 

@@ -495,7 +495,9 @@ typedef enum DistvmEpochStep {
      * it keeps (and, to home, the devices'), then FETCHED; once every
      * node's came, the node restores them and sends home ROLLED, with
      * the number of vCPU states it loaded in @vcpus.  A node that cannot
-     * now answers BUSY instead.
+     * now answers BUSY instead.  ROLLBACK's @node: a node whose copies
+     * are not used, as if it were lost (not asked; it uses none of its
+     * own), or home: none.
      */
     DISTVM_EPOCH_ROLLBACK,
     DISTVM_EPOCH_FETCH,         /* @node -> another: all asked */

@@ -270,9 +270,10 @@ static uint64_t rollbacks(QTestState *home)
  * The guest is rolled back to the last committed epoch again and again
  * while it runs and its vCPUs move: each time, every node restores the
  * pages changed since, its vCPUs and home its devices, from the copies
- * the replicas keep.  Anything restored wrong (a page, a vCPU's state)
- * would count some of the guest's work twice or lose it: its result must
- * still be exact.
+ * the replicas keep; two rollbacks of three without the copies node 1 or
+ * node 2 keeps, as if it were lost.  Anything restored wrong (a page, a
+ * vCPU's state) would count some of the guest's work twice or lose it:
+ * its result must still be exact.
  */
 static void test_rollback(void)
 {
@@ -285,6 +286,12 @@ static void test_rollback(void)
     ret = qtest_qmp(c->node[1]->qts, "{ 'execute': 'x-distvm-rollback' }");
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ret, "error"), "desc"),
                     ==, "distvm: only the home node rolls the guest back");
+    qobject_unref(ret);
+    wait_epochs(home, 1);
+    ret = qtest_qmp(home, "{ 'execute': 'x-distvm-rollback', 'arguments': "
+                    "{ 'as-if-lost': 0 } }");
+    g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ret, "error"), "desc"),
+                    ==, "distvm: node 0 is not another node of the cluster");
     qobject_unref(ret);
 
     wait_epochs(home, 3);
@@ -301,7 +308,15 @@ static void test_rollback(void)
                                      "{ 'cpu-index': %d, 'node': %d } }",
                                      cpu, to);
         }
-        qtest_qmp_assert_success(home, "{ 'execute': 'x-distvm-rollback' }");
+        if (done % 3) {
+            /* As if node 1 or 2 were lost: its copies are not used */
+            qtest_qmp_assert_success(home, "{ 'execute': "
+                                     "'x-distvm-rollback', 'arguments': "
+                                     "{ 'as-if-lost': %d } }", done % 3);
+        } else {
+            qtest_qmp_assert_success(home,
+                                     "{ 'execute': 'x-distvm-rollback' }");
+        }
         for (int tries = 0; rollbacks(home) == before; tries++) {
             g_assert_cmpint(tries, <, 2000);
             g_usleep(5 * 1000);

@@ -572,16 +572,26 @@ static uint64_t rollbacks(QTestState *home)
 }
 
 /*
- * Roll the running guest back to its last committed epoch, a few times:
- * what it did since is done again, its packets and disk writes of it were
- * never seen; its workload must still end as it should.
+ * Roll the running guest back to its last committed epoch, a few times,
+ * every other time without the copies node 1 keeps (home's standby), as
+ * if it were lost: what the guest did since is done again, its packets
+ * and disk writes of it were never seen; its workload must still end as
+ * it should.
  */
 static void roll_back(QTestState *home)
 {
     for (int i = 0; i < ROLLBACKS; i++) {
         uint64_t before = rollbacks(home);
 
-        qtest_qmp_assert_success(home, "{ 'execute': 'x-distvm-rollback' }");
+        if (i % 2) {
+            /* as if node 1, home's standby, were lost */
+            qtest_qmp_assert_success(home, "{ 'execute': "
+                                     "'x-distvm-rollback', 'arguments': "
+                                     "{ 'as-if-lost': 1 } }");
+        } else {
+            qtest_qmp_assert_success(home,
+                                     "{ 'execute': 'x-distvm-rollback' }");
+        }
         for (int tries = 0; rollbacks(home) == before; tries++) {
             g_assert_cmpint(tries, <, 2000);
             g_usleep(5 * 1000);
