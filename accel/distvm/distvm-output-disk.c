@@ -90,11 +90,14 @@ static uint64_t held_writes;
 static uint64_t held_bytes;
 static uint64_t released_writes;
 
-static void held_free(HeldWrite *h)
+/* @h is done with: @written to the disk, or dropped */
+static void held_free(HeldWrite *h, bool written)
 {
     qatomic_sub(&held_writes, 1);
     qatomic_sub(&held_bytes, h->bytes);
-    qatomic_inc(&released_writes);
+    if (written) {
+        qatomic_inc(&released_writes);
+    }
     g_free(h->buf);
     g_free(h);
 }
@@ -131,10 +134,10 @@ static void output_close(BlockDriverState *bs)
     HeldWrite *h;
 
     g_ptr_array_remove(disks, bs);
-    /* Flushed at the stop before, unless a write to the disk failed */
+    /* Written out as the node closed (output_co_flush()), but if it failed */
     while ((h = QTAILQ_FIRST(&st->held))) {
         QTAILQ_REMOVE(&st->held, h, next);
-        held_free(h);
+        held_free(h, false);
     }
     qemu_mutex_destroy(&st->lock);
 }
@@ -277,7 +280,7 @@ static int coroutine_fn GRAPH_RDLOCK held_write_out(BlockDriverState *bs,
             bool was_last = h == last;
 
             QTAILQ_REMOVE(&st->held, h, next);
-            held_free(h);
+            held_free(h, true);
             if (was_last) {
                 break;
             }
@@ -612,8 +615,7 @@ void distvm_output_disk_rollback(uint64_t epoch)
         QTAILQ_FOREACH_SAFE(h, &st->held, next, next) {
             if (!h->epoch || h->epoch > epoch) {
                 QTAILQ_REMOVE(&st->held, h, next);
-                held_free(h);
-                qatomic_dec(&released_writes);
+                held_free(h, false);
             }
         }
         qemu_mutex_unlock(&st->lock);

@@ -379,8 +379,8 @@ static void disk_write(QTestState *home, uint8_t byte, off_t offset)
 
 /*
  * A write to a disk of home reaches its image only once the epoch it was
- * made in committed, even if the guest stops meanwhile; quitting writes
- * out what is held.  (The Linux test reads what its guest wrote while it
+ * made in committed, even if the guest stops meanwhile, and never if the
+ * guest is rolled back before; quitting writes out what is held.  (The Linux test reads what its guest wrote while it
  * is held.)
  */
 static void test_disk(void)
@@ -453,6 +453,27 @@ static void test_disk(void)
         g_assert_cmpint(tries, <, 500);
         g_usleep(10 * 1000);
     }
+
+    /* A rollback drops what did not commit: it never reaches the image */
+    for (int tries = 0;; tries++) {
+        uint64_t before, done;
+
+        g_assert_cmpint(tries, <, 5);
+        wait_epochs(home, 1);
+        before = committed_epoch(home);
+        done = rollbacks(home);
+        offset = 98304 + tries * 4096;
+        disk_write(home, 0x77, offset);
+        qtest_qmp_assert_success(home, "{ 'execute': 'x-distvm-rollback' }");
+        while (rollbacks(home) == done) {
+            g_usleep(5 * 1000);
+        }
+        if (committed_epoch(home) == before) {
+            break;      /* else the write committed before the rollback */
+        }
+    }
+    wait_epochs(home, 2);
+    g_assert_true(file_holds(img, offset, 0));
 
     /* Quitting writes out all that is held */
     disk_write(home, 0x3c, 131072);
