@@ -147,6 +147,7 @@ struct DistvmEpoch {
     EpochRollback *home_rollback;
     bool rolling;               /* the epoch begun is a rollback's pause */
     uint32_t rolling_lost;      /* ... as if this node were lost, or home */
+    GQueue rollbacks_asked;     /* each one's as-if-lost node, + 1 */
     int64_t rollback_begun_ns;
     uint64_t rollbacks;
     uint64_t last_rollback_us;
@@ -338,9 +339,13 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
             g_queue_delete_link(&st->pending, l);
             pending_free(p);
         }
-        if (commit && node != s->node_id &&
-            (!distvm_node_present(s, node) ||
-             replica_of(s, node) != s->node_id)) {
+        /*
+         * A node gone has its pages held, and sent, by others now.  One
+         * whose replica changed sends its new replica only the pages it
+         * holds: the copies kept here of those it gave away stay the
+         * newest elsewhere than on it.
+         */
+        if (commit && !distvm_node_present(s, node)) {
             store_free(st);
             e->stores[node] = NULL;
         }
@@ -969,35 +974,62 @@ static void rollback_start(DistvmState *s, uint64_t epoch, uint32_t lost)
     }
 }
 
-/* In the receive thread: @msg's sender asks for the copies of pages */
+/* A copy this node keeps of a page asked for */
+typedef struct AskedCopy {
+    uint64_t page;
+    const EpochCopy *copy;
+} AskedCopy;
+
+static int cmp_asked_epoch(const void *a, const void *b)
+{
+    uint64_t x = ((const AskedCopy *)a)->copy->epoch;
+    uint64_t y = ((const AskedCopy *)b)->copy->epoch;
+
+    return x < y ? -1 : x > y;
+}
+
+/*
+ * In the receive thread: @msg's sender asks for the copies of pages.  It
+ * gets the newest each that this node keeps, in one message per epoch.
+ */
 static void rollback_ask_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
     DistvmEpoch *e = s->epoch;
     g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(
         (GDestroyNotify)g_byte_array_unref);
+    AskedCopy found[DISTVM_EPOCH_PAGES_MAX];
     const uint8_t *pos = ep->entries;
+    GByteArray *m = NULL;
+    uint32_t n = 0;
 
     qemu_mutex_lock(&e->lock);
     for (uint32_t i = 0; i < ep->count; i++) {
-        GByteArray *m;
         uint64_t page;
         EpochCopy *c;
 
         distvm_wire_epoch_page(&pos, &page);
         c = newest_copy(e, page_key(ep->block, page), false);
-        if (!c || c->epoch > ep->epoch) {
-            continue;
+        if (c && c->epoch <= ep->epoch) {
+            found[n++] = (AskedCopy) { .page = page, .copy = c };
         }
-        m = g_byte_array_new();
-        distvm_wire_epoch_pages_begin(m, s->node_id, c->epoch, ep->block);
-        distvm_wire_epoch_pages_add(m, page, DISTVM_EPOCH_PAGE_COPY,
+    }
+    qsort(found, n, sizeof(found[0]), cmp_asked_epoch);
+    for (uint32_t i = 0; i < n; i++) {
+        const EpochCopy *c = found[i].copy;
+
+        if (!i || c->epoch != found[i - 1].copy->epoch) {
+            m = g_byte_array_new();
+            g_ptr_array_add(out, m);
+            distvm_wire_epoch_pages_begin(m, s->node_id, c->epoch,
+                                          ep->block);
+        }
+        distvm_wire_epoch_pages_add(m, found[i].page, DISTVM_EPOCH_PAGE_COPY,
                                     c->data ? c->data->data : NULL);
-        distvm_wire_end(m);
-        g_ptr_array_add(out, m);
     }
     qemu_mutex_unlock(&e->lock);
     for (guint i = 0; i < out->len; i++) {
+        distvm_wire_end(g_ptr_array_index(out, i));
         distvm_send(s, msg->hdr.src, g_ptr_array_index(out, i));
     }
 }
@@ -1420,6 +1452,8 @@ static void rollback_begin(DistvmState *s)
         distvm_epoch_when_idle(s, rollback_begin);
         return;
     }
+    e->rolling_lost = GPOINTER_TO_UINT(g_queue_pop_head(
+                                           &e->rollbacks_asked)) - 1;
     if (!rollback_possible(s, &err)) {
         error_prepend(&err, "no rollback to checkpoint epoch %" PRIu64 ": ",
                       e->committed);
@@ -1456,7 +1490,8 @@ bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
                    "the cluster", lost);
         return false;
     }
-    e->rolling_lost = has_lost ? lost : s->node_id;
+    g_queue_push_tail(&e->rollbacks_asked,
+                      GUINT_TO_POINTER((has_lost ? lost : s->node_id) + 1));
     distvm_epoch_when_idle(s, rollback_begin);
     return true;
 }

@@ -613,7 +613,8 @@ void distvm_output_disk_rollback(uint64_t epoch)
 
         qemu_mutex_lock(&st->lock);
         QTAILQ_FOREACH_SAFE(h, &st->held, next, next) {
-            if (!h->epoch || h->epoch > epoch) {
+            /* Not those being written out at once (UINT64_MAX) */
+            if (!h->epoch || (h->epoch > epoch && h->epoch != UINT64_MAX)) {
                 QTAILQ_REMOVE(&st->held, h, next);
                 held_free(h, false);
             }
