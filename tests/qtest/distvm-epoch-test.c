@@ -257,15 +257,6 @@ static void test_smp(void)
     distvm_cluster_quit(c);
 }
 
-static uint64_t rollbacks(QTestState *home)
-{
-    QDict *cp = checkpoint_info(home);
-    uint64_t n = qdict_get_int(cp, "rollbacks");
-
-    qobject_unref(cp);
-    return n;
-}
-
 /*
  * The guest is rolled back to the last committed epoch again and again
  * while it runs and its vCPUs move: each time, every node restores the
@@ -297,8 +288,6 @@ static void test_rollback(void)
     wait_epochs(home, 3);
     for (; done < 8 && qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
          done++) {
-        uint64_t before = rollbacks(home);
-
         if (done % 3 == 1) {
             int cpu = 1 + done % (NCPUS - 1);
             int to = (distvm_vcpu_node(home, cpu) + 1) % NODES;
@@ -308,19 +297,8 @@ static void test_rollback(void)
                                      "{ 'cpu-index': %d, 'node': %d } }",
                                      cpu, to);
         }
-        if (done % 3) {
-            /* As if node 1 or 2 were lost: its copies are not used */
-            qtest_qmp_assert_success(home, "{ 'execute': "
-                                     "'x-distvm-rollback', 'arguments': "
-                                     "{ 'as-if-lost': %d } }", done % 3);
-        } else {
-            qtest_qmp_assert_success(home,
-                                     "{ 'execute': 'x-distvm-rollback' }");
-        }
-        for (int tries = 0; rollbacks(home) == before; tries++) {
-            g_assert_cmpint(tries, <, 2000);
-            g_usleep(5 * 1000);
-        }
+        /* two of three as if node 1 or 2 were lost */
+        distvm_roll_back(home, done % 3 ? done % 3 : -1);
         wait_epochs(home, 2);
     }
     g_test_message("%d rollbacks while the guest ran", done);
@@ -456,18 +434,14 @@ static void test_disk(void)
 
     /* A rollback drops what did not commit: it never reaches the image */
     for (int tries = 0;; tries++) {
-        uint64_t before, done;
+        uint64_t before;
 
         g_assert_cmpint(tries, <, 5);
         wait_epochs(home, 1);
         before = committed_epoch(home);
-        done = rollbacks(home);
         offset = 98304 + tries * 4096;
         disk_write(home, 0x77, offset);
-        qtest_qmp_assert_success(home, "{ 'execute': 'x-distvm-rollback' }");
-        while (rollbacks(home) == done) {
-            g_usleep(5 * 1000);
-        }
+        distvm_roll_back(home, -1);
         if (committed_epoch(home) == before) {
             break;      /* else the write committed before the rollback */
         }

@@ -561,16 +561,6 @@ static void check_numa_homes(DistvmNode **node, int nodes)
     }
 }
 
-static uint64_t rollbacks(QTestState *home)
-{
-    QDict *info = distvm_assert_active(home, 0);
-    uint64_t n = qdict_get_int(qdict_get_qdict(info, "checkpoint"),
-                               "rollbacks");
-
-    qobject_unref(info);
-    return n;
-}
-
 /*
  * Roll the running guest back to its last committed epoch, a few times,
  * every other time without the copies node 1 keeps (home's standby), as
@@ -581,21 +571,8 @@ static uint64_t rollbacks(QTestState *home)
 static void roll_back(QTestState *home)
 {
     for (int i = 0; i < ROLLBACKS; i++) {
-        uint64_t before = rollbacks(home);
-
-        if (i % 2) {
-            /* as if node 1, home's standby, were lost */
-            qtest_qmp_assert_success(home, "{ 'execute': "
-                                     "'x-distvm-rollback', 'arguments': "
-                                     "{ 'as-if-lost': 1 } }");
-        } else {
-            qtest_qmp_assert_success(home,
-                                     "{ 'execute': 'x-distvm-rollback' }");
-        }
-        for (int tries = 0; rollbacks(home) == before; tries++) {
-            g_assert_cmpint(tries, <, 2000);
-            g_usleep(5 * 1000);
-        }
+        /* every other one as if node 1, home's standby, were lost */
+        distvm_roll_back(home, i % 2 ? 1 : -1);
         g_usleep(200 * 1000);
     }
 }

@@ -743,6 +743,34 @@ void distvm_wait_protocol_errors(QTestState *qts, int64_t want)
     g_assert_cmpint(distvm_protocol_errors(qts), ==, want);
 }
 
+uint64_t distvm_rollbacks(QTestState *home)
+{
+    QDict *info = qtest_qmp_assert_success_ref(home,
+                                               "{ 'execute': 'query-distvm' }");
+    uint64_t n = qdict_get_int(qdict_get_qdict(info, "checkpoint"),
+                               "rollbacks");
+
+    qobject_unref(info);
+    return n;
+}
+
+void distvm_roll_back(QTestState *home, int as_if_lost)
+{
+    uint64_t before = distvm_rollbacks(home);
+
+    if (as_if_lost >= 0) {
+        qtest_qmp_assert_success(home, "{ 'execute': 'x-distvm-rollback', "
+                                 "'arguments': { 'as-if-lost': %d } }",
+                                 as_if_lost);
+    } else {
+        qtest_qmp_assert_success(home, "{ 'execute': 'x-distvm-rollback' }");
+    }
+    for (int tries = 0; distvm_rollbacks(home) == before; tries++) {
+        g_assert_cmpint(tries, <, 2000);
+        g_usleep(5 * 1000);
+    }
+}
+
 void distvm_forge(DistvmNode *from, int to, const GByteArray *msg)
 {
     g_autoptr(GString) hex = g_string_new("");

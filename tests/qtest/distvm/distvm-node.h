@@ -170,6 +170,14 @@ int64_t distvm_protocol_errors(QTestState *qts);
 /* Wait until it is @want (at most 10 s), and check it is not above */
 void distvm_wait_protocol_errors(QTestState *qts, int64_t want);
 
+/* query-distvm's checkpoint rollbacks on @home */
+uint64_t distvm_rollbacks(QTestState *home);
+/*
+ * Have @home roll the guest back to its last committed epoch, as if node
+ * @as_if_lost were lost (or not, if negative), and wait until it did
+ */
+void distvm_roll_back(QTestState *home, int as_if_lost);
+
 /*
  * @from sends node @to @msg, a whole message as distvm-wire.c encodes it,
  * through x-distvm-send-message: its type, sequence and payload.
