@@ -23,9 +23,8 @@
  *    again, which runs the other nodes' vCPUs.
  *
  * A node that does not pause, or whose data is not stored, within
- * peer-timeout is lost (for now the cluster then stops: rolling back to
- * the last committed epoch and taking over a lost node's part build on
- * this).  An epoch that cannot be taken now is abandoned once every node
+ * peer-timeout is lost (for now the cluster then stops: taking over a
+ * lost node's part is to build on the rollback below).  An epoch that cannot be taken now is abandoned once every node
  * answered (BUSY or STORED): a node answers BUSY if a vCPU is moving to
  * or from it, if its pages still travel after a second, or if its pause
  * was disturbed (distvm_guest_paused_whole()); and home abandons it if
@@ -34,8 +33,19 @@
  * each node sends again in its next epoch what it sent for it, and home
  * tries again one interval later.
  *
- * The guest's network packets wait for the commit of the epoch they were
- * sent in (distvm-output.c).
+ * Each node also keeps a copy of what it sends (its own store), and a
+ * node keeps another's copies while that node is in the cluster, so that
+ * losing any one node leaves a committed copy of every page and state.
+ *
+ * The guest's network packets and disk writes wait for the commit of the
+ * epoch they were made in (distvm-output.c, distvm-output-disk.c).
+ *
+ * A rollback (x-distvm-rollback, home) takes the guest back to the last
+ * committed epoch, with it paused as for an epoch: each node restores the
+ * pages it holds that changed since, from the newest committed copy any
+ * node keeps (ROLLBACK, EPOCH_PAGES ASK and COPY, FETCH, FETCHED), and
+ * the vCPUs it runs; home then loads the devices.  What the guest sent
+ * since is dropped.
  *
  * A replica may receive a node's data for the next epoch before home's
  * COMMIT of this one (they come on different connections), so it keeps
