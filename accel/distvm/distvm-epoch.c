@@ -126,7 +126,7 @@ typedef struct EpochStore {
 struct DistvmEpoch {
     QemuMutex lock;             /* the stores and the fields below */
     EpochStore *stores[DISTVM_MAX_NODES];   /* by the node they are of */
-    uint64_t committed;         /* the last COMMIT */
+    uint64_t committed;         /* atomic: the last COMMIT */
     uint64_t ended;             /* atomic: the last COMMIT or ABORT */
 
     /* In the main loop: the replica of this node's last epoch, if any */
@@ -206,17 +206,23 @@ static void copy_free(gpointer data)
     g_free(c);
 }
 
-/* A page as of @epoch: @data, or all zero if NULL */
-static EpochCopy *page_copy_new(uint64_t epoch, const void *data)
+/* A whole copy as of @epoch of @len bytes at @data; NULL: an all-zero page */
+static EpochCopy *copy_new(uint64_t epoch, const void *data, size_t len)
 {
     EpochCopy *c = g_new0(EpochCopy, 1);
 
     c->epoch = epoch;
     if (data) {
-        c->data = g_byte_array_sized_new(DISTVM_PAGE_SIZE);
-        g_byte_array_append(c->data, data, DISTVM_PAGE_SIZE);
+        c->total = len;
+        c->data = g_byte_array_sized_new(len);
+        g_byte_array_append(c->data, data, len);
     }
     return c;
+}
+
+static EpochCopy *page_copy_new(uint64_t epoch, const void *data)
+{
+    return copy_new(epoch, data, DISTVM_PAGE_SIZE);
 }
 
 static uint64_t copy_bytes(const EpochCopy *c)
@@ -361,7 +367,7 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
         }
     }
     if (commit) {
-        e->committed = epoch;
+        qatomic_set(&e->committed, epoch);
     }
     qatomic_set(&e->ended, MAX(e->ended, epoch));
 }
@@ -380,15 +386,15 @@ static void epoch_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
     distvm_send(s, to, m);
 }
 
-/* Home: @step to every other node of the cluster */
+/* Home: @step, about @node, to every other node of the cluster */
 static void epoch_broadcast(DistvmState *s, DistvmEpochStep step,
-                            uint64_t epoch)
+                            uint32_t node, uint64_t epoch)
 {
     uint32_t present = qatomic_read(&s->present);
 
     for (uint32_t i = 0; i < s->nodes; i++) {
         if ((present & BIT(i)) && i != s->node_id) {
-            epoch_send(s, i, step, 0, epoch, 0, 0);
+            epoch_send(s, i, step, node, epoch, 0, 0);
         }
     }
 }
@@ -403,6 +409,7 @@ typedef struct EpochSender {
     uint32_t block;             /* ... of this RAMBlock */
     uint64_t bytes;
     uint32_t vcpus;
+    uint32_t kind;              /* of its pages: 0, or ASK */
     EpochPending *own;          /* this node's own copy, or NULL */
 } EpochSender;
 
@@ -434,7 +441,7 @@ static void sender_page(void *opaque, uint32_t block, uint64_t page,
                                       block);
         es->block = block;
     }
-    if (distvm_wire_epoch_pages_add(es->msg, page, 0, data) ==
+    if (distvm_wire_epoch_pages_add(es->msg, page, es->kind, data) ==
         DISTVM_EPOCH_PAGES_MAX) {
         sender_flush_pages(es);
     }
@@ -459,38 +466,27 @@ static void sender_state(EpochSender *es, DistvmEpochStateKind kind,
         sender_send(es);
     }
     if (es->own) {
-        EpochCopy *c = g_new0(EpochCopy, 1);
-
-        c->epoch = es->epoch;
-        c->total = state->len;
-        c->data = g_byte_array_sized_new(state->len);
-        g_byte_array_append(c->data, state->data, state->len);
-        g_hash_table_replace(es->own->states, state_key(kind, index), c);
+        g_hash_table_replace(es->own->states, state_key(kind, index),
+                             copy_new(es->epoch, state->data, state->len));
     }
 }
 
 /* Home: the state of the machine's devices (QEMU's, as COLO saves it) */
-static bool devices_save(GByteArray *out, Error **errp)
+static int devices_save_file(QEMUFile *f, void *opaque)
 {
-    QIOChannelBuffer *bioc = qio_channel_buffer_new(256 * KiB);
-    QEMUFile *f = qemu_file_new_output(QIO_CHANNEL(bioc));
-    int ret;
-
     /* The run state the guest has, which a rollback loads as migration */
     global_state_store();
-    ret = qemu_save_device_state(f);
+    return qemu_save_device_state(f);
+}
 
-    if (!ret) {
-        ret = qemu_fflush(f);
-    }
-    if (!ret) {
-        g_byte_array_append(out, bioc->data, bioc->usage);
-    } else {
+static bool devices_save(GByteArray *out, Error **errp)
+{
+    int ret = distvm_state_save(out, 256 * KiB, devices_save_file, NULL);
+
+    if (ret) {
         error_setg(errp, "distvm: cannot save the devices' state for a "
                    "checkpoint: %s", strerror(-ret));
     }
-    qemu_fclose(f);
-    object_unref(OBJECT(bioc));
     return !ret;
 }
 
@@ -614,7 +610,7 @@ static void epoch_abort(DistvmState *s)
 
     trace_distvm_epoch_abort(e->epoch);
     e->aborted++;
-    epoch_broadcast(s, DISTVM_EPOCH_ABORT, e->epoch);
+    epoch_broadcast(s, DISTVM_EPOCH_ABORT, 0, e->epoch);
     qemu_mutex_lock(&e->lock);
     stores_end_epoch(s, e->epoch, false);
     qemu_mutex_unlock(&e->lock);
@@ -627,7 +623,7 @@ static void epoch_commit(DistvmState *s)
     DistvmEpoch *e = s->epoch;
     uint64_t pause_us = (get_clock() - e->begun_ns) / SCALE_US;
 
-    epoch_broadcast(s, DISTVM_EPOCH_COMMIT, e->epoch);
+    epoch_broadcast(s, DISTVM_EPOCH_COMMIT, 0, e->epoch);
     qemu_mutex_lock(&e->lock);
     stores_end_epoch(s, e->epoch, true);
     e->epochs++;
@@ -695,10 +691,15 @@ static void epoch_save_all(DistvmState *s)
     e->busy = false;
     e->bytes = 0;
     e->vcpus = 0;
-    epoch_broadcast(s, DISTVM_EPOCH_SAVE, e->epoch);
+    epoch_broadcast(s, DISTVM_EPOCH_SAVE, 0, e->epoch);
     if (!epoch_save(s, e->epoch)) {
         epoch_answered(s, s->node_id, e->epoch, true, 0, 0);
     }
+}
+
+uint64_t distvm_epoch_committed(DistvmState *s)
+{
+    return s->epoch ? qatomic_read(&s->epoch->committed) : 0;
 }
 
 bool distvm_epoch_taken(DistvmState *s)
@@ -814,17 +815,16 @@ void distvm_epoch_node_paused(DistvmState *s, uint32_t node, uint64_t epoch)
 /* ---- rolling back to the last committed epoch ---- */
 
 /*
- * With e->lock: the newest committed copy of page or state @key that
- * this node keeps, of any node, or NULL
+ * With e->lock: the newest committed copy of page @key that this node
+ * keeps, of any node, or NULL
  */
-static EpochCopy *newest_copy(DistvmEpoch *e, gpointer key, bool state)
+static EpochCopy *newest_page(DistvmEpoch *e, gpointer key)
 {
     EpochCopy *newest = NULL;
 
     for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
         EpochStore *st = e->stores[node];
-        EpochCopy *c = st ? g_hash_table_lookup(state ? st->states :
-                                                st->pages, key) : NULL;
+        EpochCopy *c = st ? g_hash_table_lookup(st->pages, key) : NULL;
 
         if (c && (!newest || c->epoch > newest->epoch)) {
             newest = c;
@@ -833,17 +833,11 @@ static EpochCopy *newest_copy(DistvmEpoch *e, gpointer key, bool state)
     return newest;
 }
 
+/* A whole copy @c, committed */
 static EpochCopy *copy_dup(const EpochCopy *c)
 {
-    EpochCopy *d = g_new0(EpochCopy, 1);
-
-    d->epoch = c->epoch;
-    d->total = c->total;
-    if (c->data) {
-        d->data = g_byte_array_sized_new(c->data->len);
-        g_byte_array_append(d->data, c->data->data, c->data->len);
-    }
-    return d;
+    return copy_new(c->epoch, c->data ? c->data->data : NULL,
+                    c->data ? c->data->len : 0);
 }
 
 /* With e->lock: keep @c in @table at @key if it is newer; frees it if not */
@@ -855,6 +849,29 @@ static void copy_offer(GHashTable *table, gpointer key, EpochCopy *c)
         copy_free(c);
     } else {
         g_hash_table_replace(table, key, c);
+    }
+}
+
+/*
+ * With e->lock: into @newest, a copy of the newest committed state of
+ * each vCPU that this node keeps, and of the devices if @devices
+ */
+static void newest_states(DistvmEpoch *e, bool devices, GHashTable *newest)
+{
+    GHashTableIter it;
+    gpointer key, value;
+
+    for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
+        if (!e->stores[node]) {
+            continue;
+        }
+        g_hash_table_iter_init(&it, e->stores[node]->states);
+        while (g_hash_table_iter_next(&it, &key, &value)) {
+            if (devices ||
+                (uintptr_t)key >> 32 != DISTVM_EPOCH_STATE_DEVICES) {
+                copy_offer(newest, key, copy_dup(value));
+            }
+        }
     }
 }
 
@@ -879,24 +896,15 @@ static void rollback_page(void *opaque, uint32_t block, uint64_t page)
 static void rollback_ask(DistvmState *s, EpochRollback *rb, uint32_t to)
 {
     g_autoptr(GByteArray) msg = g_byte_array_new();
-    EpochSender es = { .s = s, .to = to, .epoch = rb->epoch, .msg = msg };
+    EpochSender es = {
+        .s = s, .to = to, .epoch = rb->epoch, .msg = msg,
+        .kind = DISTVM_EPOCH_PAGE_ASK,
+    };
 
     for (guint i = 0; i < rb->pages->len; i++) {
         DistvmPageRef *ref = &g_array_index(rb->pages, DistvmPageRef, i);
 
-        if (es.msg->len && es.block != ref->block) {
-            sender_flush_pages(&es);
-        }
-        if (!es.msg->len) {
-            distvm_wire_epoch_pages_begin(es.msg, s->node_id, rb->epoch,
-                                          ref->block);
-            es.block = ref->block;
-        }
-        if (distvm_wire_epoch_pages_add(es.msg, ref->page,
-                                        DISTVM_EPOCH_PAGE_ASK, NULL) ==
-            DISTVM_EPOCH_PAGES_MAX) {
-            sender_flush_pages(&es);
-        }
+        sender_page(&es, ref->block, ref->page, NULL);
     }
     sender_flush_pages(&es);
     epoch_send(s, to, DISTVM_EPOCH_FETCH, s->node_id, rb->epoch, 0, 0);
@@ -953,22 +961,14 @@ static void rollback_start(DistvmState *s, uint64_t epoch, uint32_t lost)
     for (guint i = 0; lost != s->node_id && i < rb->pages->len; i++) {
         DistvmPageRef *ref = &g_array_index(rb->pages, DistvmPageRef, i);
         gpointer key = page_key(ref->block, ref->page);
-        EpochCopy *c = newest_copy(e, key, false);
+        EpochCopy *c = newest_page(e, key);
 
         if (c) {
             g_hash_table_replace(rb->pages_asked, key, copy_dup(c));
         }
     }
-    for (uint32_t kind = 0; lost != s->node_id &&
-         kind <= DISTVM_EPOCH_STATE_DEVICES; kind++) {
-        CPU_FOREACH(cpu) {
-            gpointer key = state_key(kind, kind ? 0 : cpu->cpu_index);
-            EpochCopy *c = newest_copy(e, key, true);
-
-            if (c) {
-                copy_offer(rb->states, key, copy_dup(c));
-            }
-        }
+    if (lost != s->node_id) {
+        newest_states(e, distvm_is_home(s), rb->states);
     }
     assert(!e->rollback);
     e->rollback = rb;
@@ -1019,7 +1019,7 @@ static void rollback_ask_received(DistvmState *s, const DistvmMsg *msg)
         EpochCopy *c;
 
         distvm_wire_epoch_page(&pos, &page);
-        c = newest_copy(e, page_key(ep->block, page), false);
+        c = newest_page(e, page_key(ep->block, page));
         if (c && c->epoch <= ep->epoch) {
             found[n++] = (AskedCopy) { .page = page, .copy = c };
         }
@@ -1059,23 +1059,9 @@ static void rollback_fetch_received(DistvmState *s, const DistvmMsg *msg)
     GHashTableIter it;
     gpointer key, value;
 
+    /* All committed: none after @epoch, the last commit */
     qemu_mutex_lock(&e->lock);
-    for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
-        EpochStore *st = e->stores[node];
-
-        if (!st) {
-            continue;
-        }
-        g_hash_table_iter_init(&it, st->states);
-        while (g_hash_table_iter_next(&it, &key, &value)) {
-            EpochCopy *c = value;
-            bool devices = (uintptr_t)key >> 32 == DISTVM_EPOCH_STATE_DEVICES;
-
-            if (c->epoch <= epoch && (!devices || to == DISTVM_HOME_NODE)) {
-                copy_offer(newest, key, copy_dup(c));
-            }
-        }
-    }
+    newest_states(e, to == DISTVM_HOME_NODE, newest);
     qemu_mutex_unlock(&e->lock);
     g_hash_table_iter_init(&it, newest);
     while (g_hash_table_iter_next(&it, &key, &value)) {
@@ -1192,26 +1178,25 @@ static void rollback_fetched(DistvmState *s, uint32_t node)
 }
 
 /* Home: QEMU's device state, as devices_save() made it */
+/* As qemu_save_device_state() wrote it, with its header */
+static int devices_load_file(QEMUFile *f, void *opaque)
+{
+    if (qemu_get_be32(f) != QEMU_VM_FILE_MAGIC ||
+        qemu_get_be32(f) != QEMU_VM_FILE_VERSION) {
+        return -EINVAL;
+    }
+    return qemu_load_device_state(f);
+}
+
 static bool devices_load(const GByteArray *state, Error **errp)
 {
-    QIOChannelBuffer *bioc = qio_channel_buffer_new(state->len);
-    QEMUFile *f;
-    int ret = -EINVAL;
+    int ret = distvm_state_load(state->data, state->len, devices_load_file,
+                                NULL);
 
-    memcpy(bioc->data, state->data, state->len);
-    bioc->usage = state->len;
-    qio_channel_io_seek(QIO_CHANNEL(bioc), 0, 0, NULL);
-    f = qemu_file_new_input(QIO_CHANNEL(bioc));
-    if (qemu_get_be32(f) == QEMU_VM_FILE_MAGIC &&
-        qemu_get_be32(f) == QEMU_VM_FILE_VERSION) {
-        ret = qemu_load_device_state(f);
-    }
     if (ret < 0) {
         error_setg(errp, "distvm: cannot load the devices' state of the "
                    "last committed epoch: %s", strerror(-ret));
     }
-    qemu_fclose(f);
-    object_unref(OBJECT(bioc));
     return ret >= 0;
 }
 
@@ -1375,12 +1360,7 @@ static void rollback_all(DistvmState *s)
     e->vcpus = 0;
     e->begun_ns = get_clock();
     epoch_arm(s, s->peer_timeout * 1000);
-    for (uint32_t n = 0; n < s->nodes; n++) {
-        if (n != s->node_id && (e->waiting & BIT(n))) {
-            epoch_send(s, n, DISTVM_EPOCH_ROLLBACK, e->rolling_lost,
-                       e->committed, 0, 0);
-        }
-    }
+    epoch_broadcast(s, DISTVM_EPOCH_ROLLBACK, e->rolling_lost, e->committed);
     rollback_start(s, e->committed, e->rolling_lost);
 }
 

@@ -412,6 +412,8 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s);
  */
 bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
                            Error **errp);
+/* The last epoch committed, or 0; from any thread */
+uint64_t distvm_epoch_committed(DistvmState *s);
 /* Whether epochs are taken: replicas=1, and another node to keep state */
 bool distvm_epoch_taken(DistvmState *s);
 DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
@@ -684,6 +686,14 @@ void distvm_vcpu_init(DistvmState *s);
 void distvm_vcpu_start(DistvmState *s);
 void distvm_vcpu_park_foreign(DistvmState *s);
 void distvm_vcpu_stop_foreign_timers(DistvmState *s);
+/*
+ * QEMU's state in memory: @save writes it, appended to @out (about @hint
+ * bytes); @load reads @len bytes at @data.  0 or a negative errno.
+ */
+int distvm_state_save(GByteArray *out, size_t hint,
+                      int (*save)(QEMUFile *f, void *opaque), void *opaque);
+int distvm_state_load(const uint8_t *data, size_t len,
+                      int (*load)(QEMUFile *f, void *opaque), void *opaque);
 /* Tell the other nodes @cpu's LAPIC addressing, as it changes */
 void distvm_vcpu_tell_apic(CPUState *cpu);
 void distvm_vcpu_send_state(DistvmState *s, uint32_t node);

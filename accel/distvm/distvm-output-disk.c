@@ -83,7 +83,6 @@ typedef struct BDRVDistvmOutputState {
 
 /* Under the BQL */
 static GPtrArray *disks;        /* BlockDriverState of the filters */
-static uint64_t committed;      /* atomic: the last epoch that committed */
 static uint64_t packets_to;     /* the packets released up to this epoch */
 /* Atomic */
 static uint64_t held_writes;
@@ -417,8 +416,8 @@ static int coroutine_fn GRAPH_RDLOCK output_co_flush(BlockDriverState *bs)
     if (all) {
         held_seal_all(st);
     }
-    ret = held_write_out(bs, all ? UINT64_MAX : qatomic_read(&committed),
-                         true);
+    ret = held_write_out(bs, all ? UINT64_MAX :
+                         distvm_epoch_committed(distvm_state()), true);
     qemu_mutex_lock(&st->lock);
     held = !QTAILQ_EMPTY(&st->held);
     if (held && runstate_is_running()) {
@@ -529,7 +528,7 @@ block_init(distvm_output_disk_register);
  */
 static uint64_t disks_written_to(void)
 {
-    uint64_t epoch = qatomic_read(&committed);
+    uint64_t epoch = distvm_epoch_committed(distvm_state());
 
     for (guint i = 0; disks && i < disks->len; i++) {
         BlockDriverState *bs = g_ptr_array_index(disks, i);
@@ -583,15 +582,14 @@ void distvm_output_disk_seal(uint64_t epoch)
 
 void distvm_output_disk_release(uint64_t epoch)
 {
-    qatomic_set(&committed, MAX(committed, epoch));
     for (guint i = 0; disks && i < disks->len; i++) {
         BlockDriverState *bs = g_ptr_array_index(disks, i);
         BDRVDistvmOutputState *st = bs->opaque;
         bool start;
 
         qemu_mutex_lock(&st->lock);
-        st->release_to = committed;
-        start = !st->releasing && held_next(st, NULL, committed);
+        st->release_to = epoch;
+        start = !st->releasing && held_next(st, NULL, epoch);
         st->releasing |= start;
         qemu_mutex_unlock(&st->lock);
         if (start) {

@@ -75,25 +75,43 @@ static void held_flush(NetFilterState *nf, NetQueue *queue,
     }
 }
 
+/* The @packets in @queue go on (@send) or are dropped */
+static void held_end(DistvmOutputFilter *f, NetQueue *queue,
+                     uint64_t packets, bool send)
+{
+    if (send) {
+        held_flush(NETFILTER(f), queue, f->nic);
+        released_packets += packets;
+    } else if (f->nic) {
+        qemu_net_queue_purge(queue, f->nic);
+    }
+    held_packets -= packets;
+}
+
+/* ... for a sealed epoch's, which is freed */
+static void held_epoch_end(DistvmOutputFilter *f, HeldEpoch *h, bool send)
+{
+    held_end(f, h->queue, h->packets, send);
+    g_free(h->queue);
+    g_free(h);
+}
+
+/* ... for the epoch the guest runs in */
+static void held_open_end(DistvmOutputFilter *f, bool send)
+{
+    held_end(f, f->open, f->open_packets, send);
+    f->open_packets = 0;
+}
+
 /* What @f holds goes on, sealed or not: no epoch will commit it */
 static void release_all(DistvmOutputFilter *f)
 {
-    NetFilterState *nf = NETFILTER(f);
     HeldEpoch *h;
 
     while ((h = g_queue_pop_head(&f->sealed))) {
-        held_flush(nf, h->queue, f->nic);
-        held_packets -= h->packets;
-        released_packets += h->packets;
-        g_free(h->queue);
-        g_free(h);
+        held_epoch_end(f, h, true);
     }
-    if (f->open_packets) {
-        held_flush(nf, f->open, f->nic);
-        held_packets -= f->open_packets;
-        released_packets += f->open_packets;
-        f->open_packets = 0;
-    }
+    held_open_end(f, true);
 }
 
 static ssize_t output_receive_iov(NetFilterState *nf, NetClientState *sender,
@@ -143,20 +161,12 @@ static void output_setup(NetFilterState *nf, Error **errp)
 static void output_cleanup(NetFilterState *nf)
 {
     DistvmOutputFilter *f = DISTVM_OUTPUT_FILTER(nf);
-    HeldEpoch *h;
 
     if (!f->open) {
         return;                 /* its setup failed */
     }
     g_ptr_array_remove(filters, f);
-    while ((h = g_queue_pop_head(&f->sealed))) {
-        held_flush(nf, h->queue, f->nic);
-        held_packets -= h->packets;
-        g_free(h->queue);
-        g_free(h);
-    }
-    held_flush(nf, f->open, f->nic);
-    held_packets -= f->open_packets;
+    release_all(f);
     g_free(f->open);
     held_flush(nf, f->inbound, nf->netdev);
     g_free(f->inbound);
@@ -214,11 +224,7 @@ void distvm_output_packets_release(uint64_t epoch)
         while ((h = g_queue_peek_head(&f->sealed)) && h->epoch <= epoch) {
             g_queue_pop_head(&f->sealed);
             trace_distvm_output_release(h->epoch, h->packets);
-            held_flush(NETFILTER(f), h->queue, f->nic);
-            held_packets -= h->packets;
-            released_packets += h->packets;
-            g_free(h->queue);
-            g_free(h);
+            held_epoch_end(f, h, true);
         }
     }
 }
@@ -234,21 +240,12 @@ void distvm_output_rollback(uint64_t epoch)
             GList *next = l->next;
 
             if (h->epoch > epoch) {
-                if (f->nic) {
-                    qemu_net_queue_purge(h->queue, f->nic);
-                }
-                held_packets -= h->packets;
-                g_free(h->queue);
-                g_free(h);
+                held_epoch_end(f, h, false);
                 g_queue_delete_link(&f->sealed, l);
             }
             l = next;
         }
-        if (f->open_packets && f->nic) {
-            qemu_net_queue_purge(f->open, f->nic);
-        }
-        held_packets -= f->open_packets;
-        f->open_packets = 0;
+        held_open_end(f, false);
     }
     distvm_output_disk_rollback(epoch);
 }

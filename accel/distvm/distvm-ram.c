@@ -3140,15 +3140,16 @@ void distvm_ram_mgr_switch(DistvmState *s, uint32_t from, uint32_t to)
 /* ---- monitor ---- */
 
 /*
- * Checkpoints (distvm-epoch.c), under the BQL: wait until no request of
- * this node's for a page is under way (with every vCPU of the cluster
- * held, those a move's warm pages or a sweep left), for at most
- * @timeout_ms.  Whether there is none.
+ * Checkpoints (distvm-epoch.c), under the BQL, which it lets go while it
+ * waits: wait until no request of this node's for a page is under way
+ * (with every vCPU of the cluster held, those a move's warm pages or a
+ * sweep left), for at most @timeout_ms.  Whether there is none.
  */
 bool distvm_ram_quiesce(DistvmState *s, int64_t timeout_ms)
 {
     DistvmRam *ram = s->ram;
     int64_t deadline = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + timeout_ms;
+    bool unlocked = false;
     bool idle;
 
     for (;;) {
@@ -3156,10 +3157,19 @@ bool distvm_ram_quiesce(DistvmState *s, int64_t timeout_ms)
         idle = !g_hash_table_size(ram->pending);
         qemu_mutex_unlock(&ram->lock);
         if (idle || qemu_clock_get_ms(QEMU_CLOCK_REALTIME) >= deadline) {
-            return idle;
+            break;
+        }
+        /* Not the BQL while the network answers: the vCPUs are held */
+        if (!unlocked) {
+            unlocked = true;
+            bql_unlock();
         }
         g_usleep(100);
     }
+    if (unlocked) {
+        bql_lock();
+    }
+    return idle;
 }
 
 /*

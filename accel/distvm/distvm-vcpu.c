@@ -427,11 +427,44 @@ static void vcpu_incoming_init(void)
         (const VMStateDescription *const *)g_ptr_array_free(kept, false);
 }
 
-bool distvm_vcpu_save(CPUState *cpu, GByteArray *out, Error **errp)
+int distvm_state_save(GByteArray *out, size_t hint,
+                      int (*save)(QEMUFile *f, void *opaque), void *opaque)
 {
-    X86CPU *x86 = X86_CPU(cpu);
-    QIOChannelBuffer *bioc = qio_channel_buffer_new(64 * KiB);
+    QIOChannelBuffer *bioc = qio_channel_buffer_new(hint);
     QEMUFile *f = qemu_file_new_output(QIO_CHANNEL(bioc));
+    int ret = save(f, opaque);
+
+    if (!ret) {
+        ret = qemu_fflush(f);
+    }
+    if (!ret) {
+        g_byte_array_append(out, bioc->data, bioc->usage);
+    }
+    qemu_fclose(f);
+    object_unref(OBJECT(bioc));
+    return ret;
+}
+
+int distvm_state_load(const uint8_t *data, size_t len,
+                      int (*load)(QEMUFile *f, void *opaque), void *opaque)
+{
+    QIOChannelBuffer *bioc = qio_channel_buffer_new(len);
+    QEMUFile *f;
+    int ret;
+
+    memcpy(bioc->data, data, len);
+    bioc->usage = len;
+    f = qemu_file_new_input(QIO_CHANNEL(bioc));
+    ret = load(f, opaque);
+    qemu_fclose(f);
+    object_unref(OBJECT(bioc));
+    return ret;
+}
+
+static int vcpu_save(QEMUFile *f, void *opaque)
+{
+    CPUState *cpu = opaque;
+    X86CPU *x86 = X86_CPU(cpu);
     int ret;
 
     ret = vmstate_save_state(f, &vmstate_cpu_common, cpu, NULL);
@@ -442,32 +475,25 @@ bool distvm_vcpu_save(CPUState *cpu, GByteArray *out, Error **errp)
         ret = vmstate_save_state(f, &vmstate_apic_common,
                                  APIC_COMMON(x86->apic_state), NULL);
     }
-    if (!ret) {
-        ret = qemu_fflush(f);
-    }
-    if (!ret) {
-        g_byte_array_append(out, bioc->data, bioc->usage);
-    } else {
+    return ret;
+}
+
+bool distvm_vcpu_save(CPUState *cpu, GByteArray *out, Error **errp)
+{
+    int ret = distvm_state_save(out, 64 * KiB, vcpu_save, cpu);
+
+    if (ret) {
         error_setg(errp, "distvm: cannot serialize vCPU %d: %s",
                    cpu->cpu_index, strerror(-ret));
     }
-    qemu_fclose(f);
-    object_unref(OBJECT(bioc));
     return !ret;
 }
 
-bool distvm_vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,
-                      Error **errp)
+static int vcpu_load(QEMUFile *f, void *opaque)
 {
+    CPUState *cpu = opaque;
     X86CPU *x86 = X86_CPU(cpu);
-    QIOChannelBuffer *bioc = qio_channel_buffer_new(len);
-    QEMUFile *f;
     int ret;
-
-    memcpy(bioc->data, state, len);
-    bioc->usage = len;
-    qio_channel_io_seek(QIO_CHANNEL(bioc), 0, 0, NULL);
-    f = qemu_file_new_input(QIO_CHANNEL(bioc));
 
     cpu_synchronize_pre_loadvm(cpu);
     ret = vmstate_load_state(f, &vmstate_cpu_common, cpu,
@@ -481,6 +507,14 @@ bool distvm_vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,
                                  APIC_COMMON(x86->apic_state),
                                  vmstate_apic_common.version_id);
     }
+    return ret;
+}
+
+bool distvm_vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,
+                      Error **errp)
+{
+    int ret = distvm_state_load(state, len, vcpu_load, cpu);
+
     if (!ret) {
         cpu_synchronize_post_init(cpu);
     } else if (ret == -ENOENT) {
@@ -491,8 +525,6 @@ bool distvm_vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,
         error_setg(errp, "distvm: cannot load vCPU %d: %s", cpu->cpu_index,
                    strerror(-ret));
     }
-    qemu_fclose(f);
-    object_unref(OBJECT(bioc));
     return !ret;
 }
 

@@ -355,11 +355,65 @@ static void disk_write(QTestState *home, uint8_t byte, off_t offset)
     g_assert_cmpstr(out, ==, "");
 }
 
+static void qmp_stop(QTestState *home)
+{
+    qtest_qmp_assert_success(home, "{ 'execute': 'stop' }");
+}
+
+static void qmp_cont(QTestState *home)
+{
+    qtest_qmp_assert_success(home, "{ 'execute': 'cont' }");
+}
+
+static void roll_back(QTestState *home)
+{
+    distvm_roll_back(home, -1);
+}
+
+/*
+ * Write 4 KiB of @byte to disk d0 between two commits, at @base, then do
+ * @then (if any) before the next commit; if an epoch committed meanwhile,
+ * @undo (if any) what @then did and try again 4 KiB further.  Returns
+ * where it wrote.
+ */
+static off_t write_uncommitted(QTestState *home, uint8_t byte, off_t base,
+                               void (*then)(QTestState *home),
+                               void (*undo)(QTestState *home))
+{
+    for (int tries = 0;; tries++) {
+        off_t offset = base + tries * 4096;
+        uint64_t before;
+
+        g_assert_cmpint(tries, <, 5);
+        wait_epochs(home, 1);
+        before = committed_epoch(home);
+        disk_write(home, byte, offset);
+        if (then) {
+            then(home);
+        }
+        if (committed_epoch(home) == before) {
+            return offset;
+        }
+        if (undo) {
+            undo(home);
+        }
+    }
+}
+
+/* Wait until the 4 KiB of @path at @offset are all @byte (at most 5 s) */
+static void wait_file_holds(const char *path, off_t offset, uint8_t byte)
+{
+    for (int tries = 0; !file_holds(path, offset, byte); tries++) {
+        g_assert_cmpint(tries, <, 500);
+        g_usleep(10 * 1000);
+    }
+}
+
 /*
  * A write to a disk of home reaches its image only once the epoch it was
  * made in committed, even if the guest stops meanwhile, and never if the
- * guest is rolled back before; quitting writes out what is held.  (The Linux test reads what its guest wrote while it
- * is held.)
+ * guest is rolled back before; quitting writes out what is held.  (The
+ * Linux test reads what its guest wrote while it is held.)
  */
 static void test_disk(void)
 {
@@ -368,7 +422,7 @@ static void test_disk(void)
     g_autofree char *args = NULL;
     DistvmCluster *c;
     QTestState *home;
-    off_t offset = 0;
+    off_t offset;
     QDict *cp;
     int fd;
 
@@ -384,68 +438,27 @@ static void test_disk(void)
     home = c->node[0]->qts;
 
     /* Written between two commits: on the image only after the second */
-    for (int tries = 0;; tries++) {
-        uint64_t before;
-
-        g_assert_cmpint(tries, <, 5);
-        wait_epochs(home, 1);
-        before = committed_epoch(home);
-        offset = (tries + 1) * 4096;
-        disk_write(home, 0x5a, offset);
-        if (file_holds(img, offset, 0) && committed_epoch(home) == before) {
-            break;      /* else an epoch committed meanwhile: again */
-        }
-    }
+    offset = write_uncommitted(home, 0x5a, 4096, NULL, NULL);
+    g_assert_true(file_holds(img, offset, 0));
     cp = checkpoint_info(home);
     g_assert_cmpint(qdict_get_int(cp, "held-writes"), >=, 1);
     g_assert_cmpint(qdict_get_int(cp, "held-write-bytes"), >=, 4096);
     qobject_unref(cp);
     wait_epochs(home, 1);
-    for (int tries = 0; !file_holds(img, offset, 0x5a); tries++) {
-        g_assert_cmpint(tries, <, 500);
-        g_usleep(10 * 1000);
-    }
+    wait_file_holds(img, offset, 0x5a);
     cp = checkpoint_info(home);
     g_assert_cmpint(qdict_get_int(cp, "released-writes"), >=, 1);
     qobject_unref(cp);
 
     /* A stop keeps what did not commit: the epoch after cont writes it */
-    for (int tries = 0;; tries++) {
-        uint64_t before;
-
-        g_assert_cmpint(tries, <, 5);
-        wait_epochs(home, 1);
-        before = committed_epoch(home);
-        offset = 65536 + tries * 4096;
-        disk_write(home, 0xa5, offset);
-        qtest_qmp_assert_success(home, "{ 'execute': 'stop' }");
-        if (committed_epoch(home) == before) {
-            break;
-        }
-        qtest_qmp_assert_success(home, "{ 'execute': 'cont' }");
-    }
+    offset = write_uncommitted(home, 0xa5, 65536, qmp_stop, qmp_cont);
     g_assert_true(file_holds(img, offset, 0));
-    qtest_qmp_assert_success(home, "{ 'execute': 'cont' }");
+    qmp_cont(home);
     wait_epochs(home, 1);
-    for (int tries = 0; !file_holds(img, offset, 0xa5); tries++) {
-        g_assert_cmpint(tries, <, 500);
-        g_usleep(10 * 1000);
-    }
+    wait_file_holds(img, offset, 0xa5);
 
     /* A rollback drops what did not commit: it never reaches the image */
-    for (int tries = 0;; tries++) {
-        uint64_t before;
-
-        g_assert_cmpint(tries, <, 5);
-        wait_epochs(home, 1);
-        before = committed_epoch(home);
-        offset = 98304 + tries * 4096;
-        disk_write(home, 0x77, offset);
-        distvm_roll_back(home, -1);
-        if (committed_epoch(home) == before) {
-            break;      /* else the write committed before the rollback */
-        }
-    }
+    offset = write_uncommitted(home, 0x77, 98304, roll_back, NULL);
     wait_epochs(home, 2);
     g_assert_true(file_holds(img, offset, 0));
 
