@@ -549,6 +549,7 @@ static int distvm_init_machine(MachineState *ms)
         distvm_join_init(s);
         distvm_drain_init(s);
         distvm_epoch_init(s);
+        distvm_recovery_init(s);
         distvm_handoff_init(s);
         distvm_leave_init(s);
         distvm_pic_init(s);

@@ -23,8 +23,9 @@
  *    again, which runs the other nodes' vCPUs.
  *
  * A node that does not pause, or whose data is not stored, within
- * peer-timeout is lost (for now the cluster then stops: taking over a
- * lost node's part is to build on the rollback below).  An epoch that cannot be taken now is abandoned once every node
+ * peer-timeout is lost: the others take its part over from the last
+ * committed epoch (distvm-recovery.c), with the rollback below.  An
+ * epoch that cannot be taken now is abandoned once every node
  * answered (BUSY or STORED): a node answers BUSY if a vCPU is moving to
  * or from it, if its pages still travel after a second, or if its pause
  * was disturbed (distvm_guest_paused_whole()); and home abandons it if
@@ -158,6 +159,7 @@ struct DistvmEpoch {
     bool rolling;               /* the epoch begun is a rollback's pause */
     uint32_t rolling_lost;      /* ... as if this node were lost, or home */
     GQueue rollbacks_asked;     /* each one's as-if-lost node, + 1 */
+    bool recovering;            /* ... a lost node's part taken over */
     int64_t rollback_begun_ns;
     uint64_t rollbacks;
     uint64_t last_rollback_us;
@@ -738,6 +740,11 @@ static void epoch_timed_out(DistvmState *s)
     uint32_t node = ctz32(e->waiting);
     g_autofree char *why = NULL;
 
+    if (e->recovering && !e->waiting) {
+        distvm_fatal_node_lost(s, s->node_id, "the nodes could not take a "
+                               "lost node's part over within peer-timeout");
+        return;
+    }
     if (e->phase == EPOCH_STOPPING) {
         why = g_strdup_printf("it did not pause the guest for checkpoint "
                               "epoch %" PRIu64 " within peer-timeout=%"
@@ -804,7 +811,9 @@ void distvm_epoch_node_paused(DistvmState *s, uint32_t node, uint64_t epoch)
         return;
     }
     e->waiting &= ~BIT(node);
-    if (!e->waiting && e->rolling) {
+    if (!e->waiting && e->recovering) {
+        distvm_recovery_settle_all(s);
+    } else if (!e->waiting && e->rolling) {
         rollback_all(s);
     } else if (!e->waiting) {
         epoch_save_all(s);
@@ -1405,7 +1414,85 @@ static void rollback_answered(DistvmState *s, uint32_t node, bool busy,
     e->rollbacks++;
     e->last_rollback_us = (get_clock() - e->rollback_begun_ns) / SCALE_US;
     trace_distvm_epoch_rolled_back(e->committed, e->last_rollback_us);
+    if (e->recovering) {
+        /*
+         * The lost node's copies are still needed until the next commit
+         * (its replica keeps them): no other loss, no rollback until then
+         */
+        e->recovering = false;
+        e->committed_present = 0;
+        distvm_recovery_done(s);
+    }
     epoch_end(s);
+}
+
+/*
+ * Home, in the main loop: lost node @lost's part is taken over
+ * (distvm-recovery.c): the guest pauses as for an epoch, the one under
+ * way abandoned; once every node paused, distvm_recovery_settle_all().
+ */
+void distvm_epoch_recover(DistvmState *s, uint32_t lost)
+{
+    DistvmEpoch *e = s->epoch;
+
+    if (e->phase == EPOCH_ROLLING) {
+        distvm_fatal_node_lost(s, s->node_id, "a node was lost while the "
+                               "guest rolled back");
+        return;
+    }
+    if (e->phase == EPOCH_SAVING) {
+        /* Its data may have been on the lost node: not to be committed */
+        trace_distvm_epoch_abort(e->epoch);
+        e->aborted++;
+        epoch_broadcast(s, DISTVM_EPOCH_ABORT, 0, e->epoch);
+        qemu_mutex_lock(&e->lock);
+        stores_end_epoch(s, e->epoch, false);
+        qemu_mutex_unlock(&e->lock);
+        e->sent_aborted = true;
+        e->phase = EPOCH_STOPPING;
+        e->waiting = 0;
+    } else if (e->phase == EPOCH_STOPPING) {
+        e->waiting &= ~BIT(lost);
+    }
+    e->recovering = true;
+    e->rolling = true;
+    e->rolling_lost = lost;
+    e->rollback_begun_ns = get_clock();
+    if (e->phase == EPOCH_IDLE) {
+        epoch_begin(s);
+    } else {
+        e->begun_ns = get_clock();
+        epoch_arm(s, s->peer_timeout * 1000);
+    }
+    if (e->phase == EPOCH_STOPPING && !e->waiting) {
+        distvm_recovery_settle_all(s);
+    }
+}
+
+/* Home: every node knows where each vCPU runs: roll back */
+void distvm_epoch_recover_rollback(DistvmState *s)
+{
+    rollback_all(s);
+}
+
+/* Home: why the cluster cannot take a lost node's part over, or NULL */
+const char *distvm_epoch_recover_refusal(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    if (!e->committed || e->committed_present != qatomic_read(&s->present)) {
+        return "no checkpoint epoch was committed since the cluster last "
+               "changed";
+    }
+    if (e->committed_blocks != distvm_ram_next_block(s) ||
+        e->committed_vcpus != nr_vcpus_plugged()) {
+        return "memory or a vCPU was plugged since the last committed "
+               "checkpoint epoch";
+    }
+    if (e->phase == EPOCH_ROLLING) {
+        return "the guest was rolling back";
+    }
+    return NULL;
 }
 
 /* Home: whether the cluster can roll back to its last commit now */
@@ -1551,6 +1638,10 @@ static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
         rollback_copy_received(s, msg);
         return false;
     }
+    if (ep->kind == DISTVM_EPOCH_PAGE_HELD) {
+        distvm_recovery_held_received(s, msg);
+        return false;
+    }
     p = pending_lock(s, msg, ep->epoch);
     if (!p) {
         return false;
@@ -1677,6 +1768,9 @@ static bool epoch_received(DistvmState *s, const DistvmMsg *msg)
         /* Its packets go on; after an abort, what was sent goes again */
         return true;
     default:
+        if (m->step >= DISTVM_EPOCH_LOST) {
+            return distvm_recovery_received(s, msg);
+        }
         return true;            /* SAVE, BUSY, STORED: the main loop's */
     }
 }
@@ -1723,6 +1817,9 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
         epoch_answered(s, m->node, m->epoch, false, m->bytes, m->vcpus);
         break;
     default:
+        if (m->step >= DISTVM_EPOCH_LOST) {
+            distvm_recovery_main_loop(s, msg);
+        }
         break;
     }
 }
@@ -1787,6 +1884,8 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
     distvm_output_disk_stats(&info->held_writes, &info->held_write_bytes,
                              &info->released_writes);
     info->rollbacks = e->rollbacks;
+    distvm_recovery_stats(s, &info->recoveries, &info->last_recovery_ms);
+    info->has_last_recovery_ms = info->recoveries > 0;
     if (e->rollbacks) {
         info->has_last_rollback_us = true;
         info->last_rollback_us = e->last_rollback_us;

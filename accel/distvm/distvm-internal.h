@@ -33,6 +33,7 @@ typedef struct DistvmPlug DistvmPlug;
 typedef struct DistvmResWaits DistvmResWaits;
 typedef struct DistvmDevices DistvmDevices;
 typedef struct DistvmEpoch DistvmEpoch;
+typedef struct DistvmRecovery DistvmRecovery;
 
 /*
  * A range of guest RAM resident on one node (distvm-residency.c).  Set
@@ -267,6 +268,8 @@ struct DistvmState {
 
     /* Checkpoint epochs and the replicas' stores (distvm-epoch.c) */
     DistvmEpoch *epoch;
+    /* A lost node's part taken over (distvm-recovery.c) */
+    DistvmRecovery *recovery;
 
     /* The guest NUMA nodes' memory homes (distvm-numa.c) */
     bool numa_planned;
@@ -316,6 +319,8 @@ void distvm_home_welcome(DistvmState *s, uint32_t node);
 bool distvm_send(DistvmState *s, uint32_t node, GByteArray *msg);
 uint64_t distvm_peer_queued(DistvmPeer *peer);
 void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why);
+/* Stop talking with @node: its connection is shut down */
+void distvm_net_cut(DistvmState *s, uint32_t node);
 /* Whether this thread receives a peer's messages */
 bool distvm_net_receiving(void);
 
@@ -419,6 +424,26 @@ bool distvm_epoch_taken(DistvmState *s);
 DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
                                                  const char *ramblock,
                                                  uint64_t page, Error **errp);
+/* Home, taking over a lost node (distvm-recovery.c) */
+void distvm_epoch_recover(DistvmState *s, uint32_t lost);
+void distvm_epoch_recover_rollback(DistvmState *s);
+const char *distvm_epoch_recover_refusal(DistvmState *s);
+
+/* distvm-recovery.c */
+void distvm_recovery_init(DistvmState *s);
+/*
+ * From any thread: node @node is lost (@why); whether the other nodes
+ * take its part over (if not, the caller ends this node)
+ */
+bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
+                               const char *why);
+void distvm_recovery_settle_all(DistvmState *s);
+void distvm_recovery_done(DistvmState *s);
+void distvm_recovery_stats(DistvmState *s, uint64_t *count,
+                           uint64_t *last_ms);
+bool distvm_recovery_received(DistvmState *s, const DistvmMsg *msg);
+void distvm_recovery_main_loop(DistvmState *s, const DistvmMsg *msg);
+void distvm_recovery_held_received(DistvmState *s, const DistvmMsg *msg);
 
 /* distvm-output.c: the guest's packets wait for their epoch's commit */
 bool distvm_output_hold(Error **errp);
@@ -706,6 +731,9 @@ bool distvm_vcpu_allowed(DistvmState *s, uint32_t cpu, uint32_t node);
 uint32List *distvm_vcpu_allowed_nodes(DistvmState *s, uint32_t cpu);
 /* Whether vCPU @cpu is leaving this node or arriving */
 bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu);
+bool distvm_vcpu_sending(DistvmState *s, uint32_t cpu);
+bool distvm_vcpu_runs_here(DistvmState *s, uint32_t cpu);
+void distvm_vcpu_place(DistvmState *s, uint32_t cpu, uint32_t node);
 /* A vCPU's state as a move sends it (its VMState), appended to @out */
 bool distvm_vcpu_save(CPUState *cpu, GByteArray *out, Error **errp);
 bool distvm_vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,

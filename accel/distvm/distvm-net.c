@@ -570,7 +570,8 @@ static void distvm_flush_block_devices(void)
 }
 
 /*
- * A node the cluster cannot do without is gone: its pages are lost.  Tell
+ * A node the cluster cannot do without is gone (unless the others take
+ * its part over: distvm-recovery.c): its pages are lost.  Tell
  * the monitor and the other nodes, let the home node's disks have what
  * the guest wrote, and leave: a vCPU may be waiting for one of its pages,
  * so nothing that waits for the vCPUs (vm_stop, the usual exit path) can
@@ -583,6 +584,10 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
     /* This node was drained away: its connections end as it does */
     if (qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_LEFT ||
         distvm_join_lost(s, node, why)) {
+        return;
+    }
+    /* With checkpoint epochs, the others may take its part over */
+    if (distvm_recovery_node_lost(s, node, why)) {
         return;
     }
     qemu_mutex_lock(&s->lock);
@@ -608,6 +613,21 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
         distvm_flush_block_devices();
     }
     _exit(1);
+}
+
+void distvm_net_cut(DistvmState *s, uint32_t node)
+{
+    DistvmPeer *peer = &s->peers[node];
+
+    qemu_mutex_lock(&peer->send_lock);
+    peer->broken = true;
+    qemu_cond_broadcast(&peer->send_cond);
+    qemu_mutex_unlock(&peer->send_lock);
+    qemu_mutex_lock(&s->lock);
+    if (peer->sioc) {
+        qio_channel_shutdown(peer->ioc, QIO_CHANNEL_SHUTDOWN_BOTH, NULL);
+    }
+    qemu_mutex_unlock(&s->lock);
 }
 
 /* ---- receiving ---- */

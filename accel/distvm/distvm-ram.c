@@ -118,6 +118,22 @@ typedef struct DistvmBlock {
      */
     unsigned long *changed;
     unsigned long *sent;        /* sent in the last checkpoint; ram->lock */
+    /*
+     * ram->lock: pages that came here read-only since the last checkpoint
+     * (@received), and between the last committed one and that
+     * (@received_before), for a rollback (distvm_ram_rollback_pages())
+     */
+    unsigned long *received;
+    unsigned long *received_before;
+    /*
+     * Taking over a lost node (distvm-recovery.c), ram->lock: the pages
+     * a fault made usable here meanwhile, whatever they hold (@spoiled);
+     * and, for the pages this node manages, the nodes that hold each one
+     * as the others reported (@held_by) and its owner (@held_owner)
+     */
+    unsigned long *spoiled;
+    uint16_t *held_by;
+    int8_t *held_owner;
     uint8_t *state;             /* DistvmPageState of every page, here */
     int8_t *owner;              /* directory, for the pages managed here */
     uint16_t *copyset;
@@ -221,6 +237,12 @@ struct DistvmRam {
     unsigned flushing[2];       /* atomic */
     /* Checkpoints are taken: DistvmBlock.changed is kept (atomic) */
     bool track_changes;
+    /*
+     * Atomic, changed under ram->lock: a node was lost and its part is
+     * being taken over (distvm_ram_recover_enter()): faults are served
+     * here and page messages dropped
+     */
+    bool recovering;
 };
 
 /* A request parked while this node hands its pages off */
@@ -664,6 +686,9 @@ static void set_state(DistvmRam *ram, DistvmBlock *b, uint64_t page,
                       DistvmPageState st)
 {
     stats_state(ram, b->state[page], st);
+    if (st == DISTVM_PAGE_S && b->state[page] == DISTVM_PAGE_I) {
+        set_bit(page, b->received);
+    }
     b->state[page] = st;
     /* Its writer's checkpoint is this node's now */
     if (st == DISTVM_PAGE_E && qatomic_read(&ram->track_changes)) {
@@ -1278,7 +1303,8 @@ static void drop_locked(void *opaque)
         page_track_writes(s->ram, b, d->m.page);
     }
     qemu_mutex_lock(&ram->lock);
-    if (distvm_cluster_leaving(s) || qatomic_read(&b->dead)) {
+    if (distvm_cluster_leaving(s) || qatomic_read(&b->dead) ||
+        ram->recovering) {
         d->ok = true;           /* see page_msg_handle() */
     } else if (d->type == DISTVM_MSG_PAGE_FWD) {
         d->ok = holder_forward(s, &d->o, d->m.block, d->m.page, d->m.node,
@@ -1617,7 +1643,8 @@ static bool page_msgs_take(DistvmState *s, const DistvmMsg *msgs,
 
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
-    for (uint32_t i = 0; ok && i < n && !distvm_cluster_leaving(s); i++) {
+    for (uint32_t i = 0; ok && i < n && !distvm_cluster_leaving(s) &&
+         !ram->recovering; i++) {
         if (!qatomic_read(&ram->blocks[msgs[i].u.page.block].dead)) {
             ok = page_msg_locked(s, &msgs[i], &o, errp);
         }
@@ -1855,6 +1882,14 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
     st = b->state[page];
     trace_distvm_fault(block, page, wp, write, st);
     if (distvm_cluster_leaving(s) || b->dead) {
+        release_fault(ram, host);
+        qemu_mutex_unlock(&ram->lock);
+        return;
+    }
+    if (ram->recovering &&
+        (st == DISTVM_PAGE_I || (st == DISTVM_PAGE_S && wp))) {
+        /* Until the directory is whole again: see recover_spoil() */
+        set_bit(page, b->spoiled);
         release_fault(ram, host);
         qemu_mutex_unlock(&ram->lock);
         return;
@@ -2348,7 +2383,8 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmPageRef *pages,
 
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
-    for (uint32_t i = 0; i < count && !distvm_cluster_leaving(s); i++) {
+    for (uint32_t i = 0; i < count && !distvm_cluster_leaving(s) &&
+         !ram->recovering; i++) {
         DistvmPending *p = request_ahead(s, &o, reqs, pages[i].block,
                                          pages[i].page, cpu,
                                          pages[i].flags & DISTVM_WARM_WRITE,
@@ -2524,6 +2560,9 @@ static void block_fill(DistvmState *s, uint32_t index, RAMBlock *rb,
     b->populated = bitmap_new(b->pages);
     b->changed = bitmap_new(b->pages);
     b->sent = bitmap_new(b->pages);
+    b->received = bitmap_new(b->pages);
+    b->received_before = bitmap_new(b->pages);
+    b->spoiled = bitmap_new(b->pages);
     ram->block_pages[index] = b->pages;
 }
 
@@ -3216,6 +3255,13 @@ void distvm_ram_checkpoint_pages(DistvmState *s, bool all, bool again,
             uint8_t st = b->state[page];
             const void *host = page_host(b, page);
 
+            if (!again) {
+                clear_bit(page, b->received_before);
+            }
+            if (test_bit(page, b->received)) {
+                clear_bit(page, b->received);
+                set_bit(page, b->received_before);
+            }
             clear_bit(page, b->sent);
             if (!all && !changed && !(again && sent) &&
                 !cpu_physical_memory_snapshot_get_dirty(
@@ -3241,9 +3287,10 @@ void distvm_ram_checkpoint_pages(DistvmState *s, bool all, bool again,
  * no page of this node's on its way, under the BQL: call @fn for each
  * page this node holds (S or E) that may have changed since the last
  * committed epoch: what distvm_ram_checkpoint_pages() would send next,
- * without clearing what it goes by.  A page written since then that this
- * node no longer holds went to a node that wrote it or holds it writable,
- * or that still holds it: that node lists it.
+ * without clearing what it goes by, and those that came here read-only
+ * since (the node that wrote them may be lost).  A page written since
+ * then that this node no longer holds went to a node that wrote it or
+ * holds it writable, or that still holds it: that node lists it.
  */
 void distvm_ram_rollback_pages(DistvmState *s, bool again,
                                DistvmRollbackPageFn *fn, void *opaque)
@@ -3263,7 +3310,9 @@ void distvm_ram_rollback_pages(DistvmState *s, bool again,
 
             if ((st == DISTVM_PAGE_S || st == DISTVM_PAGE_E) &&
                 (test_bit(page, b->changed) ||
-                 (again && test_bit(page, b->sent)) ||
+                 test_bit(page, b->received) ||
+                 (again && (test_bit(page, b->sent) ||
+                            test_bit(page, b->received_before))) ||
                  cpu_physical_memory_get_dirty(page_ram_addr(b, page),
                                                DISTVM_PAGE_SIZE,
                                                DIRTY_MEMORY_MIGRATION))) {
@@ -3300,6 +3349,210 @@ void distvm_ram_restore_page(DistvmState *s, uint32_t block, uint64_t page,
     tb_invalidate_phys_range(addr, addr + DISTVM_PAGE_SIZE - 1);
     cpu_physical_memory_set_dirty_range(addr, DISTVM_PAGE_SIZE,
                                         DIRTY_CLIENTS_NOCODE);
+}
+
+/* ---- taking over a lost node (distvm-recovery.c) ---- */
+
+/*
+ * Node @lost is gone: what it held and what it was asked is lost with
+ * it, and nothing can say which of this node's requests wait for it.
+ * Until the survivors rebuilt the directory, every fault that needs
+ * another node is served here with whatever the page holds (a zero page
+ * for one not held here; a read-only copy made writable), so that the
+ * vCPUs stop for the guest's pause; those pages are spoiled, and dropped
+ * when the directory is whole again.  Page messages are dropped: the
+ * rebuild starts from what each node holds once they all stopped sending
+ * them.  The guest is rolled back to its last committed checkpoint, so
+ * what a vCPU did with a spoiled page is undone.
+ */
+void distvm_ram_recover_enter(DistvmState *s)
+{
+    DistvmRam *ram = s->ram;
+    GHashTableIter iter;
+    gpointer key;
+    uint32_t n;
+
+    if (!ram || !ram->started) {
+        return;
+    }
+    qemu_mutex_lock(&ram->lock);
+    if (ram->recovering) {
+        qemu_mutex_unlock(&ram->lock);
+        return;
+    }
+    qatomic_set(&ram->recovering, true);
+    g_hash_table_iter_init(&iter, ram->pending);
+    while (g_hash_table_iter_next(&iter, &key, NULL)) {
+        uint64_t k = (uintptr_t)key;    /* see page_key() */
+        DistvmBlock *b = &ram->blocks[k >> 44];
+        uint64_t page = k & MAKE_64BIT_MASK(0, 44);
+
+        set_bit(page, b->spoiled);
+        release_fault(ram, page_host(b, page));
+        g_hash_table_iter_remove(&iter);
+    }
+    n = ram->nr_blocks;
+    for (uint32_t i = 0; i < n; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+
+        b->held_by = g_new0(uint16_t, b->pages);
+        b->held_owner = g_new(int8_t, b->pages);
+        memset(b->held_owner, NO_OWNER, b->pages);
+    }
+    qemu_mutex_unlock(&ram->lock);
+    trace_distvm_ram_recover_enter(n);
+}
+
+/*
+ * With every vCPU of the cluster held: what @lost managed, @to manages
+ * from now on, and nothing of the directory is under way any more (its
+ * requests and invalidations were lost with the messages dropped).
+ * Returns once what this node sent before is on its way.
+ */
+void distvm_ram_recover_settle(DistvmState *s, uint32_t lost, uint32_t to)
+{
+    DistvmRam *ram = s->ram;
+    GHashTableIter iter;
+    gpointer value;
+    unsigned e;
+
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; i < DISTVM_WIRE_MAX_NODES; i++) {
+        if (ram->mgr[i] == lost || ram->mgr_next[i] == lost) {
+            qatomic_set(&ram->mgr_prev[i], UINT32_MAX);
+            qatomic_set(&ram->mgr_next[i], to);
+            qatomic_set(&ram->mgr[i], to);
+        }
+    }
+    g_hash_table_iter_init(&iter, ram->txns);
+    while (g_hash_table_iter_next(&iter, NULL, &value)) {
+        DistvmTxn *txn = value;
+
+        g_queue_clear_full(&txn->waiting, g_free);
+        g_hash_table_iter_remove(&iter);
+    }
+    ram->handing_off = false;
+    g_array_set_size(ram->parked, 0);
+    e = ram->epoch++;
+    qemu_mutex_unlock(&ram->lock);
+    mgr_wait_sent(ram, e);
+}
+
+/*
+ * Call @fn for each page this node holds that it did not spoil, with
+ * its manager and whether it holds it writable; not under ram->lock
+ * (@fn sends, to this node too)
+ */
+void distvm_ram_recover_held(DistvmState *s, DistvmHeldPageFn *fn,
+                             void *opaque)
+{
+    DistvmRam *ram = s->ram;
+    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+    g_autoptr(GArray) held = g_array_new(false, false, sizeof(uint8_t));
+
+    for (uint32_t i = 0; i < n; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+
+        if (qatomic_read(&b->dead)) {
+            continue;
+        }
+        g_array_set_size(held, b->pages);
+        qemu_mutex_lock(&ram->lock);
+        for (uint64_t page = 0; page < b->pages; page++) {
+            g_array_index(held, uint8_t, page) =
+                test_bit(page, b->spoiled) ? DISTVM_PAGE_I : b->state[page];
+        }
+        qemu_mutex_unlock(&ram->lock);
+        for (uint64_t page = 0; page < b->pages; page++) {
+            uint8_t st = g_array_index(held, uint8_t, page);
+
+            if (st != DISTVM_PAGE_I) {
+                fn(opaque, page_manager(s, b, page), i, page,
+                   st == DISTVM_PAGE_E);
+            }
+        }
+    }
+}
+
+/*
+ * In a receive thread: @node holds page @page of @block, writable if
+ * @owned.  False if this node does not manage that page.
+ */
+bool distvm_ram_recover_holder(DistvmState *s, uint32_t node, uint32_t block,
+                               uint64_t page, bool owned)
+{
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[block];
+    bool ok;
+
+    qemu_mutex_lock(&ram->lock);
+    ok = ram->recovering && b->held_by && !qatomic_read(&b->dead) &&
+         page_manager(s, b, page) == s->node_id;
+    if (ok) {
+        b->held_by[page] |= 1u << node;
+        if (owned) {
+            b->held_owner[page] = node;
+        }
+    }
+    qemu_mutex_unlock(&ram->lock);
+    return ok;
+}
+
+/*
+ * Every node reported what it holds: the directory entries of the pages
+ * this node manages are what they said.  A page no node holds (the lost
+ * node held it alone, or it was on its way) is this node's from now on,
+ * and to be restored from its committed copy: it counts as changed here.
+ * The spoiled pages are dropped, and page messages taken again.  Returns
+ * the number of pages taken.
+ */
+uint64_t distvm_ram_recover_rebuild(DistvmState *s)
+{
+    DistvmRam *ram = s->ram;
+    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+    uint64_t taken = 0, spoiled = 0;
+
+    qemu_mutex_lock(&ram->lock);
+    for (uint32_t i = 0; i < n; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+
+        if (qatomic_read(&b->dead) || !b->held_by) {
+            continue;
+        }
+        for (uint64_t page = 0; page < b->pages; page++) {
+            if (test_bit(page, b->spoiled)) {
+                /* Not reported: held nowhere now, unless elsewhere */
+                ram_addr_t addr = page_ram_addr(b, page);
+
+                block_discard(b, page << PAGE_BITS, DISTVM_PAGE_SIZE);
+                tb_invalidate_phys_range(addr, addr + DISTVM_PAGE_SIZE - 1);
+                set_state(ram, b, page, DISTVM_PAGE_I);
+                clear_bit(page, b->spoiled);
+                spoiled++;
+            }
+        }
+        for (uint64_t page = 0; page < b->pages; page++) {
+            if (page_manager(s, b, page) != s->node_id) {
+                continue;
+            }
+            if (!b->held_by[page]) {
+                /* Not populated: all zero until it is restored */
+                b->held_by[page] = 1u << s->node_id;
+                b->held_owner[page] = s->node_id;
+                set_state(ram, b, page, DISTVM_PAGE_E);
+                set_bit_atomic(page, b->changed);
+                taken++;
+            }
+            b->owner[page] = b->held_owner[page];
+            b->copyset[page] = b->held_by[page];
+        }
+        g_clear_pointer(&b->held_by, g_free);
+        g_clear_pointer(&b->held_owner, g_free);
+    }
+    qatomic_set(&ram->recovering, false);
+    qemu_mutex_unlock(&ram->lock);
+    trace_distvm_ram_recover_rebuilt(taken, spoiled);
+    return taken;
 }
 
 void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats)

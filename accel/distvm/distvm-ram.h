@@ -83,6 +83,16 @@ void distvm_ram_rollback_pages(DistvmState *s, bool again,
                                DistvmRollbackPageFn *fn, void *opaque);
 void distvm_ram_restore_page(DistvmState *s, uint32_t block, uint64_t page,
                              const void *data);
+/* Taking over a lost node (distvm-recovery.c) */
+void distvm_ram_recover_enter(DistvmState *s);
+void distvm_ram_recover_settle(DistvmState *s, uint32_t lost, uint32_t to);
+typedef void DistvmHeldPageFn(void *opaque, uint32_t manager, uint32_t block,
+                              uint64_t page, bool owned);
+void distvm_ram_recover_held(DistvmState *s, DistvmHeldPageFn *fn,
+                             void *opaque);
+bool distvm_ram_recover_holder(DistvmState *s, uint32_t node, uint32_t block,
+                               uint64_t page, bool owned);
+uint64_t distvm_ram_recover_rebuild(DistvmState *s);
 /* The index of the RAMBlock named @idstr, or -1 if it has none */
 int distvm_ram_block_index(DistvmState *s, const char *idstr);
 bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,

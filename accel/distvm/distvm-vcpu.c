@@ -1281,3 +1281,55 @@ bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu)
     qemu_mutex_unlock(&s->lock);
     return moving;
 }
+
+/* Whether vCPU @cpu is being stopped and sent away from this node */
+bool distvm_vcpu_sending(DistvmState *s, uint32_t cpu)
+{
+    bool sending;
+
+    qemu_mutex_lock(&s->lock);
+    sending = s->moves[cpu].moving;
+    qemu_mutex_unlock(&s->lock);
+    return sending;
+}
+
+/*
+ * Taking over a lost node (distvm-recovery.c), with the guest paused:
+ * whether vCPU @cpu runs here (not on its way out or in)
+ */
+bool distvm_vcpu_runs_here(DistvmState *s, uint32_t cpu)
+{
+    bool runs;
+
+    qemu_mutex_lock(&s->lock);
+    runs = s->vcpu_node[cpu] == s->node_id && !s->moves[cpu].moving &&
+           !s->moves[cpu].incoming &&
+           !qatomic_read(&qemu_get_cpu(cpu)->parked);
+    qemu_mutex_unlock(&s->lock);
+    return runs;
+}
+
+/*
+ * ... vCPU @cpu runs on @node from now on, as home placed it: moves and
+ * interrupts held for it are dropped (the guest rolls back to a state
+ * saved before them).  Unparked if @node is this node: its committed
+ * state is loaded by the rollback that follows.
+ */
+void distvm_vcpu_place(DistvmState *s, uint32_t cpu, uint32_t node)
+{
+    DistvmVcpuMove *mv = &s->moves[cpu];
+    CPUState *cs = qemu_get_cpu(cpu);
+
+    qemu_mutex_lock(&s->lock);
+    qatomic_set(&s->vcpu_node[cpu], node);
+    mv->moving = false;
+    mv->incoming = false;
+    g_queue_clear_full(&mv->waiting, g_free);
+    g_queue_clear_full(&mv->ipis, g_free);
+    qemu_mutex_unlock(&s->lock);
+    if (node == s->node_id && qatomic_read(&cs->parked)) {
+        qatomic_set(&cs->parked, false);
+        distvm_pic_vcpu_arrived(cs);
+        qemu_cpu_kick(cs);
+    }
+}

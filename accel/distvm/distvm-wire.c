@@ -744,7 +744,8 @@ static bool decode_epoch_pages(WireReader *r, const DistvmWireLimits *lim,
     }
     e->entries = r->p;
     for (uint32_t i = 0; i < e->count; i++) {
-        uint32_t kinds = DISTVM_EPOCH_PAGE_ASK | DISTVM_EPOCH_PAGE_COPY;
+        uint32_t kinds = DISTVM_EPOCH_PAGE_ASK | DISTVM_EPOCH_PAGE_COPY |
+                         DISTVM_EPOCH_PAGE_HELD;
         uint64_t page;
         uint32_t flags;
 
@@ -755,16 +756,21 @@ static bool decode_epoch_pages(WireReader *r, const DistvmWireLimits *lim,
             e->kind = flags & kinds;
         }
         if (page >= lim->block_pages[e->block] ||
-            (flags & ~(DISTVM_EPOCH_PAGE_ZERO | kinds)) ||
-            (flags & kinds) != e->kind || e->kind == kinds ||
+            (flags & ~(DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_OWNED |
+                       kinds)) ||
+            (flags & kinds) != e->kind || (e->kind & (e->kind - 1)) ||
             (e->kind == DISTVM_EPOCH_PAGE_ASK &&
-             flags != DISTVM_EPOCH_PAGE_ASK)) {
+             flags != DISTVM_EPOCH_PAGE_ASK) ||
+            (e->kind == DISTVM_EPOCH_PAGE_HELD ?
+             (flags & ~DISTVM_EPOCH_PAGE_OWNED) != DISTVM_EPOCH_PAGE_HELD :
+             !!(flags & DISTVM_EPOCH_PAGE_OWNED))) {
             error_setg(errp, "EPOCH_PAGES message with page %" PRIu64
                        " of RAMBlock %" PRIu32 " and flags 0x%" PRIx32, page,
                        e->block, flags);
             return false;
         }
-        if (!(flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK))) {
+        if (!(flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK |
+                       DISTVM_EPOCH_PAGE_HELD))) {
             if (r->left < DISTVM_PAGE_SIZE) {
                 error_setg(errp, "%s message is truncated", r->what);
                 return false;
@@ -1598,9 +1604,11 @@ uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
 {
     uint32_t count = ldl_le_p(buf->data + EPOCH_PAGES_COUNT_AT) + 1;
 
-    assert(kind != DISTVM_EPOCH_PAGE_ASK || !data);
+    bool bare = kind & (DISTVM_EPOCH_PAGE_ASK | DISTVM_EPOCH_PAGE_HELD);
+
+    assert(!bare || !data);
     distvm_wire_put_u64(buf, page);
-    distvm_wire_put_u32(buf, kind | (data || kind == DISTVM_EPOCH_PAGE_ASK ?
+    distvm_wire_put_u32(buf, kind | (data || bare ?
                                      0 : DISTVM_EPOCH_PAGE_ZERO));
     if (data) {
         distvm_wire_put_bytes(buf, data, DISTVM_PAGE_SIZE);
@@ -1613,7 +1621,8 @@ const uint8_t *distvm_wire_epoch_page(const uint8_t **pos, uint64_t *page)
 {
     const uint8_t *p = *pos;
     bool zero = ldl_le_p(p + 8) & (DISTVM_EPOCH_PAGE_ZERO |
-                                   DISTVM_EPOCH_PAGE_ASK);
+                                   DISTVM_EPOCH_PAGE_ASK |
+                                   DISTVM_EPOCH_PAGE_HELD);
 
     *page = ldq_le_p(p);
     *pos = p + 12 + (zero ? 0 : DISTVM_PAGE_SIZE);
@@ -1819,6 +1828,16 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
         [DISTVM_EPOCH_FETCH] = "by the node it is about",
         [DISTVM_EPOCH_FETCHED] = "by the node it is about",
         [DISTVM_EPOCH_ROLLED] = "to the home node by the others",
+        [DISTVM_EPOCH_LOST] = "to the home node by the others",
+        [DISTVM_EPOCH_RECOVER] = "by the home node to the others",
+        [DISTVM_EPOCH_SETTLE] = "by the home node to the others",
+        [DISTVM_EPOCH_MARK] = "by a node other than the one it is about",
+        [DISTVM_EPOCH_HELD_DONE] = "by a node other than the one it is "
+                                   "about",
+        [DISTVM_EPOCH_RUNS] = "to the home node by the others",
+        [DISTVM_EPOCH_READY] = "to the home node by the others",
+        [DISTVM_EPOCH_PLACE] = "by the home node to the others",
+        [DISTVM_EPOCH_RECOVERED] = "by the home node to the others",
     };
     bool ok;
 
@@ -1827,12 +1846,23 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
     case DISTVM_EPOCH_COMMIT:
     case DISTVM_EPOCH_ABORT:
     case DISTVM_EPOCH_ROLLBACK:
+    case DISTVM_EPOCH_RECOVER:
+    case DISTVM_EPOCH_SETTLE:
+    case DISTVM_EPOCH_PLACE:
+    case DISTVM_EPOCH_RECOVERED:
         ok = src == DISTVM_HOME_NODE && dst != DISTVM_HOME_NODE;
         break;
     case DISTVM_EPOCH_BUSY:
     case DISTVM_EPOCH_STORED:
     case DISTVM_EPOCH_ROLLED:
+    case DISTVM_EPOCH_LOST:
+    case DISTVM_EPOCH_RUNS:
+    case DISTVM_EPOCH_READY:
         ok = src != DISTVM_HOME_NODE && dst == DISTVM_HOME_NODE;
+        break;
+    case DISTVM_EPOCH_MARK:
+    case DISTVM_EPOCH_HELD_DONE:
+        ok = src != e->node;
         break;
     case DISTVM_EPOCH_SENT:
     case DISTVM_EPOCH_FETCH:

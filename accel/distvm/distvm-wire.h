@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     22
+#define DISTVM_WIRE_VERSION     23
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -503,6 +503,27 @@ typedef enum DistvmEpochStep {
     DISTVM_EPOCH_FETCH,         /* @node -> another: all asked */
     DISTVM_EPOCH_FETCHED,       /* @node -> the asker: all sent */
     DISTVM_EPOCH_ROLLED,        /* -> home: rolled back */
+    /*
+     * Taking over lost node @node (distvm-recovery.c), @epoch the last
+     * committed: a node tells home it lost @node (LOST); home tells the
+     * others (RECOVER) and pauses the guest; once all paused, SETTLE;
+     * each node then tells every other that no page message of its
+     * comes any more (MARK), reports the pages it holds to every node
+     * (EPOCH_PAGES, HELD), then HELD_DONE; once a node has every node's,
+     * it rebuilds its part of the directory and tells home the vCPUs it
+     * runs (RUNS, one each, vCPU @vcpus) and READY; home then places
+     * each of the lost node's vCPUs (PLACE: vCPU @vcpus on node @bytes)
+     * and rolls the guest back (ROLLBACK, as if @node were lost).
+     */
+    DISTVM_EPOCH_LOST,
+    DISTVM_EPOCH_RECOVER,
+    DISTVM_EPOCH_SETTLE,
+    DISTVM_EPOCH_MARK,
+    DISTVM_EPOCH_HELD_DONE,
+    DISTVM_EPOCH_RUNS,
+    DISTVM_EPOCH_READY,
+    DISTVM_EPOCH_PLACE,
+    DISTVM_EPOCH_RECOVERED,     /* home -> all: the guest runs again */
     DISTVM_EPOCH__MAX
 } DistvmEpochStep;
 
@@ -519,19 +540,23 @@ typedef struct DistvmMsgEpoch {
  * @epoch, each a u64 page number, u32 flags (DISTVM_EPOCH_PAGE_ZERO: all
  * zero) and, unless zero, its 4 KiB.  During a rollback, pages asked for
  * (ASK, without data; @epoch the one rolled back to), and committed
- * copies sent to the asker (COPY): all pages of one message are of the
- * same kind, @kind.
+ * copies sent to the asker (COPY); taking over a lost node, the pages
+ * the sender holds (HELD, without data, OWNED if writable): all pages of
+ * one message are of the same kind, @kind.
  */
 #define DISTVM_EPOCH_PAGES_MAX  128
 #define DISTVM_EPOCH_PAGE_ZERO  0x01
 #define DISTVM_EPOCH_PAGE_ASK   0x02
 #define DISTVM_EPOCH_PAGE_COPY  0x04
+/* Taking over a lost node: a page the sender holds, writable if OWNED */
+#define DISTVM_EPOCH_PAGE_HELD  0x08
+#define DISTVM_EPOCH_PAGE_OWNED 0x10
 
 typedef struct DistvmMsgEpochPages {
     uint64_t epoch;
     uint32_t block;
     uint32_t count;
-    uint32_t kind;              /* ASK, COPY or 0: the pages' flags */
+    uint32_t kind;              /* ASK, COPY, HELD or 0: the pages' flags */
     const uint8_t *entries;     /* points into the payload */
 } DistvmMsgEpochPages;
 

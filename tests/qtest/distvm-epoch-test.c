@@ -324,6 +324,79 @@ static void test_rollback(void)
     distvm_cluster_quit(c);
 }
 
+/*
+ * A node other than home is killed (SIGKILL) at a random moment while
+ * the guest runs, after a vCPU move: the other two take its part over
+ * from the last committed epoch (its pages, from the copies they keep,
+ * and its vCPUs, placed on them), and the guest finishes with the exact
+ * result, its vCPUs on the two nodes left, epochs taken again.
+ */
+static void test_kill(void)
+{
+    DistvmCluster *c = smp_cluster_start();
+    QTestState *home = c->node[0]->qts;
+    int victim = g_test_rand_int_range(1, NODES);
+    int other = NODES - victim;
+    int cpu = g_test_rand_int_range(1, NCPUS);
+    pid_t pid = qtest_pid(c->node[victim]->qts);
+    int status;
+    QDict *ev, *cp;
+
+    wait_epochs(home, 3);
+    qtest_qmp_assert_success(home, "{ 'execute': 'distvm-move-vcpu', "
+                             "'arguments': { 'cpu-index': %d, 'node': %d } }",
+                             cpu, (distvm_vcpu_node(home, cpu) + 1) % NODES);
+    g_usleep(g_test_rand_int_range(0, 300) * 1000);
+    g_assert_cmpint(qtest_readl(home, DG_RESULT_BASE), !=, DG_MAGIC_DONE);
+    g_test_message("node %d killed", victim);
+    kill(pid, SIGKILL);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFSIGNALED(status));
+    /* Its QTestState is left alone: the process is already reaped */
+    c->node[victim] = NULL;
+
+    ev = distvm_wait_event(c->node[other]->qts, "DISTVM_NODE_LOST",
+                           DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    victim);
+    qobject_unref(ev);
+    ev = distvm_wait_event(home, "DISTVM_RECOVERED", DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    victim);
+    g_test_message("taken over in %" PRId64 " ms, back at epoch %" PRId64,
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"),
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "epoch"));
+    qobject_unref(ev);
+
+    for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
+         tries++) {
+        g_assert_cmpint(tries, <, 6000);
+        g_usleep(50 * 1000);
+    }
+    for (int n = 0; n < NODES; n++) {
+        QDict *info;
+
+        if (n == victim) {
+            continue;
+        }
+        info = distvm_assert_active(c->node[n]->qts, n);
+        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
+        qobject_unref(info);
+        distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
+        for (int i = 0; i < NCPUS; i++) {
+            g_assert_cmpint(distvm_vcpu_node(c->node[n]->qts, i), !=,
+                            victim);
+        }
+    }
+    /* Epochs go on without it */
+    wait_epochs(home, 2);
+    cp = checkpoint_info(home);
+    g_assert_cmpint(qdict_get_int(cp, "recoveries"), ==, 1);
+    g_assert_cmpint(qdict_get_int(cp, "replica"), ==, other);
+    qobject_unref(cp);
+    distvm_cluster_quit(c);
+}
+
 /* The 4 KiB of @path at @offset are all @byte */
 static bool file_holds(const char *path, off_t offset, uint8_t byte)
 {
@@ -475,6 +548,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/epoch/smp", test_smp);
     qtest_add_func("/distvm/epoch/disk", test_disk);
     qtest_add_func("/distvm/epoch/rollback", test_rollback);
+    qtest_add_func("/distvm/epoch/kill", test_kill);
 
     return distvm_test_run(tmpdir);
 }

@@ -1,0 +1,607 @@
+/*
+ * distvm: the other nodes take a lost node's part over
+ *
+ * With replicas=1 (distvm-epoch.c), a node other than home that is lost
+ * (its connection ends, it is silent for peer-timeout, or another node
+ * says so) no longer ends the cluster.  The others take its pages and
+ * vCPUs over and roll the guest back to the last committed epoch:
+ *
+ * 1. Every node that learns of the loss (distvm_recovery_node_lost())
+ *    counts the node out of the cluster, cuts its connection, serves its
+ *    own faults meanwhile (distvm_ram_recover_enter(): a vCPU may wait
+ *    for a page the lost node held or was asked for, and must stop for
+ *    the pause) and tells home (LOST).  Home tells every node (RECOVER),
+ *    and pauses the guest as for an epoch, the epoch under way abandoned.
+ * 2. Once every node paused, home sends SETTLE.  Each node waits until
+ *    none of its vCPUs is on its way out, forgets the page requests
+ *    under way, hands what the lost node managed to the node that kept
+ *    its copies (its replica), and tells every other node that no page
+ *    message of its comes any more (MARK).
+ * 3. Once a node has every MARK, it sends each page's manager the pages
+ *    it holds (EPOCH_PAGES, HELD), then HELD_DONE to every node.
+ * 4. Once a node has every HELD_DONE, it rebuilds the directory entries
+ *    of the pages it manages from what the holders said; a page no node
+ *    holds is its own from now on, to be restored.  It tells home which
+ *    vCPUs it runs (RUNS), then READY.
+ * 5. Home places each vCPU that no node runs (the lost node's, and one
+ *    that was on its way to it) on the node that runs the fewest, tells
+ *    every node where each vCPU runs (PLACE), and rolls the guest back
+ *    to the last committed epoch as if the lost node's copies were gone
+ *    (distvm-epoch.c): each node restores the pages it holds that may
+ *    have changed since (and those it took), from the copies the nodes
+ *    keep; the nodes load the states of the vCPUs they run, home the
+ *    devices; what the guest sent since is dropped, and it runs again.
+ *    Home emits DISTVM_RECOVERED.
+ *
+ * A node that the cluster cannot do without (home, a node that runs a
+ * device or holds resident RAM), a loss before any epoch committed,
+ * during a join, a drain or a rollback, or a second loss before the next
+ * commit still ends the cluster.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qapi/qapi-events-distvm.h"
+#include "qemu/error-report.h"
+#include "qemu/main-loop.h"
+#include "qemu/timer.h"
+#include "hw/core/cpu.h"
+#include "distvm-internal.h"
+#include "distvm-ram.h"
+#include "trace.h"
+
+struct DistvmRecovery {
+    QemuMutex lock;             /* the fields up to @held_done */
+    uint32_t lost;              /* atomic: the node taken over, or none */
+    char *why;
+    uint32_t marks;             /* nodes whose MARK came */
+    uint32_t held_done;         /* nodes whose HELD_DONE came */
+
+    /* In the main loop */
+    uint64_t epoch;             /* the committed epoch it goes back to */
+    bool settled;               /* this node sent its MARKs */
+    bool reported;              /* ... and what it holds */
+    bool rebuilt;
+
+    /* Home, in the main loop */
+    int64_t begun_ns;
+    uint32_t waiting;           /* the nodes whose READY is due */
+    uint32_t *runs;             /* [nr_vcpus]: the node that runs each */
+    uint64_t recoveries;
+    uint64_t last_ms;
+};
+
+/* The node that takes over what @lost managed: the one that kept its copies */
+static uint32_t successor_of(DistvmState *s, uint32_t lost)
+{
+    uint32_t present = qatomic_read(&s->present);
+
+    for (uint32_t i = 1; i < s->nodes; i++) {
+        uint32_t n = (lost + i) % s->nodes;
+
+        if (present & BIT(n)) {
+            return n;
+        }
+    }
+    return DISTVM_HOME_NODE;
+}
+
+static void recovery_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
+                          uint32_t node, uint64_t bytes, uint32_t vcpus)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+    DistvmMsgEpoch e = {
+        .step = step, .node = node, .epoch = s->recovery->epoch,
+        .bytes = bytes, .vcpus = vcpus,
+    };
+
+    distvm_wire_epoch(m, s->node_id, &e);
+    distvm_send(s, to, m);
+}
+
+/* Send @step about @lost to every node present, this one too if @self */
+static void recovery_broadcast(DistvmState *s, DistvmEpochStep step,
+                               uint32_t lost, bool self)
+{
+    uint32_t present = qatomic_read(&s->present);
+
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if ((present & BIT(n)) && (self || n != s->node_id)) {
+            recovery_send(s, n, step, lost, 0, 0);
+        }
+    }
+}
+
+/* Why the cluster cannot take @node's part over, or NULL if it can */
+static const char *recovery_refusal(DistvmState *s, uint32_t node)
+{
+    if (!s->epoch) {
+        return "there are no checkpoint epochs (replicas=0)";
+    }
+    if (node == DISTVM_HOME_NODE) {
+        return "it is the home node";
+    }
+    if (!distvm_node_present(s, node)) {
+        return "it was not part of the cluster";
+    }
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+        return "the cluster is not running";
+    }
+    if (qatomic_read(&s->joining) != UINT32_MAX ||
+        qatomic_read(&s->draining) != UINT32_MAX) {
+        return "a node was joining or being drained";
+    }
+    if (!distvm_epoch_committed(s)) {
+        return "no checkpoint epoch was committed yet";
+    }
+    if (distvm_devices_on_node(s, node)) {
+        return "it runs a device";
+    }
+    for (uint32_t i = 0; i < distvm_residency_count(s); i++) {
+        if (s->resident[i].node == node) {
+            return "it holds resident RAM";
+        }
+    }
+    if (distvm_is_home(s)) {
+        return distvm_epoch_recover_refusal(s);
+    }
+    return NULL;
+}
+
+static void recovery_lost_main(void *opaque);
+
+/*
+ * In any thread: @node is lost (@why).  Whether the cluster takes its
+ * part over: if not, the caller ends this node.
+ */
+bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
+                               const char *why)
+{
+    DistvmRecovery *r = s->recovery;
+    const char *refusal;
+
+    if (!r || node == s->node_id || node >= s->nodes) {
+        return false;
+    }
+    qemu_mutex_lock(&r->lock);
+    if (r->lost == node) {
+        qemu_mutex_unlock(&r->lock);
+        return true;
+    }
+    refusal = r->lost != UINT32_MAX ? "another node is being taken over" :
+              recovery_refusal(s, node);
+    if (refusal) {
+        qemu_mutex_unlock(&r->lock);
+        error_report("distvm: node %" PRIu32 "'s part cannot be taken over: "
+                     "%s", node, refusal);
+        return false;
+    }
+    qatomic_set(&r->lost, node);
+    r->why = g_strdup(why);
+    r->marks = r->held_done = 0;
+    qemu_mutex_unlock(&r->lock);
+    trace_distvm_recover_lost(node, why);
+
+    qemu_mutex_lock(&s->lock);
+    qatomic_set(&s->left, s->left | BIT(node));
+    qatomic_set(&s->present, s->present & ~BIT(node));
+    qemu_mutex_unlock(&s->lock);
+    distvm_net_cut(s, node);
+    distvm_ram_recover_enter(s);
+    distvm_flow_forget(s, node);
+    distvm_main_loop_call(s, s->node_id, recovery_lost_main, s);
+    return true;
+}
+
+/* In the main loop, once per loss */
+static void recovery_lost_main(void *opaque)
+{
+    DistvmState *s = opaque;
+    DistvmRecovery *r = s->recovery;
+    uint32_t lost;
+    g_autofree char *why = NULL;
+
+    qemu_mutex_lock(&r->lock);
+    lost = r->lost;
+    why = g_strdup(r->why);
+    qemu_mutex_unlock(&r->lock);
+
+    r->epoch = distvm_epoch_committed(s);
+    r->settled = r->reported = r->rebuilt = false;
+    warn_report("distvm: lost node %" PRIu32 " (%s); the other nodes take "
+                "its part over from checkpoint epoch %" PRIu64, lost, why,
+                r->epoch);
+    qapi_event_send_distvm_node_lost(lost, why);
+    if (!distvm_is_home(s)) {
+        recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_LOST, lost, 0, 0);
+        return;
+    }
+    r->begun_ns = get_clock();
+    r->waiting = 0;
+    g_free(r->runs);
+    r->runs = g_new(uint32_t, s->nr_vcpus);
+    memset(r->runs, 0xff, s->nr_vcpus * sizeof(uint32_t));
+    /* Before the pause: each node serves its faults before it pauses */
+    recovery_broadcast(s, DISTVM_EPOCH_RECOVER, lost, false);
+    distvm_epoch_recover(s, lost);
+}
+
+/* A page this node holds: its manager is told */
+typedef struct HeldSender {
+    DistvmState *s;
+    uint64_t epoch;
+    GByteArray *msgs[DISTVM_MAX_NODES];     /* being filled, by manager */
+    uint32_t blocks[DISTVM_MAX_NODES];
+} HeldSender;
+
+static void held_flush(HeldSender *hs, uint32_t to)
+{
+    if (hs->msgs[to]) {
+        distvm_wire_end(hs->msgs[to]);
+        distvm_send(hs->s, to, hs->msgs[to]);
+        g_byte_array_unref(hs->msgs[to]);
+        hs->msgs[to] = NULL;
+    }
+}
+
+static void held_page(void *opaque, uint32_t manager, uint32_t block,
+                      uint64_t page, bool owned)
+{
+    HeldSender *hs = opaque;
+    uint32_t flags = DISTVM_EPOCH_PAGE_HELD |
+                     (owned ? DISTVM_EPOCH_PAGE_OWNED : 0);
+
+    if (hs->msgs[manager] && hs->blocks[manager] != block) {
+        held_flush(hs, manager);
+    }
+    if (!hs->msgs[manager]) {
+        hs->msgs[manager] = g_byte_array_new();
+        hs->blocks[manager] = block;
+        distvm_wire_epoch_pages_begin(hs->msgs[manager], hs->s->node_id,
+                                      hs->epoch, block);
+    }
+    if (distvm_wire_epoch_pages_add(hs->msgs[manager], page, flags, NULL) ==
+        DISTVM_EPOCH_PAGES_MAX) {
+        held_flush(hs, manager);
+    }
+}
+
+/*
+ * Every node stopped its page messages: tell each page's manager that
+ * this node holds it, then every node that all was said.
+ */
+static void recovery_report(DistvmState *s)
+{
+    DistvmRecovery *r = s->recovery;
+    HeldSender hs = { .s = s, .epoch = r->epoch };
+
+    r->reported = true;
+    distvm_ram_recover_held(s, held_page, &hs);
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        held_flush(&hs, n);
+    }
+    recovery_broadcast(s, DISTVM_EPOCH_HELD_DONE, r->lost, true);
+}
+
+/* Whether every node present sent what @seen counts */
+static bool recovery_all(DistvmState *s, uint32_t seen)
+{
+    uint32_t present = qatomic_read(&s->present);
+
+    return (seen & present) == present;
+}
+
+/*
+ * SETTLE, in the main loop, the guest paused: once no vCPU of this node
+ * is on its way out, nothing of the directory is under way; then MARK.
+ */
+static void recovery_settle(DistvmState *s)
+{
+    DistvmRecovery *r = s->recovery;
+    int64_t deadline = get_clock() +
+                       (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND;
+    bool sending = true;
+    bool all;
+
+    if (r->settled) {
+        return;
+    }
+    bql_unlock();
+    while (sending && get_clock() < deadline) {
+        CPUState *cpu;
+
+        sending = false;
+        CPU_FOREACH(cpu) {
+            sending |= distvm_vcpu_sending(s, cpu->cpu_index);
+        }
+        if (sending) {
+            g_usleep(1000);
+        }
+    }
+    bql_lock();
+    if (sending) {
+        distvm_fatal_node_lost(s, s->node_id, "a vCPU could not leave this "
+                               "node while the cluster took a lost node's "
+                               "part over");
+        return;
+    }
+    distvm_ram_recover_settle(s, r->lost, successor_of(s, r->lost));
+    r->settled = true;
+    recovery_broadcast(s, DISTVM_EPOCH_MARK, r->lost, false);
+    qemu_mutex_lock(&r->lock);
+    r->marks |= BIT(s->node_id);
+    all = recovery_all(s, r->marks);
+    qemu_mutex_unlock(&r->lock);
+    if (all) {
+        recovery_report(s);
+    }
+}
+
+/* Every node's HELD came: rebuild, then tell home what runs here */
+static void recovery_rebuild(DistvmState *s)
+{
+    DistvmRecovery *r = s->recovery;
+    CPUState *cpu;
+
+    r->rebuilt = true;
+    distvm_ram_recover_rebuild(s);
+    CPU_FOREACH(cpu) {
+        if (distvm_vcpu_runs_here(s, cpu->cpu_index)) {
+            recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_RUNS, r->lost, 0,
+                          cpu->cpu_index);
+        }
+    }
+    recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_READY, r->lost, 0, 0);
+}
+
+/* Home: every node settled: SETTLE, then READY awaited from each */
+void distvm_recovery_settle_all(DistvmState *s)
+{
+    DistvmRecovery *r = s->recovery;
+
+    r->waiting = qatomic_read(&s->present);
+    recovery_broadcast(s, DISTVM_EPOCH_SETTLE, r->lost, false);
+    recovery_settle(s);
+}
+
+/*
+ * Home, every node READY: each vCPU no node runs goes to the node that
+ * runs the fewest (of those it may run on, if any), every node is told
+ * where each vCPU runs, and the guest rolls back.
+ */
+static void recovery_place(DistvmState *s)
+{
+    DistvmRecovery *r = s->recovery;
+    uint32_t present = qatomic_read(&s->present);
+    uint32_t count[DISTVM_MAX_NODES] = {};
+    CPUState *cpu;
+
+    CPU_FOREACH(cpu) {
+        if (r->runs[cpu->cpu_index] < s->nodes) {
+            count[r->runs[cpu->cpu_index]]++;
+        }
+    }
+    CPU_FOREACH(cpu) {
+        uint32_t i = cpu->cpu_index;
+        uint32_t allowed = qatomic_read(&s->vcpu_allowed[i]) & present;
+        uint32_t best = UINT32_MAX;
+
+        if (r->runs[i] < s->nodes) {
+            continue;
+        }
+        for (uint32_t n = 0; n < s->nodes; n++) {
+            if ((present & BIT(n)) && (!allowed || (allowed & BIT(n))) &&
+                (best == UINT32_MAX || count[n] < count[best])) {
+                best = n;
+            }
+        }
+        r->runs[i] = best;
+        count[best]++;
+        trace_distvm_recover_place(i, best);
+    }
+    CPU_FOREACH(cpu) {
+        uint32_t i = cpu->cpu_index;
+
+        for (uint32_t n = 0; n < s->nodes; n++) {
+            if ((present & BIT(n)) && n != s->node_id) {
+                recovery_send(s, n, DISTVM_EPOCH_PLACE, r->runs[i], 0, i);
+            }
+        }
+        distvm_vcpu_place(s, i, r->runs[i]);
+    }
+    distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
+    distvm_epoch_recover_rollback(s);
+}
+
+/*
+ * Home, the guest rolled back and about to run again: the lost node's
+ * part is taken over.  Another node may be lost from now on.
+ */
+void distvm_recovery_done(DistvmState *s)
+{
+    DistvmRecovery *r = s->recovery;
+    uint32_t lost;
+
+    r->last_ms = (get_clock() - r->begun_ns) / SCALE_MS;
+    r->recoveries++;
+    qemu_mutex_lock(&r->lock);
+    lost = r->lost;
+    qatomic_set(&r->lost, UINT32_MAX);
+    qemu_mutex_unlock(&r->lock);
+    trace_distvm_recover_done(lost, r->epoch, r->last_ms);
+    info_report("distvm: node %" PRIu32 "'s part was taken over; the guest "
+                "goes on from checkpoint epoch %" PRIu64 " after %" PRIu64
+                " ms", lost, r->epoch, r->last_ms);
+    qapi_event_send_distvm_recovered(lost, r->epoch, r->last_ms);
+    recovery_broadcast(s, DISTVM_EPOCH_RECOVERED, lost, false);
+}
+
+void distvm_recovery_stats(DistvmState *s, uint64_t *count, uint64_t *last_ms)
+{
+    *count = s->recovery ? s->recovery->recoveries : 0;
+    *last_ms = s->recovery ? s->recovery->last_ms : 0;
+}
+
+/* ---- messages: EPOCH's steps of a recovery, and EPOCH_PAGES' HELD ---- */
+
+/* In the receive thread: whether @msg is about the node being taken over */
+static bool recovery_msg_ours(DistvmState *s, const DistvmMsg *msg)
+{
+    DistvmRecovery *r = s->recovery;
+    bool ours;
+
+    qemu_mutex_lock(&r->lock);
+    ours = r->lost != UINT32_MAX && msg->u.epoch.node == r->lost;
+    qemu_mutex_unlock(&r->lock);
+    if (!ours) {
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH step %" PRIu32 " about "
+                           "node %" PRIu32 ", which is not being taken "
+                           "over", msg->u.epoch.step, msg->u.epoch.node);
+    }
+    return ours;
+}
+
+/* In the receive thread; whether the main loop takes it too */
+bool distvm_recovery_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpoch *m = &msg->u.epoch;
+    DistvmRecovery *r = s->recovery;
+    g_autofree char *why = NULL;
+
+    trace_distvm_recover_step(m->step, msg->hdr.src);
+    switch (m->step) {
+    case DISTVM_EPOCH_LOST:
+    case DISTVM_EPOCH_RECOVER:
+        why = g_strdup_printf("node %" PRIu32 " lost it", msg->hdr.src);
+        distvm_fatal_node_lost(s, m->node, why);
+        return false;
+    case DISTVM_EPOCH_RECOVERED:
+        return true;
+    case DISTVM_EPOCH_PLACE:    /* its @node: where the vCPU runs */
+        if (m->vcpus >= s->nr_vcpus || !distvm_node_present(s, m->node) ||
+            qatomic_read(&r->lost) == UINT32_MAX) {
+            distvm_msg_refused(s, msg->hdr.src, "EPOCH PLACE of vCPU %"
+                               PRIu32 " on node %" PRIu32, m->vcpus,
+                               m->node);
+            return false;
+        }
+        return true;
+    default:
+        break;
+    }
+    if (!recovery_msg_ours(s, msg)) {
+        return false;
+    }
+    switch (m->step) {
+    case DISTVM_EPOCH_MARK:
+        qemu_mutex_lock(&r->lock);
+        r->marks |= BIT(msg->hdr.src);
+        qemu_mutex_unlock(&r->lock);
+        return true;
+    case DISTVM_EPOCH_HELD_DONE:
+        qemu_mutex_lock(&r->lock);
+        r->held_done |= BIT(msg->hdr.src);
+        qemu_mutex_unlock(&r->lock);
+        return true;
+    case DISTVM_EPOCH_RUNS:
+    case DISTVM_EPOCH_READY:
+        if (!distvm_is_home(s) || m->vcpus >= s->nr_vcpus) {
+            distvm_msg_refused(s, msg->hdr.src, "EPOCH RUNS or READY not "
+                               "for a vCPU of this home node");
+            return false;
+        }
+        return true;
+    default:
+        return true;            /* SETTLE */
+    }
+}
+
+void distvm_recovery_main_loop(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpoch *m = &msg->u.epoch;
+    DistvmRecovery *r = s->recovery;
+    bool all;
+
+    switch (m->step) {
+    case DISTVM_EPOCH_SETTLE:
+        recovery_settle(s);
+        break;
+    case DISTVM_EPOCH_MARK:
+        qemu_mutex_lock(&r->lock);
+        all = recovery_all(s, r->marks);
+        qemu_mutex_unlock(&r->lock);
+        if (r->settled && !r->reported && all) {
+            recovery_report(s);
+        }
+        break;
+    case DISTVM_EPOCH_HELD_DONE:
+        qemu_mutex_lock(&r->lock);
+        all = recovery_all(s, r->held_done);
+        qemu_mutex_unlock(&r->lock);
+        if (r->reported && !r->rebuilt && all) {
+            recovery_rebuild(s);
+        }
+        break;
+    case DISTVM_EPOCH_RUNS:
+        if (r->runs[m->vcpus] != UINT32_MAX) {
+            g_autofree char *why = g_strdup_printf(
+                "nodes %" PRIu32 " and %" PRIu32 " both run vCPU %" PRIu32,
+                r->runs[m->vcpus], msg->hdr.src, m->vcpus);
+
+            distvm_fatal_node_lost(s, s->node_id, why);
+            return;
+        }
+        r->runs[m->vcpus] = msg->hdr.src;
+        break;
+    case DISTVM_EPOCH_READY:
+        r->waiting &= ~BIT(msg->hdr.src);
+        if (!r->waiting) {
+            recovery_place(s);
+        }
+        break;
+    case DISTVM_EPOCH_PLACE:
+        distvm_vcpu_place(s, m->vcpus, m->node);
+        distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
+        break;
+    case DISTVM_EPOCH_RECOVERED:
+        qemu_mutex_lock(&r->lock);
+        qatomic_set(&r->lost, UINT32_MAX);
+        qemu_mutex_unlock(&r->lock);
+        break;
+    default:
+        break;
+    }
+}
+
+/* EPOCH_PAGES of kind HELD, in the receive thread */
+void distvm_recovery_held_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
+    const uint8_t *pos = ep->entries;
+
+    for (uint32_t i = 0; i < ep->count; i++) {
+        bool owned = ldl_le_p(pos + 8) & DISTVM_EPOCH_PAGE_OWNED;
+        uint64_t page;
+
+        distvm_wire_epoch_page(&pos, &page);
+        if (!distvm_ram_recover_holder(s, msg->hdr.src, ep->block, page,
+                                       owned)) {
+            distvm_msg_refused(s, msg->hdr.src, "EPOCH_PAGES: page %" PRIu64
+                               " of RAMBlock %" PRIu32 " held, which this "
+                               "node does not manage or no node is taken "
+                               "over", page, ep->block);
+            return;
+        }
+    }
+}
+
+void distvm_recovery_init(DistvmState *s)
+{
+    DistvmRecovery *r = g_new0(DistvmRecovery, 1);
+
+    qemu_mutex_init(&r->lock);
+    qatomic_set(&r->lost, UINT32_MAX);
+    s->recovery = r;
+}
