@@ -160,6 +160,7 @@ struct DistvmEpoch {
     uint32_t rolling_lost;      /* ... as if this node were lost, or home */
     GQueue rollbacks_asked;     /* each one's as-if-lost node, + 1 */
     bool recovering;            /* ... a lost node's part taken over */
+    bool number_ended;          /* ... its number ended (ABORT): kept */
     int64_t rollback_begun_ns;
     uint64_t rollbacks;
     uint64_t last_rollback_us;
@@ -1410,7 +1411,10 @@ static void rollback_answered(DistvmState *s, uint32_t node, bool busy,
         return;
     }
     e->rolling = false;
-    e->epoch--;                 /* its number was only the pause's */
+    if (!e->number_ended) {
+        e->epoch--;             /* its number was only the pause's */
+    }
+    e->number_ended = false;
     e->rollbacks++;
     e->last_rollback_us = (get_clock() - e->rollback_begun_ns) / SCALE_US;
     trace_distvm_epoch_rolled_back(e->committed, e->last_rollback_us);
@@ -1449,6 +1453,7 @@ void distvm_epoch_recover(DistvmState *s, uint32_t lost)
         stores_end_epoch(s, e->epoch, false);
         qemu_mutex_unlock(&e->lock);
         e->sent_aborted = true;
+        e->number_ended = true;
         e->phase = EPOCH_STOPPING;
         e->waiting = 0;
     } else if (e->phase == EPOCH_STOPPING) {
@@ -1580,15 +1585,21 @@ bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
  * may be known to @src before this node (home's NODE_JOINED or NODE_LEFT
  * reach them on different connections), and the data of a node that is
  * not its replica is dropped once an epoch commits (stores_end_epoch()).
- * But never data of an epoch that ended, or of one after the next: that
- * of the next may come before this one's COMMIT.  A node that saw no
- * epoch end yet (one that just joined) takes any.
+ * But never data of an epoch that ended (dropped quietly if it was
+ * abandoned while its data travelled, as for a lost node taken over), or
+ * of one after the next: that of the next may come before this one's
+ * COMMIT.  A node that saw no epoch end yet (one that just joined) takes
+ * any.
  */
 static bool replica_check(DistvmState *s, const DistvmMsg *msg,
                           uint64_t epoch)
 {
     uint64_t ended = qatomic_read(&s->epoch->ended);
 
+    if (ended && epoch <= ended && epoch > distvm_epoch_committed(s)) {
+        trace_distvm_epoch_late(epoch, msg->hdr.src);
+        return false;
+    }
     if (ended && (epoch <= ended || epoch > ended + 2)) {
         distvm_msg_refused(s, msg->hdr.src, "%s of epoch %" PRIu64 " once "
                            "epoch %" PRIu64 " ended",
