@@ -208,6 +208,12 @@ typedef struct LinuxCase {
      * it is unplugged.  0 for none.
      */
     int cpu_plug;
+    /*
+     * With replicas=1: a node other than home, chosen at random, is
+     * killed (SIGKILL) during the workload; the other two take its part
+     * over and the guest finishes as it should.
+     */
+    bool kill;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -613,6 +619,46 @@ static void check_checkpoints(DistvmNode **node, int nodes)
     }
 }
 
+/*
+ * Kill a node other than home, at random, while the guest runs: the
+ * others take its part over from the last committed epoch (home says so
+ * with DISTVM_RECOVERED), and run all the vCPUs.  Returns the node.
+ */
+static int kill_node(DistvmNode **node, int nodes)
+{
+    int victim = g_test_rand_int_range(1, nodes);
+    pid_t pid = qtest_pid(node[victim]->qts);
+    int status;
+    QDict *ev, *info;
+
+    g_usleep(g_test_rand_int_range(0, 1000) * 1000);
+    g_test_message("node %d killed", victim);
+    g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFSIGNALED(status));
+    /* Its QTestState is left alone: the process is already reaped */
+
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_RECOVERED",
+                           DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    victim);
+    g_test_message("node %d taken over in %" PRId64 " ms, back at epoch %"
+                   PRId64, victim,
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"),
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "epoch"));
+    qobject_unref(ev);
+    info = distvm_assert_active(node[0]->qts, 0);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "checkpoint"),
+                                  "recoveries"), ==, 1);
+    qobject_unref(info);
+    for (int n = 0; n < nodes; n++) {
+        for (int cpu = 0; n != victim && cpu < 4; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), !=, victim);
+        }
+    }
+    return victim;
+}
+
 static void test_linux(const void *opaque)
 {
     const LinuxCase *lc = opaque;
@@ -638,6 +684,7 @@ static void test_linux(const void *opaque)
     g_autofree char *cpu_plug = lc->cpu_plug ?
         g_strdup_printf(" distvm.cpu_plug=%d", lc->cpu_plug) : NULL;
     HttpServer *http;
+    int victim = -1;
     QDict *ev;
 
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
@@ -797,6 +844,9 @@ static void test_linux(const void *opaque)
     console = distvm_read_console(node[0]);
     g_assert_null(strstr(console, "distvm-linux: workload done"));
     g_clear_pointer(&console, g_free);
+    if (lc->kill) {
+        victim = kill_node(node, lc->nodes);
+    }
     if (lc->distmem) {
         unplug_dimm(node, lc->nodes);
     }
@@ -815,7 +865,9 @@ static void test_linux(const void *opaque)
     qobject_unref(ev);
     /* Every node exits by itself, with status 0. */
     for (int n = 0; n < lc->nodes; n++) {
-        qtest_wait_qemu(node[n]->qts);
+        if (n != victim) {
+            qtest_wait_qemu(node[n]->qts);
+        }
     }
     g_assert_cmpint(qatomic_read(&http->served), ==,
                     lc->device_node ? 3 : 1);
@@ -872,9 +924,10 @@ static void test_linux(const void *opaque)
     }
     distvm_assert_console_clean(console);
     for (int n = 1; n < lc->nodes; n++) {
-        g_autofree char *other = distvm_read_console(node[n]);
+        g_autofree char *other = n != victim ?
+                                 distvm_read_console(node[n]) : NULL;
 
-        g_assert_cmpstr(other, ==, "");
+        g_assert_cmpstr(other ?: "", ==, "");
     }
 
     /* What the guest wrote is on the disk image, exactly. */
@@ -883,7 +936,9 @@ static void test_linux(const void *opaque)
     g_assert_true(memcmp(image, file->data, FILE_SIZE) == 0);
 
     for (int n = 0; n < lc->nodes; n++) {
-        distvm_node_quit(node[n]);
+        if (n != victim) {
+            distvm_node_quit(node[n]);
+        }
     }
     if (lc->netns) {
         distvm_netns_cleanup(prefix, lc->nodes);
@@ -1108,6 +1163,13 @@ static const LinuxCase three_nodes = {
     .device_node = 2,
 };
 
+/* A node other than home is killed during the workload (issue 15) */
+static const LinuxCase three_nodes_kill = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
+    .accel_opts = "replicas=1,checkpoint-ms=100",
+    .kill = true,
+};
+
 /* The 3-node case with each node in a network namespace, over TLS. */
 static const LinuxCase three_nodes_netns_tls = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
@@ -1126,6 +1188,8 @@ int main(int argc, char **argv)
     qtest_add_data_func("/distvm/linux/2-nodes-cpu-max", &two_nodes_cpu_max,
                         test_linux);
     qtest_add_func("/distvm/linux/3-nodes-policy", test_linux_policy);
+    qtest_add_data_func("/distvm/linux/3-nodes-kill", &three_nodes_kill,
+                        test_linux);
     /* make check-long: root, iproute2 and certtool, and a few minutes. */
     if (g_getenv("DISTVM_LONG")) {
         qtest_add_data_func("/distvm/linux/3-nodes-netns-tls",

@@ -556,6 +556,49 @@ static GPtrArray *valid_messages(void)
     distvm_wire_epoch(NEXT(), 1, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_ROLLED, .node = 1, .epoch = 5, .vcpus = 8,
     });
+    /*
+     * node 3 is lost, its part taken over from epoch 5: node 1 tells
+     * home, which tells the others, then to settle; node 2's page
+     * messages stopped; it holds two pages of node 1's, one writable,
+     * and node 1 the last of RAMBlock 2, writable; node 1 runs vCPU 4
+     * and is ready; home places vCPU 7 on node 2, and the guest runs
+     */
+    distvm_wire_epoch(NEXT(), 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_LOST, .node = 3, .epoch = 5,
+    });
+    distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_RECOVER, .node = 3, .epoch = 5,
+    });
+    distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SETTLE, .node = 3, .epoch = 5,
+    });
+    distvm_wire_epoch(NEXT(), 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_MARK, .node = 3, .epoch = 5,
+    });
+    distvm_wire_epoch_pages_begin(NEXT(), 2, 5, 0);
+    distvm_wire_epoch_pages_add(b, 15, DISTVM_EPOCH_PAGE_HELD, NULL);
+    distvm_wire_epoch_pages_add(b, 3, DISTVM_EPOCH_PAGE_HELD |
+                                DISTVM_EPOCH_PAGE_OWNED, NULL);
+    distvm_wire_end(b);
+    distvm_wire_epoch_pages_begin(NEXT(), 1, 5, 2);
+    distvm_wire_epoch_pages_add(b, 262143, DISTVM_EPOCH_PAGE_HELD |
+                                DISTVM_EPOCH_PAGE_OWNED, NULL);
+    distvm_wire_end(b);
+    distvm_wire_epoch(NEXT(), 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_HELD_DONE, .node = 3, .epoch = 5,
+    });
+    distvm_wire_epoch(NEXT(), 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_RUNS, .node = 3, .epoch = 5, .vcpus = 4,
+    });
+    distvm_wire_epoch(NEXT(), 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_READY, .node = 3, .epoch = 5,
+    });
+    distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PLACE, .node = 2, .epoch = 5, .vcpus = 7,
+    });
+    distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_RECOVERED, .node = 3, .epoch = 5,
+    });
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -1190,6 +1233,15 @@ static const char *const epoch_rules[DISTVM_EPOCH__MAX] = {
     [DISTVM_EPOCH_FETCH] = "by the node it is about",
     [DISTVM_EPOCH_FETCHED] = "by the node it is about",
     [DISTVM_EPOCH_ROLLED] = "to the home node by the others",
+    [DISTVM_EPOCH_LOST] = "to the home node by the others",
+    [DISTVM_EPOCH_RECOVER] = "by the home node to the others",
+    [DISTVM_EPOCH_SETTLE] = "by the home node to the others",
+    [DISTVM_EPOCH_MARK] = "by a node other than the one it is about",
+    [DISTVM_EPOCH_HELD_DONE] = "by a node other than the one it is about",
+    [DISTVM_EPOCH_RUNS] = "to the home node by the others",
+    [DISTVM_EPOCH_READY] = "to the home node by the others",
+    [DISTVM_EPOCH_PLACE] = "by the home node to the others",
+    [DISTVM_EPOCH_RECOVERED] = "by the home node to the others",
 };
 
 /*
@@ -1224,7 +1276,13 @@ static bool epoch_role_ok(uint32_t step, uint32_t node, uint32_t src,
  * they rolled back, and a replica tells it that it stored a node's data;
  * a node tells its replica, whichever node that is, that it sent all of
  * its own, and during a rollback any other that it asked for all it
- * needs (FETCH) or sent all that was asked (FETCHED).
+ * needs (FETCH) or sent all that was asked (FETCHED).  Taking a lost
+ * node over, home tells the others to (RECOVER), to settle (SETTLE),
+ * where a vCPU runs (PLACE) and that it is done (RECOVERED); they tell
+ * home that they lost a node (LOST), the vCPUs they run (RUNS) and that
+ * they are ready (READY); any node but the one they are about tells any
+ * other that its page messages stopped (MARK) and that it told all the
+ * pages it holds (HELD_DONE).
  */
 static void test_epoch_roles(void)
 {
@@ -1235,7 +1293,7 @@ static void test_epoch_roles(void)
     uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
 
     /* the rules above name every step */
-    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, DISTVM_EPOCH_ROLLED + 1);
+    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, DISTVM_EPOCH_RECOVERED + 1);
     for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
         g_assert_nonnull(epoch_rules[step]);
     }
@@ -1266,6 +1324,24 @@ static void test_epoch_roles(void)
                                               src, dst), ==, src == node);
                 g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_ROLLED, node,
                                               src, dst), ==, to_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_LOST, node, src,
+                                              dst), ==, to_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_RECOVER, node,
+                                              src, dst), ==, from_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_SETTLE, node,
+                                              src, dst), ==, from_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_MARK, node, src,
+                                              dst), ==, src != node);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_HELD_DONE, node,
+                                              src, dst), ==, src != node);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_RUNS, node, src,
+                                              dst), ==, to_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_READY, node, src,
+                                              dst), ==, to_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_PLACE, node, src,
+                                              dst), ==, from_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_RECOVERED, node,
+                                              src, dst), ==, from_home);
             }
         }
     }
@@ -1449,13 +1525,13 @@ static void test_epoch_rollback_roles(void)
     {
         DistvmMsg msg = {
             .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
-            .u.epoch = { .step = 10, .node = 0, .epoch = 1 },
+            .u.epoch = { .step = 19, .node = 0, .epoch = 1 },
         };
         Error *err = NULL;
 
         g_assert_false(distvm_wire_check_role(&msg, 1, &err));
         g_assert_cmpstr(error_get_pretty(err), ==,
-                        "EPOCH of unknown step 10");
+                        "EPOCH of unknown step 19");
         error_free(err);
         g_assert_false(distvm_wire_check_role(&msg, 1, NULL));
         msg.u.epoch.step = DISTVM_EPOCH_ROLLBACK;
@@ -1471,6 +1547,142 @@ static void test_epoch_rollback_roles(void)
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, 0, last, 1));
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_FETCH, 1, last, 1));
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLED, last, last, 1));
+}
+
+/*
+ * EPOCH's steps taking a lost node over, as distvm-recovery.c sends them
+ * among 4 nodes, each about the lost node but PLACE: a node tells home
+ * it lost it (LOST); home tells the others to take it over (RECOVER) and
+ * to settle (SETTLE); every node left tells every other that its page
+ * messages stopped (MARK) and that it told the pages it holds
+ * (HELD_DONE); the others tell home the vCPUs they run (RUNS) and that
+ * they are ready (READY); home tells them where each vCPU runs (PLACE,
+ * about that node, home or another) and that the guest runs again
+ * (RECOVERED).  Not otherwise, with the step's rule in the error.
+ */
+static void test_epoch_recovery_roles(void)
+{
+    static const uint32_t from_home[] = {
+        DISTVM_EPOCH_RECOVER, DISTVM_EPOCH_SETTLE, DISTVM_EPOCH_RECOVERED,
+    };
+    static const uint32_t to_home[] = {
+        DISTVM_EPOCH_LOST, DISTVM_EPOCH_RUNS, DISTVM_EPOCH_READY,
+    };
+    static const uint32_t by_others[] = {
+        DISTVM_EPOCH_MARK, DISTVM_EPOCH_HELD_DONE,
+    };
+    uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
+
+    for (uint32_t lost = 1; lost < 4; lost++) {
+        for (uint32_t n = 1; n < 4; n++) {
+            uint32_t other = n % 3 + 1;
+
+            if (n == lost) {
+                continue;
+            }
+            for (size_t i = 0; i < ARRAY_SIZE(from_home); i++) {
+                g_assert_true(epoch_role_ok(from_home[i], lost, 0, n));
+                /* not to home, nor between the others */
+                g_assert_false(epoch_role_ok(from_home[i], lost, n, 0));
+                g_assert_false(epoch_role_ok(from_home[i], lost, n,
+                                             other));
+            }
+            for (size_t i = 0; i < ARRAY_SIZE(to_home); i++) {
+                g_assert_true(epoch_role_ok(to_home[i], lost, n, 0));
+                /* not from home, nor to another than home */
+                g_assert_false(epoch_role_ok(to_home[i], lost, 0, n));
+                g_assert_false(epoch_role_ok(to_home[i], lost, n, other));
+            }
+            /* a vCPU runs on this node, or on home */
+            g_assert_true(epoch_role_ok(DISTVM_EPOCH_PLACE, n, 0, n));
+            g_assert_true(epoch_role_ok(DISTVM_EPOCH_PLACE, 0, 0, n));
+            g_assert_false(epoch_role_ok(DISTVM_EPOCH_PLACE, n, n, 0));
+            g_assert_false(epoch_role_ok(DISTVM_EPOCH_PLACE, n, n, other));
+        }
+
+        /* every node left, home too, tells every other */
+        for (uint32_t src = 0; src < 4; src++) {
+            for (uint32_t dst = 0; dst < 4; dst++) {
+                if (src == dst || src == lost || dst == lost) {
+                    continue;
+                }
+                for (size_t i = 0; i < ARRAY_SIZE(by_others); i++) {
+                    g_assert_true(epoch_role_ok(by_others[i], lost, src,
+                                                dst));
+                    /* not about itself, nor from the lost node */
+                    g_assert_false(epoch_role_ok(by_others[i], src, src,
+                                                 dst));
+                    g_assert_false(epoch_role_ok(by_others[i], lost, lost,
+                                                 dst));
+                }
+            }
+        }
+    }
+    /* home does not send itself either */
+    for (size_t i = 0; i < ARRAY_SIZE(from_home); i++) {
+        g_assert_false(epoch_role_ok(from_home[i], 1, 0, 0));
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(to_home); i++) {
+        g_assert_false(epoch_role_ok(to_home[i], 1, 0, 0));
+    }
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_PLACE, 0, 0, 0));
+
+    /* the errors, spelled out */
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_LOST, .node = 3, .epoch = 1 },
+    }, 1, "EPOCH of step 10 is sent to the home node by the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 1 },
+        .u.epoch = { .step = DISTVM_EPOCH_RECOVER, .node = 3, .epoch = 1 },
+    }, 2, "EPOCH of step 11 is sent by the home node to the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_SETTLE, .node = 3, .epoch = 1 },
+    }, 0, "EPOCH of step 12 is sent by the home node to the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 3 },
+        .u.epoch = { .step = DISTVM_EPOCH_MARK, .node = 3, .epoch = 1 },
+    }, 1, "EPOCH of step 13 is sent by a node other than the one it is "
+       "about only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_HELD_DONE, .node = 0,
+                     .epoch = 1 },
+    }, 2, "EPOCH of step 14 is sent by a node other than the one it is "
+       "about only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 1 },
+        .u.epoch = { .step = DISTVM_EPOCH_RUNS, .node = 3, .epoch = 1,
+                     .vcpus = 2 },
+    }, 2, "EPOCH of step 15 is sent to the home node by the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_READY, .node = 3, .epoch = 1 },
+    }, 2, "EPOCH of step 16 is sent to the home node by the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 2 },
+        .u.epoch = { .step = DISTVM_EPOCH_PLACE, .node = 2, .epoch = 1,
+                     .vcpus = 5 },
+    }, 1, "EPOCH of step 17 is sent by the home node to the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 1 },
+        .u.epoch = { .step = DISTVM_EPOCH_RECOVERED, .node = 3,
+                     .epoch = 1 },
+    }, 0, "EPOCH of step 18 is sent by the home node to the others only"));
+
+    /* the largest cluster: its last node lost, or taking another over */
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_LOST, last, 1, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_LOST, 1, last, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_RECOVER, last, 0, 1));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_MARK, last, 1, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_HELD_DONE, 1, last, 2));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_RUNS, 1, last, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_PLACE, last, 0, last));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_RECOVERED, 1, 0, last));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_MARK, last, last, 1));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_READY, 1, last, 1));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_SETTLE, 1, last, 1));
 }
 
 /* The messages about a vCPU, whose index must name one that exists. */
@@ -1510,14 +1722,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        22, 0,                              /* version */
+        23, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 22);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 23);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -2886,11 +3098,12 @@ static void test_bad_version(void)
      * before checkpoints (EPOCH, EPOCH_PAGES, EPOCH_STATE), 21 the one
      * before rollbacks (DISTVM_EPOCH_ROLLBACK, FETCH, FETCHED, ROLLED,
      * DISTVM_EPOCH_PAGE_ASK and COPY, DISTVM_EPOCH_STATE_VCPU_COPY and
-     * DEVICES_COPY)
+     * DEVICES_COPY), 22 the one before taking a lost node over
+     * (DISTVM_EPOCH_LOST to RECOVERED, DISTVM_EPOCH_PAGE_HELD and OWNED)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 21, 23, 0x100,
+        19, 20, 21, 22, 24, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -2898,7 +3111,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 22", versions[i]);
+            "protocol version %u, this node speaks 23", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -2908,7 +3121,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 22");
+        expect_header_error(b, "protocol version 2, this node speaks 23");
     }
     g_byte_array_unref(b);
 }
@@ -7019,7 +7232,7 @@ static void test_epoch_bad(void)
                         "sender; the cluster has 4");
     expect_epoch_error(0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 0, .vcpus = 9,
-    }, "EPOCH message of step 10 for epoch 0 with 9 vCPUs");
+    }, "EPOCH message of step 19 for epoch 0 with 9 vCPUs");
 
     /*
      * The step, the node, the epoch and the vCPUs are checked before
@@ -7030,7 +7243,7 @@ static void test_epoch_bad(void)
     });
     distvm_wire_put_u32(b, 0);
     set_u32(b, OFF_LENGTH, b->len - HDR);
-    expect_exact_error(b, "EPOCH message of step 10 for epoch 1 with 0 "
+    expect_exact_error(b, "EPOCH message of step 19 for epoch 1 with 0 "
                        "vCPUs");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
@@ -7282,7 +7495,7 @@ static void test_epoch_reserved(void)
         .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 1,
     });
     set_u32(b, HDR + 28, 1);
-    expect_exact_error(b, "EPOCH message of step 10 for epoch 1 with 0 "
+    expect_exact_error(b, "EPOCH message of step 19 for epoch 1 with 0 "
                        "vCPUs");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
@@ -7331,7 +7544,8 @@ static void test_epoch_rollback(void)
     g_assert_cmpuint(DISTVM_EPOCH_FETCH, ==, 7);
     g_assert_cmpuint(DISTVM_EPOCH_FETCHED, ==, 8);
     g_assert_cmpuint(DISTVM_EPOCH_ROLLED, ==, 9);
-    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, 10);
+    /* then a recovery's (test_epoch_recovery) */
+    g_assert_cmpuint(DISTVM_EPOCH_LOST, ==, 10);
 
     /* the rollback, step by step, with the RAM layout or without */
     for (int ram = 0; ram < 2; ram++) {
@@ -7412,7 +7626,7 @@ static void test_epoch_rollback(void)
 /*
  * EPOCH's rollback steps are refused for what any step is: epoch 0, more
  * vCPUs than the machine's, a node outside the cluster, a non-zero
- * reserved field, a payload of another length; step 10 is unknown
+ * reserved field, a payload of another length; step 19 is unknown
  */
 static void test_epoch_rollback_bad(void)
 {
@@ -7462,13 +7676,135 @@ static void test_epoch_rollback_bad(void)
         check_exact_length(b, false);
     }
 
-    /* the step after ROLLED */
+    /* the steps after RECOVERED, the last since version 23 */
     expect_epoch_error(0, &(DistvmMsgEpoch) {
-        .step = 10, .node = 0, .epoch = 7,
-    }, "EPOCH message of step 10 for epoch 7 with 0 vCPUs");
+        .step = 19, .node = 0, .epoch = 7,
+    }, "EPOCH message of step 19 for epoch 7 with 0 vCPUs");
     expect_epoch_error(1, &(DistvmMsgEpoch) {
-        .step = 11, .node = 1, .epoch = 7, .vcpus = 3,
-    }, "EPOCH message of step 11 for epoch 7 with 3 vCPUs");
+        .step = 20, .node = 1, .epoch = 7, .vcpus = 3,
+    }, "EPOCH message of step 20 for epoch 7 with 3 vCPUs");
+    g_byte_array_unref(b);
+}
+
+/* EPOCH's steps taking a lost node over */
+static const uint32_t recovery_steps[] = {
+    DISTVM_EPOCH_LOST, DISTVM_EPOCH_RECOVER, DISTVM_EPOCH_SETTLE,
+    DISTVM_EPOCH_MARK, DISTVM_EPOCH_HELD_DONE, DISTVM_EPOCH_RUNS,
+    DISTVM_EPOCH_READY, DISTVM_EPOCH_PLACE, DISTVM_EPOCH_RECOVERED,
+};
+
+/*
+ * EPOCH's steps taking a lost node over (wire version 23), as
+ * distvm-recovery.c sends them when node 3 is lost, from committed epoch
+ * 7: node 1 tells home (LOST, about node 3); home tells the others
+ * (RECOVER), then SETTLE; node 2 tells the others its page messages
+ * stopped (MARK), then that it told the pages it holds (HELD_DONE); node
+ * 1 runs vCPU 5 (RUNS) and is READY; home places vCPU 6 on node 2
+ * (PLACE, about node 2), and the guest runs again (RECOVERED).  They are
+ * encoded as every EPOCH is, and need no RAM layout.
+ */
+static void test_epoch_recovery(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    /* their numbers on the wire, after the rollback's; no more */
+    g_assert_cmpuint(DISTVM_EPOCH_ROLLED, ==, 9);
+    g_assert_cmpuint(DISTVM_EPOCH_LOST, ==, 10);
+    g_assert_cmpuint(DISTVM_EPOCH_RECOVER, ==, 11);
+    g_assert_cmpuint(DISTVM_EPOCH_SETTLE, ==, 12);
+    g_assert_cmpuint(DISTVM_EPOCH_MARK, ==, 13);
+    g_assert_cmpuint(DISTVM_EPOCH_HELD_DONE, ==, 14);
+    g_assert_cmpuint(DISTVM_EPOCH_RUNS, ==, 15);
+    g_assert_cmpuint(DISTVM_EPOCH_READY, ==, 16);
+    g_assert_cmpuint(DISTVM_EPOCH_PLACE, ==, 17);
+    g_assert_cmpuint(DISTVM_EPOCH_RECOVERED, ==, 18);
+    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, 19);
+
+    /* the recovery, step by step, with the RAM layout or without */
+    for (int ram = 0; ram < 2; ram++) {
+        const DistvmWireLimits *lim = ram ? &limits : &limits_no_ram;
+
+        check_epoch(lim, 1, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_LOST, .node = 3, .epoch = 7,
+        });
+        check_epoch(lim, 0, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_RECOVER, .node = 3, .epoch = 7,
+        });
+        check_epoch(lim, 0, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_SETTLE, .node = 3, .epoch = 7,
+        });
+        check_epoch(lim, 2, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_MARK, .node = 3, .epoch = 7,
+        });
+        check_epoch(lim, 2, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_HELD_DONE, .node = 3, .epoch = 7,
+        });
+        check_epoch(lim, 1, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_RUNS, .node = 3, .epoch = 7, .vcpus = 5,
+        });
+        check_epoch(lim, 1, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_READY, .node = 3, .epoch = 7,
+        });
+        check_epoch(lim, 0, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_PLACE, .node = 2, .epoch = 7, .vcpus = 6,
+        });
+        check_epoch(lim, 0, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_RECOVERED, .node = 3, .epoch = 7,
+        });
+    }
+
+    /*
+     * RUNS and PLACE: the first vCPU and the last; the decoder does not
+     * look at the bytes, nor at who the steps are about (that is the
+     * role check's)
+     */
+    check_epoch(&limits, 3, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_RUNS, .node = 1, .epoch = UINT64_MAX,
+    });
+    check_epoch(&limits, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PLACE, .node = 0, .epoch = 1, .vcpus = 7,
+    });
+    check_epoch(&limits_one_vcpu, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PLACE, .node = 1, .epoch = 2,
+    });
+    check_epoch(&limits_most, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_MARK, .node = 1, .epoch = 7,
+        .vcpus = UINT32_MAX,
+    });
+    for (size_t i = 0; i < ARRAY_SIZE(recovery_steps); i++) {
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_epoch(&limits, src, &(DistvmMsgEpoch) {
+                .step = recovery_steps[i], .node = 3 - src,
+                .epoch = 0x100000000ull, .bytes = UINT64_MAX,
+                .vcpus = src * 2,
+            });
+        }
+        check_epoch(&limits_nodes_only, 1, &(DistvmMsgEpoch) {
+            .step = recovery_steps[i], .node = 0, .epoch = 7,
+        });
+    }
+
+    /* the layout by hand: step numbers 10 to 18 */
+    for (uint32_t step = 10; step <= 18; step++) {
+        distvm_wire_begin(b, DISTVM_MSG_EPOCH, 2, 0);
+        distvm_wire_put_u32(b, step);
+        distvm_wire_put_u32(b, 3);                  /* node */
+        distvm_wire_put_u64(b, 7);                  /* epoch */
+        distvm_wire_put_u64(b, 0);                  /* bytes */
+        distvm_wire_put_u32(b, 4);                  /* vcpus */
+        distvm_wire_put_u32(b, 0);
+        distvm_wire_end(b);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH, EPOCH_FIXED, 2, 0);
+        g_assert_cmpuint(d.msg.u.epoch.step, ==,
+                         recovery_steps[step - 10]);
+        g_assert_cmpuint(d.msg.u.epoch.node, ==, 3);
+        g_assert_cmpuint(d.msg.u.epoch.epoch, ==, 7);
+        g_assert_cmpuint(d.msg.u.epoch.bytes, ==, 0);
+        g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, 4);
+        decoded_free(&d);
+    }
     g_byte_array_unref(b);
 }
 
@@ -7748,10 +8084,14 @@ static void test_epoch_pages_bad(void)
         DISTVM_EPOCH_PAGES_MAX + 1, DISTVM_EPOCH_PAGES_MAX + 2, 0x100,
         0x10000, INT32_MAX, 0x80000000u, UINT32_MAX,
     };
-    /* bits outside ZERO, ASK and COPY, with some of those or without */
+    /*
+     * bits outside ZERO, ASK, COPY, HELD and OWNED, with some of those or
+     * without; HELD with ZERO or another kind; OWNED without HELD
+     */
     static const uint32_t flags[] = {
-        0x8, 0x9, 0xa, 0xc, 0xf, 0x80, 0x100, 0x10000, 0x80000000u,
-        0x80000001u, 0x80000002u, 0x80000004u, UINT32_MAX - 1, UINT32_MAX,
+        0x9, 0xa, 0xc, 0xf, 0x10, 0x11, 0x1f, 0x20, 0x28, 0x38, 0x80,
+        0x100, 0x10000, 0x80000000u, 0x80000001u, 0x80000002u,
+        0x80000004u, 0x80000008u, UINT32_MAX - 1, UINT32_MAX,
     };
     static uint8_t data[DISTVM_PAGE_SIZE];
     GByteArray *b = g_byte_array_new();
@@ -7862,7 +8202,10 @@ static void test_epoch_pages_bad(void)
         set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, flags[i]);
         expect_epoch_page_error(b, 2, 0, flags[i]);
     }
-    /* every unknown flag bit (ASK and COPY: test_epoch_pages_kinds_bad) */
+    /*
+     * every unknown flag bit (ASK and COPY: test_epoch_pages_kinds_bad;
+     * HELD and OWNED: test_epoch_pages_held_bad), and those two with ZERO
+     */
     for (int bit = 3; bit < 32; bit++) {
         distvm_wire_epoch_pages_begin(b, 3, 5, 2);
         distvm_wire_epoch_pages_add(b, 100, 0, NULL);
@@ -8156,7 +8499,8 @@ static void put_epoch_page(GByteArray *b, uint64_t page, uint32_t flags,
 {
     distvm_wire_put_u64(b, page);
     distvm_wire_put_u32(b, flags);
-    if (!(flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK))) {
+    if (!(flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK |
+                   DISTVM_EPOCH_PAGE_HELD))) {
         distvm_wire_put_bytes(b, data, DISTVM_PAGE_SIZE);
     }
 }
@@ -8422,6 +8766,365 @@ static void test_epoch_pages_ask_copy(void)
         put_epoch_page(b, 6, ASK, NULL);
         distvm_wire_end(b);
         expect_epoch_page_error(b, 5, 2, both[i]);
+    }
+    g_byte_array_unref(b);
+}
+
+/* A page of an EPOCH_PAGES of kind HELD: its number, and whether owned */
+typedef struct HeldPage {
+    uint64_t page;
+    bool owned;
+} HeldPage;
+
+/*
+ * An EPOCH_PAGES from @src of the @count pages @pages of RAMBlock @block
+ * held at epoch @epoch: its layout as it is built (the one built by
+ * hand, bit for bit: each page's number and HELD, with OWNED if owned,
+ * and no bytes), its decoding under @lim, of kind HELD, and its pages
+ * read back with distvm_wire_epoch_page(), without data, which ends
+ * exactly at the end of the payload
+ */
+static void check_epoch_pages_held(const DistvmWireLimits *lim, uint32_t src,
+                                   uint64_t epoch, uint32_t block,
+                                   const HeldPage *pages, uint32_t count)
+{
+    GByteArray *b = g_byte_array_new();
+    GByteArray *hand = g_byte_array_new();
+    size_t len = EPOCH_PAGES_FIXED + count * EPOCH_PAGE_HDR;
+    const uint8_t *pos;
+    Decoded d;
+
+    distvm_wire_epoch_pages_begin(b, src, epoch, block);
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t flags = DISTVM_EPOCH_PAGE_HELD |
+                         (pages[i].owned ? DISTVM_EPOCH_PAGE_OWNED : 0);
+
+        /* each page counted as it is added, without data */
+        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, pages[i].page, flags,
+                                                     NULL), ==, i + 1);
+        g_assert_cmpuint(b->len, ==, HDR + EPOCH_PAGES_FIXED +
+                         (i + 1) * EPOCH_PAGE_HDR);
+    }
+    distvm_wire_end(b);
+    g_assert_cmpuint(b->len, ==, HDR + len);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_LENGTH), ==, len);
+
+    distvm_wire_begin(hand, DISTVM_MSG_EPOCH_PAGES, src, 0);
+    distvm_wire_put_u64(hand, epoch);
+    distvm_wire_put_u32(hand, block);
+    distvm_wire_put_u32(hand, count);
+    for (uint32_t i = 0; i < count; i++) {
+        distvm_wire_put_u64(hand, pages[i].page);
+        distvm_wire_put_u32(hand, pages[i].owned ?
+                            DISTVM_EPOCH_PAGE_HELD | DISTVM_EPOCH_PAGE_OWNED :
+                            DISTVM_EPOCH_PAGE_HELD);
+    }
+    distvm_wire_end(hand);
+    g_assert_cmpmem(hand->data, hand->len, b->data, b->len);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH_PAGES, len, src, 0);
+    g_assert_cmphex(d.msg.u.epoch_pages.epoch, ==, epoch);
+    g_assert_cmpuint(d.msg.u.epoch_pages.block, ==, block);
+    g_assert_cmpuint(d.msg.u.epoch_pages.count, ==, count);
+    g_assert_cmphex(d.msg.u.epoch_pages.kind, ==, DISTVM_EPOCH_PAGE_HELD);
+    g_assert(d.msg.u.epoch_pages.entries == d.payload + EPOCH_PAGES_FIXED);
+    pos = d.msg.u.epoch_pages.entries;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *at = pos;
+        uint64_t page = ~pages[i].page;
+
+        /* whether owned is in the flags, for the receiver to read */
+        g_assert_cmphex(ldl_le_p(at + 8) & DISTVM_EPOCH_PAGE_OWNED, ==,
+                        pages[i].owned ? DISTVM_EPOCH_PAGE_OWNED : 0);
+        g_assert_null(distvm_wire_epoch_page(&pos, &page));
+        g_assert_cmpuint(page, ==, pages[i].page);
+        g_assert(pos == at + EPOCH_PAGE_HDR);
+    }
+    g_assert(pos == d.payload + len);
+    decoded_free(&d);
+
+    g_byte_array_unref(hand);
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH_PAGES taking a lost node over (wire version 23): the pages the
+ * sender holds, to their manager (HELD: no bytes, whatever the page
+ * holds), writable ones also OWNED; all pages of a message are held,
+ * owned or not, and the decoder gives HELD as its kind
+ */
+static void test_epoch_pages_held(void)
+{
+    enum {
+        HELD = DISTVM_EPOCH_PAGE_HELD,
+        OWNED = DISTVM_EPOCH_PAGE_OWNED,
+    };
+    static const DistvmWireLimits most_ram = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    static const HeldPage held[] = {
+        { 15, false }, { 3, true }, { 0, true }, { 14, false },
+        { 1, false }, { 7, true },
+    };
+    HeldPage pages[DISTVM_EPOCH_PAGES_MAX];
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    /* the flags' bits on the wire, after ZERO, ASK and COPY */
+    g_assert_cmphex(HELD, ==, 0x8);
+    g_assert_cmphex(OWNED, ==, 0x10);
+
+    /* one page held, one held and owned, from any node */
+    for (uint32_t src = 0; src < limits.nodes; src++) {
+        check_epoch_pages_held(&limits, src, 5, 0, held, 2);
+    }
+    /* in any order, owned or not; starting or ending with either */
+    check_epoch_pages_held(&limits, 1, 7, 0, held, ARRAY_SIZE(held));
+    check_epoch_pages_held(&limits, 2, 7, 0, held + 1, ARRAY_SIZE(held) - 2);
+    check_epoch_pages_held(&most_ram, DISTVM_WIRE_MAX_NODES - 1, UINT64_MAX,
+                           0, held, ARRAY_SIZE(held));
+    /* one, owned or not: the last of a block, the only one, the first */
+    for (int owned = 0; owned < 2; owned++) {
+        check_epoch_pages_held(&limits, 1, 1, 2,
+                               &(HeldPage) { 262143, owned }, 1);
+        check_epoch_pages_held(&limits, 2, 7, 1, &(HeldPage) { 0, owned },
+                               1);
+        check_epoch_pages_held(&limits, 3, 0x100000000ull, 2,
+                               &(HeldPage) { 0, owned }, 1);
+    }
+
+    /*
+     * as many pages as a message takes, from the end of RAMBlock 2
+     * backwards: none owned, all owned, every third
+     */
+    for (int k = 0; k < 3; k++) {
+        for (uint32_t i = 0; i < DISTVM_EPOCH_PAGES_MAX; i++) {
+            pages[i] = (HeldPage) {
+                .page = 262143 - i * 7,
+                .owned = k == 1 || (k == 2 && i % 3 == 1),
+            };
+        }
+        check_epoch_pages_held(&limits, 2, 9, 2, pages,
+                               DISTVM_EPOCH_PAGES_MAX);
+        check_epoch_pages_held(&limits, 0, UINT64_MAX, 2, pages,
+                               DISTVM_EPOCH_PAGES_MAX);
+    }
+
+    /* the flags of a page, as the encoder writes them: never ZERO */
+    for (int owned = 0; owned < 2; owned++) {
+        uint32_t flags = HELD | (owned ? OWNED : 0);
+
+        distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+        g_assert_cmpuint(distvm_wire_epoch_pages_add(b, 5, flags, NULL), ==,
+                         1);
+        distvm_wire_end(b);
+        g_assert_cmpuint(b->len, ==, HDR + EPOCH_PAGES_FIXED +
+                         EPOCH_PAGE_HDR);
+        g_assert_cmphex(ldl_le_p(b->data + HDR + EPOCH_PAGES_FIXED + 8), ==,
+                        flags);
+        decode_ok(b, &limits, &d);
+        g_assert_cmphex(d.msg.u.epoch_pages.kind, ==, HELD);
+        g_assert_cmpuint(d.msg.u.epoch_pages.count, ==, 1);
+        decoded_free(&d);
+    }
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH_PAGES with flags no held page has: OWNED without HELD (alone,
+ * with ZERO, or with ASK or COPY), HELD with ZERO, HELD with another
+ * kind in one page, first or later; a held page among pages of another
+ * kind, or another kind's among held pages (a COPY after HELD ones, and
+ * every other pair); each refused for the first such page, with its
+ * flags.  A held page carries no bytes.
+ */
+static void test_epoch_pages_held_bad(void)
+{
+    enum {
+        ZERO = DISTVM_EPOCH_PAGE_ZERO,
+        ASK = DISTVM_EPOCH_PAGE_ASK,
+        COPY = DISTVM_EPOCH_PAGE_COPY,
+        HELD = DISTVM_EPOCH_PAGE_HELD,
+        OWNED = DISTVM_EPOCH_PAGE_OWNED,
+    };
+    /* flags refused in any page */
+    static const uint32_t bad[] = {
+        /* OWNED without HELD */
+        OWNED, OWNED | ZERO, OWNED | ASK, OWNED | COPY, OWNED | COPY | ZERO,
+        /* HELD with ZERO */
+        HELD | ZERO, HELD | OWNED | ZERO,
+        /* HELD with another kind, in one page */
+        HELD | ASK, HELD | COPY, HELD | COPY | ZERO, HELD | ASK | OWNED,
+        HELD | COPY | OWNED, HELD | ASK | COPY, HELD | ASK | COPY | OWNED,
+        HELD | ASK | COPY | OWNED | ZERO,
+    };
+    /* a page of the first's kind, then one of another */
+    static const struct {
+        uint32_t first, then;
+    } mixed[] = {
+        /* held, then a copy, changed or zero, an asked or epoch's page */
+        { HELD, COPY }, { HELD, COPY | ZERO }, { HELD | OWNED, COPY },
+        { HELD | OWNED, COPY | ZERO }, { HELD, ASK }, { HELD | OWNED, ASK },
+        { HELD, 0 }, { HELD, ZERO }, { HELD | OWNED, 0 },
+        { HELD | OWNED, ZERO },
+        /* a page of another kind, then a held one, owned or not */
+        { COPY, HELD }, { COPY | ZERO, HELD | OWNED }, { ASK, HELD },
+        { ASK, HELD | OWNED }, { 0, HELD }, { ZERO, HELD | OWNED },
+    };
+    static const uint32_t helds[] = { HELD, HELD | OWNED };
+    static uint8_t data[DISTVM_PAGE_SIZE];
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = i % 251 + 1;
+    }
+
+    /* alone, or after a page of its kind fine (OWNED's without it) */
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        uint32_t kind = bad[i] & (ASK | COPY | HELD);
+        uint32_t fine = kind == HELD ? HELD | OWNED : kind;
+
+        if (kind & (kind - 1)) {
+            fine = HELD;
+        }
+        for (uint32_t blk = 0; blk < limits.nr_blocks; blk++) {
+            uint64_t last = block_pages[blk] - 1;
+
+            begin_epoch_pages(b, 1, 7, blk, 1);
+            put_epoch_page(b, last, bad[i], data);
+            distvm_wire_end(b);
+            expect_epoch_page_error(b, last, blk, bad[i]);
+        }
+        begin_epoch_pages(b, 2, 7, 2, 3);
+        put_epoch_page(b, 100, fine, data);
+        put_epoch_page(b, 101, bad[i], data);
+        put_epoch_page(b, 102, fine, data);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 101, 2, bad[i]);
+    }
+    /* the encoder's, with OWNED set after, or HELD cleared */
+    distvm_wire_epoch_pages_begin(b, 3, 7, 0);
+    distvm_wire_epoch_pages_add(b, 4, ASK, NULL);
+    distvm_wire_end(b);
+    set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, ASK | OWNED);
+    expect_epoch_page_error(b, 4, 0, ASK | OWNED);
+    distvm_wire_epoch_pages_begin(b, 3, 7, 0);
+    distvm_wire_epoch_pages_add(b, 4, HELD | OWNED, NULL);
+    distvm_wire_end(b);
+    set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, OWNED);
+    expect_epoch_page_error(b, 4, 0, OWNED);
+
+    /* kinds mixed: the second page, in each RAMBlock; or a later one */
+    for (size_t i = 0; i < ARRAY_SIZE(mixed); i++) {
+        for (uint32_t blk = 0; blk < limits.nr_blocks; blk++) {
+            uint64_t last = block_pages[blk] - 1;
+
+            begin_epoch_pages(b, 1, 7, blk, 2);
+            put_epoch_page(b, 0, mixed[i].first, data);
+            put_epoch_page(b, last, mixed[i].then, data);
+            distvm_wire_end(b);
+            expect_epoch_page_error(b, last, blk, mixed[i].then);
+        }
+        begin_epoch_pages(b, 3, UINT64_MAX, 2, 5);
+        put_epoch_page(b, 10, mixed[i].first, data);
+        put_epoch_page(b, 11, mixed[i].first, data);
+        put_epoch_page(b, 12, mixed[i].first, data);
+        put_epoch_page(b, 13, mixed[i].then, data);
+        put_epoch_page(b, 14, mixed[i].first, data);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 13, 2, mixed[i].then);
+    }
+    /* by the encoder: held pages, then a copy, changed or zero */
+    for (int zero = 0; zero < 2; zero++) {
+        distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+        distvm_wire_epoch_pages_add(b, 1, HELD, NULL);
+        distvm_wire_epoch_pages_add(b, 2, HELD | OWNED, NULL);
+        distvm_wire_epoch_pages_add(b, 3, COPY, zero ? NULL : data);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 3, 0, zero ? COPY | ZERO : COPY);
+    }
+    /* and a held page after an asked one */
+    distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+    distvm_wire_epoch_pages_add(b, 1, ASK, NULL);
+    distvm_wire_epoch_pages_add(b, 2, HELD | OWNED, NULL);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 2, 0, HELD | OWNED);
+
+    /*
+     * A held page carries no bytes: any after it are garbage, or read
+     * as the next page (here page 0 with flags 0, of another kind)
+     */
+    for (size_t i = 0; i < ARRAY_SIZE(helds); i++) {
+        static const uint8_t zeros[DISTVM_PAGE_SIZE];
+
+        distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+        distvm_wire_epoch_pages_add(b, 3, helds[i], NULL);
+        distvm_wire_end(b);
+        distvm_wire_put_bytes(b, zeros, DISTVM_PAGE_SIZE);
+        distvm_wire_end(b);
+        expect_exact_error_ram(b, true, "EPOCH_PAGES message has 4096 bytes "
+                               "of trailing garbage");
+        set_u32(b, HDR + 12, 2);
+        expect_epoch_page_error(b, 0, 0, 0);
+    }
+    /* more held pages counted than came, or fewer */
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add(b, 3, HELD, NULL);
+    distvm_wire_epoch_pages_add(b, 4, HELD | OWNED, NULL);
+    distvm_wire_end(b);
+    set_u32(b, HDR + 12, 3);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message is truncated");
+    set_u32(b, HDR + 12, 1);
+    expect_exact_error_ram(b, true, "EPOCH_PAGES message has 12 bytes of "
+                           "trailing garbage");
+    /* every cut is truncated, every byte more is garbage */
+    distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+    distvm_wire_epoch_pages_add(b, 0, HELD | OWNED, NULL);
+    distvm_wire_epoch_pages_add(b, 15, HELD, NULL);
+    distvm_wire_epoch_pages_add(b, 7, HELD | OWNED, NULL);
+    distvm_wire_end(b);
+    check_exact_length(b, true);
+
+    /*
+     * What every EPOCH_PAGES is refused for is checked before the kinds:
+     * the sender, the RAM layout, the epoch, the block and the count;
+     * a page's number is checked with its flags, in one error
+     */
+    distvm_wire_epoch_pages_begin(b, 4, 7, 0);
+    distvm_wire_epoch_pages_add(b, 3, HELD, NULL);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "EPOCH_PAGES message names node 4 in "
+                        "its sender; the cluster has 4");
+    for (size_t i = 0; i < ARRAY_SIZE(helds); i++) {
+        begin_epoch_pages(b, 1, 0, 0, 1);
+        put_epoch_page(b, 3, helds[i], NULL);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 0, 1, 0);
+        begin_epoch_pages(b, 1, 7, 3, 1);
+        put_epoch_page(b, 3, helds[i], NULL);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 7, 1, 3);
+        begin_epoch_pages(b, 1, 7, 0, DISTVM_EPOCH_PAGES_MAX + 1);
+        put_epoch_page(b, 3, helds[i], NULL);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 7, DISTVM_EPOCH_PAGES_MAX + 1, 0);
+        begin_epoch_pages(b, 1, 7, 0, 0);
+        put_epoch_page(b, 3, helds[i], NULL);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 7, 0, 0);
+        /* a page that does not exist */
+        begin_epoch_pages(b, 1, 7, 0, 1);
+        put_epoch_page(b, 16, helds[i], NULL);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 16, 0, helds[i]);
+        begin_epoch_pages(b, 1, 7, 2, 2);
+        put_epoch_page(b, 262143, helds[i], NULL);
+        put_epoch_page(b, 262144, helds[i], NULL);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 262144, 2, helds[i]);
     }
     g_byte_array_unref(b);
 }
@@ -9939,9 +10642,13 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/epoch", test_epoch);
     g_test_add_func("/distvm/wire/roundtrip/epoch-rollback",
                     test_epoch_rollback);
+    g_test_add_func("/distvm/wire/roundtrip/epoch-recovery",
+                    test_epoch_recovery);
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages", test_epoch_pages);
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages-kinds",
                     test_epoch_pages_kinds);
+    g_test_add_func("/distvm/wire/roundtrip/epoch-pages-held",
+                    test_epoch_pages_held);
     g_test_add_func("/distvm/wire/roundtrip/epoch-state", test_epoch_state);
     g_test_add_func("/distvm/wire/roundtrip/epoch-state-copies",
                     test_epoch_state_copies);
@@ -9957,6 +10664,8 @@ int main(int argc, char **argv)
                     test_epoch_pages_kinds_bad);
     g_test_add_func("/distvm/wire/decode/epoch-pages-ask-copy",
                     test_epoch_pages_ask_copy);
+    g_test_add_func("/distvm/wire/decode/epoch-pages-held-bad",
+                    test_epoch_pages_held_bad);
     g_test_add_func("/distvm/wire/decode/epoch-state-bad",
                     test_epoch_state_bad);
     g_test_add_func("/distvm/wire/decode/epoch-state-copies-bad",
@@ -10038,6 +10747,8 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roles/epoch", test_epoch_roles);
     g_test_add_func("/distvm/wire/roles/epoch-rollback",
                     test_epoch_rollback_roles);
+    g_test_add_func("/distvm/wire/roles/epoch-recovery",
+                    test_epoch_recovery_roles);
     g_test_add_func("/distvm/wire/msg-vcpu", test_msg_vcpu);
     g_test_add_func("/distvm/wire/flow-counted", test_flow_counted);
 
