@@ -23,6 +23,7 @@
 #include "qobject/qlist.h"
 #include "libqtest.h"
 #include "distvm/distvm-node.h"
+#include "distvm/distvm-tls-netns.h"
 #include "distvm/guest/smp-workload.h"
 #include "distvm-wire.h"
 
@@ -397,6 +398,91 @@ static void test_kill(void)
     distvm_cluster_quit(c);
 }
 
+/*
+ * The same with the nodes in network namespaces, over TCP, and node 2
+ * cut off by a partition (its link goes down) instead of killed: nodes 0
+ * and 1 declare it lost within peer-timeout and take its part over; node
+ * 2, which hears neither of them, exits with an error.
+ */
+#define PARTITION_PEER_TIMEOUT 2
+#define PARTITION_PORT 4460
+
+static void test_partition(void)
+{
+    int subnet = getpid() % 200 + 20;
+    g_autofree char *prefix = g_strdup_printf("dve%d-", (int)getpid());
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
+        NCPUS, ITERS);
+    g_autofree char *binary = g_strdup(g_getenv("QTEST_QEMU_BINARY"));
+    DistvmNode *node[NODES];
+    QDict *ev, *cp;
+
+    distvm_netns_setup(prefix, subnet, NODES);
+    for (int i = 0; i < NODES; i++) {
+        g_autofree char *in_ns = g_strdup_printf("ip netns exec %s%d %s",
+                                                 prefix, i, binary);
+        g_autofree char *home = i ? g_strdup_printf(
+            "home=tcp:10.199.%d.1:%d,", subnet, PARTITION_PORT) :
+            g_strdup("");
+        g_autofree char *opts = g_strdup_printf(
+            "node-id=%d,nodes=%d,listen=tcp:10.199.%d.%d:%d,%s"
+            "replicas=1,checkpoint-ms=20,placement=0:1:2:1,peer-timeout=%d",
+            i, NODES, subnet, i + 1, PARTITION_PORT + i, home,
+            PARTITION_PEER_TIMEOUT);
+
+        g_setenv("QTEST_QEMU_BINARY", in_ns, true);
+        node[i] = distvm_node_start(tmpdir, i, opts, args);
+    }
+    g_setenv("QTEST_QEMU_BINARY", binary, true);
+    for (int i = 0; i < NODES; i++) {
+        distvm_wait_state(node[i]->qts, "running", 60);
+    }
+    wait_epochs(node[0]->qts, 3);
+    g_assert_cmpint(qtest_readl(node[0]->qts, DG_RESULT_BASE), !=,
+                    DG_MAGIC_DONE);
+
+    distvm_sh("ip -n %ssw link set %sp2 down", prefix, prefix);
+    qtest_set_expected_status(node[2]->qts, 1);
+    ev = distvm_wait_event(node[2]->qts, "DISTVM_NODE_LOST",
+                           DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), <, 2);
+    qobject_unref(ev);
+    qtest_wait_qemu(node[2]->qts);
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_RECOVERED",
+                           DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    2);
+    g_test_message("taken over in %" PRId64 " ms once lost",
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"));
+    qobject_unref(ev);
+
+    for (int tries = 0; qtest_readl(node[0]->qts, DG_RESULT_BASE) !=
+         DG_MAGIC_DONE; tries++) {
+        g_assert_cmpint(tries, <, 6000);
+        g_usleep(50 * 1000);
+    }
+    for (int i = 0; i < 2; i++) {
+        QDict *info = distvm_assert_active(node[i]->qts, i);
+
+        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
+        qobject_unref(info);
+        distvm_check_smp_memory(node[i]->qts, NCPUS, ITERS);
+        for (int cpu = 0; cpu < NCPUS; cpu++) {
+            g_assert_cmpint(distvm_vcpu_node(node[i]->qts, cpu), <, 2);
+        }
+    }
+    wait_epochs(node[0]->qts, 2);
+    cp = checkpoint_info(node[0]->qts);
+    g_assert_cmpint(qdict_get_int(cp, "recoveries"), ==, 1);
+    qobject_unref(cp);
+    for (int i = NODES - 1; i >= 0; i--) {
+        distvm_node_quit(node[i]);
+    }
+    distvm_netns_cleanup(prefix, NODES);
+}
+
 /* The 4 KiB of @path at @offset are all @byte */
 static bool file_holds(const char *path, off_t offset, uint8_t byte)
 {
@@ -549,6 +635,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/epoch/disk", test_disk);
     qtest_add_func("/distvm/epoch/rollback", test_rollback);
     qtest_add_func("/distvm/epoch/kill", test_kill);
+    qtest_add_func("/distvm/epoch/partition", test_partition);
 
     return distvm_test_run(tmpdir);
 }
