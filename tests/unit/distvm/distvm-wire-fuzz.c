@@ -152,7 +152,8 @@ static void check_mgr_entries(const DistvmMsgMgrEntries *e,
  * An epoch's pages: of an epoch other than 0, 1 to DISTVM_EPOCH_PAGES_MAX
  * pages of a RAMBlock, that exist, all of the message's kind: an epoch's
  * pages (0) or the copies sent back in a rollback (COPY), each all zero
- * or with its bytes, or pages asked for in a rollback (ASK, alone),
+ * or with its bytes, or pages asked for in a rollback (ASK, alone), or
+ * pages held, taking a lost node over (HELD, alone or with OWNED), both
  * without bytes.  Walking them with distvm_wire_epoch_page() stays within
  * the payload and ends exactly at its end.
  */
@@ -160,13 +161,15 @@ static void check_epoch_pages(const DistvmMsg *m, const uint8_t *payload,
                               uint32_t length, const DistvmWireLimits *lim)
 {
     const DistvmMsgEpochPages *e = &m->u.epoch_pages;
-    const uint32_t kinds = DISTVM_EPOCH_PAGE_ASK | DISTVM_EPOCH_PAGE_COPY;
+    const uint32_t kinds = DISTVM_EPOCH_PAGE_ASK | DISTVM_EPOCH_PAGE_COPY |
+                           DISTVM_EPOCH_PAGE_HELD;
     const uint8_t *end = payload + length;
     const uint8_t *pos = e->entries;
 
     CHECK(lim->nr_blocks > 0);
     CHECK(e->kind == 0 || e->kind == DISTVM_EPOCH_PAGE_ASK ||
-          e->kind == DISTVM_EPOCH_PAGE_COPY);
+          e->kind == DISTVM_EPOCH_PAGE_COPY ||
+          e->kind == DISTVM_EPOCH_PAGE_HELD);
     CHECK(e->epoch != 0);
     CHECK(e->block < lim->nr_blocks);
     CHECK(e->count >= 1);
@@ -190,12 +193,20 @@ static void check_epoch_pages(const DistvmMsg *m, const uint8_t *payload,
         data = distvm_wire_epoch_page(&pos, &page);
         CHECK(page == ldq_le_p(at));
         CHECK(page < lim->block_pages[e->block]);
-        CHECK(!(flags & ~(DISTVM_EPOCH_PAGE_ZERO | kinds)));
+        CHECK(!(flags & ~(DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_OWNED |
+                          kinds)));
         CHECK((flags & kinds) == e->kind);
         if (e->kind == DISTVM_EPOCH_PAGE_ASK) {
             CHECK(flags == DISTVM_EPOCH_PAGE_ASK);
         }
-        if (flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK)) {
+        if (e->kind == DISTVM_EPOCH_PAGE_HELD) {
+            CHECK(flags == DISTVM_EPOCH_PAGE_HELD ||
+                  flags == (DISTVM_EPOCH_PAGE_HELD | DISTVM_EPOCH_PAGE_OWNED));
+        } else {
+            CHECK(!(flags & DISTVM_EPOCH_PAGE_OWNED));
+        }
+        if (flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK |
+                     DISTVM_EPOCH_PAGE_HELD)) {
             CHECK(!data);
             CHECK(pos == at + EPOCH_PAGE_HDR);
         } else {
@@ -707,7 +718,10 @@ static bool mgr_entries_equal(const DistvmMsgMgrEntries *a,
     return true;
 }
 
-/* Equal pages of an epoch, as distvm_wire_epoch_page() reads them */
+/*
+ * Equal pages of an epoch, as distvm_wire_epoch_page() reads them, with
+ * equal flags (a held page's OWNED)
+ */
 static bool epoch_pages_equal(const DistvmMsgEpochPages *a,
                               const DistvmMsgEpochPages *b)
 {
@@ -718,11 +732,12 @@ static bool epoch_pages_equal(const DistvmMsgEpochPages *a,
         return false;
     }
     for (uint32_t i = 0; i < a->count; i++) {
+        uint32_t flags_a = ldl_le_p(pos_a + 8), flags_b = ldl_le_p(pos_b + 8);
         uint64_t page_a, page_b;
         const uint8_t *data_a = distvm_wire_epoch_page(&pos_a, &page_a);
         const uint8_t *data_b = distvm_wire_epoch_page(&pos_b, &page_b);
 
-        if (page_a != page_b || !data_a != !data_b ||
+        if (page_a != page_b || flags_a != flags_b || !data_a != !data_b ||
             (data_a && memcmp(data_a, data_b, DISTVM_PAGE_SIZE))) {
             return false;
         }
@@ -924,7 +939,8 @@ static void reencode_mgr_entries(GByteArray *buf, uint32_t src,
 
 /*
  * EPOCH_PAGES again, page by page as distvm_wire_epoch_page() reads
- * them, of its kind, each counted as it is added
+ * them, of its kind (a held page's with its OWNED), each counted as it
+ * is added
  */
 static void reencode_epoch_pages(GByteArray *buf, uint32_t src,
                                  const DistvmMsgEpochPages *e)
@@ -933,11 +949,12 @@ static void reencode_epoch_pages(GByteArray *buf, uint32_t src,
 
     distvm_wire_epoch_pages_begin(buf, src, e->epoch, e->block);
     for (uint32_t i = 0; i < e->count; i++) {
+        uint32_t kind = e->kind | (ldl_le_p(pos + 8) &
+                                   DISTVM_EPOCH_PAGE_OWNED);
         uint64_t page;
         const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
 
-        CHECK(distvm_wire_epoch_pages_add(buf, page, e->kind, data) ==
-              i + 1);
+        CHECK(distvm_wire_epoch_pages_add(buf, page, kind, data) == i + 1);
     }
     distvm_wire_end(buf);
 }
@@ -1188,9 +1205,13 @@ static bool run_state_role(uint32_t action, uint32_t src, uint32_t dst)
 
 /*
  * Whether an EPOCH of @step about @node may go from @src to @dst: home
- * asks the others to save, commit, abort and roll back; they tell home
- * they are busy, stored a node's data or rolled back; the node it is
- * about says it sent its data, asked for all it needs or sent all asked
+ * asks the others to save, commit, abort and roll back, and taking a
+ * lost node over tells them to (RECOVER), to settle, where a vCPU runs
+ * (PLACE) and that it is done (RECOVERED); they tell home they are busy,
+ * stored a node's data, rolled back, lost a node, run a vCPU (RUNS) or
+ * are ready; the node it is about says it sent its data, asked for all
+ * it needs or sent all asked; any other says its page messages stopped
+ * (MARK) or that it told all the pages it holds (HELD_DONE)
  */
 static bool epoch_role(uint32_t step, uint32_t node, uint32_t src,
                        uint32_t dst)
@@ -1200,15 +1221,25 @@ static bool epoch_role(uint32_t step, uint32_t node, uint32_t src,
     case DISTVM_EPOCH_COMMIT:
     case DISTVM_EPOCH_ABORT:
     case DISTVM_EPOCH_ROLLBACK:
+    case DISTVM_EPOCH_RECOVER:
+    case DISTVM_EPOCH_SETTLE:
+    case DISTVM_EPOCH_PLACE:
+    case DISTVM_EPOCH_RECOVERED:
         return src == 0 && dst != 0;
     case DISTVM_EPOCH_BUSY:
     case DISTVM_EPOCH_STORED:
     case DISTVM_EPOCH_ROLLED:
+    case DISTVM_EPOCH_LOST:
+    case DISTVM_EPOCH_RUNS:
+    case DISTVM_EPOCH_READY:
         return src != 0 && dst == 0;
     case DISTVM_EPOCH_SENT:
     case DISTVM_EPOCH_FETCH:
     case DISTVM_EPOCH_FETCHED:
         return src == node;
+    case DISTVM_EPOCH_MARK:
+    case DISTVM_EPOCH_HELD_DONE:
+        return src != node;
     default:
         /* a step the decoder accepts and this does not know */
         CHECK(step >= DISTVM_EPOCH__MAX);
@@ -1760,6 +1791,54 @@ int main(int argc, char **argv)
     }));
     SEED("epoch-rolled", distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_ROLLED, .node = 2, .epoch = 7, .vcpus = 1,
+    }));
+    /*
+     * node 3 is lost, its part taken over from epoch 7: node 1 tells home,
+     * which tells the others, then to settle; node 2 tells the others its
+     * page messages stopped, tells node 1 the pages of RAMBlock 2 it
+     * holds, one of them writable, and one of RAMBlock 0, writable, then
+     * that it told all; node 1 runs vCPU 3 and is ready; home places vCPU
+     * 5 on node 2, and the guest runs again
+     */
+    SEED("epoch-lost", distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_LOST, .node = 3, .epoch = 7,
+    }));
+    SEED("epoch-recover", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_RECOVER, .node = 3, .epoch = 7,
+    }));
+    SEED("epoch-settle", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_SETTLE, .node = 3, .epoch = 7,
+    }));
+    SEED("epoch-mark", distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_MARK, .node = 3, .epoch = 7,
+    }));
+    SEED("epoch-pages-held", {
+        distvm_wire_epoch_pages_begin(b, 2, 7, 2);
+        distvm_wire_epoch_pages_add(b, 0x123, DISTVM_EPOCH_PAGE_HELD, NULL);
+        distvm_wire_epoch_pages_add(b, 262143, DISTVM_EPOCH_PAGE_HELD |
+                                    DISTVM_EPOCH_PAGE_OWNED, NULL);
+        distvm_wire_end(b);
+    });
+    SEED("epoch-pages-held-owned", {
+        distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+        distvm_wire_epoch_pages_add(b, 15, DISTVM_EPOCH_PAGE_HELD |
+                                    DISTVM_EPOCH_PAGE_OWNED, NULL);
+        distvm_wire_end(b);
+    });
+    SEED("epoch-held-done", distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_HELD_DONE, .node = 3, .epoch = 7,
+    }));
+    SEED("epoch-runs", distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_RUNS, .node = 3, .epoch = 7, .vcpus = 3,
+    }));
+    SEED("epoch-ready", distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_READY, .node = 3, .epoch = 7,
+    }));
+    SEED("epoch-place", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PLACE, .node = 2, .epoch = 7, .vcpus = 5,
+    }));
+    SEED("epoch-recovered", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_RECOVERED, .node = 3, .epoch = 7,
     }));
 #undef SEED
 
