@@ -41,7 +41,7 @@ $(QEMU_BUILD)/.configured: $(B)/.staged $(B)/config.mk
 	    || { tail -30 configure.log; exit 1; }
 	@touch $@
 
-.PHONY: all qemu guests check check-long check-unit check-distvm check-upstream demo bench clean distclean
+.PHONY: all qemu guests check check-long stress check-unit check-distvm check-upstream demo bench clean distclean
 
 all: qemu guests
 
@@ -72,6 +72,12 @@ check-long: all
 	cd $(QEMU_BUILD) && DISTVM_LONG=1 DISTVM_GUEST_DIR=$(GUESTS) \
 	    QTEST_QEMU_BINARY=./qemu-system-x86_64 \
 	    tests/qtest/distvm-linux-test -p /x86_64/distvm/linux/3-nodes-netns-tls
+
+# Each case of a node lost while the guest runs, 10 times (make check
+# runs each once): tests/stress/node-loss.sh.
+STRESS_REPEAT ?= 10
+stress: all
+	tests/stress/node-loss.sh $(B) $(STRESS_REPEAT)
 
 check-unit: qemu
 	$(UNIT) run

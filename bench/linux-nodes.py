@@ -19,7 +19,10 @@ checkpoint epoch every 50, 100 or 200 ms, issue 15: their overhead
 against 3nodes, the epochs' pause p50/p99 and bytes per epoch as home
 reports them; 3nodes-rollback: 3nodes-ckpt100 rolled back to its last
 committed epoch, x-distvm-rollback, every second of its workload, with
-the pause of each rollback), and 3nodes-pinned / 3nodes-numa-pinned (each node held to one host CPU
+the pause of each rollback; 3nodes-kill: 3nodes-ckpt100 with node 2
+killed, SIGKILL, 5 s into its workload: the time from the kill until
+home reports the node taken over, seen from here by polling every 20 ms,
+and home's own recovery time), and 3nodes-pinned / 3nodes-numa-pinned (each node held to one host CPU
 with taskset, node n on the n-th CPU this script may use, modulo their
 number: as if each node had a host of its own, which is what a cluster
 is; plain TCG uses all of them); K runs of each, round-robin, so that
@@ -113,11 +116,17 @@ CONFIGS = [
     # ... and 3nodes-ckpt100 rolled back every second of its workload
     ("3nodes-rollback", "3 nodes, rollbacks", 3, "0:1:2:1", [], False,
      "replicas=1,checkpoint-ms=100"),
+    # ... and 3nodes-ckpt100 with node 2 killed during its workload
+    ("3nodes-kill", "3 nodes, node 2 killed", 3, "0:1:2:1", [], False,
+     "replicas=1,checkpoint-ms=100"),
 ]
 CKPT = ("3nodes-ckpt50", "3nodes-ckpt100", "3nodes-ckpt200",
-        "3nodes-rollback")
+        "3nodes-rollback", "3nodes-kill")
 ROLLBACK = "3nodes-rollback"
 ROLLBACK_EVERY_S = 1.0
+KILL = "3nodes-kill"
+KILL_NODE = 2
+KILL_AFTER_S = 5.0      # into the workload
 HOST_CPUS = sorted(os.sched_getaffinity(0))
 WORK_DEFAULT = 60000    # tests/qtest/distvm-linux-test.c
 FAULTS = ("read-miss", "write-miss", "upgrade")
@@ -174,11 +183,17 @@ class Poller(threading.Thread):
     last query-distvm answer of each node until its QEMU exits.  With
     @rips, also counts each vCPU's RIP by phase: rips[phase][cpu][rip]."""
 
-    def __init__(self, tmp, procs, nodes, hot, rips=None, rollback=False):
+    def __init__(self, tmp, procs, nodes, hot, rips=None, rollback=False,
+                 kill=False):
         super().__init__(daemon=True)
         self.tmp, self.procs, self.nodes, self.hot = tmp, procs, nodes, hot
         self.rips = rips
         self.rollback = rollback
+        self.kill = kill
+        self.killed_at = None       # monotonic: node KILL_NODE killed
+        self.recovered_s = None     # ... to home's recoveries seen at 1
+        self.recovery_ms = None     # home's last-recovery-ms
+        self.start_seen = None      # monotonic: the workload started
         self.rollback_us = []       # the pause of each rollback
         self.rolled_at, self.rolled = None, 0
         self.last = [None] * len(procs)
@@ -244,6 +259,29 @@ class Poller(threading.Thread):
         except (OSError, RuntimeError, ValueError) as e:
             self.errors.append("rollback: %s" % e)
 
+    def kill_node(self, clients):
+        """KILL_AFTER_S into the workload, SIGKILL node KILL_NODE; then
+        watch home's query-distvm until it took the node's part over."""
+        if self.killed_at is None:
+            text = read("%s/console-0.log" % self.tmp)
+            if MARKS["start"] not in text:
+                return
+            if self.start_seen is None:
+                self.start_seen = time.monotonic()
+            if time.monotonic() - self.start_seen < KILL_AFTER_S:
+                return
+            self.procs[KILL_NODE].send_signal(signal.SIGKILL)
+            self.killed_at = time.monotonic()
+            if clients[KILL_NODE]:
+                clients[KILL_NODE].close()
+                clients[KILL_NODE] = None
+            return
+        if self.recovered_s is None and clients[0]:
+            cp = clients[0].cmd("query-distvm")["checkpoint"]
+            if cp["recoveries"]:
+                self.recovered_s = time.monotonic() - self.killed_at
+                self.recovery_ms = cp["last-recovery-ms"]
+
     def connect(self, n):
         while not self.stop.is_set() and self.procs[n].poll() is None:
             try:
@@ -274,9 +312,14 @@ class Poller(threading.Thread):
             while (self.rips is not None and any(clients) and
                    not self.stop.wait(0.05)):
                 self.sample_rips(clients)
-            while self.nodes > 1 and not self.stop.wait(0.5):
+            while self.nodes > 1 and not self.stop.wait(
+                    0.02 if self.kill and self.recovered_s is None else 0.5):
                 if self.rollback and clients[0]:
                     self.roll_back(clients[0])
+                if self.kill:
+                    self.kill_node(clients)
+                    if self.recovered_s is None:
+                        continue
                 for n, q in enumerate(clients):
                     try:
                         if q:
@@ -339,7 +382,7 @@ def run_once(args, cfg, tmp, trace, rips=None):
                     stdin=subprocess.DEVNULL, stdout=err,
                     stderr=subprocess.STDOUT))
         poller = Poller(tmp, procs, cfg[2], args.hot, rips,
-                        cfg[0] == ROLLBACK)
+                        cfg[0] == ROLLBACK, cfg[0] == KILL)
         poller.start()
         error = watch(args, procs, tmp, start, seen)
         wall = time.monotonic() - start
@@ -350,8 +393,13 @@ def run_once(args, cfg, tmp, trace, rips=None):
     poller.join()
     text = read("%s/console-0.log" % tmp)
     codes = [p.returncode for p in procs]
-    if not error and codes != [0] * count:
+    want = [0] * count
+    if cfg[0] == KILL:
+        want[KILL_NODE] = -signal.SIGKILL
+    if not error and codes != want:
         error = "exit statuses %s" % codes
+    if not error and cfg[0] == KILL and poller.recovered_s is None:
+        error = "node %d was killed, and not taken over" % KILL_NODE
     if not error and len(seen) != len(MARKS):
         error = "no %s on the console" % " or ".join(
             "'%s'" % l for m, l in MARKS.items() if m not in seen)
@@ -367,6 +415,9 @@ def run_once(args, cfg, tmp, trace, rips=None):
     r = figures(wall, seen, text, poller.last, poller.hot_pages)
     if cfg[0] == ROLLBACK:
         r["rollback-us"] = poller.rollback_us
+    if cfg[0] == KILL:
+        r["recovered-s"] = poller.recovered_s
+        r["recovery-ms"] = poller.recovery_ms
     if rips:
         r["rips"] = rips
     if trace and cfg[2] > 1:
@@ -490,6 +541,12 @@ def print_checkpoints(configs, results):
         print("%-22s %7.1fs %9s %7d %8d us %8d us %10.0f B" % (
             title, wall, over, med["epochs"], med["pause-us-p50"],
             med["pause-us-p99"], per))
+    killed = [r for r in results.get(KILL, []) if "recovered-s" in r]
+    for r in killed:
+        print("node %d killed %.0f s into the workload: taken over %.0f ms "
+              "after the kill (home: %d ms from the loss known to the "
+              "guest ready)" % (KILL_NODE, KILL_AFTER_S,
+                                1000 * r["recovered-s"], r["recovery-ms"]))
     rolled = [us for r in results.get(ROLLBACK, []) for us in
               r.get("rollback-us", [])]
     if rolled:
