@@ -161,6 +161,11 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
         error_setg(errp, "distvm: the cluster is not running");
         return;
     }
+    if (distvm_recovery_busy(s)) {
+        error_setg(errp, "distvm: the cluster is taking a lost node's part "
+                   "over");
+        return;
+    }
     if (node == DISTVM_HOME_NODE) {
         error_setg(errp, "distvm: the home node runs the devices and cannot "
                    "be drained");

@@ -22,8 +22,10 @@
  *    make the epoch's data their committed copy.  Home runs the guest
  *    again, which runs the other nodes' vCPUs.
  *
- * A node that does not pause, or whose data is not stored, within
- * peer-timeout is lost: the others take its part over from the last
+ * A node that does not pause, or whose data is not stored, within twice
+ * peer-timeout is lost (a node whose vCPU waits for a silent node cannot
+ * pause: the silent one is found lost first, within peer-timeout, and
+ * the other pauses then): the others take its part over from the last
  * committed epoch (distvm-recovery.c), with the rollback below.  An
  * epoch that cannot be taken now is abandoned once every node
  * answered (BUSY or STORED): a node answers BUSY if a vCPU is moving to
@@ -108,6 +110,7 @@ typedef struct EpochPending {
  */
 typedef struct EpochRollback {
     uint64_t epoch;             /* the committed epoch rolled back to */
+    bool took_over;             /* a lost node's part taken over */
     uint32_t waiting;           /* the nodes whose FETCHED is due */
     GArray *pages;              /* DistvmPageRef: the pages to restore */
     GHashTable *pages_asked;    /* page key -> EpochCopy, or none */
@@ -129,6 +132,13 @@ struct DistvmEpoch {
     EpochStore *stores[DISTVM_MAX_NODES];   /* by the node they are of */
     uint64_t committed;         /* atomic: the last COMMIT */
     uint64_t ended;             /* atomic: the last COMMIT or ABORT */
+    /*
+     * Nodes lost and taken over (distvm-recovery.c), whose stores are
+     * kept although they are gone: until the commit of an epoch after
+     * @lost_until, in which every node sent all it holds
+     */
+    uint32_t lost_stores;
+    uint64_t lost_until;
 
     /* In the main loop: the replica of this node's last epoch, if any */
     uint32_t sent_to;
@@ -351,7 +361,8 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
             if (commit ? p->epoch > epoch : p->epoch != epoch) {
                 continue;
             }
-            if (commit) {
+            /* One older came after its ABORT (a lost node taken over) */
+            if (commit && p->epoch == epoch) {
                 copies_commit(st, st->pages, p->pages);
                 copies_commit(st, st->states, p->states);
             }
@@ -362,12 +373,17 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
          * A node gone has its pages held, and sent, by others now.  One
          * whose replica changed sends its new replica only the pages it
          * holds: the copies kept here of those it gave away stay the
-         * newest elsewhere than on it.
+         * newest elsewhere than on it.  A node lost is gone only once
+         * every node sent all it holds since.
          */
-        if (commit && !distvm_node_present(s, node)) {
+        if (commit && !distvm_node_present(s, node) &&
+            (!(e->lost_stores & BIT(node)) || epoch > e->lost_until)) {
             store_free(st);
             e->stores[node] = NULL;
         }
+    }
+    if (commit && epoch > e->lost_until) {
+        e->lost_stores = 0;
     }
     if (commit) {
         qatomic_set(&e->committed, epoch);
@@ -508,6 +524,9 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
     Error *err = NULL;
     CPUState *cpu;
 
+    if (epoch <= qatomic_read(&e->ended)) {
+        return false;   /* abandoned already: a lost node is taken over */
+    }
     if (!distvm_guest_paused_whole() || !distvm_ram_quiesce(s, 1000)) {
         trace_distvm_epoch_busy(epoch, -1);
         return false;   /* stopped, run or reset meanwhile; pages on the way */
@@ -734,6 +753,12 @@ static void epoch_begin(DistvmState *s)
     epoch_arm(s, s->peer_timeout * 1000);
 }
 
+/* How long home waits for the nodes' answers to a step of an epoch */
+static int64_t epoch_answer_ns(DistvmState *s)
+{
+    return 2 * (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND;
+}
+
 /* A node home waits for did not answer in time */
 static void epoch_timed_out(DistvmState *s)
 {
@@ -743,24 +768,26 @@ static void epoch_timed_out(DistvmState *s)
 
     if (e->recovering && !e->waiting) {
         distvm_fatal_node_lost(s, s->node_id, "the nodes could not take a "
-                               "lost node's part over within peer-timeout");
+                               "lost node's part over within twice "
+                               "peer-timeout");
         return;
     }
     if (e->phase == EPOCH_STOPPING) {
         why = g_strdup_printf("it did not pause the guest for checkpoint "
-                              "epoch %" PRIu64 " within peer-timeout=%"
+                              "epoch %" PRIu64 " within twice peer-timeout=%"
                               PRIu32 " s", e->epoch, s->peer_timeout);
     } else if (e->phase == EPOCH_ROLLING) {
         why = g_strdup_printf("it did not roll back to checkpoint epoch %"
-                              PRIu64 " within peer-timeout=%" PRIu32 " s",
-                              e->committed, s->peer_timeout);
+                              PRIu64 " within twice peer-timeout=%" PRIu32
+                              " s", e->committed, s->peer_timeout);
     } else {
         uint32_t primary = node;
 
         node = replica_of(s, primary);
         why = g_strdup_printf("node %" PRIu32 "'s data of checkpoint epoch %"
                               PRIu64 " was not stored on it, its replica, "
-                              "within peer-timeout=%" PRIu32 " s", primary,
+                              "within twice peer-timeout=%" PRIu32 " s",
+                              primary,
                               e->epoch, s->peer_timeout);
         if (node == s->node_id) {
             node = primary;
@@ -787,8 +814,7 @@ static void epoch_tick(void *opaque)
     } else if (e->phase == EPOCH_ROLLING && !e->waiting) {
         rollback_all(s);        /* a node was busy: again */
     } else if (e->phase != EPOCH_IDLE) {
-        if (get_clock() - e->begun_ns >=
-            (int64_t)s->peer_timeout * NANOSECONDS_PER_SECOND) {
+        if (get_clock() - e->begun_ns >= epoch_answer_ns(s)) {
             epoch_timed_out(s);
         } else {
             epoch_arm(s, s->peer_timeout * 1000);
@@ -963,6 +989,9 @@ static void rollback_start(DistvmState *s, uint64_t epoch, uint32_t lost)
     rb->waiting = qatomic_read(&s->present) & ~BIT(s->node_id);
     if (lost < s->nodes) {
         rb->waiting &= ~BIT(lost);
+        qemu_mutex_lock(&e->lock);
+        rb->took_over = e->lost_stores & BIT(lost);
+        qemu_mutex_unlock(&e->lock);
     }
     distvm_ram_rollback_pages(s, e->sent_aborted, rollback_page, rb);
     trace_distvm_epoch_rollback_start(epoch, rb->pages->len);
@@ -1243,6 +1272,23 @@ static bool rollback_load_vcpus(DistvmState *s, EpochRollback *rb,
     return true;
 }
 
+/*
+ * A rollback that took a lost node over is done here: the lost node's
+ * copies are kept until every node sent all it holds, in its next epoch
+ */
+static void rollback_took_over(DistvmState *s, EpochRollback *rb)
+{
+    DistvmEpoch *e = s->epoch;
+
+    if (!rb->took_over) {
+        return;
+    }
+    qemu_mutex_lock(&e->lock);
+    e->lost_until = rb->epoch;
+    qemu_mutex_unlock(&e->lock);
+    e->sent_to = UINT32_MAX;
+}
+
 /* The guest is in no state to go on: the cluster ends.  Frees @err, @rb */
 static void rollback_failed(DistvmState *s, EpochRollback *rb, Error *err)
 {
@@ -1301,6 +1347,7 @@ static void rollback_apply(DistvmState *s)
         return;
     }
     distvm_output_rollback(rb->epoch);
+    rollback_took_over(s, rb);
     trace_distvm_epoch_rollback_done(rb->epoch, rb->pages->len, vcpus);
     rollback_free(rb);
     rollback_answer(s, false, vcpus);
@@ -1340,6 +1387,7 @@ static bool rollback_finish_home(DistvmState *s)
     }
     distvm_clock_update(s);
     distvm_output_rollback(rb->epoch);
+    rollback_took_over(s, rb);
     trace_distvm_epoch_rollback_done(rb->epoch, rb->pages->len, vcpus);
     rollback_free(rb);
     return true;
@@ -1431,6 +1479,20 @@ static void rollback_answered(DistvmState *s, uint32_t node, bool busy,
 }
 
 /*
+ * From any thread, as node @node is found lost: the copies this node
+ * keeps of it stay until the others sent all they hold
+ */
+void distvm_epoch_keep_lost(DistvmState *s, uint32_t node)
+{
+    DistvmEpoch *e = s->epoch;
+
+    qemu_mutex_lock(&e->lock);
+    e->lost_stores |= BIT(node);
+    e->lost_until = UINT64_MAX;
+    qemu_mutex_unlock(&e->lock);
+}
+
+/*
  * Home, in the main loop: lost node @lost's part is taken over
  * (distvm-recovery.c): the guest pauses as for an epoch, the one under
  * way abandoned; once every node paused, distvm_recovery_settle_all().
@@ -1438,10 +1500,14 @@ static void rollback_answered(DistvmState *s, uint32_t node, bool busy,
 void distvm_epoch_recover(DistvmState *s, uint32_t lost)
 {
     DistvmEpoch *e = s->epoch;
+    const char *refusal = distvm_epoch_recover_refusal(s, lost);
 
-    if (e->phase == EPOCH_ROLLING) {
-        distvm_fatal_node_lost(s, s->node_id, "a node was lost while the "
-                               "guest rolled back");
+    if (refusal) {
+        g_autofree char *why = g_strdup_printf(
+            "node %" PRIu32 " was lost, and its part cannot be taken over: "
+            "%s", lost, refusal);
+
+        distvm_fatal_node_lost(s, s->node_id, why);
         return;
     }
     if (e->phase == EPOCH_SAVING) {
@@ -1480,12 +1546,16 @@ void distvm_epoch_recover_rollback(DistvmState *s)
     rollback_all(s);
 }
 
-/* Home: why the cluster cannot take a lost node's part over, or NULL */
-const char *distvm_epoch_recover_refusal(DistvmState *s)
+/*
+ * Home: why the cluster cannot take lost node @lost's part over, or NULL.
+ * From any thread as the node is found lost, then in the main loop.
+ */
+const char *distvm_epoch_recover_refusal(DistvmState *s, uint32_t lost)
 {
     DistvmEpoch *e = s->epoch;
 
-    if (!e->committed || e->committed_present != qatomic_read(&s->present)) {
+    if (!e->committed ||
+        e->committed_present != (qatomic_read(&s->present) | BIT(lost))) {
         return "no checkpoint epoch was committed since the cluster last "
                "changed";
     }

@@ -425,9 +425,10 @@ DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
                                                  const char *ramblock,
                                                  uint64_t page, Error **errp);
 /* Home, taking over a lost node (distvm-recovery.c) */
+void distvm_epoch_keep_lost(DistvmState *s, uint32_t node);
 void distvm_epoch_recover(DistvmState *s, uint32_t lost);
 void distvm_epoch_recover_rollback(DistvmState *s);
-const char *distvm_epoch_recover_refusal(DistvmState *s);
+const char *distvm_epoch_recover_refusal(DistvmState *s, uint32_t lost);
 
 /* distvm-recovery.c */
 void distvm_recovery_init(DistvmState *s);
@@ -437,6 +438,7 @@ void distvm_recovery_init(DistvmState *s);
  */
 bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
                                const char *why);
+bool distvm_recovery_busy(DistvmState *s);
 void distvm_recovery_settle_all(DistvmState *s);
 void distvm_recovery_done(DistvmState *s);
 void distvm_recovery_stats(DistvmState *s, uint64_t *count,
@@ -733,7 +735,9 @@ uint32List *distvm_vcpu_allowed_nodes(DistvmState *s, uint32_t cpu);
 bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu);
 bool distvm_vcpu_sending(DistvmState *s, uint32_t cpu);
 bool distvm_vcpu_runs_here(DistvmState *s, uint32_t cpu);
-void distvm_vcpu_place(DistvmState *s, uint32_t cpu, uint32_t node);
+uint64_t distvm_vcpu_generation(DistvmState *s, uint32_t cpu);
+void distvm_vcpu_place(DistvmState *s, uint32_t cpu, uint32_t node,
+                       uint64_t generation);
 /* A vCPU's state as a move sends it (its VMState), appended to @out */
 bool distvm_vcpu_save(CPUState *cpu, GByteArray *out, Error **errp);
 bool distvm_vcpu_load(CPUState *cpu, const uint8_t *state, size_t len,

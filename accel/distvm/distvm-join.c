@@ -258,6 +258,8 @@ static void join_hold_bh(void *opaque)
     if (distvm_residency_changing(s)) {
         error_setg(&err, "a range of guest RAM began to become resident on "
                    "a node meanwhile");
+    } else if (distvm_recovery_busy(s)) {
+        error_setg(&err, "the cluster is taking a lost node's part over");
     } else {
         distvm_ram_set_spread(s, true, &err);   /* not while it migrates */
     }

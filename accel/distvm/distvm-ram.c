@@ -191,6 +191,8 @@ typedef struct DistvmDrop {
     DistvmOutbox o;
     Error *err;
     bool ok;
+    unsigned recover_gen;       /* ram->recover_gen when it came */
+    int flushing;               /* the ram->flushing[] it counts in, or -1 */
 } DistvmDrop;
 
 struct DistvmRam {
@@ -239,10 +241,15 @@ struct DistvmRam {
     bool track_changes;
     /*
      * Atomic, changed under ram->lock: a node was lost and its part is
-     * being taken over (distvm_ram_recover_enter()): faults are served
-     * here and page messages dropped
+     * being taken over (distvm_ram_recover_enter()): page messages are
+     * dropped until this node rebuilt its part of the directory
+     * (@recover_drop), and faults served here until every node did
+     * (@recover_local); @recover_gen counts the takeovers, so that the
+     * drop thread's work from before one is dropped.
      */
-    bool recovering;
+    bool recover_drop;
+    bool recover_local;
+    unsigned recover_gen;
 };
 
 /* A request parked while this node hands its pages off */
@@ -1304,7 +1311,7 @@ static void drop_locked(void *opaque)
     }
     qemu_mutex_lock(&ram->lock);
     if (distvm_cluster_leaving(s) || qatomic_read(&b->dead) ||
-        ram->recovering) {
+        ram->recover_drop || d->recover_gen != ram->recover_gen) {
         d->ok = true;           /* see page_msg_handle() */
     } else if (d->type == DISTVM_MSG_PAGE_FWD) {
         d->ok = holder_forward(s, &d->o, d->m.block, d->m.page, d->m.node,
@@ -1313,6 +1320,9 @@ static void drop_locked(void *opaque)
         d->ok = holder_invalidate(s, &d->o, d->m.block, d->m.page,
                                   d->m.node, d->src, &d->err);
     }
+    /* What it sends counts as sent under the lock (mgr_wait_sent()) */
+    d->flushing = ram->epoch & 1;
+    qatomic_inc(&ram->flushing[d->flushing]);
     qemu_mutex_unlock(&ram->lock);
 }
 
@@ -1341,6 +1351,7 @@ static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
                      sweep_end(b, d->m.page) - d->m.page : 1;
 
     outbox_init(&d->o);
+    d->flushing = -1;
     /*
      * Without a run, this thread waits for the page's lock only if the page
      * holds code, or is being translated.  A run's pages are being zeroed.
@@ -1359,6 +1370,9 @@ static bool drop_page(DistvmState *s, DistvmDrop *d, bool wait)
     trace_distvm_page_drop(d->m.block, d->m.page,
                            distvm_msg_type_name(d->type), wait);
     outbox_flush(s, &d->o);
+    if (d->flushing >= 0) {
+        qatomic_dec(&s->ram->flushing[d->flushing]);
+    }
     if (!d->ok) {
         page_protocol_failed(s, d->type, d->src, d->err);
     }
@@ -1644,7 +1658,7 @@ static bool page_msgs_take(DistvmState *s, const DistvmMsg *msgs,
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
     for (uint32_t i = 0; ok && i < n && !distvm_cluster_leaving(s) &&
-         !ram->recovering; i++) {
+         !ram->recover_drop; i++) {
         if (!qatomic_read(&ram->blocks[msgs[i].u.page.block].dead)) {
             ok = page_msg_locked(s, &msgs[i], &o, errp);
         }
@@ -1675,6 +1689,7 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
 
         d->type = msg->hdr.type;
         d->src = msg->hdr.src;
+        d->recover_gen = qatomic_read(&ram->recover_gen);
         d->m = *m;
         d->m.data = NULL;
         /* TCG's locks of a run's pages are taken on the drop thread. */
@@ -1723,9 +1738,14 @@ static bool page_reqs_handle(DistvmState *s, const DistvmMsg *msg,
 static bool page_msg_received(DistvmState *s, const DistvmMsg *msg)
 {
     Error *err = NULL;
-    bool ok = msg->hdr.type == DISTVM_MSG_PAGE_REQS ?
-              page_reqs_handle(s, msg, &err) : page_msg_handle(s, msg, &err);
+    bool ok;
 
+    /* From before the takeover of a lost node: see recover_enter() */
+    if (qatomic_read(&s->ram->recover_drop)) {
+        return true;
+    }
+    ok = msg->hdr.type == DISTVM_MSG_PAGE_REQS ?
+         page_reqs_handle(s, msg, &err) : page_msg_handle(s, msg, &err);
     if (!ok) {
         page_protocol_failed(s, msg->hdr.type, msg->hdr.src, err);
     }
@@ -1886,9 +1906,9 @@ static void handle_fault(DistvmState *s, uint64_t addr, uint64_t flags,
         qemu_mutex_unlock(&ram->lock);
         return;
     }
-    if (ram->recovering &&
+    if (ram->recover_local &&
         (st == DISTVM_PAGE_I || (st == DISTVM_PAGE_S && wp))) {
-        /* Until the directory is whole again: see recover_spoil() */
+        /* Until the directory is whole again: distvm_ram_recover_end() */
         set_bit(page, b->spoiled);
         release_fault(ram, host);
         qemu_mutex_unlock(&ram->lock);
@@ -2384,7 +2404,7 @@ void distvm_ram_warm(DistvmState *s, uint32_t cpu, const DistvmPageRef *pages,
     outbox_init(&o);
     qemu_mutex_lock(&ram->lock);
     for (uint32_t i = 0; i < count && !distvm_cluster_leaving(s) &&
-         !ram->recovering; i++) {
+         !ram->recover_local; i++) {
         DistvmPending *p = request_ahead(s, &o, reqs, pages[i].block,
                                          pages[i].page, cpu,
                                          pages[i].flags & DISTVM_WARM_WRITE,
@@ -3354,16 +3374,18 @@ void distvm_ram_restore_page(DistvmState *s, uint32_t block, uint64_t page,
 /* ---- taking over a lost node (distvm-recovery.c) ---- */
 
 /*
- * Node @lost is gone: what it held and what it was asked is lost with
- * it, and nothing can say which of this node's requests wait for it.
- * Until the survivors rebuilt the directory, every fault that needs
+ * A node is gone: what it held and what it was asked is lost with it,
+ * and nothing can say which of this node's requests wait for it.  Until
+ * every node rebuilt its part of the directory, every fault that needs
  * another node is served here with whatever the page holds (a zero page
  * for one not held here; a read-only copy made writable), so that the
- * vCPUs stop for the guest's pause; those pages are spoiled, and dropped
- * when the directory is whole again.  Page messages are dropped: the
- * rebuild starts from what each node holds once they all stopped sending
- * them.  The guest is rolled back to its last committed checkpoint, so
- * what a vCPU did with a spoiled page is undone.
+ * vCPUs stop for the guest's pause; those pages are spoiled, not
+ * reported as held, and dropped at distvm_ram_recover_end().  Page
+ * messages are dropped until this node rebuilt its part, and so is the
+ * drop thread's work from before: the rebuild starts from what each node
+ * holds once they all stopped sending them.  The guest is rolled back to
+ * its last committed checkpoint, so what a vCPU did with a spoiled page
+ * is undone.
  */
 void distvm_ram_recover_enter(DistvmState *s)
 {
@@ -3376,11 +3398,13 @@ void distvm_ram_recover_enter(DistvmState *s)
         return;
     }
     qemu_mutex_lock(&ram->lock);
-    if (ram->recovering) {
+    if (ram->recover_local) {
         qemu_mutex_unlock(&ram->lock);
         return;
     }
-    qatomic_set(&ram->recovering, true);
+    qatomic_set(&ram->recover_drop, true);
+    qatomic_set(&ram->recover_local, true);
+    qatomic_inc(&ram->recover_gen);
     g_hash_table_iter_init(&iter, ram->pending);
     while (g_hash_table_iter_next(&iter, &key, NULL)) {
         uint64_t k = (uintptr_t)key;    /* see page_key() */
@@ -3395,6 +3419,8 @@ void distvm_ram_recover_enter(DistvmState *s)
     for (uint32_t i = 0; i < n; i++) {
         DistvmBlock *b = &ram->blocks[i];
 
+        g_free(b->held_by);
+        g_free(b->held_owner);
         b->held_by = g_new0(uint16_t, b->pages);
         b->held_owner = g_new(int8_t, b->pages);
         memset(b->held_owner, NO_OWNER, b->pages);
@@ -3486,7 +3512,7 @@ bool distvm_ram_recover_holder(DistvmState *s, uint32_t node, uint32_t block,
     bool ok;
 
     qemu_mutex_lock(&ram->lock);
-    ok = ram->recovering && b->held_by && !qatomic_read(&b->dead) &&
+    ok = ram->recover_drop && b->held_by && !qatomic_read(&b->dead) &&
          page_manager(s, b, page) == s->node_id;
     if (ok) {
         b->held_by[page] |= 1u << node;
@@ -3503,56 +3529,90 @@ bool distvm_ram_recover_holder(DistvmState *s, uint32_t node, uint32_t block,
  * this node manages are what they said.  A page no node holds (the lost
  * node held it alone, or it was on its way) is this node's from now on,
  * and to be restored from its committed copy: it counts as changed here.
- * The spoiled pages are dropped, and page messages taken again.  Returns
- * the number of pages taken.
+ * Page messages are taken again: no other node sends any before every
+ * node rebuilt (distvm_ram_recover_end()).  Returns the pages taken.
  */
 uint64_t distvm_ram_recover_rebuild(DistvmState *s)
 {
     DistvmRam *ram = s->ram;
     uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
-    uint64_t taken = 0, spoiled = 0;
+    uint64_t taken = 0;
 
     qemu_mutex_lock(&ram->lock);
     for (uint32_t i = 0; i < n; i++) {
         DistvmBlock *b = &ram->blocks[i];
 
-        if (qatomic_read(&b->dead) || !b->held_by) {
-            continue;
-        }
-        for (uint64_t page = 0; page < b->pages; page++) {
-            if (test_bit(page, b->spoiled)) {
-                /* Not reported: held nowhere now, unless elsewhere */
-                ram_addr_t addr = page_ram_addr(b, page);
-
-                block_discard(b, page << PAGE_BITS, DISTVM_PAGE_SIZE);
-                tb_invalidate_phys_range(addr, addr + DISTVM_PAGE_SIZE - 1);
-                set_state(ram, b, page, DISTVM_PAGE_I);
-                clear_bit(page, b->spoiled);
-                spoiled++;
+        if (!qatomic_read(&b->dead) && b->held_by) {
+            for (uint64_t page = 0; page < b->pages; page++) {
+                if (page_manager(s, b, page) != s->node_id) {
+                    continue;
+                }
+                if (!b->held_by[page]) {
+                    /*
+                     * What it holds here (nothing, or what a fault made
+                     * usable meanwhile, now kept) until it is restored
+                     */
+                    b->held_by[page] = 1u << s->node_id;
+                    b->held_owner[page] = s->node_id;
+                    set_state(ram, b, page, DISTVM_PAGE_E);
+                    clear_bit(page, b->spoiled);
+                    set_bit_atomic(page, b->changed);
+                    taken++;
+                }
+                b->owner[page] = b->held_owner[page];
+                b->copyset[page] = b->held_by[page];
             }
-        }
-        for (uint64_t page = 0; page < b->pages; page++) {
-            if (page_manager(s, b, page) != s->node_id) {
-                continue;
-            }
-            if (!b->held_by[page]) {
-                /* Not populated: all zero until it is restored */
-                b->held_by[page] = 1u << s->node_id;
-                b->held_owner[page] = s->node_id;
-                set_state(ram, b, page, DISTVM_PAGE_E);
-                set_bit_atomic(page, b->changed);
-                taken++;
-            }
-            b->owner[page] = b->held_owner[page];
-            b->copyset[page] = b->held_by[page];
         }
         g_clear_pointer(&b->held_by, g_free);
         g_clear_pointer(&b->held_owner, g_free);
     }
-    qatomic_set(&ram->recovering, false);
+    qatomic_set(&ram->recover_drop, false);
     qemu_mutex_unlock(&ram->lock);
-    trace_distvm_ram_recover_rebuilt(taken, spoiled);
+    trace_distvm_ram_recover_rebuilt(taken);
     return taken;
+}
+
+/*
+ * Every node rebuilt its part of the directory: the pages this node's
+ * faults made usable meanwhile (spoiled), which it did not report, are
+ * dropped, and faults go to the pages' managers again.  Returns them.
+ */
+uint64_t distvm_ram_recover_end(DistvmState *s)
+{
+    DistvmRam *ram = s->ram;
+    uint32_t n = qatomic_load_acquire(&ram->nr_blocks);
+    g_autoptr(GArray) dropped = g_array_new(false, false, sizeof(ram_addr_t));
+
+    qemu_mutex_lock(&ram->lock);
+    if (!ram->recover_local) {
+        qemu_mutex_unlock(&ram->lock);
+        return 0;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        DistvmBlock *b = &ram->blocks[i];
+
+        for (uint64_t page = 0; !qatomic_read(&b->dead) && page < b->pages;
+             page++) {
+            if (test_bit(page, b->spoiled)) {
+                ram_addr_t addr = page_ram_addr(b, page);
+
+                block_discard(b, page << PAGE_BITS, DISTVM_PAGE_SIZE);
+                set_state(ram, b, page, DISTVM_PAGE_I);
+                clear_bit(page, b->spoiled);
+                g_array_append_val(dropped, addr);
+            }
+        }
+    }
+    qatomic_set(&ram->recover_local, false);
+    qemu_mutex_unlock(&ram->lock);
+    /* Not under ram->lock: the drop thread takes TCG's lock first */
+    for (guint i = 0; i < dropped->len; i++) {
+        ram_addr_t addr = g_array_index(dropped, ram_addr_t, i);
+
+        tb_invalidate_phys_range(addr, addr + DISTVM_PAGE_SIZE - 1);
+    }
+    trace_distvm_ram_recover_end(dropped->len);
+    return dropped->len;
 }
 
 void distvm_ram_get_stats(DistvmState *s, DistvmRamStats *stats)

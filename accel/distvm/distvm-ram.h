@@ -93,6 +93,7 @@ void distvm_ram_recover_held(DistvmState *s, DistvmHeldPageFn *fn,
 bool distvm_ram_recover_holder(DistvmState *s, uint32_t node, uint32_t block,
                                uint64_t page, bool owned);
 uint64_t distvm_ram_recover_rebuild(DistvmState *s);
+uint64_t distvm_ram_recover_end(DistvmState *s);
 /* The index of the RAMBlock named @idstr, or -1 if it has none */
 int distvm_ram_block_index(DistvmState *s, const char *idstr);
 bool distvm_ram_warm_page(DistvmState *s, uintptr_t host, bool written,

@@ -52,6 +52,17 @@
 #include "distvm-ram.h"
 #include "trace.h"
 
+/* Where home is in a takeover */
+typedef enum RecoveryStage {
+    RECOVERY_NONE,
+    RECOVERY_PAUSING,           /* the guest pauses */
+    RECOVERY_SETTLING,          /* READY awaited from @waiting */
+    RECOVERY_ROLLING,           /* vCPUs placed, the guest rolls back */
+} RecoveryStage;
+
+/* RUNS' @bytes: the vCPU's moves seen on its sender, and whether it runs */
+#define RECOVERY_RUNS_HERE      (1ull << 63)
+
 struct DistvmRecovery {
     QemuMutex lock;             /* the fields up to @held_done */
     uint32_t lost;              /* atomic: the node taken over, or none */
@@ -66,9 +77,11 @@ struct DistvmRecovery {
     bool rebuilt;
 
     /* Home, in the main loop */
+    RecoveryStage stage;
     int64_t begun_ns;
     uint32_t waiting;           /* the nodes whose READY is due */
     uint32_t *runs;             /* [nr_vcpus]: the node that runs each */
+    uint64_t *moves;            /* [nr_vcpus]: the most moves seen of each */
     uint64_t recoveries;
     uint64_t last_ms;
 };
@@ -145,9 +158,15 @@ static const char *recovery_refusal(DistvmState *s, uint32_t node)
         }
     }
     if (distvm_is_home(s)) {
-        return distvm_epoch_recover_refusal(s);
+        return distvm_epoch_recover_refusal(s, node);
     }
     return NULL;
+}
+
+/* Whether a lost node is being taken over: no vCPU moves meanwhile */
+bool distvm_recovery_busy(DistvmState *s)
+{
+    return s->recovery && qatomic_read(&s->recovery->lost) != UINT32_MAX;
 }
 
 static void recovery_lost_main(void *opaque);
@@ -179,11 +198,14 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
         return false;
     }
     qatomic_set(&r->lost, node);
+    g_free(r->why);
     r->why = g_strdup(why);
     r->marks = r->held_done = 0;
     qemu_mutex_unlock(&r->lock);
     trace_distvm_recover_lost(node, why);
 
+    /* Before it counts as gone: a COMMIT would drop its copies */
+    distvm_epoch_keep_lost(s, node);
     qemu_mutex_lock(&s->lock);
     qatomic_set(&s->left, s->left | BIT(node));
     qatomic_set(&s->present, s->present & ~BIT(node));
@@ -220,9 +242,12 @@ static void recovery_lost_main(void *opaque)
     }
     r->begun_ns = get_clock();
     r->waiting = 0;
+    r->stage = RECOVERY_PAUSING;
     g_free(r->runs);
     r->runs = g_new(uint32_t, s->nr_vcpus);
     memset(r->runs, 0xff, s->nr_vcpus * sizeof(uint32_t));
+    g_free(r->moves);
+    r->moves = g_new0(uint64_t, s->nr_vcpus);
     /* Before the pause: each node serves its faults before it pauses */
     recovery_broadcast(s, DISTVM_EPOCH_RECOVER, lost, false);
     distvm_epoch_recover(s, lost);
@@ -339,7 +364,10 @@ static void recovery_settle(DistvmState *s)
     }
 }
 
-/* Every node's HELD came: rebuild, then tell home what runs here */
+/*
+ * Every node's HELD came: rebuild, then tell home the moves of each vCPU
+ * seen here and which run here
+ */
 static void recovery_rebuild(DistvmState *s)
 {
     DistvmRecovery *r = s->recovery;
@@ -348,10 +376,12 @@ static void recovery_rebuild(DistvmState *s)
     r->rebuilt = true;
     distvm_ram_recover_rebuild(s);
     CPU_FOREACH(cpu) {
-        if (distvm_vcpu_runs_here(s, cpu->cpu_index)) {
-            recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_RUNS, r->lost, 0,
-                          cpu->cpu_index);
-        }
+        uint32_t i = cpu->cpu_index;
+
+        recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_RUNS, r->lost,
+                      distvm_vcpu_generation(s, i) |
+                      (distvm_vcpu_runs_here(s, i) ? RECOVERY_RUNS_HERE : 0),
+                      i);
     }
     recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_READY, r->lost, 0, 0);
 }
@@ -362,6 +392,7 @@ void distvm_recovery_settle_all(DistvmState *s)
     DistvmRecovery *r = s->recovery;
 
     r->waiting = qatomic_read(&s->present);
+    r->stage = RECOVERY_SETTLING;
     recovery_broadcast(s, DISTVM_EPOCH_SETTLE, r->lost, false);
     recovery_settle(s);
 }
@@ -369,7 +400,9 @@ void distvm_recovery_settle_all(DistvmState *s)
 /*
  * Home, every node READY: each vCPU no node runs goes to the node that
  * runs the fewest (of those it may run on, if any), every node is told
- * where each vCPU runs, and the guest rolls back.
+ * where each vCPU runs, as a move newer than any seen (so that its next
+ * move is taken everywhere), and the guest rolls back.  Faults go to the
+ * pages' managers again: every node rebuilt its part of the directory.
  */
 static void recovery_place(DistvmState *s)
 {
@@ -401,15 +434,18 @@ static void recovery_place(DistvmState *s)
         count[best]++;
         trace_distvm_recover_place(i, best);
     }
+    r->stage = RECOVERY_ROLLING;
+    distvm_ram_recover_end(s);
     CPU_FOREACH(cpu) {
         uint32_t i = cpu->cpu_index;
 
         for (uint32_t n = 0; n < s->nodes; n++) {
             if ((present & BIT(n)) && n != s->node_id) {
-                recovery_send(s, n, DISTVM_EPOCH_PLACE, r->runs[i], 0, i);
+                recovery_send(s, n, DISTVM_EPOCH_PLACE, r->runs[i],
+                              r->moves[i] + 1, i);
             }
         }
-        distvm_vcpu_place(s, i, r->runs[i]);
+        distvm_vcpu_place(s, i, r->runs[i], r->moves[i] + 1);
     }
     distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
     distvm_epoch_recover_rollback(s);
@@ -426,6 +462,7 @@ void distvm_recovery_done(DistvmState *s)
 
     r->last_ms = (get_clock() - r->begun_ns) / SCALE_MS;
     r->recoveries++;
+    r->stage = RECOVERY_NONE;
     qemu_mutex_lock(&r->lock);
     lost = r->lost;
     qatomic_set(&r->lost, UINT32_MAX);
@@ -480,7 +517,8 @@ bool distvm_recovery_received(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_EPOCH_RECOVERED:
         return true;
     case DISTVM_EPOCH_PLACE:    /* its @node: where the vCPU runs */
-        if (m->vcpus >= s->nr_vcpus || !distvm_node_present(s, m->node) ||
+        if (m->vcpus >= s->nr_vcpus || !qemu_get_cpu(m->vcpus) ||
+            !distvm_node_present(s, m->node) ||
             qatomic_read(&r->lost) == UINT32_MAX) {
             distvm_msg_refused(s, msg->hdr.src, "EPOCH PLACE of vCPU %"
                                PRIu32 " on node %" PRIu32, m->vcpus,
@@ -507,12 +545,13 @@ bool distvm_recovery_received(DistvmState *s, const DistvmMsg *msg)
         return true;
     case DISTVM_EPOCH_RUNS:
     case DISTVM_EPOCH_READY:
-        if (!distvm_is_home(s) || m->vcpus >= s->nr_vcpus) {
+        if (!distvm_is_home(s) || m->vcpus >= s->nr_vcpus ||
+            !qemu_get_cpu(m->vcpus)) {
             distvm_msg_refused(s, msg->hdr.src, "EPOCH RUNS or READY not "
                                "for a vCPU of this home node");
             return false;
         }
-        return true;
+        return true;       /* their stage: recovery_main_loop() */
     default:
         return true;            /* SETTLE */
     }
@@ -545,6 +584,25 @@ void distvm_recovery_main_loop(DistvmState *s, const DistvmMsg *msg)
         }
         break;
     case DISTVM_EPOCH_RUNS:
+    case DISTVM_EPOCH_READY:
+        if (r->stage != RECOVERY_SETTLING ||
+            !(r->waiting & BIT(msg->hdr.src))) {
+            distvm_msg_refused(s, msg->hdr.src, "EPOCH RUNS or READY of a "
+                               "node that home does not wait for");
+            return;
+        }
+        if (m->step == DISTVM_EPOCH_READY) {
+            r->waiting &= ~BIT(msg->hdr.src);
+            if (!r->waiting) {
+                recovery_place(s);
+            }
+            return;
+        }
+        r->moves[m->vcpus] = MAX(r->moves[m->vcpus],
+                                 m->bytes & ~RECOVERY_RUNS_HERE);
+        if (!(m->bytes & RECOVERY_RUNS_HERE)) {
+            return;
+        }
         if (r->runs[m->vcpus] != UINT32_MAX) {
             g_autofree char *why = g_strdup_printf(
                 "nodes %" PRIu32 " and %" PRIu32 " both run vCPU %" PRIu32,
@@ -555,14 +613,9 @@ void distvm_recovery_main_loop(DistvmState *s, const DistvmMsg *msg)
         }
         r->runs[m->vcpus] = msg->hdr.src;
         break;
-    case DISTVM_EPOCH_READY:
-        r->waiting &= ~BIT(msg->hdr.src);
-        if (!r->waiting) {
-            recovery_place(s);
-        }
-        break;
     case DISTVM_EPOCH_PLACE:
-        distvm_vcpu_place(s, m->vcpus, m->node);
+        distvm_ram_recover_end(s);
+        distvm_vcpu_place(s, m->vcpus, m->node, m->bytes);
         distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
         break;
     case DISTVM_EPOCH_RECOVERED:

@@ -682,8 +682,9 @@ static bool vcpu_move_request(DistvmState *s, const DistvmMsgVcpu *m)
      * has room, and sends it on to the vCPU's node, which takes it unless
      * the vCPU moved since the policy saw it there.
      */
+    /* Nor while a lost node is taken over: home places every vCPU */
     if (!distvm_vcpu_allowed(s, m->cpu, m->to) ||
-        !distvm_node_usable(s, m->to)) {
+        !distvm_node_usable(s, m->to) || distvm_recovery_busy(s)) {
         trace_distvm_vcpu_move_disallowed(m->cpu, m->to, m->reason);
         return true;
     }
@@ -1252,6 +1253,11 @@ static bool vcpu_move_asked(int64_t cpu_index, uint32_t node,
         error_setg(errp, "distvm: the cluster has not formed yet");
         return false;
     }
+    if (distvm_recovery_busy(s)) {
+        error_setg(errp, "distvm: the cluster is taking a lost node's part "
+                   "over; try again once DISTVM_RECOVERED came");
+        return false;
+    }
     vcpu_send_move(s, owner, cpu_index, s->node_id, node, reason, 0);
     return true;
 }
@@ -1309,19 +1315,33 @@ bool distvm_vcpu_runs_here(DistvmState *s, uint32_t cpu)
     return runs;
 }
 
+/* ... the moves of vCPU @cpu seen here */
+uint64_t distvm_vcpu_generation(DistvmState *s, uint32_t cpu)
+{
+    uint64_t generation;
+
+    qemu_mutex_lock(&s->lock);
+    generation = s->moves[cpu].generation;
+    qemu_mutex_unlock(&s->lock);
+    return generation;
+}
+
 /*
- * ... vCPU @cpu runs on @node from now on, as home placed it: moves and
- * interrupts held for it are dropped (the guest rolls back to a state
- * saved before them).  Unparked if @node is this node: its committed
- * state is loaded by the rollback that follows.
+ * ... vCPU @cpu runs on @node from now on, as home placed it, as its
+ * move @generation: moves and interrupts held for it are dropped (the
+ * guest rolls back to a state saved before them).  Unparked if @node is
+ * this node (its committed state is loaded by the rollback that
+ * follows), parked if it ran here.
  */
-void distvm_vcpu_place(DistvmState *s, uint32_t cpu, uint32_t node)
+void distvm_vcpu_place(DistvmState *s, uint32_t cpu, uint32_t node,
+                       uint64_t generation)
 {
     DistvmVcpuMove *mv = &s->moves[cpu];
     CPUState *cs = qemu_get_cpu(cpu);
 
     qemu_mutex_lock(&s->lock);
     qatomic_set(&s->vcpu_node[cpu], node);
+    mv->generation = MAX(mv->generation, generation);
     mv->moving = false;
     mv->incoming = false;
     g_queue_clear_full(&mv->waiting, g_free);
@@ -1330,6 +1350,10 @@ void distvm_vcpu_place(DistvmState *s, uint32_t cpu, uint32_t node)
     if (node == s->node_id && qatomic_read(&cs->parked)) {
         qatomic_set(&cs->parked, false);
         distvm_pic_vcpu_arrived(cs);
+        qemu_cpu_kick(cs);
+    } else if (node != s->node_id && !qatomic_read(&cs->parked)) {
+        qatomic_set(&cs->parked, true);
+        timer_del(APIC_COMMON(X86_CPU(cs)->apic_state)->timer);
         qemu_cpu_kick(cs);
     }
 }

@@ -508,12 +508,14 @@ typedef enum DistvmEpochStep {
      * committed: a node tells home it lost @node (LOST); home tells the
      * others (RECOVER) and pauses the guest; once all paused, SETTLE;
      * each node then tells every other that no page message of its
-     * comes any more (MARK), reports the pages it holds to every node
-     * (EPOCH_PAGES, HELD), then HELD_DONE; once a node has every node's,
-     * it rebuilds its part of the directory and tells home the vCPUs it
-     * runs (RUNS, one each, vCPU @vcpus) and READY; home then places
-     * each of the lost node's vCPUs (PLACE: vCPU @vcpus on node @bytes)
-     * and rolls the guest back (ROLLBACK, as if @node were lost).
+     * comes any more (MARK), reports the pages it holds to each page's
+     * manager (EPOCH_PAGES, HELD), then HELD_DONE to every node; once a
+     * node has every node's, it rebuilds its part of the directory and
+     * tells home, for each vCPU @vcpus, the moves of it seen there and
+     * whether it runs there (RUNS, @bytes), then READY; home then places
+     * each vCPU (PLACE: vCPU @vcpus on node @node, as its move @bytes)
+     * and rolls the guest back (ROLLBACK, as if @node were lost); then
+     * RECOVERED.
      */
     DISTVM_EPOCH_LOST,
     DISTVM_EPOCH_RECOVER,
