@@ -194,8 +194,11 @@ static inline gpointer state_key(uint32_t kind, uint32_t index)
     return (gpointer)(uintptr_t)((uint64_t)kind << 32 | index);
 }
 
-/* The node that keeps @node's state: the next node of the cluster */
-static uint32_t replica_of(DistvmState *s, uint32_t node)
+/*
+ * The node that keeps @node's state: the next node of the cluster (one
+ * that is gone: the next one present, which takes its part over)
+ */
+uint32_t distvm_replica_of(DistvmState *s, uint32_t node)
 {
     uint32_t present = qatomic_read(&s->present);
 
@@ -519,7 +522,8 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
     DistvmEpoch *e = s->epoch;
     g_autoptr(GByteArray) msg = g_byte_array_new();
     EpochSender es = {
-        .s = s, .to = replica_of(s, s->node_id), .epoch = epoch, .msg = msg,
+        .s = s, .to = distvm_replica_of(s, s->node_id), .epoch = epoch,
+        .msg = msg,
     };
     Error *err = NULL;
     CPUState *cpu;
@@ -622,11 +626,8 @@ void distvm_epoch_when_idle(DistvmState *s, void (*fn)(DistvmState *s))
     e->when_idle = g_slist_append(e->when_idle, w);
 }
 
-/*
- * Every node answered, and one could not save its data: after every
- * STORED, no data of the epoch is still on its way to a replica.
- */
-static void epoch_abort(DistvmState *s)
+/* The epoch begun is abandoned: the nodes drop its data */
+static void epoch_abandon(DistvmState *s)
 {
     DistvmEpoch *e = s->epoch;
 
@@ -637,6 +638,15 @@ static void epoch_abort(DistvmState *s)
     stores_end_epoch(s, e->epoch, false);
     qemu_mutex_unlock(&e->lock);
     e->sent_aborted = true;
+}
+
+/*
+ * Every node answered, and one could not save its data: after every
+ * STORED, no data of the epoch is still on its way to a replica.
+ */
+static void epoch_abort(DistvmState *s)
+{
+    epoch_abandon(s);
     epoch_end(s);
 }
 
@@ -726,7 +736,7 @@ uint64_t distvm_epoch_committed(DistvmState *s)
 
 bool distvm_epoch_taken(DistvmState *s)
 {
-    return s->epoch && replica_of(s, s->node_id) != s->node_id;
+    return s->epoch && distvm_replica_of(s, s->node_id) != s->node_id;
 }
 
 /* Whether home can take an epoch now */
@@ -736,7 +746,7 @@ static bool epoch_can_begin(DistvmState *s)
            runstate_is_running() &&
            qatomic_read(&s->joining) == UINT32_MAX &&
            qatomic_read(&s->draining) == UINT32_MAX &&
-           replica_of(s, s->node_id) != s->node_id;
+           distvm_replica_of(s, s->node_id) != s->node_id;
 }
 
 static void epoch_begin(DistvmState *s)
@@ -783,7 +793,7 @@ static void epoch_timed_out(DistvmState *s)
     } else {
         uint32_t primary = node;
 
-        node = replica_of(s, primary);
+        node = distvm_replica_of(s, primary);
         why = g_strdup_printf("node %" PRIu32 "'s data of checkpoint epoch %"
                               PRIu64 " was not stored on it, its replica, "
                               "within twice peer-timeout=%" PRIu32 " s",
@@ -1512,13 +1522,7 @@ void distvm_epoch_recover(DistvmState *s, uint32_t lost)
     }
     if (e->phase == EPOCH_SAVING) {
         /* Its data may have been on the lost node: not to be committed */
-        trace_distvm_epoch_abort(e->epoch);
-        e->aborted++;
-        epoch_broadcast(s, DISTVM_EPOCH_ABORT, 0, e->epoch);
-        qemu_mutex_lock(&e->lock);
-        stores_end_epoch(s, e->epoch, false);
-        qemu_mutex_unlock(&e->lock);
-        e->sent_aborted = true;
+        epoch_abandon(s);
         e->number_ended = true;
         e->phase = EPOCH_STOPPING;
         e->waiting = 0;
@@ -1798,7 +1802,8 @@ static bool epoch_sent_received(DistvmState *s, const DistvmMsg *msg)
     EpochPending *p;
     bool whole = true;
 
-    if (distvm_is_home(s) && replica_of(s, msg->hdr.src) != s->node_id) {
+    if (distvm_is_home(s) &&
+        distvm_replica_of(s, msg->hdr.src) != s->node_id) {
         /* home counts it as stored: only from the node it keeps */
         distvm_msg_refused(s, msg->hdr.src, "EPOCH SENT to the home node, "
                            "which is not the replica of node %" PRIu32,
@@ -1931,8 +1936,8 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
     }
     info = g_new0(DistvmCheckpointInfo, 1);
     info->interval_ms = s->checkpoint_ms;
-    info->replica = replica_of(s, s->node_id);
-    info->standby = replica_of(s, DISTVM_HOME_NODE);
+    info->replica = distvm_replica_of(s, s->node_id);
+    info->standby = distvm_replica_of(s, DISTVM_HOME_NODE);
     qemu_mutex_lock(&e->lock);
     info->committed_epoch = e->committed;
     info->epochs = e->epochs;

@@ -419,6 +419,7 @@ bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
                            Error **errp);
 /* The last epoch committed, or 0; from any thread */
 uint64_t distvm_epoch_committed(DistvmState *s);
+uint32_t distvm_replica_of(DistvmState *s, uint32_t node);
 /* Whether epochs are taken: replicas=1, and another node to keep state */
 bool distvm_epoch_taken(DistvmState *s);
 DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,

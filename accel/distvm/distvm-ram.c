@@ -3353,10 +3353,27 @@ void distvm_ram_rollback_pages(DistvmState *s, bool again,
 void distvm_ram_restore_page(DistvmState *s, uint32_t block, uint64_t page,
                              const void *data)
 {
-    DistvmBlock *b = &s->ram->blocks[block];
+    DistvmRam *ram = s->ram;
+    DistvmBlock *b = &ram->blocks[block];
     uint8_t *host = page_host(b, page);
     ram_addr_t addr = page_ram_addr(b, page);
+    bool placed = false;
 
+    /*
+     * Owned here and never touched (a page taken over from a lost node):
+     * all zero; placed at once rather than through a fault
+     */
+    qemu_mutex_lock(&ram->lock);
+    if (b->state[page] == DISTVM_PAGE_E && !page_populated(ram, b, page)) {
+        placed = !data || !uffd_place(ram, host, data, false);
+        if (data && placed) {
+            page_placed(b, page);
+        }
+    }
+    qemu_mutex_unlock(&ram->lock);
+    if (placed) {
+        return;
+    }
     if (data ? !memcmp(host, data, DISTVM_PAGE_SIZE) :
         buffer_is_zero(host, DISTVM_PAGE_SIZE)) {
         return;     /* unchanged: so are the other nodes' copies */

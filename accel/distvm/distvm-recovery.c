@@ -86,21 +86,6 @@ struct DistvmRecovery {
     uint64_t last_ms;
 };
 
-/* The node that takes over what @lost managed: the one that kept its copies */
-static uint32_t successor_of(DistvmState *s, uint32_t lost)
-{
-    uint32_t present = qatomic_read(&s->present);
-
-    for (uint32_t i = 1; i < s->nodes; i++) {
-        uint32_t n = (lost + i) % s->nodes;
-
-        if (present & BIT(n)) {
-            return n;
-        }
-    }
-    return DISTVM_HOME_NODE;
-}
-
 static void recovery_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
                           uint32_t node, uint64_t bytes, uint32_t vcpus)
 {
@@ -352,7 +337,7 @@ static void recovery_settle(DistvmState *s)
                                "part over");
         return;
     }
-    distvm_ram_recover_settle(s, r->lost, successor_of(s, r->lost));
+    distvm_ram_recover_settle(s, r->lost, distvm_replica_of(s, r->lost));
     r->settled = true;
     recovery_broadcast(s, DISTVM_EPOCH_MARK, r->lost, false);
     qemu_mutex_lock(&r->lock);
