@@ -199,6 +199,15 @@ static bool node_lost_received(DistvmState *s, const DistvmMsg *msg)
                            msg->u.node_id);
         return false;
     }
+    /*
+     * With checkpoint epochs, a node that ends because it lost another
+     * may be the one the others cut off (distvm-recovery.c): each node
+     * finds a lost node itself, and the sender's end is its own loss.
+     */
+    if (s->epoch) {
+        trace_distvm_node_lost_ignored(msg->hdr.src, msg->u.node_id);
+        return true;
+    }
 
     distvm_fatal_node_lost(s, msg->u.node_id, why);
     return true;

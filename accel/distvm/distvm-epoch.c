@@ -1547,6 +1547,8 @@ void distvm_epoch_recover(DistvmState *s, uint32_t lost)
 /* Home: every node knows where each vCPU runs: roll back */
 void distvm_epoch_recover_rollback(DistvmState *s)
 {
+    /* Retried while a node is busy, for at most peer-timeout from now */
+    s->epoch->rollback_begun_ns = get_clock();
     rollback_all(s);
 }
 
@@ -1697,6 +1699,13 @@ static EpochPending *pending_lock(DistvmState *s, const DistvmMsg *msg,
         return NULL;
     }
     qemu_mutex_lock(&e->lock);
+    /* Abandoned meanwhile (ABORT, in another thread): dropped quietly */
+    if (epoch <= qatomic_read(&e->ended) &&
+        epoch > qatomic_read(&e->committed)) {
+        qemu_mutex_unlock(&e->lock);
+        trace_distvm_epoch_late(epoch, msg->hdr.src);
+        return NULL;
+    }
     p = pending_of(store_of(e, msg->hdr.src), epoch);
     if (!p) {
         qemu_mutex_unlock(&e->lock);

@@ -440,6 +440,7 @@ void distvm_recovery_init(DistvmState *s);
 bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
                                const char *why);
 bool distvm_recovery_busy(DistvmState *s);
+void distvm_recovery_watch(DistvmState *s, int64_t now);
 void distvm_recovery_settle_all(DistvmState *s);
 void distvm_recovery_done(DistvmState *s);
 void distvm_recovery_stats(DistvmState *s, uint64_t *count,

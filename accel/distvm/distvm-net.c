@@ -448,6 +448,7 @@ static void *distvm_watch_thread(void *opaque)
 
         g_usleep(MIN(beat / 2, 500 * SCALE_MS) / SCALE_US);
         distvm_expire_unidentified(s, get_clock());
+        distvm_recovery_watch(s, get_clock());
         if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
             if (armed) {
                 break;          /* leaving or failed: nothing to watch */

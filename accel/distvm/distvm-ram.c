@@ -1673,7 +1673,7 @@ static bool page_msgs_take(DistvmState *s, const DistvmMsg *msgs,
  * trusted.
  */
 static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
-                            Error **errp)
+                            unsigned recover_gen, Error **errp)
 {
     DistvmRam *ram = s->ram;
     const DistvmMsgPage *m = &msg->u.page;
@@ -1689,7 +1689,7 @@ static bool page_msg_handle(DistvmState *s, const DistvmMsg *msg,
 
         d->type = msg->hdr.type;
         d->src = msg->hdr.src;
-        d->recover_gen = qatomic_read(&ram->recover_gen);
+        d->recover_gen = recover_gen;
         d->m = *m;
         d->m.data = NULL;
         /* TCG's locks of a run's pages are taken on the drop thread. */
@@ -1737,6 +1737,8 @@ static bool page_reqs_handle(DistvmState *s, const DistvmMsg *msg,
 
 static bool page_msg_received(DistvmState *s, const DistvmMsg *msg)
 {
+    /* Read first: a drop made as a takeover begins is dropped */
+    unsigned recover_gen = qatomic_read(&s->ram->recover_gen);
     Error *err = NULL;
     bool ok;
 
@@ -1745,7 +1747,8 @@ static bool page_msg_received(DistvmState *s, const DistvmMsg *msg)
         return true;
     }
     ok = msg->hdr.type == DISTVM_MSG_PAGE_REQS ?
-         page_reqs_handle(s, msg, &err) : page_msg_handle(s, msg, &err);
+         page_reqs_handle(s, msg, &err) :
+         page_msg_handle(s, msg, recover_gen, &err);
     if (!ok) {
         page_protocol_failed(s, msg->hdr.type, msg->hdr.src, err);
     }
@@ -3482,9 +3485,10 @@ void distvm_ram_recover_settle(DistvmState *s, uint32_t lost, uint32_t to)
 }
 
 /*
- * Call @fn for each page this node holds that it did not spoil, with
- * its manager and whether it holds it writable; not under ram->lock
- * (@fn sends, to this node too)
+ * Call @fn for each page this node holds, with its manager and whether
+ * it holds it writable; not under ram->lock (@fn sends, to this node
+ * too).  A page a fault spoiled that this node did not hold is not
+ * held; one it held read-only still is (distvm_ram_recover_end()).
  */
 void distvm_ram_recover_held(DistvmState *s, DistvmHeldPageFn *fn,
                              void *opaque)
@@ -3501,10 +3505,7 @@ void distvm_ram_recover_held(DistvmState *s, DistvmHeldPageFn *fn,
         }
         g_array_set_size(held, b->pages);
         qemu_mutex_lock(&ram->lock);
-        for (uint64_t page = 0; page < b->pages; page++) {
-            g_array_index(held, uint8_t, page) =
-                test_bit(page, b->spoiled) ? DISTVM_PAGE_I : b->state[page];
-        }
+        memcpy(held->data, b->state, b->pages);
         qemu_mutex_unlock(&ram->lock);
         for (uint64_t page = 0; page < b->pages; page++) {
             uint8_t st = g_array_index(held, uint8_t, page);
@@ -3591,8 +3592,11 @@ uint64_t distvm_ram_recover_rebuild(DistvmState *s)
 
 /*
  * Every node rebuilt its part of the directory: the pages this node's
- * faults made usable meanwhile (spoiled), which it did not report, are
- * dropped, and faults go to the pages' managers again.  Returns them.
+ * faults made usable meanwhile (spoiled) are dropped if it did not hold
+ * them; one it held read-only is write-protected again and counts as
+ * changed, so that the rollback restores it (a write to it meanwhile
+ * may have changed it), and faults go to the pages' managers again.
+ * Returns the pages dropped.
  */
 uint64_t distvm_ram_recover_end(DistvmState *s)
 {
@@ -3610,14 +3614,20 @@ uint64_t distvm_ram_recover_end(DistvmState *s)
 
         for (uint64_t page = 0; !qatomic_read(&b->dead) && page < b->pages;
              page++) {
-            if (test_bit(page, b->spoiled)) {
-                ram_addr_t addr = page_ram_addr(b, page);
+            ram_addr_t addr = page_ram_addr(b, page);
 
-                block_discard(b, page << PAGE_BITS, DISTVM_PAGE_SIZE);
-                set_state(ram, b, page, DISTVM_PAGE_I);
-                clear_bit(page, b->spoiled);
-                g_array_append_val(dropped, addr);
+            if (!test_bit(page, b->spoiled)) {
+                continue;
             }
+            clear_bit(page, b->spoiled);
+            if (b->state[page] == DISTVM_PAGE_S) {
+                uffd_change_protection(ram->uffd, page_host(b, page),
+                                       DISTVM_PAGE_SIZE, true, false);
+                set_bit_atomic(page, b->changed);
+                continue;
+            }
+            block_discard(b, page << PAGE_BITS, DISTVM_PAGE_SIZE);
+            g_array_append_val(dropped, addr);
         }
     }
     qatomic_set(&ram->recover_local, false);

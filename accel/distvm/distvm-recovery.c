@@ -69,6 +69,7 @@ struct DistvmRecovery {
     char *why;
     uint32_t marks;             /* nodes whose MARK came */
     uint32_t held_done;         /* nodes whose HELD_DONE came */
+    int64_t lost_ns;            /* when this node learnt of the loss */
 
     /* In the main loop */
     uint64_t epoch;             /* the committed epoch it goes back to */
@@ -154,6 +155,35 @@ bool distvm_recovery_busy(DistvmState *s)
     return s->recovery && qatomic_read(&s->recovery->lost) != UINT32_MAX;
 }
 
+/*
+ * The watch thread, whatever the main loop does: a takeover that did
+ * not end within 4 times peer-timeout (home waits twice that for each of
+ * its steps) never will; this node ends.
+ */
+void distvm_recovery_watch(DistvmState *s, int64_t now)
+{
+    DistvmRecovery *r = s->recovery;
+    g_autofree char *why = NULL;
+    uint32_t lost;
+
+    if (!r) {
+        return;
+    }
+    qemu_mutex_lock(&r->lock);
+    lost = r->lost;
+    if (lost != UINT32_MAX &&
+        now - r->lost_ns > 4 * (int64_t)s->peer_timeout *
+                           NANOSECONDS_PER_SECOND) {
+        why = g_strdup_printf("taking node %" PRIu32 "'s part over did not "
+                              "end within 4 times peer-timeout=%" PRIu32
+                              " s", lost, s->peer_timeout);
+    }
+    qemu_mutex_unlock(&r->lock);
+    if (why) {
+        distvm_fatal_node_lost(s, s->node_id, why);
+    }
+}
+
 static void recovery_lost_main(void *opaque);
 
 /*
@@ -186,6 +216,7 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     g_free(r->why);
     r->why = g_strdup(why);
     r->marks = r->held_done = 0;
+    r->lost_ns = get_clock();
     qemu_mutex_unlock(&r->lock);
     trace_distvm_recover_lost(node, why);
 
@@ -197,6 +228,19 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     qemu_mutex_unlock(&s->lock);
     distvm_net_cut(s, node);
     distvm_ram_recover_enter(s);
+    /*
+     * The vCPUs stop now, not at the pause: what they read meanwhile may
+     * be a stand-in for a page the lost node held, and what they do
+     * with it is undone only inside the guest (not a reset it asks for)
+     */
+    WITH_RCU_READ_LOCK_GUARD() {
+        CPUState *cpu;
+
+        CPU_FOREACH(cpu) {
+            qatomic_set(&cpu->held, true);
+            qemu_cpu_kick(cpu);
+        }
+    }
     distvm_flow_forget(s, node);
     distvm_main_loop_call(s, s->node_id, recovery_lost_main, s);
     return true;
@@ -496,9 +540,20 @@ bool distvm_recovery_received(DistvmState *s, const DistvmMsg *msg)
     switch (m->step) {
     case DISTVM_EPOCH_LOST:
     case DISTVM_EPOCH_RECOVER:
+        /* From a node counted out since it was sent: it is the one */
+        if (qatomic_read(&s->left) & BIT(msg->hdr.src)) {
+            return false;
+        }
         why = g_strdup_printf("node %" PRIu32 " lost it", msg->hdr.src);
         distvm_fatal_node_lost(s, m->node, why);
         return false;
+    case DISTVM_EPOCH_MARK:
+        /* May come before home's RECOVER, on another connection */
+        if (qatomic_read(&r->lost) == UINT32_MAX) {
+            why = g_strdup_printf("node %" PRIu32 " lost it", msg->hdr.src);
+            distvm_fatal_node_lost(s, m->node, why);
+        }
+        break;
     case DISTVM_EPOCH_RECOVERED:
         return true;
     case DISTVM_EPOCH_PLACE:    /* its @node: where the vCPU runs */

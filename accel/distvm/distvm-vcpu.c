@@ -762,6 +762,13 @@ static void vcpu_state_load(DistvmState *s, const DistvmMsg *msg)
     Error *err = NULL;
     uint64_t downtime;
 
+    qemu_mutex_lock(&s->lock);
+    if (!mv->incoming) {
+        /* Placed by home meanwhile: its sender was lost and taken over */
+        qemu_mutex_unlock(&s->lock);
+        return;
+    }
+    qemu_mutex_unlock(&s->lock);
     if (!distvm_vcpu_load(cpu, in->data, in->len, &err)) {
         /* The vCPU, partly loaded and never run here, is lost with it. */
         g_autofree char *why = g_strdup_printf(
