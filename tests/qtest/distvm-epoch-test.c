@@ -399,6 +399,51 @@ static void test_kill(void)
 }
 
 /*
+ * A cluster of two nodes whose other node is killed: home takes all of
+ * it over, and the guest finishes alone on home with the exact result.
+ */
+static void test_kill_two(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
+        NCPUS, ITERS);
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 2, "replicas=1,checkpoint-ms=20,placement=0:1:0:1", args);
+    QTestState *home = c->node[0]->qts;
+    pid_t pid = qtest_pid(c->node[1]->qts);
+    int status;
+    QDict *ev, *info;
+
+    wait_epochs(home, 3);
+    g_usleep(g_test_rand_int_range(0, 200) * 1000);
+    g_assert_cmpint(qtest_readl(home, DG_RESULT_BASE), !=, DG_MAGIC_DONE);
+    kill(pid, SIGKILL);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    c->node[1] = NULL;
+    ev = distvm_wait_event(home, "DISTVM_RECOVERED", DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    1);
+    qobject_unref(ev);
+    for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
+         tries++) {
+        g_assert_cmpint(tries, <, 6000);
+        g_usleep(50 * 1000);
+    }
+    distvm_check_smp_memory(home, NCPUS, ITERS);
+    for (int i = 0; i < NCPUS; i++) {
+        g_assert_cmpint(distvm_vcpu_node(home, i), ==, 0);
+    }
+    info = distvm_assert_active(home, 0);
+    g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
+    /* Alone: no replica, no epochs */
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "checkpoint"),
+                                  "replica"), ==, 0);
+    qobject_unref(info);
+    distvm_cluster_quit(c);
+}
+
+/*
  * The same with the nodes in network namespaces, over TCP, and node 2
  * cut off by a partition (its link goes down) instead of killed: nodes 0
  * and 1 declare it lost within peer-timeout and take its part over; node
@@ -635,6 +680,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/epoch/disk", test_disk);
     qtest_add_func("/distvm/epoch/rollback", test_rollback);
     qtest_add_func("/distvm/epoch/kill", test_kill);
+    qtest_add_func("/distvm/epoch/kill-two", test_kill_two);
     qtest_add_func("/distvm/epoch/partition", test_partition);
 
     return distvm_test_run(tmpdir);

@@ -6,8 +6,9 @@
 #   node-loss.sh BUILD_DIR [REPEAT]
 #
 # The cases: the bare-metal SMP guest on 3 nodes with a node killed
-# (SIGKILL) and with a node cut off by a partition (network namespaces),
-# and the Linux guest on 3 nodes with a node killed during its workload.
+# (SIGKILL), on 2 nodes with node 1 killed, and on 3 nodes with a node
+# cut off by a partition (network namespaces), and the Linux guest on 3
+# nodes with a node killed during its workload.
 # make check runs each of them once (in their qtest suites); make stress
 # runs this.  Prints each run's outcome and a summary; the exit status is
 # non-zero if any run failed, and the log of each failed run is kept.
@@ -16,6 +17,7 @@ set -u
 build=$(cd "$1" && pwd)
 repeat=${2:-10}
 cases="distvm-epoch-test:/x86_64/distvm/epoch/kill
+distvm-epoch-test:/x86_64/distvm/epoch/kill-two
 distvm-epoch-test:/x86_64/distvm/epoch/partition
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill"
 
