@@ -214,6 +214,12 @@ typedef struct LinuxCase {
      * over and the guest finishes as it should.
      */
     bool kill;
+    /*
+     * The same, but the node that runs io_cpu is killed once the guest
+     * begins its I/O (which it does from that vCPU: the HTTP fetch, the
+     * disk write and read back), and no vCPU moves or rollbacks after
+     */
+    bool kill_io;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -620,18 +626,23 @@ static void check_checkpoints(DistvmNode **node, int nodes)
 }
 
 /*
- * Kill a node other than home, at random, while the guest runs: the
- * others take its part over from the last committed epoch (home says so
- * with DISTVM_RECOVERED), and run all the vCPUs.  Returns the node.
+ * Kill node @victim (a node other than home, at random, if -1), within
+ * @within_ms, while the guest runs: the others take its part over from
+ * the last committed epoch (home says so with DISTVM_RECOVERED), and run
+ * all the vCPUs.  Returns the node.
  */
-static int kill_node(DistvmNode **node, int nodes)
+static int kill_node(DistvmNode **node, int nodes, int victim,
+                     int within_ms)
 {
-    int victim = g_test_rand_int_range(1, nodes);
-    pid_t pid = qtest_pid(node[victim]->qts);
+    pid_t pid;
     int status;
     QDict *ev, *info;
 
-    g_usleep(g_test_rand_int_range(0, 1000) * 1000);
+    if (victim < 0) {
+        victim = g_test_rand_int_range(1, nodes);
+    }
+    pid = qtest_pid(node[victim]->qts);
+    g_usleep(g_test_rand_int_range(0, within_ms) * 1000);
     g_test_message("node %d killed", victim);
     g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
     g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
@@ -797,6 +808,11 @@ static void test_linux(const void *opaque)
         plug_cpu(lc, node, lc->placement[lc->cpu_plug * 2] - '0');
     }
 
+    if (lc->kill_io) {
+        g_assert_true(distvm_wait_console(node[0], "distvm-linux: io start",
+                                          600));
+        victim = kill_node(node, lc->nodes, where[lc->io_cpu], 300);
+    }
     /* While the workload runs: move vCPUs around, asked of any node. */
     if (!distvm_wait_console(node[0], "distvm-linux: workload start", 600)) {
         console = distvm_read_console(node[0]);
@@ -816,7 +832,7 @@ static void test_linux(const void *opaque)
         check_topology(node[0], 0, where, false);
         check_topology(node[0], 1, where, true);
     }
-    for (int k = 0; k < MOVES; k++) {
+    for (int k = 0; victim < 0 && k < MOVES; k++) {
         int cpu = k % 4;
         int to = (where[cpu] + 1 + k / 4 % (lc->nodes - 1)) % lc->nodes;
 
@@ -829,23 +845,27 @@ static void test_linux(const void *opaque)
         wait_moved(node[0]->qts, cpu, to);
         where[cpu] = to;
     }
-    if (lc->accel_opts && strstr(lc->accel_opts, "replicas=1")) {
+    if (lc->accel_opts && strstr(lc->accel_opts, "replicas=1") &&
+        victim < 0) {
         roll_back(node[0]->qts);
     }
     /* The guest's time goes on across a stop and cont of the cluster. */
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'stop' }");
     g_usleep(300 * 1000);
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'cont' }");
-    check_clock_reads(node, lc->nodes);
-    check_interrupts(node, lc->nodes);
-    if (lc->accel_opts && strstr(lc->accel_opts, "replicas=1")) {
+    if (victim < 0) {
+        check_clock_reads(node, lc->nodes);
+        check_interrupts(node, lc->nodes);
+    }
+    if (lc->accel_opts && strstr(lc->accel_opts, "replicas=1") &&
+        victim < 0) {
         check_checkpoints(node, lc->nodes);
     }
     console = distvm_read_console(node[0]);
     g_assert_null(strstr(console, "distvm-linux: workload done"));
     g_clear_pointer(&console, g_free);
     if (lc->kill) {
-        victim = kill_node(node, lc->nodes);
+        victim = kill_node(node, lc->nodes, -1, 1000);
     }
     if (lc->distmem) {
         unplug_dimm(node, lc->nodes);
@@ -896,6 +916,19 @@ static void test_linux(const void *opaque)
             g_error("missing '%s' in the console:\n%s", lc->numa_lines[i],
                     console);
         }
+    }
+    if (lc->kill_io) {
+        /* The serial console is not held: a rollback shows what it redid */
+        g_auto(GStrv) io = g_strsplit(console, "distvm-linux: io start", -1);
+        g_auto(GStrv) fetched = g_strsplit(console, "distvm-linux: fetched",
+                                           -1);
+
+        const char *took = strstr(console, "distvm-linux: fetch took");
+
+        g_test_message("the guest began its I/O %u times, fetched %u times;"
+                       " %.*s", g_strv_length(io) - 1,
+                       g_strv_length(fetched) - 1,
+                       took ? (int)strcspn(took, "\n") : 0, took ?: "");
     }
     want = g_strdup_printf("distvm-linux: fetched %d bytes %s\n", FILE_SIZE,
                            file_sha);
@@ -1170,6 +1203,17 @@ static const LinuxCase three_nodes_kill = {
     .kill = true,
 };
 
+/*
+ * Node 2, which runs vCPU 2, killed as the guest fetches a file over HTTP
+ * and writes it to the disk from that vCPU: the fetch is served once,
+ * the disk holds the file (issue 15)
+ */
+static const LinuxCase three_nodes_kill_io = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
+    .accel_opts = "replicas=1,checkpoint-ms=100",
+    .kill_io = true,
+};
+
 /* The 3-node case with each node in a network namespace, over TLS. */
 static const LinuxCase three_nodes_netns_tls = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
@@ -1190,6 +1234,8 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/linux/3-nodes-policy", test_linux_policy);
     qtest_add_data_func("/distvm/linux/3-nodes-kill", &three_nodes_kill,
                         test_linux);
+    qtest_add_data_func("/distvm/linux/3-nodes-kill-io",
+                        &three_nodes_kill_io, test_linux);
     /* make check-long: root, iproute2 and certtool, and a few minutes. */
     if (g_getenv("DISTVM_LONG")) {
         qtest_add_data_func("/distvm/linux/3-nodes-netns-tls",

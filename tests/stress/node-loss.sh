@@ -8,7 +8,8 @@
 # The cases: the bare-metal SMP guest on 3 nodes with a node killed
 # (SIGKILL), on 2 nodes with node 1 killed, and on 3 nodes with a node
 # cut off by a partition (network namespaces), and the Linux guest on 3
-# nodes with a node killed during its workload.
+# nodes with a node killed during its workload, and with the node that
+# does its I/O killed during its HTTP fetch.
 # make check runs each of them once (in their qtest suites); make stress
 # runs this.  Prints each run's outcome and a summary; the exit status is
 # non-zero if any run failed, and the log of each failed run is kept.
@@ -19,7 +20,8 @@ repeat=${2:-10}
 cases="distvm-epoch-test:/x86_64/distvm/epoch/kill
 distvm-epoch-test:/x86_64/distvm/epoch/kill-two
 distvm-epoch-test:/x86_64/distvm/epoch/partition
-distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill"
+distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill
+distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill-io"
 
 export DISTVM_GUEST_DIR="$build/guests"
 export QTEST_QEMU_BINARY=./qemu-system-x86_64
