@@ -398,6 +398,74 @@ static void test_kill(void)
     distvm_cluster_quit(c);
 }
 
+/* Kill node @n of @c and wait until home took its part over */
+static void kill_and_recover(DistvmCluster *c, int n)
+{
+    pid_t pid = qtest_pid(c->node[n]->qts);
+    int status;
+    QDict *ev;
+
+    g_test_message("node %d killed", n);
+    kill(pid, SIGKILL);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    c->node[n] = NULL;
+    ev = distvm_wait_event(c->node[0]->qts, "DISTVM_RECOVERED",
+                           DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    n);
+    qobject_unref(ev);
+}
+
+/*
+ * Two nodes of four lost one after the other: once the first was taken
+ * over and an epoch committed without it, the second is taken over too,
+ * and the guest finishes on the two left with the exact result.
+ */
+static void test_kill_twice(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
+        NCPUS, ITERS);
+    DistvmCluster *c = distvm_cluster_start_with(
+        tmpdir, 4, "replicas=1,checkpoint-ms=20,placement=0:1:2:3", args);
+    QTestState *home = c->node[0]->qts;
+    int first = g_test_rand_int_range(1, 4);
+    int second = first % 3 + 1;
+    QDict *info;
+
+    wait_epochs(home, 3);
+    kill_and_recover(c, first);
+    /* A loss before the next commit could not be taken over */
+    wait_epochs(home, 2);
+    g_assert_cmpint(qtest_readl(home, DG_RESULT_BASE), !=, DG_MAGIC_DONE);
+    kill_and_recover(c, second);
+    for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
+         tries++) {
+        g_assert_cmpint(tries, <, 6000);
+        g_usleep(50 * 1000);
+    }
+    for (int n = 0; n < 4; n++) {
+        if (!c->node[n]) {
+            continue;
+        }
+        info = distvm_assert_active(c->node[n]->qts, n);
+        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
+        qobject_unref(info);
+        distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
+        for (int i = 0; i < NCPUS; i++) {
+            int where = distvm_vcpu_node(c->node[n]->qts, i);
+
+            g_assert_true(where != first && where != second);
+        }
+    }
+    info = distvm_assert_active(home, 0);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "checkpoint"),
+                                  "recoveries"), ==, 2);
+    qobject_unref(info);
+    distvm_cluster_quit(c);
+}
+
 /*
  * A cluster of two nodes whose other node is killed: home takes all of
  * it over, and the guest finishes alone on home with the exact result.
@@ -681,6 +749,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/epoch/rollback", test_rollback);
     qtest_add_func("/distvm/epoch/kill", test_kill);
     qtest_add_func("/distvm/epoch/kill-two", test_kill_two);
+    qtest_add_func("/distvm/epoch/kill-twice", test_kill_twice);
     qtest_add_func("/distvm/epoch/partition", test_partition);
 
     return distvm_test_run(tmpdir);
