@@ -116,9 +116,6 @@ static void recovery_broadcast(DistvmState *s, DistvmEpochStep step,
 /* Why the cluster cannot take @node's part over, or NULL if it can */
 static const char *recovery_refusal(DistvmState *s, uint32_t node)
 {
-    if (!s->epoch) {
-        return "there are no checkpoint epochs (replicas=0)";
-    }
     if (node == DISTVM_HOME_NODE) {
         return "it is the home node";
     }
@@ -196,7 +193,8 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     DistvmRecovery *r = s->recovery;
     const char *refusal;
 
-    if (!r || node == s->node_id || node >= s->nodes) {
+    /* Without checkpoint epochs (replicas=0), a loss ends the cluster */
+    if (!r || !s->epoch || node == s->node_id || node >= s->nodes) {
         return false;
     }
     qemu_mutex_lock(&r->lock);
