@@ -362,11 +362,10 @@ static void recovery_settle(DistvmState *s)
     }
     bql_unlock();
     while (sending && get_clock() < deadline) {
-        CPUState *cpu;
-
         sending = false;
-        CPU_FOREACH(cpu) {
-            sending |= distvm_vcpu_sending(s, cpu->cpu_index);
+        /* Not CPU_FOREACH: without the BQL; one never plugged sends none */
+        for (uint32_t i = 0; i < s->nr_vcpus; i++) {
+            sending |= distvm_vcpu_sending(s, i);
         }
         if (sending) {
             g_usleep(1000);
