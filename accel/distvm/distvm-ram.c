@@ -127,7 +127,8 @@ typedef struct DistvmBlock {
     unsigned long *received_before;
     /*
      * Taking over a lost node (distvm-recovery.c), ram->lock: the pages
-     * a fault made usable here meanwhile, whatever they hold (@spoiled);
+     * a fault made usable here meanwhile, whatever they hold (@spoiled:
+     * not held here, or held read-only and made writable);
      * and, for the pages this node manages, the nodes that hold each one
      * as the others reported (@held_by) and its owner (@held_owner)
      */
@@ -3399,8 +3400,8 @@ void distvm_ram_restore_page(DistvmState *s, uint32_t block, uint64_t page,
  * every node rebuilt its part of the directory, every fault that needs
  * another node is served here with whatever the page holds (a zero page
  * for one not held here; a read-only copy made writable), so that the
- * vCPUs stop for the guest's pause; those pages are spoiled, not
- * reported as held, and dropped at distvm_ram_recover_end().  Page
+ * vCPUs stop for the guest's pause; those pages are spoiled, and
+ * dropped at distvm_ram_recover_end() unless this node held them.  Page
  * messages are dropped until this node rebuilt its part, and so is the
  * drop thread's work from before: the rebuild starts from what each node
  * holds once they all stopped sending them.  The guest is rolled back to
