@@ -173,15 +173,22 @@ static void check_forged(DistvmCluster *c)
 }
 
 /* The bare-metal guest on 3 nodes, an epoch every 20 ms */
-static DistvmCluster *smp_cluster_start(void)
+/* The SMP guest on @nodes nodes, its vCPUs placed as @placement says */
+static DistvmCluster *smp_cluster_start_on(int nodes, const char *placement)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
         NCPUS, ITERS);
+    g_autofree char *opts = g_strdup_printf(
+        "replicas=1,checkpoint-ms=20,placement=%s", placement);
 
-    return distvm_cluster_start_with(
-        tmpdir, NODES, "replicas=1,checkpoint-ms=20,placement=0:1:2:1", args);
+    return distvm_cluster_start_with(tmpdir, nodes, opts, args);
+}
+
+static DistvmCluster *smp_cluster_start(void)
+{
+    return smp_cluster_start_on(NODES, "0:1:2:1");
 }
 
 static void test_smp(void)
@@ -423,12 +430,7 @@ static void kill_and_recover(DistvmCluster *c, int n)
  */
 static void test_kill_twice(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
-        NCPUS, ITERS);
-    DistvmCluster *c = distvm_cluster_start_with(
-        tmpdir, 4, "replicas=1,checkpoint-ms=20,placement=0:1:2:3", args);
+    DistvmCluster *c = smp_cluster_start_on(4, "0:1:2:3");
     QTestState *home = c->node[0]->qts;
     int first = g_test_rand_int_range(1, 4);
     int second = first % 3 + 1;
@@ -472,27 +474,14 @@ static void test_kill_twice(void)
  */
 static void test_kill_two(void)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
-        NCPUS, ITERS);
-    DistvmCluster *c = distvm_cluster_start_with(
-        tmpdir, 2, "replicas=1,checkpoint-ms=20,placement=0:1:0:1", args);
+    DistvmCluster *c = smp_cluster_start_on(2, "0:1:0:1");
     QTestState *home = c->node[0]->qts;
-    pid_t pid = qtest_pid(c->node[1]->qts);
-    int status;
-    QDict *ev, *info;
+    QDict *info;
 
     wait_epochs(home, 3);
     g_usleep(g_test_rand_int_range(0, 200) * 1000);
     g_assert_cmpint(qtest_readl(home, DG_RESULT_BASE), !=, DG_MAGIC_DONE);
-    kill(pid, SIGKILL);
-    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
-    c->node[1] = NULL;
-    ev = distvm_wait_event(home, "DISTVM_RECOVERED", DISTVM_EVENT_TIMEOUT_S);
-    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
-                    1);
-    qobject_unref(ev);
+    kill_and_recover(c, 1);
     for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
          tries++) {
         g_assert_cmpint(tries, <, 6000);
