@@ -71,7 +71,7 @@ struct DistvmRecovery {
     uint32_t held_done;         /* nodes whose HELD_DONE came */
     int64_t lost_ns;            /* when this node learnt of the loss */
 
-    /* In the main loop */
+    /* Set with @lost, then in the main loop */
     uint64_t epoch;             /* the committed epoch it goes back to */
     bool settled;               /* this node sent its MARKs */
     bool reported;              /* ... and what it holds */
@@ -90,14 +90,7 @@ struct DistvmRecovery {
 static void recovery_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
                           uint32_t node, uint64_t bytes, uint32_t vcpus)
 {
-    g_autoptr(GByteArray) m = g_byte_array_new();
-    DistvmMsgEpoch e = {
-        .step = step, .node = node, .epoch = s->recovery->epoch,
-        .bytes = bytes, .vcpus = vcpus,
-    };
-
-    distvm_wire_epoch(m, s->node_id, &e);
-    distvm_send(s, to, m);
+    distvm_epoch_send(s, to, step, node, s->recovery->epoch, bytes, vcpus);
 }
 
 /* Send @step about @lost to every node present, this one too if @self */
@@ -215,6 +208,13 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     r->why = g_strdup(why);
     r->marks = r->held_done = 0;
     r->lost_ns = get_clock();
+    /*
+     * Here, not in recovery_lost_main(): once @lost is set, another
+     * thread may take home's RECOVER as known and queue its SETTLE's
+     * main-loop part before this thread queues recovery_lost_main()
+     */
+    r->epoch = distvm_epoch_committed(s);
+    r->settled = r->reported = r->rebuilt = false;
     qemu_mutex_unlock(&r->lock);
     trace_distvm_recover_lost(node, why);
 
@@ -257,8 +257,6 @@ static void recovery_lost_main(void *opaque)
     why = g_strdup(r->why);
     qemu_mutex_unlock(&r->lock);
 
-    r->epoch = distvm_epoch_committed(s);
-    r->settled = r->reported = r->rebuilt = false;
     warn_report("distvm: lost node %" PRIu32 " (%s); the other nodes take "
                 "its part over from checkpoint epoch %" PRIu64, lost, why,
                 r->epoch);
@@ -404,10 +402,11 @@ static void recovery_rebuild(DistvmState *s)
     CPU_FOREACH(cpu) {
         uint32_t i = cpu->cpu_index;
 
+        bool runs;
+        uint64_t moves = distvm_vcpu_seen(s, i, &runs);
+
         recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_RUNS, r->lost,
-                      distvm_vcpu_generation(s, i) |
-                      (distvm_vcpu_runs_here(s, i) ? RECOVERY_RUNS_HERE : 0),
-                      i);
+                      moves | (runs ? RECOVERY_RUNS_HERE : 0), i);
     }
     recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_READY, r->lost, 0, 0);
 }
