@@ -394,7 +394,7 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
     qatomic_set(&e->ended, MAX(e->ended, epoch));
 }
 
-static void epoch_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
+void distvm_epoch_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
                        uint32_t node, uint64_t epoch, uint64_t bytes,
                        uint32_t vcpus)
 {
@@ -416,7 +416,7 @@ static void epoch_broadcast(DistvmState *s, DistvmEpochStep step,
 
     for (uint32_t i = 0; i < s->nodes; i++) {
         if ((present & BIT(i)) && i != s->node_id) {
-            epoch_send(s, i, step, node, epoch, 0, 0);
+            distvm_epoch_send(s, i, step, node, epoch, 0, 0);
         }
     }
 }
@@ -584,8 +584,8 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
     e->sent_to = es.to;
     e->sent_aborted = false;
     trace_distvm_epoch_sent(epoch, es.to, es.bytes);
-    epoch_send(s, es.to, DISTVM_EPOCH_SENT, s->node_id, epoch, es.bytes,
-               es.vcpus);
+    distvm_epoch_send(s, es.to, DISTVM_EPOCH_SENT, s->node_id, epoch, es.bytes,
+                      es.vcpus);
     return true;
 }
 
@@ -953,7 +953,7 @@ static void rollback_ask(DistvmState *s, EpochRollback *rb, uint32_t to)
         sender_page(&es, ref->block, ref->page, NULL);
     }
     sender_flush_pages(&es);
-    epoch_send(s, to, DISTVM_EPOCH_FETCH, s->node_id, rb->epoch, 0, 0);
+    distvm_epoch_send(s, to, DISTVM_EPOCH_FETCH, s->node_id, rb->epoch, 0, 0);
 }
 
 static void rollback_answer(DistvmState *s, bool busy, uint32_t vcpus);
@@ -1123,7 +1123,7 @@ static void rollback_fetch_received(DistvmState *s, const DistvmMsg *msg)
                      DISTVM_EPOCH_STATE_VCPU_COPY,
                      (uint32_t)(uintptr_t)key, c->data);
     }
-    epoch_send(s, to, DISTVM_EPOCH_FETCHED, s->node_id, epoch, 0, 0);
+    distvm_epoch_send(s, to, DISTVM_EPOCH_FETCHED, s->node_id, epoch, 0, 0);
 }
 
 /*
@@ -1411,9 +1411,9 @@ static void rollback_answer(DistvmState *s, bool busy, uint32_t vcpus)
     if (distvm_is_home(s)) {
         rollback_answered(s, s->node_id, busy, vcpus);
     } else {
-        epoch_send(s, DISTVM_HOME_NODE, busy ? DISTVM_EPOCH_BUSY :
-                   DISTVM_EPOCH_ROLLED, s->node_id, s->epoch->committed,
-                   0, vcpus);
+        distvm_epoch_send(s, DISTVM_HOME_NODE, busy ? DISTVM_EPOCH_BUSY :
+                          DISTVM_EPOCH_ROLLED, s->node_id, s->epoch->committed,
+                          0, vcpus);
     }
 }
 
@@ -1839,8 +1839,8 @@ static bool epoch_sent_received(DistvmState *s, const DistvmMsg *msg)
     if (distvm_is_home(s)) {
         return true;            /* epoch_main_loop() counts it */
     }
-    epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_STORED, msg->hdr.src, epoch,
-               msg->u.epoch.bytes, msg->u.epoch.vcpus);
+    distvm_epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_STORED, msg->hdr.src,
+                      epoch, msg->u.epoch.bytes, msg->u.epoch.vcpus);
     return false;
 }
 
@@ -1878,8 +1878,8 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
     switch (m->step) {
     case DISTVM_EPOCH_SAVE:
         if (!epoch_save(s, m->epoch)) {
-            epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_BUSY, s->node_id,
-                       m->epoch, 0, 0);
+            distvm_epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_BUSY,
+                              s->node_id, m->epoch, 0, 0);
         }
         break;
     case DISTVM_EPOCH_COMMIT:

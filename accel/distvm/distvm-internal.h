@@ -420,6 +420,10 @@ bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
 /* The last epoch committed, or 0; from any thread */
 uint64_t distvm_epoch_committed(DistvmState *s);
 uint32_t distvm_replica_of(DistvmState *s, uint32_t node);
+/* Send EPOCH @step about @node, of @epoch, to @to */
+void distvm_epoch_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
+                       uint32_t node, uint64_t epoch, uint64_t bytes,
+                       uint32_t vcpus);
 /* Whether epochs are taken: replicas=1, and another node to keep state */
 bool distvm_epoch_taken(DistvmState *s);
 DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
@@ -736,8 +740,7 @@ uint32List *distvm_vcpu_allowed_nodes(DistvmState *s, uint32_t cpu);
 /* Whether vCPU @cpu is leaving this node or arriving */
 bool distvm_vcpu_moving(DistvmState *s, uint32_t cpu);
 bool distvm_vcpu_sending(DistvmState *s, uint32_t cpu);
-bool distvm_vcpu_runs_here(DistvmState *s, uint32_t cpu);
-uint64_t distvm_vcpu_generation(DistvmState *s, uint32_t cpu);
+uint64_t distvm_vcpu_seen(DistvmState *s, uint32_t cpu, bool *runs);
 void distvm_vcpu_place(DistvmState *s, uint32_t cpu, uint32_t node,
                        uint64_t generation);
 /* A vCPU's state as a move sends it (its VMState), appended to @out */

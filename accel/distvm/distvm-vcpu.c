@@ -1308,27 +1308,18 @@ bool distvm_vcpu_sending(DistvmState *s, uint32_t cpu)
 
 /*
  * Taking over a lost node (distvm-recovery.c), with the guest paused:
- * whether vCPU @cpu runs here (not on its way out or in)
+ * the moves of vCPU @cpu seen here, and in @runs whether it runs here
+ * (not on its way out or in)
  */
-bool distvm_vcpu_runs_here(DistvmState *s, uint32_t cpu)
+uint64_t distvm_vcpu_seen(DistvmState *s, uint32_t cpu, bool *runs)
 {
-    bool runs;
-
-    qemu_mutex_lock(&s->lock);
-    runs = s->vcpu_node[cpu] == s->node_id && !s->moves[cpu].moving &&
-           !s->moves[cpu].incoming &&
-           !qatomic_read(&qemu_get_cpu(cpu)->parked);
-    qemu_mutex_unlock(&s->lock);
-    return runs;
-}
-
-/* ... the moves of vCPU @cpu seen here */
-uint64_t distvm_vcpu_generation(DistvmState *s, uint32_t cpu)
-{
+    DistvmVcpuMove *mv = &s->moves[cpu];
     uint64_t generation;
 
     qemu_mutex_lock(&s->lock);
-    generation = s->moves[cpu].generation;
+    generation = mv->generation;
+    *runs = s->vcpu_node[cpu] == s->node_id && !mv->moving &&
+            !mv->incoming && !qatomic_read(&qemu_get_cpu(cpu)->parked);
     qemu_mutex_unlock(&s->lock);
     return generation;
 }

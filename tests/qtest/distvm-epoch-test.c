@@ -56,6 +56,16 @@ static uint64_t committed_epoch(QTestState *qts)
     return epoch;
 }
 
+/* Wait until the guest's workload is done (5 minutes at most) */
+static void wait_result(QTestState *home)
+{
+    for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
+         tries++) {
+        g_assert_cmpint(tries, <, 6000);
+        g_usleep(50 * 1000);
+    }
+}
+
 /* Wait until home committed @count epochs more than it has now */
 static void wait_epochs(QTestState *home, int count)
 {
@@ -212,11 +222,7 @@ static void test_smp(void)
         wait_epochs(c->node[0]->qts, 1);
     }
     g_test_message("%d vCPU moves while the guest ran", moves);
-    for (int tries = 0; qtest_readl(c->node[0]->qts, DG_RESULT_BASE) !=
-         DG_MAGIC_DONE; tries++) {
-        g_assert_cmpint(tries, <, 6000);
-        g_usleep(50 * 1000);
-    }
+    wait_result(c->node[0]->qts);
     for (int n = 0; n < NODES; n++) {
         distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
     }
@@ -311,11 +317,7 @@ static void test_rollback(void)
     }
     g_test_message("%d rollbacks while the guest ran", done);
     g_assert_cmpint(done, >=, 2);
-    for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
-         tries++) {
-        g_assert_cmpint(tries, <, 6000);
-        g_usleep(50 * 1000);
-    }
+    wait_result(home);
     for (int n = 0; n < NODES; n++) {
         QDict *info = distvm_assert_active(c->node[n]->qts, n);
 
@@ -376,11 +378,7 @@ static void test_kill(void)
                    qdict_get_int(qdict_get_qdict(ev, "data"), "epoch"));
     qobject_unref(ev);
 
-    for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
-         tries++) {
-        g_assert_cmpint(tries, <, 6000);
-        g_usleep(50 * 1000);
-    }
+    wait_result(home);
     for (int n = 0; n < NODES; n++) {
         QDict *info;
 
@@ -442,11 +440,7 @@ static void test_kill_twice(void)
     wait_epochs(home, 2);
     g_assert_cmpint(qtest_readl(home, DG_RESULT_BASE), !=, DG_MAGIC_DONE);
     kill_and_recover(c, second);
-    for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
-         tries++) {
-        g_assert_cmpint(tries, <, 6000);
-        g_usleep(50 * 1000);
-    }
+    wait_result(home);
     for (int n = 0; n < 4; n++) {
         if (!c->node[n]) {
             continue;
@@ -482,11 +476,7 @@ static void test_kill_two(void)
     g_usleep(g_test_rand_int_range(0, 200) * 1000);
     g_assert_cmpint(qtest_readl(home, DG_RESULT_BASE), !=, DG_MAGIC_DONE);
     kill_and_recover(c, 1);
-    for (int tries = 0; qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
-         tries++) {
-        g_assert_cmpint(tries, <, 6000);
-        g_usleep(50 * 1000);
-    }
+    wait_result(home);
     distvm_check_smp_memory(home, NCPUS, ITERS);
     for (int i = 0; i < NCPUS; i++) {
         g_assert_cmpint(distvm_vcpu_node(home, i), ==, 0);
@@ -560,11 +550,7 @@ static void test_partition(void)
                    qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"));
     qobject_unref(ev);
 
-    for (int tries = 0; qtest_readl(node[0]->qts, DG_RESULT_BASE) !=
-         DG_MAGIC_DONE; tries++) {
-        g_assert_cmpint(tries, <, 6000);
-        g_usleep(50 * 1000);
-    }
+    wait_result(node[0]->qts);
     for (int i = 0; i < 2; i++) {
         QDict *info = distvm_assert_active(node[i]->qts, i);
 
