@@ -201,6 +201,16 @@ static void distvm_set_replicas(Object *obj, Visitor *v, const char *name,
                         &DISTVM_ACCEL(obj)->replicas, errp);
 }
 
+static int distvm_get_redundancy(Object *obj, Error **errp)
+{
+    return DISTVM_ACCEL(obj)->redundancy;
+}
+
+static void distvm_set_redundancy(Object *obj, int value, Error **errp)
+{
+    DISTVM_ACCEL(obj)->redundancy = value;
+}
+
 static void distvm_set_checkpoint_ms(Object *obj, Visitor *v,
                                      const char *name, void *opaque,
                                      Error **errp)
@@ -457,6 +467,12 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
                    "nodes yet; use one or the other", s->replicas);
         return false;
     }
+    if (!s->replicas && s->redundancy != DISTVM_REDUNDANCY_REPLICA) {
+        error_setg(errp, "distvm: redundancy=%s needs replicas=1: without "
+                   "checkpoint epochs, the nodes keep nothing of each other",
+                   DistvmRedundancy_str(s->redundancy));
+        return false;
+    }
     if (s->replicas && s->nodes < 2) {
         error_setg(errp, "distvm: replicas=%" PRIu32 " keeps each node's "
                    "state on another node, and needs nodes=2 or more",
@@ -674,6 +690,16 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "Copies of each node's state that other nodes keep, taken in "
         "checkpoint epochs: 0 (none: the guest stops if a node is lost) "
         "or 1 (default 0)");
+
+    object_class_property_add_enum(oc, "redundancy", "DistvmRedundancy",
+                                   &DistvmRedundancy_lookup,
+                                   distvm_get_redundancy,
+                                   distvm_set_redundancy);
+    object_class_property_set_description(oc, "redundancy",
+        "What the nodes keep of each other with replicas=1: replica (each "
+        "node's replica keeps a copy of its pages) or parity (home keeps "
+        "the XOR of the other nodes' pages, from which a lost node's are "
+        "rebuilt); the same on every node (default replica)");
 
     object_class_property_add(oc, "checkpoint-ms", "uint32", distvm_get_u32,
                               distvm_set_checkpoint_ms, NULL,

@@ -171,6 +171,12 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                    "be drained");
         return;
     }
+    if (s->epoch && s->redundancy == DISTVM_REDUNDANCY_PARITY) {
+        error_setg(errp, "distvm: with redundancy=parity a node cannot be "
+                   "drained: home's parity holds its pages, which only "
+                   "the node's loss takes out; use redundancy=replica");
+        return;
+    }
     if (!distvm_node_present(s, node)) {
         error_setg(errp, "distvm: node %" PRIu32 " is not part of the "
                    "cluster", node);

@@ -73,6 +73,7 @@
 #include "system/runstate.h"
 #include "hw/scsi/scsi.h"
 #include "distvm-internal.h"
+#include "distvm-parity.h"
 #include "distvm-ram.h"
 #include "trace.h"
 
@@ -101,6 +102,7 @@ typedef struct EpochPending {
     uint64_t epoch;
     GHashTable *pages;          /* page key -> EpochCopy */
     GHashTable *states;         /* state key -> EpochCopy */
+    GHashTable *deltas;         /* parity: slot -> DistvmParityDelta */
     uint64_t bytes;
 } EpochPending;
 
@@ -140,9 +142,18 @@ struct DistvmEpoch {
     uint32_t lost_stores;
     uint64_t lost_until;
 
+    /*
+     * redundancy=parity: home's parity of the others' copies, and the
+     * slots of this node's own copies; NULL with redundancy=replica
+     */
+    DistvmParity *parity;
+
     /* In the main loop: the replica of this node's last epoch, if any */
     uint32_t sent_to;
     bool sent_aborted;          /* ... and that epoch was abandoned */
+
+    /* Home, rebuilding a lost node's copies from the parity: whose wait */
+    uint32_t parity_waiting;    /* under @lock */
 
     /* Home, in the main loop */
     QEMUTimer *timer;
@@ -212,6 +223,19 @@ uint32_t distvm_replica_of(DistvmState *s, uint32_t node)
     return node;
 }
 
+/*
+ * The node that keeps @node's state: its replica, or with
+ * redundancy=parity home, which keeps the parity of the others' pages
+ */
+uint32_t distvm_epoch_keeper_of(DistvmState *s, uint32_t node)
+{
+    if (s->redundancy == DISTVM_REDUNDANCY_PARITY &&
+        node != DISTVM_HOME_NODE) {
+        return DISTVM_HOME_NODE;
+    }
+    return distvm_replica_of(s, node);
+}
+
 static void copy_free(gpointer data)
 {
     EpochCopy *c = data;
@@ -252,10 +276,22 @@ static GHashTable *copies_new(void)
                                  copy_free);
 }
 
+static EpochPending *pending_new(uint64_t epoch)
+{
+    EpochPending *p = g_new0(EpochPending, 1);
+
+    p->epoch = epoch;
+    p->pages = copies_new();
+    p->states = copies_new();
+    p->deltas = distvm_parity_deltas_new();
+    return p;
+}
+
 static void pending_free(EpochPending *p)
 {
     g_hash_table_unref(p->pages);
     g_hash_table_unref(p->states);
+    g_hash_table_unref(p->deltas);
     g_free(p);
 }
 
@@ -296,10 +332,7 @@ static EpochPending *pending_of(EpochStore *st, uint64_t epoch)
     if (st->pending.length >= 2) {
         return NULL;
     }
-    p = g_new0(EpochPending, 1);
-    p->epoch = epoch;
-    p->pages = copies_new();
-    p->states = copies_new();
+    p = pending_new(epoch);
     g_queue_push_tail(&st->pending, p);
     return p;
 }
@@ -368,6 +401,9 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
             if (commit && p->epoch == epoch) {
                 copies_commit(st, st->pages, p->pages);
                 copies_commit(st, st->states, p->states);
+                if (e->parity) {
+                    distvm_parity_commit(e->parity, node, p->deltas);
+                }
             }
             g_queue_delete_link(&st->pending, l);
             pending_free(p);
@@ -431,8 +467,9 @@ typedef struct EpochSender {
     uint32_t block;             /* ... of this RAMBlock */
     uint64_t bytes;
     uint32_t vcpus;
-    uint32_t kind;              /* of its pages: 0, or ASK */
+    uint32_t kind;              /* of its pages: 0, ASK, DELTA or SLOT */
     EpochPending *own;          /* this node's own copy, or NULL */
+    uint8_t buf[DISTVM_PAGE_SIZE];  /* DELTA, SLOT: a page's, as sent */
 } EpochSender;
 
 static void sender_send(EpochSender *es)
@@ -450,11 +487,29 @@ static void sender_flush_pages(EpochSender *es)
     }
 }
 
-static void sender_page(void *opaque, uint32_t block, uint64_t page,
-                        const void *data)
+/* The page to send as @es->kind: with DELTA, its change to the parity */
+static const void *sender_delta(EpochSender *es, uint32_t block,
+                                uint64_t page, const void *data,
+                                uint32_t *slot)
 {
-    EpochSender *es = opaque;
+    DistvmEpoch *e = es->s->epoch;
+    gpointer key = page_key(block, page);
+    EpochCopy *old;
+    bool changed;
 
+    qemu_mutex_lock(&e->lock);
+    *slot = distvm_parity_own_slot(e->parity, (uintptr_t)key);
+    old = g_hash_table_lookup(store_of(e, es->s->node_id)->pages, key);
+    changed = distvm_parity_xor(es->buf, data,
+                                old && old->data ? old->data->data : NULL);
+    qemu_mutex_unlock(&e->lock);
+    return changed ? es->buf : NULL;
+}
+
+/* Add page @page of RAMBlock @block to the message @es fills */
+static void sender_add(EpochSender *es, uint32_t block, uint64_t page,
+                       uint32_t slot, const void *data)
+{
     if (es->msg->len && es->block != block) {
         sender_flush_pages(es);
     }
@@ -463,10 +518,23 @@ static void sender_page(void *opaque, uint32_t block, uint64_t page,
                                       block);
         es->block = block;
     }
-    if (distvm_wire_epoch_pages_add(es->msg, page, es->kind, data) ==
-        DISTVM_EPOCH_PAGES_MAX) {
+    if (distvm_wire_epoch_pages_add_slot(es->msg, page, es->kind, slot,
+                                         data) == DISTVM_EPOCH_PAGES_MAX) {
         sender_flush_pages(es);
     }
+}
+
+static void sender_page(void *opaque, uint32_t block, uint64_t page,
+                        const void *data)
+{
+    EpochSender *es = opaque;
+    const void *sent = data;
+    uint32_t slot = 0;
+
+    if (es->kind == DISTVM_EPOCH_PAGE_DELTA) {
+        sent = sender_delta(es, block, page, data, &slot);
+    }
+    sender_add(es, block, page, slot, sent);
     if (es->own) {
         g_hash_table_replace(es->own->pages, page_key(block, page),
                              page_copy_new(es->epoch, data));
@@ -514,16 +582,19 @@ static bool devices_save(GByteArray *out, Error **errp)
 
 /*
  * In the main loop, with every vCPU of the cluster held: send this
- * node's data of @epoch to its replica, then SENT.  False if the epoch
- * cannot be taken now (see above), or a state cannot be saved.
+ * node's data of @epoch to its keeper (its replica, or home with
+ * redundancy=parity, which gets the pages' changes to its parity), then
+ * SENT.  False if the epoch cannot be taken now (see above), or a state
+ * cannot be saved.
  */
 static bool epoch_save(DistvmState *s, uint64_t epoch)
 {
     DistvmEpoch *e = s->epoch;
     g_autoptr(GByteArray) msg = g_byte_array_new();
     EpochSender es = {
-        .s = s, .to = distvm_replica_of(s, s->node_id), .epoch = epoch,
+        .s = s, .to = distvm_epoch_keeper_of(s, s->node_id), .epoch = epoch,
         .msg = msg,
+        .kind = e->parity && !distvm_is_home(s) ? DISTVM_EPOCH_PAGE_DELTA : 0,
     };
     Error *err = NULL;
     CPUState *cpu;
@@ -547,10 +618,7 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
      * What it sends, this node keeps too: a node lost takes its replica's
      * copies with it, and so the only committed copy of its predecessor's
      */
-    es.own = g_new0(EpochPending, 1);
-    es.own->epoch = epoch;
-    es.own->pages = copies_new();
-    es.own->states = copies_new();
+    es.own = pending_new(epoch);
     CPU_FOREACH(cpu) {
         g_autoptr(GByteArray) state = g_byte_array_new();
 
@@ -793,9 +861,9 @@ static void epoch_timed_out(DistvmState *s)
     } else {
         uint32_t primary = node;
 
-        node = distvm_replica_of(s, primary);
+        node = distvm_epoch_keeper_of(s, primary);
         why = g_strdup_printf("node %" PRIu32 "'s data of checkpoint epoch %"
-                              PRIu64 " was not stored on it, its replica, "
+                              PRIu64 " was not stored on it, its keeper, "
                               "within twice peer-timeout=%" PRIu32 " s",
                               primary,
                               e->epoch, s->peer_timeout);
@@ -1648,6 +1716,12 @@ bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
                    "the cluster", lost);
         return false;
     }
+    if (has_lost && e->parity) {
+        error_setg(errp, "distvm: with redundancy=parity, home rebuilds a "
+                   "node's copies only once the node is lost; roll back "
+                   "without 'lost'");
+        return false;
+    }
     g_queue_push_tail(&e->rollbacks_asked,
                       GUINT_TO_POINTER((has_lost ? lost : s->node_id) + 1));
     distvm_epoch_when_idle(s, rollback_begin);
@@ -1716,12 +1790,170 @@ static EpochPending *pending_lock(DistvmState *s, const DistvmMsg *msg,
     return p;
 }
 
+/* ---- redundancy=parity: rebuilding a lost node's copies ---- */
+
+/* With e->lock: one of the lost node's pages, into its store */
+static void parity_rebuilt_page(void *opaque, uint64_t key, uint64_t epoch,
+                                const uint8_t *data)
+{
+    EpochStore *st = opaque;
+    EpochCopy *c = page_copy_new(epoch, data);
+
+    copy_offer(st->pages, (gpointer)(uintptr_t)key, c);
+    st->bytes += copy_bytes(c);
+}
+
+/* Home, in the main loop: every node sent its slots */
+static void parity_rebuilt(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+    uint32_t lost;
+    EpochStore *st;
+
+    qemu_mutex_lock(&e->lock);
+    lost = distvm_parity_rebuilding(e->parity);
+    st = store_of(e, lost);
+    distvm_parity_rebuild_end(e->parity, parity_rebuilt_page, st);
+    trace_distvm_epoch_parity_rebuilt(lost, g_hash_table_size(st->pages));
+    qemu_mutex_unlock(&e->lock);
+}
+
+/*
+ * Home, in the main loop, taking lost node @lost's part over, every
+ * node paused: with redundancy=parity, rebuild its copies as of epoch
+ * @epoch, the last commit, from the parity and the other nodes' copies
+ * in the same slots (PARITY_ASK).  True if it waits for them:
+ * distvm_recovery_parity_rebuilt() follows once all came.
+ */
+bool distvm_epoch_parity_rebuild(DistvmState *s, uint32_t lost,
+                                 uint64_t epoch)
+{
+    DistvmEpoch *e = s->epoch;
+    uint32_t slots, waiting;
+
+    if (!e->parity) {
+        return false;
+    }
+    qemu_mutex_lock(&e->lock);
+    slots = distvm_parity_rebuild_begin(e->parity, lost);
+    waiting = qatomic_read(&s->present) & ~BIT(s->node_id) & ~BIT(lost);
+    e->parity_waiting = slots ? waiting : 0;
+    qemu_mutex_unlock(&e->lock);
+    trace_distvm_epoch_parity_rebuild(lost, slots, e->parity_waiting);
+    if (!e->parity_waiting) {
+        parity_rebuilt(s);
+        return false;
+    }
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (waiting & BIT(n)) {
+            distvm_epoch_send(s, n, DISTVM_EPOCH_PARITY_ASK, lost, epoch,
+                              slots, 0);
+        }
+    }
+    return true;
+}
+
+/*
+ * In the receive thread: home asks for this node's committed copies in
+ * slots 0 to @bytes - 1 (SLOT), then PARITY_DONE
+ */
+static void parity_ask_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpoch *m = &msg->u.epoch;
+    DistvmEpoch *e = s->epoch;
+    g_autoptr(GByteArray) out = g_byte_array_new();
+    EpochSender es = {
+        .s = s, .to = msg->hdr.src, .epoch = m->epoch, .msg = out,
+        .kind = DISTVM_EPOCH_PAGE_SLOT,
+    };
+
+    if (!e->parity) {
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH PARITY_ASK with "
+                           "redundancy=replica");
+        return;
+    }
+    for (uint64_t slot = 0; slot < m->bytes; slot++) {
+        uint64_t key;
+        EpochCopy *c = NULL;
+
+        qemu_mutex_lock(&e->lock);
+        if (distvm_parity_own_key(e->parity, slot, &key)) {
+            c = g_hash_table_lookup(store_of(e, s->node_id)->pages,
+                                    (gpointer)(uintptr_t)key);
+        }
+        if (c && c->data) {
+            memcpy(es.buf, c->data->data, DISTVM_PAGE_SIZE);
+        }
+        qemu_mutex_unlock(&e->lock);
+        if (c && c->data) {
+            sender_add(&es, key >> 40, key & (BIT_ULL(40) - 1), slot,
+                       es.buf);
+        }
+    }
+    sender_flush_pages(&es);
+    distvm_epoch_send(s, msg->hdr.src, DISTVM_EPOCH_PARITY_DONE, m->node,
+                      m->epoch, es.bytes, 0);
+}
+
+/* Home, in the receive thread: another node's copies in some slots */
+static void parity_slots_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
+    DistvmEpoch *e = s->epoch;
+    const uint8_t *pos = ep->entries;
+
+    qemu_mutex_lock(&e->lock);
+    if (!e->parity || !(e->parity_waiting & BIT(msg->hdr.src))) {
+        qemu_mutex_unlock(&e->lock);
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH_PAGES of kind SLOT that "
+                           "no rebuild of this node asked for");
+        return;
+    }
+    for (uint32_t i = 0; i < ep->count; i++) {
+        uint64_t page;
+        uint32_t slot;
+        const uint8_t *data = distvm_wire_epoch_page_slot(&pos, &page, &slot);
+
+        if (!distvm_parity_rebuild_add(e->parity, slot, data)) {
+            qemu_mutex_unlock(&e->lock);
+            distvm_msg_refused(s, msg->hdr.src, "EPOCH_PAGES of kind SLOT "
+                               "with slot %" PRIu32 ", which home did not "
+                               "ask for", slot);
+            return;
+        }
+    }
+    qemu_mutex_unlock(&e->lock);
+}
+
+/* Home, in the main loop: @node sent all home asked it for */
+static void parity_done(DistvmState *s, uint32_t node)
+{
+    DistvmEpoch *e = s->epoch;
+    bool done;
+
+    qemu_mutex_lock(&e->lock);
+    if (!e->parity || !(e->parity_waiting & BIT(node))) {
+        qemu_mutex_unlock(&e->lock);
+        distvm_msg_refused(s, node, "EPOCH PARITY_DONE that no rebuild of "
+                           "this node asked for");
+        return;
+    }
+    e->parity_waiting &= ~BIT(node);
+    done = !e->parity_waiting;
+    qemu_mutex_unlock(&e->lock);
+    if (done) {
+        parity_rebuilt(s);
+        distvm_recovery_parity_rebuilt(s);
+    }
+}
+
 /* A replica, in the receive thread: an epoch's pages of its node */
 static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
     DistvmEpoch *e = s->epoch;
     const uint8_t *pos = ep->entries;
+    bool delta = e->parity && msg->hdr.src != DISTVM_HOME_NODE;
     EpochPending *p;
 
     if (ep->kind == DISTVM_EPOCH_PAGE_ASK) {
@@ -1736,16 +1968,35 @@ static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
         distvm_recovery_held_received(s, msg);
         return false;
     }
+    if (ep->kind == DISTVM_EPOCH_PAGE_SLOT) {
+        parity_slots_received(s, msg);
+        return false;
+    }
+    if ((ep->kind == DISTVM_EPOCH_PAGE_DELTA) != delta ||
+        (delta && !distvm_is_home(s))) {
+        /* Parity: only home keeps copies of its pages, as a replica */
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH_PAGES of kind 0x%" PRIx32
+                           " with redundancy=%s", ep->kind,
+                           DistvmRedundancy_str(s->redundancy));
+        return false;
+    }
     p = pending_lock(s, msg, ep->epoch);
     if (!p) {
         return false;
     }
     for (uint32_t i = 0; i < ep->count; i++) {
         uint64_t page;
-        const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
+        uint32_t slot;
+        const uint8_t *data = distvm_wire_epoch_page_slot(&pos, &page, &slot);
 
-        g_hash_table_replace(p->pages, page_key(ep->block, page),
-                             page_copy_new(ep->epoch, data));
+        if (delta) {
+            distvm_parity_deltas_put(p->deltas, slot,
+                                     (uintptr_t)page_key(ep->block, page),
+                                     ep->epoch, data);
+        } else {
+            g_hash_table_replace(p->pages, page_key(ep->block, page),
+                                 page_copy_new(ep->epoch, data));
+        }
     }
     p->bytes += msg->hdr.length;
     qemu_mutex_unlock(&e->lock);
@@ -1812,10 +2063,10 @@ static bool epoch_sent_received(DistvmState *s, const DistvmMsg *msg)
     bool whole = true;
 
     if (distvm_is_home(s) &&
-        distvm_replica_of(s, msg->hdr.src) != s->node_id) {
+        distvm_epoch_keeper_of(s, msg->hdr.src) != s->node_id) {
         /* home counts it as stored: only from the node it keeps */
         distvm_msg_refused(s, msg->hdr.src, "EPOCH SENT to the home node, "
-                           "which is not the replica of node %" PRIu32,
+                           "which does not keep node %" PRIu32 "'s state",
                            msg->hdr.src);
         return false;
     }
@@ -1855,6 +2106,11 @@ static bool epoch_received(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_EPOCH_FETCH:
         rollback_fetch_received(s, msg);
         return false;
+    case DISTVM_EPOCH_PARITY_ASK:
+        parity_ask_received(s, msg);
+        return false;
+    case DISTVM_EPOCH_PARITY_DONE:
+        return true;
     case DISTVM_EPOCH_COMMIT:
     case DISTVM_EPOCH_ABORT:
         qemu_mutex_lock(&e->lock);
@@ -1911,6 +2167,9 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_EPOCH_STORED:
         epoch_answered(s, m->node, m->epoch, false, m->bytes, m->vcpus);
         break;
+    case DISTVM_EPOCH_PARITY_DONE:
+        parity_done(s, msg->hdr.src);
+        break;
     default:
         if (m->step >= DISTVM_EPOCH_LOST) {
             distvm_recovery_main_loop(s, msg);
@@ -1945,7 +2204,8 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
     }
     info = g_new0(DistvmCheckpointInfo, 1);
     info->interval_ms = s->checkpoint_ms;
-    info->replica = distvm_replica_of(s, s->node_id);
+    info->redundancy = s->redundancy;
+    info->replica = distvm_epoch_keeper_of(s, s->node_id);
     info->standby = distvm_replica_of(s, DISTVM_HOME_NODE);
     qemu_mutex_lock(&e->lock);
     info->committed_epoch = e->committed;
@@ -1973,6 +2233,9 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
             info->stored_pages += g_hash_table_size(e->stores[node]->pages);
             info->stored_bytes += e->stores[node]->bytes;
         }
+    }
+    if (e->parity) {
+        info->parity_bytes = distvm_parity_bytes(e->parity);
     }
     qemu_mutex_unlock(&e->lock);
     distvm_output_stats(&info->held_packets, &info->released_packets);
@@ -2063,6 +2326,9 @@ void distvm_epoch_init(DistvmState *s)
     e = s->epoch = g_new0(DistvmEpoch, 1);
     qemu_mutex_init(&e->lock);
     e->sent_to = UINT32_MAX;
+    if (s->redundancy == DISTVM_REDUNDANCY_PARITY) {
+        e->parity = distvm_parity_new();
+    }
     distvm_msg_handlers_register(s, epoch_handlers,
                                  ARRAY_SIZE(epoch_handlers));
     qemu_add_machine_init_done_notifier(&machine_done);

@@ -134,6 +134,7 @@ struct DistvmState {
     bool warm_pages;            /* moved vCPUs take their pages along */
     bool auto_numa;             /* no -numa: a NUMA node per cluster node */
     uint32_t replicas;          /* 0 or 1: checkpoint epochs (distvm-epoch.c) */
+    uint32_t redundancy;        /* DistvmRedundancy: what replicas keep */
     uint32_t checkpoint_ms;     /* the time between two epochs */
     uint32_t policy;            /* DistvmPolicy, atomic (distvm-affinity.c) */
     uint32_t capacity;          /* vCPUs the policy may place here */
@@ -431,6 +432,9 @@ DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
                                                  uint64_t page, Error **errp);
 /* Home, taking over a lost node (distvm-recovery.c) */
 void distvm_epoch_keep_lost(DistvmState *s, uint32_t node);
+uint32_t distvm_epoch_keeper_of(DistvmState *s, uint32_t node);
+bool distvm_epoch_parity_rebuild(DistvmState *s, uint32_t lost,
+                                 uint64_t epoch);
 void distvm_epoch_recover(DistvmState *s, uint32_t lost);
 void distvm_epoch_recover_rollback(DistvmState *s);
 const char *distvm_epoch_recover_refusal(DistvmState *s, uint32_t lost);
@@ -446,6 +450,7 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
 bool distvm_recovery_busy(DistvmState *s);
 void distvm_recovery_watch(DistvmState *s, int64_t now);
 void distvm_recovery_settle_all(DistvmState *s);
+void distvm_recovery_parity_rebuilt(DistvmState *s);
 void distvm_recovery_done(DistvmState *s);
 void distvm_recovery_stats(DistvmState *s, uint64_t *count,
                            uint64_t *last_ms);

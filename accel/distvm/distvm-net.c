@@ -1448,6 +1448,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
     FP("placement policy", "%s", DistvmPolicy_str(s->policy));
     FP("auto-numa", "%s", s->auto_numa ? "on" : "off");
     FP("replicas", "%" PRIu32, s->replicas);
+    FP("redundancy", "%s", DistvmRedundancy_str(s->redundancy));
 #undef FP
     distvm_ram_fingerprint(keys, values);
 

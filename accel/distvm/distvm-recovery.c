@@ -81,6 +81,7 @@ struct DistvmRecovery {
     RecoveryStage stage;
     int64_t begun_ns;
     uint32_t waiting;           /* the nodes whose READY is due */
+    bool rebuilding;            /* the lost node's copies, from the parity */
     uint32_t *runs;             /* [nr_vcpus]: the node that runs each */
     uint64_t *moves;            /* [nr_vcpus]: the most moves seen of each */
     uint64_t recoveries;
@@ -418,6 +419,7 @@ void distvm_recovery_settle_all(DistvmState *s)
 
     r->waiting = qatomic_read(&s->present);
     r->stage = RECOVERY_SETTLING;
+    r->rebuilding = distvm_epoch_parity_rebuild(s, r->lost, r->epoch);
     recovery_broadcast(s, DISTVM_EPOCH_SETTLE, r->lost, false);
     recovery_settle(s);
 }
@@ -474,6 +476,17 @@ static void recovery_place(DistvmState *s)
     }
     distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
     distvm_epoch_recover_rollback(s);
+}
+
+/* Home: with redundancy=parity, the lost node's copies are rebuilt */
+void distvm_recovery_parity_rebuilt(DistvmState *s)
+{
+    DistvmRecovery *r = s->recovery;
+
+    r->rebuilding = false;
+    if (r->stage == RECOVERY_SETTLING && !r->waiting) {
+        recovery_place(s);
+    }
 }
 
 /*
@@ -629,7 +642,7 @@ void distvm_recovery_main_loop(DistvmState *s, const DistvmMsg *msg)
         }
         if (m->step == DISTVM_EPOCH_READY) {
             r->waiting &= ~BIT(msg->hdr.src);
-            if (!r->waiting) {
+            if (!r->waiting && !r->rebuilding) {
                 recovery_place(s);
             }
             return;

@@ -728,9 +728,14 @@ static bool decode_epoch(WireReader *r, const DistvmWireLimits *lim,
     return true;
 }
 
+/* The kinds of EPOCH_PAGES whose pages carry a slot */
+#define EPOCH_PAGE_SLOTTED  (DISTVM_EPOCH_PAGE_DELTA | DISTVM_EPOCH_PAGE_SLOT)
+
 static bool decode_epoch_pages(WireReader *r, const DistvmWireLimits *lim,
                                DistvmMsgEpochPages *e, Error **errp)
 {
+    uint64_t slots = 0;
+
     if (!ram_agreed(r, lim, errp) || !get_u64(r, &e->epoch, errp) ||
         !get_u32(r, &e->block, errp) || !get_u32(r, &e->count, errp)) {
         return false;
@@ -742,14 +747,26 @@ static bool decode_epoch_pages(WireReader *r, const DistvmWireLimits *lim,
                    e->block);
         return false;
     }
+    /* A node's copies are of distinct pages: at most one slot each */
+    for (uint32_t b = 0; b < lim->nr_blocks; b++) {
+        slots += lim->block_pages[b];
+    }
     e->entries = r->p;
     for (uint32_t i = 0; i < e->count; i++) {
         uint32_t kinds = DISTVM_EPOCH_PAGE_ASK | DISTVM_EPOCH_PAGE_COPY |
-                         DISTVM_EPOCH_PAGE_HELD;
+                         DISTVM_EPOCH_PAGE_HELD | EPOCH_PAGE_SLOTTED;
         uint64_t page;
-        uint32_t flags;
+        uint32_t flags, slot = 0;
 
-        if (!get_u64(r, &page, errp) || !get_u32(r, &flags, errp)) {
+        if (!get_u64(r, &page, errp) || !get_u32(r, &flags, errp) ||
+            ((flags & EPOCH_PAGE_SLOTTED) && !get_u32(r, &slot, errp))) {
+            return false;
+        }
+        if (slot >= slots) {
+            error_setg(errp, "EPOCH_PAGES message with page %" PRIu64
+                       " of RAMBlock %" PRIu32 " in slot %" PRIu32 ", past "
+                       "the guest's %" PRIu64 " pages", page, e->block, slot,
+                       slots);
             return false;
         }
         if (!i) {
@@ -1599,17 +1616,20 @@ void distvm_wire_epoch_pages_begin(GByteArray *buf, uint32_t src,
     distvm_wire_put_u32(buf, 0);
 }
 
-uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
-                                     uint32_t kind, const void *data)
+uint32_t distvm_wire_epoch_pages_add_slot(GByteArray *buf, uint64_t page,
+                                          uint32_t kind, uint32_t slot,
+                                          const void *data)
 {
     uint32_t count = ldl_le_p(buf->data + EPOCH_PAGES_COUNT_AT) + 1;
-
     bool bare = kind & (DISTVM_EPOCH_PAGE_ASK | DISTVM_EPOCH_PAGE_HELD);
 
     assert(!bare || !data);
     distvm_wire_put_u64(buf, page);
     distvm_wire_put_u32(buf, kind | (data || bare ?
                                      0 : DISTVM_EPOCH_PAGE_ZERO));
+    if (kind & EPOCH_PAGE_SLOTTED) {
+        distvm_wire_put_u32(buf, slot);
+    }
     if (data) {
         distvm_wire_put_bytes(buf, data, DISTVM_PAGE_SIZE);
     }
@@ -1617,16 +1637,33 @@ uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
     return count;
 }
 
-const uint8_t *distvm_wire_epoch_page(const uint8_t **pos, uint64_t *page)
+uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
+                                     uint32_t kind, const void *data)
+{
+    assert(!(kind & EPOCH_PAGE_SLOTTED));
+    return distvm_wire_epoch_pages_add_slot(buf, page, kind, 0, data);
+}
+
+const uint8_t *distvm_wire_epoch_page_slot(const uint8_t **pos,
+                                           uint64_t *page, uint32_t *slot)
 {
     const uint8_t *p = *pos;
-    bool zero = ldl_le_p(p + 8) & (DISTVM_EPOCH_PAGE_ZERO |
-                                   DISTVM_EPOCH_PAGE_ASK |
-                                   DISTVM_EPOCH_PAGE_HELD);
+    uint32_t flags = ldl_le_p(p + 8);
+    bool zero = flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK |
+                         DISTVM_EPOCH_PAGE_HELD);
+    size_t head = flags & EPOCH_PAGE_SLOTTED ? 16 : 12;
 
     *page = ldq_le_p(p);
-    *pos = p + 12 + (zero ? 0 : DISTVM_PAGE_SIZE);
-    return zero ? NULL : p + 12;
+    *slot = flags & EPOCH_PAGE_SLOTTED ? ldl_le_p(p + 12) : 0;
+    *pos = p + head + (zero ? 0 : DISTVM_PAGE_SIZE);
+    return zero ? NULL : p + head;
+}
+
+const uint8_t *distvm_wire_epoch_page(const uint8_t **pos, uint64_t *page)
+{
+    uint32_t slot;
+
+    return distvm_wire_epoch_page_slot(pos, page, &slot);
 }
 
 void distvm_wire_epoch_state(GByteArray *buf, uint32_t src,
@@ -1838,6 +1875,8 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
         [DISTVM_EPOCH_READY] = "to the home node by the others",
         [DISTVM_EPOCH_PLACE] = "by the home node to the others",
         [DISTVM_EPOCH_RECOVERED] = "by the home node to the others",
+        [DISTVM_EPOCH_PARITY_ASK] = "by the home node to the others",
+        [DISTVM_EPOCH_PARITY_DONE] = "to the home node by the others",
     };
     bool ok;
 
@@ -1850,6 +1889,7 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
     case DISTVM_EPOCH_SETTLE:
     case DISTVM_EPOCH_PLACE:
     case DISTVM_EPOCH_RECOVERED:
+    case DISTVM_EPOCH_PARITY_ASK:
         ok = src == DISTVM_HOME_NODE && dst != DISTVM_HOME_NODE;
         break;
     case DISTVM_EPOCH_BUSY:
@@ -1858,6 +1898,7 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
     case DISTVM_EPOCH_LOST:
     case DISTVM_EPOCH_RUNS:
     case DISTVM_EPOCH_READY:
+    case DISTVM_EPOCH_PARITY_DONE:
         ok = src != DISTVM_HOME_NODE && dst == DISTVM_HOME_NODE;
         break;
     case DISTVM_EPOCH_MARK:

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     23
+#define DISTVM_WIRE_VERSION     24
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -526,6 +526,14 @@ typedef enum DistvmEpochStep {
     DISTVM_EPOCH_READY,
     DISTVM_EPOCH_PLACE,
     DISTVM_EPOCH_RECOVERED,     /* home -> all: the guest runs again */
+    /*
+     * With redundancy=parity, home rebuilds lost node @node's copies from
+     * the parity it keeps: it asks each other node for the committed
+     * content of its slots 0 to @bytes - 1 (PARITY_ASK), which it sends
+     * (EPOCH_PAGES, SLOT), then PARITY_DONE.
+     */
+    DISTVM_EPOCH_PARITY_ASK,
+    DISTVM_EPOCH_PARITY_DONE,
     DISTVM_EPOCH__MAX
 } DistvmEpochStep;
 
@@ -543,8 +551,13 @@ typedef struct DistvmMsgEpoch {
  * zero) and, unless zero, its 4 KiB.  During a rollback, pages asked for
  * (ASK, without data; @epoch the one rolled back to), and committed
  * copies sent to the asker (COPY); taking over a lost node, the pages
- * the sender holds (HELD, without data, OWNED if writable): all pages of
- * one message are of the same kind, @kind.
+ * the sender holds (HELD, without data, OWNED if writable).  With
+ * redundancy=parity, each page also has a u32 slot after its flags: the
+ * place of the sender's copy of it among all its copies.  A node sends
+ * its keeper the XOR of the slot's committed content and its new one
+ * (DELTA, all zero if the page did not change), and, as its keeper
+ * rebuilds a lost node's copies, the slot's committed content (SLOT).
+ * All pages of one message are of the same kind, @kind.
  */
 #define DISTVM_EPOCH_PAGES_MAX  128
 #define DISTVM_EPOCH_PAGE_ZERO  0x01
@@ -553,12 +566,15 @@ typedef struct DistvmMsgEpoch {
 /* Taking over a lost node: a page the sender holds, writable if OWNED */
 #define DISTVM_EPOCH_PAGE_HELD  0x08
 #define DISTVM_EPOCH_PAGE_OWNED 0x10
+/* redundancy=parity: a change to the parity, and a slot's content */
+#define DISTVM_EPOCH_PAGE_DELTA 0x20
+#define DISTVM_EPOCH_PAGE_SLOT  0x40
 
 typedef struct DistvmMsgEpochPages {
     uint64_t epoch;
     uint32_t block;
     uint32_t count;
-    uint32_t kind;              /* ASK, COPY, HELD or 0: the pages' flags */
+    uint32_t kind;              /* ASK, COPY, HELD, DELTA, SLOT or 0 */
     const uint8_t *entries;     /* points into the payload */
 } DistvmMsgEpochPages;
 
@@ -759,14 +775,21 @@ void distvm_wire_epoch(GByteArray *buf, uint32_t src,
  */
 void distvm_wire_epoch_pages_begin(GByteArray *buf, uint32_t src,
                                    uint64_t epoch, uint32_t block);
-/* @kind: 0, ASK (@data NULL) or COPY */
+/* @kind: 0, ASK (@data NULL), COPY or HELD (@data NULL).  The count. */
 uint32_t distvm_wire_epoch_pages_add(GByteArray *buf, uint64_t page,
                                      uint32_t kind, const void *data);
+/* The same for kinds DELTA and SLOT: a page in slot @slot */
+uint32_t distvm_wire_epoch_pages_add_slot(GByteArray *buf, uint64_t page,
+                                          uint32_t kind, uint32_t slot,
+                                          const void *data);
 /*
  * The next page of a decoded EPOCH_PAGES, from *@pos (@p->entries at
  * first), which it advances: its number, and its data or NULL if zero.
  */
 const uint8_t *distvm_wire_epoch_page(const uint8_t **pos, uint64_t *page);
+/* The same, and its slot (0 unless of kind DELTA or SLOT) */
+const uint8_t *distvm_wire_epoch_page_slot(const uint8_t **pos,
+                                           uint64_t *page, uint32_t *slot);
 void distvm_wire_epoch_state(GByteArray *buf, uint32_t src,
                              const DistvmMsgEpochState *st);
 

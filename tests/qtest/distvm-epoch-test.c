@@ -19,6 +19,7 @@
  */
 
 #include "qemu/osdep.h"
+#include "qemu/units.h"
 #include "qobject/qdict.h"
 #include "qobject/qlist.h"
 #include "libqtest.h"
@@ -182,18 +183,28 @@ static void check_forged(DistvmCluster *c)
     wait_epochs(home, 3);
 }
 
-/* The bare-metal guest on 3 nodes, an epoch every 20 ms */
-/* The SMP guest on @nodes nodes, its vCPUs placed as @placement says */
-static DistvmCluster *smp_cluster_start_on(int nodes, const char *placement)
+/*
+ * The SMP guest on @nodes nodes, its vCPUs placed as @placement says, an
+ * epoch every 20 ms, with the nodes keeping what @redundancy says
+ */
+static DistvmCluster *smp_cluster_start_keeping(int nodes,
+                                                const char *placement,
+                                                const char *redundancy)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
         NCPUS, ITERS);
     g_autofree char *opts = g_strdup_printf(
-        "replicas=1,checkpoint-ms=20,placement=%s", placement);
+        "replicas=1,checkpoint-ms=20,placement=%s,redundancy=%s", placement,
+        redundancy);
 
     return distvm_cluster_start_with(tmpdir, nodes, opts, args);
+}
+
+static DistvmCluster *smp_cluster_start_on(int nodes, const char *placement)
+{
+    return smp_cluster_start_keeping(nodes, placement, "replica");
 }
 
 static DistvmCluster *smp_cluster_start(void)
@@ -462,6 +473,149 @@ static void test_kill_twice(void)
     distvm_cluster_quit(c);
 }
 
+/* Pages of the region each node writes in test_kill_parity() */
+#define PARITY_REGION_PAGES 32
+
+/* Node @n's region, away from the guest's data */
+static uint64_t parity_region(int n)
+{
+    return DG_PATTERN_BASE + (uint64_t)n * MiB;
+}
+
+/* What node @n writes in its region the @gen-th time */
+static void parity_pattern(int n, int gen, uint8_t *buf, size_t len)
+{
+    g_autoptr(GRand) rand = g_rand_new_with_seed(n * 1000 + gen);
+
+    for (size_t i = 0; i < len; i += 4) {
+        uint32_t v = g_rand_int(rand);
+
+        memcpy(buf + i, &v, 4);
+    }
+    /* One page that stays zero, one that the next time leaves alone */
+    memset(buf + 3 * 4096, 0, 4096);
+    if (gen > 1) {
+        parity_pattern(n, gen - 1, buf + 5 * 4096, 4096);
+    }
+}
+
+/* Node @n writes its region, through its own faults: the pages are its */
+static void parity_write(DistvmCluster *c, int n, int gen)
+{
+    size_t len = PARITY_REGION_PAGES * 4096;
+    g_autofree uint8_t *buf = g_malloc(len);
+
+    parity_pattern(n, gen, buf, len);
+    qtest_memwrite(c->node[n]->qts, parity_region(n), buf, len);
+}
+
+/* Home reads node @n's region as node @n last wrote it */
+static void parity_check(DistvmCluster *c, int n, int gen)
+{
+    size_t len = PARITY_REGION_PAGES * 4096;
+    g_autofree uint8_t *want = g_malloc(len);
+    g_autofree uint8_t *got = g_malloc(len);
+
+    parity_pattern(n, gen, want, len);
+    qtest_memread(c->node[0]->qts, parity_region(n), got, len);
+    g_assert_cmpmem(got, len, want, len);
+}
+
+/*
+ * With redundancy=parity, home keeps no copy of the other nodes' pages,
+ * only their parity, and refuses what would need one (a rollback as if a
+ * node were lost, a drain).  Two nodes of four are killed one after the
+ * other: home rebuilds the first one's pages from the parity and the two
+ * others' pages, then the second one's from the parity and the last
+ * one's; the guest finishes with the exact result.
+ */
+static void test_kill_parity(void)
+{
+    DistvmCluster *c = smp_cluster_start_keeping(4, "0:1:2:3", "parity");
+    QTestState *home = c->node[0]->qts;
+    int first = g_test_rand_int_range(1, 4);
+    int second = first % 3 + 1;
+    QDict *cp, *info, *ret;
+
+    wait_epochs(home, 3);
+    cp = checkpoint_info(home);
+    g_assert_cmpstr(qdict_get_str(cp, "redundancy"), ==, "parity");
+    /* Only the states of the others' vCPUs: no page */
+    g_assert_cmpint(qdict_get_int(cp, "stored-pages"), ==, 0);
+    g_assert_cmpint(qdict_get_int(cp, "parity-bytes"), >, 0);
+    g_assert_cmpint(qdict_get_int(cp, "replica"), ==, 1);
+    qobject_unref(cp);
+    for (int n = 1; n < 4; n++) {
+        cp = checkpoint_info(c->node[n]->qts);
+        g_assert_cmpint(qdict_get_int(cp, "replica"), ==, 0);
+        /* Node 1 keeps home's pages, as with redundancy=replica */
+        if (n == 1) {
+            g_assert_cmpint(qdict_get_int(cp, "stored-pages"), >, 0);
+        } else {
+            g_assert_cmpint(qdict_get_int(cp, "stored-pages"), ==, 0);
+        }
+        qobject_unref(cp);
+    }
+    ret = qtest_qmp(home, "{ 'execute': 'x-distvm-rollback', 'arguments': "
+                    "{ 'as-if-lost': 2 } }");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(ret, "error"),
+                                          "desc"),
+                            "home rebuilds a node's copies only once the "
+                            "node is lost"));
+    qobject_unref(ret);
+    ret = qtest_qmp(home, "{ 'execute': 'distvm-drain-node', 'arguments': "
+                    "{ 'node': 2 } }");
+    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(ret, "error"),
+                                          "desc"),
+                            "with redundancy=parity a node cannot be "
+                            "drained"));
+    qobject_unref(ret);
+
+    /*
+     * Pages that only the node to be lost holds, written by the test:
+     * exactly what home rebuilds, which the guest would not notice
+     */
+    for (int n = 1; n < 4; n++) {
+        parity_write(c, n, 1);
+    }
+    wait_epochs(home, 2);
+    kill_and_recover(c, first);
+    for (int n = 1; n < 4; n++) {
+        parity_check(c, n, 1);
+    }
+    /* Written again where they are now: the parity takes the changes */
+    for (int n = 1; n < 4; n++) {
+        if (c->node[n]) {
+            parity_write(c, n, 2);
+        }
+    }
+    wait_epochs(home, 2);
+    g_assert_cmpint(qtest_readl(home, DG_RESULT_BASE), !=, DG_MAGIC_DONE);
+    kill_and_recover(c, second);
+    for (int n = 1; n < 4; n++) {
+        parity_check(c, n, n == first ? 1 : 2);
+    }
+    wait_result(home);
+    for (int n = 0; n < 4; n++) {
+        if (!c->node[n]) {
+            continue;
+        }
+        info = distvm_assert_active(c->node[n]->qts, n);
+        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
+        qobject_unref(info);
+        distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
+        for (int i = 0; i < NCPUS; i++) {
+            int where = distvm_vcpu_node(c->node[n]->qts, i);
+
+            g_assert_true(where != first && where != second);
+        }
+    }
+    cp = checkpoint_info(home);
+    g_assert_cmpint(qdict_get_int(cp, "recoveries"), ==, 2);
+    qobject_unref(cp);
+    distvm_cluster_quit(c);
+}
+
 /*
  * A cluster of two nodes whose other node is killed: home takes all of
  * it over, and the guest finishes alone on home with the exact result.
@@ -725,6 +879,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/epoch/kill", test_kill);
     qtest_add_func("/distvm/epoch/kill-two", test_kill_two);
     qtest_add_func("/distvm/epoch/kill-twice", test_kill_twice);
+    qtest_add_func("/distvm/epoch/kill-parity", test_kill_parity);
     qtest_add_func("/distvm/epoch/partition", test_partition);
 
     return distvm_test_run(tmpdir);

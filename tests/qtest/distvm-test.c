@@ -72,6 +72,9 @@ static void test_bad_options(void)
           "node's state)" },
         { "replicas=1", "replicas=1 keeps each node's state on another "
           "node, and needs nodes=2 or more" },
+        { "redundancy=parity", "redundancy=parity needs replicas=1" },
+        { "redundancy=raid5", "Parameter 'redundancy' does not accept "
+          "value 'raid5'" },
         { "checkpoint-ms=9", "checkpoint-ms=9 is out of range (10 to "
           "3600000 milliseconds)" },
         { "nodes=2,listen=unix:/nonexistent/x,replicas=1,"
