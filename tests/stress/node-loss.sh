@@ -7,7 +7,8 @@
 #
 # The cases: the bare-metal SMP guest on 3 nodes with a node killed
 # (SIGKILL), on 2 nodes with node 1 killed, on 4 nodes with two nodes
-# killed one after the other, and on 3 nodes with a node
+# killed one after the other (with redundancy=replica, and with
+# redundancy=parity), and on 3 nodes with a node
 # cut off by a partition (network namespaces), and the Linux guest on 3
 # nodes with a node killed during its workload, and with the node that
 # does its I/O killed during its HTTP fetch.
@@ -21,6 +22,7 @@ repeat=${2:-10}
 cases="distvm-epoch-test:/x86_64/distvm/epoch/kill
 distvm-epoch-test:/x86_64/distvm/epoch/kill-two
 distvm-epoch-test:/x86_64/distvm/epoch/kill-twice
+distvm-epoch-test:/x86_64/distvm/epoch/kill-parity
 distvm-epoch-test:/x86_64/distvm/epoch/partition
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill-io"

@@ -154,45 +154,70 @@ static void check_mgr_entries(const DistvmMsgMgrEntries *e,
  * pages (0) or the copies sent back in a rollback (COPY), each all zero
  * or with its bytes, or pages asked for in a rollback (ASK, alone), or
  * pages held, taking a lost node over (HELD, alone or with OWNED), both
- * without bytes.  Walking them with distvm_wire_epoch_page() stays within
- * the payload and ends exactly at its end.
+ * without bytes; or, with redundancy=parity, changes to the parity
+ * (DELTA) or a slot's content (SLOT), each with its slot after its
+ * flags, below the guest's count of pages, then all zero or its bytes.
+ * Walking them with distvm_wire_epoch_page_slot() stays within the
+ * payload and ends exactly at its end; distvm_wire_epoch_page() walks
+ * them the same way.
  */
 static void check_epoch_pages(const DistvmMsg *m, const uint8_t *payload,
                               uint32_t length, const DistvmWireLimits *lim)
 {
     const DistvmMsgEpochPages *e = &m->u.epoch_pages;
+    const uint32_t slotted = DISTVM_EPOCH_PAGE_DELTA |
+                             DISTVM_EPOCH_PAGE_SLOT;
     const uint32_t kinds = DISTVM_EPOCH_PAGE_ASK | DISTVM_EPOCH_PAGE_COPY |
-                           DISTVM_EPOCH_PAGE_HELD;
+                           DISTVM_EPOCH_PAGE_HELD | slotted;
     const uint8_t *end = payload + length;
     const uint8_t *pos = e->entries;
+    /* a page's number and flags, and its slot if of a kind with one */
+    size_t head = EPOCH_PAGE_HDR + (e->kind & slotted ? EPOCH_SLOT_SIZE : 0);
+    uint64_t slots = 0;
 
     CHECK(lim->nr_blocks > 0);
     CHECK(e->kind == 0 || e->kind == DISTVM_EPOCH_PAGE_ASK ||
           e->kind == DISTVM_EPOCH_PAGE_COPY ||
-          e->kind == DISTVM_EPOCH_PAGE_HELD);
+          e->kind == DISTVM_EPOCH_PAGE_HELD ||
+          e->kind == DISTVM_EPOCH_PAGE_DELTA ||
+          e->kind == DISTVM_EPOCH_PAGE_SLOT);
     CHECK(e->epoch != 0);
     CHECK(e->block < lim->nr_blocks);
     CHECK(e->count >= 1);
     CHECK(e->count <= DISTVM_EPOCH_PAGES_MAX);
-    CHECK(length >= EPOCH_PAGES_FIXED + EPOCH_PAGE_HDR * e->count);
+    CHECK(length >= EPOCH_PAGES_FIXED + head * e->count);
     CHECK(length <= EPOCH_PAGES_FIXED +
-          (EPOCH_PAGE_HDR + DISTVM_PAGE_SIZE) * e->count);
+          (head + DISTVM_PAGE_SIZE) * e->count);
     CHECK(e->epoch == ldq_le_p(payload));
     CHECK(e->block == (uint32_t)ldl_le_p(payload + 8));
     CHECK(e->count == (uint32_t)ldl_le_p(payload + 12));
     /* the pages stay in the payload */
     CHECK(e->entries == payload + EPOCH_PAGES_FIXED);
+    for (uint32_t b = 0; b < lim->nr_blocks; b++) {
+        slots += lim->block_pages[b];
+    }
     for (uint32_t i = 0; i < e->count; i++) {
         const uint8_t *at = pos;
-        uint32_t flags;
-        uint64_t page;
+        const uint8_t *again = pos;
+        uint32_t flags, slot;
+        uint64_t page, page_again;
         const uint8_t *data;
 
-        CHECK(at + EPOCH_PAGE_HDR <= end);
+        CHECK(at + head <= end);
         flags = ldl_le_p(at + 8);
-        data = distvm_wire_epoch_page(&pos, &page);
+        data = distvm_wire_epoch_page_slot(&pos, &page, &slot);
+        /* without the slot, the same page, data and next one */
+        CHECK(distvm_wire_epoch_page(&again, &page_again) == data);
+        CHECK(page_again == page);
+        CHECK(again == pos);
         CHECK(page == ldq_le_p(at));
         CHECK(page < lim->block_pages[e->block]);
+        if (e->kind & slotted) {
+            CHECK(slot == (uint32_t)ldl_le_p(at + EPOCH_PAGE_HDR));
+            CHECK(slot < slots);
+        } else {
+            CHECK(slot == 0);
+        }
         CHECK(!(flags & ~(DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_OWNED |
                           kinds)));
         CHECK((flags & kinds) == e->kind);
@@ -208,9 +233,9 @@ static void check_epoch_pages(const DistvmMsg *m, const uint8_t *payload,
         if (flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK |
                      DISTVM_EPOCH_PAGE_HELD)) {
             CHECK(!data);
-            CHECK(pos == at + EPOCH_PAGE_HDR);
+            CHECK(pos == at + head);
         } else {
-            CHECK(data == at + EPOCH_PAGE_HDR);
+            CHECK(data == at + head);
             CHECK(pos == data + DISTVM_PAGE_SIZE);
         }
         CHECK(pos > at && pos <= end);
@@ -719,8 +744,8 @@ static bool mgr_entries_equal(const DistvmMsgMgrEntries *a,
 }
 
 /*
- * Equal pages of an epoch, as distvm_wire_epoch_page() reads them, with
- * equal flags (a held page's OWNED)
+ * Equal pages of an epoch, as distvm_wire_epoch_page_slot() reads them,
+ * with equal flags (a held page's OWNED) and slots (DELTA's and SLOT's)
  */
 static bool epoch_pages_equal(const DistvmMsgEpochPages *a,
                               const DistvmMsgEpochPages *b)
@@ -733,11 +758,15 @@ static bool epoch_pages_equal(const DistvmMsgEpochPages *a,
     }
     for (uint32_t i = 0; i < a->count; i++) {
         uint32_t flags_a = ldl_le_p(pos_a + 8), flags_b = ldl_le_p(pos_b + 8);
+        uint32_t slot_a, slot_b;
         uint64_t page_a, page_b;
-        const uint8_t *data_a = distvm_wire_epoch_page(&pos_a, &page_a);
-        const uint8_t *data_b = distvm_wire_epoch_page(&pos_b, &page_b);
+        const uint8_t *data_a = distvm_wire_epoch_page_slot(&pos_a, &page_a,
+                                                            &slot_a);
+        const uint8_t *data_b = distvm_wire_epoch_page_slot(&pos_b, &page_b,
+                                                            &slot_b);
 
-        if (page_a != page_b || flags_a != flags_b || !data_a != !data_b ||
+        if (page_a != page_b || flags_a != flags_b || slot_a != slot_b ||
+            !data_a != !data_b ||
             (data_a && memcmp(data_a, data_b, DISTVM_PAGE_SIZE))) {
             return false;
         }
@@ -938,9 +967,9 @@ static void reencode_mgr_entries(GByteArray *buf, uint32_t src,
 }
 
 /*
- * EPOCH_PAGES again, page by page as distvm_wire_epoch_page() reads
- * them, of its kind (a held page's with its OWNED), each counted as it
- * is added
+ * EPOCH_PAGES again, page by page as distvm_wire_epoch_page_slot() reads
+ * them, of its kind (a held page's with its OWNED; a DELTA's or SLOT's
+ * in its slot), each counted as it is added
  */
 static void reencode_epoch_pages(GByteArray *buf, uint32_t src,
                                  const DistvmMsgEpochPages *e)
@@ -951,10 +980,18 @@ static void reencode_epoch_pages(GByteArray *buf, uint32_t src,
     for (uint32_t i = 0; i < e->count; i++) {
         uint32_t kind = e->kind | (ldl_le_p(pos + 8) &
                                    DISTVM_EPOCH_PAGE_OWNED);
+        uint32_t slot;
         uint64_t page;
-        const uint8_t *data = distvm_wire_epoch_page(&pos, &page);
+        const uint8_t *data = distvm_wire_epoch_page_slot(&pos, &page, &slot);
 
-        CHECK(distvm_wire_epoch_pages_add(buf, page, kind, data) == i + 1);
+        if (kind & (DISTVM_EPOCH_PAGE_DELTA | DISTVM_EPOCH_PAGE_SLOT)) {
+            CHECK(distvm_wire_epoch_pages_add_slot(buf, page, kind, slot,
+                                                   data) == i + 1);
+        } else {
+            CHECK(slot == 0);
+            CHECK(distvm_wire_epoch_pages_add(buf, page, kind, data) ==
+                  i + 1);
+        }
     }
     distvm_wire_end(buf);
 }
@@ -1207,11 +1244,13 @@ static bool run_state_role(uint32_t action, uint32_t src, uint32_t dst)
  * Whether an EPOCH of @step about @node may go from @src to @dst: home
  * asks the others to save, commit, abort and roll back, and taking a
  * lost node over tells them to (RECOVER), to settle, where a vCPU runs
- * (PLACE) and that it is done (RECOVERED); they tell home they are busy,
- * stored a node's data, rolled back, lost a node, run a vCPU (RUNS) or
- * are ready; the node it is about says it sent its data, asked for all
- * it needs or sent all asked; any other says its page messages stopped
- * (MARK) or that it told all the pages it holds (HELD_DONE)
+ * (PLACE) and that it is done (RECOVERED), and asks them for their
+ * slots' content (PARITY_ASK); they tell home they are busy, stored a
+ * node's data, rolled back, lost a node, run a vCPU (RUNS), are ready or
+ * sent their slots (PARITY_DONE); the node it is about says it sent its
+ * data, asked for all it needs or sent all asked; any other says its
+ * page messages stopped (MARK) or that it told all the pages it holds
+ * (HELD_DONE)
  */
 static bool epoch_role(uint32_t step, uint32_t node, uint32_t src,
                        uint32_t dst)
@@ -1225,6 +1264,7 @@ static bool epoch_role(uint32_t step, uint32_t node, uint32_t src,
     case DISTVM_EPOCH_SETTLE:
     case DISTVM_EPOCH_PLACE:
     case DISTVM_EPOCH_RECOVERED:
+    case DISTVM_EPOCH_PARITY_ASK:
         return src == 0 && dst != 0;
     case DISTVM_EPOCH_BUSY:
     case DISTVM_EPOCH_STORED:
@@ -1232,6 +1272,7 @@ static bool epoch_role(uint32_t step, uint32_t node, uint32_t src,
     case DISTVM_EPOCH_LOST:
     case DISTVM_EPOCH_RUNS:
     case DISTVM_EPOCH_READY:
+    case DISTVM_EPOCH_PARITY_DONE:
         return src != 0 && dst == 0;
     case DISTVM_EPOCH_SENT:
     case DISTVM_EPOCH_FETCH:
@@ -1839,6 +1880,43 @@ int main(int argc, char **argv)
     }));
     SEED("epoch-recovered", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_RECOVERED, .node = 3, .epoch = 7,
+    }));
+    /*
+     * with redundancy=parity: node 2 sends its keeper, node 3, the
+     * changes to the parity of its slots 0 and 1 for two pages of RAMBlock
+     * 0 at epoch 7, the second unchanged (all zero), and of the guest's
+     * last slot for the last page of RAMBlock 2; node 3 is lost and home
+     * asks node 1 for the committed content of its slots 0 to 4, which
+     * it sends (two slots, one all zero), then PARITY_DONE
+     */
+    SEED("epoch-pages-delta", {
+        distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+        distvm_wire_epoch_pages_add_slot(b, 15, DISTVM_EPOCH_PAGE_DELTA, 0,
+                                         page);
+        distvm_wire_epoch_pages_add_slot(b, 3, DISTVM_EPOCH_PAGE_DELTA, 1,
+                                         NULL);
+        distvm_wire_end(b);
+    });
+    SEED("epoch-pages-delta-last", {
+        distvm_wire_epoch_pages_begin(b, 2, 7, 2);
+        distvm_wire_epoch_pages_add_slot(b, 262143, DISTVM_EPOCH_PAGE_DELTA,
+                                         16 + 1 + 262144 - 1, page);
+        distvm_wire_end(b);
+    });
+    SEED("epoch-parity-ask", distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PARITY_ASK, .node = 3, .epoch = 7, .bytes = 5,
+    }));
+    SEED("epoch-pages-slot", {
+        distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+        distvm_wire_epoch_pages_add_slot(b, 4, DISTVM_EPOCH_PAGE_SLOT, 0,
+                                         page);
+        distvm_wire_epoch_pages_add_slot(b, 9, DISTVM_EPOCH_PAGE_SLOT, 3,
+                                         NULL);
+        distvm_wire_end(b);
+    });
+    SEED("epoch-parity-done", distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PARITY_DONE, .node = 3, .epoch = 7,
+        .bytes = DISTVM_PAGE_SIZE,
     }));
 #undef SEED
 

@@ -599,6 +599,31 @@ static GPtrArray *valid_messages(void)
     distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_RECOVERED, .node = 3, .epoch = 5,
     });
+    /*
+     * with redundancy=parity: node 2 sends its keeper, node 3, the
+     * changes to the parity of its slots 0 and 7 at epoch 5, the second
+     * all zero; node 3 is lost, home asks node 1 for the committed
+     * content of its slots 0 to 262160, the guest's last, which it sends
+     * (the last page of RAMBlock 2 in that slot, and an all zero one),
+     * then PARITY_DONE
+     */
+    distvm_wire_epoch_pages_begin(NEXT(), 2, 5, 0);
+    distvm_wire_epoch_pages_add_slot(b, 15, DISTVM_EPOCH_PAGE_DELTA, 0, data);
+    distvm_wire_epoch_pages_add_slot(b, 3, DISTVM_EPOCH_PAGE_DELTA, 7, NULL);
+    distvm_wire_end(b);
+    distvm_wire_epoch(NEXT(), 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PARITY_ASK, .node = 3, .epoch = 5,
+        .bytes = 262161,
+    });
+    distvm_wire_epoch_pages_begin(NEXT(), 1, 5, 2);
+    distvm_wire_epoch_pages_add_slot(b, 262143, DISTVM_EPOCH_PAGE_SLOT,
+                                     262160, data);
+    distvm_wire_epoch_pages_add_slot(b, 0, DISTVM_EPOCH_PAGE_SLOT, 1, NULL);
+    distvm_wire_end(b);
+    distvm_wire_epoch(NEXT(), 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PARITY_DONE, .node = 3, .epoch = 5,
+        .bytes = DISTVM_PAGE_SIZE,
+    });
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -1242,6 +1267,8 @@ static const char *const epoch_rules[DISTVM_EPOCH__MAX] = {
     [DISTVM_EPOCH_READY] = "to the home node by the others",
     [DISTVM_EPOCH_PLACE] = "by the home node to the others",
     [DISTVM_EPOCH_RECOVERED] = "by the home node to the others",
+    [DISTVM_EPOCH_PARITY_ASK] = "by the home node to the others",
+    [DISTVM_EPOCH_PARITY_DONE] = "to the home node by the others",
 };
 
 /*
@@ -1282,7 +1309,9 @@ static bool epoch_role_ok(uint32_t step, uint32_t node, uint32_t src,
  * home that they lost a node (LOST), the vCPUs they run (RUNS) and that
  * they are ready (READY); any node but the one they are about tells any
  * other that its page messages stopped (MARK) and that it told all the
- * pages it holds (HELD_DONE).
+ * pages it holds (HELD_DONE).  With redundancy=parity, home asks the
+ * others for their slots' content (PARITY_ASK); they tell home they sent
+ * it (PARITY_DONE).
  */
 static void test_epoch_roles(void)
 {
@@ -1293,7 +1322,7 @@ static void test_epoch_roles(void)
     uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
 
     /* the rules above name every step */
-    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, DISTVM_EPOCH_RECOVERED + 1);
+    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, DISTVM_EPOCH_PARITY_DONE + 1);
     for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
         g_assert_nonnull(epoch_rules[step]);
     }
@@ -1342,6 +1371,10 @@ static void test_epoch_roles(void)
                                               dst), ==, from_home);
                 g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_RECOVERED, node,
                                               src, dst), ==, from_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, node,
+                                              src, dst), ==, from_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE,
+                                              node, src, dst), ==, to_home);
             }
         }
     }
@@ -1525,13 +1558,13 @@ static void test_epoch_rollback_roles(void)
     {
         DistvmMsg msg = {
             .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
-            .u.epoch = { .step = 19, .node = 0, .epoch = 1 },
+            .u.epoch = { .step = 21, .node = 0, .epoch = 1 },
         };
         Error *err = NULL;
 
         g_assert_false(distvm_wire_check_role(&msg, 1, &err));
         g_assert_cmpstr(error_get_pretty(err), ==,
-                        "EPOCH of unknown step 19");
+                        "EPOCH of unknown step 21");
         error_free(err);
         g_assert_false(distvm_wire_check_role(&msg, 1, NULL));
         msg.u.epoch.step = DISTVM_EPOCH_ROLLBACK;
@@ -1685,6 +1718,98 @@ static void test_epoch_recovery_roles(void)
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_SETTLE, 1, last, 1));
 }
 
+/*
+ * EPOCH's steps rebuilding a lost node's copies with redundancy=parity,
+ * as distvm-epoch.c sends them among 4 nodes, each about the lost node:
+ * home asks every other node left for the committed content of its
+ * slots (PARITY_ASK); each tells home it sent it (PARITY_DONE).  Not
+ * otherwise, with the step's rule in the error; the step after
+ * PARITY_DONE is unknown.
+ */
+static void test_epoch_parity_roles(void)
+{
+    uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
+
+    for (uint32_t lost = 1; lost < 4; lost++) {
+        for (uint32_t n = 1; n < 4; n++) {
+            uint32_t other = n % 3 + 1;
+
+            if (n == lost) {
+                continue;
+            }
+            g_assert_true(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, lost, 0,
+                                        n));
+            g_assert_true(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, lost, n,
+                                        0));
+            /* not to home, nor between the others */
+            g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, lost, n,
+                                         0));
+            g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, lost, n,
+                                         other));
+            /* not from home, nor to another than home */
+            g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, lost, 0,
+                                         n));
+            g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, lost, n,
+                                         other));
+        }
+    }
+    /* home does not send itself either */
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, 1, 0, 0));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, 1, 0, 0));
+
+    /* the errors, spelled out */
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 1 },
+        .u.epoch = { .step = DISTVM_EPOCH_PARITY_ASK, .node = 3,
+                     .epoch = 1, .bytes = 5 },
+    }, 2, "EPOCH of step 19 is sent by the home node to the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_PARITY_ASK, .node = 3,
+                     .epoch = 1 },
+    }, 0, "EPOCH of step 19 is sent by the home node to the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_PARITY_DONE, .node = 3,
+                     .epoch = 1 },
+    }, 1, "EPOCH of step 20 is sent to the home node by the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 2 },
+        .u.epoch = { .step = DISTVM_EPOCH_PARITY_DONE, .node = 3,
+                     .epoch = 1, .bytes = 4096 },
+    }, 1, "EPOCH of step 20 is sent to the home node by the others only"));
+
+    /* the step after the last is unknown, with an errp or without */
+    {
+        DistvmMsg msg = {
+            .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+            .u.epoch = { .step = 21, .node = 3, .epoch = 1 },
+        };
+        Error *err = NULL;
+
+        g_assert_false(distvm_wire_check_role(&msg, 1, &err));
+        g_assert_cmpstr(error_get_pretty(err), ==,
+                        "EPOCH of unknown step 21");
+        error_free(err);
+        g_assert_false(distvm_wire_check_role(&msg, 1, NULL));
+        msg.u.epoch.step = DISTVM_EPOCH_PARITY_ASK;
+        g_assert_true(distvm_wire_check_role(&msg, 1, NULL));
+        g_assert_false(distvm_wire_check_role(&msg, 0, NULL));
+        msg.hdr.src = 1;
+        msg.u.epoch.step = DISTVM_EPOCH_PARITY_DONE;
+        g_assert_true(distvm_wire_check_role(&msg, 0, NULL));
+        g_assert_false(distvm_wire_check_role(&msg, 2, NULL));
+    }
+
+    /* the largest cluster: its last node lost, or asked */
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, last, 0, 1));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, 1, 0, last));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, last, 1, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, 1, last, 0));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, 1, last, 1));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, 1, last, 1));
+}
+
 /* The messages about a vCPU, whose index must name one that exists. */
 static void test_msg_vcpu(void)
 {
@@ -1722,14 +1847,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        23, 0,                              /* version */
+        24, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 23);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 24);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -3099,11 +3224,13 @@ static void test_bad_version(void)
      * before rollbacks (DISTVM_EPOCH_ROLLBACK, FETCH, FETCHED, ROLLED,
      * DISTVM_EPOCH_PAGE_ASK and COPY, DISTVM_EPOCH_STATE_VCPU_COPY and
      * DEVICES_COPY), 22 the one before taking a lost node over
-     * (DISTVM_EPOCH_LOST to RECOVERED, DISTVM_EPOCH_PAGE_HELD and OWNED)
+     * (DISTVM_EPOCH_LOST to RECOVERED, DISTVM_EPOCH_PAGE_HELD and OWNED),
+     * 23 the one before redundancy=parity (DISTVM_EPOCH_PARITY_ASK and
+     * PARITY_DONE, DISTVM_EPOCH_PAGE_DELTA and SLOT, with their slot)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 21, 22, 24, 0x100,
+        19, 20, 21, 22, 23, 25, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3111,7 +3238,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 23", versions[i]);
+            "protocol version %u, this node speaks 24", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -3121,7 +3248,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 23");
+        expect_header_error(b, "protocol version 2, this node speaks 24");
     }
     g_byte_array_unref(b);
 }
@@ -7232,7 +7359,7 @@ static void test_epoch_bad(void)
                         "sender; the cluster has 4");
     expect_epoch_error(0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 0, .vcpus = 9,
-    }, "EPOCH message of step 19 for epoch 0 with 9 vCPUs");
+    }, "EPOCH message of step 21 for epoch 0 with 9 vCPUs");
 
     /*
      * The step, the node, the epoch and the vCPUs are checked before
@@ -7243,7 +7370,7 @@ static void test_epoch_bad(void)
     });
     distvm_wire_put_u32(b, 0);
     set_u32(b, OFF_LENGTH, b->len - HDR);
-    expect_exact_error(b, "EPOCH message of step 19 for epoch 1 with 0 "
+    expect_exact_error(b, "EPOCH message of step 21 for epoch 1 with 0 "
                        "vCPUs");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
@@ -7495,7 +7622,7 @@ static void test_epoch_reserved(void)
         .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 1,
     });
     set_u32(b, HDR + 28, 1);
-    expect_exact_error(b, "EPOCH message of step 19 for epoch 1 with 0 "
+    expect_exact_error(b, "EPOCH message of step 21 for epoch 1 with 0 "
                        "vCPUs");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
@@ -7626,7 +7753,7 @@ static void test_epoch_rollback(void)
 /*
  * EPOCH's rollback steps are refused for what any step is: epoch 0, more
  * vCPUs than the machine's, a node outside the cluster, a non-zero
- * reserved field, a payload of another length; step 19 is unknown
+ * reserved field, a payload of another length; step 21 is unknown
  */
 static void test_epoch_rollback_bad(void)
 {
@@ -7676,13 +7803,13 @@ static void test_epoch_rollback_bad(void)
         check_exact_length(b, false);
     }
 
-    /* the steps after RECOVERED, the last since version 23 */
+    /* the steps after PARITY_DONE, the last since version 24 */
     expect_epoch_error(0, &(DistvmMsgEpoch) {
-        .step = 19, .node = 0, .epoch = 7,
-    }, "EPOCH message of step 19 for epoch 7 with 0 vCPUs");
+        .step = 21, .node = 0, .epoch = 7,
+    }, "EPOCH message of step 21 for epoch 7 with 0 vCPUs");
     expect_epoch_error(1, &(DistvmMsgEpoch) {
-        .step = 20, .node = 1, .epoch = 7, .vcpus = 3,
-    }, "EPOCH message of step 20 for epoch 7 with 3 vCPUs");
+        .step = 22, .node = 1, .epoch = 7, .vcpus = 3,
+    }, "EPOCH message of step 22 for epoch 7 with 3 vCPUs");
     g_byte_array_unref(b);
 }
 
@@ -7708,7 +7835,7 @@ static void test_epoch_recovery(void)
     GByteArray *b = g_byte_array_new();
     Decoded d;
 
-    /* their numbers on the wire, after the rollback's; no more */
+    /* their numbers on the wire, after the rollback's */
     g_assert_cmpuint(DISTVM_EPOCH_ROLLED, ==, 9);
     g_assert_cmpuint(DISTVM_EPOCH_LOST, ==, 10);
     g_assert_cmpuint(DISTVM_EPOCH_RECOVER, ==, 11);
@@ -7719,7 +7846,8 @@ static void test_epoch_recovery(void)
     g_assert_cmpuint(DISTVM_EPOCH_READY, ==, 16);
     g_assert_cmpuint(DISTVM_EPOCH_PLACE, ==, 17);
     g_assert_cmpuint(DISTVM_EPOCH_RECOVERED, ==, 18);
-    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, 19);
+    /* then parity's (test_epoch_parity) */
+    g_assert_cmpuint(DISTVM_EPOCH_PARITY_ASK, ==, 19);
 
     /* the recovery, step by step, with the RAM layout or without */
     for (int ram = 0; ram < 2; ram++) {
@@ -7805,6 +7933,165 @@ static void test_epoch_recovery(void)
         g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, 4);
         decoded_free(&d);
     }
+    g_byte_array_unref(b);
+}
+
+/* EPOCH's steps rebuilding a lost node's copies with redundancy=parity */
+static const uint32_t parity_steps[] = {
+    DISTVM_EPOCH_PARITY_ASK, DISTVM_EPOCH_PARITY_DONE,
+};
+
+/*
+ * EPOCH's steps rebuilding a lost node's copies with redundancy=parity
+ * (wire version 24), as distvm-epoch.c sends them when node 3 is lost,
+ * from committed epoch 7: home asks node 1 for the committed content of
+ * its slots 0 to 4 (PARITY_ASK, about node 3, with the count of slots as
+ * its bytes); node 1 sent it (PARITY_DONE, about node 3, with the count
+ * of bytes it sent).  They are encoded as every EPOCH is, and need no
+ * RAM layout.
+ */
+static void test_epoch_parity(void)
+{
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    /* their numbers on the wire, after a recovery's; no more */
+    g_assert_cmpuint(DISTVM_EPOCH_RECOVERED, ==, 18);
+    g_assert_cmpuint(DISTVM_EPOCH_PARITY_ASK, ==, 19);
+    g_assert_cmpuint(DISTVM_EPOCH_PARITY_DONE, ==, 20);
+    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, 21);
+
+    /* the rebuild, step by step, with the RAM layout or without */
+    for (int ram = 0; ram < 2; ram++) {
+        const DistvmWireLimits *lim = ram ? &limits : &limits_no_ram;
+
+        check_epoch(lim, 0, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_PARITY_ASK, .node = 3, .epoch = 7,
+            .bytes = 5,
+        });
+        check_epoch(lim, 1, &(DistvmMsgEpoch) {
+            .step = DISTVM_EPOCH_PARITY_DONE, .node = 3, .epoch = 7,
+            .bytes = 2 * DISTVM_PAGE_SIZE,
+        });
+    }
+
+    /*
+     * any count of slots asked for or of bytes sent, none too; the
+     * decoder does not look at them, nor at who the steps are about
+     * (that is the role check's)
+     */
+    check_epoch(&limits, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PARITY_ASK, .node = 1, .epoch = UINT64_MAX,
+        .bytes = UINT64_MAX,
+    });
+    check_epoch(&limits, 2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PARITY_DONE, .node = 2, .epoch = 1,
+    });
+    check_epoch(&limits_one_vcpu, 0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PARITY_ASK, .node = 1, .epoch = 2, .bytes = 1,
+        .vcpus = 1,
+    });
+    check_epoch(&limits_most, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PARITY_DONE, .node = 1, .epoch = 7,
+        .bytes = 0x123456789ull, .vcpus = UINT32_MAX,
+    });
+    for (size_t i = 0; i < ARRAY_SIZE(parity_steps); i++) {
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_epoch(&limits, src, &(DistvmMsgEpoch) {
+                .step = parity_steps[i], .node = 3 - src,
+                .epoch = 0x100000000ull, .bytes = UINT64_MAX,
+                .vcpus = src * 2,
+            });
+        }
+        check_epoch(&limits_nodes_only, 1, &(DistvmMsgEpoch) {
+            .step = parity_steps[i], .node = 0, .epoch = 7,
+        });
+    }
+
+    /* the layout by hand: step numbers 19 and 20 */
+    for (uint32_t step = 19; step <= 20; step++) {
+        distvm_wire_begin(b, DISTVM_MSG_EPOCH, 1, 0);
+        distvm_wire_put_u32(b, step);
+        distvm_wire_put_u32(b, 3);                  /* node */
+        distvm_wire_put_u64(b, 7);                  /* epoch */
+        distvm_wire_put_u64(b, 5);                  /* bytes */
+        distvm_wire_put_u32(b, 0);                  /* vcpus */
+        distvm_wire_put_u32(b, 0);
+        distvm_wire_end(b);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH, EPOCH_FIXED, 1, 0);
+        g_assert_cmpuint(d.msg.u.epoch.step, ==, parity_steps[step - 19]);
+        g_assert_cmpuint(d.msg.u.epoch.node, ==, 3);
+        g_assert_cmpuint(d.msg.u.epoch.epoch, ==, 7);
+        g_assert_cmpuint(d.msg.u.epoch.bytes, ==, 5);
+        g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, 0);
+        decoded_free(&d);
+    }
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH's parity steps are refused for what any step is: epoch 0, more
+ * vCPUs than the machine's, a node outside the cluster, a non-zero
+ * reserved field, a payload of another length; step 21 is unknown
+ */
+static void test_epoch_parity_bad(void)
+{
+    GByteArray *b = g_byte_array_new();
+
+    for (size_t i = 0; i < ARRAY_SIZE(parity_steps); i++) {
+        uint32_t step = parity_steps[i];
+        g_autofree char *zero = epoch_error(step, 0, 0);
+        g_autofree char *nine = epoch_error(step, 7, 9);
+        g_autofree char *two = epoch_error(step, 7, 2);
+        g_autofree char *most = epoch_error(step, UINT64_MAX, UINT32_MAX);
+
+        expect_epoch_error(1, &(DistvmMsgEpoch) {
+            .step = step, .node = 3, .epoch = 0, .bytes = 5,
+        }, zero);
+        expect_epoch_error(2, &(DistvmMsgEpoch) {
+            .step = step, .node = 3, .epoch = 7, .vcpus = 9,
+        }, nine);
+        expect_epoch_error(0, &(DistvmMsgEpoch) {
+            .step = step, .node = 3, .epoch = UINT64_MAX,
+            .bytes = UINT64_MAX, .vcpus = UINT32_MAX,
+        }, most);
+        expect_epoch_error_lim(&limits_one_vcpu, 1, &(DistvmMsgEpoch) {
+            .step = step, .node = 1, .epoch = 7, .vcpus = 2,
+        }, two);
+        expect_epoch_error(0, &(DistvmMsgEpoch) {
+            .step = step, .node = 4, .epoch = 7,
+        }, "EPOCH message names node 4 in the node it is about; the "
+           "cluster has 4");
+        expect_epoch_error_lim(&limits_nodes_only, 1, &(DistvmMsgEpoch) {
+            .step = step, .node = 2, .epoch = 7,
+        }, "EPOCH message names node 2 in the node it is about; the "
+           "cluster has 2");
+
+        /* the reserved field */
+        distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+            .step = step, .node = 3, .epoch = 7, .bytes = 5, .vcpus = 8,
+        });
+        set_u32(b, HDR + 28, 1);
+        expect_exact_error(b, "EPOCH message with a non-zero reserved "
+                           "field");
+
+        /* every cut is truncated, every byte more is garbage */
+        distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
+            .step = step, .node = 3, .epoch = 7, .bytes = 4096, .vcpus = 8,
+        });
+        check_exact_length(b, false);
+    }
+
+    /* the step after PARITY_DONE, with any vCPUs */
+    expect_epoch_error(0, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PARITY_DONE + 1, .node = 3, .epoch = 7,
+        .bytes = 5,
+    }, "EPOCH message of step 21 for epoch 7 with 0 vCPUs");
+    expect_epoch_error(2, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_PARITY_DONE + 1, .node = 3, .epoch = 7,
+        .vcpus = 8,
+    }, "EPOCH message of step 21 for epoch 7 with 8 vCPUs");
     g_byte_array_unref(b);
 }
 
@@ -8085,11 +8372,12 @@ static void test_epoch_pages_bad(void)
         0x10000, INT32_MAX, 0x80000000u, UINT32_MAX,
     };
     /*
-     * bits outside ZERO, ASK, COPY, HELD and OWNED, with some of those or
-     * without; HELD with ZERO or another kind; OWNED without HELD
+     * bits outside ZERO, ASK, COPY, HELD, OWNED, DELTA and SLOT, with
+     * some of those or without; HELD with ZERO or another kind; OWNED
+     * without HELD; DELTA with SLOT or HELD
      */
     static const uint32_t flags[] = {
-        0x9, 0xa, 0xc, 0xf, 0x10, 0x11, 0x1f, 0x20, 0x28, 0x38, 0x80,
+        0x9, 0xa, 0xc, 0xf, 0x10, 0x11, 0x1f, 0x60, 0x28, 0x38, 0x80,
         0x100, 0x10000, 0x80000000u, 0x80000001u, 0x80000002u,
         0x80000004u, 0x80000008u, UINT32_MAX - 1, UINT32_MAX,
     };
@@ -8187,15 +8475,23 @@ static void test_epoch_pages_bad(void)
         }
     }
 
-    /* unknown page flags, with the zero flag or without */
+    /*
+     * unknown page flags, with the zero flag or without; with DELTA or
+     * SLOT among them, a slot (0) follows, which is read before the flags
+     * are checked
+     */
     for (size_t i = 0; i < ARRAY_SIZE(flags); i++) {
         distvm_wire_epoch_pages_begin(b, 1, 5, 0);
         distvm_wire_epoch_pages_add(b, 2, 0, NULL);
         distvm_wire_epoch_pages_add(b, 3, 0, NULL);
         distvm_wire_end(b);
         set_u32(b, HDR + EPOCH_PAGES_FIXED + EPOCH_PAGE_HDR + 8, flags[i]);
+        if (flags[i] & (DISTVM_EPOCH_PAGE_DELTA | DISTVM_EPOCH_PAGE_SLOT)) {
+            distvm_wire_put_u32(b, 0);
+            distvm_wire_end(b);
+        }
         expect_epoch_page_error(b, 3, 0, flags[i]);
-        /* the first page's, with its data */
+        /* the first page's, with its data (all zero: slot 0 if read) */
         distvm_wire_epoch_pages_begin(b, 1, 5, 0);
         distvm_wire_epoch_pages_add(b, 2, 0, data);
         distvm_wire_end(b);
@@ -8204,9 +8500,14 @@ static void test_epoch_pages_bad(void)
     }
     /*
      * every unknown flag bit (ASK and COPY: test_epoch_pages_kinds_bad;
-     * HELD and OWNED: test_epoch_pages_held_bad), and those two with ZERO
+     * HELD and OWNED: test_epoch_pages_held_bad; DELTA and SLOT, which
+     * may be ZERO: test_epoch_pages_slot_bad), and HELD and OWNED with
+     * ZERO
      */
     for (int bit = 3; bit < 32; bit++) {
+        if (1u << bit & (DISTVM_EPOCH_PAGE_DELTA | DISTVM_EPOCH_PAGE_SLOT)) {
+            continue;
+        }
         distvm_wire_epoch_pages_begin(b, 3, 5, 2);
         distvm_wire_epoch_pages_add(b, 100, 0, NULL);
         distvm_wire_end(b);
@@ -8493,16 +8794,29 @@ static void test_epoch_pages_kinds(void)
     g_byte_array_unref(b);
 }
 
-/* An EPOCH_PAGES's page by hand: @flags, then @data unless they say none */
-static void put_epoch_page(GByteArray *b, uint64_t page, uint32_t flags,
-                           const uint8_t *data)
+/*
+ * An EPOCH_PAGES's page by hand: @flags, @slot if they have DELTA or
+ * SLOT, then @data unless they say none
+ */
+static void put_epoch_page_slot(GByteArray *b, uint64_t page, uint32_t flags,
+                                uint32_t slot, const uint8_t *data)
 {
     distvm_wire_put_u64(b, page);
     distvm_wire_put_u32(b, flags);
+    if (flags & (DISTVM_EPOCH_PAGE_DELTA | DISTVM_EPOCH_PAGE_SLOT)) {
+        distvm_wire_put_u32(b, slot);
+    }
     if (!(flags & (DISTVM_EPOCH_PAGE_ZERO | DISTVM_EPOCH_PAGE_ASK |
                    DISTVM_EPOCH_PAGE_HELD))) {
         distvm_wire_put_bytes(b, data, DISTVM_PAGE_SIZE);
     }
+}
+
+/* The same, in slot 0 if it has one */
+static void put_epoch_page(GByteArray *b, uint64_t page, uint32_t flags,
+                           const uint8_t *data)
+{
+    put_epoch_page_slot(b, page, flags, 0, data);
 }
 
 /* An EPOCH_PAGES's fixed part by hand, of @count pages to come */
@@ -9125,6 +9439,698 @@ static void test_epoch_pages_held_bad(void)
         put_epoch_page(b, 262144, helds[i], NULL);
         distvm_wire_end(b);
         expect_epoch_page_error(b, 262144, 2, helds[i]);
+    }
+    g_byte_array_unref(b);
+}
+
+/* The guest's count of pages under @lim: each RAMBlock's, summed */
+static uint64_t guest_pages(const DistvmWireLimits *lim)
+{
+    uint64_t pages = 0;
+
+    for (uint32_t b = 0; b < lim->nr_blocks; b++) {
+        pages += lim->block_pages[b];
+    }
+    return pages;
+}
+
+/*
+ * A page of an EPOCH_PAGES of kind DELTA or SLOT: its number, its slot,
+ * and its data, NULL if all zero
+ */
+typedef struct SlotPage {
+    uint64_t page;
+    uint32_t slot;
+    const uint8_t *data;
+} SlotPage;
+
+/*
+ * An EPOCH_PAGES from @src of the @count pages @pages of RAMBlock @block
+ * at epoch @epoch, of @kind (DISTVM_EPOCH_PAGE_DELTA or SLOT): its layout
+ * as it is built (the one built by hand, bit for bit: each page's
+ * number, the kind with DISTVM_EPOCH_PAGE_ZERO if zero, its slot, and
+ * unless zero its bytes), its decoding under @lim, of @kind, and its
+ * pages read back with distvm_wire_epoch_page_slot(), slots and all, and
+ * with distvm_wire_epoch_page(), which skips the slots; both end exactly
+ * at the end of the payload
+ */
+static void check_epoch_pages_slot(const DistvmWireLimits *lim,
+                                   uint32_t src, uint64_t epoch,
+                                   uint32_t block, uint32_t kind,
+                                   const SlotPage *pages, uint32_t count)
+{
+    GByteArray *b = g_byte_array_new();
+    GByteArray *hand = g_byte_array_new();
+    size_t len = EPOCH_PAGES_FIXED;
+    const uint8_t *pos, *again;
+    Decoded d;
+
+    g_assert(kind == DISTVM_EPOCH_PAGE_DELTA ||
+             kind == DISTVM_EPOCH_PAGE_SLOT);
+    distvm_wire_epoch_pages_begin(b, src, epoch, block);
+    for (uint32_t i = 0; i < count; i++) {
+        /* each page counted as it is added, with its slot */
+        g_assert_cmpuint(distvm_wire_epoch_pages_add_slot(b, pages[i].page,
+                                                          kind,
+                                                          pages[i].slot,
+                                                          pages[i].data),
+                         ==, i + 1);
+        len += EPOCH_PAGE_HDR + EPOCH_SLOT_SIZE +
+               (pages[i].data ? DISTVM_PAGE_SIZE : 0);
+        g_assert_cmpuint(b->len, ==, HDR + len);
+        g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 12), ==, i + 1);
+    }
+    distvm_wire_end(b);
+    g_assert_cmpuint(b->len, ==, HDR + len);
+    g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
+                     DISTVM_MSG_EPOCH_PAGES);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_LENGTH), ==, len);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + OFF_SRC), ==, src);
+
+    /*
+     * epoch, block, count; each page: its number, its flags (the kind,
+     * and DISTVM_EPOCH_PAGE_ZERO if zero), its slot, and unless zero its
+     * bytes
+     */
+    distvm_wire_begin(hand, DISTVM_MSG_EPOCH_PAGES, src, 0);
+    distvm_wire_put_u64(hand, epoch);
+    distvm_wire_put_u32(hand, block);
+    distvm_wire_put_u32(hand, count);
+    for (uint32_t i = 0; i < count; i++) {
+        distvm_wire_put_u64(hand, pages[i].page);
+        distvm_wire_put_u32(hand, kind | (pages[i].data ? 0 :
+                                          DISTVM_EPOCH_PAGE_ZERO));
+        distvm_wire_put_u32(hand, pages[i].slot);
+        if (pages[i].data) {
+            distvm_wire_put_bytes(hand, pages[i].data, DISTVM_PAGE_SIZE);
+        }
+    }
+    distvm_wire_end(hand);
+    g_assert_cmpmem(hand->data, hand->len, b->data, b->len);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH_PAGES, len, src, 0);
+    g_assert_cmphex(d.msg.u.epoch_pages.epoch, ==, epoch);
+    g_assert_cmpuint(d.msg.u.epoch_pages.block, ==, block);
+    g_assert_cmpuint(d.msg.u.epoch_pages.count, ==, count);
+    g_assert_cmphex(d.msg.u.epoch_pages.kind, ==, kind);
+    /* the pages stay in the payload */
+    g_assert(d.msg.u.epoch_pages.entries == d.payload + EPOCH_PAGES_FIXED);
+    pos = again = d.msg.u.epoch_pages.entries;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *at = pos;
+        uint64_t page = ~pages[i].page;
+        uint32_t slot = ~pages[i].slot;
+        const uint8_t *data = distvm_wire_epoch_page_slot(&pos, &page,
+                                                          &slot);
+
+        g_assert_cmpuint(page, ==, pages[i].page);
+        g_assert_cmpuint(slot, ==, pages[i].slot);
+        g_assert_cmpuint((uint32_t)ldl_le_p(at + EPOCH_PAGE_HDR), ==,
+                         pages[i].slot);
+        if (pages[i].data) {
+            g_assert(data == at + EPOCH_PAGE_HDR + EPOCH_SLOT_SIZE);
+            g_assert_cmpmem(data, DISTVM_PAGE_SIZE, pages[i].data,
+                            DISTVM_PAGE_SIZE);
+            g_assert(pos == data + DISTVM_PAGE_SIZE);
+        } else {
+            g_assert_null(data);
+            g_assert(pos == at + EPOCH_PAGE_HDR + EPOCH_SLOT_SIZE);
+        }
+        /* without its slot: the same page and data, then the same next */
+        page = ~pages[i].page;
+        g_assert(distvm_wire_epoch_page(&again, &page) == data);
+        g_assert_cmpuint(page, ==, pages[i].page);
+        g_assert(again == pos);
+    }
+    g_assert(pos == d.payload + len);
+    decoded_free(&d);
+
+    g_byte_array_unref(hand);
+    g_byte_array_unref(b);
+}
+
+/*
+ * EPOCH_PAGES with redundancy=parity (wire version 24): what a node sends
+ * its keeper to change the parity of the slot of its copy of a page
+ * (DELTA: the XOR of the committed content and the new one, all zero if
+ * the page did not change), and a slot's committed content, sent to home
+ * as it rebuilds a lost node's copies (SLOT); each page with its slot, a
+ * u32 after its flags, anywhere below the guest's count of pages (the
+ * sum of its RAMBlocks', whatever the page's), then its bytes unless all
+ * zero.  All pages of a message are of one kind, which the decoder gives
+ * as its kind.
+ */
+static void test_epoch_pages_slot(void)
+{
+    enum {
+        ZERO = DISTVM_EPOCH_PAGE_ZERO,
+        DELTA = DISTVM_EPOCH_PAGE_DELTA,
+        SLOT = DISTVM_EPOCH_PAGE_SLOT,
+    };
+    static const DistvmWireLimits most_ram = {
+        .nodes = DISTVM_WIRE_MAX_NODES,
+        .nr_blocks = ARRAY_SIZE(block_pages),
+        .block_pages = block_pages,
+    };
+    /* RAMBlocks 0 and 1 only: a guest of 17 pages */
+    static const DistvmWireLimits small_ram = {
+        .nodes = 4,
+        .nr_vcpus = 8,
+        .nr_blocks = 2,
+        .block_pages = block_pages,
+    };
+    static const uint32_t kinds[] = { DELTA, SLOT };
+    /* the flags the encoder gives a page of each kind, zero or not */
+    static const struct {
+        uint32_t kind;
+        bool zero;
+        uint32_t flags;
+    } encoded[] = {
+        { DELTA, false, DELTA }, { DELTA, true, DELTA | ZERO },
+        { SLOT, false, SLOT }, { SLOT, true, SLOT | ZERO },
+    };
+    uint64_t guest = guest_pages(&limits);
+    g_autofree uint8_t *data = g_malloc(DISTVM_EPOCH_PAGES_MAX *
+                                        DISTVM_PAGE_SIZE);
+    SlotPage pages[DISTVM_EPOCH_PAGES_MAX];
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < DISTVM_EPOCH_PAGES_MAX * DISTVM_PAGE_SIZE; i++) {
+        data[i] = i * 5 + i / DISTVM_PAGE_SIZE + 7;
+    }
+
+    /* the flags' bits on the wire, after HELD and OWNED */
+    g_assert_cmphex(DELTA, ==, 0x20);
+    g_assert_cmphex(SLOT, ==, 0x40);
+    /* the guest's pages: RAMBlocks of 16, 1 and 262144 */
+    g_assert_cmpuint(guest, ==, 262161);
+    g_assert_cmpuint(guest_pages(&small_ram), ==, 17);
+
+    for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+        uint32_t kind = kinds[k];
+        /* changed and zero, in any order, in any slots, the last too */
+        const SlotPage mix[] = {
+            { 15, 0, data }, { 0, 1, NULL },
+            { 3, guest - 1, data + DISTVM_PAGE_SIZE }, { 4, 0x10000, NULL },
+            { 5, 16, NULL }, { 14, 262144, data + 2 * DISTVM_PAGE_SIZE },
+            { 1, 5, data + 3 * DISTVM_PAGE_SIZE },
+        };
+
+        /* from any node */
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            check_epoch_pages_slot(&limits, src, 5, 0, kind, mix,
+                                   ARRAY_SIZE(mix));
+        }
+        check_epoch_pages_slot(&most_ram, DISTVM_WIRE_MAX_NODES - 1,
+                               UINT64_MAX, 0, kind, mix, ARRAY_SIZE(mix));
+        /* starting with a zero page, ending with one */
+        check_epoch_pages_slot(&limits, 2, 1, 0, kind, mix + 1,
+                               ARRAY_SIZE(mix) - 2);
+
+        /*
+         * one page, changed or zero: the last of a block, the only one,
+         * in the guest's first slot or its last, whatever the RAMBlock
+         */
+        for (int zero = 0; zero < 2; zero++) {
+            const uint8_t *one = zero ? NULL : data + 7 * DISTVM_PAGE_SIZE;
+
+            check_epoch_pages_slot(&limits, 1, 1, 2, kind,
+                                   &(SlotPage) { 262143, guest - 1, one },
+                                   1);
+            check_epoch_pages_slot(&limits, 3, UINT64_MAX, 2, kind,
+                                   &(SlotPage) { 262143, 0, one }, 1);
+            check_epoch_pages_slot(&limits, 2, 7, 1, kind,
+                                   &(SlotPage) { 0, guest - 1, one }, 1);
+            check_epoch_pages_slot(&limits, 0, 0x100000000ull, 0, kind,
+                                   &(SlotPage) { 15, 0, one }, 1);
+            /* another guest: its own last slot */
+            check_epoch_pages_slot(&small_ram, 1, 7, 0, kind,
+                                   &(SlotPage) { 0, 16, one }, 1);
+            check_epoch_pages_slot(&small_ram, 1, 7, 1, kind,
+                                   &(SlotPage) { 0, 0, one }, 1);
+        }
+
+        /*
+         * as many pages as a message takes, from the end of RAMBlock 2
+         * backwards, in slots from the guest's last backwards: all
+         * changed, all zero, a mix
+         */
+        for (int z = 0; z < 3; z++) {
+            for (uint32_t i = 0; i < DISTVM_EPOCH_PAGES_MAX; i++) {
+                bool zero = z == 1 || (z == 2 && i % 3 == 1);
+
+                pages[i] = (SlotPage) {
+                    .page = 262143 - i * 7,
+                    .slot = guest - 1 - i * 1000,
+                    .data = zero ? NULL : data + i * DISTVM_PAGE_SIZE,
+                };
+            }
+            check_epoch_pages_slot(&limits, 2, 9, 2, kind, pages,
+                                   DISTVM_EPOCH_PAGES_MAX);
+            check_epoch_pages_slot(&limits, 0, UINT64_MAX, 2, kind, pages,
+                                   DISTVM_EPOCH_PAGES_MAX);
+        }
+    }
+    /* the largest is well within a payload */
+    g_assert_cmpuint(EPOCH_PAGES_FIXED + DISTVM_EPOCH_PAGES_MAX *
+                     (EPOCH_PAGE_HDR + EPOCH_SLOT_SIZE + DISTVM_PAGE_SIZE),
+                     <=, DISTVM_WIRE_MAX_PAYLOAD);
+
+    /* the flags and slot of a page, as the encoder writes them */
+    for (size_t i = 0; i < ARRAY_SIZE(encoded); i++) {
+        uint32_t len = EPOCH_PAGES_FIXED + EPOCH_PAGE_HDR + EPOCH_SLOT_SIZE +
+                       (encoded[i].zero ? 0 : DISTVM_PAGE_SIZE);
+        const uint8_t *p;
+
+        distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+        g_assert_cmpuint(distvm_wire_epoch_pages_add_slot(b, 5,
+                                                          encoded[i].kind,
+                                                          0x12345,
+                                                          encoded[i].zero ?
+                                                          NULL : data), ==,
+                         1);
+        distvm_wire_end(b);
+        p = b->data + HDR + EPOCH_PAGES_FIXED;
+        g_assert_cmpuint(b->len, ==, HDR + len);
+        g_assert_cmphex(ldq_le_p(p), ==, 5);
+        g_assert_cmphex(ldl_le_p(p + 8), ==, encoded[i].flags);
+        g_assert_cmphex(ldl_le_p(p + EPOCH_PAGE_HDR), ==, 0x12345);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH_PAGES, len, 1, 0);
+        g_assert_cmphex(d.msg.u.epoch_pages.kind, ==, encoded[i].kind);
+        decoded_free(&d);
+    }
+
+    /*
+     * The other kinds have no slot: read with
+     * distvm_wire_epoch_page_slot(), theirs is 0, and the next page is
+     * where distvm_wire_epoch_page() finds it
+     */
+    {
+        static const struct {
+            uint32_t kind;
+            bool data;
+        } others[] = {
+            { 0, true }, { 0, false }, { DISTVM_EPOCH_PAGE_ASK, false },
+            { DISTVM_EPOCH_PAGE_COPY, true },
+            { DISTVM_EPOCH_PAGE_COPY, false },
+            { DISTVM_EPOCH_PAGE_HELD, false },
+            { DISTVM_EPOCH_PAGE_HELD | DISTVM_EPOCH_PAGE_OWNED, false },
+        };
+
+        for (size_t i = 0; i < ARRAY_SIZE(others); i++) {
+            const uint8_t *pos, *again;
+            uint64_t page = 0, page_again = 0;
+            uint32_t slot = UINT32_MAX;
+
+            distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+            distvm_wire_epoch_pages_add(b, 9, others[i].kind,
+                                        others[i].data ? data : NULL);
+            distvm_wire_epoch_pages_add(b, 10, others[i].kind,
+                                        others[i].data ? data : NULL);
+            distvm_wire_end(b);
+            decode_ok(b, &limits, &d);
+            pos = again = d.msg.u.epoch_pages.entries;
+            g_assert(distvm_wire_epoch_page_slot(&pos, &page, &slot) ==
+                     distvm_wire_epoch_page(&again, &page_again));
+            g_assert_cmpuint(page, ==, 9);
+            g_assert_cmpuint(page_again, ==, 9);
+            g_assert_cmpuint(slot, ==, 0);
+            g_assert(pos == again);
+            slot = UINT32_MAX;
+            distvm_wire_epoch_page_slot(&pos, &page, &slot);
+            g_assert_cmpuint(page, ==, 10);
+            g_assert_cmpuint(slot, ==, 0);
+            g_assert(pos == d.payload + d.msg.hdr.length);
+            decoded_free(&d);
+        }
+    }
+    g_byte_array_unref(b);
+}
+
+/*
+ * @b, an EPOCH_PAGES, must be refused under @lim for its page @page of
+ * RAMBlock @block in slot @slot, past the guest's pages, with exactly
+ * that; and without the RAM layout for that
+ */
+static void expect_epoch_slot_error(const GByteArray *b,
+                                    const DistvmWireLimits *lim,
+                                    uint64_t page, uint32_t block,
+                                    uint32_t slot)
+{
+    g_autofree char *what = g_strdup_printf(
+        "EPOCH_PAGES message with page %" PRIu64 " of RAMBlock %" PRIu32
+        " in slot %" PRIu32 ", past the guest's %" PRIu64 " pages", page,
+        block, slot, guest_pages(lim));
+    g_autofree char *got = decode_error(b, lim);
+
+    g_assert_cmpstr(got, ==, what);
+    expect_decode_error(b, &limits_no_ram, "before the RAM layout was "
+                        "agreed");
+}
+
+/*
+ * EPOCH_PAGES of kinds DELTA and SLOT refused: a slot at or past the
+ * guest's count of pages (not the RAMBlock's), in the first page or a
+ * later one; OWNED with either (only a held page is owned); DELTA with
+ * SLOT or another kind in one page; a page of either among pages of
+ * another kind, or another kind's among them, DELTA and SLOT mixed too;
+ * each refused for the first such page, with its flags, or its slot.
+ * Their pages carry a slot, then their bytes unless zero: cut short,
+ * either is truncated.
+ */
+static void test_epoch_pages_slot_bad(void)
+{
+    enum {
+        ZERO = DISTVM_EPOCH_PAGE_ZERO,
+        ASK = DISTVM_EPOCH_PAGE_ASK,
+        COPY = DISTVM_EPOCH_PAGE_COPY,
+        HELD = DISTVM_EPOCH_PAGE_HELD,
+        OWNED = DISTVM_EPOCH_PAGE_OWNED,
+        DELTA = DISTVM_EPOCH_PAGE_DELTA,
+        SLOT = DISTVM_EPOCH_PAGE_SLOT,
+    };
+    /* RAMBlock 0 only: a guest of 16 pages */
+    static const DistvmWireLimits one_block = {
+        .nodes = 4,
+        .nr_vcpus = 8,
+        .nr_blocks = 1,
+        .block_pages = block_pages,
+    };
+    static const uint32_t kinds[] = { DELTA, DELTA | ZERO, SLOT, SLOT | ZERO };
+    /* flags refused in any page */
+    static const uint32_t bad[] = {
+        /* OWNED with DELTA or SLOT, zero or not */
+        DELTA | OWNED, DELTA | OWNED | ZERO, SLOT | OWNED,
+        SLOT | OWNED | ZERO,
+        /* DELTA or SLOT with another kind, in one page */
+        DELTA | SLOT, DELTA | SLOT | ZERO, DELTA | ASK, DELTA | COPY,
+        DELTA | COPY | ZERO, DELTA | HELD, DELTA | HELD | OWNED, SLOT | ASK,
+        SLOT | COPY, SLOT | COPY | ZERO, SLOT | HELD, SLOT | HELD | OWNED,
+        DELTA | SLOT | OWNED | ZERO,
+    };
+    /* a page of the first's kind, then one of another */
+    static const struct {
+        uint32_t first, then;
+    } mixed[] = {
+        /* DELTA and SLOT, either way, changed or zero */
+        { DELTA, SLOT }, { DELTA | ZERO, SLOT }, { DELTA, SLOT | ZERO },
+        { SLOT, DELTA }, { SLOT | ZERO, DELTA | ZERO },
+        /* either, then an epoch's page, a copy, an asked or held one */
+        { DELTA, 0 }, { DELTA | ZERO, ZERO }, { DELTA, COPY },
+        { DELTA, COPY | ZERO }, { DELTA, ASK }, { DELTA, HELD },
+        { DELTA | ZERO, HELD | OWNED }, { SLOT, 0 }, { SLOT | ZERO, ZERO },
+        { SLOT, COPY }, { SLOT | ZERO, COPY | ZERO }, { SLOT, ASK },
+        { SLOT, HELD | OWNED },
+        /* a page of another kind, then one of either */
+        { 0, DELTA }, { ZERO, DELTA | ZERO }, { COPY, DELTA },
+        { COPY | ZERO, SLOT }, { ASK, DELTA }, { ASK, SLOT | ZERO },
+        { HELD, SLOT }, { HELD | OWNED, DELTA | ZERO }, { 0, SLOT },
+        { ZERO, SLOT | ZERO },
+    };
+    static const uint32_t past[] = {
+        262161, 262162, 0x100000, 0x7fffffffu, 0x80000000u, UINT32_MAX,
+    };
+    static const uint8_t zeros[DISTVM_PAGE_SIZE];
+    static uint8_t data[DISTVM_PAGE_SIZE];
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < sizeof(data); i++) {
+        data[i] = i % 249 + 1;
+    }
+
+    /*
+     * A slot at or past the guest's 262161 pages: one page, the last of
+     * each RAMBlock; or the second of three, the others fine
+     */
+    for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+        const uint8_t *with = kinds[k] & ZERO ? NULL : data;
+        uint32_t kind = kinds[k] & ~ZERO;
+
+        for (size_t i = 0; i < ARRAY_SIZE(past); i++) {
+            for (uint32_t blk = 0; blk < limits.nr_blocks; blk++) {
+                uint64_t last = block_pages[blk] - 1;
+
+                distvm_wire_epoch_pages_begin(b, 1, 7, blk);
+                distvm_wire_epoch_pages_add_slot(b, last, kind, past[i],
+                                                 with);
+                distvm_wire_end(b);
+                expect_epoch_slot_error(b, &limits, last, blk, past[i]);
+            }
+            distvm_wire_epoch_pages_begin(b, 2, 7, 2);
+            distvm_wire_epoch_pages_add_slot(b, 100, kind, 0, with);
+            distvm_wire_epoch_pages_add_slot(b, 101, kind, past[i], with);
+            distvm_wire_epoch_pages_add_slot(b, 102, kind, 262160, with);
+            distvm_wire_end(b);
+            expect_epoch_slot_error(b, &limits, 101, 2, past[i]);
+        }
+        /* the guest's last slot is fine, the next is not */
+        distvm_wire_epoch_pages_begin(b, 3, 7, 1);
+        distvm_wire_epoch_pages_add_slot(b, 0, kind, 262160, with);
+        distvm_wire_end(b);
+        decode_ok(b, &limits, &d);
+        decoded_free(&d);
+        set_u32(b, HDR + EPOCH_PAGES_FIXED + EPOCH_PAGE_HDR, 262161);
+        expect_epoch_slot_error(b, &limits, 0, 1, 262161);
+
+        /*
+         * The limit is the guest's pages, not the RAMBlock's: slot 16 of
+         * a guest of RAMBlock 0 alone is past it, not of one with more;
+         * slot 0 is not
+         */
+        distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+        distvm_wire_epoch_pages_add_slot(b, 15, kind, 15, with);
+        distvm_wire_epoch_pages_add_slot(b, 3, kind, 16, with);
+        distvm_wire_end(b);
+        decode_ok(b, &limits, &d);
+        decoded_free(&d);
+        expect_epoch_slot_error(b, &one_block, 3, 0, 16);
+        set_u32(b, HDR + EPOCH_PAGES_FIXED + EPOCH_PAGE_HDR +
+                EPOCH_SLOT_SIZE + (with ? DISTVM_PAGE_SIZE : 0) +
+                EPOCH_PAGE_HDR, 0);
+        decode_ok(b, &one_block, &d);
+        decoded_free(&d);
+    }
+
+    /* flags no such page has: alone, or after a fine page of its kind */
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        uint32_t fine = bad[i] & DELTA ? DELTA : SLOT;
+
+        for (uint32_t blk = 0; blk < limits.nr_blocks; blk++) {
+            uint64_t last = block_pages[blk] - 1;
+
+            begin_epoch_pages(b, 1, 7, blk, 1);
+            put_epoch_page_slot(b, last, bad[i], 3, data);
+            distvm_wire_end(b);
+            expect_epoch_page_error(b, last, blk, bad[i]);
+        }
+        begin_epoch_pages(b, 2, 7, 2, 3);
+        put_epoch_page_slot(b, 100, fine, 0, data);
+        put_epoch_page_slot(b, 101, bad[i], 1, data);
+        put_epoch_page_slot(b, 102, fine, 2, data);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 101, 2, bad[i]);
+    }
+    /* the encoder's, with OWNED set after */
+    for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+        distvm_wire_epoch_pages_begin(b, 3, 7, 0);
+        distvm_wire_epoch_pages_add_slot(b, 4, kinds[k] & ~ZERO, 9,
+                                         kinds[k] & ZERO ? NULL : data);
+        distvm_wire_end(b);
+        set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, kinds[k] | OWNED);
+        expect_epoch_page_error(b, 4, 0, kinds[k] | OWNED);
+    }
+
+    /* kinds mixed: the second page, in each RAMBlock; or a later one */
+    for (size_t i = 0; i < ARRAY_SIZE(mixed); i++) {
+        for (uint32_t blk = 0; blk < limits.nr_blocks; blk++) {
+            uint64_t last = block_pages[blk] - 1;
+
+            begin_epoch_pages(b, 1, 7, blk, 2);
+            put_epoch_page_slot(b, 0, mixed[i].first, 1, data);
+            put_epoch_page_slot(b, last, mixed[i].then, 2, data);
+            distvm_wire_end(b);
+            expect_epoch_page_error(b, last, blk, mixed[i].then);
+        }
+        begin_epoch_pages(b, 3, UINT64_MAX, 2, 5);
+        put_epoch_page_slot(b, 10, mixed[i].first, 10, data);
+        put_epoch_page_slot(b, 11, mixed[i].first, 11, data);
+        put_epoch_page_slot(b, 12, mixed[i].first, 12, data);
+        put_epoch_page_slot(b, 13, mixed[i].then, 13, data);
+        put_epoch_page_slot(b, 14, mixed[i].first, 14, data);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 13, 2, mixed[i].then);
+    }
+    /*
+     * by the encoder: DELTA then SLOT, SLOT then DELTA, DELTA then a
+     * copy, an epoch's page then DELTA, held pages then SLOT
+     */
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add_slot(b, 1, DELTA, 1, data);
+    distvm_wire_epoch_pages_add_slot(b, 2, SLOT, 2, data);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 2, 0, SLOT);
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add_slot(b, 1, SLOT, 1, NULL);
+    distvm_wire_epoch_pages_add_slot(b, 2, DELTA, 2, NULL);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 2, 0, DELTA | ZERO);
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add_slot(b, 1, DELTA, 1, NULL);
+    distvm_wire_epoch_pages_add(b, 2, COPY, data);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 2, 0, COPY);
+    distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+    distvm_wire_epoch_pages_add(b, 1, 0, data);
+    distvm_wire_epoch_pages_add_slot(b, 2, DELTA, 2, data);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 2, 0, DELTA);
+    distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+    distvm_wire_epoch_pages_add(b, 1, HELD, NULL);
+    distvm_wire_epoch_pages_add(b, 2, HELD | OWNED, NULL);
+    distvm_wire_epoch_pages_add_slot(b, 3, SLOT, 3, data);
+    distvm_wire_end(b);
+    expect_epoch_page_error(b, 3, 0, SLOT);
+
+    /*
+     * The slot is read with the page's number and flags, and checked
+     * before them: past the guest's pages, it is what is refused
+     */
+    begin_epoch_pages(b, 1, 7, 0, 1);
+    put_epoch_page_slot(b, 16, DELTA | OWNED, 262161, data);
+    distvm_wire_end(b);
+    expect_epoch_slot_error(b, &limits, 16, 0, 262161);
+    begin_epoch_pages(b, 1, 7, 0, 2);
+    put_epoch_page_slot(b, 1, COPY, 0, data);
+    put_epoch_page_slot(b, 2, SLOT, UINT32_MAX, data);
+    distvm_wire_end(b);
+    expect_epoch_slot_error(b, &limits, 2, 0, UINT32_MAX);
+
+    /* A slot cut short, in the only page or the last one */
+    for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+        const uint8_t *with = kinds[k] & ZERO ? NULL : data;
+
+        for (uint32_t cut = 0; cut < EPOCH_SLOT_SIZE; cut++) {
+            begin_epoch_pages(b, 1, 7, 0, 1);
+            distvm_wire_put_u64(b, 3);
+            distvm_wire_put_u32(b, kinds[k]);
+            g_byte_array_append(b, (const uint8_t *)"\x01\x00\x00", cut);
+            distvm_wire_end(b);
+            expect_exact_error_ram(b, true, "EPOCH_PAGES message is "
+                                   "truncated");
+            begin_epoch_pages(b, 1, 7, 0, 2);
+            put_epoch_page_slot(b, 2, kinds[k], 0, with);
+            distvm_wire_put_u64(b, 3);
+            distvm_wire_put_u32(b, kinds[k]);
+            g_byte_array_append(b, (const uint8_t *)"\x01\x00\x00", cut);
+            distvm_wire_end(b);
+            expect_exact_error_ram(b, true, "EPOCH_PAGES message is "
+                                   "truncated");
+        }
+    }
+    /*
+     * a page of kind 0 made DELTA, SLOT, or either zero: its slot never
+     * came, or is read from its bytes and its bytes are short
+     */
+    for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+        distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+        distvm_wire_epoch_pages_add(b, 3, 0, NULL);
+        distvm_wire_end(b);
+        set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, kinds[k]);
+        expect_exact_error_ram(b, true, "EPOCH_PAGES message is truncated");
+        if (!(kinds[k] & ZERO)) {
+            distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+            distvm_wire_epoch_pages_add(b, 3, 0, zeros);
+            distvm_wire_end(b);
+            set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, kinds[k]);
+            expect_exact_error_ram(b, true, "EPOCH_PAGES message is "
+                                   "truncated");
+        }
+    }
+
+    /* Their bytes, unless zero: cut short, or flagged zero */
+    for (size_t k = 0; k < 2; k++) {
+        uint32_t kind = k ? SLOT : DELTA;
+
+        distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+        distvm_wire_epoch_pages_add_slot(b, 3, kind, 7, data);
+        distvm_wire_end(b);
+        for (uint32_t cut = 1; cut <= DISTVM_PAGE_SIZE; cut *= 2) {
+            GByteArray *c = buf_dup(b);
+
+            g_byte_array_set_size(c, b->len - cut);
+            set_u32(c, OFF_LENGTH, c->len - HDR);
+            expect_exact_error_ram(c, true, "EPOCH_PAGES message is "
+                                   "truncated");
+            g_byte_array_unref(c);
+        }
+        /* a changed page flagged zero: its bytes are garbage */
+        set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, kind | ZERO);
+        expect_exact_error_ram(b, true, "EPOCH_PAGES message has 4096 bytes "
+                               "of trailing garbage");
+        /* a zero page whose flag is cleared: its bytes never came */
+        distvm_wire_epoch_pages_begin(b, 1, 7, 0);
+        distvm_wire_epoch_pages_add_slot(b, 3, kind, 7, NULL);
+        distvm_wire_epoch_pages_add_slot(b, 4, kind, 8, NULL);
+        distvm_wire_end(b);
+        set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, kind);
+        expect_exact_error_ram(b, true, "EPOCH_PAGES message is truncated");
+        /* more pages counted than came, or fewer */
+        set_u32(b, HDR + EPOCH_PAGES_FIXED + 8, kind | ZERO);
+        set_u32(b, HDR + 12, 3);
+        expect_exact_error_ram(b, true, "EPOCH_PAGES message is truncated");
+        set_u32(b, HDR + 12, 1);
+        expect_exact_error_ram(b, true, "EPOCH_PAGES message has 16 bytes "
+                               "of trailing garbage");
+        /* every cut is truncated, every byte more is garbage */
+        distvm_wire_epoch_pages_begin(b, 2, 7, 0);
+        distvm_wire_epoch_pages_add_slot(b, 0, kind, 262160, NULL);
+        distvm_wire_epoch_pages_add_slot(b, 15, kind, 0, data);
+        distvm_wire_epoch_pages_add_slot(b, 7, kind, 5, NULL);
+        distvm_wire_end(b);
+        check_exact_length(b, true);
+    }
+
+    /*
+     * What every EPOCH_PAGES is refused for is checked before the kinds
+     * and slots: the sender, the RAM layout, the epoch, the block and the
+     * count; a page's number is checked with its flags, in one error
+     */
+    distvm_wire_epoch_pages_begin(b, 4, 7, 0);
+    distvm_wire_epoch_pages_add_slot(b, 3, DELTA, UINT32_MAX, NULL);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "EPOCH_PAGES message names node 4 in "
+                        "its sender; the cluster has 4");
+    for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+        begin_epoch_pages(b, 1, 0, 0, 1);
+        put_epoch_page_slot(b, 3, kinds[k], UINT32_MAX, data);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 0, 1, 0);
+        begin_epoch_pages(b, 1, 7, 3, 1);
+        put_epoch_page_slot(b, 3, kinds[k], UINT32_MAX, data);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 7, 1, 3);
+        begin_epoch_pages(b, 1, 7, 0, DISTVM_EPOCH_PAGES_MAX + 1);
+        put_epoch_page_slot(b, 3, kinds[k], 0, data);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 7, DISTVM_EPOCH_PAGES_MAX + 1, 0);
+        begin_epoch_pages(b, 1, 7, 0, 0);
+        put_epoch_page_slot(b, 3, kinds[k], 0, data);
+        distvm_wire_end(b);
+        expect_epoch_pages_error(b, 7, 0, 0);
+        /* a page that does not exist, in a slot that does */
+        begin_epoch_pages(b, 1, 7, 0, 1);
+        put_epoch_page_slot(b, 16, kinds[k], 16, data);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 16, 0, kinds[k]);
+        begin_epoch_pages(b, 1, 7, 2, 2);
+        put_epoch_page_slot(b, 262143, kinds[k], 1, data);
+        put_epoch_page_slot(b, 262144, kinds[k], 2, data);
+        distvm_wire_end(b);
+        expect_epoch_page_error(b, 262144, 2, kinds[k]);
     }
     g_byte_array_unref(b);
 }
@@ -10644,17 +11650,23 @@ int main(int argc, char **argv)
                     test_epoch_rollback);
     g_test_add_func("/distvm/wire/roundtrip/epoch-recovery",
                     test_epoch_recovery);
+    g_test_add_func("/distvm/wire/roundtrip/epoch-parity",
+                    test_epoch_parity);
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages", test_epoch_pages);
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages-kinds",
                     test_epoch_pages_kinds);
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages-held",
                     test_epoch_pages_held);
+    g_test_add_func("/distvm/wire/roundtrip/epoch-pages-slot",
+                    test_epoch_pages_slot);
     g_test_add_func("/distvm/wire/roundtrip/epoch-state", test_epoch_state);
     g_test_add_func("/distvm/wire/roundtrip/epoch-state-copies",
                     test_epoch_state_copies);
     g_test_add_func("/distvm/wire/decode/epoch-bad", test_epoch_bad);
     g_test_add_func("/distvm/wire/decode/epoch-rollback-bad",
                     test_epoch_rollback_bad);
+    g_test_add_func("/distvm/wire/decode/epoch-parity-bad",
+                    test_epoch_parity_bad);
     g_test_add_func("/distvm/wire/decode/epoch-vcpus", test_epoch_vcpus);
     g_test_add_func("/distvm/wire/decode/epoch-reserved",
                     test_epoch_reserved);
@@ -10666,6 +11678,8 @@ int main(int argc, char **argv)
                     test_epoch_pages_ask_copy);
     g_test_add_func("/distvm/wire/decode/epoch-pages-held-bad",
                     test_epoch_pages_held_bad);
+    g_test_add_func("/distvm/wire/decode/epoch-pages-slot-bad",
+                    test_epoch_pages_slot_bad);
     g_test_add_func("/distvm/wire/decode/epoch-state-bad",
                     test_epoch_state_bad);
     g_test_add_func("/distvm/wire/decode/epoch-state-copies-bad",
@@ -10749,6 +11763,8 @@ int main(int argc, char **argv)
                     test_epoch_rollback_roles);
     g_test_add_func("/distvm/wire/roles/epoch-recovery",
                     test_epoch_recovery_roles);
+    g_test_add_func("/distvm/wire/roles/epoch-parity",
+                    test_epoch_parity_roles);
     g_test_add_func("/distvm/wire/msg-vcpu", test_msg_vcpu);
     g_test_add_func("/distvm/wire/flow-counted", test_flow_counted);
 

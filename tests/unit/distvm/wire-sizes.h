@@ -29,6 +29,7 @@
 #define EPOCH_FIXED 32          /* step, node, epoch, bytes, vCPUs, 0 */
 #define EPOCH_PAGES_FIXED 16    /* epoch, block, count; + pages */
 #define EPOCH_PAGE_HDR 12       /* a page's number, flags; + its data */
+#define EPOCH_SLOT_SIZE 4       /* a DELTA or SLOT page's slot, after flags */
 #define EPOCH_STATE_FIXED 24    /* epoch, kind, index, total, offset; + data */
 #define INTX_FIXED 8
 #define RES_SET_FIXED 24        /* base, size, node, step */
