@@ -22,8 +22,12 @@ committed epoch, x-distvm-rollback, every second of its workload, with
 the pause of each rollback; 3nodes-kill: 3nodes-ckpt100 with node 2
 killed, SIGKILL, 1 s into its workload: the time from the kill until
 home reports the node taken over, seen from here by polling every 20 ms,
-and home's own recovery time), and 3nodes-pinned / 3nodes-numa-pinned (each node held to one host CPU
-with taskset, node n on the n-th CPU this script may use, modulo their
+and home's own recovery time; 3nodes-parity and 3nodes-kill-parity: the
+same as 3nodes-ckpt100 and 3nodes-kill with redundancy=parity, and the
+memory each node keeps of the others' at power-off, against
+redundancy=replica; 4nodes-ckpt100 and 4nodes-parity: the same on 4
+nodes, a vCPU each), and 3nodes-pinned / 3nodes-numa-pinned (each node
+held to one host CPU with taskset, node n on the n-th CPU this script may use, modulo their
 number: as if each node had a host of its own, which is what a cluster
 is; plain TCG uses all of them); K runs of each, round-robin, so that
 the drift of a noisy machine spreads over all.  The machine is -smp
@@ -119,12 +123,23 @@ CONFIGS = [
     # ... and 3nodes-ckpt100 with node 2 killed during its workload
     ("3nodes-kill", "3 nodes, node 2 killed", 3, "0:1:2:1", [], False,
      "replicas=1,checkpoint-ms=100"),
+    # 3nodes-ckpt100 and 3nodes-kill with home keeping parity, not copies
+    ("3nodes-parity", "3 nodes, parity 100 ms", 3, "0:1:2:1", [], False,
+     "replicas=1,checkpoint-ms=100,redundancy=parity"),
+    ("3nodes-kill-parity", "3 nodes, parity, 2 killed", 3, "0:1:2:1", [],
+     False, "replicas=1,checkpoint-ms=100,redundancy=parity"),
+    # ... and on 4 nodes, where parity keeps a third of the copies' bytes
+    ("4nodes-ckpt100", "4 nodes, epochs 100 ms", 4, "0:1:2:3", [], False,
+     "replicas=1,checkpoint-ms=100"),
+    ("4nodes-parity", "4 nodes, parity 100 ms", 4, "0:1:2:3", [], False,
+     "replicas=1,checkpoint-ms=100,redundancy=parity"),
 ]
 CKPT = ("3nodes-ckpt50", "3nodes-ckpt100", "3nodes-ckpt200",
-        "3nodes-rollback", "3nodes-kill")
+        "3nodes-rollback", "3nodes-kill", "3nodes-parity",
+        "3nodes-kill-parity", "4nodes-ckpt100", "4nodes-parity")
 ROLLBACK = "3nodes-rollback"
 ROLLBACK_EVERY_S = 1.0
-KILL = "3nodes-kill"
+KILLS = ("3nodes-kill", "3nodes-kill-parity")
 KILL_NODE = 2
 KILL_AFTER_S = 1.0      # into the workload
 HOST_CPUS = sorted(os.sched_getaffinity(0))
@@ -383,10 +398,10 @@ def run_once(args, cfg, tmp, trace, rips=None):
                     stdin=subprocess.DEVNULL, stdout=err,
                     stderr=subprocess.STDOUT))
         poller = Poller(tmp, procs, cfg[2], args.hot, rips,
-                        cfg[0] == ROLLBACK, cfg[0] == KILL)
+                        cfg[0] == ROLLBACK, cfg[0] in KILLS)
         poller.start()
         error = watch(args, procs, tmp, start, seen,
-                      procs[KILL_NODE] if cfg[0] == KILL else None)
+                      procs[KILL_NODE] if cfg[0] in KILLS else None)
         wall = time.monotonic() - start
     finally:
         if poller:
@@ -396,11 +411,11 @@ def run_once(args, cfg, tmp, trace, rips=None):
     text = read("%s/console-0.log" % tmp)
     codes = [p.returncode for p in procs]
     want = [0] * count
-    if cfg[0] == KILL:
+    if cfg[0] in KILLS:
         want[KILL_NODE] = -signal.SIGKILL
     if not error and codes != want:
         error = "exit statuses %s" % codes
-    if not error and cfg[0] == KILL and poller.recovered_s is None:
+    if not error and cfg[0] in KILLS and poller.recovered_s is None:
         error = "node %d was killed, and not taken over" % KILL_NODE
     if not error and len(seen) != len(MARKS):
         error = "no %s on the console" % " or ".join(
@@ -417,7 +432,7 @@ def run_once(args, cfg, tmp, trace, rips=None):
     r = figures(wall, seen, text, poller.last, poller.hot_pages)
     if cfg[0] == ROLLBACK:
         r["rollback-us"] = poller.rollback_us
-    if cfg[0] == KILL:
+    if cfg[0] in KILLS:
         r["recovered-s"] = poller.recovered_s
         r["recovery-ms"] = poller.recovery_ms
     if rips:
@@ -447,6 +462,11 @@ def figures(wall, seen, text, last, hot_pages):
               if i["node-id"] == 0 and "checkpoint" in i]
         if cp and cp[0]["epochs"]:
             r["checkpoint"] = cp[0]
+        # what each node keeps of the others', and of its own, in bytes
+        r["kept"] = [(i["checkpoint"]["stored-bytes"] +
+                      i["checkpoint"]["parity-bytes"],
+                      i["checkpoint"]["own-bytes"])
+                     for i in infos if "checkpoint" in i]
     cs = re.findall(r"clocksource: Switched to clocksource (\S+)", text)
     r["clocksource"] = cs[-1] if cs else "?"
     r["unstable"] = [strip(l) for l in text.splitlines() if "unstable" in l]
@@ -528,14 +548,14 @@ def print_checkpoints(configs, results):
     print("%-22s %8s %9s %7s %10s %10s %12s" % (
         "configuration", "wall", "overhead", "epochs", "pause p50",
         "pause p99", "bytes/epoch"))
-    for name, title, *_ in ckpt:
+    for name, title, nodes, *_ in ckpt:
         ok = [r for r in results[name] if "checkpoint" in r]
         if not ok:
             print("%-22s %8s" % (title, "-"))
             continue
         wall = statistics.median(r["wall"] for r in results[name])
         over = ("%+.0f%%" % (100 * (wall / statistics.median(base) - 1))
-                if base else "n/a")
+                if base and nodes == 3 else "n/a")
         med = {k: statistics.median(r["checkpoint"][k] for r in ok)
                for k in ("epochs", "pause-us-p50", "pause-us-p99")}
         per = statistics.median(r["checkpoint"]["bytes"] /
@@ -543,12 +563,29 @@ def print_checkpoints(configs, results):
         print("%-22s %7.1fs %9s %7d %8d us %8d us %10.0f B" % (
             title, wall, over, med["epochs"], med["pause-us-p50"],
             med["pause-us-p99"], per))
-    killed = [r for r in results.get(KILL, []) if "recovered-s" in r]
-    for r in killed:
-        print("node %d killed %.0f s into the workload: taken over %.0f ms "
-              "after the kill (home: %d ms from the loss known to the "
-              "guest ready)" % (KILL_NODE, KILL_AFTER_S,
-                                1000 * r["recovered-s"], r["recovery-ms"]))
+    print("\nmemory kept at power-off, MB (medians over runs): what the "
+          "nodes keep of each other's\n(copies, or home's parity), the most "
+          "one node keeps, and their own copies:")
+    print("%-28s %10s %10s %10s" % ("configuration", "of others",
+                                    "most/node", "own"))
+    for name, title, *_ in ckpt:
+        kept = [r["kept"] for r in results[name] if r.get("kept")]
+        if not kept or name in KILLS:
+            continue
+        print("%-28s %10.1f %10.1f %10.1f" % (
+            title,
+            statistics.median(sum(k[0] for k in n) for n in kept) / 1e6,
+            statistics.median(max(k[0] for k in n) for n in kept) / 1e6,
+            statistics.median(sum(k[1] for k in n) for n in kept) / 1e6))
+    for name in KILLS:
+        for r in results.get(name, []):
+            if "recovered-s" not in r:
+                continue
+            print("%s: node %d killed %.0f s into the workload: taken over "
+                  "%.0f ms after the kill (home: %d ms from the loss known "
+                  "to the guest ready)" % (name, KILL_NODE, KILL_AFTER_S,
+                                           1000 * r["recovered-s"],
+                                           r["recovery-ms"]))
     rolled = [us for r in results.get(ROLLBACK, []) for us in
               r.get("rollback-us", [])]
     if rolled:

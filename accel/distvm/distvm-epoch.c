@@ -152,8 +152,9 @@ struct DistvmEpoch {
     uint32_t sent_to;
     bool sent_aborted;          /* ... and that epoch was abandoned */
 
-    /* Home, rebuilding a lost node's copies from the parity: whose wait */
-    uint32_t parity_waiting;    /* under @lock */
+    /* Home, rebuilding a lost node's copies from the parity, under @lock */
+    uint32_t parity_waiting;    /* the nodes whose slots are due */
+    char *parity_refused;       /* why a node's answer was refused */
 
     /* Home, in the main loop */
     QEMUTimer *timer;
@@ -1797,10 +1798,19 @@ static void parity_rebuilt_page(void *opaque, uint64_t key, uint64_t epoch,
                                 const uint8_t *data)
 {
     EpochStore *st = opaque;
-    EpochCopy *c = page_copy_new(epoch, data);
+    gpointer k = (gpointer)(uintptr_t)key;
+    EpochCopy *old = g_hash_table_lookup(st->pages, k);
+    EpochCopy *c;
 
-    copy_offer(st->pages, (gpointer)(uintptr_t)key, c);
+    if (old && old->epoch >= epoch) {
+        return;
+    }
+    if (old) {
+        st->bytes -= copy_bytes(old);
+    }
+    c = page_copy_new(epoch, data);
     st->bytes += copy_bytes(c);
+    g_hash_table_replace(st->pages, k, c);
 }
 
 /* Home, in the main loop: every node sent its slots */
@@ -1866,26 +1876,32 @@ static void parity_ask_received(DistvmState *s, const DistvmMsg *msg)
         .s = s, .to = msg->hdr.src, .epoch = m->epoch, .msg = out,
         .kind = DISTVM_EPOCH_PAGE_SLOT,
     };
+    uint32_t slots;
 
-    if (!e->parity) {
-        distvm_msg_refused(s, msg->hdr.src, "EPOCH PARITY_ASK with "
-                           "redundancy=replica");
+    if (!e->parity || distvm_recovery_lost(s) != m->node) {
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH PARITY_ASK about node %"
+                           PRIu32 ", which this node does not take over "
+                           "with redundancy=parity", m->node);
         return;
     }
-    for (uint64_t slot = 0; slot < m->bytes; slot++) {
+    qemu_mutex_lock(&e->lock);
+    slots = MIN(m->bytes, distvm_parity_own_slots(e->parity));
+    qemu_mutex_unlock(&e->lock);
+    for (uint32_t slot = 0; slot < slots; slot++) {
         uint64_t key;
-        EpochCopy *c = NULL;
+        EpochCopy *c;
+        bool some;
 
         qemu_mutex_lock(&e->lock);
-        if (distvm_parity_own_key(e->parity, slot, &key)) {
-            c = g_hash_table_lookup(store_of(e, s->node_id)->pages,
-                                    (gpointer)(uintptr_t)key);
-        }
-        if (c && c->data) {
+        distvm_parity_own_key(e->parity, slot, &key);
+        c = g_hash_table_lookup(store_of(e, s->node_id)->pages,
+                                (gpointer)(uintptr_t)key);
+        some = c && c->data;
+        if (some) {
             memcpy(es.buf, c->data->data, DISTVM_PAGE_SIZE);
         }
         qemu_mutex_unlock(&e->lock);
-        if (c && c->data) {
+        if (some) {
             sender_add(&es, key >> 40, key & (BIT_ULL(40) - 1), slot,
                        es.buf);
         }
@@ -1901,6 +1917,8 @@ static void parity_slots_received(DistvmState *s, const DistvmMsg *msg)
     const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
     DistvmEpoch *e = s->epoch;
     const uint8_t *pos = ep->entries;
+    uint64_t page;
+    uint32_t slot;
 
     qemu_mutex_lock(&e->lock);
     if (!e->parity || !(e->parity_waiting & BIT(msg->hdr.src))) {
@@ -1909,18 +1927,27 @@ static void parity_slots_received(DistvmState *s, const DistvmMsg *msg)
                            "no rebuild of this node asked for");
         return;
     }
+    /* All or nothing: a page left out would rebuild a wrong one */
     for (uint32_t i = 0; i < ep->count; i++) {
-        uint64_t page;
-        uint32_t slot;
-        const uint8_t *data = distvm_wire_epoch_page_slot(&pos, &page, &slot);
-
-        if (!distvm_parity_rebuild_add(e->parity, slot, data)) {
+        distvm_wire_epoch_page_slot(&pos, &page, &slot);
+        if (!distvm_parity_rebuild_check(e->parity, slot)) {
+            if (!e->parity_refused) {
+                e->parity_refused = g_strdup_printf(
+                    "node %" PRIu32 " sent slot %" PRIu32 ", which home "
+                    "did not ask for", msg->hdr.src, slot);
+            }
             qemu_mutex_unlock(&e->lock);
             distvm_msg_refused(s, msg->hdr.src, "EPOCH_PAGES of kind SLOT "
                                "with slot %" PRIu32 ", which home did not "
                                "ask for", slot);
             return;
         }
+    }
+    pos = ep->entries;
+    for (uint32_t i = 0; i < ep->count; i++) {
+        const uint8_t *data = distvm_wire_epoch_page_slot(&pos, &page, &slot);
+
+        distvm_parity_rebuild_add(e->parity, slot, data);
     }
     qemu_mutex_unlock(&e->lock);
 }
@@ -1929,6 +1956,7 @@ static void parity_slots_received(DistvmState *s, const DistvmMsg *msg)
 static void parity_done(DistvmState *s, uint32_t node)
 {
     DistvmEpoch *e = s->epoch;
+    g_autofree char *why = NULL;
     bool done;
 
     qemu_mutex_lock(&e->lock);
@@ -1940,7 +1968,16 @@ static void parity_done(DistvmState *s, uint32_t node)
     }
     e->parity_waiting &= ~BIT(node);
     done = !e->parity_waiting;
+    why = done ? g_steal_pointer(&e->parity_refused) : NULL;
     qemu_mutex_unlock(&e->lock);
+    if (why) {
+        g_autofree char *lost = g_strdup_printf(
+            "node %" PRIu32 "'s copies cannot be rebuilt from the parity: "
+            "%s", distvm_parity_rebuilding(e->parity), why);
+
+        distvm_fatal_node_lost(s, s->node_id, lost);
+        return;
+    }
     if (done) {
         parity_rebuilt(s);
         distvm_recovery_parity_rebuilt(s);
@@ -2165,6 +2202,13 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
                        m->vcpus);
         break;
     case DISTVM_EPOCH_STORED:
+        if (e->parity && m->node != DISTVM_HOME_NODE) {
+            /* Home keeps the others' state itself */
+            distvm_msg_refused(s, msg->hdr.src, "EPOCH STORED about node %"
+                               PRIu32 ", which home keeps with "
+                               "redundancy=parity", m->node);
+            break;
+        }
         epoch_answered(s, m->node, m->epoch, false, m->bytes, m->vcpus);
         break;
     case DISTVM_EPOCH_PARITY_DONE:

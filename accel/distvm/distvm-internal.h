@@ -451,6 +451,7 @@ bool distvm_recovery_busy(DistvmState *s);
 void distvm_recovery_watch(DistvmState *s, int64_t now);
 void distvm_recovery_settle_all(DistvmState *s);
 void distvm_recovery_parity_rebuilt(DistvmState *s);
+uint32_t distvm_recovery_lost(DistvmState *s);
 void distvm_recovery_done(DistvmState *s);
 void distvm_recovery_stats(DistvmState *s, uint64_t *count,
                            uint64_t *last_ms);

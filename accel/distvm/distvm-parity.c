@@ -23,7 +23,6 @@
  */
 
 #include "qemu/osdep.h"
-#include "qemu/cutils.h"
 #include "system/distvm.h"
 #include "distvm-wire.h"
 #include "distvm-parity.h"
@@ -31,27 +30,37 @@
 /* Where a node's copy in one slot is, as of the last commit */
 typedef struct ParitySlot {
     uint64_t key;
-    uint64_t epoch;             /* 0: the slot is not used */
+    uint64_t epoch;
 } ParitySlot;
 
+/*
+ * Tables by slot (a peer's slot numbers, which it hands out densely,
+ * cost no more than the slots it sent)
+ */
 struct DistvmParity {
     /* The keeper (home) */
-    GPtrArray *pages;           /* slot -> its page of parity, NULL: zero */
-    uint64_t nr_pages;          /* not NULL */
-    GArray *slots[DISTVM_MAX_NODES];    /* ParitySlot, by slot */
+    GHashTable *pages;          /* slot -> its page of parity, if not zero */
+    GHashTable *slots[DISTVM_MAX_NODES];    /* slot -> ParitySlot */
     uint32_t rebuilding;        /* the node rebuilt, or UINT32_MAX */
-    GPtrArray *rebuilt;         /* slot -> its XOR so far, NULL: zero */
+    uint32_t rebuild_slots;     /* ... the slots it used are below this */
+    GHashTable *rebuilt;        /* slot -> its XOR so far, if not zero */
 
     /* A node that sends: the slots of its own copies */
     GHashTable *own;            /* page key (a pointer) -> slot + 1 */
     GArray *own_keys;           /* slot -> page key */
 };
 
+static GHashTable *by_slot_new(void)
+{
+    return g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL,
+                                 g_free);
+}
+
 DistvmParity *distvm_parity_new(void)
 {
     DistvmParity *p = g_new0(DistvmParity, 1);
 
-    p->pages = g_ptr_array_new_with_free_func(g_free);
+    p->pages = by_slot_new();
     p->rebuilding = UINT32_MAX;
     p->own = g_hash_table_new(g_direct_hash, g_direct_equal);
     p->own_keys = g_array_new(false, false, sizeof(uint64_t));
@@ -125,32 +134,27 @@ void distvm_parity_deltas_put(GHashTable *deltas, uint32_t slot,
     g_hash_table_replace(deltas, GUINT_TO_POINTER(slot), d);
 }
 
-/* XOR @data into the parity of @slot; a page that becomes zero is freed */
-static void parity_apply(DistvmParity *p, uint32_t slot, const uint8_t *data)
+/* XOR @data into the page of @slot in @pages; one that becomes zero goes */
+static void xor_into(GHashTable *pages, uint32_t slot, const uint8_t *data)
 {
+    gpointer key = GUINT_TO_POINTER(slot);
     uint8_t *page;
 
     if (!data) {
         return;
     }
-    if (slot >= p->pages->len) {
-        g_ptr_array_set_size(p->pages, slot + 1);
-    }
-    page = g_ptr_array_index(p->pages, slot);
+    page = g_hash_table_lookup(pages, key);
     if (!page) {
-        g_ptr_array_index(p->pages, slot) = g_memdup2(data, DISTVM_PAGE_SIZE);
-        p->nr_pages++;
+        g_hash_table_insert(pages, key, g_memdup2(data, DISTVM_PAGE_SIZE));
     } else if (!distvm_parity_xor(page, page, data)) {
-        g_free(page);
-        g_ptr_array_index(p->pages, slot) = NULL;
-        p->nr_pages--;
+        g_hash_table_remove(pages, key);
     }
 }
 
-static GArray *slots_of(DistvmParity *p, uint32_t node)
+static GHashTable *slots_of(DistvmParity *p, uint32_t node)
 {
     if (!p->slots[node]) {
-        p->slots[node] = g_array_new(false, true, sizeof(ParitySlot));
+        p->slots[node] = by_slot_new();
     }
     return p->slots[node];
 }
@@ -158,28 +162,24 @@ static GArray *slots_of(DistvmParity *p, uint32_t node)
 void distvm_parity_commit(DistvmParity *p, uint32_t node,
                           GHashTable *deltas)
 {
-    GArray *slots = slots_of(p, node);
+    GHashTable *slots = slots_of(p, node);
     GHashTableIter it;
     gpointer key, value;
 
     g_hash_table_iter_init(&it, deltas);
     while (g_hash_table_iter_next(&it, &key, &value)) {
-        uint32_t slot = GPOINTER_TO_UINT(key);
         DistvmParityDelta *d = value;
+        ParitySlot *ps = g_new(ParitySlot, 1);
 
-        parity_apply(p, slot, d->data);
-        if (slot >= slots->len) {
-            g_array_set_size(slots, slot + 1);
-        }
-        g_array_index(slots, ParitySlot, slot) = (ParitySlot) {
-            .key = d->key, .epoch = d->epoch,
-        };
+        xor_into(p->pages, GPOINTER_TO_UINT(key), d->data);
+        *ps = (ParitySlot) { .key = d->key, .epoch = d->epoch };
+        g_hash_table_replace(slots, key, ps);
     }
 }
 
 uint64_t distvm_parity_bytes(DistvmParity *p)
 {
-    return p->nr_pages * DISTVM_PAGE_SIZE;
+    return (uint64_t)g_hash_table_size(p->pages) * DISTVM_PAGE_SIZE;
 }
 
 uint32_t distvm_parity_rebuilding(DistvmParity *p)
@@ -189,43 +189,37 @@ uint32_t distvm_parity_rebuilding(DistvmParity *p)
 
 uint32_t distvm_parity_rebuild_begin(DistvmParity *p, uint32_t node)
 {
-    GArray *slots = slots_of(p, node);
+    GHashTableIter it;
+    gpointer key;
 
     assert(p->rebuilding == UINT32_MAX);
     p->rebuilding = node;
-    p->rebuilt = g_ptr_array_new_full(slots->len, g_free);
-    g_ptr_array_set_size(p->rebuilt, slots->len);
-    for (uint32_t i = 0; i < slots->len; i++) {
-        const uint8_t *page = i < p->pages->len ?
-                              g_ptr_array_index(p->pages, i) : NULL;
+    p->rebuild_slots = 0;
+    p->rebuilt = by_slot_new();
+    g_hash_table_iter_init(&it, slots_of(p, node));
+    while (g_hash_table_iter_next(&it, &key, NULL)) {
+        uint32_t slot = GPOINTER_TO_UINT(key);
 
-        if (g_array_index(slots, ParitySlot, i).epoch && page) {
-            g_ptr_array_index(p->rebuilt, i) =
-                g_memdup2(page, DISTVM_PAGE_SIZE);
-        }
+        p->rebuild_slots = MAX(p->rebuild_slots, slot + 1);
+        xor_into(p->rebuilt, slot, g_hash_table_lookup(p->pages, key));
     }
-    return slots->len;
+    return p->rebuild_slots;
 }
 
-bool distvm_parity_rebuild_add(DistvmParity *p, uint32_t slot,
+bool distvm_parity_rebuild_check(DistvmParity *p, uint32_t slot)
+{
+    return p->rebuilding != UINT32_MAX && slot < p->rebuild_slots;
+}
+
+void distvm_parity_rebuild_add(DistvmParity *p, uint32_t slot,
                                const uint8_t *data)
 {
-    uint8_t *page;
-
-    if (p->rebuilding == UINT32_MAX || slot >= p->rebuilt->len) {
-        return false;
+    assert(distvm_parity_rebuild_check(p, slot));
+    /* A slot the lost node did not use: nothing of it to rebuild */
+    if (g_hash_table_contains(p->slots[p->rebuilding],
+                              GUINT_TO_POINTER(slot))) {
+        xor_into(p->rebuilt, slot, data);
     }
-    if (!data) {
-        return true;
-    }
-    page = g_ptr_array_index(p->rebuilt, slot);
-    if (!page) {
-        g_ptr_array_index(p->rebuilt, slot) =
-            g_memdup2(data, DISTVM_PAGE_SIZE);
-    } else {
-        distvm_parity_xor(page, page, data);
-    }
-    return true;
 }
 
 void distvm_parity_rebuild_end(DistvmParity *p,
@@ -234,24 +228,20 @@ void distvm_parity_rebuild_end(DistvmParity *p,
                                           const uint8_t *data),
                                void *opaque)
 {
-    GArray *slots = slots_of(p, p->rebuilding);
+    GHashTable *slots = slots_of(p, p->rebuilding);
+    GHashTableIter it;
+    gpointer key, value;
 
-    for (uint32_t i = 0; i < slots->len; i++) {
-        const ParitySlot *ps = &g_array_index(slots, ParitySlot, i);
-        const uint8_t *page = g_ptr_array_index(p->rebuilt, i);
+    g_hash_table_iter_init(&it, slots);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        const ParitySlot *ps = value;
+        const uint8_t *page = g_hash_table_lookup(p->rebuilt, key);
 
-        if (!ps->epoch) {
-            continue;
-        }
-        if (page && buffer_is_zero(page, DISTVM_PAGE_SIZE)) {
-            page = NULL;
-        }
         fn(opaque, ps->key, ps->epoch, page);
         /* The parity is of the other nodes from now on */
-        parity_apply(p, i, page);
+        xor_into(p->pages, GPOINTER_TO_UINT(key), page);
     }
-    g_array_set_size(slots, 0);
-    g_ptr_array_unref(p->rebuilt);
-    p->rebuilt = NULL;
+    g_hash_table_remove_all(slots);
+    g_clear_pointer(&p->rebuilt, g_hash_table_unref);
     p->rebuilding = UINT32_MAX;
 }

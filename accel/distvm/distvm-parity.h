@@ -41,13 +41,16 @@ void distvm_parity_commit(DistvmParity *p, uint32_t node,
 uint64_t distvm_parity_bytes(DistvmParity *p);
 
 /*
- * Rebuilding lost node @node's copies: begin (the slots it used, 0 if
- * none), add each other node's committed content of each slot below
- * that, then end: @fn gets each page of @node with its epoch and content
- * (NULL: zero), and @node's part leaves the parity.
+ * Rebuilding lost node @node's copies: begin (the slots it used are
+ * below what it returns, 0 if none), add each other node's committed
+ * content of each slot below that, then end: @fn gets each page of
+ * @node with its epoch and content (NULL: zero), and @node's part leaves
+ * the parity.
  */
 uint32_t distvm_parity_rebuild_begin(DistvmParity *p, uint32_t node);
-bool distvm_parity_rebuild_add(DistvmParity *p, uint32_t slot,
+/* Whether another node's content of @slot is asked for */
+bool distvm_parity_rebuild_check(DistvmParity *p, uint32_t slot);
+void distvm_parity_rebuild_add(DistvmParity *p, uint32_t slot,
                                const uint8_t *data);
 void distvm_parity_rebuild_end(DistvmParity *p,
                                void (*fn)(void *opaque, uint64_t key,

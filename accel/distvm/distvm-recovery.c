@@ -15,7 +15,8 @@
  * 2. Once every node paused, home sends SETTLE.  Each node waits until
  *    none of its vCPUs is on its way out, forgets the page requests
  *    under way, hands what the lost node managed to the node that kept
- *    its copies (its replica), and tells every other node that no page
+ *    its copies (its replica; home with redundancy=parity, which rebuilds
+ *    them meanwhile), and tells every other node that no page
  *    message of its comes any more (MARK).
  * 3. Once a node has every MARK, it sends each page's manager the pages
  *    it holds (EPOCH_PAGES, HELD), then HELD_DONE to every node.
@@ -377,7 +378,7 @@ static void recovery_settle(DistvmState *s)
                                "part over");
         return;
     }
-    distvm_ram_recover_settle(s, r->lost, distvm_replica_of(s, r->lost));
+    distvm_ram_recover_settle(s, r->lost, distvm_epoch_keeper_of(s, r->lost));
     r->settled = true;
     recovery_broadcast(s, DISTVM_EPOCH_MARK, r->lost, false);
     qemu_mutex_lock(&r->lock);
@@ -511,6 +512,12 @@ void distvm_recovery_done(DistvmState *s)
                 " ms", lost, r->epoch, r->last_ms);
     qapi_event_send_distvm_recovered(lost, r->epoch, r->last_ms);
     recovery_broadcast(s, DISTVM_EPOCH_RECOVERED, lost, false);
+}
+
+/* The node this node takes over, or UINT32_MAX */
+uint32_t distvm_recovery_lost(DistvmState *s)
+{
+    return s->recovery ? qatomic_read(&s->recovery->lost) : UINT32_MAX;
 }
 
 void distvm_recovery_stats(DistvmState *s, uint64_t *count, uint64_t *last_ms)

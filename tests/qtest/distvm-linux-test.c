@@ -1206,11 +1206,12 @@ static const LinuxCase three_nodes_kill = {
 /*
  * Node 2, which runs vCPU 2, killed as the guest fetches a file over HTTP
  * and writes it to the disk from that vCPU: the fetch is served once,
- * the disk holds the file (issue 15)
+ * the disk holds the file (issue 15).  Home keeps parity, not copies:
+ * node 2's pages are rebuilt from it and node 1's.
  */
 static const LinuxCase three_nodes_kill_io = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
-    .accel_opts = "replicas=1,checkpoint-ms=100",
+    .accel_opts = "replicas=1,checkpoint-ms=100,redundancy=parity",
     .kill_io = true,
 };
 

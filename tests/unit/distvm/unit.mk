@@ -1,13 +1,14 @@
-# distvm wire protocol: unit test and libFuzzer target, built outside
-# QEMU's meson build against the already built tree in $(B)/qemu.
+# distvm wire protocol: unit test and libFuzzer target, and the unit test
+# of the parity of redundancy=parity, built outside QEMU's meson build
+# against the already built tree in $(B)/qemu.
 #
 #   make -f tests/unit/distvm/unit.mk TOP=<repo> B=<repo>/build run
 #
 # Targets:
-#   run      (default) build, run the unit test, then fuzz for FUZZ_SECONDS
-#   unit     build and run the unit test only
+#   run      (default) build, run the unit tests, then fuzz for FUZZ_SECONDS
+#   unit     build and run the unit tests only (wire, then parity)
 #   fuzz     build and run the fuzzer only
-#   build    build both
+#   build    build the two unit tests and the fuzzer
 #   seeds    regenerate the committed seed corpus tests/unit/distvm/fuzz-corpus
 #   clean    remove $(B)/unit (binaries, fuzzing corpus, logs, crash files)
 #
@@ -60,6 +61,7 @@ FUZZ_CFLAGS := -O1 $(COMMON) -Wno-unknown-warning-option $(FUZZ_SAN)
 LIBS := $(QEMUUTIL) $(GLIB_LIBS) -lm -pthread
 
 UNIT_BIN := $(OUT)/test-distvm-wire
+PARITY_BIN := $(OUT)/test-distvm-parity
 FUZZ_BIN := $(OUT)/distvm-wire-fuzz
 SEEDS_BIN := $(OUT)/distvm-wire-seeds
 CORPUS := $(OUT)/corpus
@@ -75,7 +77,7 @@ run: build
 	@$(MAKE) --no-print-directory -f $(MK) TOP=$(TOP) B=$(B) unit
 	@$(MAKE) --no-print-directory -f $(MK) TOP=$(TOP) B=$(B) fuzz
 
-build: $(UNIT_BIN) $(FUZZ_BIN)
+build: $(UNIT_BIN) $(PARITY_BIN) $(FUZZ_BIN)
 
 $(OUT)/gcc/%.o: $(TOP)/accel/distvm/%.c $(MK)
 	@mkdir -p $(@D)
@@ -101,6 +103,10 @@ $(UNIT_BIN): $(OUT)/gcc/test-distvm-wire.o $(OUT)/gcc/distvm-wire.o \
         $(QEMUUTIL)
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.o,$^) $(LIBS)
 
+$(PARITY_BIN): $(OUT)/gcc/test-distvm-parity.o $(OUT)/gcc/distvm-parity.o \
+        $(QEMUUTIL)
+	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.o,$^) $(LIBS)
+
 $(SEEDS_BIN): $(OUT)/gcc/distvm-wire-seeds.o $(OUT)/gcc/distvm-wire.o \
         $(QEMUUTIL)
 	$(CC) $(UNIT_CFLAGS) -o $@ $(filter %.o,$^) $(LIBS)
@@ -111,17 +117,26 @@ $(FUZZ_BIN): $(OUT)/clang/distvm-wire-fuzz.o $(OUT)/clang/distvm-wire.o \
 
 -include $(wildcard $(OUT)/gcc/*.d $(OUT)/clang/*.d)
 
-# The unit test, with TAP output; fails on any "not ok" or a non-zero exit.
-unit: $(UNIT_BIN)
-	@set -o pipefail; \
-	$(UNIT_BIN) --tap 2>&1 | tee $(OUT)/unit.log; rc=$$?; \
-	pass=$$(grep -c '^ok ' $(OUT)/unit.log); \
-	fail=$$(grep -c '^not ok ' $(OUT)/unit.log); \
-	if [ $$rc -ne 0 ] || [ $$fail -ne 0 ]; then \
-	    echo "wire unit: FAILED ($$fail failed, $$pass passed, exit $$rc)"; \
-	    exit 1; \
-	fi; \
-	echo "wire unit: $$pass tests passed"
+# The unit tests, with TAP output (in $(OUT)/unit.log and
+# $(OUT)/parity-unit.log); fails on any "not ok" or a non-zero exit, after
+# running both.
+unit: $(UNIT_BIN) $(PARITY_BIN)
+	@set -o pipefail; failed=0; \
+	for t in wire:$(UNIT_BIN):$(OUT)/unit.log \
+	        parity:$(PARITY_BIN):$(OUT)/parity-unit.log; do \
+	    name=$${t%%:*}; t=$${t#*:}; bin=$${t%%:*}; log=$${t#*:}; \
+	    $$bin --tap 2>&1 | tee $$log; rc=$$?; \
+	    pass=$$(grep -c '^ok ' $$log); \
+	    fail=$$(grep -c '^not ok ' $$log); \
+	    if [ $$rc -ne 0 ] || [ $$fail -ne 0 ]; then \
+	        echo "$$name unit: FAILED ($$fail failed, $$pass passed," \
+	            "exit $$rc)"; \
+	        failed=1; \
+	    else \
+	        echo "$$name unit: $$pass tests passed"; \
+	    fi; \
+	done; \
+	exit $$failed
 
 # The fuzzer, for FUZZ_SECONDS, on a corpus in $(OUT) seeded from the
 # repository (libFuzzer adds to the corpus it is given).  Crash, leak and
