@@ -220,6 +220,12 @@ typedef struct LinuxCase {
      * disk write and read back), and no vCPU moves or rollbacks after
      */
     bool kill_io;
+    /*
+     * With netns: node 2 cut off by a partition (its link taken down)
+     * during the workload instead of killed; it finds the others silent
+     * and exits 1
+     */
+    bool partition;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -670,6 +676,42 @@ static int kill_node(DistvmNode **node, int nodes, int victim,
     return victim;
 }
 
+/*
+ * Node @victim of @node, each in a network namespace of @prefix, is cut
+ * off from the others (its link goes down) within @within_ms: the others
+ * take its part over, it exits 1
+ */
+static void cut_node(DistvmNode **node, const char *prefix, int victim,
+                     int within_ms)
+{
+    QDict *ev, *info;
+
+    g_usleep(g_test_rand_int_range(0, within_ms) * 1000);
+    g_test_message("node %d cut off", victim);
+    distvm_sh("ip -n %ssw link set %sp%d down", prefix, prefix, victim);
+    qtest_set_expected_status(node[victim]->qts, 1);
+    ev = distvm_wait_event(node[victim]->qts, "DISTVM_NODE_LOST",
+                           DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), !=,
+                    victim);
+    qobject_unref(ev);
+    qtest_wait_qemu(node[victim]->qts);
+
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_RECOVERED",
+                           DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    victim);
+    g_test_message("node %d taken over in %" PRId64 " ms once lost, back at "
+                   "epoch %" PRId64, victim,
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"),
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "epoch"));
+    qobject_unref(ev);
+    info = distvm_assert_active(node[0]->qts, 0);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "checkpoint"),
+                                  "recoveries"), ==, 1);
+    qobject_unref(info);
+}
+
 static void test_linux(const void *opaque)
 {
     const LinuxCase *lc = opaque;
@@ -866,6 +908,10 @@ static void test_linux(const void *opaque)
     g_clear_pointer(&console, g_free);
     if (lc->kill) {
         victim = kill_node(node, lc->nodes, -1, 1000);
+    }
+    if (lc->partition) {
+        victim = 2;
+        cut_node(node, prefix, victim, 1000);
     }
     if (lc->distmem) {
         unplug_dimm(node, lc->nodes);
@@ -1215,6 +1261,17 @@ static const LinuxCase three_nodes_kill_io = {
     .kill_io = true,
 };
 
+/*
+ * Node 2, which runs vCPU 2, cut off by a partition during the workload,
+ * the nodes in network namespaces over TLS (issue 15)
+ */
+static const LinuxCase three_nodes_partition = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
+    .accel_opts = "replicas=1,checkpoint-ms=100,peer-timeout=3",
+    .netns = true,
+    .partition = true,
+};
+
 /* The 3-node case with each node in a network namespace, over TLS. */
 static const LinuxCase three_nodes_netns_tls = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
@@ -1237,6 +1294,8 @@ int main(int argc, char **argv)
                         test_linux);
     qtest_add_data_func("/distvm/linux/3-nodes-kill-io",
                         &three_nodes_kill_io, test_linux);
+    qtest_add_data_func("/distvm/linux/3-nodes-partition",
+                        &three_nodes_partition, test_linux);
     /* make check-long: root, iproute2 and certtool, and a few minutes. */
     if (g_getenv("DISTVM_LONG")) {
         qtest_add_data_func("/distvm/linux/3-nodes-netns-tls",

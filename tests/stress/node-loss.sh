@@ -10,8 +10,9 @@
 # killed one after the other (with redundancy=replica, and with
 # redundancy=parity), and on 3 nodes with a node
 # cut off by a partition (network namespaces), and the Linux guest on 3
-# nodes with a node killed during its workload, and with the node that
-# does its I/O killed during its HTTP fetch.
+# nodes with a node killed during its workload, with the node that does
+# its I/O killed during its HTTP fetch, and with a node cut off by a
+# partition.
 # make check runs each of them once (in their qtest suites); make stress
 # runs this.  Prints each run's outcome and a summary; the exit status is
 # non-zero if any run failed, and the log of each failed run is kept.
@@ -25,7 +26,8 @@ distvm-epoch-test:/x86_64/distvm/epoch/kill-twice
 distvm-epoch-test:/x86_64/distvm/epoch/kill-parity
 distvm-epoch-test:/x86_64/distvm/epoch/partition
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill
-distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill-io"
+distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill-io
+distvm-linux-test:/x86_64/distvm/linux/3-nodes-partition"
 
 export DISTVM_GUEST_DIR="$build/guests"
 export QTEST_QEMU_BINARY=./qemu-system-x86_64
