@@ -67,6 +67,22 @@ DistvmParity *distvm_parity_new(void)
     return p;
 }
 
+void distvm_parity_free(DistvmParity *p)
+{
+    g_hash_table_unref(p->pages);
+    for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
+        if (p->slots[node]) {
+            g_hash_table_unref(p->slots[node]);
+        }
+    }
+    if (p->rebuilt) {
+        g_hash_table_unref(p->rebuilt);
+    }
+    g_hash_table_unref(p->own);
+    g_array_free(p->own_keys, true);
+    g_free(p);
+}
+
 uint32_t distvm_parity_own_slot(DistvmParity *p, uint64_t key)
 {
     gpointer slot = g_hash_table_lookup(p->own, (gpointer)(uintptr_t)key);

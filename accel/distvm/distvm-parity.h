@@ -17,6 +17,8 @@ typedef struct DistvmParityDelta {
 } DistvmParityDelta;
 
 DistvmParity *distvm_parity_new(void);
+void distvm_parity_free(DistvmParity *p);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DistvmParity, distvm_parity_free)
 
 /*
  * A node sending its changes: the slot of its copy of page @key, given
