@@ -128,7 +128,7 @@ CONFIGS = [
      "replicas=1,checkpoint-ms=100,redundancy=parity"),
     ("3nodes-kill-parity", "3 nodes, parity, 2 killed", 3, "0:1:2:1", [],
      False, "replicas=1,checkpoint-ms=100,redundancy=parity"),
-    # ... and on 4 nodes, where parity keeps a third of the copies' bytes
+    # ... and on 4 nodes, where parity keeps less than the copies do
     ("4nodes-ckpt100", "4 nodes, epochs 100 ms", 4, "0:1:2:3", [], False,
      "replicas=1,checkpoint-ms=100"),
     ("4nodes-parity", "4 nodes, parity 100 ms", 4, "0:1:2:3", [], False,
