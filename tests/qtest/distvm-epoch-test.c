@@ -346,6 +346,31 @@ static void test_rollback(void)
 }
 
 /*
+ * The guest finished after nodes @first and @second (or @first alone)
+ * were lost: its exact result on each node left, none of its vCPUs on
+ * them
+ */
+static void check_lost(DistvmCluster *c, int first, int second)
+{
+    for (int n = 0; n < c->nodes; n++) {
+        QDict *info;
+
+        if (!c->node[n]) {
+            continue;
+        }
+        info = distvm_assert_active(c->node[n]->qts, n);
+        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
+        qobject_unref(info);
+        distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
+        for (int i = 0; i < NCPUS; i++) {
+            int where = distvm_vcpu_node(c->node[n]->qts, i);
+
+            g_assert_true(where != first && where != second);
+        }
+    }
+}
+
+/*
  * A node other than home is killed (SIGKILL) at a random moment while
  * the guest runs, after a vCPU move: the other two take its part over
  * from the last committed epoch (its pages, from the copies they keep,
@@ -390,21 +415,7 @@ static void test_kill(void)
     qobject_unref(ev);
 
     wait_result(home);
-    for (int n = 0; n < NODES; n++) {
-        QDict *info;
-
-        if (n == victim) {
-            continue;
-        }
-        info = distvm_assert_active(c->node[n]->qts, n);
-        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
-        qobject_unref(info);
-        distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
-        for (int i = 0; i < NCPUS; i++) {
-            g_assert_cmpint(distvm_vcpu_node(c->node[n]->qts, i), !=,
-                            victim);
-        }
-    }
+    check_lost(c, victim, victim);
     /* Epochs go on without it */
     wait_epochs(home, 2);
     cp = checkpoint_info(home);
@@ -432,6 +443,7 @@ static void kill_and_recover(DistvmCluster *c, int n)
     qobject_unref(ev);
 }
 
+
 /*
  * Two nodes of four lost one after the other: once the first was taken
  * over and an epoch committed without it, the second is taken over too,
@@ -452,25 +464,31 @@ static void test_kill_twice(void)
     g_assert_cmpint(qtest_readl(home, DG_RESULT_BASE), !=, DG_MAGIC_DONE);
     kill_and_recover(c, second);
     wait_result(home);
-    for (int n = 0; n < 4; n++) {
-        if (!c->node[n]) {
-            continue;
-        }
-        info = distvm_assert_active(c->node[n]->qts, n);
-        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
-        qobject_unref(info);
-        distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
-        for (int i = 0; i < NCPUS; i++) {
-            int where = distvm_vcpu_node(c->node[n]->qts, i);
-
-            g_assert_true(where != first && where != second);
-        }
-    }
+    check_lost(c, first, second);
     info = distvm_assert_active(home, 0);
     g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "checkpoint"),
                                   "recoveries"), ==, 2);
     qobject_unref(info);
     distvm_cluster_quit(c);
+}
+
+/* The QMP command of @fmt fails, its error saying @why */
+static void G_GNUC_PRINTF(3, 4) assert_refused(QTestState *qts,
+                                               const char *why,
+                                               const char *fmt, ...)
+{
+    va_list ap;
+    QDict *ret;
+    const char *desc;
+
+    va_start(ap, fmt);
+    ret = qtest_vqmp(qts, fmt, ap);
+    va_end(ap);
+    desc = qdict_get_str(qdict_get_qdict(ret, "error"), "desc");
+    if (!strstr(desc, why)) {
+        g_error("'%s', not '%s'", desc, why);
+    }
+    qobject_unref(ret);
 }
 
 /* Pages of the region each node writes in test_kill_parity() */
@@ -535,7 +553,7 @@ static void test_kill_parity(void)
     QTestState *home = c->node[0]->qts;
     int first = g_test_rand_int_range(1, 4);
     int second = first % 3 + 1;
-    QDict *cp, *info, *ret;
+    QDict *cp;
 
     wait_epochs(home, 3);
     cp = checkpoint_info(home);
@@ -555,20 +573,12 @@ static void test_kill_parity(void)
         }
         qobject_unref(cp);
     }
-    ret = qtest_qmp(home, "{ 'execute': 'x-distvm-rollback', 'arguments': "
-                    "{ 'as-if-lost': 2 } }");
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(ret, "error"),
-                                          "desc"),
-                            "home rebuilds a node's copies only once the "
-                            "node is lost"));
-    qobject_unref(ret);
-    ret = qtest_qmp(home, "{ 'execute': 'distvm-drain-node', 'arguments': "
-                    "{ 'node': 2 } }");
-    g_assert_nonnull(strstr(qdict_get_str(qdict_get_qdict(ret, "error"),
-                                          "desc"),
-                            "with redundancy=parity a node cannot be "
-                            "drained"));
-    qobject_unref(ret);
+    assert_refused(home, "home rebuilds a node's copies only once the node "
+                   "is lost", "{ 'execute': 'x-distvm-rollback', "
+                   "'arguments': { 'as-if-lost': 2 } }");
+    assert_refused(home, "with redundancy=parity a node cannot be drained",
+                   "{ 'execute': 'distvm-drain-node', 'arguments': "
+                   "{ 'node': 2 } }");
 
     /*
      * Pages that only the node to be lost holds, written by the test:
@@ -601,20 +611,7 @@ static void test_kill_parity(void)
         parity_check(c, n, n == first ? 1 : 2);
     }
     wait_result(home);
-    for (int n = 0; n < 4; n++) {
-        if (!c->node[n]) {
-            continue;
-        }
-        info = distvm_assert_active(c->node[n]->qts, n);
-        g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
-        qobject_unref(info);
-        distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
-        for (int i = 0; i < NCPUS; i++) {
-            int where = distvm_vcpu_node(c->node[n]->qts, i);
-
-            g_assert_true(where != first && where != second);
-        }
-    }
+    check_lost(c, first, second);
     cp = checkpoint_info(home);
     g_assert_cmpint(qdict_get_int(cp, "recoveries"), ==, 2);
     qobject_unref(cp);

@@ -631,6 +631,26 @@ static void check_checkpoints(DistvmNode **node, int nodes)
     }
 }
 
+/* Home took node @victim's part over, its first takeover */
+static void wait_taken_over(DistvmNode **node, int victim)
+{
+    QDict *ev = distvm_wait_event(node[0]->qts, "DISTVM_RECOVERED",
+                                  DISTVM_EVENT_TIMEOUT_S);
+    QDict *info;
+
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    victim);
+    g_test_message("node %d taken over in %" PRId64 " ms once lost, back at "
+                   "epoch %" PRId64, victim,
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"),
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "epoch"));
+    qobject_unref(ev);
+    info = distvm_assert_active(node[0]->qts, 0);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "checkpoint"),
+                                  "recoveries"), ==, 1);
+    qobject_unref(info);
+}
+
 /*
  * Kill node @victim (a node other than home, at random, if -1), within
  * @within_ms, while the guest runs: the others take its part over from
@@ -642,7 +662,6 @@ static int kill_node(DistvmNode **node, int nodes, int victim,
 {
     pid_t pid;
     int status;
-    QDict *ev, *info;
 
     if (victim < 0) {
         victim = g_test_rand_int_range(1, nodes);
@@ -655,19 +674,7 @@ static int kill_node(DistvmNode **node, int nodes, int victim,
     g_assert_true(WIFSIGNALED(status));
     /* Its QTestState is left alone: the process is already reaped */
 
-    ev = distvm_wait_event(node[0]->qts, "DISTVM_RECOVERED",
-                           DISTVM_EVENT_TIMEOUT_S);
-    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
-                    victim);
-    g_test_message("node %d taken over in %" PRId64 " ms, back at epoch %"
-                   PRId64, victim,
-                   qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"),
-                   qdict_get_int(qdict_get_qdict(ev, "data"), "epoch"));
-    qobject_unref(ev);
-    info = distvm_assert_active(node[0]->qts, 0);
-    g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "checkpoint"),
-                                  "recoveries"), ==, 1);
-    qobject_unref(info);
+    wait_taken_over(node, victim);
     for (int n = 0; n < nodes; n++) {
         for (int cpu = 0; n != victim && cpu < 4; cpu++) {
             g_assert_cmpint(distvm_vcpu_node(node[n]->qts, cpu), !=, victim);
@@ -684,7 +691,7 @@ static int kill_node(DistvmNode **node, int nodes, int victim,
 static void cut_node(DistvmNode **node, const char *prefix, int victim,
                      int within_ms)
 {
-    QDict *ev, *info;
+    QDict *ev;
 
     g_usleep(g_test_rand_int_range(0, within_ms) * 1000);
     g_test_message("node %d cut off", victim);
@@ -696,20 +703,7 @@ static void cut_node(DistvmNode **node, const char *prefix, int victim,
                     victim);
     qobject_unref(ev);
     qtest_wait_qemu(node[victim]->qts);
-
-    ev = distvm_wait_event(node[0]->qts, "DISTVM_RECOVERED",
-                           DISTVM_EVENT_TIMEOUT_S);
-    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
-                    victim);
-    g_test_message("node %d taken over in %" PRId64 " ms once lost, back at "
-                   "epoch %" PRId64, victim,
-                   qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"),
-                   qdict_get_int(qdict_get_qdict(ev, "data"), "epoch"));
-    qobject_unref(ev);
-    info = distvm_assert_active(node[0]->qts, 0);
-    g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "checkpoint"),
-                                  "recoveries"), ==, 1);
-    qobject_unref(info);
+    wait_taken_over(node, victim);
 }
 
 static void test_linux(const void *opaque)

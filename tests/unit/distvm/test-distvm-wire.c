@@ -1472,6 +1472,36 @@ static void test_epoch_roles(void)
 }
 
 /*
+ * EPOCH of the step after the last, about @node, sent by home to node 1,
+ * is unknown, with an errp or without; of @from_home, it goes to node 1,
+ * and not to home itself; of @to_home (none if DISTVM_EPOCH__MAX), sent
+ * by node 1, it goes to home, and not to node 2
+ */
+static void check_role_after_last(uint32_t node, uint32_t from_home,
+                                  uint32_t to_home)
+{
+    DistvmMsg msg = {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = 21, .node = node, .epoch = 1 },
+    };
+    Error *err = NULL;
+
+    g_assert_false(distvm_wire_check_role(&msg, 1, &err));
+    g_assert_cmpstr(error_get_pretty(err), ==, "EPOCH of unknown step 21");
+    error_free(err);
+    g_assert_false(distvm_wire_check_role(&msg, 1, NULL));
+    msg.u.epoch.step = from_home;
+    g_assert_true(distvm_wire_check_role(&msg, 1, NULL));
+    g_assert_false(distvm_wire_check_role(&msg, 0, NULL));
+    if (to_home != DISTVM_EPOCH__MAX) {
+        msg.hdr.src = 1;
+        msg.u.epoch.step = to_home;
+        g_assert_true(distvm_wire_check_role(&msg, 0, NULL));
+        g_assert_false(distvm_wire_check_role(&msg, 2, NULL));
+    }
+}
+
+/*
  * EPOCH's rollback steps, as distvm-epoch.c sends them among 4 nodes:
  * home tells nodes 1 to 3 to roll back (ROLLBACK, about node 0); each
  * node, once it asked another for the copies of its pages, sends it
@@ -1555,22 +1585,7 @@ static void test_epoch_rollback_roles(void)
     }, 3, "EPOCH of step 9 is sent to the home node by the others only"));
 
     /* the step after the last is unknown, with an errp or without */
-    {
-        DistvmMsg msg = {
-            .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
-            .u.epoch = { .step = 21, .node = 0, .epoch = 1 },
-        };
-        Error *err = NULL;
-
-        g_assert_false(distvm_wire_check_role(&msg, 1, &err));
-        g_assert_cmpstr(error_get_pretty(err), ==,
-                        "EPOCH of unknown step 21");
-        error_free(err);
-        g_assert_false(distvm_wire_check_role(&msg, 1, NULL));
-        msg.u.epoch.step = DISTVM_EPOCH_ROLLBACK;
-        g_assert_true(distvm_wire_check_role(&msg, 1, NULL));
-        g_assert_false(distvm_wire_check_role(&msg, 0, NULL));
-    }
+    check_role_after_last(0, DISTVM_EPOCH_ROLLBACK, DISTVM_EPOCH__MAX);
 
     /* the largest cluster: its last node */
     g_assert_true(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, 0, 0, last));
@@ -1580,6 +1595,47 @@ static void test_epoch_rollback_roles(void)
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLBACK, 0, last, 1));
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_FETCH, 1, last, 1));
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_ROLLED, last, last, 1));
+}
+
+/*
+ * EPOCH's steps about a lost node, whichever of nodes 1 to 3 it is: each
+ * of @from_home sent by home to every other node left, each of @to_home
+ * by every other node left to home.  Not to home nor between the others,
+ * not from home nor to another than home, and home does not send itself
+ * either.
+ */
+static void check_roles_about_lost(const uint32_t *from_home, size_t nr_from,
+                                   const uint32_t *to_home, size_t nr_to)
+{
+    for (uint32_t lost = 1; lost < 4; lost++) {
+        for (uint32_t n = 1; n < 4; n++) {
+            uint32_t other = n % 3 + 1;
+
+            if (n == lost) {
+                continue;
+            }
+            for (size_t i = 0; i < nr_from; i++) {
+                g_assert_true(epoch_role_ok(from_home[i], lost, 0, n));
+                /* not to home, nor between the others */
+                g_assert_false(epoch_role_ok(from_home[i], lost, n, 0));
+                g_assert_false(epoch_role_ok(from_home[i], lost, n,
+                                             other));
+            }
+            for (size_t i = 0; i < nr_to; i++) {
+                g_assert_true(epoch_role_ok(to_home[i], lost, n, 0));
+                /* not from home, nor to another than home */
+                g_assert_false(epoch_role_ok(to_home[i], lost, 0, n));
+                g_assert_false(epoch_role_ok(to_home[i], lost, n, other));
+            }
+        }
+    }
+    /* home does not send itself either */
+    for (size_t i = 0; i < nr_from; i++) {
+        g_assert_false(epoch_role_ok(from_home[i], 1, 0, 0));
+    }
+    for (size_t i = 0; i < nr_to; i++) {
+        g_assert_false(epoch_role_ok(to_home[i], 1, 0, 0));
+    }
 }
 
 /*
@@ -1606,25 +1662,14 @@ static void test_epoch_recovery_roles(void)
     };
     uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
 
+    check_roles_about_lost(from_home, ARRAY_SIZE(from_home), to_home,
+                           ARRAY_SIZE(to_home));
     for (uint32_t lost = 1; lost < 4; lost++) {
         for (uint32_t n = 1; n < 4; n++) {
             uint32_t other = n % 3 + 1;
 
             if (n == lost) {
                 continue;
-            }
-            for (size_t i = 0; i < ARRAY_SIZE(from_home); i++) {
-                g_assert_true(epoch_role_ok(from_home[i], lost, 0, n));
-                /* not to home, nor between the others */
-                g_assert_false(epoch_role_ok(from_home[i], lost, n, 0));
-                g_assert_false(epoch_role_ok(from_home[i], lost, n,
-                                             other));
-            }
-            for (size_t i = 0; i < ARRAY_SIZE(to_home); i++) {
-                g_assert_true(epoch_role_ok(to_home[i], lost, n, 0));
-                /* not from home, nor to another than home */
-                g_assert_false(epoch_role_ok(to_home[i], lost, 0, n));
-                g_assert_false(epoch_role_ok(to_home[i], lost, n, other));
             }
             /* a vCPU runs on this node, or on home */
             g_assert_true(epoch_role_ok(DISTVM_EPOCH_PLACE, n, 0, n));
@@ -1652,12 +1697,6 @@ static void test_epoch_recovery_roles(void)
         }
     }
     /* home does not send itself either */
-    for (size_t i = 0; i < ARRAY_SIZE(from_home); i++) {
-        g_assert_false(epoch_role_ok(from_home[i], 1, 0, 0));
-    }
-    for (size_t i = 0; i < ARRAY_SIZE(to_home); i++) {
-        g_assert_false(epoch_role_ok(to_home[i], 1, 0, 0));
-    }
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_PLACE, 0, 0, 0));
 
     /* the errors, spelled out */
@@ -1728,34 +1767,12 @@ static void test_epoch_recovery_roles(void)
  */
 static void test_epoch_parity_roles(void)
 {
+    static const uint32_t from_home[] = { DISTVM_EPOCH_PARITY_ASK };
+    static const uint32_t to_home[] = { DISTVM_EPOCH_PARITY_DONE };
     uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
 
-    for (uint32_t lost = 1; lost < 4; lost++) {
-        for (uint32_t n = 1; n < 4; n++) {
-            uint32_t other = n % 3 + 1;
-
-            if (n == lost) {
-                continue;
-            }
-            g_assert_true(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, lost, 0,
-                                        n));
-            g_assert_true(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, lost, n,
-                                        0));
-            /* not to home, nor between the others */
-            g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, lost, n,
-                                         0));
-            g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, lost, n,
-                                         other));
-            /* not from home, nor to another than home */
-            g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, lost, 0,
-                                         n));
-            g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, lost, n,
-                                         other));
-        }
-    }
-    /* home does not send itself either */
-    g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, 1, 0, 0));
-    g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, 1, 0, 0));
+    check_roles_about_lost(from_home, ARRAY_SIZE(from_home), to_home,
+                           ARRAY_SIZE(to_home));
 
     /* the errors, spelled out */
     g_assert_false(step_role_ok(&(DistvmMsg) {
@@ -1780,26 +1797,8 @@ static void test_epoch_parity_roles(void)
     }, 1, "EPOCH of step 20 is sent to the home node by the others only"));
 
     /* the step after the last is unknown, with an errp or without */
-    {
-        DistvmMsg msg = {
-            .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
-            .u.epoch = { .step = 21, .node = 3, .epoch = 1 },
-        };
-        Error *err = NULL;
-
-        g_assert_false(distvm_wire_check_role(&msg, 1, &err));
-        g_assert_cmpstr(error_get_pretty(err), ==,
-                        "EPOCH of unknown step 21");
-        error_free(err);
-        g_assert_false(distvm_wire_check_role(&msg, 1, NULL));
-        msg.u.epoch.step = DISTVM_EPOCH_PARITY_ASK;
-        g_assert_true(distvm_wire_check_role(&msg, 1, NULL));
-        g_assert_false(distvm_wire_check_role(&msg, 0, NULL));
-        msg.hdr.src = 1;
-        msg.u.epoch.step = DISTVM_EPOCH_PARITY_DONE;
-        g_assert_true(distvm_wire_check_role(&msg, 0, NULL));
-        g_assert_false(distvm_wire_check_role(&msg, 2, NULL));
-    }
+    check_role_after_last(3, DISTVM_EPOCH_PARITY_ASK,
+                          DISTVM_EPOCH_PARITY_DONE);
 
     /* the largest cluster: its last node lost, or asked */
     g_assert_true(epoch_role_ok(DISTVM_EPOCH_PARITY_ASK, last, 0, 1));
@@ -7646,136 +7645,153 @@ static void test_epoch_reserved(void)
     g_byte_array_unref(b);
 }
 
-/* EPOCH's rollback steps */
-static const uint32_t rollback_steps[] = {
-    DISTVM_EPOCH_ROLLBACK, DISTVM_EPOCH_FETCH, DISTVM_EPOCH_FETCHED,
-    DISTVM_EPOCH_ROLLED,
-};
+/*
+ * An EPOCH @msg sent by @src, decoded under @lim; NULL: with the RAM
+ * layout and without
+ */
+typedef struct EpochSent {
+    uint32_t src;
+    DistvmMsgEpoch msg;
+    const DistvmWireLimits *lim;
+} EpochSent;
+
+/* @s's EPOCH, of step @step */
+static DistvmMsgEpoch epoch_of_step(const EpochSent *s, uint32_t step)
+{
+    DistvmMsgEpoch e = s->msg;
+
+    e.step = step;
+    return e;
+}
 
 /*
- * EPOCH's rollback steps (wire version 22), as distvm-epoch.c sends them
- * for a rollback to committed epoch 7: home tells the others (ROLLBACK,
- * about node 0); node 1 asked node 2 for its copies (FETCH, about
- * itself); node 2 sent them (FETCHED, about itself); node 1 rolled back,
- * with the 3 vCPU states it loaded (ROLLED), or cannot now (BUSY).  They
- * are encoded as every EPOCH is, and need no RAM layout.
+ * A run of EPOCH's steps (test_epoch_steps): @steps, numbered from @first
+ * on the wire, one after another, right after @before and right before
+ * @after; @run, the run step by step as it is sent; @more, more of them,
+ * each under its limits; each step sent by every node of 4, and about
+ * @small_node between 2 nodes; each step's layout by hand, as @hand's
+ * but for its step
  */
-static void test_epoch_rollback(void)
+typedef struct EpochSteps {
+    const uint32_t *steps;
+    size_t nr_steps;
+    uint32_t first;
+    uint32_t before;
+    uint32_t after;
+    const EpochSent *run;
+    size_t nr_run;
+    const EpochSent *more;
+    size_t nr_more;
+    uint32_t small_node;
+    EpochSent hand;
+} EpochSteps;
+
+/*
+ * A run of EPOCH's steps, @opaque's EpochSteps: their numbers on the
+ * wire, the run step by step, with the RAM layout or without, and more
+ * of them; they are encoded as every EPOCH is, and need no RAM layout
+ */
+static void test_epoch_steps(const void *opaque)
 {
+    const EpochSteps *t = opaque;
     GByteArray *b = g_byte_array_new();
+    const DistvmMsgEpoch *h = &t->hand.msg;
     Decoded d;
 
-    /* their numbers on the wire, after the checkpoint's; no more */
-    g_assert_cmpuint(DISTVM_EPOCH_ABORT, ==, 5);
-    g_assert_cmpuint(DISTVM_EPOCH_ROLLBACK, ==, 6);
-    g_assert_cmpuint(DISTVM_EPOCH_FETCH, ==, 7);
-    g_assert_cmpuint(DISTVM_EPOCH_FETCHED, ==, 8);
-    g_assert_cmpuint(DISTVM_EPOCH_ROLLED, ==, 9);
-    /* then a recovery's (test_epoch_recovery) */
-    g_assert_cmpuint(DISTVM_EPOCH_LOST, ==, 10);
+    /* their numbers on the wire, one after another, and no other between */
+    g_assert_cmpuint(t->before, ==, t->first - 1);
+    for (size_t i = 0; i < t->nr_steps; i++) {
+        g_assert_cmpuint(t->steps[i], ==, t->first + i);
+    }
+    g_assert_cmpuint(t->after, ==, t->first + t->nr_steps);
 
-    /* the rollback, step by step, with the RAM layout or without */
+    /* the run, step by step, with the RAM layout or without */
     for (int ram = 0; ram < 2; ram++) {
-        const DistvmWireLimits *lim = ram ? &limits : &limits_no_ram;
-
-        check_epoch(lim, 0, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_ROLLBACK, .node = 0, .epoch = 7,
-        });
-        check_epoch(lim, 1, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_FETCH, .node = 1, .epoch = 7,
-        });
-        check_epoch(lim, 2, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_FETCHED, .node = 2, .epoch = 7,
-        });
-        check_epoch(lim, 1, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_ROLLED, .node = 1, .epoch = 7, .vcpus = 3,
-        });
-        check_epoch(lim, 1, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_BUSY, .node = 1, .epoch = 7,
-        });
+        for (size_t i = 0; i < t->nr_run; i++) {
+            check_epoch(ram ? &limits : &limits_no_ram, t->run[i].src,
+                        &t->run[i].msg);
+        }
     }
 
-    /*
-     * ROLLED: every vCPU of the machine loaded on one node, or none; the
-     * decoder does not look at the bytes, nor at who the steps are about
-     * (that is the role check's)
-     */
-    check_epoch(&limits, 3, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_ROLLED, .node = 3, .epoch = UINT64_MAX,
-        .vcpus = 8,
-    });
-    check_epoch(&limits, 2, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_ROLLED, .node = 2, .epoch = 1,
-    });
-    check_epoch(&limits_one_vcpu, 1, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_ROLLED, .node = 1, .epoch = 2, .vcpus = 1,
-    });
-    check_epoch(&limits_most, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_ROLLED, .node = DISTVM_WIRE_MAX_NODES - 1,
-        .epoch = 7, .vcpus = UINT32_MAX,
-    });
-    for (size_t i = 0; i < ARRAY_SIZE(rollback_steps); i++) {
+    for (size_t i = 0; i < t->nr_more; i++) {
+        check_epoch(t->more[i].lim, t->more[i].src, &t->more[i].msg);
+    }
+    for (size_t i = 0; i < t->nr_steps; i++) {
         for (uint32_t src = 0; src < limits.nodes; src++) {
             check_epoch(&limits, src, &(DistvmMsgEpoch) {
-                .step = rollback_steps[i], .node = 3 - src,
+                .step = t->steps[i], .node = 3 - src,
                 .epoch = 0x100000000ull, .bytes = UINT64_MAX,
                 .vcpus = src * 2,
             });
         }
         check_epoch(&limits_nodes_only, 1, &(DistvmMsgEpoch) {
-            .step = rollback_steps[i], .node = 1, .epoch = 7,
+            .step = t->steps[i], .node = t->small_node, .epoch = 7,
         });
     }
 
-    /* the layout by hand: step numbers 6 to 9 */
-    for (uint32_t step = 6; step <= 9; step++) {
-        distvm_wire_begin(b, DISTVM_MSG_EPOCH, 3, 0);
+    /* the layout by hand: each step's number */
+    for (uint32_t step = t->first; step < t->first + t->nr_steps; step++) {
+        distvm_wire_begin(b, DISTVM_MSG_EPOCH, t->hand.src, 0);
         distvm_wire_put_u32(b, step);
-        distvm_wire_put_u32(b, 3);                  /* node */
-        distvm_wire_put_u64(b, 7);                  /* epoch */
-        distvm_wire_put_u64(b, 0);                  /* bytes */
-        distvm_wire_put_u32(b, 2);                  /* vcpus */
-        distvm_wire_put_u32(b, 0);
+        distvm_wire_put_u32(b, h->node);
+        distvm_wire_put_u64(b, h->epoch);
+        distvm_wire_put_u64(b, h->bytes);
+        distvm_wire_put_u32(b, h->vcpus);
+        distvm_wire_put_u32(b, 0);                  /* reserved */
         distvm_wire_end(b);
-        decode_ok(b, &limits, &d);
-        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH, EPOCH_FIXED, 3, 0);
-        g_assert_cmpuint(d.msg.u.epoch.step, ==,
-                         rollback_steps[step - 6]);
-        g_assert_cmpuint(d.msg.u.epoch.node, ==, 3);
-        g_assert_cmpuint(d.msg.u.epoch.epoch, ==, 7);
-        g_assert_cmpuint(d.msg.u.epoch.bytes, ==, 0);
-        g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, 2);
+        decode_ok(b, t->hand.lim, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH, EPOCH_FIXED, t->hand.src, 0);
+        g_assert_cmpuint(d.msg.u.epoch.step, ==, t->steps[step - t->first]);
+        g_assert_cmpuint(d.msg.u.epoch.node, ==, h->node);
+        g_assert_cmpuint(d.msg.u.epoch.epoch, ==, h->epoch);
+        g_assert_cmpuint(d.msg.u.epoch.bytes, ==, h->bytes);
+        g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, h->vcpus);
         decoded_free(&d);
     }
     g_byte_array_unref(b);
 }
 
 /*
- * EPOCH's rollback steps are refused for what any step is: epoch 0, more
- * vCPUs than the machine's, a node outside the cluster, a non-zero
- * reserved field, a payload of another length; step 21 is unknown
+ * The steps of a run refused (test_epoch_steps_bad): each step as
+ * @numbers sends it, for its epoch or vCPUs (epoch 0, 9 vCPUs, the most
+ * of both); as @reserved sends it, with @reserved_value in its reserved
+ * field; as @cut sends it, cut or with bytes more; and the steps after
+ * the last, @after, refused with @after_what
  */
-static void test_epoch_rollback_bad(void)
+typedef struct EpochStepsBad {
+    const uint32_t *steps;
+    size_t nr_steps;
+    EpochSent numbers[3];
+    EpochSent reserved;
+    uint32_t reserved_value;
+    EpochSent cut;
+    EpochSent after[2];
+    const char *after_what[2];
+} EpochStepsBad;
+
+/*
+ * The steps of a run, @opaque's EpochStepsBad, are refused for what any
+ * step is: epoch 0, more vCPUs than the machine's, a node outside the
+ * cluster, a non-zero reserved field, a payload of another length; the
+ * steps after the last are unknown
+ */
+static void test_epoch_steps_bad(const void *opaque)
 {
+    const EpochStepsBad *t = opaque;
     GByteArray *b = g_byte_array_new();
 
-    for (size_t i = 0; i < ARRAY_SIZE(rollback_steps); i++) {
-        uint32_t step = rollback_steps[i];
-        g_autofree char *zero = epoch_error(step, 0, 0);
-        g_autofree char *nine = epoch_error(step, 7, 9);
+    for (size_t i = 0; i < t->nr_steps; i++) {
+        uint32_t step = t->steps[i];
         g_autofree char *two = epoch_error(step, 7, 2);
-        g_autofree char *most = epoch_error(step, UINT64_MAX, UINT32_MAX);
+        DistvmMsgEpoch e;
 
-        expect_epoch_error(1, &(DistvmMsgEpoch) {
-            .step = step, .node = 1, .epoch = 0,
-        }, zero);
-        expect_epoch_error(2, &(DistvmMsgEpoch) {
-            .step = step, .node = 2, .epoch = 7, .vcpus = 9,
-        }, nine);
-        expect_epoch_error(3, &(DistvmMsgEpoch) {
-            .step = step, .node = 3, .epoch = UINT64_MAX,
-            .bytes = UINT64_MAX, .vcpus = UINT32_MAX,
-        }, most);
+        for (size_t j = 0; j < ARRAY_SIZE(t->numbers); j++) {
+            g_autofree char *what = NULL;
+
+            e = epoch_of_step(&t->numbers[j], step);
+            what = epoch_error(step, e.epoch, e.vcpus);
+            expect_epoch_error(t->numbers[j].src, &e, what);
+        }
         expect_epoch_error_lim(&limits_one_vcpu, 1, &(DistvmMsgEpoch) {
             .step = step, .node = 1, .epoch = 7, .vcpus = 2,
         }, two);
@@ -7789,29 +7805,96 @@ static void test_epoch_rollback_bad(void)
            "cluster has 2");
 
         /* the reserved field */
-        distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
-            .step = step, .node = 1, .epoch = 7, .vcpus = 8,
-        });
-        set_u32(b, HDR + 28, 0x80000000u);
+        e = epoch_of_step(&t->reserved, step);
+        distvm_wire_epoch(b, t->reserved.src, &e);
+        set_u32(b, HDR + 28, t->reserved_value);
         expect_exact_error(b, "EPOCH message with a non-zero reserved "
                            "field");
 
         /* every cut is truncated, every byte more is garbage */
-        distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
-            .step = step, .node = 2, .epoch = 7, .bytes = 1, .vcpus = 8,
-        });
+        e = epoch_of_step(&t->cut, step);
+        distvm_wire_epoch(b, t->cut.src, &e);
         check_exact_length(b, false);
     }
 
-    /* the steps after PARITY_DONE, the last since version 24 */
-    expect_epoch_error(0, &(DistvmMsgEpoch) {
-        .step = 21, .node = 0, .epoch = 7,
-    }, "EPOCH message of step 21 for epoch 7 with 0 vCPUs");
-    expect_epoch_error(1, &(DistvmMsgEpoch) {
-        .step = 22, .node = 1, .epoch = 7, .vcpus = 3,
-    }, "EPOCH message of step 22 for epoch 7 with 3 vCPUs");
+    for (size_t j = 0; j < ARRAY_SIZE(t->after); j++) {
+        expect_epoch_error(t->after[j].src, &t->after[j].msg,
+                           t->after_what[j]);
+    }
     g_byte_array_unref(b);
 }
+
+/* EPOCH's rollback steps */
+static const uint32_t rollback_steps[] = {
+    DISTVM_EPOCH_ROLLBACK, DISTVM_EPOCH_FETCH, DISTVM_EPOCH_FETCHED,
+    DISTVM_EPOCH_ROLLED,
+};
+
+/*
+ * EPOCH's rollback steps (wire version 22), as distvm-epoch.c sends them
+ * for a rollback to committed epoch 7: home tells the others (ROLLBACK,
+ * about node 0); node 1 asked node 2 for its copies (FETCH, about
+ * itself); node 2 sent them (FETCHED, about itself); node 1 rolled back,
+ * with the 3 vCPU states it loaded (ROLLED), or cannot now (BUSY).
+ */
+static const EpochSent rollback_run[] = {
+    { 0, { .step = DISTVM_EPOCH_ROLLBACK, .node = 0, .epoch = 7 } },
+    { 1, { .step = DISTVM_EPOCH_FETCH, .node = 1, .epoch = 7 } },
+    { 2, { .step = DISTVM_EPOCH_FETCHED, .node = 2, .epoch = 7 } },
+    { 1, { .step = DISTVM_EPOCH_ROLLED, .node = 1, .epoch = 7, .vcpus = 3 } },
+    { 1, { .step = DISTVM_EPOCH_BUSY, .node = 1, .epoch = 7 } },
+};
+
+/*
+ * ROLLED: every vCPU of the machine loaded on one node, or none; the
+ * decoder does not look at the bytes, nor at who the steps are about
+ * (that is the role check's)
+ */
+static const EpochSent rollback_more[] = {
+    { 3, { .step = DISTVM_EPOCH_ROLLED, .node = 3, .epoch = UINT64_MAX,
+           .vcpus = 8 }, &limits },
+    { 2, { .step = DISTVM_EPOCH_ROLLED, .node = 2, .epoch = 1 }, &limits },
+    { 1, { .step = DISTVM_EPOCH_ROLLED, .node = 1, .epoch = 2, .vcpus = 1 },
+      &limits_one_vcpu },
+    { DISTVM_WIRE_MAX_NODES - 1, { .step = DISTVM_EPOCH_ROLLED,
+      .node = DISTVM_WIRE_MAX_NODES - 1, .epoch = 7, .vcpus = UINT32_MAX },
+      &limits_most },
+};
+
+/*
+ * The rollback's step numbers, 6 to 9, after the checkpoint's (ABORT,
+ * 5), then a recovery's (LOST, 10; recovery below)
+ */
+static const EpochSteps rollback = {
+    .steps = rollback_steps, .nr_steps = ARRAY_SIZE(rollback_steps),
+    .first = 6, .before = DISTVM_EPOCH_ABORT, .after = DISTVM_EPOCH_LOST,
+    .run = rollback_run, .nr_run = ARRAY_SIZE(rollback_run),
+    .more = rollback_more, .nr_more = ARRAY_SIZE(rollback_more),
+    .small_node = 1,
+    .hand = { 3, { .node = 3, .epoch = 7, .bytes = 0, .vcpus = 2 }, &limits },
+};
+
+static const EpochStepsBad rollback_bad = {
+    .steps = rollback_steps, .nr_steps = ARRAY_SIZE(rollback_steps),
+    .numbers = {
+        { 1, { .node = 1, .epoch = 0 } },
+        { 2, { .node = 2, .epoch = 7, .vcpus = 9 } },
+        { 3, { .node = 3, .epoch = UINT64_MAX, .bytes = UINT64_MAX,
+               .vcpus = UINT32_MAX } },
+    },
+    .reserved = { 1, { .node = 1, .epoch = 7, .vcpus = 8 } },
+    .reserved_value = 0x80000000u,
+    .cut = { 2, { .node = 2, .epoch = 7, .bytes = 1, .vcpus = 8 } },
+    /* the steps after PARITY_DONE, the last since version 24 */
+    .after = {
+        { 0, { .step = 21, .node = 0, .epoch = 7 } },
+        { 1, { .step = 22, .node = 1, .epoch = 7, .vcpus = 3 } },
+    },
+    .after_what = {
+        "EPOCH message of step 21 for epoch 7 with 0 vCPUs",
+        "EPOCH message of step 22 for epoch 7 with 3 vCPUs",
+    },
+};
 
 /* EPOCH's steps taking a lost node over */
 static const uint32_t recovery_steps[] = {
@@ -7827,114 +7910,48 @@ static const uint32_t recovery_steps[] = {
  * (RECOVER), then SETTLE; node 2 tells the others its page messages
  * stopped (MARK), then that it told the pages it holds (HELD_DONE); node
  * 1 runs vCPU 5 (RUNS) and is READY; home places vCPU 6 on node 2
- * (PLACE, about node 2), and the guest runs again (RECOVERED).  They are
- * encoded as every EPOCH is, and need no RAM layout.
+ * (PLACE, about node 2), and the guest runs again (RECOVERED).
  */
-static void test_epoch_recovery(void)
-{
-    GByteArray *b = g_byte_array_new();
-    Decoded d;
+static const EpochSent recovery_run[] = {
+    { 1, { .step = DISTVM_EPOCH_LOST, .node = 3, .epoch = 7 } },
+    { 0, { .step = DISTVM_EPOCH_RECOVER, .node = 3, .epoch = 7 } },
+    { 0, { .step = DISTVM_EPOCH_SETTLE, .node = 3, .epoch = 7 } },
+    { 2, { .step = DISTVM_EPOCH_MARK, .node = 3, .epoch = 7 } },
+    { 2, { .step = DISTVM_EPOCH_HELD_DONE, .node = 3, .epoch = 7 } },
+    { 1, { .step = DISTVM_EPOCH_RUNS, .node = 3, .epoch = 7, .vcpus = 5 } },
+    { 1, { .step = DISTVM_EPOCH_READY, .node = 3, .epoch = 7 } },
+    { 0, { .step = DISTVM_EPOCH_PLACE, .node = 2, .epoch = 7, .vcpus = 6 } },
+    { 0, { .step = DISTVM_EPOCH_RECOVERED, .node = 3, .epoch = 7 } },
+};
 
-    /* their numbers on the wire, after the rollback's */
-    g_assert_cmpuint(DISTVM_EPOCH_ROLLED, ==, 9);
-    g_assert_cmpuint(DISTVM_EPOCH_LOST, ==, 10);
-    g_assert_cmpuint(DISTVM_EPOCH_RECOVER, ==, 11);
-    g_assert_cmpuint(DISTVM_EPOCH_SETTLE, ==, 12);
-    g_assert_cmpuint(DISTVM_EPOCH_MARK, ==, 13);
-    g_assert_cmpuint(DISTVM_EPOCH_HELD_DONE, ==, 14);
-    g_assert_cmpuint(DISTVM_EPOCH_RUNS, ==, 15);
-    g_assert_cmpuint(DISTVM_EPOCH_READY, ==, 16);
-    g_assert_cmpuint(DISTVM_EPOCH_PLACE, ==, 17);
-    g_assert_cmpuint(DISTVM_EPOCH_RECOVERED, ==, 18);
-    /* then parity's (test_epoch_parity) */
-    g_assert_cmpuint(DISTVM_EPOCH_PARITY_ASK, ==, 19);
+/*
+ * RUNS and PLACE: the first vCPU and the last; the decoder does not look
+ * at the bytes, nor at who the steps are about (that is the role check's)
+ */
+static const EpochSent recovery_more[] = {
+    { 3, { .step = DISTVM_EPOCH_RUNS, .node = 1, .epoch = UINT64_MAX },
+      &limits },
+    { 0, { .step = DISTVM_EPOCH_PLACE, .node = 0, .epoch = 1, .vcpus = 7 },
+      &limits },
+    { 0, { .step = DISTVM_EPOCH_PLACE, .node = 1, .epoch = 2 },
+      &limits_one_vcpu },
+    { DISTVM_WIRE_MAX_NODES - 1, { .step = DISTVM_EPOCH_MARK, .node = 1,
+      .epoch = 7, .vcpus = UINT32_MAX }, &limits_most },
+};
 
-    /* the recovery, step by step, with the RAM layout or without */
-    for (int ram = 0; ram < 2; ram++) {
-        const DistvmWireLimits *lim = ram ? &limits : &limits_no_ram;
-
-        check_epoch(lim, 1, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_LOST, .node = 3, .epoch = 7,
-        });
-        check_epoch(lim, 0, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_RECOVER, .node = 3, .epoch = 7,
-        });
-        check_epoch(lim, 0, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_SETTLE, .node = 3, .epoch = 7,
-        });
-        check_epoch(lim, 2, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_MARK, .node = 3, .epoch = 7,
-        });
-        check_epoch(lim, 2, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_HELD_DONE, .node = 3, .epoch = 7,
-        });
-        check_epoch(lim, 1, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_RUNS, .node = 3, .epoch = 7, .vcpus = 5,
-        });
-        check_epoch(lim, 1, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_READY, .node = 3, .epoch = 7,
-        });
-        check_epoch(lim, 0, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_PLACE, .node = 2, .epoch = 7, .vcpus = 6,
-        });
-        check_epoch(lim, 0, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_RECOVERED, .node = 3, .epoch = 7,
-        });
-    }
-
-    /*
-     * RUNS and PLACE: the first vCPU and the last; the decoder does not
-     * look at the bytes, nor at who the steps are about (that is the
-     * role check's)
-     */
-    check_epoch(&limits, 3, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_RUNS, .node = 1, .epoch = UINT64_MAX,
-    });
-    check_epoch(&limits, 0, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_PLACE, .node = 0, .epoch = 1, .vcpus = 7,
-    });
-    check_epoch(&limits_one_vcpu, 0, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_PLACE, .node = 1, .epoch = 2,
-    });
-    check_epoch(&limits_most, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_MARK, .node = 1, .epoch = 7,
-        .vcpus = UINT32_MAX,
-    });
-    for (size_t i = 0; i < ARRAY_SIZE(recovery_steps); i++) {
-        for (uint32_t src = 0; src < limits.nodes; src++) {
-            check_epoch(&limits, src, &(DistvmMsgEpoch) {
-                .step = recovery_steps[i], .node = 3 - src,
-                .epoch = 0x100000000ull, .bytes = UINT64_MAX,
-                .vcpus = src * 2,
-            });
-        }
-        check_epoch(&limits_nodes_only, 1, &(DistvmMsgEpoch) {
-            .step = recovery_steps[i], .node = 0, .epoch = 7,
-        });
-    }
-
-    /* the layout by hand: step numbers 10 to 18 */
-    for (uint32_t step = 10; step <= 18; step++) {
-        distvm_wire_begin(b, DISTVM_MSG_EPOCH, 2, 0);
-        distvm_wire_put_u32(b, step);
-        distvm_wire_put_u32(b, 3);                  /* node */
-        distvm_wire_put_u64(b, 7);                  /* epoch */
-        distvm_wire_put_u64(b, 0);                  /* bytes */
-        distvm_wire_put_u32(b, 4);                  /* vcpus */
-        distvm_wire_put_u32(b, 0);
-        distvm_wire_end(b);
-        decode_ok(b, &limits, &d);
-        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH, EPOCH_FIXED, 2, 0);
-        g_assert_cmpuint(d.msg.u.epoch.step, ==,
-                         recovery_steps[step - 10]);
-        g_assert_cmpuint(d.msg.u.epoch.node, ==, 3);
-        g_assert_cmpuint(d.msg.u.epoch.epoch, ==, 7);
-        g_assert_cmpuint(d.msg.u.epoch.bytes, ==, 0);
-        g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, 4);
-        decoded_free(&d);
-    }
-    g_byte_array_unref(b);
-}
+/*
+ * The recovery's step numbers, 10 to 18, after the rollback's (ROLLED,
+ * 9), then parity's (PARITY_ASK, 19; parity below)
+ */
+static const EpochSteps recovery = {
+    .steps = recovery_steps, .nr_steps = ARRAY_SIZE(recovery_steps),
+    .first = 10, .before = DISTVM_EPOCH_ROLLED,
+    .after = DISTVM_EPOCH_PARITY_ASK,
+    .run = recovery_run, .nr_run = ARRAY_SIZE(recovery_run),
+    .more = recovery_more, .nr_more = ARRAY_SIZE(recovery_more),
+    .small_node = 0,
+    .hand = { 2, { .node = 3, .epoch = 7, .bytes = 0, .vcpus = 4 }, &limits },
+};
 
 /* EPOCH's steps rebuilding a lost node's copies with redundancy=parity */
 static const uint32_t parity_steps[] = {
@@ -7947,153 +7964,69 @@ static const uint32_t parity_steps[] = {
  * from committed epoch 7: home asks node 1 for the committed content of
  * its slots 0 to 4 (PARITY_ASK, about node 3, with the count of slots as
  * its bytes); node 1 sent it (PARITY_DONE, about node 3, with the count
- * of bytes it sent).  They are encoded as every EPOCH is, and need no
- * RAM layout.
+ * of bytes it sent).
  */
-static void test_epoch_parity(void)
-{
-    GByteArray *b = g_byte_array_new();
-    Decoded d;
-
-    /* their numbers on the wire, after a recovery's; no more */
-    g_assert_cmpuint(DISTVM_EPOCH_RECOVERED, ==, 18);
-    g_assert_cmpuint(DISTVM_EPOCH_PARITY_ASK, ==, 19);
-    g_assert_cmpuint(DISTVM_EPOCH_PARITY_DONE, ==, 20);
-    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, 21);
-
-    /* the rebuild, step by step, with the RAM layout or without */
-    for (int ram = 0; ram < 2; ram++) {
-        const DistvmWireLimits *lim = ram ? &limits : &limits_no_ram;
-
-        check_epoch(lim, 0, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_PARITY_ASK, .node = 3, .epoch = 7,
-            .bytes = 5,
-        });
-        check_epoch(lim, 1, &(DistvmMsgEpoch) {
-            .step = DISTVM_EPOCH_PARITY_DONE, .node = 3, .epoch = 7,
-            .bytes = 2 * DISTVM_PAGE_SIZE,
-        });
-    }
-
-    /*
-     * any count of slots asked for or of bytes sent, none too; the
-     * decoder does not look at them, nor at who the steps are about
-     * (that is the role check's)
-     */
-    check_epoch(&limits, 0, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_PARITY_ASK, .node = 1, .epoch = UINT64_MAX,
-        .bytes = UINT64_MAX,
-    });
-    check_epoch(&limits, 2, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_PARITY_DONE, .node = 2, .epoch = 1,
-    });
-    check_epoch(&limits_one_vcpu, 0, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_PARITY_ASK, .node = 1, .epoch = 2, .bytes = 1,
-        .vcpus = 1,
-    });
-    check_epoch(&limits_most, DISTVM_WIRE_MAX_NODES - 1, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_PARITY_DONE, .node = 1, .epoch = 7,
-        .bytes = 0x123456789ull, .vcpus = UINT32_MAX,
-    });
-    for (size_t i = 0; i < ARRAY_SIZE(parity_steps); i++) {
-        for (uint32_t src = 0; src < limits.nodes; src++) {
-            check_epoch(&limits, src, &(DistvmMsgEpoch) {
-                .step = parity_steps[i], .node = 3 - src,
-                .epoch = 0x100000000ull, .bytes = UINT64_MAX,
-                .vcpus = src * 2,
-            });
-        }
-        check_epoch(&limits_nodes_only, 1, &(DistvmMsgEpoch) {
-            .step = parity_steps[i], .node = 0, .epoch = 7,
-        });
-    }
-
-    /* the layout by hand: step numbers 19 and 20 */
-    for (uint32_t step = 19; step <= 20; step++) {
-        distvm_wire_begin(b, DISTVM_MSG_EPOCH, 1, 0);
-        distvm_wire_put_u32(b, step);
-        distvm_wire_put_u32(b, 3);                  /* node */
-        distvm_wire_put_u64(b, 7);                  /* epoch */
-        distvm_wire_put_u64(b, 5);                  /* bytes */
-        distvm_wire_put_u32(b, 0);                  /* vcpus */
-        distvm_wire_put_u32(b, 0);
-        distvm_wire_end(b);
-        decode_ok(b, &limits, &d);
-        check_hdr(&d.msg.hdr, DISTVM_MSG_EPOCH, EPOCH_FIXED, 1, 0);
-        g_assert_cmpuint(d.msg.u.epoch.step, ==, parity_steps[step - 19]);
-        g_assert_cmpuint(d.msg.u.epoch.node, ==, 3);
-        g_assert_cmpuint(d.msg.u.epoch.epoch, ==, 7);
-        g_assert_cmpuint(d.msg.u.epoch.bytes, ==, 5);
-        g_assert_cmpuint(d.msg.u.epoch.vcpus, ==, 0);
-        decoded_free(&d);
-    }
-    g_byte_array_unref(b);
-}
+static const EpochSent parity_run[] = {
+    { 0, { .step = DISTVM_EPOCH_PARITY_ASK, .node = 3, .epoch = 7,
+           .bytes = 5 } },
+    { 1, { .step = DISTVM_EPOCH_PARITY_DONE, .node = 3, .epoch = 7,
+           .bytes = 2 * DISTVM_PAGE_SIZE } },
+};
 
 /*
- * EPOCH's parity steps are refused for what any step is: epoch 0, more
- * vCPUs than the machine's, a node outside the cluster, a non-zero
- * reserved field, a payload of another length; step 21 is unknown
+ * any count of slots asked for or of bytes sent, none too; the decoder
+ * does not look at them, nor at who the steps are about (that is the
+ * role check's)
  */
-static void test_epoch_parity_bad(void)
-{
-    GByteArray *b = g_byte_array_new();
+static const EpochSent parity_more[] = {
+    { 0, { .step = DISTVM_EPOCH_PARITY_ASK, .node = 1, .epoch = UINT64_MAX,
+           .bytes = UINT64_MAX }, &limits },
+    { 2, { .step = DISTVM_EPOCH_PARITY_DONE, .node = 2, .epoch = 1 },
+      &limits },
+    { 0, { .step = DISTVM_EPOCH_PARITY_ASK, .node = 1, .epoch = 2,
+           .bytes = 1, .vcpus = 1 }, &limits_one_vcpu },
+    { DISTVM_WIRE_MAX_NODES - 1, { .step = DISTVM_EPOCH_PARITY_DONE,
+      .node = 1, .epoch = 7, .bytes = 0x123456789ull, .vcpus = UINT32_MAX },
+      &limits_most },
+};
 
-    for (size_t i = 0; i < ARRAY_SIZE(parity_steps); i++) {
-        uint32_t step = parity_steps[i];
-        g_autofree char *zero = epoch_error(step, 0, 0);
-        g_autofree char *nine = epoch_error(step, 7, 9);
-        g_autofree char *two = epoch_error(step, 7, 2);
-        g_autofree char *most = epoch_error(step, UINT64_MAX, UINT32_MAX);
+/*
+ * Parity's step numbers, 19 and 20, after a recovery's (RECOVERED, 18);
+ * no more (DISTVM_EPOCH__MAX, 21)
+ */
+static const EpochSteps parity = {
+    .steps = parity_steps, .nr_steps = ARRAY_SIZE(parity_steps),
+    .first = 19, .before = DISTVM_EPOCH_RECOVERED,
+    .after = DISTVM_EPOCH__MAX,
+    .run = parity_run, .nr_run = ARRAY_SIZE(parity_run),
+    .more = parity_more, .nr_more = ARRAY_SIZE(parity_more),
+    .small_node = 0,
+    .hand = { 1, { .node = 3, .epoch = 7, .bytes = 5, .vcpus = 0 }, &limits },
+};
 
-        expect_epoch_error(1, &(DistvmMsgEpoch) {
-            .step = step, .node = 3, .epoch = 0, .bytes = 5,
-        }, zero);
-        expect_epoch_error(2, &(DistvmMsgEpoch) {
-            .step = step, .node = 3, .epoch = 7, .vcpus = 9,
-        }, nine);
-        expect_epoch_error(0, &(DistvmMsgEpoch) {
-            .step = step, .node = 3, .epoch = UINT64_MAX,
-            .bytes = UINT64_MAX, .vcpus = UINT32_MAX,
-        }, most);
-        expect_epoch_error_lim(&limits_one_vcpu, 1, &(DistvmMsgEpoch) {
-            .step = step, .node = 1, .epoch = 7, .vcpus = 2,
-        }, two);
-        expect_epoch_error(0, &(DistvmMsgEpoch) {
-            .step = step, .node = 4, .epoch = 7,
-        }, "EPOCH message names node 4 in the node it is about; the "
-           "cluster has 4");
-        expect_epoch_error_lim(&limits_nodes_only, 1, &(DistvmMsgEpoch) {
-            .step = step, .node = 2, .epoch = 7,
-        }, "EPOCH message names node 2 in the node it is about; the "
-           "cluster has 2");
-
-        /* the reserved field */
-        distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
-            .step = step, .node = 3, .epoch = 7, .bytes = 5, .vcpus = 8,
-        });
-        set_u32(b, HDR + 28, 1);
-        expect_exact_error(b, "EPOCH message with a non-zero reserved "
-                           "field");
-
-        /* every cut is truncated, every byte more is garbage */
-        distvm_wire_epoch(b, 2, &(DistvmMsgEpoch) {
-            .step = step, .node = 3, .epoch = 7, .bytes = 4096, .vcpus = 8,
-        });
-        check_exact_length(b, false);
-    }
-
+static const EpochStepsBad parity_bad = {
+    .steps = parity_steps, .nr_steps = ARRAY_SIZE(parity_steps),
+    .numbers = {
+        { 1, { .node = 3, .epoch = 0, .bytes = 5 } },
+        { 2, { .node = 3, .epoch = 7, .vcpus = 9 } },
+        { 0, { .node = 3, .epoch = UINT64_MAX, .bytes = UINT64_MAX,
+               .vcpus = UINT32_MAX } },
+    },
+    .reserved = { 1, { .node = 3, .epoch = 7, .bytes = 5, .vcpus = 8 } },
+    .reserved_value = 1,
+    .cut = { 2, { .node = 3, .epoch = 7, .bytes = 4096, .vcpus = 8 } },
     /* the step after PARITY_DONE, with any vCPUs */
-    expect_epoch_error(0, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_PARITY_DONE + 1, .node = 3, .epoch = 7,
-        .bytes = 5,
-    }, "EPOCH message of step 21 for epoch 7 with 0 vCPUs");
-    expect_epoch_error(2, &(DistvmMsgEpoch) {
-        .step = DISTVM_EPOCH_PARITY_DONE + 1, .node = 3, .epoch = 7,
-        .vcpus = 8,
-    }, "EPOCH message of step 21 for epoch 7 with 8 vCPUs");
-    g_byte_array_unref(b);
-}
+    .after = {
+        { 0, { .step = DISTVM_EPOCH_PARITY_DONE + 1, .node = 3, .epoch = 7,
+               .bytes = 5 } },
+        { 2, { .step = DISTVM_EPOCH_PARITY_DONE + 1, .node = 3, .epoch = 7,
+               .vcpus = 8 } },
+    },
+    .after_what = {
+        "EPOCH message of step 21 for epoch 7 with 0 vCPUs",
+        "EPOCH message of step 21 for epoch 7 with 8 vCPUs",
+    },
+};
 
 /* A page of an EPOCH_PAGES: its number, and its data, NULL if all zero */
 typedef struct EpochPage {
@@ -11646,12 +11579,12 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/decode/mgr-entries-bad",
                     test_mgr_entries_bad);
     g_test_add_func("/distvm/wire/roundtrip/epoch", test_epoch);
-    g_test_add_func("/distvm/wire/roundtrip/epoch-rollback",
-                    test_epoch_rollback);
-    g_test_add_func("/distvm/wire/roundtrip/epoch-recovery",
-                    test_epoch_recovery);
-    g_test_add_func("/distvm/wire/roundtrip/epoch-parity",
-                    test_epoch_parity);
+    g_test_add_data_func("/distvm/wire/roundtrip/epoch-rollback",
+                         &rollback, test_epoch_steps);
+    g_test_add_data_func("/distvm/wire/roundtrip/epoch-recovery",
+                         &recovery, test_epoch_steps);
+    g_test_add_data_func("/distvm/wire/roundtrip/epoch-parity",
+                         &parity, test_epoch_steps);
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages", test_epoch_pages);
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages-kinds",
                     test_epoch_pages_kinds);
@@ -11663,10 +11596,10 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/epoch-state-copies",
                     test_epoch_state_copies);
     g_test_add_func("/distvm/wire/decode/epoch-bad", test_epoch_bad);
-    g_test_add_func("/distvm/wire/decode/epoch-rollback-bad",
-                    test_epoch_rollback_bad);
-    g_test_add_func("/distvm/wire/decode/epoch-parity-bad",
-                    test_epoch_parity_bad);
+    g_test_add_data_func("/distvm/wire/decode/epoch-rollback-bad",
+                         &rollback_bad, test_epoch_steps_bad);
+    g_test_add_data_func("/distvm/wire/decode/epoch-parity-bad",
+                         &parity_bad, test_epoch_steps_bad);
     g_test_add_func("/distvm/wire/decode/epoch-vcpus", test_epoch_vcpus);
     g_test_add_func("/distvm/wire/decode/epoch-reserved",
                     test_epoch_reserved);
