@@ -1720,7 +1720,7 @@ bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
     if (has_lost && e->parity) {
         error_setg(errp, "distvm: with redundancy=parity, home rebuilds a "
                    "node's copies only once the node is lost; roll back "
-                   "without 'lost'");
+                   "without 'as-if-lost'");
         return false;
     }
     g_queue_push_tail(&e->rollbacks_asked,
