@@ -2011,7 +2011,10 @@ static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
     }
     if ((ep->kind == DISTVM_EPOCH_PAGE_DELTA) != delta ||
         (delta && !distvm_is_home(s))) {
-        /* Parity: only home keeps copies of its pages, as a replica */
+        /*
+         * With parity, home takes only changes to its parity from the
+         * others, and the others take only home's pages, as its replica
+         */
         distvm_msg_refused(s, msg->hdr.src, "EPOCH_PAGES of kind 0x%" PRIx32
                            " with redundancy=%s", ep->kind,
                            DistvmRedundancy_str(s->redundancy));
