@@ -1288,12 +1288,15 @@ int main(int argc, char **argv)
                         test_linux);
     qtest_add_data_func("/distvm/linux/3-nodes-kill-io",
                         &three_nodes_kill_io, test_linux);
-    qtest_add_data_func("/distvm/linux/3-nodes-partition",
-                        &three_nodes_partition, test_linux);
-    /* make check-long: root, iproute2 and certtool, and a few minutes. */
+    /*
+     * make check-long and make stress: root, iproute2 and certtool, and a
+     * few minutes each
+     */
     if (g_getenv("DISTVM_LONG")) {
         qtest_add_data_func("/distvm/linux/3-nodes-netns-tls",
                             &three_nodes_netns_tls, test_linux);
+        qtest_add_data_func("/distvm/linux/3-nodes-partition",
+                            &three_nodes_partition, test_linux);
     }
 
     return distvm_test_run(tmpdir);
