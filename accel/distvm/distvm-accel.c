@@ -49,7 +49,7 @@ DistvmState *distvm_state(void)
 uint32_t distvm_vcpu_node(DistvmState *s, int cpu_index)
 {
     if (cpu_index < 0 || cpu_index >= s->nr_vcpus) {
-        return DISTVM_HOME_NODE;
+        return distvm_home(s);
     }
     return qatomic_read(&s->vcpu_node[cpu_index]);
 }
@@ -592,6 +592,7 @@ static void distvm_accel_instance_init(Object *obj)
     DistvmState *s = DISTVM_ACCEL(obj);
 
     s->node_id = DISTVM_HOME_NODE;
+    s->home_node = DISTVM_HOME_NODE;
     s->nodes = 1;
     s->join_timeout = DISTVM_DEFAULT_JOIN_TIMEOUT;
     s->peer_timeout = DISTVM_DEFAULT_PEER_TIMEOUT;

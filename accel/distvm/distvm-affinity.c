@@ -423,7 +423,7 @@ static uint64_t policy_rate_from(DistvmState *s, unsigned cpu, uint32_t n)
     const uint64_t *r = &a->rate[affinity_row(a, cpu)];
 
     /* A device access sent home costs as much as a remote fault. */
-    return r[n] + (n == DISTVM_HOME_NODE ? r[col_io(a)] : 0);
+    return r[n] + (n == distvm_home(s) ? r[col_io(a)] : 0);
 }
 
 /*
@@ -794,7 +794,7 @@ void qmp_distvm_set_policy(DistvmPolicy policy, Error **errp)
         return;
     }
     distvm_wire_policy(m, s->node_id, policy);
-    if (!distvm_send(s, DISTVM_HOME_NODE, m)) {
+    if (!distvm_send(s, distvm_home(s), m)) {
         error_setg(errp, "distvm: the home node cannot be reached");
     }
 }

@@ -57,11 +57,13 @@ static void distvm_pci_config_written(PCIDevice *dev, uint32_t addr,
     distvm_wire_pci_config(m, s->node_id, s->config_gen, path, addr, val,
                            len);
     trace_distvm_pci_config_send(path, addr, val, len);
-    for (uint32_t i = 1; i < s->nodes; i++) {
-        distvm_send(s, i, m);
+    for (uint32_t i = 0; i < s->nodes; i++) {
+        if (i != s->node_id) {
+            distvm_send(s, i, m);
+        }
     }
     /* Each write changes their memory map: a guest can write faster. */
-    distvm_flow_sent(s, (uint32_t)~BIT(DISTVM_HOME_NODE));
+    distvm_flow_sent(s, (uint32_t)~BIT(s->node_id));
 }
 
 static void send_config_reg(DistvmState *s, uint32_t node, PCIDevice *dev,

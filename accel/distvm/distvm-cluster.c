@@ -40,7 +40,7 @@ static void distvm_cluster_started_bh(void *opaque)
 
         /* Joining the running guest: its RAM is shared, it can take part */
         distvm_wire_empty(ready, DISTVM_MSG_READY, s->node_id, 0);
-        distvm_send(s, DISTVM_HOME_NODE, ready);
+        distvm_send(s, distvm_home(s), ready);
     }
 
     /* Measure the round trip to every peer once. */
@@ -78,7 +78,7 @@ static bool distvm_mesh_complete(DistvmState *s)
          * NODE_JOINED that home sends it about this node.
          */
         if (!s->peers[i].sioc ||
-            (joins && i != DISTVM_HOME_NODE &&
+            (joins && i != distvm_home(s) &&
              !qatomic_read(&s->peers[i].bytes_received))) {
             return false;
         }
@@ -143,7 +143,7 @@ void distvm_check_ready(DistvmState *s)
     qemu_mutex_unlock(&s->lock);
     if (complete) {
         distvm_wire_empty(ready, DISTVM_MSG_READY, s->node_id, 0);
-        distvm_send(s, DISTVM_HOME_NODE, ready);
+        distvm_send(s, distvm_home(s), ready);
     }
 }
 

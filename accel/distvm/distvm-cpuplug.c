@@ -170,7 +170,7 @@ static bool cpuplug_pre_plug(DeviceState *dev, Error **errp)
     }
     if (!distvm_is_home(s)) {
         error_setg(errp, "distvm: CPUs are plugged on the home node (node "
-                   "%u), which plugs them on every node", DISTVM_HOME_NODE);
+                   "%u), which plugs them on every node", distvm_home(s));
         return false;
     }
     if (!X86_MACHINE(qdev_get_machine())->acpi_dev) {

@@ -469,8 +469,8 @@ static void intx_set_irq(void *opaque, int irq, int level)
 
         trace_distvm_device_intx_send(irq, level);
         distvm_wire_pci_intx(m, s->node_id, irq, level);
-        distvm_send(s, DISTVM_HOME_NODE, m);
-        distvm_flow_sent(s, BIT(DISTVM_HOME_NODE));
+        distvm_send(s, distvm_home(s), m);
+        distvm_flow_sent(s, BIT(distvm_home(s)));
     }
 }
 

@@ -284,8 +284,11 @@ static bool dispatch_deferred(DistvmState *s, const DistvmMsg *msg)
     Error *err = NULL;
     uint32_t cpu;
 
+    if (src != s->node_id) {
+        distvm_recovery_home_news(s, msg);
+    }
     if (src != s->node_id &&
-        !distvm_wire_check_role(msg, s->node_id, &err)) {
+        !distvm_wire_check_role(msg, distvm_home(s), s->node_id, &err)) {
         distvm_msg_refused(s, src, "%s", error_get_pretty(err));
         error_free(err);
         return false;

@@ -134,7 +134,7 @@ static void drain_poll(void *opaque)
 
         drain.vcpus_gone = true;
         distvm_wire_node(m, DISTVM_MSG_DRAINED, s->node_id, s->node_id);
-        distvm_send(s, DISTVM_HOME_NODE, m);
+        distvm_send(s, distvm_home(s), m);
     }
     timer_mod(drain.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                            DISTVM_DRAIN_POLL_MS * (empty ? 1 : 10));
@@ -154,7 +154,7 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
     }
     if (s->nodes == 1 || !distvm_is_home(s)) {
         error_setg(errp, "distvm: distvm-drain-node is asked of the home "
-                   "node (node %d) of a cluster", DISTVM_HOME_NODE);
+                   "node (node %" PRIu32 ") of a cluster", distvm_home(s));
         return;
     }
     if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
@@ -166,7 +166,7 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                    "over");
         return;
     }
-    if (node == DISTVM_HOME_NODE) {
+    if (node == distvm_home(s)) {
         error_setg(errp, "distvm: the home node runs the devices and cannot "
                    "be drained");
         return;
@@ -261,7 +261,7 @@ static bool node_drain_received(DistvmState *s, const DistvmMsg *msg)
 {
     uint32_t node = msg->u.node_id;
 
-    if (!distvm_node_present(s, node) || node == DISTVM_HOME_NODE) {
+    if (!distvm_node_present(s, node) || node == distvm_home(s)) {
         distvm_msg_refused(s, msg->hdr.src, "NODE_DRAIN of node %" PRIu32
                            ", which may not be drained", node);
         return false;
@@ -298,7 +298,7 @@ static void *drain_pages_thread(void *opaque)
     trace_distvm_drain_pages_done(d->node, pages);
     if (pages != UINT64_MAX) {
         distvm_wire_node(m, DISTVM_MSG_DRAINED, s->node_id, d->node);
-        distvm_send(s, DISTVM_HOME_NODE, m);
+        distvm_send(s, distvm_home(s), m);
     }
     rcu_unregister_thread();
     g_free(d);

@@ -150,7 +150,9 @@ struct DistvmEpoch {
 
     /* In the main loop: the replica of this node's last epoch, if any */
     uint32_t sent_to;
+    uint64_t sent_epoch;        /* ... its number */
     bool sent_aborted;          /* ... and that epoch was abandoned */
+    bool disks;                 /* the machine has a disk it writes to */
 
     /* Home, rebuilding a lost node's copies from the parity, under @lock */
     uint32_t parity_waiting;    /* the nodes whose slots are due */
@@ -186,7 +188,7 @@ struct DistvmEpoch {
     int64_t rollback_begun_ns;
     uint64_t rollbacks;
     uint64_t last_rollback_us;
-    /* Home: the cluster at the last commit (a rollback needs the same) */
+    /* The cluster at the last commit (a rollback needs the same) */
     uint32_t committed_vcpus;   /* the vCPU states saved */
     uint32_t committed_present;
     uint32_t committed_blocks;  /* RAMBlocks */
@@ -231,8 +233,8 @@ uint32_t distvm_replica_of(DistvmState *s, uint32_t node)
 uint32_t distvm_epoch_keeper_of(DistvmState *s, uint32_t node)
 {
     if (s->redundancy == DISTVM_REDUNDANCY_PARITY &&
-        node != DISTVM_HOME_NODE) {
-        return DISTVM_HOME_NODE;
+        node != distvm_home(s)) {
+        return distvm_home(s);
     }
     return distvm_replica_of(s, node);
 }
@@ -429,6 +431,39 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
         qatomic_set(&e->committed, epoch);
     }
     qatomic_set(&e->ended, MAX(e->ended, epoch));
+}
+
+/*
+ * A rollback to epoch @epoch, in the receive thread: a home lost as it
+ * sent its COMMIT may have left this node without it, although another
+ * node has it (the standby in its place takes the newest any node has),
+ * and every node then keeps all of the epoch's data: it commits here
+ * too.  The data of any later epoch is dropped: no home commits it now.
+ */
+static void stores_roll_back(DistvmState *s, uint64_t epoch)
+{
+    DistvmEpoch *e = s->epoch;
+
+    qemu_mutex_lock(&e->lock);
+    if (epoch > e->committed) {
+        trace_distvm_epoch_commit_late(epoch);
+        stores_end_epoch(s, epoch, true);
+    }
+    for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
+        EpochStore *st = e->stores[node];
+        GList *l, *next;
+
+        for (l = st ? st->pending.head : NULL; l; l = next) {
+            EpochPending *p = l->data;
+
+            next = l->next;
+            if (p->epoch > epoch) {
+                g_queue_delete_link(&st->pending, l);
+                pending_free(p);
+            }
+        }
+    }
+    qemu_mutex_unlock(&e->lock);
 }
 
 void distvm_epoch_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
@@ -651,6 +686,7 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
     own_pending_add(store_of(e, s->node_id), es.own);
     qemu_mutex_unlock(&e->lock);
     e->sent_to = es.to;
+    e->sent_epoch = epoch;
     e->sent_aborted = false;
     trace_distvm_epoch_sent(epoch, es.to, es.bytes);
     distvm_epoch_send(s, es.to, DISTVM_EPOCH_SENT, s->node_id, epoch, es.bytes,
@@ -695,6 +731,8 @@ void distvm_epoch_when_idle(DistvmState *s, void (*fn)(DistvmState *s))
     e->when_idle = g_slist_append(e->when_idle, w);
 }
 
+static uint32_t nr_vcpus_plugged(void);
+
 /* The epoch begun is abandoned: the nodes drop its data */
 static void epoch_abandon(DistvmState *s)
 {
@@ -719,6 +757,19 @@ static void epoch_abort(DistvmState *s)
     epoch_end(s);
 }
 
+/*
+ * An epoch committed: the cluster as it was then, which a rollback needs
+ * as it is (every node keeps it: its standby may take home's place)
+ */
+static void committed_cluster(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    e->committed_vcpus = nr_vcpus_plugged();
+    e->committed_present = qatomic_read(&s->present);
+    e->committed_blocks = distvm_ram_next_block(s);
+}
+
 static void epoch_commit(DistvmState *s)
 {
     DistvmEpoch *e = s->epoch;
@@ -734,9 +785,7 @@ static void epoch_commit(DistvmState *s)
     e->pause_us[e->nr_pauses++ % EPOCH_PAUSE_SAMPLES] = MIN(pause_us,
                                                             UINT32_MAX);
     qemu_mutex_unlock(&e->lock);
-    e->committed_vcpus = e->vcpus;
-    e->committed_present = qatomic_read(&s->present);
-    e->committed_blocks = distvm_ram_next_block(s);
+    committed_cluster(s);
     trace_distvm_epoch_commit(e->epoch, pause_us, e->bytes);
     distvm_output_release(e->epoch);
     epoch_end(s);
@@ -1062,7 +1111,7 @@ static void rollback_start(DistvmState *s, uint64_t epoch, uint32_t lost)
     rb->states = copies_new();
     rb->partial = copies_new();
     /* Home is never lost here: it means none */
-    if (lost == DISTVM_HOME_NODE) {
+    if (lost == distvm_home(s)) {
         lost = UINT32_MAX;
     }
     rb->waiting = qatomic_read(&s->present) & ~BIT(s->node_id);
@@ -1179,7 +1228,7 @@ static void rollback_fetch_received(DistvmState *s, const DistvmMsg *msg)
 
     /* All committed: none after @epoch, the last commit */
     qemu_mutex_lock(&e->lock);
-    newest_states(e, to == DISTVM_HOME_NODE, newest);
+    newest_states(e, to == distvm_home(s), newest);
     qemu_mutex_unlock(&e->lock);
     g_hash_table_iter_init(&it, newest);
     while (g_hash_table_iter_next(&it, &key, &value)) {
@@ -1464,6 +1513,7 @@ static bool rollback_finish_home(DistvmState *s)
             distvm_chipset_send_state(s, n);
         }
     }
+    distvm_pic_output_resend(s);
     distvm_clock_update(s);
     distvm_output_rollback(rb->epoch);
     rollback_took_over(s, rb);
@@ -1480,7 +1530,7 @@ static void rollback_answer(DistvmState *s, bool busy, uint32_t vcpus)
     if (distvm_is_home(s)) {
         rollback_answered(s, s->node_id, busy, vcpus);
     } else {
-        distvm_epoch_send(s, DISTVM_HOME_NODE, busy ? DISTVM_EPOCH_BUSY :
+        distvm_epoch_send(s, distvm_home(s), busy ? DISTVM_EPOCH_BUSY :
                           DISTVM_EPOCH_ROLLED, s->node_id, s->epoch->committed,
                           0, vcpus);
     }
@@ -1498,6 +1548,8 @@ static void rollback_all(DistvmState *s)
     e->begun_ns = get_clock();
     epoch_arm(s, s->peer_timeout * 1000);
     epoch_broadcast(s, DISTVM_EPOCH_ROLLBACK, e->rolling_lost, e->committed);
+    stores_roll_back(s, e->committed);
+    e->sent_aborted |= e->sent_epoch > e->committed;
     rollback_start(s, e->committed, e->rolling_lost);
 }
 
@@ -1611,6 +1663,51 @@ void distvm_epoch_recover(DistvmState *s, uint32_t lost)
     if (e->phase == EPOCH_STOPPING && !e->waiting) {
         distvm_recovery_settle_all(s);
     }
+}
+
+/*
+ * Home, in the place of a home lost: before the rollback, the newest
+ * epoch that a node saw committed, @epoch, is committed here too, if it
+ * was not (the lost home's COMMIT did not reach this node)
+ */
+void distvm_epoch_commit_late(DistvmState *s, uint64_t epoch)
+{
+    if (epoch > distvm_epoch_committed(s)) {
+        stores_roll_back(s, epoch);
+        distvm_output_release(epoch);
+    }
+}
+
+/*
+ * This node, the lost home's standby, is home now (distvm-recovery.c):
+ * it takes the epochs over.  The number after the last epoch ended here
+ * may be one the lost home had begun: it is not used again.
+ */
+void distvm_epoch_take_home(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    e->epoch = qatomic_read(&e->ended) + 1;
+    e->phase = EPOCH_IDLE;
+    if (!e->timer) {
+        e->timer = timer_new_ms(QEMU_CLOCK_REALTIME, epoch_tick, s);
+    }
+}
+
+/*
+ * Why this node cannot take the place of home, lost, as its standby, or
+ * NULL if it can
+ */
+const char *distvm_epoch_home_refusal(DistvmState *s)
+{
+    if (s->epoch->parity) {
+        return "home keeps the parity of the others' pages "
+               "(redundancy=parity)";
+    }
+    if (s->epoch->disks) {
+        return "the disk writes held for output commit are on home alone";
+    }
+    return NULL;
 }
 
 /* Home: every node knows where each vCPU runs: roll back */
@@ -1990,7 +2087,7 @@ static bool epoch_pages_received(DistvmState *s, const DistvmMsg *msg)
     const DistvmMsgEpochPages *ep = &msg->u.epoch_pages;
     DistvmEpoch *e = s->epoch;
     const uint8_t *pos = ep->entries;
-    bool delta = e->parity && msg->hdr.src != DISTVM_HOME_NODE;
+    bool delta = e->parity && msg->hdr.src != distvm_home(s);
     EpochPending *p;
 
     if (ep->kind == DISTVM_EPOCH_PAGE_ASK) {
@@ -2058,7 +2155,7 @@ static bool epoch_state_received(DistvmState *s, const DistvmMsg *msg)
         return false;
     }
     if (es->kind == DISTVM_EPOCH_STATE_DEVICES &&
-        msg->hdr.src != DISTVM_HOME_NODE) {
+        msg->hdr.src != distvm_home(s)) {
         distvm_msg_refused(s, msg->hdr.src, "EPOCH_STATE: only the home node "
                            "sends the devices' state");
         return false;
@@ -2130,7 +2227,7 @@ static bool epoch_sent_received(DistvmState *s, const DistvmMsg *msg)
     if (distvm_is_home(s)) {
         return true;            /* epoch_main_loop() counts it */
     }
-    distvm_epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_STORED, msg->hdr.src,
+    distvm_epoch_send(s, distvm_home(s), DISTVM_EPOCH_STORED, msg->hdr.src,
                       epoch, msg->u.epoch.bytes, msg->u.epoch.vcpus);
     return false;
 }
@@ -2158,6 +2255,9 @@ static bool epoch_received(DistvmState *s, const DistvmMsg *msg)
         qemu_mutex_unlock(&e->lock);
         /* Its packets go on; after an abort, what was sent goes again */
         return true;
+    case DISTVM_EPOCH_ROLLBACK:
+        stores_roll_back(s, m->epoch);
+        return true;
     default:
         if (m->step >= DISTVM_EPOCH_LOST) {
             return distvm_recovery_received(s, msg);
@@ -2174,11 +2274,12 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
     switch (m->step) {
     case DISTVM_EPOCH_SAVE:
         if (!epoch_save(s, m->epoch)) {
-            distvm_epoch_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_BUSY,
+            distvm_epoch_send(s, distvm_home(s), DISTVM_EPOCH_BUSY,
                               s->node_id, m->epoch, 0, 0);
         }
         break;
     case DISTVM_EPOCH_COMMIT:
+        committed_cluster(s);
         distvm_output_release(m->epoch);
         break;
     case DISTVM_EPOCH_ABORT:
@@ -2192,6 +2293,9 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
         }
         break;
     case DISTVM_EPOCH_ROLLBACK:
+        /* What it committed late, and what it sent since, not committed */
+        distvm_output_release(m->epoch);
+        e->sent_aborted |= e->sent_epoch > m->epoch;
         rollback_start(s, m->epoch, m->node);
         break;
     case DISTVM_EPOCH_FETCHED:
@@ -2205,7 +2309,7 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
                        m->vcpus);
         break;
     case DISTVM_EPOCH_STORED:
-        if (e->parity && m->node != DISTVM_HOME_NODE) {
+        if (e->parity && m->node != distvm_home(s)) {
             /* Home keeps the others' state itself */
             distvm_msg_refused(s, msg->hdr.src, "EPOCH STORED about node %"
                                PRIu32 ", which home keeps with "
@@ -2253,7 +2357,7 @@ DistvmCheckpointInfo *distvm_epoch_query(DistvmState *s)
     info->interval_ms = s->checkpoint_ms;
     info->redundancy = s->redundancy;
     info->replica = distvm_epoch_keeper_of(s, s->node_id);
-    info->standby = distvm_replica_of(s, DISTVM_HOME_NODE);
+    info->standby = distvm_replica_of(s, distvm_home(s));
     qemu_mutex_lock(&e->lock);
     info->committed_epoch = e->committed;
     info->epochs = e->epochs;
@@ -2359,6 +2463,7 @@ static void epoch_machine_done(Notifier *n, void *data)
         error_report_err(err);
         exit(1);
     }
+    distvm_state()->epoch->disks = distvm_output_disk_writable();
 }
 
 static Notifier machine_done = { .notify = epoch_machine_done };

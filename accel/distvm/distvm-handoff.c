@@ -130,7 +130,7 @@ static void *handoff_thread(void *opaque)
     }
     trace_distvm_handoff_done(s->node_id, to, (get_clock() - start) / 1000);
     distvm_wire_node(m, DISTVM_MSG_DRAINED, s->node_id, s->node_id);
-    distvm_send(s, DISTVM_HOME_NODE, m);
+    distvm_send(s, distvm_home(s), m);
 out:
     rcu_unregister_thread();
     return NULL;
@@ -152,14 +152,14 @@ uint32_t distvm_handoff_start(DistvmState *s, uint32_t from)
 {
     uint32_t parts[DISTVM_WIRE_MAX_NODES] = { 0 };
     uint64_t managers = distvm_ram_managers(s) & qatomic_read(&s->present);
-    uint32_t to = DISTVM_HOME_NODE;
+    uint32_t to = distvm_home(s);
 
     for (uint32_t i = 0; i < s->start_nodes; i++) {
         parts[distvm_ram_mgr_now(s, i)]++;
     }
     for (uint32_t i = 1; i < s->nodes; i++) {
         if (i != from && (managers & BIT_ULL(i)) &&
-            (to == DISTVM_HOME_NODE || parts[i] < parts[to])) {
+            (to == distvm_home(s) || parts[i] < parts[to])) {
             to = i;
         }
     }

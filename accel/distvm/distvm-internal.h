@@ -123,6 +123,12 @@ struct DistvmState {
     uint32_t node_id;
     bool node_id_given;         /* or, with home=, home gives one on joining */
     uint32_t nodes;             /* at most, ids 0 to nodes - 1 */
+    /*
+     * Atomic: the node that runs the devices and coordinates the cluster
+     * (home): DISTVM_HOME_NODE, until its standby takes its place
+     * (distvm-recovery.c)
+     */
+    uint32_t home_node;
     uint32_t start_nodes;       /* nodes 0 to start_nodes - 1 form it */
     char *listen;               /* as given, "tcp:HOST:PORT" or "unix:PATH" */
     char *home;
@@ -303,9 +309,14 @@ static inline bool distvm_node_usable(DistvmState *s, uint32_t node)
            node != qatomic_read(&s->draining);
 }
 
+static inline uint32_t distvm_home(DistvmState *s)
+{
+    return qatomic_read(&s->home_node);
+}
+
 static inline bool distvm_is_home(DistvmState *s)
 {
-    return s->node_id == DISTVM_HOME_NODE;
+    return s->node_id == distvm_home(s);
 }
 
 static inline bool distvm_cluster_leaving(DistvmState *s)
@@ -437,6 +448,9 @@ bool distvm_epoch_parity_rebuild(DistvmState *s, uint32_t lost,
                                  uint64_t epoch);
 void distvm_epoch_recover(DistvmState *s, uint32_t lost);
 void distvm_epoch_recover_rollback(DistvmState *s);
+void distvm_epoch_commit_late(DistvmState *s, uint64_t epoch);
+void distvm_epoch_take_home(DistvmState *s);
+const char *distvm_epoch_home_refusal(DistvmState *s);
 const char *distvm_epoch_recover_refusal(DistvmState *s, uint32_t lost);
 
 /* distvm-recovery.c */
@@ -455,6 +469,7 @@ uint32_t distvm_recovery_lost(DistvmState *s);
 void distvm_recovery_done(DistvmState *s);
 void distvm_recovery_stats(DistvmState *s, uint64_t *count,
                            uint64_t *last_ms);
+void distvm_recovery_home_news(DistvmState *s, const DistvmMsg *msg);
 bool distvm_recovery_received(DistvmState *s, const DistvmMsg *msg);
 void distvm_recovery_main_loop(DistvmState *s, const DistvmMsg *msg);
 void distvm_recovery_held_received(DistvmState *s, const DistvmMsg *msg);
@@ -472,6 +487,7 @@ void distvm_output_stats(uint64_t *held, uint64_t *released);
 
 /* distvm-output-disk.c: and its disk writes */
 bool distvm_output_disk_hold(Error **errp);
+bool distvm_output_disk_writable(void);
 void distvm_output_disk_seal(uint64_t epoch);
 void distvm_output_disk_release(uint64_t epoch);
 void distvm_output_disk_rollback(uint64_t epoch);
@@ -511,6 +527,7 @@ void distvm_io_get_stats(DistvmState *s, DistvmIoStats *stats);
 void distvm_io_fail_waits(DistvmState *s);
 void distvm_io_req_failed(DistvmState *s, const DistvmMsg *msg);
 void distvm_io_cancel(DistvmState *s, unsigned cpu);
+void distvm_io_fail_waits_on(DistvmState *s, uint32_t node);
 bool distvm_io_forwarded(DistvmState *s);
 bool distvm_io_replay_a20(DistvmState *s, CPUState *cpu, bool enabled);
 /* Under the BQL: the accesses done here for other nodes, by device */
@@ -714,6 +731,7 @@ void distvm_flow_forget(DistvmState *s, uint32_t node);
 
 /* distvm-pic.c */
 void distvm_pic_init(DistvmState *s);
+void distvm_pic_output_resend(DistvmState *s);
 
 /* distvm-pause.c */
 void distvm_pause_init(DistvmState *s);
@@ -757,6 +775,7 @@ int distvm_vcpu_forward_interrupt(CPUState *cpu, int mask);
 
 /* distvm-runstate.c */
 void distvm_runstate_init(DistvmState *s);
+void distvm_runstate_take_home(DistvmState *s);
 /* The guest's TSC, the same on every node (AccelOpsClass get_elapsed_ticks) */
 int64_t distvm_guest_ticks(void);
 

@@ -105,12 +105,14 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t dest,
         bql_unlock();
     }
     if (!distvm_send(s, dest, m)) {
+        /* Taken over (home's place by its standby): the guest rolls back */
         distvm_fatal_node_lost(s, dest, "connection closed");
+        distvm_io_cancel(s, cs->cpu_index);
     }
     qemu_event_wait(&w->done);
     distvm_dispatch_wait_before_replies(s, cs);
     io_account(s, io->space, start_ns);
-    if (dest == DISTVM_HOME_NODE) {
+    if (dest == distvm_home(s)) {
         /* the policy's pull to home (placed devices' is not counted) */
         distvm_affinity_io(s, cs->cpu_index);
     }
@@ -156,7 +158,7 @@ static MemTxResult io_forward_to(DistvmState *s, CPUState *cs, uint32_t dest,
     };
     MemTxResult res;
 
-    if (dest != DISTVM_HOME_NODE) {
+    if (dest != distvm_home(s)) {
         /* A placed device's node: as configured when this node asks */
         io.flags |= DISTVM_IO_CONFIG_GEN;
         io.config_gen = qatomic_read(&s->config_gen);
@@ -173,7 +175,7 @@ MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
                               uint64_t addr, uint64_t *data, unsigned size,
                               bool is_write)
 {
-    return io_forward_to(s, cs, DISTVM_HOME_NODE, space, addr, data, size,
+    return io_forward_to(s, cs, distvm_home(s), space, addr, data, size,
                          is_write);
 }
 
@@ -195,7 +197,7 @@ static void vmport_forward(DistvmState *s, CPUState *cs, uint32_t *data,
     };
 
     memcpy(io.regs, env->regs, sizeof(io.regs));
-    io_forward(s, cs, DISTVM_HOME_NODE, &io);
+    io_forward(s, cs, distvm_home(s), &io);
     if (io.flags & DISTVM_IO_REGS) {
         memcpy(env->regs, io.regs, sizeof(io.regs));
     }
@@ -241,7 +243,7 @@ static int io_destination(DistvmState *s, uint32_t space, uint64_t addr,
         qatomic_inc(&d->forwarded);
         return d->node;
     }
-    return distvm_is_home(s) ? -1 : DISTVM_HOME_NODE;
+    return distvm_is_home(s) ? -1 : distvm_home(s);
 }
 
 static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
@@ -634,6 +636,20 @@ void distvm_io_fail_waits(DistvmState *s)
     smp_mb();   /* the cluster state, or distvm_leave_ending(), first */
     for (unsigned i = 0; i < s->nr_vcpus; i++) {
         distvm_io_cancel(s, i);
+    }
+}
+
+/*
+ * Node @node was lost and is taken over (distvm-recovery.c): the accesses
+ * waiting for its answer fail, and the guest rolls back.
+ */
+void distvm_io_fail_waits_on(DistvmState *s, uint32_t node)
+{
+    smp_mb();   /* the connection cut first: against io_forward() */
+    for (unsigned i = 0; i < s->nr_vcpus; i++) {
+        if (qatomic_read(&s->io_waits[i].dest) == node) {
+            distvm_io_cancel(s, i);
+        }
     }
 }
 

@@ -189,7 +189,7 @@ static bool memplug_pre_plug(MemoryDeviceState *md, MemoryRegion *mr,
         index = distvm_ram_next_block(s);
     } else {
         error_setg(errp, "distvm: memory is plugged on the home node (node "
-                   "%u), which plugs it on every node", DISTVM_HOME_NODE);
+                   "%u), which plugs it on every node", distvm_home(s));
         return false;
     }
     if (!distvm_ram_plug_prepare(s, mr->ram_block, index, errp)) {

@@ -69,6 +69,7 @@ static void distvm_limits(DistvmState *s, DistvmWireLimits *lim)
 {
     lim->nodes = s->nodes;
     lim->nr_vcpus = s->nr_vcpus;
+    lim->home = distvm_home(s);
     distvm_ram_limits(s, lim);
 }
 
@@ -807,6 +808,11 @@ static char *distvm_check_hello(DistvmState *s, const DistvmMsgHello *h)
 {
     uint32_t i;
 
+    if (distvm_home(s) != DISTVM_HOME_NODE) {
+        return g_strdup_printf("node %" PRIu32 " took the place of the home "
+                               "node, which nodes cannot join yet",
+                               distvm_home(s));
+    }
     if (h->node_id == DISTVM_HOME_NODE || h->node_id >= s->nodes) {
         return g_strdup_printf("node-id=%" PRIu32 " is not a valid node of "
                                "this %" PRIu32 "-node cluster (1 to %" PRIu32

@@ -655,6 +655,23 @@ static bool hold_disk(BlockBackend *blk, Error **errp)
     return true;
 }
 
+/*
+ * Whether the machine has a disk the guest can write: its writes held
+ * for output commit would be lost with home (its standby has none)
+ */
+bool distvm_output_disk_writable(void)
+{
+    for (BlockBackend *blk = blk_all_next(NULL); blk;
+         blk = blk_all_next(blk)) {
+        BlockDriverState *bs = blk_bs(blk);
+
+        if (bs && !bdrv_is_read_only(bs)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 bool distvm_output_disk_hold(Error **errp)
 {
     disks = g_ptr_array_new();

@@ -68,6 +68,18 @@ static bool distvm_pic_output_changed(int level)
     return false;
 }
 
+/*
+ * Home, under the BQL, its devices' state loaded (a rollback, or in the
+ * place of a home lost): the other nodes take the PIC's output again.
+ */
+void distvm_pic_output_resend(DistvmState *s)
+{
+    if (isa_pic) {
+        s->pic_output_sent = -1;
+        distvm_pic_output_changed(pic_get_output(isa_pic));
+    }
+}
+
 /* Not home: pic_get_output() and pic_read_irq() of the guest's PIC. */
 static int distvm_pic_remote(bool acknowledge)
 {

@@ -206,7 +206,7 @@ void distvm_plug_reply(DistvmState *s, const DistvmMsg *msg, uint32_t index,
     } else {
         distvm_wire_cpu_plug_ack(ack, s->node_id, msg->hdr.seq, index, error);
     }
-    distvm_send(s, DISTVM_HOME_NODE, ack);
+    distvm_send(s, distvm_home(s), ack);
     error_free(err);
 }
 

@@ -140,6 +140,7 @@ DistvmInfo *qmp_query_distvm(Error **errp)
 
     info = g_new0(DistvmInfo, 1);
     info->node_id = s->node_id;
+    info->home_node = distvm_home(s);
     info->nodes = s->nodes;
     info->start_nodes = s->start_nodes;
     info->state = s->state;
@@ -397,7 +398,7 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     }
     monitor_printf(mon, "node %" PRIu32 " of %" PRIu32 "%s, cluster %s",
                    info->node_id, info->nodes,
-                   info->node_id == DISTVM_HOME_NODE ? " (home)" : "",
+                   info->node_id == info->home_node ? " (home)" : "",
                    DistvmClusterState_str(info->state));
     if (info->start_nodes < info->nodes) {
         monitor_printf(mon, ", started with %" PRIu32 " nodes",

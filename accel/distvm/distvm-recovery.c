@@ -67,6 +67,7 @@ typedef enum RecoveryStage {
 struct DistvmRecovery {
     QemuMutex lock;             /* the fields up to @held_done */
     uint32_t lost;              /* atomic: the node taken over, or none */
+    bool lost_home;             /* ... which was home */
     char *why;
     uint32_t marks;             /* nodes whose MARK came */
     uint32_t held_done;         /* nodes whose HELD_DONE came */
@@ -85,6 +86,7 @@ struct DistvmRecovery {
     bool rebuilding;            /* the lost node's copies, from the parity */
     uint32_t *runs;             /* [nr_vcpus]: the node that runs each */
     uint64_t *moves;            /* [nr_vcpus]: the most moves seen of each */
+    uint64_t newest;            /* the newest epoch a node saw committed */
     uint64_t recoveries;
     uint64_t last_ms;
 };
@@ -108,11 +110,33 @@ static void recovery_broadcast(DistvmState *s, DistvmEpochStep step,
     }
 }
 
+/*
+ * Why home's standby cannot take the place of home, lost, or NULL.  The
+ * nodes other than home must be more than half of the cluster, so that
+ * two homes never both go on: a home cut off by a partition with fewer
+ * nodes commits no epoch without those it lost, so nothing the guest
+ * does there reaches the world, and it ends once it finds them lost.
+ */
+static const char *recovery_home_refusal(DistvmState *s, uint32_t home)
+{
+    uint32_t present = qatomic_read(&s->present);
+
+    if (2 * ctpop32(present & ~BIT(home)) <= ctpop32(present)) {
+        return "it is the home node, and the other nodes are not more "
+               "than half of the cluster";
+    }
+    return distvm_epoch_home_refusal(s);
+}
+
 /* Why the cluster cannot take @node's part over, or NULL if it can */
 static const char *recovery_refusal(DistvmState *s, uint32_t node)
 {
-    if (node == DISTVM_HOME_NODE) {
-        return "it is the home node";
+    if (node == distvm_home(s)) {
+        const char *refusal = recovery_home_refusal(s, node);
+
+        if (refusal) {
+            return refusal;
+        }
     }
     if (!distvm_node_present(s, node)) {
         return "it was not part of the cluster";
@@ -205,6 +229,14 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
                      "%s", node, refusal);
         return false;
     }
+    r->lost_home = node == distvm_home(s);
+    if (r->lost_home) {
+        /*
+         * Home's standby takes its place, before any message of the new
+         * home is taken: see distvm_recovery_home_news()
+         */
+        qatomic_set(&s->home_node, distvm_replica_of(s, node));
+    }
     qatomic_set(&r->lost, node);
     g_free(r->why);
     r->why = g_strdup(why);
@@ -227,6 +259,7 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     qatomic_set(&s->present, s->present & ~BIT(node));
     qemu_mutex_unlock(&s->lock);
     distvm_net_cut(s, node);
+    distvm_io_fail_waits_on(s, node);
     distvm_ram_recover_enter(s);
     /*
      * The vCPUs stop now, not at the pause: what they read meanwhile may
@@ -264,11 +297,19 @@ static void recovery_lost_main(void *opaque)
                 r->epoch);
     qapi_event_send_distvm_node_lost(lost, why);
     if (!distvm_is_home(s)) {
-        recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_LOST, lost, 0, 0);
+        recovery_send(s, distvm_home(s), DISTVM_EPOCH_LOST, lost, 0, 0);
         return;
+    }
+    if (r->lost_home) {
+        /* This node, its standby, is home now */
+        warn_report("distvm: node %" PRIu32 " takes the place of the home "
+                    "node", s->node_id);
+        distvm_runstate_take_home(s);
+        distvm_epoch_take_home(s);
     }
     r->begun_ns = get_clock();
     r->waiting = 0;
+    r->newest = r->epoch;
     r->stage = RECOVERY_PAUSING;
     g_free(r->runs);
     r->runs = g_new(uint32_t, s->nr_vcpus);
@@ -407,10 +448,10 @@ static void recovery_rebuild(DistvmState *s)
         bool runs;
         uint64_t moves = distvm_vcpu_seen(s, i, &runs);
 
-        recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_RUNS, r->lost,
+        recovery_send(s, distvm_home(s), DISTVM_EPOCH_RUNS, r->lost,
                       moves | (runs ? RECOVERY_RUNS_HERE : 0), i);
     }
-    recovery_send(s, DISTVM_HOME_NODE, DISTVM_EPOCH_READY, r->lost, 0, 0);
+    recovery_send(s, distvm_home(s), DISTVM_EPOCH_READY, r->lost, 0, 0);
 }
 
 /* Home: every node settled: SETTLE, then READY awaited from each */
@@ -476,6 +517,7 @@ static void recovery_place(DistvmState *s)
         distvm_vcpu_place(s, i, r->runs[i], r->moves[i] + 1);
     }
     distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
+    distvm_epoch_commit_late(s, r->newest);
     distvm_epoch_recover_rollback(s);
 }
 
@@ -543,6 +585,28 @@ static bool recovery_msg_ours(DistvmState *s, const DistvmMsg *msg)
                            "over", msg->u.epoch.step, msg->u.epoch.node);
     }
     return ours;
+}
+
+/*
+ * In the receive thread, before the role of @msg's sender is checked:
+ * the standby, or another node, found home lost (LOST to the standby,
+ * RECOVER from it) before this node did.  Home's place is taken here
+ * first, or this node ends, so that the new home's messages pass.
+ */
+void distvm_recovery_home_news(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgEpoch *m = &msg->u.epoch;
+    uint32_t home = distvm_home(s);
+    g_autofree char *why = NULL;
+
+    if (!s->recovery || msg->hdr.type != DISTVM_MSG_EPOCH ||
+        (m->step != DISTVM_EPOCH_LOST && m->step != DISTVM_EPOCH_RECOVER) ||
+        m->node != home || msg->hdr.src == home ||
+        home == s->node_id) {
+        return;
+    }
+    why = g_strdup_printf("node %" PRIu32 " lost it", msg->hdr.src);
+    distvm_fatal_node_lost(s, home, why);
 }
 
 /* In the receive thread; whether the main loop takes it too */
@@ -647,6 +711,8 @@ void distvm_recovery_main_loop(DistvmState *s, const DistvmMsg *msg)
                                "node that home does not wait for");
             return;
         }
+        /* The committed epoch it goes back to, as it knows it */
+        r->newest = MAX(r->newest, m->epoch);
         if (m->step == DISTVM_EPOCH_READY) {
             r->waiting &= ~BIT(msg->hdr.src);
             if (!r->waiting && !r->rebuilding) {

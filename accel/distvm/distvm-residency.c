@@ -644,7 +644,7 @@ static void res_set_received(DistvmState *s, const DistvmMsg *msg)
             rw->gathering = r;
             rw->covered = 0;
             next.step = DISTVM_RES_SET_REGISTERED;
-            res_set_send(s, DISTVM_HOME_NODE, &next);
+            res_set_send(s, distvm_home(s), &next);
         }
         break;
     case DISTVM_RES_SET_REGISTERED:
@@ -784,7 +784,7 @@ void qmp_distvm_set_residency(uint64_t base, uint64_t size, uint32_t node,
     }
     if (s->nodes == 1 || !distvm_is_home(s)) {
         error_setg(errp, "distvm: distvm-set-residency is asked of the home "
-                   "node (node %d) of a cluster", DISTVM_HOME_NODE);
+                   "node (node %" PRIu32 ") of a cluster", distvm_home(s));
         return;
     }
     if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {

@@ -215,6 +215,19 @@ static struct {
     bool disturbed;             /* ... or the machine was reset */
 } epoch_pause;
 
+/* Home tells the other nodes to pause for @epoch, which answer PAUSED */
+static void pause_tell(DistvmState *s, uint64_t epoch)
+{
+    if (distvm_is_home(s)) {
+        s->run->nodes_stopped_ns = 0;
+        s->run->nodes_stopped_ticks = 0;
+        distvm_runstate_send(s, DISTVM_RUN_ALL, DISTVM_RUN_PAUSE, epoch);
+    } else {
+        distvm_runstate_send(s, BIT(distvm_home(s)), DISTVM_RUN_PAUSED,
+                             epoch);
+    }
+}
+
 /*
  * Pause the guest for checkpoint epoch @epoch (see above); on home, the
  * other nodes too, which answer PAUSED.
@@ -222,6 +235,11 @@ static struct {
 void distvm_guest_pause(DistvmState *s, uint64_t epoch)
 {
     if (epoch_pause.paused) {
+        /*
+         * Paused for the epoch of a home that was lost: its standby, home
+         * now, pauses the guest again, and the others answer it
+         */
+        pause_tell(s, epoch);
         return;
     }
     epoch_pause.paused = true;
@@ -237,14 +255,7 @@ void distvm_guest_pause(DistvmState *s, uint64_t epoch)
     /* Before the nodes are told: it runs bottom halves, their answers' */
     bdrv_drain_all();
     distvm_output_pause(true);
-    if (distvm_is_home(s)) {
-        s->run->nodes_stopped_ns = 0;
-        s->run->nodes_stopped_ticks = 0;
-        distvm_runstate_send(s, DISTVM_RUN_ALL, DISTVM_RUN_PAUSE, epoch);
-    } else {
-        distvm_runstate_send(s, BIT(DISTVM_HOME_NODE), DISTVM_RUN_PAUSED,
-                             epoch);
-    }
+    pause_tell(s, epoch);
 }
 
 /*
@@ -310,7 +321,7 @@ static void epoch_pause_state_change(void *opaque, bool running,
 static void send_run_state(DistvmState *s, DistvmRunAction action)
 {
     distvm_runstate_send(s, action == DISTVM_RUN_STOPPED ?
-                         BIT(DISTVM_HOME_NODE) : DISTVM_RUN_ALL, action, 0);
+                         BIT(distvm_home(s)) : DISTVM_RUN_ALL, action, 0);
 }
 
 /*
@@ -464,7 +475,7 @@ static void run_state_bh(void *opaque)
         break;
     case DISTVM_RUN_HOLD:
         distvm_hold_vcpus(true);
-        distvm_runstate_send(s, BIT(DISTVM_HOME_NODE), DISTVM_RUN_HELD,
+        distvm_runstate_send(s, BIT(distvm_home(s)), DISTVM_RUN_HELD,
                              m->run.virtual_ns);
         break;
     case DISTVM_RUN_RELEASE:
@@ -578,11 +589,20 @@ void distvm_runstate_init(DistvmState *s)
                                  ARRAY_SIZE(runstate_handlers));
     qemu_add_vm_change_state_handler(epoch_pause_state_change, s);
     if (distvm_is_home(s)) {
-        qemu_add_vm_change_state_handler(distvm_vm_state_change, s);
-        qemu_register_reset(distvm_home_reset, s);
-        s->run->suspend.notify = distvm_home_suspend;
-        qemu_register_suspend_notifier(&s->run->suspend);
-        s->run->wakeup.notify = distvm_home_wakeup;
-        qemu_register_wakeup_notifier(&s->run->wakeup);
+        distvm_runstate_take_home(s);
     }
+}
+
+/*
+ * This node is home (from the start, or in its lost home's place): the
+ * guest's run state changes, resets and wake-ups go from here
+ */
+void distvm_runstate_take_home(DistvmState *s)
+{
+    qemu_add_vm_change_state_handler(distvm_vm_state_change, s);
+    qemu_register_reset(distvm_home_reset, s);
+    s->run->suspend.notify = distvm_home_suspend;
+    qemu_register_suspend_notifier(&s->run->suspend);
+    s->run->wakeup.notify = distvm_home_wakeup;
+    qemu_register_wakeup_notifier(&s->run->wakeup);
 }

@@ -998,7 +998,7 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
         ok = get_u32(&r, &msg->u.node_id, errp) &&
              check_node(lim, r.what, "the drained node", msg->u.node_id,
                         errp);
-        if (ok && msg->u.node_id == DISTVM_HOME_NODE) {
+        if (ok && msg->u.node_id == lim->home) {
             error_setg(errp, "%s message for the home node", r.what);
             ok = false;
         }
@@ -1009,7 +1009,7 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
              check_node(lim, r.what, "the joining node", msg->u.join.node_id,
                         errp) &&
              get_speed(&r, r.what, &msg->u.join.speed, errp);
-        if (ok && msg->u.join.node_id == DISTVM_HOME_NODE) {
+        if (ok && msg->u.join.node_id == lim->home) {
             error_setg(errp, "%s message for the home node", r.what);
             ok = false;
         }
@@ -1781,8 +1781,8 @@ static bool step_refused(const char *what, uint32_t step,
 }
 
 /* Who sends each step of RES_SET to whom (DistvmResSetStep) */
-static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
-                               uint32_t dst, Error **errp)
+static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t home,
+                               uint32_t src, uint32_t dst, Error **errp)
 {
     static const char *const rule[DISTVM_RES_SET__MAX] = {
         [DISTVM_RES_SET_ASK] = "by the home node to the range's node",
@@ -1796,14 +1796,14 @@ static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
 
     switch (set->step) {
     case DISTVM_RES_SET_ASK:
-        ok = src == DISTVM_HOME_NODE && dst == set->node;
+        ok = src == home && dst == set->node;
         break;
     case DISTVM_RES_SET_REGISTERED:
-        ok = src == set->node && dst == DISTVM_HOME_NODE;
+        ok = src == set->node && dst == home;
         break;
     case DISTVM_RES_SET_COVER:
     case DISTVM_RES_SET_KNOWN:
-        ok = src == DISTVM_HOME_NODE && dst != set->node;
+        ok = src == home && dst != set->node;
         break;
     case DISTVM_RES_SET_COVERED:
         ok = src != set->node && dst == set->node;
@@ -1817,8 +1817,8 @@ static bool res_set_check_role(const DistvmMsgResSet *set, uint32_t src,
 }
 
 /* Who sends each step of MGR_MOVE to whom (DistvmMgrMoveStep) */
-static bool mgr_move_check_role(const DistvmMsgMgrMove *mv, uint32_t src,
-                                uint32_t dst, Error **errp)
+static bool mgr_move_check_role(const DistvmMsgMgrMove *mv, uint32_t home,
+                                uint32_t src, uint32_t dst, Error **errp)
 {
     static const char *const rule[DISTVM_MGR_MOVE__MAX] = {
         [DISTVM_MGR_MOVE_ASK] = "by the home node to the node the pages "
@@ -1833,10 +1833,10 @@ static bool mgr_move_check_role(const DistvmMsgMgrMove *mv, uint32_t src,
 
     switch (mv->step) {
     case DISTVM_MGR_MOVE_ASK:
-        ok = src == DISTVM_HOME_NODE && dst == mv->from;
+        ok = src == home && dst == mv->from;
         break;
     case DISTVM_MGR_MOVE_KNOWN:
-        ok = src == DISTVM_HOME_NODE && dst != DISTVM_HOME_NODE;
+        ok = src == home && dst != home;
         break;
     case DISTVM_MGR_MOVE_PREPARE:
     case DISTVM_MGR_MOVE_MOVED:
@@ -1851,8 +1851,8 @@ static bool mgr_move_check_role(const DistvmMsgMgrMove *mv, uint32_t src,
 }
 
 /* Who sends each step of EPOCH to whom (DistvmEpochStep) */
-static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
-                             uint32_t dst, Error **errp)
+static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t home,
+                             uint32_t src, uint32_t dst, Error **errp)
 {
     static const char *const rule[DISTVM_EPOCH__MAX] = {
         [DISTVM_EPOCH_SAVE] = "by the home node to the others",
@@ -1890,7 +1890,7 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
     case DISTVM_EPOCH_PLACE:
     case DISTVM_EPOCH_RECOVERED:
     case DISTVM_EPOCH_PARITY_ASK:
-        ok = src == DISTVM_HOME_NODE && dst != DISTVM_HOME_NODE;
+        ok = src == home && dst != home;
         break;
     case DISTVM_EPOCH_BUSY:
     case DISTVM_EPOCH_STORED:
@@ -1899,7 +1899,7 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
     case DISTVM_EPOCH_RUNS:
     case DISTVM_EPOCH_READY:
     case DISTVM_EPOCH_PARITY_DONE:
-        ok = src != DISTVM_HOME_NODE && dst == DISTVM_HOME_NODE;
+        ok = src != home && dst == home;
         break;
     case DISTVM_EPOCH_MARK:
     case DISTVM_EPOCH_HELD_DONE:
@@ -1918,8 +1918,8 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t src,
                               errp);
 }
 
-bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
-                            Error **errp)
+bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t home,
+                            uint32_t dst, Error **errp)
 {
     uint32_t type = msg->hdr.type;
     DistvmRole role = type < DISTVM_MSG__MAX ? msg_roles[type] :
@@ -1933,34 +1933,36 @@ bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
         role = DISTVM_ROLE_TO_HOME;
     }
     if (type == DISTVM_MSG_RES_SET) {
-        return res_set_check_role(&msg->u.res_set, msg->hdr.src, dst, errp);
+        return res_set_check_role(&msg->u.res_set, home, msg->hdr.src, dst,
+                                  errp);
     }
     if (type == DISTVM_MSG_MGR_MOVE) {
-        return mgr_move_check_role(&msg->u.mgr_move, msg->hdr.src, dst,
-                                   errp);
+        return mgr_move_check_role(&msg->u.mgr_move, home, msg->hdr.src,
+                                   dst, errp);
     }
     if (type == DISTVM_MSG_EPOCH) {
-        return epoch_check_role(&msg->u.epoch, msg->hdr.src, dst, errp);
+        return epoch_check_role(&msg->u.epoch, home, msg->hdr.src, dst,
+                                errp);
     }
     switch (role) {
     case DISTVM_ROLE_ANY:
         return true;
     case DISTVM_ROLE_FROM_HOME:
-        if (msg->hdr.src == DISTVM_HOME_NODE && dst != DISTVM_HOME_NODE) {
+        if (msg->hdr.src == home && dst != home) {
             return true;
         }
         error_setg(errp, "%s is sent by the home node only, to the others",
                    name);
         return false;
     case DISTVM_ROLE_TO_HOME:
-        if (msg->hdr.src != DISTVM_HOME_NODE && dst == DISTVM_HOME_NODE) {
+        if (msg->hdr.src != home && dst == home) {
             return true;
         }
         error_setg(errp, "%s is sent to the home node only, by the others",
                    name);
         return false;
     case DISTVM_ROLE_HOME_LINK:
-        if ((msg->hdr.src == DISTVM_HOME_NODE) != (dst == DISTVM_HOME_NODE)) {
+        if ((msg->hdr.src == home) != (dst == home)) {
             return true;
         }
         error_setg(errp, "%s is sent between the home node and another node "

@@ -157,6 +157,7 @@ typedef struct DistvmMsgHeader {
 typedef struct DistvmWireLimits {
     uint32_t nodes;             /* node ids are below this */
     uint32_t nr_vcpus;          /* vCPU indexes are below this */
+    uint32_t home;              /* the home node now (DISTVM_HOME_NODE) */
     uint32_t nr_blocks;         /* 0 until the RAMBlock table is agreed */
     const uint64_t *block_pages;    /* pages in each RAMBlock */
 } DistvmWireLimits;
@@ -666,14 +667,14 @@ void distvm_msg_clear(DistvmMsg *msg);
 
 /*
  * Whether node @src may send @msg to node @dst on a connection of the
- * running cluster: its role, not its format (DESIGN.md section 14).
- * Home's messages (chipset, clock, interrupt controller, run state, the
+ * running cluster, node @home being home: its role, not its format
+ * (DESIGN.md section 14).  Home's messages (chipset, clock, interrupt controller, run state, the
  * results of device accesses) come from home only, device accesses and
  * the reports of a stopped node go to home only, and the messages that
  * form the cluster come on no established connection.
  */
-bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t dst,
-                            Error **errp);
+bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t home,
+                            uint32_t dst, Error **errp);
 
 /*
  * The vCPU index that @msg is about, if it is about one (VCPU_*, IO_*,

@@ -15,7 +15,10 @@
 /* Nodes a cluster may have; node ids are 0 .. DISTVM_MAX_NODES - 1. */
 #define DISTVM_MAX_NODES 16
 
-/* The node that owns devices and, at power-on, all guest RAM. */
+/*
+ * The node that is home at power-on: it runs the devices and coordinates
+ * the cluster, until a standby takes its place (distvm_home()).
+ */
 #define DISTVM_HOME_NODE 0
 
 extern bool distvm_allowed;

@@ -425,6 +425,88 @@ static void test_kill(void)
     distvm_cluster_quit(c);
 }
 
+/*
+ * Home is killed (SIGKILL) at a random moment while the guest runs,
+ * after a vCPU move: its standby (node 1, its replica) takes its place:
+ * it loads the devices' state of the last committed epoch, takes home's
+ * pages and vCPUs over with node 2, and the guest finishes with the exact
+ * result; both nodes say node 1 is home, and epochs go on.
+ */
+static void test_kill_home(void)
+{
+    DistvmCluster *c = smp_cluster_start();
+    QTestState *home = c->node[0]->qts;
+    QTestState *standby = c->node[1]->qts;
+    int cpu = g_test_rand_int_range(1, NCPUS);
+    pid_t pid = qtest_pid(home);
+    QDict *ev, *cp, *info;
+    int status;
+
+    cp = checkpoint_info(home);
+    g_assert_cmpint(qdict_get_int(cp, "standby"), ==, 1);
+    qobject_unref(cp);
+    wait_epochs(home, 3);
+    qtest_qmp_assert_success(home, "{ 'execute': 'distvm-move-vcpu', "
+                             "'arguments': { 'cpu-index': %d, 'node': %d } }",
+                             cpu, (distvm_vcpu_node(home, cpu) + 1) % NODES);
+    g_usleep(g_test_rand_int_range(0, 300) * 1000);
+    g_assert_cmpint(qtest_readl(home, DG_RESULT_BASE), !=, DG_MAGIC_DONE);
+    g_test_message("home killed");
+    kill(pid, SIGKILL);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFSIGNALED(status));
+    c->node[0] = NULL;
+
+    ev = distvm_wait_event(standby, "DISTVM_RECOVERED",
+                           DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    0);
+    g_test_message("home's place taken in %" PRId64 " ms, back at epoch %"
+                   PRId64,
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"),
+                   qdict_get_int(qdict_get_qdict(ev, "data"), "epoch"));
+    qobject_unref(ev);
+
+    wait_result(standby);
+    check_lost(c, 0, 0);
+    for (int n = 1; n < NODES; n++) {
+        info = distvm_assert_active(c->node[n]->qts, n);
+        g_assert_cmpint(qdict_get_int(info, "home-node"), ==, 1);
+        qobject_unref(info);
+    }
+    /* Epochs go on, node 2 the new home's standby */
+    wait_epochs(standby, 2);
+    cp = checkpoint_info(standby);
+    g_assert_cmpint(qdict_get_int(cp, "recoveries"), ==, 1);
+    g_assert_cmpint(qdict_get_int(cp, "standby"), ==, 2);
+    qobject_unref(cp);
+    distvm_cluster_quit(c);
+}
+
+/*
+ * On 2 nodes, home's standby alone is not more than half of the cluster
+ * (it cannot tell a lost home from a partition): it ends, exit status 1
+ */
+static void test_kill_home_two(void)
+{
+    DistvmCluster *c = smp_cluster_start_on(2, "0:1:0:1");
+    QTestState *standby = c->node[1]->qts;
+    pid_t pid = qtest_pid(c->node[0]->qts);
+    QDict *info;
+    int status;
+
+    info = distvm_assert_active(standby, 1);
+    g_assert_cmpint(qdict_get_int(info, "home-node"), ==, 0);
+    qobject_unref(info);
+    wait_epochs(c->node[0]->qts, 2);
+    qtest_set_expected_status(standby, 1);
+    kill(pid, SIGKILL);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    c->node[0] = NULL;
+    qtest_wait_qemu(standby);
+    distvm_cluster_quit(c);
+}
+
 /* Kill node @n of @c and wait until home took its part over */
 static void kill_and_recover(DistvmCluster *c, int n)
 {
@@ -879,6 +961,8 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/epoch/disk", test_disk);
     qtest_add_func("/distvm/epoch/rollback", test_rollback);
     qtest_add_func("/distvm/epoch/kill", test_kill);
+    qtest_add_func("/distvm/epoch/kill-home", test_kill_home);
+    qtest_add_func("/distvm/epoch/kill-home-two", test_kill_home_two);
     qtest_add_func("/distvm/epoch/kill-two", test_kill_two);
     qtest_add_func("/distvm/epoch/kill-twice", test_kill_twice);
     qtest_add_func("/distvm/epoch/kill-parity", test_kill_parity);

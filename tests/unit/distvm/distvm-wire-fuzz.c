@@ -1307,7 +1307,7 @@ static void fuzz_one(const DistvmMsgHeader *hdr, const uint8_t *data,
         check_reencode(&msg, payload, lim);
         /* the role check, as each node of the cluster receiving it */
         for (uint32_t dst = 0; dst < lim->nodes; dst++) {
-            bool ok = distvm_wire_check_role(&msg, dst, &err);
+            bool ok = distvm_wire_check_role(&msg, lim->home, dst, &err);
 
             CHECK(ok == !err);
             CHECK(msg.hdr.type != DISTVM_MSG_RUN_STATE ||

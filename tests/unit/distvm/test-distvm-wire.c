@@ -856,7 +856,7 @@ static bool role_ok(uint32_t type, uint32_t action, uint32_t src,
     bool ok;
 
     msg.u.run.action = action;
-    ok = distvm_wire_check_role(&msg, dst, &err);
+    ok = distvm_wire_check_role(&msg, 0, dst, &err);
     g_assert(ok == !err);
     if (err) {
         g_assert_nonnull(strstr(error_get_pretty(err),
@@ -867,6 +867,60 @@ static bool role_ok(uint32_t type, uint32_t action, uint32_t src,
         error_free(err);
     }
     return ok;
+}
+
+/* Whether @msg may go from its sender to @dst while node @home is home */
+static bool moved_role_ok(DistvmMsg *msg, uint32_t home, uint32_t src,
+                          uint32_t dst)
+{
+    Error *err = NULL;
+    bool ok;
+
+    msg->hdr.src = src;
+    ok = distvm_wire_check_role(msg, home, dst, &err);
+    g_assert(ok == !err);
+    error_free(err);
+    return ok;
+}
+
+/* Once a standby (node 2) took home's place, roles follow it */
+static void test_roles_moved_home(void)
+{
+    DistvmMsg run = { .hdr.type = DISTVM_MSG_RUN_STATE,
+                      .u.run.action = DISTVM_RUN_STOP };
+    DistvmMsg ready = { .hdr.type = DISTVM_MSG_READY };
+    DistvmMsg epoch = { .hdr.type = DISTVM_MSG_EPOCH,
+                        .u.epoch = { .step = DISTVM_EPOCH_SAVE, .node = 1,
+                                     .epoch = 1 } };
+    DistvmMsg set = { .hdr.type = DISTVM_MSG_RES_SET,
+                      .u.res_set = { .node = 1,
+                                     .step = DISTVM_RES_SET_ASK } };
+    DistvmMsg mv = { .hdr.type = DISTVM_MSG_MGR_MOVE,
+                     .u.mgr_move = { .step = DISTVM_MGR_MOVE_KNOWN,
+                                     .from = 1, .to = 3 } };
+
+    /* from home: from node 2, to node 0 too, and no longer from node 0 */
+    g_assert_true(moved_role_ok(&run, 2, 2, 0));
+    g_assert_true(moved_role_ok(&run, 2, 2, 1));
+    g_assert_false(moved_role_ok(&run, 2, 0, 1));
+    g_assert_false(moved_role_ok(&run, 2, 1, 2));
+    run.u.run.action = DISTVM_RUN_STOPPED;
+    g_assert_true(moved_role_ok(&run, 2, 1, 2));
+    g_assert_false(moved_role_ok(&run, 2, 1, 0));
+    /* to home */
+    g_assert_true(moved_role_ok(&ready, 2, 0, 2));
+    g_assert_false(moved_role_ok(&ready, 2, 2, 0));
+    g_assert_false(moved_role_ok(&ready, 2, 1, 0));
+    /* by step */
+    g_assert_true(moved_role_ok(&epoch, 2, 2, 0));
+    g_assert_false(moved_role_ok(&epoch, 2, 0, 1));
+    epoch.u.epoch.step = DISTVM_EPOCH_LOST;
+    g_assert_true(moved_role_ok(&epoch, 2, 3, 2));
+    g_assert_false(moved_role_ok(&epoch, 2, 3, 0));
+    g_assert_true(moved_role_ok(&set, 2, 2, 1));
+    g_assert_false(moved_role_ok(&set, 2, 0, 1));
+    g_assert_true(moved_role_ok(&mv, 2, 2, 0));
+    g_assert_false(moved_role_ok(&mv, 2, 0, 2));
 }
 
 /*
@@ -1017,7 +1071,7 @@ static void test_roles(void)
 static bool step_role_ok(const DistvmMsg *msg, uint32_t dst, const char *what)
 {
     Error *err = NULL;
-    bool ok = distvm_wire_check_role(msg, dst, &err);
+    bool ok = distvm_wire_check_role(msg, 0, dst, &err);
 
     g_assert(ok == !err);
     if (err) {
@@ -1287,7 +1341,7 @@ static bool epoch_role_ok(uint32_t step, uint32_t node, uint32_t src,
     msg.u.epoch = (DistvmMsgEpoch) {
         .step = step, .node = node, .epoch = 1, .bytes = 4096,
     };
-    ok = distvm_wire_check_role(&msg, dst, &err);
+    ok = distvm_wire_check_role(&msg, 0, dst, &err);
     g_assert(ok == !err);
     if (err) {
         g_assert_cmpstr(error_get_pretty(err), ==, what);
@@ -1452,12 +1506,12 @@ static void test_epoch_roles(void)
                 };
                 Error *err = NULL;
 
-                g_assert_false(distvm_wire_check_role(&msg, dst, &err));
+                g_assert_false(distvm_wire_check_role(&msg, 0, dst, &err));
                 g_assert_nonnull(err);
                 g_assert_cmpstr(error_get_pretty(err), ==, what);
                 error_free(err);
                 /* and without an errp */
-                g_assert_false(distvm_wire_check_role(&msg, dst, NULL));
+                g_assert_false(distvm_wire_check_role(&msg, 0, dst, NULL));
             }
         }
     }
@@ -1486,18 +1540,18 @@ static void check_role_after_last(uint32_t node, uint32_t from_home,
     };
     Error *err = NULL;
 
-    g_assert_false(distvm_wire_check_role(&msg, 1, &err));
+    g_assert_false(distvm_wire_check_role(&msg, 0, 1, &err));
     g_assert_cmpstr(error_get_pretty(err), ==, "EPOCH of unknown step 21");
     error_free(err);
-    g_assert_false(distvm_wire_check_role(&msg, 1, NULL));
+    g_assert_false(distvm_wire_check_role(&msg, 0, 1, NULL));
     msg.u.epoch.step = from_home;
-    g_assert_true(distvm_wire_check_role(&msg, 1, NULL));
-    g_assert_false(distvm_wire_check_role(&msg, 0, NULL));
+    g_assert_true(distvm_wire_check_role(&msg, 0, 1, NULL));
+    g_assert_false(distvm_wire_check_role(&msg, 0, 0, NULL));
     if (to_home != DISTVM_EPOCH__MAX) {
         msg.hdr.src = 1;
         msg.u.epoch.step = to_home;
-        g_assert_true(distvm_wire_check_role(&msg, 0, NULL));
-        g_assert_false(distvm_wire_check_role(&msg, 2, NULL));
+        g_assert_true(distvm_wire_check_role(&msg, 0, 0, NULL));
+        g_assert_false(distvm_wire_check_role(&msg, 0, 2, NULL));
     }
 }
 
@@ -11048,6 +11102,26 @@ static void test_node_drain(void)
     g_byte_array_unref(b);
 }
 
+/* Once a standby took home's place, the drained node may be node 0 */
+static void test_node_drain_moved_home(void)
+{
+    DistvmWireLimits moved = limits_no_ram;
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    moved.home = 2;
+    distvm_wire_node(b, DISTVM_MSG_NODE_DRAIN, 2, 0);
+    decode_ok(b, &moved, &d);
+    g_assert_cmpuint(d.msg.u.node_id, ==, 0);
+    decoded_free(&d);
+    distvm_wire_node(b, DISTVM_MSG_NODE_DRAIN, 2, 2);
+    expect_decode_error(b, &moved, "for the home node");
+    distvm_wire_node_join(b, DISTVM_MSG_NODE_JOINING, 2, 2,
+                          DISTVM_WIRE_SPEED_ONE);
+    expect_decode_error(b, &moved, "for the home node");
+    g_byte_array_unref(b);
+}
+
 /* NODE_JOINING and NODE_JOINED: a node other than home, and its speed */
 static void test_node_join(void)
 {
@@ -11512,6 +11586,8 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/node-lost", test_node_lost);
     g_test_add_func("/distvm/wire/roundtrip/node-join", test_node_join);
     g_test_add_func("/distvm/wire/roundtrip/node-drain", test_node_drain);
+    g_test_add_func("/distvm/wire/roundtrip/node-drain-moved-home",
+                    test_node_drain_moved_home);
     g_test_add_func("/distvm/wire/roundtrip/empty", test_empty_messages);
     g_test_add_func("/distvm/wire/roundtrip/ping-pong", test_ping_pong);
     g_test_add_func("/distvm/wire/roundtrip/page", test_page_messages);
@@ -11689,6 +11765,7 @@ int main(int argc, char **argv)
                     test_failed_decode_reuse);
     g_test_add_func("/distvm/wire/decode/null-errp", test_null_errp);
     g_test_add_func("/distvm/wire/roles", test_roles);
+    g_test_add_func("/distvm/wire/roles/moved-home", test_roles_moved_home);
     g_test_add_func("/distvm/wire/roles/res-set", test_res_set_roles);
     g_test_add_func("/distvm/wire/roles/mgr-move", test_mgr_move_roles);
     g_test_add_func("/distvm/wire/roles/epoch", test_epoch_roles);
