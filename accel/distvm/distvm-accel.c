@@ -201,6 +201,13 @@ static void distvm_set_replicas(Object *obj, Visitor *v, const char *name,
                         &DISTVM_ACCEL(obj)->replicas, errp);
 }
 
+static void distvm_set_standby(Object *obj, Visitor *v, const char *name,
+                               void *opaque, Error **errp)
+{
+    distvm_visit_u32_in(v, name, 1, DISTVM_MAX_NODES - 1, "node ids",
+                        &DISTVM_ACCEL(obj)->standby, errp);
+}
+
 static int distvm_get_redundancy(Object *obj, Error **errp)
 {
     return DISTVM_ACCEL(obj)->redundancy;
@@ -473,6 +480,12 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
                    DistvmRedundancy_str(s->redundancy));
         return false;
     }
+    if (s->standby && (!s->replicas || s->standby >= s->start_nodes)) {
+        error_setg(errp, "distvm: standby=%" PRIu32 " needs replicas=1 and "
+                   "a node that starts the cluster (below start-nodes=%"
+                   PRIu32 ")", s->standby, s->start_nodes);
+        return false;
+    }
     if (s->replicas && s->nodes < 2) {
         error_setg(errp, "distvm: replicas=%" PRIu32 " keeps each node's "
                    "state on another node, and needs nodes=2 or more",
@@ -701,6 +714,14 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "node's replica keeps a copy of its pages) or parity (home keeps "
         "the XOR of the other nodes' pages, from which a lost node's are "
         "rebuilt); the same on every node (default replica)");
+
+    object_class_property_add(oc, "standby", "uint32", distvm_get_u32,
+                              distvm_set_standby, NULL,
+                              (void *)offsetof(DistvmState, standby));
+    object_class_property_set_description(oc, "standby",
+        "With replicas=1, the node that keeps the home node's pages and "
+        "devices' state, and takes its place if it is lost; the same on "
+        "every node (default: node 1, the next node present)");
 
     object_class_property_add(oc, "checkpoint-ms", "uint32", distvm_get_u32,
                               distvm_set_checkpoint_ms, NULL,

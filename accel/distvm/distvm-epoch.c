@@ -210,11 +210,18 @@ static inline gpointer state_key(uint32_t kind, uint32_t index)
 
 /*
  * The node that keeps @node's state: the next node of the cluster (one
- * that is gone: the next one present, which takes its part over)
+ * that is gone: the next one present, which takes its part over), or for
+ * the first home, its standby= if given
  */
 uint32_t distvm_replica_of(DistvmState *s, uint32_t node)
 {
     uint32_t present = qatomic_read(&s->present);
+
+    /* The first home's: its standby, if present */
+    if (node == DISTVM_HOME_NODE && s->standby &&
+        (present & BIT(s->standby))) {
+        return s->standby;
+    }
 
     for (uint32_t i = 1; i < s->nodes; i++) {
         uint32_t n = (node + i) % s->nodes;

@@ -141,6 +141,7 @@ struct DistvmState {
     bool auto_numa;             /* no -numa: a NUMA node per cluster node */
     uint32_t replicas;          /* 0 or 1: checkpoint epochs (distvm-epoch.c) */
     uint32_t redundancy;        /* DistvmRedundancy: what replicas keep */
+    uint32_t standby;           /* home's replica, or 0: the next node */
     uint32_t checkpoint_ms;     /* the time between two epochs */
     uint32_t policy;            /* DistvmPolicy, atomic (distvm-affinity.c) */
     uint32_t capacity;          /* vCPUs the policy may place here */

@@ -1455,6 +1455,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
     FP("auto-numa", "%s", s->auto_numa ? "on" : "off");
     FP("replicas", "%" PRIu32, s->replicas);
     FP("redundancy", "%s", DistvmRedundancy_str(s->redundancy));
+    FP("standby", "%" PRIu32, s->standby ?: 1);
 #undef FP
     distvm_ram_fingerprint(keys, values);
 

@@ -729,15 +729,16 @@ static void test_kill_two(void)
 }
 
 /*
- * The same with the nodes in network namespaces, over TCP, and node 2
- * cut off by a partition (its link goes down) instead of killed: nodes 0
- * and 1 declare it lost within peer-timeout and take its part over; node
- * 2, which hears neither of them, exits with an error.
+ * The same with the nodes in network namespaces, over TCP, and node
+ * @victim cut off by a partition (its link goes down) instead of killed:
+ * the other two declare it lost within peer-timeout and take its part
+ * over (if it is home, node 2, its standby= here, takes its place);
+ * @victim, which hears neither of them, exits with an error.
  */
 #define PARTITION_PEER_TIMEOUT 2
 #define PARTITION_PORT 4460
 
-static void test_partition(void)
+static void partition(int victim)
 {
     int subnet = getpid() % 200 + 20;
     g_autofree char *prefix = g_strdup_printf("dve%d-", (int)getpid());
@@ -746,6 +747,7 @@ static void test_partition(void)
         MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
         NCPUS, ITERS);
     g_autofree char *binary = g_strdup(g_getenv("QTEST_QEMU_BINARY"));
+    int home = victim ? 0 : 2;
     DistvmNode *node[NODES];
     QDict *ev, *cp;
 
@@ -753,14 +755,14 @@ static void test_partition(void)
     for (int i = 0; i < NODES; i++) {
         g_autofree char *in_ns = g_strdup_printf("ip netns exec %s%d %s",
                                                  prefix, i, binary);
-        g_autofree char *home = i ? g_strdup_printf(
+        g_autofree char *home_opt = i ? g_strdup_printf(
             "home=tcp:10.199.%d.1:%d,", subnet, PARTITION_PORT) :
             g_strdup("");
         g_autofree char *opts = g_strdup_printf(
             "node-id=%d,nodes=%d,listen=tcp:10.199.%d.%d:%d,%s"
-            "replicas=1,checkpoint-ms=20,placement=0:1:2:1,peer-timeout=%d",
-            i, NODES, subnet, i + 1, PARTITION_PORT + i, home,
-            PARTITION_PEER_TIMEOUT);
+            "replicas=1,checkpoint-ms=20,placement=0:1:2:1,peer-timeout=%d,"
+            "standby=%d", i, NODES, subnet, i + 1, PARTITION_PORT + i,
+            home_opt, PARTITION_PEER_TIMEOUT, victim ? 1 : 2);
 
         g_setenv("QTEST_QEMU_BINARY", in_ns, true);
         node[i] = distvm_node_start(tmpdir, i, opts, args);
@@ -773,40 +775,58 @@ static void test_partition(void)
     g_assert_cmpint(qtest_readl(node[0]->qts, DG_RESULT_BASE), !=,
                     DG_MAGIC_DONE);
 
-    distvm_sh("ip -n %ssw link set %sp2 down", prefix, prefix);
-    qtest_set_expected_status(node[2]->qts, 1);
-    ev = distvm_wait_event(node[2]->qts, "DISTVM_NODE_LOST",
+    distvm_sh("ip -n %ssw link set %sp%d down", prefix, prefix, victim);
+    qtest_set_expected_status(node[victim]->qts, 1);
+    ev = distvm_wait_event(node[victim]->qts, "DISTVM_NODE_LOST",
                            DISTVM_EVENT_TIMEOUT_S);
-    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), <, 2);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), !=,
+                    victim);
     qobject_unref(ev);
-    qtest_wait_qemu(node[2]->qts);
-    ev = distvm_wait_event(node[0]->qts, "DISTVM_RECOVERED",
+    qtest_wait_qemu(node[victim]->qts);
+    ev = distvm_wait_event(node[home]->qts, "DISTVM_RECOVERED",
                            DISTVM_EVENT_TIMEOUT_S);
     g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
-                    2);
+                    victim);
     g_test_message("taken over in %" PRId64 " ms once lost",
                    qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"));
     qobject_unref(ev);
 
-    wait_result(node[0]->qts);
-    for (int i = 0; i < 2; i++) {
-        QDict *info = distvm_assert_active(node[i]->qts, i);
+    wait_result(node[home]->qts);
+    for (int i = 0; i < NODES; i++) {
+        QDict *info;
 
+        if (i == victim) {
+            continue;
+        }
+        info = distvm_assert_active(node[i]->qts, i);
         g_assert_cmpint(qdict_get_int(info, "protocol-errors"), ==, 0);
+        g_assert_cmpint(qdict_get_int(info, "home-node"), ==, home);
         qobject_unref(info);
         distvm_check_smp_memory(node[i]->qts, NCPUS, ITERS);
         for (int cpu = 0; cpu < NCPUS; cpu++) {
-            g_assert_cmpint(distvm_vcpu_node(node[i]->qts, cpu), <, 2);
+            g_assert_cmpint(distvm_vcpu_node(node[i]->qts, cpu), !=, victim);
         }
     }
-    wait_epochs(node[0]->qts, 2);
-    cp = checkpoint_info(node[0]->qts);
+    wait_epochs(node[home]->qts, 2);
+    cp = checkpoint_info(node[home]->qts);
     g_assert_cmpint(qdict_get_int(cp, "recoveries"), ==, 1);
+    g_assert_cmpint(qdict_get_int(cp, "standby"), ==, 1);
     qobject_unref(cp);
     for (int i = NODES - 1; i >= 0; i--) {
         distvm_node_quit(node[i]);
     }
     distvm_netns_cleanup(prefix, NODES);
+}
+
+static void test_partition(void)
+{
+    partition(2);
+}
+
+/* Home cut off: it holds the guest at once, and ends */
+static void test_partition_home(void)
+{
+    partition(0);
 }
 
 /* The 4 KiB of @path at @offset are all @byte */
@@ -967,6 +987,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/epoch/kill-twice", test_kill_twice);
     qtest_add_func("/distvm/epoch/kill-parity", test_kill_parity);
     qtest_add_func("/distvm/epoch/partition", test_partition);
+    qtest_add_func("/distvm/epoch/partition-home", test_partition_home);
 
     return distvm_test_run(tmpdir);
 }

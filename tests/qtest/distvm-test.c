@@ -77,6 +77,12 @@ static void test_bad_options(void)
           "value 'raid5'" },
         { "checkpoint-ms=9", "checkpoint-ms=9 is out of range (10 to "
           "3600000 milliseconds)" },
+        { "standby=0", "standby=0 is out of range (1 to 15 node ids)" },
+        { "nodes=3,listen=unix:/nonexistent/x,standby=2",
+          "standby=2 needs replicas=1 and a node that starts the cluster" },
+        { "nodes=3,start-nodes=2,listen=unix:/nonexistent/x,replicas=1,"
+          "standby=2", "standby=2 needs replicas=1 and a node that starts "
+          "the cluster (below start-nodes=2)" },
         { "nodes=2,listen=unix:/nonexistent/x,replicas=1,"
           "device-nodes=vnet0@1", "replicas=1 does not keep the state of "
           "devices that device-nodes= places on other nodes yet" },
