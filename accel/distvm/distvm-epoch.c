@@ -152,7 +152,9 @@ struct DistvmEpoch {
     uint32_t sent_to;
     uint64_t sent_epoch;        /* ... its number */
     bool sent_aborted;          /* ... and that epoch was abandoned */
-    bool disks;                 /* the machine has a disk it writes to */
+    /* Why this node could not take home's place: a disk it lacks */
+    char *stand_in;
+    bool took_home;             /* in its place: the next rollback's */
 
     /* Home, rebuilding a lost node's copies from the parity, under @lock */
     uint32_t parity_waiting;    /* the nodes whose slots are due */
@@ -607,9 +609,17 @@ static void sender_state(EpochSender *es, DistvmEpochStateKind kind,
 /* Home: the state of the machine's devices (QEMU's, as COLO saves it) */
 static int devices_save_file(QEMUFile *f, void *opaque)
 {
+    int ret;
+
     /* The run state the guest has, which a rollback loads as migration */
     global_state_store();
-    return qemu_save_device_state(f);
+    ret = qemu_save_device_state(f);
+    if (!ret) {
+        /* The disk writes held, for home's standby */
+        distvm_output_disk_save(f);
+        ret = qemu_file_get_error(f);
+    }
+    return ret;
 }
 
 static bool devices_save(GByteArray *out, Error **errp)
@@ -1355,23 +1365,39 @@ static void rollback_fetched(DistvmState *s, uint32_t node)
 /* As qemu_save_device_state() wrote it, with its header */
 static int devices_load_file(QEMUFile *f, void *opaque)
 {
+    Error **errp = opaque;
+    int ret;
+
     if (qemu_get_be32(f) != QEMU_VM_FILE_MAGIC ||
         qemu_get_be32(f) != QEMU_VM_FILE_VERSION) {
         return -EINVAL;
     }
-    return qemu_load_device_state(f);
+    ret = qemu_load_device_state(f);
+    if (!ret && errp && !distvm_output_disk_replay(f, errp)) {
+        return -EIO;
+    }
+    return ret;
 }
 
-static bool devices_load(const GByteArray *state, Error **errp)
+/*
+ * Load the devices' @state; in home's place (@took_home), its disk images
+ * active, write what home held of its disks too
+ */
+static bool devices_load(const GByteArray *state, bool took_home,
+                         Error **errp)
 {
+    Error *err = NULL;
     int ret = distvm_state_load(state->data, state->len, devices_load_file,
-                                NULL);
+                                took_home ? &err : NULL);
 
-    if (ret < 0) {
+    if (err) {
+        error_propagate_prepend(errp, err, "distvm: in the home node's "
+                                "place: ");
+    } else if (ret < 0) {
         error_setg(errp, "distvm: cannot load the devices' state of the "
                    "last committed epoch: %s", strerror(-ret));
     }
-    return ret >= 0;
+    return !err && ret >= 0;
 }
 
 /*
@@ -1507,10 +1533,19 @@ static bool rollback_finish_home(DistvmState *s)
     if (!c) {
         error_setg(&err, "no node keeps the devices' state");
     }
-    if (!err && devices_load(c->data, &err)) {
+    /* In home's place: its disks, as home held them, and held from now */
+    if (!err && e->took_home) {
+        distvm_output_disk_activate(&err);
+    }
+    if (!err && devices_load(c->data, e->took_home, &err)) {
         distvm_vcpu_stop_foreign_timers(s);
         rollback_load_vcpus(s, rb, &vcpus, &err);
     }
+    if (!err && e->took_home && !distvm_output_disk_hold(&err)) {
+        error_prepend(&err, "cannot hold the guest's disk writes until "
+                      "their epoch commits: ");
+    }
+    e->took_home = false;
     if (err) {
         rollback_failed(s, rb, err);
         return false;
@@ -1696,6 +1731,7 @@ void distvm_epoch_take_home(DistvmState *s)
 
     e->epoch = qatomic_read(&e->ended) + 1;
     e->phase = EPOCH_IDLE;
+    e->took_home = true;
     if (!e->timer) {
         e->timer = timer_new_ms(QEMU_CLOCK_REALTIME, epoch_tick, s);
     }
@@ -1711,8 +1747,10 @@ const char *distvm_epoch_home_refusal(DistvmState *s)
         return "home keeps the parity of the others' pages "
                "(redundancy=parity)";
     }
-    if (s->epoch->disks) {
-        return "the disk writes held for output commit are on home alone";
+    /* The other nodes' disks are never written */
+    if (s->epoch->stand_in &&
+        distvm_replica_of(s, distvm_home(s)) == s->node_id) {
+        return s->epoch->stand_in;
     }
     return NULL;
 }
@@ -2451,6 +2489,7 @@ DistvmReplicaPageList *distvm_epoch_replica_page(DistvmState *s,
 /* The machine exists: hold the packets of its NICs */
 static void epoch_machine_done(Notifier *n, void *data)
 {
+    DistvmState *s = distvm_state();
     Error *err = NULL;
     bool ambiguous = false;
 
@@ -2470,7 +2509,19 @@ static void epoch_machine_done(Notifier *n, void *data)
         error_report_err(err);
         exit(1);
     }
-    distvm_state()->epoch->disks = distvm_output_disk_writable();
+    if (!distvm_is_home(s)) {
+        const char *disk = distvm_output_disk_stand_in();
+
+        if (disk) {
+            s->epoch->stand_in = g_strdup_printf(
+                "the standby was given no image of disk %s (the null "
+                "driver)", disk);
+        }
+        if (!distvm_output_disk_inactivate(&err)) {
+            error_report_err(err);
+            exit(1);
+        }
+    }
 }
 
 static Notifier machine_done = { .notify = epoch_machine_done };

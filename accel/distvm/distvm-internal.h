@@ -488,7 +488,11 @@ void distvm_output_stats(uint64_t *held, uint64_t *released);
 
 /* distvm-output-disk.c: and its disk writes */
 bool distvm_output_disk_hold(Error **errp);
-bool distvm_output_disk_writable(void);
+const char *distvm_output_disk_stand_in(void);
+bool distvm_output_disk_inactivate(Error **errp);
+bool distvm_output_disk_activate(Error **errp);
+void distvm_output_disk_save(QEMUFile *f);
+bool distvm_output_disk_replay(QEMUFile *f, Error **errp);
 void distvm_output_disk_seal(uint64_t epoch);
 void distvm_output_disk_release(uint64_t epoch);
 void distvm_output_disk_rollback(uint64_t epoch);

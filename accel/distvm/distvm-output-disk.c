@@ -39,10 +39,12 @@
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qemu/module.h"
+#include "qemu/units.h"
 #include "block/block_int.h"
 #include "block/block-io.h"
 #include "system/block-backend.h"
 #include "system/runstate.h"
+#include "migration/qemu-file-types.h"
 #include "distvm-internal.h"
 #include "trace.h"
 
@@ -629,6 +631,163 @@ void distvm_output_disk_stats(uint64_t *writes, uint64_t *bytes,
     *released = qatomic_read(&released_writes);
 }
 
+/*
+ * Home's held writes, as its standby keeps them with the devices' state:
+ * records of a disk's name, a kind, an offset, a length and a write's
+ * data, then an end
+ */
+#define HELD_RECORD_END         0
+#define HELD_RECORD             1
+#define HELD_RECORD_MAX_BYTES   (64 * MiB)
+
+/*
+ * Home, saving the devices for an epoch, its writes sealed: the writes
+ * it holds of that epoch, and of epochs committed that may not be on the
+ * disk yet, go with them to its standby, which writes them if it takes
+ * home's place (distvm_output_disk_replay())
+ */
+void distvm_output_disk_save(QEMUFile *f)
+{
+    for (guint i = 0; disks && i < disks->len; i++) {
+        BlockDriverState *bs = g_ptr_array_index(disks, i);
+        BDRVDistvmOutputState *st = bs->opaque;
+        const char *name = bdrv_get_device_or_node_name(bs);
+        HeldWrite *h;
+
+        qemu_mutex_lock(&st->lock);
+        QTAILQ_FOREACH(h, &st->held, next) {
+            if (!h->epoch || h->epoch == UINT64_MAX ||
+                h->kind == HELD_FLUSH) {
+                continue;
+            }
+            qemu_put_byte(f, HELD_RECORD);
+            qemu_put_byte(f, strlen(name));
+            qemu_put_buffer(f, (const uint8_t *)name, strlen(name));
+            qemu_put_byte(f, h->kind);
+            qemu_put_be64(f, h->offset);
+            qemu_put_be64(f, h->bytes);
+            if (h->kind == HELD_WRITE) {
+                qemu_put_buffer(f, h->buf, h->bytes);
+            }
+        }
+        qemu_mutex_unlock(&st->lock);
+    }
+    qemu_put_byte(f, HELD_RECORD_END);
+}
+
+/*
+ * What writes to @blk's disk: @blk, if its device took the permission to
+ * write, or else a BlockBackend of its own (unref it), or NULL
+ */
+static BlockBackend *replay_writer(BlockBackend *blk, Error **errp)
+{
+    BlockBackend *writer;
+    uint64_t perm, shared;
+
+    blk_get_perm(blk, &perm, &shared);
+    if (perm & BLK_PERM_WRITE) {
+        blk_ref(blk);
+        return blk;
+    }
+    writer = blk_new(blk_get_aio_context(blk), BLK_PERM_WRITE, BLK_PERM_ALL);
+    if (blk_insert_bs(writer, blk_bs(blk), errp) < 0) {
+        blk_unref(writer);
+        return NULL;
+    }
+    return writer;
+}
+
+/* One record of distvm_output_disk_save(), written to its disk */
+static bool replay_record(QEMUFile *f, Error **errp)
+{
+    char name[256] = "";
+    uint8_t len = qemu_get_byte(f);
+    g_autofree uint8_t *buf = NULL;
+    BlockBackend *blk, *writer;
+    uint8_t kind;
+    int64_t offset, bytes;
+    int ret;
+
+    qemu_get_buffer(f, (uint8_t *)name, len);
+    kind = qemu_get_byte(f);
+    offset = qemu_get_be64(f);
+    bytes = qemu_get_be64(f);
+    blk = blk_by_name(name);
+    if (qemu_file_get_error(f) || kind > HELD_DISCARD || !blk ||
+        offset < 0 || bytes <= 0 || bytes > HELD_RECORD_MAX_BYTES ||
+        offset + bytes > blk_getlength(blk)) {
+        error_setg(errp, "a write held for disk '%s' is not one it can "
+                   "take", name);
+        return false;
+    }
+    if (kind == HELD_WRITE) {
+        buf = g_malloc(bytes);
+        if (qemu_get_buffer(f, buf, bytes) != bytes) {
+            error_setg(errp, "a write held for disk '%s' is cut short",
+                       name);
+            return false;
+        }
+    }
+    writer = replay_writer(blk, errp);
+    if (!writer) {
+        error_prepend(errp, "disk '%s': ", name);
+        return false;
+    }
+    if (kind == HELD_WRITE) {
+        ret = blk_pwrite(writer, offset, bytes, buf, 0);
+    } else if (kind == HELD_ZEROES) {
+        ret = blk_pwrite_zeroes(writer, offset, bytes, 0);
+    } else {
+        ret = blk_pdiscard(writer, offset, bytes, 0);
+    }
+    blk_unref(writer);
+    trace_distvm_output_disk_replay(name, kind, offset, bytes, ret);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "cannot write to disk '%s' what home "
+                         "held of it", name);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Home's standby, in its place, its disk images active: write what home
+ * held when it saved the devices of the epoch the guest goes back to
+ * (writes of committed epochs are written again: the same data, in the
+ * same order), and flush the disks.  Before its own writes are held.
+ */
+bool distvm_output_disk_replay(QEMUFile *f, Error **errp)
+{
+    uint8_t tag;
+
+    while ((tag = qemu_get_byte(f)) == HELD_RECORD) {
+        if (!replay_record(f, errp)) {
+            return false;
+        }
+    }
+    if (tag != HELD_RECORD_END || qemu_file_get_error(f)) {
+        error_setg(errp, "the writes home held are cut short");
+        return false;
+    }
+    if (bdrv_flush_all() < 0) {
+        error_setg(errp, "cannot flush the disks once home's held writes "
+                   "were written");
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Whether the disks the guest can write are images this node can take
+ * over: not the null driver a node other than home may be given
+ */
+static bool disk_is_stand_in(BlockDriverState *bs)
+{
+    const char *fmt = bdrv_get_format_name(bs) ?: "";
+
+    return !strcmp(fmt, "null-co") || !strcmp(fmt, "null-aio");
+}
+
 /* Put a filter on top of the disk that @blk reaches, if none yet */
 static bool hold_disk(BlockBackend *blk, Error **errp)
 {
@@ -656,20 +815,47 @@ static bool hold_disk(BlockBackend *blk, Error **errp)
 }
 
 /*
- * Whether the machine has a disk the guest can write: its writes held
- * for output commit would be lost with home (its standby has none)
+ * The name of a disk the guest can write that this node could not take
+ * over from home (it was given the null driver, as a node other than
+ * home may be), or NULL
  */
-bool distvm_output_disk_writable(void)
+const char *distvm_output_disk_stand_in(void)
 {
     for (BlockBackend *blk = blk_all_next(NULL); blk;
          blk = blk_all_next(blk)) {
         BlockDriverState *bs = blk_bs(blk);
 
-        if (bs && !bdrv_is_read_only(bs)) {
-            return true;
+        if (bs && !bdrv_is_read_only(bs) && disk_is_stand_in(bs)) {
+            return blk_name(blk);
         }
     }
-    return false;
+    return NULL;
+}
+
+/*
+ * A node other than home, at start: its disk images are inactive, as an
+ * incoming migration's are, until it takes home's place
+ * (distvm_output_disk_activate()): not read or written meanwhile, so no
+ * cache of them goes stale
+ */
+bool distvm_output_disk_inactivate(Error **errp)
+{
+    int ret = bdrv_inactivate_all();
+
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "distvm: cannot leave the disk images "
+                         "to home until this node takes its place");
+    }
+    return ret >= 0;
+}
+
+/* Home's standby, in its place: the disk images are its own now */
+bool distvm_output_disk_activate(Error **errp)
+{
+    ERRP_GUARD();
+
+    bdrv_activate_all(errp);
+    return !*errp;
 }
 
 bool distvm_output_disk_hold(Error **errp)

@@ -973,12 +973,88 @@ static void test_disk(void)
     g_assert_true(file_holds(img, 131072, 0x3c));
 }
 
+/*
+ * Home is killed right after an epoch committed a write to its disk, and
+ * with a write of the next epoch held: its standby, which opened the same
+ * image (inactive until then), writes what home held of the committed
+ * epoch, whether home had written it or not, and not the other; then
+ * holds its own writes until their epoch commits.
+ */
+static void test_disk_kill_home(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *img = g_strdup_printf("%s/epoch-disk-home.img", tmpdir);
+    g_autofree char *args = NULL;
+    DistvmCluster *c;
+    QTestState *home, *standby;
+    uint64_t committed = 0, back;
+    off_t offset = 0;
+    pid_t pid;
+    QDict *ev, *info;
+    int fd, status;
+
+    fd = open(img, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    g_assert_cmpint(fd, >=, 0);
+    g_assert_cmpint(ftruncate(fd, 1024 * 1024), ==, 0);
+    close(fd);
+    args = g_strdup_printf(MACHINE " -smp %d -kernel %s -append 'cpus=%d "
+                           "iters=%d' -drive if=none,id=d0,format=raw,"
+                           "file=%s,file.locking=off", NCPUS, elf, NCPUS,
+                           ITERS, img);
+    c = distvm_cluster_start_with(tmpdir, NODES, "replicas=1,checkpoint-ms="
+                                  "1500,placement=0:1:2:1", args);
+    home = c->node[0]->qts;
+    standby = c->node[1]->qts;
+    pid = qtest_pid(home);
+
+    /* One write commits in an epoch, the next is made in the one after */
+    for (int tries = 0; !offset; tries++) {
+        g_assert_cmpint(tries, <, 5);
+        wait_epochs(home, 1);
+        disk_write(home, 0xb1, 8192 * tries);
+        wait_epochs(home, 1);
+        committed = committed_epoch(home);
+        disk_write(home, 0xc3, 8192 * tries + 4096);
+        if (committed_epoch(home) == committed) {
+            offset = 8192 * tries;
+        }
+    }
+    g_test_message("home killed");
+    kill(pid, SIGKILL);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    c->node[0] = NULL;
+    ev = distvm_wait_event(standby, "DISTVM_RECOVERED",
+                           DISTVM_EVENT_TIMEOUT_S);
+    back = qdict_get_int(qdict_get_qdict(ev, "data"), "epoch");
+    qobject_unref(ev);
+    g_assert_cmpint(back, >=, committed);
+    /* On the image before the guest runs again; the other only if it too */
+    g_assert_true(file_holds(img, offset, 0xb1));
+    g_assert_true(file_holds(img, offset + 4096, back > committed ? 0xc3 :
+                             0));
+    for (int n = 1; n < NODES; n++) {
+        info = distvm_assert_active(c->node[n]->qts, n);
+        g_assert_cmpint(qdict_get_int(info, "home-node"), ==, 1);
+        qobject_unref(info);
+    }
+
+    /* The new home holds its writes until their epoch commits */
+    offset = write_uncommitted(standby, 0xd4, 512 * 1024, NULL, NULL);
+    g_assert_true(file_holds(img, offset, 0));
+    wait_epochs(standby, 1);
+    wait_file_holds(img, offset, 0xd4);
+    wait_result(standby);
+    check_lost(c, 0, 0);
+    distvm_cluster_quit(c);
+}
+
 int main(int argc, char **argv)
 {
     tmpdir = distvm_test_init(&argc, &argv, "distvm-epoch-test");
 
     qtest_add_func("/distvm/epoch/smp", test_smp);
     qtest_add_func("/distvm/epoch/disk", test_disk);
+    qtest_add_func("/distvm/epoch/disk-kill-home", test_disk_kill_home);
     qtest_add_func("/distvm/epoch/rollback", test_rollback);
     qtest_add_func("/distvm/epoch/kill", test_kill);
     qtest_add_func("/distvm/epoch/kill-home", test_kill_home);

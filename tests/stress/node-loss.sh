@@ -6,10 +6,11 @@
 #   node-loss.sh BUILD_DIR [REPEAT]
 #
 # The cases: the bare-metal SMP guest on 3 nodes with a node killed
-# (SIGKILL), on 2 nodes with node 1 killed, on 4 nodes with two nodes
-# killed one after the other (with redundancy=replica, and with
-# redundancy=parity), and on 3 nodes with a node
-# cut off by a partition (network namespaces), and the Linux guest on 3
+# (SIGKILL), with home killed (its standby takes its place), on 2 nodes
+# with node 1 killed, on 4 nodes with two nodes killed one after the
+# other (with redundancy=replica, and with redundancy=parity), and on 3
+# nodes with a node, or home, cut off by a partition (network
+# namespaces), and the Linux guest on 3
 # nodes with a node killed during its workload, with the node that does
 # its I/O killed during its HTTP fetch, and with a node cut off by a
 # partition.
@@ -22,10 +23,12 @@ set -u
 build=$(cd "$1" && pwd)
 repeat=${2:-10}
 cases="distvm-epoch-test:/x86_64/distvm/epoch/kill
+distvm-epoch-test:/x86_64/distvm/epoch/kill-home
 distvm-epoch-test:/x86_64/distvm/epoch/kill-two
 distvm-epoch-test:/x86_64/distvm/epoch/kill-twice
 distvm-epoch-test:/x86_64/distvm/epoch/kill-parity
 distvm-epoch-test:/x86_64/distvm/epoch/partition
+distvm-epoch-test:/x86_64/distvm/epoch/partition-home
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill-io
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-partition"
