@@ -226,6 +226,12 @@ typedef struct LinuxCase {
      * and exits 1
      */
     bool partition;
+    /*
+     * With replicas=1: home is killed during the workload; its standby,
+     * node 1, which opened the same disk image (inactive until then),
+     * takes its place, and the guest finishes there
+     */
+    bool kill_home;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -634,7 +640,8 @@ static void check_checkpoints(DistvmNode **node, int nodes)
 /* Home took node @victim's part over, its first takeover */
 static void wait_taken_over(DistvmNode **node, int victim)
 {
-    QDict *ev = distvm_wait_event(node[0]->qts, "DISTVM_RECOVERED",
+    int home = victim ? 0 : 1;
+    QDict *ev = distvm_wait_event(node[home]->qts, "DISTVM_RECOVERED",
                                   DISTVM_EVENT_TIMEOUT_S);
     QDict *info;
 
@@ -645,17 +652,18 @@ static void wait_taken_over(DistvmNode **node, int victim)
                    qdict_get_int(qdict_get_qdict(ev, "data"), "recovery-ms"),
                    qdict_get_int(qdict_get_qdict(ev, "data"), "epoch"));
     qobject_unref(ev);
-    info = distvm_assert_active(node[0]->qts, 0);
+    info = distvm_assert_active(node[home]->qts, home);
     g_assert_cmpint(qdict_get_int(qdict_get_qdict(info, "checkpoint"),
                                   "recoveries"), ==, 1);
+    g_assert_cmpint(qdict_get_int(info, "home-node"), ==, home);
     qobject_unref(info);
 }
 
 /*
  * Kill node @victim (a node other than home, at random, if -1), within
  * @within_ms, while the guest runs: the others take its part over from
- * the last committed epoch (home says so with DISTVM_RECOVERED), and run
- * all the vCPUs.  Returns the node.
+ * the last committed epoch (home, or node 1 in home's place, says so with
+ * DISTVM_RECOVERED), and run all the vCPUs.  Returns the node.
  */
 static int kill_node(DistvmNode **node, int nodes, int victim,
                      int within_ms)
@@ -732,6 +740,7 @@ static void test_linux(const void *opaque)
         g_strdup_printf(" distvm.cpu_plug=%d", lc->cpu_plug) : NULL;
     HttpServer *http;
     int victim = -1;
+    int home = 0;               /* or node 1, in its place */
     QDict *ev;
 
     g_assert(g_mkdir_with_parents(dir, 0700) == 0);
@@ -758,14 +767,14 @@ static void test_linux(const void *opaque)
             /* TCP between namespaces, and TLS, as between hosts. */
             g_autofree char *in_ns = g_strdup_printf("ip netns exec %s%d %s",
                                                      prefix, n, binary);
-            g_autofree char *home = n ? g_strdup_printf(
+            g_autofree char *home_opt = n ? g_strdup_printf(
                 "home=tcp:10.199.%d.1:%d,", subnet, NETNS_PORT) :
                 g_strdup("");
 
             opts = g_strdup_printf("node-id=%d,nodes=%d,listen=tcp:10.199.%d."
                                    "%d:%d,%stls-creds=tls0,tls-authz=authz0",
                                    n, lc->nodes, subnet, n + 1,
-                                   NETNS_PORT + n, home);
+                                   NETNS_PORT + n, home_opt);
             g_setenv("QTEST_QEMU_BINARY", in_ns, true);
         } else {
             opts = distvm_cluster_accel_opts(dir, lc->nodes, n);
@@ -787,6 +796,8 @@ static void test_linux(const void *opaque)
          */
         g_autofree char *drive = n == lc->device_node ?
             g_strdup_printf("file=%s,format=raw", disk) :
+            lc->kill_home && n == 1 ?
+            g_strdup_printf("file=%s,format=raw,file.locking=off", disk) :
             g_strdup_printf("driver=null-co,size=%d", DISK_SIZE);
         g_autofree char *args = g_strdup_printf(
             "-nodefaults -machine %s -m 512M%s %s%s -smp %s -kernel %s "
@@ -907,6 +918,10 @@ static void test_linux(const void *opaque)
         victim = 2;
         cut_node(node, prefix, victim, 1000);
     }
+    if (lc->kill_home) {
+        victim = kill_node(node, lc->nodes, 0, 1000);
+        home = 1;
+    }
     if (lc->distmem) {
         unplug_dimm(node, lc->nodes);
     }
@@ -914,12 +929,14 @@ static void test_linux(const void *opaque)
         unplug_cpu(lc, node);
     }
 
-    if (!distvm_wait_console(node[0], "distvm-linux: workload done", 600)) {
-        console = distvm_read_console(node[0]);
+    if (!distvm_wait_console(node[home], "distvm-linux: workload done",
+                             600)) {
+        console = distvm_read_console(node[home]);
         g_error("the Linux guest did not finish its workload; console:\n%s",
                 console);
     }
-    ev = distvm_wait_event(node[0]->qts, "SHUTDOWN", DISTVM_EVENT_TIMEOUT_S);
+    ev = distvm_wait_event(node[home]->qts, "SHUTDOWN",
+                           DISTVM_EVENT_TIMEOUT_S);
     g_assert_cmpstr(qdict_get_str(qdict_get_qdict(ev, "data"), "reason"),
                     ==, "guest-shutdown");
     qobject_unref(ev);
@@ -938,6 +955,13 @@ static void test_linux(const void *opaque)
         check_topology(node[0], MOVES + 2, where, false);
     }
     console = distvm_read_console(node[0]);
+    if (home) {
+        /* Home's console, then its standby's, in its place */
+        g_autofree char *before = console;
+        g_autofree char *after = distvm_read_console(node[home]);
+
+        console = g_strconcat(before, after, NULL);
+    }
     g_assert_nonnull(strstr(console, "distvm-linux: cpus-online 0-3\n"));
     g_assert_nonnull(strstr(console, "distvm-linux: nproc 4\n"));
     /* The TSC stayed the clocksource: CPUID says it is invariant. */
@@ -997,7 +1021,7 @@ static void test_linux(const void *opaque)
     }
     distvm_assert_console_clean(console);
     for (int n = 1; n < lc->nodes; n++) {
-        g_autofree char *other = n != victim ?
+        g_autofree char *other = n != victim && n != home ?
                                  distvm_read_console(node[n]) : NULL;
 
         g_assert_cmpstr(other ?: "", ==, "");
@@ -1256,6 +1280,16 @@ static const LinuxCase three_nodes_kill_io = {
 };
 
 /*
+ * Home killed during the workload: node 1, its standby, takes its place,
+ * its disk included (issue 15)
+ */
+static const LinuxCase three_nodes_kill_home = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
+    .accel_opts = "replicas=1,checkpoint-ms=100",
+    .kill_home = true,
+};
+
+/*
  * Node 2, which runs vCPU 2, cut off by a partition during the workload,
  * the nodes in network namespaces over TLS (issue 15)
  */
@@ -1284,8 +1318,8 @@ int main(int argc, char **argv)
     qtest_add_data_func("/distvm/linux/2-nodes-cpu-max", &two_nodes_cpu_max,
                         test_linux);
     qtest_add_func("/distvm/linux/3-nodes-policy", test_linux_policy);
-    qtest_add_data_func("/distvm/linux/3-nodes-kill", &three_nodes_kill,
-                        test_linux);
+    qtest_add_data_func("/distvm/linux/3-nodes-kill-home",
+                        &three_nodes_kill_home, test_linux);
     qtest_add_data_func("/distvm/linux/3-nodes-kill-io",
                         &three_nodes_kill_io, test_linux);
     /*
@@ -1293,6 +1327,9 @@ int main(int argc, char **argv)
      * few minutes each
      */
     if (g_getenv("DISTVM_LONG")) {
+        /* a node killed at random: 3-nodes-kill-io kills one too */
+        qtest_add_data_func("/distvm/linux/3-nodes-kill", &three_nodes_kill,
+                            test_linux);
         qtest_add_data_func("/distvm/linux/3-nodes-netns-tls",
                             &three_nodes_netns_tls, test_linux);
         qtest_add_data_func("/distvm/linux/3-nodes-partition",

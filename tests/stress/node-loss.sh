@@ -11,12 +11,12 @@
 # other (with redundancy=replica, and with redundancy=parity), and on 3
 # nodes with a node, or home, cut off by a partition (network
 # namespaces), and the Linux guest on 3
-# nodes with a node killed during its workload, with the node that does
-# its I/O killed during its HTTP fetch, and with a node cut off by a
-# partition.
+# nodes with a node, or home, killed during its workload, with the node
+# that does its I/O killed during its HTTP fetch, and with a node cut off
+# by a partition.
 # make check runs each of them once (in their qtest suites), but the
-# Linux partition case, which make check-long runs; make stress runs
-# this.  Prints each run's outcome and a summary; the exit status is
+# Linux cases of a random node killed and of a partition, which make
+# check-long runs; make stress runs this.  Prints each run's outcome and a summary; the exit status is
 # non-zero if any run failed, and the log of each failed run is kept.
 set -u
 
@@ -30,6 +30,7 @@ distvm-epoch-test:/x86_64/distvm/epoch/kill-parity
 distvm-epoch-test:/x86_64/distvm/epoch/partition
 distvm-epoch-test:/x86_64/distvm/epoch/partition-home
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill
+distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill-home
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill-io
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-partition"
 
