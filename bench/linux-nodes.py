@@ -22,7 +22,9 @@ committed epoch, x-distvm-rollback, every second of its workload, with
 the pause of each rollback; 3nodes-kill: 3nodes-ckpt100 with node 2
 killed, SIGKILL, 1 s into its workload: the time from the kill until
 home reports the node taken over, seen from here by polling every 20 ms,
-and home's own recovery time; 3nodes-parity and 3nodes-kill-parity: the
+and home's own recovery time; 3nodes-kill-home: the same with home
+killed, node 1, its standby, taking its place (the guest's console goes
+on on node 1's serial port); 3nodes-parity and 3nodes-kill-parity: the
 same as 3nodes-ckpt100 and 3nodes-kill with redundancy=parity, and the
 memory each node keeps of the others' at power-off, against
 redundancy=replica; 4nodes-ckpt100 and 4nodes-parity: the same on 4
@@ -123,6 +125,9 @@ CONFIGS = [
     # ... and 3nodes-ckpt100 with node 2 killed during its workload
     ("3nodes-kill", "3 nodes, node 2 killed", 3, "0:1:2:1", [], False,
      "replicas=1,checkpoint-ms=100"),
+    # ... and with home killed: node 1, its standby, takes its place
+    ("3nodes-kill-home", "3 nodes, home killed", 3, "0:1:2:1", [], False,
+     "replicas=1,checkpoint-ms=100"),
     # 3nodes-ckpt100 and 3nodes-kill with home keeping parity, not copies
     ("3nodes-parity", "3 nodes, parity 100 ms", 3, "0:1:2:1", [], False,
      "replicas=1,checkpoint-ms=100,redundancy=parity"),
@@ -135,12 +140,13 @@ CONFIGS = [
      "replicas=1,checkpoint-ms=100,redundancy=parity"),
 ]
 CKPT = ("3nodes-ckpt50", "3nodes-ckpt100", "3nodes-ckpt200",
-        "3nodes-rollback", "3nodes-kill", "3nodes-parity",
-        "3nodes-kill-parity", "4nodes-ckpt100", "4nodes-parity")
+        "3nodes-rollback", "3nodes-kill", "3nodes-kill-home",
+        "3nodes-parity", "3nodes-kill-parity", "4nodes-ckpt100",
+        "4nodes-parity")
 ROLLBACK = "3nodes-rollback"
 ROLLBACK_EVERY_S = 1.0
-KILLS = ("3nodes-kill", "3nodes-kill-parity")
-KILL_NODE = 2
+# The configurations that kill a node, and the node each kills
+KILLS = {"3nodes-kill": 2, "3nodes-kill-parity": 2, "3nodes-kill-home": 0}
 KILL_AFTER_S = 1.0      # into the workload
 HOST_CPUS = sorted(os.sched_getaffinity(0))
 WORK_DEFAULT = 60000    # tests/qtest/distvm-linux-test.c
@@ -149,6 +155,13 @@ IO = ("port", "mmio", "pic-ack")
 MARKS = {"boot": "distvm-linux: nproc",
          "start": "distvm-linux: workload start",
          "done": "distvm-linux: workload done"}
+
+
+def consoles(tmp, count):
+    """The guest's console: node 0's serial port, then those of the
+    others, which print only once one took home's place"""
+    return "".join(read("%s/console-%d.log" % (tmp, n))
+                   for n in range(count))
 
 
 def node_args(qemu, build, work, cfg, tmp, n, opts, append, trace, events):
@@ -199,13 +212,14 @@ class Poller(threading.Thread):
     @rips, also counts each vCPU's RIP by phase: rips[phase][cpu][rip]."""
 
     def __init__(self, tmp, procs, nodes, hot, rips=None, rollback=False,
-                 kill=False):
+                 kill=None):
         super().__init__(daemon=True)
         self.tmp, self.procs, self.nodes, self.hot = tmp, procs, nodes, hot
         self.rips = rips
         self.rollback = rollback
-        self.kill = kill
-        self.killed_at = None       # monotonic: node KILL_NODE killed
+        self.kill = kill            # the node to kill, or None
+        self.home = 0               # ... and the node home is then
+        self.killed_at = None       # monotonic: node @kill killed
         self.recovered_s = None     # ... to home's recoveries seen at 1
         self.recovery_ms = None     # home's last-recovery-ms
         self.start_seen = None      # monotonic: the workload started
@@ -220,7 +234,7 @@ class Poller(threading.Thread):
     def sample_rips(self, clients):
         """Each vCPU's RIP on the node that runs it (its registers are
         that node's; a parked vCPU's are not read there)."""
-        text = read("%s/console-0.log" % self.tmp)
+        text = consoles(self.tmp, len(self.procs))
         phase = [name for name, line in RIP_PHASES
                  if line is None or line in text][-1]
         for n, q in enumerate(clients):
@@ -256,7 +270,7 @@ class Poller(threading.Thread):
         """During the workload, roll the guest back every
         ROLLBACK_EVERY_S, once the last rollback is done; note each one's
         pause."""
-        text = read("%s/console-0.log" % self.tmp)
+        text = consoles(self.tmp, len(self.procs))
         if MARKS["start"] not in text or MARKS["done"] in text:
             return
         try:
@@ -275,8 +289,9 @@ class Poller(threading.Thread):
             self.errors.append("rollback: %s" % e)
 
     def kill_node(self, clients):
-        """KILL_AFTER_S into the workload, SIGKILL node KILL_NODE; then
-        watch home's query-distvm until it took the node's part over."""
+        """KILL_AFTER_S into the workload, SIGKILL node @kill; then
+        watch home's query-distvm (node 1's, in the place of home killed)
+        until it took the node's part over."""
         if self.killed_at is None:
             text = read("%s/console-0.log" % self.tmp)
             if MARKS["start"] not in text:
@@ -285,14 +300,15 @@ class Poller(threading.Thread):
                 self.start_seen = time.monotonic()
             if time.monotonic() - self.start_seen < KILL_AFTER_S:
                 return
-            self.procs[KILL_NODE].send_signal(signal.SIGKILL)
+            self.procs[self.kill].send_signal(signal.SIGKILL)
             self.killed_at = time.monotonic()
-            if clients[KILL_NODE]:
-                clients[KILL_NODE].close()
-                clients[KILL_NODE] = None
+            self.home = 1 if self.kill == 0 else 0
+            if clients[self.kill]:
+                clients[self.kill].close()
+                clients[self.kill] = None
             return
-        if self.recovered_s is None and clients[0]:
-            cp = clients[0].cmd("query-distvm")["checkpoint"]
+        if self.recovered_s is None and clients[self.home]:
+            cp = clients[self.home].cmd("query-distvm")["checkpoint"]
             if cp["recoveries"]:
                 self.recovered_s = time.monotonic() - self.killed_at
                 self.recovery_ms = cp["last-recovery-ms"]
@@ -328,10 +344,11 @@ class Poller(threading.Thread):
                    not self.stop.wait(0.05)):
                 self.sample_rips(clients)
             while self.nodes > 1 and not self.stop.wait(
-                    0.02 if self.kill and self.recovered_s is None else 0.5):
+                    0.02 if self.kill is not None and
+                    self.recovered_s is None else 0.5):
                 if self.rollback and clients[0]:
                     self.roll_back(clients[0])
-                if self.kill:
+                if self.kill is not None:
                     self.kill_node(clients)
                     if self.recovered_s is None:
                         continue
@@ -366,7 +383,7 @@ def watch(args, procs, tmp, start, seen, killed=None):
     while True:
         running = any(p.poll() is None for p in procs)
         now = time.monotonic()
-        text = read("%s/console-0.log" % tmp)
+        text = consoles(tmp, len(procs))
         for mark, line in MARKS.items():
             if mark not in seen and line in text:
                 seen[mark] = now - start
@@ -398,25 +415,25 @@ def run_once(args, cfg, tmp, trace, rips=None):
                     stdin=subprocess.DEVNULL, stdout=err,
                     stderr=subprocess.STDOUT))
         poller = Poller(tmp, procs, cfg[2], args.hot, rips,
-                        cfg[0] == ROLLBACK, cfg[0] in KILLS)
+                        cfg[0] == ROLLBACK, KILLS.get(cfg[0]))
         poller.start()
         error = watch(args, procs, tmp, start, seen,
-                      procs[KILL_NODE] if cfg[0] in KILLS else None)
+                      procs[KILLS[cfg[0]]] if cfg[0] in KILLS else None)
         wall = time.monotonic() - start
     finally:
         if poller:
             poller.stop.set()
         stop_all(procs)
     poller.join()
-    text = read("%s/console-0.log" % tmp)
+    text = consoles(tmp, count)
     codes = [p.returncode for p in procs]
     want = [0] * count
     if cfg[0] in KILLS:
-        want[KILL_NODE] = -signal.SIGKILL
+        want[KILLS[cfg[0]]] = -signal.SIGKILL
     if not error and codes != want:
         error = "exit statuses %s" % codes
     if not error and cfg[0] in KILLS and poller.recovered_s is None:
-        error = "node %d was killed, and not taken over" % KILL_NODE
+        error = "node %d was killed, and not taken over" % KILLS[cfg[0]]
     if not error and len(seen) != len(MARKS):
         error = "no %s on the console" % " or ".join(
             "'%s'" % l for m, l in MARKS.items() if m not in seen)
@@ -577,13 +594,13 @@ def print_checkpoints(configs, results):
             statistics.median(sum(k[0] for k in n) for n in kept) / 1e6,
             statistics.median(max(k[0] for k in n) for n in kept) / 1e6,
             statistics.median(sum(k[1] for k in n) for n in kept) / 1e6))
-    for name in KILLS:
+    for name, killed in KILLS.items():
         for r in results.get(name, []):
             if "recovered-s" not in r:
                 continue
             print("%s: node %d killed %.0f s into the workload: taken over "
                   "%.0f ms after the kill (home: %d ms from the loss known "
-                  "to the guest ready)" % (name, KILL_NODE, KILL_AFTER_S,
+                  "to the guest ready)" % (name, killed, KILL_AFTER_S,
                                            1000 * r["recovered-s"],
                                            r["recovery-ms"]))
     rolled = [us for r in results.get(ROLLBACK, []) for us in

@@ -113,7 +113,9 @@ static void main_calls_run(void *opaque)
             return;
         }
         /* It may let the BQL go (vm_stop, run_on_cpu), and nest calls */
-        c->fn(c->opaque);
+        if (!distvm_recovery_was_home(s, c->src)) {
+            c->fn(c->opaque);
+        }
         qemu_mutex_lock(&s->main_calls_lock);
         s->main_calls_from[c->src]--;
         s->main_calls_running--;
@@ -166,7 +168,9 @@ static void main_loop_part(DistvmState *s, const DistvmMsgHandler *h,
     uint32_t cpu;
 
     /* A vCPU it names may have been unplugged since it arrived. */
-    if (distvm_wire_msg_vcpu(msg, &cpu) && !qemu_get_cpu(cpu)) {
+    if (distvm_recovery_was_home(s, msg->hdr.src)) {
+        trace_distvm_msg_dropped(msg->hdr.src, msg->hdr.type);
+    } else if (distvm_wire_msg_vcpu(msg, &cpu) && !qemu_get_cpu(cpu)) {
         vcpu_gone(s, msg, cpu);
     } else {
         h->main_loop(s, msg);

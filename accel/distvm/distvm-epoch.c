@@ -787,6 +787,18 @@ static void committed_cluster(DistvmState *s)
     e->committed_blocks = distvm_ram_next_block(s);
 }
 
+/*
+ * Home: whether its standby may take its place if it is lost (then the
+ * output of an epoch waits for the standby's COMMITTED: the guest never
+ * goes back to before what the world saw)
+ */
+static bool standby_may_take_over(DistvmState *s)
+{
+    uint32_t others = qatomic_read(&s->present) & ~BIT(s->node_id);
+
+    return !s->epoch->parity && ctpop32(others) >= 2;
+}
+
 static void epoch_commit(DistvmState *s)
 {
     DistvmEpoch *e = s->epoch;
@@ -804,7 +816,9 @@ static void epoch_commit(DistvmState *s)
     qemu_mutex_unlock(&e->lock);
     committed_cluster(s);
     trace_distvm_epoch_commit(e->epoch, pause_us, e->bytes);
-    distvm_output_release(e->epoch);
+    if (!standby_may_take_over(s)) {
+        distvm_output_release(e->epoch);
+    }
     epoch_end(s);
 }
 
@@ -1557,6 +1571,8 @@ static bool rollback_finish_home(DistvmState *s)
     }
     distvm_pic_output_resend(s);
     distvm_clock_update(s);
+    /* What committed may wait for a COMMITTED of a node lost since */
+    distvm_output_release(rb->epoch);
     distvm_output_rollback(rb->epoch);
     rollback_took_over(s, rb);
     trace_distvm_epoch_rollback_done(rb->epoch, rb->pages->len, vcpus);
@@ -1743,6 +1759,14 @@ void distvm_epoch_take_home(DistvmState *s)
  */
 const char *distvm_epoch_home_refusal(DistvmState *s)
 {
+    bool rolling;
+
+    qemu_mutex_lock(&s->epoch->lock);
+    rolling = s->epoch->rollback != NULL;
+    qemu_mutex_unlock(&s->epoch->lock);
+    if (rolling) {
+        return "the guest was rolling back";
+    }
     if (s->epoch->parity) {
         return "home keeps the parity of the others' pages "
                "(redundancy=parity)";
@@ -2298,7 +2322,15 @@ static bool epoch_received(DistvmState *s, const DistvmMsg *msg)
         qemu_mutex_lock(&e->lock);
         stores_end_epoch(s, m->epoch, m->step == DISTVM_EPOCH_COMMIT);
         qemu_mutex_unlock(&e->lock);
+        if (m->step == DISTVM_EPOCH_COMMIT &&
+            distvm_replica_of(s, msg->hdr.src) == s->node_id) {
+            /* Home's standby: home may send the epoch's output on */
+            distvm_epoch_send(s, msg->hdr.src, DISTVM_EPOCH_COMMITTED,
+                              s->node_id, m->epoch, 0, 0);
+        }
         /* Its packets go on; after an abort, what was sent goes again */
+        return true;
+    case DISTVM_EPOCH_COMMITTED:
         return true;
     case DISTVM_EPOCH_ROLLBACK:
         stores_roll_back(s, m->epoch);
@@ -2365,6 +2397,11 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
         break;
     case DISTVM_EPOCH_PARITY_DONE:
         parity_done(s, msg->hdr.src);
+        break;
+    case DISTVM_EPOCH_COMMITTED:
+        if (m->epoch <= distvm_epoch_committed(s)) {
+            distvm_output_release(m->epoch);
+        }
         break;
     default:
         if (m->step >= DISTVM_EPOCH_LOST) {

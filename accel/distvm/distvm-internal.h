@@ -471,6 +471,7 @@ void distvm_recovery_done(DistvmState *s);
 void distvm_recovery_stats(DistvmState *s, uint64_t *count,
                            uint64_t *last_ms);
 void distvm_recovery_home_news(DistvmState *s, const DistvmMsg *msg);
+bool distvm_recovery_was_home(DistvmState *s, uint32_t src);
 bool distvm_recovery_received(DistvmState *s, const DistvmMsg *msg);
 void distvm_recovery_main_loop(DistvmState *s, const DistvmMsg *msg);
 void distvm_recovery_held_received(DistvmState *s, const DistvmMsg *msg);

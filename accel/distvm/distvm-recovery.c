@@ -68,6 +68,7 @@ struct DistvmRecovery {
     QemuMutex lock;             /* the fields up to @held_done */
     uint32_t lost;              /* atomic: the node taken over, or none */
     bool lost_home;             /* ... which was home */
+    uint32_t homes_lost;        /* atomic: the nodes lost as home */
     char *why;
     uint32_t marks;             /* nodes whose MARK came */
     uint32_t held_done;         /* nodes whose HELD_DONE came */
@@ -111,19 +112,23 @@ static void recovery_broadcast(DistvmState *s, DistvmEpochStep step,
 }
 
 /*
- * Why home's standby cannot take the place of home, lost, or NULL.  The
- * nodes other than home must be more than half of the cluster, so that
- * two homes never both go on: a home cut off by a partition with fewer
- * nodes commits no epoch without those it lost, so nothing the guest
- * does there reaches the world, and it ends once it finds them lost.
+ * Why home's standby cannot take the place of home, lost, or NULL.  Two
+ * homes must never both run the guest.  Home left alone with the other
+ * nodes lost goes on by itself, so its standby alone must not: a
+ * standby takes home's place only with another node.  With more nodes,
+ * a takeover ends only once every node left answered, and a commit
+ * needs every node: of a cluster cut in two by a partition, a side that
+ * has not all the others (home's or not) finds a second node lost before
+ * the next commit and ends (and what a home there held of the guest's
+ * output is never sent).
  */
 static const char *recovery_home_refusal(DistvmState *s, uint32_t home)
 {
     uint32_t present = qatomic_read(&s->present);
 
-    if (2 * ctpop32(present & ~BIT(home)) <= ctpop32(present)) {
-        return "it is the home node, and the other nodes are not more "
-               "than half of the cluster";
+    if (ctpop32(present & ~BIT(home)) < 2) {
+        return "it is the home node, and its standby would be left alone "
+               "(as a home cut off from it would go on)";
     }
     return distvm_epoch_home_refusal(s);
 }
@@ -231,6 +236,7 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     }
     r->lost_home = node == distvm_home(s);
     if (r->lost_home) {
+        qatomic_or(&r->homes_lost, BIT(node));
         /*
          * Home's standby takes its place, before any message of the new
          * home is taken: see distvm_recovery_home_news()
@@ -441,6 +447,8 @@ static void recovery_rebuild(DistvmState *s)
     CPUState *cpu;
 
     r->rebuilt = true;
+    /* A COMMIT taken since the loss: the newest this node has */
+    r->epoch = distvm_epoch_committed(s);
     distvm_ram_recover_rebuild(s);
     CPU_FOREACH(cpu) {
         uint32_t i = cpu->cpu_index;
@@ -517,7 +525,8 @@ static void recovery_place(DistvmState *s)
         distvm_vcpu_place(s, i, r->runs[i], r->moves[i] + 1);
     }
     distvm_placement_notify(s, DISTVM_PLACEMENT_VCPU);
-    distvm_epoch_commit_late(s, r->newest);
+    r->epoch = MAX(r->newest, distvm_epoch_committed(s));
+    distvm_epoch_commit_late(s, r->epoch);
     distvm_epoch_recover_rollback(s);
 }
 
@@ -605,8 +614,23 @@ void distvm_recovery_home_news(DistvmState *s, const DistvmMsg *msg)
         home == s->node_id) {
         return;
     }
+    /* From a node counted out since it was sent: it is the one */
+    if (qatomic_read(&s->left) & BIT(msg->hdr.src)) {
+        return;
+    }
     why = g_strdup_printf("node %" PRIu32 " lost it", msg->hdr.src);
     distvm_fatal_node_lost(s, home, why);
+}
+
+/*
+ * Whether @src was home and lost: what it asked of this node's main loop
+ * before, and that did not run yet, is not done (its standby may be home
+ * by now, and ask again)
+ */
+bool distvm_recovery_was_home(DistvmState *s, uint32_t src)
+{
+    return s->recovery && src < DISTVM_MAX_NODES &&
+           (qatomic_read(&s->recovery->homes_lost) & BIT(src));
 }
 
 /* In the receive thread; whether the main loop takes it too */

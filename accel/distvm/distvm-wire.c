@@ -1877,6 +1877,7 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t home,
         [DISTVM_EPOCH_RECOVERED] = "by the home node to the others",
         [DISTVM_EPOCH_PARITY_ASK] = "by the home node to the others",
         [DISTVM_EPOCH_PARITY_DONE] = "to the home node by the others",
+        [DISTVM_EPOCH_COMMITTED] = "to the home node by the others",
     };
     bool ok;
 
@@ -1899,6 +1900,7 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t home,
     case DISTVM_EPOCH_RUNS:
     case DISTVM_EPOCH_READY:
     case DISTVM_EPOCH_PARITY_DONE:
+    case DISTVM_EPOCH_COMMITTED:
         ok = src != home && dst == home;
         break;
     case DISTVM_EPOCH_MARK:

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     24
+#define DISTVM_WIRE_VERSION     25
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -535,6 +535,12 @@ typedef enum DistvmEpochStep {
      */
     DISTVM_EPOCH_PARITY_ASK,
     DISTVM_EPOCH_PARITY_DONE,
+    /*
+     * Home's standby -> home: it has home's COMMIT of @epoch.  Home sends
+     * the epoch's output on only then, when its standby may take its
+     * place (distvm-recovery.c), which goes back to that epoch then.
+     */
+    DISTVM_EPOCH_COMMITTED,
     DISTVM_EPOCH__MAX
 } DistvmEpochStep;
 
@@ -668,10 +674,11 @@ void distvm_msg_clear(DistvmMsg *msg);
 /*
  * Whether node @src may send @msg to node @dst on a connection of the
  * running cluster, node @home being home: its role, not its format
- * (DESIGN.md section 14).  Home's messages (chipset, clock, interrupt controller, run state, the
- * results of device accesses) come from home only, device accesses and
- * the reports of a stopped node go to home only, and the messages that
- * form the cluster come on no established connection.
+ * (DESIGN.md section 14).  Home's messages (chipset, clock, interrupt
+ * controller, run state, the results of device accesses) come from home
+ * only, device accesses and the reports of a stopped node go to home
+ * only, and the messages that form the cluster come on no established
+ * connection.
  */
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t home,
                             uint32_t dst, Error **errp);

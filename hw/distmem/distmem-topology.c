@@ -84,6 +84,10 @@ static void topology_placement_changed(Notifier *n, void *data)
                                            placement_changed);
     DistvmPlacementChange *what = data;
 
+    if (!distvm_runs_devices()) {
+        return;
+    }
+
     if (*what == DISTVM_PLACEMENT_RAM) {
         topology_find_ranges(t);
     }
@@ -337,11 +341,12 @@ static void topology_realize(PCIDevice *pdev, Error **errp)
                           "distmem-topology", DISTMEM_TOPOLOGY_BAR_SIZE);
     pci_register_bar(pdev, 0, PCI_BASE_ADDRESS_SPACE_MEMORY, &t->mmio);
 
-    /* Only home's copy of the device is used, and so changes. */
-    if (distvm_runs_devices()) {
-        t->placement_changed.notify = topology_placement_changed;
-        distvm_placement_notifier_add(&t->placement_changed);
-    }
+    /*
+     * Only home's copy of the device is used, and so changes; but another
+     * node may take home's place
+     */
+    t->placement_changed.notify = topology_placement_changed;
+    distvm_placement_notifier_add(&t->placement_changed);
 }
 
 static void topology_exit(PCIDevice *pdev)

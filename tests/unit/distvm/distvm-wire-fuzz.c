@@ -1246,11 +1246,11 @@ static bool run_state_role(uint32_t action, uint32_t src, uint32_t dst)
  * lost node over tells them to (RECOVER), to settle, where a vCPU runs
  * (PLACE) and that it is done (RECOVERED), and asks them for their
  * slots' content (PARITY_ASK); they tell home they are busy, stored a
- * node's data, rolled back, lost a node, run a vCPU (RUNS), are ready or
- * sent their slots (PARITY_DONE); the node it is about says it sent its
- * data, asked for all it needs or sent all asked; any other says its
- * page messages stopped (MARK) or that it told all the pages it holds
- * (HELD_DONE)
+ * node's data, rolled back, lost a node, run a vCPU (RUNS), are ready,
+ * sent their slots (PARITY_DONE) or, home's standby, that it has home's
+ * COMMIT (COMMITTED); the node it is about says it sent its data, asked
+ * for all it needs or sent all asked; any other says its page messages
+ * stopped (MARK) or that it told all the pages it holds (HELD_DONE)
  */
 static bool epoch_role(uint32_t step, uint32_t node, uint32_t src,
                        uint32_t dst)
@@ -1273,6 +1273,7 @@ static bool epoch_role(uint32_t step, uint32_t node, uint32_t src,
     case DISTVM_EPOCH_RUNS:
     case DISTVM_EPOCH_READY:
     case DISTVM_EPOCH_PARITY_DONE:
+    case DISTVM_EPOCH_COMMITTED:
         return src != 0 && dst == 0;
     case DISTVM_EPOCH_SENT:
     case DISTVM_EPOCH_FETCH:
@@ -1917,6 +1918,10 @@ int main(int argc, char **argv)
     SEED("epoch-parity-done", distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_PARITY_DONE, .node = 3, .epoch = 7,
         .bytes = DISTVM_PAGE_SIZE,
+    }));
+    /* node 1, home's standby, tells home it has home's COMMIT of epoch 7 */
+    SEED("epoch-committed", distvm_wire_epoch(b, 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_COMMITTED, .node = 1, .epoch = 7,
     }));
 #undef SEED
 

@@ -624,6 +624,10 @@ static GPtrArray *valid_messages(void)
         .step = DISTVM_EPOCH_PARITY_DONE, .node = 3, .epoch = 5,
         .bytes = DISTVM_PAGE_SIZE,
     });
+    /* home's standby, node 1, tells home it has its COMMIT of epoch 5 */
+    distvm_wire_epoch(NEXT(), 1, &(DistvmMsgEpoch) {
+        .step = DISTVM_EPOCH_COMMITTED, .node = 1, .epoch = 5,
+    });
     distvm_wire_empty(NEXT(), DISTVM_MSG_PING, 1, 0x0123456789abcdefull);
     distvm_wire_empty(NEXT(), DISTVM_MSG_PONG, 2, 42);
     distvm_wire_page(NEXT(), DISTVM_MSG_PAGE_REQ, 1, 7, 0, 15, 1,
@@ -1323,6 +1327,7 @@ static const char *const epoch_rules[DISTVM_EPOCH__MAX] = {
     [DISTVM_EPOCH_RECOVERED] = "by the home node to the others",
     [DISTVM_EPOCH_PARITY_ASK] = "by the home node to the others",
     [DISTVM_EPOCH_PARITY_DONE] = "to the home node by the others",
+    [DISTVM_EPOCH_COMMITTED] = "to the home node by the others",
 };
 
 /*
@@ -1365,7 +1370,8 @@ static bool epoch_role_ok(uint32_t step, uint32_t node, uint32_t src,
  * other that its page messages stopped (MARK) and that it told all the
  * pages it holds (HELD_DONE).  With redundancy=parity, home asks the
  * others for their slots' content (PARITY_ASK); they tell home they sent
- * it (PARITY_DONE).
+ * it (PARITY_DONE).  Home's standby tells home it has its COMMIT of an
+ * epoch (COMMITTED).
  */
 static void test_epoch_roles(void)
 {
@@ -1376,7 +1382,7 @@ static void test_epoch_roles(void)
     uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
 
     /* the rules above name every step */
-    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, DISTVM_EPOCH_PARITY_DONE + 1);
+    g_assert_cmpuint(DISTVM_EPOCH__MAX, ==, DISTVM_EPOCH_COMMITTED + 1);
     for (uint32_t step = 0; step < DISTVM_EPOCH__MAX; step++) {
         g_assert_nonnull(epoch_rules[step]);
     }
@@ -1429,6 +1435,8 @@ static void test_epoch_roles(void)
                                               src, dst), ==, from_home);
                 g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE,
                                               node, src, dst), ==, to_home);
+                g_assert_cmpint(epoch_role_ok(DISTVM_EPOCH_COMMITTED,
+                                              node, src, dst), ==, to_home);
             }
         }
     }
@@ -1438,7 +1446,8 @@ static void test_epoch_roles(void)
      * 1 (node 0 in the message); node 1 is busy; node 2 sends to its
      * replica, node 3, which tells home it stored node 2's data; node 3
      * sends to home, its replica; home sends its own to node 1; home
-     * commits the epoch, or aborts it
+     * commits the epoch, or aborts it; node 1, home's replica (its
+     * standby), tells home it has the COMMIT
      */
     for (uint32_t n = 1; n < 4; n++) {
         g_assert_true(epoch_role_ok(DISTVM_EPOCH_SAVE, 0, 0, n));
@@ -1450,6 +1459,7 @@ static void test_epoch_roles(void)
     g_assert_true(epoch_role_ok(DISTVM_EPOCH_STORED, 2, 3, 0));
     g_assert_true(epoch_role_ok(DISTVM_EPOCH_SENT, 3, 3, 0));
     g_assert_true(epoch_role_ok(DISTVM_EPOCH_SENT, 0, 0, 1));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_COMMITTED, 1, 1, 0));
 
     /* and not otherwise */
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_SAVE, 0, 1, 2));
@@ -1462,6 +1472,8 @@ static void test_epoch_roles(void)
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_STORED, 2, 0, 3));
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMIT, 0, 2, 0));
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_ABORT, 0, 3, 1));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMITTED, 0, 0, 1));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMITTED, 1, 1, 2));
 
     /* the errors, spelled out */
     g_assert_false(step_role_ok(&(DistvmMsg) {
@@ -1521,27 +1533,30 @@ static void test_epoch_roles(void)
     g_assert_true(epoch_role_ok(DISTVM_EPOCH_BUSY, last, last, 0));
     g_assert_true(epoch_role_ok(DISTVM_EPOCH_SENT, last, last, 1));
     g_assert_true(epoch_role_ok(DISTVM_EPOCH_STORED, 1, last, 0));
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_COMMITTED, last, last, 0));
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_SENT, last, 1, last));
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMIT, 0, last, 1));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMITTED, last, 0, last));
 }
 
 /*
- * EPOCH of the step after the last, about @node, sent by home to node 1,
- * is unknown, with an errp or without; of @from_home, it goes to node 1,
- * and not to home itself; of @to_home (none if DISTVM_EPOCH__MAX), sent
- * by node 1, it goes to home, and not to node 2
+ * EPOCH of the step after the last (COMMITTED, the last since version
+ * 25), about @node, sent by home to node 1, is unknown, with an errp or
+ * without; of @from_home, it goes to node 1, and not to home itself; of
+ * @to_home (none if DISTVM_EPOCH__MAX), sent by node 1, it goes to home,
+ * and not to node 2
  */
 static void check_role_after_last(uint32_t node, uint32_t from_home,
                                   uint32_t to_home)
 {
     DistvmMsg msg = {
         .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
-        .u.epoch = { .step = 21, .node = node, .epoch = 1 },
+        .u.epoch = { .step = 22, .node = node, .epoch = 1 },
     };
     Error *err = NULL;
 
     g_assert_false(distvm_wire_check_role(&msg, 0, 1, &err));
-    g_assert_cmpstr(error_get_pretty(err), ==, "EPOCH of unknown step 21");
+    g_assert_cmpstr(error_get_pretty(err), ==, "EPOCH of unknown step 22");
     error_free(err);
     g_assert_false(distvm_wire_check_role(&msg, 0, 1, NULL));
     msg.u.epoch.step = from_home;
@@ -1816,8 +1831,8 @@ static void test_epoch_recovery_roles(void)
  * as distvm-epoch.c sends them among 4 nodes, each about the lost node:
  * home asks every other node left for the committed content of its
  * slots (PARITY_ASK); each tells home it sent it (PARITY_DONE).  Not
- * otherwise, with the step's rule in the error; the step after
- * PARITY_DONE is unknown.
+ * otherwise, with the step's rule in the error; the step after the last
+ * (COMMITTED) is unknown.
  */
 static void test_epoch_parity_roles(void)
 {
@@ -1863,6 +1878,70 @@ static void test_epoch_parity_roles(void)
     g_assert_false(epoch_role_ok(DISTVM_EPOCH_PARITY_DONE, 1, last, 1));
 }
 
+/*
+ * EPOCH's COMMITTED, as distvm-epoch.c sends it among 4 nodes: home's
+ * standby, whichever of nodes 1 to 3 it is, tells home it has home's
+ * COMMIT of an epoch, about itself.  Not from home, nor to another than
+ * home, nor from home to itself, with the step's rule in the error; once
+ * a standby took home's place, to the new home.  The step after it is
+ * unknown.
+ */
+static void test_epoch_committed_roles(void)
+{
+    DistvmMsg moved = {
+        .hdr = { .type = DISTVM_MSG_EPOCH },
+        .u.epoch = { .step = DISTVM_EPOCH_COMMITTED, .node = 3,
+                     .epoch = 1 },
+    };
+    uint32_t last = DISTVM_WIRE_MAX_NODES - 1;
+
+    for (uint32_t n = 1; n < 4; n++) {
+        uint32_t other = n % 3 + 1;
+
+        g_assert_true(epoch_role_ok(DISTVM_EPOCH_COMMITTED, n, n, 0));
+        /* not from home, nor to another than home */
+        g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMITTED, n, 0, n));
+        g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMITTED, n, n, other));
+        /* the role check does not look at the node it is about */
+        g_assert_true(epoch_role_ok(DISTVM_EPOCH_COMMITTED, other, n, 0));
+        g_assert_true(epoch_role_ok(DISTVM_EPOCH_COMMITTED, 0, n, 0));
+    }
+    /* home does not send itself either */
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMITTED, 0, 0, 0));
+
+    /* the errors, spelled out */
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_COMMITTED, .node = 0,
+                     .epoch = 1 },
+    }, 1, "EPOCH of step 21 is sent to the home node by the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 1 },
+        .u.epoch = { .step = DISTVM_EPOCH_COMMITTED, .node = 1,
+                     .epoch = 7 },
+    }, 2, "EPOCH of step 21 is sent to the home node by the others only"));
+    g_assert_false(step_role_ok(&(DistvmMsg) {
+        .hdr = { .type = DISTVM_MSG_EPOCH, .src = 0 },
+        .u.epoch = { .step = DISTVM_EPOCH_COMMITTED, .node = 0,
+                     .epoch = 1 },
+    }, 0, "EPOCH of step 21 is sent to the home node by the others only"));
+
+    /* node 2 home, node 3 its standby: to node 2, not to node 0 */
+    g_assert_true(moved_role_ok(&moved, 2, 3, 2));
+    g_assert_true(moved_role_ok(&moved, 2, 0, 2));
+    g_assert_false(moved_role_ok(&moved, 2, 3, 0));
+    g_assert_false(moved_role_ok(&moved, 2, 2, 3));
+    g_assert_false(moved_role_ok(&moved, 2, 2, 2));
+
+    /* the step after the last is unknown, with an errp or without */
+    check_role_after_last(1, DISTVM_EPOCH_COMMIT, DISTVM_EPOCH_COMMITTED);
+
+    /* the largest cluster: its last node home's standby */
+    g_assert_true(epoch_role_ok(DISTVM_EPOCH_COMMITTED, last, last, 0));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMITTED, last, 0, last));
+    g_assert_false(epoch_role_ok(DISTVM_EPOCH_COMMITTED, last, last, 1));
+}
+
 /* The messages about a vCPU, whose index must name one that exists. */
 static void test_msg_vcpu(void)
 {
@@ -1900,14 +1979,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        24, 0,                              /* version */
+        25, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 24);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 25);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -3279,11 +3358,13 @@ static void test_bad_version(void)
      * DEVICES_COPY), 22 the one before taking a lost node over
      * (DISTVM_EPOCH_LOST to RECOVERED, DISTVM_EPOCH_PAGE_HELD and OWNED),
      * 23 the one before redundancy=parity (DISTVM_EPOCH_PARITY_ASK and
-     * PARITY_DONE, DISTVM_EPOCH_PAGE_DELTA and SLOT, with their slot)
+     * PARITY_DONE, DISTVM_EPOCH_PAGE_DELTA and SLOT, with their slot),
+     * 24 the one before home's standby told home it has its COMMIT
+     * (DISTVM_EPOCH_COMMITTED)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 21, 22, 23, 25, 0x100,
+        19, 20, 21, 22, 23, 24, 26, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3291,7 +3372,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 24", versions[i]);
+            "protocol version %u, this node speaks 25", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -3301,7 +3382,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 24");
+        expect_header_error(b, "protocol version 2, this node speaks 25");
     }
     g_byte_array_unref(b);
 }
@@ -7412,7 +7493,7 @@ static void test_epoch_bad(void)
                         "sender; the cluster has 4");
     expect_epoch_error(0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 0, .vcpus = 9,
-    }, "EPOCH message of step 21 for epoch 0 with 9 vCPUs");
+    }, "EPOCH message of step 22 for epoch 0 with 9 vCPUs");
 
     /*
      * The step, the node, the epoch and the vCPUs are checked before
@@ -7423,7 +7504,7 @@ static void test_epoch_bad(void)
     });
     distvm_wire_put_u32(b, 0);
     set_u32(b, OFF_LENGTH, b->len - HDR);
-    expect_exact_error(b, "EPOCH message of step 21 for epoch 1 with 0 "
+    expect_exact_error(b, "EPOCH message of step 22 for epoch 1 with 0 "
                        "vCPUs");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
@@ -7675,7 +7756,7 @@ static void test_epoch_reserved(void)
         .step = DISTVM_EPOCH__MAX, .node = 0, .epoch = 1,
     });
     set_u32(b, HDR + 28, 1);
-    expect_exact_error(b, "EPOCH message of step 21 for epoch 1 with 0 "
+    expect_exact_error(b, "EPOCH message of step 22 for epoch 1 with 0 "
                        "vCPUs");
     distvm_wire_epoch(b, 0, &(DistvmMsgEpoch) {
         .step = DISTVM_EPOCH_SAVE, .node = 0, .epoch = 0,
@@ -7939,14 +8020,14 @@ static const EpochStepsBad rollback_bad = {
     .reserved = { 1, { .node = 1, .epoch = 7, .vcpus = 8 } },
     .reserved_value = 0x80000000u,
     .cut = { 2, { .node = 2, .epoch = 7, .bytes = 1, .vcpus = 8 } },
-    /* the steps after PARITY_DONE, the last since version 24 */
+    /* the steps after COMMITTED, the last since version 25 */
     .after = {
-        { 0, { .step = 21, .node = 0, .epoch = 7 } },
-        { 1, { .step = 22, .node = 1, .epoch = 7, .vcpus = 3 } },
+        { 0, { .step = 22, .node = 0, .epoch = 7 } },
+        { 1, { .step = 23, .node = 1, .epoch = 7, .vcpus = 3 } },
     },
     .after_what = {
-        "EPOCH message of step 21 for epoch 7 with 0 vCPUs",
-        "EPOCH message of step 22 for epoch 7 with 3 vCPUs",
+        "EPOCH message of step 22 for epoch 7 with 0 vCPUs",
+        "EPOCH message of step 23 for epoch 7 with 3 vCPUs",
     },
 };
 
@@ -8045,13 +8126,13 @@ static const EpochSent parity_more[] = {
 };
 
 /*
- * Parity's step numbers, 19 and 20, after a recovery's (RECOVERED, 18);
- * no more (DISTVM_EPOCH__MAX, 21)
+ * Parity's step numbers, 19 and 20, after a recovery's (RECOVERED, 18),
+ * then home's standby's (COMMITTED, 21; below)
  */
 static const EpochSteps parity = {
     .steps = parity_steps, .nr_steps = ARRAY_SIZE(parity_steps),
     .first = 19, .before = DISTVM_EPOCH_RECOVERED,
-    .after = DISTVM_EPOCH__MAX,
+    .after = DISTVM_EPOCH_COMMITTED,
     .run = parity_run, .nr_run = ARRAY_SIZE(parity_run),
     .more = parity_more, .nr_more = ARRAY_SIZE(parity_more),
     .small_node = 0,
@@ -8069,16 +8150,86 @@ static const EpochStepsBad parity_bad = {
     .reserved = { 1, { .node = 3, .epoch = 7, .bytes = 5, .vcpus = 8 } },
     .reserved_value = 1,
     .cut = { 2, { .node = 3, .epoch = 7, .bytes = 4096, .vcpus = 8 } },
-    /* the step after PARITY_DONE, with any vCPUs */
+    /* the step after COMMITTED, the last since version 25, any vCPUs */
     .after = {
-        { 0, { .step = DISTVM_EPOCH_PARITY_DONE + 1, .node = 3, .epoch = 7,
+        { 0, { .step = DISTVM_EPOCH_COMMITTED + 1, .node = 3, .epoch = 7,
                .bytes = 5 } },
-        { 2, { .step = DISTVM_EPOCH_PARITY_DONE + 1, .node = 3, .epoch = 7,
+        { 2, { .step = DISTVM_EPOCH_COMMITTED + 1, .node = 3, .epoch = 7,
                .vcpus = 8 } },
     },
     .after_what = {
-        "EPOCH message of step 21 for epoch 7 with 0 vCPUs",
-        "EPOCH message of step 21 for epoch 7 with 8 vCPUs",
+        "EPOCH message of step 22 for epoch 7 with 0 vCPUs",
+        "EPOCH message of step 22 for epoch 7 with 8 vCPUs",
+    },
+};
+
+/* EPOCH's step of home's standby */
+static const uint32_t committed_steps[] = {
+    DISTVM_EPOCH_COMMITTED,
+};
+
+/*
+ * EPOCH's COMMITTED (wire version 25), as distvm-epoch.c sends it once
+ * node 1, home's standby, has home's COMMIT of epoch 7: about itself, no
+ * bytes, no vCPUs.
+ */
+static const EpochSent committed_run[] = {
+    { 0, { .step = DISTVM_EPOCH_COMMIT, .node = 0, .epoch = 7 } },
+    { 1, { .step = DISTVM_EPOCH_COMMITTED, .node = 1, .epoch = 7 } },
+};
+
+/*
+ * the first epoch and the last, from the last node of the largest
+ * cluster; the decoder does not look at the bytes, nor at who the step is
+ * about (that is the role check's), and takes up to the machine's vCPUs
+ */
+static const EpochSent committed_more[] = {
+    { 3, { .step = DISTVM_EPOCH_COMMITTED, .node = 3, .epoch = 1 },
+      &limits },
+    { 2, { .step = DISTVM_EPOCH_COMMITTED, .node = 2, .epoch = UINT64_MAX },
+      &limits },
+    { 1, { .step = DISTVM_EPOCH_COMMITTED, .node = 0, .epoch = 7,
+           .bytes = UINT64_MAX, .vcpus = 8 }, &limits },
+    { 1, { .step = DISTVM_EPOCH_COMMITTED, .node = 1, .epoch = 2,
+           .vcpus = 1 }, &limits_one_vcpu },
+    { DISTVM_WIRE_MAX_NODES - 1, { .step = DISTVM_EPOCH_COMMITTED,
+      .node = DISTVM_WIRE_MAX_NODES - 1, .epoch = 7 }, &limits_most },
+};
+
+/*
+ * COMMITTED's step number, 21, after parity's (PARITY_DONE, 20); no more
+ * (DISTVM_EPOCH__MAX, 22)
+ */
+static const EpochSteps committed = {
+    .steps = committed_steps, .nr_steps = ARRAY_SIZE(committed_steps),
+    .first = 21, .before = DISTVM_EPOCH_PARITY_DONE,
+    .after = DISTVM_EPOCH__MAX,
+    .run = committed_run, .nr_run = ARRAY_SIZE(committed_run),
+    .more = committed_more, .nr_more = ARRAY_SIZE(committed_more),
+    .small_node = 1,
+    .hand = { 1, { .node = 1, .epoch = 7, .bytes = 0, .vcpus = 0 }, &limits },
+};
+
+static const EpochStepsBad committed_bad = {
+    .steps = committed_steps, .nr_steps = ARRAY_SIZE(committed_steps),
+    .numbers = {
+        { 1, { .node = 1, .epoch = 0 } },
+        { 3, { .node = 3, .epoch = 7, .vcpus = 9 } },
+        { 2, { .node = 2, .epoch = UINT64_MAX, .bytes = UINT64_MAX,
+               .vcpus = UINT32_MAX } },
+    },
+    .reserved = { 1, { .node = 1, .epoch = 7 } },
+    .reserved_value = UINT32_MAX,
+    .cut = { 3, { .node = 3, .epoch = UINT64_MAX } },
+    /* the steps after COMMITTED, the last since version 25 */
+    .after = {
+        { 1, { .step = DISTVM_EPOCH_COMMITTED + 1, .node = 1, .epoch = 7 } },
+        { 3, { .step = DISTVM_EPOCH_COMMITTED + 2, .node = 3, .epoch = 7,
+               .vcpus = 2 } },
+    },
+    .after_what = {
+        "EPOCH message of step 22 for epoch 7 with 0 vCPUs",
+        "EPOCH message of step 23 for epoch 7 with 2 vCPUs",
     },
 };
 
@@ -11661,6 +11812,8 @@ int main(int argc, char **argv)
                          &recovery, test_epoch_steps);
     g_test_add_data_func("/distvm/wire/roundtrip/epoch-parity",
                          &parity, test_epoch_steps);
+    g_test_add_data_func("/distvm/wire/roundtrip/epoch-committed",
+                         &committed, test_epoch_steps);
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages", test_epoch_pages);
     g_test_add_func("/distvm/wire/roundtrip/epoch-pages-kinds",
                     test_epoch_pages_kinds);
@@ -11676,6 +11829,8 @@ int main(int argc, char **argv)
                          &rollback_bad, test_epoch_steps_bad);
     g_test_add_data_func("/distvm/wire/decode/epoch-parity-bad",
                          &parity_bad, test_epoch_steps_bad);
+    g_test_add_data_func("/distvm/wire/decode/epoch-committed-bad",
+                         &committed_bad, test_epoch_steps_bad);
     g_test_add_func("/distvm/wire/decode/epoch-vcpus", test_epoch_vcpus);
     g_test_add_func("/distvm/wire/decode/epoch-reserved",
                     test_epoch_reserved);
@@ -11775,6 +11930,8 @@ int main(int argc, char **argv)
                     test_epoch_recovery_roles);
     g_test_add_func("/distvm/wire/roles/epoch-parity",
                     test_epoch_parity_roles);
+    g_test_add_func("/distvm/wire/roles/epoch-committed",
+                    test_epoch_committed_roles);
     g_test_add_func("/distvm/wire/msg-vcpu", test_msg_vcpu);
     g_test_add_func("/distvm/wire/flow-counted", test_flow_counted);
 
