@@ -484,8 +484,9 @@ static void test_kill_home(void)
 }
 
 /*
- * On 2 nodes, home's standby alone is not more than half of the cluster
- * (it cannot tell a lost home from a partition): it ends, exit status 1
+ * On 2 nodes, home's standby would be left alone, as home would if it
+ * lost its standby (neither can tell a lost node from a partition): it
+ * does not take home's place, and ends, exit status 1
  */
 static void test_kill_home_two(void)
 {
