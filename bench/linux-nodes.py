@@ -475,8 +475,11 @@ def figures(wall, seen, text, last, hot_pages):
         # each node counts the moves it saw: the most is the cluster's
         r["moves"] = max(i["moves"] for i in infos)
         r["irqs"] = sum(i["interrupts-sent"] for i in infos)
-        cp = [i["checkpoint"] for i in infos
-              if i["node-id"] == 0 and "checkpoint" in i]
+        # home's: node 0's, or, if node 0 was killed, the one in its place
+        cp = [i["checkpoint"] for i in sorted(infos, reverse=True,
+                                              key=lambda i: i["node-id"])
+              if i["node-id"] == i.get("home-node", 0) and
+              "checkpoint" in i]
         if cp and cp[0]["epochs"]:
             r["checkpoint"] = cp[0]
         # what each node keeps of the others', and of its own, in bytes

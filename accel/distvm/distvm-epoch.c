@@ -200,9 +200,23 @@ typedef struct EpochWhenIdle {
     void (*fn)(DistvmState *s);
 } EpochWhenIdle;
 
+/* A page's key in the stores: its RAMBlock and its page in it */
+#define PAGE_KEY_BLOCK_SHIFT    40
+
 static inline gpointer page_key(uint32_t block, uint64_t page)
 {
-    return (gpointer)(uintptr_t)((uint64_t)block << 40 | page);
+    return (gpointer)(uintptr_t)((uint64_t)block << PAGE_KEY_BLOCK_SHIFT |
+                                 page);
+}
+
+static inline uint32_t page_key_block(uint64_t key)
+{
+    return key >> PAGE_KEY_BLOCK_SHIFT;
+}
+
+static inline uint64_t page_key_page(uint64_t key)
+{
+    return key & (BIT_ULL(PAGE_KEY_BLOCK_SHIFT) - 1);
 }
 
 static inline gpointer state_key(uint32_t kind, uint32_t index)
@@ -514,7 +528,7 @@ typedef struct EpochSender {
     uint32_t vcpus;
     uint32_t kind;              /* of its pages: 0, ASK, DELTA or SLOT */
     EpochPending *own;          /* this node's own copy, or NULL */
-    uint8_t buf[DISTVM_PAGE_SIZE];  /* DELTA, SLOT: a page's, as sent */
+    uint8_t *buf;               /* DELTA, SLOT: a page's, as sent */
 } EpochSender;
 
 static void sender_send(EpochSender *es)
@@ -644,10 +658,11 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
 {
     DistvmEpoch *e = s->epoch;
     g_autoptr(GByteArray) msg = g_byte_array_new();
+    bool delta = e->parity && !distvm_is_home(s);
+    g_autofree uint8_t *buf = delta ? g_malloc(DISTVM_PAGE_SIZE) : NULL;
     EpochSender es = {
         .s = s, .to = distvm_epoch_keeper_of(s, s->node_id), .epoch = epoch,
-        .msg = msg,
-        .kind = e->parity && !distvm_is_home(s) ? DISTVM_EPOCH_PAGE_DELTA : 0,
+        .msg = msg, .kind = delta ? DISTVM_EPOCH_PAGE_DELTA : 0, .buf = buf,
     };
     Error *err = NULL;
     CPUState *cpu;
@@ -2038,9 +2053,10 @@ static void parity_ask_received(DistvmState *s, const DistvmMsg *msg)
     const DistvmMsgEpoch *m = &msg->u.epoch;
     DistvmEpoch *e = s->epoch;
     g_autoptr(GByteArray) out = g_byte_array_new();
+    g_autofree uint8_t *buf = g_malloc(DISTVM_PAGE_SIZE);
     EpochSender es = {
         .s = s, .to = msg->hdr.src, .epoch = m->epoch, .msg = out,
-        .kind = DISTVM_EPOCH_PAGE_SLOT,
+        .kind = DISTVM_EPOCH_PAGE_SLOT, .buf = buf,
     };
     uint32_t slots;
 
@@ -2068,7 +2084,7 @@ static void parity_ask_received(DistvmState *s, const DistvmMsg *msg)
         }
         qemu_mutex_unlock(&e->lock);
         if (some) {
-            sender_add(&es, key >> 40, key & (BIT_ULL(40) - 1), slot,
+            sender_add(&es, page_key_block(key), page_key_page(key), slot,
                        es.buf);
         }
     }
