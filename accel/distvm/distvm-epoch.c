@@ -814,6 +814,19 @@ static bool standby_may_take_over(DistvmState *s)
     return !s->epoch->parity && ctpop32(others) >= 2;
 }
 
+/*
+ * Home, ending: whether its standby may have taken its place since the
+ * last commit (it writes then the disk writes that home holds of
+ * committed epochs)
+ */
+bool distvm_epoch_standby_may_write(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    return e && !e->parity &&
+           ctpop32(e->committed_present & ~BIT(s->node_id)) >= 2;
+}
+
 static void epoch_commit(DistvmState *s)
 {
     DistvmEpoch *e = s->epoch;
@@ -1774,13 +1787,17 @@ void distvm_epoch_take_home(DistvmState *s)
  */
 const char *distvm_epoch_home_refusal(DistvmState *s)
 {
-    bool rolling;
+    bool rolling, took_over;
 
     qemu_mutex_lock(&s->epoch->lock);
     rolling = s->epoch->rollback != NULL;
+    took_over = s->epoch->lost_stores != 0;
     qemu_mutex_unlock(&s->epoch->lock);
     if (rolling) {
         return "the guest was rolling back";
+    }
+    if (took_over) {
+        return "another node was taken over since the last commit";
     }
     if (s->epoch->parity) {
         return "home keeps the parity of the others' pages "

@@ -452,6 +452,7 @@ void distvm_epoch_recover_rollback(DistvmState *s);
 void distvm_epoch_commit_late(DistvmState *s, uint64_t epoch);
 void distvm_epoch_take_home(DistvmState *s);
 const char *distvm_epoch_home_refusal(DistvmState *s);
+bool distvm_epoch_standby_may_write(DistvmState *s);
 const char *distvm_epoch_recover_refusal(DistvmState *s, uint32_t lost);
 
 /* distvm-recovery.c */

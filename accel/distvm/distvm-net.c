@@ -611,7 +611,12 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
         }
     }
     distvm_send_flush(s, node, DISTVM_FLUSH_MS);
-    if (distvm_is_home(s)) {
+    /*
+     * Home's standby may take its place, and write the committed writes
+     * home holds itself: this node, maybe only cut off from the others,
+     * must not write them after the guest wrote on
+     */
+    if (distvm_is_home(s) && !distvm_epoch_standby_may_write(s)) {
         distvm_flush_block_devices();
     }
     _exit(1);

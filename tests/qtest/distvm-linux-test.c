@@ -232,6 +232,8 @@ typedef struct LinuxCase {
      * takes its place, and the guest finishes there
      */
     bool kill_home;
+    /* With netns: the same with home cut off by a partition, not killed */
+    bool partition_home;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -796,7 +798,7 @@ static void test_linux(const void *opaque)
          */
         g_autofree char *drive = n == lc->device_node ?
             g_strdup_printf("file=%s,format=raw", disk) :
-            lc->kill_home && n == 1 ?
+            (lc->kill_home || lc->partition_home) && n == 1 ?
             g_strdup_printf("file=%s,format=raw,file.locking=off", disk) :
             g_strdup_printf("driver=null-co,size=%d", DISK_SIZE);
         g_autofree char *args = g_strdup_printf(
@@ -920,6 +922,11 @@ static void test_linux(const void *opaque)
     }
     if (lc->kill_home) {
         victim = kill_node(node, lc->nodes, 0, 1000);
+        home = 1;
+    }
+    if (lc->partition_home) {
+        victim = 0;
+        cut_node(node, prefix, victim, 1000);
         home = 1;
     }
     if (lc->distmem) {
@@ -1300,6 +1307,14 @@ static const LinuxCase three_nodes_partition = {
     .partition = true,
 };
 
+/* The same with home cut off: node 1, its standby, takes its place */
+static const LinuxCase three_nodes_partition_home = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
+    .accel_opts = "replicas=1,checkpoint-ms=100,peer-timeout=3",
+    .netns = true,
+    .partition_home = true,
+};
+
 /* The 3-node case with each node in a network namespace, over TLS. */
 static const LinuxCase three_nodes_netns_tls = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
@@ -1334,6 +1349,8 @@ int main(int argc, char **argv)
                             &three_nodes_netns_tls, test_linux);
         qtest_add_data_func("/distvm/linux/3-nodes-partition",
                             &three_nodes_partition, test_linux);
+        qtest_add_data_func("/distvm/linux/3-nodes-partition-home",
+                            &three_nodes_partition_home, test_linux);
     }
 
     return distvm_test_run(tmpdir);
