@@ -67,13 +67,16 @@ check: all
 	scripts/run-tests.sh $(B) $(UPSTREAM_QTESTS)
 
 # Tests too long for make check: the Linux guest on 3 nodes in network
-# namespaces over TCP and TLS, and the same with node 2 cut off by a
-# partition during its workload (root, iproute2 and certtool; minutes).
+# namespaces over TCP and TLS, the same with node 2 or home cut off by a
+# partition during its workload (root, iproute2 and certtool; minutes),
+# and on 3 nodes with a node other than home killed at random.
 check-long: all
 	cd $(QEMU_BUILD) && DISTVM_LONG=1 DISTVM_GUEST_DIR=$(GUESTS) \
 	    QTEST_QEMU_BINARY=./qemu-system-x86_64 \
 	    tests/qtest/distvm-linux-test -p /x86_64/distvm/linux/3-nodes-netns-tls \
-	    -p /x86_64/distvm/linux/3-nodes-partition
+	    -p /x86_64/distvm/linux/3-nodes-partition \
+	    -p /x86_64/distvm/linux/3-nodes-partition-home \
+	    -p /x86_64/distvm/linux/3-nodes-kill
 
 # Each case of a node lost while the guest runs, 10 times (make check
 # runs each once): tests/stress/node-loss.sh.
