@@ -94,9 +94,13 @@ static MemTxResult io_forward(DistvmState *s, CPUState *cs, uint32_t dest,
     qemu_event_reset(&w->done);
     qatomic_set(&w->dest, dest);
     qatomic_set(&w->waiting_id, w->next_id);
-    /* Against distvm_io_fail_waits(): one of the two sees the other. */
+    /*
+     * Against distvm_io_fail_waits(): one of the two sees the other; and
+     * a @dest in a lost home's place is seen with the loss (IO_DROPPED)
+     */
     smp_mb();
-    if (distvm_cluster_leaving(s) || distvm_leave_ending(s)) {
+    if (distvm_cluster_leaving(s) || distvm_leave_ending(s) ||
+        distvm_recovery_busy(s)) {
         io->data = 0;
         io->flags &= ~DISTVM_IO_REGS;
         return MEMTX_ERROR;
@@ -221,17 +225,32 @@ bool distvm_io_forwarded(DistvmState *s)
 }
 
 /*
- * The node that does a vCPU's access of @space at @addr, or -1 for this
- * one: a placed device's node (@pd set), or home for the other devices.
+ * While a lost node is taken over, a vCPU's device access is dropped (a
+ * read reads 0): the vCPU is about to stop, and the guest, its devices
+ * included, rolls back; a standby in home's place has not loaded the
+ * devices' state yet.
+ */
+#define IO_DROPPED  (-2)
+
+/*
+ * The node that does a vCPU's access of @space at @addr, -1 for this
+ * one, or IO_DROPPED: a placed device's node (@pd set), or home for the
+ * other devices.
  */
 static int io_destination(DistvmState *s, uint32_t space, uint64_t addr,
                           DistvmPlacedDevice **pd)
 {
     DistvmPlacedDevice *d = NULL;
+    uint32_t home = distvm_home(s);
 
     *pd = NULL;
     if (!cluster_runs(s)) {
         return -1;
+    }
+    /* Against distvm_recovery_node_lost(): the loss is set before home */
+    smp_rmb();
+    if (distvm_recovery_busy(s)) {
+        return IO_DROPPED;
     }
     d = distvm_devices_lookup(s, space, addr);
     if (d) {
@@ -243,7 +262,7 @@ static int io_destination(DistvmState *s, uint32_t space, uint64_t addr,
         qatomic_inc(&d->forwarded);
         return d->node;
     }
-    return distvm_is_home(s) ? -1 : distvm_home(s);
+    return home == s->node_id ? -1 : home;
 }
 
 static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
@@ -254,6 +273,10 @@ static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
     int dest = io_destination(s, DISTVM_IO_PORT, port, &pd);
     uint64_t val = *data;
 
+    if (dest == IO_DROPPED) {
+        *data = is_write ? *data : 0;
+        return true;
+    }
     if (dest < 0) {
         return false;
     }
@@ -291,6 +314,13 @@ static bool distvm_mmio_forward(CPUState *cs, hwaddr addr, MemTxAttrs attrs,
         return false;
     }
     dest = io_destination(s, space, addr, &pd);
+    if (dest == IO_DROPPED) {
+        if (!is_write) {
+            memset(buf, 0, size);
+        }
+        *res = MEMTX_OK;
+        return true;
+    }
     if (dest < 0) {
         return false;
     }

@@ -235,15 +235,18 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
         return false;
     }
     r->lost_home = node == distvm_home(s);
+    qatomic_set(&r->lost, node);
     if (r->lost_home) {
         qatomic_or(&r->homes_lost, BIT(node));
         /*
          * Home's standby takes its place, before any message of the new
-         * home is taken: see distvm_recovery_home_news()
+         * home is taken (distvm_recovery_home_news()), and after @lost:
+         * no vCPU's device access goes to it until the guest rolled back
+         * (distvm-io.c)
          */
+        smp_wmb();
         qatomic_set(&s->home_node, distvm_replica_of(s, node));
     }
-    qatomic_set(&r->lost, node);
     g_free(r->why);
     r->why = g_strdup(why);
     r->marks = r->held_done = 0;
