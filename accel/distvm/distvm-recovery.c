@@ -170,6 +170,28 @@ static const char *recovery_refusal(DistvmState *s, uint32_t node)
     return NULL;
 }
 
+/*
+ * With @r->lock, home @home lost: its standby takes its place.  Before
+ * this node counts it as home, it tells it (LOST) or, as the standby,
+ * the others (RECOVER): whatever it sends them from then on comes after
+ * that, which makes each count the standby as home if it did not yet
+ * (distvm_recovery_home_news()).  And after @lost: no vCPU's device
+ * access goes to the standby until the guest rolled back (distvm-io.c).
+ */
+static void recovery_take_home(DistvmState *s, uint32_t home)
+{
+    uint32_t standby = distvm_replica_of(s, home);
+
+    qatomic_or(&s->recovery->homes_lost, BIT(home));
+    if (standby == s->node_id) {
+        recovery_broadcast(s, DISTVM_EPOCH_RECOVER, home, false);
+    } else {
+        recovery_send(s, standby, DISTVM_EPOCH_LOST, home, 0, 0);
+    }
+    smp_wmb();  /* @lost, then home: see io_destination() */
+    qatomic_set(&s->home_node, standby);
+}
+
 /* Whether a lost node is being taken over: no vCPU moves meanwhile */
 bool distvm_recovery_busy(DistvmState *s)
 {
@@ -236,17 +258,6 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     }
     r->lost_home = node == distvm_home(s);
     qatomic_set(&r->lost, node);
-    if (r->lost_home) {
-        qatomic_or(&r->homes_lost, BIT(node));
-        /*
-         * Home's standby takes its place, before any message of the new
-         * home is taken (distvm_recovery_home_news()), and after @lost:
-         * no vCPU's device access goes to it until the guest rolled back
-         * (distvm-io.c)
-         */
-        smp_wmb();
-        qatomic_set(&s->home_node, distvm_replica_of(s, node));
-    }
     g_free(r->why);
     r->why = g_strdup(why);
     r->marks = r->held_done = 0;
@@ -258,6 +269,9 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
      */
     r->epoch = distvm_epoch_committed(s);
     r->settled = r->reported = r->rebuilt = false;
+    if (r->lost_home) {
+        recovery_take_home(s, node);
+    }
     qemu_mutex_unlock(&r->lock);
     trace_distvm_recover_lost(node, why);
 
@@ -306,7 +320,10 @@ static void recovery_lost_main(void *opaque)
                 r->epoch);
     qapi_event_send_distvm_node_lost(lost, why);
     if (!distvm_is_home(s)) {
-        recovery_send(s, distvm_home(s), DISTVM_EPOCH_LOST, lost, 0, 0);
+        /* Home's standby, in its place, was told already */
+        if (!r->lost_home) {
+            recovery_send(s, distvm_home(s), DISTVM_EPOCH_LOST, lost, 0, 0);
+        }
         return;
     }
     if (r->lost_home) {
@@ -326,7 +343,9 @@ static void recovery_lost_main(void *opaque)
     g_free(r->moves);
     r->moves = g_new0(uint64_t, s->nr_vcpus);
     /* Before the pause: each node serves its faults before it pauses */
-    recovery_broadcast(s, DISTVM_EPOCH_RECOVER, lost, false);
+    if (!r->lost_home) {
+        recovery_broadcast(s, DISTVM_EPOCH_RECOVER, lost, false);
+    }
     distvm_epoch_recover(s, lost);
 }
 
