@@ -1330,8 +1330,6 @@ int main(int argc, char **argv)
 
     qtest_add_data_func("/distvm/linux/2-nodes", &two_nodes, test_linux);
     qtest_add_data_func("/distvm/linux/3-nodes", &three_nodes, test_linux);
-    qtest_add_data_func("/distvm/linux/2-nodes-cpu-max", &two_nodes_cpu_max,
-                        test_linux);
     qtest_add_func("/distvm/linux/3-nodes-policy", test_linux_policy);
     qtest_add_data_func("/distvm/linux/3-nodes-kill-home",
                         &three_nodes_kill_home, test_linux);
@@ -1342,6 +1340,8 @@ int main(int argc, char **argv)
      * few minutes each
      */
     if (g_getenv("DISTVM_LONG")) {
+        qtest_add_data_func("/distvm/linux/2-nodes-cpu-max",
+                            &two_nodes_cpu_max, test_linux);
         /* a node killed at random: 3-nodes-kill-io kills one too */
         qtest_add_data_func("/distvm/linux/3-nodes-kill", &three_nodes_kill,
                             test_linux);
