@@ -6,7 +6,8 @@
 #   node-loss.sh BUILD_DIR [REPEAT]
 #
 # The cases: the bare-metal SMP guest on 3 nodes with a node killed
-# (SIGKILL), with home killed (its standby takes its place), on 2 nodes
+# (SIGKILL), with home killed (its standby takes its place, its disk
+# too), on 2 nodes
 # with node 1 killed, on 4 nodes with two nodes killed one after the
 # other (with redundancy=replica, and with redundancy=parity), and on 3
 # nodes with a node, or home, cut off by a partition (network
@@ -24,6 +25,7 @@ build=$(cd "$1" && pwd)
 repeat=${2:-10}
 cases="distvm-epoch-test:/x86_64/distvm/epoch/kill
 distvm-epoch-test:/x86_64/distvm/epoch/kill-home
+distvm-epoch-test:/x86_64/distvm/epoch/disk-kill-home
 distvm-epoch-test:/x86_64/distvm/epoch/kill-two
 distvm-epoch-test:/x86_64/distvm/epoch/kill-twice
 distvm-epoch-test:/x86_64/distvm/epoch/kill-parity
