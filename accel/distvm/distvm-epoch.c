@@ -803,28 +803,21 @@ static void committed_cluster(DistvmState *s)
 }
 
 /*
- * Home: whether its standby may take its place if it is lost (then the
- * output of an epoch waits for the standby's COMMITTED: the guest never
- * goes back to before what the world saw)
+ * Home: whether its standby may take its place if it is lost, among
+ * @nodes: with another node, and no parity.  Then an epoch's output waits
+ * for the standby's COMMITTED (the guest never goes back to before what
+ * the world saw), and a home that ends leaves its committed disk writes
+ * to the standby.
  */
-static bool standby_may_take_over(DistvmState *s)
+static bool standby_may_take_over(DistvmState *s, uint32_t nodes)
 {
-    uint32_t others = qatomic_read(&s->present) & ~BIT(s->node_id);
-
-    return !s->epoch->parity && ctpop32(others) >= 2;
+    return !s->epoch->parity && ctpop32(nodes & ~BIT(s->node_id)) >= 2;
 }
 
-/*
- * Home, ending: whether its standby may have taken its place since the
- * last commit (it writes then the disk writes that home holds of
- * committed epochs)
- */
+/* Home, ending: whether its standby may have taken its place since */
 bool distvm_epoch_standby_may_write(DistvmState *s)
 {
-    DistvmEpoch *e = s->epoch;
-
-    return e && !e->parity &&
-           ctpop32(e->committed_present & ~BIT(s->node_id)) >= 2;
+    return s->epoch && standby_may_take_over(s, s->epoch->committed_present);
 }
 
 static void epoch_commit(DistvmState *s)
@@ -844,7 +837,7 @@ static void epoch_commit(DistvmState *s)
     qemu_mutex_unlock(&e->lock);
     committed_cluster(s);
     trace_distvm_epoch_commit(e->epoch, pause_us, e->bytes);
-    if (!standby_may_take_over(s)) {
+    if (!standby_may_take_over(s, qatomic_read(&s->present))) {
         distvm_output_release(e->epoch);
     }
     epoch_end(s);

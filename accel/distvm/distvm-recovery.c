@@ -67,7 +67,6 @@ typedef enum RecoveryStage {
 struct DistvmRecovery {
     QemuMutex lock;             /* the fields up to @held_done */
     uint32_t lost;              /* atomic: the node taken over, or none */
-    bool lost_home;             /* ... which was home */
     uint32_t homes_lost;        /* atomic: the nodes lost as home */
     char *why;
     uint32_t marks;             /* nodes whose MARK came */
@@ -238,6 +237,7 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
 {
     DistvmRecovery *r = s->recovery;
     const char *refusal;
+    bool lost_home;
 
     /* Without checkpoint epochs (replicas=0), a loss ends the cluster */
     if (!r || !s->epoch || node == s->node_id || node >= s->nodes) {
@@ -256,7 +256,7 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
                      "%s", node, refusal);
         return false;
     }
-    r->lost_home = node == distvm_home(s);
+    lost_home = node == distvm_home(s);
     qatomic_set(&r->lost, node);
     g_free(r->why);
     r->why = g_strdup(why);
@@ -269,7 +269,7 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
      */
     r->epoch = distvm_epoch_committed(s);
     r->settled = r->reported = r->rebuilt = false;
-    if (r->lost_home) {
+    if (lost_home) {
         recovery_take_home(s, node);
     }
     qemu_mutex_unlock(&r->lock);
@@ -309,11 +309,13 @@ static void recovery_lost_main(void *opaque)
     DistvmRecovery *r = s->recovery;
     uint32_t lost;
     g_autofree char *why = NULL;
+    bool lost_home;
 
     qemu_mutex_lock(&r->lock);
     lost = r->lost;
     why = g_strdup(r->why);
     qemu_mutex_unlock(&r->lock);
+    lost_home = distvm_recovery_was_home(s, lost);
 
     warn_report("distvm: lost node %" PRIu32 " (%s); the other nodes take "
                 "its part over from checkpoint epoch %" PRIu64, lost, why,
@@ -321,12 +323,12 @@ static void recovery_lost_main(void *opaque)
     qapi_event_send_distvm_node_lost(lost, why);
     if (!distvm_is_home(s)) {
         /* Home's standby, in its place, was told already */
-        if (!r->lost_home) {
+        if (!lost_home) {
             recovery_send(s, distvm_home(s), DISTVM_EPOCH_LOST, lost, 0, 0);
         }
         return;
     }
-    if (r->lost_home) {
+    if (lost_home) {
         /* This node, its standby, is home now */
         warn_report("distvm: node %" PRIu32 " takes the place of the home "
                     "node", s->node_id);
@@ -343,7 +345,7 @@ static void recovery_lost_main(void *opaque)
     g_free(r->moves);
     r->moves = g_new0(uint64_t, s->nr_vcpus);
     /* Before the pause: each node serves its faults before it pauses */
-    if (!r->lost_home) {
+    if (!lost_home) {
         recovery_broadcast(s, DISTVM_EPOCH_RECOVER, lost, false);
     }
     distvm_epoch_recover(s, lost);
