@@ -102,7 +102,11 @@ $(B)/bench/socket-rtt: bench/socket-rtt.c
 	@mkdir -p $(B)/bench
 	$(CC) -O2 -Wall -o $@ $<
 
-bench: all $(B)/bench/socket-rtt
+$(B)/bench/uffd-ops: bench/uffd-ops.c
+	@mkdir -p $(B)/bench
+	$(CC) -O2 -Wall -pthread -o $@ $<
+
+bench: all $(B)/bench/socket-rtt $(B)/bench/uffd-ops
 	python3 bench/page-faults.py $(B) --transport unix
 	python3 bench/page-faults.py $(B) --transport tcp
 	python3 bench/page-faults.py $(B) --transport tcp --tls

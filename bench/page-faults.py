@@ -15,6 +15,14 @@ faults (the driver's round trip to qtest leaves both cores idle between
 two faults, and waking an idle core is a large part of a round trip on
 small VMs); it runs before and after the faults and its samples are
 pooled, so that both figures see the same machine.
+
+It also times, with bench/uffd-ops and the same pacing, the page-table
+changes that each kind of fault needs on this host, and prints each
+kind's floor: the raw round trip plus those changes (a read miss: the
+owner write-protects the page, the requester places it; a write miss:
+the owner also discards it; an upgrade: the other copy is discarded, the
+requester's made writable).  What a fault takes beyond its floor is the
+protocol's and distvm's own.
 """
 
 import argparse
@@ -142,6 +150,21 @@ def raw_rtt(tool, transport, count, gap_us):
     return [float(x) for x in out.split()]
 
 
+# The host operations on each kind's path (bench/uffd-ops names)
+FLOOR_OPS = {
+    "read-miss": ("write-protect", "place"),
+    "write-miss": ("write-protect", "discard", "place"),
+    "upgrade": ("discard", "unprotect"),
+}
+
+
+def host_ops(tool, count, gap_us):
+    out = subprocess.run([tool, str(count), str(gap_us)], capture_output=True,
+                         text=True, check=True).stdout
+    return {op: float(p50) for op, p50, _ in
+            (line.split() for line in out.splitlines())}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build")
@@ -154,6 +177,7 @@ def main():
 
     qemu = os.path.join(args.build, "qemu-system-x86_64")
     rtt_tool = os.path.join(args.build, "bench", "socket-rtt")
+    ops_tool = os.path.join(args.build, "bench", "uffd-ops")
     # The gap between two faults: qtest's round trip from this script.
     gap_us = 150
     raw_before = raw_rtt(rtt_tool, args.transport, args.pages, gap_us)
@@ -191,6 +215,7 @@ def main():
 
     raw = sorted(raw_before + raw_rtt(rtt_tool, args.transport, args.pages,
                                       gap_us))
+    ops = host_ops(ops_tool, args.pages, gap_us)
     rtt50 = raw[(len(raw) - 1) // 2]
     rtt99 = raw[(len(raw) - 1) * 99 // 100]
 
@@ -210,6 +235,14 @@ def main():
             f["p99-us"] / rtt99))
     print("* %d round trips, one every ~%d us, half before and half after "
           "the faults" % (len(raw), gap_us))
+    print("host page-table changes, p50 (us), one every ~%d us: %s" % (
+        gap_us, ", ".join("%s %.1f" % kv for kv in ops.items())))
+    print("%-22s %9s %12s %14s" % ("floor: raw + changes", "p50 (us)",
+                                   "floor / raw", "p50 / floor"))
+    for kind, needed in FLOOR_OPS.items():
+        floor = rtt50 + sum(ops[op] for op in needed)
+        print("%-22s %9.0f %12.2f %14.2f" % (
+            kind, floor, floor / rtt50, ram[kind]["p50-us"] / floor))
 
 
 if __name__ == "__main__":
