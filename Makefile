@@ -98,11 +98,7 @@ check-upstream: all
 demo: all
 	scripts/demo.sh $(B)
 
-$(B)/bench/socket-rtt: bench/socket-rtt.c
-	@mkdir -p $(B)/bench
-	$(CC) -O2 -Wall -o $@ $<
-
-$(B)/bench/uffd-ops: bench/uffd-ops.c
+$(B)/bench/%: bench/%.c
 	@mkdir -p $(B)/bench
 	$(CC) -O2 -Wall -pthread -o $@ $<
 
