@@ -354,6 +354,20 @@ static void distvm_set_residency(Object *obj, const char *value,
     s->residency = g_strdup(value);
 }
 
+static char *distvm_get_queue_nodes(Object *obj, Error **errp)
+{
+    return g_strdup(DISTVM_ACCEL(obj)->queue_nodes);
+}
+
+static void distvm_set_queue_nodes(Object *obj, const char *value,
+                                   Error **errp)
+{
+    DistvmState *s = DISTVM_ACCEL(obj);
+
+    g_free(s->queue_nodes);
+    s->queue_nodes = g_strdup(value);
+}
+
 static char *distvm_get_device_nodes(Object *obj, Error **errp)
 {
     return g_strdup(DISTVM_ACCEL(obj)->device_nodes);
@@ -468,10 +482,11 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
         error_setg(errp, "distvm: join-timeout must be at least 1 second");
         return false;
     }
-    if (s->replicas && s->device_nodes) {
+    if (s->replicas && (s->device_nodes || s->queue_nodes)) {
         error_setg(errp, "distvm: replicas=%" PRIu32 " does not keep the "
-                   "state of devices that device-nodes= places on other "
-                   "nodes yet; use one or the other", s->replicas);
+                   "state of devices that %s= places on other nodes yet; "
+                   "use one or the other", s->replicas,
+                   s->device_nodes ? "device-nodes" : "queue-nodes");
         return false;
     }
     if (!s->replicas && s->redundancy != DISTVM_REDUNDANCY_REPLICA) {
@@ -628,6 +643,7 @@ static void distvm_accel_instance_finalize(Object *obj)
     g_free(s->placement);
     g_free(s->residency);
     g_free(s->device_nodes);
+    g_free(s->queue_nodes);
     g_free(s->tls_creds);
     g_free(s->tls_authz);
     g_free(s->tls_hostname);
@@ -791,6 +807,16 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "-device id), separated by ':'; that node runs the device model "
         "and opens its backend, and the other nodes send it their "
         "accesses (default: every device on home)");
+
+    object_class_property_add_str(oc, "queue-nodes",
+                                  distvm_get_queue_nodes,
+                                  distvm_set_queue_nodes);
+    object_class_property_set_description(oc, "queue-nodes",
+        "Queue pairs of multi-queue virtio-net cards served by other nodes "
+        "than the card's, ID/PAIR@NODE (ID: the card's -device id), "
+        "separated by ':'; that node handles the pair's notifications, "
+        "runs its queue of the card's tap and sends its interrupts "
+        "(default: the card's node serves them all)");
 
     object_class_property_add_str(oc, "home", distvm_get_home,
                                   distvm_set_home);

@@ -125,6 +125,7 @@ static bool placed_parse_one(DistvmState *s, const char *item,
     }
     d->name = g_strndup(item, at - item);
     d->node = node;
+    d->option = "device-nodes";
     return true;
 }
 
@@ -141,16 +142,45 @@ static void single_node_machine_ready(Notifier *n, void *data)
     }
 }
 
-/* The property, once the cluster's size is known */
+uint32_t distvm_devices_count(DistvmState *s)
+{
+    return s->devices ? s->devices->count : 0;
+}
+
+DistvmPlacedDevice *distvm_devices_get(DistvmState *s, uint32_t i)
+{
+    return &s->devices->placed[i];
+}
+
+DistvmPlacedDevice *distvm_devices_card(DistvmState *s, const char *name)
+{
+    DistvmDevices *dv = s->devices;
+
+    for (uint32_t i = 0; i < dv->count; i++) {
+        if (!strcmp(dv->placed[i].name, name)) {
+            return &dv->placed[i];
+        }
+    }
+    dv->placed = g_renew(DistvmPlacedDevice, dv->placed, dv->count + 1);
+    dv->placed[dv->count] = (DistvmPlacedDevice) {
+        .name = g_strdup(name),
+        .node = DISTVM_HOME_NODE,
+        .option = "queue-nodes",
+    };
+    return &dv->placed[dv->count++];
+}
+
+/* The properties, once the cluster's size is known */
 bool distvm_devices_init(DistvmState *s, Error **errp)
 {
     g_auto(GStrv) items = NULL;
     DistvmDevices *dv;
 
-    if (!s->device_nodes || !*s->device_nodes) {
+    if ((!s->device_nodes || !*s->device_nodes) &&
+        (!s->queue_nodes || !*s->queue_nodes)) {
         return true;
     }
-    items = g_strsplit(s->device_nodes, ":", -1);
+    items = g_strsplit(s->device_nodes ?: "", ":", -1);
     dv = g_new0(DistvmDevices, 1);
     dv->count = g_strv_length(items);
     dv->placed = g_new0(DistvmPlacedDevice, dv->count);
@@ -167,6 +197,10 @@ bool distvm_devices_init(DistvmState *s, Error **errp)
                 return false;
             }
         }
+    }
+    /* The cards of queue-nodes that device-nodes does not name: home */
+    if (!distvm_netqueues_init(s, errp)) {
+        return false;
     }
     if (s->nodes == 1) {
         single_node_ready.notify = single_node_machine_ready;
@@ -222,42 +256,43 @@ static bool placed_check(DistvmState *s, DistvmPlacedDevice *d, Error **errp)
 
         object_child_foreach_recursive(object_get_root(), list_pci_device,
                                        ids);
-        error_setg(errp, "distvm: device-nodes: there is no device '%s' "
-                   "(the PCI devices with an id: %s)", d->name,
+        error_setg(errp, "distvm: %s: there is no device '%s' "
+                   "(the PCI devices with an id: %s)", d->option, d->name,
                    ids->len ? ids->str : "none");
         return false;
     }
     dev = (PCIDevice *)object_dynamic_cast(obj, TYPE_PCI_DEVICE);
     if (!dev) {
-        error_setg(errp, "distvm: device-nodes: '%s' (%s) is not a PCI "
+        error_setg(errp, "distvm: %s: '%s' (%s) is not a PCI "
                    "device; only PCI devices can run on a node other than "
                    "home (the chipset, the PICs, the I/O APIC, the LAPICs "
-                   "and the other devices stay on home)", d->name,
+                   "and the other devices stay on home)", d->option, d->name,
                    object_get_typename(obj));
         return false;
     }
     class = pci_get_word(dev->config + PCI_CLASS_DEVICE);
     if (!pci_get_bus(dev)->parent_dev && dev->devfn == 0) {
-        error_setg(errp, "distvm: device-nodes: '%s' is the host bridge, "
-                   "part of the chipset, which stays on home", d->name);
+        error_setg(errp, "distvm: %s: '%s' is the host bridge, "
+                   "part of the chipset, which stays on home", d->option,
+                   d->name);
         return false;
     }
     if ((class >> 8) == PCI_BASE_CLASS_BRIDGE) {
-        error_setg(errp, "distvm: device-nodes: '%s' (%s) is a bridge, "
+        error_setg(errp, "distvm: %s: '%s' (%s) is a bridge, "
                    "part of the chipset or of the PCI hierarchy, which stays "
-                   "on home", d->name, object_get_typename(obj));
+                   "on home", d->option, d->name, object_get_typename(obj));
         return false;
     }
     if ((class >> 8) == (PCI_CLASS_DISPLAY_VGA >> 8)) {
-        error_setg(errp, "distvm: device-nodes: '%s' (%s) is a display "
-                   "device, whose legacy VGA ranges stay on home", d->name,
-                   object_get_typename(obj));
+        error_setg(errp, "distvm: %s: '%s' (%s) is a display "
+                   "device, whose legacy VGA ranges stay on home", d->option,
+                   d->name, object_get_typename(obj));
         return false;
     }
     if (s->devices->intx.bus && top_root_bus(dev) != s->devices->intx.bus) {
-        error_setg(errp, "distvm: device-nodes: '%s' is under another PCI "
+        error_setg(errp, "distvm: %s: '%s' is under another PCI "
                    "host bridge than the devices before it; placed devices "
-                   "must share one", d->name);
+                   "must share one", d->option, d->name);
         return false;
     }
     s->devices->intx.bus = top_root_bus(dev);
@@ -325,6 +360,16 @@ DistvmPlacedDevice *distvm_devices_lookup(DistvmState *s, uint32_t space,
     return NULL;
 }
 
+void distvm_devices_route(DistvmPlacedDevice *pd, uint32_t space,
+                          uint64_t addr, uint64_t data, bool is_write,
+                          DistvmIoRoute *r)
+{
+    *r = (DistvmIoRoute) { .node = pd->node, .queue = -1 };
+    if (pd->queues) {
+        distvm_netqueues_route(pd, space, addr, data, is_write, r);
+    }
+}
+
 bool distvm_devices_placed(DistvmState *s, PCIDevice *dev)
 {
     for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
@@ -338,7 +383,8 @@ bool distvm_devices_placed(DistvmState *s, PCIDevice *dev)
 const char *distvm_devices_on_node(DistvmState *s, uint32_t node)
 {
     for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
-        if (s->devices->placed[i].node == node) {
+        if (s->devices->placed[i].node == node ||
+            distvm_netqueues_serves(&s->devices->placed[i], node)) {
             return s->devices->placed[i].name;
         }
     }
@@ -523,6 +569,7 @@ bool distvm_devices_setup(DistvmState *s, Error **errp)
 
     distvm_msg_handlers_register(s, devices_handlers,
                                  ARRAY_SIZE(devices_handlers));
+    distvm_netqueues_register(s);
     if (!dv) {
         return true;
     }
@@ -538,8 +585,15 @@ bool distvm_devices_setup(DistvmState *s, Error **errp)
                 return false;
             }
         }
+        if (dv->placed[i].queues &&
+            !distvm_netqueues_setup(s, &dv->placed[i], errp)) {
+            return false;
+        }
         trace_distvm_device_placed(dv->placed[i].name, dv->placed[i].node);
-        dv->run_here |= dv->placed[i].node == s->node_id && !distvm_is_home(s);
+        dv->run_here |= (dv->placed[i].node == s->node_id ||
+                         distvm_netqueues_serves(&dv->placed[i],
+                                                 s->node_id)) &&
+                        !distvm_is_home(s);
     }
     if (s->nodes > 1) {
         intx_setup(s);
@@ -570,6 +624,8 @@ DistvmDeviceInfoList *distvm_devices_query(DistvmState *s)
         info->local = qatomic_read(&d->local);
         info->forwarded = qatomic_read(&d->forwarded);
         info->served = qatomic_read(&d->served);
+        info->queues = distvm_netqueues_query(d);
+        info->has_queues = info->queues != NULL;
         QAPI_LIST_APPEND(tail, info);
     }
     return list;

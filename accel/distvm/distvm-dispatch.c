@@ -193,6 +193,9 @@ static void deferred_msg_run(void *opaque)
     if (d->msg.hdr.type == DISTVM_MSG_VCPU_STATE) {
         g_free((uint8_t *)d->msg.u.vcpu.data);
     }
+    if (d->msg.hdr.type == DISTVM_MSG_NET_CTRL) {
+        g_free((uint8_t *)d->msg.u.net_ctrl.data);
+    }
     distvm_msg_clear(&d->msg);
     g_free(d);
 }
@@ -216,6 +219,11 @@ static void defer_msg(DistvmState *s, const DistvmMsgHandler *h,
     switch (msg->hdr.type) {
     case DISTVM_MSG_PCI_CONFIG:
         d->msg.u.pci.path = g_strdup(msg->u.pci.path);
+        break;
+    case DISTVM_MSG_NET_CTRL:
+        d->msg.u.net_ctrl.path = g_strdup(msg->u.net_ctrl.path);
+        d->msg.u.net_ctrl.data = g_memdup2(msg->u.net_ctrl.data,
+                                           msg->u.net_ctrl.len);
         break;
     case DISTVM_MSG_VCPU_STATE:
         d->msg.u.vcpu.data = g_memdup2(msg->u.vcpu.data, msg->u.vcpu.len);

@@ -24,6 +24,7 @@ typedef struct DistvmRam DistvmRam;
 typedef struct DistvmFlow DistvmFlow;
 typedef struct DistvmClock DistvmClock;
 typedef struct DistvmMsgHandler DistvmMsgHandler;
+typedef struct DistvmNetQueues DistvmNetQueues;
 typedef struct DistvmRun DistvmRun;
 typedef struct DistvmLeave DistvmLeave;
 typedef struct DistvmIoWait DistvmIoWait;
@@ -54,13 +55,23 @@ typedef struct DistvmResident {
 /* A PCI device that a node other than home runs (distvm-devices.c) */
 typedef struct DistvmPlacedDevice {
     char *name;                 /* as device-nodes names it */
+    const char *option;         /* the property that names it */
     uint32_t node;
     PCIDevice *dev;             /* once the machine exists */
     Error *unplug_blocker;
     uint64_t local;             /* atomic: accesses of vCPUs here, done here */
     uint64_t forwarded;         /* atomic: those sent to @node */
     uint64_t served;            /* atomic: done here for other nodes */
+    /* queue-nodes: a virtio-net card's pairs on several nodes, or NULL */
+    DistvmNetQueues *queues;
 } DistvmPlacedDevice;
+
+/* Which nodes do an access of a vCPU to a placed device */
+typedef struct DistvmIoRoute {
+    uint32_t node;              /* the node that does it, and answers it */
+    uint32_t mirror;            /* nodes that do a write too, before it */
+    int queue;                  /* the virtio queue it notifies, or -1 */
+} DistvmIoRoute;
 
 /* A RAMBlock homed on a node other than by default (distvm-numa.c) */
 typedef struct DistvmNumaHome {
@@ -175,6 +186,7 @@ struct DistvmState {
 
     /* PCI devices run by a node other than home (distvm-devices.c) */
     char *device_nodes;         /* the property */
+    char *queue_nodes;          /* the property (distvm-netqueues.c) */
     DistvmDevices *devices;     /* NULL if it names none */
 
     /* Cluster membership and transport (distvm-net.c) */
@@ -619,7 +631,18 @@ bool distvm_devices_setup(DistvmState *s, Error **errp);
  */
 DistvmPlacedDevice *distvm_devices_lookup(DistvmState *s, uint32_t space,
                                           uint64_t addr);
+/*
+ * Where an access of a vCPU to @pd at @addr of @space goes (a write of
+ * @data if @is_write).  Any thread.
+ */
+void distvm_devices_route(DistvmPlacedDevice *pd, uint32_t space,
+                          uint64_t addr, uint64_t data, bool is_write,
+                          DistvmIoRoute *r);
 bool distvm_devices_placed(DistvmState *s, PCIDevice *dev);
+uint32_t distvm_devices_count(DistvmState *s);
+DistvmPlacedDevice *distvm_devices_get(DistvmState *s, uint32_t i);
+/* While the properties are parsed: the device @name, placed on home if new */
+DistvmPlacedDevice *distvm_devices_card(DistvmState *s, const char *name);
 /* The name of a device placed on @node, or NULL if none is */
 const char *distvm_devices_on_node(DistvmState *s, uint32_t node);
 /* Whether this node runs devices placed on it (not home) */
@@ -639,6 +662,23 @@ bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
 void distvm_devices_config_applied(DistvmState *s);
 void distvm_devices_reset(DistvmState *s);
 DistvmDeviceInfoList *distvm_devices_query(DistvmState *s);
+
+/* distvm-netqueues.c */
+/* Parse queue-nodes: its cards become placed devices (home's by default) */
+bool distvm_netqueues_init(DistvmState *s, Error **errp);
+void distvm_netqueues_register(DistvmState *s);
+/* The machine exists: check @pd's card and take its tap's queues apart */
+bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
+                            Error **errp);
+/* Does @node serve a queue pair of @pd, as a node other than its own? */
+bool distvm_netqueues_serves(DistvmPlacedDevice *pd, uint32_t node);
+/* distvm_devices_route() for a card of queue-nodes */
+void distvm_netqueues_route(DistvmPlacedDevice *pd, uint32_t space,
+                            uint64_t addr, uint64_t data, bool is_write,
+                            DistvmIoRoute *r);
+/* This node handled the notification of @queue (>= 0) of @pd */
+void distvm_netqueues_handled(DistvmPlacedDevice *pd, int queue);
+DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd);
 
 /* distvm-plug.c */
 void distvm_plug_init(DistvmState *s);

@@ -210,6 +210,37 @@ static void vmport_forward(DistvmState *s, CPUState *cs, uint32_t *data,
     }
 }
 
+/*
+ * A write of a vCPU to a placed device that the copies of @nodes do too
+ * (a card whose queue pairs several nodes serve: distvm-netqueues.c),
+ * this node's first, then each other's, before the node that answers it
+ */
+static void io_mirror(DistvmState *s, CPUState *cs, uint32_t nodes,
+                      uint32_t space, uint64_t addr, uint64_t data,
+                      unsigned size)
+{
+    for (uint32_t node = 0; nodes && node < s->nodes; node++) {
+        MemTxResult res;
+
+        if (!(nodes & BIT(node))) {
+            continue;
+        }
+        if (node == s->node_id) {
+            MemTxAttrs attrs = MEMTXATTRS_UNSPECIFIED;
+            uint8_t buf[8];
+
+            stq_le_p(buf, data);
+            res = address_space_rw(space == DISTVM_IO_PORT ?
+                                   &address_space_io : cs->as, addr, attrs,
+                                   buf, size, true);
+        } else {
+            res = io_forward_to(s, cs, node, space, addr, &data, size, true);
+        }
+        trace_distvm_io_mirror(node, cs->cpu_index, space, addr, size, data,
+                               res);
+    }
+}
+
 static bool cluster_runs(DistvmState *s)
 {
     DistvmClusterState state = qatomic_read(&s->state);
@@ -233,15 +264,18 @@ bool distvm_io_forwarded(DistvmState *s)
 #define IO_DROPPED  (-2)
 
 /*
- * The node that does a vCPU's access of @space at @addr, -1 for this
- * one, or IO_DROPPED: a placed device's node (@pd set), or home for the
- * other devices.
+ * The node that does a vCPU's access of @space at @addr (a write of @data
+ * if @is_write), -1 for this one, or IO_DROPPED: a placed device's node
+ * (@pd set), or home for the other devices.  A write that other nodes'
+ * copies of a placed device do too is done there first (io_mirror()).
  */
-static int io_destination(DistvmState *s, uint32_t space, uint64_t addr,
-                          DistvmPlacedDevice **pd)
+static int io_destination(DistvmState *s, CPUState *cs, uint32_t space,
+                          uint64_t addr, uint64_t data, unsigned size,
+                          bool is_write, DistvmPlacedDevice **pd)
 {
     DistvmPlacedDevice *d = NULL;
     uint32_t home = distvm_home(s);
+    DistvmIoRoute route;
 
     *pd = NULL;
     if (!cluster_runs(s)) {
@@ -255,12 +289,16 @@ static int io_destination(DistvmState *s, uint32_t space, uint64_t addr,
     d = distvm_devices_lookup(s, space, addr);
     if (d) {
         *pd = d;
-        if (d->node == s->node_id) {
+        distvm_devices_route(d, space, addr, data, is_write, &route);
+        io_mirror(s, cs, route.mirror & ~BIT(route.node), space, addr, data,
+                  size);
+        if (route.node == s->node_id) {
             qatomic_inc(&d->local);
+            distvm_netqueues_handled(d, route.queue);
             return -1;
         }
         qatomic_inc(&d->forwarded);
-        return d->node;
+        return route.node;
     }
     return home == s->node_id ? -1 : home;
 }
@@ -270,8 +308,9 @@ static bool distvm_pio_forward(CPUState *cs, uint32_t port, uint32_t *data,
 {
     DistvmState *s = distvm_state();
     DistvmPlacedDevice *pd;
-    int dest = io_destination(s, DISTVM_IO_PORT, port, &pd);
     uint64_t val = *data;
+    int dest = io_destination(s, cs, DISTVM_IO_PORT, port, val, size,
+                              is_write, &pd);
 
     if (dest == IO_DROPPED) {
         *data = is_write ? *data : 0;
@@ -313,7 +352,10 @@ static bool distvm_mmio_forward(CPUState *cs, hwaddr addr, MemTxAttrs attrs,
          addr < APIC_DEFAULT_ADDRESS + APIC_SPACE_SIZE)) {
         return false;
     }
-    dest = io_destination(s, space, addr, &pd);
+    if (is_write) {
+        val = ldn_le_p(buf, size);
+    }
+    dest = io_destination(s, cs, space, addr, val, size, is_write, &pd);
     if (dest == IO_DROPPED) {
         if (!is_write) {
             memset(buf, 0, size);
@@ -323,9 +365,6 @@ static bool distvm_mmio_forward(CPUState *cs, hwaddr addr, MemTxAttrs attrs,
     }
     if (dest < 0) {
         return false;
-    }
-    if (is_write) {
-        val = ldn_le_p(buf, size);
     }
     if (!is_write && !pd && !attrs.secure &&
         distvm_clock_read(s, DISTVM_IO_MEMORY, addr, size, &val)) {
@@ -402,12 +441,24 @@ static bool io_req_ours(DistvmState *s, const DistvmMsg *msg,
                         DistvmPlacedDevice **pd)
 {
     const DistvmMsgIo *io = &msg->u.io;
+    DistvmIoRoute route;
 
     *pd = NULL;
     if (io->space == DISTVM_IO_PORT || io->space == DISTVM_IO_MEMORY) {
         *pd = distvm_devices_lookup(s, io->space, io->addr);
     }
-    if (distvm_is_home(s) || (*pd && (*pd)->node == s->node_id)) {
+    if (*pd) {
+        distvm_devices_route(*pd, io->space, io->addr, io->data,
+                             io->flags & DISTVM_IO_WRITE, &route);
+        if (route.node == s->node_id) {
+            distvm_netqueues_handled(*pd, route.queue);
+            return true;
+        }
+        if (route.mirror & BIT(s->node_id)) {
+            return true;
+        }
+    }
+    if (distvm_is_home(s) && !(*pd && (*pd)->queues)) {
         return true;
     }
     distvm_msg_refused(s, msg->hdr.src, "IO_REQ of vCPU %" PRIu32 " for %s "

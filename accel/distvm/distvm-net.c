@@ -1456,6 +1456,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
     FP("vcpu placement", "%s", s->placement ?: "all on node 0");
     FP("resident RAM", "%s", s->residency ?: "none");
     FP("devices on other nodes", "%s", s->device_nodes ?: "none");
+    FP("queue pairs on other nodes", "%s", s->queue_nodes ?: "none");
     FP("placement policy", "%s", DistvmPolicy_str(s->policy));
     FP("auto-numa", "%s", s->auto_numa ? "on" : "off");
     FP("replicas", "%" PRIu32, s->replicas);

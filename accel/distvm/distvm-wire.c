@@ -72,6 +72,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_EPOCH] = "EPOCH",
     [DISTVM_MSG_EPOCH_PAGES] = "EPOCH_PAGES",
     [DISTVM_MSG_EPOCH_STATE] = "EPOCH_STATE",
+    [DISTVM_MSG_NET_CTRL] = "NET_CTRL",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -827,6 +828,27 @@ static bool decode_epoch_state(WireReader *r, const DistvmWireLimits *lim,
     return true;
 }
 
+static bool decode_net_ctrl(WireReader *r, DistvmMsgNetCtrl *c, Error **errp)
+{
+    if (!get_str(r, &c->path, errp) || !get_u32(r, &c->len, errp)) {
+        return false;
+    }
+    if (c->len < DISTVM_NET_CTRL_MIN || c->len > DISTVM_NET_CTRL_MAX) {
+        error_setg(errp, "NET_CTRL message with a command of %" PRIu32
+                   " bytes (%u to %u)", c->len, DISTVM_NET_CTRL_MIN,
+                   DISTVM_NET_CTRL_MAX);
+        return false;
+    }
+    if (r->left < c->len) {
+        error_setg(errp, "NET_CTRL message is truncated");
+        return false;
+    }
+    c->data = r->p;
+    r->p += c->len;
+    r->left -= c->len;
+    return true;
+}
+
 static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                       const DistvmWireLimits *lim, DistvmMsgIo *io,
                       Error **errp)
@@ -1051,6 +1073,9 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_EPOCH_STATE:
         ok = decode_epoch_state(&r, lim, &msg->u.epoch_state, errp);
         break;
+    case DISTVM_MSG_NET_CTRL:
+        ok = decode_net_ctrl(&r, &msg->u.net_ctrl, errp);
+        break;
     case DISTVM_MSG_VCPU_MOVE:
     case DISTVM_MSG_VCPU_STATE:
     case DISTVM_MSG_VCPU_MOVED:
@@ -1156,6 +1181,9 @@ void distvm_msg_clear(DistvmMsg *msg)
         break;
     case DISTVM_MSG_PCI_CONFIG:
         g_free(msg->u.pci.path);
+        break;
+    case DISTVM_MSG_NET_CTRL:
+        g_free(msg->u.net_ctrl.path);
         break;
     case DISTVM_MSG_VCPU_WARM_PAGES:
         g_free(msg->u.warm.pages);
@@ -1426,6 +1454,7 @@ bool distvm_wire_flow_counted(uint32_t type)
     case DISTVM_MSG_VCPU_IPI:
     case DISTVM_MSG_PIC_OUTPUT:
     case DISTVM_MSG_PCI_INTX:
+    case DISTVM_MSG_NET_CTRL:
         return true;
     default:
         return false;
@@ -1666,6 +1695,16 @@ const uint8_t *distvm_wire_epoch_page(const uint8_t **pos, uint64_t *page)
     return distvm_wire_epoch_page_slot(pos, page, &slot);
 }
 
+void distvm_wire_net_ctrl(GByteArray *buf, uint32_t src, const char *path,
+                          const void *data, uint32_t len)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_NET_CTRL, src, 0);
+    distvm_wire_put_str(buf, path);
+    distvm_wire_put_u32(buf, len);
+    distvm_wire_put_bytes(buf, data, len);
+    distvm_wire_end(buf);
+}
+
 void distvm_wire_epoch_state(GByteArray *buf, uint32_t src,
                              const DistvmMsgEpochState *st)
 {
@@ -1765,6 +1804,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_EPOCH] = DISTVM_ROLE_ANY,       /* by step, below */
     [DISTVM_MSG_EPOCH_PAGES] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_EPOCH_STATE] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_NET_CTRL] = DISTVM_ROLE_ANY,
 };
 
 /*

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     25
+#define DISTVM_WIRE_VERSION     26
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -95,6 +95,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_EPOCH,           /* a checkpoint epoch's steps */
     DISTVM_MSG_EPOCH_PAGES,     /* a node -> its replica: pages it changed */
     DISTVM_MSG_EPOCH_STATE,     /* ... its vCPUs; home -> standby: devices */
+    DISTVM_MSG_NET_CTRL,        /* a card's node -> its pairs': a command */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -611,6 +612,22 @@ typedef struct DistvmMsgEpochState {
     const uint8_t *data;        /* points into the payload */
 } DistvmMsgEpochState;
 
+/*
+ * NET_CTRL, from the node of a virtio-net card whose queue pairs other
+ * nodes serve (queue-nodes) to them: a command of the card's control
+ * queue, @len bytes of its header and data (virtio's struct
+ * virtio_net_ctrl_hdr, then the command's), which they apply to their
+ * copy of the card
+ */
+#define DISTVM_NET_CTRL_MIN     2
+#define DISTVM_NET_CTRL_MAX     4096
+
+typedef struct DistvmMsgNetCtrl {
+    char *path;                 /* the card's QOM path */
+    const uint8_t *data;        /* points into the payload */
+    uint32_t len;
+} DistvmMsgNetCtrl;
+
 /* A node that joins the running guest (distvm-join.c) */
 typedef struct DistvmMsgNodeJoin {
     uint32_t node_id;
@@ -650,6 +667,7 @@ typedef struct DistvmMsg {
         DistvmMsgEpoch epoch;               /* EPOCH */
         DistvmMsgEpochPages epoch_pages;    /* EPOCH_PAGES */
         DistvmMsgEpochState epoch_state;    /* EPOCH_STATE */
+        DistvmMsgNetCtrl net_ctrl;          /* NET_CTRL */
     } u;
 } DistvmMsg;
 
@@ -798,6 +816,8 @@ const uint8_t *distvm_wire_epoch_page(const uint8_t **pos, uint64_t *page);
 /* The same, and its slot (0 unless of kind DELTA or SLOT) */
 const uint8_t *distvm_wire_epoch_page_slot(const uint8_t **pos,
                                            uint64_t *page, uint32_t *slot);
+void distvm_wire_net_ctrl(GByteArray *buf, uint32_t src, const char *path,
+                          const void *data, uint32_t len);
 void distvm_wire_epoch_state(GByteArray *buf, uint32_t src,
                              const DistvmMsgEpochState *st);
 

@@ -100,15 +100,17 @@ static gpointer socket_in_netns(gpointer opaque)
 }
 
 /*
- * Serve @body on 127.0.0.1:@port (0: any), in network namespace @netns
- * if not NULL (the home node's, whose slirp reaches it as 10.0.2.2).
+ * Serve @body on @addr:@port (@port 0: any), in network namespace @netns
+ * if not NULL (the home node's, whose slirp reaches 127.0.0.1 as
+ * 10.0.2.2).
  */
-static HttpServer *http_start(GByteArray *body, const char *netns, int port)
+static HttpServer *http_start(GByteArray *body, const char *netns,
+                              uint32_t addr, int port)
 {
     HttpServer *h = g_new0(HttpServer, 1);
     struct sockaddr_in sa = {
         .sin_family = AF_INET,
-        .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+        .sin_addr.s_addr = htonl(addr),
         .sin_port = htons(port),
     };
     socklen_t len = sizeof(sa);
@@ -234,6 +236,14 @@ typedef struct LinuxCase {
     bool kill_home;
     /* With netns: the same with home cut off by a partition, not killed */
     bool partition_home;
+    /*
+     * A multi-queue card more (MQ_NIC, eth3), whose 4 queue pairs a tap
+     * of this host serves, a queue of it on each node: the card on home,
+     * pairs 1 and 3 on node 1 and pair 2 on node 2 (queue-nodes), the
+     * nodes of vCPUs 1, 3 and 2, which transmit on them.  The guest
+     * fetches the file over it from vCPUs 0 and 2 at once.
+     */
+    bool mq_card;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -242,6 +252,18 @@ typedef struct LinuxCase {
     "-device virtio-net-pci,netdev=net1,romfile=,id=vnet1 " \
     "-netdev user,id=net2,net=10.0.4.0/24 " \
     "-device virtio-net-pci,netdev=net2,romfile=,id=vnet2 "
+
+/* The multi-queue card, on 10.0.5.0/24 (eth3 of distvm.fetch) */
+#define MQ_TAP          "dvmq0"
+#define MQ_HOST         "10.0.5.2"
+#define MQ_HOST_ADDR    0x0a000502u
+#define MQ_PAIRS        4
+#define MQ_NIC \
+    "-netdev tap,id=netmq,ifname=" MQ_TAP ",queues=4,script=no," \
+    "downscript=no,vhost=off " \
+    "-device virtio-net-pci,netdev=netmq,mq=on,romfile=,id=vmq "
+#define MQ_QUEUE_NODES  "vmq/1@1:vmq/2@2:vmq/3@1"
+static const int mq_pair_node[MQ_PAIRS] = { 0, 1, 2, 1 };
 
 #define DIMM_BASE   0x100000000ull
 #define DIMM_SIZE   (128 * 1024 * 1024)
@@ -716,6 +738,45 @@ static void cut_node(DistvmNode **node, const char *prefix, int victim,
     wait_taken_over(node, victim);
 }
 
+/*
+ * The multi-queue card: each node handled the notifications of the pairs
+ * it serves and of no other; vCPUs 0 and 2, which fetched over it,
+ * transmitted on their own pairs (0 and 2) and got their buffers back
+ * there.
+ */
+static void check_queue_pairs(DistvmNode **node, int nodes)
+{
+    for (int n = 0; n < nodes; n++) {
+        QDict *d = distvm_placed_device(node[n]->qts, "vmq");
+        QList *queues = qdict_get_qlist(d, "queues");
+        int pair = 0;
+
+        g_assert_cmpint(qdict_get_int(d, "node"), ==, 0);
+        g_assert_nonnull(queues);
+        for (const QListEntry *e = qlist_first(queues); e;
+             e = qlist_next(e)) {
+            QDict *q = qobject_to(QDict, qlist_entry_obj(e));
+            int64_t rx = qdict_get_int(q, "rx-notified");
+            int64_t tx = qdict_get_int(q, "tx-notified");
+
+            g_assert_cmpint(qdict_get_int(q, "pair"), ==, pair);
+            g_assert_cmpint(qdict_get_int(q, "node"), ==,
+                            mq_pair_node[pair]);
+            g_test_message("node %d: pair %d rx-notified %" PRId64
+                           " tx-notified %" PRId64, n, pair, rx, tx);
+            if (mq_pair_node[pair] != n) {
+                g_assert_cmpint(rx + tx, ==, 0);
+            } else if (pair == 0 || pair == 2) {
+                g_assert_cmpint(rx, >, 0);
+                g_assert_cmpint(tx, >, 0);
+            }
+            pair++;
+        }
+        g_assert_cmpint(pair, ==, MQ_PAIRS);
+        qobject_unref(d);
+    }
+}
+
 static void test_linux(const void *opaque)
 {
     const LinuxCase *lc = opaque;
@@ -741,6 +802,7 @@ static void test_linux(const void *opaque)
     g_autofree char *cpu_plug = lc->cpu_plug ?
         g_strdup_printf(" distvm.cpu_plug=%d", lc->cpu_plug) : NULL;
     HttpServer *http;
+    HttpServer *http_mq = NULL;
     int victim = -1;
     int home = 0;               /* or node 1, in its place */
     QDict *ev;
@@ -759,7 +821,14 @@ static void test_linux(const void *opaque)
         distvm_netns_setup(prefix, subnet, lc->nodes);
     }
     /* A thread would make the g_setenv() below unsafe: later, in netns. */
-    http = lc->netns ? NULL : http_start(file, NULL, 0);
+    http = lc->netns ? NULL : http_start(file, NULL, INADDR_LOOPBACK, 0);
+    if (lc->mq_card) {
+        /* The tap every node opens, and a server behind it on this host */
+        distvm_sh("ip link del " MQ_TAP " 2>/dev/null; ip tuntap add dev "
+                  MQ_TAP " mode tap multi_queue && ip addr add " MQ_HOST
+                  "/24 dev " MQ_TAP " && ip link set " MQ_TAP " up");
+        http_mq = http_start(file, NULL, MQ_HOST_ADDR, http->port);
+    }
 
     for (int n = 0; n < lc->nodes; n++) {
         g_autofree char *opts = NULL;
@@ -782,8 +851,10 @@ static void test_linux(const void *opaque)
             opts = distvm_cluster_accel_opts(dir, lc->nodes, n);
         }
         g_autofree char *devices = lc->device_node ?
-            g_strdup_printf(",device-nodes=vblk@%d:vnet@%d:vnet1@1",
-                            lc->device_node, lc->device_node) :
+            g_strdup_printf(",device-nodes=vblk@%d:vnet@%d:vnet1@1%s",
+                            lc->device_node, lc->device_node,
+                            lc->mq_card ? ",queue-nodes=" MQ_QUEUE_NODES :
+                            "") :
             g_strdup("");
 
         /* Without -numa, the guest gets the NUMA nodes of auto-numa. */
@@ -807,7 +878,7 @@ static void test_linux(const void *opaque)
             "-drive if=none,id=disk0,%s "
             "-device virtio-blk-pci,drive=disk0,id=vblk "
             "-netdev user,id=net0 -device virtio-net-pci,netdev=net0,"
-            "romfile=,id=vnet%s %s"
+            "romfile=,id=vnet%s %s%s"
             "-append 'console=ttyS0 panic=-1 distvm.work=%d "
             "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
             "distvm.disk=vda%s%s%s' %s %s %s",
@@ -815,12 +886,14 @@ static void test_linux(const void *opaque)
             lc->distmem ? ",slots=1,maxmem=1G" : "",
             lc->cpu ? "-cpu " : "", lc->cpu ?: "", lc->smp, kernel, initrd,
             drive, lc->device_node ? ",vectors=0" : "",
-            lc->device_node ? MORE_NICS : "", WORK,
+            lc->device_node ? MORE_NICS : "", lc->mq_card ? MQ_NIC : "",
+            WORK,
             lc->io_cpu,
             http ? http->port : NETNS_HTTP_PORT,
             lc->distmem ? " distvm.dimm=0x100000000,0x8000000,2 "
                           "distvm.topology=1" : "",
-            lc->device_node ? " distvm.fetch=1@1,2@0" : "",
+            !lc->device_node ? "" : lc->mq_card ?
+            " distvm.fetch=1@1,2@0,3@0,3@2" : " distvm.fetch=1@1,2@0",
             cpu_plug ?: "",
             lc->numa ?: "", lc->distmem ? DIMM_ARGS : "", objects ?: "");
 
@@ -828,7 +901,7 @@ static void test_linux(const void *opaque)
     }
     g_setenv("QTEST_QEMU_BINARY", binary, true);
     if (lc->netns) {
-        http = http_start(file, home_ns, NETNS_HTTP_PORT);
+        http = http_start(file, home_ns, INADDR_LOOPBACK, NETNS_HTTP_PORT);
     }
     for (int n = 0; n < lc->nodes; n++) {
         QDict *info;
@@ -875,6 +948,9 @@ static void test_linux(const void *opaque)
         distvm_check_placed_device(node, lc->nodes, "vnet", lc->device_node,
                                    false);
         distvm_check_placed_device(node, lc->nodes, "vnet1", 1, false);
+    }
+    if (lc->mq_card) {
+        check_queue_pairs(node, lc->nodes);
     }
     if (lc->distmem) {
         /* At boot, then after the DIMM was plugged */
@@ -956,6 +1032,12 @@ static void test_linux(const void *opaque)
     g_assert_cmpint(qatomic_read(&http->served), ==,
                     lc->device_node ? 3 : 1);
     http_stop(http);
+    if (http_mq) {
+        /* from vCPUs 0 and 2 */
+        g_assert_cmpint(qatomic_read(&http_mq->served), ==, 2);
+        http_stop(http_mq);
+        distvm_sh("ip link del " MQ_TAP);
+    }
 
     if (lc->distmem) {
         /* after the moves and the DIMM's unplug */
@@ -1005,12 +1087,14 @@ static void test_linux(const void *opaque)
                            file_sha);
     g_assert_nonnull(strstr(console, want));
     g_free(want);
-    for (int k = 1; lc->device_node && k <= 2; k++) {
-        /* over the cards of node 1 and of home, at once */
-        want = g_strdup_printf("distvm-linux: eth%d fetched %d bytes %s\n",
-                               k, FILE_SIZE, file_sha);
-        g_assert_nonnull(strstr(console, want));
-        g_free(want);
+    for (int k = 1; lc->device_node && k <= 2 + lc->mq_card; k++) {
+        /* over the cards of node 1 and of home, and the multi-queue one */
+        g_autofree char *line = g_strdup_printf(
+            "distvm-linux: eth%d fetched %d bytes %s\n", k, FILE_SIZE,
+            file_sha);
+        g_auto(GStrv) parts = g_strsplit(console, line, -1);
+
+        g_assert_cmpint(g_strv_length(parts) - 1, ==, k == 3 ? 2 : 1);
     }
     want = g_strdup_printf("distvm-linux: disk read back %s\n", file_sha);
     g_assert_nonnull(strstr(console, want));
@@ -1265,6 +1349,7 @@ static const LinuxCase three_nodes = {
     .numa_lines = three_numa_lines,
     .distmem = true,
     .device_node = 2,
+    .mq_card = true,
 };
 
 /* A node other than home is killed during the workload (issue 15) */

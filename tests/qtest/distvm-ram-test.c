@@ -2848,6 +2848,14 @@ static void test_forged(void)
     distvm_forge(node[0], 1, msg);
     distvm_wait_protocol_errors(node[1]->qts, 3);
     /*
+     * From the home node: a control command of a network card whose queue
+     * pairs node 1 would serve; there is no such card (queue-nodes)
+     */
+    distvm_wire_net_ctrl(msg, 0, "/machine/unattached/device[0]",
+                         (const uint8_t[]) { 4, 0, 2, 0 }, 4);
+    distvm_forge(node[0], 1, msg);
+    distvm_wait_protocol_errors(node[1]->qts, 4);
+    /*
      * From node 1: an access of vCPU 3, which -smp's maxcpus leaves out.
      * Home answers that it failed, which node 1 refuses in turn.
      */
@@ -2857,7 +2865,7 @@ static void test_forged(void)
     distvm_wire_set_seq(msg, 778);
     distvm_forge(node[1], 0, msg);
     distvm_wait_protocol_errors(node[0]->qts, ++errors);
-    distvm_wait_protocol_errors(node[1]->qts, 4);
+    distvm_wait_protocol_errors(node[1]->qts, 5);
 
     /* Node 0 still owns its page, as it was, and both nodes serve. */
     {
@@ -2875,7 +2883,7 @@ static void test_forged(void)
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 1), ==, 1);
     g_assert_cmpint(distvm_vcpu_node(node[1]->qts, 1), ==, 1);
     g_assert_cmpint(distvm_protocol_errors(node[0]->qts), ==, errors);
-    g_assert_cmpint(distvm_protocol_errors(node[1]->qts), ==, 4);
+    g_assert_cmpint(distvm_protocol_errors(node[1]->qts), ==, 5);
     distvm_wait_state(node[0]->qts, "running", 1);
     distvm_wait_state(node[1]->qts, "running", 1);
 

@@ -14,6 +14,7 @@
 #include "qobject/qlist.h"
 #include "libqtest.h"
 #include "distvm/distvm-node.h"
+#include "distvm/distvm-tls-netns.h"
 #include "distvm/guest/smp-workload.h"
 
 static char *tmpdir;
@@ -86,6 +87,9 @@ static void test_bad_options(void)
         { "nodes=2,listen=unix:/nonexistent/x,replicas=1,"
           "device-nodes=vnet0@1", "replicas=1 does not keep the state of "
           "devices that device-nodes= places on other nodes yet" },
+        { "nodes=2,listen=unix:/nonexistent/x,replicas=1,"
+          "queue-nodes=vmq/1@1", "replicas=1 does not keep the state of "
+          "devices that queue-nodes= places on other nodes yet" },
         { "speed=0", "speed=0 is out of range (0.001 to 1000" },
         { "speed=1001", "speed=1001 is out of range (0.001 to 1000" },
         { "speed=fast", "speed" },
@@ -193,6 +197,72 @@ static void test_bad_device_nodes(void)
                                 "'/machine/q35/mch' is the host bridge, part "
                                 "of the chipset, which stays on home"));
     }
+}
+
+/*
+ * queue-nodes: each bad layout is refused at start, with an error that
+ * names the problem.  The cards' taps are queues of one multi-queue tap
+ * of this host (root).
+ */
+static void test_bad_queue_nodes(void)
+{
+    static const struct {
+        const char *placed;
+        const char *error;
+    } cases[] = {
+        { "vmq/1@2", "distvm: queue-nodes=vmq/1@2: 'vmq/1@2': there is no "
+          "node 2 at start (the cluster starts with nodes 0 to 1)" },
+        { "vmq1@1", "queue-nodes=vmq1@1: 'vmq1@1' is not ID/PAIR@NODE "
+          "(PAIR and NODE are numbers)" },
+        { "vmq/one@1", "'vmq/one@1' is not ID/PAIR@NODE" },
+        { "vmq/1@1x", "'vmq/1@1x' is not ID/PAIR@NODE" },
+        { "vmq/1@1:vmq/1@0", "queue pair 1 of 'vmq' is listed twice" },
+        { "vmq/2@1", "distvm: queue-nodes: 'vmq' has no queue pair 2 (it "
+          "has pairs 0 to 1)" },
+        { "nope/1@1", "distvm: queue-nodes: there is no device 'nope' (the "
+          "PCI devices with an id: " },
+        { "edu0/1@1", "distvm: queue-nodes: 'edu0' (edu) is not a "
+          "virtio-net card" },
+        { "vnomq/1@1", "distvm: queue-nodes: 'vnomq' has one queue pair: "
+          "give it mq=on and its netdev queues=N" },
+        { "vslirp/0@1", "distvm: queue-nodes: 'vslirp' has one queue pair" },
+        { "vnovec/1@1", "distvm: queue-nodes: 'vnovec' has no MSI-X vectors "
+          "(vectors=0)" },
+        { "br0/0@1", "distvm: queue-nodes: 'br0' (pci-bridge) is a bridge" },
+    };
+    const char *tap = "dvqbad0";
+    g_autofree char *machine = g_strdup_printf(
+        "-machine pc -nodefaults -device edu,id=edu0 "
+        "-device pci-bridge,id=br0,chassis_nr=1 "
+        "-netdev tap,id=t0,ifname=%s,queues=2,script=no,downscript=no "
+        "-device virtio-net-pci,netdev=t0,mq=on,romfile=,id=vmq "
+        "-netdev tap,id=t1,ifname=%s,queues=2,script=no,downscript=no "
+        "-device virtio-net-pci,netdev=t1,romfile=,id=vnomq "
+        "-netdev tap,id=t2,ifname=%s,queues=2,script=no,downscript=no "
+        "-device virtio-net-pci,netdev=t2,mq=on,vectors=0,romfile=,"
+        "id=vnovec "
+        "-netdev user,id=u0 "
+        "-device virtio-net-pci,netdev=u0,mq=on,romfile=,id=vslirp",
+        tap, tap, tap);
+
+    distvm_sh("ip link del %s 2>/dev/null; ip tuntap add dev %s mode tap "
+              "multi_queue", tap, tap);
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *args = g_strdup_printf(
+            "%s -accel distvm,node-id=1,nodes=2,listen=unix:%s/bad-q.sock,"
+            "home=unix:/nonexistent/y,queue-nodes=%s", machine, tmpdir,
+            cases[i].placed);
+        g_autofree char *out = NULL;
+        int status = distvm_run_qemu(args, &out);
+
+        if (status != 1 || !strstr(out, cases[i].error)) {
+            distvm_sh("ip link del %s", tap);
+            g_error("'%s': expected exit status 1 and an error with '%s', "
+                    "got status %d and:\n%s", args, cases[i].error, status,
+                    out);
+        }
+    }
+    distvm_sh("ip link del %s", tap);
 }
 
 /* query-distvm and "info distvm" on a single node with 2 vCPUs. */
@@ -415,6 +485,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/accel/bad-options/replicas-scsi",
                    test_bad_replicas_scsi);
     qtest_add_func("/distvm/accel/bad-device-nodes", test_bad_device_nodes);
+    qtest_add_func("/distvm/accel/bad-queue-nodes", test_bad_queue_nodes);
     qtest_add_func("/distvm/qmp/query", test_query);
     qtest_add_func("/distvm/qmp/query-other-accel", test_query_other_accel);
     qtest_add_func("/distvm/smp-guest/1cpu", test_smp_guest_1cpu);

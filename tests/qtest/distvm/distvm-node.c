@@ -51,7 +51,7 @@ QDict *distvm_assert_active(QTestState *qts, int node_id)
 }
 
 /* Device @id's entry of query-distvm's devices on @qts (unref it) */
-static QDict *placed_device(QTestState *qts, const char *id)
+QDict *distvm_placed_device(QTestState *qts, const char *id)
 {
     QDict *rsp = qtest_qmp(qts, "{ 'execute': 'query-distvm' }");
     QList *list = qdict_get_qlist(qdict_get_qdict(rsp, "return"), "devices");
@@ -81,7 +81,7 @@ void distvm_check_placed_device(DistvmNode **node, int nodes,
     for (int k = 1; k <= nodes; k++) {
         /* the device's node last: it did what the others sent */
         int n = (dev_node + k) % nodes;
-        QDict *d = placed_device(node[n]->qts, id);
+        QDict *d = distvm_placed_device(node[n]->qts, id);
 
         g_assert_cmpint(qdict_get_int(d, "node"), ==, dev_node);
         if (n == dev_node) {

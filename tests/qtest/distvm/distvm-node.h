@@ -57,6 +57,8 @@ int64_t distvm_remote_faults(DistvmNode *node, const char *block);
  * others sent it; no other node, home included, did any.  If
  * @all_used_it, the vCPUs of every other node sent it some too.
  */
+/* query-distvm's entry for the placed device @id (asserts there is one) */
+QDict *distvm_placed_device(QTestState *qts, const char *id);
 void distvm_check_placed_device(DistvmNode **node, int nodes,
                                 const char *id, int dev_node,
                                 bool all_used_it);

@@ -1102,6 +1102,11 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         distvm_wire_pci_intx(buf, m->hdr.src, m->u.intx.irq, m->u.intx.level);
         *fixed_seq = true;
         break;
+    case DISTVM_MSG_NET_CTRL:
+        distvm_wire_net_ctrl(buf, m->hdr.src, m->u.net_ctrl.path,
+                             m->u.net_ctrl.data, m->u.net_ctrl.len);
+        *fixed_seq = true;
+        break;
     case DISTVM_MSG_POLICY:
         distvm_wire_policy(buf, m->hdr.src, m->u.policy);
         *fixed_seq = true;
@@ -1501,6 +1506,9 @@ int main(int argc, char **argv)
                                               0x90, 0x30, 1));
     /* node 2's devices raise line 1 of the root PCI bus */
     SEED("pci-intx", distvm_wire_pci_intx(b, 2, 1, 1));
+    SEED("net-ctrl", distvm_wire_net_ctrl(b, 0, "/machine/peripheral/vmq",
+                                          (const uint8_t[]) { 4, 0, 4, 0 },
+                                          4));
     /* vCPU 0 on node 1 notifies a virtio queue of a device on node 2 */
     SEED("io-req-device", distvm_wire_io(b, DISTVM_MSG_IO_REQ, 1,
                                          &(DistvmMsgIo) {

@@ -686,6 +686,8 @@ static GPtrArray *valid_messages(void)
     });
     distvm_wire_pci_intx(NEXT(), 2, 0, 1);
     distvm_wire_pci_intx(NEXT(), 1, DISTVM_PCI_INTX_MAX - 1, 0);
+    distvm_wire_net_ctrl(NEXT(), 0, "/machine/peripheral/vmq",
+                         (const uint8_t[]) { 4, 0, 4, 0 }, 4);
     for (uint32_t step = 0; step < DISTVM_RES_SET__MAX; step++) {
         distvm_wire_res_set(NEXT(), step ? 2 : 0, &(DistvmMsgResSet) {
             .base = 0x1200000, .size = 0x400000, .node = 2, .step = step,
@@ -836,10 +838,11 @@ static void test_type_names(void)
         [DISTVM_MSG_EPOCH] = "EPOCH",
         [DISTVM_MSG_EPOCH_PAGES] = "EPOCH_PAGES",
         [DISTVM_MSG_EPOCH_STATE] = "EPOCH_STATE",
+        [DISTVM_MSG_NET_CTRL] = "NET_CTRL",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_EPOCH_STATE + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_NET_CTRL + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -978,6 +981,8 @@ static void test_roles(void)
         /* from a node to its replica, whichever node that is */
         [DISTVM_MSG_EPOCH_PAGES] = ANY,
         [DISTVM_MSG_EPOCH_STATE] = ANY,
+        /* from a card's node to the nodes that serve its other pairs */
+        [DISTVM_MSG_NET_CTRL] = ANY,
         /* test_res_set_roles() */
         [DISTVM_MSG_RES_SET] = BY_STEP,
         /* test_mgr_move_roles() */
@@ -1979,14 +1984,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        25, 0,                              /* version */
+        26, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 25);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 26);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -3173,6 +3178,63 @@ static void test_pci_intx(void)
     g_byte_array_unref(b);
 }
 
+/*
+ * NET_CTRL: the card's QOM path (a string), then the control command's
+ * length (u32) and bytes: from 2 (virtio's header alone) to 4 KiB
+ */
+static void test_net_ctrl(void)
+{
+    static const uint32_t lens[] = {
+        DISTVM_NET_CTRL_MIN, 3, 4, 8, 100, DISTVM_NET_CTRL_MAX - 1,
+        DISTVM_NET_CTRL_MAX,
+    };
+    const char *path = "/machine/peripheral/vmq";
+    g_autofree uint8_t *cmd = g_malloc(DISTVM_NET_CTRL_MAX + 1);
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t i = 0; i <= DISTVM_NET_CTRL_MAX; i++) {
+        cmd[i] = i * 7 + 3;
+    }
+    for (size_t i = 0; i < ARRAY_SIZE(lens); i++) {
+        distvm_wire_net_ctrl(b, 1, path, cmd, lens[i]);
+        g_assert_cmpuint(b->len, ==, HDR + 8 + strlen(path) + lens[i]);
+        g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
+                         DISTVM_MSG_NET_CTRL);
+        g_assert_cmpuint(ldl_le_p(b->data + HDR), ==, strlen(path));
+        g_assert_cmpmem(b->data + HDR + 4, strlen(path), path, strlen(path));
+        g_assert_cmpuint(ldl_le_p(b->data + HDR + 4 + strlen(path)), ==,
+                         lens[i]);
+        g_assert_cmpmem(b->data + HDR + 8 + strlen(path), lens[i], cmd,
+                        lens[i]);
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_NET_CTRL,
+                  8 + strlen(path) + lens[i], 1, 0);
+        g_assert_cmpstr(d.msg.u.net_ctrl.path, ==, path);
+        g_assert_cmpuint(d.msg.u.net_ctrl.len, ==, lens[i]);
+        g_assert_cmpmem(d.msg.u.net_ctrl.data, lens[i], cmd, lens[i]);
+        decoded_free(&d);
+    }
+    /* no command, a header cut short, one longer than any */
+    distvm_wire_net_ctrl(b, 2, path, cmd, 0);
+    expect_decode_error(b, &limits, "NET_CTRL message with a command of 0 "
+                        "bytes (2 to 4096)");
+    distvm_wire_net_ctrl(b, 2, path, cmd, 1);
+    expect_decode_error(b, &limits, "NET_CTRL message with a command of 1 "
+                        "bytes (2 to 4096)");
+    distvm_wire_net_ctrl(b, 2, path, cmd, DISTVM_NET_CTRL_MAX + 1);
+    expect_decode_error(b, &limits, "NET_CTRL message with a command of "
+                        "4097 bytes (2 to 4096)");
+    /* a path, or a command, cut short */
+    distvm_wire_net_ctrl(b, 2, path, cmd, 2);
+    set_u32(b, HDR, 0x100);
+    expect_decode_error(b, &limits, "NET_CTRL message is truncated");
+    distvm_wire_net_ctrl(b, 2, path, cmd, 2);
+    set_u32(b, HDR + 4 + strlen(path), 3);
+    expect_decode_error(b, &limits, "NET_CTRL message is truncated");
+    g_byte_array_unref(b);
+}
+
 /* A CLOCK_REGS @clock from @src: its layout, and its decoding under @lim */
 static void check_clock_regs(const DistvmWireLimits *lim, uint32_t src,
                              const DistvmMsgClockRegs *clock)
@@ -3360,11 +3422,12 @@ static void test_bad_version(void)
      * 23 the one before redundancy=parity (DISTVM_EPOCH_PARITY_ASK and
      * PARITY_DONE, DISTVM_EPOCH_PAGE_DELTA and SLOT, with their slot),
      * 24 the one before home's standby told home it has its COMMIT
-     * (DISTVM_EPOCH_COMMITTED)
+     * (DISTVM_EPOCH_COMMITTED), 25 the one before queue pairs of a card
+     * served on several nodes (NET_CTRL)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 21, 22, 23, 24, 26, 0x100,
+        19, 20, 21, 22, 23, 24, 25, 27, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3372,7 +3435,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 25", versions[i]);
+            "protocol version %u, this node speaks 26", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -3382,7 +3445,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 25");
+        expect_header_error(b, "protocol version 2, this node speaks 26");
     }
     g_byte_array_unref(b);
 }
@@ -6640,6 +6703,7 @@ static void test_flow_counted(void)
         [DISTVM_MSG_VCPU_IPI] = true,
         [DISTVM_MSG_PIC_OUTPUT] = true,
         [DISTVM_MSG_PCI_INTX] = true,
+        [DISTVM_MSG_NET_CTRL] = true,
     };
 
     for (uint32_t t = 0; t <= DISTVM_MSG__MAX; t++) {
@@ -11752,6 +11816,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/pic-output", test_pic_output);
     g_test_add_func("/distvm/wire/roundtrip/flow", test_flow);
     g_test_add_func("/distvm/wire/roundtrip/pci-intx", test_pci_intx);
+    g_test_add_func("/distvm/wire/roundtrip/net-ctrl", test_net_ctrl);
     g_test_add_func("/distvm/wire/roundtrip/clock-regs", test_clock_regs);
     g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
 

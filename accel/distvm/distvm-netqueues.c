@@ -1,0 +1,439 @@
+/*
+ * distvm: the queue pairs of a virtio-net card, served on several nodes
+ *
+ * -accel distvm,...,queue-nodes=ID/PAIR@NODE[:ID/PAIR@NODE...] (the same
+ * on every node) has NODE serve queue pair PAIR of the multi-queue
+ * virtio-net card ID, so that a vCPU's traffic leaves from its own host
+ * and one card's bandwidth grows with the nodes.  The card itself runs
+ * where device-nodes places it (home if it does not name it): that node
+ * serves the other pairs and the control queue, and answers the guest's
+ * reads of the card.  Every node that serves some of the card's pairs
+ * runs a copy of the card, kept in step with the card's node's:
+ *
+ * - The guest's writes to the card's registers (virtio's common and
+ *   device configuration, the MSI-X table) are done by each of those
+ *   nodes, one after the other, before the vCPU goes on (distvm-io.c);
+ *   so each copy has the guest's features, status, rings and MSI-X
+ *   vectors.  Its PCI configuration reaches every node as any placed
+ *   device's does (distvm-devices.c).
+ * - A notification of a pair's receive or transmit queue is sent to the
+ *   pair's node only, which pops the ring there.
+ * - The control queue's commands (the number of pairs in use, receive
+ *   filters, offloads) are handled on the card's node, which sends each
+ *   to the pairs' nodes first (NET_CTRL); they apply it to their copy.
+ * - The backend must be a tap with one queue per pair (queues=N), opened
+ *   on every node, on hosts whose taps reach the same network.  Each node
+ *   keeps only the tap queues of the pairs it serves attached to the tap
+ *   (TUNSETQUEUE), so that the host's kernel sends a flow's packets to
+ *   the node whose queue sent it, and reads only those.
+ * - Interrupts: each pair's node sends its queues' MSI-X messages; a
+ *   pair's vector that the guest points at a vCPU of that node is
+ *   delivered there, without a round trip.
+ *
+ * The card must use MSI-X (an INTx line and its ISR are one per card).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/cutils.h"
+#include "qemu/iov.h"
+#include "qemu/main-loop.h"
+#include "hw/pci/msix.h"
+#include "hw/virtio/virtio-pci.h"
+#include "hw/virtio/virtio-net.h"
+#include "net/net.h"
+#include "net/tap.h"
+#include "standard-headers/linux/virtio_pci.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+/* As hw/virtio/virtio-pci.c spaces the queues' notification addresses */
+#define NOTIFY_MULT_PAGE_PER_VQ 0x1000
+#define NOTIFY_MULT             4
+
+/* A pair that the property names, until the machine exists */
+typedef struct DistvmPairWanted {
+    uint32_t pair;
+    uint32_t node;
+} DistvmPairWanted;
+
+struct DistvmNetQueues {
+    GArray *wanted;             /* DistvmPairWanted */
+    /* Once the machine exists: */
+    VirtIOPCIProxy *proxy;
+    VirtIONet *net;
+    uint32_t pairs;             /* the card's queue pairs */
+    uint32_t *node;             /* [pairs]: the node that serves each */
+    uint32_t others;            /* the nodes but the card's that serve some */
+    uint64_t *notified;         /* [2 * pairs]: atomic, handled here */
+    bool applying;              /* BQL: a NET_CTRL of the card's node */
+};
+
+static bool parse_one(DistvmState *s, const char *item, Error **errp)
+{
+    const char *at = strrchr(item, '@');
+    const char *slash = at ? g_strrstr_len(item, at - item, "/") : NULL;
+    g_autofree char *card = NULL;
+    DistvmPlacedDevice *pd;
+    DistvmPairWanted w;
+    uint64_t pair, node;
+
+    if (!at || !slash || slash == item || !at[1] ||
+        qemu_strtou64(slash + 1, &at, 10, &pair) || *at != '@' ||
+        qemu_strtou64(at + 1, NULL, 10, &node)) {
+        error_setg(errp, "distvm: queue-nodes=%s: '%s' is not ID/PAIR@NODE "
+                   "(PAIR and NODE are numbers)", s->queue_nodes, item);
+        return false;
+    }
+    if (node >= s->start_nodes) {
+        error_setg(errp, "distvm: queue-nodes=%s: '%s': there is no node %"
+                   PRIu64 " at start (the cluster starts with nodes 0 to %"
+                   PRIu32 ")", s->queue_nodes, item, node,
+                   s->start_nodes - 1);
+        return false;
+    }
+    card = g_strndup(item, slash - item);
+    pd = distvm_devices_card(s, card);
+    if (!pd->queues) {
+        pd->queues = g_new0(DistvmNetQueues, 1);
+        pd->queues->wanted = g_array_new(false, false,
+                                         sizeof(DistvmPairWanted));
+    }
+    for (guint i = 0; i < pd->queues->wanted->len; i++) {
+        if (g_array_index(pd->queues->wanted, DistvmPairWanted, i).pair ==
+            pair) {
+            error_setg(errp, "distvm: queue-nodes=%s: queue pair %" PRIu64
+                       " of '%s' is listed twice", s->queue_nodes, pair,
+                       card);
+            return false;
+        }
+    }
+    w.pair = MIN(pair, UINT32_MAX);
+    w.node = node;
+    g_array_append_val(pd->queues->wanted, w);
+    return true;
+}
+
+bool distvm_netqueues_init(DistvmState *s, Error **errp)
+{
+    g_auto(GStrv) items = NULL;
+
+    if (!s->queue_nodes || !*s->queue_nodes) {
+        return true;
+    }
+    items = g_strsplit(s->queue_nodes, ":", -1);
+    for (int i = 0; items[i]; i++) {
+        if (!parse_one(s, items[i], errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The card whose model is @n, if its pairs are served on several nodes */
+static DistvmPlacedDevice *card_of(DistvmState *s, VirtIONet *n)
+{
+    DistvmDevices *dv = s->devices;
+
+    for (uint32_t i = 0; dv && i < distvm_devices_count(s); i++) {
+        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+
+        if (pd->queues && pd->queues->net == n) {
+            return pd;
+        }
+    }
+    return NULL;
+}
+
+/* virtio_net_queue_pair_hook: does this node serve pair @index of @n? */
+static bool pair_here(VirtIONet *n, int index)
+{
+    DistvmState *s = distvm_state();
+    DistvmPlacedDevice *pd = card_of(s, n);
+
+    return !pd || index >= pd->queues->pairs ||
+           pd->queues->node[index] == s->node_id;
+}
+
+/*
+ * virtio_net_ctrl_hook, under the BQL: the card's node is about to handle
+ * a command of the control queue; the pairs' nodes apply it first.
+ */
+static void ctrl_command(VirtIONet *n, const struct iovec *out_sg,
+                         unsigned out_num)
+{
+    DistvmState *s = distvm_state();
+    DistvmPlacedDevice *pd = card_of(s, n);
+    g_autofree uint8_t *cmd = NULL;
+    g_autofree char *path = NULL;
+    size_t len;
+
+    if (!pd || pd->queues->applying || pd->node != s->node_id ||
+        !pd->queues->others) {
+        return;
+    }
+    len = iov_size(out_sg, out_num);
+    if (len > DISTVM_NET_CTRL_MAX) {
+        /* Larger than any command virtio-net knows: it refuses it too. */
+        trace_distvm_netqueue_ctrl_too_long(pd->name, len);
+        return;
+    }
+    cmd = g_malloc(len);
+    iov_to_buf(out_sg, out_num, 0, cmd, len);
+    path = object_get_canonical_path(OBJECT(pd->dev));
+    trace_distvm_netqueue_ctrl_send(pd->name, len, pd->queues->others);
+    for (uint32_t node = 0; node < s->nodes; node++) {
+        g_autoptr(GByteArray) m = NULL;
+
+        if (!(pd->queues->others & BIT(node))) {
+            continue;
+        }
+        m = g_byte_array_new();
+        distvm_wire_net_ctrl(m, s->node_id, path, cmd, len);
+        distvm_send(s, node, m);
+        distvm_flow_sent(s, BIT(node));
+    }
+}
+
+/* Under the BQL: the card's node sent its card's control command */
+static void ctrl_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgNetCtrl *c = &msg->u.net_ctrl;
+    Object *obj = object_resolve_path(c->path, NULL);
+    DistvmPlacedDevice *pd = NULL;
+    virtio_net_ctrl_ack status = VIRTIO_NET_ERR;
+    struct iovec in = { .iov_base = &status, .iov_len = sizeof(status) };
+    struct iovec out = { .iov_base = (void *)c->data, .iov_len = c->len };
+
+    for (uint32_t i = 0; obj && i < distvm_devices_count(s); i++) {
+        if (OBJECT(distvm_devices_get(s, i)->dev) == obj) {
+            pd = distvm_devices_get(s, i);
+        }
+    }
+    if (!pd || !pd->queues || !pd->queues->net ||
+        pd->node != msg->hdr.src || !(pd->queues->others & BIT(s->node_id))) {
+        distvm_msg_refused(s, msg->hdr.src, "NET_CTRL for %s, which is no "
+                           "card of node %" PRIu32 " whose queue pairs "
+                           "node %" PRIu32 " serves", c->path, msg->hdr.src,
+                           s->node_id);
+        return;
+    }
+    pd->queues->applying = true;
+    virtio_net_handle_ctrl_iov(VIRTIO_DEVICE(pd->queues->net), &in, 1,
+                               &out, 1);
+    pd->queues->applying = false;
+    trace_distvm_netqueue_ctrl_applied(pd->name, msg->hdr.src, c->len,
+                                       status);
+}
+
+static const DistvmMsgHandler netqueues_handlers[] = {
+    { DISTVM_MSG_NET_CTRL, .main_loop = ctrl_received },
+};
+
+void distvm_netqueues_register(DistvmState *s)
+{
+    distvm_msg_handlers_register(s, netqueues_handlers,
+                                 ARRAY_SIZE(netqueues_handlers));
+}
+
+/* Is @pd's device a card whose pairs can be served on several nodes? */
+static bool card_check(DistvmPlacedDevice *pd, Error **errp)
+{
+    DistvmNetQueues *q = pd->queues;
+    VirtIOPCIProxy *proxy = (VirtIOPCIProxy *)
+        object_dynamic_cast(OBJECT(pd->dev), TYPE_VIRTIO_PCI);
+    VirtIODevice *vdev = proxy ? virtio_bus_get_device(&proxy->bus) : NULL;
+    VirtIONet *n = vdev ? (VirtIONet *)
+        object_dynamic_cast(OBJECT(vdev), TYPE_VIRTIO_NET) : NULL;
+
+    if (!n) {
+        error_setg(errp, "distvm: queue-nodes: '%s' (%s) is not a virtio-net "
+                   "card", pd->name, object_get_typename(OBJECT(pd->dev)));
+        return false;
+    }
+    if (!virtio_has_feature(n->host_features, VIRTIO_NET_F_MQ) ||
+        n->max_queue_pairs < 2) {
+        error_setg(errp, "distvm: queue-nodes: '%s' has one queue pair: "
+                   "give it mq=on and its netdev queues=N", pd->name);
+        return false;
+    }
+    if (!msix_present(&proxy->pci_dev)) {
+        error_setg(errp, "distvm: queue-nodes: '%s' has no MSI-X vectors "
+                   "(vectors=0): several nodes interrupt for it, which its "
+                   "one INTx line cannot carry", pd->name);
+        return false;
+    }
+    for (int i = 0; i < n->max_queue_pairs; i++) {
+        NetClientState *peer = qemu_get_subqueue(n->nic, i)->peer;
+
+        if (!peer || peer->info->type != NET_CLIENT_DRIVER_TAP) {
+            error_setg(errp, "distvm: queue-nodes: the netdev of '%s' is "
+                       "%s; the nodes serve its queue pairs from a tap "
+                       "(-netdev tap,queues=N)", pd->name,
+                       peer ? NetClientDriver_str(peer->info->type) :
+                       "missing");
+            return false;
+        }
+        if (tap_get_vhost_net(peer)) {
+            error_setg(errp, "distvm: queue-nodes: the tap of '%s' has "
+                       "vhost=on; its queues are served by QEMU, give it "
+                       "vhost=off", pd->name);
+            return false;
+        }
+    }
+    for (guint i = 0; i < q->wanted->len; i++) {
+        DistvmPairWanted *w = &g_array_index(q->wanted, DistvmPairWanted, i);
+
+        if (w->pair >= n->max_queue_pairs) {
+            error_setg(errp, "distvm: queue-nodes: '%s' has no queue pair %"
+                       PRIu32 " (it has pairs 0 to %d)", pd->name, w->pair,
+                       n->max_queue_pairs - 1);
+            return false;
+        }
+    }
+    q->proxy = proxy;
+    q->net = n;
+    return true;
+}
+
+/*
+ * The machine exists: check @pd's card, and detach from its tap the
+ * queues of the pairs other nodes serve (the guest's setting of its
+ * pairs later attaches only this node's: pair_here()).
+ */
+bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
+                            Error **errp)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    if (!card_check(pd, errp)) {
+        return false;
+    }
+    q->pairs = q->net->max_queue_pairs;
+    q->node = g_new(uint32_t, q->pairs);
+    q->notified = g_new0(uint64_t, 2 * q->pairs);
+    for (uint32_t i = 0; i < q->pairs; i++) {
+        q->node[i] = pd->node;
+    }
+    for (guint i = 0; i < q->wanted->len; i++) {
+        DistvmPairWanted *w = &g_array_index(q->wanted, DistvmPairWanted, i);
+
+        q->node[w->pair] = w->node;
+        if (w->node != pd->node) {
+            q->others |= BIT(w->node);
+        }
+    }
+    for (uint32_t i = 0; i < q->pairs; i++) {
+        trace_distvm_netqueue_pair(pd->name, i, q->node[i]);
+        if (s->nodes > 1 && q->node[i] != s->node_id &&
+            tap_disable(qemu_get_subqueue(q->net->nic, i)->peer) < 0) {
+            error_setg(errp, "distvm: queue-nodes: cannot detach queue %"
+                       PRIu32 " of the tap of '%s', which node %" PRIu32
+                       " serves (is it a multi-queue tap?)", i, pd->name,
+                       q->node[i]);
+            return false;
+        }
+    }
+    virtio_net_queue_pair_hook = pair_here;
+    virtio_net_ctrl_hook = ctrl_command;
+    return true;
+}
+
+bool distvm_netqueues_serves(DistvmPlacedDevice *pd, uint32_t node)
+{
+    return pd->queues && (pd->queues->others & BIT(node));
+}
+
+/* The BAR of @pd's device that @addr of @space falls in, or -1 */
+static int bar_of(DistvmPlacedDevice *pd, uint32_t space, uint64_t addr,
+                  uint64_t *offset)
+{
+    for (int i = 0; i < PCI_NUM_REGIONS; i++) {
+        PCIIORegion *reg = &pd->dev->io_regions[i];
+        bool io = reg->type & PCI_BASE_ADDRESS_SPACE_IO;
+
+        if (reg->size && reg->addr != PCI_BAR_UNMAPPED &&
+            io == (space == DISTVM_IO_PORT) && addr >= reg->addr &&
+            addr - reg->addr < reg->size) {
+            *offset = addr - reg->addr;
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* The queue that a write of @data at @offset of BAR @bar notifies, or -1 */
+static int64_t notified_queue(VirtIOPCIProxy *proxy, int bar, uint64_t offset,
+                              uint64_t data)
+{
+    uint64_t mult = (proxy->flags & VIRTIO_PCI_FLAG_PAGE_PER_VQ) ?
+                    NOTIFY_MULT_PAGE_PER_VQ : NOTIFY_MULT;
+
+    if (virtio_pci_modern(proxy) && bar == proxy->modern_mem_bar_idx &&
+        offset >= proxy->notify.offset &&
+        offset - proxy->notify.offset < proxy->notify.size) {
+        return (offset - proxy->notify.offset) / mult;
+    }
+    if (virtio_pci_modern(proxy) &&
+        (proxy->flags & VIRTIO_PCI_FLAG_MODERN_PIO_NOTIFY) &&
+        bar == proxy->modern_io_bar_idx &&
+        offset >= proxy->notify_pio.offset &&
+        offset - proxy->notify_pio.offset < proxy->notify_pio.size) {
+        return data;
+    }
+    if (virtio_pci_legacy(proxy) && bar == proxy->legacy_io_bar_idx &&
+        offset == VIRTIO_PCI_QUEUE_NOTIFY) {
+        return data;
+    }
+    return -1;
+}
+
+void distvm_netqueues_route(DistvmPlacedDevice *pd, uint32_t space,
+                            uint64_t addr, uint64_t data, bool is_write,
+                            DistvmIoRoute *r)
+{
+    DistvmNetQueues *q = pd->queues;
+    uint64_t offset = 0;
+    int bar = bar_of(pd, space, addr, &offset);
+    int64_t queue;
+
+    if (!is_write || bar < 0) {
+        return;                 /* reads: the card's node answers */
+    }
+    queue = notified_queue(q->proxy, bar, offset, data);
+    if (queue >= 0) {
+        if (queue < 2 * q->pairs) {
+            r->node = q->node[queue / 2];
+            r->queue = queue;
+        }
+        return;                 /* the control queue: the card's node */
+    }
+    /* The guest's setting of the card: every copy applies it. */
+    r->mirror = q->others;
+}
+
+void distvm_netqueues_handled(DistvmPlacedDevice *pd, int queue)
+{
+    if (queue >= 0) {
+        qatomic_inc(&pd->queues->notified[queue]);
+    }
+}
+
+DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd)
+{
+    DistvmNetQueues *q = pd->queues;
+    DistvmQueuePairInfoList *list = NULL, **tail = &list;
+
+    for (uint32_t i = 0; q && i < q->pairs; i++) {
+        DistvmQueuePairInfo *info = g_new0(DistvmQueuePairInfo, 1);
+
+        info->pair = i;
+        info->node = q->node[i];
+        info->rx_notified = qatomic_read(&q->notified[2 * i]);
+        info->tx_notified = qatomic_read(&q->notified[2 * i + 1]);
+        QAPI_LIST_APPEND(tail, info);
+    }
+    return list;
+}
