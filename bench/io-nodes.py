@@ -24,11 +24,25 @@ K runs of each, round-robin.  Per run: the time of each transfer and its
 rate, and the accesses of vCPUs to the disk and the network card that
 were sent to another node (query-distvm's io.served, summed over the
 nodes) while the I/O ran ("io start" to "io done" on the console), per
-MiB moved (fetched, written and read: 3 x --size).  Prints medians, the ratios of local to
+MiB moved (fetched, written and read: 3 x --size; with 3nodes-mq, those
+to the card per MiB it moved, 5 x --size).  Prints medians, the ratios of local to
 home, and the targets of the I/O issue: with devices where the vCPUs
 are, forwarded accesses per MiB at least 20 times fewer, and every
 transfer at least as fast.  Every run checks the accelerator through
 QMP, the digests in the guest, and the exit status 0 of every node.
+
+The layout 3nodes-mq (needs root) gives the guest, on 3 nodes (0:1:2:1),
+a multi-queue network card instead, 4 queue pairs of a tap of this host
+(MQ_TAP, whose host side is 10.0.2.2, where a second HTTP server
+listens), and after vCPU 2's fetch and disk I/O has each of the 4 vCPUs
+fetch the file over it at once; it reports that fetch's total rate:
+
+  home    every queue pair on home, with the card
+          (queue-nodes=vnet/0@0, so that the other nodes detach their
+          queues from the tap);
+  local   each pair on its vCPU's node (queue-nodes=vnet/0@0:vnet/1@1:
+          vnet/2@2:vnet/3@1), which then handles its notifications and
+          runs its queue of the tap.
 """
 
 import argparse
@@ -57,11 +71,21 @@ MACHINE = ["-machine", "pc", "-m", "512M", "-nodefaults",
 LAYOUTS = [("2nodes", 2, "0:0:1:1", ["-smp", "4"], None),
            ("3nodes", 3, "0:1:2:1", ["-smp", "4,sockets=4"], None),
            ("2nodes-numa", 2, "0:0:1:1", NUMA2, 1),
-           ("3nodes-numa", 3, "0:1:2:1", NUMA3, 2)]
+           ("3nodes-numa", 3, "0:1:2:1", NUMA3, 2),
+           ("3nodes-mq", 3, "0:1:2:1", ["-smp", "4,sockets=4"], None)]
 PLACES = ("home", "local")
 IO_CPU = 2
 TRANSFERS = ("fetch", "disk write", "disk read")
+# The multi-queue card's tap (3nodes-mq), its host address, and where
+# each of its 4 queue pairs is served with the devices local
+MQ_TAP = "dvmqbench0"
+MQ_HOST = "10.0.2.2"
+MQ_QUEUE_NODES = "vnet/1@1:vnet/2@2:vnet/3@1"
 WORK = 2000
+
+
+def is_mq(layout):
+    return layout[0].endswith("-mq")
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -78,11 +102,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def http_start(body):
+def http_start(body, addr="127.0.0.1", port=0):
     Handler.body = body
-    server = socketserver.TCPServer(("127.0.0.1", 0), Handler)
+    server = socketserver.TCPServer((addr, port), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def mq_tap(add):
+    """Create (or delete) the multi-queue card's tap, on 10.0.2.0/24."""
+    subprocess.run(["ip", "link", "del", MQ_TAP], stderr=subprocess.DEVNULL)
+    if add:
+        for cmd in (["ip", "tuntap", "add", "dev", MQ_TAP, "mode", "tap",
+                     "multi_queue"],
+                    ["ip", "addr", "add", MQ_HOST + "/24", "dev", MQ_TAP],
+                    ["ip", "link", "set", MQ_TAP, "up"]):
+            subprocess.run(cmd, check=True)
 
 
 def node_args(args, layout, place, tmp, n, port):
@@ -99,9 +134,21 @@ def node_args(args, layout, place, tmp, n, port):
         accel += ",auto-numa=off"   # the layouts without guest NUMA nodes
     if n:
         accel += ",home=unix:%s/node0.sock" % tmp
-    if place == "local":
+    netdev = "user,id=net0"
+    card = "virtio-net-pci,netdev=net0,romfile=,id=vnet"
+    fetch = ""
+    if is_mq(layout):
+        netdev = ("tap,id=net0,ifname=%s,queues=4,script=no,downscript=no,"
+                  "vhost=off" % MQ_TAP)
+        card += ",mq=on"
+        fetch = " distvm.fetch=0@0,0@1,0@2,0@3"
+        # Pair 0 on home in both: the other nodes then detach their queues
+        # of the tap, which every node opens, from it.
+        accel += ",queue-nodes=" + ("vnet/0@0:" + MQ_QUEUE_NODES
+                                    if place == "local" else "vnet/0@0")
+    elif place == "local":
         accel += ",device-nodes=vblk@%d:vnet@%d" % (last, last)
-    runs_disk = n == (last if place == "local" else 0)
+    runs_disk = n == (last if place == "local" and not is_mq(layout) else 0)
     drive = ("file=%s/disk.img,format=raw" % tmp if runs_disk else
              "driver=null-co,size=%d" % (2 * args.size << 20))
     guest = os.path.join(args.build, "guests", "linux")
@@ -110,12 +157,11 @@ def node_args(args, layout, place, tmp, n, port):
              "-initrd", os.path.join(guest, "initramfs.cpio.gz"),
              "-drive", "if=none,id=disk0," + drive,
              "-device", "virtio-blk-pci,drive=disk0,id=vblk" + "".join(bus),
-             "-netdev", "user,id=net0",
-             "-device", "virtio-net-pci,netdev=net0,romfile=,id=vnet" +
-             "".join(bus),
+             "-netdev", netdev,
+             "-device", card + "".join(bus),
              "-append", "console=ttyS0 panic=-1 distvm.work=%d "
              "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
-             "distvm.disk=vda" % (WORK, IO_CPU, port),
+             "distvm.disk=vda%s" % (WORK, IO_CPU, port, fetch),
              "-serial", "file:%s/console-%d.log" % (tmp, n),
              "-qmp", "unix:%s/qmp-%d.sock,server=on,wait=off" % (tmp, n)])
 
@@ -129,15 +175,21 @@ def connect(path, proc):
     raise RuntimeError("%s: the node exited" % path)
 
 
-def forwarded(clients):
-    """Accesses to the disk and the network card that a node did for
-    another node's vCPUs, so far, summed over the nodes."""
+def forwarded(clients, devices):
+    """Accesses to @devices that a node did for another node's vCPUs, so
+    far, summed over the nodes."""
     total = 0
     for q in clients:
         for served in q.cmd("query-distvm")["io"]["served"]:
-            if served["device"] in ("vblk", "vnet"):
+            if served["device"] in devices:
                 total += served["accesses"]
     return total
+
+
+def counted(layout):
+    """The devices whose forwarded accesses count, and the MiB moved
+    through them: the multi-queue card's, or the disk's and the card's."""
+    return (("vnet",), 5) if is_mq(layout) else (("vblk", "vnet"), 3)
 
 
 def run_once(args, layout, place, tmp, port, digest):
@@ -163,7 +215,7 @@ def run_once(args, layout, place, tmp, port, digest):
             text = read("%s/console-0.log" % tmp)
             for mark in ("start", "done"):
                 if mark not in marks and "distvm-linux: io %s" % mark in text:
-                    marks[mark] = forwarded(clients)
+                    marks[mark] = forwarded(clients, counted(layout)[0])
             if "FAIL" in text or "Kernel panic" in text:
                 raise RuntimeError("the guest failed")
             if time.monotonic() - start > args.timeout:
@@ -193,9 +245,12 @@ def run_once(args, layout, place, tmp, port, digest):
         if line not in text:
             return {"error": "no '%s' on the console" % line, "detail": ""}
     result = {"forwarded": marks["done"] - marks["start"]}
-    for t in TRANSFERS:
+    for t in TRANSFERS + (("fetches",) if is_mq(layout) else ()):
         m = re.search(r"distvm-linux: %s took (\d+) ms" % t, text)
         result[t] = max(int(m.group(1)), 10) / 1000.0
+    if is_mq(layout) and text.count("distvm-linux: eth0 fetched %d bytes %s"
+                                    % (size, digest)) != 4:
+        return {"error": "not 4 exact fetches over the card", "detail": ""}
     return result
 
 
@@ -210,7 +265,7 @@ def main():
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--size", type=int, default=16, help="MiB per transfer")
     ap.add_argument("--only", help="2nodes, 3nodes, 2nodes-numa, "
-                    "3nodes-numa")
+                    "3nodes-numa, 3nodes-mq")
     ap.add_argument("--qemu")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--keep", help="keep each run's files in DIR/NAME-K")
@@ -223,6 +278,10 @@ def main():
     digest = hashlib.sha256(body).hexdigest()
     server = http_start(body)
     port = server.server_address[1]
+    mq_server = None
+    if any(is_mq(l) for l in layouts):
+        mq_tap(True)
+        mq_server = http_start(body, MQ_HOST, port)
     results = {(l[0], p): [] for l in layouts for p in PLACES}
     failed = False
 
@@ -234,7 +293,8 @@ def main():
                 results[(layout[0], place)].append(r)
                 print("%s, devices %s, run %d: %s" % (
                     layout[0], place, k + 1, r.get("error") or ", ".join(
-                        "%s %.2f s" % (t, r[t]) for t in TRANSFERS) +
+                        "%s %.2f s" % (t, r[t]) for t in TRANSFERS +
+                        (("fetches",) if "fetches" in r else ())) +
                     ", %d accesses forwarded" % r["forwarded"]), flush=True)
                 if "error" in r:
                     failed = True
@@ -244,24 +304,31 @@ def main():
                         args.keep, "%s-%s-%d" % (layout[0], place, k)))
                 shutil.rmtree(tmp)
     server.shutdown()
+    if mq_server:
+        mq_server.shutdown()
+        mq_tap(False)
 
-    mib = 3 * args.size
     print("\n%d MiB fetched, written and read back by vCPU 2 on the last "
           "node; medians of %d runs" % (args.size, args.runs))
-    print("%-22s %9s %9s %9s %12s" % ("layout, devices", "fetch", "write",
-                                      "read", "fwd/MiB"))
+    print("%-22s %9s %9s %9s %12s %16s" % ("layout, devices", "fetch",
+                                           "write", "read", "fwd/MiB",
+                                           "4 fetches at once"))
     for layout in layouts:
         for place in PLACES:
             rs = results[(layout[0], place)]
             if median(rs, "forwarded") is None:
                 print("%-22s failed" % ("%s, %s" % (layout[0], place)))
                 continue
-            print("%-22s %s %12.1f" % (
+            mib = counted(layout)[1] * args.size
+            print("%-22s %s %12.1f %s" % (
                 "%s, %s" % (layout[0], place),
                 " ".join("%5.1f MB/s" % (args.size * 1.048576 /
                                          median(rs, t))
                          for t in TRANSFERS),
-                median(rs, "forwarded") / mib))
+                median(rs, "forwarded") / mib,
+                "%11.1f MB/s" % (4 * args.size * 1.048576 /
+                                 median(rs, "fetches"))
+                if is_mq(layout) else ""))
     print("\ntargets (devices local against home): forwarded accesses per "
           "MiB at least 20x fewer, every transfer at least as fast")
     for layout in layouts:
@@ -270,12 +337,13 @@ def main():
            median(local, "forwarded") is None:
             continue
         fewer = median(home, "forwarded") / max(median(local, "forwarded"), 1)
-        speed = [median(home, t) / median(local, t) for t in TRANSFERS]
+        # the multi-queue card's: its fetches (the disk stays on home)
+        moved = ("fetch", "fetches") if is_mq(layout) else TRANSFERS
+        speed = [median(home, t) / median(local, t) for t in moved]
         print("%s: %.0fx fewer forwarded accesses per MiB (%s); speed "
               "local/home %s (%s)" % (
                   layout[0], fewer, "met" if fewer >= 20 else "NOT met",
-                  ", ".join("%s %.2f" % (t, s)
-                            for t, s in zip(TRANSFERS, speed)),
+                  ", ".join("%s %.2f" % (t, s) for t, s in zip(moved, speed)),
                   "met" if min(speed) >= 1 else "NOT met"))
     return 1 if failed else 0
 

@@ -58,6 +58,7 @@ typedef struct DistvmDeviceRange {
     uint64_t size;
     uint32_t space;             /* DISTVM_IO_PORT or DISTVM_IO_MEMORY */
     uint32_t dev;               /* index in DistvmDevices.placed */
+    int bar;                    /* the device's region */
 } DistvmDeviceRange;
 
 typedef struct DistvmDeviceMap {
@@ -149,6 +150,7 @@ uint32_t distvm_devices_count(DistvmState *s)
 
 DistvmPlacedDevice *distvm_devices_get(DistvmState *s, uint32_t i)
 {
+    assert(i < distvm_devices_count(s));
     return &s->devices->placed[i];
 }
 
@@ -299,8 +301,8 @@ static bool placed_check(DistvmState *s, DistvmPlacedDevice *d, Error **errp)
     d->dev = dev;
     /* Home would unplug its own copy only. */
     error_setg(&d->unplug_blocker, "distvm: device '%s' runs on node %"
-               PRIu32 " (device-nodes); it cannot be unplugged", d->name,
-               d->node);
+               PRIu32 " (%s); it cannot be unplugged", d->name, d->node,
+               d->option);
     qdev_add_unplug_blocker(DEVICE(dev), d->unplug_blocker);
     return true;
 }
@@ -326,7 +328,7 @@ static void map_update(DistvmState *s)
                 continue;
             }
             map->r[map->count++] = (DistvmDeviceRange) {
-                .base = reg->addr, .size = reg->size, .dev = i,
+                .base = reg->addr, .size = reg->size, .dev = i, .bar = r,
                 .space = (reg->type & PCI_BASE_ADDRESS_SPACE_IO) ?
                          DISTVM_IO_PORT : DISTVM_IO_MEMORY,
             };
@@ -340,8 +342,9 @@ static void map_update(DistvmState *s)
     }
 }
 
-DistvmPlacedDevice *distvm_devices_lookup(DistvmState *s, uint32_t space,
-                                          uint64_t addr)
+DistvmPlacedDevice *distvm_devices_route(DistvmState *s, uint32_t space,
+                                         uint64_t addr, uint64_t data,
+                                         bool is_write, DistvmIoRoute *r)
 {
     DistvmDevices *dv = s->devices;
     DistvmDeviceMap *map;
@@ -352,22 +355,21 @@ DistvmPlacedDevice *distvm_devices_lookup(DistvmState *s, uint32_t space,
     RCU_READ_LOCK_GUARD();
     map = qatomic_rcu_read(&dv->map);
     for (uint32_t i = 0; map && i < map->count; i++) {
-        if (map->r[i].space == space && addr >= map->r[i].base &&
-            addr - map->r[i].base < map->r[i].size) {
-            return &dv->placed[map->r[i].dev];
+        const DistvmDeviceRange *range = &map->r[i];
+        DistvmPlacedDevice *pd = &dv->placed[range->dev];
+
+        if (range->space == space && addr >= range->base &&
+            addr - range->base < range->size) {
+            *r = (DistvmIoRoute) { .node = pd->node, .queue = -1 };
+            if (pd->queues) {
+                distvm_netqueues_route(s, pd, range->bar,
+                                       addr - range->base, data, is_write,
+                                       r);
+            }
+            return pd;
         }
     }
     return NULL;
-}
-
-void distvm_devices_route(DistvmPlacedDevice *pd, uint32_t space,
-                          uint64_t addr, uint64_t data, bool is_write,
-                          DistvmIoRoute *r)
-{
-    *r = (DistvmIoRoute) { .node = pd->node, .queue = -1 };
-    if (pd->queues) {
-        distvm_netqueues_route(pd, space, addr, data, is_write, r);
-    }
 }
 
 bool distvm_devices_placed(DistvmState *s, PCIDevice *dev)
@@ -398,8 +400,15 @@ bool distvm_devices_run_here(DistvmState *s)
 
 void distvm_devices_config_written(DistvmState *s, PCIDevice *dev)
 {
-    if (distvm_devices_placed(s, dev)) {
-        map_update(s);
+    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+        DistvmPlacedDevice *pd = &s->devices->placed[i];
+
+        if (pd->dev == dev) {
+            map_update(s);
+            if (pd->queues) {
+                distvm_netqueues_config_written(s, pd);
+            }
+        }
     }
 }
 

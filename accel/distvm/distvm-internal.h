@@ -627,17 +627,12 @@ bool distvm_devices_init(DistvmState *s, Error **errp);
 bool distvm_devices_setup(DistvmState *s, Error **errp);
 /*
  * The placed device that answers an access of @space (DISTVM_IO_PORT or
- * _MEMORY) at @addr, or NULL.  Any thread.
+ * _MEMORY) at @addr, or NULL; and if there is one, where the access (a
+ * write of @data if @is_write) goes: @r.  Any thread.
  */
-DistvmPlacedDevice *distvm_devices_lookup(DistvmState *s, uint32_t space,
-                                          uint64_t addr);
-/*
- * Where an access of a vCPU to @pd at @addr of @space goes (a write of
- * @data if @is_write).  Any thread.
- */
-void distvm_devices_route(DistvmPlacedDevice *pd, uint32_t space,
-                          uint64_t addr, uint64_t data, bool is_write,
-                          DistvmIoRoute *r);
+DistvmPlacedDevice *distvm_devices_route(DistvmState *s, uint32_t space,
+                                         uint64_t addr, uint64_t data,
+                                         bool is_write, DistvmIoRoute *r);
 bool distvm_devices_placed(DistvmState *s, PCIDevice *dev);
 uint32_t distvm_devices_count(DistvmState *s);
 DistvmPlacedDevice *distvm_devices_get(DistvmState *s, uint32_t i);
@@ -670,11 +665,16 @@ void distvm_netqueues_register(DistvmState *s);
 /* The machine exists: check @pd's card and take its tap's queues apart */
 bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
                             Error **errp);
+/* Under the BQL: the guest wrote the PCI configuration of @pd's card */
+void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd);
 /* Does @node serve a queue pair of @pd, as a node other than its own? */
 bool distvm_netqueues_serves(DistvmPlacedDevice *pd, uint32_t node);
-/* distvm_devices_route() for a card of queue-nodes */
-void distvm_netqueues_route(DistvmPlacedDevice *pd, uint32_t space,
-                            uint64_t addr, uint64_t data, bool is_write,
+/*
+ * distvm_devices_route() for a card of queue-nodes: an access at @offset
+ * of its region @bar
+ */
+void distvm_netqueues_route(DistvmState *s, DistvmPlacedDevice *pd, int bar,
+                            uint64_t offset, uint64_t data, bool is_write,
                             DistvmIoRoute *r);
 /* This node handled the notification of @queue (>= 0) of @pd */
 void distvm_netqueues_handled(DistvmPlacedDevice *pd, int queue);

@@ -23,6 +23,7 @@
 
 #include "qemu/osdep.h"
 #include "qemu/bswap.h"
+#include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "cpu.h"
 #include "exec/address-spaces.h"
@@ -213,7 +214,7 @@ static void vmport_forward(DistvmState *s, CPUState *cs, uint32_t *data,
 /*
  * A write of a vCPU to a placed device that the copies of @nodes do too
  * (a card whose queue pairs several nodes serve: distvm-netqueues.c),
- * this node's first, then each other's, before the node that answers it
+ * each in turn, by node id, before the node that answers it
  */
 static void io_mirror(DistvmState *s, CPUState *cs, uint32_t nodes,
                       uint32_t space, uint64_t addr, uint64_t data,
@@ -238,6 +239,13 @@ static void io_mirror(DistvmState *s, CPUState *cs, uint32_t nodes,
         }
         trace_distvm_io_mirror(node, cs->cpu_index, space, addr, size, data,
                                res);
+        if (res != MEMTX_OK) {
+            error_report_once("distvm: node %" PRIu32 " failed a write of "
+                              "vCPU %d at %s 0x%" PRIx64 " (result %u): "
+                              "its copy of the device is out of step", node,
+                              cs->cpu_index, space == DISTVM_IO_PORT ?
+                              "port" : "address", addr, res);
+        }
     }
 }
 
@@ -286,10 +294,9 @@ static int io_destination(DistvmState *s, CPUState *cs, uint32_t space,
     if (distvm_recovery_busy(s)) {
         return IO_DROPPED;
     }
-    d = distvm_devices_lookup(s, space, addr);
+    d = distvm_devices_route(s, space, addr, data, is_write, &route);
     if (d) {
         *pd = d;
-        distvm_devices_route(d, space, addr, data, is_write, &route);
         io_mirror(s, cs, route.mirror & ~BIT(route.node), space, addr, data,
                   size);
         if (route.node == s->node_id) {
@@ -445,11 +452,10 @@ static bool io_req_ours(DistvmState *s, const DistvmMsg *msg,
 
     *pd = NULL;
     if (io->space == DISTVM_IO_PORT || io->space == DISTVM_IO_MEMORY) {
-        *pd = distvm_devices_lookup(s, io->space, io->addr);
+        *pd = distvm_devices_route(s, io->space, io->addr, io->data,
+                                   io->flags & DISTVM_IO_WRITE, &route);
     }
     if (*pd) {
-        distvm_devices_route(*pd, io->space, io->addr, io->data,
-                             io->flags & DISTVM_IO_WRITE, &route);
         if (route.node == s->node_id) {
             distvm_netqueues_handled(*pd, route.queue);
             return true;

@@ -7,15 +7,17 @@
  * and one card's bandwidth grows with the nodes.  The card itself runs
  * where device-nodes places it (home if it does not name it): that node
  * serves the other pairs and the control queue, and answers the guest's
- * reads of the card.  Every node that serves some of the card's pairs
- * runs a copy of the card, kept in step with the card's node's:
+ * reads of the card.  Every node keeps its copy of the card in step with
+ * the card's node's, and the nodes that serve some of its pairs run
+ * theirs:
  *
  * - The guest's writes to the card's registers (virtio's common and
- *   device configuration, the MSI-X table) are done by each of those
- *   nodes, one after the other, before the vCPU goes on (distvm-io.c);
- *   so each copy has the guest's features, status, rings and MSI-X
- *   vectors.  Its PCI configuration reaches every node as any placed
- *   device's does (distvm-devices.c).
+ *   device configuration, the MSI-X table) are done by every node's
+ *   copy, one after the other, before the vCPU goes on (distvm-io.c); so
+ *   each copy has the guest's features, status, rings and MSI-X vectors,
+ *   and every node knows whether the guest uses several pairs (without,
+ *   the control queue is queue 2).  Its PCI configuration reaches every
+ *   node as any placed device's does (distvm-devices.c).
  * - A notification of a pair's receive or transmit queue is sent to the
  *   pair's node only, which pops the ring there.
  * - The control queue's commands (the number of pairs in use, receive
@@ -30,7 +32,10 @@
  *   pair's vector that the guest points at a vCPU of that node is
  *   delivered there, without a round trip.
  *
- * The card must use MSI-X (an INTx line and its ISR are one per card).
+ * The card must have MSI-X vectors; while the guest has MSI-X off (an
+ * INTx line and its ISR are one per card), the card's node serves every
+ * pair.  rss=on and hash=on are refused: virtio-net would steer packets
+ * to the queues of pairs other nodes serve.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -38,6 +43,7 @@
 #include "qemu/osdep.h"
 #include "qapi/error.h"
 #include "qemu/cutils.h"
+#include "qemu/error-report.h"
 #include "qemu/iov.h"
 #include "qemu/main-loop.h"
 #include "hw/pci/msix.h"
@@ -48,10 +54,6 @@
 #include "standard-headers/linux/virtio_pci.h"
 #include "distvm-internal.h"
 #include "trace.h"
-
-/* As hw/virtio/virtio-pci.c spaces the queues' notification addresses */
-#define NOTIFY_MULT_PAGE_PER_VQ 0x1000
-#define NOTIFY_MULT             4
 
 /* A pair that the property names, until the machine exists */
 typedef struct DistvmPairWanted {
@@ -75,13 +77,15 @@ static bool parse_one(DistvmState *s, const char *item, Error **errp)
 {
     const char *at = strrchr(item, '@');
     const char *slash = at ? g_strrstr_len(item, at - item, "/") : NULL;
+    const char *end = NULL;
     g_autofree char *card = NULL;
     DistvmPlacedDevice *pd;
     DistvmPairWanted w;
-    uint64_t pair, node;
+    unsigned int pair;
+    uint64_t node;
 
     if (!at || !slash || slash == item || !at[1] ||
-        qemu_strtou64(slash + 1, &at, 10, &pair) || *at != '@' ||
+        qemu_strtoui(slash + 1, &end, 10, &pair) || end != at ||
         qemu_strtou64(at + 1, NULL, 10, &node)) {
         error_setg(errp, "distvm: queue-nodes=%s: '%s' is not ID/PAIR@NODE "
                    "(PAIR and NODE are numbers)", s->queue_nodes, item);
@@ -104,13 +108,12 @@ static bool parse_one(DistvmState *s, const char *item, Error **errp)
     for (guint i = 0; i < pd->queues->wanted->len; i++) {
         if (g_array_index(pd->queues->wanted, DistvmPairWanted, i).pair ==
             pair) {
-            error_setg(errp, "distvm: queue-nodes=%s: queue pair %" PRIu64
-                       " of '%s' is listed twice", s->queue_nodes, pair,
-                       card);
+            error_setg(errp, "distvm: queue-nodes=%s: queue pair %u of '%s' "
+                       "is listed twice", s->queue_nodes, pair, card);
             return false;
         }
     }
-    w.pair = MIN(pair, UINT32_MAX);
+    w.pair = pair;
     w.node = node;
     g_array_append_val(pd->queues->wanted, w);
     return true;
@@ -135,9 +138,7 @@ bool distvm_netqueues_init(DistvmState *s, Error **errp)
 /* The card whose model is @n, if its pairs are served on several nodes */
 static DistvmPlacedDevice *card_of(DistvmState *s, VirtIONet *n)
 {
-    DistvmDevices *dv = s->devices;
-
-    for (uint32_t i = 0; dv && i < distvm_devices_count(s); i++) {
+    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
         DistvmPlacedDevice *pd = distvm_devices_get(s, i);
 
         if (pd->queues && pd->queues->net == n) {
@@ -147,6 +148,18 @@ static DistvmPlacedDevice *card_of(DistvmState *s, VirtIONet *n)
     return NULL;
 }
 
+/*
+ * The node that serves @pair of @pd's card: the one queue-nodes names,
+ * once the guest turned MSI-X on; until then the card's, which has its
+ * one INTx line and its ISR
+ */
+static uint32_t pair_node(DistvmPlacedDevice *pd, uint32_t pair)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    return msix_enabled(&q->proxy->pci_dev) ? q->node[pair] : pd->node;
+}
+
 /* virtio_net_queue_pair_hook: does this node serve pair @index of @n? */
 static bool pair_here(VirtIONet *n, int index)
 {
@@ -154,7 +167,7 @@ static bool pair_here(VirtIONet *n, int index)
     DistvmPlacedDevice *pd = card_of(s, n);
 
     return !pd || index >= pd->queues->pairs ||
-           pd->queues->node[index] == s->node_id;
+           pair_node(pd, index) == s->node_id;
 }
 
 /*
@@ -176,8 +189,10 @@ static void ctrl_command(VirtIONet *n, const struct iovec *out_sg,
     }
     len = iov_size(out_sg, out_num);
     if (len > DISTVM_NET_CTRL_MAX) {
-        /* Larger than any command virtio-net knows: it refuses it too. */
-        trace_distvm_netqueue_ctrl_too_long(pd->name, len);
+        /* A MAC table of over 10,000 addresses: the pairs' nodes keep theirs */
+        error_report_once("distvm: card %s: a control command of %zu bytes "
+                          "is not applied by the nodes of its other pairs "
+                          "(at most %u)", pd->name, len, DISTVM_NET_CTRL_MAX);
         return;
     }
     cmd = g_malloc(len);
@@ -205,6 +220,7 @@ static void ctrl_received(DistvmState *s, const DistvmMsg *msg)
     DistvmPlacedDevice *pd = NULL;
     virtio_net_ctrl_ack status = VIRTIO_NET_ERR;
     struct iovec in = { .iov_base = &status, .iov_len = sizeof(status) };
+    /* virtio-net reads the command; it writes only the status */
     struct iovec out = { .iov_base = (void *)c->data, .iov_len = c->len };
 
     for (uint32_t i = 0; obj && i < distvm_devices_count(s); i++) {
@@ -257,6 +273,13 @@ static bool card_check(DistvmPlacedDevice *pd, Error **errp)
         n->max_queue_pairs < 2) {
         error_setg(errp, "distvm: queue-nodes: '%s' has one queue pair: "
                    "give it mq=on and its netdev queues=N", pd->name);
+        return false;
+    }
+    if (virtio_has_feature(n->host_features, VIRTIO_NET_F_RSS) ||
+        virtio_has_feature(n->host_features, VIRTIO_NET_F_HASH_REPORT)) {
+        error_setg(errp, "distvm: queue-nodes: '%s' has rss=on or hash=on, "
+                   "which steer received packets to other pairs' queues, "
+                   "that other nodes serve", pd->name);
         return false;
     }
     if (!msix_present(&proxy->pci_dev)) {
@@ -341,77 +364,84 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
     return true;
 }
 
+/*
+ * Under the BQL: the guest wrote the card's PCI configuration, and may
+ * have turned MSI-X on or off, which moves the pairs between the card's
+ * node and theirs (pair_node()): attach to the tap the queues of the
+ * pairs in use that this node serves now, and detach the others.
+ */
+void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    if (s->nodes == 1) {
+        return;
+    }
+    for (uint32_t i = 0; i < q->pairs; i++) {
+        NetClientState *peer = qemu_get_subqueue(q->net->nic, i)->peer;
+        bool used = i < (q->net->multiqueue ? q->net->curr_queue_pairs : 1);
+        int ret = used && pair_node(pd, i) == s->node_id ? tap_enable(peer) :
+                  tap_disable(peer);
+
+        trace_distvm_netqueue_attach(pd->name, i, used &&
+                                     pair_node(pd, i) == s->node_id, ret);
+    }
+}
+
 bool distvm_netqueues_serves(DistvmPlacedDevice *pd, uint32_t node)
 {
     return pd->queues && (pd->queues->others & BIT(node));
 }
 
-/* The BAR of @pd's device that @addr of @space falls in, or -1 */
-static int bar_of(DistvmPlacedDevice *pd, uint32_t space, uint64_t addr,
-                  uint64_t *offset)
-{
-    for (int i = 0; i < PCI_NUM_REGIONS; i++) {
-        PCIIORegion *reg = &pd->dev->io_regions[i];
-        bool io = reg->type & PCI_BASE_ADDRESS_SPACE_IO;
-
-        if (reg->size && reg->addr != PCI_BAR_UNMAPPED &&
-            io == (space == DISTVM_IO_PORT) && addr >= reg->addr &&
-            addr - reg->addr < reg->size) {
-            *offset = addr - reg->addr;
-            return i;
-        }
-    }
-    return -1;
-}
-
-/* The queue that a write of @data at @offset of BAR @bar notifies, or -1 */
+/*
+ * The queue that a write of @data at @offset of region @bar notifies, or
+ * -1: as hw/virtio/virtio-pci.c decodes it (the modern notification
+ * region spaces the queues' addresses VIRTIO_QUEUE_MAX times over it)
+ */
 static int64_t notified_queue(VirtIOPCIProxy *proxy, int bar, uint64_t offset,
                               uint64_t data)
 {
-    uint64_t mult = (proxy->flags & VIRTIO_PCI_FLAG_PAGE_PER_VQ) ?
-                    NOTIFY_MULT_PAGE_PER_VQ : NOTIFY_MULT;
-
     if (virtio_pci_modern(proxy) && bar == proxy->modern_mem_bar_idx &&
         offset >= proxy->notify.offset &&
         offset - proxy->notify.offset < proxy->notify.size) {
-        return (offset - proxy->notify.offset) / mult;
+        return (offset - proxy->notify.offset) /
+               (proxy->notify.size / VIRTIO_QUEUE_MAX);
     }
     if (virtio_pci_modern(proxy) &&
         (proxy->flags & VIRTIO_PCI_FLAG_MODERN_PIO_NOTIFY) &&
         bar == proxy->modern_io_bar_idx &&
         offset >= proxy->notify_pio.offset &&
         offset - proxy->notify_pio.offset < proxy->notify_pio.size) {
-        return data;
+        return (uint32_t)data;
     }
     if (virtio_pci_legacy(proxy) && bar == proxy->legacy_io_bar_idx &&
         offset == VIRTIO_PCI_QUEUE_NOTIFY) {
-        return data;
+        return (uint16_t)data;
     }
     return -1;
 }
 
-void distvm_netqueues_route(DistvmPlacedDevice *pd, uint32_t space,
-                            uint64_t addr, uint64_t data, bool is_write,
+void distvm_netqueues_route(DistvmState *s, DistvmPlacedDevice *pd, int bar,
+                            uint64_t offset, uint64_t data, bool is_write,
                             DistvmIoRoute *r)
 {
     DistvmNetQueues *q = pd->queues;
-    uint64_t offset = 0;
-    int bar = bar_of(pd, space, addr, &offset);
+    /* the data queues, below the control queue */
+    uint32_t queues = 2 * (qatomic_read(&q->net->multiqueue) ? q->pairs : 1);
     int64_t queue;
 
-    if (!is_write || bar < 0) {
+    if (!is_write) {
         return;                 /* reads: the card's node answers */
     }
     queue = notified_queue(q->proxy, bar, offset, data);
-    if (queue >= 0) {
-        if (queue < 2 * q->pairs) {
-            r->node = q->node[queue / 2];
-            r->queue = queue;
-        }
-        return;                 /* the control queue: the card's node */
+    if (queue >= 0 && queue < queues) {
+        r->node = pair_node(pd, queue / 2);
+        r->queue = queue;
+    } else if (queue < 0) {
+        /* The guest's setting of the card: every node's copy applies it. */
+        r->mirror = qatomic_read(&s->present) & ~BIT(r->node);
     }
-    /* The guest's setting of the card: every copy applies it. */
-    r->mirror = q->others;
+    /* else the control queue, or none: the card's node */
 }
 
 void distvm_netqueues_handled(DistvmPlacedDevice *pd, int queue)

@@ -620,7 +620,7 @@ typedef struct DistvmMsgEpochState {
  * copy of the card
  */
 #define DISTVM_NET_CTRL_MIN     2
-#define DISTVM_NET_CTRL_MAX     4096
+#define DISTVM_NET_CTRL_MAX     (64 * 1024)
 
 typedef struct DistvmMsgNetCtrl {
     char *path;                 /* the card's QOM path */

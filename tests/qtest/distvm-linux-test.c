@@ -741,8 +741,8 @@ static void cut_node(DistvmNode **node, const char *prefix, int victim,
 /*
  * The multi-queue card: each node handled the notifications of the pairs
  * it serves and of no other; vCPUs 0 and 2, which fetched over it,
- * transmitted on their own pairs (0 and 2) and got their buffers back
- * there.
+ * transmitted on their own pairs (0 and 2) and gave their receive
+ * buffers back there.
  */
 static void check_queue_pairs(DistvmNode **node, int nodes)
 {
@@ -774,6 +774,31 @@ static void check_queue_pairs(DistvmNode **node, int nodes)
         }
         g_assert_cmpint(pair, ==, MQ_PAIRS);
         qobject_unref(d);
+    }
+}
+
+/*
+ * The guest took the receive interrupts of the multi-queue card's pairs 0
+ * and 2 on vCPUs 0 and 2, which fetched over them: each pair's node, home
+ * and node 2, received the pair's packets and interrupted a vCPU of its
+ * own.
+ */
+static void check_mq_irqs(const char *console)
+{
+    for (int pair = 0; pair < MQ_PAIRS; pair++) {
+        g_autofree char *key = g_strdup_printf(
+            "distvm-linux: eth3 irq input.%d cpus", pair);
+        const char *line = strstr(console, key);
+        unsigned long cpus[4];
+
+        g_assert_nonnull(line);
+        g_assert_cmpint(sscanf(line + strlen(key), "%lu %lu %lu %lu",
+                               &cpus[0], &cpus[1], &cpus[2], &cpus[3]), ==,
+                        4);
+        g_test_message("%.*s", (int)strcspn(line, "\n"), line);
+        if (pair == 0 || pair == 2) {
+            g_assert_cmpuint(cpus[pair], >, 0);
+        }
     }
 }
 
@@ -1095,6 +1120,9 @@ static void test_linux(const void *opaque)
         g_auto(GStrv) parts = g_strsplit(console, line, -1);
 
         g_assert_cmpint(g_strv_length(parts) - 1, ==, k == 3 ? 2 : 1);
+    }
+    if (lc->mq_card) {
+        check_mq_irqs(console);
     }
     want = g_strdup_printf("distvm-linux: disk read back %s\n", file_sha);
     g_assert_nonnull(strstr(console, want));

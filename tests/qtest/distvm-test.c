@@ -228,6 +228,8 @@ static void test_bad_queue_nodes(void)
         { "vslirp/0@1", "distvm: queue-nodes: 'vslirp' has one queue pair" },
         { "vnovec/1@1", "distvm: queue-nodes: 'vnovec' has no MSI-X vectors "
           "(vectors=0)" },
+        { "vrss/1@1", "distvm: queue-nodes: 'vrss' has rss=on or hash=on, "
+          "which steer received packets to other pairs' queues" },
         { "br0/0@1", "distvm: queue-nodes: 'br0' (pci-bridge) is a bridge" },
     };
     const char *tap = "dvqbad0";
@@ -241,9 +243,11 @@ static void test_bad_queue_nodes(void)
         "-netdev tap,id=t2,ifname=%s,queues=2,script=no,downscript=no "
         "-device virtio-net-pci,netdev=t2,mq=on,vectors=0,romfile=,"
         "id=vnovec "
+        "-netdev tap,id=t3,ifname=%s,queues=2,script=no,downscript=no "
+        "-device virtio-net-pci,netdev=t3,mq=on,rss=on,romfile=,id=vrss "
         "-netdev user,id=u0 "
         "-device virtio-net-pci,netdev=u0,mq=on,romfile=,id=vslirp",
-        tap, tap, tap);
+        tap, tap, tap, tap);
 
     distvm_sh("ip link del %s 2>/dev/null; ip tuntap add dev %s mode tap "
               "multi_queue", tap, tap);

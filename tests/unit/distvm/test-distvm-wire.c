@@ -3180,7 +3180,7 @@ static void test_pci_intx(void)
 
 /*
  * NET_CTRL: the card's QOM path (a string), then the control command's
- * length (u32) and bytes: from 2 (virtio's header alone) to 4 KiB
+ * length (u32) and bytes: from 2 (virtio's header alone) to 64 KiB
  */
 static void test_net_ctrl(void)
 {
@@ -3218,13 +3218,13 @@ static void test_net_ctrl(void)
     /* no command, a header cut short, one longer than any */
     distvm_wire_net_ctrl(b, 2, path, cmd, 0);
     expect_decode_error(b, &limits, "NET_CTRL message with a command of 0 "
-                        "bytes (2 to 4096)");
+                        "bytes (2 to 65536)");
     distvm_wire_net_ctrl(b, 2, path, cmd, 1);
     expect_decode_error(b, &limits, "NET_CTRL message with a command of 1 "
-                        "bytes (2 to 4096)");
+                        "bytes (2 to 65536)");
     distvm_wire_net_ctrl(b, 2, path, cmd, DISTVM_NET_CTRL_MAX + 1);
     expect_decode_error(b, &limits, "NET_CTRL message with a command of "
-                        "4097 bytes (2 to 4096)");
+                        "65537 bytes (2 to 65536)");
     /* a path, or a command, cut short */
     distvm_wire_net_ctrl(b, 2, path, cmd, 2);
     set_u32(b, HDR, 0x100);
