@@ -25,11 +25,12 @@ rate, and the accesses of vCPUs to the disk and the network card that
 were sent to another node (query-distvm's io.served, summed over the
 nodes) while the I/O ran ("io start" to "io done" on the console), per
 MiB moved (fetched, written and read: 3 x --size; with 3nodes-mq, those
-to the card per MiB it moved, 5 x --size).  Prints medians, the ratios of local to
-home, and the targets of the I/O issue: with devices where the vCPUs
-are, forwarded accesses per MiB at least 20 times fewer, and every
-transfer at least as fast.  Every run checks the accelerator through
-QMP, the digests in the guest, and the exit status 0 of every node.
+to the card per MiB it moved, 5 x --size).  Prints medians, the ratios
+of local to home, and the targets of the I/O issue: with devices where
+the vCPUs are, forwarded accesses per MiB at least 20 times fewer, and
+every transfer at least as fast (with 3nodes-mq, the fetches).  Every
+run checks the accelerator through QMP, the digests in the guest, and
+the exit status 0 of every node.
 
 The layout 3nodes-mq (needs root) gives the guest, on 3 nodes (0:1:2:1),
 a multi-queue network card instead, 4 queue pairs of a tap of this host

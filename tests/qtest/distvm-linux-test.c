@@ -790,12 +790,14 @@ static void check_mq_irqs(const char *console)
             "distvm-linux: eth3 irq input.%d cpus", pair);
         const char *line = strstr(console, key);
         unsigned long cpus[4];
+        int len;
 
         g_assert_nonnull(line);
+        len = strchrnul(line, '\n') - line;
         g_assert_cmpint(sscanf(line + strlen(key), "%lu %lu %lu %lu",
                                &cpus[0], &cpus[1], &cpus[2], &cpus[3]), ==,
                         4);
-        g_test_message("%.*s", (int)strcspn(line, "\n"), line);
+        g_test_message("%.*s", len, line);
         if (pair == 0 || pair == 2) {
             g_assert_cmpuint(cpus[pair], >, 0);
         }
