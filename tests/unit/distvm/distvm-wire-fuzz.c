@@ -413,6 +413,17 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
               (uintptr_t)m->u.pci.path >=
               (uintptr_t)payload + m->hdr.length);
         break;
+    case DISTVM_MSG_NET_CTRL:
+        /* a path, then a command of 2 bytes to 64 KiB, in the payload */
+        check_str(m->u.net_ctrl.path);
+        CHECK(m->hdr.length == NET_CTRL_FIXED + strlen(m->u.net_ctrl.path) +
+              m->u.net_ctrl.len);
+        CHECK((uint32_t)ldl_le_p(payload) == strlen(m->u.net_ctrl.path));
+        CHECK(m->u.net_ctrl.len >= DISTVM_NET_CTRL_MIN &&
+              m->u.net_ctrl.len <= DISTVM_NET_CTRL_MAX);
+        CHECK(m->u.net_ctrl.data == payload + NET_CTRL_FIXED +
+              strlen(m->u.net_ctrl.path));
+        break;
     case DISTVM_MSG_IO_REQ:
     case DISTVM_MSG_IO_REPLY:
         /*
@@ -844,6 +855,11 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.pci.addr == b->u.pci.addr &&
                a->u.pci.val == b->u.pci.val &&
                a->u.pci.len == b->u.pci.len;
+    case DISTVM_MSG_NET_CTRL:
+        return !strcmp(a->u.net_ctrl.path, b->u.net_ctrl.path) &&
+               a->u.net_ctrl.len == b->u.net_ctrl.len &&
+               !memcmp(a->u.net_ctrl.data, b->u.net_ctrl.data,
+                       a->u.net_ctrl.len);
     case DISTVM_MSG_IO_REQ:
     case DISTVM_MSG_IO_REPLY:
         return a->u.io.cpu == b->u.io.cpu &&
