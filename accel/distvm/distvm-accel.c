@@ -354,20 +354,6 @@ static void distvm_set_residency(Object *obj, const char *value,
     s->residency = g_strdup(value);
 }
 
-static char *distvm_get_queue_nodes(Object *obj, Error **errp)
-{
-    return g_strdup(DISTVM_ACCEL(obj)->queue_nodes);
-}
-
-static void distvm_set_queue_nodes(Object *obj, const char *value,
-                                   Error **errp)
-{
-    DistvmState *s = DISTVM_ACCEL(obj);
-
-    g_free(s->queue_nodes);
-    s->queue_nodes = g_strdup(value);
-}
-
 static char *distvm_get_device_nodes(Object *obj, Error **errp)
 {
     return g_strdup(DISTVM_ACCEL(obj)->device_nodes);
@@ -808,9 +794,9 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "and opens its backend, and the other nodes send it their "
         "accesses (default: every device on home)");
 
-    object_class_property_add_str(oc, "queue-nodes",
-                                  distvm_get_queue_nodes,
-                                  distvm_set_queue_nodes);
+    object_class_property_add(oc, "queue-nodes", "str", distvm_get_str,
+                              distvm_set_str, NULL,
+                              (void *)offsetof(DistvmState, queue_nodes));
     object_class_property_set_description(oc, "queue-nodes",
         "Queue pairs of multi-queue virtio-net cards served by other nodes "
         "than the card's, ID/PAIR@NODE (ID: the card's -device id), "

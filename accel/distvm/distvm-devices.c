@@ -372,14 +372,19 @@ DistvmPlacedDevice *distvm_devices_route(DistvmState *s, uint32_t space,
     return NULL;
 }
 
-bool distvm_devices_placed(DistvmState *s, PCIDevice *dev)
+DistvmPlacedDevice *distvm_devices_find(DistvmState *s, PCIDevice *dev)
 {
-    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+    for (uint32_t i = 0; dev && s->devices && i < s->devices->count; i++) {
         if (s->devices->placed[i].dev == dev) {
-            return true;
+            return &s->devices->placed[i];
         }
     }
-    return false;
+    return NULL;
+}
+
+bool distvm_devices_placed(DistvmState *s, PCIDevice *dev)
+{
+    return distvm_devices_find(s, dev) != NULL;
 }
 
 const char *distvm_devices_on_node(DistvmState *s, uint32_t node)
@@ -400,14 +405,12 @@ bool distvm_devices_run_here(DistvmState *s)
 
 void distvm_devices_config_written(DistvmState *s, PCIDevice *dev)
 {
-    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
-        DistvmPlacedDevice *pd = &s->devices->placed[i];
+    DistvmPlacedDevice *pd = distvm_devices_find(s, dev);
 
-        if (pd->dev == dev) {
-            map_update(s);
-            if (pd->queues) {
-                distvm_netqueues_config_written(s, pd);
-            }
+    if (pd) {
+        map_update(s);
+        if (pd->queues) {
+            distvm_netqueues_config_written(s, pd);
         }
     }
 }

@@ -633,6 +633,8 @@ bool distvm_devices_setup(DistvmState *s, Error **errp);
 DistvmPlacedDevice *distvm_devices_route(DistvmState *s, uint32_t space,
                                          uint64_t addr, uint64_t data,
                                          bool is_write, DistvmIoRoute *r);
+/* The placed device whose model is @dev, or NULL */
+DistvmPlacedDevice *distvm_devices_find(DistvmState *s, PCIDevice *dev);
 bool distvm_devices_placed(DistvmState *s, PCIDevice *dev);
 uint32_t distvm_devices_count(DistvmState *s);
 DistvmPlacedDevice *distvm_devices_get(DistvmState *s, uint32_t i);

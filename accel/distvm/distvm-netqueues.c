@@ -62,7 +62,7 @@ typedef struct DistvmPairWanted {
 } DistvmPairWanted;
 
 struct DistvmNetQueues {
-    GArray *wanted;             /* DistvmPairWanted */
+    GArray *wanted;             /* DistvmPairWanted, until the setup */
     /* Once the machine exists: */
     VirtIOPCIProxy *proxy;
     VirtIONet *net;
@@ -216,18 +216,15 @@ static void ctrl_command(VirtIONet *n, const struct iovec *out_sg,
 static void ctrl_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgNetCtrl *c = &msg->u.net_ctrl;
-    Object *obj = object_resolve_path(c->path, NULL);
-    DistvmPlacedDevice *pd = NULL;
+    PCIDevice *dev = (PCIDevice *)
+        object_dynamic_cast(object_resolve_path(c->path, NULL),
+                            TYPE_PCI_DEVICE);
+    DistvmPlacedDevice *pd = distvm_devices_find(s, dev);
     virtio_net_ctrl_ack status = VIRTIO_NET_ERR;
     struct iovec in = { .iov_base = &status, .iov_len = sizeof(status) };
     /* virtio-net reads the command; it writes only the status */
     struct iovec out = { .iov_base = (void *)c->data, .iov_len = c->len };
 
-    for (uint32_t i = 0; obj && i < distvm_devices_count(s); i++) {
-        if (OBJECT(distvm_devices_get(s, i)->dev) == obj) {
-            pd = distvm_devices_get(s, i);
-        }
-    }
     if (!pd || !pd->queues || !pd->queues->net ||
         pd->node != msg->hdr.src || !(pd->queues->others & BIT(s->node_id))) {
         distvm_msg_refused(s, msg->hdr.src, "NET_CTRL for %s, which is no "
@@ -348,6 +345,8 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
             q->others |= BIT(w->node);
         }
     }
+    g_array_free(q->wanted, true);
+    q->wanted = NULL;
     for (uint32_t i = 0; i < q->pairs; i++) {
         trace_distvm_netqueue_pair(pd->name, i, q->node[i]);
         if (s->nodes > 1 && q->node[i] != s->node_id &&
