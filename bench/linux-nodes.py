@@ -10,7 +10,9 @@ Runs the Linux test guest (4 vCPUs, 512 MiB; init runs one workload per
 CPU and a multi-threaded xz round trip, distvm.work=N, then powers off)
 to completion under: tcg (-accel tcg), 1node (-accel distvm), 2nodes
 (vCPUs placed 0:0:1:1), 3nodes (0:1:2:1), both without -numa options
-(so with the NUMA nodes auto-numa makes), 3nodes-flat (3nodes with
+(so with the NUMA nodes auto-numa makes), 3nodes-ipi (3nodes with
+pv-tlb-flush=off: the guest flushes other vCPUs' TLBs with IPIs, not
+the hypercall), 3nodes-flat (3nodes with
 auto-numa=off: no guest NUMA nodes, all memory on home), 2nodes-numa /
 3nodes-numa (one guest NUMA node per cluster node given with -numa),
 3nodes-affinity (3nodes-flat under policy=affinity, issue 13's 6(c)),
@@ -100,6 +102,9 @@ CONFIGS = [
     ("1node", "distvm 1 node", 1, None, [], False, ""),
     ("2nodes", "2 nodes", 2, "0:0:1:1", [], False, ""),
     ("3nodes", "3 nodes", 3, "0:1:2:1", [], False, ""),
+    # the same with TLB flushes made by IPIs, not the guest's hypercall
+    ("3nodes-ipi", "3 nodes, pv-tlb-flush=off", 3, "0:1:2:1", [], False,
+     "pv-tlb-flush=off"),
     # the same without the NUMA nodes auto-numa makes (all memory on home)
     ("3nodes-flat", "3 nodes, auto-numa=off", 3, "0:1:2:1", [], False,
      "auto-numa=off"),
@@ -475,6 +480,7 @@ def figures(wall, seen, text, last, hot_pages):
         # each node counts the moves it saw: the most is the cluster's
         r["moves"] = max(i["moves"] for i in infos)
         r["irqs"] = sum(i["interrupts-sent"] for i in infos)
+        r["flushes"] = sum(i["tlb-flushes-sent"] for i in infos)
         # home's: node 0's, or, if node 0 was killed, the one in its place
         cp = [i["checkpoint"] for i in sorted(infos, reverse=True,
                                               key=lambda i: i["node-id"])
@@ -535,25 +541,27 @@ def print_times(args, configs, results, med):
 
 
 def print_counts(configs, results):
-    print("\nremote faults, device accesses sent home and interrupts sent "
-          "to other nodes' vCPUs (irqs), summed over nodes (last "
-          "query-distvm answers; median over runs):")
-    print("%-22s %10s %10s %10s %9s %9s %9s %8s %6s" % (
-        ("configuration",) + FAULTS + IO + ("irqs", "moves")))
+    print("\nremote faults, device accesses sent home, interrupts sent "
+          "to other nodes' vCPUs (irqs) and TLB flushes asked of other "
+          "nodes (flushes), summed over nodes (last query-distvm answers; "
+          "median over runs):")
+    print("%-22s %10s %10s %10s %9s %9s %9s %8s %8s %6s" % (
+        ("configuration",) + FAULTS + IO + ("irqs", "flushes", "moves")))
     for name, title, *_ in configs:
         ok = [r for r in results[name] if FAULTS[0] in r]
         if ok:
-            print("%-22s %10d %10d %10d %9d %9d %9d %8d %6d" % (
+            print("%-22s %10d %10d %10d %9d %9d %9d %8d %8d %6d" % (
                 (title,) + tuple(statistics.median_low(r[k] for r in ok)
-                                 for k in FAULTS + IO + ("irqs", "moves"))))
+                                 for k in FAULTS + IO +
+                                 ("irqs", "flushes", "moves"))))
             print("%-22s %10s %10s %10s   (p50 latency in us, by node, "
                   "run 1)" % (("",) + tuple("/".join(
                       str(v) if v is not None else "-"
                       for v in ok[0][k + "-p50"]) for k in FAULTS)))
-            print("%-22s by run: remote faults/irqs (workload time) %s" % (
-                "", " ".join("%d/%d (%.1f s)" % (
-                    sum(r[k] for k in FAULTS), r["irqs"], r["workload"])
-                    for r in ok)))
+            print("%-22s by run: remote faults/irqs/flushes (workload "
+                  "time) %s" % ("", " ".join("%d/%d/%d (%.1f s)" % (
+                      sum(r[k] for k in FAULTS), r["irqs"], r["flushes"],
+                      r["workload"]) for r in ok)))
 
 
 def print_checkpoints(configs, results):

@@ -176,6 +176,16 @@ static void distvm_set_auto_numa(Object *obj, bool value, Error **errp)
     DISTVM_ACCEL(obj)->auto_numa = value;
 }
 
+static bool distvm_get_pv_tlb_flush(Object *obj, Error **errp)
+{
+    return DISTVM_ACCEL(obj)->pv_tlb_flush;
+}
+
+static void distvm_set_pv_tlb_flush(Object *obj, bool value, Error **errp)
+{
+    DISTVM_ACCEL(obj)->pv_tlb_flush = value;
+}
+
 static bool distvm_get_warm_pages(Object *obj, Error **errp)
 {
     return DISTVM_ACCEL(obj)->warm_pages;
@@ -576,6 +586,7 @@ static int distvm_init_machine(MachineState *ms)
         distvm_chipset_init(s);
         distvm_clock_init(s);
         distvm_io_init(s);
+        distvm_paravirt_init(s);
         distvm_join_init(s);
         distvm_drain_init(s);
         distvm_epoch_init(s);
@@ -617,6 +628,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->speed = DISTVM_WIRE_SPEED_ONE;
     s->warm_pages = true;
     s->auto_numa = true;
+    s->pv_tlb_flush = true;
     s->state = DISTVM_CLUSTER_STATE_RUNNING;
 }
 
@@ -766,6 +778,14 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
     object_class_property_set_description(oc, "auto-numa",
         "Without -numa options, give the guest a NUMA node for each node "
         "that runs vCPUs from power-on, with its memory homed there");
+
+    object_class_property_add_bool(oc, "pv-tlb-flush",
+                                   distvm_get_pv_tlb_flush,
+                                   distvm_set_pv_tlb_flush);
+    object_class_property_set_description(oc, "pv-tlb-flush",
+        "On more than one node, offer the guest Hyper-V's remote TLB "
+        "flush hypercall, which costs one round trip to each node "
+        "instead of IPIs and page faults (default on)");
 
     object_class_property_add_str(oc, "listen", distvm_get_listen,
                                   distvm_set_listen);

@@ -23,6 +23,7 @@
 typedef struct DistvmRam DistvmRam;
 typedef struct DistvmFlow DistvmFlow;
 typedef struct DistvmClock DistvmClock;
+typedef struct DistvmTlbFlush DistvmTlbFlush;
 typedef struct DistvmMsgHandler DistvmMsgHandler;
 typedef struct DistvmNetQueues DistvmNetQueues;
 typedef struct DistvmRun DistvmRun;
@@ -150,6 +151,7 @@ struct DistvmState {
     uint32_t pause_sleep_us;    /* a spinning vCPU's sleep (distvm-pause.c) */
     bool warm_pages;            /* moved vCPUs take their pages along */
     bool auto_numa;             /* no -numa: a NUMA node per cluster node */
+    bool pv_tlb_flush;          /* the guest's remote TLB flush hypercall */
     uint32_t replicas;          /* 0 or 1: checkpoint epochs (distvm-epoch.c) */
     uint32_t redundancy;        /* DistvmRedundancy: what replicas keep */
     uint32_t standby;           /* home's replica, or 0: the next node */
@@ -285,6 +287,9 @@ struct DistvmState {
 
     /* Registers that only read a clock (distvm-clock.c) */
     DistvmClock *clock;
+
+    /* vCPUs flush other vCPUs' TLBs (distvm-tlbflush.c), or NULL */
+    DistvmTlbFlush *tlbflush;
 
     /* Checkpoint epochs and the replicas' stores (distvm-epoch.c) */
     DistvmEpoch *epoch;
@@ -547,6 +552,25 @@ void distvm_io_fail_waits(DistvmState *s);
 void distvm_io_req_failed(DistvmState *s, const DistvmMsg *msg);
 void distvm_io_cancel(DistvmState *s, unsigned cpu);
 void distvm_io_fail_waits_on(DistvmState *s, uint32_t node);
+
+/* distvm-paravirt.c: the guest's hypercall for remote TLB flushes */
+void distvm_paravirt_init(DistvmState *s);
+
+/* distvm-tlbflush.c */
+void distvm_tlb_flush_init(DistvmState *s);
+/*
+ * vCPU @cs, on its thread, flushes the TLBs of the vCPUs @vcpus names (a
+ * bit each by index, itself included or not) wherever they run.  Returns
+ * false, with the flush perhaps partly done, if the vCPU is asked to
+ * leave the guest's code before every node answered: it is to ask again.
+ */
+bool distvm_tlb_flush(DistvmState *s, CPUState *cs, uint64_t vcpus);
+/* The cluster ends, or node @node was lost: flushes wait for it no more */
+void distvm_tlb_flush_fail_waits(DistvmState *s);
+void distvm_tlb_flush_fail_waits_on(DistvmState *s, uint32_t node);
+/* Flushes asked of other nodes, and done here for them */
+void distvm_tlb_flush_counts(DistvmState *s, uint64_t *asked,
+                             uint64_t *done_for_others);
 bool distvm_io_forwarded(DistvmState *s);
 bool distvm_io_replay_a20(DistvmState *s, CPUState *cpu, bool enabled);
 /* Under the BQL: the accesses done here for other nodes, by device */

@@ -73,6 +73,7 @@ static void leave_ending(DistvmState *s)
 {
     qatomic_set(&s->leave->ending, true);
     distvm_io_fail_waits(s);
+    distvm_tlb_flush_fail_waits(s);
 }
 
 static bool end_received(DistvmState *s, const DistvmMsg *msg)

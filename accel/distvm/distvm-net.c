@@ -705,6 +705,7 @@ static void distvm_peer_receive(DistvmState *s, DistvmPeer *peer,
             qemu_mutex_unlock(&s->lock);
             distvm_ram_leaving(s);
             distvm_io_fail_waits(s);
+            distvm_tlb_flush_fail_waits(s);
             qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
             continue;
         }
@@ -1458,6 +1459,7 @@ static void distvm_build_fingerprint(DistvmState *s, MachineState *ms)
     FP("devices on other nodes", "%s", s->device_nodes ?: "none");
     FP("queue pairs on other nodes", "%s", s->queue_nodes ?: "none");
     FP("placement policy", "%s", DistvmPolicy_str(s->policy));
+    FP("pv-tlb-flush", "%s", s->pv_tlb_flush ? "on" : "off");
     FP("auto-numa", "%s", s->auto_numa ? "on" : "off");
     FP("replicas", "%" PRIu32, s->replicas);
     FP("redundancy", "%s", DistvmRedundancy_str(s->redundancy));

@@ -154,6 +154,8 @@ DistvmInfo *qmp_query_distvm(Error **errp)
     info->pause_sleeps = qatomic_read(&s->pause_sleeps);
     info->interrupts_sent = qatomic_read(&s->irqs_sent);
     info->interrupts_received = qatomic_read(&s->irqs_received);
+    distvm_tlb_flush_counts(s, &info->tlb_flushes_sent,
+                            &info->tlb_flushes_done);
     info->flow_waits = qatomic_read(&s->flow_waits);
     info->policy = qatomic_read(&s->policy);
     info->capacity = s->capacity;

@@ -283,6 +283,7 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     qemu_mutex_unlock(&s->lock);
     distvm_net_cut(s, node);
     distvm_io_fail_waits_on(s, node);
+    distvm_tlb_flush_fail_waits_on(s, node);
     distvm_ram_recover_enter(s);
     /*
      * The vCPUs stop now, not at the pause: what they read meanwhile may

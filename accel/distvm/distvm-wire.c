@@ -73,6 +73,8 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_EPOCH_PAGES] = "EPOCH_PAGES",
     [DISTVM_MSG_EPOCH_STATE] = "EPOCH_STATE",
     [DISTVM_MSG_NET_CTRL] = "NET_CTRL",
+    [DISTVM_MSG_VCPU_FLUSH] = "VCPU_FLUSH",
+    [DISTVM_MSG_VCPU_FLUSHED] = "VCPU_FLUSHED",
 };
 
 const char *distvm_msg_type_name(uint32_t type)
@@ -416,6 +418,22 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
         (!v->value || v->value >> lim->nodes)) {
         error_setg(errp, "VCPU_NODES message with nodes 0x%" PRIx64,
                    v->value);
+        return false;
+    }
+    if (hdr->type == DISTVM_MSG_VCPU_FLUSH &&
+        (!v->value || (lim->nr_vcpus < 64 && v->value >> lim->nr_vcpus))) {
+        error_setg(errp, "VCPU_FLUSH message with vCPUs 0x%" PRIx64,
+                   v->value);
+        return false;
+    }
+    if (hdr->type == DISTVM_MSG_VCPU_FLUSHED && v->value) {
+        error_setg(errp, "VCPU_FLUSHED message with a value 0x%" PRIx64,
+                   v->value);
+        return false;
+    }
+    if ((hdr->type == DISTVM_MSG_VCPU_FLUSH ||
+         hdr->type == DISTVM_MSG_VCPU_FLUSHED) && !hdr->seq) {
+        error_setg(errp, "%s message without a sequence number", r->what);
         return false;
     }
     if (hdr->type == DISTVM_MSG_VCPU_APIC &&
@@ -1083,6 +1101,8 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_VCPU_APIC:
     case DISTVM_MSG_VCPU_NODES:
     case DISTVM_MSG_VCPU_WHERE:
+    case DISTVM_MSG_VCPU_FLUSH:
+    case DISTVM_MSG_VCPU_FLUSHED:
         ok = decode_vcpu(&r, hdr, lim, &msg->u.vcpu, errp);
         break;
     case DISTVM_MSG_RUN_STATE:
@@ -1372,6 +1392,8 @@ bool distvm_wire_msg_vcpu(const DistvmMsg *msg, uint32_t *cpu)
     case DISTVM_MSG_VCPU_APIC:
     case DISTVM_MSG_VCPU_NODES:
     case DISTVM_MSG_VCPU_WHERE:
+    case DISTVM_MSG_VCPU_FLUSH:
+    case DISTVM_MSG_VCPU_FLUSHED:
         *cpu = msg->u.vcpu.cpu;
         return true;
     case DISTVM_MSG_IO_REQ:
@@ -1805,6 +1827,8 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_EPOCH_PAGES] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_EPOCH_STATE] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_NET_CTRL] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_VCPU_FLUSH] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_VCPU_FLUSHED] = DISTVM_ROLE_ANY,
 };
 
 /*

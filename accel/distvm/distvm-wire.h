@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     26
+#define DISTVM_WIRE_VERSION     27
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -96,6 +96,8 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_EPOCH_PAGES,     /* a node -> its replica: pages it changed */
     DISTVM_MSG_EPOCH_STATE,     /* ... its vCPUs; home -> standby: devices */
     DISTVM_MSG_NET_CTRL,        /* a card's node -> its pairs': a command */
+    DISTVM_MSG_VCPU_FLUSH,      /* -> every node: flush these vCPUs' TLBs */
+    DISTVM_MSG_VCPU_FLUSHED,    /* -> the asker: done with them here */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -205,6 +207,11 @@ typedef struct DistvmMsgPage {
  * VCPU_APIC: @from the vCPU's node, @to the node it was sent to, @value
  *   APIC ID | logical destination << 8 | destination format << 16 |
  *   DISTVM_APIC_* flags.
+ * VCPU_FLUSH: vCPU @cpu, of node @from, asks node @to to flush the TLBs
+ *   of the vCPUs @value names, a bit each by index (not 0); the header's
+ *   seq numbers the vCPU's flushes (distvm-tlbflush.c).
+ * VCPU_FLUSHED: node @from answers @to that it flushed those of its
+ *   vCPUs that @cpu's flush seq named; @value is 0.
  */
 typedef struct DistvmMsgVcpu {
     uint32_t cpu;

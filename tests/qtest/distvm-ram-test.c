@@ -401,6 +401,9 @@ static void test_mismatch(void)
         { "-machine pc -m 128M -smp 2", "differs from the home node in "
           "auto-numa: the home node has 'off', node 1 has 'on'",
           ",auto-numa=on" },
+        { "-machine pc -m 128M -smp 2", "differs from the home node in "
+          "pv-tlb-flush: the home node has 'on', node 1 has 'off'",
+          ",pv-tlb-flush=off" },
     };
     g_autofree char *dir = g_strdup_printf("%s/mismatch", tmpdir);
     g_autofree char *opts0 = NULL;
@@ -2866,6 +2869,36 @@ static void test_forged(void)
     distvm_forge(node[1], 0, msg);
     distvm_wait_protocol_errors(node[0]->qts, ++errors);
     distvm_wait_protocol_errors(node[1]->qts, 5);
+    /*
+     * TLB flushes: node 1 asks in node 0's name, or asks node 0 for node
+     * 1; and answers a flush that node 0's vCPU 0 did not make.
+     */
+    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_FLUSH, 1, 1, 0, 0, 1, NULL, 0);
+    distvm_wire_set_seq(msg, 5);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_FLUSH, 1, 1, 1, 1, 1, NULL, 0);
+    distvm_wire_set_seq(msg, 5);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
+    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_FLUSHED, 1, 0, 1, 0, 0, NULL, 0);
+    distvm_wire_set_seq(msg, 5);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
+    /*
+     * A well-formed flush of vCPU 0 in vCPU 1's name: node 0 does it and
+     * answers, which node 1 refuses: its vCPU 1 asked for nothing.
+     */
+    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_FLUSH, 1, 1, 1, 0, 1, NULL, 0);
+    distvm_wire_set_seq(msg, 5);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[1]->qts, 6);
+    {
+        QDict *info = distvm_assert_active(node[0]->qts, 0);
+
+        g_assert_cmpint(qdict_get_int(info, "tlb-flushes-done"), ==, 1);
+        qobject_unref(info);
+    }
 
     /* Node 0 still owns its page, as it was, and both nodes serve. */
     {
@@ -2883,7 +2916,7 @@ static void test_forged(void)
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 1), ==, 1);
     g_assert_cmpint(distvm_vcpu_node(node[1]->qts, 1), ==, 1);
     g_assert_cmpint(distvm_protocol_errors(node[0]->qts), ==, errors);
-    g_assert_cmpint(distvm_protocol_errors(node[1]->qts), ==, 5);
+    g_assert_cmpint(distvm_protocol_errors(node[1]->qts), ==, 6);
     distvm_wait_state(node[0]->qts, "running", 1);
     distvm_wait_state(node[1]->qts, "running", 1);
 

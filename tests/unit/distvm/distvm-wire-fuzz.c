@@ -366,6 +366,8 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
     case DISTVM_MSG_VCPU_APIC:
     case DISTVM_MSG_VCPU_NODES:
     case DISTVM_MSG_VCPU_WHERE:
+    case DISTVM_MSG_VCPU_FLUSH:
+    case DISTVM_MSG_VCPU_FLUSHED:
         CHECK(m->u.vcpu.cpu < lim->nr_vcpus);
         CHECK(m->u.vcpu.from < lim->nodes);
         CHECK(m->u.vcpu.to < lim->nodes);
@@ -383,6 +385,17 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         }
         if (m->hdr.type == DISTVM_MSG_VCPU_APIC) {
             CHECK(apic_addressing_ok(m->u.vcpu.value));
+        }
+        if (m->hdr.type == DISTVM_MSG_VCPU_FLUSH) {
+            /* some vCPUs, all of them below lim->nr_vcpus; numbered */
+            CHECK(m->u.vcpu.value != 0);
+            CHECK(lim->nr_vcpus >= 64 ||
+                  m->u.vcpu.value < (1ull << lim->nr_vcpus));
+            CHECK(m->hdr.seq != 0);
+        }
+        if (m->hdr.type == DISTVM_MSG_VCPU_FLUSHED) {
+            CHECK(m->u.vcpu.value == 0);
+            CHECK(m->hdr.seq != 0);
         }
         if (m->hdr.type == DISTVM_MSG_VCPU_NODES) {
             /* some nodes, all of them below lim->nodes */
@@ -839,6 +852,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
     case DISTVM_MSG_VCPU_APIC:
     case DISTVM_MSG_VCPU_NODES:
     case DISTVM_MSG_VCPU_WHERE:
+    case DISTVM_MSG_VCPU_FLUSH:
+    case DISTVM_MSG_VCPU_FLUSHED:
         if (a->u.vcpu.cpu != b->u.vcpu.cpu ||
             a->u.vcpu.from != b->u.vcpu.from ||
             a->u.vcpu.to != b->u.vcpu.to ||
@@ -1092,6 +1107,14 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
                               m->u.vcpu.value, m->u.vcpu.data,
                               m->u.vcpu.len);
         *fixed_seq = true;
+        break;
+    case DISTVM_MSG_VCPU_FLUSH:
+    case DISTVM_MSG_VCPU_FLUSHED:
+        /* the seq numbers the asker's flushes */
+        distvm_wire_vcpu(buf, m->hdr.type, m->hdr.src, m->u.vcpu.cpu,
+                         m->u.vcpu.from, m->u.vcpu.to, m->u.vcpu.value, NULL,
+                         0);
+        distvm_wire_set_seq(buf, m->hdr.seq);
         break;
     case DISTVM_MSG_PCI_CONFIG:
         distvm_wire_pci_config(buf, m->hdr.src, m->hdr.seq, m->u.pci.path,
@@ -1525,6 +1548,13 @@ int main(int argc, char **argv)
     SEED("net-ctrl", distvm_wire_net_ctrl(b, 0, "/machine/peripheral/vmq",
                                           (const uint8_t[]) { 4, 0, 4, 0 },
                                           4));
+    /* vCPU 3 of node 1 asks node 2 to flush vCPUs 1 and 3; its answer */
+    SEED("vcpu-flush", (distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSH, 1, 3, 1,
+                                         2, 0x0a, NULL, 0),
+                        distvm_wire_set_seq(b, 7)));
+    SEED("vcpu-flushed", (distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSHED, 2, 3,
+                                           2, 1, 0, NULL, 0),
+                          distvm_wire_set_seq(b, 7)));
     /* vCPU 0 on node 1 notifies a virtio queue of a device on node 2 */
     SEED("io-req-device", distvm_wire_io(b, DISTVM_MSG_IO_REQ, 1,
                                          &(DistvmMsgIo) {

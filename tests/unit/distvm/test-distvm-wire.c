@@ -688,6 +688,10 @@ static GPtrArray *valid_messages(void)
     distvm_wire_pci_intx(NEXT(), 1, DISTVM_PCI_INTX_MAX - 1, 0);
     distvm_wire_net_ctrl(NEXT(), 0, "/machine/peripheral/vmq",
                          (const uint8_t[]) { 4, 0, 4, 0 }, 4);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_FLUSH, 1, 3, 1, 2, 0x0a, NULL, 0);
+    distvm_wire_set_seq(b, 7);
+    distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_FLUSHED, 2, 3, 2, 1, 0, NULL, 0);
+    distvm_wire_set_seq(b, 7);
     for (uint32_t step = 0; step < DISTVM_RES_SET__MAX; step++) {
         distvm_wire_res_set(NEXT(), step ? 2 : 0, &(DistvmMsgResSet) {
             .base = 0x1200000, .size = 0x400000, .node = 2, .step = step,
@@ -839,10 +843,12 @@ static void test_type_names(void)
         [DISTVM_MSG_EPOCH_PAGES] = "EPOCH_PAGES",
         [DISTVM_MSG_EPOCH_STATE] = "EPOCH_STATE",
         [DISTVM_MSG_NET_CTRL] = "NET_CTRL",
+        [DISTVM_MSG_VCPU_FLUSH] = "VCPU_FLUSH",
+        [DISTVM_MSG_VCPU_FLUSHED] = "VCPU_FLUSHED",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_NET_CTRL + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_VCPU_FLUSHED + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -983,6 +989,9 @@ static void test_roles(void)
         [DISTVM_MSG_EPOCH_STATE] = ANY,
         /* from a card's node to the nodes that serve its other pairs */
         [DISTVM_MSG_NET_CTRL] = ANY,
+        /* a vCPU's flush asked of every node, and their answers */
+        [DISTVM_MSG_VCPU_FLUSH] = ANY,
+        [DISTVM_MSG_VCPU_FLUSHED] = ANY,
         /* test_res_set_roles() */
         [DISTVM_MSG_RES_SET] = BY_STEP,
         /* test_mgr_move_roles() */
@@ -1956,7 +1965,8 @@ static void test_msg_vcpu(void)
         bool vcpu = t == DISTVM_MSG_VCPU_MOVE || t == DISTVM_MSG_VCPU_STATE ||
                     t == DISTVM_MSG_VCPU_MOVED || t == DISTVM_MSG_VCPU_IPI ||
                     t == DISTVM_MSG_VCPU_APIC || t == DISTVM_MSG_VCPU_NODES ||
-                    t == DISTVM_MSG_VCPU_WHERE;
+                    t == DISTVM_MSG_VCPU_WHERE || t == DISTVM_MSG_VCPU_FLUSH ||
+                    t == DISTVM_MSG_VCPU_FLUSHED;
         bool warm = t == DISTVM_MSG_VCPU_WARM_PAGES;
         uint32_t cpu = UINT32_MAX;
 
@@ -1984,14 +1994,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        26, 0,                              /* version */
+        27, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 26);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 27);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -2433,7 +2443,8 @@ static bool is_vcpu_type(uint32_t type)
 {
     return (type >= DISTVM_MSG_VCPU_MOVE && type <= DISTVM_MSG_VCPU_IPI) ||
            type == DISTVM_MSG_VCPU_APIC || type == DISTVM_MSG_VCPU_NODES ||
-           type == DISTVM_MSG_VCPU_WHERE;
+           type == DISTVM_MSG_VCPU_WHERE || type == DISTVM_MSG_VCPU_FLUSH ||
+           type == DISTVM_MSG_VCPU_FLUSHED;
 }
 
 static bool is_io_type(uint32_t type)
@@ -3182,6 +3193,116 @@ static void test_pci_intx(void)
  * NET_CTRL: the card's QOM path (a string), then the control command's
  * length (u32) and bytes: from 2 (virtio's header alone) to 64 KiB
  */
+/*
+ * A VCPU_FLUSH or VCPU_FLUSHED of vCPU @cpu's flush @seq, from node
+ * @from to node @to, with @vcpus: its layout and its decoding under @lim
+ */
+static void check_vcpu_flush(const DistvmWireLimits *lim, DistvmMsgType type,
+                             uint32_t cpu, uint32_t from, uint32_t to,
+                             uint64_t vcpus, uint64_t seq)
+{
+    GByteArray *b = g_byte_array_new();
+    uint32_t got_cpu = UINT32_MAX;
+    Decoded d;
+
+    distvm_wire_vcpu(b, type, from, cpu, from, to, vcpus, NULL, 0);
+    distvm_wire_set_seq(b, seq);
+    g_assert_cmpuint(b->len, ==, HDR + VCPU_FIXED);
+    g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, cpu);
+    g_assert_cmphex(ldq_le_p(b->data + HDR + 16), ==, vcpus);
+
+    decode_ok(b, lim, &d);
+    check_hdr(&d.msg.hdr, type, VCPU_FIXED, from, seq);
+    g_assert_cmpuint(d.msg.u.vcpu.cpu, ==, cpu);
+    g_assert_cmpuint(d.msg.u.vcpu.from, ==, from);
+    g_assert_cmpuint(d.msg.u.vcpu.to, ==, to);
+    g_assert_cmpuint(d.msg.u.vcpu.reason, ==, 0);
+    g_assert_cmphex(d.msg.u.vcpu.value, ==, vcpus);
+    /* a vCPU message: the asker's index */
+    g_assert_true(distvm_wire_msg_vcpu(&d.msg, &got_cpu));
+    g_assert_cmpuint(got_cpu, ==, cpu);
+    decoded_free(&d);
+    g_byte_array_unref(b);
+}
+
+static void test_vcpu_flush(void)
+{
+    /* each vCPU alone, and all of them, from and to every node */
+    for (uint32_t bit = 0; bit < limits.nr_vcpus; bit++) {
+        for (uint32_t from = 0; from < limits.nodes; from++) {
+            check_vcpu_flush(&limits, DISTVM_MSG_VCPU_FLUSH, bit, from,
+                             (from + 1) % limits.nodes, 1ull << bit, 1);
+        }
+    }
+    check_vcpu_flush(&limits, DISTVM_MSG_VCPU_FLUSH, 7, 3, 0,
+                     (1ull << limits.nr_vcpus) - 1, UINT64_MAX);
+    /* 64 vCPUs or more: any mask but none */
+    check_vcpu_flush(&limits_most, DISTVM_MSG_VCPU_FLUSH, 100, 2, 9,
+                     UINT64_MAX, 42);
+    check_vcpu_flush(&limits_most, DISTVM_MSG_VCPU_FLUSH, 0, 0, 1,
+                     1ull << 63, 42);
+    /* the answers */
+    check_vcpu_flush(&limits, DISTVM_MSG_VCPU_FLUSHED, 5, 2, 1, 0, 1);
+    check_vcpu_flush(&limits, DISTVM_MSG_VCPU_FLUSHED, 0, 0, 3, 0,
+                     0x0123456789abcdefull);
+}
+
+/* @b, decoded under @lim, is refused with an error naming @what */
+static void expect_flush_error(GByteArray *b, const DistvmWireLimits *lim,
+                               const char *what)
+{
+    g_autofree char *got = decode_error(b, lim);
+
+    g_assert_nonnull(got);
+    expect_decode_error(b, lim, what);
+    g_byte_array_set_size(b, 0);
+}
+
+static void test_vcpu_flush_bad(void)
+{
+    GByteArray *b = g_byte_array_new();
+
+    /* no vCPU to flush */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSH, 1, 2, 1, 0, 0, NULL, 0);
+    distvm_wire_set_seq(b, 1);
+    expect_flush_error(b, &limits, "VCPU_FLUSH message with vCPUs 0x0");
+    /* a vCPU the limits do not have, alone or with valid ones */
+    for (int bit = limits.nr_vcpus; bit < 64; bit++) {
+        distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSH, 1, 2, 1, 0,
+                         (1ull << bit) | 1, NULL, 0);
+        distvm_wire_set_seq(b, 1);
+        expect_flush_error(b, &limits, "VCPU_FLUSH message with vCPUs");
+    }
+    /* without a sequence number, asked or answered */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSH, 1, 2, 1, 0, 1, NULL, 0);
+    expect_flush_error(b, &limits, "without a sequence number");
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSHED, 0, 2, 0, 1, 0, NULL, 0);
+    expect_flush_error(b, &limits, "without a sequence number");
+    /* an answer with a value */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSHED, 0, 2, 0, 1, 4, NULL, 0);
+    distvm_wire_set_seq(b, 3);
+    expect_flush_error(b, &limits, "VCPU_FLUSHED message with a value 0x4");
+    /* the asker is no vCPU, or a node is not one */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSH, 1, 8, 1, 0, 1, NULL, 0);
+    distvm_wire_set_seq(b, 1);
+    expect_flush_error(b, &limits, "for vCPU 8");
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSH, 1, 2, 1, 4, 1, NULL, 0);
+    distvm_wire_set_seq(b, 1);
+    expect_flush_error(b, &limits, "destination");
+    /* a reason: only moves have one */
+    distvm_wire_vcpu_move(b, DISTVM_MSG_VCPU_FLUSH, 1, 2, 1, 0,
+                          DISTVM_MOVE_POLICY, 1, NULL, 0);
+    distvm_wire_set_seq(b, 1);
+    expect_flush_error(b, &limits, "with reason");
+    /* truncated, or with more after it */
+    distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSH, 1, 2, 1, 0, 1, NULL, 0);
+    distvm_wire_set_seq(b, 1);
+    g_byte_array_set_size(b, b->len - 1);
+    stl_le_p(b->data + 8, VCPU_FIXED - 1);
+    expect_flush_error(b, &limits, "truncated");
+    g_byte_array_unref(b);
+}
+
 static void test_net_ctrl(void)
 {
     static const uint32_t lens[] = {
@@ -3423,11 +3544,12 @@ static void test_bad_version(void)
      * PARITY_DONE, DISTVM_EPOCH_PAGE_DELTA and SLOT, with their slot),
      * 24 the one before home's standby told home it has its COMMIT
      * (DISTVM_EPOCH_COMMITTED), 25 the one before queue pairs of a card
-     * served on several nodes (NET_CTRL)
+     * served on several nodes (NET_CTRL), 26 the one before the guest's
+     * remote TLB flushes (VCPU_FLUSH, VCPU_FLUSHED)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 21, 22, 23, 24, 25, 27, 0x100,
+        19, 20, 21, 22, 23, 24, 25, 26, 28, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3435,7 +3557,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 26", versions[i]);
+            "protocol version %u, this node speaks 27", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -3445,7 +3567,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 26");
+        expect_header_error(b, "protocol version 2, this node speaks 27");
     }
     g_byte_array_unref(b);
 }
@@ -11817,6 +11939,9 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/flow", test_flow);
     g_test_add_func("/distvm/wire/roundtrip/pci-intx", test_pci_intx);
     g_test_add_func("/distvm/wire/roundtrip/net-ctrl", test_net_ctrl);
+    g_test_add_func("/distvm/wire/roundtrip/vcpu-flush", test_vcpu_flush);
+    g_test_add_func("/distvm/wire/decode/vcpu-flush-bad",
+                    test_vcpu_flush_bad);
     g_test_add_func("/distvm/wire/roundtrip/clock-regs", test_clock_regs);
     g_test_add_func("/distvm/wire/roundtrip/all-valid", test_valid_messages);
 
