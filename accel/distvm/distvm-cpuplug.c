@@ -242,6 +242,8 @@ static void cpuplug_unplug(DeviceState *dev)
     if (distvm_is_home(s)) {
         cpuplug_unplug_all(s, CPU(dev)->cpu_index);
     }
+    /* Its thread ends: TLB flushes asked of it are done without it */
+    distvm_tlb_flush_vcpu_present(s, CPU(dev)->cpu_index, false);
     /*
      * Handlers of this node's receive threads may hold it: they run in an
      * RCU read-side critical section (distvm_dispatch()), and find it
@@ -263,6 +265,7 @@ void distvm_cpuplug_realize(DistvmState *s, CPUState *cpu)
     if (s->nodes > 1 && phase_check(PHASE_MACHINE_READY)) {
         qatomic_set(&cpu->parked,
                     distvm_vcpu_node(s, cpu->cpu_index) != s->node_id);
+        distvm_tlb_flush_vcpu_present(s, cpu->cpu_index, true);
     }
 }
 

@@ -392,6 +392,8 @@ static bool node_left_received(DistvmState *s, const DistvmMsg *msg)
         qatomic_set(&s->state, DISTVM_CLUSTER_STATE_LEFT);
     }
     qemu_mutex_unlock(&s->lock);
+    /* It runs no vCPU: its answers, dropped from now on, are not needed */
+    distvm_tlb_flush_fail_waits_on(s, node);
     return true;
 }
 

@@ -568,6 +568,9 @@ bool distvm_tlb_flush(DistvmState *s, CPUState *cs, uint64_t vcpus);
 /* The cluster ends, or node @node was lost: flushes wait for it no more */
 void distvm_tlb_flush_fail_waits(DistvmState *s);
 void distvm_tlb_flush_fail_waits_on(DistvmState *s, uint32_t node);
+/* vCPU @cpu is unplugged, or plugged: not flushed while unplugged */
+void distvm_tlb_flush_vcpu_present(DistvmState *s, uint32_t cpu,
+                                   bool present);
 /* Flushes asked of other nodes, and done here for them */
 void distvm_tlb_flush_counts(DistvmState *s, uint64_t *asked,
                              uint64_t *done_for_others);

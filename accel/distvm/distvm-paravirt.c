@@ -24,16 +24,23 @@
  *
  * Nothing else of Hyper-V is offered (no SynIC, timers or VMBus); the
  * guest's other hardware is what the machine has.  The option is
- * pv-tlb-flush (on by default on more than one node).
+ * pv-tlb-flush, on by default for a guest that starts on more than one
+ * node (start-nodes; one that starts alone may be migrated to another
+ * accelerator once it is alone again).  A guest that enabled its
+ * hypercall page cannot be migrated: no other accelerator offers it.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
 
 #include "qemu/osdep.h"
+#include "qapi/error.h"
+#include "qemu/main-loop.h"
 #include "cpu.h"
 #include "exec/cpu-common.h"
 #include "exec/memory.h"
 #include "hw/core/cpu.h"
+#include "migration/blocker.h"
+#include "system/reset.h"
 #include "hw/hyperv/hyperv-proto.h"
 #include "kvm/hyperv-proto.h"
 #include "distvm-internal.h"
@@ -56,9 +63,14 @@
 /* The build that CPUID 0x40000002 reports: none of Microsoft's */
 #define DISTVM_HV_BUILD                     1
 
-/* The partition's MSRs, the same on every vCPU (the guest writes once) */
+/*
+ * The partition's MSRs, the same on every vCPU (the guest writes them
+ * once, on its boot vCPU), from a reset on; as other nodes' vCPUs do not
+ * read them, they are this node's
+ */
 static uint64_t hv_guest_os_id;
 static uint64_t hv_hypercall_msr;
+static Error *hv_migration_blocker;
 
 static bool distvm_pv_cpuid(X86CPU *cpu, uint32_t index, uint32_t count,
                             uint32_t *eax, uint32_t *ebx, uint32_t *ecx,
@@ -96,6 +108,26 @@ static bool distvm_pv_cpuid(X86CPU *cpu, uint32_t index, uint32_t count,
     return true;
 }
 
+/* Once the guest uses the hypercall, another accelerator would #UD it */
+static void hv_block_migration(void)
+{
+    BQL_LOCK_GUARD();
+
+    if (!hv_migration_blocker) {
+        error_setg(&hv_migration_blocker, "distvm: the guest uses the remote "
+                   "TLB flush hypercall (pv-tlb-flush), which no other "
+                   "accelerator offers; start it with pv-tlb-flush=off to "
+                   "migrate it");
+        migrate_add_blocker_internal(&hv_migration_blocker, &error_warn);
+    }
+}
+
+static void hv_reset(void *opaque)
+{
+    qatomic_set(&hv_guest_os_id, 0);
+    qatomic_set(&hv_hypercall_msr, 0);
+}
+
 /* The hypercall page: ENDBR64, VMMCALL, RET; the rest INT3 */
 static void hv_write_hypercall_page(uint64_t gpa)
 {
@@ -128,6 +160,7 @@ static bool distvm_pv_msr(X86CPU *cpu, uint32_t index, uint64_t *val,
         qatomic_set(&hv_hypercall_msr, *val);
         if (*val & HV_HYPERCALL_ENABLE) {
             hv_write_hypercall_page(*val & TARGET_PAGE_MASK);
+            hv_block_migration();
         }
         trace_distvm_pv_hypercall_page(CPU(cpu)->cpu_index, *val);
         return true;
@@ -155,9 +188,10 @@ static bool hv_flush_targets(X86CPU *cpu, uint64_t gpa, uint64_t *vcpus)
     if (le64_to_cpu(in[1]) & HV_FLUSH_ALL_PROCESSORS) {
         *vcpus = 0;
         CPU_FOREACH(cs) {
-            if (cs->cpu_index < 64) {
-                *vcpus |= BIT_ULL(cs->cpu_index);
+            if (cs->cpu_index >= 64) {
+                return false;   /* past the mask: the guest uses IPIs */
             }
+            *vcpus |= BIT_ULL(cs->cpu_index);
         }
     } else {
         *vcpus = le64_to_cpu(in[2]);
@@ -193,7 +227,8 @@ static bool distvm_pv_vmmcall(X86CPU *cpu)
         status = HV_STATUS_INVALID_PARAMETER;
     } else {
         if (!distvm_tlb_flush(distvm_state(), cs, vcpus)) {
-            /* Asked to leave the guest's code: VMMCALL runs again later */
+            /* Wanted outside the guest's code: VMMCALL runs again later */
+            cpu_exit(cs);
             cpu_loop_exit(cs);
         }
         /* Every vCPU's whole TLB: each address of a list is done */
@@ -213,8 +248,9 @@ static const X86ParavirtHooks distvm_pv_hooks = {
 
 void distvm_paravirt_init(DistvmState *s)
 {
-    if (s->pv_tlb_flush) {
+    if (s->pv_tlb_flush && s->start_nodes > 1) {
         distvm_tlb_flush_init(s);
+        qemu_register_reset(hv_reset, NULL);
         x86_paravirt_hooks = &distvm_pv_hooks;
     }
 }

@@ -20,11 +20,12 @@
  * flushed in the same way; @cs itself at once.
  *
  * The asker waits in the hypercall, which the guest makes with its
- * interrupts off, as a remote flush should.  It gives up, and makes the
- * hypercall again once it runs again, whenever its thread is asked to
- * leave the guest's code (cs->exit_request: it is to stop, or has work
- * queued, such as another vCPU's flush of its own TLB): two vCPUs that
- * flush each other do not wait for each other.
+ * interrupts off, as a remote flush should.  Meanwhile it flushes its own
+ * TLB for the flushes other vCPUs ask of it: two vCPUs that flush each
+ * other do not wait for each other.  It gives up, and makes the
+ * hypercall again once it runs again, when its thread is wanted outside
+ * the guest's code: to stop, to run queued work, or for another vCPU's
+ * exclusive section (cpu->has_waiter).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -64,8 +65,9 @@ typedef struct FlushVcpu {
     uint64_t id;                /* atomic: its last flush, numbered from 1 */
     uint64_t state;             /* atomic: see FLUSH_PENDING(), FLUSH_ID() */
     bool waiting;               /* atomic: it waits for its flush */
-    QemuMutex lock;             /* @asks */
+    QemuMutex lock;             /* @asks, @gone */
     GPtrArray *asks;            /* FlushAsk, for which to flush its TLB */
+    bool gone;                  /* unplugged: asks are done without it */
 } FlushVcpu;
 
 struct DistvmTlbFlush {
@@ -89,7 +91,7 @@ static void flush_answered(DistvmState *s, uint32_t node, uint32_t cpu,
             return;     /* a flush the vCPU gave up and made again */
         }
         if (!(FLUSH_PENDING(state) & BIT(node))) {
-            break;
+            return;     /* waited for no more: the cluster ends */
         }
         seen = qatomic_cmpxchg(&v->state, state, state & ~(uint64_t)BIT(node));
         if (seen == state) {
@@ -175,8 +177,12 @@ static void flush_ask_here(DistvmState *s, uint32_t src, uint32_t cpu,
             qatomic_read(&cs->parked)) {
             continue;
         }
-        qatomic_inc(&a->left);
         qemu_mutex_lock(&v->lock);
+        if (v->gone) {
+            qemu_mutex_unlock(&v->lock);
+            continue;
+        }
+        qatomic_inc(&a->left);
         g_ptr_array_add(v->asks, a);
         qemu_mutex_unlock(&v->lock);
         /* Against distvm_tlb_flush(): one of the two sees the other */
@@ -204,11 +210,15 @@ static bool flush_names_parked(uint64_t vcpus)
     return false;
 }
 
-/* What only the vCPU's thread outside the guest's code can answer */
+/*
+ * What only the vCPU's thread outside the guest's code can answer: a
+ * stop, queued work, or another vCPU's exclusive section, which waits
+ * for this one to leave cpu_exec() (start_exclusive())
+ */
 static bool flush_must_leave(CPUState *cs)
 {
     return qatomic_read(&cs->stop) || qatomic_read(&cs->held) ||
-           qatomic_read(&cs->parked) ||
+           qatomic_read(&cs->parked) || qatomic_read(&cs->has_waiter) ||
            qatomic_read(&cs->work_list.sqh_first);
 }
 
@@ -246,7 +256,9 @@ bool distvm_tlb_flush(DistvmState *s, CPUState *cs, uint64_t vcpus)
     if (distvm_cluster_leaving(s) || distvm_recovery_busy(s)) {
         qatomic_and(&v->state, ~(uint64_t)others);
     }
-    others &= FLUSH_PENDING(qatomic_read(&v->state));
+    /* A node that left since is not asked: flush_fail_on() saw it or not */
+    others &= FLUSH_PENDING(qatomic_read(&v->state)) &
+              qatomic_read(&s->present);
     for (uint32_t node = 0; others >> node; node++) {
         if (!(others & BIT(node))) {
             continue;
@@ -338,6 +350,32 @@ void distvm_tlb_flush_fail_waits_on(DistvmState *s, uint32_t node)
 {
     if (s->tlbflush) {
         flush_fail_on(s, BIT(node));
+    }
+}
+
+/*
+ * vCPU @cpu is unplugged (@present false), or plugged: the flushes asked
+ * of it meanwhile are done without it, as its thread ends.
+ */
+void distvm_tlb_flush_vcpu_present(DistvmState *s, uint32_t cpu,
+                                   bool present)
+{
+    FlushVcpu *v;
+    g_autoptr(GPtrArray) asks = NULL;
+
+    if (!s->tlbflush || cpu >= s->nr_vcpus) {
+        return;
+    }
+    v = &s->tlbflush->vcpus[cpu];
+    qemu_mutex_lock(&v->lock);
+    v->gone = !present;
+    if (!present) {
+        asks = v->asks;
+        v->asks = g_ptr_array_new();
+    }
+    qemu_mutex_unlock(&v->lock);
+    for (unsigned i = 0; asks && i < asks->len; i++) {
+        flush_ask_done(g_ptr_array_index(asks, i));
     }
 }
 
