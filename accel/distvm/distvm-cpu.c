@@ -11,12 +11,18 @@
 #include "qemu/osdep.h"
 #include "cpu.h"
 #include "accel/accel-cpu-target.h"
+#include "accel/tcg/cpu-ops.h"
 #include "hw/boards.h"
 #include "distvm-internal.h"
 
 #define CPUID_APM_LEAF  0x80000007
 
 static bool (*tcg_cpu_target_realize)(CPUState *cs, Error **errp);
+static void (*tcg_cpu_class_init)(CPUClass *cc);
+static void (*target_init_accel_cpu)(AccelCPUClass *acc, CPUClass *cc);
+/* The target's TCG operations, with distvm's around cpu_exec() */
+static const TCGCPUOps *target_tcg_ops;
+static TCGCPUOps distvm_tcg_ops;
 
 /*
  * The guest's TSC is the host's, and every node takes the home node's
@@ -55,12 +61,58 @@ static bool distvm_cpu_target_realize(CPUState *cs, Error **errp)
     return true;
 }
 
+/*
+ * The remote TLB flushes of distvm-tlbflush.c need to know when a vCPU
+ * is in the guest's code: not waited for while it is not, it flushes
+ * its TLB as it enters.
+ */
+static void distvm_cpu_exec_enter(CPUState *cs)
+{
+    if (distvm_state()->tlbflush) {
+        distvm_tlb_flush_exec_enter(cs);
+    }
+    if (target_tcg_ops->cpu_exec_enter) {
+        target_tcg_ops->cpu_exec_enter(cs);
+    }
+}
+
+static void distvm_cpu_exec_exit(CPUState *cs)
+{
+    if (target_tcg_ops->cpu_exec_exit) {
+        target_tcg_ops->cpu_exec_exit(cs);
+    }
+    if (distvm_state()->tlbflush) {
+        distvm_tlb_flush_exec_exit(cs);
+    }
+}
+
+static void distvm_init_accel_cpu(AccelCPUClass *acc, CPUClass *cc)
+{
+    target_init_accel_cpu(acc, cc);
+    /* Every x86 CPU model has the same operations */
+    assert(!target_tcg_ops || cc->tcg_ops == target_tcg_ops);
+    target_tcg_ops = cc->tcg_ops;
+    distvm_tcg_ops = *target_tcg_ops;
+    distvm_tcg_ops.cpu_exec_enter = distvm_cpu_exec_enter;
+    distvm_tcg_ops.cpu_exec_exit = distvm_cpu_exec_exit;
+    cc->tcg_ops = &distvm_tcg_ops;
+}
+
+static void distvm_cpu_class_init(CPUClass *cc)
+{
+    tcg_cpu_class_init(cc);
+    target_init_accel_cpu = cc->init_accel_cpu;
+    cc->init_accel_cpu = distvm_init_accel_cpu;
+}
+
 static void distvm_cpu_accel_class_init(ObjectClass *oc, void *data)
 {
     AccelCPUClass *acc = ACCEL_CPU_CLASS(oc);
 
     tcg_cpu_target_realize = acc->cpu_target_realize;
     acc->cpu_target_realize = distvm_cpu_target_realize;
+    tcg_cpu_class_init = acc->cpu_class_init;
+    acc->cpu_class_init = distvm_cpu_class_init;
 }
 
 static const TypeInfo distvm_cpu_accel_type = {

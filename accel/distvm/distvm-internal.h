@@ -568,6 +568,12 @@ bool distvm_tlb_flush(DistvmState *s, CPUState *cs, uint64_t vcpus);
 /* The cluster ends, or node @node was lost: flushes wait for it no more */
 void distvm_tlb_flush_fail_waits(DistvmState *s);
 void distvm_tlb_flush_fail_waits_on(DistvmState *s, uint32_t node);
+/*
+ * On vCPU @cs's thread, as it enters and leaves the guest's code
+ * (cpu_exec()), with distvm_tlb_flush_init() done
+ */
+void distvm_tlb_flush_exec_enter(CPUState *cs);
+void distvm_tlb_flush_exec_exit(CPUState *cs);
 /* vCPU @cpu is unplugged, or plugged: not flushed while unplugged */
 void distvm_tlb_flush_vcpu_present(DistvmState *s, uint32_t cpu,
                                    bool present);

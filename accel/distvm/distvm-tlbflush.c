@@ -19,6 +19,11 @@
  * (VCPU_FLUSHED) once they all ran it.  The asker's own vCPUs are
  * flushed in the same way; @cs itself at once.
  *
+ * A named vCPU that is not in the guest's code (halted, stopped, or
+ * between two runs of it) needs no wait: it is marked stale, and flushes
+ * its TLB before it enters the guest's code again
+ * (distvm_tlb_flush_exec_enter()).
+ *
  * The asker waits in the hypercall, which the guest makes with its
  * interrupts off, as a remote flush should.  Meanwhile it flushes its own
  * TLB for the flushes other vCPUs ask of it: two vCPUs that flush each
@@ -65,6 +70,8 @@ typedef struct FlushVcpu {
     uint64_t id;                /* atomic: its last flush, numbered from 1 */
     uint64_t state;             /* atomic: see FLUSH_PENDING(), FLUSH_ID() */
     bool waiting;               /* atomic: it waits for its flush */
+    bool executing;             /* atomic: in cpu_exec(), its TLB in use */
+    bool stale;                 /* atomic: to flush before it executes */
     QemuMutex lock;             /* @asks, @gone */
     GPtrArray *asks;            /* FlushAsk, for which to flush its TLB */
     bool gone;                  /* unplugged: asks are done without it */
@@ -142,6 +149,7 @@ static void flush_run_asks(CPUState *cs)
     }
     qemu_mutex_unlock(&v->lock);
     if (asks) {
+        qatomic_set(&v->stale, false);
         tlb_flush(cs);
         for (unsigned i = 0; i < asks->len; i++) {
             flush_ask_done(g_ptr_array_index(asks, i));
@@ -175,6 +183,12 @@ static void flush_ask_here(DistvmState *s, uint32_t src, uint32_t cpu,
 
         if (cs->cpu_index >= 64 || !(vcpus & BIT_ULL(cs->cpu_index)) ||
             qatomic_read(&cs->parked)) {
+            continue;
+        }
+        qatomic_set(&v->stale, true);
+        /* Against distvm_tlb_flush_exec_enter(): one sees the other */
+        smp_mb();
+        if (!qatomic_read(&v->executing)) {
             continue;
         }
         qemu_mutex_lock(&v->lock);
@@ -293,15 +307,27 @@ bool distvm_tlb_flush(DistvmState *s, CPUState *cs, uint64_t vcpus)
     return done;
 }
 
-static bool flush_received(DistvmState *s, const DistvmMsg *msg)
+/* A VCPU_FLUSH or VCPU_FLUSHED comes from its sender, to this node */
+static bool flush_msg_ours(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgVcpu *v = &msg->u.vcpu;
 
     if (v->from != msg->hdr.src || v->to != s->node_id) {
-        distvm_msg_refused(s, msg->hdr.src, "VCPU_FLUSH of vCPU %" PRIu32
-                           " from node %" PRIu32 " to node %" PRIu32
-                           ", sent by node %" PRIu32, v->cpu, v->from,
-                           v->to, msg->hdr.src);
+        distvm_msg_refused(s, msg->hdr.src, "%s of vCPU %" PRIu32 " from "
+                           "node %" PRIu32 " to node %" PRIu32 ", sent by "
+                           "node %" PRIu32,
+                           distvm_msg_type_name(msg->hdr.type), v->cpu,
+                           v->from, v->to, msg->hdr.src);
+        return false;
+    }
+    return true;
+}
+
+static bool flush_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgVcpu *v = &msg->u.vcpu;
+
+    if (!flush_msg_ours(s, msg)) {
         return false;
     }
     trace_distvm_tlb_flush_asked(v->cpu, v->from, msg->hdr.seq, v->value);
@@ -311,16 +337,10 @@ static bool flush_received(DistvmState *s, const DistvmMsg *msg)
 
 static bool flushed_received(DistvmState *s, const DistvmMsg *msg)
 {
-    const DistvmMsgVcpu *v = &msg->u.vcpu;
-
-    if (v->from != msg->hdr.src || v->to != s->node_id) {
-        distvm_msg_refused(s, msg->hdr.src, "VCPU_FLUSHED of vCPU %" PRIu32
-                           " from node %" PRIu32 " to node %" PRIu32
-                           ", sent by node %" PRIu32, v->cpu, v->from,
-                           v->to, msg->hdr.src);
+    if (!flush_msg_ours(s, msg)) {
         return false;
     }
-    flush_answered(s, v->from, v->cpu, msg->hdr.seq);
+    flush_answered(s, msg->u.vcpu.from, msg->u.vcpu.cpu, msg->hdr.seq);
     return true;
 }
 
@@ -351,6 +371,27 @@ void distvm_tlb_flush_fail_waits_on(DistvmState *s, uint32_t node)
     if (s->tlbflush) {
         flush_fail_on(s, BIT(node));
     }
+}
+
+/* vCPU @cs enters the guest's code: a flush asked meanwhile first */
+void distvm_tlb_flush_exec_enter(CPUState *cs)
+{
+    FlushVcpu *v = &distvm_state()->tlbflush->vcpus[cs->cpu_index];
+
+    qatomic_set(&v->executing, true);
+    /* Against flush_ask_here(): one sees the other */
+    smp_mb();
+    if (qatomic_xchg(&v->stale, false)) {
+        tlb_flush(cs);
+    }
+}
+
+/* ... and leaves it: its TLB is not used until it enters again */
+void distvm_tlb_flush_exec_exit(CPUState *cs)
+{
+    FlushVcpu *v = &distvm_state()->tlbflush->vcpus[cs->cpu_index];
+
+    qatomic_store_release(&v->executing, false);
 }
 
 /*

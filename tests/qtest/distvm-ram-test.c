@@ -2694,6 +2694,25 @@ static uint32_t block_index(DistvmNode *node, const char *block)
     "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3"
 
 /*
+ * Node @src forges a vCPU message (distvm_wire_vcpu()'s arguments, with
+ * the header's @seq) to node @dst, which refuses it: its protocol errors
+ * reach @errors.
+ */
+static void forge_vcpu(DistvmNode **node, uint32_t src, uint32_t dst,
+                       DistvmMsgType type, uint32_t cpu, uint32_t from,
+                       uint32_t to, uint64_t value, const char *data,
+                       uint64_t seq, int64_t errors)
+{
+    g_autoptr(GByteArray) msg = g_byte_array_new();
+
+    distvm_wire_vcpu(msg, type, src, cpu, from, to, value, data,
+                     data ? strlen(data) : 0);
+    distvm_wire_set_seq(msg, seq);
+    distvm_forge(node[src], dst, msg);
+    distvm_wait_protocol_errors(node[dst]->qts, errors);
+}
+
+/*
  * Messages forged by a member of the cluster, one for each rule of who
  * may send what: node 1 sends them to node 0, which refuses each one
  * (protocol-errors counts it) and goes on serving, its memory untouched;
@@ -2787,19 +2806,13 @@ static void test_forged(void)
     distvm_wire_empty(msg, DISTVM_MSG_START, 1, 1);
     distvm_forge(node[1], 0, msg);
     distvm_wait_protocol_errors(node[0]->qts, ++errors);
-    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_STATE, 1, 0, 1, 0, 0, "forged", 6);
-    distvm_wire_set_seq(msg, 99);
-    distvm_forge(node[1], 0, msg);
-    distvm_wait_protocol_errors(node[0]->qts, ++errors);
+    forge_vcpu(node, 1, 0, DISTVM_MSG_VCPU_STATE, 0, 1, 0, 0, "forged", 99,
+               ++errors);
     /* Only a vCPU's destination reports its move, and not to its owner. */
-    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_MOVED, 1, 0, 0, 1, 0, NULL, 0);
-    distvm_wire_set_seq(msg, 99);
-    distvm_forge(node[1], 0, msg);
-    distvm_wait_protocol_errors(node[0]->qts, ++errors);
-    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_MOVED, 1, 1, 1, 0, 0, NULL, 0);
-    distvm_wire_set_seq(msg, 99);
-    distvm_forge(node[1], 0, msg);
-    distvm_wait_protocol_errors(node[0]->qts, ++errors);
+    forge_vcpu(node, 1, 0, DISTVM_MSG_VCPU_MOVED, 0, 0, 1, 0, NULL, 99,
+               ++errors);
+    forge_vcpu(node, 1, 0, DISTVM_MSG_VCPU_MOVED, 1, 1, 0, 0, NULL, 99,
+               ++errors);
     /* vCPU 3 does not exist. */
     distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_MOVE, 1, 3, 0, 1, 0, NULL, 0);
     distvm_forge(node[1], 0, msg);
@@ -2873,25 +2886,18 @@ static void test_forged(void)
      * TLB flushes: node 1 asks in node 0's name, or asks node 0 for node
      * 1; and answers a flush that node 0's vCPU 0 did not make.
      */
-    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_FLUSH, 1, 1, 0, 0, 1, NULL, 0);
-    distvm_wire_set_seq(msg, 5);
-    distvm_forge(node[1], 0, msg);
-    distvm_wait_protocol_errors(node[0]->qts, ++errors);
-    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_FLUSH, 1, 1, 1, 1, 1, NULL, 0);
-    distvm_wire_set_seq(msg, 5);
-    distvm_forge(node[1], 0, msg);
-    distvm_wait_protocol_errors(node[0]->qts, ++errors);
-    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_FLUSHED, 1, 0, 1, 0, 0, NULL, 0);
-    distvm_wire_set_seq(msg, 5);
-    distvm_forge(node[1], 0, msg);
-    distvm_wait_protocol_errors(node[0]->qts, ++errors);
+    forge_vcpu(node, 1, 0, DISTVM_MSG_VCPU_FLUSH, 1, 0, 0, 1, NULL, 5,
+               ++errors);
+    forge_vcpu(node, 1, 0, DISTVM_MSG_VCPU_FLUSH, 1, 1, 1, 1, NULL, 5,
+               ++errors);
+    forge_vcpu(node, 1, 0, DISTVM_MSG_VCPU_FLUSHED, 0, 1, 0, 0, NULL, 5,
+               ++errors);
     /*
      * A well-formed flush of vCPU 0 in vCPU 1's name: node 0 does it and
      * answers, which node 1 refuses: its vCPU 1 asked for nothing.
      */
-    distvm_wire_vcpu(msg, DISTVM_MSG_VCPU_FLUSH, 1, 1, 1, 0, 1, NULL, 0);
-    distvm_wire_set_seq(msg, 5);
-    distvm_forge(node[1], 0, msg);
+    forge_vcpu(node, 1, 0, DISTVM_MSG_VCPU_FLUSH, 1, 1, 0, 1, NULL, 5,
+               errors);
     distvm_wait_protocol_errors(node[1]->qts, 6);
     {
         QDict *info = distvm_assert_active(node[0]->qts, 0);
