@@ -783,9 +783,9 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
                                    distvm_get_pv_tlb_flush,
                                    distvm_set_pv_tlb_flush);
     object_class_property_set_description(oc, "pv-tlb-flush",
-        "On more than one node, offer the guest Hyper-V's remote TLB "
-        "flush hypercall, which costs one round trip to each node "
-        "instead of IPIs and page faults (default on)");
+        "For a guest that starts on more than one node, offer it "
+        "Hyper-V's remote TLB flush hypercall, which costs one round trip "
+        "to each node instead of IPIs and page faults (default on)");
 
     object_class_property_add_str(oc, "listen", distvm_get_listen,
                                   distvm_set_listen);

@@ -552,6 +552,17 @@ void distvm_io_fail_waits(DistvmState *s);
 void distvm_io_req_failed(DistvmState *s, const DistvmMsg *msg);
 void distvm_io_cancel(DistvmState *s, unsigned cpu);
 void distvm_io_fail_waits_on(DistvmState *s, uint32_t node);
+bool distvm_io_forwarded(DistvmState *s);
+bool distvm_io_replay_a20(DistvmState *s, CPUState *cpu, bool enabled);
+/* Under the BQL: the accesses done here for other nodes, by device */
+DistvmIoServedList *distvm_io_served(DistvmState *s);
+/*
+ * Send vCPU @cs's access to the home node and wait for its result, with
+ * the BQL released if this thread held it.  @data is little-endian.
+ */
+MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
+                              uint64_t addr, uint64_t *data, unsigned size,
+                              bool is_write);
 
 /* distvm-paravirt.c: the guest's hypercall for remote TLB flushes */
 void distvm_paravirt_init(DistvmState *s);
@@ -580,17 +591,6 @@ void distvm_tlb_flush_vcpu_present(DistvmState *s, uint32_t cpu,
 /* Flushes asked of other nodes, and done here for them */
 void distvm_tlb_flush_counts(DistvmState *s, uint64_t *asked,
                              uint64_t *done_for_others);
-bool distvm_io_forwarded(DistvmState *s);
-bool distvm_io_replay_a20(DistvmState *s, CPUState *cpu, bool enabled);
-/* Under the BQL: the accesses done here for other nodes, by device */
-DistvmIoServedList *distvm_io_served(DistvmState *s);
-/*
- * Send vCPU @cs's access to the home node and wait for its result, with
- * the BQL released if this thread held it.  @data is little-endian.
- */
-MemTxResult distvm_io_forward(DistvmState *s, CPUState *cs, uint32_t space,
-                              uint64_t addr, uint64_t *data, unsigned size,
-                              bool is_write);
 
 /* distvm-affinity.c */
 void distvm_affinity_init(DistvmState *s);
