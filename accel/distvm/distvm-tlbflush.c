@@ -67,7 +67,6 @@ typedef struct FlushAsk {
 /* Each vCPU of this node: as an asker, and as a target */
 typedef struct FlushVcpu {
     QemuSemaphore wake;         /* an answer, or an ask while it waits */
-    uint64_t id;                /* atomic: its last flush, numbered from 1 */
     uint64_t state;             /* atomic: see FLUSH_PENDING(), FLUSH_ID() */
     bool waiting;               /* atomic: it waits for its flush */
     bool executing;             /* atomic: in cpu_exec(), its TLB in use */
@@ -92,7 +91,7 @@ static void flush_answered(DistvmState *s, uint32_t node, uint32_t cpu,
 
     for (;;) {
         if (FLUSH_ID(state) != id) {
-            if (id > qatomic_read(&v->id)) {
+            if (id > FLUSH_ID(state)) {
                 break;
             }
             return;     /* a flush the vCPU gave up and made again */
@@ -240,7 +239,7 @@ bool distvm_tlb_flush(DistvmState *s, CPUState *cs, uint64_t vcpus)
 {
     FlushVcpu *v = &s->tlbflush->vcpus[cs->cpu_index];
     uint32_t others = qatomic_read(&s->present) & ~BIT(s->node_id);
-    uint64_t id = v->id + 1;
+    uint64_t id = FLUSH_ID(qatomic_read(&v->state)) + 1;
     uint64_t here;
     int64_t start_ns = get_clock();
     bool done;
@@ -262,7 +261,6 @@ bool distvm_tlb_flush(DistvmState *s, CPUState *cs, uint64_t vcpus)
         others = 0;
     }
     /* Answers for the flushes this vCPU gave up are from now on old */
-    qatomic_set(&v->id, id);
     qatomic_set(&v->state, id << FLUSH_NODE_BITS | others | BIT(s->node_id));
     qatomic_set(&v->waiting, true);
     /* Against flush_fail_on() and flush_ask_here() */
@@ -381,7 +379,7 @@ void distvm_tlb_flush_exec_enter(CPUState *cs)
     qatomic_set(&v->executing, true);
     /* Against flush_ask_here(): one sees the other */
     smp_mb();
-    if (qatomic_xchg(&v->stale, false)) {
+    if (qatomic_read(&v->stale) && qatomic_xchg(&v->stale, false)) {
         tlb_flush(cs);
     }
 }
