@@ -302,7 +302,8 @@ def main():
                     print(r["detail"])
                 if args.keep:
                     shutil.copytree(tmp, os.path.join(
-                        args.keep, "%s-%s-%d" % (layout[0], place, k)))
+                        args.keep, "%s-%s-%d" % (layout[0], place, k)),
+                        ignore=shutil.ignore_patterns("*.sock"))
                 shutil.rmtree(tmp)
     server.shutdown()
     if mq_server:

@@ -225,6 +225,9 @@ static void defer_msg(DistvmState *s, const DistvmMsgHandler *h,
         d->msg.u.net_ctrl.data = g_memdup2(msg->u.net_ctrl.data,
                                            msg->u.net_ctrl.len);
         break;
+    case DISTVM_MSG_NET_PAIR:
+        d->msg.u.net_pair.path = g_strdup(msg->u.net_pair.path);
+        break;
     case DISTVM_MSG_VCPU_STATE:
         d->msg.u.vcpu.data = g_memdup2(msg->u.vcpu.data, msg->u.vcpu.len);
         break;

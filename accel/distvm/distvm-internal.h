@@ -713,6 +713,8 @@ void distvm_netqueues_route(DistvmState *s, DistvmPlacedDevice *pd, int bar,
                             DistvmIoRoute *r);
 /* This node handled the notification of @queue (>= 0) of @pd */
 void distvm_netqueues_handled(DistvmPlacedDevice *pd, int queue);
+bool distvm_netqueues_pass_on(DistvmState *s, DistvmPlacedDevice *pd,
+                              int queue, uint32_t node);
 DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd);
 
 /* distvm-plug.c */

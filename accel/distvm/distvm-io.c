@@ -463,6 +463,11 @@ static bool io_req_ours(DistvmState *s, const DistvmMsg *msg,
         if (route.mirror & BIT(s->node_id)) {
             return true;
         }
+        if (distvm_netqueues_pass_on(s, *pd, route.queue, route.node)) {
+            /* A pair's notification that came here before its move */
+            io_reply_failed(s, msg, MEMTX_OK);
+            return false;
+        }
     }
     if (distvm_is_home(s) && !(*pd && (*pd)->queues)) {
         return true;

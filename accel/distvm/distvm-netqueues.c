@@ -32,6 +32,19 @@
  *   pair's vector that the guest points at a vCPU of that node is
  *   delivered there, without a round trip.
  *
+ * - A pair moves to another node (distvm-move-queue-pair, for instance
+ *   when its node's network path goes down) by steps of NET_PAIR: home
+ *   tells every node (MOVE), which from then on sends the pair's
+ *   notifications to the new node; the node that served it stops, lets
+ *   its backend queue go and tells the new node (TAKE), which takes the
+ *   pair's rings up where the guest's used rings say it was left, with
+ *   its own backend queue, and tells home (TAKEN).  A notification that
+ *   still reaches a node that no longer serves the pair is passed on
+ *   (KICK); one that reaches the new node before TAKE is covered by the
+ *   look at the rings it makes then.  The new node must be the card's
+ *   or serve another pair already, so that its copy of the card has
+ *   applied the guest's control commands.
+ *
  * The card must have MSI-X vectors; while the guest has MSI-X off (an
  * INTx line and its ISR are one per card), the card's node serves every
  * pair.  rss=on and hash=on are refused: virtio-net would steer packets
@@ -42,6 +55,8 @@
 
 #include "qemu/osdep.h"
 #include "qapi/error.h"
+#include "qapi/qapi-commands-distvm.h"
+#include "qapi/qapi-events-distvm.h"
 #include "qemu/cutils.h"
 #include "qemu/error-report.h"
 #include "qemu/iov.h"
@@ -67,11 +82,23 @@ struct DistvmNetQueues {
     VirtIOPCIProxy *proxy;
     VirtIONet *net;
     uint32_t pairs;             /* the card's queue pairs */
-    uint32_t *node;             /* [pairs]: the node that serves each */
+    uint32_t *node;             /* [pairs]: atomic, the node that serves each */
     uint32_t others;            /* the nodes but the card's that serve some */
     uint64_t *notified;         /* [2 * pairs]: atomic, handled here */
     bool applying;              /* BQL: a NET_CTRL of the card's node */
+    /* BQL: [pairs], moving here: MOVE came, TAKE not yet */
+    bool *taking;
+    /* BQL: [pairs], moving away: its last packet sent first */
+    struct DistvmPairLeave *leaving;
+    bool moving;                /* home, BQL: a move is under way */
 };
+
+/* A pair that this node stops serving: its TAKE waits for its last send */
+typedef struct DistvmPairLeave {
+    DistvmPlacedDevice *pd;
+    uint32_t pair;
+    QEMUTimer *timer;
+} DistvmPairLeave;
 
 static bool parse_one(DistvmState *s, const char *item, Error **errp)
 {
@@ -157,7 +184,8 @@ static uint32_t pair_node(DistvmPlacedDevice *pd, uint32_t pair)
 {
     DistvmNetQueues *q = pd->queues;
 
-    return msix_enabled(&q->proxy->pci_dev) ? q->node[pair] : pd->node;
+    return msix_enabled(&q->proxy->pci_dev) ? qatomic_read(&q->node[pair]) :
+           pd->node;
 }
 
 /* virtio_net_queue_pair_hook: does this node serve pair @index of @n? */
@@ -167,7 +195,8 @@ static bool pair_here(VirtIONet *n, int index)
     DistvmPlacedDevice *pd = card_of(s, n);
 
     return !pd || index >= pd->queues->pairs ||
-           pair_node(pd, index) == s->node_id;
+           (pair_node(pd, index) == s->node_id &&
+            !pd->queues->taking[index]);
 }
 
 /*
@@ -241,8 +270,265 @@ static void ctrl_received(DistvmState *s, const DistvmMsg *msg)
                                        status);
 }
 
+/* ---- a pair that moves to another node ---- */
+
+/* Is pair @pair of @q's card in use (the guest's number of pairs)? */
+static bool pair_used(DistvmNetQueues *q, uint32_t pair)
+{
+    return pair < (q->net->multiqueue ? q->net->curr_queue_pairs : 1);
+}
+
+/* Send step @step of the move of @pair of @pd's card to @dest */
+static void pair_send(DistvmState *s, DistvmPlacedDevice *pd, uint32_t dest,
+                      uint32_t step, uint32_t pair, uint32_t node,
+                      uint32_t queue)
+{
+    g_autofree char *path = object_get_canonical_path(OBJECT(pd->dev));
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    trace_distvm_netqueue_move_send(pd->name, pair, step, dest);
+    distvm_wire_net_pair(m, s->node_id, path, step, pair, node, queue);
+    distvm_send(s, dest, m);
+}
+
+/* Home: @node serves @pair of @pd's card now */
+static void pair_taken(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
+                       uint32_t node)
+{
+    pd->queues->moving = false;
+    qapi_event_send_distvm_queue_pair_moved(pd->name, pair, node);
+}
+
+/*
+ * TAKE: serve @pair of @pd's card from where the guest's rings say its
+ * last node left it (that node stopped, and had sent what it took from
+ * the transmit ring), with this node's queue of the backend; then look
+ * at both rings, for the notifications that went elsewhere meanwhile.
+ */
+static void pair_take(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair)
+{
+    DistvmNetQueues *q = pd->queues;
+    VirtIODevice *vdev = VIRTIO_DEVICE(q->net);
+
+    for (uint32_t i = 2 * pair; i <= 2 * pair + 1; i++) {
+        virtio_queue_restore_last_avail_idx(vdev, i);
+        virtio_queue_update_used_idx(vdev, i);
+        virtio_queue_invalidate_signalled_used(vdev, i);
+    }
+    qatomic_set(&q->node[pair], s->node_id);
+    q->taking[pair] = false;
+    if (pair_used(q, pair)) {
+        tap_enable(qemu_get_subqueue(q->net->nic, pair)->peer);
+    }
+    trace_distvm_netqueue_taken(pd->name, pair);
+    virtio_queue_notify(vdev, 2 * pair);
+    virtio_queue_notify(vdev, 2 * pair + 1);
+    if (distvm_is_home(s)) {
+        pair_taken(s, pd, pair, s->node_id);
+    } else {
+        pair_send(s, pd, distvm_home(s), DISTVM_NET_PAIR_TAKEN, pair,
+                  s->node_id, 2 * pair);
+    }
+}
+
+/*
+ * This node no longer serves a pair: once the backend took the last
+ * packet it was given (virtio-net completes it then), let the backend's
+ * queue go, with the packets it held for this node's copy, and tell the
+ * pair's new node to take it.
+ */
+static void pair_hand_off(void *opaque)
+{
+    DistvmPairLeave *l = opaque;
+    DistvmState *s = distvm_state();
+    DistvmNetQueues *q = l->pd->queues;
+    NetClientState *nc = qemu_get_subqueue(q->net->nic, l->pair);
+    uint32_t to = qatomic_read(&q->node[l->pair]);
+
+    if (q->net->vqs[l->pair].async_tx.elem) {
+        timer_mod(l->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1);
+        return;
+    }
+    qemu_purge_queued_packets(nc->peer);
+    tap_disable(nc->peer);
+    pair_send(s, l->pd, to, DISTVM_NET_PAIR_TAKE, l->pair, to, 2 * l->pair);
+}
+
+/* MOVE, on every node: @pair of @pd's card moves to @to */
+static void pair_move(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
+                      uint32_t to)
+{
+    DistvmNetQueues *q = pd->queues;
+    uint32_t from = qatomic_read(&q->node[pair]);
+    VirtIONetQueue *nq = &q->net->vqs[pair];
+    DistvmPairLeave *l = &q->leaving[pair];
+
+    trace_distvm_netqueue_move(pd->name, pair, from, to);
+    if (from == to) {
+        return;                 /* its TAKE came first */
+    }
+    qatomic_set(&q->node[pair], to);
+    if (to == s->node_id) {
+        q->taking[pair] = true;
+    }
+    if (from != s->node_id) {
+        return;
+    }
+    /* Its transmission stops here (virtio-net asks pair_here()) */
+    if (nq->tx_timer) {
+        timer_del(nq->tx_timer);
+    }
+    if (nq->tx_bh) {
+        qemu_bh_cancel(nq->tx_bh);
+    }
+    nq->tx_waiting = 0;
+    if (!l->timer) {
+        l->timer = timer_new_ms(QEMU_CLOCK_REALTIME, pair_hand_off, l);
+    }
+    pair_hand_off(l);
+}
+
+/* The card @path names, if its pairs are served on several nodes */
+static DistvmPlacedDevice *card_at(DistvmState *s, const char *path)
+{
+    PCIDevice *dev = (PCIDevice *)
+        object_dynamic_cast(object_resolve_path(path, NULL),
+                            TYPE_PCI_DEVICE);
+    DistvmPlacedDevice *pd = distvm_devices_find(s, dev);
+
+    return pd && pd->queues && pd->queues->net ? pd : NULL;
+}
+
+/* Under the BQL: a step of a pair's move */
+static void pair_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgNetPair *np = &msg->u.net_pair;
+    DistvmPlacedDevice *pd = card_at(s, np->path);
+    DistvmNetQueues *q = pd ? pd->queues : NULL;
+
+    if (!q || np->pair >= q->pairs || !distvm_node_present(s, np->node) ||
+        (np->node != pd->node && !(q->others & BIT(np->node)))) {
+        distvm_msg_refused(s, msg->hdr.src, "NET_PAIR for pair %" PRIu32
+                           " of %s to node %" PRIu32 ", which is no pair "
+                           "of a card whose pairs several nodes serve, or "
+                           "no node that may serve it", np->pair, np->path,
+                           np->node);
+        return;
+    }
+    switch (np->step) {
+    case DISTVM_NET_PAIR_MOVE:
+        pair_move(s, pd, np->pair, np->node);
+        break;
+    case DISTVM_NET_PAIR_TAKE:
+        pair_take(s, pd, np->pair);
+        break;
+    case DISTVM_NET_PAIR_KICK:
+        /* Before TAKE, or after another move: TAKE looks at the rings */
+        if (pair_here(q->net, np->pair)) {
+            virtio_queue_notify(VIRTIO_DEVICE(q->net), np->queue);
+        }
+        break;
+    default:
+        if (!q->moving) {
+            distvm_msg_refused(s, msg->hdr.src, "NET_PAIR TAKEN of pair %"
+                               PRIu32 " of %s, which does not move",
+                               np->pair, np->path);
+            return;
+        }
+        pair_taken(s, pd, np->pair, np->node);
+        break;
+    }
+}
+
+void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
+                                uint32_t node, Error **errp)
+{
+    DistvmState *s = distvm_state();
+    DistvmPlacedDevice *pd = NULL;
+    DistvmNetQueues *q;
+
+    if (!s) {
+        error_setg(errp, "distvm is not the active accelerator");
+        return;
+    }
+    if (s->nodes == 1 || !distvm_is_home(s)) {
+        error_setg(errp, "distvm: distvm-move-queue-pair is asked of the "
+                   "home node (node %" PRIu32 ") of a cluster",
+                   distvm_home(s));
+        return;
+    }
+    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
+        DistvmPlacedDevice *d = distvm_devices_get(s, i);
+
+        if (d->queues && d->queues->net && !strcmp(d->name, device)) {
+            pd = d;
+        }
+    }
+    if (!pd) {
+        error_setg(errp, "distvm: '%s' is no card whose queue pairs several "
+                   "nodes serve (queue-nodes)", device);
+        return;
+    }
+    q = pd->queues;
+    if (pair >= q->pairs) {
+        error_setg(errp, "distvm: '%s' has no queue pair %" PRIu32 " (it has "
+                   "pairs 0 to %" PRIu32 ")", device, pair, q->pairs - 1);
+        return;
+    }
+    if (!distvm_node_present(s, node) ||
+        (node != pd->node && !(q->others & BIT(node)))) {
+        error_setg(errp, "distvm: node %" PRIu32 " cannot serve pairs of "
+                   "'%s': they can move to its node (%" PRIu32 ") or to a "
+                   "node that serves another of its pairs", node, device,
+                   pd->node);
+        return;
+    }
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
+        distvm_recovery_busy(s)) {
+        error_setg(errp, "distvm: the cluster is not running");
+        return;
+    }
+    if (!msix_enabled(&q->proxy->pci_dev)) {
+        error_setg(errp, "distvm: the guest has MSI-X off on '%s': its node "
+                   "serves every pair", device);
+        return;
+    }
+    if (q->moving) {
+        error_setg(errp, "distvm: a queue pair of '%s' is moving already",
+                   device);
+        return;
+    }
+    if (qatomic_read(&q->node[pair]) == node) {
+        return;
+    }
+    q->moving = true;
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (n != s->node_id && distvm_node_present(s, n)) {
+            pair_send(s, pd, n, DISTVM_NET_PAIR_MOVE, pair, node, 2 * pair);
+        }
+    }
+    pair_move(s, pd, pair, node);
+}
+
+/*
+ * An IO_REQ of another node notified queue @queue of @pd's card, whose
+ * pair node @node serves as this node knows (a move made the other
+ * node's knowledge old): pass the notification on.  False if @queue is
+ * no queue of a pair.
+ */
+bool distvm_netqueues_pass_on(DistvmState *s, DistvmPlacedDevice *pd,
+                              int queue, uint32_t node)
+{
+    if (!pd->queues || queue < 0) {
+        return false;
+    }
+    pair_send(s, pd, node, DISTVM_NET_PAIR_KICK, queue / 2, node, queue);
+    return true;
+}
+
 static const DistvmMsgHandler netqueues_handlers[] = {
     { DISTVM_MSG_NET_CTRL, .main_loop = ctrl_received },
+    { DISTVM_MSG_NET_PAIR, .main_loop = pair_received },
 };
 
 void distvm_netqueues_register(DistvmState *s)
@@ -334,6 +620,8 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
     q->pairs = q->net->max_queue_pairs;
     q->node = g_new(uint32_t, q->pairs);
     q->notified = g_new0(uint64_t, 2 * q->pairs);
+    q->taking = g_new0(bool, q->pairs);
+    q->leaving = g_new0(DistvmPairLeave, q->pairs);
     for (uint32_t i = 0; i < q->pairs; i++) {
         q->node[i] = pd->node;
     }
@@ -348,6 +636,8 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
     g_array_free(q->wanted, true);
     q->wanted = NULL;
     for (uint32_t i = 0; i < q->pairs; i++) {
+        q->leaving[i].pd = pd;
+        q->leaving[i].pair = i;
         trace_distvm_netqueue_pair(pd->name, i, q->node[i]);
         if (s->nodes > 1 && q->node[i] != s->node_id &&
             tap_disable(qemu_get_subqueue(q->net->nic, i)->peer) < 0) {
@@ -379,11 +669,10 @@ void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
     for (uint32_t i = 0; i < q->pairs; i++) {
         NetClientState *peer = qemu_get_subqueue(q->net->nic, i)->peer;
         bool used = i < (q->net->multiqueue ? q->net->curr_queue_pairs : 1);
-        int ret = used && pair_node(pd, i) == s->node_id ? tap_enable(peer) :
-                  tap_disable(peer);
+        bool here = used && pair_node(pd, i) == s->node_id && !q->taking[i];
+        int ret = here ? tap_enable(peer) : tap_disable(peer);
 
-        trace_distvm_netqueue_attach(pd->name, i, used &&
-                                     pair_node(pd, i) == s->node_id, ret);
+        trace_distvm_netqueue_attach(pd->name, i, here, ret);
     }
 }
 

@@ -73,6 +73,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_EPOCH_PAGES] = "EPOCH_PAGES",
     [DISTVM_MSG_EPOCH_STATE] = "EPOCH_STATE",
     [DISTVM_MSG_NET_CTRL] = "NET_CTRL",
+    [DISTVM_MSG_NET_PAIR] = "NET_PAIR",
     [DISTVM_MSG_VCPU_FLUSH] = "VCPU_FLUSH",
     [DISTVM_MSG_VCPU_FLUSHED] = "VCPU_FLUSHED",
 };
@@ -867,6 +868,32 @@ static bool decode_net_ctrl(WireReader *r, DistvmMsgNetCtrl *c, Error **errp)
     return true;
 }
 
+static bool decode_net_pair(WireReader *r, DistvmMsgNetPair *np,
+                            Error **errp)
+{
+    if (!get_str(r, &np->path, errp) || !get_u32(r, &np->step, errp) ||
+        !get_u32(r, &np->pair, errp) || !get_u32(r, &np->node, errp) ||
+        !get_u32(r, &np->queue, errp)) {
+        return false;
+    }
+    if (np->step >= DISTVM_NET_PAIR__MAX) {
+        error_setg(errp, "NET_PAIR message with unknown step %" PRIu32,
+                   np->step);
+        return false;
+    }
+    if (np->node >= DISTVM_WIRE_MAX_NODES) {
+        error_setg(errp, "NET_PAIR message for node %" PRIu32 " (at most "
+                   "%u nodes)", np->node, DISTVM_WIRE_MAX_NODES);
+        return false;
+    }
+    if (np->queue / 2 != np->pair) {
+        error_setg(errp, "NET_PAIR message for queue %" PRIu32 " of pair %"
+                   PRIu32, np->queue, np->pair);
+        return false;
+    }
+    return true;
+}
+
 static bool decode_io(WireReader *r, const DistvmMsgHeader *hdr,
                       const DistvmWireLimits *lim, DistvmMsgIo *io,
                       Error **errp)
@@ -1094,6 +1121,9 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_NET_CTRL:
         ok = decode_net_ctrl(&r, &msg->u.net_ctrl, errp);
         break;
+    case DISTVM_MSG_NET_PAIR:
+        ok = decode_net_pair(&r, &msg->u.net_pair, errp);
+        break;
     case DISTVM_MSG_VCPU_MOVE:
     case DISTVM_MSG_VCPU_STATE:
     case DISTVM_MSG_VCPU_MOVED:
@@ -1204,6 +1234,9 @@ void distvm_msg_clear(DistvmMsg *msg)
         break;
     case DISTVM_MSG_NET_CTRL:
         g_free(msg->u.net_ctrl.path);
+        break;
+    case DISTVM_MSG_NET_PAIR:
+        g_free(msg->u.net_pair.path);
         break;
     case DISTVM_MSG_VCPU_WARM_PAGES:
         g_free(msg->u.warm.pages);
@@ -1727,6 +1760,19 @@ void distvm_wire_net_ctrl(GByteArray *buf, uint32_t src, const char *path,
     distvm_wire_end(buf);
 }
 
+void distvm_wire_net_pair(GByteArray *buf, uint32_t src, const char *path,
+                          uint32_t step, uint32_t pair, uint32_t node,
+                          uint32_t queue)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_NET_PAIR, src, 0);
+    distvm_wire_put_str(buf, path);
+    distvm_wire_put_u32(buf, step);
+    distvm_wire_put_u32(buf, pair);
+    distvm_wire_put_u32(buf, node);
+    distvm_wire_put_u32(buf, queue);
+    distvm_wire_end(buf);
+}
+
 void distvm_wire_epoch_state(GByteArray *buf, uint32_t src,
                              const DistvmMsgEpochState *st)
 {
@@ -1829,6 +1875,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_NET_CTRL] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_VCPU_FLUSH] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_VCPU_FLUSHED] = DISTVM_ROLE_ANY,
+    [DISTVM_MSG_NET_PAIR] = DISTVM_ROLE_ANY,    /* by step, below */
 };
 
 /*
@@ -1984,6 +2031,35 @@ static bool epoch_check_role(const DistvmMsgEpoch *e, uint32_t home,
                               errp);
 }
 
+/* Who sends each step of NET_PAIR to whom (DistvmNetPairStep) */
+static bool net_pair_check_role(const DistvmMsgNetPair *np, uint32_t home,
+                                uint32_t src, uint32_t dst, Error **errp)
+{
+    static const char *const rule[DISTVM_NET_PAIR__MAX] = {
+        [DISTVM_NET_PAIR_MOVE] = "by the home node to the others",
+        [DISTVM_NET_PAIR_TAKE] = "to the node the pair moves to",
+        [DISTVM_NET_PAIR_KICK] = "to the node the pair moves to",
+        [DISTVM_NET_PAIR_TAKEN] = "by the node the pair moves to, to the "
+                                  "home node",
+    };
+    bool ok;
+
+    switch (np->step) {
+    case DISTVM_NET_PAIR_MOVE:
+        ok = src == home && dst != home;
+        break;
+    case DISTVM_NET_PAIR_TAKE:
+    case DISTVM_NET_PAIR_KICK:
+        ok = dst == np->node && src != np->node;
+        break;
+    default:
+        ok = src == np->node && dst == home && src != home;
+        break;
+    }
+    return ok || step_refused("NET_PAIR", np->step, rule,
+                              DISTVM_NET_PAIR__MAX, errp);
+}
+
 bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t home,
                             uint32_t dst, Error **errp)
 {
@@ -2009,6 +2085,10 @@ bool distvm_wire_check_role(const DistvmMsg *msg, uint32_t home,
     if (type == DISTVM_MSG_EPOCH) {
         return epoch_check_role(&msg->u.epoch, home, msg->hdr.src, dst,
                                 errp);
+    }
+    if (type == DISTVM_MSG_NET_PAIR) {
+        return net_pair_check_role(&msg->u.net_pair, home, msg->hdr.src,
+                                   dst, errp);
     }
     switch (role) {
     case DISTVM_ROLE_ANY:

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     27
+#define DISTVM_WIRE_VERSION     28
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -98,6 +98,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_NET_CTRL,        /* a card's node -> its pairs': a command */
     DISTVM_MSG_VCPU_FLUSH,      /* -> every node: flush these vCPUs' TLBs */
     DISTVM_MSG_VCPU_FLUSHED,    /* -> the asker: done with them here */
+    DISTVM_MSG_NET_PAIR,        /* a card's queue pair moves to a node */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -635,6 +636,26 @@ typedef struct DistvmMsgNetCtrl {
     uint32_t len;
 } DistvmMsgNetCtrl;
 
+/*
+ * NET_PAIR: queue pair @pair of the virtio-net card at @path moves to
+ * node @node (distvm-netqueues.c), by steps
+ */
+typedef enum DistvmNetPairStep {
+    DISTVM_NET_PAIR_MOVE,       /* home -> every node: it moves to @node */
+    DISTVM_NET_PAIR_TAKE,       /* its last node -> @node: take it now */
+    DISTVM_NET_PAIR_KICK,       /* a node -> @node: @queue was notified */
+    DISTVM_NET_PAIR_TAKEN,      /* @node -> home: it serves the pair */
+    DISTVM_NET_PAIR__MAX
+} DistvmNetPairStep;
+
+typedef struct DistvmMsgNetPair {
+    char *path;                 /* the card's QOM path */
+    uint32_t step;              /* DistvmNetPairStep */
+    uint32_t pair;
+    uint32_t node;              /* the node it moves to */
+    uint32_t queue;             /* KICK: the card's queue (2 * @pair + 0/1) */
+} DistvmMsgNetPair;
+
 /* A node that joins the running guest (distvm-join.c) */
 typedef struct DistvmMsgNodeJoin {
     uint32_t node_id;
@@ -675,6 +696,7 @@ typedef struct DistvmMsg {
         DistvmMsgEpochPages epoch_pages;    /* EPOCH_PAGES */
         DistvmMsgEpochState epoch_state;    /* EPOCH_STATE */
         DistvmMsgNetCtrl net_ctrl;          /* NET_CTRL */
+        DistvmMsgNetPair net_pair;          /* NET_PAIR */
     } u;
 } DistvmMsg;
 
@@ -827,5 +849,8 @@ void distvm_wire_net_ctrl(GByteArray *buf, uint32_t src, const char *path,
                           const void *data, uint32_t len);
 void distvm_wire_epoch_state(GByteArray *buf, uint32_t src,
                              const DistvmMsgEpochState *st);
+void distvm_wire_net_pair(GByteArray *buf, uint32_t src, const char *path,
+                          uint32_t step, uint32_t pair, uint32_t node,
+                          uint32_t queue);
 
 #endif /* ACCEL_DISTVM_WIRE_H */

@@ -263,7 +263,9 @@ typedef struct LinuxCase {
     "downscript=no,vhost=off " \
     "-device virtio-net-pci,netdev=netmq,mq=on,romfile=,id=vmq "
 #define MQ_QUEUE_NODES  "vmq/1@1:vmq/2@2:vmq/3@1"
-static const int mq_pair_node[MQ_PAIRS] = { 0, 1, 2, 1 };
+/* Where each pair runs once pair 2 moved to home (move_queue_pair()) */
+static const int mq_pair_node[MQ_PAIRS] = { 0, 1, 0, 1 };
+#define MQ_MOVED_PAIR   2
 
 #define DIMM_BASE   0x100000000ull
 #define DIMM_SIZE   (128 * 1024 * 1024)
@@ -757,13 +759,72 @@ static void cut_node(DistvmNode **node, const char *prefix, int victim,
 }
 
 /*
+ * Node 2's network path "goes down" before the guest uses the
+ * multi-queue card (the guest brings it up after its boot): its pair
+ * moves to the card's node, home, asked of home; and the move's bad
+ * requests are refused.
+ */
+static void move_queue_pair(DistvmNode **node)
+{
+    QDict *ev, *data;
+
+    distvm_qmp_refused(node[1]->qts, "distvm: distvm-move-queue-pair is "
+                       "asked of the home node (node 0) of a cluster",
+                       "{ 'execute': 'distvm-move-queue-pair', 'arguments': "
+                       "{ 'device': 'vmq', 'pair': 2, 'node': 0 } }");
+    distvm_qmp_refused(node[0]->qts, "distvm: 'vmq' has no queue pair 4 (it "
+                       "has pairs 0 to 3)",
+                       "{ 'execute': 'distvm-move-queue-pair', 'arguments': "
+                       "{ 'device': 'vmq', 'pair': 4, 'node': 0 } }");
+    distvm_qmp_refused(node[0]->qts, "distvm: 'vnet1' is no card whose "
+                       "queue pairs several nodes serve (queue-nodes)",
+                       "{ 'execute': 'distvm-move-queue-pair', 'arguments': "
+                       "{ 'device': 'vnet1', 'pair': 0, 'node': 0 } }");
+    distvm_qmp_refused(node[0]->qts, "distvm: node 5 cannot serve pairs of "
+                       "'vmq': they can move to its node (0) or to a node "
+                       "that serves another of its pairs",
+                       "{ 'execute': 'distvm-move-queue-pair', 'arguments': "
+                       "{ 'device': 'vmq', 'pair': 2, 'node': 5 } }");
+    /* Once the guest's driver turned the card's MSI-X on */
+    for (int i = 0;; i++) {
+        QDict *resp = qtest_qmp(node[0]->qts,
+            "{ 'execute': 'distvm-move-queue-pair', 'arguments': "
+            "{ 'device': 'vmq', 'pair': %d, 'node': 0 } }", MQ_MOVED_PAIR);
+        bool done = !qdict_haskey(resp, "error");
+
+        if (!done) {
+            g_assert_cmpstr(qdict_get_str(qdict_get_qdict(resp, "error"),
+                                          "desc"), ==,
+                            "distvm: the guest has MSI-X off on 'vmq': its "
+                            "node serves every pair");
+            g_assert_cmpint(i, <, 6000);
+        }
+        qobject_unref(resp);
+        if (done) {
+            break;
+        }
+        g_usleep(100 * 1000);
+    }
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_QUEUE_PAIR_MOVED",
+                           DISTVM_EVENT_TIMEOUT_S);
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vmq");
+    g_assert_cmpint(qdict_get_int(data, "pair"), ==, MQ_MOVED_PAIR);
+    g_assert_cmpint(qdict_get_int(data, "node"), ==, 0);
+    qobject_unref(ev);
+}
+
+/*
  * The multi-queue card: each node handled the notifications of the pairs
- * it serves and of no other; vCPUs 0 and 2, which fetched over it,
- * transmitted on their own pairs (0 and 2) and gave their receive
- * buffers back there.
+ * it serves and of no other (node 2, which served pair 2 before it moved,
+ * none of it since the guest brought the card up); vCPUs 0 and 2, which
+ * fetched over it, transmitted on their own pairs (0 and 2) and gave
+ * their receive buffers back there.
  */
 static void check_queue_pairs(DistvmNode **node, int nodes)
 {
+    int64_t rx[3][MQ_PAIRS], tx[3][MQ_PAIRS];
+
     for (int n = 0; n < nodes; n++) {
         QDict *d = distvm_placed_device(node[n]->qts, "vmq");
         QList *queues = qdict_get_qlist(d, "queues");
@@ -774,24 +835,30 @@ static void check_queue_pairs(DistvmNode **node, int nodes)
         for (const QListEntry *e = qlist_first(queues); e;
              e = qlist_next(e)) {
             QDict *q = qobject_to(QDict, qlist_entry_obj(e));
-            int64_t rx = qdict_get_int(q, "rx-notified");
-            int64_t tx = qdict_get_int(q, "tx-notified");
 
+            g_assert_cmpint(pair, <, MQ_PAIRS);
             g_assert_cmpint(qdict_get_int(q, "pair"), ==, pair);
             g_assert_cmpint(qdict_get_int(q, "node"), ==,
                             mq_pair_node[pair]);
+            rx[n][pair] = qdict_get_int(q, "rx-notified");
+            tx[n][pair] = qdict_get_int(q, "tx-notified");
             g_test_message("node %d: pair %d rx-notified %" PRId64
-                           " tx-notified %" PRId64, n, pair, rx, tx);
-            if (mq_pair_node[pair] != n) {
-                g_assert_cmpint(rx + tx, ==, 0);
-            } else if (pair == 0 || pair == 2) {
-                g_assert_cmpint(rx, >, 0);
-                g_assert_cmpint(tx, >, 0);
-            }
+                           " tx-notified %" PRId64, n, pair, rx[n][pair],
+                           tx[n][pair]);
             pair++;
         }
         g_assert_cmpint(pair, ==, MQ_PAIRS);
         qobject_unref(d);
+    }
+    for (int n = 0; n < nodes; n++) {
+        for (int pair = 0; pair < MQ_PAIRS; pair++) {
+            if (mq_pair_node[pair] != n) {
+                g_assert_cmpint(rx[n][pair] + tx[n][pair], ==, 0);
+            } else if (pair == 0 || pair == 2) {
+                g_assert_cmpint(rx[n][pair], >, 0);
+                g_assert_cmpint(tx[n][pair], >, 0);
+            }
+        }
     }
 }
 
@@ -964,6 +1031,9 @@ static void test_linux(const void *opaque)
         }
     }
     g_assert_cmpint(where[lc->io_cpu], !=, 0);
+    if (lc->mq_card) {
+        move_queue_pair(node);
+    }
     if (lc->numa_lines) {
         check_numa_homes(node, lc->nodes);
     }

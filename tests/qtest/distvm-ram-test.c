@@ -2872,6 +2872,18 @@ static void test_forged(void)
     distvm_forge(node[0], 1, msg);
     distvm_wait_protocol_errors(node[1]->qts, 4);
     /*
+     * A queue pair's move: from the home node, of no such card; from node
+     * 1, a move only home asks for
+     */
+    distvm_wire_net_pair(msg, 0, "/machine/unattached/device[0]",
+                         DISTVM_NET_PAIR_MOVE, 1, 1, 2);
+    distvm_forge(node[0], 1, msg);
+    distvm_wait_protocol_errors(node[1]->qts, 5);
+    distvm_wire_net_pair(msg, 1, "/machine/unattached/device[0]",
+                         DISTVM_NET_PAIR_MOVE, 1, 0, 2);
+    distvm_forge(node[1], 0, msg);
+    distvm_wait_protocol_errors(node[0]->qts, ++errors);
+    /*
      * From node 1: an access of vCPU 3, which -smp's maxcpus leaves out.
      * Home answers that it failed, which node 1 refuses in turn.
      */
@@ -2881,7 +2893,7 @@ static void test_forged(void)
     distvm_wire_set_seq(msg, 778);
     distvm_forge(node[1], 0, msg);
     distvm_wait_protocol_errors(node[0]->qts, ++errors);
-    distvm_wait_protocol_errors(node[1]->qts, 5);
+    distvm_wait_protocol_errors(node[1]->qts, 6);
     /*
      * TLB flushes: node 1 asks in node 0's name, or asks node 0 for node
      * 1; and answers a flush that node 0's vCPU 0 did not make.
@@ -2898,7 +2910,7 @@ static void test_forged(void)
      */
     forge_vcpu(node, 1, 0, DISTVM_MSG_VCPU_FLUSH, 1, 1, 0, 1, NULL, 5,
                errors);
-    distvm_wait_protocol_errors(node[1]->qts, 6);
+    distvm_wait_protocol_errors(node[1]->qts, 7);
     {
         QDict *info = distvm_assert_active(node[0]->qts, 0);
 
@@ -2922,7 +2934,7 @@ static void test_forged(void)
     g_assert_cmpint(distvm_vcpu_node(node[0]->qts, 1), ==, 1);
     g_assert_cmpint(distvm_vcpu_node(node[1]->qts, 1), ==, 1);
     g_assert_cmpint(distvm_protocol_errors(node[0]->qts), ==, errors);
-    g_assert_cmpint(distvm_protocol_errors(node[1]->qts), ==, 6);
+    g_assert_cmpint(distvm_protocol_errors(node[1]->qts), ==, 7);
     distvm_wait_state(node[0]->qts, "running", 1);
     distvm_wait_state(node[1]->qts, "running", 1);
 

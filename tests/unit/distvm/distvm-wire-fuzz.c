@@ -437,6 +437,15 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.net_ctrl.data == payload + NET_CTRL_FIXED +
               strlen(m->u.net_ctrl.path));
         break;
+    case DISTVM_MSG_NET_PAIR:
+        /* a path, a known step, a node, and a queue of the pair */
+        check_str(m->u.net_pair.path);
+        CHECK(m->hdr.length == NET_PAIR_FIXED + strlen(m->u.net_pair.path));
+        CHECK((uint32_t)ldl_le_p(payload) == strlen(m->u.net_pair.path));
+        CHECK(m->u.net_pair.step < DISTVM_NET_PAIR__MAX);
+        CHECK(m->u.net_pair.node < DISTVM_WIRE_MAX_NODES);
+        CHECK(m->u.net_pair.queue / 2 == m->u.net_pair.pair);
+        break;
     case DISTVM_MSG_IO_REQ:
     case DISTVM_MSG_IO_REPLY:
         /*
@@ -875,6 +884,12 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.net_ctrl.len == b->u.net_ctrl.len &&
                !memcmp(a->u.net_ctrl.data, b->u.net_ctrl.data,
                        a->u.net_ctrl.len);
+    case DISTVM_MSG_NET_PAIR:
+        return !strcmp(a->u.net_pair.path, b->u.net_pair.path) &&
+               a->u.net_pair.step == b->u.net_pair.step &&
+               a->u.net_pair.pair == b->u.net_pair.pair &&
+               a->u.net_pair.node == b->u.net_pair.node &&
+               a->u.net_pair.queue == b->u.net_pair.queue;
     case DISTVM_MSG_IO_REQ:
     case DISTVM_MSG_IO_REPLY:
         return a->u.io.cpu == b->u.io.cpu &&
@@ -1144,6 +1159,12 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_NET_CTRL:
         distvm_wire_net_ctrl(buf, m->hdr.src, m->u.net_ctrl.path,
                              m->u.net_ctrl.data, m->u.net_ctrl.len);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_NET_PAIR:
+        distvm_wire_net_pair(buf, m->hdr.src, m->u.net_pair.path,
+                             m->u.net_pair.step, m->u.net_pair.pair,
+                             m->u.net_pair.node, m->u.net_pair.queue);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_POLICY:
@@ -1548,6 +1569,15 @@ int main(int argc, char **argv)
     SEED("net-ctrl", distvm_wire_net_ctrl(b, 0, "/machine/peripheral/vmq",
                                           (const uint8_t[]) { 4, 0, 4, 0 },
                                           4));
+    /* home moves pair 2 of a card to itself: node 2 tells it to take it */
+    SEED("net-pair-move", distvm_wire_net_pair(b, 0,
+                                               "/machine/peripheral/vmq",
+                                               DISTVM_NET_PAIR_MOVE, 2, 0,
+                                               4));
+    SEED("net-pair-take", distvm_wire_net_pair(b, 2,
+                                               "/machine/peripheral/vmq",
+                                               DISTVM_NET_PAIR_TAKE, 2, 0,
+                                               5));
     /* vCPU 3 of node 1 asks node 2 to flush vCPUs 1 and 3; its answer */
     SEED("vcpu-flush", (distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSH, 1, 3, 1,
                                          2, 0x0a, NULL, 0),

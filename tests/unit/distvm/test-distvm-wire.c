@@ -692,6 +692,8 @@ static GPtrArray *valid_messages(void)
     distvm_wire_set_seq(b, 7);
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_FLUSHED, 2, 3, 2, 1, 0, NULL, 0);
     distvm_wire_set_seq(b, 7);
+    distvm_wire_net_pair(NEXT(), 0, "/machine/peripheral/vmq",
+                         DISTVM_NET_PAIR_MOVE, 2, 0, 4);
     for (uint32_t step = 0; step < DISTVM_RES_SET__MAX; step++) {
         distvm_wire_res_set(NEXT(), step ? 2 : 0, &(DistvmMsgResSet) {
             .base = 0x1200000, .size = 0x400000, .node = 2, .step = step,
@@ -845,10 +847,11 @@ static void test_type_names(void)
         [DISTVM_MSG_NET_CTRL] = "NET_CTRL",
         [DISTVM_MSG_VCPU_FLUSH] = "VCPU_FLUSH",
         [DISTVM_MSG_VCPU_FLUSHED] = "VCPU_FLUSHED",
+        [DISTVM_MSG_NET_PAIR] = "NET_PAIR",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_VCPU_FLUSHED + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_NET_PAIR + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -998,6 +1001,8 @@ static void test_roles(void)
         [DISTVM_MSG_MGR_MOVE] = BY_STEP,
         /* test_epoch_roles() */
         [DISTVM_MSG_EPOCH] = BY_STEP,
+        /* test_net_pair_roles() */
+        [DISTVM_MSG_NET_PAIR] = BY_STEP,
     };
 
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
@@ -1315,6 +1320,55 @@ static void test_mgr_move_roles(void)
                                         last));
         g_assert_false(mgr_move_role_ok(DISTVM_MGR_MOVE_PREPARED, last, 0,
                                         last, 0));
+    }
+}
+
+static const char *const net_pair_rules[DISTVM_NET_PAIR__MAX] = {
+    [DISTVM_NET_PAIR_MOVE] = "by the home node to the others",
+    [DISTVM_NET_PAIR_TAKE] = "to the node the pair moves to",
+    [DISTVM_NET_PAIR_KICK] = "to the node the pair moves to",
+    [DISTVM_NET_PAIR_TAKEN] = "by the node the pair moves to, to the home "
+                              "node",
+};
+
+/* Whether NET_PAIR of @step, of a pair moving to @node, may go @src->@dst */
+static bool net_pair_role_ok(uint32_t step, uint32_t node, uint32_t src,
+                             uint32_t dst)
+{
+    DistvmMsg msg = { .hdr = { .type = DISTVM_MSG_NET_PAIR, .src = src } };
+    g_autofree char *what = g_strdup_printf(
+        "NET_PAIR of step %" PRIu32 " is sent %s only", step,
+        net_pair_rules[step]);
+
+    msg.u.net_pair = (DistvmMsgNetPair) { .step = step, .node = node };
+    return step_role_ok(&msg, dst, what);
+}
+
+/*
+ * NET_PAIR, for every sender and receiver among 4 nodes and every node a
+ * pair moves to: home tells the others of the move; the pair's last node
+ * tells the new one to take it, and any node passes a notification on to
+ * it; the new node tells home it took it, unless it is home.
+ */
+static void test_net_pair_roles(void)
+{
+    for (uint32_t node = 0; node < 4; node++) {
+        for (uint32_t src = 0; src < 4; src++) {
+            for (uint32_t dst = 0; dst < 4; dst++) {
+                g_assert_cmpint(net_pair_role_ok(DISTVM_NET_PAIR_MOVE, node,
+                                                 src, dst), ==,
+                                src == 0 && dst != 0);
+                g_assert_cmpint(net_pair_role_ok(DISTVM_NET_PAIR_TAKE, node,
+                                                 src, dst), ==,
+                                dst == node && src != node);
+                g_assert_cmpint(net_pair_role_ok(DISTVM_NET_PAIR_KICK, node,
+                                                 src, dst), ==,
+                                dst == node && src != node);
+                g_assert_cmpint(net_pair_role_ok(DISTVM_NET_PAIR_TAKEN, node,
+                                                 src, dst), ==,
+                                src == node && dst == 0 && src != 0);
+            }
+        }
     }
 }
 
@@ -1994,14 +2048,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        27, 0,                              /* version */
+        28, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 27);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 28);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -3356,6 +3410,46 @@ static void test_net_ctrl(void)
     g_byte_array_unref(b);
 }
 
+static void test_net_pair(void)
+{
+    const char *path = "/machine/peripheral/vmq";
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t step = 0; step < DISTVM_NET_PAIR__MAX; step++) {
+        distvm_wire_net_pair(b, 1, path, step, 3, 2, 7);
+        g_assert_cmpuint(b->len, ==, HDR + NET_PAIR_FIXED + strlen(path));
+        g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
+                         DISTVM_MSG_NET_PAIR);
+        g_assert_cmpuint(ldl_le_p(b->data + HDR), ==, strlen(path));
+        g_assert_cmpmem(b->data + HDR + 4, strlen(path), path, strlen(path));
+        decode_ok(b, &limits, &d);
+        check_hdr(&d.msg.hdr, DISTVM_MSG_NET_PAIR,
+                  NET_PAIR_FIXED + strlen(path), 1, 0);
+        g_assert_cmpstr(d.msg.u.net_pair.path, ==, path);
+        g_assert_cmpuint(d.msg.u.net_pair.step, ==, step);
+        g_assert_cmpuint(d.msg.u.net_pair.pair, ==, 3);
+        g_assert_cmpuint(d.msg.u.net_pair.node, ==, 2);
+        g_assert_cmpuint(d.msg.u.net_pair.queue, ==, 7);
+        decoded_free(&d);
+    }
+    /* an unknown step, a node past any, a queue of another pair */
+    distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR__MAX, 0, 0, 0);
+    expect_decode_error(b, &limits, "NET_PAIR message with unknown step 4");
+    distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR_MOVE, 0,
+                         DISTVM_WIRE_MAX_NODES, 0);
+    expect_decode_error(b, &limits, "NET_PAIR message for node 16 (at most "
+                        "16 nodes)");
+    distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR_MOVE, 1, 0, 4);
+    expect_decode_error(b, &limits, "NET_PAIR message for queue 4 of pair 1");
+    /* cut short */
+    distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR_MOVE, 0, 0, 0);
+    g_byte_array_set_size(b, b->len - 1);
+    stl_le_p(b->data + 8, NET_PAIR_FIXED + strlen(path) - 1);
+    expect_decode_error(b, &limits, "truncated");
+    g_byte_array_unref(b);
+}
+
 /* A CLOCK_REGS @clock from @src: its layout, and its decoding under @lim */
 static void check_clock_regs(const DistvmWireLimits *lim, uint32_t src,
                              const DistvmMsgClockRegs *clock)
@@ -3545,11 +3639,12 @@ static void test_bad_version(void)
      * 24 the one before home's standby told home it has its COMMIT
      * (DISTVM_EPOCH_COMMITTED), 25 the one before queue pairs of a card
      * served on several nodes (NET_CTRL), 26 the one before the guest's
-     * remote TLB flushes (VCPU_FLUSH, VCPU_FLUSHED)
+     * remote TLB flushes (VCPU_FLUSH, VCPU_FLUSHED), 27 the one before
+     * queue pairs that move between nodes (NET_PAIR)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 21, 22, 23, 24, 25, 26, 28, 0x100,
+        19, 20, 21, 22, 23, 24, 25, 26, 27, 29, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3557,7 +3652,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 27", versions[i]);
+            "protocol version %u, this node speaks 28", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -3567,7 +3662,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 27");
+        expect_header_error(b, "protocol version 2, this node speaks 28");
     }
     g_byte_array_unref(b);
 }
@@ -11939,6 +12034,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/flow", test_flow);
     g_test_add_func("/distvm/wire/roundtrip/pci-intx", test_pci_intx);
     g_test_add_func("/distvm/wire/roundtrip/net-ctrl", test_net_ctrl);
+    g_test_add_func("/distvm/wire/roundtrip/net-pair", test_net_pair);
     g_test_add_func("/distvm/wire/roundtrip/vcpu-flush", test_vcpu_flush);
     g_test_add_func("/distvm/wire/decode/vcpu-flush-bad",
                     test_vcpu_flush_bad);
@@ -12113,6 +12209,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roles/moved-home", test_roles_moved_home);
     g_test_add_func("/distvm/wire/roles/res-set", test_res_set_roles);
     g_test_add_func("/distvm/wire/roles/mgr-move", test_mgr_move_roles);
+    g_test_add_func("/distvm/wire/roles/net-pair", test_net_pair_roles);
     g_test_add_func("/distvm/wire/roles/epoch", test_epoch_roles);
     g_test_add_func("/distvm/wire/roles/epoch-rollback",
                     test_epoch_rollback_roles);
