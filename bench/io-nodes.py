@@ -2,7 +2,7 @@
 """distvm benchmark: a spread guest's I/O, devices on home or where it runs.
 
     io-nodes.py [BUILD_DIR] [--runs K] [--size MIB] [--only NAME[,NAME]]
-                [--qemu PATH] [--timeout S] [--keep DIR]
+                [--qemu PATH] [--timeout S] [--keep DIR] [--failover]
 
 Runs the Linux test guest (4 vCPUs, 512 MiB) on 2 nodes (vCPUs placed
 0:0:1:1) and on 3 nodes (0:1:2:1), without and with (-numa) one guest
@@ -44,6 +44,12 @@ fetch the file over it at once; it reports that fetch's total rate:
   local   each pair on its vCPU's node (queue-nodes=vnet/0@0:vnet/1@1:
           vnet/2@2:vnet/3@1), which then handles its notifications and
           runs its queue of the tap.
+
+With --failover (3nodes-mq), while the 4 fetches run with the pairs
+local, pair 2 moves from node 2 to home and back every half second
+(distvm-move-queue-pair, as if node 2's path went down and came back):
+the fetches must still all be exact; it reports the moves made during
+them.  Its forwarded accesses are not the I/O issue's measure then.
 """
 
 import argparse
@@ -212,8 +218,21 @@ def run_once(args, layout, place, tmp, port, digest):
             if info["node-id"] != n or info["nodes"] != nodes:
                 raise RuntimeError("node %d: the accelerator is not distvm "
                                    "node %d of %d" % (n, n, nodes))
+        moves, last_move = 0, 0.0
         while "done" not in marks:
             text = read("%s/console-0.log" % tmp)
+            if (args.failover and is_mq(layout) and place == "local" and
+                    "distvm-linux: fetch took" in text and
+                    "distvm-linux: fetches took" not in text and
+                    time.monotonic() - last_move >= 0.5):
+                # pair 2 to home and back, each move done before the next
+                to = 0 if moves % 2 == 0 else 2
+                clients[0].cmd("distvm-move-queue-pair", device="vnet",
+                               pair=2, node=to)
+                clients[0].event("DISTVM_QUEUE_PAIR_MOVED",
+                                 {"pair": 2, "node": to})
+                moves += 1
+                last_move = time.monotonic()
             for mark in ("start", "done"):
                 if mark not in marks and "distvm-linux: io %s" % mark in text:
                     marks[mark] = forwarded(clients, counted(layout)[0])
@@ -245,7 +264,7 @@ def run_once(args, layout, place, tmp, port, digest):
     for line in want:
         if line not in text:
             return {"error": "no '%s' on the console" % line, "detail": ""}
-    result = {"forwarded": marks["done"] - marks["start"]}
+    result = {"forwarded": marks["done"] - marks["start"], "moves": moves}
     for t in TRANSFERS + (("fetches",) if is_mq(layout) else ()):
         m = re.search(r"distvm-linux: %s took (\d+) ms" % t, text)
         result[t] = max(int(m.group(1)), 10) / 1000.0
@@ -270,6 +289,9 @@ def main():
     ap.add_argument("--qemu")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--keep", help="keep each run's files in DIR/NAME-K")
+    ap.add_argument("--failover", action="store_true",
+                    help="3nodes-mq: move pair 2 to home and back every "
+                    "half second during the 4 fetches")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     args.qemu = args.qemu or os.path.join(args.build, "qemu-system-x86_64")
@@ -296,7 +318,9 @@ def main():
                     layout[0], place, k + 1, r.get("error") or ", ".join(
                         "%s %.2f s" % (t, r[t]) for t in TRANSFERS +
                         (("fetches",) if "fetches" in r else ())) +
-                    ", %d accesses forwarded" % r["forwarded"]), flush=True)
+                    ", %d accesses forwarded" % r["forwarded"] +
+                    (", %d moves of pair 2 during the fetches" % r["moves"]
+                     if r.get("moves") else "")), flush=True)
                 if "error" in r:
                     failed = True
                     print(r["detail"])

@@ -713,6 +713,11 @@ void distvm_netqueues_route(DistvmState *s, DistvmPlacedDevice *pd, int bar,
                             DistvmIoRoute *r);
 /* This node handled the notification of @queue (>= 0) of @pd */
 void distvm_netqueues_handled(DistvmPlacedDevice *pd, int queue);
+/*
+ * Another node's notification of queue @queue of @pd's card reached this
+ * node, which knows that node @node serves it now: pass it on there.
+ * False if @queue is no queue of a pair.
+ */
 bool distvm_netqueues_pass_on(DistvmState *s, DistvmPlacedDevice *pd,
                               int queue, uint32_t node);
 DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd);

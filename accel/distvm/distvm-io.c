@@ -464,7 +464,7 @@ static bool io_req_ours(DistvmState *s, const DistvmMsg *msg,
             return true;
         }
         if (distvm_netqueues_pass_on(s, *pd, route.queue, route.node)) {
-            /* A pair's notification that came here before its move */
+            /* A pair's notification sent here before its move: done */
             io_reply_failed(s, msg, MEMTX_OK);
             return false;
         }

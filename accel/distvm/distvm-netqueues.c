@@ -88,9 +88,14 @@ struct DistvmNetQueues {
     bool applying;              /* BQL: a NET_CTRL of the card's node */
     /* BQL: [pairs], moving here: MOVE came, TAKE not yet */
     bool *taking;
+    /* BQL: [pairs], the last of its moves this node knows of */
+    uint32_t *move;
     /* BQL: [pairs], moving away: its last packet sent first */
     struct DistvmPairLeave *leaving;
-    bool moving;                /* home, BQL: a move is under way */
+    /* Home, BQL: the move under way, if @moving */
+    bool moving;
+    uint32_t moving_pair;
+    uint32_t moving_to;
 };
 
 /* A pair that this node stops serving: its TAKE waits for its last send */
@@ -98,6 +103,7 @@ typedef struct DistvmPairLeave {
     DistvmPlacedDevice *pd;
     uint32_t pair;
     QEMUTimer *timer;
+    int64_t give_up_ms;         /* QEMU_CLOCK_REALTIME */
 } DistvmPairLeave;
 
 static bool parse_one(DistvmState *s, const char *item, Error **errp)
@@ -272,22 +278,25 @@ static void ctrl_received(DistvmState *s, const DistvmMsg *msg)
 
 /* ---- a pair that moves to another node ---- */
 
+/* How long a node that gives a pair up waits for the tap to take its last */
+#define DISTVM_PAIR_SEND_WAIT_MS    1000
+
 /* Is pair @pair of @q's card in use (the guest's number of pairs)? */
 static bool pair_used(DistvmNetQueues *q, uint32_t pair)
 {
     return pair < (q->net->multiqueue ? q->net->curr_queue_pairs : 1);
 }
 
-/* Send step @step of the move of @pair of @pd's card to @dest */
+/* Send step @step of move @move of @pair of @pd's card to @dest */
 static void pair_send(DistvmState *s, DistvmPlacedDevice *pd, uint32_t dest,
                       uint32_t step, uint32_t pair, uint32_t node,
-                      uint32_t queue)
+                      uint32_t queue, uint32_t move)
 {
     g_autofree char *path = object_get_canonical_path(OBJECT(pd->dev));
     g_autoptr(GByteArray) m = g_byte_array_new();
 
-    trace_distvm_netqueue_move_send(pd->name, pair, step, dest);
-    distvm_wire_net_pair(m, s->node_id, path, step, pair, node, queue);
+    trace_distvm_netqueue_move_send(pd->name, pair, move, step, dest);
+    distvm_wire_net_pair(m, s->node_id, path, step, pair, node, queue, move);
     distvm_send(s, dest, m);
 }
 
@@ -300,12 +309,14 @@ static void pair_taken(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
 }
 
 /*
- * TAKE: serve @pair of @pd's card from where the guest's rings say its
- * last node left it (that node stopped, and had sent what it took from
- * the transmit ring), with this node's queue of the backend; then look
- * at both rings, for the notifications that went elsewhere meanwhile.
+ * TAKE of move @move: serve @pair of @pd's card from where the guest's
+ * rings say its last node left it (that node stopped, and had sent what
+ * it took from the transmit ring), with this node's queue of the backend;
+ * then look at both rings, for the notifications that went elsewhere
+ * meanwhile.
  */
-static void pair_take(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair)
+static void pair_take(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
+                      uint32_t move)
 {
     DistvmNetQueues *q = pd->queues;
     VirtIODevice *vdev = VIRTIO_DEVICE(q->net);
@@ -315,27 +326,31 @@ static void pair_take(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair)
         virtio_queue_update_used_idx(vdev, i);
         virtio_queue_invalidate_signalled_used(vdev, i);
     }
+    q->move[pair] = move;
     qatomic_set(&q->node[pair], s->node_id);
     q->taking[pair] = false;
-    if (pair_used(q, pair)) {
-        tap_enable(qemu_get_subqueue(q->net->nic, pair)->peer);
+    if (pair_used(q, pair) && pair_node(pd, pair) == s->node_id &&
+        tap_enable(qemu_get_subqueue(q->net->nic, pair)->peer) < 0) {
+        error_report("distvm: card %s: cannot attach queue %" PRIu32 " of "
+                     "its tap, for the pair that moved here", pd->name, pair);
     }
-    trace_distvm_netqueue_taken(pd->name, pair);
+    trace_distvm_netqueue_taken(pd->name, pair, move);
     virtio_queue_notify(vdev, 2 * pair);
     virtio_queue_notify(vdev, 2 * pair + 1);
     if (distvm_is_home(s)) {
         pair_taken(s, pd, pair, s->node_id);
     } else {
         pair_send(s, pd, distvm_home(s), DISTVM_NET_PAIR_TAKEN, pair,
-                  s->node_id, 2 * pair);
+                  s->node_id, 2 * pair, move);
     }
 }
 
 /*
  * This node no longer serves a pair: once the backend took the last
- * packet it was given (virtio-net completes it then), let the backend's
- * queue go, with the packets it held for this node's copy, and tell the
- * pair's new node to take it.
+ * packet it was given (virtio-net completes it then; one it still holds
+ * after DISTVM_PAIR_SEND_WAIT_MS is dropped), let the backend's queue go,
+ * with the packets it held for this node's copy, and tell the pair's new
+ * node to take it.
  */
 static void pair_hand_off(void *opaque)
 {
@@ -344,34 +359,38 @@ static void pair_hand_off(void *opaque)
     DistvmNetQueues *q = l->pd->queues;
     NetClientState *nc = qemu_get_subqueue(q->net->nic, l->pair);
     uint32_t to = qatomic_read(&q->node[l->pair]);
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
     if (q->net->vqs[l->pair].async_tx.elem) {
-        timer_mod(l->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1);
-        return;
+        if (now < l->give_up_ms) {
+            timer_mod(l->timer, now + 1);
+            return;
+        }
+        qemu_purge_queued_packets(nc);
     }
     qemu_purge_queued_packets(nc->peer);
     tap_disable(nc->peer);
-    pair_send(s, l->pd, to, DISTVM_NET_PAIR_TAKE, l->pair, to, 2 * l->pair);
+    pair_send(s, l->pd, to, DISTVM_NET_PAIR_TAKE, l->pair, to, 2 * l->pair,
+              q->move[l->pair]);
 }
 
-/* MOVE, on every node: @pair of @pd's card moves to @to */
+/* MOVE @move, on every node: @pair of @pd's card moves to @to */
 static void pair_move(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
-                      uint32_t to)
+                      uint32_t to, uint32_t move)
 {
     DistvmNetQueues *q = pd->queues;
     uint32_t from = qatomic_read(&q->node[pair]);
     VirtIONetQueue *nq = &q->net->vqs[pair];
     DistvmPairLeave *l = &q->leaving[pair];
 
-    trace_distvm_netqueue_move(pd->name, pair, from, to);
-    if (from == to) {
-        return;                 /* its TAKE came first */
+    trace_distvm_netqueue_move(pd->name, pair, move, from, to);
+    if (move <= q->move[pair]) {
+        return;                 /* its TAKE, or a later move's, came first */
     }
+    q->move[pair] = move;
     qatomic_set(&q->node[pair], to);
-    if (to == s->node_id) {
-        q->taking[pair] = true;
-    }
-    if (from != s->node_id) {
+    q->taking[pair] = to == s->node_id;
+    if (from != s->node_id || to == s->node_id) {
         return;
     }
     /* Its transmission stops here (virtio-net asks pair_here()) */
@@ -385,6 +404,8 @@ static void pair_move(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
     if (!l->timer) {
         l->timer = timer_new_ms(QEMU_CLOCK_REALTIME, pair_hand_off, l);
     }
+    l->give_up_ms = qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                    DISTVM_PAIR_SEND_WAIT_MS;
     pair_hand_off(l);
 }
 
@@ -405,37 +426,55 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
     const DistvmMsgNetPair *np = &msg->u.net_pair;
     DistvmPlacedDevice *pd = card_at(s, np->path);
     DistvmNetQueues *q = pd ? pd->queues : NULL;
+    uint32_t pair = np->pair;
 
-    if (!q || np->pair >= q->pairs || !distvm_node_present(s, np->node) ||
+    if (!q || pair >= q->pairs || !distvm_node_present(s, np->node) ||
         (np->node != pd->node && !(q->others & BIT(np->node)))) {
         distvm_msg_refused(s, msg->hdr.src, "NET_PAIR for pair %" PRIu32
                            " of %s to node %" PRIu32 ", which is no pair "
                            "of a card whose pairs several nodes serve, or "
-                           "no node that may serve it", np->pair, np->path,
+                           "no node that may serve it", pair, np->path,
                            np->node);
         return;
     }
     switch (np->step) {
     case DISTVM_NET_PAIR_MOVE:
-        pair_move(s, pd, np->pair, np->node);
+        pair_move(s, pd, pair, np->node, np->move);
         break;
     case DISTVM_NET_PAIR_TAKE:
-        pair_take(s, pd, np->pair);
-        break;
-    case DISTVM_NET_PAIR_KICK:
-        /* Before TAKE, or after another move: TAKE looks at the rings */
-        if (pair_here(q->net, np->pair)) {
-            virtio_queue_notify(VIRTIO_DEVICE(q->net), np->queue);
-        }
-        break;
-    default:
-        if (!q->moving) {
-            distvm_msg_refused(s, msg->hdr.src, "NET_PAIR TAKEN of pair %"
-                               PRIu32 " of %s, which does not move",
-                               np->pair, np->path);
+        /* For the move this node waits for, or one it has not heard of */
+        if (np->move < q->move[pair] ||
+            (np->move == q->move[pair] && !q->taking[pair])) {
+            distvm_msg_refused(s, msg->hdr.src, "NET_PAIR TAKE of pair %"
+                               PRIu32 " of %s for its move %" PRIu32 ", "
+                               "which this node does not wait for",
+                               pair, np->path, np->move);
             return;
         }
-        pair_taken(s, pd, np->pair, np->node);
+        pair_take(s, pd, pair, np->move);
+        break;
+    case DISTVM_NET_PAIR_KICK:
+        if (pair_here(q->net, pair)) {
+            virtio_queue_notify(VIRTIO_DEVICE(q->net), np->queue);
+        } else if (!q->taking[pair] && q->move[pair] > np->move) {
+            /* It moved on since the sender knew: pass it on again */
+            pair_send(s, pd, qatomic_read(&q->node[pair]),
+                      DISTVM_NET_PAIR_KICK, pair,
+                      qatomic_read(&q->node[pair]), np->queue,
+                      q->move[pair]);
+        }
+        /* else its TAKE, still to come, looks at the rings */
+        break;
+    case DISTVM_NET_PAIR_TAKEN:
+        if (!q->moving || q->moving_pair != pair ||
+            q->moving_to != np->node || q->move[pair] != np->move) {
+            distvm_msg_refused(s, msg->hdr.src, "NET_PAIR TAKEN of pair %"
+                               PRIu32 " of %s by node %" PRIu32 " for move "
+                               "%" PRIu32 ", which is not under way", pair,
+                               np->path, np->node, np->move);
+            return;
+        }
+        pair_taken(s, pd, pair, np->node);
         break;
     }
 }
@@ -446,6 +485,7 @@ void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
     DistvmState *s = distvm_state();
     DistvmPlacedDevice *pd = NULL;
     DistvmNetQueues *q;
+    uint32_t move;
 
     if (!s) {
         error_setg(errp, "distvm is not the active accelerator");
@@ -475,7 +515,7 @@ void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
                    "pairs 0 to %" PRIu32 ")", device, pair, q->pairs - 1);
         return;
     }
-    if (!distvm_node_present(s, node) ||
+    if (!distvm_node_usable(s, node) ||
         (node != pd->node && !(q->others & BIT(node)))) {
         error_setg(errp, "distvm: node %" PRIu32 " cannot serve pairs of "
                    "'%s': they can move to its node (%" PRIu32 ") or to a "
@@ -493,21 +533,33 @@ void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
                    "serves every pair", device);
         return;
     }
+    /* Restoring a packed ring's place takes more than its used index */
+    if (virtio_vdev_has_feature(VIRTIO_DEVICE(q->net),
+                                VIRTIO_F_RING_PACKED)) {
+        error_setg(errp, "distvm: the guest uses packed rings on '%s' "
+                   "(packed=on), whose pairs do not move", device);
+        return;
+    }
     if (q->moving) {
         error_setg(errp, "distvm: a queue pair of '%s' is moving already",
                    device);
         return;
     }
     if (qatomic_read(&q->node[pair]) == node) {
+        qapi_event_send_distvm_queue_pair_moved(pd->name, pair, node);
         return;
     }
+    move = q->move[pair] + 1;
     q->moving = true;
+    q->moving_pair = pair;
+    q->moving_to = node;
     for (uint32_t n = 0; n < s->nodes; n++) {
         if (n != s->node_id && distvm_node_present(s, n)) {
-            pair_send(s, pd, n, DISTVM_NET_PAIR_MOVE, pair, node, 2 * pair);
+            pair_send(s, pd, n, DISTVM_NET_PAIR_MOVE, pair, node, 2 * pair,
+                      move);
         }
     }
-    pair_move(s, pd, pair, node);
+    pair_move(s, pd, pair, node, move);
 }
 
 /*
@@ -522,7 +574,8 @@ bool distvm_netqueues_pass_on(DistvmState *s, DistvmPlacedDevice *pd,
     if (!pd->queues || queue < 0) {
         return false;
     }
-    pair_send(s, pd, node, DISTVM_NET_PAIR_KICK, queue / 2, node, queue);
+    pair_send(s, pd, node, DISTVM_NET_PAIR_KICK, queue / 2, node, queue,
+              pd->queues->move[queue / 2]);
     return true;
 }
 
@@ -621,6 +674,7 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
     q->node = g_new(uint32_t, q->pairs);
     q->notified = g_new0(uint64_t, 2 * q->pairs);
     q->taking = g_new0(bool, q->pairs);
+    q->move = g_new0(uint32_t, q->pairs);
     q->leaving = g_new0(DistvmPairLeave, q->pairs);
     for (uint32_t i = 0; i < q->pairs; i++) {
         q->node[i] = pd->node;
@@ -748,7 +802,7 @@ DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd)
         DistvmQueuePairInfo *info = g_new0(DistvmQueuePairInfo, 1);
 
         info->pair = i;
-        info->node = q->node[i];
+        info->node = qatomic_read(&q->node[i]);
         info->rx_notified = qatomic_read(&q->notified[2 * i]);
         info->tx_notified = qatomic_read(&q->notified[2 * i + 1]);
         QAPI_LIST_APPEND(tail, info);

@@ -873,7 +873,7 @@ static bool decode_net_pair(WireReader *r, DistvmMsgNetPair *np,
 {
     if (!get_str(r, &np->path, errp) || !get_u32(r, &np->step, errp) ||
         !get_u32(r, &np->pair, errp) || !get_u32(r, &np->node, errp) ||
-        !get_u32(r, &np->queue, errp)) {
+        !get_u32(r, &np->queue, errp) || !get_u32(r, &np->move, errp)) {
         return false;
     }
     if (np->step >= DISTVM_NET_PAIR__MAX) {
@@ -1762,7 +1762,7 @@ void distvm_wire_net_ctrl(GByteArray *buf, uint32_t src, const char *path,
 
 void distvm_wire_net_pair(GByteArray *buf, uint32_t src, const char *path,
                           uint32_t step, uint32_t pair, uint32_t node,
-                          uint32_t queue)
+                          uint32_t queue, uint32_t move)
 {
     distvm_wire_begin(buf, DISTVM_MSG_NET_PAIR, src, 0);
     distvm_wire_put_str(buf, path);
@@ -1770,6 +1770,7 @@ void distvm_wire_net_pair(GByteArray *buf, uint32_t src, const char *path,
     distvm_wire_put_u32(buf, pair);
     distvm_wire_put_u32(buf, node);
     distvm_wire_put_u32(buf, queue);
+    distvm_wire_put_u32(buf, move);
     distvm_wire_end(buf);
 }
 
@@ -2038,7 +2039,7 @@ static bool net_pair_check_role(const DistvmMsgNetPair *np, uint32_t home,
     static const char *const rule[DISTVM_NET_PAIR__MAX] = {
         [DISTVM_NET_PAIR_MOVE] = "by the home node to the others",
         [DISTVM_NET_PAIR_TAKE] = "to the node the pair moves to",
-        [DISTVM_NET_PAIR_KICK] = "to the node the pair moves to",
+        [DISTVM_NET_PAIR_KICK] = "to the node it names",
         [DISTVM_NET_PAIR_TAKEN] = "by the node the pair moves to, to the "
                                   "home node",
     };

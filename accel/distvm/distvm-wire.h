@@ -643,7 +643,8 @@ typedef struct DistvmMsgNetCtrl {
 typedef enum DistvmNetPairStep {
     DISTVM_NET_PAIR_MOVE,       /* home -> every node: it moves to @node */
     DISTVM_NET_PAIR_TAKE,       /* its last node -> @node: take it now */
-    DISTVM_NET_PAIR_KICK,       /* a node -> @node: @queue was notified */
+    /* a node -> @node, which it knows serves the pair: @queue notified */
+    DISTVM_NET_PAIR_KICK,
     DISTVM_NET_PAIR_TAKEN,      /* @node -> home: it serves the pair */
     DISTVM_NET_PAIR__MAX
 } DistvmNetPairStep;
@@ -654,6 +655,8 @@ typedef struct DistvmMsgNetPair {
     uint32_t pair;
     uint32_t node;              /* the node it moves to */
     uint32_t queue;             /* KICK: the card's queue (2 * @pair + 0/1) */
+    /* the pair's move, numbered by home from 1 (KICK: the sender's last) */
+    uint32_t move;
 } DistvmMsgNetPair;
 
 /* A node that joins the running guest (distvm-join.c) */
@@ -851,6 +854,6 @@ void distvm_wire_epoch_state(GByteArray *buf, uint32_t src,
                              const DistvmMsgEpochState *st);
 void distvm_wire_net_pair(GByteArray *buf, uint32_t src, const char *path,
                           uint32_t step, uint32_t pair, uint32_t node,
-                          uint32_t queue);
+                          uint32_t queue, uint32_t move);
 
 #endif /* ACCEL_DISTVM_WIRE_H */

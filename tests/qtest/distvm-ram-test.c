@@ -2876,11 +2876,11 @@ static void test_forged(void)
      * 1, a move only home asks for
      */
     distvm_wire_net_pair(msg, 0, "/machine/unattached/device[0]",
-                         DISTVM_NET_PAIR_MOVE, 1, 1, 2);
+                         DISTVM_NET_PAIR_MOVE, 1, 1, 2, 1);
     distvm_forge(node[0], 1, msg);
     distvm_wait_protocol_errors(node[1]->qts, 5);
     distvm_wire_net_pair(msg, 1, "/machine/unattached/device[0]",
-                         DISTVM_NET_PAIR_MOVE, 1, 0, 2);
+                         DISTVM_NET_PAIR_MOVE, 1, 0, 2, 1);
     distvm_forge(node[1], 0, msg);
     distvm_wait_protocol_errors(node[0]->qts, ++errors);
     /*

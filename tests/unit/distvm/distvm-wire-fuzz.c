@@ -889,7 +889,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.net_pair.step == b->u.net_pair.step &&
                a->u.net_pair.pair == b->u.net_pair.pair &&
                a->u.net_pair.node == b->u.net_pair.node &&
-               a->u.net_pair.queue == b->u.net_pair.queue;
+               a->u.net_pair.queue == b->u.net_pair.queue &&
+               a->u.net_pair.move == b->u.net_pair.move;
     case DISTVM_MSG_IO_REQ:
     case DISTVM_MSG_IO_REPLY:
         return a->u.io.cpu == b->u.io.cpu &&
@@ -1164,7 +1165,8 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_NET_PAIR:
         distvm_wire_net_pair(buf, m->hdr.src, m->u.net_pair.path,
                              m->u.net_pair.step, m->u.net_pair.pair,
-                             m->u.net_pair.node, m->u.net_pair.queue);
+                             m->u.net_pair.node, m->u.net_pair.queue,
+                             m->u.net_pair.move);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_POLICY:
@@ -1573,11 +1575,11 @@ int main(int argc, char **argv)
     SEED("net-pair-move", distvm_wire_net_pair(b, 0,
                                                "/machine/peripheral/vmq",
                                                DISTVM_NET_PAIR_MOVE, 2, 0,
-                                               4));
+                                               4, 1));
     SEED("net-pair-take", distvm_wire_net_pair(b, 2,
                                                "/machine/peripheral/vmq",
                                                DISTVM_NET_PAIR_TAKE, 2, 0,
-                                               5));
+                                               4, 1));
     /* vCPU 3 of node 1 asks node 2 to flush vCPUs 1 and 3; its answer */
     SEED("vcpu-flush", (distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSH, 1, 3, 1,
                                          2, 0x0a, NULL, 0),

@@ -693,7 +693,7 @@ static GPtrArray *valid_messages(void)
     distvm_wire_vcpu(NEXT(), DISTVM_MSG_VCPU_FLUSHED, 2, 3, 2, 1, 0, NULL, 0);
     distvm_wire_set_seq(b, 7);
     distvm_wire_net_pair(NEXT(), 0, "/machine/peripheral/vmq",
-                         DISTVM_NET_PAIR_MOVE, 2, 0, 4);
+                         DISTVM_NET_PAIR_MOVE, 2, 0, 4, 1);
     for (uint32_t step = 0; step < DISTVM_RES_SET__MAX; step++) {
         distvm_wire_res_set(NEXT(), step ? 2 : 0, &(DistvmMsgResSet) {
             .base = 0x1200000, .size = 0x400000, .node = 2, .step = step,
@@ -1326,7 +1326,7 @@ static void test_mgr_move_roles(void)
 static const char *const net_pair_rules[DISTVM_NET_PAIR__MAX] = {
     [DISTVM_NET_PAIR_MOVE] = "by the home node to the others",
     [DISTVM_NET_PAIR_TAKE] = "to the node the pair moves to",
-    [DISTVM_NET_PAIR_KICK] = "to the node the pair moves to",
+    [DISTVM_NET_PAIR_KICK] = "to the node it names",
     [DISTVM_NET_PAIR_TAKEN] = "by the node the pair moves to, to the home "
                               "node",
 };
@@ -1347,8 +1347,9 @@ static bool net_pair_role_ok(uint32_t step, uint32_t node, uint32_t src,
 /*
  * NET_PAIR, for every sender and receiver among 4 nodes and every node a
  * pair moves to: home tells the others of the move; the pair's last node
- * tells the new one to take it, and any node passes a notification on to
- * it; the new node tells home it took it, unless it is home.
+ * tells the new one to take it; any node passes a notification on to the
+ * node it names, which it knows serves the pair; the new node tells home
+ * it took it, unless it is home.
  */
 static void test_net_pair_roles(void)
 {
@@ -3417,7 +3418,7 @@ static void test_net_pair(void)
     Decoded d;
 
     for (uint32_t step = 0; step < DISTVM_NET_PAIR__MAX; step++) {
-        distvm_wire_net_pair(b, 1, path, step, 3, 2, 7);
+        distvm_wire_net_pair(b, 1, path, step, 3, 2, 7, 9);
         g_assert_cmpuint(b->len, ==, HDR + NET_PAIR_FIXED + strlen(path));
         g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
                          DISTVM_MSG_NET_PAIR);
@@ -3431,19 +3432,20 @@ static void test_net_pair(void)
         g_assert_cmpuint(d.msg.u.net_pair.pair, ==, 3);
         g_assert_cmpuint(d.msg.u.net_pair.node, ==, 2);
         g_assert_cmpuint(d.msg.u.net_pair.queue, ==, 7);
+        g_assert_cmpuint(d.msg.u.net_pair.move, ==, 9);
         decoded_free(&d);
     }
     /* an unknown step, a node past any, a queue of another pair */
-    distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR__MAX, 0, 0, 0);
+    distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR__MAX, 0, 0, 0, 1);
     expect_decode_error(b, &limits, "NET_PAIR message with unknown step 4");
     distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR_MOVE, 0,
-                         DISTVM_WIRE_MAX_NODES, 0);
+                         DISTVM_WIRE_MAX_NODES, 0, 1);
     expect_decode_error(b, &limits, "NET_PAIR message for node 16 (at most "
                         "16 nodes)");
-    distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR_MOVE, 1, 0, 4);
+    distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR_MOVE, 1, 0, 4, 1);
     expect_decode_error(b, &limits, "NET_PAIR message for queue 4 of pair 1");
     /* cut short */
-    distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR_MOVE, 0, 0, 0);
+    distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR_MOVE, 0, 0, 0, 1);
     g_byte_array_set_size(b, b->len - 1);
     stl_le_p(b->data + 8, NET_PAIR_FIXED + strlen(path) - 1);
     expect_decode_error(b, &limits, "truncated");

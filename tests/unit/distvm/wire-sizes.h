@@ -13,7 +13,7 @@
 #define VCPU_FIXED 24           /* cpu, from, to, reason, value */
 #define PCI_FIXED 16            /* path length, addr, val, len; + path */
 #define NET_CTRL_FIXED 8        /* path length, command length; + both */
-#define NET_PAIR_FIXED 20       /* path length, step, pair, node, queue */
+#define NET_PAIR_FIXED 24       /* path length, step, pair, node, queue, move */
 #define IO_FIXED 32             /* cpu, space, size, flags, addr, data */
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
