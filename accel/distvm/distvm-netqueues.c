@@ -92,10 +92,8 @@ struct DistvmNetQueues {
     uint32_t *move;
     /* BQL: [pairs], moving away: its last packet sent first */
     struct DistvmPairLeave *leaving;
-    /* Home, BQL: the move under way, if @moving */
-    bool moving;
-    uint32_t moving_pair;
-    uint32_t moving_to;
+    /* Home, BQL: the pair that moves (to @node[@moving]), or -1 */
+    int moving;
 };
 
 /* A pair that this node stops serving: its TAKE waits for its last send */
@@ -304,7 +302,7 @@ static void pair_send(DistvmState *s, DistvmPlacedDevice *pd, uint32_t dest,
 static void pair_taken(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
                        uint32_t node)
 {
-    pd->queues->moving = false;
+    pd->queues->moving = -1;
     qapi_event_send_distvm_queue_pair_moved(pd->name, pair, node);
 }
 
@@ -466,8 +464,9 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
         /* else its TAKE, still to come, looks at the rings */
         break;
     case DISTVM_NET_PAIR_TAKEN:
-        if (!q->moving || q->moving_pair != pair ||
-            q->moving_to != np->node || q->move[pair] != np->move) {
+        if (q->moving != (int)pair ||
+            qatomic_read(&q->node[pair]) != np->node ||
+            q->move[pair] != np->move) {
             distvm_msg_refused(s, msg->hdr.src, "NET_PAIR TAKEN of pair %"
                                PRIu32 " of %s by node %" PRIu32 " for move "
                                "%" PRIu32 ", which is not under way", pair,
@@ -540,7 +539,7 @@ void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
                    "(packed=on), whose pairs do not move", device);
         return;
     }
-    if (q->moving) {
+    if (q->moving >= 0) {
         error_setg(errp, "distvm: a queue pair of '%s' is moving already",
                    device);
         return;
@@ -550,9 +549,7 @@ void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
         return;
     }
     move = q->move[pair] + 1;
-    q->moving = true;
-    q->moving_pair = pair;
-    q->moving_to = node;
+    q->moving = pair;
     for (uint32_t n = 0; n < s->nodes; n++) {
         if (n != s->node_id && distvm_node_present(s, n)) {
             pair_send(s, pd, n, DISTVM_NET_PAIR_MOVE, pair, node, 2 * pair,
@@ -675,6 +672,7 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
     q->notified = g_new0(uint64_t, 2 * q->pairs);
     q->taking = g_new0(bool, q->pairs);
     q->move = g_new0(uint32_t, q->pairs);
+    q->moving = -1;
     q->leaving = g_new0(DistvmPairLeave, q->pairs);
     for (uint32_t i = 0; i < q->pairs; i++) {
         q->node[i] = pd->node;
