@@ -722,6 +722,19 @@ bool distvm_netqueues_pass_on(DistvmState *s, DistvmPlacedDevice *pd,
                               int queue, uint32_t node);
 DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd);
 
+/* distvm-netpath.c */
+typedef struct DistvmNetPath DistvmNetPath;
+typedef void DistvmNetPathChanged(void *opaque, bool up);
+/*
+ * Watch the state of this host's network interface @ifname: @changed runs
+ * in the main loop when it goes down or comes up (it is taken to be up
+ * until the host says otherwise)
+ */
+DistvmNetPath *distvm_netpath_watch(const char *ifname,
+                                    DistvmNetPathChanged *changed,
+                                    void *opaque, Error **errp);
+bool distvm_netpath_up(DistvmNetPath *p);
+
 /* distvm-plug.c */
 void distvm_plug_init(DistvmState *s);
 /* Home: send @msg to every other node; returns a node that is gone, or -1 */

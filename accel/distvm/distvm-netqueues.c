@@ -44,6 +44,12 @@
  *   look at the rings it makes then.  The new node must be the card's
  *   or serve another pair already, so that its copy of the card has
  *   applied the guest's control commands.
+ * - Path failover: each node that may serve pairs watches its tap on its
+ *   host (distvm-netpath.c) and tells home when it goes down or comes
+ *   back up (NET_PAIR's PATH_DOWN and PATH_UP).  Home moves the pairs of
+ *   a node whose path is down to the card's node, or else to another
+ *   node that serves pairs, whose path is up; once the path is back, they
+ *   move back to where they belong.  One pair of a card moves at a time.
  *
  * The card must have MSI-X vectors; while the guest has MSI-X off (an
  * INTx line and its ISR are one per card), the card's node serves every
@@ -54,6 +60,9 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/ioctl.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
 #include "qapi/error.h"
 #include "qapi/qapi-commands-distvm.h"
 #include "qapi/qapi-events-distvm.h"
@@ -94,6 +103,16 @@ struct DistvmNetQueues {
     struct DistvmPairLeave *leaving;
     /* Home, BQL: the pair that moves (to @node[@moving]), or -1 */
     int moving;
+    /*
+     * Home, BQL: [pairs], the node each pair belongs on (queue-nodes, or
+     * the last distvm-move-queue-pair), while its network path is up
+     */
+    uint32_t *placed;
+    /* Home, BQL: the nodes whose network path is down */
+    uint64_t paths_down;
+    /* This node's tap, if it may serve pairs; BQL: the state home knows */
+    DistvmNetPath *path;
+    bool path_told_up;
 };
 
 /* A pair that this node stops serving: its TAKE waits for its last send */
@@ -192,15 +211,25 @@ static uint32_t pair_node(DistvmPlacedDevice *pd, uint32_t pair)
            pd->node;
 }
 
-/* virtio_net_queue_pair_hook: does this node serve pair @index of @n? */
+/*
+ * virtio_net_queue_pair_hook: does this node serve pair @index of @n, or
+ * its control queue (@index max_queue_pairs)?  The card's node handles
+ * the control queue's commands; the others apply them (NET_CTRL), and
+ * never pop the queue, not even when their ioeventfds start and kick
+ * every queue.
+ */
 static bool pair_here(VirtIONet *n, int index)
 {
     DistvmState *s = distvm_state();
     DistvmPlacedDevice *pd = card_of(s, n);
 
-    return !pd || index >= pd->queues->pairs ||
-           (pair_node(pd, index) == s->node_id &&
-            !pd->queues->taking[index]);
+    if (!pd) {
+        return true;
+    }
+    if (index >= pd->queues->pairs) {
+        return pd->node == s->node_id;
+    }
+    return pair_node(pd, index) == s->node_id && !pd->queues->taking[index];
 }
 
 /*
@@ -298,12 +327,15 @@ static void pair_send(DistvmState *s, DistvmPlacedDevice *pd, uint32_t dest,
     distvm_send(s, dest, m);
 }
 
-/* Home: @node serves @pair of @pd's card now */
+static void pairs_follow_paths(DistvmState *s, DistvmPlacedDevice *pd);
+
+/* Home: @node serves @pair of @pd's card now; the next may move */
 static void pair_taken(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
                        uint32_t node)
 {
     pd->queues->moving = -1;
     qapi_event_send_distvm_queue_pair_moved(pd->name, pair, node);
+    pairs_follow_paths(s, pd);
 }
 
 /*
@@ -407,6 +439,169 @@ static void pair_move(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
     pair_hand_off(l);
 }
 
+/*
+ * Can home move a pair of @pd's card now?  The cluster runs, the guest
+ * has MSI-X on and split rings, and no pair of the card moves.
+ */
+static bool pair_movable(DistvmState *s, DistvmPlacedDevice *pd,
+                         Error **errp)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
+        distvm_recovery_busy(s)) {
+        error_setg(errp, "distvm: the cluster is not running");
+        return false;
+    }
+    if (!msix_enabled(&q->proxy->pci_dev)) {
+        error_setg(errp, "distvm: the guest has MSI-X off on '%s': its node "
+                   "serves every pair", pd->name);
+        return false;
+    }
+    /* Restoring a packed ring's place takes more than its used index */
+    if (virtio_vdev_has_feature(VIRTIO_DEVICE(q->net),
+                                VIRTIO_F_RING_PACKED)) {
+        error_setg(errp, "distvm: the guest uses packed rings on '%s' "
+                   "(packed=on), whose pairs do not move", pd->name);
+        return false;
+    }
+    if (q->moving >= 0) {
+        error_setg(errp, "distvm: a queue pair of '%s' is moving already",
+                   pd->name);
+        return false;
+    }
+    return true;
+}
+
+/* Home: move @pair of @pd's card to @to (pair_movable()) */
+static void pair_start(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
+                       uint32_t to)
+{
+    DistvmNetQueues *q = pd->queues;
+    uint32_t move = q->move[pair] + 1;
+
+    q->moving = pair;
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (n != s->node_id && distvm_node_present(s, n)) {
+            pair_send(s, pd, n, DISTVM_NET_PAIR_MOVE, pair, to, 2 * pair,
+                      move);
+        }
+    }
+    pair_move(s, pd, pair, to, move);
+}
+
+/* Home: may @node serve pairs of @pd's card, its network path up? */
+static bool path_usable(DistvmState *s, DistvmPlacedDevice *pd,
+                        uint32_t node)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    return distvm_node_usable(s, node) &&
+           (node == pd->node || (q->others & BIT(node))) &&
+           !(q->paths_down & BIT(node));
+}
+
+/*
+ * Home: the node that should serve @pair of @pd's card: the one it belongs
+ * on while that node's path is up; else the one that serves it now, if its
+ * path is up; else the card's node, or the first node that serves pairs,
+ * whose path is up.  If no path is up, it stays.
+ */
+static uint32_t path_node(DistvmState *s, DistvmPlacedDevice *pd,
+                          uint32_t pair)
+{
+    DistvmNetQueues *q = pd->queues;
+    uint32_t now = qatomic_read(&q->node[pair]);
+
+    if (path_usable(s, pd, q->placed[pair])) {
+        return q->placed[pair];
+    }
+    if (path_usable(s, pd, now)) {
+        return now;
+    }
+    if (path_usable(s, pd, pd->node)) {
+        return pd->node;
+    }
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        if (path_usable(s, pd, n)) {
+            return n;
+        }
+    }
+    return now;
+}
+
+/*
+ * Home, under the BQL: move the first pair of @pd's card that is not
+ * where path_node() says it should be, if a pair can move now (its TAKEN
+ * calls this again)
+ */
+static void pairs_follow_paths(DistvmState *s, DistvmPlacedDevice *pd)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    if (!distvm_is_home(s) || !pair_movable(s, pd, NULL)) {
+        return;
+    }
+    for (uint32_t i = 0; i < q->pairs; i++) {
+        uint32_t from = qatomic_read(&q->node[i]);
+        uint32_t to = path_node(s, pd, i);
+
+        if (to != from) {
+            trace_distvm_netqueue_failover(pd->name, i, from, to);
+            pair_start(s, pd, i, to);
+            return;
+        }
+    }
+}
+
+/* Home, under the BQL: @node's network path for @pd's card is @up now */
+static void path_changed_at(DistvmState *s, DistvmPlacedDevice *pd,
+                            uint32_t node, bool up)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    if (up == !(q->paths_down & BIT(node))) {
+        return;
+    }
+    trace_distvm_netqueue_path(pd->name, node, up);
+    if (up) {
+        q->paths_down &= ~BIT(node);
+    } else {
+        q->paths_down |= BIT(node);
+    }
+    qapi_event_send_distvm_network_path(pd->name, node, up);
+    pairs_follow_paths(s, pd);
+}
+
+/*
+ * Under the BQL: once the cluster runs, tell home of this node's path for
+ * @pd's card, if home has not heard of its state
+ */
+static void path_tell(DistvmState *s, DistvmPlacedDevice *pd)
+{
+    DistvmNetQueues *q = pd->queues;
+    bool up;
+
+    if (!q->path ||
+        qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
+        return;
+    }
+    up = distvm_netpath_up(q->path);
+    if (distvm_is_home(s)) {
+        path_changed_at(s, pd, s->node_id, up);
+    } else if (up != q->path_told_up) {
+        q->path_told_up = up;
+        pair_send(s, pd, distvm_home(s), up ? DISTVM_NET_PAIR_PATH_UP :
+                  DISTVM_NET_PAIR_PATH_DOWN, 0, s->node_id, 0, 0);
+    }
+}
+
+/* distvm-netpath.c: the tap of this node went down, or came back up */
+static void path_changed(void *opaque, bool up)
+{
+    path_tell(distvm_state(), opaque);
+}
+
 /* The card @path names, if its pairs are served on several nodes */
 static DistvmPlacedDevice *card_at(DistvmState *s, const char *path)
 {
@@ -475,6 +670,10 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
         }
         pair_taken(s, pd, pair, np->node);
         break;
+    case DISTVM_NET_PAIR_PATH_DOWN:
+    case DISTVM_NET_PAIR_PATH_UP:
+        path_changed_at(s, pd, np->node, np->step == DISTVM_NET_PAIR_PATH_UP);
+        break;
     }
 }
 
@@ -484,7 +683,6 @@ void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
     DistvmState *s = distvm_state();
     DistvmPlacedDevice *pd = NULL;
     DistvmNetQueues *q;
-    uint32_t move;
 
     if (!s) {
         error_setg(errp, "distvm is not the active accelerator");
@@ -522,41 +720,21 @@ void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
                    pd->node);
         return;
     }
-    if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING ||
-        distvm_recovery_busy(s)) {
-        error_setg(errp, "distvm: the cluster is not running");
-        return;
-    }
-    if (!msix_enabled(&q->proxy->pci_dev)) {
-        error_setg(errp, "distvm: the guest has MSI-X off on '%s': its node "
-                   "serves every pair", device);
-        return;
-    }
-    /* Restoring a packed ring's place takes more than its used index */
-    if (virtio_vdev_has_feature(VIRTIO_DEVICE(q->net),
-                                VIRTIO_F_RING_PACKED)) {
-        error_setg(errp, "distvm: the guest uses packed rings on '%s' "
-                   "(packed=on), whose pairs do not move", device);
-        return;
-    }
-    if (q->moving >= 0) {
-        error_setg(errp, "distvm: a queue pair of '%s' is moving already",
+    if (q->paths_down & BIT(node)) {
+        error_setg(errp, "distvm: the network path of node %" PRIu32 " is "
+                   "down: its tap for '%s' is down or has no carrier", node,
                    device);
         return;
     }
+    if (!pair_movable(s, pd, errp)) {
+        return;
+    }
+    q->placed[pair] = node;
     if (qatomic_read(&q->node[pair]) == node) {
         qapi_event_send_distvm_queue_pair_moved(pd->name, pair, node);
         return;
     }
-    move = q->move[pair] + 1;
-    q->moving = pair;
-    for (uint32_t n = 0; n < s->nodes; n++) {
-        if (n != s->node_id && distvm_node_present(s, n)) {
-            pair_send(s, pd, n, DISTVM_NET_PAIR_MOVE, pair, node, 2 * pair,
-                      move);
-        }
-    }
-    pair_move(s, pd, pair, node, move);
+    pair_start(s, pd, pair, node);
 }
 
 /*
@@ -654,6 +832,23 @@ static bool card_check(DistvmPlacedDevice *pd, Error **errp)
     return true;
 }
 
+/* Watch the host's tap of @pd's card, whose pairs this node may serve */
+static bool path_watch(DistvmPlacedDevice *pd, Error **errp)
+{
+    DistvmNetQueues *q = pd->queues;
+    NetClientState *peer = qemu_get_subqueue(q->net->nic, 0)->peer;
+    struct ifreq ifr = { 0 };
+
+    if (ioctl(tap_get_fd(peer), TUNGETIFF, &ifr) < 0) {
+        error_setg_errno(errp, errno, "distvm: queue-nodes: cannot get the "
+                         "name of the tap of '%s'", pd->name);
+        return false;
+    }
+    q->path_told_up = true;
+    q->path = distvm_netpath_watch(ifr.ifr_name, path_changed, pd, errp);
+    return q->path;
+}
+
 /*
  * The machine exists: check @pd's card, and detach from its tap the
  * queues of the pairs other nodes serve (the guest's setting of its
@@ -687,6 +882,12 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
     }
     g_array_free(q->wanted, true);
     q->wanted = NULL;
+    q->placed = g_memdup2(q->node, q->pairs * sizeof(uint32_t));
+    if (s->nodes > 1 &&
+        (s->node_id == pd->node || (q->others & BIT(s->node_id))) &&
+        !path_watch(pd, errp)) {
+        return false;
+    }
     for (uint32_t i = 0; i < q->pairs; i++) {
         q->leaving[i].pd = pd;
         q->leaving[i].pair = i;
@@ -726,6 +927,9 @@ void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
 
         trace_distvm_netqueue_attach(pd->name, i, here, ret);
     }
+    /* A path that went down before the guest turned MSI-X on */
+    path_tell(s, pd);
+    pairs_follow_paths(s, pd);
 }
 
 bool distvm_netqueues_serves(DistvmPlacedDevice *pd, uint32_t node)

@@ -2042,6 +2042,9 @@ static bool net_pair_check_role(const DistvmMsgNetPair *np, uint32_t home,
         [DISTVM_NET_PAIR_KICK] = "to the node it names",
         [DISTVM_NET_PAIR_TAKEN] = "by the node the pair moves to, to the "
                                   "home node",
+        [DISTVM_NET_PAIR_PATH_DOWN] = "by the node it names, to the home "
+                                      "node",
+        [DISTVM_NET_PAIR_PATH_UP] = "by the node it names, to the home node",
     };
     bool ok;
 

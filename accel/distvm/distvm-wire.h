@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     28
+#define DISTVM_WIRE_VERSION     29
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -638,7 +638,8 @@ typedef struct DistvmMsgNetCtrl {
 
 /*
  * NET_PAIR: queue pair @pair of the virtio-net card at @path moves to
- * node @node (distvm-netqueues.c), by steps
+ * node @node (distvm-netqueues.c), by steps; and the nodes that serve
+ * the card's pairs tell home of their network paths
  */
 typedef enum DistvmNetPairStep {
     DISTVM_NET_PAIR_MOVE,       /* home -> every node: it moves to @node */
@@ -646,6 +647,12 @@ typedef enum DistvmNetPairStep {
     /* a node -> @node, which it knows serves the pair: @queue notified */
     DISTVM_NET_PAIR_KICK,
     DISTVM_NET_PAIR_TAKEN,      /* @node -> home: it serves the pair */
+    /*
+     * @node -> home: @node's network path (its host's tap) went down, or
+     * came back up; @pair, @queue and @move are 0
+     */
+    DISTVM_NET_PAIR_PATH_DOWN,
+    DISTVM_NET_PAIR_PATH_UP,
     DISTVM_NET_PAIR__MAX
 } DistvmNetPairStep;
 

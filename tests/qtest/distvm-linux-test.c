@@ -241,7 +241,9 @@ typedef struct LinuxCase {
      * of this host serves, a queue of it on each node: the card on home,
      * pairs 1 and 3 on node 1 and pair 2 on node 2 (queue-nodes), the
      * nodes of vCPUs 1, 3 and 2, which transmit on them.  The guest
-     * fetches the file over it from vCPUs 0 and 2 at once.
+     * fetches the file over it from vCPUs 0 and 2 at once.  Node 1 has a
+     * tap of its own (MQ_TAP_1), as on a host of its own, which the test
+     * takes down and up again (fail_over_path()).
      */
     bool mq_card;
 } LinuxCase;
@@ -255,11 +257,12 @@ typedef struct LinuxCase {
 
 /* The multi-queue card, on 10.0.5.0/24 (eth3 of distvm.fetch) */
 #define MQ_TAP          "dvmq0"
+#define MQ_TAP_1        "dvmq1"
 #define MQ_HOST         "10.0.5.2"
 #define MQ_HOST_ADDR    0x0a000502u
 #define MQ_PAIRS        4
-#define MQ_NIC \
-    "-netdev tap,id=netmq,ifname=" MQ_TAP ",queues=4,script=no," \
+#define MQ_NIC(tap) \
+    "-netdev tap,id=netmq,ifname=" tap ",queues=4,script=no," \
     "downscript=no,vhost=off " \
     "-device virtio-net-pci,netdev=netmq,mq=on,romfile=,id=vmq "
 #define MQ_QUEUE_NODES  "vmq/1@1:vmq/2@2:vmq/3@1"
@@ -863,6 +866,82 @@ static void check_queue_pairs(DistvmNode **node, int nodes)
 }
 
 /*
+ * Every node says that the multi-queue card's pairs are served on @where
+ * (the others may hear of a move a moment after home emitted its event)
+ */
+static void check_pair_nodes(DistvmNode **node, int nodes,
+                             const int *where)
+{
+    for (int n = 0; n < nodes; n++) {
+        for (int tries = 0;; tries++) {
+            QDict *d = distvm_placed_device(node[n]->qts, "vmq");
+            int pair = 0, same = 0;
+
+            for (const QListEntry *e =
+                 qlist_first(qdict_get_qlist(d, "queues"));
+                 e; e = qlist_next(e)) {
+                QDict *q = qobject_to(QDict, qlist_entry_obj(e));
+
+                same += qdict_get_int(q, "node") == where[pair];
+                pair++;
+            }
+            qobject_unref(d);
+            g_assert_cmpint(pair, ==, MQ_PAIRS);
+            if (same == MQ_PAIRS) {
+                break;
+            }
+            g_assert_cmpint(tries, <, 100);
+            g_usleep(100 * 1000);
+        }
+    }
+}
+
+/* Home says node 1's path is @up, and moved pairs 1 and 3 to @to */
+static void wait_path(DistvmNode **node, bool up, int to)
+{
+    QDict *ev = distvm_wait_event(node[0]->qts, "DISTVM_NETWORK_PATH",
+                                  DISTVM_EVENT_TIMEOUT_S);
+    QDict *data = qdict_get_qdict(ev, "data");
+
+    g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vmq");
+    g_assert_cmpint(qdict_get_int(data, "node"), ==, 1);
+    g_assert_cmpint(qdict_get_bool(data, "up"), ==, up);
+    qobject_unref(ev);
+    for (int pair = 1; pair < MQ_PAIRS; pair += 2) {
+        ev = distvm_wait_event(node[0]->qts, "DISTVM_QUEUE_PAIR_MOVED",
+                               DISTVM_EVENT_TIMEOUT_S);
+        data = qdict_get_qdict(ev, "data");
+        g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vmq");
+        g_assert_cmpint(qdict_get_int(data, "pair"), ==, pair);
+        g_assert_cmpint(qdict_get_int(data, "node"), ==, to);
+        qobject_unref(ev);
+    }
+}
+
+/*
+ * Node 1's network path goes down (its host's tap of the multi-queue
+ * card): home moves its pairs, 1 and 3, to the card's node, and refuses
+ * to move one back while the path is down; once the path is up again,
+ * they go back to node 1 by themselves.
+ */
+static void fail_over_path(DistvmNode **node, int nodes)
+{
+    static const int failed_over[MQ_PAIRS] = { 0, 0, 0, 0 };
+
+    distvm_sh("ip link set " MQ_TAP_1 " down");
+    wait_path(node, false, 0);
+    check_pair_nodes(node, nodes, failed_over);
+    distvm_qmp_refused(node[0]->qts, "distvm: the network path of node 1 "
+                       "is down: its tap for 'vmq' is down or has no "
+                       "carrier",
+                       "{ 'execute': 'distvm-move-queue-pair', 'arguments': "
+                       "{ 'device': 'vmq', 'pair': 1, 'node': 1 } }");
+    distvm_sh("ip link set " MQ_TAP_1 " up");
+    wait_path(node, true, 1);
+    check_pair_nodes(node, nodes, mq_pair_node);
+}
+
+/*
  * The guest took the receive interrupts of the multi-queue card's pairs 0
  * and 2 on vCPUs 0 and 2, which fetched over them: each pair's node, home
  * and node 2, received the pair's packets and interrupted a vCPU of its
@@ -939,6 +1018,9 @@ static void test_linux(const void *opaque)
         distvm_sh("ip link del " MQ_TAP " 2>/dev/null; ip tuntap add dev "
                   MQ_TAP " mode tap multi_queue && ip addr add " MQ_HOST
                   "/24 dev " MQ_TAP " && ip link set " MQ_TAP " up");
+        distvm_sh("ip link del " MQ_TAP_1 " 2>/dev/null; ip tuntap add dev "
+                  MQ_TAP_1 " mode tap multi_queue && ip link set " MQ_TAP_1
+                  " up");
         http_mq = http_start(file, NULL, MQ_HOST_ADDR, http->port);
     }
 
@@ -998,7 +1080,8 @@ static void test_linux(const void *opaque)
             lc->distmem ? ",slots=1,maxmem=1G" : "",
             lc->cpu ? "-cpu " : "", lc->cpu ?: "", lc->smp, kernel, initrd,
             drive, lc->device_node ? ",vectors=0" : "",
-            lc->device_node ? MORE_NICS : "", lc->mq_card ? MQ_NIC : "",
+            lc->device_node ? MORE_NICS : "",
+            !lc->mq_card ? "" : n == 1 ? MQ_NIC(MQ_TAP_1) : MQ_NIC(MQ_TAP),
             WORK,
             lc->io_cpu,
             http ? http->port : NETNS_HTTP_PORT,
@@ -1066,6 +1149,7 @@ static void test_linux(const void *opaque)
     }
     if (lc->mq_card) {
         check_queue_pairs(node, lc->nodes);
+        fail_over_path(node, lc->nodes);
     }
     if (lc->distmem) {
         /* At boot, then after the DIMM was plugged */
@@ -1151,7 +1235,7 @@ static void test_linux(const void *opaque)
         /* from vCPUs 0 and 2 */
         g_assert_cmpint(qatomic_read(&http_mq->served), ==, 2);
         http_stop(http_mq);
-        distvm_sh("ip link del " MQ_TAP);
+        distvm_sh("ip link del " MQ_TAP "; ip link del " MQ_TAP_1);
     }
 
     if (lc->distmem) {

@@ -1580,6 +1580,11 @@ int main(int argc, char **argv)
                                                "/machine/peripheral/vmq",
                                                DISTVM_NET_PAIR_TAKE, 2, 0,
                                                4, 1));
+    /* node 1 tells home that its network path went down */
+    SEED("net-pair-path-down", distvm_wire_net_pair(b, 1,
+                                                    "/machine/peripheral/vmq",
+                                                    DISTVM_NET_PAIR_PATH_DOWN,
+                                                    0, 1, 0, 0));
     /* vCPU 3 of node 1 asks node 2 to flush vCPUs 1 and 3; its answer */
     SEED("vcpu-flush", (distvm_wire_vcpu(b, DISTVM_MSG_VCPU_FLUSH, 1, 3, 1,
                                          2, 0x0a, NULL, 0),

@@ -1329,6 +1329,8 @@ static const char *const net_pair_rules[DISTVM_NET_PAIR__MAX] = {
     [DISTVM_NET_PAIR_KICK] = "to the node it names",
     [DISTVM_NET_PAIR_TAKEN] = "by the node the pair moves to, to the home "
                               "node",
+    [DISTVM_NET_PAIR_PATH_DOWN] = "by the node it names, to the home node",
+    [DISTVM_NET_PAIR_PATH_UP] = "by the node it names, to the home node",
 };
 
 /* Whether NET_PAIR of @step, of a pair moving to @node, may go @src->@dst */
@@ -1349,7 +1351,8 @@ static bool net_pair_role_ok(uint32_t step, uint32_t node, uint32_t src,
  * pair moves to: home tells the others of the move; the pair's last node
  * tells the new one to take it; any node passes a notification on to the
  * node it names, which it knows serves the pair; the new node tells home
- * it took it, unless it is home.
+ * it took it, unless it is home; a node tells home of its network path,
+ * unless it is home.
  */
 static void test_net_pair_roles(void)
 {
@@ -1365,9 +1368,11 @@ static void test_net_pair_roles(void)
                 g_assert_cmpint(net_pair_role_ok(DISTVM_NET_PAIR_KICK, node,
                                                  src, dst), ==,
                                 dst == node && src != node);
-                g_assert_cmpint(net_pair_role_ok(DISTVM_NET_PAIR_TAKEN, node,
-                                                 src, dst), ==,
-                                src == node && dst == 0 && src != 0);
+                for (uint32_t step = DISTVM_NET_PAIR_TAKEN;
+                     step <= DISTVM_NET_PAIR_PATH_UP; step++) {
+                    g_assert_cmpint(net_pair_role_ok(step, node, src, dst),
+                                    ==, src == node && dst == 0 && src != 0);
+                }
             }
         }
     }
@@ -2049,14 +2054,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        28, 0,                              /* version */
+        29, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 28);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 29);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -3437,7 +3442,7 @@ static void test_net_pair(void)
     }
     /* an unknown step, a node past any, a queue of another pair */
     distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR__MAX, 0, 0, 0, 1);
-    expect_decode_error(b, &limits, "NET_PAIR message with unknown step 4");
+    expect_decode_error(b, &limits, "NET_PAIR message with unknown step 6");
     distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR_MOVE, 0,
                          DISTVM_WIRE_MAX_NODES, 0, 1);
     expect_decode_error(b, &limits, "NET_PAIR message for node 16 (at most "
@@ -3642,11 +3647,12 @@ static void test_bad_version(void)
      * (DISTVM_EPOCH_COMMITTED), 25 the one before queue pairs of a card
      * served on several nodes (NET_CTRL), 26 the one before the guest's
      * remote TLB flushes (VCPU_FLUSH, VCPU_FLUSHED), 27 the one before
-     * queue pairs that move between nodes (NET_PAIR)
+     * queue pairs that move between nodes (NET_PAIR), 28 the one before
+     * the nodes told home of their network paths (DISTVM_NET_PAIR_PATH_*)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 21, 22, 23, 24, 25, 26, 27, 29, 0x100,
+        19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 30, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3654,7 +3660,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 28", versions[i]);
+            "protocol version %u, this node speaks 29", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -3664,7 +3670,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 28");
+        expect_header_error(b, "protocol version 2, this node speaks 29");
     }
     g_byte_array_unref(b);
 }

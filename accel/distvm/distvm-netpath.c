@@ -1,0 +1,144 @@
+/*
+ * distvm: whether a node's network path is up, as its host says
+ *
+ * A node that serves queue pairs of a card (distvm-netqueues.c) sends
+ * their packets out through a tap of its host.  Its path is up while that
+ * tap is up and has its carrier (IFF_UP and IFF_LOWER_UP: a host takes a
+ * tap down when its link is lost, or an operator does).  The host's
+ * kernel tells each change of a link's state on a routing netlink socket
+ * (RTMGRP_LINK), which the main loop watches; a request for the tap's
+ * state when the watch begins gives the first.
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include "qemu/osdep.h"
+#include <net/if.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include "qapi/error.h"
+#include "qemu/main-loop.h"
+#include "distvm-internal.h"
+#include "trace.h"
+
+#ifndef IFF_LOWER_UP
+#define IFF_LOWER_UP    0x10000     /* <linux/if.h>, which <net/if.h> hides */
+#endif
+
+struct DistvmNetPath {
+    int fd;                     /* NETLINK_ROUTE, RTMGRP_LINK */
+    unsigned ifindex;
+    char *ifname;
+    bool up;
+    DistvmNetPathChanged *changed;
+    void *opaque;
+};
+
+/* Ask the kernel for the state of @p's tap: it answers with RTM_NEWLINK */
+static void netpath_ask(DistvmNetPath *p)
+{
+    struct {
+        struct nlmsghdr h;
+        struct ifinfomsg i;
+    } req = {
+        .h.nlmsg_len = sizeof(req),
+        .h.nlmsg_type = RTM_GETLINK,
+        .h.nlmsg_flags = NLM_F_REQUEST,
+        .i.ifi_family = AF_UNSPEC,
+        .i.ifi_index = p->ifindex,
+    };
+
+    if (send(p->fd, &req, sizeof(req), 0) < 0) {
+        trace_distvm_netpath_error(p->ifname, "RTM_GETLINK", errno);
+    }
+}
+
+static void netpath_link(DistvmNetPath *p, const struct nlmsghdr *h)
+{
+    const struct ifinfomsg *ifi = NLMSG_DATA(h);
+    bool up;
+
+    if ((h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) ||
+        h->nlmsg_len < NLMSG_LENGTH(sizeof(*ifi)) ||
+        ifi->ifi_index != (int)p->ifindex) {
+        return;
+    }
+    up = h->nlmsg_type == RTM_NEWLINK && (ifi->ifi_flags & IFF_UP) &&
+         (ifi->ifi_flags & IFF_LOWER_UP);
+    trace_distvm_netpath_link(p->ifname, ifi->ifi_flags, up);
+    if (up != p->up) {
+        p->up = up;
+        p->changed(p->opaque, up);
+    }
+}
+
+static void netpath_read(void *opaque)
+{
+    DistvmNetPath *p = opaque;
+    uint32_t buf[2048];         /* aligned for struct nlmsghdr */
+    ssize_t len;
+
+    while ((len = recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
+        if (len < 0) {
+            if (errno == ENOBUFS) {
+                netpath_ask(p);     /* changes were lost: ask again */
+                continue;
+            }
+            if (errno != EAGAIN && errno != EINTR) {
+                trace_distvm_netpath_error(p->ifname, "recv", errno);
+            }
+            if (errno != EINTR) {
+                return;
+            }
+            continue;
+        }
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf;
+             NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
+            netpath_link(p, h);
+        }
+    }
+}
+
+DistvmNetPath *distvm_netpath_watch(const char *ifname,
+                                    DistvmNetPathChanged *changed,
+                                    void *opaque, Error **errp)
+{
+    struct sockaddr_nl addr = {
+        .nl_family = AF_NETLINK,
+        .nl_groups = RTMGRP_LINK,
+    };
+    unsigned ifindex = if_nametoindex(ifname);
+    DistvmNetPath *p;
+    int fd;
+
+    if (!ifindex) {
+        error_setg_errno(errp, errno, "distvm: no network interface '%s' "
+                         "to watch", ifname);
+        return NULL;
+    }
+    fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                NETLINK_ROUTE);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+        error_setg_errno(errp, errno, "distvm: cannot watch the state of "
+                         "network interface '%s' (netlink)", ifname);
+        if (fd >= 0) {
+            close(fd);
+        }
+        return NULL;
+    }
+    p = g_new0(DistvmNetPath, 1);
+    p->fd = fd;
+    p->ifindex = ifindex;
+    p->ifname = g_strdup(ifname);
+    p->up = true;
+    p->changed = changed;
+    p->opaque = opaque;
+    qemu_set_fd_handler(fd, netpath_read, NULL, p);
+    netpath_ask(p);
+    return p;
+}
+
+bool distvm_netpath_up(DistvmNetPath *p)
+{
+    return p->up;
+}
