@@ -2,7 +2,8 @@
 """distvm benchmark: a spread guest's I/O, devices on home or where it runs.
 
     io-nodes.py [BUILD_DIR] [--runs K] [--size MIB] [--only NAME[,NAME]]
-                [--qemu PATH] [--timeout S] [--keep DIR] [--failover]
+                [--qemu PATH] [--timeout S] [--keep DIR]
+                [--failover | --path-down]
 
 Runs the Linux test guest (4 vCPUs, 512 MiB) on 2 nodes (vCPUs placed
 0:0:1:1) and on 3 nodes (0:1:2:1), without and with (-numa) one guest
@@ -50,6 +51,13 @@ local, pair 2 moves from node 2 to home and back every half second
 (distvm-move-queue-pair, as if node 2's path went down and came back):
 the fetches must still all be exact; it reports the moves made during
 them.  Its forwarded accesses are not the I/O issue's measure then.
+
+With --path-down (3nodes-mq), node 2 has a tap of its own (MQ_TAP_2),
+bridged with the others' (MQ_BRIDGE carries 10.0.2.2); while the 4
+fetches run with the pairs local, that tap goes down and up again every
+half second, and pair 2 must move to home and back by itself
+(DISTVM_NETWORK_PATH, then DISTVM_QUEUE_PAIR_MOVED): the fetches must
+still all be exact; it reports the moves made during them.
 """
 
 import argparse
@@ -86,6 +94,8 @@ TRANSFERS = ("fetch", "disk write", "disk read")
 # The multi-queue card's tap (3nodes-mq), its host address, and where
 # each of its 4 queue pairs is served with the devices local
 MQ_TAP = "dvmqbench0"
+MQ_TAP_2 = "dvmqbench2"
+MQ_BRIDGE = "dvmqbenchbr"
 MQ_HOST = "10.0.2.2"
 MQ_QUEUE_NODES = "vnet/1@1:vnet/2@2:vnet/3@1"
 WORK = 2000
@@ -116,15 +126,29 @@ def http_start(body, addr="127.0.0.1", port=0):
     return server
 
 
-def mq_tap(add):
-    """Create (or delete) the multi-queue card's tap, on 10.0.2.0/24."""
-    subprocess.run(["ip", "link", "del", MQ_TAP], stderr=subprocess.DEVNULL)
-    if add:
-        for cmd in (["ip", "tuntap", "add", "dev", MQ_TAP, "mode", "tap",
-                     "multi_queue"],
-                    ["ip", "addr", "add", MQ_HOST + "/24", "dev", MQ_TAP],
-                    ["ip", "link", "set", MQ_TAP, "up"]):
-            subprocess.run(cmd, check=True)
+def mq_tap(add, bridged=False):
+    """Create (or delete) the multi-queue card's tap, on 10.0.2.0/24;
+    bridged, node 2's too, and the bridge carries the address."""
+    for dev in (MQ_TAP, MQ_TAP_2, MQ_BRIDGE):
+        subprocess.run(["ip", "link", "del", dev], stderr=subprocess.DEVNULL)
+    if not add:
+        return
+    taps = (MQ_TAP, MQ_TAP_2) if bridged else (MQ_TAP,)
+    cmds = [["ip", "tuntap", "add", "dev", t, "mode", "tap", "multi_queue"]
+            for t in taps]
+    if bridged:
+        cmds.append(["ip", "link", "add", MQ_BRIDGE, "type", "bridge"])
+        cmds += [["ip", "link", "set", t, "master", MQ_BRIDGE] for t in taps]
+    cmds.append(["ip", "addr", "add", MQ_HOST + "/24", "dev",
+                 MQ_BRIDGE if bridged else MQ_TAP])
+    cmds += [["ip", "link", "set", d, "up"]
+             for d in taps + ((MQ_BRIDGE,) if bridged else ())]
+    for cmd in cmds:
+        subprocess.run(cmd, check=True)
+
+
+def link_set(dev, state):
+    subprocess.run(["ip", "link", "set", dev, state], check=True)
 
 
 def node_args(args, layout, place, tmp, n, port):
@@ -146,7 +170,8 @@ def node_args(args, layout, place, tmp, n, port):
     fetch = ""
     if is_mq(layout):
         netdev = ("tap,id=net0,ifname=%s,queues=4,script=no,downscript=no,"
-                  "vhost=off" % MQ_TAP)
+                  "vhost=off" % (MQ_TAP_2 if args.path_down and n == 2
+                                 else MQ_TAP))
         card += ",mq=on"
         fetch = " distvm.fetch=0@0,0@1,0@2,0@3"
         # Pair 0 on home in both: the other nodes then detach their queues
@@ -221,14 +246,20 @@ def run_once(args, layout, place, tmp, port, digest):
         moves, last_move = 0, 0.0
         while "done" not in marks:
             text = read("%s/console-0.log" % tmp)
-            if (args.failover and is_mq(layout) and place == "local" and
+            if ((args.failover or args.path_down) and is_mq(layout) and
+                    place == "local" and
                     "distvm-linux: fetch took" in text and
                     "distvm-linux: fetches took" not in text and
                     time.monotonic() - last_move >= 0.5):
                 # pair 2 to home and back, each move done before the next
                 to = 0 if moves % 2 == 0 else 2
-                clients[0].cmd("distvm-move-queue-pair", device="vnet",
-                               pair=2, node=to)
+                if args.path_down:
+                    link_set(MQ_TAP_2, "down" if to == 0 else "up")
+                    clients[0].event("DISTVM_NETWORK_PATH",
+                                     {"node": 2, "up": to == 2})
+                else:
+                    clients[0].cmd("distvm-move-queue-pair", device="vnet",
+                                   pair=2, node=to)
                 clients[0].event("DISTVM_QUEUE_PAIR_MOVED",
                                  {"pair": 2, "node": to})
                 moves += 1
@@ -243,6 +274,8 @@ def run_once(args, layout, place, tmp, port, digest):
             if any(p.poll() is not None for p in procs):
                 raise RuntimeError("a node exited")
             time.sleep(0.02)
+        if args.path_down and moves % 2:
+            link_set(MQ_TAP_2, "up")
         for q in clients:
             q.close()
         clients = []
@@ -289,9 +322,13 @@ def main():
     ap.add_argument("--qemu")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--keep", help="keep each run's files in DIR/NAME-K")
-    ap.add_argument("--failover", action="store_true",
-                    help="3nodes-mq: move pair 2 to home and back every "
-                    "half second during the 4 fetches")
+    way = ap.add_mutually_exclusive_group()
+    way.add_argument("--failover", action="store_true",
+                     help="3nodes-mq: move pair 2 to home and back every "
+                     "half second during the 4 fetches")
+    way.add_argument("--path-down", action="store_true",
+                     help="3nodes-mq: take node 2's own tap down and up "
+                     "every half second during the 4 fetches")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     args.qemu = args.qemu or os.path.join(args.build, "qemu-system-x86_64")
@@ -303,7 +340,7 @@ def main():
     port = server.server_address[1]
     mq_server = None
     if any(is_mq(l) for l in layouts):
-        mq_tap(True)
+        mq_tap(True, args.path_down)
         mq_server = http_start(body, MQ_HOST, port)
     results = {(l[0], p): [] for l in layouts for p in PLACES}
     failed = False
