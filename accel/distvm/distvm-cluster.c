@@ -33,6 +33,7 @@ static void distvm_cluster_started_bh(void *opaque)
     qemu_mutex_unlock(&s->lock);
     distvm_chipset_quiesce(s);
     distvm_clock_start(s);
+    distvm_netqueues_cluster_running(s);
     trace_distvm_cluster_running(s->node_id, s->nodes);
     qapi_event_send_distvm_cluster_formed(s->node_id, s->nodes);
     if (s->node_id >= s->start_nodes) {

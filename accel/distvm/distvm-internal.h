@@ -721,6 +721,8 @@ void distvm_netqueues_handled(DistvmPlacedDevice *pd, int queue);
 bool distvm_netqueues_pass_on(DistvmState *s, DistvmPlacedDevice *pd,
                               int queue, uint32_t node);
 DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd);
+/* Under the BQL: the cluster runs; tell home of this node's paths */
+void distvm_netqueues_cluster_running(DistvmState *s);
 
 /* distvm-netpath.c */
 typedef struct DistvmNetPath DistvmNetPath;

@@ -53,23 +53,45 @@ static void netpath_ask(DistvmNetPath *p)
     }
 }
 
-static void netpath_link(DistvmNetPath *p, const struct nlmsghdr *h)
+static void netpath_set(DistvmNetPath *p, bool up)
+{
+    if (up != p->up) {
+        p->up = up;
+        p->changed(p->opaque, up);
+    }
+}
+
+/*
+ * A message of the kernel: a change of a link's state, or the answer to
+ * netpath_ask().  Only the link's own (AF_UNSPEC): when a tap leaves a
+ * bridge, the bridge's RTM_DELLINK of its port (AF_BRIDGE) does not
+ * delete the tap.
+ */
+static void netpath_message(DistvmNetPath *p, const struct nlmsghdr *h)
 {
     const struct ifinfomsg *ifi = NLMSG_DATA(h);
     bool up;
 
+    if (h->nlmsg_type == NLMSG_ERROR &&
+        h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+        const struct nlmsgerr *e = NLMSG_DATA(h);
+
+        /* netpath_ask()'s answer if the tap is gone */
+        if (e->error == -ENODEV) {
+            trace_distvm_netpath_link(p->ifname, 0, false);
+            netpath_set(p, false);
+        }
+        return;
+    }
     if ((h->nlmsg_type != RTM_NEWLINK && h->nlmsg_type != RTM_DELLINK) ||
         h->nlmsg_len < NLMSG_LENGTH(sizeof(*ifi)) ||
-        ifi->ifi_index != (int)p->ifindex) {
+        ifi->ifi_family != AF_UNSPEC || ifi->ifi_index != (int)p->ifindex) {
         return;
     }
     up = h->nlmsg_type == RTM_NEWLINK && (ifi->ifi_flags & IFF_UP) &&
          (ifi->ifi_flags & IFF_LOWER_UP);
     trace_distvm_netpath_link(p->ifname, ifi->ifi_flags, up);
-    if (up != p->up) {
-        p->up = up;
-        p->changed(p->opaque, up);
-    }
+    netpath_set(p, up);
 }
 
 static void netpath_read(void *opaque)
@@ -92,9 +114,9 @@ static void netpath_read(void *opaque)
             }
             continue;
         }
-        for (struct nlmsghdr *h = (struct nlmsghdr *)buf;
-             NLMSG_OK(h, (size_t)len); h = NLMSG_NEXT(h, len)) {
-            netpath_link(p, h);
+        for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, len);
+             h = NLMSG_NEXT(h, len)) {
+            netpath_message(p, h);
         }
     }
 }

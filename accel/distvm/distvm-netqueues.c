@@ -113,6 +113,8 @@ struct DistvmNetQueues {
     /* This node's tap, if it may serve pairs; BQL: the state home knows */
     DistvmNetPath *path;
     bool path_told_up;
+    /* Home: pairs_follow_paths() once a PCI configuration write went on */
+    QEMUBH *follow_bh;
 };
 
 /* A pair that this node stops serving: its TAKE waits for its last send */
@@ -602,6 +604,22 @@ static void path_changed(void *opaque, bool up)
     path_tell(distvm_state(), opaque);
 }
 
+static void follow_paths_bh(void *opaque)
+{
+    pairs_follow_paths(distvm_state(), opaque);
+}
+
+void distvm_netqueues_cluster_running(DistvmState *s)
+{
+    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
+        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+
+        if (pd->queues && pd->queues->net) {
+            path_tell(s, pd);
+        }
+    }
+}
+
 /* The card @path names, if its pairs are served on several nodes */
 static DistvmPlacedDevice *card_at(DistvmState *s, const char *path)
 {
@@ -832,21 +850,29 @@ static bool card_check(DistvmPlacedDevice *pd, Error **errp)
     return true;
 }
 
-/* Watch the host's tap of @pd's card, whose pairs this node may serve */
-static bool path_watch(DistvmPlacedDevice *pd, Error **errp)
+/*
+ * Watch the host's tap of @pd's card, whose pairs this node may serve.
+ * A tap that cannot be watched (one passed by fd= from another network
+ * namespace, for instance) is taken to be up, with a warning.
+ */
+static void path_watch(DistvmPlacedDevice *pd)
 {
     DistvmNetQueues *q = pd->queues;
     NetClientState *peer = qemu_get_subqueue(q->net->nic, 0)->peer;
     struct ifreq ifr = { 0 };
+    Error *err = NULL;
 
-    if (ioctl(tap_get_fd(peer), TUNGETIFF, &ifr) < 0) {
-        error_setg_errno(errp, errno, "distvm: queue-nodes: cannot get the "
-                         "name of the tap of '%s'", pd->name);
-        return false;
-    }
     q->path_told_up = true;
-    q->path = distvm_netpath_watch(ifr.ifr_name, path_changed, pd, errp);
-    return q->path;
+    if (ioctl(tap_get_fd(peer), TUNGETIFF, &ifr) < 0) {
+        error_setg_errno(&err, errno, "distvm: cannot get the name of the "
+                         "tap of '%s'", pd->name);
+    } else {
+        q->path = distvm_netpath_watch(ifr.ifr_name, path_changed, pd, &err);
+    }
+    if (err) {
+        warn_reportf_err(err, "its pairs do not fail over when it goes "
+                         "down: ");
+    }
 }
 
 /*
@@ -883,10 +909,10 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
     g_array_free(q->wanted, true);
     q->wanted = NULL;
     q->placed = g_memdup2(q->node, q->pairs * sizeof(uint32_t));
+    q->follow_bh = qemu_bh_new(follow_paths_bh, pd);
     if (s->nodes > 1 &&
-        (s->node_id == pd->node || (q->others & BIT(s->node_id))) &&
-        !path_watch(pd, errp)) {
-        return false;
+        (s->node_id == pd->node || (q->others & BIT(s->node_id)))) {
+        path_watch(pd);
     }
     for (uint32_t i = 0; i < q->pairs; i++) {
         q->leaving[i].pd = pd;
@@ -927,9 +953,15 @@ void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
 
         trace_distvm_netqueue_attach(pd->name, i, here, ret);
     }
-    /* A path that went down before the guest turned MSI-X on */
+    /*
+     * A path that went down before the guest turned MSI-X on.  Home moves
+     * pairs once it sent this write to the other nodes, whose copies then
+     * have MSI-X on when the move reaches them.
+     */
     path_tell(s, pd);
-    pairs_follow_paths(s, pd);
+    if (distvm_is_home(s)) {
+        qemu_bh_schedule(q->follow_bh);
+    }
 }
 
 bool distvm_netqueues_serves(DistvmPlacedDevice *pd, uint32_t node)

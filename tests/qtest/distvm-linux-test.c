@@ -882,6 +882,7 @@ static void check_pair_nodes(DistvmNode **node, int nodes,
                  e; e = qlist_next(e)) {
                 QDict *q = qobject_to(QDict, qlist_entry_obj(e));
 
+                g_assert_cmpint(pair, <, MQ_PAIRS);
                 same += qdict_get_int(q, "node") == where[pair];
                 pair++;
             }
