@@ -87,7 +87,9 @@ LAYOUTS = [("2nodes", 2, "0:0:1:1", ["-smp", "4"], None),
            ("3nodes", 3, "0:1:2:1", ["-smp", "4,sockets=4"], None),
            ("2nodes-numa", 2, "0:0:1:1", NUMA2, 1),
            ("3nodes-numa", 3, "0:1:2:1", NUMA3, 2),
-           ("3nodes-mq", 3, "0:1:2:1", ["-smp", "4,sockets=4"], None)]
+           ("3nodes-mq", 3, "0:1:2:1", ["-smp", "4,sockets=4"], None),
+           ("2nodes-irq", 2, "0:0:1:1", ["-smp", "4"], None),
+           ("3nodes-irq", 3, "0:1:2:1", ["-smp", "4,sockets=4"], None)]
 PLACES = ("home", "local")
 IO_CPU = 2
 TRANSFERS = ("fetch", "disk write", "disk read")
@@ -193,7 +195,9 @@ def node_args(args, layout, place, tmp, n, port):
              "-device", card + "".join(bus),
              "-append", "console=ttyS0 panic=-1 distvm.work=%d "
              "distvm.io_cpu=%d distvm.http=10.0.2.2:%d/file "
-             "distvm.disk=vda%s" % (WORK, IO_CPU, port, fetch),
+             "distvm.disk=vda%s%s" % (WORK, IO_CPU, port, fetch,
+                                      " distvm.irq_cpu=%d" % IO_CPU
+                                      if name.endswith("-irq") else ""),
              "-serial", "file:%s/console-%d.log" % (tmp, n),
              "-qmp", "unix:%s/qmp-%d.sock,server=on,wait=off" % (tmp, n)])
 
