@@ -33,6 +33,12 @@ every transfer at least as fast (with 3nodes-mq, the fetches).  Every
 run checks the accelerator through QMP, the digests in the guest, and
 the exit status 0 of every node.
 
+The layouts 2nodes-irq and 3nodes-irq are 2nodes and 3nodes with the
+guest told to take its devices' queue interrupts on vCPU 2
+(distvm.irq_cpu=2, /proc/irq/N/smp_affinity_list; not virtio-blk's,
+which the kernel manages): how a guest without NUMA nodes keeps them
+where the devices are.
+
 The layout 3nodes-mq (needs root) gives the guest, on 3 nodes (0:1:2:1),
 a multi-queue network card instead, 4 queue pairs of a tap of this host
 (MQ_TAP, whose host side is 10.0.2.2, where a second HTTP server
@@ -322,7 +328,7 @@ def main():
     ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--size", type=int, default=16, help="MiB per transfer")
     ap.add_argument("--only", help="2nodes, 3nodes, 2nodes-numa, "
-                    "3nodes-numa, 3nodes-mq")
+                    "3nodes-numa, 3nodes-mq, 2nodes-irq, 3nodes-irq")
     ap.add_argument("--qemu")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--keep", help="keep each run's files in DIR/NAME-K")
