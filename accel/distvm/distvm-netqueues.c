@@ -870,8 +870,10 @@ static void path_watch(DistvmPlacedDevice *pd)
         q->path = distvm_netpath_watch(ifr.ifr_name, path_changed, pd, &err);
     }
     if (err) {
-        warn_reportf_err(err, "its pairs do not fail over when it goes "
-                         "down: ");
+        warn_report("%s; the pairs of '%s' that this node serves do not "
+                    "fail over when it goes down", error_get_pretty(err),
+                    pd->name);
+        error_free(err);
     }
 }
 
