@@ -143,18 +143,12 @@ static void drain_poll(void *opaque)
 void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                            Error **errp)
 {
-    DistvmState *s = distvm_state();
+    DistvmState *s = distvm_qmp_home("distvm-drain-node", errp);
     g_autofree uint32_t *target = NULL;
     uint32List *next = to;
     CPUState *cpu;
 
     if (!s) {
-        error_setg(errp, "distvm is not the active accelerator");
-        return;
-    }
-    if (s->nodes == 1 || !distvm_is_home(s)) {
-        error_setg(errp, "distvm: distvm-drain-node is asked of the home "
-                   "node (node %" PRIu32 ") of a cluster", distvm_home(s));
         return;
     }
     if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {

@@ -693,6 +693,14 @@ void distvm_devices_config_applied(DistvmState *s);
 void distvm_devices_reset(DistvmState *s);
 DistvmDeviceInfoList *distvm_devices_query(DistvmState *s);
 
+/* distvm-qmp.c */
+/*
+ * The state of a QMP @command asked of the home node of a cluster, or
+ * NULL with an error naming home if distvm is not the accelerator or
+ * this node is not home
+ */
+DistvmState *distvm_qmp_home(const char *command, Error **errp);
+
 /* distvm-netqueues.c */
 /* Parse queue-nodes: its cards become placed devices (home's by default) */
 bool distvm_netqueues_init(DistvmState *s, Error **errp);
@@ -726,11 +734,11 @@ void distvm_netqueues_cluster_running(DistvmState *s);
 
 /* distvm-netpath.c */
 typedef struct DistvmNetPath DistvmNetPath;
-typedef void DistvmNetPathChanged(void *opaque, bool up);
+typedef void DistvmNetPathChanged(void *opaque);
 /*
  * Watch the state of this host's network interface @ifname: @changed runs
- * in the main loop when it goes down or comes up (it is taken to be up
- * until the host says otherwise)
+ * in the main loop when it goes down or comes up, as distvm_netpath_up()
+ * then says (it is taken to be up until the host says otherwise)
  */
 DistvmNetPath *distvm_netpath_watch(const char *ifname,
                                     DistvmNetPathChanged *changed,

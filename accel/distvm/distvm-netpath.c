@@ -57,7 +57,7 @@ static void netpath_set(DistvmNetPath *p, bool up)
 {
     if (up != p->up) {
         p->up = up;
-        p->changed(p->opaque, up);
+        p->changed(p->opaque);
     }
 }
 

@@ -213,6 +213,12 @@ static uint32_t pair_node(DistvmPlacedDevice *pd, uint32_t pair)
            pd->node;
 }
 
+/* May @node serve pairs of @pd's card: is it the card's, or queue-nodes'? */
+static bool may_serve(DistvmPlacedDevice *pd, uint32_t node)
+{
+    return node == pd->node || (pd->queues->others & BIT(node));
+}
+
 /*
  * virtio_net_queue_pair_hook: does this node serve pair @index of @n, or
  * its control queue (@index max_queue_pairs)?  The card's node handles
@@ -498,8 +504,7 @@ static bool path_usable(DistvmState *s, DistvmPlacedDevice *pd,
 {
     DistvmNetQueues *q = pd->queues;
 
-    return distvm_node_usable(s, node) &&
-           (node == pd->node || (q->others & BIT(node))) &&
+    return distvm_node_usable(s, node) && may_serve(pd, node) &&
            !(q->paths_down & BIT(node));
 }
 
@@ -599,7 +604,7 @@ static void path_tell(DistvmState *s, DistvmPlacedDevice *pd)
 }
 
 /* distvm-netpath.c: the tap of this node went down, or came back up */
-static void path_changed(void *opaque, bool up)
+static void path_changed(void *opaque)
 {
     path_tell(distvm_state(), opaque);
 }
@@ -640,7 +645,7 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
     uint32_t pair = np->pair;
 
     if (!q || pair >= q->pairs || !distvm_node_present(s, np->node) ||
-        (np->node != pd->node && !(q->others & BIT(np->node)))) {
+        !may_serve(pd, np->node)) {
         distvm_msg_refused(s, msg->hdr.src, "NET_PAIR for pair %" PRIu32
                            " of %s to node %" PRIu32 ", which is no pair "
                            "of a card whose pairs several nodes serve, or "
@@ -698,18 +703,11 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
 void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
                                 uint32_t node, Error **errp)
 {
-    DistvmState *s = distvm_state();
+    DistvmState *s = distvm_qmp_home("distvm-move-queue-pair", errp);
     DistvmPlacedDevice *pd = NULL;
     DistvmNetQueues *q;
 
     if (!s) {
-        error_setg(errp, "distvm is not the active accelerator");
-        return;
-    }
-    if (s->nodes == 1 || !distvm_is_home(s)) {
-        error_setg(errp, "distvm: distvm-move-queue-pair is asked of the "
-                   "home node (node %" PRIu32 ") of a cluster",
-                   distvm_home(s));
         return;
     }
     for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
@@ -730,8 +728,7 @@ void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
                    "pairs 0 to %" PRIu32 ")", device, pair, q->pairs - 1);
         return;
     }
-    if (!distvm_node_usable(s, node) ||
-        (node != pd->node && !(q->others & BIT(node)))) {
+    if (!distvm_node_usable(s, node) || !may_serve(pd, node)) {
         error_setg(errp, "distvm: node %" PRIu32 " cannot serve pairs of "
                    "'%s': they can move to its node (%" PRIu32 ") or to a "
                    "node that serves another of its pairs", node, device,
@@ -912,8 +909,7 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
     q->wanted = NULL;
     q->placed = g_memdup2(q->node, q->pairs * sizeof(uint32_t));
     q->follow_bh = qemu_bh_new(follow_paths_bh, pd);
-    if (s->nodes > 1 &&
-        (s->node_id == pd->node || (q->others & BIT(s->node_id)))) {
+    if (s->nodes > 1 && may_serve(pd, s->node_id)) {
         path_watch(pd);
     }
     for (uint32_t i = 0; i < q->pairs; i++) {
@@ -949,8 +945,8 @@ void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
     }
     for (uint32_t i = 0; i < q->pairs; i++) {
         NetClientState *peer = qemu_get_subqueue(q->net->nic, i)->peer;
-        bool used = i < (q->net->multiqueue ? q->net->curr_queue_pairs : 1);
-        bool here = used && pair_node(pd, i) == s->node_id && !q->taking[i];
+        bool here = pair_used(q, i) && pair_node(pd, i) == s->node_id &&
+                    !q->taking[i];
         int ret = here ? tap_enable(peer) : tap_disable(peer);
 
         trace_distvm_netqueue_attach(pd->name, i, here, ret);

@@ -26,6 +26,18 @@ static DistvmState *distvm_state_or_error(Error **errp)
     return s;
 }
 
+DistvmState *distvm_qmp_home(const char *command, Error **errp)
+{
+    DistvmState *s = distvm_state_or_error(errp);
+
+    if (s && (s->nodes == 1 || !distvm_is_home(s))) {
+        error_setg(errp, "distvm: %s is asked of the home node (node %"
+                   PRIu32 ") of a cluster", command, distvm_home(s));
+        return NULL;
+    }
+    return s;
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
     uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;

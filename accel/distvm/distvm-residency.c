@@ -774,17 +774,11 @@ bool distvm_residency_setup(DistvmState *s, Error **errp)
 void qmp_distvm_set_residency(uint64_t base, uint64_t size, uint32_t node,
                               Error **errp)
 {
-    DistvmState *s = distvm_state();
+    DistvmState *s = distvm_qmp_home("distvm-set-residency", errp);
     DistvmResident r;
     CPUState *cpu;
 
     if (!s) {
-        error_setg(errp, "distvm is not the active accelerator");
-        return;
-    }
-    if (s->nodes == 1 || !distvm_is_home(s)) {
-        error_setg(errp, "distvm: distvm-set-residency is asked of the home "
-                   "node (node %" PRIu32 ") of a cluster", distvm_home(s));
         return;
     }
     if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
