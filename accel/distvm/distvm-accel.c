@@ -478,11 +478,10 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
         error_setg(errp, "distvm: join-timeout must be at least 1 second");
         return false;
     }
-    if (s->replicas && (s->device_nodes || s->queue_nodes)) {
+    if (s->replicas && s->device_nodes) {
         error_setg(errp, "distvm: replicas=%" PRIu32 " does not keep the "
-                   "state of devices that %s= places on other nodes yet; "
-                   "use one or the other", s->replicas,
-                   s->device_nodes ? "device-nodes" : "queue-nodes");
+                   "state of devices that device-nodes= places on other "
+                   "nodes yet; use one or the other", s->replicas);
         return false;
     }
     if (!s->replicas && s->redundancy != DISTVM_REDUNDANCY_REPLICA) {

@@ -387,11 +387,13 @@ bool distvm_devices_placed(DistvmState *s, PCIDevice *dev)
     return distvm_devices_find(s, dev) != NULL;
 }
 
-const char *distvm_devices_on_node(DistvmState *s, uint32_t node)
+const char *distvm_devices_on_node(DistvmState *s, uint32_t node,
+                                   bool pairs)
 {
     for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
         if (s->devices->placed[i].node == node ||
-            distvm_netqueues_serves(&s->devices->placed[i], node)) {
+            (pairs && distvm_netqueues_serves(&s->devices->placed[i],
+                                              node))) {
             return s->devices->placed[i].name;
         }
     }

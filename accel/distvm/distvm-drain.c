@@ -176,10 +176,10 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                    "cluster", node);
         return;
     }
-    if (distvm_devices_on_node(s, node)) {
+    if (distvm_devices_on_node(s, node, true)) {
         error_setg(errp, "distvm: node %" PRIu32 " runs device '%s' "
                    "(device-nodes), which cannot be drained", node,
-                   distvm_devices_on_node(s, node));
+                   distvm_devices_on_node(s, node, true));
         return;
     }
     for (uint32_t i = 0; i < distvm_residency_count(s); i++) {

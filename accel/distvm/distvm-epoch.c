@@ -670,9 +670,17 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
     if (epoch <= qatomic_read(&e->ended)) {
         return false;   /* abandoned already: a lost node is taken over */
     }
-    if (!distvm_guest_paused_whole() || !distvm_ram_quiesce(s, 1000)) {
+    if (!distvm_guest_paused_whole()) {
         trace_distvm_epoch_busy(epoch, -1);
-        return false;   /* stopped, run or reset meanwhile; pages on the way */
+        return false;   /* stopped, run or reset meanwhile */
+    }
+    if (distvm_is_home(s)) {
+        /* It may read pages held elsewhere: before they must rest */
+        distvm_netqueues_checkpoint(s);
+    }
+    if (!distvm_ram_quiesce(s, 1000)) {
+        trace_distvm_epoch_busy(epoch, -1);
+        return false;   /* pages on the way */
     }
     /* Leaving here, or coming: its state may be on its way */
     CPU_FOREACH(cpu) {
@@ -1543,6 +1551,7 @@ static void rollback_apply(DistvmState *s)
         return;
     }
     distvm_output_rollback(rb->epoch);
+    distvm_netqueues_rolled_back(s);
     rollback_took_over(s, rb);
     trace_distvm_epoch_rollback_done(rb->epoch, rb->pages->len, vcpus);
     rollback_free(rb);
@@ -1571,6 +1580,10 @@ static bool rollback_finish_home(DistvmState *s)
     /* In home's place: its disks, as home held them, and held from now */
     if (!err && e->took_home) {
         distvm_output_disk_activate(&err);
+    }
+    if (!err) {
+        /* Before the cards load: which of their pairs home serves now */
+        distvm_netqueues_rolled_back(s);
     }
     if (!err && devices_load(c->data, e->took_home, &err)) {
         distvm_vcpu_stop_foreign_timers(s);

@@ -673,8 +673,12 @@ uint32_t distvm_devices_count(DistvmState *s);
 DistvmPlacedDevice *distvm_devices_get(DistvmState *s, uint32_t i);
 /* While the properties are parsed: the device @name, placed on home if new */
 DistvmPlacedDevice *distvm_devices_card(DistvmState *s, const char *name);
-/* The name of a device placed on @node, or NULL if none is */
-const char *distvm_devices_on_node(DistvmState *s, uint32_t node);
+/*
+ * The name of a device placed on @node, or of a card whose pairs it
+ * serves (if @pairs), or NULL if none is
+ */
+const char *distvm_devices_on_node(DistvmState *s, uint32_t node,
+                                   bool pairs);
 /* Whether this node runs devices placed on it (not home) */
 bool distvm_devices_run_here(DistvmState *s);
 /* Under the BQL: a placed device's configuration was written here */
@@ -731,6 +735,10 @@ bool distvm_netqueues_pass_on(DistvmState *s, DistvmPlacedDevice *pd,
 DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd);
 /* Under the BQL: the cluster runs; tell home of this node's paths */
 void distvm_netqueues_cluster_running(DistvmState *s);
+/* Checkpoint epochs: home saves the pairs' places, and after a rollback */
+void distvm_netqueues_checkpoint(DistvmState *s);
+void distvm_netqueues_rolled_back(DistvmState *s);
+void distvm_netqueues_resume(DistvmState *s);
 
 /* distvm-netpath.c */
 typedef struct DistvmNetPath DistvmNetPath;

@@ -115,6 +115,9 @@ struct DistvmNetQueues {
     bool path_told_up;
     /* Home: pairs_follow_paths() once a PCI configuration write went on */
     QEMUBH *follow_bh;
+    /* BQL: the guest rolled back; its rings' places are to be read again */
+    bool rolled_back;
+    QEMUBH *kick_bh;            /* the pairs served here look at their rings */
 };
 
 /* A pair that this node stops serving: its TAKE waits for its last send */
@@ -336,6 +339,7 @@ static void pair_send(DistvmState *s, DistvmPlacedDevice *pd, uint32_t dest,
 }
 
 static void pairs_follow_paths(DistvmState *s, DistvmPlacedDevice *pd);
+static void pair_rings_reread(VirtIODevice *vdev, uint32_t pair);
 
 /* Home: @node serves @pair of @pd's card now; the next may move */
 static void pair_taken(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
@@ -359,11 +363,7 @@ static void pair_take(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
     DistvmNetQueues *q = pd->queues;
     VirtIODevice *vdev = VIRTIO_DEVICE(q->net);
 
-    for (uint32_t i = 2 * pair; i <= 2 * pair + 1; i++) {
-        virtio_queue_restore_last_avail_idx(vdev, i);
-        virtio_queue_update_used_idx(vdev, i);
-        virtio_queue_invalidate_signalled_used(vdev, i);
-    }
+    pair_rings_reread(vdev, pair);
     q->move[pair] = move;
     qatomic_set(&q->node[pair], s->node_id);
     q->taking[pair] = false;
@@ -658,6 +658,12 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
         pair_move(s, pd, pair, np->node, np->move);
         break;
     case DISTVM_NET_PAIR_TAKE:
+        if (np->move == q->move[pair] && !q->taking[pair] &&
+            qatomic_read(&q->node[pair]) == s->node_id) {
+            /* A move that a rollback ended (distvm_netqueues_rolled_back) */
+            trace_distvm_netqueue_taken(pd->name, pair, np->move);
+            return;
+        }
         /* For the move this node waits for, or one it has not heard of */
         if (np->move < q->move[pair] ||
             (np->move == q->move[pair] && !q->taking[pair])) {
@@ -931,18 +937,13 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
 }
 
 /*
- * Under the BQL: the guest wrote the card's PCI configuration, and may
- * have turned MSI-X on or off, which moves the pairs between the card's
- * node and theirs (pair_node()): attach to the tap the queues of the
- * pairs in use that this node serves now, and detach the others.
+ * Attach to the tap the queues of the pairs in use that this node serves
+ * now, and detach the others
  */
-void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
+static void taps_attach(DistvmState *s, DistvmPlacedDevice *pd)
 {
     DistvmNetQueues *q = pd->queues;
 
-    if (s->nodes == 1) {
-        return;
-    }
     for (uint32_t i = 0; i < q->pairs; i++) {
         NetClientState *peer = qemu_get_subqueue(q->net->nic, i)->peer;
         bool here = pair_used(q, i) && pair_node(pd, i) == s->node_id &&
@@ -951,6 +952,21 @@ void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
 
         trace_distvm_netqueue_attach(pd->name, i, here, ret);
     }
+}
+
+/*
+ * Under the BQL: the guest wrote the card's PCI configuration, and may
+ * have turned MSI-X on or off, which moves the pairs between the card's
+ * node and theirs (pair_node()): taps_attach().
+ */
+void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    if (s->nodes == 1) {
+        return;
+    }
+    taps_attach(s, pd);
     /*
      * A path that went down before the guest turned MSI-X on.  Home moves
      * pairs once it sent this write to the other nodes, whose copies then
@@ -1040,4 +1056,129 @@ DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd)
         QAPI_LIST_APPEND(tail, info);
     }
     return list;
+}
+
+/* ---- checkpoint epochs (replicas=1, distvm-epoch.c) ---- */
+
+/* Read @pair's rings' places again from the guest's used rings */
+static void pair_rings_reread(VirtIODevice *vdev, uint32_t pair)
+{
+    for (uint32_t i = 2 * pair; i <= 2 * pair + 1; i++) {
+        virtio_queue_restore_last_avail_idx(vdev, i);
+        virtio_queue_update_used_idx(vdev, i);
+        virtio_queue_invalidate_signalled_used(vdev, i);
+    }
+}
+
+/*
+ * Home, the guest paused for a checkpoint: its copy of each card reads
+ * the places of the pairs that other nodes serve from the guest's used
+ * rings, so that the state of the devices it saves has them right (a
+ * rollback loads them, and virtio_load() checks them against the
+ * guest's rings).  Nothing is in flight there: a node that serves a pair
+ * gives each packet it takes to the output filter, which takes it at once.
+ */
+void distvm_netqueues_checkpoint(DistvmState *s)
+{
+    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
+        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+        DistvmNetQueues *q = pd->queues;
+
+        if (!q || !q->net || !msix_enabled(&q->proxy->pci_dev)) {
+            continue;
+        }
+        for (uint32_t pair = 0; pair < q->pairs; pair++) {
+            if (pair_node(pd, pair) != s->node_id) {
+                pair_rings_reread(VIRTIO_DEVICE(q->net), pair);
+            }
+        }
+    }
+}
+
+/*
+ * A lost node's part taken over, the guest rolled back to the last
+ * committed epoch (on home, before it loads the devices): the pairs that
+ * the lost node served go to the card's node, which every node knows to
+ * be present (it runs the card, which recovery_refusal() keeps); a move
+ * under way ends where it went, with no TAKE (one that comes later is
+ * ignored: pair_received()).  Each node keeps attached to the tap the
+ * queues of the pairs it serves now, and reads their rings' places again
+ * once every node restored its pages (distvm_netqueues_resume()).
+ */
+void distvm_netqueues_rolled_back(DistvmState *s)
+{
+    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
+        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+        DistvmNetQueues *q = pd->queues;
+
+        if (!q || !q->net) {
+            continue;
+        }
+        q->moving = -1;
+        for (uint32_t pair = 0; pair < q->pairs; pair++) {
+            uint32_t node = qatomic_read(&q->node[pair]);
+
+            if (q->leaving[pair].timer) {
+                timer_del(q->leaving[pair].timer);
+            }
+            q->taking[pair] = false;
+            if (!distvm_node_present(s, node)) {
+                trace_distvm_netqueue_failover(pd->name, pair, node,
+                                               pd->node);
+                qatomic_set(&q->node[pair], pd->node);
+                if (distvm_is_home(s)) {
+                    qapi_event_send_distvm_queue_pair_moved(pd->name, pair,
+                                                            pd->node);
+                }
+            }
+        }
+        q->others &= qatomic_read(&s->present);
+        q->paths_down &= qatomic_read(&s->present);
+        taps_attach(s, pd);
+        q->rolled_back = true;
+    }
+}
+
+static void rings_kick_bh(void *opaque)
+{
+    DistvmPlacedDevice *pd = opaque;
+    DistvmNetQueues *q = pd->queues;
+
+    for (uint32_t pair = 0; pair < q->pairs; pair++) {
+        if (pair_here(q->net, pair)) {
+            virtio_queue_notify(VIRTIO_DEVICE(q->net), 2 * pair);
+            virtio_queue_notify(VIRTIO_DEVICE(q->net), 2 * pair + 1);
+        }
+    }
+    if (distvm_is_home(distvm_state())) {
+        pairs_follow_paths(distvm_state(), pd);
+    }
+}
+
+/*
+ * The guest resumes, before its devices do: after a rollback, the pairs
+ * served here take their rings up where the guest's used rings say (what
+ * this node's copy took since the commit is undone), then look at them,
+ * for the notifications that went to a node lost meanwhile.
+ */
+void distvm_netqueues_resume(DistvmState *s)
+{
+    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
+        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+        DistvmNetQueues *q = pd->queues;
+
+        if (!q || !q->net || !q->rolled_back) {
+            continue;
+        }
+        q->rolled_back = false;
+        for (uint32_t pair = 0; pair < q->pairs; pair++) {
+            if (pair_here(q->net, pair)) {
+                pair_rings_reread(VIRTIO_DEVICE(q->net), pair);
+            }
+        }
+        if (!q->kick_bh) {
+            q->kick_bh = qemu_bh_new(rings_kick_bh, pd);
+        }
+        qemu_bh_schedule(q->kick_bh);
+    }
 }

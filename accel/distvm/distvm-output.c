@@ -4,8 +4,8 @@
  * With checkpoint epochs (replicas=1, distvm-epoch.c), a lost node will
  * roll the guest back to the last committed epoch: what the guest sent
  * after it must not have reached the world.  So every node puts a net
- * filter of this type on each network backend that a NIC of its machine
- * sends to, as COLO and filter-buffer do.  The filter holds each packet
+ * filter of this type on each queue of each network backend that a NIC
+ * of its machine sends to, as COLO and filter-buffer do.  The filter holds each packet
  * the guest sends; when an epoch's data is saved (SAVE, with the guest
  * paused) the packets held so far are sealed with the epoch's number,
  * and when an epoch commits those of it and of earlier, abandoned epochs
@@ -27,8 +27,8 @@
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/iov.h"
-#include "qom/object_interfaces.h"
 #include "net/filter.h"
+#include "net/vhost_net.h"
 #include "net/net.h"
 #include "net/queue.h"
 #include "distvm-internal.h"
@@ -54,7 +54,7 @@ struct DistvmOutputFilter {
 };
 
 /* Under the BQL, as the net layer */
-static GPtrArray *filters;      /* DistvmOutputFilter, one per backend */
+static GPtrArray *filters;      /* DistvmOutputFilter, one per queue */
 static bool guest_paused;       /* by an epoch */
 static uint64_t held_packets;   /* held now */
 static uint64_t released_packets;
@@ -272,27 +272,52 @@ void distvm_output_stats(uint64_t *held, uint64_t *released)
     *released = released_packets;
 }
 
-/* A filter on the backend that @nic's first queue sends to, if any */
-static void hold_nic(NICState *nic, void *opaque)
+/*
+ * A filter on @backend, queue @queue of the backend of a NIC.  QEMU's
+ * filters take a backend's first queue only (netfilter_complete() refuses
+ * one with several), so it is put there as that would, on each queue: a
+ * multi-queue tap's queues send the packets of pairs that several nodes
+ * serve (distvm-netqueues.c), each node those of its own pairs.
+ */
+static void hold_queue(NetClientState *backend, int queue, Error **errp)
 {
-    NetClientState *backend = qemu_get_queue(nic)->peer;
-    Error **errp = opaque;
-    g_autofree char *id = NULL;
+    g_autofree char *id = queue ?
+        g_strdup_printf("distvm-output-%s-%d", backend->name, queue) :
+        g_strdup_printf("distvm-output-%s", backend->name);
     Object *obj;
+    NetFilterState *nf;
 
-    if (!backend || *errp) {
+    if (get_vhost_net(backend)) {
+        error_setg(errp, "network backend %s uses vhost, which sends the "
+                   "guest's packets past QEMU", backend->name);
         return;
     }
-    id = g_strdup_printf("distvm-output-%s", backend->name);
     obj = object_new(TYPE_DISTVM_OUTPUT_FILTER);
-    if (object_property_set_str(obj, "netdev", backend->name, errp) &&
-        object_property_set_str(obj, "queue", "all", errp)) {
-        object_property_add_child(object_get_objects_root(), id, obj);
-        if (!user_creatable_complete(USER_CREATABLE(obj), errp)) {
-            object_unparent(obj);
+    nf = NETFILTER(obj);
+    nf->netdev_id = g_strdup(backend->name);
+    nf->netdev = backend;
+    output_setup(nf, errp);
+    if (*errp) {
+        object_unref(obj);
+        return;
+    }
+    QTAILQ_INSERT_TAIL(&backend->filters, nf, next);
+    object_property_add_child(object_get_objects_root(), id, obj);
+    object_unref(obj);
+}
+
+/* A filter on each queue of the backend that @nic sends to, if any */
+static void hold_nic(NICState *nic, void *opaque)
+{
+    Error **errp = opaque;
+
+    for (int i = 0; i < MAX(nic->conf->peers.queues, 1) && !*errp; i++) {
+        NetClientState *backend = qemu_get_subqueue(nic, i)->peer;
+
+        if (backend) {
+            hold_queue(backend, i, errp);
         }
     }
-    object_unref(obj);
 }
 
 bool distvm_output_hold(Error **errp)

@@ -155,7 +155,8 @@ static const char *recovery_refusal(DistvmState *s, uint32_t node)
     if (!distvm_epoch_committed(s)) {
         return "no checkpoint epoch was committed yet";
     }
-    if (distvm_devices_on_node(s, node)) {
+    /* The pairs of a card that it serves go to the card's node */
+    if (distvm_devices_on_node(s, node, false)) {
         return "it runs a device";
     }
     for (uint32_t i = 0; i < distvm_residency_count(s); i++) {

@@ -284,6 +284,7 @@ static void guest_resume(DistvmState *s, const DistvmRunMsg *clocks)
         return;
     }
     epoch_pause.paused = false;
+    distvm_netqueues_resume(s);
     if (!epoch_pause.taken_over) {
         cpu_enable_ticks();
         if (distvm_is_home(s)) {

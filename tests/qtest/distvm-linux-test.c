@@ -246,6 +246,14 @@ typedef struct LinuxCase {
      * takes down and up again (fail_over_path()).
      */
     bool mq_card;
+    /*
+     * With replicas=1: the multi-queue card alone (eth1), its pairs on
+     * the nodes that queue-nodes names, and one tap for all; the guest
+     * fetches over it from vCPUs 0 and 2 at once, and node 2, which
+     * serves pair 2, is killed as the fetches begin.  Its pair goes to
+     * home, and both fetches finish, exact (issue 16).
+     */
+    bool kill_pair;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -269,6 +277,9 @@ typedef struct LinuxCase {
 /* Where each pair runs once pair 2 moved to home (move_queue_pair()) */
 static const int mq_pair_node[MQ_PAIRS] = { 0, 1, 0, 1 };
 #define MQ_MOVED_PAIR   2
+/* The multi-queue card as eth1, of kill_pair */
+#define MQ_HOST_ETH1        "10.0.3.2"
+#define MQ_HOST_ETH1_ADDR   0x0a000302u
 
 #define DIMM_BASE   0x100000000ull
 #define DIMM_SIZE   (128 * 1024 * 1024)
@@ -722,7 +733,7 @@ static void wait_taken_over(DistvmNode **node, int victim)
  * DISTVM_RECOVERED), and run all the vCPUs.  Returns the node.
  */
 static int kill_node(DistvmNode **node, int nodes, int victim,
-                     int within_ms)
+                     int within_ms, bool pair_moves)
 {
     pid_t pid;
     int status;
@@ -738,6 +749,17 @@ static int kill_node(DistvmNode **node, int nodes, int victim,
     g_assert_true(WIFSIGNALED(status));
     /* Its QTestState is left alone: the process is already reaped */
 
+    if (pair_moves) {
+        /* The pair it served goes to the card's node, home, as it rolls back */
+        QDict *ev = distvm_wait_event(node[0]->qts, "DISTVM_QUEUE_PAIR_MOVED",
+                                      DISTVM_EVENT_TIMEOUT_S);
+        QDict *data = qdict_get_qdict(ev, "data");
+
+        g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vmq");
+        g_assert_cmpint(qdict_get_int(data, "pair"), ==, MQ_MOVED_PAIR);
+        g_assert_cmpint(qdict_get_int(data, "node"), ==, 0);
+        qobject_unref(ev);
+    }
     wait_taken_over(node, victim);
     for (int n = 0; n < nodes; n++) {
         for (int cpu = 0; n != victim && cpu < 4; cpu++) {
@@ -905,6 +927,26 @@ static void check_queue_pairs(DistvmNode **node, int nodes)
     }
 }
 
+/* The notifications of @pair of the multi-queue card that @n handled */
+static int64_t pair_notified(DistvmNode *n, int pair)
+{
+    QDict *d = distvm_placed_device(n->qts, "vmq");
+    int64_t notified = -1;
+
+    for (const QListEntry *e = qlist_first(qdict_get_qlist(d, "queues"));
+         e; e = qlist_next(e)) {
+        QDict *q = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(q, "pair") == pair) {
+            notified = qdict_get_int(q, "rx-notified") +
+                       qdict_get_int(q, "tx-notified");
+        }
+    }
+    qobject_unref(d);
+    g_assert_cmpint(notified, >=, 0);
+    return notified;
+}
+
 /* Home says node 1's path is @up, and moved pairs 1 and 3 to @to */
 static void wait_path(DistvmNode **node, bool up, int to)
 {
@@ -1022,15 +1064,19 @@ static void test_linux(const void *opaque)
     }
     /* A thread would make the g_setenv() below unsafe: later, in netns. */
     http = lc->netns ? NULL : http_start(file, NULL, INADDR_LOOPBACK, 0);
-    if (lc->mq_card) {
+    if (lc->mq_card || lc->kill_pair) {
         /* The tap every node opens, and a server behind it on this host */
         distvm_sh("ip link del " MQ_TAP " 2>/dev/null; ip tuntap add dev "
-                  MQ_TAP " mode tap multi_queue && ip addr add " MQ_HOST
-                  "/24 dev " MQ_TAP " && ip link set " MQ_TAP " up");
+                  MQ_TAP " mode tap multi_queue && ip addr add %s/24 dev "
+                  MQ_TAP " && ip link set " MQ_TAP " up",
+                  lc->kill_pair ? MQ_HOST_ETH1 : MQ_HOST);
+        http_mq = http_start(file, NULL, lc->kill_pair ? MQ_HOST_ETH1_ADDR :
+                             MQ_HOST_ADDR, http->port);
+    }
+    if (lc->mq_card) {
         distvm_sh("ip link del " MQ_TAP_1 " 2>/dev/null; ip tuntap add dev "
                   MQ_TAP_1 " mode tap multi_queue && ip link set " MQ_TAP_1
                   " up");
-        http_mq = http_start(file, NULL, MQ_HOST_ADDR, http->port);
     }
 
     for (int n = 0; n < lc->nodes; n++) {
@@ -1054,15 +1100,15 @@ static void test_linux(const void *opaque)
             opts = distvm_cluster_accel_opts(dir, lc->nodes, n);
         }
         g_autofree char *devices = lc->device_node ?
-            g_strdup_printf(",device-nodes=vblk@%d:vnet@%d:vnet1@1%s",
-                            lc->device_node, lc->device_node,
-                            lc->mq_card ? ",queue-nodes=" MQ_QUEUE_NODES :
-                            "") :
+            g_strdup_printf(",device-nodes=vblk@%d:vnet@%d:vnet1@1",
+                            lc->device_node, lc->device_node) :
             g_strdup("");
 
         /* Without -numa, the guest gets the NUMA nodes of auto-numa. */
-        placed = g_strdup_printf("%s,placement=%s%s,auto-numa=%s%s%s", opts,
-                                 lc->placement, devices,
+        placed = g_strdup_printf("%s,placement=%s%s%s,auto-numa=%s%s%s",
+                                 opts, lc->placement, devices,
+                                 lc->mq_card || lc->kill_pair ?
+                                 ",queue-nodes=" MQ_QUEUE_NODES : "",
                                  lc->numa_lines && !lc->numa ? "on" : "off",
                                  lc->accel_opts ? "," : "",
                                  lc->accel_opts ?: "");
@@ -1090,12 +1136,14 @@ static void test_linux(const void *opaque)
             lc->cpu ? "-cpu " : "", lc->cpu ?: "", lc->smp, kernel, initrd,
             drive, lc->device_node ? ",vectors=0" : "",
             lc->device_node ? MORE_NICS : "",
-            !lc->mq_card ? "" : n == 1 ? MQ_NIC(MQ_TAP_1) : MQ_NIC(MQ_TAP),
+            lc->kill_pair ? MQ_NIC(MQ_TAP) : !lc->mq_card ? "" :
+            n == 1 ? MQ_NIC(MQ_TAP_1) : MQ_NIC(MQ_TAP),
             WORK,
             lc->io_cpu,
             http ? http->port : NETNS_HTTP_PORT,
             lc->distmem ? " distvm.dimm=0x100000000,0x8000000,2 "
                           "distvm.topology=1" : "",
+            lc->kill_pair ? " distvm.fetch=1@0,1@2" :
             !lc->device_node ? "" : lc->mq_card ?
             " distvm.fetch=1@1,2@0,3@0,3@2" : " distvm.fetch=1@1,2@0",
             cpu_plug ?: "",
@@ -1140,7 +1188,20 @@ static void test_linux(const void *opaque)
     if (lc->kill_io) {
         g_assert_true(distvm_wait_console(node[0], "distvm-linux: io start",
                                           600));
-        victim = kill_node(node, lc->nodes, where[lc->io_cpu], 300);
+        victim = kill_node(node, lc->nodes, where[lc->io_cpu], 300, false);
+    }
+    if (lc->kill_pair) {
+        static const int taken_over[MQ_PAIRS] = { 0, 1, 0, 1 };
+
+        g_assert_true(distvm_wait_console(node[0], "distvm-linux: fetches "
+                                          "start", 600));
+        /* Once the fetch from vCPU 2 is under way over node 2's pair */
+        for (int i = 0; pair_notified(node[2], MQ_MOVED_PAIR) < 50; i++) {
+            g_assert_cmpint(i, <, 6000);
+            g_usleep(20 * 1000);
+        }
+        victim = kill_node(node, lc->nodes, 2, 1, true);
+        check_pair_nodes(node, 2, taken_over);
     }
     /* While the workload runs: move vCPUs around, asked of any node. */
     if (!distvm_wait_console(node[0], "distvm-linux: workload start", 600)) {
@@ -1198,14 +1259,14 @@ static void test_linux(const void *opaque)
     g_assert_null(strstr(console, "distvm-linux: workload done"));
     g_clear_pointer(&console, g_free);
     if (lc->kill) {
-        victim = kill_node(node, lc->nodes, -1, 1000);
+        victim = kill_node(node, lc->nodes, -1, 1000, false);
     }
     if (lc->partition) {
         victim = 2;
         cut_node(node, prefix, victim, 1000);
     }
     if (lc->kill_home) {
-        victim = kill_node(node, lc->nodes, 0, 1000);
+        victim = kill_node(node, lc->nodes, 0, 1000, false);
         home = 1;
     }
     if (lc->partition_home) {
@@ -1244,7 +1305,10 @@ static void test_linux(const void *opaque)
         /* from vCPUs 0 and 2 */
         g_assert_cmpint(qatomic_read(&http_mq->served), ==, 2);
         http_stop(http_mq);
-        distvm_sh("ip link del " MQ_TAP "; ip link del " MQ_TAP_1);
+        distvm_sh("ip link del " MQ_TAP);
+        if (lc->mq_card) {
+            distvm_sh("ip link del " MQ_TAP_1);
+        }
     }
 
     if (lc->distmem) {
@@ -1309,6 +1373,17 @@ static void test_linux(const void *opaque)
     }
     if (lc->mq_card) {
         check_mq_irqs(console);
+    }
+    if (lc->kill_pair) {
+        /* from vCPUs 0 and 2, over the pairs of home and of node 2 */
+        g_autofree char *line = g_strdup_printf(
+            "distvm-linux: eth1 fetched %d bytes %s\n", FILE_SIZE, file_sha);
+        g_auto(GStrv) parts = g_strsplit(console, line, -1);
+        const char *took = strstr(console, "distvm-linux: fetches took");
+
+        g_test_message("%.*s", took ? (int)strcspn(took, "\n") : 0,
+                       took ?: "");
+        g_assert_cmpint(g_strv_length(parts) - 1, ==, 2);
     }
     want = g_strdup_printf("distvm-linux: disk read back %s\n", file_sha);
     g_assert_nonnull(strstr(console, want));
@@ -1587,6 +1662,16 @@ static const LinuxCase three_nodes_kill_io = {
 };
 
 /*
+ * Node 2, which serves pair 2 of the multi-queue card, killed as the
+ * guest fetches over the card from vCPUs 0 and 2 (issue 16)
+ */
+static const LinuxCase three_nodes_kill_pair = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
+    .accel_opts = "replicas=1,checkpoint-ms=100",
+    .kill_pair = true,
+};
+
+/*
  * Home killed during the workload: node 1, its standby, takes its place,
  * its disk included (issue 15)
  */
@@ -1635,6 +1720,8 @@ int main(int argc, char **argv)
                         &three_nodes_kill_home, test_linux);
     qtest_add_data_func("/distvm/linux/3-nodes-kill-io",
                         &three_nodes_kill_io, test_linux);
+    qtest_add_data_func("/distvm/linux/3-nodes-kill-pair",
+                        &three_nodes_kill_pair, test_linux);
     /*
      * make check-long and make stress: root, iproute2 and certtool, and a
      * few minutes each

@@ -87,9 +87,6 @@ static void test_bad_options(void)
         { "nodes=2,listen=unix:/nonexistent/x,replicas=1,"
           "device-nodes=vnet0@1", "replicas=1 does not keep the state of "
           "devices that device-nodes= places on other nodes yet" },
-        { "nodes=2,listen=unix:/nonexistent/x,replicas=1,"
-          "queue-nodes=vmq/1@1", "replicas=1 does not keep the state of "
-          "devices that queue-nodes= places on other nodes yet" },
         { "speed=0", "speed=0 is out of range (0.001 to 1000" },
         { "speed=1001", "speed=1001 is out of range (0.001 to 1000" },
         { "speed=fast", "speed" },
