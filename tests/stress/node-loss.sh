@@ -13,8 +13,9 @@
 # nodes with a node, or home, cut off by a partition (network
 # namespaces), and the Linux guest on 3
 # nodes with a node, or home, killed during its workload, with the node
-# that does its I/O killed during its HTTP fetch, and with a node, or
-# home, cut off by a partition.
+# that does its I/O killed during its HTTP fetch, with the node that
+# serves a queue pair of its multi-queue card killed during its fetches
+# over it, and with a node, or home, cut off by a partition.
 # make check runs each of them once (in their qtest suites), but the
 # Linux cases of a random node killed and of partitions, which make
 # check-long runs; make stress runs this.  Prints each run's outcome and a summary; the exit status is
@@ -34,6 +35,7 @@ distvm-epoch-test:/x86_64/distvm/epoch/partition-home
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill-home
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill-io
+distvm-linux-test:/x86_64/distvm/linux/3-nodes-kill-pair
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-partition
 distvm-linux-test:/x86_64/distvm/linux/3-nodes-partition-home"
 
