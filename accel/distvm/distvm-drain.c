@@ -176,9 +176,15 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                    "cluster", node);
         return;
     }
-    if (distvm_devices_on_node(s, node, true)) {
+    if (distvm_devices_on_node(s, node, false)) {
         error_setg(errp, "distvm: node %" PRIu32 " runs device '%s' "
                    "(device-nodes), which cannot be drained", node,
+                   distvm_devices_on_node(s, node, false));
+        return;
+    }
+    if (distvm_devices_on_node(s, node, true)) {
+        error_setg(errp, "distvm: node %" PRIu32 " serves queue pairs of "
+                   "'%s' (queue-nodes), which cannot be drained", node,
                    distvm_devices_on_node(s, node, true));
         return;
     }

@@ -670,17 +670,9 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
     if (epoch <= qatomic_read(&e->ended)) {
         return false;   /* abandoned already: a lost node is taken over */
     }
-    if (!distvm_guest_paused_whole()) {
+    if (!distvm_guest_paused_whole() || !distvm_ram_quiesce(s, 1000)) {
         trace_distvm_epoch_busy(epoch, -1);
-        return false;   /* stopped, run or reset meanwhile */
-    }
-    if (distvm_is_home(s)) {
-        /* It may read pages held elsewhere: before they must rest */
-        distvm_netqueues_checkpoint(s);
-    }
-    if (!distvm_ram_quiesce(s, 1000)) {
-        trace_distvm_epoch_busy(epoch, -1);
-        return false;   /* pages on the way */
+        return false;   /* stopped, run or reset meanwhile; pages on the way */
     }
     /* Leaving here, or coming: its state may be on its way */
     CPU_FOREACH(cpu) {
@@ -844,6 +836,7 @@ static void epoch_commit(DistvmState *s)
                                                             UINT32_MAX);
     qemu_mutex_unlock(&e->lock);
     committed_cluster(s);
+    distvm_netqueues_committed(s);
     trace_distvm_epoch_commit(e->epoch, pause_us, e->bytes);
     if (!standby_may_take_over(s, qatomic_read(&s->present))) {
         distvm_output_release(e->epoch);
@@ -901,6 +894,10 @@ static void epoch_save_all(DistvmState *s)
     e->busy = false;
     e->bytes = 0;
     e->vcpus = 0;
+    if (distvm_guest_paused_whole()) {
+        /* It may read pages that other nodes hold: before they save */
+        distvm_netqueues_checkpoint(s);
+    }
     epoch_broadcast(s, DISTVM_EPOCH_SAVE, 0, e->epoch);
     if (!epoch_save(s, e->epoch)) {
         epoch_answered(s, s->node_id, e->epoch, true, 0, 0);

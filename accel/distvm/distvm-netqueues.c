@@ -115,6 +115,14 @@ struct DistvmNetQueues {
     bool path_told_up;
     /* Home: pairs_follow_paths() once a PCI configuration write went on */
     QEMUBH *follow_bh;
+    /*
+     * Home: the guest's changes to the card's setting (its registers, PCI
+     * configuration and control commands; atomic), their number at the
+     * last SAVE, and at the last commit (BQL)
+     */
+    uint64_t changes;
+    uint64_t changes_saved;
+    uint64_t changes_committed;
     /* BQL: the guest rolled back; its rings' places are to be read again */
     bool rolled_back;
     QEMUBH *kick_bh;            /* the pairs served here look at their rings */
@@ -260,6 +268,7 @@ static void ctrl_command(VirtIONet *n, const struct iovec *out_sg,
         !pd->queues->others) {
         return;
     }
+    qatomic_inc(&pd->queues->changes);
     len = iov_size(out_sg, out_num);
     if (len > DISTVM_NET_CTRL_MAX) {
         /* A MAC table of over 10,000 addresses: the pairs' nodes keep theirs */
@@ -688,6 +697,11 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
         /* else its TAKE, still to come, looks at the rings */
         break;
     case DISTVM_NET_PAIR_TAKEN:
+        if (q->moving < 0 && qatomic_read(&q->node[pair]) == np->node &&
+            q->move[pair] == np->move) {
+            /* A move that a rollback ended (distvm_netqueues_rolled_back) */
+            return;
+        }
         if (q->moving != (int)pair ||
             qatomic_read(&q->node[pair]) != np->node ||
             q->move[pair] != np->move) {
@@ -812,6 +826,13 @@ static bool card_check(DistvmPlacedDevice *pd, Error **errp)
         error_setg(errp, "distvm: queue-nodes: '%s' has rss=on or hash=on, "
                    "which steer received packets to other pairs' queues, "
                    "that other nodes serve", pd->name);
+        return false;
+    }
+    if (distvm_state()->replicas &&
+        virtio_has_feature(vdev->host_features, VIRTIO_F_RING_PACKED)) {
+        error_setg(errp, "distvm: queue-nodes: '%s' has packed=on: after a "
+                   "rollback (replicas=1), the nodes could not take its "
+                   "pairs' packed rings up again", pd->name);
         return false;
     }
     if (!msix_present(&proxy->pci_dev)) {
@@ -966,6 +987,7 @@ void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
     if (s->nodes == 1) {
         return;
     }
+    qatomic_inc(&q->changes);
     taps_attach(s, pd);
     /*
      * A path that went down before the guest turned MSI-X on.  Home moves
@@ -1030,6 +1052,9 @@ void distvm_netqueues_route(DistvmState *s, DistvmPlacedDevice *pd, int bar,
     } else if (queue < 0) {
         /* The guest's setting of the card: every node's copy applies it. */
         r->mirror = qatomic_read(&s->present) & ~BIT(r->node);
+        if (distvm_is_home(s)) {
+            qatomic_inc(&q->changes);
+        }
     }
     /* else the control queue, or none: the card's node */
 }
@@ -1070,13 +1095,20 @@ static void pair_rings_reread(VirtIODevice *vdev, uint32_t pair)
     }
 }
 
+/* The pairs whose queues are data queues: below the control queue */
+static uint32_t pairs_known(DistvmNetQueues *q)
+{
+    return q->net->multiqueue ? q->pairs : 1;
+}
+
 /*
- * Home, the guest paused for a checkpoint: its copy of each card reads
- * the places of the pairs that other nodes serve from the guest's used
- * rings, so that the state of the devices it saves has them right (a
- * rollback loads them, and virtio_load() checks them against the
- * guest's rings).  Nothing is in flight there: a node that serves a pair
- * gives each packet it takes to the output filter, which takes it at once.
+ * Home, every node paused for a checkpoint, before they save: its copy
+ * of each card reads the places of the pairs that it does not serve from
+ * the guest's used rings, so that the state of the devices it saves has
+ * them right (a rollback loads them, and virtio_load() checks them
+ * against the guest's rings).  Nothing is in flight there: a node that
+ * serves a pair gives each packet it takes to the output filter, which
+ * takes it at once.
  */
 void distvm_netqueues_checkpoint(DistvmState *s)
 {
@@ -1084,15 +1116,48 @@ void distvm_netqueues_checkpoint(DistvmState *s)
         DistvmPlacedDevice *pd = distvm_devices_get(s, i);
         DistvmNetQueues *q = pd->queues;
 
-        if (!q || !q->net || !msix_enabled(&q->proxy->pci_dev)) {
+        if (!q || !q->net) {
             continue;
         }
-        for (uint32_t pair = 0; pair < q->pairs; pair++) {
-            if (pair_node(pd, pair) != s->node_id) {
+        q->changes_saved = qatomic_read(&q->changes);
+        for (uint32_t pair = 0; pair < pairs_known(q); pair++) {
+            if (!pair_here(q->net, pair)) {
                 pair_rings_reread(VIRTIO_DEVICE(q->net), pair);
             }
         }
     }
+}
+
+/* Home: the epoch whose SAVE came last committed */
+void distvm_netqueues_committed(DistvmState *s)
+{
+    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
+        DistvmNetQueues *q = distvm_devices_get(s, i)->queues;
+
+        if (q && q->net) {
+            q->changes_committed = q->changes_saved;
+        }
+    }
+}
+
+/*
+ * Home: the card whose setting the guest changed since the last commit,
+ * if other nodes serve its pairs (their copies of it do not roll back:
+ * a rollback would leave them with a setting that the guest has not
+ * made), or NULL
+ */
+const char *distvm_netqueues_changed(DistvmState *s)
+{
+    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
+        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+        DistvmNetQueues *q = pd->queues;
+
+        if (q && q->net && q->others &&
+            qatomic_read(&q->changes) != q->changes_committed) {
+            return pd->name;
+        }
+    }
+    return NULL;
 }
 
 /*
@@ -1135,6 +1200,13 @@ void distvm_netqueues_rolled_back(DistvmState *s)
         q->others &= qatomic_read(&s->present);
         q->paths_down &= qatomic_read(&s->present);
         taps_attach(s, pd);
+        for (uint32_t pair = 0; pair < q->pairs; pair++) {
+            if (!pair_here(q->net, pair)) {
+                /* What its tap queue gave this node's copy (pair_hand_off) */
+                qemu_purge_queued_packets(
+                    qemu_get_subqueue(q->net->nic, pair)->peer);
+            }
+        }
         q->rolled_back = true;
     }
 }
@@ -1144,7 +1216,7 @@ static void rings_kick_bh(void *opaque)
     DistvmPlacedDevice *pd = opaque;
     DistvmNetQueues *q = pd->queues;
 
-    for (uint32_t pair = 0; pair < q->pairs; pair++) {
+    for (uint32_t pair = 0; pair < pairs_known(q); pair++) {
         if (pair_here(q->net, pair)) {
             virtio_queue_notify(VIRTIO_DEVICE(q->net), 2 * pair);
             virtio_queue_notify(VIRTIO_DEVICE(q->net), 2 * pair + 1);
@@ -1171,7 +1243,7 @@ void distvm_netqueues_resume(DistvmState *s)
             continue;
         }
         q->rolled_back = false;
-        for (uint32_t pair = 0; pair < q->pairs; pair++) {
+        for (uint32_t pair = 0; pair < pairs_known(q); pair++) {
             if (pair_here(q->net, pair)) {
                 pair_rings_reread(VIRTIO_DEVICE(q->net), pair);
             }

@@ -5,11 +5,11 @@
  * roll the guest back to the last committed epoch: what the guest sent
  * after it must not have reached the world.  So every node puts a net
  * filter of this type on each queue of each network backend that a NIC
- * of its machine sends to, as COLO and filter-buffer do.  The filter holds each packet
- * the guest sends; when an epoch's data is saved (SAVE, with the guest
- * paused) the packets held so far are sealed with the epoch's number,
- * and when an epoch commits those of it and of earlier, abandoned epochs
- * go on, in order.  While the cluster is a single node, which takes no
+ * of its machine sends to, as COLO and filter-buffer do.  The filter
+ * holds each packet the guest sends; when an epoch's data is saved (SAVE,
+ * with the guest paused) the packets held so far are sealed with the
+ * epoch's number, and when an epoch commits those of it and of earlier,
+ * abandoned epochs go on, in order.  While the cluster is a single node, which takes no
  * epochs, they go on at once.
  *
  * Packets that come to the guest are held only while an epoch pauses it,
@@ -273,24 +273,27 @@ void distvm_output_stats(uint64_t *held, uint64_t *released)
 }
 
 /*
- * A filter on @backend, queue @queue of the backend of a NIC.  QEMU's
- * filters take a backend's first queue only (netfilter_complete() refuses
- * one with several), so it is put there as that would, on each queue: a
- * multi-queue tap's queues send the packets of pairs that several nodes
- * serve (distvm-netqueues.c), each node those of its own pairs.
+ * A filter on @backend, queue @queue of a NIC's backend, under @parent:
+ * the QOM tree's /objects for queue 0, queue 0's filter for the others.
+ * QEMU's filters take a backend's first queue only (netfilter_complete()
+ * refuses a backend with several), and the backend's deletion takes its
+ * first queue's filters away only; so the filter is made here as that
+ * would make it, on each queue, and those of the other queues go with the
+ * first's.  The pairs of a card that several nodes serve use a
+ * multi-queue tap, each node its pairs' queues (distvm-netqueues.c).
  */
-static void hold_queue(NetClientState *backend, int queue, Error **errp)
+static Object *hold_queue(NetClientState *backend, int queue,
+                          Object *parent, Error **errp)
 {
-    g_autofree char *id = queue ?
-        g_strdup_printf("distvm-output-%s-%d", backend->name, queue) :
-        g_strdup_printf("distvm-output-%s", backend->name);
+    g_autofree char *id = queue ? g_strdup_printf("queue%d", queue) :
+                          g_strdup_printf("distvm-output-%s", backend->name);
     Object *obj;
     NetFilterState *nf;
 
     if (get_vhost_net(backend)) {
         error_setg(errp, "network backend %s uses vhost, which sends the "
                    "guest's packets past QEMU", backend->name);
-        return;
+        return NULL;
     }
     obj = object_new(TYPE_DISTVM_OUTPUT_FILTER);
     nf = NETFILTER(obj);
@@ -299,23 +302,30 @@ static void hold_queue(NetClientState *backend, int queue, Error **errp)
     output_setup(nf, errp);
     if (*errp) {
         object_unref(obj);
-        return;
+        return NULL;
     }
     QTAILQ_INSERT_TAIL(&backend->filters, nf, next);
-    object_property_add_child(object_get_objects_root(), id, obj);
+    object_property_add_child(parent, id, obj);
     object_unref(obj);
+    return obj;
 }
 
 /* A filter on each queue of the backend that @nic sends to, if any */
 static void hold_nic(NICState *nic, void *opaque)
 {
     Error **errp = opaque;
+    Object *first = NULL;
 
     for (int i = 0; i < MAX(nic->conf->peers.queues, 1) && !*errp; i++) {
         NetClientState *backend = qemu_get_subqueue(nic, i)->peer;
 
-        if (backend) {
-            hold_queue(backend, i, errp);
+        if (!backend) {
+            continue;
+        }
+        if (!first) {
+            first = hold_queue(backend, i, object_get_objects_root(), errp);
+        } else {
+            hold_queue(backend, i, first, errp);
         }
     }
 }

@@ -165,6 +165,11 @@ static const char *recovery_refusal(DistvmState *s, uint32_t node)
         }
     }
     if (distvm_is_home(s)) {
+        if (distvm_netqueues_changed(s)) {
+            return "the guest changed the setting of a card whose queue "
+                   "pairs several nodes serve since the last commit, and "
+                   "their copies of the card do not roll back";
+        }
         return distvm_epoch_recover_refusal(s, node);
     }
     return NULL;

@@ -228,6 +228,9 @@ static void test_bad_queue_nodes(void)
         { "vrss/1@1", "distvm: queue-nodes: 'vrss' has rss=on or hash=on, "
           "which steer received packets to other pairs' queues" },
         { "br0/0@1", "distvm: queue-nodes: 'br0' (pci-bridge) is a bridge" },
+        { "vpacked/1@1,replicas=1", "distvm: queue-nodes: 'vpacked' has "
+          "packed=on: after a rollback (replicas=1), the nodes could not "
+          "take its pairs' packed rings up again" },
     };
     const char *tap = "dvqbad0";
     g_autofree char *machine = g_strdup_printf(
@@ -242,9 +245,12 @@ static void test_bad_queue_nodes(void)
         "id=vnovec "
         "-netdev tap,id=t3,ifname=%s,queues=2,script=no,downscript=no "
         "-device virtio-net-pci,netdev=t3,mq=on,rss=on,romfile=,id=vrss "
+        "-netdev tap,id=t4,ifname=%s,queues=2,script=no,downscript=no "
+        "-device virtio-net-pci,netdev=t4,mq=on,packed=on,romfile=,"
+        "id=vpacked "
         "-netdev user,id=u0 "
         "-device virtio-net-pci,netdev=u0,mq=on,romfile=,id=vslirp",
-        tap, tap, tap, tap);
+        tap, tap, tap, tap, tap);
 
     distvm_sh("ip link del %s 2>/dev/null; ip tuntap add dev %s mode tap "
               "multi_queue", tap, tap);
