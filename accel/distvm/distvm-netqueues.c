@@ -212,6 +212,22 @@ static DistvmPlacedDevice *card_of(DistvmState *s, VirtIONet *n)
 }
 
 /*
+ * The next card whose pairs several nodes serve, from placed device *@i
+ * on, or NULL: for (uint32_t i = 0; (pd = next_card(s, &i));)
+ */
+static DistvmPlacedDevice *next_card(DistvmState *s, uint32_t *i)
+{
+    while (*i < distvm_devices_count(s)) {
+        DistvmPlacedDevice *pd = distvm_devices_get(s, (*i)++);
+
+        if (pd->queues && pd->queues->net) {
+            return pd;
+        }
+    }
+    return NULL;
+}
+
+/*
  * The node that serves @pair of @pd's card: the one queue-nodes names,
  * once the guest turned MSI-X on; until then the card's, which has its
  * one INTx line and its ISR
@@ -625,12 +641,10 @@ static void follow_paths_bh(void *opaque)
 
 void distvm_netqueues_cluster_running(DistvmState *s)
 {
-    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
-        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+    DistvmPlacedDevice *pd;
 
-        if (pd->queues && pd->queues->net) {
-            path_tell(s, pd);
-        }
+    for (uint32_t i = 0; (pd = next_card(s, &i));) {
+        path_tell(s, pd);
     }
 }
 
@@ -1112,13 +1126,11 @@ static uint32_t pairs_known(DistvmNetQueues *q)
  */
 void distvm_netqueues_checkpoint(DistvmState *s)
 {
-    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
-        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+    DistvmPlacedDevice *pd;
+
+    for (uint32_t i = 0; (pd = next_card(s, &i));) {
         DistvmNetQueues *q = pd->queues;
 
-        if (!q || !q->net) {
-            continue;
-        }
         q->changes_saved = qatomic_read(&q->changes);
         for (uint32_t pair = 0; pair < pairs_known(q); pair++) {
             if (!pair_here(q->net, pair)) {
@@ -1131,12 +1143,10 @@ void distvm_netqueues_checkpoint(DistvmState *s)
 /* Home: the epoch whose SAVE came last committed */
 void distvm_netqueues_committed(DistvmState *s)
 {
-    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
-        DistvmNetQueues *q = distvm_devices_get(s, i)->queues;
+    DistvmPlacedDevice *pd;
 
-        if (q && q->net) {
-            q->changes_committed = q->changes_saved;
-        }
+    for (uint32_t i = 0; (pd = next_card(s, &i));) {
+        pd->queues->changes_committed = pd->queues->changes_saved;
     }
 }
 
@@ -1148,12 +1158,12 @@ void distvm_netqueues_committed(DistvmState *s)
  */
 const char *distvm_netqueues_changed(DistvmState *s)
 {
-    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
-        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+    DistvmPlacedDevice *pd;
+
+    for (uint32_t i = 0; (pd = next_card(s, &i));) {
         DistvmNetQueues *q = pd->queues;
 
-        if (q && q->net && q->others &&
-            qatomic_read(&q->changes) != q->changes_committed) {
+        if (q->others && qatomic_read(&q->changes) != q->changes_committed) {
             return pd->name;
         }
     }
@@ -1172,13 +1182,11 @@ const char *distvm_netqueues_changed(DistvmState *s)
  */
 void distvm_netqueues_rolled_back(DistvmState *s)
 {
-    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
-        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+    DistvmPlacedDevice *pd;
+
+    for (uint32_t i = 0; (pd = next_card(s, &i));) {
         DistvmNetQueues *q = pd->queues;
 
-        if (!q || !q->net) {
-            continue;
-        }
         q->moving = -1;
         for (uint32_t pair = 0; pair < q->pairs; pair++) {
             uint32_t node = qatomic_read(&q->node[pair]);
@@ -1235,11 +1243,12 @@ static void rings_kick_bh(void *opaque)
  */
 void distvm_netqueues_resume(DistvmState *s)
 {
-    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
-        DistvmPlacedDevice *pd = distvm_devices_get(s, i);
+    DistvmPlacedDevice *pd;
+
+    for (uint32_t i = 0; (pd = next_card(s, &i));) {
         DistvmNetQueues *q = pd->queues;
 
-        if (!q || !q->net || !q->rolled_back) {
+        if (!q->rolled_back) {
             continue;
         }
         q->rolled_back = false;

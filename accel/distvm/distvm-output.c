@@ -9,8 +9,8 @@
  * holds each packet the guest sends; when an epoch's data is saved (SAVE,
  * with the guest paused) the packets held so far are sealed with the
  * epoch's number, and when an epoch commits those of it and of earlier,
- * abandoned epochs go on, in order.  While the cluster is a single node, which takes no
- * epochs, they go on at once.
+ * abandoned epochs go on, in order.  While the cluster is a single node,
+ * which takes no epochs, they go on at once.
  *
  * Packets that come to the guest are held only while an epoch pauses it,
  * so that no NIC writes them into guest RAM while the nodes save it.
