@@ -25,6 +25,7 @@
 
 #define DISTVM_DEFAULT_JOIN_TIMEOUT 60
 #define DISTVM_DEFAULT_PEER_TIMEOUT 5
+#define DISTVM_DEFAULT_PATH_UP_DELAY_MS 1000
 #define DISTVM_MAX_PEER_TIMEOUT 3600
 #define DISTVM_DEFAULT_PAUSE_SLEEP_US 50
 #define DISTVM_MAX_PAUSE_SLEEP_US 10000
@@ -164,6 +165,14 @@ static void distvm_set_peer_timeout(Object *obj, Visitor *v,
 {
     distvm_visit_u32_in(v, name, 1, DISTVM_MAX_PEER_TIMEOUT, "seconds",
                         &DISTVM_ACCEL(obj)->peer_timeout, errp);
+}
+
+static void distvm_set_path_up_delay_ms(Object *obj, Visitor *v,
+                                        const char *name, void *opaque,
+                                        Error **errp)
+{
+    distvm_visit_u32_in(v, name, 0, 3600 * 1000, "milliseconds",
+                        &DISTVM_ACCEL(obj)->path_up_delay_ms, errp);
 }
 
 static bool distvm_get_auto_numa(Object *obj, Error **errp)
@@ -620,6 +629,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->nodes = 1;
     s->join_timeout = DISTVM_DEFAULT_JOIN_TIMEOUT;
     s->peer_timeout = DISTVM_DEFAULT_PEER_TIMEOUT;
+    s->path_up_delay_ms = DISTVM_DEFAULT_PATH_UP_DELAY_MS;
     s->pause_sleep_us = DISTVM_DEFAULT_PAUSE_SLEEP_US;
     s->checkpoint_ms = DISTVM_DEFAULT_CHECKPOINT_MS;
     s->policy = DISTVM_POLICY_MANUAL;
@@ -701,6 +711,16 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "Seconds a peer may stay silent before it is declared lost, once "
         "the cluster runs (default " stringify(DISTVM_DEFAULT_PEER_TIMEOUT)
         ")");
+
+    object_class_property_add(oc, "path-up-delay-ms", "uint32",
+                              distvm_get_u32, distvm_set_path_up_delay_ms,
+                              NULL,
+                              (void *)offsetof(DistvmState,
+                                               path_up_delay_ms));
+    object_class_property_set_description(oc, "path-up-delay-ms",
+        "Milliseconds the tap of a node that serves queue pairs must stay "
+        "up before the pairs move back to it (default "
+        stringify(DISTVM_DEFAULT_PATH_UP_DELAY_MS) ")");
 
     object_class_property_add(oc, "pause-sleep-us", "uint32", distvm_get_u32,
                               distvm_set_pause_sleep_us, NULL,

@@ -148,6 +148,7 @@ struct DistvmState {
     SocketAddress *home_addr;   /* parsed from @home */
     uint32_t join_timeout;      /* seconds */
     uint32_t peer_timeout;      /* seconds a peer may stay silent */
+    uint32_t path_up_delay_ms;  /* a tap that came up counts as up then */
     uint32_t pause_sleep_us;    /* a spinning vCPU's sleep (distvm-pause.c) */
     bool warm_pages;            /* moved vCPUs take their pages along */
     bool auto_numa;             /* no -numa: a NUMA node per cluster node */
@@ -747,10 +748,11 @@ typedef struct DistvmNetPath DistvmNetPath;
 typedef void DistvmNetPathChanged(void *opaque);
 /*
  * Watch the state of this host's network interface @ifname: @changed runs
- * in the main loop when it goes down or comes up, as distvm_netpath_up()
- * then says (it is taken to be up until the host says otherwise)
+ * in the main loop when it goes down, or once it came up and stayed up
+ * for @up_delay_ms, as distvm_netpath_up() then says (it is taken to be up
+ * until the host says otherwise)
  */
-DistvmNetPath *distvm_netpath_watch(const char *ifname,
+DistvmNetPath *distvm_netpath_watch(const char *ifname, uint32_t up_delay_ms,
                                     DistvmNetPathChanged *changed,
                                     void *opaque, Error **errp);
 bool distvm_netpath_up(DistvmNetPath *p);

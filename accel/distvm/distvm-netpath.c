@@ -7,7 +7,10 @@
  * tap down when its link is lost, or an operator does).  The host's
  * kernel tells each change of a link's state on a routing netlink socket
  * (RTMGRP_LINK), which the main loop watches; a request for the tap's
- * state when the watch begins gives the first.
+ * state when the watch begins gives the first.  A tap that goes down is
+ * down at once; one that comes back up is up once it stayed up for the
+ * accelerator's path-up-delay-ms, so that a link that flaps does not move
+ * the pairs back and forth at each change.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -18,6 +21,7 @@
 #include <linux/rtnetlink.h>
 #include "qapi/error.h"
 #include "qemu/main-loop.h"
+#include "qemu/timer.h"
 #include "distvm-internal.h"
 #include "trace.h"
 
@@ -29,7 +33,9 @@ struct DistvmNetPath {
     int fd;                     /* NETLINK_ROUTE, RTMGRP_LINK */
     unsigned ifindex;
     char *ifname;
-    bool up;
+    bool up;                    /* as told: up until the host says otherwise */
+    uint32_t up_delay_ms;
+    QEMUTimer *up_timer;        /* up, but not yet for up_delay_ms */
     DistvmNetPathChanged *changed;
     void *opaque;
 };
@@ -53,11 +59,28 @@ static void netpath_ask(DistvmNetPath *p)
     }
 }
 
-static void netpath_set(DistvmNetPath *p, bool up)
+static void netpath_tell(DistvmNetPath *p, bool up)
 {
     if (up != p->up) {
         p->up = up;
         p->changed(p->opaque);
+    }
+}
+
+static void netpath_stayed_up(void *opaque)
+{
+    netpath_tell(opaque, true);
+}
+
+/* The host says that @p's tap is @up (told so as it was first asked) */
+static void netpath_set(DistvmNetPath *p, bool up)
+{
+    if (!up) {
+        timer_del(p->up_timer);
+        netpath_tell(p, false);
+    } else if (!p->up && !timer_pending(p->up_timer)) {
+        timer_mod(p->up_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                  p->up_delay_ms);
     }
 }
 
@@ -121,7 +144,7 @@ static void netpath_read(void *opaque)
     }
 }
 
-DistvmNetPath *distvm_netpath_watch(const char *ifname,
+DistvmNetPath *distvm_netpath_watch(const char *ifname, uint32_t up_delay_ms,
                                     DistvmNetPathChanged *changed,
                                     void *opaque, Error **errp)
 {
@@ -153,6 +176,8 @@ DistvmNetPath *distvm_netpath_watch(const char *ifname,
     p->ifindex = ifindex;
     p->ifname = g_strdup(ifname);
     p->up = true;
+    p->up_delay_ms = up_delay_ms;
+    p->up_timer = timer_new_ms(QEMU_CLOCK_REALTIME, netpath_stayed_up, p);
     p->changed = changed;
     p->opaque = opaque;
     qemu_set_fd_handler(fd, netpath_read, NULL, p);

@@ -905,7 +905,9 @@ static void path_watch(DistvmPlacedDevice *pd)
         error_setg_errno(&err, errno, "distvm: cannot get the name of the "
                          "tap of '%s'", pd->name);
     } else {
-        q->path = distvm_netpath_watch(ifr.ifr_name, path_changed, pd, &err);
+        q->path = distvm_netpath_watch(ifr.ifr_name,
+                                       distvm_state()->path_up_delay_ms,
+                                       path_changed, pd, &err);
     }
     if (err) {
         warn_report("%s; the pairs of '%s' that this node serves do not "

@@ -973,11 +973,13 @@ static void wait_path(DistvmNode **node, bool up, int to)
  * Node 1's network path goes down (its host's tap of the multi-queue
  * card): home moves its pairs, 1 and 3, to the card's node, and refuses
  * to move one back while the path is down; once the path is up again,
- * they go back to node 1 by themselves.
+ * and stayed up for path-up-delay-ms (1 s), they go back to node 1 by
+ * themselves.
  */
 static void fail_over_path(DistvmNode **node, int nodes)
 {
     static const int failed_over[MQ_PAIRS] = { 0, 0, 0, 0 };
+    int64_t up_us;
 
     distvm_sh("ip link set " MQ_TAP_1 " down");
     wait_path(node, false, 0);
@@ -988,7 +990,10 @@ static void fail_over_path(DistvmNode **node, int nodes)
                        "{ 'execute': 'distvm-move-queue-pair', 'arguments': "
                        "{ 'device': 'vmq', 'pair': 1, 'node': 1 } }");
     distvm_sh("ip link set " MQ_TAP_1 " up");
+    up_us = g_get_monotonic_time();
     wait_path(node, true, 1);
+    /* (less a moment: the node may hear of it before the clock is read) */
+    g_assert_cmpint(g_get_monotonic_time() - up_us, >=, 900 * 1000);
     check_pair_nodes(node, nodes, mq_pair_node);
 }
 
