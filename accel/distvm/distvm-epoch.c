@@ -682,6 +682,7 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
         }
     }
     distvm_output_seal(epoch);
+    distvm_netqueues_saved(s);
     /*
      * What it sends, this node keeps too: a node lost takes its replica's
      * copies with it, and so the only committed copy of its predecessor's
@@ -2393,6 +2394,7 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
         break;
     case DISTVM_EPOCH_COMMIT:
         committed_cluster(s);
+        distvm_netqueues_committed(s);
         distvm_output_release(m->epoch);
         break;
     case DISTVM_EPOCH_ABORT:

@@ -738,6 +738,7 @@ DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd);
 void distvm_netqueues_cluster_running(DistvmState *s);
 /* Checkpoint epochs: home saves the pairs' places, and after a rollback */
 void distvm_netqueues_checkpoint(DistvmState *s);
+void distvm_netqueues_saved(DistvmState *s);
 void distvm_netqueues_committed(DistvmState *s);
 const char *distvm_netqueues_changed(DistvmState *s);
 void distvm_netqueues_rolled_back(DistvmState *s);

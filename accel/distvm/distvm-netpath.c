@@ -126,7 +126,9 @@ static void netpath_read(void *opaque)
     while ((len = recv(p->fd, buf, sizeof(buf), MSG_DONTWAIT)) != 0) {
         if (len < 0) {
             if (errno == ENOBUFS) {
-                netpath_ask(p);     /* changes were lost: ask again */
+                /* Changes were lost (a down among them?): ask again */
+                timer_del(p->up_timer);
+                netpath_ask(p);
                 continue;
             }
             if (errno != EAGAIN && errno != EINTR) {

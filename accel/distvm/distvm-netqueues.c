@@ -116,9 +116,10 @@ struct DistvmNetQueues {
     /* Home: pairs_follow_paths() once a PCI configuration write went on */
     QEMUBH *follow_bh;
     /*
-     * Home: the guest's changes to the card's setting (its registers, PCI
-     * configuration and control commands; atomic), their number at the
-     * last SAVE, and at the last commit (BQL)
+     * The guest's changes to this node's copy of the card's setting (its
+     * registers, PCI configuration and control commands; atomic), their
+     * number at the last SAVE (BQL), and at the last commit (atomic: read
+     * by distvm_netqueues_changed() in any thread)
      */
     uint64_t changes;
     uint64_t changes_saved;
@@ -331,6 +332,7 @@ static void ctrl_received(DistvmState *s, const DistvmMsg *msg)
                            s->node_id);
         return;
     }
+    qatomic_inc(&pd->queues->changes);
     pd->queues->applying = true;
     virtio_net_handle_ctrl_iov(VIRTIO_DEVICE(pd->queues->net), &in, 1,
                                &out, 1);
@@ -711,7 +713,8 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
         /* else its TAKE, still to come, looks at the rings */
         break;
     case DISTVM_NET_PAIR_TAKEN:
-        if (q->moving < 0 && qatomic_read(&q->node[pair]) == np->node &&
+        if (q->moving != (int)pair &&
+            qatomic_read(&q->node[pair]) == np->node &&
             q->move[pair] == np->move) {
             /* A move that a rollback ended (distvm_netqueues_rolled_back) */
             return;
@@ -1068,9 +1071,8 @@ void distvm_netqueues_route(DistvmState *s, DistvmPlacedDevice *pd, int bar,
     } else if (queue < 0) {
         /* The guest's setting of the card: every node's copy applies it. */
         r->mirror = qatomic_read(&s->present) & ~BIT(r->node);
-        if (distvm_is_home(s)) {
-            qatomic_inc(&q->changes);
-        }
+        /* (on each node that applies it, which routes it first) */
+        qatomic_inc(&q->changes);
     }
     /* else the control queue, or none: the card's node */
 }
@@ -1133,7 +1135,6 @@ void distvm_netqueues_checkpoint(DistvmState *s)
     for (uint32_t i = 0; (pd = next_card(s, &i));) {
         DistvmNetQueues *q = pd->queues;
 
-        q->changes_saved = qatomic_read(&q->changes);
         for (uint32_t pair = 0; pair < pairs_known(q); pair++) {
             if (!pair_here(q->net, pair)) {
                 pair_rings_reread(VIRTIO_DEVICE(q->net), pair);
@@ -1142,21 +1143,33 @@ void distvm_netqueues_checkpoint(DistvmState *s)
     }
 }
 
-/* Home: the epoch whose SAVE came last committed */
+/* This node saves its data for an epoch, the guest paused */
+void distvm_netqueues_saved(DistvmState *s)
+{
+    DistvmPlacedDevice *pd;
+
+    for (uint32_t i = 0; (pd = next_card(s, &i));) {
+        pd->queues->changes_saved = qatomic_read(&pd->queues->changes);
+    }
+}
+
+/* The epoch whose SAVE came last committed */
 void distvm_netqueues_committed(DistvmState *s)
 {
     DistvmPlacedDevice *pd;
 
     for (uint32_t i = 0; (pd = next_card(s, &i));) {
-        pd->queues->changes_committed = pd->queues->changes_saved;
+        qatomic_store_release(&pd->queues->changes_committed,
+                              pd->queues->changes_saved);
     }
 }
 
 /*
- * Home: the card whose setting the guest changed since the last commit,
- * if other nodes serve its pairs (their copies of it do not roll back:
- * a rollback would leave them with a setting that the guest has not
- * made), or NULL
+ * In any thread: the card whose setting the guest changed on this node
+ * since the last commit, if several nodes serve its pairs (only home's
+ * copy rolls back: the others would keep a setting that the guest has
+ * not made), or NULL.  Each node counts what its own copy applied: a
+ * write reaches the other nodes' copies before home's.
  */
 const char *distvm_netqueues_changed(DistvmState *s)
 {
@@ -1165,7 +1178,9 @@ const char *distvm_netqueues_changed(DistvmState *s)
     for (uint32_t i = 0; (pd = next_card(s, &i));) {
         DistvmNetQueues *q = pd->queues;
 
-        if (q->others && qatomic_read(&q->changes) != q->changes_committed) {
+        if (qatomic_read(&q->others) &&
+            qatomic_load_acquire(&q->changes_committed) !=
+            qatomic_read(&q->changes)) {
             return pd->name;
         }
     }
@@ -1189,9 +1204,9 @@ void distvm_netqueues_rolled_back(DistvmState *s)
     for (uint32_t i = 0; (pd = next_card(s, &i));) {
         DistvmNetQueues *q = pd->queues;
 
-        q->moving = -1;
         for (uint32_t pair = 0; pair < q->pairs; pair++) {
             uint32_t node = qatomic_read(&q->node[pair]);
+            bool moved = q->moving == (int)pair;
 
             if (q->leaving[pair].timer) {
                 timer_del(q->leaving[pair].timer);
@@ -1201,13 +1216,15 @@ void distvm_netqueues_rolled_back(DistvmState *s)
                 trace_distvm_netqueue_failover(pd->name, pair, node,
                                                pd->node);
                 qatomic_set(&q->node[pair], pd->node);
-                if (distvm_is_home(s)) {
-                    qapi_event_send_distvm_queue_pair_moved(pd->name, pair,
-                                                            pd->node);
-                }
+                moved = true;
+            }
+            if (moved && distvm_is_home(s)) {
+                qapi_event_send_distvm_queue_pair_moved(
+                    pd->name, pair, qatomic_read(&q->node[pair]));
             }
         }
-        q->others &= qatomic_read(&s->present);
+        q->moving = -1;
+        qatomic_set(&q->others, q->others & qatomic_read(&s->present));
         q->paths_down &= qatomic_read(&s->present);
         taps_attach(s, pd);
         for (uint32_t pair = 0; pair < q->pairs; pair++) {

@@ -159,17 +159,17 @@ static const char *recovery_refusal(DistvmState *s, uint32_t node)
     if (distvm_devices_on_node(s, node, false)) {
         return "it runs a device";
     }
+    if (distvm_netqueues_changed(s)) {
+        return "the guest changed the setting of a card whose queue pairs "
+               "several nodes serve since the last commit, and the other "
+               "nodes' copies of the card do not roll back";
+    }
     for (uint32_t i = 0; i < distvm_residency_count(s); i++) {
         if (s->resident[i].node == node) {
             return "it holds resident RAM";
         }
     }
     if (distvm_is_home(s)) {
-        if (distvm_netqueues_changed(s)) {
-            return "the guest changed the setting of a card whose queue "
-                   "pairs several nodes serve since the last commit, and "
-                   "their copies of the card do not roll back";
-        }
         return distvm_epoch_recover_refusal(s, node);
     }
     return NULL;

@@ -947,13 +947,17 @@ static int64_t pair_notified(DistvmNode *n, int pair)
     return notified;
 }
 
-/* Home says node 1's path is @up, and moved pairs 1 and 3 to @to */
-static void wait_path(DistvmNode **node, bool up, int to)
+/*
+ * Home says node 1's path is @up (at *@said_us, g_get_monotonic_time()),
+ * and moved pairs 1 and 3 to @to
+ */
+static void wait_path(DistvmNode **node, bool up, int to, int64_t *said_us)
 {
     QDict *ev = distvm_wait_event(node[0]->qts, "DISTVM_NETWORK_PATH",
                                   DISTVM_EVENT_TIMEOUT_S);
     QDict *data = qdict_get_qdict(ev, "data");
 
+    *said_us = g_get_monotonic_time();
     g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vmq");
     g_assert_cmpint(qdict_get_int(data, "node"), ==, 1);
     g_assert_cmpint(qdict_get_bool(data, "up"), ==, up);
@@ -979,10 +983,10 @@ static void wait_path(DistvmNode **node, bool up, int to)
 static void fail_over_path(DistvmNode **node, int nodes)
 {
     static const int failed_over[MQ_PAIRS] = { 0, 0, 0, 0 };
-    int64_t up_us;
+    int64_t up_us, said_us;
 
     distvm_sh("ip link set " MQ_TAP_1 " down");
-    wait_path(node, false, 0);
+    wait_path(node, false, 0, &said_us);
     check_pair_nodes(node, nodes, failed_over);
     distvm_qmp_refused(node[0]->qts, "distvm: the network path of node 1 "
                        "is down: its tap for 'vmq' is down or has no "
@@ -991,9 +995,9 @@ static void fail_over_path(DistvmNode **node, int nodes)
                        "{ 'device': 'vmq', 'pair': 1, 'node': 1 } }");
     distvm_sh("ip link set " MQ_TAP_1 " up");
     up_us = g_get_monotonic_time();
-    wait_path(node, true, 1);
+    wait_path(node, true, 1, &said_us);
     /* (less a moment: the node may hear of it before the clock is read) */
-    g_assert_cmpint(g_get_monotonic_time() - up_us, >=, 900 * 1000);
+    g_assert_cmpint(said_us - up_us, >=, 900 * 1000);
     check_pair_nodes(node, nodes, mq_pair_node);
 }
 
