@@ -176,8 +176,8 @@ static int distvm_reader_fill(DistvmReader *r, size_t need, Error **errp)
 /*
  * Read one message.  Returns 1 with @msg filled (a page's data points
  * into the reader's buffer until the next call), 0 on a clean end of file
- * before a message, DISTVM_RECV_IO_ERROR when the connection broke (before
- * a message's end included) and DISTVM_RECV_BAD_MSG for one that fails
+ * before a message, DISTVM_RECV_IO_ERROR when the connection broke and
+ * DISTVM_RECV_BAD_MSG for a truncated message or one that fails
  * validation, both with @errp set.
  */
 static int distvm_recv(DistvmState *s, DistvmReader *r, DistvmMsg *msg,
@@ -195,10 +195,9 @@ static int distvm_recv(DistvmState *s, DistvmReader *r, DistvmMsg *msg,
         return DISTVM_RECV_BAD_MSG;
     }
     if (distvm_reader_fill(r, DISTVM_WIRE_HDR_SIZE + hdr.length, errp) <= 0) {
-        /* A peer that ends (or is killed) as it sends: no protocol error */
-        error_prepend(errp, "within a %s message: ",
+        error_prepend(errp, "%s message is truncated: ",
                       distvm_msg_type_name(hdr.type));
-        return DISTVM_RECV_IO_ERROR;
+        return DISTVM_RECV_BAD_MSG;
     }
     *bytes = DISTVM_WIRE_HDR_SIZE + hdr.length;
     distvm_limits(s, &lim);
