@@ -366,7 +366,23 @@ static void pair_send(DistvmState *s, DistvmPlacedDevice *pd, uint32_t dest,
 }
 
 static void pairs_follow_paths(DistvmState *s, DistvmPlacedDevice *pd);
-static void pair_rings_reread(VirtIODevice *vdev, uint32_t pair);
+
+/* Read @pair's rings' places again from the guest's used rings */
+static void pair_rings_reread(VirtIODevice *vdev, uint32_t pair)
+{
+    for (uint32_t i = 2 * pair; i <= 2 * pair + 1; i++) {
+        virtio_queue_restore_last_avail_idx(vdev, i);
+        virtio_queue_update_used_idx(vdev, i);
+        virtio_queue_invalidate_signalled_used(vdev, i);
+    }
+}
+
+/* Look at both rings of @pair, for notifications that went elsewhere */
+static void pair_kick(VirtIODevice *vdev, uint32_t pair)
+{
+    virtio_queue_notify(vdev, 2 * pair);
+    virtio_queue_notify(vdev, 2 * pair + 1);
+}
 
 /* Home: @node serves @pair of @pd's card now; the next may move */
 static void pair_taken(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
@@ -400,8 +416,7 @@ static void pair_take(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
                      "its tap, for the pair that moved here", pd->name, pair);
     }
     trace_distvm_netqueue_taken(pd->name, pair, move);
-    virtio_queue_notify(vdev, 2 * pair);
-    virtio_queue_notify(vdev, 2 * pair + 1);
+    pair_kick(vdev, pair);
     if (distvm_is_home(s)) {
         pair_taken(s, pd, pair, s->node_id);
     } else {
@@ -1103,16 +1118,6 @@ DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd)
 
 /* ---- checkpoint epochs (replicas=1, distvm-epoch.c) ---- */
 
-/* Read @pair's rings' places again from the guest's used rings */
-static void pair_rings_reread(VirtIODevice *vdev, uint32_t pair)
-{
-    for (uint32_t i = 2 * pair; i <= 2 * pair + 1; i++) {
-        virtio_queue_restore_last_avail_idx(vdev, i);
-        virtio_queue_update_used_idx(vdev, i);
-        virtio_queue_invalidate_signalled_used(vdev, i);
-    }
-}
-
 /* The pairs whose queues are data queues: below the control queue */
 static uint32_t pairs_known(DistvmNetQueues *q)
 {
@@ -1245,8 +1250,7 @@ static void rings_kick_bh(void *opaque)
 
     for (uint32_t pair = 0; pair < pairs_known(q); pair++) {
         if (pair_here(q->net, pair)) {
-            virtio_queue_notify(VIRTIO_DEVICE(q->net), 2 * pair);
-            virtio_queue_notify(VIRTIO_DEVICE(q->net), 2 * pair + 1);
+            pair_kick(VIRTIO_DEVICE(q->net), pair);
         }
     }
     if (distvm_is_home(distvm_state())) {
