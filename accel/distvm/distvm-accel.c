@@ -205,6 +205,16 @@ static void distvm_set_warm_pages(Object *obj, bool value, Error **errp)
     DISTVM_ACCEL(obj)->warm_pages = value;
 }
 
+static bool distvm_get_queue_follow(Object *obj, Error **errp)
+{
+    return DISTVM_ACCEL(obj)->queue_follow;
+}
+
+static void distvm_set_queue_follow(Object *obj, bool value, Error **errp)
+{
+    DISTVM_ACCEL(obj)->queue_follow = value;
+}
+
 static void distvm_set_pause_sleep_us(Object *obj, Visitor *v,
                                       const char *name, void *opaque,
                                       Error **errp)
@@ -491,6 +501,12 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
         error_setg(errp, "distvm: replicas=%" PRIu32 " does not keep the "
                    "state of devices that device-nodes= places on other "
                    "nodes yet; use one or the other", s->replicas);
+        return false;
+    }
+    if (s->queue_follow && (!s->queue_nodes || !*s->queue_nodes)) {
+        error_setg(errp, "distvm: queue-follow=on needs queue-nodes: pairs "
+                   "follow their vCPUs between the nodes that queue-nodes "
+                   "names");
         return false;
     }
     if (!s->replicas && s->redundancy != DISTVM_REDUNDANCY_REPLICA) {
@@ -842,6 +858,15 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "separated by ':'; that node handles the pair's notifications, "
         "runs its queue of the card's tap and sends its interrupts "
         "(default: the card's node serves them all)");
+
+    object_class_property_add_bool(oc, "queue-follow",
+                                   distvm_get_queue_follow,
+                                   distvm_set_queue_follow);
+    object_class_property_set_description(oc, "queue-follow",
+        "When a vCPU moves, move each queue pair of the cards of "
+        "queue-nodes to the node of the vCPU that the guest points the "
+        "pair's receive interrupt at, if that node may serve the card's "
+        "pairs (default off: each pair stays where queue-nodes puts it)");
 
     object_class_property_add_str(oc, "home", distvm_get_home,
                                   distvm_set_home);

@@ -70,6 +70,9 @@
 #include "qemu/error-report.h"
 #include "qemu/iov.h"
 #include "qemu/main-loop.h"
+#include "hw/i386/apic-msidef.h"
+#include "hw/i386/apic_internal.h"
+#include "hw/i386/x86-iommu.h"
 #include "hw/pci/msix.h"
 #include "hw/virtio/virtio-pci.h"
 #include "hw/virtio/virtio-net.h"
@@ -108,6 +111,18 @@ struct DistvmNetQueues {
      * the last distvm-move-queue-pair), while its network path is up
      */
     uint32_t *placed;
+    /*
+     * Home, BQL, with queue-follow: [pairs], the node of the vCPU that the
+     * guest pointed each pair's receive vector at when a vCPU last moved,
+     * where the pair belongs if that node may serve it, or UINT32_MAX;
+     * whether distvm-move-queue-pair placed it, which then keeps it where
+     * it put it; and the timer that looks at the vectors a moment after a
+     * vCPU moved
+     */
+    uint32_t *follow;
+    bool *pinned;
+    QEMUTimer *follow_timer;
+    Notifier vcpu_moved;
     /* Home, BQL: the nodes whose network path is down */
     uint64_t paths_down;
     /* This node's tap, if it may serve pairs; BQL: the state home knows */
@@ -128,6 +143,13 @@ struct DistvmNetQueues {
     bool rolled_back;
     QEMUBH *kick_bh;            /* the pairs served here look at their rings */
 };
+
+/*
+ * How long after a vCPU's move home looks at where the pairs' receive
+ * vectors point (queue-follow), so that a burst of moves moves each pair
+ * once
+ */
+#define DISTVM_PAIR_FOLLOW_DELAY_MS 200
 
 /* A pair that this node stops serving: its TAKE waits for its last send */
 typedef struct DistvmPairLeave {
@@ -551,19 +573,96 @@ static bool path_usable(DistvmState *s, DistvmPlacedDevice *pd,
 }
 
 /*
+ * The vCPU that an MSI message to @addr interrupts: the first whose local
+ * APIC the destination names (physical, or xAPIC logical flat or cluster
+ * mode, as hw/intc/apic.c matches it), or NULL for a broadcast, an x2APIC
+ * logical destination, or with interrupt remapping, whose tables say
+ */
+static CPUState *msi_vcpu(uint64_t addr)
+{
+    X86IOMMUState *iommu = x86_iommu_get_default();
+    uint8_t dest = (addr & MSI_ADDR_DEST_ID_MASK) >> MSI_ADDR_DEST_ID_SHIFT;
+    bool logical = addr & (1 << MSI_ADDR_DEST_MODE_SHIFT);
+    CPUState *cs;
+
+    if ((iommu && x86_iommu_ir_supported(iommu)) ||
+        (!logical && dest == 0xff)) {
+        return NULL;
+    }
+    CPU_FOREACH(cs) {
+        X86CPU *cpu = X86_CPU(cs);
+        APICCommonState *apic;
+        uint8_t log_dest;
+
+        if (!logical) {
+            if (cpu->apic_id == dest) {
+                return cs;
+            }
+            continue;
+        }
+        if (!cpu->apic_state || is_x2apic_mode(cpu->apic_state)) {
+            continue;
+        }
+        apic = APIC_COMMON(cpu->apic_state);
+        log_dest = qatomic_read(&apic->log_dest);
+        if (qatomic_read(&apic->dest_mode) == 0xf ? dest & log_dest :
+            (dest >> 4) == (log_dest >> 4) && (dest & log_dest & 0xf)) {
+            return cs;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Home: the node of the vCPU that @pd's card interrupts for @pair's
+ * receive queue, or UINT32_MAX
+ */
+static uint32_t pair_vcpu_node(DistvmState *s, DistvmPlacedDevice *pd,
+                               uint32_t pair)
+{
+    PCIDevice *dev = &pd->queues->proxy->pci_dev;
+    unsigned vector = virtio_queue_vector(VIRTIO_DEVICE(pd->queues->net),
+                                          2 * pair);
+    CPUState *cs;
+
+    if (!msix_enabled(dev) || vector >= dev->msix_entries_nr) {
+        return UINT32_MAX;
+    }
+    cs = msi_vcpu(msix_get_message(dev, vector).address);
+    return cs ? distvm_vcpu_node(s, cs->cpu_index) : UINT32_MAX;
+}
+
+/*
+ * Home: the node @pair of @pd's card belongs on: its vCPU's
+ * (queue-follow), if that node may serve it; else the one queue-nodes or
+ * the last distvm-move-queue-pair put it on
+ */
+static uint32_t pair_belongs(DistvmPlacedDevice *pd, uint32_t pair)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    if (q->follow && q->follow[pair] != UINT32_MAX &&
+        may_serve(pd, q->follow[pair])) {
+        return q->follow[pair];
+    }
+    return q->placed[pair];
+}
+
+/*
  * Home: the node that should serve @pair of @pd's card: the one it belongs
- * on while that node's path is up; else the one that serves it now, if its
- * path is up; else the card's node, or the first node that serves pairs,
- * whose path is up.  If no path is up, it stays.
+ * on (pair_belongs()) while that node's path is up; else the one that
+ * serves it now, if its path is up; else the card's node, or the first
+ * node that serves pairs, whose path is up.  If no path is up, it stays.
  */
 static uint32_t path_node(DistvmState *s, DistvmPlacedDevice *pd,
                           uint32_t pair)
 {
     DistvmNetQueues *q = pd->queues;
     uint32_t now = qatomic_read(&q->node[pair]);
+    uint32_t belongs = pair_belongs(pd, pair);
 
-    if (path_usable(s, pd, q->placed[pair])) {
-        return q->placed[pair];
+    if (path_usable(s, pd, belongs)) {
+        return belongs;
     }
     if (path_usable(s, pd, now)) {
         return now;
@@ -654,6 +753,46 @@ static void path_changed(void *opaque)
 static void follow_paths_bh(void *opaque)
 {
     pairs_follow_paths(distvm_state(), opaque);
+}
+
+/*
+ * Home, queue-follow, a moment after a vCPU moved: where do the guest's
+ * receive vectors of @opaque's pairs point?  Move the pairs there.
+ */
+static void follow_vcpus(void *opaque)
+{
+    DistvmPlacedDevice *pd = opaque;
+    DistvmState *s = distvm_state();
+    DistvmNetQueues *q = pd->queues;
+
+    if (!distvm_is_home(s)) {
+        return;
+    }
+    for (uint32_t i = 0; i < q->pairs; i++) {
+        uint32_t node = q->pinned[i] ? UINT32_MAX :
+                        pair_vcpu_node(s, pd, i);
+
+        if (node != q->follow[i]) {
+            trace_distvm_netqueue_follow(pd->name, i, node);
+            q->follow[i] = node;
+        }
+    }
+    pairs_follow_paths(s, pd);
+}
+
+/*
+ * distvm_placement_notify(): a vCPU moved, maybe away from its pairs;
+ * home looks at the vectors in a moment
+ */
+static void follow_vcpu_moved(Notifier *n, void *data)
+{
+    DistvmNetQueues *q = container_of(n, DistvmNetQueues, vcpu_moved);
+    DistvmPlacementChange *what = data;
+
+    if (*what == DISTVM_PLACEMENT_VCPU && distvm_is_home(distvm_state())) {
+        timer_mod(q->follow_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                  DISTVM_PAIR_FOLLOW_DELAY_MS);
+    }
 }
 
 void distvm_netqueues_cluster_running(DistvmState *s)
@@ -797,6 +936,10 @@ void qmp_distvm_move_queue_pair(const char *device, uint32_t pair,
         return;
     }
     q->placed[pair] = node;
+    if (q->pinned) {
+        q->pinned[pair] = true;
+        q->follow[pair] = UINT32_MAX;
+    }
     if (qatomic_read(&q->node[pair]) == node) {
         qapi_event_send_distvm_queue_pair_moved(pd->name, pair, node);
         return;
@@ -970,6 +1113,14 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
     q->wanted = NULL;
     q->placed = g_memdup2(q->node, q->pairs * sizeof(uint32_t));
     q->follow_bh = qemu_bh_new(follow_paths_bh, pd);
+    if (s->queue_follow && s->nodes > 1) {
+        q->follow = g_new(uint32_t, q->pairs);
+        memset(q->follow, 0xff, q->pairs * sizeof(uint32_t));
+        q->pinned = g_new0(bool, q->pairs);
+        q->follow_timer = timer_new_ms(QEMU_CLOCK_REALTIME, follow_vcpus, pd);
+        q->vcpu_moved.notify = follow_vcpu_moved;
+        distvm_placement_notifier_add(&q->vcpu_moved);
+    }
     if (s->nodes > 1 && may_serve(pd, s->node_id)) {
         path_watch(pd);
     }

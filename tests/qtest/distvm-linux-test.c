@@ -277,6 +277,11 @@ typedef struct LinuxCase {
 /* Where each pair runs once pair 2 moved to home (move_queue_pair()) */
 static const int mq_pair_node[MQ_PAIRS] = { 0, 1, 0, 1 };
 #define MQ_MOVED_PAIR   2
+/*
+ * The vCPU move after which pair 0 is checked to have followed vCPU 0
+ * (queue-follow), and pair 2, placed by hand, not to have followed vCPU 2
+ */
+#define MQ_FOLLOW_CHECK 1
 /* The multi-queue card as eth1, of kill_pair */
 #define MQ_HOST_ETH1        "10.0.3.2"
 #define MQ_HOST_ETH1_ADDR   0x0a000302u
@@ -849,8 +854,9 @@ static void move_queue_pair(DistvmNode **node)
 }
 
 /*
- * Every node says that the multi-queue card's pairs are served on @where
- * (the others may hear of a move a moment after home emitted its event)
+ * Every node says that the multi-queue card's pairs are served on @where,
+ * but those at -1 (the others may hear of a move a moment after home
+ * emitted its event)
  */
 static void check_pair_nodes(DistvmNode **node, int nodes,
                              const int *where)
@@ -866,7 +872,8 @@ static void check_pair_nodes(DistvmNode **node, int nodes,
                 QDict *q = qobject_to(QDict, qlist_entry_obj(e));
 
                 g_assert_cmpint(pair, <, MQ_PAIRS);
-                same += qdict_get_int(q, "node") == where[pair];
+                same += where[pair] < 0 ||
+                        qdict_get_int(q, "node") == where[pair];
                 pair++;
             }
             qobject_unref(d);
@@ -1247,6 +1254,28 @@ static void test_linux(const void *opaque)
             "{ 'cpu-index': %d, 'node': %d } }", cpu, to);
         wait_moved(node[0]->qts, cpu, to);
         where[cpu] = to;
+        if (lc->mq_card && k == MQ_FOLLOW_CHECK) {
+            /*
+             * vCPU 0 left home: pair 0, whose vector the guest pointed at
+             * it as it fetched over the pair, followed it; pair 2, moved
+             * by hand, did not follow vCPU 2.  (The vectors of pairs 1
+             * and 3 may still point where Linux first put them.)
+             */
+            const int followed[MQ_PAIRS] = {
+                where[0], -1, mq_pair_node[MQ_MOVED_PAIR], -1
+            };
+
+            g_assert_cmpint(where[0], !=, mq_pair_node[0]);
+            g_assert_cmpint(where[2], !=, mq_pair_node[MQ_MOVED_PAIR]);
+            check_pair_nodes(node, lc->nodes, followed);
+        }
+    }
+    if (lc->mq_card) {
+        /* vCPU 0 is back on home, and so is pair 0. */
+        static const int back[MQ_PAIRS] = { 0, -1, 0, -1 };
+
+        g_assert_cmpint(where[0], ==, 0);
+        check_pair_nodes(node, lc->nodes, back);
     }
     if (lc->accel_opts && strstr(lc->accel_opts, "replicas=1") &&
         victim < 0) {
@@ -1639,10 +1668,12 @@ static const char *const three_numa_lines[] = {
 
 /*
  * The disk and the network card run on node 2, where vCPU 2 uses them.
- * No -numa: auto-numa gives the guest the three NUMA nodes.
+ * No -numa: auto-numa gives the guest the three NUMA nodes.  The pairs of
+ * the multi-queue card follow their vCPUs as they move (queue-follow).
  */
 static const LinuxCase three_nodes = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2,
+    .accel_opts = "queue-follow=on",
     /* A NUMA node holds whole sockets, or Linux warns of its topology. */
     .smp = "4,sockets=4",
     .numa_lines = three_numa_lines,

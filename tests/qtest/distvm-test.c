@@ -80,6 +80,8 @@ static void test_bad_options(void)
           "3600000 milliseconds)" },
         { "path-up-delay-ms=3600001", "path-up-delay-ms=3600001 is out of "
           "range (0 to 3600000 milliseconds)" },
+        { "queue-follow=on", "queue-follow=on needs queue-nodes: pairs "
+          "follow their vCPUs between the nodes that queue-nodes names" },
         { "standby=0", "standby=0 is out of range (1 to 15 node ids)" },
         { "nodes=3,listen=unix:/nonexistent/x,standby=2",
           "standby=2 needs replicas=1 and a node that starts the cluster" },
