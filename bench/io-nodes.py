@@ -64,6 +64,16 @@ fetches run with the pairs local, that tap goes down and up again every
 half second, and pair 2 must move to home and back by itself
 (DISTVM_NETWORK_PATH, then DISTVM_QUEUE_PAIR_MOVED): the fetches must
 still all be exact; it reports the moves made during them.
+
+With --moved (3nodes-mq), once vCPU 2's own fetch is done and before the
+4 fetches, vCPUs 1 and 3 move to node 2 and vCPU 2 to node 1
+(distvm-move-vcpu), and a third place runs as well:
+
+  follow  as local, with queue-follow=on: the pairs follow the vCPUs
+          that their receive interrupts go to.
+
+It reports the forwarded accesses per MiB of local, whose pairs stay on
+the nodes the vCPUs left, against follow's.
 """
 
 import argparse
@@ -97,6 +107,8 @@ LAYOUTS = [("2nodes", 2, "0:0:1:1", ["-smp", "4"], None),
            ("2nodes-irq", 2, "0:0:1:1", ["-smp", "4"], None),
            ("3nodes-irq", 3, "0:1:2:1", ["-smp", "4,sockets=4"], None)]
 PLACES = ("home", "local")
+# --moved: where vCPUs 1, 2 and 3 go before the 4 fetches
+MOVED = {1: 2, 2: 1, 3: 2}
 IO_CPU = 2
 TRANSFERS = ("fetch", "disk write", "disk read")
 # The multi-queue card's tap (3nodes-mq), its host address, and where
@@ -184,8 +196,10 @@ def node_args(args, layout, place, tmp, n, port):
         fetch = " distvm.fetch=0@0,0@1,0@2,0@3"
         # Pair 0 on home in both: the other nodes then detach their queues
         # of the tap, which every node opens, from it.
-        accel += ",queue-nodes=" + ("vnet/0@0:" + MQ_QUEUE_NODES
-                                    if place == "local" else "vnet/0@0")
+        accel += ",queue-nodes=" + ("vnet/0@0" if place == "home" else
+                                    "vnet/0@0:" + MQ_QUEUE_NODES)
+        if place == "follow":
+            accel += ",queue-follow=on"
     elif place == "local":
         accel += ",device-nodes=vblk@%d:vnet@%d" % (last, last)
     runs_disk = n == (last if place == "local" and not is_mq(layout) else 0)
@@ -253,9 +267,17 @@ def run_once(args, layout, place, tmp, port, digest):
             if info["node-id"] != n or info["nodes"] != nodes:
                 raise RuntimeError("node %d: the accelerator is not distvm "
                                    "node %d of %d" % (n, n, nodes))
-        moves, last_move = 0, 0.0
+        moves, last_move, moved = 0, 0.0, False
         while "done" not in marks:
             text = read("%s/console-0.log" % tmp)
+            if (args.moved and is_mq(layout) and not moved and
+                    "distvm-linux: fetch took" in text):
+                for cpu, to in MOVED.items():
+                    clients[0].cmd("distvm-move-vcpu", **{"cpu-index": cpu,
+                                                          "node": to})
+                    clients[0].event("DISTVM_VCPU_MOVED",
+                                     {"cpu-index": cpu, "to": to})
+                moved = True
             if ((args.failover or args.path_down) and is_mq(layout) and
                     place == "local" and
                     "distvm-linux: fetch took" in text and
@@ -339,7 +361,11 @@ def main():
     way.add_argument("--path-down", action="store_true",
                      help="3nodes-mq: take node 2's own tap down and up "
                      "every half second during the 4 fetches")
+    way.add_argument("--moved", action="store_true",
+                     help="3nodes-mq: move vCPUs 1, 2 and 3 before the 4 "
+                     "fetches, and run the pairs with queue-follow=on too")
     args = ap.parse_args()
+    places = PLACES + (("follow",) if args.moved else ())
     args.build = os.path.abspath(args.build)
     args.qemu = args.qemu or os.path.join(args.build, "qemu-system-x86_64")
     layouts = [l for l in LAYOUTS
@@ -352,12 +378,14 @@ def main():
     if any(is_mq(l) for l in layouts):
         mq_tap(True, args.path_down)
         mq_server = http_start(body, MQ_HOST, port)
-    results = {(l[0], p): [] for l in layouts for p in PLACES}
+    results = {(l[0], p): [] for l in layouts for p in places}
     failed = False
 
     for k in range(args.runs):
         for layout in layouts:
-            for place in PLACES:
+            for place in places:
+                if place == "follow" and not is_mq(layout):
+                    continue
                 tmp = tempfile.mkdtemp(prefix="distvm-io-")
                 r = run_once(args, layout, place, tmp, port, digest)
                 results[(layout[0], place)].append(r)
@@ -387,8 +415,10 @@ def main():
                                            "write", "read", "fwd/MiB",
                                            "4 fetches at once"))
     for layout in layouts:
-        for place in PLACES:
+        for place in places:
             rs = results[(layout[0], place)]
+            if place == "follow" and not is_mq(layout):
+                continue
             if median(rs, "forwarded") is None:
                 print("%-22s failed" % ("%s, %s" % (layout[0], place)))
                 continue
@@ -418,6 +448,14 @@ def main():
                   layout[0], fewer, "met" if fewer >= 20 else "NOT met",
                   ", ".join("%s %.2f" % (t, s) for t, s in zip(moved, speed)),
                   "met" if min(speed) >= 1 else "NOT met"))
+        follow = results.get((layout[0], "follow"))
+        if follow and median(follow, "forwarded") is not None:
+            print("%s, vCPUs moved: pairs that follow them (follow) %.0fx "
+                  "fewer forwarded accesses per MiB than pairs that stay "
+                  "(local); 4 fetches follow/local speed %.2f" % (
+                      layout[0], median(local, "forwarded") /
+                      max(median(follow, "forwarded"), 1),
+                      median(local, "fetches") / median(follow, "fetches")))
     return 1 if failed else 0
 
 

@@ -863,8 +863,8 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
                                    distvm_get_queue_follow,
                                    distvm_set_queue_follow);
     object_class_property_set_description(oc, "queue-follow",
-        "When a vCPU moves, move each queue pair of the cards of "
-        "queue-nodes to the node of the vCPU that the guest points the "
+        "Once a vCPU has moved, serve each queue pair of the cards of "
+        "queue-nodes on the node of the vCPU that the guest points the "
         "pair's receive interrupt at, if that node may serve the card's "
         "pairs (default off: each pair stays where queue-nodes puts it)");
 

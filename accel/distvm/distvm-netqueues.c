@@ -113,14 +113,16 @@ struct DistvmNetQueues {
     uint32_t *placed;
     /*
      * Home, BQL, with queue-follow: [pairs], the node of the vCPU that the
-     * guest pointed each pair's receive vector at when a vCPU last moved,
-     * where the pair belongs if that node may serve it, or UINT32_MAX;
-     * whether distvm-move-queue-pair placed it, which then keeps it where
-     * it put it; and the timer that looks at the vectors a moment after a
-     * vCPU moved
+     * guest points each pair's receive vector at, where the pair belongs
+     * if that node may serve it, or UINT32_MAX; whether
+     * distvm-move-queue-pair placed it, which then keeps it where it put
+     * it; whether a vCPU moved (atomic: until then, the pairs stay where
+     * queue-nodes puts them); and the timer that looks at the vectors a
+     * moment after a vCPU moved or the guest wrote the card's setting
      */
     uint32_t *follow;
     bool *pinned;
+    bool following;
     QEMUTimer *follow_timer;
     Notifier vcpu_moved;
     /* Home, BQL: the nodes whose network path is down */
@@ -145,9 +147,9 @@ struct DistvmNetQueues {
 };
 
 /*
- * How long after a vCPU's move home looks at where the pairs' receive
- * vectors point (queue-follow), so that a burst of moves moves each pair
- * once
+ * How long after a vCPU's move, or the guest's last write to a card's
+ * setting, home looks at where the pairs' receive vectors point
+ * (queue-follow), so that a burst of moves or writes moves each pair once
  */
 #define DISTVM_PAIR_FOLLOW_DELAY_MS 200
 
@@ -756,8 +758,9 @@ static void follow_paths_bh(void *opaque)
 }
 
 /*
- * Home, queue-follow, a moment after a vCPU moved: where do the guest's
- * receive vectors of @opaque's pairs point?  Move the pairs there.
+ * Home, queue-follow, a moment after a vCPU moved or the guest set the
+ * card: where do the guest's receive vectors of @opaque's pairs point?
+ * Move the pairs there.
  */
 static void follow_vcpus(void *opaque)
 {
@@ -781,17 +784,32 @@ static void follow_vcpus(void *opaque)
 }
 
 /*
- * distvm_placement_notify(): a vCPU moved, maybe away from its pairs;
- * home looks at the vectors in a moment
+ * Any thread, once a vCPU moved (queue-follow): a vCPU moved, or the
+ * guest may have pointed a vector of @pd's card at another vCPU (Linux
+ * does at the vector's first interrupt after it set its affinity); home
+ * looks at the vectors in a moment
  */
+static void follow_later(DistvmState *s, DistvmPlacedDevice *pd)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    if (q->follow_timer && qatomic_read(&q->following) &&
+        distvm_is_home(s)) {
+        timer_mod(q->follow_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+                  DISTVM_PAIR_FOLLOW_DELAY_MS);
+    }
+}
+
+/* distvm_placement_notify(): a vCPU moved, maybe away from its pairs */
 static void follow_vcpu_moved(Notifier *n, void *data)
 {
     DistvmNetQueues *q = container_of(n, DistvmNetQueues, vcpu_moved);
     DistvmPlacementChange *what = data;
+    DistvmState *s = distvm_state();
 
-    if (*what == DISTVM_PLACEMENT_VCPU && distvm_is_home(distvm_state())) {
-        timer_mod(q->follow_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                  DISTVM_PAIR_FOLLOW_DELAY_MS);
+    if (*what == DISTVM_PLACEMENT_VCPU) {
+        qatomic_set(&q->following, true);
+        follow_later(s, card_of(s, q->net));
     }
 }
 
@@ -1239,6 +1257,7 @@ void distvm_netqueues_route(DistvmState *s, DistvmPlacedDevice *pd, int bar,
         r->mirror = qatomic_read(&s->present) & ~BIT(r->node);
         /* (on each node that applies it, which routes it first) */
         qatomic_inc(&q->changes);
+        follow_later(s, pd);
     }
     /* else the control queue, or none: the card's node */
 }
