@@ -72,8 +72,10 @@ With --moved (3nodes-mq), once vCPU 2's own fetch is done and before the
   follow  as local, with queue-follow=on: the pairs follow the vCPUs
           that their receive interrupts go to.
 
-It reports the forwarded accesses per MiB of local, whose pairs stay on
-the nodes the vCPUs left, against follow's.
+The guest starts the 4 fetches at once, so the moves, and the pairs'
+moves after them, overlap their start.  It reports the forwarded
+accesses per MiB of local, whose pairs stay on the nodes the vCPUs left,
+against follow's.
 """
 
 import argparse

@@ -116,14 +116,16 @@ struct DistvmNetQueues {
      * guest points each pair's receive vector at, where the pair belongs
      * if that node may serve it, or UINT32_MAX; whether
      * distvm-move-queue-pair placed it, which then keeps it where it put
-     * it; whether a vCPU moved (atomic: until then, the pairs stay where
-     * queue-nodes puts them); and the timer that looks at the vectors a
-     * moment after a vCPU moved or the guest wrote the card's setting
+     * it; whether the vCPUs' placement changed (atomic: until then, the
+     * pairs stay where queue-nodes puts them); and the timer that looks
+     * at the vectors a moment after a vCPU moved or the guest wrote the
+     * card's setting
      */
     uint32_t *follow;
     bool *pinned;
     bool following;
     QEMUTimer *follow_timer;
+    int64_t follow_since;       /* atomic: the timer's first arming, in ms */
     Notifier vcpu_moved;
     /* Home, BQL: the nodes whose network path is down */
     uint64_t paths_down;
@@ -152,6 +154,8 @@ struct DistvmNetQueues {
  * (queue-follow), so that a burst of moves or writes moves each pair once
  */
 #define DISTVM_PAIR_FOLLOW_DELAY_MS 200
+/* ... but no later than this after the first of them */
+#define DISTVM_PAIR_FOLLOW_MAX_MS   1000
 
 /* A pair that this node stops serving: its TAKE waits for its last send */
 typedef struct DistvmPairLeave {
@@ -577,8 +581,9 @@ static bool path_usable(DistvmState *s, DistvmPlacedDevice *pd,
 /*
  * The vCPU that an MSI message to @addr interrupts: the first whose local
  * APIC the destination names (physical, or xAPIC logical flat or cluster
- * mode, as hw/intc/apic.c matches it), or NULL for a broadcast, an x2APIC
- * logical destination, or with interrupt remapping, whose tables say
+ * mode, as hw/intc/apic.c matches it), or NULL for an address outside
+ * the interrupt window, a broadcast, an x2APIC logical destination, or
+ * with interrupt remapping, whose tables say
  */
 static CPUState *msi_vcpu(uint64_t addr)
 {
@@ -588,27 +593,35 @@ static CPUState *msi_vcpu(uint64_t addr)
     CPUState *cs;
 
     if ((iommu && x86_iommu_ir_supported(iommu)) ||
+        (addr & ~(uint64_t)0xfffff) != APIC_DEFAULT_ADDRESS ||
         (!logical && dest == 0xff)) {
         return NULL;
     }
     CPU_FOREACH(cs) {
         X86CPU *cpu = X86_CPU(cs);
-        APICCommonState *apic;
-        uint8_t log_dest;
+        APICCommonState *apic = cpu->apic_state ?
+                                APIC_COMMON(cpu->apic_state) : NULL;
+        uint8_t log_dest, mode;
 
-        if (!logical) {
-            if (cpu->apic_id == dest) {
+        if (!apic || is_x2apic_mode(cpu->apic_state)) {
+            if (!logical && cpu->apic_id == dest) {
                 return cs;
             }
             continue;
         }
-        if (!cpu->apic_state || is_x2apic_mode(cpu->apic_state)) {
+        if (!logical) {
+            /* the guest may have written the xAPIC's ID */
+            if (qatomic_read(&apic->id) == dest) {
+                return cs;
+            }
             continue;
         }
-        apic = APIC_COMMON(cpu->apic_state);
         log_dest = qatomic_read(&apic->log_dest);
-        if (qatomic_read(&apic->dest_mode) == 0xf ? dest & log_dest :
-            (dest >> 4) == (log_dest >> 4) && (dest & log_dest & 0xf)) {
+        mode = qatomic_read(&apic->dest_mode);
+        if ((mode == 0xf && (dest & log_dest)) ||
+            (mode == 0 && ((dest >> 4) == 0xf ||
+                           (dest >> 4) == (log_dest >> 4)) &&
+             (dest & log_dest & 0xf))) {
             return cs;
         }
     }
@@ -617,7 +630,8 @@ static CPUState *msi_vcpu(uint64_t addr)
 
 /*
  * Home: the node of the vCPU that @pd's card interrupts for @pair's
- * receive queue, or UINT32_MAX
+ * receive queue, or UINT32_MAX if it has no vector that points at one
+ * (the guest has MSI-X off, or the vector masked while it sets it)
  */
 static uint32_t pair_vcpu_node(DistvmState *s, DistvmPlacedDevice *pd,
                                uint32_t pair)
@@ -627,7 +641,8 @@ static uint32_t pair_vcpu_node(DistvmState *s, DistvmPlacedDevice *pd,
                                           2 * pair);
     CPUState *cs;
 
-    if (!msix_enabled(dev) || vector >= dev->msix_entries_nr) {
+    if (!msix_enabled(dev) || vector >= dev->msix_entries_nr ||
+        msix_is_masked(dev, vector)) {
         return UINT32_MAX;
     }
     cs = msi_vcpu(msix_get_message(dev, vector).address);
@@ -759,8 +774,9 @@ static void follow_paths_bh(void *opaque)
 
 /*
  * Home, queue-follow, a moment after a vCPU moved or the guest set the
- * card: where do the guest's receive vectors of @opaque's pairs point?
- * Move the pairs there.
+ * card: where do the guest's receive vectors of @opaque's pairs in use
+ * point?  Move the pairs there, if those nodes may serve them; the
+ * others stay where they belong.
  */
 static void follow_vcpus(void *opaque)
 {
@@ -772,10 +788,14 @@ static void follow_vcpus(void *opaque)
         return;
     }
     for (uint32_t i = 0; i < q->pairs; i++) {
-        uint32_t node = q->pinned[i] ? UINT32_MAX :
-                        pair_vcpu_node(s, pd, i);
+        uint32_t node;
 
-        if (node != q->follow[i]) {
+        if (q->pinned[i] || !pair_used(q, i)) {
+            continue;
+        }
+        node = pair_vcpu_node(s, pd, i);
+        if (node != UINT32_MAX && may_serve(pd, node) &&
+            node != q->follow[i]) {
             trace_distvm_netqueue_follow(pd->name, i, node);
             q->follow[i] = node;
         }
@@ -792,11 +812,18 @@ static void follow_vcpus(void *opaque)
 static void follow_later(DistvmState *s, DistvmPlacedDevice *pd)
 {
     DistvmNetQueues *q = pd->queues;
+    int64_t now = qemu_clock_get_ms(QEMU_CLOCK_REALTIME);
 
-    if (q->follow_timer && qatomic_read(&q->following) &&
-        distvm_is_home(s)) {
-        timer_mod(q->follow_timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                  DISTVM_PAIR_FOLLOW_DELAY_MS);
+    if (!q->follow_timer || !qatomic_read(&q->following) ||
+        !distvm_is_home(s)) {
+        return;
+    }
+    if (!timer_pending(q->follow_timer)) {
+        qatomic_set(&q->follow_since, now);
+    }
+    /* Later, unless moves or writes that never pause held it back long */
+    if (now - qatomic_read(&q->follow_since) < DISTVM_PAIR_FOLLOW_MAX_MS) {
+        timer_mod(q->follow_timer, now + DISTVM_PAIR_FOLLOW_DELAY_MS);
     }
 }
 
@@ -1201,6 +1228,7 @@ void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
     if (distvm_is_home(s)) {
         qemu_bh_schedule(q->follow_bh);
     }
+    follow_later(s, pd);
 }
 
 bool distvm_netqueues_serves(DistvmPlacedDevice *pd, uint32_t node)
