@@ -629,24 +629,21 @@ static CPUState *msi_vcpu(uint64_t addr)
 }
 
 /*
- * Home: the node of the vCPU that @pd's card interrupts for @pair's
- * receive queue, or UINT32_MAX if it has no vector that points at one
- * (the guest has MSI-X off, or the vector masked while it sets it)
+ * The vCPU that @pd's card interrupts for @pair's receive queue, or NULL
+ * if it has no vector that points at one (the guest has MSI-X off, or the
+ * vector masked while it sets it)
  */
-static uint32_t pair_vcpu_node(DistvmState *s, DistvmPlacedDevice *pd,
-                               uint32_t pair)
+static CPUState *pair_vcpu(DistvmPlacedDevice *pd, uint32_t pair)
 {
     PCIDevice *dev = &pd->queues->proxy->pci_dev;
     unsigned vector = virtio_queue_vector(VIRTIO_DEVICE(pd->queues->net),
                                           2 * pair);
-    CPUState *cs;
 
     if (!msix_enabled(dev) || vector >= dev->msix_entries_nr ||
         msix_is_masked(dev, vector)) {
-        return UINT32_MAX;
+        return NULL;
     }
-    cs = msi_vcpu(msix_get_message(dev, vector).address);
-    return cs ? distvm_vcpu_node(s, cs->cpu_index) : UINT32_MAX;
+    return msi_vcpu(msix_get_message(dev, vector).address);
 }
 
 /*
@@ -788,12 +785,14 @@ static void follow_vcpus(void *opaque)
         return;
     }
     for (uint32_t i = 0; i < q->pairs; i++) {
+        CPUState *cs;
         uint32_t node;
 
         if (q->pinned[i] || !pair_used(q, i)) {
             continue;
         }
-        node = pair_vcpu_node(s, pd, i);
+        cs = pair_vcpu(pd, i);
+        node = cs ? distvm_vcpu_node(s, cs->cpu_index) : UINT32_MAX;
         if (node != UINT32_MAX && may_serve(pd, node) &&
             node != q->follow[i]) {
             trace_distvm_netqueue_follow(pd->name, i, node);
@@ -1304,11 +1303,15 @@ DistvmQueuePairInfoList *distvm_netqueues_query(DistvmPlacedDevice *pd)
 
     for (uint32_t i = 0; q && i < q->pairs; i++) {
         DistvmQueuePairInfo *info = g_new0(DistvmQueuePairInfo, 1);
+        CPUState *cs;
 
         info->pair = i;
         info->node = qatomic_read(&q->node[i]);
         info->rx_notified = qatomic_read(&q->notified[2 * i]);
         info->tx_notified = qatomic_read(&q->notified[2 * i + 1]);
+        cs = pair_vcpu(pd, i);
+        info->has_rx_vcpu = cs != NULL;
+        info->rx_vcpu = cs ? cs->cpu_index : 0;
         QAPI_LIST_APPEND(tail, info);
     }
     return list;

@@ -955,6 +955,27 @@ static int64_t pair_notified(DistvmNode *n, int pair)
 }
 
 /*
+ * The vCPU that @n says the guest points @pair's receive vector at
+ * (rx-vcpu), or -1
+ */
+static int64_t pair_rx_vcpu(DistvmNode *n, int pair)
+{
+    QDict *d = distvm_placed_device(n->qts, "vmq");
+    int64_t vcpu = -1;
+
+    for (const QListEntry *e = qlist_first(qdict_get_qlist(d, "queues"));
+         e; e = qlist_next(e)) {
+        QDict *q = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(q, "pair") == pair && qdict_haskey(q, "rx-vcpu")) {
+            vcpu = qdict_get_int(q, "rx-vcpu");
+        }
+    }
+    qobject_unref(d);
+    return vcpu;
+}
+
+/*
  * Home says node 1's path is @up (at *@said_us, g_get_monotonic_time()),
  * and moved pairs 1 and 3 to @to
  */
@@ -1267,6 +1288,12 @@ static void test_linux(const void *opaque)
 
             g_assert_cmpint(where[0], !=, mq_pair_node[0]);
             g_assert_cmpint(where[2], !=, mq_pair_node[MQ_MOVED_PAIR]);
+            /* every node reads the vectors of pairs 0 and 2 so */
+            for (int n = 0; n < lc->nodes; n++) {
+                g_assert_cmpint(pair_rx_vcpu(node[n], 0), ==, 0);
+                g_assert_cmpint(pair_rx_vcpu(node[n], MQ_MOVED_PAIR), ==,
+                                MQ_MOVED_PAIR);
+            }
             check_pair_nodes(node, lc->nodes, followed);
         }
     }
