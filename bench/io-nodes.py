@@ -367,7 +367,9 @@ def main():
                      help="3nodes-mq: move vCPUs 1, 2 and 3 before the 4 "
                      "fetches, and run the pairs with queue-follow=on too")
     args = ap.parse_args()
-    places = PLACES + (("follow",) if args.moved else ())
+
+    def places(layout):
+        return PLACES + (("follow",) if args.moved and is_mq(layout) else ())
     args.build = os.path.abspath(args.build)
     args.qemu = args.qemu or os.path.join(args.build, "qemu-system-x86_64")
     layouts = [l for l in LAYOUTS
@@ -380,14 +382,12 @@ def main():
     if any(is_mq(l) for l in layouts):
         mq_tap(True, args.path_down)
         mq_server = http_start(body, MQ_HOST, port)
-    results = {(l[0], p): [] for l in layouts for p in places}
+    results = {(l[0], p): [] for l in layouts for p in places(l)}
     failed = False
 
     for k in range(args.runs):
         for layout in layouts:
-            for place in places:
-                if place == "follow" and not is_mq(layout):
-                    continue
+            for place in places(layout):
                 tmp = tempfile.mkdtemp(prefix="distvm-io-")
                 r = run_once(args, layout, place, tmp, port, digest)
                 results[(layout[0], place)].append(r)
@@ -417,10 +417,8 @@ def main():
                                            "write", "read", "fwd/MiB",
                                            "4 fetches at once"))
     for layout in layouts:
-        for place in places:
+        for place in places(layout):
             rs = results[(layout[0], place)]
-            if place == "follow" and not is_mq(layout):
-                continue
             if median(rs, "forwarded") is None:
                 print("%-22s failed" % ("%s, %s" % (layout[0], place)))
                 continue
