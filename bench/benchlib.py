@@ -1,7 +1,8 @@
 """What the benchmarks share.
 
-NUMA2 and NUMA3: the guest's (4 vCPUs, 512 MiB) NUMA layouts with one
-guest NUMA node per cluster node, for vCPUs placed 0:0:1:1 and 0:1:2:1.
+NUMA2, NUMA3 and NUMA3_HOME2: the guest's (4 vCPUs, 512 MiB) NUMA layouts
+with one guest NUMA node per cluster node, for vCPUs placed 0:0:1:1,
+0:1:2:1 and 0:0:1:2.
 A NUMA node holds whole sockets, or Linux warns of its topology."""
 
 import os
@@ -21,6 +22,12 @@ NUMA3 = ("-smp 4,sockets=4 -object memory-backend-ram,id=m0,size=256M "
          "-numa node,nodeid=0,memdev=m0,cpus=0 "
          "-numa node,nodeid=1,memdev=m1,cpus=1,cpus=3 "
          "-numa node,nodeid=2,memdev=m2,cpus=2").split()
+NUMA3_HOME2 = ("-smp 4,sockets=4 -object memory-backend-ram,id=m0,size=256M "
+               "-object memory-backend-ram,id=m1,size=128M "
+               "-object memory-backend-ram,id=m2,size=128M "
+               "-numa node,nodeid=0,memdev=m0,cpus=0-1 "
+               "-numa node,nodeid=1,memdev=m1,cpus=2 "
+               "-numa node,nodeid=2,memdev=m2,cpus=3").split()
 
 
 def read(path):

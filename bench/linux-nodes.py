@@ -30,10 +30,16 @@ on on node 1's serial port); 3nodes-parity and 3nodes-kill-parity: the
 same as 3nodes-ckpt100 and 3nodes-kill with redundancy=parity, and the
 memory each node keeps of the others' at power-off, against
 redundancy=replica; 4nodes-ckpt100 and 4nodes-parity: the same on 4
-nodes, a vCPU each), and 3nodes-pinned / 3nodes-numa-pinned (each node
-held to one host CPU with taskset, node n on the n-th CPU this script may use, modulo their
-number: as if each node had a host of its own, which is what a cluster
-is; plain TCG uses all of them); K runs of each, round-robin, so that
+nodes, a vCPU each), 3nodes-pinned / 3nodes-numa-pinned (each node held
+to one host CPU with taskset, the nodes spread over the CPUs this script
+may use so that each CPU runs about as many vCPUs as another: as if each
+node had a host of its own, which is what a cluster is; plain TCG uses
+all of them), and 3nodes-home2, 3nodes-numa-home2 and their -pinned
+(the same with two vCPUs on home, 0:0:1:2: Linux moves work away from a
+NUMA node of one CPU, home's included, whenever another task becomes
+runnable there, and then runs much of its boot, its init and its
+console output on other nodes, away from the kernel's memory and the
+devices); K runs of each, round-robin, so that
 the drift of a noisy machine spreads over all.  The machine is -smp
 4,sockets=4: auto-numa needs each node's vCPUs to fill whole sockets.
 Per run, seen from here by polling node 0's console every 20 ms: wall
@@ -88,7 +94,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
 from qmp import QMPClient  # noqa: E402
-from benchlib import NUMA2, NUMA3, read  # noqa: E402
+from benchlib import NUMA2, NUMA3, NUMA3_HOME2, read  # noqa: E402
 import faulttrace  # noqa: E402
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
@@ -113,6 +119,14 @@ CONFIGS = [
     ("3nodes-pinned", "3 nodes, pinned", 3, "0:1:2:1", [], True, ""),
     ("3nodes-numa-pinned", "3 nodes + numa, pinned", 3, "0:1:2:1", NUMA3,
      True, ""),
+    # the same four with two vCPUs on home
+    ("3nodes-home2", "3 nodes, 2 on home", 3, "0:0:1:2", [], False, ""),
+    ("3nodes-numa-home2", "3 nodes + numa, 2 on home", 3, "0:0:1:2",
+     NUMA3_HOME2, False, ""),
+    ("3nodes-home2-pinned", "3 nodes, 2 on home, pinned", 3, "0:0:1:2", [],
+     True, ""),
+    ("3nodes-numa-home2-pinned", "3 nodes + numa, 2 on home, pinned", 3,
+     "0:0:1:2", NUMA3_HOME2, True, ""),
     # issue 13, 6(c): the same placement as 3nodes, under policy=affinity
     # without NUMA nodes, which the policy leaves alone: 3nodes-flat's
     ("3nodes-affinity", "3 nodes, affinity", 3, "0:1:2:1", [], False,
@@ -169,6 +183,21 @@ def consoles(tmp, count):
                    for n in range(count))
 
 
+def host_cpu(placement, node):
+    """The host CPU that a pinned configuration holds @node to: nodes with
+    more vCPUs first, each on the CPU that runs the fewest vCPUs so far"""
+    counts = {}
+    for n in placement.split(":"):
+        counts[int(n)] = counts.get(int(n), 0) + 1
+    load = [0] * len(HOST_CPUS)
+    for n in sorted(counts, key=lambda n: (-counts[n], n)):
+        cpu = load.index(min(load))
+        load[cpu] += counts[n]
+        if n == node:
+            return HOST_CPUS[cpu]
+    raise ValueError("node %d runs no vCPU in %s" % (node, placement))
+
+
 def node_args(qemu, build, work, cfg, tmp, n, opts, append, trace, events):
     _, _, nodes, placement, extra, pinned, cfg_opts = cfg
     opts = ",".join(o for o in (opts, cfg_opts) if o)
@@ -194,7 +223,7 @@ def node_args(qemu, build, work, cfg, tmp, n, opts, append, trace, events):
         # the last -trace names the file (each one sets it)
         traced += ["-trace", "file=%s/trace-%d.log" % (tmp, n)]
     guest = os.path.join(build, "guests", "linux")
-    pin = (["taskset", "-c", str(HOST_CPUS[n % len(HOST_CPUS)])]
+    pin = (["taskset", "-c", str(host_cpu(placement, n))]
            if pinned else [])
     return (pin + [qemu, "-accel", accel] + MACHINE + extra + traced +
             ["-kernel", os.path.join(guest, "vmlinuz"),
@@ -525,12 +554,12 @@ def print_times(args, configs, results, med):
           "per configuration, interleaved; medians in s" % (
               args.work, "" if args.work == WORK_DEFAULT else
               " (the tests use %d)" % WORK_DEFAULT, args.runs))
-    print("%-22s %5s %8s %8s %9s %9s %9s   all runs: wall/boot/workload" % (
+    print("%-34s %5s %8s %8s %9s %9s %9s   all runs: wall/boot/workload" % (
         "configuration", "ok", "wall", "boot", "workload", "wall/tcg",
         "boot/tcg"))
     for name, title, *_ in configs:
         m = med[name]
-        print("%-22s %5s %8s %8s %9s %9s %9s   %s" % (
+        print("%-34s %5s %8s %8s %9s %9s %9s   %s" % (
             title, "%d/%d" % (len(results[name]), args.runs),
             *("%.1f" % m[k] if m[k] else "-"
               for k in ("wall", "boot", "workload")),
@@ -545,20 +574,20 @@ def print_counts(configs, results):
           "to other nodes' vCPUs (irqs) and TLB flushes asked of other "
           "nodes (flushes), summed over nodes (last query-distvm answers; "
           "median over runs):")
-    print("%-22s %10s %10s %10s %9s %9s %9s %8s %8s %6s" % (
+    print("%-34s %10s %10s %10s %9s %9s %9s %8s %8s %6s" % (
         ("configuration",) + FAULTS + IO + ("irqs", "flushes", "moves")))
     for name, title, *_ in configs:
         ok = [r for r in results[name] if FAULTS[0] in r]
         if ok:
-            print("%-22s %10d %10d %10d %9d %9d %9d %8d %8d %6d" % (
+            print("%-34s %10d %10d %10d %9d %9d %9d %8d %8d %6d" % (
                 (title,) + tuple(statistics.median_low(r[k] for r in ok)
                                  for k in FAULTS + IO +
                                  ("irqs", "flushes", "moves"))))
-            print("%-22s %10s %10s %10s   (p50 latency in us, by node, "
+            print("%-34s %10s %10s %10s   (p50 latency in us, by node, "
                   "run 1)" % (("",) + tuple("/".join(
                       str(v) if v is not None else "-"
                       for v in ok[0][k + "-p50"]) for k in FAULTS)))
-            print("%-22s by run: remote faults/irqs/flushes (workload "
+            print("%-34s by run: remote faults/irqs/flushes (workload "
                   "time) %s" % ("", " ".join("%d/%d/%d (%.1f s)" % (
                       sum(r[k] for k in FAULTS), r["irqs"], r["flushes"],
                       r["workload"]) for r in ok)))
@@ -573,13 +602,13 @@ def print_checkpoints(configs, results):
         return
     print("\ncheckpoint epochs (replicas=1) against 3 nodes without "
           "(replicas=0), home's last query-distvm; medians over runs:")
-    print("%-22s %8s %9s %7s %10s %10s %12s" % (
+    print("%-34s %8s %9s %7s %10s %10s %12s" % (
         "configuration", "wall", "overhead", "epochs", "pause p50",
         "pause p99", "bytes/epoch"))
     for name, title, nodes, *_ in ckpt:
         ok = [r for r in results[name] if "checkpoint" in r]
         if not ok:
-            print("%-22s %8s" % (title, "-"))
+            print("%-34s %8s" % (title, "-"))
             continue
         wall = statistics.median(r["wall"] for r in results[name])
         over = ("%+.0f%%" % (100 * (wall / statistics.median(base) - 1))
@@ -588,7 +617,7 @@ def print_checkpoints(configs, results):
                for k in ("epochs", "pause-us-p50", "pause-us-p99")}
         per = statistics.median(r["checkpoint"]["bytes"] /
                                 r["checkpoint"]["epochs"] for r in ok)
-        print("%-22s %7.1fs %9s %7d %8d us %8d us %10.0f B" % (
+        print("%-34s %7.1fs %9s %7d %8d us %8d us %10.0f B" % (
             title, wall, over, med["epochs"], med["pause-us-p50"],
             med["pause-us-p99"], per))
     print("\nmemory kept at power-off, MB (medians over runs): what the "
@@ -630,7 +659,7 @@ def print_clock(args, configs, results):
         ok = results[name]
         cs = sorted(set(r["clocksource"] for r in ok))
         unstable = sorted(set(l for r in ok for l in r["unstable"]))
-        print("%-22s %-10s %s" % (title, ",".join(cs) or "-", "; ".join(
+        print("%-34s %-10s %s" % (title, ",".join(cs) or "-", "; ".join(
             unstable) if unstable else ("none" if ok else "-")))
         if args.verbose and ok:
             print("".join("    %s\n" % l for l in ok[0]["clock"]), end="")
@@ -755,7 +784,13 @@ def print_targets(med):
                                ("3nodes", "boot", 1.5),
                                ("3nodes-numa-pinned", "wall", 1.2),
                                ("3nodes-pinned", "wall", 1.5),
-                               ("3nodes-pinned", "boot", 1.5)):
+                               ("3nodes-pinned", "boot", 1.5),
+                               ("3nodes-numa-home2", "wall", 1.2),
+                               ("3nodes-home2", "wall", 1.5),
+                               ("3nodes-home2", "boot", 1.5),
+                               ("3nodes-numa-home2-pinned", "wall", 1.2),
+                               ("3nodes-home2-pinned", "wall", 1.5),
+                               ("3nodes-home2-pinned", "boot", 1.5)):
         title = [c[1] for c in CONFIGS if c[0] == name][0]
         print("%s %s / tcg: %s (target <= %.1f)" % (
             title, what, ratio(med.get(name, {}).get(what), tcg.get(what)),
@@ -783,7 +818,7 @@ def run_all(args, configs, top):
                     k + 1, cfg[1], r["error"], r["detail"]), flush=True)
                 continue
             results[cfg[0]].append(r)
-            print("run %d %-22s wall %6.1f s, boot %5.1f s, workload %6.1f "
+            print("run %d %-34s wall %6.1f s, boot %5.1f s, workload %6.1f "
                   "s, clocksource %s" % (k + 1, cfg[1], r["wall"], r["boot"],
                                          r["workload"], r["clocksource"]),
                   flush=True)
