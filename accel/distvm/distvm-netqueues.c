@@ -580,52 +580,23 @@ static bool path_usable(DistvmState *s, DistvmPlacedDevice *pd,
 
 /*
  * The vCPU that an MSI message to @addr interrupts: the first whose local
- * APIC the destination names (physical, or xAPIC logical flat or cluster
- * mode, as hw/intc/apic.c matches it), or NULL for an address outside
- * the interrupt window, a broadcast, an x2APIC logical destination, or
- * with interrupt remapping, whose tables say
+ * APIC its destination reaches, as hw/intc/apic.c delivers it (every node
+ * mirrors each LAPIC's addressing), or NULL for an address outside the
+ * interrupt window, a physical broadcast, or with interrupt remapping,
+ * whose tables say
  */
 static CPUState *msi_vcpu(uint64_t addr)
 {
     X86IOMMUState *iommu = x86_iommu_get_default();
     uint8_t dest = (addr & MSI_ADDR_DEST_ID_MASK) >> MSI_ADDR_DEST_ID_SHIFT;
-    bool logical = addr & (1 << MSI_ADDR_DEST_MODE_SHIFT);
-    CPUState *cs;
+    uint8_t dest_mode = (addr >> MSI_ADDR_DEST_MODE_SHIFT) & 1;
 
     if ((iommu && x86_iommu_ir_supported(iommu)) ||
         (addr & ~(uint64_t)0xfffff) != APIC_DEFAULT_ADDRESS ||
-        (!logical && dest == 0xff)) {
+        (dest_mode == APIC_DESTMODE_PHYSICAL && dest == 0xff)) {
         return NULL;
     }
-    CPU_FOREACH(cs) {
-        X86CPU *cpu = X86_CPU(cs);
-        APICCommonState *apic = cpu->apic_state ?
-                                APIC_COMMON(cpu->apic_state) : NULL;
-        uint8_t log_dest, mode;
-
-        if (!apic || is_x2apic_mode(cpu->apic_state)) {
-            if (!logical && cpu->apic_id == dest) {
-                return cs;
-            }
-            continue;
-        }
-        if (!logical) {
-            /* the guest may have written the xAPIC's ID */
-            if (qatomic_read(&apic->id) == dest) {
-                return cs;
-            }
-            continue;
-        }
-        log_dest = qatomic_read(&apic->log_dest);
-        mode = qatomic_read(&apic->dest_mode);
-        if ((mode == 0xf && (dest & log_dest)) ||
-            (mode == 0 && ((dest >> 4) == 0xf ||
-                           (dest >> 4) == (log_dest >> 4)) &&
-             (dest & log_dest & 0xf))) {
-            return cs;
-        }
-    }
-    return NULL;
+    return apic_first_destination(dest, dest_mode);
 }
 
 /*
