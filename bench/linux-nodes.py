@@ -265,9 +265,10 @@ class Poller(threading.Thread):
         self.errors = []
         self.stop = threading.Event()
 
-    def sample_rips(self, clients):
+    def sample_rips(self, clients, hot):
         """Each vCPU's RIP on the node that runs it (its registers are
-        that node's; a parked vCPU's are not read there)."""
+        that node's; a parked vCPU's are not read there); with @hot, also
+        each node's hot pages."""
         text = consoles(self.tmp, len(self.procs))
         phase = [name for name, line in RIP_PHASES
                  if line is None or line in text][-1]
@@ -276,6 +277,9 @@ class Poller(threading.Thread):
                 continue
             try:
                 info = q.cmd("query-distvm") if self.nodes else None
+                if hot and self.nodes > 1:
+                    self.hot_pages[n] = q.cmd("x-query-distvm-hot-pages",
+                                              count=self.hot)
                 out = q.cmd("human-monitor-command",
                             **{"command-line": "info registers -a"})
             except (OSError, RuntimeError, ValueError):
@@ -374,9 +378,12 @@ class Poller(threading.Thread):
                 clients.append(self.connect(n))
                 if clients[n]:
                     self.check(n, clients[n])
+            samples = 0
             while (self.rips is not None and any(clients) and
                    not self.stop.wait(0.05)):
-                self.sample_rips(clients)
+                # the hot pages every 0.5 s, as below
+                self.sample_rips(clients, self.hot and samples % 10 == 0)
+                samples += 1
             while self.nodes > 1 and not self.stop.wait(
                     0.02 if self.kill is not None and
                     self.recovered_s is None else 0.5):
