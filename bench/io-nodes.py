@@ -50,7 +50,8 @@ fetch the file over it at once; it reports that fetch's total rate:
           queues from the tap);
   local   each pair on its vCPU's node (queue-nodes=vnet/0@0:vnet/1@1:
           vnet/2@2:vnet/3@1), which then handles its notifications and
-          runs its queue of the tap.
+          runs its queue of the tap; queue-follow=off, so that the pairs
+          stay there (as in home).
 
 With --failover (3nodes-mq), while the 4 fetches run with the pairs
 local, pair 2 moves from node 2 to home and back every half second
@@ -200,8 +201,8 @@ def node_args(args, layout, place, tmp, n, port):
         # of the tap, which every node opens, from it.
         accel += ",queue-nodes=" + ("vnet/0@0" if place == "home" else
                                     "vnet/0@0:" + MQ_QUEUE_NODES)
-        if place == "follow":
-            accel += ",queue-follow=on"
+        # the pairs follow their vCPUs by default (queue-follow=auto)
+        accel += ",queue-follow=" + ("on" if place == "follow" else "off")
     elif place == "local":
         accel += ",device-nodes=vblk@%d:vnet@%d" % (last, last)
     runs_disk = n == (last if place == "local" and not is_mq(layout) else 0)

@@ -205,14 +205,14 @@ static void distvm_set_warm_pages(Object *obj, bool value, Error **errp)
     DISTVM_ACCEL(obj)->warm_pages = value;
 }
 
-static bool distvm_get_queue_follow(Object *obj, Error **errp)
+static int distvm_get_queue_follow(Object *obj, Error **errp)
 {
-    return DISTVM_ACCEL(obj)->queue_follow;
+    return DISTVM_ACCEL(obj)->queue_follow_opt;
 }
 
-static void distvm_set_queue_follow(Object *obj, bool value, Error **errp)
+static void distvm_set_queue_follow(Object *obj, int value, Error **errp)
 {
-    DISTVM_ACCEL(obj)->queue_follow = value;
+    DISTVM_ACCEL(obj)->queue_follow_opt = value;
 }
 
 static void distvm_set_pause_sleep_us(Object *obj, Visitor *v,
@@ -503,12 +503,16 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
                    "nodes yet; use one or the other", s->replicas);
         return false;
     }
-    if (s->queue_follow && (!s->queue_nodes || !*s->queue_nodes)) {
+    if (s->queue_follow_opt == ON_OFF_AUTO_ON &&
+        (!s->queue_nodes || !*s->queue_nodes)) {
         error_setg(errp, "distvm: queue-follow=on needs queue-nodes: pairs "
                    "follow their vCPUs between the nodes that queue-nodes "
                    "names");
         return false;
     }
+    /* auto: the pairs of the cards of queue-nodes follow, if it names any */
+    s->queue_follow = s->queue_follow_opt != ON_OFF_AUTO_OFF &&
+                      s->queue_nodes && *s->queue_nodes;
     if (!s->replicas && s->redundancy != DISTVM_REDUNDANCY_REPLICA) {
         error_setg(errp, "distvm: redundancy=%s needs replicas=1: without "
                    "checkpoint epochs, the nodes keep nothing of each other",
@@ -654,6 +658,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->warm_pages = true;
     s->auto_numa = true;
     s->pv_tlb_flush = true;
+    s->queue_follow_opt = ON_OFF_AUTO_AUTO;
     s->state = DISTVM_CLUSTER_STATE_RUNNING;
 }
 
@@ -859,14 +864,16 @@ static void distvm_accel_class_init(ObjectClass *oc, void *data)
         "runs its queue of the card's tap and sends its interrupts "
         "(default: the card's node serves them all)");
 
-    object_class_property_add_bool(oc, "queue-follow",
+    object_class_property_add_enum(oc, "queue-follow", "OnOffAuto",
+                                   &OnOffAuto_lookup,
                                    distvm_get_queue_follow,
                                    distvm_set_queue_follow);
     object_class_property_set_description(oc, "queue-follow",
         "Once a vCPU has moved, serve each queue pair of the cards of "
         "queue-nodes on the node of the vCPU that the guest points the "
         "pair's receive interrupt at, if that node may serve the card's "
-        "pairs (default off: each pair stays where queue-nodes puts it)");
+        "pairs; off: each pair stays where queue-nodes puts it (default "
+        "auto: on if queue-nodes names pairs)");
 
     object_class_property_add_str(oc, "home", distvm_get_home,
                                   distvm_set_home);

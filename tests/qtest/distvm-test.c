@@ -82,6 +82,8 @@ static void test_bad_options(void)
           "range (0 to 3600000 milliseconds)" },
         { "queue-follow=on", "queue-follow=on needs queue-nodes: pairs "
           "follow their vCPUs between the nodes that queue-nodes names" },
+        { "queue-follow=maybe", "Parameter 'queue-follow' does not accept "
+          "value 'maybe'" },
         { "standby=0", "standby=0 is out of range (1 to 15 node ids)" },
         { "nodes=3,listen=unix:/nonexistent/x,standby=2",
           "standby=2 needs replicas=1 and a node that starts the cluster" },
