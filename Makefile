@@ -69,8 +69,10 @@ check: all
 # Tests too long for make check: the Linux guest on 3 nodes in network
 # namespaces over TCP and TLS, the same with node 2 or home cut off by a
 # partition during its workload (root, iproute2 and certtool; minutes),
-# on 3 nodes with a node other than home killed at random, and on 2
-# nodes with -cpu max and the LAPICs in x2APIC mode.
+# on 3 nodes with a node other than home killed at random, with the node
+# that serves a queue pair killed and the pair following its vCPU after
+# the takeover, and on 2 nodes with -cpu max and the LAPICs in x2APIC
+# mode.
 check-long: all
 	cd $(QEMU_BUILD) && DISTVM_LONG=1 DISTVM_GUEST_DIR=$(GUESTS) \
 	    QTEST_QEMU_BINARY=./qemu-system-x86_64 \
@@ -78,6 +80,7 @@ check-long: all
 	    -p /x86_64/distvm/linux/3-nodes-partition \
 	    -p /x86_64/distvm/linux/3-nodes-partition-home \
 	    -p /x86_64/distvm/linux/3-nodes-kill \
+	    -p /x86_64/distvm/linux/3-nodes-kill-pair-follow \
 	    -p /x86_64/distvm/linux/2-nodes-cpu-max
 
 # Each case of a node lost while the guest runs, 10 times (make check

@@ -254,6 +254,11 @@ typedef struct LinuxCase {
      * home, and both fetches finish, exact (issue 16).
      */
     bool kill_pair;
+    /*
+     * kill_pair with queue-follow at its default: once node 2 is taken
+     * over, vCPU 2 moves to another node, and pair 2 follows it there.
+     */
+    bool pair_follows;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -955,6 +960,32 @@ static int64_t pair_member(DistvmNode *n, int pair, const char *key)
     return value;
 }
 
+/*
+ * Node 2 taken over (kill_pair, pair_follows): the guest points pair 2's
+ * receive interrupt at vCPU 2, so the pair is served on vCPU 2's node,
+ * and follows vCPU 2 to the other node that survived.
+ */
+static void follow_after_takeover(DistvmNode **node)
+{
+    int from = distvm_vcpu_node(node[0]->qts, MQ_MOVED_PAIR);
+    int to = from == 0 ? 1 : 0;         /* the other node left */
+    int where[MQ_PAIRS] = { 0, -1, from, -1 };
+
+    for (int n = 0; n < 2; n++) {
+        g_assert_cmpint(pair_member(node[n], MQ_MOVED_PAIR, "rx-vcpu"), ==,
+                        MQ_MOVED_PAIR);
+    }
+    check_pair_nodes(node, 2, where);
+    g_test_message("pair %d on node %d with its vCPU, which moves to node %d",
+                   MQ_MOVED_PAIR, from, to);
+    qtest_qmp_assert_success(node[0]->qts,
+        "{ 'execute': 'distvm-move-vcpu', 'arguments': "
+        "{ 'cpu-index': %d, 'node': %d } }", MQ_MOVED_PAIR, to);
+    wait_moved(node[0]->qts, MQ_MOVED_PAIR, to);
+    where[MQ_MOVED_PAIR] = to;
+    check_pair_nodes(node, 2, where);
+}
+
 /* The notifications of @pair of the multi-queue card that @n handled */
 static int64_t pair_notified(DistvmNode *n, int pair)
 {
@@ -1229,7 +1260,11 @@ static void test_linux(const void *opaque)
             g_usleep(20 * 1000);
         }
         victim = kill_node(node, lc->nodes, 2, 1, true);
-        check_pair_nodes(node, 2, taken_over);
+        if (lc->pair_follows) {
+            follow_after_takeover(node);
+        } else {
+            check_pair_nodes(node, 2, taken_over);
+        }
     }
     /* While the workload runs: move vCPUs around, asked of any node. */
     if (!distvm_wait_console(node[0], "distvm-linux: workload start", 600)) {
@@ -1731,6 +1766,14 @@ static const LinuxCase three_nodes_kill_pair = {
     .kill_pair = true,
 };
 
+/* The same, the pairs following their vCPUs (make check-long) */
+static const LinuxCase three_nodes_kill_pair_follow = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
+    .accel_opts = "replicas=1,checkpoint-ms=100",
+    .kill_pair = true,
+    .pair_follows = true,
+};
+
 /*
  * Home killed during the workload: node 1, its standby, takes its place,
  * its disk included (issue 15)
@@ -1798,6 +1841,8 @@ int main(int argc, char **argv)
                             &three_nodes_partition, test_linux);
         qtest_add_data_func("/distvm/linux/3-nodes-partition-home",
                             &three_nodes_partition_home, test_linux);
+        qtest_add_data_func("/distvm/linux/3-nodes-kill-pair-follow",
+                            &three_nodes_kill_pair_follow, test_linux);
     }
 
     return distvm_test_run(tmpdir);
