@@ -265,6 +265,12 @@ class Poller(threading.Thread):
         self.errors = []
         self.stop = threading.Event()
 
+    def read_hot(self, n, q):
+        """With --hot, node @n's hot pages so far, through @q"""
+        if self.hot and self.nodes > 1:
+            self.hot_pages[n] = q.cmd("x-query-distvm-hot-pages",
+                                      count=self.hot)
+
     def sample_rips(self, clients, hot):
         """Each vCPU's RIP on the node that runs it (its registers are
         that node's; a parked vCPU's are not read there); with @hot, also
@@ -277,9 +283,8 @@ class Poller(threading.Thread):
                 continue
             try:
                 info = q.cmd("query-distvm") if self.nodes else None
-                if hot and self.nodes > 1:
-                    self.hot_pages[n] = q.cmd("x-query-distvm-hot-pages",
-                                              count=self.hot)
+                if hot:
+                    self.read_hot(n, q)
                 out = q.cmd("human-monitor-command",
                             **{"command-line": "info registers -a"})
             except (OSError, RuntimeError, ValueError):
@@ -397,9 +402,7 @@ class Poller(threading.Thread):
                     try:
                         if q:
                             self.last[n] = q.cmd("query-distvm")
-                        if q and self.hot:
-                            self.hot_pages[n] = q.cmd(
-                                "x-query-distvm-hot-pages", count=self.hot)
+                            self.read_hot(n, q)
                     except (OSError, RuntimeError, ValueError):
                         clients[n] = None
         except (OSError, RuntimeError, ValueError) as e:

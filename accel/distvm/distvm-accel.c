@@ -207,12 +207,12 @@ static void distvm_set_warm_pages(Object *obj, bool value, Error **errp)
 
 static int distvm_get_queue_follow(Object *obj, Error **errp)
 {
-    return DISTVM_ACCEL(obj)->queue_follow_opt;
+    return DISTVM_ACCEL(obj)->queue_follow;
 }
 
 static void distvm_set_queue_follow(Object *obj, int value, Error **errp)
 {
-    DISTVM_ACCEL(obj)->queue_follow_opt = value;
+    DISTVM_ACCEL(obj)->queue_follow = value;
 }
 
 static void distvm_set_pause_sleep_us(Object *obj, Visitor *v,
@@ -503,16 +503,13 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
                    "nodes yet; use one or the other", s->replicas);
         return false;
     }
-    if (s->queue_follow_opt == ON_OFF_AUTO_ON &&
+    if (s->queue_follow == ON_OFF_AUTO_ON &&
         (!s->queue_nodes || !*s->queue_nodes)) {
         error_setg(errp, "distvm: queue-follow=on needs queue-nodes: pairs "
                    "follow their vCPUs between the nodes that queue-nodes "
                    "names");
         return false;
     }
-    /* auto: the pairs of the cards of queue-nodes follow, if it names any */
-    s->queue_follow = s->queue_follow_opt != ON_OFF_AUTO_OFF &&
-                      s->queue_nodes && *s->queue_nodes;
     if (!s->replicas && s->redundancy != DISTVM_REDUNDANCY_REPLICA) {
         error_setg(errp, "distvm: redundancy=%s needs replicas=1: without "
                    "checkpoint epochs, the nodes keep nothing of each other",
@@ -658,7 +655,7 @@ static void distvm_accel_instance_init(Object *obj)
     s->warm_pages = true;
     s->auto_numa = true;
     s->pv_tlb_flush = true;
-    s->queue_follow_opt = ON_OFF_AUTO_AUTO;
+    s->queue_follow = ON_OFF_AUTO_AUTO;
     s->state = DISTVM_CLUSTER_STATE_RUNNING;
 }
 

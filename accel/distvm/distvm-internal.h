@@ -190,8 +190,7 @@ struct DistvmState {
     /* PCI devices run by a node other than home (distvm-devices.c) */
     char *device_nodes;         /* the property */
     char *queue_nodes;          /* the property (distvm-netqueues.c) */
-    OnOffAuto queue_follow_opt; /* the property */
-    bool queue_follow;          /* pairs follow their vCPUs (the same) */
+    OnOffAuto queue_follow;     /* pairs follow their vCPUs (the same) */
     DistvmDevices *devices;     /* NULL if it names none */
 
     /* Cluster membership and transport (distvm-net.c) */

@@ -1128,7 +1128,8 @@ bool distvm_netqueues_setup(DistvmState *s, DistvmPlacedDevice *pd,
     q->wanted = NULL;
     q->placed = g_memdup2(q->node, q->pairs * sizeof(uint32_t));
     q->follow_bh = qemu_bh_new(follow_paths_bh, pd);
-    if (s->queue_follow && s->nodes > 1) {
+    /* A card that queue-nodes names: auto is on */
+    if (s->queue_follow != ON_OFF_AUTO_OFF && s->nodes > 1) {
         q->follow = g_new(uint32_t, q->pairs);
         memset(q->follow, 0xff, q->pairs * sizeof(uint32_t));
         q->pinned = g_new0(bool, q->pairs);

@@ -251,14 +251,11 @@ typedef struct LinuxCase {
      * the nodes that queue-nodes names, and one tap for all; the guest
      * fetches over it from vCPUs 0 and 2 at once, and node 2, which
      * serves pair 2, is killed as the fetches begin.  Its pair goes to
-     * home, and both fetches finish, exact (issue 16).
+     * home, and both fetches finish, exact (issue 16).  With the pairs
+     * following their vCPUs (queue-follow not off), vCPU 2 then moves to
+     * another node, and pair 2 follows it there.
      */
     bool kill_pair;
-    /*
-     * kill_pair with queue-follow at its default: once node 2 is taken
-     * over, vCPU 2 moves to another node, and pair 2 follows it there.
-     */
-    bool pair_follows;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -316,6 +313,12 @@ static void check_clock_reads(DistvmNode **node, int nodes)
         qobject_unref(info);
     }
     g_assert_cmpuint(local, >, 0);
+}
+
+/* Whether the multi-queue card's pairs follow their vCPUs */
+static bool linux_queue_follow(const LinuxCase *lc)
+{
+    return !lc->accel_opts || !strstr(lc->accel_opts, "queue-follow=off");
 }
 
 /* Whether the guest is offered the remote TLB flush hypercall */
@@ -961,7 +964,7 @@ static int64_t pair_member(DistvmNode *n, int pair, const char *key)
 }
 
 /*
- * Node 2 taken over (kill_pair, pair_follows): the guest points pair 2's
+ * Node 2 taken over (kill_pair, the pairs following): the guest points pair 2's
  * receive interrupt at vCPU 2, so the pair is served on vCPU 2's node,
  * and follows vCPU 2 to the other node that survived.
  */
@@ -1260,7 +1263,7 @@ static void test_linux(const void *opaque)
             g_usleep(20 * 1000);
         }
         victim = kill_node(node, lc->nodes, 2, 1, true);
-        if (lc->pair_follows) {
+        if (linux_queue_follow(lc)) {
             follow_after_takeover(node);
         } else {
             check_pair_nodes(node, 2, taken_over);
@@ -1771,7 +1774,6 @@ static const LinuxCase three_nodes_kill_pair_follow = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
     .accel_opts = "replicas=1,checkpoint-ms=100",
     .kill_pair = true,
-    .pair_follows = true,
 };
 
 /*
