@@ -497,12 +497,6 @@ static bool distvm_check_options(DistvmState *s, Error **errp)
         error_setg(errp, "distvm: join-timeout must be at least 1 second");
         return false;
     }
-    if (s->replicas && s->device_nodes) {
-        error_setg(errp, "distvm: replicas=%" PRIu32 " does not keep the "
-                   "state of devices that device-nodes= places on other "
-                   "nodes yet; use one or the other", s->replicas);
-        return false;
-    }
     if (s->queue_follow == ON_OFF_AUTO_ON &&
         (!s->queue_nodes || !*s->queue_nodes)) {
         error_setg(errp, "distvm: queue-follow=on needs queue-nodes: pairs "

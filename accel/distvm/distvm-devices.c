@@ -127,6 +127,7 @@ static bool placed_parse_one(DistvmState *s, const char *item,
     d->name = g_strndup(item, at - item);
     d->node = node;
     d->option = "device-nodes";
+    d->taken_from = UINT32_MAX;
     return true;
 }
 
@@ -168,6 +169,7 @@ DistvmPlacedDevice *distvm_devices_card(DistvmState *s, const char *name)
         .name = g_strdup(name),
         .node = DISTVM_HOME_NODE,
         .option = "queue-nodes",
+        .taken_from = UINT32_MAX,
     };
     return &dv->placed[dv->count++];
 }
@@ -360,7 +362,8 @@ DistvmPlacedDevice *distvm_devices_route(DistvmState *s, uint32_t space,
 
         if (range->space == space && addr >= range->base &&
             addr - range->base < range->size) {
-            *r = (DistvmIoRoute) { .node = pd->node, .queue = -1 };
+            *r = (DistvmIoRoute) { .node = qatomic_read(&pd->node),
+                                   .queue = -1 };
             if (pd->queues) {
                 distvm_netqueues_route(s, pd, range->bar,
                                        addr - range->base, data, is_write,
@@ -505,6 +508,77 @@ void distvm_devices_reset(DistvmState *s)
     map_update(s);
 }
 
+/* ---- a rollback brings them home ---- */
+
+/* Whether this node runs a device placed on it, or serves a card's pair */
+static bool devices_run_here(DistvmState *s)
+{
+    DistvmDevices *dv = s->devices;
+
+    for (uint32_t i = 0; !distvm_is_home(s) && i < dv->count; i++) {
+        if (dv->placed[i].node == s->node_id ||
+            distvm_netqueues_serves(&dv->placed[i], s->node_id)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
+{
+    DistvmDevices *dv = s->devices;
+    uint32_t home = distvm_home(s);
+    uint32_t left = 0;
+
+    for (uint32_t i = 0; dv && i < dv->count; i++) {
+        DistvmPlacedDevice *d = &dv->placed[i];
+
+        if (d->queues || (d->node == home && home == saved_home)) {
+            continue;
+        }
+        /* Its state of the epoch: home's own, or its node's */
+        if (d->node != saved_home && distvm_is_home(s)) {
+            d->taken_from = d->node;
+        }
+        if (d->node == home) {
+            continue;           /* home's standby ran it, and runs it on */
+        }
+        if (d->node == s->node_id) {
+            /* Its copy here stops: reset, it takes in no packet */
+            device_cold_reset(DEVICE(d->dev));
+        }
+        left |= BIT(d->node);
+        trace_distvm_device_home(d->name, d->node, home);
+        qatomic_set(&d->node, home);
+    }
+    if (!left) {
+        return;
+    }
+    dv->run_here = devices_run_here(s);
+    /* The INTx lines the nodes left drove */
+    if (distvm_is_home(s) && dv->intx.remote) {
+        DistvmIntx *x = &dv->intx;
+
+        for (int irq = 0; irq < x->nirq; irq++) {
+            if (x->remote[irq] & left) {
+                x->remote[irq] &= ~left;
+                x->set_irq(x->opaque, irq, x->local[irq] || x->remote[irq]);
+            }
+        }
+    }
+    map_update(s);
+}
+
+bool distvm_devices_taken_from(DistvmState *s, uint32_t node)
+{
+    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+        if (s->devices->placed[i].taken_from == node) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* ---- INTx ---- */
 
 /* The root bus's set_irq, here: @level is this node's devices' */
@@ -601,6 +675,9 @@ bool distvm_devices_setup(DistvmState *s, Error **errp)
         }
         if (dv->placed[i].queues &&
             !distvm_netqueues_setup(s, &dv->placed[i], errp)) {
+            return false;
+        }
+        if (!distvm_placed_state_check(s, &dv->placed[i], errp)) {
             return false;
         }
         trace_distvm_device_placed(dv->placed[i].name, dv->placed[i].node);

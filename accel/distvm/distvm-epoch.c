@@ -711,6 +711,15 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
             return false;
         }
         sender_state(&es, DISTVM_EPOCH_STATE_DEVICES, 0, state);
+    } else if (distvm_devices_on_node(s, s->node_id, false)) {
+        g_autoptr(GByteArray) state = g_byte_array_new();
+
+        if (!distvm_placed_state_save(s, state, &err)) {
+            error_report_err(err);
+            pending_free(es.own);
+            return false;
+        }
+        sender_state(&es, DISTVM_EPOCH_STATE_PLACED, s->node_id, state);
     }
     distvm_ram_checkpoint_pages(s, es.to != e->sent_to, e->sent_aborted,
                                 sender_page, &es);
@@ -1074,6 +1083,13 @@ static void copy_offer(GHashTable *table, gpointer key, EpochCopy *c)
     }
 }
 
+/* Whether a state of @kind is of devices, which only home loads */
+static bool state_of_devices(uint32_t kind)
+{
+    return kind == DISTVM_EPOCH_STATE_DEVICES ||
+           kind == DISTVM_EPOCH_STATE_PLACED;
+}
+
 /*
  * With e->lock: into @newest, a copy of the newest committed state of
  * each vCPU that this node keeps, and of the devices if @devices
@@ -1089,8 +1105,7 @@ static void newest_states(DistvmEpoch *e, bool devices, GHashTable *newest)
         }
         g_hash_table_iter_init(&it, e->stores[node]->states);
         while (g_hash_table_iter_next(&it, &key, &value)) {
-            if (devices ||
-                (uintptr_t)key >> 32 != DISTVM_EPOCH_STATE_DEVICES) {
+            if (devices || !state_of_devices((uintptr_t)key >> 32)) {
                 copy_offer(newest, key, copy_dup(value));
             }
         }
@@ -1181,6 +1196,9 @@ static void rollback_start(DistvmState *s, uint64_t epoch, uint32_t lost)
     }
     distvm_ram_rollback_pages(s, e->sent_aborted, rollback_page, rb);
     trace_distvm_epoch_rollback_start(epoch, rb->pages->len);
+    /* Home saved the devices' state, but that of those placed elsewhere */
+    distvm_devices_go_home(s, e->took_home && lost < s->nodes ? lost :
+                           distvm_home(s));
 
     qemu_mutex_lock(&e->lock);
     for (guint i = 0; lost != s->node_id && i < rb->pages->len; i++) {
@@ -1296,6 +1314,8 @@ static void rollback_fetch_received(DistvmState *s, const DistvmMsg *msg)
 
         sender_state(&es, kind == DISTVM_EPOCH_STATE_DEVICES ?
                      DISTVM_EPOCH_STATE_DEVICES_COPY :
+                     kind == DISTVM_EPOCH_STATE_PLACED ?
+                     DISTVM_EPOCH_STATE_PLACED_COPY :
                      DISTVM_EPOCH_STATE_VCPU_COPY,
                      (uint32_t)(uintptr_t)key, c->data);
     }
@@ -1345,7 +1365,9 @@ static void rollback_state_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgEpochState *es = &msg->u.epoch_state;
     uint32_t kind = es->kind == DISTVM_EPOCH_STATE_DEVICES_COPY ?
-                    DISTVM_EPOCH_STATE_DEVICES : DISTVM_EPOCH_STATE_VCPU;
+                    DISTVM_EPOCH_STATE_DEVICES :
+                    es->kind == DISTVM_EPOCH_STATE_PLACED_COPY ?
+                    DISTVM_EPOCH_STATE_PLACED : DISTVM_EPOCH_STATE_VCPU;
     gpointer key = state_key(kind, es->index);
     gpointer part_key = (gpointer)((uintptr_t)key |
                                    (uint64_t)msg->hdr.src << 48);
@@ -1556,6 +1578,29 @@ static void rollback_apply(DistvmState *s)
     rollback_answer(s, false, vcpus);
 }
 
+/* Home: over the devices' state, that of those brought home */
+static bool placed_load(DistvmState *s, EpochRollback *rb, Error **errp)
+{
+    for (uint32_t n = 0; n < s->nodes; n++) {
+        EpochCopy *c;
+
+        if (!distvm_devices_taken_from(s, n)) {
+            continue;
+        }
+        c = g_hash_table_lookup(rb->states,
+                                state_key(DISTVM_EPOCH_STATE_PLACED, n));
+        if (!c) {
+            error_setg(errp, "no node keeps the state of the devices that "
+                       "node %" PRIu32 " ran", n);
+            return false;
+        }
+        if (!distvm_placed_state_load(s, n, c->data, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /*
  * Home, every node's pages restored: load the devices, then home's
  * vCPUs; the other nodes take home's host bridge and PM timer as they
@@ -1583,7 +1628,8 @@ static bool rollback_finish_home(DistvmState *s)
         /* Before the cards load: which of their pairs home serves now */
         distvm_netqueues_rolled_back(s);
     }
-    if (!err && devices_load(c->data, e->took_home, &err)) {
+    if (!err && devices_load(c->data, e->took_home, &err) &&
+        placed_load(s, rb, &err)) {
         distvm_vcpu_stop_foreign_timers(s);
         rollback_load_vcpus(s, rb, &vcpus, &err);
     }
@@ -2256,7 +2302,8 @@ static bool epoch_state_received(DistvmState *s, const DistvmMsg *msg)
     EpochCopy *c;
 
     if (es->kind == DISTVM_EPOCH_STATE_VCPU_COPY ||
-        es->kind == DISTVM_EPOCH_STATE_DEVICES_COPY) {
+        es->kind == DISTVM_EPOCH_STATE_DEVICES_COPY ||
+        es->kind == DISTVM_EPOCH_STATE_PLACED_COPY) {
         rollback_state_received(s, msg);
         return false;
     }
@@ -2264,6 +2311,13 @@ static bool epoch_state_received(DistvmState *s, const DistvmMsg *msg)
         msg->hdr.src != distvm_home(s)) {
         distvm_msg_refused(s, msg->hdr.src, "EPOCH_STATE: only the home node "
                            "sends the devices' state");
+        return false;
+    }
+    if (es->kind == DISTVM_EPOCH_STATE_PLACED &&
+        (es->index != msg->hdr.src || msg->hdr.src == distvm_home(s))) {
+        distvm_msg_refused(s, msg->hdr.src, "EPOCH_STATE: the state of the "
+                           "devices placed on node %" PRIu32 " from node %"
+                           PRIu32, es->index, msg->hdr.src);
         return false;
     }
     p = pending_lock(s, msg, es->epoch);

@@ -57,7 +57,9 @@ typedef struct DistvmResident {
 typedef struct DistvmPlacedDevice {
     char *name;                 /* as device-nodes names it */
     const char *option;         /* the property that names it */
-    uint32_t node;
+    uint32_t node;              /* atomic: set under the BQL */
+    /* Home, in a rollback: the node whose saved state it loads, or none */
+    uint32_t taken_from;
     PCIDevice *dev;             /* once the machine exists */
     Error *unplug_blocker;
     uint64_t local;             /* atomic: accesses of vCPUs here, done here */
@@ -697,7 +699,26 @@ bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
 /* Under the BQL: home's PCI_CONFIG s->config_gen was applied here */
 void distvm_devices_config_applied(DistvmState *s);
 void distvm_devices_reset(DistvmState *s);
+/*
+ * A rollback, under the BQL with the guest paused: every device placed
+ * away from home (but the cards of queue-nodes) goes to home; those the
+ * epoch did not find on @saved_home, the home that saved the devices'
+ * state, are taken from the state their node saved (taken_from)
+ */
+void distvm_devices_go_home(DistvmState *s, uint32_t saved_home);
+/* Whether home takes a device from the state that @node saved */
+bool distvm_devices_taken_from(DistvmState *s, uint32_t node);
 DistvmDeviceInfoList *distvm_devices_query(DistvmState *s);
+
+/* distvm-placed-state.c */
+/* Whether device @d may run where it is placed, with replicas=1 */
+bool distvm_placed_state_check(DistvmState *s, DistvmPlacedDevice *d,
+                               Error **errp);
+/* The state of the devices placed on this node, for an epoch */
+bool distvm_placed_state_save(DistvmState *s, GByteArray *out, Error **errp);
+/* Home: load the devices taken from @node, from the @state it saved */
+bool distvm_placed_state_load(DistvmState *s, uint32_t node,
+                              const GByteArray *state, Error **errp);
 
 /* distvm-qmp.c */
 /*

@@ -155,10 +155,10 @@ static const char *recovery_refusal(DistvmState *s, uint32_t node)
     if (!distvm_epoch_committed(s)) {
         return "no checkpoint epoch was committed yet";
     }
-    /* The pairs of a card that it serves go to the card's node */
-    if (distvm_devices_on_node(s, node, false)) {
-        return "it runs a device";
-    }
+    /*
+     * The pairs of a card that it serves go to the card's node, and the
+     * devices placed on it to home (distvm_devices_go_home())
+     */
     if (distvm_netqueues_changed(s)) {
         return "the guest changed the setting of a card whose queue pairs "
                "several nodes serve since the last commit, and the other "

@@ -819,6 +819,22 @@ static bool decode_epoch_pages(WireReader *r, const DistvmWireLimits *lim,
     return true;
 }
 
+/* How many states of @kind there are: vCPUs, the devices, or nodes */
+static uint32_t epoch_state_indexes(const DistvmWireLimits *lim,
+                                    uint32_t kind)
+{
+    switch (kind) {
+    case DISTVM_EPOCH_STATE_VCPU:
+    case DISTVM_EPOCH_STATE_VCPU_COPY:
+        return lim->nr_vcpus;
+    case DISTVM_EPOCH_STATE_PLACED:
+    case DISTVM_EPOCH_STATE_PLACED_COPY:
+        return lim->nodes;
+    default:
+        return 1;
+    }
+}
+
 static bool decode_epoch_state(WireReader *r, const DistvmWireLimits *lim,
                                DistvmMsgEpochState *st, Error **errp)
 {
@@ -830,9 +846,7 @@ static bool decode_epoch_state(WireReader *r, const DistvmWireLimits *lim,
     st->len = r->left;
     st->data = r->p;
     if (!st->epoch || st->kind >= DISTVM_EPOCH_STATE__MAX ||
-        (st->kind == DISTVM_EPOCH_STATE_VCPU ||
-         st->kind == DISTVM_EPOCH_STATE_VCPU_COPY ?
-         st->index >= lim->nr_vcpus : st->index != 0) ||
+        st->index >= epoch_state_indexes(lim, st->kind) ||
         st->total > DISTVM_EPOCH_STATE_MAX || !st->len ||
         st->offset > st->total || st->len > st->total - st->offset) {
         error_setg(errp, "EPOCH_STATE message of epoch %" PRIu64 ", kind %"

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     29
+#define DISTVM_WIRE_VERSION     30
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -597,7 +597,8 @@ typedef struct DistvmMsgEpochPages {
 /*
  * EPOCH_STATE: bytes @offset to @offset + @len - 1 of the @total bytes
  * of a state at epoch @epoch: vCPU @index's (its VMState, as a move sends
- * it), or the machine's devices' (QEMU's device state, @index 0).
+ * it), the machine's devices' (QEMU's device state, @index 0), or that of
+ * the devices that node @index runs away from home (device-nodes).
  */
 typedef enum DistvmEpochStateKind {
     DISTVM_EPOCH_STATE_VCPU,
@@ -605,6 +606,8 @@ typedef enum DistvmEpochStateKind {
     /* The committed copy of one, sent to a node that rolls back */
     DISTVM_EPOCH_STATE_VCPU_COPY,
     DISTVM_EPOCH_STATE_DEVICES_COPY,
+    DISTVM_EPOCH_STATE_PLACED,
+    DISTVM_EPOCH_STATE_PLACED_COPY,
     DISTVM_EPOCH_STATE__MAX
 } DistvmEpochStateKind;
 

@@ -90,9 +90,6 @@ static void test_bad_options(void)
         { "nodes=3,start-nodes=2,listen=unix:/nonexistent/x,replicas=1,"
           "standby=2", "standby=2 needs replicas=1 and a node that starts "
           "the cluster (below start-nodes=2)" },
-        { "nodes=2,listen=unix:/nonexistent/x,replicas=1,"
-          "device-nodes=vnet0@1", "replicas=1 does not keep the state of "
-          "devices that device-nodes= places on other nodes yet" },
         { "speed=0", "speed=0 is out of range (0.001 to 1000" },
         { "speed=1001", "speed=1001 is out of range (0.001 to 1000" },
         { "speed=fast", "speed" },
@@ -169,10 +166,18 @@ static void test_bad_device_nodes(void)
         { "vga0@1", "'vga0' (VGA) is a display device" },
         { "edu0@1:/machine/peripheral/edu0@1", "'edu0' and "
           "'/machine/peripheral/edu0' are the same device" },
+        /* Checkpoints keep what a device placed away from home holds */
+        { "edu0@1,replicas=1", "distvm: device-nodes: 'edu0' (edu) has no "
+          "VMState, so no checkpoint epoch keeps its state (replicas=1): it "
+          "must run on home" },
+        { "vblk0@1,replicas=1", "distvm: device-nodes: 'vblk0' has a disk, "
+          "whose writes only home holds until their checkpoint epoch "
+          "commits (replicas=1): it must run on home" },
     };
     const char *machine = "-machine pc -nodefaults -device edu,id=edu0 "
         "-device pc-testdev,id=ptd -device pci-bridge,id=br0,chassis_nr=1 "
-        "-device VGA,id=vga0";
+        "-device VGA,id=vga0 -drive if=none,id=d0,driver=null-co "
+        "-device virtio-blk-pci,drive=d0,id=vblk0";
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         g_autofree char *args = g_strdup_printf(
