@@ -15,7 +15,8 @@
  *    first time and whenever its replica changed
  *    (distvm_ram_checkpoint_pages()), then SENT, with the number of vCPU
  *    states.  Home also sends the state of the machine's devices to its
- *    standby, its own replica.
+ *    standby, its own replica; a node that runs devices placed on it
+ *    (device-nodes) theirs (distvm-placed-state.c).
  * 3. The replica keeps all of it aside for the epoch, and answers STORED
  *    to home once the node's SENT came.
  * 4. Once every node's data is stored, home sends COMMIT: the replicas
@@ -47,8 +48,9 @@
  * committed epoch, with it paused as for an epoch: each node restores the
  * pages it holds that changed since, from the newest committed copy any
  * node keeps (ROLLBACK, EPOCH_PAGES ASK and COPY, FETCH, FETCHED), and
- * the vCPUs it runs; home then loads the devices.  What the guest sent
- * since is dropped.
+ * the vCPUs it runs; home then loads the devices, and those placed on
+ * other nodes, which it runs from then on.  What the guest sent since is
+ * dropped.
  *
  * A replica may receive a node's data for the next epoch before home's
  * COMMIT of this one (they come on different connections), so it keeps

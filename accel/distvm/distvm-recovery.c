@@ -31,11 +31,12 @@
  *    (distvm-epoch.c): each node restores the pages it holds that may
  *    have changed since (and those it took), from the copies the nodes
  *    keep; the nodes load the states of the vCPUs they run, home the
- *    devices; what the guest sent since is dropped, and it runs again.
- *    Home emits DISTVM_RECOVERED.
+ *    devices, those placed on other nodes included, which it runs from
+ *    then on (distvm-placed-state.c); what the guest sent since is
+ *    dropped, and it runs again.  Home emits DISTVM_RECOVERED.
  *
- * A node that the cluster cannot do without (home, a node that runs a
- * device or holds resident RAM), a loss before any epoch committed,
+ * A node that the cluster cannot do without (home, a node that holds
+ * resident RAM), a loss before any epoch committed,
  * during a join, a drain or a rollback, or a second loss before the next
  * commit still ends the cluster.
  *

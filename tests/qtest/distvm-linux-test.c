@@ -256,6 +256,15 @@ typedef struct LinuxCase {
      * another node, and pair 2 follows it there.
      */
     bool kill_pair;
+    /*
+     * With replicas=1: a card more (eth1) placed on node 2
+     * (device-nodes), each node's copy with a tap of its own, the taps
+     * on one bridge of this host, as hosts on one network; the guest
+     * fetches over it from vCPUs 0 and 2 at once, and node 2 is killed
+     * as the fetches begin.  The card goes to home, which runs it as node
+     * 2 last saved it, and both fetches finish, exact (issue 16).
+     */
+    bool kill_card;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -287,6 +296,14 @@ static const int mq_pair_node[MQ_PAIRS] = { 0, 1, 0, 1 };
 /* The multi-queue card as eth1, of kill_pair */
 #define MQ_HOST_ETH1        "10.0.3.2"
 #define MQ_HOST_ETH1_ADDR   0x0a000302u
+
+/* kill_card's card, eth1: node N's tap is CARD_TAP N, on CARD_BRIDGE */
+#define CARD_BRIDGE     "dvmcbr"
+#define CARD_TAP        "dvmc"
+#define CARD_NODE       2
+#define CARD_NIC \
+    "-netdev tap,id=netc,ifname=" CARD_TAP "%d,script=no,downscript=no," \
+    "vhost=off -device virtio-net-pci,netdev=netc,romfile=,id=vcard "
 
 #define DIMM_BASE   0x100000000ull
 #define DIMM_SIZE   (128 * 1024 * 1024)
@@ -1000,6 +1017,34 @@ static int64_t pair_notified(DistvmNode *n, int pair)
     return rx + tx;
 }
 
+/* The accesses to placed device @id that node @n did */
+static int64_t device_accesses(DistvmNode *n, const char *id)
+{
+    QDict *d = distvm_placed_device(n->qts, id);
+    int64_t done = qdict_get_int(d, "local") + qdict_get_int(d, "served");
+
+    qobject_unref(d);
+    return done;
+}
+
+/*
+ * kill_card: node CARD_NODE, which ran the card, was taken over; every
+ * node left says home runs it now, and the card keeps working there
+ */
+static void check_card_home(DistvmNode **node, int nodes)
+{
+    for (int n = 0; n < nodes; n++) {
+        QDict *d;
+
+        if (n == CARD_NODE) {
+            continue;
+        }
+        d = distvm_placed_device(node[n]->qts, "vcard");
+        g_assert_cmpint(qdict_get_int(d, "node"), ==, 0);
+        qobject_unref(d);
+    }
+}
+
 /*
  * Home says node 1's path is @up (at *@said_us, g_get_monotonic_time()),
  * and moved pairs 1 and 3 to @to
@@ -1140,6 +1185,19 @@ static void test_linux(const void *opaque)
                   MQ_TAP_1 " mode tap multi_queue && ip link set " MQ_TAP_1
                   " up");
     }
+    if (lc->kill_card) {
+        /* Each node's tap, on a bridge with a server behind it */
+        distvm_sh("ip link del " CARD_BRIDGE " 2>/dev/null; ip link add "
+                  CARD_BRIDGE " type bridge && ip addr add " MQ_HOST_ETH1
+                  "/24 dev " CARD_BRIDGE " && ip link set " CARD_BRIDGE
+                  " up");
+        for (int n = 0; n < lc->nodes; n++) {
+            distvm_sh("ip link del " CARD_TAP "%d 2>/dev/null; ip tuntap add "
+                      "dev " CARD_TAP "%d mode tap && ip link set " CARD_TAP
+                      "%d master " CARD_BRIDGE " up", n, n, n);
+        }
+        http_mq = http_start(file, NULL, MQ_HOST_ETH1_ADDR, http->port);
+    }
 
     for (int n = 0; n < lc->nodes; n++) {
         g_autofree char *opts = NULL;
@@ -1164,7 +1222,11 @@ static void test_linux(const void *opaque)
         g_autofree char *devices = lc->device_node ?
             g_strdup_printf(",device-nodes=vblk@%d:vnet@%d:vnet1@1",
                             lc->device_node, lc->device_node) :
+            lc->kill_card ?
+            g_strdup_printf(",device-nodes=vcard@%d", CARD_NODE) :
             g_strdup("");
+        g_autofree char *card = lc->kill_card ?
+            g_strdup_printf(CARD_NIC, n) : NULL;
 
         /* Without -numa, the guest gets the NUMA nodes of auto-numa. */
         placed = g_strdup_printf("%s,placement=%s%s%s,auto-numa=%s%s%s",
@@ -1198,14 +1260,14 @@ static void test_linux(const void *opaque)
             lc->cpu ? "-cpu " : "", lc->cpu ?: "", lc->smp, kernel, initrd,
             drive, lc->device_node ? ",vectors=0" : "",
             lc->device_node ? MORE_NICS : "",
-            lc->kill_pair ? MQ_NIC(MQ_TAP) : !lc->mq_card ? "" :
-            n == 1 ? MQ_NIC(MQ_TAP_1) : MQ_NIC(MQ_TAP),
+            lc->kill_pair ? MQ_NIC(MQ_TAP) : card ? card :
+            !lc->mq_card ? "" : n == 1 ? MQ_NIC(MQ_TAP_1) : MQ_NIC(MQ_TAP),
             WORK,
             lc->io_cpu,
             http ? http->port : NETNS_HTTP_PORT,
             lc->distmem ? " distvm.dimm=0x100000000,0x8000000,2 "
                           "distvm.topology=1" : "",
-            lc->kill_pair ? " distvm.fetch=1@0,1@2" :
+            lc->kill_pair || lc->kill_card ? " distvm.fetch=1@0,1@2" :
             !lc->device_node ? "" : lc->mq_card ?
             " distvm.fetch=1@1,2@0,3@0,3@2" : " distvm.fetch=1@1,2@0",
             cpu_plug ?: "",
@@ -1268,6 +1330,18 @@ static void test_linux(const void *opaque)
         } else {
             check_pair_nodes(node, 2, taken_over);
         }
+    }
+    if (lc->kill_card) {
+        g_assert_true(distvm_wait_console(node[0], "distvm-linux: fetches "
+                                          "start", 600));
+        /* Once the fetches are under way over the card */
+        for (int i = 0; device_accesses(node[CARD_NODE], "vcard") < 200;
+             i++) {
+            g_assert_cmpint(i, <, 6000);
+            g_usleep(20 * 1000);
+        }
+        victim = kill_node(node, lc->nodes, CARD_NODE, 1, false);
+        check_card_home(node, lc->nodes);
     }
     /* While the workload runs: move vCPUs around, asked of any node. */
     if (!distvm_wait_console(node[0], "distvm-linux: workload start", 600)) {
@@ -1399,7 +1473,14 @@ static void test_linux(const void *opaque)
         /* from vCPUs 0 and 2 */
         g_assert_cmpint(qatomic_read(&http_mq->served), ==, 2);
         http_stop(http_mq);
-        distvm_sh("ip link del " MQ_TAP);
+        if (lc->kill_card) {
+            for (int n = 0; n < lc->nodes; n++) {
+                distvm_sh("ip link del " CARD_TAP "%d", n);
+            }
+            distvm_sh("ip link del " CARD_BRIDGE);
+        } else {
+            distvm_sh("ip link del " MQ_TAP);
+        }
         if (lc->mq_card) {
             distvm_sh("ip link del " MQ_TAP_1);
         }
@@ -1468,7 +1549,7 @@ static void test_linux(const void *opaque)
     if (lc->mq_card) {
         check_mq_irqs(console);
     }
-    if (lc->kill_pair) {
+    if (lc->kill_pair || lc->kill_card) {
         /* from vCPUs 0 and 2, over the pairs of home and of node 2 */
         g_autofree char *line = g_strdup_printf(
             "distvm-linux: eth1 fetched %d bytes %s\n", FILE_SIZE, file_sha);
@@ -1776,6 +1857,13 @@ static const LinuxCase three_nodes_kill_pair_follow = {
     .kill_pair = true,
 };
 
+/* Node 2, which runs a card (device-nodes), killed as the guest fetches */
+static const LinuxCase three_nodes_kill_card = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
+    .accel_opts = "replicas=1,checkpoint-ms=100",
+    .kill_card = true,
+};
+
 /*
  * Home killed during the workload: node 1, its standby, takes its place,
  * its disk included (issue 15)
@@ -1845,6 +1933,8 @@ int main(int argc, char **argv)
                             &three_nodes_partition_home, test_linux);
         qtest_add_data_func("/distvm/linux/3-nodes-kill-pair-follow",
                             &three_nodes_kill_pair_follow, test_linux);
+        qtest_add_data_func("/distvm/linux/3-nodes-kill-card",
+                            &three_nodes_kill_card, test_linux);
     }
 
     return distvm_test_run(tmpdir);

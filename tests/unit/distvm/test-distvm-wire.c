@@ -516,6 +516,15 @@ static GPtrArray *valid_messages(void)
         .epoch = 5, .kind = DISTVM_EPOCH_STATE_DEVICES, .index = 0,
         .total = 64, .offset = 0, .len = 64, .data = data,
     });
+    /* the devices placed on node 3 (the last), and their committed copy */
+    distvm_wire_epoch_state(NEXT(), 3, &(DistvmMsgEpochState) {
+        .epoch = 5, .kind = DISTVM_EPOCH_STATE_PLACED, .index = 3,
+        .total = 200, .offset = 0, .len = 200, .data = data,
+    });
+    distvm_wire_epoch_state(NEXT(), 1, &(DistvmMsgEpochState) {
+        .epoch = 4, .kind = DISTVM_EPOCH_STATE_PLACED_COPY, .index = 3,
+        .total = 200, .offset = 100, .len = 100, .data = data,
+    });
     /*
      * a rollback to epoch 5: home tells node 1; node 1 asks node 2 for
      * the committed copies of three pages, then FETCH; node 2 sends them,
@@ -2054,14 +2063,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        29, 0,                              /* version */
+        30, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 29);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 30);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -3648,11 +3657,13 @@ static void test_bad_version(void)
      * served on several nodes (NET_CTRL), 26 the one before the guest's
      * remote TLB flushes (VCPU_FLUSH, VCPU_FLUSHED), 27 the one before
      * queue pairs that move between nodes (NET_PAIR), 28 the one before
-     * the nodes told home of their network paths (DISTVM_NET_PAIR_PATH_*)
+     * the nodes told home of their network paths (DISTVM_NET_PAIR_PATH_*),
+     * 29 the one before epochs kept the state of the devices placed away
+     * from home (DISTVM_EPOCH_STATE_PLACED and PLACED_COPY)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 30, 0x100,
+        19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 31, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3660,7 +3671,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 29", versions[i]);
+            "protocol version %u, this node speaks 30", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -3670,7 +3681,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 29");
+        expect_header_error(b, "protocol version 2, this node speaks 30");
     }
     g_byte_array_unref(b);
 }
@@ -10768,7 +10779,8 @@ static void expect_epoch_state_error(const DistvmWireLimits *lim,
 
 /*
  * EPOCH_STATE of an unknown kind, of a vCPU that does not exist, of the
- * devices with an index, of a state too large, without bytes, with bytes
+ * devices with an index, of the devices placed on a node that does not
+ * exist, of a state too large, without bytes, with bytes
  * past the end of the state, or of epoch 0
  */
 static void test_epoch_state_bad(void)
@@ -10818,6 +10830,20 @@ static void test_epoch_state_bad(void)
         .epoch = 5, .kind = VCPU, .index = 0, .total = 1, .offset = 0,
         .len = 1, .data = state,
     });
+
+    /* the state of devices placed on a node that does not exist */
+    for (size_t i = 0; i < ARRAY_SIZE(cpus); i++) {
+        expect_epoch_state_error(&limits, 1, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = DISTVM_EPOCH_STATE_PLACED,
+            .index = cpus[i] - 4, .total = 100, .offset = 0, .len = 100,
+            .data = state,
+        });
+        expect_epoch_state_error(&limits, 1, &(DistvmMsgEpochState) {
+            .epoch = 5, .kind = DISTVM_EPOCH_STATE_PLACED_COPY,
+            .index = cpus[i], .total = 100, .offset = 0, .len = 100,
+            .data = state,
+        });
+    }
 
     /* the devices' state has index 0 */
     for (uint32_t index = 1; index < 10; index++) {
@@ -11003,7 +11029,9 @@ static void test_epoch_state_copies(void)
     g_assert_cmpuint(DISTVM_EPOCH_STATE_DEVICES, ==, 1);
     g_assert_cmpuint(VCPU_COPY, ==, 2);
     g_assert_cmpuint(DEVICES_COPY, ==, 3);
-    g_assert_cmpuint(DISTVM_EPOCH_STATE__MAX, ==, 4);
+    g_assert_cmpuint(DISTVM_EPOCH_STATE_PLACED, ==, 4);
+    g_assert_cmpuint(DISTVM_EPOCH_STATE_PLACED_COPY, ==, 5);
+    g_assert_cmpuint(DISTVM_EPOCH_STATE__MAX, ==, 6);
 
     /* each vCPU of the machine's copy, whole, from any node */
     for (uint32_t cpu = 0; cpu < limits.nr_vcpus; cpu++) {
@@ -11108,10 +11136,53 @@ static void test_epoch_state_copies(void)
 }
 
 /*
+ * EPOCH_STATE of the devices placed on a node (PLACED, wire version 30),
+ * and its committed copy (PLACED_COPY), indexed by that node: each node
+ * of the cluster, whole or in chunks, from any node (distvm-epoch.c
+ * checks who may send it)
+ */
+static void test_epoch_state_placed(void)
+{
+    static const uint32_t kinds[] = {
+        DISTVM_EPOCH_STATE_PLACED, DISTVM_EPOCH_STATE_PLACED_COPY,
+    };
+    static uint8_t state[4096];
+
+    for (size_t i = 0; i < sizeof(state); i++) {
+        state[i] = i * 31 + 7;
+    }
+    for (size_t k = 0; k < ARRAY_SIZE(kinds); k++) {
+        for (uint32_t node = 0; node < limits.nodes; node++) {
+            check_epoch_state(&limits, (node + 1) % limits.nodes,
+                              &(DistvmMsgEpochState) {
+                .epoch = node + 1, .kind = kinds[k], .index = node,
+                .total = 300, .offset = 0, .len = 300, .data = state,
+            });
+            check_epoch_state(&limits, node, &(DistvmMsgEpochState) {
+                .epoch = 9, .kind = kinds[k], .index = node,
+                .total = 4096, .offset = 1000, .len = 3096,
+                .data = state + 1000,
+            });
+        }
+        /* the last node there can be; no vCPU or RAM layout needed */
+        check_epoch_state(&limits_most, 0, &(DistvmMsgEpochState) {
+            .epoch = UINT64_MAX, .kind = kinds[k],
+            .index = DISTVM_WIRE_MAX_NODES - 1, .total = 1, .offset = 0,
+            .len = 1, .data = state,
+        });
+        check_epoch_state(&limits_nodes_only, 1, &(DistvmMsgEpochState) {
+            .epoch = 3, .kind = kinds[k], .index = 0, .total = 64,
+            .offset = 0, .len = 64, .data = state,
+        });
+    }
+}
+
+/*
  * EPOCH_STATE copies refused as the states of an epoch are: a vCPU's of
  * a vCPU the machine does not have, the devices' with an index, of epoch
  * 0, of a state too large, without bytes, or with bytes past its end;
- * kind 4, after them, is unknown
+ * kind 6, after them and the placed devices' (wire version 30), is
+ * unknown
  */
 static void test_epoch_state_copies_bad(void)
 {
@@ -11196,19 +11267,19 @@ static void test_epoch_state_copies_bad(void)
         });
     }
 
-    /* the kind after DEVICES_COPY, of any index */
+    /* the kind after PLACED_COPY, of any index */
     for (uint32_t index = 0; index < 2; index++) {
         expect_epoch_state_error(&limits, 1, &(DistvmMsgEpochState) {
-            .epoch = 5, .kind = 4, .index = index, .total = 100,
+            .epoch = 5, .kind = 6, .index = index, .total = 100,
             .offset = 0, .len = 100, .data = state,
         });
     }
     distvm_wire_epoch_state(b, 1, &(DistvmMsgEpochState) {
-        .epoch = 5, .kind = 4, .index = 0, .total = 100, .offset = 0,
+        .epoch = 5, .kind = 6, .index = 0, .total = 100, .offset = 0,
         .len = 100, .data = state,
     });
     got = decode_error(b, &limits);
-    g_assert_cmpstr(got, ==, "EPOCH_STATE message of epoch 5, kind 4 and "
+    g_assert_cmpstr(got, ==, "EPOCH_STATE message of epoch 5, kind 6 and "
                     "index 0 with bytes 0 to 100 of 100");
 
     /* every cut of the fixed part is truncated, with RAM or without */
@@ -12118,6 +12189,8 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/epoch-state", test_epoch_state);
     g_test_add_func("/distvm/wire/roundtrip/epoch-state-copies",
                     test_epoch_state_copies);
+    g_test_add_func("/distvm/wire/roundtrip/epoch-state-placed",
+                    test_epoch_state_placed);
     g_test_add_func("/distvm/wire/decode/epoch-bad", test_epoch_bad);
     g_test_add_data_func("/distvm/wire/decode/epoch-rollback-bad",
                          &rollback_bad, test_epoch_steps_bad);
