@@ -185,21 +185,31 @@ static void check_forged(DistvmCluster *c)
 
 /*
  * The SMP guest on @nodes nodes, its vCPUs placed as @placement says, an
- * epoch every 20 ms, with the nodes keeping what @redundancy says
+ * epoch every 20 ms, with the nodes keeping what @redundancy says, and
+ * @more options and devices if not NULL
  */
+static DistvmCluster *smp_cluster_start_with(int nodes,
+                                             const char *placement,
+                                             const char *redundancy,
+                                             const char *more_opts,
+                                             const char *devices)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d' %s", NCPUS,
+        elf, NCPUS, ITERS, devices ?: "");
+    g_autofree char *opts = g_strdup_printf(
+        "replicas=1,checkpoint-ms=20,placement=%s,redundancy=%s%s%s",
+        placement, redundancy, more_opts ? "," : "", more_opts ?: "");
+
+    return distvm_cluster_start_with(tmpdir, nodes, opts, args);
+}
+
 static DistvmCluster *smp_cluster_start_keeping(int nodes,
                                                 const char *placement,
                                                 const char *redundancy)
 {
-    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
-    g_autofree char *args = g_strdup_printf(
-        MACHINE " -smp %d -kernel %s -append 'cpus=%d iters=%d'", NCPUS, elf,
-        NCPUS, ITERS);
-    g_autofree char *opts = g_strdup_printf(
-        "replicas=1,checkpoint-ms=20,placement=%s,redundancy=%s", placement,
-        redundancy);
-
-    return distvm_cluster_start_with(tmpdir, nodes, opts, args);
+    return smp_cluster_start_with(nodes, placement, redundancy, NULL, NULL);
 }
 
 static DistvmCluster *smp_cluster_start_on(int nodes, const char *placement)
@@ -207,9 +217,36 @@ static DistvmCluster *smp_cluster_start_on(int nodes, const char *placement)
     return smp_cluster_start_keeping(nodes, placement, "replica");
 }
 
+/*
+ * A PCI device with a VMState (SeaBIOS programs its BARs; the guest
+ * leaves it alone) runs on node PLACED_NODE: each epoch keeps its state
+ * there, and any rollback brings it home (distvm-placed-state.c)
+ */
+#define PLACED_NODE     2
+#define PLACED_DEVICE   "-device virtio-rng-pci,id=rng0"
+
 static DistvmCluster *smp_cluster_start(void)
 {
-    return smp_cluster_start_on(NODES, "0:1:2:1");
+    g_autofree char *placed = g_strdup_printf("device-nodes=rng0@%d",
+                                              PLACED_NODE);
+
+    return smp_cluster_start_with(NODES, "0:1:2:1", "replica", placed,
+                                  PLACED_DEVICE);
+}
+
+/* Each node of @c left says that @node runs the placed device */
+static void check_placed_on(DistvmCluster *c, int node)
+{
+    for (int n = 0; n < c->nodes; n++) {
+        QDict *d;
+
+        if (!c->node[n]) {
+            continue;
+        }
+        d = distvm_placed_device(c->node[n]->qts, "rng0");
+        g_assert_cmpint(qdict_get_int(d, "node"), ==, node);
+        qobject_unref(d);
+    }
 }
 
 static void test_smp(void)
@@ -311,6 +348,7 @@ static void test_rollback(void)
     qobject_unref(ret);
 
     wait_epochs(home, 3);
+    check_placed_on(c, PLACED_NODE);
     for (; done < 8 && qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
          done++) {
         if (done % 3 == 1) {
@@ -328,6 +366,8 @@ static void test_rollback(void)
     }
     g_test_message("%d rollbacks while the guest ran", done);
     g_assert_cmpint(done, >=, 2);
+    /* The first brought the device placed on node 2 home */
+    check_placed_on(c, 0);
     wait_result(home);
     for (int n = 0; n < NODES; n++) {
         QDict *info = distvm_assert_active(c->node[n]->qts, n);
@@ -416,6 +456,8 @@ static void test_kill(void)
 
     wait_result(home);
     check_lost(c, victim, victim);
+    /* Whether node 2 was lost or not, the device it ran is home's */
+    check_placed_on(c, 0);
     /* Epochs go on without it */
     wait_epochs(home, 2);
     cp = checkpoint_info(home);
@@ -474,6 +516,8 @@ static void test_kill_home(void)
         g_assert_cmpint(qdict_get_int(info, "home-node"), ==, 1);
         qobject_unref(info);
     }
+    /* The device node 2 ran came to the new home, as node 2 saved it */
+    check_placed_on(c, 1);
     /* Epochs go on, node 2 the new home's standby */
     wait_epochs(standby, 2);
     cp = checkpoint_info(standby);
