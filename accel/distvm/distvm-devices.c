@@ -569,6 +569,18 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
     map_update(s);
 }
 
+const char *distvm_devices_staying(DistvmState *s, uint32_t node)
+{
+    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+        DistvmPlacedDevice *d = &s->devices->placed[i];
+
+        if (d->queues && d->node == node) {
+            return d->name;
+        }
+    }
+    return NULL;
+}
+
 bool distvm_devices_taken_from(DistvmState *s, uint32_t node)
 {
     for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {

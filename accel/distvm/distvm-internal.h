@@ -706,6 +706,8 @@ void distvm_devices_reset(DistvmState *s);
  * state, are taken from the state their node saved (taken_from)
  */
 void distvm_devices_go_home(DistvmState *s, uint32_t saved_home);
+/* A card of queue-nodes that @node runs, which no rollback moves, or NULL */
+const char *distvm_devices_staying(DistvmState *s, uint32_t node);
 /* Whether home takes a device from the state that @node saved */
 bool distvm_devices_taken_from(DistvmState *s, uint32_t node);
 DistvmDeviceInfoList *distvm_devices_query(DistvmState *s);
