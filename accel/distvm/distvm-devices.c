@@ -83,6 +83,7 @@ struct DistvmDevices {
     DistvmDeviceMap *map;       /* RCU */
     DistvmIntx intx;
     bool run_here;              /* a node other than home runs some */
+    bool going_home;            /* home: a rollback moved them, not loaded */
     GQueue config_waits;        /* DistvmConfigWait, under the BQL */
     QEMUTimer *config_timer;    /* refuses those that wait too long */
 };
@@ -248,6 +249,20 @@ static PCIBus *top_root_bus(PCIDevice *dev)
     return bus;
 }
 
+/* Home would unplug its own copy only: @d's device cannot be unplugged */
+static void placed_block_unplug(DistvmPlacedDevice *d)
+{
+    if (d->unplug_blocker) {
+        qdev_del_unplug_blocker(DEVICE(d->dev), d->unplug_blocker);
+        error_free(d->unplug_blocker);
+        d->unplug_blocker = NULL;
+    }
+    error_setg(&d->unplug_blocker, "distvm: device '%s' runs on node %"
+               PRIu32 " (%s); it cannot be unplugged", d->name, d->node,
+               d->option);
+    qdev_add_unplug_blocker(DEVICE(d->dev), d->unplug_blocker);
+}
+
 /* Can @d's device run away from home?  Sets @d->dev if so. */
 static bool placed_check(DistvmState *s, DistvmPlacedDevice *d, Error **errp)
 {
@@ -301,11 +316,7 @@ static bool placed_check(DistvmState *s, DistvmPlacedDevice *d, Error **errp)
     }
     s->devices->intx.bus = top_root_bus(dev);
     d->dev = dev;
-    /* Home would unplug its own copy only. */
-    error_setg(&d->unplug_blocker, "distvm: device '%s' runs on node %"
-               PRIu32 " (%s); it cannot be unplugged", d->name, d->node,
-               d->option);
-    qdev_add_unplug_blocker(DEVICE(dev), d->unplug_blocker);
+    placed_block_unplug(d);
     return true;
 }
 
@@ -530,7 +541,12 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
     uint32_t home = distvm_home(s);
     uint32_t left = 0;
 
-    for (uint32_t i = 0; dv && i < dv->count; i++) {
+    /* A rollback tried again: home moved them already */
+    if (!dv || dv->going_home) {
+        return;
+    }
+    dv->going_home = distvm_is_home(s);
+    for (uint32_t i = 0; i < dv->count; i++) {
         DistvmPlacedDevice *d = &dv->placed[i];
 
         if (d->queues || (d->node == home && home == saved_home)) {
@@ -550,23 +566,47 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
         left |= BIT(d->node);
         trace_distvm_device_home(d->name, d->node, home);
         qatomic_set(&d->node, home);
+        qatomic_set(&d->moved, true);
+        placed_block_unplug(d);
     }
     if (!left) {
         return;
     }
     dv->run_here = devices_run_here(s);
-    /* The INTx lines the nodes left drove */
-    if (distvm_is_home(s) && dv->intx.remote) {
-        DistvmIntx *x = &dv->intx;
-
-        for (int irq = 0; irq < x->nirq; irq++) {
-            if (x->remote[irq] & left) {
-                x->remote[irq] &= ~left;
-                x->set_irq(x->opaque, irq, x->local[irq] || x->remote[irq]);
-            }
-        }
+    /* The INTx lines the nodes left drove (driven again once loaded) */
+    for (int irq = 0; distvm_is_home(s) && irq < dv->intx.nirq; irq++) {
+        dv->intx.remote[irq] &= ~left;
     }
     map_update(s);
+}
+
+void distvm_devices_rolled_back(DistvmState *s)
+{
+    DistvmDevices *dv = s->devices;
+    DistvmIntx *x = dv ? &dv->intx : NULL;
+
+    if (!dv) {
+        return;
+    }
+    dv->going_home = false;
+    /*
+     * The root bus's lines as the devices home runs now drive them, ORed
+     * with the nodes', over what the interrupt controllers loaded
+     */
+    for (int irq = 0; x->bus && x->remote && irq < x->nirq; irq++) {
+        x->local[irq] = x->bus->irq_count[irq] != 0;
+        x->set_irq(x->opaque, irq, x->local[irq] || x->remote[irq]);
+    }
+}
+
+const char *distvm_devices_moved(DistvmState *s)
+{
+    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+        if (qatomic_read(&s->devices->placed[i].moved)) {
+            return s->devices->placed[i].name;
+        }
+    }
+    return NULL;
 }
 
 const char *distvm_devices_staying(DistvmState *s, uint32_t node)

@@ -1632,6 +1632,7 @@ static bool rollback_finish_home(DistvmState *s)
     }
     if (!err && devices_load(c->data, e->took_home, &err) &&
         placed_load(s, rb, &err)) {
+        distvm_devices_rolled_back(s);
         distvm_vcpu_stop_foreign_timers(s);
         rollback_load_vcpus(s, rb, &vcpus, &err);
     }
@@ -2315,8 +2316,7 @@ static bool epoch_state_received(DistvmState *s, const DistvmMsg *msg)
                            "sends the devices' state");
         return false;
     }
-    if (es->kind == DISTVM_EPOCH_STATE_PLACED &&
-        (es->index != msg->hdr.src || msg->hdr.src == distvm_home(s))) {
+    if (es->kind == DISTVM_EPOCH_STATE_PLACED && es->index != msg->hdr.src) {
         distvm_msg_refused(s, msg->hdr.src, "EPOCH_STATE: the state of the "
                            "devices placed on node %" PRIu32 " from node %"
                            PRIu32, es->index, msg->hdr.src);

@@ -60,6 +60,7 @@ typedef struct DistvmPlacedDevice {
     uint32_t node;              /* atomic: set under the BQL */
     /* Home, in a rollback: the node whose saved state it loads, or none */
     uint32_t taken_from;
+    bool moved;                 /* atomic: a rollback brought it home */
     PCIDevice *dev;             /* once the machine exists */
     Error *unplug_blocker;
     uint64_t local;             /* atomic: accesses of vCPUs here, done here */
@@ -708,6 +709,13 @@ void distvm_devices_reset(DistvmState *s);
 void distvm_devices_go_home(DistvmState *s, uint32_t saved_home);
 /* A card of queue-nodes that @node runs, which no rollback moves, or NULL */
 const char *distvm_devices_staying(DistvmState *s, uint32_t node);
+/*
+ * Home, the devices' state loaded after a rollback: the root bus's INTx
+ * lines are driven as the devices it runs now say
+ */
+void distvm_devices_rolled_back(DistvmState *s);
+/* A device that a rollback brought home from its node, or NULL */
+const char *distvm_devices_moved(DistvmState *s);
 /* Whether home takes a device from the state that @node saved */
 bool distvm_devices_taken_from(DistvmState *s, uint32_t node);
 DistvmDeviceInfoList *distvm_devices_query(DistvmState *s);

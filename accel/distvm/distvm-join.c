@@ -111,6 +111,12 @@ char *distvm_join_refusal(DistvmState *s, uint32_t node)
                         "node (distvm-set-residency); a node joins once it "
                         "is");
     }
+    if (distvm_devices_moved(s)) {
+        return g_strdup_printf("device '%s' runs on home since a rollback "
+                               "brought it there, where device-nodes placed "
+                               "it elsewhere, and a joining node knows only "
+                               "device-nodes", distvm_devices_moved(s));
+    }
     return NULL;
 }
 

@@ -32,7 +32,11 @@
 #include "distvm-internal.h"
 #include "trace.h"
 
-/* The stream: for each device, its name, then its tree's VMState */
+/*
+ * The stream: for each device, its index in device-nodes, then for each
+ * device of its tree that has a VMState, that VMState's name and the
+ * VMState; then PLACED_STATE_END
+ */
 #define PLACED_STATE_END    UINT32_MAX
 
 typedef struct PlacedWalk {
@@ -101,6 +105,7 @@ static int save_one(DeviceState *dev, void *opaque)
     if (!vmsd) {
         return 0;
     }
+    qemu_put_counted_string(w->f, vmsd->name);
     return vmstate_save_state(w->f, vmsd, dev, NULL);
 }
 
@@ -117,7 +122,6 @@ static int placed_save_file(QEMUFile *f, void *opaque)
             continue;
         }
         qemu_put_be32(f, i);
-        qemu_put_counted_string(f, d->name);
         ret = qdev_walk_children(DEVICE(d->dev), save_one, NULL, NULL, NULL,
                                  &w);
         if (ret) {
@@ -144,26 +148,44 @@ static int load_one(DeviceState *dev, void *opaque)
 {
     PlacedWalk *w = opaque;
     const VMStateDescription *vmsd = qdev_get_vmsd(dev);
+    char name[256];
+    int ret;
 
     if (!vmsd) {
         return 0;
     }
-    return vmstate_load_state(w->f, vmsd, dev, vmsd->version_id);
+    qemu_get_counted_string(w->f, name);
+    ret = qemu_file_get_error(w->f);
+    if (!ret && strcmp(name, vmsd->name)) {
+        error_setg(w->errp, "it has a state of '%s' where '%s' (%s) has one "
+                   "of '%s'", name, w->name,
+                   object_get_typename(OBJECT(dev)), vmsd->name);
+        return -EINVAL;
+    }
+    return ret ?: vmstate_load_state(w->f, vmsd, dev, vmsd->version_id);
 }
 
 /*
  * The INTx level that @d's state says it drives, on home's bus: the
- * VMState sets the device's own, not its bus's count of it
+ * VMState sets the device's own, not its bus's count of it.  False if it
+ * drives a pin the device does not have.
  */
-static void intx_reassert(DistvmPlacedDevice *d)
+static bool intx_reassert(DistvmPlacedDevice *d, Error **errp)
 {
     PCIDevice *dev = d->dev;
+    int pin = pci_intx(dev);
     uint8_t level = dev->irq_state;
 
     dev->irq_state = 0;
+    if (level & ~(pin >= 0 ? BIT(pin) : 0)) {
+        error_setg(errp, "it drives INTx pins 0x%x of '%s', which has %s",
+                   level, d->name, pin >= 0 ? "one other" : "none");
+        return false;
+    }
     if (level) {
         pci_set_irq(dev, 1);
     }
+    return true;
 }
 
 typedef struct PlacedLoad {
@@ -176,14 +198,12 @@ static int placed_load_file(QEMUFile *f, void *opaque)
 {
     PlacedLoad *pl = opaque;
     DistvmState *s = pl->s;
-    PlacedWalk w = { .f = f };
-    char name[256];
+    PlacedWalk w = { .f = f, .errp = pl->errp };
     uint32_t i;
     int ret;
 
     while ((i = qemu_get_be32(f)) != PLACED_STATE_END) {
         DistvmPlacedDevice *d;
-        uint8_t level;
 
         if (qemu_file_get_error(f)) {
             break;
@@ -194,25 +214,25 @@ static int placed_load_file(QEMUFile *f, void *opaque)
             return -EINVAL;
         }
         d = distvm_devices_get(s, i);
-        qemu_get_counted_string(f, name);
-        if (strcmp(name, d->name) || d->taken_from != pl->node) {
+        if (d->taken_from != pl->node) {
             error_setg(pl->errp, "it has the state of '%s', which node %"
                        PRIu32 " did not run", d->name, pl->node);
             return -EINVAL;
         }
         /* The level home's copy drives now goes, as the state says */
-        level = d->dev->irq_state;
-        if (level) {
+        if (d->dev->irq_state && pci_intx(d->dev) >= 0) {
             pci_set_irq(d->dev, 0);
         }
+        w.name = d->name;
         ret = qdev_walk_children(DEVICE(d->dev), load_one, NULL, NULL, NULL,
                                  &w);
-        if (ret) {
+        if (ret && !*pl->errp) {
             error_setg(pl->errp, "the state of '%s' does not load: %s",
                        d->name, strerror(-ret));
-            return ret;
         }
-        intx_reassert(d);
+        if (ret || !intx_reassert(d, pl->errp)) {
+            return ret ?: -EINVAL;
+        }
         d->taken_from = UINT32_MAX;
         trace_distvm_device_state_loaded(d->name, pl->node);
     }

@@ -910,6 +910,54 @@ static void test_drain_start(void)
     distvm_cluster_quit(c);
 }
 
+/*
+ * With checkpoint epochs, a rollback brings a device that device-nodes
+ * placed on node 1 home (distvm-placed-state.c); a node that would take
+ * its node from device-nodes can no longer join: it is refused with the
+ * reason, and the guest goes on.
+ */
+static void test_join_moved_device(void)
+{
+    g_autofree char *elf = distvm_guest_path("smp-guest.elf");
+    g_autofree char *args = g_strdup_printf(
+        MACHINE " -smp %d -kernel %s -append 'cpus=%d moves=1' "
+        "-device virtio-rng-pci,id=rng0", NCPUS, elf, NCPUS);
+    g_autofree char *dir = g_strdup_printf("%s/moved-device", tmpdir);
+    g_autofree char *opts2 = NULL;
+    g_autofree char *cmd = NULL;
+    g_autofree char *out = NULL;
+    DistvmNode *node[3];
+    QDict *d;
+
+    opts2 = start_two_of_three(node, dir, "auto-numa=off,replicas=1,"
+                               "checkpoint-ms=20,device-nodes=rng0@1",
+                               args);
+    d = distvm_placed_device(node[0]->qts, "rng0");
+    g_assert_cmpint(qdict_get_int(d, "node"), ==, 1);
+    qobject_unref(d);
+    check_epochs(node, 2);
+    distvm_roll_back(node[0]->qts, -1);
+    for (int n = 0; n < 2; n++) {
+        d = distvm_placed_device(node[n]->qts, "rng0");
+        g_assert_cmpint(qdict_get_int(d, "node"), ==, 0);
+        qobject_unref(d);
+    }
+
+    cmd = g_strdup_printf("-accel distvm,%s %s", opts2, args);
+    g_assert_cmpint(distvm_run_qemu(cmd, &out), ==, 1);
+    g_test_message("%s", out);
+    g_assert_nonnull(strstr(out, "the home node refused this node: device "
+                            "'rng0' runs on home since a rollback brought "
+                            "it there, where device-nodes placed it "
+                            "elsewhere, and a joining node knows only "
+                            "device-nodes"));
+    g_assert_false(node_present(node[0]->qts, 2));
+    wait_rounds(node[0]->qts, node[1]->qts, 0);
+    for (int n = 0; n < 2; n++) {
+        distvm_node_quit(node[n]);
+    }
+}
+
 /* The Linux workload: long enough on nodes for two joins and two drains */
 #define LINUX_WORK 1000000
 
@@ -1068,6 +1116,8 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/elastic/join-plugged", test_join_plugged);
     qtest_add_func("/distvm/elastic/collapse", test_collapse);
     qtest_add_func("/distvm/elastic/drain-start", test_drain_start);
+    qtest_add_func("/distvm/elastic/join-moved-device",
+                   test_join_moved_device);
     qtest_add_func("/distvm/elastic/linux", test_linux);
 
     return distvm_test_run(tmpdir);
