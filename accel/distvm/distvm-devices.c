@@ -535,6 +535,21 @@ static bool devices_run_here(DistvmState *s)
     return false;
 }
 
+/* Under the BQL: @d runs on home from now on; its node's copy stops */
+static void device_goes_home(DistvmState *s, DistvmPlacedDevice *d)
+{
+    uint32_t home = distvm_home(s);
+
+    if (d->node == s->node_id) {
+        /* Its copy here stops: reset, it takes in no packet */
+        device_cold_reset(DEVICE(d->dev));
+    }
+    trace_distvm_device_home(d->name, d->node, home);
+    qatomic_set(&d->node, home);
+    qatomic_set(&d->moved, true);
+    placed_block_unplug(d);
+}
+
 void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
 {
     DistvmDevices *dv = s->devices;
@@ -559,15 +574,8 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
         if (d->node == home) {
             continue;           /* home's standby ran it, and runs it on */
         }
-        if (d->node == s->node_id) {
-            /* Its copy here stops: reset, it takes in no packet */
-            device_cold_reset(DEVICE(d->dev));
-        }
         left |= BIT(d->node);
-        trace_distvm_device_home(d->name, d->node, home);
-        qatomic_set(&d->node, home);
-        qatomic_set(&d->moved, true);
-        placed_block_unplug(d);
+        device_goes_home(s, d);
     }
     if (!left) {
         return;
@@ -599,14 +607,37 @@ void distvm_devices_rolled_back(DistvmState *s)
     }
 }
 
-const char *distvm_devices_moved(DistvmState *s)
+void distvm_devices_send_state(DistvmState *s, uint32_t node)
 {
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
     for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
-        if (qatomic_read(&s->devices->placed[i].moved)) {
-            return s->devices->placed[i].name;
+        if (s->devices->placed[i].moved) {
+            distvm_wire_device_home(m, s->node_id, i);
+            distvm_send(s, node, m);
         }
     }
-    return NULL;
+}
+
+/* A joining node, from home: a rollback brought a device home */
+static void device_home_received(DistvmState *s, const DistvmMsg *msg)
+{
+    DistvmDevices *dv = s->devices;
+    DistvmPlacedDevice *d;
+
+    if (!dv || msg->u.device >= dv->count) {
+        distvm_msg_refused(s, msg->hdr.src, "DEVICE_HOME of device %" PRIu32
+                           ", where device-nodes places %" PRIu32,
+                           msg->u.device, dv ? dv->count : 0);
+        return;
+    }
+    d = &dv->placed[msg->u.device];
+    if (d->queues || d->moved) {
+        return;                 /* its pairs' node; or told twice */
+    }
+    device_goes_home(s, d);
+    dv->run_here = devices_run_here(s);
+    map_update(s);
 }
 
 const char *distvm_devices_staying(DistvmState *s, uint32_t node)
@@ -700,6 +731,7 @@ static void intx_setup(DistvmState *s)
 
 static const DistvmMsgHandler devices_handlers[] = {
     { DISTVM_MSG_PCI_INTX, .main_loop = intx_received },
+    { DISTVM_MSG_DEVICE_HOME, .main_loop = device_home_received },
 };
 
 /* The machine exists: find the devices, and take over their INTx lines. */

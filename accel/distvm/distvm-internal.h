@@ -714,8 +714,8 @@ const char *distvm_devices_staying(DistvmState *s, uint32_t node);
  * lines are driven as the devices it runs now say
  */
 void distvm_devices_rolled_back(DistvmState *s);
-/* A device that a rollback brought home from its node, or NULL */
-const char *distvm_devices_moved(DistvmState *s);
+/* Home: tell joining node @node which devices a rollback brought home */
+void distvm_devices_send_state(DistvmState *s, uint32_t node);
 /* Whether home takes a device from the state that @node saved */
 bool distvm_devices_taken_from(DistvmState *s, uint32_t node);
 DistvmDeviceInfoList *distvm_devices_query(DistvmState *s);

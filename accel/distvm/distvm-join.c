@@ -111,12 +111,6 @@ char *distvm_join_refusal(DistvmState *s, uint32_t node)
                         "node (distvm-set-residency); a node joins once it "
                         "is");
     }
-    if (distvm_devices_moved(s)) {
-        return g_strdup_printf("device '%s' runs on home since a rollback "
-                               "brought it there, where device-nodes placed "
-                               "it elsewhere, and a joining node knows only "
-                               "device-nodes", distvm_devices_moved(s));
-    }
     return NULL;
 }
 
@@ -190,6 +184,7 @@ static void join_send_state(DistvmState *s)
     distvm_clock_send_state(s, node);
     distvm_chipset_send_state(s, node);
     distvm_residency_send_state(s, node);
+    distvm_devices_send_state(s, node);
     g_byte_array_set_size(m, 0);
     distvm_wire_policy(m, s->node_id, qatomic_read(&s->policy));
     distvm_send(s, node, m);

@@ -74,6 +74,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_EPOCH_STATE] = "EPOCH_STATE",
     [DISTVM_MSG_NET_CTRL] = "NET_CTRL",
     [DISTVM_MSG_NET_PAIR] = "NET_PAIR",
+    [DISTVM_MSG_DEVICE_HOME] = "DEVICE_HOME",
     [DISTVM_MSG_VCPU_FLUSH] = "VCPU_FLUSH",
     [DISTVM_MSG_VCPU_FLUSHED] = "VCPU_FLUSHED",
 };
@@ -1167,6 +1168,10 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
             ok = false;
         }
         break;
+    case DISTVM_MSG_DEVICE_HOME:
+        /* Which devices there are, distvm-devices.c checks */
+        ok = get_u32(&r, &msg->u.device, errp);
+        break;
     case DISTVM_MSG_PIC_OUTPUT:
         ok = get_u32(&r, &msg->u.level, errp);
         if (ok && msg->u.level > 1) {
@@ -1506,6 +1511,13 @@ void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level)
 {
     distvm_wire_begin(buf, DISTVM_MSG_PIC_OUTPUT, src, 0);
     distvm_wire_put_u32(buf, level);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_device_home(GByteArray *buf, uint32_t src, uint32_t device)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_DEVICE_HOME, src, 0);
+    distvm_wire_put_u32(buf, device);
     distvm_wire_end(buf);
 }
 
@@ -1891,6 +1903,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_VCPU_FLUSH] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_VCPU_FLUSHED] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_NET_PAIR] = DISTVM_ROLE_ANY,    /* by step, below */
+    [DISTVM_MSG_DEVICE_HOME] = DISTVM_ROLE_FROM_HOME,
 };
 
 /*

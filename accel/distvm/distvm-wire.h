@@ -99,6 +99,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_VCPU_FLUSH,      /* -> every node: flush these vCPUs' TLBs */
     DISTVM_MSG_VCPU_FLUSHED,    /* -> the asker: done with them here */
     DISTVM_MSG_NET_PAIR,        /* a card's queue pair moves to a node */
+    DISTVM_MSG_DEVICE_HOME,     /* home -> a joining node: a device came */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -695,6 +696,7 @@ typedef struct DistvmMsg {
         DistvmMsgRunState run;  /* RUN_STATE */
         uint32_t level;         /* PIC_OUTPUT: 0 or 1 */
         uint32_t policy;        /* POLICY: below DISTVM_POLICY_COUNT */
+        uint32_t device;        /* DEVICE_HOME: its index in device-nodes */
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
         DistvmMsgPageReqs reqs;     /* PAGE_REQS */
@@ -797,6 +799,8 @@ void distvm_wire_io(GByteArray *buf, DistvmMsgType type, uint32_t src,
 void distvm_wire_run_state(GByteArray *buf, uint32_t src,
                            const DistvmMsgRunState *run);
 void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level);
+/* DEVICE_HOME: device @device of device-nodes runs on home */
+void distvm_wire_device_home(GByteArray *buf, uint32_t src, uint32_t device);
 void distvm_wire_flow(GByteArray *buf, uint32_t src, uint64_t done);
 /* Whether FLOW counts messages of @type */
 bool distvm_wire_flow_counted(uint32_t type);

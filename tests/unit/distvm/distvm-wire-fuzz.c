@@ -244,10 +244,11 @@ static void check_epoch_pages(const DistvmMsg *m, const uint8_t *payload,
 }
 
 /*
- * A chunk of a state: of an epoch other than 0, a vCPU's of the machine
- * or the devices' (index 0), or the committed copy of one of them, of at
- * most DISTVM_EPOCH_STATE_MAX bytes; the bytes it carries, the rest of
- * the payload and at least one, are within the state
+ * A chunk of a state: of an epoch other than 0, a vCPU's of the machine,
+ * the devices' (index 0) or those placed on a node of the cluster, or
+ * the committed copy of one of them, of at most DISTVM_EPOCH_STATE_MAX
+ * bytes; the bytes it carries, the rest of the payload and at least one,
+ * are within the state
  */
 static void check_epoch_state(const DistvmMsgEpochState *st,
                               const uint8_t *payload, uint32_t length,
@@ -258,6 +259,9 @@ static void check_epoch_state(const DistvmMsgEpochState *st,
     if (st->kind == DISTVM_EPOCH_STATE_VCPU ||
         st->kind == DISTVM_EPOCH_STATE_VCPU_COPY) {
         CHECK(st->index < lim->nr_vcpus);
+    } else if (st->kind == DISTVM_EPOCH_STATE_PLACED ||
+               st->kind == DISTVM_EPOCH_STATE_PLACED_COPY) {
+        CHECK(st->index < lim->nodes);
     } else {
         CHECK(st->index == 0);
     }
@@ -640,6 +644,11 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->u.intx.irq == (uint32_t)ldl_le_p(payload));
         CHECK(m->u.intx.level == (uint32_t)ldl_le_p(payload + 4));
         break;
+    case DISTVM_MSG_DEVICE_HOME:
+        /* a device's index: any */
+        CHECK(m->hdr.length == DEVICE_HOME_FIXED);
+        CHECK(m->u.device == (uint32_t)ldl_le_p(payload));
+        break;
     case DISTVM_MSG_PIC_OUTPUT:
         /* low or high */
         CHECK(m->hdr.length == PIC_FIXED);
@@ -913,6 +922,8 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
                a->u.run.host_id == b->u.run.host_id;
     case DISTVM_MSG_PIC_OUTPUT:
         return a->u.level == b->u.level;
+    case DISTVM_MSG_DEVICE_HOME:
+        return a->u.device == b->u.device;
     case DISTVM_MSG_PCI_INTX:
         return a->u.intx.irq == b->u.intx.irq &&
                a->u.intx.level == b->u.intx.level;
@@ -1046,7 +1057,8 @@ static void reencode_epoch_pages(GByteArray *buf, uint32_t src,
 /*
  * Encode @m again with the encoder for its type.  The HELLO, WELCOME,
  * REFUSE, PEER_HELLO, NODE_*, *DRAIN*, VCPU_*, IO_*, RUN_STATE,
- * PIC_OUTPUT, FLOW, PCI_INTX, CLOCK_REGS, POLICY, VCPU_WARM_PAGES,
+ * PIC_OUTPUT, DEVICE_HOME, FLOW, PCI_INTX, CLOCK_REGS, POLICY,
+ * VCPU_WARM_PAGES,
  * PAGE_REQS, MEM_UNPLUG, CPU_UNPLUG, RES_SET, MGR_MOVE, MGR_ENTRIES,
  * EPOCH, EPOCH_PAGES and EPOCH_STATE encoders always send seq 0 and
  * WELCOME's src 0; @fixed_seq and @fixed_src say so.  MEM_PLUG,
@@ -1147,6 +1159,10 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
         break;
     case DISTVM_MSG_PIC_OUTPUT:
         distvm_wire_pic_output(buf, m->hdr.src, m->u.level);
+        *fixed_seq = true;
+        break;
+    case DISTVM_MSG_DEVICE_HOME:
+        distvm_wire_device_home(buf, m->hdr.src, m->u.device);
         *fixed_seq = true;
         break;
     case DISTVM_MSG_FLOW:
@@ -1644,6 +1660,7 @@ int main(int argc, char **argv)
     }));
     /* home's 8259 raises its output: an interrupt for the BSP's LINT0 */
     SEED("pic-output", distvm_wire_pic_output(b, 0, 1));
+    SEED("device-home", distvm_wire_device_home(b, 0, 3));
     /* vCPU 0 on node 1 acknowledges it, as INTA cycles would */
     SEED("io-req-pic-ack", distvm_wire_io(b, DISTVM_MSG_IO_REQ, 1,
                                           &(DistvmMsgIo) {

@@ -769,6 +769,9 @@ static GPtrArray *valid_messages(void)
     });
     distvm_wire_pic_output(NEXT(), 0, 1);
     distvm_wire_pic_output(NEXT(), 2, 0);
+    /* a rollback brought devices 0 and 7 of device-nodes home */
+    distvm_wire_device_home(NEXT(), 0, 0);
+    distvm_wire_device_home(NEXT(), 1, 7);
     distvm_wire_io(NEXT(), DISTVM_MSG_IO_REQ, 2, &(DistvmMsgIo) {
         .cpu = 5, .space = DISTVM_IO_PIC_ACK, .size = 1,
     });
@@ -857,10 +860,11 @@ static void test_type_names(void)
         [DISTVM_MSG_VCPU_FLUSH] = "VCPU_FLUSH",
         [DISTVM_MSG_VCPU_FLUSHED] = "VCPU_FLUSHED",
         [DISTVM_MSG_NET_PAIR] = "NET_PAIR",
+        [DISTVM_MSG_DEVICE_HOME] = "DEVICE_HOME",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_NET_PAIR + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_DEVICE_HOME + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -969,6 +973,7 @@ static void test_roles(void)
         [DISTVM_MSG_IO_REPLY] = ANY,
         [DISTVM_MSG_RUN_STATE] = FROM_HOME,
         [DISTVM_MSG_PIC_OUTPUT] = FROM_HOME,
+        [DISTVM_MSG_DEVICE_HOME] = FROM_HOME,
         [DISTVM_MSG_CLOCK_REGS] = FROM_HOME,
         [DISTVM_MSG_POLICY] = HOME_LINK,
         [DISTVM_MSG_MEM_PLUG] = FROM_HOME,
@@ -3137,6 +3142,50 @@ static void test_pic_output(void)
 }
 
 /*
+ * DEVICE_HOME (wire version 30): a u32, the index of a device in
+ * device-nodes, any (the receiver knows how many there are), from any
+ * node (the receiver checks it is home); with nothing missing or after it
+ */
+static void test_device_home(void)
+{
+    static const uint32_t devices[] = { 0, 1, 7, 0x80000000u, UINT32_MAX };
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (size_t i = 0; i < ARRAY_SIZE(devices); i++) {
+        for (uint32_t src = 0; src < limits.nodes; src++) {
+            distvm_wire_device_home(b, src, devices[i]);
+            g_assert_cmpuint(b->len, ==, HDR + DEVICE_HOME_FIXED);
+            g_assert_cmpuint(lduw_le_p(b->data + OFF_TYPE), ==,
+                             DISTVM_MSG_DEVICE_HOME);
+            g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, devices[i]);
+            decode_ok(b, &limits, &d);
+            check_hdr(&d.msg.hdr, DISTVM_MSG_DEVICE_HOME, DEVICE_HOME_FIXED,
+                      src, 0);
+            g_assert_cmpuint(d.msg.u.device, ==, devices[i]);
+            decoded_free(&d);
+        }
+        /* no RAM layout and no vCPUs are needed */
+        distvm_wire_device_home(b, 1, devices[i]);
+        decode_ok(b, &limits_nodes_only, &d);
+        g_assert_cmpuint(d.msg.u.device, ==, devices[i]);
+        decoded_free(&d);
+    }
+    /* a byte short, or one more */
+    distvm_wire_begin(b, DISTVM_MSG_DEVICE_HOME, 0, 0);
+    g_byte_array_append(b, (const uint8_t *)"\1\0\0", 3);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "DEVICE_HOME message is truncated");
+    distvm_wire_begin(b, DISTVM_MSG_DEVICE_HOME, 0, 0);
+    distvm_wire_put_u32(b, 1);
+    g_byte_array_append(b, (const uint8_t *)"\0", 1);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "DEVICE_HOME message has 1 bytes of "
+                        "trailing garbage");
+    g_byte_array_unref(b);
+}
+
+/*
  * A FLOW of @done from @src: its layout (the one built by hand, bit for
  * bit), and its decoding
  */
@@ -3659,7 +3708,7 @@ static void test_bad_version(void)
      * queue pairs that move between nodes (NET_PAIR), 28 the one before
      * the nodes told home of their network paths (DISTVM_NET_PAIR_PATH_*),
      * 29 the one before epochs kept the state of the devices placed away
-     * from home (DISTVM_EPOCH_STATE_PLACED and PLACED_COPY)
+     * from home (DISTVM_EPOCH_STATE_PLACED and PLACED_COPY, DEVICE_HOME)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
@@ -12191,6 +12240,7 @@ int main(int argc, char **argv)
                     test_epoch_state_copies);
     g_test_add_func("/distvm/wire/roundtrip/epoch-state-placed",
                     test_epoch_state_placed);
+    g_test_add_func("/distvm/wire/roundtrip/device-home", test_device_home);
     g_test_add_func("/distvm/wire/decode/epoch-bad", test_epoch_bad);
     g_test_add_data_func("/distvm/wire/decode/epoch-rollback-bad",
                          &rollback_bad, test_epoch_steps_bad);
