@@ -141,6 +141,9 @@ static uint64_t aborted_epochs(QTestState *home)
     return aborted;
 }
 
+static void check_placed_on(DistvmCluster *c, int node);
+#define PLACED_NODE     2
+
 /* Node 1 forges EPOCH @step for @epoch, about itself, to node @to */
 static void forge_epoch(DistvmCluster *c, int to, uint32_t step,
                         uint64_t epoch)
@@ -173,7 +176,23 @@ static void check_forged(DistvmCluster *c)
     /* SAVE, which only home sends */
     errors = distvm_protocol_errors(c->node[2]->qts);
     forge_epoch(c, 2, DISTVM_EPOCH_SAVE, committed_epoch(home) + 1);
-    distvm_wait_protocol_errors(c->node[2]->qts, errors + 1);
+    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    /* The state of devices placed on node 2, from node 1, its replica */
+    distvm_wire_epoch_state(m, 1, &(DistvmMsgEpochState) {
+        .epoch = committed_epoch(home) + 1, .kind = DISTVM_EPOCH_STATE_PLACED,
+        .index = 2, .total = 4, .offset = 0, .len = 4,
+        .data = (const uint8_t *)"abcd",
+    });
+    distvm_forge(c->node[1], 2, m);
+    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    /* A device brought home, said by another node, or one there is not */
+    distvm_wire_device_home(m, 1, 0);
+    distvm_forge(c->node[1], 2, m);
+    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    distvm_wire_device_home(m, 0, 1);
+    distvm_forge(c->node[0], 2, m);
+    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    check_placed_on(c, PLACED_NODE);
 
     for (int tries = 0; aborted_epochs(home) == aborted; tries++) {
         g_assert_cmpint(tries, <, 1000);
@@ -222,7 +241,6 @@ static DistvmCluster *smp_cluster_start_on(int nodes, const char *placement)
  * leaves it alone) runs on node PLACED_NODE: each epoch keeps its state
  * there, and any rollback brings it home (distvm-placed-state.c)
  */
-#define PLACED_NODE     2
 #define PLACED_DEVICE   "-device virtio-rng-pci,id=rng0"
 
 static DistvmCluster *smp_cluster_start(void)
