@@ -13,9 +13,10 @@
  *
  * A device whose writes would reach the world without waiting for their
  * epoch's commit cannot run away from home with replicas=1: a disk
- * (home holds its disks' writes, distvm-output-disk.c), as a device
- * that cannot be migrated or has no VMState.  The packets of a card wait on its node as on
- * home (distvm-output.c).
+ * (home holds its disks' writes, distvm-output-disk.c); nor can one that
+ * cannot be migrated or has no VMState.  The packets of a card wait on
+ * its node as on home (distvm-output.c).  A node that joins later learns
+ * from home which devices came home (DEVICE_HOME, distvm-devices.c).
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
