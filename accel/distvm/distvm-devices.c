@@ -764,6 +764,7 @@ bool distvm_devices_setup(DistvmState *s, Error **errp)
         if (!distvm_placed_state_check(s, &dv->placed[i], errp)) {
             return false;
         }
+        distvm_devpath_setup(s, &dv->placed[i]);
         trace_distvm_device_placed(dv->placed[i].name, dv->placed[i].node);
         dv->run_here |= (dv->placed[i].node == s->node_id ||
                          distvm_netqueues_serves(&dv->placed[i],

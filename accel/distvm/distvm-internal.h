@@ -53,6 +53,8 @@ typedef struct DistvmResident {
     uint64_t vcpu_moves;        /* atomic */
 } DistvmResident;
 
+typedef struct DistvmDevPath DistvmDevPath;
+
 /* A PCI device that a node other than home runs (distvm-devices.c) */
 typedef struct DistvmPlacedDevice {
     char *name;                 /* as device-nodes names it */
@@ -61,6 +63,7 @@ typedef struct DistvmPlacedDevice {
     /* Home, in a rollback: the node whose saved state it loads, or none */
     uint32_t taken_from;
     bool moved;                 /* atomic: a rollback brought it home */
+    DistvmDevPath *path;        /* a card's node's path (distvm-devpath.c) */
     PCIDevice *dev;             /* once the machine exists */
     Error *unplug_blocker;
     uint64_t local;             /* atomic: accesses of vCPUs here, done here */
@@ -719,6 +722,16 @@ void distvm_devices_send_state(DistvmState *s, uint32_t node);
 /* Whether home takes a device from the state that @node saved */
 bool distvm_devices_taken_from(DistvmState *s, uint32_t node);
 DistvmDeviceInfoList *distvm_devices_query(DistvmState *s);
+
+/* distvm-devpath.c */
+/* With replicas=1, watch the tap of @d's card if this node runs it */
+void distvm_devpath_setup(DistvmState *s, DistvmPlacedDevice *d);
+/*
+ * Home: @d's node @node says its path is @up now.  False if @d is no
+ * card of device-nodes with replicas=1.
+ */
+bool distvm_devpath_changed(DistvmState *s, DistvmPlacedDevice *d,
+                            uint32_t node, bool up);
 
 /* distvm-placed-state.c */
 /* Whether device @d may run where it is placed, with replicas=1 */

@@ -838,6 +838,19 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
     DistvmNetQueues *q = pd ? pd->queues : NULL;
     uint32_t pair = np->pair;
 
+    /* A card of device-nodes, whose node's path changed (distvm-devpath.c) */
+    if (!q && distvm_is_home(s) && np->node == msg->hdr.src &&
+        (np->step == DISTVM_NET_PAIR_PATH_DOWN ||
+         np->step == DISTVM_NET_PAIR_PATH_UP)) {
+        DistvmPlacedDevice *d = distvm_devices_find(s, (PCIDevice *)
+            object_dynamic_cast(object_resolve_path(np->path, NULL),
+                                TYPE_PCI_DEVICE));
+
+        if (d && distvm_devpath_changed(s, d, np->node,
+                                        np->step == DISTVM_NET_PAIR_PATH_UP)) {
+            return;
+        }
+    }
     if (!q || pair >= q->pairs || !distvm_node_present(s, np->node) ||
         !may_serve(pd, np->node)) {
         distvm_msg_refused(s, msg->hdr.src, "NET_PAIR for pair %" PRIu32

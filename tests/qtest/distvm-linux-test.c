@@ -265,6 +265,13 @@ typedef struct LinuxCase {
      * 2 last saved it, and both fetches finish, exact (issue 16).
      */
     bool kill_card;
+    /*
+     * The same card, but node 2's tap of it goes down as the fetches
+     * begin, node 2 killed by nobody: home rolls the guest back, which
+     * brings the card home (DISTVM_NETWORK_PATH), and both fetches
+     * finish, exact (issue 16)
+     */
+    bool card_path_down;
 } LinuxCase;
 
 /* The cards of a case with devices placed: eth1 on node 1, eth2 on home */
@@ -703,9 +710,9 @@ static void roll_back(QTestState *home)
  * them, and every node keeps pages of another.  The packets the guest
  * sent by then went through home's filter once their epoch committed,
  * and so did its disk writes, which it read back meanwhile.  Home rolled
- * the guest back ROLLBACKS times.
+ * the guest back ROLLBACKS times, and @more others.
  */
-static void check_checkpoints(DistvmNode **node, int nodes)
+static void check_checkpoints(DistvmNode **node, int nodes, int more)
 {
     for (int n = 0; n < nodes; n++) {
         QDict *info = distvm_assert_active(node[n]->qts, n);
@@ -719,7 +726,8 @@ static void check_checkpoints(DistvmNode **node, int nodes)
             g_assert_cmpint(qdict_get_int(cp, "epochs"), >=, 10);
             g_assert_cmpint(qdict_get_int(cp, "released-packets"), >, 0);
             g_assert_cmpint(qdict_get_int(cp, "released-writes"), >, 0);
-            g_assert_cmpint(qdict_get_int(cp, "rollbacks"), ==, ROLLBACKS);
+            g_assert_cmpint(qdict_get_int(cp, "rollbacks"), ==,
+                            ROLLBACKS + more);
             g_test_message("%" PRId64 " epochs, %" PRId64 " abandoned, "
                            "pause p50 %" PRId64 " us, p99 %" PRId64 " us, %"
                            PRId64 " bytes; last rollback %" PRId64 " us",
@@ -1028,20 +1036,39 @@ static int64_t device_accesses(DistvmNode *n, const char *id)
 }
 
 /*
- * kill_card: node CARD_NODE, which ran the card, was taken over; every
- * node left says home runs it now, and the card keeps working there
+ * kill_card: node CARD_NODE, which ran the card, was taken over (@lost);
+ * or card_path_down, its tap went down: every node left says home runs
+ * it now, and the card keeps working there
  */
-static void check_card_home(DistvmNode **node, int nodes)
+static void check_card_home(DistvmNode **node, int nodes, bool lost)
 {
     for (int n = 0; n < nodes; n++) {
         QDict *d;
 
-        if (n == CARD_NODE) {
+        if (n == CARD_NODE && lost) {
             continue;
         }
-        d = distvm_placed_device(node[n]->qts, "vcard");
-        g_assert_cmpint(qdict_get_int(d, "node"), ==, 0);
+        for (int tries = 0;; tries++) {
+            d = distvm_placed_device(node[n]->qts, "vcard");
+            if (qdict_get_int(d, "node") == 0) {
+                break;
+            }
+            qobject_unref(d);
+            g_assert_cmpint(tries, <, 3000);
+            g_usleep(10 * 1000);
+        }
         qobject_unref(d);
+    }
+}
+
+/* The fetches from vCPUs 0 and 2 are under way over the card */
+static void wait_card_fetches(DistvmNode **node)
+{
+    g_assert_true(distvm_wait_console(node[0], "distvm-linux: fetches "
+                                      "start", 600));
+    for (int i = 0; device_accesses(node[CARD_NODE], "vcard") < 200; i++) {
+        g_assert_cmpint(i, <, 6000);
+        g_usleep(20 * 1000);
     }
 }
 
@@ -1185,7 +1212,7 @@ static void test_linux(const void *opaque)
                   MQ_TAP_1 " mode tap multi_queue && ip link set " MQ_TAP_1
                   " up");
     }
-    if (lc->kill_card) {
+    if (lc->kill_card || lc->card_path_down) {
         /* Each node's tap, on a bridge with a server behind it */
         distvm_sh("ip link del " CARD_BRIDGE " 2>/dev/null; ip link add "
                   CARD_BRIDGE " type bridge && ip addr add " MQ_HOST_ETH1
@@ -1222,10 +1249,10 @@ static void test_linux(const void *opaque)
         g_autofree char *devices = lc->device_node ?
             g_strdup_printf(",device-nodes=vblk@%d:vnet@%d:vnet1@1",
                             lc->device_node, lc->device_node) :
-            lc->kill_card ?
+            lc->kill_card || lc->card_path_down ?
             g_strdup_printf(",device-nodes=vcard@%d", CARD_NODE) :
             g_strdup("");
-        g_autofree char *card = lc->kill_card ?
+        g_autofree char *card = lc->kill_card || lc->card_path_down ?
             g_strdup_printf(CARD_NIC, n) : NULL;
 
         /* Without -numa, the guest gets the NUMA nodes of auto-numa. */
@@ -1267,7 +1294,8 @@ static void test_linux(const void *opaque)
             http ? http->port : NETNS_HTTP_PORT,
             lc->distmem ? " distvm.dimm=0x100000000,0x8000000,2 "
                           "distvm.topology=1" : "",
-            lc->kill_pair || lc->kill_card ? " distvm.fetch=1@0,1@2" :
+            lc->kill_pair || lc->kill_card || lc->card_path_down ?
+            " distvm.fetch=1@0,1@2" :
             !lc->device_node ? "" : lc->mq_card ?
             " distvm.fetch=1@1,2@0,3@0,3@2" : " distvm.fetch=1@1,2@0",
             cpu_plug ?: "",
@@ -1332,16 +1360,25 @@ static void test_linux(const void *opaque)
         }
     }
     if (lc->kill_card) {
-        g_assert_true(distvm_wait_console(node[0], "distvm-linux: fetches "
-                                          "start", 600));
-        /* Once the fetches are under way over the card */
-        for (int i = 0; device_accesses(node[CARD_NODE], "vcard") < 200;
-             i++) {
-            g_assert_cmpint(i, <, 6000);
-            g_usleep(20 * 1000);
-        }
+        wait_card_fetches(node);
         victim = kill_node(node, lc->nodes, CARD_NODE, 1, false);
-        check_card_home(node, lc->nodes);
+        check_card_home(node, lc->nodes, true);
+    }
+    if (lc->card_path_down) {
+        uint64_t rollbacks = distvm_rollbacks(node[0]->qts);
+        QDict *data;
+
+        wait_card_fetches(node);
+        distvm_sh("ip link set " CARD_TAP "%d down", CARD_NODE);
+        ev = distvm_wait_event(node[0]->qts, "DISTVM_NETWORK_PATH",
+                               DISTVM_EVENT_TIMEOUT_S);
+        data = qdict_get_qdict(ev, "data");
+        g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vcard");
+        g_assert_cmpint(qdict_get_int(data, "node"), ==, CARD_NODE);
+        g_assert_false(qdict_get_bool(data, "up"));
+        qobject_unref(ev);
+        check_card_home(node, lc->nodes, false);
+        g_assert_cmpuint(distvm_rollbacks(node[0]->qts), >, rollbacks);
     }
     /* While the workload runs: move vCPUs around, asked of any node. */
     if (!distvm_wait_console(node[0], "distvm-linux: workload start", 600)) {
@@ -1421,7 +1458,8 @@ static void test_linux(const void *opaque)
     }
     if (lc->accel_opts && strstr(lc->accel_opts, "replicas=1") &&
         victim < 0) {
-        check_checkpoints(node, lc->nodes);
+        /* card_path_down: the one that brought the card home */
+        check_checkpoints(node, lc->nodes, lc->card_path_down);
     }
     console = distvm_read_console(node[0]);
     g_assert_null(strstr(console, "distvm-linux: workload done"));
@@ -1473,7 +1511,7 @@ static void test_linux(const void *opaque)
         /* from vCPUs 0 and 2 */
         g_assert_cmpint(qatomic_read(&http_mq->served), ==, 2);
         http_stop(http_mq);
-        if (lc->kill_card) {
+        if (lc->kill_card || lc->card_path_down) {
             for (int n = 0; n < lc->nodes; n++) {
                 distvm_sh("ip link del " CARD_TAP "%d", n);
             }
@@ -1549,7 +1587,7 @@ static void test_linux(const void *opaque)
     if (lc->mq_card) {
         check_mq_irqs(console);
     }
-    if (lc->kill_pair || lc->kill_card) {
+    if (lc->kill_pair || lc->kill_card || lc->card_path_down) {
         /* from vCPUs 0 and 2, over the pairs of home and of node 2 */
         g_autofree char *line = g_strdup_printf(
             "distvm-linux: eth1 fetched %d bytes %s\n", FILE_SIZE, file_sha);
@@ -1864,6 +1902,13 @@ static const LinuxCase three_nodes_kill_card = {
     .kill_card = true,
 };
 
+/* The same card, its node's tap taken down as the guest fetches */
+static const LinuxCase three_nodes_card_path = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
+    .accel_opts = "replicas=1,checkpoint-ms=100",
+    .card_path_down = true,
+};
+
 /*
  * Home killed during the workload: node 1, its standby, takes its place,
  * its disk included (issue 15)
@@ -1935,6 +1980,8 @@ int main(int argc, char **argv)
                             &three_nodes_kill_pair_follow, test_linux);
         qtest_add_data_func("/distvm/linux/3-nodes-kill-card",
                             &three_nodes_kill_card, test_linux);
+        qtest_add_data_func("/distvm/linux/3-nodes-card-path",
+                            &three_nodes_card_path, test_linux);
     }
 
     return distvm_test_run(tmpdir);
