@@ -766,11 +766,8 @@ bool distvm_devices_setup(DistvmState *s, Error **errp)
         }
         distvm_devpath_setup(s, &dv->placed[i]);
         trace_distvm_device_placed(dv->placed[i].name, dv->placed[i].node);
-        dv->run_here |= (dv->placed[i].node == s->node_id ||
-                         distvm_netqueues_serves(&dv->placed[i],
-                                                 s->node_id)) &&
-                        !distvm_is_home(s);
     }
+    dv->run_here = devices_run_here(s);
     if (s->nodes > 1) {
         intx_setup(s);
     }

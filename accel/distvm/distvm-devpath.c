@@ -18,16 +18,12 @@
  */
 
 #include "qemu/osdep.h"
-#include <sys/ioctl.h>
-#include <net/if.h>
-#include <linux/if_tun.h>
 #include "qapi/error.h"
 #include "qapi/qapi-events-distvm.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "net/net.h"
-#include "net/tap.h"
 #include "hw/qdev-core.h"
 #include "distvm-internal.h"
 #include "trace.h"
@@ -94,7 +90,6 @@ void distvm_devpath_setup(DistvmState *s, DistvmPlacedDevice *d)
 {
     NICState *nic;
     NetClientState *peer;
-    struct ifreq ifr = { 0 };
     Error *err = NULL;
 
     if (!s->replicas || d->queues || d->node != s->node_id ||
@@ -109,14 +104,8 @@ void distvm_devpath_setup(DistvmState *s, DistvmPlacedDevice *d)
     d->path = g_new0(DistvmDevPath, 1);
     d->path->d = d;
     d->path->told_up = true;
-    if (ioctl(tap_get_fd(peer), TUNGETIFF, &ifr) < 0) {
-        error_setg_errno(&err, errno, "distvm: cannot get the name of the "
-                         "tap of '%s'", d->name);
-    } else {
-        d->path->watch = distvm_netpath_watch(ifr.ifr_name,
-                                              s->path_up_delay_ms,
+    d->path->watch = distvm_netpath_watch_tap(peer, s->path_up_delay_ms,
                                               devpath_changed, d->path, &err);
-    }
     if (err) {
         warn_report("%s; '%s' does not come home when it goes down",
                     error_get_pretty(err), d->name);

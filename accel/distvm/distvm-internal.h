@@ -802,6 +802,11 @@ DistvmNetPath *distvm_netpath_watch(const char *ifname, uint32_t up_delay_ms,
                                     DistvmNetPathChanged *changed,
                                     void *opaque, Error **errp);
 bool distvm_netpath_up(DistvmNetPath *p);
+/* The same for the host's interface of tap backend @tap */
+DistvmNetPath *distvm_netpath_watch_tap(NetClientState *tap,
+                                        uint32_t up_delay_ms,
+                                        DistvmNetPathChanged *changed,
+                                        void *opaque, Error **errp);
 
 /* distvm-plug.c */
 void distvm_plug_init(DistvmState *s);

@@ -16,12 +16,16 @@
  */
 
 #include "qemu/osdep.h"
+#include <sys/ioctl.h>
 #include <net/if.h>
+#include <linux/if_tun.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include "qapi/error.h"
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
+#include "net/net.h"
+#include "net/tap.h"
 #include "distvm-internal.h"
 #include "trace.h"
 
@@ -190,4 +194,20 @@ DistvmNetPath *distvm_netpath_watch(const char *ifname, uint32_t up_delay_ms,
 bool distvm_netpath_up(DistvmNetPath *p)
 {
     return p->up;
+}
+
+DistvmNetPath *distvm_netpath_watch_tap(NetClientState *tap,
+                                        uint32_t up_delay_ms,
+                                        DistvmNetPathChanged *changed,
+                                        void *opaque, Error **errp)
+{
+    struct ifreq ifr = { 0 };
+
+    if (ioctl(tap_get_fd(tap), TUNGETIFF, &ifr) < 0) {
+        error_setg_errno(errp, errno, "distvm: cannot get the name of the "
+                         "tap '%s'", tap->name);
+        return NULL;
+    }
+    return distvm_netpath_watch(ifr.ifr_name, up_delay_ms, changed, opaque,
+                                errp);
 }

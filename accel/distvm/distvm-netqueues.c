@@ -60,9 +60,6 @@
  */
 
 #include "qemu/osdep.h"
-#include <sys/ioctl.h>
-#include <net/if.h>
-#include <linux/if_tun.h>
 #include "qapi/error.h"
 #include "qapi/qapi-commands-distvm.h"
 #include "qapi/qapi-events-distvm.h"
@@ -1086,18 +1083,11 @@ static void path_watch(DistvmPlacedDevice *pd)
 {
     DistvmNetQueues *q = pd->queues;
     NetClientState *peer = qemu_get_subqueue(q->net->nic, 0)->peer;
-    struct ifreq ifr = { 0 };
     Error *err = NULL;
 
     q->path_told_up = true;
-    if (ioctl(tap_get_fd(peer), TUNGETIFF, &ifr) < 0) {
-        error_setg_errno(&err, errno, "distvm: cannot get the name of the "
-                         "tap of '%s'", pd->name);
-    } else {
-        q->path = distvm_netpath_watch(ifr.ifr_name,
-                                       distvm_state()->path_up_delay_ms,
+    q->path = distvm_netpath_watch_tap(peer, distvm_state()->path_up_delay_ms,
                                        path_changed, pd, &err);
-    }
     if (err) {
         warn_report("%s; the pairs of '%s' that this node serves do not "
                     "fail over when it goes down", error_get_pretty(err),
