@@ -68,6 +68,12 @@ typedef enum RecoveryStage {
 struct DistvmRecovery {
     QemuMutex lock;             /* the fields up to @held_done */
     uint32_t lost;              /* atomic: the node taken over, or none */
+    /*
+     * The thread that set @lost is still counting it out: another that
+     * learns of the same loss waits on @entered until it is done
+     */
+    bool entering;
+    QemuCond entered;
     uint32_t homes_lost;        /* atomic: the nodes lost as home */
     char *why;
     uint32_t marks;             /* nodes whose MARK came */
@@ -239,6 +245,31 @@ void distvm_recovery_watch(DistvmState *s, int64_t now)
 
 static void recovery_lost_main(void *opaque);
 
+/* This thread counts a lost node out (it may learn of the loss again) */
+static __thread bool counting_out;
+
+/*
+ * In any thread, before it acts on the loss of @node: if another thread
+ * of this node is counting @node out, wait until it is done.  Else this
+ * thread would take the loss as known (@node no longer present) while
+ * this node still serves page messages as usual, and go on to what
+ * follows: home's SETTLE, then the pages the others hold, which only a
+ * node that counted the lost node out takes.
+ */
+void distvm_recovery_wait_counted_out(DistvmState *s, uint32_t node)
+{
+    DistvmRecovery *r = s->recovery;
+
+    if (!r || counting_out) {
+        return;
+    }
+    qemu_mutex_lock(&r->lock);
+    while (r->entering && r->lost == node) {
+        qemu_cond_wait(&r->entered, &r->lock);
+    }
+    qemu_mutex_unlock(&r->lock);
+}
+
 /*
  * In any thread: @node is lost (@why).  Whether the cluster takes its
  * part over: if not, the caller ends this node.
@@ -280,6 +311,7 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
      */
     r->epoch = distvm_epoch_committed(s);
     r->settled = r->reported = r->rebuilt = false;
+    r->entering = counting_out = true;
     if (lost_home) {
         recovery_take_home(s, node);
     }
@@ -310,6 +342,10 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
         }
     }
     distvm_flow_forget(s, node);
+    qemu_mutex_lock(&r->lock);
+    r->entering = counting_out = false;
+    qemu_cond_broadcast(&r->entered);
+    qemu_mutex_unlock(&r->lock);
     distvm_main_loop_call(s, s->node_id, recovery_lost_main, s);
     return true;
 }
@@ -837,6 +873,7 @@ void distvm_recovery_init(DistvmState *s)
     DistvmRecovery *r = g_new0(DistvmRecovery, 1);
 
     qemu_mutex_init(&r->lock);
+    qemu_cond_init(&r->entered);
     qatomic_set(&r->lost, UINT32_MAX);
     s->recovery = r;
 }
