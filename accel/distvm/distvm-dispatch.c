@@ -102,7 +102,7 @@ static void main_calls_run(void *opaque)
 {
     DistvmState *s = opaque;
 
-    for (;;) {
+    while (!s->main_calls_held) {
         DistvmMainCall *c;
 
         qemu_mutex_lock(&s->main_calls_lock);
@@ -121,6 +121,22 @@ static void main_calls_run(void *opaque)
         s->main_calls_running--;
         qemu_mutex_unlock(&s->main_calls_lock);
         g_free(c);
+    }
+}
+
+/*
+ * With the BQL: the main loop's calls wait (@hold) or run again.  While
+ * this node's devices stop or run for an epoch's pause, QEMU polls the
+ * main loop (a virtio-blk waits for its queues' handlers to stop): a
+ * call then, such as a device access of another node's vCPU, would run
+ * in the middle of a device's change.
+ */
+void distvm_main_calls_hold(DistvmState *s, bool hold)
+{
+    assert(hold || s->main_calls_held);
+    s->main_calls_held += hold ? 1 : -1;
+    if (!s->main_calls_held) {
+        qemu_bh_schedule(s->main_calls_bh);
     }
 }
 
@@ -279,7 +295,8 @@ static bool main_loop_part_now(DistvmState *s, const DistvmMsgHandler *h,
      * BQL, but may be in the middle of one that let it go.
      */
     qemu_mutex_lock(&s->main_calls_lock);
-    now = !s->main_calls_running && !s->main_calls_from[msg->hdr.src];
+    now = !s->main_calls_running && !s->main_calls_held &&
+          !s->main_calls_from[msg->hdr.src];
     qemu_mutex_unlock(&s->main_calls_lock);
     now = now && h->main_loop_now(msg);
     if (now) {
