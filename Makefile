@@ -71,7 +71,8 @@ check: all
 # partition during its workload (root, iproute2 and certtool; minutes),
 # on 3 nodes with a node other than home killed at random, with the node
 # that serves a queue pair killed and the pair following its vCPU after
-# the takeover, with the node that runs a network card killed or its tap
+# the takeover, with home killed as it runs a multi-queue card and serves
+# a pair of it, with the node that runs a network card killed or its tap
 # taken down (the card goes home), and on 2 nodes with -cpu max and the
 # LAPICs in x2APIC mode.
 check-long: all
@@ -82,6 +83,7 @@ check-long: all
 	    -p /x86_64/distvm/linux/3-nodes-partition-home \
 	    -p /x86_64/distvm/linux/3-nodes-kill \
 	    -p /x86_64/distvm/linux/3-nodes-kill-pair-follow \
+	    -p /x86_64/distvm/linux/3-nodes-kill-pair-home \
 	    -p /x86_64/distvm/linux/3-nodes-kill-card \
 	    -p /x86_64/distvm/linux/3-nodes-card-path \
 	    -p /x86_64/distvm/linux/2-nodes-cpu-max

@@ -564,7 +564,20 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
     for (uint32_t i = 0; i < dv->count; i++) {
         DistvmPlacedDevice *d = &dv->placed[i];
 
-        if (d->queues || (d->node == home && home == saved_home)) {
+        if (d->queues) {
+            /*
+             * A card whose pairs several nodes serve runs on home
+             * (distvm_placed_state_check()).  Home lost, its standby,
+             * home now, runs it on: its copy loads home's state of the
+             * epoch, with home's other devices'
+             */
+            if (d->node != home) {
+                device_goes_home(s, d);
+                distvm_netqueues_card_home(s, d);
+            }
+            continue;
+        }
+        if (d->node == home && home == saved_home) {
             continue;
         }
         /* Its state of the epoch: home's own, or its node's */
@@ -577,10 +590,10 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
         left |= BIT(d->node);
         device_goes_home(s, d);
     }
+    dv->run_here = devices_run_here(s);
     if (!left) {
         return;
     }
-    dv->run_here = devices_run_here(s);
     /* The INTx lines the nodes left drove (driven again once loaded) */
     for (int irq = 0; distvm_is_home(s) && irq < dv->intx.nirq; irq++) {
         dv->intx.remote[irq] &= ~left;
@@ -632,24 +645,15 @@ static void device_home_received(DistvmState *s, const DistvmMsg *msg)
         return;
     }
     d = &dv->placed[msg->u.device];
-    if (d->queues || d->moved) {
-        return;                 /* its pairs' node; or told twice */
+    if (d->moved) {
+        return;                 /* told twice */
     }
     device_goes_home(s, d);
+    if (d->queues) {
+        distvm_netqueues_card_home(s, d);
+    }
     dv->run_here = devices_run_here(s);
     map_update(s);
-}
-
-const char *distvm_devices_staying(DistvmState *s, uint32_t node)
-{
-    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
-        DistvmPlacedDevice *d = &s->devices->placed[i];
-
-        if (d->queues && d->node == node) {
-            return d->name;
-        }
-    }
-    return NULL;
 }
 
 bool distvm_devices_taken_from(DistvmState *s, uint32_t node)

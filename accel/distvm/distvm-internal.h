@@ -710,13 +710,12 @@ void distvm_devices_config_applied(DistvmState *s);
 void distvm_devices_reset(DistvmState *s);
 /*
  * A rollback, under the BQL with the guest paused: every device placed
- * away from home (but the cards of queue-nodes) goes to home; those the
+ * away from home goes to home (a card of queue-nodes, which runs on home,
+ * to its standby in its place); those the
  * epoch did not find on @saved_home, the home that saved the devices'
  * state, are taken from the state their node saved (taken_from)
  */
 void distvm_devices_go_home(DistvmState *s, uint32_t saved_home);
-/* A card of queue-nodes that @node runs, which no rollback moves, or NULL */
-const char *distvm_devices_staying(DistvmState *s, uint32_t node);
 /*
  * Home, the devices' state loaded after a rollback: the root bus's INTx
  * lines are driven as the devices it runs now say
@@ -792,6 +791,7 @@ void distvm_netqueues_saved(DistvmState *s);
 void distvm_netqueues_committed(DistvmState *s);
 const char *distvm_netqueues_changed(DistvmState *s);
 void distvm_netqueues_rolled_back(DistvmState *s);
+void distvm_netqueues_card_home(DistvmState *s, DistvmPlacedDevice *pd);
 void distvm_netqueues_resume(DistvmState *s);
 
 /* distvm-netpath.c */

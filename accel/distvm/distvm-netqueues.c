@@ -1419,6 +1419,23 @@ void distvm_netqueues_rolled_back(DistvmState *s)
     }
 }
 
+/*
+ * In a rollback: home was lost, and its standby, home now, runs @pd's
+ * card (distvm_devices_go_home(); the pairs that the lost home served
+ * go to it in distvm_netqueues_rolled_back()).  Only home knew which
+ * nodes' paths were down and where distvm-move-queue-pair placed pairs:
+ * the new home starts from queue-nodes' places, and each node tells it
+ * of its path again once the guest runs (rings_kick_bh()).
+ */
+void distvm_netqueues_card_home(DistvmState *s, DistvmPlacedDevice *pd)
+{
+    DistvmNetQueues *q = pd->queues;
+
+    qatomic_set(&q->others, q->others & ~BIT(pd->node));
+    q->paths_down = 0;
+    q->path_told_up = true;
+}
+
 static void rings_kick_bh(void *opaque)
 {
     DistvmPlacedDevice *pd = opaque;
@@ -1429,6 +1446,8 @@ static void rings_kick_bh(void *opaque)
             pair_kick(VIRTIO_DEVICE(q->net), pair);
         }
     }
+    /* To a new home (distvm_netqueues_card_home()); else nothing changed */
+    path_tell(distvm_state(), pd);
     if (distvm_is_home(distvm_state())) {
         pairs_follow_paths(distvm_state(), pd);
     }

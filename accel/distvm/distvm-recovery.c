@@ -164,12 +164,10 @@ static const char *recovery_refusal(DistvmState *s, uint32_t node)
     }
     /*
      * The pairs of a card that it serves go to the card's node, and the
-     * devices placed on it to home (distvm_devices_go_home()), but for a
-     * card whose pairs several nodes serve (on home, with replicas=1)
+     * devices placed on it to home (distvm_devices_go_home()); a card
+     * whose pairs several nodes serve runs on home, and goes to its
+     * standby with the rest of home's part
      */
-    if (distvm_devices_staying(s, node)) {
-        return "it runs a card whose queue pairs several nodes serve";
-    }
     if (distvm_netqueues_changed(s)) {
         return "the guest changed the setting of a card whose queue pairs "
                "several nodes serve since the last commit, and the other "

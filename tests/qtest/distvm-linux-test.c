@@ -257,6 +257,12 @@ typedef struct LinuxCase {
      */
     bool kill_pair;
     /*
+     * With kill_pair: home killed instead, which runs the card and
+     * serves pair 0: node 1, its standby, takes its place, the card and
+     * pair 0 included, and both fetches finish, exact (issue 16)
+     */
+    bool kill_pair_home;
+    /*
      * With replicas=1: a card more (eth1) placed on node 2
      * (device-nodes), each node's copy with a tap of its own, the taps
      * on one bridge of this host, as hosts on one network; the guest
@@ -788,14 +794,20 @@ static int kill_node(DistvmNode **node, int nodes, int victim,
     /* Its QTestState is left alone: the process is already reaped */
 
     if (pair_moves) {
-        /* The pair it served goes to the card's node, home, as it rolls back */
-        QDict *ev = distvm_wait_event(node[0]->qts, "DISTVM_QUEUE_PAIR_MOVED",
+        /*
+         * The pair it served goes to the card's node, home, as it rolls
+         * back; home's, pair 0, to node 1, in its place with the card
+         */
+        int home = victim ? 0 : 1;
+        QDict *ev = distvm_wait_event(node[home]->qts,
+                                      "DISTVM_QUEUE_PAIR_MOVED",
                                       DISTVM_EVENT_TIMEOUT_S);
         QDict *data = qdict_get_qdict(ev, "data");
 
         g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vmq");
-        g_assert_cmpint(qdict_get_int(data, "pair"), ==, MQ_MOVED_PAIR);
-        g_assert_cmpint(qdict_get_int(data, "node"), ==, 0);
+        g_assert_cmpint(qdict_get_int(data, "pair"), ==,
+                        victim ? MQ_MOVED_PAIR : 0);
+        g_assert_cmpint(qdict_get_int(data, "node"), ==, home);
         qobject_unref(ev);
     }
     wait_taken_over(node, victim);
@@ -1269,7 +1281,8 @@ static void test_linux(const void *opaque)
          */
         g_autofree char *drive = n == lc->device_node ?
             g_strdup_printf("file=%s,format=raw", disk) :
-            (lc->kill_home || lc->partition_home) && n == 1 ?
+            (lc->kill_home || lc->partition_home || lc->kill_pair_home) &&
+            n == 1 ?
             g_strdup_printf("file=%s,format=raw,file.locking=off", disk) :
             g_strdup_printf("driver=null-co,size=%d", DISK_SIZE);
         g_autofree char *args = g_strdup_printf(
@@ -1342,7 +1355,28 @@ static void test_linux(const void *opaque)
                                           600));
         victim = kill_node(node, lc->nodes, where[lc->io_cpu], 300, false);
     }
-    if (lc->kill_pair) {
+    if (lc->kill_pair_home) {
+        /* pair 0, which home served, goes to node 1 with the card */
+        static const int taken_home[MQ_PAIRS] = { 1, 1, 2, 1 };
+
+        g_assert_true(distvm_wait_console(node[0], "distvm-linux: fetches "
+                                          "start", 600));
+        /* Once the fetch from vCPU 0 is under way over home's pair */
+        for (int i = 0; pair_notified(node[0], 0) < 50; i++) {
+            g_assert_cmpint(i, <, 6000);
+            g_usleep(20 * 1000);
+        }
+        victim = kill_node(node, lc->nodes, 0, 1, true);
+        home = 1;
+        /* nodes 1 and 2 say so, and that node 1 runs the card */
+        check_pair_nodes(node + 1, lc->nodes - 1, taken_home);
+        for (int n = 1; n < lc->nodes; n++) {
+            QDict *d = distvm_placed_device(node[n]->qts, "vmq");
+
+            g_assert_cmpint(qdict_get_int(d, "node"), ==, home);
+            qobject_unref(d);
+        }
+    } else if (lc->kill_pair) {
         static const int taken_over[MQ_PAIRS] = { 0, 1, 0, 1 };
 
         g_assert_true(distvm_wait_console(node[0], "distvm-linux: fetches "
@@ -1381,8 +1415,9 @@ static void test_linux(const void *opaque)
         g_assert_cmpuint(distvm_rollbacks(node[0]->qts), >, rollbacks);
     }
     /* While the workload runs: move vCPUs around, asked of any node. */
-    if (!distvm_wait_console(node[0], "distvm-linux: workload start", 600)) {
-        console = distvm_read_console(node[0]);
+    if (!distvm_wait_console(node[home], "distvm-linux: workload start",
+                             600)) {
+        console = distvm_read_console(node[home]);
         g_error("the Linux guest did not reach its workload; console:\n%s",
                 console);
     }
@@ -1449,9 +1484,9 @@ static void test_linux(const void *opaque)
         roll_back(node[0]->qts);
     }
     /* The guest's time goes on across a stop and cont of the cluster. */
-    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'stop' }");
+    qtest_qmp_assert_success(node[home]->qts, "{ 'execute': 'stop' }");
     g_usleep(300 * 1000);
-    qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'cont' }");
+    qtest_qmp_assert_success(node[home]->qts, "{ 'execute': 'cont' }");
     if (victim < 0) {
         check_clock_reads(node, lc->nodes);
         check_interrupts(lc, node, lc->nodes);
@@ -1461,7 +1496,7 @@ static void test_linux(const void *opaque)
         /* card_path_down: the one that brought the card home */
         check_checkpoints(node, lc->nodes, lc->card_path_down);
     }
-    console = distvm_read_console(node[0]);
+    console = distvm_read_console(node[home]);
     g_assert_null(strstr(console, "distvm-linux: workload done"));
     g_clear_pointer(&console, g_free);
     if (lc->kill) {
@@ -1888,6 +1923,16 @@ static const LinuxCase three_nodes_kill_pair = {
     .kill_pair = true,
 };
 
+/*
+ * Home killed instead, which runs the multi-queue card and serves pair 0
+ * (make check-long)
+ */
+static const LinuxCase three_nodes_kill_pair_home = {
+    .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
+    .accel_opts = "replicas=1,checkpoint-ms=100,queue-follow=off",
+    .kill_pair = true, .kill_pair_home = true,
+};
+
 /* The same, the pairs following their vCPUs (make check-long) */
 static const LinuxCase three_nodes_kill_pair_follow = {
     .nodes = 3, .placement = "0:1:2:1", .io_cpu = 2, .smp = "4",
@@ -1976,6 +2021,8 @@ int main(int argc, char **argv)
                             &three_nodes_partition, test_linux);
         qtest_add_data_func("/distvm/linux/3-nodes-partition-home",
                             &three_nodes_partition_home, test_linux);
+        qtest_add_data_func("/distvm/linux/3-nodes-kill-pair-home",
+                            &three_nodes_kill_pair_home, test_linux);
         qtest_add_data_func("/distvm/linux/3-nodes-kill-pair-follow",
                             &three_nodes_kill_pair_follow, test_linux);
         qtest_add_data_func("/distvm/linux/3-nodes-kill-card",
