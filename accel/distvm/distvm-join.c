@@ -389,7 +389,9 @@ bool distvm_join_lost(DistvmState *s, uint32_t node, const char *why)
         return true;            /* drained, it left: nothing is lost */
     }
     qemu_mutex_lock(&s->lock);
+    /* Not counted out meanwhile (left with present, under s->lock) */
     joining = s->state == DISTVM_CLUSTER_STATE_RUNNING &&
+              !(s->left & BIT(node)) &&
               !distvm_node_present(s, node) && node != s->node_id;
     if (joining && s->joining == node) {
         qatomic_set(&s->joining, UINT32_MAX);

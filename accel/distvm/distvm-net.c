@@ -587,6 +587,8 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
     /* This node was drained away: its connections end as it does */
     if (qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_LEFT ||
         distvm_join_lost(s, node, why)) {
+        /* Or another thread began to count it out since */
+        distvm_recovery_wait_counted_out(s, node);
         return;
     }
     /* With checkpoint epochs, the others may take its part over */

@@ -286,6 +286,8 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     qemu_mutex_lock(&r->lock);
     if (r->lost == node) {
         qemu_mutex_unlock(&r->lock);
+        /* Another thread began to count it out since the caller waited */
+        distvm_recovery_wait_counted_out(s, node);
         return true;
     }
     refusal = r->lost != UINT32_MAX ? "another node is being taken over" :
