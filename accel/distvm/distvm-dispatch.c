@@ -19,6 +19,7 @@
 #include "qapi/error.h"
 #include "qemu/error-report.h"
 #include "qemu/main-loop.h"
+#include "system/runstate.h"
 #include "hw/core/cpu.h"
 #include "distvm-internal.h"
 #include "trace.h"
@@ -126,17 +127,51 @@ static void main_calls_run(void *opaque)
 
 /*
  * With the BQL: the main loop's calls wait (@hold) or run again.  While
- * this node's devices stop or run for an epoch's pause, QEMU polls the
- * main loop (a virtio-blk waits for its queues' handlers to stop): a
- * call then, such as a device access of another node's vCPU, would run
- * in the middle of a device's change.
+ * the devices stop or run (vm_state_notify(): a "stop" or "cont", an
+ * epoch's pause), QEMU polls the main loop (a virtio-blk waits for its
+ * queues' handlers to stop): a call then, such as a device access of
+ * another node's vCPU, would run in the middle of a device's change.
  */
-void distvm_main_calls_hold(DistvmState *s, bool hold)
+static void main_calls_hold(DistvmState *s, bool hold)
 {
     assert(hold || s->main_calls_held);
     s->main_calls_held += hold ? 1 : -1;
     if (!s->main_calls_held) {
         qemu_bh_schedule(s->main_calls_bh);
+    }
+}
+
+/*
+ * VM state change handlers of the lowest and of the highest priority:
+ * when the guest runs, the lowest's prepare step comes first of all and
+ * the highest's last; when it stops, the highest's prepare step first
+ * and the lowest's last.
+ */
+static void hold_if_running(void *opaque, bool running, RunState state)
+{
+    if (running) {
+        main_calls_hold(opaque, true);
+    }
+}
+
+static void release_if_stopping(void *opaque, bool running, RunState state)
+{
+    if (!running) {
+        main_calls_hold(opaque, false);
+    }
+}
+
+static void hold_if_stopping(void *opaque, bool running, RunState state)
+{
+    if (!running) {
+        main_calls_hold(opaque, true);
+    }
+}
+
+static void release_if_running(void *opaque, bool running, RunState state)
+{
+    if (running) {
+        main_calls_hold(opaque, false);
     }
 }
 
@@ -380,6 +415,10 @@ void distvm_dispatch_init(DistvmState *s)
     qemu_mutex_init(&s->main_calls_lock);
     g_queue_init(&s->main_calls);
     s->main_calls_bh = qemu_bh_new(main_calls_run, s);
+    qemu_add_vm_change_state_handler_prio_full(release_if_stopping,
+                                               hold_if_running, s, INT_MIN);
+    qemu_add_vm_change_state_handler_prio_full(release_if_running,
+                                               hold_if_stopping, s, INT_MAX);
     qemu_mutex_init(&s->replay_lock);
     qemu_cond_init(&s->replay_cond);
 }

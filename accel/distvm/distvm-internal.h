@@ -240,7 +240,7 @@ struct DistvmState {
     GQueue main_calls;          /* DistvmMainCall, in the order asked */
     unsigned main_calls_from[DISTVM_MAX_NODES];  /* waiting or running */
     unsigned main_calls_running;
-    unsigned main_calls_held;   /* with the BQL: distvm_main_calls_hold() */
+    unsigned main_calls_held;   /* BQL: while the devices change run state */
     QEMUBH *main_calls_bh;
 
     /* This node's vCPUs wait for other nodes' main loops (distvm-flow.c) */
@@ -412,8 +412,6 @@ void distvm_dispatch(DistvmState *s, const DistvmMsg *msg);
  */
 void distvm_main_loop_call(DistvmState *s, uint32_t src,
                            void (*fn)(void *opaque), void *opaque);
-/* With the BQL: hold the main loop's calls, or let them run again */
-void distvm_main_calls_hold(DistvmState *s, bool hold);
 /*
  * For vCPU @cs, whose access home just answered: wait until the main
  * loop ran the messages received so far that @before_replies named.  Stops

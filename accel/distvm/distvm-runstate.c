@@ -249,9 +249,7 @@ void distvm_guest_pause(DistvmState *s, uint64_t epoch)
     if (!epoch_pause.taken_over) {
         cpu_disable_ticks();
         epoch_pause.notifying = true;
-        distvm_main_calls_hold(s, true);
         vm_state_notify(false, RUN_STATE_SAVE_VM);
-        distvm_main_calls_hold(s, false);
         epoch_pause.notifying = false;
     }
     /* Before the nodes are told: it runs bottom halves, their answers' */
@@ -293,9 +291,7 @@ static void guest_resume(DistvmState *s, const DistvmRunMsg *clocks)
             catch_up_with_nodes(s->run);
         }
         epoch_pause.notifying = true;
-        distvm_main_calls_hold(s, true);
         vm_state_notify(true, RUN_STATE_RUNNING);
-        distvm_main_calls_hold(s, false);
         epoch_pause.notifying = false;
         if (clocks) {
             apply_clocks(s, clocks);
