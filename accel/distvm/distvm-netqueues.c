@@ -1420,20 +1420,42 @@ void distvm_netqueues_rolled_back(DistvmState *s)
 }
 
 /*
- * In a rollback: home was lost, and its standby, home now, runs @pd's
- * card (distvm_devices_go_home(); the pairs that the lost home served
- * go to it in distvm_netqueues_rolled_back()).  Only home knew which
- * nodes' paths were down and where distvm-move-queue-pair placed pairs:
- * the new home starts from queue-nodes' places, and each node tells it
- * of its path again once the guest runs (rings_kick_bh()).
+ * In a rollback (or joining, told by DEVICE_HOME): home was lost, and
+ * its standby, home now, runs @pd's card (distvm_devices_go_home()).
+ * Only home knew which nodes' paths were down and where
+ * distvm-move-queue-pair placed pairs, and a move it began may have
+ * reached some nodes and not others: every node puts the pairs where
+ * queue-nodes put them (@placed, which only home changed), those of
+ * nodes gone on the card's node, and counts their moves from 0 again.
+ * The new home watches its own tap, and each node tells it of its path
+ * again once the guest runs (rings_kick_bh()), which moves the pairs of
+ * nodes whose path is down.
  */
 void distvm_netqueues_card_home(DistvmState *s, DistvmPlacedDevice *pd)
 {
     DistvmNetQueues *q = pd->queues;
+    uint32_t present = qatomic_read(&s->present);
 
-    qatomic_set(&q->others, q->others & ~BIT(pd->node));
+    qatomic_set(&q->others, q->others & ~BIT(pd->node) & present);
+    for (uint32_t pair = 0; pair < q->pairs; pair++) {
+        uint32_t from = qatomic_read(&q->node[pair]);
+        uint32_t node = q->placed[pair];
+
+        if (!(present & BIT(node)) || !may_serve(pd, node)) {
+            node = pd->node;
+        }
+        qatomic_set(&q->node[pair], node);
+        q->move[pair] = 0;
+        if (node != from && distvm_is_home(s)) {
+            trace_distvm_netqueue_failover(pd->name, pair, from, node);
+            qapi_event_send_distvm_queue_pair_moved(pd->name, pair, node);
+        }
+    }
     q->paths_down = 0;
     q->path_told_up = true;
+    if (pd->node == s->node_id && !q->path) {
+        path_watch(pd);
+    }
 }
 
 static void rings_kick_bh(void *opaque)

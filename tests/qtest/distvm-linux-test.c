@@ -1421,6 +1421,10 @@ static void test_linux(const void *opaque)
         g_error("the Linux guest did not reach its workload; console:\n%s",
                 console);
     }
+    if (lc->kill_pair_home) {
+        /* The fetch from vCPU 0 went on over pair 0, on node 1 */
+        g_assert_cmpint(pair_notified(node[home], 0), >, 0);
+    }
     if (lc->device_node) {
         /* nothing sent home, nor done there */
         distvm_check_placed_device(node, lc->nodes, "vblk", lc->device_node,
