@@ -483,7 +483,7 @@ const char *distvm_epoch_recover_refusal(DistvmState *s, uint32_t lost);
 
 /* distvm-recovery.c */
 void distvm_recovery_init(DistvmState *s);
-/* From any thread, before it acts on @node's loss */
+/* From any thread: once no other thread is counting @node out as lost */
 void distvm_recovery_wait_counted_out(DistvmState *s, uint32_t node);
 /*
  * From any thread: node @node is lost (@why); whether the other nodes

@@ -583,11 +583,10 @@ void distvm_fatal_node_lost(DistvmState *s, uint32_t node, const char *why)
 {
     g_autoptr(GByteArray) lost = g_byte_array_new();
 
-    distvm_recovery_wait_counted_out(s, node);
     /* This node was drained away: its connections end as it does */
     if (qatomic_read(&s->state) == DISTVM_CLUSTER_STATE_LEFT ||
         distvm_join_lost(s, node, why)) {
-        /* Or another thread began to count it out since */
+        /* Or another thread counts it out (left): once it is done */
         distvm_recovery_wait_counted_out(s, node);
         return;
     }

@@ -286,7 +286,7 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     qemu_mutex_lock(&r->lock);
     if (r->lost == node) {
         qemu_mutex_unlock(&r->lock);
-        /* Another thread began to count it out since the caller waited */
+        /* Another thread counts it out: once it is done */
         distvm_recovery_wait_counted_out(s, node);
         return true;
     }
