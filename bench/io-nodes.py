@@ -2,7 +2,7 @@
 """distvm benchmark: a spread guest's I/O, devices on home or where it runs.
 
     io-nodes.py [BUILD_DIR] [--runs K] [--size MIB] [--only NAME[,NAME]]
-                [--qemu PATH] [--timeout S] [--keep DIR]
+                [--qemu PATH] [--timeout S] [--keep DIR] [--trace EVENT]...
                 [--failover | --path-down]
 
 Runs the Linux test guest (4 vCPUs, 512 MiB) on 2 nodes (vCPUs placed
@@ -222,7 +222,20 @@ def node_args(args, layout, place, tmp, n, port):
                                       " distvm.irq_cpu=%d" % IO_CPU
                                       if name.endswith("-irq") else ""),
              "-serial", "file:%s/console-%d.log" % (tmp, n),
-             "-qmp", "unix:%s/qmp-%d.sock,server=on,wait=off" % (tmp, n)])
+             "-qmp", "unix:%s/qmp-%d.sock,server=on,wait=off" % (tmp, n)] +
+            traced(args.trace, tmp, n))
+
+
+def traced(events, tmp, n):
+    """The options that trace @events on node @n, into trace-N.log in the
+    run's directory (keep it with --keep)."""
+    if not events:
+        return []
+    opts = []
+    for e in events:
+        opts += ["-trace", "enable=" + e]
+    # the last -trace names the file (each one sets it)
+    return opts + ["-trace", "file=%s/trace-%d.log" % (tmp, n)]
 
 
 def connect(path, proc):
@@ -357,6 +370,9 @@ def main():
     ap.add_argument("--qemu")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--keep", help="keep each run's files in DIR/NAME-K")
+    ap.add_argument("--trace", metavar="EVENT", action="append",
+                    help="enable a QEMU trace event on every node (more "
+                    "than once for several), to trace-N.log; with --keep")
     way = ap.add_mutually_exclusive_group()
     way.add_argument("--failover", action="store_true",
                      help="3nodes-mq: move pair 2 to home and back every "
