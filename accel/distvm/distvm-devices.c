@@ -127,6 +127,7 @@ static bool placed_parse_one(DistvmState *s, const char *item,
     }
     d->name = g_strndup(item, at - item);
     d->node = node;
+    d->placed = node;
     d->option = "device-nodes";
     d->taken_from = UINT32_MAX;
     return true;
@@ -169,6 +170,7 @@ DistvmPlacedDevice *distvm_devices_card(DistvmState *s, const char *name)
     dv->placed[dv->count] = (DistvmPlacedDevice) {
         .name = g_strdup(name),
         .node = DISTVM_HOME_NODE,
+        .placed = DISTVM_HOME_NODE,
         .option = "queue-nodes",
         .taken_from = UINT32_MAX,
     };
@@ -580,8 +582,12 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
         if (d->node == home && home == saved_home) {
             continue;
         }
-        /* Its state of the epoch: home's own, or its node's */
-        if (d->node != saved_home && distvm_is_home(s)) {
+        /*
+         * Its state of the epoch: home's own, or its node's; home's if it
+         * went back to its node after that epoch (DEVICE_AWAY)
+         */
+        if (d->node != saved_home && distvm_is_home(s) &&
+            distvm_epoch_committed(s) >= d->away_epoch) {
             d->taken_from = d->node;
         }
         if (d->node == home) {
@@ -630,6 +636,88 @@ void distvm_devices_send_state(DistvmState *s, uint32_t node)
             distvm_send(s, node, m);
         }
     }
+}
+
+/* ---- and sends them back to their node ---- */
+
+/* Under the BQL: @d runs on the node device-nodes names again */
+static void device_goes_away(DistvmState *s, DistvmPlacedDevice *d)
+{
+    trace_distvm_device_away(d->name, d->placed);
+    qatomic_set(&d->node, d->placed);
+    qatomic_set(&d->moved, false);
+    d->taken_from = UINT32_MAX;
+    /* Its node keeps its state from the next epoch on */
+    d->away_epoch = distvm_epoch_committed(s) + 1;
+    placed_block_unplug(d);
+    s->devices->run_here = devices_run_here(s);
+    map_update(s);
+}
+
+void distvm_devices_send_away(DistvmState *s)
+{
+    DistvmDevices *dv = s->devices;
+
+    for (uint32_t i = 0; dv && i < dv->count; i++) {
+        DistvmPlacedDevice *d = &dv->placed[i];
+        g_autoptr(GByteArray) state = NULL;
+        g_autoptr(GByteArray) m = NULL;
+        Error *err = NULL;
+
+        if (!qatomic_read(&d->moved) || !distvm_devpath_goes_back(s, d)) {
+            continue;
+        }
+        state = g_byte_array_new();
+        if (!distvm_placed_state_save_one(d, state, &err)) {
+            warn_report_err(err);
+            continue;
+        }
+        /* Its copy here stops: reset, it takes in no packet */
+        device_cold_reset(DEVICE(d->dev));
+        if (d->dev->irq_state && pci_intx(d->dev) >= 0) {
+            pci_set_irq(d->dev, 0);
+        }
+        /* Numbered as a configuration write: accesses sent after it wait */
+        qatomic_set(&s->config_gen, s->config_gen + 1);
+        m = g_byte_array_new();
+        distvm_wire_device_away(m, s->node_id, s->config_gen, i, d->placed,
+                                state->data, state->len);
+        for (uint32_t n = 0; n < s->nodes; n++) {
+            if (n != s->node_id && distvm_node_present(s, n)) {
+                distvm_send(s, n, m);
+            }
+        }
+        device_goes_away(s, d);
+    }
+}
+
+/* From home, before the guest runs again: a device goes back */
+static void device_away_received(DistvmState *s, const DistvmMsg *msg)
+{
+    const DistvmMsgDeviceAway *a = &msg->u.away;
+    DistvmDevices *dv = s->devices;
+    DistvmPlacedDevice *d;
+    Error *err = NULL;
+
+    if (!dv || a->device >= dv->count || dv->placed[a->device].queues ||
+        dv->placed[a->device].placed != a->node ||
+        !dv->placed[a->device].moved) {
+        distvm_msg_refused(s, msg->hdr.src, "DEVICE_AWAY of device %" PRIu32
+                           " to node %" PRIu32 ", which is no device that "
+                           "device-nodes places there and a rollback "
+                           "brought home", a->device, a->node);
+        return;
+    }
+    d = &dv->placed[a->device];
+    if (a->node == s->node_id &&
+        !distvm_placed_state_load_one(d, a->data, a->len, &err)) {
+        distvm_fatal_node_lost(s, s->node_id, error_get_pretty(err));
+        error_free(err);
+        return;
+    }
+    device_goes_away(s, d);
+    qatomic_set(&s->config_gen, msg->hdr.seq);
+    distvm_devices_config_applied(s);
 }
 
 /* A joining node, from home: a rollback brought a device home */
@@ -736,6 +824,7 @@ static void intx_setup(DistvmState *s)
 static const DistvmMsgHandler devices_handlers[] = {
     { DISTVM_MSG_PCI_INTX, .main_loop = intx_received },
     { DISTVM_MSG_DEVICE_HOME, .main_loop = device_home_received },
+    { DISTVM_MSG_DEVICE_AWAY, .main_loop = device_away_received },
 };
 
 /* The machine exists: find the devices, and take over their INTx lines. */

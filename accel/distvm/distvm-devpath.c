@@ -1,6 +1,6 @@
 /*
  * distvm: a network card placed away from home comes home when its
- * node's path goes down
+ * node's path goes down, and goes back once it is up again
  *
  * With replicas=1, a card that device-nodes places on a node other than
  * home, with a tap as its backend, has its node watch that tap
@@ -9,10 +9,14 @@
  * does); home emits DISTVM_NETWORK_PATH and rolls the guest back to the
  * last committed epoch, which brings the card home
  * (distvm_devices_go_home()), to home's tap: the guest's connections go
- * on as when the card's node is lost.  A rollback that cannot begin now
- * (a node joins, or none committed yet) is tried again every second
- * while the path stays down.  The card does not go back when the tap
- * comes up again.
+ * on as when the card's node is lost.  When the tap is up again (for
+ * path-up-delay-ms), the node tells home (PATH_UP), which emits the
+ * event and rolls the guest back again; at the end of that rollback, the
+ * devices' state loaded, home sends the card back to its node with its
+ * state (distvm_devices_send_away(), DEVICE_AWAY), which runs it from
+ * there on.  A rollback that cannot begin now (a node joins, or none
+ * committed yet) is tried again every second while the path stays down,
+ * or up.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -70,7 +74,7 @@ static void devpath_tell(DistvmState *s, DistvmDevPath *p)
     g_autoptr(GByteArray) m = g_byte_array_new();
     bool up = distvm_netpath_up(p->watch);
 
-    if (up == p->told_up || p->d->node != s->node_id ||
+    if (up == p->told_up || p->d->placed != s->node_id ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return;
     }
@@ -113,19 +117,30 @@ void distvm_devpath_setup(DistvmState *s, DistvmPlacedDevice *d)
     }
 }
 
-/* Home: roll back, which brings the card home, while its path is down */
+bool distvm_devpath_goes_back(DistvmState *s, DistvmPlacedDevice *d)
+{
+    return d->path && d->path->told_up && d->node == distvm_home(s) &&
+           d->placed != distvm_home(s) && distvm_node_present(s, d->placed);
+}
+
+/*
+ * Home: roll back, which brings the card home while its path is down,
+ * and sends it back once it is up
+ */
 static void devpath_roll_back(void *opaque)
 {
     DistvmDevPath *p = opaque;
     DistvmState *s = distvm_state();
     Error *err = NULL;
 
-    if (p->told_up || p->d->node == distvm_home(s)) {
+    if (p->told_up ? !distvm_devpath_goes_back(s, p->d) :
+        p->d->node == distvm_home(s)) {
         return;
     }
     if (!distvm_epoch_rollback(s, false, 0, &err)) {
-        warn_report("%s; '%s' comes home once the guest can be rolled back",
-                    error_get_pretty(err), p->d->name);
+        warn_report("%s; '%s' %s once the guest can be rolled back",
+                    error_get_pretty(err), p->d->name,
+                    p->told_up ? "goes back to its node" : "comes home");
         error_free(err);
         timer_mod(p->retry, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1000);
     }
@@ -139,8 +154,8 @@ bool distvm_devpath_changed(DistvmState *s, DistvmPlacedDevice *d,
     if (!s->replicas || d->queues || !card_nic(d)) {
         return false;
     }
-    if (d->node != node) {
-        return true;            /* it came home since its node said so */
+    if (d->placed != node) {
+        return true;            /* no card of that node's */
     }
     if (!p) {
         p = d->path = g_new0(DistvmDevPath, 1);

@@ -247,6 +247,9 @@ static void deferred_msg_run(void *opaque)
     if (d->msg.hdr.type == DISTVM_MSG_NET_CTRL) {
         g_free((uint8_t *)d->msg.u.net_ctrl.data);
     }
+    if (d->msg.hdr.type == DISTVM_MSG_DEVICE_AWAY) {
+        g_free((uint8_t *)d->msg.u.away.data);
+    }
     distvm_msg_clear(&d->msg);
     g_free(d);
 }
@@ -281,6 +284,9 @@ static void defer_msg(DistvmState *s, const DistvmMsgHandler *h,
         break;
     case DISTVM_MSG_VCPU_STATE:
         d->msg.u.vcpu.data = g_memdup2(msg->u.vcpu.data, msg->u.vcpu.len);
+        break;
+    case DISTVM_MSG_DEVICE_AWAY:
+        d->msg.u.away.data = g_memdup2(msg->u.away.data, msg->u.away.len);
         break;
     case DISTVM_MSG_VCPU_WARM_PAGES:
         d->msg.u.warm.pages = g_memdup2(msg->u.warm.pages,

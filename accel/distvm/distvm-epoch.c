@@ -1650,6 +1650,8 @@ static bool rollback_finish_home(DistvmState *s)
             distvm_chipset_send_state(s, n);
         }
     }
+    /* Before the guest runs: a card whose path is up again goes back */
+    distvm_devices_send_away(s);
     distvm_pic_output_resend(s);
     distvm_clock_update(s);
     /* What committed may wait for a COMMITTED of a node lost since */

@@ -60,9 +60,15 @@ typedef struct DistvmPlacedDevice {
     char *name;                 /* as device-nodes names it */
     const char *option;         /* the property that names it */
     uint32_t node;              /* atomic: set under the BQL */
+    uint32_t placed;            /* the node device-nodes names */
     /* Home, in a rollback: the node whose saved state it loads, or none */
     uint32_t taken_from;
     bool moved;                 /* atomic: a rollback brought it home */
+    /*
+     * Sent back to @placed (DEVICE_AWAY): the first checkpoint epoch
+     * whose state that node keeps of it, or 0
+     */
+    uint64_t away_epoch;
     DistvmDevPath *path;        /* a card's node's path (distvm-devpath.c) */
     PCIDevice *dev;             /* once the machine exists */
     Error *unplug_blocker;
@@ -719,6 +725,12 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home);
  * lines are driven as the devices it runs now say
  */
 void distvm_devices_rolled_back(DistvmState *s);
+/*
+ * Home, at the end of a rollback, the devices' state loaded: send each
+ * card a rollback brought home back to its node, once its network path
+ * is up again (DEVICE_AWAY, distvm-devpath.c)
+ */
+void distvm_devices_send_away(DistvmState *s);
 /* Home: tell joining node @node which devices a rollback brought home */
 void distvm_devices_send_state(DistvmState *s, uint32_t node);
 /* Whether home takes a device from the state that @node saved */
@@ -734,6 +746,8 @@ void distvm_devpath_setup(DistvmState *s, DistvmPlacedDevice *d);
  */
 bool distvm_devpath_changed(DistvmState *s, DistvmPlacedDevice *d,
                             uint32_t node, bool up);
+/* Home: whether @d, brought home, goes back to its node now */
+bool distvm_devpath_goes_back(DistvmState *s, DistvmPlacedDevice *d);
 
 /* distvm-placed-state.c */
 /* Whether device @d may run where it is placed, with replicas=1 */
@@ -744,6 +758,12 @@ bool distvm_placed_state_save(DistvmState *s, GByteArray *out, Error **errp);
 /* Home: load the devices taken from @node, from the @state it saved */
 bool distvm_placed_state_load(DistvmState *s, uint32_t node,
                               const GByteArray *state, Error **errp);
+/* Home: the state of @d, to send it back to its node */
+bool distvm_placed_state_save_one(DistvmPlacedDevice *d, GByteArray *out,
+                                  Error **errp);
+/* @d's node: load the @len bytes of @state that home sent */
+bool distvm_placed_state_load_one(DistvmPlacedDevice *d, const uint8_t *state,
+                                  uint32_t len, Error **errp);
 
 /* distvm-qmp.c */
 /*

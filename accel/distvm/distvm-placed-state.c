@@ -265,3 +265,85 @@ bool distvm_placed_state_load(DistvmState *s, uint32_t node,
     }
     return true;
 }
+
+/* ---- a device that goes back to its node (DEVICE_AWAY) ---- */
+
+/*
+ * The stream: for each device of its tree that has a VMState, that
+ * VMState's name and the VMState, then PLACED_STATE_END (a VMState's
+ * load looks at the byte after it, for subsections)
+ */
+static int one_save_file(QEMUFile *f, void *opaque)
+{
+    DistvmPlacedDevice *d = opaque;
+    PlacedWalk w = { .f = f, .name = d->name };
+    int ret = qdev_walk_children(DEVICE(d->dev), save_one, NULL, NULL, NULL,
+                                 &w);
+
+    qemu_put_be32(f, PLACED_STATE_END);
+    return ret ?: qemu_file_get_error(f);
+}
+
+bool distvm_placed_state_save_one(DistvmPlacedDevice *d, GByteArray *out,
+                                  Error **errp)
+{
+    int ret = distvm_state_save(out, 16 * KiB, one_save_file, d);
+
+    if (!ret && out->len > DISTVM_WIRE_MAX_PAYLOAD - 8) {
+        ret = -EFBIG;
+    }
+    if (ret) {
+        error_setg(errp, "distvm: cannot save the state of '%s' to send it "
+                   "back to node %" PRIu32 ", which keeps it on home: %s",
+                   d->name, d->placed, strerror(-ret));
+    }
+    return !ret;
+}
+
+typedef struct OneLoad {
+    DistvmPlacedDevice *d;
+    Error **errp;
+} OneLoad;
+
+static int one_load_file(QEMUFile *f, void *opaque)
+{
+    OneLoad *ol = opaque;
+    PlacedWalk w = { .f = f, .errp = ol->errp, .name = ol->d->name };
+    int ret = qdev_walk_children(DEVICE(ol->d->dev), load_one, NULL, NULL,
+                                 NULL, &w);
+
+    if (!ret && qemu_get_be32(f) != PLACED_STATE_END &&
+        !qemu_file_get_error(f)) {
+        error_setg(ol->errp, "it has more than the state of '%s'",
+                   ol->d->name);
+        return -EINVAL;
+    }
+    return ret ?: qemu_file_get_error(f);
+}
+
+bool distvm_placed_state_load_one(DistvmPlacedDevice *d, const uint8_t *state,
+                                  uint32_t len, Error **errp)
+{
+    Error *err = NULL;
+    OneLoad ol = { .d = d, .errp = &err };
+    int ret;
+
+    /* The level its copy here drove goes, as the state says */
+    if (d->dev->irq_state && pci_intx(d->dev) >= 0) {
+        pci_set_irq(d->dev, 0);
+    }
+    ret = distvm_state_load(state, len, one_load_file, &ol);
+    if (!err && ret < 0) {
+        error_setg(&err, "it does not load: %s", strerror(-ret));
+    }
+    if (!err) {
+        intx_reassert(d, &err);
+    }
+    if (err) {
+        error_propagate_prepend(errp, err, "distvm: the state of '%s' that "
+                                "home sent back: ", d->name);
+        return false;
+    }
+    trace_distvm_device_state_loaded(d->name, d->placed);
+    return true;
+}

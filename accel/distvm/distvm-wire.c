@@ -75,6 +75,7 @@ static const char *const msg_type_names[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_NET_CTRL] = "NET_CTRL",
     [DISTVM_MSG_NET_PAIR] = "NET_PAIR",
     [DISTVM_MSG_DEVICE_HOME] = "DEVICE_HOME",
+    [DISTVM_MSG_DEVICE_AWAY] = "DEVICE_AWAY",
     [DISTVM_MSG_VCPU_FLUSH] = "VCPU_FLUSH",
     [DISTVM_MSG_VCPU_FLUSHED] = "VCPU_FLUSHED",
 };
@@ -836,6 +837,31 @@ static uint32_t epoch_state_indexes(const DistvmWireLimits *lim,
     }
 }
 
+static bool decode_device_away(WireReader *r, const DistvmMsgHeader *hdr,
+                               const DistvmWireLimits *lim,
+                               DistvmMsgDeviceAway *a, Error **errp)
+{
+    if (!get_u32(r, &a->device, errp) || !get_u32(r, &a->node, errp)) {
+        return false;
+    }
+    /* Which devices there are, and their state, distvm-devices.c checks */
+    if (a->node >= lim->nodes || !hdr->seq) {
+        error_setg(errp, "DEVICE_AWAY message to node %" PRIu32 " of %"
+                   PRIu32 ", configuration generation %" PRIu64, a->node,
+                   lim->nodes, hdr->seq);
+        return false;
+    }
+    if (r->left == 0) {
+        error_setg(errp, "DEVICE_AWAY message without a state");
+        return false;
+    }
+    a->data = r->p;
+    a->len = r->left;
+    r->p += r->left;
+    r->left = 0;
+    return true;
+}
+
 static bool decode_epoch_state(WireReader *r, const DistvmWireLimits *lim,
                                DistvmMsgEpochState *st, Error **errp)
 {
@@ -1171,6 +1197,9 @@ bool distvm_wire_decode(const DistvmMsgHeader *hdr, const uint8_t *payload,
     case DISTVM_MSG_DEVICE_HOME:
         /* Which devices there are, distvm-devices.c checks */
         ok = get_u32(&r, &msg->u.device, errp);
+        break;
+    case DISTVM_MSG_DEVICE_AWAY:
+        ok = decode_device_away(&r, hdr, lim, &msg->u.away, errp);
         break;
     case DISTVM_MSG_PIC_OUTPUT:
         ok = get_u32(&r, &msg->u.level, errp);
@@ -1518,6 +1547,17 @@ void distvm_wire_device_home(GByteArray *buf, uint32_t src, uint32_t device)
 {
     distvm_wire_begin(buf, DISTVM_MSG_DEVICE_HOME, src, 0);
     distvm_wire_put_u32(buf, device);
+    distvm_wire_end(buf);
+}
+
+void distvm_wire_device_away(GByteArray *buf, uint32_t src, uint64_t gen,
+                             uint32_t device, uint32_t node,
+                             const uint8_t *data, uint32_t len)
+{
+    distvm_wire_begin(buf, DISTVM_MSG_DEVICE_AWAY, src, gen);
+    distvm_wire_put_u32(buf, device);
+    distvm_wire_put_u32(buf, node);
+    distvm_wire_put_bytes(buf, data, len);
     distvm_wire_end(buf);
 }
 
@@ -1904,6 +1944,7 @@ static const DistvmRole msg_roles[DISTVM_MSG__MAX] = {
     [DISTVM_MSG_VCPU_FLUSHED] = DISTVM_ROLE_ANY,
     [DISTVM_MSG_NET_PAIR] = DISTVM_ROLE_ANY,    /* by step, below */
     [DISTVM_MSG_DEVICE_HOME] = DISTVM_ROLE_FROM_HOME,
+    [DISTVM_MSG_DEVICE_AWAY] = DISTVM_ROLE_FROM_HOME,
 };
 
 /*

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     30
+#define DISTVM_WIRE_VERSION     31
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -100,6 +100,7 @@ typedef enum DistvmMsgType {
     DISTVM_MSG_VCPU_FLUSHED,    /* -> the asker: done with them here */
     DISTVM_MSG_NET_PAIR,        /* a card's queue pair moves to a node */
     DISTVM_MSG_DEVICE_HOME,     /* home -> a joining node: a device came */
+    DISTVM_MSG_DEVICE_AWAY,     /* home -> all: a device goes to its node */
     DISTVM_MSG__MAX
 } DistvmMsgType;
 
@@ -676,6 +677,19 @@ typedef struct DistvmMsgNodeJoin {
     uint32_t speed;             /* its speed property */
 } DistvmMsgNodeJoin;
 
+/*
+ * DEVICE_AWAY: device @device of device-nodes, which a rollback brought
+ * home, runs on its node @node again, from the state of @len bytes at
+ * @data (which the other nodes ignore).  Its seq is a configuration
+ * generation, as a PCI_CONFIG's.
+ */
+typedef struct DistvmMsgDeviceAway {
+    uint32_t device;
+    uint32_t node;
+    const uint8_t *data;        /* points into the payload */
+    uint32_t len;
+} DistvmMsgDeviceAway;
+
 typedef struct DistvmMsg {
     DistvmMsgHeader hdr;
     union {
@@ -697,6 +711,7 @@ typedef struct DistvmMsg {
         uint32_t level;         /* PIC_OUTPUT: 0 or 1 */
         uint32_t policy;        /* POLICY: below DISTVM_POLICY_COUNT */
         uint32_t device;        /* DEVICE_HOME: its index in device-nodes */
+        DistvmMsgDeviceAway away;           /* DEVICE_AWAY */
         DistvmMsgClockRegs clock;   /* CLOCK_REGS */
         DistvmMsgWarmPages warm;    /* VCPU_WARM_PAGES */
         DistvmMsgPageReqs reqs;     /* PAGE_REQS */
@@ -801,6 +816,10 @@ void distvm_wire_run_state(GByteArray *buf, uint32_t src,
 void distvm_wire_pic_output(GByteArray *buf, uint32_t src, uint32_t level);
 /* DEVICE_HOME: device @device of device-nodes runs on home */
 void distvm_wire_device_home(GByteArray *buf, uint32_t src, uint32_t device);
+/* DEVICE_AWAY: see DistvmMsgDeviceAway; @gen its configuration generation */
+void distvm_wire_device_away(GByteArray *buf, uint32_t src, uint64_t gen,
+                             uint32_t device, uint32_t node,
+                             const uint8_t *data, uint32_t len);
 void distvm_wire_flow(GByteArray *buf, uint32_t src, uint64_t done);
 /* Whether FLOW counts messages of @type */
 bool distvm_wire_flow_counted(uint32_t type);

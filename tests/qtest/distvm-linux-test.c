@@ -274,7 +274,9 @@ typedef struct LinuxCase {
     /*
      * The same card, but node 2's tap of it goes down as the fetches
      * begin, node 2 killed by nobody: home rolls the guest back, which
-     * brings the card home (DISTVM_NETWORK_PATH), and both fetches
+     * brings the card home (DISTVM_NETWORK_PATH); the tap comes up again,
+     * and home rolls back again, which sends the card back to node 2,
+     * which then serves the guest's accesses to it again; both fetches
      * finish, exact (issue 16)
      */
     bool card_path_down;
@@ -1049,10 +1051,11 @@ static int64_t device_accesses(DistvmNode *n, const char *id)
 
 /*
  * kill_card: node CARD_NODE, which ran the card, was taken over (@lost);
- * or card_path_down, its tap went down: every node left says home runs
- * it now, and the card keeps working there
+ * or card_path_down, its tap went down: every node left says node @where
+ * runs it now, home (0) or, once the tap is up again, CARD_NODE
  */
-static void check_card_home(DistvmNode **node, int nodes, bool lost)
+static void check_card_node(DistvmNode **node, int nodes, bool lost,
+                            int where)
 {
     for (int n = 0; n < nodes; n++) {
         QDict *d;
@@ -1062,7 +1065,7 @@ static void check_card_home(DistvmNode **node, int nodes, bool lost)
         }
         for (int tries = 0;; tries++) {
             d = distvm_placed_device(node[n]->qts, "vcard");
-            if (qdict_get_int(d, "node") == 0) {
+            if (qdict_get_int(d, "node") == where) {
                 break;
             }
             qobject_unref(d);
@@ -1396,10 +1399,11 @@ static void test_linux(const void *opaque)
     if (lc->kill_card) {
         wait_card_fetches(node);
         victim = kill_node(node, lc->nodes, CARD_NODE, 1, false);
-        check_card_home(node, lc->nodes, true);
+        check_card_node(node, lc->nodes, true, 0);
     }
     if (lc->card_path_down) {
         uint64_t rollbacks = distvm_rollbacks(node[0]->qts);
+        int64_t served;
         QDict *data;
 
         wait_card_fetches(node);
@@ -1411,8 +1415,26 @@ static void test_linux(const void *opaque)
         g_assert_cmpint(qdict_get_int(data, "node"), ==, CARD_NODE);
         g_assert_false(qdict_get_bool(data, "up"));
         qobject_unref(ev);
-        check_card_home(node, lc->nodes, false);
+        check_card_node(node, lc->nodes, false, 0);
         g_assert_cmpuint(distvm_rollbacks(node[0]->qts), >, rollbacks);
+        /* Up again: the card goes back to node 2, which serves it again */
+        rollbacks = distvm_rollbacks(node[0]->qts);
+        distvm_sh("ip link set " CARD_TAP "%d up", CARD_NODE);
+        ev = distvm_wait_event(node[0]->qts, "DISTVM_NETWORK_PATH",
+                               DISTVM_EVENT_TIMEOUT_S);
+        data = qdict_get_qdict(ev, "data");
+        g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vcard");
+        g_assert_cmpint(qdict_get_int(data, "node"), ==, CARD_NODE);
+        g_assert_true(qdict_get_bool(data, "up"));
+        qobject_unref(ev);
+        check_card_node(node, lc->nodes, false, CARD_NODE);
+        g_assert_cmpuint(distvm_rollbacks(node[0]->qts), >, rollbacks);
+        served = device_accesses(node[CARD_NODE], "vcard");
+        for (int i = 0; device_accesses(node[CARD_NODE], "vcard") <
+                        served + 50; i++) {
+            g_assert_cmpint(i, <, 6000);
+            g_usleep(20 * 1000);
+        }
     }
     /* While the workload runs: move vCPUs around, asked of any node. */
     if (!distvm_wait_console(node[home], "distvm-linux: workload start",
@@ -1497,8 +1519,11 @@ static void test_linux(const void *opaque)
     }
     if (lc->accel_opts && strstr(lc->accel_opts, "replicas=1") &&
         victim < 0) {
-        /* card_path_down: the one that brought the card home */
-        check_checkpoints(node, lc->nodes, lc->card_path_down);
+        /*
+         * card_path_down: the one that brought the card home, and the one
+         * that sent it back
+         */
+        check_checkpoints(node, lc->nodes, lc->card_path_down ? 2 : 0);
     }
     console = distvm_read_console(node[home]);
     g_assert_null(strstr(console, "distvm-linux: workload done"));

@@ -649,6 +649,15 @@ static void check_valid(const DistvmMsg *m, const uint8_t *payload,
         CHECK(m->hdr.length == DEVICE_HOME_FIXED);
         CHECK(m->u.device == (uint32_t)ldl_le_p(payload));
         break;
+    case DISTVM_MSG_DEVICE_AWAY:
+        /* a device's index, a node of the cluster, a generation, a state */
+        CHECK(m->hdr.length == DEVICE_AWAY_FIXED + m->u.away.len);
+        CHECK(m->u.away.device == (uint32_t)ldl_le_p(payload));
+        CHECK(m->u.away.node == (uint32_t)ldl_le_p(payload + 4));
+        CHECK(m->u.away.node < DISTVM_WIRE_MAX_NODES);
+        CHECK(m->hdr.seq != 0);
+        CHECK(m->u.away.data == payload + DEVICE_AWAY_FIXED);
+        break;
     case DISTVM_MSG_PIC_OUTPUT:
         /* low or high */
         CHECK(m->hdr.length == PIC_FIXED);
@@ -924,6 +933,11 @@ static bool msg_body_equal(const DistvmMsg *a, const DistvmMsg *b)
         return a->u.level == b->u.level;
     case DISTVM_MSG_DEVICE_HOME:
         return a->u.device == b->u.device;
+    case DISTVM_MSG_DEVICE_AWAY:
+        return a->u.away.device == b->u.away.device &&
+               a->u.away.node == b->u.away.node &&
+               a->u.away.len == b->u.away.len &&
+               !memcmp(a->u.away.data, b->u.away.data, a->u.away.len);
     case DISTVM_MSG_PCI_INTX:
         return a->u.intx.irq == b->u.intx.irq &&
                a->u.intx.level == b->u.intx.level;
@@ -1164,6 +1178,11 @@ static void reencode(const DistvmMsg *m, GByteArray *buf, bool *fixed_seq,
     case DISTVM_MSG_DEVICE_HOME:
         distvm_wire_device_home(buf, m->hdr.src, m->u.device);
         *fixed_seq = true;
+        break;
+    case DISTVM_MSG_DEVICE_AWAY:
+        distvm_wire_device_away(buf, m->hdr.src, m->hdr.seq, m->u.away.device,
+                                m->u.away.node, m->u.away.data,
+                                m->u.away.len);
         break;
     case DISTVM_MSG_FLOW:
         distvm_wire_flow(buf, m->hdr.src, m->u.value);
@@ -1661,6 +1680,8 @@ int main(int argc, char **argv)
     /* home's 8259 raises its output: an interrupt for the BSP's LINT0 */
     SEED("pic-output", distvm_wire_pic_output(b, 0, 1));
     SEED("device-home", distvm_wire_device_home(b, 0, 3));
+    SEED("device-away", distvm_wire_device_away(b, 0, 9, 3, 2,
+                                                (const uint8_t *)"QEVM", 4));
     /* vCPU 0 on node 1 acknowledges it, as INTA cycles would */
     SEED("io-req-pic-ack", distvm_wire_io(b, DISTVM_MSG_IO_REQ, 1,
                                           &(DistvmMsgIo) {

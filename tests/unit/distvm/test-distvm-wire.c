@@ -772,6 +772,7 @@ static GPtrArray *valid_messages(void)
     /* a rollback brought devices 0 and 7 of device-nodes home */
     distvm_wire_device_home(NEXT(), 0, 0);
     distvm_wire_device_home(NEXT(), 1, 7);
+    distvm_wire_device_away(NEXT(), 0, 5, 2, 1, (const uint8_t *)"VM", 2);
     distvm_wire_io(NEXT(), DISTVM_MSG_IO_REQ, 2, &(DistvmMsgIo) {
         .cpu = 5, .space = DISTVM_IO_PIC_ACK, .size = 1,
     });
@@ -861,10 +862,11 @@ static void test_type_names(void)
         [DISTVM_MSG_VCPU_FLUSHED] = "VCPU_FLUSHED",
         [DISTVM_MSG_NET_PAIR] = "NET_PAIR",
         [DISTVM_MSG_DEVICE_HOME] = "DEVICE_HOME",
+        [DISTVM_MSG_DEVICE_AWAY] = "DEVICE_AWAY",
     };
 
     /* the table above names every type, and no more */
-    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_DEVICE_HOME + 1);
+    g_assert_cmpuint(DISTVM_MSG__MAX, ==, DISTVM_MSG_DEVICE_AWAY + 1);
     for (uint32_t t = 1; t < DISTVM_MSG__MAX; t++) {
         g_assert_nonnull(names[t]);
         g_assert_cmpstr(distvm_msg_type_name(t), ==, names[t]);
@@ -974,6 +976,7 @@ static void test_roles(void)
         [DISTVM_MSG_RUN_STATE] = FROM_HOME,
         [DISTVM_MSG_PIC_OUTPUT] = FROM_HOME,
         [DISTVM_MSG_DEVICE_HOME] = FROM_HOME,
+        [DISTVM_MSG_DEVICE_AWAY] = FROM_HOME,
         [DISTVM_MSG_CLOCK_REGS] = FROM_HOME,
         [DISTVM_MSG_POLICY] = HOME_LINK,
         [DISTVM_MSG_MEM_PLUG] = FROM_HOME,
@@ -2068,14 +2071,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        30, 0,                              /* version */
+        31, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 30);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 31);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -3186,6 +3189,50 @@ static void test_device_home(void)
 }
 
 /*
+ * DEVICE_AWAY (wire version 31): a device's index in device-nodes, any,
+ * and a node below the limit, then its state, at least a byte; a
+ * configuration generation in its seq
+ */
+static void test_device_away(void)
+{
+    static const uint8_t state[] = { 'V', 'M', 0, 1, 0xff };
+    GByteArray *b = g_byte_array_new();
+    Decoded d;
+
+    for (uint32_t len = 1; len <= sizeof(state); len += sizeof(state) - 1) {
+        for (uint32_t node = 0; node < limits.nodes; node++) {
+            distvm_wire_device_away(b, 0, 7 + node, 3, node, state, len);
+            g_assert_cmpuint(b->len, ==, HDR + DEVICE_AWAY_FIXED + len);
+            g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, 3);
+            g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR + 4), ==, node);
+            decode_ok(b, &limits, &d);
+            check_hdr(&d.msg.hdr, DISTVM_MSG_DEVICE_AWAY,
+                      DEVICE_AWAY_FIXED + len, 0, 7 + node);
+            g_assert_cmpuint(d.msg.u.away.device, ==, 3);
+            g_assert_cmpuint(d.msg.u.away.node, ==, node);
+            g_assert_cmpuint(d.msg.u.away.len, ==, len);
+            g_assert(!memcmp(d.msg.u.away.data, state, len));
+            decoded_free(&d);
+        }
+    }
+    /* a node beyond the cluster, no generation, no state, a field short */
+    distvm_wire_device_away(b, 0, 1, 0, limits.nodes, state, 1);
+    expect_decode_error(b, &limits, "DEVICE_AWAY message to node 4 of 4, "
+                        "configuration generation 1");
+    distvm_wire_device_away(b, 0, 0, 0, 1, state, sizeof(state));
+    expect_decode_error(b, &limits, "DEVICE_AWAY message to node 1 of 4, "
+                        "configuration generation 0");
+    distvm_wire_device_away(b, 0, 1, 0, 1, state, 0);
+    expect_decode_error(b, &limits, "DEVICE_AWAY message without a state");
+    distvm_wire_begin(b, DISTVM_MSG_DEVICE_AWAY, 0, 1);
+    distvm_wire_put_u32(b, 0);
+    g_byte_array_append(b, (const uint8_t *)"\1\0\0", 3);
+    distvm_wire_end(b);
+    expect_decode_error(b, &limits, "DEVICE_AWAY message is truncated");
+    g_byte_array_unref(b);
+}
+
+/*
  * A FLOW of @done from @src: its layout (the one built by hand, bit for
  * bit), and its decoding
  */
@@ -3708,11 +3755,12 @@ static void test_bad_version(void)
      * queue pairs that move between nodes (NET_PAIR), 28 the one before
      * the nodes told home of their network paths (DISTVM_NET_PAIR_PATH_*),
      * 29 the one before epochs kept the state of the devices placed away
-     * from home (DISTVM_EPOCH_STATE_PLACED and PLACED_COPY, DEVICE_HOME)
+     * from home (DISTVM_EPOCH_STATE_PLACED and PLACED_COPY, DEVICE_HOME),
+     * 30 the one before a device went back to its node (DEVICE_AWAY)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 31, 0x100,
+        19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 32, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3720,7 +3768,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 30", versions[i]);
+            "protocol version %u, this node speaks 31", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -3730,7 +3778,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 30");
+        expect_header_error(b, "protocol version 2, this node speaks 31");
     }
     g_byte_array_unref(b);
 }
@@ -3813,6 +3861,8 @@ static uint32_t state_fixed(const GByteArray *m)
     switch (lduw_le_p(m->data + OFF_TYPE)) {
     case DISTVM_MSG_VCPU_STATE:
         return VCPU_FIXED;
+    case DISTVM_MSG_DEVICE_AWAY:
+        return DEVICE_AWAY_FIXED;
     case DISTVM_MSG_EPOCH_STATE:
         return EPOCH_STATE_FIXED;
     default:
@@ -3826,6 +3876,10 @@ static const uint8_t *state_bytes(const DistvmMsg *msg, uint32_t *len)
     if (msg->hdr.type == DISTVM_MSG_EPOCH_STATE) {
         *len = msg->u.epoch_state.len;
         return msg->u.epoch_state.data;
+    }
+    if (msg->hdr.type == DISTVM_MSG_DEVICE_AWAY) {
+        *len = msg->u.away.len;
+        return msg->u.away.data;
     }
     g_assert_cmpuint(msg->hdr.type, ==, DISTVM_MSG_VCPU_STATE);
     *len = msg->u.vcpu.len;
@@ -3843,6 +3897,9 @@ static char *state_error(const GByteArray *m, uint32_t len)
 
     if (lduw_le_p(m->data + OFF_TYPE) == DISTVM_MSG_VCPU_STATE) {
         return g_strdup("VCPU_STATE message without a state");
+    }
+    if (lduw_le_p(m->data + OFF_TYPE) == DISTVM_MSG_DEVICE_AWAY) {
+        return g_strdup("DEVICE_AWAY message without a state");
     }
     return epoch_state_error(ldq_le_p(p), ldl_le_p(p + 8), ldl_le_p(p + 12),
                              offset, (uint64_t)offset + len,
@@ -12241,6 +12298,7 @@ int main(int argc, char **argv)
     g_test_add_func("/distvm/wire/roundtrip/epoch-state-placed",
                     test_epoch_state_placed);
     g_test_add_func("/distvm/wire/roundtrip/device-home", test_device_home);
+    g_test_add_func("/distvm/wire/roundtrip/device-away", test_device_away);
     g_test_add_func("/distvm/wire/decode/epoch-bad", test_epoch_bad);
     g_test_add_data_func("/distvm/wire/decode/epoch-rollback-bad",
                          &rollback_bad, test_epoch_steps_bad);

@@ -18,6 +18,7 @@
 #define RUN_FIXED 48            /* action, reserved, five clocks */
 #define PIC_FIXED 4             /* level */
 #define DEVICE_HOME_FIXED 4     /* device */
+#define DEVICE_AWAY_FIXED 8     /* device, node; + state */
 #define FLOW_FIXED 8            /* done */
 #define CLOCK_FIXED 32          /* flags, PM port, HPET base, counter, offset */
 #define MEM_PLUG_FIXED 24       /* slot, size, three lengths; + strings */
