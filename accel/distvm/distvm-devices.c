@@ -128,6 +128,8 @@ static bool placed_parse_one(DistvmState *s, const char *item,
     d->name = g_strndup(item, at - item);
     d->node = node;
     d->placed = node;
+    d->saved_node = node;
+    d->ckpt_node = node;
     d->option = "device-nodes";
     d->taken_from = UINT32_MAX;
     return true;
@@ -171,6 +173,8 @@ DistvmPlacedDevice *distvm_devices_card(DistvmState *s, const char *name)
         .name = g_strdup(name),
         .node = DISTVM_HOME_NODE,
         .placed = DISTVM_HOME_NODE,
+        .saved_node = DISTVM_HOME_NODE,
+        .ckpt_node = DISTVM_HOME_NODE,
         .option = "queue-nodes",
         .taken_from = UINT32_MAX,
     };
@@ -579,19 +583,19 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
             }
             continue;
         }
-        if (d->node == home && home == saved_home) {
-            continue;
+        if (!distvm_node_present(s, d->placed)) {
+            qatomic_set(&d->stays_home, true);      /* its node was lost */
         }
         /*
-         * Its state of the epoch: home's own, or its node's; home's if it
-         * went back to its node after that epoch (DEVICE_AWAY)
+         * Its state of the epoch: home's own, if the home that saved it
+         * ran it then, or that of the node that did (it may have come
+         * home, or gone back, since)
          */
-        if (d->node != saved_home && distvm_is_home(s) &&
-            distvm_epoch_committed(s) >= d->away_epoch) {
-            d->taken_from = d->node;
+        if (distvm_is_home(s) && qatomic_read(&d->ckpt_node) != saved_home) {
+            d->taken_from = qatomic_read(&d->ckpt_node);
         }
         if (d->node == home) {
-            continue;           /* home's standby ran it, and runs it on */
+            continue;           /* home, or its standby in its place, runs it */
         }
         left |= BIT(d->node);
         device_goes_home(s, d);
@@ -626,6 +630,31 @@ void distvm_devices_rolled_back(DistvmState *s)
     }
 }
 
+void distvm_devices_saved(DistvmState *s)
+{
+    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+        qatomic_set(&s->devices->placed[i].saved_node,
+                    s->devices->placed[i].node);
+    }
+}
+
+void distvm_devices_committed(DistvmState *s)
+{
+    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+        qatomic_set(&s->devices->placed[i].ckpt_node,
+                    qatomic_read(&s->devices->placed[i].saved_node));
+    }
+}
+
+void distvm_devices_node_left(DistvmState *s, uint32_t node)
+{
+    for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
+        if (s->devices->placed[i].placed == node) {
+            qatomic_set(&s->devices->placed[i].stays_home, true);
+        }
+    }
+}
+
 void distvm_devices_send_state(DistvmState *s, uint32_t node)
 {
     g_autoptr(GByteArray) m = g_byte_array_new();
@@ -640,6 +669,24 @@ void distvm_devices_send_state(DistvmState *s, uint32_t node)
 
 /* ---- and sends them back to their node ---- */
 
+/*
+ * Home: its copy of @d stops (reset: it takes in no packet), as its node
+ * runs it.  Home's chipset answers the guest's reads of the device's
+ * configuration space from that copy: it stays as the guest wrote it.
+ */
+static void device_stops_here(DistvmPlacedDevice *d)
+{
+    PCIDevice *dev = d->dev;
+    g_autofree uint8_t *config = g_memdup2(dev->config,
+                                           pci_config_size(dev));
+
+    device_cold_reset(DEVICE(dev));
+    memcpy(dev->config, config, pci_config_size(dev));
+    if (dev->irq_state && pci_intx(dev) >= 0) {
+        pci_set_irq(dev, 0);
+    }
+}
+
 /* Under the BQL: @d runs on the node device-nodes names again */
 static void device_goes_away(DistvmState *s, DistvmPlacedDevice *d)
 {
@@ -647,8 +694,6 @@ static void device_goes_away(DistvmState *s, DistvmPlacedDevice *d)
     qatomic_set(&d->node, d->placed);
     qatomic_set(&d->moved, false);
     d->taken_from = UINT32_MAX;
-    /* Its node keeps its state from the next epoch on */
-    d->away_epoch = distvm_epoch_committed(s) + 1;
     placed_block_unplug(d);
     s->devices->run_here = devices_run_here(s);
     map_update(s);
@@ -672,18 +717,16 @@ void distvm_devices_send_away(DistvmState *s)
             warn_report_err(err);
             continue;
         }
-        /* Its copy here stops: reset, it takes in no packet */
-        device_cold_reset(DEVICE(d->dev));
-        if (d->dev->irq_state && pci_intx(d->dev) >= 0) {
-            pci_set_irq(d->dev, 0);
-        }
+        device_stops_here(d);
         /* Numbered as a configuration write: accesses sent after it wait */
         qatomic_set(&s->config_gen, s->config_gen + 1);
         m = g_byte_array_new();
         distvm_wire_device_away(m, s->node_id, s->config_gen, i, d->placed,
                                 state->data, state->len);
+        /* A node joining may have been told it came home (DEVICE_HOME) */
         for (uint32_t n = 0; n < s->nodes; n++) {
-            if (n != s->node_id && distvm_node_present(s, n)) {
+            if (n != s->node_id &&
+                (distvm_node_present(s, n) || n == s->joining)) {
                 distvm_send(s, n, m);
             }
         }
@@ -696,26 +739,28 @@ static void device_away_received(DistvmState *s, const DistvmMsg *msg)
 {
     const DistvmMsgDeviceAway *a = &msg->u.away;
     DistvmDevices *dv = s->devices;
-    DistvmPlacedDevice *d;
+    DistvmPlacedDevice *d = dv && a->device < dv->count ?
+                            &dv->placed[a->device] : NULL;
     Error *err = NULL;
 
-    if (!dv || a->device >= dv->count || dv->placed[a->device].queues ||
-        dv->placed[a->device].placed != a->node ||
-        !dv->placed[a->device].moved) {
+    if (!d || d->queues || d->placed != a->node) {
         distvm_msg_refused(s, msg->hdr.src, "DEVICE_AWAY of device %" PRIu32
                            " to node %" PRIu32 ", which is no device that "
-                           "device-nodes places there and a rollback "
-                           "brought home", a->device, a->node);
-        return;
+                           "device-nodes places there", a->device, a->node);
+    } else if (qatomic_read(&d->moved)) {
+        if (a->node == s->node_id &&
+            !distvm_placed_state_load_one(d, a->data, a->len, &err)) {
+            distvm_fatal_node_lost(s, s->node_id, error_get_pretty(err));
+            error_free(err);
+            return;
+        }
+        device_goes_away(s, d);
     }
-    d = &dv->placed[a->device];
-    if (a->node == s->node_id &&
-        !distvm_placed_state_load_one(d, a->data, a->len, &err)) {
-        distvm_fatal_node_lost(s, s->node_id, error_get_pretty(err));
-        error_free(err);
-        return;
-    }
-    device_goes_away(s, d);
+    /*
+     * (else it runs there already: this node joins, and learnt where the
+     * devices are after home sent it back.)  Numbered as a configuration
+     * write: the accesses that wait for it go on.
+     */
     qatomic_set(&s->config_gen, msg->hdr.seq);
     distvm_devices_config_applied(s);
 }

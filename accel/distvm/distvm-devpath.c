@@ -36,7 +36,9 @@ struct DistvmDevPath {
     DistvmPlacedDevice *d;
     DistvmNetPath *watch;       /* on the card's node */
     bool told_up;               /* what home last heard */
+    uint32_t told_home;         /* the card's node: the home it told */
     QEMUTimer *retry;           /* home: a rollback to ask again */
+    bool warned;                /* home: that it cannot roll back now */
 };
 
 typedef struct NicFind {
@@ -74,11 +76,13 @@ static void devpath_tell(DistvmState *s, DistvmDevPath *p)
     g_autoptr(GByteArray) m = g_byte_array_new();
     bool up = distvm_netpath_up(p->watch);
 
-    if (up == p->told_up || p->d->placed != s->node_id ||
+    if ((up == p->told_up && p->told_home == distvm_home(s)) ||
+        p->d->placed != s->node_id ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return;
     }
     p->told_up = up;
+    p->told_home = distvm_home(s);
     path = object_get_canonical_path(OBJECT(p->d->dev));
     distvm_wire_net_pair(m, s->node_id, path, up ? DISTVM_NET_PAIR_PATH_UP :
                          DISTVM_NET_PAIR_PATH_DOWN, 0, s->node_id, 0, 0);
@@ -88,6 +92,17 @@ static void devpath_tell(DistvmState *s, DistvmDevPath *p)
 static void devpath_changed(void *opaque)
 {
     devpath_tell(distvm_state(), opaque);
+}
+
+void distvm_devpath_rolled_back(DistvmState *s)
+{
+    for (uint32_t i = 0; i < distvm_devices_count(s); i++) {
+        DistvmPlacedDevice *d = distvm_devices_get(s, i);
+
+        if (d->path && d->path->watch) {
+            devpath_tell(s, d->path);   /* a new home has heard nothing */
+        }
+    }
 }
 
 void distvm_devpath_setup(DistvmState *s, DistvmPlacedDevice *d)
@@ -108,6 +123,7 @@ void distvm_devpath_setup(DistvmState *s, DistvmPlacedDevice *d)
     d->path = g_new0(DistvmDevPath, 1);
     d->path->d = d;
     d->path->told_up = true;
+    d->path->told_home = distvm_home(s);
     d->path->watch = distvm_netpath_watch_tap(peer, s->path_up_delay_ms,
                                               devpath_changed, d->path, &err);
     if (err) {
@@ -120,7 +136,9 @@ void distvm_devpath_setup(DistvmState *s, DistvmPlacedDevice *d)
 bool distvm_devpath_goes_back(DistvmState *s, DistvmPlacedDevice *d)
 {
     return d->path && d->path->told_up && d->node == distvm_home(s) &&
-           d->placed != distvm_home(s) && distvm_node_present(s, d->placed);
+           d->placed != distvm_home(s) && distvm_node_present(s, d->placed) &&
+           !qatomic_read(&d->stays_home) &&
+           qatomic_read(&s->draining) != d->placed;
 }
 
 /*
@@ -135,14 +153,22 @@ static void devpath_roll_back(void *opaque)
 
     if (p->told_up ? !distvm_devpath_goes_back(s, p->d) :
         p->d->node == distvm_home(s)) {
-        return;
+        p->warned = false;
+        return;                 /* where it belongs */
+    }
+    /* Until it is: a rollback asked for may not begin after all */
+    timer_mod(p->retry, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1000);
+    if (distvm_epoch_rollback_pending(s)) {
+        return;                 /* which moves it, at its start or its end */
     }
     if (!distvm_epoch_rollback(s, false, 0, &err)) {
-        warn_report("%s; '%s' %s once the guest can be rolled back",
-                    error_get_pretty(err), p->d->name,
-                    p->told_up ? "goes back to its node" : "comes home");
+        if (!p->warned) {
+            warn_report("%s; '%s' %s once the guest can be rolled back",
+                        error_get_pretty(err), p->d->name,
+                        p->told_up ? "goes back to its node" : "comes home");
+        }
+        p->warned = true;
         error_free(err);
-        timer_mod(p->retry, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1000);
     }
 }
 
@@ -158,9 +184,10 @@ bool distvm_devpath_changed(DistvmState *s, DistvmPlacedDevice *d,
         return true;            /* no card of that node's */
     }
     if (!p) {
+        /* Home since the path changed (its standby): news either way */
         p = d->path = g_new0(DistvmDevPath, 1);
         p->d = d;
-        p->told_up = true;
+        p->told_up = !up;
     }
     if (!p->retry) {
         p->retry = timer_new_ms(QEMU_CLOCK_REALTIME, devpath_roll_back, p);

@@ -386,6 +386,7 @@ static bool node_left_received(DistvmState *s, const DistvmMsg *msg)
     qemu_mutex_lock(&s->lock);
     qatomic_set(&s->left, s->left | BIT(node));
     qatomic_set(&s->present, s->present & ~BIT(node));
+    distvm_devices_node_left(s, node);
     qatomic_set(&s->draining, UINT32_MAX);
     distvm_handoff_end(s);
     if (node == s->node_id) {

@@ -473,6 +473,7 @@ static void stores_roll_back(DistvmState *s, uint64_t epoch)
     if (epoch > e->committed) {
         trace_distvm_epoch_commit_late(epoch);
         stores_end_epoch(s, epoch, true);
+        distvm_devices_committed(s);
     }
     for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
         EpochStore *st = e->stores[node];
@@ -685,6 +686,7 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
     }
     distvm_output_seal(epoch);
     distvm_netqueues_saved(s);
+    distvm_devices_saved(s);
     /*
      * What it sends, this node keeps too: a node lost takes its replica's
      * copies with it, and so the only committed copy of its predecessor's
@@ -849,6 +851,7 @@ static void epoch_commit(DistvmState *s)
     qemu_mutex_unlock(&e->lock);
     committed_cluster(s);
     distvm_netqueues_committed(s);
+    distvm_devices_committed(s);
     trace_distvm_epoch_commit(e->epoch, pause_us, e->bytes);
     if (!standby_may_take_over(s, qatomic_read(&s->present))) {
         distvm_output_release(e->epoch);
@@ -1574,6 +1577,7 @@ static void rollback_apply(DistvmState *s)
     }
     distvm_output_rollback(rb->epoch);
     distvm_netqueues_rolled_back(s);
+    distvm_devpath_rolled_back(s);
     rollback_took_over(s, rb);
     trace_distvm_epoch_rollback_done(rb->epoch, rb->pages->len, vcpus);
     rollback_free(rb);
@@ -1946,6 +1950,13 @@ static void rollback_begin(DistvmState *s)
     if (e->phase == EPOCH_STOPPING && !e->waiting) {
         rollback_all(s);
     }
+}
+
+bool distvm_epoch_rollback_pending(DistvmState *s)
+{
+    DistvmEpoch *e = s->epoch;
+
+    return e && (e->rolling || !g_queue_is_empty(&e->rollbacks_asked));
 }
 
 bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
@@ -2453,6 +2464,7 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_EPOCH_COMMIT:
         committed_cluster(s);
         distvm_netqueues_committed(s);
+        distvm_devices_committed(s);
         distvm_output_release(m->epoch);
         break;
     case DISTVM_EPOCH_ABORT:

@@ -65,10 +65,14 @@ typedef struct DistvmPlacedDevice {
     uint32_t taken_from;
     bool moved;                 /* atomic: a rollback brought it home */
     /*
-     * Sent back to @placed (DEVICE_AWAY): the first checkpoint epoch
-     * whose state that node keeps of it, or 0
+     * Atomic: the node that ran it when this node saved its data for the
+     * last checkpoint epoch, and for the last one committed: the node
+     * whose state of that epoch holds it
      */
-    uint64_t away_epoch;
+    uint32_t saved_node;
+    uint32_t ckpt_node;
+    /* Atomic: @placed was lost or left; it never goes back there */
+    bool stays_home;
     DistvmDevPath *path;        /* a card's node's path (distvm-devpath.c) */
     PCIDevice *dev;             /* once the machine exists */
     Error *unplug_blocker;
@@ -464,6 +468,8 @@ bool distvm_epoch_rollback(DistvmState *s, bool has_lost, uint32_t lost,
                            Error **errp);
 /* The last epoch committed, or 0; from any thread */
 uint64_t distvm_epoch_committed(DistvmState *s);
+/* Home: whether a rollback was asked for and has not ended */
+bool distvm_epoch_rollback_pending(DistvmState *s);
 uint32_t distvm_replica_of(DistvmState *s, uint32_t node);
 /* Send EPOCH @step about @node, of @epoch, to @to */
 void distvm_epoch_send(DistvmState *s, uint32_t to, DistvmEpochStep step,
@@ -733,6 +739,12 @@ void distvm_devices_rolled_back(DistvmState *s);
 void distvm_devices_send_away(DistvmState *s);
 /* Home: tell joining node @node which devices a rollback brought home */
 void distvm_devices_send_state(DistvmState *s, uint32_t node);
+/* This node saved its data for a checkpoint epoch, the guest paused */
+void distvm_devices_saved(DistvmState *s);
+/* The epoch whose data this node saved last committed; in any thread */
+void distvm_devices_committed(DistvmState *s);
+/* In any thread: @node left the cluster (drained) */
+void distvm_devices_node_left(DistvmState *s, uint32_t node);
 /* Whether home takes a device from the state that @node saved */
 bool distvm_devices_taken_from(DistvmState *s, uint32_t node);
 DistvmDeviceInfoList *distvm_devices_query(DistvmState *s);
@@ -748,6 +760,11 @@ bool distvm_devpath_changed(DistvmState *s, DistvmPlacedDevice *d,
                             uint32_t node, bool up);
 /* Home: whether @d, brought home, goes back to its node now */
 bool distvm_devpath_goes_back(DistvmState *s, DistvmPlacedDevice *d);
+/*
+ * After a rollback, on a node other than home: tell home again whether
+ * the paths of the cards placed here are up, if home changed since
+ */
+void distvm_devpath_rolled_back(DistvmState *s);
 
 /* distvm-placed-state.c */
 /* Whether device @d may run where it is placed, with replicas=1 */

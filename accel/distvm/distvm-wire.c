@@ -845,10 +845,10 @@ static bool decode_device_away(WireReader *r, const DistvmMsgHeader *hdr,
         return false;
     }
     /* Which devices there are, and their state, distvm-devices.c checks */
-    if (a->node >= lim->nodes || !hdr->seq) {
+    if (a->node >= lim->nodes || a->node == lim->home || !hdr->seq) {
         error_setg(errp, "DEVICE_AWAY message to node %" PRIu32 " of %"
-                   PRIu32 ", configuration generation %" PRIu64, a->node,
-                   lim->nodes, hdr->seq);
+                   PRIu32 " (home %" PRIu32 "), configuration generation %"
+                   PRIu64, a->node, lim->nodes, lim->home, hdr->seq);
         return false;
     }
     if (r->left == 0) {

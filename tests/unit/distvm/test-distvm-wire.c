@@ -3190,8 +3190,8 @@ static void test_device_home(void)
 
 /*
  * DEVICE_AWAY (wire version 31): a device's index in device-nodes, any,
- * and a node below the limit, then its state, at least a byte; a
- * configuration generation in its seq
+ * and a node below the limit but home, then its state, at least a byte;
+ * a configuration generation in its seq
  */
 static void test_device_away(void)
 {
@@ -3200,7 +3200,7 @@ static void test_device_away(void)
     Decoded d;
 
     for (uint32_t len = 1; len <= sizeof(state); len += sizeof(state) - 1) {
-        for (uint32_t node = 0; node < limits.nodes; node++) {
+        for (uint32_t node = 1; node < limits.nodes; node++) {
             distvm_wire_device_away(b, 0, 7 + node, 3, node, state, len);
             g_assert_cmpuint(b->len, ==, HDR + DEVICE_AWAY_FIXED + len);
             g_assert_cmpuint((uint32_t)ldl_le_p(b->data + HDR), ==, 3);
@@ -3215,13 +3215,16 @@ static void test_device_away(void)
             decoded_free(&d);
         }
     }
-    /* a node beyond the cluster, no generation, no state, a field short */
+    /* a node beyond the cluster, home, no generation, no state, short */
     distvm_wire_device_away(b, 0, 1, 0, limits.nodes, state, 1);
-    expect_decode_error(b, &limits, "DEVICE_AWAY message to node 4 of 4, "
-                        "configuration generation 1");
+    expect_decode_error(b, &limits, "DEVICE_AWAY message to node 4 of 4 "
+                        "(home 0), configuration generation 1");
+    distvm_wire_device_away(b, 0, 1, 0, 0, state, 1);
+    expect_decode_error(b, &limits, "DEVICE_AWAY message to node 0 of 4 "
+                        "(home 0), configuration generation 1");
     distvm_wire_device_away(b, 0, 0, 0, 1, state, sizeof(state));
-    expect_decode_error(b, &limits, "DEVICE_AWAY message to node 1 of 4, "
-                        "configuration generation 0");
+    expect_decode_error(b, &limits, "DEVICE_AWAY message to node 1 of 4 "
+                        "(home 0), configuration generation 0");
     distvm_wire_device_away(b, 0, 1, 0, 1, state, 0);
     expect_decode_error(b, &limits, "DEVICE_AWAY message without a state");
     distvm_wire_begin(b, DISTVM_MSG_DEVICE_AWAY, 0, 1);
