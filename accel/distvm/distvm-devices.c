@@ -591,6 +591,7 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
          * ran it then, or that of the node that did (it may have come
          * home, or gone back, since)
          */
+        d->taken_from = UINT32_MAX;
         if (distvm_is_home(s) && qatomic_read(&d->ckpt_node) != saved_home) {
             d->taken_from = qatomic_read(&d->ckpt_node);
         }
@@ -630,19 +631,24 @@ void distvm_devices_rolled_back(DistvmState *s)
     }
 }
 
-void distvm_devices_saved(DistvmState *s)
+void distvm_devices_saved(DistvmState *s, uint64_t epoch)
 {
     for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
-        qatomic_set(&s->devices->placed[i].saved_node,
-                    s->devices->placed[i].node);
+        DistvmPlacedDevice *d = &s->devices->placed[i];
+
+        qatomic_set(&d->saved_node, d->node);
+        qatomic_set(&d->saved_epoch, epoch);
     }
 }
 
-void distvm_devices_committed(DistvmState *s)
+void distvm_devices_committed(DistvmState *s, uint64_t epoch)
 {
     for (uint32_t i = 0; s->devices && i < s->devices->count; i++) {
-        qatomic_set(&s->devices->placed[i].ckpt_node,
-                    qatomic_read(&s->devices->placed[i].saved_node));
+        DistvmPlacedDevice *d = &s->devices->placed[i];
+
+        if (qatomic_read(&d->saved_epoch) == epoch) {
+            qatomic_set(&d->ckpt_node, qatomic_read(&d->saved_node));
+        }
     }
 }
 
@@ -715,6 +721,7 @@ void distvm_devices_send_away(DistvmState *s)
         state = g_byte_array_new();
         if (!distvm_placed_state_save_one(d, state, &err)) {
             warn_report_err(err);
+            qatomic_set(&d->stays_home, true);      /* not asked again */
             continue;
         }
         device_stops_here(d);
@@ -725,8 +732,8 @@ void distvm_devices_send_away(DistvmState *s)
                                 state->data, state->len);
         /* A node joining may have been told it came home (DEVICE_HOME) */
         for (uint32_t n = 0; n < s->nodes; n++) {
-            if (n != s->node_id &&
-                (distvm_node_present(s, n) || n == s->joining)) {
+            if (n != s->node_id && (distvm_node_present(s, n) ||
+                                    n == qatomic_read(&s->joining))) {
                 distvm_send(s, n, m);
             }
         }
@@ -755,13 +762,17 @@ static void device_away_received(DistvmState *s, const DistvmMsg *msg)
             return;
         }
         device_goes_away(s, d);
+    } else if (distvm_node_present(s, s->node_id)) {
+        distvm_msg_refused(s, msg->hdr.src, "DEVICE_AWAY of '%s' to node %"
+                           PRIu32 ", which runs it already", d->name,
+                           a->node);
     }
     /*
-     * (else it runs there already: this node joins, and learnt where the
-     * devices are after home sent it back.)  Numbered as a configuration
-     * write: the accesses that wait for it go on.
+     * (A node joining learnt where the devices are after home sent it
+     * back.)  Numbered as a configuration write: the accesses that wait
+     * for it go on.
      */
-    qatomic_set(&s->config_gen, msg->hdr.seq);
+    qatomic_set(&s->config_gen, MAX(s->config_gen, msg->hdr.seq));
     distvm_devices_config_applied(s);
 }
 

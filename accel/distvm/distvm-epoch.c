@@ -454,6 +454,8 @@ static void stores_end_epoch(DistvmState *s, uint64_t epoch, bool commit)
     }
     if (commit) {
         qatomic_set(&e->committed, epoch);
+        /* Where the placed devices ran when this node saved it */
+        distvm_devices_committed(s, epoch);
     }
     qatomic_set(&e->ended, MAX(e->ended, epoch));
 }
@@ -473,7 +475,6 @@ static void stores_roll_back(DistvmState *s, uint64_t epoch)
     if (epoch > e->committed) {
         trace_distvm_epoch_commit_late(epoch);
         stores_end_epoch(s, epoch, true);
-        distvm_devices_committed(s);
     }
     for (uint32_t node = 0; node < DISTVM_MAX_NODES; node++) {
         EpochStore *st = e->stores[node];
@@ -686,7 +687,7 @@ static bool epoch_save(DistvmState *s, uint64_t epoch)
     }
     distvm_output_seal(epoch);
     distvm_netqueues_saved(s);
-    distvm_devices_saved(s);
+    distvm_devices_saved(s, epoch);
     /*
      * What it sends, this node keeps too: a node lost takes its replica's
      * copies with it, and so the only committed copy of its predecessor's
@@ -851,7 +852,6 @@ static void epoch_commit(DistvmState *s)
     qemu_mutex_unlock(&e->lock);
     committed_cluster(s);
     distvm_netqueues_committed(s);
-    distvm_devices_committed(s);
     trace_distvm_epoch_commit(e->epoch, pause_us, e->bytes);
     if (!standby_may_take_over(s, qatomic_read(&s->present))) {
         distvm_output_release(e->epoch);
@@ -2464,7 +2464,6 @@ static void epoch_main_loop(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_EPOCH_COMMIT:
         committed_cluster(s);
         distvm_netqueues_committed(s);
-        distvm_devices_committed(s);
         distvm_output_release(m->epoch);
         break;
     case DISTVM_EPOCH_ABORT:

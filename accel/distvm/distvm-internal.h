@@ -66,10 +66,11 @@ typedef struct DistvmPlacedDevice {
     bool moved;                 /* atomic: a rollback brought it home */
     /*
      * Atomic: the node that ran it when this node saved its data for the
-     * last checkpoint epoch, and for the last one committed: the node
-     * whose state of that epoch holds it
+     * last checkpoint epoch (@saved_epoch), and for the last one
+     * committed: the node whose state of that epoch holds it
      */
     uint32_t saved_node;
+    uint64_t saved_epoch;
     uint32_t ckpt_node;
     /* Atomic: @placed was lost or left; it never goes back there */
     bool stays_home;
@@ -739,10 +740,10 @@ void distvm_devices_rolled_back(DistvmState *s);
 void distvm_devices_send_away(DistvmState *s);
 /* Home: tell joining node @node which devices a rollback brought home */
 void distvm_devices_send_state(DistvmState *s, uint32_t node);
-/* This node saved its data for a checkpoint epoch, the guest paused */
-void distvm_devices_saved(DistvmState *s);
-/* The epoch whose data this node saved last committed; in any thread */
-void distvm_devices_committed(DistvmState *s);
+/* This node saved its data for checkpoint epoch @epoch, the guest paused */
+void distvm_devices_saved(DistvmState *s, uint64_t epoch);
+/* Epoch @epoch committed here; in any thread, under the epochs' lock */
+void distvm_devices_committed(DistvmState *s, uint64_t epoch);
 /* In any thread: @node left the cluster (drained) */
 void distvm_devices_node_left(DistvmState *s, uint32_t node);
 /* Whether home takes a device from the state that @node saved */

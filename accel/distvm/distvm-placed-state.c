@@ -289,12 +289,13 @@ bool distvm_placed_state_save_one(DistvmPlacedDevice *d, GByteArray *out,
 {
     int ret = distvm_state_save(out, 16 * KiB, one_save_file, d);
 
+    /* DEVICE_AWAY carries it, after the device's index and its node */
     if (!ret && out->len > DISTVM_WIRE_MAX_PAYLOAD - 8) {
         ret = -EFBIG;
     }
     if (ret) {
         error_setg(errp, "distvm: cannot save the state of '%s' to send it "
-                   "back to node %" PRIu32 ", which keeps it on home: %s",
+                   "back to node %" PRIu32 " (%s); it stays on home",
                    d->name, d->placed, strerror(-ret));
     }
     return !ret;

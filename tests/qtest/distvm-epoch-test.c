@@ -192,6 +192,22 @@ static void check_forged(DistvmCluster *c)
     distvm_wire_device_home(m, 0, 1);
     distvm_forge(c->node[0], 2, m);
     distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    /*
+     * A device sent back to its node, said by another node, or one there
+     * is not, or one that runs there already
+     */
+    distvm_wire_device_away(m, 1, 1, 0, PLACED_NODE,
+                            (const uint8_t *)"abcd", 4);
+    distvm_forge(c->node[1], 2, m);
+    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    distvm_wire_device_away(m, 0, 1, 1, PLACED_NODE,
+                            (const uint8_t *)"abcd", 4);
+    distvm_forge(c->node[0], 2, m);
+    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    distvm_wire_device_away(m, 0, 1, 0, PLACED_NODE,
+                            (const uint8_t *)"abcd", 4);
+    distvm_forge(c->node[0], 2, m);
+    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
     check_placed_on(c, PLACED_NODE);
 
     for (int tries = 0; aborted_epochs(home) == aborted; tries++) {
