@@ -1076,6 +1076,27 @@ static void check_card_node(DistvmNode **node, int nodes, bool lost,
     }
 }
 
+/*
+ * card_path_down: node 2's tap of the card goes @up (or down); home says
+ * so, rolls the guest back, and every node says node @where runs it
+ */
+static void set_card_path(DistvmNode **node, int nodes, bool up, int where)
+{
+    uint64_t rollbacks = distvm_rollbacks(node[0]->qts);
+    QDict *ev, *data;
+
+    distvm_sh("ip link set " CARD_TAP "%d %s", CARD_NODE, up ? "up" : "down");
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_NETWORK_PATH",
+                           DISTVM_EVENT_TIMEOUT_S);
+    data = qdict_get_qdict(ev, "data");
+    g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vcard");
+    g_assert_cmpint(qdict_get_int(data, "node"), ==, CARD_NODE);
+    g_assert_cmpint(qdict_get_bool(data, "up"), ==, up);
+    qobject_unref(ev);
+    check_card_node(node, nodes, false, where);
+    g_assert_cmpuint(distvm_rollbacks(node[0]->qts), >, rollbacks);
+}
+
 /* The fetches from vCPUs 0 and 2 are under way over the card */
 static void wait_card_fetches(DistvmNode **node)
 {
@@ -1402,33 +1423,12 @@ static void test_linux(const void *opaque)
         check_card_node(node, lc->nodes, true, 0);
     }
     if (lc->card_path_down) {
-        uint64_t rollbacks = distvm_rollbacks(node[0]->qts);
         int64_t served;
-        QDict *data;
 
         wait_card_fetches(node);
-        distvm_sh("ip link set " CARD_TAP "%d down", CARD_NODE);
-        ev = distvm_wait_event(node[0]->qts, "DISTVM_NETWORK_PATH",
-                               DISTVM_EVENT_TIMEOUT_S);
-        data = qdict_get_qdict(ev, "data");
-        g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vcard");
-        g_assert_cmpint(qdict_get_int(data, "node"), ==, CARD_NODE);
-        g_assert_false(qdict_get_bool(data, "up"));
-        qobject_unref(ev);
-        check_card_node(node, lc->nodes, false, 0);
-        g_assert_cmpuint(distvm_rollbacks(node[0]->qts), >, rollbacks);
+        set_card_path(node, lc->nodes, false, 0);
         /* Up again: the card goes back to node 2, which serves it again */
-        rollbacks = distvm_rollbacks(node[0]->qts);
-        distvm_sh("ip link set " CARD_TAP "%d up", CARD_NODE);
-        ev = distvm_wait_event(node[0]->qts, "DISTVM_NETWORK_PATH",
-                               DISTVM_EVENT_TIMEOUT_S);
-        data = qdict_get_qdict(ev, "data");
-        g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vcard");
-        g_assert_cmpint(qdict_get_int(data, "node"), ==, CARD_NODE);
-        g_assert_true(qdict_get_bool(data, "up"));
-        qobject_unref(ev);
-        check_card_node(node, lc->nodes, false, CARD_NODE);
-        g_assert_cmpuint(distvm_rollbacks(node[0]->qts), >, rollbacks);
+        set_card_path(node, lc->nodes, true, CARD_NODE);
         served = device_accesses(node[CARD_NODE], "vcard");
         for (int i = 0; device_accesses(node[CARD_NODE], "vcard") <
                         served + 50; i++) {
