@@ -688,9 +688,7 @@ static void device_stops_here(DistvmPlacedDevice *d)
 
     device_cold_reset(DEVICE(dev));
     memcpy(dev->config, config, pci_config_size(dev));
-    if (dev->irq_state && pci_intx(dev) >= 0) {
-        pci_set_irq(dev, 0);
-    }
+    pci_device_deassert_intx(dev);
 }
 
 /* Under the BQL: @d runs on the node device-nodes names again */

@@ -223,9 +223,7 @@ static int placed_load_file(QEMUFile *f, void *opaque)
             return -EINVAL;
         }
         /* The level home's copy drives now goes, as the state says */
-        if (d->dev->irq_state && pci_intx(d->dev) >= 0) {
-            pci_set_irq(d->dev, 0);
-        }
+        pci_device_deassert_intx(d->dev);
         w.name = d->name;
         ret = qdev_walk_children(DEVICE(d->dev), load_one, NULL, NULL, NULL,
                                  &w);
@@ -332,9 +330,7 @@ bool distvm_placed_state_load_one(DistvmPlacedDevice *d, const uint8_t *state,
     int ret;
 
     /* The level its copy here drove goes, as the state says */
-    if (d->dev->irq_state && pci_intx(d->dev) >= 0) {
-        pci_set_irq(d->dev, 0);
-    }
+    pci_device_deassert_intx(d->dev);
     ret = distvm_state_load(state, len, one_load_file, &ol);
     if (!err && ret < 0) {
         error_setg(&err, "it does not load: %s", strerror(-ret));

@@ -385,6 +385,15 @@ static bool ipi_delivery_valid(uint64_t delivery)
     return !(delivery >> 17) && mode < 8 && (modes & (1 << mode));
 }
 
+/* The rest of the payload, a state: @data points into it */
+static void take_rest(WireReader *r, const uint8_t **data, uint32_t *len)
+{
+    *data = r->p;
+    *len = r->left;
+    r->p += r->left;
+    r->left = 0;
+}
+
 static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
                         const DistvmWireLimits *lim, DistvmMsgVcpu *v,
                         Error **errp)
@@ -450,10 +459,7 @@ static bool decode_vcpu(WireReader *r, const DistvmMsgHeader *hdr,
             error_setg(errp, "VCPU_STATE message without a state");
             return false;
         }
-        v->data = r->p;
-        v->len = r->left;
-        r->p += r->left;
-        r->left = 0;
+        take_rest(r, &v->data, &v->len);
     }
     return true;
 }
@@ -855,10 +861,7 @@ static bool decode_device_away(WireReader *r, const DistvmMsgHeader *hdr,
         error_setg(errp, "DEVICE_AWAY message without a state");
         return false;
     }
-    a->data = r->p;
-    a->len = r->left;
-    r->p += r->left;
-    r->left = 0;
+    take_rest(r, &a->data, &a->len);
     return true;
 }
 
@@ -870,8 +873,7 @@ static bool decode_epoch_state(WireReader *r, const DistvmWireLimits *lim,
         !get_u32(r, &st->offset, errp)) {
         return false;
     }
-    st->len = r->left;
-    st->data = r->p;
+    take_rest(r, &st->data, &st->len);
     if (!st->epoch || st->kind >= DISTVM_EPOCH_STATE__MAX ||
         st->index >= epoch_state_indexes(lim, st->kind) ||
         st->total > DISTVM_EPOCH_STATE_MAX || !st->len ||
@@ -883,8 +885,6 @@ static bool decode_epoch_state(WireReader *r, const DistvmWireLimits *lim,
                    st->total);
         return false;
     }
-    r->p += r->left;
-    r->left = 0;
     return true;
 }
 

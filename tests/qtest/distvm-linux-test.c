@@ -1077,22 +1077,34 @@ static void check_card_node(DistvmNode **node, int nodes, bool lost,
 }
 
 /*
+ * Home says the path of @device's node @n is @up; when it did, in
+ * g_get_monotonic_time()
+ */
+static int64_t wait_path_event(DistvmNode **node, const char *device, int n,
+                               bool up)
+{
+    QDict *ev = distvm_wait_event(node[0]->qts, "DISTVM_NETWORK_PATH",
+                                  DISTVM_EVENT_TIMEOUT_S);
+    int64_t said_us = g_get_monotonic_time();
+    QDict *data = qdict_get_qdict(ev, "data");
+
+    g_assert_cmpstr(qdict_get_str(data, "device"), ==, device);
+    g_assert_cmpint(qdict_get_int(data, "node"), ==, n);
+    g_assert_cmpint(qdict_get_bool(data, "up"), ==, up);
+    qobject_unref(ev);
+    return said_us;
+}
+
+/*
  * card_path_down: node 2's tap of the card goes @up (or down); home says
  * so, rolls the guest back, and every node says node @where runs it
  */
 static void set_card_path(DistvmNode **node, int nodes, bool up, int where)
 {
     uint64_t rollbacks = distvm_rollbacks(node[0]->qts);
-    QDict *ev, *data;
 
     distvm_sh("ip link set " CARD_TAP "%d %s", CARD_NODE, up ? "up" : "down");
-    ev = distvm_wait_event(node[0]->qts, "DISTVM_NETWORK_PATH",
-                           DISTVM_EVENT_TIMEOUT_S);
-    data = qdict_get_qdict(ev, "data");
-    g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vcard");
-    g_assert_cmpint(qdict_get_int(data, "node"), ==, CARD_NODE);
-    g_assert_cmpint(qdict_get_bool(data, "up"), ==, up);
-    qobject_unref(ev);
+    wait_path_event(node, "vcard", CARD_NODE, up);
     check_card_node(node, nodes, false, where);
     g_assert_cmpuint(distvm_rollbacks(node[0]->qts), >, rollbacks);
 }
@@ -1114,15 +1126,9 @@ static void wait_card_fetches(DistvmNode **node)
  */
 static void wait_path(DistvmNode **node, bool up, int to, int64_t *said_us)
 {
-    QDict *ev = distvm_wait_event(node[0]->qts, "DISTVM_NETWORK_PATH",
-                                  DISTVM_EVENT_TIMEOUT_S);
-    QDict *data = qdict_get_qdict(ev, "data");
+    QDict *ev, *data;
 
-    *said_us = g_get_monotonic_time();
-    g_assert_cmpstr(qdict_get_str(data, "device"), ==, "vmq");
-    g_assert_cmpint(qdict_get_int(data, "node"), ==, 1);
-    g_assert_cmpint(qdict_get_bool(data, "up"), ==, up);
-    qobject_unref(ev);
+    *said_us = wait_path_event(node, "vmq", 1, up);
     for (int pair = 1; pair < MQ_PAIRS; pair += 2) {
         ev = distvm_wait_event(node[0]->qts, "DISTVM_QUEUE_PAIR_MOVED",
                                DISTVM_EVENT_TIMEOUT_S);
