@@ -703,6 +703,16 @@ static void device_goes_away(DistvmState *s, DistvmPlacedDevice *d)
     map_update(s);
 }
 
+bool distvm_devices_goes_back(DistvmState *s, DistvmPlacedDevice *d)
+{
+    uint32_t home = distvm_home(s);
+
+    return !d->queues && d->node == home && d->placed != home &&
+           distvm_node_present(s, d->placed) &&
+           !qatomic_read(&d->stays_home) &&
+           qatomic_read(&s->draining) != d->placed && distvm_devpath_up(d);
+}
+
 void distvm_devices_send_away(DistvmState *s)
 {
     DistvmDevices *dv = s->devices;
@@ -713,7 +723,7 @@ void distvm_devices_send_away(DistvmState *s)
         g_autoptr(GByteArray) m = NULL;
         Error *err = NULL;
 
-        if (!qatomic_read(&d->moved) || !distvm_devpath_goes_back(s, d)) {
+        if (!qatomic_read(&d->moved) || !distvm_devices_goes_back(s, d)) {
             continue;
         }
         state = g_byte_array_new();

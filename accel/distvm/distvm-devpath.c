@@ -14,9 +14,9 @@
  * event and rolls the guest back again; at the end of that rollback, the
  * devices' state loaded, home sends the card back to its node with its
  * state (distvm_devices_send_away(), DEVICE_AWAY), which runs it from
- * there on.  A rollback that cannot begin now (a node joins, or none
- * committed yet) is tried again every second while the path stays down,
- * or up.
+ * there on, as at the end of any rollback while the path is up.  A
+ * rollback that cannot begin now (a node joins, or none committed yet)
+ * is tried again every second while the path stays down, or up.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -133,12 +133,9 @@ void distvm_devpath_setup(DistvmState *s, DistvmPlacedDevice *d)
     }
 }
 
-bool distvm_devpath_goes_back(DistvmState *s, DistvmPlacedDevice *d)
+bool distvm_devpath_up(DistvmPlacedDevice *d)
 {
-    return d->path && d->path->told_up && d->node == distvm_home(s) &&
-           d->placed != distvm_home(s) && distvm_node_present(s, d->placed) &&
-           !qatomic_read(&d->stays_home) &&
-           qatomic_read(&s->draining) != d->placed;
+    return !d->path || d->path->told_up;
 }
 
 /*
@@ -151,7 +148,7 @@ static void devpath_roll_back(void *opaque)
     DistvmState *s = distvm_state();
     Error *err = NULL;
 
-    if (p->told_up ? !distvm_devpath_goes_back(s, p->d) :
+    if (p->told_up ? !distvm_devices_goes_back(s, p->d) :
         p->d->node == distvm_home(s)) {
         p->warned = false;
         return;                 /* where it belongs */

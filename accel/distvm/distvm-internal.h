@@ -733,9 +733,15 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home);
  */
 void distvm_devices_rolled_back(DistvmState *s);
 /*
+ * Home: whether @d, brought home by a rollback, goes back to its node
+ * now: that node is still part of the cluster and, for a card whose tap
+ * it watches, its path is up
+ */
+bool distvm_devices_goes_back(DistvmState *s, DistvmPlacedDevice *d);
+/*
  * Home, at the end of a rollback, the devices' state loaded: send each
- * card a rollback brought home back to its node, once its network path
- * is up again (DEVICE_AWAY, distvm-devpath.c)
+ * device a rollback brought home back to its node, if it goes back
+ * (DEVICE_AWAY)
  */
 void distvm_devices_send_away(DistvmState *s);
 /* Home: tell joining node @node which devices a rollback brought home */
@@ -759,8 +765,8 @@ void distvm_devpath_setup(DistvmState *s, DistvmPlacedDevice *d);
  */
 bool distvm_devpath_changed(DistvmState *s, DistvmPlacedDevice *d,
                             uint32_t node, bool up);
-/* Home: whether @d, brought home, goes back to its node now */
-bool distvm_devpath_goes_back(DistvmState *s, DistvmPlacedDevice *d);
+/* Home: false if @d's node said that its path is down, and not up since */
+bool distvm_devpath_up(DistvmPlacedDevice *d);
 /*
  * After a rollback, on a node other than home: tell home again whether
  * the paths of the cards placed here are up, if home changed since

@@ -9,9 +9,10 @@
  * PCI function's).  A rollback brings every such device to home
  * (distvm_devices_go_home()), which loads it here as its node saved it at
  * the epoch the guest goes back to, over the copy of home's own state:
- * a node lost takes no device with it.  A card whose node's path is up
- * again goes back there at the end of a rollback, with the state home
- * saves of it then (distvm-devpath.c, DEVICE_AWAY).
+ * a node lost takes no device with it.  At the end of the rollback, each
+ * device whose node is still part of the cluster goes back there, with
+ * the state home saves of it then (DEVICE_AWAY; a card whose node's
+ * path is down waits until it is up again, distvm-devpath.c).
  *
  * A device whose writes would reach the world without waiting for their
  * epoch's commit cannot run away from home with replicas=1: a disk

@@ -912,9 +912,10 @@ static void test_drain_start(void)
 
 /*
  * With checkpoint epochs, a rollback brings a device that device-nodes
- * placed on node 1 home (distvm-placed-state.c); a node that joins then
- * learns it from home, not from device-nodes: every node says home runs
- * it, and the guest goes on.
+ * placed on node 1 home, and sends it back to node 1 at its end
+ * (distvm-placed-state.c); once node 1 is lost, it stays on home.  A
+ * node that joins then learns that from home, not from device-nodes:
+ * every node says home runs it, and the guest goes on.
  */
 static void test_join_moved_device(void)
 {
@@ -924,28 +925,43 @@ static void test_join_moved_device(void)
         "-device virtio-rng-pci,id=rng0", NCPUS, elf, NCPUS);
     g_autofree char *dir = g_strdup_printf("%s/moved-device", tmpdir);
     g_autofree char *opts2 = NULL;
+    pid_t pid;
     DistvmNode *node[3];
-    QDict *d;
+    QDict *d, *ev;
+    int status;
 
     opts2 = start_two_of_three(node, dir, "auto-numa=off,replicas=1,"
                                "checkpoint-ms=20,device-nodes=rng0@1",
                                args);
-    d = distvm_placed_device(node[0]->qts, "rng0");
-    g_assert_cmpint(qdict_get_int(d, "node"), ==, 1);
-    qobject_unref(d);
     check_epochs(node, 2);
     distvm_roll_back(node[0]->qts, -1);
+    for (int n = 0; n < 2; n++) {
+        distvm_wait_placed_on(node[n]->qts, "rng0", 1);
+    }
 
-    join_node(node, 2, dir, 2, opts2, args, "running");
-    for (int n = 0; n < 3; n++) {
+    /* Node 1 lost: home takes its part over, the device with it */
+    pid = qtest_pid(node[1]->qts);
+    kill(pid, SIGKILL);
+    g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
+    g_assert_true(WIFSIGNALED(status));
+    /* Its QTestState is left alone: the process is already reaped */
+    node[1] = NULL;
+    ev = distvm_wait_event(node[0]->qts, "DISTVM_RECOVERED",
+                           DISTVM_EVENT_TIMEOUT_S);
+    g_assert_cmpint(qdict_get_int(qdict_get_qdict(ev, "data"), "node"), ==,
+                    1);
+    qobject_unref(ev);
+
+    join_node(node, 1, dir, 2, opts2, args, "running");
+    for (int n = 0; n < 2; n++) {
         d = distvm_placed_device(node[n]->qts, "rng0");
         g_assert_cmpint(qdict_get_int(d, "node"), ==, 0);
         qobject_unref(d);
     }
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'distvm-move-vcpu', "
                              "'arguments': { 'cpu-index': 1, 'node': 2 } }");
-    wait_rounds(node[0]->qts, node[2]->qts, 0);
-    for (int n = 0; n < 3; n++) {
+    wait_rounds(node[0]->qts, node[1]->qts, 0);
+    for (int n = 0; n < 2; n++) {
         distvm_node_quit(node[n]);
     }
 }

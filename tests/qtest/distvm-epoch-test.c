@@ -255,7 +255,8 @@ static DistvmCluster *smp_cluster_start_on(int nodes, const char *placement)
 /*
  * A PCI device with a VMState (SeaBIOS programs its BARs; the guest
  * leaves it alone) runs on node PLACED_NODE: each epoch keeps its state
- * there, and any rollback brings it home (distvm-placed-state.c)
+ * there, any rollback brings it home (distvm-placed-state.c), and sends
+ * it back there at its end unless node PLACED_NODE was lost
  */
 #define PLACED_DEVICE   "-device virtio-rng-pci,id=rng0"
 
@@ -272,14 +273,9 @@ static DistvmCluster *smp_cluster_start(void)
 static void check_placed_on(DistvmCluster *c, int node)
 {
     for (int n = 0; n < c->nodes; n++) {
-        QDict *d;
-
-        if (!c->node[n]) {
-            continue;
+        if (c->node[n]) {
+            distvm_wait_placed_on(c->node[n]->qts, "rng0", node);
         }
-        d = distvm_placed_device(c->node[n]->qts, "rng0");
-        g_assert_cmpint(qdict_get_int(d, "node"), ==, node);
-        qobject_unref(d);
     }
 }
 
@@ -400,8 +396,8 @@ static void test_rollback(void)
     }
     g_test_message("%d rollbacks while the guest ran", done);
     g_assert_cmpint(done, >=, 2);
-    /* The first brought the device placed on node 2 home */
-    check_placed_on(c, 0);
+    /* Each brought the device placed on node 2 home, and sent it back */
+    check_placed_on(c, PLACED_NODE);
     wait_result(home);
     for (int n = 0; n < NODES; n++) {
         QDict *info = distvm_assert_active(c->node[n]->qts, n);
@@ -490,8 +486,8 @@ static void test_kill(void)
 
     wait_result(home);
     check_lost(c, victim, victim);
-    /* Whether node 2 was lost or not, the device it ran is home's */
-    check_placed_on(c, 0);
+    /* The device is home's if node 2 was lost, else back on node 2 */
+    check_placed_on(c, victim == PLACED_NODE ? 0 : PLACED_NODE);
     /* Epochs go on without it */
     wait_epochs(home, 2);
     cp = checkpoint_info(home);
@@ -550,8 +546,11 @@ static void test_kill_home(void)
         g_assert_cmpint(qdict_get_int(info, "home-node"), ==, 1);
         qobject_unref(info);
     }
-    /* The device node 2 ran came to the new home, as node 2 saved it */
-    check_placed_on(c, 1);
+    /*
+     * The device node 2 ran came to the new home, as node 2 saved it,
+     * and went back to node 2
+     */
+    check_placed_on(c, PLACED_NODE);
     /* Epochs go on, node 2 the new home's standby */
     wait_epochs(standby, 2);
     cp = checkpoint_info(standby);

@@ -1058,21 +1058,9 @@ static void check_card_node(DistvmNode **node, int nodes, bool lost,
                             int where)
 {
     for (int n = 0; n < nodes; n++) {
-        QDict *d;
-
-        if (n == CARD_NODE && lost) {
-            continue;
+        if (n != CARD_NODE || !lost) {
+            distvm_wait_placed_on(node[n]->qts, "vcard", where);
         }
-        for (int tries = 0;; tries++) {
-            d = distvm_placed_device(node[n]->qts, "vcard");
-            if (qdict_get_int(d, "node") == where) {
-                break;
-            }
-            qobject_unref(d);
-            g_assert_cmpint(tries, <, 3000);
-            g_usleep(10 * 1000);
-        }
-        qobject_unref(d);
     }
 }
 

@@ -72,6 +72,21 @@ QDict *distvm_placed_device(QTestState *qts, const char *id)
     return found;
 }
 
+void distvm_wait_placed_on(QTestState *qts, const char *id, int node)
+{
+    for (int tries = 0;; tries++) {
+        QDict *d = distvm_placed_device(qts, id);
+        int64_t runs_on = qdict_get_int(d, "node");
+
+        qobject_unref(d);
+        if (runs_on == node) {
+            return;
+        }
+        g_assert_cmpint(tries, <, 3000);
+        g_usleep(10 * 1000);
+    }
+}
+
 void distvm_check_placed_device(DistvmNode **node, int nodes,
                                 const char *id, int dev_node,
                                 bool all_used_it)

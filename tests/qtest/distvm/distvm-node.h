@@ -59,6 +59,11 @@ int64_t distvm_remote_faults(DistvmNode *node, const char *block);
  */
 /* query-distvm's entry for the placed device @id (asserts there is one) */
 QDict *distvm_placed_device(QTestState *qts, const char *id);
+/*
+ * Until @qts says that @node runs the placed device @id (30 s at most:
+ * home may have sent it there just now)
+ */
+void distvm_wait_placed_on(QTestState *qts, const char *id, int node);
 void distvm_check_placed_device(DistvmNode **node, int nodes,
                                 const char *id, int dev_node,
                                 bool all_used_it);
