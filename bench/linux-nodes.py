@@ -76,6 +76,14 @@ the workload, the workload), by kernel symbol with --kallsyms and
 --append nokaslr (a blocked vCPU shows the instruction it waits on).
 QEMU's threads have names
 (-name debug-threads=on) for top -H and perf.
+
+CPU time: each run's nodes' CPU time (user and system, from the
+kernel's accounting of the children this script reaped) and its split
+by thread, read from /proc every 0.25 s: the vCPUs, the threads that
+receive from other nodes (distvm-conn, distvm-join, distvm-rx), the
+fault thread (distvm-fault) and the rest (main loop, send, drop...).
+On a host whose CPUs the guest keeps busy, the spread guest's wall time
+grows with the CPU time the nodes spend serving each other.
 """
 
 import argparse
@@ -83,6 +91,7 @@ import bisect
 import io
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -412,6 +421,55 @@ class Poller(threading.Thread):
                 q.close()
 
 
+# The kinds of QEMU's threads, by name (-name debug-threads=on)
+THREAD_KINDS = (("vcpu", re.compile(r"^CPU \d+/")),
+                ("receive", re.compile(r"^distvm-(conn|join|rx)$")),
+                ("fault", re.compile(r"^distvm-fault$")),
+                ("other", re.compile(r"")))
+CPU_KINDS = tuple(k for k, _ in THREAD_KINDS)
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class ThreadCpu:
+    """The CPU time each thread of @procs used, by kind, as last read
+    from /proc (a thread that ended keeps what it had then)."""
+
+    def __init__(self, procs):
+        self.procs = procs
+        self.ticks = {}         # (pid, tid): (kind, user + system ticks)
+        self.next = 0
+
+    def sample(self, now):
+        if now < self.next:
+            return
+        self.next = now + 0.25
+        for p in self.procs:
+            base = "/proc/%d/task" % p.pid
+            try:
+                tids = os.listdir(base)
+            except OSError:
+                continue            # it exited
+            for tid in tids:
+                try:
+                    stat = read("%s/%s/stat" % (base, tid))
+                except OSError:
+                    continue
+                name = stat[stat.index("(") + 1:stat.rindex(")")]
+                fields = stat[stat.rindex(")") + 2:].split()
+                kind = next(k for k, pat in THREAD_KINDS if pat.match(name))
+                self.ticks[(p.pid, tid)] = (kind, int(fields[11]) +
+                                            int(fields[12]))
+
+    def seconds(self):
+        return {k: sum(t for kind, t in self.ticks.values() if kind == k) /
+                CLOCK_TICKS for k in CPU_KINDS}
+
+
+def children_cpu():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def stop_all(procs):
     for p in procs:
         if p.poll() is None:
@@ -420,13 +478,15 @@ def stop_all(procs):
         p.wait()
 
 
-def watch(args, procs, tmp, start, seen, killed=None):
+def watch(args, procs, tmp, start, seen, cpu, killed=None):
     """Until every process exited: note when the console shows each of
-    MARKS.  Returns an error, or None.  @killed: a process this script
-    kills, whose status is not an error."""
+    MARKS, and sample @cpu (ThreadCpu).  Returns an error, or None.
+    @killed: a process this script kills, whose status is not an
+    error."""
     while True:
         running = any(p.poll() is None for p in procs)
         now = time.monotonic()
+        cpu.sample(now)
         text = consoles(tmp, len(procs))
         for mark, line in MARKS.items():
             if mark not in seen and line in text:
@@ -448,6 +508,8 @@ def run_once(args, cfg, tmp, trace, rips=None):
     dict to count its vCPUs' RIPs in (Poller)."""
     count = max(cfg[2], 1)
     procs, seen, poller = [], {}, None
+    cpu = ThreadCpu(procs)
+    cpu_before = children_cpu()
     start = time.monotonic()
     try:
         for n in range(count):
@@ -461,7 +523,7 @@ def run_once(args, cfg, tmp, trace, rips=None):
         poller = Poller(tmp, procs, cfg[2], args.hot, rips,
                         cfg[0] == ROLLBACK, KILLS.get(cfg[0]))
         poller.start()
-        error = watch(args, procs, tmp, start, seen,
+        error = watch(args, procs, tmp, start, seen, cpu,
                       procs[KILLS[cfg[0]]] if cfg[0] in KILLS else None)
         wall = time.monotonic() - start
     finally:
@@ -491,6 +553,8 @@ def run_once(args, cfg, tmp, trace, rips=None):
                 n, codes[n], tail(read("%s/node%d.err" % (tmp, n)), 15))
         return {"error": error, "detail": detail}
     r = figures(wall, seen, text, poller.last, poller.hot_pages)
+    r["cpu"] = children_cpu() - cpu_before
+    r["cpu-by-kind"] = cpu.seconds()
     if cfg[0] == ROLLBACK:
         r["rollback-us"] = poller.rollback_us
     if cfg[0] in KILLS:
@@ -601,6 +665,24 @@ def print_counts(configs, results):
                   "time) %s" % ("", " ".join("%d/%d/%d (%.1f s)" % (
                       sum(r[k] for k in FAULTS), r["irqs"], r["flushes"],
                       r["workload"]) for r in ok)))
+
+
+def print_cpu(configs, results):
+    tcg = [r["cpu"] for r in results.get("tcg", [])]
+    print("\nCPU time of the nodes, in s (median over runs): all threads "
+          "(from the kernel, as reaped), then by thread (read from /proc "
+          "every 0.25 s):")
+    print("%-34s %8s %8s %8s %8s %8s %8s" % (
+        ("configuration", "all", "cpu/tcg") + CPU_KINDS))
+    for name, title, *_ in configs:
+        ok = results[name]
+        if ok:
+            all_cpu = statistics.median(r["cpu"] for r in ok)
+            print("%-34s %8.1f %8s %8.1f %8.1f %8.1f %8.1f" % (
+                (title, all_cpu,
+                 ratio(all_cpu, statistics.median(tcg) if tcg else None)) +
+                tuple(statistics.median(r["cpu-by-kind"][k] for r in ok)
+                      for k in CPU_KINDS)))
 
 
 def print_checkpoints(configs, results):
@@ -897,6 +979,7 @@ def main():
     med = medians(configs, results)
     print_times(args, configs, results, med)
     print_counts(configs, results)
+    print_cpu(configs, results)
     print_checkpoints(configs, results)
     print_clock(args, configs, results)
     print_hot(args, configs, results)
