@@ -553,6 +553,7 @@ static void device_goes_home(DistvmState *s, DistvmPlacedDevice *d)
     trace_distvm_device_home(d->name, d->node, home);
     qatomic_set(&d->node, home);
     qatomic_set(&d->moved, true);
+    d->moves++;
     placed_block_unplug(d);
 }
 
@@ -697,6 +698,7 @@ static void device_goes_away(DistvmState *s, DistvmPlacedDevice *d)
     trace_distvm_device_away(d->name, d->placed);
     qatomic_set(&d->node, d->placed);
     qatomic_set(&d->moved, false);
+    d->moves++;
     d->taken_from = UINT32_MAX;
     placed_block_unplug(d);
     s->devices->run_here = devices_run_here(s);
@@ -954,6 +956,7 @@ DistvmDeviceInfoList *distvm_devices_query(DistvmState *s)
         info->local = qatomic_read(&d->local);
         info->forwarded = qatomic_read(&d->forwarded);
         info->served = qatomic_read(&d->served);
+        info->moves = d->moves;
         info->queues = distvm_netqueues_query(d);
         info->has_queues = info->queues != NULL;
         QAPI_LIST_APPEND(tail, info);

@@ -181,10 +181,10 @@ bool distvm_devpath_changed(DistvmState *s, DistvmPlacedDevice *d,
         return true;            /* no card of that node's */
     }
     if (!p) {
-        /* Home since the path changed (its standby): news either way */
+        /* Home since the path changed (its standby): up until told not */
         p = d->path = g_new0(DistvmDevPath, 1);
         p->d = d;
-        p->told_up = !up;
+        p->told_up = true;
     }
     if (!p->retry) {
         p->retry = timer_new_ms(QEMU_CLOCK_REALTIME, devpath_roll_back, p);

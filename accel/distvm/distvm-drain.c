@@ -176,6 +176,11 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                    "cluster", node);
         return;
     }
+    /* Which brings the devices placed on the node home for a while */
+    if (distvm_epoch_rollback_pending(s)) {
+        error_setg(errp, "distvm: the guest is being rolled back");
+        return;
+    }
     if (distvm_devices_on_node(s, node, false)) {
         error_setg(errp, "distvm: node %" PRIu32 " runs device '%s' "
                    "(device-nodes), which cannot be drained", node,

@@ -49,8 +49,9 @@
  * pages it holds that changed since, from the newest committed copy any
  * node keeps (ROLLBACK, EPOCH_PAGES ASK and COPY, FETCH, FETCHED), and
  * the vCPUs it runs; home then loads the devices, and those placed on
- * other nodes, which it runs from then on.  What the guest sent since is
- * dropped.
+ * other nodes, which it sends back to their node at the end unless that
+ * node was lost or left (distvm_devices_send_away()).  What the guest
+ * sent since is dropped.
  *
  * A replica may receive a node's data for the next epoch before home's
  * COMMIT of this one (they come on different connections), so it keeps
@@ -1654,7 +1655,7 @@ static bool rollback_finish_home(DistvmState *s)
             distvm_chipset_send_state(s, n);
         }
     }
-    /* Before the guest runs: a card whose path is up again goes back */
+    /* Before the guest runs: the devices placed elsewhere go back */
     distvm_devices_send_away(s);
     distvm_pic_output_resend(s);
     distvm_clock_update(s);

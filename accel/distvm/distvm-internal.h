@@ -80,6 +80,7 @@ typedef struct DistvmPlacedDevice {
     uint64_t local;             /* atomic: accesses of vCPUs here, done here */
     uint64_t forwarded;         /* atomic: those sent to @node */
     uint64_t served;            /* atomic: done here for other nodes */
+    uint64_t moves;             /* under the BQL: home, and back */
     /* queue-nodes: a virtio-net card's pairs on several nodes, or NULL */
     DistvmNetQueues *queues;
 } DistvmPlacedDevice;

@@ -32,8 +32,9 @@
  *    have changed since (and those it took), from the copies the nodes
  *    keep; the nodes load the states of the vCPUs they run, home the
  *    devices, those placed on other nodes included, which it runs from
- *    then on (distvm-placed-state.c); what the guest sent since is
- *    dropped, and it runs again.  Home emits DISTVM_RECOVERED.
+ *    then on if their node was the one lost, and sends back otherwise
+ *    (distvm-placed-state.c); what the guest sent since is dropped, and
+ *    it runs again.  Home emits DISTVM_RECOVERED.
  *
  * A node that the cluster cannot do without (home, a node that holds
  * resident RAM), a loss before any epoch committed,

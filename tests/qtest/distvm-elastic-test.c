@@ -937,6 +937,9 @@ static void test_join_moved_device(void)
     distvm_roll_back(node[0]->qts, -1);
     for (int n = 0; n < 2; n++) {
         distvm_wait_placed_on(node[n]->qts, "rng0", 1);
+        d = distvm_placed_device(node[n]->qts, "rng0");
+        g_assert_cmpint(qdict_get_int(d, "moves"), ==, 2);
+        qobject_unref(d);
     }
 
     /* Node 1 lost: home takes its part over, the device with it */
@@ -956,6 +959,8 @@ static void test_join_moved_device(void)
     for (int n = 0; n < 2; n++) {
         d = distvm_placed_device(node[n]->qts, "rng0");
         g_assert_cmpint(qdict_get_int(d, "node"), ==, 0);
+        /* home: home, back, home; node 2: home */
+        g_assert_cmpint(qdict_get_int(d, "moves"), ==, n ? 1 : 3);
         qobject_unref(d);
     }
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'distvm-move-vcpu', "

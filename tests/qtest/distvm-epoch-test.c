@@ -141,7 +141,7 @@ static uint64_t aborted_epochs(QTestState *home)
     return aborted;
 }
 
-static void check_placed_on(DistvmCluster *c, int node);
+static void check_placed_on(DistvmCluster *c, int node, int moves);
 #define PLACED_NODE     2
 
 /* Node 1 forges EPOCH @step for @epoch, about itself, to node @to */
@@ -208,7 +208,7 @@ static void check_forged(DistvmCluster *c)
                             (const uint8_t *)"abcd", 4);
     distvm_forge(c->node[0], 2, m);
     distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
-    check_placed_on(c, PLACED_NODE);
+    check_placed_on(c, PLACED_NODE, 0);
 
     for (int tries = 0; aborted_epochs(home) == aborted; tries++) {
         g_assert_cmpint(tries, <, 1000);
@@ -269,13 +269,22 @@ static DistvmCluster *smp_cluster_start(void)
                                   PLACED_DEVICE);
 }
 
-/* Each node of @c left says that @node runs the placed device */
-static void check_placed_on(DistvmCluster *c, int node)
+/*
+ * Each node of @c left says that @node runs the placed device, and that
+ * it changed node @moves times (home, and back)
+ */
+static void check_placed_on(DistvmCluster *c, int node, int moves)
 {
     for (int n = 0; n < c->nodes; n++) {
-        if (c->node[n]) {
-            distvm_wait_placed_on(c->node[n]->qts, "rng0", node);
+        QDict *d;
+
+        if (!c->node[n]) {
+            continue;
         }
+        distvm_wait_placed_on(c->node[n]->qts, "rng0", node);
+        d = distvm_placed_device(c->node[n]->qts, "rng0");
+        g_assert_cmpint(qdict_get_int(d, "moves"), ==, moves);
+        qobject_unref(d);
     }
 }
 
@@ -378,7 +387,7 @@ static void test_rollback(void)
     qobject_unref(ret);
 
     wait_epochs(home, 3);
-    check_placed_on(c, PLACED_NODE);
+    check_placed_on(c, PLACED_NODE, 0);
     for (; done < 8 && qtest_readl(home, DG_RESULT_BASE) != DG_MAGIC_DONE;
          done++) {
         if (done % 3 == 1) {
@@ -397,7 +406,7 @@ static void test_rollback(void)
     g_test_message("%d rollbacks while the guest ran", done);
     g_assert_cmpint(done, >=, 2);
     /* Each brought the device placed on node 2 home, and sent it back */
-    check_placed_on(c, PLACED_NODE);
+    check_placed_on(c, PLACED_NODE, 2 * done);
     wait_result(home);
     for (int n = 0; n < NODES; n++) {
         QDict *info = distvm_assert_active(c->node[n]->qts, n);
@@ -487,7 +496,8 @@ static void test_kill(void)
     wait_result(home);
     check_lost(c, victim, victim);
     /* The device is home's if node 2 was lost, else back on node 2 */
-    check_placed_on(c, victim == PLACED_NODE ? 0 : PLACED_NODE);
+    check_placed_on(c, victim == PLACED_NODE ? 0 : PLACED_NODE,
+                    victim == PLACED_NODE ? 1 : 2);
     /* Epochs go on without it */
     wait_epochs(home, 2);
     cp = checkpoint_info(home);
@@ -550,7 +560,7 @@ static void test_kill_home(void)
      * The device node 2 ran came to the new home, as node 2 saved it,
      * and went back to node 2
      */
-    check_placed_on(c, PLACED_NODE);
+    check_placed_on(c, PLACED_NODE, 2);
     /* Epochs go on, node 2 the new home's standby */
     wait_epochs(standby, 2);
     cp = checkpoint_info(standby);
