@@ -735,8 +735,8 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home);
 void distvm_devices_rolled_back(DistvmState *s);
 /*
  * Home: whether @d, brought home by a rollback, goes back to its node
- * now: that node is still part of the cluster and, for a card whose tap
- * it watches, its path is up
+ * now: that node is part of the cluster (never lost or left since, not
+ * being drained) and, for a card whose tap it watches, its path is up
  */
 bool distvm_devices_goes_back(DistvmState *s, DistvmPlacedDevice *d);
 /*
