@@ -477,9 +477,11 @@ static void hmp_info_distvm(Monitor *mon, const QDict *qdict)
     for (DistvmDeviceInfoList *d = info->devices; d; d = d->next) {
         monitor_printf(mon, "device %s on node %" PRIu32 ": %" PRIu64
                        " accesses of this node's vCPUs done here, %" PRIu64
-                       " sent there, %" PRIu64 " done here for other nodes\n",
+                       " sent there, %" PRIu64 " done here for other nodes; "
+                       "moved %" PRIu64 " times\n",
                        d->value->id, d->value->node, d->value->local,
-                       d->value->forwarded, d->value->served);
+                       d->value->forwarded, d->value->served,
+                       d->value->moves);
     }
     if (info->io) {
         monitor_printf(mon, "device accesses sent to other nodes:\n");
