@@ -725,7 +725,7 @@ void distvm_devices_send_away(DistvmState *s)
         g_autoptr(GByteArray) m = NULL;
         Error *err = NULL;
 
-        if (!qatomic_read(&d->moved) || !distvm_devices_goes_back(s, d)) {
+        if (!distvm_devices_goes_back(s, d)) {
             continue;
         }
         state = g_byte_array_new();

@@ -155,6 +155,14 @@ static void forge_epoch(DistvmCluster *c, int to, uint32_t step,
     distvm_forge(c->node[1], to, m);
 }
 
+/* @m, forged as from node @from, is refused by node PLACED_NODE */
+static void refused_by_placed_node(DistvmCluster *c, int from,
+                                   const GByteArray *m, int64_t *errors)
+{
+    distvm_forge(c->node[from], PLACED_NODE, m);
+    distvm_wait_protocol_errors(c->node[PLACED_NODE]->qts, ++*errors);
+}
+
 /*
  * Messages a node had no business sending are refused and change
  * nothing; a BUSY from a node abandons the epoch home takes, and the
@@ -183,31 +191,25 @@ static void check_forged(DistvmCluster *c)
         .index = 2, .total = 4, .offset = 0, .len = 4,
         .data = (const uint8_t *)"abcd",
     });
-    distvm_forge(c->node[1], 2, m);
-    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    refused_by_placed_node(c, 1, m, &errors);
     /* A device brought home, said by another node, or one there is not */
     distvm_wire_device_home(m, 1, 0);
-    distvm_forge(c->node[1], 2, m);
-    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    refused_by_placed_node(c, 1, m, &errors);
     distvm_wire_device_home(m, 0, 1);
-    distvm_forge(c->node[0], 2, m);
-    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    refused_by_placed_node(c, 0, m, &errors);
     /*
      * A device sent back to its node, said by another node, or one there
      * is not, or one that runs there already
      */
     distvm_wire_device_away(m, 1, 1, 0, PLACED_NODE,
                             (const uint8_t *)"abcd", 4);
-    distvm_forge(c->node[1], 2, m);
-    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    refused_by_placed_node(c, 1, m, &errors);
     distvm_wire_device_away(m, 0, 1, 1, PLACED_NODE,
                             (const uint8_t *)"abcd", 4);
-    distvm_forge(c->node[0], 2, m);
-    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    refused_by_placed_node(c, 0, m, &errors);
     distvm_wire_device_away(m, 0, 1, 0, PLACED_NODE,
                             (const uint8_t *)"abcd", 4);
-    distvm_forge(c->node[0], 2, m);
-    distvm_wait_protocol_errors(c->node[2]->qts, ++errors);
+    refused_by_placed_node(c, 0, m, &errors);
     check_placed_on(c, PLACED_NODE, 0);
 
     for (int tries = 0; aborted_epochs(home) == aborted; tries++) {
