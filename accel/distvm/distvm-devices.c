@@ -480,6 +480,36 @@ void distvm_devices_config_applied(DistvmState *s)
 }
 
 /*
+ * In the main loop: node @lost was lost (home, if @lost_home).  The
+ * accesses that its vCPUs made wait for no answer any more, and if it was
+ * home, those that wait for one of its configuration writes may wait for
+ * one it never sent (the standby in its place numbers its own).  Those
+ * fail at once, as the guest rolls back to before them: their vCPUs stop.
+ */
+void distvm_devices_config_waits_fail(DistvmState *s, uint32_t lost,
+                                      bool lost_home)
+{
+    GQueue *q = s->devices ? &s->devices->config_waits : NULL;
+    GList *l = q ? q->head : NULL;
+
+    while (l) {
+        DistvmConfigWait *w = l->data;
+        GList *next = l->next;
+
+        if (lost_home || w->msg.hdr.src == lost) {
+            g_queue_delete_link(q, l);
+            trace_distvm_config_wait_failed(w->msg.hdr.src, w->gen, lost);
+            distvm_io_req_failed(s, &w->msg);
+            g_free(w);
+        }
+        l = next;
+    }
+    if (q && g_queue_is_empty(q)) {
+        timer_del(s->devices->config_timer);
+    }
+}
+
+/*
  * An access that waited for longer than peer-timeout for a configuration
  * write that home never sent: its sender made the number up.  Counted as
  * refused, and done without waiting any longer, as if it named none.

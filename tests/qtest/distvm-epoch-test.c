@@ -164,6 +164,25 @@ static void refused_by_placed_node(DistvmCluster *c, int from,
 }
 
 /*
+ * An access of home's vCPU 0, forged as made after a configuration write
+ * of home's that never comes: node PLACED_NODE holds it back, and would
+ * refuse it after peer-timeout (5 s) if nothing ended its wait first.
+ * Returns when it was sent, in g_get_monotonic_time()'s microseconds.
+ */
+static int64_t forge_config_wait(DistvmCluster *c)
+{
+    g_autoptr(GByteArray) m = g_byte_array_new();
+
+    distvm_wire_io(m, DISTVM_MSG_IO_REQ, 0, &(DistvmMsgIo) {
+        .cpu = 0, .space = DISTVM_IO_MEMORY, .size = 4,
+        .flags = DISTVM_IO_CONFIG_GEN, .addr = 0xfe000000,
+        .config_gen = UINT64_MAX,
+    });
+    distvm_forge(c->node[0], PLACED_NODE, m);
+    return g_get_monotonic_time();
+}
+
+/*
  * Messages a node had no business sending are refused and change
  * nothing; a BUSY from a node abandons the epoch home takes, and the
  * next ones commit.
@@ -514,7 +533,10 @@ static void test_kill(void)
  * after a vCPU move: its standby (node 1, its replica) takes its place:
  * it loads the devices' state of the last committed epoch, takes home's
  * pages and vCPUs over with node 2, and the guest finishes with the exact
- * result; both nodes say node 1 is home, and epochs go on.
+ * result; both nodes say node 1 is home, and epochs go on.  An access of
+ * home's that waits on node 2 for a configuration write home never sent
+ * fails when home is lost: node 2 does not wait for it, nor refuses it
+ * peer-timeout later.
  */
 static void test_kill_home(void)
 {
@@ -524,11 +546,13 @@ static void test_kill_home(void)
     int cpu = g_test_rand_int_range(1, NCPUS);
     pid_t pid = qtest_pid(home);
     QDict *ev, *cp, *info;
+    int64_t forged;
     int status;
 
     cp = checkpoint_info(home);
     g_assert_cmpint(qdict_get_int(cp, "standby"), ==, 1);
     qobject_unref(cp);
+    forged = forge_config_wait(c);
     wait_epochs(home, 3);
     qtest_qmp_assert_success(home, "{ 'execute': 'distvm-move-vcpu', "
                              "'arguments': { 'cpu-index': %d, 'node': %d } }",
@@ -552,6 +576,10 @@ static void test_kill_home(void)
     qobject_unref(ev);
 
     wait_result(standby);
+    /* Past the forged access's peer-timeout: check_lost() sees no refusal */
+    while (g_get_monotonic_time() < forged + 6 * G_USEC_PER_SEC) {
+        g_usleep(100 * 1000);
+    }
     check_lost(c, 0, 0);
     for (int n = 1; n < NODES; n++) {
         info = distvm_assert_active(c->node[n]->qts, n);
