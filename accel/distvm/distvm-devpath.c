@@ -11,12 +11,12 @@
  * (distvm_devices_go_home()), to home's tap: the guest's connections go
  * on as when the card's node is lost.  When the tap is up again (for
  * path-up-delay-ms), the node tells home (PATH_UP), which emits the
- * event and rolls the guest back again; at the end of that rollback, the
- * devices' state loaded, home sends the card back to its node with its
- * state (distvm_devices_send_away(), DEVICE_AWAY), which runs it from
- * there on, as at the end of any rollback while the path is up.  A
- * rollback that cannot begin now (a node joins, or none committed yet)
- * is tried again every second while the path stays down, or up.
+ * event; at the end of the next checkpoint epoch, every node paused,
+ * home sends the card back to its node with its state
+ * (distvm_devices_send_away(), DEVICE_AWAY), which runs it from there
+ * on: the guest goes on, and loses nothing.  A rollback that cannot begin
+ * now (a node joins, or none committed yet) is tried again every second
+ * while the path stays down.
  *
  * SPDX-License-Identifier: GPL-2.0-or-later
  */
@@ -139,8 +139,8 @@ bool distvm_devpath_up(DistvmPlacedDevice *d)
 }
 
 /*
- * Home: roll back, which brings the card home while its path is down,
- * and sends it back once it is up
+ * Home: while the card's path is down, roll back, which brings it home.
+ * Once the path is up, the end of the next epoch sends it back.
  */
 static void devpath_roll_back(void *opaque)
 {
@@ -148,21 +148,19 @@ static void devpath_roll_back(void *opaque)
     DistvmState *s = distvm_state();
     Error *err = NULL;
 
-    if (p->told_up ? !distvm_devices_goes_back(s, p->d) :
-        p->d->node == distvm_home(s)) {
+    if (p->told_up || p->d->node == distvm_home(s)) {
         p->warned = false;
-        return;                 /* where it belongs */
+        return;
     }
-    /* Until it is: a rollback asked for may not begin after all */
+    /* Until it is home: a rollback asked for may not begin after all */
     timer_mod(p->retry, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) + 1000);
     if (distvm_epoch_rollback_pending(s)) {
-        return;                 /* which moves it, at its start or its end */
+        return;                 /* which brings it home at its start */
     }
     if (!distvm_epoch_rollback(s, false, 0, &err)) {
         if (!p->warned) {
-            warn_report("%s; '%s' %s once the guest can be rolled back",
-                        error_get_pretty(err), p->d->name,
-                        p->told_up ? "goes back to its node" : "comes home");
+            warn_report("%s; '%s' comes home once the guest can be rolled "
+                        "back", error_get_pretty(err), p->d->name);
         }
         p->warned = true;
         error_free(err);

@@ -754,6 +754,12 @@ static void epoch_end(DistvmState *s)
     DistvmEpoch *e = s->epoch;
 
     e->phase = EPOCH_IDLE;
+    /*
+     * Every node paused: a device that a rollback brought home, and could
+     * not send back at its end (its node's path was down), goes back now
+     * that it may, without a rollback of its own
+     */
+    distvm_devices_send_away(s);
     distvm_guest_resume(s);
     epoch_arm(s, s->checkpoint_ms);
     /* Until one begins a pause (a rollback): the rest wait for its end */

@@ -746,9 +746,9 @@ void distvm_devices_rolled_back(DistvmState *s);
  */
 bool distvm_devices_goes_back(DistvmState *s, DistvmPlacedDevice *d);
 /*
- * Home, at the end of a rollback, the devices' state loaded: send each
- * device a rollback brought home back to its node, if it goes back
- * (DEVICE_AWAY)
+ * Home, the guest paused at the end of a rollback (the devices' state
+ * loaded) or of a checkpoint epoch: send each device a rollback brought
+ * home back to its node, if it goes back now (DEVICE_AWAY)
  */
 void distvm_devices_send_away(DistvmState *s);
 /* Home: tell joining node @node which devices a rollback brought home */
