@@ -842,6 +842,8 @@ const char *distvm_netqueues_changed(DistvmState *s);
 void distvm_netqueues_rolled_back(DistvmState *s);
 void distvm_netqueues_card_home(DistvmState *s, DistvmPlacedDevice *pd);
 void distvm_netqueues_resume(DistvmState *s);
+/* Home: tell node @node, which joins, where the pairs are served now */
+void distvm_netqueues_send_state(DistvmState *s, uint32_t node);
 
 /* distvm-netpath.c */
 typedef struct DistvmNetPath DistvmNetPath;

@@ -20,8 +20,9 @@
  *    after how many moves (VCPU_WHERE), its LAPIC's addressing and the
  *    nodes it may run on, the 8259's output, where the clock registers
  *    are, the host bridge's registers and the configuration of the
- *    devices other nodes run (device-nodes), the ranges of RAM resident
- *    on a node, the policy; then START.  The node starts sharing the
+ *    devices other nodes run (device-nodes), where the queue pairs of
+ *    cards are served (queue-nodes), the ranges of RAM resident on a
+ *    node, the policy; then START.  The node starts sharing the
  *    guest's RAM and reports READY again.  Home has it plug the DIMMs
  *    plugged into the guest (MEM_PLUG, in the order of their RAMBlocks),
  *    which it shares too.
@@ -185,6 +186,7 @@ static void join_send_state(DistvmState *s)
     distvm_chipset_send_state(s, node);
     distvm_residency_send_state(s, node);
     distvm_devices_send_state(s, node);
+    distvm_netqueues_send_state(s, node);
     g_byte_array_set_size(m, 0);
     distvm_wire_policy(m, s->node_id, qatomic_read(&s->policy));
     distvm_send(s, node, m);

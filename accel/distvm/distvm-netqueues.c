@@ -50,6 +50,8 @@
  *   a node whose path is down to the card's node, or else to another
  *   node that serves pairs, whose path is up; once the path is back, they
  *   move back to where they belong.  One pair of a card moves at a time.
+ * - A node that joins the running guest learns from home where each pair
+ *   is served (NET_PAIR STATE), and serves none itself.
  *
  * The card must have MSI-X vectors; while the guest has MSI-X off (an
  * INTx line and its ISR are one per card), the card's node serves every
@@ -391,6 +393,7 @@ static void pair_send(DistvmState *s, DistvmPlacedDevice *pd, uint32_t dest,
 }
 
 static void pairs_follow_paths(DistvmState *s, DistvmPlacedDevice *pd);
+static void taps_attach(DistvmState *s, DistvmPlacedDevice *pd);
 
 /* Read @pair's rings' places again from the guest's used rings */
 static void pair_rings_reread(VirtIODevice *vdev, uint32_t pair)
@@ -712,7 +715,7 @@ static void path_tell(DistvmState *s, DistvmPlacedDevice *pd)
     DistvmNetQueues *q = pd->queues;
     bool up;
 
-    if (!q->path ||
+    if (!q->path || !may_serve(pd, s->node_id) ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return;
     }
@@ -827,6 +830,55 @@ static DistvmPlacedDevice *card_at(DistvmState *s, const char *path)
     return pd && pd->queues && pd->queues->net ? pd : NULL;
 }
 
+/*
+ * Home, to node @node, which joins: where each pair of each card is
+ * served now, and the last of its moves (NET_PAIR STATE).  The node's
+ * copies started where queue-nodes put the pairs, which moves, paths
+ * and lost nodes may have changed since.
+ */
+void distvm_netqueues_send_state(DistvmState *s, uint32_t node)
+{
+    DistvmPlacedDevice *pd;
+
+    for (uint32_t i = 0; (pd = next_card(s, &i));) {
+        DistvmNetQueues *q = pd->queues;
+
+        for (uint32_t pair = 0; pair < q->pairs; pair++) {
+            pair_send(s, pd, node, DISTVM_NET_PAIR_STATE, pair,
+                      qatomic_read(&q->node[pair]), 2 * pair, q->move[pair]);
+        }
+    }
+}
+
+/*
+ * A node that joins, from home: node @np->node serves pair @np->pair of
+ * @pd's card.  This node serves none: home moves pairs only to the
+ * card's node and to the nodes of queue-nodes that never left the
+ * cluster, which a node that joins did (a node that serves pairs cannot
+ * be drained).
+ */
+static void pair_state(DistvmState *s, DistvmPlacedDevice *pd,
+                       const DistvmMsg *msg)
+{
+    const DistvmMsgNetPair *np = &msg->u.net_pair;
+    DistvmNetQueues *q = pd->queues;
+
+    if (np->pair >= q->pairs || np->node == s->node_id ||
+        !may_serve(pd, np->node)) {
+        distvm_msg_refused(s, msg->hdr.src, "NET_PAIR STATE of pair %"
+                           PRIu32 " of %s on node %" PRIu32 ", which is no "
+                           "pair of it or no node that may serve it",
+                           np->pair, np->path, np->node);
+        return;
+    }
+    trace_distvm_netqueue_pair(pd->name, np->pair, np->node);
+    qatomic_set(&q->others, q->others & ~BIT(s->node_id));
+    qatomic_set(&q->node[np->pair], np->node);
+    q->move[np->pair] = np->move;
+    q->taking[np->pair] = false;
+    taps_attach(s, pd);
+}
+
 /* Under the BQL: a step of a pair's move */
 static void pair_received(DistvmState *s, const DistvmMsg *msg)
 {
@@ -847,6 +899,10 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
                                         np->step == DISTVM_NET_PAIR_PATH_UP)) {
             return;
         }
+    }
+    if (q && np->step == DISTVM_NET_PAIR_STATE) {
+        pair_state(s, pd, msg);
+        return;
     }
     if (!q || pair >= q->pairs || !distvm_node_present(s, np->node) ||
         !may_serve(pd, np->node)) {
@@ -912,6 +968,8 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
     case DISTVM_NET_PAIR_PATH_DOWN:
     case DISTVM_NET_PAIR_PATH_UP:
         path_changed_at(s, pd, np->node, np->step == DISTVM_NET_PAIR_PATH_UP);
+        break;
+    case DISTVM_NET_PAIR_STATE:     /* (above) */
         break;
     }
 }

@@ -2113,11 +2113,13 @@ static bool net_pair_check_role(const DistvmMsgNetPair *np, uint32_t home,
         [DISTVM_NET_PAIR_PATH_DOWN] = "by the node it names, to the home "
                                       "node",
         [DISTVM_NET_PAIR_PATH_UP] = "by the node it names, to the home node",
+        [DISTVM_NET_PAIR_STATE] = "by the home node to the others",
     };
     bool ok;
 
     switch (np->step) {
     case DISTVM_NET_PAIR_MOVE:
+    case DISTVM_NET_PAIR_STATE:
         ok = src == home && dst != home;
         break;
     case DISTVM_NET_PAIR_TAKE:

@@ -19,7 +19,7 @@
 #define ACCEL_DISTVM_WIRE_H
 
 #define DISTVM_WIRE_MAGIC       0x504d5644u     /* "DVMP" */
-#define DISTVM_WIRE_VERSION     31
+#define DISTVM_WIRE_VERSION     32
 #define DISTVM_WIRE_HDR_SIZE    24
 #define DISTVM_WIRE_MAX_PAYLOAD (1u << 20)
 #define DISTVM_WIRE_MAX_STR     4096
@@ -658,6 +658,11 @@ typedef enum DistvmNetPairStep {
      */
     DISTVM_NET_PAIR_PATH_DOWN,
     DISTVM_NET_PAIR_PATH_UP,
+    /*
+     * home -> a node that joins: @node serves the pair, and @move is the
+     * last of its moves (@queue is 2 * @pair)
+     */
+    DISTVM_NET_PAIR_STATE,
     DISTVM_NET_PAIR__MAX
 } DistvmNetPairStep;
 

@@ -20,6 +20,7 @@
 #include "qobject/qlist.h"
 #include "libqtest.h"
 #include "distvm/distvm-node.h"
+#include "distvm/distvm-tls-netns.h"
 #include "distvm/guest/smp-workload.h"
 
 #define MACHINE "-nodefaults -machine pc -m 128M"
@@ -910,19 +911,46 @@ static void test_drain_start(void)
     distvm_cluster_quit(c);
 }
 
+/* The node that @qts says serves pair @pair of card @id */
+static int64_t pair_node(QTestState *qts, const char *id, int pair)
+{
+    QDict *d = distvm_placed_device(qts, id);
+    QListEntry *e;
+    int64_t node = -1;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(d, "queues"), e) {
+        QDict *info = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(info, "pair") == pair) {
+            node = qdict_get_int(info, "node");
+        }
+    }
+    qobject_unref(d);
+    g_assert_cmpint(node, >=, 0);
+    return node;
+}
+
+/* A multi-queue tap of this host, which every node opens */
+#define MQ_TAP  "dvmqj"
+
 /*
  * With checkpoint epochs, a rollback brings a device that device-nodes
  * placed on node 1 home, and sends it back to node 1 at its end
- * (distvm-placed-state.c); once node 1 is lost, it stays on home.  A
- * node that joins then learns that from home, not from device-nodes:
- * every node says home runs it, and the guest goes on.
+ * (distvm-placed-state.c); once node 1 is lost, it stays on home, and
+ * so does the queue pair of a multi-queue card that node 1 served
+ * (queue-nodes).  A node that joins then learns that from home, not from
+ * device-nodes and queue-nodes: every node says home runs them, and the
+ * guest goes on.
  */
 static void test_join_moved_device(void)
 {
     g_autofree char *elf = distvm_guest_path("smp-guest.elf");
     g_autofree char *args = g_strdup_printf(
         MACHINE " -smp %d -kernel %s -append 'cpus=%d moves=1' "
-        "-device virtio-rng-pci,id=rng0", NCPUS, elf, NCPUS);
+        "-device virtio-rng-pci,id=rng0 -netdev tap,id=nq,ifname=" MQ_TAP
+        ",queues=2,script=no,downscript=no,vhost=off "
+        "-device virtio-net-pci,netdev=nq,mq=on,romfile=,id=vmq", NCPUS, elf,
+        NCPUS);
     g_autofree char *dir = g_strdup_printf("%s/moved-device", tmpdir);
     g_autofree char *opts2 = NULL;
     pid_t pid;
@@ -930,9 +958,12 @@ static void test_join_moved_device(void)
     QDict *d, *ev;
     int status;
 
+    distvm_sh("ip link del " MQ_TAP " 2>/dev/null; ip tuntap add dev "
+              MQ_TAP " mode tap multi_queue");
     opts2 = start_two_of_three(node, dir, "auto-numa=off,replicas=1,"
-                               "checkpoint-ms=20,device-nodes=rng0@1",
-                               args);
+                               "checkpoint-ms=20,device-nodes=rng0@1,"
+                               "queue-nodes=vmq/1@1", args);
+    g_assert_cmpint(pair_node(node[0]->qts, "vmq", 1), ==, 1);
     check_epochs(node, 2);
     distvm_roll_back(node[0]->qts, -1);
     for (int n = 0; n < 2; n++) {
@@ -962,6 +993,13 @@ static void test_join_moved_device(void)
         /* home: home, back, home; node 2: home */
         g_assert_cmpint(qdict_get_int(d, "moves"), ==, n ? 1 : 3);
         qobject_unref(d);
+        /*
+         * The card's pair 1 went to its node, home, when node 1 was lost:
+         * node 2 learnt it as it joined (queue-nodes says node 1)
+         */
+        g_assert_cmpint(pair_node(node[n]->qts, "vmq", 0), ==, 0);
+        g_assert_cmpint(pair_node(node[n]->qts, "vmq", 1), ==, 0);
+        g_assert_cmpint(distvm_protocol_errors(node[n]->qts), ==, 0);
     }
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'distvm-move-vcpu', "
                              "'arguments': { 'cpu-index': 1, 'node': 2 } }");
@@ -969,6 +1007,7 @@ static void test_join_moved_device(void)
     for (int n = 0; n < 2; n++) {
         distvm_node_quit(node[n]);
     }
+    distvm_sh("ip link del " MQ_TAP);
 }
 
 /* The Linux workload: long enough on nodes for two joins and two drains */

@@ -1615,6 +1615,11 @@ int main(int argc, char **argv)
                                                "/machine/peripheral/vmq",
                                                DISTVM_NET_PAIR_TAKE, 2, 0,
                                                4, 1));
+    /* home tells a node that joins: node 1 serves pair 3, moved twice */
+    SEED("net-pair-state", distvm_wire_net_pair(b, 0,
+                                                "/machine/peripheral/vmq",
+                                                DISTVM_NET_PAIR_STATE, 3, 1,
+                                                6, 2));
     /* node 1 tells home that its network path went down */
     SEED("net-pair-path-down", distvm_wire_net_pair(b, 1,
                                                     "/machine/peripheral/vmq",

@@ -1348,6 +1348,7 @@ static const char *const net_pair_rules[DISTVM_NET_PAIR__MAX] = {
                               "node",
     [DISTVM_NET_PAIR_PATH_DOWN] = "by the node it names, to the home node",
     [DISTVM_NET_PAIR_PATH_UP] = "by the node it names, to the home node",
+    [DISTVM_NET_PAIR_STATE] = "by the home node to the others",
 };
 
 /* Whether NET_PAIR of @step, of a pair moving to @node, may go @src->@dst */
@@ -1369,7 +1370,7 @@ static bool net_pair_role_ok(uint32_t step, uint32_t node, uint32_t src,
  * tells the new one to take it; any node passes a notification on to the
  * node it names, which it knows serves the pair; the new node tells home
  * it took it, unless it is home; a node tells home of its network path,
- * unless it is home.
+ * unless it is home; home tells a node that joins where the pairs are.
  */
 static void test_net_pair_roles(void)
 {
@@ -1377,6 +1378,9 @@ static void test_net_pair_roles(void)
         for (uint32_t src = 0; src < 4; src++) {
             for (uint32_t dst = 0; dst < 4; dst++) {
                 g_assert_cmpint(net_pair_role_ok(DISTVM_NET_PAIR_MOVE, node,
+                                                 src, dst), ==,
+                                src == 0 && dst != 0);
+                g_assert_cmpint(net_pair_role_ok(DISTVM_NET_PAIR_STATE, node,
                                                  src, dst), ==,
                                 src == 0 && dst != 0);
                 g_assert_cmpint(net_pair_role_ok(DISTVM_NET_PAIR_TAKE, node,
@@ -2071,14 +2075,14 @@ static void test_header_layout(void)
     GByteArray *b = g_byte_array_new();
     static const uint8_t expect[HDR] = {
         'D', 'V', 'M', 'P',                 /* magic */
-        31, 0,                              /* version */
+        32, 0,                              /* version */
         DISTVM_MSG_PING, 0,                 /* type */
         8, 0, 0, 0,                         /* length */
         3, 0, 0, 0,                         /* src */
         0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01,    /* seq */
     };
 
-    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 31);
+    g_assert_cmpuint(DISTVM_WIRE_VERSION, ==, 32);
     distvm_wire_empty(b, DISTVM_MSG_PING, 3, 0x0102030405060708ull);
     g_assert_cmpuint(b->len, ==, HDR + 8);
     g_assert(memcmp(b->data, expect, HDR) == 0);
@@ -3550,7 +3554,7 @@ static void test_net_pair(void)
     }
     /* an unknown step, a node past any, a queue of another pair */
     distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR__MAX, 0, 0, 0, 1);
-    expect_decode_error(b, &limits, "NET_PAIR message with unknown step 6");
+    expect_decode_error(b, &limits, "NET_PAIR message with unknown step 7");
     distvm_wire_net_pair(b, 1, path, DISTVM_NET_PAIR_MOVE, 0,
                          DISTVM_WIRE_MAX_NODES, 0, 1);
     expect_decode_error(b, &limits, "NET_PAIR message for node 16 (at most "
@@ -3759,11 +3763,13 @@ static void test_bad_version(void)
      * the nodes told home of their network paths (DISTVM_NET_PAIR_PATH_*),
      * 29 the one before epochs kept the state of the devices placed away
      * from home (DISTVM_EPOCH_STATE_PLACED and PLACED_COPY, DEVICE_HOME),
-     * 30 the one before a device went back to its node (DEVICE_AWAY)
+     * 30 the one before a device went back to its node (DEVICE_AWAY), 31
+     * the one before a node that joins learnt where queue pairs are
+     * served (DISTVM_NET_PAIR_STATE)
      */
     static const uint16_t versions[] = {
         0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
-        19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 32, 0x100,
+        19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 33, 0x100,
         0x10f, 0x200, 0x300, 0xd00, UINT16_MAX,
     };
     GByteArray *b = g_byte_array_new();
@@ -3771,7 +3777,7 @@ static void test_bad_version(void)
     distvm_wire_empty(b, DISTVM_MSG_PING, 0, 1);
     for (size_t i = 0; i < ARRAY_SIZE(versions); i++) {
         g_autofree char *what = g_strdup_printf(
-            "protocol version %u, this node speaks 31", versions[i]);
+            "protocol version %u, this node speaks 32", versions[i]);
 
         set_u16(b, OFF_VERSION, versions[i]);
         expect_header_error(b, what);
@@ -3781,7 +3787,7 @@ static void test_bad_version(void)
     for (uint16_t t = 1; t < DISTVM_MSG__MAX; t++) {
         set_u16(b, OFF_TYPE, t);
         set_u16(b, OFF_VERSION, 2);
-        expect_header_error(b, "protocol version 2, this node speaks 31");
+        expect_header_error(b, "protocol version 2, this node speaks 32");
     }
     g_byte_array_unref(b);
 }
