@@ -45,16 +45,14 @@
 /* How often home looks whether the drained node's vCPUs have gone */
 #define DISTVM_DRAIN_POLL_MS    20
 
-typedef struct DistvmDrain {
+struct DistvmDrain {
     uint32_t node;              /* home: being drained, or UINT32_MAX */
     bool vcpus_gone;            /* home: it reported it runs none */
     bool handing_off;           /* home: it hands its pages off */
     uint32_t managers;          /* home: DRAINED awaited from these */
     int64_t started_ns;
     QEMUTimer *timer;           /* the drained node: its vCPUs' moves */
-} DistvmDrain;
-
-static DistvmDrain drain = { .node = UINT32_MAX };
+};
 
 /* Send @type about node @node to every node present, this one too. */
 static void drain_broadcast(DistvmState *s, DistvmMsgType type, uint32_t node)
@@ -74,8 +72,10 @@ static void drain_broadcast(DistvmState *s, DistvmMsgType type, uint32_t node)
 /* Home: the drained node leaves, between two checkpoint epochs */
 static void drain_left(DistvmState *s)
 {
-    if (drain.node == qatomic_read(&s->draining) && !drain.managers) {
-        drain_broadcast(s, DISTVM_MSG_NODE_LEFT, drain.node);
+    DistvmDrain *drain = s->drain;
+
+    if (drain->node == qatomic_read(&s->draining) && !drain->managers) {
+        drain_broadcast(s, DISTVM_MSG_NODE_LEFT, drain->node);
     }
 }
 
@@ -108,6 +108,7 @@ static uint32_t drain_target(DistvmState *s, uint32_t cpu, uint32_t node)
 static void drain_poll(void *opaque)
 {
     DistvmState *s = opaque;
+    DistvmDrain *drain = s->drain;
     bool empty = true;
     CPUState *cpu;
 
@@ -129,14 +130,14 @@ static void drain_poll(void *opaque)
             }
         }
     }
-    if (empty && !drain.vcpus_gone) {
+    if (empty && !drain->vcpus_gone) {
         g_autoptr(GByteArray) m = g_byte_array_new();
 
-        drain.vcpus_gone = true;
+        drain->vcpus_gone = true;
         distvm_wire_node(m, DISTVM_MSG_DRAINED, s->node_id, s->node_id);
         distvm_send(s, distvm_home(s), m);
     }
-    timer_mod(drain.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+    timer_mod(drain->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                            DISTVM_DRAIN_POLL_MS * (empty ? 1 : 10));
 }
 
@@ -144,6 +145,7 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
                            Error **errp)
 {
     DistvmState *s = distvm_qmp_home("distvm-drain-node", errp);
+    DistvmDrain *drain;
     g_autofree uint32_t *target = NULL;
     uint32List *next = to;
     CPUState *cpu;
@@ -202,12 +204,14 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
             return;
         }
     }
-    if (drain.node != UINT32_MAX || qatomic_read(&s->joining) !=
+    /* Present, and not home: the cluster has nodes, and drains */
+    drain = s->drain;
+    if (drain->node != UINT32_MAX || qatomic_read(&s->joining) !=
                                     UINT32_MAX) {
         error_setg(errp, "distvm: node %" PRIu32 " is %s; one node joins "
-                   "or leaves at a time", drain.node != UINT32_MAX ?
-                   drain.node : qatomic_read(&s->joining),
-                   drain.node != UINT32_MAX ? "being drained" : "joining");
+                   "or leaves at a time", drain->node != UINT32_MAX ?
+                   drain->node : qatomic_read(&s->joining),
+                   drain->node != UINT32_MAX ? "being drained" : "joining");
         return;
     }
     for (uint32List *n = to; n; n = n->next) {
@@ -246,10 +250,10 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
     }
 
     trace_distvm_drain_start(node);
-    drain.node = node;
-    drain.vcpus_gone = false;
-    drain.handing_off = false;
-    drain.started_ns = get_clock();
+    drain->node = node;
+    drain->vcpus_gone = false;
+    drain->handing_off = false;
+    drain->started_ns = get_clock();
     /* On the connection to the node, before the moves it is asked for */
     drain_broadcast(s, DISTVM_MSG_NODE_DRAIN, node);
     CPU_FOREACH(cpu) {
@@ -278,9 +282,11 @@ static bool node_drain_received(DistvmState *s, const DistvmMsg *msg)
 /* The drained node: its vCPUs go, the first after home's moves came */
 static void node_drain_self(DistvmState *s, const DistvmMsg *msg)
 {
+    DistvmDrain *drain = s->drain;
+
     if (msg->u.node_id == s->node_id) {
-        drain.vcpus_gone = false;
-        timer_mod(drain.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+        drain->vcpus_gone = false;
+        timer_mod(drain->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                                DISTVM_DRAIN_POLL_MS * 10);
     }
 }
@@ -339,41 +345,42 @@ static bool drain_pages_received(DistvmState *s, const DistvmMsg *msg)
  */
 static void drained_bh(DistvmState *s, const DistvmMsg *msg)
 {
+    DistvmDrain *drain = s->drain;
     uint32_t src = msg->hdr.src;
 
-    if (drain.node != msg->u.node_id ||
-        (src == drain.node ? drain.vcpus_gone && !drain.handing_off :
-         !(drain.managers & BIT(src)))) {
+    if (drain->node != msg->u.node_id ||
+        (src == drain->node ? drain->vcpus_gone && !drain->handing_off :
+         !(drain->managers & BIT(src)))) {
         distvm_msg_refused(s, src, "DRAINED of node %" PRIu32 ", which it "
                            "was not asked for", msg->u.node_id);
         return;
     }
-    if (src == drain.node && !drain.vcpus_gone &&
+    if (src == drain->node && !drain->vcpus_gone &&
         (distvm_ram_managers(s) & BIT_ULL(src))) {
-        drain.vcpus_gone = true;
-        drain.handing_off = true;
+        drain->vcpus_gone = true;
+        drain->handing_off = true;
         distvm_handoff_start(s, src);
         return;
     }
-    if (src == drain.node) {
-        drain.vcpus_gone = true;
-        drain.handing_off = false;
-        trace_distvm_drain_pages(drain.node);
-        drain.managers = distvm_ram_managers(s) & qatomic_read(&s->present);
+    if (src == drain->node) {
+        drain->vcpus_gone = true;
+        drain->handing_off = false;
+        trace_distvm_drain_pages(drain->node);
+        drain->managers = distvm_ram_managers(s) & qatomic_read(&s->present);
         for (uint32_t i = 0; i < s->nodes; i++) {
             g_autoptr(GByteArray) m = g_byte_array_new();
 
-            if (!(drain.managers & BIT(i))) {
+            if (!(drain->managers & BIT(i))) {
                 continue;
             }
             distvm_wire_node(m, DISTVM_MSG_DRAIN_PAGES, s->node_id,
-                             drain.node);
+                             drain->node);
             distvm_send(s, i, m);
         }
         return;
     }
-    drain.managers &= ~BIT(src);
-    if (!drain.managers) {
+    drain->managers &= ~BIT(src);
+    if (!drain->managers) {
         distvm_epoch_when_idle(s, drain_left);
     }
 }
@@ -405,18 +412,19 @@ static bool node_left_received(DistvmState *s, const DistvmMsg *msg)
 
 static void node_left_event(DistvmState *s, const DistvmMsg *msg)
 {
+    DistvmDrain *drain = s->drain;
     uint32_t node = msg->u.node_id;
     uint64_t ms = 0;
 
-    if (distvm_is_home(s) && drain.node == node) {
-        ms = (get_clock() - drain.started_ns) / SCALE_MS;
-        drain.node = UINT32_MAX;
+    if (distvm_is_home(s) && drain->node == node) {
+        ms = (get_clock() - drain->started_ns) / SCALE_MS;
+        drain->node = UINT32_MAX;
     }
     trace_distvm_drain_left(node, ms);
     if (node == s->node_id) {
         CPUState *cpu;
 
-        timer_del(drain.timer);
+        timer_del(drain->timer);
         CPU_FOREACH(cpu) {
             /*
              * Moves to a node being drained are refused everywhere, and
@@ -457,7 +465,11 @@ static const DistvmMsgHandler drain_handlers[] = {
 
 void distvm_drain_init(DistvmState *s)
 {
-    drain.timer = timer_new_ms(QEMU_CLOCK_REALTIME, drain_poll, s);
+    DistvmDrain *drain = g_new0(DistvmDrain, 1);
+
+    drain->node = UINT32_MAX;
+    drain->timer = timer_new_ms(QEMU_CLOCK_REALTIME, drain_poll, s);
+    s->drain = drain;
     distvm_msg_handlers_register(s, drain_handlers,
                                  ARRAY_SIZE(drain_handlers));
 }

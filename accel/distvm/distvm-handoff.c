@@ -54,15 +54,13 @@
  * The hand-off under way.  @from and @to are set on a node before it
  * sends or answers anything about it (atomic).
  */
-typedef struct DistvmHandoff {
+struct DistvmHandoff {
     uint32_t from;              /* UINT32_MAX: none */
     uint32_t to;
     uint64_t others;            /* @from: the nodes that must answer */
     uint64_t prepared;          /* @from, atomic: PREPARED from these */
     uint64_t acked;             /* @from, atomic: MOVED_ACK from these */
-} DistvmHandoff;
-
-static DistvmHandoff handoff = { .from = UINT32_MAX };
+};
 
 static void handoff_send(DistvmState *s, uint32_t node, uint32_t step,
                          uint32_t from, uint32_t to)
@@ -89,8 +87,9 @@ static bool handoff_wait(DistvmState *s, uint64_t *answered, uint64_t nodes)
 static void *handoff_thread(void *opaque)
 {
     DistvmState *s = opaque;
-    uint32_t to = qatomic_read(&handoff.to);
-    uint64_t others = handoff.others & ~BIT_ULL(to);
+    DistvmHandoff *handoff = s->handoff;
+    uint32_t to = qatomic_read(&handoff->to);
+    uint64_t others = handoff->others & ~BIT_ULL(to);
     int64_t start = get_clock();
     g_autoptr(GPtrArray) entries = NULL;
     g_autoptr(GByteArray) m = g_byte_array_new();
@@ -103,11 +102,11 @@ static void *handoff_thread(void *opaque)
         g_usleep(DISTVM_HANDOFF_RETRY_US);
     }
     for (uint32_t i = 0; i < s->nodes; i++) {
-        if (handoff.others & BIT_ULL(i)) {
+        if (handoff->others & BIT_ULL(i)) {
             handoff_send(s, i, DISTVM_MGR_MOVE_PREPARE, s->node_id, to);
         }
     }
-    if (!handoff_wait(s, &handoff.prepared, handoff.others)) {
+    if (!handoff_wait(s, &handoff->prepared, handoff->others)) {
         goto out;
     }
     entries = distvm_ram_mgr_entries(s);
@@ -116,7 +115,7 @@ static void *handoff_thread(void *opaque)
         distvm_send(s, to, g_ptr_array_index(entries, i));
     }
     handoff_send(s, to, DISTVM_MGR_MOVE_MOVED, s->node_id, to);
-    if (!handoff_wait(s, &handoff.acked, BIT_ULL(to))) {
+    if (!handoff_wait(s, &handoff->acked, BIT_ULL(to))) {
         goto out;
     }
     distvm_ram_mgr_switch(s, s->node_id, to);
@@ -125,7 +124,7 @@ static void *handoff_thread(void *opaque)
             handoff_send(s, i, DISTVM_MGR_MOVE_MOVED, s->node_id, to);
         }
     }
-    if (!handoff_wait(s, &handoff.acked, others)) {
+    if (!handoff_wait(s, &handoff->acked, others)) {
         goto out;
     }
     trace_distvm_handoff_done(s->node_id, to, (get_clock() - start) / 1000);
@@ -137,10 +136,12 @@ out:
 }
 
 /* A node learns of the hand-off of @from's pages to @to */
-static void handoff_set(uint32_t from, uint32_t to)
+static void handoff_set(DistvmState *s, uint32_t from, uint32_t to)
 {
-    qatomic_set(&handoff.to, to);
-    qatomic_set(&handoff.from, from);
+    DistvmHandoff *handoff = s->handoff;
+
+    qatomic_set(&handoff->to, to);
+    qatomic_set(&handoff->from, from);
 }
 
 /*
@@ -164,7 +165,7 @@ uint32_t distvm_handoff_start(DistvmState *s, uint32_t from)
         }
     }
     trace_distvm_handoff_start(from, to);
-    handoff_set(from, to);
+    handoff_set(s, from, to);
     handoff_send(s, from, DISTVM_MGR_MOVE_ASK, from, to);
     return to;
 }
@@ -188,8 +189,9 @@ void distvm_handoff_send_state(DistvmState *s, uint32_t node)
 static const char *mgr_move_refusal(DistvmState *s, uint32_t src,
                                     const DistvmMsgMgrMove *mv)
 {
-    uint32_t from = qatomic_read(&handoff.from);
-    bool current = from == mv->from && qatomic_read(&handoff.to) == mv->to;
+    DistvmHandoff *handoff = s->handoff;
+    uint32_t from = qatomic_read(&handoff->from);
+    bool current = from == mv->from && qatomic_read(&handoff->to) == mv->to;
 
     switch (mv->step) {
     case DISTVM_MGR_MOVE_ASK:
@@ -211,7 +213,7 @@ static const char *mgr_move_refusal(DistvmState *s, uint32_t src,
     case DISTVM_MGR_MOVE_PREPARED:
     case DISTVM_MGR_MOVE_MOVED_ACK:
         if (!current || mv->from != s->node_id ||
-            !(handoff.others & BIT_ULL(src))) {
+            !(handoff->others & BIT_ULL(src))) {
             return "this node does not hand its pages off to that node";
         }
         break;
@@ -232,6 +234,7 @@ static const char *mgr_move_refusal(DistvmState *s, uint32_t src,
 /* MGR_MOVE, in the receive thread: it touches the directory only */
 static bool mgr_move_received(DistvmState *s, const DistvmMsg *msg)
 {
+    DistvmHandoff *handoff = s->handoff;
     const DistvmMsgMgrMove *mv = &msg->u.mgr_move;
     const char *why = mgr_move_refusal(s, msg->hdr.src, mv);
     QemuThread thread;
@@ -245,21 +248,21 @@ static bool mgr_move_received(DistvmState *s, const DistvmMsg *msg)
     switch (mv->step) {
     case DISTVM_MGR_MOVE_ASK:
         trace_distvm_handoff_start(mv->from, mv->to);
-        handoff.others = qatomic_read(&s->present) & ~BIT_ULL(s->node_id);
-        handoff_set(mv->from, mv->to);
+        handoff->others = qatomic_read(&s->present) & ~BIT_ULL(s->node_id);
+        handoff_set(s, mv->from, mv->to);
         /* N's manager messages come once every node was PREPARED */
         distvm_ram_mgr_coming(s, mv->from, mv->to);
         qemu_thread_create(&thread, "distvm-handoff", handoff_thread, s,
                            QEMU_THREAD_DETACHED);
         break;
     case DISTVM_MGR_MOVE_PREPARE:
-        handoff_set(mv->from, mv->to);
+        handoff_set(s, mv->from, mv->to);
         distvm_ram_mgr_coming(s, mv->from, mv->to);
         handoff_send(s, mv->from, DISTVM_MGR_MOVE_PREPARED, mv->from,
                      mv->to);
         break;
     case DISTVM_MGR_MOVE_PREPARED:
-        qatomic_or(&handoff.prepared, BIT_ULL(msg->hdr.src));
+        qatomic_or(&handoff->prepared, BIT_ULL(msg->hdr.src));
         break;
     case DISTVM_MGR_MOVE_MOVED:
         distvm_ram_mgr_switch(s, mv->from, mv->to);
@@ -267,7 +270,7 @@ static bool mgr_move_received(DistvmState *s, const DistvmMsg *msg)
                      mv->to);
         break;
     case DISTVM_MGR_MOVE_MOVED_ACK:
-        qatomic_or(&handoff.acked, BIT_ULL(msg->hdr.src));
+        qatomic_or(&handoff->acked, BIT_ULL(msg->hdr.src));
         break;
     case DISTVM_MGR_MOVE_KNOWN:
         distvm_ram_mgr_switch(s, mv->from, mv->to);
@@ -279,10 +282,11 @@ static bool mgr_move_received(DistvmState *s, const DistvmMsg *msg)
 /* MGR_ENTRIES, in the receive thread, before the MOVED that follows */
 static bool mgr_entries_received(DistvmState *s, const DistvmMsg *msg)
 {
+    DistvmHandoff *handoff = s->handoff;
     Error *err = NULL;
 
-    if (qatomic_read(&handoff.from) != msg->hdr.src ||
-        qatomic_read(&handoff.to) != s->node_id ||
+    if (qatomic_read(&handoff->from) != msg->hdr.src ||
+        qatomic_read(&handoff->to) != s->node_id ||
         !distvm_ram_mgr_install(s, msg->hdr.src, &msg->u.mgr_entries,
                                 &err)) {
         distvm_msg_refused(s, msg->hdr.src, "MGR_ENTRIES: %s",
@@ -297,9 +301,11 @@ static bool mgr_entries_received(DistvmState *s, const DistvmMsg *msg)
 /* The drained node left: the hand-off, if any, is over everywhere */
 void distvm_handoff_end(DistvmState *s)
 {
-    handoff_set(UINT32_MAX, UINT32_MAX);
-    qatomic_set(&handoff.prepared, 0);
-    qatomic_set(&handoff.acked, 0);
+    DistvmHandoff *handoff = s->handoff;
+
+    handoff_set(s, UINT32_MAX, UINT32_MAX);
+    qatomic_set(&handoff->prepared, 0);
+    qatomic_set(&handoff->acked, 0);
 }
 
 static const DistvmMsgHandler handoff_handlers[] = {
@@ -309,6 +315,8 @@ static const DistvmMsgHandler handoff_handlers[] = {
 
 void distvm_handoff_init(DistvmState *s)
 {
+    s->handoff = g_new0(DistvmHandoff, 1);
+    s->handoff->from = UINT32_MAX;
     distvm_msg_handlers_register(s, handoff_handlers,
                                  ARRAY_SIZE(handoff_handlers));
 }

@@ -36,6 +36,9 @@ typedef struct DistvmResWaits DistvmResWaits;
 typedef struct DistvmDevices DistvmDevices;
 typedef struct DistvmEpoch DistvmEpoch;
 typedef struct DistvmRecovery DistvmRecovery;
+typedef struct DistvmJoin DistvmJoin;
+typedef struct DistvmDrain DistvmDrain;
+typedef struct DistvmHandoff DistvmHandoff;
 
 /*
  * A range of guest RAM resident on one node (distvm-residency.c).  Set
@@ -232,6 +235,10 @@ struct DistvmState {
     uint32_t draining;
     /* Atomic: the nodes that left after a drain, gone for good */
     uint32_t left;
+    DistvmJoin *join;           /* home: the join under way (distvm-join.c) */
+    DistvmDrain *drain;         /* the drain under way (distvm-drain.c) */
+    /* A part of the page directory handed to another (distvm-handoff.c) */
+    DistvmHandoff *handoff;
     int64_t join_paused_ns;     /* home: when it paused the guest for it */
     QIONetListener *listener;
     GMainContext *accept_ctx;   /* the listener's, in the accept thread */

@@ -68,7 +68,7 @@
 #include "distvm-ram.h"
 #include "trace.h"
 
-typedef struct DistvmJoin {
+struct DistvmJoin {
     uint32_t node;              /* joining, or UINT32_MAX */
     bool starting;              /* it has the state, and starts */
     uint64_t number;            /* of the last join that held the vCPUs */
@@ -77,9 +77,7 @@ typedef struct DistvmJoin {
     bool was_running;           /* the guest ran when they were held */
     int64_t held_ns;
     QEMUTimer *timer;           /* peer-timeout for a step's answers */
-} DistvmJoin;
-
-static DistvmJoin join = { .node = UINT32_MAX };
+};
 
 /* Home, with s->lock held: why node @node may not join now, or NULL. */
 char *distvm_join_refusal(DistvmState *s, uint32_t node)
@@ -133,7 +131,9 @@ void distvm_join_announce(DistvmState *s, uint32_t node, uint32_t speed)
 /* Home, in the main loop: the answers of the next step are due then. */
 static void join_wait_answers(DistvmState *s)
 {
-    timer_mod(join.timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
+    DistvmJoin *join = s->join;
+
+    timer_mod(join->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
                           (int64_t)s->peer_timeout * 1000);
 }
 
@@ -157,7 +157,9 @@ static void join_shutdown(DistvmState *s, uint32_t node)
  */
 static void join_refuse(DistvmState *s, uint32_t node, Error *err)
 {
-    timer_del(join.timer);
+    DistvmJoin *join = s->join;
+
+    timer_del(join->timer);
     error_reportf_err(err, "distvm: node %" PRIu32 " cannot join: ", node);
     join_shutdown(s, node);
 }
@@ -168,8 +170,9 @@ static void join_refuse(DistvmState *s, uint32_t node, Error *err)
  */
 static void join_send_state(DistvmState *s)
 {
+    DistvmJoin *join = s->join;
     g_autoptr(GByteArray) m = g_byte_array_new();
-    uint32_t node = join.node;
+    uint32_t node = join->node;
     Error *err = NULL;
 
     /* The vCPUs plugged meanwhile exist there before their state comes */
@@ -193,18 +196,20 @@ static void join_send_state(DistvmState *s)
     g_byte_array_set_size(m, 0);
     distvm_wire_empty(m, DISTVM_MSG_START, s->node_id, 0);
     distvm_send(s, node, m);
-    join.starting = true;
+    join->starting = true;
 }
 
 /* Home, in the main loop: let the vCPUs the join held go. */
 static void join_release(DistvmState *s)
 {
-    timer_del(join.timer);
-    distvm_runstate_send(s, join.held & qatomic_read(&s->present),
-                         DISTVM_RUN_RELEASE, join.number);
+    DistvmJoin *join = s->join;
+
+    timer_del(join->timer);
+    distvm_runstate_send(s, join->held & qatomic_read(&s->present),
+                         DISTVM_RUN_RELEASE, join->number);
     distvm_hold_vcpus(false);
-    join.held = 0;
-    join.holding = 0;
+    join->held = 0;
+    join->holding = 0;
 }
 
 /*
@@ -213,8 +218,9 @@ static void join_release(DistvmState *s)
  */
 static void join_complete(DistvmState *s)
 {
+    DistvmJoin *join = s->join;
     g_autoptr(GByteArray) m = g_byte_array_new();
-    uint32_t node = join.node;
+    uint32_t node = join->node;
     uint32_t present = qatomic_read(&s->present) | BIT(node);
     uint64_t paused_us = 0;
 
@@ -225,11 +231,11 @@ static void join_complete(DistvmState *s)
             distvm_send(s, i, m);       /* home too: it applies it there */
         }
     }
-    join.node = UINT32_MAX;
-    join.starting = false;
+    join->node = UINT32_MAX;
+    join->starting = false;
     join_release(s);
-    if (join.was_running) {
-        paused_us = (get_clock() - join.held_ns) / SCALE_US;
+    if (join->was_running) {
+        paused_us = (get_clock() - join->held_ns) / SCALE_US;
     }
     /* If the guest is stopped, the "cont" that runs it will run it there */
     if (runstate_is_running()) {
@@ -242,7 +248,9 @@ static void join_complete(DistvmState *s)
 /* join_complete(), between two checkpoint epochs, if it still joins */
 static void join_complete_idle(DistvmState *s)
 {
-    if (join.starting && join.node == qatomic_read(&s->joining)) {
+    DistvmJoin *join = s->join;
+
+    if (join->starting && join->node == qatomic_read(&s->joining)) {
         join_complete(s);
     }
 }
@@ -251,10 +259,11 @@ static void join_complete_idle(DistvmState *s)
 static void join_hold_bh(void *opaque)
 {
     DistvmState *s = opaque;
+    DistvmJoin *join = s->join;
     uint32_t node = qatomic_read(&s->joining);
     Error *err = NULL;
 
-    if (node == UINT32_MAX || join.node != UINT32_MAX) {
+    if (node == UINT32_MAX || join->node != UINT32_MAX) {
         return;                 /* lost meanwhile */
     }
     /* What the main loop did since home accepted it */
@@ -272,18 +281,18 @@ static void join_hold_bh(void *opaque)
         join_shutdown(s, node);
         return;
     }
-    join.node = node;
-    join.was_running = runstate_is_running();
-    join.held_ns = get_clock();
-    join.held = qatomic_read(&s->present) & ~BIT(s->node_id);
-    join.holding = join.held;
+    join->node = node;
+    join->was_running = runstate_is_running();
+    join->held_ns = get_clock();
+    join->held = qatomic_read(&s->present) & ~BIT(s->node_id);
+    join->holding = join->held;
     /* Even a stopped guest's: a "cont" meanwhile must not run them */
     distvm_hold_vcpus(true);
-    if (!join.holding) {
+    if (!join->holding) {
         join_send_state(s);
         return;
     }
-    distvm_runstate_send(s, join.held, DISTVM_RUN_HOLD, ++join.number);
+    distvm_runstate_send(s, join->held, DISTVM_RUN_HOLD, ++join->number);
     join_wait_answers(s);
 }
 
@@ -296,20 +305,21 @@ static void join_hold_bh(void *opaque)
 static void join_answers_timeout(void *opaque)
 {
     DistvmState *s = opaque;
+    DistvmJoin *join = s->join;
 
-    if (join.node == UINT32_MAX) {
+    if (join->node == UINT32_MAX) {
         return;
     }
-    if (join.starting) {
+    if (join->starting) {
         error_report("distvm: node %" PRIu32 " did not report that it "
                      "started within %" PRIu32 " s (peer-timeout); it cannot "
-                     "join", join.node, s->peer_timeout);
+                     "join", join->node, s->peer_timeout);
     } else {
         error_report("distvm: node %d did not report its vCPUs held within "
                      "%" PRIu32 " s (peer-timeout); node %" PRIu32 " cannot "
-                     "join", ctz32(join.holding), s->peer_timeout, join.node);
+                     "join", ctz32(join->holding), s->peer_timeout, join->node);
     }
-    join_shutdown(s, join.node);
+    join_shutdown(s, join->node);
 }
 
 /*
@@ -319,14 +329,15 @@ static void join_answers_timeout(void *opaque)
 static void join_ready_bh(void *opaque)
 {
     DistvmState *s = opaque;
+    DistvmJoin *join = s->join;
     Error *err = NULL;
 
-    if (join.node == UINT32_MAX) {
+    if (join->node == UINT32_MAX) {
         join_hold_bh(s);
-    } else if (join.starting && join.node == qatomic_read(&s->joining)) {
+    } else if (join->starting && join->node == qatomic_read(&s->joining)) {
         /* The DIMMs plugged meanwhile: its RAM started, it shares theirs */
-        if (!distvm_memplug_send_state(s, join.node, &err)) {
-            join_refuse(s, join.node, err);
+        if (!distvm_memplug_send_state(s, join->node, &err)) {
+            join_refuse(s, join->node, err);
             return;
         }
         distvm_epoch_when_idle(s, join_complete_idle);
@@ -350,12 +361,14 @@ void distvm_join_ready(DistvmState *s, uint32_t node)
  */
 void distvm_join_node_held(DistvmState *s, uint32_t node, uint64_t number)
 {
-    if (join.node == UINT32_MAX || join.starting || number != join.number ||
-        !(join.holding & BIT(node))) {
+    DistvmJoin *join = s->join;
+
+    if (join->node == UINT32_MAX || join->starting || number != join->number ||
+        !(join->holding & BIT(node))) {
         return;
     }
-    join.holding &= ~BIT(node);
-    if (!join.holding) {
+    join->holding &= ~BIT(node);
+    if (!join->holding) {
         join_send_state(s);
     }
 }
@@ -364,12 +377,13 @@ void distvm_join_node_held(DistvmState *s, uint32_t node, uint64_t number)
 static void join_abort_bh(void *opaque)
 {
     DistvmState *s = distvm_state();
+    DistvmJoin *join = s->join;
 
-    if (join.node != GPOINTER_TO_UINT(opaque)) {
+    if (join->node != GPOINTER_TO_UINT(opaque)) {
         return;
     }
-    join.node = UINT32_MAX;
-    join.starting = false;
+    join->node = UINT32_MAX;
+    join->starting = false;
     join_release(s);
     if (qatomic_read(&s->present) == BIT(s->node_id)) {
         distvm_ram_set_spread(s, false, NULL);
@@ -479,6 +493,10 @@ static const DistvmMsgHandler join_handlers[] = {
 
 void distvm_join_init(DistvmState *s)
 {
-    join.timer = timer_new_ms(QEMU_CLOCK_REALTIME, join_answers_timeout, s);
+    DistvmJoin *join = g_new0(DistvmJoin, 1);
+
+    join->node = UINT32_MAX;
+    join->timer = timer_new_ms(QEMU_CLOCK_REALTIME, join_answers_timeout, s);
+    s->join = join;
     distvm_msg_handlers_register(s, join_handlers, ARRAY_SIZE(join_handlers));
 }
