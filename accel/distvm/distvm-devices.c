@@ -447,6 +447,17 @@ bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
     if (!s->devices || qatomic_read(&s->config_gen) >= gen) {
         return false;
     }
+    /*
+     * A node lost meanwhile (home, whose write may never come, or any):
+     * the guest rolls back to before the access, its vCPU stops
+     * (distvm_devices_config_waits_fail())
+     */
+    if (distvm_recovery_busy(s)) {
+        trace_distvm_config_wait_failed(msg->hdr.src, gen,
+                                        distvm_recovery_lost(s));
+        distvm_io_req_failed(s, msg);
+        return true;
+    }
     w = g_new0(DistvmConfigWait, 1);
     w->gen = gen;
     w->since_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);

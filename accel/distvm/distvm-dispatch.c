@@ -113,10 +113,12 @@ static void main_calls_run(void *opaque)
         if (!c) {
             return;
         }
-        /* It may let the BQL go (vm_stop, run_on_cpu), and nest calls */
-        if (!distvm_recovery_was_home(s, c->src)) {
-            c->fn(c->opaque);
-        }
+        /*
+         * It may let the BQL go (vm_stop, run_on_cpu), and nest calls.
+         * One for a home lost since does nothing but free what it holds
+         * and count what it waits for (main_loop_part(), run_state_bh()).
+         */
+        c->fn(c->opaque);
         qemu_mutex_lock(&s->main_calls_lock);
         s->main_calls_from[c->src]--;
         s->main_calls_running--;

@@ -20,8 +20,10 @@
  * 3. The replica keeps all of it aside for the epoch, and answers STORED
  *    to home once the node's SENT came.
  * 4. Once every node's data is stored, home sends COMMIT: the replicas
- *    make the epoch's data their committed copy.  Home runs the guest
- *    again, which runs the other nodes' vCPUs.
+ *    make the epoch's data their committed copy.  Home sends a device
+ *    that a rollback brought home, and that may go back now, to its node
+ *    (distvm_devices_send_away()), and runs the guest again, which runs
+ *    the other nodes' vCPUs.
  *
  * A node that does not pause, or whose data is not stored, within twice
  * peer-timeout is lost (a node whose vCPU waits for a silent node cannot
@@ -757,9 +759,12 @@ static void epoch_end(DistvmState *s)
     /*
      * Every node paused: a device that a rollback brought home, and could
      * not send back at its end (its node's path was down), goes back now
-     * that it may, without a rollback of its own
+     * that it may, without a rollback of its own (unless one is asked for,
+     * which would bring it home again)
      */
-    distvm_devices_send_away(s);
+    if (!distvm_epoch_rollback_pending(s)) {
+        distvm_devices_send_away(s);
+    }
     distvm_guest_resume(s);
     epoch_arm(s, s->checkpoint_ms);
     /* Until one begins a pause (a rollback): the rest wait for its end */

@@ -51,7 +51,7 @@
  *   node that serves pairs, whose path is up; once the path is back, they
  *   move back to where they belong.  One pair of a card moves at a time.
  * - A node that joins the running guest learns from home where each pair
- *   is served (NET_PAIR STATE), and serves none itself.
+ *   is served (NET_PAIR STATE), and of the moves that begin meanwhile.
  *
  * The card must have MSI-X vectors; while the guest has MSI-X off (an
  * INTx line and its ISR are one per card), the card's node serves every
@@ -559,8 +559,10 @@ static void pair_start(DistvmState *s, DistvmPlacedDevice *pd, uint32_t pair,
     uint32_t move = q->move[pair] + 1;
 
     q->moving = pair;
+    /* A node joining may have been told where the pair was (STATE) */
     for (uint32_t n = 0; n < s->nodes; n++) {
-        if (n != s->node_id && distvm_node_present(s, n)) {
+        if (n != s->node_id && (distvm_node_present(s, n) ||
+                                n == qatomic_read(&s->joining))) {
             pair_send(s, pd, n, DISTVM_NET_PAIR_MOVE, pair, to, 2 * pair,
                       move);
         }
@@ -715,7 +717,7 @@ static void path_tell(DistvmState *s, DistvmPlacedDevice *pd)
     DistvmNetQueues *q = pd->queues;
     bool up;
 
-    if (!q->path || !may_serve(pd, s->node_id) ||
+    if (!q->path ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return;
     }
@@ -852,10 +854,9 @@ void distvm_netqueues_send_state(DistvmState *s, uint32_t node)
 
 /*
  * A node that joins, from home: node @np->node serves pair @np->pair of
- * @pd's card.  This node serves none: home moves pairs only to the
- * card's node and to the nodes of queue-nodes that never left the
- * cluster, which a node that joins did (a node that serves pairs cannot
- * be drained).
+ * @pd's card.  Home moves pairs only to the card's node and to the nodes
+ * of queue-nodes (start nodes, of which a node that joins is none) that
+ * were never lost (a node that serves pairs cannot be drained).
  */
 static void pair_state(DistvmState *s, DistvmPlacedDevice *pd,
                        const DistvmMsg *msg)
@@ -863,7 +864,13 @@ static void pair_state(DistvmState *s, DistvmPlacedDevice *pd,
     const DistvmMsgNetPair *np = &msg->u.net_pair;
     DistvmNetQueues *q = pd->queues;
 
-    if (np->pair >= q->pairs || np->node == s->node_id ||
+    if (distvm_node_present(s, s->node_id)) {
+        distvm_msg_refused(s, msg->hdr.src, "NET_PAIR STATE of pair %"
+                           PRIu32 " of %s, to a node that joined already",
+                           np->pair, np->path);
+        return;
+    }
+    if (np->pair >= q->pairs || !distvm_node_present(s, np->node) ||
         !may_serve(pd, np->node)) {
         distvm_msg_refused(s, msg->hdr.src, "NET_PAIR STATE of pair %"
                            PRIu32 " of %s on node %" PRIu32 ", which is no "
@@ -872,7 +879,8 @@ static void pair_state(DistvmState *s, DistvmPlacedDevice *pd,
         return;
     }
     trace_distvm_netqueue_pair(pd->name, np->pair, np->node);
-    qatomic_set(&q->others, q->others & ~BIT(s->node_id));
+    /* As home's: the nodes lost since the start serve none */
+    qatomic_set(&q->others, q->others & qatomic_read(&s->present));
     qatomic_set(&q->node[np->pair], np->node);
     q->move[np->pair] = np->move;
     q->taking[np->pair] = false;

@@ -440,6 +440,12 @@ static void run_state_bh(void *opaque)
     DistvmRunMsg *m = opaque;
     DistvmState *s = distvm_state();
 
+    if (distvm_recovery_was_home(s, m->from)) {
+        /* Its standby, home now, says what the guest does */
+        trace_distvm_msg_dropped(m->from, DISTVM_MSG_RUN_STATE);
+        g_free(m);
+        return;
+    }
     trace_distvm_run_state_apply(m->run.action);
     if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         /* Before this node's own start: it applies the clocks then. */

@@ -552,13 +552,15 @@ static void test_kill_home(void)
     cp = checkpoint_info(home);
     g_assert_cmpint(qdict_get_int(cp, "standby"), ==, 1);
     qobject_unref(cp);
-    forged = forge_config_wait(c);
     wait_epochs(home, 3);
     qtest_qmp_assert_success(home, "{ 'execute': 'distvm-move-vcpu', "
                              "'arguments': { 'cpu-index': %d, 'node': %d } }",
                              cpu, (distvm_vcpu_node(home, cpu) + 1) % NODES);
     g_usleep(g_test_rand_int_range(0, 300) * 1000);
     g_assert_cmpint(qtest_readl(home, DG_RESULT_BASE), !=, DG_MAGIC_DONE);
+    /* Well within peer-timeout, but after home sent it */
+    forged = forge_config_wait(c);
+    g_usleep(100 * 1000);
     g_test_message("home killed");
     kill(pid, SIGKILL);
     g_assert_cmpint(waitpid(pid, &status, 0), ==, pid);
