@@ -86,6 +86,8 @@ struct DistvmDevices {
     bool going_home;            /* home: a rollback moved them, not loaded */
     GQueue config_waits;        /* DistvmConfigWait, under the BQL */
     QEMUTimer *config_timer;    /* refuses those that wait too long */
+    /* BQL: a node was lost, and this node has not rolled back for it */
+    bool waits_fail;
 };
 
 /* An access that waits for a configuration write of home's */
@@ -448,11 +450,10 @@ bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
         return false;
     }
     /*
-     * A node lost meanwhile (home, whose write may never come, or any):
-     * the guest rolls back to before the access, its vCPU stops
-     * (distvm_devices_config_waits_fail())
+     * Made before a node was lost, as every vCPU is held from then until
+     * the rollback (distvm_devices_config_waits_fail()): it fails
      */
-    if (distvm_recovery_busy(s)) {
+    if (s->devices->waits_fail) {
         trace_distvm_config_wait_failed(msg->hdr.src, gen,
                                         distvm_recovery_lost(s));
         distvm_io_req_failed(s, msg);
@@ -496,12 +497,19 @@ void distvm_devices_config_applied(DistvmState *s)
  * home, those that wait for one of its configuration writes may wait for
  * one it never sent (the standby in its place numbers its own).  Those
  * fail at once, as the guest rolls back to before them: their vCPUs stop.
+ * So do those that come until this node rolls back for the loss
+ * (distvm_devices_go_home()): their vCPUs made them before it, and every
+ * vCPU is held since.  Those that come after are the guest's again.
  */
 void distvm_devices_config_waits_fail(DistvmState *s, uint32_t lost,
                                       bool lost_home)
 {
     GQueue *q = s->devices ? &s->devices->config_waits : NULL;
     GList *l = q ? q->head : NULL;
+
+    if (s->devices) {
+        s->devices->waits_fail = true;
+    }
 
     while (l) {
         DistvmConfigWait *w = l->data;
@@ -604,6 +612,9 @@ void distvm_devices_go_home(DistvmState *s, uint32_t saved_home)
     uint32_t home = distvm_home(s);
     uint32_t left = 0;
 
+    if (dv) {
+        dv->waits_fail = false;     /* the guest's accesses wait again */
+    }
     /* A rollback tried again: home moved them already */
     if (!dv || dv->going_home) {
         return;

@@ -138,7 +138,7 @@ static void drain_poll(void *opaque)
         distvm_send(s, distvm_home(s), m);
     }
     timer_mod(drain->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                           DISTVM_DRAIN_POLL_MS * (empty ? 1 : 10));
+                            DISTVM_DRAIN_POLL_MS * (empty ? 1 : 10));
 }
 
 void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
@@ -153,6 +153,7 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
     if (!s) {
         return;
     }
+    drain = s->drain;           /* home of a cluster (distvm_qmp_home()) */
     if (qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         error_setg(errp, "distvm: the cluster is not running");
         return;
@@ -204,10 +205,8 @@ void qmp_distvm_drain_node(uint32_t node, bool has_to, uint32List *to,
             return;
         }
     }
-    /* Present, and not home: the cluster has nodes, and drains */
-    drain = s->drain;
     if (drain->node != UINT32_MAX || qatomic_read(&s->joining) !=
-                                    UINT32_MAX) {
+                                     UINT32_MAX) {
         error_setg(errp, "distvm: node %" PRIu32 " is %s; one node joins "
                    "or leaves at a time", drain->node != UINT32_MAX ?
                    drain->node : qatomic_read(&s->joining),
@@ -287,7 +286,7 @@ static void node_drain_self(DistvmState *s, const DistvmMsg *msg)
     if (msg->u.node_id == s->node_id) {
         drain->vcpus_gone = false;
         timer_mod(drain->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                               DISTVM_DRAIN_POLL_MS * 10);
+                                DISTVM_DRAIN_POLL_MS * 10);
     }
 }
 

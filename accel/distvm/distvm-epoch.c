@@ -760,9 +760,9 @@ static void epoch_end(DistvmState *s)
      * Every node paused: a device that a rollback brought home, and could
      * not send back at its end (its node's path was down), goes back now
      * that it may, without a rollback of its own (unless one is asked for,
-     * which would bring it home again)
+     * or a lost node is being taken over, which would bring it home again)
      */
-    if (!distvm_epoch_rollback_pending(s)) {
+    if (!distvm_epoch_rollback_pending(s) && !distvm_recovery_busy(s)) {
         distvm_devices_send_away(s);
     }
     distvm_guest_resume(s);

@@ -315,8 +315,10 @@ static const DistvmMsgHandler handoff_handlers[] = {
 
 void distvm_handoff_init(DistvmState *s)
 {
-    s->handoff = g_new0(DistvmHandoff, 1);
-    s->handoff->from = UINT32_MAX;
+    DistvmHandoff *handoff = g_new0(DistvmHandoff, 1);
+
+    handoff->from = UINT32_MAX;
+    s->handoff = handoff;
     distvm_msg_handlers_register(s, handoff_handlers,
                                  ARRAY_SIZE(handoff_handlers));
 }

@@ -717,8 +717,8 @@ bool distvm_devices_run_here(DistvmState *s);
 void distvm_devices_config_written(DistvmState *s, PCIDevice *dev);
 /*
  * Under the BQL: have @fn(@msg), an IO_REQ, run once this node applied
- * home's PCI_CONFIG @gen; true if it must wait (@msg is copied) or, while
- * a lost node is taken over, failed; false if it may run now.
+ * home's PCI_CONFIG @gen; true if it must wait (@msg is copied) or, made
+ * before a node was lost, failed; false if it may run now.
  */
 bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
                                 const DistvmMsg *msg,

@@ -134,7 +134,7 @@ static void join_wait_answers(DistvmState *s)
     DistvmJoin *join = s->join;
 
     timer_mod(join->timer, qemu_clock_get_ms(QEMU_CLOCK_REALTIME) +
-                          (int64_t)s->peer_timeout * 1000);
+                           (int64_t)s->peer_timeout * 1000);
 }
 
 /*
