@@ -492,40 +492,29 @@ void distvm_devices_config_applied(DistvmState *s)
 }
 
 /*
- * In the main loop: node @lost was lost (home, if @lost_home).  The
- * accesses that its vCPUs made wait for no answer any more, and if it was
- * home, those that wait for one of its configuration writes may wait for
- * one it never sent (the standby in its place numbers its own).  Those
- * fail at once, as the guest rolls back to before them: their vCPUs stop.
- * So do those that come until this node rolls back for the loss
- * (distvm_devices_go_home()): their vCPUs made them before it, and every
- * vCPU is held since.  Those that come after are the guest's again.
+ * In the main loop: a node was lost.  Every vCPU is held from then until
+ * the guest rolls back to before what they did, so the accesses that wait
+ * for a configuration write of home's (which a lost home may never send:
+ * the standby in its place numbers its own), and those that come until
+ * this node rolls back for the loss (distvm_devices_go_home()), fail at
+ * once: their vCPUs stop.  Those that come after are the guest's again.
  */
-void distvm_devices_config_waits_fail(DistvmState *s, uint32_t lost,
-                                      bool lost_home)
+void distvm_devices_config_waits_fail(DistvmState *s)
 {
-    GQueue *q = s->devices ? &s->devices->config_waits : NULL;
-    GList *l = q ? q->head : NULL;
+    DistvmDevices *dv = s->devices;
+    DistvmConfigWait *w;
 
-    if (s->devices) {
-        s->devices->waits_fail = true;
+    if (!dv) {
+        return;
     }
-
-    while (l) {
-        DistvmConfigWait *w = l->data;
-        GList *next = l->next;
-
-        if (lost_home || w->msg.hdr.src == lost) {
-            g_queue_delete_link(q, l);
-            trace_distvm_config_wait_failed(w->msg.hdr.src, w->gen, lost);
-            distvm_io_req_failed(s, &w->msg);
-            g_free(w);
-        }
-        l = next;
+    dv->waits_fail = true;
+    while ((w = g_queue_pop_head(&dv->config_waits))) {
+        trace_distvm_config_wait_failed(w->msg.hdr.src, w->gen,
+                                        distvm_recovery_lost(s));
+        distvm_io_req_failed(s, &w->msg);
+        g_free(w);
     }
-    if (q && g_queue_is_empty(q)) {
-        timer_del(s->devices->config_timer);
-    }
+    timer_del(dv->config_timer);
 }
 
 /*

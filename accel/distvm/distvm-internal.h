@@ -727,11 +727,10 @@ bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
 /* Under the BQL: home's PCI_CONFIG s->config_gen was applied here */
 void distvm_devices_config_applied(DistvmState *s);
 /*
- * In the main loop, node @lost was lost (home, if @lost_home): the
- * accesses it made, or all if it was home, wait no longer and fail
+ * In the main loop, a node was lost: the accesses that wait, and those
+ * that come until this node rolls back for the loss, fail
  */
-void distvm_devices_config_waits_fail(DistvmState *s, uint32_t lost,
-                                      bool lost_home);
+void distvm_devices_config_waits_fail(DistvmState *s);
 void distvm_devices_reset(DistvmState *s);
 /*
  * A rollback, under the BQL with the guest paused: every device placed

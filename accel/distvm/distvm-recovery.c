@@ -370,7 +370,7 @@ static void recovery_lost_main(void *opaque)
                 "its part over from checkpoint epoch %" PRIu64, lost, why,
                 r->epoch);
     qapi_event_send_distvm_node_lost(lost, why);
-    distvm_devices_config_waits_fail(s, lost, lost_home);
+    distvm_devices_config_waits_fail(s);
     if (!distvm_is_home(s)) {
         /* Home's standby, in its place, was told already */
         if (!lost_home) {
