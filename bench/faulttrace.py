@@ -20,6 +20,11 @@ the number of remote faults:
 - read misses followed at once by the same node's upgrade of the page, no
   other node's request between (what granting such reads exclusive, a
   migratory page, would save at most);
+- how long each node's vCPUs waited for pages, by kind;
+- for each write that took read-only copies away from other nodes, the
+  time since the last of those nodes' reads: the copies that sat unread
+  that long are what releasing a copy early (before the write asks for
+  it) could have spared the writer's wait;
 - the pages with the most requests, with the sequence of requests at the
   middle of the run (W2 R0: a write of node 2, then a read of node 0).
 A trace adds a line per fault: the run is slower than an untraced one.
@@ -152,6 +157,39 @@ def analyse(paths, top=8, out=sys.stdout):
     print("read misses upgraded next by the same node: %d (%.1f%% of "
           "faults: the most a migratory grant saves)" % (
               pairs, 100 * pairs / len(faults)), file=out)
+
+    waited = collections.defaultdict(lambda: [0, 0])
+    for _, n, _, kind, us in faults:
+        waited[(nodes[n], kind)][0] += 1
+        waited[(nodes[n], kind)][1] += us
+    for node in sorted(set(node for node, _ in waited)):
+        print("node %d's vCPUs waited for pages: %s" % (node, ", ".join(
+            "%s %d in %.2f s (mean %.0f us)" % (
+                KINDS[k] if k < len(KINDS) else k, c, us / 1e6, us / c)
+            for (n, k), (c, us) in sorted(waited.items()) if n == node)),
+            file=out)
+
+    # a write that invalidates copies: how long since their last read
+    since = collections.defaultdict(list)
+    for v in reqs.values():
+        reads = {}
+        for t, r, w, _, _ in v:
+            if not w:
+                reads[r] = t
+                continue
+            others = [rt for rn, rt in reads.items() if rn != r]
+            if others:
+                since[r].append((t - max(others)) * 1e6)
+            reads = {}
+    for node, gaps in sorted(since.items()):
+        gaps.sort()
+        print("writes of node %d that took copies away: %d; since the last "
+              "read of them (us): p10 %.0f, p25 %.0f, p50 %.0f, p75 %.0f; "
+              "over 1 ms: %.0f%%" % (
+                  node, len(gaps), pct(gaps, .1), pct(gaps, .25),
+                  pct(gaps, .5), pct(gaps, .75),
+                  100 * (1 - bisect.bisect_right(gaps, 1000) / len(gaps))),
+              file=out)
 
     count = collections.Counter(key for _, _, key, _, _ in faults)
     total = 0
