@@ -64,7 +64,9 @@ it names the kernel symbols in each page.  To see how they travel:
 --trace-faults traces each node's remote faults and its manager's
 requests, and prints for the first run of each cluster what
 bench/faulttrace.py finds in them (routes, how long pages are held,
-read misses upgraded next, the request sequences of the hottest pages);
+read misses upgraded next, each node's waits by kind, how long copies
+sat unread before a write took them, the request sequences of the
+hottest pages);
 the traced runs are slower.  --trace EVENT enables any other QEMU trace
 event on every node (distvm_io_forward: which device registers vCPUs away
 from home use; the console's UART is the busiest while Linux boots),
