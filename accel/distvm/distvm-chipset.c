@@ -16,7 +16,6 @@
  */
 
 #include "qemu/osdep.h"
-#include "qemu/error-report.h"
 #include "qemu/main-loop.h"
 #include "hw/pci/pci.h"
 #include "hw/pci/pci_bus.h"
@@ -135,9 +134,11 @@ static void pci_config_replay(DistvmState *s, const DistvmMsg *msg)
         pci_host_config_write_common(dev, w->addr, pci_config_size(dev),
                                      w->val, w->len);
     } else {
-        error_report("distvm: the home node wrote the configuration of %s, "
-                     "which is neither a host bridge nor a placed device "
-                     "here", w->path);
+        /* Refused, it changes nothing, its number included */
+        distvm_msg_refused(s, msg->hdr.src, "PCI_CONFIG of %s, which is "
+                           "neither a host bridge nor a placed device here",
+                           w->path);
+        return;
     }
     qatomic_set(&s->config_gen, msg->hdr.seq);
     distvm_devices_config_applied(s);

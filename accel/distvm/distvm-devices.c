@@ -459,6 +459,20 @@ bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
         distvm_io_req_failed(s, msg);
         return true;
     }
+    /* A vCPU makes one access at a time */
+    for (GList *l = s->devices->config_waits.head; l; l = l->next) {
+        DistvmConfigWait *o = l->data;
+
+        if (o->msg.hdr.src == msg->hdr.src &&
+            o->msg.u.io.cpu == msg->u.io.cpu) {
+            distvm_msg_refused(s, msg->hdr.src, "%s of vCPU %" PRIu32
+                               " while its last waits for home's "
+                               "configuration write %" PRIu64,
+                               distvm_msg_type_name(msg->hdr.type),
+                               msg->u.io.cpu, o->gen);
+            return true;
+        }
+    }
     w = g_new0(DistvmConfigWait, 1);
     w->gen = gen;
     w->since_ns = qemu_clock_get_ns(QEMU_CLOCK_REALTIME);
@@ -472,22 +486,38 @@ bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
     return true;
 }
 
-/* Run the accesses that waited for configuration writes applied now */
+/*
+ * Run the accesses that waited for configuration writes applied now.
+ * They are taken off the queue first: a device's access may run the main
+ * loop, and with it this again, or a node's loss.
+ */
 void distvm_devices_config_applied(DistvmState *s)
 {
     GQueue *q = s->devices ? &s->devices->config_waits : NULL;
     GList *l = q ? q->head : NULL;
+    GQueue ready = G_QUEUE_INIT;
+    DistvmConfigWait *w;
 
     while (l) {
-        DistvmConfigWait *w = l->data;
         GList *next = l->next;
 
+        w = l->data;
         if (w->gen <= s->config_gen) {
-            g_queue_delete_link(q, l);
-            w->fn(s, &w->msg);
-            g_free(w);
+            g_queue_unlink(q, l);
+            g_queue_push_tail_link(&ready, l);
         }
         l = next;
+    }
+    while ((w = g_queue_pop_head(&ready))) {
+        if (s->devices->waits_fail) {
+            /* A node was lost meanwhile: distvm_devices_config_waits_fail() */
+            trace_distvm_config_wait_failed(w->msg.hdr.src, w->gen,
+                                            distvm_recovery_lost(s));
+            distvm_io_req_failed(s, &w->msg);
+        } else {
+            w->fn(s, &w->msg);
+        }
+        g_free(w);
     }
 }
 
@@ -801,11 +831,14 @@ static void device_away_received(DistvmState *s, const DistvmMsg *msg)
                             &dv->placed[a->device] : NULL;
     Error *err = NULL;
 
+    /* Refused, it changes nothing, its number included */
     if (!d || d->queues || d->placed != a->node) {
         distvm_msg_refused(s, msg->hdr.src, "DEVICE_AWAY of device %" PRIu32
                            " to node %" PRIu32 ", which is no device that "
                            "device-nodes places there", a->device, a->node);
-    } else if (qatomic_read(&d->moved)) {
+        return;
+    }
+    if (qatomic_read(&d->moved)) {
         if (a->node == s->node_id &&
             !distvm_placed_state_load_one(d, a->data, a->len, &err)) {
             distvm_fatal_node_lost(s, s->node_id, error_get_pretty(err));
@@ -817,6 +850,7 @@ static void device_away_received(DistvmState *s, const DistvmMsg *msg)
         distvm_msg_refused(s, msg->hdr.src, "DEVICE_AWAY of '%s' to node %"
                            PRIu32 ", which runs it already", d->name,
                            a->node);
+        return;
     }
     /*
      * (A node joining learnt where the devices are after home sent it
@@ -837,6 +871,12 @@ static void device_home_received(DistvmState *s, const DistvmMsg *msg)
         distvm_msg_refused(s, msg->hdr.src, "DEVICE_HOME of device %" PRIu32
                            ", where device-nodes places %" PRIu32,
                            msg->u.device, dv ? dv->count : 0);
+        return;
+    }
+    if (distvm_node_present(s, s->node_id)) {
+        distvm_msg_refused(s, msg->hdr.src, "DEVICE_HOME of device %" PRIu32
+                           " to a node that joined already",
+                           msg->u.device);
         return;
     }
     d = &dv->placed[msg->u.device];
@@ -890,6 +930,19 @@ static void intx_set_irq(void *opaque, int irq, int level)
     }
 }
 
+/* Does @node run a device, or does device-nodes place one there? */
+static bool devices_of(DistvmState *s, uint32_t node)
+{
+    for (uint32_t i = 0; i < s->devices->count; i++) {
+        DistvmPlacedDevice *d = &s->devices->placed[i];
+
+        if (d->placed == node || qatomic_read(&d->node) == node) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Home, under the BQL: a node's devices drive line @irq at @level. */
 static void intx_received(DistvmState *s, const DistvmMsg *msg)
 {
@@ -900,6 +953,12 @@ static void intx_received(DistvmState *s, const DistvmMsg *msg)
         distvm_msg_refused(s, msg->hdr.src, "PCI_INTX for line %" PRIu32
                            ", which no device placed on node %" PRIu32
                            " drives", irq, msg->hdr.src);
+        return;
+    }
+    if (msg->u.intx.level && !devices_of(s, msg->hdr.src)) {
+        distvm_msg_refused(s, msg->hdr.src, "PCI_INTX raising line %" PRIu32
+                           " from node %" PRIu32 ", which runs no device",
+                           irq, msg->hdr.src);
         return;
     }
     trace_distvm_device_intx_received(msg->hdr.src, irq, msg->u.intx.level);

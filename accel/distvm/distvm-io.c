@@ -572,6 +572,13 @@ static void io_req_replay(DistvmState *s, const DistvmMsg *msg)
         distvm_devices_config_wait(s, io.config_gen, msg, io_req_replay)) {
         return;
     }
+    if (!cpu) {
+        /* Unplugged while the access waited: main_loop_part() checked */
+        distvm_msg_refused(s, msg->hdr.src, "IO_REQ for vCPU %" PRIu32
+                           ", which does not exist", io.cpu);
+        distvm_io_req_failed(s, msg);
+        return;
+    }
     if (!io_req_ours(s, msg, &pd)) {
         return;
     }

@@ -932,13 +932,22 @@ static void pair_received(DistvmState *s, const DistvmMsg *msg)
             trace_distvm_netqueue_taken(pd->name, pair, np->move);
             return;
         }
-        /* For the move this node waits for, or one it has not heard of */
+        /*
+         * For the move this node waits for, or one it has not heard of,
+         * from a node that served the pair.  Never for a pair this node
+         * serves and does not wait for: a move to it comes after a move
+         * away from it, which this node hears first.
+         */
         if (np->move < q->move[pair] ||
-            (np->move == q->move[pair] && !q->taking[pair])) {
+            (np->move == q->move[pair] && !q->taking[pair]) ||
+            (qatomic_read(&q->node[pair]) == s->node_id &&
+             !q->taking[pair]) ||
+            !may_serve(pd, msg->hdr.src)) {
             distvm_msg_refused(s, msg->hdr.src, "NET_PAIR TAKE of pair %"
                                PRIu32 " of %s for its move %" PRIu32 ", "
-                               "which this node does not wait for",
-                               pair, np->path, np->move);
+                               "which this node does not wait for from "
+                               "node %" PRIu32, pair, np->path, np->move,
+                               msg->hdr.src);
             return;
         }
         pair_take(s, pd, pair, np->move);
