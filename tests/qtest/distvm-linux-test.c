@@ -30,6 +30,7 @@
 #include "distvm/distvm-node.h"
 #include "distvm/distvm-tls-netns.h"
 #include "distvm/guest/linux/dimm-pattern.h"
+#include "distvm-wire.h"
 
 #define FILE_SIZE   (1024 * 1024)
 #define DISK_SIZE   (4 * 1024 * 1024)
@@ -898,6 +899,21 @@ static void move_queue_pair(DistvmNode **node)
     g_assert_cmpint(qdict_get_int(data, "pair"), ==, MQ_MOVED_PAIR);
     g_assert_cmpint(qdict_get_int(data, "node"), ==, 0);
     qobject_unref(ev);
+
+    /*
+     * Told to take pair 1, which it serves, for a move it never heard of,
+     * by home or by node 2: node 1 refuses, and serves the pair on
+     * (check_pair_nodes())
+     */
+    for (int from = 0; from <= 2; from += 2) {
+        g_autoptr(GByteArray) m = g_byte_array_new();
+        int64_t errors = distvm_protocol_errors(node[1]->qts);
+
+        distvm_wire_net_pair(m, from, "/machine/peripheral/vmq",
+                             DISTVM_NET_PAIR_TAKE, 1, 1, 2, 99);
+        distvm_forge(node[from], 1, m);
+        distvm_wait_protocol_errors(node[1]->qts, errors + 1);
+    }
 }
 
 /*
