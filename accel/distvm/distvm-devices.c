@@ -439,6 +439,18 @@ void distvm_devices_config_written(DistvmState *s, PCIDevice *dev)
     }
 }
 
+/*
+ * A held-back access made before a node was lost fails: its vCPU stops,
+ * and the guest rolls back to before it (distvm_devices_config_waits_fail())
+ */
+static void config_wait_fails(DistvmState *s, const DistvmMsg *msg,
+                              uint64_t gen)
+{
+    trace_distvm_config_wait_failed(msg->hdr.src, gen,
+                                    distvm_recovery_lost(s));
+    distvm_io_req_failed(s, msg);
+}
+
 bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
                                 const DistvmMsg *msg,
                                 void (*fn)(DistvmState *s,
@@ -449,14 +461,8 @@ bool distvm_devices_config_wait(DistvmState *s, uint64_t gen,
     if (!s->devices || qatomic_read(&s->config_gen) >= gen) {
         return false;
     }
-    /*
-     * Made before a node was lost, as every vCPU is held from then until
-     * the rollback (distvm_devices_config_waits_fail()): it fails
-     */
     if (s->devices->waits_fail) {
-        trace_distvm_config_wait_failed(msg->hdr.src, gen,
-                                        distvm_recovery_lost(s));
-        distvm_io_req_failed(s, msg);
+        config_wait_fails(s, msg, gen);
         return true;
     }
     /* A vCPU makes one access at a time */
@@ -510,10 +516,7 @@ void distvm_devices_config_applied(DistvmState *s)
     }
     while ((w = g_queue_pop_head(&ready))) {
         if (s->devices->waits_fail) {
-            /* A node was lost meanwhile: distvm_devices_config_waits_fail() */
-            trace_distvm_config_wait_failed(w->msg.hdr.src, w->gen,
-                                            distvm_recovery_lost(s));
-            distvm_io_req_failed(s, &w->msg);
+            config_wait_fails(s, &w->msg, w->gen);  /* a node lost meanwhile */
         } else {
             w->fn(s, &w->msg);
         }
@@ -539,9 +542,7 @@ void distvm_devices_config_waits_fail(DistvmState *s)
     }
     dv->waits_fail = true;
     while ((w = g_queue_pop_head(&dv->config_waits))) {
-        trace_distvm_config_wait_failed(w->msg.hdr.src, w->gen,
-                                        distvm_recovery_lost(s));
-        distvm_io_req_failed(s, &w->msg);
+        config_wait_fails(s, &w->msg, w->gen);
         g_free(w);
     }
     timer_del(dv->config_timer);

@@ -911,25 +911,6 @@ static void test_drain_start(void)
     distvm_cluster_quit(c);
 }
 
-/* The node that @qts says serves pair @pair of card @id */
-static int64_t pair_node(QTestState *qts, const char *id, int pair)
-{
-    QDict *d = distvm_placed_device(qts, id);
-    QListEntry *e;
-    int64_t node = -1;
-
-    QLIST_FOREACH_ENTRY(qdict_get_qlist(d, "queues"), e) {
-        QDict *info = qobject_to(QDict, qlist_entry_obj(e));
-
-        if (qdict_get_int(info, "pair") == pair) {
-            node = qdict_get_int(info, "node");
-        }
-    }
-    qobject_unref(d);
-    g_assert_cmpint(node, >=, 0);
-    return node;
-}
-
 /* A multi-queue tap of this host, which every node opens */
 #define MQ_TAP  "dvmqj"
 
@@ -963,7 +944,7 @@ static void test_join_moved_device(void)
     opts2 = start_two_of_three(node, dir, "auto-numa=off,replicas=1,"
                                "checkpoint-ms=20,device-nodes=rng0@1,"
                                "queue-nodes=vmq/1@1", args);
-    g_assert_cmpint(pair_node(node[0]->qts, "vmq", 1), ==, 1);
+    g_assert_cmpint(distvm_pair_node(node[0]->qts, "vmq", 1), ==, 1);
     check_epochs(node, 2);
     distvm_roll_back(node[0]->qts, -1);
     for (int n = 0; n < 2; n++) {
@@ -997,8 +978,8 @@ static void test_join_moved_device(void)
          * The card's pair 1 went to its node, home, when node 1 was lost:
          * node 2 learnt it as it joined (queue-nodes says node 1)
          */
-        g_assert_cmpint(pair_node(node[n]->qts, "vmq", 0), ==, 0);
-        g_assert_cmpint(pair_node(node[n]->qts, "vmq", 1), ==, 0);
+        g_assert_cmpint(distvm_pair_node(node[n]->qts, "vmq", 0), ==, 0);
+        g_assert_cmpint(distvm_pair_node(node[n]->qts, "vmq", 1), ==, 0);
         g_assert_cmpint(distvm_protocol_errors(node[n]->qts), ==, 0);
     }
     qtest_qmp_assert_success(node[0]->qts, "{ 'execute': 'distvm-move-vcpu', "

@@ -905,6 +905,7 @@ static void move_queue_pair(DistvmNode **node)
      * by home or by node 2: node 1 refuses, and serves the pair on
      * (check_pair_nodes())
      */
+    g_assert_cmpint(distvm_pair_node(node[1]->qts, "vmq", 1), ==, 1);
     for (int from = 0; from <= 2; from += 2) {
         g_autoptr(GByteArray) m = g_byte_array_new();
         int64_t errors = distvm_protocol_errors(node[1]->qts);

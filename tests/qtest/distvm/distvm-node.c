@@ -72,6 +72,25 @@ QDict *distvm_placed_device(QTestState *qts, const char *id)
     return found;
 }
 
+/* The node that @qts says serves pair @pair of card @id */
+int64_t distvm_pair_node(QTestState *qts, const char *id, int pair)
+{
+    QDict *d = distvm_placed_device(qts, id);
+    QListEntry *e;
+    int64_t node = -1;
+
+    QLIST_FOREACH_ENTRY(qdict_get_qlist(d, "queues"), e) {
+        QDict *info = qobject_to(QDict, qlist_entry_obj(e));
+
+        if (qdict_get_int(info, "pair") == pair) {
+            node = qdict_get_int(info, "node");
+        }
+    }
+    qobject_unref(d);
+    g_assert_cmpint(node, >=, 0);
+    return node;
+}
+
 void distvm_wait_placed_on(QTestState *qts, const char *id, int node)
 {
     for (int tries = 0;; tries++) {

@@ -59,6 +59,8 @@ int64_t distvm_remote_faults(DistvmNode *node, const char *block);
  */
 /* query-distvm's entry for the placed device @id (asserts there is one) */
 QDict *distvm_placed_device(QTestState *qts, const char *id);
+/* The node that @qts says serves pair @pair of card @id */
+int64_t distvm_pair_node(QTestState *qts, const char *id, int pair);
 /*
  * Until @qts says that @node runs the placed device @id (30 s at most:
  * home may have sent it there just now)
