@@ -885,8 +885,8 @@ static uint32_t nr_vcpus_plugged(void)
 /*
  * Home: @node answered SAVE: its data is stored, with the states of
  * @vcpus vCPUs, or it is @busy.  Once every node answered, the epoch
- * commits if each vCPU's state was saved once: not one whose state was
- * on its way between two nodes.
+ * commits if each vCPU's state was saved once (not one whose state was
+ * on its way between two nodes) and no node is being taken over.
  */
 static void epoch_answered(DistvmState *s, uint32_t node, uint64_t epoch,
                            bool busy, uint64_t bytes, uint32_t vcpus)
@@ -904,7 +904,13 @@ static void epoch_answered(DistvmState *s, uint32_t node, uint64_t epoch,
     if (e->waiting) {
         return;
     }
-    if (e->busy || e->vcpus != nr_vcpus_plugged()) {
+    /*
+     * A node found lost since it answered: its takeover rolls back to
+     * the last commit, which the cluster it counts on was part of
+     * (distvm_epoch_recover_refusal())
+     */
+    if (e->busy || e->vcpus != nr_vcpus_plugged() ||
+        distvm_recovery_busy(s)) {
         epoch_abort(s);
     } else {
         epoch_commit(s);

@@ -296,6 +296,17 @@ static bool pair_here(VirtIONet *n, int index)
 }
 
 /*
+ * In any thread: the guest changed this node's copy of @pd's setting
+ * (@how), which a lost node's part taken over would not roll back on the
+ * other nodes until an epoch commits (distvm_netqueues_changed())
+ */
+static void card_changed(DistvmPlacedDevice *pd, const char *how)
+{
+    trace_distvm_netqueue_changed(pd->name, how,
+                                  qatomic_fetch_inc(&pd->queues->changes) + 1);
+}
+
+/*
  * virtio_net_ctrl_hook, under the BQL: the card's node is about to handle
  * a command of the control queue; the pairs' nodes apply it first.
  */
@@ -312,7 +323,7 @@ static void ctrl_command(VirtIONet *n, const struct iovec *out_sg,
         !pd->queues->others) {
         return;
     }
-    qatomic_inc(&pd->queues->changes);
+    card_changed(pd, "control command");
     len = iov_size(out_sg, out_num);
     if (len > DISTVM_NET_CTRL_MAX) {
         /* A MAC table of over 10,000 addresses: the pairs' nodes keep theirs */
@@ -359,7 +370,7 @@ static void ctrl_received(DistvmState *s, const DistvmMsg *msg)
                            s->node_id);
         return;
     }
-    qatomic_inc(&pd->queues->changes);
+    card_changed(pd, "control command of its node");
     pd->queues->applying = true;
     virtio_net_handle_ctrl_iov(VIRTIO_DEVICE(pd->queues->net), &in, 1,
                                &out, 1);
@@ -1266,7 +1277,7 @@ void distvm_netqueues_config_written(DistvmState *s, DistvmPlacedDevice *pd)
     if (s->nodes == 1) {
         return;
     }
-    qatomic_inc(&q->changes);
+    card_changed(pd, "PCI configuration");
     taps_attach(s, pd);
     /*
      * A path that went down before the guest turned MSI-X on.  Home moves
@@ -1333,7 +1344,7 @@ void distvm_netqueues_route(DistvmState *s, DistvmPlacedDevice *pd, int bar,
         /* The guest's setting of the card: every node's copy applies it. */
         r->mirror = qatomic_read(&s->present) & ~BIT(r->node);
         /* (on each node that applies it, which routes it first) */
-        qatomic_inc(&q->changes);
+        card_changed(pd, "register");
         follow_later(s, pd);
     }
     /* else the control queue, or none: the card's node */

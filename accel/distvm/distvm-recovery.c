@@ -51,6 +51,7 @@
 #include "qemu/main-loop.h"
 #include "qemu/timer.h"
 #include "hw/core/cpu.h"
+#include "system/runstate.h"
 #include "distvm-internal.h"
 #include "distvm-ram.h"
 #include "trace.h"
@@ -326,13 +327,12 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
     qatomic_set(&s->present, s->present & ~BIT(node));
     qemu_mutex_unlock(&s->lock);
     distvm_net_cut(s, node);
-    distvm_io_fail_waits_on(s, node);
-    distvm_tlb_flush_fail_waits_on(s, node);
-    distvm_ram_recover_enter(s);
     /*
-     * The vCPUs stop now, not at the pause: what they read meanwhile may
-     * be a stand-in for a page the lost node held, and what they do
-     * with it is undone only inside the guest (not a reset it asks for)
+     * The vCPUs stop now, not at the pause, and before the faults waiting
+     * for the lost node end: what they read from then on may be a
+     * stand-in for a page it held.  The rollback undoes what they do with
+     * it; a reset or shutdown they ask for meanwhile is dropped
+     * (recovery_drops_request()).
      */
     WITH_RCU_READ_LOCK_GUARD() {
         CPUState *cpu;
@@ -342,6 +342,9 @@ bool distvm_recovery_node_lost(DistvmState *s, uint32_t node,
             qemu_cpu_kick(cpu);
         }
     }
+    distvm_io_fail_waits_on(s, node);
+    distvm_tlb_flush_fail_waits_on(s, node);
+    distvm_ram_recover_enter(s);
     distvm_flow_forget(s, node);
     qemu_mutex_lock(&r->lock);
     r->entering = counting_out = false;
@@ -870,6 +873,34 @@ void distvm_recovery_held_received(DistvmState *s, const DistvmMsg *msg)
     }
 }
 
+/*
+ * qemu_system_request_hook, in any thread: while a lost node's part is
+ * taken over, the guest's requests to reset or shut down are dropped.
+ * Its vCPUs may have run on stand-ins for the lost node's pages (a
+ * zeroed IDT triple faults), and the rollback takes the guest back to
+ * before whatever they asked for since the last commit.
+ */
+static bool recovery_drops_request(ShutdownCause reason)
+{
+    DistvmState *s = distvm_state();
+
+    switch (reason) {
+    case SHUTDOWN_CAUSE_GUEST_SHUTDOWN:
+    case SHUTDOWN_CAUSE_GUEST_RESET:
+    case SHUTDOWN_CAUSE_GUEST_PANIC:
+        break;
+    default:
+        return false;
+    }
+    if (!s || !distvm_recovery_busy(s)) {
+        return false;
+    }
+    trace_distvm_recover_request_dropped(ShutdownCause_str(reason),
+                                         current_cpu ?
+                                         current_cpu->cpu_index : -1);
+    return true;
+}
+
 void distvm_recovery_init(DistvmState *s)
 {
     DistvmRecovery *r = g_new0(DistvmRecovery, 1);
@@ -878,4 +909,5 @@ void distvm_recovery_init(DistvmState *s)
     qemu_cond_init(&r->entered);
     qatomic_set(&r->lost, UINT32_MAX);
     s->recovery = r;
+    qemu_system_request_hook = recovery_drops_request;
 }
