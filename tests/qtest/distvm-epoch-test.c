@@ -478,6 +478,10 @@ static void check_lost_refused(DistvmCluster *c, int first, int second,
             g_assert_true(where != first && where != second);
         }
     }
+    /* The guest went on from a checkpoint: it did not reboot */
+    if (c->node[0]) {
+        distvm_assert_booted_once(c->node[0]);
+    }
 }
 
 static void check_lost(DistvmCluster *c, int first, int second)

@@ -1206,6 +1206,32 @@ static void test_vmport(void)
 }
 
 /*
+ * The 8259 asks for an interrupt on the LINT0 of the boot vCPU away from
+ * home, which has them off (mode=lint0 of the guest, vCPU 0 on node 1);
+ * the vCPU masks LINT0 and turns them on: it takes none, and runs on,
+ * where it triple faulted and the guest rebooted (patches/0023).
+ */
+static void test_lint0(void)
+{
+    g_autofree char *dir = NULL;
+    g_autofree char *console = NULL;
+    DistvmCluster c;
+
+    start_away(&c, &dir, "lint0", "lint0=1");
+    g_assert_true(distvm_wait_console(c.node[0],
+                                      "distvm-guest: cpu 0 lint0 done", 120));
+    /* IRQ 0 was pending as LINT0 was masked; nothing came after */
+    g_assert_cmphex(qtest_readl(c.node[0]->qts, RES(lint0_irr)) & 1, ==, 1);
+    g_assert_cmpint(qtest_readl(c.node[0]->qts, RES(pic_ticks)), ==, 0);
+    g_assert_cmpint(distvm_vcpu_node(c.node[0]->qts, 0), ==, 1);
+    console = distvm_read_console(c.node[0]);
+    distvm_assert_console_clean(console);
+    distvm_assert_booted_once(c.node[0]);
+    distvm_node_quit(c.node[1]);
+    distvm_node_quit(c.node[0]);
+}
+
+/*
  * Start mode @mode ("a20=1") of the bare-metal guest on 2 vCPUs, placed
  * on nodes @where[0] and @where[1] of a cluster of @nodes.
  */
@@ -2090,6 +2116,7 @@ int main(int argc, char **argv)
     qtest_add_func("/distvm/move/reset", test_reset);
     qtest_add_func("/distvm/move/poweroff", test_poweroff);
     qtest_add_func("/distvm/move/vmport", test_vmport);
+    qtest_add_func("/distvm/move/lint0", test_lint0);
     qtest_add_func("/distvm/move/a20", test_a20);
     qtest_add_func("/distvm/move/remap", test_remap);
     qtest_add_data_func("/distvm/move/remap-home", GINT_TO_POINTER(2),

@@ -102,6 +102,12 @@ char *distvm_linux_work_line(int i, int work);
 void distvm_assert_console_clean(const char *console);
 
 /*
+ * Fail the test unless @node's console shows the bare-metal guest's
+ * start-up once: the guest never rebooted
+ */
+void distvm_assert_booted_once(DistvmNode *node);
+
+/*
  * Run qemu-system-x86_64 with @args (no qtest) and return its exit
  * status; its stdout and stderr are returned in @out (g_free it).
  */

@@ -11,8 +11,8 @@ GUEST_CFLAGS := -m32 -march=i686 -msse2 -mstackrealign -O2 -ffreestanding -fno-p
 all: $(OUT)/smp-guest.elf $(OUT)/linux/.done
 
 GUEST_OBJS := boot smp-guest irq-mode x2apic-mode s3-mode vmport-mode \
-    affinity-mode msi-mode a20-mode remap-mode topology-mode xcode-mode \
-    ipiflood-mode pci-msi
+    lint0-mode affinity-mode msi-mode a20-mode remap-mode topology-mode \
+    xcode-mode ipiflood-mode pci-msi
 
 $(OUT)/smp-guest.elf: $(addprefix $(OUT)/obj/,$(addsuffix .o,$(GUEST_OBJS))) $(G)/guest.ld
 	$(LD) -m elf_i386 -nostdlib --no-warn-rwx-segments -T $(G)/guest.ld -o $@ \

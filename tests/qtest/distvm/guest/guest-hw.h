@@ -138,6 +138,7 @@ void wait_icr_idle(void);
 /* irq-mode.c */
 void irq_mode(uint32_t cpu, uint32_t ncpus);
 void cmos_ack(void);
+void pit_pic_start(void);
 void ioapic_write(uint32_t reg, uint32_t v);
 
 /* s3-mode.c */
@@ -147,6 +148,9 @@ void poweroff_mode(uint32_t cpu, uint32_t ncpus);
 
 /* vmport-mode.c */
 void vmport_mode(uint32_t cpu, uint32_t ncpus);
+
+/* lint0-mode.c */
+void lint0_mode(uint32_t cpu);
 void affinity_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds);
 void busy_mode(uint32_t cpu);
 

@@ -126,7 +126,7 @@ static void irq_cpu_setup(uint32_t cpu)
     lapic_write(LAPIC_LVT_LINT0, cpu == 0 ? LVT_EXTINT : LVT_MASKED);
 }
 
-static void irq_devices_start(void)
+void pit_pic_start(void)
 {
     /* The 8259s: vectors from DG_PIC_VECTOR, only IRQ 0 unmasked. */
     outb(PIC1_CMD, 0x11);
@@ -143,6 +143,11 @@ static void irq_devices_start(void)
     outb(PIT_CMD, 0x34);
     outb(PIT_CH0, PIT_DIVISOR & 0xff);
     outb(PIT_CH0, PIT_DIVISOR >> 8);
+}
+
+static void irq_devices_start(void)
+{
+    pit_pic_start();
     /* The RTC's periodic interrupt, level-triggered, to APIC ID 1. */
     ioapic_write(IOAPIC_REDTBL(RTC_ISA_IRQ) + 1, 1u << 24);
     ioapic_write(IOAPIC_REDTBL(RTC_ISA_IRQ), DG_RTC_VECTOR | IOAPIC_LEVEL);

@@ -41,8 +41,9 @@ static volatile uint32_t go;
 static uint32_t ncpus = 1, iters = 100000;
 static uint32_t mode_pattern_mb, mode_stress, mode_moves, mode_irq;
 static uint32_t mode_x2apic, mode_s3, mode_reset, mode_poweroff;
-static uint32_t mode_vmport, mode_affinity, mode_busy, mode_msi, mode_a20,
-    mode_remap, mode_topology, mode_xcode, mode_xcode_how, mode_ipiflood;
+static uint32_t mode_vmport, mode_lint0, mode_affinity, mode_busy, mode_msi,
+    mode_a20, mode_remap, mode_topology, mode_xcode, mode_xcode_how,
+    mode_ipiflood;
 
 
 struct idt_entry {
@@ -564,6 +565,7 @@ void guest_main(struct multiboot_info *mbi)
     mode_reset = parse_arg(cmdline, "reset", 0);
     mode_poweroff = parse_arg(cmdline, "poweroff", 0);
     mode_vmport = parse_arg(cmdline, "vmport", 0);
+    mode_lint0 = parse_arg(cmdline, "lint0", 0);
     mode_affinity = parse_arg(cmdline, "affinity", 0);
     mode_busy = parse_arg(cmdline, "busy", 0);
     mode_msi = parse_arg(cmdline, "msi", 0);
@@ -637,6 +639,8 @@ void guest_main(struct multiboot_info *mbi)
         poweroff_mode(0, ncpus);
     } else if (mode_vmport) {
         vmport_mode(0, ncpus);
+    } else if (mode_lint0) {
+        lint0_mode(0);
     } else if (mode_affinity) {
         affinity_mode(0, ncpus, mode_affinity);
     } else if (mode_busy) {

@@ -184,6 +184,14 @@ struct dg_reset {
 static const uint32_t dg_vmport_cmd[DG_VMPORT_CMDS] = { 0x0a, 0x14 };
 
 /*
+ * mode=lint0 (1 CPU): with interrupts off, the CPU takes the 8259 on
+ * LINT0 (ExtINT) and waits until the PIT's IRQ 0 is pending there
+ * (lint0_irr), and long enough for the 8259's output to reach it from
+ * home; it masks LINT0, then takes interrupts for a while: none may come
+ * (pic_ticks stays 0), and the CPU must not fault.
+ */
+
+/*
  * mode=a20 (cpus=1 or 2): DG_A20_ROUNDS rounds.  In each, CPU 0 writes
  * DG_A20_LO_WORD + round at DG_A20_LO and DG_A20_HI_WORD + round at
  * DG_A20_HI (DG_A20_LO with bit 20 set), turns A20 off through port 0x92,
@@ -389,6 +397,8 @@ struct dg_results {
     uint32_t s3_resumed;        /* 1 once resumed at the waking vector */
     /* mode=vmport */
     uint32_t vmport_regs[DG_VMPORT_CMDS][6];
+    /* mode=lint0 */
+    uint32_t lint0_irr;         /* the 8259's IRR as LINT0 was masked */
     /* mode=msi */
     uint32_t msi_rounds;
     uint32_t msi_lost[DG_MSI_KINDS];

@@ -1,0 +1,55 @@
+/*
+ * distvm bare-metal SMP test guest: mode=lint0 (see smp-workload.h)
+ *
+ * The 8259 asks for an interrupt through LINT0 while the CPU has them
+ * off; the CPU masks LINT0 and turns them on.  A masked LINT0 no longer
+ * asks: the CPU takes nothing, where it took "vector -1" and triple
+ * faulted (patches/0023).
+ *
+ * SPDX-License-Identifier: GPL-2.0-or-later
+ */
+
+#include <stdint.h>
+#include "smp-workload.h"
+#include "guest-hw.h"
+
+#define PIC1_CMD        0x20
+#define PIC_READ_IRR    0x0a
+#define LVT_EXTINT      (7u << 8)
+/* About 0.1 s: for the 8259's output to reach a vCPU away from home */
+#define LINT0_SETTLE_TICKS 200000000ull
+
+static struct dg_results *const res = (struct dg_results *)DG_RESULT_BASE;
+
+static void wait_ticks(uint64_t ticks)
+{
+    uint64_t start = rdtsc();
+
+    while (rdtsc() - start < ticks) {
+        cpu_relax();
+    }
+}
+
+void lint0_mode(uint32_t cpu)
+{
+    for (const uint32_t *p = irq_stubs; p[1]; p += 2) {
+        idt_set(p[0], (void *)p[1]);
+    }
+    idt_load();
+    lapic_write(LAPIC_SVR, 0x1ff);
+    lapic_write(LAPIC_LVT_LINT0, LVT_EXTINT);
+    pit_pic_start();
+    outb(PIC1_CMD, PIC_READ_IRR);
+    while (!(inb(PIC1_CMD) & 1)) {
+        cpu_relax();
+    }
+    wait_ticks(LINT0_SETTLE_TICKS);
+    res->lint0_irr = inb(PIC1_CMD);
+    lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
+    __asm__ volatile("sti");
+    wait_ticks(LINT0_SETTLE_TICKS);
+    __asm__ volatile("cli");
+    outb(PIC1_CMD + 1, 0xff);
+    say_cpu(cpu, " lint0 done\n");
+    res->cpu_done[cpu] = 1;
+}
