@@ -1300,6 +1300,10 @@ static void test_a20(void)
     for (uint32_t r = 0; r < DG_A20_ROUNDS; r++) {
         uint64_t self = RES(a20_self) + r * 12;
 
+        g_test_message("round %u: vCPU 0 waited %" PRIu64 " TSC ticks for "
+                       "A20 off, then read port 0x92 as 0x%x", r,
+                       qtest_readq(home, RES(a20_wait_ticks) + r * 8),
+                       qtest_readl(home, RES(a20_wait_port) + r * 4) & 0xff);
         /* A20 off: the write and the read at DG_A20_HI went below 1 MiB */
         g_assert_cmphex(qtest_readl(home, self), ==, DG_A20_LO_WORD + r);
         g_assert_cmphex(qtest_readl(home, self + 4), ==,

@@ -30,6 +30,8 @@ void a20_mode(uint32_t cpu, uint32_t ncpus)
 {
     for (uint32_t r = 0; r < DG_A20_ROUNDS; r++) {
         if (cpu == 0) {
+            uint64_t start;
+
             *lo = DG_A20_LO_WORD + r;
             *hi = DG_A20_HI_WORD + r;
             a20_self(res->a20_self[r], lo, hi);
@@ -37,8 +39,11 @@ void a20_mode(uint32_t cpu, uint32_t ncpus)
                 continue;
             }
             *lo = DG_A20_LO_WORD + r;
+            start = rdtsc();
             res->a20_ready = r + 1;
             res->a20_off[r] = a20_wait_off(lo, hi, r + 1);
+            res->a20_wait_ticks[r] = rdtsc() - start;
+            res->a20_wait_port[r] = inb(PORT_A);
         } else if (cpu == 1) {
             while (res->a20_ready != r + 1) {
                 cpu_relax();

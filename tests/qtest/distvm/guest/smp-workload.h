@@ -199,6 +199,8 @@ static const uint32_t dg_vmport_cmd[DG_VMPORT_CMDS] = { 0x0a, 0x14 };
  * its complement there (at DG_A20_LO), turns A20 on and reads DG_A20_LO
  * and DG_A20_HI again (a20_self[round][1] and [2]).  Then CPU 1 turns A20
  * off for CPU 0 and on again once CPU 0 saw it off (a20_off[round] = 1).
+ * CPU 0 keeps how long it waited (a20_wait_ticks, TSC ticks) and port
+ * 0x92 as it read it then (a20_wait_port): what went wrong, if it did.
  */
 #define DG_A20_ROUNDS       4
 #define DG_A20_LO           0x00200000u
@@ -410,6 +412,8 @@ struct dg_results {
     uint32_t a20_ready;         /* CPU 0 waits for A20 off in this round */
     uint32_t a20_self[DG_A20_ROUNDS][3];
     uint32_t a20_off[DG_A20_ROUNDS];
+    uint32_t a20_wait_port[DG_A20_ROUNDS];
+    dg_u64 a20_wait_ticks[DG_A20_ROUNDS];
     /* mode=topology */
     uint32_t topo_found;        /* the registers below were read */
     uint32_t topo_magic;
