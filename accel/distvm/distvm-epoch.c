@@ -885,8 +885,8 @@ static uint32_t nr_vcpus_plugged(void)
 /*
  * Home: @node answered SAVE: its data is stored, with the states of
  * @vcpus vCPUs, or it is @busy.  Once every node answered, the epoch
- * commits if each vCPU's state was saved once (not one whose state was
- * on its way between two nodes) and no node is being taken over.
+ * commits if each vCPU's state was saved once: not one whose state was
+ * on its way between two nodes.
  */
 static void epoch_answered(DistvmState *s, uint32_t node, uint64_t epoch,
                            bool busy, uint64_t bytes, uint32_t vcpus)
@@ -904,13 +904,15 @@ static void epoch_answered(DistvmState *s, uint32_t node, uint64_t epoch,
     if (e->waiting) {
         return;
     }
-    /*
-     * A node found lost since it answered: its takeover rolls back to
-     * the last commit, which the cluster it counts on was part of
-     * (distvm_epoch_recover_refusal())
-     */
-    if (e->busy || e->vcpus != nr_vcpus_plugged() ||
-        distvm_recovery_busy(s)) {
+    if (distvm_recovery_busy(s)) {
+        /*
+         * A node found lost since it answered: its takeover abandons this
+         * epoch, the guest still paused (distvm_epoch_recover()), and rolls
+         * back to the last commit, whose cluster it counts on
+         */
+        return;
+    }
+    if (e->busy || e->vcpus != nr_vcpus_plugged()) {
         epoch_abort(s);
     } else {
         epoch_commit(s);
@@ -988,6 +990,14 @@ static void epoch_timed_out(DistvmState *s)
         distvm_fatal_node_lost(s, s->node_id, "the nodes could not take a "
                                "lost node's part over within twice "
                                "peer-timeout");
+        return;
+    }
+    if (!e->waiting) {
+        /*
+         * Every node saved, and a node lost meanwhile is being taken over:
+         * its takeover ends the epoch (epoch_answered()), and the watch
+         * thread bounds it (distvm_recovery_watch())
+         */
         return;
     }
     if (e->phase == EPOCH_STOPPING) {

@@ -878,21 +878,16 @@ void distvm_recovery_held_received(DistvmState *s, const DistvmMsg *msg)
  * taken over, the guest's requests to reset or shut down are dropped.
  * Its vCPUs may have run on stand-ins for the lost node's pages (a
  * zeroed IDT triple faults), and the rollback takes the guest back to
- * before whatever they asked for since the last commit.
+ * before whatever they asked for since the last commit.  (A panic stops
+ * the guest before it asks: not one of them.)
  */
 static bool recovery_drops_request(ShutdownCause reason)
 {
     DistvmState *s = distvm_state();
 
-    switch (reason) {
-    case SHUTDOWN_CAUSE_GUEST_SHUTDOWN:
-    case SHUTDOWN_CAUSE_GUEST_RESET:
-    case SHUTDOWN_CAUSE_GUEST_PANIC:
-        break;
-    default:
-        return false;
-    }
-    if (!s || !distvm_recovery_busy(s)) {
+    if ((reason != SHUTDOWN_CAUSE_GUEST_SHUTDOWN &&
+         reason != SHUTDOWN_CAUSE_GUEST_RESET) ||
+        !s || !distvm_recovery_busy(s)) {
         return false;
     }
     trace_distvm_recover_request_dropped(ShutdownCause_str(reason),

@@ -507,6 +507,12 @@ static int vcpu_load(QEMUFile *f, void *opaque)
                                  APIC_COMMON(x86->apic_state),
                                  vmstate_apic_common.version_id);
     }
+    /*
+     * No exception is being delivered in a saved state: not the #DF of a
+     * triple fault whose reset a takeover dropped, which would make the
+     * next exception a triple fault (as a migration's destination has it)
+     */
+    x86->env.old_exception = -1;
     return ret;
 }
 

@@ -472,15 +472,13 @@ static void check_lost_refused(DistvmCluster *c, int first, int second,
                         n == PLACED_NODE ? placed_refused : 0);
         qobject_unref(info);
         distvm_check_smp_memory(c->node[n]->qts, NCPUS, ITERS);
+        /* The guest went on from a checkpoint: it did not reboot */
+        distvm_assert_booted_once(c->node[n]->qts);
         for (int i = 0; i < NCPUS; i++) {
             int where = distvm_vcpu_node(c->node[n]->qts, i);
 
             g_assert_true(where != first && where != second);
         }
-    }
-    /* The guest went on from a checkpoint: it did not reboot */
-    if (c->node[0]) {
-        distvm_assert_booted_once(c->node[0]);
     }
 }
 

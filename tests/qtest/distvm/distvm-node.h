@@ -102,10 +102,10 @@ char *distvm_linux_work_line(int i, int work);
 void distvm_assert_console_clean(const char *console);
 
 /*
- * Fail the test unless @node's console shows the bare-metal guest's
- * start-up once: the guest never rebooted
+ * Fail the test unless the bare-metal guest started once (DG_BOOTS, read
+ * through node @qts): it never rebooted
  */
-void distvm_assert_booted_once(DistvmNode *node);
+void distvm_assert_booted_once(QTestState *qts);
 
 /*
  * Run qemu-system-x86_64 with @args (no qtest) and return its exit

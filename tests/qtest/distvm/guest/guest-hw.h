@@ -148,9 +148,6 @@ void poweroff_mode(uint32_t cpu, uint32_t ncpus);
 
 /* vmport-mode.c */
 void vmport_mode(uint32_t cpu, uint32_t ncpus);
-
-/* lint0-mode.c */
-void lint0_mode(uint32_t cpu);
 void affinity_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds);
 void busy_mode(uint32_t cpu);
 
@@ -166,6 +163,10 @@ void topology_dispatch(uint32_t vector);
 
 /* a20-mode.c */
 void a20_mode(uint32_t cpu, uint32_t ncpus);
+
+/* lint0-mode.c */
+void lint0_mode(uint32_t cpu);
+
 /* remap-mode.c */
 void remap_mode(uint32_t cpu, uint32_t ncpus, uint32_t rounds);
 void ipiflood_mode(uint32_t cpu, uint32_t ncpus, uint32_t count);

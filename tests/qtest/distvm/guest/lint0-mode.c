@@ -16,8 +16,8 @@
 #define PIC1_CMD        0x20
 #define PIC_READ_IRR    0x0a
 #define LVT_EXTINT      (7u << 8)
-/* About 0.1 s: for the 8259's output to reach a vCPU away from home */
-#define LINT0_SETTLE_TICKS 200000000ull
+/* About 0.5 s: for the 8259's output to reach a vCPU away from home */
+#define LINT0_SETTLE_TICKS 1000000000ull
 
 static struct dg_results *const res = (struct dg_results *)DG_RESULT_BASE;
 
@@ -44,7 +44,6 @@ void lint0_mode(uint32_t cpu)
         cpu_relax();
     }
     wait_ticks(LINT0_SETTLE_TICKS);
-    res->lint0_irr = inb(PIC1_CMD);
     lapic_write(LAPIC_LVT_LINT0, LVT_MASKED);
     __asm__ volatile("sti");
     wait_ticks(LINT0_SETTLE_TICKS);

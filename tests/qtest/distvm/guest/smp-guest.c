@@ -578,6 +578,8 @@ void guest_main(struct multiboot_info *mbi)
     idt_set(DG_TIMER_VECTOR, timer_entry);
     idt_set(DG_IPI_VECTOR, ipi_entry);
     idt_set(0xff, spurious_entry);
+    /* volatile: RAM that outlives this program (a reset keeps it) */
+    (*(volatile uint32_t *)DG_BOOTS)++;
 
     puts_serial("distvm-guest: start cpus=");
     putu(ncpus);

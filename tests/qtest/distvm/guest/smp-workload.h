@@ -175,6 +175,13 @@ struct dg_reset {
 };
 
 /*
+ * Every mode: the boot CPU counts each start of the guest here (RAM,
+ * which a reset keeps and the guest does not clear): 1 unless the guest
+ * rebooted.  A rollback brings it back with the rest of RAM.
+ */
+#define DG_BOOTS            0x00480100u     /* uint32_t */
+
+/*
  * mode=vmport (1 CPU): the CPU sends VMware's I/O port the commands
  * dg_vmport_cmd[] (GETVERSION, GETRAMSIZE) and keeps the registers EAX,
  * EBX, ECX, EDX, ESI and EDI each leaves (ESI and EDI set to values of
@@ -185,10 +192,10 @@ static const uint32_t dg_vmport_cmd[DG_VMPORT_CMDS] = { 0x0a, 0x14 };
 
 /*
  * mode=lint0 (1 CPU): with interrupts off, the CPU takes the 8259 on
- * LINT0 (ExtINT) and waits until the PIT's IRQ 0 is pending there
- * (lint0_irr), and long enough for the 8259's output to reach it from
- * home; it masks LINT0, then takes interrupts for a while: none may come
- * (pic_ticks stays 0), and the CPU must not fault.
+ * LINT0 (ExtINT) and waits until the PIT's IRQ 0 is pending there, and
+ * long enough for the 8259's output to reach it from home; it masks
+ * LINT0, then takes interrupts for a while: none may come (pic_ticks
+ * stays 0), and the CPU must not fault.
  */
 
 /*
@@ -399,8 +406,6 @@ struct dg_results {
     uint32_t s3_resumed;        /* 1 once resumed at the waking vector */
     /* mode=vmport */
     uint32_t vmport_regs[DG_VMPORT_CMDS][6];
-    /* mode=lint0 */
-    uint32_t lint0_irr;         /* the 8259's IRR as LINT0 was masked */
     /* mode=msi */
     uint32_t msi_rounds;
     uint32_t msi_lost[DG_MSI_KINDS];
