@@ -992,7 +992,7 @@ static void epoch_timed_out(DistvmState *s)
                                "peer-timeout");
         return;
     }
-    if (!e->waiting) {
+    if (e->phase == EPOCH_SAVING && !e->waiting) {
         /*
          * Every node saved, and a node lost meanwhile is being taken over:
          * its takeover ends the epoch (epoch_answered()), and the watch

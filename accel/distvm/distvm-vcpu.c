@@ -32,7 +32,6 @@
 #include "qemu/timer.h"
 #include "qemu/units.h"
 #include "cpu.h"
-#include "exec/cputlb.h"
 #include "hw/core/cpu.h"
 #include "hw/i386/apic_internal.h"
 #include "io/channel-buffer.h"
@@ -335,52 +334,27 @@ static void vcpu_apply_ipi(DistvmState *s, uint32_t cpu, uint64_t delivery)
     }
 }
 
-/* On the vCPU's thread: its TLB, filled with an A20 mask that changed */
-static void vcpu_a20_flush(CPUState *cs, run_on_cpu_data data)
-{
-    tlb_flush(cs);
-}
-
 /*
  * The A20 line of @x86 changed, with the BQL (on home: port 0x92's or
  * the 8042's write, replayed).  A20M# is an input of the processor, as
  * NMI is: the change goes where the vCPU runs, or, when it is the vCPU
  * whose access home replays, with the reply to that access.  Returns
- * true if it is not to be applied here by x86_cpu_set_a20().
- *
- * That flushes the TLB, then changes the mask, and only the vCPU's own
- * thread may: from another one (a delivery received, another vCPU's
- * access replayed), the vCPU could refill an entry with the old mask in
- * between and keep it for good.  There, the mask changes first, and the
- * vCPU flushes its TLB before it runs on.
+ * true if it is not to be applied here.
  */
 static bool distvm_a20_changed(X86CPU *x86, bool enabled)
 {
     DistvmState *s = distvm_state();
-    CPUState *cs = CPU(x86);
-    CPUX86State *env = &x86->env;
+    uint32_t cpu = CPU(x86)->cpu_index;
 
     if (s->nodes == 1 ||
         qatomic_read(&s->state) != DISTVM_CLUSTER_STATE_RUNNING) {
         return false;
     }
-    if (distvm_io_replay_a20(s, cs, enabled)) {
+    if (distvm_io_replay_a20(s, CPU(x86), enabled)) {
         return true;
     }
-    trace_distvm_a20(cs->cpu_index, enabled);
-    if (vcpu_route_ipi(s, cs->cpu_index,
-                       DISTVM_DM_A20 | (uint64_t)enabled << 8)) {
-        return true;
-    }
-    if (qemu_cpu_is_self(cs)) {
-        return false;
-    }
-    if (enabled != ((env->a20_mask >> 20) & 1)) {
-        qatomic_set(&env->a20_mask, ~(1 << 20) | (enabled << 20));
-        cpu_interrupt(cs, CPU_INTERRUPT_EXITTB);
-        async_run_on_cpu(cs, vcpu_a20_flush, RUN_ON_CPU_NULL);
-    }
-    return true;
+    trace_distvm_a20(cpu, enabled);
+    return vcpu_route_ipi(s, cpu, DISTVM_DM_A20 | (uint64_t)enabled << 8);
 }
 
 /*

@@ -25,6 +25,9 @@
 #define LAPIC_TMR_DIV   0x3e0
 #define LVT_MASKED      (1u << 16)
 #define LVT_PERIODIC    (1u << 17)
+#define LVT_EXTINT      (7u << 8)
+#define PIC1_CMD        0x20
+#define PIC1_DATA       0x21
 #define MSR_APIC_BASE   0x1b
 #define APIC_BASE_X2APIC (1u << 10)
 #define X2APIC_ID       0x802
@@ -137,6 +140,7 @@ void wait_icr_idle(void);
 
 /* irq-mode.c */
 void irq_mode(uint32_t cpu, uint32_t ncpus);
+void irq_cpu_setup(uint32_t cpu);
 void cmos_ack(void);
 void pit_pic_start(void);
 void ioapic_write(uint32_t reg, uint32_t v);

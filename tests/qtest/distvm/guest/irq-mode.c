@@ -11,8 +11,6 @@
 #include "smp-workload.h"
 #include "guest-hw.h"
 
-#define PIC1_CMD        0x20
-#define PIC1_DATA       0x21
 #define PIC2_CMD        0xa0
 #define PIC2_DATA       0xa1
 #define PIC_EOI         0x20
@@ -34,7 +32,6 @@
 #define LAPIC_TPR       0x080
 #define LAPIC_LDR       0x0d0
 #define LAPIC_DFR       0x0e0
-#define LVT_EXTINT      (7u << 8)
 #define ICR_LOWEST      (1u << 8)
 #define ICR_NMI         (4u << 8)
 #define ICR_LOGICAL     (1u << 11)
@@ -111,7 +108,7 @@ void irq_dispatch(uint32_t vector)
 }
 
 /* LINT0 of CPU 0 takes the 8259's output; flat logical IDs 1 << cpu. */
-static void irq_cpu_setup(uint32_t cpu)
+void irq_cpu_setup(uint32_t cpu)
 {
     for (const uint32_t *p = irq_stubs; p[1]; p += 2) {
         idt_set(p[0], (void *)p[1]);

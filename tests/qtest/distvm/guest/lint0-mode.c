@@ -13,9 +13,7 @@
 #include "smp-workload.h"
 #include "guest-hw.h"
 
-#define PIC1_CMD        0x20
 #define PIC_READ_IRR    0x0a
-#define LVT_EXTINT      (7u << 8)
 /* About 0.5 s: for the 8259's output to reach a vCPU away from home */
 #define LINT0_SETTLE_TICKS 1000000000ull
 
@@ -32,12 +30,7 @@ static void wait_ticks(uint64_t ticks)
 
 void lint0_mode(uint32_t cpu)
 {
-    for (const uint32_t *p = irq_stubs; p[1]; p += 2) {
-        idt_set(p[0], (void *)p[1]);
-    }
-    idt_load();
-    lapic_write(LAPIC_SVR, 0x1ff);
-    lapic_write(LAPIC_LVT_LINT0, LVT_EXTINT);
+    irq_cpu_setup(cpu);             /* LINT0 in ExtINT mode */
     pit_pic_start();
     outb(PIC1_CMD, PIC_READ_IRR);
     while (!(inb(PIC1_CMD) & 1)) {
@@ -48,7 +41,7 @@ void lint0_mode(uint32_t cpu)
     __asm__ volatile("sti");
     wait_ticks(LINT0_SETTLE_TICKS);
     __asm__ volatile("cli");
-    outb(PIC1_CMD + 1, 0xff);
+    outb(PIC1_DATA, 0xff);
     say_cpu(cpu, " lint0 done\n");
     res->cpu_done[cpu] = 1;
 }

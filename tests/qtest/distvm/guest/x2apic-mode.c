@@ -29,7 +29,6 @@
 #define IOAPIC_LEVEL    (1u << 15)
 #define IOAPIC_LOGICAL  (1u << 11)
 #define IOAPIC_MASKED   (1u << 16)
-#define PIC1_DATA       0x21
 #define PIC2_DATA       0xa1
 #define PIIX3_RCR       0xcf9
 #define RCR_HARD_RESET  0x06        /* system reset, reset the CPU */
